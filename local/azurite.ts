@@ -1,0 +1,133 @@
+/**
+ * Embedded Azurite: starts the `azurite` npm package as a child process on free loopback ports.
+ * Used by `npm start` (persistent data under `.azurite/`) and by tests (in-memory, fresh per test).
+ */
+import { ChildProcess, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as path from 'path';
+
+/** Azurite's well-known development account (public, documented; not a secret). */
+export const DEV_ACCOUNT = 'devstoreaccount1';
+export const DEV_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+
+export interface AzuriteInstance {
+  connectionString: string;
+  blobPort: number;
+  queuePort: number;
+  tablePort: number;
+  stop(): Promise<void>;
+}
+
+export interface AzuriteOptions {
+  /** Folder for persisted data; omitted = in-memory (tests). */
+  location?: string;
+  blobPort?: number;
+  queuePort?: number;
+  tablePort?: number;
+  /** Print Azurite's own output (default: only on failure). */
+  verbose?: boolean;
+}
+
+export function connectionStringFor(blobPort: number, queuePort: number, tablePort: number): string {
+  return (
+    `DefaultEndpointsProtocol=http;AccountName=${DEV_ACCOUNT};AccountKey=${DEV_KEY};` +
+    `BlobEndpoint=http://127.0.0.1:${blobPort}/${DEV_ACCOUNT};` +
+    `QueueEndpoint=http://127.0.0.1:${queuePort}/${DEV_ACCOUNT};` +
+    `TableEndpoint=http://127.0.0.1:${tablePort}/${DEV_ACCOUNT};`
+  );
+}
+
+/** A free TCP port on 127.0.0.1 (the OS picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** True when something accepts TCP connections on 127.0.0.1:port. */
+export function isListening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+function azuriteScript(): string {
+  const pkg = require.resolve('azurite/package.json');
+  return path.join(path.dirname(pkg), 'dist', 'src', 'azurite.js');
+}
+
+export async function startAzurite(opts: AzuriteOptions = {}): Promise<AzuriteInstance> {
+  const blobPort = opts.blobPort ?? (await freePort());
+  const queuePort = opts.queuePort ?? (await freePort());
+  const tablePort = opts.tablePort ?? (await freePort());
+  const args = [
+    azuriteScript(),
+    '--silent',
+    '--disableTelemetry',
+    '--skipApiVersionCheck',
+    '--loose',
+    '--blobHost', '127.0.0.1', '--blobPort', String(blobPort),
+    '--queueHost', '127.0.0.1', '--queuePort', String(queuePort),
+    '--tableHost', '127.0.0.1', '--tablePort', String(tablePort),
+  ];
+  if (opts.location) {
+    fs.mkdirSync(opts.location, { recursive: true });
+    args.push('--location', opts.location);
+  } else {
+    args.push('--inMemoryPersistence', '--extentMemoryLimit', '2048');
+  }
+  const child: ChildProcess = spawn(process.execPath, args, {
+    cwd: opts.location ?? process.cwd(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const collect = (d: Buffer) => {
+    output = (output + d.toString()).slice(-8000);
+    if (opts.verbose) process.stderr.write(d);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      throw new Error(`AzuriteStartFailed: Azurite exited with code ${child.exitCode}: ${output.trim()}`);
+    }
+    const up = await Promise.all([blobPort, queuePort, tablePort].map(isListening));
+    if (up.every(Boolean) && /Table service is successfully listening/.test(output)) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`AzuriteStartFailed: Azurite did not listen within 30 s: ${output.trim()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  return {
+    connectionString: connectionStringFor(blobPort, queuePort, tablePort),
+    blobPort,
+    queuePort,
+    tablePort,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        child.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        child.kill('SIGTERM');
+      }),
+  };
+}

@@ -1,0 +1,134 @@
+/**
+ * The seams between the workflow and the infrastructure it runs on (ARCHITECTURE.md, "Seams").
+ * One interface per concern, a local and an Azure implementation each, chosen by configuration.
+ * Orchestrations never see these: activities call them through `shared/`.
+ *
+ * Everything passed across a seam is a plain JSON-serialisable value (activities return them).
+ * Secrets (keys) travel only inside `DeployRequest.keys` and are never part of a result.
+ */
+
+export type RuntimeKind = 'python' | 'node' | 'onnx';
+export type TargetKind = 'local' | 'aci' | 'aks';
+
+/** A problem a user can act on. `code` is stable (e.g. `ImageBuildFailed`), `message` says what to do. */
+export interface ErrorInfo {
+  code: string;
+  message: string;
+}
+
+// ---------------------------------------------------------------- image builder
+
+export interface ImageBuildRequest {
+  /** Image name and version: `myimage:3` is `{ name: 'myimage', version: 3 }`. */
+  name: string;
+  version: number;
+  runtime: RuntimeKind;
+  /** Blob path (container/blob) of the build context archive (`images/<name>/<version>.tar.gz`). */
+  contextBlob: string;
+  /** sha256 of the context archive: the image's content digest. */
+  contextDigest: string;
+  /** Custom base image, if the manifest set one (`registry/repo:tag`). */
+  baseImage?: string;
+}
+
+export interface ImageBuildResult {
+  state: 'Succeeded' | 'Failed';
+  /** Where a target pulls the image from: `local://images/<name>/<version>` or `<registry>.azurecr.io/<name>:<version>`. */
+  imageRef: string;
+  digest: string;
+  /** Blob path of the build log, when the builder produced one. */
+  logBlob?: string;
+  error?: ErrorInfo;
+}
+
+export interface ImageBuilder {
+  readonly kind: 'local' | 'acr';
+  /** Idempotent: building the same name:version twice returns the first result. */
+  build(request: ImageBuildRequest): Promise<ImageBuildResult>;
+  /** Remove a built image (clean-up). Absent is not an error. */
+  delete(name: string, version: number): Promise<void>;
+}
+
+// ---------------------------------------------------------------- deploy targets
+
+/** The AML deploy configuration, already validated and defaulted (see the manifest schema). */
+export interface DeployConfig {
+  cpuCores: number;
+  memoryGb: number;
+  authEnabled: boolean;
+  /** Fixed replica count; when set, autoscale is off. */
+  numReplicas?: number;
+  autoscaleEnabled: boolean;
+  autoscaleMinReplicas: number;
+  autoscaleMaxReplicas: number;
+  autoscaleTargetUtilization: number;
+  autoscaleRefreshSeconds: number;
+  replicaMaxConcurrentRequests: number;
+  scoringTimeoutMs: number;
+  maxRequestWaitTimeMs: number;
+  /** Anything target-specific (ACI dns label, AKS cluster/namespace, local port...). */
+  extra?: Record<string, unknown>;
+}
+
+export interface ServiceKeys {
+  primaryKey: string;
+  secondaryKey: string;
+}
+
+export interface DeployRequest {
+  serviceName: string;
+  /** Slot for blue/green: the new version is deployed beside the old one, then traffic switches. */
+  slot: string;
+  image: { name: string; version: number; imageRef: string; runtime: RuntimeKind; contextBlob: string };
+  config: DeployConfig;
+  keys?: ServiceKeys;
+}
+
+export interface DeployedSlot {
+  serviceName: string;
+  slot: string;
+  /** Direct URI of this slot (used by the smoke test before traffic switches). */
+  scoringUri: string;
+  swaggerUri: string;
+  healthUri: string;
+  state: 'Healthy' | 'Unhealthy' | 'Failed';
+  error?: ErrorInfo;
+}
+
+export interface DeployTarget {
+  readonly kind: TargetKind;
+  /** Create (or return the existing) deployment of one slot. Idempotent per serviceName+slot. */
+  deploySlot(request: DeployRequest): Promise<DeployedSlot>;
+  /** Route the service's public URI to `slot`; returns the public scoring URI. */
+  switchTraffic(serviceName: string, slot: string): Promise<{ scoringUri: string; swaggerUri: string }>;
+  /** Remove one slot (rollback or retiring the old version). Absent is not an error. */
+  deleteSlot(serviceName: string, slot: string): Promise<void>;
+  /** Remove the whole service. Absent is not an error. */
+  deleteService(serviceName: string): Promise<void>;
+  /** The last lines of a slot's log, for failure reasons. Never contains keys. */
+  logTail(serviceName: string, slot: string, lines: number): Promise<string>;
+}
+
+// ---------------------------------------------------------------- batch pools
+
+export interface BatchPoolRequest {
+  /** Deterministic pool id (derived from the batch run id). */
+  poolId: string;
+  image: { name: string; version: number; imageRef: string; runtime: RuntimeKind; contextBlob: string };
+  nodeCount: number;
+  processCountPerNode: number;
+  runInvocationTimeoutMs: number;
+}
+
+export interface BatchPool {
+  poolId: string;
+  /** Endpoints that accept `POST /batch` with a mini-batch (one per node). */
+  nodeUris: string[];
+}
+
+export interface BatchPoolProvider {
+  readonly kind: TargetKind;
+  provision(request: BatchPoolRequest): Promise<BatchPool>;
+  /** Always safe to call; absent is not an error. */
+  teardown(poolId: string): Promise<void>;
+}
