@@ -1,0 +1,60 @@
+/**
+ * Name and path rules shared by the manifest, the registry, images and services. Every check throws an
+ * `AppError` (400) whose message names the offending field and the rule.
+ */
+import { badRequest } from '../errors';
+
+/** Model names (AML): 1–255 letters, digits, `-`, `_`, `.`, starting with a letter or digit. */
+export const MODEL_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/;
+/** Image names (Docker repository compatible): 1–63 lowercase letters, digits, `-`, `_`, `.`, starting with a letter or digit. */
+export const IMAGE_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+/** Service names (AML): 3–32 lowercase letters, digits and dashes, starting with a letter (and not ending with a dash). */
+export const SERVICE_NAME_RE = /^[a-z][a-z0-9-]{1,30}[a-z0-9]$/;
+
+export const MODEL_NAME_RULE = '1–255 characters: letters, digits, "-", "_", ".", starting with a letter or digit';
+export const IMAGE_NAME_RULE = '1–63 characters: lowercase letters, digits, "-", "_", ".", starting with a letter or digit';
+export const SERVICE_NAME_RULE = '3–32 characters: lowercase letters, digits and "-", starting with a letter and not ending with "-"';
+
+export function checkModelName(name: string, field = 'model.name'): string {
+  if (typeof name !== 'string' || !MODEL_NAME_RE.test(name)) {
+    throw badRequest('InvalidModelName', `${field} "${String(name)}" is not a valid model name (${MODEL_NAME_RULE}).`);
+  }
+  return name;
+}
+
+export function checkImageName(name: string, field = 'image.name'): string {
+  if (typeof name !== 'string' || !IMAGE_NAME_RE.test(name)) {
+    throw badRequest('InvalidImageName', `${field} "${String(name)}" is not a valid image name (${IMAGE_NAME_RULE}).`);
+  }
+  return name;
+}
+
+export function checkServiceName(name: string, field = 'service.name'): string {
+  if (typeof name !== 'string' || !SERVICE_NAME_RE.test(name)) {
+    throw badRequest('InvalidServiceName', `${field} "${String(name)}" is not a valid service name (${SERVICE_NAME_RULE}).`);
+  }
+  return name;
+}
+
+/**
+ * Why a relative file path is unsafe, or undefined when it is fine: no absolute paths (`/x`, `C:\x`, `\\server`),
+ * no `..` or `.` segments, no empty segments, no backslashes, no control characters, at most 1024 characters.
+ */
+export function unsafePathReason(p: string): string | undefined {
+  if (typeof p !== 'string' || p.length === 0) return 'is empty';
+  if (p.length > 1024) return 'is longer than 1024 characters';
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(p)) return 'contains control characters';
+  if (p.startsWith('/') || /^[A-Za-z]:/.test(p) || p.startsWith('\\')) return 'is absolute (use a path relative to the manifest)';
+  if (p.includes('\\')) return 'contains "\\" (use "/" as the separator)';
+  const segments = p.split('/');
+  if (segments.some((s) => s === '..')) return 'contains ".." (path traversal is not allowed)';
+  if (segments.some((s) => s === '.' || s === '')) return 'contains an empty or "." segment';
+  return undefined;
+}
+
+export function checkRelativePath(p: string, field: string): string {
+  const why = unsafePathReason(p);
+  if (why) throw badRequest('InvalidPath', `${field} "${String(p)}" ${why}.`);
+  return p;
+}
