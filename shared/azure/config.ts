@@ -1,0 +1,162 @@
+/**
+ * Azure settings for the Azure side of the seams (ACR Tasks builder, ACI/AKS targets, ACI batch pools),
+ * validated with zod when they are first needed, with one message that names every missing setting.
+ *
+ * The setting names are the app's own (`shared/config.ts`, `local.settings.example.json`): AZURE_SUBSCRIPTION_ID,
+ * AZURE_RESOURCE_GROUP, AZURE_LOCATION, ACR_NAME, AZURE_CLIENT_ID, MANAGED_IDENTITY_RESOURCE_ID, AKS_CLUSTER_NAME,
+ * AKS_NAMESPACE. A few Azure-only tuning settings are read here with defaults (see `AZURE_ONLY_SETTINGS`).
+ *
+ * Credentials: `DefaultAzureCredential` (managed identity in Azure, developer login locally); with
+ * AZURE_CLIENT_ID set it uses that user-assigned identity. No registry passwords, no keys.
+ */
+import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import { z } from 'zod';
+import { AppError } from '../errors';
+
+/** What a caller is about to use; each needs a different subset of the settings. */
+export type AzureFeature = 'acr' | 'aci' | 'aks' | 'aksCreate';
+
+export interface AzureConfig {
+  subscriptionId: string;
+  resourceGroup: string;
+  location: string;
+  /** Registry name (`myreg`), and its login server (`myreg.azurecr.io`). */
+  acrName: string;
+  acrLoginServer: string;
+  /** Client id of the user-assigned identity (DefaultAzureCredential in Azure). */
+  managedIdentityClientId?: string;
+  /** Resource id of the same identity: ACI pulls images with it. */
+  managedIdentityResourceId: string;
+  aks: {
+    clusterName: string;
+    /** Resource group of the cluster (defaults to AZURE_RESOURCE_GROUP). */
+    resourceGroup: string;
+    namespace: string;
+  };
+  /** ARM endpoint (sovereign clouds); `https://management.azure.com` by default. */
+  armEndpoint: string;
+  /** Upper bound for one ACR Tasks build (also passed to ACR as the run timeout). */
+  acrBuildTimeoutSeconds: number;
+  /** Upper bound for a slot to become healthy on ACI or AKS. */
+  deployTimeoutSeconds: number;
+}
+
+/** Settings only the Azure side reads (all optional, with defaults); the lead lists them in local.settings. */
+export const AZURE_ONLY_SETTINGS = [
+  'AKS_RESOURCE_GROUP',
+  'AZURE_RESOURCE_MANAGER_ENDPOINT',
+  'ACR_BUILD_TIMEOUT_SECONDS',
+  'AZURE_DEPLOY_TIMEOUT_SECONDS',
+] as const;
+
+const text = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v) => (v ? v : undefined));
+
+const seconds = (def: number, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return def;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `must be an integer between ${min} and ${max}, got "${v}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const envSchema = z.object({
+  AZURE_SUBSCRIPTION_ID: text.pipe(
+    z.string().regex(/^[0-9a-f-]{36}$/i, 'must be a subscription GUID').optional(),
+  ),
+  AZURE_RESOURCE_GROUP: text,
+  AZURE_LOCATION: text,
+  ACR_NAME: text.pipe(
+    z
+      .string()
+      .regex(/^[a-zA-Z0-9]{5,50}(\.azurecr\.[a-z.]+)?$/, 'must be a registry name (5-50 letters/digits) or its login server')
+      .optional(),
+  ),
+  AZURE_CLIENT_ID: text,
+  MANAGED_IDENTITY_RESOURCE_ID: text.pipe(
+    z
+      .string()
+      .regex(
+        /^\/subscriptions\/[^/]+\/resourcegroups\/[^/]+\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/[^/]+$/i,
+        'must be the resource id of a user-assigned identity (/subscriptions/…/providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME)',
+      )
+      .optional(),
+  ),
+  AKS_CLUSTER_NAME: text,
+  AKS_RESOURCE_GROUP: text,
+  AKS_NAMESPACE: text,
+  AZURE_RESOURCE_MANAGER_ENDPOINT: text.pipe(z.string().url('must be a URL').optional()),
+  ACR_BUILD_TIMEOUT_SECONDS: seconds(3600, 300, 28800),
+  AZURE_DEPLOY_TIMEOUT_SECONDS: seconds(900, 1, 7200),
+});
+
+type Env = z.infer<typeof envSchema>;
+
+/** Which settings each feature needs, and why (the message names them). */
+const REQUIRED: Record<AzureFeature, Array<keyof Env>> = {
+  acr: ['AZURE_SUBSCRIPTION_ID', 'AZURE_RESOURCE_GROUP', 'ACR_NAME'],
+  aci: ['AZURE_SUBSCRIPTION_ID', 'AZURE_RESOURCE_GROUP', 'AZURE_LOCATION', 'ACR_NAME', 'MANAGED_IDENTITY_RESOURCE_ID'],
+  aks: ['AZURE_SUBSCRIPTION_ID', 'AZURE_RESOURCE_GROUP', 'ACR_NAME', 'AKS_CLUSTER_NAME'],
+  aksCreate: ['AZURE_SUBSCRIPTION_ID', 'AZURE_RESOURCE_GROUP', 'AZURE_LOCATION', 'AKS_CLUSTER_NAME'],
+};
+
+/**
+ * Reads and validates the Azure settings for the given features. Throws `AppError('AzureConfigMissing')`
+ * naming every missing setting, or `AppError('AzureConfigInvalid')` naming every malformed one.
+ */
+export function loadAzureConfig(
+  source: Record<string, string | undefined> = process.env,
+  features: AzureFeature[] = ['acr'],
+): AzureConfig {
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success) {
+    const msg = parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ');
+    throw new AppError('AzureConfigInvalid', `Azure settings are invalid: ${msg}.`, 500);
+  }
+  const env = parsed.data;
+  const missing = [...new Set(features.flatMap((f) => REQUIRED[f]))].filter((k) => env[k] === undefined);
+  if (missing.length > 0) {
+    throw new AppError(
+      'AzureConfigMissing',
+      `Missing Azure settings for ${features.join(', ')}: ${missing.join(', ')}. Set them as app settings ` +
+        '(azd sets them from infra/main.bicep outputs) or in local.settings.json.',
+      500,
+    );
+  }
+  const acr = env.ACR_NAME ?? '';
+  const acrName = acr.includes('.') ? acr.slice(0, acr.indexOf('.')) : acr;
+  return {
+    subscriptionId: env.AZURE_SUBSCRIPTION_ID ?? '',
+    resourceGroup: env.AZURE_RESOURCE_GROUP ?? '',
+    location: env.AZURE_LOCATION ?? '',
+    acrName,
+    acrLoginServer: acr.includes('.') ? acr.toLowerCase() : acr ? `${acr.toLowerCase()}.azurecr.io` : '',
+    managedIdentityClientId: env.AZURE_CLIENT_ID,
+    managedIdentityResourceId: env.MANAGED_IDENTITY_RESOURCE_ID ?? '',
+    aks: {
+      clusterName: env.AKS_CLUSTER_NAME ?? '',
+      resourceGroup: env.AKS_RESOURCE_GROUP ?? env.AZURE_RESOURCE_GROUP ?? '',
+      namespace: env.AKS_NAMESPACE ?? 'default',
+    },
+    armEndpoint: (env.AZURE_RESOURCE_MANAGER_ENDPOINT ?? 'https://management.azure.com').replace(/\/+$/, ''),
+    acrBuildTimeoutSeconds: env.ACR_BUILD_TIMEOUT_SECONDS,
+    deployTimeoutSeconds: env.AZURE_DEPLOY_TIMEOUT_SECONDS,
+  };
+}
+
+/** `DefaultAzureCredential`, pinned to the user-assigned identity when its client id is configured. */
+export function createAzureCredential(config: Pick<AzureConfig, 'managedIdentityClientId'>): TokenCredential {
+  return config.managedIdentityClientId
+    ? new DefaultAzureCredential({ managedIdentityClientId: config.managedIdentityClientId })
+    : new DefaultAzureCredential();
+}

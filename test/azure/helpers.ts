@@ -1,0 +1,105 @@
+/** Shared pieces of the Azure wire tests: a fake credential, fast timing, in-memory blobs, nock set-up. */
+import type { AccessToken, TokenCredential } from '@azure/core-auth';
+import nock from 'nock';
+import type { BlobIO } from '../../shared/azure/acr-builder';
+import { createAzureClients } from '../../shared/azure/clients';
+import type { AzureConfig } from '../../shared/azure/config';
+import { loadAzureConfig } from '../../shared/azure/config';
+
+export const ARM = 'https://management.azure.com';
+export const SUB = '00000000-1111-2222-3333-444444444444';
+export const RG = 'rg-mdf';
+export const TOKEN = 'fake-arm-token-123';
+
+/** A TokenCredential that hands out a fixed token and records the scopes asked for. */
+export class FakeCredential implements TokenCredential {
+  scopes: string[] = [];
+  async getToken(scopes: string | string[]): Promise<AccessToken> {
+    this.scopes.push(...(Array.isArray(scopes) ? scopes : [scopes]));
+    return { token: TOKEN, expiresOnTimestamp: Date.now() + 3600_000 };
+  }
+}
+
+export const TEST_ENV: Record<string, string> = {
+  AZURE_SUBSCRIPTION_ID: SUB,
+  AZURE_RESOURCE_GROUP: RG,
+  AZURE_LOCATION: 'westeurope',
+  ACR_NAME: 'mdfregistry',
+  AZURE_CLIENT_ID: 'aaaaaaaa-0000-0000-0000-000000000001',
+  MANAGED_IDENTITY_RESOURCE_ID: `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-mdf`,
+  AKS_CLUSTER_NAME: 'aks-mdf',
+  AKS_NAMESPACE: 'models',
+};
+
+export function testConfig(extra: Record<string, string> = {}): AzureConfig {
+  return loadAzureConfig({ ...TEST_ENV, ...extra }, ['acr', 'aci', 'aks']);
+}
+
+/** A clock that jumps `stepMs` at each read: deadlines pass after a known number of polls, without waiting. */
+export function steppingClock(stepMs: number): () => number {
+  let t = 0;
+  return () => (t += stepMs);
+}
+
+export const FAST = { lroIntervalMs: 1, pollIntervalMs: 0 };
+
+export function testClients(config: AzureConfig = testConfig(), credential = new FakeCredential()) {
+  return createAzureClients(config, credential, { retryOptions: { maxRetries: 2, retryDelayInMs: 1, maxRetryDelayInMs: 2 } });
+}
+
+export function memoryBlobs(initial: Record<string, Buffer | string> = {}): BlobIO & { data: Map<string, Buffer> } {
+  const data = new Map<string, Buffer>(Object.entries(initial).map(([k, v]) => [k, Buffer.from(v)]));
+  return {
+    data,
+    async read(p) {
+      const v = data.get(p);
+      if (!v) throw Object.assign(new Error(`no blob ${p}`), { statusCode: 404 });
+      return v;
+    },
+    async tryRead(p) {
+      return data.get(p);
+    },
+    async write(p, d) {
+      data.set(p, Buffer.from(d));
+    },
+    async delete(p) {
+      data.delete(p);
+    },
+  };
+}
+
+/** The ARM path of a resource group scoped provider resource. */
+export function rgPath(provider: string, rest: string, rg = RG): string {
+  return `/subscriptions/${SUB}/resourceGroups/${rg}/providers/${provider}/${rest}`;
+}
+
+/** nock scope for ARM that checks the bearer token on every request. */
+export function arm(): nock.Scope {
+  return nock(ARM, { reqheaders: { authorization: `Bearer ${TOKEN}` } });
+}
+
+/** Query matcher: exactly this api-version (and any other query parameters listed). */
+export function q(apiVersion: string, extra: Record<string, string> = {}) {
+  return (query: Record<string, unknown>) =>
+    query['api-version'] === apiVersion && Object.entries(extra).every(([k, v]) => query[k] === v);
+}
+
+/** Collects log lines so tests can assert that no secret reached them. */
+export function captureLog(): { lines: string[]; log: (m: string) => void } {
+  const lines: string[] = [];
+  return { lines, log: (m: string) => lines.push(m) };
+}
+
+export function setupNock(): void {
+  beforeAll(() => nock.disableNetConnect());
+  afterEach(() => {
+    const pending = nock.pendingMocks();
+    nock.cleanAll();
+    expect(pending).toEqual([]);
+  });
+  afterAll(() => {
+    nock.enableNetConnect();
+    nock.restore();
+    nock.activate();
+  });
+}
