@@ -1,0 +1,389 @@
+/**
+ * The deployment manifest (`deploy.json`, JSON or YAML): one zod schema, strict (unknown fields are errors that
+ * name the field path), with the AML deploy-configuration defaults applied per target.
+ *
+ * ```yaml
+ * model:   { name: diabetes, files: [model.json], tags: {}, properties: {}, description: "" }
+ * image:   { name: diabetes-node, runtime: node, entry_script: score.js, environment_file: package.json,
+ *            base_image: myregistry.azurecr.io/base:1, base_image_registry: myregistry.azurecr.io }
+ * target:  { kind: aks, autoscale_max_replicas: 4, auth_enabled: true }   # or just: target: local
+ * service: { name: diabetes-svc, description: "" }
+ * schema:  { input_sample: {data: [[...]]}, output_sample: [1.0] }
+ * smoke_test: { sample: {data: [[...]]}, expected_output: [152.1], tolerance: 1e-6 }
+ * promotion:  { min_metrics: { r2: 0.4 }, max_metrics: { rmse: 60 } }
+ * ```
+ * A file is a path relative to the manifest's folder (`model.json`) or `{ path, source }` where `source` is a
+ * blob reference (`container/path` or a blob URL) — how HTTP deployments reference already uploaded files.
+ */
+import YAML from 'yaml';
+import { z } from 'zod';
+import { AppError, badRequest } from '../errors';
+import type { DeployConfig, RuntimeKind, TargetKind } from '../seams';
+import { checkImageName, checkModelName, checkRelativePath, checkServiceName } from './names';
+
+// ---------------------------------------------------------------- parsed types
+
+export interface FileRef {
+  /** Path inside the model / image (`model.json`, `score.py`). */
+  path: string;
+  /** Blob reference of the content; absent → `<manifest folder>/<path>`. */
+  source?: string;
+}
+
+export type EnvironmentKind = 'conda' | 'requirements' | 'npm';
+
+export interface PromotionPolicy {
+  /** metric → minimum value (inclusive). */
+  minMetrics: Record<string, number>;
+  /** metric → maximum value (inclusive). */
+  maxMetrics: Record<string, number>;
+}
+
+export interface DeploymentManifest {
+  model: {
+    name: string;
+    files: FileRef[];
+    tags: Record<string, string>;
+    properties: Record<string, string>;
+    description?: string;
+  };
+  image: {
+    name: string;
+    runtime: RuntimeKind;
+    /** Required for python/node; optional for onnx (served with no script). */
+    entryScript?: FileRef;
+    environmentFile?: FileRef & { kind: EnvironmentKind };
+    baseImage?: string;
+    baseImageRegistry?: string;
+    description?: string;
+    tags: Record<string, string>;
+  };
+  target: TargetKind;
+  deployConfig: DeployConfig;
+  service: { name: string; description?: string; tags: Record<string, string> };
+  schema?: { inputSample?: unknown; outputSample?: unknown };
+  smokeTest?: { sample?: unknown; expectedOutput?: unknown; tolerance: number };
+  promotion?: PromotionPolicy;
+}
+
+// ---------------------------------------------------------------- zod schema (snake_case, AML style)
+
+const stringMap = z.record(z.string(), z.string());
+const fileRef = z.union([z.string(), z.strictObject({ path: z.string(), source: z.string().optional() })]);
+const metricMap = z.record(z.string(), z.number());
+
+const common = {
+  cpu_cores: z.number().positive().max(64).optional(),
+  memory_gb: z.number().positive().max(256).optional(),
+  auth_enabled: z.boolean().optional(),
+  description: z.string().optional(),
+  tags: stringMap.optional(),
+};
+
+const scaling = {
+  num_replicas: z.number().int().min(1).max(100).optional(),
+  autoscale_enabled: z.boolean().optional(),
+  autoscale_min_replicas: z.number().int().min(1).max(100).optional(),
+  autoscale_max_replicas: z.number().int().min(1).max(100).optional(),
+  autoscale_target_utilization: z.number().int().min(1).max(100).optional(),
+  autoscale_refresh_seconds: z.number().int().min(1).max(3600).optional(),
+  replica_max_concurrent_requests: z.number().int().min(1).max(1000).optional(),
+  scoring_timeout_ms: z.number().int().min(1).max(300_000).optional(),
+  max_request_wait_time: z.number().int().min(0).max(300_000).optional(),
+};
+
+const localTarget = z.strictObject({ kind: z.literal('local'), ...common, ...scaling, port: z.number().int().min(0).max(65535).optional() });
+const aciTarget = z.strictObject({
+  kind: z.literal('aci'),
+  ...common,
+  dns_name_label: z.string().regex(/^[a-z][a-z0-9-]{1,61}[a-z0-9]$/).optional(),
+  location: z.string().optional(),
+});
+const aksTarget = z.strictObject({
+  kind: z.literal('aks'),
+  ...common,
+  ...scaling,
+  compute_target_name: z.string().optional(),
+  namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).optional(),
+});
+const target = z.preprocess(
+  (v) => (typeof v === 'string' ? { kind: v } : v),
+  z.discriminatedUnion('kind', [localTarget, aciTarget, aksTarget]),
+);
+
+const promotion = z.strictObject({ min_metrics: metricMap.optional(), max_metrics: metricMap.optional() });
+
+export const manifestSchema = z.strictObject({
+  model: z.strictObject({
+    name: z.string().optional(),
+    files: z.union([fileRef, z.array(fileRef)]),
+    tags: stringMap.optional(),
+    properties: stringMap.optional(),
+    description: z.string().optional(),
+  }),
+  image: z
+    .strictObject({
+      name: z.string().optional(),
+      runtime: z.enum(['python', 'node', 'onnx']),
+      entry_script: fileRef.optional(),
+      environment_file: fileRef.optional(),
+      base_image: z.string().min(1).optional(),
+      base_image_registry: z.string().min(1).optional(),
+      description: z.string().optional(),
+      tags: stringMap.optional(),
+    }),
+  target: target.optional(),
+  service: z.strictObject({ name: z.string().optional(), description: z.string().optional(), tags: stringMap.optional() }).optional(),
+  schema: z.strictObject({ input_sample: z.unknown().optional(), output_sample: z.unknown().optional() }).optional(),
+  smoke_test: z
+    .strictObject({ sample: z.unknown().optional(), expected_output: z.unknown().optional(), tolerance: z.number().min(0).optional() })
+    .optional(),
+  promotion: promotion.optional(),
+});
+
+export type RawManifest = z.input<typeof manifestSchema>;
+type ParsedTarget = z.output<typeof localTarget> | z.output<typeof aciTarget> | z.output<typeof aksTarget>;
+
+// ---------------------------------------------------------------- errors
+
+/** zod issues → one message naming every field path (`target.autoscale_enabled: unknown field`). */
+export function describeIssues(issues: z.core.$ZodIssue[], prefix = ''): string {
+  const parts: string[] = [];
+  for (const i of issues) {
+    const at = [prefix, ...i.path.map(String)].filter(Boolean).join('.');
+    if (i.code === 'unrecognized_keys') {
+      for (const k of i.keys) parts.push(`${at ? `${at}.` : ''}${k}: unknown field`);
+    } else if (i.code === 'invalid_union' && 'note' in i && i.note === 'No matching discriminator') {
+      parts.push(`${at}: must be one of ${(i as unknown as { options: string[] }).options.join(', ')}`);
+    } else {
+      parts.push(`${at || '(root)'}: ${i.message}`);
+    }
+  }
+  return parts.join('; ');
+}
+
+/** Parses JSON or YAML text (format from the file name, else sniffed). Syntax errors → 400 `ManifestMalformed` with the position. */
+export function parseManifestText(text: string, fileName = 'deploy.json'): unknown {
+  const yaml = /\.ya?ml$/i.test(fileName) || (!/\.json$/i.test(fileName) && !/^\s*[{[]/.test(text));
+  if (yaml) {
+    try {
+      return YAML.parse(text, { prettyErrors: true, uniqueKeys: true });
+    } catch (e) {
+      throw badRequest('ManifestMalformed', `${fileName} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  try {
+    return JSON.parse(text.replace(/^\uFEFF/, ''));
+  } catch (e) {
+    throw badRequest('ManifestMalformed', `${fileName} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+// ---------------------------------------------------------------- defaults (AML)
+
+/** AML defaults per target, as `DeployConfig`. `num_replicas` turns autoscale off. */
+export function deployConfigFor(t: ParsedTarget | { kind: TargetKind }, field = 'target'): DeployConfig {
+  type AnyTarget = Omit<Partial<z.output<typeof aksTarget>>, 'kind'> &
+    Omit<Partial<z.output<typeof aciTarget>>, 'kind'> &
+    Omit<Partial<z.output<typeof localTarget>>, 'kind'> & { kind: TargetKind };
+  const v = t as AnyTarget;
+  const extra: Record<string, unknown> = {};
+  if (v.kind === 'aci') {
+    if (v.dns_name_label) extra.dnsNameLabel = v.dns_name_label;
+    if (v.location) extra.location = v.location;
+    return {
+      cpuCores: v.cpu_cores ?? 0.1,
+      memoryGb: v.memory_gb ?? 0.5,
+      authEnabled: v.auth_enabled ?? false,
+      numReplicas: 1,
+      autoscaleEnabled: false,
+      autoscaleMinReplicas: 1,
+      autoscaleMaxReplicas: 1,
+      autoscaleTargetUtilization: 70,
+      autoscaleRefreshSeconds: 1,
+      replicaMaxConcurrentRequests: 1,
+      scoringTimeoutMs: 60_000,
+      maxRequestWaitTimeMs: 500,
+      ...(Object.keys(extra).length ? { extra } : {}),
+    };
+  }
+  if (v.num_replicas !== undefined && v.autoscale_enabled === true) {
+    throw badRequest('InvalidDeployConfig', `${field}: num_replicas and autoscale_enabled=true are exclusive (num_replicas disables autoscale).`);
+  }
+  const isAks = v.kind === 'aks';
+  const autoscale = v.num_replicas !== undefined ? false : (v.autoscale_enabled ?? isAks);
+  const min = v.autoscale_min_replicas ?? 1;
+  const max = v.autoscale_max_replicas ?? (isAks ? 10 : Math.max(min, 4));
+  if (min > max) {
+    throw badRequest('InvalidDeployConfig', `${field}: autoscale_min_replicas (${min}) is greater than autoscale_max_replicas (${max}).`);
+  }
+  if (isAks) {
+    if (v.compute_target_name) extra.computeTargetName = v.compute_target_name;
+    if (v.namespace) extra.namespace = v.namespace;
+  } else if (v.port !== undefined) extra.port = v.port;
+  return {
+    cpuCores: v.cpu_cores ?? 0.1,
+    memoryGb: v.memory_gb ?? 0.5,
+    authEnabled: v.auth_enabled ?? isAks,
+    ...(v.num_replicas !== undefined ? { numReplicas: v.num_replicas } : autoscale ? {} : { numReplicas: 1 }),
+    autoscaleEnabled: autoscale,
+    autoscaleMinReplicas: min,
+    autoscaleMaxReplicas: max,
+    autoscaleTargetUtilization: v.autoscale_target_utilization ?? 70,
+    autoscaleRefreshSeconds: v.autoscale_refresh_seconds ?? 1,
+    replicaMaxConcurrentRequests: v.replica_max_concurrent_requests ?? 1,
+    scoringTimeoutMs: v.scoring_timeout_ms ?? 60_000,
+    maxRequestWaitTimeMs: v.max_request_wait_time ?? 500,
+    ...(Object.keys(extra).length ? { extra } : {}),
+  };
+}
+
+// ---------------------------------------------------------------- validation
+
+export interface ManifestDefaults {
+  /** Name used when model/image/service names are omitted (the `incoming/<name>/` folder). */
+  name?: string;
+  target?: TargetKind;
+  /** Prefix for error messages (`deploy.json`). */
+  fileName?: string;
+}
+
+function toFileRef(v: string | { path: string; source?: string }, field: string): FileRef {
+  const ref = typeof v === 'string' ? { path: v } : { path: v.path, ...(v.source ? { source: v.source } : {}) };
+  checkRelativePath(ref.path, field);
+  if (ref.source !== undefined && !/^https?:\/\//i.test(ref.source)) {
+    checkRelativePath(ref.source, `${field}.source`);
+  }
+  return ref;
+}
+
+export function environmentKind(p: string, field = 'image.environment_file'): EnvironmentKind {
+  const base = p.split('/').pop()!.toLowerCase();
+  if (/\.ya?ml$/.test(base)) return 'conda';
+  if (/^requirements.*\.txt$/.test(base) || base.endsWith('.txt')) return 'requirements';
+  if (base === 'package.json') return 'npm';
+  throw badRequest('InvalidManifest', `${field} "${p}" must be a conda file (*.yml), a requirements file (*.txt) or package.json.`);
+}
+
+/** Name derived from a folder name for images/services (lowercase, invalid characters → "-"). */
+export function deriveName(from: string, maxLength: number): string {
+  return from
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^[^a-z]+/, '')
+    .slice(0, maxLength)
+    .replace(/-+$/, '');
+}
+
+/**
+ * Validates a parsed manifest: structure (strict), names, paths, runtime rules, AML defaults.
+ * Errors: 400 `InvalidManifest` (every bad or unknown field named), `UnknownTarget`, `InvalidModelName`,
+ * `InvalidImageName`, `InvalidServiceName`, `InvalidPath`, `InvalidDeployConfig`.
+ */
+export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}): DeploymentManifest {
+  const file = defaults.fileName ?? 'deploy.json';
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw badRequest('InvalidManifest', `${file}: the manifest must be an object with model, image, target and service.`);
+  }
+  const t = (raw as { target?: unknown }).target;
+  const kind = typeof t === 'string' ? t : t && typeof t === 'object' ? (t as { kind?: unknown }).kind : undefined;
+  if (t !== undefined && !['local', 'aci', 'aks'].includes(kind as string)) {
+    throw badRequest('UnknownTarget', `${file}: target "${String(kind)}" is unknown; use local, aci or aks.`);
+  }
+  const parsed = manifestSchema.safeParse(raw);
+  if (!parsed.success) throw badRequest('InvalidManifest', `${file}: ${describeIssues(parsed.error.issues)}`);
+  const m = parsed.data;
+
+  const modelName = checkModelName(m.model.name ?? defaults.name ?? '', 'model.name');
+  const files = (Array.isArray(m.model.files) ? m.model.files : [m.model.files]).map((f, i) => toFileRef(f, `model.files[${i}]`));
+  if (files.length === 0) throw badRequest('ModelFilesMissing', `${file}: model.files is empty; list at least one file.`);
+
+  const runtime = m.image.runtime;
+  const imageName = checkImageName(m.image.name ?? deriveName(defaults.name ?? modelName, 63), 'image.name');
+  const entryScript = m.image.entry_script !== undefined ? toFileRef(m.image.entry_script, 'image.entry_script') : undefined;
+  if (!entryScript && runtime !== 'onnx') {
+    throw badRequest('InvalidManifest', `${file}: image.entry_script is required for the ${runtime} runtime (e.g. ${runtime === 'python' ? 'score.py' : 'score.js'}).`);
+  }
+  if (entryScript) {
+    const ok = runtime === 'python' ? /\.py$/.test(entryScript.path) : runtime === 'node' ? /\.(c?js|mjs|ts)$/.test(entryScript.path) : /\.(py|c?js|mjs|ts)$/.test(entryScript.path);
+    if (!ok) throw badRequest('InvalidManifest', `${file}: image.entry_script "${entryScript.path}" does not fit the ${runtime} runtime.`);
+  }
+  let environmentFile: DeploymentManifest['image']['environmentFile'];
+  if (m.image.environment_file !== undefined) {
+    const ref = toFileRef(m.image.environment_file, 'image.environment_file');
+    environmentFile = { ...ref, kind: environmentKind(ref.path) };
+  }
+  if (m.image.base_image !== undefined && !/^[a-z0-9][a-z0-9._\-/:@]*$/i.test(m.image.base_image)) {
+    throw badRequest('InvalidManifest', `${file}: image.base_image "${m.image.base_image}" is not an image reference (registry/repo:tag).`);
+  }
+
+  const targetParsed: ParsedTarget = m.target ?? { kind: defaults.target ?? 'local' };
+  const deployConfig = deployConfigFor(targetParsed, 'target');
+  const serviceName = checkServiceName(m.service?.name ?? deriveName(defaults.name ?? modelName, 32), 'service.name');
+
+  const promo = m.promotion ? { minMetrics: m.promotion.min_metrics ?? {}, maxMetrics: m.promotion.max_metrics ?? {} } : undefined;
+  return {
+    model: {
+      name: modelName,
+      files,
+      tags: m.model.tags ?? {},
+      properties: m.model.properties ?? {},
+      ...(m.model.description !== undefined ? { description: m.model.description } : {}),
+    },
+    image: {
+      name: imageName,
+      runtime,
+      ...(entryScript ? { entryScript } : {}),
+      ...(environmentFile ? { environmentFile } : {}),
+      ...(m.image.base_image ? { baseImage: m.image.base_image } : {}),
+      ...(m.image.base_image_registry ? { baseImageRegistry: m.image.base_image_registry } : {}),
+      ...(m.image.description !== undefined ? { description: m.image.description } : {}),
+      tags: m.image.tags ?? {},
+    },
+    target: targetParsed.kind,
+    deployConfig,
+    service: {
+      name: serviceName,
+      ...(m.service?.description !== undefined ? { description: m.service.description } : {}),
+      tags: m.service?.tags ?? {},
+    },
+    ...(m.schema ? { schema: { inputSample: m.schema.input_sample, outputSample: m.schema.output_sample } } : {}),
+    ...(m.smoke_test
+      ? { smokeTest: { sample: m.smoke_test.sample, expectedOutput: m.smoke_test.expected_output, tolerance: m.smoke_test.tolerance ?? 1e-6 } }
+      : {}),
+    ...(promo ? { promotion: promo } : {}),
+  };
+}
+
+/** Text → validated manifest (JSON or YAML). */
+export function parseManifest(text: string, defaults: ManifestDefaults = {}): DeploymentManifest {
+  const fileName = defaults.fileName ?? 'deploy.json';
+  return validateManifest(parseManifestText(text, fileName), { ...defaults, fileName });
+}
+
+/** The manifest a lone `incoming/<name>/<file>.onnx` deploys with: runtime onnx, target local, names from the folder. */
+export function defaultOnnxManifest(folderName: string, onnxFile: string): DeploymentManifest {
+  return validateManifest({ model: { files: [onnxFile] }, image: { runtime: 'onnx' }, target: 'local' }, { name: folderName, fileName: `${folderName}/${onnxFile}` });
+}
+
+/**
+ * Every file the manifest references with the blob it is read from: `{ path, blob }`, where `blob` is the
+ * `source` or `<baseFolder>/<path>` (baseFolder = `incoming/<name>` for the blob trigger). Fails with 400
+ * `ManifestFileMissing` naming the field when a file has no source and there is no base folder.
+ */
+export function resolveManifestFiles(
+  manifest: DeploymentManifest,
+  baseFolder?: string,
+): { model: Array<{ path: string; blob: string }>; entryScript?: { path: string; blob: string }; environmentFile?: { path: string; blob: string } } {
+  const base = baseFolder?.replace(/\/+$/, '');
+  const resolve = (f: FileRef, field: string) => {
+    if (f.source) return { path: f.path, blob: f.source };
+    if (!base) throw new AppError('ManifestFileMissing', `${field} "${f.path}" has no source; give a blob reference as { "path", "source" }.`, 400);
+    return { path: f.path, blob: `${base}/${f.path}` };
+  };
+  return {
+    model: manifest.model.files.map((f, i) => resolve(f, `model.files[${i}]`)),
+    ...(manifest.image.entryScript ? { entryScript: resolve(manifest.image.entryScript, 'image.entry_script') } : {}),
+    ...(manifest.image.environmentFile ? { environmentFile: resolve(manifest.image.environmentFile, 'image.environment_file') } : {}),
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * The Service Bus `training-completed` message (from a training job) and the promotion-policy check.
+ *
+ * ```json
+ * { "model_name": "diabetes", "training_run_id": "run-42",
+ *   "artifacts": ["https://<account>.blob.core.windows.net/outputs/run-42/model.json"],   // or [{ "path", "uri" }]
+ *   "metrics": { "r2": 0.47, "rmse": 53.1 },
+ *   "tags": {}, "properties": {}, "description": "…",
+ *   "promotion": { "min_metrics": { "r2": 0.4 } },                          // optional
+ *   "deploy": { "image": {…}, "target": "local", "service": {…}, "smoke_test": {…} } } // optional: deploy.json minus model
+ * ```
+ * Artifact URIs are blob URLs of this app's storage account or `container/path` references.
+ */
+import { z } from 'zod';
+import { badRequest } from '../errors';
+import { checkModelName, checkRelativePath } from './names';
+import { describeIssues, validateManifest, type DeploymentManifest, type FileRef, type PromotionPolicy } from './schema';
+
+const artifact = z.union([z.string().min(1), z.strictObject({ path: z.string().optional(), uri: z.string().min(1) })]);
+
+const messageSchema = z.strictObject({
+  model_name: z.string(),
+  training_run_id: z.string().min(1).max(256),
+  artifacts: z.array(artifact).min(1),
+  metrics: z.record(z.string(), z.number()).optional(),
+  tags: z.record(z.string(), z.string()).optional(),
+  properties: z.record(z.string(), z.string()).optional(),
+  description: z.string().optional(),
+  promotion: z.strictObject({ min_metrics: z.record(z.string(), z.number()).optional(), max_metrics: z.record(z.string(), z.number()).optional() }).optional(),
+  deploy: z.record(z.string(), z.unknown()).optional(),
+});
+
+export interface TrainingCompleted {
+  modelName: string;
+  trainingRunId: string;
+  metrics: Record<string, number>;
+  /** Model registration input: files with blob sources, tags, properties (incl. the run id and metrics). */
+  model: DeploymentManifest['model'];
+  /** Present when the message carries deploy settings. */
+  manifest?: DeploymentManifest;
+  /** From `promotion` (or `deploy.promotion`); absent → always promote. */
+  promotion?: PromotionPolicy;
+}
+
+/** The URI without query string (SAS) or fragment: safe to record and log. */
+export function stripQuery(uri: string): string {
+  return uri.replace(/[?#].*$/, '');
+}
+
+function artifactRef(a: z.infer<typeof artifact>, i: number): FileRef {
+  const uri = typeof a === 'string' ? a : a.uri;
+  const defaultPath = decodeURIComponent(stripQuery(uri).split('/').filter(Boolean).pop() ?? '');
+  const p = (typeof a === 'string' ? undefined : a.path) ?? defaultPath;
+  checkRelativePath(p, `artifacts[${i}].path`);
+  if (!/^https?:\/\//i.test(uri)) checkRelativePath(uri, `artifacts[${i}].uri`);
+  return { path: p, source: uri };
+}
+
+/**
+ * Parses a message body (string, Buffer or already-parsed object). Not JSON → 400 `MessageNotJson`;
+ * wrong shape → 400 `InvalidMessage` naming the fields; deploy settings are validated as a manifest.
+ */
+export function parseTrainingCompleted(body: unknown): TrainingCompleted {
+  let value = body;
+  if (Buffer.isBuffer(value)) value = value.toString('utf8');
+  if (typeof value === 'string') {
+    try {
+      value = JSON.parse(value);
+    } catch (e) {
+      throw badRequest('MessageNotJson', `The training-completed message is not JSON: ${(e as Error).message}`);
+    }
+  }
+  const parsed = messageSchema.safeParse(value);
+  if (!parsed.success) throw badRequest('InvalidMessage', `training-completed message: ${describeIssues(parsed.error.issues)}`);
+  const m = parsed.data;
+  const name = checkModelName(m.model_name, 'model_name');
+  const files = m.artifacts.map(artifactRef);
+  const seen = new Set<string>();
+  for (const f of files) {
+    if (seen.has(f.path)) throw badRequest('InvalidMessage', `training-completed message: two artifacts map to "${f.path}"; give each a distinct "path".`);
+    seen.add(f.path);
+  }
+  const metrics = m.metrics ?? {};
+  const properties: Record<string, string> = { ...(m.properties ?? {}), training_run_id: m.training_run_id };
+  for (const [k, v] of Object.entries(metrics)) properties[`metrics.${k}`] = String(v);
+  const model: DeploymentManifest['model'] = {
+    name,
+    files,
+    tags: m.tags ?? {},
+    properties,
+    ...(m.description !== undefined ? { description: m.description } : {}),
+  };
+
+  let manifest: DeploymentManifest | undefined;
+  if (m.deploy) {
+    if ('model' in m.deploy) throw badRequest('InvalidMessage', 'training-completed message: deploy.model: unknown field (the model comes from model_name and artifacts).');
+    manifest = validateManifest(
+      { ...m.deploy, model: { name, files: files.map((f) => ({ path: f.path, source: f.source })), tags: model.tags, properties, ...(m.description !== undefined ? { description: m.description } : {}) } },
+      { name, fileName: 'training-completed message deploy' },
+    );
+  }
+  const policy = m.promotion ? { minMetrics: m.promotion.min_metrics ?? {}, maxMetrics: m.promotion.max_metrics ?? {} } : manifest?.promotion;
+  return { modelName: name, trainingRunId: m.training_run_id, metrics, model, ...(manifest ? { manifest } : {}), ...(policy ? { promotion: policy } : {}) };
+}
+
+export interface PromotionDecision {
+  promote: boolean;
+  /** Why not (one line per failed rule), or what passed. */
+  reasons: string[];
+}
+
+/** Checks metrics against a promotion policy: every min/max rule must hold; a missing metric fails its rule. */
+export function checkPromotion(policy: PromotionPolicy | undefined, metrics: Record<string, number>): PromotionDecision {
+  if (!policy) return { promote: true, reasons: ['no promotion policy'] };
+  const failed: string[] = [];
+  const passed: string[] = [];
+  for (const [k, min] of Object.entries(policy.minMetrics)) {
+    const v = metrics[k];
+    if (typeof v !== 'number' || Number.isNaN(v)) failed.push(`metric ${k} is missing (policy requires ≥ ${min})`);
+    else if (v < min) failed.push(`metric ${k} = ${v} is below the minimum ${min}`);
+    else passed.push(`${k} = ${v} ≥ ${min}`);
+  }
+  for (const [k, max] of Object.entries(policy.maxMetrics)) {
+    const v = metrics[k];
+    if (typeof v !== 'number' || Number.isNaN(v)) failed.push(`metric ${k} is missing (policy requires ≤ ${max})`);
+    else if (v > max) failed.push(`metric ${k} = ${v} is above the maximum ${max}`);
+    else passed.push(`${k} = ${v} ≤ ${max}`);
+  }
+  return failed.length ? { promote: false, reasons: failed } : { promote: true, reasons: passed.length ? passed : ['policy has no rules'] };
+}
