@@ -1,0 +1,53 @@
+/** Small blob helpers used by the batch modules (JSON documents, streams, bounded concurrency). */
+import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
+
+export async function putJson(container: ContainerClient, name: string, value: unknown): Promise<void> {
+  const body = Buffer.from(JSON.stringify(value));
+  await container.getBlockBlobClient(name).upload(body, body.length, {
+    blobHTTPHeaders: { blobContentType: 'application/json' },
+  });
+}
+
+/** The parsed JSON document, or null when the blob does not exist. */
+export async function getJson<T>(container: ContainerClient, name: string): Promise<T | null> {
+  try {
+    const buf = await container.getBlobClient(name).downloadToBuffer();
+    return JSON.parse(buf.toString('utf8')) as T;
+  } catch (e) {
+    if (isNotFound(e)) return null;
+    throw e;
+  }
+}
+
+export function isNotFound(e: unknown): boolean {
+  return !!e && typeof e === 'object' && (e as { statusCode?: number }).statusCode === 404;
+}
+
+export function isConditionFailed(e: unknown): boolean {
+  return !!e && typeof e === 'object' && (e as { statusCode?: number }).statusCode === 412;
+}
+
+/** Reads a download stream fully. */
+export async function readAll(stream: NodeJS.ReadableStream | undefined): Promise<Buffer> {
+  if (!stream) return Buffer.alloc(0);
+  const parts: Buffer[] = [];
+  for await (const chunk of stream as AsyncIterable<Buffer | string>) parts.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(parts);
+}
+
+/** `fn` over `items` with at most `limit` in flight; results in input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** Anything that can hand out container clients: a BlobServiceClient, or a test double. */
+export type ContainerSource = Pick<BlobServiceClient, 'getContainerClient' | 'url'>;

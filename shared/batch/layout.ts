@@ -1,0 +1,51 @@
+/**
+ * Blob names of one batch run, all under `<output.container>/<output.prefix><runId>/`:
+ *
+ *   plan/000000.json        mini-batch descriptors 0..499, plan/000001.json 500..999, ... (PLAN_CHUNK_SIZE each)
+ *   plan.json               the plan's totals (written when planning completes)
+ *   results/00000000.json   one result per mini-batch index (re-running a mini-batch overwrites it)
+ *   <append_row_file_name>  the merged output (append_row), rows in input order
+ *   summary.json            counts, failures (capped), timings, the job definition
+ *
+ * Every name is a pure function of the run id and the index, so activities that run twice write the same blobs.
+ */
+import { AppError } from '../errors';
+import type { BatchJob } from './job';
+
+/** Mini-batch descriptors per plan chunk; also the natural size of one fan-out sub-orchestration. */
+export const PLAN_CHUNK_SIZE = 500;
+
+export interface RunLayout {
+  container: string;
+  /** `<prefix><runId>/` */
+  root: string;
+  planSummary: string;
+  planChunk(chunk: number): string;
+  result(index: number): string;
+  resultsPrefix: string;
+  /** The merged append_row output (present only for output_action append_row). */
+  output: string;
+  summary: string;
+}
+
+export function runLayout(job: Pick<BatchJob, 'output' | 'appendRowFileName'>, runId: string): RunLayout {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/.test(runId)) {
+    throw new AppError('InvalidRunId', `Batch run id "${runId}" must be 1-200 letters, digits, ".", "_", ":" or "-"`, 400);
+  }
+  const root = `${job.output.prefix}${runId}/`;
+  return {
+    container: job.output.container,
+    root,
+    planSummary: `${root}plan.json`,
+    planChunk: (chunk) => `${root}plan/${String(chunk).padStart(6, '0')}.json`,
+    result: (index) => `${root}results/${String(index).padStart(8, '0')}.json`,
+    resultsPrefix: `${root}results/`,
+    output: `${root}${job.appendRowFileName}`,
+    summary: `${root}summary.json`,
+  };
+}
+
+/** The plan chunk that holds mini-batch `index`. */
+export function chunkOf(index: number): number {
+  return Math.floor(index / PLAN_CHUNK_SIZE);
+}

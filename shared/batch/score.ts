@@ -1,0 +1,204 @@
+/**
+ * The scoring step of one mini-batch: read its inputs from blob storage, POST them to a pool node's batch entry
+ * (`POST <node>/batch` with `{ "mini_batch": [...] }`, answered by `{ "results": [...], "count": n }` or a bare
+ * JSON array — runtime/python/amlworker.py, runtime/node-worker.ts), within run_invocation_timeout, and count the
+ * outcome per input. Never throws for scoring failures: they come back as a `failed` result.
+ *
+ * What run(mini_batch) receives, as in Azure ML:
+ * - `files`: a list of file paths (`filesAs: 'paths'`, the default: the files are downloaded to a temporary folder
+ *   on this machine, which local pool workers share) or `{ name, content_base64 }` objects (`'content'`, for
+ *   pools on other machines);
+ * - `tabular`: the rows of the mini-batch's byte range, CSV rows as objects keyed by the header's columns,
+ *   JSONL rows as parsed JSON (a Python script can `pandas.DataFrame(mini_batch)`).
+ */
+import { randomBytes } from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type { BlobServiceClient } from '@azure/storage-blob';
+import { redactSecrets, toErrorInfo } from '../errors';
+import type { ErrorInfo } from '../seams';
+import { isConditionFailed, isNotFound, mapLimit } from './blobs';
+import type { RunLayout } from './layout';
+import { BlobInput, inputChanged, MiniBatch } from './plan';
+import { capError, countReturn, describeInputs, MiniBatchOutcome, MiniBatchResult, writeMiniBatchResult } from './results';
+import { parseCsvHeader, parseRows } from './tabular';
+
+export interface ScoreOptions {
+  /** A pool node endpoint (`BatchPool.nodeUris[i]`); the step POSTs to `<nodeUri>/batch`. */
+  nodeUri: string;
+  /** run_invocation_timeout in milliseconds. */
+  timeoutMs: number;
+  /** Keep the returned elements as output lines (output_action append_row). */
+  keepRows: boolean;
+  /** 1-based attempt number, recorded in the result. */
+  attempt?: number;
+  /** Extra request headers (e.g. Authorization). Never logged or stored. */
+  headers?: Record<string, string>;
+  /** How `files` inputs reach run(): local file paths (default) or inline base64 content. */
+  filesAs?: 'paths' | 'content';
+  /** Parent folder for downloaded files (default: the OS temp folder). */
+  tempDir?: string;
+  /** Clock for timings (default: wall clock). */
+  now?: () => Date;
+}
+
+/** The node for mini-batch `index`: round-robin over the pool's nodes. */
+export function nodeFor(nodeUris: readonly string[], index: number): string {
+  if (nodeUris.length === 0) throw new Error('the batch pool has no nodes');
+  return nodeUris[index % nodeUris.length];
+}
+
+/** Scores one mini-batch and returns its full result (rows included for append_row). */
+export async function scoreMiniBatch(
+  service: Pick<BlobServiceClient, 'getContainerClient'>,
+  mb: MiniBatch,
+  opts: ScoreOptions,
+): Promise<MiniBatchResult> {
+  const now = opts.now ?? (() => new Date());
+  const started = now();
+  const base = { index: mb.index, itemCount: mb.itemCount, node: opts.nodeUri, ...(opts.attempt !== undefined ? { attempt: opts.attempt } : {}) };
+  const finish = (r: Omit<MiniBatchResult, 'index' | 'itemCount' | 'node' | 'attempt' | 'startedAt' | 'finishedAt' | 'durationMs'>): MiniBatchResult => {
+    const finished = now();
+    return { ...base, ...r, startedAt: started.toISOString(), finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime() };
+  };
+  const failed = (error: ErrorInfo, retryable: boolean) =>
+    finish({ status: 'failed', returned: 0, succeeded: 0, failed: mb.itemCount, retryable, error: capError(error), failedInputs: describeInputs(mb) });
+
+  if (mb.itemCount === 0) return finish({ status: 'succeeded', returned: 0, succeeded: 0, failed: 0, retryable: false, ...(opts.keepRows ? { rows: [] } : {}) });
+
+  let input: { miniBatch: unknown[]; cleanup: () => void };
+  try {
+    input = await readInputs(service, mb, opts);
+  } catch (e) {
+    const info = toErrorInfo(e, 'InputReadFailed');
+    return failed(info, !['InputChanged', 'InvalidTabularInput', 'InputMismatch'].includes(info.code));
+  }
+
+  try {
+    const reply = await postBatch(opts, input.miniBatch);
+    if ('error' in reply) return failed(reply.error, reply.retryable);
+    return finish({ ...countReturn(mb, reply.elements, opts.keepRows), retryable: false });
+  } finally {
+    input.cleanup();
+  }
+}
+
+/** Scores one mini-batch and writes its result blob (overwriting an earlier attempt); returns the compact outcome. */
+export async function runMiniBatch(
+  service: Pick<BlobServiceClient, 'getContainerClient'>,
+  layout: RunLayout,
+  mb: MiniBatch,
+  opts: ScoreOptions,
+): Promise<MiniBatchOutcome> {
+  const result = await scoreMiniBatch(service, mb, opts);
+  return writeMiniBatchResult(service.getContainerClient(layout.container), layout, result);
+}
+
+// ---------------------------------------------------------------- inputs
+
+async function download(service: Pick<BlobServiceClient, 'getContainerClient'>, f: BlobInput, offset = 0, count?: number): Promise<Buffer> {
+  try {
+    return await service
+      .getContainerClient(f.container)
+      .getBlobClient(f.blob)
+      .downloadToBuffer(offset, count, { conditions: { ifMatch: f.etag } });
+  } catch (e) {
+    if (isConditionFailed(e) || isNotFound(e)) throw inputChanged(f);
+    throw e;
+  }
+}
+
+async function readInputs(
+  service: Pick<BlobServiceClient, 'getContainerClient'>,
+  mb: MiniBatch,
+  opts: ScoreOptions,
+): Promise<{ miniBatch: unknown[]; cleanup: () => void }> {
+  if (mb.kind === 'tabular') {
+    const [header, data] = await Promise.all([
+      mb.headerEnd > 0 ? download(service, mb.file, 0, mb.headerEnd) : Promise.resolve(null),
+      download(service, mb.file, mb.start, mb.end - mb.start),
+    ]);
+    const rows = parseRows(data, mb.format, header ? parseCsvHeader(header) : null);
+    if (rows.length !== mb.itemCount) {
+      throw Object.assign(new Error(`expected ${mb.itemCount} rows in ${describeInputs(mb)[0]}, read ${rows.length}`), { code: 'InputMismatch' });
+    }
+    return { miniBatch: rows, cleanup: () => undefined };
+  }
+
+  const contents = await mapLimit(mb.files, 8, (f) => download(service, f, 0, f.size > 0 ? f.size : undefined));
+  if ((opts.filesAs ?? 'paths') === 'content') {
+    return { miniBatch: mb.files.map((f, i) => ({ name: f.blob, content_base64: contents[i].toString('base64') })), cleanup: () => undefined };
+  }
+  const dir = path.join(opts.tempDir ?? os.tmpdir(), `mdf-batch-${mb.index}-${randomBytes(4).toString('hex')}`);
+  const cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    const paths = mb.files.map((f, i) => {
+      // One folder per position keeps the original file name (scripts often use os.path.basename) without clashes.
+      const p = path.join(dir, String(i), safeBaseName(f.blob));
+      fs.mkdirSync(path.dirname(p), { recursive: true });
+      fs.writeFileSync(p, contents[i]);
+      return p;
+    });
+    return { miniBatch: paths, cleanup };
+  } catch (e) {
+    cleanup();
+    throw e;
+  }
+}
+
+function safeBaseName(blob: string): string {
+  const b = blob.split('/').pop() ?? '';
+  return b === '' || b === '.' || b === '..' ? 'input' : b;
+}
+
+// ---------------------------------------------------------------- the HTTP call
+
+type Reply = { elements: unknown[] } | { error: ErrorInfo; retryable: boolean };
+
+async function postBatch(opts: ScoreOptions, miniBatch: unknown[]): Promise<Reply> {
+  const url = `${opts.nodeUri.replace(/\/+$/, '')}/batch`;
+  const seconds = opts.timeoutMs / 1000;
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(opts.headers ?? {}) },
+      body: JSON.stringify({ mini_batch: miniBatch }),
+      signal: AbortSignal.timeout(opts.timeoutMs),
+    });
+    text = await res.text();
+  } catch (e) {
+    const name = (e as Error)?.name;
+    if (name === 'TimeoutError' || name === 'AbortError') {
+      return { error: { code: 'RunInvocationTimeout', message: `run() did not return within ${seconds} s (run_invocation_timeout)` }, retryable: true };
+    }
+    const cause = (e as { cause?: { code?: string; message?: string } })?.cause;
+    return {
+      error: { code: 'WorkerUnreachable', message: `The batch node did not answer: ${redactSecrets(cause?.code ?? cause?.message ?? (e as Error)?.message ?? String(e))}` },
+      retryable: true,
+    };
+  }
+
+  let body: unknown;
+  try {
+    body = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (!res.ok) {
+    const err = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+    const code = typeof err?.code === 'string' ? err.code : res.status === 504 ? 'RunInvocationTimeout' : 'RunFailed';
+    const message = typeof err?.message === 'string' ? err.message : `The batch node answered HTTP ${res.status}: ${text.slice(0, 200)}`;
+    return { error: { code, message: redactSecrets(message) }, retryable: res.status >= 500 || res.status === 429 || res.status === 408 };
+  }
+  const elements = Array.isArray(body) ? body : Array.isArray((body as { results?: unknown })?.results) ? (body as { results: unknown[] }).results : null;
+  if (!elements) {
+    return {
+      error: { code: 'InvalidBatchResponse', message: 'run(mini_batch) must return a list (one element per input); the batch node answered something else' },
+      retryable: false,
+    };
+  }
+  return { elements };
+}
