@@ -1,0 +1,63 @@
+/** Where the runtime's own files are, and how a worker process of each kind is started. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { AppError } from '../shared/errors';
+import { findOnnxModel } from './onnx';
+import type { ServerOptions } from './options';
+import type { WorkerLaunch } from './pool';
+import type { RuntimeKind } from '../shared/seams';
+
+/** The package root (the folder with package.json), from either `runtime/` (ts) or `dist/runtime/` (js). */
+export function packageRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    const up = path.dirname(dir);
+    if (up === dir) throw new AppError('RuntimeFilesMissing', `No package.json above ${__dirname}`, 500);
+    dir = up;
+  }
+}
+
+export const pythonAssetsDir = (): string => path.join(packageRoot(), 'runtime', 'python');
+export const nodeWorkerPath = (): string => path.join(packageRoot(), 'dist', 'runtime', 'node-worker.js');
+
+export function detectRuntime(options: ServerOptions): RuntimeKind {
+  if (options.runtime) return options.runtime;
+  if (!options.entryScript) return 'onnx';
+  const ext = path.extname(options.entryScript).toLowerCase();
+  if (ext === '.py') return 'python';
+  if (['.js', '.cjs', '.mjs', '.ts'].includes(ext)) return 'node';
+  throw new AppError('UnsupportedEntryScript', `Cannot tell the runtime of ${path.basename(options.entryScript)}: use a .py, .js, .cjs, .mjs or .ts entry script, or pass --runtime`, 400);
+}
+
+export function workerLaunch(options: ServerOptions): { kind: RuntimeKind; launch: WorkerLaunch } {
+  const kind = detectRuntime(options);
+  const modelDir = options.modelDir ? path.resolve(options.modelDir) : undefined;
+  if (modelDir && !fs.existsSync(modelDir)) throw new AppError('ModelDirNotFound', `The model folder ${modelDir} does not exist`, 400);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...(options.env ?? {}),
+    AML_MAX_CONCURRENT: String(options.maxConcurrent),
+    AML_DEBUG: options.debug ? '1' : '0',
+    ...(modelDir ? { AZUREML_MODEL_DIR: modelDir } : {}),
+  };
+  if (kind === 'onnx') {
+    const source = options.entryScript ? undefined : modelDir;
+    const model = source ? findOnnxModel(source) : undefined;
+    if (!model) throw new AppError('OnnxModelNotFound', `No ONNX model: pass --model-dir with model.onnx (or a single .onnx file) when no --entry-script is given`, 400);
+    return { kind, launch: { command: process.execPath, args: [nodeWorkerPath()], env: { ...env, AML_ONNX_MODEL: model } } };
+  }
+  const script = path.resolve(options.entryScript!);
+  if (!fs.existsSync(script)) throw new AppError('EntryScriptNotFound', `The entry script ${script} does not exist`, 400);
+  if (kind === 'python') {
+    return {
+      kind,
+      launch: {
+        command: options.python,
+        args: ['-u', path.join(pythonAssetsDir(), 'amlworker.py')],
+        env: { ...env, AML_ENTRY_SCRIPT: script, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
+      },
+    };
+  }
+  return { kind, launch: { command: process.execPath, args: [nodeWorkerPath()], env: { ...env, AML_ENTRY_SCRIPT: script } } };
+}

@@ -1,0 +1,91 @@
+/** Prometheus text exposition (format 0.0.4) for the scoring runtime: counters, gauges, histograms. */
+
+const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+type Labels = Record<string, string>;
+
+function labelText(labels: Labels): string {
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
+  return parts.length ? `{${parts.join(',')}}` : '';
+}
+
+class Histogram {
+  readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
+  observe(labels: Labels, seconds: number): void {
+    const key = labelText(labels);
+    let s = this.series.get(key);
+    if (!s) this.series.set(key, (s = { labels, counts: BUCKETS.map(() => 0), sum: 0, count: 0 }));
+    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]) s.counts[i]++;
+    s.sum += seconds;
+    s.count++;
+  }
+  render(name: string, help: string): string[] {
+    const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`];
+    for (const s of this.series.values()) {
+      BUCKETS.forEach((b, i) => lines.push(`${name}_bucket${labelText({ ...s.labels, le: String(b) })} ${s.counts[i]}`));
+      lines.push(`${name}_bucket${labelText({ ...s.labels, le: '+Inf' })} ${s.count}`);
+      lines.push(`${name}_sum${labelText(s.labels)} ${s.sum}`);
+      lines.push(`${name}_count${labelText(s.labels)} ${s.count}`);
+    }
+    return lines;
+  }
+}
+
+class Counter {
+  readonly series = new Map<string, { labels: Labels; value: number }>();
+  inc(labels: Labels = {}, by = 1): void {
+    const key = labelText(labels);
+    const s = this.series.get(key);
+    if (s) s.value += by;
+    else this.series.set(key, { labels, value: by });
+  }
+  get(labels: Labels = {}): number {
+    return this.series.get(labelText(labels))?.value ?? 0;
+  }
+  render(name: string, help: string): string[] {
+    const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} counter`];
+    if (this.series.size === 0) lines.push(`${name} 0`);
+    for (const s of this.series.values()) lines.push(`${name}${labelText(s.labels)} ${s.value}`);
+    return lines;
+  }
+}
+
+export class RuntimeMetrics {
+  readonly requests = new Counter();
+  readonly duration = new Histogram();
+  readonly queueWait = new Histogram();
+  readonly workerRestarts = new Counter();
+  readonly rejected = new Counter();
+  inflight = 0;
+
+  constructor(private readonly gauges: () => { workersReady: number; workersTotal: number; queued: number }) {}
+
+  recordRequest(route: string, status: number, seconds: number): void {
+    this.requests.inc({ route, status: String(status) });
+    this.duration.observe({ route }, seconds);
+  }
+
+  render(): string {
+    const g = this.gauges();
+    return [
+      ...this.requests.render('scoring_requests_total', 'HTTP requests handled, by route and status.'),
+      ...this.duration.render('scoring_request_duration_seconds', 'Time from request received to response sent.'),
+      ...this.queueWait.render('scoring_queue_wait_seconds', 'Time a request waited for a free worker slot.'),
+      ...this.rejected.render('scoring_rejected_total', 'Requests refused by a limit (overload 503, timeout 504, too large 413).'),
+      '# HELP scoring_inflight_requests Requests currently being handled by a worker.',
+      '# TYPE scoring_inflight_requests gauge',
+      `scoring_inflight_requests ${this.inflight}`,
+      '# HELP scoring_queued_requests Requests waiting for a worker slot.',
+      '# TYPE scoring_queued_requests gauge',
+      `scoring_queued_requests ${g.queued}`,
+      '# HELP scoring_workers_ready Worker processes that finished init() and serve requests.',
+      '# TYPE scoring_workers_ready gauge',
+      `scoring_workers_ready ${g.workersReady}`,
+      '# HELP scoring_workers Worker processes configured.',
+      '# TYPE scoring_workers gauge',
+      `scoring_workers ${g.workersTotal}`,
+      ...this.workerRestarts.render('scoring_worker_restarts_total', 'Worker processes restarted after a crash or a scoring timeout.'),
+      '',
+    ].join('\n');
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Scoring runtime options: one table drives validation (zod), the command line parser and `--help`.
+ * Defaults are the AKS deploy-configuration defaults (replica_max_concurrent_requests 1,
+ * max_request_wait_time 500 ms, scoring_timeout_ms 60 s) and the 100 MB body limit.
+ */
+import * as fs from 'node:fs';
+import { z } from 'zod';
+import { AppError } from '../shared/errors';
+
+export const ServerOptionsSchema = z.object({
+  entryScript: z.string().min(1).optional(),
+  modelDir: z.string().min(1).optional(),
+  runtime: z.enum(['python', 'node', 'onnx']).optional(),
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(5001),
+  workers: z.number().int().min(1).max(256).default(1),
+  maxConcurrent: z.number().int().min(1).max(1000).default(1),
+  maxWaitMs: z.number().int().min(0).default(500),
+  timeoutMs: z.number().int().min(1).default(60_000),
+  maxBodyBytes: z.number().int().min(1).default(100 * 1024 * 1024),
+  keys: z.object({ primaryKey: z.string().min(1), secondaryKey: z.string().min(1) }).optional(),
+  keysFile: z.string().min(1).optional(),
+  python: z.string().min(1).default('python3'),
+  mode: z.enum(['realtime', 'batch']).default('realtime'),
+  serviceName: z.string().min(1).default('scoring-service'),
+  debug: z.boolean().default(false),
+  accessLog: z.boolean().default(true),
+  restartInitialMs: z.number().int().min(0).default(100),
+  restartMaxMs: z.number().int().min(0).default(10_000),
+  /** Extra environment variables for the workers (never logged). */
+  env: z.record(z.string(), z.string()).optional(),
+});
+
+export type ServerOptionsInput = z.input<typeof ServerOptionsSchema>;
+export type ServerOptions = z.output<typeof ServerOptionsSchema>;
+
+type Kind = 'string' | 'int' | 'flag';
+interface CliOption { flag: string; key: keyof ServerOptions; kind: Kind; help: string }
+
+export const CLI_OPTIONS: CliOption[] = [
+  { flag: '--entry-script', key: 'entryScript', kind: 'string', help: 'score.py (Python), score.js/.cjs/.mjs/.ts (Node); omit for an ONNX model directory' },
+  { flag: '--model-dir', key: 'modelDir', kind: 'string', help: 'model folder; exported to the script as AZUREML_MODEL_DIR (an ONNX model is read from it)' },
+  { flag: '--runtime', key: 'runtime', kind: 'string', help: 'python | node | onnx (default: from the script extension, else onnx)' },
+  { flag: '--host', key: 'host', kind: 'string', help: 'address to listen on (default 127.0.0.1; 0.0.0.0 inside a container)' },
+  { flag: '--port', key: 'port', kind: 'int', help: 'port (default 5001; 0 picks a free port, printed in the "listening" line)' },
+  { flag: '--workers', key: 'workers', kind: 'int', help: 'worker processes in this replica (default 1)' },
+  { flag: '--max-concurrent', key: 'maxConcurrent', kind: 'int', help: 'replica_max_concurrent_requests: concurrent run() calls per worker (default 1)' },
+  { flag: '--max-wait-ms', key: 'maxWaitMs', kind: 'int', help: 'max_request_wait_time: longest wait for a free worker before 503 (default 500)' },
+  { flag: '--timeout-ms', key: 'timeoutMs', kind: 'int', help: 'scoring_timeout_ms: run() longer than this → 504 and the worker is recycled (default 60000)' },
+  { flag: '--max-body-bytes', key: 'maxBodyBytes', kind: 'int', help: 'request body limit; larger → 413 (default 104857600)' },
+  { flag: '--keys-file', key: 'keysFile', kind: 'string', help: 'JSON {"primaryKey","secondaryKey"}: enables Bearer key auth' },
+  { flag: '--python', key: 'python', kind: 'string', help: 'Python interpreter for score.py (default python3)' },
+  { flag: '--mode', key: 'mode', kind: 'string', help: 'realtime (default) | batch: batch serves only POST /batch (run(mini_batch))' },
+  { flag: '--service-name', key: 'serviceName', kind: 'string', help: 'title of the swagger document (default scoring-service)' },
+  { flag: '--restart-initial-ms', key: 'restartInitialMs', kind: 'int', help: 'first restart delay of a crashed worker, doubled per crash (default 100)' },
+  { flag: '--restart-max-ms', key: 'restartMaxMs', kind: 'int', help: 'longest restart delay (default 10000)' },
+  { flag: '--debug', key: 'debug', kind: 'flag', help: 'include stack traces in 500 responses' },
+  { flag: '--no-access-log', key: 'accessLog', kind: 'flag', help: 'do not print access log lines' },
+];
+
+export function helpText(): string {
+  const width = Math.max(...CLI_OPTIONS.map((o) => o.flag.length + (o.kind === 'flag' ? 0 : 6)));
+  const lines = CLI_OPTIONS.map((o) => `  ${(o.flag + (o.kind === 'flag' ? '' : o.kind === 'int' ? ' <n>' : ' <v>')).padEnd(width + 2)}${o.help}`);
+  return [
+    'Usage: node dist/runtime/cli.js [options]',
+    '',
+    'AML-compatible scoring server: GET / (liveness), POST /score, POST /batch, GET /swagger.json, GET /openapi.json, GET /metrics.',
+    'Prints JSON lines on stdout: {"event":"listening","port":N,...} once the port is bound, then {"event":"ready"} or {"event":"init_failed",...}.',
+    '',
+    'Options:',
+    ...lines,
+    '  --help'.padEnd(width + 4) + 'show this help',
+  ].join('\n');
+}
+
+/** argv (without node and script) → raw options; throws `InvalidArguments` on unknown flags or bad values. */
+export function parseArgs(argv: string[]): ServerOptionsInput & { help?: boolean } {
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--help' || arg === '-h') return { help: true };
+    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const opt = CLI_OPTIONS.find((o) => o.flag === flag);
+    if (!opt) throw new AppError('InvalidArguments', `Unknown option ${flag}; run with --help for the list`, 400);
+    if (opt.kind === 'flag') {
+      out[opt.key] = opt.flag.startsWith('--no-') ? false : true;
+      continue;
+    }
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new AppError('InvalidArguments', `${flag} needs a value`, 400);
+    if (opt.kind === 'int') {
+      if (!/^\d+$/.test(value)) throw new AppError('InvalidArguments', `${flag} must be a non-negative integer; got "${value}"`, 400);
+      out[opt.key] = Number(value);
+    } else out[opt.key] = value;
+  }
+  return out as ServerOptionsInput;
+}
+
+/** Validated options with defaults; keys read from `keysFile` when given. */
+export function resolveOptions(input: ServerOptionsInput): ServerOptions {
+  const parsed = ServerOptionsSchema.safeParse(input);
+  if (!parsed.success) {
+    const msg = parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ');
+    throw new AppError('InvalidOptions', `Invalid scoring runtime options: ${msg}`, 400);
+  }
+  const options = parsed.data;
+  if (options.keysFile && !options.keys) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(fs.readFileSync(options.keysFile, 'utf8'));
+    } catch (e) {
+      // Never echo the parser's message: it quotes the file's content, i.e. the keys.
+      const why = (e as NodeJS.ErrnoException).code ? (e as NodeJS.ErrnoException).code : 'not valid JSON';
+      throw new AppError('InvalidKeysFile', `Cannot read the keys file ${options.keysFile} (${why})`, 400);
+    }
+    const keys = ServerOptionsSchema.shape.keys.safeParse(raw);
+    if (!keys.success || !keys.data) throw new AppError('InvalidKeysFile', `The keys file ${options.keysFile} must hold {"primaryKey": "...", "secondaryKey": "..."}`, 400);
+    options.keys = keys.data;
+  }
+  return options;
+}

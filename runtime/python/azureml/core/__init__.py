@@ -1,0 +1,1 @@
+"""azureml.core (scoring-time subset)."""

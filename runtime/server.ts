@@ -1,0 +1,252 @@
+/**
+ * The HTTP front of one replica (node:http): routes, key auth, request ids, limits, access log, metrics.
+ * The entry script runs in the worker pool (pool.ts); see runtime/README.md for the contract.
+ */
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AppError, toErrorInfo } from '../shared/errors';
+import type { RuntimeKind } from '../shared/seams';
+import { workerLaunch } from './launch';
+import { RuntimeMetrics } from './metrics';
+import { resolveOptions, type ServerOptions, type ServerOptionsInput } from './options';
+import { WorkerPool } from './pool';
+import { buildOpenApi3, buildSwagger2 } from './schema';
+
+export type LogRecord = Record<string, unknown> & { event: string };
+
+export interface StartOptions extends ServerOptionsInput {
+  /** Where log records go (default: one JSON line each on stdout). */
+  log?: (record: LogRecord) => void;
+  /** The entry script's own output lines (default: stderr, prefixed with the worker id). */
+  onWorkerOutput?: (workerId: number, line: string) => void;
+}
+
+export interface ScoringServer {
+  readonly port: number;
+  readonly url: string;
+  readonly kind: RuntimeKind;
+  readonly options: ServerOptions;
+  readonly pool: WorkerPool;
+  readonly metrics: RuntimeMetrics;
+  /** Resolves when init() finished in a worker (`ok: true`) or failed everywhere (`ok: false`). */
+  readonly initialized: Promise<{ ok: boolean; error?: string }>;
+  /** Requests being handled or waiting (used by the autoscale router as "busy"). */
+  readonly activeRequests: number;
+  stop(): Promise<void>;
+}
+
+const CLIENT_ID = /^[\w.:@-]{1,128}$/;
+
+function keyDigest(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}
+
+/** Constant-time Bearer check against both keys (both comparisons always run). */
+export function makeAuthorizer(keys: ServerOptions['keys']): (header: string | undefined) => boolean {
+  if (!keys) return () => true;
+  const digests = [keyDigest(keys.primaryKey), keyDigest(keys.secondaryKey)];
+  return (header) => {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+    const presented = keyDigest(m ? m[1] : '');
+    let ok = false;
+    for (const d of digests) ok = timingSafeEqual(d, presented) || ok;
+    return ok && m !== null;
+  };
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+  const data = Buffer.from(JSON.stringify(body));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': data.length, ...extra });
+  res.end(data);
+}
+
+function sendError(res: http.ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
+  sendJson(res, status, { error: { code, message } }, extra);
+}
+
+/** Reads the body up to `limit` bytes; rejects with 413 beyond it. */
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    return Promise.reject(new AppError('PayloadTooLarge', `The request body (${declared} bytes) is over the limit of ${limit} bytes`, 413));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      if (over) return;
+      size += c.length;
+      if (size > limit) {
+        over = true;
+        chunks.length = 0;
+        reject(new AppError('PayloadTooLarge', `The request body is over the limit of ${limit} bytes`, 413));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => !over && resolve(Buffer.concat(chunks, size)));
+    req.on('error', (e) => !over && reject(e));
+  });
+}
+
+const HOP_BY_HOP = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'x-ms-request-id']);
+
+export async function startScoringServer(input: StartOptions): Promise<ScoringServer> {
+  const { log: logOpt, onWorkerOutput, ...raw } = input;
+  const options = resolveOptions(raw);
+  const log = logOpt ?? ((r: LogRecord) => process.stdout.write(JSON.stringify(r) + '\n'));
+  const { kind, launch } = workerLaunch(options);
+  const authorized = makeAuthorizer(options.keys);
+
+  let metrics: RuntimeMetrics;
+  const pool = new WorkerPool({
+    launch,
+    workers: options.workers,
+    maxConcurrent: options.maxConcurrent,
+    maxWaitMs: options.maxWaitMs,
+    timeoutMs: options.timeoutMs,
+    restartInitialMs: options.restartInitialMs,
+    restartMaxMs: options.restartMaxMs,
+    onOutput: onWorkerOutput,
+    onEvent: (e) => log({ event: 'worker', time: new Date().toISOString(), ...e }),
+    onQueueWait: (s) => metrics.queueWait.observe({}, s),
+    onRestart: () => metrics.workerRestarts.inc(),
+  });
+  metrics = new RuntimeMetrics(() => ({ workersReady: pool.readyCount, workersTotal: pool.size, queued: pool.queued }));
+  let active = 0;
+
+  const swaggerOpts = { serviceName: options.serviceName, authEnabled: !!options.keys };
+
+  async function route(req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string): Promise<string> {
+    const method = req.method ?? 'GET';
+    if (path === '/' && (method === 'GET' || method === 'HEAD')) {
+      const phase = pool.phase;
+      if (phase === 'ready') {
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end(method === 'HEAD' ? undefined : 'Healthy');
+      } else sendError(res, 503, phase === 'failed' ? 'InitFailed' : 'NotReady', pool.unavailableReason);
+      return 'health';
+    }
+    if ((path === '/swagger.json' || path === '/openapi.json') && method === 'GET') {
+      const schema = pool.schema;
+      if (!schema || options.mode === 'batch') {
+        sendError(res, 404, 'SwaggerNotFound', pool.phase === 'ready'
+          ? 'The entry script declares no schema: add @input_schema/@output_schema (Python) or export inputSample/outputSample (Node)'
+          : `No schema yet: ${pool.unavailableReason}`);
+      } else sendJson(res, 200, path === '/swagger.json' ? buildSwagger2(schema, swaggerOpts) : buildOpenApi3(schema, swaggerOpts));
+      return 'swagger';
+    }
+    const isScore = path === '/score';
+    const isBatch = path === '/batch';
+    const isMetrics = path === '/metrics';
+    if (!isScore && !isBatch && !isMetrics) {
+      sendError(res, 404, 'NotFound', `No route ${method} ${path}; the service serves GET /, POST /score, POST /batch, GET /swagger.json, GET /metrics`);
+      return 'other';
+    }
+    const routeName = isScore ? 'score' : isBatch ? 'batch' : 'metrics';
+    if (!authorized(req.headers.authorization)) {
+      sendError(res, 401, 'Unauthorized', 'Send a service key: Authorization: Bearer <primary or secondary key>', { 'www-authenticate': 'Bearer' });
+      return routeName;
+    }
+    if (isMetrics) {
+      if (method !== 'GET') {
+        sendError(res, 405, 'MethodNotAllowed', 'Use GET /metrics', { allow: 'GET' });
+        return routeName;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+      res.end(metrics.render());
+      return routeName;
+    }
+    if (isScore && options.mode === 'batch') {
+      sendError(res, 404, 'NotFound', 'This service runs in batch mode: POST /batch with {"mini_batch": [...]}');
+      return routeName;
+    }
+    if (method !== 'POST' && !(isScore && pool.rawHttp)) {
+      sendError(res, 405, 'MethodNotAllowed', `Use POST ${path}`, { allow: 'POST' });
+      return routeName;
+    }
+    const body = await readBody(req, options.maxBodyBytes);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (k === 'authorization' || v === undefined) continue;
+      headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    }
+    metrics.inflight++;
+    try {
+      const reply = await pool.run({ kind: isBatch ? 'batch' : 'score', method, path, query, headers }, body);
+      const out: Record<string, string | number> = { 'content-type': reply.contentType, 'content-length': reply.body.length };
+      for (const [k, v] of Object.entries(reply.headers)) if (!HOP_BY_HOP.has(k.toLowerCase())) out[k] = v;
+      res.writeHead(reply.status, out);
+      res.end(reply.body);
+    } finally {
+      metrics.inflight--;
+    }
+    return routeName;
+  }
+
+  const server = http.createServer((req, res) => {
+    const started = process.hrtime.bigint();
+    const requestId = randomUUID();
+    res.setHeader('x-ms-request-id', requestId);
+    const clientId = req.headers['x-ms-client-request-id'];
+    const echo = typeof clientId === 'string' && CLIENT_ID.test(clientId) ? clientId : undefined;
+    if (echo) res.setHeader('x-ms-client-request-id', echo);
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    let routeName = 'other';
+    active++;
+    res.on('close', () => {
+      active--;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics.recordRequest(routeName, res.statusCode, seconds);
+      if ([413, 503, 504].includes(res.statusCode)) metrics.rejected.inc({ status: String(res.statusCode) });
+      if (options.accessLog) {
+        log({
+          event: 'access', time: new Date().toISOString(), requestId, ...(echo ? { clientRequestId: echo } : {}),
+          method: req.method, path: url.pathname, status: res.statusCode, durationMs: Math.round(seconds * 1e6) / 1e3,
+        });
+      }
+    });
+    route(req, res, url.pathname, url.search.slice(1)).then((r) => { routeName = r; }, (e: unknown) => {
+      routeName = url.pathname === '/score' ? 'score' : url.pathname === '/batch' ? 'batch' : 'other';
+      const info = toErrorInfo(e);
+      const status = e instanceof AppError ? e.httpStatus : 500;
+      if (res.headersSent) { res.destroy(); return; }
+      const extra: Record<string, string> = status === 503 ? { 'retry-after': '1' } : status === 413 ? { connection: 'close' } : {};
+      sendError(res, status, info.code, info.message, extra);
+      if (status === 413) req.resume();
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(new AppError(e.code === 'EADDRINUSE' ? 'PortInUse' : 'ListenFailed', `Cannot listen on ${options.host}:${options.port}: ${e.message}; pick another --port (0 = any free port)`, 500)));
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const initialized = pool.start().then(() => (pool.phase === 'ready' ? { ok: true } : { ok: false, error: pool.unavailableReason }));
+
+  let stopped: Promise<void> | undefined;
+  return {
+    port,
+    url: `http://${options.host.includes(':') ? `[${options.host}]` : options.host === '0.0.0.0' ? '127.0.0.1' : options.host}:${port}`,
+    kind,
+    options,
+    pool,
+    metrics,
+    initialized,
+    get activeRequests() { return active; },
+    stop() {
+      stopped ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        await pool.stop();
+      })();
+      return stopped;
+    },
+  };
+}
