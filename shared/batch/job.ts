@@ -17,6 +17,7 @@ import * as os from 'os';
 import { z } from 'zod';
 import { AppError } from '../errors';
 import { IMAGE_NAME_RE, IMAGE_NAME_RULE, MODEL_NAME_RE, MODEL_NAME_RULE, unsafePathReason } from '../manifest/names';
+import { describeIssues, parseManifestText } from '../manifest/schema';
 import type { RuntimeKind } from '../seams';
 import {
   DEFAULT_FILES_PER_MINI_BATCH,
@@ -177,20 +178,6 @@ export interface ParseOptions {
   coresPerNode?: number;
 }
 
-/** Formats zod issues as one actionable line per problem, naming each field by its path. */
-export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
-  const out: string[] = [];
-  for (const issue of issues) {
-    const at = issue.path.map(String).join('.');
-    if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) out.push(`unknown field "${at ? `${at}.${key}` : key}"`);
-    } else {
-      out.push(`${at || '(root)'}: ${issue.message}`);
-    }
-  }
-  return out;
-}
-
 /** Resolves `https://<account>/<container>/<blob>` (or a plain `container/blob`) to a blob reference. */
 export function resolveInputUri(uri: string, accountUrl?: string): { container: string; blob: string } | string {
   let rest: string;
@@ -229,7 +216,7 @@ export function resolveInputUri(uri: string, accountUrl?: string): { container: 
  */
 export function parseBatchJob(input: unknown, opts: ParseOptions & { accountUrl?: string } = {}): BatchJob {
   const r = rawSchema.safeParse(input);
-  if (!r.success) throw invalid(formatIssues(r.error.issues));
+  if (!r.success) throw invalid([describeIssues(r.error.issues)]);
   const j = r.data;
 
   let inputs: BatchInputs;
@@ -279,13 +266,13 @@ export function parseBatchJob(input: unknown, opts: ParseOptions & { accountUrl?
   return job;
 }
 
-/** Parses a JSON text (e.g. a dropped `batch.json`) into a job; bad JSON is `InvalidJobDefinition` too. */
-export function parseBatchJobText(text: string, opts: ParseOptions & { accountUrl?: string } = {}): BatchJob {
+/** Parses a job file's text (`batch.json`, or YAML by name) into a job; a syntax error is `InvalidJobDefinition` too. */
+export function parseBatchJobText(text: string, opts: ParseOptions & { accountUrl?: string; fileName?: string } = {}): BatchJob {
   let data: unknown;
   try {
-    data = JSON.parse(text);
+    data = parseManifestText(text, opts.fileName ?? 'batch.json');
   } catch (e) {
-    throw invalid([`not valid JSON: ${(e as Error).message}`]);
+    throw invalid([(e as Error).message]);
   }
   return parseBatchJob(data, opts);
 }
