@@ -1,0 +1,110 @@
+/**
+ * `DeployTarget` on Azure Container Instances (the seed's dev/test target): one container group per service
+ * slot, `<service>-<slot>`, with its own DNS name label → `http://<label>.<region>.azurecontainer.io:<port>`.
+ * ACI has no router, so "switching traffic" marks the new slot's group as the service's active one (tag) and
+ * deletes the previously active group; the service's public URI is the active slot's URI.
+ */
+import type { DeployConfig, DeployedSlot, DeployRequest, DeployTarget } from '../seams';
+import { AciGroups, type AciGroupsOptions, type ContainerGroupSpec } from './aci';
+import type { AzureConfig } from './config';
+import { aciDnsLabel, slotResourceName, TAGS } from './names';
+import { endpointUris, RUNTIME_ENV, runtimeSettings, scoringPort } from './runtime-env';
+import { AppError } from '../errors';
+
+export type AciTargetOptions = AciGroupsOptions & {
+  config: AciGroupsOptions['config'] & Pick<AzureConfig, 'subscriptionId'>;
+};
+
+/** ACI allows up to 4 cores and 16 GB per container group in most regions. */
+function checkSize(config: DeployConfig): void {
+  if (config.cpuCores <= 0 || config.cpuCores > 4) {
+    throw new AppError('DeployConfigInvalid', `ACI supports 0.1–4 cpu cores per service; cpu_cores is ${config.cpuCores}. Use AKS for more.`, 400);
+  }
+  if (config.memoryGb <= 0 || config.memoryGb > 16) {
+    throw new AppError('DeployConfigInvalid', `ACI supports up to 16 GB per service; memory_gb is ${config.memoryGb}. Use AKS for more.`, 400);
+  }
+}
+
+/** The container group spec of a slot (also printed by `plan`). */
+export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['config']): ContainerGroupSpec {
+  checkSize(request.config);
+  const name = slotResourceName(request.serviceName, request.slot);
+  const label = typeof request.config.extra?.dnsNameLabel === 'string' ? `${request.config.extra.dnsNameLabel}-${request.slot}` : name;
+  const secureEnv: Array<[string, string]> =
+    request.config.authEnabled && request.keys
+      ? [
+          [RUNTIME_ENV.primaryKey, request.keys.primaryKey],
+          [RUNTIME_ENV.secondaryKey, request.keys.secondaryKey],
+        ]
+      : [];
+  return {
+    name,
+    image: request.image.imageRef,
+    cpu: request.config.cpuCores,
+    memoryGb: request.config.memoryGb,
+    port: scoringPort(request.config),
+    dnsNameLabel: aciDnsLabel(label, `${config.subscriptionId}/${config.resourceGroup}`),
+    env: runtimeSettings(request.config),
+    secureEnv,
+    tags: {
+      [TAGS.service]: request.serviceName,
+      [TAGS.slot]: request.slot,
+      [TAGS.image]: `${request.image.name}:${request.image.version}`,
+    },
+    probes: true,
+  };
+}
+
+export class AciTarget implements DeployTarget {
+  readonly kind = 'aci' as const;
+  readonly groups: AciGroups;
+
+  constructor(private readonly o: AciTargetOptions) {
+    this.groups = new AciGroups(o);
+  }
+
+  async deploySlot(request: DeployRequest): Promise<DeployedSlot> {
+    if (request.config.authEnabled && !request.keys) {
+      throw new AppError('DeployKeysMissing', 'auth_enabled is true but no keys were given for the service.', 400);
+    }
+    const spec = aciSlotSpec(request, this.o.config);
+    const outcome = await this.groups.ensureRunning(spec);
+    const base = outcome.ok ? `http://${outcome.fqdn}:${spec.port}` : `http://${spec.dnsNameLabel}.${this.o.config.location}.azurecontainer.io:${spec.port}`;
+    return {
+      serviceName: request.serviceName,
+      slot: request.slot,
+      ...endpointUris(base),
+      state: outcome.ok ? 'Healthy' : 'Failed',
+      ...(outcome.ok ? {} : { error: outcome.error }),
+    };
+  }
+
+  async switchTraffic(serviceName: string, slot: string): Promise<{ scoringUri: string; swaggerUri: string }> {
+    const name = slotResourceName(serviceName, slot);
+    const target = await this.groups.get(name);
+    if (!target) {
+      throw new AppError('SlotNotFound', `Service ${serviceName} has no slot ${slot} on ACI (container group ${name}); deploy it first.`, 404);
+    }
+    const previous = (await this.groups.listTagged(TAGS.service, serviceName)).filter(
+      (g) => g.name !== name && g.tags?.[TAGS.active] === 'true',
+    );
+    await this.groups.setTags(name, { ...(target.tags ?? {}), [TAGS.active]: 'true' });
+    for (const g of previous) if (g.name) await this.groups.delete(g.name);
+    const port = target.ipAddress?.ports?.[0]?.port ?? scoringPort({});
+    const fqdn = target.ipAddress?.fqdn ?? `${target.ipAddress?.dnsNameLabel}.${this.o.config.location}.azurecontainer.io`;
+    const { scoringUri, swaggerUri } = endpointUris(`http://${fqdn}:${port}`);
+    return { scoringUri, swaggerUri };
+  }
+
+  deleteSlot(serviceName: string, slot: string): Promise<void> {
+    return this.groups.delete(slotResourceName(serviceName, slot));
+  }
+
+  async deleteService(serviceName: string): Promise<void> {
+    for (const g of await this.groups.listTagged(TAGS.service, serviceName)) if (g.name) await this.groups.delete(g.name);
+  }
+
+  logTail(serviceName: string, slot: string, lines: number): Promise<string> {
+    return this.groups.logTail(slotResourceName(serviceName, slot), lines);
+  }
+}

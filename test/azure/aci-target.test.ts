@@ -1,0 +1,265 @@
+/**
+ * ACI deploy target at the wire (Microsoft.ContainerInstance/containerGroups, api-version 2023-05-01): the PUT
+ * body (image, identity pull, cpu/memory, port, DNS label, secure keys, probes), LRO polling to success, failure
+ * and cancellation, crash loop and image pull failures reported with logs, throttling, traffic switch, deletes.
+ */
+import nock from 'nock';
+import { AciTarget } from '../../shared/azure/aci-target';
+import type { DeployConfig, DeployRequest } from '../../shared/seams';
+import { ARM, FAST, TEST_ENV, arm, captureLog, q, rgPath, setupNock, steppingClock, testClients, testConfig } from './helpers';
+
+const API = '2023-05-01';
+const CG = (name: string) => rgPath('Microsoft.ContainerInstance', `containerGroups/${name}`);
+const LIST = rgPath('Microsoft.ContainerInstance', 'containerGroups');
+const KEYS = { primaryKey: 'PRIMARY-SECRET-KEY-1', secondaryKey: 'SECONDARY-SECRET-KEY-2' };
+
+const config: DeployConfig = {
+  cpuCores: 1,
+  memoryGb: 1.5,
+  authEnabled: true,
+  autoscaleEnabled: false,
+  autoscaleMinReplicas: 1,
+  autoscaleMaxReplicas: 1,
+  autoscaleTargetUtilization: 70,
+  autoscaleRefreshSeconds: 1,
+  replicaMaxConcurrentRequests: 1,
+  scoringTimeoutMs: 60000,
+  maxRequestWaitTimeMs: 500,
+};
+const request: DeployRequest = {
+  serviceName: 'diabetes',
+  slot: 'blue',
+  image: { name: 'diabetesimage', version: 3, imageRef: 'mdfregistry.azurecr.io/diabetesimage:3', runtime: 'python', contextBlob: 'images/diabetesimage/3.tar.gz' },
+  config,
+  keys: KEYS,
+};
+
+function group(name: string, opts: { state?: string; restarts?: number; detail?: string; provisioning?: string; events?: unknown[]; tags?: Record<string, string>; image?: string } = {}) {
+  return {
+    id: CG(name),
+    name,
+    location: 'westeurope',
+    tags: opts.tags ?? { 'mdf-managed-by': 'model-deploy-flow', 'mdf-service': 'diabetes', 'mdf-slot': 'blue' },
+    properties: {
+      provisioningState: opts.provisioning ?? 'Succeeded',
+      osType: 'Linux',
+      containers: [
+        {
+          name: 'model',
+          properties: {
+            image: opts.image ?? request.image.imageRef,
+            resources: { requests: { cpu: 1, memoryInGB: 1.5 } },
+            instanceView: {
+              restartCount: opts.restarts ?? 0,
+              currentState: { state: opts.state ?? 'Running', detailStatus: opts.detail ?? '' },
+              events: opts.events ?? [],
+            },
+          },
+        },
+      ],
+      ipAddress: { type: 'Public', ports: [{ port: 5001, protocol: 'TCP' }], dnsNameLabel: `${name}-lbl`, fqdn: `${name}-lbl.westeurope.azurecontainer.io` },
+      instanceView: { state: opts.state ?? 'Running', events: [] },
+    },
+  };
+}
+
+function makeTarget(opts: { now?: () => number } = {}) {
+  const logs = captureLog();
+  const target = new AciTarget({ clients: testClients(), config: testConfig(), timing: { ...FAST, now: opts.now }, log: logs.log });
+  return { target, logs };
+}
+
+/** PUT answered 201 + Azure-AsyncOperation; the operation goes InProgress → `final`. Returns the PUT body. */
+function expectCreate(name: string, final: Record<string, unknown> = { status: 'Succeeded' }) {
+  const seen: { body?: any } = {};
+  const op = `${ARM}/subscriptions/${TEST_ENV.AZURE_SUBSCRIPTION_ID}/providers/Microsoft.ContainerInstance/locations/westeurope/operations/op-${name}?api-version=${API}`;
+  arm()
+    .put(CG(name), (b) => ((seen.body = b), true))
+    .query(q(API))
+    .reply(201, group(name, { provisioning: 'Creating', state: 'Waiting' }), { 'Azure-AsyncOperation': op });
+  const opPath = `/subscriptions/${TEST_ENV.AZURE_SUBSCRIPTION_ID}/providers/Microsoft.ContainerInstance/locations/westeurope/operations/op-${name}`;
+  arm().get(opPath).query(q(API)).reply(200, { status: 'InProgress' });
+  arm().get(opPath).query(q(API)).reply(200, final);
+  return seen;
+}
+
+describe('AciTarget', () => {
+  setupNock();
+
+  test('deploySlot PUTs the documented container group and reports the slot Healthy once running', async () => {
+    const { target, logs } = makeTarget();
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(404, { error: { code: 'ResourceNotFound', message: 'not found' } });
+    const seen = expectCreate('diabetes-blue');
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(200, group('diabetes-blue')); // LRO final GET
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(200, group('diabetes-blue', { state: 'Waiting', provisioning: 'Succeeded' }));
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(200, group('diabetes-blue'));
+
+    const slot = await target.deploySlot(request);
+
+    expect(slot).toEqual({
+      serviceName: 'diabetes',
+      slot: 'blue',
+      scoringUri: 'http://diabetes-blue-lbl.westeurope.azurecontainer.io:5001/score',
+      swaggerUri: 'http://diabetes-blue-lbl.westeurope.azurecontainer.io:5001/swagger.json',
+      healthUri: 'http://diabetes-blue-lbl.westeurope.azurecontainer.io:5001/',
+      state: 'Healthy',
+    });
+    const b = seen.body;
+    const identityId = TEST_ENV.MANAGED_IDENTITY_RESOURCE_ID;
+    expect(b.location).toBe('westeurope');
+    expect(b.identity).toEqual({ type: 'UserAssigned', userAssignedIdentities: { [identityId]: {} } });
+    expect(b.tags).toMatchObject({ 'mdf-service': 'diabetes', 'mdf-slot': 'blue', 'mdf-image': 'diabetesimage:3' });
+    const p = b.properties;
+    expect(p.osType).toBe('Linux');
+    expect(p.restartPolicy).toBe('Always');
+    expect(p.imageRegistryCredentials).toEqual([{ server: 'mdfregistry.azurecr.io', identity: identityId }]);
+    expect(p.ipAddress.type).toBe('Public');
+    expect(p.ipAddress.ports).toEqual([{ port: 5001, protocol: 'TCP' }]);
+    expect(p.ipAddress.dnsNameLabel).toMatch(/^diabetes-blue-[0-9a-f]{6}$/);
+    const c = p.containers[0];
+    expect(c.name).toBe('model');
+    expect(c.properties.image).toBe('mdfregistry.azurecr.io/diabetesimage:3');
+    expect(c.properties.resources).toEqual({ requests: { cpu: 1, memoryInGB: 1.5 } });
+    expect(c.properties.ports).toEqual([{ port: 5001, protocol: 'TCP' }]);
+    expect(c.properties.livenessProbe.httpGet).toEqual({ path: '/', port: 5001, scheme: 'http' });
+    expect(c.properties.readinessProbe.httpGet).toEqual({ path: '/', port: 5001, scheme: 'http' });
+    const env = Object.fromEntries(c.properties.environmentVariables.map((e: any) => [e.name, e]));
+    expect(env.MDF_PRIMARY_KEY).toEqual({ name: 'MDF_PRIMARY_KEY', secureValue: KEYS.primaryKey });
+    expect(env.MDF_SECONDARY_KEY).toEqual({ name: 'MDF_SECONDARY_KEY', secureValue: KEYS.secondaryKey });
+    expect(env.MDF_PORT.value).toBe('5001');
+    expect(env.MDF_MAX_CONCURRENT_REQUESTS.value).toBe('1');
+    expect(env.MDF_SCORING_TIMEOUT_MS.value).toBe('60000');
+    expect(JSON.stringify([logs.lines, slot])).not.toMatch(/SECRET-KEY/);
+  });
+
+  test('an existing slot with the same image is not re-created', async () => {
+    const { target } = makeTarget();
+    arm().get(CG('diabetes-blue')).query(q(API)).times(2).reply(200, group('diabetes-blue'));
+    expect((await target.deploySlot(request)).state).toBe('Healthy');
+  });
+
+  test('a crash-looping container is reported with its exit code and log, not as a timeout', async () => {
+    const { target } = makeTarget();
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(404, { error: { code: 'ResourceNotFound', message: 'x' } });
+    expectCreate('diabetes-blue');
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(200, group('diabetes-blue', { state: 'Waiting' })); // LRO final GET
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(200, group('diabetes-blue', { state: 'Waiting', restarts: 1, detail: 'CrashLoopBackOff: Back-off restarting failed' }));
+    arm()
+      .get(`${CG('diabetes-blue')}/containers/model/logs`)
+      .query(q(API, { tail: '30' }))
+      .reply(200, { content: 'Traceback (most recent call last):\n  File "score.py", line 7, in init\nModuleNotFoundError: No module named sklearn\nkey primaryKey=PRIMARY-SECRET-KEY-1\n' });
+    const slot = await target.deploySlot(request);
+    expect(slot.state).toBe('Failed');
+    expect(slot.error?.code).toBe('ContainerCrashLoop');
+    expect(slot.error?.message).toContain('No module named sklearn');
+    expect(JSON.stringify(slot)).not.toContain('PRIMARY-SECRET-KEY-1');
+  });
+
+  test('an image pull failure is reported as ImagePullFailed naming AcrPull', async () => {
+    const { target } = makeTarget();
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(404, { error: { code: 'ResourceNotFound', message: 'x' } });
+    expectCreate('diabetes-blue');
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(200, group('diabetes-blue', { state: 'Waiting' })); // LRO final GET
+    arm()
+      .get(CG('diabetes-blue'))
+      .query(q(API))
+      .reply(200, group('diabetes-blue', { state: 'Waiting', events: [{ name: 'Failed', message: 'Failed to pull image "mdfregistry.azurecr.io/diabetesimage:3": unauthorized' }] }));
+    const slot = await target.deploySlot(request);
+    expect(slot.error?.code).toBe('ImagePullFailed');
+    expect(slot.error?.message).toContain('AcrPull');
+  });
+
+  test('a create operation that fails (quota) fails the slot with the ARM code; cancellation too', async () => {
+    const { target } = makeTarget();
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(404, { error: { code: 'ResourceNotFound', message: 'x' } });
+    expectCreate('diabetes-blue', { status: 'Failed', error: { code: 'ContainerGroupQuotaReached', message: 'Resource type Microsoft.ContainerInstance/containerGroups has reached its quota of 100' } });
+    const slot = await target.deploySlot(request);
+    expect(slot.state).toBe('Failed');
+    expect(slot.error?.code).toBe('AzureQuotaExceeded');
+    expect(slot.error?.message).toContain('ContainerGroupQuotaReached');
+
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(404, { error: { code: 'ResourceNotFound', message: 'x' } });
+    expectCreate('diabetes-blue', { status: 'Canceled' });
+    const canceled = await target.deploySlot(request);
+    expect(canceled.state).toBe('Failed');
+    expect(canceled.error?.code).toBe('AzureOperationCanceled');
+  });
+
+  test('ARM 400 on the PUT fails the slot with the ARM message; throttled reads are retried', async () => {
+    const { target } = makeTarget();
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(429, { error: { code: 'TooManyRequests', message: 'x' } }, { 'Retry-After': '0' });
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(404, { error: { code: 'ResourceNotFound', message: 'x' } });
+    arm()
+      .put(CG('diabetes-blue'))
+      .query(q(API))
+      .reply(400, { error: { code: 'InvalidOsType', message: "The 'osType' is invalid." } });
+    const slot = await target.deploySlot(request);
+    expect(slot.error).toEqual({ code: 'AzureBadRequest', message: expect.stringContaining("InvalidOsType: The 'osType' is invalid.") });
+  });
+
+  test('a container that never starts times out as DeployTimeout with its log', async () => {
+    // deploy timeout is 900 s; the clock moves 400 s per read: the third poll is past the deadline.
+    const { target } = makeTarget({ now: steppingClock(400_000) });
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(200, group('diabetes-blue', { state: 'Waiting', provisioning: 'Succeeded' }));
+    arm().get(CG('diabetes-blue')).query(q(API)).times(3).reply(200, group('diabetes-blue', { state: 'Waiting' }));
+    arm().get(`${CG('diabetes-blue')}/containers/model/logs`).query(q(API, { tail: '30' })).reply(200, { content: 'loading model...\n' });
+    const slot = await target.deploySlot(request);
+    expect(slot.error?.code).toBe('DeployTimeout');
+    expect(slot.error?.message).toContain('loading model');
+  });
+
+  test('switchTraffic tags the new slot active, deletes the previously active group, returns its URI', async () => {
+    const { target } = makeTarget();
+    const green = group('diabetes-green', { tags: { 'mdf-managed-by': 'model-deploy-flow', 'mdf-service': 'diabetes', 'mdf-slot': 'green' } });
+    const blue = group('diabetes-blue', { tags: { 'mdf-managed-by': 'model-deploy-flow', 'mdf-service': 'diabetes', 'mdf-slot': 'blue', 'mdf-active': 'true' } });
+    const other = group('other-blue', { tags: { 'mdf-managed-by': 'model-deploy-flow', 'mdf-service': 'other', 'mdf-active': 'true' } });
+    arm().get(CG('diabetes-green')).query(q(API)).reply(200, green);
+    arm().get(LIST).query(q(API)).reply(200, { value: [blue, green, other] });
+    let patched: any;
+    arm()
+      .patch(CG('diabetes-green'), (b) => ((patched = b), true))
+      .query(q(API))
+      .reply(200, green);
+    arm().delete(CG('diabetes-blue')).query(q(API)).reply(200, blue);
+    const r = await target.switchTraffic('diabetes', 'green');
+    expect(patched.tags).toMatchObject({ 'mdf-active': 'true', 'mdf-service': 'diabetes', 'mdf-slot': 'green' });
+    expect(r).toEqual({
+      scoringUri: 'http://diabetes-green-lbl.westeurope.azurecontainer.io:5001/score',
+      swaggerUri: 'http://diabetes-green-lbl.westeurope.azurecontainer.io:5001/swagger.json',
+    });
+  });
+
+  test('switchTraffic to a slot that does not exist is SlotNotFound', async () => {
+    const { target } = makeTarget();
+    arm().get(CG('diabetes-green')).query(q(API)).reply(404, { error: { code: 'ResourceNotFound', message: 'x' } });
+    await expect(target.switchTraffic('diabetes', 'green')).rejects.toMatchObject({ code: 'SlotNotFound' });
+  });
+
+  test('deleteSlot of an absent group is not an error; deleteService removes every group of the service', async () => {
+    const { target } = makeTarget();
+    arm().delete(CG('diabetes-blue')).query(q(API)).reply(204);
+    await target.deleteSlot('diabetes', 'blue');
+    arm().get(LIST).query(q(API)).reply(200, {
+      value: [group('diabetes-blue'), group('diabetes-green', { tags: { 'mdf-managed-by': 'model-deploy-flow', 'mdf-service': 'diabetes' } }), group('x', { tags: { 'mdf-service': 'diabetes' } })],
+    });
+    arm().delete(CG('diabetes-blue')).query(q(API)).reply(200, {});
+    arm().delete(CG('diabetes-green')).query(q(API)).reply(202, '', { Location: `${ARM}${CG('diabetes-green')}/op?api-version=${API}` });
+    arm().get(`${CG('diabetes-green')}/op`).query(q(API)).reply(204);
+    await target.deleteService('diabetes');
+  });
+
+  test('logTail reads the container log with tail=N and redacts secrets; absent group → empty', async () => {
+    const { target } = makeTarget();
+    arm().get(`${CG('diabetes-blue')}/containers/model/logs`).query(q(API, { tail: '5' })).reply(200, { content: 'a\nAuthorization: Bearer abc.def\n' });
+    expect(await target.logTail('diabetes', 'blue', 5)).toBe('a\nAuthorization: Bearer ***');
+    arm().get(`${CG('diabetes-blue')}/containers/model/logs`).query(q(API, { tail: '5' })).reply(404, { error: { code: 'ResourceNotFound', message: 'x' } });
+    expect(await target.logTail('diabetes', 'blue', 5)).toBe('');
+  });
+
+  test('sizes ACI cannot run are rejected before any call', async () => {
+    const { target } = makeTarget();
+    await expect(target.deploySlot({ ...request, config: { ...config, cpuCores: 8 } })).rejects.toMatchObject({ code: 'DeployConfigInvalid' });
+  });
+});
+
+afterAll(() => nock.cleanAll());
