@@ -91,6 +91,10 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+const ROUTES: Record<string, string> = { '/': 'health', '/score': 'score', '/batch': 'batch', '/metrics': 'metrics', '/swagger.json': 'swagger', '/openapi.json': 'swagger' };
+/** Metric label of a path (a closed set, so unknown paths cannot blow up the series count). */
+const routeOf = (path: string): string => ROUTES[path] ?? 'other';
+
 const HOP_BY_HOP = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'x-ms-request-id']);
 
 export async function startScoringServer(input: StartOptions): Promise<ScoringServer> {
@@ -119,7 +123,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
 
   const swaggerOpts = { serviceName: options.serviceName, authEnabled: !!options.keys };
 
-  async function route(req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string): Promise<string> {
+  async function route(req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string): Promise<void> {
     const method = req.method ?? 'GET';
     if (path === '/' && (method === 'GET' || method === 'HEAD')) {
       const phase = pool.phase;
@@ -127,7 +131,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
         res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
         res.end(method === 'HEAD' ? undefined : 'Healthy');
       } else sendError(res, 503, phase === 'failed' ? 'InitFailed' : 'NotReady', pool.unavailableReason);
-      return 'health';
+      return;
     }
     if ((path === '/swagger.json' || path === '/openapi.json') && method === 'GET') {
       const schema = pool.schema;
@@ -136,36 +140,35 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
           ? 'The entry script declares no schema: add @input_schema/@output_schema (Python) or export inputSample/outputSample (Node)'
           : `No schema yet: ${pool.unavailableReason}`);
       } else sendJson(res, 200, path === '/swagger.json' ? buildSwagger2(schema, swaggerOpts) : buildOpenApi3(schema, swaggerOpts));
-      return 'swagger';
+      return;
     }
     const isScore = path === '/score';
     const isBatch = path === '/batch';
     const isMetrics = path === '/metrics';
     if (!isScore && !isBatch && !isMetrics) {
       sendError(res, 404, 'NotFound', `No route ${method} ${path}; the service serves GET /, POST /score, POST /batch, GET /swagger.json, GET /metrics`);
-      return 'other';
+      return;
     }
-    const routeName = isScore ? 'score' : isBatch ? 'batch' : 'metrics';
     if (!authorized(req.headers.authorization)) {
       sendError(res, 401, 'Unauthorized', 'Send a service key: Authorization: Bearer <primary or secondary key>', { 'www-authenticate': 'Bearer' });
-      return routeName;
+      return;
     }
     if (isMetrics) {
       if (method !== 'GET') {
         sendError(res, 405, 'MethodNotAllowed', 'Use GET /metrics', { allow: 'GET' });
-        return routeName;
+        return;
       }
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
       res.end(metrics.render());
-      return routeName;
+      return;
     }
     if (isScore && options.mode === 'batch') {
       sendError(res, 404, 'NotFound', 'This service runs in batch mode: POST /batch with {"mini_batch": [...]}');
-      return routeName;
+      return;
     }
     if (method !== 'POST' && !(isScore && pool.rawHttp)) {
       sendError(res, 405, 'MethodNotAllowed', `Use POST ${path}`, { allow: 'POST' });
-      return routeName;
+      return;
     }
     const body = await readBody(req, options.maxBodyBytes);
     const headers: Record<string, string> = {};
@@ -183,7 +186,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     } finally {
       metrics.inflight--;
     }
-    return routeName;
+    return;
   }
 
   const server = http.createServer((req, res) => {
@@ -194,7 +197,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     const echo = typeof clientId === 'string' && CLIENT_ID.test(clientId) ? clientId : undefined;
     if (echo) res.setHeader('x-ms-client-request-id', echo);
     const url = new URL(req.url ?? '/', 'http://localhost');
-    let routeName = 'other';
+    const routeName = routeOf(url.pathname);
     active++;
     res.on('close', () => {
       active--;
@@ -208,8 +211,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
         });
       }
     });
-    route(req, res, url.pathname, url.search.slice(1)).then((r) => { routeName = r; }, (e: unknown) => {
-      routeName = url.pathname === '/score' ? 'score' : url.pathname === '/batch' ? 'batch' : 'other';
+    route(req, res, url.pathname, url.search.slice(1)).catch((e: unknown) => {
       const info = toErrorInfo(e);
       const status = e instanceof AppError ? e.httpStatus : 500;
       if (res.headersSent) { res.destroy(); return; }

@@ -1,0 +1,50 @@
+/** Shared helpers of the runtime tests: start a server with a log collector, temp dirs, paths. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startScoringServer, type LogRecord, type ScoringServer, type StartOptions } from '../../runtime/server';
+
+export const ROOT = path.resolve(__dirname, '../..');
+export const EX = path.join(ROOT, 'examples/runtime');
+/** Debian's interpreter, which has python3-numpy / python3-sklearn / python3-pandas. */
+export const SYSTEM_PYTHON = '/usr/bin/python3';
+
+export interface Started {
+  server: ScoringServer;
+  url: string;
+  logs: LogRecord[];
+  output: string[];
+}
+
+export async function start(options: StartOptions, waitInit = true): Promise<Started> {
+  const logs: LogRecord[] = [];
+  const output: string[] = [];
+  const server = await startScoringServer({
+    port: 0,
+    ...options,
+    log: (r) => logs.push(r),
+    onWorkerOutput: (id, line) => output.push(`${id}:${line}`),
+  });
+  if (waitInit) await server.initialized;
+  return { server, url: server.url, logs, output };
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `rt-${prefix}-`));
+}
+
+export async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
+  });
+}
+
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 15_000, stepMs = 25): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
