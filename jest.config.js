@@ -5,5 +5,5 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: { module: 'commonjs', target: 'ES2022', esModuleInterop: true, resolveJsonModule: true } }] },
   testTimeout: 60000,
-  modulePathIgnorePatterns: ['<rootDir>/dist/'],
+  moduleNameMapper: { '^@azure/functions-core$': '<rootDir>/local/functionsCoreModule.ts' },
 };

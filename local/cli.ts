@@ -1,0 +1,67 @@
+/**
+ * `npm start`: the local Functions host with embedded Azurite.
+ *
+ *   node dist/local/cli.js [--port 7071] [--app <folder>] [--poll-ms 1000]
+ *
+ * Settings come from local.settings.json ("Values") and the environment. Azurite is started from the
+ * `azurite` npm package (data under .azurite/) unless AzureWebJobsStorage names another account or
+ * Azurite already listens on its default ports. Ctrl+C stops everything cleanly.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { AzuriteInstance, connectionStringFor, isListening, startAzurite } from './azurite';
+import { LocalHost } from './host';
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--help')) {
+    process.stdout.write('Usage: node dist/local/cli.js [--port 7071] [--app <folder>] [--poll-ms 1000]\n');
+    return;
+  }
+  const appRoot = path.resolve(arg('app') ?? process.cwd());
+  const settingsFile = path.join(appRoot, 'local.settings.json');
+  const settings: Record<string, string> = fs.existsSync(settingsFile) ? JSON.parse(fs.readFileSync(settingsFile, 'utf8')).Values ?? {} : {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k in settings) settings[k] = v;
+  let storage = process.env.AzureWebJobsStorage ?? settings.AzureWebJobsStorage;
+  let azurite: AzuriteInstance | undefined;
+  if (!storage || /UseDevelopmentStorage=true/i.test(storage)) {
+    const ports = [10000, 10001, 10002];
+    if ((await Promise.all(ports.map(isListening))).every(Boolean)) {
+      storage = connectionStringFor(10000, 10001, 10002);
+      process.stdout.write('[host] using the Azurite already listening on 10000-10002\n');
+    } else {
+      azurite = await startAzurite({ location: path.join(appRoot, '.azurite'), blobPort: 10000, queuePort: 10001, tablePort: 10002 });
+      storage = azurite.connectionString;
+      process.stdout.write('[host] started Azurite (data in .azurite/) on 10000-10002\n');
+    }
+  }
+  const host = new LocalHost({
+    appRoot,
+    storageConnectionString: storage,
+    port: Number(arg('port') ?? process.env.PORT ?? 7071),
+    settings: { ...settings, AzureWebJobsStorage: storage },
+    pollIntervalMs: Number(arg('poll-ms') ?? 1000),
+  });
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`[host] ${signal}: stopping\n`);
+    await host.stop().catch(() => undefined);
+    await azurite?.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  await host.start();
+  process.stdout.write(`${JSON.stringify({ event: 'ready', url: host.baseUrl })}\n`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`[host] failed to start: ${(err as Error).message}\n`);
+  process.exit(1);
+});

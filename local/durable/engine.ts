@@ -1,0 +1,769 @@
+/**
+ * The durable orchestration engine of the local host: what the Durable Functions extension does for
+ * an out-of-process (Node) app, on Azure Storage.
+ *
+ * Each "episode" appends new events to an instance's history, calls the app's registered
+ * orchestration handler (the durable-functions library's own replay engine) with the whole history,
+ * and turns the actions it returns into history events and work: activities, timers,
+ * sub-orchestrations, continue-as-new. The history and the instance record are persisted before any
+ * of that work starts, so after a crash the outstanding work is derived from the history again.
+ *
+ * Task ids follow the library's sequence numbering (replay schema V1): every scheduled activity,
+ * timer and sub-orchestration takes the next id in action order; a retry of a failed attempt takes
+ * one id for its back-off timer and one for the re-scheduled attempt, at the moment the failure
+ * (resp. the timer) is delivered — which is why those events are always delivered first in an episode.
+ */
+import { coreState, RegisteredFunction } from '../functionsCore';
+import { fromTypedData, invokeFunction, jsonData } from '../invoke';
+import { DurableStore, HistoryEvent, InstanceMeta, RuntimeStatus, TERMINAL } from './store';
+
+export const EventType = {
+  ExecutionStarted: 0,
+  ExecutionCompleted: 1,
+  ExecutionFailed: 2,
+  ExecutionTerminated: 3,
+  TaskScheduled: 4,
+  TaskCompleted: 5,
+  TaskFailed: 6,
+  SubOrchestrationInstanceCreated: 7,
+  SubOrchestrationInstanceCompleted: 8,
+  SubOrchestrationInstanceFailed: 9,
+  TimerCreated: 10,
+  TimerFired: 11,
+  OrchestratorStarted: 12,
+  OrchestratorCompleted: 13,
+  EventSent: 14,
+  EventRaised: 15,
+  ContinueAsNew: 16,
+} as const;
+export const EventTypeName: Record<number, string> = Object.fromEntries(Object.entries(EventType).map(([k, v]) => [v, k]));
+
+const ActionType = {
+  CallActivity: 0,
+  CallActivityWithRetry: 1,
+  CallSubOrchestrator: 2,
+  CallSubOrchestratorWithRetry: 3,
+  ContinueAsNew: 4,
+  CreateTimer: 5,
+  WaitForExternalEvent: 6,
+} as const;
+
+const MAX_CUSTOM_STATUS = 16 * 1024;
+
+export interface RetryOptions {
+  firstRetryIntervalInMilliseconds: number;
+  maxNumberOfAttempts: number;
+  backoffCoefficient?: number;
+  maxRetryIntervalInMilliseconds?: number;
+  retryTimeoutInMilliseconds?: number;
+}
+
+interface RetryState {
+  kind: 'activity' | 'sub';
+  name: string;
+  /** JSON text of the input. */
+  input: string;
+  options: RetryOptions;
+  attempt: number;
+  firstAttemptAt: string;
+  childInstanceId?: string;
+}
+
+interface EngineState {
+  nextId: number;
+  actionsProcessed: number;
+  /** Retry bookkeeping by the id of the attempt in flight. */
+  retries: Record<string, RetryState>;
+  /** Retry back-off timers by timer id. */
+  retryTimers: Record<string, RetryState>;
+}
+
+type InboxItem =
+  | { kind: 'event'; generation: number; event: HistoryEvent }
+  | { kind: 'terminate'; reason: string };
+
+interface Active {
+  meta: InstanceMeta;
+  engine: EngineState;
+  history: HistoryEvent[];
+  inbox: InboxItem[];
+  waiters: { resolve: () => void; reject: (e: Error) => void }[];
+  running: boolean;
+  queued: boolean;
+  /** Run an episode even with an empty inbox (new generation after continue-as-new). */
+  kick: boolean;
+  timers: Map<number, NodeJS.Timeout>;
+}
+
+type Work =
+  | { kind: 'activity'; id: number; name: string; input: string }
+  | { kind: 'timer'; id: number; fireAt: string }
+  | { kind: 'sub'; id: number; name: string; input: string; childInstanceId: string }
+  | { kind: 'fail'; id: number; sub: boolean; message: string };
+
+export interface EngineOptions {
+  store: DurableStore;
+  maxConcurrentActivities: number;
+  maxConcurrentOrchestrations: number;
+  log?: (message: string) => void;
+}
+
+export class DurableError extends Error {
+  constructor(
+    public readonly status: number,
+    public readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Instance id rules of the Durable Functions HTTP API (also Azure Table partition key rules). */
+export function validateInstanceId(id: string): void {
+  if (id.length < 1 || id.length > 256) throw new DurableError(400, 'InvalidInstanceId', 'Instance ids must be 1 to 256 characters long.');
+  if (/[/\\#?]/.test(id)) throw new DurableError(400, 'InvalidInstanceId', `Instance id '${id}' contains one of the characters / \\ # ?, which are not allowed.`);
+  if (id.startsWith('@')) throw new DurableError(400, 'InvalidInstanceId', `Instance id '${id}' must not start with '@' (reserved for entities).`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(id)) throw new DurableError(400, 'InvalidInstanceId', 'Instance ids must not contain control characters.');
+}
+
+function parseJson(text: string | undefined): unknown {
+  if (text === undefined || text === null) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** durable-functions sends string inputs as JSON text and other values as they are. */
+function actionInputJson(input: unknown): string {
+  if (input === undefined) return 'null';
+  if (typeof input === 'string') return input;
+  return JSON.stringify(input);
+}
+
+function failureDetailsOf(err: Error): Record<string, unknown> {
+  try {
+    const parsed = JSON.parse(err.message);
+    if (parsed && typeof parsed === 'object' && ('ErrorMessage' in parsed || 'ErrorType' in parsed)) {
+      return { ...parsed, StackTrace: undefined };
+    }
+  } catch {
+    // not a serialized failure: use the error as it is
+  }
+  return { ErrorType: err.name || 'Error', ErrorMessage: err.message };
+}
+
+class Semaphore {
+  private queue: (() => void)[] = [];
+  private active = 0;
+  constructor(private readonly limit: number) {}
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((r) => this.queue.push(r));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.queue.shift()?.();
+    }
+  }
+}
+
+export class DurableEngine {
+  private readonly active = new Map<string, Active>();
+  private readonly loading = new Map<string, Promise<Active | undefined>>();
+  private readonly activitySlots: Semaphore;
+  private readonly orchestrationSlots: Semaphore;
+  private stopped = false;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  /** How many times each activity function ran (observability for tests and benchmarks). */
+  readonly activityRuns = new Map<string, number>();
+
+  constructor(private readonly opts: EngineOptions) {
+    this.activitySlots = new Semaphore(Math.max(1, opts.maxConcurrentActivities));
+    this.orchestrationSlots = new Semaphore(Math.max(1, opts.maxConcurrentOrchestrations));
+  }
+
+  private log(message: string): void {
+    this.opts.log?.(message);
+  }
+
+  private functionOf(name: string, type: 'orchestrationTrigger' | 'activityTrigger'): RegisteredFunction | undefined {
+    const fn = coreState().functions.get(name);
+    if (fn && String(fn.trigger.type) === type) return fn;
+    // Function names are case-insensitive in Azure Functions.
+    for (const f of coreState().functions.values()) {
+      if (f.metadata.name.toLowerCase() === name.toLowerCase() && String(f.trigger.type) === type) return f;
+    }
+    return undefined;
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inFlight.add(p);
+    p.finally(() => this.inFlight.delete(p)).catch(() => undefined);
+    return p;
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  /** Resume every unfinished instance from storage. */
+  async start(): Promise<number> {
+    const metas = await this.opts.store.listMetas({ statuses: ['Pending', 'Running', 'ContinuedAsNew'] });
+    for (const meta of metas) await this.activate(meta.instanceId);
+    return metas.length;
+  }
+
+  /** Stop scheduling; wait for running episodes and activities (bounded). */
+  async stop(timeoutMs = 5000): Promise<void> {
+    this.stopped = true;
+    for (const a of this.active.values()) for (const t of a.timers.values()) clearTimeout(t);
+    const all = Promise.allSettled([...this.inFlight]);
+    await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+
+  // ------------------------------------------------------------------ client operations
+
+  async startNew(name: string, instanceId: string, input: unknown): Promise<InstanceMeta> {
+    validateInstanceId(instanceId);
+    if (!this.functionOf(name, 'orchestrationTrigger')) {
+      throw new DurableError(404, 'OrchestratorNotFound', `No orchestrator function named '${name}' is registered.`);
+    }
+    const fn = this.functionOf(name, 'orchestrationTrigger')!;
+    return this.createInstance(fn.metadata.name, instanceId, input === undefined ? undefined : JSON.stringify(input));
+  }
+
+  private async createInstance(
+    name: string,
+    instanceId: string,
+    inputJson: string | undefined,
+    parent?: { instanceId: string; taskId: number; generation: number },
+  ): Promise<InstanceMeta> {
+    const now = new Date().toISOString();
+    const meta: InstanceMeta = {
+      instanceId,
+      name,
+      status: 'Pending',
+      createdTime: now,
+      lastUpdatedTime: now,
+      input: inputJson,
+      generation: 0,
+      historyCount: 0,
+      parentInstanceId: parent?.instanceId,
+      parentTaskId: parent?.taskId,
+      parentGeneration: parent?.generation,
+      engine: JSON.stringify(freshEngineState()),
+    };
+    if (!(await this.opts.store.tryCreate(meta))) {
+      const existing = await this.opts.store.getMeta(instanceId);
+      if (existing && !TERMINAL.has(existing.status)) {
+        if (parent && existing.parentInstanceId === parent.instanceId && existing.parentTaskId === parent.taskId) {
+          // Re-delivery of the same sub-orchestration start after a crash: it is already running.
+          await this.activate(instanceId);
+          return existing;
+        }
+        throw new DurableError(409, 'InstanceExists', `An instance with id '${instanceId}' is already ${existing.status.toLowerCase()}.`);
+      }
+      this.active.delete(instanceId);
+      await this.opts.store.replace(meta);
+    }
+    await this.activate(instanceId, meta);
+    return meta;
+  }
+
+  async getMeta(instanceId: string): Promise<InstanceMeta | undefined> {
+    const a = this.active.get(instanceId);
+    if (a) return { ...a.meta, engine: '' };
+    return this.opts.store.getMeta(instanceId);
+  }
+
+  async getHistory(instanceId: string): Promise<HistoryEvent[]> {
+    const a = this.active.get(instanceId);
+    if (a) return [...a.history];
+    const meta = await this.opts.store.getMeta(instanceId);
+    return meta ? this.opts.store.loadHistory(meta) : [];
+  }
+
+  async list(filter: { statuses?: RuntimeStatus[]; createdFrom?: Date; createdTo?: Date }): Promise<InstanceMeta[]> {
+    const metas = await this.opts.store.listMetas(filter);
+    return metas.map((m) => this.active.get(m.instanceId)?.meta ?? m);
+  }
+
+  async raiseEvent(instanceId: string, eventName: string, data: unknown): Promise<void> {
+    const a = await this.requireRunning(instanceId);
+    const event = this.newEvent(EventType.EventRaised, -1, { Name: eventName, Input: data === undefined ? undefined : JSON.stringify(data) });
+    await this.enqueue(a, { kind: 'event', generation: a.meta.generation, event }, true);
+  }
+
+  async terminate(instanceId: string, reason: string): Promise<void> {
+    const a = await this.requireRunning(instanceId);
+    await this.enqueue(a, { kind: 'terminate', reason }, true);
+  }
+
+  async purge(instanceId: string): Promise<boolean> {
+    const meta = await this.opts.store.getMeta(instanceId);
+    if (!meta) return false;
+    if (!TERMINAL.has(meta.status)) {
+      throw new DurableError(409, 'InstanceRunning', `Instance '${instanceId}' is ${meta.status.toLowerCase()}; terminate it before purging its history.`);
+    }
+    await this.opts.store.purge(instanceId);
+    this.active.delete(instanceId);
+    return true;
+  }
+
+  private async requireRunning(instanceId: string): Promise<Active> {
+    const meta = await this.getMeta(instanceId);
+    if (!meta) throw new DurableError(404, 'InstanceNotFound', `No instance with id '${instanceId}' was found.`);
+    if (TERMINAL.has(meta.status)) {
+      throw new DurableError(410, 'InstanceCompleted', `Instance '${instanceId}' has already ${meta.status.toLowerCase()}.`);
+    }
+    const a = await this.activate(instanceId);
+    if (!a) throw new DurableError(404, 'InstanceNotFound', `No instance with id '${instanceId}' was found.`);
+    return a;
+  }
+
+  // ------------------------------------------------------------------ activation and recovery
+
+  /** Load an unfinished instance into memory and re-derive its outstanding work from history. */
+  private activate(instanceId: string, created?: InstanceMeta): Promise<Active | undefined> {
+    const existing = this.active.get(instanceId);
+    if (existing) return Promise.resolve(existing);
+    const pending = this.loading.get(instanceId);
+    if (pending) return pending;
+    const p = (async () => {
+      const meta = created ?? (await this.opts.store.getMeta(instanceId));
+      if (!meta || TERMINAL.has(meta.status)) return undefined;
+      const history = meta.historyCount ? await this.opts.store.loadHistory(meta) : [];
+      const a: Active = {
+        meta,
+        engine: { ...freshEngineState(), ...(JSON.parse(meta.engine || '{}') as Partial<EngineState>) },
+        history,
+        inbox: [],
+        waiters: [],
+        running: false,
+        queued: false,
+        kick: false,
+        timers: new Map(),
+      };
+      this.active.set(instanceId, a);
+      if (history.length === 0) this.schedule(a);
+      else await this.recover(a);
+      return a;
+    })();
+    this.loading.set(instanceId, p);
+    p.finally(() => this.loading.delete(instanceId)).catch(() => undefined);
+    return p;
+  }
+
+  private async recover(a: Active): Promise<void> {
+    const done = new Set<number>();
+    for (const e of a.history) {
+      if (e.EventType === EventType.TaskCompleted || e.EventType === EventType.TaskFailed) done.add(Number(e.TaskScheduledId));
+      if (e.EventType === EventType.SubOrchestrationInstanceCompleted || e.EventType === EventType.SubOrchestrationInstanceFailed) done.add(Number(e.TaskScheduledId));
+      if (e.EventType === EventType.TimerFired) done.add(Number(e.TimerId));
+    }
+    const work: Work[] = [];
+    for (const e of a.history) {
+      if (done.has(e.EventId)) continue;
+      if (e.EventType === EventType.TaskScheduled) work.push({ kind: 'activity', id: e.EventId, name: String(e.Name), input: String(e.Input ?? 'null') });
+      if (e.EventType === EventType.TimerCreated) work.push({ kind: 'timer', id: e.EventId, fireAt: String(e.FireAt) });
+      if (e.EventType === EventType.SubOrchestrationInstanceCreated) {
+        work.push({ kind: 'sub', id: e.EventId, name: String(e.Name), input: String(e.Input ?? 'null'), childInstanceId: String(e.InstanceId) });
+      }
+    }
+    const last = a.history[a.history.length - 1];
+    if (last && last.EventType !== EventType.OrchestratorCompleted) this.schedule(a);
+    this.log(`resumed ${a.meta.instanceId} (${a.meta.name}): ${work.length} outstanding task(s)`);
+    await this.dispatch(a, work, true);
+  }
+
+  // ------------------------------------------------------------------ scheduling
+
+  private enqueue(a: Active, item: InboxItem, wait: boolean): Promise<void> {
+    a.inbox.push(item);
+    const p = wait
+      ? new Promise<void>((resolve, reject) => a.waiters.push({ resolve, reject }))
+      : Promise.resolve();
+    this.schedule(a);
+    return p;
+  }
+
+  private schedule(a: Active): void {
+    if (this.stopped || a.queued) return;
+    a.queued = true;
+    this.track(
+      this.orchestrationSlots.run(async () => {
+        a.queued = false;
+        if (a.running || this.stopped) return;
+        a.running = true;
+        try {
+          await this.episode(a);
+        } catch (err) {
+          this.log(`episode of ${a.meta.instanceId} failed: ${(err as Error).message}`);
+          for (const w of a.waiters.splice(0)) w.reject(err as Error);
+        } finally {
+          a.running = false;
+        }
+        if ((a.inbox.length || a.kick) && this.active.get(a.meta.instanceId) === a) this.schedule(a);
+      }),
+    );
+  }
+
+  private deliver(instanceId: string, generation: number, event: HistoryEvent): void {
+    if (this.stopped) return;
+    void this.track(
+      this.activate(instanceId).then((a) => {
+        if (!a || a.meta.generation !== generation) return;
+        void this.enqueue(a, { kind: 'event', generation, event }, false);
+      }),
+    ).catch((err) => this.log(`could not deliver an event to ${instanceId}: ${(err as Error).message}`));
+  }
+
+  private newEvent(type: number, eventId: number, fields: Record<string, unknown> = {}): HistoryEvent {
+    return { EventType: type, EventId: eventId, IsPlayed: false, Timestamp: new Date().toISOString(), ...fields };
+  }
+
+  // ------------------------------------------------------------------ one episode
+
+  private async episode(a: Active): Promise<void> {
+    a.kick = false;
+    const items = a.inbox.splice(0);
+    const waiters = a.waiters.splice(0);
+    const meta = a.meta;
+    const engine = a.engine;
+    const fromSeq = a.history.length;
+    const added: HistoryEvent[] = [];
+    const work: Work[] = [];
+    let notifyParent = false;
+
+    const terminate = items.find((i): i is Extract<InboxItem, { kind: 'terminate' }> => i.kind === 'terminate');
+    if (terminate) {
+      added.push(this.newEvent(EventType.ExecutionTerminated, -1, { Input: JSON.stringify(terminate.reason) }));
+      meta.status = 'Terminated';
+      meta.output = JSON.stringify(terminate.reason);
+      notifyParent = true;
+    } else {
+      added.push(this.newEvent(EventType.OrchestratorStarted, -1));
+      if (a.history.length === 0) {
+        added.push(this.newEvent(EventType.ExecutionStarted, -1, { Name: meta.name, Input: meta.input, ParentInstanceId: meta.parentInstanceId }));
+      }
+      const events = items.filter((i): i is Extract<InboxItem, { kind: 'event' }> => i.kind === 'event' && i.generation === meta.generation).map((i) => i.event);
+      const isRetryEvent = (e: HistoryEvent) =>
+        ((e.EventType === EventType.TaskFailed || e.EventType === EventType.SubOrchestrationInstanceFailed) && engine.retries[String(e.TaskScheduledId)] !== undefined) ||
+        (e.EventType === EventType.TimerFired && engine.retryTimers[String(e.TimerId)] !== undefined);
+      const ordered = [...events.filter(isRetryEvent), ...events.filter((e) => !isRetryEvent(e))];
+      for (const e of ordered) {
+        added.push(e);
+        this.applyRetryBookkeeping(a, e, added, work);
+      }
+
+      const state = await this.callOrchestrator(a, a.history.concat(added));
+      const actions = (state.actions ?? []).flat(Infinity) as Record<string, unknown>[];
+      const fresh = actions.slice(engine.actionsProcessed);
+      engine.actionsProcessed = actions.length;
+      let continueAsNew: { input: string } | undefined;
+      let unsupported: string | undefined;
+      const now = new Date().toISOString();
+      for (const act of fresh) {
+        const type = Number(act.actionType);
+        switch (type) {
+          case ActionType.CallActivity:
+          case ActionType.CallActivityWithRetry: {
+            const id = engine.nextId++;
+            const input = actionInputJson(act.input);
+            added.push(this.newEvent(EventType.TaskScheduled, id, { Name: act.functionName, Input: input }));
+            work.push({ kind: 'activity', id, name: String(act.functionName), input });
+            if (type === ActionType.CallActivityWithRetry) {
+              engine.retries[id] = { kind: 'activity', name: String(act.functionName), input, options: act.retryOptions as RetryOptions, attempt: 1, firstAttemptAt: now };
+            }
+            break;
+          }
+          case ActionType.CallSubOrchestrator:
+          case ActionType.CallSubOrchestratorWithRetry: {
+            const id = engine.nextId++;
+            const input = act.input === undefined ? 'null' : JSON.stringify(act.input);
+            const given = typeof act.instanceId === 'string' && act.instanceId ? act.instanceId : undefined;
+            const childInstanceId = given ?? this.childId(meta, id);
+            added.push(this.newEvent(EventType.SubOrchestrationInstanceCreated, id, { Name: act.functionName, InstanceId: childInstanceId, Input: input }));
+            work.push({ kind: 'sub', id, name: String(act.functionName), input, childInstanceId });
+            if (type === ActionType.CallSubOrchestratorWithRetry) {
+              engine.retries[id] = { kind: 'sub', name: String(act.functionName), input, options: act.retryOptions as RetryOptions, attempt: 1, firstAttemptAt: now, childInstanceId: given };
+            }
+            break;
+          }
+          case ActionType.CreateTimer: {
+            const id = engine.nextId++;
+            const fireAt = new Date(String(act.fireAt)).toISOString();
+            added.push(this.newEvent(EventType.TimerCreated, id, { FireAt: fireAt }));
+            work.push({ kind: 'timer', id, fireAt });
+            break;
+          }
+          case ActionType.WaitForExternalEvent:
+            break;
+          case ActionType.ContinueAsNew:
+            continueAsNew = { input: actionInputJson(act.input) };
+            break;
+          default:
+            unsupported = `Action type ${type} (durable entities, callHttp) is not supported by the local host.`;
+        }
+      }
+
+      const customStatus = state.customStatus === undefined ? undefined : JSON.stringify(state.customStatus);
+      let failure: { message: string; details?: unknown } | undefined = state.failure;
+      if (!failure && unsupported) failure = { message: unsupported };
+      if (!failure && customStatus && customStatus.length > MAX_CUSTOM_STATUS) {
+        failure = { message: `The custom status is ${customStatus.length} characters long; the limit is ${MAX_CUSTOM_STATUS}. Keep custom status small (pass references, not payloads).` };
+      }
+      meta.customStatus = customStatus ?? meta.customStatus;
+      added.push(this.newEvent(EventType.OrchestratorCompleted, -1));
+
+      if (failure) {
+        const message = `Orchestrator function '${meta.name}' failed: ${failure.message}`;
+        added.push(this.newEvent(EventType.ExecutionCompleted, -1, { OrchestrationStatus: 'Failed', Result: message, FailureDetails: failure.details }));
+        meta.status = 'Failed';
+        meta.output = JSON.stringify(message);
+        work.length = 0;
+        notifyParent = true;
+      } else if (continueAsNew) {
+        await this.continueAsNew(a, continueAsNew.input, customStatus, fromSeq, added);
+        for (const w of waiters) w.resolve();
+        return;
+      } else if (state.isDone) {
+        const output = state.output === undefined ? 'null' : JSON.stringify(state.output);
+        added.push(this.newEvent(EventType.ExecutionCompleted, -1, { OrchestrationStatus: 'Completed', Result: output }));
+        meta.status = 'Completed';
+        meta.output = output;
+        work.length = 0;
+        notifyParent = true;
+      } else {
+        meta.status = 'Running';
+      }
+    }
+
+    meta.lastUpdatedTime = new Date().toISOString();
+    meta.historyCount = fromSeq + added.length;
+    meta.engine = JSON.stringify(engine);
+    await this.opts.store.commit(meta, added, fromSeq);
+    a.history.push(...added);
+    for (const w of waiters) w.resolve();
+
+    if (TERMINAL.has(meta.status)) {
+      for (const t of a.timers.values()) clearTimeout(t);
+      this.active.delete(meta.instanceId);
+      if (notifyParent) this.notifyParent(meta);
+      return;
+    }
+    await this.dispatch(a, work, false);
+  }
+
+  private childId(meta: InstanceMeta, taskId: number): string {
+    return meta.generation === 0 ? `${meta.instanceId}:${taskId}` : `${meta.instanceId}:g${meta.generation}:${taskId}`;
+  }
+
+  /** A failed attempt of a retried task gets a back-off timer; a fired back-off timer re-schedules the task. */
+  private applyRetryBookkeeping(a: Active, e: HistoryEvent, added: HistoryEvent[], work: Work[]): void {
+    const engine = a.engine;
+    if (e.EventType === EventType.TaskFailed || e.EventType === EventType.SubOrchestrationInstanceFailed) {
+      const r = engine.retries[String(e.TaskScheduledId)];
+      if (!r) return;
+      delete engine.retries[String(e.TaskScheduledId)];
+      const timerId = engine.nextId++;
+      const exhausted = r.attempt >= r.options.maxNumberOfAttempts || this.retryTimedOut(r);
+      const delay = exhausted ? 0 : retryDelayMs(r.options, r.attempt);
+      const fireAt = new Date(Date.now() + delay).toISOString();
+      added.push(this.newEvent(EventType.TimerCreated, timerId, { FireAt: fireAt }));
+      work.push({ kind: 'timer', id: timerId, fireAt });
+      engine.retryTimers[timerId] = { ...r, attempt: r.attempt + 1 };
+    } else if (e.EventType === EventType.TimerFired) {
+      const r = engine.retryTimers[String(e.TimerId)];
+      if (!r) return;
+      delete engine.retryTimers[String(e.TimerId)];
+      if (r.attempt > r.options.maxNumberOfAttempts) return; // the library fails the task itself
+      const id = engine.nextId++;
+      engine.retries[id] = r;
+      if (r.kind === 'activity') {
+        added.push(this.newEvent(EventType.TaskScheduled, id, { Name: r.name, Input: r.input }));
+        work.push(this.retryTimedOut(r) ? { kind: 'fail', id, sub: false, message: `Retry timeout of ${r.options.retryTimeoutInMilliseconds} ms exceeded.` } : { kind: 'activity', id, name: r.name, input: r.input });
+      } else {
+        const childInstanceId = r.childInstanceId ?? this.childId(a.meta, id);
+        added.push(this.newEvent(EventType.SubOrchestrationInstanceCreated, id, { Name: r.name, InstanceId: childInstanceId, Input: r.input }));
+        work.push(this.retryTimedOut(r) ? { kind: 'fail', id, sub: true, message: `Retry timeout of ${r.options.retryTimeoutInMilliseconds} ms exceeded.` } : { kind: 'sub', id, name: r.name, input: r.input, childInstanceId });
+      }
+    }
+  }
+
+  private retryTimedOut(r: RetryState): boolean {
+    const t = r.options.retryTimeoutInMilliseconds;
+    return !!t && t > 0 && Date.now() - Date.parse(r.firstAttemptAt) >= t;
+  }
+
+  private async continueAsNew(a: Active, inputJson: string, customStatus: string | undefined, fromSeq: number, added: HistoryEvent[]): Promise<void> {
+    const meta = a.meta;
+    // Record the end of this generation, then start the next one with an empty history.
+    added.push(this.newEvent(EventType.ExecutionCompleted, -1, { OrchestrationStatus: 'ContinuedAsNew', Result: inputJson }));
+    meta.historyCount = fromSeq + added.length;
+    meta.engine = JSON.stringify(a.engine);
+    await this.opts.store.commit(meta, added, fromSeq);
+    for (const t of a.timers.values()) clearTimeout(t);
+    a.timers.clear();
+    const oldGeneration = meta.generation;
+    meta.generation += 1;
+    meta.input = inputJson;
+    meta.status = 'Running';
+    meta.historyCount = 0;
+    meta.customStatus = customStatus ?? meta.customStatus;
+    meta.lastUpdatedTime = new Date().toISOString();
+    a.engine = freshEngineState();
+    meta.engine = JSON.stringify(a.engine);
+    a.history = [];
+    await this.opts.store.commit(meta, [], 0);
+    // External events that arrived during this episode carry over to the new generation.
+    a.inbox = a.inbox.map((i) => (i.kind === 'event' && i.event.EventType === EventType.EventRaised ? { ...i, generation: meta.generation } : i));
+    void this.opts.store.dropGenerationsBefore(meta.instanceId, meta.generation).catch((err) =>
+      this.log(`could not delete generation ${oldGeneration} of ${meta.instanceId}: ${(err as Error).message}`),
+    );
+    a.kick = true;
+  }
+
+  private async callOrchestrator(
+    a: Active,
+    history: HistoryEvent[],
+  ): Promise<{ isDone: boolean; actions?: unknown[]; output?: unknown; customStatus?: unknown; failure?: { message: string; details?: unknown } }> {
+    const fn = this.functionOf(a.meta.name, 'orchestrationTrigger');
+    if (!fn) return { isDone: false, failure: { message: `No orchestrator function named '${a.meta.name}' is registered.` } };
+    const bindingInfo = {
+      history,
+      input: parseJson(a.meta.input),
+      instanceId: a.meta.instanceId,
+      isReplaying: false,
+      parentInstanceId: a.meta.parentInstanceId,
+      upperSchemaVersion: 0,
+      longRunningTimerIntervalDuration: '3.00:00:00',
+      maximumShortTimerDuration: '6.00:00:00',
+      defaultHttpAsyncRequestSleepTimeMillseconds: 30000,
+    };
+    const res = await invokeFunction(fn, { trigger: { string: JSON.stringify(bindingInfo) } });
+    if (res.error) {
+      const marker = '\n\n$OutOfProcData$:';
+      const idx = res.error.message.indexOf(marker);
+      if (idx >= 0) {
+        const state = JSON.parse(res.error.message.slice(idx + marker.length));
+        return { ...state, isDone: false, failure: { message: String(state.error ?? res.error.message.slice(0, idx)), details: state.failureDetails } };
+      }
+      return { isDone: false, failure: { message: res.error.message } };
+    }
+    const state = fromTypedData(res.response?.returnValue) as { isDone: boolean; actions: unknown[]; output?: unknown; customStatus?: unknown };
+    return state ?? { isDone: false, failure: { message: 'The orchestrator returned no state.' } };
+  }
+
+  // ------------------------------------------------------------------ work
+
+  private async dispatch(a: Active, work: Work[], recovering: boolean): Promise<void> {
+    const { instanceId, generation } = a.meta;
+    for (const w of work) {
+      switch (w.kind) {
+        case 'activity':
+          void this.track(this.runActivity(instanceId, generation, w.id, w.name, w.input));
+          break;
+        case 'timer':
+          this.armTimer(a, w.id, w.fireAt);
+          break;
+        case 'sub':
+          await this.startChild(a, w, recovering);
+          break;
+        case 'fail': {
+          const type = w.sub ? EventType.SubOrchestrationInstanceFailed : EventType.TaskFailed;
+          this.deliver(instanceId, generation, this.newEvent(type, -1, { TaskScheduledId: w.id, Reason: w.message, FailureDetails: { ErrorType: 'RetryTimeout', ErrorMessage: w.message } }));
+          break;
+        }
+      }
+    }
+  }
+
+  private armTimer(a: Active, id: number, fireAt: string): void {
+    const fire = () => {
+      const left = Date.parse(fireAt) - Date.now();
+      if (left > 0) {
+        a.timers.set(id, setTimeout(fire, Math.min(left, 2 ** 31 - 1)));
+        return;
+      }
+      a.timers.delete(id);
+      this.deliver(a.meta.instanceId, a.meta.generation, this.newEvent(EventType.TimerFired, -1, { TimerId: id, FireAt: fireAt }));
+    };
+    fire();
+  }
+
+  private async runActivity(instanceId: string, generation: number, id: number, name: string, input: string): Promise<void> {
+    await this.activitySlots.run(async () => {
+      if (this.stopped) return;
+      const fn = this.functionOf(name, 'activityTrigger');
+      let event: HistoryEvent;
+      if (!fn) {
+        const message = `No activity function named '${name}' is registered.`;
+        event = this.newEvent(EventType.TaskFailed, -1, { TaskScheduledId: id, Reason: message, FailureDetails: { ErrorType: 'ActivityNotFound', ErrorMessage: message } });
+      } else {
+        this.activityRuns.set(name, (this.activityRuns.get(name) ?? 0) + 1);
+        const res = await invokeFunction(fn, { trigger: jsonData(parseJson(input)) ?? { json: 'null' } });
+        if (res.error) {
+          const details = failureDetailsOf(res.error);
+          event = this.newEvent(EventType.TaskFailed, -1, { TaskScheduledId: id, Reason: String(details.ErrorMessage ?? res.error.message), FailureDetails: details });
+        } else {
+          const value = fromTypedData(res.response?.returnValue);
+          event = this.newEvent(EventType.TaskCompleted, -1, { TaskScheduledId: id, Result: value === undefined ? 'null' : JSON.stringify(value) });
+        }
+      }
+      if (!this.stopped) this.deliver(instanceId, generation, event);
+    });
+  }
+
+  private async startChild(a: Active, w: Extract<Work, { kind: 'sub' }>, recovering: boolean): Promise<void> {
+    const parent = { instanceId: a.meta.instanceId, taskId: w.id, generation: a.meta.generation };
+    if (recovering) {
+      const child = await this.opts.store.getMeta(w.childInstanceId);
+      if (child && child.parentInstanceId === parent.instanceId && child.parentTaskId === parent.taskId) {
+        if (TERMINAL.has(child.status)) this.notifyParent(child);
+        else await this.activate(child.instanceId);
+        return;
+      }
+    }
+    try {
+      validateInstanceId(w.childInstanceId);
+      const fn = this.functionOf(w.name, 'orchestrationTrigger');
+      if (!fn) throw new DurableError(404, 'OrchestratorNotFound', `No orchestrator function named '${w.name}' is registered.`);
+      await this.createInstance(fn.metadata.name, w.childInstanceId, w.input, parent);
+    } catch (err) {
+      const message = (err as Error).message;
+      this.deliver(a.meta.instanceId, a.meta.generation, this.newEvent(EventType.SubOrchestrationInstanceFailed, -1, {
+        TaskScheduledId: w.id,
+        Reason: message,
+        FailureDetails: { ErrorType: (err as DurableError).code ?? 'Error', ErrorMessage: message },
+      }));
+    }
+  }
+
+  private notifyParent(child: InstanceMeta): void {
+    if (!child.parentInstanceId || child.parentTaskId === undefined) return;
+    const event =
+      child.status === 'Completed'
+        ? this.newEvent(EventType.SubOrchestrationInstanceCompleted, -1, { TaskScheduledId: child.parentTaskId, Result: child.output ?? 'null' })
+        : this.newEvent(EventType.SubOrchestrationInstanceFailed, -1, {
+            TaskScheduledId: child.parentTaskId,
+            Reason: String(parseJson(child.output)),
+            FailureDetails: { ErrorType: child.status === 'Terminated' ? 'SubOrchestrationTerminated' : 'SubOrchestrationFailed', ErrorMessage: String(parseJson(child.output)) },
+          });
+    this.deliver(child.parentInstanceId, child.parentGeneration ?? 0, event);
+  }
+}
+
+function freshEngineState(): EngineState {
+  return { nextId: 0, actionsProcessed: 0, retries: {}, retryTimers: {} };
+}
+
+/** DTFx retry back-off: first interval × coefficient^(attempt−1), capped by the max interval. */
+export function retryDelayMs(o: RetryOptions, attempt: number): number {
+  const coefficient = o.backoffCoefficient && o.backoffCoefficient > 0 ? o.backoffCoefficient : 1;
+  let delay = o.firstRetryIntervalInMilliseconds * Math.pow(coefficient, attempt - 1);
+  if (o.maxRetryIntervalInMilliseconds && o.maxRetryIntervalInMilliseconds > 0) delay = Math.min(delay, o.maxRetryIntervalInMilliseconds);
+  return Math.max(0, Math.round(delay));
+}

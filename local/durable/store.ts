@@ -1,0 +1,219 @@
+/**
+ * Durable state in Azure Storage (Azurite locally, a real account when configured).
+ *
+ * Layout — one table `<hub>Instances`, partition key = instance id (the instance id rules are exactly
+ * the partition key rules), so an instance's record and its history commit in one atomic batch:
+ *   - RowKey `meta`                 : the instance record (name, status, times, input/output/custom
+ *                                     status, generation, history count, parent link, engine state);
+ *   - RowKey `h<gen:6>-<seq:8>`     : one history event (JSON) of execution generation `gen`
+ *                                     (continue-as-new starts a new generation; old ones are deleted).
+ * Values over ~30 K characters go to the blob container `<hub>-large` and the row keeps a reference.
+ * A commit writes history rows and then the record in the same batch (≤ 100 operations); a longer
+ * commit is split and the record goes last, so after a crash any history rows beyond the record's
+ * `historyCount` are ignored (and overwritten by the re-run).
+ */
+import { TableClient, TableTransaction, odata, TableEntity } from '@azure/data-tables';
+import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
+
+export type RuntimeStatus = 'Pending' | 'Running' | 'Completed' | 'Failed' | 'Terminated' | 'ContinuedAsNew' | 'Suspended';
+export const TERMINAL: ReadonlySet<RuntimeStatus> = new Set(['Completed', 'Failed', 'Terminated']);
+
+export interface HistoryEvent {
+  EventType: number;
+  EventId: number;
+  IsPlayed: boolean;
+  Timestamp: string;
+  [key: string]: unknown;
+}
+
+export interface InstanceMeta {
+  instanceId: string;
+  name: string;
+  status: RuntimeStatus;
+  createdTime: string;
+  lastUpdatedTime: string;
+  /** JSON text (or undefined). */
+  input?: string;
+  output?: string;
+  customStatus?: string;
+  generation: number;
+  historyCount: number;
+  parentInstanceId?: string;
+  parentTaskId?: number;
+  parentGeneration?: number;
+  /** Engine bookkeeping (JSON text): sequence numbers, retry state. */
+  engine: string;
+}
+
+const LARGE = 30_000;
+const META = 'meta';
+
+export function historyRowKey(generation: number, seq: number): string {
+  return `h${String(generation).padStart(6, '0')}-${String(seq).padStart(8, '0')}`;
+}
+
+export class DurableStore {
+  private constructor(
+    private readonly table: TableClient,
+    private readonly large: ContainerClient,
+  ) {}
+
+  static async open(connectionString: string, hubName: string): Promise<DurableStore> {
+    const tableName = `${hubName.replace(/[^A-Za-z0-9]/g, '')}Instances`;
+    const table = TableClient.fromConnectionString(connectionString, tableName, { allowInsecureConnection: true });
+    const blobs = BlobServiceClient.fromConnectionString(connectionString);
+    const large = blobs.getContainerClient(`${hubName.toLowerCase().replace(/[^a-z0-9]/g, '')}-large`);
+    await table.createTable();
+    await large.createIfNotExists();
+    return new DurableStore(table, large);
+  }
+
+  private async pack(instanceId: string, rowKey: string, field: string, value: string | undefined): Promise<Record<string, string>> {
+    if (value === undefined) return {};
+    if (value.length <= LARGE) return { [field]: value };
+    const name = `${encodeURIComponent(instanceId)}/${rowKey}.${field}.json`;
+    await this.large.getBlockBlobClient(name).upload(value, Buffer.byteLength(value));
+    return { [`${field}Blob`]: name };
+  }
+
+  private async unpack(entity: Record<string, unknown>, field: string): Promise<string | undefined> {
+    if (typeof entity[field] === 'string') return entity[field] as string;
+    const blob = entity[`${field}Blob`];
+    if (typeof blob !== 'string') return undefined;
+    const buf = await this.large.getBlockBlobClient(blob).downloadToBuffer();
+    return buf.toString('utf8');
+  }
+
+  private async metaEntity(meta: InstanceMeta): Promise<TableEntity> {
+    const { input, output, customStatus, engine, ...rest } = meta;
+    const entity: TableEntity = { partitionKey: meta.instanceId, rowKey: META, ...rest };
+    delete (entity as Record<string, unknown>).instanceId;
+    for (const [k, v] of Object.entries({ input, output, customStatus, engine })) {
+      Object.assign(entity, await this.pack(meta.instanceId, META, k, v));
+    }
+    for (const k of Object.keys(entity)) if ((entity as Record<string, unknown>)[k] === undefined) delete (entity as Record<string, unknown>)[k];
+    return entity;
+  }
+
+  private async toMeta(e: Record<string, unknown>): Promise<InstanceMeta> {
+    return {
+      instanceId: e.partitionKey as string,
+      name: e.name as string,
+      status: e.status as RuntimeStatus,
+      createdTime: e.createdTime as string,
+      lastUpdatedTime: e.lastUpdatedTime as string,
+      input: await this.unpack(e, 'input'),
+      output: await this.unpack(e, 'output'),
+      customStatus: await this.unpack(e, 'customStatus'),
+      generation: Number(e.generation ?? 0),
+      historyCount: Number(e.historyCount ?? 0),
+      parentInstanceId: (e.parentInstanceId as string) || undefined,
+      parentTaskId: e.parentTaskId === undefined ? undefined : Number(e.parentTaskId),
+      parentGeneration: e.parentGeneration === undefined ? undefined : Number(e.parentGeneration),
+      engine: (await this.unpack(e, 'engine')) ?? '{}',
+    };
+  }
+
+  async getMeta(instanceId: string): Promise<InstanceMeta | undefined> {
+    try {
+      const e = await this.table.getEntity(instanceId, META);
+      return await this.toMeta(e);
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Create the record of a new instance; false if one exists already. */
+  async tryCreate(meta: InstanceMeta): Promise<boolean> {
+    try {
+      await this.table.createEntity(await this.metaEntity(meta));
+      return true;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 409) return false;
+      throw err;
+    }
+  }
+
+  /** Replace the record of an instance (e.g. re-using the id of a finished one) and drop its old history. */
+  async replace(meta: InstanceMeta): Promise<void> {
+    await this.deleteRows(meta.instanceId, (rk) => rk !== META);
+    await this.table.upsertEntity(await this.metaEntity(meta), 'Replace');
+  }
+
+  async loadHistory(meta: InstanceMeta): Promise<HistoryEvent[]> {
+    const from = historyRowKey(meta.generation, 0);
+    const to = historyRowKey(meta.generation + 1, 0);
+    const rows = this.table.listEntities({
+      queryOptions: { filter: odata`PartitionKey eq ${meta.instanceId} and RowKey ge ${from} and RowKey lt ${to}` },
+    });
+    const events: HistoryEvent[] = [];
+    for await (const row of rows) {
+      const seq = Number(String(row.rowKey).slice(8));
+      if (seq >= meta.historyCount) continue;
+      events[seq] = JSON.parse((await this.unpack(row, 'e')) ?? 'null');
+    }
+    if (events.length !== meta.historyCount || events.some((e) => !e)) {
+      throw new Error(`History of instance '${meta.instanceId}' is incomplete (${events.length}/${meta.historyCount} events).`);
+    }
+    return events;
+  }
+
+  /** Append `events` (numbered from `fromSeq`) to the current generation and write the record, atomically when it fits one batch. */
+  async commit(meta: InstanceMeta, events: HistoryEvent[], fromSeq: number): Promise<void> {
+    const ops: TableEntity[] = [];
+    for (let i = 0; i < events.length; i++) {
+      const rk = historyRowKey(meta.generation, fromSeq + i);
+      ops.push({ partitionKey: meta.instanceId, rowKey: rk, ...(await this.pack(meta.instanceId, rk, 'e', JSON.stringify(events[i]))) });
+    }
+    ops.push(await this.metaEntity(meta));
+    for (let start = 0; start < ops.length; start += 100) {
+      const tx = new TableTransaction();
+      for (const op of ops.slice(start, start + 100)) tx.upsertEntity(op, 'Replace');
+      await this.table.submitTransaction(tx.actions);
+    }
+  }
+
+  /** Delete the history rows of generations before `generation` (after continue-as-new). */
+  async dropGenerationsBefore(instanceId: string, generation: number): Promise<void> {
+    const limit = historyRowKey(generation, 0);
+    await this.deleteRows(instanceId, (rk) => rk !== META && rk < limit);
+  }
+
+  async purge(instanceId: string): Promise<void> {
+    await this.deleteRows(instanceId, () => true);
+    for await (const b of this.large.listBlobsFlat({ prefix: `${encodeURIComponent(instanceId)}/` })) {
+      await this.large.deleteBlob(b.name).catch(() => undefined);
+    }
+  }
+
+  private async deleteRows(instanceId: string, shouldDelete: (rk: string) => boolean): Promise<void> {
+    const keys: string[] = [];
+    for await (const row of this.table.listEntities({
+      queryOptions: { filter: odata`PartitionKey eq ${instanceId}`, select: ['RowKey'] },
+    })) {
+      if (shouldDelete(String(row.rowKey))) keys.push(String(row.rowKey));
+    }
+    for (let start = 0; start < keys.length; start += 100) {
+      const tx = new TableTransaction();
+      for (const rk of keys.slice(start, start + 100)) tx.deleteEntity(instanceId, rk);
+      await this.table.submitTransaction(tx.actions);
+    }
+  }
+
+  /** All instance records matching a status filter (a scan: fine for one host's task hub). */
+  async listMetas(filter: { statuses?: RuntimeStatus[]; createdFrom?: Date; createdTo?: Date } = {}): Promise<InstanceMeta[]> {
+    const out: InstanceMeta[] = [];
+    for await (const row of this.table.listEntities({ queryOptions: { filter: odata`RowKey eq ${META}` } })) {
+      const status = row.status as RuntimeStatus;
+      if (filter.statuses && filter.statuses.length && !filter.statuses.includes(status)) continue;
+      const created = new Date(String(row.createdTime));
+      if (filter.createdFrom && created < filter.createdFrom) continue;
+      if (filter.createdTo && created > filter.createdTo) continue;
+      out.push(await this.toMeta(row));
+    }
+    return out;
+  }
+}
+
+export type { TableEntity };

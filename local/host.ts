@@ -1,0 +1,340 @@
+/**
+ * The local Functions host: loads an unchanged Azure Functions Node (v4 model) app, serves its HTTP
+ * triggers, runs its durable orchestrations and activities on Azure Storage, polls its blob and
+ * Service Bus (→ Storage queue) triggers. It knows nothing about what the app does.
+ */
+import * as fs from 'fs';
+import * as http from 'http';
+import * as path from 'path';
+import { randomUUID } from 'crypto';
+import { coreState, installCoreModule, RegisteredFunction, RpcTypedData } from './functionsCore';
+import { invokeFunction } from './invoke';
+import { compileRoute, CompiledRoute, matchRoute } from './routes';
+import { DurableEngine } from './durable/engine';
+import { DurableStore } from './durable/store';
+import { clientBindingData, errorBody, handleDurableApi, RPC_PREFIX, WEBHOOK_PREFIX } from './durable/api';
+import { BlobTriggerPoller, QueueTriggerPoller } from './triggers';
+
+export interface HostOptions {
+  /** Folder with the app's package.json (its `main` names the entry files) and host.json. */
+  appRoot: string;
+  /** Azure Storage connection string for durable state and storage triggers (AzureWebJobsStorage). */
+  storageConnectionString: string;
+  /** HTTP port on 127.0.0.1; 0 picks a free one. Default 7071. */
+  port?: number;
+  /** App settings to put in process.env before the app loads (local.settings.json "Values"). */
+  settings?: Record<string, string>;
+  /** Poll interval of blob/queue triggers. Default 1000 ms. */
+  pollIntervalMs?: number;
+  /** host.json overrides (merged over the file). */
+  hostJson?: HostJson;
+  log?: (message: string) => void;
+}
+
+export interface HostJson {
+  extensions?: {
+    durableTask?: { hubName?: string; maxConcurrentActivityFunctions?: number; maxConcurrentOrchestratorFunctions?: number };
+    http?: { routePrefix?: string };
+  };
+  [key: string]: unknown;
+}
+
+const MAX_BODY_BYTES = 100 * 1024 * 1024;
+
+/** Expand the `main` field of package.json (globs with `*`, `**` and `{a,b}`) to files. */
+export function resolveMain(appRoot: string, main: string): string[] {
+  const expand = (p: string): string[] => {
+    const m = /\{([^{}]*)\}/.exec(p);
+    if (!m) return [p];
+    return m[1].split(',').flatMap((alt) => expand(p.slice(0, m.index) + alt + p.slice(m.index + m[0].length)));
+  };
+  const files = new Set<string>();
+  for (const pattern of expand(main)) {
+    if (!/[*?]/.test(pattern)) {
+      const abs = path.resolve(appRoot, pattern);
+      files.add(fs.existsSync(abs) ? abs : require.resolve(abs));
+      continue;
+    }
+    const parts = pattern.split('/');
+    const baseParts: string[] = [];
+    while (parts.length && !/[*?]/.test(parts[0])) baseParts.push(parts.shift()!);
+    const base = path.resolve(appRoot, ...baseParts);
+    const rx = new RegExp(
+      '^' +
+        parts
+          .join('/')
+          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+          .replace(/\*\*\//g, '(?:.*/)?')
+          .replace(/\*\*/g, '.*')
+          .replace(/\*/g, '[^/]*')
+          .replace(/\?/g, '[^/]') +
+        '$',
+    );
+    const walk = (dir: string, rel: string) => {
+      if (!fs.existsSync(dir)) return;
+      for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+        const r = rel ? `${rel}/${entry.name}` : entry.name;
+        if (entry.isDirectory()) walk(path.join(dir, entry.name), r);
+        else if (rx.test(r)) files.add(path.join(dir, entry.name));
+      }
+    };
+    walk(base, '');
+  }
+  return [...files];
+}
+
+interface HttpFunction {
+  fn: RegisteredFunction;
+  route: CompiledRoute;
+  methods: string[];
+}
+
+export class LocalHost {
+  readonly hostId = 'local-host';
+  private server?: http.Server;
+  private engine?: DurableEngine;
+  private store?: DurableStore;
+  private blobPoller?: BlobTriggerPoller;
+  private queuePoller?: QueueTriggerPoller;
+  private httpFunctions: HttpFunction[] = [];
+  private routePrefix = 'api';
+  private hubName = 'TestHubName';
+  private port = 0;
+  private readonly log: (message: string) => void;
+
+  constructor(private readonly opts: HostOptions) {
+    this.log = opts.log ?? ((m) => process.stdout.write(`[host] ${m}\n`));
+  }
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get durable(): DurableEngine {
+    if (!this.engine) throw new Error('The host is not started.');
+    return this.engine;
+  }
+
+  get taskHub(): string {
+    return this.hubName;
+  }
+
+  get functions(): RegisteredFunction[] {
+    return [...coreState().functions.values()];
+  }
+
+  async start(): Promise<void> {
+    const appRoot = path.resolve(this.opts.appRoot);
+    const fileHostJson = fs.existsSync(path.join(appRoot, 'host.json')) ? JSON.parse(fs.readFileSync(path.join(appRoot, 'host.json'), 'utf8')) : {};
+    const hostJson: HostJson = deepMerge(fileHostJson, this.opts.hostJson ?? {});
+    const durableCfg = hostJson.extensions?.durableTask ?? {};
+    this.hubName = durableCfg.hubName ?? 'TestHubName';
+    this.routePrefix = (hostJson.extensions?.http?.routePrefix ?? 'api').replace(/^\/+|\/+$/g, '');
+
+    // 1. Listen first (the port is needed for the durable client binding's URLs).
+    this.server = http.createServer((req, res) => void this.onRequest(req, res));
+    this.server.keepAliveTimeout = 5000;
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.opts.port ?? 7071, '127.0.0.1', () => resolve());
+    });
+    this.port = (this.server.address() as { port: number }).port;
+
+    // 2. Settings, then the app itself, as the worker loads it.
+    process.env.AzureWebJobsStorage = this.opts.storageConnectionString;
+    process.env.WEBSITE_HOSTNAME = `127.0.0.1:${this.port}`;
+    process.env.FUNCTIONS_WORKER_RUNTIME = 'node';
+    for (const [k, v] of Object.entries(this.opts.settings ?? {})) process.env[k] = v;
+    installCoreModule();
+    const state = coreState();
+    if (state.functions.size === 0) {
+      const pkg = JSON.parse(fs.readFileSync(path.join(appRoot, 'package.json'), 'utf8'));
+      const entries = resolveMain(appRoot, pkg.main ?? 'index.js');
+      if (!entries.length) throw new Error(`package.json "main" (${pkg.main}) matches no file under ${appRoot}. Run the build first.`);
+      for (const file of entries) require(file);
+    }
+    for (const hook of state.hooks.appStart) await hook({ hookData: {}, appHookData: {} });
+
+    // 3. Durable state and engine.
+    this.store = await DurableStore.open(this.opts.storageConnectionString, this.hubName);
+    this.engine = new DurableEngine({
+      store: this.store,
+      maxConcurrentActivities: durableCfg.maxConcurrentActivityFunctions ?? 10,
+      maxConcurrentOrchestrations: durableCfg.maxConcurrentOrchestratorFunctions ?? 10,
+      log: this.log,
+    });
+
+    // 4. HTTP routes, most specific first.
+    this.httpFunctions = this.functions
+      .filter((f) => String(f.trigger.type) === 'httpTrigger')
+      .map((fn) => ({
+        fn,
+        route: compileRoute(String(fn.trigger.route ?? fn.metadata.name)),
+        methods: ((fn.trigger.methods as string[] | undefined) ?? []).map((m) => m.toUpperCase()),
+      }))
+      .sort((a, b) => b.route.specificity - a.route.specificity);
+
+    // 5. Storage-polling triggers.
+    const triggerOpts = { connectionString: this.opts.storageConnectionString, hostId: this.hostId, pollIntervalMs: this.opts.pollIntervalMs ?? 1000, log: this.log };
+    this.blobPoller = new BlobTriggerPoller(this.functions.filter((f) => String(f.trigger.type) === 'blobTrigger'), triggerOpts);
+    this.queuePoller = new QueueTriggerPoller(
+      this.functions.filter((f) => ['serviceBusTrigger', 'queueTrigger'].includes(String(f.trigger.type))),
+      triggerOpts,
+    );
+    const resumed = await this.engine.start();
+    await this.blobPoller.start();
+    await this.queuePoller.start();
+    this.log(`listening on ${this.baseUrl} with ${this.functions.length} functions; task hub ${this.hubName}; ${resumed} instance(s) resumed`);
+  }
+
+  async stop(): Promise<void> {
+    await this.blobPoller?.stop();
+    await this.queuePoller?.stop();
+    await this.engine?.stop();
+    for (const hook of coreState().hooks.appTerminate) await Promise.resolve(hook({ hookData: {}, appHookData: {} })).catch(() => undefined);
+    await new Promise<void>((resolve) => {
+      if (!this.server) return resolve();
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  /** Run a blob-trigger scan now (tests use it instead of waiting for the poll interval). */
+  async pollBlobs(): Promise<void> {
+    await this.blobPoller?.pollOnce();
+  }
+
+  // ------------------------------------------------------------------ HTTP
+
+  private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      const text = body === undefined ? '' : JSON.stringify(body);
+      res.writeHead(status, { ...(text ? { 'Content-Type': 'application/json; charset=utf-8' } : {}), ...headers });
+      res.end(text);
+    };
+    let body: Buffer;
+    try {
+      body = await readBody(req, MAX_BODY_BYTES);
+    } catch {
+      send(413, errorBody('PayloadTooLarge', `Request bodies are limited to ${MAX_BODY_BYTES / 1024 / 1024} MB.`));
+      req.resume();
+      return;
+    }
+    const url = new URL(req.url ?? '/', this.baseUrl);
+    const pathname = url.pathname;
+    try {
+      for (const prefix of [RPC_PREFIX, WEBHOOK_PREFIX]) {
+        if (pathname.toLowerCase().startsWith(prefix)) {
+          const r = await handleDurableApi(this.durable, this.hubName, {
+            method: req.method ?? 'GET',
+            path: pathname.slice(prefix.length),
+            query: url.searchParams,
+            body,
+            origin: this.baseUrl,
+            continuationToken: headerValue(req.headers['x-ms-continuation-token']),
+          });
+          send(r.status, r.body, r.headers);
+          return;
+        }
+      }
+      const prefix = this.routePrefix ? `/${this.routePrefix}/` : '/';
+      if (pathname.toLowerCase().startsWith(prefix) || pathname.toLowerCase() === prefix.slice(0, -1)) {
+        const rel = pathname.slice(prefix.length);
+        let methodMismatch: string[] | undefined;
+        for (const h of this.httpFunctions) {
+          const params = matchRoute(h.route, rel);
+          if (!params) continue;
+          if (h.methods.length && !h.methods.includes((req.method ?? 'GET').toUpperCase())) {
+            methodMismatch = [...(methodMismatch ?? []), ...h.methods];
+            continue;
+          }
+          await this.invokeHttp(h, req, res, url, params, body);
+          return;
+        }
+        if (methodMismatch) {
+          send(405, errorBody('MethodNotAllowed', `${req.method} is not allowed here; use ${[...new Set(methodMismatch)].join(', ')}.`), { Allow: [...new Set(methodMismatch)].join(', ') });
+          return;
+        }
+      }
+      send(404, errorBody('NotFound', `No function serves ${req.method} ${pathname}.`));
+    } catch (err) {
+      const id = randomUUID();
+      this.log(`request ${req.method} ${pathname} failed (${id}): ${(err as Error).stack ?? err}`);
+      send(500, errorBody('InternalServerError', `The host failed to process the request; see the host log for invocation ${id}.`));
+    }
+  }
+
+  private async invokeHttp(h: HttpFunction, req: http.IncomingMessage, res: http.ServerResponse, url: URL, params: Record<string, string>, body: Buffer): Promise<void> {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    const query: Record<string, string> = {};
+    url.searchParams.forEach((v, k) => (query[k] = v));
+    const httpData = {
+      method: req.method ?? 'GET',
+      url: url.href,
+      headers,
+      query,
+      params,
+      body: body.length ? { bytes: body } : undefined,
+      identities: [],
+    };
+    const extra: Record<string, RpcTypedData> = {
+      durableClient: { string: JSON.stringify(clientBindingData(this.baseUrl, this.hubName)) },
+    };
+    const result = await invokeFunction(h.fn, { trigger: { http: httpData }, extraInputsByType: extra });
+    if (result.error) {
+      this.log(`function ${h.fn.metadata.name} failed (invocation ${result.invocationId}): ${result.error.stack ?? result.error.message}`);
+      res.writeHead(500, { 'Content-Type': 'application/json; charset=utf-8' });
+      res.end(JSON.stringify({ ...errorBody('FunctionFailed', `The function '${h.fn.metadata.name}' failed. Invocation id: ${result.invocationId}.`), invocationId: result.invocationId }));
+      return;
+    }
+    const out = result.response?.returnValue?.http as
+      | { statusCode?: string; headers?: Record<string, string>; cookies?: { name: string; value: string; path?: string; maxAge?: number; httpOnly?: boolean; secure?: boolean }[]; body?: RpcTypedData }
+      | undefined;
+    if (!out) {
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    const responseHeaders: Record<string, string | string[]> = { ...(out.headers ?? {}) };
+    if (out.cookies?.length) {
+      responseHeaders['Set-Cookie'] = out.cookies.map((c) =>
+        [`${c.name}=${c.value}`, c.path && `Path=${c.path}`, c.maxAge && `Max-Age=${c.maxAge}`, c.httpOnly && 'HttpOnly', c.secure && 'Secure'].filter(Boolean).join('; '),
+      );
+    }
+    const payload = out.body?.bytes ? Buffer.from(out.body.bytes) : out.body?.string ? Buffer.from(out.body.string) : Buffer.alloc(0);
+    res.writeHead(Number(out.statusCode ?? 200), responseHeaders);
+    res.end(payload);
+  }
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? '0');
+    if (declared > limit) return reject(new Error('too large'));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        reject(new Error('too large'));
+        req.pause();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function deepMerge<T>(a: T, b: unknown): T {
+  if (!b || typeof b !== 'object' || Array.isArray(b)) return (b ?? a) as T;
+  const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(b)) out[k] = v && typeof v === 'object' && !Array.isArray(v) ? deepMerge(out[k] ?? {}, v) : v;
+  return out as T;
+}

@@ -1,0 +1,139 @@
+/**
+ * Test environment: fresh in-memory Azurite on free ports + the local host running the real app
+ * in-process, torn down by `stop()` — used by every integration and e2e test
+ * (the way Temporal's TestWorkflowEnvironment is used).
+ */
+import * as path from 'path';
+import { AzuriteInstance, startAzurite } from './azurite';
+import { HostJson, LocalHost } from './host';
+
+export interface TestEnvironmentOptions {
+  /** App folder (package.json + host.json). Default: this repository (the real app, compiled). */
+  appRoot?: string;
+  settings?: Record<string, string>;
+  hostJson?: HostJson;
+  pollIntervalMs?: number;
+  /** Reuse a running Azurite (e.g. to restart the host on the same state). */
+  azurite?: AzuriteInstance;
+  /** Print host logs (default: only when MDF_TEST_LOGS=1). */
+  verbose?: boolean;
+}
+
+export interface OrchestrationStatus {
+  name: string;
+  instanceId: string;
+  runtimeStatus: string;
+  input: unknown;
+  output: unknown;
+  customStatus: unknown;
+  createdTime: string;
+  lastUpdatedTime: string;
+  historyEvents?: Record<string, unknown>[];
+}
+
+export interface TestEnvironment {
+  baseUrl: string;
+  connectionString: string;
+  host: LocalHost;
+  azurite: AzuriteInstance;
+  logs: string[];
+  /** fetch() relative to the host (`/api/...`, `/runtime/webhooks/...`). */
+  request(method: string, urlPath: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; headers: Headers; body: any; text: string }>;
+  startOrchestration(name: string, input?: unknown, instanceId?: string): Promise<string>;
+  status(instanceId: string, query?: string): Promise<OrchestrationStatus | undefined>;
+  /** Poll until the instance is Completed, Failed or Terminated (or `until` holds). */
+  waitFor(instanceId: string, opts?: { timeoutMs?: number; until?: (s: OrchestrationStatus) => boolean }): Promise<OrchestrationStatus>;
+  /** Stop the host only (Azurite keeps its state), e.g. before starting a new host on the same storage. */
+  stopHost(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startTestEnvironment(opts: TestEnvironmentOptions = {}): Promise<TestEnvironment> {
+  const ownAzurite = !opts.azurite;
+  const azurite = opts.azurite ?? (await startAzurite());
+  const logs: string[] = [];
+  const verbose = opts.verbose ?? process.env.MDF_TEST_LOGS === '1';
+  const host = new LocalHost({
+    appRoot: opts.appRoot ?? path.resolve(__dirname, '..', fs_exists(path.resolve(__dirname, '..', 'package.json')) ? '' : '..'),
+    storageConnectionString: azurite.connectionString,
+    port: 0,
+    settings: opts.settings,
+    hostJson: opts.hostJson,
+    pollIntervalMs: opts.pollIntervalMs ?? 200,
+    log: (m) => {
+      logs.push(m);
+      if (verbose) process.stdout.write(`[host] ${m}\n`);
+    },
+  });
+  try {
+    await host.start();
+  } catch (err) {
+    await host.stop().catch(() => undefined);
+    if (ownAzurite) await azurite.stop();
+    throw err;
+  }
+  const baseUrl = host.baseUrl;
+  let hostStopped = false;
+
+  const request: TestEnvironment['request'] = async (method, urlPath, body, headers = {}) => {
+    const init: RequestInit = { method, headers: { ...headers } };
+    if (body !== undefined) {
+      if (typeof body === 'string' || Buffer.isBuffer(body)) init.body = body as string;
+      else {
+        init.body = JSON.stringify(body);
+        (init.headers as Record<string, string>)['content-type'] = 'application/json';
+      }
+    }
+    const res = await fetch(`${baseUrl}${urlPath}`, init);
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // not JSON
+    }
+    return { status: res.status, headers: res.headers, body: parsed, text };
+  };
+
+  const env: TestEnvironment = {
+    baseUrl,
+    connectionString: azurite.connectionString,
+    host,
+    azurite,
+    logs,
+    request,
+    async startOrchestration(name, input, instanceId) {
+      const r = await request('POST', `/runtime/webhooks/durabletask/orchestrators/${name}${instanceId ? `/${encodeURIComponent(instanceId)}` : ''}`, input === undefined ? '' : input);
+      if (r.status !== 202) throw new Error(`start ${name} failed: ${r.status} ${r.text}`);
+      return r.body.id as string;
+    },
+    async status(instanceId, query = '') {
+      const r = await request('GET', `/runtime/webhooks/durabletask/instances/${encodeURIComponent(instanceId)}${query ? `?${query}` : ''}`);
+      return r.status === 404 ? undefined : (r.body as OrchestrationStatus);
+    },
+    async waitFor(instanceId, o = {}) {
+      const deadline = Date.now() + (o.timeoutMs ?? 30_000);
+      let last: OrchestrationStatus | undefined;
+      for (;;) {
+        last = await env.status(instanceId);
+        if (last && (o.until ? o.until(last) : ['Completed', 'Failed', 'Terminated'].includes(last.runtimeStatus))) return last;
+        if (Date.now() > deadline) throw new Error(`Instance ${instanceId} did not reach the expected state in time; last status: ${JSON.stringify(last)}\nHost log tail:\n${logs.slice(-20).join('\n')}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    async stopHost() {
+      if (hostStopped) return;
+      hostStopped = true;
+      await host.stop();
+    },
+    async stop() {
+      await env.stopHost();
+      if (ownAzurite) await azurite.stop();
+    },
+  };
+  return env;
+}
+
+function fs_exists(p: string): boolean {
+  return require('fs').existsSync(p);
+}
