@@ -18,6 +18,7 @@ import { z } from 'zod';
 import { AppError } from '../errors';
 import { IMAGE_NAME_RE, IMAGE_NAME_RULE, MODEL_NAME_RE, MODEL_NAME_RULE, unsafePathReason } from '../manifest/names';
 import { describeIssues, parseManifestText } from '../manifest/schema';
+import { parseBlobPath } from '../storage';
 import type { RuntimeKind } from '../seams';
 import {
   DEFAULT_FILES_PER_MINI_BATCH,
@@ -195,19 +196,21 @@ export function resolveInputUri(uri: string, accountUrl?: string): { container: 
       if (u.host.toLowerCase() !== base.host.toLowerCase() || !u.pathname.startsWith(basePath + '/')) {
         return `"${u.origin}${u.pathname}" is not in this service's storage account (${base.origin}${basePath}); copy the inputs there`;
       }
-      rest = u.pathname.slice(basePath.length + 1);
+      rest = decodeURIComponent(u.pathname.slice(basePath.length + 1));
     } else {
-      rest = u.pathname.replace(/^\//, '');
+      rest = uri; // parseBlobPath understands account URLs, including Azurite's path-style ones
     }
-    rest = decodeURIComponent(rest);
   } else {
     rest = uri;
   }
-  const slash = rest.indexOf('/');
-  if (slash <= 0 || slash === rest.length - 1) return `"${uri}" does not name a blob: expected <container>/<blob name>`;
-  const container = rest.slice(0, slash);
-  if (!containerName.safeParse(container).success) return `"${container}" in "${uri}" is not a storage container name`;
-  return { container, blob: rest.slice(slash + 1) };
+  let ref: { container: string; blob: string };
+  try {
+    ref = parseBlobPath(rest);
+  } catch {
+    return `"${uri}" does not name a blob: expected <container>/<blob name>`;
+  }
+  if (!containerName.safeParse(ref.container).success) return `"${ref.container}" in "${uri}" is not a storage container name`;
+  return ref;
 }
 
 /**

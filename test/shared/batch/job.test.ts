@@ -127,3 +127,8 @@ describe('batch job definition', () => {
     expect(formatBytes(1500)).toBe('1500B');
   });
 });
+
+test('uris without a known account: path-style Azurite URLs resolve', () => {
+  expect(resolveInputUri('http://127.0.0.1:10000/devstoreaccount1/data/x.csv')).toEqual({ container: 'data', blob: 'x.csv' });
+  expect(resolveInputUri('https://acct.blob.core.windows.net/data/a%20b.csv')).toEqual({ container: 'data', blob: 'a b.csv' });
+});
