@@ -24,8 +24,8 @@ export const CONTAINERS = {
 export const TABLES = {
   /** Model versions, per-name version counters and event → version receipts (PartitionKey = model name). */
   models: 'models',
-  /** Which image uses which model version (PartitionKey = model name, RowKey = `<version>|<image>:<version>`). */
-  modelUsage: 'modelusage',
+  /** Who uses which model/image version (see `shared/registry/usage.ts`). */
+  usage: 'usage',
   /** Image versions, counters and receipts (PartitionKey = image name). */
   images: 'images',
   /** Service records (PartitionKey = `service`, RowKey = service name). */

@@ -1,2 +1,3 @@
 export * from './models';
-export { versionRowKey } from './versioned';
+export { versionRowKey } from "./versioned";
+export { UsageIndex } from "./usage";

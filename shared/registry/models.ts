@@ -10,6 +10,7 @@ import type { TableEntityResult } from '@azure/data-tables';
 import { AppError, badRequest, conflict, notFound } from '../errors';
 import { checkModelName, checkRelativePath } from '../manifest/names';
 import { CONTAINERS, TABLES, downloadBlob, parseBlobPath, sha256Hex, type StorageClients } from '../storage';
+import { UsageIndex } from './usage';
 import {
   allocateVersion,
   getEntityOrUndefined,
@@ -64,6 +65,13 @@ export type ModelFileInput =
   | { path: string; blob: string }
   | { path: string; content: Buffer | string }
   | { path: string; localPath: string };
+
+/** Reads a file input: a blob reference (`container/path` or a blob URL), inline content, or a local file. */
+export async function readFileInput(storage: StorageClients, f: ModelFileInput): Promise<Buffer> {
+  if ('blob' in f) return downloadBlob(storage, f.blob);
+  if ('localPath' in f) return fs.readFile(f.localPath);
+  return Buffer.isBuffer(f.content) ? f.content : Buffer.from(f.content, 'utf8');
+}
 
 export interface RegisterModelRequest {
   name: string;
@@ -129,7 +137,11 @@ export function parseModelRef(ref: string): { name: string; version?: number } {
 }
 
 export class ModelRegistry {
-  constructor(private readonly storage: StorageClients) {}
+  private readonly usage: UsageIndex;
+
+  constructor(private readonly storage: StorageClients) {
+    this.usage = new UsageIndex(storage, 'model');
+  }
 
   private table() {
     return this.storage.ensureTable(TABLES.models);
@@ -210,10 +222,8 @@ export class ModelRegistry {
     }
   }
 
-  private async readInput(f: ModelFileInput): Promise<Buffer> {
-    if ('blob' in f) return downloadBlob(this.storage, f.blob);
-    if ('localPath' in f) return fs.readFile(f.localPath);
-    return Buffer.isBuffer(f.content) ? f.content : Buffer.from(f.content, 'utf8');
+  private readInput(f: ModelFileInput): Promise<Buffer> {
+    return readFileInput(this.storage, f);
   }
 
   private async findByEvent(name: string, eventId: string): Promise<ModelRecord | undefined> {
@@ -308,31 +318,17 @@ export class ModelRegistry {
   // ------------------------------------------------------------ usage (images that embed a model version)
 
   /** Records that `user` (e.g. `image:myimage:3`) uses `name:version`. Idempotent. */
-  async addUsage(name: string, version: number, user: string): Promise<void> {
-    const t = await this.storage.ensureTable(TABLES.modelUsage);
-    await t.upsertEntity({ partitionKey: name, rowKey: `${versionRowKey(version)}|${encodeURIComponent(user)}`, user }, 'Replace');
+  addUsage(name: string, version: number, user: string): Promise<void> {
+    return this.usage.add(name, version, user);
   }
 
-  async removeUsage(name: string, version: number, user: string): Promise<void> {
-    const t = await this.storage.ensureTable(TABLES.modelUsage);
-    try {
-      await t.deleteEntity(name, `${versionRowKey(version)}|${encodeURIComponent(user)}`);
-    } catch (e) {
-      if (statusOf(e) !== 404) throw e;
-    }
+  removeUsage(name: string, version: number, user: string): Promise<void> {
+    return this.usage.remove(name, version, user);
   }
 
   /** Who uses a model version (or any version when `version` is omitted). */
-  async usersOf(name: string, version?: number): Promise<string[]> {
-    const t = await this.storage.ensureTable(TABLES.modelUsage);
-    const pk = name.replace(/'/g, "''");
-    const filter =
-      version === undefined
-        ? `PartitionKey eq '${pk}'`
-        : `PartitionKey eq '${pk}' and RowKey ge '${versionRowKey(version)}|' and RowKey lt '${versionRowKey(version)}~'`;
-    const users: string[] = [];
-    for await (const e of t.listEntities<{ user: string }>({ queryOptions: { filter } })) users.push(e.user);
-    return users;
+  usersOf(name: string, version?: number): Promise<string[]> {
+    return this.usage.users(name, version);
   }
 
   /**
