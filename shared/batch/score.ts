@@ -1,7 +1,7 @@
 /**
  * The scoring step of one mini-batch: read its inputs from blob storage, POST them to a pool node's batch entry
  * (`POST <node>/batch` with `{ "mini_batch": [...] }`, answered by `{ "results": [...], "count": n }` or a bare
- * JSON array — runtime/python/amlworker.py, runtime/node-worker.ts), within run_invocation_timeout, and count the
+ * JSON array — runtime/server.ts, runtime/python/amlworker.py), within run_invocation_timeout, and count the
  * outcome per input. Never throws for scoring failures: they come back as a `failed` result.
  *
  * What run(mini_batch) receives, as in Azure ML:
