@@ -19,6 +19,7 @@ import type { BlobServiceClient } from '@azure/storage-blob';
 import { redactSecrets, toErrorInfo } from '../errors';
 import type { ErrorInfo } from '../seams';
 import { isConditionFailed, isNotFound, mapLimit } from './blobs';
+import type { BatchJob } from './job';
 import type { RunLayout } from './layout';
 import { BlobInput, inputChanged, MiniBatch } from './plan';
 import { capError, countReturn, describeInputs, MiniBatchOutcome, MiniBatchResult, writeMiniBatchResult } from './results';
@@ -49,6 +50,26 @@ export function nodeFor(nodeUris: readonly string[], index: number): string {
   return nodeUris[index % nodeUris.length];
 }
 
+/**
+ * The options for mini-batch `index` of a job on a pool: its node (round-robin), run_invocation_timeout, and
+ * whether rows are kept (append_row). `extra` adds headers, filesAs, ...
+ */
+export function scoreOptionsFor(
+  job: Pick<BatchJob, 'runInvocationTimeoutSeconds' | 'outputAction'>,
+  nodeUris: readonly string[],
+  index: number,
+  attempt?: number,
+  extra: Partial<ScoreOptions> = {},
+): ScoreOptions {
+  return {
+    nodeUri: nodeFor(nodeUris, index),
+    timeoutMs: Math.round(job.runInvocationTimeoutSeconds * 1000),
+    keepRows: job.outputAction === 'append_row',
+    ...(attempt !== undefined ? { attempt } : {}),
+    ...extra,
+  };
+}
+
 /** Scores one mini-batch and returns its full result (rows included for append_row). */
 export async function scoreMiniBatch(
   service: Pick<BlobServiceClient, 'getContainerClient'>,
@@ -57,7 +78,7 @@ export async function scoreMiniBatch(
 ): Promise<MiniBatchResult> {
   const now = opts.now ?? (() => new Date());
   const started = now();
-  const base = { index: mb.index, itemCount: mb.itemCount, node: opts.nodeUri, ...(opts.attempt !== undefined ? { attempt: opts.attempt } : {}) };
+  const base = { index: mb.index, itemCount: mb.itemCount, node: redactSecrets(opts.nodeUri), ...(opts.attempt !== undefined ? { attempt: opts.attempt } : {}) };
   const finish = (r: Omit<MiniBatchResult, 'index' | 'itemCount' | 'node' | 'attempt' | 'startedAt' | 'finishedAt' | 'durationMs'>): MiniBatchResult => {
     const finished = now();
     return { ...base, ...r, startedAt: started.toISOString(), finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime() };

@@ -1,6 +1,7 @@
 import { isAppError } from '../../../shared/errors';
 import { parseBatchJob, parseBatchJobText, resolveInputUri, workerCount } from '../../../shared/batch/job';
 import { parseTabularSize, parseFilesSize, formatBytes } from '../../../shared/batch/size';
+import { scoreOptionsFor } from '../../../shared/batch/score';
 
 const base = { model: 'iris:2', entry_script: 'score.py', inputs: { container: 'batch-data', prefix: 'iris/' } };
 
@@ -131,4 +132,15 @@ describe('batch job definition', () => {
 test('uris without a known account: path-style Azurite URLs resolve', () => {
   expect(resolveInputUri('http://127.0.0.1:10000/devstoreaccount1/data/x.csv')).toEqual({ container: 'data', blob: 'x.csv' });
   expect(resolveInputUri('https://acct.blob.core.windows.net/data/a%20b.csv')).toEqual({ container: 'data', blob: 'a b.csv' });
+});
+
+test('scoreOptionsFor: node by index, timeout in ms, rows only for append_row', () => {
+  const j = parseBatchJob({ ...base, run_invocation_timeout: 1.5 });
+  expect(scoreOptionsFor(j, ['http://a', 'http://b'], 3, 2)).toEqual({ nodeUri: 'http://b', timeoutMs: 1500, keepRows: true, attempt: 2 });
+  expect(scoreOptionsFor({ ...j, outputAction: 'summary_only' }, ['http://a'], 0, undefined, { filesAs: 'content' })).toEqual({
+    nodeUri: 'http://a',
+    timeoutMs: 1500,
+    keepRows: false,
+    filesAs: 'content',
+  });
 });
