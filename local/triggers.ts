@@ -60,6 +60,10 @@ export function compileBlobPath(pattern: string): { container: string; prefix: s
   };
 }
 
+function unquote(etag: string | undefined): string {
+  return String(etag ?? '').replace(/"/g, '');
+}
+
 function typed(value: unknown): RpcTypedData {
   return { json: JSON.stringify(value) };
 }
@@ -71,6 +75,8 @@ export class BlobTriggerPoller {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private stopped = false;
+  /** Scans never overlap (a scan started while one runs waits for it). */
+  private chain: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly functions: RegisteredFunction[],
@@ -101,11 +107,17 @@ export class BlobTriggerPoller {
   }
 
   private receiptName(fn: RegisteredFunction, container: string, blobName: string, etag: string): string {
-    return `blobreceipts/${this.opts.hostId}/${fn.metadata.name}/${etag.replace(/"/g, '')}/${container}/${blobName}`;
+    return `blobreceipts/${this.opts.hostId}/${fn.metadata.name}/${unquote(etag)}/${container}/${blobName}`;
   }
 
   /** One scan of every blob-triggered function's container. */
-  async pollOnce(): Promise<void> {
+  pollOnce(): Promise<void> {
+    const next = this.chain.then(() => this.scan());
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async scan(): Promise<void> {
     for (const fn of this.functions) {
       const pattern = compileBlobPath(String(fn.trigger.path ?? ''));
       const container = this.blobs.getContainerClient(pattern.container);
@@ -143,7 +155,7 @@ export class BlobTriggerPoller {
     let properties: Record<string, unknown>;
     try {
       const props = await blob.getProperties();
-      if (props.etag !== etag) return; // changed since listing: the next poll sees the new version
+      if (unquote(props.etag) !== unquote(etag)) return; // changed since listing: the next poll sees the new version
       content = await blob.downloadToBuffer();
       properties = { length: props.contentLength, contentType: props.contentType, eTag: props.etag, lastModified: props.lastModified?.toISOString(), createdOn: props.createdOn?.toISOString() };
     } catch (err) {
