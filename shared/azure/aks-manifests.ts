@@ -1,0 +1,177 @@
+/**
+ * Kubernetes objects of an AKS service, mapped from the AML AKS deploy configuration:
+ * - Secret `<service>-keys` (primary/secondary key; referenced by the pods, never inlined);
+ * - Deployment `<service>-<slot>` per slot: image, cpu/memory requests, readiness/liveness on `GET /`,
+ *   rolling update (maxUnavailable 0), replicas = num_replicas, or autoscale_min_replicas (raised by the seed's
+ *   formula when the configuration gives a target rate);
+ * - HorizontalPodAutoscaler (autoscaling/v2) per slot when autoscale is on: min/max replicas and target
+ *   utilization, scale-down stabilised over 60 s (the seed: removing replicas takes about a minute);
+ * - Service `<service>-<slot>` (direct URI for the smoke test) and Service `<service>` (public) whose selector
+ *   points at the active slot.
+ */
+import type * as K8s from '@kubernetes/client-node';
+import { planReplicas } from '../../runtime/autoscale';
+import type { DeployConfig, DeployRequest } from '../seams';
+import { dnsLabel, MANAGED_BY, serviceResourceName, slotResourceName, TAGS } from './names';
+import { RUNTIME_ENV, runtimeSettings, scoringPort } from './runtime-env';
+
+export const AKS_CONTAINER = 'model';
+/** Port the Services listen on (the runtime's port is the target port). */
+export const AKS_SERVICE_PORT = 80;
+
+export function keysSecretName(serviceName: string): string {
+  return `${serviceResourceName(serviceName).slice(0, 58)}-keys`;
+}
+
+export function serviceLabels(serviceName: string): Record<string, string> {
+  return { [TAGS.managedBy]: MANAGED_BY, [TAGS.service]: serviceResourceName(serviceName) };
+}
+
+export function slotSelector(serviceName: string, slot: string): Record<string, string> {
+  return { [TAGS.service]: serviceResourceName(serviceName), [TAGS.slot]: dnsLabel(slot) };
+}
+
+/** `label=value,label=value` for list calls. */
+export function labelSelector(labels: Record<string, string>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}
+
+/** 0.1 cores → `100m`; 1.5 GB → `1536Mi`. */
+export function cpuQuantity(cores: number): string {
+  return `${Math.max(1, Math.round(cores * 1000))}m`;
+}
+export function memoryQuantity(gb: number): string {
+  return `${Math.max(1, Math.round(gb * 1024))}Mi`;
+}
+
+/** Initial replicas: fixed count, or the autoscale minimum raised by the seed's formula when a rate is given. */
+export function initialReplicas(config: DeployConfig): number {
+  if (config.numReplicas !== undefined) return config.numReplicas;
+  const rps = config.extra?.targetRps;
+  const secs = config.extra?.requestSeconds;
+  if (typeof rps === 'number' && typeof secs === 'number') {
+    return planReplicas({
+      targetRps: rps,
+      requestSeconds: secs,
+      targetUtilization: config.autoscaleTargetUtilization,
+      maxConcurrentPerReplica: config.replicaMaxConcurrentRequests,
+      minReplicas: config.autoscaleMinReplicas,
+      maxReplicas: config.autoscaleMaxReplicas,
+    });
+  }
+  return config.autoscaleMinReplicas;
+}
+
+export function autoscaled(config: DeployConfig): boolean {
+  return config.numReplicas === undefined && config.autoscaleEnabled;
+}
+
+export function keysSecret(serviceName: string, namespace: string, keys: { primaryKey: string; secondaryKey: string }): K8s.V1Secret {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: keysSecretName(serviceName), namespace, labels: serviceLabels(serviceName) },
+    type: 'Opaque',
+    data: {
+      primaryKey: Buffer.from(keys.primaryKey, 'utf8').toString('base64'),
+      secondaryKey: Buffer.from(keys.secondaryKey, 'utf8').toString('base64'),
+    },
+  };
+}
+
+export function slotDeployment(request: DeployRequest, namespace: string): K8s.V1Deployment {
+  const { serviceName, slot, config } = request;
+  const port = scoringPort(config);
+  const labels = { ...serviceLabels(serviceName), ...slotSelector(serviceName, slot), [TAGS.image]: `${request.image.name}-${request.image.version}` };
+  const probe = (initialDelaySeconds: number, periodSeconds: number): K8s.V1Probe => ({
+    httpGet: { path: '/', port },
+    initialDelaySeconds,
+    periodSeconds,
+    timeoutSeconds: 5,
+    failureThreshold: 3,
+  });
+  const env: K8s.V1EnvVar[] = runtimeSettings(config).map(([name, value]) => ({ name, value }));
+  if (config.authEnabled) {
+    const secret = keysSecretName(serviceName);
+    env.push(
+      { name: RUNTIME_ENV.primaryKey, valueFrom: { secretKeyRef: { name: secret, key: 'primaryKey' } } },
+      { name: RUNTIME_ENV.secondaryKey, valueFrom: { secretKeyRef: { name: secret, key: 'secondaryKey' } } },
+    );
+  }
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: slotResourceName(serviceName, slot), namespace, labels },
+    spec: {
+      replicas: initialReplicas(config),
+      selector: { matchLabels: slotSelector(serviceName, slot) },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+      progressDeadlineSeconds: 600,
+      template: {
+        metadata: { labels },
+        spec: {
+          containers: [
+            {
+              name: AKS_CONTAINER,
+              image: request.image.imageRef,
+              ports: [{ name: 'http', containerPort: port }],
+              env,
+              resources: {
+                requests: { cpu: cpuQuantity(config.cpuCores), memory: memoryQuantity(config.memoryGb) },
+                limits: { memory: memoryQuantity(config.memoryGb) },
+              },
+              readinessProbe: probe(5, 5),
+              livenessProbe: probe(30, 10),
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+export function slotAutoscaler(request: DeployRequest, namespace: string): K8s.V2HorizontalPodAutoscaler {
+  const { serviceName, slot, config } = request;
+  const name = slotResourceName(serviceName, slot);
+  return {
+    apiVersion: 'autoscaling/v2',
+    kind: 'HorizontalPodAutoscaler',
+    metadata: { name, namespace, labels: { ...serviceLabels(serviceName), ...slotSelector(serviceName, slot) } },
+    spec: {
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
+      minReplicas: config.autoscaleMinReplicas,
+      maxReplicas: config.autoscaleMaxReplicas,
+      metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: config.autoscaleTargetUtilization } } }],
+      behavior: {
+        scaleUp: { stabilizationWindowSeconds: 0, policies: [{ type: 'Percent', value: 100, periodSeconds: Math.max(1, config.autoscaleRefreshSeconds) }] },
+        scaleDown: { stabilizationWindowSeconds: 60 },
+      },
+    },
+  };
+}
+
+/** A LoadBalancer (or ClusterIP) Service in front of one slot (`slot` given) or the active slot (public). */
+export function kubeService(
+  serviceName: string,
+  namespace: string,
+  selectSlot: string,
+  opts: { public: boolean; port: number; type?: 'LoadBalancer' | 'ClusterIP' },
+): K8s.V1Service {
+  const name = opts.public ? serviceResourceName(serviceName) : slotResourceName(serviceName, selectSlot);
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      name,
+      namespace,
+      labels: { ...serviceLabels(serviceName), ...(opts.public ? { [TAGS.active]: dnsLabel(selectSlot) } : slotSelector(serviceName, selectSlot)) },
+    },
+    spec: {
+      type: opts.type ?? 'LoadBalancer',
+      selector: slotSelector(serviceName, selectSlot),
+      ports: [{ name: 'http', port: AKS_SERVICE_PORT, targetPort: opts.port, protocol: 'TCP' }],
+    },
+  };
+}

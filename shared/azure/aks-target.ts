@@ -1,0 +1,335 @@
+/**
+ * `DeployTarget` on AKS (the seed's production target). The cluster is attached (never created implicitly) and
+ * reached with its user credentials; the workload is managed with `@kubernetes/client-node`:
+ * a Deployment (+ HPA) and a direct Service per slot, one public Service whose selector is switched to the
+ * active slot, and the keys in a Secret. Re-deploying a slot with a new image is a rolling update; when that
+ * rollout fails, the previous pod template is restored (rollback) and the slot is reported Failed.
+ */
+import type * as K8s from '@kubernetes/client-node';
+import { AppError, redactSecrets } from '../errors';
+import type { DeployedSlot, DeployRequest, DeployTarget, ErrorInfo } from '../seams';
+import {
+  AKS_CONTAINER,
+  AKS_SERVICE_PORT,
+  autoscaled,
+  keysSecret,
+  keysSecretName,
+  kubeService,
+  labelSelector,
+  slotAutoscaler,
+  slotDeployment,
+  slotSelector,
+} from './aks-manifests';
+import { attachAksCluster, kubeConfigFor, loadKubernetesModule, type AksClusterOptions, type KubernetesModule } from './aks-cluster';
+import { DEFAULT_TIMING, type AzureTiming } from './clients';
+import type { AzureConfig } from './config';
+import { isNotFound, toAzureError } from './errors';
+import { serviceResourceName, slotResourceName, TAGS } from './names';
+import { pollUntil } from './poll';
+import { endpointUris, scoringPort } from './runtime-env';
+
+export interface AksTargetOptions extends AksClusterOptions {
+  config: AksClusterOptions['config'] & Pick<AzureConfig, 'deployTimeoutSeconds'>;
+  timing?: AzureTiming;
+  /** The Kubernetes client module (tests pass the one they loaded). */
+  k8s?: KubernetesModule;
+  /** Type of the per-slot Services used by the smoke test (LoadBalancer by default: reachable from Functions). */
+  slotServiceType?: 'LoadBalancer' | 'ClusterIP';
+  /** Container restarts after which a pod counts as crash-looping. */
+  crashLoopRestarts?: number;
+  /** How long a cached cluster configuration (its token) is reused. */
+  kubeConfigTtlMs?: number;
+  log?: (message: string) => void;
+}
+
+interface Apis {
+  core: K8s.CoreV1Api;
+  apps: K8s.AppsV1Api;
+  autoscaling: K8s.AutoscalingV2Api;
+}
+
+const POD_FAILURE = /CrashLoopBackOff|ErrImagePull|ImagePullBackOff|InvalidImageName|CreateContainerConfigError|CreateContainerError/;
+
+type Outcome = { ok: true } | { ok: false; error: ErrorInfo };
+
+export class AksTarget implements DeployTarget {
+  readonly kind = 'aks' as const;
+  private readonly timing: AzureTiming;
+  private readonly k8s: KubernetesModule;
+  private cached?: { apis: Apis; at: number };
+
+  constructor(private readonly o: AksTargetOptions) {
+    this.timing = o.timing ?? DEFAULT_TIMING;
+    this.k8s = o.k8s ?? loadKubernetesModule();
+  }
+
+  private get ns(): string {
+    return this.o.config.aks.namespace;
+  }
+
+  /** Attach the cluster (checks it) and build the API clients; cached for `kubeConfigTtlMs` (30 min). */
+  private async apis(): Promise<Apis> {
+    const now = (this.timing.now ?? Date.now)();
+    if (this.cached && now - this.cached.at < (this.o.kubeConfigTtlMs ?? 30 * 60_000)) return this.cached.apis;
+    await attachAksCluster(this.o);
+    const kc = await kubeConfigFor(this.o, this.k8s);
+    const apis = {
+      core: kc.makeApiClient(this.k8s.CoreV1Api),
+      apps: kc.makeApiClient(this.k8s.AppsV1Api),
+      autoscaling: kc.makeApiClient(this.k8s.AutoscalingV2Api),
+    };
+    this.cached = { apis, at: now };
+    return apis;
+  }
+
+  private async k<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw toAzureError(e, operation);
+    }
+  }
+
+  private async optional<T>(operation: string, fn: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw toAzureError(e, operation);
+    }
+  }
+
+  private checkRequest(request: DeployRequest): void {
+    const extra = request.config.extra ?? {};
+    if (typeof extra.namespace === 'string' && extra.namespace !== this.ns) {
+      throw new AppError('AksNamespaceMismatch', `This app deploys to namespace "${this.ns}" (AKS_NAMESPACE); the manifest asks for "${extra.namespace}". Remove it or change AKS_NAMESPACE.`, 400);
+    }
+    const cluster = extra.computeTargetName;
+    if (typeof cluster === 'string' && cluster !== this.o.config.aks.clusterName) {
+      throw new AppError('AksClusterMismatch', `This app deploys to AKS cluster "${this.o.config.aks.clusterName}" (AKS_CLUSTER_NAME); the manifest names "${cluster}".`, 400);
+    }
+    if (request.config.authEnabled && !request.keys) {
+      throw new AppError('DeployKeysMissing', 'auth_enabled is true but no keys were given for the service.', 400);
+    }
+  }
+
+  async deploySlot(request: DeployRequest): Promise<DeployedSlot> {
+    this.checkRequest(request);
+    const { core, apps, autoscaling } = await this.apis();
+    const ns = this.ns;
+    const name = slotResourceName(request.serviceName, request.slot);
+
+    if (request.config.authEnabled && request.keys) {
+      const secret = keysSecret(request.serviceName, ns, request.keys);
+      await this.apply(
+        `write the keys Secret of ${request.serviceName}`,
+        () => core.readNamespacedSecret({ name: keysSecretName(request.serviceName), namespace: ns }),
+        () => core.createNamespacedSecret({ namespace: ns, body: secret }),
+        (rv) => core.replaceNamespacedSecret({ name: keysSecretName(request.serviceName), namespace: ns, body: withVersion(secret, rv) }),
+      );
+    }
+
+    const deployment = slotDeployment(request, ns);
+    const previous = await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: ns }));
+    const sameImage = previous?.spec?.template?.spec?.containers?.[0]?.image === request.image.imageRef;
+    if (previous) {
+      // Keep the replica count the autoscaler chose; a rolling update replaces the pods.
+      if (autoscaled(request.config) && previous.spec?.replicas) deployment.spec!.replicas = previous.spec.replicas;
+      await this.k(`update Deployment ${name}`, () => apps.replaceNamespacedDeployment({ name, namespace: ns, body: withVersion(deployment, previous.metadata?.resourceVersion) }));
+    } else {
+      await this.k(`create Deployment ${name}`, () => apps.createNamespacedDeployment({ namespace: ns, body: deployment }));
+    }
+
+    if (autoscaled(request.config)) {
+      const hpa = slotAutoscaler(request, ns);
+      await this.apply(
+        `write the autoscaler of ${name}`,
+        () => autoscaling.readNamespacedHorizontalPodAutoscaler({ name, namespace: ns }),
+        () => autoscaling.createNamespacedHorizontalPodAutoscaler({ namespace: ns, body: hpa }),
+        (rv) => autoscaling.replaceNamespacedHorizontalPodAutoscaler({ name, namespace: ns, body: withVersion(hpa, rv) }),
+      );
+    } else {
+      await this.optional(`delete the autoscaler of ${name}`, () => autoscaling.deleteNamespacedHorizontalPodAutoscaler({ name, namespace: ns }));
+    }
+
+    const port = scoringPort(request.config);
+    const svc = kubeService(request.serviceName, ns, request.slot, { public: false, port, type: this.o.slotServiceType });
+    await this.applyService(core, svc);
+
+    let outcome = await this.waitRollout(apps, core, request.serviceName, request.slot);
+    if (!outcome.ok && previous && !sameImage) {
+      // Rollback: restore the previous pod template (what `kubectl rollout undo` does).
+      const current = await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: ns }));
+      const restored: K8s.V1Deployment = { ...deployment, spec: { ...deployment.spec!, template: previous.spec!.template } };
+      await this.k(`roll back Deployment ${name}`, () => apps.replaceNamespacedDeployment({ name, namespace: ns, body: withVersion(restored, current?.metadata?.resourceVersion) }));
+      const prevImage = previous.spec?.template?.spec?.containers?.[0]?.image;
+      outcome = { ok: false, error: { code: outcome.error.code, message: `${outcome.error.message}\nRolled back ${name} to ${prevImage}.` } };
+      this.o.log?.(`rolled back ${name} to ${prevImage}`);
+    }
+    const svcName = svc.metadata!.name!;
+    let error = outcome.ok ? undefined : outcome.error;
+    const address = error ? undefined : await this.waitAddress(core, svcName);
+    if (!error && !address) {
+      error = { code: 'DeployTimeout', message: `Service ${svcName} got no external address within ${this.o.config.deployTimeoutSeconds} s.` };
+    }
+    const base = address ? `http://${address}` : `http://${svcName}.${ns}.svc.cluster.local`;
+    return {
+      serviceName: request.serviceName,
+      slot: request.slot,
+      ...endpointUris(base),
+      state: error ? 'Failed' : 'Healthy',
+      ...(error ? { error } : {}),
+    };
+  }
+
+  async switchTraffic(serviceName: string, slot: string): Promise<{ scoringUri: string; swaggerUri: string }> {
+    const { core, apps } = await this.apis();
+    const name = slotResourceName(serviceName, slot);
+    const dep = await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: this.ns }));
+    if (!dep) throw new AppError('SlotNotFound', `Service ${serviceName} has no slot ${slot} on AKS (Deployment ${name} in ${this.ns}); deploy it first.`, 404);
+    const port = dep.spec?.template?.spec?.containers?.[0]?.ports?.[0]?.containerPort ?? scoringPort({});
+    const svc = kubeService(serviceName, this.ns, slot, { public: true, port });
+    await this.applyService(core, svc);
+    const address = await this.waitAddress(core, svc.metadata!.name!);
+    if (!address) throw new AppError('DeployTimeout', `Service ${svc.metadata!.name} got no external address within ${this.o.config.deployTimeoutSeconds} s.`, 504);
+    const { scoringUri, swaggerUri } = endpointUris(`http://${address}`);
+    return { scoringUri, swaggerUri };
+  }
+
+  async deleteSlot(serviceName: string, slot: string): Promise<void> {
+    const { core, apps, autoscaling } = await this.apis();
+    const name = slotResourceName(serviceName, slot);
+    const ns = this.ns;
+    await this.optional(`delete the autoscaler ${name}`, () => autoscaling.deleteNamespacedHorizontalPodAutoscaler({ name, namespace: ns }));
+    await this.optional(`delete Service ${name}`, () => core.deleteNamespacedService({ name, namespace: ns }));
+    await this.optional(`delete Deployment ${name}`, () => apps.deleteNamespacedDeployment({ name, namespace: ns, propagationPolicy: 'Foreground' }));
+  }
+
+  async deleteService(serviceName: string): Promise<void> {
+    const { core, apps, autoscaling } = await this.apis();
+    const ns = this.ns;
+    const selector = labelSelector({ [TAGS.service]: serviceResourceName(serviceName), [TAGS.managedBy]: 'model-deploy-flow' });
+    const hpas = await this.k('list autoscalers', () => autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace: ns, labelSelector: selector }));
+    for (const h of hpas.items) await this.optional('delete an autoscaler', () => autoscaling.deleteNamespacedHorizontalPodAutoscaler({ name: h.metadata!.name!, namespace: ns }));
+    const svcs = await this.k('list Services', () => core.listNamespacedService({ namespace: ns, labelSelector: selector }));
+    for (const s of svcs.items) await this.optional('delete a Service', () => core.deleteNamespacedService({ name: s.metadata!.name!, namespace: ns }));
+    const deps = await this.k('list Deployments', () => apps.listNamespacedDeployment({ namespace: ns, labelSelector: selector }));
+    for (const d of deps.items) await this.optional('delete a Deployment', () => apps.deleteNamespacedDeployment({ name: d.metadata!.name!, namespace: ns, propagationPolicy: 'Foreground' }));
+    await this.optional('delete the keys Secret', () => core.deleteNamespacedSecret({ name: keysSecretName(serviceName), namespace: ns }));
+  }
+
+  async logTail(serviceName: string, slot: string, lines: number): Promise<string> {
+    const { core } = await this.apis();
+    return this.podLogTail(core, serviceName, slot, lines);
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  private async apply<T extends { metadata?: K8s.V1ObjectMeta }>(
+    operation: string,
+    read: () => Promise<T>,
+    create: () => Promise<unknown>,
+    replace: (resourceVersion: string | undefined) => Promise<unknown>,
+  ): Promise<void> {
+    const existing = await this.optional(operation, read);
+    if (existing) await this.k(operation, () => replace(existing.metadata?.resourceVersion));
+    else await this.k(operation, create);
+  }
+
+  /** Create or replace a Service, keeping the cluster IP the API server allocated (immutable). */
+  private async applyService(core: K8s.CoreV1Api, svc: K8s.V1Service): Promise<void> {
+    const name = svc.metadata!.name!;
+    const existing = await this.optional(`read Service ${name}`, () => core.readNamespacedService({ name, namespace: this.ns }));
+    if (!existing) {
+      await this.k(`create Service ${name}`, () => core.createNamespacedService({ namespace: this.ns, body: svc }));
+      return;
+    }
+    const body: K8s.V1Service = {
+      ...withVersion(svc, existing.metadata?.resourceVersion),
+      spec: { ...svc.spec, clusterIP: existing.spec?.clusterIP, clusterIPs: existing.spec?.clusterIPs },
+    };
+    await this.k(`update Service ${name}`, () => core.replaceNamespacedService({ name, namespace: this.ns, body }));
+  }
+
+  /** Waits for the slot's rollout: all replicas updated and available, or a pod failure, or the deadline. */
+  private async waitRollout(apps: K8s.AppsV1Api, core: K8s.CoreV1Api, serviceName: string, slot: string): Promise<Outcome> {
+    const name = slotResourceName(serviceName, slot);
+    const crashAfter = this.o.crashLoopRestarts ?? 3;
+    const r = await pollUntil<Outcome>(
+      async () => {
+        const d = await this.k(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: this.ns }));
+        const want = d.spec?.replicas ?? 1;
+        const st = d.status ?? {};
+        const progressing = st.conditions?.find((c) => c.type === 'Progressing');
+        if (progressing?.status === 'False' && progressing.reason === 'ProgressDeadlineExceeded') {
+          return { done: true, value: await this.failure('DeployTimeout', `Deployment ${name} exceeded its progress deadline.`, core, serviceName, slot) };
+        }
+        if ((st.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) && (st.updatedReplicas ?? 0) >= want && (st.availableReplicas ?? 0) >= want && (st.unavailableReplicas ?? 0) === 0) {
+          return { done: true, value: { ok: true } };
+        }
+        const pods = await this.k(`list pods of ${name}`, () => core.listNamespacedPod({ namespace: this.ns, labelSelector: labelSelector(slotSelector(serviceName, slot)) }));
+        for (const pod of pods.items) {
+          for (const cs of pod.status?.containerStatuses ?? []) {
+            const reason = cs.state?.waiting?.reason ?? '';
+            if (/ErrImagePull|ImagePullBackOff|InvalidImageName/.test(reason)) {
+              return {
+                done: true,
+                value: { ok: false, error: { code: 'ImagePullFailed', message: redactSecrets(`Pod ${pod.metadata?.name} cannot pull ${cs.image}: ${cs.state?.waiting?.message ?? reason}. Check the image and that the cluster's kubelet identity has AcrPull.`) } },
+              };
+            }
+            if (POD_FAILURE.test(reason) || (cs.restartCount ?? 0) >= crashAfter) {
+              const exit = cs.lastState?.terminated?.exitCode;
+              return {
+                done: true,
+                value: await this.failure('ContainerCrashLoop', `Pod ${pod.metadata?.name} keeps crashing (${cs.restartCount ?? 0} restarts${exit !== undefined ? `, exit code ${exit}` : ''}${reason ? `, ${reason}` : ''}).`, core, serviceName, slot),
+              };
+            }
+          }
+        }
+        return { done: false };
+      },
+      { intervalMs: this.timing.pollIntervalMs, timeoutMs: this.o.config.deployTimeoutSeconds * 1000, now: this.timing.now },
+    );
+    if (!r.timedOut) return r.value;
+    return this.failure('DeployTimeout', `Deployment ${name} did not become available within ${this.o.config.deployTimeoutSeconds} s.`, core, serviceName, slot);
+  }
+
+  private async failure(code: string, message: string, core: K8s.CoreV1Api, serviceName: string, slot: string): Promise<Outcome> {
+    const tail = await this.podLogTail(core, serviceName, slot, 30).catch((e) => {
+      this.o.log?.(`log of ${serviceName}/${slot} unavailable: ${(e as Error).message}`);
+      return '';
+    });
+    return { ok: false, error: { code, message: redactSecrets(`${message} Last log lines:\n${tail || '(no output)'}`) } };
+  }
+
+  /** Log tail of the slot's most recently started pod (previous container instance when it crashed). */
+  private async podLogTail(core: K8s.CoreV1Api, serviceName: string, slot: string, lines: number): Promise<string> {
+    const pods = await this.optional('list pods', () => core.listNamespacedPod({ namespace: this.ns, labelSelector: labelSelector(slotSelector(serviceName, slot)) }));
+    const pod = [...(pods?.items ?? [])].sort((a, b) => String(b.metadata?.creationTimestamp ?? '').localeCompare(String(a.metadata?.creationTimestamp ?? '')))[0];
+    if (!pod?.metadata?.name) return '';
+    const crashed = (pod.status?.containerStatuses?.[0]?.restartCount ?? 0) > 0 && !pod.status?.containerStatuses?.[0]?.ready;
+    const text = await this.optional(`read the log of pod ${pod.metadata.name}`, () =>
+      core.readNamespacedPodLog({ name: pod.metadata!.name!, namespace: this.ns, container: AKS_CONTAINER, tailLines: lines, previous: crashed }),
+    );
+    return redactSecrets(String(text ?? '').replace(/\s+$/, ''));
+  }
+
+  /** External address (`ip` or hostname) of a LoadBalancer Service, or the cluster IP of a ClusterIP one. */
+  private async waitAddress(core: K8s.CoreV1Api, name: string): Promise<string | undefined> {
+    const r = await pollUntil<string>(
+      async () => {
+        const s = await this.k(`read Service ${name}`, () => core.readNamespacedService({ name, namespace: this.ns }));
+        if (s.spec?.type !== 'LoadBalancer') return s.spec?.clusterIP ? { done: true, value: `${s.spec.clusterIP}:${AKS_SERVICE_PORT}` } : { done: false };
+        const ing = s.status?.loadBalancer?.ingress?.[0];
+        const addr = ing?.ip ?? ing?.hostname;
+        return addr ? { done: true, value: addr } : { done: false };
+      },
+      { intervalMs: this.timing.pollIntervalMs, timeoutMs: this.o.config.deployTimeoutSeconds * 1000, now: this.timing.now },
+    );
+    return r.timedOut ? undefined : r.value;
+  }
+}
+
+function withVersion<T extends { metadata?: K8s.V1ObjectMeta }>(obj: T, resourceVersion: string | undefined): T {
+  return { ...obj, metadata: { ...obj.metadata, ...(resourceVersion ? { resourceVersion } : {}) } };
+}

@@ -1,0 +1,306 @@
+/**
+ * AKS at the wire: ARM (Microsoft.ContainerService managedClusters, api-version 2026-04-01) for the cluster and
+ * its credentials, then the Kubernetes API for the workload: Secret, Deployment, HPA, Services, rollout watch,
+ * crash loop with rollback, traffic switch by selector, deletes; the vCPU rule before any cluster creation.
+ */
+import nock from 'nock';
+import { createAksCluster, attachAksCluster, checkAksCapacity } from '../../shared/azure/aks-cluster';
+import { AksTarget } from '../../shared/azure/aks-target';
+import type { KubernetesModule } from '../../shared/azure/aks-cluster';
+import type { DeployConfig, DeployRequest } from '../../shared/seams';
+import { ARM, FAST, FakeCredential, TOKEN, arm, q, rgPath, setupNock, testClients, testConfig } from './helpers';
+
+// @kubernetes/client-node is ESM-only: load it with Node's own require (Jest's module system cannot).
+const k8s: KubernetesModule = (process as unknown as { getBuiltinModule(m: string): typeof import('module') })
+  .getBuiltinModule('module')
+  .createRequire(__filename)('@kubernetes/client-node');
+
+const AKS_API = '2026-04-01';
+const MC = rgPath('Microsoft.ContainerService', 'managedClusters/aks-mdf');
+const KUBE = 'https://aks-mdf-dns-1a2b.hcp.westeurope.azmk8s.io:443';
+const NS = '/namespaces/models';
+const KEYS = { primaryKey: 'PRIMARY-SECRET-KEY-1', secondaryKey: 'SECONDARY-SECRET-KEY-2' };
+
+const aadKubeconfig = `apiVersion: v1
+kind: Config
+clusters:
+- name: aks-mdf
+  cluster:
+    server: ${KUBE}
+    certificate-authority-data: ${Buffer.from('not a real CA').toString('base64')}
+contexts:
+- name: aks-mdf
+  context: { cluster: aks-mdf, user: clusterUser_rg-mdf_aks-mdf }
+current-context: aks-mdf
+users:
+- name: clusterUser_rg-mdf_aks-mdf
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: kubelogin
+      args: [get-token, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630]
+`;
+
+const config: DeployConfig = {
+  cpuCores: 0.5,
+  memoryGb: 1,
+  authEnabled: true,
+  autoscaleEnabled: true,
+  autoscaleMinReplicas: 1,
+  autoscaleMaxReplicas: 4,
+  autoscaleTargetUtilization: 30,
+  autoscaleRefreshSeconds: 1,
+  replicaMaxConcurrentRequests: 1,
+  scoringTimeoutMs: 60000,
+  maxRequestWaitTimeMs: 500,
+};
+const image = (v: number) => ({ name: 'img', version: v, imageRef: `mdfregistry.azurecr.io/img:${v}`, runtime: 'python' as const, contextBlob: `images/img/${v}.tar.gz` });
+const request: DeployRequest = { serviceName: 'diabetes', slot: 'green', image: image(2), config, keys: KEYS };
+
+function cluster(agents = 3, vmSize = 'Standard_D3_v2') {
+  return { id: MC, name: 'aks-mdf', location: 'westeurope', properties: { provisioningState: 'Succeeded', agentPoolProfiles: [{ name: 'system', count: agents, vmSize }] } };
+}
+
+function expectCluster(credential: FakeCredential) {
+  arm().get(MC).query(q(AKS_API)).reply(200, cluster());
+  arm()
+    .post(`${MC}/listClusterUserCredential`)
+    .query(q(AKS_API))
+    .reply(200, { kubeconfigs: [{ name: 'clusterUser', value: Buffer.from(aadKubeconfig).toString('base64') }] });
+  return credential;
+}
+
+/** Kubernetes API scope: every call must carry the Entra token obtained for the AKS server app. */
+const kube = () => nock(KUBE, { reqheaders: { authorization: `Bearer ${TOKEN}` } });
+
+function makeTarget() {
+  const credential = new FakeCredential();
+  const logs: string[] = [];
+  const target = new AksTarget({ clients: testClients(testConfig(), credential), config: testConfig(), timing: FAST, k8s, log: (m) => logs.push(m) });
+  return { target, credential, logs };
+}
+
+const echo = (status = 201) => (_uri: string, body: nock.Body) => [status, { ...(body as object), metadata: { ...(body as any).metadata, resourceVersion: '1', generation: 1 } }] as [number, object];
+
+function deploymentStatus(ready: boolean, template?: object) {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'diabetes-green', namespace: 'models', generation: 2, resourceVersion: '7' },
+    spec: { replicas: 1, selector: { matchLabels: {} }, template: template ?? { metadata: {}, spec: { containers: [{ name: 'model', image: 'mdfregistry.azurecr.io/img:2' }] } } },
+    status: ready ? { observedGeneration: 2, replicas: 1, updatedReplicas: 1, availableReplicas: 1, readyReplicas: 1 } : { observedGeneration: 2, replicas: 1, updatedReplicas: 1, unavailableReplicas: 1 },
+  };
+}
+
+const pods = (restarts: number, reason?: string) => ({
+  apiVersion: 'v1',
+  kind: 'PodList',
+  metadata: {},
+  items: [
+    {
+      metadata: { name: 'diabetes-green-abc', creationTimestamp: '2026-11-24T08:00:00Z' },
+      status: { containerStatuses: [{ name: 'model', image: 'mdfregistry.azurecr.io/img:2', imageID: '', ready: false, restartCount: restarts, state: reason ? { waiting: { reason } } : { running: {} }, lastState: restarts ? { terminated: { exitCode: 1 } } : {} }] },
+    },
+  ],
+});
+
+const notFound = { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404, message: 'not found' };
+
+describe('AksTarget', () => {
+  setupNock();
+
+  test('deploySlot creates the keys Secret, Deployment, HPA and slot Service, waits for the rollout and the address', async () => {
+    const { target, credential } = makeTarget();
+    expectCluster(credential);
+    const bodies: Record<string, any> = {};
+    const record = (k: string) => (b: any) => ((bodies[k] = b), true);
+    kube().get(`/api/v1${NS}/secrets/diabetes-keys`).reply(404, notFound);
+    kube().post(`/api/v1${NS}/secrets`, record('secret')).reply(echo());
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(404, notFound);
+    kube().post(`/apis/apps/v1${NS}/deployments`, record('deployment')).reply(echo());
+    kube().get(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-green`).reply(404, notFound);
+    kube().post(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers`, record('hpa')).reply(echo());
+    kube().get(`/api/v1${NS}/services/diabetes-green`).reply(404, notFound);
+    kube().post(`/api/v1${NS}/services`, record('service')).reply(echo());
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(200, deploymentStatus(false));
+    kube().get(`/api/v1${NS}/pods`).query({ labelSelector: 'mdf-service=diabetes,mdf-slot=green' }).reply(200, pods(0));
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(200, deploymentStatus(true));
+    kube().get(`/api/v1${NS}/services/diabetes-green`).reply(200, { metadata: { name: 'diabetes-green' }, spec: { type: 'LoadBalancer' }, status: {} });
+    kube().get(`/api/v1${NS}/services/diabetes-green`).reply(200, { metadata: { name: 'diabetes-green' }, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress: [{ ip: '20.1.2.3' }] } } });
+
+    const slot = await target.deploySlot(request);
+
+    expect(slot).toEqual({
+      serviceName: 'diabetes',
+      slot: 'green',
+      scoringUri: 'http://20.1.2.3/score',
+      swaggerUri: 'http://20.1.2.3/swagger.json',
+      healthUri: 'http://20.1.2.3/',
+      state: 'Healthy',
+    });
+    expect(credential.scopes).toContain('6dae42f8-4368-4678-94ff-3960e28e3630/.default');
+    expect(bodies.secret.data).toEqual({ primaryKey: Buffer.from(KEYS.primaryKey).toString('base64'), secondaryKey: Buffer.from(KEYS.secondaryKey).toString('base64') });
+    const d = bodies.deployment;
+    expect(d.spec.replicas).toBe(1);
+    expect(d.spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+    expect(d.spec.selector.matchLabels).toEqual({ 'mdf-service': 'diabetes', 'mdf-slot': 'green' });
+    const c = d.spec.template.spec.containers[0];
+    expect(c.image).toBe('mdfregistry.azurecr.io/img:2');
+    expect(c.resources).toEqual({ requests: { cpu: '500m', memory: '1024Mi' }, limits: { memory: '1024Mi' } });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/', port: 5001 });
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/', port: 5001 });
+    expect(c.env).toContainEqual({ name: 'MDF_PRIMARY_KEY', valueFrom: { secretKeyRef: { name: 'diabetes-keys', key: 'primaryKey' } } });
+    expect(JSON.stringify(d)).not.toContain('SECRET-KEY');
+    expect(bodies.hpa.spec).toMatchObject({
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'diabetes-green' },
+      minReplicas: 1,
+      maxReplicas: 4,
+      metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 30 } } }],
+      behavior: { scaleDown: { stabilizationWindowSeconds: 60 } },
+    });
+    expect(bodies.service.spec).toEqual({ type: 'LoadBalancer', selector: { 'mdf-service': 'diabetes', 'mdf-slot': 'green' }, ports: [{ name: 'http', port: 80, targetPort: 5001, protocol: 'TCP' }] });
+  });
+
+  test('num_replicas fixes the replica count and removes any autoscaler', async () => {
+    const { target, credential } = makeTarget();
+    expectCluster(credential);
+    let dep: any;
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(404, notFound);
+    kube().post(`/apis/apps/v1${NS}/deployments`, (b) => ((dep = b), true)).reply(echo());
+    kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-green`).reply(404, notFound);
+    kube().get(`/api/v1${NS}/services/diabetes-green`).reply(404, notFound);
+    kube().post(`/api/v1${NS}/services`).reply(echo());
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(200, { ...deploymentStatus(true), spec: { replicas: 3 }, status: { observedGeneration: 2, updatedReplicas: 3, availableReplicas: 3 } });
+    kube().get(`/api/v1${NS}/services/diabetes-green`).reply(200, { metadata: {}, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress: [{ ip: '20.1.2.4' }] } } });
+    const slot = await target.deploySlot({ ...request, keys: undefined, config: { ...config, authEnabled: false, numReplicas: 3, autoscaleEnabled: false } });
+    expect(slot.state).toBe('Healthy');
+    expect(dep.spec.replicas).toBe(3);
+    expect(dep.spec.template.spec.containers[0].env.map((e: any) => e.name)).not.toContain('MDF_PRIMARY_KEY');
+  });
+
+  test('a crash-looping rolling update is rolled back to the previous template and reported with the pod log', async () => {
+    const { target, credential } = makeTarget();
+    expectCluster(credential);
+    const oldTemplate = { metadata: { labels: { 'mdf-slot': 'green' } }, spec: { containers: [{ name: 'model', image: 'mdfregistry.azurecr.io/img:1' }] } };
+    const replaced: any[] = [];
+    kube().get(`/api/v1${NS}/secrets/diabetes-keys`).reply(200, { metadata: { name: 'diabetes-keys', resourceVersion: '3' } });
+    kube().put(`/api/v1${NS}/secrets/diabetes-keys`, (b) => b.metadata.resourceVersion === '3').reply(echo(200));
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(200, deploymentStatus(true, oldTemplate));
+    kube().put(`/apis/apps/v1${NS}/deployments/diabetes-green`, (b) => (replaced.push(b), true)).times(2).reply(echo(200));
+    kube().get(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-green`).reply(200, { metadata: { resourceVersion: '5' } });
+    kube().put(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-green`).reply(echo(200));
+    kube().get(`/api/v1${NS}/services/diabetes-green`).reply(200, { metadata: { resourceVersion: '9' }, spec: { type: 'LoadBalancer', clusterIP: '10.0.0.7', clusterIPs: ['10.0.0.7'] } });
+    let svcBody: any;
+    kube().put(`/api/v1${NS}/services/diabetes-green`, (b) => ((svcBody = b), true)).reply(echo(200));
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(200, deploymentStatus(false));
+    kube().get(`/api/v1${NS}/pods`).query(true).reply(200, pods(4, 'CrashLoopBackOff'));
+    kube().get(`/api/v1${NS}/pods`).query(true).reply(200, pods(4, 'CrashLoopBackOff'));
+    kube()
+      .get(`/api/v1${NS}/pods/diabetes-green-abc/log`)
+      .query({ container: 'model', tailLines: '30', previous: 'true' })
+      .reply(200, 'Traceback...\nValueError: model file missing\nBearer abc.def.ghi\n', { 'Content-Type': 'text/plain' });
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(200, deploymentStatus(false));
+
+    const slot = await target.deploySlot(request);
+
+    expect(slot.state).toBe('Failed');
+    expect(slot.error?.code).toBe('ContainerCrashLoop');
+    expect(slot.error?.message).toContain('ValueError: model file missing');
+    expect(slot.error?.message).toContain('Rolled back diabetes-green to mdfregistry.azurecr.io/img:1');
+    expect(slot.error?.message).not.toContain('abc.def.ghi');
+    expect(replaced[0].spec.template.spec.containers[0].image).toBe('mdfregistry.azurecr.io/img:2');
+    expect(replaced[1].spec.template).toEqual(oldTemplate);
+    expect(svcBody.spec.clusterIP).toBe('10.0.0.7');
+  });
+
+  test('switchTraffic points the public Service selector at the slot and returns its address', async () => {
+    const { target, credential } = makeTarget();
+    expectCluster(credential);
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-blue`).reply(200, { metadata: { name: 'diabetes-blue' }, spec: { selector: {}, template: { spec: { containers: [{ name: 'model', ports: [{ containerPort: 5001 }] }] } } } });
+    kube().get(`/api/v1${NS}/services/diabetes`).reply(200, { metadata: { name: 'diabetes', resourceVersion: '11' }, spec: { type: 'LoadBalancer', clusterIP: '10.0.0.9', selector: { 'mdf-service': 'diabetes', 'mdf-slot': 'green' } } });
+    let body: any;
+    kube().put(`/api/v1${NS}/services/diabetes`, (b) => ((body = b), true)).reply(echo(200));
+    kube().get(`/api/v1${NS}/services/diabetes`).reply(200, { metadata: {}, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress: [{ ip: '20.9.9.9' }] } } });
+    const r = await target.switchTraffic('diabetes', 'blue');
+    expect(r).toEqual({ scoringUri: 'http://20.9.9.9/score', swaggerUri: 'http://20.9.9.9/swagger.json' });
+    expect(body.spec.selector).toEqual({ 'mdf-service': 'diabetes', 'mdf-slot': 'blue' });
+    expect(body.metadata.resourceVersion).toBe('11');
+    expect(body.metadata.labels['mdf-active']).toBe('blue');
+  });
+
+  test('deleteSlot tolerates absent objects; deleteService deletes everything labelled with the service', async () => {
+    const { target, credential } = makeTarget();
+    expectCluster(credential);
+    kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-blue`).reply(404, notFound);
+    kube().delete(`/api/v1${NS}/services/diabetes-blue`).reply(404, notFound);
+    kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-blue`).query(true).reply(404, notFound);
+    await target.deleteSlot('diabetes', 'blue');
+
+    const sel = { labelSelector: 'mdf-service=diabetes,mdf-managed-by=model-deploy-flow' };
+    kube().get(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers`).query(sel).reply(200, { items: [{ metadata: { name: 'diabetes-green' } }] });
+    kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-green`).reply(200, {});
+    kube().get(`/api/v1${NS}/services`).query(sel).reply(200, { items: [{ metadata: { name: 'diabetes' } }, { metadata: { name: 'diabetes-green' } }] });
+    kube().delete(`/api/v1${NS}/services/diabetes`).reply(200, {});
+    kube().delete(`/api/v1${NS}/services/diabetes-green`).reply(200, {});
+    kube().get(`/apis/apps/v1${NS}/deployments`).query(sel).reply(200, { items: [{ metadata: { name: 'diabetes-green' } }] });
+    kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-green`).query(true).reply(200, {});
+    kube().delete(`/api/v1${NS}/secrets/diabetes-keys`).reply(200, {});
+    await target.deleteService('diabetes');
+  });
+
+  test('Kubernetes 403 maps to AzureAuthorizationFailed with the API server message', async () => {
+    const { target, credential } = makeTarget();
+    expectCluster(credential);
+    kube()
+      .get(`/apis/apps/v1${NS}/deployments/diabetes-blue`)
+      .reply(403, { kind: 'Status', status: 'Failure', reason: 'Forbidden', code: 403, message: 'deployments.apps "diabetes-blue" is forbidden: User "mdf" cannot get resource' });
+    await expect(target.switchTraffic('diabetes', 'blue')).rejects.toMatchObject({ code: 'AzureAuthorizationFailed', message: expect.stringContaining('is forbidden') });
+  });
+
+  test('a manifest naming another namespace or cluster is rejected before any call', async () => {
+    const { target } = makeTarget();
+    await expect(target.deploySlot({ ...request, config: { ...config, extra: { namespace: 'prod' } } })).rejects.toMatchObject({ code: 'AksNamespaceMismatch' });
+    await expect(target.deploySlot({ ...request, config: { ...config, extra: { computeTargetName: 'aks-other' } } })).rejects.toMatchObject({ code: 'AksClusterMismatch' });
+  });
+});
+
+describe('AKS clusters', () => {
+  setupNock();
+  const o = () => ({ clients: testClients(), config: testConfig(), timing: FAST });
+
+  test("the seed's rule: agent_count × vCPUs ≥ 12, checked before calling ARM", async () => {
+    expect(checkAksCapacity(3, 'Standard_D3_v2')).toBe(12);
+    expect(() => checkAksCapacity(2, 'Standard_D3_v2')).toThrow(/at least 3/);
+    expect(() => checkAksCapacity(1, 'Standard_Weird')).toThrow(expect.objectContaining({ code: 'AksVmSizeUnknown' }));
+    expect(checkAksCapacity(2, 'Standard_Weird', 6)).toBe(12);
+    // No interceptor: an ARM call would fail with a network error instead of AksClusterTooSmall.
+    await expect(createAksCluster(o(), { agentCount: 2, vmSize: 'Standard_D3_v2' })).rejects.toMatchObject({ code: 'AksClusterTooSmall' });
+  });
+
+  test('createAksCluster PUTs the managed cluster and follows the Azure-AsyncOperation', async () => {
+    let body: any;
+    const op = `${ARM}/subscriptions/x/providers/Microsoft.ContainerService/locations/westeurope/operations/op9?api-version=${AKS_API}`;
+    arm()
+      .put(MC, (b) => ((body = b), true))
+      .query(q(AKS_API))
+      .reply(201, { ...cluster(), properties: { ...cluster().properties, provisioningState: 'Creating' } }, { 'Azure-AsyncOperation': op });
+    arm().get('/subscriptions/x/providers/Microsoft.ContainerService/locations/westeurope/operations/op9').query(q(AKS_API)).reply(200, { status: 'InProgress' });
+    arm().get('/subscriptions/x/providers/Microsoft.ContainerService/locations/westeurope/operations/op9').query(q(AKS_API)).reply(200, { status: 'Succeeded' });
+    arm().get(MC).query(q(AKS_API)).reply(200, cluster());
+    const c = await createAksCluster(o(), { agentCount: 3, vmSize: 'Standard_D3_v2' });
+    expect(c.provisioningState).toBe('Succeeded');
+    expect(body.location).toBe('westeurope');
+    expect(body.identity).toEqual({ type: 'SystemAssigned' });
+    expect(body.properties.agentPoolProfiles).toEqual([{ name: 'system', mode: 'System', osType: 'Linux', count: 3, vmSize: 'Standard_D3_v2', type: 'VirtualMachineScaleSets' }]);
+    expect(body.properties.dnsPrefix).toBe('aks-mdf');
+  });
+
+  test('attaching a cluster below 12 vCPUs, or not provisioned, is refused', async () => {
+    arm().get(MC).query(q(AKS_API)).reply(200, cluster(2, 'Standard_D2_v2'));
+    await expect(attachAksCluster(o())).rejects.toMatchObject({ code: 'AksClusterTooSmall' });
+    arm().get(MC).query(q(AKS_API)).reply(200, { ...cluster(), properties: { ...cluster().properties, provisioningState: 'Updating' } });
+    await expect(attachAksCluster(o())).rejects.toMatchObject({ code: 'AksClusterNotReady' });
+    arm().get(MC).query(q(AKS_API)).reply(404, { error: { code: 'ResourceNotFound', message: "The Resource 'Microsoft.ContainerService/managedClusters/aks-mdf' was not found." } });
+    await expect(attachAksCluster(o())).rejects.toMatchObject({ code: 'AzureResourceNotFound', message: expect.stringContaining('ResourceNotFound') });
+  });
+});
