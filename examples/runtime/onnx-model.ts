@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 
-function varint(n: number): number[] {
+function varint(n: number): Buffer {
   const out: number[] = [];
   let v = BigInt(n);
   do {
@@ -14,28 +14,33 @@ function varint(n: number): number[] {
     if (v > 0n) byte |= 0x80;
     out.push(byte);
   } while (v > 0n);
-  return out;
+  return Buffer.from(out);
 }
 
+const cat = (parts: Buffer[]) => Buffer.concat(parts);
 const key = (field: number, wire: number) => varint((field << 3) | wire);
-const int = (field: number, value: number) => [...key(field, 0), ...varint(value)];
-const bytes = (field: number, data: number[] | Uint8Array) => [...key(field, 2), ...varint(data.length), ...data];
-const str = (field: number, s: string) => bytes(field, [...Buffer.from(s, 'utf8')]);
+const int = (field: number, value: number) => cat([key(field, 0), varint(value)]);
+const bytes = (field: number, data: Buffer) => cat([key(field, 2), varint(data.length), data]);
+const str = (field: number, s: string) => bytes(field, Buffer.from(s, 'utf8'));
 
-function tensor(name: string, dims: number[], values: number[]): number[] {
+function tensor(name: string, dims: number[], values: ArrayLike<number>): Buffer {
   const raw = Buffer.alloc(values.length * 4);
-  values.forEach((v, i) => raw.writeFloatLE(v, i * 4));
-  return [...dims.flatMap((d) => int(1, d)), ...int(2, 1), ...str(8, name), ...bytes(9, raw)];
+  for (let i = 0; i < values.length; i++) raw.writeFloatLE(values[i], i * 4);
+  return cat([...dims.map((d) => int(1, d)), int(2, 1), str(8, name), bytes(9, raw)]);
 }
 
-function valueInfo(name: string, dims: Array<number | string>): number[] {
-  const shape = dims.flatMap((d) => bytes(1, typeof d === 'number' ? int(1, d) : str(2, d)));
-  const tensorType = [...int(1, 1), ...bytes(2, shape)];
-  return [...str(1, name), ...bytes(2, bytes(1, tensorType))];
+function valueInfo(name: string, dims: Array<number | string>): Buffer {
+  const shape = cat(dims.map((d) => bytes(1, typeof d === 'number' ? int(1, d) : str(2, d))));
+  const tensorType = cat([int(1, 1), bytes(2, shape)]);
+  return cat([str(1, name), bytes(2, bytes(1, tensorType))]);
 }
 
-function node(op: string, inputs: string[], outputs: string[], name: string): number[] {
-  return [...inputs.flatMap((i) => str(1, i)), ...outputs.flatMap((o) => str(2, o)), ...str(3, name), ...str(4, op)];
+function node(op: string, inputs: string[], outputs: string[], name: string): Buffer {
+  return cat([...inputs.map((i) => str(1, i)), ...outputs.map((o) => str(2, o)), str(3, name), str(4, op)]);
+}
+
+function modelProto(graph: Buffer[]): Buffer {
+  return cat([int(1, 8), str(2, 'model-deploy-flow'), bytes(7, cat(graph)), bytes(8, cat([str(1, ''), int(2, 13)]))]);
 }
 
 export interface LinearModel {
@@ -57,22 +62,55 @@ export const SAMPLE_LINEAR: LinearModel = {
 export function linearOnnx(model: LinearModel = SAMPLE_LINEAR): Buffer {
   const nIn = model.weights.length;
   const nOut = model.bias.length;
-  const graph = [
-    ...bytes(1, node('MatMul', ['input', 'W'], ['mm'], 'matmul')),
-    ...bytes(1, node('Add', ['mm', 'B'], ['output'], 'add')),
-    ...str(2, 'linear'),
-    ...bytes(5, tensor('W', [nIn, nOut], model.weights.flat())),
-    ...bytes(5, tensor('B', [nOut], model.bias)),
-    ...bytes(11, valueInfo('input', ['N', nIn])),
-    ...bytes(12, valueInfo('output', ['N', nOut])),
-  ];
-  const modelProto = [...int(1, 8), ...str(2, 'model-deploy-flow'), ...bytes(7, graph), ...bytes(8, [...str(1, ''), ...int(2, 13)])];
-  return Buffer.from(modelProto);
+  return modelProto([
+    bytes(1, node('MatMul', ['input', 'W'], ['mm'], 'matmul')),
+    bytes(1, node('Add', ['mm', 'B'], ['output'], 'add')),
+    str(2, 'linear'),
+    bytes(5, tensor('W', [nIn, nOut], model.weights.flat())),
+    bytes(5, tensor('B', [nOut], model.bias)),
+    bytes(11, valueInfo('input', ['N', nIn])),
+    bytes(12, valueInfo('output', ['N', nOut])),
+  ]);
 }
 
 /** The expected output of the linear model (for assertions). */
 export function linearPredict(x: number[][], model: LinearModel = SAMPLE_LINEAR): number[][] {
   return x.map((row) => model.bias.map((b, j) => row.reduce((s, v, i) => s + v * model.weights[i][j], b)));
+}
+
+/**
+ * A multi-layer perceptron (MatMul + Add + Relu per hidden layer) with deterministic pseudo-random weights:
+ * `sizes = [64, 1024, 1024, 10]` gives ~1.1 M parameters — a small model with real compute, for benchmarks.
+ */
+export function mlpOnnx(sizes: number[], seed = 1): Buffer {
+  let state = seed >>> 0;
+  const rand = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32 - 0.5;
+  };
+  const nodes: Buffer[] = [];
+  const inits: Buffer[] = [];
+  let current = 'input';
+  for (let l = 0; l < sizes.length - 1; l++) {
+    const [a, b] = [sizes[l], sizes[l + 1]];
+    const scale = 2 / Math.sqrt(a);
+    inits.push(bytes(5, tensor(`W${l}`, [a, b], Float64Array.from({ length: a * b }, () => rand() * scale))));
+    inits.push(bytes(5, tensor(`B${l}`, [b], Float64Array.from({ length: b }, () => rand() * 0.1))));
+    const last = l === sizes.length - 2;
+    nodes.push(bytes(1, node('MatMul', [current, `W${l}`], [`mm${l}`], `matmul${l}`)));
+    nodes.push(bytes(1, node('Add', [`mm${l}`, `B${l}`], [last ? 'output' : `add${l}`], `add${l}`)));
+    if (!last) {
+      nodes.push(bytes(1, node('Relu', [`add${l}`], [`relu${l}`], `relu${l}`)));
+      current = `relu${l}`;
+    }
+  }
+  return modelProto([
+    ...nodes,
+    str(2, 'mlp'),
+    ...inits,
+    bytes(11, valueInfo('input', ['N', sizes[0]])),
+    bytes(12, valueInfo('output', ['N', sizes[sizes.length - 1]])),
+  ]);
 }
 
 export function writeLinearOnnx(file: string, model: LinearModel = SAMPLE_LINEAR): void {
