@@ -158,10 +158,13 @@ function failureDetailsOf(err: Error): Record<string, unknown> {
 class Semaphore {
   private queue: (() => void)[] = [];
   private active = 0;
+  /** Highest number of holders seen at once. */
+  peak = 0;
   constructor(private readonly limit: number) {}
   async run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.active >= this.limit) await new Promise<void>((r) => this.queue.push(r));
     this.active++;
+    this.peak = Math.max(this.peak, this.active);
     try {
       return await fn();
     } finally {
@@ -180,6 +183,11 @@ export class DurableEngine {
   private readonly inFlight = new Set<Promise<unknown>>();
   /** How many times each activity function ran (observability for tests and benchmarks). */
   readonly activityRuns = new Map<string, number>();
+
+  /** Peak concurrency seen (host.json limits are honoured when these stay at or under them). */
+  get peaks(): { activities: number; orchestrations: number } {
+    return { activities: this.activitySlots.peak, orchestrations: this.orchestrationSlots.peak };
+  }
 
   constructor(private readonly opts: EngineOptions) {
     this.activitySlots = new Semaphore(Math.max(1, opts.maxConcurrentActivities));
