@@ -49,3 +49,12 @@ export function runLayout(job: Pick<BatchJob, 'output' | 'appendRowFileName'>, r
 export function chunkOf(index: number): number {
   return Math.floor(index / PLAN_CHUNK_SIZE);
 }
+
+/** The plan chunks of a run as index ranges [from, to): one fan-out sub-orchestration each. */
+export function chunkRanges(miniBatchCount: number): Array<{ chunk: number; from: number; to: number }> {
+  const out: Array<{ chunk: number; from: number; to: number }> = [];
+  for (let from = 0, chunk = 0; from < miniBatchCount; from += PLAN_CHUNK_SIZE, chunk++) {
+    out.push({ chunk, from, to: Math.min(miniBatchCount, from + PLAN_CHUNK_SIZE) });
+  }
+  return out;
+}

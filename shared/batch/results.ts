@@ -93,6 +93,33 @@ export function countReturn(mb: MiniBatch, elements: unknown[], keepRows: boolea
   };
 }
 
+/**
+ * The result of a mini-batch none of whose inputs got scored (run() failed or timed out, inputs unreadable, or the
+ * activity itself failed after its tries — write it with `writeMiniBatchResult` so the summary counts it).
+ */
+export function failedResult(
+  mb: MiniBatch,
+  error: ErrorInfo,
+  at: { startedAt: string; finishedAt: string; attempt?: number; node?: string; retryable?: boolean },
+): MiniBatchResult {
+  return {
+    index: mb.index,
+    status: 'failed',
+    ...(at.attempt !== undefined ? { attempt: at.attempt } : {}),
+    itemCount: mb.itemCount,
+    returned: 0,
+    succeeded: 0,
+    failed: mb.itemCount,
+    retryable: at.retryable ?? false,
+    error: capError(error),
+    failedInputs: describeInputs(mb),
+    ...(at.node !== undefined ? { node: at.node } : {}),
+    startedAt: at.startedAt,
+    finishedAt: at.finishedAt,
+    durationMs: Date.parse(at.finishedAt) - Date.parse(at.startedAt),
+  };
+}
+
 /** One output line per returned element: strings as they are (JSON-quoted if multi-line), anything else as JSON. */
 export function toLine(el: unknown): string {
   if (typeof el === 'string') return /[\r\n]/.test(el) ? JSON.stringify(el) : el;

@@ -22,7 +22,7 @@ import { isConditionFailed, isNotFound, mapLimit } from './blobs';
 import type { BatchJob } from './job';
 import type { RunLayout } from './layout';
 import { BlobInput, inputChanged, MiniBatch } from './plan';
-import { capError, countReturn, describeInputs, MiniBatchOutcome, MiniBatchResult, writeMiniBatchResult } from './results';
+import { countReturn, describeInputs, failedResult, MiniBatchOutcome, MiniBatchResult, writeMiniBatchResult } from './results';
 import { parseCsvHeader, parseRows } from './tabular';
 
 export interface ScoreOptions {
@@ -84,7 +84,7 @@ export async function scoreMiniBatch(
     return { ...base, ...r, startedAt: started.toISOString(), finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime() };
   };
   const failed = (error: ErrorInfo, retryable: boolean) =>
-    finish({ status: 'failed', returned: 0, succeeded: 0, failed: mb.itemCount, retryable, error: capError(error), failedInputs: describeInputs(mb) });
+    failedResult(mb, error, { startedAt: started.toISOString(), finishedAt: now().toISOString(), attempt: opts.attempt, node: base.node, retryable });
 
   if (mb.itemCount === 0) return finish({ status: 'succeeded', returned: 0, succeeded: 0, failed: 0, retryable: false, ...(opts.keepRows ? { rows: [] } : {}) });
 

@@ -7,7 +7,8 @@ import type { AddressInfo } from 'net';
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { startAzurite, type AzuriteInstance } from '../../../local/azurite';
 import { parseBatchJob, type BatchJob } from '../../../shared/batch/job';
-import { runLayout, PLAN_CHUNK_SIZE } from '../../../shared/batch/layout';
+import { runLayout, chunkRanges, PLAN_CHUNK_SIZE } from '../../../shared/batch/layout';
+import { failedResult, writeMiniBatchResult } from '../../../shared/batch/results';
 import { planInputs, planInputsPage, readMiniBatch, readPlanChunk, readPlanSummary, type MiniBatch } from '../../../shared/batch/plan';
 import { nodeFor, runMiniBatch, scoreMiniBatch } from '../../../shared/batch/score';
 import { finalizeRun, readSummary } from '../../../shared/batch/merge';
@@ -358,6 +359,38 @@ describe('results, merge and summary', () => {
       output: null,
     });
     expect(await service.getContainerClient('out').getBlobClient(layout.output).exists()).toBe(false);
+
+    // an activity that failed outright (after its tries) is recorded with failedResult: counted as failed, not "not run"
+    const o = await writeMiniBatchResult(
+      service.getContainerClient('out'),
+      layout,
+      failedResult(mbs[1], { code: 'ActivityFailed', message: 'storage unavailable' }, { startedAt: '2024-01-01T00:00:00.000Z', finishedAt: '2024-01-01T00:00:00.250Z', attempt: 3 }),
+    );
+    expect(o).toMatchObject({ index: 1, status: 'failed', failed: 2, miniBatchFailed: true, durationMs: 250 });
+    const s2 = await finalizeRun(service, layout, { runId: 'run-stop', job: j, plan, status: 'Failed', threshold: trip!, startedAt: s.timings.startedAt, finishedAt: s.timings.finishedAt });
+    expect(s2.counts.miniBatches).toMatchObject({ failed: 2, notRun: 1 });
+    expect(s2.failures.map((f) => [f.miniBatch, f.error.code])).toEqual([[0, 'RunFailed'], [1, 'ActivityFailed']]);
+  });
+
+  test('layout: names by run id and index; chunk ranges for sub-orchestrations; bad run ids rejected', () => {
+    const j = job({ inputs: { uris: [] } });
+    const l = runLayout(j, 'abc');
+    expect([l.container, l.root, l.planChunk(2), l.result(42), l.output, l.summary, l.planSummary]).toEqual([
+      'out',
+      'runs/abc/',
+      'runs/abc/plan/000002.json',
+      'runs/abc/results/00000042.json',
+      'runs/abc/parallel_run_step.txt',
+      'runs/abc/summary.json',
+      'runs/abc/plan.json',
+    ]);
+    expect(chunkRanges(0)).toEqual([]);
+    expect(chunkRanges(1001)).toEqual([
+      { chunk: 0, from: 0, to: 500 },
+      { chunk: 1, from: 500, to: 1000 },
+      { chunk: 2, from: 1000, to: 1001 },
+    ]);
+    expect(() => runLayout(j, '../x')).toThrow(expect.objectContaining({ code: 'InvalidRunId' }));
   });
 
   test('empty input completes with zero and an empty output file', async () => {
