@@ -1,5 +1,5 @@
 /** Small blob helpers used by the batch modules (JSON documents, streams, bounded concurrency). */
-import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
+import type { ContainerClient } from '@azure/storage-blob';
 
 export async function putJson(container: ContainerClient, name: string, value: unknown): Promise<void> {
   const body = Buffer.from(JSON.stringify(value));
@@ -27,14 +27,6 @@ export function isConditionFailed(e: unknown): boolean {
   return !!e && typeof e === 'object' && (e as { statusCode?: number }).statusCode === 412;
 }
 
-/** Reads a download stream fully. */
-export async function readAll(stream: NodeJS.ReadableStream | undefined): Promise<Buffer> {
-  if (!stream) return Buffer.alloc(0);
-  const parts: Buffer[] = [];
-  for await (const chunk of stream as AsyncIterable<Buffer | string>) parts.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-  return Buffer.concat(parts);
-}
-
 /** `fn` over `items` with at most `limit` in flight; results in input order. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
@@ -49,5 +41,3 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   return out;
 }
 
-/** Anything that can hand out container clients: a BlobServiceClient, or a test double. */
-export type ContainerSource = Pick<BlobServiceClient, 'getContainerClient' | 'url'>;

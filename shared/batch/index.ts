@@ -13,4 +13,3 @@ export * from './results';
 export * from './score';
 export * from './merge';
 export * from './progress';
-export type { ContainerSource } from './blobs';
