@@ -68,6 +68,30 @@ export function containerGroupBody(
   };
 }
 
+/**
+ * The REST form of a container group (what the SDK sends): resource properties nested under `properties`, each
+ * container's under its own `properties`. Secure values are masked unless `revealSecrets`. Used by `plan`.
+ */
+export function containerGroupWireBody(group: ContainerGroup, revealSecrets = false): Record<string, unknown> {
+  const { location, tags, identity, zones, containers, ...properties } = group as ContainerGroup & { zones?: string[] };
+  const wireContainers = containers.map(({ name, environmentVariables, ...rest }) => ({
+    name,
+    properties: {
+      ...rest,
+      ...(environmentVariables
+        ? { environmentVariables: environmentVariables.map((e) => (e.secureValue !== undefined && !revealSecrets ? { name: e.name, secureValue: '***' } : e)) }
+        : {}),
+    },
+  }));
+  return {
+    location,
+    ...(tags ? { tags } : {}),
+    ...(identity ? { identity } : {}),
+    ...(zones ? { zones } : {}),
+    properties: { ...properties, containers: wireContainers },
+  };
+}
+
 /** Result of waiting for a group: running (with its FQDN) or a failure a user can act on. */
 export type GroupOutcome = { ok: true; fqdn: string } | { ok: false; error: ErrorInfo };
 

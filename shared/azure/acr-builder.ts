@@ -73,6 +73,25 @@ async function defaultDownload(sasUrl: string): Promise<string> {
   return res.text();
 }
 
+/** The DockerBuildRequest ACR runs for an image (also printed by `plan`). */
+export function dockerBuildRequest(
+  request: ImageBuildRequest,
+  sourceLocation: string,
+  o: { config: Pick<AzureConfig, 'acrBuildTimeoutSeconds'>; dockerfilePath?: string },
+): RunRequestUnion {
+  return {
+    type: 'DockerBuildRequest',
+    imageNames: [`${imageRepository(request.name)}:${request.version}`],
+    isPushEnabled: true,
+    noCache: false,
+    dockerFilePath: o.dockerfilePath ?? 'Dockerfile',
+    arguments: request.baseImage ? [{ name: 'BASE_IMAGE', value: request.baseImage, isSecret: false }] : [],
+    platform: { os: 'Linux', architecture: 'amd64' },
+    timeout: o.config.acrBuildTimeoutSeconds,
+    sourceLocation,
+  };
+}
+
 export class AcrTaskImageBuilder implements ImageBuilder {
   readonly kind = 'acr' as const;
   private readonly timing: AzureTiming;
@@ -113,21 +132,6 @@ export class AcrTaskImageBuilder implements ImageBuilder {
     await this.o.blobs.write(this.recordPath(name, version), JSON.stringify(record));
   }
 
-  /** The DockerBuildRequest ACR runs for this image (exported through `plan`). */
-  dockerBuildRequest(request: ImageBuildRequest, sourceLocation: string): RunRequestUnion {
-    return {
-      type: 'DockerBuildRequest',
-      imageNames: [`${imageRepository(request.name)}:${request.version}`],
-      isPushEnabled: true,
-      noCache: false,
-      dockerFilePath: this.o.dockerfilePath ?? 'Dockerfile',
-      arguments: request.baseImage ? [{ name: 'BASE_IMAGE', value: request.baseImage, isSecret: false }] : [],
-      platform: { os: 'Linux', architecture: 'amd64' },
-      timeout: this.o.config.acrBuildTimeoutSeconds,
-      sourceLocation,
-    };
-  }
-
   async build(request: ImageBuildRequest): Promise<ImageBuildResult> {
     const { name, version } = request;
     const record = await this.readRecord(name, version);
@@ -147,7 +151,7 @@ export class AcrTaskImageBuilder implements ImageBuilder {
         const poller = await this.o.clients.registry.registries.beginScheduleRun(
           this.rg,
           this.registry,
-          this.dockerBuildRequest(request, source.relativePath as string),
+          dockerBuildRequest(request, source.relativePath as string, this.o),
           { updateIntervalInMs: this.timing.lroIntervalMs },
         );
         return poller.pollUntilDone();

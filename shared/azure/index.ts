@@ -1,0 +1,84 @@
+/**
+ * The Azure implementations of the seams, built from the app settings:
+ *   const azure = azureSeams(getStorage());           // validates settings on first use of each piece
+ *   azure.imageBuilder().build(...); azure.target('aci').deploySlot(...); azure.batchPools().provision(...)
+ * Each getter validates only the settings its feature needs (`AzureConfigMissing` names what is missing).
+ */
+import type { TokenCredential } from '@azure/core-auth';
+import type { BatchPoolProvider, DeployTarget, ImageBuilder } from '../seams';
+import { downloadBlob, parseBlobPath, type StorageClients } from '../storage';
+import { AciBatchPoolProvider } from './aci-batch';
+import { AciTarget } from './aci-target';
+import { AcrTaskImageBuilder, type BlobIO } from './acr-builder';
+import { AksTarget } from './aks-target';
+import { createAzureClients, type AzureClientOptions, type AzureTiming } from './clients';
+import { createAzureCredential, loadAzureConfig, type AzureFeature } from './config';
+
+export { loadAzureConfig, createAzureCredential } from './config';
+export type { AzureConfig, AzureFeature } from './config';
+export { AcrTaskImageBuilder } from './acr-builder';
+export { AciTarget } from './aci-target';
+export { AksTarget } from './aks-target';
+export { AciBatchPoolProvider } from './aci-batch';
+export { generateEdgeManifest } from './iot-edge';
+export { createAksCluster, attachAksCluster, checkAksCapacity } from './aks-cluster';
+
+/** Blob access for the ACR builder over the app's storage clients. */
+export function blobIoFromStorage(storage: StorageClients): BlobIO {
+  const blob = (p: string) => {
+    const { container, blob: name } = parseBlobPath(p, storage);
+    return storage.container(container).getBlockBlobClient(name);
+  };
+  return {
+    read: (p) => downloadBlob(storage, p),
+    async tryRead(p) {
+      try {
+        return await blob(p).downloadToBuffer();
+      } catch (e) {
+        if ((e as { statusCode?: number }).statusCode === 404) return undefined;
+        throw e;
+      }
+    },
+    async write(p, data) {
+      const { container } = parseBlobPath(p, storage);
+      await storage.ensureContainer(container);
+      const buf = Buffer.isBuffer(data) ? data : Buffer.from(data, 'utf8');
+      await blob(p).uploadData(buf);
+    },
+    async delete(p) {
+      await blob(p).deleteIfExists();
+    },
+  };
+}
+
+export interface AzureSeamsOptions {
+  env?: Record<string, string | undefined>;
+  credential?: TokenCredential;
+  clientOptions?: AzureClientOptions;
+  timing?: AzureTiming;
+  log?: (message: string) => void;
+}
+
+export interface AzureSeams {
+  imageBuilder(): ImageBuilder;
+  target(kind: 'aci' | 'aks'): DeployTarget;
+  batchPools(): BatchPoolProvider;
+}
+
+export function azureSeams(storage: StorageClients, options: AzureSeamsOptions = {}): AzureSeams {
+  const env = options.env ?? process.env;
+  const setup = (features: AzureFeature[]) => {
+    const config = loadAzureConfig(env, features);
+    const clients = createAzureClients(config, options.credential ?? createAzureCredential(config), options.clientOptions);
+    return { config, clients, timing: options.timing, log: options.log };
+  };
+  let builder: ImageBuilder | undefined;
+  let aci: DeployTarget | undefined;
+  let aks: DeployTarget | undefined;
+  let pools: BatchPoolProvider | undefined;
+  return {
+    imageBuilder: () => (builder ??= new AcrTaskImageBuilder({ ...setup(['acr']), blobs: blobIoFromStorage(storage) })),
+    target: (kind) => (kind === 'aci' ? (aci ??= new AciTarget(setup(['aci']))) : (aks ??= new AksTarget(setup(['aks'])))),
+    batchPools: () => (pools ??= new AciBatchPoolProvider(setup(['aci']))),
+  };
+}

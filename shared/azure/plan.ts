@@ -1,0 +1,186 @@
+/**
+ * Dry run: the ARM and Kubernetes operations a deployment manifest would perform on Azure, built from the same
+ * functions the Azure seams use (so the plan cannot drift from what is sent). Nothing is called.
+ *
+ *   node dist/shared/azure/plan.js incoming/diabetes/deploy.json [--version 3] [--slot blue] [--json]
+ *
+ * Azure names come from the usual settings (AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP, ...); missing ones are
+ * shown as `<SETTING>` placeholders. Secrets (keys, SAS URLs) are never printed.
+ */
+import * as fs from 'fs';
+import { toErrorInfo } from '../errors';
+import { parseManifest, type DeploymentManifest } from '../manifest';
+import type { DeployRequest, ImageBuildRequest } from '../seams';
+import { containerGroupBody, containerGroupWireBody } from './aci';
+import { aciSlotSpec } from './aci-target';
+import { dockerBuildRequest, imageRepository } from './acr-builder';
+import { autoscaled, keysSecretName, kubeService, slotAutoscaler, slotDeployment } from './aks-manifests';
+import { loadAzureConfig, type AzureConfig } from './config';
+import { serviceResourceName, slotResourceName } from './names';
+import { scoringPort } from './runtime-env';
+
+/** api-version of each REST API the Azure seams call (what the SDK versions in package.json send). */
+export const API_VERSIONS = {
+  acrTasks: '2019-06-01-preview',
+  containerInstance: '2023-05-01',
+  containerService: '2026-04-01',
+} as const;
+
+export interface PlannedOperation {
+  api: 'arm' | 'kubernetes' | 'blob';
+  method: 'GET' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+  path: string;
+  apiVersion?: string;
+  /** What the call is for. */
+  purpose: string;
+  body?: unknown;
+}
+
+export interface PlanOptions {
+  /** Image version the build would get (the registry allocates it; default 1). */
+  version?: number;
+  slot?: string;
+  env?: Record<string, string | undefined>;
+}
+
+/** Azure settings for a plan: real values where set, `<SETTING>` placeholders where not. */
+export function planConfig(env: Record<string, string | undefined>): AzureConfig {
+  const placeholders: Record<string, string> = {
+    AZURE_SUBSCRIPTION_ID: '00000000-0000-0000-0000-000000000000',
+    AZURE_RESOURCE_GROUP: '<AZURE_RESOURCE_GROUP>',
+    AZURE_LOCATION: '<AZURE_LOCATION>',
+    ACR_NAME: 'ACRNAME',
+    MANAGED_IDENTITY_RESOURCE_ID: '/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<MANAGED_IDENTITY_RESOURCE_ID>',
+    AKS_CLUSTER_NAME: '<AKS_CLUSTER_NAME>',
+  };
+  const merged: Record<string, string | undefined> = { ...env };
+  for (const [k, v] of Object.entries(placeholders)) if (!merged[k]) merged[k] = v;
+  const config = loadAzureConfig(merged, ['acr', 'aci', 'aks']);
+  if (!env.AZURE_SUBSCRIPTION_ID) config.subscriptionId = '<AZURE_SUBSCRIPTION_ID>';
+  if (!env.ACR_NAME) {
+    config.acrName = '<ACR_NAME>';
+    config.acrLoginServer = '<ACR_NAME>.azurecr.io';
+  }
+  return config;
+}
+
+const rgScope = (c: AzureConfig, rg = c.resourceGroup) => `/subscriptions/${c.subscriptionId}/resourceGroups/${rg}`;
+
+export function planDeployment(manifest: DeploymentManifest, config: AzureConfig, options: PlanOptions = {}): PlannedOperation[] {
+  const version = options.version ?? 1;
+  const slot = options.slot ?? 'blue';
+  const ops: PlannedOperation[] = [];
+  const registry = `${rgScope(config)}/providers/Microsoft.ContainerRegistry/registries/${config.acrName}`;
+  const contextBlob = `images/${manifest.image.name}/${version}.tar.gz`;
+  const build: ImageBuildRequest = {
+    name: manifest.image.name,
+    version,
+    runtime: manifest.image.runtime,
+    contextBlob,
+    contextDigest: '<sha256 of the context archive>',
+    ...(manifest.image.baseImage ? { baseImage: manifest.image.baseImage } : {}),
+  };
+  const acr = (method: PlannedOperation['method'], sub: string, purpose: string, body?: unknown): PlannedOperation => ({
+    api: 'arm',
+    method,
+    path: `${registry}${sub}`,
+    apiVersion: API_VERSIONS.acrTasks,
+    purpose,
+    ...(body !== undefined ? { body } : {}),
+  });
+  ops.push(acr('POST', '/listBuildSourceUploadUrl', 'get a SAS URL to upload the build context'));
+  ops.push({ api: 'blob', method: 'PUT', path: '<uploadUrl (SAS, not shown)>', purpose: `upload ${contextBlob} (x-ms-blob-type: BlockBlob)` });
+  ops.push(acr('POST', '/scheduleRun', `build and push ${imageRepository(build.name)}:${version}`, dockerBuildRequest(build, '<relativePath>', { config })));
+  ops.push(acr('GET', '/runs/{runId}', 'poll the run until Succeeded/Failed/Canceled/Error/Timeout'));
+  ops.push(acr('POST', '/runs/{runId}/listLogSasUrl', `copy the build log to images/${build.name}/${version}.log`));
+
+  const request: DeployRequest = {
+    serviceName: manifest.service.name,
+    slot,
+    image: { name: build.name, version, imageRef: `${config.acrLoginServer}/${imageRepository(build.name)}:${version}`, runtime: build.runtime, contextBlob },
+    config: manifest.deployConfig,
+    ...(manifest.deployConfig.authEnabled ? { keys: { primaryKey: '<generated>', secondaryKey: '<generated>' } } : {}),
+  };
+
+  if (manifest.target === 'aci') {
+    const cg = (name: string) => `${rgScope(config)}/providers/Microsoft.ContainerInstance/containerGroups/${name}`;
+    const spec = aciSlotSpec(request, config);
+    const a = (method: PlannedOperation['method'], path: string, purpose: string, body?: unknown): PlannedOperation => ({
+      api: 'arm',
+      method,
+      path,
+      apiVersion: API_VERSIONS.containerInstance,
+      purpose,
+      ...(body !== undefined ? { body } : {}),
+    });
+    ops.push(a('GET', cg(spec.name), 'read the slot (unchanged image → no PUT)'));
+    ops.push(a('PUT', cg(spec.name), 'create the slot container group (long-running; Azure-AsyncOperation polled)', containerGroupWireBody(containerGroupBody(spec, config))));
+    ops.push(a('GET', cg(spec.name), 'poll until the container runs (crash loop / image pull failures end it)'));
+    ops.push(a('GET', `${cg(spec.name)}/containers/model/logs`, 'log tail on failure (tail=30)'));
+    ops.push(a('GET', `${rgScope(config)}/providers/Microsoft.ContainerInstance/containerGroups`, 'switch traffic: find the active slot (tags)'));
+    ops.push(a('PATCH', cg(spec.name), 'switch traffic: tag this slot active', { tags: { ...spec.tags, 'mdf-active': 'true' } }));
+    ops.push(a('DELETE', cg('<previous active slot>'), 'switch traffic: delete the previously active slot'));
+  } else if (manifest.target === 'aks') {
+    const mc = `${rgScope(config, config.aks.resourceGroup)}/providers/Microsoft.ContainerService/managedClusters/${config.aks.clusterName}`;
+    ops.push({ api: 'arm', method: 'GET', path: mc, apiVersion: API_VERSIONS.containerService, purpose: 'attach the cluster (provisioned, ≥ 12 vCPUs)' });
+    ops.push({ api: 'arm', method: 'POST', path: `${mc}/listClusterUserCredential`, apiVersion: API_VERSIONS.containerService, purpose: 'cluster endpoint and CA (AAD token from the app identity)' });
+    const ns = `/namespaces/${config.aks.namespace}`;
+    const name = slotResourceName(request.serviceName, slot);
+    const k = (method: PlannedOperation['method'], path: string, purpose: string, body?: unknown): PlannedOperation => ({
+      api: 'kubernetes',
+      method,
+      path,
+      purpose,
+      ...(body !== undefined ? { body } : {}),
+    });
+    if (manifest.deployConfig.authEnabled) {
+      ops.push(k('PUT', `/api/v1${ns}/secrets/${keysSecretName(request.serviceName)}`, 'keys Secret (create if absent, else replace)', { data: { primaryKey: '***', secondaryKey: '***' } }));
+    }
+    ops.push(k('PUT', `/apis/apps/v1${ns}/deployments/${name}`, 'slot Deployment (create, or rolling update of an existing slot)', slotDeployment(request, config.aks.namespace)));
+    if (autoscaled(manifest.deployConfig)) {
+      ops.push(k('PUT', `/apis/autoscaling/v2${ns}/horizontalpodautoscalers/${name}`, 'autoscaler', slotAutoscaler(request, config.aks.namespace)));
+    } else {
+      ops.push(k('DELETE', `/apis/autoscaling/v2${ns}/horizontalpodautoscalers/${name}`, 'fixed replicas: no autoscaler'));
+    }
+    const port = scoringPort(manifest.deployConfig);
+    ops.push(k('PUT', `/api/v1${ns}/services/${name}`, 'slot Service (smoke test URI)', kubeService(request.serviceName, config.aks.namespace, slot, { public: false, port })));
+    ops.push(k('GET', `/apis/apps/v1${ns}/deployments/${name}`, 'poll the rollout; on failure restore the previous template (rollback)'));
+    ops.push(k('PUT', `/api/v1${ns}/services/${serviceResourceName(request.serviceName)}`, 'switch traffic: public Service selector → this slot', kubeService(request.serviceName, config.aks.namespace, slot, { public: true, port })));
+  }
+  return ops;
+}
+
+export function formatPlan(ops: PlannedOperation[]): string {
+  return ops
+    .map((o, i) => {
+      const head = `${i + 1}. [${o.api}] ${o.method} ${o.path}${o.apiVersion ? `?api-version=${o.apiVersion}` : ''}\n   ${o.purpose}`;
+      return o.body === undefined ? head : `${head}\n${JSON.stringify(o.body, null, 2).replace(/^/gm, '     ')}`;
+    })
+    .join('\n');
+}
+
+function arg(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+
+export function main(argv: string[], env: Record<string, string | undefined> = process.env, out: (s: string) => void = (s) => process.stdout.write(s + '\n')): number {
+  const file = argv.find((a, i) => !a.startsWith('--') && !['--version', '--slot'].includes(argv[i - 1] ?? ''));
+  if (!file || argv.includes('--help')) {
+    out('usage: node dist/shared/azure/plan.js <deploy.json> [--version N] [--slot NAME] [--json]');
+    return file ? 0 : 2;
+  }
+  try {
+    const manifest = parseManifest(fs.readFileSync(file, 'utf8'), { fileName: file });
+    const version = arg(argv, '--version');
+    const ops = planDeployment(manifest, planConfig(env), { version: version ? Number(version) : undefined, slot: arg(argv, '--slot') });
+    out(argv.includes('--json') ? JSON.stringify(ops, null, 2) : formatPlan(ops));
+    return 0;
+  } catch (e) {
+    const info = toErrorInfo(e);
+    out(JSON.stringify({ error: info }));
+    return 1;
+  }
+}
+
+if (require.main === module) process.exitCode = main(process.argv.slice(2));

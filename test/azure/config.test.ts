@@ -1,0 +1,47 @@
+/** Azure settings: validated per feature, with one message naming every missing or malformed setting. */
+import { loadAzureConfig } from '../../shared/azure/config';
+import { SETTING_NAMES } from '../../shared/config';
+import { TEST_ENV } from './helpers';
+
+describe('loadAzureConfig', () => {
+  test('reads the app settings, derives the login server and defaults', () => {
+    const c = loadAzureConfig(TEST_ENV, ['acr', 'aci', 'aks']);
+    expect(c).toMatchObject({
+      subscriptionId: TEST_ENV.AZURE_SUBSCRIPTION_ID,
+      resourceGroup: 'rg-mdf',
+      location: 'westeurope',
+      acrName: 'mdfregistry',
+      acrLoginServer: 'mdfregistry.azurecr.io',
+      managedIdentityClientId: TEST_ENV.AZURE_CLIENT_ID,
+      aks: { clusterName: 'aks-mdf', resourceGroup: 'rg-mdf', namespace: 'models' },
+      armEndpoint: 'https://management.azure.com',
+      acrBuildTimeoutSeconds: 3600,
+      deployTimeoutSeconds: 900,
+    });
+    expect(loadAzureConfig({ ...TEST_ENV, ACR_NAME: 'myreg.azurecr.io' }).acrName).toBe('myreg');
+  });
+
+  test('names every missing setting of the requested features', () => {
+    expect(() => loadAzureConfig({}, ['acr'])).toThrow(
+      expect.objectContaining({ code: 'AzureConfigMissing', message: expect.stringContaining('AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP, ACR_NAME') }),
+    );
+    const { MANAGED_IDENTITY_RESOURCE_ID, AZURE_LOCATION, ...rest } = TEST_ENV;
+    expect(() => loadAzureConfig(rest, ['aci'])).toThrow(/AZURE_LOCATION, .*MANAGED_IDENTITY_RESOURCE_ID|MANAGED_IDENTITY_RESOURCE_ID.*AZURE_LOCATION/);
+    // What ACR needs is there: the ACR feature alone loads.
+    expect(loadAzureConfig(rest, ['acr']).acrName).toBe('mdfregistry');
+  });
+
+  test('malformed settings are AzureConfigInvalid naming the setting', () => {
+    expect(() => loadAzureConfig({ ...TEST_ENV, AZURE_SUBSCRIPTION_ID: 'not-a-guid' })).toThrow(
+      expect.objectContaining({ code: 'AzureConfigInvalid', message: expect.stringContaining('AZURE_SUBSCRIPTION_ID') }),
+    );
+    expect(() => loadAzureConfig({ ...TEST_ENV, MANAGED_IDENTITY_RESOURCE_ID: 'id-mdf' })).toThrow(/MANAGED_IDENTITY_RESOURCE_ID/);
+    expect(() => loadAzureConfig({ ...TEST_ENV, ACR_BUILD_TIMEOUT_SECONDS: '5' })).toThrow(/ACR_BUILD_TIMEOUT_SECONDS/);
+  });
+
+  test('the Azure settings shared with the app are the names shared/config.ts reads', () => {
+    for (const name of ['AZURE_SUBSCRIPTION_ID', 'AZURE_RESOURCE_GROUP', 'AZURE_LOCATION', 'ACR_NAME', 'AZURE_CLIENT_ID', 'MANAGED_IDENTITY_RESOURCE_ID', 'AKS_CLUSTER_NAME', 'AKS_NAMESPACE']) {
+      expect(SETTING_NAMES).toContain(name);
+    }
+  });
+});

@@ -1,0 +1,108 @@
+/**
+ * `--plan` (dry run): the operations printed for a manifest, and — for ACI — the printed PUT body is exactly the
+ * body the target sends on the wire (captured with nock), so the plan cannot drift from the implementation.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { AciTarget } from '../../shared/azure/aci-target';
+import { main, planConfig, planDeployment, API_VERSIONS } from '../../shared/azure/plan';
+import { parseManifest } from '../../shared/manifest';
+import { FAST, TEST_ENV, arm, q, rgPath, setupNock, testClients, testConfig } from './helpers';
+
+const manifest = (target: unknown) =>
+  JSON.stringify({
+    model: { name: 'diabetes', files: 'model.pkl' },
+    image: { name: 'diabetesimage', runtime: 'python', entry_script: 'score.py' },
+    target,
+    service: { name: 'diabetes' },
+  });
+
+let dir: string;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-plan-'));
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function run(args: string[], env: Record<string, string> = TEST_ENV): { code: number; out: string } {
+  const lines: string[] = [];
+  const code = main(args, env, (s) => lines.push(s));
+  return { code, out: lines.join('\n') };
+}
+
+describe('plan (dry run)', () => {
+  setupNock();
+
+  test('ACI: prints the ACR build and the container group operations with api-versions; secrets masked', () => {
+    const file = path.join(dir, 'aci.json');
+    fs.writeFileSync(file, manifest({ kind: 'aci', cpu_cores: 1, memory_gb: 1, auth_enabled: true }));
+    const { code, out } = run([file, '--version', '3', '--slot', 'green']);
+    expect(code).toBe(0);
+    expect(out).toContain(`POST /subscriptions/${TEST_ENV.AZURE_SUBSCRIPTION_ID}/resourceGroups/rg-mdf/providers/Microsoft.ContainerRegistry/registries/mdfregistry/scheduleRun?api-version=2019-06-01-preview`);
+    expect(out).toContain('"imageNames": [\n         "diabetesimage:3"');
+    expect(out).toContain(`PUT /subscriptions/${TEST_ENV.AZURE_SUBSCRIPTION_ID}/resourceGroups/rg-mdf/providers/Microsoft.ContainerInstance/containerGroups/diabetes-green?api-version=2023-05-01`);
+    expect(out).toContain('"secureValue": "***"');
+    expect(out).not.toContain('<generated>');
+    expect(out).toContain('DELETE');
+  });
+
+  test('AKS --json: cluster credentials, then Secret, Deployment, HPA, slot and public Services', () => {
+    const file = path.join(dir, 'aks.json');
+    fs.writeFileSync(file, manifest({ kind: 'aks', autoscale_min_replicas: 2, autoscale_max_replicas: 5, autoscale_target_utilization: 30 }));
+    const { code, out } = run([file, '--json']);
+    expect(code).toBe(0);
+    const ops = JSON.parse(out) as Array<{ api: string; method: string; path: string; apiVersion?: string; body?: any }>;
+    const k8s = ops.filter((o) => o.api === 'kubernetes').map((o) => `${o.method} ${o.path}`);
+    expect(k8s).toEqual([
+      'PUT /api/v1/namespaces/models/secrets/diabetes-keys',
+      'PUT /apis/apps/v1/namespaces/models/deployments/diabetes-blue',
+      'PUT /apis/autoscaling/v2/namespaces/models/horizontalpodautoscalers/diabetes-blue',
+      'PUT /api/v1/namespaces/models/services/diabetes-blue',
+      'GET /apis/apps/v1/namespaces/models/deployments/diabetes-blue',
+      'PUT /api/v1/namespaces/models/services/diabetes',
+    ]);
+    expect(ops.find((o) => o.path.endsWith('/listClusterUserCredential'))?.apiVersion).toBe(API_VERSIONS.containerService);
+    const hpa = ops.find((o) => o.path.includes('horizontalpodautoscalers'))?.body;
+    expect(hpa.spec).toMatchObject({ minReplicas: 2, maxReplicas: 5 });
+    expect(ops.find((o) => o.path.includes('/deployments/') && o.method === 'PUT')?.body.spec.replicas).toBe(2);
+    expect(ops.find((o) => o.path.endsWith('/services/diabetes'))?.body.spec.selector).toEqual({ 'mdf-service': 'diabetes', 'mdf-slot': 'blue' });
+  });
+
+  test('missing settings become placeholders; an invalid manifest is an error with a code', () => {
+    const file = path.join(dir, 'aci2.json');
+    fs.writeFileSync(file, manifest('aci'));
+    const { code, out } = run([file], {});
+    expect(code).toBe(0);
+    expect(out).toContain('/subscriptions/<AZURE_SUBSCRIPTION_ID>/resourceGroups/<AZURE_RESOURCE_GROUP>/');
+    expect(out).toContain('<ACR_NAME>.azurecr.io/diabetesimage:1');
+
+    fs.writeFileSync(file, '{"model": {}}');
+    const bad = run([file]);
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.out).error.code).toBe('InvalidManifest');
+    expect(run([]).code).toBe(2);
+  });
+
+  test('the planned ACI PUT body is the body AciTarget sends', async () => {
+    const m = parseManifest(manifest({ kind: 'aci', cpu_cores: 1, memory_gb: 1.5, auth_enabled: true }));
+    const planned = planDeployment(m, planConfig(TEST_ENV), { version: 3, slot: 'blue' }).find((o) => o.method === 'PUT' && o.api === 'arm')!.body as any;
+
+    const CG = rgPath('Microsoft.ContainerInstance', 'containerGroups/diabetes-blue');
+    let sent: any;
+    arm().get(CG).query(q('2023-05-01')).reply(404, { error: { code: 'ResourceNotFound', message: 'x' } });
+    arm()
+      .put(CG, (b) => ((sent = b), true))
+      .query(q('2023-05-01'))
+      .reply(400, { error: { code: 'Stop', message: 'captured' } });
+    const target = new AciTarget({ clients: testClients(), config: testConfig(), timing: FAST });
+    await target.deploySlot({
+      serviceName: 'diabetes',
+      slot: 'blue',
+      image: { name: 'diabetesimage', version: 3, imageRef: 'mdfregistry.azurecr.io/diabetesimage:3', runtime: 'python', contextBlob: 'images/diabetesimage/3.tar.gz' },
+      config: m.deployConfig,
+      keys: { primaryKey: 'p', secondaryKey: 's' },
+    });
+    for (const e of sent.properties.containers[0].properties.environmentVariables) if (e.secureValue) e.secureValue = '***';
+    expect(planned).toEqual(sent);
+  });
+});
