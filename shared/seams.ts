@@ -107,6 +107,11 @@ export interface DeployTarget {
   deleteService(serviceName: string): Promise<void>;
   /** The last lines of a slot's log, for failure reasons. Never contains keys. */
   logTail(serviceName: string, slot: string, lines: number): Promise<string>;
+  /**
+   * Optional: make the public endpoint accept new keys (after regeneration) without redeploying.
+   * Targets without it pick new keys up at the next deployment.
+   */
+  updateKeys?(serviceName: string, keys: ServiceKeys): Promise<void>;
 }
 
 // ---------------------------------------------------------------- batch pools

@@ -1,0 +1,188 @@
+/**
+ * The stable public endpoint of a local service: a small HTTP proxy on a fixed port in front of the service's
+ * slots. `switchTo(slot)` changes the target atomically (one assignment): requests already in flight finish on
+ * the old slot, new ones go to the new slot, so no request fails during a blue/green switch. The front also
+ * enforces key auth with the service's *current* keys (regenerated keys work at once) and forwards to the slot
+ * with the slot's own key.
+ */
+import * as http from 'http';
+import type { AddressInfo } from 'net';
+import { makeAuthorizer } from '../../runtime/server';
+import type { ServiceKeys } from '../seams';
+
+/** Paths that stay open without a key (liveness and schema), as in AML. */
+const OPEN_PATHS = new Set(['/', '/swagger.json', '/openapi.json']);
+
+export interface FrontSlot {
+  name: string;
+  /** Base URL of the slot's router (`http://127.0.0.1:N`). */
+  url: string;
+  /** Key the slot's replicas accept (absent: slot runs without auth). */
+  key?: string;
+}
+
+interface SlotState extends FrontSlot {
+  target: URL;
+  agent: http.Agent;
+  inflight: number;
+  idleWaiters: Array<() => void>;
+}
+
+function sendError(res: http.ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}) {
+  const body = JSON.stringify({ error: { code, message } });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+export class LocalFront {
+  private server?: http.Server;
+  private readonly slots = new Map<string, SlotState>();
+  private active?: SlotState;
+  private authorize: (header: string | undefined) => boolean = () => true;
+  private authEnabled = false;
+  port = 0;
+
+  constructor(readonly serviceName: string) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get activeSlot(): string | undefined {
+    return this.active?.name;
+  }
+
+  /** Listens on `port` (0 = any free port; a taken preferred port falls back to a free one). */
+  async listen(port = 0): Promise<number> {
+    const server = http.createServer((req, res) => this.handle(req, res));
+    server.keepAliveTimeout = 5_000;
+    const tryListen = (p: number) =>
+      new Promise<void>((resolve, reject) => {
+        const onError = (e: Error) => reject(e);
+        server.once('error', onError);
+        server.listen(p, '127.0.0.1', () => {
+          server.off('error', onError);
+          resolve();
+        });
+      });
+    try {
+      await tryListen(port);
+    } catch (e) {
+      if (port === 0 || (e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+      await tryListen(0);
+    }
+    this.server = server;
+    this.port = (server.address() as AddressInfo).port;
+    return this.port;
+  }
+
+  /** Sets the service keys the front checks (`authEnabled` false → open). */
+  setAuth(authEnabled: boolean, keys?: ServiceKeys): void {
+    this.authEnabled = authEnabled && !!keys;
+    this.authorize = this.authEnabled ? makeAuthorizer(keys) : () => true;
+  }
+
+  addSlot(slot: FrontSlot): void {
+    const existing = this.slots.get(slot.name);
+    if (existing) {
+      existing.url = slot.url;
+      existing.target = new URL(slot.url);
+      existing.key = slot.key;
+      return;
+    }
+    this.slots.set(slot.name, {
+      ...slot,
+      target: new URL(slot.url),
+      agent: new http.Agent({ keepAlive: true, maxSockets: 256 }),
+      inflight: 0,
+      idleWaiters: [],
+    });
+  }
+
+  /** Routes new requests to `slot` (must have been added). */
+  switchTo(slot: string): void {
+    const s = this.slots.get(slot);
+    if (!s) throw new Error(`slot ${slot} is not registered with the front of ${this.serviceName}`);
+    this.active = s;
+  }
+
+  /**
+   * Detaches a slot: no new requests reach it; resolves once its in-flight requests are done (bounded by
+   * `timeoutMs`). If it was active, the service has no slot until the next switch (503).
+   */
+  async removeSlot(slot: string, timeoutMs = 30_000): Promise<void> {
+    const s = this.slots.get(slot);
+    if (!s) return;
+    if (this.active === s) this.active = undefined;
+    this.slots.delete(slot);
+    if (s.inflight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        s.idleWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    s.agent.destroy();
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const s = this.active;
+    if (!s) {
+      sendError(res, 503, 'ServiceUnavailable', `Service ${this.serviceName} has no active deployment; retry shortly.`, { 'retry-after': '1' });
+      req.resume();
+      return;
+    }
+    const pathOnly = (req.url ?? '/').split('?')[0];
+    const headers = { ...req.headers };
+    if (this.authEnabled && !OPEN_PATHS.has(pathOnly)) {
+      if (!this.authorize(req.headers.authorization)) {
+        sendError(res, 401, 'Unauthorized', 'Send "Authorization: Bearer <key>" with the primary or secondary key of the service.', { 'www-authenticate': 'Bearer' });
+        req.resume();
+        return;
+      }
+    }
+    delete headers.authorization;
+    if (s.key) headers.authorization = `Bearer ${s.key}`;
+    headers.host = s.target.host;
+
+    s.inflight++;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      s.inflight--;
+      if (s.inflight === 0) for (const w of s.idleWaiters.splice(0)) w();
+    };
+    const upstream = http.request(
+      { host: s.target.hostname, port: s.target.port, method: req.method, path: req.url, headers, agent: s.agent },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+        up.on('end', finish);
+        up.on('error', finish);
+      },
+    );
+    upstream.on('error', (e) => {
+      finish();
+      if (!res.headersSent) sendError(res, 502, 'SlotUnreachable', `The deployment of ${this.serviceName} did not answer: ${e.message}`);
+      else res.destroy();
+    });
+    res.on('close', finish);
+    req.pipe(upstream);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.slots.values()) s.agent.destroy();
+    this.slots.clear();
+    this.active = undefined;
+    const server = this.server;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    this.server = undefined;
+  }
+}

@@ -1,0 +1,168 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { LocalDeployTarget } from '../../../shared/targets';
+import { deployConfigFor } from '../../../shared/manifest';
+import type { DeployRequest } from '../../../shared/seams';
+import type { ImageRecord } from '../../../shared/images';
+import { startEnv, makeImage, MULTIPLY_JS, isAlive, type Env } from '../fixtures';
+
+let env: Env;
+let target: LocalDeployTarget;
+let img2: ImageRecord;
+let img3: ImageRecord;
+
+beforeAll(async () => {
+  env = await startEnv();
+  target = new LocalDeployTarget(env.storage, { workDir: env.workDir, startTimeoutMs: 30_000 });
+  img2 = await makeImage(env, { model: 'mult', files: { 'model.json': '{"factor":2}' }, image: 'mult', runtime: 'node', script: { path: 'score.js', content: MULTIPLY_JS } });
+  img3 = await makeImage(env, { model: 'mult', files: { 'model.json': '{"factor":3}' }, image: 'mult', runtime: 'node', script: { path: 'score.js', content: MULTIPLY_JS } });
+  expect(img2.state).toBe('Succeeded');
+  expect(img3.state).toBe('Succeeded');
+});
+
+afterAll(async () => {
+  await target?.stopAll();
+  await env?.stop();
+});
+
+const request = (service: string, slot: string, image: ImageRecord, target: 'local' | 'aks' = 'local', extra: Record<string, unknown> = {}): DeployRequest => ({
+  serviceName: service,
+  slot,
+  image: { name: image.name, version: image.version, imageRef: image.imageRef!, runtime: image.runtime, contextBlob: image.contextBlob },
+  config: deployConfigFor({ kind: target, ...extra } as never),
+});
+
+async function score(uri: string, data: number[], key?: string): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(uri, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    body: JSON.stringify({ data }),
+  });
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    /* text */
+  }
+  return { status: res.status, body };
+}
+
+test('deploys a slot, switches traffic, and updates blue/green with no failed request', async () => {
+  const blue = await target.deploySlot(request('mult-svc', 'blue', img2));
+  expect(blue.state).toBe('Healthy');
+  expect(await score(blue.scoringUri, [1, 2])).toEqual({ status: 200, body: [2, 4] });
+  // Idempotent per service+slot.
+  expect((await target.deploySlot(request('mult-svc', 'blue', img2))).scoringUri).toBe(blue.scoringUri);
+
+  const pub = await target.switchTraffic('mult-svc', 'blue');
+  expect(await score(pub.scoringUri, [5])).toEqual({ status: 200, body: [10] });
+  const health = await fetch(pub.scoringUri.replace(/score$/, ''));
+  expect(health.status).toBe(200);
+
+  // Continuous load through the public URI while green is deployed, switched to, and blue removed.
+  let stop = false;
+  const results: Array<{ status: number; body: unknown }> = [];
+  const load = (async () => {
+    while (!stop) results.push(await score(pub.scoringUri, [1]));
+  })();
+  const parallel: number[] = [];
+  const load2 = Promise.all(
+    [1, 2, 3].map(async () => {
+      while (!stop) parallel.push((await score(pub.scoringUri, [1])).status);
+    }),
+  );
+  const green = await target.deploySlot(request('mult-svc', 'green', img3));
+  expect(green.state).toBe('Healthy');
+  expect(await score(green.scoringUri, [1])).toEqual({ status: 200, body: [3] });
+  const pub2 = await target.switchTraffic('mult-svc', 'green');
+  expect(pub2.scoringUri).toBe(pub.scoringUri);
+  await target.deleteSlot('mult-svc', 'blue');
+  const after = results.length;
+  while (results.length < after + 5) await new Promise((r) => setTimeout(r, 20));
+  stop = true;
+  await Promise.all([load, load2]);
+  expect(parallel.length).toBeGreaterThan(0);
+  expect(parallel.filter((s) => s !== 200)).toEqual([]);
+
+  expect(results.filter((r) => r.status !== 200)).toEqual([]);
+  const values = results.map((r) => (r.body as number[])[0]);
+  const firstThree = values.indexOf(3);
+  expect(firstThree).toBeGreaterThanOrEqual(0);
+  // Once traffic switched, every later answer comes from green.
+  expect(values.slice(firstThree).every((v) => v === 3)).toBe(true);
+  expect(target.runningSlots('mult-svc')).toEqual(['green']);
+  const log = await target.logTail('mult-svc', 'green', 50);
+  expect(log).toMatch(/"event":"ready"/);
+});
+
+test('init() that raises → slot Failed with the script error, replica stopped, log tail has it', async () => {
+  const bad = await makeImage(env, {
+    model: 'boom',
+    files: { 'model.json': '{}' },
+    image: 'boom',
+    runtime: 'node',
+    script: { path: 'score.js', content: "exports.init = () => { throw new Error('cannot load weights: file truncated'); };\nexports.run = (x) => x;\n" },
+  });
+  const slot = await target.deploySlot(request('boom-svc', 'blue', bad));
+  expect(slot.state).toBe('Failed');
+  expect(slot.error?.code).toBe('InitFailed');
+  expect(slot.error?.message).toContain('cannot load weights: file truncated');
+  expect(await target.logTail('boom-svc', 'blue', 20)).toContain('cannot load weights');
+  const state = path.join(env.workDir, 'services', 'boom-svc', 'blue', 'slot.json');
+  const pids: number[] = JSON.parse(fs.readFileSync(state, 'utf8')).pids;
+  for (const pid of pids) expect(isAlive(pid)).toBe(false);
+  await expect(target.switchTraffic('boom-svc', 'blue')).rejects.toMatchObject({ code: 'SlotNotFound' });
+  await target.deleteService('boom-svc');
+});
+
+test('key auth on the public URI; regenerated keys apply at once; keys never in the log', async () => {
+  const keys = { primaryKey: 'pk-' + 'a'.repeat(30), secondaryKey: 'sk-' + 'b'.repeat(30) };
+  const req = { ...request('auth-svc', 'blue', img2, 'aks', { num_replicas: 2 }), keys };
+  expect(req.config.authEnabled).toBe(true);
+  const slot = await target.deploySlot(req);
+  expect(slot.state).toBe('Healthy');
+  expect((await score(slot.scoringUri, [1])).status).toBe(401);
+  expect((await score(slot.scoringUri, [1], keys.secondaryKey)).status).toBe(200);
+  const pub = await target.switchTraffic('auth-svc', 'blue');
+  expect((await score(pub.scoringUri, [1])).status).toBe(401);
+  expect(await score(pub.scoringUri, [1], keys.primaryKey)).toEqual({ status: 200, body: [2] });
+  expect((await fetch(pub.scoringUri.replace(/score$/, ''))).status).toBe(200); // liveness stays open
+
+  const next = { primaryKey: 'pk2-' + 'c'.repeat(30), secondaryKey: keys.secondaryKey };
+  await target.updateKeys('auth-svc', next);
+  expect((await score(pub.scoringUri, [1], keys.primaryKey)).status).toBe(401);
+  expect((await score(pub.scoringUri, [1], next.primaryKey)).status).toBe(200);
+  const log = await target.logTail('auth-svc', 'blue', 500);
+  expect(log).not.toContain(keys.primaryKey);
+  expect(log).not.toContain(next.primaryKey);
+  await target.deleteService('auth-svc');
+  expect(fs.existsSync(path.join(env.workDir, 'services', 'auth-svc'))).toBe(false);
+  await expect(fetch(pub.scoringUri, { method: 'POST', body: '{}' })).rejects.toThrow();
+});
+
+test('stopAll stops every replica and front', async () => {
+  await target.deploySlot(request('stop-svc', 'a', img2));
+  const pub = await target.switchTraffic('stop-svc', 'a');
+  const pids: number[] = JSON.parse(fs.readFileSync(path.join(env.workDir, 'services', 'stop-svc', 'a', 'slot.json'), 'utf8')).pids;
+  expect(pids.length).toBe(1);
+  expect(isAlive(pids[0])).toBe(true);
+  await target.stopAll();
+  for (const pid of pids) expect(isAlive(pid)).toBe(false);
+  await expect(fetch(pub.scoringUri, { method: 'POST', body: '{}' })).rejects.toThrow();
+});
+
+test('reapOrphans kills replicas recorded by a host that died', async () => {
+  const { spawn } = await import('child_process');
+  const orphan = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { detached: true, stdio: 'ignore' });
+  const deadHost = spawn(process.execPath, ['-e', '0']);
+  await new Promise((r) => deadHost.once('exit', r));
+  const dir = path.join(env.workDir, 'services', 'ghost', 'blue');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'slot.json'), JSON.stringify({ hostPid: deadHost.pid, pids: [orphan.pid] }));
+  expect(isAlive(orphan.pid!)).toBe(true);
+  const exited = new Promise((r) => orphan.once('exit', r));
+  expect(await target.reapOrphans()).toBe(1);
+  await exited;
+  expect(isAlive(orphan.pid!)).toBe(false);
+});
