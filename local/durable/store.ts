@@ -5,12 +5,13 @@
  * the partition key rules), so an instance's record and its history commit in one atomic batch:
  *   - RowKey `meta`                 : the instance record (name, status, times, input/output/custom
  *                                     status, generation, history count, parent link, engine state);
- *   - RowKey `h<gen:6>-<seq:8>`     : one history event (JSON) of execution generation `gen`
+ *   - RowKey `h<gen:6>-<seq:8>`     : a page of history events (JSON array, ≤ ~30 K characters) of execution
+ *                                     generation `gen`, starting at sequence number `seq`
  *                                     (continue-as-new starts a new generation; old ones are deleted).
  * Values over ~30 K characters go to the blob container `<hub>-large` and the row keeps a reference.
- * A commit writes history rows and then the record in the same batch (≤ 100 operations); a longer
- * commit is split and the record goes last, so after a crash any history rows beyond the record's
- * `historyCount` are ignored (and overwritten by the re-run).
+ * A commit writes its history pages and then the record in the same batch (≤ 100 operations); a longer
+ * commit is split and the record goes last, so after a crash any history beyond the record's
+ * `historyCount` is ignored (and overwritten by the re-run, whose pages start at the same numbers).
  */
 import { TableClient, TableTransaction, odata, TableEntity } from '@azure/data-tables';
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
@@ -149,9 +150,12 @@ export class DurableStore {
     });
     const events: HistoryEvent[] = [];
     for await (const row of rows) {
-      const seq = Number(String(row.rowKey).slice(8));
-      if (seq >= meta.historyCount) continue;
-      events[seq] = JSON.parse((await this.unpack(row, 'e')) ?? 'null');
+      const start = Number(String(row.rowKey).slice(8));
+      if (start >= meta.historyCount) continue;
+      const page = JSON.parse((await this.unpack(row, 'e')) ?? '[]') as HistoryEvent[];
+      page.forEach((e, i) => {
+        if (start + i < meta.historyCount) events[start + i] = e;
+      });
     }
     if (events.length !== meta.historyCount || events.some((e) => !e)) {
       throw new Error(`History of instance '${meta.instanceId}' is incomplete (${events.length}/${meta.historyCount} events).`);
@@ -159,13 +163,31 @@ export class DurableStore {
     return events;
   }
 
-  /** Append `events` (numbered from `fromSeq`) to the current generation and write the record, atomically when it fits one batch. */
+  /**
+   * Append `events` (numbered from `fromSeq`) to the current generation and write the record.
+   * Events are packed into pages of up to ~30 K characters (one row each, keyed by the sequence
+   * number of its first event), so a fan-out of 1,000 activities is a handful of rows, not 1,000.
+   */
   async commit(meta: InstanceMeta, events: HistoryEvent[], fromSeq: number): Promise<void> {
     const ops: TableEntity[] = [];
-    for (let i = 0; i < events.length; i++) {
-      const rk = historyRowKey(meta.generation, fromSeq + i);
-      ops.push({ partitionKey: meta.instanceId, rowKey: rk, ...(await this.pack(meta.instanceId, rk, 'e', JSON.stringify(events[i]))) });
+    let pageStart = fromSeq;
+    let parts: string[] = [];
+    let size = 0;
+    const flush = async () => {
+      if (!parts.length) return;
+      const rk = historyRowKey(meta.generation, pageStart);
+      ops.push({ partitionKey: meta.instanceId, rowKey: rk, ...(await this.pack(meta.instanceId, rk, 'e', `[${parts.join(',')}]`)) });
+      pageStart += parts.length;
+      parts = [];
+      size = 0;
+    };
+    for (const event of events) {
+      const json = JSON.stringify(event);
+      if (parts.length && size + json.length + 1 > LARGE) await flush();
+      parts.push(json);
+      size += json.length + 1;
     }
+    await flush();
     ops.push(await this.metaEntity(meta));
     for (let start = 0; start < ops.length; start += 100) {
       const tx = new TableTransaction();
