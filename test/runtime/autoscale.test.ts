@@ -62,11 +62,11 @@ describe('AutoscaleRouter over local replicas', () => {
   it('does not scale down while busy / replicas stays at or under the target; then shrinks to min', async () => {
     router = await startLocalReplicas(
       { entryScript: script, workers: 1, maxConcurrent: 2, maxWaitMs: 2000, accessLog: false, log: () => undefined },
-      { minReplicas: 1, maxReplicas: 2, initialReplicas: 2, targetUtilization: 0.7, refreshMs: 50, scaleDownDelayMs: 150 },
+      { minReplicas: 1, maxReplicas: 2, initialReplicas: 2, targetUtilization: 0.7, refreshMs: 50, scaleDownDelayMs: 400 },
     );
     expect(router.replicaCount).toBe(2);
     // 1 busy of 2 = 50 % ≤ 70 %, but ceil(1 / 0.7) = 2 are still needed: no scale-down.
-    const long = post(`${router.url}/score`, { action: 'sleep', ms: 900 });
+    const long = post(`${router.url}/score`, { action: 'sleep', ms: 1200 });
     await waitFor(() => router!.busyReplicas === 1);
     await new Promise((r) => setTimeout(r, 500));
     expect(router.replicaCount).toBe(2);

@@ -1,7 +1,7 @@
 /** Python worker + the compatibility modules (azureml.core.model, azureml.contrib.services, inference_schema). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EX, post, start, SYSTEM_PYTHON, tempDir, type Started } from './helpers';
+import { EX, post, start, SYSTEM_PYTHON, tempDir, waitFor, type Started } from './helpers';
 
 const py = (p: string) => path.join(EX, 'python', p);
 
@@ -16,7 +16,9 @@ describe('Model.get_model_path + JSON scoring (seed example 1)', () => {
     const res = await fetch(`${s.url}/`);
     expect(res.status).toBe(200);
     expect(await res.text()).toBe('Healthy');
-    expect(s.output).toContain('1:model loaded from model.json');
+    // Each worker ran init(); their prints arrive on their own stdout pipes.
+    await waitFor(() => s.output.includes('1:model loaded from model.json') && s.output.includes('2:model loaded from model.json'));
+    expect(s.server.pool.readyCount).toBe(2);
   });
 
   it('passes the body to run() and returns its value as JSON (a str result is a JSON string, as in AML)', async () => {
@@ -96,7 +98,7 @@ describe('@rawhttp, AMLRequest, AMLResponse (seed example 2, unmodified)', () =>
     const res = await fetch(`${s.url}/score`, { method: 'POST', body: bytes, headers: { 'content-type': 'application/octet-stream' } });
     expect(res.status).toBe(200);
     expect([...new Uint8Array(await res.arrayBuffer())]).toEqual([255, 250, 2, 1, 0]);
-    expect(s.output.some((l) => l.includes('Request: [<AMLRequest POST /score?>]'))).toBe(true);
+    await waitFor(() => s.output.some((l) => l.includes('Request: [<AMLRequest POST /score?>]')));
   });
 
   it('GET returns the full path', async () => {
