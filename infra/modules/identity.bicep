@@ -1,0 +1,15 @@
+// The app's one user-assigned identity: Functions host and triggers, the Azure seams (ARM, ACR Tasks, ACI, AKS),
+// and ACI image pulls all use it (AZURE_CLIENT_ID / MANAGED_IDENTITY_RESOURCE_ID).
+param name string
+param location string
+param tags object
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: name
+  location: location
+  tags: tags
+}
+
+output id string = identity.id
+output clientId string = identity.properties.clientId
+output principalId string = identity.properties.principalId
