@@ -1,0 +1,199 @@
+/**
+ * The deploy → smoke-test → promote / roll back steps for one service, each idempotent and JSON-in/JSON-out so
+ * an activity can wrap each one; `deployService` runs them in sequence (tests, demo, benchmarks).
+ *
+ * First deployment: slot `blue` → smoke test → traffic → `Healthy` (or `Failed` with the reason + log tail).
+ * Update: the other slot starts beside the serving one → smoke test → atomic switch → old slot removed; on failure
+ * the new slot is removed, the old one keeps serving and the outcome is `RolledBack` with the reason.
+ */
+import { redactSecrets, toErrorInfo } from '../errors';
+import type { ImageRecord, ImageRegistry } from '../images/registry';
+import { runSmokeTest, type SmokeTestResult } from '../scoring/smoke';
+import type { DeployConfig, DeployTarget, DeployedSlot, ErrorInfo, TargetKind } from '../seams';
+import type { BeginDeploymentResult, ServiceRecord, ServiceRegistry } from './registry';
+
+export interface DeployContext {
+  services: ServiceRegistry;
+  images: ImageRegistry;
+  target: DeployTarget;
+  livenessTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  /** Log lines added to failure reasons (default 20). */
+  logLines?: number;
+}
+
+export interface DeployServiceInput {
+  runId: string;
+  serviceName: string;
+  target: TargetKind;
+  image: Pick<ImageRecord, 'id' | 'name' | 'version' | 'imageRef' | 'runtime' | 'contextBlob' | 'models' | 'state'>;
+  config: DeployConfig;
+  smokeTest?: { sample?: unknown; expectedOutput?: unknown; tolerance?: number };
+  schema?: { inputSample?: unknown; outputSample?: unknown };
+  description?: string;
+  tags?: Record<string, string>;
+}
+
+export type DeployOutcome = 'Deployed' | 'Updated' | 'Failed' | 'RolledBack';
+
+export interface DeployServiceResult {
+  outcome: DeployOutcome;
+  service: ServiceRecord;
+  slot: string;
+  smokeTest?: SmokeTestResult;
+  error?: ErrorInfo;
+}
+
+/** Step 1: claim the service (409 `DeploymentInProgress` if another run holds it) and pick the slot. */
+export function prepareDeployment(ctx: DeployContext, input: DeployServiceInput): Promise<BeginDeploymentResult> {
+  return ctx.services.beginDeployment({
+    name: input.serviceName,
+    runId: input.runId,
+    target: input.target,
+    image: input.image.id,
+    runtime: input.image.runtime,
+    models: input.image.models,
+    config: input.config,
+    ...(input.description !== undefined ? { description: input.description } : {}),
+    ...(input.tags ? { tags: input.tags } : {}),
+  });
+}
+
+/** Step 2: start the slot (idempotent per service + slot). Keys go to the target only when auth is on. */
+export async function deploySlotStep(ctx: DeployContext, input: DeployServiceInput, slot: string): Promise<DeployedSlot> {
+  if (input.image.state !== 'Succeeded' || !input.image.imageRef) {
+    return {
+      serviceName: input.serviceName,
+      slot,
+      scoringUri: '',
+      swaggerUri: '',
+      healthUri: '',
+      state: 'Failed',
+      error: { code: 'ImageNotReady', message: `Image ${input.image.id} is ${input.image.state}; only Succeeded images can be deployed.` },
+    };
+  }
+  const keys = input.config.authEnabled ? await ctx.services.ensureKeys(input.serviceName) : undefined;
+  return ctx.target.deploySlot({
+    serviceName: input.serviceName,
+    slot,
+    image: { name: input.image.name, version: input.image.version, imageRef: input.image.imageRef, runtime: input.image.runtime, contextBlob: input.image.contextBlob },
+    config: input.config,
+    ...(keys ? { keys } : {}),
+  });
+}
+
+/** Step 3: smoke-test the slot's direct URIs. */
+export async function smokeTestStep(ctx: DeployContext, input: DeployServiceInput, deployed: DeployedSlot): Promise<SmokeTestResult> {
+  const keys = input.config.authEnabled ? await ctx.services.ensureKeys(input.serviceName) : undefined;
+  return runSmokeTest({
+    healthUri: deployed.healthUri,
+    scoringUri: deployed.scoringUri,
+    swaggerUri: deployed.swaggerUri,
+    ...(keys ? { key: keys.primaryKey } : {}),
+    ...(input.smokeTest ?? {}),
+    ...(input.schema ?? {}),
+    ...(ctx.livenessTimeoutMs ? { livenessTimeoutMs: ctx.livenessTimeoutMs } : {}),
+    ...(ctx.requestTimeoutMs ? { requestTimeoutMs: ctx.requestTimeoutMs } : {}),
+    logTail: () => ctx.target.logTail(input.serviceName, deployed.slot, ctx.logLines ?? 20),
+  });
+}
+
+/** Step 4 (success): switch traffic, record usage and the new state, retire the previous slot. */
+export async function promoteStep(ctx: DeployContext, input: DeployServiceInput, slot: string, previous: { slot?: string; image?: string }): Promise<ServiceRecord> {
+  const uris = await ctx.target.switchTraffic(input.serviceName, slot);
+  if (input.config.authEnabled && ctx.target.updateKeys) {
+    await ctx.target.updateKeys(input.serviceName, await ctx.services.ensureKeys(input.serviceName));
+  }
+  await ctx.images.addServiceUsage(input.image.name, input.image.version, input.serviceName);
+  const service = await ctx.services.completeDeployment(input.serviceName, input.runId, {
+    slot,
+    image: input.image.id,
+    runtime: input.image.runtime,
+    models: input.image.models,
+    config: input.config,
+    scoringUri: uris.scoringUri,
+    swaggerUri: uris.swaggerUri,
+    ...(input.description !== undefined ? { description: input.description } : {}),
+    ...(input.tags ? { tags: input.tags } : {}),
+  });
+  if (previous.slot && previous.slot !== slot) await ctx.target.deleteSlot(input.serviceName, previous.slot);
+  if (previous.image && previous.image !== input.image.id) {
+    const i = previous.image.lastIndexOf(':');
+    await ctx.images.removeServiceUsage(previous.image.slice(0, i), Number(previous.image.slice(i + 1)), input.serviceName);
+  }
+  return service;
+}
+
+/** Step 4 (failure): keep the log tail in the reason, remove the new slot, restore/mark the service. */
+export async function rollbackStep(
+  ctx: DeployContext,
+  input: DeployServiceInput,
+  slot: string,
+  reason: ErrorInfo,
+  logTail?: string,
+): Promise<{ service: ServiceRecord; rolledBack: boolean; error: ErrorInfo }> {
+  let tail = logTail;
+  if (tail === undefined) {
+    try {
+      tail = await ctx.target.logTail(input.serviceName, slot, ctx.logLines ?? 20);
+    } catch {
+      tail = '';
+    }
+  }
+  const message = redactSecrets(tail ? `${reason.message}\nLast log lines of slot ${slot}:\n${tail}` : reason.message);
+  const error = { code: reason.code, message };
+  await ctx.target.deleteSlot(input.serviceName, slot);
+  const { service, rolledBack } = await ctx.services.failDeployment(input.serviceName, input.runId, error);
+  return { service, rolledBack, error };
+}
+
+/** All steps in sequence. Throws only for `DeploymentInProgress`-style refusals (before anything started). */
+export async function deployService(ctx: DeployContext, input: DeployServiceInput): Promise<DeployServiceResult> {
+  const begin = await prepareDeployment(ctx, input);
+  const slot = begin.slot;
+  let smoke: SmokeTestResult | undefined;
+  let failure: ErrorInfo | undefined;
+  let tail: string | undefined;
+  try {
+    const deployed = await deploySlotStep(ctx, input, slot);
+    if (deployed.state !== 'Healthy') {
+      failure = deployed.error ?? { code: 'DeploymentFailed', message: `Slot ${slot} of ${input.serviceName} is ${deployed.state}.` };
+    } else {
+      smoke = await smokeTestStep(ctx, input, deployed);
+      if (!smoke.ok) {
+        failure = { code: 'SmokeTestFailed', message: `Smoke test failed: ${smoke.reason}` };
+        tail = smoke.logTail;
+      }
+    }
+  } catch (e) {
+    failure = toErrorInfo(e, 'DeploymentFailed');
+  }
+  if (failure) {
+    const rb = await rollbackStep(ctx, input, slot, failure, tail);
+    return { outcome: rb.rolledBack ? 'RolledBack' : 'Failed', service: rb.service, slot, ...(smoke ? { smokeTest: smoke } : {}), error: rb.error };
+  }
+  const service = await promoteStep(ctx, input, slot, { slot: begin.previousSlot, image: begin.previousImage });
+  return { outcome: begin.isUpdate ? 'Updated' : 'Deployed', service, slot, ...(smoke ? { smokeTest: smoke } : {}) };
+}
+
+/** Deletes a service: 409 while a deployment runs (unless forced); stops it on its target; frees its image. */
+export async function deleteService(ctx: DeployContext, name: string, opts: { force?: boolean } = {}): Promise<void> {
+  const rec = await ctx.services.beginDelete(name, opts);
+  await ctx.target.deleteService(name);
+  if (rec.image) {
+    const i = rec.image.lastIndexOf(':');
+    await ctx.images.removeServiceUsage(rec.image.slice(0, i), Number(rec.image.slice(i + 1)), name);
+  }
+  if (rec.currentDeployment) {
+    const i = rec.currentDeployment.image.lastIndexOf(':');
+    await ctx.images.removeServiceUsage(rec.currentDeployment.image.slice(0, i), Number(rec.currentDeployment.image.slice(i + 1)), name);
+  }
+  await ctx.services.remove(name);
+}
+
+/** Regenerates a key and applies it to the running endpoint when the target supports it. */
+export async function regenerateServiceKey(ctx: Pick<DeployContext, 'services' | 'target'>, name: string, which: 'Primary' | 'Secondary') {
+  const keys = await ctx.services.regenerateKey(name, which);
+  if (ctx.target.updateKeys) await ctx.target.updateKeys(name, keys);
+  return keys;
+}

@@ -1,0 +1,338 @@
+/**
+ * Service records (AML `Webservice`): one row per service in the `services` table, keys in a separate
+ * `servicekeys` table (listings never read it). A deployment holds the service (`currentDeployment`) from
+ * `beginDeployment` to `completeDeployment` / `failDeployment`: a second deployment meanwhile → 409
+ * `DeploymentInProgress` (ETag-conditioned, so two starters cannot both win).
+ */
+import { randomBytes } from 'crypto';
+import type { TableClient } from '@azure/data-tables';
+import { AppError, conflict, notFound } from '../errors';
+import { checkServiceName } from '../manifest/names';
+import { getEntityOrUndefined, statusOf } from '../registry/versioned';
+import type { DeployConfig, ErrorInfo, ServiceKeys, TargetKind } from '../seams';
+import { TABLES, type StorageClients } from '../storage';
+
+export type ServiceState = 'Transitioning' | 'Healthy' | 'Failed' | 'Deleting';
+
+export interface ServiceDeployment {
+  runId: string;
+  slot: string;
+  /** `name:version` of the image being deployed. */
+  image: string;
+  startedTime: string;
+}
+
+export interface ServiceRecord {
+  name: string;
+  state: ServiceState;
+  target: TargetKind;
+  /** `name:version` of the image serving traffic (absent before the first successful deployment). */
+  image?: string;
+  runtime?: string;
+  models: string[];
+  config: DeployConfig;
+  scoringUri?: string;
+  swaggerUri?: string;
+  activeSlot?: string;
+  authEnabled: boolean;
+  description?: string;
+  tags: Record<string, string>;
+  createdTime: string;
+  updatedTime: string;
+  lastError?: ErrorInfo;
+  /** The run that holds the service, while one runs. */
+  currentDeployment?: ServiceDeployment;
+  /** Run id of the last deployment that finished (succeeded, failed or rolled back). */
+  lastRunId?: string;
+}
+
+const PK = 'service';
+const KEYS_PK = 'keys';
+
+type Row = { data: string };
+
+function newKey(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** Deployments older than this are considered abandoned and no longer block a new one. */
+export const DEPLOYMENT_LEASE_MS = 2 * 60 * 60 * 1000;
+
+export interface BeginDeploymentRequest {
+  name: string;
+  runId: string;
+  target: TargetKind;
+  image: string;
+  runtime?: string;
+  models?: string[];
+  config: DeployConfig;
+  description?: string;
+  tags?: Record<string, string>;
+}
+
+export interface BeginDeploymentResult {
+  service: ServiceRecord;
+  /** The slot to deploy into (the one not serving). */
+  slot: string;
+  /** The slot serving now (an update), absent for a first deployment. */
+  previousSlot?: string;
+  previousImage?: string;
+  isUpdate: boolean;
+}
+
+export class ServiceRegistry {
+  constructor(private readonly storage: StorageClients) {}
+
+  private table(): Promise<TableClient> {
+    return this.storage.ensureTable(TABLES.services);
+  }
+
+  private async read(name: string): Promise<{ record: ServiceRecord; etag: string } | undefined> {
+    const e = await getEntityOrUndefined<Row>(await this.table(), PK, name);
+    return e ? { record: JSON.parse(e.data) as ServiceRecord, etag: e.etag } : undefined;
+  }
+
+  /** Conditional write: insert when `etag` is undefined, else replace If-Match. Returns false on a lost race. */
+  private async write(record: ServiceRecord, etag: string | undefined): Promise<boolean> {
+    const t = await this.table();
+    const entity = { partitionKey: PK, rowKey: record.name, data: JSON.stringify(record) };
+    try {
+      if (etag === undefined) await t.createEntity(entity);
+      else await t.updateEntity(entity, 'Replace', { etag });
+      return true;
+    } catch (e) {
+      if (statusOf(e) === 409 || statusOf(e) === 412) return false;
+      throw e;
+    }
+  }
+
+  /** Read-modify-write with retries on concurrent changes. */
+  private async mutate(name: string, change: (cur: ServiceRecord | undefined) => ServiceRecord | undefined): Promise<ServiceRecord | undefined> {
+    for (let i = 0; i < 50; i++) {
+      const cur = await this.read(name);
+      const next = change(cur?.record);
+      if (!next) return cur?.record;
+      if (await this.write(next, cur?.etag)) return next;
+      await new Promise((r) => setTimeout(r, Math.random() * 20));
+    }
+    throw conflict('UpdateContended', `Service ${name} is changing too often; retry.`);
+  }
+
+  async get(name: string): Promise<ServiceRecord> {
+    checkServiceName(name, 'service');
+    const r = await this.read(name);
+    if (!r) throw notFound('ServiceNotFound', `Service ${name} does not exist.`);
+    return r.record;
+  }
+
+  async find(name: string): Promise<ServiceRecord | undefined> {
+    return (await this.read(name))?.record;
+  }
+
+  /** All services (never their keys). Optional filters: target, state, image (`name` or `name:version`), model. */
+  async list(filter: { target?: TargetKind; state?: ServiceState; image?: string; model?: string } = {}): Promise<ServiceRecord[]> {
+    const t = await this.table();
+    const out: ServiceRecord[] = [];
+    for await (const e of t.listEntities<Row>({ queryOptions: { filter: `PartitionKey eq '${PK}'` } })) out.push(JSON.parse(e.data) as ServiceRecord);
+    const matchRef = (id: string | undefined, ref: string) => !!id && (id === ref || id.startsWith(`${ref}:`));
+    return out
+      .filter((s) => !filter.target || s.target === filter.target)
+      .filter((s) => !filter.state || s.state === filter.state)
+      .filter((s) => !filter.image || matchRef(s.image, filter.image))
+      .filter((s) => !filter.model || s.models.some((m) => matchRef(m, filter.model!)))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /**
+   * Claims the service for run `runId` (idempotent for the same run). Creates the record for a first deployment.
+   * Another run holding it → 409 `DeploymentInProgress`. A different target than the existing service → 409.
+   */
+  async beginDeployment(req: BeginDeploymentRequest): Promise<BeginDeploymentResult> {
+    checkServiceName(req.name);
+    const now = new Date();
+    let result: BeginDeploymentResult | undefined;
+    await this.mutate(req.name, (cur) => {
+      if (cur?.currentDeployment) {
+        if (cur.currentDeployment.runId === req.runId) {
+          result = { service: cur, slot: cur.currentDeployment.slot, previousSlot: cur.activeSlot, previousImage: cur.image, isUpdate: !!cur.activeSlot };
+          return undefined;
+        }
+        const age = now.getTime() - Date.parse(cur.currentDeployment.startedTime);
+        if (age < DEPLOYMENT_LEASE_MS) {
+          throw conflict(
+            'DeploymentInProgress',
+            `Service ${req.name} is being deployed by run ${cur.currentDeployment.runId} (image ${cur.currentDeployment.image}); wait for it to finish, then retry.`,
+          );
+        }
+      }
+      if (cur && cur.lastRunId === req.runId && !cur.currentDeployment) {
+        throw conflict('DeploymentFinished', `Run ${req.runId} already finished its deployment of ${req.name}.`);
+      }
+      if (cur && cur.target !== req.target && cur.activeSlot) {
+        throw conflict('TargetMismatch', `Service ${req.name} runs on ${cur.target}; delete it before deploying it to ${req.target}.`);
+      }
+      const slot = cur?.activeSlot === 'blue' ? 'green' : 'blue';
+      const deployment: ServiceDeployment = { runId: req.runId, slot, image: req.image, startedTime: now.toISOString() };
+      const next: ServiceRecord = cur
+        ? { ...cur, state: 'Transitioning', currentDeployment: deployment, updatedTime: now.toISOString() }
+        : {
+            name: req.name,
+            state: 'Transitioning',
+            target: req.target,
+            models: req.models ?? [],
+            config: req.config,
+            authEnabled: req.config.authEnabled,
+            tags: req.tags ?? {},
+            ...(req.description !== undefined ? { description: req.description } : {}),
+            createdTime: now.toISOString(),
+            updatedTime: now.toISOString(),
+            currentDeployment: deployment,
+          };
+      result = { service: next, slot, previousSlot: cur?.activeSlot, previousImage: cur?.image, isUpdate: !!cur?.activeSlot };
+      return next;
+    });
+    return result!;
+  }
+
+  private holding(cur: ServiceRecord | undefined, name: string, runId: string): ServiceRecord {
+    if (!cur) throw notFound('ServiceNotFound', `Service ${name} does not exist.`);
+    if (cur.currentDeployment?.runId !== runId) {
+      throw conflict('DeploymentNotHeld', `Run ${runId} does not hold service ${name}${cur.currentDeployment ? ` (run ${cur.currentDeployment.runId} does)` : ''}.`);
+    }
+    return cur;
+  }
+
+  /** Traffic now goes to the new slot: record the image, URIs and config; release the service. Idempotent. */
+  async completeDeployment(
+    name: string,
+    runId: string,
+    done: { slot: string; image: string; runtime?: string; models: string[]; config: DeployConfig; scoringUri: string; swaggerUri: string; description?: string; tags?: Record<string, string> },
+  ): Promise<ServiceRecord> {
+    const rec = await this.mutate(name, (cur) => {
+      if (cur && cur.lastRunId === runId && !cur.currentDeployment) return undefined;
+      const held = this.holding(cur, name, runId);
+      const next: ServiceRecord = {
+        ...held,
+        state: 'Healthy',
+        image: done.image,
+        ...(done.runtime ? { runtime: done.runtime } : {}),
+        models: done.models,
+        config: done.config,
+        authEnabled: done.config.authEnabled,
+        scoringUri: done.scoringUri,
+        swaggerUri: done.swaggerUri,
+        activeSlot: done.slot,
+        ...(done.description !== undefined ? { description: done.description } : {}),
+        ...(done.tags ? { tags: done.tags } : {}),
+        updatedTime: new Date().toISOString(),
+        lastRunId: runId,
+      };
+      delete next.currentDeployment;
+      delete next.lastError;
+      return next;
+    });
+    return rec!;
+  }
+
+  /**
+   * The deployment failed. An update leaves the old version serving (state Healthy, `lastError` set: rolled back);
+   * a first deployment leaves the service `Failed` with the reason. Idempotent.
+   */
+  async failDeployment(name: string, runId: string, error: ErrorInfo): Promise<{ service: ServiceRecord; rolledBack: boolean }> {
+    let rolledBack = false;
+    const rec = await this.mutate(name, (cur) => {
+      if (cur && cur.lastRunId === runId && !cur.currentDeployment) {
+        rolledBack = !!cur.activeSlot;
+        return undefined;
+      }
+      const held = this.holding(cur, name, runId);
+      rolledBack = !!held.activeSlot;
+      const next: ServiceRecord = {
+        ...held,
+        state: held.activeSlot ? 'Healthy' : 'Failed',
+        lastError: error,
+        updatedTime: new Date().toISOString(),
+        lastRunId: runId,
+      };
+      delete next.currentDeployment;
+      return next;
+    });
+    return { service: rec!, rolledBack };
+  }
+
+  /** Marks the service as being deleted (blocks deployments) — 409 while a deployment runs, unless `force`. */
+  async beginDelete(name: string, opts: { force?: boolean } = {}): Promise<ServiceRecord> {
+    const rec = await this.mutate(name, (cur) => {
+      if (!cur) throw notFound('ServiceNotFound', `Service ${name} does not exist.`);
+      if (cur.currentDeployment && !opts.force && cur.state !== 'Deleting') {
+        throw conflict('DeploymentInProgress', `Service ${name} is being deployed by run ${cur.currentDeployment.runId}; wait for it or pass force=true.`);
+      }
+      if (cur.state === 'Deleting') return undefined;
+      return { ...cur, state: 'Deleting', updatedTime: new Date().toISOString() };
+    });
+    return rec!;
+  }
+
+  /** Removes the record and its keys. Absent is not an error. */
+  async remove(name: string): Promise<void> {
+    for (const [table, pk] of [
+      [await this.table(), PK],
+      [await this.storage.ensureTable(TABLES.serviceKeys), KEYS_PK],
+    ] as const) {
+      try {
+        await table.deleteEntity(pk, name);
+      } catch (e) {
+        if (statusOf(e) !== 404) throw e;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ keys (secrets)
+
+  /** The service's keys, created on first use. Never logged; only the keys endpoint returns them. */
+  async ensureKeys(name: string): Promise<ServiceKeys> {
+    checkServiceName(name, 'service');
+    const t = await this.storage.ensureTable(TABLES.serviceKeys);
+    const existing = await getEntityOrUndefined<ServiceKeys>(t, KEYS_PK, name);
+    if (existing) return { primaryKey: existing.primaryKey, secondaryKey: existing.secondaryKey };
+    const keys = { primaryKey: newKey(), secondaryKey: newKey() };
+    try {
+      await t.createEntity({ partitionKey: KEYS_PK, rowKey: name, ...keys });
+      return keys;
+    } catch (e) {
+      if (statusOf(e) !== 409) throw e;
+      const now = await t.getEntity<ServiceKeys>(KEYS_PK, name);
+      return { primaryKey: now.primaryKey, secondaryKey: now.secondaryKey };
+    }
+  }
+
+  /** The keys of an existing service (404 `ServiceNotFound`). */
+  async getKeys(name: string): Promise<ServiceKeys> {
+    await this.get(name);
+    return this.ensureKeys(name);
+  }
+
+  /** Regenerates the primary or secondary key (AML `regen_key('Primary' | 'Secondary')`). */
+  async regenerateKey(name: string, which: 'Primary' | 'Secondary'): Promise<ServiceKeys> {
+    if (which !== 'Primary' && which !== 'Secondary') {
+      throw new AppError('InvalidKeyType', `Key type "${String(which)}" is invalid; use Primary or Secondary.`, 400);
+    }
+    await this.get(name);
+    const t = await this.storage.ensureTable(TABLES.serviceKeys);
+    await this.ensureKeys(name);
+    for (let i = 0; i < 20; i++) {
+      const cur = await t.getEntity<ServiceKeys>(KEYS_PK, name);
+      const keys = {
+        primaryKey: which === 'Primary' ? newKey() : cur.primaryKey,
+        secondaryKey: which === 'Secondary' ? newKey() : cur.secondaryKey,
+      };
+      try {
+        await t.updateEntity({ partitionKey: KEYS_PK, rowKey: name, ...keys }, 'Replace', { etag: cur.etag });
+        return keys;
+      } catch (e) {
+        if (statusOf(e) !== 412) throw e;
+      }
+    }
+    throw conflict('UpdateContended', `Keys of ${name} are changing concurrently; retry.`);
+  }
+}

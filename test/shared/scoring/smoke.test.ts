@@ -1,0 +1,92 @@
+import * as http from 'http';
+import type { AddressInfo } from 'net';
+import { matchesExpected, shapeMismatch, runSmokeTest } from '../../../shared/scoring';
+
+test('matchesExpected with tolerance', () => {
+  expect(matchesExpected([1.0000001, { a: 2 }], [1, { a: 2 }], 1e-6)).toBe(true);
+  expect(matchesExpected([1.1], [1], 1e-6)).toBe(false);
+  expect(matchesExpected({ a: 1, b: 2 }, { a: 1 })).toBe(false);
+  expect(matchesExpected('x', 'x')).toBe(true);
+});
+
+test('shapeMismatch compares structure, not lengths', () => {
+  expect(shapeMismatch([[1, 2], [3, 4], [5, 6]], [[0.5, 0.5]])).toBeUndefined();
+  expect(shapeMismatch([1, 2], [[0.5]])).toBe('output[0] is number, the output sample has array');
+  expect(shapeMismatch({ label: 'a' }, { label: 'x', score: 1 })).toBe('output.score is missing');
+});
+
+describe('against a fake service', () => {
+  let server: http.Server;
+  let base: string;
+  let mode = 'ok';
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      if (req.url === '/') {
+        if (mode === 'init') {
+          res.writeHead(503, { 'content-type': 'application/json' });
+          return res.end(JSON.stringify({ error: { code: 'InitFailed', message: 'init() failed: no model' } }));
+        }
+        return res.end('Healthy');
+      }
+      if (req.url === '/swagger.json') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ definitions: { ServiceInput: { example: { data: [[1, 2]] } }, ServiceOutput: { example: [0.5] } } }));
+      }
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        if (req.headers.authorization !== 'Bearer secret-key') {
+          res.writeHead(401);
+          return res.end();
+        }
+        const rows = JSON.parse(body).data as number[][];
+        res.writeHead(200, { 'content-type': 'application/json' });
+        // AML-style double encoding: run() returned json.dumps(...).
+        res.end(JSON.stringify(JSON.stringify(mode === 'shape' ? rows.map(() => 'x') : rows.map((r) => r[0] + r[1]))));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  const req = () => ({ healthUri: `${base}/`, scoringUri: `${base}/score`, swaggerUri: `${base}/swagger.json`, key: 'secret-key', livenessTimeoutMs: 2000, logTail: async () => 'line 1\nline 2' });
+
+  test('generates the sample from the swagger example and checks the output shape', async () => {
+    mode = 'ok';
+    const r = await runSmokeTest(req());
+    expect(r.ok).toBe(true);
+    expect(r.swagger).toBe('present');
+    expect(r.output).toEqual([3]);
+    expect(r.checks).toContain("output has the output sample's shape");
+  });
+
+  test('wrong shape fails with a reason and the log tail; the key never appears', async () => {
+    mode = 'shape';
+    const r = await runSmokeTest(req());
+    expect(r.ok).toBe(false);
+    expect(r.reason).toMatch(/output\[0\] is string/);
+    expect(r.logTail).toBe('line 1\nline 2');
+    expect(JSON.stringify(r)).not.toContain('secret-key');
+  });
+
+  test('InitFailed ends the liveness wait at once', async () => {
+    mode = 'init';
+    const r = await runSmokeTest({ ...req(), livenessTimeoutMs: 60_000 });
+    expect(r.ok).toBe(false);
+    expect(r.reason).toContain('init() failed: no model');
+  });
+
+  test('liveness is bounded', async () => {
+    const r = await runSmokeTest({ healthUri: 'http://127.0.0.1:1/', scoringUri: 'http://127.0.0.1:1/score', livenessTimeoutMs: 300 });
+    expect(r.ok).toBe(false);
+    expect(r.reason).toMatch(/within 300 ms/);
+  });
+
+  test('expected output mismatch', async () => {
+    mode = 'ok';
+    const r = await runSmokeTest({ ...req(), sample: { data: [[1, 1]] }, expectedOutput: [3] });
+    expect(r.ok).toBe(false);
+    expect(r.reason).toMatch(/differs from the expected \[3\]/);
+  });
+});

@@ -1,0 +1,134 @@
+import { LocalDeployTarget } from '../../../shared/targets';
+import { deployConfigFor } from '../../../shared/manifest';
+import { ServiceRegistry, deployService, deleteService, prepareDeployment, regenerateServiceKey, type DeployContext, type DeployServiceInput } from '../../../shared/services';
+import type { ImageRecord } from '../../../shared/images';
+import { startEnv, makeImage, MULTIPLY_JS, type Env } from '../fixtures';
+
+let env: Env;
+let target: LocalDeployTarget;
+let ctx: DeployContext;
+let img2: ImageRecord;
+let img3: ImageRecord;
+
+beforeAll(async () => {
+  env = await startEnv();
+  target = new LocalDeployTarget(env.storage, { workDir: env.workDir, startTimeoutMs: 30_000 });
+  ctx = { services: new ServiceRegistry(env.storage), images: env.images, target, livenessTimeoutMs: 20_000 };
+  img2 = await makeImage(env, { model: 'mult', files: { 'model.json': '{"factor":2}' }, image: 'mult', runtime: 'node', script: { path: 'score.js', content: MULTIPLY_JS } });
+  img3 = await makeImage(env, { model: 'mult', files: { 'model.json': '{"factor":3}' }, image: 'mult', runtime: 'node', script: { path: 'score.js', content: MULTIPLY_JS } });
+});
+afterAll(async () => {
+  await target?.stopAll();
+  await env?.stop();
+});
+
+const input = (runId: string, image: ImageRecord, expected: number[], extra: Partial<DeployServiceInput> = {}): DeployServiceInput => ({
+  runId,
+  serviceName: 'mult-svc',
+  target: 'local',
+  image,
+  config: deployConfigFor({ kind: 'local' }),
+  smokeTest: { sample: { data: [1, 2] }, expectedOutput: expected },
+  ...extra,
+});
+
+async function post(uri: string, data: number[], key?: string) {
+  const res = await fetch(uri, { method: 'POST', headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) }, body: JSON.stringify({ data }) });
+  return { status: res.status, body: res.status === 200 ? await res.json() : await res.text() };
+}
+
+test('first deployment, update, rolled-back update, delete', async () => {
+  const first = await deployService(ctx, input('run-1', img2, [2, 4]));
+  expect(first.outcome).toBe('Deployed');
+  expect(first.service).toMatchObject({ name: 'mult-svc', state: 'Healthy', image: img2.id, activeSlot: 'blue', target: 'local' });
+  expect(first.smokeTest?.ok).toBe(true);
+  expect(first.smokeTest?.latencyMs).toBeGreaterThan(0);
+  const uri = first.service.scoringUri!;
+  expect(await post(uri, [4])).toEqual({ status: 200, body: [8] });
+  await expect(env.images.delete(img2.name, img2.version)).rejects.toMatchObject({ code: 'ImageInUse' });
+
+  const second = await deployService(ctx, input('run-2', img3, [3, 6]));
+  expect(second.outcome).toBe('Updated');
+  expect(second.service).toMatchObject({ state: 'Healthy', image: img3.id, activeSlot: 'green', scoringUri: uri });
+  expect(await post(uri, [4])).toEqual({ status: 200, body: [12] });
+  expect(target.runningSlots('mult-svc')).toEqual(['green']);
+
+  // A failing smoke test on update: rolled back, the old version keeps serving, no request fails.
+  let stop = false;
+  const statuses: number[] = [];
+  const load = (async () => {
+    while (!stop) statuses.push((await post(uri, [1])).status);
+  })();
+  const third = await deployService(ctx, input('run-3', img2, [999]));
+  stop = true;
+  await load;
+  expect(third.outcome).toBe('RolledBack');
+  expect(third.error?.code).toBe('SmokeTestFailed');
+  expect(third.error?.message).toMatch(/differs from the expected \[999\]/);
+  expect(third.error?.message).toMatch(/Last log lines of slot blue/);
+  expect(third.service).toMatchObject({ state: 'Healthy', image: img3.id, activeSlot: 'green' });
+  expect(third.service.lastError?.code).toBe('SmokeTestFailed');
+  expect(statuses.length).toBeGreaterThan(0);
+  expect(statuses.filter((s) => s !== 200)).toEqual([]);
+  expect(await post(uri, [4])).toEqual({ status: 200, body: [12] });
+  expect(target.runningSlots('mult-svc')).toEqual(['green']);
+
+  // The old image is free again, the serving one is not.
+  await expect(env.images.delete(img3.name, img3.version)).rejects.toMatchObject({ code: 'ImageInUse' });
+  expect((await env.images.usersOf(img2.name, img2.version)).length).toBe(0);
+
+  // Listings never carry keys.
+  const listed = JSON.stringify(await ctx.services.list());
+  const keys = await ctx.services.ensureKeys('mult-svc');
+  expect(listed).not.toContain(keys.primaryKey);
+
+  await deleteService(ctx, 'mult-svc');
+  await expect(ctx.services.get('mult-svc')).rejects.toMatchObject({ code: 'ServiceNotFound', httpStatus: 404 });
+  await expect(fetch(uri, { method: 'POST', body: '{}' })).rejects.toThrow();
+  expect((await env.images.usersOf(img3.name, img3.version)).length).toBe(0);
+});
+
+test('a second deployment while one runs → 409 DeploymentInProgress; the same run may resume', async () => {
+  await prepareDeployment(ctx, { ...input('run-A', img2, [2, 4]), serviceName: 'busy-svc' });
+  await expect(deployService(ctx, { ...input('run-B', img2, [2, 4]), serviceName: 'busy-svc' })).rejects.toMatchObject({ code: 'DeploymentInProgress', httpStatus: 409 });
+  const resumed = await deployService(ctx, { ...input('run-A', img2, [2, 4]), serviceName: 'busy-svc' });
+  expect(resumed.outcome).toBe('Deployed');
+  await deleteService(ctx, 'busy-svc');
+});
+
+test('init() that raises on a first deployment → Failed with the script error and log lines', async () => {
+  const bad = await makeImage(env, {
+    model: 'boom',
+    files: { 'model.json': '{}' },
+    image: 'boom',
+    runtime: 'node',
+    script: { path: 'score.js', content: "exports.init = () => { throw new Error('weights missing: model.bin'); };\nexports.run = (x) => x;\n" },
+  });
+  const r = await deployService(ctx, { ...input('run-boom', bad, [1]), serviceName: 'boom-svc' });
+  expect(r.outcome).toBe('Failed');
+  expect(r.service.state).toBe('Failed');
+  expect(r.service.lastError?.code).toBe('InitFailed');
+  expect(r.service.lastError?.message).toContain('weights missing: model.bin');
+  expect(r.service.lastError?.message).toMatch(/Last log lines/);
+  expect(target.runningSlots('boom-svc')).toEqual([]);
+  await deleteService(ctx, 'boom-svc');
+});
+
+test('keys: auth-enabled service, get and regenerate keys', async () => {
+  const r = await deployService(ctx, { ...input('run-k', img2, [2, 4]), serviceName: 'keyed-svc', config: deployConfigFor({ kind: 'aks', num_replicas: 1 } as never) });
+  expect(r.outcome).toBe('Deployed');
+  expect(r.service.authEnabled).toBe(true);
+  const uri = r.service.scoringUri!;
+  const keys = await ctx.services.getKeys('keyed-svc');
+  expect((await post(uri, [1])).status).toBe(401);
+  expect((await post(uri, [1], keys.primaryKey)).status).toBe(200);
+  const next = await regenerateServiceKey(ctx, 'keyed-svc', 'Primary');
+  expect(next.secondaryKey).toBe(keys.secondaryKey);
+  expect(next.primaryKey).not.toBe(keys.primaryKey);
+  expect((await post(uri, [1], keys.primaryKey)).status).toBe(401);
+  expect((await post(uri, [1], next.primaryKey)).status).toBe(200);
+  expect((await post(uri, [1], next.secondaryKey)).status).toBe(200);
+  await expect(ctx.services.regenerateKey('keyed-svc', 'Tertiary' as never)).rejects.toMatchObject({ code: 'InvalidKeyType' });
+  await deleteService(ctx, 'keyed-svc');
+  await expect(ctx.services.getKeys('keyed-svc')).rejects.toMatchObject({ code: 'ServiceNotFound' });
+});
