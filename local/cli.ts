@@ -57,7 +57,13 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  await host.start();
+  try {
+    await host.start();
+  } catch (err) {
+    await host.stop().catch(() => undefined);
+    await azurite?.stop();
+    throw err;
+  }
   process.stdout.write(`${JSON.stringify({ event: 'ready', url: host.baseUrl })}\n`);
 }
 

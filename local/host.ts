@@ -59,17 +59,7 @@ export function resolveMain(appRoot: string, main: string): string[] {
     const baseParts: string[] = [];
     while (parts.length && !/[*?]/.test(parts[0])) baseParts.push(parts.shift()!);
     const base = path.resolve(appRoot, ...baseParts);
-    const rx = new RegExp(
-      '^' +
-        parts
-          .join('/')
-          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-          .replace(/\*\*\//g, '(?:.*/)?')
-          .replace(/\*\*/g, '.*')
-          .replace(/\*/g, '[^/]*')
-          .replace(/\?/g, '[^/]') +
-        '$',
-    );
+    const rx = globToRegex(parts.join('/'));
     const walk = (dir: string, rel: string) => {
       if (!fs.existsSync(dir)) return;
       for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
@@ -81,6 +71,26 @@ export function resolveMain(appRoot: string, main: string): string[] {
     walk(base, '');
   }
   return [...files];
+}
+
+/** `*` = within one folder, `**` = any depth, `?` = one character. */
+export function globToRegex(glob: string): RegExp {
+  let out = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === '*' && glob[i + 1] === '*') {
+      if (glob[i + 2] === '/') {
+        out += '(?:.*/)?';
+        i += 2;
+      } else {
+        out += '.*';
+        i += 1;
+      }
+    } else if (c === '*') out += '[^/]*';
+    else if (c === '?') out += '[^/]';
+    else out += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${out}$`);
 }
 
 interface HttpFunction {
