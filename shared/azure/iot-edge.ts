@@ -119,3 +119,23 @@ export function generateEdgeManifest(raw: EdgeManifestInput): { modulesContent: 
     },
   };
 }
+
+/** CLI: `node dist/shared/azure/iot-edge.js <registry>/<repo>:<tag> [--module NAME] [--host-port N]` → manifest JSON. */
+export function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + '\n')): number {
+  const imageRef = argv.find((a, i) => !a.startsWith('--') && !['--module', '--host-port'].includes(argv[i - 1] ?? ''));
+  if (!imageRef) {
+    out('usage: node dist/shared/azure/iot-edge.js <registry>.azurecr.io/<image>:<version> [--module NAME] [--host-port N]');
+    return 2;
+  }
+  const opt = (n: string) => (argv.indexOf(n) >= 0 ? argv[argv.indexOf(n) + 1] : undefined);
+  try {
+    const port = opt('--host-port');
+    out(JSON.stringify(generateEdgeManifest({ imageRef, moduleName: opt('--module'), ...(port ? { hostPort: Number(port) } : {}) }), null, 2));
+    return 0;
+  } catch (e) {
+    out(JSON.stringify({ error: { code: (e as AppError).code ?? 'InternalError', message: (e as Error).message } }));
+    return 1;
+  }
+}
+
+if (require.main === module) process.exitCode = main(process.argv.slice(2));

@@ -41,3 +41,17 @@ describe('generateEdgeManifest', () => {
     expect(() => generateEdgeManifest({ imageRef: 'no-tag' })).toThrow(expect.objectContaining({ code: 'EdgeManifestInvalid' }));
   });
 });
+
+describe('iot-edge CLI', () => {
+  const { main } = require('../../shared/azure/iot-edge') as typeof import('../../shared/azure/iot-edge');
+  test('prints the manifest for an image, errors as JSON with a code', () => {
+    const out: string[] = [];
+    expect(main(['mdfregistry.azurecr.io/img:4', '--module', 'scorer', '--host-port', '9000'], (s) => out.push(s))).toBe(0);
+    const m = JSON.parse(out[0]).modulesContent;
+    expect(JSON.parse(m.$edgeAgent['properties.desired'].modules.scorer.settings.createOptions).HostConfig.PortBindings['5001/tcp']).toEqual([{ HostPort: '9000' }]);
+    const err: string[] = [];
+    expect(main(['bad'], (s) => err.push(s))).toBe(1);
+    expect(JSON.parse(err[0]).error.code).toBe('EdgeManifestInvalid');
+    expect(main([], () => undefined)).toBe(2);
+  });
+});
