@@ -1,2 +1,3 @@
 export * from './registry';
 export * from './deploy';
+export * from './app';

@@ -132,3 +132,17 @@ test('keys: auth-enabled service, get and regenerate keys', async () => {
   await deleteService(ctx, 'keyed-svc');
   await expect(ctx.services.getKeys('keyed-svc')).rejects.toMatchObject({ code: 'ServiceNotFound' });
 });
+
+test('getAppServices wires the configured pieces once per process', async () => {
+  const { getAppServices, shutdownAppServices } = await import('../../../shared/services');
+  const { loadConfig } = await import('../../../shared/config');
+  const config = loadConfig({ AzureWebJobsStorage: env.azurite.connectionString, LOCAL_WORK_DIR: env.workDir });
+  const app = getAppServices(config);
+  expect(getAppServices(config)).toBe(app);
+  expect(app.builder.kind).toBe('local');
+  expect(app.target('local')).toBe(app.target('local'));
+  expect(() => app.target('aci')).toThrow(expect.objectContaining({ code: 'TargetUnavailable' }));
+  expect(app.events.kind).toBe('log');
+  expect((await app.models.list()).length).toBeGreaterThan(0);
+  await shutdownAppServices();
+});
