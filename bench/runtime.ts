@@ -7,7 +7,8 @@
  *   server's stack: Debian python3-flask + gunicorn), same worker count, measured in one run (ratio);
  * - RSS of one replica (front + workers).
  * Servers run as child processes (the CLI / gunicorn); the load generator is this process (keep-alive
- * connections, closed loop, fixed duration). Environment: BENCH_SECONDS (default 3), BENCH_WORKERS (default 2).
+ * connections, closed loop, fixed duration). Environment: BENCH_SECONDS (default 3), BENCH_WORKERS (default 2),
+ * BENCH_ONLY (comma list of `node`, `onnx`, `python`; default all).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -23,6 +24,7 @@ import { OnnxModel } from '../runtime/onnx';
 const ROOT = packageRoot();
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'node,onnx,python').split(',').map((x) => x.trim()).filter(Boolean));
 const PYTHON = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
 function emit(name: string, value: number, unit: string, extra: Record<string, unknown> = {}): void {
@@ -247,13 +249,17 @@ async function benchPython(): Promise<void> {
   }
 }
 
-async function main(): Promise<void> {
-  emit('runtime.bench.machine.cpus', os.cpus().length, 'cores', { seconds_per_point: SECONDS, workers: WORKERS, node: process.version });
-  await benchNode();
+async function benchOnnxModels(): Promise<void> {
   const row = Array.from({ length: 64 }, (_, i) => Math.round(Math.sin(i) * 1000) / 1000);
   await benchOnnx('runtime.onnx', (f) => fs.writeFileSync(f, mlpOnnx([64, 1024, 1024, 10])), { data: [row] }, 'MLP 64-1024-1024-10 (1.1 M params), 1 row');
   await benchOnnx('runtime.onnx_tiny', writeLinearOnnx, { data: [[5.1, 3.5, 1.4, 0.2]] }, 'linear 4-3 (15 params): pure overhead');
-  await benchPython();
+}
+
+async function main(): Promise<void> {
+  emit('runtime.bench.machine.cpus', os.cpus().length, 'cores', { seconds_per_point: SECONDS, workers: WORKERS, node: process.version, only: [...ONLY], loadavg_1m: os.loadavg()[0] });
+  if (ONLY.has('node')) await benchNode();
+  if (ONLY.has('onnx')) await benchOnnxModels();
+  if (ONLY.has('python')) await benchPython();
 }
 
 main().catch((e: unknown) => {
