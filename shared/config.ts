@@ -206,15 +206,19 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   };
 }
 
-let cached: AppConfig | undefined;
+let cached: { fingerprint: string; config: AppConfig } | undefined;
 
-/** The process-wide settings, read from `process.env` on first use. */
+/**
+ * The process-wide settings, read from `process.env` once (and again only if one of the app's settings changed,
+ * e.g. when a test starts a new local host with other settings). The same object is returned while unchanged.
+ */
 export function getConfig(): AppConfig {
-  if (!cached) cached = loadConfig(process.env);
-  return cached;
+  const fingerprint = SETTING_NAMES.map((n) => process.env[n] ?? '').join('\u0000');
+  if (!cached || cached.fingerprint !== fingerprint) cached = { fingerprint, config: loadConfig(process.env) };
+  return cached.config;
 }
 
-/** Forget the cached settings (tests and the local host call this after changing the environment). */
+/** Forget the cached settings. */
 export function resetConfig(): void {
   cached = undefined;
 }
