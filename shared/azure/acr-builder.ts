@@ -8,7 +8,7 @@
  * polling, so a retry resumes the same run, and the final result is recorded there too.
  * SAS URLs (upload, log) are used and dropped: never logged, stored or put into an error.
  */
-import { BlockBlobClient } from '@azure/storage-blob';
+import { BlobClient, BlockBlobClient } from '@azure/storage-blob';
 import type { Run, RunRequestUnion } from '@azure/arm-containerregistry';
 import { AppError, redactSecrets } from '../errors';
 import type { ImageBuilder, ImageBuildRequest, ImageBuildResult } from '../seams';
@@ -33,7 +33,7 @@ export interface AcrTaskImageBuilderOptions {
   blobs: BlobIO;
   /** PUT the archive to the SAS upload URL ACR returned (default: a block-blob upload). */
   uploadToSas?: (sasUrl: string, data: Buffer) => Promise<void>;
-  /** GET the run log from its SAS URL (default: fetch). */
+  /** GET the run log from its SAS URL (default: a blob download). */
   downloadFromSas?: (sasUrl: string) => Promise<string>;
   timing?: AzureTiming;
   /** Dockerfile inside the context archive. */
@@ -68,9 +68,11 @@ async function defaultUpload(sasUrl: string, data: Buffer): Promise<void> {
 }
 
 async function defaultDownload(sasUrl: string): Promise<string> {
-  const res = await fetch(sasUrl);
-  if (!res.ok) throw new AppError('ImageBuildLogUnavailable', `The build log could not be read (HTTP ${res.status}).`, 502);
-  return res.text();
+  // One GET (download), not downloadToBuffer's HEAD + ranged GETs: the log is small.
+  const res = await new BlobClient(sasUrl).download();
+  const chunks: Buffer[] = [];
+  for await (const c of res.readableStreamBody ?? []) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** The DockerBuildRequest ACR runs for an image (also printed by `plan`). */

@@ -3,10 +3,9 @@
  * body (image, identity pull, cpu/memory, port, DNS label, secure keys, probes), LRO polling to success, failure
  * and cancellation, crash loop and image pull failures reported with logs, throttling, traffic switch, deletes.
  */
-import nock from 'nock';
 import { AciTarget } from '../../shared/azure/aci-target';
 import type { DeployConfig, DeployRequest } from '../../shared/seams';
-import { ARM, FAST, TEST_ENV, arm, captureLog, q, rgPath, setupNock, steppingClock, testClients, testConfig } from './helpers';
+import { ARM, FAST, TEST_ENV, arm, captureLog, q, rgPath, setupNock, steppingClock, testClients, testConfig, nock } from './helpers';
 
 const API = '2023-05-01';
 const CG = (name: string) => rgPath('Microsoft.ContainerInstance', `containerGroups/${name}`);
@@ -262,4 +261,3 @@ describe('AciTarget', () => {
   });
 });
 
-afterAll(() => nock.cleanAll());

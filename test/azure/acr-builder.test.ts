@@ -3,10 +3,9 @@
  * run polling, the log copy, failures with the log tail, the timeout/cancel path, LRO polling, throttling and
  * ARM error mapping — against the documented REST API (Microsoft.ContainerRegistry 2019-06-01-preview).
  */
-import nock from 'nock';
 import { AcrTaskImageBuilder } from '../../shared/azure/acr-builder';
 import type { ImageBuildRequest } from '../../shared/seams';
-import { ARM, FAST, arm, captureLog, memoryBlobs, q, rgPath, setupNock, steppingClock, testClients, testConfig } from './helpers';
+import { ARM, FAST, arm, captureLog, memoryBlobs, q, rgPath, setupNock, steppingClock, testClients, testConfig, nock } from './helpers';
 
 const TASKS_API = '2019-06-01-preview';
 const REG = rgPath('Microsoft.ContainerRegistry', 'registries/mdfregistry');
@@ -70,7 +69,14 @@ function expectSchedule(): { body?: Record<string, any>; uploaded?: string } {
 
 function expectLog(text: string) {
   arm().post(`${REG}/runs/cb1/listLogSasUrl`).query(q(TASKS_API)).reply(200, { logLink: LOG_SAS });
-  nock(LOG_HOST).get('/logs/cb1.log').query(true).reply(200, text);
+  // As Blob storage answers a GET (the storage SDK checks length and ETag).
+  nock(LOG_HOST).get('/logs/cb1.log').query(true).reply(200, text, {
+    'Content-Length': String(Buffer.byteLength(text)),
+    'Content-Type': 'text/plain',
+    ETag: '"0x8DCB1C0FFEE"',
+    'Last-Modified': 'Tue, 24 Nov 2026 08:00:00 GMT',
+    'x-ms-blob-type': 'AppendBlob',
+  });
 }
 
 describe('AcrTaskImageBuilder', () => {

@@ -3,12 +3,11 @@
  * its credentials, then the Kubernetes API for the workload: Secret, Deployment, HPA, Services, rollout watch,
  * crash loop with rollback, traffic switch by selector, deletes; the vCPU rule before any cluster creation.
  */
-import nock from 'nock';
 import { createAksCluster, attachAksCluster, checkAksCapacity } from '../../shared/azure/aks-cluster';
 import { AksTarget } from '../../shared/azure/aks-target';
 import type { KubernetesModule } from '../../shared/azure/aks-cluster';
 import type { DeployConfig, DeployRequest } from '../../shared/seams';
-import { ARM, FAST, FakeCredential, TOKEN, arm, q, rgPath, setupNock, testClients, testConfig } from './helpers';
+import { ARM, FAST, FakeCredential, TOKEN, arm, q, rgPath, setupNock, testClients, testConfig, nock } from './helpers';
 
 // @kubernetes/client-node is ESM-only: load it with Node's own require (Jest's module system cannot).
 const k8s: KubernetesModule = (process as unknown as { getBuiltinModule(m: string): typeof import('module') })
@@ -80,7 +79,7 @@ function makeTarget() {
   return { target, credential, logs };
 }
 
-const echo = (status = 201) => (_uri: string, body: nock.Body) => [status, { ...(body as object), metadata: { ...(body as any).metadata, resourceVersion: '1', generation: 1 } }] as [number, object];
+const echo = (status = 201) => (_uri: string, body: unknown) => [status, { ...(body as object), metadata: { ...(body as any).metadata, resourceVersion: '1', generation: 1 } }] as [number, object];
 
 function deploymentStatus(ready: boolean, template?: object) {
   return {

@@ -1,10 +1,18 @@
 /** Shared pieces of the Azure wire tests: a fake credential, fast timing, in-memory blobs, nock set-up. */
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
-import nock from 'nock';
+import type NockType from 'nock';
 import type { BlobIO } from '../../shared/azure/acr-builder';
 import { createAzureClients } from '../../shared/azure/clients';
 import type { AzureConfig } from '../../shared/azure/config';
 import { loadAzureConfig } from '../../shared/azure/config';
+
+/**
+ * One nock for the whole process, loaded with Node's own require: Jest gives every test file its own module
+ * registry, and several nock copies in one process (--runInBand) fight over the same HTTP interceptor.
+ */
+export const nock: typeof NockType = (process as unknown as { getBuiltinModule(m: string): typeof import('module') })
+  .getBuiltinModule('module')
+  .createRequire(__filename)('nock');
 
 export const ARM = 'https://management.azure.com';
 export const SUB = '00000000-1111-2222-3333-444444444444';
@@ -74,7 +82,7 @@ export function rgPath(provider: string, rest: string, rg = RG): string {
 }
 
 /** nock scope for ARM that checks the bearer token on every request. */
-export function arm(): nock.Scope {
+export function arm(): NockType.Scope {
   return nock(ARM, { reqheaders: { authorization: `Bearer ${TOKEN}` } });
 }
 
@@ -91,15 +99,19 @@ export function captureLog(): { lines: string[]; log: (m: string) => void } {
 }
 
 export function setupNock(): void {
-  beforeAll(() => nock.disableNetConnect());
+  beforeAll(() => {
+    if (!nock.isActive()) nock.activate();
+    nock.disableNetConnect();
+  });
   afterEach(() => {
     const pending = nock.pendingMocks();
     nock.cleanAll();
     expect(pending).toEqual([]);
   });
   afterAll(() => {
+    // Leave no interception behind for other test files run in the same process.
+    nock.cleanAll();
     nock.enableNetConnect();
     nock.restore();
-    nock.activate();
   });
 }
