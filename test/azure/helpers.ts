@@ -13,6 +13,8 @@ import { loadAzureConfig } from '../../shared/azure/config';
 export const nock: typeof NockType = (process as unknown as { getBuiltinModule(m: string): typeof import('module') })
   .getBuiltinModule('module')
   .createRequire(__filename)('nock');
+// nock intercepts as soon as it loads; keep it off except inside `setupNock()` blocks.
+if (nock.isActive()) nock.restore();
 
 export const ARM = 'https://management.azure.com';
 export const SUB = '00000000-1111-2222-3333-444444444444';

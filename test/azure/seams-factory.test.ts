@@ -6,7 +6,7 @@ import { FakeCredential, TEST_ENV, nock } from './helpers';
 
 let azurite: AzuriteInstance;
 beforeAll(async () => {
-  nock.enableNetConnect('127.0.0.1');
+  expect(nock.isActive()).toBe(false); // helpers leave nock off outside setupNock()
   azurite = await startAzurite();
 });
 afterAll(async () => {
