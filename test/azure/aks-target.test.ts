@@ -109,7 +109,7 @@ describe('AksTarget', () => {
   setupNock();
 
   test('deploySlot creates the keys Secret, Deployment, HPA and slot Service, waits for the rollout and the address', async () => {
-    const { target, credential } = makeTarget();
+    const { target, credential, logs } = makeTarget();
     expectCluster(credential);
     const bodies: Record<string, any> = {};
     const record = (k: string) => (b: any) => ((bodies[k] = b), true);
@@ -157,6 +157,7 @@ describe('AksTarget', () => {
       metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 30 } } }],
       behavior: { scaleDown: { stabilizationWindowSeconds: 60 } },
     });
+    expect(JSON.stringify([logs, slot])).not.toMatch(/SECRET-KEY|fake-arm-token/);
     expect(bodies.service.spec).toEqual({ type: 'LoadBalancer', selector: { 'mdf-service': 'diabetes', 'mdf-slot': 'green' }, ports: [{ name: 'http', port: 80, targetPort: 5001, protocol: 'TCP' }] });
   });
 

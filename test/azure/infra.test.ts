@@ -142,6 +142,25 @@ describe('infra/*.bicep', () => {
     }
   });
 
+  test('every `connection` a trigger or binding in functions/ names is provisioned, and host.json runs on Flex', () => {
+    // Connections named in trigger/binding options (`connection: 'X'`); the default is AzureWebJobsStorage.
+    const sources = fs.existsSync(path.join(root, 'functions'))
+      ? fs.readdirSync(path.join(root, 'functions'), { recursive: true }).map(String).filter((f) => f.endsWith('.ts'))
+      : [];
+    const named = new Set(['AzureWebJobsStorage']);
+    for (const f of sources) {
+      for (const m of fs.readFileSync(path.join(root, 'functions', f), 'utf8').matchAll(/connection:\s*'([^']+)'/g)) named.add(m[1]);
+    }
+    for (const c of named) {
+      expect([c, appSettingNames.filter((n) => n.startsWith(`${c}__`)).length > 0]).toEqual([c, true]);
+    }
+    const host = JSON.parse(fs.readFileSync(path.join(root, 'host.json'), 'utf8'));
+    expect(host.version).toBe('2.0');
+    // Functions v4 extension bundle (Service Bus, Durable, event-based blob trigger).
+    expect(host.extensionBundle.id).toBe('Microsoft.Azure.Functions.ExtensionBundle');
+    expect(host.extensionBundle.version).toMatch(/^\[4\./);
+  });
+
   test('the Bicep app settings satisfy the Azure seams (ACR builder, ACI, AKS)', () => {
     const env = Object.fromEntries(appSettingNames.map((n) => [n, n === 'AZURE_SUBSCRIPTION_ID' ? '00000000-0000-0000-0000-000000000000' : n === 'MANAGED_IDENTITY_RESOURCE_ID' ? '/subscriptions/s/resourceGroups/r/providers/Microsoft.ManagedIdentity/userAssignedIdentities/i' : n === 'ACR_NAME' ? 'crmdfabcde' : 'x']));
     expect(() => loadAzureConfig(env, ['acr', 'aci', 'aks'])).not.toThrow();
