@@ -160,3 +160,25 @@ export function createAzureCredential(config: Pick<AzureConfig, 'managedIdentity
     ? new DefaultAzureCredential({ managedIdentityClientId: config.managedIdentityClientId })
     : new DefaultAzureCredential();
 }
+
+/**
+ * The Azure features the app's settings switch on: `acr` when IMAGE_BUILDER=acr, the default target's feature when
+ * DEFAULT_TARGET is aci or aks (batch pools on Azure use ACI).
+ */
+export function azureFeaturesFor(source: Record<string, string | undefined> = process.env): AzureFeature[] {
+  const features: AzureFeature[] = [];
+  if (source.IMAGE_BUILDER?.trim() === 'acr') features.push('acr');
+  const target = source.DEFAULT_TARGET?.trim();
+  if (target === 'aci' || target === 'aks') features.push(target);
+  return features;
+}
+
+/**
+ * Start-up check: validates every Azure setting the configured features need, so a missing one fails the app at
+ * start with one message (`AzureConfigMissing` naming them all) instead of at the first deployment.
+ * Returns undefined when no Azure feature is configured (local mode).
+ */
+export function validateAzureStartup(source: Record<string, string | undefined> = process.env): AzureConfig | undefined {
+  const features = azureFeaturesFor(source);
+  return features.length ? loadAzureConfig(source, features) : undefined;
+}

@@ -14,7 +14,7 @@ import { AksTarget } from './aks-target';
 import { createAzureClients, type AzureClientOptions, type AzureTiming } from './clients';
 import { createAzureCredential, loadAzureConfig, type AzureFeature } from './config';
 
-export { loadAzureConfig, createAzureCredential } from './config';
+export { loadAzureConfig, createAzureCredential, validateAzureStartup, azureFeaturesFor } from './config';
 export type { AzureConfig, AzureFeature } from './config';
 export { AcrTaskImageBuilder } from './acr-builder';
 export { AciTarget } from './aci-target';

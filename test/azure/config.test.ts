@@ -45,3 +45,15 @@ describe('loadAzureConfig', () => {
     }
   });
 });
+
+describe('validateAzureStartup', () => {
+  const { validateAzureStartup, azureFeaturesFor } = require('../../shared/azure/config') as typeof import('../../shared/azure/config');
+  test('local mode needs nothing; acr + aks need their settings, named together', () => {
+    expect(validateAzureStartup({ IMAGE_BUILDER: 'local', DEFAULT_TARGET: 'local' })).toBeUndefined();
+    expect(azureFeaturesFor({ IMAGE_BUILDER: 'acr', DEFAULT_TARGET: 'aks' })).toEqual(['acr', 'aks']);
+    expect(() => validateAzureStartup({ IMAGE_BUILDER: 'acr', DEFAULT_TARGET: 'aks', AZURE_SUBSCRIPTION_ID: TEST_ENV.AZURE_SUBSCRIPTION_ID })).toThrow(
+      expect.objectContaining({ code: 'AzureConfigMissing', message: expect.stringMatching(/AZURE_RESOURCE_GROUP, ACR_NAME, AKS_CLUSTER_NAME/) }),
+    );
+    expect(validateAzureStartup({ ...TEST_ENV, IMAGE_BUILDER: 'acr', DEFAULT_TARGET: 'aci' })?.acrLoginServer).toBe('mdfregistry.azurecr.io');
+  });
+});
