@@ -101,7 +101,7 @@ export function toAzureError(e: unknown, operation: string): AppError {
   if (status !== undefined && status >= 500) return say(AZURE_ERROR_CODES.service, 'Azure failed; retry later.', 502);
   if (/cancel/i.test(serviceCode ?? '') || /cancel/i.test(text))
     return say(AZURE_ERROR_CODES.canceled, 'The operation was canceled in Azure; start it again.', 409);
-  if (/ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET|EAI_AGAIN/.test(`${String(x.code ?? '')} ${text}`))
+  if (/ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET|EAI_AGAIN|ENETUNREACH|EHOSTUNREACH/.test(`${String(x.code ?? '')} ${text}`))
     return say(AZURE_ERROR_CODES.network, 'Azure could not be reached; check network access from the app.', 503);
   return say(AZURE_ERROR_CODES.failed, '', 502);
 }
