@@ -1,5 +1,6 @@
 /** Where the runtime's own files are, and how a worker process of each kind is started. */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { AppError } from '../shared/errors';
 import { findOnnxModel } from './onnx';
@@ -30,7 +31,13 @@ export function detectRuntime(options: ServerOptions): RuntimeKind {
   throw new AppError('UnsupportedEntryScript', `Cannot tell the runtime of ${path.basename(options.entryScript)}: use a .py, .js, .cjs, .mjs or .ts entry script, or pass --runtime`, 400);
 }
 
-export function workerLaunch(options: ServerOptions): { kind: RuntimeKind; launch: WorkerLaunch } {
+/** onnxruntime intra-op threads per run: `--onnx-threads`, else the machine's cores shared by the workers. */
+export function onnxThreads(options: Pick<ServerOptions, 'onnxThreads' | 'workers'>): number {
+  return options.onnxThreads || Math.max(1, Math.floor(os.availableParallelism() / options.workers));
+}
+
+/** How the model of `options` runs; `onnxModel` is set for an ONNX model (served in-process unless `--onnx-worker-processes`). */
+export function workerLaunch(options: ServerOptions): { kind: RuntimeKind; launch: WorkerLaunch; onnxModel?: string } {
   const kind = detectRuntime(options);
   const modelDir = options.modelDir ? path.resolve(options.modelDir) : undefined;
   if (modelDir && !fs.existsSync(modelDir)) throw new AppError('ModelDirNotFound', `The model folder ${modelDir} does not exist`, 400);
@@ -45,7 +52,11 @@ export function workerLaunch(options: ServerOptions): { kind: RuntimeKind; launc
     const source = options.entryScript ? undefined : modelDir;
     const model = source ? findOnnxModel(source) : undefined;
     if (!model) throw new AppError('OnnxModelNotFound', `No ONNX model: pass --model-dir with model.onnx (or a single .onnx file) when no --entry-script is given`, 400);
-    return { kind, launch: { command: process.execPath, args: [nodeWorkerPath()], env: { ...env, AML_ONNX_MODEL: model } } };
+    return {
+      kind,
+      onnxModel: model,
+      launch: { command: process.execPath, args: [nodeWorkerPath()], env: { ...env, AML_ONNX_MODEL: model, AML_ONNX_THREADS: String(onnxThreads(options)) } },
+    };
   }
   const script = path.resolve(options.entryScript!);
   if (!fs.existsSync(script)) throw new AppError('EntryScriptNotFound', `The entry script ${script} does not exist`, 400);

@@ -11,7 +11,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AppError } from '../shared/errors';
-import { OnnxModel } from './onnx';
+import { handleRequest, onnxHandler, parseJson, type Handler } from './handler';
 import { encodeFrame, FrameDecoder, type ScriptSchema, type WorkerRequestHeader } from './protocol';
 import { inputSchemaFromSamples, schemaFromSample } from './schema';
 
@@ -26,13 +26,6 @@ export interface RawRequest {
   body: Buffer;
   text(): string;
   json(): unknown;
-}
-
-interface Handler {
-  rawHttp: boolean;
-  schema: ScriptSchema | null;
-  score(header: WorkerRequestHeader, body: Buffer): Promise<unknown>;
-  batch(miniBatch: unknown[]): Promise<unknown>;
 }
 
 interface ScriptModule {
@@ -77,14 +70,6 @@ async function loadScript(file: string): Promise<ScriptModule> {
   return mod;
 }
 
-function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch (e) {
-    throw new AppError('InvalidInput', `The request body is not valid JSON: ${(e as Error).message}`, 400);
-  }
-}
-
 async function scriptHandler(file: string): Promise<Handler> {
   const mod = await loadScript(file);
   const run = mod.run;
@@ -125,46 +110,6 @@ async function scriptHandler(file: string): Promise<Handler> {
   };
 }
 
-async function onnxHandler(file: string): Promise<Handler> {
-  const model = await OnnxModel.load(file);
-  return {
-    rawHttp: false,
-    schema: model.schema(),
-    score: (_h, body) => model.run(parseJson(body)),
-    batch: (rows) => model.runBatch(rows),
-  };
-}
-
-/** A raw script may answer `{ status, body, headers? }`; anything else is JSON. */
-function toReply(result: unknown, rawHttp: boolean): { status: number; contentType: string; headers: Record<string, string>; body: Buffer } {
-  if (rawHttp && result && typeof result === 'object' && !Buffer.isBuffer(result) && typeof (result as { status?: unknown }).status === 'number') {
-    const r = result as { status: number; body?: unknown; headers?: Record<string, string> };
-    const headers = { ...(r.headers ?? {}) };
-    let contentType = '';
-    for (const k of Object.keys(headers)) if (k.toLowerCase() === 'content-type') { contentType = headers[k]; delete headers[k]; }
-    const body = r.body === undefined || r.body === null ? Buffer.alloc(0)
-      : Buffer.isBuffer(r.body) ? r.body
-      : r.body instanceof Uint8Array ? Buffer.from(r.body)
-      : typeof r.body === 'string' ? Buffer.from(r.body, 'utf8')
-      : Buffer.from(JSON.stringify(r.body), 'utf8');
-    contentType ||= Buffer.isBuffer(r.body) || r.body instanceof Uint8Array ? 'application/octet-stream' : typeof r.body === 'string' ? 'text/plain; charset=utf-8' : 'application/json';
-    return { status: r.status, contentType, headers, body };
-  }
-  if (rawHttp && (Buffer.isBuffer(result) || result instanceof Uint8Array)) {
-    return { status: 200, contentType: 'application/octet-stream', headers: {}, body: Buffer.from(result) };
-  }
-  return { status: 200, contentType: 'application/json', headers: {}, body: Buffer.from(JSON.stringify(result ?? null), 'utf8') };
-}
-
-function errorReply(e: unknown, fallbackCode: string): { status: number; body: Buffer } {
-  const status = e instanceof AppError ? e.httpStatus : 500;
-  const code = e instanceof AppError ? e.code : fallbackCode;
-  const err = e as Error;
-  const error: Record<string, string> = { code, message: e instanceof AppError ? err.message : `${err?.name ?? 'Error'}: ${err?.message ?? String(e)}` };
-  if (debug && err?.stack) error.stack = err.stack;
-  return { status, body: Buffer.from(JSON.stringify({ error }), 'utf8') };
-}
-
 async function main(): Promise<void> {
   const input = new net.Socket({ fd: 3, readable: true, writable: false });
   const output = new net.Socket({ fd: 4, readable: false, writable: true });
@@ -174,7 +119,7 @@ async function main(): Promise<void> {
     const script = process.env.AML_ENTRY_SCRIPT;
     const onnx = process.env.AML_ONNX_MODEL;
     if (script) handler = await scriptHandler(script);
-    else if (onnx) handler = await onnxHandler(onnx);
+    else if (onnx) handler = await onnxHandler(onnx, { threads: Number(process.env.AML_ONNX_THREADS) || undefined });
     else throw new Error('Neither AML_ENTRY_SCRIPT nor AML_ONNX_MODEL is set');
   } catch (e) {
     const err = e as Error;
@@ -186,22 +131,9 @@ async function main(): Promise<void> {
   send({ t: 'ready', pid: process.pid, rawHttp: handler.rawHttp, schema: handler.schema });
 
   const handle = async (header: WorkerRequestHeader, body: Buffer) => {
-    try {
-      if (header.kind === 'batch') {
-        const payload = parseJson(body) as { mini_batch?: unknown };
-        if (!payload || !Array.isArray(payload.mini_batch)) throw new AppError('InvalidMiniBatch', 'Send {"mini_batch": [...]}: mini_batch must be a list', 400);
-        let results = await handler.batch(payload.mini_batch);
-        if (!Array.isArray(results)) results = [results];
-        const list = results as unknown[];
-        send({ t: 'res', id: header.id, status: 200, contentType: 'application/json' }, Buffer.from(JSON.stringify({ results: list, count: list.length })));
-        return;
-      }
-      const reply = toReply(await handler.score(header, body), handler.rawHttp);
-      send({ t: 'res', id: header.id, status: reply.status, contentType: reply.contentType, headers: reply.headers }, reply.body);
-    } catch (e) {
-      const r = errorReply(e, 'RunFailed');
-      send({ t: 'res', id: header.id, status: r.status, contentType: 'application/json' }, r.body);
-    }
+    const { id, ...request } = header;
+    const reply = await handleRequest(handler, request, body, debug);
+    send({ t: 'res', id, status: reply.status, contentType: reply.contentType, headers: reply.headers }, reply.body);
   };
   const decoder = new FrameDecoder<WorkerRequestHeader>();
   input.on('data', (chunk: Buffer) => {

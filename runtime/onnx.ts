@@ -75,30 +75,57 @@ function objectSchema(infos: TensorInfo[]): JsonSchema {
   return { type: 'object', properties, required: infos.map((i) => i.name), example };
 }
 
-function flatten(value: unknown, name: string): { dims: number[]; flat: unknown[] } {
+const notRectangular = (name: string) => new AppError('InvalidInput', `Input '${name}' is not a rectangular array`, 400);
+const notNumbers = (name: string) => new AppError('InvalidInput', `Input '${name}' must contain numbers`, 400);
+
+/** Dimensions of a nested array, read along its first elements (checked while filling). */
+function probeDims(value: unknown): number[] {
   const dims: number[] = [];
   let probe = value;
   while (Array.isArray(probe)) {
     dims.push(probe.length);
     probe = probe[0];
   }
-  const flat: unknown[] = [];
-  const walk = (v: unknown, depth: number) => {
-    if (depth === dims.length) {
-      if (Array.isArray(v)) throw new AppError('InvalidInput', `Input '${name}' is not a rectangular array`, 400);
-      flat.push(v);
-      return;
-    }
-    if (!Array.isArray(v) || v.length !== dims[depth]) throw new AppError('InvalidInput', `Input '${name}' is not a rectangular array`, 400);
-    for (const x of v) walk(x, depth + 1);
-  };
-  walk(value, 0);
-  return { dims, flat };
+  return dims;
 }
 
+/** Walks a nested array of shape `dims` in row-major order, calling `put(index, leaf)`; throws when ragged. */
+function fill(value: unknown, dims: number[], name: string, put: (i: number, x: unknown) => void): void {
+  if (dims.length === 0) {
+    put(0, value);
+    return;
+  }
+  const last = dims.length - 1;
+  let pos = 0;
+  const walk = (v: unknown, depth: number): void => {
+    if (!Array.isArray(v) || v.length !== dims[depth]) throw notRectangular(name);
+    if (depth === last) {
+      for (let i = 0; i < v.length; i++) {
+        const x: unknown = v[i];
+        if (Array.isArray(x)) throw notRectangular(name);
+        put(pos++, x);
+      }
+    } else for (let i = 0; i < v.length; i++) walk(v[i], depth + 1);
+  };
+  walk(value, 0);
+}
+
+type NumericArray = Float32Array | Float64Array | Int32Array | Int8Array | Uint8Array | Int16Array | Uint16Array;
+const NUMERIC: Partial<Record<Tensor.Type, new (n: number) => NumericArray>> = {
+  float32: Float32Array, float64: Float64Array, int32: Int32Array, int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array,
+};
+
+/** Numbers (booleans as 0/1) of a JSON leaf, or a 400. */
+function numberOf(x: unknown, name: string): number {
+  if (typeof x === 'number') return x;
+  if (typeof x === 'boolean') return x ? 1 : 0;
+  throw notNumbers(name);
+}
+
+/** A nested JSON array → a tensor of the input's type, written straight into its typed array. */
 function toTensor(info: TensorInfo, value: unknown): Tensor {
   const { Tensor } = loadOrt();
-  const { dims, flat } = flatten(value, info.name);
+  const dims = probeDims(value);
   if (info.shape.length && dims.length !== info.shape.length) {
     throw new AppError('InvalidInput', `Input '${info.name}' must have ${info.shape.length} dimensions (shape [${info.shape.join(', ')}]); got ${dims.length}`, 400);
   }
@@ -107,49 +134,90 @@ function toTensor(info: TensorInfo, value: unknown): Tensor {
       throw new AppError('InvalidInput', `Input '${info.name}' must have size ${d} on dimension ${i}; got ${dims[i]}`, 400);
     }
   });
-  const numbers = () => flat.map((x) => {
-    if (typeof x !== 'number' && typeof x !== 'boolean') throw new AppError('InvalidInput', `Input '${info.name}' must contain numbers`, 400);
-    return Number(x);
-  });
+  const size = dims.reduce((a, b) => a * b, 1);
+  const name = info.name;
+  const Numeric = NUMERIC[info.type];
+  if (Numeric) {
+    const data = new Numeric(size);
+    fill(value, dims, name, (i, x) => { data[i] = numberOf(x, name); });
+    return new Tensor(info.type as 'float32', data as Float32Array, dims);
+  }
   switch (info.type) {
-    case 'float32': return new Tensor('float32', Float32Array.from(numbers()), dims);
-    case 'float64': return new Tensor('float64', Float64Array.from(numbers()), dims);
-    case 'int32': return new Tensor('int32', Int32Array.from(numbers()), dims);
-    case 'int64': return new Tensor('int64', BigInt64Array.from(numbers().map((n) => BigInt(Math.trunc(n)))), dims);
-    case 'int8': return new Tensor('int8', Int8Array.from(numbers()), dims);
-    case 'uint8': return new Tensor('uint8', Uint8Array.from(numbers()), dims);
-    case 'int16': return new Tensor('int16', Int16Array.from(numbers()), dims);
-    case 'uint16': return new Tensor('uint16', Uint16Array.from(numbers()), dims);
-    case 'bool': return new Tensor('bool', Uint8Array.from(numbers().map((n) => (n ? 1 : 0))), dims);
-    case 'string': return new Tensor('string', flat.map(String), dims);
+    case 'int64': {
+      const data = new BigInt64Array(size);
+      fill(value, dims, name, (i, x) => {
+        const n = numberOf(x, name);
+        if (!Number.isFinite(n)) throw notNumbers(name);
+        data[i] = BigInt(Math.trunc(n));
+      });
+      return new Tensor('int64', data, dims);
+    }
+    case 'bool': {
+      const data = new Uint8Array(size);
+      fill(value, dims, name, (i, x) => { data[i] = numberOf(x, name) ? 1 : 0; });
+      return new Tensor('bool', data, dims);
+    }
+    case 'string': {
+      const data = new Array<string>(size);
+      fill(value, dims, name, (i, x) => { data[i] = String(x); });
+      return new Tensor('string', data, dims);
+    }
     default: throw new AppError('UnsupportedModel', `Input '${info.name}' has tensor type ${info.type}, which the runtime cannot build from JSON`, 400);
   }
 }
 
+/** A tensor → nested JSON arrays (int64 as numbers, bool as booleans), read straight from its typed array. */
 function fromTensor(t: Tensor): unknown {
-  const data = t.data as ArrayLike<number | bigint | string>;
-  const flat: unknown[] = Array.from(data, (v) => (typeof v === 'bigint' ? Number(v) : v));
-  if (t.type === 'bool') for (let i = 0; i < flat.length; i++) flat[i] = Boolean(flat[i]);
+  const data = t.data as ArrayLike<number | bigint | string | boolean>;
   const dims = t.dims;
-  if (dims.length === 0) return flat[0];
+  const convert: ((v: number | bigint | string | boolean) => unknown) | undefined =
+    t.type === 'bool' ? (v) => Boolean(v) : t.type === 'int64' || t.type === 'uint64' ? (v) => Number(v) : undefined;
+  if (dims.length === 0) return convert ? convert(data[0]) : data[0];
+  const last = dims.length - 1;
   let pos = 0;
   const build = (depth: number): unknown[] => {
-    const out: unknown[] = [];
-    for (let i = 0; i < dims[depth]; i++) out.push(depth === dims.length - 1 ? flat[pos++] : build(depth + 1));
+    const n = dims[depth];
+    const out = new Array<unknown>(n);
+    if (depth < last) for (let i = 0; i < n; i++) out[i] = build(depth + 1);
+    else if (convert) for (let i = 0; i < n; i++) out[i] = convert(data[pos++]);
+    else for (let i = 0; i < n; i++) out[i] = data[pos++];
     return out;
   };
   return build(0);
 }
 
+export interface OnnxLoadOptions {
+  /** onnxruntime intra-op threads for one run (default 1). */
+  threads?: number;
+}
+
+/** Session options of the runtime: full graph optimization, `threads` intra-op threads that sleep when idle. */
+export function sessionOptions(options: OnnxLoadOptions = {}): InferenceSession.SessionOptions {
+  return {
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    intraOpNumThreads: Math.max(1, options.threads ?? 1),
+    interOpNumThreads: 1,
+    // Idle intra-op threads spinning would take CPU from the HTTP front in the same process.
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  };
+}
+
 export class OnnxModel {
+  private readonly byName: Map<string, TensorInfo>;
+  private readonly outputNames: readonly string[];
+
   private constructor(
     private readonly session: InferenceSession,
     readonly inputs: TensorInfo[],
     readonly outputs: TensorInfo[],
-  ) {}
+  ) {
+    this.byName = new Map(inputs.map((i) => [i.name, i]));
+    this.outputNames = [...session.outputNames];
+  }
 
-  static async load(file: string): Promise<OnnxModel> {
-    const session = await loadOrt().InferenceSession.create(file, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  static async load(file: string, options: OnnxLoadOptions = {}): Promise<OnnxModel> {
+    const session = await loadOrt().InferenceSession.create(file, sessionOptions(options));
     return new OnnxModel(session, tensorInfos(session.inputMetadata), tensorInfos(session.outputMetadata));
   }
 
@@ -164,14 +232,17 @@ export class OnnxModel {
     }
     const body = payload as Record<string, unknown>;
     const feeds: Record<string, Tensor> = {};
-    const byName = new Map(this.inputs.map((i) => [i.name, i]));
-    for (const [key, value] of Object.entries(body)) {
-      const info = byName.get(key) ?? (key === 'data' ? this.inputs[0] : undefined);
-      if (!info) throw new AppError('InvalidInput', `Unknown input '${key}'; the model's inputs are ${[...byName.keys()].join(', ')}`, 400);
-      feeds[info.name] = toTensor(info, value);
+    let given = 0;
+    for (const key in body) {
+      const info = this.byName.get(key) ?? (key === 'data' ? this.inputs[0] : undefined);
+      if (!info) throw new AppError('InvalidInput', `Unknown input '${key}'; the model's inputs are ${[...this.byName.keys()].join(', ')}`, 400);
+      if (!Object.hasOwn(feeds, info.name)) given++;
+      feeds[info.name] = toTensor(info, body[key]);
     }
-    const missing = this.inputs.filter((i) => !(i.name in feeds)).map((i) => i.name);
-    if (missing.length) throw new AppError('InvalidInput', `Missing input(s): ${missing.join(', ')}`, 400);
+    if (given < this.inputs.length) {
+      const missing = this.inputs.filter((i) => !Object.hasOwn(feeds, i.name)).map((i) => i.name);
+      throw new AppError('InvalidInput', `Missing input(s): ${missing.join(', ')}`, 400);
+    }
     return feeds;
   }
 
@@ -182,7 +253,7 @@ export class OnnxModel {
   async runFeeds(feeds: Record<string, Tensor>): Promise<Record<string, unknown>> {
     const results = await this.session.run(feeds);
     const out: Record<string, unknown> = {};
-    for (const name of this.session.outputNames) out[name] = fromTensor(results[name]);
+    for (const name of this.outputNames) out[name] = fromTensor(results[name]);
     return out;
   }
 

@@ -27,6 +27,10 @@ export const ServerOptionsSchema = z.object({
   accessLog: z.boolean().default(true),
   restartInitialMs: z.number().int().min(0).default(100),
   restartMaxMs: z.number().int().min(0).default(10_000),
+  /** ONNX: serve from worker processes instead of inside the front process. */
+  onnxWorkerProcesses: z.boolean().default(false),
+  /** ONNX: onnxruntime intra-op threads per run; 0 = cores / workers (at least 1). */
+  onnxThreads: z.number().int().min(0).max(256).default(0),
   /** Extra environment variables for the workers (never logged). */
   env: z.record(z.string(), z.string()).optional(),
 });
@@ -54,6 +58,8 @@ export const CLI_OPTIONS: CliOption[] = [
   { flag: '--service-name', key: 'serviceName', kind: 'string', help: 'title of the swagger document (default scoring-service)' },
   { flag: '--restart-initial-ms', key: 'restartInitialMs', kind: 'int', help: 'first restart delay of a crashed worker, doubled per crash (default 100)' },
   { flag: '--restart-max-ms', key: 'restartMaxMs', kind: 'int', help: 'longest restart delay (default 10000)' },
+  { flag: '--onnx-threads', key: 'onnxThreads', kind: 'int', help: 'ONNX: onnxruntime intra-op threads per run (default 0 = cores / workers, at least 1)' },
+  { flag: '--onnx-worker-processes', key: 'onnxWorkerProcesses', kind: 'flag', help: 'ONNX: run the model in --workers worker processes instead of inside the server process (models whose single run is long)' },
   { flag: '--debug', key: 'debug', kind: 'flag', help: 'include stack traces in 500 responses' },
   { flag: '--no-access-log', key: 'accessLog', kind: 'flag', help: 'do not print access log lines' },
 ];

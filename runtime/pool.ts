@@ -9,6 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { AppError } from '../shared/errors';
+import { overloadedError } from './limiter';
 import { encodeFrame, FrameDecoder, type ScriptSchema, type WorkerMessageHeader, type WorkerRequestHeader } from './protocol';
 
 export interface WorkerLaunch {
@@ -41,7 +42,31 @@ export interface WorkerReply {
   body: Buffer;
 }
 
-type RequestInput = Omit<WorkerRequestHeader, 'id'>;
+export type RequestInput = Omit<WorkerRequestHeader, 'id'>;
+
+export type PoolPhase = 'starting' | 'ready' | 'failed' | 'stopped';
+
+/**
+ * What the HTTP front needs from whatever runs the model: the worker pool (script workers) or the in-process
+ * ONNX scorer (in-process.ts).
+ */
+export interface Scorer {
+  readonly phase: PoolPhase;
+  /** Why the scorer cannot serve, when it cannot. */
+  readonly unavailableReason: string;
+  readonly readyCount: number;
+  readonly size: number;
+  readonly queued: number;
+  readonly inflight: number;
+  /** Process ids of the live worker processes (none when the model runs in the front process). */
+  readonly pids: number[];
+  readonly schema: ScriptSchema | null;
+  readonly rawHttp: boolean;
+  /** Starts the workers / loads the model; resolves once ready or failed (see `phase`). */
+  start(): Promise<void>;
+  run(input: RequestInput, body: Buffer): Promise<WorkerReply>;
+  stop(): Promise<void>;
+}
 
 interface Pending {
   resolve(reply: WorkerReply): void;
@@ -70,9 +95,7 @@ interface Worker {
   restartTimer?: NodeJS.Timeout;
 }
 
-export type PoolPhase = 'starting' | 'ready' | 'failed' | 'stopped';
-
-export class WorkerPool {
+export class WorkerPool implements Scorer {
   private readonly workers: Worker[] = [];
   private readonly queue: Waiter[] = [];
   private nextId = 1;
@@ -179,10 +202,7 @@ export class WorkerPool {
         timer: setTimeout(() => {
           const i = this.queue.indexOf(waiter);
           if (i >= 0) this.queue.splice(i, 1);
-          const reason = this.phase === 'ready'
-            ? `Every worker slot stayed busy for max_request_wait_time (${this.opts.maxWaitMs} ms); retry, or add workers/replicas`
-            : `No worker became available within max_request_wait_time (${this.opts.maxWaitMs} ms): ${this.unavailableReason}`;
-          reject(new AppError('ServiceOverloaded', reason, 503));
+          reject(overloadedError(this.opts.maxWaitMs, this.phase === 'ready' ? undefined : this.unavailableReason));
         }, this.opts.maxWaitMs),
       };
       this.queue.push(waiter);

@@ -1,16 +1,19 @@
 /**
  * The HTTP front of one replica (node:http): routes, key auth, request ids, limits, access log, metrics.
- * The entry script runs in the worker pool (pool.ts); see runtime/README.md for the contract.
+ * The entry script runs in the worker pool (pool.ts), an ONNX model inside this process (in-process.ts);
+ * see runtime/README.md for the contract.
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AppError, toErrorInfo } from '../shared/errors';
 import type { RuntimeKind } from '../shared/seams';
-import { workerLaunch } from './launch';
+import { onnxHandler } from './handler';
+import { InProcessScorer } from './in-process';
+import { onnxThreads, workerLaunch } from './launch';
 import { RuntimeMetrics } from './metrics';
 import { resolveOptions, type ServerOptions, type ServerOptionsInput } from './options';
-import { WorkerPool } from './pool';
+import { WorkerPool, type Scorer } from './pool';
 import { buildOpenApi3, buildSwagger2 } from './schema';
 
 export type LogRecord = Record<string, unknown> & { event: string };
@@ -27,7 +30,8 @@ export interface ScoringServer {
   readonly url: string;
   readonly kind: RuntimeKind;
   readonly options: ServerOptions;
-  readonly pool: WorkerPool;
+  /** What runs the model: the worker pool, or the in-process ONNX scorer (`InProcessScorer`). */
+  readonly pool: Scorer;
   readonly metrics: RuntimeMetrics;
   /** Resolves when init() finished in a worker (`ok: true`) or failed everywhere (`ok: false`). */
   readonly initialized: Promise<{ ok: boolean; error?: string }>;
@@ -101,23 +105,35 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
   const { log: logOpt, onWorkerOutput, ...raw } = input;
   const options = resolveOptions(raw);
   const log = logOpt ?? ((r: LogRecord) => process.stdout.write(JSON.stringify(r) + '\n'));
-  const { kind, launch } = workerLaunch(options);
+  const { kind, launch, onnxModel } = workerLaunch(options);
   const authorized = makeAuthorizer(options.keys);
 
   let metrics: RuntimeMetrics;
-  const pool = new WorkerPool({
-    launch,
-    workers: options.workers,
-    maxConcurrent: options.maxConcurrent,
-    maxWaitMs: options.maxWaitMs,
-    timeoutMs: options.timeoutMs,
-    restartInitialMs: options.restartInitialMs,
-    restartMaxMs: options.restartMaxMs,
-    onOutput: onWorkerOutput,
-    onEvent: (e) => log({ event: 'worker', time: new Date().toISOString(), ...e }),
-    onQueueWait: (s) => metrics.queueWait.observe({}, s),
-    onRestart: () => metrics.workerRestarts.inc(),
-  });
+  const onEvent = (e: Record<string, unknown>) => log({ event: 'worker', time: new Date().toISOString(), ...e });
+  const onQueueWait = (s: number) => metrics.queueWait.observe({}, s);
+  const pool: Scorer = onnxModel && !options.onnxWorkerProcesses
+    ? new InProcessScorer({
+        load: () => onnxHandler(onnxModel, { threads: onnxThreads(options) }),
+        capacity: options.workers * options.maxConcurrent,
+        maxWaitMs: options.maxWaitMs,
+        timeoutMs: options.timeoutMs,
+        debug: options.debug,
+        onEvent,
+        onQueueWait,
+      })
+    : new WorkerPool({
+        launch,
+        workers: options.workers,
+        maxConcurrent: options.maxConcurrent,
+        maxWaitMs: options.maxWaitMs,
+        timeoutMs: options.timeoutMs,
+        restartInitialMs: options.restartInitialMs,
+        restartMaxMs: options.restartMaxMs,
+        onOutput: onWorkerOutput,
+        onEvent,
+        onQueueWait,
+        onRestart: () => metrics.workerRestarts.inc(),
+      });
   metrics = new RuntimeMetrics(() => ({ workersReady: pool.readyCount, workersTotal: pool.size, queued: pool.queued }));
   let active = 0;
 

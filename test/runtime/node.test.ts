@@ -1,4 +1,7 @@
-/** Node worker (score.js / .mjs / .ts / raw) and ONNX models with no script. */
+/**
+ * Node worker (score.js / .mjs / .ts / raw) and ONNX models with no script (in this process: see the environment).
+ * @jest-environment ./test/runtime/onnx-environment.js
+ */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { linearPredict, writeLinearOnnx } from '../../examples/runtime/onnx-model';

@@ -1,0 +1,83 @@
+/**
+ * One request against a loaded model or entry script, turned into a reply (status, content type, headers,
+ * body): shared by the Node worker process (node-worker.ts) and the in-process ONNX scorer (in-process.ts),
+ * so both answer the same bodies and error codes.
+ */
+import { AppError } from '../shared/errors';
+import { OnnxModel, type OnnxLoadOptions } from './onnx';
+import type { RequestInput, WorkerReply } from './pool';
+import type { ScriptSchema } from './protocol';
+
+export interface Handler {
+  rawHttp: boolean;
+  schema: ScriptSchema | null;
+  score(header: RequestInput, body: Buffer): Promise<unknown>;
+  batch(miniBatch: unknown[]): Promise<unknown>;
+  close?(): Promise<void>;
+}
+
+export function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (e) {
+    throw new AppError('InvalidInput', `The request body is not valid JSON: ${(e as Error).message}`, 400);
+  }
+}
+
+export async function onnxHandler(file: string, options: OnnxLoadOptions = {}): Promise<Handler> {
+  const model = await OnnxModel.load(file, options);
+  return {
+    rawHttp: false,
+    schema: model.schema(),
+    score: (_h, body) => model.run(parseJson(body)),
+    batch: (rows) => model.runBatch(rows),
+    close: () => model.close(),
+  };
+}
+
+/** A raw script may answer `{ status, body, headers? }`; anything else is JSON. */
+export function toReply(result: unknown, rawHttp: boolean): WorkerReply {
+  if (rawHttp && result && typeof result === 'object' && !Buffer.isBuffer(result) && typeof (result as { status?: unknown }).status === 'number') {
+    const r = result as { status: number; body?: unknown; headers?: Record<string, string> };
+    const headers = { ...(r.headers ?? {}) };
+    let contentType = '';
+    for (const k of Object.keys(headers)) if (k.toLowerCase() === 'content-type') { contentType = headers[k]; delete headers[k]; }
+    const body = r.body === undefined || r.body === null ? Buffer.alloc(0)
+      : Buffer.isBuffer(r.body) ? r.body
+      : r.body instanceof Uint8Array ? Buffer.from(r.body)
+      : typeof r.body === 'string' ? Buffer.from(r.body, 'utf8')
+      : Buffer.from(JSON.stringify(r.body), 'utf8');
+    contentType ||= Buffer.isBuffer(r.body) || r.body instanceof Uint8Array ? 'application/octet-stream' : typeof r.body === 'string' ? 'text/plain; charset=utf-8' : 'application/json';
+    return { status: r.status, contentType, headers, body };
+  }
+  if (rawHttp && (Buffer.isBuffer(result) || result instanceof Uint8Array)) {
+    return { status: 200, contentType: 'application/octet-stream', headers: {}, body: Buffer.from(result) };
+  }
+  return { status: 200, contentType: 'application/json', headers: {}, body: Buffer.from(JSON.stringify(result ?? null), 'utf8') };
+}
+
+export function errorReply(e: unknown, fallbackCode: string, debug: boolean): WorkerReply {
+  const status = e instanceof AppError ? e.httpStatus : 500;
+  const code = e instanceof AppError ? e.code : fallbackCode;
+  const err = e as Error;
+  const error: Record<string, string> = { code, message: e instanceof AppError ? err.message : `${err?.name ?? 'Error'}: ${err?.message ?? String(e)}` };
+  if (debug && err?.stack) error.stack = err.stack;
+  return { status, contentType: 'application/json', headers: {}, body: Buffer.from(JSON.stringify({ error }), 'utf8') };
+}
+
+/** `/score` → `run(input)`; `/batch` → `run(mini_batch)` as `{results, count}`. Errors become replies too. */
+export async function handleRequest(handler: Handler, header: RequestInput, body: Buffer, debug: boolean): Promise<WorkerReply> {
+  try {
+    if (header.kind === 'batch') {
+      const payload = parseJson(body) as { mini_batch?: unknown };
+      if (!payload || !Array.isArray(payload.mini_batch)) throw new AppError('InvalidMiniBatch', 'Send {"mini_batch": [...]}: mini_batch must be a list', 400);
+      let results = await handler.batch(payload.mini_batch);
+      if (!Array.isArray(results)) results = [results];
+      const list = results as unknown[];
+      return { status: 200, contentType: 'application/json', headers: {}, body: Buffer.from(JSON.stringify({ results: list, count: list.length })) };
+    }
+    return toReply(await handler.score(header, body), handler.rawHttp);
+  } catch (e) {
+    return errorReply(e, 'RunFailed', debug);
+  }
+}
