@@ -68,7 +68,15 @@ export class AciTarget implements DeployTarget {
       throw new AppError('DeployKeysMissing', 'auth_enabled is true but no keys were given for the service.', 400);
     }
     const spec = aciSlotSpec(request, this.o.config);
-    const outcome = await this.groups.ensureRunning(spec);
+    const before = await this.groups.get(spec.name);
+    let outcome = await this.groups.ensureRunning(spec, { existing: before });
+    const previousImage = before?.provisioningState === 'Succeeded' ? before.containers?.[0]?.image : undefined;
+    if (!outcome.ok && previousImage && previousImage !== spec.image) {
+      // In-place update of a running slot failed: put the previous image back (rollback), report the failure.
+      const restored = await this.groups.ensureRunning({ ...spec, image: previousImage }, { existing: undefined });
+      this.o.log?.(`container group ${spec.name} rolled back to ${previousImage}: ${restored.ok ? 'running' : 'failed'}`);
+      outcome = { ok: false, error: { ...outcome.error, message: `${outcome.error.message}\nRolled back ${spec.name} to ${previousImage}${restored.ok ? '' : ' (which did not start either)'}.` } };
+    }
     const base = outcome.ok ? `http://${outcome.fqdn}:${spec.port}` : `http://${spec.dnsNameLabel}.${this.o.config.location}.azurecontainer.io:${spec.port}`;
     return {
       serviceName: request.serviceName,

@@ -134,8 +134,8 @@ export class AciGroups {
    * with the same image is not re-created (idempotent). ARM rejections become `{ ok: false }` (the slot failed);
    * transient Azure errors are thrown (the activity is retried).
    */
-  async ensureRunning(spec: ContainerGroupSpec): Promise<GroupOutcome> {
-    const existing = await this.get(spec.name);
+  async ensureRunning(spec: ContainerGroupSpec, known?: { existing: ContainerGroup | undefined }): Promise<GroupOutcome> {
+    const existing = known ? known.existing : await this.get(spec.name);
     const sameImage =
       existing?.containers?.[0]?.image === spec.image && existing.provisioningState !== 'Failed' && existing.provisioningState !== 'Deleting';
     if (!sameImage) {

@@ -154,6 +154,27 @@ describe('AciTarget', () => {
     expect(JSON.stringify(slot)).not.toContain('PRIMARY-SECRET-KEY-1');
   });
 
+  test('an in-place update that crash-loops is rolled back to the previous image', async () => {
+    const { target } = makeTarget();
+    const OLD = 'mdfregistry.azurecr.io/diabetesimage:2';
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(200, group('diabetes-blue', { image: OLD }));
+    const images: string[] = [];
+    arm()
+      .put(CG('diabetes-blue'), (b) => (images.push(b.properties.containers[0].properties.image), true))
+      .query(q(API))
+      .times(2)
+      .reply(200, group('diabetes-blue'));
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(200, group('diabetes-blue', { state: 'Waiting', restarts: 3 }));
+    arm().get(`${CG('diabetes-blue')}/containers/model/logs`).query(q(API, { tail: '30' })).reply(200, { content: 'ImportError: onnx\n' });
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(200, group('diabetes-blue', { image: OLD }));
+    const slot = await target.deploySlot(request);
+    expect(images).toEqual([request.image.imageRef, OLD]);
+    expect(slot.state).toBe('Failed');
+    expect(slot.error?.code).toBe('ContainerCrashLoop');
+    expect(slot.error?.message).toContain('ImportError: onnx');
+    expect(slot.error?.message).toContain(`Rolled back diabetes-blue to ${OLD}.`);
+  });
+
   test('an image pull failure is reported as ImagePullFailed naming AcrPull', async () => {
     const { target } = makeTarget();
     arm().get(CG('diabetes-blue')).query(q(API)).reply(404, { error: { code: 'ResourceNotFound', message: 'x' } });
