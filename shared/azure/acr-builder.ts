@@ -75,7 +75,10 @@ async function defaultDownload(sasUrl: string): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** The DockerBuildRequest ACR runs for an image (also printed by `plan`). */
+/**
+ * The DockerBuildRequest ACR runs for an image (also printed by `plan`). The context's generated Dockerfile already
+ * names the base image (custom or default), so no build arguments are passed.
+ */
 export function dockerBuildRequest(
   request: ImageBuildRequest,
   sourceLocation: string,
@@ -87,7 +90,6 @@ export function dockerBuildRequest(
     isPushEnabled: true,
     noCache: false,
     dockerFilePath: o.dockerfilePath ?? 'Dockerfile',
-    arguments: request.baseImage ? [{ name: 'BASE_IMAGE', value: request.baseImage, isSecret: false }] : [],
     platform: { os: 'Linux', architecture: 'amd64' },
     timeout: o.config.acrBuildTimeoutSeconds,
     sourceLocation,

@@ -104,7 +104,6 @@ describe('AcrTaskImageBuilder', () => {
       isPushEnabled: true,
       noCache: false,
       dockerFilePath: 'Dockerfile',
-      arguments: [{ name: 'BASE_IMAGE', value: request.baseImage, isSecret: false }],
       platform: { os: 'Linux', architecture: 'amd64' },
       timeout: 3600,
       sourceLocation: 'source/202611/ctx.tar.gz',
