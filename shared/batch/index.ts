@@ -13,3 +13,7 @@ export * from './results';
 export * from './score';
 export * from './merge';
 export * from './progress';
+export * from './pool-local';
+export * from './pools';
+export * from './run';
+export * from './activity-io';

@@ -47,6 +47,11 @@ export interface BatchJob {
   image?: { name: string; version: number };
   /** Script with init() / run(mini_batch). Required with `model`; with `image` the image's own script runs. */
   entryScript?: string;
+  /**
+   * Blob folder (`container/folder`) that holds `entry_script` (ParallelRunConfig.source_directory). Defaults to
+   * the job file's folder for a dropped `batch.json`; required with `model` otherwise.
+   */
+  sourceDirectory?: string;
   runtime?: RuntimeKind;
   inputs: BatchInputs;
   inputKind: InputKind;
@@ -99,6 +104,12 @@ const rawSchema = z
         else if (!/\.(py|js|ts)$/.test(s)) ctx.addIssue({ code: 'custom', message: 'must be a .py, .js or .ts file with init() and run(mini_batch)' });
       })
       .optional(),
+    source_directory: z
+      .string()
+      .min(1)
+      .max(1024)
+      .refine((d) => !/[?#]/.test(d), 'must be a blob folder "container/folder" without a query string or SAS token')
+      .optional(),
     runtime: z.enum(['python', 'node', 'onnx']).optional(),
     inputs: z.strictObject({
       container: containerName.optional(),
@@ -137,6 +148,9 @@ const rawSchema = z
     }
     if (j.model && !j.entry_script) {
       ctx.addIssue({ code: 'custom', path: ['entry_script'], message: 'is required with "model": the script with init() and run(mini_batch)' });
+    }
+    if (j.source_directory !== undefined && !j.model) {
+      ctx.addIssue({ code: 'custom', path: ['source_directory'], message: 'applies to "model" jobs only: an image runs its own entry script' });
     }
     const { container, prefix: pfx, uris } = j.inputs;
     if (uris !== undefined) {
@@ -249,6 +263,7 @@ export function parseBatchJob(input: unknown, opts: ParseOptions & { accountUrl?
     ...(j.model !== undefined ? { model: parseRef(j.model) } : {}),
     ...(j.image !== undefined ? { image: parseRef(j.image) as { name: string; version: number } } : {}),
     ...(j.entry_script !== undefined ? { entryScript: j.entry_script } : {}),
+    ...(j.source_directory !== undefined ? { sourceDirectory: j.source_directory.replace(/\/+$/, '') } : {}),
     ...(j.runtime !== undefined ? { runtime: j.runtime } : {}),
     inputs,
     inputKind: j.input_kind,

@@ -34,6 +34,11 @@ export interface ScoreOptions {
   keepRows: boolean;
   /** 1-based attempt number, recorded in the result. */
   attempt?: number;
+  /**
+   * Client-side bound on the whole HTTP call (default `timeoutMs`). Set it above `timeoutMs` when the node enforces
+   * run_invocation_timeout itself (the runtime's `--timeout-ms` → 504) and requests may queue for a free worker.
+   */
+  requestTimeoutMs?: number;
   /** Extra request headers (e.g. Authorization). Never logged or stored. */
   headers?: Record<string, string>;
   /** How `files` inputs reach run(): local file paths (default) or inline base64 content. */
@@ -178,7 +183,8 @@ function safeBaseName(blob: string): string {
 type Reply = { elements: unknown[] } | { error: ErrorInfo; retryable: boolean };
 
 async function postBatch(opts: ScoreOptions, miniBatch: unknown[]): Promise<Reply> {
-  const url = `${opts.nodeUri.replace(/\/+$/, '')}/batch`;
+  // Pool providers give either the node's base URI or its `/batch` endpoint (ACI); both work.
+  const url = `${opts.nodeUri.replace(/\/+$/, '').replace(/\/batch$/, '')}/batch`;
   const seconds = opts.timeoutMs / 1000;
   let res: Response;
   let text: string;
@@ -187,7 +193,7 @@ async function postBatch(opts: ScoreOptions, miniBatch: unknown[]): Promise<Repl
       method: 'POST',
       headers: { 'content-type': 'application/json', ...(opts.headers ?? {}) },
       body: JSON.stringify({ mini_batch: miniBatch }),
-      signal: AbortSignal.timeout(opts.timeoutMs),
+      signal: AbortSignal.timeout(opts.requestTimeoutMs ?? opts.timeoutMs),
     });
     text = await res.text();
   } catch (e) {
@@ -210,8 +216,14 @@ async function postBatch(opts: ScoreOptions, miniBatch: unknown[]): Promise<Repl
   }
   if (!res.ok) {
     const err = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-    const code = typeof err?.code === 'string' ? err.code : res.status === 504 ? 'RunInvocationTimeout' : 'RunFailed';
-    const message = typeof err?.message === 'string' ? err.message : `The batch node answered HTTP ${res.status}: ${text.slice(0, 200)}`;
+    // 504 = the node stopped a run() that outlived its --timeout-ms (run_invocation_timeout).
+    const code = res.status === 504 ? 'RunInvocationTimeout' : typeof err?.code === 'string' ? err.code : 'RunFailed';
+    const message =
+      res.status === 504
+        ? `run() did not return within ${seconds} s (run_invocation_timeout)`
+        : typeof err?.message === 'string'
+          ? err.message
+          : `The batch node answered HTTP ${res.status}: ${text.slice(0, 200)}`;
     return { error: { code, message: redactSecrets(message) }, retryable: res.status >= 500 || res.status === 429 || res.status === 408 };
   }
   const elements = Array.isArray(body) ? body : Array.isArray((body as { results?: unknown })?.results) ? (body as { results: unknown[] }).results : null;

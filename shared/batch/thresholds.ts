@@ -69,6 +69,9 @@ export interface ThresholdTrip {
   message: string;
 }
 
+/** Counts carried over from other trackers of the same run (see the constructor). */
+export type ThresholdBaseline = Pick<ThresholdCounts, 'miniBatchesDone' | 'miniBatchesFailed' | 'itemsSucceeded' | 'itemsFailed'>;
+
 export class ThresholdTracker {
   private readonly outcomes = new Map<number, OutcomeCounts>();
   private failedMb = 0;
@@ -76,11 +79,19 @@ export class ThresholdTracker {
   private failedItems = 0;
   private scheduledAll = false;
 
+  /**
+   * `baseline`: counts of mini-batches recorded elsewhere (earlier plan chunks of the same run, scored by other
+   * sub-orchestrations), so thresholds over the whole run trip exactly where they would with a single tracker.
+   */
   constructor(
     private readonly limits: ThresholdLimits,
     private readonly totals: { miniBatchCount: number; itemCount: number },
+    private readonly baseline: ThresholdBaseline = { miniBatchesDone: 0, miniBatchesFailed: 0, itemsSucceeded: 0, itemsFailed: 0 },
   ) {
     checkLimits(limits);
+    this.failedMb = baseline.miniBatchesFailed;
+    this.succeededItems = baseline.itemsSucceeded;
+    this.failedItems = baseline.itemsFailed;
   }
 
   /** Records (or replaces, for a retried index) an outcome; returns the trip, if any threshold is now exceeded. */
@@ -125,7 +136,7 @@ export class ThresholdTracker {
   counts(): ThresholdCounts {
     return {
       miniBatchTotal: this.totals.miniBatchCount,
-      miniBatchesDone: this.outcomes.size,
+      miniBatchesDone: this.baseline.miniBatchesDone + this.outcomes.size,
       miniBatchesFailed: this.failedMb,
       itemTotal: this.totals.itemCount,
       itemsSucceeded: this.succeededItems,

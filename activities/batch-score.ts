@@ -1,0 +1,53 @@
+/**
+ * `batchScoreMiniBatch`: scores one mini-batch on a pool node and writes `results/<index>.json` (a re-run overwrites
+ * it). Scoring failures come back as a `failed` outcome (the orchestrator decides about another try); only storage
+ * failures throw (durable retries).
+ */
+import * as df from 'durable-functions';
+import { asThrowable, type ScoreMiniBatchInput } from '../shared/batch/activity-io';
+import { chunkOf, PLAN_CHUNK_SIZE, runLayout, type RunLayout } from '../shared/batch/layout';
+import { readPlanChunk, type MiniBatch } from '../shared/batch/plan';
+import type { MiniBatchOutcome } from '../shared/batch/results';
+import { BATCH_ACTIVITIES } from '../shared/batch/run';
+import { runMiniBatch } from '../shared/batch/score';
+import { getStorage } from '../shared/storage';
+
+/** Plan chunks are immutable once planning is done: keep a few per process (one read per chunk, not per mini-batch). */
+const chunkCache = new Map<string, Promise<MiniBatch[]>>();
+
+function descriptor(layout: RunLayout, index: number): Promise<MiniBatch> {
+  const storage = getStorage();
+  const chunk = chunkOf(index);
+  const key = `${layout.container}/${layout.planChunk(chunk)}`;
+  let p = chunkCache.get(key);
+  if (!p) {
+    if (chunkCache.size >= 16) chunkCache.delete(chunkCache.keys().next().value as string);
+    p = readPlanChunk(storage.container(layout.container), layout, chunk);
+    p.catch(() => chunkCache.delete(key));
+    chunkCache.set(key, p);
+  }
+  return p.then((mbs) => {
+    const mb = mbs[index - chunk * PLAN_CHUNK_SIZE];
+    if (!mb || mb.index !== index) throw new Error(`mini-batch ${index} is not in plan chunk ${chunk}`);
+    return mb;
+  });
+}
+
+df.app.activity(BATCH_ACTIVITIES.scoreMiniBatch, {
+  handler: async (input: ScoreMiniBatchInput): Promise<MiniBatchOutcome> => {
+    try {
+      const layout = runLayout({ output: input.output, appendRowFileName: input.appendRowFileName }, input.runId);
+      const mb = await descriptor(layout, input.index);
+      return await runMiniBatch(getStorage().blobService, layout, mb, {
+        nodeUri: input.nodeUri,
+        timeoutMs: input.timeoutMs,
+        requestTimeoutMs: input.requestTimeoutMs,
+        keepRows: input.keepRows,
+        attempt: input.attempt,
+        filesAs: input.filesAs,
+      });
+    } catch (e) {
+      throw asThrowable(e);
+    }
+  },
+});

@@ -1,0 +1,157 @@
+/**
+ * Batch pools by kind (config-driven, like `shared/targets` and `shared/images`): `local` = runtime processes on
+ * this machine (`pool-local.ts`), `aci` = container groups (`shared/azure/aci-batch.ts`). Which one a run uses
+ * follows `DEFAULT_TARGET`: `local` → local pools, `aci` / `aks` → ACI pools (AKS has no batch pool of its own).
+ *
+ * Every provisioned pool is also recorded in blob `batch-pools/<poolId>.json` ({ poolId, runId, kind }) until it is
+ * torn down, so pools of runs that ended without their teardown step — a terminated orchestration runs no
+ * `finally` — can be found and removed by `sweepBatchPools` (called by the batch HTTP API, the terminate endpoint
+ * and, in Azure, a timer).
+ */
+import { createHash } from 'crypto';
+import type { DurableClient } from 'durable-functions';
+import type { AppConfig } from '../config';
+import { AppError, toErrorInfo } from '../errors';
+import type { BatchPoolProvider, ErrorInfo, TargetKind } from '../seams';
+import type { StorageClients } from '../storage';
+import { getJson, isNotFound, putJson } from './blobs';
+import { LocalBatchPoolProvider } from './pool-local';
+
+export type BatchPoolKind = Extract<TargetKind, 'local' | 'aci'>;
+export type BatchPoolProviderFactory = (config: AppConfig, storage: StorageClients) => BatchPoolProvider;
+
+/** Container of the pool records. */
+export const BATCH_POOLS_CONTAINER = 'batch-pools';
+
+export interface PoolRecord {
+  poolId: string;
+  runId: string;
+  kind: BatchPoolKind;
+  createdAt: string;
+}
+
+const factories: Partial<Record<BatchPoolKind, BatchPoolProviderFactory>> = {
+  local: (config, storage) =>
+    new LocalBatchPoolProvider(storage, { workDir: config.local.workDir, python: config.local.python, startTimeoutMs: config.local.startTimeoutMs }),
+  aci: (_config, storage) => {
+    // Loaded on first use only: the ARM SDKs are not needed by local runs.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const azure = require('../azure') as typeof import('../azure');
+    return azure.azureSeams(storage).batchPools();
+  },
+};
+const instances = new Map<string, BatchPoolProvider>();
+
+/** Replaces the provider of a kind (tests, other Azure wiring). */
+export function registerBatchPoolProvider(kind: BatchPoolKind, factory: BatchPoolProviderFactory): void {
+  factories[kind] = factory;
+  for (const k of [...instances.keys()]) if (k.startsWith(`${kind}|`)) instances.delete(k);
+}
+
+/** The pool kind new runs use under this configuration. */
+export function batchPoolKind(config: AppConfig): BatchPoolKind {
+  return config.defaultTarget === 'local' ? 'local' : 'aci';
+}
+
+export function getBatchPoolProvider(kind: BatchPoolKind, config: AppConfig, storage: StorageClients): BatchPoolProvider {
+  const key = `${kind}|${kind === 'local' ? config.local.workDir : ''}`;
+  let p = instances.get(key);
+  if (!p) {
+    const f = factories[kind];
+    if (!f) throw new AppError('BatchPoolUnavailable', `Batch pools of kind "${kind}" are not available in this deployment; set DEFAULT_TARGET=local or configure ACI.`, 500);
+    p = f(config, storage);
+    instances.set(key, p);
+  }
+  return p;
+}
+
+/** The pool id of a run: deterministic, short, valid as a folder, ACI group and DNS label prefix. */
+export function poolIdFor(runId: string): string {
+  return `bp-${createHash('sha256').update(runId).digest('hex').slice(0, 20)}`;
+}
+
+export async function recordPool(storage: StorageClients, record: PoolRecord): Promise<void> {
+  const c = await storage.ensureContainer(BATCH_POOLS_CONTAINER);
+  await putJson(c, `${record.poolId}.json`, record);
+}
+
+export async function forgetPool(storage: StorageClients, poolId: string): Promise<void> {
+  await storage.container(BATCH_POOLS_CONTAINER).getBlockBlobClient(`${poolId}.json`).deleteIfExists().catch((e) => {
+    if (!isNotFound(e)) throw e;
+  });
+}
+
+export function getPoolRecord(storage: StorageClients, poolId: string): Promise<PoolRecord | null> {
+  return getJson<PoolRecord>(storage.container(BATCH_POOLS_CONTAINER), `${poolId}.json`);
+}
+
+export async function listPoolRecords(storage: StorageClients): Promise<PoolRecord[]> {
+  const c = storage.container(BATCH_POOLS_CONTAINER);
+  const out: PoolRecord[] = [];
+  try {
+    for await (const b of c.listBlobsFlat()) {
+      const r = await getJson<PoolRecord>(c, b.name);
+      if (r) out.push(r);
+    }
+  } catch (e) {
+    if (isNotFound(e)) return [];
+    throw e;
+  }
+  return out;
+}
+
+/** Tears a pool down and forgets its record (idempotent). */
+export async function teardownPool(config: AppConfig, storage: StorageClients, poolId: string, kind: BatchPoolKind): Promise<void> {
+  await getBatchPoolProvider(kind, config, storage).teardown(poolId);
+  await forgetPool(storage, poolId);
+}
+
+const TERMINAL = new Set(['Completed', 'Failed', 'Terminated', 'Canceled']);
+
+export function isTerminalStatus(runtimeStatus: string | undefined): boolean {
+  return runtimeStatus !== undefined && TERMINAL.has(String(runtimeStatus));
+}
+
+/** `client.getStatus`, with "no such instance" (the client throws on HTTP 404) as undefined. */
+export async function statusOrUndefined<T extends Pick<DurableClient, 'getStatus'>>(
+  client: T,
+  instanceId: string,
+  options?: Parameters<DurableClient['getStatus']>[1],
+): Promise<Awaited<ReturnType<DurableClient['getStatus']>> | undefined> {
+  try {
+    return await client.getStatus(instanceId, options);
+  } catch (e) {
+    if (/\b404\b/.test(String((e as Error)?.message))) return undefined;
+    throw e;
+  }
+}
+
+export interface SweepResult {
+  tornDown: string[];
+  errors: Array<{ poolId: string; error: ErrorInfo }>;
+}
+
+/**
+ * Tears down every recorded pool whose run is over (completed, failed, terminated, or gone). Pools of running
+ * runs are left alone. `onlyRunId` limits the sweep to one run.
+ */
+export async function sweepBatchPools(
+  client: Pick<DurableClient, 'getStatus'>,
+  config: AppConfig,
+  storage: StorageClients,
+  opts: { onlyRunId?: string } = {},
+): Promise<SweepResult> {
+  const result: SweepResult = { tornDown: [], errors: [] };
+  for (const r of await listPoolRecords(storage)) {
+    if (opts.onlyRunId !== undefined && r.runId !== opts.onlyRunId) continue;
+    try {
+      const status = (await statusOrUndefined(client, r.runId))?.runtimeStatus;
+      if (status !== undefined && !TERMINAL.has(String(status))) continue;
+      await teardownPool(config, storage, r.poolId, r.kind);
+      result.tornDown.push(r.poolId);
+    } catch (e) {
+      result.errors.push({ poolId: r.poolId, error: toErrorInfo(e) });
+    }
+  }
+  return result;
+}

@@ -1,0 +1,203 @@
+/**
+ * Shared setup of the batch e2e tests: the real app on the local host (in-process or as a child process), input
+ * data, a registered model, entry scripts in blob storage, and helpers to submit jobs and watch pools.
+ */
+import { ChildProcess, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { generateBatchData } from '../../bench/batch-data';
+import { ModelRegistry } from '../../shared/registry/models';
+import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
+
+export const root = path.resolve(__dirname, '../..');
+export const exampleDir = path.join(root, 'examples/batch');
+
+/** Entry scripts used by the tests (Node runtime: fast to start). */
+export const SCRIPTS: Record<string, string> = {
+  // The example's iris classifier.
+  'iris.js': fs.readFileSync(path.join(exampleDir, 'score.js'), 'utf8'),
+  /**
+   * Rows are JSON objects (JSONL inputs). Behaviour per row:
+   *   { drop: true }                       → left out of the result (a failed input)
+   *   { fail: true }                       → run() raises (the whole mini-batch fails, every try)
+   *   { fail_times: n, state: "<file>" }   → run() raises on the first n tries of this mini-batch, then succeeds
+   *   { sleep_ms: n }                      → run() sleeps first (slow mini-batches for crash/terminate tests)
+   */
+  'faults.js': `'use strict';
+const fs = require('fs');
+function init() {}
+function run(miniBatch) {
+  const out = [];
+  for (const row of miniBatch) {
+    if (row.sleep_ms) { const until = Date.now() + row.sleep_ms; while (Date.now() < until) {} }
+    if (row.fail) throw new Error('row ' + row.id + ' cannot be scored');
+    if (row.fail_times) {
+      let n = 0;
+      try { n = Number(fs.readFileSync(row.state, 'utf8')); } catch {}
+      fs.writeFileSync(row.state, String(n + 1));
+      if (n < row.fail_times) throw new Error('transient failure ' + (n + 1) + ' of mini-batch with row ' + row.id);
+    }
+    if (row.drop) continue;
+    out.push('row-' + row.id);
+  }
+  return out;
+}
+module.exports = { init, run };
+`,
+};
+
+export interface Fixture {
+  storage: StorageClients;
+  workDir: string;
+}
+
+/** Registers the example model and uploads the entry scripts under `code/scripts/`. */
+export async function prepareFixture(connectionString: string): Promise<Fixture> {
+  const storage = storageFromConnectionString(connectionString);
+  await new ModelRegistry(storage).register({
+    name: 'iris-linear',
+    files: [{ path: 'model.json', content: fs.readFileSync(path.join(exampleDir, 'model/model.json')) }],
+    source: { kind: 'api', eventId: 'batch-e2e-model' },
+  });
+  const code = await storage.ensureContainer('code');
+  for (const [name, text] of Object.entries(SCRIPTS)) await code.getBlockBlobClient(`scripts/${name}`).upload(text, Buffer.byteLength(text));
+  return { storage, workDir: '' };
+}
+
+export async function uploadIris(storage: StorageClients, prefix: string, files: number, rows: number): Promise<void> {
+  await generateBatchData(storage.container('batch-data'), { files, rows, prefix });
+}
+
+/** JSONL files `<prefix>part-<i>.jsonl` with the given rows each. */
+export async function uploadJsonl(storage: StorageClients, prefix: string, files: Array<Array<Record<string, unknown>>>): Promise<void> {
+  const c = await storage.ensureContainer('batch-data');
+  await Promise.all(
+    files.map((rows, i) => {
+      const text = rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
+      return c.getBlockBlobClient(`${prefix}part-${String(i).padStart(3, '0')}.jsonl`).upload(text, Buffer.byteLength(text));
+    }),
+  );
+}
+
+export function faultsJob(prefix: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    model: 'iris-linear',
+    entry_script: 'faults.js',
+    source_directory: 'code/scripts',
+    inputs: { container: 'batch-data', prefix },
+    input_kind: 'tabular',
+    mini_batch_size: '1 rows',
+    process_count_per_node: 2,
+    output: { container: 'batch-output', prefix: `out/${prefix}` },
+    ...extra,
+  };
+}
+
+export async function readText(storage: StorageClients, ref: string): Promise<string> {
+  const i = ref.indexOf('/');
+  return (await storage.container(ref.slice(0, i)).getBlobClient(ref.slice(i + 1)).downloadToBuffer()).toString('utf8');
+}
+
+export async function readJson<T = any>(storage: StorageClients, ref: string): Promise<T> {
+  return JSON.parse(await readText(storage, ref)) as T;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitUntil<T>(fn: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Every pid recorded by any pool under `workDir` (still running or not). */
+export function poolPids(workDir: string): number[] {
+  const dir = path.join(workDir, 'batch-pools');
+  if (!fs.existsSync(dir)) return [];
+  const pids: number[] = [];
+  for (const p of fs.readdirSync(dir)) {
+    try {
+      const s = JSON.parse(fs.readFileSync(path.join(dir, p, 'pool.json'), 'utf8')) as { nodes: Array<{ pid: number }> };
+      pids.push(...s.nodes.map((n) => n.pid));
+    } catch {
+      /* no pool.json */
+    }
+  }
+  return pids;
+}
+
+export function poolDirs(workDir: string): string[] {
+  const dir = path.join(workDir, 'batch-pools');
+  return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+}
+
+/** Test cleanup: kill whatever a pool left behind (only pids recorded under this test's work dir). */
+export function killPools(workDir: string): void {
+  for (const pid of poolPids(workDir)) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }
+}
+
+export function tempWorkDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-batch-e2e-'));
+}
+
+/** The real app's host as a child process (for kill -9). Resolves with its URL once it printed `ready`. */
+export function startHostProcess(connectionString: string, env: Record<string, string>): Promise<{ url: string; proc: ChildProcess }> {
+  const proc = spawn(process.execPath, [path.join(root, 'dist/local/cli.js'), '--app', root, '--port', '0', '--poll-ms', '200'], {
+    env: { ...process.env, ...env, AzureWebJobsStorage: connectionString },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`host did not start: ${out}`)), 30000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /\{"event":"ready","url":"([^"]+)"\}/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ url: m[1], proc });
+      }
+    });
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`host exited (${code}): ${out.slice(-2000)}`));
+    });
+  });
+}
+
+export function kill9(proc: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+    proc.once('exit', () => resolve());
+    proc.kill('SIGKILL');
+  });
+}
