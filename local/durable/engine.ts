@@ -92,6 +92,8 @@ interface Active {
   queued: boolean;
   /** Run an episode even with an empty inbox (new generation after continue-as-new). */
   kick: boolean;
+  /** Task/timer ids whose completion is in the history (a re-run activity's second result is dropped). */
+  completed: Set<number>;
   timers: Map<number, NodeJS.Timeout>;
 }
 
@@ -352,6 +354,7 @@ export class DurableEngine {
         running: false,
         queued: false,
         kick: false,
+        completed: completedIds(history),
         timers: new Map(),
       };
       this.active.set(instanceId, a);
@@ -365,12 +368,7 @@ export class DurableEngine {
   }
 
   private async recover(a: Active): Promise<void> {
-    const done = new Set<number>();
-    for (const e of a.history) {
-      if (e.EventType === EventType.TaskCompleted || e.EventType === EventType.TaskFailed) done.add(Number(e.TaskScheduledId));
-      if (e.EventType === EventType.SubOrchestrationInstanceCompleted || e.EventType === EventType.SubOrchestrationInstanceFailed) done.add(Number(e.TaskScheduledId));
-      if (e.EventType === EventType.TimerFired) done.add(Number(e.TimerId));
-    }
+    const done = a.completed;
     const work: Work[] = [];
     for (const e of a.history) {
       if (done.has(e.EventId)) continue;
@@ -408,14 +406,31 @@ export class DurableEngine {
         try {
           await this.episode(a);
         } catch (err) {
-          this.log(`episode of ${a.meta.instanceId} failed: ${(err as Error).message}`);
+          // Storage failed mid-episode: forget the in-memory state and reload the instance from what was
+          // persisted (its outstanding work is derived again; duplicates of completions are dropped).
+          this.log(`episode of ${a.meta.instanceId} failed, reloading it: ${(err as Error).message}`);
           for (const w of a.waiters.splice(0)) w.reject(err as Error);
+          for (const t of a.timers.values()) clearTimeout(t);
+          if (this.active.get(a.meta.instanceId) === a) this.active.delete(a.meta.instanceId);
+          this.reload(a.meta.instanceId, 1000);
         } finally {
           a.running = false;
         }
         if ((a.inbox.length || a.kick) && this.active.get(a.meta.instanceId) === a) this.schedule(a);
       }),
     );
+  }
+
+  /** Re-activate an instance from storage after `delayMs`, backing off while storage stays unavailable. */
+  private reload(instanceId: string, delayMs: number): void {
+    const timer = setTimeout(() => {
+      if (this.stopped) return;
+      this.activate(instanceId).catch((e) => {
+        this.log(`reload of ${instanceId} failed, retrying: ${(e as Error).message}`);
+        this.reload(instanceId, Math.min(delayMs * 2, 30_000));
+      });
+    }, delayMs);
+    timer.unref();
   }
 
   private deliver(instanceId: string, generation: number, event: HistoryEvent): void {
@@ -462,6 +477,11 @@ export class DurableEngine {
         (e.EventType === EventType.TimerFired && engine.retryTimers[String(e.TimerId)] !== undefined);
       const ordered = [...events.filter(isRetryEvent), ...events.filter((e) => !isRetryEvent(e))];
       for (const e of ordered) {
+        const id = completionId(e);
+        if (id !== undefined) {
+          if (a.completed.has(id)) continue; // an activity that ran twice (at least once): keep the first result
+          a.completed.add(id);
+        }
         added.push(e);
         this.applyRetryBookkeeping(a, e, added, work);
       }
@@ -625,6 +645,7 @@ export class DurableEngine {
     a.engine = freshEngineState();
     meta.engine = JSON.stringify(a.engine);
     a.history = [];
+    a.completed = new Set();
     await this.opts.store.commit(meta, [], 0);
     // External events that arrived during this episode carry over to the new generation.
     a.inbox = a.inbox.map((i) => (i.kind === 'event' && i.event.EventType === EventType.EventRaised ? { ...i, generation: meta.generation } : i));
@@ -762,6 +783,30 @@ export class DurableEngine {
           });
     this.deliver(child.parentInstanceId, child.parentGeneration ?? 0, event);
   }
+}
+
+/** The task or timer id an event completes, if it completes one. */
+function completionId(e: HistoryEvent): number | undefined {
+  switch (e.EventType) {
+    case EventType.TaskCompleted:
+    case EventType.TaskFailed:
+    case EventType.SubOrchestrationInstanceCompleted:
+    case EventType.SubOrchestrationInstanceFailed:
+      return Number(e.TaskScheduledId);
+    case EventType.TimerFired:
+      return Number(e.TimerId);
+    default:
+      return undefined;
+  }
+}
+
+function completedIds(history: HistoryEvent[]): Set<number> {
+  const ids = new Set<number>();
+  for (const e of history) {
+    const id = completionId(e);
+    if (id !== undefined) ids.add(id);
+  }
+  return ids;
 }
 
 function freshEngineState(): EngineState {

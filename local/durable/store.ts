@@ -157,8 +157,10 @@ export class DurableStore {
         if (start + i < meta.historyCount) events[start + i] = e;
       });
     }
-    if (events.length !== meta.historyCount || events.some((e) => !e)) {
-      throw new Error(`History of instance '${meta.instanceId}' is incomplete (${events.length}/${meta.historyCount} events).`);
+    let present = 0;
+    for (let i = 0; i < events.length; i++) if (events[i]) present++;
+    if (events.length !== meta.historyCount || present !== meta.historyCount) {
+      throw new Error(`History of instance '${meta.instanceId}' is incomplete (${present}/${meta.historyCount} events).`);
     }
     return events;
   }
