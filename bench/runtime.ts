@@ -8,7 +8,8 @@
  * - RSS of one replica (front + workers).
  * Servers run as child processes (the CLI / gunicorn); the load generator is this process (keep-alive
  * connections, closed loop, fixed duration). Environment: BENCH_SECONDS (default 3), BENCH_WORKERS (default 2),
- * BENCH_ONLY (comma list of `node`, `onnx`, `python`; default all).
+ * BENCH_ONLY (comma list of `node`, `onnx`, `python`; default all), BENCH_ONNX_THREADS (`--onnx-threads`, default 0 =
+ * cores / workers; the raw loop uses the same), BENCH_ONNX_WORKER_PROCESSES=1 (`--onnx-worker-processes`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -18,13 +19,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { mlpOnnx, writeLinearOnnx } from '../examples/runtime/onnx-model';
-import { packageRoot } from '../runtime/launch';
+import { onnxThreads, packageRoot } from '../runtime/launch';
 import { OnnxModel } from '../runtime/onnx';
 
 const ROOT = packageRoot();
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'node,onnx,python').split(',').map((x) => x.trim()).filter(Boolean));
+/** `--onnx-threads` of the ONNX runs (0 = the runtime's default, cores / workers). */
+const ONNX_THREADS = Number(process.env.BENCH_ONNX_THREADS ?? 0);
 const PYTHON = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
 function emit(name: string, value: number, unit: string, extra: Record<string, unknown> = {}): void {
@@ -38,36 +41,71 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-/** Closed-loop load: `connections` loops, each sending the next request when the last one answered. */
-async function load(port: number, pathName: string, body: Buffer, connections: number, seconds = SECONDS): Promise<LoadResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
-  const once = () => new Promise<number>((resolve) => {
-    const req = http.request({ host: '127.0.0.1', port, path: pathName, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
+/**
+ * Closed-loop load: `connections` loops, each sending the next request when the last one answered. Keeps its
+ * keep-alive connections between `slice()` calls, so a measurement can be split into slices interleaved
+ * with another one (both then see the same machine load).
+ */
+class Load {
+  private readonly agent: http.Agent;
+  private readonly latencies: number[] = [];
+  private errors = 0;
+  private elapsed = 0;
+
+  constructor(private readonly port: number, private readonly pathName: string, private readonly body: Buffer, readonly connections: number) {
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  }
+
+  private once(): Promise<number> {
+    return new Promise<number>((resolve) => {
+      const req = http.request({ host: '127.0.0.1', port: this.port, path: this.pathName, method: 'POST', agent: this.agent, headers: { 'content-type': 'application/json', 'content-length': this.body.length } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', () => resolve(0));
+      req.end(this.body);
     });
-    req.on('error', () => resolve(0));
-    req.end(body);
-  });
-  // Warm-up: open the connections and let the workers JIT / cache.
-  const warmEnd = Date.now() + 500;
-  await Promise.all(Array.from({ length: connections }, async () => { while (Date.now() < warmEnd) await once(); }));
-  const latencies: number[] = [];
-  let errors = 0;
-  const start = process.hrtime.bigint();
-  const end = Date.now() + seconds * 1000;
-  await Promise.all(Array.from({ length: connections }, async () => {
-    while (Date.now() < end) {
-      const t0 = process.hrtime.bigint();
-      const status = await once();
-      latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      if (status !== 200) errors++;
-    }
-  }));
-  const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
-  return { reqPerS: (latencies.length - errors) / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, requests: latencies.length };
+  }
+
+  /** Opens the connections and lets the server JIT / cache (not measured). */
+  async warm(ms = 500): Promise<void> {
+    const end = Date.now() + ms;
+    await Promise.all(Array.from({ length: this.connections }, async () => { while (Date.now() < end) await this.once(); }));
+  }
+
+  async slice(seconds: number): Promise<void> {
+    const start = process.hrtime.bigint();
+    const end = Date.now() + seconds * 1000;
+    await Promise.all(Array.from({ length: this.connections }, async () => {
+      while (Date.now() < end) {
+        const t0 = process.hrtime.bigint();
+        const status = await this.once();
+        this.latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        if (status !== 200) this.errors++;
+      }
+    }));
+    this.elapsed += Number(process.hrtime.bigint() - start) / 1e9;
+  }
+
+  result(): LoadResult {
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    return { reqPerS: (sorted.length - this.errors) / this.elapsed, p50: percentile(sorted, 50), p99: percentile(sorted, 99), errors: this.errors, requests: sorted.length };
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+async function load(port: number, pathName: string, body: Buffer, connections: number, seconds = SECONDS): Promise<LoadResult> {
+  const l = new Load(port, pathName, body, connections);
+  try {
+    await l.warm();
+    await l.slice(seconds);
+    return l.result();
+  } finally {
+    l.close();
+  }
 }
 
 function report(prefix: string, conns: number, r: LoadResult): void {
@@ -188,31 +226,53 @@ async function benchNode(): Promise<void> {
   }
 }
 
-/** Raw in-process loop (JSON → tensors → session.run → JSON, one call after the other), then HTTP at c1 / c32. */
+/**
+ * Raw in-process loop (JSON → tensors → session.run → JSON values, one call after the other) vs HTTP at c1 and
+ * c32 on the same input. The three are measured in interleaved slices of 0.5 s (raw, c1, c32, raw, …; the
+ * server idles during raw slices) so that the shared machine's changing load hits all of them alike.
+ */
 async function benchOnnx(prefix: string, writeModel: (file: string) => void, input: unknown, note: string): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-onnx-'));
   const file = path.join(dir, 'model.onnx');
   writeModel(file);
-  const model = await OnnxModel.load(file);
-  const rawEnd = Date.now() + 500;
-  while (Date.now() < rawEnd) await model.run(input);
-  let n = 0;
-  const t0 = process.hrtime.bigint();
-  const end = Date.now() + SECONDS * 1000;
-  while (Date.now() < end) { await model.run(input); n++; }
-  const raw = n / (Number(process.hrtime.bigint() - t0) / 1e9);
-  await model.close();
-  emit(`${prefix}.raw.req_per_s`, raw, 'req/s', { note: `in-process OnnxModel.run loop, 1 at a time; ${note}` });
-  const rt = await startRuntime(['--model-dir', dir, '--workers', String(WORKERS), '--max-concurrent', '16', '--max-wait-ms', '10000']);
+  // Same session options as the server will use (intra-op threads = cores / workers unless BENCH_ONNX_THREADS).
+  const threads = onnxThreads({ onnxThreads: ONNX_THREADS, workers: WORKERS });
+  const model = await OnnxModel.load(file, { threads });
+  const workerProcesses = process.env.BENCH_ONNX_WORKER_PROCESSES === '1';
+  const rt = await startRuntime(['--model-dir', dir, '--workers', String(WORKERS), '--max-concurrent', '16', '--max-wait-ms', '10000',
+    '--onnx-threads', String(threads), ...(workerProcesses ? ['--onnx-worker-processes'] : [])]);
+  const body = Buffer.from(JSON.stringify(input));
+  const c1 = new Load(rt.port, '/score', body, 1);
+  const c32 = new Load(rt.port, '/score', body, 32);
   try {
-    const body = Buffer.from(JSON.stringify(input));
-    const c1 = await load(rt.port, '/score', body, 1);
-    report(prefix, 1, c1);
-    const c32 = await load(rt.port, '/score', body, 32);
-    report(prefix, 32, c32);
-    emit(`${prefix}.http_over_raw.ratio`, c32.reqPerS / raw, 'ratio', { target: 0.5, http: `c32, ${WORKERS} workers`, raw: 'sequential loop', note });
-    emit(`${prefix}.http_c1_over_raw.ratio`, c1.reqPerS / raw, 'ratio', { http: 'c1', raw: 'sequential loop', note });
+    const rawWarm = Date.now() + 500;
+    while (Date.now() < rawWarm) await model.run(input);
+    await c1.warm();
+    await c32.warm();
+    let rawCalls = 0;
+    let rawSeconds = 0;
+    const slice = 0.5;
+    for (let round = 0; round < Math.max(1, Math.round(SECONDS / slice)); round++) {
+      const t0 = process.hrtime.bigint();
+      const end = Date.now() + slice * 1000;
+      while (Date.now() < end) { await model.run(input); rawCalls++; }
+      rawSeconds += Number(process.hrtime.bigint() - t0) / 1e9;
+      await c1.slice(slice);
+      await c32.slice(slice);
+    }
+    const raw = rawCalls / rawSeconds;
+    const how = `${WORKERS} workers, ${workerProcesses ? 'worker processes' : 'in-process'}, intra-op threads ${threads}`;
+    emit(`${prefix}.raw.req_per_s`, raw, 'req/s', { note: `in-process OnnxModel.run loop, 1 at a time; ${note}`, intra_op_threads: threads });
+    const r1 = c1.result();
+    const r32 = c32.result();
+    report(prefix, 1, r1);
+    report(prefix, 32, r32);
+    emit(`${prefix}.http_over_raw.ratio`, r32.reqPerS / raw, 'ratio', { target: 0.5, http: `c32, ${how}`, raw: 'sequential loop', note, interleaved_slices_s: slice });
+    emit(`${prefix}.http_c1_over_raw.ratio`, r1.reqPerS / raw, 'ratio', { http: `c1, ${how}`, raw: 'sequential loop', note, interleaved_slices_s: slice });
   } finally {
+    c1.close();
+    c32.close();
+    await model.close();
     await rt.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
