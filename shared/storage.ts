@@ -18,6 +18,8 @@ export const CONTAINERS = {
   models: 'models',
   /** Image build contexts: `images/<name>/<version>.tar.gz`; build logs `images/<name>/<version>.log`. */
   images: 'images',
+  /** Files uploaded with `POST /api/deployments` (multipart): `uploads/<run id>/<path>`. */
+  uploads: 'uploads',
 } as const;
 
 /** Azure Tables. */

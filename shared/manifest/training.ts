@@ -9,7 +9,7 @@
  *   "promotion": { "min_metrics": { "r2": 0.4 } },                          // optional
  *   "deploy": { "image": {…}, "target": "local", "service": {…}, "smoke_test": {…} } } // optional: deploy.json minus model
  * ```
- * Artifact URIs are blob URLs of this app's storage account or `container/path` references.
+ * Artifact URIs are blob URLs of this app's storage account or `container/path` references (a SAS query is dropped).
  */
 import { z } from 'zod';
 import { badRequest } from '../errors';
@@ -53,7 +53,8 @@ function artifactRef(a: z.infer<typeof artifact>, i: number): FileRef {
   const p = (typeof a === 'string' ? undefined : a.path) ?? defaultPath;
   checkRelativePath(p, `artifacts[${i}].path`);
   if (!/^https?:\/\//i.test(uri)) checkRelativePath(uri, `artifacts[${i}].uri`);
-  return { path: p, source: uri };
+  // SAS tokens are dropped: the app reads artifacts with its own identity, and run inputs/history stay secret-free.
+  return { path: p, source: stripQuery(uri) };
 }
 
 /**

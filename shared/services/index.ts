@@ -1,3 +1,5 @@
 export * from './registry';
 export * from './deploy';
 export * from './app';
+export * from './run';
+export * from './triggers';

@@ -120,7 +120,7 @@ describe('training-completed messages', () => {
   test('parses artifacts, metrics, deploy settings', () => {
     const t = parseTrainingCompleted(JSON.stringify(msg));
     expect(t.model.files).toEqual([
-      { path: 'model.json', source: 'https://acct.blob.core.windows.net/outputs/run-42/model.json?sv=1&sig=abc' },
+      { path: 'model.json', source: 'https://acct.blob.core.windows.net/outputs/run-42/model.json' },
       { path: 'extra/w.bin', source: 'outputs/run-42/w.bin' },
     ]);
     expect(t.model.properties).toEqual({ training_run_id: 'run-42', 'metrics.r2': '0.47', 'metrics.rmse': '53.1' });

@@ -1,0 +1,8 @@
+/** Activity: publish an outbound event (Service Bus topic when configured, else the log). */
+import * as df from 'durable-functions';
+import type { DeploymentEvent } from '../shared/events';
+import { getAppServices } from '../shared/services/app';
+
+df.app.activity('publishDeploymentEvent', {
+  handler: async (event: DeploymentEvent): Promise<string> => (await getAppServices().events.publish(event)).id,
+});

@@ -1,0 +1,203 @@
+/**
+ * The three ways a deployment starts — all start the same `deployModel` orchestration, with an instance id
+ * derived from the event so a re-delivered event never starts a second run:
+ * - blob: `incoming/{name}/deploy.json` (or `deploy.yaml`) written last, files beside it; a lone `*.onnx`;
+ * - HTTP: `POST /api/deployments` (JSON/YAML manifest with blob references, or multipart with the files);
+ * - Service Bus queue `training-completed` (promotion policy checked by the run).
+ */
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import * as df from 'durable-functions';
+import { randomUUID } from 'crypto';
+import { getConfig } from '../shared/config';
+import { AppError, errorResponse, toErrorInfo, tooLarge, conflict, badRequest } from '../shared/errors';
+import { checkRelativePath } from '../shared/manifest/names';
+import { parseManifest } from '../shared/manifest/schema';
+import { getAppServices, shutdownAppServices } from '../shared/services/app';
+import { runIdFor, type DeployRunInput } from '../shared/services/run';
+import {
+  assertFilesExist,
+  isLoneOnnx,
+  runFromBlobManifest,
+  runFromHttpManifest,
+  runFromLoneOnnx,
+  runFromTrainingMessage,
+  startDeployRun,
+  type RunClient,
+} from '../shared/services/triggers';
+import { CONTAINERS } from '../shared/storage';
+
+const clientInput = df.input.durableClient();
+
+app.hook.appTerminate(() => shutdownAppServices());
+
+function metadataEtag(context: InvocationContext): string | undefined {
+  const md = (context.triggerMetadata ?? {}) as Record<string, unknown>;
+  const props = (md.properties ?? md.Properties) as { eTag?: string; ETag?: string } | undefined;
+  const etag = props?.eTag ?? props?.ETag ?? (md.eTag as string | undefined);
+  return etag ? String(etag).replace(/"/g, '') : undefined;
+}
+
+/** 409 when the service is held by another run (the run's own claim is the real lock; this answers early). */
+async function assertServiceFree(serviceName: string, runId: string): Promise<void> {
+  const svc = await getAppServices().services.find(serviceName);
+  if (svc?.currentDeployment && svc.currentDeployment.runId !== runId) {
+    throw conflict('DeploymentInProgress', `Service ${serviceName} is being deployed by run ${svc.currentDeployment.runId}; wait for it to finish, then retry.`);
+  }
+}
+
+// ---------------------------------------------------------------- blob
+
+async function onManifestBlob(blob: unknown, context: InvocationContext, fileName: string): Promise<void> {
+  const name = String((context.triggerMetadata as Record<string, unknown>)?.name ?? '');
+  const { storage } = getAppServices();
+  const etag = metadataEtag(context) ?? String((await storage.container(CONTAINERS.incoming).getBlockBlobClient(`${name}/${fileName}`).getProperties()).etag ?? '').replace(/"/g, '');
+  const text = Buffer.isBuffer(blob) ? blob.toString('utf8') : typeof blob === 'string' ? blob : JSON.stringify(blob);
+  let run: { runId: string; input: DeployRunInput };
+  try {
+    run = runFromBlobManifest(name, fileName, text, etag);
+    await assertFilesExist(storage, run.input);
+  } catch (e) {
+    if (!(e instanceof AppError) || e.httpStatus >= 500) throw e; // transient: the trigger retries
+    // Bad input: no retry; the reason goes beside the manifest (and to the log).
+    const error = toErrorInfo(e);
+    context.warn(`incoming/${name}/${fileName} rejected: ${error.code}: ${error.message}`);
+    await storage.container(CONTAINERS.incoming).getBlockBlobClient(`${name}/deploy.error.json`)
+      .uploadData(Buffer.from(JSON.stringify({ error, manifest: `incoming/${name}/${fileName}`, etag }, null, 2)), { blobHTTPHeaders: { blobContentType: 'application/json' } });
+    return;
+  }
+  const r = await startDeployRun(df.getClient(context) as unknown as RunClient, run.runId, run.input);
+  context.log(`incoming/${name}/${fileName}: run ${run.runId} ${r.started ? 'started' : 'already exists'}`);
+}
+
+for (const fileName of ['deploy.json', 'deploy.yaml', 'deploy.yml']) {
+  app.storageBlob(`deployFromBlob_${fileName.replace('.', '_')}`, {
+    path: `incoming/{name}/${fileName}`,
+    connection: 'AzureWebJobsStorage',
+    extraInputs: [clientInput],
+    handler: (blob, context) => onManifestBlob(blob, context, fileName),
+  });
+}
+
+app.storageBlob('deployLoneOnnxFromBlob', {
+  path: 'incoming/{name}/{file}.onnx',
+  connection: 'AzureWebJobsStorage',
+  extraInputs: [clientInput],
+  handler: async (_blob, context) => {
+    const md = context.triggerMetadata as Record<string, unknown>;
+    const name = String(md?.name ?? '');
+    const file = String(md?.file ?? '');
+    if (!name || !file || file.includes('/')) return;
+    const onnxFile = `${file}.onnx`;
+    const { storage } = getAppServices();
+    const lone = await isLoneOnnx(storage, name, onnxFile);
+    if (!lone.lone) {
+      context.log(`incoming/${name}/${onnxFile}: not deployed with defaults: ${lone.why}`);
+      return;
+    }
+    const etag = metadataEtag(context) ?? String((await storage.container(CONTAINERS.incoming).getBlockBlobClient(`${name}/${onnxFile}`).getProperties()).etag ?? '').replace(/"/g, '');
+    let run: { runId: string; input: DeployRunInput };
+    try {
+      run = runFromLoneOnnx(name, onnxFile, etag);
+    } catch (e) {
+      if (!(e instanceof AppError) || e.httpStatus >= 500) throw e;
+      context.warn(`incoming/${name}/${onnxFile} rejected: ${e.code}: ${e.message}`);
+      return;
+    }
+    const r = await startDeployRun(df.getClient(context) as unknown as RunClient, run.runId, run.input);
+    context.log(`incoming/${name}/${onnxFile}: run ${run.runId} ${r.started ? 'started' : 'already exists'}`);
+  },
+});
+
+// ---------------------------------------------------------------- HTTP
+
+function accepted(request: HttpRequest, runId: string, started: boolean, input: DeployRunInput): HttpResponseInit {
+  const base = new URL(request.url);
+  const statusUri = `${base.origin}/api/runs/${runId}`;
+  return {
+    status: 202,
+    headers: { location: statusUri, 'retry-after': '1' },
+    jsonBody: {
+      runId,
+      started,
+      statusUri,
+      serviceName: input.manifest?.service.name,
+      model: input.model.name,
+      image: input.manifest?.image.name,
+      target: input.manifest?.target,
+    },
+  };
+}
+
+app.http('startDeployment', {
+  route: 'deployments',
+  methods: ['POST'],
+  authLevel: 'anonymous',
+  extraInputs: [clientInput],
+  handler: async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
+    try {
+      const config = getConfig();
+      const { storage } = getAppServices();
+      const limit = config.limits.maxUploadBytes;
+      const declared = Number(request.headers.get('content-length'));
+      if (Number.isFinite(declared) && declared > limit) {
+        throw tooLarge('PayloadTooLarge', `The upload is ${declared} bytes; the limit is ${limit} bytes (MAX_UPLOAD_BYTES). Upload large files to blob storage and reference them.`);
+      }
+      const eventKey = request.headers.get('idempotency-key') ?? request.headers.get('x-ms-client-request-id') ?? randomUUID();
+      const runId = runIdFor('http', eventKey);
+      const type = (request.headers.get('content-type') ?? '').toLowerCase();
+      let run: { runId: string; input: DeployRunInput };
+
+      if (type.startsWith('multipart/form-data')) {
+        const form = await request.formData();
+        const manifestPart = form.get('manifest');
+        if (manifestPart === null) throw badRequest('ManifestMissing', 'The multipart body needs a "manifest" part (deploy.json or YAML text); every other part is a file named by its field name.');
+        const manifestText = typeof manifestPart === 'string' ? manifestPart : await manifestPart.text();
+        const manifestName = typeof manifestPart === 'string' ? 'deploy.json' : manifestPart.name || 'deploy.json';
+        const manifest = parseManifest(manifestText, { fileName: manifestName });
+        const uploads = await storage.ensureContainer(CONTAINERS.uploads);
+        let total = 0;
+        const parts: Array<[string, File]> = [];
+        form.forEach((value, field) => {
+          if (field !== 'manifest' && typeof value !== 'string') parts.push([field, value]);
+        });
+        for (const [field, value] of parts) {
+          checkRelativePath(field, `multipart part "${field}"`);
+          const data = Buffer.from(await value.arrayBuffer());
+          total += data.length;
+          if (total > limit) throw tooLarge('PayloadTooLarge', `The uploaded files exceed ${limit} bytes (MAX_UPLOAD_BYTES).`);
+          await uploads.getBlockBlobClient(`${runId}/${field}`).uploadData(data);
+        }
+        run = runFromHttpManifest(manifest, eventKey, `${CONTAINERS.uploads}/${runId}`);
+      } else {
+        const text = await request.text();
+        if (Buffer.byteLength(text) > limit) throw tooLarge('PayloadTooLarge', `The manifest is larger than ${limit} bytes (MAX_UPLOAD_BYTES).`);
+        const yaml = /yaml|yml/.test(type);
+        const manifest = parseManifest(text, { fileName: yaml ? 'deploy.yaml' : 'deploy.json' });
+        const folder = request.query.get('folder') ?? undefined;
+        if (folder) checkRelativePath(folder, 'folder');
+        run = runFromHttpManifest(manifest, eventKey, folder);
+      }
+      await assertFilesExist(storage, run.input);
+      await assertServiceFree(run.input.manifest!.service.name, run.runId);
+      const r = await startDeployRun(df.getClient(context) as unknown as RunClient, run.runId, run.input);
+      return accepted(request, run.runId, r.started, run.input);
+    } catch (e) {
+      if (!(e instanceof AppError)) context.error(`POST /api/deployments failed: ${toErrorInfo(e).message}`);
+      return errorResponse(e);
+    }
+  },
+});
+
+// ---------------------------------------------------------------- Service Bus
+
+app.serviceBusQueue('trainingCompleted', {
+  connection: 'ServiceBusConnection',
+  queueName: 'training-completed',
+  extraInputs: [clientInput],
+  handler: async (message: unknown, context: InvocationContext): Promise<void> => {
+    // Not JSON / wrong shape → throw: after the delivery limit the message is dead-lettered with this reason.
+    const run = runFromTrainingMessage(message);
+    const r = await startDeployRun(df.getClient(context) as unknown as RunClient, run.runId, run.input);
+    context.log(`training-completed ${run.input.training?.trainingRunId}: run ${run.runId} ${r.started ? 'started' : 'already exists'}`);
+  },
+});

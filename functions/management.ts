@@ -1,0 +1,163 @@
+/**
+ * Management API of the deployment chain:
+ * `GET /api/runs/{id}`; `GET /api/models[/{name}[/{version}]]`, `DELETE /api/models/{name}[/{version}]`;
+ * `GET /api/images[/{name}[/{version}]]`, `DELETE /api/images/{name}[/{version}]`;
+ * `GET /api/services[/{name}]`, `DELETE /api/services/{name}`;
+ * `GET /api/services/{name}/keys`, `POST /api/services/{name}/keys/regenerate` (`{"keyType": "Primary"|"Secondary"}`).
+ * Deletes take `?force=true`. Errors are `{ "error": { "code", "message" } }`. Keys only come from the keys routes.
+ */
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import * as df from 'durable-functions';
+import { AppError, badRequest, errorResponse, notFound, toErrorInfo } from '../shared/errors';
+import { getAppServices } from '../shared/services/app';
+import { deleteService, regenerateServiceKey } from '../shared/services/deploy';
+import { runView } from '../shared/services/run';
+import { findRun, type RunClient } from '../shared/services/triggers';
+
+const clientInput = df.input.durableClient();
+
+type Handler = (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
+
+function safe(name: string, fn: Handler): Handler {
+  return async (request, context) => {
+    try {
+      return await fn(request, context);
+    } catch (e) {
+      if (!(e instanceof AppError)) context.error(`${name} failed: ${toErrorInfo(e).message}`);
+      return errorResponse(e);
+    }
+  };
+}
+
+function versionParam(request: HttpRequest): number | undefined {
+  const v = request.params.version;
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw badRequest('InvalidVersion', `Version "${v}" must be a positive integer.`);
+  return Number(v);
+}
+
+const force = (request: HttpRequest) => /^(1|true|yes)$/i.test(request.query.get('force') ?? '');
+
+app.http('getRun', {
+  route: 'runs/{id}',
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  extraInputs: [clientInput],
+  handler: safe('getRun', async (request, context) => {
+    const id = request.params.id;
+    if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(id)) throw badRequest('InvalidRunId', `"${id}" is not a run id.`);
+    const status = await findRun(df.getClient(context) as unknown as RunClient, id);
+    if (!status) throw notFound('RunNotFound', `Run ${id} does not exist.`);
+    return { jsonBody: runView({ ...status, instanceId: id, runtimeStatus: String(status.runtimeStatus) }) };
+  }),
+});
+
+// ---------------------------------------------------------------- models
+
+app.http('listModels', {
+  route: 'models',
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  handler: safe('listModels', async (request) => {
+    const tags = request.query.getAll('tag');
+    const models = await getAppServices().models.list({ tags, latestOnly: /^(1|true)$/i.test(request.query.get('latest') ?? '') });
+    return { jsonBody: { value: models } };
+  }),
+});
+
+app.http('modelByName', {
+  route: 'models/{name}/{version?}',
+  methods: ['GET', 'DELETE'],
+  authLevel: 'anonymous',
+  handler: safe('modelByName', async (request) => {
+    const { models } = getAppServices();
+    const version = versionParam(request);
+    if (request.method === 'DELETE') return { jsonBody: await models.delete(request.params.name, version, { force: force(request) }) };
+    if (version !== undefined) return { jsonBody: await models.get(request.params.name, version) };
+    const all = await models.list({ name: request.params.name });
+    if (!all.length) throw notFound('ModelNotFound', `Model "${request.params.name}" does not exist.`);
+    return { jsonBody: { latest: all[0], value: all } };
+  }),
+});
+
+// ---------------------------------------------------------------- images
+
+app.http('listImages', {
+  route: 'images',
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  handler: safe('listImages', async (request) => {
+    const model = request.query.get('model') ?? undefined;
+    return { jsonBody: { value: await getAppServices().images.list({ ...(model ? { model } : {}) }) } };
+  }),
+});
+
+app.http('imageByName', {
+  route: 'images/{name}/{version?}',
+  methods: ['GET', 'DELETE'],
+  authLevel: 'anonymous',
+  handler: safe('imageByName', async (request) => {
+    const { images } = getAppServices();
+    const version = versionParam(request);
+    if (request.method === 'DELETE') return { jsonBody: await images.delete(request.params.name, version, { force: force(request) }) };
+    if (version !== undefined) return { jsonBody: await images.get(request.params.name, version) };
+    const all = await images.list({ name: request.params.name });
+    if (!all.length) throw notFound('ImageNotFound', `Image "${request.params.name}" does not exist.`);
+    return { jsonBody: { latest: all[0], value: all } };
+  }),
+});
+
+// ---------------------------------------------------------------- services
+
+app.http('listServices', {
+  route: 'services',
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  handler: safe('listServices', async () => ({ jsonBody: { value: await getAppServices().services.list() } })),
+});
+
+app.http('serviceByName', {
+  route: 'services/{name}',
+  methods: ['GET', 'DELETE'],
+  authLevel: 'anonymous',
+  handler: safe('serviceByName', async (request) => {
+    const svc = getAppServices();
+    const record = await svc.services.get(request.params.name);
+    if (request.method === 'DELETE') {
+      await deleteService(svc.deployContext(record.target), record.name, { force: force(request) });
+      return { jsonBody: { deleted: [record.name] } };
+    }
+    return { jsonBody: record };
+  }),
+});
+
+app.http('serviceKeys', {
+  route: 'services/{name}/keys',
+  methods: ['GET'],
+  authLevel: 'function', // returns secrets: a function key is required in Azure
+  handler: safe('serviceKeys', async (request) => {
+    const keys = await getAppServices().services.getKeys(request.params.name);
+    return { jsonBody: keys, headers: { 'cache-control': 'no-store' } };
+  }),
+});
+
+app.http('regenerateServiceKey', {
+  route: 'services/{name}/keys/regenerate',
+  methods: ['POST'],
+  authLevel: 'function', // returns secrets: a function key is required in Azure
+  handler: safe('regenerateServiceKey', async (request) => {
+    let body: { keyType?: unknown } = {};
+    const text = await request.text();
+    if (text) {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        throw badRequest('InvalidBody', 'The body must be JSON: {"keyType": "Primary"} or {"keyType": "Secondary"}.');
+      }
+    }
+    const svc = getAppServices();
+    const record = await svc.services.get(request.params.name);
+    const keys = await regenerateServiceKey({ services: svc.services, target: svc.target(record.target) }, record.name, body.keyType as 'Primary' | 'Secondary');
+    return { jsonBody: keys, headers: { 'cache-control': 'no-store' } };
+  }),
+});

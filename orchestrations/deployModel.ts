@@ -1,0 +1,176 @@
+/**
+ * `deployModel`: register → (promotion check) → image → deploy slot → smoke test → promote, or roll back.
+ * Started by the blob, HTTP and Service Bus triggers with an instance id derived from the event. Deterministic:
+ * no I/O here, times from `currentUtcDateTime`; expected failures come back from activities as values.
+ */
+import * as df from 'durable-functions';
+import type { OrchestrationContext, OrchestrationHandler } from 'durable-functions';
+import type { CreateImageOutput } from '../activities/createImage';
+import type { PrepareDeploymentOutput } from '../activities/prepareDeployment';
+import type { RegisterModelOutput } from '../activities/registerModel';
+import type { DeploymentEventType } from '../shared/events';
+import { checkPromotion } from '../shared/manifest/training';
+import type { SmokeTestResult } from '../shared/scoring/smoke';
+import type { DeployedSlot, ErrorInfo } from '../shared/seams';
+import type { DeployServiceInput } from '../shared/services/deploy';
+import { DEPLOY_ORCHESTRATION, StepTracker, type DeployRunInput, type DeployRunResult } from '../shared/services/run';
+
+const deployModel: OrchestrationHandler = function* (context: OrchestrationContext) {
+  const input = context.df.getInput() as DeployRunInput;
+  const runId = context.df.instanceId;
+  const now = () => context.df.currentUtcDateTime;
+  const steps = new StepTracker();
+  const status = () => context.df.setCustomStatus(steps.status);
+  const retry = new df.RetryOptions(1000, 3);
+  retry.backoffCoefficient = 2;
+  const publish = (type: DeploymentEventType, subject: string, data: Record<string, unknown>) =>
+    context.df.callActivityWithRetry('publishDeploymentEvent', retry, { type, subject, runId, time: now().toISOString(), data });
+
+  const result: Partial<DeployRunResult> = { ...(input.manifest ? { serviceName: input.manifest.service.name } : {}) };
+  const finish = (state: DeployRunResult['state'], error?: ErrorInfo): DeployRunResult => {
+    steps.done();
+    status();
+    return { ...result, state, ...(error ? { error } : {}) } as DeployRunResult;
+  };
+  let held: { deploy: DeployServiceInput; slot: string } | undefined;
+
+  try {
+    // 1. Register the model.
+    steps.start('register', now());
+    status();
+    const reg = (yield context.df.callActivityWithRetry('registerModel', retry, { model: input.model, files: input.files.model, source: input.source })) as RegisterModelOutput;
+    if (!reg.ok) {
+      steps.end('register', 'Failed', now(), reg.error.message);
+      yield publish('DeploymentFailed', `models/${input.model.name}`, { step: 'register', error: reg.error });
+      return finish('Failed', reg.error);
+    }
+    steps.end('register', 'Succeeded', now(), reg.model.id);
+    result.model = reg.model.id;
+    yield publish('ModelRegistered', `models/${reg.model.name}/${reg.model.version}`, { model: reg.model.id, files: reg.model.files, bytes: reg.model.bytes, source: input.source.kind, trainingRunId: input.training?.trainingRunId });
+
+    // 2. Promotion policy (Service Bus): a failing policy registers but does not deploy.
+    if (input.training) {
+      steps.start('promotionCheck', now());
+      const decision = checkPromotion(input.training.promotion, input.training.metrics);
+      result.promotion = decision;
+      steps.end('promotionCheck', decision.promote ? 'Succeeded' : 'Failed', now(), decision.reasons.join('; '));
+      if (!decision.promote) return finish('NotPromoted', { code: 'PromotionPolicyNotMet', message: `Model ${reg.model.id} was registered but not deployed: ${decision.reasons.join('; ')}.` });
+    }
+    const manifest = input.manifest;
+    if (!manifest) return finish('Registered');
+
+    // 3. Build the image.
+    steps.start('image', now());
+    status();
+    const img = (yield context.df.callActivityWithRetry('createImage', retry, { manifest, files: input.files, modelId: reg.model.id, runId })) as CreateImageOutput;
+    if (img.image) result.image = img.image.id;
+    if (!img.ok) {
+      steps.end('image', 'Failed', now(), img.error.message);
+      yield publish('DeploymentFailed', img.image ? `images/${img.image.name}/${img.image.version}` : `images/${manifest.image.name}`, { step: 'image', error: img.error, logBlob: img.image?.logBlob });
+      return finish('Failed', img.error);
+    }
+    steps.end('image', 'Succeeded', now(), `${img.image.id} ${img.image.digest ?? ''}`.trim());
+    yield publish('ImageCreated', `images/${img.image.name}/${img.image.version}`, { image: img.image.id, digest: img.image.digest, models: img.image.models, runtime: img.image.runtime });
+
+    // 4. Claim the service (409 when another deployment runs) and start the new slot.
+    const deploy: DeployServiceInput = {
+      runId,
+      serviceName: manifest.service.name,
+      target: manifest.target,
+      image: img.image,
+      config: manifest.deployConfig,
+      ...(manifest.smokeTest ? { smokeTest: manifest.smokeTest } : {}),
+      ...(manifest.schema ? { schema: manifest.schema } : {}),
+      ...(manifest.service.description !== undefined ? { description: manifest.service.description } : {}),
+      tags: manifest.service.tags,
+    };
+    steps.start('prepare', now());
+    status();
+    const prep = (yield context.df.callActivityWithRetry('prepareDeployment', retry, deploy)) as PrepareDeploymentOutput;
+    if (!prep.ok) {
+      steps.end('prepare', 'Failed', now(), prep.error.message);
+      yield publish('DeploymentFailed', `services/${deploy.serviceName}`, { step: 'prepare', error: prep.error });
+      return finish('Failed', prep.error);
+    }
+    steps.end('prepare', 'Succeeded', now(), prep.isUpdate ? `update: ${prep.previousImage} → ${img.image.id} in slot ${prep.slot}` : `new service, slot ${prep.slot}`);
+    held = { deploy, slot: prep.slot };
+
+    steps.start('deploy', now());
+    status();
+    const slot = (yield context.df.callActivity('deploySlot', { deploy, slot: prep.slot })) as DeployedSlot;
+    let failure: ErrorInfo | undefined;
+    let logTail: string | undefined;
+    if (slot.state !== 'Healthy') {
+      failure = slot.error ?? { code: 'DeploymentFailed', message: `Slot ${prep.slot} is ${slot.state}.` };
+      steps.end('deploy', 'Failed', now(), failure.message);
+    } else {
+      steps.end('deploy', 'Succeeded', now(), slot.scoringUri);
+      // 5. Smoke test the new slot before any traffic reaches it.
+      steps.start('smokeTest', now());
+      status();
+      const smoke = (yield context.df.callActivity('smokeTest', { deploy, slot })) as SmokeTestResult;
+      result.smokeTest = { ...(smoke.latencyMs !== undefined ? { latencyMs: smoke.latencyMs } : {}), swagger: smoke.swagger, checks: smoke.checks };
+      if (!smoke.ok) {
+        failure = { code: 'SmokeTestFailed', message: `Smoke test failed: ${smoke.reason}` };
+        logTail = smoke.logTail;
+        steps.end('smokeTest', 'Failed', now(), smoke.reason);
+      } else steps.end('smokeTest', 'Succeeded', now(), smoke.latencyMs !== undefined ? `${smoke.latencyMs} ms` : 'liveness only');
+    }
+
+    if (failure) {
+      // 6b. Roll back: the previous version (if any) keeps serving.
+      steps.start('rollback', now());
+      status();
+      const rb = (yield context.df.callActivityWithRetry('rollbackDeployment', retry, { deploy, slot: prep.slot, reason: failure, ...(logTail !== undefined ? { logTail } : {}) })) as { rolledBack: boolean; error: ErrorInfo };
+      held = undefined;
+      steps.end('rollback', 'Succeeded', now(), rb.rolledBack ? `${prep.previousImage} keeps serving` : 'service Failed');
+      if (rb.rolledBack) {
+        yield publish('DeploymentRolledBack', `services/${deploy.serviceName}`, { image: img.image.id, servingImage: prep.previousImage, error: rb.error });
+        return finish('RolledBack', rb.error);
+      }
+      yield publish('DeploymentFailed', `services/${deploy.serviceName}`, { step: 'deploy', image: img.image.id, error: rb.error });
+      return finish('Failed', rb.error);
+    }
+
+    // 6a. Promote: switch traffic, retire the previous slot.
+    steps.start('promote', now());
+    status();
+    const svc = (yield context.df.callActivityWithRetry('promoteDeployment', retry, {
+      deploy,
+      slot: prep.slot,
+      ...(prep.previousSlot ? { previousSlot: prep.previousSlot } : {}),
+      ...(prep.previousImage ? { previousImage: prep.previousImage } : {}),
+    })) as { scoringUri?: string; swaggerUri?: string };
+    held = undefined;
+    steps.end('promote', 'Succeeded', now(), svc.scoringUri);
+    result.scoringUri = svc.scoringUri;
+    result.swaggerUri = svc.swaggerUri;
+    result.outcome = prep.isUpdate ? 'Updated' : 'Deployed';
+    yield publish(prep.isUpdate ? 'ServiceUpdated' : 'ServiceDeployed', `services/${deploy.serviceName}`, {
+      image: img.image.id,
+      model: reg.model.id,
+      scoringUri: svc.scoringUri,
+      swaggerUri: svc.swaggerUri,
+      ...(prep.previousImage ? { previousImage: prep.previousImage } : {}),
+    });
+    return finish('Succeeded');
+  } catch (err) {
+    // An activity failed after its retries: release the service if this run holds it, then fail the run.
+    const error: ErrorInfo = { code: 'RunFailed', message: (err as Error)?.message ?? String(err) };
+    if (held) {
+      try {
+        yield context.df.callActivity('rollbackDeployment', { deploy: held.deploy, slot: held.slot, reason: error });
+      } catch {
+        /* best effort */
+      }
+    }
+    try {
+      yield publish('DeploymentFailed', result.serviceName ? `services/${result.serviceName}` : `models/${input.model.name}`, { error });
+    } catch {
+      /* best effort */
+    }
+    return finish('Failed', error);
+  }
+};
+
+df.app.orchestration(DEPLOY_ORCHESTRATION, deployModel);

@@ -1,0 +1,132 @@
+/**
+ * The deployment run (`deployModel` orchestration): its input, its custom status (current step + per-step times)
+ * and its result, plus the mapping to the `GET /api/runs/{id}` answer. Pure code: the orchestrator uses it.
+ */
+import { createHash } from 'crypto';
+import type { DeploymentManifest, PromotionPolicy } from '../manifest/schema';
+import type { ModelSource } from '../registry/models';
+import type { ErrorInfo } from '../seams';
+
+export const DEPLOY_ORCHESTRATION = 'deployModel';
+
+export interface RunFiles {
+  model: Array<{ path: string; blob: string }>;
+  entryScript?: { path: string; blob: string };
+  environmentFile?: { path: string; blob: string };
+}
+
+export interface DeployRunInput {
+  /** Where the run came from, and the event id the instance id is derived from. */
+  source: ModelSource;
+  /** Registration data (always present). */
+  model: DeploymentManifest['model'];
+  files: RunFiles;
+  /** Absent → register only (a training message without deploy settings). */
+  manifest?: DeploymentManifest;
+  /** Service Bus: metrics and the promotion policy, checked after registration. */
+  training?: { trainingRunId: string; metrics: Record<string, number>; promotion?: PromotionPolicy };
+}
+
+export type StepName = 'register' | 'promotionCheck' | 'image' | 'prepare' | 'deploy' | 'smokeTest' | 'promote' | 'rollback';
+export type StepState = 'Running' | 'Succeeded' | 'Failed' | 'Skipped';
+
+export interface RunStep {
+  name: StepName;
+  state: StepState;
+  startedTime: string;
+  endedTime?: string;
+  detail?: string;
+}
+
+export interface RunCustomStatus {
+  step: StepName | 'done';
+  steps: RunStep[];
+}
+
+export type RunState = 'Running' | 'Succeeded' | 'Failed' | 'RolledBack' | 'NotPromoted' | 'Registered';
+
+export interface DeployRunResult {
+  state: Exclude<RunState, 'Running'>;
+  /** `Deployed` (first version) or `Updated` when Succeeded. */
+  outcome?: 'Deployed' | 'Updated';
+  error?: ErrorInfo;
+  serviceName?: string;
+  scoringUri?: string;
+  swaggerUri?: string;
+  model?: string;
+  image?: string;
+  smokeTest?: { latencyMs?: number; swagger?: string; checks?: string[] };
+  promotion?: { promote: boolean; reasons: string[] };
+}
+
+/** Deterministic instance id from a triggering event (same event → same run). */
+export function runIdFor(kind: ModelSource['kind'], eventKey: string): string {
+  return `deploy-${kind}-${createHash('sha256').update(`${kind}|${eventKey}`).digest('hex').slice(0, 32)}`;
+}
+
+/** Step bookkeeping for the custom status (keeps it well under 16 KB: details are truncated). */
+export class StepTracker {
+  readonly status: RunCustomStatus = { step: 'register', steps: [] };
+
+  start(name: StepName, now: Date): void {
+    this.status.step = name;
+    this.status.steps.push({ name, state: 'Running', startedTime: now.toISOString() });
+  }
+
+  end(name: StepName, state: Exclude<StepState, 'Running'>, now: Date, detail?: string): void {
+    const s = [...this.status.steps].reverse().find((x) => x.name === name && x.state === 'Running');
+    if (!s) return;
+    s.state = state;
+    s.endedTime = now.toISOString();
+    if (detail) s.detail = detail.slice(0, 500);
+  }
+
+  skip(name: StepName, now: Date, detail: string): void {
+    this.status.steps.push({ name, state: 'Skipped', startedTime: now.toISOString(), endedTime: now.toISOString(), detail: detail.slice(0, 500) });
+  }
+
+  done(): void {
+    this.status.step = 'done';
+  }
+}
+
+export interface RunView {
+  id: string;
+  state: RunState;
+  currentStep?: string;
+  steps: RunStep[];
+  createdTime?: string;
+  lastUpdatedTime?: string;
+  error?: ErrorInfo;
+  result?: Omit<DeployRunResult, 'state' | 'error'>;
+}
+
+/** Durable status → `GET /api/runs/{id}` body. */
+export function runView(status: {
+  instanceId: string;
+  runtimeStatus?: string;
+  customStatus?: unknown;
+  output?: unknown;
+  createdTime?: string | Date;
+  lastUpdatedTime?: string | Date;
+}): RunView {
+  const custom = (status.customStatus ?? undefined) as RunCustomStatus | undefined;
+  const iso = (d: string | Date | undefined) => (d === undefined ? undefined : new Date(d).toISOString());
+  const base = {
+    id: status.instanceId,
+    steps: custom?.steps ?? [],
+    ...(custom?.step && custom.step !== 'done' ? { currentStep: custom.step } : {}),
+    ...(status.createdTime ? { createdTime: iso(status.createdTime) } : {}),
+    ...(status.lastUpdatedTime ? { lastUpdatedTime: iso(status.lastUpdatedTime) } : {}),
+  };
+  const rs = String(status.runtimeStatus ?? 'Pending');
+  if (rs === 'Completed' && status.output && typeof status.output === 'object') {
+    const { state, error, ...result } = status.output as DeployRunResult;
+    return { ...base, state, ...(error ? { error } : {}), result };
+  }
+  if (rs === 'Failed' || rs === 'Terminated' || rs === 'Canceled') {
+    const msg = typeof status.output === 'string' ? status.output : `The run ended ${rs.toLowerCase()}.`;
+    return { ...base, state: 'Failed', error: { code: rs === 'Failed' ? 'RunFailed' : `Run${rs}`, message: msg.slice(0, 2000) } };
+  }
+  return { ...base, state: 'Running' };
+}

@@ -1,0 +1,116 @@
+/**
+ * What the three triggers share: turning a blob folder, an HTTP manifest or a training message into a
+ * `DeployRunInput`, and starting the `deployModel` orchestration once per event.
+ */
+import { notFound } from '../errors';
+import { defaultOnnxManifest, parseManifest, resolveManifestFiles, type DeploymentManifest } from '../manifest/schema';
+import { parseTrainingCompleted } from '../manifest/training';
+import type { ModelSource } from '../registry/models';
+import { parseBlobPath, type StorageClients } from '../storage';
+import { DEPLOY_ORCHESTRATION, runIdFor, type DeployRunInput, type RunFiles } from './run';
+
+/** The part of the durable client the triggers use. */
+export interface RunClient {
+  startNew(name: string, options: { instanceId: string; input: unknown }): Promise<string>;
+  getStatus(instanceId: string): Promise<{ runtimeStatus?: unknown; customStatus?: unknown; output?: unknown; createdTime?: Date | string; lastUpdatedTime?: Date | string; instanceId: string }>;
+}
+
+/** Status of a run, or undefined when there is none (the durable client throws on 404). */
+export async function findRun(client: RunClient, instanceId: string) {
+  try {
+    return await client.getStatus(instanceId);
+  } catch (e) {
+    if (/404/.test((e as Error).message ?? '')) return undefined;
+    throw e;
+  }
+}
+
+/** Starts the run unless this event already started one. Returns the run id and whether it is new. */
+export async function startDeployRun(client: RunClient, instanceId: string, input: DeployRunInput): Promise<{ runId: string; started: boolean }> {
+  const existing = await findRun(client, instanceId);
+  if (existing && existing.runtimeStatus !== undefined && existing.runtimeStatus !== null) return { runId: instanceId, started: false };
+  await client.startNew(DEPLOY_ORCHESTRATION, { instanceId, input });
+  return { runId: instanceId, started: true };
+}
+
+function runInput(manifest: DeploymentManifest, files: RunFiles, source: ModelSource): DeployRunInput {
+  return { source, model: manifest.model, files, manifest };
+}
+
+/** Blob trigger on `incoming/<name>/deploy.json` (or .yaml/.yml): the run for that manifest version. */
+export function runFromBlobManifest(folderName: string, fileName: string, text: string, etag: string): { runId: string; input: DeployRunInput } {
+  const manifest = parseManifest(text, { name: folderName, fileName: `incoming/${folderName}/${fileName}` });
+  const files = resolveManifestFiles(manifest, `incoming/${folderName}`);
+  const eventId = `incoming/${folderName}/${fileName}@${etag}`;
+  return { runId: runIdFor('blob', eventId), input: runInput(manifest, files, { kind: 'blob', eventId, location: `incoming/${folderName}/` }) };
+}
+
+/** Blob trigger on a lone `incoming/<name>/<file>.onnx`: defaults (runtime onnx, target local). */
+export function runFromLoneOnnx(folderName: string, onnxFile: string, etag: string): { runId: string; input: DeployRunInput } {
+  const manifest = defaultOnnxManifest(folderName, onnxFile);
+  const files = resolveManifestFiles(manifest, `incoming/${folderName}`);
+  const eventId = `incoming/${folderName}/${onnxFile}@${etag}`;
+  return { runId: runIdFor('blob', eventId), input: runInput(manifest, files, { kind: 'blob', eventId, location: `incoming/${folderName}/` }) };
+}
+
+/** Whether a folder holds only `.onnx` files and exactly one of them (a "lone" ONNX model). */
+export async function isLoneOnnx(storage: StorageClients, folderName: string, onnxFile: string): Promise<{ lone: boolean; why?: string }> {
+  const container = storage.container('incoming');
+  const names: string[] = [];
+  for await (const b of container.listBlobsFlat({ prefix: `${folderName}/` })) names.push(b.name.slice(folderName.length + 1));
+  const others = names.filter((n) => !n.endsWith('.onnx') && !n.startsWith('deploy.error'));
+  if (others.length) return { lone: false, why: `the folder also holds ${others.slice(0, 3).join(', ')} (a deploy.json deploys it)` };
+  const onnx = names.filter((n) => n.endsWith('.onnx'));
+  if (onnx.length !== 1 || onnx[0] !== onnxFile) return { lone: false, why: `the folder holds ${onnx.length} .onnx files; add a deploy.json naming the model files` };
+  return { lone: true };
+}
+
+/** HTTP: a validated manifest whose files are blob references (or relative to `baseFolder`). */
+export function runFromHttpManifest(manifest: DeploymentManifest, eventKey: string, baseFolder?: string): { runId: string; input: DeployRunInput } {
+  const files = resolveManifestFiles(manifest, baseFolder);
+  const runId = runIdFor('http', eventKey);
+  return { runId, input: runInput(manifest, files, { kind: 'http', eventId: runId }) };
+}
+
+/** Every blob the run input references, for an up-front existence check (400/404 before starting a run). */
+export async function missingFiles(storage: StorageClients, input: DeployRunInput): Promise<string[]> {
+  const refs = [...input.files.model, ...(input.files.entryScript ? [input.files.entryScript] : []), ...(input.files.environmentFile ? [input.files.environmentFile] : [])];
+  const missing: string[] = [];
+  await Promise.all(
+    refs.map(async (f) => {
+      try {
+        const { container, blob } = parseBlobPath(f.blob, storage);
+        if (!(await storage.container(container).getBlockBlobClient(blob).exists())) missing.push(`${f.path} (${container}/${blob})`);
+      } catch {
+        missing.push(`${f.path} (${f.blob.replace(/[?#].*$/, '')})`);
+      }
+    }),
+  );
+  return missing.sort();
+}
+
+/** Throws 404 `ManifestFileMissing` naming every missing file. */
+export async function assertFilesExist(storage: StorageClients, input: DeployRunInput): Promise<void> {
+  const missing = await missingFiles(storage, input);
+  if (missing.length) throw notFound('ManifestFileMissing', `The manifest references files that do not exist: ${missing.join(', ')}. Upload them first or fix the references.`);
+}
+
+/** Service Bus `training-completed`: one run per training run and model (re-deliveries and duplicates → one run). */
+export function runFromTrainingMessage(body: unknown): { runId: string; input: DeployRunInput } {
+  const t = parseTrainingCompleted(body);
+  const eventId = `training:${t.modelName}:${t.trainingRunId}`;
+  const runId = runIdFor('servicebus', eventId);
+  const files: RunFiles = t.manifest
+    ? resolveManifestFiles(t.manifest)
+    : { model: t.model.files.map((f) => ({ path: f.path, blob: f.source! })) };
+  return {
+    runId,
+    input: {
+      source: { kind: 'servicebus', eventId, trainingRunId: t.trainingRunId, location: t.model.files[0]?.source?.replace(/[?#].*$/, '') },
+      model: t.model,
+      files,
+      ...(t.manifest ? { manifest: t.manifest } : {}),
+      training: { trainingRunId: t.trainingRunId, metrics: t.metrics, ...(t.promotion ? { promotion: t.promotion } : {}) },
+    },
+  };
+}
