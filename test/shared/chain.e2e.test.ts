@@ -8,6 +8,8 @@ import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
 import { runIdFor } from '../../shared/services/run';
+import { ServiceRegistry } from '../../shared/services/registry';
+import { deployConfigFor } from '../../shared/manifest';
 
 const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
 let env: TestEnvironment;
@@ -16,7 +18,7 @@ let workDir: string;
 
 beforeAll(async () => {
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-e2e-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000', MAX_UPLOAD_BYTES: String(256 * 1024) }, pollIntervalMs: 100 });
   storage = storageFromConnectionString(env.connectionString);
 }, 120_000);
 afterAll(async () => {
@@ -170,4 +172,30 @@ test('bad input on the event triggers: non-JSON message dead-lettered with the r
   while (!(await report.exists()) && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
   const body = JSON.parse((await report.downloadToBuffer()).toString());
   expect(body.error).toMatchObject({ code: 'InvalidManifest', message: expect.stringContaining('extra: unknown field') });
+}, 120_000);
+
+test('multipart upload deploys; oversize upload → 413; a deployment while another holds the service → 409', async () => {
+  const files = exampleFiles();
+  const manifest = { ...JSON.parse(files['deploy.json'].toString()), service: { name: 'diabetes-upload' } };
+  const form = new FormData();
+  form.append('manifest', JSON.stringify(manifest));
+  for (const p of ['model.json', 'score.js', 'package.json']) form.append(p, new Blob([files[p]]), p);
+  const res = await fetch(`${env.baseUrl}/api/deployments`, { method: 'POST', body: form });
+  expect(res.status).toBe(202);
+  const body = (await res.json()) as { runId: string };
+  const run = await waitRun(body.runId);
+  expect(run).toMatchObject({ state: 'Succeeded', result: { serviceName: 'diabetes-upload' } });
+
+  const big = new FormData();
+  big.append('manifest', JSON.stringify(manifest));
+  big.append('model.json', new Blob([Buffer.alloc(300 * 1024, 1)]), 'model.json');
+  const tooBig = await fetch(`${env.baseUrl}/api/deployments`, { method: 'POST', body: big });
+  expect(tooBig.status).toBe(413);
+  expect(((await tooBig.json()) as any).error.code).toBe('PayloadTooLarge');
+
+  // Another run holds the service → 409, nothing started.
+  await new ServiceRegistry(storage).beginDeployment({ name: 'diabetes-upload', runId: 'other-run', target: 'local', image: 'x:1', config: deployConfigFor({ kind: 'local' }) });
+  const busy = await fetch(`${env.baseUrl}/api/deployments`, { method: 'POST', body: form });
+  expect(busy.status).toBe(409);
+  expect(((await busy.json()) as any).error.code).toBe('DeploymentInProgress');
 }, 120_000);
