@@ -92,8 +92,11 @@ test('deploys a slot, switches traffic, and updates blue/green with no failed re
   // Once traffic switched, every later answer comes from green.
   expect(values.slice(firstThree).every((v) => v === 3)).toBe(true);
   expect(target.runningSlots('mult-svc')).toEqual(['green']);
-  const log = await target.logTail('mult-svc', 'green', 50);
-  expect(log).toMatch(/"event":"ready"/);
+  const tail = await target.logTail('mult-svc', 'green', 5);
+  expect(tail.split('\n')).toHaveLength(5);
+  const fullLog = fs.readFileSync(path.join(env.workDir, 'services', 'mult-svc', 'green', 'slot.log'), 'utf8');
+  expect(fullLog).toMatch(/"event":"ready"/);
+  expect(fullLog.trim().endsWith(tail.split('\n').pop()!)).toBe(true);
 });
 
 test('init() that raises → slot Failed with the script error, replica stopped, log tail has it', async () => {
