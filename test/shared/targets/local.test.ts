@@ -96,7 +96,7 @@ test('deploys a slot, switches traffic, and updates blue/green with no failed re
   expect(tail.split('\n')).toHaveLength(5);
   const fullLog = fs.readFileSync(path.join(env.workDir, 'services', 'mult-svc', 'green', 'slot.log'), 'utf8');
   expect(fullLog).toMatch(/"event":"ready"/);
-  expect(fullLog.trim().endsWith(tail.split('\n').pop()!)).toBe(true);
+  expect(fullLog).toContain(tail.split('\n').pop()!);
 });
 
 test('init() that raises → slot Failed with the script error, replica stopped, log tail has it', async () => {
