@@ -13,6 +13,7 @@ import { AppError, errorResponse, toErrorInfo, tooLarge, conflict, badRequest } 
 import { checkRelativePath } from '../shared/manifest/names';
 import { parseManifest } from '../shared/manifest/schema';
 import { getAppServices, shutdownAppServices } from '../shared/services/app';
+import { restoreLocalServices } from '../shared/services/restore';
 import { runIdFor, type DeployRunInput } from '../shared/services/run';
 import {
   assertFilesExist,
@@ -29,6 +30,16 @@ import { CONTAINERS } from '../shared/storage';
 const clientInput = df.input.durableClient();
 
 app.hook.appTerminate(() => shutdownAppServices());
+
+// After a restart, local services run again from their records (in the background: the host keeps starting).
+app.hook.appStart(() => {
+  void Promise.resolve()
+    .then(() => restoreLocalServices(getAppServices().deployContext('local')))
+    .then((r) => {
+      if (r.restored.length || r.failed.length) console.log(JSON.stringify({ event: 'local-services-restored', restored: r.restored, failed: r.failed }));
+    })
+    .catch((e) => console.warn(`restoring local services failed: ${toErrorInfo(e).message}`));
+});
 
 function metadataEtag(context: InvocationContext): string | undefined {
   const md = (context.triggerMetadata ?? {}) as Record<string, unknown>;

@@ -3,3 +3,4 @@ export * from './deploy';
 export * from './app';
 export * from './run';
 export * from './triggers';
+export * from './restore';

@@ -260,6 +260,17 @@ export class ServiceRegistry {
     return { service: rec!, rolledBack };
   }
 
+  /** Records new public URIs (e.g. after the local host restarted a service on another port). */
+  async setEndpoints(name: string, uris: { scoringUri: string; swaggerUri: string }, lastError?: ErrorInfo): Promise<ServiceRecord> {
+    const rec = await this.mutate(name, (cur) => {
+      if (!cur) throw notFound('ServiceNotFound', `Service ${name} does not exist.`);
+      const next: ServiceRecord = { ...cur, ...uris, updatedTime: new Date().toISOString() };
+      if (lastError) next.lastError = lastError;
+      return next;
+    });
+    return rec!;
+  }
+
   /** Marks the service as being deleted (blocks deployments) — 409 while a deployment runs, unless `force`. */
   async beginDelete(name: string, opts: { force?: boolean } = {}): Promise<ServiceRecord> {
     const rec = await this.mutate(name, (cur) => {

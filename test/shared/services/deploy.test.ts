@@ -146,3 +146,16 @@ test('getAppServices wires the configured pieces once per process', async () => 
   expect((await app.models.list()).length).toBeGreaterThan(0);
   await shutdownAppServices();
 });
+
+test('restoreLocalServices restarts Healthy local services on their previous public port', async () => {
+  const { restoreLocalServices } = await import('../../../shared/services');
+  const r = await deployService(ctx, { ...input('run-r', img2, [2, 4]), serviceName: 'restore-svc' });
+  const uri = r.service.scoringUri!;
+  await target.stopAll(); // what a host restart leaves: records, no processes
+  await expect(fetch(uri, { method: 'POST', body: '{}' })).rejects.toThrow();
+  const result = await restoreLocalServices(ctx);
+  expect(result).toEqual({ restored: ['restore-svc'], failed: [] });
+  expect(await post(uri, [5])).toEqual({ status: 200, body: [10] });
+  expect((await restoreLocalServices(ctx)).restored).toEqual([]); // already running
+  await deleteService(ctx, 'restore-svc');
+});
