@@ -34,8 +34,12 @@ import type { ThresholdBaseline, ThresholdTrip } from '../shared/batch/threshold
 import type { BatchPool, ErrorInfo } from '../shared/seams';
 import type { BatchChunkInput, BatchChunkResult } from './batch-chunk';
 
-/** Mini-batches in flight per pool worker: one running, one queued on the node. */
-const IN_FLIGHT_PER_WORKER = 2;
+/**
+ * Mini-batches in flight per pool worker: one running, the rest queued on its node, so the workers stay busy while
+ * the orchestrator turns a wave around (bench:batch: 4 gives ~1.3x the throughput of 2). The local pool's node queue
+ * (`--max-wait-ms`) and the call timeout below allow for it.
+ */
+const IN_FLIGHT_PER_WORKER = 4;
 
 class RunFailure extends Error {
   constructor(readonly info: ErrorInfo) {
@@ -126,8 +130,8 @@ df.app.orchestration(BATCH_RUN_ORCHESTRATION, function* (context: OrchestrationC
           output: job.output,
           appendRowFileName: job.appendRowFileName,
           timeoutMs: Math.round(job.runInvocationTimeoutSeconds * 1000),
-          // The node enforces run_invocation_timeout; the call may also wait for the mini-batch queued before it.
-          requestTimeoutMs: Math.round(job.runInvocationTimeoutSeconds * 1000) * (IN_FLIGHT_PER_WORKER + 1) + 10_000,
+          // The node enforces run_invocation_timeout; the call may also wait for the mini-batches queued before it.
+          requestTimeoutMs: Math.round(job.runInvocationTimeoutSeconds * 1000) * (IN_FLIGHT_PER_WORKER + 2) + 10_000,
           keepRows: job.outputAction === 'append_row',
           filesAs: poolKind === 'local' ? 'paths' : 'content',
         },

@@ -176,8 +176,9 @@ export class LocalBatchPoolProvider implements BatchPoolProvider {
       '--port', '0',
       '--workers', String(request.processCountPerNode),
       '--max-concurrent', '1',
-      // A mini-batch may wait for a free worker while the one ahead runs (at most run_invocation_timeout).
-      '--max-wait-ms', String(Math.max(1000, 2 * timeoutMs)),
+      // Mini-batches queue on the node for a free worker (the orchestrator keeps a few per worker in flight, see
+      // orchestrations/batch-run.ts); each one ahead runs at most run_invocation_timeout.
+      '--max-wait-ms', String(Math.max(1000, 5 * timeoutMs)),
       '--timeout-ms', String(timeoutMs),
       '--python', this.opts.python ?? 'python3',
       '--service-name', request.poolId,

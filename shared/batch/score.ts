@@ -141,10 +141,14 @@ async function readInputs(
   opts: ScoreOptions,
 ): Promise<{ miniBatch: unknown[]; cleanup: () => void }> {
   if (mb.kind === 'tabular') {
-    const [header, data] = await Promise.all([
-      mb.headerEnd > 0 ? download(service, mb.file, 0, mb.headerEnd) : Promise.resolve(null),
-      download(service, mb.file, mb.start, mb.end - mb.start),
-    ]);
+    // The first range of a file follows its header: one read for both.
+    const contiguous = mb.headerEnd > 0 && mb.start === mb.headerEnd;
+    const [header, data] = contiguous
+      ? await download(service, mb.file, 0, mb.end).then((b) => [b.subarray(0, mb.headerEnd), b.subarray(mb.headerEnd)] as const)
+      : await Promise.all([
+          mb.headerEnd > 0 ? download(service, mb.file, 0, mb.headerEnd) : Promise.resolve(null),
+          download(service, mb.file, mb.start, mb.end - mb.start),
+        ]);
     const rows = parseRows(data, mb.format, header ? parseCsvHeader(header) : null);
     if (rows.length !== mb.itemCount) {
       throw Object.assign(new Error(`expected ${mb.itemCount} rows in ${describeInputs(mb)[0]}, read ${rows.length}`), { code: 'InputMismatch' });

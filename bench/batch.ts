@@ -1,0 +1,168 @@
+/**
+ * `npm run bench:batch`: batch scoring through the service vs the same run() in one process, in one run.
+ * Prints one JSON object per line (name, value, unit + details).
+ *
+ * Data: 10,000 iris rows over 200 generated CSV files (bench/batch-data.ts, seeded). Model: examples/batch/mlp
+ * (a small CPU-bound MLP, score.js). The service: the real app on the local host (in-process) with Azurite, the job
+ * submitted with POST /api/batch-runs (tabular, one mini-batch per file = 200 mini-batches, node_count 1 ×
+ * process_count_per_node 2 = 2 workers), timed from the POST to the run's completion (pool provisioning, planning,
+ * scoring, merge and teardown included; the image is built by a warm-up run first).
+ * The baseline: the same score.js loaded in this process, looping over the same 200 blobs: download, parse the rows
+ * exactly as the service does (shared/batch/tabular.ts), run().
+ *
+ *   batch.rows_per_s                  rows / end-to-end seconds through the service
+ *   batch.single_process.rows_per_s   rows / seconds of the single-process loop
+ *   batch.vs_single_process.ratio     the two (target ≥ 1.6)
+ *   batch.overhead_per_minibatch_ms   per mini-batch time that is not run(): the same 200 mini-batches with a trivial
+ *                                     run() (examples/batch/score.js), scoring-phase wall time × workers / mini-batches
+ *                                     (target ≤ 5 ms)
+ *
+ * Environment: BENCH_BATCH_FILES / BENCH_BATCH_ROWS (default 200 / 10000), BENCH_BATCH_WORKERS (2).
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { startTestEnvironment, type TestEnvironment } from '../local/testing';
+import { parseCsvHeader, parseRows } from '../shared/batch/tabular';
+import type { MiniBatchResult } from '../shared/batch/results';
+import { ModelRegistry } from '../shared/registry/models';
+import { storageFromConnectionString, type StorageClients } from '../shared/storage';
+import { generateBatchData } from './batch-data';
+
+const FILES = Number(process.env.BENCH_BATCH_FILES ?? 200);
+const ROWS = Number(process.env.BENCH_BATCH_ROWS ?? 10_000);
+const WORKERS = Number(process.env.BENCH_BATCH_WORKERS ?? 2);
+const examples = path.resolve(__dirname, '../../examples/batch');
+
+function emit(name: string, value: number, unit: string, extra: Record<string, unknown> = {}): void {
+  process.stdout.write(`${JSON.stringify({ name, value: Number(value.toFixed(3)), unit, ...extra })}\n`);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function runJob(env: TestEnvironment, job: Record<string, unknown>): Promise<{ seconds: number; view: any }> {
+  const t0 = process.hrtime.bigint();
+  const r = await env.request('POST', '/api/batch-runs', job);
+  if (r.status !== 202) throw new Error(`submit failed: ${r.status} ${r.text}`);
+  for (;;) {
+    const s = await env.status(r.body.id);
+    if (s && ['Completed', 'Failed', 'Terminated'].includes(s.runtimeStatus)) {
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const view = (await env.request('GET', `/api/batch-runs/${r.body.id}`)).body;
+      if (view.state !== 'Succeeded') throw new Error(`run ${r.body.id} ended ${view.state}: ${JSON.stringify(view.error)}`);
+      return { seconds, view };
+    }
+    await sleep(20);
+  }
+}
+
+/** Scoring-phase span (first mini-batch start → last finish) and summed run time, from the result blobs. */
+async function scoringSpan(storage: StorageClients, view: any): Promise<{ spanMs: number; sumMs: number; count: number }> {
+  const [container, ...rest] = String(view.summary).split('/');
+  const resultsPrefix = rest.slice(0, -1).join('/') + '/results/';
+  const c = storage.container(container);
+  let first = Infinity;
+  let last = 0;
+  let sum = 0;
+  let count = 0;
+  for await (const b of c.listBlobsFlat({ prefix: resultsPrefix })) {
+    const r = JSON.parse((await c.getBlobClient(b.name).downloadToBuffer()).toString()) as MiniBatchResult;
+    first = Math.min(first, Date.parse(r.startedAt));
+    last = Math.max(last, Date.parse(r.finishedAt));
+    sum += r.durationMs;
+    count++;
+  }
+  return { spanMs: last - first, sumMs: sum, count };
+}
+
+function job(prefix: string, script: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    model: script === 'mlp.js' ? 'iris-mlp' : 'iris-linear',
+    entry_script: script,
+    source_directory: 'code/bench',
+    inputs: { container: 'batch-data', prefix },
+    input_kind: 'tabular',
+    mini_batch_size: '1MB', // a mini-batch never spans two files: one per file here
+    node_count: 1,
+    process_count_per_node: WORKERS,
+    error_threshold: 0,
+    output: { container: 'batch-output', prefix: `bench/${script}/` },
+    ...extra,
+  };
+}
+
+async function main(): Promise<void> {
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-bench-batch-'));
+  const env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir }, verbose: false });
+  const storage = storageFromConnectionString(env.connectionString);
+  try {
+    const data = await generateBatchData(storage.container('batch-data'), { files: FILES, rows: ROWS, prefix: 'bench/' });
+    await generateBatchData(storage.container('batch-data'), { files: 2, rows: 20, prefix: 'warmup/' });
+    const models = new ModelRegistry(storage);
+    for (const [name, file] of [['iris-mlp', 'mlp/model.json'], ['iris-linear', 'model/model.json']]) {
+      await models.register({ name, files: [{ path: 'model.json', content: fs.readFileSync(path.join(examples, file)) }], source: { kind: 'api', eventId: `bench-${name}` } });
+    }
+    const code = await storage.ensureContainer('code');
+    for (const [name, file] of [['mlp.js', 'mlp/score.js'], ['iris.js', 'score.js']]) {
+      const text = fs.readFileSync(path.join(examples, file));
+      await code.getBlockBlobClient(`bench/${name}`).upload(text, text.length);
+    }
+    // Warm-up: builds the two images (reused by the measured runs) and loads every code path once.
+    await runJob(env, job('warmup/', 'mlp.js'));
+    await runJob(env, job('warmup/', 'iris.js'));
+
+    // 1. The same run() in one process over the same blobs.
+    process.env.AZUREML_MODEL_DIR = path.join(examples, 'mlp');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const script = require(path.join(examples, 'mlp/score.js')) as { init(): void; run(rows: unknown[]): string[] };
+    script.init();
+    const input = storage.container('batch-data');
+    const t0 = process.hrtime.bigint();
+    let scored = 0;
+    for (const name of data.blobs) {
+      const buf = await input.getBlobClient(name).downloadToBuffer();
+      const headerEnd = buf.indexOf(0x0a) + 1;
+      const rows = parseRows(buf.subarray(headerEnd), 'csv', parseCsvHeader(buf.subarray(0, headerEnd)));
+      scored += script.run(rows).length;
+    }
+    const singleS = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (scored !== data.rows) throw new Error(`single-process loop scored ${scored} of ${data.rows} rows`);
+    emit('batch.single_process.rows_per_s', data.rows / singleS, 'rows/s', { seconds: singleS, rows: data.rows, files: data.files });
+
+    // 2. Through the service.
+    const svc = await runJob(env, job('bench/', 'mlp.js'));
+    const items = svc.view.counts.items;
+    if (items.succeeded !== data.rows) throw new Error(`service scored ${items.succeeded} of ${data.rows} rows`);
+    const span = await scoringSpan(storage, svc.view);
+    emit('batch.rows_per_s', data.rows / svc.seconds, 'rows/s', {
+      seconds: svc.seconds,
+      rows: data.rows,
+      miniBatches: svc.view.counts.miniBatches.total,
+      workers: WORKERS,
+      scoringPhaseSeconds: span.spanMs / 1000,
+      scoringPhaseRowsPerS: Math.round(data.rows / (span.spanMs / 1000)),
+    });
+    emit('batch.vs_single_process.ratio', singleS / svc.seconds, 'ratio', { target: '>= 1.6', scoringPhaseRatio: Number((singleS / (span.spanMs / 1000)).toFixed(3)) });
+
+    // 3. Orchestration overhead per mini-batch: the same 200 mini-batches, trivial run().
+    const triv = await runJob(env, job('bench/', 'iris.js'));
+    const tspan = await scoringSpan(storage, triv.view);
+    const n = triv.view.counts.miniBatches.total;
+    emit('batch.overhead_per_minibatch_ms', (tspan.spanMs * WORKERS) / n, 'ms', {
+      target: '<= 5',
+      miniBatches: n,
+      scoringPhaseMs: tspan.spanMs,
+      endToEndSeconds: triv.seconds,
+      meanActivityScoringMs: Number((tspan.sumMs / tspan.count).toFixed(2)),
+      wallPerMiniBatchMs: Number((tspan.spanMs / n).toFixed(3)),
+    });
+  } finally {
+    await env.stop();
+    fs.rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench:batch failed: ${(e as Error).stack ?? e}\n`);
+  process.exit(1);
+});
