@@ -97,6 +97,8 @@ export interface CoreState {
   model?: ProgrammingModel;
   hooks: Record<HookName, HookCallback[]>;
   logSink: LogSink;
+  /** Data for extra input bindings by binding type (e.g. `durableClient`), set by the running host. */
+  bindingData?: (type: string) => RpcTypedData | undefined;
 }
 
 const KEY = Symbol.for('model-deploy-flow.functions-core');

@@ -165,6 +165,10 @@ export class LocalHost {
     }
     for (const hook of state.hooks.appStart) await hook({ hookData: {}, appHookData: {} });
 
+    // Input bindings every trigger kind gets (the durable client binding for blob, queue and HTTP functions alike).
+    const clientData: RpcTypedData = { string: JSON.stringify(clientBindingData(this.baseUrl, this.hubName)) };
+    state.bindingData = (type) => (type === 'durableClient' || type === 'orchestrationClient' ? clientData : undefined);
+
     // 3. Durable state and engine.
     this.store = await DurableStore.open(this.opts.storageConnectionString, this.hubName);
     this.engine = new DurableEngine({
@@ -288,10 +292,7 @@ export class LocalHost {
       body: body.length ? { bytes: body } : undefined,
       identities: [],
     };
-    const extra: Record<string, RpcTypedData> = {
-      durableClient: { string: JSON.stringify(clientBindingData(this.baseUrl, this.hubName)) },
-    };
-    const result = await invokeFunction(h.fn, { trigger: { http: httpData }, extraInputsByType: extra });
+    const result = await invokeFunction(h.fn, { trigger: { http: httpData } });
     if (result.error) {
       this.log(`function ${h.fn.metadata.name} failed (invocation ${result.invocationId}): ${result.error.stack ?? result.error.message}`);
       res.writeHead(500, { 'Content-Type': 'application/json; charset=utf-8' });

@@ -9,7 +9,7 @@ import { coreState, RegisteredFunction, RpcInvocationResponse, RpcTypedData } fr
 export interface InvocationInput {
   /** Data for the trigger binding. */
   trigger: RpcTypedData | undefined;
-  /** Data for extra input bindings, by binding type (e.g. `durableClient`). */
+  /** Data for extra input bindings, by binding type; the host's `bindingData` provides the rest (e.g. `durableClient`). */
   extraInputsByType?: Record<string, RpcTypedData>;
   triggerMetadata?: Record<string, RpcTypedData>;
   retryContext?: { retryCount: number; maxRetryCount: number };
@@ -56,7 +56,7 @@ export async function invokeFunction(fn: RegisteredFunction, input: InvocationIn
   if (input.trigger !== undefined) inputData.push({ name: fn.triggerName, data: input.trigger });
   for (const [name, binding] of Object.entries(fn.metadata.bindings)) {
     if (binding.direction !== 'in' || name === fn.triggerName) continue;
-    const data = input.extraInputsByType?.[String(binding.type)];
+    const data = input.extraInputsByType?.[String(binding.type)] ?? state.bindingData?.(String(binding.type));
     if (data) inputData.push({ name, data });
   }
   let coreCtxState: string | undefined = 'invocation';

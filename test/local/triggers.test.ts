@@ -118,3 +118,14 @@ describe('Service Bus queue trigger bound to a Storage queue', () => {
     expect((await svc.getQueueClient('bad-jobs').peekMessages()).peekedMessageItems).toHaveLength(0);
   });
 });
+
+describe('the durable client binding in non-HTTP triggers', () => {
+  test('a blob trigger and a Service Bus trigger start orchestrations through df.getClient', async () => {
+    await upload('start-in', 'abc.json', JSON.stringify({ from: 'blob' }));
+    await QueueServiceClient.fromConnectionString(azurite.connectionString).getQueueClient('start-jobs').sendMessage(JSON.stringify({ id: 'q7' }));
+    const fromBlob = await env.waitFor('blob-abc', { until: (s) => s?.runtimeStatus === 'Completed' });
+    expect(fromBlob.input).toEqual({ from: 'blob' });
+    const fromQueue = await env.waitFor('queue-q7', { until: (s) => s?.runtimeStatus === 'Completed' });
+    expect(fromQueue.output).toEqual(['Hello Tokyo!', 'Hello Seattle!', 'Hello London!']);
+  });
+});
