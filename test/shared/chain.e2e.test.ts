@@ -124,21 +124,15 @@ test('bad input over HTTP: malformed, unknown field, missing file, traversal, un
   expect((await send({ ...manifest, service: { name: 'Bad_Name' } })).body.error.code).toBe('InvalidServiceName');
 });
 
-/**
- * Blob and Service Bus triggers start orchestrations through the durable client input binding. The local host
- * passes that binding to HTTP triggers only (local/invoke.ts `extraInputsByType` is set in host.ts for HTTP, not
- * in triggers.ts), so these run once the host passes it to blob/queue triggers too: set MDF_E2E_TRIGGERS=1.
- */
-const triggerTest = process.env.MDF_E2E_TRIGGERS === '1' ? test : test.skip;
-
-triggerTest('blob upload → Succeeded run (deploy.json written last)', async () => {
+/** Blob and Service Bus triggers start orchestrations through the durable client input binding (as in Azure). */
+test('blob upload → Succeeded run (deploy.json written last)', async () => {
   const etag = await uploadFolder('diabetes-blob', { ...exampleFiles(), 'deploy.json': JSON.stringify({ ...JSON.parse(exampleFiles()['deploy.json'].toString()), service: { name: 'diabetes-blob' } }) });
   const run = await waitRun(runIdFor('blob', `incoming/diabetes-blob/deploy.json@${etag}`));
   expect(run).toMatchObject({ state: 'Succeeded', result: { outcome: 'Deployed', serviceName: 'diabetes-blob' } });
   expect((await env.request('DELETE', '/api/services/diabetes-blob')).status).toBe(200);
 }, 120_000);
 
-triggerTest('Service Bus: a failing promotion policy registers without deploying; the same event twice → one run', async () => {
+test('Service Bus: a failing promotion policy registers without deploying; the same event twice → one run', async () => {
   const c = await storage.ensureContainer('outputs');
   await c.getBlockBlobClient('run-7/model.json').uploadData(fs.readFileSync(path.join(EXAMPLE, 'model.json')));
   const q = await storage.ensureQueue('training-completed');
