@@ -13,9 +13,9 @@
  *   batch.rows_per_s                  rows / end-to-end seconds through the service
  *   batch.single_process.rows_per_s   rows / seconds of the single-process loop
  *   batch.vs_single_process.ratio     the two (target ≥ 1.6)
- *   batch.overhead_per_minibatch_ms   per mini-batch time that is not run(): the same 200 mini-batches with a trivial
- *                                     run() (examples/batch/score.js), scoring-phase wall time × workers / mini-batches
- *                                     (target ≤ 5 ms)
+ *   batch.overhead_per_minibatch_ms   what a mini-batch costs the service beyond run(): the same 200 mini-batches with
+ *                                     a trivial run() (examples/batch/score.js), scoring-phase wall time / mini-batches
+ *                                     (first scoring step start → last finish, from the result blobs; target ≤ 5 ms)
  *
  * Environment: BENCH_BATCH_FILES / BENCH_BATCH_ROWS (default 200 / 10000), BENCH_BATCH_WORKERS (2).
  */
@@ -148,13 +148,14 @@ async function main(): Promise<void> {
     const triv = await runJob(env, job('bench/', 'iris.js'));
     const tspan = await scoringSpan(storage, triv.view);
     const n = triv.view.counts.miniBatches.total;
-    emit('batch.overhead_per_minibatch_ms', (tspan.spanMs * WORKERS) / n, 'ms', {
+    emit('batch.overhead_per_minibatch_ms', tspan.spanMs / n, 'ms', {
       target: '<= 5',
       miniBatches: n,
       scoringPhaseMs: tspan.spanMs,
       endToEndSeconds: triv.seconds,
-      meanActivityScoringMs: Number((tspan.sumMs / tspan.count).toFixed(2)),
-      wallPerMiniBatchMs: Number((tspan.spanMs / n).toFixed(3)),
+      // Per scoring step (read inputs + POST /batch, node queueing included), as the activity measured it.
+      meanScoringStepMs: Number((tspan.sumMs / tspan.count).toFixed(2)),
+      workerSlotMsPerMiniBatch: Number(((tspan.spanMs * WORKERS) / n).toFixed(3)),
     });
   } finally {
     await env.stop();
