@@ -52,6 +52,9 @@ df.app.client.http('batchRunsStart', {
       if (!text.trim()) throw new AppError('InvalidJobDefinition', 'The request body is empty: send a batch job definition (JSON or YAML).', 400);
       const yaml = /yaml/i.test(request.headers.get('content-type') ?? '');
       const job = parseBatchJobText(text, { fileName: yaml ? 'batch.yaml' : 'request body', accountUrl: storage.blobService.url });
+      if (job.model && !job.sourceDirectory) {
+        throw new AppError('InvalidJobDefinition', 'Invalid batch job definition: source_directory: is required with "model" in a request: the blob folder ("container/folder") that holds entry_script', 400);
+      }
       await checkInputs(storage, job);
       const runId = runIds.http();
       await startBatchRun(client, job, { runId, source: { kind: 'http', eventId: context.invocationId }, config: getConfig(), storage });

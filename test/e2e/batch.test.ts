@@ -206,6 +206,7 @@ test('empty input completes with zero', async () => {
 }, 60_000);
 
 test('missing prefix: a clear 400 at submission', async () => {
+  await fx.storage.ensureContainer('batch-data');
   const r = await env.request('POST', '/api/batch-runs', faultsJob('no-such-prefix/'));
   expect(r.status).toBe(400);
   expect(r.body.error.code).toBe('InputNotFound');
@@ -214,6 +215,9 @@ test('missing prefix: a clear 400 at submission', async () => {
   expect(bad.status).toBe(400);
   expect(bad.body.error.code).toBe('InvalidJobDefinition');
   expect(bad.body.error.message).toMatch(/node_cout/);
+  const noSource = await env.request('POST', '/api/batch-runs', { ...faultsJob('thr/'), source_directory: undefined });
+  expect(noSource.status).toBe(400);
+  expect(noSource.body.error.message).toMatch(/source_directory/);
   expect((await env.request('GET', '/api/batch-runs/batch-nope')).status).toBe(404);
 });
 
