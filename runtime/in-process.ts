@@ -1,36 +1,133 @@
 /**
- * ONNX models with no entry script, served inside the front process: no worker process, no frame round trip.
+ * ONNX models with no entry script, served inside the front process: no worker process, no pipe, no frames.
+ *
+ * onnxruntime-node (1.30) computes `InferenceSession.run` synchronously on the calling JS thread (its promise
+ * only defers the call), so the sessions live in `worker_threads` (`onnx-thread.ts`, one session per thread,
+ * `--workers` threads): the event loop stays free for HTTP, `GET /` and timers, and runs go in parallel.
  *
  * Same contract and limits as the worker pool: at most `capacity` (= workers × replica_max_concurrent_requests)
- * requests in run() at once, the others wait at most `maxWaitMs` (→ 503), a run() longer than `timeoutMs`
- * → 504. Two differences, both from onnxruntime-node (1.30): its `InferenceSession.run` returns a promise but
- * computes synchronously on the JS thread (its intra-op threads help inside one run), so
- * - runs execute one after the other and the event loop waits during each (a model whose single run takes
- *   seconds also delays `GET /`; serve such a model with `--onnx-worker-processes`);
- * - a run cannot be interrupted: the 504 is answered when the timer fires between runs or as soon as the
- *   over-long run returns; its slot stays taken until the run ends, and nothing is recycled.
+ * requests in run() at once, the others wait at most `maxWaitMs` (→ 503), a run() longer than `timeoutMs` →
+ * 504. A run cannot be interrupted (not even by terminating its thread, which waits for the native call), so
+ * after a 504 the slot stays taken until the run ends; nothing is recycled.
  */
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { AppError } from '../shared/errors';
 import { handleRequest, type Handler } from './handler';
+import { packageRoot } from './launch';
 import { ConcurrencyLimiter, overloadedError } from './limiter';
+import type { OnnxThreadData } from './onnx-thread';
 import type { PoolPhase, RequestInput, Scorer, WorkerReply } from './pool';
 import type { ScriptSchema } from './protocol';
 
+/** Where requests are computed: on the event loop (`directExecutor`) or on worker threads (`startOnnxThreads`). */
+export interface Executor {
+  readonly schema: ScriptSchema | null;
+  run(input: RequestInput, body: Buffer): Promise<WorkerReply>;
+  close(): Promise<void>;
+}
+
+/** Runs a handler on the event loop (tests, handlers that never block). */
+export function directExecutor(handler: Handler, debug = false): Executor {
+  return {
+    schema: handler.schema,
+    run: (input, body) => handleRequest(handler, input, body, debug),
+    close: async () => { await handler.close?.(); },
+  };
+}
+
+interface Thread {
+  worker: Worker;
+  ready: boolean;
+  busy: number;
+  pending: Map<number, (reply: WorkerReply) => void>;
+}
+
+export const onnxThreadPath = (): string => path.join(packageRoot(), 'dist', 'runtime', 'onnx-thread.js');
+
+/**
+ * `count` worker threads, each with its own session of `file` (`threads` intra-op threads per run). Resolves
+ * once every thread loaded the model; rejects with the load error. A thread that dies is started again and
+ * its requests get 500 `WorkerDied`.
+ */
+export async function startOnnxThreads(file: string, opts: { count: number; threads: number; debug?: boolean }): Promise<Executor> {
+  const data: OnnxThreadData = { file, threads: opts.threads, debug: opts.debug ?? false };
+  const threads: Thread[] = [];
+  let schema: ScriptSchema | null = null;
+  let closing = false;
+  let nextId = 1;
+
+  const spawn = (slot: number): Promise<void> => new Promise<void>((resolve, reject) => {
+    const t: Thread = { worker: new Worker(onnxThreadPath(), { workerData: data }), ready: false, busy: 0, pending: new Map() };
+    threads[slot] = t;
+    t.worker.on('message', (msg: { t?: string; message?: string; schema?: ScriptSchema | null; id?: number; reply?: WorkerReply & { body: Uint8Array } }) => {
+      if (msg.t === 'ready') {
+        t.ready = true;
+        schema = msg.schema ?? null;
+        resolve();
+      } else if (msg.t === 'init_error') {
+        reject(new Error(msg.message));
+      } else if (msg.id !== undefined && msg.reply) {
+        const done = t.pending.get(msg.id);
+        t.pending.delete(msg.id);
+        t.busy--;
+        const r = msg.reply;
+        done?.({ ...r, body: Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength) });
+      }
+    });
+    t.worker.on('error', (e) => reject(e));
+    t.worker.on('exit', (code) => {
+      t.ready = false;
+      const died = new AppError('WorkerDied', `The ONNX scoring thread died (exit code ${code}) while handling this request; it is being restarted`, 500);
+      for (const done of t.pending.values()) done({ status: 500, contentType: 'application/json', headers: {}, body: Buffer.from(JSON.stringify({ error: died.toInfo() })) });
+      t.pending.clear();
+      reject(new Error(`The ONNX scoring thread exited (code ${code}) while loading the model`));
+      if (!closing && threads[slot] === t) setTimeout(() => { if (!closing) spawn(slot).catch(() => undefined); }, 100);
+    });
+  });
+
+  const close = async () => {
+    closing = true;
+    await Promise.all(threads.map((t) => t.worker.terminate()));
+  };
+  try {
+    await Promise.all(Array.from({ length: opts.count }, (_, i) => spawn(i)));
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  return {
+    get schema() { return schema; },
+    run(input, body) {
+      let best: Thread | undefined;
+      for (const t of threads) if (t.ready && (!best || t.busy < best.busy)) best = t;
+      if (!best) return Promise.reject(new AppError('WorkerDied', 'Every ONNX scoring thread is restarting; retry shortly', 500));
+      const t = best;
+      const id = nextId++;
+      t.busy++;
+      return new Promise<WorkerReply>((resolve) => {
+        t.pending.set(id, resolve);
+        t.worker.postMessage({ id, input, body });
+      });
+    },
+    close,
+  };
+}
+
 export interface InProcessOptions {
-  /** Loads the model (e.g. `onnxHandler(file, …)`); a rejection is the init error. */
-  load: () => Promise<Handler>;
+  /** Loads the model (e.g. `startOnnxThreads(file, …)`); a rejection is the init error. */
+  load: () => Promise<Executor>;
   /** Concurrent run() calls admitted (workers × max-concurrent). */
   capacity: number;
   maxWaitMs: number;
   timeoutMs: number;
-  debug?: boolean;
   onEvent?: (event: Record<string, unknown>) => void;
   onQueueWait?: (seconds: number) => void;
 }
 
 export class InProcessScorer implements Scorer {
   readonly limiter: ConcurrencyLimiter;
-  private handler?: Handler;
+  private executor?: Executor;
   private state: PoolPhase = 'starting';
   private initError?: string;
   private readonly running = new Set<Promise<unknown>>();
@@ -72,7 +169,7 @@ export class InProcessScorer implements Scorer {
   }
 
   get schema(): ScriptSchema | null {
-    return this.handler?.schema ?? null;
+    return this.executor?.schema ?? null;
   }
 
   get rawHttp(): boolean {
@@ -81,12 +178,12 @@ export class InProcessScorer implements Scorer {
 
   start(): Promise<void> {
     this.started ??= this.opts.load().then(
-      (handler) => {
+      (executor) => {
         if (this.state === 'stopped') {
-          void handler.close?.();
+          void executor.close();
           return;
         }
-        this.handler = handler;
+        this.executor = executor;
         this.state = 'ready';
         this.opts.onEvent?.({ event: 'worker_ready', worker: 1, pid: process.pid, inProcess: true });
       },
@@ -110,9 +207,8 @@ export class InProcessScorer implements Scorer {
     if (this.state === 'stopped') throw new AppError('ServiceStopping', 'The scoring service is shutting down', 503);
     if (this.state === 'failed') throw new AppError('InitFailed', this.unavailableReason, 503);
     const release = await this.limiter.acquire();
-    const handler = this.handler!;
     const startedAt = Date.now();
-    const work = handleRequest(handler, input, body, this.opts.debug ?? false);
+    const work = this.executor!.run(input, body);
     const tracked = work.finally(() => {
       this.running.delete(tracked);
       release();
@@ -127,7 +223,7 @@ export class InProcessScorer implements Scorer {
       const timer = setTimeout(() => reject(timeout()), this.opts.timeoutMs);
       tracked.then((reply) => {
         clearTimeout(timer);
-        // The timer cannot fire while a synchronous run holds the event loop: check the elapsed time too.
+        // A run on the event loop (directExecutor) holds off the timer: check the elapsed time too.
         if (Date.now() - startedAt > this.opts.timeoutMs) reject(timeout());
         else resolve(reply);
       }, (e: unknown) => {
@@ -142,8 +238,8 @@ export class InProcessScorer implements Scorer {
     this.state = 'stopped';
     this.limiter.close(new AppError('ServiceStopping', 'The scoring service is shutting down', 503));
     await Promise.allSettled([...this.running]);
-    const handler = this.handler;
-    this.handler = undefined;
-    await handler?.close?.();
+    const executor = this.executor;
+    this.executor = undefined;
+    await executor?.close();
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The HTTP front of one replica (node:http): routes, key auth, request ids, limits, access log, metrics.
- * The entry script runs in the worker pool (pool.ts), an ONNX model inside this process (in-process.ts);
+ * The entry script runs in the worker pool (pool.ts), an ONNX model on threads of this process (in-process.ts);
  * see runtime/README.md for the contract.
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
@@ -8,8 +8,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AppError, toErrorInfo } from '../shared/errors';
 import type { RuntimeKind } from '../shared/seams';
-import { onnxHandler } from './handler';
-import { InProcessScorer } from './in-process';
+import { InProcessScorer, startOnnxThreads } from './in-process';
 import { onnxThreads, workerLaunch } from './launch';
 import { RuntimeMetrics } from './metrics';
 import { resolveOptions, type ServerOptions, type ServerOptionsInput } from './options';
@@ -113,11 +112,10 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
   const onQueueWait = (s: number) => metrics.queueWait.observe({}, s);
   const pool: Scorer = onnxModel && !options.onnxWorkerProcesses
     ? new InProcessScorer({
-        load: () => onnxHandler(onnxModel, { threads: onnxThreads(options) }),
+        load: () => startOnnxThreads(onnxModel, { count: options.workers, threads: onnxThreads(options), debug: options.debug }),
         capacity: options.workers * options.maxConcurrent,
         maxWaitMs: options.maxWaitMs,
         timeoutMs: options.timeoutMs,
-        debug: options.debug,
         onEvent,
         onQueueWait,
       })

@@ -1,7 +1,4 @@
-/**
- * Node worker (score.js / .mjs / .ts / raw) and ONNX models with no script (in this process: see the environment).
- * @jest-environment ./test/runtime/onnx-environment.js
- */
+/** Node worker (score.js / .mjs / .ts / raw) and ONNX models with no script. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { linearPredict, writeLinearOnnx } from '../../examples/runtime/onnx-model';

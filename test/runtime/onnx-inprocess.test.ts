@@ -3,14 +3,13 @@
  * (504, including a run that holds the event loop like onnxruntime-node's synchronous run), init failure,
  * shutdown, and the HTTP contract on a real model (burst → 503, timeout → 504, 401, 413, request ids,
  * metrics), plus `--onnx-worker-processes`.
- * @jest-environment ./test/runtime/onnx-environment.js
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { mlpOnnx, writeLinearOnnx } from '../../examples/runtime/onnx-model';
 import { AppError } from '../../shared/errors';
 import type { Handler } from '../../runtime/handler';
-import { InProcessScorer } from '../../runtime/in-process';
+import { directExecutor, InProcessScorer, type Executor } from '../../runtime/in-process';
 import { ConcurrencyLimiter, type Release } from '../../runtime/limiter';
 import type { RequestInput } from '../../runtime/pool';
 import { post, start, tempDir, waitFor, type Started } from './helpers';
@@ -113,7 +112,7 @@ describe('InProcessScorer (injected handler)', () => {
 
   it('runs at most workers × max-concurrent at once; the next one waits, then gets 503', async () => {
     const c = controlled();
-    const scorer = new InProcessScorer({ load: async () => c.handler, capacity: 2, maxWaitMs: 50, timeoutMs: 60_000 });
+    const scorer = new InProcessScorer({ load: async () => directExecutor(c.handler), capacity: 2, maxWaitMs: 50, timeoutMs: 60_000 });
     await scorer.start();
     const first = scorer.run(SCORE, Buffer.from('{}'));
     const second = scorer.run(SCORE, Buffer.from('{}'));
@@ -130,7 +129,7 @@ describe('InProcessScorer (injected handler)', () => {
 
   it('answers 504 when the timer fires; the slot stays taken until the run really ends', async () => {
     const c = controlled();
-    const scorer = new InProcessScorer({ load: async () => c.handler, capacity: 1, maxWaitMs: 0, timeoutMs: 30 });
+    const scorer = new InProcessScorer({ load: async () => directExecutor(c.handler), capacity: 1, maxWaitMs: 0, timeoutMs: 30 });
     await scorer.start();
     await expect(scorer.run(SCORE, Buffer.from('{}'))).rejects.toMatchObject({ code: 'ScoringTimeout', httpStatus: 504 });
     expect(scorer.inflight).toBe(1);
@@ -151,7 +150,7 @@ describe('InProcessScorer (injected handler)', () => {
       },
       batch: async () => [],
     };
-    const scorer = new InProcessScorer({ load: async () => blocking, capacity: 1, maxWaitMs: 0, timeoutMs: 10 });
+    const scorer = new InProcessScorer({ load: async () => directExecutor(blocking), capacity: 1, maxWaitMs: 0, timeoutMs: 10 });
     await scorer.start();
     await expect(scorer.run(SCORE, Buffer.from('{}'))).rejects.toMatchObject({ code: 'ScoringTimeout', httpStatus: 504 });
     expect(scorer.inflight).toBe(0);
@@ -165,7 +164,7 @@ describe('InProcessScorer (injected handler)', () => {
       score: async () => { throw new Error('boom'); },
       batch: async (rows) => rows.length,
     };
-    const scorer = new InProcessScorer({ load: async () => handler, capacity: 1, maxWaitMs: 0, timeoutMs: 1000 });
+    const scorer = new InProcessScorer({ load: async () => directExecutor(handler), capacity: 1, maxWaitMs: 0, timeoutMs: 1000 });
     await scorer.start();
     const failed = await scorer.run(SCORE, Buffer.from('{}'));
     expect(failed.status).toBe(500);
@@ -184,14 +183,14 @@ describe('InProcessScorer (injected handler)', () => {
     expect(failing.unavailableReason).toBe('init() failed: bad model file');
     await expect(failing.run(SCORE, Buffer.from('{}'))).rejects.toMatchObject({ code: 'InitFailed', httpStatus: 503 });
 
-    const gate = deferred<Handler>();
+    const gate = deferred<Executor>();
     const loading = new InProcessScorer({ load: () => gate.promise, capacity: 1, maxWaitMs: 20, timeoutMs: 1000 });
     const started = loading.start();
     expect(loading.phase).toBe('starting');
     await expect(loading.run(SCORE, Buffer.from('{}'))).rejects.toMatchObject({ code: 'ServiceOverloaded', message: expect.stringContaining('still loading') });
     const early = loading.run(SCORE, Buffer.from('{}'));
     const c = controlled();
-    gate.resolve(c.handler);
+    gate.resolve(directExecutor(c.handler));
     await started;
     expect(loading.phase).toBe('ready');
     await waitFor(() => loading.inflight === 1);
@@ -202,7 +201,7 @@ describe('InProcessScorer (injected handler)', () => {
 
   it('stop() rejects queued requests and waits for the running ones', async () => {
     const c = controlled();
-    const scorer = new InProcessScorer({ load: async () => c.handler, capacity: 1, maxWaitMs: 60_000, timeoutMs: 60_000 });
+    const scorer = new InProcessScorer({ load: async () => directExecutor(c.handler), capacity: 1, maxWaitMs: 60_000, timeoutMs: 60_000 });
     await scorer.start();
     const running = scorer.run(SCORE, Buffer.from('{}'));
     const queued = scorer.run(SCORE, Buffer.from('{}'));
