@@ -1,7 +1,8 @@
 /**
  * Node scoring worker: one process per worker, started by the pool (runtime/pool.ts) with fds 3 (requests in)
  * and 4 (replies out). Serves either a Node entry script (`score.js` / `score.cjs` / `score.mjs` / `score.ts`
- * exporting `init()` and `run(input)`, sync or async) or an ONNX model with no script.
+ * exporting `init()` and `run(input)`, sync or async) or, with `--onnx-worker-processes`, an ONNX model with no
+ * script (by default ONNX models run on threads of the front process: in-process.ts).
  *
  * Entry script contract (see runtime/README.md): `run(input)` receives the parsed JSON body and its return
  * value is sent back as JSON. Optional exports: `raw = true` (run receives the request, see `RawRequest`),
