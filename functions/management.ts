@@ -1,6 +1,6 @@
 /**
  * Management API of the deployment chain:
- * `GET /api/runs/{id}`; `GET /api/models[/{name}[/{version}]]`, `DELETE /api/models/{name}[/{version}]`;
+ * `GET /api/runs/{id}` (deployment and batch runs); `GET /api/models[/{name}[/{version}]]`, `DELETE /api/models/{name}[/{version}]`;
  * `GET /api/images[/{name}[/{version}]]`, `DELETE /api/images/{name}[/{version}]`;
  * `GET /api/services[/{name}]`, `DELETE /api/services/{name}`;
  * `GET /api/services/{name}/keys`, `POST /api/services/{name}/keys/regenerate` (`{"keyType": "Primary"|"Secondary"}`).
@@ -9,6 +9,7 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 import { AppError, badRequest, errorResponse, notFound, toErrorInfo } from '../shared/errors';
+import { getBatchRunView } from '../shared/batch/run';
 import { getAppServices } from '../shared/services/app';
 import { deleteService, regenerateServiceKey } from '../shared/services/deploy';
 import { runView } from '../shared/services/run';
@@ -46,7 +47,10 @@ app.http('getRun', {
   handler: safe('getRun', async (request, context) => {
     const id = request.params.id;
     if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(id)) throw badRequest('InvalidRunId', `"${id}" is not a run id.`);
-    const status = await findRun(df.getClient(context) as unknown as RunClient, id);
+    const client = df.getClient(context);
+    const batch = await getBatchRunView(client, getAppServices().storage, id);
+    if (batch) return { jsonBody: batch };
+    const status = await findRun(client as unknown as RunClient, id);
     if (!status) throw notFound('RunNotFound', `Run ${id} does not exist.`);
     return { jsonBody: runView({ ...status, instanceId: id, runtimeStatus: String(status.runtimeStatus) }) };
   }),

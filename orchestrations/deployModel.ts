@@ -8,6 +8,7 @@ import type { OrchestrationContext, OrchestrationHandler } from 'durable-functio
 import type { CreateImageOutput } from '../activities/createImage';
 import type { PrepareDeploymentOutput } from '../activities/prepareDeployment';
 import type { RegisterModelOutput } from '../activities/registerModel';
+import type { StartBatchAfterDeployInput, StartBatchAfterDeployOutput } from '../activities/startBatchAfterDeploy';
 import type { DeploymentEventType } from '../shared/events';
 import { checkPromotion } from '../shared/manifest/training';
 import type { SmokeTestResult } from '../shared/scoring/smoke';
@@ -153,6 +154,21 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
       swaggerUri: svc.swaggerUri,
       ...(prep.previousImage ? { previousImage: prep.previousImage } : {}),
     });
+
+    // 7. Batch scoring the training message asked for, now that the model is deployed.
+    if (input.training?.batch) {
+      steps.start('batch', now());
+      status();
+      const batchInput: StartBatchAfterDeployInput = { batch: input.training.batch, trainingRunId: input.training.trainingRunId, model: reg.model.id, eventId: input.source.eventId };
+      const b = (yield context.df.callActivityWithRetry('startBatchAfterDeploy', retry, batchInput)) as StartBatchAfterDeployOutput;
+      if (b.ok) {
+        result.batch = { runId: b.runId, statusUri: `/api/runs/${b.runId}` };
+        steps.end('batch', 'Succeeded', now(), `batch run ${b.runId} started`);
+      } else {
+        result.batch = { error: b.error };
+        steps.end('batch', 'Failed', now(), b.error.message);
+      }
+    }
     return finish('Succeeded');
   } catch (err) {
     // An activity failed after its retries: release the service if this run holds it, then fail the run.

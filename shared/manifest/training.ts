@@ -7,7 +7,8 @@
  *   "metrics": { "r2": 0.47, "rmse": 53.1 },
  *   "tags": {}, "properties": {}, "description": "…",
  *   "promotion": { "min_metrics": { "r2": 0.4 } },                          // optional
- *   "deploy": { "image": {…}, "target": "local", "service": {…}, "smoke_test": {…} } } // optional: deploy.json minus model
+ *   "deploy": { "image": {…}, "target": "local", "service": {…}, "smoke_test": {…} },  // optional: deploy.json minus model
+ *   "batch": { "inputs": {…}, "entry_script": "score.py", "source_directory": "…", … } }  // optional: score after deploying
  * ```
  * Artifact URIs are blob URLs of this app's storage account or `container/path` references (a SAS query is dropped).
  */
@@ -28,6 +29,8 @@ const messageSchema = z.strictObject({
   description: z.string().optional(),
   promotion: z.strictObject({ min_metrics: z.record(z.string(), z.number()).optional(), max_metrics: z.record(z.string(), z.number()).optional() }).optional(),
   deploy: z.record(z.string(), z.unknown()).optional(),
+  /** Batch scoring to run once the model is deployed (a batch job definition; `model` defaults to this model). */
+  batch: z.record(z.string(), z.unknown()).optional(),
 });
 
 export interface TrainingCompleted {
@@ -40,6 +43,8 @@ export interface TrainingCompleted {
   manifest?: DeploymentManifest;
   /** From `promotion` (or `deploy.promotion`); absent → always promote. */
   promotion?: PromotionPolicy;
+  /** Batch job to start after a successful deployment (validated when it starts). */
+  batch?: Record<string, unknown>;
 }
 
 /** The URI without query string (SAS) or fragment: safe to record and log. */
@@ -101,7 +106,7 @@ export function parseTrainingCompleted(body: unknown): TrainingCompleted {
     );
   }
   const policy = m.promotion ? { minMetrics: m.promotion.min_metrics ?? {}, maxMetrics: m.promotion.max_metrics ?? {} } : manifest?.promotion;
-  return { modelName: name, trainingRunId: m.training_run_id, metrics, model, ...(manifest ? { manifest } : {}), ...(policy ? { promotion: policy } : {}) };
+  return { modelName: name, trainingRunId: m.training_run_id, metrics, model, ...(manifest ? { manifest } : {}), ...(policy ? { promotion: policy } : {}), ...(m.batch ? { batch: m.batch } : {}) };
 }
 
 export interface PromotionDecision {

@@ -24,10 +24,10 @@ export interface DeployRunInput {
   /** Absent → register only (a training message without deploy settings). */
   manifest?: DeploymentManifest;
   /** Service Bus: metrics and the promotion policy, checked after registration. */
-  training?: { trainingRunId: string; metrics: Record<string, number>; promotion?: PromotionPolicy };
+  training?: { trainingRunId: string; metrics: Record<string, number>; promotion?: PromotionPolicy; batch?: Record<string, unknown> };
 }
 
-export type StepName = 'register' | 'promotionCheck' | 'image' | 'prepare' | 'deploy' | 'smokeTest' | 'promote' | 'rollback';
+export type StepName = 'register' | 'promotionCheck' | 'image' | 'prepare' | 'deploy' | 'smokeTest' | 'promote' | 'rollback' | 'batch';
 export type StepState = 'Running' | 'Succeeded' | 'Failed' | 'Skipped';
 
 export interface RunStep {
@@ -57,6 +57,8 @@ export interface DeployRunResult {
   image?: string;
   smokeTest?: { latencyMs?: number; swagger?: string; checks?: string[] };
   promotion?: { promote: boolean; reasons: string[] };
+  /** Batch scoring started after the deployment (training messages with a `batch` section). */
+  batch?: { runId: string; statusUri: string } | { error: ErrorInfo };
 }
 
 /** Deterministic instance id from a triggering event (same event → same run). */

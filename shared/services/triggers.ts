@@ -110,7 +110,7 @@ export function runFromTrainingMessage(body: unknown): { runId: string; input: D
       model: t.model,
       files,
       ...(t.manifest ? { manifest: t.manifest } : {}),
-      training: { trainingRunId: t.trainingRunId, metrics: t.metrics, ...(t.promotion ? { promotion: t.promotion } : {}) },
+      training: { trainingRunId: t.trainingRunId, metrics: t.metrics, ...(t.promotion ? { promotion: t.promotion } : {}), ...(t.batch ? { batch: t.batch } : {}) },
     },
   };
 }

@@ -221,10 +221,7 @@ test('missing prefix: a clear 400 at submission', async () => {
   expect((await env.request('GET', '/api/batch-runs/batch-nope')).status).toBe(404);
 });
 
-// Skipped until the local host binds the durable client to blob triggers: local/triggers.ts invokes blob (and queue)
-// functions without the `durableClient` input that host.ts gives HTTP functions, so `df.app.client.storageBlob`
-// fails with "Received input is not a valid durable client input" (Azure binds it). Enable once the host does.
-test.skip('batch.json dropped in incoming/batch/<name>/: starts one run per blob version, script beside it', async () => {
+test('batch.json dropped in incoming/batch/<name>/: starts one run per blob version, script beside it', async () => {
   await uploadIris(fx.storage, 'dropped/', 3, 30);
   const incoming = await fx.storage.ensureContainer('incoming');
   const script = fs.readFileSync(path.join(__dirname, '../../examples/batch/score.js'));

@@ -30,7 +30,7 @@ async function waitRun(runId: string, timeoutMs = 60_000): Promise<any> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const r = await env.request('GET', `/api/runs/${runId}`);
-    if (r.status === 200 && r.body.state !== 'Running') return r.body;
+    if (r.status === 200 && !['Running', 'Pending'].includes(r.body.state)) return r.body;
     if (Date.now() > deadline) throw new Error(`run ${runId} still ${JSON.stringify(r.body)}`);
     await new Promise((res) => setTimeout(res, 200));
   }
@@ -146,6 +146,53 @@ test('Service Bus: a failing promotion policy registers without deploying; the s
   expect((await env.request('GET', '/api/models/diabetes-sb')).body.value.length).toBe(1);
 
 }, 180_000);
+
+test('Service Bus: a passing policy deploys, then the batch scoring the message asked for runs on the new model', async () => {
+  const out = await storage.ensureContainer('outputs');
+  await out.getBlockBlobClient('run-8/model.json').uploadData(fs.readFileSync(path.join(EXAMPLE, 'model.json')));
+  // Batch entry script (run(mini_batch) over JSONL rows) and inputs.
+  const scripts = await storage.ensureContainer('staging');
+  await scripts.getBlockBlobClient('diabetes-node/score.js').uploadData(fs.readFileSync(path.join(EXAMPLE, 'score.js')));
+  const batchScript = `'use strict';
+const fs = require('fs'); const path = require('path');
+let m;
+function init() { const d = process.env.AZUREML_MODEL_DIR; m = JSON.parse(fs.readFileSync(d.endsWith('.json') ? d : path.join(d, 'model.json'), 'utf8')); }
+function run(rows) { return rows.map((r) => JSON.stringify({ id: r.id, n: r.x.length })); }
+module.exports = { init, run };
+`;
+  await scripts.getBlockBlobClient('diabetes-batch/batch_score.js').uploadData(Buffer.from(batchScript));
+  const data = await storage.ensureContainer('sb-batch-in');
+  const rows = Array.from({ length: 12 }, (_, i) => JSON.stringify({ id: i, x: [0.01 * i, 0.02, 0.03] })).join('\n') + '\n';
+  await data.getBlockBlobClient('rows/part-0.jsonl').uploadData(Buffer.from(rows));
+  const msg = {
+    model_name: 'diabetes-sbb',
+    training_run_id: 'run-8',
+    artifacts: ['outputs/run-8/model.json'],
+    metrics: { r2: 0.6 },
+    promotion: { min_metrics: { r2: 0.5 } },
+    deploy: { image: { runtime: 'node', entry_script: { path: 'score.js', source: 'staging/diabetes-node/score.js' } }, target: 'local', service: { name: 'diabetes-sbb' } },
+    batch: {
+      entry_script: 'batch_score.js',
+      source_directory: 'staging/diabetes-batch',
+      runtime: 'node',
+      inputs: { container: 'sb-batch-in', prefix: 'rows/' },
+      input_kind: 'tabular',
+      mini_batch_size: '5 rows',
+      node_count: 1,
+      process_count_per_node: 1,
+      output: { container: 'sb-batch-out', prefix: 'scores/' },
+    },
+  };
+  await (await storage.ensureQueue('training-completed')).sendMessage(JSON.stringify(msg));
+  const run = await waitRun(runIdFor('servicebus', 'training:diabetes-sbb:run-8'), 120_000);
+  expect(run.state).toBe('Succeeded');
+  expect(run.result.batch.runId).toBeTruthy();
+  const batch = await waitRun(run.result.batch.runId, 120_000);
+  expect(batch.kind).toBe('batch');
+  expect(JSON.stringify(batch)).toContain('diabetes-sbb:1');
+  expect(batch.state).toBe('Succeeded');
+  expect(batch.counts.items).toMatchObject({ total: 12, succeeded: 12, failed: 0 });
+}, 300_000);
 
 test('bad input on the event triggers: non-JSON message dead-lettered with the reason; bad blob manifest reported beside it', async () => {
   const q = await storage.ensureQueue('training-completed');
