@@ -113,6 +113,7 @@ df.app.client.http('batchRunsTerminate', {
 
 df.app.client.storageBlob('batchJobBlob', {
   path: 'incoming/batch/{name}/batch.json',
+  source: 'EventGrid',
   connection: 'AzureWebJobsStorage',
   handler: async (blob: unknown, client: DurableClient, context: InvocationContext): Promise<void> => {
     const name = String(context.triggerMetadata?.name ?? '');

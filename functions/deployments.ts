@@ -83,6 +83,9 @@ async function onManifestBlob(blob: unknown, context: InvocationContext, fileNam
 for (const fileName of ['deploy.json', 'deploy.yaml', 'deploy.yml']) {
   app.storageBlob(`deployFromBlob_${fileName.replace('.', '_')}`, {
     path: `incoming/{name}/${fileName}`,
+    // Flex Consumption has only the event-based blob trigger (infra/hooks/postdeploy.sh subscribes it);
+    // the local host polls for it.
+    source: 'EventGrid',
     connection: 'AzureWebJobsStorage',
     extraInputs: [clientInput],
     handler: (blob, context) => onManifestBlob(blob, context, fileName),
@@ -91,6 +94,7 @@ for (const fileName of ['deploy.json', 'deploy.yaml', 'deploy.yml']) {
 
 app.storageBlob('deployLoneOnnxFromBlob', {
   path: 'incoming/{name}/{file}.onnx',
+  source: 'EventGrid',
   connection: 'AzureWebJobsStorage',
   extraInputs: [clientInput],
   handler: async (_blob, context) => {
