@@ -13,7 +13,7 @@ import { compileRoute, CompiledRoute, matchRoute } from './routes';
 import { DurableEngine } from './durable/engine';
 import { DurableStore } from './durable/store';
 import { clientBindingData, errorBody, handleDurableApi, RPC_PREFIX, WEBHOOK_PREFIX } from './durable/api';
-import { BlobTriggerPoller, QueueTriggerPoller } from './triggers';
+import { BlobTriggerPoller, QueueTriggerPoller, TimerTriggerScheduler } from './triggers';
 
 export interface HostOptions {
   /** Folder with the app's package.json (its `main` names the entry files) and host.json. */
@@ -106,6 +106,7 @@ export class LocalHost {
   private store?: DurableStore;
   private blobPoller?: BlobTriggerPoller;
   private queuePoller?: QueueTriggerPoller;
+  private timers?: TimerTriggerScheduler;
   private httpFunctions: HttpFunction[] = [];
   private routePrefix = 'api';
   private hubName = 'TestHubName';
@@ -195,13 +196,16 @@ export class LocalHost {
       this.functions.filter((f) => ['serviceBusTrigger', 'queueTrigger'].includes(String(f.trigger.type))),
       triggerOpts,
     );
+    this.timers = new TimerTriggerScheduler(this.functions.filter((f) => String(f.trigger.type) === 'timerTrigger'), { log: this.log });
     const resumed = await this.engine.start();
     await this.blobPoller.start();
     await this.queuePoller.start();
+    this.timers.start();
     this.log(`listening on ${this.baseUrl} with ${this.functions.length} functions; task hub ${this.hubName}; ${resumed} instance(s) resumed`);
   }
 
   async stop(): Promise<void> {
+    await this.timers?.stop();
     await this.blobPoller?.stop();
     await this.queuePoller?.stop();
     await this.engine?.stop();

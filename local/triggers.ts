@@ -304,3 +304,87 @@ export class QueueTriggerPoller {
     this.opts.log(`message ${msg.messageId} moved to ${dead.name}: ${reason}`);
   }
 }
+
+/**
+ * Timer trigger (`app.timer`): NCRONTAB (6 fields, with seconds, UTC) or TimeSpan (`hh:mm:ss`) schedules,
+ * `%Setting%` references resolved from app settings, `runOnStartup`; one invocation at a time per function
+ * (the Functions host holds a singleton lock for timers). Schedule status is kept in memory only.
+ */
+export class TimerTriggerScheduler {
+  private timers = new Map<string, NodeJS.Timeout>();
+  private running = new Map<string, Promise<void>>();
+  private stopped = false;
+
+  constructor(
+    private readonly functions: RegisteredFunction[],
+    private readonly opts: Pick<TriggerOptions, 'log'>,
+  ) {}
+
+  static nextOccurrence(schedule: string, after: Date): Date {
+    const span = /^(\d{1,2}):(\d{2}):(\d{2})$/.exec(schedule);
+    if (span) {
+      const ms = ((Number(span[1]) * 60 + Number(span[2])) * 60 + Number(span[3])) * 1000;
+      if (ms <= 0) throw new Error(`Invalid TimeSpan schedule '${schedule}'.`);
+      return new Date(after.getTime() + ms);
+    }
+    if (schedule.trim().split(/\s+/).length !== 6) {
+      throw new Error(`Invalid NCRONTAB schedule '${schedule}': Azure Functions uses six fields ({second} {minute} {hour} {day} {month} {day-of-week}).`);
+    }
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { CronExpressionParser } = require('cron-parser') as typeof import('cron-parser');
+    return CronExpressionParser.parse(schedule, { currentDate: after, tz: 'UTC' }).next().toDate();
+  }
+
+  private scheduleOf(fn: RegisteredFunction): string {
+    const raw = String(fn.trigger.schedule ?? '');
+    const ref = /^%(.+)%$/.exec(raw);
+    return ref ? String(process.env[ref[1]] ?? '') : raw;
+  }
+
+  start(): void {
+    for (const fn of this.functions) {
+      let last: Date | undefined;
+      const arm = () => {
+        if (this.stopped) return;
+        let next: Date;
+        try {
+          next = TimerTriggerScheduler.nextOccurrence(this.scheduleOf(fn), new Date());
+        } catch (err) {
+          this.opts.log(`timer trigger ${fn.metadata.name} is disabled: ${(err as Error).message}`);
+          return;
+        }
+        const wait = Math.max(0, next.getTime() - Date.now());
+        this.timers.set(fn.metadata.name, setTimeout(() => void fire(next).then(arm), Math.min(wait, 2 ** 31 - 1)));
+      };
+      const fire = async (scheduled: Date) => {
+        if (this.stopped || this.running.has(fn.metadata.name)) return;
+        const now = new Date();
+        let next: Date | undefined;
+        try {
+          next = TimerTriggerScheduler.nextOccurrence(this.scheduleOf(fn), now);
+        } catch {
+          next = undefined;
+        }
+        const timer = {
+          Schedule: { AdjustForDST: true },
+          ScheduleStatus: { Last: (last ?? scheduled).toISOString(), Next: next?.toISOString(), LastUpdated: now.toISOString() },
+          IsPastDue: now.getTime() - scheduled.getTime() > 60_000,
+        };
+        last = now;
+        const p = invokeFunction(fn, { trigger: { json: JSON.stringify(timer) } }).then((res) => {
+          if (res.error) this.opts.log(`timer trigger ${fn.metadata.name} failed: ${res.error.message}`);
+        });
+        this.running.set(fn.metadata.name, p);
+        await p.finally(() => this.running.delete(fn.metadata.name));
+      };
+      if (fn.trigger.runOnStartup === true) void fire(new Date()).then(arm);
+      else arm();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    await Promise.allSettled([...this.running.values()]);
+  }
+}

@@ -34,6 +34,7 @@ beforeAll(async () => {
   azurite = await startAzurite();
   countFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-trig-')), 'runs.log');
   process.env.MDF_TEST_COUNT_FILE = countFile;
+  process.env.TICK_SCHEDULE = '*/1 * * * * *';
   env = await startTestEnvironment({ appRoot, azurite, pollIntervalMs: 100 });
 });
 afterAll(async () => {
@@ -127,5 +128,20 @@ describe('the durable client binding in non-HTTP triggers', () => {
     expect(fromBlob.input).toEqual({ from: 'blob' });
     const fromQueue = await env.waitFor('queue-q7', { until: (s) => s?.runtimeStatus === 'Completed' });
     expect(fromQueue.output).toEqual(['Hello Tokyo!', 'Hello Seattle!', 'Hello London!']);
+  });
+});
+
+describe('timer trigger', () => {
+  test('NCRONTAB schedule from an app setting fires with the timer object', async () => {
+    await until(() => lines('tick:').length >= 2, 10000);
+    expect(lines('tick:')[0]).toBe('tick:false:string');
+  });
+
+  test('schedules: six-field NCRONTAB, TimeSpan, and a clear error for five fields', () => {
+    const { TimerTriggerScheduler } = require('../../local/triggers');
+    const t0 = new Date('2026-01-01T00:00:07.000Z');
+    expect(TimerTriggerScheduler.nextOccurrence('0 */5 * * * *', t0).toISOString()).toBe('2026-01-01T00:05:00.000Z');
+    expect(TimerTriggerScheduler.nextOccurrence('00:00:30', t0).toISOString()).toBe('2026-01-01T00:00:37.000Z');
+    expect(() => TimerTriggerScheduler.nextOccurrence('*/5 * * * *', t0)).toThrow(/six fields/);
   });
 });
