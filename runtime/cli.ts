@@ -5,6 +5,7 @@
  * {"event":"init_failed","message":...}, then access log records. SIGTERM/SIGINT stop it gracefully.
  */
 import { toErrorInfo } from '../shared/errors';
+import { optionsFromEnv } from './env';
 import { helpText, parseArgs } from './options';
 import { startScoringServer } from './server';
 
@@ -13,11 +14,13 @@ function line(record: Record<string, unknown>): void {
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
-  if (args.help) {
+  const cli = parseArgs(process.argv.slice(2));
+  if (cli.help) {
     process.stdout.write(helpText() + '\n');
     return;
   }
+  // MDF_* variables (how ACI/AKS configure a container) give defaults; flags win.
+  const args = { ...optionsFromEnv(process.env), ...cli };
   const server = await startScoringServer(args);
   line({ event: 'listening', port: server.port, host: server.options.host, url: server.url, runtime: server.kind, pid: process.pid });
   const init = await server.initialized;

@@ -76,6 +76,9 @@ export function helpText(): string {
     'Options:',
     ...lines,
     '  --help'.padEnd(width + 4) + 'show this help',
+    '',
+    'Environment (defaults for containers on ACI/AKS; flags win): MDF_PORT, MDF_MODE (serve|batch), MDF_WORKERS,',
+    'MDF_MAX_CONCURRENT_REQUESTS, MDF_MAX_WAIT_MS, MDF_SCORING_TIMEOUT_MS, MDF_PRIMARY_KEY + MDF_SECONDARY_KEY (key auth).',
   ].join('\n');
 }
 

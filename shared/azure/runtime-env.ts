@@ -5,16 +5,10 @@
  */
 import type { DeployConfig } from '../seams';
 
-export const RUNTIME_ENV = {
-  port: 'MDF_PORT',
-  mode: 'MDF_MODE',
-  primaryKey: 'MDF_PRIMARY_KEY',
-  secondaryKey: 'MDF_SECONDARY_KEY',
-  maxConcurrent: 'MDF_MAX_CONCURRENT_REQUESTS',
-  maxWaitMs: 'MDF_MAX_WAIT_MS',
-  timeoutMs: 'MDF_SCORING_TIMEOUT_MS',
-  workers: 'MDF_WORKERS',
-} as const;
+import { RUNTIME_ENV } from '../../runtime/env';
+
+/** The variable names are defined by the runtime, which reads them (runtime/env.ts). */
+export { RUNTIME_ENV };
 
 /** The port the runtime listens on inside the image (the AML inference server's). */
 export const DEFAULT_SCORING_PORT = 5001;

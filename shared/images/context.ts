@@ -148,8 +148,9 @@ export function generateDockerfile(meta: ImageMetadata): string {
     else if (env.kind === 'requirements') lines.push(`RUN python3 -m pip install --no-cache-dir -r /var/azureml-app/${env.path}`);
     else lines.push(`RUN cd /var/azureml-app/${path.posix.dirname(env.path)} && npm install --omit=dev --no-audit --no-fund`);
   }
-  lines.push('COPY . /var/azureml-app/', `ENV AZUREML_MODEL_DIR=/var/azureml-app/${meta.modelDir}`, 'EXPOSE 5001');
-  const cmd = ['node', `/var/azureml-app/${meta.runtimeEntry}`, '--host', '0.0.0.0', '--port', '5001', '--model-dir', `/var/azureml-app/${meta.modelDir}`, '--runtime', meta.runtime];
+  // The port, mode, limits and keys come from MDF_* variables (runtime/env.ts) that ACI/AKS set per deployment.
+  lines.push('COPY . /var/azureml-app/', `ENV AZUREML_MODEL_DIR=/var/azureml-app/${meta.modelDir} MDF_PORT=5001`, 'EXPOSE 5001');
+  const cmd = ['node', `/var/azureml-app/${meta.runtimeEntry}`, '--host', '0.0.0.0', '--model-dir', `/var/azureml-app/${meta.modelDir}`, '--runtime', meta.runtime];
   if (meta.entryScript) cmd.push('--entry-script', `/var/azureml-app/${meta.entryScript}`);
   lines.push(`ENTRYPOINT ${JSON.stringify(cmd)}`);
   return lines.join('\n') + '\n';

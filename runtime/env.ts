@@ -1,0 +1,52 @@
+/**
+ * How a scoring container is configured without a command line: environment variables (ACI secure
+ * environment values, an AKS Secret/ConfigMap) that give the runtime's options their defaults. Command-line
+ * flags win over them. Keys travel only here or in `--keys-file`, and are never echoed in errors.
+ */
+import { AppError } from '../shared/errors';
+import type { ServerOptionsInput } from './options';
+
+export const RUNTIME_ENV = {
+  port: 'MDF_PORT',
+  mode: 'MDF_MODE',
+  primaryKey: 'MDF_PRIMARY_KEY',
+  secondaryKey: 'MDF_SECONDARY_KEY',
+  maxConcurrent: 'MDF_MAX_CONCURRENT_REQUESTS',
+  maxWaitMs: 'MDF_MAX_WAIT_MS',
+  timeoutMs: 'MDF_SCORING_TIMEOUT_MS',
+  workers: 'MDF_WORKERS',
+} as const;
+
+const INT_OPTIONS = {
+  port: RUNTIME_ENV.port,
+  maxConcurrent: RUNTIME_ENV.maxConcurrent,
+  maxWaitMs: RUNTIME_ENV.maxWaitMs,
+  timeoutMs: RUNTIME_ENV.timeoutMs,
+  workers: RUNTIME_ENV.workers,
+} as const;
+
+/** Options from `MDF_*` variables (absent or empty variables are ignored). */
+export function optionsFromEnv(env: NodeJS.ProcessEnv): ServerOptionsInput {
+  const out: ServerOptionsInput = {};
+  for (const [key, name] of Object.entries(INT_OPTIONS) as [keyof typeof INT_OPTIONS, string][]) {
+    const v = env[name]?.trim();
+    if (!v) continue;
+    if (!/^\d+$/.test(v)) throw new AppError('InvalidArguments', `${name} must be a non-negative integer; got "${v}"`, 400);
+    out[key] = Number(v);
+  }
+  const mode = env[RUNTIME_ENV.mode]?.trim();
+  if (mode) {
+    if (mode === 'serve' || mode === 'realtime') out.mode = 'realtime';
+    else if (mode === 'batch') out.mode = 'batch';
+    else throw new AppError('InvalidArguments', `${RUNTIME_ENV.mode} must be serve (realtime) or batch; got "${mode}"`, 400);
+  }
+  const primaryKey = env[RUNTIME_ENV.primaryKey];
+  const secondaryKey = env[RUNTIME_ENV.secondaryKey];
+  if (primaryKey || secondaryKey) {
+    if (!primaryKey || !secondaryKey) {
+      throw new AppError('InvalidArguments', `Set both ${RUNTIME_ENV.primaryKey} and ${RUNTIME_ENV.secondaryKey} (key auth needs a primary and a secondary key).`, 400);
+    }
+    out.keys = { primaryKey, secondaryKey };
+  }
+  return out;
+}
