@@ -43,7 +43,7 @@ async function deployOnce(stack: Stack, example: Example, serviceName: string): 
   const manifest = { ...example.manifest, service: { ...(example.manifest.service ?? {}), name: serviceName } };
   const form = new FormData();
   form.append('manifest', new Blob([JSON.stringify(manifest)], { type: 'application/json' }), 'deploy.json');
-  for (const [name, data] of Object.entries(example.files)) if (name !== 'deploy.json') form.append(name, new Blob([data]), name);
+  for (const [name, data] of Object.entries(example.files)) if (name !== 'deploy.json') form.append(name, new Blob([new Uint8Array(data)]), name);
 
   const t0 = performance.now();
   const res = await fetch(`${stack.baseUrl}/api/deployments`, { method: 'POST', body: form });
