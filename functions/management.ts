@@ -1,6 +1,7 @@
 /**
  * Management API of the deployment chain:
- * `GET /api/runs/{id}` (deployment and batch runs); `GET /api/models[/{name}[/{version}]]`, `DELETE /api/models/{name}[/{version}]`;
+ * `GET /api/runs/{id}` (deployment and batch runs); `GET /api/models[/{name}[/{version}]]`, `DELETE /api/models/{name}[/{version}]`,
+ * `PATCH /api/models/{name}/{version}` (tags mutable, properties add-only);
  * `GET /api/images[/{name}[/{version}]]`, `DELETE /api/images/{name}[/{version}]`;
  * `GET /api/services[/{name}]`, `DELETE /api/services/{name}`;
  * `GET /api/services/{name}/keys`, `POST /api/services/{name}/keys/regenerate` (`{"keyType": "Primary"|"Secondary"}`).
@@ -8,6 +9,8 @@
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
+import { z } from 'zod';
+import { describeIssues } from '../shared/manifest/schema';
 import { AppError, badRequest, errorResponse, notFound, toErrorInfo } from '../shared/errors';
 import { getBatchRunView } from '../shared/batch/run';
 import { getAppServices } from '../shared/services/app';
@@ -81,6 +84,37 @@ app.http('modelByName', {
     const all = await models.list({ name: request.params.name });
     if (!all.length) throw notFound('ModelNotFound', `Model "${request.params.name}" does not exist.`);
     return { jsonBody: { latest: all[0], value: all } };
+  }),
+});
+
+const modelPatch = z.strictObject({
+  tags: z.record(z.string(), z.string()).optional(),
+  remove_tags: z.array(z.string()).optional(),
+  properties: z.record(z.string(), z.string()).optional(),
+});
+
+/** `PATCH /api/models/{name}/{version}`: tags are mutable (`tags` adds/overwrites, `remove_tags` removes), properties add-only. */
+app.http('updateModel', {
+  route: 'models/{name}/{version:int}',
+  methods: ['PATCH'],
+  authLevel: 'anonymous',
+  handler: safe('updateModel', async (request) => {
+    const { models } = getAppServices();
+    const version = Number(request.params.version);
+    let body: unknown;
+    try {
+      body = JSON.parse((await request.text()) || '{}');
+    } catch (e) {
+      throw badRequest('InvalidJson', `The body is not valid JSON: ${(e as Error).message}`);
+    }
+    const parsed = modelPatch.safeParse(body);
+    if (!parsed.success) throw badRequest('InvalidModelUpdate', describeIssues(parsed.error.issues));
+    const { tags, remove_tags, properties } = parsed.data;
+    if (!tags && !remove_tags && !properties) throw badRequest('InvalidModelUpdate', 'Give "tags", "remove_tags" and/or "properties".');
+    let record = await models.get(request.params.name, version);
+    if (tags || remove_tags) record = await models.updateTags(request.params.name, version, { ...(tags ? { add: tags } : {}), ...(remove_tags ? { remove: remove_tags } : {}) });
+    if (properties) record = await models.addProperties(request.params.name, version, properties);
+    return { jsonBody: record };
   }),
 });
 

@@ -240,3 +240,20 @@ test('multipart upload deploys; oversize upload → 413; a deployment while anot
   expect(busy.status).toBe(409);
   expect(((await busy.json()) as any).error.code).toBe('DeploymentInProgress');
 }, 120_000);
+
+test('PATCH a model: tags are mutable, properties add-only, bad bodies are clear 400s', async () => {
+  const { ModelRegistry } = await import('../../shared/registry/models');
+  await new ModelRegistry(storage).register({ name: 'patchme', files: [{ path: 'm.json', content: Buffer.from('{}') }], tags: { stage: 'dev' }, properties: { owner: 'ana' }, source: { kind: 'http', eventId: 'patch-1' } });
+  const r = await env.request('PATCH', '/api/models/patchme/1', { tags: { stage: 'prod', team: 'ml' } });
+  expect(r.status).toBe(200);
+  expect(r.body.tags).toEqual({ stage: 'prod', team: 'ml' });
+  const removed = await env.request('PATCH', '/api/models/patchme/1', { remove_tags: ['team'], properties: { dataset: 'diabetes' } });
+  expect(removed.body.tags).toEqual({ stage: 'prod' });
+  expect(removed.body.properties).toMatchObject({ owner: 'ana', dataset: 'diabetes' });
+  const immutable = await env.request('PATCH', '/api/models/patchme/1', { properties: { owner: 'bob' } });
+  expect(immutable.status).toBe(409);
+  expect(immutable.body.error.code).toBe('PropertyImmutable');
+  expect((await env.request('PATCH', '/api/models/patchme/1', { tag: { x: 'y' } })).body.error.message).toContain('tag: unknown field');
+  expect((await env.request('PATCH', '/api/models/patchme/1', '{oops')).body.error.code).toBe('InvalidJson');
+  expect((await env.request('PATCH', '/api/models/patchme/9', { tags: { a: 'b' } })).status).toBe(404);
+});
