@@ -41,7 +41,10 @@ export interface AzureConfig {
   deployTimeoutSeconds: number;
 }
 
-/** Settings only the Azure side reads (all optional, with defaults); the lead lists them in local.settings. */
+/**
+ * Settings only the Azure side reads (all optional, with defaults). `shared/config.ts` lists them in SETTING_NAMES
+ * and local.settings.example.json documents them (tests keep the three in step).
+ */
 export const AZURE_ONLY_SETTINGS = [
   'AKS_RESOURCE_GROUP',
   'AZURE_RESOURCE_MANAGER_ENDPOINT',
@@ -101,6 +104,9 @@ const envSchema = z.object({
 });
 
 type Env = z.infer<typeof envSchema>;
+
+/** Every setting the Azure side reads. */
+export const AZURE_SETTING_NAMES = Object.keys(envSchema.shape) as Array<keyof Env>;
 
 /** Which settings each feature needs, and why (the message names them). */
 const REQUIRED: Record<AzureFeature, Array<keyof Env>> = {
