@@ -3,6 +3,7 @@
  * in-process, torn down by `stop()` — used by every integration and e2e test
  * (the way Temporal's TestWorkflowEnvironment is used).
  */
+import { ChildProcess, spawn } from 'child_process';
 import * as path from 'path';
 import { AzuriteInstance, startAzurite } from './azurite';
 import { HostJson, LocalHost } from './host';
@@ -136,4 +137,42 @@ export async function startTestEnvironment(opts: TestEnvironmentOptions = {}): P
 
 function fs_exists(p: string): boolean {
   return require('fs').existsSync(p);
+}
+
+/**
+ * The host as a child process (`node dist/local/cli.js`), for tests that `kill -9` it. Resolves with its URL once
+ * it printed its `ready` line; rejects with its output if it exits first.
+ */
+export function startHostProcess(opts: { connectionString: string; appRoot?: string; env?: Record<string, string>; pollMs?: number }): Promise<{ url: string; proc: ChildProcess }> {
+  const root = path.resolve(__dirname, '..', fs_exists(path.resolve(__dirname, '..', 'package.json')) ? '' : '..');
+  const proc = spawn(process.execPath, [path.join(root, 'dist/local/cli.js'), '--app', opts.appRoot ?? root, '--port', '0', '--poll-ms', String(opts.pollMs ?? 100)], {
+    env: { ...process.env, ...(opts.env ?? {}), AzureWebJobsStorage: opts.connectionString },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`host did not start: ${out.slice(-2000)}`)), 30000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /\{"event":"ready","url":"([^"]+)"\}/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ url: m[1], proc });
+      }
+    });
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`host exited (${code}): ${out.slice(-2000)}`));
+    });
+  });
+}
+
+/** SIGKILL a child process and wait for it to be gone. */
+export function kill9(proc: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+    proc.once('exit', () => resolve());
+    proc.kill('SIGKILL');
+  });
 }

@@ -2,46 +2,23 @@
  * kill -9 of the host process in the middle of a fan-out and of a timer, then restart on the same
  * storage: every run completes, completed activities are not run again, the in-flight ones are.
  */
-import { ChildProcess, spawn } from 'child_process';
+import { ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { AzuriteInstance, startAzurite } from '../../local/azurite';
 import { DurableStore } from '../../local/durable/store';
+import { kill9, startHostProcess } from '../../local/testing';
 
-const root = path.resolve(__dirname, '../..');
-const appRoot = path.join(root, 'test/fixtures/durable-app');
+const appRoot = path.resolve(__dirname, '../fixtures/durable-app');
 let azurite: AzuriteInstance;
 let countFile: string;
 let child: ChildProcess | undefined;
 
-function startHost(): Promise<{ url: string; proc: ChildProcess }> {
-  const proc = spawn(process.execPath, [path.join(root, 'dist/local/cli.js'), '--app', appRoot, '--port', '0', '--poll-ms', '100'], {
-    env: { ...process.env, AzureWebJobsStorage: azurite.connectionString, MDF_TEST_COUNT_FILE: countFile },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child = proc;
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`host did not start: ${out}`)), 30000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /\{"event":"ready","url":"([^"]+)"\}/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ url: m[1], proc });
-      }
-    });
-    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    proc.on('exit', (code) => reject(new Error(`host exited (${code}): ${out}`)));
-  });
-}
-
-function kill9(proc: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    proc.once('exit', () => resolve());
-    proc.kill('SIGKILL');
-  });
+async function startHost(): Promise<{ url: string; proc: ChildProcess }> {
+  const host = await startHostProcess({ connectionString: azurite.connectionString, appRoot, env: { MDF_TEST_COUNT_FILE: countFile } });
+  child = host.proc;
+  return host;
 }
 
 function executions(): Map<string, number> {
