@@ -27,6 +27,11 @@ export interface AzuriteOptions {
   tablePort?: number;
   /** Print Azurite's own output (default: only on failure). */
   verbose?: boolean;
+  /**
+   * Run Azurite in its own process group, so a terminal's Ctrl+C reaches only the host, which then stops
+   * Azurite itself after its last writes (`npm start`). Tests leave it in theirs, so it dies with them.
+   */
+  detached?: boolean;
 }
 
 export function connectionStringFor(blobPort: number, queuePort: number, tablePort: number): string {
@@ -91,6 +96,7 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<AzuriteIn
   const child: ChildProcess = spawn(process.execPath, args, {
     cwd: opts.location ?? process.cwd(),
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.detached ?? false,
   });
   let output = '';
   const collect = (d: Buffer) => {

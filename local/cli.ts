@@ -34,7 +34,7 @@ async function main(): Promise<void> {
       storage = connectionStringFor(10000, 10001, 10002);
       process.stdout.write('[host] using the Azurite already listening on 10000-10002\n');
     } else {
-      azurite = await startAzurite({ location: path.join(appRoot, '.azurite'), blobPort: 10000, queuePort: 10001, tablePort: 10002 });
+      azurite = await startAzurite({ location: path.join(appRoot, '.azurite'), blobPort: 10000, queuePort: 10001, tablePort: 10002, detached: true });
       storage = azurite.connectionString;
       process.stdout.write('[host] started Azurite (data in .azurite/) on 10000-10002\n');
     }
