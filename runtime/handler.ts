@@ -4,7 +4,7 @@
  * so both answer the same bodies and error codes.
  */
 import { AppError } from '../shared/errors';
-import { OnnxModel, type OnnxLoadOptions } from './onnx';
+import { OnnxModel, settle, type ManyResult, type OnnxLoadOptions } from './onnx';
 import type { RequestInput, WorkerReply } from './pool';
 import type { ScriptSchema } from './protocol';
 
@@ -13,6 +13,13 @@ export interface Handler {
   schema: ScriptSchema | null;
   score(header: RequestInput, body: Buffer): Promise<unknown>;
   batch(miniBatch: unknown[]): Promise<unknown>;
+  /**
+   * Dynamic batching (ONNX models): several `/score` bodies at once, stacked into as few model runs as their
+   * shapes allow; one result or error per body, in order.
+   */
+  scoreMany?(bodies: Buffer[]): Promise<ManyResult>;
+  /** Whether `scoreMany` can stack requests of this model at all (else it runs them one by one). */
+  batchable?(): boolean;
   close?(): Promise<void>;
 }
 
@@ -31,6 +38,8 @@ export async function onnxHandler(file: string, options: OnnxLoadOptions = {}): 
     schema: model.schema(),
     score: (_h, body) => model.run(parseJson(body)),
     batch: (rows) => model.runBatch(rows),
+    batchable: () => model.batchable,
+    scoreMany: (bodies) => model.runFeedsMany(bodies.map((b) => settle(() => model.feeds(parseJson(b))))),
     close: () => model.close(),
   };
 }
@@ -80,4 +89,47 @@ export async function handleRequest(handler: Handler, header: RequestInput, body
   } catch (e) {
     return errorReply(e, 'RunFailed', debug);
   }
+}
+
+export interface RequestItem {
+  input: RequestInput;
+  body: Buffer;
+}
+
+export interface HandledMany {
+  /** One reply per item, in order. */
+  replies: WorkerReply[];
+  /** Requests per model run made for `/score` items (see `ManyResult.runs`). */
+  runs: number[];
+  fallbacks: number;
+}
+
+/**
+ * Several requests at once: `/score` items go through the handler's `scoreMany` (dynamic batching) when it has
+ * one; anything else is handled one by one as by `handleRequest`. Replies are the same as one by one.
+ */
+export async function handleRequests(handler: Handler, items: RequestItem[], debug: boolean): Promise<HandledMany> {
+  const replies = new Array<WorkerReply>(items.length);
+  const score = handler.scoreMany ? items.flatMap((it, i) => (it.input.kind === 'score' ? [i] : [])) : [];
+  let runs: number[] = [];
+  let fallbacks = 0;
+  if (score.length > 1) {
+    try {
+      const many = await handler.scoreMany!(score.map((i) => items[i].body));
+      score.forEach((i, k) => {
+        const r = many.results[k];
+        replies[i] = r.error === undefined ? toReply(r.value, handler.rawHttp) : errorReply(r.error, 'RunFailed', debug);
+      });
+      ({ runs, fallbacks } = many);
+    } catch {
+      // scoreMany settles each request itself; should it throw anyway, each request runs on its own below.
+      fallbacks++;
+    }
+  }
+  for (let i = 0; i < items.length; i++) {
+    if (replies[i]) continue;
+    replies[i] = await handleRequest(handler, items[i].input, items[i].body, debug);
+    if (items[i].input.kind === 'score') runs.push(1);
+  }
+  return { replies, runs, fallbacks };
 }

@@ -16,7 +16,7 @@ import { AppError } from '../shared/errors';
 import { handleRequest, type Handler } from './handler';
 import { packageRoot } from './launch';
 import { ConcurrencyLimiter, overloadedError } from './limiter';
-import type { OnnxThreadData } from './onnx-thread';
+import type { OnnxThreadData, ThreadReplies } from './onnx-thread';
 import type { PoolPhase, RequestInput, Scorer, WorkerReply } from './pool';
 import type { ScriptSchema } from './protocol';
 
@@ -45,13 +45,28 @@ interface Thread {
 
 export const onnxThreadPath = (): string => path.join(packageRoot(), 'dist', 'runtime', 'onnx-thread.js');
 
+export interface OnnxThreadsOptions {
+  count: number;
+  /** onnxruntime intra-op threads per run. */
+  threads: number;
+  debug?: boolean;
+  /** Dynamic batching: requests per model run, at most (default 1 = off); see batcher.ts. */
+  maxBatchSize?: number;
+  /** Dynamic batching: how long a partial batch may wait for more requests (default 0 = never waits). */
+  maxBatchDelayMs?: number;
+  /** After each batch a thread answered: requests per model run it made, and failed batched runs. */
+  onBatch?: (runs: number[], fallbacks: number) => void;
+}
+
 /**
  * `count` worker threads, each with its own session of `file` (`threads` intra-op threads per run). Resolves
  * once every thread loaded the model; rejects with the load error. A thread that dies is started again and
- * its requests get 500 `WorkerDied`.
+ * its requests get 500 `WorkerDied`. Requests that queue up at a busy thread are batched (`maxBatchSize`).
  */
-export async function startOnnxThreads(file: string, opts: { count: number; threads: number; debug?: boolean }): Promise<Executor> {
-  const data: OnnxThreadData = { file, threads: opts.threads, debug: opts.debug ?? false };
+export async function startOnnxThreads(file: string, opts: OnnxThreadsOptions): Promise<Executor> {
+  const data: OnnxThreadData = {
+    file, threads: opts.threads, debug: opts.debug ?? false, maxBatchSize: opts.maxBatchSize ?? 1, maxBatchDelayMs: opts.maxBatchDelayMs ?? 0,
+  };
   const threads: Thread[] = [];
   let schema: ScriptSchema | null = null;
   let closing = false;
@@ -60,19 +75,22 @@ export async function startOnnxThreads(file: string, opts: { count: number; thre
   const spawn = (slot: number): Promise<void> => new Promise<void>((resolve, reject) => {
     const t: Thread = { worker: new Worker(onnxThreadPath(), { workerData: data }), ready: false, busy: 0, pending: new Map() };
     threads[slot] = t;
-    t.worker.on('message', (msg: { t?: string; message?: string; schema?: ScriptSchema | null; id?: number; reply?: WorkerReply & { body: Uint8Array } }) => {
-      if (msg.t === 'ready') {
+    t.worker.on('message', (msg: { t: string; message?: string; schema?: ScriptSchema | null } | ThreadReplies) => {
+      if (msg.t === 'replies') {
+        const batch = msg as ThreadReplies;
+        for (const { id, reply: r } of batch.replies) {
+          const done = t.pending.get(id);
+          t.pending.delete(id);
+          t.busy--;
+          done?.({ ...r, body: Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength) });
+        }
+        opts.onBatch?.(batch.runs, batch.fallbacks);
+      } else if (msg.t === 'ready') {
         t.ready = true;
-        schema = msg.schema ?? null;
+        schema = (msg as { schema?: ScriptSchema | null }).schema ?? null;
         resolve();
       } else if (msg.t === 'init_error') {
-        reject(new Error(msg.message));
-      } else if (msg.id !== undefined && msg.reply) {
-        const done = t.pending.get(msg.id);
-        t.pending.delete(msg.id);
-        t.busy--;
-        const r = msg.reply;
-        done?.({ ...r, body: Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength) });
+        reject(new Error((msg as { message?: string }).message));
       }
     });
     t.worker.on('error', (e) => reject(e));

@@ -55,7 +55,10 @@ export function workerLaunch(options: ServerOptions): { kind: RuntimeKind; launc
     return {
       kind,
       onnxModel: model,
-      launch: { command: process.execPath, args: [nodeWorkerPath()], env: { ...env, AML_ONNX_MODEL: model, AML_ONNX_THREADS: String(onnxThreads(options)) } },
+      launch: { command: process.execPath, args: [nodeWorkerPath()], env: {
+        ...env, AML_ONNX_MODEL: model, AML_ONNX_THREADS: String(onnxThreads(options)),
+        AML_MAX_BATCH_SIZE: String(options.maxBatchSize), AML_MAX_BATCH_DELAY_MS: String(options.maxBatchDelayMs),
+      } },
     };
   }
   const script = path.resolve(options.entryScript!);

@@ -1,5 +1,6 @@
 /** Prometheus text exposition (format 0.0.4) for the scoring runtime: counters, gauges, histograms. */
 
+/** Seconds. */
 const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 type Labels = Record<string, string>;
@@ -9,20 +10,24 @@ function labelText(labels: Labels): string {
   return parts.length ? `{${parts.join(',')}}` : '';
 }
 
+/** Requests per model run (dynamic batching). */
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
 class Histogram {
   readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
-  observe(labels: Labels, seconds: number): void {
+  constructor(private readonly buckets: readonly number[] = BUCKETS) {}
+  observe(labels: Labels, value: number): void {
     const key = labelText(labels);
     let s = this.series.get(key);
-    if (!s) this.series.set(key, (s = { labels, counts: BUCKETS.map(() => 0), sum: 0, count: 0 }));
-    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]) s.counts[i]++;
-    s.sum += seconds;
+    if (!s) this.series.set(key, (s = { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 }));
+    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]) s.counts[i]++;
+    s.sum += value;
     s.count++;
   }
   render(name: string, help: string): string[] {
     const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`];
     for (const s of this.series.values()) {
-      BUCKETS.forEach((b, i) => lines.push(`${name}_bucket${labelText({ ...s.labels, le: String(b) })} ${s.counts[i]}`));
+      this.buckets.forEach((b, i) => lines.push(`${name}_bucket${labelText({ ...s.labels, le: String(b) })} ${s.counts[i]}`));
       lines.push(`${name}_bucket${labelText({ ...s.labels, le: '+Inf' })} ${s.count}`);
       lines.push(`${name}_sum${labelText(s.labels)} ${s.sum}`);
       lines.push(`${name}_count${labelText(s.labels)} ${s.count}`);
@@ -56,6 +61,9 @@ export class RuntimeMetrics {
   readonly queueWait = new Histogram();
   readonly workerRestarts = new Counter();
   readonly rejected = new Counter();
+  /** ONNX dynamic batching: requests per model run (`_count` = runs, `_sum` = requests they served). */
+  readonly batchSize = new Histogram(BATCH_BUCKETS);
+  readonly batchFallbacks = new Counter();
   inflight = 0;
 
   constructor(private readonly gauges: () => { workersReady: number; workersTotal: number; queued: number }) {}
@@ -85,6 +93,8 @@ export class RuntimeMetrics {
       '# TYPE scoring_workers gauge',
       `scoring_workers ${g.workersTotal}`,
       ...this.workerRestarts.render('scoring_worker_restarts_total', 'Worker processes restarted after a crash or a scoring timeout.'),
+      ...this.batchSize.render('scoring_batch_size', 'ONNX dynamic batching: /score requests served by one model run.'),
+      ...this.batchFallbacks.render('scoring_batch_fallbacks_total', 'ONNX dynamic batching: batched runs that failed and were redone one request at a time.'),
       '',
     ].join('\n');
   }

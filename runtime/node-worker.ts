@@ -12,7 +12,8 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AppError } from '../shared/errors';
-import { handleRequest, onnxHandler, parseJson, type Handler } from './handler';
+import { BatchQueue } from './batcher';
+import { handleRequest, handleRequests, onnxHandler, parseJson, type Handler } from './handler';
 import { encodeFrame, FrameDecoder, type ScriptSchema, type WorkerRequestHeader } from './protocol';
 import { inputSchemaFromSamples, schemaFromSample } from './schema';
 
@@ -137,8 +138,28 @@ async function main(): Promise<void> {
     send({ t: 'res', id, status: reply.status, contentType: reply.contentType, headers: reply.headers }, reply.body);
   };
   const decoder = new FrameDecoder<WorkerRequestHeader>();
+  // An ONNX model batches the requests that queue up while it runs (dynamic batching, batcher.ts).
+  const maxBatchSize = Number(process.env.AML_MAX_BATCH_SIZE) || 1;
+  const queue = handler.batchable && maxBatchSize > 1
+    ? new BatchQueue<{ header: WorkerRequestHeader; body: Buffer }>({
+        get maxBatchSize() { return handler.batchable?.() ? maxBatchSize : 1; },
+        maxBatchDelayMs: Number(process.env.AML_MAX_BATCH_DELAY_MS) || 0,
+        batchable: (f) => f.header.kind === 'score',
+        process: async (frames) => {
+          const done = await handleRequests(handler, frames.map((f) => ({ input: f.header, body: f.body })), debug);
+          frames.forEach((f, i) => {
+            const reply = done.replies[i];
+            send({ t: 'res', id: f.header.id, status: reply.status, contentType: reply.contentType, headers: reply.headers }, reply.body);
+          });
+          send({ t: 'batch', runs: done.runs, fallbacks: done.fallbacks });
+        },
+      })
+    : undefined;
   input.on('data', (chunk: Buffer) => {
-    for (const frame of decoder.push(chunk)) void handle(frame.header, frame.body);
+    for (const frame of decoder.push(chunk)) {
+      if (queue) queue.push(frame);
+      else void handle(frame.header, frame.body);
+    }
   });
   input.on('end', () => process.exit(0));
 }

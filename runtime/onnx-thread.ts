@@ -1,17 +1,37 @@
 /**
  * Worker thread of the in-process ONNX scorer (in-process.ts): one onnxruntime session per thread, so that
  * onnxruntime-node's synchronous `run` keeps the front's event loop free and the threads score in parallel.
- * Messages: in `{ id, input, body }`, out `{ t: 'ready', schema }` | `{ t: 'init_error', message }` |
- * `{ id, reply }`.
+ * Requests that arrive while the session runs wait in a `BatchQueue` and the next run takes them together
+ * (dynamic batching, see batcher.ts).
+ * Messages: in `{ id, input, body }`, out `{ t: 'ready', schema, batchable }` | `{ t: 'init_error', message }` |
+ * `{ t: 'replies', replies: [{ id, reply }], runs, fallbacks }`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { handleRequest, onnxHandler, type Handler } from './handler';
-import type { RequestInput } from './pool';
+import { BatchQueue } from './batcher';
+import { handleRequests, onnxHandler, type Handler } from './handler';
+import type { RequestInput, WorkerReply } from './pool';
 
 export interface OnnxThreadData {
   file: string;
   threads: number;
   debug: boolean;
+  /** Requests per model run, at most (1 = no batching). */
+  maxBatchSize: number;
+  maxBatchDelayMs: number;
+}
+
+export interface ThreadRequest {
+  id: number;
+  input: RequestInput;
+  body: Uint8Array;
+}
+
+/** Replies of one batch, plus what the metrics need (requests per model run, failed batched runs). */
+export interface ThreadReplies {
+  t: 'replies';
+  replies: Array<{ id: number; reply: WorkerReply }>;
+  runs: number[];
+  fallbacks: number;
 }
 
 const data = workerData as OnnxThreadData;
@@ -19,10 +39,19 @@ const port = parentPort!;
 
 onnxHandler(data.file, { threads: data.threads }).then(
   (handler: Handler) => {
-    port.on('message', (msg: { id: number; input: RequestInput; body: Uint8Array }) => {
-      const body = Buffer.from(msg.body.buffer, msg.body.byteOffset, msg.body.byteLength);
-      void handleRequest(handler, msg.input, body, data.debug).then((reply) => port.postMessage({ id: msg.id, reply }));
+    const queue = new BatchQueue<ThreadRequest>({
+      // A model that cannot be batched gets its requests one at a time (each reply as soon as it is ready).
+      get maxBatchSize() { return handler.batchable?.() ? data.maxBatchSize : 1; },
+      maxBatchDelayMs: data.maxBatchDelayMs,
+      batchable: (m) => m.input.kind === 'score',
+      process: async (msgs) => {
+        const items = msgs.map((m) => ({ input: m.input, body: Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength) }));
+        const done = await handleRequests(handler, items, data.debug);
+        const out: ThreadReplies = { t: 'replies', replies: msgs.map((m, i) => ({ id: m.id, reply: done.replies[i] })), runs: done.runs, fallbacks: done.fallbacks };
+        port.postMessage(out);
+      },
     });
+    port.on('message', (msg: ThreadRequest) => queue.push(msg));
     port.postMessage({ t: 'ready', schema: handler.schema });
   },
   (e: unknown) => port.postMessage({ t: 'init_error', message: (e as Error)?.message ?? String(e) }),

@@ -166,12 +166,10 @@ function toTensor(info: TensorInfo, value: unknown): Tensor {
   }
 }
 
-/** A tensor → nested JSON arrays (int64 as numbers, bool as booleans), read straight from its typed array. */
-function fromTensor(t: Tensor): unknown {
-  const data = t.data as ArrayLike<number | bigint | string | boolean>;
-  const dims = t.dims;
+/** Tensor data → nested JSON arrays of shape `dims` (int64 as numbers, bool as booleans), read straight from the array. */
+function toNested(type: Tensor.Type, data: ArrayLike<number | bigint | string | boolean>, dims: readonly number[]): unknown {
   const convert: ((v: number | bigint | string | boolean) => unknown) | undefined =
-    t.type === 'bool' ? (v) => Boolean(v) : t.type === 'int64' || t.type === 'uint64' ? (v) => Number(v) : undefined;
+    type === 'bool' ? (v) => Boolean(v) : type === 'int64' || type === 'uint64' ? (v) => Number(v) : undefined;
   if (dims.length === 0) return convert ? convert(data[0]) : data[0];
   const last = dims.length - 1;
   let pos = 0;
@@ -185,6 +183,64 @@ function fromTensor(t: Tensor): unknown {
   };
   return build(0);
 }
+
+/** A tensor → nested JSON arrays. */
+function fromTensor(t: Tensor): unknown {
+  return toNested(t.type, t.data as ArrayLike<number>, t.dims);
+}
+
+type TensorData = Tensor['data'];
+type Sliceable = { length: number; subarray?(a: number, b: number): TensorData; slice(a: number, b: number): TensorData };
+
+/** Rows `[from, from + rows)` of a tensor along its first dimension, as nested JSON arrays. */
+function rowsOf(t: Tensor, from: number, rows: number): unknown {
+  const rowSize = t.dims.slice(1).reduce((a, b) => a * b, 1);
+  const data = t.data as unknown as Sliceable;
+  const a = from * rowSize;
+  const b = a + rows * rowSize;
+  const part = data.subarray ? data.subarray(a, b) : data.slice(a, b);
+  return toNested(t.type, part as ArrayLike<number>, [rows, ...t.dims.slice(1)]);
+}
+
+/** Tensors of the same type and trailing dimensions, stacked along the first dimension. */
+function stack(parts: Tensor[]): Tensor {
+  const { Tensor } = loadOrt();
+  const first = parts[0];
+  const rows = parts.reduce((n, t) => n + t.dims[0], 0);
+  const dims = [rows, ...first.dims.slice(1)];
+  if (Array.isArray(first.data)) return new Tensor('string', parts.flatMap((t) => t.data as string[]), dims);
+  const Typed = (first.data as Float32Array).constructor as new (n: number) => Float32Array;
+  const data = new Typed(parts.reduce((n, t) => n + (t.data as Float32Array).length, 0));
+  let offset = 0;
+  for (const t of parts) {
+    data.set(t.data as Float32Array, offset);
+    offset += (t.data as Float32Array).length;
+  }
+  return new Tensor(first.type as 'float32', data, dims);
+}
+
+/** The value of a settled attempt, or its error. */
+export type Settled<T> = { value: T; error?: undefined } | { error: unknown; value?: undefined };
+
+export function settle<T>(f: () => T): Settled<T> {
+  try {
+    return { value: f() };
+  } catch (error) {
+    return { error };
+  }
+}
+
+export interface ManyResult {
+  /** One result (output record) or error per request, in order. */
+  results: Settled<Record<string, unknown>>[];
+  /** Requests per `session.run` made (a batch of n → n; a request run alone → 1). */
+  runs: number[];
+  /** Batched runs that failed and were replaced by one run per request. */
+  fallbacks: number;
+}
+
+/** A dimension whose size the model leaves open: a symbol ('batch', 'N') or a negative / unknown size. */
+const isDynamic = (d: number | string | undefined): boolean => typeof d === 'string' || (typeof d === 'number' && d < 0);
 
 export interface OnnxLoadOptions {
   /** onnxruntime intra-op threads for one run (default 1). */
@@ -206,6 +262,8 @@ export function sessionOptions(options: OnnxLoadOptions = {}): InferenceSession.
 export class OnnxModel {
   private readonly byName: Map<string, TensorInfo>;
   private readonly outputNames: readonly string[];
+  /** Cleared when a batched run's outputs did not split by rows. */
+  private batching = true;
 
   private constructor(
     private readonly session: InferenceSession,
@@ -255,6 +313,96 @@ export class OnnxModel {
     const out: Record<string, unknown> = {};
     for (const name of this.outputNames) out[name] = fromTensor(results[name]);
     return out;
+  }
+
+  /**
+   * Whether requests can be stacked into one run (dynamic batching): every input and output is a tensor whose
+   * first dimension is dynamic (symbolic like 'batch', or -1). A model with a fixed first dimension is never
+   * batched; nor is one whose batched outputs once failed to have one row per input row.
+   */
+  get batchable(): boolean {
+    return this.batching && [...this.inputs, ...this.outputs].every((t) => t.shape.length >= 1 && isDynamic(t.shape[0]));
+  }
+
+  /**
+   * The key under which validated feeds may be stacked with others (same trailing dimensions of every input,
+   * same row count across the request's inputs), or undefined when this request must run alone.
+   */
+  private stackKey(feeds: Record<string, Tensor>): string | undefined {
+    if (!this.batchable) return undefined;
+    let rows: number | undefined;
+    const parts: string[] = [];
+    for (const info of this.inputs) {
+      const t = feeds[info.name];
+      if (!t || t.dims.length < 1) return undefined;
+      if (rows !== undefined && t.dims[0] !== rows) return undefined;
+      rows = t.dims[0];
+      parts.push(t.dims.slice(1).join('x'));
+    }
+    return parts.join('|');
+  }
+
+  /**
+   * Dynamic batching: runs several requests' feeds (each validated on its own: an error stays that request's),
+   * stacking those with the same trailing dimensions along the first dimension into one `session.run` and
+   * splitting the outputs back by row ranges. A batched run that fails (or whose outputs do not have one row per
+   * input row) is replaced by one run per request, so each error lands on its own request.
+   */
+  async runFeedsMany(feeds: Settled<Record<string, Tensor>>[]): Promise<ManyResult> {
+    const results = new Array<Settled<Record<string, unknown>>>(feeds.length);
+    const runs: number[] = [];
+    let fallbacks = 0;
+    const groups = new Map<string, number[]>();
+    const alone: number[] = [];
+    feeds.forEach((f, i) => {
+      if (f.error !== undefined || !f.value) {
+        results[i] = { error: f.error };
+        return;
+      }
+      const key = this.stackKey(f.value);
+      if (key === undefined) alone.push(i);
+      else (groups.get(key) ?? groups.set(key, []).get(key)!).push(i);
+    });
+    const runAlone = async (i: number) => {
+      try {
+        results[i] = { value: await this.runFeeds(feeds[i].value!) };
+      } catch (error) {
+        results[i] = { error };
+      }
+      runs.push(1);
+    };
+    for (const members of groups.values()) {
+      if (members.length === 1) {
+        alone.push(members[0]);
+        continue;
+      }
+      try {
+        const stacked: Record<string, Tensor> = {};
+        for (const info of this.inputs) stacked[info.name] = stack(members.map((i) => feeds[i].value![info.name]));
+        const total = stacked[this.inputs[0].name].dims[0];
+        const out = await this.session.run(stacked);
+        for (const name of this.outputNames) {
+          if (!out[name] || out[name].dims[0] !== total) {
+            this.batching = false;
+            throw new Error(`output '${name}' does not have one row per input row; batching is off for this model`);
+          }
+        }
+        let from = 0;
+        for (const i of members) {
+          const rows = feeds[i].value![this.inputs[0].name].dims[0];
+          const value: Record<string, unknown> = {};
+          for (const name of this.outputNames) value[name] = rowsOf(out[name], from, rows);
+          results[i] = { value };
+          from += rows;
+        }
+        runs.push(members.length);
+      } catch {
+        fallbacks++;
+        for (const i of members) await runAlone(i);
+      }
+    }
+    for (const i of alone) await runAlone(i);
+    return { results, runs, fallbacks };
   }
 
   /** Batch: each row is one sample of the first input; one `{output: value}` per row. */

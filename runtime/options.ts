@@ -31,6 +31,10 @@ export const ServerOptionsSchema = z.object({
   onnxWorkerProcesses: z.boolean().default(false),
   /** ONNX: onnxruntime intra-op threads per run; 0 = cores / workers (at least 1). */
   onnxThreads: z.number().int().min(0).max(256).default(0),
+  /** ONNX dynamic batching: requests stacked into one model run, at most (1 = off). */
+  maxBatchSize: z.number().int().min(1).max(4096).default(32),
+  /** ONNX dynamic batching: how long a partial batch waits for more requests (0 = only what is already queued). */
+  maxBatchDelayMs: z.number().int().min(0).max(60_000).default(0),
   /** Extra environment variables for the workers (never logged). */
   env: z.record(z.string(), z.string()).optional(),
 });
@@ -59,6 +63,8 @@ export const CLI_OPTIONS: CliOption[] = [
   { flag: '--restart-initial-ms', key: 'restartInitialMs', kind: 'int', help: 'first restart delay of a crashed worker, doubled per crash (default 100)' },
   { flag: '--restart-max-ms', key: 'restartMaxMs', kind: 'int', help: 'longest restart delay (default 10000)' },
   { flag: '--onnx-threads', key: 'onnxThreads', kind: 'int', help: 'ONNX: onnxruntime intra-op threads per run (default 0 = cores / workers, at least 1)' },
+  { flag: '--max-batch-size', key: 'maxBatchSize', kind: 'int', help: 'ONNX: dynamic batching, /score requests queued at a busy model stacked into one run, at most (default 32; 1 = off)' },
+  { flag: '--max-batch-delay-ms', key: 'maxBatchDelayMs', kind: 'int', help: 'ONNX: how long a partial batch waits for more requests (default 0 = batch only what is already queued, no added latency)' },
   { flag: '--onnx-worker-processes', key: 'onnxWorkerProcesses', kind: 'flag', help: 'ONNX: run the model in --workers worker processes instead of inside the server process (models whose single run is long)' },
   { flag: '--debug', key: 'debug', kind: 'flag', help: 'include stack traces in 500 responses' },
   { flag: '--no-access-log', key: 'accessLog', kind: 'flag', help: 'do not print access log lines' },

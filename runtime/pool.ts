@@ -33,6 +33,8 @@ export interface PoolOptions {
   onEvent?: (event: Record<string, unknown>) => void;
   onQueueWait?: (seconds: number) => void;
   onRestart?: () => void;
+  /** A worker's dynamic batch (ONNX with --onnx-worker-processes): requests per model run, failed batched runs. */
+  onBatch?: (runs: number[], fallbacks: number) => void;
 }
 
 export interface WorkerReply {
@@ -282,6 +284,8 @@ export class WorkerPool implements Scorer {
       clearTimeout(p.timer);
       p.resolve({ status: header.status, contentType: header.contentType, headers: header.headers ?? {}, body });
       this.drain();
+    } else if (header.t === 'batch') {
+      this.opts.onBatch?.(header.runs, header.fallbacks);
     }
   }
 

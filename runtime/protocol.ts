@@ -27,7 +27,9 @@ export interface ScriptSchema {
 export type WorkerMessageHeader =
   | { t: 'ready'; pid: number; rawHttp: boolean; schema: ScriptSchema | null }
   | { t: 'init_error'; message: string; stack?: string }
-  | { t: 'res'; id: number; status: number; contentType: string; headers?: Record<string, string> };
+  | { t: 'res'; id: number; status: number; contentType: string; headers?: Record<string, string> }
+  /** After the replies of a dynamic batch (ONNX): requests per model run, failed batched runs (metrics only). */
+  | { t: 'batch'; runs: number[]; fallbacks: number };
 
 export function encodeFrame(header: object, body: Buffer = Buffer.alloc(0)): Buffer {
   const h = Buffer.from(JSON.stringify(header), 'utf8');

@@ -110,9 +110,20 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
   let metrics: RuntimeMetrics;
   const onEvent = (e: Record<string, unknown>) => log({ event: 'worker', time: new Date().toISOString(), ...e });
   const onQueueWait = (s: number) => metrics.queueWait.observe({}, s);
+  const onBatch = (runs: number[], fallbacks: number) => {
+    for (const n of runs) metrics.batchSize.observe({}, n);
+    if (fallbacks) metrics.batchFallbacks.inc({}, fallbacks);
+  };
   const pool: Scorer = onnxModel && !options.onnxWorkerProcesses
     ? new InProcessScorer({
-        load: () => startOnnxThreads(onnxModel, { count: options.workers, threads: onnxThreads(options), debug: options.debug }),
+        load: () => startOnnxThreads(onnxModel, {
+          count: options.workers,
+          threads: onnxThreads(options),
+          debug: options.debug,
+          maxBatchSize: options.maxBatchSize,
+          maxBatchDelayMs: options.maxBatchDelayMs,
+          onBatch,
+        }),
         capacity: options.workers * options.maxConcurrent,
         maxWaitMs: options.maxWaitMs,
         timeoutMs: options.timeoutMs,
@@ -131,6 +142,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
         onEvent,
         onQueueWait,
         onRestart: () => metrics.workerRestarts.inc(),
+        onBatch,
       });
   metrics = new RuntimeMetrics(() => ({ workersReady: pool.readyCount, workersTotal: pool.size, queued: pool.queued }));
   let active = 0;
