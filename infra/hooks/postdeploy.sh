@@ -15,18 +15,21 @@ if [ -z "$KEY" ]; then
   exit 1
 fi
 HOST="$(az functionapp show -g "$AZURE_RESOURCE_GROUP" -n "$AZURE_FUNCTION_APP_NAME" --query defaultHostName -o tsv)"
-PREFIX=/blobServices/default/containers/incoming/blobs/
-
-# function name | subject suffix (the function's path pattern: functions/deployments.ts, functions/batch.ts)
+# function name | fixed head of its blob path (container/…) | fixed tail of its blob path, e.g. for
+# incoming/batch/{name}/batch.json: "incoming/batch/" and "/batch.json" (functions/deployments.ts, functions/batch.ts).
+# test/azure/infra.test.ts runs this script with a stub az and checks these against the app's registrations.
 for entry in \
-  "deployFromBlob_deploy_json|/deploy.json" \
-  "deployFromBlob_deploy_yaml|/deploy.yaml" \
-  "deployFromBlob_deploy_yml|/deploy.yml" \
-  "deployLoneOnnxFromBlob|.onnx" \
-  "batchJobBlob|/batch.json"
+  "deployFromBlob_deploy_json|incoming/|/deploy.json" \
+  "deployFromBlob_deploy_yaml|incoming/|/deploy.yaml" \
+  "deployFromBlob_deploy_yml|incoming/|/deploy.yml" \
+  "deployLoneOnnxFromBlob|incoming/|.onnx" \
+  "batchJobBlob|incoming/batch/|/batch.json"
 do
   FUNCTION="${entry%%|*}"
-  SUFFIX="${entry#*|}"
+  rest="${entry#*|}"
+  HEAD="${rest%%|*}"
+  SUFFIX="${rest#*|}"
+  CONTAINER="${HEAD%%/*}"
   SUBSCRIPTION="$(echo "blob-$FUNCTION" | tr '_' '-' | tr 'A-Z' 'a-z' | cut -c1-64)"
   az eventgrid system-topic event-subscription create \
     --name "$SUBSCRIPTION" \
@@ -35,8 +38,8 @@ do
     --endpoint-type webhook \
     --endpoint "https://$HOST/runtime/webhooks/blobs?functionName=Host.Functions.$FUNCTION&code=$KEY" \
     --included-event-types Microsoft.Storage.BlobCreated \
-    --subject-begins-with "$PREFIX" \
+    --subject-begins-with "/blobServices/default/containers/$CONTAINER/blobs/${HEAD#*/}" \
     --subject-ends-with "$SUFFIX" \
     --output none
-  echo "postdeploy: BlobCreated events for incoming/**$SUFFIX now reach $FUNCTION"
+  echo "postdeploy: BlobCreated events for $HEAD**$SUFFIX now reach $FUNCTION"
 done

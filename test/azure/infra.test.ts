@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { loadAzureConfig } from '../../shared/azure/config';
 import { SETTING_NAMES } from '../../shared/config';
 import { CONTAINERS, QUEUES, TABLES } from '../../shared/storage';
+import { bicepAppSettings, block, checkAppBindings, loadInfraFacts, loadRegistrations, runPostdeploy } from './app-bindings';
 
 const root = path.resolve(__dirname, '../..');
 const infra = path.join(root, 'infra');
@@ -18,17 +19,6 @@ const bicepFiles = fs
   .readdirSync(infra, { recursive: true })
   .map(String)
   .filter((f) => f.endsWith('.bicep'));
-
-/** Text of the `{...}` block starting at the first `{` at or after `from`. */
-function block(text: string, from: number): string {
-  const start = text.indexOf('{', from);
-  let depth = 0;
-  for (let i = start; i < text.length; i++) {
-    if (text[i] === '{') depth++;
-    else if (text[i] === '}' && --depth === 0) return text.slice(start, i + 1);
-  }
-  throw new Error('unbalanced braces');
-}
 
 /** Top-level keys of an object literal block (`{ a: 1, b: { c: 2 } }` → a, b). */
 function topKeys(obj: string): string[] {
@@ -59,7 +49,7 @@ function resourceTypes(text: string): string[] {
 }
 
 const functionApp = read('modules/functionapp.bicep');
-const appSettingNames = [...functionApp.matchAll(/\{ name: '([^']+)', value:/g)].map((m) => m[1]);
+const appSettingNames = [...bicepAppSettings(functionApp).keys()];
 
 describe('infra/*.bicep', () => {
   test('every Bicep file has balanced braces/brackets and every module path exists with its required params passed', () => {
@@ -121,46 +111,14 @@ describe('infra/*.bicep', () => {
     expect(appSettingNames).not.toContain('AzureWebJobsStorage');
   });
 
-  test('every connection the app settings name is provisioned identity-based', () => {
+  test('every app setting the Bicep sets is one the app (or the Functions host) reads; no connection strings', () => {
     const example = JSON.parse(fs.readFileSync(path.join(root, 'local.settings.example.json'), 'utf8')).Values as Record<string, string>;
     const names = new Set([...SETTING_NAMES, ...Object.keys(example)]);
-    const connections = new Set([...names].filter((n) => n.includes('__')).map((n) => n.slice(0, n.indexOf('__'))));
-    expect([...connections].sort()).toEqual(['AzureWebJobsStorage', 'ServiceBusConnection']);
-    for (const c of connections) {
-      expect(appSettingNames).toContain(`${c}__credential`);
-      expect(appSettingNames).toContain(`${c}__clientId`);
-      expect(appSettingNames.some((n) => n === `${c}__accountName` || n === `${c}__fullyQualifiedNamespace`)).toBe(true);
-      expect(appSettingNames).not.toContain(c); // no connection strings
-    }
-    expect(functionApp).toContain("{ name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }");
-    expect(functionApp).toContain("{ name: 'ServiceBusConnection__credential', value: 'managedidentity' }");
-    // Every app setting the Bicep sets is one the app (or the Functions host) reads.
     const hostSettings = ['APPLICATIONINSIGHTS_CONNECTION_STRING', 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', 'DURABLE_TASK_SCHEDULER_CONNECTION_STRING', 'TASKHUB_NAME'];
-    for (const n of appSettingNames) {
-      if (/__credential$/.test(n) || hostSettings.includes(n)) continue;
-      expect([n, names.has(n)]).toEqual([n, true]);
-    }
+    const unknown = appSettingNames.filter((n) => !/__credential$/.test(n) && !hostSettings.includes(n) && !names.has(n));
+    expect(unknown).toEqual([]);
+    expect(appSettingNames.filter((n) => ['AzureWebJobsStorage', 'ServiceBusConnection'].includes(n))).toEqual([]);
   });
-
-  test('every `connection` a trigger or binding in functions/ names is provisioned, and host.json runs on Flex', () => {
-    // Connections named in trigger/binding options (`connection: 'X'`); the default is AzureWebJobsStorage.
-    const sources = fs.existsSync(path.join(root, 'functions'))
-      ? fs.readdirSync(path.join(root, 'functions'), { recursive: true }).map(String).filter((f) => f.endsWith('.ts'))
-      : [];
-    const named = new Set(['AzureWebJobsStorage']);
-    for (const f of sources) {
-      for (const m of fs.readFileSync(path.join(root, 'functions', f), 'utf8').matchAll(/connection:\s*'([^']+)'/g)) named.add(m[1]);
-    }
-    for (const c of named) {
-      expect([c, appSettingNames.filter((n) => n.startsWith(`${c}__`)).length > 0]).toEqual([c, true]);
-    }
-    const host = JSON.parse(fs.readFileSync(path.join(root, 'host.json'), 'utf8'));
-    expect(host.version).toBe('2.0');
-    // Functions v4 extension bundle (Service Bus, Durable, event-based blob trigger).
-    expect(host.extensionBundle.id).toBe('Microsoft.Azure.Functions.ExtensionBundle');
-    expect(host.extensionBundle.version).toMatch(/^\[4\./);
-  });
-
   test('the Bicep app settings satisfy the Azure seams (ACR builder, ACI, AKS)', () => {
     const env = Object.fromEntries(appSettingNames.map((n) => [n, n === 'AZURE_SUBSCRIPTION_ID' ? '00000000-0000-0000-0000-000000000000' : n === 'MANAGED_IDENTITY_RESOURCE_ID' ? '/subscriptions/s/resourceGroups/r/providers/Microsoft.ManagedIdentity/userAssignedIdentities/i' : n === 'ACR_NAME' ? 'crmdfabcde' : 'x']));
     expect(() => loadAzureConfig(env, ['acr', 'aci', 'aks'])).not.toThrow();
@@ -220,5 +178,130 @@ describe('azure.yaml', () => {
     // Every output the hook reads is an output of main.bicep (azd exports outputs as environment variables).
     const outputs = [...read('main.bicep').matchAll(/^output (\w+) /gm)].map((m) => m[1]);
     for (const v of fs.readFileSync(hook, 'utf8').matchAll(/\$\{(AZURE_\w+):\?/g)) expect(outputs).toContain(v[1]);
+  });
+});
+
+describe("the compiled app's triggers and bindings agree with the Bicep, local.settings.example.json, postdeploy.sh and host.json", () => {
+  // The real registrations: the compiled app loaded through the local functions-core, as the Functions worker loads it.
+  const registrations = loadRegistrations();
+  const facts = loadInfraFacts();
+  const reg = (name: string) => registrations.find((r) => r.name === name)!;
+  const without = <T,>(m: Map<string, T>, ...keys: string[]) => new Map([...m].filter(([k]) => !keys.includes(k)));
+
+  test('the registrations are the ones this check is about (blob, Service Bus, timer, durable, HTTP)', () => {
+    const triggers = Object.fromEntries(registrations.map((r) => [r.name, r.bindings.find((b) => /Trigger$/.test(b.type))?.type]));
+    expect(triggers).toMatchObject({
+      deployFromBlob_deploy_json: 'blobTrigger',
+      deployFromBlob_deploy_yaml: 'blobTrigger',
+      deployFromBlob_deploy_yml: 'blobTrigger',
+      deployLoneOnnxFromBlob: 'blobTrigger',
+      batchJobBlob: 'blobTrigger',
+      trainingCompleted: 'serviceBusTrigger',
+      batchPoolSweep: 'timerTrigger',
+      deployModel: 'orchestrationTrigger',
+      health: 'httpTrigger',
+    });
+    expect(reg('trainingCompleted').bindings[0]).toMatchObject({ connection: 'ServiceBusConnection', queueName: 'training-completed' });
+  });
+
+  test('post-deploy hook: one BlobCreated subscription per event-based blob trigger, the key never printed', () => {
+    const run = runPostdeploy();
+    expect(run.status).toBe(0);
+    expect(run.output).not.toContain('blobs-extension-key-value');
+    expect(run.subscriptions.map((s) => [s.functionName, s.beginsWith, s.endsWith])).toEqual([
+      ['deployFromBlob_deploy_json', '/blobServices/default/containers/incoming/blobs/', '/deploy.json'],
+      ['deployFromBlob_deploy_yaml', '/blobServices/default/containers/incoming/blobs/', '/deploy.yaml'],
+      ['deployFromBlob_deploy_yml', '/blobServices/default/containers/incoming/blobs/', '/deploy.yml'],
+      ['deployLoneOnnxFromBlob', '/blobServices/default/containers/incoming/blobs/', '.onnx'],
+      ['batchJobBlob', '/blobServices/default/containers/incoming/blobs/batch/', '/batch.json'],
+    ]);
+  });
+
+  test('everything agrees: every connection is provisioned identity-based and documented, every queue exists, every event-based blob trigger is subscribed, timers and host.json fit Flex', () => {
+    expect(checkAppBindings(registrations, facts)).toEqual([]);
+  });
+
+  test('a connection without its identity-based settings is named, with the setting and its users', () => {
+    const settings = without(facts.appSettings, 'ServiceBusConnection__fullyQualifiedNamespace', 'AzureWebJobsStorage__clientId');
+    expect(checkAppBindings(registrations, { ...facts, appSettings: settings })).toEqual([
+      'Bicep app settings lack AzureWebJobsStorage__clientId (the user-assigned identity, used by the Functions host (keys, leases), Durable Functions, ' +
+        'batchJobBlob (blobTrigger), batchPoolSweep (timerTrigger), deployFromBlob_deploy_json (blobTrigger), deployFromBlob_deploy_yaml (blobTrigger), ' +
+        'deployFromBlob_deploy_yml (blobTrigger), deployLoneOnnxFromBlob (blobTrigger))',
+      'Bicep app settings lack ServiceBusConnection__fullyQualifiedNamespace (identity-based ServiceBusConnection, used by trainingCompleted (serviceBusTrigger))',
+    ]);
+    // A new trigger on another connection: every missing setting is named, in Bicep and in the example.
+    const extra = [...registrations, { name: 'newQueue', bindings: [{ type: 'queueTrigger', connection: 'OtherStorage', queueName: 'q' }] }];
+    expect(checkAppBindings(extra, facts)).toEqual([
+      'Bicep app settings lack OtherStorage__accountName or OtherStorage__queueServiceUri (identity-based OtherStorage, used by newQueue (queueTrigger))',
+      "Bicep app settings lack OtherStorage__credential = 'managedidentity' (used by newQueue (queueTrigger))",
+      'Bicep app settings lack OtherStorage__clientId (the user-assigned identity, used by newQueue (queueTrigger))',
+      'local.settings.example.json does not document OtherStorage__accountName or OtherStorage__queueServiceUri (identity-based OtherStorage)',
+      'local.settings.example.json does not document OtherStorage__clientId (identity-based OtherStorage)',
+      'local.settings.example.json does not document OtherStorage__credential (identity-based OtherStorage)',
+    ]);
+    // A connection string in the Bicep, and an undocumented setting in the example.
+    const withSecret = new Map([...facts.appSettings, ['ServiceBusConnection', "'Endpoint=sb://x'"]]);
+    const example = facts.exampleSettings.filter((n) => n !== 'ServiceBusConnection__credential');
+    expect(checkAppBindings(registrations, { ...facts, appSettings: withSecret, exampleSettings: example })).toEqual([
+      'Bicep app settings set ServiceBusConnection (a connection string); use the identity-based ServiceBusConnection__* settings',
+      'local.settings.example.json does not document ServiceBusConnection__credential (identity-based ServiceBusConnection)',
+    ]);
+  });
+
+  test('a Service Bus queue a trigger reads that the Bicep does not provision is named', () => {
+    const serviceBus = facts.serviceBus.filter((e) => e.name !== 'training-completed');
+    expect(checkAppBindings(registrations, { ...facts, serviceBus })).toEqual([
+      'trainingCompleted: Service Bus queue training-completed is not provisioned in infra/ (Microsoft.ServiceBus/namespaces/queues)',
+    ]);
+    const topicTrigger = { name: 'onEvent', bindings: [{ type: 'serviceBusTrigger', connection: 'ServiceBusConnection', topicName: 'model-events', subscriptionName: 'audit' }] };
+    expect(checkAppBindings([...registrations, topicTrigger], facts)).toEqual(['onEvent: subscription audit of Service Bus topic model-events is not provisioned in infra/']);
+  });
+
+  test('event-based blob triggers: a missing, mis-filtered or dangling subscription is named', () => {
+    const subs = facts.subscriptions;
+    const missing = subs.filter((s) => s.functionName !== 'batchJobBlob');
+    expect(checkAppBindings(registrations, { ...facts, subscriptions: missing })).toEqual([
+      'batchJobBlob: no Event Grid subscription in infra/hooks/postdeploy.sh delivers BlobCreated events for incoming/batch/{name}/batch.json',
+    ]);
+    const wrong = subs.map((s) =>
+      s.functionName === 'batchJobBlob' ? { ...s, endsWith: '/deploy.json' } : s.functionName === 'deployLoneOnnxFromBlob' ? { ...s, beginsWith: '/blobServices/default/containers/models/blobs/' } : s,
+    );
+    expect(checkAppBindings(registrations, { ...facts, subscriptions: wrong })).toEqual([
+      'batchJobBlob: subscription blob-batchjobblob: subject-ends-with "/deploy.json" excludes blobs that match incoming/batch/{name}/batch.json (fixed tail "/batch.json")',
+      'deployLoneOnnxFromBlob: subscription blob-deployloneonnxfromblob: subject-begins-with "/blobServices/default/containers/models/blobs/" must start with "/blobServices/default/containers/incoming/blobs/" (the container of incoming/{name}/{file}.onnx)',
+    ]);
+    const tooNarrow = subs.map((s) => (s.functionName === 'deployFromBlob_deploy_json' ? { ...s, beginsWith: '/blobServices/default/containers/incoming/blobs/batch/' } : s));
+    expect(checkAppBindings(registrations, { ...facts, subscriptions: tooNarrow })).toEqual([
+      'deployFromBlob_deploy_json: subscription blob-deployfromblob-deploy-json: subject-begins-with "/blobServices/default/containers/incoming/blobs/batch/" excludes blobs that match incoming/{name}/deploy.json (fixed head "incoming/")',
+    ]);
+    const dangling = [...subs, { name: 'blob-oldfunction', functionName: 'oldFunction', eventTypes: ['Microsoft.Storage.BlobCreated'], beginsWith: '/blobServices/default/containers/incoming/blobs/', endsWith: '.zip' }];
+    expect(checkAppBindings(registrations, { ...facts, subscriptions: dangling })).toEqual(['subscription blob-oldfunction names function oldFunction, which the app does not register']);
+    const polling = registrations.map((r) => (r.name === 'batchJobBlob' ? { ...r, bindings: r.bindings.map((b) => (b.type === 'blobTrigger' ? { ...b, source: undefined } : b)) } : r));
+    expect(checkAppBindings(polling, facts)).toEqual([
+      "batchJobBlob: blob trigger without source 'EventGrid' (Flex Consumption runs only the event-based blob trigger)",
+      "subscription blob-batchjobblob names function batchJobBlob, which is not a blob trigger with source 'EventGrid'",
+    ]);
+  });
+
+  test('timer triggers need NCRONTAB on Flex; host.json hub name and concurrency limits are checked', () => {
+    const timeSpan = registrations.map((r) => (r.name === 'batchPoolSweep' ? { ...r, bindings: r.bindings.map((b) => (b.type === 'timerTrigger' ? { ...b, schedule: '00:05:00', runOnStartup: true } : b)) } : r));
+    expect(checkAppBindings(timeSpan, facts)).toEqual([
+      'batchPoolSweep: timer schedule "00:05:00" is not a six-field NCRONTAB expression (TimeSpan schedules run only on App Service plans, not Flex Consumption)',
+      'batchPoolSweep: runOnStartup would run the timer on every scale-out instance start; remove it',
+    ]);
+    const hostJson = { ...facts.hostJson, extensions: { durableTask: { hubName: 'model-deploy-flow', maxConcurrentActivityFunctions: 500, maxConcurrentOrchestratorFunctions: 0 } } };
+    expect(checkAppBindings(registrations, { ...facts, hostJson })).toEqual([
+      'host.json: hubName "model-deploy-flow" must be 3-45 letters or digits starting with a letter (Azure Storage task hub names)',
+      'host.json: durableTask.maxConcurrentActivityFunctions = 500 must be an integer from 1 to 100 on a 2048 MB Flex Consumption instance',
+      'host.json: durableTask.maxConcurrentOrchestratorFunctions = 0 must be an integer from 1 to 100 on a 2048 MB Flex Consumption instance',
+    ]);
+    const dts = { ...facts.hostJson, extensions: { durableTask: { hubName: '%TASKHUB_NAME%', storageProvider: { type: 'azureManaged', connectionStringName: 'DURABLE_TASK_SCHEDULER_CONNECTION_STRING' } } } };
+    expect(checkAppBindings(registrations, { ...facts, hostJson: dts })).toEqual([
+      'host.json hubName: setting TASKHUB_NAME (referenced as %TASKHUB_NAME%) is set to durableTaskHubName, which cannot be checked',
+    ]);
+    expect(checkAppBindings(registrations, { ...facts, hostJson: dts, appSettings: without(facts.appSettings, 'DURABLE_TASK_SCHEDULER_CONNECTION_STRING', 'TASKHUB_NAME') })).toEqual([
+      'host.json hubName: setting TASKHUB_NAME (referenced as %TASKHUB_NAME%) is not a Bicep app setting',
+      'host.json: the Durable Task Scheduler connection DURABLE_TASK_SCHEDULER_CONNECTION_STRING is not a Bicep app setting',
+    ]);
   });
 });
