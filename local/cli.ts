@@ -11,6 +11,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { AzuriteInstance, connectionStringFor, isListening, startAzurite } from './azurite';
 import { LocalHost } from './host';
+import { HostStorageSettings, storageSettingsFrom } from './storage';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -26,24 +27,24 @@ async function main(): Promise<void> {
   const settingsFile = path.join(appRoot, 'local.settings.json');
   const settings: Record<string, string> = fs.existsSync(settingsFile) ? JSON.parse(fs.readFileSync(settingsFile, 'utf8')).Values ?? {} : {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k in settings) settings[k] = v;
-  let storage = process.env.AzureWebJobsStorage ?? settings.AzureWebJobsStorage;
+  let storage: HostStorageSettings | undefined = storageSettingsFrom({ ...settings, ...process.env });
   let azurite: AzuriteInstance | undefined;
-  if (!storage || /UseDevelopmentStorage=true/i.test(storage)) {
+  if (!storage) {
     const ports = [10000, 10001, 10002];
     if ((await Promise.all(ports.map(isListening))).every(Boolean)) {
-      storage = connectionStringFor(10000, 10001, 10002);
+      storage = { kind: 'connectionString', connectionString: connectionStringFor(10000, 10001, 10002) };
       process.stdout.write('[host] using the Azurite already listening on 10000-10002\n');
     } else {
       azurite = await startAzurite({ location: path.join(appRoot, '.azurite'), blobPort: 10000, queuePort: 10001, tablePort: 10002, detached: true });
-      storage = azurite.connectionString;
+      storage = { kind: 'connectionString', connectionString: azurite.connectionString };
       process.stdout.write('[host] started Azurite (data in .azurite/) on 10000-10002\n');
     }
   }
   const host = new LocalHost({
     appRoot,
-    storageConnectionString: storage,
+    storage,
     port: Number(arg('port') ?? process.env.PORT ?? 7071),
-    settings: { ...settings, AzureWebJobsStorage: storage },
+    settings: storage.kind === 'connectionString' ? { ...settings, AzureWebJobsStorage: storage.connectionString } : settings,
     pollIntervalMs: Number(arg('poll-ms') ?? 1000),
   });
   let stopping = false;

@@ -13,13 +13,14 @@ import { compileRoute, CompiledRoute, matchRoute } from './routes';
 import { DurableEngine } from './durable/engine';
 import { DurableStore } from './durable/store';
 import { clientBindingData, errorBody, handleDurableApi, RPC_PREFIX, WEBHOOK_PREFIX } from './durable/api';
+import { HostStorage, HostStorageSettings } from './storage';
 import { BlobTriggerPoller, QueueTriggerPoller, TimerTriggerScheduler } from './triggers';
 
 export interface HostOptions {
   /** Folder with the app's package.json (its `main` names the entry files) and host.json. */
   appRoot: string;
-  /** Azure Storage connection string for durable state and storage triggers (AzureWebJobsStorage). */
-  storageConnectionString: string;
+  /** The storage account for durable state and storage triggers (AzureWebJobsStorage): a connection string or identity settings. */
+  storage: string | HostStorageSettings;
   /** HTTP port on 127.0.0.1; 0 picks a free one. Default 7071. */
   port?: number;
   /** App settings to put in process.env before the app loads (local.settings.json "Values"). */
@@ -152,7 +153,8 @@ export class LocalHost {
     this.port = (this.server.address() as { port: number }).port;
 
     // 2. Settings, then the app itself, as the worker loads it.
-    process.env.AzureWebJobsStorage = this.opts.storageConnectionString;
+    const storage = new HostStorage(typeof this.opts.storage === 'string' ? { kind: 'connectionString', connectionString: this.opts.storage } : this.opts.storage);
+    if (storage.settings.kind === 'connectionString') process.env.AzureWebJobsStorage = storage.settings.connectionString;
     process.env.WEBSITE_HOSTNAME = `127.0.0.1:${this.port}`;
     process.env.FUNCTIONS_WORKER_RUNTIME = 'node';
     for (const [k, v] of Object.entries(this.opts.settings ?? {})) process.env[k] = v;
@@ -171,7 +173,7 @@ export class LocalHost {
     state.bindingData = (type) => (type === 'durableClient' || type === 'orchestrationClient' ? clientData : undefined);
 
     // 3. Durable state and engine.
-    this.store = await DurableStore.open(this.opts.storageConnectionString, this.hubName);
+    this.store = await DurableStore.open(storage, this.hubName);
     this.engine = new DurableEngine({
       store: this.store,
       maxConcurrentActivities: durableCfg.maxConcurrentActivityFunctions ?? 10,
@@ -190,7 +192,7 @@ export class LocalHost {
       .sort((a, b) => b.route.specificity - a.route.specificity);
 
     // 5. Storage-polling triggers.
-    const triggerOpts = { connectionString: this.opts.storageConnectionString, hostId: this.hostId, pollIntervalMs: this.opts.pollIntervalMs ?? 1000, log: this.log };
+    const triggerOpts = { storage, hostId: this.hostId, pollIntervalMs: this.opts.pollIntervalMs ?? 1000, log: this.log };
     this.blobPoller = new BlobTriggerPoller(this.functions.filter((f) => String(f.trigger.type) === 'blobTrigger'), triggerOpts);
     this.queuePoller = new QueueTriggerPoller(
       this.functions.filter((f) => ['serviceBusTrigger', 'queueTrigger'].includes(String(f.trigger.type))),
@@ -201,7 +203,7 @@ export class LocalHost {
     await this.blobPoller.start();
     await this.queuePoller.start();
     this.timers.start();
-    this.log(`listening on ${this.baseUrl} with ${this.functions.length} functions; task hub ${this.hubName}; ${resumed} instance(s) resumed`);
+    this.log(`listening on ${this.baseUrl} with ${this.functions.length} functions; task hub ${this.hubName} in ${storage.describe()}; ${resumed} instance(s) resumed`);
   }
 
   async stop(): Promise<void> {

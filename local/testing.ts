@@ -56,7 +56,7 @@ export async function startTestEnvironment(opts: TestEnvironmentOptions = {}): P
   const verbose = opts.verbose ?? process.env.MDF_TEST_LOGS === '1';
   const host = new LocalHost({
     appRoot: opts.appRoot ?? path.resolve(__dirname, '..', fs_exists(path.resolve(__dirname, '..', 'package.json')) ? '' : '..'),
-    storageConnectionString: azurite.connectionString,
+    storage: azurite.connectionString,
     port: 0,
     settings: opts.settings,
     hostJson: opts.hostJson,

@@ -11,6 +11,7 @@
  */
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { QueueClient, QueueServiceClient } from '@azure/storage-queue';
+import type { HostStorage } from './storage';
 import { RegisteredFunction, RpcTypedData } from './functionsCore';
 import { invokeFunction, stringData } from './invoke';
 
@@ -20,7 +21,7 @@ export const POISON_QUEUE = 'webjobs-blobtrigger-poison';
 const RECEIPTS_CONTAINER = 'azure-webjobs-hosts';
 
 export interface TriggerOptions {
-  connectionString: string;
+  storage: HostStorage;
   hostId: string;
   pollIntervalMs: number;
   log: (message: string) => void;
@@ -82,9 +83,9 @@ export class BlobTriggerPoller {
     private readonly functions: RegisteredFunction[],
     private readonly opts: TriggerOptions,
   ) {
-    this.blobs = BlobServiceClient.fromConnectionString(opts.connectionString);
+    this.blobs = opts.storage.blobService;
     this.receipts = this.blobs.getContainerClient(RECEIPTS_CONTAINER);
-    this.poison = QueueServiceClient.fromConnectionString(opts.connectionString).getQueueClient(POISON_QUEUE);
+    this.poison = opts.storage.queueService.getQueueClient(POISON_QUEUE);
   }
 
   async start(): Promise<void> {
@@ -208,7 +209,7 @@ export class QueueTriggerPoller {
     private readonly functions: RegisteredFunction[],
     private readonly opts: TriggerOptions,
   ) {
-    this.queues = QueueServiceClient.fromConnectionString(opts.connectionString);
+    this.queues = opts.storage.queueService;
   }
 
   static queueNameOf(fn: RegisteredFunction): string {

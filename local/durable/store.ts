@@ -14,7 +14,8 @@
  * `historyCount` is ignored (and overwritten by the re-run, whose pages start at the same numbers).
  */
 import { TableClient, TableTransaction, odata, TableEntity } from '@azure/data-tables';
-import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
+import { ContainerClient } from '@azure/storage-blob';
+import type { HostStorage } from '../storage';
 
 export type RuntimeStatus = 'Pending' | 'Running' | 'Completed' | 'Failed' | 'Terminated' | 'ContinuedAsNew' | 'Suspended';
 export const TERMINAL: ReadonlySet<RuntimeStatus> = new Set(['Completed', 'Failed', 'Terminated']);
@@ -59,12 +60,13 @@ export class DurableStore {
     private readonly large: ContainerClient,
   ) {}
 
-  static async open(connectionString: string, hubName: string): Promise<DurableStore> {
+  static async open(storage: HostStorage, hubName: string): Promise<DurableStore> {
     const tableName = `${hubName.replace(/[^A-Za-z0-9]/g, '')}Instances`;
-    const table = TableClient.fromConnectionString(connectionString, tableName, { allowInsecureConnection: true });
-    const blobs = BlobServiceClient.fromConnectionString(connectionString);
-    const large = blobs.getContainerClient(`${hubName.toLowerCase().replace(/[^a-z0-9]/g, '')}-large`);
-    await table.createTable();
+    const table = storage.table(tableName);
+    const large = storage.blobService.getContainerClient(`${hubName.toLowerCase().replace(/[^a-z0-9]/g, '')}-large`);
+    await table.createTable().catch((err: { statusCode?: number }) => {
+      if (err.statusCode !== 409) throw err;
+    });
     await large.createIfNotExists();
     return new DurableStore(table, large);
   }

@@ -8,6 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { AzuriteInstance, startAzurite } from '../../local/azurite';
 import { DurableStore } from '../../local/durable/store';
+import { HostStorage } from '../../local/storage';
 import { kill9, startHostProcess } from '../../local/testing';
 
 const appRoot = path.resolve(__dirname, '../fixtures/durable-app');
@@ -66,7 +67,7 @@ test('SIGKILL in the middle of a fan-out: resumes, completes, re-runs only unfin
   await kill9(host.proc);
 
   // What the durable store says had completed at the moment of the crash.
-  const store = await DurableStore.open(azurite.connectionString, 'FixtureHub');
+  const store = await DurableStore.open(new HostStorage({ kind: 'connectionString', connectionString: azurite.connectionString }), 'FixtureHub');
   const meta = await store.getMeta('crash-fanout');
   expect(meta?.status).toBe('Running');
   const history = await store.loadHistory(meta!);
