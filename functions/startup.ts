@@ -1,0 +1,28 @@
+/**
+ * App start: the Azure implementations of the seams are registered (used when IMAGE_BUILDER=acr or a deployment
+ * targets aci/aks), and the Azure settings the configuration switches on are validated once.
+ *
+ * A missing or malformed Azure setting does not stop the app (in Azure a throwing start hook only puts the worker
+ * in a restart loop with every endpoint down); instead:
+ * - one error line at start: {"event":"azure-config-invalid","code":"AzureConfigMissing","message":"Missing Azure
+ *   settings for aci: AZURE_SUBSCRIPTION_ID, ..."} (Application Insights traces, log stream, local console);
+ * - `GET /api/health` answers 503 `Unhealthy` with the same error naming every setting;
+ * - each Azure operation fails at first use with the same error (the run's status carries it).
+ * Local mode (IMAGE_BUILDER=local, DEFAULT_TARGET=local) checks nothing and changes nothing.
+ */
+import { app } from '@azure/functions';
+import { azureStartupLogLine, checkAzureStartup, registerAzureSeams, withAzureStartupHealth } from '../shared/azure/startup';
+
+registerAzureSeams();
+
+app.hook.appStart(() => {
+  const status = checkAzureStartup(process.env);
+  if (status.error) console.error(azureStartupLogLine(status));
+  else if (status.features.length) console.log(azureStartupLogLine(status));
+});
+
+/** The health endpoint (functions/health.ts) reports the start-up outcome too. */
+app.hook.postInvocation((context) => {
+  if (context.invocationContext.functionName !== 'health') return;
+  context.result = withAzureStartupHealth(context.result);
+});
