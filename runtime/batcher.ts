@@ -18,11 +18,12 @@ export interface BatchQueueOptions<T> {
 }
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class BatchQueue<T> {
   private readonly queue: Array<{ item: T; at: number }> = [];
   private running = false;
+  /** Ends the wait of a partial batch early (it became full). */
+  private wake?: () => void;
 
   constructor(private readonly opts: BatchQueueOptions<T>) {}
 
@@ -32,6 +33,7 @@ export class BatchQueue<T> {
 
   push(item: T): void {
     this.queue.push({ item, at: Date.now() });
+    if (this.wake && this.batchableCount() >= this.opts.maxBatchSize) this.wake();
     if (!this.running) {
       this.running = true;
       // One turn of the event loop first, so that every message already delivered joins the first batch.
@@ -45,7 +47,7 @@ export class BatchQueue<T> {
         const { maxBatchSize, maxBatchDelayMs } = this.opts;
         if (maxBatchDelayMs > 0 && maxBatchSize > 1 && this.batchableCount() < maxBatchSize) {
           const wait = this.queue[0].at + maxBatchDelayMs - Date.now();
-          if (wait > 0) await sleep(wait);
+          if (wait > 0) await this.sleep(wait);
         }
         // process() answers every item itself; a throw must not stall the queue.
         await this.opts.process(this.take()).catch(() => undefined);
@@ -55,6 +57,18 @@ export class BatchQueue<T> {
     } finally {
       this.running = false;
     }
+  }
+
+  /** Waits `ms`, or less when the batch fills up meanwhile. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.wake?.(), ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+    });
   }
 
   private batchableCount(): number {

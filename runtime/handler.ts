@@ -113,7 +113,7 @@ export async function handleRequests(handler: Handler, items: RequestItem[], deb
   const score = handler.scoreMany ? items.flatMap((it, i) => (it.input.kind === 'score' ? [i] : [])) : [];
   let runs: number[] = [];
   let fallbacks = 0;
-  if (score.length > 1) {
+  if (score.length) {
     try {
       const many = await handler.scoreMany!(score.map((i) => items[i].body));
       score.forEach((i, k) => {
