@@ -9,7 +9,9 @@
  * Servers run as child processes (the CLI / gunicorn); the load generator is this process (keep-alive
  * connections, closed loop, fixed duration). Environment: BENCH_SECONDS (default 3), BENCH_WORKERS (default 2),
  * BENCH_ONLY (comma list of `node`, `onnx`, `python`; default all), BENCH_ONNX_THREADS (`--onnx-threads`, default 0 =
- * cores / workers; the raw loop uses the same), BENCH_ONNX_WORKER_PROCESSES=1 (`--onnx-worker-processes`).
+ * cores / workers; the raw loop uses the same), BENCH_ONNX_WORKER_PROCESSES=1 (`--onnx-worker-processes`),
+ * BENCH_MAX_BATCH_SIZE (`--max-batch-size` of the batching ONNX server; default the runtime's), BENCH_RAW_BATCH
+ * (requests per run of the raw batched loop, default 16).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -20,7 +22,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { mlpOnnx, writeLinearOnnx } from '../examples/runtime/onnx-model';
 import { onnxThreads, packageRoot } from '../runtime/launch';
-import { OnnxModel } from '../runtime/onnx';
+import { OnnxModel, settle } from '../runtime/onnx';
 
 const ROOT = packageRoot();
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -28,6 +30,10 @@ const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'node,onnx,python').split(',').map((x) => x.trim()).filter(Boolean));
 /** `--onnx-threads` of the ONNX runs (0 = the runtime's default, cores / workers). */
 const ONNX_THREADS = Number(process.env.BENCH_ONNX_THREADS ?? 0);
+/** `--max-batch-size` of the batching ONNX server ('' = the runtime's default); a second server runs with 1. */
+const MAX_BATCH_SIZE = process.env.BENCH_MAX_BATCH_SIZE ?? '';
+/** Requests per run of the raw batched loop (c32 spread over the workers). */
+const RAW_BATCH = Number(process.env.BENCH_RAW_BATCH ?? 16);
 const PYTHON = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
 function emit(name: string, value: number, unit: string, extra: Record<string, unknown> = {}): void {
@@ -226,10 +232,20 @@ async function benchNode(): Promise<void> {
   }
 }
 
+/** `scoring_batch_size` sum and count of a server's /metrics (requests served by model runs, runs). */
+async function batchCounters(port: number): Promise<{ requests: number; runs: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const num = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+  return { requests: num(/^scoring_batch_size_sum (\S+)$/m), runs: num(/^scoring_batch_size_count (\S+)$/m) };
+}
+
 /**
  * Raw in-process loop (JSON → tensors → session.run → JSON values, one call after the other) vs HTTP at c1 and
- * c32 on the same input. The three are measured in interleaved slices of 0.5 s (raw, c1, c32, raw, …; the
- * server idles during raw slices) so that the shared machine's changing load hits all of them alike.
+ * c32 on the same input, with dynamic batching (the runtime's default, `BENCH_MAX_BATCH_SIZE`) and without it
+ * (a second server with `--max-batch-size 1`). For honesty also a raw *batched* loop: `RAW_BATCH` copies of the
+ * request stacked into one run by the same code the server uses (`runFeedsMany`), counted per request. All are
+ * measured in interleaved slices of 0.5 s (raw, raw batched, c1, c32, c32 unbatched, raw, …; the servers idle
+ * outside their slices) so that the shared machine's changing load hits all of them alike.
  */
 async function benchOnnx(prefix: string, writeModel: (file: string) => void, input: unknown, note: string): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-onnx-'));
@@ -239,41 +255,72 @@ async function benchOnnx(prefix: string, writeModel: (file: string) => void, inp
   const threads = onnxThreads({ onnxThreads: ONNX_THREADS, workers: WORKERS });
   const model = await OnnxModel.load(file, { threads });
   const workerProcesses = process.env.BENCH_ONNX_WORKER_PROCESSES === '1';
-  const rt = await startRuntime(['--model-dir', dir, '--workers', String(WORKERS), '--max-concurrent', '16', '--max-wait-ms', '10000',
-    '--onnx-threads', String(threads), ...(workerProcesses ? ['--onnx-worker-processes'] : [])]);
+  const common = ['--model-dir', dir, '--workers', String(WORKERS), '--max-concurrent', '16', '--max-wait-ms', '10000',
+    '--onnx-threads', String(threads), ...(workerProcesses ? ['--onnx-worker-processes'] : [])];
+  const rt = await startRuntime([...common, ...(MAX_BATCH_SIZE ? ['--max-batch-size', MAX_BATCH_SIZE] : [])]);
+  const rtOff = await startRuntime([...common, '--max-batch-size', '1']);
   const body = Buffer.from(JSON.stringify(input));
   const c1 = new Load(rt.port, '/score', body, 1);
   const c32 = new Load(rt.port, '/score', body, 32);
+  const c32off = new Load(rtOff.port, '/score', body, 32);
+  const batchOf = Array.from({ length: RAW_BATCH }, () => input);
+  const rawBatched = async () => {
+    const many = await model.runFeedsMany(batchOf.map((p) => settle(() => model.feeds(p))));
+    if (many.runs.length !== 1) throw new Error(`raw batched loop: expected one run, got ${many.runs.join(',')}`);
+  };
   try {
     const rawWarm = Date.now() + 500;
-    while (Date.now() < rawWarm) await model.run(input);
+    while (Date.now() < rawWarm) { await model.run(input); await rawBatched(); }
     await c1.warm();
     await c32.warm();
+    await c32off.warm();
     let rawCalls = 0;
     let rawSeconds = 0;
+    let batchedRequests = 0;
+    let batchedSeconds = 0;
+    const batches = { requests: 0, runs: 0 };
     const slice = 0.5;
     for (let round = 0; round < Math.max(1, Math.round(SECONDS / slice)); round++) {
-      const t0 = process.hrtime.bigint();
-      const end = Date.now() + slice * 1000;
+      let t0 = process.hrtime.bigint();
+      let end = Date.now() + slice * 1000;
       while (Date.now() < end) { await model.run(input); rawCalls++; }
       rawSeconds += Number(process.hrtime.bigint() - t0) / 1e9;
+      t0 = process.hrtime.bigint();
+      end = Date.now() + slice * 1000;
+      while (Date.now() < end) { await rawBatched(); batchedRequests += RAW_BATCH; }
+      batchedSeconds += Number(process.hrtime.bigint() - t0) / 1e9;
       await c1.slice(slice);
+      const before = await batchCounters(rt.port);
       await c32.slice(slice);
+      const after = await batchCounters(rt.port);
+      batches.requests += after.requests - before.requests;
+      batches.runs += after.runs - before.runs;
+      await c32off.slice(slice);
     }
     const raw = rawCalls / rawSeconds;
-    const how = `${WORKERS} workers, ${workerProcesses ? 'worker processes' : 'in-process'}, intra-op threads ${threads}`;
+    const rawB = batchedRequests / batchedSeconds;
+    const how = `${WORKERS} workers, ${workerProcesses ? 'worker processes' : 'in-process'}, intra-op threads ${threads}, --max-concurrent 16`;
     emit(`${prefix}.raw.req_per_s`, raw, 'req/s', { note: `in-process OnnxModel.run loop, 1 at a time; ${note}`, intra_op_threads: threads });
+    emit(`${prefix}.raw_batched${RAW_BATCH}.req_per_s`, rawB, 'req/s', { note: `in-process loop, ${RAW_BATCH} requests stacked per run (runFeedsMany); ${note}`, intra_op_threads: threads });
     const r1 = c1.result();
     const r32 = c32.result();
+    const r32off = c32off.result();
     report(prefix, 1, r1);
     report(prefix, 32, r32);
-    emit(`${prefix}.http_over_raw.ratio`, r32.reqPerS / raw, 'ratio', { target: 0.5, http: `c32, ${how}`, raw: 'sequential loop', note, interleaved_slices_s: slice });
+    report(`${prefix}.unbatched`, 32, r32off);
+    const batching = `dynamic batching, --max-batch-size ${MAX_BATCH_SIZE || 'default (32)'}`;
+    emit(`${prefix}.c32.mean_batch_size`, batches.runs ? batches.requests / batches.runs : NaN, 'requests/run', { runs: batches.runs, requests: batches.requests });
+    emit(`${prefix}.http_over_raw.ratio`, r32.reqPerS / raw, 'ratio', { target: 0.5, http: `c32, ${how}, ${batching}`, raw: 'sequential loop', note, interleaved_slices_s: slice });
+    emit(`${prefix}.http_unbatched_over_raw.ratio`, r32off.reqPerS / raw, 'ratio', { http: `c32, ${how}, --max-batch-size 1`, raw: 'sequential loop', note, interleaved_slices_s: slice });
     emit(`${prefix}.http_c1_over_raw.ratio`, r1.reqPerS / raw, 'ratio', { http: `c1, ${how}`, raw: 'sequential loop', note, interleaved_slices_s: slice });
+    emit(`${prefix}.http_over_raw_batched.ratio`, r32.reqPerS / rawB, 'ratio', { http: `c32, ${how}, ${batching}`, raw: `loop of ${RAW_BATCH}-request batches`, note, interleaved_slices_s: slice });
   } finally {
     c1.close();
     c32.close();
+    c32off.close();
     await model.close();
     await rt.stop();
+    await rtOff.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
