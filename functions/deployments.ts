@@ -146,7 +146,7 @@ function accepted(request: HttpRequest, runId: string, started: boolean, input: 
 app.http('startDeployment', {
   route: 'deployments',
   methods: ['POST'],
-  authLevel: 'anonymous',
+  authLevel: 'function',
   extraInputs: [clientInput],
   handler: async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
     try {

@@ -45,7 +45,7 @@ const force = (request: HttpRequest) => /^(1|true|yes)$/i.test(request.query.get
 app.http('getRun', {
   route: 'runs/{id}',
   methods: ['GET'],
-  authLevel: 'anonymous',
+  authLevel: 'function',
   extraInputs: [clientInput],
   handler: safe('getRun', async (request, context) => {
     const id = request.params.id;
@@ -64,7 +64,7 @@ app.http('getRun', {
 app.http('listModels', {
   route: 'models',
   methods: ['GET'],
-  authLevel: 'anonymous',
+  authLevel: 'function',
   handler: safe('listModels', async (request) => {
     const tags = request.query.getAll('tag');
     const models = await getAppServices().models.list({ tags, latestOnly: /^(1|true)$/i.test(request.query.get('latest') ?? '') });
@@ -75,7 +75,7 @@ app.http('listModels', {
 app.http('modelByName', {
   route: 'models/{name}/{version?}',
   methods: ['GET', 'DELETE'],
-  authLevel: 'anonymous',
+  authLevel: 'function',
   handler: safe('modelByName', async (request) => {
     const { models } = getAppServices();
     const version = versionParam(request);
@@ -97,7 +97,7 @@ const modelPatch = z.strictObject({
 app.http('updateModel', {
   route: 'models/{name}/{version:int}',
   methods: ['PATCH'],
-  authLevel: 'anonymous',
+  authLevel: 'function',
   handler: safe('updateModel', async (request) => {
     const { models } = getAppServices();
     const version = Number(request.params.version);
@@ -123,7 +123,7 @@ app.http('updateModel', {
 app.http('listImages', {
   route: 'images',
   methods: ['GET'],
-  authLevel: 'anonymous',
+  authLevel: 'function',
   handler: safe('listImages', async (request) => {
     const model = request.query.get('model') ?? undefined;
     return { jsonBody: { value: await getAppServices().images.list({ ...(model ? { model } : {}) }) } };
@@ -133,7 +133,7 @@ app.http('listImages', {
 app.http('imageByName', {
   route: 'images/{name}/{version?}',
   methods: ['GET', 'DELETE'],
-  authLevel: 'anonymous',
+  authLevel: 'function',
   handler: safe('imageByName', async (request) => {
     const { images } = getAppServices();
     const version = versionParam(request);
@@ -150,14 +150,14 @@ app.http('imageByName', {
 app.http('listServices', {
   route: 'services',
   methods: ['GET'],
-  authLevel: 'anonymous',
+  authLevel: 'function',
   handler: safe('listServices', async () => ({ jsonBody: { value: await getAppServices().services.list() } })),
 });
 
 app.http('serviceByName', {
   route: 'services/{name}',
   methods: ['GET', 'DELETE'],
-  authLevel: 'anonymous',
+  authLevel: 'function',
   handler: safe('serviceByName', async (request) => {
     const svc = getAppServices();
     const record = await svc.services.get(request.params.name);
