@@ -11,7 +11,7 @@
  * Local mode (IMAGE_BUILDER=local, DEFAULT_TARGET=local) checks nothing and changes nothing.
  */
 import { app } from '@azure/functions';
-import { azureStartupLogLine, checkAzureStartup, registerAzureSeams, withAzureStartupHealth } from '../shared/azure/startup';
+import { azureStartupLogLine, checkAzureStartup, registerAzureSeams } from '../shared/azure/startup';
 
 registerAzureSeams();
 
@@ -19,10 +19,4 @@ app.hook.appStart(() => {
   const status = checkAzureStartup(process.env);
   if (status.error) console.error(azureStartupLogLine(status));
   else if (status.features.length) console.log(azureStartupLogLine(status));
-});
-
-/** The health endpoint (functions/health.ts) reports the start-up outcome too. */
-app.hook.postInvocation((context) => {
-  if (context.invocationContext.functionName !== 'health') return;
-  context.result = withAzureStartupHealth(context.result);
 });
