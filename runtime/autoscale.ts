@@ -5,6 +5,7 @@
  * `planReplicas` is the seed's sizing formula, also used to size AKS deployments.
  */
 import * as http from 'node:http';
+import { forwardRequest } from './forward';
 import type { AddressInfo } from 'node:net';
 import { AppError } from '../shared/errors';
 import { startScoringServer, type ScoringServer, type StartOptions } from './server';
@@ -228,35 +229,18 @@ export class AutoscaleRouter {
       }
       replica.inflight++;
       this.noteBusy();
-      let done = false;
-      const finish = () => {
-        if (done) return;
-        done = true;
-        replica.inflight--;
-        if (replica.draining) this.retireWhenIdle(replica);
-      };
-      const upstream = http.request({
-        host: replica.target.hostname,
-        port: replica.target.port,
-        method: req.method,
-        path: req.url,
-        headers: req.headers,
+      forwardRequest(req, res, {
+        target: replica.target,
         agent: this.agent,
-      }, (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-        up.on('end', finish);
-        up.on('error', finish);
+        onDone: () => {
+          replica.inflight--;
+          if (replica.draining) this.retireWhenIdle(replica);
+        },
+        onUnreachable: (r, e) => {
+          r.writeHead(502, { 'content-type': 'application/json' });
+          r.end(JSON.stringify({ error: { code: 'ReplicaUnreachable', message: `The replica did not answer: ${e.message}` } }));
+        },
       });
-      upstream.on('error', (e) => {
-        finish();
-        if (!res.headersSent) {
-          res.writeHead(502, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ error: { code: 'ReplicaUnreachable', message: `The replica did not answer: ${e.message}` } }));
-        } else res.destroy();
-      });
-      res.on('close', finish);
-      req.pipe(upstream);
     });
     this.server = server;
     return new Promise((resolve, reject) => {

@@ -7,6 +7,7 @@
  */
 import * as http from 'http';
 import type { AddressInfo } from 'net';
+import { forwardRequest } from '../../runtime/forward';
 import { makeAuthorizer } from '../../runtime/server';
 import type { ServiceKeys } from '../seams';
 
@@ -148,29 +149,16 @@ export class LocalFront {
     headers.host = s.target.host;
 
     s.inflight++;
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      s.inflight--;
-      if (s.inflight === 0) for (const w of s.idleWaiters.splice(0)) w();
-    };
-    const upstream = http.request(
-      { host: s.target.hostname, port: s.target.port, method: req.method, path: req.url, headers, agent: s.agent },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-        up.on('end', finish);
-        up.on('error', finish);
+    forwardRequest(req, res, {
+      target: s.target,
+      agent: s.agent,
+      headers,
+      onDone: () => {
+        s.inflight--;
+        if (s.inflight === 0) for (const w of s.idleWaiters.splice(0)) w();
       },
-    );
-    upstream.on('error', (e) => {
-      finish();
-      if (!res.headersSent) sendError(res, 502, 'SlotUnreachable', `The deployment of ${this.serviceName} did not answer: ${e.message}`);
-      else res.destroy();
+      onUnreachable: (r, e) => sendError(r, 502, 'SlotUnreachable', `The deployment of ${this.serviceName} did not answer: ${e.message}`),
     });
-    res.on('close', finish);
-    req.pipe(upstream);
   }
 
   async close(): Promise<void> {
