@@ -63,13 +63,15 @@ export interface AppConfig {
   };
 }
 
-const optionalText = z
+/** An optional text setting (empty = absent). */
+export const optionalText = z
   .string()
   .trim()
   .optional()
   .transform((v) => (v ? v : undefined));
 
-const positiveInt = (def: number) =>
+/** An optional integer setting with a default and bounds; the message names the rule and the value given. */
+export const intSetting = (def: number, min = 1, max = Number.MAX_SAFE_INTEGER) =>
   z
     .string()
     .trim()
@@ -77,12 +79,15 @@ const positiveInt = (def: number) =>
     .transform((v, ctx) => {
       if (v === undefined || v === '') return def;
       const n = Number(v);
-      if (!Number.isInteger(n) || n <= 0) {
-        ctx.addIssue({ code: 'custom', message: `must be a positive integer, got "${v}"` });
+      if (!Number.isInteger(n) || n < min || n > max) {
+        const rule = max === Number.MAX_SAFE_INTEGER ? (min === 1 ? 'a positive integer' : `an integer ≥ ${min}`) : `an integer between ${min} and ${max}`;
+        ctx.addIssue({ code: 'custom', message: `must be ${rule}, got "${v}"` });
         return z.NEVER;
       }
       return n;
     });
+
+const positiveInt = (def: number) => intSetting(def);
 
 const envSchema = z.object({
   AzureWebJobsStorage: optionalText,

@@ -11,6 +11,7 @@
  */
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { z } from 'zod';
+import { intSetting, optionalText } from '../config';
 import { AppError } from '../errors';
 
 /** What a caller is about to use; each needs a different subset of the settings. */
@@ -52,26 +53,8 @@ export const AZURE_ONLY_SETTINGS = [
   'AZURE_DEPLOY_TIMEOUT_SECONDS',
 ] as const;
 
-const text = z
-  .string()
-  .trim()
-  .optional()
-  .transform((v) => (v ? v : undefined));
-
-const seconds = (def: number, min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .optional()
-    .transform((v, ctx) => {
-      if (v === undefined || v === '') return def;
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min || n > max) {
-        ctx.addIssue({ code: 'custom', message: `must be an integer between ${min} and ${max}, got "${v}"` });
-        return z.NEVER;
-      }
-      return n;
-    });
+const text = optionalText;
+const seconds = intSetting;
 
 const envSchema = z.object({
   AZURE_SUBSCRIPTION_ID: text.pipe(
