@@ -45,7 +45,8 @@ export class BatchQueue<T> {
     try {
       while (this.queue.length) {
         const { maxBatchSize, maxBatchDelayMs } = this.opts;
-        if (maxBatchDelayMs > 0 && maxBatchSize > 1 && this.batchableCount() < maxBatchSize) {
+        const headBatchable = this.opts.batchable?.(this.queue[0].item) ?? true;
+        if (maxBatchDelayMs > 0 && maxBatchSize > 1 && headBatchable && this.batchableCount() < maxBatchSize) {
           const wait = this.queue[0].at + maxBatchDelayMs - Date.now();
           if (wait > 0) await this.sleep(wait);
         }

@@ -133,6 +133,15 @@ describe('BatchQueue', () => {
     expect(r.batches).toEqual([[1, 2], [3, 4, 5], [6, 7, 8]]);
     r.gates[2].resolve();
   });
+
+  it('with a delay, an item that cannot be batched does not wait', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
+    const r = recorder({ maxBatchSize: 3, maxBatchDelayMs: 1000, batchable: (n) => n !== 0 });
+    r.queue.push(0);
+    await turns();
+    expect(r.batches).toEqual([[0]]);
+    r.gates[0].resolve();
+  });
 });
 
 describe('OnnxModel.runFeedsMany', () => {
