@@ -1,10 +1,12 @@
 /**
- * `batchProvisionPool`: records the pool (so a sweep can find it whatever happens next), then provisions it.
- * Idempotent: provisioning the same pool id again returns the running pool.
+ * `batchProvisionPool`: records the pool (so a sweep can find it whatever happens next) with its keys, then
+ * provisions it behind those keys. The keys are generated here and stay in the pool record (a secret: never in the
+ * activity's input or output, so never in history or status). Idempotent: provisioning the same pool id again
+ * reuses the recorded keys and returns the running pool.
  */
 import * as df from 'durable-functions';
 import { asActivityResult, type ProvisionPoolInput } from '../shared/batch/activity-io';
-import { getBatchPoolProvider, getPoolRecord, recordPool } from '../shared/batch/pools';
+import { generatePoolKeys, getBatchPoolProvider, getPoolRecord, recordPool } from '../shared/batch/pools';
 import { AppError } from '../shared/errors';
 import { BATCH_ACTIVITIES } from '../shared/batch/run';
 import { getConfig } from '../shared/config';
@@ -14,7 +16,9 @@ df.app.activity(BATCH_ACTIVITIES.provisionPool, {
   handler: (input: ProvisionPoolInput) =>
     asActivityResult(async () => {
       const storage = getStorage();
-      await recordPool(storage, { poolId: input.poolId, runId: input.runId, kind: input.kind, createdAt: new Date().toISOString() });
+      const recorded = await getPoolRecord(storage, input.poolId);
+      const keys = recorded?.keys ?? generatePoolKeys();
+      await recordPool(storage, { poolId: input.poolId, runId: input.runId, kind: input.kind, createdAt: recorded?.createdAt ?? new Date().toISOString(), keys });
       const provider = getBatchPoolProvider(input.kind, getConfig(), storage);
       const pool = await provider.provision({
         poolId: input.poolId,
@@ -22,12 +26,13 @@ df.app.activity(BATCH_ACTIVITIES.provisionPool, {
         nodeCount: input.nodeCount,
         processCountPerNode: input.processCountPerNode,
         runInvocationTimeoutMs: input.runInvocationTimeoutMs,
+        keys,
       });
       // A terminate (which tears the pool down and forgets it) may have raced with this provisioning: undo it.
       if (!(await getPoolRecord(storage, input.poolId))) {
         await provider.teardown(input.poolId);
         throw new AppError('BatchRunTerminated', `The batch run ${input.runId} was terminated while its pool was being provisioned; the pool was removed.`, 409);
       }
-      return pool;
+      return { poolId: pool.poolId, nodeUris: pool.nodeUris }; // exactly what the orchestration may see
     }),
 });

@@ -1,15 +1,18 @@
 /**
  * `batchChunk`: scores the mini-batches [from, to) of one plan chunk (at most 500, so its history stays small).
  *
- * Mini-batches go out in waves of `window` (about two per pool worker: each worker has the next one queued on its
- * node); each is the `batchScoreMiniBatch` activity, re-run (in the next wave) up to run_max_try times when it
- * failed in a retryable way (run() raised, timed out, the node was unreachable). Waves, not a sliding window over
- * `Task.any`: a task that was already yielded must never be yielded again inside a new `Task.any`/`Task.all` —
- * the SDK would emit its action a second time and the host would schedule the activity twice. Outcomes feed a ThresholdTracker that starts from the counts
- * of the earlier chunks (`baseline`), so error_threshold / allowed_failed_count / allowed_failed_percent trip exactly
- * where they would over the whole run. Outcomes are recorded in index order within a wave; when a threshold trips,
- * nothing more is scheduled, the rest of the wave (already running) is still recorded (the summary counts what really
- * ran) and the chunk returns the trip.
+ * Each mini-batch is the `batchScoreMiniBatch` activity, re-run up to run_max_try times when it failed in a
+ * retryable way (run() raised, timed out, the node was unreachable). At most `window` are in flight (a few per pool
+ * worker, queued on its node), as a sliding window refilled in halves: whenever half the window is free, the
+ * next mini-batches (re-tries first) are scheduled, while the other half keeps the nodes busy during the
+ * orchestrator's turn-around. The durable SDK constrains how: a task that was already yielded must never go into a
+ * new `Task.any`/`Task.all` (the SDK would emit its action again and the host would schedule the activity twice —
+ * azure-functions-durable-js#574), so each yield is either `Task.any` over never-yielded tasks (schedules them) or
+ * one already-scheduled task on its own (the oldest in flight; schedules nothing). After every resume, all finished
+ * tasks are recorded in scheduling order. Outcomes feed a ThresholdTracker that starts from the counts of the
+ * earlier chunks (`baseline`), so error_threshold / allowed_failed_count / allowed_failed_percent trip exactly where
+ * they would over the whole run; when one trips, nothing more is scheduled, what is already running is still
+ * waited for and recorded (the summary counts what really ran) and the chunk returns the trip.
  * The custom status is the whole run's progress (earlier chunks included).
  *
  * Deterministic: no I/O, no clock but `currentUtcDateTime`.
@@ -48,18 +51,37 @@ export interface BatchChunkResult {
   retries: number;
 }
 
-/** Infrastructure retries of one activity call (storage hiccups); scoring failures are retried by the loop below. */
-function infraRetry(): df.RetryOptions {
-  const r = new df.RetryOptions(500, 3);
-  r.backoffCoefficient = 2;
-  return r;
+/**
+ * Runs of one mini-batch whose activity itself failed (storage unreachable after the SDK's own retries) before the
+ * chunk gives up. Re-run by the loop below like scoring re-tries, not with callActivityWithRetry: durable retry
+ * options are meant for a few calls, not for every call of a large fan-out (the local engine keeps their state
+ * for the life of the instance).
+ */
+const ACTIVITY_MAX_RUNS = 3;
+
+interface InFlight {
+  index: number;
+  attempt: number;
+  /** Runs of this attempt whose activity failed (see ACTIVITY_MAX_RUNS). */
+  faults: number;
+  task: Task;
+}
+
+/**
+ * Free slots that trigger a refill: half the window. Refilling one slot at a time would make the orchestrator
+ * wait for the newest task (the only thing a new Task.any may hold), i.e. for the whole window to drain.
+ */
+export function refillThreshold(window: number): number {
+  return Math.max(1, Math.ceil(window / 2));
 }
 
 df.app.orchestration(BATCH_CHUNK_ORCHESTRATION, function* (context: OrchestrationContext) {
   const input = context.df.getInput() as BatchChunkInput;
   const tracker = new ThresholdTracker(input.limits, input.totals, input.baseline);
-  const retry = infraRetry();
-  const retryQueue: Array<{ index: number; attempt: number }> = [];
+  const retryQueue: Array<{ index: number; attempt: number; faults: number }> = [];
+  /** Scheduled and not yet recorded, in scheduling order. */
+  const inFlight: InFlight[] = [];
+  const refillAt = refillThreshold(input.window);
   let next = input.from;
   let trip: ThresholdTrip | null = null;
   let lastError: BatchChunkResult['lastError'];
@@ -77,39 +99,73 @@ df.app.orchestration(BATCH_CHUNK_ORCHESTRATION, function* (context: Orchestratio
         lastError: lastError ?? null,
       }),
     );
+  const notRecorded = (e: unknown) =>
+    new Error(`[MiniBatchNotRecorded] A mini-batch could not be scored or recorded: ${(e as Error)?.message ?? 'activity failed'}`);
 
   publish();
-  while (!trip && (next < input.to || retryQueue.length > 0)) {
-    // One wave: re-tries first, then new mini-batches, at most `window`.
-    const wave = retryQueue.splice(0, input.window);
-    while (wave.length < input.window && next < input.to) wave.push({ index: next++, attempt: 1 });
-    if (input.isLast && next >= input.to && !allScheduledMarked) {
-      allScheduledMarked = true;
-      trip = tracker.markAllScheduled();
-    }
-    const tasks: Task[] = wave.map(({ index, attempt }) => {
-      const nodeUri = input.nodeUris[(index + attempt - 1) % input.nodeUris.length];
-      const activityInput: ScoreMiniBatchInput = { ...input.score, runId: input.runId, index, attempt, nodeUri };
-      return context.df.callActivityWithRetry(BATCH_ACTIVITIES.scoreMiniBatch, retry, activityInput);
-    });
-    let outcomes: MiniBatchOutcome[];
-    try {
-      outcomes = (yield context.df.Task.all(tasks)) as MiniBatchOutcome[];
-    } catch (e) {
-      throw new Error(`[MiniBatchNotRecorded] A mini-batch could not be scored or recorded: ${(e as Error)?.message ?? 'activity failed'}`);
-    }
-    // In wave (= index) order, so a threshold trips at the same mini-batch on every replay.
-    outcomes.forEach((o, k) => {
-      if (o.status === 'failed' && o.retryable && wave[k].attempt < input.runMaxTry && !trip) {
+  for (;;) {
+    // 1. Record every finished mini-batch, in scheduling order (task states are a pure function of the history
+    //    replayed so far, so this is the same on every replay and thresholds trip at the same mini-batch).
+    let recorded = false;
+    for (let k = 0; k < inFlight.length; ) {
+      const f = inFlight[k];
+      if (!f.task.isCompleted && !f.task.isFaulted) {
+        k++;
+        continue;
+      }
+      inFlight.splice(k, 1);
+      recorded = true;
+      if (f.task.isFaulted) {
+        if (f.faults + 1 >= ACTIVITY_MAX_RUNS) throw notRecorded(f.task.result);
+        // Same attempt again, ahead of new work (also after a trip: what was started must be recorded).
+        retryQueue.unshift({ index: f.index, attempt: f.attempt, faults: f.faults + 1 });
+        continue;
+      }
+      const o = f.task.result as MiniBatchOutcome;
+      if (o.status === 'failed' && o.retryable && f.attempt < input.runMaxTry && !trip) {
         retries++;
-        retryQueue.push({ index: o.index, attempt: wave[k].attempt + 1 });
-        return;
+        retryQueue.push({ index: o.index, attempt: f.attempt + 1, faults: 0 });
+        continue;
       }
       if (o.status !== 'succeeded' && o.error) lastError = { ...o.error, miniBatch: o.index };
       const t = tracker.record(o);
       if (t && !trip) trip = t;
-    });
-    publish();
+    }
+    if (recorded) publish();
+
+    // 2. Refill the window (re-tries first) once at least `refillAt` slots are free, or with whatever is left.
+    // After a trip only activity re-runs (faults) are still scheduled.
+    const pending = trip ? retryQueue.filter((r) => r.faults > 0).length : retryQueue.length + (input.to - next);
+    const free = input.window - inFlight.length;
+    if (pending > 0 && free >= Math.min(refillAt, pending)) {
+      const fresh: InFlight[] = [];
+      while (fresh.length < free && fresh.length < pending) {
+        const { index, attempt, faults } = retryQueue.length > 0 ? retryQueue.shift()! : { index: next++, attempt: 1, faults: 0 };
+        const nodeUri = input.nodeUris[(index + attempt - 1) % input.nodeUris.length];
+        const activityInput: ScoreMiniBatchInput = { ...input.score, runId: input.runId, index, attempt, nodeUri };
+        fresh.push({ index, attempt, faults, task: context.df.callActivity(BATCH_ACTIVITIES.scoreMiniBatch, activityInput) });
+      }
+      inFlight.push(...fresh);
+      if (input.isLast && next >= input.to && !allScheduledMarked) {
+        allScheduledMarked = true;
+        const t = tracker.markAllScheduled();
+        if (t && !trip) trip = t;
+      }
+      // Only never-yielded tasks go into a new Task.any: that schedules exactly these (an already scheduled task
+      // in a new Task.any/Task.all would be scheduled a second time by the SDK). It resumes when the first of
+      // them finishes; the older ones, queued before them on the nodes, have usually finished by then.
+      yield context.df.Task.any(fresh.map((f) => f.task));
+    } else if (inFlight.length > 0) {
+      // Window full (or draining after a trip / at the end): wait for the oldest; yielding an already
+      // scheduled task on its own schedules nothing.
+      try {
+        yield inFlight[0].task;
+      } catch (e) {
+        throw notRecorded(e);
+      }
+    } else {
+      break;
+    }
   }
   const result: BatchChunkResult = { counts: tracker.counts(), trip, ...(lastError ? { lastError } : {}), retries };
   return result;

@@ -20,6 +20,7 @@ import { chunkRanges } from '../shared/batch/layout';
 import type { BatchRunStatus as FinalStatus } from '../shared/batch/merge';
 import type { PlanCursor, PlanSummary } from '../shared/batch/plan';
 import { computeProgress, type BatchPhase } from '../shared/batch/progress';
+import { IN_FLIGHT_PER_WORKER, scoringCallTimeoutMs } from '../shared/batch/score';
 import {
   BATCH_ACTIVITIES,
   BATCH_CHUNK_ORCHESTRATION,
@@ -33,13 +34,6 @@ import {
 import type { ThresholdBaseline, ThresholdTrip } from '../shared/batch/thresholds';
 import type { BatchPool, ErrorInfo } from '../shared/seams';
 import type { BatchChunkInput, BatchChunkResult } from './batch-chunk';
-
-/**
- * Mini-batches in flight per pool worker: one running, the rest queued on its node, so the workers stay busy while
- * the orchestrator turns a wave around (bench:batch: 4 gives ~1.3x the throughput of 2). The local pool's node queue
- * (`--max-wait-ms`) and the call timeout below allow for it.
- */
-const IN_FLIGHT_PER_WORKER = 4;
 
 class RunFailure extends Error {
   constructor(readonly info: ErrorInfo) {
@@ -127,11 +121,12 @@ df.app.orchestration(BATCH_RUN_ORCHESTRATION, function* (context: OrchestrationC
         runMaxTry: job.runMaxTry,
         scoringStartedAt,
         score: {
+          poolId, // the scoring activity reads the pool's keys by id (they never enter the orchestration)
           output: job.output,
           appendRowFileName: job.appendRowFileName,
           timeoutMs: Math.round(job.runInvocationTimeoutSeconds * 1000),
           // The node enforces run_invocation_timeout; the call may also wait for the mini-batches queued before it.
-          requestTimeoutMs: Math.round(job.runInvocationTimeoutSeconds * 1000) * (IN_FLIGHT_PER_WORKER + 2) + 10_000,
+          requestTimeoutMs: scoringCallTimeoutMs(Math.round(job.runInvocationTimeoutSeconds * 1000)),
           keepRows: job.outputAction === 'append_row',
           filesAs: poolKind === 'local' ? 'paths' : 'content',
         },

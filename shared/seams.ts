@@ -123,6 +123,11 @@ export interface BatchPoolRequest {
   nodeCount: number;
   processCountPerNode: number;
   runInvocationTimeoutMs: number;
+  /**
+   * Keys the nodes require on `POST /batch` (`Authorization: Bearer <key>`); generated per pool and kept in
+   * storage only (never in orchestration input, output, history or status).
+   */
+  keys?: ServiceKeys;
 }
 
 export interface BatchPool {

@@ -1,6 +1,7 @@
 /**
  * `BatchPoolProvider` on ACI: `nodeCount` container groups (`<poolId>-n<i>`) running the image in batch mode,
- * each exposing `POST /batch`; torn down by tag, so a teardown after a crash still finds every node.
+ * each exposing `POST /batch` (behind the pool's keys, passed as secure environment values, when the request has
+ * them); torn down by tag, so a teardown after a crash still finds every node.
  */
 import { AppError } from '../errors';
 import type { BatchPool, BatchPoolProvider, BatchPoolRequest } from '../seams';
@@ -36,7 +37,13 @@ export function aciPoolNodeSpec(request: BatchPoolRequest, i: number, o: Pick<Ac
       [RUNTIME_ENV.workers, String(request.processCountPerNode)],
       [RUNTIME_ENV.timeoutMs, String(request.runInvocationTimeoutMs)],
     ],
-    secureEnv: [],
+    // Keys only as secure values (ARM never returns them); the runtime reads them from MDF_*_KEY (runtime/env.ts).
+    secureEnv: request.keys
+      ? [
+          [RUNTIME_ENV.primaryKey, request.keys.primaryKey],
+          [RUNTIME_ENV.secondaryKey, request.keys.secondaryKey],
+        ]
+      : [],
     tags: { [TAGS.pool]: request.poolId, [TAGS.image]: `${request.image.name}:${request.image.version}` },
     probes: true,
   };

@@ -67,6 +67,8 @@ export interface PlanPageOutput {
 
 export interface ScoreMiniBatchInput {
   runId: string;
+  /** The pool whose keys the call sends (read from its record by the activity; absent: no key is sent). */
+  poolId?: string;
   output: { container: string; prefix: string };
   appendRowFileName: string;
   index: number;

@@ -8,15 +8,23 @@ export async function putJson(container: ContainerClient, name: string, value: u
   });
 }
 
-/** The parsed JSON document, or null when the blob does not exist. */
+/** The parsed JSON document, or null when the blob does not exist (one GET: `downloadToBuffer()` would HEAD first). */
 export async function getJson<T>(container: ContainerClient, name: string): Promise<T | null> {
   try {
-    const buf = await container.getBlobClient(name).downloadToBuffer();
+    const res = await container.getBlobClient(name).download();
+    const buf = await readAll(res.readableStreamBody);
     return JSON.parse(buf.toString('utf8')) as T;
   } catch (e) {
     if (isNotFound(e)) return null;
     throw e;
   }
+}
+
+async function readAll(stream: NodeJS.ReadableStream | undefined): Promise<Buffer> {
+  if (!stream) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks);
 }
 
 export function isNotFound(e: unknown): boolean {

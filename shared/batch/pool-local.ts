@@ -1,6 +1,8 @@
 /**
  * Local `BatchPoolProvider`: a batch pool = `nodeCount` scoring runtime processes (`--mode batch`, each with
  * `processCountPerNode` workers) on 127.0.0.1, started from the image's build context like the local deploy target.
+ * With `request.keys`, the nodes require them on `POST /batch` (passed as MDF_PRIMARY_KEY / MDF_SECONDARY_KEY in
+ * the node's environment — runtime/env.ts; never on the command line or on disk; `pool.json` keeps a digest).
  *
  * The processes are independent of the host that started them: own process group (detached), output to a log
  * file (never a pipe: a killed host must not take them down with EPIPE), pids and ports recorded in
@@ -11,6 +13,7 @@
  *   checking each pid still runs this pool's runtime) and removes the folder.
  */
 import { spawn } from 'child_process';
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
@@ -18,8 +21,10 @@ import { packageRoot } from '../../runtime/launch';
 import { AppError } from '../errors';
 import { extractTarGz } from '../images/archive';
 import { IMAGE_METADATA_FILE, type ImageMetadata } from '../images/context';
-import type { BatchPool, BatchPoolProvider, BatchPoolRequest } from '../seams';
+import type { BatchPool, BatchPoolProvider, BatchPoolRequest, ServiceKeys } from '../seams';
+import { RUNTIME_ENV } from '../../runtime/env';
 import { downloadBlob, type StorageClients } from '../storage';
+import { nodeQueueWaitMs } from './score';
 
 export interface LocalBatchPoolOptions {
   /** Root folder; pools live in `<workDir>/batch-pools/<poolId>/`. */
@@ -35,6 +40,13 @@ export interface LocalPoolState {
   state: 'starting' | 'ready';
   nodes: Array<{ pid: number; port?: number }>;
   nodeUris: string[];
+  /** SHA-256 of the keys the nodes were started with (never the keys), so a reuse with other keys restarts them. */
+  keysDigest?: string;
+}
+
+/** Digest of a pool's keys ('' without keys). */
+function keysDigest(keys: ServiceKeys | undefined): string {
+  return keys ? createHash('sha256').update(`${keys.primaryKey}\n${keys.secondaryKey}`).digest('hex') : '';
 }
 
 const POOL_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -118,7 +130,12 @@ export class LocalBatchPoolProvider implements BatchPoolProvider {
       throw new AppError('BatchPoolInvalid', `node_count and process_count_per_node must be positive integers (got ${request.nodeCount} and ${request.processCountPerNode}).`, 400);
     }
     const existing = await this.state(request.poolId);
-    if (existing?.state === 'ready' && existing.nodes.length === request.nodeCount && existing.nodes.every((n) => runsPool(n.pid, request.poolId))) {
+    if (
+      existing?.state === 'ready' &&
+      existing.nodes.length === request.nodeCount &&
+      (existing.keysDigest ?? '') === keysDigest(request.keys) &&
+      existing.nodes.every((n) => runsPool(n.pid, request.poolId))
+    ) {
       const answering = await Promise.all(existing.nodeUris.map((u) => fetch(`${u}/`, { signal: AbortSignal.timeout(5000) }).then((r) => r.ok, () => false)));
       if (answering.every(Boolean)) return { poolId: request.poolId, nodeUris: existing.nodeUris };
     }
@@ -126,7 +143,7 @@ export class LocalBatchPoolProvider implements BatchPoolProvider {
     await this.teardown(request.poolId);
 
     await fsp.mkdir(dir, { recursive: true });
-    const state: LocalPoolState = { poolId: request.poolId, state: 'starting', nodes: [], nodeUris: [] };
+    const state: LocalPoolState = { poolId: request.poolId, state: 'starting', nodes: [], nodeUris: [], keysDigest: keysDigest(request.keys) };
     const save = () => fsp.writeFile(path.join(dir, 'pool.json'), JSON.stringify(state));
     await save();
     try {
@@ -176,9 +193,9 @@ export class LocalBatchPoolProvider implements BatchPoolProvider {
       '--port', '0',
       '--workers', String(request.processCountPerNode),
       '--max-concurrent', '1',
-      // Mini-batches queue on the node for a free worker (the orchestrator keeps a few per worker in flight, see
-      // orchestrations/batch-run.ts); each one ahead runs at most run_invocation_timeout.
-      '--max-wait-ms', String(Math.max(1000, 5 * timeoutMs)),
+      // Mini-batches queue on the node for a free worker (the orchestrator keeps IN_FLIGHT_PER_WORKER per worker in
+      // flight); each one ahead runs at most run_invocation_timeout.
+      '--max-wait-ms', String(nodeQueueWaitMs(timeoutMs)),
       '--timeout-ms', String(timeoutMs),
       '--python', this.opts.python ?? 'python3',
       '--service-name', request.poolId,
@@ -188,12 +205,15 @@ export class LocalBatchPoolProvider implements BatchPoolProvider {
     const log = fs.openSync(logPath, 'a');
     try {
       const nodeModules = path.join(packageRoot(), 'node_modules');
-      const child = spawn(process.execPath, args, {
-        cwd: ctxDir,
-        detached: true,
-        stdio: ['ignore', log, log],
-        env: { ...process.env, NODE_PATH: [nodeModules, process.env.NODE_PATH].filter(Boolean).join(path.delimiter) },
-      });
+      const env: NodeJS.ProcessEnv = { ...process.env, NODE_PATH: [nodeModules, process.env.NODE_PATH].filter(Boolean).join(path.delimiter) };
+      // The keys go in the environment only (not the command line, which `ps` shows to everyone).
+      delete env[RUNTIME_ENV.primaryKey];
+      delete env[RUNTIME_ENV.secondaryKey];
+      if (request.keys) {
+        env[RUNTIME_ENV.primaryKey] = request.keys.primaryKey;
+        env[RUNTIME_ENV.secondaryKey] = request.keys.secondaryKey;
+      }
+      const child = spawn(process.execPath, args, { cwd: ctxDir, detached: true, stdio: ['ignore', log, log], env });
       child.on('error', () => undefined);
       child.unref();
       if (!child.pid) throw new AppError('BatchPoolFailed', `Cannot start a scoring runtime for batch pool ${request.poolId}.`, 500);

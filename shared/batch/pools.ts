@@ -3,16 +3,16 @@
  * this machine (`pool-local.ts`), `aci` = container groups (`shared/azure/aci-batch.ts`). Which one a run uses
  * follows `DEFAULT_TARGET`: `local` → local pools, `aci` / `aks` → ACI pools (AKS has no batch pool of its own).
  *
- * Every provisioned pool is also recorded in blob `batch-pools/<poolId>.json` ({ poolId, runId, kind }) until it is
+ * Every provisioned pool is also recorded in blob `batch-pools/<poolId>.json` ({ poolId, runId, kind, keys }) until it is
  * torn down, so pools of runs that ended without their teardown step — a terminated orchestration runs no
  * `finally` — can be found and removed by `sweepBatchPools` (called by the batch HTTP API, the terminate endpoint
  * and, in Azure, a timer).
  */
-import { createHash } from 'crypto';
+import { createHash, randomBytes } from 'crypto';
 import type { DurableClient } from 'durable-functions';
 import type { AppConfig } from '../config';
 import { AppError, toErrorInfo } from '../errors';
-import type { BatchPoolProvider, ErrorInfo, TargetKind } from '../seams';
+import type { BatchPoolProvider, ErrorInfo, ServiceKeys, TargetKind } from '../seams';
 import type { StorageClients } from '../storage';
 import { getJson, isNotFound, putJson } from './blobs';
 import { LocalBatchPoolProvider } from './pool-local';
@@ -28,6 +28,38 @@ export interface PoolRecord {
   runId: string;
   kind: BatchPoolKind;
   createdAt: string;
+  /**
+   * The keys the pool's nodes require (`Authorization: Bearer`). A secret: it lives only here (and in the nodes'
+   * environment); orchestrations pass the pool id and the scoring activity reads the keys (`poolKeys`).
+   */
+  keys?: ServiceKeys;
+}
+
+/** Two fresh random keys (256 bits each, base64url). */
+export function generatePoolKeys(): ServiceKeys {
+  return { primaryKey: randomBytes(32).toString('base64url'), secondaryKey: randomBytes(32).toString('base64url') };
+}
+
+const keysCache = new Map<string, Promise<ServiceKeys | null>>();
+
+/**
+ * The keys of a recorded pool (null: no record, or a pool recorded without keys). Cached per process (a pool's
+ * keys never change while it lives); `forgetPoolKeys` drops the entry (e.g. after a 401).
+ */
+export function poolKeys(storage: StorageClients, poolId: string): Promise<ServiceKeys | null> {
+  let p = keysCache.get(poolId);
+  if (!p) {
+    if (keysCache.size >= 64) keysCache.delete(keysCache.keys().next().value as string);
+    p = getPoolRecord(storage, poolId).then((r) => r?.keys ?? null);
+    keysCache.set(poolId, p);
+    // Only a pool with keys is cached: a missing record may appear later, a failed read is retried.
+    p.then((k) => (k ? undefined : keysCache.delete(poolId)), () => keysCache.delete(poolId));
+  }
+  return p;
+}
+
+export function forgetPoolKeys(poolId: string): void {
+  keysCache.delete(poolId);
 }
 
 const factories: Partial<Record<BatchPoolKind, BatchPoolProviderFactory>> = {
@@ -76,6 +108,7 @@ export async function recordPool(storage: StorageClients, record: PoolRecord): P
 }
 
 export async function forgetPool(storage: StorageClients, poolId: string): Promise<void> {
+  forgetPoolKeys(poolId);
   await storage.container(BATCH_POOLS_CONTAINER).getBlockBlobClient(`${poolId}.json`).deleteIfExists().catch((e) => {
     if (!isNotFound(e)) throw e;
   });

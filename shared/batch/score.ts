@@ -13,6 +13,8 @@
  */
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
+import * as http from 'http';
+import * as https from 'https';
 import * as os from 'os';
 import * as path from 'path';
 import type { BlobServiceClient } from '@azure/storage-blob';
@@ -47,6 +49,29 @@ export interface ScoreOptions {
   tempDir?: string;
   /** Clock for timings (default: wall clock). */
   now?: () => Date;
+}
+
+/**
+ * Mini-batches in flight per pool worker (orchestrations/batch-chunk.ts keeps `workers × this` scheduled, refilled
+ * in halves): the workers always have the next ones queued on their node while the orchestrator turns around
+ * (bench:batch, docs/benchmarks.md: 8 left fewer idle gaps than 4 and much fewer than waves).
+ */
+export const IN_FLIGHT_PER_WORKER = 8;
+
+/**
+ * How long a mini-batch may wait on its node for a free worker: everything queued ahead of it on that worker, each
+ * at most run_invocation_timeout (the pool nodes' `--max-wait-ms`).
+ */
+export function nodeQueueWaitMs(runInvocationTimeoutMs: number): number {
+  return Math.max(1000, IN_FLIGHT_PER_WORKER * runInvocationTimeoutMs);
+}
+
+/**
+ * Client-side bound on one scoring call: its own run plus the wait behind the others queued on the node, plus a
+ * margin for the transfer (the node enforces run_invocation_timeout itself, answering 504).
+ */
+export function scoringCallTimeoutMs(runInvocationTimeoutMs: number): number {
+  return nodeQueueWaitMs(runInvocationTimeoutMs) + runInvocationTimeoutMs + 10_000;
 }
 
 /** The node for mini-batch `index`: round-robin over the pool's nodes. */
@@ -186,28 +211,72 @@ function safeBaseName(blob: string): string {
 
 type Reply = { elements: unknown[] } | { error: ErrorInfo; retryable: boolean };
 
+/**
+ * Keep-alive connections to the pool nodes, shared by every mini-batch of this process (a connection per call
+ * costs a handshake and, through fetch, about twice the client CPU: bench:batch profile in docs/benchmarks.md).
+ */
+const agents = {
+  http: new http.Agent({ keepAlive: true, maxSockets: 256 }),
+  https: new https.Agent({ keepAlive: true, maxSockets: 256 }),
+};
+
+class CallTimeout extends Error {
+  override readonly name = 'TimeoutError';
+}
+
+/** One POST with a JSON body over the keep-alive agents; the whole call (queueing on the node included) is bounded. */
+function postJson(url: string, body: string, headers: Record<string, string>, timeoutMs: number): Promise<{ status: number; text: string }> {
+  const once = () =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const u = new URL(url);
+      const secure = u.protocol === 'https:';
+      const req = (secure ? https : http).request(u, {
+        method: 'POST',
+        agent: secure ? agents.https : agents.http,
+        headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      });
+      const timer = setTimeout(() => req.destroy(new CallTimeout(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      const fail = (e: Error) => {
+        clearTimeout(timer);
+        reject(Object.assign(e, { reusedSocket: req.reusedSocket }));
+      };
+      req.on('error', fail);
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', fail);
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+        });
+      });
+      req.end(body);
+    });
+  // A kept-alive connection the node closed while it sat idle fails at once, before the node saw the request:
+  // send it again on a new connection (Node's documented pattern for keep-alive races).
+  return once().catch((e: Error & { code?: string; reusedSocket?: boolean }) => {
+    if (e.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) return once();
+    throw e;
+  });
+}
+
 async function postBatch(opts: ScoreOptions, miniBatch: unknown[]): Promise<Reply> {
   // Pool providers give either the node's base URI or its `/batch` endpoint (ACI); both work.
   const url = `${opts.nodeUri.replace(/\/+$/, '').replace(/\/batch$/, '')}/batch`;
   const seconds = opts.timeoutMs / 1000;
-  let res: Response;
+  let res: { status: number; ok: boolean };
   let text: string;
   try {
-    res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(opts.headers ?? {}) },
-      body: JSON.stringify({ mini_batch: miniBatch }),
-      signal: AbortSignal.timeout(opts.requestTimeoutMs ?? opts.timeoutMs),
-    });
-    text = await res.text();
+    const r = await postJson(url, JSON.stringify({ mini_batch: miniBatch }), opts.headers ?? {}, opts.requestTimeoutMs ?? opts.timeoutMs);
+    res = { status: r.status, ok: r.status >= 200 && r.status < 300 };
+    text = r.text;
   } catch (e) {
-    const name = (e as Error)?.name;
-    if (name === 'TimeoutError' || name === 'AbortError') {
+    if ((e as Error)?.name === 'TimeoutError') {
       return { error: { code: 'RunInvocationTimeout', message: `run() did not return within ${seconds} s (run_invocation_timeout)` }, retryable: true };
     }
-    const cause = (e as { cause?: { code?: string; message?: string } })?.cause;
+    const err = e as NodeJS.ErrnoException;
     return {
-      error: { code: 'WorkerUnreachable', message: `The batch node did not answer: ${redactSecrets(cause?.code ?? cause?.message ?? (e as Error)?.message ?? String(e))}` },
+      error: { code: 'WorkerUnreachable', message: `The batch node did not answer: ${redactSecrets(err?.code ?? err?.message ?? String(e))}` },
       retryable: true,
     };
   }

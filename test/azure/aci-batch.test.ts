@@ -1,5 +1,5 @@
 /** ACI batch pools at the wire: node_count container groups in batch mode, node URIs, teardown by tag. */
-import { AciBatchPoolProvider } from '../../shared/azure/aci-batch';
+import { AciBatchPoolProvider, aciPoolNodeSpec } from '../../shared/azure/aci-batch';
 import type { BatchPoolRequest } from '../../shared/seams';
 import { FAST, arm, q, rgPath, setupNock, testClients, testConfig } from './helpers';
 
@@ -57,6 +57,36 @@ describe('AciBatchPoolProvider', () => {
     expect(c.resources.requests).toEqual({ cpu: 2, memoryInGB: 4 });
     const env = Object.fromEntries(c.environmentVariables.map((e: any) => [e.name, e.value]));
     expect(env).toMatchObject({ MDF_MODE: 'batch', MDF_WORKERS: '2', MDF_SCORING_TIMEOUT_MS: '60000' });
+  });
+
+  test('pool keys go to every node as secure environment values only', async () => {
+    const keys = { primaryKey: 'pk-batch-secret-1', secondaryKey: 'sk-batch-secret-2' };
+    const bodies: Record<string, any> = {};
+    for (const n of ['batch-run-42-n0', 'batch-run-42-n1']) {
+      arm().get(CG(n)).query(q(API)).reply(404, { error: { code: 'ResourceNotFound', message: 'x' } });
+      arm()
+        .put(CG(n), (b) => ((bodies[n] = b), true))
+        .query(q(API))
+        .reply(200, node(n));
+      arm().get(CG(n)).query(q(API)).reply(200, node(n));
+    }
+    const pool = await provider().provision({ ...request, keys });
+    expect(JSON.stringify(pool)).not.toContain('secret');
+    for (const n of ['batch-run-42-n0', 'batch-run-42-n1']) {
+      const vars: Array<{ name: string; value?: string; secureValue?: string }> = bodies[n].properties.containers[0].properties.environmentVariables;
+      expect(vars.filter((v) => v.name === 'MDF_PRIMARY_KEY' || v.name === 'MDF_SECONDARY_KEY')).toEqual([
+        { name: 'MDF_PRIMARY_KEY', secureValue: keys.primaryKey },
+        { name: 'MDF_SECONDARY_KEY', secureValue: keys.secondaryKey },
+      ]);
+      expect(vars.filter((v) => v.value !== undefined && /secret/.test(v.value))).toEqual([]);
+      expect(JSON.stringify(bodies[n].tags)).not.toContain('secret');
+    }
+  });
+
+  test('without keys no key variable is set', async () => {
+    const spec = aciPoolNodeSpec(request, 0, { config: testConfig() });
+    expect(spec.secureEnv).toEqual([]);
+    expect(spec.env.map(([k]) => k)).not.toContain('MDF_PRIMARY_KEY');
   });
 
   test('a node that crash-loops fails the provision and the whole pool is torn down', async () => {
