@@ -71,6 +71,8 @@ function watchPids(): { pids: Set<number>; stop: () => void } {
 test('happy path, tabular CSV: every row once, in input order; summary; pool torn down', async () => {
   await uploadIris(fx.storage, 'happy-tab/', 6, 90); // 15 rows per file
   const w = watchPids();
+  const runs = () => env.host.durable.activityRuns.get('batchScoreMiniBatch') ?? 0;
+  const runsBefore = runs();
   const id = await submit({
     name: 'happy-tabular',
     model: 'iris-linear',
@@ -89,6 +91,8 @@ test('happy path, tabular CSV: every row once, in input order; summary; pool tor
   expect(view).toMatchObject({ id, kind: 'batch', state: 'Succeeded', runtimeStatus: 'Completed', phase: 'completed' });
   expect(view.counts.items).toEqual({ total: 90, succeeded: 90, failed: 0, notRun: 0 });
   expect(view.counts.miniBatches).toMatchObject({ total: 24, succeeded: 24, failed: 0, partial: 0, notRun: 0 });
+  // The sliding window (2 workers → 16 in flight, refilled 8 at a time) scheduled each mini-batch exactly once.
+  expect(runs() - runsBefore).toBe(24);
   expect(view.progress).toMatchObject({ miniBatches: { total: 24, done: 24, failed: 0 }, items: { total: 90, done: 90 } });
   expect(view.output).toBe(`batch-output/happy-tab/${id}/predictions.txt`);
   const lines = (await readText(fx.storage, view.output)).trim().split('\n');
@@ -158,6 +162,61 @@ test('a mini-batch that fails twice then succeeds (run_max_try 3): the run succe
   const result = await readJson(fx.storage, `batch-output/out/flaky/${id}/results/00000001.json`);
   expect(result).toMatchObject({ status: 'succeeded', attempt: 3 });
 }, 60_000);
+
+test('pool nodes require the pool key: 401 without it, the run succeeds, the key is in no history, status or log', async () => {
+  const rows = Array.from({ length: 8 }, (_, i) => ({ id: i, sleep_ms: 150 }));
+  await uploadJsonl(fx.storage, 'keys/', [rows]);
+  const id = await submit(faultsJob('keys/', { process_count_per_node: 1, error_threshold: 0 }));
+
+  // The pool while it runs: its node and its recorded keys (the record is the only place the keys are kept).
+  const pool = await waitUntil(async () => {
+    for (const poolId of poolDirs(workDir)) {
+      try {
+        const state = JSON.parse(fs.readFileSync(path.join(workDir, 'batch-pools', poolId, 'pool.json'), 'utf8'));
+        if (state.state === 'ready') return { poolId, nodeUri: state.nodeUris[0] as string, keysDigest: state.keysDigest as string };
+      } catch {
+        /* not written yet */
+      }
+    }
+    return undefined;
+  }, 30_000, 'the pool to be ready');
+  const record = await readJson(fx.storage, `batch-pools/${pool.poolId}.json`);
+  const keys = record.keys as { primaryKey: string; secondaryKey: string };
+  expect(keys.primaryKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  expect(keys.secondaryKey).not.toBe(keys.primaryKey);
+
+  const post = (headers: Record<string, string>) =>
+    fetch(`${pool.nodeUri}/batch`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ mini_batch: [{ id: 99 }] }) });
+  const anonymous = await post({});
+  expect(anonymous.status).toBe(401);
+  expect(((await anonymous.json()) as any).error.code).toBe('Unauthorized');
+  expect((await post({ authorization: 'Bearer not-the-key' })).status).toBe(401);
+  expect((await post({ authorization: `Bearer ${keys.secondaryKey}` })).status).toBe(200);
+
+  const view = await finished(id);
+  expect(view.state).toBe('Succeeded');
+  expect(view.counts.items).toEqual({ total: 8, succeeded: 8, failed: 0, notRun: 0 });
+  expect((await readText(fx.storage, view.output)).trim().split('\n')).toEqual(rows.map((r) => `row-${r.id}`));
+
+  // Nowhere the orchestrations or the host expose: history (inputs and outputs), custom status, the run view, logs.
+  const { chunkInstanceId } = await import('../../shared/batch/run');
+  const exposed = [
+    JSON.stringify(await env.status(id, 'showHistory=true&showHistoryOutput=true&showInput=true')),
+    JSON.stringify(await env.status(chunkInstanceId(id, 0), 'showHistory=true&showHistoryOutput=true&showInput=true')),
+    JSON.stringify(view),
+    env.logs.join('\n'),
+    // The raw stored history (activity inputs included) and instance records (custom status, engine state).
+    ...(await Promise.all([id, chunkInstanceId(id, 0)].flatMap((i) => [env.host.durable.getHistory(i), env.host.durable.getMeta(i)]))).map((x) => JSON.stringify(x)),
+  ];
+  expect(exposed[0]).toContain('batchProvisionPool'); // the history is really there
+  expect(exposed[1]).toContain('batchScoreMiniBatch');
+  for (const text of exposed) {
+    expect(text).not.toContain(keys.primaryKey);
+    expect(text).not.toContain(keys.secondaryKey);
+  }
+  await expectPoolGone([]);
+  expect(await fx.storage.container('batch-pools').getBlobClient(`${pool.poolId}.json`).exists()).toBe(false); // keys gone with the pool
+}, 90_000);
 
 describe('thresholds trip exactly at the documented boundary', () => {
   // 10 one-row mini-batches; rows 2, 5, 8 fail (run() raises): 3 failed mini-batches = 3 failed inputs.
