@@ -34,8 +34,9 @@ const ROWS = Number(process.env.BENCH_BATCH_ROWS ?? 10_000);
 const WORKERS = Number(process.env.BENCH_BATCH_WORKERS ?? 2);
 const examples = path.resolve(__dirname, '../../examples/batch');
 
+/** Every line carries the 1-minute load average when it was measured (the machine is shared: read results with it). */
 function emit(name: string, value: number, unit: string, extra: Record<string, unknown> = {}): void {
-  process.stdout.write(`${JSON.stringify({ name, value: Number(value.toFixed(3)), unit, ...extra })}\n`);
+  process.stdout.write(`${JSON.stringify({ name, value: Number(value.toFixed(3)), unit, ...extra, load1: Number(os.loadavg()[0].toFixed(2)), cores: os.cpus().length })}\n`);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

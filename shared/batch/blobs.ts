@@ -20,7 +20,8 @@ export async function getJson<T>(container: ContainerClient, name: string): Prom
   }
 }
 
-async function readAll(stream: NodeJS.ReadableStream | undefined): Promise<Buffer> {
+/** The whole body of a download response (cheaper than `downloadToBuffer` for small blobs and ranges). */
+export async function readAll(stream: NodeJS.ReadableStream | undefined): Promise<Buffer> {
   if (!stream) return Buffer.alloc(0);
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));

@@ -20,7 +20,7 @@ import * as path from 'path';
 import type { BlobServiceClient } from '@azure/storage-blob';
 import { redactSecrets, toErrorInfo } from '../errors';
 import type { ErrorInfo } from '../seams';
-import { isConditionFailed, isNotFound, mapLimit } from './blobs';
+import { isConditionFailed, isNotFound, mapLimit, readAll } from './blobs';
 import type { BatchJob } from './job';
 import type { RunLayout } from './layout';
 import { BlobInput, inputChanged, MiniBatch } from './plan';
@@ -149,15 +149,19 @@ export async function runMiniBatch(
 // ---------------------------------------------------------------- inputs
 
 async function download(service: Pick<BlobServiceClient, 'getContainerClient'>, f: BlobInput, offset = 0, count?: number): Promise<Buffer> {
+  let buf: Buffer;
   try {
-    return await service
-      .getContainerClient(f.container)
-      .getBlobClient(f.blob)
-      .downloadToBuffer(offset, count, { conditions: { ifMatch: f.etag } });
+    // One GET of exactly the range, read straight from the response (downloadToBuffer costs more CPU per call).
+    const res = await service.getContainerClient(f.container).getBlobClient(f.blob).download(offset, count, { conditions: { ifMatch: f.etag } });
+    buf = await readAll(res.readableStreamBody);
   } catch (e) {
     if (isConditionFailed(e) || isNotFound(e)) throw inputChanged(f);
     throw e;
   }
+  if (count !== undefined && buf.length !== count) {
+    throw Object.assign(new Error(`read ${buf.length} of ${count} bytes of ${f.container}/${f.blob}`), { code: 'InputReadFailed' });
+  }
+  return buf;
 }
 
 async function readInputs(
