@@ -173,7 +173,7 @@ test('pool nodes require the pool key: 401 without it, the run succeeds, the key
     for (const poolId of poolDirs(workDir)) {
       try {
         const state = JSON.parse(fs.readFileSync(path.join(workDir, 'batch-pools', poolId, 'pool.json'), 'utf8'));
-        if (state.state === 'ready') return { poolId, nodeUri: state.nodeUris[0] as string, keysDigest: state.keysDigest as string };
+        if (state.state === 'ready') return { poolId, nodeUri: state.nodeUris[0] as string, pid: state.nodes[0].pid as number };
       } catch {
         /* not written yet */
       }
@@ -184,6 +184,9 @@ test('pool nodes require the pool key: 401 without it, the run succeeds, the key
   const keys = record.keys as { primaryKey: string; secondaryKey: string };
   expect(keys.primaryKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
   expect(keys.secondaryKey).not.toBe(keys.primaryKey);
+  // Not on the node's command line (visible to every user) nor in the pool's state file.
+  const local = [fs.readFileSync(`/proc/${pool.pid}/cmdline`, 'utf8'), fs.readFileSync(path.join(workDir, 'batch-pools', pool.poolId, 'pool.json'), 'utf8')];
+  for (const text of local) expect(text).not.toContain(keys.primaryKey);
 
   const post = (headers: Record<string, string>) =>
     fetch(`${pool.nodeUri}/batch`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ mini_batch: [{ id: 99 }] }) });
