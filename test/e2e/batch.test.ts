@@ -15,6 +15,7 @@ import {
   prepareFixture,
   readJson,
   readText,
+  root,
   tempWorkDir,
   uploadIris,
   uploadJsonl,
@@ -220,6 +221,48 @@ test('pool nodes require the pool key: 401 without it, the run succeeds, the key
   await expectPoolGone([]);
   expect(await fx.storage.container('batch-pools').getBlobClient(`${pool.poolId}.json`).exists()).toBe(false); // keys gone with the pool
 }, 90_000);
+
+describe('a scoring activity that throws (storage unreachable) is run again, at most 3 times', () => {
+  // The host runs the app from dist/ in this process: wrap the scoring step the activity calls.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const score = require(path.join(root, 'dist/shared/batch/score.js')) as { runMiniBatch: (...a: any[]) => Promise<unknown> };
+  const original = score.runMiniBatch;
+  const calls = new Map<string, number>();
+  /** Mini-batch 1 of runs writing under `out/<prefix>` throws its first `times` calls. */
+  const failFirst = (prefix: string, times: number) => {
+    score.runMiniBatch = async (service: unknown, layout: { root: string }, mb: { index: number }, opts: unknown) => {
+      if (layout.root.startsWith(`out/${prefix}`) && mb.index === 1) {
+        const n = (calls.get(prefix) ?? 0) + 1;
+        calls.set(prefix, n);
+        if (n <= times) throw Object.assign(new Error('storage is down'), { code: 'StorageUnavailable' });
+      }
+      return original(service, layout, mb, opts);
+    };
+  };
+  afterEach(() => {
+    score.runMiniBatch = original;
+  });
+  const rows = Array.from({ length: 4 }, (_, i) => ({ id: i }));
+
+  test('two throws, then it succeeds: every row once, the throws are not scoring attempts', async () => {
+    await uploadJsonl(fx.storage, 'act-flaky/', [rows]);
+    failFirst('act-flaky/', 2);
+    const view = await finished(await submit(faultsJob('act-flaky/', { allowed_failed_count: 0, run_max_try: 1 })));
+    expect(calls.get('act-flaky/')).toBe(3);
+    expect(view.state).toBe('Succeeded');
+    expect((await readText(fx.storage, view.output)).trim().split('\n')).toEqual(['row-0', 'row-1', 'row-2', 'row-3']);
+  }, 60_000);
+
+  test('three throws: the run fails with MiniBatchNotRecorded and its pool is torn down', async () => {
+    await uploadJsonl(fx.storage, 'act-down/', [rows]);
+    failFirst('act-down/', 99);
+    const view = await finished(await submit(faultsJob('act-down/', { error_threshold: -1 })));
+    expect(calls.get('act-down/')).toBe(3);
+    expect(view).toMatchObject({ state: 'Failed', error: { code: 'MiniBatchNotRecorded' } });
+    expect(view.error.message).toContain('storage is down');
+    await expectPoolGone([]);
+  }, 60_000);
+});
 
 describe('thresholds trip exactly at the documented boundary', () => {
   // 10 one-row mini-batches; rows 2, 5, 8 fail (run() raises): 3 failed mini-batches = 3 failed inputs.
