@@ -592,7 +592,10 @@ export class DurableEngine {
   /** A failed attempt of a retried task gets a back-off timer; a fired back-off timer re-schedules the task. */
   private applyRetryBookkeeping(a: Active, e: HistoryEvent, added: HistoryEvent[], work: Work[]): void {
     const engine = a.engine;
-    if (e.EventType === EventType.TaskFailed || e.EventType === EventType.SubOrchestrationInstanceFailed) {
+    if (e.EventType === EventType.TaskCompleted || e.EventType === EventType.SubOrchestrationInstanceCompleted) {
+      // A retried task that succeeded needs no more bookkeeping (the engine state stays as small as what is in flight).
+      delete engine.retries[String(e.TaskScheduledId)];
+    } else if (e.EventType === EventType.TaskFailed || e.EventType === EventType.SubOrchestrationInstanceFailed) {
       const r = engine.retries[String(e.TaskScheduledId)];
       if (!r) return;
       delete engine.retries[String(e.TaskScheduledId)];

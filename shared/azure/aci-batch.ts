@@ -4,6 +4,7 @@
  * them); torn down by tag, so a teardown after a crash still finds every node.
  */
 import { AppError } from '../errors';
+import { nodeQueueWaitMs } from '../batch/score';
 import type { BatchPool, BatchPoolProvider, BatchPoolRequest } from '../seams';
 import { AciGroups, type AciGroupsOptions, type ContainerGroupSpec } from './aci';
 import type { AzureConfig } from './config';
@@ -36,6 +37,8 @@ export function aciPoolNodeSpec(request: BatchPoolRequest, i: number, o: Pick<Ac
       [RUNTIME_ENV.mode, 'batch'],
       [RUNTIME_ENV.workers, String(request.processCountPerNode)],
       [RUNTIME_ENV.timeoutMs, String(request.runInvocationTimeoutMs)],
+      // Several mini-batches queue on a node (the orchestration's window): they must wait, not get 503.
+      [RUNTIME_ENV.maxWaitMs, String(nodeQueueWaitMs(request.runInvocationTimeoutMs))],
     ],
     // Keys only as secure values (ARM never returns them); the runtime reads them from MDF_*_KEY (runtime/env.ts).
     secureEnv: request.keys
