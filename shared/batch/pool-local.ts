@@ -25,6 +25,7 @@ import type { BatchPool, BatchPoolProvider, BatchPoolRequest, ServiceKeys } from
 import { RUNTIME_ENV } from '../../runtime/env';
 import { downloadBlob, type StorageClients } from '../storage';
 import { nodeQueueWaitMs } from './score';
+import { isAlive, killGroup } from '../processes';
 
 export interface LocalBatchPoolOptions {
   /** Root folder; pools live in `<workDir>/batch-pools/<poolId>/`. */
@@ -51,21 +52,6 @@ function keysDigest(keys: ServiceKeys | undefined): string {
 
 const POOL_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-/** Running (a zombie — exited, not yet reaped by an adoptive parent — counts as gone). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return process.platform !== 'linux';
-  }
-}
-
 /** True when `pid` runs a runtime of `poolId` (guards against pid reuse after a crash). */
 function runsPool(pid: number, poolId: string): boolean {
   if (!isAlive(pid)) return false;
@@ -78,17 +64,6 @@ function runsPool(pid: number, poolId: string): boolean {
   }
 }
 
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      /* gone */
-    }
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

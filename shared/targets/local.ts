@@ -22,6 +22,7 @@ import { IMAGE_METADATA_FILE, type ImageMetadata } from '../images/context';
 import { LocalFront } from './local-front';
 import type { DeployConfig, DeployRequest, DeployTarget, DeployedSlot, ServiceKeys } from '../seams';
 import { downloadBlob, type StorageClients } from '../storage';
+import { isAlive, killGroup } from '../processes';
 
 export interface LocalTargetOptions {
   workDir: string;
@@ -53,27 +54,6 @@ interface Service {
   keys?: ServiceKeys;
   /** Serialises operations on one service. */
   queue: Promise<unknown>;
-}
-
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      /* already gone */
-    }
-  }
 }
 
 /** Tail of a text file (last `lines` lines), '' when absent. */

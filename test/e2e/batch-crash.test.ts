@@ -6,16 +6,15 @@
 import * as fs from 'fs';
 import type { ChildProcess } from 'child_process';
 import { startAzurite, type AzuriteInstance } from '../../local/azurite';
+import { kill9, startHostProcess } from '../../local/testing';
 import {
   faultsJob,
   isAlive,
-  kill9,
   killPools,
   poolDirs,
   poolPids,
   prepareFixture,
   readText,
-  startHostProcess,
   tempWorkDir,
   uploadJsonl,
   waitUntil,
@@ -49,7 +48,7 @@ test('SIGKILL of the host mid-job, restart: completes, every row exactly once, i
   const rows = Array.from({ length: 40 }, (_, i) => ({ id: i, sleep_ms: 120 }));
   await uploadJsonl(fx.storage, 'crash/', [rows.slice(0, 25), rows.slice(25)]);
   const settings = { LOCAL_WORK_DIR: workDir };
-  host = await startHostProcess(azurite.connectionString, settings);
+  host = await startHostProcess({ connectionString: azurite.connectionString, env: settings, pollMs: 200 });
   const res = await fetch(`${host.url}/api/batch-runs`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -73,7 +72,7 @@ test('SIGKILL of the host mid-job, restart: completes, every row exactly once, i
   expect(doneAtCrash).toBeLessThan(40);
   expect(isAlive(pidsBefore[0])).toBe(true); // the pool outlives the host
 
-  host = await startHostProcess(azurite.connectionString, settings);
+  host = await startHostProcess({ connectionString: azurite.connectionString, env: settings, pollMs: 200 });
   expect(poolPids(workDir)).toEqual(pidsBefore); // reused, not provisioned again
   const final = await waitUntil(async () => {
     const v = await view(id);

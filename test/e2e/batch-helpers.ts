@@ -2,7 +2,6 @@
  * Shared setup of the batch e2e tests: the real app on the local host (in-process or as a child process), input
  * data, a registered model, entry scripts in blob storage, and helpers to submit jobs and watch pools.
  */
-import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -115,19 +114,7 @@ export async function waitUntil<T>(fn: () => Promise<T | undefined | false>, tim
   }
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
+export { isAlive } from '../../shared/processes';
 
 /** Every pid recorded by any pool under `workDir` (still running or not). */
 export function poolPids(workDir: string): number[] {
@@ -169,35 +156,3 @@ export function tempWorkDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-batch-e2e-'));
 }
 
-/** The real app's host as a child process (for kill -9). Resolves with its URL once it printed `ready`. */
-export function startHostProcess(connectionString: string, env: Record<string, string>): Promise<{ url: string; proc: ChildProcess }> {
-  const proc = spawn(process.execPath, [path.join(root, 'dist/local/cli.js'), '--app', root, '--port', '0', '--poll-ms', '200'], {
-    env: { ...process.env, ...env, AzureWebJobsStorage: connectionString },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`host did not start: ${out}`)), 30000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /\{"event":"ready","url":"([^"]+)"\}/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ url: m[1], proc });
-      }
-    });
-    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    proc.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`host exited (${code}): ${out.slice(-2000)}`));
-    });
-  });
-}
-
-export function kill9(proc: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
-    proc.once('exit', () => resolve());
-    proc.kill('SIGKILL');
-  });
-}
