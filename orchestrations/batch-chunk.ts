@@ -160,8 +160,9 @@ df.app.orchestration(BATCH_CHUNK_ORCHESTRATION, function* (context: Orchestratio
       // scheduled task on its own schedules nothing.
       try {
         yield inFlight[0].task;
-      } catch (e) {
-        throw notRecorded(e);
+      } catch {
+        // The activity itself failed (e.g. storage unreachable): step 1 sees the faulted task and runs it again,
+        // up to ACTIVITY_MAX_RUNS, exactly as for a fault noticed through Task.any.
       }
     } else {
       break;

@@ -229,11 +229,12 @@ describe('a scoring activity that throws (storage unreachable) is run again, at 
   const original = score.runMiniBatch;
   const calls = new Map<string, number>();
   /** Mini-batch 1 of runs writing under `out/<prefix>` throws its first `times` calls. */
-  const failFirst = (prefix: string, times: number) => {
+  const failFirst = (prefix: string, times: number, delayMs = 0) => {
     score.runMiniBatch = async (service: unknown, layout: { root: string }, mb: { index: number }, opts: unknown) => {
       if (layout.root.startsWith(`out/${prefix}`) && mb.index === 1) {
         const n = (calls.get(prefix) ?? 0) + 1;
         calls.set(prefix, n);
+        if (delayMs && n <= times) await new Promise((r) => setTimeout(r, delayMs));
         if (n <= times) throw Object.assign(new Error('storage is down'), { code: 'StorageUnavailable' });
       }
       return original(service, layout, mb, opts);
@@ -249,6 +250,15 @@ describe('a scoring activity that throws (storage unreachable) is run again, at 
     failFirst('act-flaky/', 2);
     const view = await finished(await submit(faultsJob('act-flaky/', { allowed_failed_count: 0, run_max_try: 1 })));
     expect(calls.get('act-flaky/')).toBe(3);
+    expect(view.state).toBe('Succeeded');
+    expect((await readText(fx.storage, view.output)).trim().split('\n')).toEqual(['row-0', 'row-1', 'row-2', 'row-3']);
+  }, 60_000);
+
+  test('a late throw of the oldest mini-batch (the one the chunk waits on alone) is run again, not fatal', async () => {
+    await uploadJsonl(fx.storage, 'act-late/', [rows]);
+    failFirst('act-late/', 1, 1500);
+    const view = await finished(await submit(faultsJob('act-late/', { allowed_failed_count: 0, run_max_try: 1 })));
+    expect(calls.get('act-late/')).toBe(2);
     expect(view.state).toBe('Succeeded');
     expect((await readText(fx.storage, view.output)).trim().split('\n')).toEqual(['row-0', 'row-1', 'row-2', 'row-3']);
   }, 60_000);
