@@ -56,11 +56,12 @@ df.app.client.http('batchRunsStart', {
         throw new AppError('InvalidJobDefinition', 'Invalid batch job definition: source_directory: is required with "model" in a request: the blob folder ("container/folder") that holds entry_script', 400);
       }
       await checkInputs(storage, job);
-      const runId = runIds.http();
-      await startBatchRun(client, job, { runId, source: { kind: 'http', eventId: context.invocationId }, config: getConfig(), storage });
+      const idempotencyKey = request.headers.get('idempotency-key') ?? undefined;
+      const runId = runIds.http(idempotencyKey);
+      const { created } = await startBatchRun(client, job, { runId, source: { kind: 'http', eventId: idempotencyKey ?? context.invocationId }, config: getConfig(), storage });
       void sweepSoon(client, context);
       const uris = statusUris(request, runId);
-      return { status: 202, headers: { Location: uris.statusUri }, jsonBody: { id: runId, ...uris } };
+      return { status: 202, headers: { Location: uris.statusUri }, jsonBody: { id: runId, started: created, ...uris } };
     } catch (e) {
       return errorResponse(e);
     }
@@ -119,8 +120,11 @@ df.app.client.storageBlob('batchJobBlob', {
     const name = String(context.triggerMetadata?.name ?? '');
     const blobPath = String(context.triggerMetadata?.blobTrigger ?? `incoming/batch/${name}/batch.json`);
     const props = (context.triggerMetadata?.properties ?? {}) as { eTag?: string; ETag?: string; etag?: string };
-    const etag = String(props.eTag ?? props.ETag ?? props.etag ?? '');
     const storage = getStorage();
+    // The run id comes from the blob version: without the ETag in the trigger metadata, ask the blob itself.
+    const etag = String(
+      props.eTag ?? props.ETag ?? props.etag ?? (await storage.container('incoming').getBlockBlobClient(blobPath.slice('incoming/'.length)).getProperties()).etag ?? '',
+    ).replace(/"/g, '');
     const folder = blobPath.slice(0, blobPath.lastIndexOf('/'));
     const text = Buffer.isBuffer(blob) ? blob.toString('utf8') : typeof blob === 'string' ? blob : JSON.stringify(blob);
     let job;

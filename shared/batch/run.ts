@@ -121,8 +121,8 @@ export async function readRunJob(storage: StorageClients, jobBlob: string): Prom
 const hash = (s: string, n = 32) => createHash('sha256').update(s).digest('hex').slice(0, n);
 
 export const runIds = {
-  /** A new run per request. */
-  http: () => `batch-${randomUUID()}`,
+  /** A new run per request; with an `Idempotency-Key`, one run per key (a client's retry finds the same run). */
+  http: (idempotencyKey?: string) => (idempotencyKey ? `batch-http-${hash(`http|${idempotencyKey}`)}` : `batch-${randomUUID()}`),
   /** One run per blob version: a re-delivered event finds the same instance. */
   blob: (blobPath: string, etag: string) => `batch-blob-${hash(`${blobPath}|${etag.replace(/^"|"$/g, '')}`)}`,
   /** One run per training run and model. */

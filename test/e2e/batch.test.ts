@@ -222,6 +222,19 @@ test('pool nodes require the pool key: 401 without it, the run succeeds, the key
   expect(await fx.storage.container('batch-pools').getBlobClient(`${pool.poolId}.json`).exists()).toBe(false); // keys gone with the pool
 }, 90_000);
 
+test('POST /api/batch-runs with an Idempotency-Key: a retried request finds the same run', async () => {
+  await uploadJsonl(fx.storage, 'idem/', [[{ id: 1 }, { id: 2 }]]);
+  const job = faultsJob('idem/', {});
+  const first = await env.request('POST', '/api/batch-runs', job, { 'idempotency-key': 'nightly-2026-11-24' });
+  const again = await env.request('POST', '/api/batch-runs', job, { 'idempotency-key': 'nightly-2026-11-24' });
+  expect(first.status).toBe(202);
+  expect(again.status).toBe(202);
+  expect(again.body.id).toBe(first.body.id);
+  expect(first.body.started).toBe(true);
+  expect(again.body.started).toBe(false);
+  expect((await finished(first.body.id)).state).toBe('Succeeded');
+}, 60_000);
+
 describe('a scoring activity that throws (storage unreachable) is run again, at most 3 times', () => {
   // The host runs the app from dist/ in this process: wrap the scoring step the activity calls.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
