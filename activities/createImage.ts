@@ -1,5 +1,6 @@
 /** Activity: build the run's image (`name:N`, idempotent per run) with the configured builder. */
 import * as df from 'durable-functions';
+import { asThrowable } from '../shared/batch/activity-io';
 import { isAppError, toErrorInfo } from '../shared/errors';
 import { imageRequestFromManifest, type ImageRecord } from '../shared/images/registry';
 import type { DeploymentManifest } from '../shared/manifest/schema';
@@ -40,7 +41,7 @@ df.app.activity('createImage', {
       return { ok: true, image: summary };
     } catch (e) {
       if (isAppError(e) && e.httpStatus < 500) return { ok: false, error: toErrorInfo(e) };
-      throw e;
+      throw asThrowable(e);
     }
   },
 });

@@ -1,5 +1,6 @@
 /** Activity: claim the service for this run (409 `DeploymentInProgress` when another run holds it) and pick the slot. */
 import * as df from 'durable-functions';
+import { asThrowable } from '../shared/batch/activity-io';
 import { isAppError, toErrorInfo } from '../shared/errors';
 import { getAppServices } from '../shared/services/app';
 import { prepareDeployment, type DeployServiceInput } from '../shared/services/deploy';
@@ -22,7 +23,7 @@ df.app.activity('prepareDeployment', {
       };
     } catch (e) {
       if (isAppError(e) && e.httpStatus < 500) return { ok: false, error: toErrorInfo(e) };
-      throw e;
+      throw asThrowable(e);
     }
   },
 });

@@ -1,5 +1,6 @@
 /** Activity: register the run's model version (idempotent per event: the same run gets the same version). */
 import * as df from 'durable-functions';
+import { asThrowable } from '../shared/batch/activity-io';
 import { toErrorInfo, isAppError } from '../shared/errors';
 import type { DeploymentManifest } from '../shared/manifest/schema';
 import type { ModelSource } from '../shared/registry/models';
@@ -32,7 +33,7 @@ df.app.activity('registerModel', {
       return { ok: true, created, model: { id: model.id, name: model.name, version: model.version, files: model.files.length, bytes: model.files.reduce((s, f) => s + f.size, 0) } };
     } catch (e) {
       if (isAppError(e) && e.httpStatus < 500) return { ok: false, error: toErrorInfo(e) };
-      throw e; // transient: retried by the orchestration
+      throw asThrowable(e); // transient: retried by the orchestration
     }
   },
 });

@@ -4,6 +4,7 @@
  * derived from the training run and the model, so a retried activity finds the run it already started.
  */
 import * as df from 'durable-functions';
+import { asThrowable } from '../shared/batch/activity-io';
 import type { InvocationContext } from '@azure/functions';
 import { toErrorInfo } from '../shared/errors';
 import { startBatchFromTrainingMessage } from '../shared/batch/run';
@@ -37,7 +38,7 @@ df.app.activity('startBatchAfterDeploy', {
       const error = toErrorInfo(e);
       // Bad job definitions and missing inputs are the user's to fix: report them in the run, don't retry.
       if ((e as { httpStatus?: number }).httpStatus !== undefined && (e as { httpStatus: number }).httpStatus < 500) return { ok: false, error };
-      throw e;
+      throw asThrowable(e);
     }
   },
 });

@@ -4,7 +4,7 @@
  * no I/O here, times from `currentUtcDateTime`; expected failures come back from activities as values.
  */
 import * as df from 'durable-functions';
-import type { OrchestrationContext, OrchestrationHandler } from 'durable-functions';
+import type { OrchestrationContext, OrchestrationHandler, Task } from 'durable-functions';
 import type { CreateImageOutput } from '../activities/createImage';
 import type { PrepareDeploymentOutput } from '../activities/prepareDeployment';
 import type { RegisterModelOutput } from '../activities/registerModel';
@@ -14,7 +14,7 @@ import { checkPromotion } from '../shared/manifest/training';
 import type { SmokeTestResult } from '../shared/scoring/smoke';
 import type { DeployedSlot, ErrorInfo } from '../shared/seams';
 import type { DeployServiceInput } from '../shared/services/deploy';
-import { DEPLOY_ORCHESTRATION, StepTracker, type DeployRunInput, type DeployRunResult } from '../shared/services/run';
+import { DEPLOY_ORCHESTRATION, StepTracker, runErrorOf, type DeployRunInput, type DeployRunResult } from '../shared/services/run';
 
 const deployModel: OrchestrationHandler = function* (context: OrchestrationContext) {
   const input = context.df.getInput() as DeployRunInput;
@@ -24,14 +24,21 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
   const status = () => context.df.setCustomStatus(steps.status);
   const retry = new df.RetryOptions(1000, 3);
   retry.backoffCoefficient = 2;
-  const publish = (type: DeploymentEventType, subject: string, data: Record<string, unknown>) =>
-    context.df.callActivityWithRetry('publishDeploymentEvent', retry, { type, subject, runId, time: now().toISOString(), data });
+  const notes: string[] = [];
+  // Events are best effort: a publishing failure is noted in the result, never fails or rolls back the run.
+  const publish = function* (type: DeploymentEventType, subject: string, data: Record<string, unknown>): Generator<Task, void, unknown> {
+    try {
+      yield context.df.callActivityWithRetry('publishDeploymentEvent', retry, { type, subject, runId, time: now().toISOString(), data });
+    } catch (err) {
+      notes.push(`event ${type} was not published: ${runErrorOf(err, 'EventPublishFailed').message}`);
+    }
+  };
 
   const result: Partial<DeployRunResult> = { ...(input.manifest ? { serviceName: input.manifest.service.name } : {}) };
   const finish = (state: DeployRunResult['state'], error?: ErrorInfo): DeployRunResult => {
     steps.done();
     status();
-    return { ...result, state, ...(error ? { error } : {}) } as DeployRunResult;
+    return { ...result, state, ...(error ? { error } : {}), ...(notes.length ? { notes: [...notes] } : {}) } as DeployRunResult;
   };
   let held: { deploy: DeployServiceInput; slot: string } | undefined;
 
@@ -42,12 +49,12 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
     const reg = (yield context.df.callActivityWithRetry('registerModel', retry, { model: input.model, files: input.files.model, source: input.source })) as RegisterModelOutput;
     if (!reg.ok) {
       steps.end('register', 'Failed', now(), reg.error.message);
-      yield publish('DeploymentFailed', `models/${input.model.name}`, { step: 'register', error: reg.error });
+      yield* publish('DeploymentFailed', `models/${input.model.name}`, { step: 'register', error: reg.error });
       return finish('Failed', reg.error);
     }
     steps.end('register', 'Succeeded', now(), reg.model.id);
     result.model = reg.model.id;
-    yield publish('ModelRegistered', `models/${reg.model.name}/${reg.model.version}`, { model: reg.model.id, files: reg.model.files, bytes: reg.model.bytes, source: input.source.kind, trainingRunId: input.training?.trainingRunId });
+    yield* publish('ModelRegistered', `models/${reg.model.name}/${reg.model.version}`, { model: reg.model.id, files: reg.model.files, bytes: reg.model.bytes, source: input.source.kind, trainingRunId: input.training?.trainingRunId });
 
     // 2. Promotion policy (Service Bus): a failing policy registers but does not deploy.
     if (input.training) {
@@ -67,11 +74,11 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
     if (img.image) result.image = img.image.id;
     if (!img.ok) {
       steps.end('image', 'Failed', now(), img.error.message);
-      yield publish('DeploymentFailed', img.image ? `images/${img.image.name}/${img.image.version}` : `images/${manifest.image.name}`, { step: 'image', error: img.error, logBlob: img.image?.logBlob });
+      yield* publish('DeploymentFailed', img.image ? `images/${img.image.name}/${img.image.version}` : `images/${manifest.image.name}`, { step: 'image', error: img.error, logBlob: img.image?.logBlob });
       return finish('Failed', img.error);
     }
     steps.end('image', 'Succeeded', now(), `${img.image.id} ${img.image.digest ?? ''}`.trim());
-    yield publish('ImageCreated', `images/${img.image.name}/${img.image.version}`, { image: img.image.id, digest: img.image.digest, models: img.image.models, runtime: img.image.runtime });
+    yield* publish('ImageCreated', `images/${img.image.name}/${img.image.version}`, { image: img.image.id, digest: img.image.digest, models: img.image.models, runtime: img.image.runtime });
 
     // 4. Claim the service (409 when another deployment runs) and start the new slot.
     const deploy: DeployServiceInput = {
@@ -90,7 +97,7 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
     const prep = (yield context.df.callActivityWithRetry('prepareDeployment', retry, deploy)) as PrepareDeploymentOutput;
     if (!prep.ok) {
       steps.end('prepare', 'Failed', now(), prep.error.message);
-      yield publish('DeploymentFailed', `services/${deploy.serviceName}`, { step: 'prepare', error: prep.error });
+      yield* publish('DeploymentFailed', `services/${deploy.serviceName}`, { step: 'prepare', error: prep.error });
       return finish('Failed', prep.error);
     }
     steps.end('prepare', 'Succeeded', now(), prep.isUpdate ? `update: ${prep.previousImage} → ${img.image.id} in slot ${prep.slot}` : `new service, slot ${prep.slot}`);
@@ -126,28 +133,43 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
       held = undefined;
       steps.end('rollback', 'Succeeded', now(), rb.rolledBack ? `${prep.previousImage} keeps serving` : 'service Failed');
       if (rb.rolledBack) {
-        yield publish('DeploymentRolledBack', `services/${deploy.serviceName}`, { image: img.image.id, servingImage: prep.previousImage, error: rb.error });
+        yield* publish('DeploymentRolledBack', `services/${deploy.serviceName}`, { image: img.image.id, servingImage: prep.previousImage, error: rb.error });
         return finish('RolledBack', rb.error);
       }
-      yield publish('DeploymentFailed', `services/${deploy.serviceName}`, { step: 'deploy', image: img.image.id, error: rb.error });
+      yield* publish('DeploymentFailed', `services/${deploy.serviceName}`, { step: 'deploy', image: img.image.id, error: rb.error });
       return finish('Failed', rb.error);
     }
 
-    // 6a. Promote: switch traffic, retire the previous slot.
+    // 6a. Promote: switch traffic and record the service. From here on the deployment has worked: nothing rolls back.
     steps.start('promote', now());
     status();
-    const svc = (yield context.df.callActivityWithRetry('promoteDeployment', retry, {
-      deploy,
-      slot: prep.slot,
-      ...(prep.previousSlot ? { previousSlot: prep.previousSlot } : {}),
-      ...(prep.previousImage ? { previousImage: prep.previousImage } : {}),
-    })) as { scoringUri?: string; swaggerUri?: string };
+    const svc = (yield context.df.callActivityWithRetry('promoteDeployment', retry, { deploy, slot: prep.slot })) as { scoringUri?: string; swaggerUri?: string };
     held = undefined;
     steps.end('promote', 'Succeeded', now(), svc.scoringUri);
+
+    // Retire the previous slot and free its image (best effort: a failure is a note, the new version serves).
+    if (prep.previousSlot || prep.previousImage) {
+      steps.start('retire', now());
+      status();
+      try {
+        const retired = (yield context.df.callActivityWithRetry('retirePreviousSlot', retry, {
+          deploy,
+          slot: prep.slot,
+          ...(prep.previousSlot ? { previousSlot: prep.previousSlot } : {}),
+          ...(prep.previousImage ? { previousImage: prep.previousImage } : {}),
+        })) as { notes: string[] };
+        notes.push(...retired.notes);
+        steps.end('retire', 'Succeeded', now(), retired.notes.length ? retired.notes.join('; ') : `slot ${prep.previousSlot ?? '-'} removed`);
+      } catch (err) {
+        const note = `the previous slot ${prep.previousSlot ?? ''} was not retired: ${runErrorOf(err).message}`;
+        notes.push(note);
+        steps.end('retire', 'Failed', now(), note);
+      }
+    }
     result.scoringUri = svc.scoringUri;
     result.swaggerUri = svc.swaggerUri;
     result.outcome = prep.isUpdate ? 'Updated' : 'Deployed';
-    yield publish(prep.isUpdate ? 'ServiceUpdated' : 'ServiceDeployed', `services/${deploy.serviceName}`, {
+    yield* publish(prep.isUpdate ? 'ServiceUpdated' : 'ServiceDeployed', `services/${deploy.serviceName}`, {
       image: img.image.id,
       model: reg.model.id,
       scoringUri: svc.scoringUri,
@@ -172,7 +194,7 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
     return finish('Succeeded');
   } catch (err) {
     // An activity failed after its retries: release the service if this run holds it, then fail the run.
-    const error: ErrorInfo = { code: 'RunFailed', message: (err as Error)?.message ?? String(err) };
+    const error: ErrorInfo = runErrorOf(err);
     if (held) {
       try {
         yield context.df.callActivity('rollbackDeployment', { deploy: held.deploy, slot: held.slot, reason: error });
@@ -181,7 +203,7 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
       }
     }
     try {
-      yield publish('DeploymentFailed', result.serviceName ? `services/${result.serviceName}` : `models/${input.model.name}`, { error });
+      yield* publish('DeploymentFailed', result.serviceName ? `services/${result.serviceName}` : `models/${input.model.name}`, { error });
     } catch {
       /* best effort */
     }

@@ -6,7 +6,7 @@
  * Update: the other slot starts beside the serving one → smoke test → atomic switch → old slot removed; on failure
  * the new slot is removed, the old one keeps serving and the outcome is `RolledBack` with the reason.
  */
-import { redactSecrets, toErrorInfo } from '../errors';
+import { AppError, redactSecrets, toErrorInfo } from '../errors';
 import type { ImageRecord, ImageRegistry } from '../images/registry';
 import { runSmokeTest, type SmokeTestResult } from '../scoring/smoke';
 import type { DeployConfig, DeployTarget, DeployedSlot, ErrorInfo, TargetKind } from '../seams';
@@ -72,7 +72,7 @@ export async function deploySlotStep(ctx: DeployContext, input: DeployServiceInp
       error: { code: 'ImageNotReady', message: `Image ${input.image.id} is ${input.image.state}; only Succeeded images can be deployed.` },
     };
   }
-  const keys = input.config.authEnabled ? await ctx.services.ensureKeys(input.serviceName) : undefined;
+  const keys = input.config.authEnabled ? await requireKeys(ctx, input.serviceName) : undefined;
   return ctx.target.deploySlot({
     serviceName: input.serviceName,
     slot,
@@ -84,7 +84,7 @@ export async function deploySlotStep(ctx: DeployContext, input: DeployServiceInp
 
 /** Step 3: smoke-test the slot's direct URIs. */
 export async function smokeTestStep(ctx: DeployContext, input: DeployServiceInput, deployed: DeployedSlot): Promise<SmokeTestResult> {
-  const keys = input.config.authEnabled ? await ctx.services.ensureKeys(input.serviceName) : undefined;
+  const keys = input.config.authEnabled ? await requireKeys(ctx, input.serviceName) : undefined;
   return runSmokeTest({
     healthUri: deployed.healthUri,
     scoringUri: deployed.scoringUri,
@@ -98,14 +98,18 @@ export async function smokeTestStep(ctx: DeployContext, input: DeployServiceInpu
   });
 }
 
-/** Step 4 (success): switch traffic, record usage and the new state, retire the previous slot. */
-export async function promoteStep(ctx: DeployContext, input: DeployServiceInput, slot: string, previous: { slot?: string; image?: string }): Promise<ServiceRecord> {
-  const uris = await ctx.target.switchTraffic(input.serviceName, slot);
-  if (input.config.authEnabled && ctx.target.updateKeys) {
-    await ctx.target.updateKeys(input.serviceName, await ctx.services.ensureKeys(input.serviceName));
-  }
+/**
+ * Step 4 (success): switch traffic and record the new state (the service is released: the deployment worked).
+ * Everything that can fail and must not undo a working deployment (retiring the previous slot) is in
+ * `retirePreviousStep`, which the caller runs after this one and never rolls back for.
+ */
+export async function promoteStep(ctx: DeployContext, input: DeployServiceInput, slot: string): Promise<ServiceRecord> {
+  // Usage first: a failure here (retried, then rolled back) happens before any traffic reaches the new slot.
   await ctx.images.addServiceUsage(input.image.name, input.image.version, input.serviceName);
-  const service = await ctx.services.completeDeployment(input.serviceName, input.runId, {
+  const keys = input.config.authEnabled ? await requireKeys(ctx, input.serviceName) : undefined;
+  const uris = await ctx.target.switchTraffic(input.serviceName, slot);
+  if (keys && ctx.target.updateKeys) await ctx.target.updateKeys(input.serviceName, keys);
+  return ctx.services.completeDeployment(input.serviceName, input.runId, {
     slot,
     image: input.image.id,
     runtime: input.image.runtime,
@@ -116,15 +120,47 @@ export async function promoteStep(ctx: DeployContext, input: DeployServiceInput,
     ...(input.description !== undefined ? { description: input.description } : {}),
     ...(input.tags ? { tags: input.tags } : {}),
   });
-  if (previous.slot && previous.slot !== slot) await ctx.target.deleteSlot(input.serviceName, previous.slot);
-  if (previous.image && previous.image !== input.image.id) {
-    const i = previous.image.lastIndexOf(':');
-    await ctx.images.removeServiceUsage(previous.image.slice(0, i), Number(previous.image.slice(i + 1)), input.serviceName);
-  }
-  return service;
 }
 
-/** Step 4 (failure): keep the log tail in the reason, remove the new slot, restore/mark the service. */
+/**
+ * Step 5 (after a promotion, best effort): remove the previous slot and free the previous image. Never touches
+ * the slot the service record says is serving. Returns what it could not do (empty when all went well).
+ */
+export async function retirePreviousStep(ctx: DeployContext, input: DeployServiceInput, slot: string, previous: { slot?: string; image?: string }): Promise<{ notes: string[] }> {
+  const notes: string[] = [];
+  const active = (await ctx.services.find(input.serviceName))?.activeSlot;
+  if (previous.slot && previous.slot !== slot && previous.slot !== active) {
+    try {
+      await ctx.target.deleteSlot(input.serviceName, previous.slot);
+    } catch (e) {
+      notes.push(`previous slot ${previous.slot} was not removed: ${toErrorInfo(e).message}`);
+    }
+  }
+  if (previous.image && previous.image !== input.image.id) {
+    try {
+      const i = previous.image.lastIndexOf(':');
+      await ctx.images.removeServiceUsage(previous.image.slice(0, i), Number(previous.image.slice(i + 1)), input.serviceName);
+    } catch (e) {
+      notes.push(`image ${previous.image} is still marked as used by ${input.serviceName}: ${toErrorInfo(e).message}`);
+    }
+  }
+  return { notes };
+}
+
+/** The keys of a service whose record exists (a deleted service's keys are never recreated). */
+async function requireKeys(ctx: DeployContext, serviceName: string) {
+  const rec = await ctx.services.find(serviceName);
+  if (!rec || rec.state === 'Deleting') {
+    throw new AppError('ServiceNotFound', `Service ${serviceName} ${rec ? 'is being deleted' : 'no longer exists'}; its keys are not recreated.`, 409);
+  }
+  return ctx.services.ensureKeys(serviceName);
+}
+
+/**
+ * Step 4 (failure): keep the log tail in the reason, remove the new slot, restore/mark the service.
+ * Never removes the slot the service record says is serving (a promotion that completed is not undone); if
+ * traffic may already have reached the new slot, it is switched back to the serving slot first.
+ */
 export async function rollbackStep(
   ctx: DeployContext,
   input: DeployServiceInput,
@@ -142,7 +178,20 @@ export async function rollbackStep(
   }
   const message = redactSecrets(tail ? `${reason.message}\nLast log lines of slot ${slot}:\n${tail}` : reason.message);
   const error = { code: reason.code, message };
-  await ctx.target.deleteSlot(input.serviceName, slot);
+  const rec = await ctx.services.find(input.serviceName);
+  if (rec?.activeSlot === slot) {
+    // The slot serves traffic (this run's promotion completed, or another run's): leave it running.
+    if (rec.currentDeployment?.runId !== input.runId) return { service: rec, rolledBack: false, error };
+  } else {
+    if (rec?.activeSlot) {
+      try {
+        await ctx.target.switchTraffic(input.serviceName, rec.activeSlot);
+      } catch {
+        /* traffic never left the serving slot (the usual case): nothing to restore */
+      }
+    }
+    await ctx.target.deleteSlot(input.serviceName, slot);
+  }
   const { service, rolledBack } = await ctx.services.failDeployment(input.serviceName, input.runId, error);
   return { service, rolledBack, error };
 }
@@ -172,7 +221,8 @@ export async function deployService(ctx: DeployContext, input: DeployServiceInpu
     const rb = await rollbackStep(ctx, input, slot, failure, tail);
     return { outcome: rb.rolledBack ? 'RolledBack' : 'Failed', service: rb.service, slot, ...(smoke ? { smokeTest: smoke } : {}), error: rb.error };
   }
-  const service = await promoteStep(ctx, input, slot, { slot: begin.previousSlot, image: begin.previousImage });
+  const service = await promoteStep(ctx, input, slot);
+  await retirePreviousStep(ctx, input, slot, { slot: begin.previousSlot, image: begin.previousImage });
   return { outcome: begin.isUpdate ? 'Updated' : 'Deployed', service, slot, ...(smoke ? { smokeTest: smoke } : {}) };
 }
 

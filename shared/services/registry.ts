@@ -145,13 +145,17 @@ export class ServiceRegistry {
 
   /**
    * Claims the service for run `runId` (idempotent for the same run). Creates the record for a first deployment.
-   * Another run holding it → 409 `DeploymentInProgress`. A different target than the existing service → 409.
+   * Another run holding it → 409 `DeploymentInProgress`; a service being deleted → 409 `ServiceDeleting`.
+   * A different target than the existing service → 409.
    */
   async beginDeployment(req: BeginDeploymentRequest): Promise<BeginDeploymentResult> {
     checkServiceName(req.name);
     const now = new Date();
     let result: BeginDeploymentResult | undefined;
     await this.mutate(req.name, (cur) => {
+      if (cur?.state === 'Deleting') {
+        throw conflict('ServiceDeleting', `Service ${req.name} is being deleted; wait until the delete finishes, then deploy again.`);
+      }
       if (cur?.currentDeployment) {
         if (cur.currentDeployment.runId === req.runId) {
           result = { service: cur, slot: cur.currentDeployment.slot, previousSlot: cur.activeSlot, previousImage: cur.image, isUpdate: !!cur.activeSlot };

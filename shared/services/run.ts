@@ -5,6 +5,8 @@
 import { createHash } from 'crypto';
 import type { DeploymentManifest, PromotionPolicy } from '../manifest/schema';
 import type { ModelSource } from '../registry/models';
+import { errorInfoOfTask } from '../batch/activity-io';
+import { redactSecrets } from '../errors';
 import type { ErrorInfo } from '../seams';
 
 export const DEPLOY_ORCHESTRATION = 'deployModel';
@@ -27,7 +29,7 @@ export interface DeployRunInput {
   training?: { trainingRunId: string; metrics: Record<string, number>; promotion?: PromotionPolicy; batch?: Record<string, unknown> };
 }
 
-export type StepName = 'register' | 'promotionCheck' | 'image' | 'prepare' | 'deploy' | 'smokeTest' | 'promote' | 'rollback' | 'batch';
+export type StepName = 'register' | 'promotionCheck' | 'image' | 'prepare' | 'deploy' | 'smokeTest' | 'promote' | 'retire' | 'rollback' | 'batch';
 export type StepState = 'Running' | 'Succeeded' | 'Failed' | 'Skipped';
 
 export interface RunStep {
@@ -59,6 +61,28 @@ export interface DeployRunResult {
   promotion?: { promote: boolean; reasons: string[] };
   /** Batch scoring started after the deployment (training messages with a `batch` section). */
   batch?: { runId: string; statusUri: string } | { error: ErrorInfo };
+  /** Best-effort steps that did not work (events not published, previous slot not removed); the run's state stands. */
+  notes?: string[];
+}
+
+/**
+ * `{ code, message }` of a failed activity as the orchestrator sees it (pure: usable in orchestrators). Uses the
+ * task's `failureDetails` when present (durable-functions `TaskFailedError`), else its message; keeps the reason
+ * of a "Reason \n Details" message, drops stack frames, reads the `[Code] message` form activities throw
+ * (`asThrowable`), removes secrets and caps the length.
+ */
+export function runErrorOf(err: unknown, fallbackCode = 'RunFailed'): ErrorInfo {
+  const details = (err as { failureDetails?: { errorMessage?: unknown } } | undefined)?.failureDetails;
+  let text = typeof details?.errorMessage === 'string' ? details.errorMessage : err instanceof Error ? err.message : String(err);
+  const cut = text.indexOf(' \n ');
+  if (cut >= 0) text = text.slice(0, cut);
+  text = text
+    .split('\n')
+    .filter((line) => !/^\s*at\s+\S/.test(line))
+    .join('\n')
+    .trim();
+  const info = errorInfoOfTask(new Error(text || 'The run failed.'), fallbackCode);
+  return { code: info.code, message: redactSecrets(info.message).slice(0, 1000) };
 }
 
 /** Deterministic instance id from a triggering event (same event → same run). */

@@ -1,6 +1,8 @@
 import { LocalDeployTarget } from '../../../shared/targets';
 import { deployConfigFor } from '../../../shared/manifest';
 import { ServiceRegistry, deployService, deleteService, prepareDeployment, regenerateServiceKey, type DeployContext, type DeployServiceInput } from '../../../shared/services';
+import { deploySlotStep, rollbackStep } from '../../../shared/services/deploy';
+import { TABLES } from '../../../shared/storage';
 import type { ImageRecord } from '../../../shared/images';
 import { startEnv, makeImage, MULTIPLY_JS, type Env } from '../fixtures';
 
@@ -158,4 +160,45 @@ test('restoreLocalServices restarts Healthy local services on their previous pub
   expect(await post(uri, [5])).toEqual({ status: 200, body: [10] });
   expect((await restoreLocalServices(ctx)).restored).toEqual([]); // already running
   await deleteService(ctx, 'restore-svc');
+});
+
+test('retiring the previous slot fails → the update still counts; a stray rollback never removes the serving slot', async () => {
+  const name = 'retire-svc';
+  const first = await deployService(ctx, { ...input('run-ret-1', img2, [2, 4]), serviceName: name });
+  expect(first.service.activeSlot).toBe('blue');
+  const flaky: DeployContext = {
+    ...ctx,
+    target: Object.assign(Object.create(target) as LocalDeployTarget, {
+      deleteSlot: async () => {
+        throw new Error('the target refused to stop the slot');
+      },
+    }),
+  };
+  const upd = await deployService(flaky, { ...input('run-ret-2', img3, [3, 6]), serviceName: name });
+  expect(upd.outcome).toBe('Updated');
+  expect(upd.service).toMatchObject({ state: 'Healthy', image: img3.id, activeSlot: 'green' });
+  expect(await post(upd.service.scoringUri!, [2])).toEqual({ status: 200, body: [6] });
+
+  // The orchestrator's catch after a completed promotion: rollback of the serving slot must leave it alone.
+  const rb = await rollbackStep(ctx, { ...input('run-ret-2', img3, [3, 6]), serviceName: name }, 'green', { code: 'RunFailed', message: 'late failure' });
+  expect(rb.rolledBack).toBe(false);
+  expect(target.runningSlots(name)).toContain('green');
+  expect(await ctx.services.get(name)).toMatchObject({ state: 'Healthy', activeSlot: 'green', image: img3.id });
+  expect(await post(upd.service.scoringUri!, [2])).toEqual({ status: 200, body: [6] });
+  await deleteService(ctx, name);
+});
+
+test('a service being deleted blocks deployments (409 ServiceDeleting); deploy steps never recreate a deleted service’s keys', async () => {
+  const name = 'deleting-svc';
+  const first = await deployService(ctx, { ...input('run-del-1', img2, [2, 4]), serviceName: name });
+  expect(first.outcome).toBe('Deployed');
+  await ctx.services.beginDelete(name);
+  await expect(prepareDeployment(ctx, { ...input('run-del-2', img3, [3, 6]), serviceName: name })).rejects.toMatchObject({ code: 'ServiceDeleting', httpStatus: 409 });
+  await deleteService(ctx, name);
+
+  // A run that still believes it deploys the (now force-deleted) service: no keys appear for that name.
+  const auth = { ...input('run-del-3', img2, [2, 4]), serviceName: name, config: deployConfigFor({ kind: 'local', auth_enabled: true }) };
+  await expect(deploySlotStep(ctx, auth, 'blue')).rejects.toMatchObject({ code: 'ServiceNotFound' });
+  const keysTable = env.storage.table(TABLES.serviceKeys);
+  await expect(keysTable.getEntity('keys', name)).rejects.toMatchObject({ statusCode: 404 });
 });
