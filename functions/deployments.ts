@@ -9,7 +9,7 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import * as df from 'durable-functions';
 import { randomUUID } from 'crypto';
 import { getConfig } from '../shared/config';
-import { AppError, errorResponse, toErrorInfo, tooLarge, conflict, badRequest } from '../shared/errors';
+import { AppError, errorResponse, toErrorInfo, tooLarge, badRequest } from '../shared/errors';
 import { checkRelativePath } from '../shared/manifest/names';
 import { parseManifest } from '../shared/manifest/schema';
 import { getAppServices, shutdownAppServices } from '../shared/services/app';
@@ -17,6 +17,8 @@ import { restoreLocalServices } from '../shared/services/restore';
 import { runIdFor, type DeployRunInput } from '../shared/services/run';
 import {
   assertFilesExist,
+  checkServiceHold,
+  findRun,
   isLoneOnnx,
   runFromBlobManifest,
   runFromHttpManifest,
@@ -25,7 +27,8 @@ import {
   startDeployRun,
   type RunClient,
 } from '../shared/services/triggers';
-import { CONTAINERS } from '../shared/storage';
+import { assertUserContainer, CONTAINERS } from '../shared/storage';
+import { releaseStaleDeployment } from '../shared/services/deploy';
 
 const clientInput = df.input.durableClient();
 
@@ -48,11 +51,20 @@ function metadataEtag(context: InvocationContext): string | undefined {
   return etag ? String(etag).replace(/"/g, '') : undefined;
 }
 
-/** 409 when the service is held by another run (the run's own claim is the real lock; this answers early). */
-async function assertServiceFree(serviceName: string, runId: string): Promise<void> {
-  const svc = await getAppServices().services.find(serviceName);
-  if (svc?.currentDeployment && svc.currentDeployment.runId !== runId) {
-    throw conflict('DeploymentInProgress', `Service ${serviceName} is being deployed by run ${svc.currentDeployment.runId}; wait for it to finish, then retry.`);
+/**
+ * 409 when the service is being deleted or held by a run that still runs (the run's own claim is the real lock;
+ * this answers early). A hold whose run has ended, was terminated or purged, or whose lease expired is stale:
+ * it is released here so the new run's `beginDeployment` can take the service.
+ */
+async function assertServiceFree(client: RunClient, serviceName: string, runId: string): Promise<void> {
+  const app = getAppServices();
+  const svc = await app.services.find(serviceName);
+  const stale = await checkServiceHold(client, svc, runId);
+  if (stale && svc) {
+    await releaseStaleDeployment(app.deployContext(svc.target), serviceName, stale, {
+      code: 'DeploymentAbandoned',
+      message: `Run ${stale} ended without finishing its deployment of ${serviceName}; run ${runId} took the service over.`,
+    });
   }
 }
 
@@ -149,9 +161,11 @@ app.http('startDeployment', {
   authLevel: 'function',
   extraInputs: [clientInput],
   handler: async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
+    let uploaded: string | undefined;
     try {
       const config = getConfig();
       const { storage } = getAppServices();
+      const client = df.getClient(context) as unknown as RunClient;
       const limit = config.limits.maxUploadBytes;
       const declared = Number(request.headers.get('content-length'));
       if (Number.isFinite(declared) && declared > limit) {
@@ -160,7 +174,11 @@ app.http('startDeployment', {
       const eventKey = request.headers.get('idempotency-key') ?? request.headers.get('x-ms-client-request-id') ?? randomUUID();
       const runId = runIdFor('http', eventKey);
       const type = (request.headers.get('content-type') ?? '').toLowerCase();
-      let run: { runId: string; input: DeployRunInput };
+      // The same Idempotency-Key again: the original 202, nothing read, written or checked again.
+      const replay = async (input: DeployRunInput) => {
+        const existing = await findRun(client, runId);
+        return existing && existing.runtimeStatus !== undefined && existing.runtimeStatus !== null ? accepted(request, runId, false, input) : undefined;
+      };
 
       if (type.startsWith('multipart/form-data')) {
         const form = await request.formData();
@@ -169,39 +187,58 @@ app.http('startDeployment', {
         const manifestText = typeof manifestPart === 'string' ? manifestPart : await manifestPart.text();
         const manifestName = typeof manifestPart === 'string' ? 'deploy.json' : manifestPart.name || 'deploy.json';
         const manifest = parseManifest(manifestText, { fileName: manifestName });
-        const uploads = await storage.ensureContainer(CONTAINERS.uploads);
-        let total = 0;
+        const run = runFromHttpManifest(manifest, eventKey, `${CONTAINERS.uploads}/${runId}`);
+        const again = await replay(run.input);
+        if (again) return again;
         const parts: Array<[string, File]> = [];
         form.forEach((value, field) => {
           if (field !== 'manifest' && typeof value !== 'string') parts.push([field, value]);
         });
+        let total = 0;
         for (const [field, value] of parts) {
           checkRelativePath(field, `multipart part "${field}"`);
-          const data = Buffer.from(await value.arrayBuffer());
-          total += data.length;
-          if (total > limit) throw tooLarge('PayloadTooLarge', `The uploaded files exceed ${limit} bytes (MAX_UPLOAD_BYTES).`);
-          await uploads.getBlockBlobClient(`${runId}/${field}`).uploadData(data);
+          total += value.size;
         }
-        run = runFromHttpManifest(manifest, eventKey, `${CONTAINERS.uploads}/${runId}`);
-      } else {
-        const text = await request.text();
-        if (Buffer.byteLength(text) > limit) throw tooLarge('PayloadTooLarge', `The manifest is larger than ${limit} bytes (MAX_UPLOAD_BYTES).`);
-        const yaml = /yaml|yml/.test(type);
-        const manifest = parseManifest(text, { fileName: yaml ? 'deploy.yaml' : 'deploy.json' });
-        const folder = request.query.get('folder') ?? undefined;
-        if (folder) checkRelativePath(folder, 'folder');
-        run = runFromHttpManifest(manifest, eventKey, folder);
+        if (total > limit) throw tooLarge('PayloadTooLarge', `The uploaded files exceed ${limit} bytes (MAX_UPLOAD_BYTES).`);
+        // Checks before any upload: a refused request leaves nothing behind.
+        await assertServiceFree(client, manifest.service.name, runId);
+        const uploads = await storage.ensureContainer(CONTAINERS.uploads);
+        uploaded = `${runId}/`;
+        for (const [field, value] of parts) await uploads.getBlockBlobClient(`${runId}/${field}`).uploadData(Buffer.from(await value.arrayBuffer()));
+        await assertFilesExist(storage, run.input);
+        const r = await startDeployRun(client, run.runId, run.input);
+        uploaded = undefined;
+        return accepted(request, run.runId, r.started, run.input);
       }
+      const text = await request.text();
+      if (Buffer.byteLength(text) > limit) throw tooLarge('PayloadTooLarge', `The manifest is larger than ${limit} bytes (MAX_UPLOAD_BYTES).`);
+      const yaml = /yaml|yml/.test(type);
+      const manifest = parseManifest(text, { fileName: yaml ? 'deploy.yaml' : 'deploy.json' });
+      const folder = request.query.get('folder') ?? undefined;
+      if (folder) {
+        checkRelativePath(folder, 'folder');
+        assertUserContainer(folder.split('/')[0], 'folder');
+      }
+      const run = runFromHttpManifest(manifest, eventKey, folder);
+      const again = await replay(run.input);
+      if (again) return again;
       await assertFilesExist(storage, run.input);
-      await assertServiceFree(run.input.manifest!.service.name, run.runId);
-      const r = await startDeployRun(df.getClient(context) as unknown as RunClient, run.runId, run.input);
+      await assertServiceFree(client, manifest.service.name, run.runId);
+      const r = await startDeployRun(client, run.runId, run.input);
       return accepted(request, run.runId, r.started, run.input);
     } catch (e) {
+      if (uploaded) await deleteUploads(uploaded).catch((d) => context.warn(`could not remove uploads/${uploaded}: ${toErrorInfo(d).message}`));
       if (!(e instanceof AppError)) context.error(`POST /api/deployments failed: ${toErrorInfo(e).message}`);
       return errorResponse(e);
     }
   },
 });
+
+/** Removes the files a refused multipart request uploaded (`uploads/<runId>/`). */
+async function deleteUploads(prefix: string): Promise<void> {
+  const c = getAppServices().storage.container(CONTAINERS.uploads);
+  for await (const b of c.listBlobsFlat({ prefix })) await c.deleteBlob(b.name, { deleteSnapshots: 'include' }).catch(() => undefined);
+}
 
 // ---------------------------------------------------------------- Service Bus
 
@@ -211,7 +248,7 @@ app.serviceBusQueue('trainingCompleted', {
   extraInputs: [clientInput],
   handler: async (message: unknown, context: InvocationContext): Promise<void> => {
     // Not JSON / wrong shape → throw: after the delivery limit the message is dead-lettered with this reason.
-    const run = runFromTrainingMessage(message);
+    const run = runFromTrainingMessage(message, { accountUrl: getAppServices().storage.blobService.url });
     const r = await startDeployRun(df.getClient(context) as unknown as RunClient, run.runId, run.input);
     context.log(`training-completed ${run.input.training?.trainingRunId}: run ${run.runId} ${r.started ? 'started' : 'already exists'}`);
   },

@@ -7,8 +7,10 @@ import { TableClient, TableServiceClient } from '@azure/data-tables';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
 import { getConfig, type AppConfig, type StorageConfig } from './config';
-import { notFound } from './errors';
+import { badRequest, notFound } from './errors';
 
 /** Blob containers. */
 export const CONTAINERS = {
@@ -147,13 +149,65 @@ export function storageFromConnectionString(connectionString: string): StorageCl
 
 // ---------------------------------------------------------------- blob paths
 
-/** `container/path/in/container` → parts. Also accepts a blob URL of this account (`https://…/container/path`). */
+/** The task hub named in host.json (its containers hold orchestration state), found from this file upwards. */
+function taskHubNames(): string[] {
+  const names = new Set(['testhubname']);
+  let dir = __dirname;
+  for (let i = 0; i < 4; i++) {
+    try {
+      const host = JSON.parse(fs.readFileSync(path.join(dir, 'host.json'), 'utf8')) as { extensions?: { durableTask?: { hubName?: string } } };
+      const hub = host.extensions?.durableTask?.hubName;
+      if (hub) names.add(hub.toLowerCase());
+      break;
+    } catch {
+      dir = path.dirname(dir);
+    }
+  }
+  return [...names];
+}
+let hubs: string[] | undefined;
+
+/**
+ * Why a container is not for user files, or undefined when it is: the Functions host's secrets and state
+ * (`azure-webjobs-*`: host keys, blob receipts), the Durable task hub (`<hub>-*`, and the storage provider's
+ * `*-leases`/`*-largemessages`/`*-applease`/`*-large` containers), batch pool records with their keys
+ * (`batch-pools`) and Azure's own `$…` containers.
+ */
+export function systemContainerReason(container: string): string | undefined {
+  const c = container.toLowerCase();
+  if (c.startsWith('azure-webjobs-')) return 'holds the Functions host\'s keys and state';
+  if (c.startsWith('$')) return 'is an Azure system container';
+  if (c === 'batch-pools') return 'holds batch pool records and their keys';
+  hubs ??= taskHubNames();
+  if (hubs.some((h) => c.startsWith(`${h}-`)) || /-(leases|largemessages|applease|large)$/.test(c)) return 'holds Durable Functions task hub state';
+  return undefined;
+}
+
+/** 400 `ContainerNotAllowed` naming `field` when `container` is one of the app's system containers. */
+export function assertUserContainer(container: string, field: string): string {
+  const why = systemContainerReason(container);
+  if (why) throw badRequest('ContainerNotAllowed', `${field}: container "${container}" ${why}; files cannot be read from it. Put them in a container of your own.`);
+  return container;
+}
+
+/**
+ * `container/path/in/container` → parts. Also accepts a blob URL of this account (`https://…/container/path`):
+ * with `storage`, a URL of another account is refused (400 `ForeignStorageAccount`); a query string (SAS) is
+ * always refused (400 `SasNotAllowed`): the app reads blobs with its own identity, and run inputs stay secret-free.
+ */
 export function parseBlobPath(ref: string, storage?: StorageClients): { container: string; blob: string } {
   let p = ref;
   if (/^https?:\/\//i.test(ref)) {
     const u = new URL(ref);
+    if (u.search || u.hash) {
+      throw badRequest('SasNotAllowed', `The blob URL ${u.origin}${u.pathname} has a query string (a SAS?); remove it: the app reads blobs of its own storage account with its own identity.`);
+    }
     let pathname = decodeURIComponent(u.pathname);
-    const base = storage ? new URL(storage.blobService.url).pathname.replace(/\/+$/, '') : '';
+    const account = storage ? new URL(storage.blobService.url) : undefined;
+    const base = account ? account.pathname.replace(/\/+$/, '') : '';
+    if (account && (u.host.toLowerCase() !== account.host.toLowerCase() || (base && !pathname.startsWith(base + '/')))) {
+      throw badRequest('ForeignStorageAccount', `The blob URL ${u.origin}${u.pathname} is not in this app's storage account (${account.origin}${base}); copy the file there or use a "container/path" reference.`);
+    }
     if (base && pathname.startsWith(base + '/')) pathname = pathname.slice(base.length);
     else if (!base && /^\/devstoreaccount1\//.test(pathname)) pathname = pathname.slice('/devstoreaccount1'.length);
     p = pathname;

@@ -19,6 +19,7 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { AppError, badRequest } from '../errors';
 import type { DeployConfig, RuntimeKind, TargetKind } from '../seams';
+import { assertUserContainer, parseBlobPath } from '../storage';
 import { checkImageName, checkModelName, checkRelativePath, checkServiceName } from './names';
 
 // ---------------------------------------------------------------- parsed types
@@ -248,12 +249,27 @@ export interface ManifestDefaults {
   fileName?: string;
 }
 
+/**
+ * A file source: `container/path` or a blob URL of this app's account without a query string (no SAS: the app
+ * reads with its own identity, and run inputs reach orchestration history), never in a system container.
+ */
+export function checkSource(source: string, field: string): string {
+  if (!/^https?:\/\//i.test(source)) checkRelativePath(source, field);
+  let container: string;
+  try {
+    container = parseBlobPath(source).container;
+  } catch (e) {
+    if (e instanceof AppError && e.code === 'SasNotAllowed') throw badRequest('SasNotAllowed', `${field}: ${e.message}`);
+    throw badRequest('InvalidPath', `${field} "${source.replace(/[?#].*$/, '')}" is not a blob reference; use "container/path/to/blob" or a blob URL of this app's storage account.`);
+  }
+  assertUserContainer(container, field);
+  return source;
+}
+
 function toFileRef(v: string | { path: string; source?: string }, field: string): FileRef {
   const ref = typeof v === 'string' ? { path: v } : { path: v.path, ...(v.source ? { source: v.source } : {}) };
   checkRelativePath(ref.path, field);
-  if (ref.source !== undefined && !/^https?:\/\//i.test(ref.source)) {
-    checkRelativePath(ref.source, `${field}.source`);
-  }
+  if (ref.source !== undefined) checkSource(ref.source, `${field}.source`);
   return ref;
 }
 
@@ -377,9 +393,9 @@ export function resolveManifestFiles(
 ): { model: Array<{ path: string; blob: string }>; entryScript?: { path: string; blob: string }; environmentFile?: { path: string; blob: string } } {
   const base = baseFolder?.replace(/\/+$/, '');
   const resolve = (f: FileRef, field: string) => {
-    if (f.source) return { path: f.path, blob: f.source };
+    if (f.source) return { path: f.path, blob: checkSource(f.source, `${field}.source`) };
     if (!base) throw new AppError('ManifestFileMissing', `${field} "${f.path}" has no source; give a blob reference as { "path", "source" }.`, 400);
-    return { path: f.path, blob: `${base}/${f.path}` };
+    return { path: f.path, blob: checkSource(`${base}/${f.path}`, field) };
   };
   return {
     model: manifest.model.files.map((f, i) => resolve(f, `model.files[${i}]`)),

@@ -13,9 +13,10 @@
  * Artifact URIs are blob URLs of this app's storage account or `container/path` references (a SAS query is dropped).
  */
 import { z } from 'zod';
-import { badRequest } from '../errors';
+import { AppError, badRequest } from '../errors';
+import { parseBatchJob } from '../batch/job';
 import { checkModelName, checkRelativePath } from './names';
-import { describeIssues, validateManifest, type DeploymentManifest, type FileRef, type PromotionPolicy } from './schema';
+import { checkSource, describeIssues, validateManifest, type DeploymentManifest, type FileRef, type PromotionPolicy } from './schema';
 
 const artifact = z.union([z.string().min(1), z.strictObject({ path: z.string().optional(), uri: z.string().min(1) })]);
 
@@ -43,7 +44,7 @@ export interface TrainingCompleted {
   manifest?: DeploymentManifest;
   /** From `promotion` (or `deploy.promotion`); absent → always promote. */
   promotion?: PromotionPolicy;
-  /** Batch job to start after a successful deployment (validated when it starts). */
+  /** Batch job to start after a successful deployment (validated here; `model` defaults to this model). */
   batch?: Record<string, unknown>;
 }
 
@@ -59,14 +60,14 @@ function artifactRef(a: z.infer<typeof artifact>, i: number): FileRef {
   checkRelativePath(p, `artifacts[${i}].path`);
   if (!/^https?:\/\//i.test(uri)) checkRelativePath(uri, `artifacts[${i}].uri`);
   // SAS tokens are dropped: the app reads artifacts with its own identity, and run inputs/history stay secret-free.
-  return { path: p, source: stripQuery(uri) };
+  return { path: p, source: checkSource(stripQuery(uri), `artifacts[${i}].uri`) };
 }
 
 /**
  * Parses a message body (string, Buffer or already-parsed object). Not JSON → 400 `MessageNotJson`;
  * wrong shape → 400 `InvalidMessage` naming the fields; deploy settings are validated as a manifest.
  */
-export function parseTrainingCompleted(body: unknown): TrainingCompleted {
+export function parseTrainingCompleted(body: unknown, opts: { accountUrl?: string } = {}): TrainingCompleted {
   let value = body;
   if (Buffer.isBuffer(value)) value = value.toString('utf8');
   if (typeof value === 'string') {
@@ -104,6 +105,17 @@ export function parseTrainingCompleted(body: unknown): TrainingCompleted {
       { ...m.deploy, model: { name, files: files.map((f) => ({ path: f.path, source: f.source })), tags: model.tags, properties, ...(m.description !== undefined ? { description: m.description } : {}) } },
       { name, fileName: 'training-completed message deploy' },
     );
+  }
+  if (m.batch) {
+    // Checked now, so a bad job is rejected (and dead-lettered with the reason) before anything is registered.
+    const raw: Record<string, unknown> = { ...m.batch };
+    if (raw.model === undefined && raw.image === undefined) raw.model = name;
+    try {
+      parseBatchJob(raw, opts.accountUrl ? { accountUrl: opts.accountUrl } : {});
+    } catch (e) {
+      if (e instanceof AppError) throw new AppError(e.code, `training-completed message: batch: ${e.message}`, 400);
+      throw e;
+    }
   }
   const policy = m.promotion ? { minMetrics: m.promotion.min_metrics ?? {}, maxMetrics: m.promotion.max_metrics ?? {} } : manifest?.promotion;
   return { modelName: name, trainingRunId: m.training_run_id, metrics, model, ...(manifest ? { manifest } : {}), ...(policy ? { promotion: policy } : {}), ...(m.batch ? { batch: m.batch } : {}) };

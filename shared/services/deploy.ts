@@ -196,6 +196,29 @@ export async function rollbackStep(
   return { service, rolledBack, error };
 }
 
+/**
+ * Releases a hold whose run has ended without releasing it (crashed host, terminated or purged run): removes the
+ * slot that run was starting (never the serving one) and records the failure, so a new deployment can start.
+ * A no-op when `runId` no longer holds the service.
+ */
+export async function releaseStaleDeployment(ctx: DeployContext, name: string, runId: string, reason: ErrorInfo): Promise<void> {
+  const rec = await ctx.services.find(name);
+  const held = rec?.currentDeployment;
+  if (!rec || !held || held.runId !== runId) return;
+  if (held.slot !== rec.activeSlot) {
+    try {
+      await ctx.target.deleteSlot(name, held.slot);
+    } catch {
+      /* the next deployment into this slot replaces it */
+    }
+  }
+  try {
+    await ctx.services.failDeployment(name, runId, reason);
+  } catch (e) {
+    if (!(e instanceof AppError && e.code === 'DeploymentNotHeld')) throw e; // someone else released it first
+  }
+}
+
 /** All steps in sequence. Throws only for `DeploymentInProgress`-style refusals (before anything started). */
 export async function deployService(ctx: DeployContext, input: DeployServiceInput): Promise<DeployServiceResult> {
   const begin = await prepareDeployment(ctx, input);

@@ -2,11 +2,12 @@
  * What the three triggers share: turning a blob folder, an HTTP manifest or a training message into a
  * `DeployRunInput`, and starting the `deployModel` orchestration once per event.
  */
-import { notFound } from '../errors';
+import { AppError, conflict, notFound } from '../errors';
 import { defaultOnnxManifest, parseManifest, resolveManifestFiles, type DeploymentManifest } from '../manifest/schema';
 import { parseTrainingCompleted } from '../manifest/training';
 import type { ModelSource } from '../registry/models';
 import { parseBlobPath, type StorageClients } from '../storage';
+import { DEPLOYMENT_LEASE_MS, type ServiceRecord } from './registry';
 import { DEPLOY_ORCHESTRATION, runIdFor, type DeployRunInput, type RunFiles } from './run';
 
 /** The part of the durable client the triggers use. */
@@ -23,6 +24,23 @@ export async function findRun(client: RunClient, instanceId: string) {
     if (/404/.test((e as Error).message ?? '')) return undefined;
     throw e;
   }
+}
+
+const ENDED = new Set(['Completed', 'Failed', 'Terminated', 'Canceled']);
+
+/**
+ * Whether `record`'s hold still blocks a deployment by `runId`: 409 `ServiceDeleting` / `DeploymentInProgress`
+ * while the holder runs. Returns the id of a stale holder (its lease expired, or its run ended, was terminated or
+ * purged) for the caller to release; undefined when the service is free.
+ */
+export async function checkServiceHold(client: Pick<RunClient, 'getStatus'>, record: ServiceRecord | undefined, runId: string, now = Date.now()): Promise<string | undefined> {
+  if (record?.state === 'Deleting') throw conflict('ServiceDeleting', `Service ${record.name} is being deleted; wait until the delete finishes, then deploy again.`);
+  const d = record?.currentDeployment;
+  if (!record || !d || d.runId === runId) return undefined;
+  if (now - Date.parse(d.startedTime) >= DEPLOYMENT_LEASE_MS) return d.runId;
+  const holder = await findRun(client as RunClient, d.runId);
+  if (!holder || holder.runtimeStatus === undefined || holder.runtimeStatus === null || ENDED.has(String(holder.runtimeStatus))) return d.runId;
+  throw conflict('DeploymentInProgress', `Service ${record.name} is being deployed by run ${d.runId}; wait for it to finish, then retry.`);
 }
 
 /** Starts the run unless this event already started one. Returns the run id and whether it is new. */
@@ -81,7 +99,8 @@ export async function missingFiles(storage: StorageClients, input: DeployRunInpu
       try {
         const { container, blob } = parseBlobPath(f.blob, storage);
         if (!(await storage.container(container).getBlockBlobClient(blob).exists())) missing.push(`${f.path} (${container}/${blob})`);
-      } catch {
+      } catch (e) {
+        if (e instanceof AppError && e.httpStatus === 400) throw e; // a SAS, another account: say so, not "missing"
         missing.push(`${f.path} (${f.blob.replace(/[?#].*$/, '')})`);
       }
     }),
@@ -96,8 +115,8 @@ export async function assertFilesExist(storage: StorageClients, input: DeployRun
 }
 
 /** Service Bus `training-completed`: one run per training run and model (re-deliveries and duplicates → one run). */
-export function runFromTrainingMessage(body: unknown): { runId: string; input: DeployRunInput } {
-  const t = parseTrainingCompleted(body);
+export function runFromTrainingMessage(body: unknown, opts: { accountUrl?: string } = {}): { runId: string; input: DeployRunInput } {
+  const t = parseTrainingCompleted(body, opts);
   const eventId = `training:${t.modelName}:${t.trainingRunId}`;
   const runId = runIdFor('servicebus', eventId);
   const files: RunFiles = t.manifest

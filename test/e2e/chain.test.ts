@@ -122,6 +122,23 @@ test('bad input over HTTP: malformed, unknown field, missing file, traversal, un
   expect((await send(manifest, '?folder=../x')).body.error.code).toBe('InvalidPath');
   expect((await send({ ...manifest, target: 'gke' })).body.error.code).toBe('UnknownTarget');
   expect((await send({ ...manifest, service: { name: 'Bad_Name' } })).body.error.code).toBe('InvalidServiceName');
+
+  // Sources: no SAS (it would reach run history), no other account, none of the app's system containers.
+  const withSource = (source: string) => ({ ...manifest, model: { ...manifest.model, files: [{ path: 'model.json', source }] } });
+  const sas = await send(withSource(`${storage.blobService.url}/staging/m/model.json?sv=2022-11-02&sig=SECRETSIG`));
+  expect(sas.status).toBe(400);
+  expect(sas.body.error).toMatchObject({ code: 'SasNotAllowed', message: expect.stringContaining('model.files[0].source') });
+  expect(sas.text).not.toContain('SECRETSIG');
+  const foreign = await send(withSource('https://someoneelse.blob.core.windows.net/staging/m/model.json'));
+  expect(foreign.status).toBe(400);
+  expect(foreign.body.error.code).toBe('ForeignStorageAccount');
+  for (const container of ['azure-webjobs-secrets', 'azure-webjobs-hosts', 'batch-pools', 'modeldeployflow-large']) {
+    const sys = await send(withSource(`${container}/host.json`));
+    expect(sys.status).toBe(400);
+    expect(sys.body.error).toMatchObject({ code: 'ContainerNotAllowed', message: expect.stringContaining('model.files[0].source') });
+  }
+  const folder = await send(manifest, '?folder=azure-webjobs-secrets/modeldeployflow');
+  expect(folder.body.error).toMatchObject({ code: 'ContainerNotAllowed', message: expect.stringContaining('folder') });
 });
 
 /** Blob and Service Bus triggers start orchestrations through the durable client input binding (as in Azure). */
@@ -207,6 +224,20 @@ test('bad input on the event triggers: non-JSON message dead-lettered with the r
   }
   expect(reason).toMatch(/not JSON/);
 
+  // A bad batch section is rejected when the message arrives: dead-lettered with the reason, nothing registered.
+  const outputs = await storage.ensureContainer('outputs');
+  await outputs.getBlockBlobClient('run-9/model.json').uploadData(fs.readFileSync(path.join(EXAMPLE, 'model.json')));
+  await q.sendMessage(JSON.stringify({ model_name: 'diabetes-badbatch', training_run_id: 'run-9', artifacts: ['outputs/run-9/model.json'], batch: { entry_script: 'b.js', inputs: { container: 'in', prefix: 'x/' }, node_count: 0 } }));
+  let batchReason = '';
+  const until9 = Date.now() + 60_000;
+  while (!batchReason && Date.now() < until9) {
+    const { receivedMessageItems } = await dead.receiveMessages({ numberOfMessages: 32 });
+    for (const m of receivedMessageItems) if (m.messageText.includes('diabetes-badbatch')) batchReason = JSON.parse(m.messageText).deadLetterErrorDescription;
+    if (!batchReason) await new Promise((r) => setTimeout(r, 300));
+  }
+  expect(batchReason).toMatch(/batch: .*node_count/);
+  expect((await env.request('GET', '/api/models/diabetes-badbatch')).status).toBe(404);
+
   await uploadFolder('broken', { 'deploy.json': '{"model": {"files": ["m.json"]}, "image": {"runtime": "node", "entry_script": "score.js"}, "extra": 1}' });
   const report = storage.container('incoming').getBlockBlobClient('broken/deploy.error.json');
   const until = Date.now() + 30_000;
@@ -215,17 +246,38 @@ test('bad input on the event triggers: non-JSON message dead-lettered with the r
   expect(body.error).toMatchObject({ code: 'InvalidManifest', message: expect.stringContaining('extra: unknown field') });
 }, 120_000);
 
-test('multipart upload deploys; oversize upload → 413; a deployment while another holds the service → 409', async () => {
+test('multipart upload deploys; idempotent replay; refused uploads cleaned; oversize → 413; stale hold taken over; deleting → 409', async () => {
   const files = exampleFiles();
   const manifest = { ...JSON.parse(files['deploy.json'].toString()), service: { name: 'diabetes-upload' } };
   const form = new FormData();
   form.append('manifest', JSON.stringify(manifest));
   for (const p of ['model.json', 'score.js', 'package.json']) form.append(p, new Blob([files[p]]), p);
-  const res = await fetch(`${env.baseUrl}/api/deployments`, { method: 'POST', body: form });
+  const res = await fetch(`${env.baseUrl}/api/deployments`, { method: 'POST', body: form, headers: { 'idempotency-key': 'upload-1' } });
   expect(res.status).toBe(202);
   const body = (await res.json()) as { runId: string };
   const run = await waitRun(body.runId);
   expect(run).toMatchObject({ state: 'Succeeded', result: { serviceName: 'diabetes-upload' } });
+
+  // The same Idempotency-Key again: the original 202, and the run's uploaded files are not overwritten.
+  const uploadedModel = () => storage.container('uploads').getBlockBlobClient(`${body.runId}/model.json`).downloadToBuffer();
+  const again = new FormData();
+  again.append('manifest', JSON.stringify(manifest));
+  again.append('model.json', new Blob([Buffer.from('{"other": true}')]), 'model.json');
+  const replay = await fetch(`${env.baseUrl}/api/deployments`, { method: 'POST', body: again, headers: { 'idempotency-key': 'upload-1' } });
+  expect(replay.status).toBe(202);
+  expect(await replay.json()).toMatchObject({ runId: body.runId, started: false });
+  expect((await uploadedModel()).equals(files['model.json'])).toBe(true);
+
+  // A refused multipart request (a referenced file is not in the upload) leaves nothing under uploads/<runId>/.
+  const partial = new FormData();
+  partial.append('manifest', JSON.stringify(manifest));
+  partial.append('model.json', new Blob([files['model.json']]), 'model.json');
+  const refused = await fetch(`${env.baseUrl}/api/deployments`, { method: 'POST', body: partial, headers: { 'idempotency-key': 'upload-partial' } });
+  expect(refused.status).toBe(404);
+  expect(((await refused.json()) as any).error.code).toBe('ManifestFileMissing');
+  const left: string[] = [];
+  for await (const b of storage.container('uploads').listBlobsFlat({ prefix: `${runIdFor('http', 'upload-partial')}/` })) left.push(b.name);
+  expect(left).toEqual([]);
 
   const big = new FormData();
   big.append('manifest', JSON.stringify(manifest));
@@ -234,12 +286,23 @@ test('multipart upload deploys; oversize upload → 413; a deployment while anot
   expect(tooBig.status).toBe(413);
   expect(((await tooBig.json()) as any).error.code).toBe('PayloadTooLarge');
 
-  // Another run holds the service → 409, nothing started.
-  await new ServiceRegistry(storage).beginDeployment({ name: 'diabetes-upload', runId: 'other-run', target: 'local', image: 'x:1', config: deployConfigFor({ kind: 'local' }) });
-  const busy = await fetch(`${env.baseUrl}/api/deployments`, { method: 'POST', body: form });
-  expect(busy.status).toBe(409);
-  expect(((await busy.json()) as any).error.code).toBe('DeploymentInProgress');
-}, 120_000);
+  // A hold by a run that does not run (crashed, terminated, purged) is stale: the next deployment takes over.
+  const registry = new ServiceRegistry(storage);
+  await registry.beginDeployment({ name: 'diabetes-upload', runId: 'dead-run', target: 'local', image: 'x:1', config: deployConfigFor({ kind: 'local' }) });
+  const takeover = await fetch(`${env.baseUrl}/api/deployments`, { method: 'POST', body: form });
+  expect(takeover.status).toBe(202);
+  const taken = await waitRun(((await takeover.json()) as { runId: string }).runId);
+  expect(taken).toMatchObject({ state: 'Succeeded', result: { outcome: 'Updated', serviceName: 'diabetes-upload' } });
+
+  // A service being deleted → 409 ServiceDeleting, nothing uploaded.
+  await registry.beginDelete('diabetes-upload');
+  const deleting = await fetch(`${env.baseUrl}/api/deployments`, { method: 'POST', body: form, headers: { 'idempotency-key': 'upload-deleting' } });
+  expect(deleting.status).toBe(409);
+  expect(((await deleting.json()) as any).error.code).toBe('ServiceDeleting');
+  for await (const b of storage.container('uploads').listBlobsFlat({ prefix: `${runIdFor('http', 'upload-deleting')}/` })) left.push(b.name);
+  expect(left).toEqual([]);
+  expect((await env.request('DELETE', '/api/services/diabetes-upload')).status).toBe(200);
+}, 180_000);
 
 test('PATCH a model: tags are mutable, properties add-only, bad bodies are clear 400s', async () => {
   const { ModelRegistry } = await import('../../shared/registry/models');
