@@ -164,12 +164,27 @@ export function describeIssues(issues: z.core.$ZodIssue[], prefix = ''): string 
 }
 
 /** Parses JSON or YAML text (format from the file name, else sniffed). Syntax errors → 400 `ManifestMalformed` with the position. */
-export function parseManifestText(text: string, fileName = 'deploy.json'): unknown {
+export function parseManifestText(text: string, fileName = 'deploy.json', topLevelFields?: readonly string[]): unknown {
   const yaml = /\.ya?ml$/i.test(fileName) || (!/\.json$/i.test(fileName) && !/^\s*[{[]/.test(text));
   if (yaml) {
     try {
-      return YAML.parse(text, { prettyErrors: true, uniqueKeys: true });
+      const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true, merge: true });
+      if (doc.errors.length) throw doc.errors[0];
+      if (topLevelFields && YAML.isMap(doc.contents)) {
+        for (const pair of doc.contents.items) {
+          const key = YAML.isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+          const anchor = (pair.value as { anchor?: string } | null)?.anchor;
+          if (anchor && !topLevelFields.includes(key)) {
+            throw badRequest(
+              'InvalidManifest',
+              `${fileName}: ${key}: unknown field (it only holds the YAML anchor &${anchor}); top-level fields are ${topLevelFields.join(', ')}. Define the anchor inside the field that first uses it, then reuse it with *${anchor} or "<<: *${anchor}".`,
+            );
+          }
+        }
+      }
+      return doc.toJS({ maxAliasCount: 100 });
     } catch (e) {
+      if (e instanceof AppError) throw e;
       throw badRequest('ManifestMalformed', `${fileName} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
     }
   }
@@ -245,6 +260,8 @@ export interface ManifestDefaults {
   /** Name used when model/image/service names are omitted (the `incoming/<name>/` folder). */
   name?: string;
   target?: TargetKind;
+  /** What `name` is, for error messages ("folder name", "model name"); default "folder name". */
+  nameSource?: string;
   /** Prefix for error messages (`deploy.json`). */
   fileName?: string;
 }
@@ -266,6 +283,17 @@ export function checkSource(source: string, field: string): string {
   return source;
 }
 
+/** Checks a derived name; when invalid, says where it came from and which field to set. */
+function derived(check: (name: string, field: string) => string, name: string, from: string, field: string, what: string): string {
+  try {
+    return check(name, field);
+  } catch (e) {
+    if (!(e instanceof AppError)) throw e;
+    const as = name !== from ? ` (as "${name}")` : '';
+    throw new AppError(e.code, `${field} was not given and the name derived from the ${what} "${from}"${as} is not valid: ${e.message} Set ${field} in the manifest.`, 400);
+  }
+}
+
 function toFileRef(v: string | { path: string; source?: string }, field: string): FileRef {
   const ref = typeof v === 'string' ? { path: v } : { path: v.path, ...(v.source ? { source: v.source } : {}) };
   checkRelativePath(ref.path, field);
@@ -281,8 +309,14 @@ export function environmentKind(p: string, field = 'image.environment_file'): En
   throw badRequest('InvalidManifest', `${field} "${p}" must be a conda file (*.yml), a requirements file (*.txt) or package.json.`);
 }
 
-/** Name derived from a folder name for images/services (lowercase, invalid characters → "-"). */
+/**
+ * Name derived from a folder name for images/services (lowercase, invalid ASCII characters → "-"). A name with
+ * non-ASCII characters is returned as it is (lowercased), so the name check rejects it rather than turning
+ * "café" into "caf".
+ */
 export function deriveName(from: string, maxLength: number): string {
+  // eslint-disable-next-line no-control-regex
+  if (/[^\x00-\x7f]/.test(from)) return from.toLowerCase();
   return from
     .toLowerCase()
     .replace(/[^a-z0-9-]+/g, '-')
@@ -310,12 +344,14 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
   if (!parsed.success) throw badRequest('InvalidManifest', `${file}: ${describeIssues(parsed.error.issues)}`);
   const m = parsed.data;
 
-  const modelName = checkModelName(m.model.name ?? defaults.name ?? '', 'model.name');
+  const from = defaults.name !== undefined ? { value: defaults.name, what: defaults.nameSource ?? 'folder name' } : undefined;
+  const modelName = m.model.name !== undefined || !from ? checkModelName(m.model.name ?? '', 'model.name') : derived(checkModelName, from.value, from.value, 'model.name', from.what);
   const files = (Array.isArray(m.model.files) ? m.model.files : [m.model.files]).map((f, i) => toFileRef(f, `model.files[${i}]`));
   if (files.length === 0) throw badRequest('ModelFilesMissing', `${file}: model.files is empty; list at least one file.`);
 
   const runtime = m.image.runtime;
-  const imageName = checkImageName(m.image.name ?? deriveName(defaults.name ?? modelName, 63), 'image.name');
+  const nameFrom = from ?? { value: modelName, what: 'model name' };
+  const imageName = m.image.name !== undefined ? checkImageName(m.image.name, 'image.name') : derived(checkImageName, deriveName(nameFrom.value, 63), nameFrom.value, 'image.name', nameFrom.what);
   const entryScript = m.image.entry_script !== undefined ? toFileRef(m.image.entry_script, 'image.entry_script') : undefined;
   if (!entryScript && runtime !== 'onnx') {
     throw badRequest('InvalidManifest', `${file}: image.entry_script is required for the ${runtime} runtime (e.g. ${runtime === 'python' ? 'score.py' : 'score.js'}).`);
@@ -335,7 +371,8 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
 
   const targetParsed: ParsedTarget = m.target ?? { kind: defaults.target ?? 'local' };
   const deployConfig = deployConfigFor(targetParsed, 'target');
-  const serviceName = checkServiceName(m.service?.name ?? deriveName(defaults.name ?? modelName, 32), 'service.name');
+  const serviceName =
+    m.service?.name !== undefined ? checkServiceName(m.service.name, 'service.name') : derived(checkServiceName, deriveName(nameFrom.value, 32), nameFrom.value, 'service.name', nameFrom.what);
 
   const promo = m.promotion ? { minMetrics: m.promotion.min_metrics ?? {}, maxMetrics: m.promotion.max_metrics ?? {} } : undefined;
   return {
@@ -374,7 +411,7 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
 /** Text → validated manifest (JSON or YAML). */
 export function parseManifest(text: string, defaults: ManifestDefaults = {}): DeploymentManifest {
   const fileName = defaults.fileName ?? 'deploy.json';
-  return validateManifest(parseManifestText(text, fileName), { ...defaults, fileName });
+  return validateManifest(parseManifestText(text, fileName, Object.keys(manifestSchema.shape)), { ...defaults, fileName });
 }
 
 /** The manifest a lone `incoming/<name>/<file>.onnx` deploys with: runtime onnx, target local, names from the folder. */

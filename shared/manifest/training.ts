@@ -103,7 +103,7 @@ export function parseTrainingCompleted(body: unknown, opts: { accountUrl?: strin
     if ('model' in m.deploy) throw badRequest('InvalidMessage', 'training-completed message: deploy.model: unknown field (the model comes from model_name and artifacts).');
     manifest = validateManifest(
       { ...m.deploy, model: { name, files: files.map((f) => ({ path: f.path, source: f.source })), tags: model.tags, properties, ...(m.description !== undefined ? { description: m.description } : {}) } },
-      { name, fileName: 'training-completed message deploy' },
+      { name, nameSource: 'model name', fileName: 'training-completed message deploy' },
     );
   }
   if (m.batch) {

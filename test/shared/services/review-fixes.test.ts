@@ -86,3 +86,30 @@ describe('training message batch section', () => {
     expect(() => parseTrainingCompleted({ model_name: 'm1', training_run_id: 'r1', artifacts: ['batch-pools/p1.json'] })).toThrow(expect.objectContaining({ code: 'ContainerNotAllowed' }));
   });
 });
+
+describe('manifest YAML and derived names', () => {
+  const { parseManifest } = jest.requireActual('../../../shared/manifest/schema') as typeof import('../../../shared/manifest/schema');
+  test('YAML merge keys work inside fields', () => {
+    const text = [
+      'model: { name: m, files: [model.onnx] }',
+      'image: { runtime: onnx }',
+      'target:',
+      '  <<: &common { kind: local, num_replicas: 2 }',
+      'service: { name: svc-a }',
+    ].join('\n');
+    expect(parseManifest(text, { fileName: 'deploy.yaml' }).deployConfig.numReplicas).toBe(2);
+  });
+  test('a top-level key that only holds an anchor gets a clear message', () => {
+    const text = ['common: &c { kind: local }', 'model: { name: m, files: [model.onnx] }', 'image: { runtime: onnx }', 'target: *c'].join('\n');
+    expect(() => parseManifest(text, { fileName: 'deploy.yaml' })).toThrow(expect.objectContaining({ code: 'InvalidManifest', message: expect.stringMatching(/common: unknown field \(it only holds the YAML anchor &c\)/) }));
+  });
+  test('an invalid derived name says where it came from; non-ASCII is not mangled', () => {
+    const m = { model: { files: ['model.onnx'] }, image: { runtime: 'onnx' } };
+    expect(() => validateManifest({ ...m, model: { ...m.model, name: 'm' } }, { name: 'café' })).toThrow(
+      expect.objectContaining({ code: 'InvalidImageName', message: expect.stringMatching(/image\.name was not given and the name derived from the folder name "café" is not valid: .* Set image\.name in the manifest\./) }),
+    );
+    expect(() => validateManifest({ model: { name: 'm', files: ['model.onnx'] }, image: { runtime: 'onnx', name: 'img' } }, { name: '__x' })).toThrow(
+      expect.objectContaining({ code: 'InvalidServiceName', message: expect.stringContaining('derived from the folder name "__x" (as "x")') }),
+    );
+  });
+});
