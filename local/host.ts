@@ -306,7 +306,7 @@ export class LocalHost {
       return;
     }
     const out = result.response?.returnValue?.http as
-      | { statusCode?: string; headers?: Record<string, string>; cookies?: { name: string; value: string; path?: string; maxAge?: number; httpOnly?: boolean; secure?: boolean }[]; body?: RpcTypedData }
+      | { statusCode?: string; headers?: Record<string, string>; cookies?: RpcCookie[]; body?: RpcTypedData }
       | undefined;
     if (!out) {
       res.writeHead(204);
@@ -314,15 +314,39 @@ export class LocalHost {
       return;
     }
     const responseHeaders: Record<string, string | string[]> = { ...(out.headers ?? {}) };
-    if (out.cookies?.length) {
-      responseHeaders['Set-Cookie'] = out.cookies.map((c) =>
-        [`${c.name}=${c.value}`, c.path && `Path=${c.path}`, c.maxAge && `Max-Age=${c.maxAge}`, c.httpOnly && 'HttpOnly', c.secure && 'Secure'].filter(Boolean).join('; '),
-      );
-    }
+    if (out.cookies?.length) responseHeaders['Set-Cookie'] = out.cookies.map(setCookieHeader);
     const payload = out.body?.bytes ? Buffer.from(out.body.bytes) : out.body?.string ? Buffer.from(out.body.string) : Buffer.alloc(0);
     res.writeHead(Number(out.statusCode ?? 200), responseHeaders);
     res.end(payload);
   }
+}
+
+/** A cookie as `@azure/functions` sends it (RPC form: nullable fields are `{ value }` wrappers). */
+interface RpcCookie {
+  name: string;
+  value: string;
+  domain?: { value?: string } | null;
+  path?: { value?: string } | null;
+  expires?: { value?: { seconds?: number | string } } | null;
+  secure?: { value?: boolean } | null;
+  httpOnly?: { value?: boolean } | null;
+  sameSite?: number | string | null;
+  maxAge?: { value?: number } | null;
+}
+
+function setCookieHeader(c: RpcCookie): string {
+  const parts = [`${c.name}=${c.value}`];
+  if (c.domain?.value) parts.push(`Domain=${c.domain.value}`);
+  if (c.path?.value) parts.push(`Path=${c.path.value}`);
+  const seconds = c.expires?.value?.seconds;
+  if (seconds !== undefined && seconds !== null) parts.push(`Expires=${new Date(Number(seconds) * 1000).toUTCString()}`);
+  if (c.maxAge?.value !== undefined && c.maxAge.value !== null) parts.push(`Max-Age=${c.maxAge.value}`);
+  if (c.secure?.value) parts.push('Secure');
+  if (c.httpOnly?.value) parts.push('HttpOnly');
+  // RPC values: 'none' (no attribute), 'lax', 'strict', 'explicitNone' (SameSite=None).
+  const sameSite = ({ lax: 'Lax', strict: 'Strict', explicitNone: 'None' } as Record<string, string>)[String(c.sameSite ?? '')];
+  if (sameSite) parts.push(`SameSite=${sameSite}`);
+  return parts.join('; ');
 }
 
 function headerValue(v: string | string[] | undefined): string | undefined {

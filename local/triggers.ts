@@ -157,10 +157,12 @@ export class BlobTriggerPoller {
     try {
       const props = await blob.getProperties();
       if (unquote(props.etag) !== unquote(etag)) return; // changed since listing: the next poll sees the new version
-      content = await blob.downloadToBuffer();
+      // The content of exactly the listed version: if it changed meanwhile, the next poll sees the new one.
+      content = await blob.downloadToBuffer(0, undefined, { conditions: { ifMatch: props.etag } });
       properties = { length: props.contentLength, contentType: props.contentType, eTag: props.etag, lastModified: props.lastModified?.toISOString(), createdOn: props.createdOn?.toISOString() };
     } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) return; // deleted meanwhile
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code === 404 || code === 412) return; // deleted or changed meanwhile
       throw err;
     }
     const blobPath = `${container.containerName}/${blobName}`;
@@ -201,7 +203,8 @@ export class BlobTriggerPoller {
 
 export class QueueTriggerPoller {
   private readonly queues: QueueServiceClient;
-  private timers: NodeJS.Timeout[] = [];
+  /** The next poll of each queue (one timer per queue at any time). */
+  private timers = new Map<string, NodeJS.Timeout>();
   private running = new Set<Promise<void>>();
   private stopped = false;
 
@@ -232,7 +235,7 @@ export class QueueTriggerPoller {
         this.running.add(p);
         await p;
         this.running.delete(p);
-        if (!this.stopped) this.timers.push(setTimeout(loop, got > 0 ? 0 : this.opts.pollIntervalMs));
+        if (!this.stopped) this.timers.set(name, setTimeout(loop, got > 0 ? 0 : this.opts.pollIntervalMs));
       };
       void loop();
     }
@@ -240,13 +243,13 @@ export class QueueTriggerPoller {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.timers.forEach(clearTimeout);
+    for (const t of this.timers.values()) clearTimeout(t);
     await Promise.allSettled([...this.running]);
   }
 
   private async pollOnce(fn: RegisteredFunction, queue: QueueClient, dead: QueueClient): Promise<number> {
     const { receivedMessageItems } = await queue.receiveMessages({ numberOfMessages: 16, visibilityTimeout: 300 });
-    await Promise.all(
+    await Promise.allSettled(
       receivedMessageItems.map(async (msg) => {
         const deliveryCount = msg.dequeueCount;
         if (deliveryCount > QUEUE_MAX_DELIVERIES) {

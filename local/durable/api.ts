@@ -54,9 +54,11 @@ export function clientBindingData(origin: string, hubName: string): Record<strin
   };
 }
 
-function managementUrls(base: string, id: string, q: string): Record<string, string> {
+function managementUrls(base: string, rawId: string, q: string): Record<string, string> {
+  // The INSTANCEID placeholder stays as it is; a real id is URL-encoded, as the extension does.
+  const id = rawId === 'INSTANCEID' ? rawId : encodeURIComponent(rawId);
   return {
-    id,
+    id: rawId,
     statusQueryGetUri: `${base}/instances/${id}?${q}`,
     sendEventPostUri: `${base}/instances/${id}/raiseEvent/{eventName}?${q}`,
     terminatePostUri: `${base}/instances/${id}/terminate?reason={text}&${q}`,
@@ -135,10 +137,9 @@ function historyJson(events: HistoryEvent[], showOutput: boolean): Record<string
   return out;
 }
 
+/** As the extension answers status queries: 200 once finished (whatever the outcome), 202 while it runs. */
 function httpStatusFor(status: RuntimeStatus): number {
-  if (status === 'Completed') return 200;
-  if (status === 'Failed' || status === 'Terminated') return 400;
-  return 202;
+  return status === 'Completed' || status === 'Failed' || status === 'Terminated' ? 200 : 202;
 }
 
 function parseStatuses(value: string | null): RuntimeStatus[] | undefined {
@@ -225,6 +226,7 @@ async function route(engine: DurableEngine, hubName: string, req: ApiRequest): P
       return { status: 200, headers, body: page.map((m) => statusJson(m, truthy('showInput'))) };
     }
     if (method === 'DELETE') {
+      if (!createdFrom) throw new DurableError(400, 'InvalidQuery', 'Purging by filter needs createdTimeFrom (and optionally createdTimeTo, runtimeStatus).');
       let deleted = 0;
       for (const m of metas) if (await engine.purge(m.instanceId).catch(() => false)) deleted++;
       if (deleted === 0) return { status: 404, body: errorBody('InstanceNotFound', 'No finished instance matched the filter.') };

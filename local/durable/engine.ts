@@ -13,6 +13,7 @@
  * one id for its back-off timer and one for the re-scheduled attempt, at the moment the failure
  * (resp. the timer) is delivered — which is why those events are always delivered first in an episode.
  */
+import { randomUUID } from 'crypto';
 import { coreState, RegisteredFunction } from '../functionsCore';
 import { fromTypedData, invokeFunction, jsonData } from '../invoke';
 import { DurableStore, HistoryEvent, InstanceMeta, RuntimeStatus, TERMINAL } from './store';
@@ -79,7 +80,7 @@ interface EngineState {
 }
 
 type InboxItem =
-  | { kind: 'event'; generation: number; event: HistoryEvent }
+  | { kind: 'event'; executionId: string; event: HistoryEvent }
   | { kind: 'terminate'; reason: string };
 
 interface Active {
@@ -164,14 +165,16 @@ class Semaphore {
   peak = 0;
   constructor(private readonly limit: number) {}
   async run<T>(fn: () => Promise<T>): Promise<T> {
+    // A released slot is handed straight to the next waiter (it is never free in between).
     if (this.active >= this.limit) await new Promise<void>((r) => this.queue.push(r));
-    this.active++;
+    else this.active++;
     this.peak = Math.max(this.peak, this.active);
     try {
       return await fn();
     } finally {
-      this.active--;
-      this.queue.shift()?.();
+      const next = this.queue.shift();
+      if (next) next();
+      else this.active--;
     }
   }
 }
@@ -221,7 +224,10 @@ export class DurableEngine {
   /** Resume every unfinished instance from storage. */
   async start(): Promise<number> {
     const metas = await this.opts.store.listMetas({ statuses: ['Pending', 'Running', 'ContinuedAsNew'] });
-    for (const meta of metas) await this.activate(meta.instanceId);
+    for (const meta of metas) {
+      // One instance that cannot be loaded must not keep the host (and every other run) from starting.
+      await this.activate(meta.instanceId).catch((err) => this.log(`could not resume ${meta.instanceId} yet (will retry): ${(err as Error).message}`));
+    }
     return metas.length;
   }
 
@@ -248,7 +254,7 @@ export class DurableEngine {
     name: string,
     instanceId: string,
     inputJson: string | undefined,
-    parent?: { instanceId: string; taskId: number; generation: number },
+    parent?: { instanceId: string; taskId: number; executionId: string },
   ): Promise<InstanceMeta> {
     const now = new Date().toISOString();
     const meta: InstanceMeta = {
@@ -259,16 +265,17 @@ export class DurableEngine {
       lastUpdatedTime: now,
       input: inputJson,
       generation: 0,
+      executionId: randomUUID().replace(/-/g, ''),
       historyCount: 0,
       parentInstanceId: parent?.instanceId,
       parentTaskId: parent?.taskId,
-      parentGeneration: parent?.generation,
+      parentExecutionId: parent?.executionId,
       engine: JSON.stringify(freshEngineState()),
     };
     if (!(await this.opts.store.tryCreate(meta))) {
       const existing = await this.opts.store.getMeta(instanceId);
       if (existing && !TERMINAL.has(existing.status)) {
-        if (parent && existing.parentInstanceId === parent.instanceId && existing.parentTaskId === parent.taskId) {
+        if (parent && existing.parentInstanceId === parent.instanceId && existing.parentTaskId === parent.taskId && existing.parentExecutionId === parent.executionId) {
           // Re-delivery of the same sub-orchestration start after a crash: it is already running.
           await this.activate(instanceId);
           return existing;
@@ -303,7 +310,7 @@ export class DurableEngine {
   async raiseEvent(instanceId: string, eventName: string, data: unknown): Promise<void> {
     const a = await this.requireRunning(instanceId);
     const event = this.newEvent(EventType.EventRaised, -1, { Name: eventName, Input: data === undefined ? undefined : JSON.stringify(data) });
-    await this.enqueue(a, { kind: 'event', generation: a.meta.generation, event }, true);
+    await this.enqueue(a, { kind: 'event', executionId: a.meta.executionId, event }, true);
   }
 
   async terminate(instanceId: string, reason: string): Promise<void> {
@@ -358,8 +365,16 @@ export class DurableEngine {
         timers: new Map(),
       };
       this.active.set(instanceId, a);
-      if (history.length === 0) this.schedule(a);
-      else await this.recover(a);
+      try {
+        if (history.length === 0) this.schedule(a);
+        else await this.recover(a);
+      } catch (err) {
+        // Half-recovered: forget it and try again from storage, so no outstanding work is left un-armed.
+        for (const t of a.timers.values()) clearTimeout(t);
+        if (this.active.get(instanceId) === a) this.active.delete(instanceId);
+        this.reload(instanceId, 1000);
+        throw err;
+      }
       return a;
     })();
     this.loading.set(instanceId, p);
@@ -368,6 +383,13 @@ export class DurableEngine {
   }
 
   private async recover(a: Active): Promise<void> {
+    const last = a.history[a.history.length - 1];
+    if (last?.EventType === EventType.ExecutionCompleted && last.OrchestrationStatus === 'ContinuedAsNew') {
+      // A crash came between the two halves of continue-as-new: finish the switch to the next execution.
+      await this.startNextGeneration(a, String(last.Result ?? 'null'));
+      this.schedule(a);
+      return;
+    }
     const done = a.completed;
     const work: Work[] = [];
     for (const e of a.history) {
@@ -378,7 +400,6 @@ export class DurableEngine {
         work.push({ kind: 'sub', id: e.EventId, name: String(e.Name), input: String(e.Input ?? 'null'), childInstanceId: String(e.InstanceId) });
       }
     }
-    const last = a.history[a.history.length - 1];
     if (last && last.EventType !== EventType.OrchestratorCompleted) this.schedule(a);
     this.log(`resumed ${a.meta.instanceId} (${a.meta.name}): ${work.length} outstanding task(s)`);
     await this.dispatch(a, work, true);
@@ -433,12 +454,13 @@ export class DurableEngine {
     timer.unref();
   }
 
-  private deliver(instanceId: string, generation: number, event: HistoryEvent): void {
+  /** Deliver a completion to the execution that asked for it (a later run or generation of the same id ignores it). */
+  private deliver(instanceId: string, executionId: string, event: HistoryEvent): void {
     if (this.stopped) return;
     void this.track(
       this.activate(instanceId).then((a) => {
-        if (!a || a.meta.generation !== generation) return;
-        void this.enqueue(a, { kind: 'event', generation, event }, false);
+        if (!a || a.meta.executionId !== executionId) return;
+        void this.enqueue(a, { kind: 'event', executionId, event }, false);
       }),
     ).catch((err) => this.log(`could not deliver an event to ${instanceId}: ${(err as Error).message}`));
   }
@@ -452,7 +474,12 @@ export class DurableEngine {
   private async episode(a: Active): Promise<void> {
     a.kick = false;
     const items = a.inbox.splice(0);
-    const waiters = a.waiters.splice(0);
+    // Callers waiting for these items (raise, terminate) are answered once the episode is persisted; on a
+    // failure the schedule() catch rejects them all, so no request is left hanging.
+    const waiterCount = a.waiters.length;
+    const answerWaiters = () => {
+      for (const w of a.waiters.splice(0, waiterCount)) w.resolve();
+    };
     const meta = a.meta;
     const engine = a.engine;
     const fromSeq = a.history.length;
@@ -471,7 +498,7 @@ export class DurableEngine {
       if (a.history.length === 0) {
         added.push(this.newEvent(EventType.ExecutionStarted, -1, { Name: meta.name, Input: meta.input, ParentInstanceId: meta.parentInstanceId }));
       }
-      const events = items.filter((i): i is Extract<InboxItem, { kind: 'event' }> => i.kind === 'event' && i.generation === meta.generation).map((i) => i.event);
+      const events = items.filter((i): i is Extract<InboxItem, { kind: 'event' }> => i.kind === 'event' && i.executionId === meta.executionId).map((i) => i.event);
       const isRetryEvent = (e: HistoryEvent) =>
         ((e.EventType === EventType.TaskFailed || e.EventType === EventType.SubOrchestrationInstanceFailed) && engine.retries[String(e.TaskScheduledId)] !== undefined) ||
         (e.EventType === EventType.TimerFired && engine.retryTimers[String(e.TimerId)] !== undefined);
@@ -555,7 +582,7 @@ export class DurableEngine {
         notifyParent = true;
       } else if (continueAsNew) {
         await this.continueAsNew(a, continueAsNew.input, customStatus, fromSeq, added);
-        for (const w of waiters) w.resolve();
+        answerWaiters();
         return;
       } else if (state.isDone) {
         const output = state.output === undefined ? 'null' : JSON.stringify(state.output);
@@ -574,11 +601,13 @@ export class DurableEngine {
     meta.engine = JSON.stringify(engine);
     await this.opts.store.commit(meta, added, fromSeq);
     a.history.push(...added);
-    for (const w of waiters) w.resolve();
+    answerWaiters();
 
     if (TERMINAL.has(meta.status)) {
       for (const t of a.timers.values()) clearTimeout(t);
       this.active.delete(meta.instanceId);
+      // Requests that arrived while this last episode ran find the instance finished.
+      for (const w of a.waiters.splice(0)) w.reject(new DurableError(410, 'InstanceCompleted', `Instance '${meta.instanceId}' has already ${meta.status.toLowerCase()}.`));
       if (notifyParent) this.notifyParent(meta);
       return;
     }
@@ -586,7 +615,8 @@ export class DurableEngine {
   }
 
   private childId(meta: InstanceMeta, taskId: number): string {
-    return meta.generation === 0 ? `${meta.instanceId}:${taskId}` : `${meta.instanceId}:g${meta.generation}:${taskId}`;
+    // As DTFx names sub-orchestrations started without an id: the parent's execution id and the task id.
+    return `${meta.executionId}:${taskId}`;
   }
 
   /** A failed attempt of a retried task gets a back-off timer; a fired back-off timer re-schedules the task. */
@@ -631,27 +661,39 @@ export class DurableEngine {
 
   private async continueAsNew(a: Active, inputJson: string, customStatus: string | undefined, fromSeq: number, added: HistoryEvent[]): Promise<void> {
     const meta = a.meta;
-    // Record the end of this generation, then start the next one with an empty history.
+    // Record the end of this generation (the new input is its result), then start the next one.
     added.push(this.newEvent(EventType.ExecutionCompleted, -1, { OrchestrationStatus: 'ContinuedAsNew', Result: inputJson }));
     meta.historyCount = fromSeq + added.length;
     meta.engine = JSON.stringify(a.engine);
+    meta.customStatus = customStatus ?? meta.customStatus;
     await this.opts.store.commit(meta, added, fromSeq);
+    a.history.push(...added);
+    await this.startNextGeneration(a, inputJson);
+  }
+
+  /**
+   * The second half of continue-as-new: a fresh execution (new id, empty history, the new input). Also run by
+   * recovery when a crash came between the two halves (the history then ends with `ContinuedAsNew`).
+   */
+  private async startNextGeneration(a: Active, inputJson: string): Promise<void> {
+    const meta = a.meta;
     for (const t of a.timers.values()) clearTimeout(t);
     a.timers.clear();
     const oldGeneration = meta.generation;
+    const oldExecutionId = meta.executionId;
     meta.generation += 1;
+    meta.executionId = randomUUID().replace(/-/g, '');
     meta.input = inputJson;
     meta.status = 'Running';
     meta.historyCount = 0;
-    meta.customStatus = customStatus ?? meta.customStatus;
     meta.lastUpdatedTime = new Date().toISOString();
     a.engine = freshEngineState();
     meta.engine = JSON.stringify(a.engine);
     a.history = [];
     a.completed = new Set();
     await this.opts.store.commit(meta, [], 0);
-    // External events that arrived during this episode carry over to the new generation.
-    a.inbox = a.inbox.map((i) => (i.kind === 'event' && i.event.EventType === EventType.EventRaised ? { ...i, generation: meta.generation } : i));
+    // External events that arrived during the last episode carry over to the new execution.
+    a.inbox = a.inbox.map((i) => (i.kind === 'event' && i.executionId === oldExecutionId && i.event.EventType === EventType.EventRaised ? { ...i, executionId: meta.executionId } : i));
     void this.opts.store.dropGenerationsBefore(meta.instanceId, meta.generation).catch((err) =>
       this.log(`could not delete generation ${oldGeneration} of ${meta.instanceId}: ${(err as Error).message}`),
     );
@@ -692,11 +734,11 @@ export class DurableEngine {
   // ------------------------------------------------------------------ work
 
   private async dispatch(a: Active, work: Work[], recovering: boolean): Promise<void> {
-    const { instanceId, generation } = a.meta;
+    const { instanceId, executionId } = a.meta;
     for (const w of work) {
       switch (w.kind) {
         case 'activity':
-          void this.track(this.runActivity(instanceId, generation, w.id, w.name, w.input));
+          void this.track(this.runActivity(instanceId, executionId, w.id, w.name, w.input));
           break;
         case 'timer':
           this.armTimer(a, w.id, w.fireAt);
@@ -706,7 +748,7 @@ export class DurableEngine {
           break;
         case 'fail': {
           const type = w.sub ? EventType.SubOrchestrationInstanceFailed : EventType.TaskFailed;
-          this.deliver(instanceId, generation, this.newEvent(type, -1, { TaskScheduledId: w.id, Reason: w.message, FailureDetails: { ErrorType: 'RetryTimeout', ErrorMessage: w.message } }));
+          this.deliver(instanceId, executionId, this.newEvent(type, -1, { TaskScheduledId: w.id, Reason: w.message, FailureDetails: { ErrorType: 'RetryTimeout', ErrorMessage: w.message } }));
           break;
         }
       }
@@ -714,19 +756,21 @@ export class DurableEngine {
   }
 
   private armTimer(a: Active, id: number, fireAt: string): void {
+    const { instanceId, executionId } = a.meta;
     const fire = () => {
+      if (this.stopped) return;
       const left = Date.parse(fireAt) - Date.now();
       if (left > 0) {
         a.timers.set(id, setTimeout(fire, Math.min(left, 2 ** 31 - 1)));
         return;
       }
       a.timers.delete(id);
-      this.deliver(a.meta.instanceId, a.meta.generation, this.newEvent(EventType.TimerFired, -1, { TimerId: id, FireAt: fireAt }));
+      this.deliver(instanceId, executionId, this.newEvent(EventType.TimerFired, -1, { TimerId: id, FireAt: fireAt }));
     };
     fire();
   }
 
-  private async runActivity(instanceId: string, generation: number, id: number, name: string, input: string): Promise<void> {
+  private async runActivity(instanceId: string, executionId: string, id: number, name: string, input: string): Promise<void> {
     await this.activitySlots.run(async () => {
       if (this.stopped) return;
       const fn = this.functionOf(name, 'activityTrigger');
@@ -745,15 +789,15 @@ export class DurableEngine {
           event = this.newEvent(EventType.TaskCompleted, -1, { TaskScheduledId: id, Result: value === undefined ? 'null' : JSON.stringify(value) });
         }
       }
-      if (!this.stopped) this.deliver(instanceId, generation, event);
+      if (!this.stopped) this.deliver(instanceId, executionId, event);
     });
   }
 
   private async startChild(a: Active, w: Extract<Work, { kind: 'sub' }>, recovering: boolean): Promise<void> {
-    const parent = { instanceId: a.meta.instanceId, taskId: w.id, generation: a.meta.generation };
+    const parent = { instanceId: a.meta.instanceId, taskId: w.id, executionId: a.meta.executionId };
     if (recovering) {
       const child = await this.opts.store.getMeta(w.childInstanceId);
-      if (child && child.parentInstanceId === parent.instanceId && child.parentTaskId === parent.taskId) {
+      if (child && child.parentInstanceId === parent.instanceId && child.parentTaskId === parent.taskId && child.parentExecutionId === parent.executionId) {
         if (TERMINAL.has(child.status)) this.notifyParent(child);
         else await this.activate(child.instanceId);
         return;
@@ -765,11 +809,14 @@ export class DurableEngine {
       if (!fn) throw new DurableError(404, 'OrchestratorNotFound', `No orchestrator function named '${w.name}' is registered.`);
       await this.createInstance(fn.metadata.name, w.childInstanceId, w.input, parent);
     } catch (err) {
-      const message = (err as Error).message;
-      this.deliver(a.meta.instanceId, a.meta.generation, this.newEvent(EventType.SubOrchestrationInstanceFailed, -1, {
+      // Only a refusal (bad id, unknown orchestrator, id taken) fails the task; a storage error is retried by
+      // the episode's reload, which derives this start again from the history.
+      if (!(err instanceof DurableError)) throw err;
+      const message = err.message;
+      this.deliver(a.meta.instanceId, a.meta.executionId, this.newEvent(EventType.SubOrchestrationInstanceFailed, -1, {
         TaskScheduledId: w.id,
         Reason: message,
-        FailureDetails: { ErrorType: (err as DurableError).code ?? 'Error', ErrorMessage: message },
+        FailureDetails: { ErrorType: err.code, ErrorMessage: message },
       }));
     }
   }
@@ -784,7 +831,7 @@ export class DurableEngine {
             Reason: String(parseJson(child.output)),
             FailureDetails: { ErrorType: child.status === 'Terminated' ? 'SubOrchestrationTerminated' : 'SubOrchestrationFailed', ErrorMessage: String(parseJson(child.output)) },
           });
-    this.deliver(child.parentInstanceId, child.parentGeneration ?? 0, event);
+    if (child.parentExecutionId) this.deliver(child.parentInstanceId, child.parentExecutionId, event);
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * Durable state in Azure Storage (Azurite locally, a real account when configured).
  *
- * Layout — one table `<hub>Instances`, partition key = instance id (the instance id rules are exactly
+ * Layout — one table `<hub>LocalInstances` (not the Durable extension's `<hub>Instances`), partition key = instance id (the instance id rules are exactly
  * the partition key rules), so an instance's record and its history commit in one atomic batch:
  *   - RowKey `meta`                 : the instance record (name, status, times, input/output/custom
  *                                     status, generation, history count, parent link, engine state);
@@ -13,6 +13,7 @@
  * commit is split and the record goes last, so after a crash any history beyond the record's
  * `historyCount` is ignored (and overwritten by the re-run, whose pages start at the same numbers).
  */
+import { createHash } from 'crypto';
 import { TableClient, TableTransaction, odata, TableEntity } from '@azure/data-tables';
 import { ContainerClient } from '@azure/storage-blob';
 import type { HostStorage } from '../storage';
@@ -39,10 +40,12 @@ export interface InstanceMeta {
   output?: string;
   customStatus?: string;
   generation: number;
+  /** Identifies this run of the instance id (new for every start and every continue-as-new). */
+  executionId: string;
   historyCount: number;
   parentInstanceId?: string;
   parentTaskId?: number;
-  parentGeneration?: number;
+  parentExecutionId?: string;
   /** Engine bookkeeping (JSON text): sequence numbers, retry state. */
   engine: string;
 }
@@ -61,7 +64,8 @@ export class DurableStore {
   ) {}
 
   static async open(storage: HostStorage, hubName: string): Promise<DurableStore> {
-    const tableName = `${hubName.replace(/[^A-Za-z0-9]/g, '')}Instances`;
+    // Not `<hub>Instances`: that is the Durable extension's own table, and the local host may share an account with Azure.
+    const tableName = `${hubName.replace(/[^A-Za-z0-9]/g, '')}LocalInstances`;
     const table = storage.table(tableName);
     const large = storage.blobService.getContainerClient(`${hubName.toLowerCase().replace(/[^a-z0-9]/g, '')}-large`);
     await table.createTable().catch((err: { statusCode?: number }) => {
@@ -71,12 +75,29 @@ export class DurableStore {
     return new DurableStore(table, large);
   }
 
-  private async pack(instanceId: string, rowKey: string, field: string, value: string | undefined): Promise<Record<string, string>> {
+  /** Large values already in blobs, by `<instance>/<row>/<field>`: re-used while unchanged, deleted once replaced. */
+  private readonly largeBlobs = new Map<string, { hash: string; blob: string }>();
+
+  /**
+   * A value for a row: inline, or (over ~30 K characters) in a blob. A blob is never overwritten: each new value
+   * gets a new name, so a failed table write leaves the committed row pointing at its own, intact blob.
+   */
+  private async pack(instanceId: string, rowKey: string, field: string, value: string | undefined, replaced: string[]): Promise<Record<string, string>> {
     if (value === undefined) return {};
     if (value.length <= LARGE) return { [field]: value };
-    const name = `${encodeURIComponent(instanceId)}/${rowKey}.${field}.json`;
+    const key = `${instanceId}/${rowKey}/${field}`;
+    const hash = createHash('sha256').update(value).digest('hex');
+    const known = this.largeBlobs.get(key);
+    if (known?.hash === hash) return { [`${field}Blob`]: known.blob };
+    const name = `${encodeURIComponent(instanceId)}/${rowKey}.${field}.${hash.slice(0, 16)}.json`;
     await this.large.getBlockBlobClient(name).upload(value, Buffer.byteLength(value));
+    if (known) replaced.push(known.blob);
+    this.largeBlobs.set(key, { hash, blob: name });
     return { [`${field}Blob`]: name };
+  }
+
+  private async dropBlobs(names: string[]): Promise<void> {
+    await Promise.all(names.map((n) => this.large.deleteBlob(n).catch(() => undefined)));
   }
 
   private async unpack(entity: Record<string, unknown>, field: string): Promise<string | undefined> {
@@ -87,12 +108,12 @@ export class DurableStore {
     return buf.toString('utf8');
   }
 
-  private async metaEntity(meta: InstanceMeta): Promise<TableEntity> {
+  private async metaEntity(meta: InstanceMeta, replaced: string[] = []): Promise<TableEntity> {
     const { input, output, customStatus, engine, ...rest } = meta;
     const entity: TableEntity = { partitionKey: meta.instanceId, rowKey: META, ...rest };
     delete (entity as Record<string, unknown>).instanceId;
     for (const [k, v] of Object.entries({ input, output, customStatus, engine })) {
-      Object.assign(entity, await this.pack(meta.instanceId, META, k, v));
+      Object.assign(entity, await this.pack(meta.instanceId, META, k, v, replaced));
     }
     for (const k of Object.keys(entity)) if ((entity as Record<string, unknown>)[k] === undefined) delete (entity as Record<string, unknown>)[k];
     return entity;
@@ -109,10 +130,11 @@ export class DurableStore {
       output: await this.unpack(e, 'output'),
       customStatus: await this.unpack(e, 'customStatus'),
       generation: Number(e.generation ?? 0),
+      executionId: String(e.executionId ?? ''),
       historyCount: Number(e.historyCount ?? 0),
       parentInstanceId: (e.parentInstanceId as string) || undefined,
       parentTaskId: e.parentTaskId === undefined ? undefined : Number(e.parentTaskId),
-      parentGeneration: e.parentGeneration === undefined ? undefined : Number(e.parentGeneration),
+      parentExecutionId: (e.parentExecutionId as string) || undefined,
       engine: (await this.unpack(e, 'engine')) ?? '{}',
     };
   }
@@ -152,12 +174,14 @@ export class DurableStore {
     });
     const events: HistoryEvent[] = [];
     for await (const row of rows) {
+      // Pages come in key order; only a page that starts where the accepted history ends belongs to it. A page
+      // left behind by a commit that failed half-way (and was redone with other page boundaries) is skipped.
       const start = Number(String(row.rowKey).slice(8));
-      if (start >= meta.historyCount) continue;
+      if (start !== events.length || start >= meta.historyCount) continue;
       const page = JSON.parse((await this.unpack(row, 'e')) ?? '[]') as HistoryEvent[];
-      page.forEach((e, i) => {
-        if (start + i < meta.historyCount) events[start + i] = e;
-      });
+      for (const e of page) {
+        if (events.length < meta.historyCount) events.push(e);
+      }
     }
     let present = 0;
     for (let i = 0; i < events.length; i++) if (events[i]) present++;
@@ -174,13 +198,14 @@ export class DurableStore {
    */
   async commit(meta: InstanceMeta, events: HistoryEvent[], fromSeq: number): Promise<void> {
     const ops: TableEntity[] = [];
+    const replaced: string[] = [];
     let pageStart = fromSeq;
     let parts: string[] = [];
     let size = 0;
     const flush = async () => {
       if (!parts.length) return;
       const rk = historyRowKey(meta.generation, pageStart);
-      ops.push({ partitionKey: meta.instanceId, rowKey: rk, ...(await this.pack(meta.instanceId, rk, 'e', `[${parts.join(',')}]`)) });
+      ops.push({ partitionKey: meta.instanceId, rowKey: rk, ...(await this.pack(meta.instanceId, rk, 'e', `[${parts.join(',')}]`, replaced)) });
       pageStart += parts.length;
       parts = [];
       size = 0;
@@ -192,12 +217,13 @@ export class DurableStore {
       size += json.length + 1;
     }
     await flush();
-    ops.push(await this.metaEntity(meta));
+    ops.push(await this.metaEntity(meta, replaced));
     for (let start = 0; start < ops.length; start += 100) {
       const tx = new TableTransaction();
       for (const op of ops.slice(start, start + 100)) tx.upsertEntity(op, 'Replace');
       await this.table.submitTransaction(tx.actions);
     }
+    await this.dropBlobs(replaced);
   }
 
   /** Delete the history rows of generations before `generation` (after continue-as-new). */

@@ -128,4 +128,26 @@ describe('durable orchestrations on the local host', () => {
     expect(types.filter((t) => t === 'TaskCompleted')).toHaveLength(3);
     expect(types[types.length - 1]).toBe('ExecutionCompleted');
   });
+
+  test('a new run that reuses an instance id never receives the previous run\'s results', async () => {
+    await env.startOrchestration('OneWork', { key: 'first', ms: 800 }, 'reuse-1');
+    await env.waitFor('reuse-1', { until: (x) => x.runtimeStatus === 'Running' });
+    await env.request('POST', '/runtime/webhooks/durabletask/instances/reuse-1/terminate?reason=again');
+    await env.waitFor('reuse-1');
+    await env.startOrchestration('OneWork', { key: 'second', ms: 1500 }, 'reuse-1');
+    const s = await env.waitFor('reuse-1', { until: (x) => x.runtimeStatus === 'Completed' && x.input !== null && (x.input as { key: string }).key === 'second' });
+    expect(s.output).toBe('second');
+  });
+
+  test('status of a failed instance is 200 with the failure (as the extension answers), purge by filter needs a start time', async () => {
+    const id = await env.startOrchestration('Throws');
+    await env.waitFor(id);
+    const r = await env.request('GET', `/runtime/webhooks/durabletask/instances/${id}`);
+    expect(r.status).toBe(200);
+    expect(r.body.runtimeStatus).toBe('Failed');
+    const purge = await env.request('DELETE', '/runtime/webhooks/durabletask/instances?runtimeStatus=Failed');
+    expect(purge.status).toBe(400);
+    expect(purge.body.error.message).toContain('createdTimeFrom');
+  });
 });
+

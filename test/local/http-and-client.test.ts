@@ -34,6 +34,11 @@ describe('HTTP triggers', () => {
     expect(wrong.body.error.code).toBe('MethodNotAllowed');
   });
 
+  test('cookies set by a function reach the client as Set-Cookie headers', async () => {
+    const r = await fetch(`${env.baseUrl}/api/cookies`);
+    expect(r.headers.getSetCookie()).toEqual(['session=abc; Path=/; Max-Age=60; Secure; HttpOnly; SameSite=Strict', 'plain=x']);
+  });
+
   test('unknown route → 404 JSON', async () => {
     const r = await env.request('GET', '/api/nothing/here');
     expect(r.status).toBe(404);
