@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { AppError } from '../errors';
 import { IMAGE_NAME_RE, IMAGE_NAME_RULE, MODEL_NAME_RE, MODEL_NAME_RULE, unsafePathReason } from '../manifest/names';
 import { describeIssues, parseManifestText } from '../manifest/schema';
-import { parseBlobPath } from '../storage';
+import { parseBlobPath, systemContainerReason } from '../storage';
 import type { RuntimeKind } from '../seams';
 import {
   DEFAULT_FILES_PER_MINI_BATCH,
@@ -281,6 +281,18 @@ export function parseBatchJob(input: unknown, opts: ParseOptions & { accountUrl?
     runInvocationTimeoutSeconds: j.run_invocation_timeout,
     runMaxTry: j.run_max_try,
   };
+  // The app's own containers (host keys, task hub state, pool keys) are neither inputs, scripts nor outputs.
+  const problems: string[] = [];
+  const containers: Array<[string, string]> = [
+    ...(inputs.kind === 'prefix' ? [[inputs.container, 'inputs.container'] as [string, string]] : inputs.blobs.map((b, i) => [b.container, `inputs.uris.${i}`] as [string, string])),
+    [job.output.container, 'output.container'],
+    ...(job.sourceDirectory ? [[job.sourceDirectory.split('/')[0], 'source_directory'] as [string, string]] : []),
+  ];
+  for (const [container, field] of containers) {
+    const why = systemContainerReason(container);
+    if (why) problems.push(`${field}: container "${container}" ${why}; use a container of your own`);
+  }
+  if (problems.length) throw invalid(problems);
   return job;
 }
 

@@ -144,3 +144,12 @@ test('scoreOptionsFor: node by index, timeout in ms, rows only for append_row', 
     filesAs: 'content',
   });
 });
+
+test('system containers of the app are refused as inputs, outputs and script folders', () => {
+  const { parseBatchJob } = require('../../../shared/batch/job');
+  const base = { model: 'm', entry_script: 'score.py', source_directory: 'code/s' };
+  expect(() => parseBatchJob({ ...base, inputs: { container: 'azure-webjobs-secrets', prefix: '' } })).toThrow(/inputs.container: container "azure-webjobs-secrets" holds the Functions host's keys/);
+  expect(() => parseBatchJob({ ...base, inputs: { container: 'data', prefix: 'x/' }, output: { container: 'batch-pools' } })).toThrow(/output.container: container "batch-pools"/);
+  expect(() => parseBatchJob({ ...base, source_directory: 'azure-webjobs-hosts/x', inputs: { container: 'data', prefix: 'x/' } })).toThrow(/source_directory/);
+  expect(parseBatchJob({ ...base, inputs: { container: 'data', prefix: 'x/' } }).inputs).toEqual({ kind: 'prefix', container: 'data', prefix: 'x/' });
+});
