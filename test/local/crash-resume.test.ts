@@ -64,6 +64,16 @@ test('SIGKILL in the middle of a fan-out: resumes, completes, re-runs only unfin
   });
   expect(start.status).toBe(202);
   await waitUntil(() => [...executions().keys()].filter((k) => k.startsWith('Work:f')).length >= 20, 30000, '20 activities');
+  // ...and at least one completion persisted (on a busy machine the first commit can lag the executions).
+  await waitUntil(
+    async () => {
+      const r = await fetch(`${host.url}/runtime/webhooks/durabletask/instances/crash-fanout?showHistory=true`);
+      const body = (await r.json()) as { historyEvents?: { EventType: string }[] };
+      return (body.historyEvents ?? []).some((e) => e.EventType === 'TaskCompleted');
+    },
+    30000,
+    'a persisted completion',
+  );
   await kill9(host.proc);
 
   // What the durable store says had completed at the moment of the crash.
