@@ -84,7 +84,10 @@ type InboxItem =
   | { kind: 'terminate'; reason: string };
 
 interface Active {
+  /** Working copy: an episode changes it before its commit. */
   meta: InstanceMeta;
+  /** What storage holds (updated after each commit): what status queries see, so they never run ahead of it. */
+  published: InstanceMeta;
   engine: EngineState;
   history: HistoryEvent[];
   inbox: InboxItem[];
@@ -291,7 +294,7 @@ export class DurableEngine {
 
   async getMeta(instanceId: string): Promise<InstanceMeta | undefined> {
     const a = this.active.get(instanceId);
-    if (a) return { ...a.meta, engine: '' };
+    if (a) return { ...a.published, engine: '' };
     return this.opts.store.getMeta(instanceId);
   }
 
@@ -304,7 +307,7 @@ export class DurableEngine {
 
   async list(filter: { statuses?: RuntimeStatus[]; createdFrom?: Date; createdTo?: Date }): Promise<InstanceMeta[]> {
     const metas = await this.opts.store.listMetas(filter);
-    return metas.map((m) => this.active.get(m.instanceId)?.meta ?? m);
+    return metas.map((m) => this.active.get(m.instanceId)?.published ?? m);
   }
 
   async raiseEvent(instanceId: string, eventName: string, data: unknown): Promise<void> {
@@ -354,6 +357,7 @@ export class DurableEngine {
       const history = meta.historyCount ? await this.opts.store.loadHistory(meta) : [];
       const a: Active = {
         meta,
+        published: { ...meta },
         engine: { ...freshEngineState(), ...(JSON.parse(meta.engine || '{}') as Partial<EngineState>) },
         history,
         inbox: [],
@@ -601,6 +605,7 @@ export class DurableEngine {
     meta.engine = JSON.stringify(engine);
     await this.opts.store.commit(meta, added, fromSeq);
     a.history.push(...added);
+    a.published = { ...meta };
     answerWaiters();
 
     if (TERMINAL.has(meta.status)) {
@@ -668,6 +673,7 @@ export class DurableEngine {
     meta.customStatus = customStatus ?? meta.customStatus;
     await this.opts.store.commit(meta, added, fromSeq);
     a.history.push(...added);
+    a.published = { ...meta };
     await this.startNextGeneration(a, inputJson);
   }
 
@@ -692,6 +698,7 @@ export class DurableEngine {
     a.history = [];
     a.completed = new Set();
     await this.opts.store.commit(meta, [], 0);
+    a.published = { ...meta };
     // External events that arrived during the last episode carry over to the new execution.
     a.inbox = a.inbox.map((i) => (i.kind === 'event' && i.executionId === oldExecutionId && i.event.EventType === EventType.EventRaised ? { ...i, executionId: meta.executionId } : i));
     void this.opts.store.dropGenerationsBefore(meta.instanceId, meta.generation).catch((err) =>
