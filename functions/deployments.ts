@@ -14,7 +14,7 @@ import { checkRelativePath } from '../shared/manifest/names';
 import { parseManifest } from '../shared/manifest/schema';
 import { getAppServices, shutdownAppServices } from '../shared/services/app';
 import { restoreLocalServices } from '../shared/services/restore';
-import { runIdFor, type DeployRunInput } from '../shared/services/run';
+import { DEPLOY_LONE_ONNX_ORCHESTRATION, runIdFor, type DeployLoneOnnxInput, type DeployRunInput } from '../shared/services/run';
 import {
   assertFilesExist,
   checkServiceHold,
@@ -130,8 +130,17 @@ app.storageBlob('deployLoneOnnxFromBlob', {
       context.warn(`incoming/${name}/${onnxFile} rejected: ${e.code}: ${e.message}`);
       return;
     }
-    const r = await startDeployRun(df.getClient(context) as unknown as RunClient, run.runId, run.input);
-    context.log(`incoming/${name}/${onnxFile}: run ${run.runId} ${r.started ? 'started' : 'already exists'}`);
+    // Deploy only if the folder is still a lone model once it has settled (a deploy.json may follow the model).
+    const client = df.getClient(context);
+    const waitId = `${run.runId}-settle`;
+    const existing = await client.getStatus(waitId).catch(() => undefined);
+    if (existing?.runtimeStatus) {
+      context.log(`incoming/${name}/${onnxFile}: already handled by ${waitId}`);
+      return;
+    }
+    const waitInput: DeployLoneOnnxInput = { folder: name, onnxFile, settleSeconds: getConfig().loneOnnxSettleSeconds, runId: run.runId, run: run.input };
+    await client.startNew(DEPLOY_LONE_ONNX_ORCHESTRATION, { instanceId: waitId, input: waitInput });
+    context.log(`incoming/${name}/${onnxFile}: deploys as run ${run.runId} if still alone in ${waitInput.settleSeconds} s`);
   },
 });
 

@@ -57,9 +57,11 @@ function tensorSchema(info: TensorInfo): { schema: JsonSchema; example: unknown 
   let example: unknown = sampleValue(info.type);
   const dims = info.shape.length ? info.shape : [1];
   for (let i = dims.length - 1; i >= 0; i--) {
-    schema = { type: 'array', items: schema };
-    const n = typeof dims[i] === 'number' && (dims[i] as number) > 0 ? Math.min(dims[i] as number, 8) : 1;
-    example = Array.from({ length: n }, () => example);
+    // A fixed dimension is exact in the schema and in the example (an example the model rejects is no example,
+    // and smoke tests send it); a dynamic one (batch) gets one row.
+    const fixed = typeof dims[i] === 'number' && (dims[i] as number) > 0 ? (dims[i] as number) : undefined;
+    schema = { type: 'array', items: schema, ...(fixed ? { minItems: fixed, maxItems: fixed } : {}) };
+    example = Array.from({ length: fixed ?? 1 }, () => example);
   }
   return { schema, example };
 }

@@ -45,6 +45,11 @@ export interface AppConfig {
     /** Largest accepted upload (HTTP multipart / single model file), bytes. */
     maxUploadBytes: number;
   };
+  /**
+   * How long a lone `incoming/<name>/<file>.onnx` waits before it deploys with defaults: a `deploy.json` (or other
+   * files) uploaded after the model within that time means the folder is not a lone model after all.
+   */
+  loneOnnxSettleSeconds: number;
   smokeTest: {
     /** Bound on waiting for `GET /` to answer 200 (liveness) before a slot is declared unhealthy. */
     livenessTimeoutMs: number;
@@ -109,6 +114,7 @@ const envSchema = z.object({
   MAX_UPLOAD_BYTES: positiveInt(100 * 1024 * 1024),
   SMOKE_TEST_LIVENESS_TIMEOUT_MS: positiveInt(60_000),
   SMOKE_TEST_REQUEST_TIMEOUT_MS: positiveInt(30_000),
+  LONE_ONNX_SETTLE_SECONDS: intSetting(30, 0, 3600),
   AZURE_SUBSCRIPTION_ID: optionalText,
   AZURE_RESOURCE_GROUP: optionalText,
   AZURE_LOCATION: optionalText,
@@ -200,6 +206,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       startTimeoutMs: env.LOCAL_START_TIMEOUT_MS,
     },
     limits: { maxUploadBytes: env.MAX_UPLOAD_BYTES },
+    loneOnnxSettleSeconds: env.LONE_ONNX_SETTLE_SECONDS,
     smokeTest: {
       livenessTimeoutMs: env.SMOKE_TEST_LIVENESS_TIMEOUT_MS,
       requestTimeoutMs: env.SMOKE_TEST_REQUEST_TIMEOUT_MS,

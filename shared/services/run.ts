@@ -29,6 +29,18 @@ export interface DeployRunInput {
   training?: { trainingRunId: string; metrics: Record<string, number>; promotion?: PromotionPolicy; batch?: Record<string, unknown> };
 }
 
+/** The wait before a lone `incoming/<name>/<file>.onnx` deploys (orchestrations/deployLoneOnnx.ts). */
+export const DEPLOY_LONE_ONNX_ORCHESTRATION = 'deployLoneOnnx';
+
+export interface DeployLoneOnnxInput {
+  folder: string;
+  onnxFile: string;
+  settleSeconds: number;
+  /** The deployment's run id (`GET /api/runs/{runId}` once it starts). */
+  runId: string;
+  run: DeployRunInput;
+}
+
 export type StepName = 'register' | 'promotionCheck' | 'image' | 'prepare' | 'deploy' | 'smokeTest' | 'promote' | 'retire' | 'rollback' | 'batch';
 export type StepState = 'Running' | 'Succeeded' | 'Failed' | 'Skipped';
 

@@ -18,7 +18,7 @@ let workDir: string;
 
 beforeAll(async () => {
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-e2e-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000', MAX_UPLOAD_BYTES: String(256 * 1024) }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000', MAX_UPLOAD_BYTES: String(256 * 1024), LONE_ONNX_SETTLE_SECONDS: '1' }, pollIntervalMs: 100 });
   storage = storageFromConnectionString(env.connectionString);
 }, 120_000);
 afterAll(async () => {
@@ -320,3 +320,28 @@ test('PATCH a model: tags are mutable, properties add-only, bad bodies are clear
   expect((await env.request('PATCH', '/api/models/patchme/1', '{oops')).body.error.code).toBe('InvalidJson');
   expect((await env.request('PATCH', '/api/models/patchme/9', { tags: { a: 'b' } })).status).toBe(404);
 });
+
+test('a lone .onnx deploys with defaults once its folder has settled; one followed by a deploy.json does not', async () => {
+  const onnx = fs.readFileSync(path.join(__dirname, '../../examples/models/diabetes-onnx/model.onnx'));
+  const c = await storage.ensureContainer('incoming');
+  const lone = await c.getBlockBlobClient('lonely/model.onnx').uploadData(onnx);
+  const loneRun = runIdFor('blob', `incoming/lonely/model.onnx@${String(lone.etag).replace(/"/g, '')}`);
+  const run = await waitRun(loneRun, 60_000);
+  expect(JSON.stringify(run.error ?? null) + run.state).toBe('null' + 'Succeeded');
+  expect(run.result.serviceName).toBe('lonely');
+
+  // The documented order: model first, deploy.json last (within the settle time) → only the manifest's run.
+  const first = await c.getBlockBlobClient('withmanifest/model.onnx').uploadData(onnx);
+  const skippedRun = runIdFor('blob', `incoming/withmanifest/model.onnx@${String(first.etag).replace(/"/g, '')}`);
+  const manifest = JSON.parse(fs.readFileSync(path.join(__dirname, '../../examples/models/diabetes-onnx/deploy.json'), 'utf8'));
+  const m = await c.getBlockBlobClient('withmanifest/deploy.json').uploadData(Buffer.from(JSON.stringify({ ...manifest, service: { name: 'withmanifest' } })));
+  const manifestRun = await waitRun(runIdFor('blob', `incoming/withmanifest/deploy.json@${String(m.etag).replace(/"/g, '')}`), 60_000);
+  expect(manifestRun.state).toBe('Succeeded');
+  // Whether the .onnx trigger fired before the manifest landed (then its settle wait skips) or after (then it never
+  // waits): after the settle time, no default deployment exists.
+  await new Promise((r) => setTimeout(r, 3000));
+  const settle = await env.status(`${skippedRun}-settle`);
+  if (settle) expect(settle.output).toMatchObject({ deployed: false });
+  expect((await env.request('GET', `/api/runs/${skippedRun}`)).status).toBe(404);
+}, 180_000);
+

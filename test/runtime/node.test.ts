@@ -96,7 +96,8 @@ describe('ONNX model with no entry script', () => {
 
   it('derives the swagger from the model metadata', async () => {
     const doc = await (await fetch(`${s.url}/swagger.json`)).json();
-    expect(doc.definitions.ServiceInput.properties.input).toEqual({ type: 'array', items: { type: 'array', items: { type: 'number', format: 'float' } } });
+    // The fixed feature dimension is exact (the example must be an input the model accepts); the batch one is free.
+    expect(doc.definitions.ServiceInput.properties.input).toEqual({ type: 'array', items: { type: 'array', items: { type: 'number', format: 'float' }, minItems: 4, maxItems: 4 } });
     expect(doc.definitions.ServiceInput.example).toEqual({ input: [[0, 0, 0, 0]] });
     expect(Object.keys(doc.definitions.ServiceOutput.properties)).toEqual(['output']);
   });
