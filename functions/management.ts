@@ -111,7 +111,7 @@ app.http('updateModel', {
     if (!parsed.success) throw badRequest('InvalidModelUpdate', describeIssues(parsed.error.issues));
     const { tags, remove_tags, properties } = parsed.data;
     if (!tags && !remove_tags && !properties) throw badRequest('InvalidModelUpdate', 'Give "tags", "remove_tags" and/or "properties".');
-    let record = await models.get(request.params.name, version);
+    let record: unknown;
     if (tags || remove_tags) record = await models.updateTags(request.params.name, version, { ...(tags ? { add: tags } : {}), ...(remove_tags ? { remove: remove_tags } : {}) });
     if (properties) record = await models.addProperties(request.params.name, version, properties);
     return { jsonBody: record };

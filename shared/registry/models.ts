@@ -275,43 +275,33 @@ export class ModelRegistry {
 
   /** Adds/overwrites tags and removes tags (tags are mutable). ETag-conditioned, so concurrent updates compose. */
   async updateTags(name: string, version: number, change: { add?: Record<string, string>; remove?: string[] }): Promise<ModelRecord> {
-    checkModelName(name, 'model');
     const add = checkStringMap(change.add, 'tags');
-    const table = await this.table();
-    const row = await updateRowWithEtag<ModelRow>(
-      table,
-      name,
-      versionRowKey(version),
-      (cur) => {
-        const tags: Record<string, string> = { ...JSON.parse(cur.tags || '{}'), ...add };
-        for (const k of change.remove ?? []) delete tags[k];
-        return { tags: JSON.stringify(tags) };
-      },
-      () => notFound('ModelNotFound', `Model ${name}:${version} does not exist.`),
-    );
-    return toRecord(row);
+    return this.patchVersion(name, version, (cur) => {
+      const tags: Record<string, string> = { ...JSON.parse(cur.tags || '{}'), ...add };
+      for (const k of change.remove ?? []) delete tags[k];
+      return { tags: JSON.stringify(tags) };
+    });
   }
 
   /** Adds properties; properties are add-only, so changing an existing key's value is 409 `PropertyImmutable`. */
   async addProperties(name: string, version: number, props: Record<string, string>): Promise<ModelRecord> {
-    checkModelName(name, 'model');
     const add = checkStringMap(props, 'properties');
-    const table = await this.table();
-    const row = await updateRowWithEtag<ModelRow>(
-      table,
-      name,
-      versionRowKey(version),
-      (cur) => {
-        const current: Record<string, string> = JSON.parse(cur.properties || '{}');
-        for (const [k, v] of Object.entries(add)) {
-          if (k in current && current[k] !== v) {
-            throw conflict('PropertyImmutable', `Property "${k}" of ${name}:${version} is already set; properties are add-only (use tags for mutable values).`);
-          }
+    return this.patchVersion(name, version, (cur) => {
+      const current: Record<string, string> = JSON.parse(cur.properties || '{}');
+      for (const [k, v] of Object.entries(add)) {
+        if (k in current && current[k] !== v) {
+          throw conflict('PropertyImmutable', `Property "${k}" of ${name}:${version} is already set; properties are add-only (use tags for mutable values).`);
         }
-        return { properties: JSON.stringify({ ...current, ...add }) };
-      },
-      () => notFound('ModelNotFound', `Model ${name}:${version} does not exist.`),
-    );
+      }
+      return { properties: JSON.stringify({ ...current, ...add }) };
+    });
+  }
+
+  /** An ETag-conditioned change of one version's row (concurrent updates compose); 404 `ModelNotFound` when absent. */
+  private async patchVersion(name: string, version: number, change: (cur: ModelRow) => Partial<ModelRow>): Promise<ModelRecord> {
+    checkModelName(name, 'model');
+    const table = await this.table();
+    const row = await updateRowWithEtag<ModelRow>(table, name, versionRowKey(version), change, () => notFound('ModelNotFound', `Model ${name}:${version} does not exist.`));
     return toRecord(row);
   }
 
