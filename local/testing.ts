@@ -4,6 +4,7 @@
  * (the way Temporal's TestWorkflowEnvironment is used).
  */
 import { ChildProcess, spawn } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
 import { AzuriteInstance, startAzurite } from './azurite';
 import { HostJson, LocalHost } from './host';
@@ -55,7 +56,7 @@ export async function startTestEnvironment(opts: TestEnvironmentOptions = {}): P
   const logs: string[] = [];
   const verbose = opts.verbose ?? process.env.MDF_TEST_LOGS === '1';
   const host = new LocalHost({
-    appRoot: opts.appRoot ?? path.resolve(__dirname, '..', fs_exists(path.resolve(__dirname, '..', 'package.json')) ? '' : '..'),
+    appRoot: opts.appRoot ?? repoRoot(),
     storage: azurite.connectionString,
     port: 0,
     settings: opts.settings,
@@ -135,8 +136,10 @@ export async function startTestEnvironment(opts: TestEnvironmentOptions = {}): P
   return env;
 }
 
-function fs_exists(p: string): boolean {
-  return require('fs').existsSync(p);
+/** This repository (the real app): `local/` from the TypeScript sources (Jest), `dist/local/` when compiled. */
+function repoRoot(): string {
+  const up = path.resolve(__dirname, '..');
+  return fs.existsSync(path.join(up, 'package.json')) ? up : path.resolve(up, '..');
 }
 
 /**
@@ -144,7 +147,7 @@ function fs_exists(p: string): boolean {
  * it printed its `ready` line; rejects with its output if it exits first.
  */
 export function startHostProcess(opts: { connectionString: string; appRoot?: string; env?: Record<string, string>; pollMs?: number }): Promise<{ url: string; proc: ChildProcess }> {
-  const root = path.resolve(__dirname, '..', fs_exists(path.resolve(__dirname, '..', 'package.json')) ? '' : '..');
+  const root = repoRoot();
   const proc = spawn(process.execPath, [path.join(root, 'dist/local/cli.js'), '--app', opts.appRoot ?? root, '--port', '0', '--poll-ms', String(opts.pollMs ?? 100)], {
     env: { ...process.env, ...(opts.env ?? {}), AzureWebJobsStorage: opts.connectionString },
     stdio: ['ignore', 'pipe', 'pipe'],
