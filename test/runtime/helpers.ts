@@ -1,4 +1,5 @@
 /** Shared helpers of the runtime tests: start a server with a log collector, temp dirs, paths. */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -8,6 +9,29 @@ export const ROOT = path.resolve(__dirname, '../..');
 export const EX = path.join(ROOT, 'examples/runtime');
 /** Debian's interpreter, which has python3-numpy / python3-sklearn / python3-pandas. */
 export const SYSTEM_PYTHON = '/usr/bin/python3';
+
+/**
+ * Why `SYSTEM_PYTHON` cannot run the ML tests (numpy, scikit-learn, pandas missing), or undefined when it can.
+ * `.ci/run` installs Debian's packages and sets `MDF_REQUIRE_PYTHON_ML=1`: there a missing module fails the tests
+ * instead of skipping them.
+ */
+export function pythonMlMissing(modules: string[] = ['numpy', 'sklearn', 'pandas']): string | undefined {
+  const r = spawnSync(SYSTEM_PYTHON, ['-c', `import ${modules.join(', ')}`], { encoding: 'utf8', timeout: 60000 });
+  if (r.status === 0) return undefined;
+  return `${SYSTEM_PYTHON} cannot import ${modules.join(', ')} (${(r.error?.message ?? r.stderr ?? '').trim().split('\n').pop()}); install python3-numpy python3-sklearn python3-pandas`;
+}
+
+/** `describe` for tests that need Python's ML modules: skipped with a printed reason when they are missing (not in CI). */
+export function describeWithPythonMl(name: string, fn: () => void): void {
+  const missing = process.env.MDF_REQUIRE_PYTHON_ML === '1' ? undefined : pythonMlMissing();
+  if (missing) {
+    // eslint-disable-next-line no-console
+    console.log(`skipping "${name}": ${missing}`);
+    describe.skip(name, fn);
+  } else {
+    describe(name, fn);
+  }
+}
 
 export interface Started {
   server: ScoringServer;

@@ -1,7 +1,7 @@
 /** Python worker + the compatibility modules (azureml.core.model, azureml.contrib.services, inference_schema). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EX, post, start, SYSTEM_PYTHON, tempDir, waitFor, type Started } from './helpers';
+import { describeWithPythonMl, EX, post, start, SYSTEM_PYTHON, tempDir, waitFor, type Started } from './helpers';
 
 const py = (p: string) => path.join(EX, 'python', p);
 
@@ -114,7 +114,7 @@ describe('@rawhttp, AMLRequest, AMLResponse (seed example 2, unmodified)', () =>
   });
 });
 
-describe('inference_schema decorators (numpy / sklearn; seed example 3)', () => {
+describeWithPythonMl('inference_schema decorators (numpy / sklearn; seed example 3)', () => {
   let s: Started;
   beforeAll(async () => {
     s = await start({ entryScript: py('schema/score.py'), modelDir: py('schema/model'), python: SYSTEM_PYTHON, serviceName: 'salary' });
@@ -164,7 +164,7 @@ describe('inference_schema decorators (numpy / sklearn; seed example 3)', () => 
   });
 });
 
-describe('inference_schema: seed-style run(raw_data), standard and pandas types', () => {
+describeWithPythonMl('inference_schema: seed-style run(raw_data), standard and pandas types', () => {
   let seed: Started;
   let types: Started;
   beforeAll(async () => {
