@@ -1,4 +1,4 @@
-/** Jest: TypeScript tests through ts-jest (transpile only; `npm run build` type-checks the sources). */
+/** Jest: TypeScript tests through ts-jest (transpile only; `npm test` type-checks sources and tests with tsconfig.test.json first). */
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
