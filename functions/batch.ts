@@ -20,6 +20,7 @@ import { statusOrUndefined, sweepBatchPools, teardownPool } from '../shared/batc
 import { checkInputs, getBatchRunView, runIds, startBatchRun, type BatchRunCustomStatus, type BatchRunInput } from '../shared/batch/run';
 import { getConfig } from '../shared/config';
 import { AppError, errorResponse, toErrorInfo } from '../shared/errors';
+import { MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
 import { getStorage } from '../shared/storage';
 
 const SOURCE = 'batch-runs';
@@ -48,7 +49,7 @@ df.app.client.http('batchRunsStart', {
   handler: async (request: HttpRequest, client: DurableClient, context: InvocationContext): Promise<HttpResponseInit> => {
     try {
       const storage = getStorage();
-      const text = await request.text();
+      const text = await readBodyText(request, MAX_JSON_BODY_BYTES, 'The job definition');
       if (!text.trim()) throw new AppError('InvalidJobDefinition', 'The request body is empty: send a batch job definition (JSON or YAML).', 400);
       const yaml = /yaml/i.test(request.headers.get('content-type') ?? '');
       const job = parseBatchJobText(text, { fileName: yaml ? 'batch.yaml' : 'request body', accountUrl: storage.blobService.url });
@@ -96,7 +97,7 @@ df.app.client.http('batchRunsTerminate', {
       const s = await statusOrUndefined(client, id, { showInput: true });
       if (!s || s.name !== 'batchRun') throw new AppError('RunNotFound', `There is no batch run "${id}".`, 404);
       const input = s.input as BatchRunInput;
-      const reason = (await request.text()).slice(0, 200) || 'terminated through POST /api/batch-runs/{id}/terminate';
+      const reason = (await readBodyText(request, MAX_JSON_BODY_BYTES, 'The reason')).slice(0, 200) || 'terminated through POST /api/batch-runs/{id}/terminate';
       const running = (st: unknown) => ['Running', 'Pending'].includes(String(st));
       if (running(s.runtimeStatus)) await client.terminate(id, reason);
       const chunk = (s.customStatus as BatchRunCustomStatus | undefined)?.chunk;
