@@ -12,6 +12,7 @@
  * The `training-completed` message is handled by the deployment chain's trigger via `startBatchFromTrainingMessage`.
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { createHash } from 'crypto';
 import * as df from 'durable-functions';
 import type { DurableClient } from 'durable-functions';
 import { parseBatchJob, parseBatchJobText } from '../shared/batch/job';
@@ -59,7 +60,8 @@ df.app.client.http('batchRunsStart', {
       await checkInputs(storage, job);
       const idempotencyKey = request.headers.get('idempotency-key') ?? undefined;
       const runId = runIds.http(idempotencyKey);
-      const { created } = await startBatchRun(client, job, { runId, source: { kind: 'http', eventId: idempotencyKey ?? context.invocationId }, config: getConfig(), storage });
+      const requestDigest = createHash('sha256').update(`${yaml ? 'yaml' : 'json'}\n${text}`).digest('hex');
+      const { created } = await startBatchRun(client, job, { runId, source: { kind: 'http', eventId: idempotencyKey ?? context.invocationId }, config: getConfig(), storage, requestDigest });
       void sweepSoon(client, context);
       const uris = statusUris(request, runId);
       return { status: 202, headers: { Location: uris.statusUri }, jsonBody: { id: runId, started: created, ...uris } };

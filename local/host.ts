@@ -211,7 +211,7 @@ export class LocalHost {
     await this.blobPoller.start();
     await this.queuePoller.start();
     this.timers.start();
-    this.log(`listening on ${this.baseUrl} with ${this.functions.length} functions; task hub ${this.hubName} in ${storage.describe()}; ${resumed} instance(s) resumed`);
+    this.log(`listening on ${this.baseUrl} with ${this.functions.length} functions; task hub ${this.hubName} in ${storage.describe()}; ${resumed} instance(s) resumed; HTTP ${this.httpStreamUri ? 'streamed to the app' : 'bodies buffered'}`);
   }
 
   async stop(): Promise<void> {

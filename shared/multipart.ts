@@ -110,8 +110,8 @@ export class ByteBudget {
       transform(chunk: Buffer, _enc, cb: TransformCallback) {
         bytes += chunk.length;
         budget.total += chunk.length;
-        if (bytes > budget.maxPartBytes) return cb(tooLarge('PartTooLarge', budget.messages.part(field)));
         if (budget.total > budget.maxTotalBytes) return cb(tooLarge('PayloadTooLarge', budget.messages.total()));
+        if (bytes > budget.maxPartBytes) return cb(tooLarge('PartTooLarge', budget.messages.part(field)));
         hash.update(chunk);
         cb(null, chunk);
       },
