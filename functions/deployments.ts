@@ -78,8 +78,14 @@ async function claimService(client: RunClient, serviceName: string, runId: strin
 /** Starts a deployment run: claims its service first (when it deploys one), unless the run exists already. */
 async function claimAndStart(client: RunClient, runId: string, input: DeployRunInput): Promise<{ runId: string; started: boolean }> {
   if (await runExists(client, runId)) return { runId, started: false };
-  if (input.manifest) await claimService(client, input.manifest.service.name, runId);
-  return startDeployRun(client, runId, input);
+  const service = input.manifest?.service.name;
+  if (service) await claimService(client, service, runId);
+  try {
+    return await startDeployRun(client, runId, input);
+  } catch (e) {
+    if (service) await getAppServices().services.releaseClaim(service, runId).catch(() => undefined);
+    throw e;
+  }
 }
 
 async function runExists(client: RunClient, runId: string): Promise<boolean> {
@@ -95,25 +101,17 @@ async function onManifestBlob(blob: unknown, context: InvocationContext, fileNam
   const etag = metadataEtag(context) ?? String((await storage.container(CONTAINERS.incoming).getBlockBlobClient(`${name}/${fileName}`).getProperties()).etag ?? '').replace(/"/g, '');
   const text = Buffer.isBuffer(blob) ? blob.toString('utf8') : typeof blob === 'string' ? blob : JSON.stringify(blob);
   let run: { runId: string; input: DeployRunInput };
+  let r: { started: boolean };
   try {
     run = runFromBlobManifest(name, fileName, text, etag);
     await assertFilesExist(storage, run.input);
-  } catch (e) {
-    if (!(e instanceof AppError) || e.httpStatus >= 500) throw e; // transient: the trigger retries
-    // Bad input: no retry; the reason goes beside the manifest (and to the log).
-    const error = toErrorInfo(e);
-    context.warn(`incoming/${name}/${fileName} rejected: ${error.code}: ${error.message}`);
-    await storage.container(CONTAINERS.incoming).getBlockBlobClient(`${name}/deploy.error.json`)
-      .uploadData(Buffer.from(JSON.stringify({ error, manifest: `incoming/${name}/${fileName}`, etag }, null, 2)), { blobHTTPHeaders: { blobContentType: 'application/json' } });
-    return;
-  }
-  let r: { started: boolean };
-  try {
+    // 409 when the service is being deleted, deployed or claimed by another accepted run (ServiceBusy).
     r = await claimAndStart(df.getClient(context) as unknown as RunClient, run.runId, run.input);
   } catch (e) {
-    if (!(e instanceof AppError) || e.httpStatus >= 500) throw e;
+    if (!(e instanceof AppError) || e.httpStatus >= 500) throw e; // transient: the trigger retries
+    // Bad input or a busy service: no retry; the reason goes beside the manifest (and to the log).
     const error = toErrorInfo(e);
-    context.warn(`incoming/${name}/${fileName} refused: ${error.code}: ${error.message}`);
+    context.warn(`incoming/${name}/${fileName} rejected: ${error.code}: ${error.message}`);
     await storage.container(CONTAINERS.incoming).getBlockBlobClient(`${name}/deploy.error.json`)
       .uploadData(Buffer.from(JSON.stringify({ error, manifest: `incoming/${name}/${fileName}`, etag }, null, 2)), { blobHTTPHeaders: { blobContentType: 'application/json' } });
     return;
@@ -219,14 +217,8 @@ app.http('startDeployment', {
       const again = await replay(request, client, run.runId, run.input);
       if (again) return again;
       await assertFilesExist(getAppServices().storage, run.input);
-      await claimService(client, manifest.service.name, run.runId);
-      try {
-        const r = await startDeployRun(client, run.runId, run.input);
-        return accepted(request, run.runId, r.started, run.input);
-      } catch (e) {
-        await getAppServices().services.releaseClaim(manifest.service.name, run.runId).catch(() => undefined);
-        throw e;
-      }
+      const r = await claimAndStart(client, run.runId, run.input);
+      return accepted(request, run.runId, r.started, run.input);
     } catch (e) {
       if (!(e instanceof AppError)) context.error(`POST /api/deployments failed: ${toErrorInfo(e).message}`);
       return errorResponse(e);
@@ -263,7 +255,7 @@ const MULTIPART_HELP = 'Send a "manifest" part (deploy.json or YAML text) first,
 async function multipartDeployment(request: HttpRequest, context: InvocationContext, client: RunClient, eventKey: string, runId: string, type: string): Promise<HttpResponseInit> {
   const { limits } = getConfig();
   const { storage, services } = getAppServices();
-  checkDeclaredLength(request, limits.maxUploadBytes + MAX_MANIFEST_BYTES, 'The upload', 'MAX_UPLOAD_BYTES');
+  checkDeclaredLength(request, limits.maxUploadBytes + MAX_MANIFEST_BYTES, 'The upload', 'MAX_UPLOAD_BYTES for the files + 1 MB for the manifest');
   if (!request.body) throw badRequest('ManifestMissing', `The multipart body is empty. ${MULTIPART_HELP}`);
   const budget = new ByteBudget(limits.maxUploadPartBytes, limits.maxUploadBytes, {
     part: (field) => `Part "${field}" is larger than ${limits.maxUploadPartBytes} bytes (MAX_UPLOAD_PART_BYTES). Upload large files to blob storage and reference them in the manifest.`,
