@@ -12,6 +12,7 @@
  * The `training-completed` message is handled by the deployment chain's trigger via `startBatchFromTrainingMessage`.
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { createHash } from 'crypto';
 import * as df from 'durable-functions';
 import type { DurableClient } from 'durable-functions';
 import { parseBatchJob, parseBatchJobText } from '../shared/batch/job';
@@ -20,6 +21,7 @@ import { statusOrUndefined, sweepBatchPools, teardownPool } from '../shared/batc
 import { checkInputs, getBatchRunView, runIds, startBatchRun, type BatchRunCustomStatus, type BatchRunInput } from '../shared/batch/run';
 import { getConfig } from '../shared/config';
 import { AppError, errorResponse, toErrorInfo } from '../shared/errors';
+import { MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
 import { getStorage } from '../shared/storage';
 
 const SOURCE = 'batch-runs';
@@ -48,7 +50,7 @@ df.app.client.http('batchRunsStart', {
   handler: async (request: HttpRequest, client: DurableClient, context: InvocationContext): Promise<HttpResponseInit> => {
     try {
       const storage = getStorage();
-      const text = await request.text();
+      const text = await readBodyText(request, MAX_JSON_BODY_BYTES, 'The job definition');
       if (!text.trim()) throw new AppError('InvalidJobDefinition', 'The request body is empty: send a batch job definition (JSON or YAML).', 400);
       const yaml = /yaml/i.test(request.headers.get('content-type') ?? '');
       const job = parseBatchJobText(text, { fileName: yaml ? 'batch.yaml' : 'request body', accountUrl: storage.blobService.url });
@@ -58,7 +60,8 @@ df.app.client.http('batchRunsStart', {
       await checkInputs(storage, job);
       const idempotencyKey = request.headers.get('idempotency-key') ?? undefined;
       const runId = runIds.http(idempotencyKey);
-      const { created } = await startBatchRun(client, job, { runId, source: { kind: 'http', eventId: idempotencyKey ?? context.invocationId }, config: getConfig(), storage });
+      const requestDigest = createHash('sha256').update(`${yaml ? 'yaml' : 'json'}\n${text}`).digest('hex');
+      const { created } = await startBatchRun(client, job, { runId, source: { kind: 'http', eventId: idempotencyKey ?? context.invocationId }, config: getConfig(), storage, requestDigest });
       void sweepSoon(client, context);
       const uris = statusUris(request, runId);
       return { status: 202, headers: { Location: uris.statusUri }, jsonBody: { id: runId, started: created, ...uris } };
@@ -96,7 +99,7 @@ df.app.client.http('batchRunsTerminate', {
       const s = await statusOrUndefined(client, id, { showInput: true });
       if (!s || s.name !== 'batchRun') throw new AppError('RunNotFound', `There is no batch run "${id}".`, 404);
       const input = s.input as BatchRunInput;
-      const reason = (await request.text()).slice(0, 200) || 'terminated through POST /api/batch-runs/{id}/terminate';
+      const reason = (await readBodyText(request, MAX_JSON_BODY_BYTES, 'The reason')).slice(0, 200) || 'terminated through POST /api/batch-runs/{id}/terminate';
       const running = (st: unknown) => ['Running', 'Pending'].includes(String(st));
       if (running(s.runtimeStatus)) await client.terminate(id, reason);
       const chunk = (s.customStatus as BatchRunCustomStatus | undefined)?.chunk;

@@ -9,16 +9,21 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import * as df from 'durable-functions';
 import { randomUUID } from 'crypto';
 import { getConfig } from '../shared/config';
+import { Readable, Writable } from 'stream';
+import { pipeline } from 'stream/promises';
 import { AppError, errorResponse, toErrorInfo, tooLarge, badRequest } from '../shared/errors';
+import { checkDeclaredLength, MAX_MANIFEST_BYTES, readBodyText } from '../shared/http-body';
+import { ByteBudget, multipartParts, partStream, readPart, type MultipartPart } from '../shared/multipart';
 import { checkRelativePath } from '../shared/manifest/names';
 import { parseManifest } from '../shared/manifest/schema';
 import { getAppServices, shutdownAppServices } from '../shared/services/app';
 import { restoreLocalServices } from '../shared/services/restore';
-import { DEPLOY_LONE_ONNX_ORCHESTRATION, runIdFor, type DeployLoneOnnxInput, type DeployRunInput } from '../shared/services/run';
+import { DEPLOY_LONE_ONNX_ORCHESTRATION, requestDigest, runIdFor, type DeployLoneOnnxInput, type DeployRunInput } from '../shared/services/run';
 import {
   assertFilesExist,
   checkServiceHold,
   findRun,
+  isClaimStale,
   isLoneOnnx,
   runFromBlobManifest,
   runFromHttpManifest,
@@ -52,11 +57,12 @@ function metadataEtag(context: InvocationContext): string | undefined {
 }
 
 /**
- * 409 when the service is being deleted or held by a run that still runs (the run's own claim is the real lock;
- * this answers early). A hold whose run has ended, was terminated or purged, or whose lease expired is stale:
- * it is released here so the new run's `beginDeployment` can take the service.
+ * Takes the service for run `runId` at the door, before anything is stored or started: 409 when it is being
+ * deleted, held by a run that still runs (`DeploymentInProgress`), or claimed by another accepted request whose run
+ * has not finished (`ServiceBusy`). A hold whose run has ended, was terminated or purged, or whose lease expired
+ * is stale: it is released here so the new run's `beginDeployment` can take the service.
  */
-async function assertServiceFree(client: RunClient, serviceName: string, runId: string): Promise<void> {
+async function claimService(client: RunClient, serviceName: string, runId: string): Promise<void> {
   const app = getAppServices();
   const svc = await app.services.find(serviceName);
   const stale = await checkServiceHold(client, svc, runId);
@@ -66,6 +72,25 @@ async function assertServiceFree(client: RunClient, serviceName: string, runId: 
       message: `Run ${stale} ended without finishing its deployment of ${serviceName}; run ${runId} took the service over.`,
     });
   }
+  await app.services.claim(serviceName, runId, (holder) => isClaimStale(client, holder));
+}
+
+/** Starts a deployment run: claims its service first (when it deploys one), unless the run exists already. */
+async function claimAndStart(client: RunClient, runId: string, input: DeployRunInput): Promise<{ runId: string; started: boolean }> {
+  if (await runExists(client, runId)) return { runId, started: false };
+  const service = input.manifest?.service.name;
+  if (service) await claimService(client, service, runId);
+  try {
+    return await startDeployRun(client, runId, input);
+  } catch (e) {
+    if (service) await getAppServices().services.releaseClaim(service, runId).catch(() => undefined);
+    throw e;
+  }
+}
+
+async function runExists(client: RunClient, runId: string): Promise<boolean> {
+  const existing = await findRun(client, runId);
+  return !!existing && existing.runtimeStatus !== undefined && existing.runtimeStatus !== null;
 }
 
 // ---------------------------------------------------------------- blob
@@ -76,19 +101,21 @@ async function onManifestBlob(blob: unknown, context: InvocationContext, fileNam
   const etag = metadataEtag(context) ?? String((await storage.container(CONTAINERS.incoming).getBlockBlobClient(`${name}/${fileName}`).getProperties()).etag ?? '').replace(/"/g, '');
   const text = Buffer.isBuffer(blob) ? blob.toString('utf8') : typeof blob === 'string' ? blob : JSON.stringify(blob);
   let run: { runId: string; input: DeployRunInput };
+  let r: { started: boolean };
   try {
     run = runFromBlobManifest(name, fileName, text, etag);
     await assertFilesExist(storage, run.input);
+    // 409 when the service is being deleted, deployed or claimed by another accepted run (ServiceBusy).
+    r = await claimAndStart(df.getClient(context) as unknown as RunClient, run.runId, run.input);
   } catch (e) {
     if (!(e instanceof AppError) || e.httpStatus >= 500) throw e; // transient: the trigger retries
-    // Bad input: no retry; the reason goes beside the manifest (and to the log).
+    // Bad input or a busy service: no retry; the reason goes beside the manifest (and to the log).
     const error = toErrorInfo(e);
     context.warn(`incoming/${name}/${fileName} rejected: ${error.code}: ${error.message}`);
     await storage.container(CONTAINERS.incoming).getBlockBlobClient(`${name}/deploy.error.json`)
       .uploadData(Buffer.from(JSON.stringify({ error, manifest: `incoming/${name}/${fileName}`, etag }, null, 2)), { blobHTTPHeaders: { blobContentType: 'application/json' } });
     return;
   }
-  const r = await startDeployRun(df.getClient(context) as unknown as RunClient, run.runId, run.input);
   context.log(`incoming/${name}/${fileName}: run ${run.runId} ${r.started ? 'started' : 'already exists'}`);
 }
 
@@ -170,58 +197,15 @@ app.http('startDeployment', {
   authLevel: 'function',
   extraInputs: [clientInput],
   handler: async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
-    let uploaded: string | undefined;
     try {
-      const config = getConfig();
-      const { storage } = getAppServices();
       const client = df.getClient(context) as unknown as RunClient;
-      const limit = config.limits.maxUploadBytes;
-      const declared = Number(request.headers.get('content-length'));
-      if (Number.isFinite(declared) && declared > limit) {
-        throw tooLarge('PayloadTooLarge', `The upload is ${declared} bytes; the limit is ${limit} bytes (MAX_UPLOAD_BYTES). Upload large files to blob storage and reference them.`);
-      }
       const eventKey = request.headers.get('idempotency-key') ?? request.headers.get('x-ms-client-request-id') ?? randomUUID();
       const runId = runIdFor('http', eventKey);
-      const type = (request.headers.get('content-type') ?? '').toLowerCase();
-      // The same Idempotency-Key again: the original 202, nothing read, written or checked again.
-      const replay = async (input: DeployRunInput) => {
-        const existing = await findRun(client, runId);
-        return existing && existing.runtimeStatus !== undefined && existing.runtimeStatus !== null ? accepted(request, runId, false, input) : undefined;
-      };
+      const type = request.headers.get('content-type') ?? '';
+      if (/^multipart\/form-data/i.test(type)) return await multipartDeployment(request, context, client, eventKey, runId, type);
 
-      if (type.startsWith('multipart/form-data')) {
-        const form = await request.formData();
-        const manifestPart = form.get('manifest');
-        if (manifestPart === null) throw badRequest('ManifestMissing', 'The multipart body needs a "manifest" part (deploy.json or YAML text); every other part is a file named by its field name.');
-        const manifestText = typeof manifestPart === 'string' ? manifestPart : await manifestPart.text();
-        const manifestName = typeof manifestPart === 'string' ? 'deploy.json' : manifestPart.name || 'deploy.json';
-        const manifest = parseManifest(manifestText, { fileName: manifestName });
-        const run = runFromHttpManifest(manifest, eventKey, `${CONTAINERS.uploads}/${runId}`);
-        const again = await replay(run.input);
-        if (again) return again;
-        const parts: Array<[string, File]> = [];
-        form.forEach((value, field) => {
-          if (field !== 'manifest' && typeof value !== 'string') parts.push([field, value]);
-        });
-        let total = 0;
-        for (const [field, value] of parts) {
-          checkRelativePath(field, `multipart part "${field}"`);
-          total += value.size;
-        }
-        if (total > limit) throw tooLarge('PayloadTooLarge', `The uploaded files exceed ${limit} bytes (MAX_UPLOAD_BYTES).`);
-        // Checks before any upload: a refused request leaves nothing behind.
-        await assertServiceFree(client, manifest.service.name, runId);
-        const uploads = await storage.ensureContainer(CONTAINERS.uploads);
-        uploaded = `${runId}/`;
-        for (const [field, value] of parts) await uploads.getBlockBlobClient(`${runId}/${field}`).uploadData(Buffer.from(await value.arrayBuffer()));
-        await assertFilesExist(storage, run.input);
-        const r = await startDeployRun(client, run.runId, run.input);
-        uploaded = undefined;
-        return accepted(request, run.runId, r.started, run.input);
-      }
-      const text = await request.text();
-      if (Buffer.byteLength(text) > limit) throw tooLarge('PayloadTooLarge', `The manifest is larger than ${limit} bytes (MAX_UPLOAD_BYTES).`);
-      const yaml = /yaml|yml/.test(type);
+      const text = await readBodyText(request, MAX_MANIFEST_BYTES, 'The manifest');
+      const yaml = /yaml|yml/i.test(type);
       const manifest = parseManifest(text, { fileName: yaml ? 'deploy.yaml' : 'deploy.json' });
       const folder = request.query.get('folder') ?? undefined;
       if (folder) {
@@ -229,19 +213,125 @@ app.http('startDeployment', {
         assertUserContainer(folder.split('/')[0], 'folder');
       }
       const run = runFromHttpManifest(manifest, eventKey, folder);
-      const again = await replay(run.input);
+      run.input.requestDigest = requestDigest(text, { folder });
+      const again = await replay(request, client, run.runId, run.input);
       if (again) return again;
-      await assertFilesExist(storage, run.input);
-      await assertServiceFree(client, manifest.service.name, run.runId);
-      const r = await startDeployRun(client, run.runId, run.input);
+      await assertFilesExist(getAppServices().storage, run.input);
+      const r = await claimAndStart(client, run.runId, run.input);
       return accepted(request, run.runId, r.started, run.input);
     } catch (e) {
-      if (uploaded) await deleteUploads(uploaded).catch((d) => context.warn(`could not remove uploads/${uploaded}: ${toErrorInfo(d).message}`));
       if (!(e instanceof AppError)) context.error(`POST /api/deployments failed: ${toErrorInfo(e).message}`);
       return errorResponse(e);
     }
   },
 });
+
+/**
+ * The same Idempotency-Key again: the original 202 when the request is the same (same digest), 422
+ * `IdempotencyKeyReused` when it is another one. Undefined when there is no such run yet.
+ */
+async function replay(request: HttpRequest, client: RunClient, runId: string, input: DeployRunInput): Promise<HttpResponseInit | undefined> {
+  const existing = await findRun(client, runId);
+  if (!existing || existing.runtimeStatus === undefined || existing.runtimeStatus === null) return undefined;
+  const original = existing.input as DeployRunInput | undefined;
+  if (original?.requestDigest && original.requestDigest !== input.requestDigest) {
+    throw new AppError(
+      'IdempotencyKeyReused',
+      `This Idempotency-Key was used for another request (run ${runId}, service ${original.manifest?.service.name ?? '-'}); send the same request to get its answer again, or use a new key for a new request.`,
+      422,
+    );
+  }
+  return accepted(request, runId, false, original?.manifest ? original : input);
+}
+
+const MULTIPART_HELP = 'Send a "manifest" part (deploy.json or YAML text) first, then one part per file, named by its path (curl -F manifest=@deploy.json -F model.pkl=@model.pkl).';
+
+/**
+ * `multipart/form-data`, streamed: the `manifest` part comes first and is read (at most MAX_MANIFEST_BYTES);
+ * the run id, a replay and the service claim are settled before any file is read; then each file part is piped
+ * straight to `uploads/<runId>/<part name>` (a block blob upload with a few MB of buffers), its bytes counted
+ * against the per-part and total limits as they arrive. A refused request removes what it uploaded.
+ */
+async function multipartDeployment(request: HttpRequest, context: InvocationContext, client: RunClient, eventKey: string, runId: string, type: string): Promise<HttpResponseInit> {
+  const { limits } = getConfig();
+  const { storage, services } = getAppServices();
+  checkDeclaredLength(request, limits.maxUploadBytes + MAX_MANIFEST_BYTES, 'The upload', 'MAX_UPLOAD_BYTES for the files + 1 MB for the manifest');
+  if (!request.body) throw badRequest('ManifestMissing', `The multipart body is empty. ${MULTIPART_HELP}`);
+  const budget = new ByteBudget(limits.maxUploadPartBytes, limits.maxUploadBytes, {
+    part: (field) => `Part "${field}" is larger than ${limits.maxUploadPartBytes} bytes (MAX_UPLOAD_PART_BYTES). Upload large files to blob storage and reference them in the manifest.`,
+    total: () => `The uploaded files exceed ${limits.maxUploadBytes} bytes (MAX_UPLOAD_BYTES). Upload large files to blob storage and reference them in the manifest.`,
+  });
+  const parts = multipartParts(Readable.fromWeb(request.body), type, { maxFieldBytes: MAX_MANIFEST_BYTES, maxParts: MAX_MULTIPART_PARTS });
+  let claimed: string | undefined;
+  let uploaded = false;
+  try {
+    const first = await parts.next();
+    if (first.done) throw badRequest('ManifestMissing', `The multipart body has no parts. ${MULTIPART_HELP}`);
+    if (first.value.field !== 'manifest') {
+      throw badRequest('ManifestNotFirst', `The first part is "${first.value.field}"; the "manifest" part must come first (before any file), so that the request is checked before files are stored. ${MULTIPART_HELP}`);
+    }
+    const manifestBytes = await readPart(first.value, MAX_MANIFEST_BYTES, () => tooLarge('ManifestTooLarge', `The "manifest" part is larger than ${MAX_MANIFEST_BYTES} bytes.`));
+    const manifest = parseManifest(manifestBytes.toString('utf8'), { fileName: first.value.fileName || 'deploy.json' });
+    const run = runFromHttpManifest(manifest, eventKey, `${CONTAINERS.uploads}/${runId}`);
+
+    const seen = new Set<string>(['manifest']);
+    const files: Array<{ path: string; bytes: number; sha256: string }> = [];
+    const nextFile = async (part: MultipartPart) => {
+      if (seen.has(part.field)) throw badRequest('DuplicatePart', `The multipart body has more than one "${part.field}" part; send each file (and the manifest) once.`);
+      seen.add(part.field);
+      checkRelativePath(part.field, 'multipart part');
+      if (part.value !== undefined && part.truncated) {
+        throw tooLarge('PartTooLarge', `Part "${part.field}" has no filename and is larger than ${MAX_MANIFEST_BYTES} bytes; send files as file parts (curl -F "${part.field}=@file").`);
+      }
+      return budget.count(part.field, partStream(part));
+    };
+
+    // A replay is answered from the run it started, once the files are known to be the same (hashed, not stored).
+    if (await runExists(client, runId)) {
+      for await (const part of parts) {
+        const counted = await nextFile(part);
+        await pipeline(counted.stream, new Writable({ write: (_c, _e, cb) => cb() }));
+        files.push({ path: part.field, ...counted.result() });
+      }
+      run.input.requestDigest = requestDigest(manifestBytes, { files });
+      const again = await replay(request, client, runId, run.input);
+      if (again) return again;
+    }
+
+    await claimService(client, manifest.service.name, runId);
+    claimed = manifest.service.name;
+    const uploads = await storage.ensureContainer(CONTAINERS.uploads);
+    const abort = new AbortController();
+    for await (const part of parts) {
+      const counted = await nextFile(part);
+      uploaded = true;
+      try {
+        await uploads.getBlockBlobClient(`${runId}/${part.field}`).uploadStream(counted.stream, UPLOAD_BUFFER_BYTES, UPLOAD_CONCURRENCY, { abortSignal: abort.signal });
+      } catch (e) {
+        abort.abort();
+        // The counting stream's own refusal (413/400) is the reason, not the upload's "aborted".
+        throw counted.stream.errored ?? e;
+      }
+      files.push({ path: part.field, ...counted.result() });
+    }
+    run.input.requestDigest = requestDigest(manifestBytes, { files });
+    await assertFilesExist(storage, run.input);
+    const r = await startDeployRun(client, run.runId, run.input);
+    claimed = undefined;
+    uploaded = false;
+    return accepted(request, run.runId, r.started, run.input);
+  } finally {
+    await parts.return(undefined);
+    if (uploaded) await deleteUploads(`${runId}/`).catch((d) => context.warn(`could not remove uploads/${runId}/: ${toErrorInfo(d).message}`));
+    if (claimed) await services.releaseClaim(claimed, runId).catch(() => undefined);
+  }
+}
+
+/** Most parts in one multipart body (the manifest and the files). */
+const MAX_MULTIPART_PARTS = 1000;
+/** Block size and parallel blocks of a streamed upload: the memory one file part can take is about their product. */
+const UPLOAD_BUFFER_BYTES = 4 * 1024 * 1024;
+const UPLOAD_CONCURRENCY = 2;
 
 /** Removes the files a refused multipart request uploaded (`uploads/<runId>/`). */
 async function deleteUploads(prefix: string): Promise<void> {
@@ -257,8 +347,9 @@ app.serviceBusQueue('trainingCompleted', {
   extraInputs: [clientInput],
   handler: async (message: unknown, context: InvocationContext): Promise<void> => {
     // Not JSON / wrong shape → throw: after the delivery limit the message is dead-lettered with this reason.
+    // Its service busy (409 ServiceBusy): thrown too, so the message is delivered again later.
     const run = runFromTrainingMessage(message, { accountUrl: getAppServices().storage.blobService.url });
-    const r = await startDeployRun(df.getClient(context) as unknown as RunClient, run.runId, run.input);
+    const r = await claimAndStart(df.getClient(context) as unknown as RunClient, run.runId, run.input);
     context.log(`training-completed ${run.input.training?.trainingRunId}: run ${run.runId} ${r.started ? 'started' : 'already exists'}`);
   },
 });

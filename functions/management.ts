@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { describeIssues } from '../shared/manifest/schema';
 import { AppError, badRequest, errorResponse, notFound, toErrorInfo } from '../shared/errors';
 import { getBatchRunView } from '../shared/batch/run';
+import { MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
 import { getAppServices } from '../shared/services/app';
 import { deleteService, regenerateServiceKey } from '../shared/services/deploy';
 import { runView } from '../shared/services/run';
@@ -103,7 +104,7 @@ app.http('updateModel', {
     const version = Number(request.params.version);
     let body: unknown;
     try {
-      body = JSON.parse((await request.text()) || '{}');
+      body = JSON.parse((await readBodyText(request, MAX_JSON_BODY_BYTES)) || '{}');
     } catch (e) {
       throw badRequest('InvalidJson', `The body is not valid JSON: ${(e as Error).message}`);
     }
@@ -185,7 +186,7 @@ app.http('regenerateServiceKey', {
   authLevel: 'function', // returns secrets: a function key is required in Azure
   handler: safe('regenerateServiceKey', async (request) => {
     let body: { keyType?: unknown } = {};
-    const text = await request.text();
+    const text = await readBodyText(request, MAX_JSON_BODY_BYTES);
     if (text) {
       try {
         body = JSON.parse(text);

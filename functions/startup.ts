@@ -15,6 +15,10 @@ import { azureStartupLogLine, checkAzureStartup, registerAzureSeams } from '../s
 
 registerAzureSeams();
 
+// HTTP requests reach handlers as streams (`request.body`), not as a buffered body: uploads are piped to blob
+// storage as they arrive, and every handler bounds what it reads (shared/http-body.ts).
+app.setup({ enableHttpStream: true });
+
 app.hook.appStart(() => {
   const status = checkAzureStartup(process.env);
   if (status.error) console.error(azureStartupLogLine(status));

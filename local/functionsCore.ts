@@ -99,6 +99,13 @@ export interface CoreState {
   logSink: LogSink;
   /** Data for extra input bindings by binding type (e.g. `durableClient`), set by the running host. */
   bindingData?: (type: string) => RpcTypedData | undefined;
+  /**
+   * What the programming model answered to `getCapabilities` (asked once per process, as the worker does at init).
+   * `HttpUri` set = the app enabled HTTP streaming: the host forwards each HTTP request there (see host.ts).
+   */
+  capabilities?: Record<string, string>;
+  /** The HTTP proxy server the programming model started for streaming (the host unrefs it so it never keeps a process alive). */
+  httpProxyServer?: import('http').Server;
 }
 
 const KEY = Symbol.for('model-deploy-flow.functions-core');

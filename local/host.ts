@@ -112,6 +112,9 @@ export class LocalHost {
   private routePrefix = 'api';
   private hubName = 'TestHubName';
   private port = 0;
+  /** The app's HTTP proxy (HTTP streaming enabled): requests are forwarded there, bodies unbuffered. */
+  private httpStreamUri?: string;
+  private proxyAgent?: http.Agent;
   private readonly log: (message: string) => void;
 
   constructor(private readonly opts: HostOptions) {
@@ -166,6 +169,11 @@ export class LocalHost {
       if (!entries.length) throw new Error(`package.json "main" (${pkg.main}) matches no file under ${appRoot}. Run the build first.`);
       for (const file of entries) require(file);
     }
+    // The worker asks the programming model for its capabilities once, after loading the app: with
+    // `app.setup({ enableHttpStream: true })` the model starts its HTTP proxy and answers its address (HttpUri).
+    if (!state.capabilities) state.capabilities = await programmingModelCapabilities(state);
+    this.httpStreamUri = state.capabilities.HttpUri || undefined;
+    if (this.httpStreamUri) this.proxyAgent = new http.Agent({ keepAlive: true });
     for (const hook of state.hooks.appStart) await hook({ hookData: {}, appHookData: {} });
 
     // Input bindings every trigger kind gets (the durable client binding for blob, queue and HTTP functions alike).
@@ -203,7 +211,7 @@ export class LocalHost {
     await this.blobPoller.start();
     await this.queuePoller.start();
     this.timers.start();
-    this.log(`listening on ${this.baseUrl} with ${this.functions.length} functions; task hub ${this.hubName} in ${storage.describe()}; ${resumed} instance(s) resumed`);
+    this.log(`listening on ${this.baseUrl} with ${this.functions.length} functions; task hub ${this.hubName} in ${storage.describe()}; ${resumed} instance(s) resumed; HTTP ${this.httpStreamUri ? 'streamed to the app' : 'bodies buffered'}`);
   }
 
   async stop(): Promise<void> {
@@ -217,6 +225,7 @@ export class LocalHost {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
+    this.proxyAgent?.destroy();
   }
 
   /** Run a blob-trigger scan now (tests use it instead of waiting for the poll interval). */
@@ -232,19 +241,24 @@ export class LocalHost {
       res.writeHead(status, { ...(text ? { 'Content-Type': 'application/json; charset=utf-8' } : {}), ...headers });
       res.end(text);
     };
-    let body: Buffer;
-    try {
-      body = await readBody(req, MAX_BODY_BYTES);
-    } catch {
-      send(413, errorBody('PayloadTooLarge', `Request bodies are limited to ${MAX_BODY_BYTES / 1024 / 1024} MB.`));
-      req.resume();
-      return;
-    }
+    // Bodies are read (bounded) only where they are used: the durable HTTP API and functions of apps that do not
+    // stream. With HTTP streaming the request itself goes to the app.
+    const bufferedBody = async (): Promise<Buffer | undefined> => {
+      try {
+        return await readBody(req, MAX_BODY_BYTES);
+      } catch {
+        send(413, errorBody('PayloadTooLarge', `Request bodies are limited to ${MAX_BODY_BYTES / 1024 / 1024} MB.`));
+        req.resume();
+        return undefined;
+      }
+    };
     const url = new URL(req.url ?? '/', this.baseUrl);
     const pathname = url.pathname;
     try {
       for (const prefix of [RPC_PREFIX, WEBHOOK_PREFIX]) {
         if (pathname.toLowerCase().startsWith(prefix)) {
+          const body = await bufferedBody();
+          if (!body) return;
           const r = await handleDurableApi(this.durable, this.hubName, {
             method: req.method ?? 'GET',
             path: pathname.slice(prefix.length),
@@ -268,6 +282,12 @@ export class LocalHost {
             methodMismatch = [...(methodMismatch ?? []), ...h.methods];
             continue;
           }
+          if (this.httpStreamUri) {
+            await this.invokeHttpStream(h, req, res, url, params, this.httpStreamUri);
+            return;
+          }
+          const body = await bufferedBody();
+          if (!body) return;
           await this.invokeHttp(h, req, res, url, params, body);
           return;
         }
@@ -285,24 +305,10 @@ export class LocalHost {
   }
 
   private async invokeHttp(h: HttpFunction, req: http.IncomingMessage, res: http.ServerResponse, url: URL, params: Record<string, string>, body: Buffer): Promise<void> {
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-    const query: Record<string, string> = {};
-    url.searchParams.forEach((v, k) => (query[k] = v));
-    const httpData = {
-      method: req.method ?? 'GET',
-      url: url.href,
-      headers,
-      query,
-      params,
-      body: body.length ? { bytes: body } : undefined,
-      identities: [],
-    };
+    const httpData = { ...rpcHttpData(req, url, params), body: body.length ? { bytes: body } : undefined };
     const result = await invokeFunction(h.fn, { trigger: { http: httpData } });
     if (result.error) {
-      this.log(`function ${h.fn.metadata.name} failed (invocation ${result.invocationId}): ${result.error.stack ?? result.error.message}`);
-      res.writeHead(500, { 'Content-Type': 'application/json; charset=utf-8' });
-      res.end(JSON.stringify({ ...errorBody('FunctionFailed', `The function '${h.fn.metadata.name}' failed. Invocation id: ${result.invocationId}.`), invocationId: result.invocationId }));
+      this.functionFailed(h, res, result.invocationId, result.error);
       return;
     }
     const out = result.response?.returnValue?.http as
@@ -319,8 +325,138 @@ export class LocalHost {
     res.writeHead(Number(out.statusCode ?? 200), responseHeaders);
     res.end(payload);
   }
+
+  private functionFailed(h: HttpFunction, res: http.ServerResponse, invocationId: string, error: Error): void {
+    this.log(`function ${h.fn.metadata.name} failed (invocation ${invocationId}): ${error.stack ?? error.message}`);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.writeHead(500, { 'Content-Type': 'application/json; charset=utf-8' });
+    res.end(JSON.stringify({ ...errorBody('FunctionFailed', `The function '${h.fn.metadata.name}' failed. Invocation id: ${invocationId}.`), invocationId }));
+  }
+
+  /**
+   * HTTP streaming, as the Functions host does it for a worker that answered `HttpUri`: the invocation goes over
+   * "RPC" (route parameters and headers in the trigger metadata, no body), and the raw request — body unread — is
+   * forwarded to the app's proxy with the `x-ms-invocation-id` header that pairs the two; the app answers on that
+   * proxy connection, and the answer is relayed as it arrives. Nothing is buffered here.
+   */
+  private async invokeHttpStream(h: HttpFunction, req: http.IncomingMessage, res: http.ServerResponse, url: URL, params: Record<string, string>, proxyUri: string): Promise<void> {
+    const invocationId = randomUUID();
+    const httpData = rpcHttpData(req, url, params);
+    const triggerMetadata: Record<string, RpcTypedData> = {
+      Headers: { json: JSON.stringify(httpData.headers) },
+      Query: { json: JSON.stringify(httpData.query) },
+    };
+    for (const [k, v] of Object.entries(params)) triggerMetadata[k] = { string: v };
+
+    const forwardHeaders: http.OutgoingHttpHeaders = {};
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) forwardHeaders[k] = v;
+    forwardHeaders['x-ms-invocation-id'] = invocationId;
+    forwardHeaders['x-forwarded-host'] = url.host;
+    forwardHeaders['x-forwarded-proto'] = url.protocol.replace(/:$/, '');
+    const upstream = http.request(new URL(req.url ?? '/', proxyUri), { method: req.method ?? 'GET', headers: forwardHeaders, agent: this.proxyAgent });
+    const answered = new Promise<http.IncomingMessage>((resolve, reject) => {
+      upstream.once('response', resolve);
+      upstream.once('error', reject);
+    });
+    answered.catch(() => undefined); // observed below; the request may end before it is awaited
+    const stopForwarding = () => {
+      req.unpipe(upstream);
+      upstream.destroy();
+      // The client may still be sending a body nobody reads: drain it (the server's timeouts bound a slow sender).
+      if (!req.readableEnded) req.resume();
+    };
+    req.pipe(upstream);
+    req.once('error', () => upstream.destroy());
+
+    const invocation = await invokeFunction(h.fn, { trigger: { http: httpData }, triggerMetadata, invocationId });
+    if (invocation.error) {
+      stopForwarding();
+      this.functionFailed(h, res, invocation.invocationId, invocation.error);
+      return;
+    }
+    if (invocation.returned === undefined || invocation.returned === null) {
+      // No response object: the app sent nothing over the proxy.
+      stopForwarding();
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    let proxied: http.IncomingMessage;
+    try {
+      proxied = await answered;
+    } catch (err) {
+      stopForwarding();
+      this.functionFailed(h, res, invocationId, new Error(`the app's HTTP proxy did not answer: ${(err as Error).message}`));
+      return;
+    }
+    const responseHeaders: http.OutgoingHttpHeaders = {};
+    for (const [k, v] of Object.entries(proxied.headers)) if (v !== undefined && !HOP_BY_HOP.has(k) && k !== 'x-ms-invocation-id') responseHeaders[k] = v;
+    res.writeHead(proxied.statusCode ?? 200, responseHeaders);
+    await new Promise<void>((resolve) => {
+      proxied.pipe(res);
+      res.once('finish', resolve);
+      res.once('close', resolve);
+      proxied.once('error', () => {
+        res.destroy();
+        resolve();
+      });
+    });
+    if (!req.readableEnded) stopForwarding();
+  }
 }
 
+/** Headers that describe one connection, never forwarded (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+/** The RPC http data of a request (method, url, headers, query, route parameters; no body). */
+function rpcHttpData(req: http.IncomingMessage, url: URL, params: Record<string, string>) {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+  const query: Record<string, string> = {};
+  url.searchParams.forEach((v, k) => (query[k] = v));
+  return { method: req.method ?? 'GET', url: url.href, headers, query, params, identities: [] as unknown[] };
+}
+
+/**
+ * Asks the app's programming model for its capabilities. A model that enables HTTP streaming starts its proxy
+ * server here (`@azure/functions` listens on every interface; the stand-in binds it to loopback instead, and
+ * unrefs it: it must never keep a test process alive). The server is kept for the process, as the worker keeps it,
+ * so a host restarted in the same process reuses it.
+ */
+async function programmingModelCapabilities(state: ReturnType<typeof coreState>): Promise<Record<string, string>> {
+  const model = state.model;
+  if (!model?.getCapabilities) return {};
+  // The real module object (an `import * as` namespace is a copy under esModuleInterop).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const httpModule = require('http') as typeof http;
+  const original = httpModule.createServer;
+  let proxy: http.Server | undefined;
+  httpModule.createServer = ((...args: Parameters<typeof http.createServer>) => {
+    const server = original(...args);
+    const listen = server.listen.bind(server);
+    server.listen = ((...a: unknown[]) => (typeof a[0] === 'function' || a.length === 0 ? listen(0, '127.0.0.1', a[0] as () => void) : listen(...(a as [number])))) as typeof server.listen;
+    proxy ??= server;
+    return server;
+  }) as typeof http.createServer;
+  let caps: Record<string, string>;
+  try {
+    caps = (await model.getCapabilities({})) ?? {};
+  } finally {
+    httpModule.createServer = original;
+  }
+  if (proxy) {
+    proxy.unref();
+    state.httpProxyServer = proxy;
+  }
+  if (caps.HttpUri) {
+    const port = new URL(caps.HttpUri).port;
+    caps = { ...caps, HttpUri: `http://127.0.0.1:${port}/` };
+  }
+  return caps;
+}
 /** A cookie as `@azure/functions` sends it (RPC form: nullable fields are `{ value }` wrappers). */
 interface RpcCookie {
   name: string;

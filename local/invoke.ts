@@ -19,6 +19,8 @@ export interface InvocationInput {
 export interface InvocationResult {
   invocationId: string;
   response?: RpcInvocationResponse;
+  /** What the handler returned (after the post-invocation hooks); with HTTP streaming the response itself went over the proxy. */
+  returned?: unknown;
   /** Set when the handler threw. */
   error?: Error;
 }
@@ -104,7 +106,7 @@ export async function invokeFunction(fn: RegisteredFunction, input: InvocationIn
     coreCtxState = undefined;
     if (error !== undefined) return { invocationId, error: toError(error) };
     const response = await model.getResponse(context, result);
-    return { invocationId, response };
+    return { invocationId, response, returned: result };
   } catch (err) {
     return { invocationId, error: toError(err) };
   }

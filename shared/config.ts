@@ -44,6 +44,8 @@ export interface AppConfig {
   limits: {
     /** Largest accepted upload (HTTP multipart / single model file), bytes. */
     maxUploadBytes: number;
+    /** Largest single file of a multipart upload, bytes (default and at most `maxUploadBytes`). */
+    maxUploadPartBytes: number;
   };
   /**
    * How long a lone `incoming/<name>/<file>.onnx` waits before it deploys with defaults: a `deploy.json` (or other
@@ -112,6 +114,8 @@ const envSchema = z.object({
   LOCAL_WORKERS_PER_REPLICA: positiveInt(1),
   LOCAL_START_TIMEOUT_MS: positiveInt(60_000),
   MAX_UPLOAD_BYTES: positiveInt(100 * 1024 * 1024),
+  /** 0 = the same as MAX_UPLOAD_BYTES. */
+  MAX_UPLOAD_PART_BYTES: intSetting(0, 0),
   SMOKE_TEST_LIVENESS_TIMEOUT_MS: positiveInt(60_000),
   SMOKE_TEST_REQUEST_TIMEOUT_MS: positiveInt(30_000),
   LONE_ONNX_SETTLE_SECONDS: intSetting(30, 0, 3600),
@@ -205,7 +209,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       workersPerReplica: env.LOCAL_WORKERS_PER_REPLICA,
       startTimeoutMs: env.LOCAL_START_TIMEOUT_MS,
     },
-    limits: { maxUploadBytes: env.MAX_UPLOAD_BYTES },
+    limits: { maxUploadBytes: env.MAX_UPLOAD_BYTES, maxUploadPartBytes: Math.min(env.MAX_UPLOAD_PART_BYTES || env.MAX_UPLOAD_BYTES, env.MAX_UPLOAD_BYTES) },
     loneOnnxSettleSeconds: env.LONE_ONNX_SETTLE_SECONDS,
     smokeTest: {
       livenessTimeoutMs: env.SMOKE_TEST_LIVENESS_TIMEOUT_MS,

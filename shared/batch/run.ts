@@ -56,6 +56,8 @@ export interface BatchRunInput {
   poolKind: BatchPoolKind;
   poolId: string;
   source: BatchRunSource;
+  /** HTTP: SHA-256 of the request body, compared when the same Idempotency-Key comes again. */
+  requestDigest?: string;
 }
 
 /** The image a run's pool runs (`BatchPoolRequest.image`). */
@@ -136,6 +138,8 @@ export interface StartOptions {
   source: BatchRunSource;
   config: AppConfig;
   storage: StorageClients;
+  /** Digest of the request that asks for the run: another request for an existing run is 422 `IdempotencyKeyReused`. */
+  requestDigest?: string;
 }
 
 /**
@@ -162,7 +166,13 @@ export async function checkInputs(storage: StorageClients, job: BatchJob): Promi
  */
 export async function startBatchRun(client: Pick<DurableClient, 'getStatus' | 'startNew'>, job: BatchJob, opts: StartOptions): Promise<{ runId: string; created: boolean }> {
   const existing = await statusOrUndefined(client, opts.runId);
-  if (existing) return { runId: opts.runId, created: false };
+  if (existing) {
+    const original = (existing.input ?? undefined) as Partial<BatchRunInput> | undefined;
+    if (opts.requestDigest && original?.requestDigest && original.requestDigest !== opts.requestDigest) {
+      throw new AppError('IdempotencyKeyReused', `This Idempotency-Key was used for another job definition (run ${opts.runId}); send the same request to find that run again, or use a new key for a new job.`, 422);
+    }
+    return { runId: opts.runId, created: false };
+  }
   const layout = runLayout(job, opts.runId);
   const out = await opts.storage.ensureContainer(layout.container);
   await putJson(out, `${layout.root}job.json`, job);
@@ -173,6 +183,7 @@ export async function startBatchRun(client: Pick<DurableClient, 'getStatus' | 's
     poolKind: batchPoolKind(opts.config),
     poolId: poolIdFor(opts.runId),
     source: opts.source,
+    ...(opts.requestDigest ? { requestDigest: opts.requestDigest } : {}),
   };
   await client.startNew(BATCH_RUN_ORCHESTRATION, { instanceId: opts.runId, input });
   return { runId: opts.runId, created: true };

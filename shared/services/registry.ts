@@ -48,6 +48,17 @@ export interface ServiceRecord {
 
 const PK = 'service';
 const KEYS_PK = 'keys';
+/** Door claims (same table, own partition: listings never see them). */
+const CLAIM_PK = 'claim';
+
+/** A claim taken when a deployment is accepted, before its run starts (see `claimService`). */
+export interface ServiceClaim {
+  runId: string;
+  claimedTime: string;
+}
+
+/** A claim whose run never started (a refused or crashed request) stops blocking the service after this. */
+export const CLAIM_START_GRACE_MS = 15 * 60 * 1000;
 
 type Row = { data: string };
 
@@ -195,7 +206,53 @@ export class ServiceRegistry {
       result = { service: next, slot, previousSlot: cur?.activeSlot, previousImage: cur?.image, isUpdate: !!cur?.activeSlot };
       return next;
     });
+    // The record holds the service for this run now: its door claim has served its purpose.
+    await this.releaseClaim(req.name, req.runId);
     return result!;
+  }
+
+  /**
+   * Claims the service name for run `runId` when its deployment is accepted (HTTP request, blob event, training
+   * message), before anything is stored or started: a conditional insert, so of two requests for one service exactly
+   * one wins; the other gets 409 `ServiceBusy` naming the run that holds it. The same run claiming again is a no-op;
+   * `beginDeployment` of that run adopts the claim (and removes it). A claim whose holder `isStale` (its run ended,
+   * or never started) is replaced.
+   */
+  async claim(name: string, runId: string, isStale: (holder: ServiceClaim) => Promise<boolean>): Promise<void> {
+    checkServiceName(name);
+    const t = await this.table();
+    for (let i = 0; i < 10; i++) {
+      try {
+        await t.createEntity({ partitionKey: CLAIM_PK, rowKey: name, runId, claimedTime: new Date().toISOString() });
+        return;
+      } catch (e) {
+        if (statusOf(e) !== 409) throw e;
+      }
+      const cur = await getEntityOrUndefined<ServiceClaim>(t, CLAIM_PK, name);
+      if (!cur) continue;
+      if (cur.runId === runId) return;
+      if (!(await isStale({ runId: cur.runId, claimedTime: cur.claimedTime }))) {
+        throw conflict('ServiceBusy', `Service ${name} is taken by run ${cur.runId}, accepted before this request and not finished; wait for it (GET /api/runs/${cur.runId}), then retry.`);
+      }
+      try {
+        await t.deleteEntity(CLAIM_PK, name, { etag: cur.etag });
+      } catch (e) {
+        if (statusOf(e) !== 404 && statusOf(e) !== 412) throw e;
+      }
+    }
+    throw conflict('UpdateContended', `Service ${name} is being claimed by several requests at once; retry.`);
+  }
+
+  /** Removes run `runId`'s claim on the service (absent, or held by another run: nothing to do). */
+  async releaseClaim(name: string, runId: string): Promise<void> {
+    const t = await this.table();
+    const cur = await getEntityOrUndefined<ServiceClaim>(t, CLAIM_PK, name);
+    if (!cur || cur.runId !== runId) return;
+    try {
+      await t.deleteEntity(CLAIM_PK, name, { etag: cur.etag });
+    } catch (e) {
+      if (statusOf(e) !== 404 && statusOf(e) !== 412) throw e;
+    }
   }
 
   private holding(cur: ServiceRecord | undefined, name: string, runId: string): ServiceRecord {

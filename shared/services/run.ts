@@ -27,6 +27,18 @@ export interface DeployRunInput {
   manifest?: DeploymentManifest;
   /** Service Bus: metrics and the promotion policy, checked after registration. */
   training?: { trainingRunId: string; metrics: Record<string, number>; promotion?: PromotionPolicy; batch?: Record<string, unknown> };
+  /** HTTP: digest of the request (`requestDigest`), compared when the same Idempotency-Key comes again. */
+  requestDigest?: string;
+}
+
+/**
+ * What identifies an HTTP request for idempotency: the manifest's bytes, the `folder` it is relative to, and every
+ * uploaded file's path, size and SHA-256 (in path order). The same key with another digest is another request.
+ */
+export function requestDigest(manifest: string | Buffer, opts: { folder?: string; files?: Array<{ path: string; bytes: number; sha256: string }> } = {}): string {
+  const files = [...(opts.files ?? [])].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)).map((f) => [f.path, f.bytes, f.sha256]);
+  const manifestSha = createHash('sha256').update(manifest).digest('hex');
+  return createHash('sha256').update(JSON.stringify({ manifest: manifestSha, folder: opts.folder ?? null, files })).digest('hex');
 }
 
 /** The wait before a lone `incoming/<name>/<file>.onnx` deploys (orchestrations/deployLoneOnnx.ts). */

@@ -7,13 +7,13 @@ import { defaultOnnxManifest, parseManifest, resolveManifestFiles, type Deployme
 import { parseTrainingCompleted } from '../manifest/training';
 import type { ModelSource } from '../registry/models';
 import { parseBlobPath, type StorageClients } from '../storage';
-import { DEPLOYMENT_LEASE_MS, type ServiceRecord } from './registry';
+import { CLAIM_START_GRACE_MS, DEPLOYMENT_LEASE_MS, type ServiceClaim, type ServiceRecord } from './registry';
 import { DEPLOY_ORCHESTRATION, runIdFor, type DeployRunInput, type RunFiles } from './run';
 
 /** The part of the durable client the triggers use. */
 export interface RunClient {
   startNew(name: string, options: { instanceId: string; input: unknown }): Promise<string>;
-  getStatus(instanceId: string): Promise<{ runtimeStatus?: unknown; customStatus?: unknown; output?: unknown; createdTime?: Date | string; lastUpdatedTime?: Date | string; instanceId: string }>;
+  getStatus(instanceId: string): Promise<{ runtimeStatus?: unknown; customStatus?: unknown; input?: unknown; output?: unknown; createdTime?: Date | string; lastUpdatedTime?: Date | string; instanceId: string }>;
 }
 
 /** Status of a run, or undefined when there is none (the durable client throws on 404). */
@@ -41,6 +41,18 @@ export async function checkServiceHold(client: Pick<RunClient, 'getStatus'>, rec
   const holder = await findRun(client as RunClient, d.runId);
   if (!holder || holder.runtimeStatus === undefined || holder.runtimeStatus === null || ENDED.has(String(holder.runtimeStatus))) return d.runId;
   throw conflict('DeploymentInProgress', `Service ${record.name} is being deployed by run ${d.runId}; wait for it to finish, then retry.`);
+}
+
+/**
+ * Whether a door claim (`ServiceRegistry.claim`) no longer blocks the service: its run ended (or was purged), its
+ * lease expired, or its run never started within `CLAIM_START_GRACE_MS` (a refused or crashed request).
+ */
+export async function isClaimStale(client: Pick<RunClient, 'getStatus'>, holder: ServiceClaim, now = Date.now()): Promise<boolean> {
+  const age = now - Date.parse(holder.claimedTime);
+  if (!(age < DEPLOYMENT_LEASE_MS)) return true;
+  const run = await findRun(client as RunClient, holder.runId);
+  if (!run || run.runtimeStatus === undefined || run.runtimeStatus === null) return !(age < CLAIM_START_GRACE_MS);
+  return ENDED.has(String(run.runtimeStatus));
 }
 
 /** Starts the run unless this event already started one. Returns the run id and whether it is new. */

@@ -258,14 +258,18 @@ test('multipart upload deploys; idempotent replay; refused uploads cleaned; over
   const run = await waitRun(body.runId);
   expect(run).toMatchObject({ state: 'Succeeded', result: { serviceName: 'diabetes-upload' } });
 
-  // The same Idempotency-Key again: the original 202, and the run's uploaded files are not overwritten.
+  // The same Idempotency-Key again: the original 202 for the same request; another request with it is refused
+  // (422 IdempotencyKeyReused), and the run's uploaded files are not overwritten.
   const uploadedModel = () => storage.container('uploads').getBlockBlobClient(`${body.runId}/model.json`).downloadToBuffer();
+  const replay = await fetch(`${env.baseUrl}/api/deployments`, { method: 'POST', body: form, headers: { 'idempotency-key': 'upload-1' } });
+  expect(replay.status).toBe(202);
+  expect(await replay.json()).toMatchObject({ runId: body.runId, started: false });
   const again = new FormData();
   again.append('manifest', JSON.stringify(manifest));
   again.append('model.json', new Blob([Buffer.from('{"other": true}')]), 'model.json');
-  const replay = await fetch(`${env.baseUrl}/api/deployments`, { method: 'POST', body: again, headers: { 'idempotency-key': 'upload-1' } });
-  expect(replay.status).toBe(202);
-  expect(await replay.json()).toMatchObject({ runId: body.runId, started: false });
+  const reused = await fetch(`${env.baseUrl}/api/deployments`, { method: 'POST', body: again, headers: { 'idempotency-key': 'upload-1' } });
+  expect(reused.status).toBe(422);
+  expect(((await reused.json()) as any).error.code).toBe('IdempotencyKeyReused');
   expect((await uploadedModel()).equals(files['model.json'])).toBe(true);
 
   // A refused multipart request (a referenced file is not in the upload) leaves nothing under uploads/<runId>/.
