@@ -27,7 +27,7 @@ import {
   startDeployRun,
   type RunClient,
 } from '../shared/services/triggers';
-import { assertUserContainer, CONTAINERS } from '../shared/storage';
+import { canonicalBlobFolder, CONTAINERS } from '../shared/storage';
 import { releaseStaleDeployment } from '../shared/services/deploy';
 
 const clientInput = df.input.durableClient();
@@ -77,7 +77,7 @@ async function onManifestBlob(blob: unknown, context: InvocationContext, fileNam
   const text = Buffer.isBuffer(blob) ? blob.toString('utf8') : typeof blob === 'string' ? blob : JSON.stringify(blob);
   let run: { runId: string; input: DeployRunInput };
   try {
-    run = runFromBlobManifest(name, fileName, text, etag);
+    run = runFromBlobManifest(name, fileName, text, etag, storage.blobService.url);
     await assertFilesExist(storage, run.input);
   } catch (e) {
     if (!(e instanceof AppError) || e.httpStatus >= 500) throw e; // transient: the trigger retries
@@ -223,12 +223,10 @@ app.http('startDeployment', {
       if (Buffer.byteLength(text) > limit) throw tooLarge('PayloadTooLarge', `The manifest is larger than ${limit} bytes (MAX_UPLOAD_BYTES).`);
       const yaml = /yaml|yml/.test(type);
       const manifest = parseManifest(text, { fileName: yaml ? 'deploy.yaml' : 'deploy.json' });
-      const folder = request.query.get('folder') ?? undefined;
-      if (folder) {
-        checkRelativePath(folder, 'folder');
-        assertUserContainer(folder.split('/')[0], 'folder');
-      }
-      const run = runFromHttpManifest(manifest, eventKey, folder);
+      const rawFolder = request.query.get('folder');
+      // The folder is checked like any blob reference (traversal, encoding, system containers), then used as checked.
+      const folder = rawFolder ? canonicalBlobFolder(rawFolder, 'folder') : undefined;
+      const run = runFromHttpManifest(manifest, eventKey, folder, storage.blobService.url);
       const again = await replay(run.input);
       if (again) return again;
       await assertFilesExist(storage, run.input);

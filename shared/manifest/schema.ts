@@ -19,7 +19,7 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { AppError, badRequest } from '../errors';
 import type { DeployConfig, RuntimeKind, TargetKind } from '../seams';
-import { assertUserContainer, parseBlobPath } from '../storage';
+import { blobRefString, canonicalBlobRef } from '../storage';
 import { checkImageName, checkModelName, checkRelativePath, checkServiceName } from './names';
 
 // ---------------------------------------------------------------- parsed types
@@ -269,18 +269,11 @@ export interface ManifestDefaults {
 /**
  * A file source: `container/path` or a blob URL of this app's account without a query string (no SAS: the app
  * reads with its own identity, and run inputs reach orchestration history), never in a system container.
+ * Returns the canonical `container/blob` that is read (see `canonicalBlobRef`). With `accountUrl`, a URL of another
+ * account is refused; without it the account is checked when the blob is read.
  */
-export function checkSource(source: string, field: string): string {
-  if (!/^https?:\/\//i.test(source)) checkRelativePath(source, field);
-  let container: string;
-  try {
-    container = parseBlobPath(source).container;
-  } catch (e) {
-    if (e instanceof AppError && e.code === 'SasNotAllowed') throw badRequest('SasNotAllowed', `${field}: ${e.message}`);
-    throw badRequest('InvalidPath', `${field} "${source.replace(/[?#].*$/, '')}" is not a blob reference; use "container/path/to/blob" or a blob URL of this app's storage account.`);
-  }
-  assertUserContainer(container, field);
-  return source;
+export function checkSource(source: string, field: string, accountUrl?: string): string {
+  return blobRefString(canonicalBlobRef(source, { field, ...(accountUrl ? { accountUrl } : {}) }));
 }
 
 /** Checks a derived name; when invalid, says where it came from and which field to set. */
@@ -420,19 +413,21 @@ export function defaultOnnxManifest(folderName: string, onnxFile: string): Deplo
 }
 
 /**
- * Every file the manifest references with the blob it is read from: `{ path, blob }`, where `blob` is the
- * `source` or `<baseFolder>/<path>` (baseFolder = `incoming/<name>` for the blob trigger). Fails with 400
- * `ManifestFileMissing` naming the field when a file has no source and there is no base folder.
+ * Every file the manifest references with the blob it is read from: `{ path, blob }`, where `blob` is the canonical
+ * `container/blob` (see `canonicalBlobRef`) of the `source` or of `<baseFolder>/<path>` (baseFolder =
+ * `incoming/<name>` for the blob trigger). With `accountUrl`, blob URLs of another account are refused here.
+ * Fails with 400 `ManifestFileMissing` naming the field when a file has no source and there is no base folder.
  */
 export function resolveManifestFiles(
   manifest: DeploymentManifest,
   baseFolder?: string,
+  accountUrl?: string,
 ): { model: Array<{ path: string; blob: string }>; entryScript?: { path: string; blob: string }; environmentFile?: { path: string; blob: string } } {
   const base = baseFolder?.replace(/\/+$/, '');
   const resolve = (f: FileRef, field: string) => {
-    if (f.source) return { path: f.path, blob: checkSource(f.source, `${field}.source`) };
+    if (f.source) return { path: f.path, blob: checkSource(f.source, `${field}.source`, accountUrl) };
     if (!base) throw new AppError('ManifestFileMissing', `${field} "${f.path}" has no source; give a blob reference as { "path", "source" }.`, 400);
-    return { path: f.path, blob: checkSource(`${base}/${f.path}`, field) };
+    return { path: f.path, blob: checkSource(`${base}/${f.path}`, field, accountUrl) };
   };
   return {
     model: manifest.model.files.map((f, i) => resolve(f, `model.files[${i}]`)),

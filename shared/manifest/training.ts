@@ -53,14 +53,16 @@ export function stripQuery(uri: string): string {
   return uri.replace(/[?#].*$/, '');
 }
 
-function artifactRef(a: z.infer<typeof artifact>, i: number): FileRef {
+function artifactRef(a: z.infer<typeof artifact>, i: number, accountUrl?: string): FileRef {
   const uri = typeof a === 'string' ? a : a.uri;
   const defaultPath = decodeURIComponent(stripQuery(uri).split('/').filter(Boolean).pop() ?? '');
   const p = (typeof a === 'string' ? undefined : a.path) ?? defaultPath;
   checkRelativePath(p, `artifacts[${i}].path`);
-  if (!/^https?:\/\//i.test(uri)) checkRelativePath(uri, `artifacts[${i}].uri`);
   // SAS tokens are dropped: the app reads artifacts with its own identity, and run inputs/history stay secret-free.
-  return { path: p, source: checkSource(stripQuery(uri), `artifacts[${i}].uri`) };
+  // The reference is checked (traversal, encoding, account, container) here; the run reads its canonical form.
+  const source = stripQuery(uri);
+  checkSource(source, `artifacts[${i}].uri`, accountUrl);
+  return { path: p, source };
 }
 
 /**
@@ -81,7 +83,7 @@ export function parseTrainingCompleted(body: unknown, opts: { accountUrl?: strin
   if (!parsed.success) throw badRequest('InvalidMessage', `training-completed message: ${describeIssues(parsed.error.issues)}`);
   const m = parsed.data;
   const name = checkModelName(m.model_name, 'model_name');
-  const files = m.artifacts.map(artifactRef);
+  const files = m.artifacts.map((a, i) => artifactRef(a, i, opts.accountUrl));
   const seen = new Set<string>();
   for (const f of files) {
     if (seen.has(f.path)) throw badRequest('InvalidMessage', `training-completed message: two artifacts map to "${f.path}"; give each a distinct "path".`);
