@@ -72,6 +72,9 @@ export interface BatchJob {
   runMaxTry: number;
 }
 
+/** Largest job file accepted (bytes): `inputs.uris` may list up to 100,000 blobs. */
+export const MAX_JOB_BYTES = 16 * 1024 * 1024;
+
 export const DEFAULT_APPEND_ROW_FILE_NAME = 'parallel_run_step.txt';
 export const DEFAULT_OUTPUT_CONTAINER = 'batch-output';
 
@@ -299,8 +302,9 @@ export function parseBatchJob(input: unknown, opts: ParseOptions & { accountUrl?
 export function parseBatchJobText(text: string, opts: ParseOptions & { accountUrl?: string; fileName?: string } = {}): BatchJob {
   let data: unknown;
   try {
-    data = parseManifestText(text, opts.fileName ?? 'batch.json');
+    data = parseManifestText(text, opts.fileName ?? 'batch.json', undefined, MAX_JOB_BYTES);
   } catch (e) {
+    if (e instanceof AppError && (e.code === 'InputTooDeep' || e.code === 'InputTooLarge')) throw e;
     throw invalid([(e as Error).message]);
   }
   return parseBatchJob(data, opts);

@@ -60,3 +60,14 @@ export function checkRelativePath(p: string, field: string): string {
   if (why) throw badRequest('InvalidPath', `${field} "${String(p)}" ${why}.`);
   return p;
 }
+
+/** Highest model/image version a reference may name (versions are counters; 9 digits, as in batch job refs). */
+export const MAX_VERSION = 999_999_999;
+
+/** A version given as text (`"3"`): a whole number 1…MAX_VERSION, else 400 `InvalidVersion` naming `field`. */
+export function parseVersion(v: string, field = 'version'): number {
+  if (!/^[0-9]{1,9}$/.test(v) || Number(v) < 1) {
+    throw badRequest('InvalidVersion', `${field} "${String(v).slice(0, 40)}${String(v).length > 40 ? '…' : ''}" must be a whole number from 1 to ${MAX_VERSION}.`);
+  }
+  return Number(v);
+}
