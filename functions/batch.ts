@@ -15,7 +15,7 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import { createHash } from 'crypto';
 import * as df from 'durable-functions';
 import type { DurableClient } from 'durable-functions';
-import { parseBatchJob, parseBatchJobText } from '../shared/batch/job';
+import { MAX_JOB_BYTES, parseBatchJob, parseBatchJobText } from '../shared/batch/job';
 import { parseManifestText } from '../shared/manifest/schema';
 import { statusOrUndefined, sweepBatchPools, teardownPool } from '../shared/batch/pools';
 import { checkInputs, getBatchRunView, runIds, startBatchRun, type BatchRunCustomStatus, type BatchRunInput } from '../shared/batch/run';
@@ -132,7 +132,7 @@ df.app.client.storageBlob('batchJobBlob', {
     const text = Buffer.isBuffer(blob) ? blob.toString('utf8') : typeof blob === 'string' ? blob : JSON.stringify(blob);
     let job;
     try {
-      const raw = parseManifestText(text, 'batch.json') as Record<string, unknown>;
+      const raw = parseManifestText(text, 'batch.json', undefined, MAX_JOB_BYTES) as Record<string, unknown>;
       // The entry script sits beside the job file unless the job says otherwise.
       const withSource = raw && typeof raw === 'object' && raw.model !== undefined && raw.source_directory === undefined ? { ...raw, source_directory: folder } : raw;
       job = parseBatchJob(withSource, { accountUrl: storage.blobService.url });

@@ -32,7 +32,7 @@ import {
   startDeployRun,
   type RunClient,
 } from '../shared/services/triggers';
-import { assertUserContainer, CONTAINERS } from '../shared/storage';
+import { canonicalBlobFolder, CONTAINERS } from '../shared/storage';
 import { releaseStaleDeployment } from '../shared/services/deploy';
 
 const clientInput = df.input.durableClient();
@@ -103,7 +103,7 @@ async function onManifestBlob(blob: unknown, context: InvocationContext, fileNam
   let run: { runId: string; input: DeployRunInput };
   let r: { started: boolean };
   try {
-    run = runFromBlobManifest(name, fileName, text, etag);
+    run = runFromBlobManifest(name, fileName, text, etag, storage.blobService.url);
     await assertFilesExist(storage, run.input);
     // 409 when the service is being deleted, deployed or claimed by another accepted run (ServiceBusy).
     r = await claimAndStart(df.getClient(context) as unknown as RunClient, run.runId, run.input);
@@ -207,12 +207,10 @@ app.http('startDeployment', {
       const text = await readBodyText(request, MAX_MANIFEST_BYTES, 'The manifest');
       const yaml = /yaml|yml/i.test(type);
       const manifest = parseManifest(text, { fileName: yaml ? 'deploy.yaml' : 'deploy.json' });
-      const folder = request.query.get('folder') ?? undefined;
-      if (folder) {
-        checkRelativePath(folder, 'folder');
-        assertUserContainer(folder.split('/')[0], 'folder');
-      }
-      const run = runFromHttpManifest(manifest, eventKey, folder);
+      const rawFolder = request.query.get('folder');
+      // The folder is checked like any blob reference (traversal, encoding, system containers), then used as checked.
+      const folder = rawFolder ? canonicalBlobFolder(rawFolder, 'folder') : undefined;
+      const run = runFromHttpManifest(manifest, eventKey, folder, getAppServices().storage.blobService.url);
       run.input.requestDigest = requestDigest(text, { folder });
       const again = await replay(request, client, run.runId, run.input);
       if (again) return again;
@@ -272,7 +270,7 @@ async function multipartDeployment(request: HttpRequest, context: InvocationCont
     }
     const manifestBytes = await readPart(first.value, MAX_MANIFEST_BYTES, () => tooLarge('ManifestTooLarge', `The "manifest" part is larger than ${MAX_MANIFEST_BYTES} bytes.`));
     const manifest = parseManifest(manifestBytes.toString('utf8'), { fileName: first.value.fileName || 'deploy.json' });
-    const run = runFromHttpManifest(manifest, eventKey, `${CONTAINERS.uploads}/${runId}`);
+    const run = runFromHttpManifest(manifest, eventKey, `${CONTAINERS.uploads}/${runId}`, getAppServices().storage.blobService.url);
 
     const seen = new Set<string>(['manifest']);
     const files: Array<{ path: string; bytes: number; sha256: string }> = [];

@@ -11,6 +11,8 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import * as df from 'durable-functions';
 import { z } from 'zod';
 import { describeIssues } from '../shared/manifest/schema';
+import { parseJsonBounded } from '../shared/parse';
+import { parseVersion } from '../shared/manifest/names';
 import { AppError, badRequest, errorResponse, notFound, toErrorInfo } from '../shared/errors';
 import { getBatchRunView } from '../shared/batch/run';
 import { MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
@@ -37,8 +39,7 @@ function safe(name: string, fn: Handler): Handler {
 function versionParam(request: HttpRequest): number | undefined {
   const v = request.params.version;
   if (v === undefined || v === '') return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < 1) throw badRequest('InvalidVersion', `Version "${v}" must be a positive integer.`);
-  return Number(v);
+  return parseVersion(v, 'Version');
 }
 
 const force = (request: HttpRequest) => /^(1|true|yes)$/i.test(request.query.get('force') ?? '');
@@ -101,13 +102,8 @@ app.http('updateModel', {
   authLevel: 'function',
   handler: safe('updateModel', async (request) => {
     const { models } = getAppServices();
-    const version = Number(request.params.version);
-    let body: unknown;
-    try {
-      body = JSON.parse((await readBodyText(request, MAX_JSON_BODY_BYTES)) || '{}');
-    } catch (e) {
-      throw badRequest('InvalidJson', `The body is not valid JSON: ${(e as Error).message}`);
-    }
+    const version = parseVersion(request.params.version, 'Version');
+    const body = parseJsonBounded((await readBodyText(request, MAX_JSON_BODY_BYTES)) || '{}', { what: 'The body', malformedCode: 'InvalidJson' });
     const parsed = modelPatch.safeParse(body);
     if (!parsed.success) throw badRequest('InvalidModelUpdate', describeIssues(parsed.error.issues));
     const { tags, remove_tags, properties } = parsed.data;
@@ -185,18 +181,22 @@ app.http('regenerateServiceKey', {
   methods: ['POST'],
   authLevel: 'function', // returns secrets: a function key is required in Azure
   handler: safe('regenerateServiceKey', async (request) => {
-    let body: { keyType?: unknown } = {};
+    const usage = 'Send {"keyType": "Primary"} or {"keyType": "Secondary"} as the JSON body.';
     const text = await readBodyText(request, MAX_JSON_BODY_BYTES);
-    if (text) {
-      try {
-        body = JSON.parse(text);
-      } catch {
-        throw badRequest('InvalidBody', 'The body must be JSON: {"keyType": "Primary"} or {"keyType": "Secondary"}.');
-      }
+    if (!text.trim()) throw badRequest('InvalidBody', `The body is empty: say which key to regenerate. ${usage}`);
+    let body: unknown;
+    try {
+      body = parseJsonBounded(text, { what: 'The body', maxBytes: 4096, malformedCode: 'InvalidBody' });
+    } catch (e) {
+      if (e instanceof AppError && e.code === 'InvalidBody') throw badRequest('InvalidBody', `${e.message}. ${usage}`);
+      throw e;
     }
+    const keyType = body && typeof body === 'object' && !Array.isArray(body) ? (body as { keyType?: unknown }).keyType : undefined;
+    if (keyType === undefined) throw badRequest('InvalidBody', `The body has no "keyType" field. ${usage}`);
+    if (keyType !== 'Primary' && keyType !== 'Secondary') throw badRequest('InvalidKeyType', `keyType ${JSON.stringify(keyType).slice(0, 40)} is not a key type. ${usage}`);
     const svc = getAppServices();
     const record = await svc.services.get(request.params.name);
-    const keys = await regenerateServiceKey({ services: svc.services, target: svc.target(record.target) }, record.name, body.keyType as 'Primary' | 'Secondary');
+    const keys = await regenerateServiceKey({ services: svc.services, target: svc.target(record.target) }, record.name, keyType);
     return { jsonBody: keys, headers: { 'cache-control': 'no-store' } };
   }),
 });

@@ -190,39 +190,143 @@ export function assertUserContainer(container: string, field: string): string {
   return container;
 }
 
+/** A checked blob: `container` is a user container, `blob` a canonical name (see `canonicalBlobRef`). */
+export interface BlobRef {
+  readonly container: string;
+  readonly blob: string;
+}
+
+/** Azure container names: 3–63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit. */
+export const CONTAINER_NAME_RE = /^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/;
+/** Longest blob name Azure accepts, and its most path segments. */
+const MAX_BLOB_NAME = 1024;
+const MAX_BLOB_SEGMENTS = 254;
+
 /**
- * `container/path/in/container` → parts. Also accepts a blob URL of this account (`https://…/container/path`):
- * with `storage`, a URL of another account is refused (400 `ForeignStorageAccount`); a query string (SAS) is
- * always refused (400 `SasNotAllowed`): the app reads blobs with its own identity, and run inputs stay secret-free.
+ * Why a (decoded) blob name, or blob prefix with `prefix`, is not canonical, or undefined when it is: no empty, `.`
+ * or `..` segments, no `\`, no `%` (the storage SDK sends `%xx` in a name as an escape, so a `%` would name another
+ * blob), no control characters, at most 1024 characters and 254 segments. A prefix may be `""` or end with `/`.
  */
-export function parseBlobPath(ref: string, storage?: StorageClients): { container: string; blob: string } {
-  let p = ref;
-  if (/^https?:\/\//i.test(ref)) {
-    const u = new URL(ref);
-    if (u.search || u.hash) {
-      throw badRequest('SasNotAllowed', `The blob URL ${u.origin}${u.pathname} has a query string (a SAS?); remove it: the app reads blobs of its own storage account with its own identity.`);
+export function blobNameReason(name: string, opts: { prefix?: boolean } = {}): string | undefined {
+  if (typeof name !== 'string') return 'is not a string';
+  if (opts.prefix && name === '') return undefined;
+  if (name.length === 0) return 'is empty';
+  if (name.length > MAX_BLOB_NAME) return `is longer than ${MAX_BLOB_NAME} characters`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(name)) return 'contains control characters';
+  if (name.includes('\\')) return 'contains "\\" (use "/" as the separator)';
+  if (name.includes('%')) return 'contains "%" (percent-encoding is decoded once, in blob URLs only; give the plain name)';
+  if (name.startsWith('/')) return 'starts with "/"';
+  const segments = (opts.prefix && name.endsWith('/') ? name.slice(0, -1) : name).split('/');
+  if (segments.length > MAX_BLOB_SEGMENTS) return `has more than ${MAX_BLOB_SEGMENTS} segments`;
+  if (segments.some((s) => s === '..')) return 'contains ".." (path traversal is not allowed)';
+  if (segments.some((s) => s === '.')) return 'contains a "." segment';
+  if (segments.some((s) => s === '')) return 'contains an empty segment ("//" or a trailing "/")';
+  return undefined;
+}
+
+function refError(code: string, field: string, shown: string, why: string) {
+  return badRequest(code, `${field} "${shown}" ${why}.`);
+}
+
+/**
+ * The one way a user's blob reference becomes a blob: `container/path/in/container`, or a blob URL of this
+ * account (`https://<account>/container/path`, Azurite's path-style `http://127.0.0.1:10000/devstoreaccount1/…`).
+ * URL paths are percent-decoded exactly once, per segment; encoded separators (`%2F`, `%5C`) are refused, and so
+ * are `..`, `.` and empty segments, backslashes, control characters and a `%` left after decoding. Then the
+ * container must be a storage container name and not one of the app's system containers. Callers read exactly the
+ * returned `{ container, blob }` (or `blobRefString` of it, which this function maps to itself).
+ *
+ * Errors (400): `InvalidPath` (traversal/encoding), `InvalidBlobReference` (not a reference, another scheme, bad
+ * container name), `SasNotAllowed` (a query string: the token is not echoed), `ForeignStorageAccount` (with
+ * `storage`/`accountUrl`: another account), `ContainerNotAllowed` (a system container).
+ */
+export function canonicalBlobRef(ref: string, opts: { field?: string; storage?: StorageClients; accountUrl?: string } = {}): BlobRef {
+  const field = opts.field ?? 'blob reference';
+  if (typeof ref !== 'string' || ref.length === 0) throw badRequest('InvalidBlobReference', `${field} is empty; use "container/path/to/blob" or a blob URL of this app's storage account.`);
+  const shown = ref.replace(/[?#].*$/s, '').slice(0, 300);
+  if (ref.length > 2048) throw refError('InvalidPath', field, `${shown}…`, 'is longer than 2048 characters');
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(ref)) throw refError('InvalidPath', field, shown.replace(/[\x00-\x1f\x7f]/g, '?'), 'contains control characters');
+  let segments: string[];
+  const url = /^(https?):\/\/([^/?#\\]*)([^?#]*)([?#].*)?$/is.exec(ref);
+  if (url) {
+    if (url[4] !== undefined) {
+      throw badRequest('SasNotAllowed', `${field}: the blob URL ${shown} has a query string (a SAS?); remove it: the app reads blobs of its own storage account with its own identity.`);
     }
-    let pathname = decodeURIComponent(u.pathname);
-    const account = storage ? new URL(storage.blobService.url) : undefined;
-    const base = account ? account.pathname.replace(/\/+$/, '') : '';
-    if (account && (u.host.toLowerCase() !== account.host.toLowerCase() || (base && !pathname.startsWith(base + '/')))) {
-      throw badRequest('ForeignStorageAccount', `The blob URL ${u.origin}${u.pathname} is not in this app's storage account (${account.origin}${base}); copy the file there or use a "container/path" reference.`);
+    let host: string;
+    try {
+      host = new URL(`${url[1]}://${url[2]}/`).host.toLowerCase();
+    } catch {
+      throw refError('InvalidBlobReference', field, shown, 'is not a valid URL');
     }
-    if (base && pathname.startsWith(base + '/')) pathname = pathname.slice(base.length);
-    else if (!base && /^\/devstoreaccount1\//.test(pathname)) pathname = pathname.slice('/devstoreaccount1'.length);
-    p = pathname;
+    const rawPath = url[3];
+    if (rawPath.includes('\\')) throw refError('InvalidPath', field, shown, 'contains "\\" (use "/" as the separator)');
+    if (/%(2f|5c)/i.test(rawPath)) throw refError('InvalidPath', field, shown, 'encodes a path separator (%2F or %5C); blob URLs must use plain "/" between segments');
+    try {
+      segments = rawPath.split('/').slice(1).map((s) => decodeURIComponent(s));
+    } catch {
+      throw refError('InvalidPath', field, shown, 'has a malformed percent-encoding');
+    }
+    const accountUrl = opts.accountUrl ?? opts.storage?.blobService.url;
+    if (accountUrl) {
+      const account = new URL(accountUrl);
+      const base = account.pathname.split('/').filter(Boolean).map((s) => decodeURIComponent(s));
+      const inAccount = host === account.host.toLowerCase() && base.every((b, i) => segments[i] === b);
+      if (!inAccount) {
+        throw badRequest('ForeignStorageAccount', `${field}: the blob URL ${shown} is not in this app's storage account (${account.origin}${account.pathname.replace(/\/+$/, '')}); copy the file there or use a "container/path" reference.`);
+      }
+      segments = segments.slice(base.length);
+    } else if (segments[0] === 'devstoreaccount1') {
+      segments = segments.slice(1); // Azurite's path-style URL
+    }
+  } else if (/^[a-z][a-z0-9+.-]*:/i.test(ref)) {
+    throw refError('InvalidBlobReference', field, shown, `is not a blob reference: only "container/path/to/blob" or an http(s) blob URL of this app's storage account can be read (not ${ref.slice(0, ref.indexOf(':') + 1)} URLs or drive paths)`);
+  } else {
+    if (ref.startsWith('/') || ref.startsWith('\\')) throw refError('InvalidPath', field, shown, 'is absolute; use "container/path/to/blob"');
+    segments = ref.split('/');
   }
-  p = p.replace(/^\/+/, '');
-  const slash = p.indexOf('/');
-  if (slash <= 0 || slash === p.length - 1) {
-    throw notFound('BlobReferenceInvalid', `"${ref}" is not a blob reference; use "container/path/to/blob".`);
+  if (segments.length < 2 || (segments.length === 2 && segments[1] === '')) {
+    throw refError('InvalidBlobReference', field, shown, 'does not name a blob; use "container/path/to/blob"');
   }
-  return { container: p.slice(0, slash), blob: p.slice(slash + 1) };
+  const [container, ...rest] = segments;
+  const blob = rest.join('/');
+  const why = blobNameReason(container + '/' + blob);
+  if (why) throw refError('InvalidPath', field, shown, why);
+  assertUserContainer(container, field);
+  // Lowercase letters, digits and hyphens only (what the service accepts), so no casing or escaping names another container.
+  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(container)) {
+    throw refError('InvalidBlobReference', field, shown, `starts with "${container}", which is not a storage container name (3–63 lowercase letters, digits and single hyphens)`);
+  }
+  return { container, blob };
+}
+
+/** `container/blob` of a checked reference (`canonicalBlobRef` maps it back to the same reference). */
+export function blobRefString(ref: BlobRef): string {
+  return `${ref.container}/${ref.blob}`;
+}
+
+/**
+ * A blob folder given by a user (`container` or `container/path`, trailing `/` ignored), checked by the same rules
+ * as `canonicalBlobRef`; returned without a trailing slash.
+ */
+export function canonicalBlobFolder(folder: string, field: string): string {
+  const trimmed = typeof folder === 'string' ? folder.replace(/\/+$/, '') : folder;
+  if (typeof trimmed === 'string' && trimmed !== '' && !trimmed.includes('/') && !/^[a-z][a-z0-9+.-]*:/i.test(trimmed)) {
+    // A whole container: the reference of a blob in it has the same rules.
+    return canonicalBlobRef(`${trimmed}/x`, { field }).container;
+  }
+  return blobRefString(canonicalBlobRef(trimmed, { field }));
+}
+
+/** `canonicalBlobRef` for internal callers (no field name); kept for the readers that take a reference string. */
+export function parseBlobPath(ref: string, storage?: StorageClients): BlobRef {
+  return canonicalBlobRef(ref, storage ? { storage } : {});
 }
 
 /** Downloads a whole blob into memory; 404 → `BlobNotFound` naming the path. */
-export async function downloadBlob(storage: StorageClients, ref: string): Promise<Buffer> {
-  const { container, blob } = parseBlobPath(ref, storage);
+export async function downloadBlob(storage: StorageClients, ref: string | BlobRef): Promise<Buffer> {
+  const { container, blob } = typeof ref === 'string' ? canonicalBlobRef(ref, { storage }) : canonicalBlobRef(blobRefString(ref));
   try {
     return await storage.container(container).getBlockBlobClient(blob).downloadToBuffer();
   } catch (e) {

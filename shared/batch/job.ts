@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { AppError } from '../errors';
 import { IMAGE_NAME_RE, IMAGE_NAME_RULE, MODEL_NAME_RE, MODEL_NAME_RULE, unsafePathReason } from '../manifest/names';
 import { describeIssues, parseManifestText } from '../manifest/schema';
-import { parseBlobPath, systemContainerReason } from '../storage';
+import { blobNameReason, canonicalBlobFolder, canonicalBlobRef, CONTAINER_NAME_RE, systemContainerReason } from '../storage';
 import type { RuntimeKind } from '../seams';
 import {
   DEFAULT_FILES_PER_MINI_BATCH,
@@ -72,14 +72,24 @@ export interface BatchJob {
   runMaxTry: number;
 }
 
+/** Largest job file accepted (bytes): `inputs.uris` may list up to 100,000 blobs. */
+export const MAX_JOB_BYTES = 16 * 1024 * 1024;
+
 export const DEFAULT_APPEND_ROW_FILE_NAME = 'parallel_run_step.txt';
 export const DEFAULT_OUTPUT_CONTAINER = 'batch-output';
 
 /** Azure container names: 3-63 chars, lowercase letters, digits, single hyphens, starting with a letter or digit. */
 const containerName = z
   .string()
-  .regex(/^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/, 'must be a storage container name (3-63 lowercase letters, digits, single hyphens)');
-const prefix = z.string().max(1024).refine((p) => !p.startsWith('/'), 'must not start with "/"');
+  .regex(CONTAINER_NAME_RE, 'must be a storage container name (3-63 lowercase letters, digits, single hyphens)');
+/** A blob name prefix: `""`, or segments without `..`, `.`, empty segments, `\\`, `%` (may end with `/`). */
+const prefix = z
+  .string()
+  .max(1024)
+  .superRefine((p, ctx) => {
+    const why = p.startsWith('/') ? 'must not start with "/"' : blobNameReason(p, { prefix: true });
+    if (why) ctx.addIssue({ code: 'custom', message: why });
+  });
 const positiveInt = z.number().int().min(1);
 
 const rawSchema = z
@@ -109,6 +119,15 @@ const rawSchema = z
       .min(1)
       .max(1024)
       .refine((d) => !/[?#]/.test(d), 'must be a blob folder "container/folder" without a query string or SAS token')
+      .superRefine((d, ctx) => {
+        if (/[?#]/.test(d)) return;
+        try {
+          canonicalBlobFolder(d, 'source_directory');
+        } catch (e) {
+          if (!(e instanceof AppError)) throw e;
+          ctx.addIssue({ code: 'custom', message: e.message.replace(/^source_directory:? /, '') });
+        }
+      })
       .optional(),
     runtime: z.enum(['python', 'node', 'onnx']).optional(),
     inputs: z.strictObject({
@@ -193,38 +212,21 @@ export interface ParseOptions {
   coresPerNode?: number;
 }
 
-/** Resolves `https://<account>/<container>/<blob>` (or a plain `container/blob`) to a blob reference. */
+/**
+ * Resolves `https://<account>/<container>/<blob>` (or a plain `container/blob`) to a checked blob reference
+ * (`canonicalBlobRef`: no traversal or encoded separators, a user container), or says why it is not one.
+ */
 export function resolveInputUri(uri: string, accountUrl?: string): { container: string; blob: string } | string {
-  let rest: string;
-  if (/^https?:\/\//i.test(uri)) {
-    let u: URL;
-    try {
-      u = new URL(uri);
-    } catch {
-      return `"${uri}" is not a URL`;
-    }
-    if (u.search) return 'blob URIs must not carry a query string or SAS token: the service reads inputs with its own identity';
-    if (accountUrl) {
-      const base = new URL(accountUrl);
-      const basePath = base.pathname.replace(/\/+$/, '');
-      if (u.host.toLowerCase() !== base.host.toLowerCase() || !u.pathname.startsWith(basePath + '/')) {
-        return `"${u.origin}${u.pathname}" is not in this service's storage account (${base.origin}${basePath}); copy the inputs there`;
-      }
-      rest = decodeURIComponent(u.pathname.slice(basePath.length + 1));
-    } else {
-      rest = uri; // parseBlobPath understands account URLs, including Azurite's path-style ones
-    }
-  } else {
-    rest = uri;
-  }
-  let ref: { container: string; blob: string };
   try {
-    ref = parseBlobPath(rest);
-  } catch {
-    return `"${uri}" does not name a blob: expected <container>/<blob name>`;
+    const ref = canonicalBlobRef(uri, { field: 'the input', ...(accountUrl ? { accountUrl } : {}) });
+    return { container: ref.container, blob: ref.blob };
+  } catch (e) {
+    if (!(e instanceof AppError)) throw e;
+    if (e.code === 'SasNotAllowed') return 'blob URIs must not carry a query string or SAS token: the service reads inputs with its own identity';
+    if (e.code === 'ForeignStorageAccount') return `"${uri.replace(/[?#].*$/s, '')}" is not in this service's storage account; copy the inputs there`;
+    if (e.code === 'InvalidBlobReference' && /does not name a blob/.test(e.message)) return `"${uri}" does not name a blob: expected <container>/<blob name>`;
+    return e.message;
   }
-  if (!containerName.safeParse(ref.container).success) return `"${ref.container}" in "${uri}" is not a storage container name`;
-  return ref;
 }
 
 /**
@@ -300,8 +302,9 @@ export function parseBatchJob(input: unknown, opts: ParseOptions & { accountUrl?
 export function parseBatchJobText(text: string, opts: ParseOptions & { accountUrl?: string; fileName?: string } = {}): BatchJob {
   let data: unknown;
   try {
-    data = parseManifestText(text, opts.fileName ?? 'batch.json');
+    data = parseManifestText(text, opts.fileName ?? 'batch.json', undefined, MAX_JOB_BYTES);
   } catch (e) {
+    if (e instanceof AppError && (e.code === 'InputTooDeep' || e.code === 'InputTooLarge')) throw e;
     throw invalid([(e as Error).message]);
   }
   return parseBatchJob(data, opts);

@@ -10,6 +10,7 @@
  * Every name is a pure function of the run id and the index, so activities that run twice write the same blobs.
  */
 import { AppError } from '../errors';
+import { blobNameReason } from '../storage';
 import type { BatchJob } from './job';
 
 /** Mini-batch descriptors per plan chunk; also the natural size of one fan-out sub-orchestration. */
@@ -33,6 +34,8 @@ export function runLayout(job: Pick<BatchJob, 'output' | 'appendRowFileName'>, r
     throw new AppError('InvalidRunId', `Batch run id "${runId}" must be 1-200 letters, digits, ".", "_", ":" or "-"`, 400);
   }
   const root = `${job.output.prefix}${runId}/`;
+  const why = blobNameReason(root, { prefix: true });
+  if (why) throw new AppError('InvalidJobDefinition', `Invalid batch job definition: output.prefix "${job.output.prefix}" ${why}`, 400);
   return {
     container: job.output.container,
     root,

@@ -14,6 +14,7 @@
  */
 import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { AppError } from '../errors';
+import { blobNameReason } from '../storage';
 import { getJson, isConditionFailed, isNotFound, mapLimit, putJson } from './blobs';
 import type { BatchJob, TabularFormat } from './job';
 import { chunkOf, PLAN_CHUNK_SIZE, RunLayout } from './layout';
@@ -255,6 +256,9 @@ async function listPage(
   const inputs: BlobInput[] = [];
   for (const b of items) {
     if (b.name.endsWith('/')) continue; // folder marker: "the prefix exists" but is not an input
+    // A listed name is read back by name: one the SDK would send as another path (`..`, `%2F`) is refused.
+    const why = blobNameReason(b.name);
+    if (why) throw new AppError('InvalidInputName', `Input blob "${src.container}/${b.name.slice(0, 300)}" cannot be read safely: its name ${why}; rename it or narrow inputs.prefix`, 400);
     inputs.push({ container: src.container, blob: b.name, size: b.properties.contentLength ?? 0, etag: b.properties.etag ?? '' });
   }
   return { inputs, more: !!token, next: { continuationToken: token } };

@@ -24,6 +24,8 @@ import type { BatchCounts, BatchSummary } from './merge';
 import type { PlanSummary } from './plan';
 import type { BatchProgress } from './progress';
 import { batchPoolKind, isTerminalStatus, poolIdFor, statusOrUndefined, type BatchPoolKind } from './pools';
+import { parseJsonBounded } from '../parse';
+import { MAX_MESSAGE_BYTES } from '../manifest/training';
 import type { ThresholdTrip } from './thresholds';
 
 export const BATCH_RUN_ORCHESTRATION = 'batchRun';
@@ -220,7 +222,7 @@ export async function startBatchFromTrainingMessage(
 
 function safeJson(s: string): unknown {
   try {
-    return JSON.parse(s);
+    return parseJsonBounded(s, { what: 'the training-completed message', maxBytes: MAX_MESSAGE_BYTES });
   } catch {
     return undefined;
   }

@@ -6,6 +6,7 @@
  * quote). JSONL records end at every newline (JSON escapes newlines inside strings). Blank lines are not rows.
  * Scanning works on bytes: in UTF-8, `\n` and `"` never occur inside a multi-byte character.
  */
+import { jsonNestingDepth, MAX_INPUT_DEPTH } from '../parse';
 import type { TabularFormat } from './job';
 
 const NL = 0x0a;
@@ -216,6 +217,9 @@ export function parseRows(data: Uint8Array, format: TabularFormat, columns: stri
     const rows: unknown[] = [];
     for (const line of text.split('\n')) {
       if (line.trim() === '') continue;
+      if (jsonNestingDepth(line, MAX_INPUT_DEPTH) > MAX_INPUT_DEPTH) {
+        throw Object.assign(new Error(`a JSONL line is nested more than ${MAX_INPUT_DEPTH} levels deep`), { code: 'InvalidTabularInput' });
+      }
       try {
         rows.push(JSON.parse(line));
       } catch (e) {

@@ -5,7 +5,7 @@
  */
 import type { TableEntityResult } from '@azure/data-tables';
 import { AppError, badRequest, conflict, notFound } from '../errors';
-import { checkImageName, checkRelativePath } from '../manifest/names';
+import { checkImageName, checkRelativePath, parseVersion } from '../manifest/names';
 import { environmentKind, type DeploymentManifest, type EnvironmentKind } from '../manifest/schema';
 import { ModelRegistry, readFileInput, type ModelFileInput, type ModelRecord } from '../registry/models';
 import { UsageIndex } from '../registry/usage';
@@ -105,7 +105,7 @@ export function parseImageRef(ref: string): { name: string; version?: number } {
   const m = /^([^:]+)(?::(\d+|latest))?$/.exec(ref);
   if (!m) throw badRequest('InvalidImageReference', `"${ref}" is not an image reference; use "name:version".`);
   checkImageName(m[1], 'image');
-  return { name: m[1], version: m[2] && m[2] !== 'latest' ? Number(m[2]) : undefined };
+  return { name: m[1], version: m[2] && m[2] !== 'latest' ? parseVersion(m[2], `the version in "${ref}"`) : undefined };
 }
 
 export class ImageRegistry {

@@ -7,8 +7,8 @@ import { spawn } from 'child_process';
 import * as fs from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
-import YAML from 'yaml';
 import { AppError } from '../errors';
+import { parseJsonBounded, parseYamlBounded } from '../parse';
 import type { ImageMetadata } from './context';
 
 export interface CommandResult {
@@ -61,9 +61,9 @@ export function checkEnvironmentFile(kind: 'conda' | 'requirements' | 'npm', tex
   if (kind === 'conda') {
     let doc: unknown;
     try {
-      doc = YAML.parse(text);
+      doc = parseYamlBounded(text, { what: `Environment file ${name}` });
     } catch (e) {
-      throw fail(`Environment file ${name} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+      throw fail((e as Error).message.split('\n')[0]);
     }
     if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw fail(`Environment file ${name} must be a conda environment (a mapping with "dependencies").`);
     const deps = (doc as { dependencies?: unknown }).dependencies;
@@ -79,9 +79,9 @@ export function checkEnvironmentFile(kind: 'conda' | 'requirements' | 'npm', tex
   }
   let pkg: unknown;
   try {
-    pkg = JSON.parse(text);
+    pkg = parseJsonBounded(text, { what: `Environment file ${name}` });
   } catch (e) {
-    throw fail(`Environment file ${name} is not valid JSON: ${(e as Error).message}`);
+    throw fail((e as Error).message);
   }
   if (!pkg || typeof pkg !== 'object' || Array.isArray(pkg)) throw fail(`Environment file ${name} must be a package.json object.`);
   for (const field of ['dependencies', 'optionalDependencies'] as const) {

@@ -38,7 +38,8 @@ export function checkServiceName(name: string, field = 'service.name'): string {
 
 /**
  * Why a relative file path is unsafe, or undefined when it is fine: no absolute paths (`/x`, `C:\x`, `\\server`),
- * no `..` or `.` segments, no empty segments, no backslashes, no control characters, at most 1024 characters.
+ * no `..` or `.` segments, no empty segments, no backslashes, no `%` (a blob name with `%xx` would name another
+ * blob), no control characters, at most 1024 characters.
  */
 export function unsafePathReason(p: string): string | undefined {
   if (typeof p !== 'string' || p.length === 0) return 'is empty';
@@ -47,6 +48,7 @@ export function unsafePathReason(p: string): string | undefined {
   if (/[\x00-\x1f\x7f]/.test(p)) return 'contains control characters';
   if (p.startsWith('/') || /^[A-Za-z]:/.test(p) || p.startsWith('\\')) return 'is absolute (use a path relative to the manifest)';
   if (p.includes('\\')) return 'contains "\\" (use "/" as the separator)';
+  if (p.includes('%')) return 'contains "%" (percent-encoding is not allowed in paths; give the plain name)';
   const segments = p.split('/');
   if (segments.some((s) => s === '..')) return 'contains ".." (path traversal is not allowed)';
   if (segments.some((s) => s === '.' || s === '')) return 'contains an empty or "." segment';
@@ -57,4 +59,15 @@ export function checkRelativePath(p: string, field: string): string {
   const why = unsafePathReason(p);
   if (why) throw badRequest('InvalidPath', `${field} "${String(p)}" ${why}.`);
   return p;
+}
+
+/** Highest model/image version a reference may name (versions are counters; 9 digits, as in batch job refs). */
+export const MAX_VERSION = 999_999_999;
+
+/** A version given as text (`"3"`): a whole number 1…MAX_VERSION, else 400 `InvalidVersion` naming `field`. */
+export function parseVersion(v: string, field = 'version'): number {
+  if (!/^[0-9]{1,9}$/.test(v) || Number(v) < 1) {
+    throw badRequest('InvalidVersion', `${field} "${String(v).slice(0, 40)}${String(v).length > 40 ? '…' : ''}" must be a whole number from 1 to ${MAX_VERSION}.`);
+  }
+  return Number(v);
 }

@@ -18,8 +18,9 @@
 import YAML from 'yaml';
 import { z } from 'zod';
 import { AppError, badRequest } from '../errors';
+import { parseJsonBounded, parseYamlDocumentBounded, yamlToJs } from '../parse';
 import type { DeployConfig, RuntimeKind, TargetKind } from '../seams';
-import { assertUserContainer, parseBlobPath } from '../storage';
+import { blobRefString, canonicalBlobRef } from '../storage';
 import { checkImageName, checkModelName, checkRelativePath, checkServiceName } from './names';
 
 // ---------------------------------------------------------------- parsed types
@@ -69,15 +70,46 @@ export interface DeploymentManifest {
 
 // ---------------------------------------------------------------- zod schema (snake_case, AML style)
 
-const stringMap = z.record(z.string(), z.string());
-const fileRef = z.union([z.string(), z.strictObject({ path: z.string(), source: z.string().optional() })]);
-const metricMap = z.record(z.string(), z.number());
+/** Limits checked when a manifest or message is parsed (the registry's own limits, so a refused input answers 400 at once). */
+export const MANIFEST_LIMITS = {
+  /** Characters of a description (model, image, service). */
+  description: 8192,
+  /** Characters of a tag/property key, and of a value. */
+  mapKey: 256,
+  mapValue: 4096,
+  /** Entries of one tags/properties/metrics map, and its characters as JSON (it is stored in one table property). */
+  mapEntries: 100,
+  mapJson: 30_000,
+  /** Files of one model (`MAX_MODEL_FILES`). */
+  modelFiles: 200,
+  /** Characters of other free-text fields (image references, locations, names of compute targets). */
+  text: 512,
+} as const;
+
+const FILE_REF_RULE = 'must be a file path ("score.py") or { "path": "score.py", "source": "container/path" }';
+export const description = z.string().max(MANIFEST_LIMITS.description, `must be at most ${MANIFEST_LIMITS.description} characters`);
+const shortText = z.string().max(MANIFEST_LIMITS.text, `must be at most ${MANIFEST_LIMITS.text} characters`);
+/** `{ key: value }` with the registry's limits. */
+export function boundedMap<V extends z.ZodType>(value: V, what: string) {
+  return z
+    .record(z.string().min(1, 'keys must not be empty').max(MANIFEST_LIMITS.mapKey, `keys must be at most ${MANIFEST_LIMITS.mapKey} characters`), value, {
+      error: (i) => (i.code === 'invalid_type' ? `must be an object of ${what}` : undefined),
+    })
+    .superRefine((m, ctx) => {
+      const n = Object.keys(m).length;
+      if (n > MANIFEST_LIMITS.mapEntries) ctx.addIssue({ code: 'custom', message: `has ${n} entries; at most ${MANIFEST_LIMITS.mapEntries} are allowed` });
+      else if (JSON.stringify(m).length > MANIFEST_LIMITS.mapJson) ctx.addIssue({ code: 'custom', message: `is larger than ${MANIFEST_LIMITS.mapJson} characters in total` });
+    });
+}
+export const stringMap = boundedMap(z.string().max(MANIFEST_LIMITS.mapValue, `values must be at most ${MANIFEST_LIMITS.mapValue} characters`), 'strings ("key": "value")');
+const fileRef = z.union([shortText.max(1024, 'must be at most 1024 characters'), z.strictObject({ path: z.string(), source: z.string().optional() })], { error: FILE_REF_RULE });
+export const metricMap = boundedMap(z.number(), 'numbers ("metric": 0.5)');
 
 const common = {
   cpu_cores: z.number().positive().max(64).optional(),
   memory_gb: z.number().positive().max(256).optional(),
   auth_enabled: z.boolean().optional(),
-  description: z.string().optional(),
+  description: description.optional(),
   tags: stringMap.optional(),
 };
 
@@ -98,13 +130,13 @@ const aciTarget = z.strictObject({
   kind: z.literal('aci'),
   ...common,
   dns_name_label: z.string().regex(/^[a-z][a-z0-9-]{1,61}[a-z0-9]$/).optional(),
-  location: z.string().optional(),
+  location: shortText.optional(),
 });
 const aksTarget = z.strictObject({
   kind: z.literal('aks'),
   ...common,
   ...scaling,
-  compute_target_name: z.string().optional(),
+  compute_target_name: shortText.optional(),
   namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).optional(),
 });
 const target = z.preprocess(
@@ -116,25 +148,31 @@ const promotion = z.strictObject({ min_metrics: metricMap.optional(), max_metric
 
 export const manifestSchema = z.strictObject({
   model: z.strictObject({
-    name: z.string().optional(),
-    files: z.union([fileRef, z.array(fileRef)]),
+    name: shortText.optional(),
+    // One file or a list: a single one is a list of one.
+    files: z.preprocess(
+      (v) => (v !== undefined && v !== null && !Array.isArray(v) && (typeof v === 'string' || typeof v === 'object') ? [v] : v),
+      z
+        .array(fileRef, { error: (i) => (i.code === 'invalid_type' ? `${FILE_REF_RULE}, or a list of them` : undefined) })
+        .max(MANIFEST_LIMITS.modelFiles, `must list at most ${MANIFEST_LIMITS.modelFiles} files (zip a folder of many files)`),
+    ),
     tags: stringMap.optional(),
     properties: stringMap.optional(),
-    description: z.string().optional(),
+    description: description.optional(),
   }),
   image: z
     .strictObject({
-      name: z.string().optional(),
-      runtime: z.enum(['python', 'node', 'onnx']),
+      name: shortText.optional(),
+      runtime: z.enum(['python', 'node', 'onnx'], { error: 'must be one of python, node, onnx' }),
       entry_script: fileRef.optional(),
       environment_file: fileRef.optional(),
-      base_image: z.string().min(1).optional(),
-      base_image_registry: z.string().min(1).optional(),
-      description: z.string().optional(),
+      base_image: shortText.min(1).optional(),
+      base_image_registry: shortText.min(1).optional(),
+      description: description.optional(),
       tags: stringMap.optional(),
     }),
   target: target.optional(),
-  service: z.strictObject({ name: z.string().optional(), description: z.string().optional(), tags: stringMap.optional() }).optional(),
+  service: z.strictObject({ name: shortText.optional(), description: description.optional(), tags: stringMap.optional() }).optional(),
   schema: z.strictObject({ input_sample: z.unknown().optional(), output_sample: z.unknown().optional() }).optional(),
   smoke_test: z
     .strictObject({ sample: z.unknown().optional(), expected_output: z.unknown().optional(), tolerance: z.number().min(0).optional() })
@@ -147,8 +185,18 @@ type ParsedTarget = z.output<typeof localTarget> | z.output<typeof aciTarget> | 
 
 // ---------------------------------------------------------------- errors
 
-/** zod issues → one message naming every field path (`target.autoscale_enabled: unknown field`). */
-export function describeIssues(issues: z.core.$ZodIssue[], prefix = ''): string {
+const TYPE_WORDS: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+  object: 'an object',
+  record: 'an object',
+  array: 'a list',
+};
+
+/** zod issues → one message naming every field path (`target.autoscale_enabled: unknown field`) and what was expected. */
+export function describeIssues(issues: readonly z.core.$ZodIssue[], prefix = ''): string {
   const parts: string[] = [];
   for (const i of issues) {
     const at = [prefix, ...i.path.map(String)].filter(Boolean).join('.');
@@ -156,6 +204,14 @@ export function describeIssues(issues: z.core.$ZodIssue[], prefix = ''): string 
       for (const k of i.keys) parts.push(`${at ? `${at}.` : ''}${k}: unknown field`);
     } else if (i.code === 'invalid_union' && 'note' in i && i.note === 'No matching discriminator') {
       parts.push(`${at}: must be one of ${(i as unknown as { options: string[] }).options.join(', ')}`);
+    } else if (i.code === 'invalid_type' && /^Invalid input/.test(i.message)) {
+      const got = /received (\w+)/.exec(i.message)?.[1];
+      parts.push(`${at || '(root)'}: must be ${TYPE_WORDS[i.expected] ?? i.expected}${got ? ` (got ${got === 'undefined' ? 'nothing' : got})` : ''}`);
+    } else if (i.code === 'invalid_union' && /^Invalid input/.test(i.message)) {
+      // The option that got furthest (deepest issue path) says what is wrong; otherwise the value has the wrong type.
+      const best = [...(i.errors ?? [])].sort((a, b) => Math.max(0, ...b.map((x) => x.path.length)) - Math.max(0, ...a.map((x) => x.path.length)))[0];
+      if (best && best.some((x) => x.path.length > 0 || x.code !== 'invalid_type')) parts.push(describeIssues(best, at));
+      else parts.push(`${at || '(root)'}: has the wrong type`);
     } else {
       parts.push(`${at || '(root)'}: ${i.message}`);
     }
@@ -163,36 +219,35 @@ export function describeIssues(issues: z.core.$ZodIssue[], prefix = ''): string 
   return parts.join('; ');
 }
 
-/** Parses JSON or YAML text (format from the file name, else sniffed). Syntax errors → 400 `ManifestMalformed` with the position. */
-export function parseManifestText(text: string, fileName = 'deploy.json', topLevelFields?: readonly string[]): unknown {
-  const yaml = /\.ya?ml$/i.test(fileName) || (!/\.json$/i.test(fileName) && !/^\s*[{[]/.test(text));
+/** Largest manifest accepted (bytes): checked before parsing, so a refused manifest answers fast. */
+export const MAX_MANIFEST_BYTES = 1024 * 1024;
+
+/**
+ * Parses JSON or YAML text (format from the file name, else sniffed), bounded (`shared/parse.ts`: size, then
+ * nesting depth before parsing, YAML aliases): 400 `InputTooLarge` / `InputTooDeep`. Syntax errors → 400
+ * `ManifestMalformed` with the position.
+ */
+export function parseManifestText(text: string, fileName = 'deploy.json', topLevelFields?: readonly string[], maxBytes = MAX_MANIFEST_BYTES): unknown {
+  const bounds = { what: fileName, maxBytes };
+  const yaml = /\.ya?ml$/i.test(fileName) || (!/\.json$/i.test(fileName) && !/^\s*[{[]/.test(text.slice(0, 4096)));
   if (yaml) {
-    try {
-      const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true, merge: true });
-      if (doc.errors.length) throw doc.errors[0];
-      if (topLevelFields && YAML.isMap(doc.contents)) {
-        for (const pair of doc.contents.items) {
-          const key = YAML.isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-          const anchor = (pair.value as { anchor?: string } | null)?.anchor;
-          if (anchor && !topLevelFields.includes(key)) {
-            throw badRequest(
-              'InvalidManifest',
-              `${fileName}: ${key}: unknown field (it only holds the YAML anchor &${anchor}); top-level fields are ${topLevelFields.join(', ')}. Define the anchor inside the field that first uses it, then reuse it with *${anchor} or "<<: *${anchor}".`,
-            );
-          }
+    const doc = parseYamlDocumentBounded(text, bounds, { prettyErrors: true, uniqueKeys: true, merge: true });
+    if (doc.errors.length) throw badRequest('ManifestMalformed', `${fileName} is not valid YAML: ${doc.errors[0].message.split('\n')[0].slice(0, 500)}`);
+    if (topLevelFields && YAML.isMap(doc.contents)) {
+      for (const pair of doc.contents.items) {
+        const key = YAML.isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        const anchor = (pair.value as { anchor?: string } | null)?.anchor;
+        if (anchor && !topLevelFields.includes(key)) {
+          throw badRequest(
+            'InvalidManifest',
+            `${fileName}: ${key}: unknown field (it only holds the YAML anchor &${anchor}); top-level fields are ${topLevelFields.join(', ')}. Define the anchor inside the field that first uses it, then reuse it with *${anchor} or "<<: *${anchor}".`,
+          );
         }
       }
-      return doc.toJS({ maxAliasCount: 100 });
-    } catch (e) {
-      if (e instanceof AppError) throw e;
-      throw badRequest('ManifestMalformed', `${fileName} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
     }
+    return yamlToJs(doc, bounds);
   }
-  try {
-    return JSON.parse(text.replace(/^\uFEFF/, ''));
-  } catch (e) {
-    throw badRequest('ManifestMalformed', `${fileName} is not valid JSON: ${(e as Error).message}`);
-  }
+  return parseJsonBounded(text, { ...bounds, malformedCode: 'ManifestMalformed' });
 }
 
 // ---------------------------------------------------------------- defaults (AML)
@@ -269,18 +324,11 @@ export interface ManifestDefaults {
 /**
  * A file source: `container/path` or a blob URL of this app's account without a query string (no SAS: the app
  * reads with its own identity, and run inputs reach orchestration history), never in a system container.
+ * Returns the canonical `container/blob` that is read (see `canonicalBlobRef`). With `accountUrl`, a URL of another
+ * account is refused; without it the account is checked when the blob is read.
  */
-export function checkSource(source: string, field: string): string {
-  if (!/^https?:\/\//i.test(source)) checkRelativePath(source, field);
-  let container: string;
-  try {
-    container = parseBlobPath(source).container;
-  } catch (e) {
-    if (e instanceof AppError && e.code === 'SasNotAllowed') throw badRequest('SasNotAllowed', `${field}: ${e.message}`);
-    throw badRequest('InvalidPath', `${field} "${source.replace(/[?#].*$/, '')}" is not a blob reference; use "container/path/to/blob" or a blob URL of this app's storage account.`);
-  }
-  assertUserContainer(container, field);
-  return source;
+export function checkSource(source: string, field: string, accountUrl?: string): string {
+  return blobRefString(canonicalBlobRef(source, { field, ...(accountUrl ? { accountUrl } : {}) }));
 }
 
 /** Checks a derived name; when invalid, says where it came from and which field to set. */
@@ -420,19 +468,21 @@ export function defaultOnnxManifest(folderName: string, onnxFile: string): Deplo
 }
 
 /**
- * Every file the manifest references with the blob it is read from: `{ path, blob }`, where `blob` is the
- * `source` or `<baseFolder>/<path>` (baseFolder = `incoming/<name>` for the blob trigger). Fails with 400
- * `ManifestFileMissing` naming the field when a file has no source and there is no base folder.
+ * Every file the manifest references with the blob it is read from: `{ path, blob }`, where `blob` is the canonical
+ * `container/blob` (see `canonicalBlobRef`) of the `source` or of `<baseFolder>/<path>` (baseFolder =
+ * `incoming/<name>` for the blob trigger). With `accountUrl`, blob URLs of another account are refused here.
+ * Fails with 400 `ManifestFileMissing` naming the field when a file has no source and there is no base folder.
  */
 export function resolveManifestFiles(
   manifest: DeploymentManifest,
   baseFolder?: string,
+  accountUrl?: string,
 ): { model: Array<{ path: string; blob: string }>; entryScript?: { path: string; blob: string }; environmentFile?: { path: string; blob: string } } {
   const base = baseFolder?.replace(/\/+$/, '');
   const resolve = (f: FileRef, field: string) => {
-    if (f.source) return { path: f.path, blob: checkSource(f.source, `${field}.source`) };
+    if (f.source) return { path: f.path, blob: checkSource(f.source, `${field}.source`, accountUrl) };
     if (!base) throw new AppError('ManifestFileMissing', `${field} "${f.path}" has no source; give a blob reference as { "path", "source" }.`, 400);
-    return { path: f.path, blob: checkSource(`${base}/${f.path}`, field) };
+    return { path: f.path, blob: checkSource(`${base}/${f.path}`, field, accountUrl) };
   };
   return {
     model: manifest.model.files.map((f, i) => resolve(f, `model.files[${i}]`)),

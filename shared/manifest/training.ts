@@ -15,24 +15,30 @@
 import { z } from 'zod';
 import { AppError, badRequest } from '../errors';
 import { parseBatchJob } from '../batch/job';
+import { assertValueBounds, checkInputSize, parseJsonBounded } from '../parse';
 import { checkModelName, checkRelativePath } from './names';
-import { checkSource, describeIssues, validateManifest, type DeploymentManifest, type FileRef, type PromotionPolicy } from './schema';
+import { checkSource, describeIssues, description, MANIFEST_LIMITS, metricMap, stringMap, validateManifest, type DeploymentManifest, type FileRef, type PromotionPolicy } from './schema';
 
-const artifact = z.union([z.string().min(1), z.strictObject({ path: z.string().optional(), uri: z.string().min(1) })]);
+const artifact = z.union([z.string().min(1), z.strictObject({ path: z.string().optional(), uri: z.string().min(1) })], {
+  error: 'must be a blob URL or "container/path", or { "path": "model.json", "uri": "…" }',
+});
 
 const messageSchema = z.strictObject({
   model_name: z.string(),
   training_run_id: z.string().min(1).max(256),
-  artifacts: z.array(artifact).min(1),
-  metrics: z.record(z.string(), z.number()).optional(),
-  tags: z.record(z.string(), z.string()).optional(),
-  properties: z.record(z.string(), z.string()).optional(),
-  description: z.string().optional(),
-  promotion: z.strictObject({ min_metrics: z.record(z.string(), z.number()).optional(), max_metrics: z.record(z.string(), z.number()).optional() }).optional(),
+  artifacts: z.array(artifact).min(1, 'must list at least one artifact').max(MANIFEST_LIMITS.modelFiles, `must list at most ${MANIFEST_LIMITS.modelFiles} artifacts`),
+  metrics: metricMap.optional(),
+  tags: stringMap.optional(),
+  properties: stringMap.optional(),
+  description: description.optional(),
+  promotion: z.strictObject({ min_metrics: metricMap.optional(), max_metrics: metricMap.optional() }).optional(),
   deploy: z.record(z.string(), z.unknown()).optional(),
   /** Batch scoring to run once the model is deployed (a batch job definition; `model` defaults to this model). */
   batch: z.record(z.string(), z.unknown()).optional(),
 });
+
+/** Largest training-completed message accepted (bytes; it may carry a batch job with many input URIs). */
+export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 export interface TrainingCompleted {
   modelName: string;
@@ -53,14 +59,16 @@ export function stripQuery(uri: string): string {
   return uri.replace(/[?#].*$/, '');
 }
 
-function artifactRef(a: z.infer<typeof artifact>, i: number): FileRef {
+function artifactRef(a: z.infer<typeof artifact>, i: number, accountUrl?: string): FileRef {
   const uri = typeof a === 'string' ? a : a.uri;
   const defaultPath = decodeURIComponent(stripQuery(uri).split('/').filter(Boolean).pop() ?? '');
   const p = (typeof a === 'string' ? undefined : a.path) ?? defaultPath;
   checkRelativePath(p, `artifacts[${i}].path`);
-  if (!/^https?:\/\//i.test(uri)) checkRelativePath(uri, `artifacts[${i}].uri`);
   // SAS tokens are dropped: the app reads artifacts with its own identity, and run inputs/history stay secret-free.
-  return { path: p, source: checkSource(stripQuery(uri), `artifacts[${i}].uri`) };
+  // The reference is checked (traversal, encoding, account, container) here; the run reads its canonical form.
+  const source = stripQuery(uri);
+  checkSource(source, `artifacts[${i}].uri`, accountUrl);
+  return { path: p, source };
 }
 
 /**
@@ -69,19 +77,27 @@ function artifactRef(a: z.infer<typeof artifact>, i: number): FileRef {
  */
 export function parseTrainingCompleted(body: unknown, opts: { accountUrl?: string } = {}): TrainingCompleted {
   let value = body;
-  if (Buffer.isBuffer(value)) value = value.toString('utf8');
+  const bounds = { what: 'The training-completed message', maxBytes: MAX_MESSAGE_BYTES };
+  if (Buffer.isBuffer(value)) {
+    checkInputSize(value, bounds);
+    value = value.toString('utf8');
+  }
   if (typeof value === 'string') {
     try {
-      value = JSON.parse(value);
+      value = parseJsonBounded(value, { ...bounds, malformedCode: 'MessageNotJson' });
     } catch (e) {
-      throw badRequest('MessageNotJson', `The training-completed message is not JSON: ${(e as Error).message}`);
+      if (e instanceof AppError && e.code === 'MessageNotJson') throw badRequest('MessageNotJson', e.message.replace('is not valid JSON', 'is not JSON'));
+      throw e;
     }
+  } else {
+    // Already parsed (the Functions library parses JSON bodies): the same depth and size bounds, before anything walks it.
+    assertValueBounds(value, bounds);
   }
   const parsed = messageSchema.safeParse(value);
   if (!parsed.success) throw badRequest('InvalidMessage', `training-completed message: ${describeIssues(parsed.error.issues)}`);
   const m = parsed.data;
   const name = checkModelName(m.model_name, 'model_name');
-  const files = m.artifacts.map(artifactRef);
+  const files = m.artifacts.map((a, i) => artifactRef(a, i, opts.accountUrl));
   const seen = new Set<string>();
   for (const f of files) {
     if (seen.has(f.path)) throw badRequest('InvalidMessage', `training-completed message: two artifacts map to "${f.path}"; give each a distinct "path".`);

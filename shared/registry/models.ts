@@ -8,7 +8,7 @@ import * as path from 'path';
 import { randomUUID } from 'crypto';
 import type { TableEntityResult } from '@azure/data-tables';
 import { AppError, badRequest, conflict, notFound } from '../errors';
-import { checkModelName, checkRelativePath } from '../manifest/names';
+import { checkModelName, checkRelativePath, parseVersion } from '../manifest/names';
 import { CONTAINERS, TABLES, downloadBlob, parseBlobPath, sha256Hex, type StorageClients } from '../storage';
 import { UsageIndex } from './usage';
 import {
@@ -133,7 +133,7 @@ export function parseModelRef(ref: string): { name: string; version?: number } {
   const m = /^([^:]+)(?::(\d+|latest))?$/.exec(ref);
   if (!m) throw badRequest('InvalidModelReference', `"${ref}" is not a model reference; use "name" or "name:version".`);
   checkModelName(m[1], 'model');
-  return { name: m[1], version: m[2] && m[2] !== 'latest' ? Number(m[2]) : undefined };
+  return { name: m[1], version: m[2] && m[2] !== 'latest' ? parseVersion(m[2], `the version in "${ref}"`) : undefined };
 }
 
 export class ModelRegistry {

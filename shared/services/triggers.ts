@@ -3,7 +3,7 @@
  * `DeployRunInput`, and starting the `deployModel` orchestration once per event.
  */
 import { AppError, conflict, notFound } from '../errors';
-import { defaultOnnxManifest, parseManifest, resolveManifestFiles, type DeploymentManifest } from '../manifest/schema';
+import { checkSource, defaultOnnxManifest, parseManifest, resolveManifestFiles, type DeploymentManifest } from '../manifest/schema';
 import { parseTrainingCompleted } from '../manifest/training';
 import type { ModelSource } from '../registry/models';
 import { parseBlobPath, type StorageClients } from '../storage';
@@ -68,9 +68,9 @@ function runInput(manifest: DeploymentManifest, files: RunFiles, source: ModelSo
 }
 
 /** Blob trigger on `incoming/<name>/deploy.json` (or .yaml/.yml): the run for that manifest version. */
-export function runFromBlobManifest(folderName: string, fileName: string, text: string, etag: string): { runId: string; input: DeployRunInput } {
+export function runFromBlobManifest(folderName: string, fileName: string, text: string, etag: string, accountUrl?: string): { runId: string; input: DeployRunInput } {
   const manifest = parseManifest(text, { name: folderName, fileName: `incoming/${folderName}/${fileName}` });
-  const files = resolveManifestFiles(manifest, `incoming/${folderName}`);
+  const files = resolveManifestFiles(manifest, `incoming/${folderName}`, accountUrl);
   const eventId = `incoming/${folderName}/${fileName}@${etag}`;
   return { runId: runIdFor('blob', eventId), input: runInput(manifest, files, { kind: 'blob', eventId, location: `incoming/${folderName}/` }) };
 }
@@ -96,8 +96,8 @@ export async function isLoneOnnx(storage: StorageClients, folderName: string, on
 }
 
 /** HTTP: a validated manifest whose files are blob references (or relative to `baseFolder`). */
-export function runFromHttpManifest(manifest: DeploymentManifest, eventKey: string, baseFolder?: string): { runId: string; input: DeployRunInput } {
-  const files = resolveManifestFiles(manifest, baseFolder);
+export function runFromHttpManifest(manifest: DeploymentManifest, eventKey: string, baseFolder?: string, accountUrl?: string): { runId: string; input: DeployRunInput } {
+  const files = resolveManifestFiles(manifest, baseFolder, accountUrl);
   const runId = runIdFor('http', eventKey);
   return { runId, input: runInput(manifest, files, { kind: 'http', eventId: runId }) };
 }
@@ -132,8 +132,8 @@ export function runFromTrainingMessage(body: unknown, opts: { accountUrl?: strin
   const eventId = `training:${t.modelName}:${t.trainingRunId}`;
   const runId = runIdFor('servicebus', eventId);
   const files: RunFiles = t.manifest
-    ? resolveManifestFiles(t.manifest)
-    : { model: t.model.files.map((f) => ({ path: f.path, blob: f.source! })) };
+    ? resolveManifestFiles(t.manifest, undefined, opts.accountUrl)
+    : { model: t.model.files.map((f, i) => ({ path: f.path, blob: checkSource(f.source!, `artifacts[${i}].uri`, opts.accountUrl) })) };
   return {
     runId,
     input: {
