@@ -60,7 +60,7 @@ const exampleParts = (service: string): Part[] => [
 ];
 
 async function post(body: Buffer, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${env.baseUrl}/api/deployments`, { method: 'POST', body, headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, ...headers } });
+  const res = await fetch(`${env.baseUrl}/api/deployments`, { method: 'POST', body: new Uint8Array(body) as Uint8Array<ArrayBuffer>, headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, ...headers } });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
