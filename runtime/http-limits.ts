@@ -52,11 +52,6 @@ function rawError(status: number, code: string, message: string): string {
   return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
 }
 
-/** The response in flight on a socket, if any (set by node:http once a request's headers were parsed). */
-function inFlight(socket: Socket): http.ServerResponse | undefined {
-  return (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage ?? undefined;
-}
-
 /** An `http.Server` with `limits` applied (see the file comment). */
 export function createBoundedServer(limits: HttpLimits, handler: http.RequestListener): http.Server {
   const l = resolveHttpLimits(limits);
@@ -73,9 +68,17 @@ export function createBoundedServer(limits: HttpLimits, handler: http.RequestLis
   server.keepAliveTimeout = l.keepAliveTimeoutMs;
   // Socket silence: a connection that sent nothing yet (no parser timer covers it) or an idle kept-alive one is closed.
   // A request being answered (a long scoring run) is not a silent connection: it is left alone.
+  // The latest request of each connection, so the bounds below can tell a silent connection from one being answered.
+  const current = new WeakMap<Socket, { req: http.IncomingMessage; res: http.ServerResponse }>();
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => current.set(req.socket, { req, res }));
+  const answering = (socket: Socket) => {
+    const cur = current.get(socket);
+    return !!cur && !cur.res.writableFinished && !cur.res.destroyed;
+  };
+
   server.timeout = l.headersTimeoutMs;
   server.on('timeout', (socket: Socket) => {
-    if (!inFlight(socket)) socket.destroy();
+    if (!answering(socket)) socket.destroy();
   });
 
   let open = 0;
@@ -91,17 +94,24 @@ export function createBoundedServer(limits: HttpLimits, handler: http.RequestLis
   });
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    const res = inFlight(socket);
-    if (socket.writable && !res?.headersSent && err.code !== 'ECONNRESET' && err.code !== 'EPIPE') {
-      const [status, code, message] =
-        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? res
-            ? [408, 'RequestTimeout', `The request body was not received within ${l.requestTimeoutMs} ms; send it at once, or raise the request timeout.`]
-            : [408, 'RequestTimeout', `The request headers were not received within ${l.headersTimeoutMs} ms.`]
-          : err.code === 'HPE_HEADER_OVERFLOW'
-            ? [431, 'HeadersTooLarge', 'The request headers are too large.']
-            : [400, 'BadRequest', 'The request is not valid HTTP/1.1.'];
-      socket.write(rawError(status, code, message));
+    const cur = current.get(socket);
+    /** A request whose headers arrived and whose body is still coming. */
+    const inBody = !!cur && !cur.req.complete;
+    let reply: [number, string, string] | undefined;
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      if (inBody && !cur.res.headersSent) reply = [408, 'RequestTimeout', `The request body was not received within ${l.requestTimeoutMs} ms; send it at once, or raise the request timeout.`];
+      else if (!inBody && !answering(socket)) reply = [408, 'RequestTimeout', `The request headers were not received within ${l.headersTimeoutMs} ms.`];
+      // Else the request was answered already (e.g. 413 early) and only its unwanted body was late: no second answer.
+    } else if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE' && !(cur && cur.res.headersSent && !cur.res.writableFinished)) {
+      reply = err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'HeadersTooLarge', 'The request headers are too large.'] : [400, 'BadRequest', 'The request is not valid HTTP/1.1.'];
+    }
+    if (reply && socket.writable) socket.write(rawError(...reply));
+    // An answer already under way is let finish (briefly), then the connection is closed.
+    if (cur && cur.res.headersSent && !cur.res.writableFinished && !cur.res.destroyed && socket.writable) {
+      const close = () => socket.destroy();
+      cur.res.once('finish', close);
+      setTimeout(close, 5_000).unref();
+      return;
     }
     socket.destroy();
   });
