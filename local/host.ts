@@ -14,6 +14,7 @@ import { DurableEngine } from './durable/engine';
 import { DurableStore } from './durable/store';
 import { clientBindingData, errorBody, handleDurableApi, RPC_PREFIX, WEBHOOK_PREFIX } from './durable/api';
 import { HostStorage, HostStorageSettings } from './storage';
+import { createBoundedServer, DEFAULT_HTTP_LIMITS, resolveHttpLimits, type HttpLimits } from '../runtime/http-limits';
 import { BlobTriggerPoller, QueueTriggerPoller, TimerTriggerScheduler } from './triggers';
 
 export interface HostOptions {
@@ -41,6 +42,29 @@ export interface HostJson {
 }
 
 const MAX_BODY_BYTES = 100 * 1024 * 1024;
+
+/** The host's connection bounds and the settings (local.settings.json "Values" or the environment) that change them. */
+export const HOST_HTTP_SETTINGS: Record<keyof HttpLimits, string> = {
+  headersTimeoutMs: 'LOCAL_HOST_HEADERS_TIMEOUT_MS',
+  requestTimeoutMs: 'LOCAL_HOST_REQUEST_TIMEOUT_MS',
+  keepAliveTimeoutMs: 'LOCAL_HOST_KEEP_ALIVE_TIMEOUT_MS',
+  maxConnections: 'LOCAL_HOST_MAX_CONNECTIONS',
+};
+
+/** Uploads (multipart deployments) get 5 minutes to arrive, as with node:http's own default. */
+const HOST_HTTP_DEFAULTS: HttpLimits = { ...DEFAULT_HTTP_LIMITS, requestTimeoutMs: 300_000 };
+
+/** The host's connection bounds from its settings; a bad value stops the host with the setting's name. */
+export function hostHttpLimits(settings: Record<string, string | undefined>): HttpLimits {
+  const given: Partial<HttpLimits> = {};
+  for (const [key, name] of Object.entries(HOST_HTTP_SETTINGS) as [keyof HttpLimits, string][]) {
+    const raw = settings[name]?.trim();
+    if (!raw) continue;
+    if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new Error(`Setting ${name} must be a positive integer (milliseconds or a count); got "${raw}".`);
+    given[key] = Number(raw);
+  }
+  return resolveHttpLimits(given, HOST_HTTP_DEFAULTS);
+}
 
 /** Expand the `main` field of package.json (globs with `*`, `**` and `{a,b}`) to files. */
 export function resolveMain(appRoot: string, main: string): string[] {
@@ -147,8 +171,8 @@ export class LocalHost {
     this.routePrefix = (hostJson.extensions?.http?.routePrefix ?? 'api').replace(/^\/+|\/+$/g, '');
 
     // 1. Listen first (the port is needed for the durable client binding's URLs).
-    this.server = http.createServer((req, res) => void this.onRequest(req, res));
-    this.server.keepAliveTimeout = 5000;
+    const limits = hostHttpLimits({ ...process.env, ...(this.opts.settings ?? {}) });
+    this.server = createBoundedServer(limits, (req, res) => void this.onRequest(req, res));
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(this.opts.port ?? 7071, '127.0.0.1', () => resolve());

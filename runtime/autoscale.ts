@@ -6,6 +6,8 @@
  */
 import * as http from 'node:http';
 import { forwardRequest } from './forward';
+import { createBoundedServer, resolveHttpLimits, type HttpLimits } from './http-limits';
+import { DEFAULT_MAX_BODY_BYTES } from './options';
 import type { AddressInfo } from 'node:net';
 import { AppError } from '../shared/errors';
 import { startScoringServer, type ScoringServer, type StartOptions } from './server';
@@ -83,6 +85,10 @@ export interface AutoscaleOptions {
   host?: string;
   port?: number;
   onScale?: (e: ScaleEvent) => void;
+  /** Connection bounds of the router's own server (defaults: runtime/http-limits.ts). */
+  http?: Partial<HttpLimits>;
+  /** Request bodies over this are answered 413 by the router itself (default: the runtime's 100 MB). */
+  maxBodyBytes?: number;
 }
 
 interface Replica {
@@ -97,6 +103,7 @@ export class AutoscaleRouter {
   private readonly replicas: Replica[] = [];
   private server?: http.Server;
   private timer?: NodeJS.Timeout;
+  /** Sockets to the replicas; an abandoned request gives its socket back at once (forward.ts aborts it). */
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   private peakBusy = 0;
   private upSince?: number;
@@ -220,11 +227,12 @@ export class AutoscaleRouter {
   }
 
   private listen(): Promise<void> {
-    const server = http.createServer((req, res) => {
+    const server = createBoundedServer(resolveHttpLimits(this.opts.http), (req, res) => {
       const replica = this.pick();
       if (!replica) {
         res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
         res.end(JSON.stringify({ error: { code: 'NoReplica', message: 'No replica is running; retry shortly' } }));
+        req.resume();
         return;
       }
       replica.inflight++;
@@ -232,6 +240,7 @@ export class AutoscaleRouter {
       forwardRequest(req, res, {
         target: replica.target,
         agent: this.agent,
+        maxBodyBytes: this.opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
         onDone: () => {
           replica.inflight--;
           if (replica.draining) this.retireWhenIdle(replica);
@@ -283,5 +292,11 @@ export async function startLocalReplicas(
     }
     return { url: s.url, stop: () => s.stop(), server: s };
   };
-  return AutoscaleRouter.start({ ...autoscale, factory });
+  const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, maxConnections } = server;
+  return AutoscaleRouter.start({
+    http: { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, maxConnections },
+    maxBodyBytes: server.maxBodyBytes,
+    ...autoscale,
+    factory,
+  });
 }

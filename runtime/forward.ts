@@ -1,19 +1,32 @@
 /**
  * Forwarding one HTTP request to an upstream and streaming the answer back — what the replica router
  * (runtime/autoscale.ts) and the local service front (shared/targets/local-front.ts) both do.
+ *
+ * - The body limit is the forwarder's own: a `Content-Length` over `maxBodyBytes` is answered 413 before anything
+ *   is forwarded, a chunked body as soon as its count passes the limit (the upstream exchange is then aborted).
+ * - A client that goes away (closes mid-body, or before the answer is complete) aborts the upstream exchange, so
+ *   abandoned requests never hold upstream sockets or replica capacity.
+ * - An upstream that answers (e.g. 413 early, while the body is still being sent) and then closes has its answer
+ *   passed on as it sent it; only an upstream that could not be reached at all is `onUnreachable`.
  */
 import * as http from 'node:http';
+import { sendPayloadTooLarge } from './http-limits';
 
 export interface ForwardOptions {
   target: { hostname: string; port: number | string };
   agent: http.Agent;
   /** Headers to send (default: the request's own). */
   headers?: http.OutgoingHttpHeaders;
+  /** Bodies larger than this are answered 413 `PayloadTooLarge` here, never forwarded whole (default: no limit). */
+  maxBodyBytes?: number;
   /** Called exactly once, when the exchange is over (answered, failed or the client went away). */
   onDone: () => void;
   /** Answer the client when the upstream cannot be reached (only called before any byte was sent). */
   onUnreachable: (res: http.ServerResponse, error: Error) => void;
 }
+
+/** Connection-level headers of the upstream's answer: they describe the upstream connection, not the client's. */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection'];
 
 export function forwardRequest(req: http.IncomingMessage, res: http.ServerResponse, opts: ForwardOptions): void {
   let done = false;
@@ -22,20 +35,87 @@ export function forwardRequest(req: http.IncomingMessage, res: http.ServerRespon
     done = true;
     opts.onDone();
   };
+  const limit = opts.maxBodyBytes ?? Number.POSITIVE_INFINITY;
+  const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+  if (declared !== undefined && declared > limit) {
+    finish();
+    sendPayloadTooLarge(req, res, limit, declared);
+    return;
+  }
+
+  let sending = true;
+  const stopSending = () => {
+    if (!sending) return;
+    sending = false;
+    // Whatever the client still sends is read and dropped, so its connection is not left stuck mid-request.
+    req.resume();
+  };
+  /** Set once the client got (or is getting) an answer that is not the upstream's. */
+  let answeredHere = false;
+  let response: http.IncomingMessage | undefined;
   const upstream = http.request(
     { host: opts.target.hostname, port: opts.target.port, method: req.method, path: req.url, headers: opts.headers ?? req.headers, agent: opts.agent },
     (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
+      response = up;
+      if (answeredHere || res.destroyed) {
+        up.destroy();
+        return;
+      }
+      const headers = { ...up.headers };
+      for (const h of HOP_BY_HOP) delete headers[h];
+      res.writeHead(up.statusCode ?? 502, headers);
       up.pipe(res);
       up.on('end', finish);
-      up.on('error', finish);
+      // The upstream died mid-answer: the client must see a cut answer, not a short one that looks complete.
+      up.on('error', () => {
+        finish();
+        res.destroy();
+      });
     },
   );
   upstream.on('error', (e) => {
+    stopSending();
+    // It answered, then its side of the exchange broke (it closed while the body was still being sent): what it
+    // answered is passed on as received.
+    if (response || answeredHere) return;
     finish();
+    if (res.destroyed) return;
     if (!res.headersSent) opts.onUnreachable(res, e);
     else res.destroy();
   });
-  res.on('close', finish);
-  req.pipe(upstream);
+
+  // The client went away: abort the upstream exchange.
+  res.on('close', () => {
+    finish();
+    if (!res.writableFinished) {
+      upstream.destroy();
+      response?.destroy();
+    }
+  });
+  req.on('close', () => {
+    if (!req.complete) upstream.destroy();
+  });
+  req.on('error', () => upstream.destroy());
+
+  // The body, counted while it is forwarded (backpressure: the client is paused while the upstream is busy).
+  let size = 0;
+  req.on('data', (chunk: Buffer) => {
+    if (!sending) return;
+    size += chunk.length;
+    if (size > limit) {
+      stopSending();
+      answeredHere = true;
+      upstream.destroy();
+      finish();
+      sendPayloadTooLarge(req, res, limit);
+      return;
+    }
+    if (!upstream.write(chunk)) req.pause();
+  });
+  upstream.on('drain', () => {
+    if (sending) req.resume();
+  });
+  req.on('end', () => {
+    if (sending) upstream.end();
+  });
 }

@@ -7,6 +7,9 @@ import * as fs from 'node:fs';
 import { z } from 'zod';
 import { AppError } from '../shared/errors';
 
+/** The scoring body limit (AML's 100 MB), also the default of the router and the local front in front of replicas. */
+export const DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024;
+
 export const ServerOptionsSchema = z.object({
   entryScript: z.string().min(1).optional(),
   modelDir: z.string().min(1).optional(),
@@ -17,7 +20,15 @@ export const ServerOptionsSchema = z.object({
   maxConcurrent: z.number().int().min(1).max(1000).default(1),
   maxWaitMs: z.number().int().min(0).default(500),
   timeoutMs: z.number().int().min(1).default(60_000),
-  maxBodyBytes: z.number().int().min(1).default(100 * 1024 * 1024),
+  maxBodyBytes: z.number().int().min(1).default(DEFAULT_MAX_BODY_BYTES),
+  /** Longest time to receive a request's headers → 408 (slowloris); also the silence allowed before a first request. */
+  headersTimeoutMs: z.number().int().min(1).default(30_000),
+  /** Longest time to receive a whole request, headers and body → 408 (not the scoring time). */
+  requestTimeoutMs: z.number().int().min(1).default(120_000),
+  /** Idle kept-alive connections are closed after this (above the 60 s idle timeout of common load balancers). */
+  keepAliveTimeoutMs: z.number().int().min(1).default(65_000),
+  /** Open connections at most; more → 503 TooManyConnections. */
+  maxConnections: z.number().int().min(1).default(1_000),
   keys: z.object({ primaryKey: z.string().min(1), secondaryKey: z.string().min(1) }).optional(),
   keysFile: z.string().min(1).optional(),
   python: z.string().min(1).default('python3'),
@@ -56,6 +67,10 @@ export const CLI_OPTIONS: CliOption[] = [
   { flag: '--max-wait-ms', key: 'maxWaitMs', kind: 'int', help: 'max_request_wait_time: longest wait for a free worker before 503 (default 500)' },
   { flag: '--timeout-ms', key: 'timeoutMs', kind: 'int', help: 'scoring_timeout_ms: run() longer than this → 504 and the worker is recycled (default 60000)' },
   { flag: '--max-body-bytes', key: 'maxBodyBytes', kind: 'int', help: 'request body limit; larger → 413 (default 104857600)' },
+  { flag: '--headers-timeout-ms', key: 'headersTimeoutMs', kind: 'int', help: 'request headers not received within this → 408 RequestTimeout (default 30000)' },
+  { flag: '--request-timeout-ms', key: 'requestTimeoutMs', kind: 'int', help: 'whole request (headers + body) not received within this → 408 RequestTimeout (default 120000)' },
+  { flag: '--keep-alive-timeout-ms', key: 'keepAliveTimeoutMs', kind: 'int', help: 'idle kept-alive connections are closed after this (default 65000)' },
+  { flag: '--max-connections', key: 'maxConnections', kind: 'int', help: 'open connections at most; more → 503 TooManyConnections (default 1000)' },
   { flag: '--keys-file', key: 'keysFile', kind: 'string', help: 'JSON {"primaryKey","secondaryKey"}: enables Bearer key auth' },
   { flag: '--python', key: 'python', kind: 'string', help: 'Python interpreter for score.py (default python3)' },
   { flag: '--mode', key: 'mode', kind: 'string', help: 'realtime (default) | batch: batch serves only POST /batch (run(mini_batch))' },

@@ -8,6 +8,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AppError, toErrorInfo } from '../shared/errors';
 import type { RuntimeKind } from '../shared/seams';
+import { createBoundedServer, type HttpLimits } from './http-limits';
 import { InProcessScorer, startOnnxThreads } from './in-process';
 import { onnxThreads, workerLaunch } from './launch';
 import { RuntimeMetrics } from './metrics';
@@ -99,6 +100,11 @@ const ROUTES: Record<string, string> = { '/': 'health', '/score': 'score', '/bat
 const routeOf = (path: string): string => ROUTES[path] ?? 'other';
 
 const HOP_BY_HOP = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'x-ms-request-id']);
+
+/** The runtime's connection bounds (also what a router in front of its replicas uses). */
+export function httpLimitsOf(o: Pick<ServerOptions, 'headersTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxConnections'>): HttpLimits {
+  return { headersTimeoutMs: o.headersTimeoutMs, requestTimeoutMs: o.requestTimeoutMs, keepAliveTimeoutMs: o.keepAliveTimeoutMs, maxConnections: o.maxConnections };
+}
 
 export async function startScoringServer(input: StartOptions): Promise<ScoringServer> {
   const { log: logOpt, onWorkerOutput, ...raw } = input;
@@ -215,7 +221,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     return;
   }
 
-  const server = http.createServer((req, res) => {
+  const server = createBoundedServer(httpLimitsOf(options), (req, res) => {
     const started = process.hrtime.bigint();
     const requestId = randomUUID();
     res.setHeader('x-ms-request-id', requestId);
@@ -246,7 +252,6 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
       if (status === 413) req.resume();
     });
   });
-  server.keepAliveTimeout = 65_000;
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>

@@ -40,6 +40,19 @@ export interface AppConfig {
     workersPerReplica: number;
     /** How long a local slot may take to print its ready line. */
     startTimeoutMs: number;
+    /** Bounds of the local scoring endpoints (service front, slot router, replicas). */
+    scoring: {
+      /** Request bodies over this → 413 `PayloadTooLarge`. */
+      maxBodyBytes: number;
+      /** Request headers not received within this → 408 `RequestTimeout` (slowloris). */
+      headersTimeoutMs: number;
+      /** Whole request (headers and body) not received within this → 408 `RequestTimeout`. */
+      requestTimeoutMs: number;
+      /** Idle kept-alive connections are closed after this. */
+      keepAliveTimeoutMs: number;
+      /** Open connections per endpoint at most; more → 503 `TooManyConnections`. */
+      maxConnections: number;
+    };
   };
   limits: {
     /** Largest accepted upload (HTTP multipart / single model file), bytes. */
@@ -113,6 +126,11 @@ const envSchema = z.object({
   LOCAL_PYTHON: optionalText,
   LOCAL_WORKERS_PER_REPLICA: positiveInt(1),
   LOCAL_START_TIMEOUT_MS: positiveInt(60_000),
+  LOCAL_SCORING_MAX_BODY_BYTES: positiveInt(100 * 1024 * 1024),
+  LOCAL_SCORING_HEADERS_TIMEOUT_MS: positiveInt(30_000),
+  LOCAL_SCORING_REQUEST_TIMEOUT_MS: positiveInt(120_000),
+  LOCAL_SCORING_KEEP_ALIVE_TIMEOUT_MS: positiveInt(5_000),
+  LOCAL_SCORING_MAX_CONNECTIONS: positiveInt(1_000),
   MAX_UPLOAD_BYTES: positiveInt(100 * 1024 * 1024),
   /** 0 = the same as MAX_UPLOAD_BYTES. */
   MAX_UPLOAD_PART_BYTES: intSetting(0, 0),
@@ -188,6 +206,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
         'ServiceBusConnection__fullyQualifiedNamespace (identity-based), or unset EVENTS_TOPIC_NAME to log events.',
     );
   }
+  if (env.LOCAL_SCORING_HEADERS_TIMEOUT_MS > env.LOCAL_SCORING_REQUEST_TIMEOUT_MS) {
+    fail('LOCAL_SCORING_HEADERS_TIMEOUT_MS', `(${env.LOCAL_SCORING_HEADERS_TIMEOUT_MS}) must not exceed LOCAL_SCORING_REQUEST_TIMEOUT_MS (${env.LOCAL_SCORING_REQUEST_TIMEOUT_MS}): the headers are part of the request.`);
+  }
   if (env.IMAGE_BUILDER === 'acr') {
     for (const [name, value] of [
       ['AZURE_SUBSCRIPTION_ID', env.AZURE_SUBSCRIPTION_ID],
@@ -208,6 +229,13 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       python: env.LOCAL_PYTHON ?? 'python3',
       workersPerReplica: env.LOCAL_WORKERS_PER_REPLICA,
       startTimeoutMs: env.LOCAL_START_TIMEOUT_MS,
+      scoring: {
+        maxBodyBytes: env.LOCAL_SCORING_MAX_BODY_BYTES,
+        headersTimeoutMs: env.LOCAL_SCORING_HEADERS_TIMEOUT_MS,
+        requestTimeoutMs: env.LOCAL_SCORING_REQUEST_TIMEOUT_MS,
+        keepAliveTimeoutMs: env.LOCAL_SCORING_KEEP_ALIVE_TIMEOUT_MS,
+        maxConnections: env.LOCAL_SCORING_MAX_CONNECTIONS,
+      },
     },
     limits: { maxUploadBytes: env.MAX_UPLOAD_BYTES, maxUploadPartBytes: Math.min(env.MAX_UPLOAD_PART_BYTES || env.MAX_UPLOAD_BYTES, env.MAX_UPLOAD_BYTES) },
     loneOnnxSettleSeconds: env.LONE_ONNX_SETTLE_SECONDS,

@@ -11,7 +11,7 @@ import { LocalDeployTarget } from './local';
 
 export { LocalDeployTarget, readTail } from './local';
 export type { LocalTargetOptions } from './local';
-export { LocalFront } from './local-front';
+export { LocalFront, DEFAULT_FRONT_LIMITS, type FrontLimits } from './local-front';
 
 export type DeployTargetFactory = (config: AppConfig, storage: StorageClients) => DeployTarget;
 
@@ -34,6 +34,7 @@ export function getDeployTarget(kind: TargetKind, config: AppConfig, storage: St
       python: config.local.python,
       workersPerReplica: config.local.workersPerReplica,
       startTimeoutMs: config.local.startTimeoutMs,
+      scoring: config.local.scoring,
     });
   } else {
     const f = factories[kind];

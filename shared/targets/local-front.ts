@@ -4,10 +4,16 @@
  * the old slot, new ones go to the new slot, so no request fails during a blue/green switch. The front also
  * enforces key auth with the service's *current* keys (regenerated keys work at once) and forwards to the slot
  * with the slot's own key.
+ *
+ * Connections are bounded (runtime/http-limits.ts: header and body time, keep-alive, open connections), bodies are
+ * limited here (413 before anything reaches a slot), and a client that goes away aborts its request to the slot
+ * (runtime/forward.ts), so abandoned requests never pile up behind the front.
  */
 import * as http from 'http';
 import type { AddressInfo } from 'net';
 import { forwardRequest } from '../../runtime/forward';
+import { createBoundedServer, DEFAULT_HTTP_LIMITS, resolveHttpLimits, type HttpLimits } from '../../runtime/http-limits';
+import { DEFAULT_MAX_BODY_BYTES } from '../../runtime/options';
 import { makeAuthorizer } from '../../runtime/server';
 import type { ServiceKeys } from '../seams';
 
@@ -21,6 +27,14 @@ export interface FrontSlot {
   /** Key the slot's replicas accept (absent: slot runs without auth). */
   key?: string;
 }
+
+/** The front's bounds (the local target's `LOCAL_SCORING_*` settings). */
+export interface FrontLimits extends HttpLimits {
+  /** Request bodies over this are answered 413 `PayloadTooLarge` by the front. */
+  maxBodyBytes: number;
+}
+
+export const DEFAULT_FRONT_LIMITS: FrontLimits = { ...DEFAULT_HTTP_LIMITS, maxBodyBytes: DEFAULT_MAX_BODY_BYTES };
 
 interface SlotState extends FrontSlot {
   target: URL;
@@ -43,7 +57,16 @@ export class LocalFront {
   private authEnabled = false;
   port = 0;
 
-  constructor(readonly serviceName: string) {}
+  readonly limits: FrontLimits;
+
+  constructor(
+    readonly serviceName: string,
+    limits: Partial<FrontLimits> = {},
+  ) {
+    const maxBodyBytes = limits.maxBodyBytes ?? DEFAULT_FRONT_LIMITS.maxBodyBytes;
+    if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) throw new Error(`maxBodyBytes must be a positive integer; got ${maxBodyBytes}`);
+    this.limits = { ...resolveHttpLimits(limits), maxBodyBytes };
+  }
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
@@ -55,8 +78,7 @@ export class LocalFront {
 
   /** Listens on `port` (0 = any free port; a taken preferred port falls back to a free one). */
   async listen(port = 0): Promise<number> {
-    const server = http.createServer((req, res) => this.handle(req, res));
-    server.keepAliveTimeout = 5_000;
+    const server = createBoundedServer(this.limits, (req, res) => this.handle(req, res));
     const tryListen = (p: number) =>
       new Promise<void>((resolve, reject) => {
         const onError = (e: Error) => reject(e);
@@ -153,6 +175,7 @@ export class LocalFront {
       target: s.target,
       agent: s.agent,
       headers,
+      maxBodyBytes: this.limits.maxBodyBytes,
       onDone: () => {
         s.inflight--;
         if (s.inflight === 0) for (const w of s.idleWaiters.splice(0)) w();

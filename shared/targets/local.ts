@@ -19,7 +19,7 @@ import { packageRoot } from '../../runtime/launch';
 import { AppError, toErrorInfo } from '../errors';
 import { extractTarGz } from '../images/archive';
 import { IMAGE_METADATA_FILE, type ImageMetadata } from '../images/context';
-import { LocalFront } from './local-front';
+import { LocalFront, type FrontLimits } from './local-front';
 import type { DeployConfig, DeployRequest, DeployTarget, DeployedSlot, ServiceKeys } from '../seams';
 import { downloadBlob, type StorageClients } from '../storage';
 import { isAlive, killGroup } from '../processes';
@@ -33,6 +33,8 @@ export interface LocalTargetOptions {
   extraRuntimeArgs?: string[];
   /** Autoscale scale-down delay (default: the runtime's 60 s). */
   scaleDownDelayMs?: number;
+  /** Body limit and connection bounds of the front, the slot routers and the replicas (defaults: DEFAULT_FRONT_LIMITS). */
+  scoring?: Partial<FrontLimits>;
 }
 
 interface Slot {
@@ -72,6 +74,17 @@ export async function readTail(file: string, lines: number): Promise<string> {
   } catch {
     return '';
   }
+}
+
+/** The runtime flags of the scoring bounds that are set (the replicas keep their own keep-alive default). */
+function scoringArgs(s: Partial<FrontLimits> | undefined): string[] {
+  const flags: Array<[string, number | undefined]> = [
+    ['--max-body-bytes', s?.maxBodyBytes],
+    ['--headers-timeout-ms', s?.headersTimeoutMs],
+    ['--request-timeout-ms', s?.requestTimeoutMs],
+    ['--max-connections', s?.maxConnections],
+  ];
+  return flags.flatMap(([flag, v]) => (v === undefined ? [] : [flag, String(v)]));
 }
 
 export class LocalDeployTarget implements DeployTarget {
@@ -193,6 +206,8 @@ export class LocalDeployTarget implements DeployTarget {
         targetUtilization: cfg.autoscaleTargetUtilization,
         refreshMs: cfg.autoscaleRefreshSeconds * 1000,
         ...(this.opts.scaleDownDelayMs !== undefined ? { scaleDownDelayMs: this.opts.scaleDownDelayMs } : {}),
+        http: this.opts.scoring,
+        maxBodyBytes: this.opts.scoring?.maxBodyBytes,
       });
       const url = router.url;
       const result: DeployedSlot = { ...base, scoringUri: `${url}/score`, swaggerUri: `${url}/swagger.json`, healthUri: `${url}/`, state: 'Healthy' };
@@ -229,6 +244,7 @@ export class LocalDeployTarget implements DeployTarget {
       '--service-name', request.serviceName,
       ...(meta.entryScript ? ['--entry-script', path.join(ctxDir, meta.entryScript)] : []),
       ...(keysFile ? ['--keys-file', keysFile] : []),
+      ...scoringArgs(this.opts.scoring),
       ...(this.opts.extraRuntimeArgs ?? []),
     ];
     const nodeModules = path.join(packageRoot(), 'node_modules');
@@ -305,7 +321,7 @@ export class LocalDeployTarget implements DeployTarget {
         throw new AppError('SlotNotFound', `Service ${serviceName} has no healthy slot "${slot}" to switch traffic to.`, 409);
       }
       if (!svc.front) {
-        const front = new LocalFront(serviceName);
+        const front = new LocalFront(serviceName, this.opts.scoring);
         const portFile = path.join(this.serviceDir(serviceName), 'front.json');
         let preferred = 0;
         try {
