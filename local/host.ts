@@ -139,6 +139,8 @@ export class LocalHost {
   /** The app's HTTP proxy (HTTP streaming enabled): requests are forwarded there, bodies unbuffered. */
   private httpStreamUri?: string;
   private proxyAgent?: http.Agent;
+  /** False until the app is loaded and the engine exists: requests meanwhile get 503 `Starting` (never a 404). */
+  private ready = false;
   private readonly log: (message: string) => void;
 
   constructor(private readonly opts: HostOptions) {
@@ -231,6 +233,7 @@ export class LocalHost {
       triggerOpts,
     );
     this.timers = new TimerTriggerScheduler(this.functions.filter((f) => String(f.trigger.type) === 'timerTrigger'), { log: this.log });
+    this.ready = true; // every route and the durable API can answer from here on
     const resumed = await this.engine.start();
     await this.blobPoller.start();
     await this.queuePoller.start();
@@ -260,6 +263,13 @@ export class LocalHost {
   // ------------------------------------------------------------------ HTTP
 
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (!this.ready) {
+      // The port is bound before the app is loaded: a "No function serves" 404 now would tell a client polling its run that the run is gone.
+      res.writeHead(503, { 'Content-Type': 'application/json; charset=utf-8', 'Retry-After': '1', Connection: 'close' });
+      res.end(JSON.stringify(errorBody('Starting', 'The host is starting; retry in a moment.')));
+      req.resume();
+      return;
+    }
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       const text = body === undefined ? '' : JSON.stringify(body);
       res.writeHead(status, { ...(text ? { 'Content-Type': 'application/json; charset=utf-8' } : {}), ...headers });

@@ -146,9 +146,16 @@ function repoRoot(): string {
  * The host as a child process (`node dist/local/cli.js`), for tests that `kill -9` it. Resolves with its URL once
  * it printed its `ready` line; rejects with its output if it exits first.
  */
-export function startHostProcess(opts: { connectionString: string; appRoot?: string; env?: Record<string, string>; pollMs?: number }): Promise<{ url: string; proc: ChildProcess }> {
+export function startHostProcess(opts: {
+  connectionString: string;
+  appRoot?: string;
+  env?: Record<string, string>;
+  pollMs?: number;
+  /** Port to listen on (default: a free one the host picks), e.g. to send requests before the host is ready. */
+  port?: number;
+}): Promise<{ url: string; proc: ChildProcess }> {
   const root = repoRoot();
-  const proc = spawn(process.execPath, [path.join(root, 'dist/local/cli.js'), '--app', opts.appRoot ?? root, '--port', '0', '--poll-ms', String(opts.pollMs ?? 100)], {
+  const proc = spawn(process.execPath, [path.join(root, 'dist/local/cli.js'), '--app', opts.appRoot ?? root, '--port', String(opts.port ?? 0), '--poll-ms', String(opts.pollMs ?? 100)], {
     env: { ...process.env, ...(opts.env ?? {}), AzureWebJobsStorage: opts.connectionString },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
