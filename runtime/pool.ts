@@ -9,6 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { AppError } from '../shared/errors';
+import { splitLines } from '../shared/lines';
 import { overloadedError } from './limiter';
 import { encodeFrame, FrameDecoder, type ScriptSchema, type WorkerMessageHeader, type WorkerRequestHeader } from './protocol';
 
@@ -28,7 +29,7 @@ export interface PoolOptions {
   /** First restart delay; doubles per consecutive crash up to `restartMaxMs`. */
   restartInitialMs?: number;
   restartMaxMs?: number;
-  /** The script's own stdout/stderr lines. */
+  /** The script's own stdout/stderr lines (each at most MAX_LINE_BYTES, shared/lines.ts, plus a truncation marker). */
   onOutput?: (workerId: number, line: string) => void;
   onEvent?: (event: Record<string, unknown>) => void;
   onQueueWait?: (seconds: number) => void;
@@ -240,16 +241,8 @@ export class WorkerPool implements Scorer {
       for (const { header, body } of decoder.push(chunk)) this.onMessage(w, child, header, body);
     });
     (child.stdio[3] as Writable).on('error', () => undefined);
-    for (const stream of [child.stdout, child.stderr]) {
-      let partial = '';
-      stream?.on('data', (chunk: Buffer) => {
-        const text = partial + chunk.toString('utf8');
-        const lines = text.split('\n');
-        partial = lines.pop() ?? '';
-        for (const line of lines) this.output(w.id, line);
-      });
-      stream?.on('end', () => partial && this.output(w.id, partial));
-    }
+    // Linear, and a line longer than MAX_LINE_BYTES is cut with a marker (a 50 MB print must not stall the front).
+    for (const stream of [child.stdout, child.stderr]) if (stream) splitLines(stream, (line) => this.output(w.id, line));
     child.on('error', (e) => {
       this.initError ??= `Could not start the worker (${launch.command}): ${e.message}`;
     });

@@ -9,6 +9,7 @@ import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { isListening, startAzurite, type AzuriteInstance } from '../../local/azurite';
+import { splitLines } from '../../shared/lines';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
 import { LocalDeployTarget } from '../../shared/targets/local';
 
@@ -101,32 +102,24 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   let baseUrl: string | undefined;
   let ready: () => void = () => undefined;
   const readyPromise = new Promise<void>((resolve) => (ready = resolve));
-  const onData = (stream: 'out' | 'err') => {
-    let pending = '';
-    return (d: Buffer) => {
-      log.write(d);
-      pending += d.toString();
-      let i: number;
-      while ((i = pending.indexOf('\n')) >= 0) {
-        const line = pending.slice(0, i);
-        pending = pending.slice(i + 1);
-        opts.onHostLine?.(line);
-        if (stream === 'out' && !baseUrl && line.startsWith('{')) {
-          try {
-            const ev = JSON.parse(line) as { event?: string; url?: string };
-            if (ev.event === 'ready' && ev.url) {
-              baseUrl = ev.url;
-              ready();
-            }
-          } catch {
-            /* an ordinary log line */
-          }
+  const onLine = (stream: 'out' | 'err') => (line: string) => {
+    opts.onHostLine?.(line);
+    if (stream === 'out' && !baseUrl && line.startsWith('{')) {
+      try {
+        const ev = JSON.parse(line) as { event?: string; url?: string };
+        if (ev.event === 'ready' && ev.url) {
+          baseUrl = ev.url;
+          ready();
         }
+      } catch {
+        /* an ordinary log line */
       }
-    };
+    }
   };
-  child.stdout!.on('data', onData('out'));
-  child.stderr!.on('data', onData('err'));
+  for (const [stream, name] of [[child.stdout!, 'out'], [child.stderr!, 'err']] as const) {
+    stream.on('data', (d: Buffer) => log.write(d));
+    splitLines(stream, onLine(name));
+  }
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
   let stopped = false;

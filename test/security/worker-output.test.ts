@@ -1,0 +1,141 @@
+/**
+ * A script's output cannot stall its service: a worker printing one 50 MB line (or 50 MB without any newline)
+ * still answers its request, the service keeps serving, and the log gets the line cut with a marker
+ * (shared/lines.ts, used by runtime/pool.ts for every worker's stdout and stderr).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { LineSplitter, MAX_LINE_BYTES, splitLines, truncationMarker } from '../../shared/lines';
+import { post, ROOT, start, SYSTEM_PYTHON, tempDir, waitFor, type Started } from '../runtime/helpers';
+
+const BIG = 50 * 1024 * 1024;
+const MARKER = truncationMarker(MAX_LINE_BYTES);
+
+const PY = `import json, sys
+def init():
+    print("init done")
+def run(raw_data):
+    big = json.loads(raw_data).get("big")
+    if big == "line":
+        print("L" * ${BIG})
+    elif big == "nonewline":
+        sys.stderr.write("N" * ${BIG})
+        sys.stderr.flush()
+    print("after " + str(big))
+    return {"ok": big}
+`;
+
+const JS = `'use strict';
+exports.init = () => console.log('init done');
+exports.run = (input) => {
+  if (input.big === 'line') console.log('L'.repeat(${BIG}));
+  else if (input.big === 'nonewline') process.stderr.write('N'.repeat(${BIG}));
+  console.log('after ' + input.big);
+  return { ok: input.big ?? null };
+};
+`;
+
+describe('LineSplitter', () => {
+  const split = (chunks: Array<string | Buffer>, max = 16): string[] => {
+    const out: string[] = [];
+    const s = new LineSplitter((l) => out.push(l), max);
+    for (const c of chunks) s.push(c);
+    s.end();
+    return out;
+  };
+
+  test('lines across chunk boundaries, CRLF, a last line without newline, empty lines', () => {
+    expect(split(['ab', 'c\nde', 'f\r\n\nlast'])).toEqual(['abc', 'def', '', 'last']);
+  });
+
+  test('a long line is cut once with a marker; the next line is intact', () => {
+    const out = split(['0123456789', '0123456789ABC', 'DEF\nnext\n'], 16);
+    expect(out).toEqual([`0123456789012345${truncationMarker(16)}`, 'next']);
+  });
+
+  test('a cut never splits a UTF-8 character; characters split across chunks decode whole', () => {
+    const euro = Buffer.from('€'); // 3 bytes
+    expect(split([Buffer.concat([Buffer.from('abcdefghijklmn'), euro]), Buffer.from('\n')], 16)).toEqual([`abcdefghijklmn${truncationMarker(16)}`]);
+    expect(split([euro.subarray(0, 1), euro.subarray(1), Buffer.from('\n')])).toEqual(['€']);
+  });
+
+  test('output without any newline is emitted (cut) as soon as it passes the bound', () => {
+    const out: string[] = [];
+    const s = new LineSplitter((l) => out.push(l), 16);
+    for (let i = 0; i < 1000; i++) s.push('x'.repeat(100));
+    expect(out).toEqual([`${'x'.repeat(16)}${truncationMarker(16)}`]);
+  });
+});
+
+describe.each([
+  ['python', 'score.py', PY],
+  ['node', 'score.js', JS],
+])('a %s worker printing 50 MB', (_runtime, file, source) => {
+  let dir: string;
+  let s: Started;
+
+  beforeAll(async () => {
+    dir = tempDir('output');
+    fs.writeFileSync(path.join(dir, file), source);
+    // scoring_timeout_ms well above what a linear reader needs, well below the old quadratic splitter's stall.
+    s = await start({ entryScript: path.join(dir, file), python: SYSTEM_PYTHON, timeoutMs: 30_000 });
+    expect(s.server.pool.phase).toBe('ready');
+  }, 60_000);
+  afterAll(async () => {
+    await s?.server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test.each(['line', 'nonewline'])('%s: the request is answered, the service keeps serving, the log has the cut line', async (big) => {
+    const r = await post(`${s.url}/score`, { big });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ ok: big });
+    const next = await post(`${s.url}/score`, { big: 'small' });
+    expect(next.status).toBe(200);
+    expect(await next.json()).toEqual({ ok: 'small' });
+
+    // The output pipes are read apart from the answer: wait for the last line printed.
+    await waitFor(() => s.output.includes('1:after small'));
+    const letter = big === 'line' ? 'L' : 'N';
+    const cut = s.output.filter((l) => l.includes(letter.repeat(1000)));
+    expect(cut).toEqual([`1:${letter.repeat(MAX_LINE_BYTES)}${MARKER}`]);
+    for (const line of s.output) expect(line.length).toBeLessThanOrEqual(MAX_LINE_BYTES + MARKER.length + 4);
+    // What the script printed next (on stdout) is there, whole.
+    expect(s.output).toContain(`1:after ${big}`);
+    expect(s.logs.filter((l) => l.event === 'worker_exit')).toEqual([]);
+  }, 60_000);
+});
+
+test('the runtime CLI writes the cut line to its stderr (what the local target\'s slot log records)', async () => {
+  const dir = tempDir('output-cli');
+  fs.writeFileSync(path.join(dir, 'score.js'), JS);
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist/runtime/cli.js'), '--entry-script', path.join(dir, 'score.js'), '--port', '0', '--no-access-log'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const stderr: string[] = [];
+    splitLines(child.stderr!, (l) => stderr.push(l), 4 * MAX_LINE_BYTES);
+    const url = await new Promise<string>((resolve, reject) => {
+      let port = 0;
+      splitLines(child.stdout!, (line) => {
+        const ev = JSON.parse(line) as { event: string; port?: number; message?: string };
+        if (ev.event === 'listening') port = ev.port!;
+        else if (ev.event === 'ready') resolve(`http://127.0.0.1:${port}`);
+        else if (ev.event === 'init_failed' || ev.event === 'error') reject(new Error(line));
+      });
+      child.once('exit', (code) => reject(new Error(`runtime exited (${code}): ${stderr.join('\n')}`)));
+    });
+    const r = await post(`${url}/score`, { big: 'line' });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ ok: 'line' });
+    expect((await post(`${url}/score`, { big: 'small' })).status).toBe(200);
+    await waitFor(() => stderr.includes('[worker 1] after small'));
+    expect(stderr).toContain(`[worker 1] ${'L'.repeat(MAX_LINE_BYTES)}${MARKER}`);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, 60_000);
