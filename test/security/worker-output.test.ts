@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { LineSplitter, MAX_LINE_BYTES, splitLines, truncationMarker } from '../../shared/lines';
+import { capText, LineSplitter, MAX_LINE_BYTES, splitLines, truncationMarker } from '../../shared/lines';
 import { encodeFrame, FrameDecoder } from '../../runtime/protocol';
 import { post, ROOT, start, SYSTEM_PYTHON, tempDir, waitFor, type Started } from '../runtime/helpers';
 
@@ -94,6 +94,28 @@ describe('FrameDecoder (worker replies, front requests)', () => {
     expect(got[0].body.every((b) => b === 0x52)).toBe(true);
   });
 });
+
+test('an init() error of 50 MB is cut like a line: GET / and the log carry the bounded message', async () => {
+  expect(capText('short')).toBe('short');
+  expect(capText('€'.repeat(10), 16)).toBe(`€€€€€${truncationMarker(16)}`);
+  const dir = tempDir('init-error');
+  fs.writeFileSync(path.join(dir, 'score.js'), `exports.init = () => { throw new Error('E'.repeat(${BIG})); };\nexports.run = () => 1;\n`);
+  const s = await start({ entryScript: path.join(dir, 'score.js') });
+  try {
+    expect(s.server.pool.phase).toBe('failed');
+    const health = await fetch(`${s.url}/`);
+    expect(health.status).toBe(503);
+    const text = await health.text();
+    expect(text).toContain(MARKER);
+    expect(text.length).toBeLessThan(MAX_LINE_BYTES + 1024);
+    const failed = s.logs.find((l) => l.event === 'worker_init_failed') as { message: string } | undefined;
+    const head = 'init() failed: ';
+    expect(failed?.message === `${head}${'E'.repeat(MAX_LINE_BYTES - head.length)}${MARKER}`).toBe(true);
+  } finally {
+    await s.server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, 60_000);
 
 test('a node worker replying 50 MB is answered (the front reads the reply linearly)', async () => {
   const dir = tempDir('reply');
