@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AppError } from '../shared/errors';
+import { workerEnv } from './child-env';
 import { findOnnxModel } from './onnx';
 import type { ServerOptions } from './options';
 import type { WorkerLaunch } from './pool';
@@ -41,13 +42,13 @@ export function workerLaunch(options: ServerOptions): { kind: RuntimeKind; launc
   const kind = detectRuntime(options);
   const modelDir = options.modelDir ? path.resolve(options.modelDir) : undefined;
   if (modelDir && !fs.existsSync(modelDir)) throw new AppError('ModelDirNotFound', `The model folder ${modelDir} does not exist`, 400);
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    ...(options.env ?? {}),
+  // The allow-listed environment only (child-env.ts): never the front's settings, credentials or keys.
+  const env = (vars: Record<string, string>): NodeJS.ProcessEnv => workerEnv({
     AML_MAX_CONCURRENT: String(options.maxConcurrent),
     AML_DEBUG: options.debug ? '1' : '0',
     ...(modelDir ? { AZUREML_MODEL_DIR: modelDir } : {}),
-  };
+    ...vars,
+  }, options.env);
   if (kind === 'onnx') {
     const source = options.entryScript ? undefined : modelDir;
     const model = source ? findOnnxModel(source) : undefined;
@@ -55,10 +56,10 @@ export function workerLaunch(options: ServerOptions): { kind: RuntimeKind; launc
     return {
       kind,
       onnxModel: model,
-      launch: { command: process.execPath, args: [nodeWorkerPath()], env: {
-        ...env, AML_ONNX_MODEL: model, AML_ONNX_THREADS: String(onnxThreads(options)),
+      launch: { command: process.execPath, args: [nodeWorkerPath()], env: env({
+        AML_ONNX_MODEL: model, AML_ONNX_THREADS: String(onnxThreads(options)),
         AML_MAX_BATCH_SIZE: String(options.maxBatchSize), AML_MAX_BATCH_DELAY_MS: String(options.maxBatchDelayMs),
-      } },
+      }) },
     };
   }
   const script = path.resolve(options.entryScript!);
@@ -69,9 +70,9 @@ export function workerLaunch(options: ServerOptions): { kind: RuntimeKind; launc
       launch: {
         command: options.python,
         args: ['-u', path.join(pythonAssetsDir(), 'amlworker.py')],
-        env: { ...env, AML_ENTRY_SCRIPT: script, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
+        env: env({ AML_ENTRY_SCRIPT: script, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' }),
       },
     };
   }
-  return { kind, launch: { command: process.execPath, args: [nodeWorkerPath()], env: { ...env, AML_ENTRY_SCRIPT: script } } };
+  return { kind, launch: { command: process.execPath, args: [nodeWorkerPath()], env: env({ AML_ENTRY_SCRIPT: script }) } };
 }

@@ -53,7 +53,7 @@ export const ServerOptionsSchema = z.object({
 export type ServerOptionsInput = z.input<typeof ServerOptionsSchema>;
 export type ServerOptions = z.output<typeof ServerOptionsSchema>;
 
-type Kind = 'string' | 'int' | 'flag';
+type Kind = 'string' | 'int' | 'flag' | 'env';
 interface CliOption { flag: string; key: keyof ServerOptions; kind: Kind; help: string }
 
 export const CLI_OPTIONS: CliOption[] = [
@@ -81,13 +81,14 @@ export const CLI_OPTIONS: CliOption[] = [
   { flag: '--max-batch-size', key: 'maxBatchSize', kind: 'int', help: 'ONNX: dynamic batching, /score requests queued at a busy model stacked into one run, at most (default 32; 1 = off)' },
   { flag: '--max-batch-delay-ms', key: 'maxBatchDelayMs', kind: 'int', help: 'ONNX: how long a partial batch waits for more requests (default 0 = batch only what is already queued, no added latency)' },
   { flag: '--onnx-worker-processes', key: 'onnxWorkerProcesses', kind: 'flag', help: 'ONNX: run the model in --workers worker processes instead of inside the server process (models whose single run is long)' },
+  { flag: '--env', key: 'env', kind: 'env', help: 'NAME=VALUE: a variable for the workers, repeatable (they inherit only an allow-list; not for secrets: ps shows it)' },
   { flag: '--debug', key: 'debug', kind: 'flag', help: 'include stack traces in 500 responses' },
   { flag: '--no-access-log', key: 'accessLog', kind: 'flag', help: 'do not print access log lines' },
 ];
 
 export function helpText(): string {
   const width = Math.max(...CLI_OPTIONS.map((o) => o.flag.length + (o.kind === 'flag' ? 0 : 6)));
-  const lines = CLI_OPTIONS.map((o) => `  ${(o.flag + (o.kind === 'flag' ? '' : o.kind === 'int' ? ' <n>' : ' <v>')).padEnd(width + 2)}${o.help}`);
+  const lines = CLI_OPTIONS.map((o) => `  ${(o.flag + (o.kind === 'flag' ? '' : o.kind === 'int' ? ' <n>' : o.kind === 'env' ? ' <k=v>' : ' <v>')).padEnd(width + 2)}${o.help}`);
   return [
     'Usage: node dist/runtime/cli.js [options]',
     '',
@@ -118,7 +119,13 @@ export function parseArgs(argv: string[]): ServerOptionsInput & { help?: boolean
     }
     const value = inline ?? argv[++i];
     if (value === undefined) throw new AppError('InvalidArguments', `${flag} needs a value`, 400);
-    if (opt.kind === 'int') {
+    if (opt.kind === 'env') {
+      const eq = value.indexOf('=');
+      const name = eq > 0 ? value.slice(0, eq) : '';
+      // The value is never echoed (it may be anything); the name only once it is a valid one.
+      if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(name)) throw new AppError('InvalidArguments', `${flag} needs NAME=VALUE with NAME of letters, digits and _ (not starting with a digit, at most 128)`, 400);
+      out[opt.key] = { ...(out[opt.key] as Record<string, string> | undefined), [name]: value.slice(eq + 1) };
+    } else if (opt.kind === 'int') {
       if (!/^\d+$/.test(value)) throw new AppError('InvalidArguments', `${flag} must be a non-negative integer; got "${value}"`, 400);
       out[opt.key] = Number(value);
     } else out[opt.key] = value;

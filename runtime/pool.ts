@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { AppError } from '../shared/errors';
-import { splitLines } from '../shared/lines';
+import { capText, splitLines } from '../shared/lines';
 import { overloadedError } from './limiter';
 import { encodeFrame, FrameDecoder, type ScriptSchema, type WorkerMessageHeader, type WorkerRequestHeader } from './protocol';
 
@@ -267,9 +267,11 @@ export class WorkerPool implements Scorer {
       this.readyWaiters.splice(0).forEach((r) => r());
       this.drain();
     } else if (header.t === 'init_error') {
-      this.initError = header.message;
-      w.deathReason = header.message;
-      this.opts.onEvent?.({ event: 'worker_init_failed', worker: w.id, message: header.message });
+      // The script's exception text: bounded like an output line (it reaches GET /, the log and the run's error).
+      const message = capText(header.message);
+      this.initError = message;
+      w.deathReason = message;
+      this.opts.onEvent?.({ event: 'worker_init_failed', worker: w.id, message });
     } else if (header.t === 'res') {
       const p = w.inflight.get(header.id);
       if (!p) return; // already timed out

@@ -39,32 +39,69 @@ export function encodeFrame(header: object, body: Buffer = Buffer.alloc(0)): Buf
   return Buffer.concat([prefix, h, body]);
 }
 
-/** Incremental decoder: feed chunks, get complete frames. */
+/**
+ * Incremental decoder: feed chunks, get complete frames. Linear in the bytes fed: chunks are kept as they come and
+ * joined once, when a whole frame is there (a 50 MB reply arriving in 64 KB chunks is not re-copied per chunk).
+ */
 export class FrameDecoder<H> {
   private chunks: Buffer[] = [];
   private length = 0;
+  /** Size of the frame being received (prefix + header + body), once its prefix is in. */
+  private frameSize?: number;
 
   push(chunk: Buffer): Array<{ header: H; body: Buffer }> {
-    this.chunks.push(chunk);
-    this.length += chunk.length;
+    if (chunk.length) {
+      this.chunks.push(chunk);
+      this.length += chunk.length;
+    }
     const out: Array<{ header: H; body: Buffer }> = [];
     for (;;) {
-      if (this.length < 8) break;
-      let buf = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.length);
-      const hlen = buf.readUInt32BE(0);
-      const blen = buf.readUInt32BE(4);
-      const total = 8 + hlen + blen;
-      if (this.length < total) {
-        this.chunks = [buf];
-        break;
+      if (this.frameSize === undefined) {
+        if (this.length < 8) break;
+        const prefix = this.take(8, false);
+        this.frameSize = 8 + prefix.readUInt32BE(0) + prefix.readUInt32BE(4);
       }
-      const header = JSON.parse(buf.toString('utf8', 8, 8 + hlen)) as H;
-      const body = Buffer.from(buf.subarray(8 + hlen, total));
-      out.push({ header, body });
-      buf = buf.subarray(total);
-      this.chunks = buf.length ? [buf] : [];
-      this.length = buf.length;
+      if (this.length < this.frameSize) break;
+      const frame = this.take(this.frameSize, true);
+      this.frameSize = undefined;
+      const hlen = frame.readUInt32BE(0);
+      const header = JSON.parse(frame.toString('utf8', 8, 8 + hlen)) as H;
+      out.push({ header, body: frame.subarray(8 + hlen) });
     }
     return out;
+  }
+
+  /** The first `n` buffered bytes (as a buffer of its own); `consume` removes them. */
+  private take(n: number, consume: boolean): Buffer {
+    const first = this.chunks[0];
+    let bytes: Buffer;
+    if (first.length >= n) {
+      // A fresh copy when consumed, so a frame does not keep the rest of its chunk alive.
+      bytes = consume ? Buffer.from(first.subarray(0, n)) : first.subarray(0, n);
+    } else {
+      bytes = Buffer.allocUnsafe(n);
+      let at = 0;
+      for (const c of this.chunks) {
+        const k = Math.min(c.length, n - at);
+        c.copy(bytes, at, 0, k);
+        at += k;
+        if (at === n) break;
+      }
+    }
+    if (consume) {
+      let left = n;
+      while (left > 0) {
+        const c = this.chunks[0];
+        if (c.length <= left) {
+          this.chunks.shift();
+          left -= c.length;
+        } else {
+          this.chunks[0] = c.subarray(left);
+          left = 0;
+        }
+      }
+      this.length -= n;
+    }
+    return bytes;
   }
 }

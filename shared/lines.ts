@@ -27,6 +27,13 @@ function completeUtf8(buf: Buffer): Buffer {
   return buf.length - i >= need ? buf : buf.subarray(0, i);
 }
 
+/** `text` cut to `maxBytes` of UTF-8 with the truncation marker, or unchanged when it fits. */
+export function capText(text: string, maxBytes: number = MAX_LINE_BYTES): string {
+  if (text.length * 3 <= maxBytes) return text;
+  const buf = Buffer.from(text, 'utf8');
+  return buf.length <= maxBytes ? text : completeUtf8(buf.subarray(0, maxBytes)).toString('utf8') + truncationMarker(maxBytes);
+}
+
 export class LineSplitter {
   private parts: Buffer[] = [];
   private kept = 0;

@@ -17,6 +17,7 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
+import { runtimeProcessEnv } from '../../runtime/child-env';
 import { packageRoot } from '../../runtime/launch';
 import { AppError } from '../errors';
 import { extractTarGz } from '../images/archive';
@@ -180,10 +181,9 @@ export class LocalBatchPoolProvider implements BatchPoolProvider {
     const log = fs.openSync(logPath, 'a');
     try {
       const nodeModules = path.join(packageRoot(), 'node_modules');
-      const env: NodeJS.ProcessEnv = { ...process.env, NODE_PATH: [nodeModules, process.env.NODE_PATH].filter(Boolean).join(path.delimiter) };
-      // The keys go in the environment only (not the command line, which `ps` shows to everyone).
-      delete env[RUNTIME_ENV.primaryKey];
-      delete env[RUNTIME_ENV.secondaryKey];
+      // The allow-listed environment (runtime/child-env.ts), never the host's settings; the keys go in the
+      // environment only (not the command line, which `ps` shows to everyone) and never reach the workers.
+      const env = runtimeProcessEnv(nodeModules);
       if (request.keys) {
         env[RUNTIME_ENV.primaryKey] = request.keys.primaryKey;
         env[RUNTIME_ENV.secondaryKey] = request.keys.secondaryKey;

@@ -7,6 +7,7 @@ import { spawn } from 'child_process';
 import * as fs from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
+import { inheritedEnv } from '../../runtime/child-env';
 import { AppError } from '../errors';
 import { parseJsonBounded, parseYamlBounded } from '../parse';
 import type { ImageMetadata } from './context';
@@ -17,12 +18,15 @@ export interface CommandResult {
   timedOut: boolean;
 }
 
-/** Runs a command (no shell), capturing combined output (last 16 KB), bounded by `timeoutMs`. */
+/**
+ * Runs a command (no shell), capturing combined output (last 16 KB), bounded by `timeoutMs`. It reads user files, so
+ * its environment is the allow-list of runtime/child-env.ts unless `env` is given (never the host's settings).
+ */
 export function runCommand(command: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CommandResult> {
   return new Promise((resolve) => {
     let output = '';
     let timedOut = false;
-    const child = spawn(command, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd: opts.cwd, env: opts.env ?? inheritedEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     const add = (d: Buffer) => (output = (output + d.toString()).slice(-16_384));
     child.stdout.on('data', add);
     child.stderr.on('data', add);
@@ -124,7 +128,7 @@ export async function validateContext(dir: string, meta: ImageMetadata, python: 
     if (meta.runtime === 'python' || script.endsWith('.py')) {
       const cache = await fs.mkdtemp(path.join(os.tmpdir(), 'mdf-pyc-'));
       try {
-        const r = await runCommand(python, ['-m', 'py_compile', script], { env: { ...process.env, PYTHONPYCACHEPREFIX: cache }, timeoutMs: 60_000 });
+        const r = await runCommand(python, ['-m', 'py_compile', script], { env: { ...inheritedEnv(), PYTHONPYCACHEPREFIX: cache }, timeoutMs: 60_000 });
         if (r.code === null && !r.timedOut) throw fail(`Cannot run ${python} to check ${name}: ${tail(r.output, 2)}`);
         if (r.code !== 0) throw fail(`The entry script ${name} does not compile: ${tail(r.output.split(dir + path.sep).join(''))}`);
       } finally {

@@ -15,6 +15,7 @@ import * as fsp from 'fs/promises';
 import * as path from 'path';
 import * as readline from 'readline';
 import { AutoscaleRouter, type ReplicaHandle } from '../../runtime/autoscale';
+import { runtimeProcessEnv } from '../../runtime/child-env';
 import { packageRoot } from '../../runtime/launch';
 import { AppError, toErrorInfo } from '../errors';
 import { extractTarGz } from '../images/archive';
@@ -252,7 +253,7 @@ export class LocalDeployTarget implements DeployTarget {
       cwd: ctxDir,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_PATH: [nodeModules, process.env.NODE_PATH].filter(Boolean).join(path.delimiter) },
+      env: runtimeProcessEnv(nodeModules),
     });
     this.children.add(child);
     if (child.pid) onSpawn(child.pid);

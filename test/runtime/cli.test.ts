@@ -81,8 +81,9 @@ describe('runtime CLI', () => {
     const { writeLinearOnnx } = await import('../../examples/runtime/onnx-model');
     writeLinearOnnx(path.join(dir, 'model.onnx'));
     const onnx = spawn(process.execPath, [CLI, '--model-dir', dir, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const bad = spawn(process.execPath, [CLI, '--entry-script', path.join(EX, 'python/faults/score.py'), '--port', '0'], {
-      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FAIL_INIT: '1' },
+    // Workers inherit only an allow-list (runtime/child-env.ts): the script's variable is passed explicitly.
+    const bad = spawn(process.execPath, [CLI, '--entry-script', path.join(EX, 'python/faults/score.py'), '--port', '0', '--env', 'FAIL_INIT=1'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     try {
       const out = lines(onnx);

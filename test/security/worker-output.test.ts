@@ -6,7 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { LineSplitter, MAX_LINE_BYTES, splitLines, truncationMarker } from '../../shared/lines';
+import { capText, LineSplitter, MAX_LINE_BYTES, splitLines, truncationMarker } from '../../shared/lines';
+import { encodeFrame, FrameDecoder } from '../../runtime/protocol';
 import { post, ROOT, start, SYSTEM_PYTHON, tempDir, waitFor, type Started } from '../runtime/helpers';
 
 const BIG = 50 * 1024 * 1024;
@@ -29,6 +30,7 @@ def run(raw_data):
 const JS = `'use strict';
 exports.init = () => console.log('init done');
 exports.run = (input) => {
+  if (input.big === 'reply') return 'R'.repeat(${BIG});
   if (input.big === 'line') console.log('L'.repeat(${BIG}));
   else if (input.big === 'nonewline') process.stderr.write('N'.repeat(${BIG}));
   console.log('after ' + input.big);
@@ -67,6 +69,69 @@ describe('LineSplitter', () => {
     expect(out).toEqual([`${'x'.repeat(16)}${truncationMarker(16)}`]);
   });
 });
+
+describe('FrameDecoder (worker replies, front requests)', () => {
+  test('frames split at every position, several per chunk, and a 50 MB frame in 64 KB chunks decode whole', () => {
+    const frames = [encodeFrame({ t: 'res', id: 1 }, Buffer.from('héllo')), encodeFrame({ t: 'ready' }), encodeFrame({ t: 'res', id: 2 }, Buffer.alloc(300, 7))];
+    const all = Buffer.concat(frames);
+    for (let cut = 0; cut <= all.length; cut++) {
+      for (const step of [1, 3, all.length]) {
+        const d = new FrameDecoder<{ t: string; id?: number }>();
+        const got: Array<{ header: { t: string; id?: number }; body: Buffer }> = [];
+        got.push(...d.push(all.subarray(0, cut)));
+        for (let i = cut; i < all.length; i += step) got.push(...d.push(all.subarray(i, Math.min(all.length, i + step))));
+        expect(got.map((f) => [f.header.t, f.header.id, f.body.length])).toEqual([['res', 1, 6], ['ready', undefined, 0], ['res', 2, 300]]);
+        expect(got[0].body.toString()).toBe('héllo');
+      }
+    }
+    const big = encodeFrame({ t: 'res', id: 3 }, Buffer.alloc(BIG, 0x52));
+    const d = new FrameDecoder<{ id: number }>();
+    const got: Array<{ header: { id: number }; body: Buffer }> = [];
+    for (let i = 0; i < big.length; i += 65536) got.push(...d.push(big.subarray(i, i + 65536)));
+    expect(got).toHaveLength(1);
+    expect(got[0].header.id).toBe(3);
+    expect(got[0].body.length).toBe(BIG);
+    expect(got[0].body.every((b) => b === 0x52)).toBe(true);
+  });
+});
+
+test('an init() error of 50 MB is cut like a line: GET / and the log carry the bounded message', async () => {
+  expect(capText('short')).toBe('short');
+  expect(capText('€'.repeat(10), 16)).toBe(`€€€€€${truncationMarker(16)}`);
+  const dir = tempDir('init-error');
+  fs.writeFileSync(path.join(dir, 'score.js'), `exports.init = () => { throw new Error('E'.repeat(${BIG})); };\nexports.run = () => 1;\n`);
+  const s = await start({ entryScript: path.join(dir, 'score.js') });
+  try {
+    expect(s.server.pool.phase).toBe('failed');
+    const health = await fetch(`${s.url}/`);
+    expect(health.status).toBe(503);
+    const text = await health.text();
+    expect(text).toContain(MARKER);
+    expect(text.length).toBeLessThan(MAX_LINE_BYTES + 1024);
+    const failed = s.logs.find((l) => l.event === 'worker_init_failed') as { message: string } | undefined;
+    const head = 'init() failed: ';
+    expect(failed?.message === `${head}${'E'.repeat(MAX_LINE_BYTES - head.length)}${MARKER}`).toBe(true);
+  } finally {
+    await s.server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, 60_000);
+
+test('a node worker replying 50 MB is answered (the front reads the reply linearly)', async () => {
+  const dir = tempDir('reply');
+  fs.writeFileSync(path.join(dir, 'score.js'), JS);
+  const s = await start({ entryScript: path.join(dir, 'score.js'), timeoutMs: 30_000 });
+  try {
+    const r = await post(`${s.url}/score`, { big: 'reply' });
+    expect(r.status).toBe(200);
+    const body = Buffer.from(await r.arrayBuffer());
+    expect(body.length).toBe(BIG + 2); // a JSON string
+    expect((await post(`${s.url}/score`, { big: 'small' })).status).toBe(200);
+  } finally {
+    await s.server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, 60_000);
 
 describe.each([
   ['python', 'score.py', PY],
