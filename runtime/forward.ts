@@ -10,7 +10,7 @@
  *   passed on as it sent it; only an upstream that could not be reached at all is `onUnreachable`.
  */
 import * as http from 'node:http';
-import { sendPayloadTooLarge } from './http-limits';
+import { dropBody, sendPayloadTooLarge } from './http-limits';
 
 export interface ForwardOptions {
   target: { hostname: string; port: number | string };
@@ -44,11 +44,11 @@ export function forwardRequest(req: http.IncomingMessage, res: http.ServerRespon
   }
 
   let sending = true;
+  /** Nothing more goes upstream; whatever the client still sends is read and dropped (bounded: `dropBody`). */
   const stopSending = () => {
     if (!sending) return;
     sending = false;
-    // Whatever the client still sends is read and dropped, so its connection is not left stuck mid-request.
-    req.resume();
+    dropBody(req);
   };
   /** Set once the client got (or is getting) an answer that is not the upstream's. */
   let answeredHere = false;
@@ -65,7 +65,15 @@ export function forwardRequest(req: http.IncomingMessage, res: http.ServerRespon
       for (const h of HOP_BY_HOP) delete headers[h];
       res.writeHead(up.statusCode ?? 502, headers);
       up.pipe(res);
-      up.on('end', finish);
+      up.on('end', () => {
+        finish();
+        // Answered before the whole body was sent (an early 413...): the upstream exchange is over (node:http stops
+        // draining it), so it is closed and the rest of the body dropped here.
+        if (sending && !req.complete) {
+          stopSending();
+          upstream.destroy();
+        }
+      });
       // The upstream died mid-answer: the client must see a cut answer, not a short one that looks complete.
       up.on('error', () => {
         finish();
@@ -103,7 +111,7 @@ export function forwardRequest(req: http.IncomingMessage, res: http.ServerRespon
     if (!sending) return;
     size += chunk.length;
     if (size > limit) {
-      stopSending();
+      sending = false;
       answeredHere = true;
       upstream.destroy();
       finish();

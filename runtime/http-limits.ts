@@ -119,9 +119,23 @@ export function createBoundedServer(limits: HttpLimits, handler: http.RequestLis
 }
 
 /**
- * Answers 413 `PayloadTooLarge` and closes the connection after the answer; the rest of the body is read and
- * dropped meanwhile (not forwarded, not kept).
+ * How much of an unwanted body (after a 413) is still read and dropped before the connection is cut. Reading on
+ * for a while instead of closing at once lets the client see the answer: a socket closed with unread data resets
+ * the connection, and a client still sending may then get the reset instead of the 413.
  */
+export const LINGER_BYTES = 4 * 1024 * 1024;
+
+/** Reads and drops the rest of `req`'s body; past `LINGER_BYTES` the connection is closed. */
+export function dropBody(req: http.IncomingMessage): void {
+  let dropped = 0;
+  req.on('data', (c: Buffer) => {
+    dropped += c.length;
+    if (dropped > LINGER_BYTES) req.socket.destroy();
+  });
+  req.resume();
+}
+
+/** Answers 413 `PayloadTooLarge`; the rest of the body is dropped (`dropBody`), never forwarded nor kept. */
 export function sendPayloadTooLarge(req: http.IncomingMessage, res: http.ServerResponse, limit: number, declared?: number): void {
   if (!res.headersSent && !res.destroyed) {
     const body = JSON.stringify({
@@ -130,8 +144,8 @@ export function sendPayloadTooLarge(req: http.IncomingMessage, res: http.ServerR
         message: `The request body${declared !== undefined ? ` (${declared} bytes)` : ''} is over the limit of ${limit} bytes.`,
       },
     });
-    res.writeHead(413, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.writeHead(413, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   }
-  req.resume();
+  dropBody(req);
 }

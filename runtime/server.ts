@@ -8,7 +8,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AppError, toErrorInfo } from '../shared/errors';
 import type { RuntimeKind } from '../shared/seams';
-import { createBoundedServer, type HttpLimits } from './http-limits';
+import { createBoundedServer, dropBody, type HttpLimits } from './http-limits';
 import { InProcessScorer, startOnnxThreads } from './in-process';
 import { onnxThreads, workerLaunch } from './launch';
 import { RuntimeMetrics } from './metrics';
@@ -247,9 +247,9 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
       const info = toErrorInfo(e);
       const status = e instanceof AppError ? e.httpStatus : 500;
       if (res.headersSent) { res.destroy(); return; }
-      const extra: Record<string, string> = status === 503 ? { 'retry-after': '1' } : status === 413 ? { connection: 'close' } : {};
+      const extra: Record<string, string> = status === 503 ? { 'retry-after': '1' } : {};
       sendError(res, status, info.code, info.message, extra);
-      if (status === 413) req.resume();
+      if (status === 413) dropBody(req);
     });
   });
 

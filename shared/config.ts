@@ -207,7 +207,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     );
   }
   if (env.LOCAL_SCORING_HEADERS_TIMEOUT_MS > env.LOCAL_SCORING_REQUEST_TIMEOUT_MS) {
-    fail('LOCAL_SCORING_HEADERS_TIMEOUT_MS', `(${env.LOCAL_SCORING_HEADERS_TIMEOUT_MS}) must not exceed LOCAL_SCORING_REQUEST_TIMEOUT_MS (${env.LOCAL_SCORING_REQUEST_TIMEOUT_MS}): the headers are part of the request.`);
+    fail('LOCAL_SCORING_HEADERS_TIMEOUT_MS', `must not exceed LOCAL_SCORING_REQUEST_TIMEOUT_MS (${env.LOCAL_SCORING_REQUEST_TIMEOUT_MS}), got "${env.LOCAL_SCORING_HEADERS_TIMEOUT_MS}": the headers are part of the request.`);
   }
   if (env.IMAGE_BUILDER === 'acr') {
     for (const [name, value] of [

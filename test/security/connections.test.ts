@@ -63,7 +63,16 @@ function exchange(base: string, parts: string[], gapMs: number, maxWaitMs = 30_0
       resolve(parseAnswer(text, closed));
     };
     let timer: NodeJS.Timeout | undefined;
-    socket.on('data', (d) => (text += d.toString('latin1')));
+    socket.on('data', (d) => {
+      text += d.toString('latin1');
+      // A whole answer is enough, unless it announces the close (a 413 keeps the connection open while the rest
+      // of the body is dropped; a 408 closes it, which is checked).
+      const at = text.indexOf('\r\n\r\n');
+      const headers = at >= 0 ? text.slice(0, at) : '';
+      const length = /\r\ncontent-length: *(\d+)/i.exec(headers);
+      const closing = /\r\nconnection: *close/i.test(headers);
+      if (length && !closing && Buffer.byteLength(text.slice(at + 4), 'latin1') >= Number(length[1])) setImmediate(settle);
+    });
     socket.on('error', () => undefined);
     socket.on('close', () => {
       closed = true;
@@ -301,6 +310,30 @@ describe('the scoring runtime and its replica router, directly', () => {
       await scoresNormally(`${base}/score`);
     }
   }, 120_000);
+
+  test("a replica's early 413 is passed on by a router whose own limit is higher, never 502", async () => {
+    const loose = await startLocalReplicas({ ...script, maxBodyBytes: LIMIT }, { minReplicas: 1, maxReplicas: 1, autoscale: false, maxBodyBytes: 64 * LIMIT });
+    try {
+      // The answer carries the replica's request id: it is the replica's own, passed on.
+      const replicaAnswer = (res: Response) => ({ status: res.status, fromReplica: !!res.headers.get('x-ms-request-id') });
+      const big = Buffer.alloc(16 * LIMIT, 0x20);
+      const declared = await fetch(`${loose.url}/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big, signal: AbortSignal.timeout(30_000) });
+      expect(replicaAnswer(declared)).toEqual({ status: 413, fromReplica: true });
+      expect(((await declared.json()) as any).error.code).toBe('PayloadTooLarge');
+      const stream = new ReadableStream<Uint8Array>({
+        start(c) {
+          for (let i = 0; i < 16; i++) c.enqueue(big.subarray(i * LIMIT, (i + 1) * LIMIT));
+          c.close();
+        },
+      });
+      const chunked = await fetch(`${loose.url}/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: stream, duplex: 'half', signal: AbortSignal.timeout(30_000) } as RequestInit);
+      expect(replicaAnswer(chunked)).toEqual({ status: 413, fromReplica: true });
+      expect(((await chunked.json()) as any).error.code).toBe('PayloadTooLarge');
+      await scoresNormally(`${loose.url}/score`);
+    } finally {
+      await loose.stop();
+    }
+  }, 60_000);
 
   test('connections over the cap → 503 TooManyConnections; the held ones still work once released', async () => {
     const { startScoringServer } = await import('../../runtime/server');

@@ -30,6 +30,11 @@ test('missing settings are named', () => {
   expect(() => loadConfig({ AzureWebJobsStorage: 'x', IMAGE_BUILDER: 'acr' })).toThrow(/AZURE_SUBSCRIPTION_ID/);
   expect(() => loadConfig({ AzureWebJobsStorage: 'x', IMAGE_BUILDER: 'docker' })).toThrow(/IMAGE_BUILDER/);
   expect(() => loadConfig({ AzureWebJobsStorage: 'x', LOCAL_WORKERS_PER_REPLICA: 'two' })).toThrow(/LOCAL_WORKERS_PER_REPLICA: must be a positive integer/);
+  expect(() => loadConfig({ AzureWebJobsStorage: 'x', LOCAL_SCORING_MAX_BODY_BYTES: '0' })).toThrow(/LOCAL_SCORING_MAX_BODY_BYTES: must be a positive integer/);
+  expect(() => loadConfig({ AzureWebJobsStorage: 'x', LOCAL_SCORING_HEADERS_TIMEOUT_MS: '5000', LOCAL_SCORING_REQUEST_TIMEOUT_MS: '1000' })).toThrow(/LOCAL_SCORING_HEADERS_TIMEOUT_MS: must not exceed LOCAL_SCORING_REQUEST_TIMEOUT_MS/);
+  expect(loadConfig({ AzureWebJobsStorage: 'x', LOCAL_SCORING_MAX_BODY_BYTES: '1024' }).local.scoring).toEqual({
+    maxBodyBytes: 1024, headersTimeoutMs: 30_000, requestTimeoutMs: 120_000, keepAliveTimeoutMs: 5_000, maxConnections: 1_000,
+  });
 });
 
 test('local.settings.example.json lists every setting the app reads', () => {
