@@ -46,6 +46,7 @@ export const QUEUES = {
 
 export interface StorageClients {
   readonly blobService: BlobServiceClient;
+  readonly queueService: QueueServiceClient;
   container(name: string): ContainerClient;
   table(name: string): TableClient;
   queue(name: string): QueueClient;
@@ -74,7 +75,7 @@ class Clients implements StorageClients {
   readonly blobService: BlobServiceClient;
   private readonly tableFactory: (name: string) => TableClient;
   private readonly tableService: TableServiceClient;
-  private readonly queueService: QueueServiceClient;
+  readonly queueService: QueueServiceClient;
   private readonly ensured = new Map<string, Promise<unknown>>();
 
   constructor(cfg: StorageConfig, credential?: TokenCredential) {

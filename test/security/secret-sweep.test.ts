@@ -30,9 +30,15 @@ const output: string[] = [];
 const restore: Array<() => void> = [];
 
 /** env.request, with every answer kept for the sweep (except the keys endpoints' own, which hand the keys out). */
+function headerObject(h: Headers): Record<string, string> {
+  const o: Record<string, string> = {};
+  h.forEach((v, k) => (o[k] = v));
+  return o;
+}
+
 async function api(method: string, urlPath: string, body?: unknown, headers?: Record<string, string>) {
   const r = await env.request(method, urlPath, body, headers);
-  if (!/^\/api\/services\/[^/]+\/keys(\/regenerate)?$/.test(urlPath)) corpus.push({ where: `${method} ${urlPath} → ${r.status}`, text: `${JSON.stringify(Object.fromEntries(r.headers))}\n${r.text}` });
+  if (!/^\/api\/services\/[^/]+\/keys(\/regenerate)?$/.test(urlPath)) corpus.push({ where: `${method} ${urlPath} → ${r.status}`, text: `${JSON.stringify(headerObject(r.headers))}\n${r.text}` });
   return r;
 }
 
