@@ -251,6 +251,28 @@ test('kill -9 during an update: the old version answers after the restart, the r
   expect(checkProcessesMatchRecords()).toEqual(['crash-a/green']);
 }, 240_000);
 
+test('kill -9 as soon as the smoke test passed (promote, retire): the run ends Updated, the new version serves', async () => {
+  const uri = (await service('crash-a')).scoringUri as string;
+  const runId = await submit('crash-a', 5, 0);
+  await waitUntil(async () => {
+    const v = await run(runId);
+    if (v && !['Running', 'Pending'].includes(v.state)) return true; // too late: still a valid round
+    return v?.steps?.some((s: any) => s.name === 'smokeTest' && s.state === 'Succeeded');
+  }, 120_000, 'the smoke test to pass');
+  const blue = slotProcesses('crash-a', 'blue');
+  await restartHost();
+  expect([4, 5]).toContain(await firstAnswer(uri));
+  const done = await waitRun(runId);
+  expect(done.error).toBeUndefined();
+  expect(done).toMatchObject({ state: 'Succeeded', result: { outcome: 'Updated', scoringUri: uri } });
+  expect(done.steps.map((s: any) => `${s.name}:${s.state}`)).toContain('promote:Succeeded');
+  expect(await scoreOnce(uri)).toEqual({ status: 200, factor: 5 });
+  expect(await service('crash-a')).toMatchObject({ state: 'Healthy', activeSlot: 'blue', scoringUri: uri });
+  if (blue.length) expect(slotProcesses('crash-a', 'blue')).toEqual(blue);
+  expect(slotProcesses('crash-a', 'green')).toEqual([]);
+  expect(checkProcessesMatchRecords()).toEqual(['crash-a/blue']);
+}, 240_000);
+
 test('kill -9 at random moments of mixed deployments and updates (bounded): every run ends as without the kill', async () => {
   // A small deterministic PRNG: the same rounds on every run of the test.
   let seed = 20261129;
@@ -266,12 +288,14 @@ test('kill -9 at random moments of mixed deployments and updates (bounded): ever
     const runId = await submit(name, factor, 1000);
     await sleep(Math.floor(random() * 6000));
     await restartHost();
+    const t0 = Date.now();
     // Every service that served before the round serves again, on the same URI (its old or, if this round's
     // update already switched, its new version).
     for (const [svc, s] of serving) {
       const f = await firstAnswer(s.uri);
       expect(svc === name ? [s.factor, factor] : [s.factor]).toContain(f);
     }
+    if (process.env.MDF_TEST_TIMINGS) process.stdout.write(`round ${round}: serving again ${Date.now() - t0} ms after the host was ready\n`);
     const done = await waitRun(runId);
     expect({ round, name, state: done.state, outcome: done.result?.outcome, error: done.error }).toEqual({
       round,
