@@ -237,3 +237,24 @@ test('a deploySlot with another image into a slot that still runs replaces it (n
   expect(slotProcesses('swap-svc', 'blue')).toHaveLength(1);
   await target.deleteService('swap-svc');
 });
+
+test('restoreService on a restarted host: the adopted auth slot serves on the public URI with the current (regenerated) keys', async () => {
+  const keys = { primaryKey: 'pk-' + 'd'.repeat(30), secondaryKey: 'sk-' + 'e'.repeat(30) };
+  const req = { ...request('auth-restore', 'blue', img2, 'aks'), keys };
+  expect((await target.deploySlot(req)).state).toBe('Healthy');
+  await target.switchTraffic('auth-restore', 'blue');
+  const pids = recordedPids('auth-restore', 'blue');
+  const regenerated = { primaryKey: 'pk2-' + 'f'.repeat(30), secondaryKey: keys.secondaryKey };
+  const fresh = new LocalDeployTarget(env.storage, { workDir: env.workDir, startTimeoutMs: 30_000 });
+  const r = await fresh.restoreService('auth-restore', async () => ({ keep: ['blue'], serve: 'blue', keys: regenerated }));
+  expect(r.state).toBe('started');
+  expect(recordedPids('auth-restore', 'blue')).toEqual(pids);
+  const uri = r.uris!.scoringUri;
+  expect((await score(uri, [1], keys.primaryKey)).status).toBe(401);
+  expect(await score(uri, [1], regenerated.primaryKey)).toEqual({ status: 200, body: [2] });
+  // Once serving, a second restore leaves it as it is.
+  expect((await fresh.restoreService('auth-restore', async () => ({ keep: ['blue'], serve: 'blue', keys: regenerated }))).state).toBe('running');
+  await fresh.deleteService('auth-restore');
+  expect(slotProcesses('auth-restore', 'blue')).toEqual([]);
+  await target.deleteService('auth-restore');
+});
