@@ -21,17 +21,29 @@ export interface RestoreResult {
   failed: Array<{ name: string; code: string; message: string }>;
 }
 
-type RestoringTarget = Pick<LocalDeployTarget, 'restoreService' | 'serviceNames'>;
+type RestoringTarget = Pick<LocalDeployTarget, 'restoreService' | 'serviceNames' | 'beginRestore' | 'endRestore'>;
 
 function canRestore(t: DeployTarget): t is DeployTarget & RestoringTarget {
   const r = t as Partial<RestoringTarget>;
-  return typeof r.restoreService === 'function' && typeof r.serviceNames === 'function';
+  return typeof r.restoreService === 'function' && typeof r.serviceNames === 'function' && typeof r.beginRestore === 'function';
 }
 
+/** Call without awaiting anything first: the restore gates go up before the host dispatches work. */
 export async function restoreLocalServices(ctx: { services: ServiceRegistry; images: ImageRegistry; target: DeployTarget }): Promise<RestoreResult> {
   const out: RestoreResult = { restored: [], failed: [] };
   const target = ctx.target;
   if (!canRestore(target)) return out;
+  target.beginRestore();
+  try {
+    await restoreAll(ctx, target, out);
+  } finally {
+    target.endRestore();
+  }
+  out.restored.sort();
+  return out;
+}
+
+async function restoreAll(ctx: { services: ServiceRegistry; images: ImageRegistry }, target: RestoringTarget, out: RestoreResult): Promise<void> {
   const names = new Set([...(await ctx.services.list({ target: 'local' })).map((s) => s.name), ...(await target.serviceNames())]);
   await Promise.all(
     [...names].sort().map(async (name) => {
@@ -77,6 +89,4 @@ export async function restoreLocalServices(ctx: { services: ServiceRegistry; ima
       }
     }),
   );
-  out.restored.sort();
-  return out;
 }

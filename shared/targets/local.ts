@@ -239,6 +239,7 @@ export class LocalDeployTarget implements DeployTarget {
   readonly kind = 'local' as const;
   private readonly services = new Map<string, Service>();
   private readonly children = new Set<ChildProcess>();
+  private readonly restoreGates = new Map<string, { promise: Promise<void>; release: () => void }>();
   private readonly root: string;
 
   constructor(
@@ -265,12 +266,48 @@ export class LocalDeployTarget implements DeployTarget {
     return s;
   }
 
-  /** Runs `fn` after every earlier operation on the same service. */
-  private serial<T>(serviceName: string, fn: () => Promise<T>): Promise<T> {
-    const s = this.service(serviceName);
-    const run = s.queue.then(fn, fn);
-    s.queue = run.catch(() => undefined);
-    return run;
+  /**
+   * Runs `fn` after every earlier operation on the same service. While the start-up restore of the service is
+   * pending (`beginRestore`), other operations join the queue only once it is done: a resumed deployment's slow slot
+   * start never delays the serving version.
+   */
+  private serial<T>(serviceName: string, fn: () => Promise<T>, opts: { restore?: boolean } = {}): Promise<T> {
+    const enqueue = () => {
+      const s = this.service(serviceName);
+      const run = s.queue.then(fn, fn);
+      s.queue = run.catch(() => undefined);
+      return run;
+    };
+    const gate = opts.restore ? undefined : this.restoreGates.get(serviceName);
+    return gate ? gate.promise.then(enqueue) : enqueue();
+  }
+
+  /**
+   * Start of the start-up restore (synchronous, so it happens before the host dispatches any work): until
+   * `restoreService` ran for a service that has a folder (or `endRestore`), other operations on it wait.
+   */
+  beginRestore(): void {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(path.join(this.root, 'services'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    } catch {
+      /* no services yet */
+    }
+    for (const name of names) {
+      if (this.restoreGates.has(name)) continue;
+      let release!: () => void;
+      const promise = new Promise<void>((r) => (release = r));
+      this.restoreGates.set(name, { promise, release });
+    }
+  }
+
+  /** Opens the restore gate of one service (or of all). */
+  endRestore(serviceName?: string): void {
+    for (const [name, gate] of [...this.restoreGates]) {
+      if (serviceName !== undefined && name !== serviceName) continue;
+      this.restoreGates.delete(name);
+      gate.release();
+    }
   }
 
   private targetLog(dir: string, line: string): Promise<void> {
@@ -635,7 +672,11 @@ export class LocalDeployTarget implements DeployTarget {
    * serving slot is adopted or started again; traffic goes to it unless this host already switched the front.
    */
   restoreService(serviceName: string, read: () => Promise<RestorePlan | undefined>): Promise<RestoreOutcome> {
-    return this.serial(serviceName, async () => {
+    return this.serial(serviceName, () => this.restoreNow(serviceName, read), { restore: true }).finally(() => this.endRestore(serviceName));
+  }
+
+  private restoreNow(serviceName: string, read: () => Promise<RestorePlan | undefined>): Promise<RestoreOutcome> {
+    return (async () => {
       const plan = await read();
       if (!plan) return { state: 'idle' };
       if (plan.remove) {
@@ -660,7 +701,7 @@ export class LocalDeployTarget implements DeployTarget {
         throw new AppError(ensured?.error?.code ?? 'SlotNotFound', ensured?.error?.message ?? `Slot "${plan.serve}" of ${serviceName} has no record to start it from.`, 500);
       }
       return { state: 'started', uris: await this.switchNow(serviceName, plan.serve) };
-    });
+    })();
   }
 
   /** Sets the keys the public endpoint accepts (regenerated keys take effect at once). Not part of the seam. */

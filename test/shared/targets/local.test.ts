@@ -258,3 +258,24 @@ test('restoreService on a restarted host: the adopted auth slot serves on the pu
   expect(slotProcesses('auth-restore', 'blue')).toEqual([]);
   await target.deleteService('auth-restore');
 });
+
+test('while the start-up restore of a service is pending, other operations on it wait for it (the serving slot comes first)', async () => {
+  await target.deploySlot(request('gate-svc', 'blue', img2));
+  const fresh = new LocalDeployTarget(env.storage, { workDir: env.workDir, startTimeoutMs: 30_000 });
+  fresh.beginRestore(); // what the start-up restore does before the host dispatches any work
+  const order: string[] = [];
+  const deploy = fresh.deploySlot(request('gate-svc', 'green', img3)).then((r) => order.push(`deploy ${r.state}`));
+  await new Promise((r) => setTimeout(r, 200)); // the deployment asks first...
+  const restore = fresh
+    .restoreService('gate-svc', async () => {
+      order.push('restore');
+      return { keep: ['blue', 'green'], serve: 'blue' };
+    })
+    .then((r) => order.push(`restored ${r.state}`));
+  await Promise.all([deploy, restore]);
+  expect(order).toEqual(['restore', 'restored started', 'deploy Healthy']); // ...the restore goes first
+  await fresh.deleteService('gate-svc');
+  expect(slotProcesses('gate-svc', 'blue')).toEqual([]);
+  expect(slotProcesses('gate-svc', 'green')).toEqual([]);
+  await target.deleteService('gate-svc');
+});
