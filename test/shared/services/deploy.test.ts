@@ -254,3 +254,22 @@ test('restore after a restart: serves the active slot while an update holds the 
   expect(procs(name, 'blue')).toEqual([]);
   await fresh.stopAll();
 });
+
+test('restore with a slot record of the previous format (an upgrade): the slot starts again from the service record’s image', async () => {
+  const { restoreLocalServices } = await import('../../../shared/services');
+  const path = await import('path');
+  const fs = await import('fs');
+  const name = 'legacy-svc';
+  const r = await deployService(ctx, { ...input('run-legacy', img3, [3, 6]), serviceName: name });
+  const uri = r.service.scoringUri!;
+  await target.stopAll();
+  fs.writeFileSync(path.join(env.workDir, 'services', name, 'blue', 'slot.json'), JSON.stringify({ hostPid: 1, pids: [] }));
+  const fresh = new LocalDeployTarget(env.storage, { workDir: env.workDir, startTimeoutMs: 30_000 });
+  const result = await restoreLocalServices({ ...ctx, target: fresh });
+  expect(result.failed.filter((f) => f.name === name)).toEqual([]);
+  expect(result.restored).toContain(name);
+  expect(await post(uri, [2])).toEqual({ status: 200, body: [6] });
+  expect(JSON.parse(fs.readFileSync(path.join(env.workDir, 'services', name, 'blue', 'slot.json'), 'utf8'))).toMatchObject({ version: 2, state: 'ready', image: { version: img3.version } });
+  await deleteService({ ...ctx, target: fresh }, name);
+  await fresh.stopAll();
+});
