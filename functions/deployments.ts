@@ -37,16 +37,31 @@ import { releaseStaleDeployment } from '../shared/services/deploy';
 
 const clientInput = df.input.durableClient();
 
-app.hook.appTerminate(() => shutdownAppServices());
+/** Bumped at every start and stop of the app: a restore loop of an app that stopped does nothing more. */
+let appGeneration = 0;
+
+app.hook.appTerminate(() => {
+  appGeneration++;
+  return shutdownAppServices();
+});
 
 // After a restart, local services run again from their records (in the background: the host keeps starting).
+// A restore that failed (storage not reachable yet, a slot that could not start) is tried again a few times.
 app.hook.appStart(() => {
-  void Promise.resolve()
-    .then(() => restoreLocalServices(getAppServices().deployContext('local')))
-    .then((r) => {
-      if (r.restored.length || r.failed.length) console.log(JSON.stringify({ event: 'local-services-restored', restored: r.restored, failed: r.failed }));
-    })
-    .catch((e) => console.warn(`restoring local services failed: ${toErrorInfo(e).message}`));
+  const generation = ++appGeneration;
+  void (async () => {
+    for (let attempt = 1, delay = 1_000; attempt <= 5 && generation === appGeneration; attempt++, delay *= 2) {
+      try {
+        const r = await restoreLocalServices(getAppServices().deployContext('local'));
+        if (r.restored.length || r.failed.length) console.log(JSON.stringify({ event: 'local-services-restored', attempt, restored: r.restored, failed: r.failed }));
+        if (!r.failed.length) return;
+      } catch (e) {
+        console.warn(`restoring local services failed (attempt ${attempt} of 5): ${toErrorInfo(e).message}`);
+      }
+      await new Promise((r) => setTimeout(r, delay).unref());
+      if (generation !== appGeneration) return;
+    }
+  })();
 });
 
 function metadataEtag(context: InvocationContext): string | undefined {

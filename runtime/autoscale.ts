@@ -84,6 +84,8 @@ export interface AutoscaleOptions {
   scaleDownDelayMs?: number;
   host?: string;
   port?: number;
+  /** With `port`: a port another process holds falls back to a free one instead of failing. */
+  portFallback?: boolean;
   onScale?: (e: ScaleEvent) => void;
   /** Connection bounds of the router's own server (defaults: runtime/http-limits.ts). */
   http?: Partial<HttpLimits>;
@@ -252,12 +254,19 @@ export class AutoscaleRouter {
       });
     });
     this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', () => {
-        this.port = (server.address() as AddressInfo).port;
-        resolve();
+    const tryListen = (port: number) =>
+      new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, this.opts.host ?? '127.0.0.1', () => {
+          server.off('error', reject);
+          this.port = (server.address() as AddressInfo).port;
+          resolve();
+        });
       });
+    const port = this.opts.port ?? 0;
+    return tryListen(port).catch((e: NodeJS.ErrnoException) => {
+      if (!this.opts.portFallback || port === 0 || e.code !== 'EADDRINUSE') throw e;
+      return tryListen(0);
     });
   }
 

@@ -99,6 +99,11 @@ export interface DeployTarget {
   readonly kind: TargetKind;
   /** Create (or return the existing) deployment of one slot. Idempotent per serviceName+slot. */
   deploySlot(request: DeployRequest): Promise<DeployedSlot>;
+  /**
+   * Optional (targets whose slots can outlive or lose their host, i.e. local): brings back the slot a completed
+   * `deploySlot` made, if the host restarted since, and returns its current direct URIs.
+   */
+  ensureSlot?(serviceName: string, slot: string): Promise<DeployedSlot>;
   /** Route the service's public URI to `slot`; returns the public scoring URI. */
   switchTraffic(serviceName: string, slot: string): Promise<{ scoringUri: string; swaggerUri: string }>;
   /** Remove one slot (rollback or retiring the old version). Absent is not an error. */

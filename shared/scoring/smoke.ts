@@ -176,18 +176,27 @@ export async function runSmokeTest(req: SmokeTestRequest): Promise<SmokeTestResu
     return result;
   }
   const body = typeof sample === 'string' ? sample : JSON.stringify(sample);
-  const t0 = performance.now();
+  // A 503 with Retry-After (every worker busy, e.g. with a call a killed host abandoned) is retried within the
+  // request timeout; any other answer counts.
+  const scoreDeadline = Date.now() + requestTimeout;
+  let t0: number;
   let res: Response;
   let text: string;
-  try {
-    res = await fetchWithTimeout(
-      req.scoringUri,
-      { method: 'POST', headers: { 'content-type': typeof sample === 'string' ? 'text/plain' : 'application/json', ...auth }, body },
-      requestTimeout,
-    );
-    text = await res.text();
-  } catch (e) {
-    return fail(`POST /score failed: ${(e as Error).name === 'AbortError' ? `no answer within ${requestTimeout} ms` : (e as Error).message}`);
+  for (let retryDelay = 250; ; retryDelay = Math.min(retryDelay * 2, 2_000)) {
+    t0 = performance.now();
+    try {
+      res = await fetchWithTimeout(
+        req.scoringUri,
+        { method: 'POST', headers: { 'content-type': typeof sample === 'string' ? 'text/plain' : 'application/json', ...auth }, body },
+        Math.max(1, scoreDeadline - Date.now()),
+      );
+      text = await res.text();
+    } catch (e) {
+      return fail(`POST /score failed: ${(e as Error).name === 'AbortError' ? `no answer within ${requestTimeout} ms` : (e as Error).message}`);
+    }
+    const transient = res.status === 503 && res.headers.has('retry-after') && !text.includes('"InitFailed"');
+    if (!transient || Date.now() + retryDelay >= scoreDeadline) break;
+    await sleep(retryDelay);
   }
   result.latencyMs = Math.round((performance.now() - t0) * 100) / 100;
   result.status = res.status;

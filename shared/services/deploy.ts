@@ -85,6 +85,20 @@ export async function deploySlotStep(ctx: DeployContext, input: DeployServiceInp
 /** Step 3: smoke-test the slot's direct URIs. */
 export async function smokeTestStep(ctx: DeployContext, input: DeployServiceInput, deployed: DeployedSlot): Promise<SmokeTestResult> {
   const keys = input.config.authEnabled ? await requireKeys(ctx, input.serviceName) : undefined;
+  // After a host restart the slot's URIs in the run's history may name processes that are gone: ensure it first.
+  if (ctx.target.ensureSlot) {
+    const live = await ctx.target.ensureSlot(input.serviceName, deployed.slot);
+    if (live.state !== 'Healthy') {
+      return {
+        ok: false,
+        reason: `slot ${deployed.slot} is not running: ${live.error?.message ?? live.state}`,
+        swagger: 'skipped',
+        checks: [],
+        logTail: await ctx.target.logTail(input.serviceName, deployed.slot, ctx.logLines ?? 20).catch(() => ''),
+      };
+    }
+    deployed = live;
+  }
   return runSmokeTest({
     healthUri: deployed.healthUri,
     scoringUri: deployed.scoringUri,
@@ -184,10 +198,11 @@ export async function rollbackStep(
     if (rec.currentDeployment?.runId !== input.runId) return { service: rec, rolledBack: false, error };
   } else {
     if (rec?.activeSlot) {
+      // Traffic back on the serving slot, which the target starts again if a host restart stopped it.
       try {
         await ctx.target.switchTraffic(input.serviceName, rec.activeSlot);
-      } catch {
-        /* traffic never left the serving slot (the usual case): nothing to restore */
+      } catch (e) {
+        error.message += `\nThe serving slot ${rec.activeSlot} could not be started again: ${redactSecrets(toErrorInfo(e).message)}`;
       }
     }
     await ctx.target.deleteSlot(input.serviceName, slot);

@@ -321,12 +321,16 @@ export class ServiceRegistry {
     return { service: rec!, rolledBack };
   }
 
-  /** Records new public URIs (e.g. after the local host restarted a service on another port). */
+  /**
+   * Records new public URIs (e.g. after the local host restarted a service on another port). Without `lastError`
+   * the service serves again: an earlier `RestoreFailed` error is cleared (other errors stay).
+   */
   async setEndpoints(name: string, uris: { scoringUri: string; swaggerUri: string }, lastError?: ErrorInfo): Promise<ServiceRecord> {
     const rec = await this.mutate(name, (cur) => {
       if (!cur) throw notFound('ServiceNotFound', `Service ${name} does not exist.`);
       const next: ServiceRecord = { ...cur, ...uris, updatedTime: new Date().toISOString() };
       if (lastError) next.lastError = lastError;
+      else if (cur.lastError?.code === 'RestoreFailed') delete next.lastError;
       return next;
     });
     return rec!;

@@ -1,45 +1,92 @@
 /**
- * After a host restart the local target has no processes: every `Healthy` local service is started again from its
- * recorded image, slot and configuration, on its previous public port when free (`front.json`). Replicas left
- * behind by a killed host are reaped first. Services that cannot start keep their record with `lastError` set.
+ * After a host restart: every local service serves again. For each service (record or folder) the local target,
+ * under the service's lock — the one a resumed deployment's activities take too, so restore and a running
+ * deployment never race — reads the service record and
+ * - serves the record's active slot, whatever the service's state (an interrupted update keeps the old version
+ *   serving): replicas a killed host left running are adopted, missing ones started again, on the previous router
+ *   and public ports when free; with no usable slot record the slot is started from the recorded image;
+ * - keeps the slot a deployment holds (its run resumes it), stops and removes every other slot;
+ * - removes the folders and processes of services that no longer exist.
+ * A service that cannot start keeps its record with `lastError` `RestoreFailed` (cleared once it serves again).
  */
 import { toErrorInfo } from '../errors';
 import type { ImageRegistry } from '../images/registry';
 import type { DeployTarget } from '../seams';
-import type { LocalDeployTarget } from '../targets/local';
-import type { ServiceRegistry } from './registry';
+import type { LocalDeployTarget, RestorePlan } from '../targets/local';
+import type { ServiceRecord, ServiceRegistry } from './registry';
 
 export interface RestoreResult {
+  /** Services whose serving slot was adopted or started again. */
   restored: string[];
   failed: Array<{ name: string; code: string; message: string }>;
 }
 
+type RestoringTarget = Pick<LocalDeployTarget, 'restoreService' | 'serviceNames' | 'beginRestore' | 'endRestore'>;
+
+function canRestore(t: DeployTarget): t is DeployTarget & RestoringTarget {
+  const r = t as Partial<RestoringTarget>;
+  return typeof r.restoreService === 'function' && typeof r.serviceNames === 'function' && typeof r.beginRestore === 'function';
+}
+
+/** Call without awaiting anything first: the restore gates go up before the host dispatches work. */
 export async function restoreLocalServices(ctx: { services: ServiceRegistry; images: ImageRegistry; target: DeployTarget }): Promise<RestoreResult> {
-  const target = ctx.target as LocalDeployTarget;
-  if (typeof target.reapOrphans === 'function') await target.reapOrphans();
   const out: RestoreResult = { restored: [], failed: [] };
-  for (const svc of await ctx.services.list({ target: 'local' })) {
-    if (svc.state !== 'Healthy' || !svc.image || !svc.activeSlot) continue;
-    if (typeof target.runningSlots === 'function' && target.runningSlots(svc.name).includes(svc.activeSlot)) continue;
-    try {
-      const image = await ctx.images.resolve(svc.image);
-      const keys = svc.authEnabled ? await ctx.services.ensureKeys(svc.name) : undefined;
-      const slot = await target.deploySlot({
-        serviceName: svc.name,
-        slot: svc.activeSlot,
-        image: { name: image.name, version: image.version, imageRef: image.imageRef ?? '', runtime: image.runtime, contextBlob: image.contextBlob },
-        config: svc.config,
-        ...(keys ? { keys } : {}),
-      });
-      if (slot.state !== 'Healthy') throw Object.assign(new Error(slot.error?.message ?? `slot ${slot.state}`), { code: slot.error?.code ?? 'RestoreFailed' });
-      const uris = await target.switchTraffic(svc.name, svc.activeSlot);
-      if (uris.scoringUri !== svc.scoringUri || uris.swaggerUri !== svc.swaggerUri) await ctx.services.setEndpoints(svc.name, uris);
-      out.restored.push(svc.name);
-    } catch (e) {
-      const info = toErrorInfo(e, 'RestoreFailed');
-      out.failed.push({ name: svc.name, ...info });
-      await ctx.services.setEndpoints(svc.name, { scoringUri: svc.scoringUri ?? '', swaggerUri: svc.swaggerUri ?? '' }, { code: 'RestoreFailed', message: `Could not restart after a host restart: ${info.message}` });
-    }
+  const target = ctx.target;
+  if (!canRestore(target)) return out;
+  target.beginRestore();
+  try {
+    await restoreAll(ctx, target, out);
+  } finally {
+    target.endRestore();
   }
+  out.restored.sort();
   return out;
+}
+
+async function restoreAll(ctx: { services: ServiceRegistry; images: ImageRegistry }, target: RestoringTarget, out: RestoreResult): Promise<void> {
+  const names = new Set([...(await ctx.services.list({ target: 'local' })).map((s) => s.name), ...(await target.serviceNames())]);
+  await Promise.all(
+    [...names].sort().map(async (name) => {
+      let rec: ServiceRecord | undefined;
+      try {
+        const r = await target.restoreService(name, async (): Promise<RestorePlan | undefined> => {
+          rec = await ctx.services.find(name);
+          if (!rec || rec.target !== 'local') return { remove: true };
+          if (rec.state === 'Deleting') return undefined; // the delete removes it
+          const serve = rec.activeSlot && rec.image ? rec.activeSlot : undefined;
+          const svc = rec;
+          return {
+            keep: [rec.activeSlot, rec.currentDeployment?.slot].filter((s): s is string => !!s),
+            ...(serve ? { serve } : {}),
+            ...(rec.authEnabled ? { keys: await ctx.services.ensureKeys(name) } : {}),
+            request: async () => {
+              const image = await ctx.images.resolve(svc.image!);
+              const keys = svc.authEnabled ? await ctx.services.ensureKeys(name) : undefined;
+              return {
+                serviceName: name,
+                slot: serve!,
+                image: { name: image.name, version: image.version, imageRef: image.imageRef ?? '', runtime: image.runtime, contextBlob: image.contextBlob },
+                config: svc.config,
+                ...(keys ? { keys } : {}),
+              };
+            },
+          };
+        });
+        if (r.state === 'started') out.restored.push(name);
+        const svc = rec as ServiceRecord | undefined;
+        if (svc && r.uris && (r.uris.scoringUri !== svc.scoringUri || r.uris.swaggerUri !== svc.swaggerUri || svc.lastError?.code === 'RestoreFailed')) {
+          await ctx.services.setEndpoints(name, r.uris);
+        }
+      } catch (e) {
+        const info = toErrorInfo(e, 'RestoreFailed');
+        out.failed.push({ name, ...info });
+        const svc = rec as ServiceRecord | undefined;
+        if (svc) {
+          await ctx.services
+            .setEndpoints(name, { scoringUri: svc.scoringUri ?? '', swaggerUri: svc.swaggerUri ?? '' }, { code: 'RestoreFailed', message: `Could not restart after a host restart: ${info.message}` })
+            .catch(() => undefined);
+        }
+      }
+    }),
+  );
 }

@@ -5,15 +5,25 @@
  *   image's own runtime CLI (`app/dist/runtime/cli.js`, each in its own process group) behind the runtime's
  *   `AutoscaleRouter` (least-busy routing; AKS autoscale semantics when autoscale is on).
  * - A service = a `LocalFront` on a stable port that switches atomically between slots (blue/green).
- * - Every process is tracked: `stopAll()` stops them all (host shutdown, tests); `slot.json` files let a restarted
- *   host reap replicas a killed host left behind (`reapOrphans()`).
- * - Logs: `<slot dir>/slot.log` (stdout + stderr of the replicas, prefixed); keys are never written there.
+ * - Logs: `<slot dir>/replica-<n>.log` (stdout + stderr of replica n) and `<slot dir>/slot.log` (the target's own
+ *   lines); keys are never written there.
+ *
+ * Crash safety (a `kill -9` of the host). The replicas do not depend on the host: own process group, output to
+ * files (never a pipe). Each slot has a record, `<slot dir>/slot.json`, written before any process starts and
+ * updated as replicas start and stop: image, configuration, keys digest, router port, and per replica its pid, the
+ * pid's start time and its port. Every operation first *ensures* its slot: in memory → as is; otherwise from the
+ * record — replicas that still run (same pid, same start time, a command line of this slot: pid reuse is never
+ * mistaken for a replica) and answer are adopted, the others stopped and started again, behind a router on the
+ * recorded port (so a slot's direct URIs survive a restart). Never a second copy: processes of a slot that are not
+ * adopted are found by their command line and stopped. The front keeps its port (`front.json`). Operations on one
+ * service run one at a time, the start-up restore (`restoreService`) included. A record is removed only after its
+ * processes are gone.
  */
 import { spawn, type ChildProcess } from 'child_process';
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
-import * as readline from 'readline';
 import { AutoscaleRouter, type ReplicaHandle } from '../../runtime/autoscale';
 import { runtimeProcessEnv } from '../../runtime/child-env';
 import { packageRoot } from '../../runtime/launch';
@@ -21,9 +31,9 @@ import { AppError, toErrorInfo } from '../errors';
 import { extractTarGz } from '../images/archive';
 import { IMAGE_METADATA_FILE, type ImageMetadata } from '../images/context';
 import { LocalFront, type FrontLimits } from './local-front';
-import type { DeployConfig, DeployRequest, DeployTarget, DeployedSlot, ServiceKeys } from '../seams';
+import type { DeployConfig, DeployRequest, DeployTarget, DeployedSlot, ErrorInfo, ServiceKeys } from '../seams';
 import { downloadBlob, type StorageClients } from '../storage';
-import { isAlive, killGroup } from '../processes';
+import { findProcesses, isAlive, processArgs, processStartTime, terminateGroups, waitRuntimeStart } from '../processes';
 
 export interface LocalTargetOptions {
   workDir: string;
@@ -38,11 +48,61 @@ export interface LocalTargetOptions {
   scoring?: Partial<FrontLimits>;
 }
 
+/** One replica in a slot record. */
+export interface ReplicaRecord {
+  /** Its log is `replica-<index>.log`. */
+  index: number;
+  pid: number;
+  /** Start time of `pid` (/proc), so a reused pid is never taken for the replica. */
+  startTime?: string;
+  /** Set once the replica printed `ready`. */
+  port?: number;
+}
+
+/** What `slot.json` records. */
+export interface SlotRecord {
+  version: 2;
+  serviceName: string;
+  slot: string;
+  /** `starting` until the slot's first start completed. */
+  state: 'starting' | 'ready';
+  /** The host process that last started or adopted the slot (`reapOrphans`). */
+  hostPid: number;
+  image: DeployRequest['image'];
+  config: DeployConfig;
+  /** SHA-256 of the keys the replicas accept ('' without auth); never the keys. */
+  keysDigest: string;
+  /** Port of the slot's router (its direct URIs), taken again after a host restart when free. */
+  routerPort?: number;
+  nextIndex: number;
+  replicas: ReplicaRecord[];
+}
+
+/** What the start-up restore wants for one service (read under the service's lock). */
+export interface RestorePlan {
+  /** No service record (or another target): stop and remove everything of the service. */
+  remove?: boolean;
+  /** Slots to keep (the serving one, the one a deployment holds); others are stopped and removed. */
+  keep?: string[];
+  /** The slot that must serve (the record's active slot). */
+  serve?: string;
+  /** The service's current keys (the front checks them). */
+  keys?: ServiceKeys;
+  /** How to start the serving slot again when it has no usable record. */
+  request?: () => Promise<DeployRequest>;
+}
+
+export interface RestoreOutcome {
+  /** `started`: the serving slot was adopted or started again; `running`: it already served; `idle`: nothing to serve. */
+  state: 'started' | 'running' | 'idle';
+  uris?: { scoringUri: string; swaggerUri: string };
+}
+
 interface Slot {
   serviceName: string;
   slot: string;
   dir: string;
-  logPath: string;
+  record: SlotRecord;
   router: AutoscaleRouter;
   key?: string;
   authEnabled: boolean;
@@ -57,6 +117,16 @@ interface Service {
   keys?: ServiceKeys;
   /** Serialises operations on one service. */
   queue: Promise<unknown>;
+}
+
+/** A slot being started: where it is and how its record is saved. */
+interface SlotContext {
+  record: SlotRecord;
+  dir: string;
+  ctxDir: string;
+  meta: ImageMetadata;
+  keysFile?: string;
+  save: () => Promise<void>;
 }
 
 /** Tail of a text file (last `lines` lines), '' when absent. */
@@ -77,6 +147,97 @@ export async function readTail(file: string, lines: number): Promise<string> {
   }
 }
 
+/** JSON with sorted object keys (records compare configurations read back from disk). */
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v as object)
+      .sort()
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+function keysDigest(keys: ServiceKeys | undefined): string {
+  return keys ? createHash('sha256').update(`${keys.primaryKey}\n${keys.secondaryKey}`).digest('hex') : '';
+}
+
+/** The keys a slot's replicas accept, when the request enables auth. */
+function slotKeys(request: DeployRequest): ServiceKeys | undefined {
+  return request.config.authEnabled && request.keys ? request.keys : undefined;
+}
+
+/** True when the record describes what `request` asks for (same image, configuration and keys). */
+function recordMatches(rec: SlotRecord, request: DeployRequest): boolean {
+  return (
+    stableJson(rec.image) === stableJson(request.image) &&
+    stableJson(rec.config) === stableJson(request.config) &&
+    rec.keysDigest === keysDigest(slotKeys(request))
+  );
+}
+
+/** True when the command line is a runtime serving a model from under `ctxDir` (a replica of that slot). */
+function servesFrom(args: string[], ctxDir: string): boolean {
+  const i = args.indexOf('--model-dir');
+  const dir = i >= 0 ? args[i + 1] : undefined;
+  return !!dir && (dir === ctxDir || dir.startsWith(ctxDir + path.sep));
+}
+
+/** True when `pid` is still the replica the record names (alive, same start time, this slot's command line). */
+function isReplicaOf(r: Pick<ReplicaRecord, 'pid' | 'startTime'>, ctxDir: string): boolean {
+  if (!Number.isInteger(r.pid) || r.pid <= 0 || !isAlive(r.pid)) return false;
+  if (process.platform !== 'linux') return true; // no /proc: trust the record
+  if (r.startTime !== undefined && processStartTime(r.pid) !== r.startTime) return false;
+  const args = processArgs(r.pid);
+  return !!args && servesFrom(args, ctxDir);
+}
+
+/** The slot record in `dir`, when there is a valid one (older formats count as none). */
+async function readRecord(dir: string): Promise<SlotRecord | undefined> {
+  try {
+    const rec = JSON.parse(await fsp.readFile(path.join(dir, 'slot.json'), 'utf8')) as SlotRecord;
+    return rec && rec.version === 2 && Array.isArray(rec.replicas) && rec.image && rec.config ? rec : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pids an unreadable/older record names (`pids`), to stop them when they are replicas of the slot. */
+async function legacyPids(dir: string): Promise<number[]> {
+  try {
+    const raw = JSON.parse(await fsp.readFile(path.join(dir, 'slot.json'), 'utf8')) as { pids?: unknown };
+    return Array.isArray(raw.pids) ? raw.pids.filter((p): p is number => Number.isInteger(p)) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Saves a record atomically (temp file + rename), one write at a time per record. */
+function recordSaver(dir: string, rec: SlotRecord): () => Promise<void> {
+  let chain: Promise<void> = Promise.resolve();
+  return () => {
+    const write = async () => {
+      const tmp = path.join(dir, `slot.json.${process.pid}.tmp`);
+      await fsp.writeFile(tmp, JSON.stringify(rec));
+      await fsp.rename(tmp, path.join(dir, 'slot.json'));
+    };
+    chain = chain.then(write, write);
+    return chain;
+  };
+}
+
+async function answers(url: string): Promise<boolean> {
+  try {
+    const r = await fetch(`${url}/`, { signal: AbortSignal.timeout(2_000) });
+    await r.arrayBuffer().catch(() => undefined);
+    return r.status === 200;
+  } catch {
+    return false;
+  }
+}
+
 /** The runtime flags of the scoring bounds that are set (the replicas keep their own keep-alive default). */
 function scoringArgs(s: Partial<FrontLimits> | undefined): string[] {
   const flags: Array<[string, number | undefined]> = [
@@ -92,15 +253,22 @@ export class LocalDeployTarget implements DeployTarget {
   readonly kind = 'local' as const;
   private readonly services = new Map<string, Service>();
   private readonly children = new Set<ChildProcess>();
-  private reaped = false;
+  private readonly restoreGates = new Map<string, { promise: Promise<void>; release: () => void }>();
+  private readonly root: string;
 
   constructor(
     private readonly storage: StorageClients,
     private readonly opts: LocalTargetOptions,
-  ) {}
+  ) {
+    this.root = path.resolve(opts.workDir);
+  }
 
   private serviceDir(serviceName: string) {
-    return path.join(this.opts.workDir, 'services', serviceName);
+    return path.join(this.root, 'services', serviceName);
+  }
+
+  private slotDir(serviceName: string, slot: string) {
+    return path.join(this.serviceDir(serviceName), slot);
   }
 
   private service(serviceName: string): Service {
@@ -112,45 +280,107 @@ export class LocalDeployTarget implements DeployTarget {
     return s;
   }
 
-  /** Runs `fn` after every earlier operation on the same service. */
-  private serial<T>(serviceName: string, fn: () => Promise<T>): Promise<T> {
-    const s = this.service(serviceName);
-    const run = s.queue.then(fn, fn);
-    s.queue = run.catch(() => undefined);
-    return run;
+  /**
+   * Runs `fn` after every earlier operation on the same service. While the start-up restore of the service is
+   * pending (`beginRestore`), other operations join the queue only once it is done: a resumed deployment's slow slot
+   * start never delays the serving version.
+   */
+  private serial<T>(serviceName: string, fn: () => Promise<T>, opts: { restore?: boolean } = {}): Promise<T> {
+    const enqueue = () => {
+      const s = this.service(serviceName);
+      const run = s.queue.then(fn, fn);
+      s.queue = run.catch(() => undefined);
+      return run;
+    };
+    const gate = opts.restore ? undefined : this.restoreGates.get(serviceName);
+    return gate ? gate.promise.then(enqueue) : enqueue();
   }
 
-  /** Kills replicas recorded by hosts that are no longer alive (a `kill -9`ed host leaves them behind). */
+  /**
+   * Start of the start-up restore (synchronous, so it happens before the host dispatches any work): until
+   * `restoreService` ran for a service that has a folder (or `endRestore`), other operations on it wait.
+   */
+  beginRestore(): void {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(path.join(this.root, 'services'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    } catch {
+      /* no services yet */
+    }
+    for (const name of names) {
+      if (this.restoreGates.has(name)) continue;
+      let release!: () => void;
+      const promise = new Promise<void>((r) => (release = r));
+      this.restoreGates.set(name, { promise, release });
+    }
+  }
+
+  /** Opens the restore gate of one service (or of all). */
+  endRestore(serviceName?: string): void {
+    for (const [name, gate] of [...this.restoreGates]) {
+      if (serviceName !== undefined && name !== serviceName) continue;
+      this.restoreGates.delete(name);
+      gate.release();
+    }
+  }
+
+  private targetLog(dir: string, line: string): Promise<void> {
+    return fsp.appendFile(path.join(dir, 'slot.log'), `[target] ${line}\n`).catch(() => undefined);
+  }
+
+  /** Names of the services that have a folder under the work dir. */
+  async serviceNames(): Promise<string[]> {
+    try {
+      return (await fsp.readdir(path.join(this.root, 'services'), { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
+    } catch {
+      return [];
+    }
+  }
+
+  /** Slots of a service that have a record or a context (logs-only folders of removed slots are not slots). */
+  private async slotNames(serviceName: string): Promise<string[]> {
+    let dirs: fs.Dirent[];
+    try {
+      dirs = await fsp.readdir(this.serviceDir(serviceName), { withFileTypes: true });
+    } catch {
+      return [];
+    }
+    const out: string[] = [];
+    for (const d of dirs) {
+      if (!d.isDirectory()) continue;
+      const dir = path.join(this.serviceDir(serviceName), d.name);
+      if (fs.existsSync(path.join(dir, 'slot.json')) || fs.existsSync(path.join(dir, 'context'))) out.push(d.name);
+    }
+    return out;
+  }
+
+  /** Stops every process of the slot in `dir`: the recorded replicas and any other process serving from its context. */
+  private async stopSlotProcesses(dir: string, rec: SlotRecord | undefined): Promise<number> {
+    const ctxDir = path.join(dir, 'context');
+    const pids = new Set<number>();
+    for (const r of rec?.replicas ?? []) if (isReplicaOf(r, ctxDir)) pids.add(r.pid);
+    if (!rec) for (const pid of await legacyPids(dir)) if (isReplicaOf({ pid }, ctxDir)) pids.add(pid);
+    for (const pid of findProcesses((args) => servesFrom(args, ctxDir))) pids.add(pid);
+    await terminateGroups([...pids]);
+    return pids.size;
+  }
+
+  /**
+   * Kills the replicas of slots whose recorded host is no longer alive (a host that did not stop cleanly; the next
+   * host would adopt them instead). The records stay, without replicas. Returns how many processes were stopped.
+   */
   async reapOrphans(): Promise<number> {
     let killed = 0;
-    const root = path.join(this.opts.workDir, 'services');
-    let services: string[] = [];
-    try {
-      services = await fsp.readdir(root);
-    } catch {
-      return 0;
-    }
-    for (const svc of services) {
-      let slots: string[] = [];
-      try {
-        slots = await fsp.readdir(path.join(root, svc));
-      } catch {
-        continue;
-      }
-      for (const slot of slots) {
-        const file = path.join(root, svc, slot, 'slot.json');
-        try {
-          const state = JSON.parse(await fsp.readFile(file, 'utf8')) as { hostPid: number; pids: number[] };
-          if (state.hostPid === process.pid || isAlive(state.hostPid)) continue;
-          for (const pid of state.pids) {
-            if (isAlive(pid)) {
-              killGroup(pid, 'SIGKILL');
-              killed++;
-            }
-          }
-          await fsp.rm(file, { force: true });
-        } catch {
-          /* not a slot dir */
+    for (const svc of await this.serviceNames()) {
+      for (const slot of await this.slotNames(svc)) {
+        const dir = this.slotDir(svc, slot);
+        const rec = await readRecord(dir);
+        const hostPid = rec?.hostPid ?? (await fsp.readFile(path.join(dir, 'slot.json'), 'utf8').then((t) => Number(JSON.parse(t).hostPid), () => NaN));
+        if (hostPid === process.pid || (Number.isInteger(hostPid) && hostPid > 0 && isAlive(hostPid))) continue;
+        killed += await this.stopSlotProcesses(dir, rec);
+        if (rec) {
+          rec.replicas = [];
+          await recordSaver(dir, rec)().catch(() => undefined);
         }
       }
     }
@@ -158,79 +388,197 @@ export class LocalDeployTarget implements DeployTarget {
   }
 
   deploySlot(request: DeployRequest): Promise<DeployedSlot> {
-    return this.serial(request.serviceName, () => this.deploySlotNow(request));
+    return this.serial(request.serviceName, () => this.ensureSlotNow(request.serviceName, request.slot, request) as Promise<DeployedSlot>);
   }
 
-  private async deploySlotNow(request: DeployRequest): Promise<DeployedSlot> {
-    if (!this.reaped) {
-      this.reaped = true;
-      await this.reapOrphans();
-    }
-    const svc = this.service(request.serviceName);
-    const existing = svc.slots.get(request.slot);
-    if (existing) return existing.result;
+  /**
+   * Brings back a slot a completed `deploySlot` made (adopting its live replicas, starting the missing ones) and
+   * returns its current URIs; `Failed` (`SlotNotFound`) when it has no record.
+   */
+  ensureSlot(serviceName: string, slot: string): Promise<DeployedSlot> {
+    return this.serial(serviceName, async () => {
+      const r = await this.ensureSlotNow(serviceName, slot);
+      return r ?? this.failed(serviceName, slot, { code: 'SlotNotFound', message: `Service ${serviceName} has no slot "${slot}".` });
+    });
+  }
 
-    const dir = path.join(this.serviceDir(request.serviceName), request.slot);
+  private failed(serviceName: string, slot: string, error: ErrorInfo): DeployedSlot {
+    return { serviceName, slot, scoringUri: '', swaggerUri: '', healthUri: '', state: 'Failed', error };
+  }
+
+  /**
+   * The slot, running: from memory, else from its record, else (with a request) started from scratch. With a
+   * request, a slot running something else (other image, configuration or keys) is replaced. Undefined: no record
+   * and no request.
+   */
+  private async ensureSlotNow(serviceName: string, slot: string, request?: DeployRequest): Promise<DeployedSlot | undefined> {
+    const svc = this.service(serviceName);
+    const mem = svc.slots.get(slot);
+    if (mem) {
+      if (!request || recordMatches(mem.record, request)) return mem.result;
+      await svc.front?.removeSlot(slot);
+      svc.slots.delete(slot);
+      await mem.router.stop().catch(() => undefined);
+    }
+    const dir = this.slotDir(serviceName, slot);
+    const rec = await readRecord(dir);
+    if (rec && rec.state === 'ready' && (!request || recordMatches(rec, request))) {
+      try {
+        return await this.resumeSlot(dir, rec);
+      } catch (e) {
+        const info = toErrorInfo(e, 'SlotRestartFailed');
+        await this.targetLog(dir, `slot could not be started again: ${info.code}: ${info.message}`);
+        if (!request) return this.failed(serviceName, slot, info);
+      }
+    }
+    if (!request) return rec ? this.failed(serviceName, slot, { code: 'SlotNotFound', message: `Slot "${slot}" of ${serviceName} never finished starting.` }) : undefined;
+    return this.createSlot(request);
+  }
+
+  /** Starts a slot from scratch: stops what ran there, writes the record, then extracts and starts the replicas. */
+  private async createSlot(request: DeployRequest): Promise<DeployedSlot> {
+    const dir = this.slotDir(request.serviceName, request.slot);
+    await this.stopSlotProcesses(dir, await readRecord(dir));
     await fsp.rm(dir, { recursive: true, force: true });
     await fsp.mkdir(dir, { recursive: true });
-    const logPath = path.join(dir, 'slot.log');
-    const base = { serviceName: request.serviceName, slot: request.slot, scoringUri: '', swaggerUri: '', healthUri: '' };
+    const keys = slotKeys(request);
+    const record: SlotRecord = {
+      version: 2,
+      serviceName: request.serviceName,
+      slot: request.slot,
+      state: 'starting',
+      hostPid: process.pid,
+      image: request.image,
+      config: request.config,
+      keysDigest: keysDigest(keys),
+      nextIndex: 0,
+      replicas: [],
+    };
+    const save = recordSaver(dir, record);
     try {
-      const archive = await downloadBlob(this.storage, request.image.contextBlob);
+      await save(); // the record before any process
       const ctxDir = path.join(dir, 'context');
-      await extractTarGz(archive, ctxDir);
+      await extractTarGz(await downloadBlob(this.storage, request.image.contextBlob), ctxDir);
       const meta = JSON.parse(await fsp.readFile(path.join(ctxDir, IMAGE_METADATA_FILE), 'utf8')) as ImageMetadata;
-      const cfg = request.config;
       let keysFile: string | undefined;
-      let key: string | undefined;
-      if (cfg.authEnabled && request.keys) {
+      if (keys) {
         keysFile = path.join(dir, 'keys.json');
-        await fsp.writeFile(keysFile, JSON.stringify(request.keys), { mode: 0o600 });
-        key = request.keys.primaryKey;
+        await fsp.writeFile(keysFile, JSON.stringify(keys), { mode: 0o600 });
       }
-      const pids: number[] = [];
-      const recordPids = () =>
-        fsp.writeFile(path.join(dir, 'slot.json'), JSON.stringify({ hostPid: process.pid, pids })).catch(() => undefined);
-      const factory = (index: number): Promise<ReplicaHandle> =>
-        this.startReplica(request, meta, ctxDir, logPath, index, keysFile, cfg, (pid) => {
-          pids.push(pid);
-          void recordPids();
-        });
-      const fixed = cfg.numReplicas !== undefined || !cfg.autoscaleEnabled;
-      const initial = cfg.numReplicas ?? cfg.autoscaleMinReplicas;
-      const router = await AutoscaleRouter.start({
-        factory,
-        minReplicas: fixed ? initial : cfg.autoscaleMinReplicas,
-        maxReplicas: fixed ? initial : cfg.autoscaleMaxReplicas,
-        initialReplicas: initial,
-        autoscale: !fixed,
-        targetUtilization: cfg.autoscaleTargetUtilization,
-        refreshMs: cfg.autoscaleRefreshSeconds * 1000,
-        ...(this.opts.scaleDownDelayMs !== undefined ? { scaleDownDelayMs: this.opts.scaleDownDelayMs } : {}),
-        http: this.opts.scoring,
-        maxBodyBytes: this.opts.scoring?.maxBodyBytes,
-      });
-      const url = router.url;
-      const result: DeployedSlot = { ...base, scoringUri: `${url}/score`, swaggerUri: `${url}/swagger.json`, healthUri: `${url}/`, state: 'Healthy' };
-      svc.slots.set(request.slot, { serviceName: request.serviceName, slot: request.slot, dir, logPath, router, key, authEnabled: cfg.authEnabled, keys: request.keys, result });
-      return result;
+      return await this.startSlot({ record, dir, ctxDir, meta, keysFile, save }, [], keys);
     } catch (e) {
       const info = toErrorInfo(e, 'DeploymentFailed');
-      await fsp.appendFile(logPath, `[target] slot failed: ${info.code}: ${info.message}\n`).catch(() => undefined);
-      return { ...base, state: 'Failed', error: info };
+      await this.targetLog(dir, `slot failed: ${info.code}: ${info.message}`);
+      return this.failed(request.serviceName, request.slot, info);
     }
   }
 
-  private startReplica(
-    request: DeployRequest,
-    meta: ImageMetadata,
-    ctxDir: string,
-    logPath: string,
-    index: number,
-    keysFile: string | undefined,
-    cfg: DeployConfig,
-    onSpawn: (pid: number) => void,
-  ): Promise<ReplicaHandle> {
+  /** Starts a recorded slot again: adopts the replicas that still run and answer, stops the others. */
+  private async resumeSlot(dir: string, record: SlotRecord): Promise<DeployedSlot> {
+    const ctxDir = path.join(dir, 'context');
+    const save = recordSaver(dir, record);
+    if (!fs.existsSync(path.join(ctxDir, IMAGE_METADATA_FILE))) {
+      await fsp.rm(ctxDir, { recursive: true, force: true });
+      await extractTarGz(await downloadBlob(this.storage, record.image.contextBlob), ctxDir);
+    }
+    const meta = JSON.parse(await fsp.readFile(path.join(ctxDir, IMAGE_METADATA_FILE), 'utf8')) as ImageMetadata;
+    const keysFile = path.join(dir, 'keys.json');
+    let keys: ServiceKeys | undefined;
+    if (record.keysDigest) {
+      keys = JSON.parse(await fsp.readFile(keysFile, 'utf8')) as ServiceKeys;
+      if (keysDigest(keys) !== record.keysDigest) throw new AppError('SlotRecordInvalid', `The keys file of slot ${record.slot} does not match its record.`, 500);
+    }
+    const adopted: ReplicaRecord[] = [];
+    for (const r of record.replicas) {
+      if (r.port !== undefined && isReplicaOf(r, ctxDir) && (await answers(`http://127.0.0.1:${r.port}`))) adopted.push(r);
+    }
+    // Anything else serving from this slot (a replica that does not answer, one started but not yet recorded) goes.
+    const keep = new Set(adopted.map((r) => r.pid));
+    const strays = findProcesses((args) => servesFrom(args, ctxDir)).filter((pid) => !keep.has(pid));
+    for (const r of record.replicas) if (!keep.has(r.pid) && isReplicaOf(r, ctxDir)) strays.push(r.pid);
+    await terminateGroups([...new Set(strays)]);
+    record.replicas = adopted;
+    await save();
+    if (adopted.length) await this.targetLog(dir, `adopted ${adopted.length} running replica(s) after a host restart (pids ${adopted.map((r) => r.pid).join(', ')})`);
+    return this.startSlot({ record, dir, ctxDir, meta, ...(keys ? { keysFile } : {}), save }, adopted, keys);
+  }
+
+  /** Router + replicas (adopted ones first, then new ones) for a slot whose record is saved; marks it ready. */
+  private async startSlot(ctx: SlotContext, adopt: ReplicaRecord[], keys: ServiceKeys | undefined): Promise<DeployedSlot> {
+    const { record } = ctx;
+    const cfg = record.config;
+    const fixed = cfg.numReplicas !== undefined || !cfg.autoscaleEnabled;
+    const initial = cfg.numReplicas ?? cfg.autoscaleMinReplicas;
+    const min = fixed ? initial : cfg.autoscaleMinReplicas;
+    const max = fixed ? initial : cfg.autoscaleMaxReplicas;
+    const queue = adopt.slice(0, max);
+    for (const extra of adopt.slice(max)) await this.replicaHandle(ctx, extra).stop();
+    const factory = async (): Promise<ReplicaHandle> => {
+      const a = queue.shift();
+      if (a) return this.replicaHandle(ctx, a);
+      const index = record.nextIndex++;
+      await ctx.save();
+      return this.startReplica(ctx, index);
+    };
+    const router = await AutoscaleRouter.start({
+      factory,
+      minReplicas: min,
+      maxReplicas: max,
+      initialReplicas: Math.min(max, Math.max(min, initial, queue.length)),
+      autoscale: !fixed,
+      targetUtilization: cfg.autoscaleTargetUtilization,
+      refreshMs: cfg.autoscaleRefreshSeconds * 1000,
+      ...(record.routerPort ? { port: record.routerPort, portFallback: true } : {}),
+      ...(this.opts.scaleDownDelayMs !== undefined ? { scaleDownDelayMs: this.opts.scaleDownDelayMs } : {}),
+      http: this.opts.scoring,
+      maxBodyBytes: this.opts.scoring?.maxBodyBytes,
+    });
+    record.routerPort = router.port;
+    record.state = 'ready';
+    record.hostPid = process.pid;
+    await ctx.save();
+    const url = router.url;
+    const result: DeployedSlot = {
+      serviceName: record.serviceName,
+      slot: record.slot,
+      scoringUri: `${url}/score`,
+      swaggerUri: `${url}/swagger.json`,
+      healthUri: `${url}/`,
+      state: 'Healthy',
+    };
+    this.service(record.serviceName).slots.set(record.slot, {
+      serviceName: record.serviceName,
+      slot: record.slot,
+      dir: ctx.dir,
+      record,
+      router,
+      key: keys?.primaryKey,
+      authEnabled: cfg.authEnabled,
+      keys,
+      result,
+    });
+    return result;
+  }
+
+  /** A handle on a recorded replica: stopping it stops its process group (when it is still that replica) and unrecords it. */
+  private replicaHandle(ctx: SlotContext, r: ReplicaRecord): ReplicaHandle {
+    return {
+      url: `http://127.0.0.1:${r.port}`,
+      stop: async () => {
+        if (isReplicaOf(r, ctx.ctxDir)) await terminateGroups([r.pid]);
+        const i = ctx.record.replicas.indexOf(r);
+        if (i >= 0) {
+          ctx.record.replicas.splice(i, 1);
+          await ctx.save().catch(() => undefined);
+        }
+      },
+    };
+  }
+
+  /** Starts replica `index`: recorded (pid + start time) as soon as it runs, ready once it printed `ready`. */
+  private async startReplica(ctx: SlotContext, index: number): Promise<ReplicaHandle> {
+    const { record, meta, ctxDir, keysFile } = ctx;
+    const cfg = record.config;
     const args = [
       path.join(ctxDir, meta.runtimeEntry),
       '--runtime', meta.runtime,
@@ -242,103 +590,135 @@ export class LocalDeployTarget implements DeployTarget {
       '--max-wait-ms', String(cfg.maxRequestWaitTimeMs),
       '--timeout-ms', String(cfg.scoringTimeoutMs),
       '--python', this.opts.python ?? 'python3',
-      '--service-name', request.serviceName,
+      '--service-name', record.serviceName,
       ...(meta.entryScript ? ['--entry-script', path.join(ctxDir, meta.entryScript)] : []),
       ...(keysFile ? ['--keys-file', keysFile] : []),
       ...scoringArgs(this.opts.scoring),
       ...(this.opts.extraRuntimeArgs ?? []),
     ];
     const nodeModules = path.join(packageRoot(), 'node_modules');
-    const child = spawn(process.execPath, args, {
-      cwd: ctxDir,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: runtimeProcessEnv(nodeModules),
-    });
+    const logPath = path.join(ctx.dir, `replica-${index}.log`);
+    // A file, never a pipe: the replica must outlive a killed host (no EPIPE) so the next host can adopt it.
+    const fd = fs.openSync(logPath, 'a');
+    const offset = fs.fstatSync(fd).size;
+    let child: ChildProcess;
+    try {
+      child = spawn(process.execPath, args, {
+        cwd: ctxDir,
+        detached: true,
+        stdio: ['ignore', fd, fd],
+        env: runtimeProcessEnv(nodeModules),
+      });
+    } finally {
+      fs.closeSync(fd);
+    }
+    child.on('error', () => undefined);
+    const pid = child.pid;
+    if (!pid) throw new AppError('SlotStartFailed', `Cannot start the scoring runtime of ${record.serviceName}/${record.slot}.`, 500);
+    child.unref();
     this.children.add(child);
-    if (child.pid) onSpawn(child.pid);
-    const log = fs.createWriteStream(logPath, { flags: 'a' });
-    const prefix = `[replica ${index}] `;
-    const write = (line: string) => log.write(prefix + line + '\n');
-    let exited = false;
-    const exitedPromise = new Promise<void>((resolve) => {
-      child.once('exit', (code, signal) => {
-        exited = true;
-        this.children.delete(child);
-        write(`[target] exited (${signal ?? `code ${code}`})`);
-        setTimeout(() => log.end(), 50);
-        resolve();
-      });
+    child.once('exit', (code, signal) => {
+      this.children.delete(child);
+      void this.targetLog(ctx.dir, `replica ${index} (pid ${pid}) exited (${signal ?? `code ${code}`})`);
     });
-    const stop = async () => {
-      if (exited) return;
-      killGroup(child.pid!, 'SIGTERM');
-      const timer = setTimeout(() => killGroup(child.pid!, 'SIGKILL'), 5_000);
-      await exitedPromise;
-      clearTimeout(timer);
-    };
+    const entry: ReplicaRecord = { index, pid, ...(processStartTime(pid) ? { startTime: processStartTime(pid) } : {}) };
+    record.replicas.push(entry);
+    await ctx.save();
+    const handle = this.replicaHandle(ctx, entry);
+    const timeoutMs = this.opts.startTimeoutMs ?? 60_000;
+    const started = await waitRuntimeStart(pid, logPath, timeoutMs, offset);
+    if (started.ok) {
+      entry.port = started.port;
+      await ctx.save();
+      return { ...handle, url: `http://127.0.0.1:${started.port}` };
+    }
+    await handle.stop();
+    const where = `${record.serviceName}/${record.slot}`;
+    switch (started.reason) {
+      case 'init_failed':
+        throw new AppError('InitFailed', started.message, 500);
+      case 'error':
+        throw new AppError(started.code ?? 'RuntimeError', started.message, 500);
+      case 'timeout':
+        throw new AppError('SlotStartTimeout', `The scoring runtime of ${where} did not become ready within ${timeoutMs} ms.`, 504);
+      default:
+        throw new AppError('SlotStartFailed', `The scoring runtime of ${where} exited before it was ready (see the slot log).`, 500);
+    }
+  }
 
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      let port: number | undefined;
-      const settle = (err?: AppError) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (err) {
-          void stop().then(() => reject(err));
-        } else resolve({ url: `http://127.0.0.1:${port}`, stop });
-      };
-      const timeoutMs = this.opts.startTimeoutMs ?? 60_000;
-      const timer = setTimeout(
-        () => settle(new AppError('SlotStartTimeout', `The scoring runtime of ${request.serviceName}/${request.slot} did not become ready within ${timeoutMs} ms.`, 504)),
-        timeoutMs,
-      );
-      readline.createInterface({ input: child.stderr! }).on('line', write);
-      readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-        write(line);
-        if (settled || !line.startsWith('{')) return;
-        let ev: { event?: string; port?: number; message?: string; code?: string };
-        try {
-          ev = JSON.parse(line);
-        } catch {
-          return;
-        }
-        if (ev.event === 'listening') port = ev.port;
-        else if (ev.event === 'ready') settle();
-        else if (ev.event === 'init_failed') settle(new AppError('InitFailed', ev.message ?? 'init() failed', 500));
-        else if (ev.event === 'error') settle(new AppError(ev.code ?? 'RuntimeError', ev.message ?? 'the scoring runtime failed to start', 500));
-      });
-      child.once('error', (e) => settle(new AppError('SlotStartFailed', `Cannot start the scoring runtime: ${e.message}`, 500)));
-      void exitedPromise.then(() => settle(new AppError('SlotStartFailed', `The scoring runtime of ${request.serviceName}/${request.slot} exited before it was ready (see the slot log).`, 500)));
-    });
+  private async ensureFront(serviceName: string): Promise<LocalFront> {
+    const svc = this.service(serviceName);
+    if (svc.front) return svc.front;
+    const front = new LocalFront(serviceName, this.opts.scoring);
+    const portFile = path.join(this.serviceDir(serviceName), 'front.json');
+    let preferred = 0;
+    try {
+      preferred = JSON.parse(await fsp.readFile(portFile, 'utf8')).port ?? 0;
+    } catch {
+      /* first time */
+    }
+    await front.listen(preferred);
+    await fsp.mkdir(this.serviceDir(serviceName), { recursive: true });
+    await fsp.writeFile(portFile, JSON.stringify({ port: front.port }));
+    svc.front = front;
+    return front;
+  }
+
+  private async switchNow(serviceName: string, slot: string): Promise<{ scoringUri: string; swaggerUri: string }> {
+    const ensured = await this.ensureSlotNow(serviceName, slot);
+    const svc = this.service(serviceName);
+    const s = svc.slots.get(slot);
+    if (!s || ensured?.state !== 'Healthy') {
+      const why = ensured?.error ? ` (${ensured.error.message})` : '';
+      throw new AppError('SlotNotFound', `Service ${serviceName} has no healthy slot "${slot}" to switch traffic to${why}.`, 409);
+    }
+    const front = await this.ensureFront(serviceName);
+    front.addSlot({ name: slot, url: s.router.url, key: s.key });
+    front.setAuth(s.authEnabled, svc.keys ?? s.keys);
+    front.switchTo(slot);
+    return { scoringUri: `${front.url}/score`, swaggerUri: `${front.url}/swagger.json` };
   }
 
   switchTraffic(serviceName: string, slot: string): Promise<{ scoringUri: string; swaggerUri: string }> {
-    return this.serial(serviceName, async () => {
+    return this.serial(serviceName, () => this.switchNow(serviceName, slot));
+  }
+
+  /**
+   * The start-up restore of one service, under the service's lock (so it never races a resumed deployment):
+   * `read` reads the service record and says what to keep and serve. Slots not kept are stopped and removed; the
+   * serving slot is adopted or started again; traffic goes to it unless this host already switched the front.
+   */
+  restoreService(serviceName: string, read: () => Promise<RestorePlan | undefined>): Promise<RestoreOutcome> {
+    return this.serial(serviceName, () => this.restoreNow(serviceName, read), { restore: true }).finally(() => this.endRestore(serviceName));
+  }
+
+  private restoreNow(serviceName: string, read: () => Promise<RestorePlan | undefined>): Promise<RestoreOutcome> {
+    return (async () => {
+      const plan = await read();
+      if (!plan) return { state: 'idle' };
+      if (plan.remove) {
+        await this.deleteServiceNow(serviceName);
+        return { state: 'idle' };
+      }
+      const keep = new Set(plan.keep ?? []);
+      if (plan.serve) keep.add(plan.serve);
+      for (const slot of await this.slotNames(serviceName)) if (!keep.has(slot)) await this.deleteSlotNow(serviceName, slot);
       const svc = this.service(serviceName);
-      const s = svc.slots.get(slot);
-      if (!s || s.result.state !== 'Healthy') {
-        throw new AppError('SlotNotFound', `Service ${serviceName} has no healthy slot "${slot}" to switch traffic to.`, 409);
+      if (plan.keys) svc.keys = plan.keys;
+      if (!plan.serve) return { state: 'idle' };
+      const active = svc.front?.activeSlot;
+      if (svc.front && active && svc.slots.has(active)) {
+        const s = svc.slots.get(active)!;
+        svc.front.setAuth(s.authEnabled, svc.keys ?? s.keys);
+        return { state: 'running', uris: { scoringUri: `${svc.front.url}/score`, swaggerUri: `${svc.front.url}/swagger.json` } };
       }
-      if (!svc.front) {
-        const front = new LocalFront(serviceName, this.opts.scoring);
-        const portFile = path.join(this.serviceDir(serviceName), 'front.json');
-        let preferred = 0;
-        try {
-          preferred = JSON.parse(await fsp.readFile(portFile, 'utf8')).port ?? 0;
-        } catch {
-          /* first time */
-        }
-        await front.listen(preferred);
-        await fsp.writeFile(portFile, JSON.stringify({ port: front.port }));
-        svc.front = front;
+      let ensured = await this.ensureSlotNow(serviceName, plan.serve);
+      if ((!ensured || ensured.state !== 'Healthy') && plan.request) ensured = await this.ensureSlotNow(serviceName, plan.serve, await plan.request());
+      if (!ensured || ensured.state !== 'Healthy') {
+        throw new AppError(ensured?.error?.code ?? 'SlotNotFound', ensured?.error?.message ?? `Slot "${plan.serve}" of ${serviceName} has no record to start it from.`, 500);
       }
-      svc.front.addSlot({ name: slot, url: s.router.url, key: s.key });
-      svc.front.setAuth(s.authEnabled, svc.keys ?? s.keys);
-      svc.front.switchTo(slot);
-      return { scoringUri: `${svc.front.url}/score`, swaggerUri: `${svc.front.url}/swagger.json` };
-    });
+      return { state: 'started', uris: await this.switchNow(serviceName, plan.serve) };
+    })();
   }
 
   /** Sets the keys the public endpoint accepts (regenerated keys take effect at once). Not part of the seam. */
@@ -349,39 +729,66 @@ export class LocalDeployTarget implements DeployTarget {
     if (svc.front && active) svc.front.setAuth(active.authEnabled, keys);
   }
 
+  private async deleteSlotNow(serviceName: string, slot: string): Promise<void> {
+    const svc = this.services.get(serviceName);
+    const s = svc?.slots.get(slot);
+    if (svc && s) {
+      await svc.front?.removeSlot(slot);
+      svc.slots.delete(slot);
+      await s.router.stop();
+    }
+    const dir = this.slotDir(serviceName, slot);
+    await this.stopSlotProcesses(dir, await readRecord(dir));
+    await fsp.rm(path.join(dir, 'context'), { recursive: true, force: true });
+    await fsp.rm(path.join(dir, 'keys.json'), { force: true });
+    await fsp.rm(path.join(dir, 'slot.json'), { force: true }); // the record goes last
+  }
+
   deleteSlot(serviceName: string, slot: string): Promise<void> {
-    return this.serial(serviceName, async () => {
-      const svc = this.services.get(serviceName);
-      const s = svc?.slots.get(slot);
-      if (svc && s) {
-        await svc.front?.removeSlot(slot);
-        svc.slots.delete(slot);
-        await s.router.stop();
-      }
-      await fsp.rm(path.join(this.serviceDir(serviceName), slot, 'context'), { recursive: true, force: true });
-      await fsp.rm(path.join(this.serviceDir(serviceName), slot, 'keys.json'), { force: true });
-      await fsp.rm(path.join(this.serviceDir(serviceName), slot, 'slot.json'), { force: true });
-    });
+    return this.serial(serviceName, () => this.deleteSlotNow(serviceName, slot));
+  }
+
+  private async deleteServiceNow(serviceName: string): Promise<void> {
+    const svc = this.services.get(serviceName);
+    if (svc) {
+      await svc.front?.close();
+      await Promise.all([...svc.slots.values()].map((s) => s.router.stop()));
+      svc.slots.clear();
+      svc.front = undefined;
+    }
+    for (const slot of await this.slotNames(serviceName)) {
+      const dir = this.slotDir(serviceName, slot);
+      await this.stopSlotProcesses(dir, await readRecord(dir));
+    }
+    await fsp.rm(this.serviceDir(serviceName), { recursive: true, force: true });
   }
 
   deleteService(serviceName: string): Promise<void> {
-    return this.serial(serviceName, async () => {
-      const svc = this.services.get(serviceName);
-      if (svc) {
-        await svc.front?.close();
-        await Promise.all([...svc.slots.values()].map((s) => s.router.stop()));
-        svc.slots.clear();
-        svc.front = undefined;
-      }
-      await fsp.rm(this.serviceDir(serviceName), { recursive: true, force: true });
-    }).finally(() => {
+    return this.serial(serviceName, () => this.deleteServiceNow(serviceName)).finally(() => {
       const svc = this.services.get(serviceName);
       if (svc && svc.slots.size === 0 && !svc.front) this.services.delete(serviceName);
     });
   }
 
+  /** The last lines of the slot's replica logs (prefixed `[replica n]`) and of the target's own lines. */
   async logTail(serviceName: string, slot: string, lines: number): Promise<string> {
-    return readTail(path.join(this.serviceDir(serviceName), slot, 'slot.log'), lines);
+    const dir = this.slotDir(serviceName, slot);
+    let files: string[] = [];
+    try {
+      files = (await fsp.readdir(dir)).filter((f) => /^replica-\d+\.log$/.test(f));
+    } catch {
+      return '';
+    }
+    const index = (f: string) => Number(/\d+/.exec(f)![0]);
+    files.sort((a, b) => index(a) - index(b));
+    const out: string[] = [];
+    for (const f of files) {
+      const tail = await readTail(path.join(dir, f), lines);
+      if (tail) out.push(...tail.split('\n').map((l) => `[replica ${index(f)}] ${l}`));
+    }
+    const own = await readTail(path.join(dir, 'slot.log'), lines);
+    if (own) out.push(...own.split('\n'));
+    return out.slice(-lines).join('\n');
   }
 
   /** The public base URL of a service, when traffic has been switched to a slot. */
@@ -395,7 +802,7 @@ export class LocalDeployTarget implements DeployTarget {
     return [...(this.services.get(serviceName)?.slots.keys() ?? [])];
   }
 
-  /** Stops every front and replica this target started (host shutdown, tests). Keeps files. */
+  /** Stops every front and replica this target started or adopted (host shutdown, tests). Keeps the records. */
   async stopAll(): Promise<void> {
     const all = [...this.services.values()];
     this.services.clear();
@@ -405,7 +812,8 @@ export class LocalDeployTarget implements DeployTarget {
         await Promise.all([...svc.slots.values()].map((s) => s.router.stop().catch(() => undefined)));
       }),
     );
-    for (const c of this.children) if (c.pid) killGroup(c.pid, 'SIGKILL');
+    const left = [...this.children].map((c) => c.pid).filter((p): p is number => !!p);
     this.children.clear();
+    await terminateGroups(left, 0);
   }
 }

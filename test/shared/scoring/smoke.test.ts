@@ -39,6 +39,11 @@ describe('against a fake service', () => {
           res.writeHead(401);
           return res.end();
         }
+        if (mode === 'busy' || mode === 'busy-once') {
+          if (mode === 'busy-once') mode = 'ok';
+          res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
+          return res.end(JSON.stringify({ error: { code: 'ServiceOverloaded', message: 'every worker slot stayed busy' } }));
+        }
         const rows = JSON.parse(body).data as number[][];
         res.writeHead(200, { 'content-type': 'application/json' });
         // AML-style double encoding: run() returned json.dumps(...).
@@ -51,6 +56,18 @@ describe('against a fake service', () => {
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
   const req = () => ({ healthUri: `${base}/`, scoringUri: `${base}/score`, swaggerUri: `${base}/swagger.json`, key: 'secret-key', livenessTimeoutMs: 2000, logTail: async () => 'line 1\nline 2' });
+
+  test('a 503 with Retry-After (workers busy, e.g. with a call a killed host left running) is retried; one that lasts fails', async () => {
+    mode = 'busy-once';
+    const r = await runSmokeTest(req());
+    expect(r.ok).toBe(true);
+    expect(r.output).toEqual([3]);
+    mode = 'busy';
+    const busy = await runSmokeTest({ ...req(), requestTimeoutMs: 600 });
+    expect(busy.ok).toBe(false);
+    expect(busy.reason).toMatch(/answered 503: ServiceOverloaded/);
+    mode = 'ok';
+  });
 
   test('generates the sample from the swagger example and checks the output shape', async () => {
     mode = 'ok';

@@ -1,7 +1,7 @@
 import { LocalDeployTarget } from '../../../shared/targets';
 import { deployConfigFor } from '../../../shared/manifest';
 import { ServiceRegistry, deployService, deleteService, prepareDeployment, regenerateServiceKey, type DeployContext, type DeployServiceInput } from '../../../shared/services';
-import { deploySlotStep, rollbackStep } from '../../../shared/services/deploy';
+import { deploySlotStep, promoteStep, rollbackStep, smokeTestStep } from '../../../shared/services/deploy';
 import { TABLES } from '../../../shared/storage';
 import type { ImageRecord } from '../../../shared/images';
 import { startEnv, makeImage, MULTIPLY_JS, type Env } from '../fixtures';
@@ -201,4 +201,75 @@ test('a service being deleted blocks deployments (409 ServiceDeleting); deploy s
   await expect(deploySlotStep(ctx, auth, 'blue')).rejects.toMatchObject({ code: 'ServiceNotFound' });
   const keysTable = env.storage.table(TABLES.serviceKeys);
   await expect(keysTable.getEntity('keys', name)).rejects.toMatchObject({ statusCode: 404 });
+});
+
+test('restore after a restart: serves the active slot while an update holds the service, keeps the held slot, stops what nothing refers to; the run then resumes on the new host', async () => {
+  const { restoreLocalServices } = await import('../../../shared/services');
+  const { findProcesses } = await import('../../../shared/processes');
+  const path = await import('path');
+  const fs = await import('fs');
+  const procs = (svc: string, slot: string) => {
+    const ctxDir = path.resolve(env.workDir, 'services', svc, slot, 'context');
+    return findProcesses((a) => a.indexOf('--model-dir') >= 0 && (a[a.indexOf('--model-dir') + 1] ?? '').startsWith(ctxDir)).sort();
+  };
+  const name = 'held-svc';
+  await deployService(ctx, { ...input('run-held-1', img2, [2, 4]), serviceName: name });
+  const upd = { ...input('run-held-2', img3, [3, 6]), serviceName: name };
+  const begin = await prepareDeployment(ctx, upd);
+  expect(begin.slot).toBe('green');
+  expect((await deploySlotStep(ctx, upd, 'green')).state).toBe('Healthy');
+  // Processes nothing refers to: a slot of the service no record names, a service with no record.
+  const stray = { serviceName: name, slot: 'orange', image: { name: img2.name, version: img2.version, imageRef: img2.imageRef!, runtime: img2.runtime, contextBlob: img2.contextBlob }, config: deployConfigFor({ kind: 'local' }) };
+  expect((await target.deploySlot(stray)).state).toBe('Healthy');
+  expect((await target.deploySlot({ ...stray, serviceName: 'gone-svc', slot: 'blue' })).state).toBe('Healthy');
+  const blue = procs(name, 'blue');
+  const green = procs(name, 'green');
+  expect(blue).toHaveLength(1);
+  expect(procs(name, 'orange')).toHaveLength(1);
+  expect((await ctx.services.get(name)).state).toBe('Transitioning');
+
+  // The restarted host (a new target on the same work dir; the processes kept running).
+  const fresh = new LocalDeployTarget(env.storage, { workDir: env.workDir, startTimeoutMs: 30_000 });
+  const freshCtx = { ...ctx, target: fresh };
+  const r = await restoreLocalServices(freshCtx);
+  expect(r.failed.filter((f) => f.name === name || f.name === 'gone-svc')).toEqual([]);
+  expect(r.restored).toContain(name);
+  expect(procs(name, 'blue')).toEqual(blue); // adopted, not started again
+  expect(procs(name, 'green')).toEqual(green); // held by the run: kept for it
+  expect(procs(name, 'orange')).toEqual([]);
+  expect(procs('gone-svc', 'blue')).toEqual([]);
+  expect(fs.existsSync(path.join(env.workDir, 'services', 'gone-svc'))).toBe(false);
+  const rec = await ctx.services.get(name);
+  expect(await post(rec.scoringUri!, [1])).toEqual({ status: 200, body: [2] }); // the serving version, while Transitioning
+
+  // The run resumes on the new host: smoke test and promotion reach the slot the old host started.
+  const smoke = await smokeTestStep(freshCtx, upd, { serviceName: name, slot: 'green', scoringUri: 'http://127.0.0.1:9/score', swaggerUri: '', healthUri: 'http://127.0.0.1:9/', state: 'Healthy' });
+  expect(smoke.ok).toBe(true);
+  const done = await promoteStep(freshCtx, upd, 'green');
+  expect(done).toMatchObject({ state: 'Healthy', activeSlot: 'green', scoringUri: rec.scoringUri });
+  expect(await post(rec.scoringUri!, [1])).toEqual({ status: 200, body: [3] });
+  expect(procs(name, 'green')).toEqual(green);
+  await deleteService(freshCtx, name);
+  expect(procs(name, 'green')).toEqual([]);
+  expect(procs(name, 'blue')).toEqual([]);
+  await fresh.stopAll();
+});
+
+test('restore with a slot record of the previous format (an upgrade): the slot starts again from the service record’s image', async () => {
+  const { restoreLocalServices } = await import('../../../shared/services');
+  const path = await import('path');
+  const fs = await import('fs');
+  const name = 'legacy-svc';
+  const r = await deployService(ctx, { ...input('run-legacy', img3, [3, 6]), serviceName: name });
+  const uri = r.service.scoringUri!;
+  await target.stopAll();
+  fs.writeFileSync(path.join(env.workDir, 'services', name, 'blue', 'slot.json'), JSON.stringify({ hostPid: 1, pids: [] }));
+  const fresh = new LocalDeployTarget(env.storage, { workDir: env.workDir, startTimeoutMs: 30_000 });
+  const result = await restoreLocalServices({ ...ctx, target: fresh });
+  expect(result.failed.filter((f) => f.name === name)).toEqual([]);
+  expect(result.restored).toContain(name);
+  expect(await post(uri, [2])).toEqual({ status: 200, body: [6] });
+  expect(JSON.parse(fs.readFileSync(path.join(env.workDir, 'services', name, 'blue', 'slot.json'), 'utf8'))).toMatchObject({ version: 2, state: 'ready', image: { version: img3.version } });
+  await deleteService({ ...ctx, target: fresh }, name);
+  await fresh.stopAll();
 });

@@ -4,6 +4,7 @@ import { LocalDeployTarget } from '../../../shared/targets';
 import { deployConfigFor } from '../../../shared/manifest';
 import type { DeployRequest } from '../../../shared/seams';
 import type { ImageRecord } from '../../../shared/images';
+import { findProcesses } from '../../../shared/processes';
 import { startEnv, makeImage, MULTIPLY_JS, isAlive, type Env } from '../fixtures';
 
 let env: Env;
@@ -24,6 +25,21 @@ afterAll(async () => {
   await target?.stopAll();
   await env?.stop();
 });
+
+/** Pids the slot's record names. */
+function recordedPids(service: string, slot: string): number[] {
+  const rec = JSON.parse(fs.readFileSync(path.join(env.workDir, 'services', service, slot, 'slot.json'), 'utf8')) as { replicas: Array<{ pid: number }> };
+  return rec.replicas.map((r) => r.pid).sort((a, b) => a - b);
+}
+
+/** Live runtime processes serving from the slot's context (by command line, whatever the record says). */
+function slotProcesses(service: string, slot: string): number[] {
+  const ctxDir = path.resolve(env.workDir, 'services', service, slot, 'context');
+  return findProcesses((args) => {
+    const i = args.indexOf('--model-dir');
+    return i >= 0 && (args[i + 1] ?? '').startsWith(ctxDir);
+  }).sort((a, b) => a - b);
+}
 
 const request = (service: string, slot: string, image: ImageRecord, target: 'local' | 'aks' = 'local', extra: Record<string, unknown> = {}): DeployRequest => ({
   serviceName: service,
@@ -94,9 +110,9 @@ test('deploys a slot, switches traffic, and updates blue/green with no failed re
   expect(target.runningSlots('mult-svc')).toEqual(['green']);
   const tail = await target.logTail('mult-svc', 'green', 5);
   expect(tail.split('\n')).toHaveLength(5);
-  const fullLog = fs.readFileSync(path.join(env.workDir, 'services', 'mult-svc', 'green', 'slot.log'), 'utf8');
+  const fullLog = fs.readFileSync(path.join(env.workDir, 'services', 'mult-svc', 'green', 'replica-0.log'), 'utf8');
   expect(fullLog).toMatch(/"event":"ready"/);
-  expect(fullLog).toContain(tail.split('\n').pop()!);
+  expect(`[replica 0] ${fullLog}`).toContain(tail.split('\n').pop()!.replace(/^\[replica 0\] /, ''));
 });
 
 test('init() that raises → slot Failed with the script error, replica stopped, log tail has it', async () => {
@@ -112,9 +128,9 @@ test('init() that raises → slot Failed with the script error, replica stopped,
   expect(slot.error?.code).toBe('InitFailed');
   expect(slot.error?.message).toContain('cannot load weights: file truncated');
   expect(await target.logTail('boom-svc', 'blue', 20)).toContain('cannot load weights');
-  const state = path.join(env.workDir, 'services', 'boom-svc', 'blue', 'slot.json');
-  const pids: number[] = JSON.parse(fs.readFileSync(state, 'utf8')).pids;
-  for (const pid of pids) expect(isAlive(pid)).toBe(false);
+  // No process of the slot is left (found by command line, not only by record).
+  expect(slotProcesses('boom-svc', 'blue')).toEqual([]);
+  expect(await target.logTail('boom-svc', 'blue', 20)).toMatch(/\[target\] slot failed: InitFailed/);
   await expect(target.switchTraffic('boom-svc', 'blue')).rejects.toMatchObject({ code: 'SlotNotFound' });
   await target.deleteService('boom-svc');
 });
@@ -147,25 +163,119 @@ test('key auth on the public URI; regenerated keys apply at once; keys never in 
 test('stopAll stops every replica and front', async () => {
   await target.deploySlot(request('stop-svc', 'a', img2));
   const pub = await target.switchTraffic('stop-svc', 'a');
-  const pids: number[] = JSON.parse(fs.readFileSync(path.join(env.workDir, 'services', 'stop-svc', 'a', 'slot.json'), 'utf8')).pids;
+  const pids = recordedPids('stop-svc', 'a');
   expect(pids.length).toBe(1);
+  expect(slotProcesses('stop-svc', 'a')).toEqual(pids);
   expect(isAlive(pids[0])).toBe(true);
   await target.stopAll();
   for (const pid of pids) expect(isAlive(pid)).toBe(false);
   await expect(fetch(pub.scoringUri, { method: 'POST', body: '{}' })).rejects.toThrow();
 });
 
-test('reapOrphans kills replicas recorded by a host that died', async () => {
+test('reapOrphans stops the replicas of a slot whose host died, never a process that merely reuses a recorded pid', async () => {
+  await target.deploySlot(request('ghost', 'blue', img2));
+  const [pid] = recordedPids('ghost', 'blue');
+  expect(isAlive(pid)).toBe(true);
+  // An unrelated process recorded as a replica (what pid reuse after a crash looks like).
   const { spawn } = await import('child_process');
-  const orphan = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { detached: true, stdio: 'ignore' });
+  const stranger = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { detached: true, stdio: 'ignore' });
   const deadHost = spawn(process.execPath, ['-e', '0']);
   await new Promise((r) => deadHost.once('exit', r));
-  const dir = path.join(env.workDir, 'services', 'ghost', 'blue');
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'slot.json'), JSON.stringify({ hostPid: deadHost.pid, pids: [orphan.pid] }));
-  expect(isAlive(orphan.pid!)).toBe(true);
-  const exited = new Promise((r) => orphan.once('exit', r));
-  expect(await target.reapOrphans()).toBe(1);
-  await exited;
-  expect(isAlive(orphan.pid!)).toBe(false);
+  const file = path.join(env.workDir, 'services', 'ghost', 'blue', 'slot.json');
+  const rec = JSON.parse(fs.readFileSync(file, 'utf8'));
+  rec.hostPid = deadHost.pid;
+  rec.replicas.push({ index: 9, pid: stranger.pid, port: 1 });
+  fs.writeFileSync(file, JSON.stringify(rec));
+  try {
+    const fresh = new LocalDeployTarget(env.storage, { workDir: env.workDir });
+    expect(await fresh.reapOrphans()).toBe(1);
+    expect(isAlive(pid)).toBe(false);
+    expect(isAlive(stranger.pid!)).toBe(true);
+    expect(slotProcesses('ghost', 'blue')).toEqual([]);
+  } finally {
+    stranger.kill('SIGKILL');
+    await target.deleteService('ghost');
+  }
+});
+
+test('a host that lost its slots (restart) adopts the running replicas: same processes, no second copy; a dead one is started again', async () => {
+  const first = await target.deploySlot(request('adopt-svc', 'blue', img2));
+  const pids = recordedPids('adopt-svc', 'blue');
+  // What a restarted host sees: a new target on the same work dir, the replicas still running.
+  const other = new LocalDeployTarget(env.storage, { workDir: env.workDir, startTimeoutMs: 30_000 });
+  const again = await other.ensureSlot('adopt-svc', 'blue');
+  expect(again.state).toBe('Healthy');
+  expect(recordedPids('adopt-svc', 'blue')).toEqual(pids);
+  expect(slotProcesses('adopt-svc', 'blue')).toEqual(pids);
+  expect(await score(again.scoringUri, [2])).toEqual({ status: 200, body: [4] });
+  // The first target's router still holds the recorded port here, so the second one took another.
+  expect(again.scoringUri).not.toBe(first.scoringUri);
+  // A replica that died is started again (once) on the next ensure of a host that lost the slot.
+  process.kill(-pids[0], 'SIGKILL');
+  while (isAlive(pids[0])) await new Promise((r) => setTimeout(r, 20));
+  const third = new LocalDeployTarget(env.storage, { workDir: env.workDir, startTimeoutMs: 30_000 });
+  const restarted = await third.ensureSlot('adopt-svc', 'blue');
+  expect(restarted.state).toBe('Healthy');
+  const now = slotProcesses('adopt-svc', 'blue');
+  expect(now).toHaveLength(1);
+  expect(now).not.toEqual(pids);
+  expect(await score(restarted.scoringUri, [2])).toEqual({ status: 200, body: [4] });
+  await third.deleteService('adopt-svc');
+  expect(slotProcesses('adopt-svc', 'blue')).toEqual([]);
+  await other.stopAll();
+  await target.deleteService('adopt-svc');
+});
+
+test('a deploySlot with another image into a slot that still runs replaces it (never returns the old one)', async () => {
+  const a = await target.deploySlot(request('swap-svc', 'blue', img2));
+  expect(await score(a.scoringUri, [1])).toEqual({ status: 200, body: [2] });
+  const before = recordedPids('swap-svc', 'blue');
+  const b = await target.deploySlot(request('swap-svc', 'blue', img3));
+  expect(b.state).toBe('Healthy');
+  expect(await score(b.scoringUri, [1])).toEqual({ status: 200, body: [3] });
+  for (const pid of before) expect(isAlive(pid)).toBe(false);
+  expect(slotProcesses('swap-svc', 'blue')).toHaveLength(1);
+  await target.deleteService('swap-svc');
+});
+
+test('restoreService on a restarted host: the adopted auth slot serves on the public URI with the current (regenerated) keys', async () => {
+  const keys = { primaryKey: 'pk-' + 'd'.repeat(30), secondaryKey: 'sk-' + 'e'.repeat(30) };
+  const req = { ...request('auth-restore', 'blue', img2, 'aks'), keys };
+  expect((await target.deploySlot(req)).state).toBe('Healthy');
+  await target.switchTraffic('auth-restore', 'blue');
+  const pids = recordedPids('auth-restore', 'blue');
+  const regenerated = { primaryKey: 'pk2-' + 'f'.repeat(30), secondaryKey: keys.secondaryKey };
+  const fresh = new LocalDeployTarget(env.storage, { workDir: env.workDir, startTimeoutMs: 30_000 });
+  const r = await fresh.restoreService('auth-restore', async () => ({ keep: ['blue'], serve: 'blue', keys: regenerated }));
+  expect(r.state).toBe('started');
+  expect(recordedPids('auth-restore', 'blue')).toEqual(pids);
+  const uri = r.uris!.scoringUri;
+  expect((await score(uri, [1], keys.primaryKey)).status).toBe(401);
+  expect(await score(uri, [1], regenerated.primaryKey)).toEqual({ status: 200, body: [2] });
+  // Once serving, a second restore leaves it as it is.
+  expect((await fresh.restoreService('auth-restore', async () => ({ keep: ['blue'], serve: 'blue', keys: regenerated }))).state).toBe('running');
+  await fresh.deleteService('auth-restore');
+  expect(slotProcesses('auth-restore', 'blue')).toEqual([]);
+  await target.deleteService('auth-restore');
+});
+
+test('while the start-up restore of a service is pending, other operations on it wait for it (the serving slot comes first)', async () => {
+  await target.deploySlot(request('gate-svc', 'blue', img2));
+  const fresh = new LocalDeployTarget(env.storage, { workDir: env.workDir, startTimeoutMs: 30_000 });
+  fresh.beginRestore(); // what the start-up restore does before the host dispatches any work
+  const order: string[] = [];
+  const deploy = fresh.deploySlot(request('gate-svc', 'green', img3)).then((r) => order.push(`deploy ${r.state}`));
+  await new Promise((r) => setTimeout(r, 200)); // the deployment asks first...
+  const restore = fresh
+    .restoreService('gate-svc', async () => {
+      order.push('restore');
+      return { keep: ['blue', 'green'], serve: 'blue' };
+    })
+    .then((r) => order.push(`restored ${r.state}`));
+  await Promise.all([deploy, restore]);
+  expect(order).toEqual(['restore', 'restored started', 'deploy Healthy']); // ...the restore goes first
+  await fresh.deleteService('gate-svc');
+  expect(slotProcesses('gate-svc', 'blue')).toEqual([]);
+  expect(slotProcesses('gate-svc', 'green')).toEqual([]);
+  await target.deleteService('gate-svc');
 });
