@@ -68,7 +68,12 @@ export async function* multipartParts(source: Readable, contentType: string, lim
     finished = true;
     notify();
   });
-  const onSourceError = (e: Error) => fail(invalid(`the request stream failed (${e.message})`));
+  const onSourceError = (e: Error) => {
+    const err = invalid(`the request stream failed (${e.message})`);
+    fail(err);
+    // pipe() does not pass errors on: stop the parser, which fails the part being read (its consumer stops too).
+    parser.destroy(err);
+  };
   source.on('error', onSourceError);
   source.pipe(parser);
   try {

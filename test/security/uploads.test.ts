@@ -194,6 +194,28 @@ test('two deployments POSTed at once to one new service: one 202, one 409 Servic
   expect((await env.request('DELETE', `/api/services/${svc}`)).status).toBe(200);
 }, 240_000);
 
+test('a client that goes away mid-upload leaves no uploads and no claim: the service takes the next deployment', async () => {
+  const http = await import('http');
+  const body = multipart([...exampleParts('gone-svc'), { name: 'weights.bin', data: Buffer.alloc(MAX_PART - 1, 3), filename: 'weights.bin' }]);
+  await new Promise<void>((resolve) => {
+    const req = http.request(`${env.baseUrl}/api/deployments`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'content-length': body.length, 'idempotency-key': 'sec-gone' } });
+    req.on('error', () => resolve());
+    req.on('close', () => resolve());
+    // Everything but the last 64 KB (the manifest and the small files are in), then the connection drops.
+    req.write(body.subarray(0, body.length - 64 * 1024), () => setTimeout(() => req.destroy(), 300));
+  });
+  const gone = runIdFor('http', 'sec-gone');
+  // The handler notices the broken body and removes what it stored (bounded wait: the cleanup runs after the drop).
+  const deadline = Date.now() + 30_000;
+  while ((await uploadsOf(gone)).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  expect(await uploadsOf(gone)).toEqual([]);
+  expect((await env.request('GET', `/api/runs/${gone}`)).status).toBe(404);
+  const next = await post(multipart(exampleParts('gone-svc')), { 'idempotency-key': 'sec-gone-2' });
+  expect(next.status).toBe(202);
+  expect((await waitRun(next.body.runId)).state).toBe('Succeeded');
+  expect((await env.request('DELETE', '/api/services/gone-svc')).status).toBe(200);
+}, 120_000);
+
 describe('batch runs', () => {
   let fx: Fixture;
   beforeAll(async () => {
