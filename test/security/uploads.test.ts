@@ -194,6 +194,21 @@ test('two deployments POSTed at once to one new service: one 202, one 409 Servic
   expect((await env.request('DELETE', `/api/services/${svc}`)).status).toBe(200);
 }, 240_000);
 
+test('the same request sent twice at once (a client retry): one run, its files intact; the other answer is the same run or 409 RequestInProgress', async () => {
+  const body = multipart([...exampleParts('twice-svc'), { name: 'weights.bin', data: Buffer.alloc(MAX_PART - 1, 9), filename: 'weights.bin' }]);
+  const answers = await Promise.all([post(body, { 'idempotency-key': 'sec-twice' }), post(body, { 'idempotency-key': 'sec-twice' })]);
+  const runId = runIdFor('http', 'sec-twice');
+  expect(answers.filter((a) => a.status === 202 && a.body.started === true)).toHaveLength(1);
+  for (const a of answers) {
+    if (a.status === 202) expect(a.body.runId).toBe(runId);
+    else expect({ status: a.status, code: a.body.error.code }).toEqual({ status: 409, code: 'RequestInProgress' });
+  }
+  expect((await uploadsOf(runId)).sort()).toEqual(['model.json', 'package.json', 'score.js', 'weights.bin'].map((f) => `${runId}/${f}`));
+  expect((await storage.container('uploads').getBlockBlobClient(`${runId}/weights.bin`).downloadToBuffer()).equals(Buffer.alloc(MAX_PART - 1, 9))).toBe(true);
+  expect((await waitRun(runId)).state).toBe('Succeeded');
+  expect((await env.request('DELETE', '/api/services/twice-svc')).status).toBe(200);
+}, 120_000);
+
 test('a client that goes away mid-upload leaves no uploads and no claim: the service takes the next deployment', async () => {
   const http = await import('http');
   const body = multipart([...exampleParts('gone-svc'), { name: 'weights.bin', data: Buffer.alloc(MAX_PART - 1, 3), filename: 'weights.bin' }]);
