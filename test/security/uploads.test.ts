@@ -11,6 +11,7 @@ import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
 import { runIdFor } from '../../shared/services/run';
+import { ServiceRegistry } from '../../shared/services/registry';
 import { faultsJob, prepareFixture, uploadJsonl, type Fixture } from '../e2e/batch-helpers';
 
 const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
@@ -193,6 +194,22 @@ test('two deployments POSTed at once to one new service: one 202, one 409 Servic
   expect((await waitRun(next.body.runId)).state).toBe('Succeeded');
   expect((await env.request('DELETE', `/api/services/${svc}`)).status).toBe(200);
 }, 240_000);
+
+test('a blob manifest for a service another accepted deployment holds → deploy.error.json with ServiceBusy, no run', async () => {
+  // The door claim of an accepted request whose run has not started yet (it is still receiving its files).
+  await new ServiceRegistry(storage).claim('blob-busy', 'deploy-http-still-uploading', async () => false);
+  const incoming = await storage.ensureContainer('incoming');
+  for (const f of ['model.json', 'score.js', 'package.json']) await incoming.getBlockBlobClient(`blob-busy/${f}`).uploadData(files[f]);
+  const written = await incoming.getBlockBlobClient('blob-busy/deploy.json').uploadData(Buffer.from(manifestFor('blob-busy')));
+  const runId = runIdFor('blob', `incoming/blob-busy/deploy.json@${String(written.etag).replace(/"/g, '')}`);
+  const report = incoming.getBlockBlobClient('blob-busy/deploy.error.json');
+  const deadline = Date.now() + 30_000;
+  while (!(await report.exists()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  const body = JSON.parse((await report.downloadToBuffer()).toString());
+  expect(body.error).toMatchObject({ code: 'ServiceBusy', message: expect.stringContaining('deploy-http-still-uploading') });
+  expect((await env.request('GET', `/api/runs/${runId}`)).status).toBe(404);
+  expect((await env.request('GET', '/api/services/blob-busy')).status).toBe(404);
+}, 60_000);
 
 test('the same request sent twice at once (a client retry): one run, its files intact; the other answer is the same run or 409 RequestInProgress', async () => {
   const body = multipart([...exampleParts('twice-svc'), { name: 'weights.bin', data: Buffer.alloc(MAX_PART - 1, 9), filename: 'weights.bin' }]);
