@@ -125,6 +125,7 @@ test('duplicate parts, a manifest that is not first, malformed bodies → 400 wi
     { key: 'no-manifest', body: multipart([]), code: 'ManifestMissing', message: /no parts/ },
     { key: 'truncated', body: multipart(exampleParts('dup-svc')).subarray(0, 900), code: 'InvalidMultipart', message: /malformed/ },
     { key: 'no-boundary', body: multipart(exampleParts('dup-svc')), contentType: 'multipart/form-data', code: 'InvalidMultipart', message: /boundary/i },
+    { key: 'long-name', body: multipart([...exampleParts('dup-svc').slice(0, 1), { name: `${'d/'.repeat(520)}m.json`, data: '{}', filename: 'x' }]), code: 'InvalidPath', message: /is longer than 1024 characters/ },
     { key: 'bad-path', body: multipart([...exampleParts('dup-svc').slice(0, 1), { name: '../escape.json', data: '{}', filename: 'x' }]), code: 'InvalidPath', message: /^multipart part "\.\.\/escape\.json" contains "\.\."/ },
   ];
   for (const c of cases) {
@@ -133,6 +134,15 @@ test('duplicate parts, a manifest that is not first, malformed bodies → 400 wi
     expect(r.body.error.message).toMatch(c.message);
     expect(await uploadsOf(runIdFor('http', `sec-${c.key}`))).toEqual([]);
   }
+  // Long (200 characters) and non-ASCII part names are kept exactly: the manifest finds the file under that name.
+  const longName = `${'sub/'.repeat(48)}modèle.json`;
+  const m = JSON.parse(manifestFor('name-svc'));
+  m.model.files = [longName];
+  const named = await post(multipart([{ name: 'manifest', data: JSON.stringify(m) }, { name: longName, data: files['model.json'], filename: 'modèle.json' }, ...exampleParts('name-svc').slice(2)]), { 'idempotency-key': 'sec-names' });
+  expect(named.status).toBe(202);
+  expect((await uploadsOf(named.body.runId)).sort()).toEqual([`${named.body.runId}/${longName}`, `${named.body.runId}/package.json`, `${named.body.runId}/score.js`].sort());
+  await waitRun(named.body.runId);
+  await env.request('DELETE', '/api/services/name-svc');
   // The part name is printed once in a path error.
   const bad = await post(multipart([...exampleParts('dup-svc').slice(0, 1), { name: 'a//b', data: '{}', filename: 'x' }]));
   expect(bad.body.error.message.split('a//b').length).toBe(2);
