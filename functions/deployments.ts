@@ -34,6 +34,7 @@ import {
 } from '../shared/services/triggers';
 import { assertUserContainer, CONTAINERS } from '../shared/storage';
 import { releaseStaleDeployment } from '../shared/services/deploy';
+import { CLAIM_RENEW_MS } from '../shared/services/registry';
 
 const clientInput = df.input.durableClient();
 
@@ -263,6 +264,7 @@ async function multipartDeployment(request: HttpRequest, context: InvocationCont
   });
   const parts = multipartParts(Readable.fromWeb(request.body), type, { maxFieldBytes: MAX_MANIFEST_BYTES, maxParts: MAX_MULTIPART_PARTS });
   let claimed: string | undefined;
+  let renewal: NodeJS.Timeout | undefined;
   let uploaded = false;
   try {
     const first = await parts.next();
@@ -300,6 +302,10 @@ async function multipartDeployment(request: HttpRequest, context: InvocationCont
 
     await claimService(client, manifest.service.name, runId, context.invocationId);
     claimed = manifest.service.name;
+    // While files arrive the claim is renewed: a request that died stops blocking the service soon after.
+    const service = claimed;
+    renewal = setInterval(() => void services.renewClaim(service, runId, context.invocationId).catch(() => undefined), CLAIM_RENEW_MS);
+    renewal.unref();
     const uploads = await storage.ensureContainer(CONTAINERS.uploads);
     const abort = new AbortController();
     for await (const part of parts) {
@@ -321,6 +327,7 @@ async function multipartDeployment(request: HttpRequest, context: InvocationCont
     uploaded = false;
     return accepted(request, run.runId, r.started, run.input);
   } finally {
+    clearInterval(renewal);
     await parts.return(undefined);
     if (uploaded) await deleteUploads(`${runId}/`).catch((d) => context.warn(`could not remove uploads/${runId}/: ${toErrorInfo(d).message}`));
     if (claimed) await services.releaseClaim(claimed, runId, context.invocationId).catch(() => undefined);

@@ -59,8 +59,12 @@ export interface ServiceClaim {
   requestId?: string;
 }
 
-/** A claim whose run never started (a refused or crashed request) stops blocking the service after this. */
-export const CLAIM_START_GRACE_MS = 15 * 60 * 1000;
+/**
+ * A claim whose run has not started stops blocking the service after this (a refused or crashed request). A
+ * request still receiving its files renews its claim every `CLAIM_RENEW_MS` (`renewClaim`).
+ */
+export const CLAIM_START_GRACE_MS = 2 * 60 * 1000;
+export const CLAIM_RENEW_MS = 20 * 1000;
 
 type Row = { data: string };
 
@@ -249,6 +253,20 @@ export class ServiceRegistry {
       }
     }
     throw conflict('UpdateContended', `Service ${name} is being claimed by several requests at once; retry.`);
+  }
+
+  /** Renews run `runId`'s claim (its request is still receiving files). False when the claim is not this request's any more. */
+  async renewClaim(name: string, runId: string, requestId?: string): Promise<boolean> {
+    const t = await this.table();
+    const cur = await getEntityOrUndefined<ServiceClaim>(t, CLAIM_PK, name);
+    if (!cur || cur.runId !== runId || (requestId && cur.requestId && cur.requestId !== requestId)) return false;
+    try {
+      await t.updateEntity({ partitionKey: CLAIM_PK, rowKey: name, claimedTime: new Date().toISOString() }, 'Merge', { etag: cur.etag });
+      return true;
+    } catch (e) {
+      if (statusOf(e) === 404 || statusOf(e) === 412) return false;
+      throw e;
+    }
   }
 
   /** Removes run `runId`'s claim on the service (absent, held by another run or request: nothing to do). */
