@@ -375,7 +375,7 @@ async function main(): Promise<number> {
       const last = runs[runs.length - 1];
       heading('Still running (--keep): Ctrl+C stops everything');
       process.stdout.write(`  curl -s -X POST ${last.view.result?.scoringUri} -H 'content-type: application/json' -d '${JSON.stringify(last.example.manifest.smoke_test?.sample)}'\n`);
-      process.stdout.write(`  another model: POST ${stack.baseUrl}/api/deployments (multipart: a "manifest" part + one part per file), or its files then deploy.json\n`);
+      process.stdout.write(`  another model: POST ${stack.baseUrl}/api/deployments (multipart: a "manifest" part first, then one part per file), or its files then deploy.json\n`);
       process.stdout.write(`  under incoming/<name>/ in this Azurite (blob endpoint http://127.0.0.1:${stack.azurite.blobPort}/devstoreaccount1, Azurite's well-known dev account)\n`);
       keeping = true;
       await interruptedP;

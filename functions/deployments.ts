@@ -34,6 +34,7 @@ import {
 } from '../shared/services/triggers';
 import { canonicalBlobFolder, CONTAINERS } from '../shared/storage';
 import { releaseStaleDeployment } from '../shared/services/deploy';
+import { CLAIM_RENEW_MS } from '../shared/services/registry';
 
 const clientInput = df.input.durableClient();
 
@@ -77,7 +78,7 @@ function metadataEtag(context: InvocationContext): string | undefined {
  * has not finished (`ServiceBusy`). A hold whose run has ended, was terminated or purged, or whose lease expired
  * is stale: it is released here so the new run's `beginDeployment` can take the service.
  */
-async function claimService(client: RunClient, serviceName: string, runId: string): Promise<void> {
+async function claimService(client: RunClient, serviceName: string, runId: string, requestId?: string): Promise<void> {
   const app = getAppServices();
   const svc = await app.services.find(serviceName);
   const stale = await checkServiceHold(client, svc, runId);
@@ -87,18 +88,18 @@ async function claimService(client: RunClient, serviceName: string, runId: strin
       message: `Run ${stale} ended without finishing its deployment of ${serviceName}; run ${runId} took the service over.`,
     });
   }
-  await app.services.claim(serviceName, runId, (holder) => isClaimStale(client, holder));
+  await app.services.claim(serviceName, runId, (holder) => isClaimStale(client, holder), requestId);
 }
 
 /** Starts a deployment run: claims its service first (when it deploys one), unless the run exists already. */
-async function claimAndStart(client: RunClient, runId: string, input: DeployRunInput): Promise<{ runId: string; started: boolean }> {
+async function claimAndStart(client: RunClient, runId: string, input: DeployRunInput, requestId?: string): Promise<{ runId: string; started: boolean }> {
   if (await runExists(client, runId)) return { runId, started: false };
   const service = input.manifest?.service.name;
-  if (service) await claimService(client, service, runId);
+  if (service) await claimService(client, service, runId, requestId);
   try {
     return await startDeployRun(client, runId, input);
   } catch (e) {
-    if (service) await getAppServices().services.releaseClaim(service, runId).catch(() => undefined);
+    if (service) await getAppServices().services.releaseClaim(service, runId, requestId).catch(() => undefined);
     throw e;
   }
 }
@@ -230,7 +231,7 @@ app.http('startDeployment', {
       const again = await replay(request, client, run.runId, run.input);
       if (again) return again;
       await assertFilesExist(getAppServices().storage, run.input);
-      const r = await claimAndStart(client, run.runId, run.input);
+      const r = await claimAndStart(client, run.runId, run.input, context.invocationId);
       return accepted(request, run.runId, r.started, run.input);
     } catch (e) {
       if (!(e instanceof AppError)) context.error(`POST /api/deployments failed: ${toErrorInfo(e).message}`);
@@ -276,6 +277,7 @@ async function multipartDeployment(request: HttpRequest, context: InvocationCont
   });
   const parts = multipartParts(Readable.fromWeb(request.body), type, { maxFieldBytes: MAX_MANIFEST_BYTES, maxParts: MAX_MULTIPART_PARTS });
   let claimed: string | undefined;
+  let renewal: NodeJS.Timeout | undefined;
   let uploaded = false;
   try {
     const first = await parts.next();
@@ -311,8 +313,12 @@ async function multipartDeployment(request: HttpRequest, context: InvocationCont
       if (again) return again;
     }
 
-    await claimService(client, manifest.service.name, runId);
+    await claimService(client, manifest.service.name, runId, context.invocationId);
     claimed = manifest.service.name;
+    // While files arrive the claim is renewed: a request that died stops blocking the service soon after.
+    const service = claimed;
+    renewal = setInterval(() => void services.renewClaim(service, runId, context.invocationId).catch(() => undefined), CLAIM_RENEW_MS);
+    renewal.unref();
     const uploads = await storage.ensureContainer(CONTAINERS.uploads);
     const abort = new AbortController();
     for await (const part of parts) {
@@ -334,9 +340,10 @@ async function multipartDeployment(request: HttpRequest, context: InvocationCont
     uploaded = false;
     return accepted(request, run.runId, r.started, run.input);
   } finally {
+    clearInterval(renewal);
     await parts.return(undefined);
     if (uploaded) await deleteUploads(`${runId}/`).catch((d) => context.warn(`could not remove uploads/${runId}/: ${toErrorInfo(d).message}`));
-    if (claimed) await services.releaseClaim(claimed, runId).catch(() => undefined);
+    if (claimed) await services.releaseClaim(claimed, runId, context.invocationId).catch(() => undefined);
   }
 }
 

@@ -396,6 +396,7 @@ export class LocalHost {
       upstream.once('error', reject);
     });
     answered.catch(() => undefined); // observed below; the request may end before it is awaited
+    upstream.on('error', () => undefined); // every failure is handled through the promises here
     const stopForwarding = () => {
       req.unpipe(upstream);
       upstream.destroy();
@@ -403,9 +404,25 @@ export class LocalHost {
       if (!req.readableEnded) req.resume();
     };
     req.pipe(upstream);
-    req.once('error', () => upstream.destroy());
+    // A client that goes away mid-body: the app's body stream fails (and its handler cleans up).
+    req.once('close', () => {
+      if (!req.readableEnded) upstream.destroy();
+    });
 
-    const invocation = await invokeFunction(h.fn, { trigger: { http: httpData }, triggerMetadata, invocationId });
+    // The invocation waits for the proxied request: if that request cannot be delivered, answer now.
+    const invocationDone = invokeFunction(h.fn, { trigger: { http: httpData }, triggerMetadata, invocationId });
+    const undeliverable = new Promise<Error>((resolve) => upstream.once('error', resolve));
+    const first = await Promise.race([invocationDone, undeliverable.then((err) => ({ undeliverable: err }))]);
+    if ('undeliverable' in first) {
+      stopForwarding();
+      if (req.destroyed && !req.readableEnded) {
+        this.log(`${req.method} ${url.pathname}: the client closed the connection before its request body ended (invocation ${invocationId})`);
+        return;
+      }
+      this.functionFailed(h, res, invocationId, new Error(`the request could not be forwarded to the app's HTTP proxy: ${first.undeliverable.message}`));
+      return;
+    }
+    const invocation = first;
     if (invocation.error) {
       stopForwarding();
       this.functionFailed(h, res, invocation.invocationId, invocation.error);

@@ -37,7 +37,13 @@ function invalid(detail: string): AppError {
 export async function* multipartParts(source: Readable, contentType: string, limits: MultipartLimits): AsyncGenerator<MultipartPart> {
   let parser: busboy.Busboy;
   try {
-    parser = busboy({ headers: { 'content-type': contentType }, limits: { fieldSize: limits.maxFieldBytes, parts: limits.maxParts }, fileHwm: 256 * 1024 });
+    parser = busboy({
+      headers: { 'content-type': contentType },
+      limits: { fieldSize: limits.maxFieldBytes, parts: limits.maxParts },
+      // Part names are file paths, in UTF-8 as browsers and curl send them (busboy's default reads them as latin1).
+      defParamCharset: 'utf8',
+      fileHwm: 256 * 1024,
+    });
   } catch (e) {
     throw invalid((e as Error).message.replace(/^Multipart: /, '').replace(/\.$/, ''));
   }
@@ -68,7 +74,12 @@ export async function* multipartParts(source: Readable, contentType: string, lim
     finished = true;
     notify();
   });
-  const onSourceError = (e: Error) => fail(invalid(`the request stream failed (${e.message})`));
+  const onSourceError = (e: Error) => {
+    const err = invalid(`the request stream failed (${e.message})`);
+    fail(err);
+    // pipe() does not pass errors on: stop the parser, which fails the part being read (its consumer stops too).
+    parser.destroy(err);
+  };
   source.on('error', onSourceError);
   source.pipe(parser);
   try {

@@ -55,10 +55,16 @@ const CLAIM_PK = 'claim';
 export interface ServiceClaim {
   runId: string;
   claimedTime: string;
+  /** The request that claimed it (HTTP): another request for the same run waits until this one has started it. */
+  requestId?: string;
 }
 
-/** A claim whose run never started (a refused or crashed request) stops blocking the service after this. */
-export const CLAIM_START_GRACE_MS = 15 * 60 * 1000;
+/**
+ * A claim whose run has not started stops blocking the service after this (a refused or crashed request). A
+ * request still receiving its files renews its claim every `CLAIM_RENEW_MS` (`renewClaim`).
+ */
+export const CLAIM_START_GRACE_MS = 2 * 60 * 1000;
+export const CLAIM_RENEW_MS = 20 * 1000;
 
 type Row = { data: string };
 
@@ -218,20 +224,26 @@ export class ServiceRegistry {
    * `beginDeployment` of that run adopts the claim (and removes it). A claim whose holder `isStale` (its run ended,
    * or never started) is replaced.
    */
-  async claim(name: string, runId: string, isStale: (holder: ServiceClaim) => Promise<boolean>): Promise<void> {
+  async claim(name: string, runId: string, isStale: (holder: ServiceClaim) => Promise<boolean>, requestId?: string): Promise<void> {
     checkServiceName(name);
     const t = await this.table();
     for (let i = 0; i < 10; i++) {
       try {
-        await t.createEntity({ partitionKey: CLAIM_PK, rowKey: name, runId, claimedTime: new Date().toISOString() });
+        await t.createEntity({ partitionKey: CLAIM_PK, rowKey: name, runId, claimedTime: new Date().toISOString(), ...(requestId ? { requestId } : {}) });
         return;
       } catch (e) {
         if (statusOf(e) !== 409) throw e;
       }
       const cur = await getEntityOrUndefined<ServiceClaim>(t, CLAIM_PK, name);
       if (!cur) continue;
-      if (cur.runId === runId) return;
-      if (!(await isStale({ runId: cur.runId, claimedTime: cur.claimedTime }))) {
+      const holder: ServiceClaim = { runId: cur.runId, claimedTime: cur.claimedTime, ...(cur.requestId ? { requestId: cur.requestId } : {}) };
+      if (cur.runId === runId) {
+        // The same run: a re-delivered event adopts the claim; a second request with the same Idempotency-Key while
+        // the first is still storing its files must not write (or remove) the same files.
+        if (!requestId || !cur.requestId || cur.requestId === requestId || (await isStale(holder))) return;
+        throw conflict('RequestInProgress', `A request with the same Idempotency-Key (run ${runId}) is still being received; retry once it has been answered.`);
+      }
+      if (!(await isStale(holder))) {
         throw conflict('ServiceBusy', `Service ${name} is taken by run ${cur.runId}, accepted before this request and not finished; wait for it (GET /api/runs/${cur.runId}), then retry.`);
       }
       try {
@@ -243,11 +255,25 @@ export class ServiceRegistry {
     throw conflict('UpdateContended', `Service ${name} is being claimed by several requests at once; retry.`);
   }
 
-  /** Removes run `runId`'s claim on the service (absent, or held by another run: nothing to do). */
-  async releaseClaim(name: string, runId: string): Promise<void> {
+  /** Renews run `runId`'s claim (its request is still receiving files). False when the claim is not this request's any more. */
+  async renewClaim(name: string, runId: string, requestId?: string): Promise<boolean> {
     const t = await this.table();
     const cur = await getEntityOrUndefined<ServiceClaim>(t, CLAIM_PK, name);
-    if (!cur || cur.runId !== runId) return;
+    if (!cur || cur.runId !== runId || (requestId && cur.requestId && cur.requestId !== requestId)) return false;
+    try {
+      await t.updateEntity({ partitionKey: CLAIM_PK, rowKey: name, claimedTime: new Date().toISOString() }, 'Merge', { etag: cur.etag });
+      return true;
+    } catch (e) {
+      if (statusOf(e) === 404 || statusOf(e) === 412) return false;
+      throw e;
+    }
+  }
+
+  /** Removes run `runId`'s claim on the service (absent, held by another run or request: nothing to do). */
+  async releaseClaim(name: string, runId: string, requestId?: string): Promise<void> {
+    const t = await this.table();
+    const cur = await getEntityOrUndefined<ServiceClaim>(t, CLAIM_PK, name);
+    if (!cur || cur.runId !== runId || (requestId && cur.requestId && cur.requestId !== requestId)) return;
     try {
       await t.deleteEntity(CLAIM_PK, name, { etag: cur.etag });
     } catch (e) {

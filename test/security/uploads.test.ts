@@ -11,6 +11,7 @@ import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
 import { runIdFor } from '../../shared/services/run';
+import { ServiceRegistry } from '../../shared/services/registry';
 import { faultsJob, prepareFixture, uploadJsonl, type Fixture } from '../e2e/batch-helpers';
 
 const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
@@ -124,6 +125,7 @@ test('duplicate parts, a manifest that is not first, malformed bodies → 400 wi
     { key: 'no-manifest', body: multipart([]), code: 'ManifestMissing', message: /no parts/ },
     { key: 'truncated', body: multipart(exampleParts('dup-svc')).subarray(0, 900), code: 'InvalidMultipart', message: /malformed/ },
     { key: 'no-boundary', body: multipart(exampleParts('dup-svc')), contentType: 'multipart/form-data', code: 'InvalidMultipart', message: /boundary/i },
+    { key: 'long-name', body: multipart([...exampleParts('dup-svc').slice(0, 1), { name: `${'d/'.repeat(520)}m.json`, data: '{}', filename: 'x' }]), code: 'InvalidPath', message: /is longer than 1024 characters/ },
     { key: 'bad-path', body: multipart([...exampleParts('dup-svc').slice(0, 1), { name: '../escape.json', data: '{}', filename: 'x' }]), code: 'InvalidPath', message: /^multipart part "\.\.\/escape\.json" contains "\.\."/ },
   ];
   for (const c of cases) {
@@ -132,6 +134,15 @@ test('duplicate parts, a manifest that is not first, malformed bodies → 400 wi
     expect(r.body.error.message).toMatch(c.message);
     expect(await uploadsOf(runIdFor('http', `sec-${c.key}`))).toEqual([]);
   }
+  // Long (200 characters) and non-ASCII part names are kept exactly: the manifest finds the file under that name.
+  const longName = `${'sub/'.repeat(48)}modèle.json`;
+  const m = JSON.parse(manifestFor('name-svc'));
+  m.model.files = [longName];
+  const named = await post(multipart([{ name: 'manifest', data: JSON.stringify(m) }, { name: longName, data: files['model.json'], filename: 'modèle.json' }, ...exampleParts('name-svc').slice(2)]), { 'idempotency-key': 'sec-names' });
+  expect(named.status).toBe(202);
+  expect((await uploadsOf(named.body.runId)).sort()).toEqual([`${named.body.runId}/${longName}`, `${named.body.runId}/package.json`, `${named.body.runId}/score.js`].sort());
+  await waitRun(named.body.runId);
+  await env.request('DELETE', '/api/services/name-svc');
   // The part name is printed once in a path error.
   const bad = await post(multipart([...exampleParts('dup-svc').slice(0, 1), { name: 'a//b', data: '{}', filename: 'x' }]));
   expect(bad.body.error.message.split('a//b').length).toBe(2);
@@ -193,6 +204,59 @@ test('two deployments POSTed at once to one new service: one 202, one 409 Servic
   expect((await waitRun(next.body.runId)).state).toBe('Succeeded');
   expect((await env.request('DELETE', `/api/services/${svc}`)).status).toBe(200);
 }, 240_000);
+
+test('a blob manifest for a service another accepted deployment holds → deploy.error.json with ServiceBusy, no run', async () => {
+  // The door claim of an accepted request whose run has not started yet (it is still receiving its files).
+  await new ServiceRegistry(storage).claim('blob-busy', 'deploy-http-still-uploading', async () => false);
+  const incoming = await storage.ensureContainer('incoming');
+  for (const f of ['model.json', 'score.js', 'package.json']) await incoming.getBlockBlobClient(`blob-busy/${f}`).uploadData(files[f]);
+  const written = await incoming.getBlockBlobClient('blob-busy/deploy.json').uploadData(Buffer.from(manifestFor('blob-busy')));
+  const runId = runIdFor('blob', `incoming/blob-busy/deploy.json@${String(written.etag).replace(/"/g, '')}`);
+  const report = incoming.getBlockBlobClient('blob-busy/deploy.error.json');
+  const deadline = Date.now() + 30_000;
+  while (!(await report.exists()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  const body = JSON.parse((await report.downloadToBuffer()).toString());
+  expect(body.error).toMatchObject({ code: 'ServiceBusy', message: expect.stringContaining('deploy-http-still-uploading') });
+  expect((await env.request('GET', `/api/runs/${runId}`)).status).toBe(404);
+  expect((await env.request('GET', '/api/services/blob-busy')).status).toBe(404);
+}, 60_000);
+
+test('the same request sent twice at once (a client retry): one run, its files intact; the other answer is the same run or 409 RequestInProgress', async () => {
+  const body = multipart([...exampleParts('twice-svc'), { name: 'weights.bin', data: Buffer.alloc(MAX_PART - 1, 9), filename: 'weights.bin' }]);
+  const answers = await Promise.all([post(body, { 'idempotency-key': 'sec-twice' }), post(body, { 'idempotency-key': 'sec-twice' })]);
+  const runId = runIdFor('http', 'sec-twice');
+  expect(answers.filter((a) => a.status === 202 && a.body.started === true)).toHaveLength(1);
+  for (const a of answers) {
+    if (a.status === 202) expect(a.body.runId).toBe(runId);
+    else expect({ status: a.status, code: a.body.error.code }).toEqual({ status: 409, code: 'RequestInProgress' });
+  }
+  expect((await uploadsOf(runId)).sort()).toEqual(['model.json', 'package.json', 'score.js', 'weights.bin'].map((f) => `${runId}/${f}`));
+  expect((await storage.container('uploads').getBlockBlobClient(`${runId}/weights.bin`).downloadToBuffer()).equals(Buffer.alloc(MAX_PART - 1, 9))).toBe(true);
+  expect((await waitRun(runId)).state).toBe('Succeeded');
+  expect((await env.request('DELETE', '/api/services/twice-svc')).status).toBe(200);
+}, 120_000);
+
+test('a client that goes away mid-upload leaves no uploads and no claim: the service takes the next deployment', async () => {
+  const http = await import('http');
+  const body = multipart([...exampleParts('gone-svc'), { name: 'weights.bin', data: Buffer.alloc(MAX_PART - 1, 3), filename: 'weights.bin' }]);
+  await new Promise<void>((resolve) => {
+    const req = http.request(`${env.baseUrl}/api/deployments`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'content-length': body.length, 'idempotency-key': 'sec-gone' } });
+    req.on('error', () => resolve());
+    req.on('close', () => resolve());
+    // Everything but the last 64 KB (the manifest and the small files are in), then the connection drops.
+    req.write(body.subarray(0, body.length - 64 * 1024), () => setTimeout(() => req.destroy(), 300));
+  });
+  const gone = runIdFor('http', 'sec-gone');
+  // The handler notices the broken body and removes what it stored (bounded wait: the cleanup runs after the drop).
+  const deadline = Date.now() + 30_000;
+  while ((await uploadsOf(gone)).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  expect(await uploadsOf(gone)).toEqual([]);
+  expect((await env.request('GET', `/api/runs/${gone}`)).status).toBe(404);
+  const next = await post(multipart(exampleParts('gone-svc')), { 'idempotency-key': 'sec-gone-2' });
+  expect(next.status).toBe(202);
+  expect((await waitRun(next.body.runId)).state).toBe('Succeeded');
+  expect((await env.request('DELETE', '/api/services/gone-svc')).status).toBe(200);
+}, 120_000);
 
 describe('batch runs', () => {
   let fx: Fixture;
