@@ -85,7 +85,7 @@ function exchange(base: string, parts: string[], gapMs: number, maxWaitMs = 30_0
         if (gapMs) await sleep(gapMs);
         else await new Promise((r) => setImmediate(r));
       }
-      timer = setTimeout(settle, maxWaitMs);
+      if (!settled) timer = setTimeout(settle, maxWaitMs);
     });
   });
 }
