@@ -363,3 +363,7 @@ describe('the scoring runtime and its replica router, directly', () => {
     }
   }, 60_000);
 });
+
+test('the local host refuses a bad connection setting, naming it', async () => {
+  await expect(startTestEnvironment({ settings: { LOCAL_HOST_HEADERS_TIMEOUT_MS: 'soon' } })).rejects.toThrow(/LOCAL_HOST_HEADERS_TIMEOUT_MS must be a positive integer/);
+}, 60_000);
