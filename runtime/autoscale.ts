@@ -6,7 +6,7 @@
  */
 import * as http from 'node:http';
 import { forwardRequest } from './forward';
-import { createBoundedServer, resolveHttpLimits, type HttpLimits } from './http-limits';
+import { createBoundedServer, dropBody, resolveHttpLimits, type HttpLimits } from './http-limits';
 import { DEFAULT_MAX_BODY_BYTES } from './options';
 import type { AddressInfo } from 'node:net';
 import { AppError } from '../shared/errors';
@@ -234,7 +234,7 @@ export class AutoscaleRouter {
       if (!replica) {
         res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
         res.end(JSON.stringify({ error: { code: 'NoReplica', message: 'No replica is running; retry shortly' } }));
-        req.resume();
+        dropBody(req);
         return;
       }
       replica.inflight++;

@@ -61,8 +61,11 @@ export function forwardRequest(req: http.IncomingMessage, res: http.ServerRespon
         up.destroy();
         return;
       }
-      const headers = { ...up.headers };
+      const headers: http.OutgoingHttpHeaders = { ...up.headers };
       for (const h of HOP_BY_HOP) delete headers[h];
+      // An upstream that answers mid-body and closes (e.g. 408) ends this client's request too: its connection is
+      // closed after the answer, rather than left open for the rest of a body nobody reads.
+      if (/\bclose\b/i.test(String(up.headers.connection ?? '')) && !req.complete) headers.connection = 'close';
       res.writeHead(up.statusCode ?? 502, headers);
       up.pipe(res);
       up.on('end', () => {

@@ -66,8 +66,6 @@ export function createBoundedServer(limits: HttpLimits, handler: http.RequestLis
     handler,
   );
   server.keepAliveTimeout = l.keepAliveTimeoutMs;
-  // Socket silence: a connection that sent nothing yet (no parser timer covers it) or an idle kept-alive one is closed.
-  // A request being answered (a long scoring run) is not a silent connection: it is left alone.
   // The latest request of each connection, so the bounds below can tell a silent connection from one being answered.
   const current = new WeakMap<Socket, { req: http.IncomingMessage; res: http.ServerResponse }>();
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => current.set(req.socket, { req, res }));
@@ -76,6 +74,8 @@ export function createBoundedServer(limits: HttpLimits, handler: http.RequestLis
     return !!cur && !cur.res.writableFinished && !cur.res.destroyed;
   };
 
+  // Socket silence: a connection that sent nothing yet (no parser timer covers it) or an idle kept-alive one is closed.
+  // A request being answered (a long scoring run) is not a silent connection: it is left alone.
   server.timeout = l.headersTimeoutMs;
   server.on('timeout', (socket: Socket) => {
     if (!answering(socket)) socket.destroy();

@@ -12,7 +12,7 @@
 import * as http from 'http';
 import type { AddressInfo } from 'net';
 import { forwardRequest } from '../../runtime/forward';
-import { createBoundedServer, DEFAULT_HTTP_LIMITS, resolveHttpLimits, type HttpLimits } from '../../runtime/http-limits';
+import { createBoundedServer, DEFAULT_HTTP_LIMITS, dropBody, resolveHttpLimits, type HttpLimits } from '../../runtime/http-limits';
 import { DEFAULT_MAX_BODY_BYTES } from '../../runtime/options';
 import { makeAuthorizer } from '../../runtime/server';
 import type { ServiceKeys } from '../seams';
@@ -154,7 +154,7 @@ export class LocalFront {
     const s = this.active;
     if (!s) {
       sendError(res, 503, 'ServiceUnavailable', `Service ${this.serviceName} has no active deployment; retry shortly.`, { 'retry-after': '1' });
-      req.resume();
+      dropBody(req);
       return;
     }
     const pathOnly = (req.url ?? '/').split('?')[0];
@@ -162,7 +162,7 @@ export class LocalFront {
     if (this.authEnabled && !OPEN_PATHS.has(pathOnly)) {
       if (!this.authorize(req.headers.authorization)) {
         sendError(res, 401, 'Unauthorized', 'Send "Authorization: Bearer <key>" with the primary or secondary key of the service.', { 'www-authenticate': 'Bearer' });
-        req.resume();
+        dropBody(req);
         return;
       }
     }

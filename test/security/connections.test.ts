@@ -85,7 +85,7 @@ function exchange(base: string, parts: string[], gapMs: number, maxWaitMs = 30_0
         if (gapMs) await sleep(gapMs);
         else await new Promise((r) => setImmediate(r));
       }
-      timer = setTimeout(settle, maxWaitMs);
+      if (!settled) timer = setTimeout(settle, maxWaitMs);
     });
   });
 }
@@ -363,3 +363,7 @@ describe('the scoring runtime and its replica router, directly', () => {
     }
   }, 60_000);
 });
+
+test('the local host refuses a bad connection setting, naming it', async () => {
+  await expect(startTestEnvironment({ settings: { LOCAL_HOST_HEADERS_TIMEOUT_MS: 'soon' } })).rejects.toThrow(/LOCAL_HOST_HEADERS_TIMEOUT_MS must be a positive integer/);
+}, 60_000);
