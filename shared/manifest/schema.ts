@@ -204,6 +204,12 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[], prefix = '')
       for (const k of i.keys) parts.push(`${at ? `${at}.` : ''}${k}: unknown field`);
     } else if (i.code === 'invalid_union' && 'note' in i && i.note === 'No matching discriminator') {
       parts.push(`${at}: must be one of ${(i as unknown as { options: string[] }).options.join(', ')}`);
+    } else if (i.code === 'invalid_key') {
+      // A bad key of a record: name the map and a short form of the key, then the key rule.
+      const key = String(i.path[i.path.length - 1] ?? '');
+      const map = [prefix, ...i.path.slice(0, -1).map(String)].filter(Boolean).join('.');
+      const shortKey = key.length > 40 ? `${key.slice(0, 40)}…` : key;
+      parts.push(`${map || '(root)'}: key "${shortKey}": ${i.issues.map((x) => x.message).join('; ')}`);
     } else if (i.code === 'invalid_type' && /^Invalid input/.test(i.message)) {
       const got = /received (\w+)/.exec(i.message)?.[1];
       parts.push(`${at || '(root)'}: must be ${TYPE_WORDS[i.expected] ?? i.expected}${got ? ` (got ${got === 'undefined' ? 'nothing' : got})` : ''}`);
