@@ -284,6 +284,7 @@ export function canonicalBlobRef(ref: string, opts: { field?: string; storage?: 
     throw refError('InvalidBlobReference', field, shown, `is not a blob reference: only "container/path/to/blob" or an http(s) blob URL of this app's storage account can be read (not ${ref.slice(0, ref.indexOf(':') + 1)} URLs or drive paths)`);
   } else {
     if (ref.startsWith('/') || ref.startsWith('\\')) throw refError('InvalidPath', field, shown, 'is absolute; use "container/path/to/blob"');
+    if (ref.includes('\\')) throw refError('InvalidPath', field, shown, 'contains "\\" (use "/" as the separator)');
     segments = ref.split('/');
   }
   if (segments.length < 2 || (segments.length === 2 && segments[1] === '')) {
