@@ -16,6 +16,7 @@ import * as df from 'durable-functions';
 import type { DurableClient } from 'durable-functions';
 import { MAX_JOB_BYTES, parseBatchJob, parseBatchJobText } from '../shared/batch/job';
 import { parseManifestText } from '../shared/manifest/schema';
+import { checkDeclaredSize } from '../shared/parse';
 import { statusOrUndefined, sweepBatchPools, teardownPool } from '../shared/batch/pools';
 import { checkInputs, getBatchRunView, runIds, startBatchRun, type BatchRunCustomStatus, type BatchRunInput } from '../shared/batch/run';
 import { getConfig } from '../shared/config';
@@ -48,6 +49,7 @@ df.app.client.http('batchRunsStart', {
   handler: async (request: HttpRequest, client: DurableClient, context: InvocationContext): Promise<HttpResponseInit> => {
     try {
       const storage = getStorage();
+      checkDeclaredSize(request.headers.get('content-length'), { what: 'The batch job definition', maxBytes: MAX_JOB_BYTES });
       const text = await request.text();
       if (!text.trim()) throw new AppError('InvalidJobDefinition', 'The request body is empty: send a batch job definition (JSON or YAML).', 400);
       const yaml = /yaml/i.test(request.headers.get('content-type') ?? '');

@@ -11,7 +11,8 @@ import { randomUUID } from 'crypto';
 import { getConfig } from '../shared/config';
 import { AppError, errorResponse, toErrorInfo, tooLarge, badRequest } from '../shared/errors';
 import { checkRelativePath } from '../shared/manifest/names';
-import { parseManifest } from '../shared/manifest/schema';
+import { MAX_MANIFEST_BYTES, parseManifest } from '../shared/manifest/schema';
+import { checkDeclaredSize } from '../shared/parse';
 import { getAppServices, shutdownAppServices } from '../shared/services/app';
 import { restoreLocalServices } from '../shared/services/restore';
 import { DEPLOY_LONE_ONNX_ORCHESTRATION, runIdFor, type DeployLoneOnnxInput, type DeployRunInput } from '../shared/services/run';
@@ -219,10 +220,12 @@ app.http('startDeployment', {
         uploaded = undefined;
         return accepted(request, run.runId, r.started, run.input);
       }
+      const yamlBody = /yaml|yml/.test(type);
+      // A manifest body is small: a larger declared length is refused before the body is read.
+      checkDeclaredSize(request.headers.get('content-length'), { what: yamlBody ? 'deploy.yaml' : 'deploy.json', maxBytes: MAX_MANIFEST_BYTES });
       const text = await request.text();
       if (Buffer.byteLength(text) > limit) throw tooLarge('PayloadTooLarge', `The manifest is larger than ${limit} bytes (MAX_UPLOAD_BYTES).`);
-      const yaml = /yaml|yml/.test(type);
-      const manifest = parseManifest(text, { fileName: yaml ? 'deploy.yaml' : 'deploy.json' });
+      const manifest = parseManifest(text, { fileName: yamlBody ? 'deploy.yaml' : 'deploy.json' });
       const rawFolder = request.query.get('folder');
       // The folder is checked like any blob reference (traversal, encoding, system containers), then used as checked.
       const folder = rawFolder ? canonicalBlobFolder(rawFolder, 'folder') : undefined;
