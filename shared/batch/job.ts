@@ -17,7 +17,7 @@ import * as os from 'os';
 import { z } from 'zod';
 import { AppError } from '../errors';
 import { IMAGE_NAME_RE, IMAGE_NAME_RULE, MODEL_NAME_RE, MODEL_NAME_RULE, unsafePathReason } from '../manifest/names';
-import { describeIssues, parseManifestText } from '../manifest/schema';
+import { capList, describeIssues, parseManifestText } from '../manifest/schema';
 import { blobNameReason, canonicalBlobFolder, canonicalBlobRef, CONTAINER_NAME_RE, systemContainerReason } from '../storage';
 import type { RuntimeKind } from '../seams';
 import {
@@ -334,5 +334,5 @@ function normalizePrefix(p: string): string {
 }
 
 function invalid(problems: string[]): AppError {
-  return new AppError('InvalidJobDefinition', `Invalid batch job definition: ${problems.join('; ')}`, 400);
+  return new AppError('InvalidJobDefinition', `Invalid batch job definition: ${capList(problems).join('; ')}`, 400);
 }

@@ -222,7 +222,12 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[], prefix = '')
       parts.push(`${at || '(root)'}: ${i.message}`);
     }
   }
-  return parts.join('; ');
+  return capList(parts).join('; ');
+}
+
+/** At most `max` problems, then "… and N more" (a list of 100,000 bad entries must not make a 100,000-part message). */
+export function capList(parts: string[], max = 20): string[] {
+  return parts.length > max ? [...parts.slice(0, max), `… and ${parts.length - max} more problems`] : parts;
 }
 
 /** Largest manifest accepted (bytes): checked before parsing, so a refused manifest answers fast. */

@@ -112,6 +112,11 @@ test('batch job definitions (HTTP): deep and alias-bombed inputs answer 400 with
     const r = await post(body, type);
     expect({ name, status: r.status, code: r.body?.error?.code }).toEqual({ name, status: 400, code });
   }
+  // 50,000 bad input URIs: one bounded message, not 50,000 problems.
+  const many = await post(JSON.stringify({ model: 'iris:1', entry_script: 's.js', source_directory: 'code/x', inputs: { uris: Array.from({ length: 50_000 }, (_, i) => `data/${i}/../../x`) } }), 'application/json');
+  expect(many.status).toBe(400);
+  expect(many.body.error).toMatchObject({ code: 'InvalidJobDefinition', message: expect.stringContaining('and 49980 more problems') });
+  expect(many.text.length).toBeLessThan(20_000);
   await healthy();
 }, 60_000);
 
