@@ -21,7 +21,7 @@ import { statusOrUndefined, sweepBatchPools, teardownPool } from '../shared/batc
 import { checkInputs, getBatchRunView, runIds, startBatchRun, type BatchRunCustomStatus, type BatchRunInput } from '../shared/batch/run';
 import { getConfig } from '../shared/config';
 import { AppError, errorResponse, toErrorInfo } from '../shared/errors';
-import { getStorage } from '../shared/storage';
+import { blobNameReason, getStorage } from '../shared/storage';
 
 const SOURCE = 'batch-runs';
 
@@ -121,6 +121,11 @@ df.app.client.storageBlob('batchJobBlob', {
   handler: async (blob: unknown, client: DurableClient, context: InvocationContext): Promise<void> => {
     const name = String(context.triggerMetadata?.name ?? '');
     const blobPath = String(context.triggerMetadata?.blobTrigger ?? `incoming/batch/${name}/batch.json`);
+    const unsafe = blobNameReason(blobPath);
+    if (unsafe) {
+      context.warn(`batch job ${blobPath.slice(0, 300)} ignored: the blob name ${unsafe}.`);
+      return;
+    }
     const props = (context.triggerMetadata?.properties ?? {}) as { eTag?: string; ETag?: string; etag?: string };
     const storage = getStorage();
     // The run id comes from the blob version: without the ETag in the trigger metadata, ask the blob itself.

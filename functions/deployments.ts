@@ -28,7 +28,7 @@ import {
   startDeployRun,
   type RunClient,
 } from '../shared/services/triggers';
-import { canonicalBlobFolder, CONTAINERS } from '../shared/storage';
+import { blobNameReason, canonicalBlobFolder, CONTAINERS } from '../shared/storage';
 import { releaseStaleDeployment } from '../shared/services/deploy';
 
 const clientInput = df.input.durableClient();
@@ -73,6 +73,12 @@ async function assertServiceFree(client: RunClient, serviceName: string, runId: 
 
 async function onManifestBlob(blob: unknown, context: InvocationContext, fileName: string): Promise<void> {
   const name = String((context.triggerMetadata as Record<string, unknown>)?.name ?? '');
+  // The folder name comes from the event: one the SDK would send as another path is neither read nor written beside.
+  const unsafe = blobNameReason(`${name}/${fileName}`);
+  if (unsafe) {
+    context.warn(`incoming/${name.slice(0, 200)}/${fileName} ignored: the blob name ${unsafe}.`);
+    return;
+  }
   const { storage } = getAppServices();
   const etag = metadataEtag(context) ?? String((await storage.container(CONTAINERS.incoming).getBlockBlobClient(`${name}/${fileName}`).getProperties()).etag ?? '').replace(/"/g, '');
   const text = Buffer.isBuffer(blob) ? blob.toString('utf8') : typeof blob === 'string' ? blob : JSON.stringify(blob);
@@ -114,7 +120,7 @@ app.storageBlob('deployLoneOnnxFromBlob', {
     const md = context.triggerMetadata as Record<string, unknown>;
     const name = String(md?.name ?? '');
     const file = String(md?.file ?? '');
-    if (!name || !file || file.includes('/')) return;
+    if (!name || !file || file.includes('/') || blobNameReason(`${name}/${file}.onnx`)) return;
     const onnxFile = `${file}.onnx`;
     const { storage } = getAppServices();
     const lone = await isLoneOnnx(storage, name, onnxFile);
