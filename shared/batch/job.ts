@@ -138,7 +138,7 @@ const rawSchema = z
     input_kind: z.enum(['files', 'tabular']).default('files'),
     input_format: z.enum(['csv', 'jsonl']).optional(),
     csv_header: z.boolean().optional(),
-    mini_batch_size: z.union([z.number(), z.string()]).optional(),
+    mini_batch_size: z.union([z.number(), z.string()], { error: 'must be a number of files (10) or a size ("1MB", "512KB", "50 rows")' }).optional(),
     node_count: positiveInt.max(100).default(1),
     process_count_per_node: positiveInt.max(256).optional(),
     // [-1, int.max]; -1 ignores all failures (ParallelRunConfig.error_threshold).

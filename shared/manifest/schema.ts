@@ -210,9 +210,14 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[], prefix = '')
       const map = [prefix, ...i.path.slice(0, -1).map(String)].filter(Boolean).join('.');
       const shortKey = key.length > 40 ? `${key.slice(0, 40)}…` : key;
       parts.push(`${map || '(root)'}: key "${shortKey}": ${i.issues.map((x) => x.message).join('; ')}`);
+    } else if (i.code === 'invalid_value' && /^Invalid option/.test(i.message)) {
+      parts.push(`${at || '(root)'}: must be one of ${i.values.map(String).join(', ')}`);
+    } else if ((i.code === 'too_small' || i.code === 'too_big') && /^Too (small|big)/.test(i.message)) {
+      parts.push(`${at || '(root)'}: ${sizeRule(i)}`);
     } else if (i.code === 'invalid_type' && /^Invalid input/.test(i.message)) {
       const got = /received (\w+)/.exec(i.message)?.[1];
-      parts.push(`${at || '(root)'}: must be ${TYPE_WORDS[i.expected] ?? i.expected}${got ? ` (got ${got === 'undefined' ? 'nothing' : got})` : ''}`);
+      const shown = got && !(i.expected === 'int' && got === 'number') ? ` (got ${got === 'undefined' ? 'nothing' : got})` : '';
+      parts.push(`${at || '(root)'}: must be ${TYPE_WORDS[i.expected] ?? i.expected}${shown}`);
     } else if (i.code === 'invalid_union' && /^Invalid input/.test(i.message)) {
       // The option that got furthest (deepest issue path) says what is wrong; otherwise the value has the wrong type.
       const best = [...(i.errors ?? [])].sort((a, b) => Math.max(0, ...b.map((x) => x.path.length)) - Math.max(0, ...a.map((x) => x.path.length)))[0];
@@ -223,6 +228,17 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[], prefix = '')
     }
   }
   return capList(parts).join('; ');
+}
+
+/** A zod size issue in words: "must not be empty", "must be at most 5", "must list at least 2 entries". */
+function sizeRule(i: z.core.$ZodIssueTooSmall | z.core.$ZodIssueTooBig): string {
+  const small = i.code === 'too_small';
+  const bound = Number(small ? (i as z.core.$ZodIssueTooSmall).minimum : (i as z.core.$ZodIssueTooBig).maximum);
+  const inclusive = i.inclusive !== false;
+  if (i.origin === 'string') return small && bound === 1 ? 'must not be empty' : `must be ${small ? 'at least' : 'at most'} ${bound} characters`;
+  if (i.origin === 'array' || i.origin === 'set') return small && bound === 1 ? 'must not be empty' : `must list ${small ? 'at least' : 'at most'} ${bound} entries`;
+  if (small) return inclusive ? `must be at least ${bound}` : `must be greater than ${bound}`;
+  return inclusive ? `must be at most ${bound}` : `must be less than ${bound}`;
 }
 
 /** At most `max` problems, then "… and N more" (a list of 100,000 bad entries must not make a 100,000-part message). */

@@ -208,6 +208,21 @@ test('management bodies are bounded too; unclear messages are now actionable', a
     expect(r.body.error.message).toMatch(message);
     expect(r.body.error.message).not.toMatch(/Invalid input/);
   }
+  // Batch jobs and training messages use the same descriptions.
+  const job = { model: 'iris:1', entry_script: 's.js', source_directory: 'code/x', inputs: { container: 'data', prefix: '' } };
+  const jobCases: Array<[unknown, RegExp]> = [
+    [{ ...job, node_count: '2' }, /node_count: must be a number \(got string\)/],
+    [{ ...job, input_kind: 'rows' }, /input_kind: must be one of files, tabular/],
+    [{ ...job, mini_batch_size: true }, /mini_batch_size: must be a number of files \(10\) or a size/],
+    [{ ...job, run_invocation_timeout: 0 }, /run_invocation_timeout: must be greater than 0/],
+    [{ ...job, inputs: { uris: 'data/x.csv' } }, /inputs\.uris: must be a list \(got string\)/],
+  ];
+  for (const [body, message] of jobCases) {
+    const r = await env.request('POST', '/api/batch-runs', body);
+    expect(r.status).toBe(400);
+    expect(r.body.error).toMatchObject({ code: 'InvalidJobDefinition', message: expect.stringMatching(message) });
+    expect(r.body.error.message).not.toMatch(/Invalid input|Too small|Invalid option/);
+  }
   for (const source of ['file:///etc/passwd', 'ftp://example.org/c/model.json']) {
     const r = await send({ ...m, model: { ...m.model, files: [{ path: 'model.json', source }] } });
     expect(r.status).toBe(400);
