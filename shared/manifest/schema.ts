@@ -352,10 +352,11 @@ export interface ManifestDefaults {
  * A file source: `container/path` or a blob URL of this app's account without a query string (no SAS: the app
  * reads with its own identity, and run inputs reach orchestration history), never in a system container.
  * Returns the canonical `container/blob` that is read (see `canonicalBlobRef`). With `accountUrl`, a URL of another
- * account is refused; without it the account is checked when the blob is read.
+ * account is refused; without it a URL is returned as given (checked again, with the account, when it is read).
  */
 export function checkSource(source: string, field: string, accountUrl?: string): string {
-  return blobRefString(canonicalBlobRef(source, { field, ...(accountUrl ? { accountUrl } : {}) }));
+  const ref = canonicalBlobRef(source, { field, ...(accountUrl ? { accountUrl } : {}) });
+  return accountUrl || !/^https?:\/\//i.test(source) ? blobRefString(ref) : source;
 }
 
 /** Checks a derived name; when invalid, says where it came from and which field to set. */

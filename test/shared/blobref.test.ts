@@ -1,6 +1,7 @@
 /** The blob reference canonicaliser (`canonicalBlobRef`) and the rules it shares (`blobNameReason`, `canonicalBlobFolder`). */
 import { blobNameReason, blobRefString, canonicalBlobFolder, canonicalBlobRef, downloadBlob, storageFromConnectionString } from '../../shared/storage';
 import { unsafePathReason } from '../../shared/manifest/names';
+import { checkSource } from '../../shared/manifest/schema';
 
 const ACCOUNT = 'http://127.0.0.1:10000/devstoreaccount1';
 const AZURE = 'https://acct.blob.core.windows.net';
@@ -133,4 +134,12 @@ test('downloadBlob checks the reference before any request', async () => {
   await expect(downloadBlob(storage, 'http://127.0.0.1:9/devstoreaccount1/staging/n%2F..%2F..%2Fazure-webjobs-secrets%2Fhost.json')).rejects.toMatchObject({ code: 'InvalidPath' });
   await expect(downloadBlob(storage, { container: 'azure-webjobs-secrets', blob: 'host.json' })).rejects.toMatchObject({ code: 'ContainerNotAllowed' });
   await expect(downloadBlob(storage, { container: 'staging', blob: 'a/../../azure-webjobs-secrets/host.json' })).rejects.toMatchObject({ code: 'InvalidPath' });
+});
+
+test('manifest sources: the canonical container/blob is what the run reads; without the account a URL is kept for the reader to check', () => {
+  expect(checkSource(`${ACCOUNT}/staging/a%20b/model.json`, 'f', ACCOUNT)).toBe('staging/a b/model.json');
+  expect(checkSource('staging/node/model.json', 'f')).toBe('staging/node/model.json');
+  expect(checkSource(`${AZURE}/c/x`, 'f')).toBe(`${AZURE}/c/x`);
+  expect(() => checkSource(`${AZURE}/c/x`, 'f', ACCOUNT)).toThrow(expect.objectContaining({ code: 'ForeignStorageAccount' }));
+  expect(() => checkSource(`${AZURE}/c/x%2F..%2F..%2Fazure-webjobs-secrets%2Fh`, 'f')).toThrow(expect.objectContaining({ code: 'InvalidPath' }));
 });
