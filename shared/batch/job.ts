@@ -219,6 +219,7 @@ export interface ParseOptions {
 export function resolveInputUri(uri: string, accountUrl?: string): { container: string; blob: string } | string {
   try {
     const ref = canonicalBlobRef(uri, { field: 'the input', ...(accountUrl ? { accountUrl } : {}) });
+    if (!CONTAINER_NAME_RE.test(ref.container)) return `"${ref.container}" in "${uri}" is not a storage container name`;
     return { container: ref.container, blob: ref.blob };
   } catch (e) {
     if (!(e instanceof AppError)) throw e;
