@@ -16,9 +16,9 @@
 import * as os from 'os';
 import { z } from 'zod';
 import { AppError } from '../errors';
-import { IMAGE_NAME_RE, IMAGE_NAME_RULE, MODEL_NAME_RE, MODEL_NAME_RULE, unsafePathReason } from '../manifest/names';
+import { blobNameReason, IMAGE_NAME_RE, IMAGE_NAME_RULE, MODEL_NAME_RE, MODEL_NAME_RULE, unsafePathReason } from '../manifest/names';
 import { capList, describeIssues, parseManifestText } from '../manifest/schema';
-import { blobNameReason, canonicalBlobFolder, canonicalBlobRef, CONTAINER_NAME_RE, systemContainerReason } from '../storage';
+import { canonicalBlobFolder, canonicalBlobRef, CONTAINER_NAME_RE, systemContainerReason } from '../storage';
 import type { RuntimeKind } from '../seams';
 import {
   DEFAULT_FILES_PER_MINI_BATCH,
