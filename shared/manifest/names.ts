@@ -50,7 +50,12 @@ export function unsafePathReason(p: string): string | undefined {
 
 export function checkRelativePath(p: string, field: string): string {
   const why = unsafePathReason(p);
-  if (why) throw badRequest('InvalidPath', `${field} "${String(p)}" ${why}.`);
+  if (why) {
+    const text = String(p);
+    // eslint-disable-next-line no-control-regex
+    const shown = (text.length > 300 ? `${text.slice(0, 300)}…` : text).replace(/[\x00-\x1f\x7f]/g, '?');
+    throw badRequest('InvalidPath', `${field} "${shown}" ${why}.`);
+  }
   return p;
 }
 

@@ -102,7 +102,7 @@ export function boundedMap<V extends z.ZodType>(value: V, what: string) {
     });
 }
 export const stringMap = boundedMap(z.string().max(MANIFEST_LIMITS.mapValue, `values must be at most ${MANIFEST_LIMITS.mapValue} characters`), 'strings ("key": "value")');
-const fileRef = z.union([shortText.max(1024, 'must be at most 1024 characters'), z.strictObject({ path: z.string(), source: z.string().optional() })], { error: FILE_REF_RULE });
+const fileRef = z.union([z.string(), z.strictObject({ path: z.string(), source: z.string().optional() })], { error: FILE_REF_RULE });
 export const metricMap = boundedMap(z.number(), 'numbers ("metric": 0.5)');
 
 const common = {
