@@ -65,3 +65,11 @@ test('already-parsed values are walked without recursion', () => {
   expect(() => assertValueBounds(deep, { what: 'the message' })).toThrow(expect.objectContaining({ code: 'InputTooDeep' }));
   expect(() => assertValueBounds({ a: [1, { b: 2 }] }, { what: 'x' })).not.toThrow();
 });
+
+test('what the pre-scan under-counts (a block list at its key\'s indentation) is still refused after parsing', () => {
+  // k:\n- k:\n  - k: … : every "key:" + "- item" pair adds two levels but one indentation step.
+  const text = 'k:\n' + Array.from({ length: 60 }, (_, i) => `${'  '.repeat(i)}- k:`).join('\n') + ' 1\n';
+  expect(depthOf(YAML.parse(text))).toBeGreaterThan(MAX_INPUT_DEPTH);
+  expect(yamlNestingDepth(text)).toBeLessThanOrEqual(MAX_INPUT_DEPTH);
+  expect(() => parseYamlBounded(text, { what: 'x.yaml' })).toThrow(expect.objectContaining({ code: 'InputTooDeep' }));
+});
