@@ -126,11 +126,13 @@ test('blob-triggered manifests and job files: bombs are reported beside the file
   await incoming.getBlockBlobClient('bomb-json/deploy.json').uploadData(Buffer.from(`{"model": ${nest(100_000)}}`));
   await incoming.getBlockBlobClient('bomb-alias/deploy.yaml').uploadData(Buffer.from(`model: {files: [m.json]}\nimage: {runtime: node, entry_script: score.js}\n${billionLaughs('schema')}`));
   await incoming.getBlockBlobClient('batch/bomb-job/batch.json').uploadData(Buffer.from(`{"model": "iris:1", "inputs": ${nest(100_000)}}`));
+  await incoming.getBlockBlobClient('bomb-size/deploy.json').uploadData(Buffer.from(JSON.stringify({ ...manifest(), model: { ...manifest().model, description: 'x'.repeat(2 * 1024 * 1024) } })));
   const reports: Array<[string, string]> = [
     ['bomb-yaml/deploy.error.json', 'InputTooDeep'],
     ['bomb-json/deploy.error.json', 'InputTooDeep'],
     ['bomb-alias/deploy.error.json', 'InputTooLarge'],
     ['batch/bomb-job/batch.error.json', 'InputTooDeep'],
+    ['bomb-size/deploy.error.json', 'InputTooLarge'],
   ];
   for (const [name, code] of reports) {
     const report = incoming.getBlockBlobClient(name);
