@@ -21,8 +21,8 @@ import { statusOrUndefined, sweepBatchPools, teardownPool } from '../shared/batc
 import { checkInputs, getBatchRunView, runIds, startBatchRun, type BatchRunCustomStatus, type BatchRunInput } from '../shared/batch/run';
 import { getConfig } from '../shared/config';
 import { AppError, errorResponse, toErrorInfo } from '../shared/errors';
-import { MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
-import { getStorage } from '../shared/storage';
+import { MAX_JSON_BODY_BYTES, readBodyText, readDocumentText } from '../shared/http-body';
+import { blobNameReason, getStorage } from '../shared/storage';
 
 const SOURCE = 'batch-runs';
 
@@ -50,7 +50,7 @@ df.app.client.http('batchRunsStart', {
   handler: async (request: HttpRequest, client: DurableClient, context: InvocationContext): Promise<HttpResponseInit> => {
     try {
       const storage = getStorage();
-      const text = await readBodyText(request, MAX_JSON_BODY_BYTES, 'The job definition');
+      const text = await readDocumentText(request, { what: 'The batch job definition', maxBytes: MAX_JOB_BYTES });
       if (!text.trim()) throw new AppError('InvalidJobDefinition', 'The request body is empty: send a batch job definition (JSON or YAML).', 400);
       const yaml = /yaml/i.test(request.headers.get('content-type') ?? '');
       const job = parseBatchJobText(text, { fileName: yaml ? 'batch.yaml' : 'request body', accountUrl: storage.blobService.url });
@@ -122,6 +122,11 @@ df.app.client.storageBlob('batchJobBlob', {
   handler: async (blob: unknown, client: DurableClient, context: InvocationContext): Promise<void> => {
     const name = String(context.triggerMetadata?.name ?? '');
     const blobPath = String(context.triggerMetadata?.blobTrigger ?? `incoming/batch/${name}/batch.json`);
+    const unsafe = blobNameReason(blobPath);
+    if (unsafe) {
+      context.warn(`batch job ${blobPath.slice(0, 300)} ignored: the blob name ${unsafe}.`);
+      return;
+    }
     const props = (context.triggerMetadata?.properties ?? {}) as { eTag?: string; ETag?: string; etag?: string };
     const storage = getStorage();
     // The run id comes from the blob version: without the ETag in the trigger metadata, ask the blob itself.
