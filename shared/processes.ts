@@ -28,3 +28,50 @@ export function killGroup(pid: number, signal: NodeJS.Signals): void {
     }
   }
 }
+
+/** A process found by `findProcesses`: its id and its process group. */
+export interface FoundProcess {
+  pid: number;
+  pgid: number;
+}
+
+/** The command line of a process (argv), or undefined when it is gone or unreadable (no /proc). */
+export function commandLine(pid: number): string[] | undefined {
+  try {
+    const raw = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return raw ? raw.replace(/\0$/, '').split('\0') : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The live processes whose command line satisfies `match` — how processes are recognised by a token they carry
+ * (e.g. a folder only they are started from), never by a recorded pid alone (pids are reused). Linux (/proc) only:
+ * elsewhere the list is empty.
+ */
+export function findProcesses(match: (argv: string[]) => boolean): FoundProcess[] {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const out: FoundProcess[] = [];
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    const pid = Number(e);
+    if (pid === process.pid) continue;
+    const argv = commandLine(pid);
+    if (!argv || !match(argv)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // state ppid pgrp ...
+      if (fields[0] === 'Z') continue;
+      out.push({ pid, pgid: Number(fields[2]) });
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out;
+}
