@@ -78,6 +78,8 @@ export class LocalDeployTarget implements DeployTarget {
   readonly kind = 'local' as const;
   private readonly services = new Map<string, Service>();
   private readonly children = new Set<ChildProcess>();
+  /** The service each replica process belongs to (a delete stops the ones still starting). */
+  private readonly childService = new WeakMap<ChildProcess, string>();
   private reaped = false;
 
   constructor(
@@ -239,6 +241,7 @@ export class LocalDeployTarget implements DeployTarget {
       env: { ...process.env, NODE_PATH: [nodeModules, process.env.NODE_PATH].filter(Boolean).join(path.delimiter) },
     });
     this.children.add(child);
+    this.childService.set(child, request.serviceName);
     if (child.pid) onSpawn(child.pid);
     const log = fs.createWriteStream(logPath, { flags: 'a' });
     const prefix = `[replica ${index}] `;
@@ -348,6 +351,9 @@ export class LocalDeployTarget implements DeployTarget {
   }
 
   deleteService(serviceName: string): Promise<void> {
+    // A slot still starting (its init() may take minutes) holds the service's queue: stop its replicas now, so
+    // its start fails at once instead of the delete waiting for it.
+    for (const c of this.children) if (c.pid && this.childService.get(c) === serviceName) killGroup(c.pid, 'SIGKILL');
     return this.serial(serviceName, async () => {
       const svc = this.services.get(serviceName);
       if (svc) {
