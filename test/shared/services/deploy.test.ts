@@ -1,7 +1,7 @@
 import { LocalDeployTarget } from '../../../shared/targets';
 import { deployConfigFor } from '../../../shared/manifest';
 import { ServiceRegistry, deployService, deleteService, prepareDeployment, regenerateServiceKey, type DeployContext, type DeployServiceInput } from '../../../shared/services';
-import { deploySlotStep, rollbackStep } from '../../../shared/services/deploy';
+import { deploySlotStep, promoteStep, rollbackStep, smokeTestStep } from '../../../shared/services/deploy';
 import { TABLES } from '../../../shared/storage';
 import type { ImageRecord } from '../../../shared/images';
 import { startEnv, makeImage, MULTIPLY_JS, type Env } from '../fixtures';
@@ -196,9 +196,15 @@ test('a service being deleted blocks deployments (409 ServiceDeleting); deploy s
   await expect(prepareDeployment(ctx, { ...input('run-del-2', img3, [3, 6]), serviceName: name })).rejects.toMatchObject({ code: 'ServiceDeleting', httpStatus: 409 });
   await deleteService(ctx, name);
 
-  // A run that still believes it deploys the (now force-deleted) service: no keys appear for that name.
+  // A run that still believes it deploys the (now force-deleted) service: it is told so (ServiceDeleted), starts
+  // no slot, and no keys appear for that name.
   const auth = { ...input('run-del-3', img2, [2, 4]), serviceName: name, config: deployConfigFor({ kind: 'local', auth_enabled: true }) };
-  await expect(deploySlotStep(ctx, auth, 'blue')).rejects.toMatchObject({ code: 'ServiceNotFound' });
+  await expect(deploySlotStep(ctx, auth, 'blue')).resolves.toMatchObject({ state: 'Failed', error: { code: 'ServiceDeleted' } });
+  await expect(smokeTestStep(ctx, auth, { serviceName: name, slot: 'blue', scoringUri: 'http://127.0.0.1:1/score', swaggerUri: '', healthUri: 'http://127.0.0.1:1/', state: 'Healthy' })).resolves.toMatchObject({ ok: false, code: 'ServiceDeleted' });
+  await expect(promoteStep(ctx, auth, 'blue')).rejects.toMatchObject({ code: 'ServiceDeleted' });
+  const rb = await rollbackStep(ctx, auth, 'blue', { code: 'ServiceDeleted', message: 'deleted meanwhile' });
+  expect(rb).toEqual({ service: undefined, rolledBack: false, error: { code: 'ServiceDeleted', message: 'deleted meanwhile' } });
+  expect(target.runningSlots(name)).toEqual([]);
   const keysTable = env.storage.table(TABLES.serviceKeys);
   await expect(keysTable.getEntity('keys', name)).rejects.toMatchObject({ statusCode: 404 });
 });
