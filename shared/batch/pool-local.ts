@@ -49,7 +49,7 @@ export interface LocalPoolState {
   nodeUris: string[];
   /** SHA-256 of the keys the nodes were started with (never the keys), so a reuse with other keys restarts them. */
   keysDigest?: string;
-  /** The process (host) provisioning the pool while `state` is 'starting'. */
+  /** The process (host) that provisioned the pool: while it lives, no other host's start-up reap touches the pool. */
   provisionerPid?: number;
 }
 
@@ -143,7 +143,11 @@ export class LocalBatchPoolProvider implements BatchPoolProvider {
       existing.nodes.every((n) => runsPool(n.pid, request.poolId, dir))
     ) {
       const answering = await Promise.all(existing.nodeUris.map((u) => fetch(`${u}/`, { signal: AbortSignal.timeout(5000) }).then((r) => r.ok, () => false)));
-      if (answering.every(Boolean)) return { poolId: request.poolId, nodeUris: existing.nodeUris };
+      if (answering.every(Boolean)) {
+        // Reused (e.g. after a host restart): this host owns it now.
+        if (existing.provisionerPid !== process.pid) await writeFileAtomic(path.join(dir, 'pool.json'), JSON.stringify({ ...existing, provisionerPid: process.pid }));
+        return { poolId: request.poolId, nodeUris: existing.nodeUris };
+      }
     }
     // Left over from an interrupted provisioning (or dead): start again from scratch.
     await this.teardown(request.poolId);
@@ -176,7 +180,6 @@ export class LocalBatchPoolProvider implements BatchPoolProvider {
       state.nodes.forEach((n, i) => (n.port = ports[i]));
       state.nodeUris = ports.map((p) => `http://127.0.0.1:${p}`);
       state.state = 'ready';
-      delete state.provisionerPid;
       await save();
       return { poolId: request.poolId, nodeUris: state.nodeUris };
     } catch (e) {
@@ -197,11 +200,11 @@ export class LocalBatchPoolProvider implements BatchPoolProvider {
   }
 
   /**
-   * Start-up clean-up of the pools folder, for a host that provisions nothing yet (run before the durable engine
-   * starts): removes pools whose provisioning was interrupted (state 'starting' and their provisioner gone), pools
-   * none of whose recorded nodes still runs, and pools `keep` rejects (e.g. no pool record: the run forgot them);
-   * then kills every process started from the pools folder that no pool.json names (strays). Returns the pool ids
-   * removed and the number of stray processes killed.
+   * Start-up clean-up of what dead hosts left in the pools folder (run before the durable engine starts). Pools
+   * whose provisioning host still lives are left alone. Of the others it removes those whose provisioning was
+   * interrupted (state 'starting'), those none of whose recorded nodes still runs, and those `keep` rejects (e.g.
+   * no pool record: the run forgot them); then it kills every process started from the pools folder that no
+   * pool.json names (strays). Returns the pool ids removed and the number of stray processes killed.
    */
   async reap(keep: (poolId: string) => Promise<boolean> = async () => true): Promise<{ removed: string[]; strays: number }> {
     const removed: string[] = [];
@@ -210,8 +213,8 @@ export class LocalBatchPoolProvider implements BatchPoolProvider {
     for (const poolId of await this.list()) {
       const dir = this.poolDir(poolId);
       const state = await this.state(poolId);
-      if (state?.state === 'starting' && state.provisionerPid !== undefined && isAlive(state.provisionerPid)) {
-        busy.add(poolId); // being provisioned by a live process (another host on this folder, or this one)
+      if (state?.provisionerPid !== undefined && isAlive(state.provisionerPid)) {
+        busy.add(poolId); // its host lives (another host on this folder, or this one restarted in-process): its business
         continue;
       }
       if (state?.state === 'ready' && state.nodes.some((n) => runsPool(n.pid, poolId, dir)) && (await keep(poolId))) {
