@@ -3,7 +3,8 @@
  * work folder: no batch node process outlives its record (processes are counted by their token: the pool folder
  * their command line names), the run still completes, and at the end no node process and no pool folder is left.
  * One moment rewinds pool.json to what it said before the last node was recorded — exactly what a host killed
- * between starting a node and recording its pid leaves behind (the leak this guards against).
+ * between starting a node and recording its pid leaves behind (the leak this guards against). And the start-up
+ * reap never touches the pool of a host that still runs.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -137,6 +138,45 @@ test.each(moments)('kill -9 during pool provisioning ($name): after restart no n
   expect(final.state).toBe('Succeeded');
   expect((await readText(fx.storage, final.output)).trim().split('\n')).toEqual(rows.map((r) => `row-${r.id}`));
   // The pool is torn down at the end: no node process, no pool folder.
+  await waitUntil(async () => tokenProcesses().length === 0 && poolDirs(workDir).length === 0, 20_000, 'pool teardown');
+  await kill9(host.proc);
+  host = undefined;
+}, 240_000);
+
+test("a host starting on the same work folder leaves a live host's pool alone (its record is in another account)", async () => {
+  const rows = Array.from({ length: 40 }, (_, i) => ({ id: i, sleep_ms: 300 })); // ~12 s of scoring on one worker
+  await uploadJsonl(fx.storage, 'shared-dir/', [rows]);
+  const env = { LOCAL_WORK_DIR: workDir };
+  host = await startHostProcess({ connectionString: azurite.connectionString, env, pollMs: 200 });
+  const res = await fetch(`${host.url}/api/batch-runs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(faultsJob('shared-dir/', { process_count_per_node: 1, error_threshold: 0 })),
+  });
+  expect(res.status).toBe(202);
+  const id = ((await res.json()) as { id: string }).id;
+  const pool = await waitUntil(async () => poolStates().find((s) => s.state === 'ready'), 60_000, 'the pool to be ready');
+  const before = tokenProcesses().map((p) => p.pid).sort();
+
+  // Another host, another storage account (so no record of that pool), the same work folder.
+  const other = await startAzurite();
+  let second: { url: string; proc: ChildProcess } | undefined;
+  try {
+    second = await startHostProcess({ connectionString: other.connectionString, env, pollMs: 200 });
+    const view = (await (await fetch(`${host.url}/api/batch-runs/${id}`)).json()) as { state: string };
+    expect(view.state).toBe('Running'); // still using its pool
+    expect(poolStates().find((s) => s.poolId === pool.poolId)?.state).toBe('ready');
+    expect(tokenProcesses().map((p) => p.pid).sort()).toEqual(expect.arrayContaining(before));
+  } finally {
+    if (second) await kill9(second.proc);
+    await other.stop();
+  }
+  const final = await waitUntil(async () => {
+    const r = await fetch(`${host!.url}/api/batch-runs/${id}`);
+    const v = r.status === 200 ? ((await r.json()) as { state: string }) : undefined;
+    return v && ['Succeeded', 'Failed', 'Terminated'].includes(v.state) ? v : undefined;
+  }, 120_000, 'the run to finish');
+  expect(final.state).toBe('Succeeded');
   await waitUntil(async () => tokenProcesses().length === 0 && poolDirs(workDir).length === 0, 20_000, 'pool teardown');
   await kill9(host.proc);
   host = undefined;
