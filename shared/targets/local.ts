@@ -78,8 +78,8 @@ export class LocalDeployTarget implements DeployTarget {
   readonly kind = 'local' as const;
   private readonly services = new Map<string, Service>();
   private readonly children = new Set<ChildProcess>();
-  /** The service each replica process belongs to (a delete stops the ones still starting). */
-  private readonly childService = new WeakMap<ChildProcess, string>();
+  /** Replica processes not ready yet, with their service (a delete stops them rather than waiting for their init). */
+  private readonly starting = new Map<ChildProcess, string>();
   private reaped = false;
 
   constructor(
@@ -241,7 +241,7 @@ export class LocalDeployTarget implements DeployTarget {
       env: { ...process.env, NODE_PATH: [nodeModules, process.env.NODE_PATH].filter(Boolean).join(path.delimiter) },
     });
     this.children.add(child);
-    this.childService.set(child, request.serviceName);
+    this.starting.set(child, request.serviceName);
     if (child.pid) onSpawn(child.pid);
     const log = fs.createWriteStream(logPath, { flags: 'a' });
     const prefix = `[replica ${index}] `;
@@ -270,6 +270,7 @@ export class LocalDeployTarget implements DeployTarget {
       const settle = (err?: AppError) => {
         if (settled) return;
         settled = true;
+        this.starting.delete(child);
         clearTimeout(timer);
         if (err) {
           void stop().then(() => reject(err));
@@ -353,7 +354,7 @@ export class LocalDeployTarget implements DeployTarget {
   deleteService(serviceName: string): Promise<void> {
     // A slot still starting (its init() may take minutes) holds the service's queue: stop its replicas now, so
     // its start fails at once instead of the delete waiting for it.
-    for (const c of this.children) if (c.pid && this.childService.get(c) === serviceName) killGroup(c.pid, 'SIGKILL');
+    for (const [c, name] of this.starting) if (c.pid && name === serviceName) killGroup(c.pid, 'SIGKILL');
     return this.serial(serviceName, async () => {
       const svc = this.services.get(serviceName);
       if (svc) {
