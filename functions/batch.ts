@@ -8,7 +8,9 @@
  * - blob `incoming/batch/{name}/batch.json` — starts a run; the instance id comes from the blob path + ETag, so a
  *   re-delivered event never starts a second run. `entry_script` defaults to that folder (`source_directory`).
  *   An invalid job file is reported in `incoming/batch/{name}/batch.error.json` (not retried: it cannot succeed).
- * - timer `batchPoolSweep` (every 5 minutes, Azure): tears down pools of runs that ended without their teardown.
+ * - timer `batchPoolSweep` (every 5 minutes): tears down pools of runs that ended without their teardown.
+ * - app start (local pools): `reapLocalPools` removes pools a killed host left half-provisioned or unrecorded, and
+ *   kills node processes no pool names, before the durable engine resumes any run.
  * The `training-completed` message is handled by the deployment chain's trigger via `startBatchFromTrainingMessage`.
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
@@ -17,7 +19,7 @@ import * as df from 'durable-functions';
 import type { DurableClient } from 'durable-functions';
 import { MAX_JOB_BYTES, parseBatchJob, parseBatchJobText } from '../shared/batch/job';
 import { parseManifestText } from '../shared/manifest/schema';
-import { statusOrUndefined, sweepBatchPools, teardownPool } from '../shared/batch/pools';
+import { batchPoolKind, reapLocalPools, statusOrUndefined, sweepBatchPools, teardownPool } from '../shared/batch/pools';
 import { checkInputs, getBatchRunView, runIds, startBatchRun, type BatchRunCustomStatus, type BatchRunInput } from '../shared/batch/run';
 import { getConfig } from '../shared/config';
 import { AppError, errorResponse, toErrorInfo } from '../shared/errors';
@@ -155,6 +157,17 @@ df.app.client.storageBlob('batchJobBlob', {
     const r = await startBatchRun(client, job, { runId, source: { kind: 'blob', eventId: `${blobPath}@${etag}`, location: blobPath }, config: getConfig(), storage });
     context.log(`batch job ${blobPath}: run ${runId} ${r.created ? 'started' : 'already exists'}`);
   },
+});
+
+app.hook.appStart(async () => {
+  try {
+    const config = getConfig();
+    if (batchPoolKind(config) !== 'local') return; // Azure pools (ACI) are swept by the timer
+    const r = await reapLocalPools(config, getStorage());
+    if (r && (r.removed.length || r.strays)) console.log(JSON.stringify({ event: 'batch-pools-reaped', removed: r.removed, strayProcesses: r.strays }));
+  } catch (e) {
+    console.warn(`batch pool reap at start failed: ${toErrorInfo(e).message}`);
+  }
 });
 
 df.app.client.timer('batchPoolSweep', {
