@@ -14,10 +14,12 @@
  * (resp. the timer) is delivered — which is why those events are always delivered first in an episode.
  */
 import { randomUUID } from 'crypto';
-import { fromTypedData, invokeFunction, jsonData } from '../invoke';
+import { fromTypedData, invokeFunction } from '../invoke';
+import { Dispatcher } from './dispatch';
 import { completedIds, completionId, EventType, newEvent, outstandingWork, parseJson } from './history';
 import { Active, childId, DurableError, EngineState, freshEngineState, functionOf, InboxItem, validateInstanceId, Work } from './instance';
 import { applyRetryBookkeeping, isRetryEvent, RetryOptions } from './retries';
+import { Semaphore } from './semaphore';
 import { DurableStore, HistoryEvent, InstanceMeta, RuntimeStatus, TERMINAL } from './store';
 
 const ActionType = {
@@ -46,44 +48,12 @@ function actionInputJson(input: unknown): string {
   return JSON.stringify(input);
 }
 
-function failureDetailsOf(err: Error): Record<string, unknown> {
-  try {
-    const parsed = JSON.parse(err.message);
-    if (parsed && typeof parsed === 'object' && ('ErrorMessage' in parsed || 'ErrorType' in parsed)) {
-      return { ...parsed, StackTrace: undefined };
-    }
-  } catch {
-    // not a serialized failure: use the error as it is
-  }
-  return { ErrorType: err.name || 'Error', ErrorMessage: err.message };
-}
-
-class Semaphore {
-  private queue: (() => void)[] = [];
-  private active = 0;
-  /** Highest number of holders seen at once. */
-  peak = 0;
-  constructor(private readonly limit: number) {}
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    // A released slot is handed straight to the next waiter (it is never free in between).
-    if (this.active >= this.limit) await new Promise<void>((r) => this.queue.push(r));
-    else this.active++;
-    this.peak = Math.max(this.peak, this.active);
-    try {
-      return await fn();
-    } finally {
-      const next = this.queue.shift();
-      if (next) next();
-      else this.active--;
-    }
-  }
-}
-
 export class DurableEngine {
   private readonly active = new Map<string, Active>();
   private readonly loading = new Map<string, Promise<Active | undefined>>();
   private readonly activitySlots: Semaphore;
   private readonly orchestrationSlots: Semaphore;
+  private readonly dispatcher: Dispatcher;
   private stopped = false;
   private readonly inFlight = new Set<Promise<unknown>>();
   /** How many times each activity function ran (observability for tests and benchmarks). */
@@ -97,6 +67,16 @@ export class DurableEngine {
   constructor(private readonly opts: EngineOptions) {
     this.activitySlots = new Semaphore(Math.max(1, opts.maxConcurrentActivities));
     this.orchestrationSlots = new Semaphore(Math.max(1, opts.maxConcurrentOrchestrations));
+    this.dispatcher = new Dispatcher({
+      store: opts.store,
+      activitySlots: this.activitySlots,
+      activityRuns: this.activityRuns,
+      isStopped: () => this.stopped,
+      track: (p) => this.track(p),
+      deliver: (instanceId, executionId, event) => this.deliver(instanceId, executionId, event),
+      activate: (instanceId) => this.activate(instanceId),
+      createInstance: (name, instanceId, inputJson, parent) => this.createInstance(name, instanceId, inputJson, parent),
+    });
   }
 
   private log(message: string): void {
@@ -284,7 +264,7 @@ export class DurableEngine {
     const work = outstandingWork(a.history, a.completed);
     if (last && last.EventType !== EventType.OrchestratorCompleted) this.schedule(a);
     this.log(`resumed ${a.meta.instanceId} (${a.meta.name}): ${work.length} outstanding task(s)`);
-    await this.dispatch(a, work, true);
+    await this.dispatcher.dispatch(a, work, true);
   }
 
   // ------------------------------------------------------------------ scheduling
@@ -484,10 +464,10 @@ export class DurableEngine {
       this.active.delete(meta.instanceId);
       // Requests that arrived while this last episode ran find the instance finished.
       for (const w of a.waiters.splice(0)) w.reject(new DurableError(410, 'InstanceCompleted', `Instance '${meta.instanceId}' has already ${meta.status.toLowerCase()}.`));
-      if (notifyParent) this.notifyParent(meta);
+      if (notifyParent) this.dispatcher.notifyParent(meta);
       return;
     }
-    await this.dispatch(a, work, false);
+    await this.dispatcher.dispatch(a, work, false);
   }
 
   private async continueAsNew(a: Active, inputJson: string, customStatus: string | undefined, fromSeq: number, added: HistoryEvent[]): Promise<void> {
@@ -562,108 +542,5 @@ export class DurableEngine {
     }
     const state = fromTypedData(res.response?.returnValue) as { isDone: boolean; actions: unknown[]; output?: unknown; customStatus?: unknown };
     return state ?? { isDone: false, failure: { message: 'The orchestrator returned no state.' } };
-  }
-
-  // ------------------------------------------------------------------ work
-
-  private async dispatch(a: Active, work: Work[], recovering: boolean): Promise<void> {
-    const { instanceId, executionId } = a.meta;
-    for (const w of work) {
-      switch (w.kind) {
-        case 'activity':
-          void this.track(this.runActivity(instanceId, executionId, w.id, w.name, w.input));
-          break;
-        case 'timer':
-          this.armTimer(a, w.id, w.fireAt);
-          break;
-        case 'sub':
-          await this.startChild(a, w, recovering);
-          break;
-        case 'fail': {
-          const type = w.sub ? EventType.SubOrchestrationInstanceFailed : EventType.TaskFailed;
-          this.deliver(instanceId, executionId, newEvent(type, -1, { TaskScheduledId: w.id, Reason: w.message, FailureDetails: { ErrorType: 'RetryTimeout', ErrorMessage: w.message } }));
-          break;
-        }
-      }
-    }
-  }
-
-  private armTimer(a: Active, id: number, fireAt: string): void {
-    const { instanceId, executionId } = a.meta;
-    const fire = () => {
-      if (this.stopped) return;
-      const left = Date.parse(fireAt) - Date.now();
-      if (left > 0) {
-        a.timers.set(id, setTimeout(fire, Math.min(left, 2 ** 31 - 1)));
-        return;
-      }
-      a.timers.delete(id);
-      this.deliver(instanceId, executionId, newEvent(EventType.TimerFired, -1, { TimerId: id, FireAt: fireAt }));
-    };
-    fire();
-  }
-
-  private async runActivity(instanceId: string, executionId: string, id: number, name: string, input: string): Promise<void> {
-    await this.activitySlots.run(async () => {
-      if (this.stopped) return;
-      const fn = functionOf(name, 'activityTrigger');
-      let event: HistoryEvent;
-      if (!fn) {
-        const message = `No activity function named '${name}' is registered.`;
-        event = newEvent(EventType.TaskFailed, -1, { TaskScheduledId: id, Reason: message, FailureDetails: { ErrorType: 'ActivityNotFound', ErrorMessage: message } });
-      } else {
-        this.activityRuns.set(name, (this.activityRuns.get(name) ?? 0) + 1);
-        const res = await invokeFunction(fn, { trigger: jsonData(parseJson(input)) ?? { json: 'null' } });
-        if (res.error) {
-          const details = failureDetailsOf(res.error);
-          event = newEvent(EventType.TaskFailed, -1, { TaskScheduledId: id, Reason: String(details.ErrorMessage ?? res.error.message), FailureDetails: details });
-        } else {
-          const value = fromTypedData(res.response?.returnValue);
-          event = newEvent(EventType.TaskCompleted, -1, { TaskScheduledId: id, Result: value === undefined ? 'null' : JSON.stringify(value) });
-        }
-      }
-      if (!this.stopped) this.deliver(instanceId, executionId, event);
-    });
-  }
-
-  private async startChild(a: Active, w: Extract<Work, { kind: 'sub' }>, recovering: boolean): Promise<void> {
-    const parent = { instanceId: a.meta.instanceId, taskId: w.id, executionId: a.meta.executionId };
-    if (recovering) {
-      const child = await this.opts.store.getMeta(w.childInstanceId);
-      if (child && child.parentInstanceId === parent.instanceId && child.parentTaskId === parent.taskId && child.parentExecutionId === parent.executionId) {
-        if (TERMINAL.has(child.status)) this.notifyParent(child);
-        else await this.activate(child.instanceId);
-        return;
-      }
-    }
-    try {
-      validateInstanceId(w.childInstanceId);
-      const fn = functionOf(w.name, 'orchestrationTrigger');
-      if (!fn) throw new DurableError(404, 'OrchestratorNotFound', `No orchestrator function named '${w.name}' is registered.`);
-      await this.createInstance(fn.metadata.name, w.childInstanceId, w.input, parent);
-    } catch (err) {
-      // Only a refusal (bad id, unknown orchestrator, id taken) fails the task; a storage error is retried by
-      // the episode's reload, which derives this start again from the history.
-      if (!(err instanceof DurableError)) throw err;
-      const message = err.message;
-      this.deliver(a.meta.instanceId, a.meta.executionId, newEvent(EventType.SubOrchestrationInstanceFailed, -1, {
-        TaskScheduledId: w.id,
-        Reason: message,
-        FailureDetails: { ErrorType: err.code, ErrorMessage: message },
-      }));
-    }
-  }
-
-  private notifyParent(child: InstanceMeta): void {
-    if (!child.parentInstanceId || child.parentTaskId === undefined) return;
-    const event =
-      child.status === 'Completed'
-        ? newEvent(EventType.SubOrchestrationInstanceCompleted, -1, { TaskScheduledId: child.parentTaskId, Result: child.output ?? 'null' })
-        : newEvent(EventType.SubOrchestrationInstanceFailed, -1, {
-            TaskScheduledId: child.parentTaskId,
-            Reason: String(parseJson(child.output)),
-            FailureDetails: { ErrorType: child.status === 'Terminated' ? 'SubOrchestrationTerminated' : 'SubOrchestrationFailed', ErrorMessage: String(parseJson(child.output)) },
-          });
-    if (child.parentExecutionId) this.deliver(child.parentInstanceId, child.parentExecutionId, event);
   }
 }
