@@ -8,44 +8,26 @@
  * sub-orchestrations, continue-as-new. The history and the instance record are persisted before any
  * of that work starts, so after a crash the outstanding work is derived from the history again.
  *
- * Task ids follow the library's sequence numbering (replay schema V1): every scheduled activity,
- * timer and sub-orchestration takes the next id in action order; a retry of a failed attempt takes
- * one id for its back-off timer and one for the re-scheduled attempt, at the moment the failure
- * (resp. the timer) is delivered — which is why those events are always delivered first in an episode.
+ * This file is the scheduler and lifecycle that ties the parts together: client operations, loading and
+ * recovering instances, the inbox and episode scheduling (within the host.json limits), persisting an
+ * episode, continue-as-new. The parts: episode.ts (one episode in memory: new events, the orchestrator
+ * call, actions → events and work), retries.ts (retry bookkeeping), dispatch.ts (starting the work and
+ * delivering its completions), history.ts (event types, completions, outstanding work), instance.ts
+ * (in-memory instance state, instance id rules, errors), store.ts (history pages and records in storage).
  */
 import { randomUUID } from 'crypto';
-import { fromTypedData, invokeFunction } from '../invoke';
 import { Dispatcher } from './dispatch';
-import { completedIds, completionId, EventType, newEvent, outstandingWork, parseJson } from './history';
-import { Active, childId, DurableError, EngineState, freshEngineState, functionOf, InboxItem, validateInstanceId, Work } from './instance';
-import { applyRetryBookkeeping, isRetryEvent, RetryOptions } from './retries';
+import { runEpisode } from './episode';
+import { completedIds, EventType, newEvent, outstandingWork } from './history';
+import { Active, DurableError, EngineState, freshEngineState, functionOf, InboxItem, validateInstanceId } from './instance';
 import { Semaphore } from './semaphore';
 import { DurableStore, HistoryEvent, InstanceMeta, RuntimeStatus, TERMINAL } from './store';
-
-const ActionType = {
-  CallActivity: 0,
-  CallActivityWithRetry: 1,
-  CallSubOrchestrator: 2,
-  CallSubOrchestratorWithRetry: 3,
-  ContinueAsNew: 4,
-  CreateTimer: 5,
-  WaitForExternalEvent: 6,
-} as const;
-
-const MAX_CUSTOM_STATUS = 16 * 1024;
 
 export interface EngineOptions {
   store: DurableStore;
   maxConcurrentActivities: number;
   maxConcurrentOrchestrations: number;
   log?: (message: string) => void;
-}
-
-/** durable-functions sends string inputs as JSON text and other values as they are. */
-function actionInputJson(input: unknown): string {
-  if (input === undefined) return 'null';
-  if (typeof input === 'string') return input;
-  return JSON.stringify(input);
 }
 
 export class DurableEngine {
@@ -341,114 +323,11 @@ export class DurableEngine {
     const meta = a.meta;
     const engine = a.engine;
     const fromSeq = a.history.length;
-    const added: HistoryEvent[] = [];
-    const work: Work[] = [];
-    let notifyParent = false;
-
-    const terminate = items.find((i): i is Extract<InboxItem, { kind: 'terminate' }> => i.kind === 'terminate');
-    if (terminate) {
-      added.push(newEvent(EventType.ExecutionTerminated, -1, { Input: JSON.stringify(terminate.reason) }));
-      meta.status = 'Terminated';
-      meta.output = JSON.stringify(terminate.reason);
-      notifyParent = true;
-    } else {
-      added.push(newEvent(EventType.OrchestratorStarted, -1));
-      if (a.history.length === 0) {
-        added.push(newEvent(EventType.ExecutionStarted, -1, { Name: meta.name, Input: meta.input, ParentInstanceId: meta.parentInstanceId }));
-      }
-      const events = items.filter((i): i is Extract<InboxItem, { kind: 'event' }> => i.kind === 'event' && i.executionId === meta.executionId).map((i) => i.event);
-      const ordered = [...events.filter((e) => isRetryEvent(engine, e)), ...events.filter((e) => !isRetryEvent(engine, e))];
-      for (const e of ordered) {
-        const id = completionId(e);
-        if (id !== undefined) {
-          if (a.completed.has(id)) continue; // an activity that ran twice (at least once): keep the first result
-          a.completed.add(id);
-        }
-        added.push(e);
-        applyRetryBookkeeping(a, e, added, work);
-      }
-
-      const state = await this.callOrchestrator(a, a.history.concat(added));
-      const actions = (state.actions ?? []).flat(Infinity) as Record<string, unknown>[];
-      const fresh = actions.slice(engine.actionsProcessed);
-      engine.actionsProcessed = actions.length;
-      let continueAsNew: { input: string } | undefined;
-      let unsupported: string | undefined;
-      const now = new Date().toISOString();
-      for (const act of fresh) {
-        const type = Number(act.actionType);
-        switch (type) {
-          case ActionType.CallActivity:
-          case ActionType.CallActivityWithRetry: {
-            const id = engine.nextId++;
-            const input = actionInputJson(act.input);
-            added.push(newEvent(EventType.TaskScheduled, id, { Name: act.functionName, Input: input }));
-            work.push({ kind: 'activity', id, name: String(act.functionName), input });
-            if (type === ActionType.CallActivityWithRetry) {
-              engine.retries[id] = { kind: 'activity', name: String(act.functionName), input, options: act.retryOptions as RetryOptions, attempt: 1, firstAttemptAt: now };
-            }
-            break;
-          }
-          case ActionType.CallSubOrchestrator:
-          case ActionType.CallSubOrchestratorWithRetry: {
-            const id = engine.nextId++;
-            const input = act.input === undefined ? 'null' : JSON.stringify(act.input);
-            const given = typeof act.instanceId === 'string' && act.instanceId ? act.instanceId : undefined;
-            const childInstanceId = given ?? childId(meta, id);
-            added.push(newEvent(EventType.SubOrchestrationInstanceCreated, id, { Name: act.functionName, InstanceId: childInstanceId, Input: input }));
-            work.push({ kind: 'sub', id, name: String(act.functionName), input, childInstanceId });
-            if (type === ActionType.CallSubOrchestratorWithRetry) {
-              engine.retries[id] = { kind: 'sub', name: String(act.functionName), input, options: act.retryOptions as RetryOptions, attempt: 1, firstAttemptAt: now, childInstanceId: given };
-            }
-            break;
-          }
-          case ActionType.CreateTimer: {
-            const id = engine.nextId++;
-            const fireAt = new Date(String(act.fireAt)).toISOString();
-            added.push(newEvent(EventType.TimerCreated, id, { FireAt: fireAt }));
-            work.push({ kind: 'timer', id, fireAt });
-            break;
-          }
-          case ActionType.WaitForExternalEvent:
-            break;
-          case ActionType.ContinueAsNew:
-            continueAsNew = { input: actionInputJson(act.input) };
-            break;
-          default:
-            unsupported = `Action type ${type} (durable entities, callHttp) is not supported by the local host.`;
-        }
-      }
-
-      const customStatus = state.customStatus === undefined ? undefined : JSON.stringify(state.customStatus);
-      let failure: { message: string; details?: unknown } | undefined = state.failure;
-      if (!failure && unsupported) failure = { message: unsupported };
-      if (!failure && customStatus && customStatus.length > MAX_CUSTOM_STATUS) {
-        failure = { message: `The custom status is ${customStatus.length} characters long; the limit is ${MAX_CUSTOM_STATUS}. Keep custom status small (pass references, not payloads).` };
-      }
-      meta.customStatus = customStatus ?? meta.customStatus;
-      added.push(newEvent(EventType.OrchestratorCompleted, -1));
-
-      if (failure) {
-        const message = `Orchestrator function '${meta.name}' failed: ${failure.message}`;
-        added.push(newEvent(EventType.ExecutionCompleted, -1, { OrchestrationStatus: 'Failed', Result: message, FailureDetails: failure.details }));
-        meta.status = 'Failed';
-        meta.output = JSON.stringify(message);
-        work.length = 0;
-        notifyParent = true;
-      } else if (continueAsNew) {
-        await this.continueAsNew(a, continueAsNew.input, customStatus, fromSeq, added);
-        answerWaiters();
-        return;
-      } else if (state.isDone) {
-        const output = state.output === undefined ? 'null' : JSON.stringify(state.output);
-        added.push(newEvent(EventType.ExecutionCompleted, -1, { OrchestrationStatus: 'Completed', Result: output }));
-        meta.status = 'Completed';
-        meta.output = output;
-        work.length = 0;
-        notifyParent = true;
-      } else {
-        meta.status = 'Running';
-      }
+    const { added, work, notifyParent, continueAsNew } = await runEpisode(a, items);
+    if (continueAsNew) {
+      await this.continueAsNew(a, continueAsNew.input, continueAsNew.customStatus, fromSeq, added);
+      answerWaiters();
+      return;
     }
 
     meta.lastUpdatedTime = new Date().toISOString();
@@ -511,36 +390,5 @@ export class DurableEngine {
       this.log(`could not delete generation ${oldGeneration} of ${meta.instanceId}: ${(err as Error).message}`),
     );
     a.kick = true;
-  }
-
-  private async callOrchestrator(
-    a: Active,
-    history: HistoryEvent[],
-  ): Promise<{ isDone: boolean; actions?: unknown[]; output?: unknown; customStatus?: unknown; failure?: { message: string; details?: unknown } }> {
-    const fn = functionOf(a.meta.name, 'orchestrationTrigger');
-    if (!fn) return { isDone: false, failure: { message: `No orchestrator function named '${a.meta.name}' is registered.` } };
-    const bindingInfo = {
-      history,
-      input: parseJson(a.meta.input),
-      instanceId: a.meta.instanceId,
-      isReplaying: false,
-      parentInstanceId: a.meta.parentInstanceId,
-      upperSchemaVersion: 0,
-      longRunningTimerIntervalDuration: '3.00:00:00',
-      maximumShortTimerDuration: '6.00:00:00',
-      defaultHttpAsyncRequestSleepTimeMillseconds: 30000,
-    };
-    const res = await invokeFunction(fn, { trigger: { string: JSON.stringify(bindingInfo) } });
-    if (res.error) {
-      const marker = '\n\n$OutOfProcData$:';
-      const idx = res.error.message.indexOf(marker);
-      if (idx >= 0) {
-        const state = JSON.parse(res.error.message.slice(idx + marker.length));
-        return { ...state, isDone: false, failure: { message: String(state.error ?? res.error.message.slice(0, idx)), details: state.failureDetails } };
-      }
-      return { isDone: false, failure: { message: res.error.message } };
-    }
-    const state = fromTypedData(res.response?.returnValue) as { isDone: boolean; actions: unknown[]; output?: unknown; customStatus?: unknown };
-    return state ?? { isDone: false, failure: { message: 'The orchestrator returned no state.' } };
   }
 }
