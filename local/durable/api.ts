@@ -6,7 +6,9 @@
  * 404 unknown, 410 already finished; errors are `{ "error": { "code", "message" } }`.
  */
 import { randomUUID } from 'crypto';
-import { DurableEngine, DurableError, EventTypeName } from './engine';
+import { DurableEngine } from './engine';
+import { EventTypeName } from './history';
+import { DurableError } from './instance';
 import { HistoryEvent, InstanceMeta, RuntimeStatus } from './store';
 
 export const RPC_PREFIX = '/durabletask/';

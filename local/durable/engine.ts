@@ -8,104 +8,20 @@
  * sub-orchestrations, continue-as-new. The history and the instance record are persisted before any
  * of that work starts, so after a crash the outstanding work is derived from the history again.
  *
- * Task ids follow the library's sequence numbering (replay schema V1): every scheduled activity,
- * timer and sub-orchestration takes the next id in action order; a retry of a failed attempt takes
- * one id for its back-off timer and one for the re-scheduled attempt, at the moment the failure
- * (resp. the timer) is delivered — which is why those events are always delivered first in an episode.
+ * This file is the scheduler and lifecycle that ties the parts together: client operations, loading and
+ * recovering instances, the inbox and episode scheduling (within the host.json limits), persisting an
+ * episode, continue-as-new. The parts: episode.ts (one episode in memory: new events, the orchestrator
+ * call, actions → events and work), retries.ts (retry bookkeeping), dispatch.ts (starting the work and
+ * delivering its completions), history.ts (event types, completions, outstanding work), instance.ts
+ * (in-memory instance state, instance id rules, errors), store.ts (history pages and records in storage).
  */
 import { randomUUID } from 'crypto';
-import { coreState, RegisteredFunction } from '../functionsCore';
-import { fromTypedData, invokeFunction, jsonData } from '../invoke';
+import { Dispatcher } from './dispatch';
+import { runEpisode } from './episode';
+import { completedIds, EventType, newEvent, outstandingWork } from './history';
+import { Active, DurableError, EngineState, freshEngineState, functionOf, InboxItem, validateInstanceId } from './instance';
+import { Semaphore } from './semaphore';
 import { DurableStore, HistoryEvent, InstanceMeta, RuntimeStatus, TERMINAL } from './store';
-
-export const EventType = {
-  ExecutionStarted: 0,
-  ExecutionCompleted: 1,
-  ExecutionFailed: 2,
-  ExecutionTerminated: 3,
-  TaskScheduled: 4,
-  TaskCompleted: 5,
-  TaskFailed: 6,
-  SubOrchestrationInstanceCreated: 7,
-  SubOrchestrationInstanceCompleted: 8,
-  SubOrchestrationInstanceFailed: 9,
-  TimerCreated: 10,
-  TimerFired: 11,
-  OrchestratorStarted: 12,
-  OrchestratorCompleted: 13,
-  EventSent: 14,
-  EventRaised: 15,
-  ContinueAsNew: 16,
-} as const;
-export const EventTypeName: Record<number, string> = Object.fromEntries(Object.entries(EventType).map(([k, v]) => [v, k]));
-
-const ActionType = {
-  CallActivity: 0,
-  CallActivityWithRetry: 1,
-  CallSubOrchestrator: 2,
-  CallSubOrchestratorWithRetry: 3,
-  ContinueAsNew: 4,
-  CreateTimer: 5,
-  WaitForExternalEvent: 6,
-} as const;
-
-const MAX_CUSTOM_STATUS = 16 * 1024;
-
-export interface RetryOptions {
-  firstRetryIntervalInMilliseconds: number;
-  maxNumberOfAttempts: number;
-  backoffCoefficient?: number;
-  maxRetryIntervalInMilliseconds?: number;
-  retryTimeoutInMilliseconds?: number;
-}
-
-interface RetryState {
-  kind: 'activity' | 'sub';
-  name: string;
-  /** JSON text of the input. */
-  input: string;
-  options: RetryOptions;
-  attempt: number;
-  firstAttemptAt: string;
-  childInstanceId?: string;
-}
-
-interface EngineState {
-  nextId: number;
-  actionsProcessed: number;
-  /** Retry bookkeeping by the id of the attempt in flight. */
-  retries: Record<string, RetryState>;
-  /** Retry back-off timers by timer id. */
-  retryTimers: Record<string, RetryState>;
-}
-
-type InboxItem =
-  | { kind: 'event'; executionId: string; event: HistoryEvent }
-  | { kind: 'terminate'; reason: string };
-
-interface Active {
-  /** Working copy: an episode changes it before its commit. */
-  meta: InstanceMeta;
-  /** What storage holds (updated after each commit): what status queries see, so they never run ahead of it. */
-  published: InstanceMeta;
-  engine: EngineState;
-  history: HistoryEvent[];
-  inbox: InboxItem[];
-  waiters: { resolve: () => void; reject: (e: Error) => void }[];
-  running: boolean;
-  queued: boolean;
-  /** Run an episode even with an empty inbox (new generation after continue-as-new). */
-  kick: boolean;
-  /** Task/timer ids whose completion is in the history (a re-run activity's second result is dropped). */
-  completed: Set<number>;
-  timers: Map<number, NodeJS.Timeout>;
-}
-
-type Work =
-  | { kind: 'activity'; id: number; name: string; input: string }
-  | { kind: 'timer'; id: number; fireAt: string }
-  | { kind: 'sub'; id: number; name: string; input: string; childInstanceId: string }
-  | { kind: 'fail'; id: number; sub: boolean; message: string };
 
 export interface EngineOptions {
   store: DurableStore;
@@ -114,79 +30,12 @@ export interface EngineOptions {
   log?: (message: string) => void;
 }
 
-export class DurableError extends Error {
-  constructor(
-    public readonly status: number,
-    public readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** Instance id rules of the Durable Functions HTTP API (also Azure Table partition key rules). */
-export function validateInstanceId(id: string): void {
-  if (id.length < 1 || id.length > 256) throw new DurableError(400, 'InvalidInstanceId', 'Instance ids must be 1 to 256 characters long.');
-  if (/[/\\#?]/.test(id)) throw new DurableError(400, 'InvalidInstanceId', `Instance id '${id}' contains one of the characters / \\ # ?, which are not allowed.`);
-  if (id.startsWith('@')) throw new DurableError(400, 'InvalidInstanceId', `Instance id '${id}' must not start with '@' (reserved for entities).`);
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(id)) throw new DurableError(400, 'InvalidInstanceId', 'Instance ids must not contain control characters.');
-}
-
-function parseJson(text: string | undefined): unknown {
-  if (text === undefined || text === null) return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
-/** durable-functions sends string inputs as JSON text and other values as they are. */
-function actionInputJson(input: unknown): string {
-  if (input === undefined) return 'null';
-  if (typeof input === 'string') return input;
-  return JSON.stringify(input);
-}
-
-function failureDetailsOf(err: Error): Record<string, unknown> {
-  try {
-    const parsed = JSON.parse(err.message);
-    if (parsed && typeof parsed === 'object' && ('ErrorMessage' in parsed || 'ErrorType' in parsed)) {
-      return { ...parsed, StackTrace: undefined };
-    }
-  } catch {
-    // not a serialized failure: use the error as it is
-  }
-  return { ErrorType: err.name || 'Error', ErrorMessage: err.message };
-}
-
-class Semaphore {
-  private queue: (() => void)[] = [];
-  private active = 0;
-  /** Highest number of holders seen at once. */
-  peak = 0;
-  constructor(private readonly limit: number) {}
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    // A released slot is handed straight to the next waiter (it is never free in between).
-    if (this.active >= this.limit) await new Promise<void>((r) => this.queue.push(r));
-    else this.active++;
-    this.peak = Math.max(this.peak, this.active);
-    try {
-      return await fn();
-    } finally {
-      const next = this.queue.shift();
-      if (next) next();
-      else this.active--;
-    }
-  }
-}
-
 export class DurableEngine {
   private readonly active = new Map<string, Active>();
   private readonly loading = new Map<string, Promise<Active | undefined>>();
   private readonly activitySlots: Semaphore;
   private readonly orchestrationSlots: Semaphore;
+  private readonly dispatcher: Dispatcher;
   private stopped = false;
   private readonly inFlight = new Set<Promise<unknown>>();
   /** How many times each activity function ran (observability for tests and benchmarks). */
@@ -200,20 +49,20 @@ export class DurableEngine {
   constructor(private readonly opts: EngineOptions) {
     this.activitySlots = new Semaphore(Math.max(1, opts.maxConcurrentActivities));
     this.orchestrationSlots = new Semaphore(Math.max(1, opts.maxConcurrentOrchestrations));
+    this.dispatcher = new Dispatcher({
+      store: opts.store,
+      activitySlots: this.activitySlots,
+      activityRuns: this.activityRuns,
+      isStopped: () => this.stopped,
+      track: (p) => this.track(p),
+      deliver: (instanceId, executionId, event) => this.deliver(instanceId, executionId, event),
+      activate: (instanceId) => this.activate(instanceId),
+      createInstance: (name, instanceId, inputJson, parent) => this.createInstance(name, instanceId, inputJson, parent),
+    });
   }
 
   private log(message: string): void {
     this.opts.log?.(message);
-  }
-
-  private functionOf(name: string, type: 'orchestrationTrigger' | 'activityTrigger'): RegisteredFunction | undefined {
-    const fn = coreState().functions.get(name);
-    if (fn && String(fn.trigger.type) === type) return fn;
-    // Function names are case-insensitive in Azure Functions.
-    for (const f of coreState().functions.values()) {
-      if (f.metadata.name.toLowerCase() === name.toLowerCase() && String(f.trigger.type) === type) return f;
-    }
-    return undefined;
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -246,10 +95,10 @@ export class DurableEngine {
 
   async startNew(name: string, instanceId: string, input: unknown): Promise<InstanceMeta> {
     validateInstanceId(instanceId);
-    if (!this.functionOf(name, 'orchestrationTrigger')) {
+    if (!functionOf(name, 'orchestrationTrigger')) {
       throw new DurableError(404, 'OrchestratorNotFound', `No orchestrator function named '${name}' is registered.`);
     }
-    const fn = this.functionOf(name, 'orchestrationTrigger')!;
+    const fn = functionOf(name, 'orchestrationTrigger')!;
     return this.createInstance(fn.metadata.name, instanceId, input === undefined ? undefined : JSON.stringify(input));
   }
 
@@ -312,7 +161,7 @@ export class DurableEngine {
 
   async raiseEvent(instanceId: string, eventName: string, data: unknown): Promise<void> {
     const a = await this.requireRunning(instanceId);
-    const event = this.newEvent(EventType.EventRaised, -1, { Name: eventName, Input: data === undefined ? undefined : JSON.stringify(data) });
+    const event = newEvent(EventType.EventRaised, -1, { Name: eventName, Input: data === undefined ? undefined : JSON.stringify(data) });
     await this.enqueue(a, { kind: 'event', executionId: a.meta.executionId, event }, true);
   }
 
@@ -394,19 +243,10 @@ export class DurableEngine {
       this.schedule(a);
       return;
     }
-    const done = a.completed;
-    const work: Work[] = [];
-    for (const e of a.history) {
-      if (done.has(e.EventId)) continue;
-      if (e.EventType === EventType.TaskScheduled) work.push({ kind: 'activity', id: e.EventId, name: String(e.Name), input: String(e.Input ?? 'null') });
-      if (e.EventType === EventType.TimerCreated) work.push({ kind: 'timer', id: e.EventId, fireAt: String(e.FireAt) });
-      if (e.EventType === EventType.SubOrchestrationInstanceCreated) {
-        work.push({ kind: 'sub', id: e.EventId, name: String(e.Name), input: String(e.Input ?? 'null'), childInstanceId: String(e.InstanceId) });
-      }
-    }
+    const work = outstandingWork(a.history, a.completed);
     if (last && last.EventType !== EventType.OrchestratorCompleted) this.schedule(a);
     this.log(`resumed ${a.meta.instanceId} (${a.meta.name}): ${work.length} outstanding task(s)`);
-    await this.dispatch(a, work, true);
+    await this.dispatcher.dispatch(a, work, true);
   }
 
   // ------------------------------------------------------------------ scheduling
@@ -469,10 +309,6 @@ export class DurableEngine {
     ).catch((err) => this.log(`could not deliver an event to ${instanceId}: ${(err as Error).message}`));
   }
 
-  private newEvent(type: number, eventId: number, fields: Record<string, unknown> = {}): HistoryEvent {
-    return { EventType: type, EventId: eventId, IsPlayed: false, Timestamp: new Date().toISOString(), ...fields };
-  }
-
   // ------------------------------------------------------------------ one episode
 
   private async episode(a: Active): Promise<void> {
@@ -487,117 +323,11 @@ export class DurableEngine {
     const meta = a.meta;
     const engine = a.engine;
     const fromSeq = a.history.length;
-    const added: HistoryEvent[] = [];
-    const work: Work[] = [];
-    let notifyParent = false;
-
-    const terminate = items.find((i): i is Extract<InboxItem, { kind: 'terminate' }> => i.kind === 'terminate');
-    if (terminate) {
-      added.push(this.newEvent(EventType.ExecutionTerminated, -1, { Input: JSON.stringify(terminate.reason) }));
-      meta.status = 'Terminated';
-      meta.output = JSON.stringify(terminate.reason);
-      notifyParent = true;
-    } else {
-      added.push(this.newEvent(EventType.OrchestratorStarted, -1));
-      if (a.history.length === 0) {
-        added.push(this.newEvent(EventType.ExecutionStarted, -1, { Name: meta.name, Input: meta.input, ParentInstanceId: meta.parentInstanceId }));
-      }
-      const events = items.filter((i): i is Extract<InboxItem, { kind: 'event' }> => i.kind === 'event' && i.executionId === meta.executionId).map((i) => i.event);
-      const isRetryEvent = (e: HistoryEvent) =>
-        ((e.EventType === EventType.TaskFailed || e.EventType === EventType.SubOrchestrationInstanceFailed) && engine.retries[String(e.TaskScheduledId)] !== undefined) ||
-        (e.EventType === EventType.TimerFired && engine.retryTimers[String(e.TimerId)] !== undefined);
-      const ordered = [...events.filter(isRetryEvent), ...events.filter((e) => !isRetryEvent(e))];
-      for (const e of ordered) {
-        const id = completionId(e);
-        if (id !== undefined) {
-          if (a.completed.has(id)) continue; // an activity that ran twice (at least once): keep the first result
-          a.completed.add(id);
-        }
-        added.push(e);
-        this.applyRetryBookkeeping(a, e, added, work);
-      }
-
-      const state = await this.callOrchestrator(a, a.history.concat(added));
-      const actions = (state.actions ?? []).flat(Infinity) as Record<string, unknown>[];
-      const fresh = actions.slice(engine.actionsProcessed);
-      engine.actionsProcessed = actions.length;
-      let continueAsNew: { input: string } | undefined;
-      let unsupported: string | undefined;
-      const now = new Date().toISOString();
-      for (const act of fresh) {
-        const type = Number(act.actionType);
-        switch (type) {
-          case ActionType.CallActivity:
-          case ActionType.CallActivityWithRetry: {
-            const id = engine.nextId++;
-            const input = actionInputJson(act.input);
-            added.push(this.newEvent(EventType.TaskScheduled, id, { Name: act.functionName, Input: input }));
-            work.push({ kind: 'activity', id, name: String(act.functionName), input });
-            if (type === ActionType.CallActivityWithRetry) {
-              engine.retries[id] = { kind: 'activity', name: String(act.functionName), input, options: act.retryOptions as RetryOptions, attempt: 1, firstAttemptAt: now };
-            }
-            break;
-          }
-          case ActionType.CallSubOrchestrator:
-          case ActionType.CallSubOrchestratorWithRetry: {
-            const id = engine.nextId++;
-            const input = act.input === undefined ? 'null' : JSON.stringify(act.input);
-            const given = typeof act.instanceId === 'string' && act.instanceId ? act.instanceId : undefined;
-            const childInstanceId = given ?? this.childId(meta, id);
-            added.push(this.newEvent(EventType.SubOrchestrationInstanceCreated, id, { Name: act.functionName, InstanceId: childInstanceId, Input: input }));
-            work.push({ kind: 'sub', id, name: String(act.functionName), input, childInstanceId });
-            if (type === ActionType.CallSubOrchestratorWithRetry) {
-              engine.retries[id] = { kind: 'sub', name: String(act.functionName), input, options: act.retryOptions as RetryOptions, attempt: 1, firstAttemptAt: now, childInstanceId: given };
-            }
-            break;
-          }
-          case ActionType.CreateTimer: {
-            const id = engine.nextId++;
-            const fireAt = new Date(String(act.fireAt)).toISOString();
-            added.push(this.newEvent(EventType.TimerCreated, id, { FireAt: fireAt }));
-            work.push({ kind: 'timer', id, fireAt });
-            break;
-          }
-          case ActionType.WaitForExternalEvent:
-            break;
-          case ActionType.ContinueAsNew:
-            continueAsNew = { input: actionInputJson(act.input) };
-            break;
-          default:
-            unsupported = `Action type ${type} (durable entities, callHttp) is not supported by the local host.`;
-        }
-      }
-
-      const customStatus = state.customStatus === undefined ? undefined : JSON.stringify(state.customStatus);
-      let failure: { message: string; details?: unknown } | undefined = state.failure;
-      if (!failure && unsupported) failure = { message: unsupported };
-      if (!failure && customStatus && customStatus.length > MAX_CUSTOM_STATUS) {
-        failure = { message: `The custom status is ${customStatus.length} characters long; the limit is ${MAX_CUSTOM_STATUS}. Keep custom status small (pass references, not payloads).` };
-      }
-      meta.customStatus = customStatus ?? meta.customStatus;
-      added.push(this.newEvent(EventType.OrchestratorCompleted, -1));
-
-      if (failure) {
-        const message = `Orchestrator function '${meta.name}' failed: ${failure.message}`;
-        added.push(this.newEvent(EventType.ExecutionCompleted, -1, { OrchestrationStatus: 'Failed', Result: message, FailureDetails: failure.details }));
-        meta.status = 'Failed';
-        meta.output = JSON.stringify(message);
-        work.length = 0;
-        notifyParent = true;
-      } else if (continueAsNew) {
-        await this.continueAsNew(a, continueAsNew.input, customStatus, fromSeq, added);
-        answerWaiters();
-        return;
-      } else if (state.isDone) {
-        const output = state.output === undefined ? 'null' : JSON.stringify(state.output);
-        added.push(this.newEvent(EventType.ExecutionCompleted, -1, { OrchestrationStatus: 'Completed', Result: output }));
-        meta.status = 'Completed';
-        meta.output = output;
-        work.length = 0;
-        notifyParent = true;
-      } else {
-        meta.status = 'Running';
-      }
+    const { added, work, notifyParent, continueAsNew } = await runEpisode(a, items);
+    if (continueAsNew) {
+      await this.continueAsNew(a, continueAsNew.input, continueAsNew.customStatus, fromSeq, added);
+      answerWaiters();
+      return;
     }
 
     meta.lastUpdatedTime = new Date().toISOString();
@@ -613,61 +343,16 @@ export class DurableEngine {
       this.active.delete(meta.instanceId);
       // Requests that arrived while this last episode ran find the instance finished.
       for (const w of a.waiters.splice(0)) w.reject(new DurableError(410, 'InstanceCompleted', `Instance '${meta.instanceId}' has already ${meta.status.toLowerCase()}.`));
-      if (notifyParent) this.notifyParent(meta);
+      if (notifyParent) this.dispatcher.notifyParent(meta);
       return;
     }
-    await this.dispatch(a, work, false);
-  }
-
-  private childId(meta: InstanceMeta, taskId: number): string {
-    // As DTFx names sub-orchestrations started without an id: the parent's execution id and the task id.
-    return `${meta.executionId}:${taskId}`;
-  }
-
-  /** A failed attempt of a retried task gets a back-off timer; a fired back-off timer re-schedules the task. */
-  private applyRetryBookkeeping(a: Active, e: HistoryEvent, added: HistoryEvent[], work: Work[]): void {
-    const engine = a.engine;
-    if (e.EventType === EventType.TaskCompleted || e.EventType === EventType.SubOrchestrationInstanceCompleted) {
-      // A retried task that succeeded needs no more bookkeeping (the engine state stays as small as what is in flight).
-      delete engine.retries[String(e.TaskScheduledId)];
-    } else if (e.EventType === EventType.TaskFailed || e.EventType === EventType.SubOrchestrationInstanceFailed) {
-      const r = engine.retries[String(e.TaskScheduledId)];
-      if (!r) return;
-      delete engine.retries[String(e.TaskScheduledId)];
-      const timerId = engine.nextId++;
-      const exhausted = r.attempt >= r.options.maxNumberOfAttempts || this.retryTimedOut(r);
-      const delay = exhausted ? 0 : retryDelayMs(r.options, r.attempt);
-      const fireAt = new Date(Date.now() + delay).toISOString();
-      added.push(this.newEvent(EventType.TimerCreated, timerId, { FireAt: fireAt }));
-      work.push({ kind: 'timer', id: timerId, fireAt });
-      engine.retryTimers[timerId] = { ...r, attempt: r.attempt + 1 };
-    } else if (e.EventType === EventType.TimerFired) {
-      const r = engine.retryTimers[String(e.TimerId)];
-      if (!r) return;
-      delete engine.retryTimers[String(e.TimerId)];
-      if (r.attempt > r.options.maxNumberOfAttempts) return; // the library fails the task itself
-      const id = engine.nextId++;
-      engine.retries[id] = r;
-      if (r.kind === 'activity') {
-        added.push(this.newEvent(EventType.TaskScheduled, id, { Name: r.name, Input: r.input }));
-        work.push(this.retryTimedOut(r) ? { kind: 'fail', id, sub: false, message: `Retry timeout of ${r.options.retryTimeoutInMilliseconds} ms exceeded.` } : { kind: 'activity', id, name: r.name, input: r.input });
-      } else {
-        const childInstanceId = r.childInstanceId ?? this.childId(a.meta, id);
-        added.push(this.newEvent(EventType.SubOrchestrationInstanceCreated, id, { Name: r.name, InstanceId: childInstanceId, Input: r.input }));
-        work.push(this.retryTimedOut(r) ? { kind: 'fail', id, sub: true, message: `Retry timeout of ${r.options.retryTimeoutInMilliseconds} ms exceeded.` } : { kind: 'sub', id, name: r.name, input: r.input, childInstanceId });
-      }
-    }
-  }
-
-  private retryTimedOut(r: RetryState): boolean {
-    const t = r.options.retryTimeoutInMilliseconds;
-    return !!t && t > 0 && Date.now() - Date.parse(r.firstAttemptAt) >= t;
+    await this.dispatcher.dispatch(a, work, false);
   }
 
   private async continueAsNew(a: Active, inputJson: string, customStatus: string | undefined, fromSeq: number, added: HistoryEvent[]): Promise<void> {
     const meta = a.meta;
     // Record the end of this generation (the new input is its result), then start the next one.
-    added.push(this.newEvent(EventType.ExecutionCompleted, -1, { OrchestrationStatus: 'ContinuedAsNew', Result: inputJson }));
+    added.push(newEvent(EventType.ExecutionCompleted, -1, { OrchestrationStatus: 'ContinuedAsNew', Result: inputJson }));
     meta.historyCount = fromSeq + added.length;
     meta.engine = JSON.stringify(a.engine);
     meta.customStatus = customStatus ?? meta.customStatus;
@@ -706,174 +391,4 @@ export class DurableEngine {
     );
     a.kick = true;
   }
-
-  private async callOrchestrator(
-    a: Active,
-    history: HistoryEvent[],
-  ): Promise<{ isDone: boolean; actions?: unknown[]; output?: unknown; customStatus?: unknown; failure?: { message: string; details?: unknown } }> {
-    const fn = this.functionOf(a.meta.name, 'orchestrationTrigger');
-    if (!fn) return { isDone: false, failure: { message: `No orchestrator function named '${a.meta.name}' is registered.` } };
-    const bindingInfo = {
-      history,
-      input: parseJson(a.meta.input),
-      instanceId: a.meta.instanceId,
-      isReplaying: false,
-      parentInstanceId: a.meta.parentInstanceId,
-      upperSchemaVersion: 0,
-      longRunningTimerIntervalDuration: '3.00:00:00',
-      maximumShortTimerDuration: '6.00:00:00',
-      defaultHttpAsyncRequestSleepTimeMillseconds: 30000,
-    };
-    const res = await invokeFunction(fn, { trigger: { string: JSON.stringify(bindingInfo) } });
-    if (res.error) {
-      const marker = '\n\n$OutOfProcData$:';
-      const idx = res.error.message.indexOf(marker);
-      if (idx >= 0) {
-        const state = JSON.parse(res.error.message.slice(idx + marker.length));
-        return { ...state, isDone: false, failure: { message: String(state.error ?? res.error.message.slice(0, idx)), details: state.failureDetails } };
-      }
-      return { isDone: false, failure: { message: res.error.message } };
-    }
-    const state = fromTypedData(res.response?.returnValue) as { isDone: boolean; actions: unknown[]; output?: unknown; customStatus?: unknown };
-    return state ?? { isDone: false, failure: { message: 'The orchestrator returned no state.' } };
-  }
-
-  // ------------------------------------------------------------------ work
-
-  private async dispatch(a: Active, work: Work[], recovering: boolean): Promise<void> {
-    const { instanceId, executionId } = a.meta;
-    for (const w of work) {
-      switch (w.kind) {
-        case 'activity':
-          void this.track(this.runActivity(instanceId, executionId, w.id, w.name, w.input));
-          break;
-        case 'timer':
-          this.armTimer(a, w.id, w.fireAt);
-          break;
-        case 'sub':
-          await this.startChild(a, w, recovering);
-          break;
-        case 'fail': {
-          const type = w.sub ? EventType.SubOrchestrationInstanceFailed : EventType.TaskFailed;
-          this.deliver(instanceId, executionId, this.newEvent(type, -1, { TaskScheduledId: w.id, Reason: w.message, FailureDetails: { ErrorType: 'RetryTimeout', ErrorMessage: w.message } }));
-          break;
-        }
-      }
-    }
-  }
-
-  private armTimer(a: Active, id: number, fireAt: string): void {
-    const { instanceId, executionId } = a.meta;
-    const fire = () => {
-      if (this.stopped) return;
-      const left = Date.parse(fireAt) - Date.now();
-      if (left > 0) {
-        a.timers.set(id, setTimeout(fire, Math.min(left, 2 ** 31 - 1)));
-        return;
-      }
-      a.timers.delete(id);
-      this.deliver(instanceId, executionId, this.newEvent(EventType.TimerFired, -1, { TimerId: id, FireAt: fireAt }));
-    };
-    fire();
-  }
-
-  private async runActivity(instanceId: string, executionId: string, id: number, name: string, input: string): Promise<void> {
-    await this.activitySlots.run(async () => {
-      if (this.stopped) return;
-      const fn = this.functionOf(name, 'activityTrigger');
-      let event: HistoryEvent;
-      if (!fn) {
-        const message = `No activity function named '${name}' is registered.`;
-        event = this.newEvent(EventType.TaskFailed, -1, { TaskScheduledId: id, Reason: message, FailureDetails: { ErrorType: 'ActivityNotFound', ErrorMessage: message } });
-      } else {
-        this.activityRuns.set(name, (this.activityRuns.get(name) ?? 0) + 1);
-        const res = await invokeFunction(fn, { trigger: jsonData(parseJson(input)) ?? { json: 'null' } });
-        if (res.error) {
-          const details = failureDetailsOf(res.error);
-          event = this.newEvent(EventType.TaskFailed, -1, { TaskScheduledId: id, Reason: String(details.ErrorMessage ?? res.error.message), FailureDetails: details });
-        } else {
-          const value = fromTypedData(res.response?.returnValue);
-          event = this.newEvent(EventType.TaskCompleted, -1, { TaskScheduledId: id, Result: value === undefined ? 'null' : JSON.stringify(value) });
-        }
-      }
-      if (!this.stopped) this.deliver(instanceId, executionId, event);
-    });
-  }
-
-  private async startChild(a: Active, w: Extract<Work, { kind: 'sub' }>, recovering: boolean): Promise<void> {
-    const parent = { instanceId: a.meta.instanceId, taskId: w.id, executionId: a.meta.executionId };
-    if (recovering) {
-      const child = await this.opts.store.getMeta(w.childInstanceId);
-      if (child && child.parentInstanceId === parent.instanceId && child.parentTaskId === parent.taskId && child.parentExecutionId === parent.executionId) {
-        if (TERMINAL.has(child.status)) this.notifyParent(child);
-        else await this.activate(child.instanceId);
-        return;
-      }
-    }
-    try {
-      validateInstanceId(w.childInstanceId);
-      const fn = this.functionOf(w.name, 'orchestrationTrigger');
-      if (!fn) throw new DurableError(404, 'OrchestratorNotFound', `No orchestrator function named '${w.name}' is registered.`);
-      await this.createInstance(fn.metadata.name, w.childInstanceId, w.input, parent);
-    } catch (err) {
-      // Only a refusal (bad id, unknown orchestrator, id taken) fails the task; a storage error is retried by
-      // the episode's reload, which derives this start again from the history.
-      if (!(err instanceof DurableError)) throw err;
-      const message = err.message;
-      this.deliver(a.meta.instanceId, a.meta.executionId, this.newEvent(EventType.SubOrchestrationInstanceFailed, -1, {
-        TaskScheduledId: w.id,
-        Reason: message,
-        FailureDetails: { ErrorType: err.code, ErrorMessage: message },
-      }));
-    }
-  }
-
-  private notifyParent(child: InstanceMeta): void {
-    if (!child.parentInstanceId || child.parentTaskId === undefined) return;
-    const event =
-      child.status === 'Completed'
-        ? this.newEvent(EventType.SubOrchestrationInstanceCompleted, -1, { TaskScheduledId: child.parentTaskId, Result: child.output ?? 'null' })
-        : this.newEvent(EventType.SubOrchestrationInstanceFailed, -1, {
-            TaskScheduledId: child.parentTaskId,
-            Reason: String(parseJson(child.output)),
-            FailureDetails: { ErrorType: child.status === 'Terminated' ? 'SubOrchestrationTerminated' : 'SubOrchestrationFailed', ErrorMessage: String(parseJson(child.output)) },
-          });
-    if (child.parentExecutionId) this.deliver(child.parentInstanceId, child.parentExecutionId, event);
-  }
-}
-
-/** The task or timer id an event completes, if it completes one. */
-function completionId(e: HistoryEvent): number | undefined {
-  switch (e.EventType) {
-    case EventType.TaskCompleted:
-    case EventType.TaskFailed:
-    case EventType.SubOrchestrationInstanceCompleted:
-    case EventType.SubOrchestrationInstanceFailed:
-      return Number(e.TaskScheduledId);
-    case EventType.TimerFired:
-      return Number(e.TimerId);
-    default:
-      return undefined;
-  }
-}
-
-function completedIds(history: HistoryEvent[]): Set<number> {
-  const ids = new Set<number>();
-  for (const e of history) {
-    const id = completionId(e);
-    if (id !== undefined) ids.add(id);
-  }
-  return ids;
-}
-
-function freshEngineState(): EngineState {
-  return { nextId: 0, actionsProcessed: 0, retries: {}, retryTimers: {} };
-}
-
-/** DTFx retry back-off: first interval × coefficient^(attempt−1), capped by the max interval. */
-export function retryDelayMs(o: RetryOptions, attempt: number): number {
-  const coefficient = o.backoffCoefficient && o.backoffCoefficient > 0 ? o.backoffCoefficient : 1;
-  let delay = o.firstRetryIntervalInMilliseconds * Math.pow(coefficient, attempt - 1);
-  if (o.maxRetryIntervalInMilliseconds && o.maxRetryIntervalInMilliseconds > 0) delay = Math.min(delay, o.maxRetryIntervalInMilliseconds);
-  return Math.max(0, Math.round(delay));
 }
