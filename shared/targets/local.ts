@@ -24,10 +24,8 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
-import { AutoscaleRouter, type ReplicaHandle } from '../../runtime/autoscale';
-import { runtimeProcessEnv } from '../../runtime/child-env';
-import { packageRoot } from '../../runtime/launch';
-import { AppError, toErrorInfo } from '../errors';
+import { AutoscaleRouter, packageRoot, runtimeProcessEnv, type ReplicaHandle } from '../../runtime';
+import { AppError, fromRuntime, toErrorInfo } from '../errors';
 import { extractTarGz } from '../images/archive';
 import { IMAGE_METADATA_FILE, type ImageMetadata } from '../images/context';
 import { LocalFront, type FrontLimits } from './local-front';
@@ -520,19 +518,21 @@ export class LocalDeployTarget implements DeployTarget {
       await ctx.save();
       return this.startReplica(ctx, index);
     };
-    const router = await AutoscaleRouter.start({
-      factory,
-      minReplicas: min,
-      maxReplicas: max,
-      initialReplicas: Math.min(max, Math.max(min, initial, queue.length)),
-      autoscale: !fixed,
-      targetUtilization: cfg.autoscaleTargetUtilization,
-      refreshMs: cfg.autoscaleRefreshSeconds * 1000,
-      ...(record.routerPort ? { port: record.routerPort, portFallback: true } : {}),
-      ...(this.opts.scaleDownDelayMs !== undefined ? { scaleDownDelayMs: this.opts.scaleDownDelayMs } : {}),
-      http: this.opts.scoring,
-      maxBodyBytes: this.opts.scoring?.maxBodyBytes,
-    });
+    const router = await fromRuntime(() =>
+      AutoscaleRouter.start({
+        factory,
+        minReplicas: min,
+        maxReplicas: max,
+        initialReplicas: Math.min(max, Math.max(min, initial, queue.length)),
+        autoscale: !fixed,
+        targetUtilization: cfg.autoscaleTargetUtilization,
+        refreshMs: cfg.autoscaleRefreshSeconds * 1000,
+        ...(record.routerPort ? { port: record.routerPort, portFallback: true } : {}),
+        ...(this.opts.scaleDownDelayMs !== undefined ? { scaleDownDelayMs: this.opts.scaleDownDelayMs } : {}),
+        http: this.opts.scoring,
+        maxBodyBytes: this.opts.scoring?.maxBodyBytes,
+      }),
+    );
     record.routerPort = router.port;
     record.state = 'ready';
     record.hostPid = process.pid;
