@@ -19,3 +19,5 @@ export type { HttpLimits } from './http-limits';
 export { RuntimeError, toErrorInfo, httpStatusOf, redactSecrets } from './errors';
 export type { RuntimeErrorInfo } from './errors';
 export { capText, LineSplitter, MAX_LINE_BYTES, splitLines, truncationMarker } from './lines';
+export { parseRuntimeEvent, waitRuntimeReady } from './ready';
+export type { RuntimeEvent, RuntimeStart, WaitRuntimeReadyOptions } from './ready';

@@ -24,14 +24,14 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
-import { AutoscaleRouter, packageRoot, runtimeProcessEnv, type ReplicaHandle } from '../../runtime';
+import { AutoscaleRouter, packageRoot, runtimeProcessEnv, waitRuntimeReady, type ReplicaHandle } from '../../runtime';
 import { AppError, fromRuntime, toErrorInfo } from '../errors';
 import { extractTarGz } from '../images/archive';
 import { IMAGE_METADATA_FILE, type ImageMetadata } from '../images/context';
 import { LocalFront, type FrontLimits } from './local-front';
 import type { DeployConfig, DeployRequest, DeployTarget, DeployedSlot, ErrorInfo, ServiceKeys } from '../seams';
 import { downloadBlob, type StorageClients } from '../storage';
-import { findProcesses, isAlive, processArgs, processStartTime, terminateGroups, waitRuntimeStart } from '../processes';
+import { findProcesses, isAlive, processArgs, processStartTime, terminateGroups } from '../processes';
 
 export interface LocalTargetOptions {
   workDir: string;
@@ -626,7 +626,7 @@ export class LocalDeployTarget implements DeployTarget {
     await ctx.save();
     const handle = this.replicaHandle(ctx, entry);
     const timeoutMs = this.opts.startTimeoutMs ?? 60_000;
-    const started = await waitRuntimeStart(pid, logPath, timeoutMs, offset);
+    const started = await waitRuntimeReady({ logPath, alive: () => isAlive(pid), timeoutMs, fromOffset: offset });
     if (started.ok) {
       entry.port = started.port;
       await ctx.save();
