@@ -9,7 +9,7 @@ df.app.activity('rollbackDeployment', {
   handler: async (input: { deploy: DeployServiceInput; slot: string; reason: ErrorInfo; logTail?: string }) => {
     try {
       const r = await rollbackStep(getAppServices().deployContext(input.deploy.target), input.deploy, input.slot, input.reason, input.logTail);
-      return { rolledBack: r.rolledBack, error: r.error, state: r.service.state };
+      return { rolledBack: r.rolledBack, error: r.error, state: r.service?.state ?? 'Deleted' };
     } catch (e) {
       throw asThrowable(e);
     }

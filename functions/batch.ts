@@ -8,7 +8,9 @@
  * - blob `incoming/batch/{name}/batch.json` — starts a run; the instance id comes from the blob path + ETag, so a
  *   re-delivered event never starts a second run. `entry_script` defaults to that folder (`source_directory`).
  *   An invalid job file is reported in `incoming/batch/{name}/batch.error.json` (not retried: it cannot succeed).
- * - timer `batchPoolSweep` (every 5 minutes, Azure): tears down pools of runs that ended without their teardown.
+ * - timer `batchPoolSweep` (every 5 minutes): tears down pools of runs that ended without their teardown.
+ * - app start (local pools): `reapLocalPools` removes pools a killed host left half-provisioned or unrecorded, and
+ *   kills node processes no pool names, before the durable engine resumes any run.
  * The `training-completed` message is handled by the deployment chain's trigger via `startBatchFromTrainingMessage`.
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
@@ -17,12 +19,12 @@ import * as df from 'durable-functions';
 import type { DurableClient } from 'durable-functions';
 import { MAX_JOB_BYTES, parseBatchJob, parseBatchJobText } from '../shared/batch/job';
 import { parseManifestText } from '../shared/manifest/schema';
-import { statusOrUndefined, sweepBatchPools, teardownPool } from '../shared/batch/pools';
+import { batchPoolKind, reapLocalPools, statusOrUndefined, sweepBatchPools, teardownPool } from '../shared/batch/pools';
 import { checkInputs, getBatchRunView, runIds, startBatchRun, type BatchRunCustomStatus, type BatchRunInput } from '../shared/batch/run';
 import { getConfig } from '../shared/config';
 import { AppError, errorResponse, toErrorInfo } from '../shared/errors';
-import { MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
-import { getStorage } from '../shared/storage';
+import { MAX_JSON_BODY_BYTES, readBodyText, readDocumentText } from '../shared/http-body';
+import { blobNameReason, getStorage } from '../shared/storage';
 
 const SOURCE = 'batch-runs';
 
@@ -50,7 +52,7 @@ df.app.client.http('batchRunsStart', {
   handler: async (request: HttpRequest, client: DurableClient, context: InvocationContext): Promise<HttpResponseInit> => {
     try {
       const storage = getStorage();
-      const text = await readBodyText(request, MAX_JSON_BODY_BYTES, 'The job definition');
+      const text = await readDocumentText(request, { what: 'The batch job definition', maxBytes: MAX_JOB_BYTES });
       if (!text.trim()) throw new AppError('InvalidJobDefinition', 'The request body is empty: send a batch job definition (JSON or YAML).', 400);
       const yaml = /yaml/i.test(request.headers.get('content-type') ?? '');
       const job = parseBatchJobText(text, { fileName: yaml ? 'batch.yaml' : 'request body', accountUrl: storage.blobService.url });
@@ -122,6 +124,11 @@ df.app.client.storageBlob('batchJobBlob', {
   handler: async (blob: unknown, client: DurableClient, context: InvocationContext): Promise<void> => {
     const name = String(context.triggerMetadata?.name ?? '');
     const blobPath = String(context.triggerMetadata?.blobTrigger ?? `incoming/batch/${name}/batch.json`);
+    const unsafe = blobNameReason(blobPath);
+    if (unsafe) {
+      context.warn(`batch job ${blobPath.slice(0, 300)} ignored: the blob name ${unsafe}.`);
+      return;
+    }
     const props = (context.triggerMetadata?.properties ?? {}) as { eTag?: string; ETag?: string; etag?: string };
     const storage = getStorage();
     // The run id comes from the blob version: without the ETag in the trigger metadata, ask the blob itself.
@@ -150,6 +157,17 @@ df.app.client.storageBlob('batchJobBlob', {
     const r = await startBatchRun(client, job, { runId, source: { kind: 'blob', eventId: `${blobPath}@${etag}`, location: blobPath }, config: getConfig(), storage });
     context.log(`batch job ${blobPath}: run ${runId} ${r.created ? 'started' : 'already exists'}`);
   },
+});
+
+app.hook.appStart(async () => {
+  try {
+    const config = getConfig();
+    if (batchPoolKind(config) !== 'local') return; // Azure pools (ACI) are swept by the timer
+    const r = await reapLocalPools(config, getStorage());
+    if (r && (r.removed.length || r.strays)) console.log(JSON.stringify({ event: 'batch-pools-reaped', removed: r.removed, strayProcesses: r.strays }));
+  } catch (e) {
+    console.warn(`batch pool reap at start failed: ${toErrorInfo(e).message}`);
+  }
 });
 
 df.app.client.timer('batchPoolSweep', {

@@ -12,10 +12,10 @@ import { getConfig } from '../shared/config';
 import { Readable, Writable } from 'stream';
 import { pipeline } from 'stream/promises';
 import { AppError, errorResponse, toErrorInfo, tooLarge, badRequest } from '../shared/errors';
-import { checkDeclaredLength, MAX_MANIFEST_BYTES, readBodyText } from '../shared/http-body';
+import { checkDeclaredLength, readDocumentText } from '../shared/http-body';
 import { ByteBudget, multipartParts, partStream, readPart, type MultipartPart } from '../shared/multipart';
 import { checkRelativePath } from '../shared/manifest/names';
-import { parseManifest } from '../shared/manifest/schema';
+import { MAX_MANIFEST_BYTES, parseManifest } from '../shared/manifest/schema';
 import { getAppServices, shutdownAppServices } from '../shared/services/app';
 import { restoreLocalServices } from '../shared/services/restore';
 import { DEPLOY_LONE_ONNX_ORCHESTRATION, requestDigest, runIdFor, type DeployLoneOnnxInput, type DeployRunInput } from '../shared/services/run';
@@ -32,7 +32,7 @@ import {
   startDeployRun,
   type RunClient,
 } from '../shared/services/triggers';
-import { canonicalBlobFolder, CONTAINERS } from '../shared/storage';
+import { blobNameReason, canonicalBlobFolder, CONTAINERS } from '../shared/storage';
 import { releaseStaleDeployment } from '../shared/services/deploy';
 import { CLAIM_RENEW_MS } from '../shared/services/registry';
 
@@ -113,6 +113,12 @@ async function runExists(client: RunClient, runId: string): Promise<boolean> {
 
 async function onManifestBlob(blob: unknown, context: InvocationContext, fileName: string): Promise<void> {
   const name = String((context.triggerMetadata as Record<string, unknown>)?.name ?? '');
+  // The folder name comes from the event: one the SDK would send as another path is neither read nor written beside.
+  const unsafe = blobNameReason(`${name}/${fileName}`);
+  if (unsafe) {
+    context.warn(`incoming/${name.slice(0, 200)}/${fileName} ignored: the blob name ${unsafe}.`);
+    return;
+  }
   const { storage } = getAppServices();
   const etag = metadataEtag(context) ?? String((await storage.container(CONTAINERS.incoming).getBlockBlobClient(`${name}/${fileName}`).getProperties()).etag ?? '').replace(/"/g, '');
   const text = Buffer.isBuffer(blob) ? blob.toString('utf8') : typeof blob === 'string' ? blob : JSON.stringify(blob);
@@ -156,7 +162,7 @@ app.storageBlob('deployLoneOnnxFromBlob', {
     const md = context.triggerMetadata as Record<string, unknown>;
     const name = String(md?.name ?? '');
     const file = String(md?.file ?? '');
-    if (!name || !file || file.includes('/')) return;
+    if (!name || !file || file.includes('/') || blobNameReason(`${name}/${file}.onnx`)) return;
     const onnxFile = `${file}.onnx`;
     const { storage } = getAppServices();
     const lone = await isLoneOnnx(storage, name, onnxFile);
@@ -220,9 +226,11 @@ app.http('startDeployment', {
       const type = request.headers.get('content-type') ?? '';
       if (/^multipart\/form-data/i.test(type)) return await multipartDeployment(request, context, client, eventKey, runId, type);
 
-      const text = await readBodyText(request, MAX_MANIFEST_BYTES, 'The manifest');
       const yaml = /yaml|yml/i.test(type);
-      const manifest = parseManifest(text, { fileName: yaml ? 'deploy.yaml' : 'deploy.json' });
+      const fileName = yaml ? 'deploy.yaml' : 'deploy.json';
+      // A manifest body is small: refused from its declared length before reading, or as soon as it passes the bound.
+      const text = await readDocumentText(request, { what: fileName, maxBytes: MAX_MANIFEST_BYTES });
+      const manifest = parseManifest(text, { fileName });
       const rawFolder = request.query.get('folder');
       // The folder is checked like any blob reference (traversal, encoding, system containers), then used as checked.
       const folder = rawFolder ? canonicalBlobFolder(rawFolder, 'folder') : undefined;

@@ -119,7 +119,8 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
       const smoke = (yield context.df.callActivity('smokeTest', { deploy, slot })) as SmokeTestResult;
       result.smokeTest = { ...(smoke.latencyMs !== undefined ? { latencyMs: smoke.latencyMs } : {}), swagger: smoke.swagger, checks: smoke.checks };
       if (!smoke.ok) {
-        failure = { code: 'SmokeTestFailed', message: `Smoke test failed: ${smoke.reason}` };
+        // `code`: the test stopped for a reason that is not the slot's (e.g. ServiceDeleted: a forced DELETE meanwhile).
+        failure = smoke.code ? { code: smoke.code, message: smoke.reason ?? smoke.code } : { code: 'SmokeTestFailed', message: `Smoke test failed: ${smoke.reason}` };
         logTail = smoke.logTail;
         steps.end('smokeTest', 'Failed', now(), smoke.reason);
       } else steps.end('smokeTest', 'Succeeded', now(), smoke.latencyMs !== undefined ? `${smoke.latencyMs} ms` : 'liveness only');

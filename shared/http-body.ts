@@ -5,12 +5,11 @@
  * a body is never read whole before it is known to be small enough. Every handler that reads a body uses this.
  */
 import type { ReadableStream } from 'stream/web';
-import { tooLarge } from './errors';
+import { AppError, tooLarge } from './errors';
+import { checkDeclaredSize, MAX_INPUT_BYTES, tooLargeError, type ParseBounds } from './parse';
 
 /** Bodies of small JSON/YAML requests (job definitions, model updates, key regeneration). */
 export const MAX_JSON_BODY_BYTES = 1024 * 1024;
-/** A deployment manifest: a JSON/YAML body, or the `manifest` part of a multipart upload. */
-export const MAX_MANIFEST_BYTES = 1024 * 1024;
 
 /** The parts of an `HttpRequest` the reader needs (both HTTP modes). */
 export interface BodySource {
@@ -54,4 +53,20 @@ export async function readBodyBytes(request: BodySource, limit: number, what = '
 /** The body as UTF-8 text, at most `limit` bytes (see `readBodyBytes`). */
 export async function readBodyText(request: BodySource, limit: number, what?: string, setting?: string): Promise<string> {
   return (await readBodyBytes(request, limit, what, setting)).toString('utf8');
+}
+
+/**
+ * A JSON/YAML document sent as the whole body (a manifest, a batch job definition): past `bounds.maxBytes` it is
+ * refused the way its parser refuses an oversize document (400 `InputTooLarge`), from `Content-Length` before reading
+ * or as soon as the streamed bytes pass the bound.
+ */
+export async function readDocumentText(request: BodySource, bounds: ParseBounds): Promise<string> {
+  const max = bounds.maxBytes ?? MAX_INPUT_BYTES;
+  checkDeclaredSize(request.headers.get('content-length'), bounds);
+  try {
+    return await readBodyText(request, max, bounds.what);
+  } catch (e) {
+    if (e instanceof AppError && e.code === 'PayloadTooLarge') throw tooLargeError(bounds, max);
+    throw e;
+  }
 }

@@ -30,12 +30,23 @@ export function tooDeep(what: string, maxDepth: number): AppError {
   return badRequest('InputTooDeep', `${what} is nested more than ${maxDepth} levels deep; flatten it (at most ${maxDepth} levels of objects/arrays are accepted).`);
 }
 
+export function tooLargeError(bounds: ParseBounds, max: number): AppError {
+  return badRequest('InputTooLarge', `${bounds.what} is larger than ${max} bytes; make it smaller (large data belongs in blobs that it references).`);
+}
+
+/** 400 `InputTooLarge` when a declared length (an HTTP `Content-Length`) is over the limit: refused before reading the body. */
+export function checkDeclaredSize(declared: string | null | undefined, bounds: ParseBounds): void {
+  const n = Number(declared);
+  const max = bounds.maxBytes ?? MAX_INPUT_BYTES;
+  if (declared && Number.isFinite(n) && n > max) throw tooLargeError(bounds, max);
+}
+
 /** 400 `InputTooLarge` when `text` is longer than `maxBytes` (UTF-8). */
 export function checkInputSize(text: string | Buffer, bounds: ParseBounds): void {
   const max = bounds.maxBytes ?? MAX_INPUT_BYTES;
   // A string's UTF-8 size is at most 3 bytes per UTF-16 unit: count exactly only when that matters.
   const size = Buffer.isBuffer(text) ? text.length : text.length * 3 <= max ? 0 : text.length > max ? max + 1 : Buffer.byteLength(text);
-  if (size > max) throw badRequest('InputTooLarge', `${bounds.what} is larger than ${max} bytes; make it smaller (large data belongs in blobs that it references).`);
+  if (size > max) throw tooLargeError(bounds, max);
 }
 
 /** Deepest bracket/brace nesting of JSON text, outside strings; stops counting beyond `limit` (linear, no recursion). */

@@ -55,21 +55,39 @@ export function processArgs(pid: number): string[] | undefined {
   }
 }
 
-/** Live processes whose command line satisfies `match` (Linux: a scan of /proc; elsewhere none are found). */
-export function findProcesses(match: (args: string[]) => boolean): number[] {
+/** A process found by `findProcesses`: its id and its process group. */
+export interface FoundProcess {
+  pid: number;
+  pgid: number;
+}
+
+/**
+ * The live processes whose command line satisfies `match` — how processes are recognised by a token they carry
+ * (e.g. a folder only they are started from), never by a recorded pid alone (pids are reused). Linux (/proc) only:
+ * elsewhere the list is empty.
+ */
+export function findProcesses(match: (argv: string[]) => boolean): FoundProcess[] {
   let entries: string[];
   try {
     entries = fs.readdirSync('/proc');
   } catch {
     return [];
   }
-  const out: number[] = [];
+  const out: FoundProcess[] = [];
   for (const e of entries) {
     if (!/^\d+$/.test(e)) continue;
     const pid = Number(e);
     if (pid === process.pid) continue;
-    const args = processArgs(pid);
-    if (args && match(args) && isAlive(pid)) out.push(pid);
+    const argv = processArgs(pid);
+    if (!argv || !match(argv)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // state ppid pgrp ...
+      if (fields[0] === 'Z') continue;
+      out.push({ pid, pgid: Number(fields[2]) });
+    } catch {
+      /* exited meanwhile */
+    }
   }
   return out;
 }

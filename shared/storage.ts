@@ -11,6 +11,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { getConfig, type AppConfig, type StorageConfig } from './config';
 import { badRequest, notFound } from './errors';
+import { blobNameReason } from './manifest/names';
+
+export { blobNameReason };
 
 /** Blob containers. */
 export const CONTAINERS = {
@@ -199,33 +202,6 @@ export interface BlobRef {
 
 /** Azure container names: 3–63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit. */
 export const CONTAINER_NAME_RE = /^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/;
-/** Longest blob name Azure accepts, and its most path segments. */
-const MAX_BLOB_NAME = 1024;
-const MAX_BLOB_SEGMENTS = 254;
-
-/**
- * Why a (decoded) blob name, or blob prefix with `prefix`, is not canonical, or undefined when it is: no empty, `.`
- * or `..` segments, no `\`, no `%` (the storage SDK sends `%xx` in a name as an escape, so a `%` would name another
- * blob), no control characters, at most 1024 characters and 254 segments. A prefix may be `""` or end with `/`.
- */
-export function blobNameReason(name: string, opts: { prefix?: boolean } = {}): string | undefined {
-  if (typeof name !== 'string') return 'is not a string';
-  if (opts.prefix && name === '') return undefined;
-  if (name.length === 0) return 'is empty';
-  if (name.length > MAX_BLOB_NAME) return `is longer than ${MAX_BLOB_NAME} characters`;
-  // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f]/.test(name)) return 'contains control characters';
-  if (name.includes('\\')) return 'contains "\\" (use "/" as the separator)';
-  if (name.includes('%')) return 'contains "%" (percent-encoding is decoded once, in blob URLs only; give the plain name)';
-  if (name.startsWith('/')) return 'starts with "/"';
-  const segments = (opts.prefix && name.endsWith('/') ? name.slice(0, -1) : name).split('/');
-  if (segments.length > MAX_BLOB_SEGMENTS) return `has more than ${MAX_BLOB_SEGMENTS} segments`;
-  if (segments.some((s) => s === '..')) return 'contains ".." (path traversal is not allowed)';
-  if (segments.some((s) => s === '.')) return 'contains a "." segment';
-  if (segments.some((s) => s === '')) return 'contains an empty segment ("//" or a trailing "/")';
-  return undefined;
-}
-
 function refError(code: string, field: string, shown: string, why: string) {
   return badRequest(code, `${field} "${shown}" ${why}.`);
 }
@@ -285,6 +261,7 @@ export function canonicalBlobRef(ref: string, opts: { field?: string; storage?: 
     throw refError('InvalidBlobReference', field, shown, `is not a blob reference: only "container/path/to/blob" or an http(s) blob URL of this app's storage account can be read (not ${ref.slice(0, ref.indexOf(':') + 1)} URLs or drive paths)`);
   } else {
     if (ref.startsWith('/') || ref.startsWith('\\')) throw refError('InvalidPath', field, shown, 'is absolute; use "container/path/to/blob"');
+    if (ref.includes('\\')) throw refError('InvalidPath', field, shown, 'contains "\\" (use "/" as the separator)');
     segments = ref.split('/');
   }
   if (segments.length < 2 || (segments.length === 2 && segments[1] === '')) {

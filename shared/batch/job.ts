@@ -16,9 +16,9 @@
 import * as os from 'os';
 import { z } from 'zod';
 import { AppError } from '../errors';
-import { IMAGE_NAME_RE, IMAGE_NAME_RULE, MODEL_NAME_RE, MODEL_NAME_RULE, unsafePathReason } from '../manifest/names';
-import { describeIssues, parseManifestText } from '../manifest/schema';
-import { blobNameReason, canonicalBlobFolder, canonicalBlobRef, CONTAINER_NAME_RE, systemContainerReason } from '../storage';
+import { blobNameReason, IMAGE_NAME_RE, IMAGE_NAME_RULE, MODEL_NAME_RE, MODEL_NAME_RULE, unsafePathReason } from '../manifest/names';
+import { capList, describeIssues, parseManifestText } from '../manifest/schema';
+import { canonicalBlobFolder, canonicalBlobRef, CONTAINER_NAME_RE, systemContainerReason } from '../storage';
 import type { RuntimeKind } from '../seams';
 import {
   DEFAULT_FILES_PER_MINI_BATCH,
@@ -138,7 +138,7 @@ const rawSchema = z
     input_kind: z.enum(['files', 'tabular']).default('files'),
     input_format: z.enum(['csv', 'jsonl']).optional(),
     csv_header: z.boolean().optional(),
-    mini_batch_size: z.union([z.number(), z.string()]).optional(),
+    mini_batch_size: z.union([z.number(), z.string()], { error: 'must be a number of files (10) or a size ("1MB", "512KB", "50 rows")' }).optional(),
     node_count: positiveInt.max(100).default(1),
     process_count_per_node: positiveInt.max(256).optional(),
     // [-1, int.max]; -1 ignores all failures (ParallelRunConfig.error_threshold).
@@ -219,6 +219,7 @@ export interface ParseOptions {
 export function resolveInputUri(uri: string, accountUrl?: string): { container: string; blob: string } | string {
   try {
     const ref = canonicalBlobRef(uri, { field: 'the input', ...(accountUrl ? { accountUrl } : {}) });
+    if (!CONTAINER_NAME_RE.test(ref.container)) return `"${ref.container}" in "${uri}" is not a storage container name`;
     return { container: ref.container, blob: ref.blob };
   } catch (e) {
     if (!(e instanceof AppError)) throw e;
@@ -334,5 +335,5 @@ function normalizePrefix(p: string): string {
 }
 
 function invalid(problems: string[]): AppError {
-  return new AppError('InvalidJobDefinition', `Invalid batch job definition: ${problems.join('; ')}`, 400);
+  return new AppError('InvalidJobDefinition', `Invalid batch job definition: ${capList(problems).join('; ')}`, 400);
 }

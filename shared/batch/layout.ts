@@ -10,7 +10,7 @@
  * Every name is a pure function of the run id and the index, so activities that run twice write the same blobs.
  */
 import { AppError } from '../errors';
-import { blobNameReason } from '../storage';
+import { blobNameReason } from '../manifest/names';
 import type { BatchJob } from './job';
 
 /** Mini-batch descriptors per plan chunk; also the natural size of one fan-out sub-orchestration. */

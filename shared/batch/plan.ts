@@ -14,7 +14,7 @@
  */
 import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { AppError } from '../errors';
-import { blobNameReason } from '../storage';
+import { blobNameReason } from '../manifest/names';
 import { getJson, isConditionFailed, isNotFound, mapLimit, putJson } from './blobs';
 import type { BatchJob, TabularFormat } from './job';
 import { chunkOf, PLAN_CHUNK_SIZE, RunLayout } from './layout';

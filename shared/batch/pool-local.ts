@@ -10,7 +10,13 @@
  * - a host killed mid-job leaves the pool serving; the restarted host's activities keep using the same node URIs;
  * - `provision` is idempotent: a recorded pool whose processes are alive and answer is returned as is;
  * - `teardown(poolId)` works from any process, also after a crash: it kills the recorded process groups (after
- *   checking each pid still runs this pool's runtime) and removes the folder.
+ *   checking each pid still runs this pool's runtime) and every other process started from the pool's folder, then
+ *   removes the folder.
+ *
+ * Processes are recognised by a token in their command line, not by pid alone (pids are reused): every node is
+ * started from files inside its pool folder (`<poolDir>/context/...`) with `--service-name <poolId>`. `pool.json`
+ * is written (naming the pool and the host provisioning it) before any node starts, so a host killed between
+ * starting a node and recording its pid leaves a process that teardown and `reap()` still find by its token.
  */
 import { spawn } from 'child_process';
 import { createHash } from 'crypto';
@@ -24,7 +30,7 @@ import { IMAGE_METADATA_FILE, type ImageMetadata } from '../images/context';
 import type { BatchPool, BatchPoolProvider, BatchPoolRequest, ServiceKeys } from '../seams';
 import { downloadBlob, type StorageClients } from '../storage';
 import { nodeQueueWaitMs } from './score';
-import { isAlive, killGroup } from '../processes';
+import { findProcesses, isAlive, killGroup, processArgs, type FoundProcess } from '../processes';
 
 export interface LocalBatchPoolOptions {
   /** Root folder; pools live in `<workDir>/batch-pools/<poolId>/`. */
@@ -42,6 +48,8 @@ export interface LocalPoolState {
   nodeUris: string[];
   /** SHA-256 of the keys the nodes were started with (never the keys), so a reuse with other keys restarts them. */
   keysDigest?: string;
+  /** The process (host) that provisioned the pool: while it lives, no other host's start-up reap touches the pool. */
+  provisionerPid?: number;
 }
 
 /** Digest of a pool's keys ('' without keys). */
@@ -51,20 +59,43 @@ function keysDigest(keys: ServiceKeys | undefined): string {
 
 const POOL_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-/** True when `pid` runs a runtime of `poolId` (guards against pid reuse after a crash). */
-function runsPool(pid: number, poolId: string): boolean {
-  if (!isAlive(pid)) return false;
-  try {
-    const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    const i = cmd.indexOf('--service-name');
-    return i >= 0 && cmd[i + 1] === poolId;
-  } catch {
-    return process.platform !== 'linux'; // no /proc: trust the record
-  }
+/** True when the command line is a runtime of the pool in `dir` (the token: started from files in the pool folder). */
+function isPoolCommand(argv: string[], poolId: string, dir: string): boolean {
+  const i = argv.indexOf('--service-name');
+  return i >= 0 && argv[i + 1] === poolId && argv.some((a) => a.startsWith(dir + path.sep));
 }
 
+/** True when `pid` runs a runtime of the pool in `dir` (guards against pid reuse after a crash). */
+function runsPool(pid: number, poolId: string, dir: string): boolean {
+  if (!isAlive(pid)) return false;
+  if (process.platform !== 'linux') return true; // no /proc: trust the record
+  const argv = processArgs(pid);
+  return !!argv && isPoolCommand(argv, poolId, dir);
+}
+
+/** Every live process started from the pool folder `dir` (nodes and their workers), recorded or not. */
+function poolProcesses(dir: string): FoundProcess[] {
+  return findProcesses((argv) => argv.some((a) => a.startsWith(dir + path.sep)));
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** SIGTERM the process groups (a pid that leads none: the process), SIGKILL what is left after 5 s; waits for them. */
+async function stopGroups(pids: number[]): Promise<void> {
+  const all = [...new Set(pids)];
+  for (const pid of all) killGroup(pid, 'SIGTERM');
+  const deadline = Date.now() + 5000;
+  while (all.some(isAlive) && Date.now() < deadline) await sleep(50);
+  for (const pid of all) if (isAlive(pid)) killGroup(pid, 'SIGKILL');
+  while (all.some(isAlive) && Date.now() < deadline + 2000) await sleep(20);
+}
+
+/** Write via a temporary file and rename: a crash never leaves a half-written pool.json. */
+async function writeFileAtomic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fsp.writeFile(tmp, text);
+  await fsp.rename(tmp, file);
+}
 
 export class LocalBatchPoolProvider implements BatchPoolProvider {
   readonly kind = 'local' as const;
@@ -108,17 +139,29 @@ export class LocalBatchPoolProvider implements BatchPoolProvider {
       existing?.state === 'ready' &&
       existing.nodes.length === request.nodeCount &&
       (existing.keysDigest ?? '') === keysDigest(request.keys) &&
-      existing.nodes.every((n) => runsPool(n.pid, request.poolId))
+      existing.nodes.every((n) => runsPool(n.pid, request.poolId, dir))
     ) {
       const answering = await Promise.all(existing.nodeUris.map((u) => fetch(`${u}/`, { signal: AbortSignal.timeout(5000) }).then((r) => r.ok, () => false)));
-      if (answering.every(Boolean)) return { poolId: request.poolId, nodeUris: existing.nodeUris };
+      if (answering.every(Boolean)) {
+        // Reused (e.g. after a host restart): this host owns it now.
+        if (existing.provisionerPid !== process.pid) await writeFileAtomic(path.join(dir, 'pool.json'), JSON.stringify({ ...existing, provisionerPid: process.pid }));
+        return { poolId: request.poolId, nodeUris: existing.nodeUris };
+      }
     }
     // Left over from an interrupted provisioning (or dead): start again from scratch.
     await this.teardown(request.poolId);
 
     await fsp.mkdir(dir, { recursive: true });
-    const state: LocalPoolState = { poolId: request.poolId, state: 'starting', nodes: [], nodeUris: [], keysDigest: keysDigest(request.keys) };
-    const save = () => fsp.writeFile(path.join(dir, 'pool.json'), JSON.stringify(state));
+    // Record first, start second: pool.json names the pool (its folder is the nodes' token) before any node starts.
+    const state: LocalPoolState = {
+      poolId: request.poolId,
+      state: 'starting',
+      nodes: [],
+      nodeUris: [],
+      keysDigest: keysDigest(request.keys),
+      provisionerPid: process.pid,
+    };
+    const save = () => writeFileAtomic(path.join(dir, 'pool.json'), JSON.stringify(state));
     await save();
     try {
       const ctxDir = path.join(dir, 'context');
@@ -129,9 +172,9 @@ export class LocalBatchPoolProvider implements BatchPoolProvider {
         const logPath = path.join(dir, `node-${i}.log`);
         const pid = this.spawnNode(request, meta, ctxDir, logPath);
         state.nodes.push({ pid });
+        await save();
         starts.push(this.waitReady(pid, logPath, request.poolId, i));
       }
-      await save();
       const ports = await Promise.all(starts);
       state.nodes.forEach((n, i) => (n.port = ports[i]));
       state.nodeUris = ports.map((p) => `http://127.0.0.1:${p}`);
@@ -147,13 +190,48 @@ export class LocalBatchPoolProvider implements BatchPoolProvider {
   async teardown(poolId: string): Promise<void> {
     const dir = this.poolDir(poolId);
     const state = await this.state(poolId);
-    const pids = (state?.nodes ?? []).map((n) => n.pid).filter((pid) => runsPool(pid, poolId));
-    for (const pid of pids) killGroup(pid, 'SIGTERM');
-    const deadline = Date.now() + 5000;
-    while (pids.some(isAlive) && Date.now() < deadline) await sleep(50);
-    for (const pid of pids) if (isAlive(pid)) killGroup(pid, 'SIGKILL');
-    while (pids.some(isAlive) && Date.now() < deadline + 2000) await sleep(20);
+    const groups = new Set((state?.nodes ?? []).map((n) => n.pid).filter((pid) => runsPool(pid, poolId, dir)));
+    // Also what no record names (a node started just before a crash): found by its token.
+    const found = poolProcesses(dir);
+    for (const p of found) groups.add(groups.has(p.pgid) || runsPool(p.pgid, poolId, dir) ? p.pgid : p.pid);
+    await stopGroups([...groups, ...found.map((p) => p.pid)]);
     await fsp.rm(dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Start-up clean-up of what dead hosts left in the pools folder (run before the durable engine starts). Pools
+   * whose provisioning host still lives are left alone. Of the others it removes those whose provisioning was
+   * interrupted (state 'starting'), those none of whose recorded nodes still runs, and those `keep` rejects (e.g.
+   * no pool record: the run forgot them); then it kills every process started from the pools folder that no
+   * pool.json names (strays). Returns the pool ids removed and the number of stray processes killed.
+   */
+  async reap(keep: (poolId: string) => Promise<boolean> = async () => true): Promise<{ removed: string[]; strays: number }> {
+    const removed: string[] = [];
+    const busy = new Set<string>();
+    const recorded = new Set<number>();
+    for (const poolId of await this.list()) {
+      const dir = this.poolDir(poolId);
+      const state = await this.state(poolId);
+      if (state?.provisionerPid !== undefined && isAlive(state.provisionerPid)) {
+        busy.add(poolId); // its host lives (another host on this folder, or this one restarted in-process): its business
+        continue;
+      }
+      if (state?.state === 'ready' && state.nodes.some((n) => runsPool(n.pid, poolId, dir)) && (await keep(poolId))) {
+        for (const n of state.nodes) recorded.add(n.pid);
+        continue;
+      }
+      await this.teardown(poolId);
+      removed.push(poolId);
+    }
+    const root = path.join(this.opts.workDir, 'batch-pools') + path.sep;
+    const poolOf = (argv: string[]) => argv.find((a) => a.startsWith(root))?.slice(root.length).split(path.sep)[0];
+    const strays = findProcesses((argv) => {
+      const poolId = poolOf(argv);
+      return poolId !== undefined && !busy.has(poolId);
+    }).filter((p) => !recorded.has(p.pgid) && !recorded.has(p.pid));
+    const leaders = new Set(strays.map((p) => p.pid));
+    await stopGroups(strays.map((p) => (leaders.has(p.pgid) ? p.pgid : p.pid)));
+    return { removed, strays: strays.length };
   }
 
   private spawnNode(request: BatchPoolRequest, meta: ImageMetadata, ctxDir: string, logPath: string): number {

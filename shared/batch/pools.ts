@@ -6,7 +6,8 @@
  * Every provisioned pool is also recorded in blob `batch-pools/<poolId>.json` ({ poolId, runId, kind, keys }) until it is
  * torn down, so pools of runs that ended without their teardown step — a terminated orchestration runs no
  * `finally` — can be found and removed by `sweepBatchPools` (called by the batch HTTP API, the terminate endpoint
- * and, in Azure, a timer).
+ * and a timer). At app start, `reapLocalPools` also removes local pools whose
+ * provisioning a killed host interrupted, pools without a record, and node processes no pool names.
  */
 import { createHash, randomBytes } from 'crypto';
 import type { DurableClient } from 'durable-functions';
@@ -137,6 +138,17 @@ export async function listPoolRecords(storage: StorageClients): Promise<PoolReco
 export async function teardownPool(config: AppConfig, storage: StorageClients, poolId: string, kind: BatchPoolKind): Promise<void> {
   await getBatchPoolProvider(kind, config, storage).teardown(poolId);
   await forgetPool(storage, poolId);
+}
+
+/**
+ * App start (local pools only, before the durable engine resumes anything): `LocalBatchPoolProvider.reap`, keeping
+ * the ready pools that still have a pool record (a storage error keeps the pool: never reap on doubt).
+ */
+export async function reapLocalPools(config: AppConfig, storage: StorageClients): Promise<{ removed: string[]; strays: number } | undefined> {
+  if (batchPoolKind(config) !== 'local') return undefined;
+  const provider = getBatchPoolProvider('local', config, storage);
+  if (!(provider instanceof LocalBatchPoolProvider)) return undefined;
+  return provider.reap(async (poolId) => (await getPoolRecord(storage, poolId).catch(() => true)) !== null);
 }
 
 const TERMINAL = new Set(['Completed', 'Failed', 'Terminated', 'Canceled']);

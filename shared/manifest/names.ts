@@ -38,26 +38,24 @@ export function checkServiceName(name: string, field = 'service.name'): string {
 
 /**
  * Why a relative file path is unsafe, or undefined when it is fine: no absolute paths (`/x`, `C:\x`, `\\server`),
- * no `..` or `.` segments, no empty segments, no backslashes, no `%` (a blob name with `%xx` would name another
- * blob), no control characters, at most 1024 characters.
+ * then the blob name rules (`blobNameReason`: no `..` or `.` segments, no empty segments, no backslashes, no `%` —
+ * a blob name with `%xx` would name another blob —, no control characters, at most 1024 characters), because every
+ * such path becomes part of a blob name.
  */
 export function unsafePathReason(p: string): string | undefined {
   if (typeof p !== 'string' || p.length === 0) return 'is empty';
-  if (p.length > 1024) return 'is longer than 1024 characters';
-  // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f]/.test(p)) return 'contains control characters';
   if (p.startsWith('/') || /^[A-Za-z]:/.test(p) || p.startsWith('\\')) return 'is absolute (use a path relative to the manifest)';
-  if (p.includes('\\')) return 'contains "\\" (use "/" as the separator)';
-  if (p.includes('%')) return 'contains "%" (percent-encoding is not allowed in paths; give the plain name)';
-  const segments = p.split('/');
-  if (segments.some((s) => s === '..')) return 'contains ".." (path traversal is not allowed)';
-  if (segments.some((s) => s === '.' || s === '')) return 'contains an empty or "." segment';
-  return undefined;
+  return blobNameReason(p);
 }
 
 export function checkRelativePath(p: string, field: string): string {
   const why = unsafePathReason(p);
-  if (why) throw badRequest('InvalidPath', `${field} "${String(p)}" ${why}.`);
+  if (why) {
+    const text = String(p);
+    // eslint-disable-next-line no-control-regex
+    const shown = (text.length > 300 ? `${text.slice(0, 300)}…` : text).replace(/[\x00-\x1f\x7f]/g, '?');
+    throw badRequest('InvalidPath', `${field} "${shown}" ${why}.`);
+  }
   return p;
 }
 
@@ -70,4 +68,31 @@ export function parseVersion(v: string, field = 'version'): number {
     throw badRequest('InvalidVersion', `${field} "${String(v).slice(0, 40)}${String(v).length > 40 ? '…' : ''}" must be a whole number from 1 to ${MAX_VERSION}.`);
   }
   return Number(v);
+}
+
+/** Longest blob name Azure accepts, and its most path segments. */
+const MAX_BLOB_NAME = 1024;
+const MAX_BLOB_SEGMENTS = 254;
+
+/**
+ * Why a (decoded) blob name, or blob prefix with `prefix`, is not canonical, or undefined when it is: no empty, `.`
+ * or `..` segments, no `\`, no `%` (the storage SDK sends `%xx` in a name as an escape, so a `%` would name another
+ * blob), no control characters, at most 1024 characters and 254 segments. A prefix may be `""` or end with `/`.
+ */
+export function blobNameReason(name: string, opts: { prefix?: boolean } = {}): string | undefined {
+  if (typeof name !== 'string') return 'is not a string';
+  if (opts.prefix && name === '') return undefined;
+  if (name.length === 0) return 'is empty';
+  if (name.length > MAX_BLOB_NAME) return `is longer than ${MAX_BLOB_NAME} characters`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(name)) return 'contains control characters';
+  if (name.includes('\\')) return 'contains "\\" (use "/" as the separator)';
+  if (name.includes('%')) return 'contains "%" (percent-encoding is decoded once, in blob URLs only; give the plain name)';
+  if (name.startsWith('/')) return 'starts with "/"';
+  const segments = (opts.prefix && name.endsWith('/') ? name.slice(0, -1) : name).split('/');
+  if (segments.length > MAX_BLOB_SEGMENTS) return `has more than ${MAX_BLOB_SEGMENTS} segments`;
+  if (segments.some((s) => s === '..')) return 'contains ".." (path traversal is not allowed)';
+  if (segments.some((s) => s === '.')) return 'contains a "." segment';
+  if (segments.some((s) => s === '')) return 'contains an empty segment ("//" or a trailing "/")';
+  return undefined;
 }

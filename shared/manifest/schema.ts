@@ -102,7 +102,7 @@ export function boundedMap<V extends z.ZodType>(value: V, what: string) {
     });
 }
 export const stringMap = boundedMap(z.string().max(MANIFEST_LIMITS.mapValue, `values must be at most ${MANIFEST_LIMITS.mapValue} characters`), 'strings ("key": "value")');
-const fileRef = z.union([shortText.max(1024, 'must be at most 1024 characters'), z.strictObject({ path: z.string(), source: z.string().optional() })], { error: FILE_REF_RULE });
+const fileRef = z.union([z.string(), z.strictObject({ path: z.string(), source: z.string().optional() })], { error: FILE_REF_RULE });
 export const metricMap = boundedMap(z.number(), 'numbers ("metric": 0.5)');
 
 const common = {
@@ -204,9 +204,20 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[], prefix = '')
       for (const k of i.keys) parts.push(`${at ? `${at}.` : ''}${k}: unknown field`);
     } else if (i.code === 'invalid_union' && 'note' in i && i.note === 'No matching discriminator') {
       parts.push(`${at}: must be one of ${(i as unknown as { options: string[] }).options.join(', ')}`);
+    } else if (i.code === 'invalid_key') {
+      // A bad key of a record: name the map and a short form of the key, then the key rule.
+      const key = String(i.path[i.path.length - 1] ?? '');
+      const map = [prefix, ...i.path.slice(0, -1).map(String)].filter(Boolean).join('.');
+      const shortKey = key.length > 40 ? `${key.slice(0, 40)}…` : key;
+      parts.push(`${map || '(root)'}: key "${shortKey}": ${i.issues.map((x) => x.message).join('; ')}`);
+    } else if (i.code === 'invalid_value' && /^Invalid option/.test(i.message)) {
+      parts.push(`${at || '(root)'}: must be one of ${i.values.map(String).join(', ')}`);
+    } else if ((i.code === 'too_small' || i.code === 'too_big') && /^Too (small|big)/.test(i.message)) {
+      parts.push(`${at || '(root)'}: ${sizeRule(i)}`);
     } else if (i.code === 'invalid_type' && /^Invalid input/.test(i.message)) {
       const got = /received (\w+)/.exec(i.message)?.[1];
-      parts.push(`${at || '(root)'}: must be ${TYPE_WORDS[i.expected] ?? i.expected}${got ? ` (got ${got === 'undefined' ? 'nothing' : got})` : ''}`);
+      const shown = got && !(i.expected === 'int' && got === 'number') ? ` (got ${got === 'undefined' ? 'nothing' : got})` : '';
+      parts.push(`${at || '(root)'}: must be ${TYPE_WORDS[i.expected] ?? i.expected}${shown}`);
     } else if (i.code === 'invalid_union' && /^Invalid input/.test(i.message)) {
       // The option that got furthest (deepest issue path) says what is wrong; otherwise the value has the wrong type.
       const best = [...(i.errors ?? [])].sort((a, b) => Math.max(0, ...b.map((x) => x.path.length)) - Math.max(0, ...a.map((x) => x.path.length)))[0];
@@ -216,7 +227,23 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[], prefix = '')
       parts.push(`${at || '(root)'}: ${i.message}`);
     }
   }
-  return parts.join('; ');
+  return capList(parts).join('; ');
+}
+
+/** A zod size issue in words: "must not be empty", "must be at most 5", "must list at least 2 entries". */
+function sizeRule(i: z.core.$ZodIssueTooSmall | z.core.$ZodIssueTooBig): string {
+  const small = i.code === 'too_small';
+  const bound = Number(small ? (i as z.core.$ZodIssueTooSmall).minimum : (i as z.core.$ZodIssueTooBig).maximum);
+  const inclusive = i.inclusive !== false;
+  if (i.origin === 'string') return small && bound === 1 ? 'must not be empty' : `must be ${small ? 'at least' : 'at most'} ${bound} characters`;
+  if (i.origin === 'array' || i.origin === 'set') return small && bound === 1 ? 'must not be empty' : `must list ${small ? 'at least' : 'at most'} ${bound} entries`;
+  if (small) return inclusive ? `must be at least ${bound}` : `must be greater than ${bound}`;
+  return inclusive ? `must be at most ${bound}` : `must be less than ${bound}`;
+}
+
+/** At most `max` problems, then "… and N more" (a list of 100,000 bad entries must not make a 100,000-part message). */
+export function capList(parts: string[], max = 20): string[] {
+  return parts.length > max ? [...parts.slice(0, max), `… and ${parts.length - max} more problems`] : parts;
 }
 
 /** Largest manifest accepted (bytes): checked before parsing, so a refused manifest answers fast. */
@@ -325,10 +352,11 @@ export interface ManifestDefaults {
  * A file source: `container/path` or a blob URL of this app's account without a query string (no SAS: the app
  * reads with its own identity, and run inputs reach orchestration history), never in a system container.
  * Returns the canonical `container/blob` that is read (see `canonicalBlobRef`). With `accountUrl`, a URL of another
- * account is refused; without it the account is checked when the blob is read.
+ * account is refused; without it a URL is returned as given (checked again, with the account, when it is read).
  */
 export function checkSource(source: string, field: string, accountUrl?: string): string {
-  return blobRefString(canonicalBlobRef(source, { field, ...(accountUrl ? { accountUrl } : {}) }));
+  const ref = canonicalBlobRef(source, { field, ...(accountUrl ? { accountUrl } : {}) });
+  return accountUrl || !/^https?:\/\//i.test(source) ? blobRefString(ref) : source;
 }
 
 /** Checks a derived name; when invalid, says where it came from and which field to set. */

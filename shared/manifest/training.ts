@@ -16,8 +16,9 @@ import { z } from 'zod';
 import { AppError, badRequest } from '../errors';
 import { parseBatchJob } from '../batch/job';
 import { assertValueBounds, checkInputSize, parseJsonBounded } from '../parse';
+import { canonicalBlobRef } from '../storage';
 import { checkModelName, checkRelativePath } from './names';
-import { checkSource, describeIssues, description, MANIFEST_LIMITS, metricMap, stringMap, validateManifest, type DeploymentManifest, type FileRef, type PromotionPolicy } from './schema';
+import { describeIssues, description, MANIFEST_LIMITS, metricMap, stringMap, validateManifest, type DeploymentManifest, type FileRef, type PromotionPolicy } from './schema';
 
 const artifact = z.union([z.string().min(1), z.strictObject({ path: z.string().optional(), uri: z.string().min(1) })], {
   error: 'must be a blob URL or "container/path", or { "path": "model.json", "uri": "…" }',
@@ -61,13 +62,12 @@ export function stripQuery(uri: string): string {
 
 function artifactRef(a: z.infer<typeof artifact>, i: number, accountUrl?: string): FileRef {
   const uri = typeof a === 'string' ? a : a.uri;
-  const defaultPath = decodeURIComponent(stripQuery(uri).split('/').filter(Boolean).pop() ?? '');
-  const p = (typeof a === 'string' ? undefined : a.path) ?? defaultPath;
-  checkRelativePath(p, `artifacts[${i}].path`);
   // SAS tokens are dropped: the app reads artifacts with its own identity, and run inputs/history stay secret-free.
-  // The reference is checked (traversal, encoding, account, container) here; the run reads its canonical form.
+  // The reference is checked (traversal, encoding, account, container) first; the run reads its canonical form.
   const source = stripQuery(uri);
-  checkSource(source, `artifacts[${i}].uri`, accountUrl);
+  const { blob } = canonicalBlobRef(source, { field: `artifacts[${i}].uri`, ...(accountUrl ? { accountUrl } : {}) });
+  const p = (typeof a === 'string' ? undefined : a.path) ?? blob.split('/').pop()!;
+  checkRelativePath(p, `artifacts[${i}].path`);
   return { path: p, source };
 }
 

@@ -5,6 +5,8 @@
  * 3. scoring: `POST /score` with the test sample — or one generated from the input sample (manifest or swagger);
  * 4. checks: status 200, a JSON body, and the expected output (numeric tolerance) or the output sample's shape.
  * A failure carries a reason and, when a log source is given, the slot's last log lines.
+ * `stopIf` is asked before each liveness probe and on failure: when it names a reason (e.g. the service was
+ * deleted meanwhile), the test ends at once with that code instead of waiting out the liveness window.
  */
 import { redactSecrets } from '../errors';
 
@@ -25,11 +27,15 @@ export interface SmokeTestRequest {
   requestTimeoutMs?: number;
   /** Last lines of the slot's log, fetched only on failure. */
   logTail?: () => Promise<string>;
+  /** Why the test must stop now (checked between probes and on failure), or undefined to go on. */
+  stopIf?: () => Promise<{ code: string; message: string } | undefined>;
 }
 
 export interface SmokeTestResult {
   ok: boolean;
   reason?: string;
+  /** Error code of a failure that is not the slot's fault (`stopIf`), e.g. `ServiceDeleted`. */
+  code?: string;
   status?: number;
   /** Scoring-call latency (ms). */
   latencyMs?: number;
@@ -98,8 +104,12 @@ export async function runSmokeTest(req: SmokeTestRequest): Promise<SmokeTestResu
   const result: SmokeTestResult = { ok: false, swagger: 'skipped', checks };
   const auth: Record<string, string> = req.key ? { authorization: `Bearer ${req.key}` } : {};
   const requestTimeout = req.requestTimeoutMs ?? 30_000;
+  const stopped = async () => (req.stopIf ? req.stopIf().catch(() => undefined) : undefined);
   const fail = async (reason: string): Promise<SmokeTestResult> => {
     result.ok = false;
+    // A failure caused by the deletion (connection refused...) reports the deletion, not the symptom.
+    const stop = await stopped();
+    if (stop) return stopWith(stop);
     result.reason = redactSecrets(req.key ? reason.split(req.key).join('***') : reason);
     if (req.logTail) {
       try {
@@ -110,6 +120,12 @@ export async function runSmokeTest(req: SmokeTestRequest): Promise<SmokeTestResu
     }
     return result;
   };
+  const stopWith = (stop: { code: string; message: string }): SmokeTestResult => {
+    result.ok = false;
+    result.code = stop.code;
+    result.reason = redactSecrets(stop.message);
+    return result;
+  };
 
   // 1. Liveness (bounded).
   const started = Date.now();
@@ -117,6 +133,8 @@ export async function runSmokeTest(req: SmokeTestRequest): Promise<SmokeTestResu
   let delay = 50;
   let lastProblem = 'no answer';
   for (;;) {
+    const stop = await stopped();
+    if (stop) return stopWith(stop);
     try {
       const res = await fetchWithTimeout(req.healthUri, { method: 'GET' }, Math.min(requestTimeout, 10_000));
       const text = await res.text();

@@ -44,6 +44,19 @@ export interface DeployServiceResult {
   error?: ErrorInfo;
 }
 
+/**
+ * Why a deployment must stop because its service is going away: a (forced) `DELETE` marked it `Deleting` or
+ * removed it while the run held it. Undefined while the service still exists.
+ */
+export async function serviceDeletedError(ctx: Pick<DeployContext, 'services'>, input: Pick<DeployServiceInput, 'serviceName' | 'runId'>): Promise<ErrorInfo | undefined> {
+  const rec = await ctx.services.find(input.serviceName);
+  if (rec && rec.state !== 'Deleting') return undefined;
+  return {
+    code: 'ServiceDeleted',
+    message: `Service ${input.serviceName} was deleted while run ${input.runId} was deploying it; the deployment stopped and its slot was removed.`,
+  };
+}
+
 /** Step 1: claim the service (409 `DeploymentInProgress` if another run holds it) and pick the slot. */
 export function prepareDeployment(ctx: DeployContext, input: DeployServiceInput): Promise<BeginDeploymentResult> {
   return ctx.services.beginDeployment({
@@ -72,18 +85,26 @@ export async function deploySlotStep(ctx: DeployContext, input: DeployServiceInp
       error: { code: 'ImageNotReady', message: `Image ${input.image.id} is ${input.image.state}; only Succeeded images can be deployed.` },
     };
   }
+  const failed = (error: ErrorInfo): DeployedSlot => ({ serviceName: input.serviceName, slot, scoringUri: '', swaggerUri: '', healthUri: '', state: 'Failed', error });
+  const deletedBefore = await serviceDeletedError(ctx, input);
+  if (deletedBefore) return failed(deletedBefore);
   const keys = input.config.authEnabled ? await requireKeys(ctx, input.serviceName) : undefined;
-  return ctx.target.deploySlot({
+  const deployed = await ctx.target.deploySlot({
     serviceName: input.serviceName,
     slot,
     image: { name: input.image.name, version: input.image.version, imageRef: input.image.imageRef, runtime: input.image.runtime, contextBlob: input.image.contextBlob },
     config: input.config,
     ...(keys ? { keys } : {}),
   });
+  // Deleted while the slot started (its start may have failed because of it): report the deletion (the rollback removes the slot).
+  const deletedDuring = await serviceDeletedError(ctx, input);
+  return deletedDuring ? failed(deletedDuring) : deployed;
 }
 
 /** Step 3: smoke-test the slot's direct URIs. */
 export async function smokeTestStep(ctx: DeployContext, input: DeployServiceInput, deployed: DeployedSlot): Promise<SmokeTestResult> {
+  const deleted = await serviceDeletedError(ctx, input);
+  if (deleted) return { ok: false, code: deleted.code, reason: deleted.message, swagger: 'skipped', checks: [] };
   const keys = input.config.authEnabled ? await requireKeys(ctx, input.serviceName) : undefined;
   // After a host restart the slot's URIs in the run's history may name processes that are gone: ensure it first.
   if (ctx.target.ensureSlot) {
@@ -109,6 +130,7 @@ export async function smokeTestStep(ctx: DeployContext, input: DeployServiceInpu
     ...(ctx.livenessTimeoutMs ? { livenessTimeoutMs: ctx.livenessTimeoutMs } : {}),
     ...(ctx.requestTimeoutMs ? { requestTimeoutMs: ctx.requestTimeoutMs } : {}),
     logTail: () => ctx.target.logTail(input.serviceName, deployed.slot, ctx.logLines ?? 20),
+    stopIf: () => serviceDeletedError(ctx, input),
   });
 }
 
@@ -118,6 +140,9 @@ export async function smokeTestStep(ctx: DeployContext, input: DeployServiceInpu
  * `retirePreviousStep`, which the caller runs after this one and never rolls back for.
  */
 export async function promoteStep(ctx: DeployContext, input: DeployServiceInput, slot: string): Promise<ServiceRecord> {
+  // A service deleted after its smoke test gets no traffic switch (which would start a public endpoint again).
+  const deleted = await serviceDeletedError(ctx, input);
+  if (deleted) throw new AppError(deleted.code, deleted.message, 409);
   // Usage first: a failure here (retried, then rolled back) happens before any traffic reaches the new slot.
   await ctx.images.addServiceUsage(input.image.name, input.image.version, input.serviceName);
   const keys = input.config.authEnabled ? await requireKeys(ctx, input.serviceName) : undefined;
@@ -181,7 +206,14 @@ export async function rollbackStep(
   slot: string,
   reason: ErrorInfo,
   logTail?: string,
-): Promise<{ service: ServiceRecord; rolledBack: boolean; error: ErrorInfo }> {
+): Promise<{ service: ServiceRecord | undefined; rolledBack: boolean; error: ErrorInfo }> {
+  const rec0 = await ctx.services.find(input.serviceName);
+  if (!rec0 || rec0.state === 'Deleting') {
+    // The service was deleted meanwhile: nothing serves any more, so remove whatever this run started on the
+    // target (the delete may have run before the slot existed) and leave the record to the delete.
+    await ctx.target.deleteService(input.serviceName);
+    return { service: rec0, rolledBack: false, error: { code: reason.code, message: redactSecrets(reason.message) } };
+  }
   let tail = logTail;
   if (tail === undefined) {
     try {
@@ -257,6 +289,7 @@ export async function deployService(ctx: DeployContext, input: DeployServiceInpu
   }
   if (failure) {
     const rb = await rollbackStep(ctx, input, slot, failure, tail);
+    if (!rb.service) throw new AppError(rb.error.code, rb.error.message, 409); // deleted meanwhile
     return { outcome: rb.rolledBack ? 'RolledBack' : 'Failed', service: rb.service, slot, ...(smoke ? { smokeTest: smoke } : {}), error: rb.error };
   }
   const service = await promoteStep(ctx, input, slot);

@@ -31,7 +31,7 @@ import { IMAGE_METADATA_FILE, type ImageMetadata } from '../images/context';
 import { LocalFront, type FrontLimits } from './local-front';
 import type { DeployConfig, DeployRequest, DeployTarget, DeployedSlot, ErrorInfo, ServiceKeys } from '../seams';
 import { downloadBlob, type StorageClients } from '../storage';
-import { findProcesses, isAlive, processArgs, processStartTime, terminateGroups } from '../processes';
+import { findProcesses, isAlive, killGroup, processArgs, processStartTime, terminateGroups } from '../processes';
 
 export interface LocalTargetOptions {
   workDir: string;
@@ -251,6 +251,8 @@ export class LocalDeployTarget implements DeployTarget {
   readonly kind = 'local' as const;
   private readonly services = new Map<string, Service>();
   private readonly children = new Set<ChildProcess>();
+  /** Replica processes not ready yet, with their service (a delete stops them rather than waiting for their init). */
+  private readonly starting = new Map<ChildProcess, string>();
   private readonly restoreGates = new Map<string, { promise: Promise<void>; release: () => void }>();
   private readonly root: string;
 
@@ -358,7 +360,7 @@ export class LocalDeployTarget implements DeployTarget {
     const pids = new Set<number>();
     for (const r of rec?.replicas ?? []) if (isReplicaOf(r, ctxDir)) pids.add(r.pid);
     if (!rec) for (const pid of await legacyPids(dir)) if (isReplicaOf({ pid }, ctxDir)) pids.add(pid);
-    for (const pid of findProcesses((args) => servesFrom(args, ctxDir))) pids.add(pid);
+    for (const p of findProcesses((args) => servesFrom(args, ctxDir))) pids.add(p.pid);
     await terminateGroups([...pids]);
     return pids.size;
   }
@@ -492,7 +494,7 @@ export class LocalDeployTarget implements DeployTarget {
     }
     // Anything else serving from this slot (a replica that does not answer, one started but not yet recorded) goes.
     const keep = new Set(adopted.map((r) => r.pid));
-    const strays = findProcesses((args) => servesFrom(args, ctxDir)).filter((pid) => !keep.has(pid));
+    const strays = findProcesses((args) => servesFrom(args, ctxDir)).map((p) => p.pid).filter((pid) => !keep.has(pid));
     for (const r of record.replicas) if (!keep.has(r.pid) && isReplicaOf(r, ctxDir)) strays.push(r.pid);
     await terminateGroups([...new Set(strays)]);
     record.replicas = adopted;
@@ -626,7 +628,8 @@ export class LocalDeployTarget implements DeployTarget {
     await ctx.save();
     const handle = this.replicaHandle(ctx, entry);
     const timeoutMs = this.opts.startTimeoutMs ?? 60_000;
-    const started = await waitRuntimeReady({ logPath, alive: () => isAlive(pid), timeoutMs, fromOffset: offset });
+    this.starting.set(child, record.serviceName);
+    const started = await waitRuntimeReady({ logPath, alive: () => isAlive(pid), timeoutMs, fromOffset: offset }).finally(() => this.starting.delete(child));
     if (started.ok) {
       entry.port = started.port;
       await ctx.save();
@@ -764,6 +767,9 @@ export class LocalDeployTarget implements DeployTarget {
   }
 
   deleteService(serviceName: string): Promise<void> {
+    // A slot still starting (its init() may take minutes) holds the service's queue: stop its replicas now, so
+    // its start fails at once instead of the delete waiting for it.
+    for (const [c, name] of this.starting) if (c.pid && name === serviceName) killGroup(c.pid, 'SIGKILL');
     return this.serial(serviceName, () => this.deleteServiceNow(serviceName)).finally(() => {
       const svc = this.services.get(serviceName);
       if (svc && svc.slots.size === 0 && !svc.front) this.services.delete(serviceName);

@@ -63,7 +63,7 @@ function allReplicas(): number[] {
   return findProcesses((args) => {
     const i = args.indexOf('--model-dir');
     return i >= 0 && (args[i + 1] ?? '').startsWith(root + path.sep);
-  });
+  }).map((p) => p.pid);
 }
 
 beforeAll(async () => {
@@ -157,7 +157,7 @@ function slotProcesses(service: string, slot: string): number[] {
   return findProcesses((args) => {
     const i = args.indexOf('--model-dir');
     return i >= 0 && (args[i + 1] ?? '').startsWith(ctxDir + path.sep);
-  }).sort((a, b) => a - b);
+  }).map((p) => p.pid).sort((a, b) => a - b);
 }
 
 /**

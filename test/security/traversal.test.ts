@@ -146,6 +146,28 @@ test('blob-triggered manifests with escaping sources are reported beside the man
     expect(REFUSALS).toContain(body.error.code);
     expect(body.error.message).toMatch(/model\.files\[0\]/);
   }
+  // Folder names that encode a path: the event is ignored (logged), nothing is read or written beside them.
+  const encoded = [`enc%2F..%2F..%2F${SECRETS}%2Fz/deploy.json`, `enc2/%2e%2e/%2e%2e/${SECRETS}/deploy.json`, `batch/enc%2F..%2F..%2F${SECRETS}/batch.json`];
+  // (Were they handled, the relative files would be missing and an error report would be written beside them.)
+  for (const name of encoded) await incoming.getBlockBlobClient(name).uploadData(Buffer.from(name.endsWith('batch.json') ? '{}' : JSON.stringify(manifest())));
+  // The host records each handled event in a receipt (status "done": handled, not failing and retried).
+  const receipts = storage.container('azure-webjobs-hosts'); // the local host's blob receipts (as the Functions host's)
+  const handled = async () => {
+    const done = new Set<string>();
+    for await (const b of receipts.listBlobsFlat({ includeMetadata: true })) {
+      const hit = encoded.find((n) => b.name.endsWith(`/incoming/${n}`));
+      if (hit && b.metadata?.status === 'done') done.add(hit);
+    }
+    return done.size;
+  };
+  const until = Date.now() + 60_000;
+  while ((await handled()) < encoded.length && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+  expect(await handled()).toBe(encoded.length);
+  const written: string[] = [];
+  for await (const b of incoming.listBlobsFlat({ prefix: 'enc' })) written.push(b.name);
+  for await (const b of incoming.listBlobsFlat({ prefix: 'batch/enc' })) written.push(b.name);
+  expect(written.sort()).toEqual([...encoded].sort());
+  for await (const b of storage.container(SECRETS).listBlobsFlat()) expect(['host.json', 'node/model.json']).toContain(b.name);
 }, 120_000);
 
 test('training messages with escaping artifacts are dead-lettered with the reason; no model is registered', async () => {

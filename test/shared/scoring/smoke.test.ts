@@ -100,6 +100,34 @@ describe('against a fake service', () => {
     expect(r.reason).toMatch(/within 300 ms/);
   });
 
+  test('stopIf ends the liveness wait at once with its code (no waiting out the window)', async () => {
+    let asked = 0;
+    const deleted = { code: 'ServiceDeleted', message: 'Service s was deleted while run r was deploying it.' };
+    // Nothing listens on port 1: without stopIf this would probe for the whole minute (the test's 5 s limit would fail it).
+    const r = await runSmokeTest({
+      healthUri: 'http://127.0.0.1:1/',
+      scoringUri: 'http://127.0.0.1:1/score',
+      livenessTimeoutMs: 60_000,
+      logTail: async () => 'tail',
+      stopIf: async () => (++asked >= 3 ? deleted : undefined),
+    });
+    expect(r).toMatchObject({ ok: false, code: 'ServiceDeleted', reason: deleted.message, swagger: 'skipped' });
+    expect(asked).toBe(3);
+    expect(r.logTail).toBeUndefined();
+    expect(r.livenessMs).toBeUndefined();
+  });
+
+  test('a failure once the service is gone reports the deletion, not the symptom', async () => {
+    mode = 'shape';
+    let asked = 0;
+    const r = await runSmokeTest({ ...req(), stopIf: async () => (++asked > 1 ? { code: 'ServiceDeleted', message: 'gone' } : undefined) });
+    expect(r).toMatchObject({ ok: false, code: 'ServiceDeleted', reason: 'gone' });
+    mode = 'ok';
+    const ok = await runSmokeTest({ ...req(), stopIf: async () => undefined });
+    expect(ok.ok).toBe(true);
+    expect(ok.code).toBeUndefined();
+  });
+
   test('expected output mismatch', async () => {
     mode = 'ok';
     const r = await runSmokeTest({ ...req(), sample: { data: [[1, 1]] }, expectedOutput: [3] });

@@ -196,9 +196,15 @@ test('a service being deleted blocks deployments (409 ServiceDeleting); deploy s
   await expect(prepareDeployment(ctx, { ...input('run-del-2', img3, [3, 6]), serviceName: name })).rejects.toMatchObject({ code: 'ServiceDeleting', httpStatus: 409 });
   await deleteService(ctx, name);
 
-  // A run that still believes it deploys the (now force-deleted) service: no keys appear for that name.
+  // A run that still believes it deploys the (now force-deleted) service: it is told so (ServiceDeleted), starts
+  // no slot, and no keys appear for that name.
   const auth = { ...input('run-del-3', img2, [2, 4]), serviceName: name, config: deployConfigFor({ kind: 'local', auth_enabled: true }) };
-  await expect(deploySlotStep(ctx, auth, 'blue')).rejects.toMatchObject({ code: 'ServiceNotFound' });
+  await expect(deploySlotStep(ctx, auth, 'blue')).resolves.toMatchObject({ state: 'Failed', error: { code: 'ServiceDeleted' } });
+  await expect(smokeTestStep(ctx, auth, { serviceName: name, slot: 'blue', scoringUri: 'http://127.0.0.1:1/score', swaggerUri: '', healthUri: 'http://127.0.0.1:1/', state: 'Healthy' })).resolves.toMatchObject({ ok: false, code: 'ServiceDeleted' });
+  await expect(promoteStep(ctx, auth, 'blue')).rejects.toMatchObject({ code: 'ServiceDeleted' });
+  const rb = await rollbackStep(ctx, auth, 'blue', { code: 'ServiceDeleted', message: 'deleted meanwhile' });
+  expect(rb).toEqual({ service: undefined, rolledBack: false, error: { code: 'ServiceDeleted', message: 'deleted meanwhile' } });
+  expect(target.runningSlots(name)).toEqual([]);
   const keysTable = env.storage.table(TABLES.serviceKeys);
   await expect(keysTable.getEntity('keys', name)).rejects.toMatchObject({ statusCode: 404 });
 });
@@ -210,7 +216,7 @@ test('restore after a restart: serves the active slot while an update holds the 
   const fs = await import('fs');
   const procs = (svc: string, slot: string) => {
     const ctxDir = path.resolve(env.workDir, 'services', svc, slot, 'context');
-    return findProcesses((a) => a.indexOf('--model-dir') >= 0 && (a[a.indexOf('--model-dir') + 1] ?? '').startsWith(ctxDir)).sort();
+    return findProcesses((a) => a.indexOf('--model-dir') >= 0 && (a[a.indexOf('--model-dir') + 1] ?? '').startsWith(ctxDir)).map((p) => p.pid).sort();
   };
   const name = 'held-svc';
   await deployService(ctx, { ...input('run-held-1', img2, [2, 4]), serviceName: name });

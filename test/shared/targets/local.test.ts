@@ -38,7 +38,7 @@ function slotProcesses(service: string, slot: string): number[] {
   return findProcesses((args) => {
     const i = args.indexOf('--model-dir');
     return i >= 0 && (args[i + 1] ?? '').startsWith(ctxDir);
-  }).sort((a, b) => a - b);
+  }).map((p) => p.pid).sort((a, b) => a - b);
 }
 
 const request = (service: string, slot: string, image: ImageRecord, target: 'local' | 'aks' = 'local', extra: Record<string, unknown> = {}): DeployRequest => ({
