@@ -21,8 +21,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { mlpOnnx, writeLinearOnnx } from '../examples/runtime/onnx-model';
-import { onnxThreads, packageRoot } from '../runtime/launch';
-import { OnnxModel, settle } from '../runtime/onnx';
+import { OnnxModel, onnxThreads, packageRoot, settle } from '../runtime';
 
 const ROOT = packageRoot();
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);

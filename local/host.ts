@@ -14,7 +14,7 @@ import { DurableEngine } from './durable/engine';
 import { DurableStore } from './durable/store';
 import { clientBindingData, errorBody, handleDurableApi, RPC_PREFIX, WEBHOOK_PREFIX } from './durable/api';
 import { HostStorage, HostStorageSettings } from './storage';
-import { createBoundedServer, DEFAULT_HTTP_LIMITS, resolveHttpLimits, type HttpLimits } from '../runtime/http-limits';
+import { createBoundedServer, DEFAULT_HTTP_LIMITS, resolveHttpLimits, type HttpLimits } from '../runtime';
 import { BlobTriggerPoller, QueueTriggerPoller, TimerTriggerScheduler } from './triggers';
 
 export interface HostOptions {

@@ -9,7 +9,7 @@ import { forwardRequest } from './forward';
 import { createBoundedServer, dropBody, resolveHttpLimits, type HttpLimits } from './http-limits';
 import { DEFAULT_MAX_BODY_BYTES } from './options';
 import type { AddressInfo } from 'node:net';
-import { AppError } from '../shared/errors';
+import { RuntimeError } from './errors';
 import { startScoringServer, type ScoringServer, type StartOptions } from './server';
 
 export interface PlanInput {
@@ -25,7 +25,7 @@ export interface PlanInput {
 
 function utilizationFraction(u: number): number {
   const f = u > 1 ? u / 100 : u;
-  if (!(f > 0 && f <= 1)) throw new AppError('InvalidUtilization', `Target utilization must be in (0, 1] or a percentage in (1, 100]; got ${u}`, 400);
+  if (!(f > 0 && f <= 1)) throw new RuntimeError('InvalidUtilization', `Target utilization must be in (0, 1] or a percentage in (1, 100]; got ${u}`, 400);
   return f;
 }
 
@@ -36,7 +36,7 @@ function clamp(n: number, min: number, max: number): number {
 /** `ceil(targetRps × requestSeconds / targetUtilization / maxConcurrentPerReplica)`, within [min, max]. */
 export function planReplicas(p: PlanInput): number {
   if (!(p.targetRps >= 0) || !(p.requestSeconds >= 0) || !(p.maxConcurrentPerReplica >= 1)) {
-    throw new AppError('InvalidPlan', 'targetRps and requestSeconds must be ≥ 0 and maxConcurrentPerReplica ≥ 1', 400);
+    throw new RuntimeError('InvalidPlan', 'targetRps and requestSeconds must be ≥ 0 and maxConcurrentPerReplica ≥ 1', 400);
   }
   const concurrent = (p.targetRps * p.requestSeconds) / utilizationFraction(p.targetUtilization);
   // Round away float noise (20 × 10 / 0.7 = 285.71…; 7 × 1 / 0.7 must be 10, not 10.000000000000002).
@@ -120,7 +120,7 @@ export class AutoscaleRouter {
 
   static async start(opts: AutoscaleOptions): Promise<AutoscaleRouter> {
     if (opts.minReplicas < 1 || opts.maxReplicas < opts.minReplicas) {
-      throw new AppError('InvalidReplicaRange', `Need 1 ≤ minReplicas ≤ maxReplicas; got ${opts.minReplicas}..${opts.maxReplicas}`, 400);
+      throw new RuntimeError('InvalidReplicaRange', `Need 1 ≤ minReplicas ≤ maxReplicas; got ${opts.minReplicas}..${opts.maxReplicas}`, 400);
     }
     utilizationFraction(opts.targetUtilization ?? 0.7);
     const router = new AutoscaleRouter(opts);
@@ -297,7 +297,7 @@ export async function startLocalReplicas(
     const init = await s.initialized;
     if (!init.ok) {
       await s.stop();
-      throw new AppError('InitFailed', init.error ?? 'init() failed', 503);
+      throw new RuntimeError('InitFailed', init.error ?? 'init() failed', 503);
     }
     return { url: s.url, stop: () => s.stop(), server: s };
   };

@@ -4,7 +4,7 @@
  * stdout carries JSON lines: {"event":"listening","port":N,"host":...} once bound, then {"event":"ready"} or
  * {"event":"init_failed","message":...}, then access log records. SIGTERM/SIGINT stop it gracefully.
  */
-import { toErrorInfo } from '../shared/errors';
+import { toErrorInfo } from './errors';
 import { optionsFromEnv } from './env';
 import { helpText, parseArgs } from './options';
 import { startScoringServer } from './server';

@@ -3,7 +3,7 @@
  * environment values, an AKS Secret/ConfigMap) that give the runtime's options their defaults. Command-line
  * flags win over them. Keys travel only here or in `--keys-file`, and are never echoed in errors.
  */
-import { AppError } from '../shared/errors';
+import { RuntimeError } from './errors';
 import type { ServerOptionsInput } from './options';
 
 export const RUNTIME_ENV = {
@@ -31,20 +31,20 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv): ServerOptionsInput {
   for (const [key, name] of Object.entries(INT_OPTIONS) as [keyof typeof INT_OPTIONS, string][]) {
     const v = env[name]?.trim();
     if (!v) continue;
-    if (!/^\d+$/.test(v)) throw new AppError('InvalidArguments', `${name} must be a non-negative integer; got "${v}"`, 400);
+    if (!/^\d+$/.test(v)) throw new RuntimeError('InvalidArguments', `${name} must be a non-negative integer; got "${v}"`, 400);
     out[key] = Number(v);
   }
   const mode = env[RUNTIME_ENV.mode]?.trim();
   if (mode) {
     if (mode === 'serve' || mode === 'realtime') out.mode = 'realtime';
     else if (mode === 'batch') out.mode = 'batch';
-    else throw new AppError('InvalidArguments', `${RUNTIME_ENV.mode} must be serve (realtime) or batch; got "${mode}"`, 400);
+    else throw new RuntimeError('InvalidArguments', `${RUNTIME_ENV.mode} must be serve (realtime) or batch; got "${mode}"`, 400);
   }
   const primaryKey = env[RUNTIME_ENV.primaryKey];
   const secondaryKey = env[RUNTIME_ENV.secondaryKey];
   if (primaryKey || secondaryKey) {
     if (!primaryKey || !secondaryKey) {
-      throw new AppError('InvalidArguments', `Set both ${RUNTIME_ENV.primaryKey} and ${RUNTIME_ENV.secondaryKey} (key auth needs a primary and a secondary key).`, 400);
+      throw new RuntimeError('InvalidArguments', `Set both ${RUNTIME_ENV.primaryKey} and ${RUNTIME_ENV.secondaryKey} (key auth needs a primary and a secondary key).`, 400);
     }
     out.keys = { primaryKey, secondaryKey };
   }

@@ -3,7 +3,7 @@
  * body): shared by the Node worker process (node-worker.ts) and the in-process ONNX scorer (in-process.ts),
  * so both answer the same bodies and error codes.
  */
-import { AppError } from '../shared/errors';
+import { RuntimeError } from './errors';
 import { OnnxModel, settle, type ManyResult, type OnnxLoadOptions } from './onnx';
 import type { RequestInput, WorkerReply } from './pool';
 import type { ScriptSchema } from './protocol';
@@ -27,7 +27,7 @@ export function parseJson(body: Buffer): unknown {
   try {
     return JSON.parse(body.toString('utf8'));
   } catch (e) {
-    throw new AppError('InvalidInput', `The request body is not valid JSON: ${(e as Error).message}`, 400);
+    throw new RuntimeError('InvalidInput', `The request body is not valid JSON: ${(e as Error).message}`, 400);
   }
 }
 
@@ -66,10 +66,10 @@ export function toReply(result: unknown, rawHttp: boolean): WorkerReply {
 }
 
 export function errorReply(e: unknown, fallbackCode: string, debug: boolean): WorkerReply {
-  const status = e instanceof AppError ? e.httpStatus : 500;
-  const code = e instanceof AppError ? e.code : fallbackCode;
+  const status = e instanceof RuntimeError ? e.httpStatus : 500;
+  const code = e instanceof RuntimeError ? e.code : fallbackCode;
   const err = e as Error;
-  const error: Record<string, string> = { code, message: e instanceof AppError ? err.message : `${err?.name ?? 'Error'}: ${err?.message ?? String(e)}` };
+  const error: Record<string, string> = { code, message: e instanceof RuntimeError ? err.message : `${err?.name ?? 'Error'}: ${err?.message ?? String(e)}` };
   if (debug && err?.stack) error.stack = err.stack;
   return { status, contentType: 'application/json', headers: {}, body: Buffer.from(JSON.stringify({ error }), 'utf8') };
 }
@@ -79,7 +79,7 @@ export async function handleRequest(handler: Handler, header: RequestInput, body
   try {
     if (header.kind === 'batch') {
       const payload = parseJson(body) as { mini_batch?: unknown };
-      if (!payload || !Array.isArray(payload.mini_batch)) throw new AppError('InvalidMiniBatch', 'Send {"mini_batch": [...]}: mini_batch must be a list', 400);
+      if (!payload || !Array.isArray(payload.mini_batch)) throw new RuntimeError('InvalidMiniBatch', 'Send {"mini_batch": [...]}: mini_batch must be a list', 400);
       let results = await handler.batch(payload.mini_batch);
       if (!Array.isArray(results)) results = [results];
       const list = results as unknown[];

@@ -13,7 +13,7 @@
  */
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
-import { AppError } from '../shared/errors';
+import { RuntimeError } from './errors';
 
 export interface HttpLimits {
   /** Longest time to receive a request's headers (and the silence allowed before a first request). */
@@ -39,7 +39,7 @@ export function resolveHttpLimits(given: Partial<HttpLimits> = {}, defaults: Htt
   for (const key of Object.keys(defaults) as (keyof HttpLimits)[]) {
     const v = given[key];
     if (v === undefined) continue;
-    if (!Number.isInteger(v) || v < 1) throw new AppError('InvalidOptions', `HTTP limit ${key} must be a positive integer; got ${v}`, 400);
+    if (!Number.isInteger(v) || v < 1) throw new RuntimeError('InvalidOptions', `HTTP limit ${key} must be a positive integer; got ${v}`, 400);
     out[key] = v;
   }
   out.headersTimeoutMs = Math.min(out.headersTimeoutMs, out.requestTimeoutMs);

@@ -12,7 +12,7 @@
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { AppError } from '../shared/errors';
+import { RuntimeError } from './errors';
 import { handleRequest, type Handler } from './handler';
 import { packageRoot } from './launch';
 import { ConcurrencyLimiter, overloadedError } from './limiter';
@@ -96,7 +96,7 @@ export async function startOnnxThreads(file: string, opts: OnnxThreadsOptions): 
     t.worker.on('error', (e) => reject(e));
     t.worker.on('exit', (code) => {
       t.ready = false;
-      const died = new AppError('WorkerDied', `The ONNX scoring thread died (exit code ${code}) while handling this request; it is being restarted`, 500);
+      const died = new RuntimeError('WorkerDied', `The ONNX scoring thread died (exit code ${code}) while handling this request; it is being restarted`, 500);
       for (const done of t.pending.values()) done({ status: 500, contentType: 'application/json', headers: {}, body: Buffer.from(JSON.stringify({ error: died.toInfo() })) });
       t.pending.clear();
       reject(new Error(`The ONNX scoring thread exited (code ${code}) while loading the model`));
@@ -119,7 +119,7 @@ export async function startOnnxThreads(file: string, opts: OnnxThreadsOptions): 
     run(input, body) {
       let best: Thread | undefined;
       for (const t of threads) if (t.ready && (!best || t.busy < best.busy)) best = t;
-      if (!best) return Promise.reject(new AppError('WorkerDied', 'Every ONNX scoring thread is restarting; retry shortly', 500));
+      if (!best) return Promise.reject(new RuntimeError('WorkerDied', 'Every ONNX scoring thread is restarting; retry shortly', 500));
       const t = best;
       const id = nextId++;
       t.busy++;
@@ -222,8 +222,8 @@ export class InProcessScorer implements Scorer {
       clearTimeout(timer);
       if (this.state === 'starting') throw overloadedError(this.opts.maxWaitMs, this.unavailableReason);
     }
-    if (this.state === 'stopped') throw new AppError('ServiceStopping', 'The scoring service is shutting down', 503);
-    if (this.state === 'failed') throw new AppError('InitFailed', this.unavailableReason, 503);
+    if (this.state === 'stopped') throw new RuntimeError('ServiceStopping', 'The scoring service is shutting down', 503);
+    if (this.state === 'failed') throw new RuntimeError('InitFailed', this.unavailableReason, 503);
     const release = await this.limiter.acquire();
     const startedAt = Date.now();
     const work = this.executor!.run(input, body);
@@ -232,7 +232,7 @@ export class InProcessScorer implements Scorer {
       release();
     });
     this.running.add(tracked);
-    const timeout = () => new AppError(
+    const timeout = () => new RuntimeError(
       'ScoringTimeout',
       `run() did not finish within scoring_timeout_ms (${this.opts.timeoutMs} ms); the ONNX model runs inside the server process and cannot be interrupted, so its slot stays taken until the run ends`,
       504,
@@ -254,7 +254,7 @@ export class InProcessScorer implements Scorer {
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
-    this.limiter.close(new AppError('ServiceStopping', 'The scoring service is shutting down', 503));
+    this.limiter.close(new RuntimeError('ServiceStopping', 'The scoring service is shutting down', 503));
     await Promise.allSettled([...this.running]);
     const executor = this.executor;
     this.executor = undefined;

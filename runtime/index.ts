@@ -1,9 +1,23 @@
-/** Public API of the scoring runtime (used by the local deploy target, batch pools and benchmarks). */
+/**
+ * Public API of the scoring runtime: everything outside `runtime/` (the local deploy target, batch pools, the local
+ * host, image building, benchmarks) imports the runtime from here only. The runtime imports nothing of the app.
+ */
 export { startScoringServer, makeAuthorizer } from './server';
 export type { ScoringServer, StartOptions, LogRecord } from './server';
-export { resolveOptions, parseArgs, helpText, ServerOptionsSchema } from './options';
+export { resolveOptions, parseArgs, helpText, ServerOptionsSchema, DEFAULT_MAX_BODY_BYTES } from './options';
 export type { ServerOptions, ServerOptionsInput } from './options';
 export { planReplicas, desiredReplicas, AutoscaleRouter, startLocalReplicas } from './autoscale';
 export type { PlanInput, AutoscaleOptions, ReplicaHandle, ReplicaFactory, ScaleEvent } from './autoscale';
-export { OnnxModel, findOnnxModel } from './onnx';
-export { packageRoot, pythonAssetsDir } from './launch';
+export { OnnxModel, findOnnxModel, settle } from './onnx';
+export { packageRoot, pythonAssetsDir, onnxThreads } from './launch';
+export type { RuntimeKind } from './launch';
+export { inheritedEnv, runtimeProcessEnv } from './child-env';
+export { RUNTIME_ENV } from './env';
+export { forwardRequest } from './forward';
+export { createBoundedServer, DEFAULT_HTTP_LIMITS, dropBody, resolveHttpLimits } from './http-limits';
+export type { HttpLimits } from './http-limits';
+export { RuntimeError, toErrorInfo, httpStatusOf, redactSecrets } from './errors';
+export type { RuntimeErrorInfo } from './errors';
+export { capText, LineSplitter, MAX_LINE_BYTES, splitLines, truncationMarker } from './lines';
+export { parseRuntimeEvent, waitRuntimeReady } from './ready';
+export type { RuntimeEvent, RuntimeStart, WaitRuntimeReadyOptions } from './ready';

@@ -2,12 +2,14 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { AppError } from '../shared/errors';
+import { RuntimeError } from './errors';
 import { workerEnv } from './child-env';
 import { findOnnxModel } from './onnx';
 import type { ServerOptions } from './options';
 import type { WorkerLaunch } from './pool';
-import type { RuntimeKind } from '../shared/seams';
+
+/** The kind of scoring runtime: a Python or Node entry script, or an ONNX model served with no script. */
+export type RuntimeKind = 'python' | 'node' | 'onnx';
 
 /** The package root (the folder with package.json), from either `runtime/` (ts) or `dist/runtime/` (js). */
 export function packageRoot(): string {
@@ -15,7 +17,7 @@ export function packageRoot(): string {
   for (;;) {
     if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
     const up = path.dirname(dir);
-    if (up === dir) throw new AppError('RuntimeFilesMissing', `No package.json above ${__dirname}`, 500);
+    if (up === dir) throw new RuntimeError('RuntimeFilesMissing', `No package.json above ${__dirname}`, 500);
     dir = up;
   }
 }
@@ -29,7 +31,7 @@ export function detectRuntime(options: ServerOptions): RuntimeKind {
   const ext = path.extname(options.entryScript).toLowerCase();
   if (ext === '.py') return 'python';
   if (['.js', '.cjs', '.mjs', '.ts'].includes(ext)) return 'node';
-  throw new AppError('UnsupportedEntryScript', `Cannot tell the runtime of ${path.basename(options.entryScript)}: use a .py, .js, .cjs, .mjs or .ts entry script, or pass --runtime`, 400);
+  throw new RuntimeError('UnsupportedEntryScript', `Cannot tell the runtime of ${path.basename(options.entryScript)}: use a .py, .js, .cjs, .mjs or .ts entry script, or pass --runtime`, 400);
 }
 
 /** onnxruntime intra-op threads per run: `--onnx-threads`, else the machine's cores shared by the workers. */
@@ -41,7 +43,7 @@ export function onnxThreads(options: Pick<ServerOptions, 'onnxThreads' | 'worker
 export function workerLaunch(options: ServerOptions): { kind: RuntimeKind; launch: WorkerLaunch; onnxModel?: string } {
   const kind = detectRuntime(options);
   const modelDir = options.modelDir ? path.resolve(options.modelDir) : undefined;
-  if (modelDir && !fs.existsSync(modelDir)) throw new AppError('ModelDirNotFound', `The model folder ${modelDir} does not exist`, 400);
+  if (modelDir && !fs.existsSync(modelDir)) throw new RuntimeError('ModelDirNotFound', `The model folder ${modelDir} does not exist`, 400);
   // The allow-listed environment only (child-env.ts): never the front's settings, credentials or keys.
   const env = (vars: Record<string, string>): NodeJS.ProcessEnv => workerEnv({
     AML_MAX_CONCURRENT: String(options.maxConcurrent),
@@ -52,7 +54,7 @@ export function workerLaunch(options: ServerOptions): { kind: RuntimeKind; launc
   if (kind === 'onnx') {
     const source = options.entryScript ? undefined : modelDir;
     const model = source ? findOnnxModel(source) : undefined;
-    if (!model) throw new AppError('OnnxModelNotFound', `No ONNX model: pass --model-dir with model.onnx (or a single .onnx file) when no --entry-script is given`, 400);
+    if (!model) throw new RuntimeError('OnnxModelNotFound', `No ONNX model: pass --model-dir with model.onnx (or a single .onnx file) when no --entry-script is given`, 400);
     return {
       kind,
       onnxModel: model,
@@ -63,7 +65,7 @@ export function workerLaunch(options: ServerOptions): { kind: RuntimeKind; launc
     };
   }
   const script = path.resolve(options.entryScript!);
-  if (!fs.existsSync(script)) throw new AppError('EntryScriptNotFound', `The entry script ${script} does not exist`, 400);
+  if (!fs.existsSync(script)) throw new RuntimeError('EntryScriptNotFound', `The entry script ${script} does not exist`, 400);
   if (kind === 'python') {
     return {
       kind,

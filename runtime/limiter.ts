@@ -3,7 +3,7 @@
  * once; a request that finds every slot taken waits in a FIFO queue at most `maxWaitMs`, then gets 503
  * `ServiceOverloaded` (AKS `max_request_wait_time` semantics, same message as the worker pool).
  */
-import { AppError } from '../shared/errors';
+import { RuntimeError } from './errors';
 
 export interface LimiterOptions {
   capacity: number;
@@ -23,8 +23,8 @@ interface Waiter {
 }
 
 /** The 503 of a request that waited `max_request_wait_time` for a slot. */
-export function overloadedError(maxWaitMs: number, why?: string): AppError {
-  return new AppError(
+export function overloadedError(maxWaitMs: number, why?: string): RuntimeError {
+  return new RuntimeError(
     'ServiceOverloaded',
     why === undefined
       ? `Every worker slot stayed busy for max_request_wait_time (${maxWaitMs} ms); retry, or add workers/replicas`
@@ -36,10 +36,10 @@ export function overloadedError(maxWaitMs: number, why?: string): AppError {
 export class ConcurrencyLimiter {
   private active = 0;
   private readonly queue: Waiter[] = [];
-  private closed?: AppError;
+  private closed?: RuntimeError;
 
   constructor(private readonly opts: LimiterOptions) {
-    if (!Number.isInteger(opts.capacity) || opts.capacity < 1) throw new AppError('InvalidOptions', `Limiter capacity must be a positive integer; got ${opts.capacity}`, 400);
+    if (!Number.isInteger(opts.capacity) || opts.capacity < 1) throw new RuntimeError('InvalidOptions', `Limiter capacity must be a positive integer; got ${opts.capacity}`, 400);
   }
 
   get capacity(): number {
@@ -79,7 +79,7 @@ export class ConcurrencyLimiter {
   }
 
   /** Rejects every waiting request and every later `acquire()` with `error` (shutdown). */
-  close(error: AppError): void {
+  close(error: RuntimeError): void {
     this.closed = error;
     for (const waiter of this.queue.splice(0)) {
       clearTimeout(waiter.timer);

@@ -11,7 +11,7 @@
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { AppError } from '../shared/errors';
+import { RuntimeError } from './errors';
 import { BatchQueue } from './batcher';
 import { handleRequest, handleRequests, onnxHandler, parseJson, type Handler } from './handler';
 import { encodeFrame, FrameDecoder, type ScriptSchema, type WorkerRequestHeader } from './protocol';
@@ -47,7 +47,7 @@ function registerTypeScript(): void {
   try {
     ts = require('typescript') as typeof import('typescript');
   } catch {
-    throw new AppError('TypeScriptUnavailable', 'score.ts needs the "typescript" package next to the runtime; install it or ship score.js', 500);
+    throw new RuntimeError('TypeScriptUnavailable', 'score.ts needs the "typescript" package next to the runtime; install it or ship score.js', 500);
   }
   require.extensions['.ts'] = (module, filename) => {
     const source = require('node:fs').readFileSync(filename, 'utf8') as string;

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
-import { AppError } from '../shared/errors';
+import { RuntimeError } from './errors';
 import type { JsonSchema, ScriptSchema } from './protocol';
 
 type Ort = typeof import('onnxruntime-node');
@@ -77,8 +77,8 @@ function objectSchema(infos: TensorInfo[]): JsonSchema {
   return { type: 'object', properties, required: infos.map((i) => i.name), example };
 }
 
-const notRectangular = (name: string) => new AppError('InvalidInput', `Input '${name}' is not a rectangular array`, 400);
-const notNumbers = (name: string) => new AppError('InvalidInput', `Input '${name}' must contain numbers`, 400);
+const notRectangular = (name: string) => new RuntimeError('InvalidInput', `Input '${name}' is not a rectangular array`, 400);
+const notNumbers = (name: string) => new RuntimeError('InvalidInput', `Input '${name}' must contain numbers`, 400);
 
 /** Dimensions of a nested array, read along its first elements (checked while filling). */
 function probeDims(value: unknown): number[] {
@@ -129,11 +129,11 @@ function toTensor(info: TensorInfo, value: unknown): Tensor {
   const { Tensor } = loadOrt();
   const dims = probeDims(value);
   if (info.shape.length && dims.length !== info.shape.length) {
-    throw new AppError('InvalidInput', `Input '${info.name}' must have ${info.shape.length} dimensions (shape [${info.shape.join(', ')}]); got ${dims.length}`, 400);
+    throw new RuntimeError('InvalidInput', `Input '${info.name}' must have ${info.shape.length} dimensions (shape [${info.shape.join(', ')}]); got ${dims.length}`, 400);
   }
   info.shape.forEach((d, i) => {
     if (typeof d === 'number' && d > 0 && dims[i] !== d) {
-      throw new AppError('InvalidInput', `Input '${info.name}' must have size ${d} on dimension ${i}; got ${dims[i]}`, 400);
+      throw new RuntimeError('InvalidInput', `Input '${info.name}' must have size ${d} on dimension ${i}; got ${dims[i]}`, 400);
     }
   });
   const size = dims.reduce((a, b) => a * b, 1);
@@ -164,7 +164,7 @@ function toTensor(info: TensorInfo, value: unknown): Tensor {
       fill(value, dims, name, (i, x) => { data[i] = String(x); });
       return new Tensor('string', data, dims);
     }
-    default: throw new AppError('UnsupportedModel', `Input '${info.name}' has tensor type ${info.type}, which the runtime cannot build from JSON`, 400);
+    default: throw new RuntimeError('UnsupportedModel', `Input '${info.name}' has tensor type ${info.type}, which the runtime cannot build from JSON`, 400);
   }
 }
 
@@ -288,20 +288,20 @@ export class OnnxModel {
   /** `{"data": ...}` or named inputs → feeds. */
   feeds(payload: unknown): Record<string, Tensor> {
     if (!payload || typeof payload !== 'object' || Array.isArray(payload)) {
-      throw new AppError('InvalidInput', `Send a JSON object: {"data": [...]} or one property per input (${this.inputs.map((i) => i.name).join(', ')})`, 400);
+      throw new RuntimeError('InvalidInput', `Send a JSON object: {"data": [...]} or one property per input (${this.inputs.map((i) => i.name).join(', ')})`, 400);
     }
     const body = payload as Record<string, unknown>;
     const feeds: Record<string, Tensor> = {};
     let given = 0;
     for (const key in body) {
       const info = this.byName.get(key) ?? (key === 'data' ? this.inputs[0] : undefined);
-      if (!info) throw new AppError('InvalidInput', `Unknown input '${key}'; the model's inputs are ${[...this.byName.keys()].join(', ')}`, 400);
+      if (!info) throw new RuntimeError('InvalidInput', `Unknown input '${key}'; the model's inputs are ${[...this.byName.keys()].join(', ')}`, 400);
       if (!Object.hasOwn(feeds, info.name)) given++;
       feeds[info.name] = toTensor(info, body[key]);
     }
     if (given < this.inputs.length) {
       const missing = this.inputs.filter((i) => !Object.hasOwn(feeds, i.name)).map((i) => i.name);
-      throw new AppError('InvalidInput', `Missing input(s): ${missing.join(', ')}`, 400);
+      throw new RuntimeError('InvalidInput', `Missing input(s): ${missing.join(', ')}`, 400);
     }
     return feeds;
   }

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { z } from 'zod';
-import { AppError } from '../shared/errors';
+import { RuntimeError } from './errors';
 
 /** The scoring body limit (AML's 100 MB), also the default of the router and the local front in front of replicas. */
 export const DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024;
@@ -112,21 +112,21 @@ export function parseArgs(argv: string[]): ServerOptionsInput & { help?: boolean
     if (arg === '--help' || arg === '-h') return { help: true };
     const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
     const opt = CLI_OPTIONS.find((o) => o.flag === flag);
-    if (!opt) throw new AppError('InvalidArguments', `Unknown option ${flag}; run with --help for the list`, 400);
+    if (!opt) throw new RuntimeError('InvalidArguments', `Unknown option ${flag}; run with --help for the list`, 400);
     if (opt.kind === 'flag') {
       out[opt.key] = opt.flag.startsWith('--no-') ? false : true;
       continue;
     }
     const value = inline ?? argv[++i];
-    if (value === undefined) throw new AppError('InvalidArguments', `${flag} needs a value`, 400);
+    if (value === undefined) throw new RuntimeError('InvalidArguments', `${flag} needs a value`, 400);
     if (opt.kind === 'env') {
       const eq = value.indexOf('=');
       const name = eq > 0 ? value.slice(0, eq) : '';
       // The value is never echoed (it may be anything); the name only once it is a valid one.
-      if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(name)) throw new AppError('InvalidArguments', `${flag} needs NAME=VALUE with NAME of letters, digits and _ (not starting with a digit, at most 128)`, 400);
+      if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(name)) throw new RuntimeError('InvalidArguments', `${flag} needs NAME=VALUE with NAME of letters, digits and _ (not starting with a digit, at most 128)`, 400);
       out[opt.key] = { ...(out[opt.key] as Record<string, string> | undefined), [name]: value.slice(eq + 1) };
     } else if (opt.kind === 'int') {
-      if (!/^\d+$/.test(value)) throw new AppError('InvalidArguments', `${flag} must be a non-negative integer; got "${value}"`, 400);
+      if (!/^\d+$/.test(value)) throw new RuntimeError('InvalidArguments', `${flag} must be a non-negative integer; got "${value}"`, 400);
       out[opt.key] = Number(value);
     } else out[opt.key] = value;
   }
@@ -138,7 +138,7 @@ export function resolveOptions(input: ServerOptionsInput): ServerOptions {
   const parsed = ServerOptionsSchema.safeParse(input);
   if (!parsed.success) {
     const msg = parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ');
-    throw new AppError('InvalidOptions', `Invalid scoring runtime options: ${msg}`, 400);
+    throw new RuntimeError('InvalidOptions', `Invalid scoring runtime options: ${msg}`, 400);
   }
   const options = parsed.data;
   if (options.keysFile && !options.keys) {
@@ -148,10 +148,10 @@ export function resolveOptions(input: ServerOptionsInput): ServerOptions {
     } catch (e) {
       // Never echo the parser's message: it quotes the file's content, i.e. the keys.
       const why = (e as NodeJS.ErrnoException).code ? (e as NodeJS.ErrnoException).code : 'not valid JSON';
-      throw new AppError('InvalidKeysFile', `Cannot read the keys file ${options.keysFile} (${why})`, 400);
+      throw new RuntimeError('InvalidKeysFile', `Cannot read the keys file ${options.keysFile} (${why})`, 400);
     }
     const keys = ServerOptionsSchema.shape.keys.safeParse(raw);
-    if (!keys.success || !keys.data) throw new AppError('InvalidKeysFile', `The keys file ${options.keysFile} must hold {"primaryKey": "...", "secondaryKey": "..."}`, 400);
+    if (!keys.success || !keys.data) throw new RuntimeError('InvalidKeysFile', `The keys file ${options.keysFile} must hold {"primaryKey": "...", "secondaryKey": "..."}`, 400);
     options.keys = keys.data;
   }
   return options;

@@ -8,8 +8,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { AppError } from '../shared/errors';
-import { capText, splitLines } from '../shared/lines';
+import { RuntimeError } from './errors';
+import { capText, splitLines } from './lines';
 import { overloadedError } from './limiter';
 import { encodeFrame, FrameDecoder, type ScriptSchema, type WorkerMessageHeader, type WorkerRequestHeader } from './protocol';
 
@@ -29,7 +29,7 @@ export interface PoolOptions {
   /** First restart delay; doubles per consecutive crash up to `restartMaxMs`. */
   restartInitialMs?: number;
   restartMaxMs?: number;
-  /** The script's own stdout/stderr lines (each at most MAX_LINE_BYTES, shared/lines.ts, plus a truncation marker). */
+  /** The script's own stdout/stderr lines (each at most MAX_LINE_BYTES, lines.ts, plus a truncation marker). */
   onOutput?: (workerId: number, line: string) => void;
   onEvent?: (event: Record<string, unknown>) => void;
   onQueueWait?: (seconds: number) => void;
@@ -163,13 +163,13 @@ export class WorkerPool implements Scorer {
     const worker = await this.acquire();
     worker.reserved = Math.max(0, worker.reserved - 1);
     if (worker.state !== 'ready') {
-      throw new AppError('WorkerDied', 'The scoring worker picked for this request died before it started; retry', 500);
+      throw new RuntimeError('WorkerDied', 'The scoring worker picked for this request died before it started; retry', 500);
     }
     const id = this.nextId++;
     return new Promise<WorkerReply>((resolve, reject) => {
       const timer = setTimeout(() => {
         worker.inflight.delete(id);
-        reject(new AppError('ScoringTimeout', `run() did not finish within scoring_timeout_ms (${this.opts.timeoutMs} ms); the worker was recycled`, 504));
+        reject(new RuntimeError('ScoringTimeout', `run() did not finish within scoring_timeout_ms (${this.opts.timeoutMs} ms); the worker was recycled`, 504));
         this.recycle(worker, `recycled after a run() exceeded scoring_timeout_ms (${this.opts.timeoutMs} ms)`);
       }, this.opts.timeoutMs);
       worker.inflight.set(id, { resolve, reject, timer });
@@ -189,8 +189,8 @@ export class WorkerPool implements Scorer {
   }
 
   private acquire(): Promise<Worker> {
-    if (this.stopping) return Promise.reject(new AppError('ServiceStopping', 'The scoring service is shutting down', 503));
-    if (this.phase === 'failed') return Promise.reject(new AppError('InitFailed', this.unavailableReason, 503));
+    if (this.stopping) return Promise.reject(new RuntimeError('ServiceStopping', 'The scoring service is shutting down', 503));
+    if (this.phase === 'failed') return Promise.reject(new RuntimeError('InitFailed', this.unavailableReason, 503));
     const free = this.queue.length === 0 ? this.freeWorker() : undefined;
     if (free) {
       free.reserved++;
@@ -299,7 +299,7 @@ export class WorkerPool implements Scorer {
     const why = recycled ? w.deathReason! : `the scoring worker died (${signal ? `signal ${signal}` : `exit code ${code}`})`;
     for (const [, p] of w.inflight) {
       clearTimeout(p.timer);
-      p.reject(new AppError('WorkerDied', `${why[0].toUpperCase()}${why.slice(1)} while handling this request; it is being restarted`, 500));
+      p.reject(new RuntimeError('WorkerDied', `${why[0].toUpperCase()}${why.slice(1)} while handling this request; it is being restarted`, 500));
     }
     w.inflight.clear();
     if (this.stopping) return;
@@ -312,7 +312,7 @@ export class WorkerPool implements Scorer {
         this.readyWaiters.splice(0).forEach((r) => r());
         for (const waiter of this.queue.splice(0)) {
           clearTimeout(waiter.timer);
-          waiter.reject(new AppError('InitFailed', this.unavailableReason, 503));
+          waiter.reject(new RuntimeError('InitFailed', this.unavailableReason, 503));
         }
       }
       return;
@@ -332,7 +332,7 @@ export class WorkerPool implements Scorer {
     this.stopping = true;
     for (const waiter of this.queue.splice(0)) {
       clearTimeout(waiter.timer);
-      waiter.reject(new AppError('ServiceStopping', 'The scoring service is shutting down', 503));
+      waiter.reject(new RuntimeError('ServiceStopping', 'The scoring service is shutting down', 503));
     }
     this.readyWaiters.splice(0).forEach((r) => r());
     await Promise.all(this.workers.map((w) => {

@@ -6,8 +6,8 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AppError, toErrorInfo } from '../shared/errors';
-import type { RuntimeKind } from '../shared/seams';
+import { RuntimeError, toErrorInfo } from './errors';
+import type { RuntimeKind } from './launch';
 import { createBoundedServer, dropBody, type HttpLimits } from './http-limits';
 import { InProcessScorer, startOnnxThreads } from './in-process';
 import { onnxThreads, workerLaunch } from './launch';
@@ -73,7 +73,7 @@ function sendError(res: http.ServerResponse, status: number, code: string, messa
 function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
-    return Promise.reject(new AppError('PayloadTooLarge', `The request body (${declared} bytes) is over the limit of ${limit} bytes`, 413));
+    return Promise.reject(new RuntimeError('PayloadTooLarge', `The request body (${declared} bytes) is over the limit of ${limit} bytes`, 413));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -85,7 +85,7 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
       if (size > limit) {
         over = true;
         chunks.length = 0;
-        reject(new AppError('PayloadTooLarge', `The request body is over the limit of ${limit} bytes`, 413));
+        reject(new RuntimeError('PayloadTooLarge', `The request body is over the limit of ${limit} bytes`, 413));
         return;
       }
       chunks.push(c);
@@ -245,7 +245,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     });
     route(req, res, url.pathname, url.search.slice(1)).catch((e: unknown) => {
       const info = toErrorInfo(e);
-      const status = e instanceof AppError ? e.httpStatus : 500;
+      const status = e instanceof RuntimeError ? e.httpStatus : 500;
       if (res.headersSent) { res.destroy(); return; }
       const extra: Record<string, string> = status === 503 ? { 'retry-after': '1' } : {};
       sendError(res, status, info.code, info.message, extra);
@@ -255,7 +255,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(new AppError(e.code === 'EADDRINUSE' ? 'PortInUse' : 'ListenFailed', `Cannot listen on ${options.host}:${options.port}: ${e.message}; pick another --port (0 = any free port)`, 500)));
+      reject(new RuntimeError(e.code === 'EADDRINUSE' ? 'PortInUse' : 'ListenFailed', `Cannot listen on ${options.host}:${options.port}: ${e.message}; pick another --port (0 = any free port)`, 500)));
     server.listen(options.port, options.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;

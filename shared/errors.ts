@@ -1,22 +1,20 @@
 /**
  * Errors a user can act on: a stable `code`, an actionable `message`, and the HTTP status the API maps it to.
  * HTTP bodies are `{ "error": { "code", "message" } }`; messages never carry secrets (see `redactSecrets`).
+ *
+ * `AppError` is the scoring runtime's `RuntimeError` (runtime/errors.ts) for the app: the same three fields, the
+ * same redaction, and `toErrorInfo` / `httpStatusOf` read both. Where the app calls runtime code that can throw a
+ * user's mistake, `asAppError` turns the runtime's error into an `AppError` (same code, message and status).
  */
+import { RuntimeError, httpStatusOf, redactSecrets, toErrorInfo } from '../runtime';
 import type { ErrorInfo } from './seams';
 
-export class AppError extends Error {
-  readonly code: string;
-  readonly httpStatus: number;
+export { httpStatusOf, redactSecrets, toErrorInfo };
 
+export class AppError extends RuntimeError {
   constructor(code: string, message: string, httpStatus = 400) {
-    super(redactSecrets(message));
+    super(code, message, httpStatus);
     this.name = 'AppError';
-    this.code = code;
-    this.httpStatus = httpStatus;
-  }
-
-  toInfo(): ErrorInfo {
-    return { code: this.code, message: this.message };
   }
 }
 
@@ -29,20 +27,23 @@ export function isAppError(e: unknown): e is AppError {
   return e instanceof AppError;
 }
 
-/** Any thrown value as `{ code, message }` (unknown errors become `InternalError`, secrets removed). */
-export function toErrorInfo(e: unknown, fallbackCode = 'InternalError'): ErrorInfo {
-  if (e instanceof AppError) return e.toInfo();
-  if (e && typeof e === 'object' && typeof (e as { code?: unknown }).code === 'string' && /^[A-Z][A-Za-z]+$/.test((e as { code: string }).code)) {
-    // Azure SDK RestErrors carry a service code such as `ContainerNotFound`.
-    return { code: (e as { code: string }).code, message: redactSecrets(String((e as Error).message ?? e)) };
-  }
-  const message = e instanceof Error ? e.message : String(e);
-  return { code: fallbackCode, message: redactSecrets(message) };
+/** A `RuntimeError` thrown by the scoring runtime as an `AppError` (same code, message, status and stack); anything else as is. */
+export function asAppError(e: unknown): unknown {
+  if (!(e instanceof RuntimeError) || e instanceof AppError) return e;
+  const app = new AppError(e.code, e.message, e.httpStatus);
+  app.stack = e.stack;
+  return app;
 }
 
-/** HTTP status for a thrown value (AppError → its own; otherwise 500). */
-export function httpStatusOf(e: unknown): number {
-  return e instanceof AppError ? e.httpStatus : 500;
+/** Runs runtime code (`f`): the `RuntimeError`s it throws or rejects with come out as `AppError`s (`asAppError`). */
+export function fromRuntime<T>(f: () => T): T {
+  let result: T;
+  try {
+    result = f();
+  } catch (e) {
+    throw asAppError(e);
+  }
+  return result instanceof Promise ? (result.catch((e: unknown) => Promise.reject(asAppError(e))) as T) : result;
 }
 
 /** The API error body: `{ "error": { "code", "message" } }`. */
@@ -53,21 +54,4 @@ export function errorBody(e: unknown): { error: ErrorInfo } {
 /** A ready-to-return HTTP response shape (status + JSON body) for any thrown value. */
 export function errorResponse(e: unknown): { status: number; jsonBody: { error: ErrorInfo } } {
   return { status: httpStatusOf(e), jsonBody: errorBody(e) };
-}
-
-const SECRET_PATTERNS: Array<[RegExp, string]> = [
-  // Storage / Service Bus connection string parts.
-  [/(AccountKey|SharedAccessKey|SharedAccessSignature)=[^;'"\s]+/gi, '$1=***'],
-  // SAS query parameters.
-  [/([?&](sig|se|sv|sp|st|srt|ss|skoid|sktid|sks|skv|sr)=)[^&'"\s]+/gi, '$1***'],
-  // Bearer tokens and Authorization headers.
-  [/(Bearer\s+)[A-Za-z0-9._~+/=-]+/g, '$1***'],
-  [/("?(primaryKey|secondaryKey|password|token|accessKey)"?\s*[:=]\s*"?)[^"',}\s]+/gi, '$1***'],
-];
-
-/** Removes keys, SAS signatures, tokens and connection-string secrets from a text. */
-export function redactSecrets(text: string): string {
-  let out = text;
-  for (const [re, repl] of SECRET_PATTERNS) out = out.replace(re, repl);
-  return out;
 }

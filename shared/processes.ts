@@ -1,4 +1,7 @@
-/** Process helpers for the local target and local batch pools (processes started in their own groups). */
+/**
+ * Process helpers for the local target and local batch pools (processes started in their own groups).
+ * Waiting for a scoring runtime process to be ready is the runtime's own `waitRuntimeReady` (runtime/ready.ts).
+ */
 import * as fs from 'fs';
 
 /** Running (a zombie — exited, not yet reaped by an adoptive parent — counts as gone). */
@@ -99,59 +102,4 @@ export async function terminateGroups(pids: number[], graceMs = 5_000): Promise<
   for (const pid of live()) killGroup(pid, 'SIGKILL');
   const hard = Date.now() + 2_000;
   while (live().length && Date.now() < hard) await sleep(20);
-}
-
-/** How a scoring runtime's start ended, read from the JSON lines of its log (`listening`, `ready`, `init_failed`, `error`). */
-export type RuntimeStart =
-  | { ok: true; port: number }
-  | { ok: false; reason: 'init_failed' | 'error' | 'exited' | 'timeout'; code?: string; message: string };
-
-/**
- * Waits until the runtime `pid` (stdout and stderr appended to `logPath`) printed `listening` + `ready`, failed,
- * exited, or `timeoutMs` passed. Reads the log incrementally from `fromOffset` (the file's size at spawn time).
- */
-export async function waitRuntimeStart(pid: number, logPath: string, timeoutMs: number, fromOffset = 0): Promise<RuntimeStart> {
-  const deadline = Date.now() + timeoutMs;
-  let offset = fromOffset;
-  let partial = '';
-  let port: number | undefined;
-  let tail: string[] = [];
-  for (;;) {
-    const alive = isAlive(pid);
-    try {
-      const fh = await fs.promises.open(logPath, 'r');
-      try {
-        const { size } = await fh.stat();
-        if (size > offset) {
-          const buf = Buffer.alloc(Math.min(size - offset, 1024 * 1024));
-          const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
-          offset += bytesRead;
-          const lines = (partial + buf.subarray(0, bytesRead).toString('utf8')).split('\n');
-          partial = lines.pop() ?? '';
-          for (const line of lines) {
-            if (line.trim()) tail = [...tail.slice(-4), line];
-            if (!line.startsWith('{"event"')) continue;
-            let ev: { event?: string; port?: number; message?: string; code?: string };
-            try {
-              ev = JSON.parse(line);
-            } catch {
-              continue;
-            }
-            if (ev.event === 'listening') port = ev.port;
-            else if (ev.event === 'ready' && port !== undefined) return { ok: true, port };
-            else if (ev.event === 'init_failed') return { ok: false, reason: 'init_failed', message: ev.message ?? 'init() failed' };
-            else if (ev.event === 'error') return { ok: false, reason: 'error', ...(ev.code ? { code: ev.code } : {}), message: ev.message ?? 'the scoring runtime failed to start' };
-          }
-          if (size > offset) continue; // more to read
-        }
-      } finally {
-        await fh.close();
-      }
-    } catch {
-      /* not created yet */
-    }
-    if (!alive) return { ok: false, reason: 'exited', message: `exited before it was ready${tail.length ? `: ${tail.join(' | ').slice(0, 500)}` : ''}` };
-    if (Date.now() > deadline) return { ok: false, reason: 'timeout', message: `not ready within ${timeoutMs} ms` };
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

@@ -7,7 +7,9 @@
  * Secrets (keys) travel only inside `DeployRequest.keys` and are never part of a result.
  */
 
-export type RuntimeKind = 'python' | 'node' | 'onnx';
+import type { RuntimeKind } from '../runtime';
+
+export type { RuntimeKind };
 export type TargetKind = 'local' | 'aci' | 'aks';
 
 /** A problem a user can act on. `code` is stable (e.g. `ImageBuildFailed`), `message` says what to do. */

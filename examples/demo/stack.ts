@@ -9,7 +9,7 @@ import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { isListening, startAzurite, type AzuriteInstance } from '../../local/azurite';
-import { splitLines } from '../../shared/lines';
+import { splitLines } from '../../runtime';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
 import { LocalDeployTarget } from '../../shared/targets/local';
 

@@ -10,7 +10,8 @@
  *   points at the active slot.
  */
 import type * as K8s from '@kubernetes/client-node';
-import { planReplicas } from '../../runtime/autoscale';
+import { planReplicas } from '../../runtime';
+import { fromRuntime } from '../errors';
 import type { DeployConfig, DeployRequest } from '../seams';
 import { dnsLabel, MANAGED_BY, serviceResourceName, slotResourceName, TAGS } from './names';
 import { RUNTIME_ENV, runtimeSettings, scoringPort } from './runtime-env';
@@ -52,14 +53,16 @@ export function initialReplicas(config: DeployConfig): number {
   const rps = config.extra?.targetRps;
   const secs = config.extra?.requestSeconds;
   if (typeof rps === 'number' && typeof secs === 'number') {
-    return planReplicas({
-      targetRps: rps,
-      requestSeconds: secs,
-      targetUtilization: config.autoscaleTargetUtilization,
-      maxConcurrentPerReplica: config.replicaMaxConcurrentRequests,
-      minReplicas: config.autoscaleMinReplicas,
-      maxReplicas: config.autoscaleMaxReplicas,
-    });
+    return fromRuntime(() =>
+      planReplicas({
+        targetRps: rps,
+        requestSeconds: secs,
+        targetUtilization: config.autoscaleTargetUtilization,
+        maxConcurrentPerReplica: config.replicaMaxConcurrentRequests,
+        minReplicas: config.autoscaleMinReplicas,
+        maxReplicas: config.autoscaleMaxReplicas,
+      }),
+    );
   }
   return config.autoscaleMinReplicas;
 }

@@ -5,7 +5,7 @@
  */
 import type { DeployConfig } from '../seams';
 
-import { RUNTIME_ENV } from '../../runtime/env';
+import { RUNTIME_ENV } from '../../runtime';
 
 /** The variable names are defined by the runtime, which reads them (runtime/env.ts). */
 export { RUNTIME_ENV };

@@ -23,13 +23,11 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
-import { runtimeProcessEnv } from '../../runtime/child-env';
-import { packageRoot } from '../../runtime/launch';
+import { packageRoot, RUNTIME_ENV, runtimeProcessEnv, waitRuntimeReady } from '../../runtime';
 import { AppError } from '../errors';
 import { extractTarGz } from '../images/archive';
 import { IMAGE_METADATA_FILE, type ImageMetadata } from '../images/context';
 import type { BatchPool, BatchPoolProvider, BatchPoolRequest, ServiceKeys } from '../seams';
-import { RUNTIME_ENV } from '../../runtime/env';
 import { downloadBlob, type StorageClients } from '../storage';
 import { nodeQueueWaitMs } from './score';
 import { findProcesses, isAlive, killGroup, processArgs, type FoundProcess } from '../processes';
@@ -276,36 +274,21 @@ export class LocalBatchPoolProvider implements BatchPoolProvider {
     }
   }
 
-  /** Waits for the node's `listening` + `ready` lines in its log; returns its port. */
+  /** Waits for the node's `listening` + `ready` lines in its log (runtime/ready.ts); returns its port. */
   private async waitReady(pid: number, logPath: string, poolId: string, index: number): Promise<number> {
-    const deadline = Date.now() + (this.opts.startTimeoutMs ?? 60_000);
-    let port: number | undefined;
-    for (;;) {
-      let text = '';
-      try {
-        text = await fsp.readFile(logPath, 'utf8');
-      } catch {
-        /* not yet */
-      }
-      for (const line of text.split('\n')) {
-        if (!line.startsWith('{"event"')) continue;
-        let ev: { event?: string; port?: number; message?: string; code?: string };
-        try {
-          ev = JSON.parse(line);
-        } catch {
-          continue;
-        }
-        if (ev.event === 'listening') port = ev.port;
-        else if (ev.event === 'ready' && port !== undefined) return port;
-        else if (ev.event === 'init_failed') throw new AppError('BatchPoolInitFailed', `Batch node ${index} of pool ${poolId}: ${ev.message ?? 'init() failed'}`, 422);
-        else if (ev.event === 'error') throw new AppError(ev.code ?? 'BatchPoolFailed', `Batch node ${index} of pool ${poolId} did not start: ${ev.message ?? ''}`, 500);
-      }
-      if (!isAlive(pid)) {
-        const tail = text.split('\n').filter(Boolean).slice(-5).join(' | ');
-        throw new AppError('BatchPoolFailed', `Batch node ${index} of pool ${poolId} exited before it was ready: ${tail.slice(0, 500)}`, 500);
-      }
-      if (Date.now() > deadline) throw new AppError('BatchPoolStartTimeout', `Batch node ${index} of pool ${poolId} was not ready within ${this.opts.startTimeoutMs ?? 60_000} ms.`, 504);
-      await sleep(50);
+    const timeoutMs = this.opts.startTimeoutMs ?? 60_000;
+    const started = await waitRuntimeReady({ logPath, alive: () => isAlive(pid), timeoutMs });
+    if (started.ok) return started.port;
+    const node = `Batch node ${index} of pool ${poolId}`;
+    switch (started.reason) {
+      case 'init_failed':
+        throw new AppError('BatchPoolInitFailed', `${node}: ${started.message}`, 422);
+      case 'error':
+        throw new AppError(started.code ?? 'BatchPoolFailed', `${node} did not start: ${started.message}`, 500);
+      case 'timeout':
+        throw new AppError('BatchPoolStartTimeout', `${node} was not ready within ${timeoutMs} ms.`, 504);
+      default:
+        throw new AppError('BatchPoolFailed', `${node} ${started.message}`, 500);
     }
   }
 }

@@ -7,7 +7,7 @@
  * Dockerfile
  * image.json                     what to run: runtime, entry script, model dir, environment file
  * app/package.json               the runtime's npm dependencies
- * app/dist/runtime/*.js          the compiled runtime (+ the dist/shared files it requires)
+ * app/dist/runtime/*.js          the compiled runtime (it requires nothing outside dist/runtime)
  * app/runtime/python/**          the runtime's Python worker and AML compatibility modules
  * app/code/<entry script>        the user's script and environment file
  * models/<name>/<version>/<file> every model the image embeds
@@ -20,7 +20,7 @@ import { builtinModules } from 'module';
 import { AppError } from '../errors';
 import type { EnvironmentKind } from '../manifest/schema';
 import type { RuntimeKind } from '../seams';
-import { packageRoot, pythonAssetsDir } from '../../runtime/launch';
+import { packageRoot, pythonAssetsDir } from '../../runtime';
 import type { ArchiveEntry } from './archive';
 
 export const IMAGE_METADATA_FILE = 'image.json';

@@ -7,7 +7,7 @@ import { spawn } from 'child_process';
 import * as fs from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
-import { inheritedEnv } from '../../runtime/child-env';
+import { inheritedEnv } from '../../runtime';
 import { AppError } from '../errors';
 import { parseJsonBounded, parseYamlBounded } from '../parse';
 import type { ImageMetadata } from './context';

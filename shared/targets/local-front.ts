@@ -11,10 +11,17 @@
  */
 import * as http from 'http';
 import type { AddressInfo } from 'net';
-import { forwardRequest } from '../../runtime/forward';
-import { createBoundedServer, DEFAULT_HTTP_LIMITS, dropBody, resolveHttpLimits, type HttpLimits } from '../../runtime/http-limits';
-import { DEFAULT_MAX_BODY_BYTES } from '../../runtime/options';
-import { makeAuthorizer } from '../../runtime/server';
+import {
+  createBoundedServer,
+  DEFAULT_HTTP_LIMITS,
+  DEFAULT_MAX_BODY_BYTES,
+  dropBody,
+  forwardRequest,
+  makeAuthorizer,
+  resolveHttpLimits,
+  type HttpLimits,
+} from '../../runtime';
+import { fromRuntime } from '../errors';
 import type { ServiceKeys } from '../seams';
 
 /** Paths that stay open without a key (liveness and schema), as in AML. */
@@ -65,7 +72,7 @@ export class LocalFront {
   ) {
     const maxBodyBytes = limits.maxBodyBytes ?? DEFAULT_FRONT_LIMITS.maxBodyBytes;
     if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) throw new Error(`maxBodyBytes must be a positive integer; got ${maxBodyBytes}`);
-    this.limits = { ...resolveHttpLimits(limits), maxBodyBytes };
+    this.limits = { ...fromRuntime(() => resolveHttpLimits(limits)), maxBodyBytes };
   }
 
   get url(): string {

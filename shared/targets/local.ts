@@ -24,16 +24,14 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
-import { AutoscaleRouter, type ReplicaHandle } from '../../runtime/autoscale';
-import { runtimeProcessEnv } from '../../runtime/child-env';
-import { packageRoot } from '../../runtime/launch';
-import { AppError, toErrorInfo } from '../errors';
+import { AutoscaleRouter, packageRoot, runtimeProcessEnv, waitRuntimeReady, type ReplicaHandle } from '../../runtime';
+import { AppError, fromRuntime, toErrorInfo } from '../errors';
 import { extractTarGz } from '../images/archive';
 import { IMAGE_METADATA_FILE, type ImageMetadata } from '../images/context';
 import { LocalFront, type FrontLimits } from './local-front';
 import type { DeployConfig, DeployRequest, DeployTarget, DeployedSlot, ErrorInfo, ServiceKeys } from '../seams';
 import { downloadBlob, type StorageClients } from '../storage';
-import { findProcesses, isAlive, killGroup, processArgs, processStartTime, terminateGroups, waitRuntimeStart } from '../processes';
+import { findProcesses, isAlive, killGroup, processArgs, processStartTime, terminateGroups } from '../processes';
 
 export interface LocalTargetOptions {
   workDir: string;
@@ -522,19 +520,21 @@ export class LocalDeployTarget implements DeployTarget {
       await ctx.save();
       return this.startReplica(ctx, index);
     };
-    const router = await AutoscaleRouter.start({
-      factory,
-      minReplicas: min,
-      maxReplicas: max,
-      initialReplicas: Math.min(max, Math.max(min, initial, queue.length)),
-      autoscale: !fixed,
-      targetUtilization: cfg.autoscaleTargetUtilization,
-      refreshMs: cfg.autoscaleRefreshSeconds * 1000,
-      ...(record.routerPort ? { port: record.routerPort, portFallback: true } : {}),
-      ...(this.opts.scaleDownDelayMs !== undefined ? { scaleDownDelayMs: this.opts.scaleDownDelayMs } : {}),
-      http: this.opts.scoring,
-      maxBodyBytes: this.opts.scoring?.maxBodyBytes,
-    });
+    const router = await fromRuntime(() =>
+      AutoscaleRouter.start({
+        factory,
+        minReplicas: min,
+        maxReplicas: max,
+        initialReplicas: Math.min(max, Math.max(min, initial, queue.length)),
+        autoscale: !fixed,
+        targetUtilization: cfg.autoscaleTargetUtilization,
+        refreshMs: cfg.autoscaleRefreshSeconds * 1000,
+        ...(record.routerPort ? { port: record.routerPort, portFallback: true } : {}),
+        ...(this.opts.scaleDownDelayMs !== undefined ? { scaleDownDelayMs: this.opts.scaleDownDelayMs } : {}),
+        http: this.opts.scoring,
+        maxBodyBytes: this.opts.scoring?.maxBodyBytes,
+      }),
+    );
     record.routerPort = router.port;
     record.state = 'ready';
     record.hostPid = process.pid;
@@ -629,7 +629,7 @@ export class LocalDeployTarget implements DeployTarget {
     const handle = this.replicaHandle(ctx, entry);
     const timeoutMs = this.opts.startTimeoutMs ?? 60_000;
     this.starting.set(child, record.serviceName);
-    const started = await waitRuntimeStart(pid, logPath, timeoutMs, offset).finally(() => this.starting.delete(child));
+    const started = await waitRuntimeReady({ logPath, alive: () => isAlive(pid), timeoutMs, fromOffset: offset }).finally(() => this.starting.delete(child));
     if (started.ok) {
       entry.port = started.port;
       await ctx.save();

@@ -1,12 +1,12 @@
 /**
  * A script's output cannot stall its service: a worker printing one 50 MB line (or 50 MB without any newline)
  * still answers its request, the service keeps serving, and the log gets the line cut with a marker
- * (shared/lines.ts, used by runtime/pool.ts for every worker's stdout and stderr).
+ * (runtime/lines.ts, used by runtime/pool.ts for every worker's stdout and stderr).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { capText, LineSplitter, MAX_LINE_BYTES, splitLines, truncationMarker } from '../../shared/lines';
+import { capText, LineSplitter, MAX_LINE_BYTES, splitLines, truncationMarker } from '../../runtime/lines';
 import { encodeFrame, FrameDecoder } from '../../runtime/protocol';
 import { post, ROOT, start, SYSTEM_PYTHON, tempDir, waitFor, type Started } from '../runtime/helpers';
 
