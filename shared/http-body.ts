@@ -4,6 +4,7 @@
  * `Content-Length` is checked first, then the bytes are counted as they arrive and reading stops at the bound —
  * a body is never read whole before it is known to be small enough. Every handler that reads a body uses this.
  */
+import { Readable } from 'stream';
 import type { ReadableStream } from 'stream/web';
 import { tooLarge } from './errors';
 
@@ -43,7 +44,8 @@ export async function readBodyBytes(request: BodySource, limit: number, what = '
     const chunk = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     size += chunk.length;
     if (size > limit) {
-      await reader.cancel().catch(() => undefined);
+      reader.releaseLock();
+      discardRest(Readable.fromWeb(request.body));
       throw tooLarge('PayloadTooLarge', `${what} is larger than ${mb(limit)}${setting ? ` (${setting})` : ''}.`);
     }
     chunks.push(chunk);
@@ -54,4 +56,26 @@ export async function readBodyBytes(request: BodySource, limit: number, what = '
 /** The body as UTF-8 text, at most `limit` bytes (see `readBodyBytes`). */
 export async function readBodyText(request: BodySource, limit: number, what?: string, setting?: string): Promise<string> {
   return (await readBodyBytes(request, limit, what, setting)).toString('utf8');
+}
+
+/** Most bytes of a refused request's unread rest that are read and dropped before its connection is closed instead. */
+export const DISCARD_REST_BYTES = 8 * 1024 * 1024;
+
+/**
+ * After a request is answered without its whole body being read (refused early: too large, malformed, a bad part):
+ * reads and drops the rest in the background, so that the connection it came on can carry the next request. That
+ * connection is the host's pooled one to the app (the Functions host's HTTP proxy connection with streaming, kept
+ * alive): a body left half-read there blocks whatever request is sent next on it, someone else's. A rest over
+ * `maxBytes` is not read: the stream is destroyed, which closes the connection (the answer is out by then). A client
+ * that sends the rest slowly is bounded by the front's request timeout.
+ */
+export function discardRest(source: Readable, maxBytes = DISCARD_REST_BYTES): void {
+  if (source.readableEnded || source.destroyed) return;
+  let dropped = 0;
+  source.on('error', () => undefined);
+  source.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > maxBytes) source.destroy();
+  });
+  source.resume();
 }

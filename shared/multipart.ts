@@ -11,6 +11,7 @@ import busboy from 'busboy';
 import { createHash, type Hash } from 'crypto';
 import { Readable, Transform, type TransformCallback } from 'stream';
 import { AppError, badRequest, tooLarge } from './errors';
+import { discardRest } from './http-body';
 
 export interface MultipartLimits {
   /** Largest text field (a part without filename), bytes. */
@@ -83,11 +84,12 @@ export async function* multipartParts(source: Readable, contentType: string, lim
     }
   } finally {
     if (!finished) {
-      // Stop parsing; the rest of the body is left unread (the host discards it once the answer is sent).
+      // Stop parsing; the rest of the body is read and dropped (bounded) so that its connection can serve the next request.
       source.unpipe(parser);
       parser.removeAllListeners('file');
       parser.on('error', () => undefined);
-      source.pause();
+      source.off('error', onSourceError);
+      discardRest(source);
     }
   }
 }
