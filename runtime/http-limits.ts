@@ -14,6 +14,7 @@
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import { AppError } from '../shared/errors';
+import { discardRest, DISCARD_REST_BYTES } from '../shared/http-body';
 
 export interface HttpLimits {
   /** Longest time to receive a request's headers (and the silence allowed before a first request). */
@@ -118,21 +119,9 @@ export function createBoundedServer(limits: HttpLimits, handler: http.RequestLis
   return server;
 }
 
-/**
- * How much of an unwanted body (after a 413) is still read and dropped before the connection is cut. Reading on
- * for a while instead of closing at once lets the client see the answer: a socket closed with unread data resets
- * the connection, and a client still sending may then get the reset instead of the 413.
- */
-export const LINGER_BYTES = 4 * 1024 * 1024;
-
-/** Reads and drops the rest of `req`'s body; past `LINGER_BYTES` the connection is closed. */
+/** Reads and drops the rest of `req`'s body; past `DISCARD_REST_BYTES` the connection is closed. */
 export function dropBody(req: http.IncomingMessage): void {
-  let dropped = 0;
-  req.on('data', (c: Buffer) => {
-    dropped += c.length;
-    if (dropped > LINGER_BYTES) req.socket.destroy();
-  });
-  req.resume();
+  discardRest(req, DISCARD_REST_BYTES, () => req.socket.destroy());
 }
 
 /** Answers 413 `PayloadTooLarge`; the rest of the body is dropped (`dropBody`), never forwarded nor kept. */

@@ -58,24 +58,28 @@ export async function readBodyText(request: BodySource, limit: number, what?: st
   return (await readBodyBytes(request, limit, what, setting)).toString('utf8');
 }
 
-/** Most bytes of a refused request's unread rest that are read and dropped before its connection is closed instead. */
-export const DISCARD_REST_BYTES = 8 * 1024 * 1024;
+/**
+ * Most bytes of an unwanted request body (after an early answer) read and dropped before its connection is closed
+ * instead. Reading on for a while, rather than closing at once, lets the client see the answer (a socket closed with
+ * unread data resets the connection) and keeps a pooled connection usable.
+ */
+export const DISCARD_REST_BYTES = 4 * 1024 * 1024;
 
 /**
  * After a request is answered without its whole body being read (refused early: too large, malformed, a bad part):
- * reads and drops the rest in the background, so that the connection it came on can carry the next request. That
- * connection is the host's pooled one to the app (the Functions host's HTTP proxy connection with streaming, kept
- * alive): a body left half-read there blocks whatever request is sent next on it, someone else's. A rest over
- * `maxBytes` is not read: the stream is destroyed, which closes the connection (the answer is out by then). A client
- * that sends the rest slowly is bounded by the front's request timeout.
+ * reads and drops the rest, so that the connection it came on can carry the next request. In the app that
+ * connection is the host's pooled one to the app's HTTP proxy (streaming, kept alive): a body left half-read there
+ * blocks whatever request is sent next on it, someone else's. Past `maxBytes` it stops reading and calls `close`
+ * (default: destroy the stream, which closes its connection; the answer is out by then). A client that sends the
+ * rest slowly is bounded by the front's request timeout.
  */
-export function discardRest(source: Readable, maxBytes = DISCARD_REST_BYTES): void {
+export function discardRest(source: Readable, maxBytes = DISCARD_REST_BYTES, close: () => void = () => source.destroy()): void {
   if (source.readableEnded || source.destroyed) return;
   let dropped = 0;
   source.on('error', () => undefined);
   source.on('data', (chunk: Buffer) => {
     dropped += chunk.length;
-    if (dropped > maxBytes) source.destroy();
+    if (dropped > maxBytes) close();
   });
   source.resume();
 }
