@@ -7,6 +7,8 @@
  * - a request (headers and body) not received within `requestTimeoutMs` → 408 `RequestTimeout`, closed;
  * - a connection that never sends a request is closed after `headersTimeoutMs` of silence, a kept-alive one after
  *   `keepAliveTimeoutMs`;
+ * - a client that reads nothing of an answer under way for `headersTimeoutMs` (its bytes wait in the socket) is
+ *   disconnected: a reader that never reads does not hold a connection and the answer's memory forever;
  * - more than `maxConnections` open connections → the newest gets 503 `TooManyConnections` and is closed;
  * - malformed requests → 400 `BadRequest`, oversized headers → 431 `HeadersTooLarge`.
  * Errors are the project's JSON shape `{"error": {"code", "message"}}`.
@@ -79,7 +81,11 @@ export function createBoundedServer(limits: HttpLimits, handler: http.RequestLis
 
   server.timeout = l.headersTimeoutMs;
   server.on('timeout', (socket: Socket) => {
-    if (!answering(socket)) socket.destroy();
+    // node:net emits 'timeout' only after a whole period in which nothing moved (a write making progress postpones
+    // it): an answer under way whose bytes still wait in the socket is a client that stopped reading (slow read).
+    const cur = current.get(socket);
+    const stalled = !!cur && cur.res.headersSent && socket.writableLength > 0;
+    if (!answering(socket) || stalled) socket.destroy();
   });
 
   let open = 0;
