@@ -55,11 +55,18 @@ export async function* multipartParts(source: Readable, contentType: string, lim
     failure ??= e;
     notify();
   };
+  // RFC 7578: every part is named (Content-Disposition: form-data; name="…"); busboy gives a nameless one as undefined.
+  const nameless = () => fail(invalid('a part has no name (each part needs Content-Disposition: form-data; name="<path>")'));
   parser.on('file', (field, stream, info) => {
+    if (typeof field !== 'string') {
+      stream.resume();
+      return nameless();
+    }
     queue.push({ field, stream, fileName: info.filename });
     notify();
   });
   parser.on('field', (field, value, info) => {
+    if (typeof field !== 'string') return nameless();
     queue.push({ field, value, truncated: info.valueTruncated });
     notify();
   });

@@ -121,6 +121,12 @@ test('requests refused before their body was read leave the host answering the n
     { name: 'a traversing part name', request: httpRequest('POST', '/api/deployments', MULTIPART, Buffer.concat([part('manifest', manifest('poison-b')), part('../x', file, 'x'), END])), status: 400, code: 'InvalidPath' },
     { name: 'a part over MAX_UPLOAD_PART_BYTES', request: httpRequest('POST', '/api/deployments', MULTIPART, Buffer.concat([part('manifest', manifest('poison-c')), part('model.json', file, 'model.json'), END])), status: 413, code: 'PartTooLarge' },
     {
+      name: 'a nameless part (RFC 5987 name* only)',
+      request: httpRequest('POST', '/api/deployments', MULTIPART, Buffer.concat([part('manifest', manifest('poison-d')), Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name*=utf-8''..%2F..%2Fx; filename="x"\r\n\r\n`), file, Buffer.from('\r\n'), END])),
+      status: 400,
+      code: 'InvalidMultipart',
+    },
+    {
       name: 'a part header with 100000 lines',
       request: httpRequest('POST', '/api/deployments', MULTIPART, Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="manifest"\r\n${Array.from({ length: 100_000 }, (_, i) => `X-${i}: a`).join('\r\n')}\r\n\r\n{}\r\n--${BOUNDARY}--\r\n`)),
       status: 400,
