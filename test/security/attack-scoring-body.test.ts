@@ -3,7 +3,7 @@
  * than a parser can take is bad input — 400 with a code, never a 500 `RunFailed` that blames the script — and the
  * service keeps answering. Python parsed `/score` bodies (scripts with a schema) and `/batch` bodies with
  * `json.loads`, whose RecursionError became 500 RunFailed; Node scripts and ONNX models (V8's JSON parser is not
- * recursive) are checked to hold.
+ * recursive) are checked to hold. A Node script's schema sample nested too deep fails init() with a message that says so.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -79,6 +79,19 @@ describe('Node scripts and ONNX models hold', () => {
       for (const n of [5_000, 1_000_000]) expect((await post(`${s.url}/score`, deep(n))).status).toBe(200);
       expect((await post(`${s.url}/batch`, deepBatch(100_000))).status).toBe(200);
       expect((await fetch(`${s.url}/`)).status).toBe(200);
+    } finally {
+      await s.server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  test('a node script whose inputSample is nested 100000 deep fails init() saying so (was a stack overflow)', async () => {
+    const dir = tempDir('deep-sample');
+    fs.writeFileSync(path.join(dir, 'score.js'), `let x = [1];\nfor (let i = 0; i < 100000; i++) x = [x];\nexports.init = () => {};\nexports.run = () => 1;\nexports.inputSample = { data: x };\n`);
+    const s = await start({ entryScript: path.join(dir, 'score.js') });
+    try {
+      const r = await answer(await fetch(`${s.url}/`));
+      expect(r).toEqual({ status: 503, code: 'InitFailed', message: expect.stringMatching(/schema sample .* nested more than 64 levels deep/) });
     } finally {
       await s.server.stop();
       fs.rmSync(dir, { recursive: true, force: true });
