@@ -7,6 +7,7 @@
  *   the next request on the connection (request smuggling; the DELETE itself answered 500);
  * - run ids in `/api/batch-runs/{id}[/terminate]` are checked before the durable client puts them in its URLs
  *   (`x%2Fterminate` reached another durable route: 500 with the durable API's own error);
+ * - a multipart part whose upload blob name (`uploads/<runId>/<part>`) would be invalid is refused before upload;
  * - the durable webhook API checks instance ids on every instance route and bounds the nesting of start/event
  *   bodies (a deep input was a 500 from a stack overflow; `instances/x%2Fy` a 500 after storage retries).
  * Every request carries its own deadline only to turn a hang into a failure; nothing asserts on time.
@@ -16,6 +17,7 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
+import { storageFromConnectionString } from '../../shared/storage';
 
 const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
 /** Long enough for a loaded machine; a poisoned connection never answers. */
@@ -141,6 +143,19 @@ test('requests refused before their body was read leave the host answering the n
   // Nothing of the refused uploads stayed behind.
   expect((await env.request('GET', '/api/services')).body.value).toEqual([]);
 }, 240_000);
+
+test('multipart part names whose upload blob name would be invalid (too long, too many segments) → 400 InvalidPath; nothing stored', async () => {
+  for (const [name, why] of [['a'.repeat(1000), /longer than 1024 characters/], [Array.from({ length: 300 }, () => 'd').join('/'), /more than 254 segments/]] as const) {
+    const answer = await rawRequest(httpRequest('POST', '/api/deployments', MULTIPART, Buffer.concat([part('manifest', manifest('long-names')), part(name, '{}', 'x'), END])));
+    expect({ status: answer.status, code: answer.body?.error?.code }).toEqual({ status: 400, code: 'InvalidPath' });
+    expect(answer.body.error.message).toMatch(why);
+    expect(answer.body.error.message.length).toBeLessThan(400);
+  }
+  const uploads: string[] = [];
+  for await (const b of (await storageFromConnectionString(env.connectionString).ensureContainer('uploads')).listBlobsFlat()) uploads.push(b.name);
+  expect(uploads).toEqual([]);
+  expect((await env.request('GET', '/api/services')).body.value).toEqual([]);
+});
 
 test('a chunked body on GET, DELETE or OPTIONS reaches the app framed, never as a second request', async () => {
   // The body is a whole request: unframed, the app's proxy would parse it as the next request on the connection.
