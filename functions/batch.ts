@@ -25,6 +25,7 @@ import { getConfig } from '../shared/config';
 import { AppError, errorResponse, toErrorInfo } from '../shared/errors';
 import { MAX_JSON_BODY_BYTES, readBodyText, readDocumentText } from '../shared/http-body';
 import { blobNameReason, getStorage } from '../shared/storage';
+import { checkRunId } from '../shared/manifest/names';
 
 const SOURCE = 'batch-runs';
 
@@ -79,7 +80,7 @@ df.app.client.http('batchRunsGet', {
   authLevel: 'function',
   handler: async (request: HttpRequest, client: DurableClient, context: InvocationContext): Promise<HttpResponseInit> => {
     try {
-      const id = request.params.id;
+      const id = checkRunId(request.params.id, 'Batch run id');
       const view = await getBatchRunView(client, getStorage(), id);
       if (!view) throw new AppError('RunNotFound', `There is no batch run "${id}"; use the id returned by POST /api/batch-runs.`, 404);
       // A run that ended without its teardown (terminated) gets its pool removed now.
@@ -97,7 +98,7 @@ df.app.client.http('batchRunsTerminate', {
   authLevel: 'function',
   handler: async (request: HttpRequest, client: DurableClient): Promise<HttpResponseInit> => {
     try {
-      const id = request.params.id;
+      const id = checkRunId(request.params.id, 'Batch run id');
       const s = await statusOrUndefined(client, id, { showInput: true });
       if (!s || s.name !== 'batchRun') throw new AppError('RunNotFound', `There is no batch run "${id}".`, 404);
       const input = s.input as BatchRunInput;

@@ -12,7 +12,7 @@ import * as df from 'durable-functions';
 import { z } from 'zod';
 import { describeIssues } from '../shared/manifest/schema';
 import { parseJsonBounded } from '../shared/parse';
-import { parseVersion } from '../shared/manifest/names';
+import { checkRunId, parseVersion } from '../shared/manifest/names';
 import { AppError, badRequest, errorResponse, notFound, toErrorInfo } from '../shared/errors';
 import { getBatchRunView } from '../shared/batch/run';
 import { MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
@@ -51,7 +51,7 @@ app.http('getRun', {
   extraInputs: [clientInput],
   handler: safe('getRun', async (request, context) => {
     const id = request.params.id;
-    if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(id)) throw badRequest('InvalidRunId', `"${id}" is not a run id.`);
+    checkRunId(id);
     const client = df.getClient(context);
     const batch = await getBatchRunView(client, getAppServices().storage, id);
     if (batch) return { jsonBody: batch };

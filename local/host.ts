@@ -387,6 +387,9 @@ export class LocalHost {
 
     const forwardHeaders: http.OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) forwardHeaders[k] = v;
+    // A chunked body stays chunked upstream: node:http sends the body of a GET, DELETE or OPTIONS without any framing
+    // by default, and the app's proxy would read it as the next request on the connection (request smuggling).
+    if (req.headers['transfer-encoding'] !== undefined) forwardHeaders['transfer-encoding'] = 'chunked';
     forwardHeaders['x-ms-invocation-id'] = invocationId;
     forwardHeaders['x-forwarded-host'] = url.host;
     forwardHeaders['x-forwarded-proto'] = url.protocol.replace(/:$/, '');

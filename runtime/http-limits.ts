@@ -7,12 +7,15 @@
  * - a request (headers and body) not received within `requestTimeoutMs` → 408 `RequestTimeout`, closed;
  * - a connection that never sends a request is closed after `headersTimeoutMs` of silence, a kept-alive one after
  *   `keepAliveTimeoutMs`;
+ * - a client that reads nothing of an answer under way for `headersTimeoutMs` (its bytes wait in the socket) is
+ *   disconnected: a reader that never reads does not hold a connection and the answer's memory forever;
  * - more than `maxConnections` open connections → the newest gets 503 `TooManyConnections` and is closed;
  * - malformed requests → 400 `BadRequest`, oversized headers → 431 `HeadersTooLarge`.
  * Errors are the project's JSON shape `{"error": {"code", "message"}}`.
  */
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
+import type { Readable } from 'stream';
 import { RuntimeError } from './errors';
 
 export interface HttpLimits {
@@ -78,7 +81,11 @@ export function createBoundedServer(limits: HttpLimits, handler: http.RequestLis
   // A request being answered (a long scoring run) is not a silent connection: it is left alone.
   server.timeout = l.headersTimeoutMs;
   server.on('timeout', (socket: Socket) => {
-    if (!answering(socket)) socket.destroy();
+    // node:net emits 'timeout' only after a whole period in which nothing moved (a write making progress postpones
+    // it): an answer under way whose bytes still wait in the socket is a client that stopped reading (slow read).
+    const cur = current.get(socket);
+    const stalled = !!cur && cur.res.headersSent && socket.writableLength > 0;
+    if (!answering(socket) || stalled) socket.destroy();
   });
 
   let open = 0;
@@ -118,21 +125,9 @@ export function createBoundedServer(limits: HttpLimits, handler: http.RequestLis
   return server;
 }
 
-/**
- * How much of an unwanted body (after a 413) is still read and dropped before the connection is cut. Reading on
- * for a while instead of closing at once lets the client see the answer: a socket closed with unread data resets
- * the connection, and a client still sending may then get the reset instead of the 413.
- */
-export const LINGER_BYTES = 4 * 1024 * 1024;
-
-/** Reads and drops the rest of `req`'s body; past `LINGER_BYTES` the connection is closed. */
+/** Reads and drops the rest of `req`'s body; past `DISCARD_REST_BYTES` the connection is closed. */
 export function dropBody(req: http.IncomingMessage): void {
-  let dropped = 0;
-  req.on('data', (c: Buffer) => {
-    dropped += c.length;
-    if (dropped > LINGER_BYTES) req.socket.destroy();
-  });
-  req.resume();
+  discardRest(req, DISCARD_REST_BYTES, () => req.socket.destroy());
 }
 
 /** Answers 413 `PayloadTooLarge`; the rest of the body is dropped (`dropBody`), never forwarded nor kept. */
@@ -148,4 +143,30 @@ export function sendPayloadTooLarge(req: http.IncomingMessage, res: http.ServerR
     res.end(body);
   }
   dropBody(req);
+}
+
+/**
+ * Most bytes of an unwanted request body (after an early answer) read and dropped before its connection is closed
+ * instead. Reading on for a while, rather than closing at once, lets the client see the answer (a socket closed with
+ * unread data resets the connection) and keeps a pooled connection usable.
+ */
+export const DISCARD_REST_BYTES = 4 * 1024 * 1024;
+
+/**
+ * After a request is answered without its whole body being read (refused early: too large, malformed, a bad part):
+ * reads and drops the rest, so that the connection it came on can carry the next request. In the app that
+ * connection is the host's pooled one to the app's HTTP proxy (streaming, kept alive): a body left half-read there
+ * blocks whatever request is sent next on it, someone else's. Past `maxBytes` it stops reading and calls `close`
+ * (default: destroy the stream, which closes its connection; the answer is out by then). A client that sends the
+ * rest slowly is bounded by the front's request timeout.
+ */
+export function discardRest(source: Readable, maxBytes = DISCARD_REST_BYTES, close: () => void = () => source.destroy()): void {
+  if (source.readableEnded || source.destroyed) return;
+  let dropped = 0;
+  source.on('error', () => undefined);
+  source.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > maxBytes) close();
+  });
+  source.resume();
 }

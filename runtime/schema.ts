@@ -5,8 +5,14 @@
  */
 import type { JsonSchema, ScriptSchema } from './protocol';
 
+/** Deepest schema sample accepted (as user JSON elsewhere: shared/parse.ts MAX_INPUT_DEPTH); deeper overflowed the stack. */
+export const MAX_SAMPLE_DEPTH = 64;
+
 /** `{ type, format?, items?, properties?, example }` for a JSON sample. */
-export function schemaFromSample(sample: unknown): JsonSchema {
+export function schemaFromSample(sample: unknown, depth = 0): JsonSchema {
+  if (depth > MAX_SAMPLE_DEPTH) {
+    throw new Error(`the schema sample (inputSample/outputSample) is nested more than ${MAX_SAMPLE_DEPTH} levels deep; give a smaller sample`);
+  }
   if (typeof sample === 'boolean') return { type: 'boolean', example: sample };
   if (typeof sample === 'number') {
     return Number.isInteger(sample) ? { type: 'integer', format: 'int64', example: sample } : { type: 'number', format: 'double', example: sample };
@@ -15,7 +21,7 @@ export function schemaFromSample(sample: unknown): JsonSchema {
   if (Array.isArray(sample)) {
     let items: JsonSchema = { type: 'object' };
     for (const v of sample) {
-      const { example: _ignored, ...rest } = schemaFromSample(v);
+      const { example: _ignored, ...rest } = schemaFromSample(v, depth + 1);
       items = rest;
     }
     return { type: 'array', items, example: sample };
@@ -23,7 +29,7 @@ export function schemaFromSample(sample: unknown): JsonSchema {
   if (sample && typeof sample === 'object') {
     const properties: Record<string, JsonSchema> = {};
     for (const [k, v] of Object.entries(sample)) {
-      const { example: _ignored, ...rest } = schemaFromSample(v);
+      const { example: _ignored, ...rest } = schemaFromSample(v, depth + 1);
       properties[k] = rest;
     }
     return { type: 'object', required: Object.keys(sample), properties, example: sample };

@@ -4,7 +4,9 @@
  * `Content-Length` is checked first, then the bytes are counted as they arrive and reading stops at the bound —
  * a body is never read whole before it is known to be small enough. Every handler that reads a body uses this.
  */
+import { Readable } from 'stream';
 import type { ReadableStream } from 'stream/web';
+import { discardRest } from '../runtime';
 import { AppError, tooLarge } from './errors';
 import { checkDeclaredSize, MAX_INPUT_BYTES, tooLargeError, type ParseBounds } from './parse';
 
@@ -42,7 +44,8 @@ export async function readBodyBytes(request: BodySource, limit: number, what = '
     const chunk = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     size += chunk.length;
     if (size > limit) {
-      await reader.cancel().catch(() => undefined);
+      reader.releaseLock();
+      discardRest(Readable.fromWeb(request.body));
       throw tooLarge('PayloadTooLarge', `${what} is larger than ${mb(limit)}${setting ? ` (${setting})` : ''}.`);
     }
     chunks.push(chunk);

@@ -11,6 +11,7 @@ import busboy from 'busboy';
 import { createHash, type Hash } from 'crypto';
 import { Readable, Transform, type TransformCallback } from 'stream';
 import { AppError, badRequest, tooLarge } from './errors';
+import { discardRest } from '../runtime';
 
 export interface MultipartLimits {
   /** Largest text field (a part without filename), bytes. */
@@ -60,11 +61,18 @@ export async function* multipartParts(source: Readable, contentType: string, lim
     failure ??= e;
     notify();
   };
+  // RFC 7578: every part is named (Content-Disposition: form-data; name="…"); busboy gives a nameless one as undefined.
+  const nameless = () => fail(invalid('a part has no name (each part needs Content-Disposition: form-data; name="<path>")'));
   parser.on('file', (field, stream, info) => {
+    if (typeof field !== 'string') {
+      stream.resume();
+      return nameless();
+    }
     queue.push({ field, stream, fileName: info.filename });
     notify();
   });
   parser.on('field', (field, value, info) => {
+    if (typeof field !== 'string') return nameless();
     queue.push({ field, value, truncated: info.valueTruncated });
     notify();
   });
@@ -94,11 +102,12 @@ export async function* multipartParts(source: Readable, contentType: string, lim
     }
   } finally {
     if (!finished) {
-      // Stop parsing; the rest of the body is left unread (the host discards it once the answer is sent).
+      // Stop parsing; the rest of the body is read and dropped (bounded) so that its connection can serve the next request.
       source.unpipe(parser);
       parser.removeAllListeners('file');
       parser.on('error', () => undefined);
-      source.pause();
+      source.off('error', onSourceError);
+      discardRest(source);
     }
   }
 }

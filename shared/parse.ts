@@ -6,6 +6,7 @@
  * `maxAliasCount` against alias bombs), then an iterative walk of the result bounding depth and node count (aliases
  * and merges can deepen or grow a document). Errors are 400 `InputTooLarge` / `InputTooDeep`, naming what was parsed.
  */
+import { jsonNestingDepth } from '../runtime';
 import YAML from 'yaml';
 import { AppError, badRequest } from './errors';
 
@@ -25,6 +26,8 @@ export interface ParseBounds {
   maxDepth?: number;
   maxNodes?: number;
 }
+
+export { jsonNestingDepth };
 
 export function tooDeep(what: string, maxDepth: number): AppError {
   return badRequest('InputTooDeep', `${what} is nested more than ${maxDepth} levels deep; flatten it (at most ${maxDepth} levels of objects/arrays are accepted).`);
@@ -49,26 +52,6 @@ export function checkInputSize(text: string | Buffer, bounds: ParseBounds): void
   if (size > max) throw tooLargeError(bounds, max);
 }
 
-/** Deepest bracket/brace nesting of JSON text, outside strings; stops counting beyond `limit` (linear, no recursion). */
-export function jsonNestingDepth(text: string, limit = Infinity): number {
-  let depth = 0;
-  let max = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c /* \ */) i++;
-      else if (c === 0x22 /* " */) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
-      if (++depth > max) {
-        max = depth;
-        if (max > limit) return max;
-      }
-    } else if (c === 0x5d || c === 0x7d) depth = Math.max(0, depth - 1);
-  }
-  return max;
-}
 
 /**
  * Upper estimate of the nesting depth of a YAML text without composing it: the lexer (linear, not recursive)

@@ -6,9 +6,10 @@
  * 404 unknown, 410 already finished; errors are `{ "error": { "code", "message" } }`.
  */
 import { randomUUID } from 'crypto';
+import { jsonNestingDepth } from '../../runtime';
 import { DurableEngine } from './engine';
 import { EventTypeName } from './history';
-import { DurableError } from './instance';
+import { DurableError, validateInstanceId } from './instance';
 import { HistoryEvent, InstanceMeta, RuntimeStatus } from './store';
 
 export const RPC_PREFIX = '/durabletask/';
@@ -72,9 +73,18 @@ function managementUrls(base: string, rawId: string, q: string): Record<string, 
   };
 }
 
+/**
+ * Deepest nesting of an input or event body: far above what the app sends (its own inputs wrap documents bounded at
+ * 64 levels), far below what overflows the stack when the engine serializes it again.
+ */
+export const MAX_BODY_DEPTH = 256;
+
 function parseJsonBody(body: Buffer): unknown {
   const text = body.toString('utf8').trim();
   if (text === '') return undefined;
+  if (jsonNestingDepth(text, MAX_BODY_DEPTH) > MAX_BODY_DEPTH) {
+    throw new DurableError(400, 'InputTooDeep', `The request body is nested more than ${MAX_BODY_DEPTH} levels deep.`);
+  }
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -238,6 +248,8 @@ async function route(engine: DurableEngine, hubName: string, req: ApiRequest): P
   }
 
   const instanceId = seg[1];
+  // Checked before the id reaches the store (a table key) or a message.
+  validateInstanceId(instanceId);
   if (seg.length === 2) {
     if (method === 'GET') {
       const meta = await engine.getMeta(instanceId);

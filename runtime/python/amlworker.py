@@ -52,6 +52,15 @@ def read_frame():
     return header, body
 
 
+def parse_json_body(text):
+    """json.loads for request bodies: a body nested deeper than Python's recursion limit is bad input (ValueError),
+    not a failure of the script."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply (more than about {0} levels)".format(sys.getrecursionlimit() - 50))
+
+
 def error_body(code, exc):
     err = {"code": code, "message": "{0}: {1}".format(type(exc).__name__, exc) if not isinstance(exc, str) else exc}
     if DEBUG and not isinstance(exc, str):
@@ -90,7 +99,7 @@ class Script(object):
         text = body.decode("utf-8")
         if self.input_schema is not None:
             try:
-                payload = json.loads(text)
+                payload = parse_json_body(text)
             except ValueError as e:
                 raise InputConversionError("The request body is not valid JSON: {0}".format(e))
             if not isinstance(payload, dict):
@@ -125,7 +134,7 @@ def handle(script, header, body):
     try:
         if header.get("kind") == "batch":
             try:
-                payload = json.loads(body.decode("utf-8"))
+                payload = parse_json_body(body.decode("utf-8"))
                 mini_batch = payload["mini_batch"]
                 if not isinstance(mini_batch, list):
                     raise ValueError("mini_batch must be a list")

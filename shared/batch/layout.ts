@@ -10,7 +10,7 @@
  * Every name is a pure function of the run id and the index, so activities that run twice write the same blobs.
  */
 import { AppError } from '../errors';
-import { blobNameReason } from '../manifest/names';
+import { blobNameReason, checkRunId } from '../manifest/names';
 import type { BatchJob } from './job';
 
 /** Mini-batch descriptors per plan chunk; also the natural size of one fan-out sub-orchestration. */
@@ -30,9 +30,7 @@ export interface RunLayout {
 }
 
 export function runLayout(job: Pick<BatchJob, 'output' | 'appendRowFileName'>, runId: string): RunLayout {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/.test(runId)) {
-    throw new AppError('InvalidRunId', `Batch run id "${runId}" must be 1-200 letters, digits, ".", "_", ":" or "-"`, 400);
-  }
+  checkRunId(runId, 'Batch run id');
   const root = `${job.output.prefix}${runId}/`;
   const why = blobNameReason(root, { prefix: true });
   if (why) throw new AppError('InvalidJobDefinition', `Invalid batch job definition: output.prefix "${job.output.prefix}" ${why}`, 400);

@@ -59,6 +59,21 @@ export function checkRelativePath(p: string, field: string): string {
   return p;
 }
 
+/** Run ids (deployment and batch runs, as the service makes them): 1–200 letters, digits, ".", "_", ":", "-", starting with a letter or digit. */
+export const RUN_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
+
+/**
+ * A run id given by a user (a route parameter): 400 `InvalidRunId` unless it has the shape of the ids the service
+ * makes, before it is used anywhere (the durable client puts it in its request URLs as it is).
+ */
+export function checkRunId(id: string, what = 'Run id'): string {
+  if (typeof id !== 'string' || !RUN_ID_RE.test(id)) {
+    const shown = String(id).slice(0, 80) + (String(id).length > 80 ? '…' : '');
+    throw badRequest('InvalidRunId', `${what} ${JSON.stringify(shown)} is not a run id (1–200 letters, digits, ".", "_", ":" or "-", starting with a letter or digit); use the id returned when the run was started.`);
+  }
+  return id;
+}
+
 /** Highest model/image version a reference may name (versions are counters; 9 digits, as in batch job refs). */
 export const MAX_VERSION = 999_999_999;
 
