@@ -115,8 +115,8 @@ async function expectHostAnswers(after: string): Promise<void> {
 test('requests refused before their body was read leave the host answering the next requests', async () => {
   const file = Buffer.alloc(3 * 1024 * 1024, 0x61);
   const cases: Array<{ name: string; request: Buffer; status: number; code: string }> = [
-    { name: 'JSON manifest over 1 MB, chunked', request: httpRequest('POST', '/api/deployments', 'application/json', Buffer.alloc(3_000_000, 0x20), true), status: 413, code: 'PayloadTooLarge' },
-    { name: 'batch job over 1 MB, chunked', request: httpRequest('POST', '/api/batch-runs', 'application/json', Buffer.alloc(3_000_000, 0x20), true), status: 413, code: 'PayloadTooLarge' },
+    { name: 'JSON manifest over 1 MB, chunked', request: httpRequest('POST', '/api/deployments', 'application/json', Buffer.alloc(3_000_000, 0x20), true), status: 400, code: 'InputTooLarge' },
+    { name: 'batch job over 16 MB, chunked', request: httpRequest('POST', '/api/batch-runs', 'application/json', Buffer.alloc(17_000_000, 0x20), true), status: 400, code: 'InputTooLarge' },
     { name: 'terminate reason over 1 MB, chunked', request: httpRequest('POST', '/api/batch-runs/batch-nope/terminate', 'text/plain', Buffer.alloc(3_000_000, 0x20), true), status: 404, code: 'RunNotFound' },
     { name: 'a file part before the manifest', request: httpRequest('POST', '/api/deployments', MULTIPART, Buffer.concat([part('model.json', file, 'model.json'), part('manifest', manifest('poison-a')), END])), status: 400, code: 'ManifestNotFirst' },
     { name: 'an invalid manifest, then a file', request: httpRequest('POST', '/api/deployments', MULTIPART, Buffer.concat([part('manifest', '{"x": 1}'), part('model.json', file, 'model.json'), END])), status: 400, code: 'InvalidManifest' },
