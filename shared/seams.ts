@@ -1,5 +1,5 @@
 /**
- * The seams between the workflow and the infrastructure it runs on (ARCHITECTURE.md, "Seams").
+ * The seams between the workflow and the infrastructure it runs on (docs/architecture.md, "Composition root").
  * One interface per concern, a local and an Azure implementation each, chosen by configuration in one place:
  * `shared/platform/compose.ts` (the only module that names an implementation). What callers need to know about an
  * implementation is on its interface (`dispose`, `filesAs`, `reap`), never asked with `instanceof` or its kind.
