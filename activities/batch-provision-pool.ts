@@ -5,7 +5,7 @@
  * reuses the recorded keys and returns the running pool.
  */
 import * as df from 'durable-functions';
-import { asActivityResult, type ProvisionPoolInput } from '../shared/batch/activity-io';
+import { asActivityResult, type ProvisionPoolInput, type ProvisionPoolOutput } from '../shared/batch/activity-io';
 import { generatePoolKeys, getBatchPoolProvider, getPoolRecord, recordPool } from '../shared/batch/pools';
 import { AppError } from '../shared/errors';
 import { BATCH_ACTIVITIES } from '../shared/batch/run';
@@ -14,7 +14,7 @@ import { getStorage } from '../shared/storage';
 
 df.app.activity(BATCH_ACTIVITIES.provisionPool, {
   handler: (input: ProvisionPoolInput) =>
-    asActivityResult(async () => {
+    asActivityResult(async (): Promise<ProvisionPoolOutput> => {
       const storage = getStorage();
       const recorded = await getPoolRecord(storage, input.poolId);
       const keys = recorded?.keys ?? generatePoolKeys();
@@ -33,6 +33,6 @@ df.app.activity(BATCH_ACTIVITIES.provisionPool, {
         await provider.teardown(input.poolId);
         throw new AppError('BatchRunTerminated', `The batch run ${input.runId} was terminated while its pool was being provisioned; the pool was removed.`, 409);
       }
-      return { poolId: pool.poolId, nodeUris: pool.nodeUris }; // exactly what the orchestration may see
+      return { poolId: pool.poolId, nodeUris: pool.nodeUris, filesAs: provider.filesAs }; // exactly what the orchestration may see
     }),
 });

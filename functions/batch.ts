@@ -19,7 +19,7 @@ import * as df from 'durable-functions';
 import type { DurableClient } from 'durable-functions';
 import { MAX_JOB_BYTES, parseBatchJob, parseBatchJobText } from '../shared/batch/job';
 import { parseManifestText } from '../shared/manifest/schema';
-import { batchPoolKind, reapLocalPools, statusOrUndefined, sweepBatchPools, teardownPool } from '../shared/batch/pools';
+import { reapLocalPools, statusOrUndefined, sweepBatchPools, teardownPool } from '../shared/batch/pools';
 import { checkInputs, getBatchRunView, runIds, startBatchRun, type BatchRunCustomStatus, type BatchRunInput } from '../shared/batch/run';
 import { getConfig } from '../shared/config';
 import { AppError, errorResponse, toErrorInfo } from '../shared/errors';
@@ -163,7 +163,6 @@ df.app.client.storageBlob('batchJobBlob', {
 app.hook.appStart(async () => {
   try {
     const config = getConfig();
-    if (batchPoolKind(config) !== 'local') return; // Azure pools (ACI) are swept by the timer
     const r = await reapLocalPools(config, getStorage());
     if (r && (r.removed.length || r.strays)) console.log(JSON.stringify({ event: 'batch-pools-reaped', removed: r.removed, strayProcesses: r.strays }));
   } catch (e) {

@@ -1,6 +1,6 @@
 /**
- * App start: the Azure implementations of the seams are registered (used when IMAGE_BUILDER=acr or a deployment
- * targets aci/aks), and the Azure settings the configuration switches on are validated once.
+ * App start: the Azure implementations of the seams are made available (`enableAzure()` in the composition root,
+ * shared/platform/compose.ts: used when IMAGE_BUILDER=acr or a deployment targets aci/aks), and the Azure settings the configuration switches on are validated once.
  *
  * A missing or malformed Azure setting does not stop the app (in Azure a throwing start hook only puts the worker
  * in a restart loop with every endpoint down); instead:
@@ -11,9 +11,10 @@
  * Local mode (IMAGE_BUILDER=local, DEFAULT_TARGET=local) checks nothing and changes nothing.
  */
 import { app } from '@azure/functions';
-import { azureStartupLogLine, checkAzureStartup, registerAzureSeams } from '../shared/azure/startup';
+import { azureStartupLogLine, checkAzureStartup } from '../shared/azure/startup';
+import { enableAzure } from '../shared/platform/compose';
 
-registerAzureSeams();
+enableAzure();
 
 // HTTP requests reach handlers as streams (`request.body`), not as a buffered body: uploads are piped to blob
 // storage as they arrive, and every handler bounds what it reads (shared/http-body.ts).

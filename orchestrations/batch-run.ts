@@ -15,7 +15,7 @@
  */
 import * as df from 'durable-functions';
 import type { OrchestrationContext } from 'durable-functions';
-import { errorInfoOfTask, type ActivityResult, type FinalizeActivityInput, type FinalizeOutput, type PlanPageOutput, type ProvisionPoolInput } from '../shared/batch/activity-io';
+import { errorInfoOfTask, type ActivityResult, type FinalizeActivityInput, type FinalizeOutput, type PlanPageOutput, type ProvisionPoolInput, type ProvisionPoolOutput } from '../shared/batch/activity-io';
 import { chunkRanges } from '../shared/batch/layout';
 import type { BatchRunStatus as FinalStatus } from '../shared/batch/merge';
 import type { PlanCursor, PlanSummary } from '../shared/batch/plan';
@@ -32,7 +32,8 @@ import {
   type BatchRunResult,
 } from '../shared/batch/run';
 import type { ThresholdBaseline, ThresholdTrip } from '../shared/batch/thresholds';
-import type { BatchPool, ErrorInfo } from '../shared/seams';
+import { recordedPoolFilesAs } from '../shared/platform/compose';
+import type { ErrorInfo } from '../shared/seams';
 import type { BatchChunkInput, BatchChunkResult } from './batch-chunk';
 
 class RunFailure extends Error {
@@ -79,7 +80,7 @@ df.app.orchestration(BATCH_RUN_ORCHESTRATION, function* (context: OrchestrationC
       processCountPerNode: job.processCountPerNode,
       runInvocationTimeoutMs: Math.round(job.runInvocationTimeoutSeconds * 1000),
     };
-    const pool = unwrap((yield context.df.callActivityWithRetry(BATCH_ACTIVITIES.provisionPool, retry, provisionInput)) as ActivityResult<BatchPool>);
+    const pool = unwrap((yield context.df.callActivityWithRetry(BATCH_ACTIVITIES.provisionPool, retry, provisionInput)) as ActivityResult<ProvisionPoolOutput>);
     publish('planning', { pool: { poolId, kind: poolKind, nodes: pool.nodeUris.length } });
 
     let cursor: PlanCursor | undefined;
@@ -128,7 +129,7 @@ df.app.orchestration(BATCH_RUN_ORCHESTRATION, function* (context: OrchestrationC
           // The node enforces run_invocation_timeout; the call may also wait for the mini-batches queued before it.
           requestTimeoutMs: scoringCallTimeoutMs(Math.round(job.runInvocationTimeoutSeconds * 1000)),
           keepRows: job.outputAction === 'append_row',
-          filesAs: poolKind === 'local' ? 'paths' : 'content',
+          filesAs: pool.filesAs ?? recordedPoolFilesAs(poolKind), // the pool says how it wants files (a recorded value: replay-safe)
         },
       };
       const r = (yield context.df.callSubOrchestrator(BATCH_CHUNK_ORCHESTRATION, chunkInput, chunkId)) as BatchChunkResult;

@@ -1,6 +1,8 @@
 /**
- * The seams between the workflow and the infrastructure it runs on (ARCHITECTURE.md, "Seams").
- * One interface per concern, a local and an Azure implementation each, chosen by configuration.
+ * The seams between the workflow and the infrastructure it runs on (docs/architecture.md, "Composition root").
+ * One interface per concern, a local and an Azure implementation each, chosen by configuration in one place:
+ * `shared/platform/compose.ts` (the only module that names an implementation). What callers need to know about an
+ * implementation is on its interface (`dispose`, `filesAs`, `reap`), never asked with `instanceof` or its kind.
  * Orchestrations never see these: activities call them through `shared/`.
  *
  * Everything passed across a seam is a plain JSON-serialisable value (activities return them).
@@ -119,6 +121,8 @@ export interface DeployTarget {
    * Targets without it pick new keys up at the next deployment.
    */
   updateKeys?(serviceName: string, keys: ServiceKeys): Promise<void>;
+  /** Optional (targets that own processes, i.e. local): stop everything this instance started (host shutdown). */
+  dispose?(): Promise<void>;
 }
 
 // ---------------------------------------------------------------- batch pools
@@ -143,9 +147,22 @@ export interface BatchPool {
   nodeUris: string[];
 }
 
+/**
+ * How the pool's nodes want a mini-batch's files: `paths` (the node shares this machine's file system: files are
+ * downloaded to a folder and run() gets their paths) or `content` (remote nodes: the files travel inline).
+ */
+export type FilesAs = 'paths' | 'content';
+
 export interface BatchPoolProvider {
   readonly kind: TargetKind;
+  /** How this provider's nodes want files passed (recorded in the provisioning result the orchestration reads). */
+  readonly filesAs: FilesAs;
   provision(request: BatchPoolRequest): Promise<BatchPool>;
   /** Always safe to call; absent is not an error. */
   teardown(poolId: string): Promise<void>;
+  /**
+   * Optional (pools whose nodes can outlive their host, i.e. local): at app start, remove what a killed host left
+   * behind, keeping the pools `keep` answers true for.
+   */
+  reap?(keep?: (poolId: string) => Promise<boolean>): Promise<{ removed: string[]; strays: number }>;
 }

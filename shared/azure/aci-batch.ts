@@ -54,6 +54,8 @@ export function aciPoolNodeSpec(request: BatchPoolRequest, i: number, o: Pick<Ac
 
 export class AciBatchPoolProvider implements BatchPoolProvider {
   readonly kind = 'aci' as const;
+  /** Remote nodes: files travel inline. */
+  readonly filesAs = 'content' as const;
   private readonly groups: AciGroups;
 
   constructor(private readonly o: AciBatchPoolOptions) {

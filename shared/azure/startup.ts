@@ -1,9 +1,7 @@
 /**
- * The Azure side at app start (used by `functions/startup.ts`):
+ * The Azure side at app start (used by `functions/startup.ts`; the Azure implementations themselves are made
+ * available by `enableAzure()` in the composition root, `shared/platform/compose.ts`):
  *
- * - `registerAzureSeams()` makes IMAGE_BUILDER=acr and the `aci`/`aks` targets available to the app's registries
- *   (`shared/images`, `shared/targets`). The Azure SDKs are loaded only when one of them is first used; the ACR
- *   builder validates its settings at its first build, so a misconfiguration never breaks the app's read paths.
  * - `checkAzureStartup()` validates, once at start, every Azure setting the configured features need
  *   (IMAGE_BUILDER=acr, DEFAULT_TARGET=aci|aks) and keeps the outcome: `AzureConfigMissing` / `AzureConfigInvalid`
  *   naming every missing or malformed setting, or nothing in local mode.
@@ -14,42 +12,9 @@
  * initialisation, the host restarts the worker until it gives up and recycles, and every endpoint — health
  * included — is down with a generic "language worker" error. Reporting keeps the message where it is read.
  */
-import type { ErrorInfo, ImageBuilder } from '../seams';
+import type { ErrorInfo } from '../seams';
 import { toErrorInfo } from '../errors';
-import { registerImageBuilder } from '../images';
-import type { StorageClients } from '../storage';
-import { registerDeployTarget } from '../targets';
 import { azureFeaturesFor, validateAzureStartup, type AzureFeature } from './config';
-
-type AzureModule = typeof import('./index');
-
-/** The Azure implementations, loaded on first use (local runs never load the ARM SDKs). */
-function azure(): AzureModule {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require('./index') as AzureModule;
-}
-
-/** An ACR builder whose settings are validated (and clients built) at its first use. */
-function lazyAcrBuilder(storage: StorageClients): ImageBuilder {
-  let real: ImageBuilder | undefined;
-  const get = () => (real ??= azure().azureSeams(storage).imageBuilder());
-  return {
-    kind: 'acr',
-    build: (request) => get().build(request),
-    delete: (name, version) => get().delete(name, version),
-  };
-}
-
-let registered = false;
-
-/** Registers the ACR image builder and the ACI/AKS deploy targets (idempotent). */
-export function registerAzureSeams(): void {
-  if (registered) return;
-  registered = true;
-  registerImageBuilder('acr', (_config, storage) => lazyAcrBuilder(storage));
-  registerDeployTarget('aci', (_config, storage) => azure().azureSeams(storage).target('aci'));
-  registerDeployTarget('aks', (_config, storage) => azure().azureSeams(storage).target('aks'));
-}
 
 export interface AzureStartupStatus {
   /** The Azure features the settings switch on (empty in local mode). */

@@ -6,7 +6,7 @@
  *   code (`errorInfoOfTask`).
  */
 import { AppError, toErrorInfo } from '../errors';
-import type { BatchPool, ErrorInfo } from '../seams';
+import type { BatchPool, ErrorInfo, FilesAs } from '../seams';
 import type { ThresholdTrip } from './thresholds';
 import type { BatchCounts, BatchRunStatus } from './merge';
 import type { BatchImage } from './run';
@@ -52,7 +52,13 @@ export interface ProvisionPoolInput {
   processCountPerNode: number;
   runInvocationTimeoutMs: number;
 }
-export type ProvisionPoolOutput = BatchPool;
+export interface ProvisionPoolOutput extends BatchPool {
+  /**
+   * How the pool wants files passed to run() (its provider's `filesAs`). Absent in results recorded before pools
+   * reported it: `recordedPoolFilesAs(kind)` (shared/platform/compose.ts) answers for those.
+   */
+  filesAs?: FilesAs;
+}
 
 export interface PlanPageInput {
   runId: string;
@@ -80,8 +86,8 @@ export interface ScoreMiniBatchInput {
   /** Bound on the whole call, queueing for a free worker included. */
   requestTimeoutMs: number;
   keepRows: boolean;
-  /** Files reach run() as local paths (pool on this machine) or inline content (remote pools). */
-  filesAs: 'paths' | 'content';
+  /** Files reach run() as local paths (pool on this machine) or inline content (remote pools): the pool's `filesAs`. */
+  filesAs: FilesAs;
 }
 
 export interface FinalizeActivityInput {

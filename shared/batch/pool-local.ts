@@ -99,6 +99,8 @@ async function writeFileAtomic(file: string, text: string): Promise<void> {
 
 export class LocalBatchPoolProvider implements BatchPoolProvider {
   readonly kind = 'local' as const;
+  /** The nodes share this machine's file system: files reach run() as paths. */
+  readonly filesAs = 'paths' as const;
 
   constructor(
     private readonly storage: StorageClients,

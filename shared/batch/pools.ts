@@ -1,25 +1,24 @@
 /**
- * Batch pools by kind (config-driven, like `shared/targets` and `shared/images`): `local` = runtime processes on
- * this machine (`pool-local.ts`), `aci` = container groups (`shared/azure/aci-batch.ts`). Which one a run uses
- * follows `DEFAULT_TARGET`: `local` → local pools, `aci` / `aks` → ACI pools (AKS has no batch pool of its own).
+ * Batch pool records, sweeping and start-up reaping. The pool provider of a kind (`local` = runtime processes on
+ * this machine, `aci` = container groups) and the kind a run uses (`DEFAULT_TARGET`: `local` → local pools,
+ * `aci` / `aks` → ACI pools) are chosen in `shared/platform/compose.ts`.
  *
  * Every provisioned pool is also recorded in blob `batch-pools/<poolId>.json` ({ poolId, runId, kind, keys }) until it is
  * torn down, so pools of runs that ended without their teardown step — a terminated orchestration runs no
  * `finally` — can be found and removed by `sweepBatchPools` (called by the batch HTTP API, the terminate endpoint
- * and a timer). At app start, `reapLocalPools` also removes local pools whose
- * provisioning a killed host interrupted, pools without a record, and node processes no pool names.
+ * and a timer). At app start, `reapLocalPools` also removes pools whose provisioning a killed host interrupted, pools
+ * without a record, and node processes no pool names (providers with `reap`, i.e. local pools).
  */
 import { createHash, randomBytes } from 'crypto';
 import type { DurableClient } from 'durable-functions';
 import type { AppConfig } from '../config';
-import { AppError, toErrorInfo } from '../errors';
-import type { BatchPoolProvider, ErrorInfo, ServiceKeys, TargetKind } from '../seams';
+import { toErrorInfo } from '../errors';
+import { batchPoolKind, getBatchPoolProvider, type BatchPoolKind } from '../platform/compose';
+import type { ErrorInfo, ServiceKeys } from '../seams';
 import type { StorageClients } from '../storage';
 import { getJson, isNotFound, putJson } from './blobs';
-import { LocalBatchPoolProvider } from './pool-local';
 
-export type BatchPoolKind = Extract<TargetKind, 'local' | 'aci'>;
-export type BatchPoolProviderFactory = (config: AppConfig, storage: StorageClients) => BatchPoolProvider;
+export { batchPoolKind, getBatchPoolProvider, type BatchPoolKind };
 
 /** Container of the pool records. */
 export const BATCH_POOLS_CONTAINER = 'batch-pools';
@@ -61,41 +60,6 @@ export function poolKeys(storage: StorageClients, poolId: string): Promise<Servi
 
 export function forgetPoolKeys(poolId: string): void {
   keysCache.delete(poolId);
-}
-
-const factories: Partial<Record<BatchPoolKind, BatchPoolProviderFactory>> = {
-  local: (config, storage) =>
-    new LocalBatchPoolProvider(storage, { workDir: config.local.workDir, python: config.local.python, startTimeoutMs: config.local.startTimeoutMs }),
-  aci: (_config, storage) => {
-    // Loaded on first use only: the ARM SDKs are not needed by local runs.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const azure = require('../azure') as typeof import('../azure');
-    return azure.azureSeams(storage).batchPools();
-  },
-};
-const instances = new Map<string, BatchPoolProvider>();
-
-/** Replaces the provider of a kind (tests, other Azure wiring). */
-export function registerBatchPoolProvider(kind: BatchPoolKind, factory: BatchPoolProviderFactory): void {
-  factories[kind] = factory;
-  for (const k of [...instances.keys()]) if (k.startsWith(`${kind}|`)) instances.delete(k);
-}
-
-/** The pool kind new runs use under this configuration. */
-export function batchPoolKind(config: AppConfig): BatchPoolKind {
-  return config.defaultTarget === 'local' ? 'local' : 'aci';
-}
-
-export function getBatchPoolProvider(kind: BatchPoolKind, config: AppConfig, storage: StorageClients): BatchPoolProvider {
-  const key = `${kind}|${kind === 'local' ? config.local.workDir : ''}`;
-  let p = instances.get(key);
-  if (!p) {
-    const f = factories[kind];
-    if (!f) throw new AppError('BatchPoolUnavailable', `Batch pools of kind "${kind}" are not available in this deployment; set DEFAULT_TARGET=local or configure ACI.`, 500);
-    p = f(config, storage);
-    instances.set(key, p);
-  }
-  return p;
 }
 
 /** The pool id of a run: deterministic, short, valid as a folder, ACI group and DNS label prefix. */
@@ -141,13 +105,13 @@ export async function teardownPool(config: AppConfig, storage: StorageClients, p
 }
 
 /**
- * App start (local pools only, before the durable engine resumes anything): `LocalBatchPoolProvider.reap`, keeping
- * the ready pools that still have a pool record (a storage error keeps the pool: never reap on doubt).
+ * App start (before the durable engine resumes anything): the configured pool provider's `reap` (local pools; Azure
+ * pools have none and are swept by the timer), keeping the ready pools that still have a pool record (a storage
+ * error keeps the pool: never reap on doubt). Undefined when the provider has nothing to reap.
  */
 export async function reapLocalPools(config: AppConfig, storage: StorageClients): Promise<{ removed: string[]; strays: number } | undefined> {
-  if (batchPoolKind(config) !== 'local') return undefined;
-  const provider = getBatchPoolProvider('local', config, storage);
-  if (!(provider instanceof LocalBatchPoolProvider)) return undefined;
+  const provider = getBatchPoolProvider(batchPoolKind(config), config, storage);
+  if (!provider.reap) return undefined;
   return provider.reap(async (poolId) => (await getPoolRecord(storage, poolId).catch(() => true)) !== null);
 }
 

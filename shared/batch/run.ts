@@ -11,7 +11,7 @@ import { createHash, randomUUID } from 'crypto';
 import type { DurableClient } from 'durable-functions';
 import type { AppConfig } from '../config';
 import { AppError } from '../errors';
-import { getImageBuilder } from '../images';
+import { getImageBuilder } from '../platform/compose';
 import { ImageRegistry } from '../images/registry';
 import { IMAGE_NAME_RE } from '../manifest/names';
 import { ModelRegistry } from '../registry/models';

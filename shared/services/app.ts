@@ -5,11 +5,11 @@
  */
 import { getConfig, type AppConfig } from '../config';
 import { closeEventPublisher, getEventPublisher, type EventPublisher } from '../events';
-import { ImageRegistry, getImageBuilder } from '../images';
+import { ImageRegistry } from '../images';
 import { ModelRegistry } from '../registry/models';
 import type { DeployTarget, ImageBuilder, TargetKind } from '../seams';
+import { disposeAll, getDeployTarget, getImageBuilder } from '../platform/compose';
 import { getStorage, type StorageClients } from '../storage';
-import { getDeployTarget, stopAllTargets } from '../targets';
 import type { DeployContext } from './deploy';
 import { ServiceRegistry } from './registry';
 
@@ -61,6 +61,6 @@ export function getAppServices(config: AppConfig = getConfig()): AppServices {
 /** Stops local scoring processes and closes the event publisher. */
 export async function shutdownAppServices(): Promise<void> {
   cached = undefined;
-  await stopAllTargets();
+  await disposeAll();
   await closeEventPublisher();
 }

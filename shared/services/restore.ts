@@ -21,7 +21,7 @@ export interface RestoreResult {
   failed: Array<{ name: string; code: string; message: string }>;
 }
 
-type RestoringTarget = Pick<LocalDeployTarget, 'restoreService' | 'serviceNames' | 'beginRestore' | 'endRestore'>;
+type RestoringTarget = Pick<LocalDeployTarget, 'kind' | 'restoreService' | 'serviceNames' | 'beginRestore' | 'endRestore'>;
 
 function canRestore(t: DeployTarget): t is DeployTarget & RestoringTarget {
   const r = t as Partial<RestoringTarget>;
@@ -44,14 +44,14 @@ export async function restoreLocalServices(ctx: { services: ServiceRegistry; ima
 }
 
 async function restoreAll(ctx: { services: ServiceRegistry; images: ImageRegistry }, target: RestoringTarget, out: RestoreResult): Promise<void> {
-  const names = new Set([...(await ctx.services.list({ target: 'local' })).map((s) => s.name), ...(await target.serviceNames())]);
+  const names = new Set([...(await ctx.services.list({ target: target.kind })).map((s) => s.name), ...(await target.serviceNames())]);
   await Promise.all(
     [...names].sort().map(async (name) => {
       let rec: ServiceRecord | undefined;
       try {
         const r = await target.restoreService(name, async (): Promise<RestorePlan | undefined> => {
           rec = await ctx.services.find(name);
-          if (!rec || rec.target !== 'local') return { remove: true };
+          if (!rec || rec.target !== target.kind) return { remove: true }; // a service of another target
           if (rec.state === 'Deleting') return undefined; // the delete removes it
           const serve = rec.activeSlot && rec.image ? rec.activeSlot : undefined;
           const svc = rec;

@@ -822,4 +822,9 @@ export class LocalDeployTarget implements DeployTarget {
     this.children.clear();
     await terminateGroups(left, 0);
   }
+
+  /** `DeployTarget.dispose`: `stopAll()`. */
+  dispose(): Promise<void> {
+    return this.stopAll();
+  }
 }
