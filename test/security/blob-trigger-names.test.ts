@@ -118,6 +118,10 @@ test('delivered through the function registry: "..", "." and empty segments, "\\
     const batch = await deliver('batchJobBlob', `incoming/batch/${name}/batch.json`, { name }, '{}');
     expect(batch.error).toBeUndefined();
   }
+  // The path the event names is the one checked and used: one outside the trigger's folder is not a batch job.
+  const outside = await deliver('batchJobBlob', 'incoming/victim/batch.json', { name: 'victim' }, '{}');
+  expect(outside.error).toBeUndefined();
+  expect(ignoredWarnings('batch job incoming/victim/batch.json').length).toBe(1);
   // The file part of a lone model's name is checked too.
   for (const file of ['../victim/model', 'x\\..\\model', '']) {
     const r = await deliver('deployLoneOnnxFromBlob', `incoming/victim/${file}.onnx`, { name: 'victim', file }, 'not a model');
