@@ -125,7 +125,7 @@ df.app.client.storageBlob('batchJobBlob', {
   handler: async (blob: unknown, client: DurableClient, context: InvocationContext): Promise<void> => {
     const name = String(context.triggerMetadata?.name ?? '');
     const blobPath = String(context.triggerMetadata?.blobTrigger ?? `incoming/batch/${name}/batch.json`);
-    const unsafe = blobNameReason(blobPath);
+    const unsafe = !blobPath.startsWith('incoming/batch/') ? 'is not under incoming/batch/' : blobNameReason(blobPath);
     if (unsafe) {
       context.warn(`batch job ${blobPath.slice(0, 300)} ignored: the blob name ${unsafe}.`);
       return;

@@ -21,9 +21,7 @@ import { restoreLocalServices } from '../shared/services/restore';
 import { DEPLOY_LONE_ONNX_ORCHESTRATION, requestDigest, runIdFor, type DeployLoneOnnxInput, type DeployRunInput } from '../shared/services/run';
 import {
   assertFilesExist,
-  checkServiceHold,
   findRun,
-  isClaimStale,
   isLoneOnnx,
   runFromBlobManifest,
   runFromHttpManifest,
@@ -33,7 +31,7 @@ import {
   type RunClient,
 } from '../shared/services/triggers';
 import { blobNameReason, canonicalBlobFolder, CONTAINERS } from '../shared/storage';
-import { releaseStaleDeployment } from '../shared/services/deploy';
+import { claimAndStart, claimService, recordBlobRefusal, runExists } from '../shared/services/start';
 import { CLAIM_RENEW_MS } from '../shared/services/registry';
 
 const clientInput = df.input.durableClient();
@@ -72,43 +70,6 @@ function metadataEtag(context: InvocationContext): string | undefined {
   return etag ? String(etag).replace(/"/g, '') : undefined;
 }
 
-/**
- * Takes the service for run `runId` at the door, before anything is stored or started: 409 when it is being
- * deleted, held by a run that still runs (`DeploymentInProgress`), or claimed by another accepted request whose run
- * has not finished (`ServiceBusy`). A hold whose run has ended, was terminated or purged, or whose lease expired
- * is stale: it is released here so the new run's `beginDeployment` can take the service.
- */
-async function claimService(client: RunClient, serviceName: string, runId: string, requestId?: string): Promise<void> {
-  const app = getAppServices();
-  const svc = await app.services.find(serviceName);
-  const stale = await checkServiceHold(client, svc, runId);
-  if (stale && svc) {
-    await releaseStaleDeployment(app.deployContext(svc.target), serviceName, stale, {
-      code: 'DeploymentAbandoned',
-      message: `Run ${stale} ended without finishing its deployment of ${serviceName}; run ${runId} took the service over.`,
-    });
-  }
-  await app.services.claim(serviceName, runId, (holder) => isClaimStale(client, holder), requestId);
-}
-
-/** Starts a deployment run: claims its service first (when it deploys one), unless the run exists already. */
-async function claimAndStart(client: RunClient, runId: string, input: DeployRunInput, requestId?: string): Promise<{ runId: string; started: boolean }> {
-  if (await runExists(client, runId)) return { runId, started: false };
-  const service = input.manifest?.service.name;
-  if (service) await claimService(client, service, runId, requestId);
-  try {
-    return await startDeployRun(client, runId, input);
-  } catch (e) {
-    if (service) await getAppServices().services.releaseClaim(service, runId, requestId).catch(() => undefined);
-    throw e;
-  }
-}
-
-async function runExists(client: RunClient, runId: string): Promise<boolean> {
-  const existing = await findRun(client, runId);
-  return !!existing && existing.runtimeStatus !== undefined && existing.runtimeStatus !== null;
-}
-
 // ---------------------------------------------------------------- blob
 
 async function onManifestBlob(blob: unknown, context: InvocationContext, fileName: string): Promise<void> {
@@ -132,10 +93,7 @@ async function onManifestBlob(blob: unknown, context: InvocationContext, fileNam
   } catch (e) {
     if (!(e instanceof AppError) || e.httpStatus >= 500) throw e; // transient: the trigger retries
     // Bad input or a busy service: no retry; the reason goes beside the manifest (and to the log).
-    const error = toErrorInfo(e);
-    context.warn(`incoming/${name}/${fileName} rejected: ${error.code}: ${error.message}`);
-    await storage.container(CONTAINERS.incoming).getBlockBlobClient(`${name}/deploy.error.json`)
-      .uploadData(Buffer.from(JSON.stringify({ error, manifest: `incoming/${name}/${fileName}`, etag }, null, 2)), { blobHTTPHeaders: { blobContentType: 'application/json' } });
+    await recordBlobRefusal(storage, name, fileName, e, etag, (m) => context.warn(m));
     return;
   }
   context.log(`incoming/${name}/${fileName}: run ${run.runId} ${r.started ? 'started' : 'already exists'}`);
@@ -162,7 +120,12 @@ app.storageBlob('deployLoneOnnxFromBlob', {
     const md = context.triggerMetadata as Record<string, unknown>;
     const name = String(md?.name ?? '');
     const file = String(md?.file ?? '');
-    if (!name || !file || file.includes('/') || blobNameReason(`${name}/${file}.onnx`)) return;
+    // The folder and file names come from the event: one the SDK would send as another path is neither read nor written beside.
+    const unsafe = !name || !file ? 'is empty' : file.includes('/') ? 'has a "/" in its file name' : blobNameReason(`${name}/${file}.onnx`);
+    if (unsafe) {
+      context.warn(`incoming/${name.slice(0, 200)}/${file.slice(0, 200)}.onnx ignored: the blob name ${unsafe}.`);
+      return;
+    }
     const onnxFile = `${file}.onnx`;
     const { storage } = getAppServices();
     const lone = await isLoneOnnx(storage, name, onnxFile);

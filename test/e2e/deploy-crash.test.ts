@@ -1,8 +1,11 @@
 /**
  * kill -9 of the host (a child process running the real app) in the middle of deployments and updates on the
- * local target, then a new host on the same storage and work dir: every run ends as it would have without the
- * kill, the serving version keeps serving (it answers again after the restart, on the same URI), the replicas a
- * killed host left running are adopted (never a second copy), and no process outlives its slot record.
+ * local target (and, in the randomised loop, batch runs alongside them), then a new host on the same storage and
+ * work dir: every run ends as it would have without the kill, the serving version keeps serving (it answers again
+ * after the restart, on the same URI), the replicas a killed host left running are adopted (never a second copy),
+ * a batch run's output has every row once, in order, and no process outlives its slot or pool record.
+ * MDF_CRASH_ROUNDS (default 6, at most 20) and MDF_CRASH_SEED pick other rounds; MDF_TEST_TIMINGS=1 prints each
+ * round's time to serve again after the restart and a summary (figures in docs/benchmarks.md, "Crash loop").
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -12,6 +15,7 @@ import { startAzurite, type AzuriteInstance } from '../../local/azurite';
 import { kill9, startHostProcess } from '../../local/testing';
 import { findProcesses, terminateGroups } from '../../shared/processes';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
+import { faultsJob, isAlive, killPools, poolDirs, poolPids, prepareFixture, readText, uploadJsonl } from './batch-helpers';
 
 /** factor × x for each x; `delay_ms` in the body makes the call slow (a window to kill the host in the smoke test). */
 const SCRIPT = `
@@ -70,12 +74,14 @@ beforeAll(async () => {
   azurite = await startAzurite();
   storage = storageFromConnectionString(azurite.connectionString);
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-deploy-crash-'));
+  await prepareFixture(azurite.connectionString); // the batch runs' model and entry scripts
   await startHost();
 }, 60_000);
 
 afterAll(async () => {
   if (host) await kill9(host.proc);
   if (workDir) await terminateGroups(allReplicas(), 0);
+  if (workDir) killPools(workDir);
   await azurite?.stop();
   if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
 });
@@ -273,22 +279,48 @@ test('kill -9 as soon as the smoke test passed (promote, retire): the run ends U
   expect(checkProcessesMatchRecords()).toEqual(['crash-a/blue']);
 }, 240_000);
 
-test('kill -9 at random moments of mixed deployments and updates (bounded): every run ends as without the kill', async () => {
+/** Starts a batch run over `rows` JSONL rows (two files) that lasts a few seconds; its output must list them in order. */
+async function submitBatch(prefix: string, rows: number): Promise<string> {
+  const all = Array.from({ length: rows }, (_, i) => ({ id: i, sleep_ms: 100 }));
+  await uploadJsonl(storage, prefix, [all.slice(0, Math.ceil(rows / 2)), all.slice(Math.ceil(rows / 2))]);
+  const r = await api('POST', '/api/batch-runs', faultsJob(prefix, { process_count_per_node: 2, error_threshold: 0 }));
+  expect(r.status).toBe(202);
+  return r.body.id as string;
+}
+
+async function waitBatch(id: string): Promise<any> {
+  return waitUntil(async () => {
+    const v = (await api('GET', `/api/batch-runs/${id}`)).body;
+    return v && ['Succeeded', 'Failed', 'Terminated'].includes(v.state) ? v : undefined;
+  }, 180_000, `batch run ${id} to end`);
+}
+
+test('kill -9 at random moments of mixed deployments, updates and batch runs (bounded): every run ends as without the kill', async () => {
   // A small deterministic PRNG: the same rounds on every run of the test (MDF_CRASH_SEED / MDF_CRASH_ROUNDS explore others).
   let seed = Number(process.env.MDF_CRASH_SEED ?? 5);
   const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
   const services = ['rnd-a', 'rnd-b'];
   const serving = new Map<string, { uri: string; factor: number }>();
   const rounds = Math.min(20, Number(process.env.MDF_CRASH_ROUNDS ?? 6));
+  const outcomes: Record<string, number> = {};
+  let maxServeMs = 0;
+  let maxKillToServeMs = 0;
+  let batches = 0;
   const started = Date.now();
-  for (let round = 0; round < rounds && Date.now() - started < 60_000 * rounds; round++) {
+  for (let round = 0; round < rounds && Date.now() - started < 90_000 * rounds; round++) {
     const name = services[Math.floor(random() * services.length)];
     const factor = 10 + round;
     const isUpdate = serving.has(name);
+    // About every other round a batch run goes alongside the deployment (always in the second round).
+    const withBatch = round === 1 || random() < 0.5;
+    const batchRows = 12;
     const runId = await submit(name, factor, 1000);
+    const batchId = withBatch ? await submitBatch(`rnd-${round}/`, batchRows) : undefined;
     await sleep(Math.floor(random() * 4000)); // a run takes about 3-5 s here
     const view = await run(runId);
     const at = view?.state === 'Running' ? (view.steps?.find((st: any) => st.state === 'Running')?.name ?? 'between steps') : `a ${view?.state ?? 'new'} run`;
+    const batchAt = batchId ? ((await api('GET', `/api/batch-runs/${batchId}`)).body?.phase ?? 'not started') : undefined;
+    const killed = Date.now();
     await restartHost();
     const t0 = Date.now();
     // Every service that served before the round serves again, on the same URI (its old or, if this round's
@@ -297,7 +329,12 @@ test('kill -9 at random moments of mixed deployments and updates (bounded): ever
       const f = await firstAnswer(s.uri);
       expect(svc === name ? [s.factor, factor] : [s.factor]).toContain(f);
     }
-    if (process.env.MDF_TEST_TIMINGS) process.stdout.write(`round ${round} (${name}, killed in ${at}): serving again ${Date.now() - t0} ms after the host was ready\n`);
+    const serveMs = Date.now() - t0;
+    if (serving.size) {
+      maxServeMs = Math.max(maxServeMs, serveMs);
+      maxKillToServeMs = Math.max(maxKillToServeMs, Date.now() - killed);
+    }
+    if (process.env.MDF_TEST_TIMINGS) process.stdout.write(`round ${round} (${name}, killed in ${at}${batchId ? `, batch in ${batchAt}` : ''}): serving again ${serving.size ? `${serveMs} ms` : '(nothing served yet)'} after the host was ready\n`);
     const done = await waitRun(runId);
     expect({ round, name, state: done.state, outcome: done.result?.outcome, error: done.error }).toEqual({
       round,
@@ -306,16 +343,30 @@ test('kill -9 at random moments of mixed deployments and updates (bounded): ever
       outcome: isUpdate ? 'Updated' : 'Deployed',
       error: undefined,
     });
+    outcomes[done.result.outcome] = (outcomes[done.result.outcome] ?? 0) + 1;
     if (isUpdate) expect(done.result.scoringUri).toBe(serving.get(name)!.uri);
     serving.set(name, { uri: done.result.scoringUri, factor });
+    if (batchId) {
+      // The batch run ends as without the kill: every row scored once, in order, no duplicates.
+      const b = await waitBatch(batchId);
+      expect({ round, state: b.state, items: b.counts?.items }).toEqual({ round, state: 'Succeeded', items: { total: batchRows, succeeded: batchRows, failed: 0, notRun: 0 } });
+      expect((await readText(storage, b.output)).trim().split('\n')).toEqual(Array.from({ length: batchRows }, (_, i) => `row-${i}`));
+      outcomes[`batch ${b.state}`] = (outcomes[`batch ${b.state}`] ?? 0) + 1;
+      batches++;
+      // Its pool (nodes survive the host) is torn down once it ended: no node outlives the pool record.
+      const pids = poolPids(workDir);
+      await waitUntil(async () => poolDirs(workDir).length === 0 && pids.every((p) => !isAlive(p)), 60_000, `round ${round}: the batch pool to be torn down`);
+    }
     for (const [svc, s] of serving) {
       expect({ svc, answer: await scoreOnce(s.uri) }).toEqual({ svc, answer: { status: 200, factor: s.factor } });
       expect((await service(svc)).state).toBe('Healthy');
     }
     checkProcessesMatchRecords();
   }
+  expect(batches).toBeGreaterThan(0);
+  if (process.env.MDF_TEST_TIMINGS) process.stdout.write(`crash loop: ${rounds} rounds (seed ${process.env.MDF_CRASH_SEED ?? 5}) in ${Math.round((Date.now() - started) / 1000)} s; runs per outcome ${JSON.stringify(outcomes)}; max time to serve again after the restart ${maxServeMs} ms (${maxKillToServeMs} ms from the kill)\n`);
   // Deleting the services leaves no process behind.
   for (const svc of serving.keys()) expect((await api('DELETE', `/api/services/${svc}`)).status).toBe(200);
   expect([200, 404]).toContain((await api('DELETE', '/api/services/crash-a')).status); // absent when this test runs alone
   expect(allReplicas()).toEqual([]);
-}, 120_000 + 90_000 * Math.min(20, Number(process.env.MDF_CRASH_ROUNDS ?? 6)));
+}, 120_000 + 120_000 * Math.min(20, Number(process.env.MDF_CRASH_ROUNDS ?? 6)));

@@ -1,0 +1,39 @@
+/**
+ * Activity: a settled lone `.onnx` (orchestrations/deployLoneOnnx.ts) claims its service at the door, like every
+ * other start (`claimService`): a service being deleted, deployed or claimed by another accepted run refuses the
+ * default deployment with a 409 recorded beside the model (`incoming/<folder>/deploy.error.json`) — the run never
+ * starts, instead of failing at `prepare`. Idempotent: the same run claiming again is a no-op.
+ */
+import * as df from 'durable-functions';
+import type { InvocationContext } from '@azure/functions';
+import { AppError } from '../shared/errors';
+import type { ErrorInfo } from '../shared/seams';
+import { getAppServices } from '../shared/services/app';
+import type { DeployLoneOnnxInput } from '../shared/services/run';
+import { claimService, recordBlobRefusal, runExists } from '../shared/services/start';
+import type { RunClient } from '../shared/services/triggers';
+
+export interface ClaimLoneOnnxResult {
+  claimed: boolean;
+  error?: ErrorInfo;
+}
+
+df.app.activity('claimLoneOnnx', {
+  extraInputs: [df.input.durableClient()],
+  handler: async (input: Pick<DeployLoneOnnxInput, 'folder' | 'onnxFile' | 'runId' | 'run'>, context: InvocationContext): Promise<ClaimLoneOnnxResult> => {
+    const client = df.getClient(context) as unknown as RunClient;
+    const service = input.run.manifest?.service.name;
+    // Started already (a replay after a crash between the start and its record): its claim served its purpose.
+    if (!service || (await runExists(client, input.runId))) return { claimed: true };
+    try {
+      await claimService(client, service, input.runId);
+      return { claimed: true };
+    } catch (e) {
+      if (!(e instanceof AppError) || e.httpStatus >= 500) throw e; // transient (storage): the activity fails
+      const eventId = input.run.source.eventId ?? '';
+      const etag = eventId.includes('@') ? eventId.slice(eventId.lastIndexOf('@') + 1) : '';
+      const error = await recordBlobRefusal(getAppServices().storage, input.folder, input.onnxFile, e, etag, (m) => context.warn(m));
+      return { claimed: false, error };
+    }
+  },
+});
