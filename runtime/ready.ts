@@ -6,6 +6,7 @@
  * those lines here, so they are parsed in one place.
  */
 import * as fs from 'node:fs';
+import { MAX_LINE_BYTES } from './lines';
 
 /** One event line of the runtime CLI (other fields, such as `url` or `pid`, may follow). */
 export interface RuntimeEvent {
@@ -70,6 +71,8 @@ export async function waitRuntimeReady(opts: WaitRuntimeReadyOptions): Promise<R
           offset += bytesRead;
           const lines = (partial + buf.subarray(0, bytesRead).toString('utf8')).split('\n');
           partial = lines.pop() ?? '';
+          // An unfinished line longer than any event line is output, not an event: keep its start for the tail only.
+          if (partial.length > MAX_LINE_BYTES) partial = partial.slice(0, 500);
           for (const line of lines) {
             if (line.trim()) tail = [...tail.slice(1 - TAIL_LINES), line];
             const ev = parseRuntimeEvent(line);
