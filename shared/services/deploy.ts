@@ -10,6 +10,7 @@ import { AppError, redactSecrets, toErrorInfo } from '../errors';
 import type { ImageRecord, ImageRegistry } from '../images/registry';
 import { runSmokeTest, type SmokeTestResult } from '../scoring/smoke';
 import type { DeployConfig, DeployTarget, DeployedSlot, ErrorInfo, TargetKind } from '../seams';
+import type { DeployServiceInput } from '../deploy/contract';
 import type { BeginDeploymentResult, ServiceRecord, ServiceRegistry } from './registry';
 
 export interface DeployContext {
@@ -22,17 +23,7 @@ export interface DeployContext {
   logLines?: number;
 }
 
-export interface DeployServiceInput {
-  runId: string;
-  serviceName: string;
-  target: TargetKind;
-  image: Pick<ImageRecord, 'id' | 'name' | 'version' | 'imageRef' | 'runtime' | 'contextBlob' | 'models' | 'state'>;
-  config: DeployConfig;
-  smokeTest?: { sample?: unknown; expectedOutput?: unknown; tolerance?: number };
-  schema?: { inputSample?: unknown; outputSample?: unknown };
-  description?: string;
-  tags?: Record<string, string>;
-}
+export type { DeployServiceInput } from '../deploy/contract';
 
 export type DeployOutcome = 'Deployed' | 'Updated' | 'Failed' | 'RolledBack';
 
