@@ -1,27 +1,27 @@
 /** `batchFinalize`: merges the results in input order (append_row) and writes summary.json (re-running rewrites the same). */
-import * as df from 'durable-functions';
-import { asActivityResult, type FinalizeActivityInput, type FinalizeOutput } from '../shared/batch/activity-io';
+import { asActivityResult } from '../shared/batch/activity-io';
+import { BATCH, type FinalizeOutput } from '../shared/batch/contract';
 import { runLayout } from '../shared/batch/layout';
 import { finalizeRun } from '../shared/batch/merge';
-import { BATCH_ACTIVITIES, emptyPlan, readRunJob } from '../shared/batch/run';
+import { emptyPlan, readRunJob } from '../shared/batch/run';
 import { getStorage } from '../shared/storage';
+import { registerActivity } from '../shared/workflow';
 
-df.app.activity(BATCH_ACTIVITIES.finalize, {
-  handler: (input: FinalizeActivityInput) =>
-    asActivityResult(async (): Promise<FinalizeOutput> => {
-      const storage = getStorage();
-      const job = await readRunJob(storage, input.jobBlob);
-      const layout = runLayout(job, input.runId);
-      const s = await finalizeRun(storage.blobService, layout, {
-        runId: input.runId,
-        job,
-        plan: input.plan ?? emptyPlan(job),
-        status: input.status,
-        ...(input.threshold ? { threshold: input.threshold } : {}),
-        ...(input.error ? { error: input.error } : {}),
-        startedAt: input.startedAt,
-        finishedAt: input.finishedAt,
-      });
-      return { counts: s.counts, output: s.output, summary: `${layout.container}/${layout.summary}` };
-    }),
-});
+registerActivity(BATCH.finalize, (input) =>
+  asActivityResult(async (): Promise<FinalizeOutput> => {
+    const storage = getStorage();
+    const job = await readRunJob(storage, input.jobBlob);
+    const layout = runLayout(job, input.runId);
+    const s = await finalizeRun(storage.blobService, layout, {
+      runId: input.runId,
+      job,
+      plan: input.plan ?? emptyPlan(job),
+      status: input.status,
+      ...(input.threshold ? { threshold: input.threshold } : {}),
+      ...(input.error ? { error: input.error } : {}),
+      startedAt: input.startedAt,
+      finishedAt: input.finishedAt,
+    });
+    return { counts: s.counts, output: s.output, summary: `${layout.container}/${layout.summary}` };
+  }),
+);

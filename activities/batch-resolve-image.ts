@@ -1,14 +1,14 @@
 /** `batchResolveImage`: the image a batch run's pool runs (a registered image, or one built from model + script). */
-import * as df from 'durable-functions';
-import { asActivityResult, type ResolveImageInput } from '../shared/batch/activity-io';
-import { BATCH_ACTIVITIES, readRunJob, resolveBatchImage } from '../shared/batch/run';
+import { asActivityResult } from '../shared/batch/activity-io';
+import { BATCH } from '../shared/batch/contract';
+import { readRunJob, resolveBatchImage } from '../shared/batch/run';
 import { getConfig } from '../shared/config';
 import { getStorage } from '../shared/storage';
+import { registerActivity } from '../shared/workflow';
 
-df.app.activity(BATCH_ACTIVITIES.resolveImage, {
-  handler: (input: ResolveImageInput) =>
-    asActivityResult(async () => {
-      const storage = getStorage();
-      return resolveBatchImage(getConfig(), storage, await readRunJob(storage, input.jobBlob));
-    }),
-});
+registerActivity(BATCH.resolveImage, (input) =>
+  asActivityResult(async () => {
+    const storage = getStorage();
+    return resolveBatchImage(getConfig(), storage, await readRunJob(storage, input.jobBlob));
+  }),
+);

@@ -4,15 +4,15 @@
  * orchestration never sees it. Scoring failures come back as a `failed` outcome (the orchestrator decides about another try); only storage
  * failures throw (durable retries).
  */
-import * as df from 'durable-functions';
-import { asThrowable, type ScoreMiniBatchInput } from '../shared/batch/activity-io';
+import { asThrowable } from '../shared/batch/activity-io';
+import { BATCH } from '../shared/batch/contract';
 import { chunkOf, PLAN_CHUNK_SIZE, runLayout, type RunLayout } from '../shared/batch/layout';
 import { readPlanChunk, type MiniBatch } from '../shared/batch/plan';
 import type { MiniBatchOutcome } from '../shared/batch/results';
 import { forgetPoolKeys, poolKeys } from '../shared/batch/pools';
-import { BATCH_ACTIVITIES } from '../shared/batch/run';
 import { runMiniBatch } from '../shared/batch/score';
 import { getStorage } from '../shared/storage';
+import { registerActivity } from '../shared/workflow';
 
 /** Plan chunks are immutable once planning is done: keep a few per process (one read per chunk, not per mini-batch). */
 const chunkCache = new Map<string, Promise<MiniBatch[]>>();
@@ -35,26 +35,24 @@ function descriptor(layout: RunLayout, index: number): Promise<MiniBatch> {
   });
 }
 
-df.app.activity(BATCH_ACTIVITIES.scoreMiniBatch, {
-  handler: async (input: ScoreMiniBatchInput): Promise<MiniBatchOutcome> => {
-    try {
-      const layout = runLayout({ output: input.output, appendRowFileName: input.appendRowFileName }, input.runId);
-      const storage = getStorage();
-      const [mb, keys] = await Promise.all([descriptor(layout, input.index), input.poolId ? poolKeys(storage, input.poolId) : null]);
-      const outcome = await runMiniBatch(storage.blobService, layout, mb, {
-        nodeUri: input.nodeUri,
-        timeoutMs: input.timeoutMs,
-        requestTimeoutMs: input.requestTimeoutMs,
-        keepRows: input.keepRows,
-        attempt: input.attempt,
-        filesAs: input.filesAs,
-        ...(keys ? { headers: { authorization: `Bearer ${keys.primaryKey}` } } : {}),
-      });
-      // A pool's keys do not change while it lives, but a 401 must not stick to this process: read them again.
-      if (input.poolId && outcome.error?.code === 'Unauthorized') forgetPoolKeys(input.poolId);
-      return outcome;
-    } catch (e) {
-      throw asThrowable(e);
-    }
-  },
+registerActivity(BATCH.scoreMiniBatch, async (input): Promise<MiniBatchOutcome> => {
+  try {
+    const layout = runLayout({ output: input.output, appendRowFileName: input.appendRowFileName }, input.runId);
+    const storage = getStorage();
+    const [mb, keys] = await Promise.all([descriptor(layout, input.index), input.poolId ? poolKeys(storage, input.poolId) : null]);
+    const outcome = await runMiniBatch(storage.blobService, layout, mb, {
+      nodeUri: input.nodeUri,
+      timeoutMs: input.timeoutMs,
+      requestTimeoutMs: input.requestTimeoutMs,
+      keepRows: input.keepRows,
+      attempt: input.attempt,
+      filesAs: input.filesAs,
+      ...(keys ? { headers: { authorization: `Bearer ${keys.primaryKey}` } } : {}),
+    });
+    // A pool's keys do not change while it lives, but a 401 must not stick to this process: read them again.
+    if (input.poolId && outcome.error?.code === 'Unauthorized') forgetPoolKeys(input.poolId);
+    return outcome;
+  } catch (e) {
+    throw asThrowable(e);
+  }
 });

@@ -1,8 +1,7 @@
 /** Activity: is `incoming/<folder>/<onnxFile>` still the only file of its folder (see orchestrations/deployLoneOnnx.ts)? */
-import * as df from 'durable-functions';
+import { DEPLOY } from '../shared/deploy/contract';
 import { getAppServices } from '../shared/services/app';
 import { isLoneOnnx } from '../shared/services/triggers';
+import { registerActivity } from '../shared/workflow';
 
-df.app.activity('checkLoneOnnx', {
-  handler: (input: { folder: string; onnxFile: string }) => isLoneOnnx(getAppServices().storage, input.folder, input.onnxFile),
-});
+registerActivity(DEPLOY.checkLoneOnnx, (input) => isLoneOnnx(getAppServices().storage, input.folder, input.onnxFile));

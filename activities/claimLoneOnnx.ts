@@ -6,22 +6,16 @@
  */
 import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
+import { DEPLOY } from '../shared/deploy/contract';
 import { AppError } from '../shared/errors';
-import type { ErrorInfo } from '../shared/seams';
 import { getAppServices } from '../shared/services/app';
-import type { DeployLoneOnnxInput } from '../shared/services/run';
 import { claimService, recordBlobRefusal, runExists } from '../shared/services/start';
-import type { RunClient } from '../shared/services/triggers';
+import { durableClient, registerActivity } from '../shared/workflow';
 
-export interface ClaimLoneOnnxResult {
-  claimed: boolean;
-  error?: ErrorInfo;
-}
-
-df.app.activity('claimLoneOnnx', {
-  extraInputs: [df.input.durableClient()],
-  handler: async (input: Pick<DeployLoneOnnxInput, 'folder' | 'onnxFile' | 'runId' | 'run'>, context: InvocationContext): Promise<ClaimLoneOnnxResult> => {
-    const client = df.getClient(context) as unknown as RunClient;
+registerActivity(
+  DEPLOY.claimLoneOnnx,
+  async (input, context: InvocationContext) => {
+    const client = durableClient(context);
     const service = input.run.manifest?.service.name;
     // Started already (a replay after a crash between the start and its record): its claim served its purpose.
     if (!service || (await runExists(client, input.runId))) return { claimed: true };
@@ -36,4 +30,5 @@ df.app.activity('claimLoneOnnx', {
       return { claimed: false, error };
     }
   },
-});
+  { extraInputs: [df.input.durableClient()] },
+);

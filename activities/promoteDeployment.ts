@@ -3,31 +3,28 @@
  * deployment has worked); `retirePreviousSlot` removes the previous slot and frees its image, best effort (it
  * never fails the run, and never triggers a rollback).
  */
-import * as df from 'durable-functions';
 import { asThrowable } from '../shared/batch/activity-io';
+import { DEPLOY } from '../shared/deploy/contract';
 import { getAppServices } from '../shared/services/app';
-import { promoteStep, retirePreviousStep, type DeployServiceInput } from '../shared/services/deploy';
+import { promoteStep, retirePreviousStep } from '../shared/services/deploy';
+import { registerActivity } from '../shared/workflow';
 
-df.app.activity('promoteDeployment', {
-  handler: async (input: { deploy: DeployServiceInput; slot: string }) => {
-    try {
-      const service = await promoteStep(getAppServices().deployContext(input.deploy.target), input.deploy, input.slot);
-      return { name: service.name, state: service.state, image: service.image, scoringUri: service.scoringUri, swaggerUri: service.swaggerUri };
-    } catch (e) {
-      throw asThrowable(e);
-    }
-  },
+registerActivity(DEPLOY.promote, async (input) => {
+  try {
+    const service = await promoteStep(getAppServices().deployContext(input.deploy.target), input.deploy, input.slot);
+    return { name: service.name, state: service.state, image: service.image, scoringUri: service.scoringUri, swaggerUri: service.swaggerUri };
+  } catch (e) {
+    throw asThrowable(e);
+  }
 });
 
-df.app.activity('retirePreviousSlot', {
-  handler: async (input: { deploy: DeployServiceInput; slot: string; previousSlot?: string; previousImage?: string }) => {
-    try {
-      return await retirePreviousStep(getAppServices().deployContext(input.deploy.target), input.deploy, input.slot, {
-        ...(input.previousSlot ? { slot: input.previousSlot } : {}),
-        ...(input.previousImage ? { image: input.previousImage } : {}),
-      });
-    } catch (e) {
-      throw asThrowable(e);
-    }
-  },
+registerActivity(DEPLOY.retirePrevious, async (input) => {
+  try {
+    return await retirePreviousStep(getAppServices().deployContext(input.deploy.target), input.deploy, input.slot, {
+      ...(input.previousSlot ? { slot: input.previousSlot } : {}),
+      ...(input.previousImage ? { image: input.previousImage } : {}),
+    });
+  } catch (e) {
+    throw asThrowable(e);
+  }
 });

@@ -5,29 +5,19 @@
  */
 import * as df from 'durable-functions';
 import { asThrowable } from '../shared/batch/activity-io';
-import type { InvocationContext } from '@azure/functions';
-import { toErrorInfo } from '../shared/errors';
 import { startBatchFromTrainingMessage } from '../shared/batch/run';
+import { DEPLOY, type StartBatchAfterDeployOutput } from '../shared/deploy/contract';
+import { toErrorInfo } from '../shared/errors';
 import { getAppServices } from '../shared/services/app';
-import type { ErrorInfo } from '../shared/seams';
+import { durableClient, registerActivity } from '../shared/workflow';
 
-export interface StartBatchAfterDeployInput {
-  batch: Record<string, unknown>;
-  trainingRunId: string;
-  /** The registered model, `name:version`. */
-  model: string;
-  eventId: string;
-}
-
-export type StartBatchAfterDeployOutput = { ok: true; runId: string } | { ok: false; error: ErrorInfo };
-
-df.app.activity('startBatchAfterDeploy', {
-  extraInputs: [df.input.durableClient()],
-  handler: async (input: StartBatchAfterDeployInput, context: InvocationContext): Promise<StartBatchAfterDeployOutput> => {
+registerActivity(
+  DEPLOY.startBatch,
+  async (input, context): Promise<StartBatchAfterDeployOutput> => {
     const { config, storage } = getAppServices();
     try {
       const started = await startBatchFromTrainingMessage(
-        df.getClient(context),
+        durableClient(context),
         { batch: input.batch, training_run_id: input.trainingRunId },
         { model: input.model },
         { config, storage, messageId: input.eventId },
@@ -41,4 +31,5 @@ df.app.activity('startBatchAfterDeploy', {
       throw asThrowable(e);
     }
   },
-});
+  { extraInputs: [df.input.durableClient()] },
+);

@@ -19,6 +19,7 @@ import * as df from 'durable-functions';
 import type { DurableClient } from 'durable-functions';
 import { MAX_JOB_BYTES, parseBatchJob, parseBatchJobText } from '../shared/batch/job';
 import { parseManifestText } from '../shared/manifest/schema';
+import { BATCH } from '../shared/batch/contract';
 import { reapLocalPools, statusOrUndefined, sweepBatchPools, teardownPool } from '../shared/batch/pools';
 import { checkInputs, getBatchRunView, runIds, startBatchRun, type BatchRunCustomStatus, type BatchRunInput } from '../shared/batch/run';
 import { getConfig } from '../shared/config';
@@ -100,7 +101,7 @@ df.app.client.http('batchRunsTerminate', {
     try {
       const id = checkRunId(request.params.id, 'Batch run id');
       const s = await statusOrUndefined(client, id, { showInput: true });
-      if (!s || s.name !== 'batchRun') throw new AppError('RunNotFound', `There is no batch run "${id}".`, 404);
+      if (!s || s.name !== BATCH.run.name) throw new AppError('RunNotFound', `There is no batch run "${id}".`, 404);
       const input = s.input as BatchRunInput;
       const reason = (await readBodyText(request, MAX_JSON_BODY_BYTES, 'The reason')).slice(0, 200) || 'terminated through POST /api/batch-runs/{id}/terminate';
       const running = (st: unknown) => ['Running', 'Pending'].includes(String(st));

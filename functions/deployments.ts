@@ -33,6 +33,7 @@ import {
 import { blobNameReason, canonicalBlobFolder, CONTAINERS } from '../shared/storage';
 import { claimAndStart, claimService, recordBlobRefusal, runExists } from '../shared/services/start';
 import { CLAIM_RENEW_MS } from '../shared/services/registry';
+import { durableClient } from '../shared/workflow';
 
 const clientInput = df.input.durableClient();
 
@@ -89,7 +90,7 @@ async function onManifestBlob(blob: unknown, context: InvocationContext, fileNam
     run = runFromBlobManifest(name, fileName, text, etag, storage.blobService.url);
     await assertFilesExist(storage, run.input);
     // 409 when the service is being deleted, deployed or claimed by another accepted run (ServiceBusy).
-    r = await claimAndStart(df.getClient(context) as unknown as RunClient, run.runId, run.input);
+    r = await claimAndStart(durableClient(context), run.runId, run.input);
   } catch (e) {
     if (!(e instanceof AppError) || e.httpStatus >= 500) throw e; // transient: the trigger retries
     // Bad input or a busy service: no retry; the reason goes beside the manifest (and to the log).
@@ -143,7 +144,7 @@ app.storageBlob('deployLoneOnnxFromBlob', {
       return;
     }
     // Deploy only if the folder is still a lone model once it has settled (a deploy.json may follow the model).
-    const client = df.getClient(context);
+    const client = durableClient(context);
     const waitId = `${run.runId}-settle`;
     const existing = await client.getStatus(waitId).catch(() => undefined);
     if (existing?.runtimeStatus) {
@@ -183,7 +184,7 @@ app.http('startDeployment', {
   extraInputs: [clientInput],
   handler: async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
     try {
-      const client = df.getClient(context) as unknown as RunClient;
+      const client = durableClient(context);
       const eventKey = request.headers.get('idempotency-key') ?? request.headers.get('x-ms-client-request-id') ?? randomUUID();
       const runId = runIdFor('http', eventKey);
       const type = request.headers.get('content-type') ?? '';
@@ -343,7 +344,7 @@ app.serviceBusQueue('trainingCompleted', {
     // Not JSON / wrong shape → throw: after the delivery limit the message is dead-lettered with this reason.
     // Its service busy (409 ServiceBusy): thrown too, so the message is delivered again later.
     const run = runFromTrainingMessage(message, { accountUrl: getAppServices().storage.blobService.url });
-    const r = await claimAndStart(df.getClient(context) as unknown as RunClient, run.runId, run.input);
+    const r = await claimAndStart(durableClient(context), run.runId, run.input);
     context.log(`training-completed ${run.input.training?.trainingRunId}: run ${run.runId} ${r.started ? 'started' : 'already exists'}`);
   },
 });

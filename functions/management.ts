@@ -19,7 +19,8 @@ import { MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
 import { getAppServices } from '../shared/services/app';
 import { deleteService, regenerateServiceKey } from '../shared/services/deploy';
 import { runView } from '../shared/services/run';
-import { findRun, type RunClient } from '../shared/services/triggers';
+import { findRun } from '../shared/services/triggers';
+import { durableClient } from '../shared/workflow';
 
 const clientInput = df.input.durableClient();
 
@@ -52,10 +53,10 @@ app.http('getRun', {
   handler: safe('getRun', async (request, context) => {
     const id = request.params.id;
     checkRunId(id);
-    const client = df.getClient(context);
+    const client = durableClient(context);
     const batch = await getBatchRunView(client, getAppServices().storage, id);
     if (batch) return { jsonBody: batch };
-    const status = await findRun(client as unknown as RunClient, id);
+    const status = await findRun(client, id);
     if (!status) throw notFound('RunNotFound', `Run ${id} does not exist.`);
     return { jsonBody: runView({ ...status, instanceId: id, runtimeStatus: String(status.runtimeStatus) }) };
   }),

@@ -17,39 +17,11 @@
  *
  * Deterministic: no I/O, no clock but `currentUtcDateTime`.
  */
-import * as df from 'durable-functions';
 import type { OrchestrationContext, Task } from 'durable-functions';
-import type { ErrorInfo } from '../shared/seams';
+import { BATCH, type BatchChunkResult, type ScoreMiniBatchInput } from '../shared/batch/contract';
 import { computeProgress } from '../shared/batch/progress';
-import type { MiniBatchOutcome } from '../shared/batch/results';
-import { BATCH_ACTIVITIES, BATCH_CHUNK_ORCHESTRATION } from '../shared/batch/run';
-import type { ScoreMiniBatchInput } from '../shared/batch/activity-io';
-import { ThresholdTracker, type ThresholdBaseline, type ThresholdCounts, type ThresholdLimits, type ThresholdTrip } from '../shared/batch/thresholds';
-
-export interface BatchChunkInput {
-  runId: string;
-  chunk: number;
-  from: number;
-  to: number;
-  /** This is the run's last chunk: once everything in it is scheduled, allowed_failed_percent is checked. */
-  isLast: boolean;
-  totals: { miniBatchCount: number; itemCount: number };
-  limits: ThresholdLimits;
-  baseline: ThresholdBaseline;
-  nodeUris: string[];
-  window: number;
-  runMaxTry: number;
-  scoringStartedAt: string;
-  score: Omit<ScoreMiniBatchInput, 'runId' | 'index' | 'attempt' | 'nodeUri'>;
-}
-
-export interface BatchChunkResult {
-  counts: ThresholdCounts;
-  trip: ThresholdTrip | null;
-  lastError?: ErrorInfo & { miniBatch: number };
-  /** Mini-batch re-runs (attempts after the first). */
-  retries: number;
-}
+import { ThresholdTracker, type ThresholdTrip } from '../shared/batch/thresholds';
+import { inputOf, outputOf, registerOrchestration, schedule } from '../shared/workflow';
 
 /**
  * Runs of one mini-batch whose activity itself failed (storage unreachable after the SDK's own retries) before the
@@ -75,8 +47,8 @@ export function refillThreshold(window: number): number {
   return Math.max(1, Math.ceil(window / 2));
 }
 
-df.app.orchestration(BATCH_CHUNK_ORCHESTRATION, function* (context: OrchestrationContext) {
-  const input = context.df.getInput() as BatchChunkInput;
+registerOrchestration(BATCH.chunk, function* (context: OrchestrationContext): Generator<Task, BatchChunkResult, any> {
+  const input = inputOf(context, BATCH.chunk);
   const tracker = new ThresholdTracker(input.limits, input.totals, input.baseline);
   const retryQueue: Array<{ index: number; attempt: number; faults: number }> = [];
   /** Scheduled and not yet recorded, in scheduling order. */
@@ -121,7 +93,7 @@ df.app.orchestration(BATCH_CHUNK_ORCHESTRATION, function* (context: Orchestratio
         retryQueue.unshift({ index: f.index, attempt: f.attempt, faults: f.faults + 1 });
         continue;
       }
-      const o = f.task.result as MiniBatchOutcome;
+      const o = outputOf(BATCH.scoreMiniBatch, f.task);
       if (o.status === 'failed' && o.retryable && f.attempt < input.runMaxTry && !trip) {
         retries++;
         retryQueue.push({ index: o.index, attempt: f.attempt + 1, faults: 0 });
@@ -143,7 +115,7 @@ df.app.orchestration(BATCH_CHUNK_ORCHESTRATION, function* (context: Orchestratio
         const { index, attempt, faults } = retryQueue.length > 0 ? retryQueue.shift()! : { index: next++, attempt: 1, faults: 0 };
         const nodeUri = input.nodeUris[(index + attempt - 1) % input.nodeUris.length];
         const activityInput: ScoreMiniBatchInput = { ...input.score, runId: input.runId, index, attempt, nodeUri };
-        fresh.push({ index, attempt, faults, task: context.df.callActivity(BATCH_ACTIVITIES.scoreMiniBatch, activityInput) });
+        fresh.push({ index, attempt, faults, task: schedule(context, BATCH.scoreMiniBatch, activityInput) });
       }
       inFlight.push(...fresh);
       if (input.isLast && next >= input.to && !allScheduledMarked) {

@@ -14,27 +14,19 @@
  * Deterministic: no I/O, no clock but `currentUtcDateTime`, payloads by reference (plan chunks and results in blobs).
  */
 import * as df from 'durable-functions';
-import type { OrchestrationContext } from 'durable-functions';
-import { errorInfoOfTask, type ActivityResult, type FinalizeActivityInput, type FinalizeOutput, type PlanPageOutput, type ProvisionPoolInput, type ProvisionPoolOutput } from '../shared/batch/activity-io';
+import type { OrchestrationContext, Task } from 'durable-functions';
+import { errorInfoOfTask } from '../shared/batch/activity-io';
+import { BATCH, type ActivityResult, type BatchChunkInput, type BatchRunResult, type FinalizeActivityInput, type FinalizeOutput, type ProvisionPoolInput } from '../shared/batch/contract';
 import { chunkRanges } from '../shared/batch/layout';
 import type { BatchRunStatus as FinalStatus } from '../shared/batch/merge';
 import type { PlanCursor, PlanSummary } from '../shared/batch/plan';
 import { computeProgress, type BatchPhase } from '../shared/batch/progress';
 import { IN_FLIGHT_PER_WORKER, scoringCallTimeoutMs } from '../shared/batch/score';
-import {
-  BATCH_ACTIVITIES,
-  BATCH_CHUNK_ORCHESTRATION,
-  BATCH_RUN_ORCHESTRATION,
-  chunkInstanceId,
-  type BatchImage,
-  type BatchRunCustomStatus,
-  type BatchRunInput,
-  type BatchRunResult,
-} from '../shared/batch/run';
+import { chunkInstanceId, type BatchRunCustomStatus } from '../shared/batch/run';
 import type { ThresholdBaseline, ThresholdTrip } from '../shared/batch/thresholds';
 import { recordedPoolFilesAs } from '../shared/platform/compose';
 import type { ErrorInfo } from '../shared/seams';
-import type { BatchChunkInput, BatchChunkResult } from './batch-chunk';
+import { call, callSub, inputOf, registerOrchestration } from '../shared/workflow';
 
 class RunFailure extends Error {
   constructor(readonly info: ErrorInfo) {
@@ -47,8 +39,8 @@ function unwrap<T>(r: ActivityResult<T>): T {
   return r.value;
 }
 
-df.app.orchestration(BATCH_RUN_ORCHESTRATION, function* (context: OrchestrationContext) {
-  const input = context.df.getInput() as BatchRunInput;
+registerOrchestration(BATCH.run, function* (context: OrchestrationContext): Generator<Task, BatchRunResult, any> {
+  const input = inputOf(context, BATCH.run);
   const { runId, job, poolId, poolKind } = input;
   const startedAt = context.df.currentUtcDateTime.toISOString();
   const retry = new df.RetryOptions(1000, 3);
@@ -68,7 +60,7 @@ df.app.orchestration(BATCH_RUN_ORCHESTRATION, function* (context: OrchestrationC
 
   try {
     publish('provisioning');
-    const image = unwrap((yield context.df.callActivityWithRetry(BATCH_ACTIVITIES.resolveImage, retry, { runId, jobBlob: input.jobBlob })) as ActivityResult<BatchImage>);
+    const image = unwrap(yield* call(context, BATCH.resolveImage, { runId, jobBlob: input.jobBlob }, retry));
     publish('provisioning', { image: `${image.name}:${image.version}` });
     provisioning = true; // from here on the pool may exist, even if the activity fails half-way
     const provisionInput: ProvisionPoolInput = {
@@ -80,12 +72,12 @@ df.app.orchestration(BATCH_RUN_ORCHESTRATION, function* (context: OrchestrationC
       processCountPerNode: job.processCountPerNode,
       runInvocationTimeoutMs: Math.round(job.runInvocationTimeoutSeconds * 1000),
     };
-    const pool = unwrap((yield context.df.callActivityWithRetry(BATCH_ACTIVITIES.provisionPool, retry, provisionInput)) as ActivityResult<ProvisionPoolOutput>);
+    const pool = unwrap(yield* call(context, BATCH.provisionPool, provisionInput, retry));
     publish('planning', { pool: { poolId, kind: poolKind, nodes: pool.nodeUris.length } });
 
     let cursor: PlanCursor | undefined;
     for (;;) {
-      const page = unwrap((yield context.df.callActivityWithRetry(BATCH_ACTIVITIES.planPage, retry, { runId, jobBlob: input.jobBlob, ...(cursor ? { cursor } : {}) })) as ActivityResult<PlanPageOutput>);
+      const page = unwrap(yield* call(context, BATCH.planPage, { runId, jobBlob: input.jobBlob, ...(cursor ? { cursor } : {}) }, retry));
       cursor = page.cursor;
       if (page.done) {
         plan = page.plan!;
@@ -132,7 +124,7 @@ df.app.orchestration(BATCH_RUN_ORCHESTRATION, function* (context: OrchestrationC
           filesAs: pool.filesAs ?? recordedPoolFilesAs(poolKind), // the pool says how it wants files (a recorded value: replay-safe)
         },
       };
-      const r = (yield context.df.callSubOrchestrator(BATCH_CHUNK_ORCHESTRATION, chunkInput, chunkId)) as BatchChunkResult;
+      const r = yield* callSub(context, BATCH.chunk, chunkInput, chunkId);
       baseline = { miniBatchesDone: r.counts.miniBatchesDone, miniBatchesFailed: r.counts.miniBatchesFailed, itemsSucceeded: r.counts.itemsSucceeded, itemsFailed: r.counts.itemsFailed };
       publish('scoring', { progress: progressOf('scoring', baseline, r.trip, r.counts.allScheduled) });
       if (r.trip) {
@@ -167,7 +159,7 @@ df.app.orchestration(BATCH_RUN_ORCHESTRATION, function* (context: OrchestrationC
       startedAt,
       finishedAt: context.df.currentUtcDateTime.toISOString(),
     };
-    finalized = unwrap((yield context.df.callActivityWithRetry(BATCH_ACTIVITIES.finalize, retry, finalizeInput)) as ActivityResult<FinalizeOutput>);
+    finalized = unwrap(yield* call(context, BATCH.finalize, finalizeInput, retry));
   } catch (e) {
     if (final === 'Succeeded') {
       final = 'Failed';
@@ -179,7 +171,7 @@ df.app.orchestration(BATCH_RUN_ORCHESTRATION, function* (context: OrchestrationC
   if (provisioning) {
     publish('tearing_down', error ? { error } : {});
     try {
-      yield context.df.callActivityWithRetry(BATCH_ACTIVITIES.teardownPool, retry, { poolId, kind: poolKind });
+      yield* call(context, BATCH.teardownPool, { poolId, kind: poolKind }, retry);
     } catch (e) {
       // The pool record stays, so the sweep removes the pool later; the run's own outcome stands.
       const info = errorInfoOfTask(e);

@@ -4,20 +4,16 @@
  * no I/O here, times from `currentUtcDateTime`; expected failures come back from activities as values.
  */
 import * as df from 'durable-functions';
-import type { OrchestrationContext, OrchestrationHandler, Task } from 'durable-functions';
-import type { CreateImageOutput } from '../activities/createImage';
-import type { PrepareDeploymentOutput } from '../activities/prepareDeployment';
-import type { RegisterModelOutput } from '../activities/registerModel';
-import type { StartBatchAfterDeployInput, StartBatchAfterDeployOutput } from '../activities/startBatchAfterDeploy';
+import type { OrchestrationContext, Task } from 'durable-functions';
+import { DEPLOY, type DeployRunResult, type DeployServiceInput, type StartBatchAfterDeployInput } from '../shared/deploy/contract';
 import type { DeploymentEventType } from '../shared/events';
 import { checkPromotion } from '../shared/manifest/training';
-import type { SmokeTestResult } from '../shared/scoring/smoke';
-import type { DeployedSlot, ErrorInfo } from '../shared/seams';
-import type { DeployServiceInput } from '../shared/services/deploy';
-import { DEPLOY_ORCHESTRATION, StepTracker, runErrorOf, type DeployRunInput, type DeployRunResult } from '../shared/services/run';
+import type { ErrorInfo } from '../shared/seams';
+import { StepTracker, runErrorOf } from '../shared/services/run';
+import { call, inputOf, registerOrchestration } from '../shared/workflow';
 
-const deployModel: OrchestrationHandler = function* (context: OrchestrationContext) {
-  const input = context.df.getInput() as DeployRunInput;
+function* deployModel(context: OrchestrationContext): Generator<Task, DeployRunResult, any> {
+  const input = inputOf(context, DEPLOY.run);
   const runId = context.df.instanceId;
   const now = () => context.df.currentUtcDateTime;
   const steps = new StepTracker();
@@ -26,9 +22,9 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
   retry.backoffCoefficient = 2;
   const notes: string[] = [];
   // Events are best effort: a publishing failure is noted in the result, never fails or rolls back the run.
-  const publish = function* (type: DeploymentEventType, subject: string, data: Record<string, unknown>): Generator<Task, void, unknown> {
+  const publish = function* (type: DeploymentEventType, subject: string, data: Record<string, unknown>): Generator<Task, void, any> {
     try {
-      yield context.df.callActivityWithRetry('publishDeploymentEvent', retry, { type, subject, runId, time: now().toISOString(), data });
+      yield* call(context, DEPLOY.publishEvent, { type, subject, runId, time: now().toISOString(), data }, retry);
     } catch (err) {
       notes.push(`event ${type} was not published: ${runErrorOf(err, 'EventPublishFailed').message}`);
     }
@@ -38,7 +34,7 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
   const finish = (state: DeployRunResult['state'], error?: ErrorInfo): DeployRunResult => {
     steps.done();
     status();
-    return { ...result, state, ...(error ? { error } : {}), ...(notes.length ? { notes: [...notes] } : {}) } as DeployRunResult;
+    return { ...result, state, ...(error ? { error } : {}), ...(notes.length ? { notes: [...notes] } : {}) };
   };
   let held: { deploy: DeployServiceInput; slot: string } | undefined;
 
@@ -46,7 +42,7 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
     // 1. Register the model.
     steps.start('register', now());
     status();
-    const reg = (yield context.df.callActivityWithRetry('registerModel', retry, { model: input.model, files: input.files.model, source: input.source })) as RegisterModelOutput;
+    const reg = yield* call(context, DEPLOY.registerModel, { model: input.model, files: input.files.model, source: input.source }, retry);
     if (!reg.ok) {
       steps.end('register', 'Failed', now(), reg.error.message);
       yield* publish('DeploymentFailed', `models/${input.model.name}`, { step: 'register', error: reg.error });
@@ -70,7 +66,7 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
     // 3. Build the image.
     steps.start('image', now());
     status();
-    const img = (yield context.df.callActivityWithRetry('createImage', retry, { manifest, files: input.files, modelId: reg.model.id, runId })) as CreateImageOutput;
+    const img = yield* call(context, DEPLOY.createImage, { manifest, files: input.files, modelId: reg.model.id, runId }, retry);
     if (img.image) result.image = img.image.id;
     if (!img.ok) {
       steps.end('image', 'Failed', now(), img.error.message);
@@ -94,7 +90,7 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
     };
     steps.start('prepare', now());
     status();
-    const prep = (yield context.df.callActivityWithRetry('prepareDeployment', retry, deploy)) as PrepareDeploymentOutput;
+    const prep = yield* call(context, DEPLOY.prepareDeployment, deploy, retry);
     if (!prep.ok) {
       steps.end('prepare', 'Failed', now(), prep.error.message);
       yield* publish('DeploymentFailed', `services/${deploy.serviceName}`, { step: 'prepare', error: prep.error });
@@ -105,7 +101,7 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
 
     steps.start('deploy', now());
     status();
-    const slot = (yield context.df.callActivity('deploySlot', { deploy, slot: prep.slot })) as DeployedSlot;
+    const slot = yield* call(context, DEPLOY.deploySlot, { deploy, slot: prep.slot });
     let failure: ErrorInfo | undefined;
     let logTail: string | undefined;
     if (slot.state !== 'Healthy') {
@@ -116,7 +112,7 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
       // 5. Smoke test the new slot before any traffic reaches it.
       steps.start('smokeTest', now());
       status();
-      const smoke = (yield context.df.callActivity('smokeTest', { deploy, slot })) as SmokeTestResult;
+      const smoke = yield* call(context, DEPLOY.smokeTest, { deploy, slot });
       result.smokeTest = { ...(smoke.latencyMs !== undefined ? { latencyMs: smoke.latencyMs } : {}), swagger: smoke.swagger, checks: smoke.checks };
       if (!smoke.ok) {
         // `code`: the test stopped for a reason that is not the slot's (e.g. ServiceDeleted: a forced DELETE meanwhile).
@@ -130,7 +126,7 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
       // 6b. Roll back: the previous version (if any) keeps serving.
       steps.start('rollback', now());
       status();
-      const rb = (yield context.df.callActivityWithRetry('rollbackDeployment', retry, { deploy, slot: prep.slot, reason: failure, ...(logTail !== undefined ? { logTail } : {}) })) as { rolledBack: boolean; error: ErrorInfo };
+      const rb = yield* call(context, DEPLOY.rollback, { deploy, slot: prep.slot, reason: failure, ...(logTail !== undefined ? { logTail } : {}) }, retry);
       held = undefined;
       steps.end('rollback', 'Succeeded', now(), rb.rolledBack ? `${prep.previousImage} keeps serving` : 'service Failed');
       if (rb.rolledBack) {
@@ -144,7 +140,7 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
     // 6a. Promote: switch traffic and record the service. From here on the deployment has worked: nothing rolls back.
     steps.start('promote', now());
     status();
-    const svc = (yield context.df.callActivityWithRetry('promoteDeployment', retry, { deploy, slot: prep.slot })) as { scoringUri?: string; swaggerUri?: string };
+    const svc = yield* call(context, DEPLOY.promote, { deploy, slot: prep.slot }, retry);
     held = undefined;
     steps.end('promote', 'Succeeded', now(), svc.scoringUri);
 
@@ -153,12 +149,17 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
       steps.start('retire', now());
       status();
       try {
-        const retired = (yield context.df.callActivityWithRetry('retirePreviousSlot', retry, {
-          deploy,
-          slot: prep.slot,
-          ...(prep.previousSlot ? { previousSlot: prep.previousSlot } : {}),
-          ...(prep.previousImage ? { previousImage: prep.previousImage } : {}),
-        })) as { notes: string[] };
+        const retired = yield* call(
+          context,
+          DEPLOY.retirePrevious,
+          {
+            deploy,
+            slot: prep.slot,
+            ...(prep.previousSlot ? { previousSlot: prep.previousSlot } : {}),
+            ...(prep.previousImage ? { previousImage: prep.previousImage } : {}),
+          },
+          retry,
+        );
         notes.push(...retired.notes);
         steps.end('retire', 'Succeeded', now(), retired.notes.length ? retired.notes.join('; ') : `slot ${prep.previousSlot ?? '-'} removed`);
       } catch (err) {
@@ -183,7 +184,7 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
       steps.start('batch', now());
       status();
       const batchInput: StartBatchAfterDeployInput = { batch: input.training.batch, trainingRunId: input.training.trainingRunId, model: reg.model.id, eventId: input.source.eventId };
-      const b = (yield context.df.callActivityWithRetry('startBatchAfterDeploy', retry, batchInput)) as StartBatchAfterDeployOutput;
+      const b = yield* call(context, DEPLOY.startBatch, batchInput, retry);
       if (b.ok) {
         result.batch = { runId: b.runId, statusUri: `/api/runs/${b.runId}` };
         steps.end('batch', 'Succeeded', now(), `batch run ${b.runId} started`);
@@ -198,7 +199,7 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
     const error: ErrorInfo = runErrorOf(err);
     if (held) {
       try {
-        yield context.df.callActivity('rollbackDeployment', { deploy: held.deploy, slot: held.slot, reason: error });
+        yield* call(context, DEPLOY.rollback, { deploy: held.deploy, slot: held.slot, reason: error });
       } catch {
         /* best effort */
       }
@@ -210,6 +211,6 @@ const deployModel: OrchestrationHandler = function* (context: OrchestrationConte
     }
     return finish('Failed', error);
   }
-};
+}
 
-df.app.orchestration(DEPLOY_ORCHESTRATION, deployModel);
+registerOrchestration(DEPLOY.run, deployModel);

@@ -267,8 +267,3 @@ export function getConfig(): AppConfig {
   if (!cached || cached.fingerprint !== fingerprint) cached = { fingerprint, config: loadConfig(process.env) };
   return cached.config;
 }
-
-/** Forget the cached settings. */
-export function resetConfig(): void {
-  cached = undefined;
-}

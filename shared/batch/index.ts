@@ -17,3 +17,4 @@ export * from './pool-local';
 export * from './pools';
 export * from './run';
 export * from './activity-io';
+export * from './contract';

@@ -174,18 +174,6 @@ export async function planInputsPage(
   return { done: true, cursor: c, plan };
 }
 
-/** Plans all inputs in one call (page after page). */
-export async function planInputs(
-  service: Pick<BlobServiceClient, 'getContainerClient'>,
-  job: BatchJob,
-  layout: RunLayout,
-  opts: PlanOptions = {},
-): Promise<PlanSummary> {
-  let r = await planInputsPage(service, job, layout, undefined, opts);
-  while (!r.done) r = await planInputsPage(service, job, layout, r.cursor, opts);
-  return r.plan!;
-}
-
 /** The descriptors of one plan chunk (indexes chunk*PLAN_CHUNK_SIZE ...), in index order. */
 export async function readPlanChunk(container: ContainerClient, layout: RunLayout, chunk: number): Promise<MiniBatch[]> {
   const doc = await getJson<{ miniBatches: MiniBatch[] }>(container, layout.planChunk(chunk));

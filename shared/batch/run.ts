@@ -25,51 +25,19 @@ import type { PlanSummary } from './plan';
 import type { BatchProgress } from './progress';
 import { batchPoolKind, isTerminalStatus, poolIdFor, statusOrUndefined, type BatchPoolKind } from './pools';
 import { parseJsonBounded } from '../parse';
+import { BATCH_RUN_ORCHESTRATION, type BatchImage, type BatchJobSettings, type BatchRunInput, type BatchRunSource } from './contract';
 import { MAX_MESSAGE_BYTES } from '../manifest/training';
 import type { ThresholdTrip } from './thresholds';
 
-export const BATCH_RUN_ORCHESTRATION = 'batchRun';
-export const BATCH_CHUNK_ORCHESTRATION = 'batchChunk';
-export const BATCH_ACTIVITIES = {
-  resolveImage: 'batchResolveImage',
-  provisionPool: 'batchProvisionPool',
-  planPage: 'batchPlanPage',
-  scoreMiniBatch: 'batchScoreMiniBatch',
-  finalize: 'batchFinalize',
-  teardownPool: 'batchTeardownPool',
-} as const;
-
-/** The job as the orchestration carries it: an explicit input list is replaced by its length (it can be long). */
-export type BatchJobSettings = Omit<BatchJob, 'inputs'> & { inputs: Extract<BatchInputs, { kind: 'prefix' }> | { kind: 'blobs'; count: number } };
-
-export interface BatchRunSource {
-  kind: 'http' | 'blob' | 'servicebus';
-  /** The triggering event (blob path + ETag, message id, request id). */
-  eventId: string;
-  /** Where the job came from (a blob path), for people. */
-  location?: string;
-}
-
-export interface BatchRunInput {
-  runId: string;
-  job: BatchJobSettings;
-  /** `container/blob` of the full job definition (`<root>job.json`). */
-  jobBlob: string;
-  poolKind: BatchPoolKind;
-  poolId: string;
-  source: BatchRunSource;
-  /** HTTP: SHA-256 of the request body, compared when the same Idempotency-Key comes again. */
-  requestDigest?: string;
-}
-
-/** The image a run's pool runs (`BatchPoolRequest.image`). */
-export interface BatchImage {
-  name: string;
-  version: number;
-  imageRef: string;
-  runtime: RuntimeKind;
-  contextBlob: string;
-}
+export {
+  BATCH_CHUNK_ORCHESTRATION,
+  BATCH_RUN_ORCHESTRATION,
+  type BatchImage,
+  type BatchJobSettings,
+  type BatchRunInput,
+  type BatchRunResult,
+  type BatchRunSource,
+} from './contract';
 
 /** `batchRun`'s custom status: the progress plus where things are. Under 16 KB (strings are bounded). */
 export interface BatchRunCustomStatus {
@@ -83,15 +51,6 @@ export interface BatchRunCustomStatus {
   threshold?: Pick<ThresholdTrip, 'threshold' | 'limit' | 'observed' | 'message'>;
   error?: ErrorInfo;
   counts?: BatchCounts;
-}
-
-/** `batchRun`'s output (Completed runs). */
-export interface BatchRunResult {
-  runId: string;
-  status: BatchSummary['status'];
-  counts: BatchCounts;
-  output: BatchSummary['output'];
-  summary: { container: string; blob: string };
 }
 
 /** Instance id of chunk `k` of a run. */

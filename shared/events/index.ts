@@ -19,8 +19,6 @@ export type DeploymentEventType =
   | 'DeploymentFailed'
   | 'DeploymentRolledBack';
 
-export const EVENT_TYPES: DeploymentEventType[] = ['ModelRegistered', 'ImageCreated', 'ServiceDeployed', 'ServiceUpdated', 'DeploymentFailed', 'DeploymentRolledBack'];
-
 export interface DeploymentEvent {
   type: DeploymentEventType;
   /** What it is about: `models/<name>/<version>`, `images/<name>/<version>`, `services/<name>`. */

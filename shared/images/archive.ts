@@ -20,7 +20,7 @@ export interface ArchiveEntry {
   executable?: boolean;
 }
 
-async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+async function collect(stream: AsyncIterable<unknown>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
   return Buffer.concat(chunks);
@@ -45,7 +45,7 @@ export async function createDeterministicTarGz(entries: ArchiveEntry[]): Promise
       await fs.chmod(dest, e.executable ? 0o755 : 0o644);
     }
     const tarStream = tar.c({ cwd: staging, portable: true, mtime: FIXED_MTIME, noDirRecurse: true, gzip: false }, sorted.map((e) => e.path));
-    const raw = await collect(tarStream as unknown as NodeJS.ReadableStream);
+    const raw = await collect(tarStream);
     return zlib.gzipSync(raw, { level: 9 });
   } finally {
     await fs.rm(staging, { recursive: true, force: true });

@@ -96,8 +96,7 @@ function toRecord(e: TableEntityResult<ImageRow>): ImageRecord {
     error: e.error ? JSON.parse(e.error) : undefined,
     builder: opt(e.builder),
   };
-  for (const [k, v] of Object.entries(extra)) if (v !== undefined) (rec as unknown as Record<string, unknown>)[k] = v;
-  return rec;
+  return Object.assign(rec, Object.fromEntries(Object.entries(extra).filter(([, v]) => v !== undefined)));
 }
 
 /** `name:version` → parts (version required unless `allowLatest`). */

@@ -203,7 +203,7 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[], prefix = '')
     if (i.code === 'unrecognized_keys') {
       for (const k of i.keys) parts.push(`${at ? `${at}.` : ''}${k}: unknown field`);
     } else if (i.code === 'invalid_union' && 'note' in i && i.note === 'No matching discriminator') {
-      parts.push(`${at}: must be one of ${(i as unknown as { options: string[] }).options.join(', ')}`);
+      parts.push(`${at}: must be one of ${(('options' in i && i.options) || []).join(', ')}`);
     } else if (i.code === 'invalid_key') {
       // A bad key of a record: name the map and a short form of the key, then the key rule.
       const key = String(i.path[i.path.length - 1] ?? '');

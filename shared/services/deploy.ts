@@ -1,15 +1,16 @@
 /**
  * The deploy → smoke-test → promote / roll back steps for one service, each idempotent and JSON-in/JSON-out so
- * an activity can wrap each one; `deployService` runs them in sequence (tests, demo, benchmarks).
+ * an activity wraps each one (activities/*.ts; the workflow is orchestrations/deployModel.ts).
  *
  * First deployment: slot `blue` → smoke test → traffic → `Healthy` (or `Failed` with the reason + log tail).
  * Update: the other slot starts beside the serving one → smoke test → atomic switch → old slot removed; on failure
  * the new slot is removed, the old one keeps serving and the outcome is `RolledBack` with the reason.
  */
 import { AppError, redactSecrets, toErrorInfo } from '../errors';
-import type { ImageRecord, ImageRegistry } from '../images/registry';
+import type { ImageRegistry } from '../images/registry';
 import { runSmokeTest, type SmokeTestResult } from '../scoring/smoke';
-import type { DeployConfig, DeployTarget, DeployedSlot, ErrorInfo, TargetKind } from '../seams';
+import type { DeployTarget, DeployedSlot, ErrorInfo } from '../seams';
+import type { DeployServiceInput } from '../deploy/contract';
 import type { BeginDeploymentResult, ServiceRecord, ServiceRegistry } from './registry';
 
 export interface DeployContext {
@@ -22,27 +23,7 @@ export interface DeployContext {
   logLines?: number;
 }
 
-export interface DeployServiceInput {
-  runId: string;
-  serviceName: string;
-  target: TargetKind;
-  image: Pick<ImageRecord, 'id' | 'name' | 'version' | 'imageRef' | 'runtime' | 'contextBlob' | 'models' | 'state'>;
-  config: DeployConfig;
-  smokeTest?: { sample?: unknown; expectedOutput?: unknown; tolerance?: number };
-  schema?: { inputSample?: unknown; outputSample?: unknown };
-  description?: string;
-  tags?: Record<string, string>;
-}
-
-export type DeployOutcome = 'Deployed' | 'Updated' | 'Failed' | 'RolledBack';
-
-export interface DeployServiceResult {
-  outcome: DeployOutcome;
-  service: ServiceRecord;
-  slot: string;
-  smokeTest?: SmokeTestResult;
-  error?: ErrorInfo;
-}
+export type { DeployServiceInput } from '../deploy/contract';
 
 /**
  * Why a deployment must stop because its service is going away: a (forced) `DELETE` marked it `Deleting` or
@@ -264,37 +245,6 @@ export async function releaseStaleDeployment(ctx: DeployContext, name: string, r
   } catch (e) {
     if (!(e instanceof AppError && e.code === 'DeploymentNotHeld')) throw e; // someone else released it first
   }
-}
-
-/** All steps in sequence. Throws only for `DeploymentInProgress`-style refusals (before anything started). */
-export async function deployService(ctx: DeployContext, input: DeployServiceInput): Promise<DeployServiceResult> {
-  const begin = await prepareDeployment(ctx, input);
-  const slot = begin.slot;
-  let smoke: SmokeTestResult | undefined;
-  let failure: ErrorInfo | undefined;
-  let tail: string | undefined;
-  try {
-    const deployed = await deploySlotStep(ctx, input, slot);
-    if (deployed.state !== 'Healthy') {
-      failure = deployed.error ?? { code: 'DeploymentFailed', message: `Slot ${slot} of ${input.serviceName} is ${deployed.state}.` };
-    } else {
-      smoke = await smokeTestStep(ctx, input, deployed);
-      if (!smoke.ok) {
-        failure = { code: 'SmokeTestFailed', message: `Smoke test failed: ${smoke.reason}` };
-        tail = smoke.logTail;
-      }
-    }
-  } catch (e) {
-    failure = toErrorInfo(e, 'DeploymentFailed');
-  }
-  if (failure) {
-    const rb = await rollbackStep(ctx, input, slot, failure, tail);
-    if (!rb.service) throw new AppError(rb.error.code, rb.error.message, 409); // deleted meanwhile
-    return { outcome: rb.rolledBack ? 'RolledBack' : 'Failed', service: rb.service, slot, ...(smoke ? { smokeTest: smoke } : {}), error: rb.error };
-  }
-  const service = await promoteStep(ctx, input, slot);
-  await retirePreviousStep(ctx, input, slot, { slot: begin.previousSlot, image: begin.previousImage });
-  return { outcome: begin.isUpdate ? 'Updated' : 'Deployed', service, slot, ...(smoke ? { smokeTest: smoke } : {}) };
 }
 
 /** Deletes a service: 409 while a deployment runs (unless forced); stops it on its target; frees its image. */

@@ -1,35 +1,24 @@
 /**
- * The deployment run (`deployModel` orchestration): its input, its custom status (current step + per-step times)
- * and its result, plus the mapping to the `GET /api/runs/{id}` answer. Pure code: the orchestrator uses it.
+ * The deployment run (`deployModel` orchestration): its custom status (current step + per-step times), run ids,
+ * and the mapping to the `GET /api/runs/{id}` answer. Pure code: the orchestrator uses it. Its input and result
+ * types are in its contract (shared/deploy/contract.ts), re-exported here.
  */
 import { createHash } from 'crypto';
-import type { DeploymentManifest, PromotionPolicy } from '../manifest/schema';
 import type { ModelSource } from '../registry/models';
 import { errorInfoOfTask } from '../batch/activity-io';
 import { redactSecrets } from '../errors';
+import type { DeployRunResult, RunState } from '../deploy/contract';
 import type { ErrorInfo } from '../seams';
 
-export const DEPLOY_ORCHESTRATION = 'deployModel';
-
-export interface RunFiles {
-  model: Array<{ path: string; blob: string }>;
-  entryScript?: { path: string; blob: string };
-  environmentFile?: { path: string; blob: string };
-}
-
-export interface DeployRunInput {
-  /** Where the run came from, and the event id the instance id is derived from. */
-  source: ModelSource;
-  /** Registration data (always present). */
-  model: DeploymentManifest['model'];
-  files: RunFiles;
-  /** Absent → register only (a training message without deploy settings). */
-  manifest?: DeploymentManifest;
-  /** Service Bus: metrics and the promotion policy, checked after registration. */
-  training?: { trainingRunId: string; metrics: Record<string, number>; promotion?: PromotionPolicy; batch?: Record<string, unknown> };
-  /** HTTP: digest of the request (`requestDigest`), compared when the same Idempotency-Key comes again. */
-  requestDigest?: string;
-}
+export {
+  DEPLOY_LONE_ONNX_ORCHESTRATION,
+  DEPLOY_ORCHESTRATION,
+  type DeployLoneOnnxInput,
+  type DeployRunInput,
+  type DeployRunResult,
+  type RunFiles,
+  type RunState,
+} from '../deploy/contract';
 
 /**
  * What identifies an HTTP request for idempotency: the manifest's bytes, the `folder` it is relative to, and every
@@ -39,18 +28,6 @@ export function requestDigest(manifest: string | Buffer, opts: { folder?: string
   const files = [...(opts.files ?? [])].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)).map((f) => [f.path, f.bytes, f.sha256]);
   const manifestSha = createHash('sha256').update(manifest).digest('hex');
   return createHash('sha256').update(JSON.stringify({ manifest: manifestSha, folder: opts.folder ?? null, files })).digest('hex');
-}
-
-/** The wait before a lone `incoming/<name>/<file>.onnx` deploys (orchestrations/deployLoneOnnx.ts). */
-export const DEPLOY_LONE_ONNX_ORCHESTRATION = 'deployLoneOnnx';
-
-export interface DeployLoneOnnxInput {
-  folder: string;
-  onnxFile: string;
-  settleSeconds: number;
-  /** The deployment's run id (`GET /api/runs/{runId}` once it starts). */
-  runId: string;
-  run: DeployRunInput;
 }
 
 export type StepName = 'register' | 'promotionCheck' | 'image' | 'prepare' | 'deploy' | 'smokeTest' | 'promote' | 'retire' | 'rollback' | 'batch';
@@ -67,26 +44,6 @@ export interface RunStep {
 export interface RunCustomStatus {
   step: StepName | 'done';
   steps: RunStep[];
-}
-
-export type RunState = 'Running' | 'Succeeded' | 'Failed' | 'RolledBack' | 'NotPromoted' | 'Registered';
-
-export interface DeployRunResult {
-  state: Exclude<RunState, 'Running'>;
-  /** `Deployed` (first version) or `Updated` when Succeeded. */
-  outcome?: 'Deployed' | 'Updated';
-  error?: ErrorInfo;
-  serviceName?: string;
-  scoringUri?: string;
-  swaggerUri?: string;
-  model?: string;
-  image?: string;
-  smokeTest?: { latencyMs?: number; swagger?: string; checks?: string[] };
-  promotion?: { promote: boolean; reasons: string[] };
-  /** Batch scoring started after the deployment (training messages with a `batch` section). */
-  batch?: { runId: string; statusUri: string } | { error: ErrorInfo };
-  /** Best-effort steps that did not work (events not published, previous slot not removed); the run's state stands. */
-  notes?: string[];
 }
 
 /**

@@ -17,7 +17,7 @@ export interface RunClient {
 }
 
 /** Status of a run, or undefined when there is none (the durable client throws on 404). */
-export async function findRun(client: RunClient, instanceId: string) {
+export async function findRun(client: Pick<RunClient, 'getStatus'>, instanceId: string) {
   try {
     return await client.getStatus(instanceId);
   } catch (e) {
@@ -38,7 +38,7 @@ export async function checkServiceHold(client: Pick<RunClient, 'getStatus'>, rec
   const d = record?.currentDeployment;
   if (!record || !d || d.runId === runId) return undefined;
   if (now - Date.parse(d.startedTime) >= DEPLOYMENT_LEASE_MS) return d.runId;
-  const holder = await findRun(client as RunClient, d.runId);
+  const holder = await findRun(client, d.runId);
   if (!holder || holder.runtimeStatus === undefined || holder.runtimeStatus === null || ENDED.has(String(holder.runtimeStatus))) return d.runId;
   throw conflict('DeploymentInProgress', `Service ${record.name} is being deployed by run ${d.runId}; wait for it to finish, then retry.`);
 }
@@ -50,7 +50,7 @@ export async function checkServiceHold(client: Pick<RunClient, 'getStatus'>, rec
 export async function isClaimStale(client: Pick<RunClient, 'getStatus'>, holder: ServiceClaim, now = Date.now()): Promise<boolean> {
   const age = now - Date.parse(holder.claimedTime);
   if (!(age < DEPLOYMENT_LEASE_MS)) return true;
-  const run = await findRun(client as RunClient, holder.runId);
+  const run = await findRun(client, holder.runId);
   if (!run || run.runtimeStatus === undefined || run.runtimeStatus === null) return !(age < CLAIM_START_GRACE_MS);
   return ENDED.has(String(run.runtimeStatus));
 }

@@ -4,7 +4,8 @@ import * as path from 'path';
 import { parseManifest, resolveManifestFiles } from '../../shared/manifest';
 import { imageRequestFromManifest } from '../../shared/images';
 import { LocalDeployTarget } from '../../shared/targets';
-import { ServiceRegistry, deployService, type DeployContext } from '../../shared/services';
+import { ServiceRegistry, type DeployContext } from '../../shared/services';
+import { deployService } from '../helpers/deploy';
 import { CONTAINERS } from '../../shared/storage';
 import { startEnv, type Env } from './fixtures';
 

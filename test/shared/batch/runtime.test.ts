@@ -8,7 +8,8 @@ import { startAzurite, type AzuriteInstance } from '../../../local/azurite';
 import { startScoringServer, type ScoringServer } from '../../../runtime';
 import { parseBatchJob } from '../../../shared/batch/job';
 import { runLayout } from '../../../shared/batch/layout';
-import { planInputs, readPlanChunk } from '../../../shared/batch/plan';
+import { readPlanChunk } from '../../../shared/batch/plan';
+import { planInputs } from '../../helpers/plan';
 import { scoreMiniBatch } from '../../../shared/batch/score';
 
 const dir = path.resolve(__dirname, '../../../examples/batch');

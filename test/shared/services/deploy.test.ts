@@ -1,6 +1,7 @@
 import { LocalDeployTarget } from '../../../shared/targets';
 import { deployConfigFor } from '../../../shared/manifest';
-import { ServiceRegistry, deployService, deleteService, prepareDeployment, regenerateServiceKey, type DeployContext, type DeployServiceInput } from '../../../shared/services';
+import { deployService } from '../../helpers/deploy';
+import { ServiceRegistry, deleteService, prepareDeployment, regenerateServiceKey, type DeployContext, type DeployServiceInput } from '../../../shared/services';
 import { deploySlotStep, promoteStep, rollbackStep, smokeTestStep } from '../../../shared/services/deploy';
 import { TABLES } from '../../../shared/storage';
 import type { ImageRecord } from '../../../shared/images';

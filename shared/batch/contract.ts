@@ -1,0 +1,185 @@
+/**
+ * The batch scoring workflow's contract: the `batchRun` orchestration, its `batchChunk` sub-orchestrations and the
+ * batch activities — names (as they appear in durable histories: never rename one, running and finished instances
+ * replay by name) and the types of what goes in and comes out. Orchestrators call through
+ * `call(context, BATCH.x, …)`, activities register with `registerActivity(BATCH.x, …)` (shared/workflow.ts).
+ *
+ * How the activities report errors (activity-io.ts): a problem the user must fix comes back as
+ * `ActivityResult` `{ ok: false, error }`; anything else is thrown as `[Code] message` so durable retries apply.
+ */
+import type { BatchPool, ErrorInfo, FilesAs, RuntimeKind } from '../seams';
+import { activity, orchestration } from '../workflow';
+import type { BatchInputs, BatchJob } from './job';
+import type { BatchCounts, BatchRunStatus, BatchSummary } from './merge';
+import type { PlanCursor, PlanSummary } from './plan';
+import type { BatchPoolKind } from './pools';
+import type { MiniBatchOutcome } from './results';
+import type { ThresholdBaseline, ThresholdCounts, ThresholdLimits, ThresholdTrip } from './thresholds';
+
+export type ActivityResult<T> = { ok: true; value: T } | { ok: false; error: ErrorInfo };
+
+// ---------------------------------------------------------------- the run
+
+/** The job as the orchestration carries it: an explicit input list is replaced by its length (it can be long). */
+export type BatchJobSettings = Omit<BatchJob, 'inputs'> & { inputs: Extract<BatchInputs, { kind: 'prefix' }> | { kind: 'blobs'; count: number } };
+
+export interface BatchRunSource {
+  kind: 'http' | 'blob' | 'servicebus';
+  /** The triggering event (blob path + ETag, message id, request id). */
+  eventId: string;
+  /** Where the job came from (a blob path), for people. */
+  location?: string;
+}
+
+export interface BatchRunInput {
+  runId: string;
+  job: BatchJobSettings;
+  /** `container/blob` of the full job definition (`<root>job.json`). */
+  jobBlob: string;
+  poolKind: BatchPoolKind;
+  poolId: string;
+  source: BatchRunSource;
+  /** HTTP: SHA-256 of the request body, compared when the same Idempotency-Key comes again. */
+  requestDigest?: string;
+}
+
+/** `batchRun`'s output (Completed runs). */
+export interface BatchRunResult {
+  runId: string;
+  status: BatchSummary['status'];
+  counts: BatchCounts;
+  output: BatchSummary['output'];
+  summary: { container: string; blob: string };
+}
+
+/** The image a run's pool runs (`BatchPoolRequest.image`). */
+export interface BatchImage {
+  name: string;
+  version: number;
+  imageRef: string;
+  runtime: RuntimeKind;
+  contextBlob: string;
+}
+
+// ---------------------------------------------------------------- activity payloads
+
+export interface ResolveImageInput {
+  runId: string;
+  jobBlob: string;
+}
+
+export interface ProvisionPoolInput {
+  runId: string;
+  poolId: string;
+  kind: BatchPoolKind;
+  image: BatchImage;
+  nodeCount: number;
+  processCountPerNode: number;
+  runInvocationTimeoutMs: number;
+}
+export interface ProvisionPoolOutput extends BatchPool {
+  /**
+   * How the pool wants files passed to run() (its provider's `filesAs`). Absent in results recorded before pools
+   * reported it: `recordedPoolFilesAs(kind)` (shared/platform/compose.ts) answers for those.
+   */
+  filesAs?: FilesAs;
+}
+
+export interface PlanPageInput {
+  runId: string;
+  jobBlob: string;
+  cursor?: PlanCursor;
+}
+export interface PlanPageOutput {
+  done: boolean;
+  cursor: PlanCursor;
+  plan?: PlanSummary;
+}
+
+export interface ScoreMiniBatchInput {
+  runId: string;
+  /** The pool whose keys the call sends (read from its record by the activity; absent: no key is sent). */
+  poolId?: string;
+  output: { container: string; prefix: string };
+  appendRowFileName: string;
+  index: number;
+  /** 1-based. */
+  attempt: number;
+  nodeUri: string;
+  /** run_invocation_timeout (ms), enforced by the node. */
+  timeoutMs: number;
+  /** Bound on the whole call, queueing for a free worker included. */
+  requestTimeoutMs: number;
+  keepRows: boolean;
+  /** Files reach run() as local paths (pool on this machine) or inline content (remote pools). */
+  filesAs: FilesAs;
+}
+
+export interface FinalizeActivityInput {
+  runId: string;
+  jobBlob: string;
+  plan: PlanSummary | null;
+  status: BatchRunStatus;
+  threshold?: ThresholdTrip;
+  error?: ErrorInfo;
+  startedAt: string;
+  finishedAt: string;
+}
+export interface FinalizeOutput {
+  counts: BatchCounts;
+  output: { container: string; blob: string; rows: number; bytes: number } | null;
+  /** `container/blob` of summary.json. */
+  summary: string;
+}
+
+export interface TeardownPoolInput {
+  poolId: string;
+  kind: BatchPoolKind;
+}
+
+// ---------------------------------------------------------------- the chunk sub-orchestration
+
+export interface BatchChunkInput {
+  runId: string;
+  chunk: number;
+  from: number;
+  to: number;
+  /** This is the run's last chunk: once everything in it is scheduled, allowed_failed_percent is checked. */
+  isLast: boolean;
+  totals: { miniBatchCount: number; itemCount: number };
+  limits: ThresholdLimits;
+  baseline: ThresholdBaseline;
+  nodeUris: string[];
+  window: number;
+  runMaxTry: number;
+  scoringStartedAt: string;
+  score: Omit<ScoreMiniBatchInput, 'runId' | 'index' | 'attempt' | 'nodeUri'>;
+}
+
+export interface BatchChunkResult {
+  counts: ThresholdCounts;
+  trip: ThresholdTrip | null;
+  lastError?: ErrorInfo & { miniBatch: number };
+  /** Mini-batch re-runs (attempts after the first). */
+  retries: number;
+}
+
+// ---------------------------------------------------------------- names
+
+export const BATCH = {
+  /** One batch run (orchestrations/batch-run.ts). */
+  run: orchestration<BatchRunInput, BatchRunResult>('batchRun'),
+  /** One plan chunk of a run (orchestrations/batch-chunk.ts). */
+  chunk: orchestration<BatchChunkInput, BatchChunkResult>('batchChunk'),
+
+  resolveImage: activity<ResolveImageInput, ActivityResult<BatchImage>>('batchResolveImage'),
+  provisionPool: activity<ProvisionPoolInput, ActivityResult<ProvisionPoolOutput>>('batchProvisionPool'),
+  planPage: activity<PlanPageInput, ActivityResult<PlanPageOutput>>('batchPlanPage'),
+  scoreMiniBatch: activity<ScoreMiniBatchInput, MiniBatchOutcome>('batchScoreMiniBatch'),
+  finalize: activity<FinalizeActivityInput, ActivityResult<FinalizeOutput>>('batchFinalize'),
+  teardownPool: activity<TeardownPoolInput, { poolId: string }>('batchTeardownPool'),
+} as const;
+
+/** The orchestration names on their own (clients start runs and read statuses by name). */
+export const BATCH_RUN_ORCHESTRATION = BATCH.run.name;
+export const BATCH_CHUNK_ORCHESTRATION = BATCH.chunk.name;

@@ -1,0 +1,194 @@
+/**
+ * The deployment workflow's contract: the `deployModel` orchestration (register → image → deploy slot → smoke test →
+ * promote, or roll back), the `deployLoneOnnx` wait in front of it, and every activity they call — names (as they
+ * appear in durable histories: never rename one, running and finished instances replay by name) and the types of
+ * what goes in and comes out. Orchestrators call through `call(context, DEPLOY.x, …)`, activities register with
+ * `registerActivity(DEPLOY.x, …)` (shared/workflow.ts).
+ *
+ * Expected failures (bad input, a refused claim, a failed build) come back as values (`{ ok: false, error }`);
+ * anything else is thrown as `[Code] message` so durable retries apply.
+ */
+import type { DeploymentEvent } from '../events';
+import type { ImageRecord } from '../images/registry';
+import type { DeploymentManifest, PromotionPolicy } from '../manifest/schema';
+import type { ModelSource } from '../registry/models';
+import type { SmokeTestResult } from '../scoring/smoke';
+import type { DeployConfig, DeployedSlot, ErrorInfo, TargetKind } from '../seams';
+import { activity, orchestration } from '../workflow';
+
+// ---------------------------------------------------------------- the run
+
+export interface RunFiles {
+  model: Array<{ path: string; blob: string }>;
+  entryScript?: { path: string; blob: string };
+  environmentFile?: { path: string; blob: string };
+}
+
+export interface DeployRunInput {
+  /** Where the run came from, and the event id the instance id is derived from. */
+  source: ModelSource;
+  /** Registration data (always present). */
+  model: DeploymentManifest['model'];
+  files: RunFiles;
+  /** Absent → register only (a training message without deploy settings). */
+  manifest?: DeploymentManifest;
+  /** Service Bus: metrics and the promotion policy, checked after registration. */
+  training?: { trainingRunId: string; metrics: Record<string, number>; promotion?: PromotionPolicy; batch?: Record<string, unknown> };
+  /** HTTP: digest of the request (`requestDigest`), compared when the same Idempotency-Key comes again. */
+  requestDigest?: string;
+}
+
+export type RunState = 'Running' | 'Succeeded' | 'Failed' | 'RolledBack' | 'NotPromoted' | 'Registered';
+
+export interface DeployRunResult {
+  state: Exclude<RunState, 'Running'>;
+  /** `Deployed` (first version) or `Updated` when Succeeded. */
+  outcome?: 'Deployed' | 'Updated';
+  error?: ErrorInfo;
+  serviceName?: string;
+  scoringUri?: string;
+  swaggerUri?: string;
+  model?: string;
+  image?: string;
+  smokeTest?: { latencyMs?: number; swagger?: string; checks?: string[] };
+  promotion?: { promote: boolean; reasons: string[] };
+  /** Batch scoring started after the deployment (training messages with a `batch` section). */
+  batch?: { runId: string; statusUri: string } | { error: ErrorInfo };
+  /** Best-effort steps that did not work (events not published, previous slot not removed); the run's state stands. */
+  notes?: string[];
+}
+
+export interface DeployLoneOnnxInput {
+  folder: string;
+  onnxFile: string;
+  settleSeconds: number;
+  /** The deployment's run id (`GET /api/runs/{runId}` once it starts). */
+  runId: string;
+  run: DeployRunInput;
+}
+
+export type DeployLoneOnnxResult = { deployed: false; why?: string; error?: ErrorInfo } | { deployed: true; runId: string };
+
+// ---------------------------------------------------------------- activity payloads
+
+export interface RegisterModelInput {
+  model: DeploymentManifest['model'];
+  files: RunFiles['model'];
+  source: ModelSource;
+}
+
+export type RegisterModelOutput =
+  | { ok: true; created: boolean; model: { id: string; name: string; version: number; files: number; bytes: number } }
+  | { ok: false; error: ErrorInfo };
+
+export interface CreateImageInput {
+  manifest: DeploymentManifest;
+  files: RunFiles;
+  modelId: string;
+  runId: string;
+}
+
+export type ImageSummary = Pick<ImageRecord, 'id' | 'name' | 'version' | 'state' | 'runtime' | 'models' | 'imageRef' | 'contextBlob' | 'digest' | 'logBlob'>;
+export type CreateImageOutput = { ok: true; image: ImageSummary } | { ok: false; error: ErrorInfo; image?: ImageSummary };
+
+/** What every deploy step of one service gets (JSON: it is in the run's history). */
+export interface DeployServiceInput {
+  runId: string;
+  serviceName: string;
+  target: TargetKind;
+  image: Pick<ImageRecord, 'id' | 'name' | 'version' | 'imageRef' | 'runtime' | 'contextBlob' | 'models' | 'state'>;
+  config: DeployConfig;
+  smokeTest?: { sample?: unknown; expectedOutput?: unknown; tolerance?: number };
+  schema?: { inputSample?: unknown; outputSample?: unknown };
+  description?: string;
+  tags?: Record<string, string>;
+}
+
+export type PrepareDeploymentOutput =
+  | { ok: true; slot: string; previousSlot?: string; previousImage?: string; isUpdate: boolean }
+  | { ok: false; error: ErrorInfo };
+
+export interface SlotInput {
+  deploy: DeployServiceInput;
+  slot: string;
+}
+
+export interface SmokeTestInput {
+  deploy: DeployServiceInput;
+  slot: DeployedSlot;
+}
+
+export interface RollbackInput extends SlotInput {
+  reason: ErrorInfo;
+  logTail?: string;
+}
+export interface RollbackOutput {
+  rolledBack: boolean;
+  error: ErrorInfo;
+  state: string;
+}
+
+export interface PromoteOutput {
+  name: string;
+  state: string;
+  image?: string;
+  scoringUri?: string;
+  swaggerUri?: string;
+}
+
+export interface RetirePreviousInput extends SlotInput {
+  previousSlot?: string;
+  previousImage?: string;
+}
+
+export interface StartBatchAfterDeployInput {
+  batch: Record<string, unknown>;
+  trainingRunId: string;
+  /** The registered model, `name:version`. */
+  model: string;
+  eventId: string;
+}
+
+export type StartBatchAfterDeployOutput = { ok: true; runId: string } | { ok: false; error: ErrorInfo };
+
+export interface CheckLoneOnnxInput {
+  folder: string;
+  onnxFile: string;
+}
+export interface CheckLoneOnnxOutput {
+  lone: boolean;
+  why?: string;
+}
+
+export type ClaimLoneOnnxInput = Pick<DeployLoneOnnxInput, 'folder' | 'onnxFile' | 'runId' | 'run'>;
+export interface ClaimLoneOnnxOutput {
+  claimed: boolean;
+  error?: ErrorInfo;
+}
+
+// ---------------------------------------------------------------- names
+
+export const DEPLOY = {
+  /** The deployment run (orchestrations/deployModel.ts). */
+  run: orchestration<DeployRunInput, DeployRunResult>('deployModel'),
+  /** The wait before a lone `incoming/<name>/<file>.onnx` deploys (orchestrations/deployLoneOnnx.ts). */
+  loneOnnx: orchestration<DeployLoneOnnxInput, DeployLoneOnnxResult>('deployLoneOnnx'),
+
+  registerModel: activity<RegisterModelInput, RegisterModelOutput>('registerModel'),
+  createImage: activity<CreateImageInput, CreateImageOutput>('createImage'),
+  prepareDeployment: activity<DeployServiceInput, PrepareDeploymentOutput>('prepareDeployment'),
+  deploySlot: activity<SlotInput, DeployedSlot>('deploySlot'),
+  smokeTest: activity<SmokeTestInput, SmokeTestResult>('smokeTest'),
+  rollback: activity<RollbackInput, RollbackOutput>('rollbackDeployment'),
+  promote: activity<SlotInput, PromoteOutput>('promoteDeployment'),
+  retirePrevious: activity<RetirePreviousInput, { notes: string[] }>('retirePreviousSlot'),
+  publishEvent: activity<DeploymentEvent, string>('publishDeploymentEvent'),
+  startBatch: activity<StartBatchAfterDeployInput, StartBatchAfterDeployOutput>('startBatchAfterDeploy'),
+  checkLoneOnnx: activity<CheckLoneOnnxInput, CheckLoneOnnxOutput>('checkLoneOnnx'),
+  /** A settled lone model claims its service at the door (activities/claimLoneOnnx.ts). */
+  claimLoneOnnx: activity<ClaimLoneOnnxInput, ClaimLoneOnnxOutput>('claimLoneOnnx'),
+} as const;
+
+/** The orchestration names on their own (clients start runs and read statuses by name). */
+export const DEPLOY_ORCHESTRATION = DEPLOY.run.name;
+export const DEPLOY_LONE_ONNX_ORCHESTRATION = DEPLOY.loneOnnx.name;
