@@ -25,6 +25,7 @@ test('activity and orchestration names are the ones existing histories use', () 
     publishEvent: 'activity:publishDeploymentEvent',
     startBatch: 'activity:startBatchAfterDeploy',
     checkLoneOnnx: 'activity:checkLoneOnnx',
+    claimLoneOnnx: 'activity:claimLoneOnnx',
   });
   expect(named(BATCH)).toEqual({
     run: 'orchestration:batchRun',
