@@ -1,5 +1,5 @@
 /**
- * Batch scoring entry points and status (issue 5):
+ * Batch scoring entry points and status:
  * - `POST /api/batch-runs` — body: a job definition (JSON, or YAML with a yaml content type or not starting with
  *   "{") → 202 `{ id, statusUri, terminateUri }` + `Location`; 400 `InvalidJobDefinition` / `InputNotFound`.
  * - `GET /api/batch-runs/{id}` — the run's public view (`getBatchRunView`): state, phase, progress, counts,

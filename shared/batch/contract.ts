@@ -167,9 +167,9 @@ export interface BatchChunkResult {
 // ---------------------------------------------------------------- names
 
 export const BATCH = {
-  /** One batch run (orchestrations/batch-run.ts). */
+  /** One batch run (orchestrations/batchRun.ts). */
   run: orchestration<BatchRunInput, BatchRunResult>('batchRun'),
-  /** One plan chunk of a run (orchestrations/batch-chunk.ts). */
+  /** One plan chunk of a run (orchestrations/batchChunk.ts). */
   chunk: orchestration<BatchChunkInput, BatchChunkResult>('batchChunk'),
 
   resolveImage: activity<ResolveImageInput, ActivityResult<BatchImage>>('batchResolveImage'),

@@ -1,5 +1,5 @@
 /**
- * Batch scoring, the domain half (issue 5): job definition, input planning, scoring one mini-batch,
+ * Batch scoring, the domain half: job definition, input planning, scoring one mini-batch,
  * thresholds, merge + summary, progress. Activities call these; orchestrations only use the pure parts
  * (`ThresholdTracker`, `computeProgress`, `chunkOf`, `PLAN_CHUNK_SIZE`).
  */

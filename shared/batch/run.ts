@@ -4,8 +4,8 @@
  * view of a run (`GET /api/batch-runs/{id}`, and `GET /api/runs/{id}` through `getBatchRunView`), and the image a
  * job runs (registry adapter).
  *
- * Orchestrations: `batchRun` (orchestrations/batch-run.ts) and its `batchChunk` sub-orchestrations
- * (orchestrations/batch-chunk.ts). Blobs of a run: see layout.ts, plus `<root>job.json` (the full job definition).
+ * Orchestrations: `batchRun` (orchestrations/batchRun.ts) and its `batchChunk` sub-orchestrations
+ * (orchestrations/batchChunk.ts). Blobs of a run: see layout.ts, plus `<root>job.json` (the full job definition).
  */
 import { createHash, randomUUID } from 'crypto';
 import type { DurableClient } from 'durable-functions';

@@ -52,7 +52,7 @@ export interface ScoreOptions {
 }
 
 /**
- * Mini-batches in flight per pool worker (orchestrations/batch-chunk.ts keeps `workers × this` scheduled, refilled
+ * Mini-batches in flight per pool worker (orchestrations/batchChunk.ts keeps `workers × this` scheduled, refilled
  * in halves): the workers always have the next ones queued on their node while the orchestrator turns around
  * (bench:batch, docs/benchmarks.md: 8 left fewer idle gaps than 4 and much fewer than waves).
  */
