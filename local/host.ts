@@ -11,6 +11,7 @@ import { coreState, installCoreModule, RegisteredFunction, RpcTypedData } from '
 import { invokeFunction } from './invoke';
 import { compileRoute, CompiledRoute, matchRoute } from './routes';
 import { DurableEngine } from './durable/engine';
+import type { ActivityOverride } from './durable/dispatch';
 import { DurableStore } from './durable/store';
 import { clientBindingData, errorBody, handleDurableApi, RPC_PREFIX, WEBHOOK_PREFIX } from './durable/api';
 import { HostStorage, HostStorageSettings } from './storage';
@@ -30,6 +31,8 @@ export interface HostOptions {
   pollIntervalMs?: number;
   /** host.json overrides (merged over the file). */
   hostJson?: HostJson;
+  /** Test-only: activities answered by the test instead of the app's functions, by activity name (local/testing.ts). */
+  activityOverrides?: Readonly<Record<string, ActivityOverride>>;
   log?: (message: string) => void;
 }
 
@@ -212,6 +215,7 @@ export class LocalHost {
       store: this.store,
       maxConcurrentActivities: durableCfg.maxConcurrentActivityFunctions ?? 10,
       maxConcurrentOrchestrations: durableCfg.maxConcurrentOrchestratorFunctions ?? 10,
+      ...(this.opts.activityOverrides ? { activityOverrides: this.opts.activityOverrides } : {}),
       log: this.log,
     });
 

@@ -7,7 +7,10 @@ import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { AzuriteInstance, startAzurite } from './azurite';
+import type { ActivityOverride } from './durable/dispatch';
 import { HostJson, LocalHost } from './host';
+
+export type { ActivityOverride };
 
 export interface TestEnvironmentOptions {
   /** App folder (package.json + host.json). Default: this repository (the real app, compiled). */
@@ -19,6 +22,11 @@ export interface TestEnvironmentOptions {
   azurite?: AzuriteInstance;
   /** Print host logs (default: only when MDF_TEST_LOGS=1). */
   verbose?: boolean;
+  /**
+   * Activities answered by the test instead of the app's functions, by activity name (use the contract's
+   * `DEPLOY.x.name`): the real orchestrator runs on the real durable engine, only these activities are replaced.
+   */
+  activityOverrides?: Readonly<Record<string, ActivityOverride>>;
 }
 
 export interface OrchestrationStatus {
@@ -62,6 +70,7 @@ export async function startTestEnvironment(opts: TestEnvironmentOptions = {}): P
     settings: opts.settings,
     hostJson: opts.hostJson,
     pollIntervalMs: opts.pollIntervalMs ?? 200,
+    ...(opts.activityOverrides ? { activityOverrides: opts.activityOverrides } : {}),
     log: (m) => {
       logs.push(m);
       if (verbose) process.stdout.write(`[host] ${m}\n`);

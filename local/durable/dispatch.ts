@@ -10,12 +10,21 @@ import { Active, DurableError, functionOf, validateInstanceId, Work } from './in
 import { Semaphore } from './semaphore';
 import { DurableStore, HistoryEvent, InstanceMeta, TERMINAL } from './store';
 
+/**
+ * Test-only: an activity answered by the test instead of the app's function (the way Temporal tests workflows with
+ * mocked activities). Gets the activity's input as JSON; what it returns is the task's result, what it throws fails
+ * the task (retry options apply as for the real function). Never set by the CLI: only `startTestEnvironment`.
+ */
+export type ActivityOverride = (input: unknown, context: { instanceId: string; activityName: string }) => unknown;
+
 /** What dispatching needs from the engine that owns the instances. */
 export interface DispatchContext {
   store: DurableStore;
   activitySlots: Semaphore;
   /** How many times each activity function ran. */
   activityRuns: Map<string, number>;
+  /** Test-only activity handlers by activity name (see ActivityOverride). */
+  activityOverrides?: Readonly<Record<string, ActivityOverride>>;
   isStopped(): boolean;
   /** Keep `stop()` waiting for this promise. */
   track<T>(p: Promise<T>): Promise<T>;
@@ -81,8 +90,18 @@ export class Dispatcher {
     await this.ctx.activitySlots.run(async () => {
       if (this.ctx.isStopped()) return;
       const fn = functionOf(name, 'activityTrigger');
+      const override = this.ctx.activityOverrides && Object.prototype.hasOwnProperty.call(this.ctx.activityOverrides, name) ? this.ctx.activityOverrides[name] : undefined;
       let event: HistoryEvent;
-      if (!fn) {
+      if (override) {
+        this.ctx.activityRuns.set(name, (this.ctx.activityRuns.get(name) ?? 0) + 1);
+        try {
+          const value = await override(parseJson(input), { instanceId, activityName: name });
+          event = newEvent(EventType.TaskCompleted, -1, { TaskScheduledId: id, Result: value === undefined ? 'null' : JSON.stringify(value) });
+        } catch (err) {
+          const details = failureDetailsOf(err instanceof Error ? err : new Error(String(err)));
+          event = newEvent(EventType.TaskFailed, -1, { TaskScheduledId: id, Reason: String(details.ErrorMessage), FailureDetails: details });
+        }
+      } else if (!fn) {
         const message = `No activity function named '${name}' is registered.`;
         event = newEvent(EventType.TaskFailed, -1, { TaskScheduledId: id, Reason: message, FailureDetails: { ErrorType: 'ActivityNotFound', ErrorMessage: message } });
       } else {

@@ -16,7 +16,7 @@
  * (in-memory instance state, instance id rules, errors), store.ts (history pages and records in storage).
  */
 import { randomUUID } from 'crypto';
-import { Dispatcher } from './dispatch';
+import { ActivityOverride, Dispatcher } from './dispatch';
 import { runEpisode } from './episode';
 import { completedIds, EventType, newEvent, outstandingWork } from './history';
 import { Active, DurableError, EngineState, freshEngineState, functionOf, InboxItem, validateInstanceId } from './instance';
@@ -27,6 +27,8 @@ export interface EngineOptions {
   store: DurableStore;
   maxConcurrentActivities: number;
   maxConcurrentOrchestrations: number;
+  /** Test-only activity handlers by activity name (local/testing.ts). */
+  activityOverrides?: Readonly<Record<string, ActivityOverride>>;
   log?: (message: string) => void;
 }
 
@@ -53,6 +55,7 @@ export class DurableEngine {
       store: opts.store,
       activitySlots: this.activitySlots,
       activityRuns: this.activityRuns,
+      ...(opts.activityOverrides ? { activityOverrides: opts.activityOverrides } : {}),
       isStopped: () => this.stopped,
       track: (p) => this.track(p),
       deliver: (instanceId, executionId, event) => this.deliver(instanceId, executionId, event),

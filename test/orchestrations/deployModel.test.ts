@@ -1,0 +1,243 @@
+/**
+ * The real `deployModel` orchestrator on the real local durable engine (Azurite on free ports, the compiled app in the
+ * local host), with its activities answered by the test through the host's activity overrides — the way Temporal
+ * tests workflows with mocked activities. Assertions are what a user sees: `GET /api/runs/{id}` (state, steps, error,
+ * notes) and the events the run published; plus which activities ran, with what, and how often.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { startTestEnvironment, type ActivityOverride, type TestEnvironment } from '../../local/testing';
+import {
+  DEPLOY,
+  type CreateImageOutput,
+  type DeployRunInput,
+  type ImageSummary,
+  type PrepareDeploymentOutput,
+  type PromoteOutput,
+  type RegisterModelOutput,
+  type RollbackInput,
+  type RollbackOutput,
+} from '../../shared/deploy/contract';
+import type { SmokeTestResult } from '../../shared/scoring/smoke';
+import type { DeployedSlot } from '../../shared/seams';
+import type { RunView } from '../../shared/services/run';
+import { runIdFor } from '../../shared/services/run';
+
+type Answer = (input: any, attempt: number) => unknown;
+interface Scenario {
+  answers: Record<string, Answer>;
+  calls: Array<{ name: string; input: any }>;
+}
+
+/** One host for the file; each run answers from its own scenario (found by the run's instance id). */
+const scenarios = new Map<string, Scenario>();
+const ACTIVITIES = [
+  DEPLOY.registerModel,
+  DEPLOY.createImage,
+  DEPLOY.prepareDeployment,
+  DEPLOY.deploySlot,
+  DEPLOY.smokeTest,
+  DEPLOY.rollback,
+  DEPLOY.promote,
+  DEPLOY.retirePrevious,
+  DEPLOY.publishEvent,
+  DEPLOY.startBatch,
+].map((a) => a.name);
+
+const overrides: Record<string, ActivityOverride> = Object.fromEntries(
+  ACTIVITIES.map((name) => [
+    name,
+    (input: unknown, ctx: { instanceId: string; activityName: string }) => {
+      const s = scenarios.get(ctx.instanceId);
+      if (!s) throw new Error(`[TestScenarioMissing] no scenario for ${ctx.instanceId}`);
+      s.calls.push({ name, input });
+      const answer = s.answers[name];
+      if (!answer) throw new Error(`[TestUnexpectedActivity] ${name} was not expected in this scenario`);
+      return answer(input, s.calls.filter((c) => c.name === name).length);
+    },
+  ]),
+);
+
+let env: TestEnvironment;
+let workDir: string;
+beforeAll(async () => {
+  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-orch-'));
+  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir }, pollIntervalMs: 100, activityOverrides: overrides });
+}, 120_000);
+afterAll(async () => {
+  await env?.stop();
+  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+});
+
+const image: ImageSummary = { id: 'img:2', name: 'img', version: 2, state: 'Succeeded', runtime: 'node', models: ['m:2'], imageRef: 'local/img:2', contextBlob: 'images/img/2.tar.gz', digest: 'sha256:abc', logBlob: 'images/img/2.log' };
+
+/** Activities of a successful update of `svc-a` (image img:1 in slot blue → img:2 in slot green). */
+function happy(): Record<string, Answer> {
+  return {
+    [DEPLOY.registerModel.name]: (): RegisterModelOutput => ({ ok: true, created: true, model: { id: 'm:2', name: 'm', version: 2, files: 1, bytes: 10 } }),
+    [DEPLOY.createImage.name]: (): CreateImageOutput => ({ ok: true, image }),
+    [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, slot: 'green', previousSlot: 'blue', previousImage: 'img:1', isUpdate: true }),
+    [DEPLOY.deploySlot.name]: (): DeployedSlot => ({ serviceName: 'svc-a', slot: 'green', state: 'Healthy', scoringUri: 'http://127.0.0.1:1/green/score', swaggerUri: '', healthUri: '' }),
+    [DEPLOY.smokeTest.name]: (): SmokeTestResult => ({ ok: true, checks: ['output matches'], latencyMs: 3, swagger: 'absent' }),
+    [DEPLOY.promote.name]: (): PromoteOutput => ({ name: 'svc-a', state: 'Healthy', image: 'img:2', scoringUri: 'http://127.0.0.1:2/score', swaggerUri: 'http://127.0.0.1:2/swagger.json' }),
+    [DEPLOY.retirePrevious.name]: () => ({ notes: [] }),
+    [DEPLOY.publishEvent.name]: (e: { type: string }) => `event-${e.type}`,
+  };
+}
+
+let seq = 0;
+function runInput(): DeployRunInput {
+  const input: unknown = {
+    source: { kind: 'http', eventId: `e-${++seq}` },
+    model: { name: 'm', files: [{ path: 'model.json' }], tags: {}, properties: {} },
+    files: { model: [{ path: 'model.json', blob: 'staging/m/model.json' }] },
+    manifest: { service: { name: 'svc-a', tags: {} }, image: { name: 'img' }, target: 'local', deployConfig: { authEnabled: false } },
+  };
+  return input as DeployRunInput;
+}
+
+/** Start the real orchestrator with these activity answers; wait for it to end; return the run as a user sees it. */
+async function deploy(answers: Record<string, Answer>): Promise<{ run: RunView; calls: Scenario['calls']; names: string[]; events: string[] }> {
+  const input = runInput();
+  const runId = runIdFor('http', `orch-test|${input.source.eventId}|${Date.now()}`);
+  const scenario: Scenario = { answers, calls: [] };
+  scenarios.set(runId, scenario);
+  await env.startOrchestration(DEPLOY.run.name, input, runId);
+  await env.waitFor(runId, { timeoutMs: 45_000 });
+  const r = await env.request('GET', `/api/runs/${runId}`);
+  expect(r.status).toBe(200);
+  const names = scenario.calls.map((c) => c.name).filter((n) => n !== DEPLOY.publishEvent.name);
+  const events = scenario.calls.filter((c) => c.name === DEPLOY.publishEvent.name).map((c) => c.input.type as string);
+  return { run: r.body as RunView, calls: scenario.calls, names, events };
+}
+
+const stepStates = (run: RunView) => run.steps.map((s) => `${s.name}:${s.state}`);
+
+test('happy path: register → image → prepare → deploy → smoke test → promote → retire; the run Succeeds as an update', async () => {
+  const { run, names, events, calls } = await deploy(happy());
+  expect(run.state).toBe('Succeeded');
+  expect(run.error).toBeUndefined();
+  expect(run.currentStep).toBeUndefined();
+  expect(run.result).toMatchObject({ outcome: 'Updated', serviceName: 'svc-a', model: 'm:2', image: 'img:2', scoringUri: 'http://127.0.0.1:2/score', swaggerUri: 'http://127.0.0.1:2/swagger.json', smokeTest: { latencyMs: 3 } });
+  expect(run.result?.notes).toBeUndefined();
+  expect(names).toEqual([DEPLOY.registerModel, DEPLOY.createImage, DEPLOY.prepareDeployment, DEPLOY.deploySlot, DEPLOY.smokeTest, DEPLOY.promote, DEPLOY.retirePrevious].map((a) => a.name));
+  expect(stepStates(run)).toEqual(['register:Succeeded', 'image:Succeeded', 'prepare:Succeeded', 'deploy:Succeeded', 'smokeTest:Succeeded', 'promote:Succeeded', 'retire:Succeeded']);
+  expect(events).toEqual(['ModelRegistered', 'ImageCreated', 'ServiceUpdated']);
+  // What flows between the steps: the prepared slot is deployed, smoke tested, promoted; the previous one retired.
+  expect(calls.find((c) => c.name === DEPLOY.deploySlot.name)!.input).toMatchObject({ slot: 'green', deploy: { serviceName: 'svc-a', target: 'local', image: { id: 'img:2' } } });
+  expect(calls.find((c) => c.name === DEPLOY.smokeTest.name)!.input.slot).toMatchObject({ slot: 'green', scoringUri: 'http://127.0.0.1:1/green/score' });
+  expect(calls.find((c) => c.name === DEPLOY.promote.name)!.input).toMatchObject({ slot: 'green' });
+  expect(calls.find((c) => c.name === DEPLOY.retirePrevious.name)!.input).toMatchObject({ slot: 'green', previousSlot: 'blue', previousImage: 'img:1' });
+}, 60_000);
+
+test('a first deployment (nothing to retire) ends Deployed and never calls retire', async () => {
+  const { run, names, events } = await deploy({ ...happy(), [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, slot: 'blue', isUpdate: false }) });
+  expect(run.state).toBe('Succeeded');
+  expect(run.result?.outcome).toBe('Deployed');
+  expect(names).not.toContain(DEPLOY.retirePrevious.name);
+  expect(events).toEqual(['ModelRegistered', 'ImageCreated', 'ServiceDeployed']);
+}, 60_000);
+
+test('smoke test fails → rollback with the smoke failure as reason; the previous version keeps serving → RolledBack', async () => {
+  const rollback = (i: RollbackInput): RollbackOutput => ({ rolledBack: true, state: 'Healthy', error: { code: i.reason.code, message: `${i.reason.message} (img:1 keeps serving)` } });
+  const { run, names, events, calls } = await deploy({
+    ...happy(),
+    [DEPLOY.smokeTest.name]: (): SmokeTestResult => ({ ok: false, reason: 'expected [1] got [2]', checks: ['output differs'], swagger: 'absent', logTail: 'stderr: boom' }),
+    [DEPLOY.rollback.name]: rollback,
+  });
+  expect(run.state).toBe('RolledBack');
+  expect(run.error).toEqual({ code: 'SmokeTestFailed', message: 'Smoke test failed: expected [1] got [2] (img:1 keeps serving)' });
+  expect(names).toEqual([DEPLOY.registerModel, DEPLOY.createImage, DEPLOY.prepareDeployment, DEPLOY.deploySlot, DEPLOY.smokeTest, DEPLOY.rollback].map((a) => a.name));
+  expect(calls.find((c) => c.name === DEPLOY.rollback.name)!.input).toMatchObject({ slot: 'green', reason: { code: 'SmokeTestFailed' }, logTail: 'stderr: boom' });
+  expect(stepStates(run)).toEqual(['register:Succeeded', 'image:Succeeded', 'prepare:Succeeded', 'deploy:Succeeded', 'smokeTest:Failed', 'rollback:Succeeded']);
+  expect(run.result?.outcome).toBeUndefined();
+  expect(events).toEqual(['ModelRegistered', 'ImageCreated', 'DeploymentRolledBack']);
+}, 60_000);
+
+test('smoke test fails on a first deployment (nothing to fall back to) → rollback reports not rolled back → Failed', async () => {
+  const { run, names, events } = await deploy({
+    ...happy(),
+    [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, slot: 'blue', isUpdate: false }),
+    [DEPLOY.smokeTest.name]: (): SmokeTestResult => ({ ok: false, reason: 'no answer', checks: [], swagger: 'absent' }),
+    [DEPLOY.rollback.name]: (i: RollbackInput): RollbackOutput => ({ rolledBack: false, state: 'Failed', error: i.reason }),
+  });
+  expect(run.state).toBe('Failed');
+  expect(run.error).toEqual({ code: 'SmokeTestFailed', message: 'Smoke test failed: no answer' });
+  expect(names).toContain(DEPLOY.rollback.name);
+  expect(names).not.toContain(DEPLOY.promote.name);
+  expect(events).toEqual(['ModelRegistered', 'ImageCreated', 'DeploymentFailed']);
+}, 60_000);
+
+test('retiring the previous slot fails (after its retries) → best effort: the run Succeeds with a note, nothing rolls back', async () => {
+  const { run, names, events } = await deploy({
+    ...happy(),
+    [DEPLOY.retirePrevious.name]: () => {
+      throw new Error('[SlotBusy] cannot stop slot blue');
+    },
+  });
+  expect(run.state).toBe('Succeeded');
+  expect(run.result?.outcome).toBe('Updated');
+  expect(run.result?.notes?.join(' ')).toMatch(/previous slot blue was not retired: cannot stop slot blue/);
+  expect(names).not.toContain(DEPLOY.rollback.name);
+  // Retried per the run's retry options (3 attempts) before it became a note.
+  expect(names.filter((n) => n === DEPLOY.retirePrevious.name)).toHaveLength(3);
+  expect(stepStates(run)).toEqual(['register:Succeeded', 'image:Succeeded', 'prepare:Succeeded', 'deploy:Succeeded', 'smokeTest:Succeeded', 'promote:Succeeded', 'retire:Failed']);
+  expect(events).toEqual(['ModelRegistered', 'ImageCreated', 'ServiceUpdated']);
+}, 60_000);
+
+test('an activity that throws once is retried (retry options) and the run goes on to Succeed', async () => {
+  const real = happy();
+  const { run, names } = await deploy({
+    ...real,
+    [DEPLOY.createImage.name]: (input, attempt) => {
+      if (attempt === 1) throw new Error('[RegistryUnavailable] the registry did not answer');
+      return real[DEPLOY.createImage.name](input, attempt);
+    },
+  });
+  expect(run.state).toBe('Succeeded');
+  expect(names.filter((n) => n === DEPLOY.createImage.name)).toHaveLength(2);
+  expect(run.steps.find((s) => s.name === 'image')!.state).toBe('Succeeded');
+}, 60_000);
+
+test('promote keeps failing → after its retries the run releases the service (rollback) and Fails with the activity error code', async () => {
+  const { run, names, calls, events } = await deploy({
+    ...happy(),
+    [DEPLOY.promote.name]: () => {
+      throw new Error('[TrafficSwitchFailed] the front did not switch');
+    },
+    [DEPLOY.rollback.name]: (i: RollbackInput): RollbackOutput => ({ rolledBack: true, state: 'Healthy', error: i.reason }),
+  });
+  expect(run.state).toBe('Failed');
+  expect(run.error).toEqual({ code: 'TrafficSwitchFailed', message: 'the front did not switch' });
+  expect(names.filter((n) => n === DEPLOY.promote.name)).toHaveLength(3);
+  expect(names).not.toContain(DEPLOY.retirePrevious.name);
+  expect(calls.find((c) => c.name === DEPLOY.rollback.name)!.input).toMatchObject({ slot: 'green', reason: { code: 'TrafficSwitchFailed' } });
+  expect(events[events.length - 1]).toBe('DeploymentFailed');
+}, 60_000);
+
+test('deploying the slot throws (no retry on that step) → the held service is released and the run Fails', async () => {
+  const { run, names } = await deploy({
+    ...happy(),
+    [DEPLOY.deploySlot.name]: () => {
+      throw new Error('[ContainerStartFailed] the container exited');
+    },
+    [DEPLOY.rollback.name]: (i: RollbackInput): RollbackOutput => ({ rolledBack: true, state: 'Healthy', error: i.reason }),
+  });
+  expect(run.state).toBe('Failed');
+  expect(run.error?.code).toBe('ContainerStartFailed');
+  expect(names.filter((n) => n === DEPLOY.deploySlot.name)).toHaveLength(1);
+  expect(names).toEqual([DEPLOY.registerModel, DEPLOY.createImage, DEPLOY.prepareDeployment, DEPLOY.deploySlot, DEPLOY.rollback].map((a) => a.name));
+}, 60_000);
+
+test('a refused registration (a value, not a throw) ends the run Failed at the first step; nothing else runs', async () => {
+  const { run, names, events } = await deploy({
+    ...happy(),
+    [DEPLOY.registerModel.name]: (): RegisterModelOutput => ({ ok: false, error: { code: 'ModelFileMissing', message: 'model.json is not in staging/m' } }),
+  });
+  expect(run.state).toBe('Failed');
+  expect(run.error).toEqual({ code: 'ModelFileMissing', message: 'model.json is not in staging/m' });
+  expect(names).toEqual([DEPLOY.registerModel.name]);
+  expect(stepStates(run)).toEqual(['register:Failed']);
+  expect(events).toEqual(['DeploymentFailed']);
+}, 60_000);
