@@ -1,0 +1,178 @@
+/**
+ * The real `batchRun` orchestrator (and its real `batchChunk` sub-orchestrations) on the real local durable engine
+ * (Azurite on free ports, the compiled app in the local host), with the batch activities answered by the test
+ * through the host's activity overrides. Assertions are what a user sees in the run's durable status (runtime status,
+ * output, custom status) plus which activities ran, with what.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { startTestEnvironment, type ActivityOverride, type OrchestrationStatus, type TestEnvironment } from '../../local/testing';
+import { BATCH, type ActivityResult, type BatchImage, type BatchRunInput, type FinalizeActivityInput, type FinalizeOutput, type PlanPageOutput, type ProvisionPoolOutput, type ScoreMiniBatchInput } from '../../shared/batch/contract';
+import type { PlanCursor } from '../../shared/batch/plan';
+import type { MiniBatchOutcome } from '../../shared/batch/results';
+import type { BatchRunCustomStatus } from '../../shared/batch/run';
+
+type Answer = (input: any, attempt: number) => unknown;
+interface Scenario {
+  answers: Record<string, Answer>;
+  calls: Array<{ name: string; input: any }>;
+}
+const scenarios = new Map<string, Scenario>();
+const ACTIVITIES = [BATCH.resolveImage, BATCH.provisionPool, BATCH.planPage, BATCH.scoreMiniBatch, BATCH.finalize, BATCH.teardownPool].map((a) => a.name);
+
+/** Scenario of an activity call: the run's own id is in every batch activity input. */
+const overrides: Record<string, ActivityOverride> = Object.fromEntries(
+  ACTIVITIES.map((name) => [
+    name,
+    (input: unknown) => {
+      const runId = (input as { runId?: string; poolId?: string }).runId ?? [...scenarios.keys()].find((id) => (input as { poolId?: string }).poolId === `pool-${id}`);
+      const s = runId ? scenarios.get(runId) : undefined;
+      if (!s) throw new Error(`[TestScenarioMissing] no scenario for ${name} ${JSON.stringify(input).slice(0, 200)}`);
+      s.calls.push({ name, input });
+      const answer = s.answers[name];
+      if (!answer) throw new Error(`[TestUnexpectedActivity] ${name} was not expected in this scenario`);
+      return answer(input, s.calls.filter((c) => c.name === name).length);
+    },
+  ]),
+);
+
+let env: TestEnvironment;
+let workDir: string;
+beforeAll(async () => {
+  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-orch-batch-'));
+  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir }, pollIntervalMs: 100, activityOverrides: overrides });
+}, 120_000);
+afterAll(async () => {
+  await env?.stop();
+  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+});
+
+const MINI_BATCHES = 4;
+const image: BatchImage = { name: 'img', version: 1, imageRef: 'local/img:1', runtime: 'node', contextBlob: 'images/img/1.tar.gz' };
+
+const cursor = (pages: number): PlanCursor => ({ pages, nextIndex: pages === 1 ? 2 : MINI_BATCHES, pendingFiles: [], itemCount: pages * 4, bytes: pages * 40, inputFileCount: pages * 4 });
+
+function happy(): Record<string, Answer> {
+  return {
+    [BATCH.resolveImage.name]: (): ActivityResult<BatchImage> => ({ ok: true, value: image }),
+    [BATCH.provisionPool.name]: (i: { poolId: string }): ActivityResult<ProvisionPoolOutput> => ({ ok: true, value: { poolId: i.poolId, nodeUris: ['http://127.0.0.1:9/node0'], filesAs: 'paths' } }),
+    [BATCH.planPage.name]: (i: { cursor?: unknown }): ActivityResult<PlanPageOutput> =>
+      i.cursor
+        ? { ok: true, value: { done: true, cursor: cursor(2), plan: { miniBatchCount: MINI_BATCHES, itemCount: 8, bytes: 80, inputFileCount: 8, chunkCount: 1, chunkSize: 500, inputKind: 'files' } } }
+        : { ok: true, value: { done: false, cursor: cursor(1) } },
+    [BATCH.scoreMiniBatch.name]: (i: ScoreMiniBatchInput): MiniBatchOutcome => ({ index: i.index, status: 'succeeded', itemCount: 2, succeeded: 2, failed: 0, miniBatchFailed: false, retryable: false, durationMs: 1 }),
+    [BATCH.finalize.name]: (i: FinalizeActivityInput): ActivityResult<FinalizeOutput> => ({
+      ok: true,
+      value: {
+        counts: { miniBatches: { total: MINI_BATCHES, succeeded: i.status === 'Succeeded' ? MINI_BATCHES : 0, partial: 0, failed: i.status === 'Succeeded' ? 0 : 1, notRun: 0 }, items: { total: 8, succeeded: 8, failed: 0, notRun: 0 }, returned: 8 },
+        output: { container: 'out', blob: `${i.runId}/parallel_run_step.txt`, rows: 8, bytes: 64 },
+        summary: `out/${i.runId}/summary.json`,
+      },
+    }),
+    [BATCH.teardownPool.name]: (i: { poolId: string }) => ({ poolId: i.poolId }),
+  };
+}
+
+let seq = 0;
+function runInput(runId: string, limits: Partial<{ errorThreshold: number; allowedFailedCount: number; runMaxTry: number }> = {}): BatchRunInput {
+  const input: unknown = {
+    runId,
+    jobBlob: `batch/${runId}/job.json`,
+    poolKind: 'local',
+    poolId: `pool-${runId}`,
+    source: { kind: 'http', eventId: runId },
+    job: {
+      inputKind: 'files',
+      inputs: { kind: 'prefix', container: 'in', prefix: 'data/' },
+      miniBatchSize: 2,
+      nodeCount: 1,
+      processCountPerNode: 1,
+      outputAction: 'append_row',
+      appendRowFileName: 'parallel_run_step.txt',
+      output: { container: 'out', prefix: `${runId}/` },
+      runInvocationTimeoutSeconds: 30,
+      runMaxTry: limits.runMaxTry ?? 1,
+      errorThreshold: limits.errorThreshold ?? -1,
+      allowedFailedCount: limits.allowedFailedCount ?? -1,
+      allowedFailedPercent: 100,
+    },
+  };
+  return input as BatchRunInput;
+}
+
+async function runBatch(answers: Record<string, Answer>, limits?: Parameters<typeof runInput>[1]): Promise<{ status: OrchestrationStatus; custom: BatchRunCustomStatus; calls: Scenario['calls']; names: string[] }> {
+  const runId = `batch-orch-test-${++seq}-${Date.now()}`;
+  const scenario: Scenario = { answers, calls: [] };
+  scenarios.set(runId, scenario);
+  await env.startOrchestration(BATCH.run.name, runInput(runId, limits), runId);
+  const status = await env.waitFor(runId, { timeoutMs: 45_000 });
+  return { status, custom: status.customStatus as BatchRunCustomStatus, calls: scenario.calls, names: [...new Set(scenario.calls.map((c) => c.name))] };
+}
+
+test('happy path: image → pool → plan (two pages) → every mini-batch scored once → finalize → teardown; Completed', async () => {
+  const { status, custom, calls, names } = await runBatch(happy());
+  expect(status.runtimeStatus).toBe('Completed');
+  const out = status.output as { runId: string; status: string; counts: { miniBatches: { succeeded: number } }; summary: unknown };
+  expect(out.status).toBe('Succeeded');
+  expect(out.counts.miniBatches.succeeded).toBe(MINI_BATCHES);
+  expect(out.summary).toEqual({ container: 'out', blob: expect.stringMatching(/summary\.json$/) });
+  expect(custom.phase).toBe('completed');
+  expect(names).toEqual(ACTIVITIES);
+  expect(calls.filter((c) => c.name === BATCH.planPage.name)).toHaveLength(2);
+  const scored = calls.filter((c) => c.name === BATCH.scoreMiniBatch.name).map((c) => c.input as ScoreMiniBatchInput);
+  expect(scored.map((s) => s.index).sort()).toEqual([0, 1, 2, 3]);
+  expect(scored.every((s) => s.nodeUri === 'http://127.0.0.1:9/node0' && s.filesAs === 'paths' && s.attempt === 1)).toBe(true);
+  expect(calls.find((c) => c.name === BATCH.finalize.name)!.input).toMatchObject({ status: 'Succeeded', plan: { miniBatchCount: MINI_BATCHES } });
+  expect(calls.filter((c) => c.name === BATCH.teardownPool.name)).toHaveLength(1);
+}, 60_000);
+
+test('a mini-batch fails past error_threshold → the run Fails with BatchThresholdExceeded; finalize records it; the pool is torn down', async () => {
+  const real = happy();
+  const { status, custom, calls } = await runBatch(
+    {
+      ...real,
+      [BATCH.scoreMiniBatch.name]: (i: ScoreMiniBatchInput, n: number) =>
+        i.index === 1 ? { index: 1, status: 'failed', itemCount: 2, succeeded: 0, failed: 2, miniBatchFailed: true, retryable: false, durationMs: 1, error: { code: 'RunRaised', message: 'boom' } } : real[BATCH.scoreMiniBatch.name](i, n),
+    },
+    { errorThreshold: 0 },
+  );
+  expect(status.runtimeStatus).toBe('Failed');
+  expect(String(status.output)).toMatch(/BatchThresholdExceeded/);
+  expect(custom.phase).toBe('failed');
+  expect(custom.error?.code).toBe('BatchThresholdExceeded');
+  expect(calls.find((c) => c.name === BATCH.finalize.name)!.input).toMatchObject({ status: 'Failed', threshold: { threshold: 'error_threshold' } });
+  expect(calls.filter((c) => c.name === BATCH.teardownPool.name)).toHaveLength(1);
+}, 60_000);
+
+test('the image cannot be resolved (a value) → Failed with its code; no pool was provisioned, none torn down; finalize still runs', async () => {
+  const { status, custom, names, calls } = await runBatch({
+    ...happy(),
+    [BATCH.resolveImage.name]: (): ActivityResult<BatchImage> => ({ ok: false, error: { code: 'ImageNotFound', message: 'Image img:9 does not exist.' } }),
+  });
+  expect(status.runtimeStatus).toBe('Failed');
+  expect(String(status.output)).toMatch(/ImageNotFound.*Image img:9 does not exist/);
+  expect(custom.error).toEqual({ code: 'ImageNotFound', message: 'Image img:9 does not exist.' });
+  expect(names).toEqual([BATCH.resolveImage.name, BATCH.finalize.name]);
+  expect(calls.find((c) => c.name === BATCH.finalize.name)!.input).toMatchObject({ status: 'Failed', plan: null, error: { code: 'ImageNotFound' } });
+}, 60_000);
+
+test('provisioning throws once → retried, the run Completes; teardown keeps failing → best effort: still Completed, noted in the status', async () => {
+  const real = happy();
+  const { status, custom, calls } = await runBatch({
+    ...real,
+    [BATCH.provisionPool.name]: (i, n) => {
+      if (n === 1) throw new Error('[PoolStartFailed] the node did not start');
+      return real[BATCH.provisionPool.name](i, n);
+    },
+    [BATCH.teardownPool.name]: () => {
+      throw new Error('[PoolBusy] cannot remove the pool');
+    },
+  });
+  expect(status.runtimeStatus).toBe('Completed');
+  expect((status.output as { status: string }).status).toBe('Succeeded');
+  expect(calls.filter((c) => c.name === BATCH.provisionPool.name)).toHaveLength(2);
+  expect(calls.filter((c) => c.name === BATCH.teardownPool.name)).toHaveLength(3);
+  expect(custom.error?.code).toBe('BatchPoolTeardownFailed');
+  expect(custom.error?.message).toMatch(/cannot remove the pool/);
+}, 60_000);
