@@ -128,6 +128,7 @@ test('happy path: register → image → prepare → deploy → smoke test → p
   expect(calls.find((c) => c.name === DEPLOY.deploySlot.name)!.input).toMatchObject({ slot: 'green', deploy: { serviceName: 'svc-a', target: 'local', image: { id: 'img:2' } } });
   expect(calls.find((c) => c.name === DEPLOY.smokeTest.name)!.input.slot).toMatchObject({ slot: 'green', scoringUri: 'http://127.0.0.1:1/green/score' });
   expect(calls.find((c) => c.name === DEPLOY.promote.name)!.input).toMatchObject({ slot: 'green' });
+  expect(calls.find((c) => c.name === DEPLOY.promote.name)!.input.previousSlot).toBeUndefined(); // the old slot goes only after the promotion
   expect(calls.find((c) => c.name === DEPLOY.retirePrevious.name)!.input).toMatchObject({ slot: 'green', previousSlot: 'blue', previousImage: 'img:1' });
 }, 60_000);
 
