@@ -10,6 +10,7 @@ import { storageFromConnectionString, type StorageClients } from '../../shared/s
 import { runIdFor } from '../../shared/services/run';
 import { ServiceRegistry } from '../../shared/services/registry';
 import { deployConfigFor } from '../../shared/manifest';
+import { waitRun as waitRunOf } from '../helpers/runs';
 
 const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
 let env: TestEnvironment;
@@ -26,15 +27,7 @@ afterAll(async () => {
   fs.rmSync(workDir, { recursive: true, force: true });
 });
 
-async function waitRun(runId: string, timeoutMs = 60_000): Promise<any> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await env.request('GET', `/api/runs/${runId}`);
-    if (r.status === 200 && !['Running', 'Pending'].includes(r.body.state)) return r.body;
-    if (Date.now() > deadline) throw new Error(`run ${runId} still ${JSON.stringify(r.body)}`);
-    await new Promise((res) => setTimeout(res, 200));
-  }
-}
+const waitRun = (runId: string, timeoutMs = 60_000): Promise<any> => waitRunOf(env, runId, timeoutMs);
 
 async function uploadFolder(name: string, files: Record<string, Buffer | string>): Promise<string> {
   const c = await storage.ensureContainer('incoming');

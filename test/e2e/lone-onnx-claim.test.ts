@@ -11,6 +11,7 @@ import { startTestEnvironment, type TestEnvironment } from '../../local/testing'
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
 import { runIdFor } from '../../shared/services/run';
 import { ServiceRegistry } from '../../shared/services/registry';
+import { waitRun as waitRunOf } from '../helpers/runs';
 
 const ONNX = fs.readFileSync(path.join(__dirname, '../../examples/models/diabetes-onnx/model.onnx'));
 let env: TestEnvironment;
@@ -28,15 +29,7 @@ afterAll(async () => {
   fs.rmSync(workDir, { recursive: true, force: true });
 });
 
-async function waitRun(runId: string, timeoutMs = 120_000): Promise<any> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await env.request('GET', `/api/runs/${runId}`);
-    if (r.status === 200 && !['Running', 'Pending'].includes(r.body.state)) return r.body;
-    if (Date.now() > deadline) throw new Error(`run ${runId} still ${JSON.stringify(r.body)}`);
-    await new Promise((res) => setTimeout(res, 200));
-  }
-}
+const waitRun = (runId: string, timeoutMs = 120_000): Promise<any> => waitRunOf(env, runId, timeoutMs);
 
 test('a lone .onnx for a service another accepted deployment holds → deploy.error.json with ServiceBusy, no run; once free it deploys', async () => {
   const services = new ServiceRegistry(storage);

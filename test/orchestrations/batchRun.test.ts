@@ -7,35 +7,22 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { startTestEnvironment, type ActivityOverride, type OrchestrationStatus, type TestEnvironment } from '../../local/testing';
+import { startTestEnvironment, type OrchestrationStatus, type TestEnvironment } from '../../local/testing';
+import { scriptedActivities, type Answer, type Scenario } from '../helpers/scenarios';
 import { BATCH, type ActivityResult, type BatchImage, type BatchRunInput, type FinalizeActivityInput, type FinalizeOutput, type PlanPageOutput, type ProvisionPoolOutput, type ScoreMiniBatchInput } from '../../shared/batch/contract';
 import type { PlanCursor } from '../../shared/batch/plan';
 import type { MiniBatchOutcome } from '../../shared/batch/results';
 import type { BatchRunCustomStatus } from '../../shared/batch/run';
 
-type Answer = (input: any, attempt: number) => unknown;
-interface Scenario {
-  answers: Record<string, Answer>;
-  calls: Array<{ name: string; input: any }>;
-}
 const scenarios = new Map<string, Scenario>();
 const ACTIVITIES = [BATCH.resolveImage, BATCH.provisionPool, BATCH.planPage, BATCH.scoreMiniBatch, BATCH.finalize, BATCH.teardownPool].map((a) => a.name);
 
-/** Scenario of an activity call: the run's own id is in every batch activity input. */
-const overrides: Record<string, ActivityOverride> = Object.fromEntries(
-  ACTIVITIES.map((name) => [
-    name,
-    (input: unknown) => {
-      const runId = (input as { runId?: string; poolId?: string }).runId ?? [...scenarios.keys()].find((id) => (input as { poolId?: string }).poolId === `pool-${id}`);
-      const s = runId ? scenarios.get(runId) : undefined;
-      if (!s) throw new Error(`[TestScenarioMissing] no scenario for ${name} ${JSON.stringify(input).slice(0, 200)}`);
-      s.calls.push({ name, input });
-      const answer = s.answers[name];
-      if (!answer) throw new Error(`[TestUnexpectedActivity] ${name} was not expected in this scenario`);
-      return answer(input, s.calls.filter((c) => c.name === name).length);
-    },
-  ]),
-);
+/** Scenario of an activity call: the run's own id is in every batch activity input (the teardown has its pool id). */
+const overrides = scriptedActivities(ACTIVITIES, (input) => {
+  const i = input as { runId?: string; poolId?: string };
+  const runId = i.runId ?? [...scenarios.keys()].find((id) => i.poolId === `pool-${id}`);
+  return runId ? scenarios.get(runId) : undefined;
+});
 
 let env: TestEnvironment;
 let workDir: string;

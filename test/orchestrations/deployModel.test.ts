@@ -7,7 +7,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { startTestEnvironment, type ActivityOverride, type TestEnvironment } from '../../local/testing';
+import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
+import { scriptedActivities, type Answer, type Scenario } from '../helpers/scenarios';
 import {
   DEPLOY,
   type CreateImageOutput,
@@ -24,12 +25,6 @@ import type { DeployedSlot } from '../../shared/seams';
 import type { RunView } from '../../shared/services/run';
 import { runIdFor } from '../../shared/services/run';
 
-type Answer = (input: any, attempt: number) => unknown;
-interface Scenario {
-  answers: Record<string, Answer>;
-  calls: Array<{ name: string; input: any }>;
-}
-
 /** One host for the file; each run answers from its own scenario (found by the run's instance id). */
 const scenarios = new Map<string, Scenario>();
 const ACTIVITIES = [
@@ -45,19 +40,7 @@ const ACTIVITIES = [
   DEPLOY.startBatch,
 ].map((a) => a.name);
 
-const overrides: Record<string, ActivityOverride> = Object.fromEntries(
-  ACTIVITIES.map((name) => [
-    name,
-    (input: unknown, ctx: { instanceId: string; activityName: string }) => {
-      const s = scenarios.get(ctx.instanceId);
-      if (!s) throw new Error(`[TestScenarioMissing] no scenario for ${ctx.instanceId}`);
-      s.calls.push({ name, input });
-      const answer = s.answers[name];
-      if (!answer) throw new Error(`[TestUnexpectedActivity] ${name} was not expected in this scenario`);
-      return answer(input, s.calls.filter((c) => c.name === name).length);
-    },
-  ]),
-);
+const overrides = scriptedActivities(ACTIVITIES, (_input, ctx) => scenarios.get(ctx.instanceId));
 
 let env: TestEnvironment;
 let workDir: string;

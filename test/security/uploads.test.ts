@@ -13,6 +13,7 @@ import { storageFromConnectionString, type StorageClients } from '../../shared/s
 import { runIdFor } from '../../shared/services/run';
 import { ServiceRegistry } from '../../shared/services/registry';
 import { faultsJob, prepareFixture, uploadJsonl, type Fixture } from '../e2e/batch-helpers';
+import { waitRun as waitRunOf } from '../helpers/runs';
 
 const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
 const MAX_UPLOAD = 400 * 1024;
@@ -73,15 +74,7 @@ async function uploadsOf(runId: string): Promise<string[]> {
   return out;
 }
 
-async function waitRun(runId: string, timeoutMs = 90_000): Promise<any> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await env.request('GET', `/api/runs/${runId}`);
-    if (r.status === 200 && !['Running', 'Pending'].includes(r.body.state)) return r.body;
-    if (Date.now() > deadline) throw new Error(`run ${runId} still ${JSON.stringify(r.body)}`);
-    await new Promise((res) => setTimeout(res, 200));
-  }
-}
+const waitRun = (runId: string, timeoutMs = 90_000): Promise<any> => waitRunOf(env, runId, timeoutMs);
 
 test('a streamed multipart deployment of the node example deploys and scores; the same request again → the original 202; another body → 422', async () => {
   const body = multipart(exampleParts('upload-node'));

@@ -13,6 +13,7 @@ import { inheritedEnv, isInheritedEnvName, workerEnv } from '../../runtime/child
 import { parseArgs } from '../../runtime/options';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
 import { killPools, prepareFixture, readText, uploadJsonl, waitUntil } from '../e2e/batch-helpers';
+import { waitRun as waitRunOf } from '../helpers/runs';
 
 /** Planted in the host's environment (as app settings), each with a value that must never reach user code. */
 const PLANTED: Record<string, string> = {
@@ -98,12 +99,7 @@ function expectOnlyDocumented(entries: Record<string, string>, where: string): v
 const toEntries = (list: string[]): Record<string, string> =>
   Object.fromEntries(list.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
 
-async function waitRun(runId: string): Promise<any> {
-  return waitUntil(async () => {
-    const r = await env.request('GET', `/api/runs/${runId}`);
-    return r.status === 200 && !['Running', 'Pending'].includes(r.body.state) ? r.body : undefined;
-  }, 120_000, `run ${runId}; host log tail:\n${env.logs.slice(-15).join('\n')}`);
-}
+const waitRun = (runId: string, timeoutMs = 120_000): Promise<any> => waitRunOf(env, runId, timeoutMs);
 
 describe.each([
   ['node', 'score.js', SCORE_JS],
