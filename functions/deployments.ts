@@ -32,7 +32,7 @@ import {
 } from '../shared/services/triggers';
 import { blobNameReason, canonicalBlobFolder, CONTAINERS } from '../shared/storage';
 import { claimAndStart, claimService, recordBlobRefusal, runExists } from '../shared/services/start';
-import { CLAIM_RENEW_MS } from '../shared/services/registry';
+import { CLAIM_RENEW_MS } from '../shared/registry/services';
 import { durableClient } from '../shared/workflow';
 
 const clientInput = df.input.durableClient();

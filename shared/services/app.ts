@@ -11,7 +11,7 @@ import type { DeployTarget, ImageBuilder, TargetKind } from '../seams';
 import { disposeAll, getDeployTarget, getImageBuilder } from '../platform/compose';
 import { getStorage, type StorageClients } from '../storage';
 import type { DeployContext } from './deploy';
-import { ServiceRegistry } from './registry';
+import { ServiceRegistry } from '../registry/services';
 
 export interface AppServices {
   config: AppConfig;

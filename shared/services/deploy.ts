@@ -11,7 +11,7 @@ import type { ImageRegistry } from '../images/registry';
 import { runSmokeTest, type SmokeTestResult } from '../scoring/smoke';
 import type { DeployTarget, DeployedSlot, ErrorInfo } from '../seams';
 import type { DeployServiceInput } from '../deploy/contract';
-import type { BeginDeploymentResult, ServiceRecord, ServiceRegistry } from './registry';
+import type { BeginDeploymentResult, ServiceRecord, ServiceRegistry } from '../registry/services';
 
 export interface DeployContext {
   services: ServiceRegistry;

@@ -1,4 +1,4 @@
-export * from './registry';
+export * from '../registry/services';
 export * from './deploy';
 export * from './app';
 export * from './run';

@@ -13,7 +13,7 @@ import { toErrorInfo } from '../errors';
 import type { ImageRegistry } from '../images/registry';
 import type { DeployTarget } from '../seams';
 import type { LocalDeployTarget, RestorePlan } from '../targets/local';
-import type { ServiceRecord, ServiceRegistry } from './registry';
+import type { ServiceRecord, ServiceRegistry } from '../registry/services';
 
 export interface RestoreResult {
   /** Services whose serving slot was adopted or started again. */

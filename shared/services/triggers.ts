@@ -7,7 +7,7 @@ import { checkSource, defaultOnnxManifest, parseManifest, resolveManifestFiles, 
 import { parseTrainingCompleted } from '../manifest/training';
 import type { ModelSource } from '../registry/models';
 import { parseBlobPath, type StorageClients } from '../storage';
-import { CLAIM_START_GRACE_MS, DEPLOYMENT_LEASE_MS, type ServiceClaim, type ServiceRecord } from './registry';
+import { CLAIM_START_GRACE_MS, DEPLOYMENT_LEASE_MS, type ServiceClaim, type ServiceRecord } from '../registry/services';
 import { DEPLOY_ORCHESTRATION, runIdFor, type DeployRunInput, type RunFiles } from './run';
 
 /** The part of the durable client the triggers use. */

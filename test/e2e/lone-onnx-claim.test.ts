@@ -10,7 +10,7 @@ import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
 import { runIdFor } from '../../shared/services/run';
-import { ServiceRegistry } from '../../shared/services/registry';
+import { ServiceRegistry } from '../../shared/registry/services';
 import { waitRun as waitRunOf } from '../helpers/runs';
 
 const ONNX = fs.readFileSync(path.join(__dirname, '../../examples/models/diabetes-onnx/model.onnx'));

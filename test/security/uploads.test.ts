@@ -11,7 +11,7 @@ import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
 import { runIdFor } from '../../shared/services/run';
-import { ServiceRegistry } from '../../shared/services/registry';
+import { ServiceRegistry } from '../../shared/registry/services';
 import { faultsJob, prepareFixture, uploadJsonl, type Fixture } from '../e2e/batch-helpers';
 import { waitRun as waitRunOf } from '../helpers/runs';
 

@@ -1,6 +1,6 @@
 /** When a door claim (ServiceRegistry.claim) stops blocking its service: `isClaimStale`. */
 import { isClaimStale, type RunClient } from '../../../shared/services/triggers';
-import { CLAIM_START_GRACE_MS, DEPLOYMENT_LEASE_MS } from '../../../shared/services/registry';
+import { CLAIM_START_GRACE_MS, DEPLOYMENT_LEASE_MS } from '../../../shared/registry/services';
 
 const now = Date.parse('2024-05-01T12:00:00Z');
 const client = (status: string | 'missing'): Pick<RunClient, 'getStatus'> => ({

@@ -1,6 +1,6 @@
 /** Pure pieces behind the review fixes: stale holds, run error messages, source checks, training batch sections. */
 import { checkServiceHold, type RunClient } from '../../../shared/services/triggers';
-import { DEPLOYMENT_LEASE_MS, type ServiceRecord } from '../../../shared/services/registry';
+import { DEPLOYMENT_LEASE_MS, type ServiceRecord } from '../../../shared/registry/services';
 import { runErrorOf } from '../../../shared/services/run';
 import { assertUserContainer, parseBlobPath, storageFromConnectionString } from '../../../shared/storage';
 import { parseTrainingCompleted } from '../../../shared/manifest/training';

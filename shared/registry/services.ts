@@ -8,7 +8,7 @@ import { randomBytes } from 'crypto';
 import type { TableClient } from '@azure/data-tables';
 import { AppError, conflict, notFound } from '../errors';
 import { checkServiceName } from '../manifest/names';
-import { getEntityOrUndefined, statusOf } from '../registry/versioned';
+import { getEntityOrUndefined, statusOf } from './versioned';
 import type { DeployConfig, ErrorInfo, ServiceKeys, TargetKind } from '../seams';
 import { TABLES, type StorageClients } from '../storage';
 
