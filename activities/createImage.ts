@@ -2,7 +2,7 @@
 import { asThrowable } from '../shared/batch/activity-io';
 import { DEPLOY, type CreateImageOutput, type ImageSummary } from '../shared/deploy/contract';
 import { isAppError, toErrorInfo } from '../shared/errors';
-import { imageRequestFromManifest } from '../shared/images/registry';
+import { imageRequestFromManifest } from '../shared/images/image-registry';
 import { getAppServices } from '../shared/services/app';
 import { registerActivity } from '../shared/workflow';
 

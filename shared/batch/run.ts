@@ -12,7 +12,7 @@ import type { DurableClient } from 'durable-functions';
 import type { AppConfig } from '../config';
 import { AppError } from '../errors';
 import { getImageBuilder } from '../platform/compose';
-import { ImageRegistry } from '../images/registry';
+import { ImageRegistry } from '../images/image-registry';
 import { IMAGE_NAME_RE } from '../manifest/names';
 import { ModelRegistry } from '../registry/models';
 import type { ErrorInfo, RuntimeKind } from '../seams';

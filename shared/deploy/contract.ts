@@ -9,7 +9,7 @@
  * anything else is thrown as `[Code] message` so durable retries apply.
  */
 import type { DeploymentEvent } from '../events';
-import type { ImageRecord } from '../images/registry';
+import type { ImageRecord } from '../images/image-registry';
 import type { DeploymentManifest, PromotionPolicy } from '../manifest/schema';
 import type { ModelSource } from '../registry/models';
 import type { SmokeTestResult } from '../scoring/smoke';

@@ -5,5 +5,5 @@
 export * from './archive';
 export * from './context';
 export * from './local-builder';
-export * from './registry';
+export * from './image-registry';
 export { validateContext, checkEnvironmentFile, runCommand } from './validate';

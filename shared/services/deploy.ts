@@ -7,7 +7,7 @@
  * the new slot is removed, the old one keeps serving and the outcome is `RolledBack` with the reason.
  */
 import { AppError, redactSecrets, toErrorInfo } from '../errors';
-import type { ImageRegistry } from '../images/registry';
+import type { ImageRegistry } from '../images/image-registry';
 import { runSmokeTest, type SmokeTestResult } from '../scoring/smoke';
 import type { DeployTarget, DeployedSlot, ErrorInfo } from '../seams';
 import type { DeployServiceInput } from '../deploy/contract';

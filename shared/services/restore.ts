@@ -10,7 +10,7 @@
  * A service that cannot start keeps its record with `lastError` `RestoreFailed` (cleared once it serves again).
  */
 import { toErrorInfo } from '../errors';
-import type { ImageRegistry } from '../images/registry';
+import type { ImageRegistry } from '../images/image-registry';
 import type { DeployTarget } from '../seams';
 import type { LocalDeployTarget, RestorePlan } from '../targets/local';
 import type { ServiceRecord, ServiceRegistry } from '../registry/services';
