@@ -9,7 +9,7 @@ import type { InvocationContext } from '@azure/functions';
 import { DEPLOY } from '../shared/deploy/contract';
 import { AppError } from '../shared/errors';
 import { getAppServices } from '../shared/services/app';
-import { claimService, recordBlobRefusal, runExists } from '../shared/services/start';
+import { claimService, recordBlobRefusal, runExists } from '../shared/deploy/claim';
 import { durableClient, registerActivity } from '../shared/workflow';
 
 registerActivity(

@@ -3,7 +3,7 @@ import { DEPLOY } from '../shared/deploy/contract';
 import type { DeployedSlot } from '../shared/seams';
 import { toErrorInfo } from '../shared/errors';
 import { getAppServices } from '../shared/services/app';
-import { deploySlotStep } from '../shared/services/deploy';
+import { deploySlotStep } from '../shared/deploy/steps';
 import { registerActivity } from '../shared/workflow';
 
 registerActivity(DEPLOY.deploySlot, async (input): Promise<DeployedSlot> => {

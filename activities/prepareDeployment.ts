@@ -3,7 +3,7 @@ import { asThrowable } from '../shared/batch/activity-io';
 import { DEPLOY, type PrepareDeploymentOutput } from '../shared/deploy/contract';
 import { isAppError, toErrorInfo } from '../shared/errors';
 import { getAppServices } from '../shared/services/app';
-import { prepareDeployment } from '../shared/services/deploy';
+import { prepareDeployment } from '../shared/deploy/steps';
 import { registerActivity } from '../shared/workflow';
 
 registerActivity(DEPLOY.prepareDeployment, async (input): Promise<PrepareDeploymentOutput> => {

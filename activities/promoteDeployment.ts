@@ -5,7 +5,7 @@
 import { asThrowable } from '../shared/batch/activity-io';
 import { DEPLOY } from '../shared/deploy/contract';
 import { getAppServices } from '../shared/services/app';
-import { promoteStep } from '../shared/services/deploy';
+import { promoteStep } from '../shared/deploy/steps';
 import { registerActivity } from '../shared/workflow';
 
 registerActivity(DEPLOY.promote, async (input) => {

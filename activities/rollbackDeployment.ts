@@ -2,7 +2,7 @@
 import { asThrowable } from '../shared/batch/activity-io';
 import { DEPLOY } from '../shared/deploy/contract';
 import { getAppServices } from '../shared/services/app';
-import { rollbackStep } from '../shared/services/deploy';
+import { rollbackStep } from '../shared/deploy/steps';
 import { registerActivity } from '../shared/workflow';
 
 registerActivity(DEPLOY.rollback, async (input) => {

@@ -2,7 +2,7 @@
 import { asThrowable } from '../shared/batch/activity-io';
 import { DEPLOY } from '../shared/deploy/contract';
 import { getAppServices } from '../shared/services/app';
-import { smokeTestStep } from '../shared/services/deploy';
+import { smokeTestStep } from '../shared/deploy/steps';
 import { registerActivity } from '../shared/workflow';
 
 registerActivity(DEPLOY.smokeTest, async (input) => {

@@ -16,7 +16,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { runIdFor } from '../shared/services/run';
+import { runIdFor } from '../shared/deploy/run-status';
 import { CONTAINERS } from '../shared/storage';
 import {
   closeTo,

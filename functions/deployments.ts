@@ -17,8 +17,8 @@ import { ByteBudget, multipartParts, partStream, readPart, type MultipartPart } 
 import { checkRelativePath } from '../shared/manifest/names';
 import { MAX_MANIFEST_BYTES, parseManifest } from '../shared/manifest/schema';
 import { getAppServices, shutdownAppServices } from '../shared/services/app';
-import { restoreLocalServices } from '../shared/services/restore';
-import { DEPLOY_LONE_ONNX_ORCHESTRATION, requestDigest, runIdFor, type DeployLoneOnnxInput, type DeployRunInput } from '../shared/services/run';
+import { restoreLocalServices } from '../shared/deploy/restore';
+import { DEPLOY_LONE_ONNX_ORCHESTRATION, requestDigest, runIdFor, type DeployLoneOnnxInput, type DeployRunInput } from '../shared/deploy/run-status';
 import {
   assertFilesExist,
   findRun,
@@ -29,9 +29,9 @@ import {
   runFromTrainingMessage,
   startDeployRun,
   type RunClient,
-} from '../shared/services/triggers';
+} from '../shared/deploy/start-run';
 import { blobNameReason, canonicalBlobFolder, CONTAINERS } from '../shared/storage';
-import { claimAndStart, claimService, recordBlobRefusal, runExists } from '../shared/services/start';
+import { claimAndStart, claimService, recordBlobRefusal, runExists } from '../shared/deploy/claim';
 import { CLAIM_RENEW_MS } from '../shared/registry/services';
 import { durableClient } from '../shared/workflow';
 

@@ -17,9 +17,9 @@ import { AppError, badRequest, errorResponse, notFound, toErrorInfo } from '../s
 import { getBatchRunView } from '../shared/batch/run';
 import { MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
 import { getAppServices } from '../shared/services/app';
-import { deleteService, regenerateServiceKey } from '../shared/services/deploy';
-import { runView } from '../shared/services/run';
-import { findRun } from '../shared/services/triggers';
+import { deleteService, regenerateServiceKey } from '../shared/deploy/steps';
+import { runView } from '../shared/deploy/run-status';
+import { findRun } from '../shared/deploy/start-run';
 import { durableClient } from '../shared/workflow';
 
 const clientInput = df.input.durableClient();

@@ -9,7 +9,7 @@ import { DEPLOY, type DeployRunResult, type DeployServiceInput, type StartBatchA
 import type { DeploymentEventType } from '../shared/events';
 import { checkPromotion } from '../shared/manifest/training';
 import type { ErrorInfo } from '../shared/seams';
-import { StepTracker, runErrorOf } from '../shared/services/run';
+import { StepTracker, runErrorOf } from '../shared/deploy/run-status';
 import { call, inputOf, registerOrchestration } from '../shared/workflow';
 
 function* deployModel(context: OrchestrationContext): Generator<Task, DeployRunResult, any> {

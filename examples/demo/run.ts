@@ -4,7 +4,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { RunStep, RunView } from '../../shared/services/run';
+import type { RunStep, RunView } from '../../shared/deploy/run-status';
 import type { StorageClients } from '../../shared/storage';
 import { REPO_ROOT } from './stack';
 

@@ -10,7 +10,7 @@ import { ModelRegistry } from '../registry/models';
 import type { DeployTarget, ImageBuilder, TargetKind } from '../seams';
 import { disposeAll, getDeployTarget, getImageBuilder } from '../platform/compose';
 import { getStorage, type StorageClients } from '../storage';
-import type { DeployContext } from './deploy';
+import type { DeployContext } from '../deploy/steps';
 import { ServiceRegistry } from '../registry/services';
 
 export interface AppServices {

@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
-import { runIdFor } from '../../shared/services/run';
+import { runIdFor } from '../../shared/deploy/run-status';
 import { ServiceRegistry } from '../../shared/registry/services';
 import { waitRun as waitRunOf } from '../helpers/runs';
 

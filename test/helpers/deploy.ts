@@ -7,7 +7,7 @@ import { AppError, toErrorInfo } from '../../shared/errors';
 import type { DeployServiceInput } from '../../shared/deploy/contract';
 import type { SmokeTestResult } from '../../shared/scoring/smoke';
 import type { ErrorInfo } from '../../shared/seams';
-import { deploySlotStep, prepareDeployment, promoteStep, retirePreviousStep, rollbackStep, smokeTestStep, type DeployContext } from '../../shared/services/deploy';
+import { deploySlotStep, prepareDeployment, promoteStep, retirePreviousStep, rollbackStep, smokeTestStep, type DeployContext } from '../../shared/deploy/steps';
 import type { ServiceRecord } from '../../shared/registry/services';
 
 export type DeployOutcome = 'Deployed' | 'Updated' | 'Failed' | 'RolledBack';

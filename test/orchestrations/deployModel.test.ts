@@ -22,8 +22,8 @@ import {
 } from '../../shared/deploy/contract';
 import type { SmokeTestResult } from '../../shared/scoring/smoke';
 import type { DeployedSlot } from '../../shared/seams';
-import type { RunView } from '../../shared/services/run';
-import { runIdFor } from '../../shared/services/run';
+import type { RunView } from '../../shared/deploy/run-status';
+import { runIdFor } from '../../shared/deploy/run-status';
 
 /** One host for the file; each run answers from its own scenario (found by the run's instance id). */
 const scenarios = new Map<string, Scenario>();

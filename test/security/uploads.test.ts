@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
-import { runIdFor } from '../../shared/services/run';
+import { runIdFor } from '../../shared/deploy/run-status';
 import { ServiceRegistry } from '../../shared/registry/services';
 import { faultsJob, prepareFixture, uploadJsonl, type Fixture } from '../e2e/batch-helpers';
 import { waitRun as waitRunOf } from '../helpers/runs';

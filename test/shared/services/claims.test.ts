@@ -1,5 +1,5 @@
 /** When a door claim (ServiceRegistry.claim) stops blocking its service: `isClaimStale`. */
-import { isClaimStale, type RunClient } from '../../../shared/services/triggers';
+import { isClaimStale, type RunClient } from '../../../shared/deploy/start-run';
 import { CLAIM_START_GRACE_MS, DEPLOYMENT_LEASE_MS } from '../../../shared/registry/services';
 
 const now = Date.parse('2024-05-01T12:00:00Z');

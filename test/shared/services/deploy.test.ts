@@ -2,7 +2,7 @@ import { LocalDeployTarget } from '../../../shared/targets';
 import { deployConfigFor } from '../../../shared/manifest';
 import { deployService } from '../../helpers/deploy';
 import { ServiceRegistry, deleteService, prepareDeployment, regenerateServiceKey, type DeployContext, type DeployServiceInput } from '../../../shared/services';
-import { deploySlotStep, promoteStep, rollbackStep, smokeTestStep } from '../../../shared/services/deploy';
+import { deploySlotStep, promoteStep, rollbackStep, smokeTestStep } from '../../../shared/deploy/steps';
 import { TABLES } from '../../../shared/storage';
 import type { ImageRecord } from '../../../shared/images';
 import { startEnv, makeImage, MULTIPLY_JS, type Env } from '../fixtures';

@@ -2,7 +2,7 @@
  * The `deployModel` orchestrator's decisions, driven step by step with a fake durable context (activities answer
  * from a table; a thrown answer is a failed task as durable-functions delivers it).
  */
-import type { DeployRunResult } from '../../../shared/services/run';
+import type { DeployRunResult } from '../../../shared/deploy/run-status';
 
 let handler: (ctx: unknown) => Generator<unknown, DeployRunResult, unknown>;
 jest.mock('durable-functions', () => {

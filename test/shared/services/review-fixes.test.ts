@@ -1,7 +1,7 @@
 /** Pure pieces behind the review fixes: stale holds, run error messages, source checks, training batch sections. */
-import { checkServiceHold, type RunClient } from '../../../shared/services/triggers';
+import { checkServiceHold, type RunClient } from '../../../shared/deploy/start-run';
 import { DEPLOYMENT_LEASE_MS, type ServiceRecord } from '../../../shared/registry/services';
-import { runErrorOf } from '../../../shared/services/run';
+import { runErrorOf } from '../../../shared/deploy/run-status';
 import { assertUserContainer, parseBlobPath, storageFromConnectionString } from '../../../shared/storage';
 import { parseTrainingCompleted } from '../../../shared/manifest/training';
 import { validateManifest } from '../../../shared/manifest/schema';

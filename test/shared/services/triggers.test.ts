@@ -8,8 +8,8 @@ import {
   runFromTrainingMessage,
   startDeployRun,
   type RunClient,
-} from '../../../shared/services/triggers';
-import { runView, StepTracker } from '../../../shared/services/run';
+} from '../../../shared/deploy/start-run';
+import { runView, StepTracker } from '../../../shared/deploy/run-status';
 
 let azurite: AzuriteInstance;
 let storage: StorageClients;

@@ -8,7 +8,7 @@ import { parseTrainingCompleted } from '../manifest/training';
 import type { ModelSource } from '../registry/models';
 import { parseBlobPath, type StorageClients } from '../storage';
 import { CLAIM_START_GRACE_MS, DEPLOYMENT_LEASE_MS, type ServiceClaim, type ServiceRecord } from '../registry/services';
-import { DEPLOY_ORCHESTRATION, runIdFor, type DeployRunInput, type RunFiles } from './run';
+import { DEPLOY_ORCHESTRATION, runIdFor, type DeployRunInput, type RunFiles } from './run-status';
 
 /** The part of the durable client the triggers use. */
 export interface RunClient {

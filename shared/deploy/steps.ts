@@ -10,7 +10,7 @@ import { AppError, redactSecrets, toErrorInfo } from '../errors';
 import type { ImageRegistry } from '../images/image-registry';
 import { runSmokeTest, type SmokeTestResult } from '../scoring/smoke';
 import type { DeployTarget, DeployedSlot, ErrorInfo } from '../seams';
-import type { DeployServiceInput } from '../deploy/contract';
+import type { DeployServiceInput } from './contract';
 import type { BeginDeploymentResult, ServiceRecord, ServiceRegistry } from '../registry/services';
 
 export interface DeployContext {
@@ -23,7 +23,7 @@ export interface DeployContext {
   logLines?: number;
 }
 
-export type { DeployServiceInput } from '../deploy/contract';
+export type { DeployServiceInput } from './contract';
 
 /**
  * Why a deployment must stop because its service is going away: a (forced) `DELETE` marked it `Deleting` or

@@ -7,7 +7,7 @@ import { createHash } from 'crypto';
 import type { ModelSource } from '../registry/models';
 import { errorInfoOfTask } from '../batch/activity-io';
 import { redactSecrets } from '../errors';
-import type { DeployRunResult, RunState } from '../deploy/contract';
+import type { DeployRunResult, RunState } from './contract';
 import type { ErrorInfo } from '../seams';
 
 export {
@@ -18,7 +18,7 @@ export {
   type DeployRunResult,
   type RunFiles,
   type RunState,
-} from '../deploy/contract';
+} from './contract';
 
 /**
  * What identifies an HTTP request for idempotency: the manifest's bytes, the `folder` it is relative to, and every

@@ -6,10 +6,10 @@
 import { AppError, toErrorInfo } from '../errors';
 import type { ErrorInfo } from '../seams';
 import { CONTAINERS, type StorageClients } from '../storage';
-import { getAppServices } from './app';
-import { releaseStaleDeployment } from './deploy';
-import type { DeployRunInput } from './run';
-import { checkServiceHold, findRun, isClaimStale, startDeployRun, type RunClient } from './triggers';
+import { getAppServices } from '../services/app';
+import { releaseStaleDeployment } from './steps';
+import type { DeployRunInput } from './run-status';
+import { checkServiceHold, findRun, isClaimStale, startDeployRun, type RunClient } from './start-run';
 
 /**
  * Takes the service for run `runId` at the door, before anything is stored or started: 409 when it is being
