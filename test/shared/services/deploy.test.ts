@@ -1,7 +1,8 @@
 import { LocalDeployTarget } from '../../../shared/targets';
 import { deployConfigFor } from '../../../shared/manifest';
 import { deployService } from '../../helpers/deploy';
-import { ServiceRegistry, deleteService, prepareDeployment, regenerateServiceKey, type DeployContext, type DeployServiceInput } from '../../../shared/services';
+import { ServiceRegistry } from '../../../shared/registry/services';
+import { deleteService, prepareDeployment, regenerateServiceKey, type DeployContext, type DeployServiceInput } from '../../../shared/deploy/steps';
 import { deploySlotStep, promoteStep, rollbackStep, smokeTestStep } from '../../../shared/deploy/steps';
 import { TABLES } from '../../../shared/storage';
 import type { ImageRecord } from '../../../shared/images';
@@ -137,7 +138,7 @@ test('keys: auth-enabled service, get and regenerate keys', async () => {
 });
 
 test('getAppServices wires the configured pieces once per process', async () => {
-  const { getAppServices, shutdownAppServices } = await import('../../../shared/services');
+  const { getAppServices, shutdownAppServices } = await import('../../../shared/services/app');
   const { loadConfig } = await import('../../../shared/config');
   const config = loadConfig({ AzureWebJobsStorage: env.azurite.connectionString, LOCAL_WORK_DIR: env.workDir });
   const app = getAppServices(config);
@@ -151,7 +152,7 @@ test('getAppServices wires the configured pieces once per process', async () => 
 });
 
 test('restoreLocalServices restarts Healthy local services on their previous public port', async () => {
-  const { restoreLocalServices } = await import('../../../shared/services');
+  const { restoreLocalServices } = await import('../../../shared/deploy/restore');
   const r = await deployService(ctx, { ...input('run-r', img2, [2, 4]), serviceName: 'restore-svc' });
   const uri = r.service.scoringUri!;
   await target.stopAll(); // what a host restart leaves: records, no processes
@@ -211,7 +212,7 @@ test('a service being deleted blocks deployments (409 ServiceDeleting); deploy s
 });
 
 test('restore after a restart: serves the active slot while an update holds the service, keeps the held slot, stops what nothing refers to; the run then resumes on the new host', async () => {
-  const { restoreLocalServices } = await import('../../../shared/services');
+  const { restoreLocalServices } = await import('../../../shared/deploy/restore');
   const { findProcesses } = await import('../../../shared/processes');
   const path = await import('path');
   const fs = await import('fs');
@@ -263,7 +264,7 @@ test('restore after a restart: serves the active slot while an update holds the 
 });
 
 test('restore with a slot record of the previous format (an upgrade): the slot starts again from the service record’s image', async () => {
-  const { restoreLocalServices } = await import('../../../shared/services');
+  const { restoreLocalServices } = await import('../../../shared/deploy/restore');
   const path = await import('path');
   const fs = await import('fs');
   const name = 'legacy-svc';
