@@ -2,7 +2,7 @@
  * The `deployModel` orchestrator's decisions, driven step by step with a fake durable context (activities answer
  * from a table; a thrown answer is a failed task as durable-functions delivers it).
  */
-import type { DeployRunResult } from '../../../shared/deploy/run-status';
+import type { DeployRunResult } from '../../shared/deploy/run-status';
 
 let handler: (ctx: unknown) => Generator<unknown, DeployRunResult, unknown>;
 jest.mock('durable-functions', () => {
@@ -10,7 +10,7 @@ jest.mock('durable-functions', () => {
   return { ...actual, app: { ...actual.app, orchestration: (_name: string, fn: typeof handler) => (handler = fn) } };
 });
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-require('../../../orchestrations/deployModel');
+require('../../orchestrations/deployModel');
 
 /** A durable-functions TaskFailedError as the replay engine builds it (message "Type: message", stack from the activity). */
 function taskFailed(message: string): Error {
