@@ -8,7 +8,7 @@
  *    FileDataset and 1MB for TabularDataset.)"
  * https://learn.microsoft.com/en-us/python/api/azureml-pipeline-steps/azureml.pipeline.steps.parallelrunconfig
  *
- * This project also accepts a row count for tabular input ("500 rows"), as the issue asks.
+ * This project also accepts a row count for tabular input ("500 rows").
  * Units are binary (1KB = 1024 bytes), a bare number is bytes for tabular input (as in AML).
  */
 
