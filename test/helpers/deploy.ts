@@ -1,5 +1,5 @@
 /**
- * Test helper: the deploy steps of shared/services/deploy.ts run in sequence without the orchestrator, so tests can
+ * Test helper: the deploy steps of shared/deploy/steps.ts run in sequence without the orchestrator, so tests can
  * drive a target and the registries directly. The app never uses this: its workflow is orchestrations/deployModel.ts
  * (which, unlike this helper, retires the previous slot best effort and publishes events).
  */
