@@ -117,7 +117,7 @@ const TRIGGER_SUFFIX = /trigger$/i;
 export function coreState(): CoreState {
   const g = globalThis as GlobalWithCore;
   if (g[KEY]) return g[KEY];
-  const state: CoreState = {
+  const state: Omit<CoreState, 'api'> = {
     functions: new Map(),
     hooks: { preInvocation: [], postInvocation: [], appStart: [], appTerminate: [] },
     logSink: (level, category, message) => {
@@ -125,9 +125,8 @@ export function coreState(): CoreState {
       const out = level === 'error' || level === 'critical' || level === 'warning' ? process.stderr : process.stdout;
       out.write(`[${level}] ${message}\n`);
     },
-    api: undefined as unknown as CoreApi,
   };
-  state.api = {
+  const api: CoreApi = {
     version: '3.10.1',
     Disposable,
     registerFunction(metadata, callback) {
@@ -158,16 +157,25 @@ export function coreState(): CoreState {
       state.logSink(level, category, message);
     },
   };
-  g[KEY] = state;
-  return state;
+  const core: CoreState = Object.assign(state, { api });
+  g[KEY] = core;
+  return core;
+}
+
+/** Node's CommonJS loader internals the hook below replaces (not in @types/node). */
+interface ModuleLoader {
+  _resolveFilename: (request: string, ...rest: unknown[]) => string;
+  __mdfCoreInstalled?: boolean;
+}
+
+function isModuleLoader(m: object): m is ModuleLoader {
+  return '_resolveFilename' in m && typeof m._resolveFilename === 'function';
 }
 
 /** Make `require('@azure/functions-core')` resolve to this state in plain Node. Idempotent. */
 export function installCoreModule(): void {
-  const M = Module as unknown as {
-    _resolveFilename: (request: string, ...rest: unknown[]) => string;
-    __mdfCoreInstalled?: boolean;
-  };
+  const M: object = Module;
+  if (!isModuleLoader(M)) throw new Error('This Node.js has no Module._resolveFilename: cannot provide @azure/functions-core.');
   coreState();
   if (M.__mdfCoreInstalled) return;
   const target = path.join(__dirname, 'functionsCoreModule.js');

@@ -55,8 +55,18 @@ function registerTypeScript(): void {
       fileName: filename,
       compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
     });
-    (module as unknown as { _compile(code: string, file: string): void })._compile(out.outputText, filename);
+    if (!canCompile(module)) throw new RuntimeError('TypeScriptUnavailable', 'this Node.js has no Module#_compile to load score.ts; ship score.js', 500);
+    module._compile(out.outputText, filename);
   };
+}
+
+/** Node's CommonJS module internals a `require.extensions` handler compiles through (not in @types/node). */
+interface CompilableModule {
+  _compile(code: string, filename: string): void;
+}
+
+function canCompile(m: object): m is CompilableModule {
+  return '_compile' in m && typeof m._compile === 'function';
 }
 
 async function loadScript(file: string): Promise<ScriptModule> {

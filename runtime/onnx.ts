@@ -191,16 +191,13 @@ function fromTensor(t: Tensor): unknown {
   return toNested(t.type, t.data as ArrayLike<number>, t.dims);
 }
 
-type TensorData = Tensor['data'];
-type Sliceable = { length: number; subarray?(a: number, b: number): TensorData; slice(a: number, b: number): TensorData };
-
 /** Rows `[from, from + rows)` of a tensor along its first dimension, as nested JSON arrays. */
 function rowsOf(t: Tensor, from: number, rows: number): unknown {
   const rowSize = t.dims.slice(1).reduce((a, b) => a * b, 1);
-  const data = t.data as unknown as Sliceable;
+  const data = t.data;
   const a = from * rowSize;
   const b = a + rows * rowSize;
-  const part = data.subarray ? data.subarray(a, b) : data.slice(a, b);
+  const part = Array.isArray(data) ? data.slice(a, b) : data.subarray(a, b);
   return toNested(t.type, part as ArrayLike<number>, [rows, ...t.dims.slice(1)]);
 }
 
