@@ -1,7 +1,9 @@
 /**
- * Activity and orchestration names are spelled once, in the workflow contracts (shared/deploy/contract.ts,
- * shared/batch/contract.ts); code everywhere else goes through the contract's constants. Checked on the sources:
- * no quoted name (outside comments) in the app, the local host, the examples or the benchmarks.
+ * Rules checked on the sources (comments aside), so they hold as the code changes:
+ * - activity and orchestration names are spelled once, in the workflow contracts (shared/deploy/contract.ts,
+ *   shared/batch/contract.ts); code everywhere else goes through the contract's constants;
+ * - no double cast (`as unknown as`): a value is typed by a declared interface or a type guard;
+ * - no `instanceof` on a deploy target: what callers need is on the `DeployTarget` interface (docs/architecture.md).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -50,4 +52,17 @@ test('no activity or orchestration name is a string literal outside the contract
     }
   }
   expect(found).toEqual([]);
+});
+
+function sources(): Array<{ file: string; src: string }> {
+  return DIRS.flatMap(tsFiles).map((file) => ({ file, src: code(fs.readFileSync(path.join(ROOT, file), 'utf8')) }));
+}
+
+test('no `as unknown as` in the app, the runtime or the local host', () => {
+  const all = [...sources(), ...tsFiles('runtime').map((file) => ({ file, src: code(fs.readFileSync(path.join(ROOT, file), 'utf8')) }))];
+  expect(all.filter(({ src }) => /\bas\s+unknown\s+as\b/.test(src)).map(({ file }) => file)).toEqual([]);
+});
+
+test('no `instanceof` on a deploy target', () => {
+  expect(sources().filter(({ src }) => /\binstanceof\s+\w*Target\b/.test(src)).map(({ file }) => file)).toEqual([]);
 });
