@@ -91,9 +91,11 @@ function* rolloutTraffic(context: OrchestrationContext): Generator<Task, Rollout
   const previous: string = input.previousSlot;
 
   // Events are best effort (as in deployModel): a publishing failure never changes the rollout.
-  const publish = function* (type: DeploymentEventType, data: Record<string, unknown>): Generator<Task, void, any> {
+  // Subjects name the phase (`services/<name>/rollout/step-50`): event ids derive from type + subject + run, one per step.
+  const publish = function* (type: DeploymentEventType, data: Record<string, unknown>, phaseName = ''): Generator<Task, void, any> {
     try {
-      yield* call(context, DEPLOY.publishEvent, { type, subject: `services/${input.serviceName}`, runId: input.runId, time: now().toISOString(), data }, retry);
+      const subject = `services/${input.serviceName}${phaseName ? `/rollout/${phaseName}` : ''}`;
+      yield* call(context, DEPLOY.publishEvent, { type, subject, runId: input.runId, time: now().toISOString(), data }, retry);
     } catch {
       /* best effort */
     }
@@ -222,7 +224,7 @@ function* rolloutTraffic(context: OrchestrationContext): Generator<Task, Rollout
       const r = yield* phase('shadow', 0);
       if (r.abort) return yield* rollBack('aborted', { code: 'RolloutAborted', message: `Aborted${r.abort.by ? ` by ${r.abort.by}` : ''}${r.abort.reason ? `: ${r.abort.reason}` : ''}.` }, r.abort);
       if (r.error) return yield* rollBack('rolledBack', r.error, undefined, r.record);
-      if (r.record) yield* publish('RolloutStepCompleted', { ...r.record });
+      if (r.record) yield* publish('RolloutStepCompleted', { ...r.record }, r.record.phase === 'shadow' ? 'shadow' : `step-${r.record.weight}`);
     }
     for (const weight of spec.steps) {
       if (spec.approval && spec.approval.beforePercent === weight) {
@@ -241,7 +243,7 @@ function* rolloutTraffic(context: OrchestrationContext): Generator<Task, Rollout
       const r = yield* phase('step', weight);
       if (r.abort) return yield* rollBack('aborted', { code: 'RolloutAborted', message: `Aborted${r.abort.by ? ` by ${r.abort.by}` : ''}${r.abort.reason ? `: ${r.abort.reason}` : ''}.` }, r.abort);
       if (r.error) return yield* rollBack('rolledBack', r.error, undefined, r.record);
-      if (r.record) yield* publish('RolloutStepCompleted', { ...r.record });
+      if (r.record) yield* publish('RolloutStepCompleted', { ...r.record }, r.record.phase === 'shadow' ? 'shadow' : `step-${r.record.weight}`);
     }
     const path = [...(spec.mirrorPercent ? [`shadow ${spec.mirrorPercent} %`] : []), ...spec.steps.map((w) => `${w} %`)].join(' → ');
     return finish('promote', true, `${spec.strategy}: ${path} passed`);

@@ -102,7 +102,7 @@ function answers(front: FakeFront): Record<string, Answer> {
   };
 }
 
-const spec = (s: Partial<RolloutSpec> & { gates?: Partial<RolloutSpec['gates']> }): RolloutSpec => ({
+const spec = (s: Partial<Omit<RolloutSpec, 'gates'>> & { gates?: Partial<RolloutSpec['gates']> }): RolloutSpec => ({
   strategy: 'canary',
   steps: [10, 50, 100],
   bakeSeconds: 1,
@@ -165,6 +165,8 @@ test('canary 10 → 50 → 100, healthy: each step passes its gates, then the us
   ]);
   expect(names(scenario).slice(-2)).toEqual([DEPLOY.promote.name, DEPLOY.retirePrevious.name]);
   expect(events(scenario)).toEqual(['ModelRegistered', 'ImageCreated', 'RolloutStepCompleted', 'RolloutStepCompleted', 'RolloutStepCompleted', 'ServiceUpdated']);
+  // One subject per step: event ids (type + subject + run) stay distinct.
+  expect(scenario.calls.filter((c) => c.input.type === 'RolloutStepCompleted').map((c) => c.input.subject)).toEqual(['services/svc-r/rollout/step-10', 'services/svc-r/rollout/step-50', 'services/svc-r/rollout/step-100']);
   // The run's view has the rollout's final status too.
   expect(run.rollout).toMatchObject({ phase: 'done', decision: 'promote', weight: 100 });
 }, 90_000);
