@@ -20,6 +20,7 @@ import type { DeploymentEventType } from '../shared/events';
 import {
   ROLLOUT,
   ROLLOUT_EVENTS,
+  STATUS_RECORDS,
   type AbortEvent,
   type ApprovalEvent,
   type ApprovalRecord,
@@ -75,8 +76,12 @@ function* rolloutTraffic(context: OrchestrationContext): Generator<Task, Rollout
   retry.backoffCoefficient = 2;
   const where = { serviceName: input.serviceName, target: input.target };
   const completed: RolloutStepRecord[] = [];
-  const st: RolloutStatus = { phase: 'starting', strategy: spec.strategy, steps: spec.steps, weight: 0, completed, ...(spec.mirrorPercent ? { mirrorPercent: spec.mirrorPercent } : {}) };
-  const show = () => context.df.setCustomStatus(st);
+  const st: RolloutStatus = { phase: 'starting', strategy: spec.strategy, steps: spec.steps, weight: 0, completed: [], completedCount: 0, ...(spec.mirrorPercent ? { mirrorPercent: spec.mirrorPercent } : {}) };
+  const show = () => {
+    st.completed = completed.slice(-STATUS_RECORDS);
+    st.completedCount = completed.length;
+    context.df.setCustomStatus(st);
+  };
   let approval: ApprovalRecord | undefined;
 
   const finish = (decision: RolloutDecision, promoted: boolean, summary: string, error?: ErrorInfo, abort?: AbortEvent): RolloutRunResult => {

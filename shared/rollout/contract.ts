@@ -74,7 +74,10 @@ export interface RolloutStatus {
   bakeUntil?: string;
   /** The current window's figures (updated at each read). */
   window?: { candidate: WindowFigures; serving: WindowFigures; shadow?: ShadowFigures };
+  /** The last phases finished (at most `STATUS_RECORDS`; the custom status is size-bounded); all are in the result. */
   completed: RolloutStepRecord[];
+  /** How many phases finished. */
+  completedCount: number;
   approval?: ApprovalRecord | { decision: 'pending'; beforePercent: number; timeoutAt: string };
   decision?: RolloutDecision;
 }
@@ -117,6 +120,9 @@ export interface ReadTrafficInput {
   serviceName: string;
   target: TargetKind;
 }
+
+/** Finished phases kept in the run's custom status (Azure limits a custom status to 16 KB). */
+export const STATUS_RECORDS = 4;
 
 export const ROLLOUT_EVENTS = { approval: 'approval', abort: 'abort' } as const;
 

@@ -168,7 +168,7 @@ test('canary 10 → 50 → 100, healthy: each step passes its gates, then the us
   // One subject per step: event ids (type + subject + run) stay distinct.
   expect(scenario.calls.filter((c) => c.input.type === 'RolloutStepCompleted').map((c) => c.input.subject)).toEqual(['services/svc-r/rollout/step-10', 'services/svc-r/rollout/step-50', 'services/svc-r/rollout/step-100']);
   // The run's view has the rollout's final status too.
-  expect(run.rollout).toMatchObject({ phase: 'done', decision: 'promote', weight: 100 });
+  expect(run.rollout).toMatchObject({ phase: 'done', decision: 'promote', weight: 100, completedCount: 3 });
 }, 90_000);
 
 test('a new version failing 5 % of requests is rolled back at the first gate: weights back to 0 %, slot removed, never promoted', async () => {
@@ -327,3 +327,14 @@ test('a first deployment (nothing serving) skips the rollout and promotes as blu
   expect(run.result.rollout).toMatchObject({ promoted: true, decision: 'skipped' });
   expect(names(scenario)).not.toContain(ROLLOUT.setWeights.name);
 }, 60_000);
+
+test('linear 20 % steps: five steps; the live status keeps the last four records (size-bounded), the result all five', async () => {
+  const front = new FakeFront(100);
+  const { runId } = await start(spec({ strategy: 'linear', steps: [20, 40, 60, 80, 100] }), front);
+  const run = await waitRun(env, runId, 90_000);
+  expect(run.state).toBe('Succeeded');
+  expect(run.result.rollout.completed.map((c: any) => c.weight)).toEqual([20, 40, 60, 80, 100]);
+  expect(run.rollout.completedCount).toBe(5);
+  expect(run.rollout.completed.map((c: any) => c.weight)).toEqual([40, 60, 80, 100]);
+  expect(run.result.rollout.summary).toBe('linear: 20 % → 40 % → 60 % → 80 % → 100 % passed');
+}, 120_000);
