@@ -36,6 +36,10 @@ import type { ErrorInfo } from '../shared/seams';
 import { runErrorOf } from '../shared/services/run';
 import { call, inputOf, registerOrchestration } from '../shared/workflow';
 
+/** Renew the run's hold on the service this often while waiting (a quarter of the 2 h deployment lease). */
+const DEFAULT_LEASE_RENEW_SECONDS = 30 * 60;
+const LEASE_LOST = 'leaseLost' as const;
+
 /** Windows started again after host restarts, per phase, before the phase fails. */
 const MAX_RESTARTS = 5;
 /** Extra waits for `min_requests` per phase (the wait is cut in this many rounds at most). */
@@ -107,29 +111,56 @@ function* rolloutTraffic(context: OrchestrationContext): Generator<Task, Rollout
   };
   const weightsFor = (w: number): Record<string, number> => ({ [previous]: 100 - w, [slot]: w });
 
+  // The run's hold on the service (the deployment lease, 2 h) is renewed while the rollout waits, in waits of at
+  // most `renewEvery`: a long bake or approval wait never lets another deployment take the service over.
+  const renewEvery = input.leaseRenewSeconds ?? DEFAULT_LEASE_RENEW_SECONDS;
+  let renewedAt = now().getTime();
+  const waitEnd = (until: Date) => new Date(Math.min(until.getTime(), renewedAt + renewEvery * 1000));
+  function* renew(): Generator<Task, boolean, any> {
+    const r = yield* call(context, ROLLOUT.renewLease, { serviceName: input.serviceName, runId: input.runId }, retry);
+    renewedAt = now().getTime();
+    return r.held;
+  }
+  const leaseLostError = (): ErrorInfo => ({
+    code: 'RolloutLeaseLost',
+    message: `Run ${input.runId} no longer holds service ${input.serviceName} (another deployment took it over); the rollout stopped.`,
+  });
+
   /** Sleeps until `fireAt`; an `abort` event ends the sleep at once (a new waiter per wait: never a yielded task again). */
-  function* sleepUntil(fireAt: Date): Generator<Task, AbortEvent | undefined, any> {
-    const timer: TimerTask = context.df.createTimer(fireAt);
-    const aborted = context.df.waitForExternalEvent(ROLLOUT_EVENTS.abort);
-    const winner = yield context.df.Task.any([timer, aborted]);
-    if (winner === timer) return undefined;
-    timer.cancel();
-    return (aborted.result ?? { at: now().toISOString() }) as AbortEvent;
+  function* sleepUntil(fireAt: Date): Generator<Task, AbortEvent | typeof LEASE_LOST | undefined, any> {
+    for (;;) {
+      const end = waitEnd(fireAt);
+      const timer: TimerTask = context.df.createTimer(end);
+      const aborted = context.df.waitForExternalEvent(ROLLOUT_EVENTS.abort);
+      const winner = yield context.df.Task.any([timer, aborted]);
+      if (winner !== timer) {
+        timer.cancel();
+        return (aborted.result ?? { at: now().toISOString() }) as AbortEvent;
+      }
+      if (end.getTime() >= fireAt.getTime()) return undefined;
+      if (!(yield* renew())) return LEASE_LOST;
+    }
   }
 
-  function* awaitApproval(beforePercent: number, timeoutSeconds: number): Generator<Task, { approval?: ApprovalRecord; abort?: AbortEvent }, any> {
+  function* awaitApproval(beforePercent: number, timeoutSeconds: number): Generator<Task, { approval?: ApprovalRecord; abort?: AbortEvent; leaseLost?: true }, any> {
     const timeoutAt = later(timeoutSeconds);
     st.phase = 'awaitingApproval';
     st.approval = { decision: 'pending', beforePercent, timeoutAt: timeoutAt.toISOString() };
     delete st.bakeUntil;
     show();
-    const timer: TimerTask = context.df.createTimer(timeoutAt);
-    const decided = context.df.waitForExternalEvent(ROLLOUT_EVENTS.approval);
-    const aborted = context.df.waitForExternalEvent(ROLLOUT_EVENTS.abort);
-    const winner = yield context.df.Task.any([decided, timer, aborted]);
-    if (winner !== timer) timer.cancel();
-    if (winner === aborted) return { abort: (aborted.result ?? { at: now().toISOString() }) as AbortEvent };
-    if (winner === timer) return { approval: { decision: 'timedOut', at: timeoutAt.toISOString(), beforePercent } };
+    let decided: Task;
+    for (;;) {
+      const end = waitEnd(timeoutAt);
+      const timer: TimerTask = context.df.createTimer(end);
+      decided = context.df.waitForExternalEvent(ROLLOUT_EVENTS.approval);
+      const aborted = context.df.waitForExternalEvent(ROLLOUT_EVENTS.abort);
+      const winner = yield context.df.Task.any([decided, timer, aborted]);
+      if (winner !== timer) timer.cancel();
+      if (winner === aborted) return { abort: (aborted.result ?? { at: now().toISOString() }) as AbortEvent };
+      if (winner === decided) break;
+      if (end.getTime() >= timeoutAt.getTime()) return { approval: { decision: 'timedOut', at: timeoutAt.toISOString(), beforePercent } };
+      if (!(yield* renew())) return { leaseLost: true };
+    }
     const e = (decided.result ?? {}) as Partial<ApprovalEvent>;
     return {
       approval: {
@@ -160,6 +191,7 @@ function* rolloutTraffic(context: OrchestrationContext): Generator<Task, Rollout
       st.bakeUntil = fireAt.toISOString();
       show();
       const abort = yield* sleepUntil(fireAt);
+      if (abort === LEASE_LOST) return { error: leaseLostError() };
       if (abort) return { abort };
       const snap: TrafficSnapshot = yield* call(context, ROLLOUT.readTraffic, where, retry);
       if (snap.epoch !== start.epoch) {
@@ -234,6 +266,7 @@ function* rolloutTraffic(context: OrchestrationContext): Generator<Task, Rollout
     for (const weight of spec.steps) {
       if (spec.approval && spec.approval.beforePercent === weight) {
         const a = yield* awaitApproval(weight, spec.approval.timeoutSeconds);
+        if (a.leaseLost) return yield* rollBack('rolledBack', leaseLostError());
         if (a.abort) return yield* rollBack('aborted', { code: 'RolloutAborted', message: `Aborted${a.abort.by ? ` by ${a.abort.by}` : ''}${a.abort.reason ? `: ${a.abort.reason}` : ''}.` }, a.abort);
         approval = a.approval!;
         st.approval = approval;

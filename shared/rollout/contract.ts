@@ -18,6 +18,8 @@ export interface RolloutRunInput {
   /** The slot serving now; absent on a first deployment (nothing to shift from). */
   previousSlot?: string;
   spec: RolloutSpec;
+  /** How often the run renews its hold on the service while it waits (default: a quarter of the 2 h deployment lease). */
+  leaseRenewSeconds?: number;
 }
 
 export type RolloutDecision = 'promote' | 'rolledBack' | 'aborted' | 'rejected' | 'skipped';
@@ -130,6 +132,8 @@ export const ROLLOUT = {
   run: orchestration<RolloutRunInput, RolloutRunResult>('rolloutTraffic'),
   setWeights: activity<SetWeightsInput, TrafficSnapshot>('rolloutSetWeights'),
   readTraffic: activity<ReadTrafficInput, TrafficSnapshot>('rolloutReadTraffic'),
+  /** Renews the run's hold on the service (shared/services/registry.ts `renewDeployment`). */
+  renewLease: activity<{ serviceName: string; runId: string }, { held: boolean }>('rolloutRenewLease'),
 } as const;
 
 /** The rollout sub-orchestration's instance id for a deployment run (the HTTP routes raise its events). */

@@ -11,7 +11,7 @@ import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { scriptedActivities, type Answer, type Scenario } from '../helpers/scenarios';
 import { DEPLOY, type DeployRunInput, type RollbackInput, type RollbackOutput } from '../../shared/deploy/contract';
-import { ROLLOUT, type SetWeightsInput } from '../../shared/rollout/contract';
+import { ROLLOUT, type RolloutRunInput, type SetWeightsInput } from '../../shared/rollout/contract';
 import type { RolloutSpec } from '../../shared/rollout/spec';
 import { emptyShadowTraffic, emptySlotTraffic, latencyBucket, type TrafficSnapshot } from '../../shared/rollout/traffic';
 import { runIdFor } from '../../shared/services/run';
@@ -30,6 +30,7 @@ const ACTIVITIES = [
   DEPLOY.publishEvent,
   ROLLOUT.setWeights,
   ROLLOUT.readTraffic,
+  ROLLOUT.renewLease,
 ].map((a) => a.name);
 // The rollout's activities run in its sub-orchestration (`<runId>:rollout`): same scenario as the run.
 const overrides = scriptedActivities(ACTIVITIES, (_input, ctx) => scenarios.get(ctx.instanceId.replace(/:rollout$/, '')));
@@ -337,4 +338,28 @@ test('linear 20 % steps: five steps; the live status keeps the last four records
   expect(run.rollout.completedCount).toBe(5);
   expect(run.rollout.completed.map((c: any) => c.weight)).toEqual([40, 60, 80, 100]);
   expect(run.result.rollout.summary).toBe('linear: 20 % → 40 % → 60 % → 80 % → 100 % passed');
+}, 120_000);
+
+test('waits longer than the renewal interval renew the run\'s hold on the service; a lost hold stops the rollout at 0 % (RolloutLeaseLost)', async () => {
+  // The sub-orchestration started directly, as deployModel starts it, with a 1 s renewal interval instead of 30 min.
+  const run = async (held: (attempt: number) => boolean) => {
+    const front = new FakeFront(100);
+    const id = runIdFor('http', `lease|${++seq}|${Date.now()}`);
+    const scenario: Scenario = { answers: { ...answers(front), [ROLLOUT.renewLease.name]: (_i: unknown, attempt: number) => ({ held: held(attempt) }) }, calls: [] };
+    scenarios.set(id, scenario);
+    const input: RolloutRunInput = { runId: id, serviceName: 'svc-r', target: 'local', slot: 'green', previousSlot: 'blue', spec: spec({ steps: [50, 100], bakeSeconds: 3 }), leaseRenewSeconds: 1 };
+    await env.startOrchestration(ROLLOUT.run.name, input, `${id}:rollout`);
+    const done = await env.waitFor(`${id}:rollout`, { timeoutMs: 60_000 });
+    const renewals = scenario.calls.filter((c) => c.name === ROLLOUT.renewLease.name);
+    return { done, front, renewals };
+  };
+  const kept = await run(() => true);
+  expect(kept.done.runtimeStatus).toBe('Completed');
+  expect(kept.done.output).toMatchObject({ promoted: true, decision: 'promote' });
+  expect(kept.renewals.length).toBeGreaterThanOrEqual(2);
+  expect(kept.renewals[0].input).toEqual({ serviceName: 'svc-r', runId: expect.stringMatching(/^deploy-http-/) });
+
+  const lost = await run((attempt) => attempt < 2);
+  expect(lost.done.output).toMatchObject({ promoted: false, decision: 'rolledBack', error: { code: 'RolloutLeaseLost' } });
+  expect(lost.front.weightsSet[lost.front.weightsSet.length - 1]).toEqual({ blue: 100, green: 0 });
 }, 120_000);

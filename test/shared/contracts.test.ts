@@ -42,6 +42,7 @@ test('activity and orchestration names are the ones existing histories use', () 
     run: 'orchestration:rolloutTraffic',
     setWeights: 'activity:rolloutSetWeights',
     readTraffic: 'activity:rolloutReadTraffic',
+    renewLease: 'activity:rolloutRenewLease',
   });
 });
 
