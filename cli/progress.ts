@@ -1,7 +1,8 @@
 /**
  * Live progress of runs, for `mdf` (and the demo's step lines):
  * - deployment runs: one line per step as it starts and as it ends, with the step's own time from the run. On a
- *   terminal the running step's line is redrawn in place (spinner + elapsed time) and replaced by its end line;
+ *   terminal the running step's line is redrawn in place (spinner + elapsed time) and replaced by its end line
+ *   (marked ✓ / ✗ / ·);
  *   elsewhere (a pipe, a file, CI logs) plain lines: `<step> running…`, then `<step> <state> <seconds> s <detail>`.
  * - batch runs: on a terminal a `cli-progress` bar (mini-batches done/failed, rows/s, ETA); elsewhere one line
  *   each time the counts change.
@@ -47,17 +48,21 @@ export class StepProgress {
 
   update(view: RunView, now = Date.now()): void {
     view.steps.forEach((s, i) => {
-      if (this.seen.get(i) === s.state) return;
+      const before = this.seen.get(i);
+      if (before === s.state) return;
       this.seen.set(i, s.state);
       const label = (STEP_LABELS[s.name] ?? s.name).padEnd(15);
+      // Plain output shows every step's start, also of one that started and ended between two polls.
+      if (!this.o.tty && before === undefined && s.state !== 'Skipped') this.o.line(`  ${label} running…`);
       if (s.state === 'Running') {
         if (this.o.tty) this.live = { index: i, step: s };
-        else this.o.line(`  ${label} running…`);
         return;
       }
       if (this.live?.index === i) this.live = undefined;
       this.clearLive();
-      this.o.line(`  ${label} ${s.state.padEnd(9)} ${`${secs(stepMs(s))} s`.padStart(7)}${s.detail ? `  ${clip(s.detail, 90)}` : ''}`);
+      // On a terminal the end line gets a mark (the running line it replaces had a spinner).
+      const mark = !this.o.tty ? '' : s.state === 'Succeeded' ? '✓ ' : s.state === 'Skipped' ? '· ' : '✗ ';
+      this.o.line(`  ${mark}${label} ${s.state.padEnd(9)} ${`${secs(stepMs(s))} s`.padStart(7)}${s.detail ? `  ${clip(s.detail, 90)}` : ''}`);
     });
     this.drawLive(now);
   }
