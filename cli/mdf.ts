@@ -14,8 +14,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import * as fs from 'fs';
 import * as path from 'path';
-import { parse as parseYaml } from 'yaml';
 import { ApiError, ConnectionError, isBatchRun, MdfClient, WaitTimeout, type AnyRunView, type BatchRunView, type RunView, type UploadFile } from '../client/api';
+import { parseYamlBounded } from '../shared/parse';
 import { BatchProgressView, secs, StepProgress, type Out } from './progress';
 
 /** Exit codes (documented in docs/reference.md, "CLI"). */
@@ -167,9 +167,10 @@ export function withOverrides(text: string, fileName: string, o: { service?: str
   if (!o.service && !o.target) return { text, fileName };
   let doc: unknown;
   try {
-    doc = parseYaml(text, { maxAliasCount: 100 });
+    // The app's bounded parser (size, depth and aliases checked before and after parsing); YAML reads JSON too.
+    doc = parseYamlBounded(text, { what: fileName, maxBytes: MAX_MANIFEST_BYTES });
   } catch (e) {
-    throw new UsageError(`${fileName} is not valid JSON/YAML: ${(e as Error).message.split('\n')[0]}`);
+    throw new UsageError((e as Error).message);
   }
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new UsageError(`${fileName} is not a manifest object.`);
   const m = { ...(doc as Record<string, unknown>) };
@@ -454,11 +455,8 @@ export function buildProgram(io: Io): Command {
       const { api } = ctx(cmd);
       const raw = o.data === '-' ? await readStdin(io.stdin, MAX_DATA_BYTES) : o.data.startsWith('@') ? readBounded(o.data.slice(1), MAX_DATA_BYTES, 'The data file') : Buffer.from(o.data);
       const text = raw.toString('utf8');
-      try {
-        JSON.parse(text);
-      } catch (e) {
-        throw new UsageError(`--data is not JSON: ${(e as Error).message}`);
-      }
+      // Sent as is (the endpoint validates it); only an obvious slip is caught here.
+      if (!/^\s*[[{]/.test(text)) throw new UsageError(`--data is not a JSON object or array${o.data.startsWith('@') || o.data === '-' ? '' : ` (a file? write --data @${o.data.slice(0, 80)})`}.`);
       const r = await api.score(service, text);
       if (r.status >= 400) {
         const e = (r.body as { error?: { code?: string; message?: string } } | undefined)?.error;

@@ -182,6 +182,23 @@ test('errors: the API\'s code and message with exit 3, usage errors exit 2, no A
   expect(down.stderr).toMatch(/cannot reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
 }, 120_000);
 
+test('deploy --wait of a model that fails its smoke test: exit 1, the run\'s error and the failed step on stderr', async () => {
+  const folder = path.join(tmp, 'wrong-expectation');
+  fs.mkdirSync(folder, { recursive: true });
+  for (const f of ['model.json', 'score.js', 'package.json']) fs.copyFileSync(path.join(EXAMPLE, f), path.join(folder, f));
+  const manifest = JSON.parse(fs.readFileSync(path.join(EXAMPLE, 'deploy.json'), 'utf8'));
+  manifest.smoke_test.expected_output = [1, 2];
+  fs.writeFileSync(path.join(folder, 'deploy.json'), JSON.stringify(manifest));
+  const r = await mdf(['deploy', folder, '--service', 'cli-wrong', '--wait']);
+  expect(r.code).toBe(1);
+  expect(r.stdout).toMatch(/\n  smoke test      Failed\s+\d+\.\d\d s/);
+  expect(r.stdout).toMatch(/\nrun deploy-http-[0-9a-f]{32} Failed in /);
+  // The run's error in full — for a failed slot it carries the replicas' last log lines — then the failed step.
+  expect(r.stderr).toMatch(/^mdf: run deploy-http-[0-9a-f]{32} Failed: SmokeTestFailed: .*differs from the expected \[1,2\]/);
+  expect(r.stderr).toMatch(/\nLast log lines of slot \w+:\n\[replica 0\] /);
+  expect(r.stderr).toMatch(/\n  step smokeTest failed: .+\n$/);
+}, 120_000);
+
 test('batch --wait: plain progress lines and the end; a failing run exits 1 with its error', async () => {
   await uploadIris(fx.storage, 'cli-tab/', 4, 40);
   const jobFile = path.join(tmp, 'batch.json');
