@@ -5,6 +5,7 @@
  */
 import { spawn } from 'child_process';
 import * as fs from 'fs';
+import * as http from 'http';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
@@ -49,8 +50,8 @@ const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
  * stdout is a terminal; its output then comes back through the pty (stdout and stderr together, \r\n line ends).
  */
 function mdf(args: string[], o: { input?: string; tty?: boolean; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<Result> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, MDF_URL: env.baseUrl, ...(o.env ?? {}) };
-  delete childEnv.MDF_FUNCTION_KEY;
+  const { MDF_FUNCTION_KEY: _callersKey, ...inherited } = process.env;
+  const childEnv: NodeJS.ProcessEnv = { ...inherited, MDF_URL: env.baseUrl, ...(o.env ?? {}) };
   const child = o.tty
     ? spawn('script', ['-qfec', [process.execPath, BIN, ...args].map(quote).join(' '), '/dev/null'], { env: { ...childEnv, TERM: 'xterm', COLUMNS: '160' }, stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(process.execPath, [BIN, ...args], { env: childEnv, stdio: [o.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
@@ -181,6 +182,44 @@ test('errors: the API\'s code and message with exit 3, usage errors exit 2, no A
   expect(down.code).toBe(4);
   expect(down.stderr).toMatch(/cannot reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
 }, 120_000);
+
+test('--key / MDF_FUNCTION_KEY are sent as x-functions-key; --timeout gives up with exit 5 and the run id', async () => {
+  // A stand-in for an Azure app that checks keys: records what arrives, answers a run that never ends.
+  const seen: Array<{ url: string; key: string | undefined }> = [];
+  const server = http.createServer((req, res) => {
+    seen.push({ url: req.url ?? '', key: req.headers['x-functions-key'] as string | undefined });
+    res.setHeader('content-type', 'application/json');
+    if (req.url === '/api/health') return res.end(JSON.stringify({ status: 'Healthy', storage: { reachable: true, latencyMs: 1 } }));
+    if (req.url === '/api/runs/run-1') return res.end(JSON.stringify({ id: 'run-1', state: 'Running', currentStep: 'image', steps: [{ name: 'image', state: 'Running', startedTime: new Date().toISOString() }] }));
+    res.statusCode = 401;
+    res.end(JSON.stringify({ error: { code: 'Unauthorized', message: 'A function key is required.' } }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  try {
+    expect(await ok(['health'], { env: { MDF_URL: url, MDF_FUNCTION_KEY: 'env-key' } })).toMatch(/^Healthy/);
+    expect(await ok(['--key', 'flag-key', 'health'], { env: { MDF_URL: url, MDF_FUNCTION_KEY: 'env-key' } })).toMatch(/^Healthy/);
+    expect(seen.map((x) => x.key)).toEqual(['env-key', 'flag-key']);
+
+    const waited = await mdf(['runs', 'watch', 'run-1', '--timeout', '1'], { env: { MDF_URL: url } });
+    expect(waited.code).toBe(5);
+    expect(waited.stdout).toMatch(/^run run-1\n  build image     running…\n$/);
+    expect(waited.stderr).toMatch(/Run run-1 did not finish within 1 s \(still at step image\)\. It goes on: mdf runs watch run-1\n$/);
+
+    const refused = await mdf(['services'], { env: { MDF_URL: url } });
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toBe('mdf: Unauthorized: A function key is required. (GET /api/services → 401)\n');
+  } finally {
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});
+
+test('package.json bin: mdf → bin/mdf.js, an executable node script', () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  expect(pkg.bin).toEqual({ mdf: 'bin/mdf.js' });
+  expect(fs.readFileSync(BIN, 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');
+  expect(fs.statSync(BIN).mode & 0o111).not.toBe(0);
+});
 
 test('deploy --wait of a model that fails its smoke test: exit 1, the run\'s error and the failed step on stderr', async () => {
   const folder = path.join(tmp, 'wrong-expectation');
