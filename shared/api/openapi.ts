@@ -47,7 +47,7 @@ function operation(r: ApiRoute, operationId: string): JsonObject {
     tags: [r.path.split('/')[1].replace(/\.json$/, '')],
     ...(params.length || query.length ? { parameters: [...params, ...query] } : {}),
     responses: {
-      [String(r.ok[0])]: { description: r.ok[0] === 202 ? 'Accepted' : 'OK', content: { 'application/json': { schema: ref(r.ok[1]) } } },
+      [String(r.ok[0])]: { description: r.ok[0] === 202 ? 'Accepted' : 'OK', content: { [r.ok[2] ?? 'application/json']: { schema: ref(r.ok[1]) } } },
       ...Object.fromEntries(r.errors.map((status) => [String(status), { $ref: `#/components/responses/Error${status}` }])),
     },
     ...(r.auth === 'anonymous' ? { security: [] } : {}),

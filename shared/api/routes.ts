@@ -4,7 +4,7 @@
  * `{version?}` segment is listed as two paths), what it takes and what it answers. A new route is one line here;
  * test/api/openapi.test.ts fails, naming the route, when a registered HTTP function is missing.
  */
-import type { z } from 'zod';
+import { z } from 'zod';
 import { batchJobSchema } from '../batch/job';
 import { manifestSchema } from '../manifest/schema';
 import * as s from './schemas';
@@ -18,8 +18,11 @@ export interface ApiRoute {
   /** Path under `/api`, `{param}` for path parameters. */
   path: string;
   summary: string;
-  /** The success answer: status and body schema (a component name, see `COMPONENTS`). */
-  ok: [status: number, component: keyof typeof COMPONENTS];
+  /**
+   * The success answer: status and body schema (a component name, see `COMPONENTS`; `Json` = any JSON, for a route
+   * whose answer has no schema yet) and, when not JSON, its content type (`Text` with `text/plain`).
+   */
+  ok: [status: number, component: keyof typeof COMPONENTS, contentType?: string];
   /** Error statuses it answers (always with the `Error` body). */
   errors: number[];
   body?: { component: keyof typeof COMPONENTS; contentTypes: string[]; required?: boolean };
@@ -54,6 +57,8 @@ export const COMPONENTS = {
   Deleted: s.deleted,
   Health: s.health,
   OpenApiDocument: s.openApiDocument,
+  Json: z.unknown().meta({ description: 'A JSON answer (not described in detail yet).' }),
+  Text: z.string(),
 } satisfies Record<string, z.ZodType>;
 
 const json = ['application/json'];

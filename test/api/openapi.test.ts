@@ -76,7 +76,7 @@ function check(method: string, template: string, r: { status: number; body: unkn
   let response = op.responses[String(r.status)];
   if (!response) throw new Error(`${method.toUpperCase()} ${template} answered ${r.status}, which the document does not list (${Object.keys(op.responses).join(', ')}): ${JSON.stringify(r.body).slice(0, 300)}`);
   if (response.$ref) response = doc.components.responses[response.$ref.split('/').pop()];
-  const ref: string = response.content['application/json'].schema.$ref;
+  const ref: string = (Object.values(response.content)[0] as { schema: { $ref: string } }).schema.$ref;
   const validate = ajv.getSchema(`openapi${ref}`)!;
   if (!validate(r.body)) throw new Error(`${method.toUpperCase()} ${template} → ${r.status} does not match ${ref}: ${ajv.errorsText(validate.errors, { separator: '\n' })}\n${JSON.stringify(r.body).slice(0, 1000)}`);
   checked.add(`${method} ${template} ${r.status}`);
