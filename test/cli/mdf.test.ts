@@ -115,6 +115,7 @@ test('deploy --wait (plain lines), list/show, score, keys --regenerate, runs sho
   expect(JSON.parse(await ok(['runs', 'show', runId]))).toMatchObject({ id: runId, state: 'Succeeded', result: { serviceName: 'cli-diabetes' } });
   // watch on a run that has ended prints its end at once.
   expect(await ok(['runs', 'watch', runId])).toMatch(new RegExp(`run ${runId} Succeeded \\(Deployed\\)`));
+  expect(JSON.parse(await ok(['--json', 'runs', 'watch', runId]))).toMatchObject({ id: runId, state: 'Succeeded', result: { outcome: 'Deployed', scoringUri } });
 
   // score: by service name, data from a file, from stdin, or inline.
   const dataFile = path.join(tmp, 'sample.json');
@@ -134,6 +135,13 @@ test('deploy --wait (plain lines), list/show, score, keys --regenerate, runs sho
   expect(regen).toMatch(/^regenerated the primary key\n/);
   expect(newPrimary).not.toBe(before.primaryKey);
   expect((await env.request('GET', '/api/services/cli-diabetes/keys')).body).toEqual({ primaryKey: newPrimary, secondaryKey: before.secondaryKey });
+
+  // Deploying again to the service is an update (blue/green): the ONNX version serves after it.
+  const update = await ok(['deploy', path.join(ROOT, 'examples/models/diabetes-onnx'), '--service', 'cli-diabetes', '--wait']);
+  expect(update).toMatch(/update: diabetes-node:1 → diabetes-onnx:1/);
+  expect(update).toMatch(/ Succeeded \(Updated\) in /);
+  const onnx = JSON.parse(await ok(['score', 'cli-diabetes', '--data', `@${dataFile}`])) as { output: number[][] };
+  onnx.output.forEach((row, i) => expect(row[0]).toBeCloseTo(expected[i], 3));
 
   // A deployment run cannot be aborted: a usage error, nothing sent but the lookup.
   const abort = await mdf(['runs', 'abort', runId]);
