@@ -15,6 +15,7 @@ import { Command, CommanderError, Option } from 'commander';
 import * as fs from 'fs';
 import * as path from 'path';
 import { ApiError, ConnectionError, isBatchRun, MdfClient, WaitTimeout, type AnyRunView, type BatchRunView, type RunView, type UploadFile } from '../client/api';
+import { checkSiteId, resolveAzureApp } from '../client/azure';
 import { parseYamlBounded } from '../shared/parse';
 import { BatchProgressView, secs, StepProgress, type Out } from './progress';
 
@@ -57,6 +58,7 @@ class RunFailed extends Error {
 interface GlobalOptions {
   url: string;
   key?: string;
+  azureApp?: string;
   json?: boolean;
 }
 
@@ -267,19 +269,40 @@ function positiveSeconds(v: string): number {
   return n;
 }
 
-export function buildProgram(io: Io): Command {
+export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Command {
   const program = new Command('mdf');
   program
     .description('Model Deploy Flow: deploy, score and manage models through the management API.')
     .addOption(new Option('--url <url>', 'the app (Functions host) base URL').env('MDF_URL').default(DEFAULT_URL))
     .addOption(new Option('--key <key>', 'function key, sent as x-functions-key (Azure)').env('MDF_FUNCTION_KEY'))
+    .addOption(new Option('--azure-app <resourceId>', 'Azure: the Function App resource id; its URL and default function key are read through ARM with DefaultAzureCredential (az login, managed identity)').env('MDF_AZURE_APP'))
     .option('--json', 'machine-readable JSON output (no progress)')
     .showHelpAfterError('(run mdf --help for usage)')
     .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) })
     .exitOverride();
 
-  const ctx = (cmd: Command) => {
+  const ctx = async (cmd: Command) => {
     const g = cmd.optsWithGlobals() as GlobalOptions;
+    if (g.azureApp) {
+      // --url / MDF_URL and --key / MDF_FUNCTION_KEY, when given, win over what ARM says.
+      let siteId: string;
+      try {
+        siteId = checkSiteId(g.azureApp);
+      } catch (e) {
+        throw new UsageError(`--azure-app: ${(e as Error).message}`);
+      }
+      let app: { url: string; key: string };
+      try {
+        const { DefaultAzureCredential } = await import('@azure/identity');
+        app = await resolveAzureApp(siteId, new DefaultAzureCredential(), { ...(env.MDF_ARM_ENDPOINT ? { armEndpoint: env.MDF_ARM_ENDPOINT } : {}) });
+      } catch (e) {
+        if (e instanceof ApiError || e instanceof ConnectionError) throw e;
+        // No credential (not signed in, no managed identity): the credential's own reason.
+        throw new ApiError(401, 'AzureCredentialFailed', `${(e as Error).message.split('\n')[0].slice(0, 500)} (sign in with az login, or run where a managed identity is available)`, 'DefaultAzureCredential');
+      }
+      if (program.getOptionValueSource('url') === 'default') g.url = app.url;
+      g.key ??= app.key;
+    }
     let url: URL;
     try {
       url = new URL(g.url);
@@ -295,7 +318,7 @@ export function buildProgram(io: Io): Command {
     .command('health')
     .description('is the app loaded and its storage reachable (exit 1 when Unhealthy)')
     .action(async (_o, cmd: Command) => {
-      const { g, api } = ctx(cmd);
+      const { g, api } = await ctx(cmd);
       const r = await api.health();
       if (g.json) printJson(io, r.body);
       else io.stdout.write(`${r.body.status}${r.body.storage?.latencyMs !== undefined ? ` (storage ${r.body.storage.latencyMs} ms)` : ''}${r.body.error ? `: ${r.body.error.code}: ${r.body.error.message}` : ''}\n`);
@@ -313,7 +336,7 @@ export function buildProgram(io: Io): Command {
     .option('--timeout <seconds>', 'with --wait: give up after this long (exit 5)', positiveSeconds, 600)
     .option('--idempotency-key <key>', 'makes a retried request safe (the same key answers the same run)')
     .action(async (target: string, o: { service?: string; target?: string; wait?: boolean; timeout: number; idempotencyKey?: string }, cmd: Command) => {
-      const { g, api } = ctx(cmd);
+      const { g, api } = await ctx(cmd);
       const local = readDeployFolder(target);
       const manifest = withOverrides(local.manifestText, local.manifestName, o);
       const accepted = await api.deploy(manifest, local.files, o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : {});
@@ -337,7 +360,7 @@ export function buildProgram(io: Io): Command {
       .command('list', { isDefault: true })
       .description(`list ${noun}`)
       .action(async (o: { tag?: string[]; latest?: boolean; model?: string }, cmd: Command) => {
-        const { g, api } = ctx(cmd);
+        const { g, api } = await ctx(cmd);
         if (noun === 'models') {
           const r = await api.listModels({ ...(o.tag ? { tags: o.tag } : {}), ...(o.latest ? { latest: true } : {}) });
           if (g.json) return printJson(io, r);
@@ -355,7 +378,7 @@ export function buildProgram(io: Io): Command {
       .description(`one ${noun.slice(0, -1)} (name: every version; name:version: that one)`)
       .argument('<name[:version]>')
       .action(async (ref: string, _o, cmd: Command) => {
-        const { api } = ctx(cmd);
+        const { api } = await ctx(cmd);
         const { name, version } = nameVersion(ref);
         const r = noun === 'models' ? (version === undefined ? await api.model(name) : await api.model(name, version)) : version === undefined ? await api.image(name) : await api.image(name, version);
         printJson(io, r);
@@ -365,7 +388,7 @@ export function buildProgram(io: Io): Command {
       .argument('<name[:version]>')
       .option('--force', 'delete even when in use')
       .action(async (ref: string, o: { force?: boolean }, cmd: Command) => {
-        const { g, api } = ctx(cmd);
+        const { g, api } = await ctx(cmd);
         const { name, version } = nameVersion(ref);
         const r = noun === 'models' ? await api.deleteModel(name, version, { force: !!o.force }) : await api.deleteImage(name, version, { force: !!o.force });
         if (g.json) printJson(io, r);
@@ -380,7 +403,7 @@ export function buildProgram(io: Io): Command {
     .command('list', { isDefault: true })
     .description('list services')
     .action(async (_o, cmd: Command) => {
-      const { g, api } = ctx(cmd);
+      const { g, api } = await ctx(cmd);
       const r = await api.listServices();
       if (g.json) return printJson(io, r);
       io.stdout.write(`${table(['SERVICE', 'STATE', 'TARGET', 'IMAGE', 'SCORING URI'], r.value.map((s) => [s.name, s.state, s.target, s.image ?? '-', s.scoringUri ?? '-']))}\n`);
@@ -389,14 +412,14 @@ export function buildProgram(io: Io): Command {
     .command('show')
     .description('one service (state, image, target, config, scoring URI; never keys)')
     .argument('<name>')
-    .action(async (name: string, _o, cmd: Command) => printJson(io, await ctx(cmd).api.service(name)));
+    .action(async (name: string, _o, cmd: Command) => printJson(io, await (await ctx(cmd)).api.service(name)));
   services
     .command('delete')
     .description('delete a service (during a deployment → 409 unless --force, which stops it)')
     .argument('<name>')
     .option('--force', 'delete even while a deployment runs')
     .action(async (name: string, o: { force?: boolean }, cmd: Command) => {
-      const { g, api } = ctx(cmd);
+      const { g, api } = await ctx(cmd);
       const r = await api.deleteService(name, { force: !!o.force });
       if (g.json) printJson(io, r);
       else io.stdout.write(`deleted ${r.deleted.join(', ')}\n`);
@@ -408,14 +431,14 @@ export function buildProgram(io: Io): Command {
     .command('show')
     .description('a run: state, steps and times, result (deployment) or progress and counts (batch)')
     .argument('<id>')
-    .action(async (id: string, _o, cmd: Command) => printJson(io, await ctx(cmd).api.run(id)));
+    .action(async (id: string, _o, cmd: Command) => printJson(io, await (await ctx(cmd)).api.run(id)));
   runs
     .command('watch')
     .description('follow a run until it ends (exit 1 if it fails)')
     .argument('<id>')
     .option('--timeout <seconds>', 'give up after this long (exit 5)', positiveSeconds, 600)
     .action(async (id: string, o: { timeout: number }, cmd: Command) => {
-      const { g, api } = ctx(cmd);
+      const { g, api } = await ctx(cmd);
       if (!g.json) io.stdout.write(`run ${id}\n`);
       finish(io, g, await follow(api, io, g, id, { timeoutS: o.timeout }));
     });
@@ -425,7 +448,7 @@ export function buildProgram(io: Io): Command {
     .argument('<id>')
     .option('--reason <text>', 'recorded as the termination reason')
     .action(async (id: string, o: { reason?: string }, cmd: Command) => {
-      const { g, api } = ctx(cmd);
+      const { g, api } = await ctx(cmd);
       const view = await api.run(id);
       if (!isBatchRun(view)) throw new UsageError(`Run ${id} is a deployment run; only batch runs can be aborted (to stop a deployment, delete its service with --force).`);
       const r = await api.terminateBatch(id, o.reason);
@@ -440,7 +463,7 @@ export function buildProgram(io: Io): Command {
     .argument('<service>')
     .addOption(new Option('--regenerate <which>', 'regenerate this key first').choices(['primary', 'secondary']))
     .action(async (service: string, o: { regenerate?: 'primary' | 'secondary' }, cmd: Command) => {
-      const { g, api } = ctx(cmd);
+      const { g, api } = await ctx(cmd);
       const keys = o.regenerate ? await api.regenerateKey(service, o.regenerate === 'primary' ? 'Primary' : 'Secondary') : await api.keys(service);
       if (g.json) return printJson(io, keys);
       io.stdout.write(`${o.regenerate ? `regenerated the ${o.regenerate} key\n` : ''}primaryKey    ${keys.primaryKey}\nsecondaryKey  ${keys.secondaryKey}\n`);
@@ -452,7 +475,7 @@ export function buildProgram(io: Io): Command {
     .argument('<service>')
     .requiredOption('--data <data>', "@file.json, - (stdin) or the JSON text itself")
     .action(async (service: string, o: { data: string }, cmd: Command) => {
-      const { api } = ctx(cmd);
+      const { api } = await ctx(cmd);
       const raw = o.data === '-' ? await readStdin(io.stdin, MAX_DATA_BYTES) : o.data.startsWith('@') ? readBounded(o.data.slice(1), MAX_DATA_BYTES, 'The data file') : Buffer.from(o.data);
       const text = raw.toString('utf8');
       // Sent as is (the endpoint validates it); only an obvious slip is caught here.
@@ -474,7 +497,7 @@ export function buildProgram(io: Io): Command {
     .option('--timeout <seconds>', 'with --wait: give up after this long (exit 5)', positiveSeconds, 3600)
     .option('--idempotency-key <key>', 'makes a retried request safe')
     .action(async (target: string, o: { wait?: boolean; timeout: number; idempotencyKey?: string }, cmd: Command) => {
-      const { g, api } = ctx(cmd);
+      const { g, api } = await ctx(cmd);
       let file = path.resolve(target);
       if (fs.existsSync(file) && fs.statSync(file).isDirectory()) {
         const found = BATCH_NAMES.find((n) => fs.existsSync(path.join(file, n)));

@@ -172,6 +172,9 @@ test('errors: the API\'s code and message with exit 3, usage errors exit 2, no A
   const noFolder = await mdf(['deploy', path.join(tmp, 'does-not-exist')]);
   expect(noFolder.code).toBe(2);
   expect(noFolder.stderr).toMatch(/does-not-exist does not exist/);
+  const notAnApp = await mdf(['--azure-app', 'func-mdf', 'health']);
+  expect(notAnApp.code).toBe(2);
+  expect(notAnApp.stderr).toMatch(/^mdf: --azure-app: "func-mdf" is not a Function App resource id/);
   const unknown = await mdf(['frobnicate']);
   expect(unknown.code).toBe(2);
   expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
