@@ -9,7 +9,7 @@
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
-import { z } from 'zod';
+import { modelPatch, regenerateKeyBody } from '../shared/api/schemas';
 import { describeIssues } from '../shared/manifest/schema';
 import { parseJsonBounded } from '../shared/parse';
 import { checkRunId, parseVersion } from '../shared/manifest/names';
@@ -92,12 +92,6 @@ app.http('modelByName', {
     if (!all.length) throw notFound('ModelNotFound', `Model "${request.params.name}" does not exist.`);
     return { jsonBody: { latest: all[0], value: all } };
   }),
-});
-
-const modelPatch = z.strictObject({
-  tags: z.record(z.string(), z.string()).optional(),
-  remove_tags: z.array(z.string()).optional(),
-  properties: z.record(z.string(), z.string()).optional(),
 });
 
 /** `PATCH /api/models/{name}/{version}`: tags are mutable (`tags` adds/overwrites, `remove_tags` removes), properties add-only. */
@@ -198,10 +192,11 @@ app.http('regenerateServiceKey', {
     }
     const keyType = body && typeof body === 'object' && !Array.isArray(body) ? (body as { keyType?: unknown }).keyType : undefined;
     if (keyType === undefined) throw badRequest('InvalidBody', `The body has no "keyType" field. ${usage}`);
-    if (keyType !== 'Primary' && keyType !== 'Secondary') throw badRequest('InvalidKeyType', `keyType ${JSON.stringify(keyType).slice(0, 40)} is not a key type. ${usage}`);
+    const parsed = regenerateKeyBody.shape.keyType.safeParse(keyType);
+    if (!parsed.success) throw badRequest('InvalidKeyType', `keyType ${JSON.stringify(keyType).slice(0, 40)} is not a key type. ${usage}`);
     const svc = getAppServices();
     const record = await svc.services.get(request.params.name);
-    const keys = await regenerateServiceKey({ services: svc.services, target: svc.target(record.target) }, record.name, keyType);
+    const keys = await regenerateServiceKey({ services: svc.services, target: svc.target(record.target) }, record.name, parsed.data);
     return { jsonBody: keys, headers: { 'cache-control': 'no-store' } };
   }),
 });
