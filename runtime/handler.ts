@@ -145,7 +145,7 @@ export interface HandledMany {
  */
 export async function handleRequests(handler: Handler, items: RequestItem[], debug: boolean): Promise<HandledMany> {
   const replies = new Array<WorkerReply>(items.length);
-  const score = handler.scoreMany ? items.flatMap((it, i) => (it.input.kind === 'score' ? [i] : [])) : [];
+  const score = handler.scoreMany ? items.flatMap((it, i) => (it.input.kind === 'score' && !it.input.warmup ? [i] : [])) : [];
   let runs: number[] = [];
   let fallbacks = 0;
   if (score.length) {
@@ -164,7 +164,7 @@ export async function handleRequests(handler: Handler, items: RequestItem[], deb
   for (let i = 0; i < items.length; i++) {
     if (replies[i]) continue;
     replies[i] = await handleRequest(handler, items[i].input, items[i].body, debug);
-    if (items[i].input.kind === 'score') runs.push(1);
+    if (items[i].input.kind === 'score' && !items[i].input.warmup) runs.push(1);
   }
   return { replies, runs, fallbacks };
 }

@@ -275,7 +275,7 @@ export class OipService {
       if (this.o.pool.phase !== 'ready' || this.o.options.mode === 'batch') return;
       const sample = this.sample();
       if (sample === undefined) return;
-      const input: RequestInput = { kind: 'score', method: 'POST', path: '/score', query: '', headers: { 'content-type': 'application/json' } };
+      const input: RequestInput = { kind: 'score', method: 'POST', path: '/score', query: '', headers: { 'content-type': 'application/json' }, warmup: true };
       try {
         const reply = await this.o.pool.run(input, Buffer.from(JSON.stringify(sample), 'utf8'));
         this.noteAnswer(reply.status);

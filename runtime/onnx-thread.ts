@@ -43,7 +43,7 @@ onnxHandler(data.file, { threads: data.threads }).then(
       // A model that cannot be batched gets its requests one at a time (each reply as soon as it is ready).
       get maxBatchSize() { return handler.batchable?.() ? data.maxBatchSize : 1; },
       maxBatchDelayMs: data.maxBatchDelayMs,
-      batchable: (m) => m.input.kind === 'score',
+      batchable: (m) => m.input.kind === 'score' && !m.input.warmup,
       process: async (msgs) => {
         const items = msgs.map((m) => ({ input: m.input, body: Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength) }));
         const done = await handleRequests(handler, items, data.debug);

@@ -16,6 +16,8 @@ export interface WorkerRequestHeader {
   headers: Record<string, string>;
   /** An Open Inference Protocol `/infer` request (ONNX models: the body is the OIP request JSON). */
   oip?: OipTarget;
+  /** The readiness warm-up run (runtime/oip.ts): never batched with others, not counted in the batch metrics. */
+  warmup?: boolean;
 }
 
 /** A JSON schema object as the inference-schema decorators record it (`properties` + `example`). */

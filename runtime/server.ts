@@ -34,10 +34,11 @@ export interface ScoringServer {
   /** What runs the model: the worker pool, or the in-process ONNX scorer (`InProcessScorer`). */
   readonly pool: Scorer;
   readonly metrics: RuntimeMetrics;
-  /** Resolves when init() finished in a worker (`ok: true`) or failed everywhere (`ok: false`). */
+  /**
+   * Resolves when init() finished in a worker and the warm-up run (the schema's sample, see oip.ts) was answered
+   * (`ok: true`), or init() failed everywhere (`ok: false`).
+   */
   readonly initialized: Promise<{ ok: boolean; error?: string }>;
-  /** Resolves after the warm-up run (Open Inference Protocol readiness; immediately when there is no sample). */
-  readonly warmedUp: Promise<void>;
   /** `GET /v2/health/ready`: the model is loaded and has answered once. */
   readonly oipReady: boolean;
   /** Requests being handled or waiting (used by the autoscale router as "busy"). */
@@ -267,9 +268,10 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     server.listen(options.port, options.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  const initialized = pool.start().then(() => (pool.phase === 'ready' ? { ok: true } : { ok: false, error: pool.unavailableReason }));
-  // Open Inference Protocol readiness: loaded and answered once (the warm-up).
-  const warmedUp = initialized.then(() => oip.warmUp());
+  // Ready = init() done and the warm-up run answered (Open Inference Protocol readiness: loaded and answered once).
+  const initialized = pool.start()
+    .then(() => oip.warmUp())
+    .then(() => (pool.phase === 'ready' ? { ok: true } : { ok: false, error: pool.unavailableReason }));
 
   let stopped: Promise<void> | undefined;
   return {
@@ -280,7 +282,6 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     pool,
     metrics,
     initialized,
-    warmedUp,
     get oipReady() { return oip.ready; },
     get activeRequests() { return active; },
     stop() {
