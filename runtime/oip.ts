@@ -234,9 +234,44 @@ export interface OipServiceOptions {
 /** The served model's name: `--model-name`, else `--service-name`. */
 export const oipModelName = (o: Pick<ServerOptions, 'modelName' | 'serviceName'>): string => o.modelName ?? o.serviceName;
 
-/** Paths of the protocol answered without a key (health, metadata), like `GET /` and `/swagger.json`. */
+/** A `/v2` path, parsed (percent-decoded per segment) the one way both the runtime and a front in front of it read it. */
+export type OipPath =
+  | { route: 'server' | 'live' | 'ready' }
+  | { route: 'model'; name: string; version?: string; action: 'metadata' | 'ready' | 'infer' }
+  | { route: 'unknown' }
+  | { route: 'bad' };
+
+export function parseOipPath(p: string): OipPath {
+  if (p === '/v2') return { route: 'server' };
+  if (p === '/v2/health/live') return { route: 'live' };
+  if (p === '/v2/health/ready') return { route: 'ready' };
+  const prefix = '/v2/models/';
+  if (!p.startsWith(prefix)) return { route: 'unknown' };
+  let parts: string[];
+  try {
+    parts = p.slice(prefix.length).split('/').map((x) => decodeURIComponent(x));
+  } catch {
+    return { route: 'bad' };
+  }
+  const name = parts[0];
+  let rest = parts.slice(1);
+  let version: string | undefined;
+  if (rest[0] === 'versions' && rest.length >= 2) {
+    version = rest[1];
+    rest = rest.slice(2);
+  }
+  const action = rest.length === 0 ? 'metadata' : rest.length === 1 && (rest[0] === 'ready' || rest[0] === 'infer') ? rest[0] : undefined;
+  if (!action) return { route: 'unknown' };
+  return { route: 'model', name, ...(version !== undefined ? { version } : {}), action };
+}
+
+/**
+ * Paths of the protocol answered without a key (health, metadata, model readiness), like `GET /` and
+ * `/swagger.json`; `/infer` needs the key. `p` must be the normalised path (a front checks the path it forwards).
+ */
 export function isOpenOipPath(p: string): boolean {
-  return p.startsWith('/v2') && !p.endsWith('/infer') && (p === '/v2' || p.startsWith('/v2/'));
+  const parsed = parseOipPath(p);
+  return parsed.route === 'server' || parsed.route === 'live' || parsed.route === 'ready' || (parsed.route === 'model' && parsed.action !== 'infer');
 }
 
 export class OipService {
@@ -333,23 +368,12 @@ export class OipService {
     if (p === '/v2/health/ready') {
       return get(() => send(res, this.ready ? 200 : 400, this.ready ? { ready: true } : { ready: false, error: this.notReadyReason }));
     }
-    const prefix = '/v2/models/';
-    if (!p.startsWith(prefix)) throw new RuntimeError('NotFound', `No route ${method} ${p}; see GET /v2/models/${this.modelName}`, 404);
-    let parts: string[];
-    try {
-      parts = p.slice(prefix.length).split('/').map((s) => decodeURIComponent(s));
-    } catch {
-      throw invalid('The path is not valid percent-encoding');
+    const parsed = parseOipPath(p);
+    if (parsed.route === 'bad') throw invalid('The path is not valid percent-encoding');
+    if (parsed.route !== 'model') {
+      throw new RuntimeError('NotFound', `No route ${method} ${p}; the model's routes are /v2/models/${this.modelName}[/versions/<v>][/ready|/infer]`, 404);
     }
-    const name = parts[0];
-    let rest = parts.slice(1);
-    let version: string | undefined;
-    if (rest[0] === 'versions' && rest.length >= 2) {
-      version = rest[1];
-      rest = rest.slice(2);
-    }
-    const action = rest.length === 0 ? 'metadata' : rest.length === 1 && (rest[0] === 'ready' || rest[0] === 'infer') ? rest[0] : undefined;
-    if (!action) throw new RuntimeError('NotFound', `No route ${method} ${p}; the model's routes are /v2/models/${this.modelName}[/versions/<v>][/ready|/infer]`, 404);
+    const { name, version, action } = parsed;
     if (name !== this.modelName) throw new RuntimeError('ModelNotFound', `Unknown model '${shown(name)}'; this server serves '${this.modelName}'`, 404);
     const served = this.o.options.modelVersion;
     if (version !== undefined && version !== served) {
