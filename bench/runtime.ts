@@ -13,7 +13,8 @@
  * BENCH_ONLY (comma list of `node`, `onnx`, `python`; default all), BENCH_ONNX_THREADS (`--onnx-threads`, default 0 =
  * cores / workers; the raw loop uses the same), BENCH_ONNX_WORKER_PROCESSES=1 (`--onnx-worker-processes`),
  * BENCH_MAX_BATCH_SIZE (`--max-batch-size` of the batching ONNX server; default the runtime's), BENCH_RAW_BATCH
- * (requests per run of the raw batched loop, default 16).
+ * (requests per run of the raw batched loop, default 16), BENCH_BASELINE_ROOT (another build's root: its ONNX server
+ * is measured in the same interleaved slices, `…vs_baseline.ratio`).
  * Every point is measured in slices of 0.5 s and reports, besides its rate and latencies, the spread of the
  * slices' rates (min, max, coefficient of variation) and the machine's 1-minute load average over its slices.
  */
@@ -162,9 +163,16 @@ async function stopChild(proc: ChildProcess): Promise<void> {
   });
 }
 
-/** Starts the runtime CLI and waits for its "ready" line. */
-async function startRuntime(args: string[]): Promise<Child> {
-  const proc = spawn(process.execPath, [path.join(ROOT, 'dist/runtime/cli.js'), '--port', '0', '--no-access-log', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * Another build of the project (its root, with `dist/` built) whose ONNX server is measured in the same
+ * interleaved slices as this one (`BENCH_BASELINE_ROOT`, e.g. an export of the previous commit): before/after
+ * comparisons in one run.
+ */
+const BASELINE_ROOT = process.env.BENCH_BASELINE_ROOT;
+
+/** Starts the runtime CLI (of `root`, default this build) and waits for its "ready" line. */
+async function startRuntime(args: string[], root = ROOT): Promise<Child> {
+  const proc = spawn(process.execPath, [path.join(root, 'dist/runtime/cli.js'), '--port', '0', '--no-access-log', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const rl = readline.createInterface({ input: proc.stdout! });
   let port = 0;
   for await (const line of rl) {
@@ -338,10 +346,12 @@ async function benchOnnx(prefix: string, writeModel: (file: string) => void, inp
     '--onnx-threads', String(threads), ...(workerProcesses ? ['--onnx-worker-processes'] : [])];
   const rt = await startRuntime([...common, ...(MAX_BATCH_SIZE ? ['--max-batch-size', MAX_BATCH_SIZE] : [])]);
   const rtOff = await startRuntime([...common, '--max-batch-size', '1']);
+  const rtBase = BASELINE_ROOT ? await startRuntime([...common, ...(MAX_BATCH_SIZE ? ['--max-batch-size', MAX_BATCH_SIZE] : [])], BASELINE_ROOT) : undefined;
   const body = Buffer.from(JSON.stringify(input));
   const c1 = new Load(rt.port, '/score', body, 1);
   const c32 = new Load(rt.port, '/score', body, 32);
   const c32off = new Load(rtOff.port, '/score', body, 32);
+  const c32base = rtBase ? new Load(rtBase.port, '/score', body, 32) : undefined;
   const batchOf = Array.from({ length: RAW_BATCH }, () => input);
   const rawBatched = async () => {
     const many = await model.runFeedsMany(batchOf.map((p) => settle(() => model.feeds(p))));
@@ -353,6 +363,7 @@ async function benchOnnx(prefix: string, writeModel: (file: string) => void, inp
     await c1.warm();
     await c32.warm();
     await c32off.warm();
+    await c32base?.warm();
     let rawCalls = 0;
     let rawSeconds = 0;
     let batchedRequests = 0;
@@ -375,6 +386,7 @@ async function benchOnnx(prefix: string, writeModel: (file: string) => void, inp
       batches.requests += after.requests - before.requests;
       batches.runs += after.runs - before.runs;
       await c32off.slice(slice);
+      await c32base?.slice(slice);
     }
     const raw = rawCalls / rawSeconds;
     const rawB = batchedRequests / batchedSeconds;
@@ -393,13 +405,21 @@ async function benchOnnx(prefix: string, writeModel: (file: string) => void, inp
     emit(`${prefix}.http_unbatched_over_raw.ratio`, r32off.reqPerS / raw, 'ratio', { http: `c32, ${how}, --max-batch-size 1`, raw: 'sequential loop', note, interleaved_slices_s: slice });
     emit(`${prefix}.http_c1_over_raw.ratio`, r1.reqPerS / raw, 'ratio', { http: `c1, ${how}`, raw: 'sequential loop', note, interleaved_slices_s: slice });
     emit(`${prefix}.http_over_raw_batched.ratio`, r32.reqPerS / rawB, 'ratio', { http: `c32, ${how}, ${batching}`, raw: `loop of ${RAW_BATCH}-request batches`, note, interleaved_slices_s: slice });
+    if (c32base) {
+      const rb = c32base.result();
+      report(`${prefix}.baseline`, 32, rb);
+      emit(`${prefix}.baseline.http_over_raw.ratio`, rb.reqPerS / raw, 'ratio', { baseline: BASELINE_ROOT, http: `c32, ${how}, ${batching}`, note, interleaved_slices_s: slice });
+      emit(`${prefix}.vs_baseline.ratio`, r32.reqPerS / rb.reqPerS, 'ratio', { baseline: BASELINE_ROOT, connections: 32, interleaved_slices_s: slice });
+    }
   } finally {
     c1.close();
     c32.close();
     c32off.close();
+    c32base?.close();
     await model.close();
     await rt.stop();
     await rtOff.stop();
+    await rtBase?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -16,7 +16,7 @@ import { RuntimeError } from './errors';
 import { handleRequest, type Handler } from './handler';
 import { packageRoot } from './launch';
 import { ConcurrencyLimiter, overloadedError } from './limiter';
-import type { OnnxThreadData, ThreadReplies } from './onnx-thread';
+import type { OnnxThreadData, ThreadReplies, ThreadRequest } from './onnx-thread';
 import type { PoolPhase, RequestInput, Scorer, WorkerReply } from './pool';
 import type { ScriptSchema } from './protocol';
 
@@ -123,9 +123,14 @@ export async function startOnnxThreads(file: string, opts: OnnxThreadsOptions): 
       const t = best;
       const id = nextId++;
       t.busy++;
+      // The body goes over in an ArrayBuffer of its own, transferred: a small Buffer is a view into Node's shared
+      // 8 KiB pool, and structured cloning a view copies its whole ArrayBuffer. The model needs no headers.
+      const bytes = new Uint8Array(body.byteLength);
+      bytes.set(body);
+      const request: ThreadRequest = { id, input: { ...input, headers: {} }, body: bytes };
       return new Promise<WorkerReply>((resolve) => {
         t.pending.set(id, resolve);
-        t.worker.postMessage({ id, input, body });
+        t.worker.postMessage(request, [bytes.buffer]);
       });
     },
     close,

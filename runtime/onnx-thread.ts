@@ -47,8 +47,17 @@ onnxHandler(data.file, { threads: data.threads }).then(
       process: async (msgs) => {
         const items = msgs.map((m) => ({ input: m.input, body: Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength) }));
         const done = await handleRequests(handler, items, data.debug);
-        const out: ThreadReplies = { t: 'replies', replies: msgs.map((m, i) => ({ id: m.id, reply: done.replies[i] })), runs: done.runs, fallbacks: done.fallbacks };
-        port.postMessage(out);
+        // Each reply body in an ArrayBuffer of its own, transferred (a pooled Buffer would be cloned with its whole pool).
+        const transfer: ArrayBuffer[] = [];
+        const replies = msgs.map((m, i) => {
+          const r = done.replies[i];
+          const bytes = new Uint8Array(r.body.byteLength);
+          bytes.set(r.body);
+          transfer.push(bytes.buffer);
+          return { id: m.id, reply: { ...r, body: bytes as Buffer } };
+        });
+        const out: ThreadReplies = { t: 'replies', replies, runs: done.runs, fallbacks: done.fallbacks };
+        port.postMessage(out, transfer);
       },
     });
     port.on('message', (msg: ThreadRequest) => queue.push(msg));
