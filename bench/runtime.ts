@@ -45,7 +45,18 @@ function emit(name: string, value: number, unit: string, extra: Record<string, u
 }
 
 interface Spread { n: number; min: number; max: number; mean: number; cv: number }
-interface LoadResult { reqPerS: number; p50: number; p99: number; errors: number; requests: number; spread: Spread; loadavg1m: Spread }
+interface LoadResult { reqPerS: number; p50: number; p99: number; errors: number; requests: number; spread: Spread; loadavg1m: Spread; cpuMsPerReq?: number }
+
+const CLOCK_TICK_MS = 10; // USER_HZ = 100 on Linux
+/** CPU time (user + system, all threads) a process used so far, in ms; undefined off Linux. */
+function cpuMs(pid: number): number | undefined {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS;
+  } catch {
+    return undefined;
+  }
+}
 
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
@@ -81,7 +92,11 @@ class Load {
   private readonly rates: number[] = [];
   private readonly loads: number[] = [];
 
-  constructor(private readonly port: number, private readonly pathName: string, private readonly body: Buffer, readonly connections: number) {
+  /** CPU ms the server process (`pid`) used during the slices, and the successful requests they served. */
+  private cpu = 0;
+  private served = 0;
+
+  constructor(private readonly port: number, private readonly pathName: string, private readonly body: Buffer, readonly connections: number, private readonly pid?: number) {
     this.agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   }
 
@@ -105,6 +120,7 @@ class Load {
   async slice(seconds: number): Promise<void> {
     const start = process.hrtime.bigint();
     const end = Date.now() + seconds * 1000;
+    const cpu0 = this.pid ? cpuMs(this.pid) : undefined;
     let ok = 0;
     await Promise.all(Array.from({ length: this.connections }, async () => {
       while (Date.now() < end) {
@@ -119,6 +135,11 @@ class Load {
     this.elapsed += took;
     this.rates.push(ok / took);
     this.loads.push(os.loadavg()[0]);
+    const cpu1 = this.pid ? cpuMs(this.pid) : undefined;
+    if (cpu0 !== undefined && cpu1 !== undefined) {
+      this.cpu += cpu1 - cpu0;
+      this.served += ok;
+    }
   }
 
   result(): LoadResult {
@@ -126,6 +147,7 @@ class Load {
     return {
       reqPerS: (sorted.length - this.errors) / this.elapsed, p50: percentile(sorted, 50), p99: percentile(sorted, 99), errors: this.errors, requests: sorted.length,
       spread: spreadOf(this.rates), loadavg1m: spreadOf(this.loads),
+      ...(this.served ? { cpuMsPerReq: this.cpu / this.served } : {}),
     };
   }
 
@@ -147,6 +169,9 @@ async function load(port: number, pathName: string, body: Buffer, connections: n
 
 function report(prefix: string, conns: number, r: LoadResult): void {
   const extra = { connections: conns, requests: r.requests, errors: r.errors, slice_req_per_s: r.spread, loadavg_1m: r.loadavg1m };
+  // CPU time of the server process per request (all its threads; Linux clock ticks of 10 ms summed over the
+  // slices): its per-request cost, much less sensitive to the machine's load than req/s.
+  if (r.cpuMsPerReq !== undefined) emit(`${prefix}.c${conns}.cpu_ms_per_req`, r.cpuMsPerReq, 'ms', extra);
   emit(`${prefix}.c${conns}.req_per_s`, r.reqPerS, 'req/s', extra);
   emit(`${prefix}.c${conns}.p50_ms`, r.p50, 'ms', extra);
   emit(`${prefix}.c${conns}.p99_ms`, r.p99, 'ms', extra);
@@ -349,9 +374,9 @@ async function benchOnnx(prefix: string, writeModel: (file: string) => void, inp
   const rtBase = BASELINE_ROOT ? await startRuntime([...common, ...(MAX_BATCH_SIZE ? ['--max-batch-size', MAX_BATCH_SIZE] : [])], BASELINE_ROOT) : undefined;
   const body = Buffer.from(JSON.stringify(input));
   const c1 = new Load(rt.port, '/score', body, 1);
-  const c32 = new Load(rt.port, '/score', body, 32);
-  const c32off = new Load(rtOff.port, '/score', body, 32);
-  const c32base = rtBase ? new Load(rtBase.port, '/score', body, 32) : undefined;
+  const c32 = new Load(rt.port, '/score', body, 32, rt.proc.pid);
+  const c32off = new Load(rtOff.port, '/score', body, 32, rtOff.proc.pid);
+  const c32base = rtBase ? new Load(rtBase.port, '/score', body, 32, rtBase.proc.pid) : undefined;
   const batchOf = Array.from({ length: RAW_BATCH }, () => input);
   const rawBatched = async () => {
     const many = await model.runFeedsMany(batchOf.map((p) => settle(() => model.feeds(p))));
@@ -410,6 +435,9 @@ async function benchOnnx(prefix: string, writeModel: (file: string) => void, inp
       report(`${prefix}.baseline`, 32, rb);
       emit(`${prefix}.baseline.http_over_raw.ratio`, rb.reqPerS / raw, 'ratio', { baseline: BASELINE_ROOT, http: `c32, ${how}, ${batching}`, note, interleaved_slices_s: slice });
       emit(`${prefix}.vs_baseline.ratio`, r32.reqPerS / rb.reqPerS, 'ratio', { baseline: BASELINE_ROOT, connections: 32, interleaved_slices_s: slice });
+      if (r32.cpuMsPerReq !== undefined && rb.cpuMsPerReq !== undefined) {
+        emit(`${prefix}.cpu_per_req_vs_baseline.ratio`, r32.cpuMsPerReq / rb.cpuMsPerReq, 'ratio', { baseline: BASELINE_ROOT, connections: 32, note: 'server CPU ms per request, this build / baseline (< 1 = cheaper)' });
+      }
     }
   } finally {
     c1.close();
