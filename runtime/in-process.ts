@@ -41,6 +41,18 @@ interface Thread {
   ready: boolean;
   busy: number;
   pending: Map<number, (reply: WorkerReply) => void>;
+  /** Requests not yet posted: those of one event-loop turn go to the thread in one message. */
+  outbox: ThreadRequest[];
+  transfer: ArrayBuffer[];
+}
+
+/** Posts a thread's outbox as one message (one structured clone and one wake-up of the thread for the lot). */
+function flush(t: Thread): void {
+  const batch = t.outbox;
+  const transfer = t.transfer;
+  t.outbox = [];
+  t.transfer = [];
+  if (batch.length) t.worker.postMessage(batch, transfer);
 }
 
 export const onnxThreadPath = (): string => path.join(packageRoot(), 'dist', 'runtime', 'onnx-thread.js');
@@ -73,7 +85,7 @@ export async function startOnnxThreads(file: string, opts: OnnxThreadsOptions): 
   let nextId = 1;
 
   const spawn = (slot: number): Promise<void> => new Promise<void>((resolve, reject) => {
-    const t: Thread = { worker: new Worker(onnxThreadPath(), { workerData: data }), ready: false, busy: 0, pending: new Map() };
+    const t: Thread = { worker: new Worker(onnxThreadPath(), { workerData: data }), ready: false, busy: 0, pending: new Map(), outbox: [], transfer: [] };
     threads[slot] = t;
     t.worker.on('message', (msg: { t: string; message?: string; schema?: ScriptSchema | null } | ThreadReplies) => {
       if (msg.t === 'replies') {
@@ -130,7 +142,10 @@ export async function startOnnxThreads(file: string, opts: OnnxThreadsOptions): 
       const request: ThreadRequest = { id, input: { ...input, headers: {} }, body: bytes };
       return new Promise<WorkerReply>((resolve) => {
         t.pending.set(id, resolve);
-        t.worker.postMessage(request, [bytes.buffer]);
+        // Requests of this event-loop turn (many sockets' data in one poll phase) leave together after it.
+        if (t.outbox.length === 0) setImmediate(() => flush(t));
+        t.outbox.push(request);
+        t.transfer.push(bytes.buffer);
       });
     },
     close,

@@ -3,7 +3,7 @@
  * onnxruntime-node's synchronous `run` keeps the front's event loop free and the threads score in parallel.
  * Requests that arrive while the session runs wait in a `BatchQueue` and the next run takes them together
  * (dynamic batching, see batcher.ts).
- * Messages: in `{ id, input, body }`, out `{ t: 'ready', schema, batchable }` | `{ t: 'init_error', message }` |
+ * Messages: in `[{ id, input, body }, ...]` (the requests of one turn of the front's event loop), out `{ t: 'ready', schema, batchable }` | `{ t: 'init_error', message }` |
  * `{ t: 'replies', replies: [{ id, reply }], runs, fallbacks }`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -60,7 +60,8 @@ onnxHandler(data.file, { threads: data.threads }).then(
         port.postMessage(out, transfer);
       },
     });
-    port.on('message', (msg: ThreadRequest) => queue.push(msg));
+    // The front posts the requests of one of its event-loop turns together (in-process.ts).
+    port.on('message', (msgs: ThreadRequest[]) => { for (const m of msgs) queue.push(m); });
     port.postMessage({ t: 'ready', schema: handler.schema });
   },
   (e: unknown) => port.postMessage({ t: 'init_error', message: (e as Error)?.message ?? String(e) }),
