@@ -174,6 +174,27 @@ describe('ONNX model (FP32, dynamic batch dimension)', () => {
   });
 });
 
+describe('ONNX model served from worker processes (--onnx-worker-processes)', () => {
+  it('answers /infer like the in-process model (metadata, tensors, errors)', async () => {
+    const dir = tempDir('oip-onnx-proc');
+    writeLinearOnnx(path.join(dir, 'model.onnx'));
+    const s = await start({ modelDir: dir, onnxWorkerProcesses: true, workers: 1 });
+    try {
+      expect(await getJson(`${s.url}/v2/health/ready`)).toMatchObject({ status: 200, body: { ready: true } });
+      expect((await getJson(`${s.url}/v2/models/scoring-service`)).body).toMatchObject({ platform: 'onnx_onnxv1', inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }] });
+      const x = [[1, 2, 3, 4], [0, 0, 0, 1]];
+      const r = await infer(s.url, { id: 'w1', inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 4], data: x }] }, 'scoring-service', {});
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ model_name: 'scoring-service', id: 'w1', outputs: [{ name: 'output', datatype: 'FP32', shape: [2, 3] }] });
+      expectClose(r.body.outputs[0].data, linearPredict(x).flat());
+      expectError(await infer(s.url, { inputs: [{ name: 'input', datatype: 'FP64', shape: [1, 4], data: [1, 2, 3, 4] }] }, 'scoring-service', {}), 400, /is FP32 in the model; got FP64/);
+    } finally {
+      await s.server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('ONNX model with INT64, BOOL and BYTES tensors', () => {
   let s: Started;
   let dir: string;
