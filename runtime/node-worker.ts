@@ -154,7 +154,7 @@ async function main(): Promise<void> {
     ? new BatchQueue<{ header: WorkerRequestHeader; body: Buffer }>({
         get maxBatchSize() { return handler.batchable?.() ? maxBatchSize : 1; },
         maxBatchDelayMs: Number(process.env.AML_MAX_BATCH_DELAY_MS) || 0,
-        batchable: (f) => f.header.kind === 'score',
+        batchable: (f) => f.header.kind === 'score' && !f.header.warmup,
         process: async (frames) => {
           const done = await handleRequests(handler, frames.map((f) => ({ input: f.header, body: f.body })), debug);
           frames.forEach((f, i) => {

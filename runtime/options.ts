@@ -34,6 +34,10 @@ export const ServerOptionsSchema = z.object({
   python: z.string().min(1).default('python3'),
   mode: z.enum(['realtime', 'batch']).default('realtime'),
   serviceName: z.string().min(1).default('scoring-service'),
+  /** Open Inference Protocol: the model's name in /v2/models/{name} (default: serviceName). */
+  modelName: z.string().min(1).max(256).regex(/^[^/\s]+$/, 'no slashes or spaces').optional(),
+  /** Open Inference Protocol: the model's version (/v2/models/{name}/versions/{v}); none by default. */
+  modelVersion: z.string().min(1).max(256).regex(/^[^/\s]+$/, 'no slashes or spaces').optional(),
   debug: z.boolean().default(false),
   accessLog: z.boolean().default(true),
   restartInitialMs: z.number().int().min(0).default(100),
@@ -75,6 +79,8 @@ export const CLI_OPTIONS: CliOption[] = [
   { flag: '--python', key: 'python', kind: 'string', help: 'Python interpreter for score.py (default python3)' },
   { flag: '--mode', key: 'mode', kind: 'string', help: 'realtime (default) | batch: batch serves only POST /batch (run(mini_batch))' },
   { flag: '--service-name', key: 'serviceName', kind: 'string', help: 'title of the swagger document (default scoring-service)' },
+  { flag: '--model-name', key: 'modelName', kind: 'string', help: 'Open Inference Protocol: the model name in /v2/models/{name} (default: --service-name)' },
+  { flag: '--model-version', key: 'modelVersion', kind: 'string', help: 'Open Inference Protocol: the model version in /v2/models/{name}/versions/{v} (default: none)' },
   { flag: '--restart-initial-ms', key: 'restartInitialMs', kind: 'int', help: 'first restart delay of a crashed worker, doubled per crash (default 100)' },
   { flag: '--restart-max-ms', key: 'restartMaxMs', kind: 'int', help: 'longest restart delay (default 10000)' },
   { flag: '--onnx-threads', key: 'onnxThreads', kind: 'int', help: 'ONNX: onnxruntime intra-op threads per run (default 0 = cores / workers, at least 1)' },

@@ -4,6 +4,7 @@
  * The front writes requests on the worker's fd 3 and reads replies on fd 4, so the entry script's own
  * stdout/stderr never mix with the protocol.
  */
+import type { OipTarget, OipTensorMeta } from './oip-tensor';
 
 /** Front → worker. */
 export interface WorkerRequestHeader {
@@ -13,6 +14,10 @@ export interface WorkerRequestHeader {
   path: string;
   query: string;
   headers: Record<string, string>;
+  /** An Open Inference Protocol `/infer` request (ONNX models: the body is the OIP request JSON). */
+  oip?: OipTarget;
+  /** The readiness warm-up run (runtime/oip.ts): never batched with others, not counted in the batch metrics. */
+  warmup?: boolean;
 }
 
 /** A JSON schema object as the inference-schema decorators record it (`properties` + `example`). */
@@ -21,6 +26,8 @@ export type JsonSchema = Record<string, unknown>;
 export interface ScriptSchema {
   input: JsonSchema | null;
   output: JsonSchema | null;
+  /** ONNX models: the tensors' Open Inference Protocol metadata (datatype, shape with -1 for dynamic dimensions). */
+  oip?: { inputs: OipTensorMeta[]; outputs: OipTensorMeta[] };
 }
 
 /** Worker → front. */

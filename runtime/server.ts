@@ -15,6 +15,7 @@ import { RuntimeMetrics } from './metrics';
 import { resolveOptions, type ServerOptions, type ServerOptionsInput } from './options';
 import { WorkerPool, type Scorer } from './pool';
 import { buildOpenApi3, buildSwagger2 } from './schema';
+import { OipService } from './oip';
 
 export type LogRecord = Record<string, unknown> & { event: string };
 
@@ -33,8 +34,13 @@ export interface ScoringServer {
   /** What runs the model: the worker pool, or the in-process ONNX scorer (`InProcessScorer`). */
   readonly pool: Scorer;
   readonly metrics: RuntimeMetrics;
-  /** Resolves when init() finished in a worker (`ok: true`) or failed everywhere (`ok: false`). */
+  /**
+   * Resolves when init() finished in a worker and the warm-up run (the schema's sample, see oip.ts) was answered
+   * (`ok: true`), or init() failed everywhere (`ok: false`).
+   */
   readonly initialized: Promise<{ ok: boolean; error?: string }>;
+  /** `GET /v2/health/ready`: the model is loaded and has answered once. */
+  readonly oipReady: boolean;
   /** Requests being handled or waiting (used by the autoscale router as "busy"). */
   readonly activeRequests: number;
   stop(): Promise<void>;
@@ -97,7 +103,7 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
 
 const ROUTES: Record<string, string> = { '/': 'health', '/score': 'score', '/batch': 'batch', '/metrics': 'metrics', '/swagger.json': 'swagger', '/openapi.json': 'swagger' };
 /** Metric label of a path (a closed set, so unknown paths cannot blow up the series count). */
-const routeOf = (path: string): string => ROUTES[path] ?? 'other';
+const routeOf = (path: string): string => ROUTES[path] ?? (path === '/v2' || path.startsWith('/v2/') ? (path.endsWith('/infer') ? 'infer' : 'v2') : 'other');
 
 const HOP_BY_HOP = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'x-ms-request-id']);
 
@@ -154,6 +160,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
   let active = 0;
 
   const swaggerOpts = { serviceName: options.serviceName, authEnabled: !!options.keys };
+  const oip = new OipService({ pool, kind, options, authorized, readBody, inflight: (d) => { metrics.inflight += d; }, log });
 
   async function route(req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string): Promise<void> {
     const method = req.method ?? 'GET';
@@ -174,11 +181,12 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
       } else sendJson(res, 200, path === '/swagger.json' ? buildSwagger2(schema, swaggerOpts) : buildOpenApi3(schema, swaggerOpts));
       return;
     }
+    if (path === '/v2' || path.startsWith('/v2/')) return oip.handle(req, res, path);
     const isScore = path === '/score';
     const isBatch = path === '/batch';
     const isMetrics = path === '/metrics';
     if (!isScore && !isBatch && !isMetrics) {
-      sendError(res, 404, 'NotFound', `No route ${method} ${path}; the service serves GET /, POST /score, POST /batch, GET /swagger.json, GET /metrics`);
+      sendError(res, 404, 'NotFound', `No route ${method} ${path}; the service serves GET /, POST /score, POST /batch, GET /swagger.json, GET /metrics, /v2 (Open Inference Protocol)`);
       return;
     }
     if (!authorized(req.headers.authorization)) {
@@ -211,6 +219,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     metrics.inflight++;
     try {
       const reply = await pool.run({ kind: isBatch ? 'batch' : 'score', method, path, query, headers }, body);
+      oip.noteAnswer(reply.status);
       const out: Record<string, string | number> = { 'content-type': reply.contentType, 'content-length': reply.body.length };
       for (const [k, v] of Object.entries(reply.headers)) if (!HOP_BY_HOP.has(k.toLowerCase())) out[k] = v;
       res.writeHead(reply.status, out);
@@ -259,7 +268,10 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     server.listen(options.port, options.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  const initialized = pool.start().then(() => (pool.phase === 'ready' ? { ok: true } : { ok: false, error: pool.unavailableReason }));
+  // Ready = init() done and the warm-up run answered (Open Inference Protocol readiness: loaded and answered once).
+  const initialized = pool.start()
+    .then(() => oip.warmUp())
+    .then(() => (pool.phase === 'ready' ? { ok: true } : { ok: false, error: pool.unavailableReason }));
 
   let stopped: Promise<void> | undefined;
   return {
@@ -270,6 +282,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     pool,
     metrics,
     initialized,
+    get oipReady() { return oip.ready; },
     get activeRequests() { return active; },
     stop() {
       stopped ??= (async () => {

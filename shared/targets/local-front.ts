@@ -18,6 +18,7 @@ import {
   DEFAULT_MAX_BODY_BYTES,
   dropBody,
   forwardRequest,
+  isOpenOipPath,
   makeAuthorizer,
   resolveHttpLimits,
   type HttpLimits,
@@ -43,6 +44,23 @@ export const MAX_COMPARE_BYTES = 1024 * 1024;
 
 /** Paths that stay open without a key (liveness and schema), as in AML. */
 const OPEN_PATHS = new Set(['/', '/swagger.json', '/openapi.json']);
+
+/**
+ * Whether a request path is open: one of OPEN_PATHS, or an Open Inference Protocol health / metadata path
+ * (`isOpenOipPath`; `/infer` needs the key). Only a path already in normal form counts (no `.`/`..` segments,
+ * `%2e`, backslashes): the path forwarded is the one checked, so `/v2/health/ready/../../../score` is no way past
+ * the key.
+ */
+function isOpenPath(pathOnly: string): boolean {
+  if (OPEN_PATHS.has(pathOnly)) return true;
+  let normal: string;
+  try {
+    normal = new URL(pathOnly, 'http://front.invalid').pathname;
+  } catch {
+    return false;
+  }
+  return normal === pathOnly && isOpenOipPath(pathOnly);
+}
 
 export interface FrontSlot {
   name: string;
@@ -265,7 +283,7 @@ export class LocalFront {
     }
     const pathOnly = (req.url ?? '/').split('?')[0];
     const headers = { ...req.headers };
-    if (this.authEnabled && !OPEN_PATHS.has(pathOnly)) {
+    if (this.authEnabled && !isOpenPath(pathOnly)) {
       if (!this.authorize(req.headers.authorization)) {
         sendError(res, 401, 'Unauthorized', 'Send "Authorization: Bearer <key>" with the primary or secondary key of the service.', { 'www-authenticate': 'Bearer' });
         dropBody(req);
