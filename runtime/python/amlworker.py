@@ -21,6 +21,7 @@ if HERE not in sys.path:
 
 from azureml.contrib.services.aml_request import AMLRequest  # noqa: E402
 from azureml.contrib.services.aml_response import AMLResponse  # noqa: E402
+from azureml import monitoring as _monitoring  # noqa: E402
 from inference_schema.parameter_types._swagger_from_dtype import to_jsonable  # noqa: E402
 from inference_schema.schema_decorators import InputConversionError  # noqa: E402
 from inference_schema.schema_util import (accepts_kwargs, get_arg_names, get_input_schema,  # noqa: E402
@@ -130,6 +131,14 @@ def to_response(result):
 
 
 def handle(script, header, body):
+    _monitoring._set_current_request(header.get("requestId"))
+    try:
+        _handle(script, header, body)
+    finally:
+        _monitoring._set_current_request(None)
+
+
+def _handle(script, header, body):
     rid = header["id"]
     try:
         if header.get("kind") == "batch":
@@ -158,6 +167,8 @@ def handle(script, header, body):
 
 
 def main():
+    # ModelDataCollector records go to the front on the reply channel (the front drops them unless collection is on).
+    _monitoring._sink = send
     entry = os.environ.get("AML_ENTRY_SCRIPT")
     max_concurrent = max(1, int(os.environ.get("AML_MAX_CONCURRENT", "1")))
     try:
