@@ -367,6 +367,8 @@ export interface BlobSinkSettings {
   container?: string;
   /** Client id of a user-assigned identity (DefaultAzureCredential). */
   managedIdentityClientId?: string;
+  /** A credential instead of DefaultAzureCredential (tests). */
+  credential?: import('@azure/core-auth').TokenCredential;
 }
 
 /** The container URL without its query (a SAS is a secret). */
@@ -400,7 +402,7 @@ export function blobSink(settings: BlobSinkSettings): CollectorSink {
     else {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const identity = require('@azure/identity') as typeof import('@azure/identity');
-      const cred = new identity.DefaultAzureCredential(settings.managedIdentityClientId ? { managedIdentityClientId: settings.managedIdentityClientId } : {});
+      const cred = settings.credential ?? new identity.DefaultAzureCredential(settings.managedIdentityClientId ? { managedIdentityClientId: settings.managedIdentityClientId } : {});
       container = new blob.ContainerClient(settings.containerUrl, cred, pipelineOptions);
     }
     describe = redactContainerUrl(settings.containerUrl);
@@ -413,7 +415,8 @@ export function blobSink(settings: BlobSinkSettings): CollectorSink {
       try {
         await client.upload(data, data.length, { abortSignal: signal, blobHTTPHeaders: { blobContentType: 'application/x-ndjson' } });
       } catch (e) {
-        if (!created && (e as { details?: { errorCode?: string } }).details?.errorCode === 'ContainerNotFound') {
+        const err = e as { code?: string; details?: { errorCode?: string } };
+        if (!created && (err.code ?? err.details?.errorCode) === 'ContainerNotFound') {
           created = true;
           await container.createIfNotExists({ abortSignal: signal });
           await client.upload(data, data.length, { abortSignal: signal, blobHTTPHeaders: { blobContentType: 'application/x-ndjson' } });
