@@ -73,7 +73,8 @@ export function exporterFromEnv(env: NodeJS.ProcessEnv): { exporter?: SpanExport
       const { DefaultAzureCredential } = require('@azure/identity') as typeof import('@azure/identity');
       credential = new DefaultAzureCredential(env.AZURE_CLIENT_ID ? { managedIdentityClientId: env.AZURE_CLIENT_ID } : {});
     }
-    return { exporter: new AzureMonitorTraceExporter({ connectionString: cs, ...(credential ? { credential } : {}) }), name: 'application-insights' };
+    // No offline retry files: a replica's disk is not the place for telemetry (spans are dropped when ingestion is down).
+    return { exporter: new AzureMonitorTraceExporter({ connectionString: cs, disableOfflineStorage: true, ...(credential ? { credential } : {}) }), name: 'application-insights' };
   }
   const otlp = (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT)?.trim();
   if (otlp) {
