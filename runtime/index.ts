@@ -22,3 +22,5 @@ export { capText, LineSplitter, MAX_LINE_BYTES, splitLines, truncationMarker } f
 export { parseRuntimeEvent, waitRuntimeReady } from './ready';
 export type { RuntimeEvent, RuntimeStart, WaitRuntimeReadyOptions } from './ready';
 export { jsonNestingDepth } from './json-depth';
+export { createLogger, formatRecord, logLevelOf, messageLogger } from './log';
+export type { Logger, LoggerOptions, LogLevel } from './log';
