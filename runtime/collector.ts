@@ -71,12 +71,19 @@ export interface ScriptRecord {
 
 interface Entry {
   prefix: string;
-  line: string;
+  /** The JSON line, or what makes it (a captured request's line is built when its batch is cut, off the request's path). */
+  line?: string;
+  request?: CapturedRequest;
+  at?: number;
   bytes: number;
 }
 
+/** Lines built per event-loop turn when a batch's blob is made (long batches never stall requests). */
+const LINES_PER_TURN = 200;
+
 interface Batch {
-  blobs: Array<{ name: string; lines: string[] }>;
+  /** One blob per prefix; `body` is built (in slices) before the first upload and reused by retries. */
+  blobs: Array<{ name: string; entries: Entry[]; body?: Buffer }>;
   records: number;
   bytes: number;
   tries: number;
@@ -117,6 +124,23 @@ export function payloadValue(buf: Buffer, contentType: string | undefined, max: 
   return text;
 }
 
+/**
+ * A payload as JSON text for a line: JSON bodies as they are when they hold no raw line break (checked to be JSON
+ * first), else `JSON.stringify(payloadValue(...))`.
+ */
+export function payloadJson(buf: Buffer, contentType: string | undefined, max: number): string {
+  if (buf.length > 0 && buf.length <= max && (!contentType || /json/i.test(contentType)) && !buf.includes(0x0a) && !buf.includes(0x0d)) {
+    const text = buf.toString('utf8');
+    try {
+      JSON.parse(text);
+      return text;
+    } catch {
+      /* not JSON: below */
+    }
+  }
+  return JSON.stringify(payloadValue(buf, contentType, max)) ?? 'null';
+}
+
 export class ModelDataCollector {
   private readonly o: Required<Omit<CollectorOptions, 'onLog' | 'now' | 'replicaId'>> & Pick<CollectorOptions, 'onLog'>;
   private readonly now: () => Date;
@@ -151,36 +175,54 @@ export class ModelDataCollector {
 
   private oldestAt = 0;
 
+  private dayCache = { until: 0, from: 0, day: '' };
+  private readonly prefixCache = new Map<string, string>();
+
   /** `<service>/<model>/<version>/<designation>/<yyyy>/<mm>/<dd>` of a record made at `t`. */
   private prefix(model: string, version: string, designation: string, t: Date): string {
-    return [this.o.service, model, version, designation].map(segment).join('/') +
-      `/${t.getUTCFullYear()}/${pad(t.getUTCMonth() + 1)}/${pad(t.getUTCDate())}`;
+    const ms = t.getTime();
+    const d = this.dayCache;
+    if (ms < d.from || ms >= d.until) {
+      const start = Date.UTC(t.getUTCFullYear(), t.getUTCMonth(), t.getUTCDate());
+      this.dayCache = { from: start, until: start + 86_400_000, day: `${t.getUTCFullYear()}/${pad(t.getUTCMonth() + 1)}/${pad(t.getUTCDate())}` };
+    }
+    const key = `${model}\n${version}\n${designation}`;
+    let head = this.prefixCache.get(key);
+    if (head === undefined) {
+      head = [this.o.service, model, version, designation].map(segment).join('/');
+      if (this.prefixCache.size < 1000) this.prefixCache.set(key, head);
+    }
+    return `${head}/${this.dayCache.day}`;
   }
 
-  /** Adds one record (never throws, never waits); false when it was dropped (buffer full or closed). */
-  private add(prefix: string, record: Record<string, unknown>, sizeHint: number): boolean {
+  /** Whether one more record of about `size` bytes fits; counts it as collected, and as dropped when it does not. */
+  private admit(size: number): boolean {
     this.stats.collected++;
-    const buffered = this.stats.buffered;
-    if (this.closing || buffered >= this.o.maxRecords || this.stats.bufferedBytes + sizeHint > this.o.maxBytes) {
+    if (this.closing || this.stats.buffered >= this.o.maxRecords || this.stats.bufferedBytes + size > this.o.maxBytes) {
       this.drop(1);
       return false;
     }
-    let line: string;
-    try {
-      line = JSON.stringify(record);
-    } catch {
-      this.drop(1);
-      return false;
-    }
-    const bytes = Buffer.byteLength(line) + 1;
+    return true;
+  }
+
+  private push(entry: Entry): void {
+    const bytes = entry.bytes;
     if (this.entries.length === 0) this.oldestAt = Date.now();
-    this.entries.push({ prefix, line, bytes });
+    this.entries.push(entry);
     this.entriesBytes += bytes;
     this.stats.buffered++;
     this.stats.bufferedBytes += bytes;
-    if (this.entries.length >= this.o.batchRecords) this.tick(false);
-    return true;
+    if (this.entries.length >= this.o.batchRecords && !this.tickScheduled) {
+      // Not in the request's call stack: the next turn of the event loop.
+      this.tickScheduled = true;
+      setImmediate(() => {
+        this.tickScheduled = false;
+        this.tick(false);
+      });
+    }
   }
+
+  private tickScheduled = false;
 
   private drop(n: number): void {
     this.stats.dropped += n;
@@ -191,24 +233,30 @@ export class ModelDataCollector {
     }
   }
 
-  /** The front's record of one answered `/score` request (designation `requests`). */
+  /**
+   * The front's record of one answered `/score` request (designation `requests`). Only references the bodies here:
+   * the line is built when its batch is cut (collector.ts `cut`), so the request's own answer never waits for it.
+   */
   captureRequest(c: CapturedRequest): boolean {
-    const t = this.now();
     const max = this.o.maxPayloadBytes;
-    return this.add(this.prefix(this.o.model, this.o.modelVersion, 'requests', t), {
-      correlationId: c.requestId,
-      requestId: c.requestId,
-      ...(c.clientRequestId ? { clientRequestId: c.clientRequestId } : {}),
-      time: t.toISOString(),
-      service: this.o.service,
-      slot: this.o.slot,
-      model: this.o.model,
-      modelVersion: this.o.modelVersion,
-      designation: 'requests',
-      status: c.status,
-      input: payloadValue(c.input, c.inputType, max),
-      output: payloadValue(c.output, c.outputType, max),
-    }, Math.min(c.input.length, max) + Math.min(c.output.length, max) + 256);
+    const size = Math.min(c.input.length, max) + Math.min(c.output.length, max) + 320;
+    if (!this.admit(size)) return false;
+    const t = this.now();
+    this.push({ prefix: this.prefix(this.o.model, this.o.modelVersion, 'requests', t), request: c, at: t.getTime(), bytes: size });
+    return true;
+  }
+
+  /** The constant fields of the front's records (service, slot, model, version, designation), as JSON. */
+  private requestConst?: string;
+
+  /** The JSON line of a captured request (concatenated: this runs once per scored request). */
+  private requestLine(c: CapturedRequest, at: number): string {
+    const max = this.o.maxPayloadBytes;
+    this.requestConst ??= JSON.stringify({ service: this.o.service, slot: this.o.slot, model: this.o.model, modelVersion: this.o.modelVersion, designation: 'requests' }).slice(1, -1);
+    const id = JSON.stringify(c.requestId);
+    const client = c.clientRequestId ? `"clientRequestId":${JSON.stringify(c.clientRequestId)},` : '';
+    return `{"correlationId":${id},"requestId":${id},${client}"time":"${new Date(at).toISOString()}",${this.requestConst},"status":${c.status | 0},` +
+      `"input":${payloadJson(c.input, c.inputType, max)},"output":${payloadJson(c.output, c.outputType, max)}}`;
   }
 
   /** A record of the entry script's `ModelDataCollector.collect(data)`. */
@@ -217,7 +265,11 @@ export class ModelDataCollector {
     const model = r.model || this.o.model;
     const version = r.modelVersion || (r.model && r.model !== this.o.model ? '0' : this.o.modelVersion);
     const designation = r.designation || 'inputs';
-    return this.add(this.prefix(model, version, designation, t), {
+    const size = Math.min(r.data.length, this.o.maxPayloadBytes) + 320;
+    if (!this.admit(size)) return false;
+    let line: string;
+    try {
+      line = JSON.stringify({
       correlationId: r.correlationId,
       ...(r.requestId ? { requestId: r.requestId } : {}),
       time: t.toISOString(),
@@ -228,7 +280,13 @@ export class ModelDataCollector {
       designation,
       ...(r.featureNames?.length ? { featureNames: r.featureNames.slice(0, 10_000) } : {}),
       data: payloadValue(r.data, 'application/json', this.o.maxPayloadBytes),
-    }, Math.min(r.data.length, this.o.maxPayloadBytes) + 256);
+      });
+    } catch {
+      this.stats.dropped++;
+      return false;
+    }
+    this.push({ prefix: this.prefix(model, version, designation, t), line, bytes: size });
+    return true;
   }
 
   /** Cuts the buffered records into a batch: one blob per prefix (service/model/version/designation/day). */
@@ -236,19 +294,19 @@ export class ModelDataCollector {
     if (this.entries.length === 0) return;
     const take = this.entries.splice(0, max);
     let bytes = 0;
-    const groups = new Map<string, string[]>();
+    const groups = new Map<string, Entry[]>();
     for (const e of take) {
       bytes += e.bytes;
       let g = groups.get(e.prefix);
       if (!g) groups.set(e.prefix, (g = []));
-      g.push(e.line);
+      g.push(e);
     }
     this.entriesBytes -= bytes;
     if (this.entries.length) this.oldestAt = Date.now();
     const n = this.seq++;
     const stamp = this.now().toISOString().replace(/[-:.]/g, '');
     this.batches.push({
-      blobs: [...groups].map(([prefix, lines]) => ({ name: `${prefix}/${this.replicaId}-${stamp}-${String(n).padStart(6, '0')}.jsonl`, lines })),
+      blobs: [...groups].map(([prefix, entries]) => ({ name: `${prefix}/${this.replicaId}-${stamp}-${String(n).padStart(6, '0')}.jsonl`, entries })),
       records: take.length,
       bytes,
       tries: 0,
@@ -275,11 +333,12 @@ export class ModelDataCollector {
     if (!batch) return;
     try {
       for (const blob of batch.blobs.slice()) {
-        await this.uploadOne(blob.name, Buffer.from(blob.lines.join('\n') + '\n', 'utf8'));
+        blob.body ??= await this.build(blob.entries);
+        await this.uploadOne(blob.name, blob.body);
         // Written: never uploaded again (a retry of the batch only retries the blobs not written yet).
         batch.blobs.shift();
-        this.stats.written += blob.lines.length;
-        this.stats.buffered -= blob.lines.length;
+        this.stats.written += blob.entries.length;
+        this.stats.buffered -= blob.entries.length;
       }
       this.batches.shift();
       this.stats.bufferedBytes -= batch.bytes;
@@ -294,6 +353,18 @@ export class ModelDataCollector {
         this.o.onLog?.({ event: 'model_data_upload_failed', level: 'warn', message: `writing model data to ${this.o.sink.describe} failed (try ${batch.tries}; retrying in ${delay} ms): ${(e as Error).message?.slice(0, 300)}` });
       }
     }
+  }
+
+  /** The JSON-lines body of entries, built `LINES_PER_TURN` at a time (yielding to requests in between). */
+  private async build(entries: Entry[]): Promise<Buffer> {
+    const lines: string[] = [];
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
+      lines.push(e.line ?? this.requestLine(e.request!, e.at!));
+      if ((i + 1) % LINES_PER_TURN === 0 && !this.closing) await new Promise((r) => setImmediate(r));
+    }
+    lines.push('');
+    return Buffer.from(lines.join('\n'), 'utf8');
   }
 
   private async uploadOne(name: string, data: Buffer): Promise<void> {
@@ -328,7 +399,7 @@ export class ModelDataCollector {
       this.uploading = this.uploadNext().finally(() => { this.uploading = undefined; });
       await this.uploading;
     }
-    const left = this.batches.reduce((n, b) => n + b.blobs.reduce((k, x) => k + x.lines.length, 0), 0);
+    const left = this.batches.reduce((n, b) => n + b.blobs.reduce((k, x) => k + x.entries.length, 0), 0);
     if (left) {
       this.stats.dropped += left;
       this.stats.buffered -= left;
