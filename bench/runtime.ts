@@ -385,8 +385,10 @@ async function benchOnnxModels(): Promise<void> {
 async function benchCollect(): Promise<void> {
   const azurite = await startAzurite();
   const args = ['--entry-script', path.join(ROOT, 'examples/runtime/node/trivial.js'), '--workers', String(WORKERS), '--max-concurrent', '16', '--max-wait-ms', '10000'];
-  const off = await startRuntime(args);
-  const on = await startRuntime([...args, '--collect-model-data', '--service-name', 'bench', '--model-name', 'trivial', '--model-version', '1'], { ...process.env, MDF_MODEL_DATA_CONNECTION_STRING: azurite.connectionString });
+  // BENCH_NODE_OPTIONS: Node flags for both servers (e.g. a larger young generation, --max-semi-space-size=32).
+  const nodeEnv = process.env.BENCH_NODE_OPTIONS ? { ...process.env, NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : process.env;
+  const off = await startRuntime(args, nodeEnv);
+  const on = await startRuntime([...args, '--collect-model-data', '--service-name', 'bench', '--model-name', 'trivial', '--model-version', '1', ...(process.env.BENCH_COLLECT_BATCH ? ['--model-data-batch-records', process.env.BENCH_COLLECT_BATCH] : [])], { ...nodeEnv, MDF_MODEL_DATA_CONNECTION_STRING: azurite.connectionString });
   const body = Buffer.from(JSON.stringify({ data: [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]] }));
   const lOn = new Load(on.port, '/score', body, 32);
   const lOff = new Load(off.port, '/score', body, 32);

@@ -69,11 +69,23 @@ export interface ScriptRecord {
   data: Buffer;
 }
 
+/** A payload kept until its line is built: its text (JSON or text bodies), or its JSON already made (others). */
+type Kept = { text: string; type?: string } | { json: string };
+
+/** What a captured request keeps: strings only, never the request's buffers (small ones share 8 KiB pool slabs). */
+interface KeptRequest {
+  requestId: string;
+  clientRequestId?: string;
+  status: number;
+  input: Kept;
+  output: Kept;
+}
+
 interface Entry {
   prefix: string;
   /** The JSON line, or what makes it (a captured request's line is built when its batch is cut, off the request's path). */
   line?: string;
-  request?: CapturedRequest;
+  request?: KeptRequest;
   at?: number;
   bytes: number;
 }
@@ -139,6 +151,34 @@ export function payloadJson(buf: Buffer, contentType: string | undefined, max: n
     }
   }
   return JSON.stringify(payloadValue(buf, contentType, max)) ?? 'null';
+}
+
+/** The JSON text of a kept payload. */
+function keptJson(k: Kept): string {
+  if ('json' in k) return k.json;
+  if (!k.text.includes('\n') && !k.text.includes('\r')) {
+    try {
+      JSON.parse(k.text);
+      return k.text;
+    } catch {
+      /* not JSON */
+    }
+  }
+  if (k.type && /json/i.test(k.type)) {
+    try {
+      return JSON.stringify(JSON.parse(k.text));
+    } catch {
+      /* below */
+    }
+  }
+  return JSON.stringify(k.text);
+}
+
+function keep(buf: Buffer, contentType: string | undefined, max: number): Kept {
+  if (buf.length > 0 && buf.length <= max && (!contentType || /json|^text\/|^application\/(x-www-form-urlencoded|xml)/i.test(contentType))) {
+    return { text: buf.toString('utf8'), type: contentType };
+  }
+  return { json: payloadJson(buf, contentType, max) };
 }
 
 export class ModelDataCollector {
@@ -242,7 +282,11 @@ export class ModelDataCollector {
     const size = Math.min(c.input.length, max) + Math.min(c.output.length, max) + 320;
     if (!this.admit(size)) return false;
     const t = this.now();
-    this.push({ prefix: this.prefix(this.o.model, this.o.modelVersion, 'requests', t), request: c, at: t.getTime(), bytes: size });
+    const request: KeptRequest = {
+      requestId: c.requestId, clientRequestId: c.clientRequestId, status: c.status,
+      input: keep(c.input, c.inputType, max), output: keep(c.output, c.outputType, max),
+    };
+    this.push({ prefix: this.prefix(this.o.model, this.o.modelVersion, 'requests', t), request, at: t.getTime(), bytes: size });
     return true;
   }
 
@@ -250,13 +294,12 @@ export class ModelDataCollector {
   private requestConst?: string;
 
   /** The JSON line of a captured request (concatenated: this runs once per scored request). */
-  private requestLine(c: CapturedRequest, at: number): string {
-    const max = this.o.maxPayloadBytes;
+  private requestLine(c: KeptRequest, at: number): string {
     this.requestConst ??= JSON.stringify({ service: this.o.service, slot: this.o.slot, model: this.o.model, modelVersion: this.o.modelVersion, designation: 'requests' }).slice(1, -1);
     const id = JSON.stringify(c.requestId);
     const client = c.clientRequestId ? `"clientRequestId":${JSON.stringify(c.clientRequestId)},` : '';
     return `{"correlationId":${id},"requestId":${id},${client}"time":"${new Date(at).toISOString()}",${this.requestConst},"status":${c.status | 0},` +
-      `"input":${payloadJson(c.input, c.inputType, max)},"output":${payloadJson(c.output, c.outputType, max)}}`;
+      `"input":${keptJson(c.input)},"output":${keptJson(c.output)}}`;
   }
 
   /** A record of the entry script's `ModelDataCollector.collect(data)`. */
