@@ -129,7 +129,7 @@ async function main(): Promise<void> {
   const output = new net.Socket({ fd: 4, readable: false, writable: true });
   const send = (header: object, body?: Buffer) => output.write(encodeFrame(header, body));
   registerMonitoringModule();
-  setCollectSink((header, body) => send(header, body));
+  if (process.env.AML_COLLECT_MODEL_DATA === '1') setCollectSink((header, body) => send(header, body));
   let handler: Handler;
   try {
     const script = process.env.AML_ENTRY_SCRIPT;

@@ -4,7 +4,8 @@ Started by the Node front (runtime/pool.ts), one process per worker. It imports 
 init() once, then serves requests read from fd 3 and writes responses to fd 4 (stdout and stderr stay free
 for the script's own prints). Frame: 4-byte big-endian header length, 4-byte body length, JSON header, body.
 
-Environment: AML_ENTRY_SCRIPT (path of score.py), AZUREML_MODEL_DIR, AML_MAX_CONCURRENT, AML_DEBUG.
+Environment: AML_ENTRY_SCRIPT (path of score.py), AZUREML_MODEL_DIR, AML_MAX_CONCURRENT, AML_DEBUG,
+AML_COLLECT_MODEL_DATA (1: azureml.monitoring records are sent to the front).
 """
 import importlib.util
 import io
@@ -167,8 +168,9 @@ def _handle(script, header, body):
 
 
 def main():
-    # ModelDataCollector records go to the front on the reply channel (the front drops them unless collection is on).
-    _monitoring._sink = send
+    # ModelDataCollector records go to the front on the reply channel, only when collection is on.
+    if os.environ.get("AML_COLLECT_MODEL_DATA") == "1":
+        _monitoring._sink = send
     entry = os.environ.get("AML_ENTRY_SCRIPT")
     max_concurrent = max(1, int(os.environ.get("AML_MAX_CONCURRENT", "1")))
     try:
