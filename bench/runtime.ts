@@ -7,7 +7,8 @@
  *   server's stack: Debian python3-flask + gunicorn), same worker count, measured in one run (ratio);
  * - RSS of one replica (front + workers);
  * - model data collection (`--collect-model-data`, writing to a fresh Azurite) on vs off: the same Node script at c32,
- *   two servers measured in interleaved slices (target: ≥ 90 % of the req/s, ≤ 1.2× the p99 of collection off).
+ *   servers measured in interleaved slices (target: ≥ 90 % of the req/s, ≤ 1.2× the p99 of collection off), plus a
+ *   third collecting server whose storage refuses connections (records dropped: p99 with storage down).
  * Servers run as child processes (the CLI / gunicorn); the load generator is this process (keep-alive
  * connections, closed loop, fixed duration). Environment: BENCH_SECONDS (default 3), BENCH_WORKERS (default 2),
  * BENCH_ONLY (comma list of `node`, `onnx`, `python`, `collect`; default all), BENCH_ONNX_THREADS (`--onnx-threads`, default 0 =
@@ -389,21 +390,27 @@ async function benchCollect(): Promise<void> {
   const nodeEnv = process.env.BENCH_NODE_OPTIONS ? { ...process.env, NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : process.env;
   const off = await startRuntime(args, nodeEnv);
   const on = await startRuntime([...args, '--collect-model-data', '--service-name', 'bench', '--model-name', 'trivial', '--model-version', '1', ...(process.env.BENCH_COLLECT_BATCH ? ['--model-data-batch-records', process.env.BENCH_COLLECT_BATCH] : [])], { ...nodeEnv, MDF_MODEL_DATA_CONNECTION_STRING: azurite.connectionString });
+  // Storage down: a collecting server whose container URL refuses connections (buffer fills, records are dropped).
+  const closed = await freePort();
+  const down = await startRuntime([...args, '--collect-model-data', '--model-data-url', `http://127.0.0.1:${closed}/devstoreaccount1/modeldata?sv=2025-01-05&sig=bench`], nodeEnv);
   const body = Buffer.from(JSON.stringify({ data: [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]] }));
   const lOn = new Load(on.port, '/score', body, 32);
   const lOff = new Load(off.port, '/score', body, 32);
+  const lDown = new Load(down.port, '/score', body, 32);
   const slice = 0.5;
   try {
     await lOn.warm();
     await lOff.warm();
+    await lDown.warm();
     const load0 = os.loadavg()[0];
     // CPU seconds of each side (front + workers) and of Azurite (the bench's other children), over the measurement.
     const tree = (pid: number) => [pid, ...descendants(pid)];
-    const others = () => descendants(process.pid).filter((p) => !tree(on.proc.pid!).includes(p) && !tree(off.proc.pid!).includes(p));
+    const others = () => descendants(process.pid).filter((p) => ![on, off, down].some((c) => tree(c.proc.pid!).includes(p)));
     const cpu0 = { on: cpuSeconds(tree(on.proc.pid!)), off: cpuSeconds(tree(off.proc.pid!)), storage: cpuSeconds(others()) };
     for (let t = 0; t < SECONDS * 2; t += slice) {
       await lOff.slice(slice);
       await lOn.slice(slice);
+      await lDown.slice(slice);
     }
     const cpu = {
       on: cpuSeconds(tree(on.proc.pid!)) - cpu0.on, off: cpuSeconds(tree(off.proc.pid!)) - cpu0.off, storage: cpuSeconds(others()) - cpu0.storage,
@@ -421,11 +428,21 @@ async function benchCollect(): Promise<void> {
     };
     emit('runtime.collect.req_per_s.ratio', rOn.reqPerS / rOff.reqPerS, 'ratio', { target: '>= 0.9', ...common });
     emit('runtime.collect.p99.ratio', rOn.p99 / rOff.p99, 'ratio', { target: '<= 1.2', ...common });
+    const rDown = lDown.result();
+    const downMetrics = await (await fetch(`http://127.0.0.1:${down.port}/metrics`)).text();
+    const downCount = (outcome: string) => Number(new RegExp(`scoring_model_data_records_total\\{outcome="${outcome}"\\} (\\d+)`).exec(downMetrics)?.[1] ?? NaN);
+    report('runtime.collect_storage_down', 32, rDown);
+    emit('runtime.collect_storage_down.p99.ratio', rDown.p99 / rOff.p99, 'ratio', {
+      note: 'collection on, storage refusing connections, vs collection off (same interleaved run)', errors: rDown.errors,
+      req_per_s_ratio: Math.round((rDown.reqPerS / rOff.reqPerS) * 1000) / 1000, collected: downCount('collected'), dropped: downCount('dropped'), written: downCount('written'),
+    });
   } finally {
     lOn.close();
     lOff.close();
+    lDown.close();
     await on.stop();
     await off.stop();
+    await down.stop();
     await azurite.stop();
   }
 }
