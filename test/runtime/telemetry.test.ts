@@ -6,6 +6,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as https from 'node:https';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
@@ -156,5 +157,47 @@ test('Application Insights (the CLI with MDF_* env as on ACI/AKS): spans reach t
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
     await new Promise<void>((r) => ingestion.close(() => r()));
+  }
+}, 90_000);
+
+test('OTLP (no Application Insights): spans reach OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces (OTLP over HTTP), without bodies', async () => {
+  const received: Array<{ url: string; body: string }> = [];
+  const collector = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      received.push({ url: req.url ?? '', body: (req.headers['content-encoding'] === 'gzip' ? zlib.gunzipSync(raw) : raw).toString('utf8') });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((r) => collector.listen(0, '127.0.0.1', () => r()));
+  const port = (collector.address() as AddressInfo).port;
+  const logPath = path.join(dir, 'otlp.log');
+  const fd = fs.openSync(logPath, 'w');
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist/runtime/cli.js'), '--entry-script', path.join(dir, 'score.js'), '--model-dir', modelDir, '--port', '0', '--enable-app-insights', '--slot', 'green'], {
+    stdio: ['ignore', fd, fd],
+    env: { ...inheritedEnv(), OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` },
+  });
+  fs.closeSync(fd);
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  try {
+    const ready = await waitRuntimeReady({ logPath, alive: () => child.exitCode === null, timeoutMs: 60_000 });
+    if (!ready.ok) throw new Error(ready.message);
+    const res = await post(`http://127.0.0.1:${ready.port}/score`, { data: [[1]], secret: SECRET_BODY });
+    expect(res.status).toBe(200);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const traces = received.filter((r) => r.url === '/v1/traces');
+    expect(traces.length).toBeGreaterThan(0);
+    const all = traces.map((t) => t.body).join('\n');
+    expect(all).toContain('POST /score');
+    expect(all).toContain(res.headers.get('x-ms-request-id')!);
+    expect(all).toContain('green');
+    expect(all).not.toContain(SECRET_BODY);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await new Promise<void>((r) => collector.close(() => r()));
   }
 }, 90_000);
