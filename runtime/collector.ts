@@ -358,6 +358,8 @@ export class ModelDataCollector {
 
   /** Cuts a batch when enough records or time passed, and starts an upload when none runs. */
   private tick(byTime: boolean): void {
+    // Once closing, close() alone cuts and uploads (never two uploads of the same batch at once).
+    if (this.closing) return;
     if (this.entries.length >= this.o.batchRecords || (byTime && this.entries.length && Date.now() - this.oldestAt >= this.o.flushMs)) {
       // Cut everything that is due now: full batches, plus the rest when its time came.
       while (this.entries.length >= this.o.batchRecords) this.cut(this.o.batchRecords);
