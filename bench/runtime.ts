@@ -7,10 +7,13 @@
  *   server's stack: Debian python3-flask + gunicorn) and behind FastAPI + uvicorn (the stack of KServe's Python
  *   model server, MLServer and BentoML: Debian python3-fastapi + python3-uvicorn), same worker count, measured in
  *   one run in interleaved slices (ratios, p99 of each);
- * - RSS of one replica (front + workers).
+ * - RSS of one replica (front + workers);
+ * - model data collection (`--collect-model-data`, writing to a fresh Azurite) on vs off: the same Node script at c32,
+ *   servers measured in interleaved slices (target: ≥ 90 % of the req/s, ≤ 1.2× the p99 of collection off), plus a
+ *   third collecting server whose storage refuses connections (records dropped: p99 with storage down).
  * Servers run as child processes (the CLI / gunicorn); the load generator is this process (keep-alive
  * connections, closed loop, fixed duration). Environment: BENCH_SECONDS (default 3), BENCH_WORKERS (default 2),
- * BENCH_ONLY (comma list of `node`, `onnx`, `python`; default all), BENCH_ONNX_THREADS (`--onnx-threads`, default 0 =
+ * BENCH_ONLY (comma list of `node`, `onnx`, `python`, `collect`; default all), BENCH_ONNX_THREADS (`--onnx-threads`, default 0 =
  * cores / workers; the raw loop uses the same), BENCH_ONNX_WORKER_PROCESSES=1 (`--onnx-worker-processes`),
  * BENCH_MAX_BATCH_SIZE (`--max-batch-size` of the batching ONNX server; default the runtime's), BENCH_RAW_BATCH
  * (requests per run of the raw batched loop, default 16), BENCH_BASELINE_ROOT (another build's root: its ONNX server
@@ -26,12 +29,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { mlpOnnx, writeLinearOnnx } from '../examples/runtime/onnx-model';
+import { startAzurite } from '../local/azurite';
 import { OnnxModel, onnxThreads, packageRoot, settle } from '../runtime';
 
 const ROOT = packageRoot();
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'node,onnx,python').split(',').map((x) => x.trim()).filter(Boolean));
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'node,onnx,python,collect').split(',').map((x) => x.trim()).filter(Boolean));
 /** `--onnx-threads` of the ONNX runs (0 = the runtime's default, cores / workers). */
 const ONNX_THREADS = Number(process.env.BENCH_ONNX_THREADS ?? 0);
 /** `--max-batch-size` of the batching ONNX server ('' = the runtime's default); a second server runs with 1. */
@@ -195,9 +199,9 @@ async function stopChild(proc: ChildProcess): Promise<void> {
  */
 const BASELINE_ROOT = process.env.BENCH_BASELINE_ROOT;
 
-/** Starts the runtime CLI (of `root`, default this build) and waits for its "ready" line. */
-async function startRuntime(args: string[], root = ROOT): Promise<Child> {
-  const proc = spawn(process.execPath, [path.join(root, 'dist/runtime/cli.js'), '--port', '0', '--no-access-log', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Starts the runtime CLI (of `root`, default this build; with `env`, that environment) and waits for its "ready" line. */
+async function startRuntime(args: string[], root = ROOT, env?: NodeJS.ProcessEnv): Promise<Child> {
+  const proc = spawn(process.execPath, [path.join(root, 'dist/runtime/cli.js'), '--port', '0', '--no-access-log', ...args], { stdio: ['ignore', 'pipe', 'inherit'], ...(env ? { env } : {}) });
   const rl = readline.createInterface({ input: proc.stdout! });
   let port = 0;
   for await (const line of rl) {
@@ -342,6 +346,20 @@ async function benchNode(): Promise<void> {
   } finally {
     await rt.stop();
   }
+}
+
+/** CPU time (user + system) of processes, seconds (processes gone meanwhile count 0). */
+function cpuSeconds(pids: number[]): number {
+  const hz = 100; // USER_HZ on Linux
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch { /* gone */ }
+  }
+  return ticks / hz;
 }
 
 /** `scoring_batch_size` sum and count of a server's /metrics (requests served by model runs, runs). */
@@ -526,11 +544,80 @@ async function benchOnnxModels(): Promise<void> {
   await benchOnnx('runtime.onnx_tiny', writeLinearOnnx, { data: [[5.1, 3.5, 1.4, 0.2]] }, 'linear 4-3 (15 params): pure overhead');
 }
 
+/**
+ * Model data collection on vs off (same script, same workers, same run): slices of 0.5 s alternate between the two
+ * servers so both see the same machine load. The collecting server writes to a fresh in-memory Azurite.
+ */
+async function benchCollect(): Promise<void> {
+  const azurite = await startAzurite();
+  const args = ['--entry-script', path.join(ROOT, 'examples/runtime/node/trivial.js'), '--workers', String(WORKERS), '--max-concurrent', '16', '--max-wait-ms', '10000'];
+  // BENCH_NODE_OPTIONS: Node flags for both servers (e.g. a larger young generation, --max-semi-space-size=32).
+  const nodeEnv = process.env.BENCH_NODE_OPTIONS ? { ...process.env, NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : process.env;
+  const off = await startRuntime(args, ROOT, nodeEnv);
+  const on = await startRuntime([...args, '--collect-model-data', '--service-name', 'bench', '--model-name', 'trivial', '--model-version', '1', ...(process.env.BENCH_COLLECT_BATCH ? ['--model-data-batch-records', process.env.BENCH_COLLECT_BATCH] : [])], ROOT, { ...nodeEnv, MDF_MODEL_DATA_CONNECTION_STRING: azurite.connectionString });
+  // Storage down: a collecting server whose container URL refuses connections (buffer fills, records are dropped).
+  const closed = await freePort();
+  const down = await startRuntime([...args, '--collect-model-data', '--model-data-url', `http://127.0.0.1:${closed}/devstoreaccount1/modeldata?sv=2025-01-05&sig=bench`], ROOT, nodeEnv);
+  const body = Buffer.from(JSON.stringify({ data: [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]] }));
+  const lOn = new Load(on.port, '/score', body, 32);
+  const lOff = new Load(off.port, '/score', body, 32);
+  const lDown = new Load(down.port, '/score', body, 32);
+  const slice = 0.5;
+  try {
+    await lOn.warm();
+    await lOff.warm();
+    await lDown.warm();
+    const load0 = os.loadavg()[0];
+    // CPU seconds of each side (front + workers) and of Azurite (the bench's other children), over the measurement.
+    const tree = (pid: number) => [pid, ...descendants(pid)];
+    const others = () => descendants(process.pid).filter((p) => ![on, off, down].some((c) => tree(c.proc.pid!).includes(p)));
+    const cpu0 = { on: cpuSeconds(tree(on.proc.pid!)), off: cpuSeconds(tree(off.proc.pid!)), storage: cpuSeconds(others()) };
+    for (let t = 0; t < SECONDS * 2; t += slice) {
+      await lOff.slice(slice);
+      await lOn.slice(slice);
+      await lDown.slice(slice);
+    }
+    const cpu = {
+      on: cpuSeconds(tree(on.proc.pid!)) - cpu0.on, off: cpuSeconds(tree(off.proc.pid!)) - cpu0.off, storage: cpuSeconds(others()) - cpu0.storage,
+    };
+    const rOn = lOn.result();
+    const rOff = lOff.result();
+    const metrics = await (await fetch(`http://127.0.0.1:${on.port}/metrics`)).text();
+    const count = (outcome: string) => Number(new RegExp(`scoring_model_data_records_total\\{outcome="${outcome}"\\} (\\d+)`).exec(metrics)?.[1] ?? NaN);
+    report('runtime.collect_on', 32, rOn);
+    report('runtime.collect_off', 32, rOff);
+    const common = {
+      connections: 32, workers: WORKERS, interleaved_slices_s: slice, loadavg_1m: [load0, os.loadavg()[0]], collected: count('collected'), written: count('written'), dropped: count('dropped'),
+      cpu_s: { on: Math.round(cpu.on * 100) / 100, off: Math.round(cpu.off * 100) / 100, azurite: Math.round(cpu.storage * 100) / 100 },
+      cpu_us_per_request: { on: Math.round((cpu.on / rOn.requests) * 1e6), off: Math.round((cpu.off / rOff.requests) * 1e6) },
+    };
+    emit('runtime.collect.req_per_s.ratio', rOn.reqPerS / rOff.reqPerS, 'ratio', { target: '>= 0.9', ...common });
+    emit('runtime.collect.p99.ratio', rOn.p99 / rOff.p99, 'ratio', { target: '<= 1.2', ...common });
+    const rDown = lDown.result();
+    const downMetrics = await (await fetch(`http://127.0.0.1:${down.port}/metrics`)).text();
+    const downCount = (outcome: string) => Number(new RegExp(`scoring_model_data_records_total\\{outcome="${outcome}"\\} (\\d+)`).exec(downMetrics)?.[1] ?? NaN);
+    report('runtime.collect_storage_down', 32, rDown);
+    emit('runtime.collect_storage_down.p99.ratio', rDown.p99 / rOff.p99, 'ratio', {
+      note: 'collection on, storage refusing connections, vs collection off (same interleaved run)', errors: rDown.errors,
+      req_per_s_ratio: Math.round((rDown.reqPerS / rOff.reqPerS) * 1000) / 1000, collected: downCount('collected'), dropped: downCount('dropped'), written: downCount('written'),
+    });
+  } finally {
+    lOn.close();
+    lOff.close();
+    lDown.close();
+    await on.stop();
+    await off.stop();
+    await down.stop();
+    await azurite.stop();
+  }
+}
+
 async function main(): Promise<void> {
   emit('runtime.bench.machine.cpus', os.cpus().length, 'cores', { seconds_per_point: SECONDS, workers: WORKERS, node: process.version, only: [...ONLY], loadavg_1m: os.loadavg()[0] });
   if (ONLY.has('node')) await benchNode();
   if (ONLY.has('onnx')) await benchOnnxModels();
   if (ONLY.has('python')) await benchPython();
+  if (ONLY.has('collect')) await benchCollect();
 }
 
 main().catch((e: unknown) => {

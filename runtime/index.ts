@@ -24,3 +24,5 @@ export type { RuntimeEvent, RuntimeStart, WaitRuntimeReadyOptions } from './read
 export { jsonNestingDepth } from './json-depth';
 export { isOpenOipPath, parseOipPath } from './oip';
 export type { OipPath } from './oip';
+export { createLogger, formatRecord, logLevelOf, messageLogger } from './log';
+export type { Logger, LoggerOptions, LogLevel } from './log';

@@ -16,10 +16,12 @@ import { resolveOptions, type ServerOptions, type ServerOptionsInput } from './o
 import { WorkerPool, type Scorer } from './pool';
 import { buildOpenApi3, buildSwagger2 } from './schema';
 import { OipService } from './oip';
+import { createLogger, type LogRecord } from './log';
+import { setupObservability, type ObservabilityOverrides } from './observability';
 
-export type LogRecord = Record<string, unknown> & { event: string };
+export type { LogRecord } from './log';
 
-export interface StartOptions extends ServerOptionsInput {
+export interface StartOptions extends ServerOptionsInput, ObservabilityOverrides {
   /** Where log records go (default: one JSON line each on stdout). */
   log?: (record: LogRecord) => void;
   /** The entry script's own output lines (default: stderr, prefixed with the worker id). */
@@ -113,9 +115,12 @@ export function httpLimitsOf(o: Pick<ServerOptions, 'headersTimeoutMs' | 'reques
 }
 
 export async function startScoringServer(input: StartOptions): Promise<ScoringServer> {
-  const { log: logOpt, onWorkerOutput, ...raw } = input;
+  const { log: logOpt, onWorkerOutput, collectorSink, spanExporter, ...raw } = input;
   const options = resolveOptions(raw);
-  const log = logOpt ?? ((r: LogRecord) => process.stdout.write(JSON.stringify(r) + '\n'));
+  const log = logOpt ?? createLogger();
+  // collect_model_data / enable_app_insights (observability.ts): undefined parts when off.
+  const obs = setupObservability(options, log, { collectorSink, spanExporter });
+  const { collector, telemetry } = obs;
   const { kind, launch, onnxModel } = workerLaunch(options);
   const authorized = makeAuthorizer(options.keys);
 
@@ -155,6 +160,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
         onQueueWait,
         onRestart: () => metrics.workerRestarts.inc(),
         onBatch,
+        onCollect: obs.onCollect,
       });
   metrics = new RuntimeMetrics(() => ({ workersReady: pool.readyCount, workersTotal: pool.size, queued: pool.queued }));
   let active = 0;
@@ -162,7 +168,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
   const swaggerOpts = { serviceName: options.serviceName, authEnabled: !!options.keys };
   const oip = new OipService({ pool, kind, options, authorized, readBody, inflight: (d) => { metrics.inflight += d; }, log });
 
-  async function route(req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string): Promise<void> {
+  async function route(req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string, requestId: string, clientRequestId?: string): Promise<void> {
     const method = req.method ?? 'GET';
     if (path === '/' && (method === 'GET' || method === 'HEAD')) {
       const phase = pool.phase;
@@ -199,7 +205,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
         return;
       }
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-      res.end(metrics.render());
+      res.end(metrics.render() + (collector ? collector.metricLines().join('\n') + '\n' : ''));
       return;
     }
     if (isScore && options.mode === 'batch') {
@@ -218,8 +224,11 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     }
     metrics.inflight++;
     try {
-      const reply = await pool.run({ kind: isBatch ? 'batch' : 'score', method, path, query, headers }, body);
+      const reply = await pool.run({ kind: isBatch ? 'batch' : 'score', method, path, query, headers, requestId }, body);
       oip.noteAnswer(reply.status);
+      if (collector && isScore) {
+        collector.captureRequest({ requestId, clientRequestId, status: reply.status, input: body, inputType: headers['content-type'], output: reply.body, outputType: reply.contentType });
+      }
       const out: Record<string, string | number> = { 'content-type': reply.contentType, 'content-length': reply.body.length };
       for (const [k, v] of Object.entries(reply.headers)) if (!HOP_BY_HOP.has(k.toLowerCase())) out[k] = v;
       res.writeHead(reply.status, out);
@@ -239,9 +248,14 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     if (echo) res.setHeader('x-ms-client-request-id', echo);
     const url = new URL(req.url ?? '/', 'http://localhost');
     const routeName = routeOf(url.pathname);
+    const span = telemetry?.startRequest({
+      method: req.method ?? 'GET', route: routeName === 'other' ? 'other' : url.pathname, requestId, clientRequestId: echo,
+      traceparent: typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined,
+    });
     active++;
     res.on('close', () => {
       active--;
+      if (span) telemetry!.endRequest(span, res.statusCode);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.recordRequest(routeName, res.statusCode, seconds);
       if ([413, 503, 504].includes(res.statusCode)) metrics.rejected.inc({ status: String(res.statusCode) });
@@ -252,7 +266,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
         });
       }
     });
-    route(req, res, url.pathname, url.search.slice(1)).catch((e: unknown) => {
+    route(req, res, url.pathname, url.search.slice(1), requestId, echo).catch((e: unknown) => {
       const info = toErrorInfo(e);
       const status = e instanceof RuntimeError ? e.httpStatus : 500;
       if (res.headersSent) { res.destroy(); return; }
@@ -291,6 +305,8 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
           server.closeAllConnections();
         });
         await pool.stop();
+        // After the pool: the records of the last requests are in; a clean stop writes them all.
+        await obs.close();
       })();
       return stopped;
     },

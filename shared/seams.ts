@@ -71,6 +71,10 @@ export interface DeployConfig {
   replicaMaxConcurrentRequests: number;
   scoringTimeoutMs: number;
   maxRequestWaitTimeMs: number;
+  /** `collect_model_data`: replicas write scored inputs/outputs to the `modeldata` container (absent = off). */
+  collectModelData?: boolean;
+  /** `enable_app_insights`: replicas export an OpenTelemetry span per request (absent = off). */
+  enableAppInsights?: boolean;
   /** Anything target-specific (ACI dns label, AKS cluster/namespace, local port...). */
   extra?: Record<string, unknown>;
 }

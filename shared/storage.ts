@@ -25,6 +25,8 @@ export const CONTAINERS = {
   images: 'images',
   /** Files uploaded with `POST /api/deployments` (multipart): `uploads/<run id>/<path>`. */
   uploads: 'uploads',
+  /** Collected model data (`collect_model_data`): `modeldata/<service>/<model>/<version>/<designation>/<yyyy>/<mm>/<dd>/*.jsonl`. */
+  modelData: 'modeldata',
 } as const;
 
 /** Azure Tables. */

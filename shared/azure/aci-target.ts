@@ -10,9 +10,12 @@ import type { AzureConfig } from './config';
 import { aciDnsLabel, slotResourceName, TAGS } from './names';
 import { endpointUris, RUNTIME_ENV, runtimeSettings, scoringPort } from './runtime-env';
 import { AppError } from '../errors';
+import { observabilityEnv } from '../targets/observability-env';
 
 export type AciTargetOptions = AciGroupsOptions & {
-  config: AciGroupsOptions['config'] & Pick<AzureConfig, 'subscriptionId'>;
+  config: AciGroupsOptions['config'] & Pick<AzureConfig, 'subscriptionId'> & Partial<Pick<AzureConfig, 'managedIdentityClientId'>>;
+  /** URL of the app's `modeldata` container (no SAS): where replicas with collect_model_data write, with the group's identity. */
+  modelDataUrl?: string;
 };
 
 /** ACI allows up to 4 cores and 16 GB per container group in most regions. */
@@ -26,7 +29,7 @@ function checkSize(config: DeployConfig): void {
 }
 
 /** The container group spec of a slot (also printed by `plan`). */
-export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['config']): ContainerGroupSpec {
+export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['config'], modelDataUrl?: string): ContainerGroupSpec {
   checkSize(request.config);
   const name = slotResourceName(request.serviceName, request.slot);
   const label = typeof request.config.extra?.dnsNameLabel === 'string' ? `${request.config.extra.dnsNameLabel}-${request.slot}` : name;
@@ -44,7 +47,12 @@ export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['co
     memoryGb: request.config.memoryGb,
     port: scoringPort(request.config),
     dnsNameLabel: aciDnsLabel(label, `${config.subscriptionId}/${config.resourceGroup}`),
-    env: runtimeSettings(request.config),
+    env: [
+      ...runtimeSettings(request.config),
+      ...observabilityEnv(request.config, { serviceName: request.serviceName, slot: request.slot }, modelDataUrl),
+      // The group's user-assigned identity is the one DefaultAzureCredential picks in the container.
+      ...(request.config.collectModelData && config.managedIdentityClientId ? [['AZURE_CLIENT_ID', config.managedIdentityClientId] as [string, string]] : []),
+    ],
     secureEnv,
     tags: {
       [TAGS.service]: request.serviceName,
@@ -67,7 +75,7 @@ export class AciTarget implements DeployTarget {
     if (request.config.authEnabled && !request.keys) {
       throw new AppError('DeployKeysMissing', 'auth_enabled is true but no keys were given for the service.', 400);
     }
-    const spec = aciSlotSpec(request, this.o.config);
+    const spec = aciSlotSpec(request, this.o.config, this.o.modelDataUrl);
     const before = await this.groups.get(spec.name);
     let outcome = await this.groups.ensureRunning(spec, { existing: before });
     const previousImage = before?.provisioningState === 'Succeeded' ? before.containers?.[0]?.image : undefined;

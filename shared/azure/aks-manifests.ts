@@ -15,6 +15,7 @@ import { fromRuntime } from '../errors';
 import type { DeployConfig, DeployRequest } from '../seams';
 import { dnsLabel, MANAGED_BY, serviceResourceName, slotResourceName, TAGS } from './names';
 import { RUNTIME_ENV, runtimeSettings, scoringPort } from './runtime-env';
+import { observabilityEnv } from '../targets/observability-env';
 
 export const AKS_CONTAINER = 'model';
 /** Port the Services listen on (the runtime's port is the target port). */
@@ -84,7 +85,7 @@ export function keysSecret(serviceName: string, namespace: string, keys: { prima
   };
 }
 
-export function slotDeployment(request: DeployRequest, namespace: string): K8s.V1Deployment {
+export function slotDeployment(request: DeployRequest, namespace: string, modelDataUrl?: string): K8s.V1Deployment {
   const { serviceName, slot, config } = request;
   const port = scoringPort(config);
   const labels = { ...serviceLabels(serviceName), ...slotSelector(serviceName, slot), [TAGS.image]: `${request.image.name}-${request.image.version}` };
@@ -95,7 +96,11 @@ export function slotDeployment(request: DeployRequest, namespace: string): K8s.V
     timeoutSeconds: 5,
     failureThreshold: 3,
   });
-  const env: K8s.V1EnvVar[] = runtimeSettings(config).map(([name, value]) => ({ name, value }));
+  const env: K8s.V1EnvVar[] = [
+    ...runtimeSettings(config),
+    // collect_model_data writes with the pod's identity (workload identity): the container URL carries no SAS.
+    ...observabilityEnv(config, { serviceName: request.serviceName, slot: request.slot }, modelDataUrl),
+  ].map(([name, value]) => ({ name, value }));
   if (config.authEnabled) {
     const secret = keysSecretName(serviceName);
     env.push(

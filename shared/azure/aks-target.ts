@@ -40,6 +40,8 @@ export interface AksTargetOptions extends AksClusterOptions {
   /** How long a cached cluster configuration (its token) is reused. */
   kubeConfigTtlMs?: number;
   log?: (message: string) => void;
+  /** URL of the app's `modeldata` container (no SAS) for collect_model_data; pods write with their workload identity. */
+  modelDataUrl?: string;
 }
 
 interface Apis {
@@ -129,7 +131,7 @@ export class AksTarget implements DeployTarget {
       );
     }
 
-    const deployment = slotDeployment(request, ns);
+    const deployment = slotDeployment(request, ns, this.o.modelDataUrl);
     const previous = await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: ns }));
     const sameImage = previous?.spec?.template?.spec?.containers?.[0]?.image === request.image.imageRef;
     if (previous) {

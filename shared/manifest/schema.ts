@@ -112,6 +112,10 @@ const common = {
   cpu_cores: z.number().positive().max(64).optional(),
   memory_gb: z.number().positive().max(256).optional(),
   auth_enabled: z.boolean().optional(),
+  /** AML `collect_model_data`: the replicas write each scored request's input and output to blob storage (runtime/collector.ts). */
+  collect_model_data: z.boolean().optional(),
+  /** AML `enable_app_insights`: the replicas emit an OpenTelemetry span per request (runtime/telemetry.ts). */
+  enable_app_insights: z.boolean().optional(),
   description: description.optional(),
   tags: stringMap.optional(),
 };
@@ -290,6 +294,11 @@ export function deployConfigFor(t: ParsedTarget | { kind: TargetKind }, field = 
     Omit<Partial<z.output<typeof localTarget>>, 'kind'> & { kind: TargetKind };
   const v = t as AnyTarget;
   const extra: Record<string, unknown> = {};
+  // Only when on, so configurations without them stay as they were.
+  const observability = {
+    ...(v.collect_model_data ? { collectModelData: true } : {}),
+    ...(v.enable_app_insights ? { enableAppInsights: true } : {}),
+  };
   if (v.kind === 'aci') {
     if (v.dns_name_label) extra.dnsNameLabel = v.dns_name_label;
     if (v.location) extra.location = v.location;
@@ -306,6 +315,7 @@ export function deployConfigFor(t: ParsedTarget | { kind: TargetKind }, field = 
       replicaMaxConcurrentRequests: 1,
       scoringTimeoutMs: 60_000,
       maxRequestWaitTimeMs: 500,
+      ...observability,
       ...(Object.keys(extra).length ? { extra } : {}),
     };
   }
@@ -336,6 +346,7 @@ export function deployConfigFor(t: ParsedTarget | { kind: TargetKind }, field = 
     replicaMaxConcurrentRequests: v.replica_max_concurrent_requests ?? 1,
     scoringTimeoutMs: v.scoring_timeout_ms ?? 60_000,
     maxRequestWaitTimeMs: v.max_request_wait_time ?? 500,
+    ...observability,
     ...(Object.keys(extra).length ? { extra } : {}),
   };
 }

@@ -33,6 +33,7 @@ import type { DeployConfig, DeployRequest, DeployTarget, DeployedSlot, ErrorInfo
 import type { TrafficSnapshot } from '../rollout/traffic';
 import { downloadBlob, type StorageClients } from '../storage';
 import { findProcesses, isAlive, killGroup, processArgs, processStartTime, terminateGroups } from '../processes';
+import { modelDataSasUrl, observabilityEnv } from './observability-env';
 
 export interface LocalTargetOptions {
   workDir: string;
@@ -600,6 +601,8 @@ export class LocalDeployTarget implements DeployTarget {
       ...(this.opts.extraRuntimeArgs ?? []),
     ];
     const nodeModules = path.join(packageRoot(), 'node_modules');
+    // collect_model_data / enable_app_insights: labels, a write-only SAS of the modeldata container, telemetry settings.
+    const obsEnv = observabilityEnv(cfg, { serviceName: record.serviceName, slot: record.slot }, cfg.collectModelData ? await modelDataSasUrl(this.storage) : undefined);
     const logPath = path.join(ctx.dir, `replica-${index}.log`);
     // A file, never a pipe: the replica must outlive a killed host (no EPIPE) so the next host can adopt it.
     const fd = fs.openSync(logPath, 'a');
@@ -610,7 +613,7 @@ export class LocalDeployTarget implements DeployTarget {
         cwd: ctxDir,
         detached: true,
         stdio: ['ignore', fd, fd],
-        env: runtimeProcessEnv(nodeModules),
+        env: { ...runtimeProcessEnv(nodeModules), ...Object.fromEntries(obsEnv) },
       });
     } finally {
       fs.closeSync(fd);
