@@ -9,8 +9,8 @@ import { DEPLOY, type DeployRunResult, type DeployServiceInput, type StartBatchA
 import type { DeploymentEventType } from '../shared/events';
 import { checkPromotion } from '../shared/manifest/training';
 import type { ErrorInfo } from '../shared/seams';
-import { StepTracker, runErrorOf } from '../shared/services/run';
-import { call, inputOf, registerOrchestration } from '../shared/workflow';
+import { StepTracker } from '../shared/services/run';
+import { call, failureOf, inputOf, registerOrchestration } from '../shared/workflow';
 
 function* deployModel(context: OrchestrationContext): Generator<Task, DeployRunResult, any> {
   const input = inputOf(context, DEPLOY.run);
@@ -26,7 +26,7 @@ function* deployModel(context: OrchestrationContext): Generator<Task, DeployRunR
     try {
       yield* call(context, DEPLOY.publishEvent, { type, subject, runId, time: now().toISOString(), data }, retry);
     } catch (err) {
-      notes.push(`event ${type} was not published: ${runErrorOf(err, 'EventPublishFailed').message}`);
+      notes.push(`event ${type} was not published: ${failureOf(err, 'EventPublishFailed').message}`);
     }
   };
 
@@ -42,12 +42,13 @@ function* deployModel(context: OrchestrationContext): Generator<Task, DeployRunR
     // 1. Register the model.
     steps.start('register', now());
     status();
-    const reg = yield* call(context, DEPLOY.registerModel, { model: input.model, files: input.files.model, source: input.source }, retry);
-    if (!reg.ok) {
-      steps.end('register', 'Failed', now(), reg.error.message);
-      yield* publish('DeploymentFailed', `models/${input.model.name}`, { step: 'register', error: reg.error });
-      return finish('Failed', reg.error);
+    const regR = yield* call(context, DEPLOY.registerModel, { model: input.model, files: input.files.model, source: input.source }, retry);
+    if (!regR.ok) {
+      steps.end('register', 'Failed', now(), regR.error.message);
+      yield* publish('DeploymentFailed', `models/${input.model.name}`, { step: 'register', error: regR.error });
+      return finish('Failed', regR.error);
     }
+    const reg = regR.value;
     steps.end('register', 'Succeeded', now(), reg.model.id);
     result.model = reg.model.id;
     yield* publish('ModelRegistered', `models/${reg.model.name}/${reg.model.version}`, { model: reg.model.id, files: reg.model.files, bytes: reg.model.bytes, source: input.source.kind, trainingRunId: input.training?.trainingRunId });
@@ -66,13 +67,16 @@ function* deployModel(context: OrchestrationContext): Generator<Task, DeployRunR
     // 3. Build the image.
     steps.start('image', now());
     status();
-    const img = yield* call(context, DEPLOY.createImage, { manifest, files: input.files, modelId: reg.model.id, runId }, retry);
-    if (img.image) result.image = img.image.id;
-    if (!img.ok) {
-      steps.end('image', 'Failed', now(), img.error.message);
-      yield* publish('DeploymentFailed', img.image ? `images/${img.image.name}/${img.image.version}` : `images/${manifest.image.name}`, { step: 'image', error: img.error, logBlob: img.image?.logBlob });
-      return finish('Failed', img.error);
+    const imgR = yield* call(context, DEPLOY.createImage, { manifest, files: input.files, modelId: reg.model.id, runId }, retry);
+    if (!imgR.ok) {
+      const built = imgR.detail?.image;
+      if (built) result.image = built.id;
+      steps.end('image', 'Failed', now(), imgR.error.message);
+      yield* publish('DeploymentFailed', built ? `images/${built.name}/${built.version}` : `images/${manifest.image.name}`, { step: 'image', error: imgR.error, logBlob: built?.logBlob });
+      return finish('Failed', imgR.error);
     }
+    const img = imgR.value;
+    result.image = img.image.id;
     steps.end('image', 'Succeeded', now(), `${img.image.id} ${img.image.digest ?? ''}`.trim());
     yield* publish('ImageCreated', `images/${img.image.name}/${img.image.version}`, { image: img.image.id, digest: img.image.digest, models: img.image.models, runtime: img.image.runtime });
 
@@ -90,12 +94,13 @@ function* deployModel(context: OrchestrationContext): Generator<Task, DeployRunR
     };
     steps.start('prepare', now());
     status();
-    const prep = yield* call(context, DEPLOY.prepareDeployment, deploy, retry);
-    if (!prep.ok) {
-      steps.end('prepare', 'Failed', now(), prep.error.message);
-      yield* publish('DeploymentFailed', `services/${deploy.serviceName}`, { step: 'prepare', error: prep.error });
-      return finish('Failed', prep.error);
+    const prepR = yield* call(context, DEPLOY.prepareDeployment, deploy, retry);
+    if (!prepR.ok) {
+      steps.end('prepare', 'Failed', now(), prepR.error.message);
+      yield* publish('DeploymentFailed', `services/${deploy.serviceName}`, { step: 'prepare', error: prepR.error });
+      return finish('Failed', prepR.error);
     }
+    const prep = prepR.value;
     steps.end('prepare', 'Succeeded', now(), prep.isUpdate ? `update: ${prep.previousImage} → ${img.image.id} in slot ${prep.slot}` : `new service, slot ${prep.slot}`);
     held = { deploy, slot: prep.slot };
 
@@ -163,7 +168,7 @@ function* deployModel(context: OrchestrationContext): Generator<Task, DeployRunR
         notes.push(...retired.notes);
         steps.end('retire', 'Succeeded', now(), retired.notes.length ? retired.notes.join('; ') : `slot ${prep.previousSlot ?? '-'} removed`);
       } catch (err) {
-        const note = `the previous slot ${prep.previousSlot ?? ''} was not retired: ${runErrorOf(err).message}`;
+        const note = `the previous slot ${prep.previousSlot ?? ''} was not retired: ${failureOf(err, 'RunFailed').message}`;
         notes.push(note);
         steps.end('retire', 'Failed', now(), note);
       }
@@ -186,8 +191,8 @@ function* deployModel(context: OrchestrationContext): Generator<Task, DeployRunR
       const batchInput: StartBatchAfterDeployInput = { batch: input.training.batch, trainingRunId: input.training.trainingRunId, model: reg.model.id, eventId: input.source.eventId };
       const b = yield* call(context, DEPLOY.startBatch, batchInput, retry);
       if (b.ok) {
-        result.batch = { runId: b.runId, statusUri: `/api/runs/${b.runId}` };
-        steps.end('batch', 'Succeeded', now(), `batch run ${b.runId} started`);
+        result.batch = { runId: b.value.runId, statusUri: `/api/runs/${b.value.runId}` };
+        steps.end('batch', 'Succeeded', now(), `batch run ${b.value.runId} started`);
       } else {
         result.batch = { error: b.error };
         steps.end('batch', 'Failed', now(), b.error.message);
@@ -196,7 +201,7 @@ function* deployModel(context: OrchestrationContext): Generator<Task, DeployRunR
     return finish('Succeeded');
   } catch (err) {
     // An activity failed after its retries: release the service if this run holds it, then fail the run.
-    const error: ErrorInfo = runErrorOf(err);
+    const error: ErrorInfo = failureOf(err, 'RunFailed');
     if (held) {
       try {
         yield* call(context, DEPLOY.rollback, { deploy: held.deploy, slot: held.slot, reason: error });

@@ -24,6 +24,7 @@ import type { SmokeTestResult } from '../../shared/scoring/smoke';
 import type { DeployedSlot } from '../../shared/seams';
 import type { RunView } from '../../shared/services/run';
 import { runIdFor } from '../../shared/services/run';
+import { ActivityFailure } from '../../shared/workflow';
 
 /** One host for the file; each run answers from its own scenario (found by the run's instance id). */
 const scenarios = new Map<string, Scenario>();
@@ -58,9 +59,9 @@ const image: ImageSummary = { id: 'img:2', name: 'img', version: 2, state: 'Succ
 /** Activities of a successful update of `svc-a` (image img:1 in slot blue → img:2 in slot green). */
 function happy(): Record<string, Answer> {
   return {
-    [DEPLOY.registerModel.name]: (): RegisterModelOutput => ({ ok: true, created: true, model: { id: 'm:2', name: 'm', version: 2, files: 1, bytes: 10 } }),
-    [DEPLOY.createImage.name]: (): CreateImageOutput => ({ ok: true, image }),
-    [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, slot: 'green', previousSlot: 'blue', previousImage: 'img:1', isUpdate: true }),
+    [DEPLOY.registerModel.name]: (): RegisterModelOutput => ({ ok: true, value: { created: true, model: { id: 'm:2', name: 'm', version: 2, files: 1, bytes: 10 } } }),
+    [DEPLOY.createImage.name]: (): CreateImageOutput => ({ ok: true, value: { image } }),
+    [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, value: { slot: 'green', previousSlot: 'blue', previousImage: 'img:1', isUpdate: true } }),
     [DEPLOY.deploySlot.name]: (): DeployedSlot => ({ serviceName: 'svc-a', slot: 'green', state: 'Healthy', scoringUri: 'http://127.0.0.1:1/green/score', swaggerUri: '', healthUri: '' }),
     [DEPLOY.smokeTest.name]: (): SmokeTestResult => ({ ok: true, checks: ['output matches'], latencyMs: 3, swagger: 'absent' }),
     [DEPLOY.promote.name]: (): PromoteOutput => ({ name: 'svc-a', state: 'Healthy', image: 'img:2', scoringUri: 'http://127.0.0.1:2/score', swaggerUri: 'http://127.0.0.1:2/swagger.json' }),
@@ -116,7 +117,7 @@ test('happy path: register → image → prepare → deploy → smoke test → p
 }, 60_000);
 
 test('a first deployment (nothing to retire) ends Deployed and never calls retire', async () => {
-  const { run, names, events } = await deploy({ ...happy(), [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, slot: 'blue', isUpdate: false }) });
+  const { run, names, events } = await deploy({ ...happy(), [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, value: { slot: 'blue', isUpdate: false } }) });
   expect(run.state).toBe('Succeeded');
   expect(run.result?.outcome).toBe('Deployed');
   expect(names).not.toContain(DEPLOY.retirePrevious.name);
@@ -142,7 +143,7 @@ test('smoke test fails → rollback with the smoke failure as reason; the previo
 test('smoke test fails on a first deployment (nothing to fall back to) → rollback reports not rolled back → Failed', async () => {
   const { run, names, events } = await deploy({
     ...happy(),
-    [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, slot: 'blue', isUpdate: false }),
+    [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, value: { slot: 'blue', isUpdate: false } }),
     [DEPLOY.smokeTest.name]: (): SmokeTestResult => ({ ok: false, reason: 'no answer', checks: [], swagger: 'absent' }),
     [DEPLOY.rollback.name]: (i: RollbackInput): RollbackOutput => ({ rolledBack: false, state: 'Failed', error: i.reason }),
   });
@@ -157,7 +158,7 @@ test('retiring the previous slot fails (after its retries) → best effort: the 
   const { run, names, events } = await deploy({
     ...happy(),
     [DEPLOY.retirePrevious.name]: () => {
-      throw new Error('[SlotBusy] cannot stop slot blue');
+      throw new ActivityFailure({ code: 'SlotBusy', message: 'cannot stop slot blue' });
     },
   });
   expect(run.state).toBe('Succeeded');
@@ -175,7 +176,7 @@ test('an activity that throws once is retried (retry options) and the run goes o
   const { run, names } = await deploy({
     ...real,
     [DEPLOY.createImage.name]: (input, attempt) => {
-      if (attempt === 1) throw new Error('[RegistryUnavailable] the registry did not answer');
+      if (attempt === 1) throw new ActivityFailure({ code: 'RegistryUnavailable', message: 'the registry did not answer' });
       return real[DEPLOY.createImage.name](input, attempt);
     },
   });
@@ -188,7 +189,7 @@ test('promote keeps failing → after its retries the run releases the service (
   const { run, names, calls, events } = await deploy({
     ...happy(),
     [DEPLOY.promote.name]: () => {
-      throw new Error('[TrafficSwitchFailed] the front did not switch');
+      throw new ActivityFailure({ code: 'TrafficSwitchFailed', message: 'the front did not switch' });
     },
     [DEPLOY.rollback.name]: (i: RollbackInput): RollbackOutput => ({ rolledBack: true, state: 'Healthy', error: i.reason }),
   });
@@ -204,7 +205,7 @@ test('deploying the slot throws (no retry on that step) → the held service is 
   const { run, names } = await deploy({
     ...happy(),
     [DEPLOY.deploySlot.name]: () => {
-      throw new Error('[ContainerStartFailed] the container exited');
+      throw new ActivityFailure({ code: 'ContainerStartFailed', message: 'the container exited' });
     },
     [DEPLOY.rollback.name]: (i: RollbackInput): RollbackOutput => ({ rolledBack: true, state: 'Healthy', error: i.reason }),
   });

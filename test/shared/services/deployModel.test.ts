@@ -12,11 +12,16 @@ jest.mock('durable-functions', () => {
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 require('../../../orchestrations/deployModel');
 
-/** A durable-functions TaskFailedError as the replay engine builds it (message "Type: message", stack from the activity). */
-function taskFailed(message: string): Error {
-  const e = new Error(`Error: ${message}`);
+/** A durable-functions TaskFailedError as the replay engine builds it for a thrown `ActivityFailure` (code and message in the properties). */
+function taskFailed(code: string, message: string): Error {
+  const e = new Error(`ActivityFailure: ${message}`);
   e.name = 'TaskFailedError';
-  (e as unknown as { failureDetails: unknown }).failureDetails = { errorType: 'Error', errorMessage: message, stackTrace: `Error: ${message}\n    at promoteStep (/app/dist/shared/services/deploy.js:1:1)` };
+  (e as unknown as { failureDetails: unknown }).failureDetails = {
+    errorType: 'ActivityFailure',
+    errorMessage: message,
+    stackTrace: `ActivityFailure: ${message}\n    at promoteStep (/app/dist/shared/services/deploy.js:1:1)`,
+    properties: { code, message },
+  };
   return e;
 }
 
@@ -64,7 +69,7 @@ const happy: Record<string, Answer> = {
 };
 
 test('retiring the previous slot fails after the promotion → the run Succeeds, nothing is rolled back', () => {
-  const { result, names } = run({ ...happy, retirePreviousSlot: taskFailed('[SlotBusy] cannot stop slot blue') });
+  const { result, names } = run({ ...happy, retirePreviousSlot: taskFailed('SlotBusy', 'cannot stop slot blue') });
   expect(result.state).toBe('Succeeded');
   expect(result.outcome).toBe('Updated');
   expect(names).not.toContain('rollbackDeployment');
@@ -79,7 +84,7 @@ test('the promote activity gets no previous slot to delete; retire gets it', () 
 });
 
 test('event publishing failures never fail the run: Succeeded with a note per lost event', () => {
-  const { result, names } = run({ ...happy, publishDeploymentEvent: taskFailed('[ServiceBusError] topic unreachable') });
+  const { result, names } = run({ ...happy, publishDeploymentEvent: taskFailed('ServiceBusError', 'topic unreachable') });
   expect(result.state).toBe('Succeeded');
   expect(names).not.toContain('rollbackDeployment');
   expect(result.notes).toEqual(expect.arrayContaining([expect.stringMatching(/event ModelRegistered was not published: topic unreachable/), expect.stringMatching(/event ServiceUpdated was not published/)]));
@@ -87,7 +92,7 @@ test('event publishing failures never fail the run: Succeeded with a note per lo
 
 test('a failed promotion rolls back (the hold is still this run) with a clean, redacted error', () => {
   const sas = 'https://acct.blob.core.windows.net/c/b?sv=2022&sig=SECRETSIG';
-  const { result, names, calls } = run({ ...happy, promoteDeployment: taskFailed(`[TargetUnavailable] could not reach ${sas}`) });
+  const { result, names, calls } = run({ ...happy, promoteDeployment: taskFailed('TargetUnavailable', `could not reach ${sas}`) });
   expect(result.state).toBe('Failed');
   expect(result.error).toEqual({ code: 'TargetUnavailable', message: expect.stringContaining('could not reach') });
   expect(JSON.stringify(result.error)).not.toMatch(/SECRETSIG|\n\s+at /);
