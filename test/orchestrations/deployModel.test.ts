@@ -19,6 +19,7 @@ import {
   type RegisterModelOutput,
   type RollbackInput,
   type RollbackOutput,
+  type StartBatchAfterDeployOutput,
 } from '../../shared/deploy/contract';
 import type { SmokeTestResult } from '../../shared/scoring/smoke';
 import type { DeployedSlot } from '../../shared/seams';
@@ -71,19 +72,20 @@ function happy(): Record<string, Answer> {
 }
 
 let seq = 0;
-function runInput(): DeployRunInput {
+function runInput(extra: Record<string, unknown> = {}): DeployRunInput {
   const input: unknown = {
     source: { kind: 'http', eventId: `e-${++seq}` },
     model: { name: 'm', files: [{ path: 'model.json' }], tags: {}, properties: {} },
     files: { model: [{ path: 'model.json', blob: 'staging/m/model.json' }] },
     manifest: { service: { name: 'svc-a', tags: {} }, image: { name: 'img' }, target: 'local', deployConfig: { authEnabled: false } },
+    ...extra,
   };
   return input as DeployRunInput;
 }
 
 /** Start the real orchestrator with these activity answers; wait for it to end; return the run as a user sees it. */
-async function deploy(answers: Record<string, Answer>): Promise<{ run: RunView; calls: Scenario['calls']; names: string[]; events: string[] }> {
-  const input = runInput();
+async function deploy(answers: Record<string, Answer>, extra: Record<string, unknown> = {}): Promise<{ run: RunView; calls: Scenario['calls']; names: string[]; events: string[] }> {
+  const input = runInput(extra);
   const runId = runIdFor('http', `orch-test|${input.source.eventId}|${Date.now()}`);
   const scenario: Scenario = { answers, calls: [] };
   scenarios.set(runId, scenario);
@@ -225,4 +227,78 @@ test('a refused registration (a value, not a throw) ends the run Failed at the f
   expect(names).toEqual([DEPLOY.registerModel.name]);
   expect(stepStates(run)).toEqual(['register:Failed']);
   expect(events).toEqual(['DeploymentFailed']);
+}, 60_000);
+
+test('deploying the slot throws with a secret in its message → the run error keeps the code, never the secret', async () => {
+  const sas = 'https://acct.blob.core.windows.net/c/b?sv=2022&sig=SECRETSIG';
+  const { run, calls } = await deploy({
+    ...happy(),
+    [DEPLOY.deploySlot.name]: () => {
+      throw new ActivityFailure({ code: 'TargetUnavailable', message: `could not reach ${sas}` });
+    },
+    [DEPLOY.rollback.name]: (i: RollbackInput): RollbackOutput => ({ rolledBack: true, state: 'Healthy', error: i.reason }),
+  });
+  expect(run.state).toBe('Failed');
+  expect(run.error).toEqual({ code: 'TargetUnavailable', message: expect.stringContaining('could not reach https://acct.blob.core.windows.net/c/b?sv=') });
+  expect(JSON.stringify(run)).not.toMatch(/SECRETSIG|\n\s+at /);
+  expect(calls.find((c) => c.name === DEPLOY.rollback.name)!.input.reason).toEqual(run.error);
+  expect(run.steps.find((s) => s.name === 'deploy')).toMatchObject({ state: 'Failed' });
+}, 60_000);
+
+test('event publishing keeps failing → never fails the run: Succeeded with a note per lost event', async () => {
+  const { run, names } = await deploy({
+    ...happy(),
+    [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, value: { slot: 'blue', isUpdate: false } }),
+    [DEPLOY.publishEvent.name]: () => {
+      throw new ActivityFailure({ code: 'ServiceBusError', message: 'topic unreachable' });
+    },
+  });
+  expect(run.state).toBe('Succeeded');
+  expect(names).not.toContain(DEPLOY.rollback.name);
+  expect(run.result?.notes).toEqual([
+    'event ModelRegistered was not published: topic unreachable',
+    'event ImageCreated was not published: topic unreachable',
+    'event ServiceDeployed was not published: topic unreachable',
+  ]);
+}, 90_000);
+
+// ---------------------------------------------------------------- the training-message path (Service Bus)
+
+const training = (extra: Record<string, unknown> = {}) => ({ training: { trainingRunId: 'train-7', metrics: { accuracy: 0.93 }, promotion: { minMetrics: { accuracy: 0.9 }, maxMetrics: {} }, ...extra } });
+
+test('training message below its promotion policy → registered, NotPromoted: nothing is built or deployed', async () => {
+  const { run, names, events } = await deploy(happy(), { ...training({ metrics: { accuracy: 0.5 } }), source: { kind: 'servicebus', eventId: `m-${Date.now()}` } });
+  expect(run.state).toBe('NotPromoted');
+  expect(run.error).toEqual({ code: 'PromotionPolicyNotMet', message: 'Model m:2 was registered but not deployed: metric accuracy = 0.5 is below the minimum 0.9.' });
+  expect(run.result?.promotion).toEqual({ promote: false, reasons: ['metric accuracy = 0.5 is below the minimum 0.9'] });
+  expect(names).toEqual([DEPLOY.registerModel.name]);
+  expect(stepStates(run)).toEqual(['register:Succeeded', 'promotionCheck:Failed']);
+  expect(events).toEqual(['ModelRegistered']);
+}, 60_000);
+
+test('training message without deploy settings → Registered after the registration step', async () => {
+  const { run, names } = await deploy(happy(), { ...training(), manifest: undefined });
+  expect(run.state).toBe('Registered');
+  expect(run.error).toBeUndefined();
+  expect(names).toEqual([DEPLOY.registerModel.name]);
+  expect(stepStates(run)).toEqual(['register:Succeeded', 'promotionCheck:Succeeded']);
+}, 60_000);
+
+test('training message with a batch section → deployed, then the batch run starts with the registered model', async () => {
+  const batch = { inputs: { container: 'in', prefix: 'x/' } };
+  const { run, names, calls } = await deploy({ ...happy(), [DEPLOY.startBatch.name]: (): StartBatchAfterDeployOutput => ({ ok: true, value: { runId: 'batch-train-7' } }) }, training({ batch }));
+  expect(run.state).toBe('Succeeded');
+  expect(names[names.length - 1]).toBe(DEPLOY.startBatch.name);
+  expect(calls.find((c) => c.name === DEPLOY.startBatch.name)!.input).toMatchObject({ batch, trainingRunId: 'train-7', model: 'm:2' });
+  expect(run.result?.batch).toEqual({ runId: 'batch-train-7', statusUri: '/api/runs/batch-train-7' });
+  expect(stepStates(run)).toEqual(['register:Succeeded', 'promotionCheck:Succeeded', 'image:Succeeded', 'prepare:Succeeded', 'deploy:Succeeded', 'smokeTest:Succeeded', 'promote:Succeeded', 'retire:Succeeded', 'batch:Succeeded']);
+}, 60_000);
+
+test('training message whose batch section is refused → the deployment stands (Succeeded), the refusal is in the result', async () => {
+  const error = { code: 'InvalidJobDefinition', message: 'inputs: container is required' };
+  const { run, names } = await deploy({ ...happy(), [DEPLOY.startBatch.name]: (): StartBatchAfterDeployOutput => ({ ok: false, error }) }, training({ batch: { inputs: {} } }));
+  expect(run.state).toBe('Succeeded');
+  expect(run.result?.batch).toEqual({ error });
+  expect(names.filter((n) => n === DEPLOY.startBatch.name)).toHaveLength(1); // a refusal is not retried
+  expect(run.steps.find((s) => s.name === 'batch')).toMatchObject({ state: 'Failed', detail: error.message });
 }, 60_000);
