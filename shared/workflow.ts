@@ -107,12 +107,31 @@ export function failureOf(err: unknown, fallbackCode: string): ErrorInfo {
   let text = typeof details?.errorMessage === 'string' ? details.errorMessage : err instanceof Error ? err.message : String(err);
   const cut = text.indexOf(' \n ');
   if (cut >= 0) text = text.slice(0, cut);
+  const unlifted = sdkFailurePayload(text);
+  if (unlifted) return failureOf({ failureDetails: unlifted }, fallbackCode);
   text = text
     .split('\n')
     .filter((line) => !/^\s*at\s+\S/.test(line))
     .join('\n')
     .trim();
   return { code: fallbackCode, message: redactSecrets(text || 'The run failed.').slice(0, 1000) };
+}
+
+/**
+ * The SDK's serialized failure (`{"errorType", "errorMessage", "properties", …}`, see `df.app.activity`) when a host
+ * passed it on as the reason text instead of lifting it into the failure details: read as the host would have.
+ */
+function sdkFailurePayload(text: string): { errorMessage: string; properties?: Record<string, unknown> } | undefined {
+  const at = text.indexOf('{"errorType"');
+  if (at < 0) return undefined;
+  try {
+    const p: unknown = JSON.parse(text.slice(at));
+    if (!p || typeof p !== 'object' || typeof (p as { errorMessage?: unknown }).errorMessage !== 'string') return undefined;
+    const { errorMessage, properties } = p as { errorMessage: string; properties?: unknown };
+    return { errorMessage, ...(properties && typeof properties === 'object' ? { properties: properties as Record<string, unknown> } : {}) };
+  } catch {
+    return undefined;
+  }
 }
 
 /**

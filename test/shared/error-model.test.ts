@@ -54,6 +54,11 @@ describe('failure details as data', () => {
     const taskFailed = Object.assign(new Error('ActivityFailure: …'), { failureDetails: { errorType: payload.errorType, errorMessage: payload.errorMessage, properties: payload.properties } });
     expect(failureOf(taskFailed, 'RunFailed')).toEqual({ code: 'TargetUnavailable', message: 'could not reach https://a.blob.core.windows.net/c?sv=***&sig=***' });
   });
+  test('a host that passes the SDK payload on as reason text (not lifted into the details): read the same way, no stack', () => {
+    const payload = buildTaskFailureDetailsJson(new ActivityFailure({ code: 'TrafficSwitchFailed', message: 'the front did not switch' }));
+    const e = new Error(`Activity function 'promoteDeployment' failed: ${payload} \n Error: x\n    at a (/b.js:1:1)`);
+    expect(failureOf(e, 'RunFailed')).toEqual({ code: 'TrafficSwitchFailed', message: 'the front did not switch' });
+  });
   test('other errors get no properties: the host records them as they are', () => {
     expect(buildTaskFailureDetailsJson(new Error('plain'))).toBeUndefined();
     expect(failureOf(new Error('plain'), 'RunFailed')).toEqual({ code: 'RunFailed', message: 'plain' });
