@@ -92,7 +92,7 @@ async function onManifestBlob(blob: unknown, context: InvocationContext, fileNam
     // 409 when the service is being deleted, deployed or claimed by another accepted run (ServiceBusy).
     r = await claimAndStart(durableClient(context), run.runId, run.input);
   } catch (e) {
-    if (!(e instanceof AppError) || e.httpStatus >= 500) throw e; // transient: the trigger retries
+    if (!(e instanceof AppError) || e.retryable) throw e; // transient: the trigger retries
     // Bad input or a busy service: no retry; the reason goes beside the manifest (and to the log).
     await recordBlobRefusal(storage, name, fileName, e, etag, (m) => context.warn(m));
     return;
@@ -139,7 +139,7 @@ app.storageBlob('deployLoneOnnxFromBlob', {
     try {
       run = runFromLoneOnnx(name, onnxFile, etag);
     } catch (e) {
-      if (!(e instanceof AppError) || e.httpStatus >= 500) throw e;
+      if (!(e instanceof AppError) || e.retryable) throw e;
       context.warn(`incoming/${name}/${onnxFile} rejected: ${e.code}: ${e.message}`);
       return;
     }

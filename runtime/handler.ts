@@ -71,7 +71,7 @@ export async function onnxHandler(file: string, options: OnnxLoadOptions = {}): 
       const many = await model.runFeedsMany(feeds, formats);
       many.results.forEach((r, i) => {
         const target = inputs?.[i]?.oip;
-        if (target && r.error === undefined) many.results[i] = settle(() => inferResponse(target, requests[i]!, asOutputs(r.value!)) as unknown as Record<string, unknown>);
+        if (target && r.error === undefined) many.results[i] = settle((): Record<string, unknown> => ({ ...inferResponse(target, requests[i]!, asOutputs(r.value!)) }));
       });
       return many;
     },

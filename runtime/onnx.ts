@@ -72,13 +72,13 @@ function oipMeta(info: TensorInfo): OipTensorMeta {
 
 /** A tensor (rows `[from, from + rows)` of it along the first dimension, when given) as an OIP output: flat data. */
 function oipOutputOf(name: string, t: Tensor, from?: number, rows?: number): OipOutput {
-  let data = t.data as unknown as ArrayLike<number | bigint | string | boolean> & { subarray?(a: number, b: number): ArrayLike<number>; slice(a: number, b: number): ArrayLike<number> };
   let shape = [...t.dims];
+  let data: ArrayLike<number | bigint | string | boolean> = t.data;
   if (from !== undefined && rows !== undefined) {
     const rowSize = elementCount(t.dims.slice(1));
     const a = from * rowSize;
     const b = a + rows * rowSize;
-    data = (data.subarray ? data.subarray(a, b) : data.slice(a, b)) as typeof data;
+    data = Array.isArray(t.data) ? t.data.slice(a, b) : t.data.subarray(a, b);
     shape = [rows, ...t.dims.slice(1)];
   }
   const n = data.length;

@@ -10,7 +10,8 @@ import type { ErrorInfo } from '../seams';
 import type { AzureClients, AzureTiming } from './clients';
 import { DEFAULT_TIMING } from './clients';
 import type { AzureConfig } from './config';
-import { AZURE_ERROR_CODES, azureCall, azureGetOptional, isNotFound, toAzureError } from './errors';
+import { isNotFound } from '../errors';
+import { AZURE_ERROR_CODES, azureCall, azureGetOptional, toAzureError } from './errors';
 import { MANAGED_BY, TAGS } from './names';
 import { pollUntil } from './poll';
 

@@ -23,7 +23,8 @@ import {
 import { attachAksCluster, kubeConfigFor, loadKubernetesModule, type AksClusterOptions, type KubernetesModule } from './aks-cluster';
 import { DEFAULT_TIMING, type AzureTiming } from './clients';
 import type { AzureConfig } from './config';
-import { isNotFound, toAzureError } from './errors';
+import { isNotFound } from '../errors';
+import { toAzureError } from './errors';
 import { serviceResourceName, slotResourceName, TAGS } from './names';
 import { pollUntil } from './poll';
 import { endpointUris, scoringPort } from './runtime-env';

@@ -6,6 +6,7 @@
  */
 import type { TokenCredential } from '@azure/core-auth';
 import type { BatchPoolProvider, DeployTarget, ImageBuilder } from '../seams';
+import { isNotFound } from '../errors';
 import { CONTAINERS, downloadBlob, parseBlobPath, type StorageClients } from '../storage';
 import { AciBatchPoolProvider } from './aci-batch';
 import { AciTarget } from './aci-target';
@@ -35,7 +36,7 @@ export function blobIoFromStorage(storage: StorageClients): BlobIO {
       try {
         return await blob(p).downloadToBuffer();
       } catch (e) {
-        if ((e as { statusCode?: number }).statusCode === 404) return undefined;
+        if (isNotFound(e)) return undefined;
         throw e;
       }
     },

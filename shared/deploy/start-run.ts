@@ -2,7 +2,7 @@
  * What the three triggers share: turning a blob folder, an HTTP manifest or a training message into a
  * `DeployRunInput`, and starting the `deployModel` orchestration once per event.
  */
-import { AppError, conflict, notFound } from '../errors';
+import { AppError, conflict, isNotFound, notFound } from '../errors';
 import { checkSource, defaultOnnxManifest, parseManifest, resolveManifestFiles, type DeploymentManifest } from '../manifest/schema';
 import { parseTrainingCompleted } from '../manifest/training';
 import type { ModelSource } from '../registry/models';
@@ -21,7 +21,7 @@ export async function findRun(client: Pick<RunClient, 'getStatus'>, instanceId: 
   try {
     return await client.getStatus(instanceId);
   } catch (e) {
-    if (/404/.test((e as Error).message ?? '')) return undefined;
+    if (isNotFound(e)) return undefined;
     throw e;
   }
 }

@@ -4,12 +4,12 @@
  * content-addressed build context in blob `images/<name>/<version>.tar.gz`, built by the configured `ImageBuilder`.
  */
 import type { TableEntityResult } from '@azure/data-tables';
-import { AppError, badRequest, conflict, notFound } from '../errors';
+import { AppError, badRequest, conflict, isNotFound, notFound } from '../errors';
 import { checkImageName, checkRelativePath, parseVersion } from '../manifest/names';
 import { environmentKind, type DeploymentManifest, type EnvironmentKind } from '../manifest/schema';
 import { ModelRegistry, readFileInput, type ModelFileInput, type ModelRecord } from '../registry/models';
 import { UsageIndex } from '../registry/usage';
-import { allocateVersion, getEntityOrUndefined, listAllVersionRows, listVersionRows, receiptRowKey, statusOf, versionRowKey } from '../registry/versioned';
+import { allocateVersion, getEntityOrUndefined, listAllVersionRows, listVersionRows, receiptRowKey, versionRowKey } from '../registry/versioned';
 import type { ErrorInfo, ImageBuilder, RuntimeKind } from '../seams';
 import { CONTAINERS, TABLES, sha256Hex, type StorageClients } from '../storage';
 import { createDeterministicTarGz } from './archive';
@@ -217,10 +217,9 @@ export class ImageRegistry {
     try {
       return await readFileInput(this.storage, f);
     } catch (e) {
-      if (e instanceof AppError && e.code === 'BlobNotFound') {
-        throw notFound('ManifestFileMissing', `${field} "${f.path}" was not found (${e.message}) — upload it beside deploy.json or fix the reference.`);
+      if (isNotFound(e)) {
+        throw notFound('ManifestFileMissing', e instanceof AppError ? `${field} "${f.path}" was not found (${e.message}) — upload it beside deploy.json or fix the reference.` : `${field} "${f.path}" was not found.`);
       }
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound('ManifestFileMissing', `${field} "${f.path}" was not found.`);
       throw e;
     }
   }
@@ -302,7 +301,7 @@ export class ImageRegistry {
       try {
         await table.deleteEntity(img.name, versionRowKey(img.version));
       } catch (e) {
-        if (statusOf(e) !== 404) throw e;
+        if (!isNotFound(e)) throw e;
       }
       deleted.push(img.id);
     }

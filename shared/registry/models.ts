@@ -7,7 +7,7 @@ import * as fs from 'fs/promises';
 import * as path from 'path';
 import { randomUUID } from 'crypto';
 import type { TableEntityResult } from '@azure/data-tables';
-import { AppError, badRequest, conflict, notFound } from '../errors';
+import { AppError, badRequest, conflict, isNotFound, notFound } from '../errors';
 import { checkModelName, checkRelativePath, parseVersion } from '../manifest/names';
 import { CONTAINERS, TABLES, downloadBlob, parseBlobPath, sha256Hex, type StorageClients } from '../storage';
 import { UsageIndex } from './usage';
@@ -17,7 +17,6 @@ import {
   listAllVersionRows,
   listVersionRows,
   receiptRowKey,
-  statusOf,
   updateRowWithEtag,
   versionRowKey,
 } from './versioned';
@@ -349,7 +348,7 @@ export class ModelRegistry {
       try {
         await table.deleteEntity(name, versionRowKey(m.version));
       } catch (e) {
-        if (statusOf(e) !== 404) throw e;
+        if (!isNotFound(e)) throw e;
       }
       deleted.push(m.id);
     }

@@ -6,9 +6,9 @@
  */
 import { randomBytes } from 'crypto';
 import type { TableClient } from '@azure/data-tables';
-import { AppError, conflict, notFound } from '../errors';
+import { AppError, conflict, isNotFound, notFound, statusOf } from '../errors';
 import { checkServiceName } from '../manifest/names';
-import { getEntityOrUndefined, statusOf } from './versioned';
+import { getEntityOrUndefined } from './versioned';
 import type { DeployConfig, ErrorInfo, ServiceKeys, TargetKind } from '../seams';
 import { TABLES, type StorageClients } from '../storage';
 
@@ -256,7 +256,7 @@ export class ServiceRegistry {
       try {
         await t.deleteEntity(CLAIM_PK, name, { etag: cur.etag });
       } catch (e) {
-        if (statusOf(e) !== 404 && statusOf(e) !== 412) throw e;
+        if (!isNotFound(e) && statusOf(e) !== 412) throw e;
       }
     }
     throw conflict('UpdateContended', `Service ${name} is being claimed by several requests at once; retry.`);
@@ -285,7 +285,7 @@ export class ServiceRegistry {
       await t.updateEntity({ partitionKey: CLAIM_PK, rowKey: name, claimedTime: new Date().toISOString() }, 'Merge', { etag: cur.etag });
       return true;
     } catch (e) {
-      if (statusOf(e) === 404 || statusOf(e) === 412) return false;
+      if (isNotFound(e) || statusOf(e) === 412) return false;
       throw e;
     }
   }
@@ -298,7 +298,7 @@ export class ServiceRegistry {
     try {
       await t.deleteEntity(CLAIM_PK, name, { etag: cur.etag });
     } catch (e) {
-      if (statusOf(e) !== 404 && statusOf(e) !== 412) throw e;
+      if (!isNotFound(e) && statusOf(e) !== 412) throw e;
     }
   }
 
@@ -405,7 +405,7 @@ export class ServiceRegistry {
       try {
         await table.deleteEntity(pk, name);
       } catch (e) {
-        if (statusOf(e) !== 404) throw e;
+        if (!isNotFound(e)) throw e;
       }
     }
   }
