@@ -50,6 +50,9 @@ interface Apis {
 
 const POD_FAILURE = /CrashLoopBackOff|ErrImagePull|ImagePullBackOff|InvalidImageName|CreateContainerConfigError|CreateContainerError/;
 
+/** Pods whose logs `logTail` reads (the newest ones of the slot). */
+export const AKS_LOG_PODS = 5;
+
 type Outcome = { ok: true } | { ok: false; error: ErrorInfo };
 
 export class AksTarget implements DeployTarget {
@@ -218,9 +221,10 @@ export class AksTarget implements DeployTarget {
     await this.optional('delete the keys Secret', () => core.deleteNamespacedSecret({ name: keysSecretName(serviceName), namespace: ns }));
   }
 
+  /** The last `lines` lines of the slot's newest pods (up to `AKS_LOG_PODS`), for the logs route and failure reasons. */
   async logTail(serviceName: string, slot: string, lines: number): Promise<string> {
     const { core } = await this.apis();
-    return this.podLogTail(core, serviceName, slot, lines);
+    return this.podLogTail(core, serviceName, slot, lines, AKS_LOG_PODS);
   }
 
   // ------------------------------------------------------------------ helpers
@@ -302,16 +306,28 @@ export class AksTarget implements DeployTarget {
     return { ok: false, error: { code, message: redactSecrets(`${message} Last log lines:\n${tail || '(no output)'}`) } };
   }
 
-  /** Log tail of the slot's most recently started pod (previous container instance when it crashed). */
-  private async podLogTail(core: K8s.CoreV1Api, serviceName: string, slot: string, lines: number): Promise<string> {
+  /**
+   * Log tail of the slot's pods, newest first, at most `maxPods` of them (previous container instance when one
+   * crashed). One pod: its lines as they are; several: each line prefixed `[pod <name>]`, at most `lines` in all.
+   */
+  private async podLogTail(core: K8s.CoreV1Api, serviceName: string, slot: string, lines: number, maxPods = 1): Promise<string> {
     const pods = await this.optional('list pods', () => core.listNamespacedPod({ namespace: this.ns, labelSelector: labelSelector(slotSelector(serviceName, slot)) }));
-    const pod = [...(pods?.items ?? [])].sort((a, b) => String(b.metadata?.creationTimestamp ?? '').localeCompare(String(a.metadata?.creationTimestamp ?? '')))[0];
-    if (!pod?.metadata?.name) return '';
-    const crashed = (pod.status?.containerStatuses?.[0]?.restartCount ?? 0) > 0 && !pod.status?.containerStatuses?.[0]?.ready;
-    const text = await this.optional(`read the log of pod ${pod.metadata.name}`, () =>
-      core.readNamespacedPodLog({ name: pod.metadata!.name!, namespace: this.ns, container: AKS_CONTAINER, tailLines: lines, previous: crashed }),
-    );
-    return redactSecrets(String(text ?? '').replace(/\s+$/, ''));
+    const newest = [...(pods?.items ?? [])]
+      .filter((p) => p.metadata?.name)
+      .sort((a, b) => String(b.metadata?.creationTimestamp ?? '').localeCompare(String(a.metadata?.creationTimestamp ?? '')))
+      .slice(0, Math.max(1, maxPods));
+    const out: string[] = [];
+    for (const pod of newest.reverse()) {
+      const podName = pod.metadata!.name!;
+      const crashed = (pod.status?.containerStatuses?.[0]?.restartCount ?? 0) > 0 && !pod.status?.containerStatuses?.[0]?.ready;
+      const text = await this.optional(`read the log of pod ${podName}`, () =>
+        core.readNamespacedPodLog({ name: podName, namespace: this.ns, container: AKS_CONTAINER, tailLines: lines, previous: crashed }),
+      );
+      const podLines = String(text ?? '').replace(/\s+$/, '');
+      if (!podLines) continue;
+      out.push(...(newest.length > 1 ? podLines.split('\n').map((l) => `[pod ${podName}] ${l}`) : [podLines]));
+    }
+    return redactSecrets(newest.length > 1 ? out.slice(-lines).join('\n') : out.join('\n'));
   }
 
   /** External address (`ip` or hostname) of a LoadBalancer Service, or the cluster IP of a ClusterIP one. */

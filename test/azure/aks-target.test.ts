@@ -228,6 +228,26 @@ describe('AksTarget', () => {
     expect(body.metadata.labels['mdf-active']).toBe('blue');
   });
 
+  test('logTail (GET …/logs) reads the newest pods of the slot with tailLines, prefixes each line with its pod, redacts secrets', async () => {
+    const { target, credential } = makeTarget();
+    expectCluster(credential);
+    const pod = (name: string, created: string, restarts = 0, ready = true) => ({
+      metadata: { name, creationTimestamp: created },
+      status: { containerStatuses: [{ name: 'model', image: 'x', imageID: '', ready, restartCount: restarts, state: { running: {} } }] },
+    });
+    kube()
+      .get(`/api/v1${NS}/pods`)
+      .query({ labelSelector: 'mdf-service=diabetes,mdf-slot=green' })
+      .reply(200, { apiVersion: 'v1', kind: 'PodList', metadata: {}, items: [pod('diabetes-green-b', '2026-11-24T09:00:00Z', 2, false), pod('diabetes-green-a', '2026-11-24T08:00:00Z')] });
+    kube().get(`/api/v1${NS}/pods/diabetes-green-a/log`).query({ container: 'model', tailLines: '3', previous: 'false' }).reply(200, 'a1\na2\n', { 'Content-Type': 'text/plain' });
+    kube().get(`/api/v1${NS}/pods/diabetes-green-b/log`).query({ container: 'model', tailLines: '3', previous: 'true' }).reply(200, 'b1\nAuthorization: Bearer abc.def\nb3\n', { 'Content-Type': 'text/plain' });
+    const text = await target.logTail('diabetes', 'green', 3);
+    expect(text.split('\n')).toEqual(['[pod diabetes-green-a] a2', '[pod diabetes-green-b] b1', '[pod diabetes-green-b] Authorization: Bearer ***', '[pod diabetes-green-b] b3'].slice(-3));
+    // No pods: empty, not an error.
+    kube().get(`/api/v1${NS}/pods`).query(true).reply(200, { apiVersion: 'v1', kind: 'PodList', metadata: {}, items: [] });
+    expect(await target.logTail('diabetes', 'green', 3)).toBe('');
+  });
+
   test('deleteSlot tolerates absent objects; deleteService deletes everything labelled with the service', async () => {
     const { target, credential } = makeTarget();
     expectCluster(credential);

@@ -1,0 +1,96 @@
+/**
+ * Day-2 operations of services and images (docs/reference.md, "Day-2 operations"):
+ * `GET /api/services/{name}/logs?tail=N[&slot=blue|green]` (the scoring replicas' recent output on any target) and
+ * `GET /api/images/{name}/{version}/log` (the image's build log). Errors are `{ "error": { "code", "message" } }`.
+ */
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { AppError, badRequest, errorResponse, notFound, redactSecrets, toErrorInfo } from '../shared/errors';
+import { checkImageName, checkServiceName, parseVersion } from '../shared/manifest/names';
+import { getAppServices } from '../shared/services/app';
+import { canonicalBlobRef } from '../shared/storage';
+
+type Handler = (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
+
+function safe(name: string, fn: Handler): Handler {
+  return async (request, context) => {
+    try {
+      return await fn(request, context);
+    } catch (e) {
+      if (!(e instanceof AppError)) context.error(`${name} failed: ${toErrorInfo(e).message}`);
+      return errorResponse(e);
+    }
+  };
+}
+
+/** `tail` of the logs route: default and maximum number of lines. */
+export const DEFAULT_LOG_TAIL_LINES = 100;
+export const MAX_LOG_TAIL_LINES = 1000;
+/** The build log route returns at most the last this many bytes of the log. */
+export const MAX_BUILD_LOG_BYTES = 1024 * 1024;
+/** Slots a service can have (blue/green). */
+const SLOTS = ['blue', 'green'] as const;
+
+function tailParam(raw: string | null): number {
+  if (raw === null || raw === '') return DEFAULT_LOG_TAIL_LINES;
+  if (!/^\d{1,7}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_LOG_TAIL_LINES) {
+    throw badRequest('InvalidTail', `tail must be a whole number of lines from 1 to ${MAX_LOG_TAIL_LINES}; got "${raw.slice(0, 20)}".`);
+  }
+  return Number(raw);
+}
+
+app.http('serviceLogs', {
+  route: 'services/{name}/logs',
+  methods: ['GET'],
+  authLevel: 'function',
+  handler: safe('serviceLogs', async (request) => {
+    const name = checkServiceName(String(request.params.name ?? '').trim(), 'service');
+    const tail = tailParam(request.query.get('tail'));
+    const slotParam = request.query.get('slot');
+    const svc = getAppServices();
+    const record = await svc.services.get(name);
+    let slot: string | undefined;
+    if (slotParam !== null && slotParam !== '') {
+      const s = slotParam.trim().toLowerCase();
+      if (!(SLOTS as readonly string[]).includes(s)) throw badRequest('InvalidSlot', `slot must be ${SLOTS.join(' or ')}; got "${slotParam.slice(0, 20)}".`);
+      slot = s;
+    } else {
+      slot = record.activeSlot ?? record.currentDeployment?.slot;
+    }
+    if (!slot) throw notFound('NoActiveSlot', `Service ${name} has no running slot yet; its first deployment has not started a slot.`);
+    const text = await svc.target(record.target).logTail(name, slot, tail);
+    const lines = text ? redactSecrets(text).split('\n').slice(-tail) : [];
+    return { jsonBody: { service: name, slot, tail, lines }, headers: { 'cache-control': 'no-store' } };
+  }),
+});
+
+app.http('imageBuildLog', {
+  route: 'images/{name}/{version}/log',
+  methods: ['GET'],
+  authLevel: 'function',
+  handler: safe('imageBuildLog', async (request) => {
+    const name = checkImageName(String(request.params.name ?? '').trim(), 'image');
+    const version = parseVersion(String(request.params.version ?? ''), 'Version');
+    const svc = getAppServices();
+    const record = await svc.images.get(name, version);
+    if (!record.logBlob) throw notFound('ImageLogNotFound', `Image ${record.id} has no build log (${record.state}); its build has not produced one yet.`);
+    const ref = canonicalBlobRef(record.logBlob, { storage: svc.storage });
+    const blob = svc.storage.container(ref.container).getBlobClient(ref.blob);
+    let size: number;
+    try {
+      size = (await blob.getProperties()).contentLength ?? 0;
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) throw notFound('ImageLogNotFound', `The build log of image ${record.id} is gone (${ref.container}/${ref.blob}).`);
+      throw e;
+    }
+    const offset = Math.max(0, size - MAX_BUILD_LOG_BYTES);
+    const body = size === 0 ? Buffer.alloc(0) : await blob.downloadToBuffer(offset, size - offset);
+    return {
+      body: redactSecrets(body.toString('utf8')),
+      headers: {
+        'content-type': 'text/plain; charset=utf-8',
+        'x-mdf-log-truncated': offset > 0 ? 'true' : 'false',
+        'x-mdf-image-state': record.state,
+      },
+    };
+  }),
+});
