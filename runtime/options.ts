@@ -31,6 +31,8 @@ export const ServerOptionsSchema = z.object({
   maxConnections: z.number().int().min(1).default(1_000),
   keys: z.object({ primaryKey: z.string().min(1), secondaryKey: z.string().min(1) }).optional(),
   keysFile: z.string().min(1).optional(),
+  /** How often the keys file is read again (runtime/auth-keys.ts). */
+  keysReloadMs: z.number().int().min(50).max(3_600_000).default(5_000),
   python: z.string().min(1).default('python3'),
   mode: z.enum(['realtime', 'batch']).default('realtime'),
   serviceName: z.string().min(1).default('scoring-service'),
@@ -71,7 +73,8 @@ export const CLI_OPTIONS: CliOption[] = [
   { flag: '--request-timeout-ms', key: 'requestTimeoutMs', kind: 'int', help: 'whole request (headers + body) not received within this → 408 RequestTimeout (default 120000)' },
   { flag: '--keep-alive-timeout-ms', key: 'keepAliveTimeoutMs', kind: 'int', help: 'idle kept-alive connections are closed after this (default 65000)' },
   { flag: '--max-connections', key: 'maxConnections', kind: 'int', help: 'open connections at most; more → 503 TooManyConnections (default 1000)' },
-  { flag: '--keys-file', key: 'keysFile', kind: 'string', help: 'JSON {"primaryKey","secondaryKey"}: enables Bearer key auth' },
+  { flag: '--keys-file', key: 'keysFile', kind: 'string', help: 'JSON {"primaryKey","secondaryKey"}: enables Bearer key auth; read again every --keys-reload-ms (new keys apply at once)' },
+  { flag: '--keys-reload-ms', key: 'keysReloadMs', kind: 'int', help: 'how often the keys file is read again (default 5000, at least 50)' },
   { flag: '--python', key: 'python', kind: 'string', help: 'Python interpreter for score.py (default python3)' },
   { flag: '--mode', key: 'mode', kind: 'string', help: 'realtime (default) | batch: batch serves only POST /batch (run(mini_batch))' },
   { flag: '--service-name', key: 'serviceName', kind: 'string', help: 'title of the swagger document (default scoring-service)' },
@@ -100,7 +103,7 @@ export function helpText(): string {
     '  --help'.padEnd(width + 4) + 'show this help',
     '',
     'Environment (defaults for containers on ACI/AKS; flags win): MDF_PORT, MDF_MODE (serve|batch), MDF_WORKERS,',
-    'MDF_MAX_CONCURRENT_REQUESTS, MDF_MAX_WAIT_MS, MDF_SCORING_TIMEOUT_MS, MDF_PRIMARY_KEY + MDF_SECONDARY_KEY (key auth).',
+    'MDF_MAX_CONCURRENT_REQUESTS, MDF_MAX_WAIT_MS, MDF_SCORING_TIMEOUT_MS, MDF_PRIMARY_KEY + MDF_SECONDARY_KEY (key auth), MDF_KEYS_FILE (key auth from a file read again while running).',
   ].join('\n');
 }
 

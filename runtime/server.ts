@@ -14,6 +14,7 @@ import { onnxThreads, workerLaunch } from './launch';
 import { RuntimeMetrics } from './metrics';
 import { resolveOptions, type ServerOptions, type ServerOptionsInput } from './options';
 import { WorkerPool, type Scorer } from './pool';
+import { keyAuth } from './auth-keys';
 import { buildOpenApi3, buildSwagger2 } from './schema';
 
 export type LogRecord = Record<string, unknown> & { event: string };
@@ -111,7 +112,8 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
   const options = resolveOptions(raw);
   const log = logOpt ?? ((r: LogRecord) => process.stdout.write(JSON.stringify(r) + '\n'));
   const { kind, launch, onnxModel } = workerLaunch(options);
-  const authorized = makeAuthorizer(options.keys);
+  const keys = keyAuth(options, log);
+  const authorized = (header: string | undefined) => keys.check(header);
 
   let metrics: RuntimeMetrics;
   const onEvent = (e: Record<string, unknown>) => log({ event: 'worker', time: new Date().toISOString(), ...e });
@@ -277,6 +279,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
           server.close(() => resolve());
           server.closeAllConnections();
         });
+        keys.close();
         await pool.stop();
       })();
       return stopped;

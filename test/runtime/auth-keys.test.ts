@@ -1,0 +1,62 @@
+/**
+ * Keys that rotate on a running replica: `--keys-file` is read again (`--keys-reload-ms`), new keys apply at once and
+ * the old ones are refused; a broken file keeps the last good keys. MDF_KEYS_FILE sets the file in containers.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { optionsFromEnv } from '../../runtime/env';
+import { EX, post, start, tempDir, waitFor, type Started } from './helpers';
+
+const OLD = { primaryKey: 'old-primary-0123456789', secondaryKey: 'old-secondary-0123456789' };
+const NEW = { primaryKey: 'new-primary-9876543210', secondaryKey: 'old-secondary-0123456789' };
+
+/** Replaces the file the way the kubelet updates a mounted Secret: a new file renamed over the old one. */
+function writeAtomically(file: string, content: string) {
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, content);
+  fs.renameSync(tmp, file);
+}
+
+describe('keys file reload', () => {
+  let s: Started;
+  let dir: string;
+  let file: string;
+  const status = async (key: string) => (await post(`${s.url}/score`, { data: [[1, 2]] }, { authorization: `Bearer ${key}` })).status;
+
+  beforeAll(async () => {
+    dir = tempDir('keys');
+    file = path.join(dir, 'keys.json');
+    fs.writeFileSync(file, JSON.stringify(OLD));
+    s = await start({ entryScript: path.join(EX, 'node/score.js'), keysFile: file, keysReloadMs: 50 });
+  });
+  afterAll(async () => {
+    await s?.server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a changed file is picked up: the new key is accepted, the old one refused; a broken file keeps the last keys', async () => {
+    expect(await status(OLD.primaryKey)).toBe(200);
+    expect(await status(NEW.primaryKey)).toBe(401);
+
+    writeAtomically(file, '{"primaryKey": "half');
+    await waitFor(() => s.logs.some((l) => l.event === 'keys_reload_failed'));
+    expect(await status(OLD.primaryKey)).toBe(200); // never opened, never locked out
+    expect(JSON.stringify(s.logs)).not.toContain('half');
+
+    writeAtomically(file, JSON.stringify(NEW));
+    await waitFor(async () => (await status(NEW.primaryKey)) === 200);
+    expect(await status(OLD.primaryKey)).toBe(401);
+    expect(await status(NEW.secondaryKey)).toBe(200);
+    expect(s.logs.filter((l) => l.event === 'keys_reloaded')).toHaveLength(1);
+    expect(JSON.stringify(s.logs)).not.toMatch(/new-primary|old-primary/);
+
+    fs.rmSync(file);
+    await waitFor(() => s.logs.filter((l) => l.event === 'keys_reload_failed').length >= 2);
+    expect(await status(NEW.primaryKey)).toBe(200);
+    expect(await status('')).toBe(401);
+  });
+
+  it('MDF_KEYS_FILE gives the keys file to a container runtime', () => {
+    expect(optionsFromEnv({ MDF_KEYS_FILE: '/var/run/secrets/mdf-keys/keys.json' })).toEqual({ keysFile: '/var/run/secrets/mdf-keys/keys.json' });
+  });
+});
