@@ -7,7 +7,7 @@
  */
 import type * as K8s from '@kubernetes/client-node';
 import { AppError, redactSecrets } from '../errors';
-import type { DeployedSlot, DeployRequest, DeployTarget, ErrorInfo } from '../seams';
+import type { DeployedSlot, DeployRequest, DeployTarget, ErrorInfo, ServiceKeys } from '../seams';
 import {
   AKS_CONTAINER,
   AKS_SERVICE_PORT,
@@ -122,15 +122,7 @@ export class AksTarget implements DeployTarget {
     const ns = this.ns;
     const name = slotResourceName(request.serviceName, request.slot);
 
-    if (request.config.authEnabled && request.keys) {
-      const secret = keysSecret(request.serviceName, ns, request.keys);
-      await this.apply(
-        `write the keys Secret of ${request.serviceName}`,
-        () => core.readNamespacedSecret({ name: keysSecretName(request.serviceName), namespace: ns }),
-        () => core.createNamespacedSecret({ namespace: ns, body: secret }),
-        (rv) => core.replaceNamespacedSecret({ name: keysSecretName(request.serviceName), namespace: ns, body: withVersion(secret, rv) }),
-      );
-    }
+    if (request.config.authEnabled && request.keys) await this.writeKeys(core, request.serviceName, request.keys);
 
     const deployment = slotDeployment(request, ns);
     const previous = await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: ns }));
@@ -183,6 +175,32 @@ export class AksTarget implements DeployTarget {
       state: error ? 'Failed' : 'Healthy',
       ...(error ? { error } : {}),
     };
+  }
+
+  private writeKeys(core: K8s.CoreV1Api, serviceName: string, keys: ServiceKeys): Promise<void> {
+    const secret = keysSecret(serviceName, this.ns, keys);
+    return this.apply(
+      `write the keys Secret of ${serviceName}`,
+      () => core.readNamespacedSecret({ name: keysSecretName(serviceName), namespace: this.ns }),
+      () => core.createNamespacedSecret({ namespace: this.ns, body: secret }),
+      (rv) => core.replaceNamespacedSecret({ name: keysSecretName(serviceName), namespace: this.ns, body: withVersion(secret, rv) }),
+    );
+  }
+
+  /**
+   * Regenerated keys reach the running pods without a restart: the Secret they mount is replaced; the kubelet
+   * refreshes the mounted `keys.json` (sync period + cache TTL, about 1–2 min by default) and the runtime reads it
+   * again within 5 s. Only when the Secret exists (a service with auth on).
+   */
+  async updateKeys(serviceName: string, keys: ServiceKeys): Promise<void> {
+    const { core } = await this.apis();
+    const name = keysSecretName(serviceName);
+    const existing = await this.optional(`read the keys Secret of ${serviceName}`, () => core.readNamespacedSecret({ name, namespace: this.ns }));
+    if (!existing) return;
+    const secret = keysSecret(serviceName, this.ns, keys);
+    if (JSON.stringify(existing.data ?? {}) === JSON.stringify(secret.data)) return;
+    await this.k(`write the keys Secret of ${serviceName}`, () => core.replaceNamespacedSecret({ name, namespace: this.ns, body: withVersion(secret, existing.metadata?.resourceVersion) }));
+    this.o.log?.(`keys Secret ${name} updated`);
   }
 
   async switchTraffic(serviceName: string, slot: string): Promise<{ scoringUri: string; swaggerUri: string }> {

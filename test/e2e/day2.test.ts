@@ -87,3 +87,35 @@ test('logs: the replicas output of the serving slot, bounded tail, slot choice, 
   expect((await env.request('GET', `/api/images/${iname}/x1/log`)).status).toBe(400);
   expect((await env.request('GET', `/api/images/BAD..NAME/1/log`)).status).toBe(400);
 }, 180_000);
+
+test('keys really rotate on the local target: after regenerate the old key is refused and the new one accepted at once', async () => {
+  const m = manifest();
+  m.service = { name: 'day2-keys' };
+  m.target = { ...m.target, auth_enabled: true };
+  const run = await deploy(m);
+  const uri = run.result.scoringUri as string;
+  const keys = (await env.request('GET', '/api/services/day2-keys/keys')).body;
+  expect((await score(uri)).status).toBe(401);
+  expect((await score(uri, `Bearer ${keys.primaryKey}`)).status).toBe(200);
+  expect((await score(uri, `Bearer ${keys.secondaryKey}`)).status).toBe(200);
+
+  const regen = await env.request('POST', '/api/services/day2-keys/keys/regenerate', { keyType: 'Primary' });
+  expect(regen.status).toBe(200);
+  expect(regen.body.primaryKey).not.toBe(keys.primaryKey);
+  expect(regen.body.secondaryKey).toBe(keys.secondaryKey);
+  // The regenerate call returns once the endpoint uses the new keys (local: at once).
+  expect((await score(uri, `Bearer ${keys.primaryKey}`)).status).toBe(401);
+  expect((await score(uri, `Bearer ${regen.body.primaryKey}`)).status).toBe(200);
+  expect((await score(uri, `Bearer ${keys.secondaryKey}`)).status).toBe(200);
+
+  const again = await env.request('POST', '/api/services/day2-keys/keys/regenerate', { keyType: 'Secondary' });
+  expect((await score(uri, `Bearer ${keys.secondaryKey}`)).status).toBe(401);
+  expect((await score(uri, `Bearer ${again.body.secondaryKey}`)).status).toBe(200);
+  // Keys appear only in the keys routes, never in the service record or its logs.
+  const svc = await env.request('GET', '/api/services/day2-keys');
+  const logs = await env.request('GET', '/api/services/day2-keys/logs?tail=1000');
+  for (const k of [keys.primaryKey, regen.body.primaryKey, again.body.secondaryKey]) {
+    expect(svc.text).not.toContain(k);
+    expect(logs.text).not.toContain(k);
+  }
+}, 180_000);
