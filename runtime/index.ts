@@ -22,3 +22,5 @@ export { capText, LineSplitter, MAX_LINE_BYTES, splitLines, truncationMarker } f
 export { parseRuntimeEvent, waitRuntimeReady } from './ready';
 export type { RuntimeEvent, RuntimeStart, WaitRuntimeReadyOptions } from './ready';
 export { jsonNestingDepth } from './json-depth';
+export { issueToken, makeTokenVerifier, TOKEN_LIFETIME_SECONDS, TOKEN_REFRESH_AFTER_SECONDS } from './auth-token';
+export type { IssuedToken } from './auth-token';

@@ -153,9 +153,12 @@ export function resolveOptions(input: ServerOptionsInput): ServerOptions {
       const why = (e as NodeJS.ErrnoException).code ? (e as NodeJS.ErrnoException).code : 'not valid JSON';
       throw new RuntimeError('InvalidKeysFile', `Cannot read the keys file ${options.keysFile} (${why})`, 400);
     }
+    const isTokenFile = !!raw && typeof raw === 'object' && typeof (raw as { tokenSecret?: unknown }).tokenSecret === 'string';
     const keys = ServerOptionsSchema.shape.keys.safeParse(raw);
-    if (!keys.success || !keys.data) throw new RuntimeError('InvalidKeysFile', `The keys file ${options.keysFile} must hold {"primaryKey": "...", "secondaryKey": "..."}`, 400);
-    options.keys = keys.data;
+    if (!isTokenFile && (!keys.success || !keys.data)) {
+      throw new RuntimeError('InvalidKeysFile', `The keys file ${options.keysFile} must hold {"primaryKey": "...", "secondaryKey": "..."} or {"tokenSecret": "...", "service": "..."}`, 400);
+    }
+    if (!isTokenFile) options.keys = keys.data;
   }
   return options;
 }

@@ -155,7 +155,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
   metrics = new RuntimeMetrics(() => ({ workersReady: pool.readyCount, workersTotal: pool.size, queued: pool.queued }));
   let active = 0;
 
-  const swaggerOpts = { serviceName: options.serviceName, authEnabled: !!options.keys };
+  const swaggerOpts = { serviceName: options.serviceName, authEnabled: keys.enabled };
 
   async function route(req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string): Promise<void> {
     const method = req.method ?? 'GET';
@@ -183,8 +183,8 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
       sendError(res, 404, 'NotFound', `No route ${method} ${path}; the service serves GET /, POST /score, POST /batch, GET /swagger.json, GET /metrics`);
       return;
     }
-    if (!authorized(req.headers.authorization)) {
-      sendError(res, 401, 'Unauthorized', 'Send a service key: Authorization: Bearer <primary or secondary key>', { 'www-authenticate': 'Bearer' });
+    if (!(await authorized(req.headers.authorization))) {
+      sendError(res, 401, 'Unauthorized', 'Send a service key or token: Authorization: Bearer <primary or secondary key, or token>', { 'www-authenticate': 'Bearer' });
       return;
     }
     if (isMetrics) {

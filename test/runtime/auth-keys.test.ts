@@ -60,3 +60,44 @@ describe('keys file reload', () => {
     expect(optionsFromEnv({ MDF_KEYS_FILE: '/var/run/secrets/mdf-keys/keys.json' })).toEqual({ keysFile: '/var/run/secrets/mdf-keys/keys.json' });
   });
 });
+
+describe('token auth from the keys file (AKS: the mounted Secret holds the token secret)', () => {
+  let s: Started;
+  let dir: string;
+  const SECRET = 'token-secret-0123456789abcdef';
+  const status = async (auth: string) => (await post(`${s.url}/score`, { data: [[1, 2]] }, { authorization: auth })).status;
+
+  beforeAll(async () => {
+    dir = tempDir('token');
+    const file = path.join(dir, 'keys.json');
+    fs.writeFileSync(file, JSON.stringify({ tokenSecret: SECRET, service: 'svc-a' }));
+    s = await start({ entryScript: path.join(EX, 'node/score.js'), keysFile: file, keysReloadMs: 50 });
+  });
+  afterAll(async () => {
+    await s?.server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('accepts a valid token of its service; refuses forged, expired, other-service, alg=none and key values', async () => {
+    const { issueToken } = await import('../../runtime/auth-token');
+    const now = Math.floor(Date.now() / 1000);
+    const good = await issueToken('svc-a', SECRET);
+    expect(good.expiryOn - now).toBeGreaterThanOrEqual(3599);
+    expect(good.refreshAfter).toBeLessThan(good.expiryOn);
+    expect(await status(`Bearer ${good.accessToken}`)).toBe(200);
+    expect(await status(`Bearer ${(await issueToken('svc-a', 'another-secret-0123456789')).accessToken}`)).toBe(401);
+    expect(await status(`Bearer ${(await issueToken('svc-a', SECRET, now - 2 * 3600)).accessToken}`)).toBe(401);
+    expect(await status(`Bearer ${(await issueToken('svc-b', SECRET)).accessToken}`)).toBe(401);
+    const [, payload] = good.accessToken.split('.');
+    const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${payload}.`;
+    expect(await status(`Bearer ${none}`)).toBe(401);
+    const [h, , sig] = good.accessToken.split('.');
+    const tampered = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), sub: 'x' })).toString('base64url');
+    expect(await status(`Bearer ${h}.${tampered}.${sig}`)).toBe(401);
+    expect(await status(`Bearer ${SECRET}`)).toBe(401);
+    expect(await status('')).toBe(401);
+    expect(await status(`Bearer ${'a'.repeat(5000)}`)).toBe(401);
+    const doc = await (await fetch(`${s.url}/swagger.json`)).json();
+    expect(doc.paths['/score'].post.security).toEqual([{ Bearer: [] }]);
+  });
+});
