@@ -6,6 +6,7 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { AppError, badRequest, errorResponse, notFound, redactSecrets, toErrorInfo } from '../shared/errors';
 import { checkImageName, checkServiceName, parseVersion } from '../shared/manifest/names';
+import { issueToken } from '../runtime';
 import { getAppServices } from '../shared/services/app';
 import { canonicalBlobRef } from '../shared/storage';
 
@@ -92,5 +93,28 @@ app.http('imageBuildLog', {
         'x-mdf-image-state': record.state,
       },
     };
+  }),
+});
+
+/**
+ * `GET /api/services/{name}/token` (AML `service.get_token()`): a Bearer JWT for a service with token auth,
+ * `{ accessToken, tokenType, expiryOn, refreshAfter }` (Unix seconds). A function key is required in Azure.
+ */
+app.http('serviceToken', {
+  route: 'services/{name}/token',
+  methods: ['GET'],
+  authLevel: 'function',
+  handler: safe('serviceToken', async (request) => {
+    const name = checkServiceName(String(request.params.name ?? '').trim(), 'service');
+    const { services } = getAppServices();
+    const record = await services.get(name);
+    if (!record.config.tokenAuthEnabled) {
+      throw badRequest(
+        'TokenAuthNotEnabled',
+        `Service ${name} uses ${record.config.authEnabled ? 'key auth (GET /api/services/{name}/keys)' : 'no auth'}; deploy it with target.token_auth_enabled: true to use tokens.`,
+      );
+    }
+    const token = await issueToken(name, await services.ensureTokenSecret(name));
+    return { jsonBody: token, headers: { 'cache-control': 'no-store' } };
   }),
 });

@@ -153,7 +153,9 @@ export function resolveOptions(input: ServerOptionsInput): ServerOptions {
       const why = (e as NodeJS.ErrnoException).code ? (e as NodeJS.ErrnoException).code : 'not valid JSON';
       throw new RuntimeError('InvalidKeysFile', `Cannot read the keys file ${options.keysFile} (${why})`, 400);
     }
-    const isTokenFile = !!raw && typeof raw === 'object' && typeof (raw as { tokenSecret?: unknown }).tokenSecret === 'string';
+    // A token-auth file ({"tokenSecret", "service"}: runtime/auth-keys.ts) sets no keys; runtime/auth-keys.ts checks tokens.
+    const t = raw && typeof raw === 'object' ? (raw as { tokenSecret?: unknown; service?: unknown }) : {};
+    const isTokenFile = typeof t.tokenSecret === 'string' && typeof t.service === 'string';
     const keys = ServerOptionsSchema.shape.keys.safeParse(raw);
     if (!isTokenFile && (!keys.success || !keys.data)) {
       throw new RuntimeError('InvalidKeysFile', `The keys file ${options.keysFile} must hold {"primaryKey": "...", "secondaryKey": "..."} or {"tokenSecret": "...", "service": "..."}`, 400);

@@ -80,7 +80,9 @@ export const AKS_KEYS_FILE = `${AKS_KEYS_MOUNT}/keys.json`;
  * Pods mount it as a volume (never env: env values cannot change in a running pod), so a regenerated key reaches
  * the running replicas when the kubelet refreshes the mount (its sync period, 1 min by default, plus its cache TTL).
  */
-export function keysSecret(serviceName: string, namespace: string, keys: { primaryKey: string; secondaryKey: string }): K8s.V1Secret {
+export function keysSecret(serviceName: string, namespace: string, keys: { primaryKey: string; secondaryKey: string; tokenSecret?: string }): K8s.V1Secret {
+  // Token auth: the runtime checks tokens signed with the service's token secret (runtime/auth-token.ts).
+  const file = keys.tokenSecret ? { tokenSecret: keys.tokenSecret, service: serviceName } : { primaryKey: keys.primaryKey, secondaryKey: keys.secondaryKey };
   const b64 = (v: string) => Buffer.from(v, 'utf8').toString('base64');
   return {
     apiVersion: 'v1',
@@ -88,7 +90,7 @@ export function keysSecret(serviceName: string, namespace: string, keys: { prima
     metadata: { name: keysSecretName(serviceName), namespace, labels: serviceLabels(serviceName) },
     type: 'Opaque',
     data: {
-      'keys.json': b64(JSON.stringify({ primaryKey: keys.primaryKey, secondaryKey: keys.secondaryKey })),
+      'keys.json': b64(JSON.stringify(file)),
       primaryKey: b64(keys.primaryKey),
       secondaryKey: b64(keys.secondaryKey),
     },
@@ -107,7 +109,8 @@ export function slotDeployment(request: DeployRequest, namespace: string): K8s.V
     failureThreshold: 3,
   });
   const env: K8s.V1EnvVar[] = runtimeSettings(config).map(([name, value]) => ({ name, value }));
-  if (config.authEnabled) env.push({ name: RUNTIME_ENV.keysFile, value: AKS_KEYS_FILE });
+  const auth = config.authEnabled || !!config.tokenAuthEnabled;
+  if (auth) env.push({ name: RUNTIME_ENV.keysFile, value: AKS_KEYS_FILE });
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -132,10 +135,10 @@ export function slotDeployment(request: DeployRequest, namespace: string): K8s.V
               },
               readinessProbe: probe(5, 5),
               livenessProbe: probe(30, 10),
-              ...(config.authEnabled ? { volumeMounts: [{ name: 'keys', mountPath: AKS_KEYS_MOUNT, readOnly: true }] } : {}),
+              ...(auth ? { volumeMounts: [{ name: 'keys', mountPath: AKS_KEYS_MOUNT, readOnly: true }] } : {}),
             },
           ],
-          ...(config.authEnabled
+          ...(auth
             ? { volumes: [{ name: 'keys', secret: { secretName: keysSecretName(serviceName), items: [{ key: 'keys.json', path: 'keys.json' }], defaultMode: 0o440 } }] }
             : {}),
         },

@@ -114,6 +114,9 @@ export class AksTarget implements DeployTarget {
     if (request.config.authEnabled && !request.keys) {
       throw new AppError('DeployKeysMissing', 'auth_enabled is true but no keys were given for the service.', 400);
     }
+    if (request.config.tokenAuthEnabled && !request.keys?.tokenSecret) {
+      throw new AppError('DeployKeysMissing', 'token_auth_enabled is true but no token secret was given for the service.', 400);
+    }
   }
 
   async deploySlot(request: DeployRequest): Promise<DeployedSlot> {
@@ -122,7 +125,7 @@ export class AksTarget implements DeployTarget {
     const ns = this.ns;
     const name = slotResourceName(request.serviceName, request.slot);
 
-    if (request.config.authEnabled && request.keys) await this.writeKeys(core, request.serviceName, request.keys);
+    if ((request.config.authEnabled || request.config.tokenAuthEnabled) && request.keys) await this.writeKeys(core, request.serviceName, request.keys);
 
     const deployment = slotDeployment(request, ns);
     const previous = await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: ns }));

@@ -62,6 +62,11 @@ export interface DeploymentManifest {
   };
   target: TargetKind;
   deployConfig: DeployConfig;
+  /**
+   * Keys the manifest sets (AML `primary_key` / `secondary_key`). Secrets: stored with the service's keys when the
+   * run is accepted and removed from the run's input (shared/services/start.ts), so never in history or statuses.
+   */
+  userKeys?: { primaryKey?: string; secondaryKey?: string };
   service: { name: string; description?: string; tags: Record<string, string> };
   schema?: { inputSample?: unknown; outputSample?: unknown };
   smokeTest?: { sample?: unknown; expectedOutput?: unknown; tolerance: number };
@@ -105,10 +110,17 @@ export const stringMap = boundedMap(z.string().max(MANIFEST_LIMITS.mapValue, `va
 const fileRef = z.union([z.string(), z.strictObject({ path: z.string(), source: z.string().optional() })], { error: FILE_REF_RULE });
 export const metricMap = boundedMap(z.number(), 'numbers ("metric": 0.5)');
 
+/** A user-supplied service key (AML `primary_key` / `secondary_key`): sent as `Bearer <key>`, so no spaces. Never echoed. */
+const userKey = z.string().regex(/^[\x21-\x7e]{16,256}$/, 'must be 16–256 printable ASCII characters without spaces (the value is not shown)');
+
 const common = {
   cpu_cores: z.number().positive().max(64).optional(),
   memory_gb: z.number().positive().max(256).optional(),
   auth_enabled: z.boolean().optional(),
+  /** AML `token_auth_enabled`: Bearer JWTs from `GET /api/services/{name}/token`; exclusive with `auth_enabled`. */
+  token_auth_enabled: z.boolean().optional(),
+  primary_key: userKey.optional(),
+  secondary_key: userKey.optional(),
   description: description.optional(),
   tags: stringMap.optional(),
 };
@@ -286,7 +298,15 @@ export function deployConfigFor(t: ParsedTarget | { kind: TargetKind }, field = 
     Omit<Partial<z.output<typeof localTarget>>, 'kind'> & { kind: TargetKind };
   const v = t as AnyTarget;
   const extra: Record<string, unknown> = {};
+  if (v.auth_enabled === true && v.token_auth_enabled === true) {
+    throw badRequest('AuthModesExclusive', `${field}: auth_enabled and token_auth_enabled cannot both be true (as in AML): a service takes keys or tokens. Keep one.`);
+  }
+  if (v.token_auth_enabled && (v.primary_key !== undefined || v.secondary_key !== undefined)) {
+    throw badRequest('AuthModesExclusive', `${field}: primary_key/secondary_key are keys; token_auth_enabled turns keys off. Remove the keys or token_auth_enabled.`);
+  }
+  const token = v.token_auth_enabled === true ? { tokenAuthEnabled: true } : {};
   if (v.kind === 'aci') {
+    if (v.token_auth_enabled) throw badRequest('TokenAuthNotSupported', `${field}: ACI services support key auth only (as in AML); use AKS or local for token_auth_enabled.`);
     if (v.dns_name_label) extra.dnsNameLabel = v.dns_name_label;
     if (v.location) extra.location = v.location;
     return {
@@ -322,7 +342,8 @@ export function deployConfigFor(t: ParsedTarget | { kind: TargetKind }, field = 
   return {
     cpuCores: v.cpu_cores ?? 0.1,
     memoryGb: v.memory_gb ?? 0.5,
-    authEnabled: v.auth_enabled ?? isAks,
+    authEnabled: v.auth_enabled ?? (isAks && !v.token_auth_enabled),
+    ...token,
     ...(v.num_replicas !== undefined ? { numReplicas: v.num_replicas } : autoscale ? {} : { numReplicas: 1 }),
     autoscaleEnabled: autoscale,
     autoscaleMinReplicas: min,
@@ -471,6 +492,7 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
     },
     target: targetParsed.kind,
     deployConfig,
+    ...userKeysOf(targetParsed),
     service: {
       name: serviceName,
       ...(m.service?.description !== undefined ? { description: m.service.description } : {}),
@@ -482,6 +504,14 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
       : {}),
     ...(promo ? { promotion: promo } : {}),
   };
+}
+
+/** `primary_key` / `secondary_key` of a target, as `userKeys` (absent when neither is set). */
+function userKeysOf(t: ParsedTarget): Pick<DeploymentManifest, 'userKeys'> {
+  const v = t as { primary_key?: string; secondary_key?: string };
+  if (v.primary_key === undefined && v.secondary_key === undefined) return {};
+  if (v.primary_key !== undefined && v.primary_key === v.secondary_key) throw badRequest('InvalidManifest', 'target: primary_key and secondary_key must differ.');
+  return { userKeys: { ...(v.primary_key !== undefined ? { primaryKey: v.primary_key } : {}), ...(v.secondary_key !== undefined ? { secondaryKey: v.secondary_key } : {}) } };
 }
 
 /** Text → validated manifest (JSON or YAML). */

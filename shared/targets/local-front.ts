@@ -9,6 +9,7 @@
  * limited here (413 before anything reaches a slot), and a client that goes away aborts its request to the slot
  * (runtime/forward.ts), so abandoned requests never pile up behind the front.
  */
+import { randomUUID } from 'crypto';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
 import {
@@ -18,6 +19,7 @@ import {
   dropBody,
   forwardRequest,
   makeAuthorizer,
+  makeTokenVerifier,
   resolveHttpLimits,
   type HttpLimits,
 } from '../../runtime';
@@ -34,6 +36,9 @@ export interface FrontSlot {
   /** Key the slot's replicas accept (absent: slot runs without auth). */
   key?: string;
 }
+
+/** What the front checks: nothing, the service's keys, or tokens signed with the service's token secret. */
+export type FrontAuth = { mode: 'none' } | { mode: 'keys'; keys: ServiceKeys } | { mode: 'token'; serviceName: string; secret: string };
 
 /** The front's bounds (the local target's `LOCAL_SCORING_*` settings). */
 export interface FrontLimits extends HttpLimits {
@@ -60,8 +65,8 @@ export class LocalFront {
   private server?: http.Server;
   private readonly slots = new Map<string, SlotState>();
   private active?: SlotState;
-  private authorize: (header: string | undefined) => boolean = () => true;
-  private authEnabled = false;
+  private authorize: (header: string | undefined) => boolean | Promise<boolean> = () => true;
+  private authMode: FrontAuth['mode'] = 'none';
   port = 0;
 
   readonly limits: FrontLimits;
@@ -106,10 +111,10 @@ export class LocalFront {
     return this.port;
   }
 
-  /** Sets the service keys the front checks (`authEnabled` false → open). */
-  setAuth(authEnabled: boolean, keys?: ServiceKeys): void {
-    this.authEnabled = authEnabled && !!keys;
-    this.authorize = this.authEnabled ? makeAuthorizer(keys) : () => true;
+  /** Sets what the front checks: the service's current keys, tokens of the service, or nothing (open). */
+  setAuth(auth: FrontAuth): void {
+    this.authMode = auth.mode;
+    this.authorize = auth.mode === 'keys' ? makeAuthorizer(auth.keys) : auth.mode === 'token' ? makeTokenVerifier(auth.serviceName, auth.secret) : () => true;
   }
 
   addSlot(slot: FrontSlot): void {
@@ -158,6 +163,8 @@ export class LocalFront {
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    // Every answer of the front carries a request id (401, 503, 502 included); a replica's own id replaces it.
+    res.setHeader('x-ms-request-id', randomUUID());
     const s = this.active;
     if (!s) {
       sendError(res, 503, 'ServiceUnavailable', `Service ${this.serviceName} has no active deployment; retry shortly.`, { 'retry-after': '1' });
@@ -165,15 +172,26 @@ export class LocalFront {
       return;
     }
     const pathOnly = (req.url ?? '/').split('?')[0];
-    const headers = { ...req.headers };
-    if (this.authEnabled && !OPEN_PATHS.has(pathOnly)) {
-      if (!this.authorize(req.headers.authorization)) {
-        sendError(res, 401, 'Unauthorized', 'Send "Authorization: Bearer <key>" with the primary or secondary key of the service.', { 'www-authenticate': 'Bearer' });
-        dropBody(req);
-        return;
-      }
+    if (this.authMode === 'none' || OPEN_PATHS.has(pathOnly)) {
+      this.forward(req, res, s);
+      return;
     }
-    delete headers.authorization;
+    const mode = this.authMode;
+    const refuse = () => {
+      const what = mode === 'token' ? 'a valid token of the service (GET /api/services/{name}/token)' : 'the primary or secondary key of the service';
+      sendError(res, 401, 'Unauthorized', `Send "Authorization: Bearer <token>" with ${what}.`, { 'www-authenticate': 'Bearer' });
+      dropBody(req);
+    };
+    const verdict = this.authorize(req.headers.authorization);
+    if (verdict === true) this.forward(req, res, s);
+    else if (verdict === false) refuse();
+    else verdict.then((ok) => (ok ? this.forward(req, res, s) : refuse()), refuse);
+  }
+
+  /** Passes a request on to the slot: with the slot's own key (key auth), or the caller's verified token (token auth). */
+  private forward(req: http.IncomingMessage, res: http.ServerResponse, s: SlotState): void {
+    const headers = { ...req.headers };
+    if (this.authMode !== 'token') delete headers.authorization;
     if (s.key) headers.authorization = `Bearer ${s.key}`;
     headers.host = s.target.host;
 

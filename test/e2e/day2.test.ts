@@ -35,7 +35,7 @@ async function deploy(m: unknown): Promise<any> {
   const run = await waitRunOf(env, r.body.runId, 90_000);
   expect(run.error).toBeUndefined();
   expect(run.state).toBe('Succeeded');
-  return run;
+  return { ...run, runId: r.body.runId };
 }
 
 const score = (uri: string, auth?: string) =>
@@ -118,4 +118,77 @@ test('keys really rotate on the local target: after regenerate the old key is re
     expect(svc.text).not.toContain(k);
     expect(logs.text).not.toContain(k);
   }
+}, 180_000);
+
+test('token auth: GET /token, the endpoint accepts a valid token and refuses forged, expired and key values; exclusivity', async () => {
+  const { issueToken } = await import('../../runtime/auth-token');
+  const { ServiceRegistry } = await import('../../shared/services/registry');
+  const m = manifest();
+  m.service = { name: 'day2-token' };
+  m.target = { ...m.target, token_auth_enabled: true };
+  const run = await deploy(m);
+  const uri = run.result.scoringUri as string;
+
+  const t = await env.request('GET', '/api/services/day2-token/token');
+  expect(t.status).toBe(200);
+  expect(t.headers.get('cache-control')).toBe('no-store');
+  expect(t.body).toMatchObject({ tokenType: 'Bearer', accessToken: expect.stringMatching(/^[\w-]+\.[\w-]+\.[\w-]+$/) });
+  const now = Date.now() / 1000;
+  expect(t.body.expiryOn).toBeGreaterThan(now + 3000);
+  expect(t.body.refreshAfter).toBeGreaterThan(now);
+  expect(t.body.refreshAfter).toBeLessThan(t.body.expiryOn);
+
+  expect((await score(uri, `Bearer ${t.body.accessToken}`)).status).toBe(200);
+  const noAuth = await score(uri);
+  expect(noAuth.status).toBe(401);
+  expect(noAuth.headers.get('x-ms-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  const keys = (await env.request('GET', '/api/services/day2-token/keys')).body;
+  expect((await score(uri, `Bearer ${keys.primaryKey}`)).status).toBe(401); // keys and tokens are exclusive
+  const secret = await new ServiceRegistry(storage).ensureTokenSecret('day2-token');
+  expect((await score(uri, `Bearer ${(await issueToken('day2-token', 'forged-secret-0123456789abcdef')).accessToken}`)).status).toBe(401);
+  expect((await score(uri, `Bearer ${(await issueToken('day2-token', secret, Math.floor(now) - 7200)).accessToken}`)).status).toBe(401);
+  expect((await score(uri, `Bearer ${(await issueToken('day2-logs', secret)).accessToken}`)).status).toBe(401);
+  // A second token works too; the service record and the run never show the secret.
+  const t2 = await env.request('GET', '/api/services/day2-token/token');
+  expect((await score(uri, `Bearer ${t2.body.accessToken}`)).status).toBe(200);
+  expect((await env.request('GET', '/api/services/day2-token')).text).not.toContain(secret);
+  expect((await env.request('GET', `/api/runs/${run.runId}`)).text).not.toContain(secret);
+
+  expect((await env.request('GET', '/api/services/day2-logs/token')).body.error.code).toBe('TokenAuthNotEnabled');
+  expect((await env.request('GET', '/api/services/nope-nope/token')).body.error.code).toBe('ServiceNotFound');
+  const send = (target: unknown) => env.request('POST', '/api/deployments?folder=staging/day2', { ...manifest(), service: { name: 'day2-bad' }, target }, { 'content-type': 'application/json' });
+  const both = await send({ kind: 'local', auth_enabled: true, token_auth_enabled: true });
+  expect([both.status, both.body.error.code]).toEqual([400, 'AuthModesExclusive']);
+  const aks = await send({ kind: 'aks', auth_enabled: true, token_auth_enabled: true });
+  expect(aks.body.error.code).toBe('AuthModesExclusive');
+  const aci = await send({ kind: 'aci', token_auth_enabled: true });
+  expect([aci.status, aci.body.error.code]).toEqual([400, 'TokenAuthNotSupported']);
+  const keysAndToken = await send({ kind: 'local', token_auth_enabled: true, primary_key: 'a-user-primary-key-0123456789' });
+  expect(keysAndToken.body.error.code).toBe('AuthModesExclusive');
+}, 180_000);
+
+test('user-supplied primary_key/secondary_key: accepted, used by the endpoint, only ever returned by /keys', async () => {
+  const PRIMARY = 'user-primary-key-0123456789-abcdef';
+  const SECONDARY = 'user-secondary-key-0123456789-abcdef';
+  const m = manifest();
+  m.service = { name: 'day2-userkeys' };
+  m.target = { ...m.target, auth_enabled: true, primary_key: PRIMARY, secondary_key: SECONDARY };
+  const post = await env.request('POST', '/api/deployments?folder=staging/day2', m, { 'content-type': 'application/json' });
+  expect(post.status).toBe(202);
+  expect(post.text).not.toContain(PRIMARY);
+  const run = await waitRunOf(env, post.body.runId, 90_000);
+  expect(run.state).toBe('Succeeded');
+  const uri = run.result.scoringUri as string;
+  expect((await score(uri, `Bearer ${PRIMARY}`)).status).toBe(200);
+  expect((await score(uri, `Bearer ${SECONDARY}`)).status).toBe(200);
+  expect((await env.request('GET', '/api/services/day2-userkeys/keys')).body).toEqual({ primaryKey: PRIMARY, secondaryKey: SECONDARY });
+  for (const route of [`/api/runs/${post.body.runId}`, '/api/services/day2-userkeys', '/api/services', '/api/services/day2-userkeys/logs?tail=1000']) {
+    const r = await env.request('GET', route);
+    expect([route, r.text.includes(PRIMARY) || r.text.includes(SECONDARY)]).toEqual([route, false]);
+  }
+  // Bad user keys: refused without echoing the value.
+  const bad = await env.request('POST', '/api/deployments?folder=staging/day2', { ...m, target: { kind: 'local', auth_enabled: true, primary_key: 'short key' } }, { 'content-type': 'application/json' });
+  expect(bad.status).toBe(400);
+  expect(bad.body.error.code).toBe('InvalidManifest');
+  expect(bad.text).not.toContain('short key');
 }, 180_000);
