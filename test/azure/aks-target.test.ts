@@ -280,6 +280,29 @@ describe('AksTarget', () => {
     expect(JSON.stringify(logs)).not.toContain('SECRET-KEY');
   });
 
+  test('token auth: the Secret holds {tokenSecret, service} for the runtime, pods mount it (validated against the Kubernetes schema)', async () => {
+    const { slotDeployment, keysSecret } = await import('../../shared/azure/aks-manifests');
+    const { Deployment } = await import('kubernetes-models/apps/v1');
+    const { Secret } = await import('kubernetes-models/v1');
+    const tokenKeys = { ...KEYS, tokenSecret: 'TOKEN-SECRET-0123456789' };
+    const d = slotDeployment({ ...request, config: { ...config, authEnabled: false, tokenAuthEnabled: true }, keys: tokenKeys }, 'models');
+    new Deployment(d as any).validate();
+    const c = d.spec!.template.spec!.containers[0];
+    expect(c.env).toContainEqual({ name: 'MDF_KEYS_FILE', value: '/var/run/secrets/mdf-keys/keys.json' });
+    expect(c.volumeMounts).toEqual([{ name: 'keys', mountPath: '/var/run/secrets/mdf-keys', readOnly: true }]);
+    const secret = keysSecret('diabetes', 'models', tokenKeys);
+    new Secret(secret as any).validate();
+    expect(JSON.parse(Buffer.from(secret.data!['keys.json'], 'base64').toString())).toEqual({ tokenSecret: tokenKeys.tokenSecret, service: 'diabetes' });
+    // Without auth: no mount, no keys file.
+    const open = slotDeployment({ ...request, config: { ...config, authEnabled: false } }, 'models');
+    new Deployment(open as any).validate();
+    expect(open.spec!.template.spec!.volumes).toBeUndefined();
+    expect(JSON.stringify(open)).not.toContain('MDF_KEYS_FILE');
+    // A token-auth slot without its secret is refused before any call.
+    const { target } = makeTarget();
+    await expect(target.deploySlot({ ...request, config: { ...config, authEnabled: false, tokenAuthEnabled: true } })).rejects.toMatchObject({ code: 'DeployKeysMissing' });
+  });
+
   test('deleteSlot tolerates absent objects; deleteService deletes everything labelled with the service', async () => {
     const { target, credential } = makeTarget();
     expectCluster(credential);
