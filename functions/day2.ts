@@ -3,12 +3,17 @@
  * `GET /api/services/{name}/logs?tail=N[&slot=blue|green]` (the scoring replicas' recent output on any target) and
  * `GET /api/images/{name}/{version}/log` (the image's build log). Errors are `{ "error": { "code", "message" } }`.
  */
+import * as df from 'durable-functions';
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { AppError, badRequest, errorResponse, notFound, redactSecrets, toErrorInfo } from '../shared/errors';
 import { checkImageName, checkServiceName, parseVersion } from '../shared/manifest/names';
 import { issueToken } from '../runtime';
 import { getAppServices } from '../shared/services/app';
+import { listRuns, parseRunsQuery, type RunsClient } from '../shared/services/runs-list';
 import { canonicalBlobRef } from '../shared/storage';
+import { durableClient } from '../shared/workflow';
+
+const clientInput = df.input.durableClient();
 
 type Handler = (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
 
@@ -116,5 +121,28 @@ app.http('serviceToken', {
     }
     const token = await issueToken(name, await services.ensureTokenSecret(name));
     return { jsonBody: token, headers: { 'cache-control': 'no-store' } };
+  }),
+});
+
+/**
+ * `GET /api/runs?type=&status=&service=&model=&top=&since=&continuationToken=`: deployment and batch runs, newest
+ * first, `{ value: [...], continuationToken?, nextLink? }` (shared/services/runs-list.ts).
+ */
+app.http('listRuns', {
+  route: 'runs',
+  methods: ['GET'],
+  authLevel: 'function',
+  extraInputs: [clientInput],
+  handler: safe('listRuns', async (request, context) => {
+    const filter = parseRunsQuery(request.query);
+    const page = await listRuns(durableClient(context) as unknown as RunsClient, filter);
+    let nextLink: string | undefined;
+    if (page.continuationToken) {
+      const next = new URL(request.url);
+      next.searchParams.set('continuationToken', page.continuationToken);
+      next.searchParams.delete('code'); // a function key given in the query is never echoed
+      nextLink = `${next.pathname}${next.search}`;
+    }
+    return { jsonBody: { ...page, ...(nextLink ? { nextLink } : {}) } };
   }),
 });

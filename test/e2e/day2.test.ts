@@ -192,3 +192,52 @@ test('user-supplied primary_key/secondary_key: accepted, used by the endpoint, o
   expect(bad.body.error.code).toBe('InvalidManifest');
   expect(bad.text).not.toContain('short key');
 }, 180_000);
+
+test('GET /api/runs: newest first, filters, pages with a continuation token, bad input', async () => {
+  const all = await env.request('GET', '/api/runs?type=deployment&top=100');
+  expect(all.status).toBe(200);
+  const runs = all.body.value as any[];
+  expect(runs.length).toBeGreaterThanOrEqual(4);
+  for (let i = 1; i < runs.length; i++) expect(runs[i - 1].createdTime >= runs[i].createdTime).toBe(true);
+  expect(runs.every((r) => r.type === 'deployment')).toBe(true);
+  expect(runs.map((r) => r.serviceName)).toEqual(expect.arrayContaining(['day2-logs', 'day2-keys', 'day2-token', 'day2-userkeys']));
+
+  const keys = await env.request('GET', '/api/runs?service=day2-keys');
+  expect(keys.body.value).toHaveLength(1);
+  expect(keys.body.value[0]).toMatchObject({ type: 'deployment', state: 'Succeeded', serviceName: 'day2-keys', model: expect.stringMatching(/^diabetes-linear:\d+$/) });
+  const run = await env.request('GET', `/api/runs/${keys.body.value[0].id}`);
+  expect(run.body.result.serviceName).toBe('day2-keys');
+  expect((await env.request('GET', '/api/runs?service=day2-keys&status=failed')).body.value).toEqual([]);
+  expect((await env.request('GET', '/api/runs?model=diabetes-linear&type=deployment&status=Succeeded&top=100')).body.value.length).toBe(runs.filter((r) => r.state === 'Succeeded').length);
+  expect((await env.request('GET', '/api/runs?type=batch')).body.value).toEqual([]);
+
+  // Pages of 2 give the same runs in the same order.
+  const paged: any[] = [];
+  let url: string | undefined = '/api/runs?type=deployment&top=2';
+  for (let i = 0; url && i < 50; i++) {
+    const p: any = await env.request('GET', url);
+    expect(p.status).toBe(200);
+    expect(p.body.value.length).toBeLessThanOrEqual(2);
+    paged.push(...p.body.value);
+    url = p.body.nextLink;
+    if (url) expect(p.body.continuationToken).toBeTruthy();
+  }
+  expect(paged.map((r) => r.id)).toEqual(runs.map((r) => r.id));
+
+  for (const [q, code] of [
+    ['type=training', 'InvalidRunType'],
+    ['status=Exploded', 'InvalidRunStatus'],
+    ['service=Bad_Name', 'InvalidServiceName'],
+    ['model=../x', 'InvalidModelName'],
+    ['top=0', 'InvalidTop'],
+    ['top=101', 'InvalidTop'],
+    ['since=yesterday', 'InvalidSince'],
+    ['continuationToken=not*a*token', 'InvalidContinuationToken'],
+    [`continuationToken=${Buffer.from('["x","y"]').toString('base64url')}`, 'InvalidContinuationToken'],
+    [`continuationToken=${'A'.repeat(600)}`, 'InvalidContinuationToken'],
+  ]) {
+    const r = await env.request('GET', `/api/runs?${q}`);
+    expect([q, r.status, r.body.error?.code]).toEqual([q, 400, code]);
+  }
+  expect((await env.request('GET', '/api/runs?since=2999-01-01')).body.value).toEqual([]);
+}, 120_000);
