@@ -31,7 +31,7 @@ import {
   type RunClient,
 } from '../shared/services/triggers';
 import { blobNameReason, canonicalBlobFolder, CONTAINERS } from '../shared/storage';
-import { claimAndStart, claimService, recordBlobRefusal, runExists } from '../shared/services/start';
+import { claimAndStart, claimService, recordBlobAcceptance, recordBlobRefusal, runExists } from '../shared/services/start';
 import { CLAIM_RENEW_MS } from '../shared/services/registry';
 import { durableClient } from '../shared/workflow';
 
@@ -97,6 +97,7 @@ async function onManifestBlob(blob: unknown, context: InvocationContext, fileNam
     await recordBlobRefusal(storage, name, fileName, e, etag, (m) => context.warn(m));
     return;
   }
+  await recordBlobAcceptance(storage, name, fileName, run.runId, etag, r.started);
   context.log(`incoming/${name}/${fileName}: run ${run.runId} ${r.started ? 'started' : 'already exists'}`);
 }
 

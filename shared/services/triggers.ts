@@ -101,7 +101,7 @@ export async function isLoneOnnx(storage: StorageClients, folderName: string, on
   const container = storage.container('incoming');
   const names: string[] = [];
   for await (const b of container.listBlobsFlat({ prefix: `${folderName}/` })) names.push(b.name.slice(folderName.length + 1));
-  const others = names.filter((n) => !n.endsWith('.onnx') && !n.startsWith('deploy.error'));
+  const others = names.filter((n) => !n.endsWith('.onnx') && !n.startsWith('deploy.error') && !n.startsWith('deploy.status'));
   if (others.length) return { lone: false, why: `the folder also holds ${others.slice(0, 3).join(', ')} (a deploy.json deploys it)` };
   const onnx = names.filter((n) => n.endsWith('.onnx'));
   if (onnx.length !== 1 || onnx[0] !== onnxFile) return { lone: false, why: `the folder holds ${onnx.length} .onnx files; add a deploy.json naming the model files` };

@@ -241,3 +241,31 @@ test('GET /api/runs: newest first, filters, pages with a continuation token, bad
   }
   expect((await env.request('GET', '/api/runs?since=2999-01-01')).body.value).toEqual([]);
 }, 120_000);
+
+test('blob drop: deploy.status.json beside the manifest (run id + status URI); a stale deploy.error.json is removed once a valid manifest is accepted', async () => {
+  const incoming = await storage.ensureContainer('incoming');
+  const waitBlob = async (name: string, present: boolean) => {
+    const b = incoming.getBlockBlobClient(name);
+    for (let i = 0; i < 300 && (await b.exists()) !== present; i++) await new Promise((r) => setTimeout(r, 200));
+    expect([name, await b.exists()]).toEqual([name, present]);
+    return b;
+  };
+  await incoming.getBlockBlobClient('day2-drop/deploy.json').uploadData(Buffer.from('{"model": {"files": ["m.json"]}, "colour": 1}'));
+  const error = await waitBlob('day2-drop/deploy.error.json', true);
+  expect(JSON.parse((await error.downloadToBuffer()).toString()).error.code).toBe('InvalidManifest');
+
+  for (const f of fs.readdirSync(EXAMPLE)) if (f !== 'deploy.json') await incoming.getBlockBlobClient(`day2-drop/${f}`).uploadData(fs.readFileSync(path.join(EXAMPLE, f)));
+  const m = manifest();
+  m.service = { name: 'day2-drop' };
+  const up = await incoming.getBlockBlobClient('day2-drop/deploy.json').uploadData(Buffer.from(JSON.stringify(m)));
+  await waitBlob('day2-drop/deploy.error.json', false);
+  const status = JSON.parse((await (await waitBlob('day2-drop/deploy.status.json', true)).downloadToBuffer()).toString());
+  expect(status).toMatchObject({ runId: expect.stringMatching(/^deploy-blob-/), manifest: 'incoming/day2-drop/deploy.json', etag: String(up.etag).replace(/"/g, ''), started: true });
+  expect(status.statusUri).toBe(`${env.baseUrl}/api/runs/${status.runId}`);
+  const run = await waitRunOf(env, status.runId, 90_000);
+  expect(run).toMatchObject({ state: 'Succeeded', result: { serviceName: 'day2-drop' } });
+  const viaUri = await fetch(status.statusUri);
+  expect(((await viaUri.json()) as any).id).toBe(status.runId);
+  // The run is also found by listing.
+  expect((await env.request('GET', '/api/runs?service=day2-drop')).body.value.map((r: any) => r.id)).toEqual([status.runId]);
+}, 180_000);
