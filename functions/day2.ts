@@ -3,10 +3,21 @@
  * `GET /api/services/{name}/logs?tail=N[&slot=blue|green]` (the scoring replicas' recent output on any target) and
  * `GET /api/images/{name}/{version}/log` (the image's build log). Errors are `{ "error": { "code", "message" } }`.
  */
+import * as fsp from 'fs/promises';
+import * as os from 'os';
+import * as path from 'path';
+import { Readable } from 'stream';
+import type { ReadableStream } from 'stream/web';
 import * as df from 'durable-functions';
+import * as tar from 'tar';
+import { z } from 'zod';
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { AppError, badRequest, errorResponse, notFound, redactSecrets, toErrorInfo } from '../shared/errors';
-import { checkImageName, checkServiceName, parseVersion } from '../shared/manifest/names';
+import { FIXED_MTIME } from '../shared/images/archive';
+import { MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
+import { describeIssues } from '../shared/manifest/schema';
+import { checkImageName, checkModelName, checkServiceName, parseVersion } from '../shared/manifest/names';
+import { parseJsonBounded } from '../shared/parse';
 import { issueToken } from '../runtime';
 import { getAppServices } from '../shared/services/app';
 import { listRuns, parseRunsQuery, type RunsClient } from '../shared/services/runs-list';
@@ -144,5 +155,62 @@ app.http('listRuns', {
       nextLink = `${next.pathname}${next.search}`;
     }
     return { jsonBody: { ...page, ...(nextLink ? { nextLink } : {}) } };
+  }),
+});
+
+/**
+ * `GET /api/models/{name}/{version}/download`: the version's files as a tar.gz (paths as registered), streamed.
+ * Files are verified against their sha256 and staged in a temporary folder, removed when the response ends.
+ */
+app.http('downloadModel', {
+  route: 'models/{name}/{version}/download',
+  methods: ['GET'],
+  authLevel: 'function',
+  handler: safe('downloadModel', async (request) => {
+    const name = checkModelName(String(request.params.name ?? '').trim(), 'model');
+    const version = parseVersion(String(request.params.version ?? ''), 'Version');
+    const { models } = getAppServices();
+    const model = await models.get(name, version);
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'mdf-model-'));
+    const cleanup = () => void fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    let stream: Readable;
+    try {
+      await models.downloadTo(model, dir);
+      stream = Readable.from(tar.c({ cwd: dir, gzip: true, portable: true, mtime: FIXED_MTIME, noDirRecurse: true }, model.files.map((f) => f.path)));
+    } catch (e) {
+      cleanup();
+      throw e;
+    }
+    stream.once('close', cleanup);
+    return {
+      body: Readable.toWeb(stream) as unknown as ReadableStream,
+      headers: {
+        'content-type': 'application/gzip',
+        'content-disposition': `attachment; filename="${model.name}-${model.version}.tar.gz"`,
+        'x-mdf-model-id': model.id,
+      },
+    };
+  }),
+});
+
+const imagePatch = z.strictObject({
+  tags: z.record(z.string(), z.string()).optional(),
+  remove_tags: z.array(z.string()).max(100).optional(),
+});
+
+/** `PATCH /api/images/{name}/{version}`: `{"tags": {...}, "remove_tags": [...]}` (AML `image.update_tags`). */
+app.http('updateImage', {
+  route: 'images/{name}/{version:int}',
+  methods: ['PATCH'],
+  authLevel: 'function',
+  handler: safe('updateImage', async (request) => {
+    const name = checkImageName(String(request.params.name ?? '').trim(), 'image');
+    const version = parseVersion(String(request.params.version ?? ''), 'Version');
+    const body = parseJsonBounded((await readBodyText(request, MAX_JSON_BODY_BYTES)) || '{}', { what: 'The body', malformedCode: 'InvalidJson' });
+    const parsed = imagePatch.safeParse(body);
+    if (!parsed.success) throw badRequest('InvalidImageUpdate', describeIssues(parsed.error.issues));
+    const { tags, remove_tags } = parsed.data;
+    if (!tags && !remove_tags) throw badRequest('InvalidImageUpdate', 'Give "tags" and/or "remove_tags".');
+    return { jsonBody: await getAppServices().images.updateTags(name, version, { ...(tags ? { add: tags } : {}), ...(remove_tags ? { remove: remove_tags } : {}) }) };
   }),
 });

@@ -269,3 +269,51 @@ test('blob drop: deploy.status.json beside the manifest (run id + status URI); a
   // The run is also found by listing.
   expect((await env.request('GET', '/api/runs?service=day2-drop')).body.value.map((r: any) => r.id)).toEqual([status.runId]);
 }, 180_000);
+
+test('registry: model download as tar.gz, description update, list by property; image tags update; bad input', async () => {
+  const { listTarGz, extractTarGz } = await import('../../shared/images/archive');
+  const models = (await env.request('GET', '/api/models/diabetes-linear')).body.value as any[];
+  const v = models[models.length - 1].version;
+  const res = await fetch(`${env.baseUrl}/api/models/diabetes-linear/${v}/download`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toBe('application/gzip');
+  expect(res.headers.get('content-disposition')).toBe(`attachment; filename="diabetes-linear-${v}.tar.gz"`);
+  const archive = Buffer.from(await res.arrayBuffer());
+  expect(await listTarGz(archive)).toEqual(['model.json']);
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-dl-'));
+  try {
+    await extractTarGz(archive, out);
+    expect(fs.readFileSync(path.join(out, 'model.json'))).toEqual(fs.readFileSync(path.join(EXAMPLE, 'model.json')));
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+  expect((await env.request('GET', '/api/models/diabetes-linear/999/download')).body.error.code).toBe('ModelNotFound');
+  expect((await env.request('GET', '/api/models/bad%2F..%2Fname/1/download')).status).toBeGreaterThanOrEqual(400);
+
+  const d = await env.request('PATCH', `/api/models/diabetes-linear/${v}`, { description: 'retrained on day 2' });
+  expect(d.status).toBe(200);
+  expect(d.body.description).toBe('retrained on day 2');
+  expect((await env.request('GET', `/api/models/diabetes-linear/${v}`)).body.description).toBe('retrained on day 2');
+  expect((await env.request('PATCH', `/api/models/diabetes-linear/${v}`, { description: 'x'.repeat(9000) })).body.error.code).toBe('InvalidModelUpdate');
+
+  await env.request('PATCH', `/api/models/diabetes-linear/${v}`, { properties: { day2: 'yes' } });
+  const byProp = await env.request('GET', '/api/models?property=day2=yes');
+  expect(byProp.body.value.map((m: any) => m.id)).toEqual([`diabetes-linear:${v}`]);
+  expect((await env.request('GET', '/api/models?property=day2')).body.value.map((m: any) => m.id)).toEqual([`diabetes-linear:${v}`]);
+  expect((await env.request('GET', '/api/models?property=day2=no')).body.value).toEqual([]);
+  expect((await env.request('GET', '/api/models?property=r2=0.332233&latest=true')).body.value.length).toBe(1);
+  expect((await env.request('GET', '/api/models?run_id=no-such-run')).body.value).toEqual([]);
+  expect((await env.request('GET', `/api/models?run_id=${'x'.repeat(300)}`)).body.error.code).toBe('InvalidRunId');
+
+  const img = (await env.request('GET', '/api/images/diabetes-node')).body.latest;
+  const t = await env.request('PATCH', `/api/images/diabetes-node/${img.version}`, { tags: { stage: 'prod', owner: 'day2' } });
+  expect(t.status).toBe(200);
+  expect(t.body.tags).toMatchObject({ stage: 'prod', owner: 'day2' });
+  const t2 = await env.request('PATCH', `/api/images/diabetes-node/${img.version}`, { tags: { stage: 'canary' }, remove_tags: ['owner'] });
+  expect(t2.body.tags.stage).toBe('canary');
+  expect(t2.body.tags.owner).toBeUndefined();
+  expect((await env.request('GET', `/api/images/diabetes-node/${img.version}`)).body.tags.stage).toBe('canary');
+  expect((await env.request('PATCH', `/api/images/diabetes-node/${img.version}`, { colour: 'red' })).body.error.code).toBe('InvalidImageUpdate');
+  expect((await env.request('PATCH', `/api/images/diabetes-node/${img.version}`, {})).body.error.code).toBe('InvalidImageUpdate');
+  expect((await env.request('PATCH', '/api/images/diabetes-node/999', { tags: { a: 'b' } })).body.error.code).toBe('ImageNotFound');
+}, 120_000);
