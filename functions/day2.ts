@@ -3,6 +3,7 @@
  * `GET /api/services/{name}/logs?tail=N[&slot=blue|green]` (the scoring replicas' recent output on any target) and
  * `GET /api/images/{name}/{version}/log` (the image's build log). Errors are `{ "error": { "code", "message" } }`.
  */
+import { randomUUID } from 'crypto';
 import * as fsp from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
@@ -15,13 +16,13 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import { AppError, badRequest, errorResponse, notFound, redactSecrets, toErrorInfo } from '../shared/errors';
 import { FIXED_MTIME } from '../shared/images/archive';
 import { MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
-import { describeIssues } from '../shared/manifest/schema';
-import { checkImageName, checkModelName, checkServiceName, parseVersion } from '../shared/manifest/names';
+import { checkSource, describeIssues, stringMap } from '../shared/manifest/schema';
+import { checkImageName, checkModelName, checkRelativePath, checkServiceName, parseVersion } from '../shared/manifest/names';
 import { parseJsonBounded } from '../shared/parse';
 import { issueToken } from '../runtime';
 import { getAppServices } from '../shared/services/app';
 import { listRuns, parseRunsQuery, type RunsClient } from '../shared/services/runs-list';
-import { canonicalBlobRef } from '../shared/storage';
+import { canonicalBlobFolder, canonicalBlobRef, sha256Hex } from '../shared/storage';
 import { durableClient } from '../shared/workflow';
 
 const clientInput = df.input.durableClient();
@@ -212,5 +213,56 @@ app.http('updateImage', {
     const { tags, remove_tags } = parsed.data;
     if (!tags && !remove_tags) throw badRequest('InvalidImageUpdate', 'Give "tags" and/or "remove_tags".');
     return { jsonBody: await getAppServices().images.updateTags(name, version, { ...(tags ? { add: tags } : {}), ...(remove_tags ? { remove: remove_tags } : {}) }) };
+  }),
+});
+
+const registerBody = z.strictObject({
+  name: z.string(),
+  /** Paths relative to `folder`, or `{ path, source }` blob references. */
+  files: z.array(z.union([z.string(), z.strictObject({ path: z.string(), source: z.string().optional() })])).min(1).max(200),
+  folder: z.string().max(1024).optional(),
+  description: z.string().max(8192).optional(),
+  tags: stringMap.optional(),
+  properties: stringMap.optional(),
+  training_run_id: z.string().min(1).max(256).optional(),
+});
+
+/**
+ * `POST /api/models` (AML `Model.register`): registers a model version from blob references without deploying it.
+ * `Idempotency-Key` makes a retry return the same version. 201 with the record (200 when the key had registered it).
+ */
+app.http('registerModelHttp', {
+  route: 'models',
+  methods: ['POST'],
+  authLevel: 'function',
+  handler: safe('registerModelHttp', async (request) => {
+    const key = request.headers.get('idempotency-key');
+    if (key !== null && !/^[\x21-\x7e]{1,200}$/.test(key)) throw badRequest('InvalidIdempotencyKey', 'Idempotency-Key must be 1–200 printable ASCII characters without spaces.');
+    const body = parseJsonBounded((await readBodyText(request, MAX_JSON_BODY_BYTES)) || '{}', { what: 'The body', malformedCode: 'InvalidJson' });
+    const parsed = registerBody.safeParse(body);
+    if (!parsed.success) throw badRequest('InvalidModelRegistration', describeIssues(parsed.error.issues));
+    const b = parsed.data;
+    const name = checkModelName(b.name.trim(), 'name');
+    const { models, storage } = getAppServices();
+    const folder = b.folder !== undefined ? canonicalBlobFolder(b.folder, 'folder') : undefined;
+    const accountUrl = storage.blobService.url;
+    const files = b.files.map((f, i) => {
+      const ref = typeof f === 'string' ? { path: f } : f;
+      const field = `files[${i}]`;
+      const p = checkRelativePath(ref.path, field);
+      if (ref.source !== undefined) return { path: p, blob: checkSource(ref.source, `${field}.source`, accountUrl) };
+      if (!folder) throw badRequest('FileSourceMissing', `${field} "${p}" has no source; give "folder" or { "path", "source" }.`);
+      return { path: p, blob: checkSource(`${folder}/${p}`, field, accountUrl) };
+    });
+    const eventId = key ? `api|${sha256Hex(key)}` : `api|${randomUUID()}`;
+    const r = await models.register({
+      name,
+      files,
+      ...(b.tags ? { tags: b.tags } : {}),
+      ...(b.properties ? { properties: b.properties } : {}),
+      ...(b.description !== undefined ? { description: b.description } : {}),
+      source: { kind: 'api', eventId, ...(b.training_run_id ? { trainingRunId: b.training_run_id } : {}), ...(folder ? { location: `${folder}/` } : {}) },
+    });
+    return { status: r.created ? 201 : 200, jsonBody: r.model };
   }),
 });

@@ -317,3 +317,33 @@ test('registry: model download as tar.gz, description update, list by property; 
   expect((await env.request('PATCH', `/api/images/diabetes-node/${img.version}`, {})).body.error.code).toBe('InvalidImageUpdate');
   expect((await env.request('PATCH', '/api/images/diabetes-node/999', { tags: { a: 'b' } })).body.error.code).toBe('ImageNotFound');
 }, 120_000);
+
+test('POST /api/models registers without deploying (blob references), idempotent per key; run_id filter; bad input', async () => {
+  const body = { name: 'day2-registered', folder: 'staging/day2', files: ['model.json'], description: 'no deployment', tags: { a: '1' }, properties: { p: '2' }, training_run_id: 'train-42' };
+  const r = await env.request('POST', '/api/models', body, { 'content-type': 'application/json', 'idempotency-key': 'reg-1' });
+  expect(r.status).toBe(201);
+  expect(r.body).toMatchObject({ id: 'day2-registered:1', description: 'no deployment', tags: { a: '1' }, properties: { p: '2' }, source: { kind: 'api', trainingRunId: 'train-42' } });
+  const again = await env.request('POST', '/api/models', body, { 'content-type': 'application/json', 'idempotency-key': 'reg-1' });
+  expect([again.status, again.body.id]).toEqual([200, 'day2-registered:1']);
+  const ref = await env.request('POST', '/api/models', { name: 'day2-registered', files: [{ path: 'weights/m.json', source: 'staging/day2/model.json' }] }, { 'content-type': 'application/json' });
+  expect([ref.status, ref.body.id, ref.body.files[0].path]).toEqual([201, 'day2-registered:2', 'weights/m.json']);
+  expect((await env.request('GET', '/api/models?run_id=train-42')).body.value.map((m: any) => m.id)).toEqual(['day2-registered:1']);
+  expect((await env.request('GET', '/api/services')).body.value.map((s: any) => s.name)).not.toContain('day2-registered');
+
+  for (const [b, code] of [
+    [{ name: 'x1', files: [] }, 'InvalidModelRegistration'],
+    [{ name: 'x1', files: ['a'], colour: 1 }, 'InvalidModelRegistration'],
+    [{ name: 'x1', files: ['model.json'] }, 'FileSourceMissing'],
+    [{ name: '../x', folder: 'staging/day2', files: ['model.json'] }, 'InvalidModelName'],
+    [{ name: 'x1', folder: 'staging/day2', files: ['../secret'] }, 'InvalidPath'],
+    [{ name: 'x1', folder: 'azure-webjobs-secrets', files: ['host.json'] }, 'ContainerNotAllowed'],
+    [{ name: 'x1', files: [{ path: 'm', source: 'https://other.blob.core.windows.net/c/m' }] }, 'ForeignStorageAccount'],
+  ] as Array<[unknown, string]>) {
+    const res = await env.request('POST', '/api/models', b, { 'content-type': 'application/json' });
+    expect([JSON.stringify(b), res.status, res.body.error?.code]).toEqual([JSON.stringify(b), 400, code]);
+  }
+  const missing = await env.request('POST', '/api/models', { name: 'x1', folder: 'staging/day2', files: ['nope.json'] }, { 'content-type': 'application/json' });
+  expect(missing.status).toBe(404);
+  expect((await env.request('GET', '/api/models/x1')).status).toBe(404); // bad input consumed no version
+  expect((await env.request('POST', '/api/models', '{"name": ', { 'content-type': 'application/json' })).body.error.code).toBe('InvalidJson');
+}, 120_000);
