@@ -343,7 +343,7 @@ test('POST /api/models registers without deploying (blob references), idempotent
     expect([JSON.stringify(b), res.status, res.body.error?.code]).toEqual([JSON.stringify(b), 400, code]);
   }
   const missing = await env.request('POST', '/api/models', { name: 'x1', folder: 'staging/day2', files: ['nope.json'] }, { 'content-type': 'application/json' });
-  expect(missing.status).toBe(404);
+  expect([missing.status, missing.body.error.code]).toEqual([404, 'ModelFileNotFound']);
   expect((await env.request('GET', '/api/models/x1')).status).toBe(404); // bad input consumed no version
   expect((await env.request('POST', '/api/models', '{"name": ', { 'content-type': 'application/json' })).body.error.code).toBe('InvalidJson');
 }, 120_000);
