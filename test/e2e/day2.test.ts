@@ -347,3 +347,23 @@ test('POST /api/models registers without deploying (blob references), idempotent
   expect((await env.request('GET', '/api/models/x1')).status).toBe(404); // bad input consumed no version
   expect((await env.request('POST', '/api/models', '{"name": ', { 'content-type': 'application/json' })).body.error.code).toBe('InvalidJson');
 }, 120_000);
+
+test('multipart: a part whose name matches no manifest file is refused, naming it and the expected parts', async () => {
+  const m = manifest();
+  m.service = { name: 'day2-multipart' };
+  const form = new FormData();
+  form.append('manifest', JSON.stringify(m));
+  form.append('model.json', new Blob([fs.readFileSync(path.join(EXAMPLE, 'model.json'))]), 'model.json');
+  form.append('modle.json', new Blob(['{}']), 'modle.json');
+  const res = await fetch(`${env.baseUrl}/api/deployments`, { method: 'POST', body: form });
+  const body = (await res.json()) as any;
+  expect(res.status).toBe(400);
+  expect(body.error.code).toBe('UnexpectedPart');
+  expect(body.error.message).toContain('"modle.json"');
+  expect(body.error.message).toContain('"model.json", "score.js", "package.json"');
+  // Nothing of the refused request stays in uploads/.
+  const left: string[] = [];
+  for await (const b of storage.container('uploads').listBlobsFlat()) if (b.name.includes('modle')) left.push(b.name);
+  expect(left).toEqual([]);
+  expect((await env.request('GET', '/api/services/day2-multipart')).status).toBe(404);
+}, 60_000);
