@@ -69,7 +69,7 @@ export interface DeploymentManifest {
   userKeys?: { primaryKey?: string; secondaryKey?: string };
   service: { name: string; description?: string; tags: Record<string, string> };
   schema?: { inputSample?: unknown; outputSample?: unknown };
-  smokeTest?: { sample?: unknown; expectedOutput?: unknown; tolerance: number };
+  smokeTest?: { sample?: unknown; sampleBase64?: string; expectedOutput?: unknown; expectedOutputFormat?: 'json' | 'text' | 'base64'; tolerance: number };
   promotion?: PromotionPolicy;
 }
 
@@ -187,7 +187,15 @@ export const manifestSchema = z.strictObject({
   service: z.strictObject({ name: shortText.optional(), description: description.optional(), tags: stringMap.optional() }).optional(),
   schema: z.strictObject({ input_sample: z.unknown().optional(), output_sample: z.unknown().optional() }).optional(),
   smoke_test: z
-    .strictObject({ sample: z.unknown().optional(), expected_output: z.unknown().optional(), tolerance: z.number().min(0).optional() })
+    .strictObject({
+      sample: z.unknown().optional(),
+      /** Raw bytes to send (base64), as `application/octet-stream`: for `@rawhttp` scripts that read bytes. */
+      sample_base64: z.string().max(1_000_000).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64').optional(),
+      expected_output: z.unknown().optional(),
+      /** How the answer is compared: `json` (default), `text` (the body as UTF-8 text) or `base64` (the body's bytes). */
+      expected_output_format: z.enum(['json', 'text', 'base64']).optional(),
+      tolerance: z.number().min(0).optional(),
+    })
     .optional(),
   promotion: promotion.optional(),
 });
@@ -500,9 +508,28 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
     },
     ...(m.schema ? { schema: { inputSample: m.schema.input_sample, outputSample: m.schema.output_sample } } : {}),
     ...(m.smoke_test
-      ? { smokeTest: { sample: m.smoke_test.sample, expectedOutput: m.smoke_test.expected_output, tolerance: m.smoke_test.tolerance ?? 1e-6 } }
+      ? { smokeTest: smokeTestOf(m.smoke_test) }
       : {}),
     ...(promo ? { promotion: promo } : {}),
+  };
+}
+
+/** The smoke test of a manifest; a raw (`text` / `base64`) expected output must be a string, and one sample at most. */
+function smokeTestOf(t: { sample?: unknown; sample_base64?: string; expected_output?: unknown; expected_output_format?: 'json' | 'text' | 'base64'; tolerance?: number }): NonNullable<DeploymentManifest['smokeTest']> {
+  const format = t.expected_output_format;
+  if (format && format !== 'json' && t.expected_output !== undefined && typeof t.expected_output !== 'string') {
+    throw badRequest('InvalidManifest', `smoke_test.expected_output must be a string when expected_output_format is ${format}.`);
+  }
+  if (format === 'base64' && typeof t.expected_output === 'string' && !/^[A-Za-z0-9+/]*={0,2}$/.test(t.expected_output)) {
+    throw badRequest('InvalidManifest', 'smoke_test.expected_output is not base64 (expected_output_format is base64).');
+  }
+  if (t.sample !== undefined && t.sample_base64 !== undefined) throw badRequest('InvalidManifest', 'smoke_test: give sample or sample_base64, not both.');
+  return {
+    ...(t.sample !== undefined ? { sample: t.sample } : {}),
+    ...(t.sample_base64 !== undefined ? { sampleBase64: t.sample_base64 } : {}),
+    ...(t.expected_output !== undefined ? { expectedOutput: t.expected_output } : {}),
+    ...(format ? { expectedOutputFormat: format } : {}),
+    tolerance: t.tolerance ?? 1e-6,
   };
 }
 

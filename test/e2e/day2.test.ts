@@ -367,3 +367,36 @@ test('multipart: a part whose name matches no manifest file is refused, naming i
   expect(left).toEqual([]);
   expect((await env.request('GET', '/api/services/day2-multipart')).status).toBe(404);
 }, 60_000);
+
+test('smoke test of a raw (@rawhttp) service: bytes compared with a base64 expected_output, text with a text one', async () => {
+  const up = await storage.ensureContainer('staging');
+  const script = `exports.raw = true;
+exports.init = () => {};
+exports.run = (req) => req.headers['content-type'] === 'text/plain'
+  ? { status: 200, body: 'hello ' + Buffer.from(req.body).toString('utf8'), headers: { 'content-type': 'text/plain' } }
+  : { status: 200, body: Buffer.from(req.body).reverse(), headers: { 'content-type': 'application/octet-stream' } };
+`;
+  await up.getBlockBlobClient('day2-raw/raw.js').uploadData(Buffer.from(script));
+  await up.getBlockBlobClient('day2-raw/model.json').uploadData(fs.readFileSync(path.join(EXAMPLE, 'model.json')));
+  const m = (smoke_test: unknown, name: string) => ({
+    model: { name: 'day2-raw', files: ['model.json'] },
+    image: { name: 'day2-raw', runtime: 'node', entry_script: 'raw.js' },
+    target: { kind: 'local', num_replicas: 1 },
+    service: { name },
+    smoke_test,
+  });
+  const send = async (body: unknown) => {
+    const r = await env.request('POST', '/api/deployments?folder=staging/day2-raw', body, { 'content-type': 'application/json' });
+    expect(r.status).toBe(202);
+    return waitRunOf(env, r.body.runId, 90_000);
+  };
+  const bytes = await send(m({ sample_base64: Buffer.from([1, 2, 3, 250]).toString('base64'), expected_output: Buffer.from([250, 3, 2, 1]).toString('base64'), expected_output_format: 'base64' }, 'day2-raw'));
+  expect(bytes.error).toBeUndefined();
+  expect(bytes.state).toBe('Succeeded');
+  expect(bytes.result.smokeTest.checks).toContain('output matches the expected base64 output');
+  const text = await send(m({ sample: 'day two', expected_output: 'hello day two', expected_output_format: 'text' }, 'day2-raw-text'));
+  expect(text.state).toBe('Succeeded');
+  const wrong = await send(m({ sample: 'day two', expected_output: 'bye', expected_output_format: 'text' }, 'day2-raw-bad'));
+  expect(wrong.state).toBe('Failed');
+  expect(wrong.error.message).toContain('The text output "hello day two" differs from the expected text output');
+}, 240_000);
