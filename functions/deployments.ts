@@ -270,15 +270,15 @@ async function multipartDeployment(request: HttpRequest, context: InvocationCont
       if (seen.has(part.field)) throw badRequest('DuplicatePart', `The multipart body has more than one "${part.field}" part; send each file (and the manifest) once.`);
       seen.add(part.field);
       checkRelativePath(part.field, 'multipart part');
+      // The part is stored as uploads/<runId>/<name>: that blob name must be valid too (length, segments).
+      const blobWhy = blobNameReason(`${runId}/${part.field}`);
+      if (blobWhy) throw badRequest('InvalidPath', `multipart part "${part.field.slice(0, 80)}${part.field.length > 80 ? '…' : ''}" cannot be stored: its blob name ${CONTAINERS.uploads}/${runId}/<part> ${blobWhy}; use a shorter path.`);
       if (!expected.includes(part.field)) {
         // The part's stream is never read: it must not raise an unhandled error if the request breaks later.
         part.stream?.on('error', () => undefined);
         const list = expected.length ? expected.slice(0, 10).map((p) => `"${p}"`).join(', ') : 'none (every file has a blob source)';
         throw badRequest('UnexpectedPart', `multipart part "${part.field.slice(0, 200)}" matches no file of the manifest; name each part by a manifest path (expected: ${list}).`);
       }
-      // The part is stored as uploads/<runId>/<name>: that blob name must be valid too (length, segments).
-      const blobWhy = blobNameReason(`${runId}/${part.field}`);
-      if (blobWhy) throw badRequest('InvalidPath', `multipart part "${part.field.slice(0, 80)}${part.field.length > 80 ? '…' : ''}" cannot be stored: its blob name ${CONTAINERS.uploads}/${runId}/<part> ${blobWhy}; use a shorter path.`);
       if (part.value !== undefined && part.truncated) {
         throw tooLarge('PartTooLarge', `Part "${part.field}" has no filename and is larger than ${MAX_MANIFEST_BYTES} bytes; send files as file parts (curl -F "${part.field}=@file").`);
       }
