@@ -13,16 +13,18 @@ import * as df from 'durable-functions';
 import * as tar from 'tar';
 import { z } from 'zod';
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { AppError, badRequest, errorResponse, notFound, redactSecrets, toErrorInfo } from '../shared/errors';
+import { AppError, badRequest, errorResponse, notFound, redactSecrets, toErrorInfo, tooLarge } from '../shared/errors';
 import { FIXED_MTIME } from '../shared/images/archive';
-import { MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
+import { getConfig } from '../shared/config';
+import { checkDeclaredLength, MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
+import { ByteBudget, multipartParts, partStream, readPart } from '../shared/multipart';
 import { checkSource, describeIssues, stringMap } from '../shared/manifest/schema';
 import { checkImageName, checkModelName, checkRelativePath, checkServiceName, parseVersion } from '../shared/manifest/names';
 import { parseJsonBounded } from '../shared/parse';
 import { issueToken } from '../runtime';
 import { getAppServices } from '../shared/services/app';
 import { listRuns, parseRunsQuery, type RunsClient } from '../shared/services/runs-list';
-import { canonicalBlobFolder, canonicalBlobRef, sha256Hex } from '../shared/storage';
+import { blobNameReason, canonicalBlobFolder, canonicalBlobRef, CONTAINERS, sha256Hex } from '../shared/storage';
 import { durableClient } from '../shared/workflow';
 
 const clientInput = df.input.durableClient();
@@ -238,6 +240,12 @@ app.http('registerModelHttp', {
   handler: safe('registerModelHttp', async (request) => {
     const key = request.headers.get('idempotency-key');
     if (key !== null && !/^[\x21-\x7e]{1,200}$/.test(key)) throw badRequest('InvalidIdempotencyKey', 'Idempotency-Key must be 1–200 printable ASCII characters without spaces.');
+    const eventId = key ? `api|${sha256Hex(key)}` : `api|${randomUUID()}`;
+    const type = request.headers.get('content-type') ?? '';
+    if (/^multipart\/form-data/i.test(type)) {
+      const r = await registerFromMultipart(request, type, eventId);
+      return { status: r.created ? 201 : 200, jsonBody: r.model };
+    }
     const body = parseJsonBounded((await readBodyText(request, MAX_JSON_BODY_BYTES)) || '{}', { what: 'The body', malformedCode: 'InvalidJson' });
     const parsed = registerBody.safeParse(body);
     if (!parsed.success) throw badRequest('InvalidModelRegistration', describeIssues(parsed.error.issues));
@@ -254,7 +262,6 @@ app.http('registerModelHttp', {
       if (!folder) throw badRequest('FileSourceMissing', `${field} "${p}" has no source; give "folder" or { "path", "source" }.`);
       return { path: p, blob: checkSource(`${folder}/${p}`, field, accountUrl) };
     });
-    const eventId = key ? `api|${sha256Hex(key)}` : `api|${randomUUID()}`;
     const r = await models.register({
       name,
       files,
@@ -266,3 +273,71 @@ app.http('registerModelHttp', {
     return { status: r.created ? 201 : 200, jsonBody: r.model };
   }),
 });
+
+const MULTIPART_MODEL_HELP = 'Send a "model" part first (JSON: {"name", "description", "tags", "properties", "training_run_id"}), then one part per file named by its path (curl -F model=\'{"name":"m"}\' -F model.pkl=@model.pkl).';
+/** 1 metadata part + MAX_MODEL_FILES files. */
+const MAX_MODEL_PARTS = 201;
+
+/**
+ * `POST /api/models` as `multipart/form-data`: the "model" part (metadata) first, then the files, each streamed to
+ * `uploads/<staging>/<path>` within MAX_UPLOAD_PART_BYTES / MAX_UPLOAD_BYTES, registered from there, then removed.
+ */
+async function registerFromMultipart(request: HttpRequest, type: string, eventId: string) {
+  const { limits } = getConfig();
+  const { storage, models } = getAppServices();
+  checkDeclaredLength(request, limits.maxUploadBytes + MAX_JSON_BODY_BYTES, 'The upload', 'MAX_UPLOAD_BYTES for the files + 1 MB for the metadata');
+  if (!request.body) throw badRequest('InvalidMultipart', `The multipart body is empty. ${MULTIPART_MODEL_HELP}`);
+  const budget = new ByteBudget(limits.maxUploadPartBytes, limits.maxUploadBytes, {
+    part: (field) => `Part "${field.slice(0, 200)}" is larger than ${limits.maxUploadPartBytes} bytes (MAX_UPLOAD_PART_BYTES). Upload large files to blob storage and reference them.`,
+    total: () => `The uploaded files exceed ${limits.maxUploadBytes} bytes (MAX_UPLOAD_BYTES). Upload large files to blob storage and reference them.`,
+  });
+  const parts = multipartParts(Readable.fromWeb(request.body as unknown as ReadableStream), type, { maxFieldBytes: MAX_JSON_BODY_BYTES, maxParts: MAX_MODEL_PARTS });
+  const staging = `model-${randomUUID()}`;
+  let stored = false;
+  try {
+    const first = await parts.next();
+    if (first.done || first.value.field !== 'model') {
+      throw badRequest('ModelPartNotFirst', `The first part must be "model" (the metadata), before any file. ${MULTIPART_MODEL_HELP}`);
+    }
+    const metaBytes = await readPart(first.value, MAX_JSON_BODY_BYTES, () => tooLarge('PayloadTooLarge', `The "model" part is larger than ${MAX_JSON_BODY_BYTES} bytes.`));
+    const parsed = registerBody.omit({ files: true, folder: true }).safeParse(parseJsonBounded(metaBytes.toString('utf8'), { what: 'The "model" part', malformedCode: 'InvalidJson' }));
+    if (!parsed.success) throw badRequest('InvalidModelRegistration', describeIssues(parsed.error.issues));
+    const meta = parsed.data;
+    const name = checkModelName(meta.name.trim(), 'name');
+    const uploads = await storage.ensureContainer(CONTAINERS.uploads);
+    const files: Array<{ path: string; blob: string }> = [];
+    const seen = new Set<string>();
+    for await (const part of parts) {
+      const p = checkRelativePath(part.field, 'multipart part');
+      if (seen.has(p)) throw badRequest('DuplicatePart', `The multipart body has more than one "${p.slice(0, 200)}" part; send each file once.`);
+      seen.add(p);
+      const why = blobNameReason(`${staging}/${p}`);
+      if (why) throw badRequest('InvalidPath', `multipart part "${p.slice(0, 80)}" cannot be stored: its blob name ${why}; use a shorter path.`);
+      const counted = budget.count(p, partStream(part));
+      stored = true;
+      const abort = new AbortController();
+      try {
+        await uploads.getBlockBlobClient(`${staging}/${p}`).uploadStream(counted.stream, 4 * 1024 * 1024, 2, { abortSignal: abort.signal });
+      } catch (e) {
+        abort.abort();
+        throw counted.stream.errored ?? e;
+      }
+      files.push({ path: p, blob: `${CONTAINERS.uploads}/${staging}/${p}` });
+    }
+    if (!files.length) throw badRequest('ModelFilesMissing', `The request has no file parts. ${MULTIPART_MODEL_HELP}`);
+    return await models.register({
+      name,
+      files,
+      ...(meta.tags ? { tags: meta.tags } : {}),
+      ...(meta.properties ? { properties: meta.properties } : {}),
+      ...(meta.description !== undefined ? { description: meta.description } : {}),
+      source: { kind: 'api', eventId, ...(meta.training_run_id ? { trainingRunId: meta.training_run_id } : {}) },
+    });
+  } finally {
+    await parts.return(undefined);
+    if (stored) {
+      const c = storage.container(CONTAINERS.uploads);
+      for await (const b of c.listBlobsFlat({ prefix: `${staging}/` })) await c.getBlockBlobClient(b.name).deleteIfExists().catch(() => undefined);
+    }
+  }
+}

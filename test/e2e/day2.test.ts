@@ -400,3 +400,41 @@ exports.run = (req) => req.headers['content-type'] === 'text/plain'
   expect(wrong.state).toBe('Failed');
   expect(wrong.error.message).toContain('The text output "hello day two" differs from the expected text output');
 }, 240_000);
+
+test('POST /api/models as multipart: metadata part first, files streamed and registered; staging removed; bad input', async () => {
+  const post = (form: FormData, headers: Record<string, string> = {}) => fetch(`${env.baseUrl}/api/models`, { method: 'POST', body: form, headers }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+  const form = new FormData();
+  form.append('model', JSON.stringify({ name: 'day2-upload', description: 'uploaded', training_run_id: 'train-up' }));
+  form.append('model.json', new Blob([fs.readFileSync(path.join(EXAMPLE, 'model.json'))]), 'model.json');
+  form.append('extra/notes.txt', new Blob(['hello']), 'notes.txt');
+  const r = await post(form, { 'idempotency-key': 'up-1' });
+  expect(r.status).toBe(201);
+  expect(r.body).toMatchObject({ id: 'day2-upload:1', description: 'uploaded', source: { kind: 'api', trainingRunId: 'train-up' } });
+  expect(r.body.files.map((f: any) => f.path).sort()).toEqual(['extra/notes.txt', 'model.json']);
+  const dl = Buffer.from(await (await fetch(`${env.baseUrl}/api/models/day2-upload/1/download`)).arrayBuffer());
+  const { listTarGz } = await import('../../shared/images/archive');
+  expect((await listTarGz(dl)).sort()).toEqual(['extra/notes.txt', 'model.json']);
+  const staged: string[] = [];
+  for await (const b of storage.container('uploads').listBlobsFlat({ prefix: 'model-' })) staged.push(b.name);
+  expect(staged).toEqual([]);
+
+  const noMeta = new FormData();
+  noMeta.append('model.json', new Blob(['{}']), 'model.json');
+  expect((await post(noMeta)).body.error.code).toBe('ModelPartNotFirst');
+  const badMeta = new FormData();
+  badMeta.append('model', JSON.stringify({ name: 'x1', files: ['a'] }));
+  expect((await post(badMeta)).body.error.code).toBe('InvalidModelRegistration');
+  const noFiles = new FormData();
+  noFiles.append('model', JSON.stringify({ name: 'x1' }));
+  expect((await post(noFiles)).body.error.code).toBe('ModelFilesMissing');
+  const trav = new FormData();
+  trav.append('model', JSON.stringify({ name: 'x1' }));
+  trav.append('../evil', new Blob(['x']), 'evil');
+  expect((await post(trav)).body.error.code).toBe('InvalidPath');
+  const dup = new FormData();
+  dup.append('model', JSON.stringify({ name: 'x1' }));
+  dup.append('a.bin', new Blob(['x']), 'a.bin');
+  dup.append('a.bin', new Blob(['y']), 'a.bin');
+  expect((await post(dup)).body.error.code).toBe('DuplicatePart');
+  expect((await env.request('GET', '/api/models/x1')).status).toBe(404);
+}, 120_000);
