@@ -74,7 +74,16 @@ app.http('listModels', {
   authLevel: 'function',
   handler: safe('listModels', async (request) => {
     const tags = request.query.getAll('tag');
-    const models = await getAppServices().models.list({ tags, latestOnly: /^(1|true)$/i.test(request.query.get('latest') ?? '') });
+    const properties = request.query.getAll('property');
+    const runId = request.query.get('run_id') ?? undefined;
+    if (tags.length + properties.length > 50) throw badRequest('TooManyFilters', 'Give at most 50 tag/property filters.');
+    if (runId !== undefined && (runId.length < 1 || runId.length > 256)) throw badRequest('InvalidRunId', 'run_id must be 1–256 characters.');
+    const models = await getAppServices().models.list({
+      tags,
+      properties,
+      ...(runId !== undefined ? { trainingRunId: runId } : {}),
+      latestOnly: /^(1|true)$/i.test(request.query.get('latest') ?? ''),
+    });
     return { jsonBody: { value: models } };
   }),
 });
@@ -105,11 +114,12 @@ app.http('updateModel', {
     const body = parseJsonBounded((await readBodyText(request, MAX_JSON_BODY_BYTES)) || '{}', { what: 'The body', malformedCode: 'InvalidJson' });
     const parsed = modelPatch.safeParse(body);
     if (!parsed.success) throw badRequest('InvalidModelUpdate', describeIssues(parsed.error.issues));
-    const { tags, remove_tags, properties } = parsed.data;
-    if (!tags && !remove_tags && !properties) throw badRequest('InvalidModelUpdate', 'Give "tags", "remove_tags" and/or "properties".');
+    const { tags, remove_tags, properties, description } = parsed.data;
+    if (!tags && !remove_tags && !properties && description === undefined) throw badRequest('InvalidModelUpdate', 'Give "tags", "remove_tags", "properties" and/or "description".');
     let record: unknown;
     if (tags || remove_tags) record = await models.updateTags(request.params.name, version, { ...(tags ? { add: tags } : {}), ...(remove_tags ? { remove: remove_tags } : {}) });
     if (properties) record = await models.addProperties(request.params.name, version, properties);
+    if (description !== undefined) record = await models.updateDescription(request.params.name, version, description);
     return { jsonBody: record };
   }),
 });

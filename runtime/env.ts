@@ -11,6 +11,7 @@ export const RUNTIME_ENV = {
   mode: 'MDF_MODE',
   primaryKey: 'MDF_PRIMARY_KEY',
   secondaryKey: 'MDF_SECONDARY_KEY',
+  keysFile: 'MDF_KEYS_FILE',
   maxConcurrent: 'MDF_MAX_CONCURRENT_REQUESTS',
   maxWaitMs: 'MDF_MAX_WAIT_MS',
   timeoutMs: 'MDF_SCORING_TIMEOUT_MS',
@@ -76,6 +77,8 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv): ServerOptionsInput {
     else if (mode === 'batch') out.mode = 'batch';
     else throw new RuntimeError('InvalidArguments', `${RUNTIME_ENV.mode} must be serve (realtime) or batch; got "${mode}"`, 400);
   }
+  const keysFile = env[RUNTIME_ENV.keysFile]?.trim();
+  if (keysFile) out.keysFile = keysFile;
   const primaryKey = env[RUNTIME_ENV.primaryKey];
   const secondaryKey = env[RUNTIME_ENV.secondaryKey];
   if (primaryKey || secondaryKey) {

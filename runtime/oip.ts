@@ -224,7 +224,7 @@ export interface OipServiceOptions {
   pool: Scorer;
   kind: RuntimeKind;
   options: ServerOptions;
-  authorized: (header: string | undefined) => boolean;
+  authorized: (header: string | undefined) => boolean | Promise<boolean>;
   readBody: (req: http.IncomingMessage, limit: number) => Promise<Buffer>;
   /** Counts a request in run() (the runtime's `scoring_inflight_requests`). */
   inflight: (delta: number) => void;
@@ -388,8 +388,8 @@ export class OipService {
         send(res, 200, this.metadata());
       });
     }
-    if (!this.o.authorized(req.headers.authorization)) {
-      send(res, 401, { error: 'Send a service key: Authorization: Bearer <primary or secondary key>' }, { 'www-authenticate': 'Bearer' });
+    if (!(await this.o.authorized(req.headers.authorization))) {
+      send(res, 401, { error: 'Send a service key or token: Authorization: Bearer <primary or secondary key, or token>' }, { 'www-authenticate': 'Bearer' });
       dropBody(req);
       return;
     }

@@ -31,6 +31,8 @@ export const ServerOptionsSchema = z.object({
   maxConnections: z.number().int().min(1).default(1_000),
   keys: z.object({ primaryKey: z.string().min(1), secondaryKey: z.string().min(1) }).optional(),
   keysFile: z.string().min(1).optional(),
+  /** How often the keys file is read again (runtime/auth-keys.ts). */
+  keysReloadMs: z.number().int().min(50).max(3_600_000).default(5_000),
   python: z.string().min(1).default('python3'),
   mode: z.enum(['realtime', 'batch']).default('realtime'),
   serviceName: z.string().min(1).default('scoring-service'),
@@ -94,7 +96,8 @@ export const CLI_OPTIONS: CliOption[] = [
   { flag: '--request-timeout-ms', key: 'requestTimeoutMs', kind: 'int', help: 'whole request (headers + body) not received within this → 408 RequestTimeout (default 120000)' },
   { flag: '--keep-alive-timeout-ms', key: 'keepAliveTimeoutMs', kind: 'int', help: 'idle kept-alive connections are closed after this (default 65000)' },
   { flag: '--max-connections', key: 'maxConnections', kind: 'int', help: 'open connections at most; more → 503 TooManyConnections (default 1000)' },
-  { flag: '--keys-file', key: 'keysFile', kind: 'string', help: 'JSON {"primaryKey","secondaryKey"}: enables Bearer key auth' },
+  { flag: '--keys-file', key: 'keysFile', kind: 'string', help: 'JSON {"primaryKey","secondaryKey"}: enables Bearer key auth; read again every --keys-reload-ms (new keys apply at once)' },
+  { flag: '--keys-reload-ms', key: 'keysReloadMs', kind: 'int', help: 'how often the keys file is read again (default 5000, at least 50)' },
   { flag: '--python', key: 'python', kind: 'string', help: 'Python interpreter for score.py (default python3)' },
   { flag: '--mode', key: 'mode', kind: 'string', help: 'realtime (default) | batch: batch serves only POST /batch (run(mini_batch))' },
   { flag: '--service-name', key: 'serviceName', kind: 'string', help: 'title of the swagger document (default scoring-service)' },
@@ -132,7 +135,7 @@ export function helpText(): string {
     '  --help'.padEnd(width + 4) + 'show this help',
     '',
     'Environment (defaults for containers on ACI/AKS; flags win): MDF_PORT, MDF_MODE (serve|batch), MDF_WORKERS,',
-    'MDF_MAX_CONCURRENT_REQUESTS, MDF_MAX_WAIT_MS, MDF_SCORING_TIMEOUT_MS, MDF_PRIMARY_KEY + MDF_SECONDARY_KEY (key auth),',
+    'MDF_MAX_CONCURRENT_REQUESTS, MDF_MAX_WAIT_MS, MDF_SCORING_TIMEOUT_MS, MDF_PRIMARY_KEY + MDF_SECONDARY_KEY (key auth), MDF_KEYS_FILE (key auth from a file read again while running),',
     'MDF_SERVICE_NAME, MDF_SLOT, MDF_MODEL_NAME, MDF_MODEL_VERSION, MDF_COLLECT_MODEL_DATA=true + MDF_MODEL_DATA_URL or',
     'MDF_MODEL_DATA_CONNECTION_STRING, MDF_ENABLE_APP_INSIGHTS=true (+ APPLICATIONINSIGHTS_CONNECTION_STRING or OTEL_EXPORTER_OTLP_ENDPOINT).',
     'LOG_LEVEL (debug|info|warn|error): log lines below it are not written (JSON lines; human-readable on a terminal).',
@@ -185,9 +188,14 @@ export function resolveOptions(input: ServerOptionsInput): ServerOptions {
       const why = (e as NodeJS.ErrnoException).code ? (e as NodeJS.ErrnoException).code : 'not valid JSON';
       throw new RuntimeError('InvalidKeysFile', `Cannot read the keys file ${options.keysFile} (${why})`, 400);
     }
+    // A token-auth file ({"tokenSecret", "service"}: runtime/auth-keys.ts) sets no keys; runtime/auth-keys.ts checks tokens.
+    const t = raw && typeof raw === 'object' ? (raw as { tokenSecret?: unknown; service?: unknown }) : {};
+    const isTokenFile = typeof t.tokenSecret === 'string' && typeof t.service === 'string';
     const keys = ServerOptionsSchema.shape.keys.safeParse(raw);
-    if (!keys.success || !keys.data) throw new RuntimeError('InvalidKeysFile', `The keys file ${options.keysFile} must hold {"primaryKey": "...", "secondaryKey": "..."}`, 400);
-    options.keys = keys.data;
+    if (!isTokenFile && (!keys.success || !keys.data)) {
+      throw new RuntimeError('InvalidKeysFile', `The keys file ${options.keysFile} must hold {"primaryKey": "...", "secondaryKey": "..."} or {"tokenSecret": "...", "service": "..."}`, 400);
+    }
+    if (!isTokenFile) options.keys = keys.data;
   }
   return options;
 }

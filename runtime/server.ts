@@ -14,6 +14,7 @@ import { onnxThreads, workerLaunch } from './launch';
 import { RuntimeMetrics } from './metrics';
 import { resolveOptions, type ServerOptions, type ServerOptionsInput } from './options';
 import { WorkerPool, type Scorer } from './pool';
+import { keyAuth } from './auth-keys';
 import { buildOpenApi3, buildSwagger2 } from './schema';
 import { OipService } from './oip';
 import { createLogger, type LogRecord } from './log';
@@ -122,7 +123,8 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
   const obs = setupObservability(options, log, { collectorSink, spanExporter });
   const { collector, telemetry } = obs;
   const { kind, launch, onnxModel } = workerLaunch(options);
-  const authorized = makeAuthorizer(options.keys);
+  const keys = keyAuth(options, log);
+  const authorized = (header: string | undefined) => keys.check(header);
 
   let metrics: RuntimeMetrics;
   const onEvent = (e: Record<string, unknown>) => log({ event: 'worker', time: new Date().toISOString(), ...e });
@@ -165,7 +167,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
   metrics = new RuntimeMetrics(() => ({ workersReady: pool.readyCount, workersTotal: pool.size, queued: pool.queued }));
   let active = 0;
 
-  const swaggerOpts = { serviceName: options.serviceName, authEnabled: !!options.keys };
+  const swaggerOpts = { serviceName: options.serviceName, authEnabled: keys.enabled };
   const oip = new OipService({ pool, kind, options, authorized, readBody, inflight: (d) => { metrics.inflight += d; }, log });
 
   async function route(req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string, requestId: string, clientRequestId?: string): Promise<void> {
@@ -195,8 +197,8 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
       sendError(res, 404, 'NotFound', `No route ${method} ${path}; the service serves GET /, POST /score, POST /batch, GET /swagger.json, GET /metrics, /v2 (Open Inference Protocol)`);
       return;
     }
-    if (!authorized(req.headers.authorization)) {
-      sendError(res, 401, 'Unauthorized', 'Send a service key: Authorization: Bearer <primary or secondary key>', { 'www-authenticate': 'Bearer' });
+    if (!(await authorized(req.headers.authorization))) {
+      sendError(res, 401, 'Unauthorized', 'Send a service key or token: Authorization: Bearer <primary or secondary key, or token>', { 'www-authenticate': 'Bearer' });
       return;
     }
     if (isMetrics) {
@@ -304,6 +306,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
           server.close(() => resolve());
           server.closeAllConnections();
         });
+        keys.close();
         await pool.stop();
         // After the pool: the records of the last requests are in; a clean stop writes them all.
         await obs.close();

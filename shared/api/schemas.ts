@@ -35,8 +35,9 @@ export const modelPatch = z
     tags: z.record(z.string(), z.string()).optional(),
     remove_tags: z.array(z.string()).optional(),
     properties: z.record(z.string(), z.string()).optional(),
+    description: z.string().max(8192).optional(),
   })
-  .meta({ description: 'Tags are mutable (`tags` adds or overwrites, `remove_tags` removes); properties are add-only.', examples: [{ tags: { stage: 'prod' }, remove_tags: ['draft'] }] });
+  .meta({ description: 'Tags are mutable (`tags` adds or overwrites, `remove_tags` removes); properties are add-only; `description` replaces the description.', examples: [{ tags: { stage: 'prod' }, remove_tags: ['draft'] }] });
 
 /** `POST /api/services/{name}/keys/regenerate`. */
 export const regenerateKeyBody = z.strictObject({ keyType: z.enum(['Primary', 'Secondary']) }).meta({ examples: [{ keyType: 'Primary' }] });
@@ -248,7 +249,8 @@ export const SCHEMA_CHECKS: [
   Covers<z.infer<typeof modelRecord>, ModelRecord>,
   Covers<z.infer<typeof imageRecord>, ImageRecord>,
   Covers<z.infer<typeof serviceRecord>, ServiceRecord>,
-  Covers<z.infer<typeof serviceKeys>, ServiceKeys>,
+  // `tokenSecret` (token auth's signing secret) is never in an answer: `/keys` returns the two keys only.
+  Covers<z.infer<typeof serviceKeys>, Omit<ServiceKeys, 'tokenSecret'>>,
   Covers<z.infer<typeof errorInfo>, ErrorInfo>,
 ] = [true, true, true, true, true, true, true];
 

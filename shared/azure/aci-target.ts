@@ -4,8 +4,9 @@
  * ACI has no router, so "switching traffic" marks the new slot's group as the service's active one (tag) and
  * deletes the previously active group; the service's public URI is the active slot's URI.
  */
-import type { DeployConfig, DeployedSlot, DeployRequest, DeployTarget } from '../seams';
-import { AciGroups, type AciGroupsOptions, type ContainerGroupSpec } from './aci';
+import { createHash } from 'crypto';
+import type { DeployConfig, DeployedSlot, DeployRequest, DeployTarget, ServiceKeys } from '../seams';
+import { ACI_CONTAINER, AciGroups, type AciGroupsOptions, type ContainerGroupSpec } from './aci';
 import type { AzureConfig } from './config';
 import { aciDnsLabel, slotResourceName, TAGS } from './names';
 import { endpointUris, RUNTIME_ENV, runtimeSettings, scoringPort } from './runtime-env';
@@ -17,6 +18,15 @@ export type AciTargetOptions = AciGroupsOptions & {
   /** URL of the app's `modeldata` container (no SAS): where replicas with collect_model_data write, with the group's identity. */
   modelDataUrl?: string;
 };
+
+/**
+ * Tag of a container group naming the keys it was given: a short SHA-256 of both keys (never the keys), so a key
+ * update knows whether the running group already has them (ARM never returns secure values).
+ */
+export const KEYS_DIGEST_TAG = 'mdf-keys-digest';
+export function keysDigestTag(keys: ServiceKeys): string {
+  return createHash('sha256').update(`${keys.primaryKey}\n${keys.secondaryKey}`).digest('hex').slice(0, 32);
+}
 
 /** ACI allows up to 4 cores and 16 GB per container group in most regions. */
 function checkSize(config: DeployConfig): void {
@@ -58,6 +68,7 @@ export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['co
       [TAGS.service]: request.serviceName,
       [TAGS.slot]: request.slot,
       [TAGS.image]: `${request.image.name}:${request.image.version}`,
+      ...(secureEnv.length && request.keys ? { [KEYS_DIGEST_TAG]: keysDigestTag(request.keys) } : {}),
     },
     probes: true,
   };
@@ -122,5 +133,30 @@ export class AciTarget implements DeployTarget {
 
   logTail(serviceName: string, slot: string, lines: number): Promise<string> {
     return this.groups.logTail(slotResourceName(serviceName, slot), lines);
+  }
+
+  /**
+   * Key rotation on ACI. A running container group's environment cannot change, so the active group of a service
+   * with key auth is updated in place with the new keys (same group, DNS name and scoring URI; its container
+   * restarts, so the service answers 503/connection errors for the restart, typically under a minute and at most
+   * AZURE_DEPLOY_TIMEOUT_SECONDS). A group that already has these keys (digest tag) is left alone, so the call
+   * after each promotion costs one list and one read. The old key is refused as soon as the new container runs.
+   */
+  async updateKeys(serviceName: string, keys: ServiceKeys): Promise<void> {
+    const digest = keysDigestTag(keys);
+    const active = (await this.groups.listTagged(TAGS.service, serviceName)).filter((g) => g.tags?.[TAGS.active] === 'true' && g.name);
+    for (const g of active) {
+      const full = await this.groups.get(g.name!);
+      if (!full || full.tags?.[KEYS_DIGEST_TAG] === digest) continue;
+      const env = full.containers?.find((c) => c.name === ACI_CONTAINER)?.environmentVariables ?? [];
+      if (!env.some((e) => e.name === RUNTIME_ENV.primaryKey)) continue; // no key auth on this group
+      const outcome = await this.groups.updateSecureEnv(g.name!, full, { [RUNTIME_ENV.primaryKey]: keys.primaryKey, [RUNTIME_ENV.secondaryKey]: keys.secondaryKey }, {
+        ...(full.tags ?? {}),
+        [KEYS_DIGEST_TAG]: digest,
+      });
+      if (!outcome.ok) {
+        throw new AppError('KeyRotationFailed', `The new keys were saved but container group ${g.name} did not restart with them: ${outcome.error.message}. Regenerate again or redeploy the service.`, 502);
+      }
+    }
   }
 }

@@ -72,15 +72,28 @@ export function autoscaled(config: DeployConfig): boolean {
   return config.numReplicas === undefined && config.autoscaleEnabled;
 }
 
-export function keysSecret(serviceName: string, namespace: string, keys: { primaryKey: string; secondaryKey: string }): K8s.V1Secret {
+/** Where the keys Secret is mounted in the scoring container; the runtime reads `keys.json` there again every 5 s. */
+export const AKS_KEYS_MOUNT = '/var/run/secrets/mdf-keys';
+export const AKS_KEYS_FILE = `${AKS_KEYS_MOUNT}/keys.json`;
+
+/**
+ * The keys Secret: `keys.json` (what the runtime reads, `{"primaryKey","secondaryKey"}`) plus each key on its own.
+ * Pods mount it as a volume (never env: env values cannot change in a running pod), so a regenerated key reaches
+ * the running replicas when the kubelet refreshes the mount (its sync period, 1 min by default, plus its cache TTL).
+ */
+export function keysSecret(serviceName: string, namespace: string, keys: { primaryKey: string; secondaryKey: string; tokenSecret?: string }): K8s.V1Secret {
+  // Token auth: the runtime checks tokens signed with the service's token secret (runtime/auth-token.ts).
+  const file = keys.tokenSecret ? { tokenSecret: keys.tokenSecret, service: serviceName } : { primaryKey: keys.primaryKey, secondaryKey: keys.secondaryKey };
+  const b64 = (v: string) => Buffer.from(v, 'utf8').toString('base64');
   return {
     apiVersion: 'v1',
     kind: 'Secret',
     metadata: { name: keysSecretName(serviceName), namespace, labels: serviceLabels(serviceName) },
     type: 'Opaque',
     data: {
-      primaryKey: Buffer.from(keys.primaryKey, 'utf8').toString('base64'),
-      secondaryKey: Buffer.from(keys.secondaryKey, 'utf8').toString('base64'),
+      'keys.json': b64(JSON.stringify(file)),
+      primaryKey: b64(keys.primaryKey),
+      secondaryKey: b64(keys.secondaryKey),
     },
   };
 }
@@ -101,13 +114,8 @@ export function slotDeployment(request: DeployRequest, namespace: string, modelD
     // collect_model_data writes with the pod's identity (workload identity): the container URL carries no SAS.
     ...observabilityEnv(config, { serviceName: request.serviceName, slot: request.slot }, modelDataUrl),
   ].map(([name, value]) => ({ name, value }));
-  if (config.authEnabled) {
-    const secret = keysSecretName(serviceName);
-    env.push(
-      { name: RUNTIME_ENV.primaryKey, valueFrom: { secretKeyRef: { name: secret, key: 'primaryKey' } } },
-      { name: RUNTIME_ENV.secondaryKey, valueFrom: { secretKeyRef: { name: secret, key: 'secondaryKey' } } },
-    );
-  }
+  const auth = config.authEnabled || !!config.tokenAuthEnabled;
+  if (auth) env.push({ name: RUNTIME_ENV.keysFile, value: AKS_KEYS_FILE });
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -132,8 +140,12 @@ export function slotDeployment(request: DeployRequest, namespace: string, modelD
               },
               readinessProbe: probe(5, 5),
               livenessProbe: probe(30, 10),
+              ...(auth ? { volumeMounts: [{ name: 'keys', mountPath: AKS_KEYS_MOUNT, readOnly: true }] } : {}),
             },
           ],
+          ...(auth
+            ? { volumes: [{ name: 'keys', secret: { secretName: keysSecretName(serviceName), items: [{ key: 'keys.json', path: 'keys.json' }], defaultMode: 0o440 } }] }
+            : {}),
         },
       },
     },

@@ -7,7 +7,7 @@
  */
 import type * as K8s from '@kubernetes/client-node';
 import { AppError, redactSecrets } from '../errors';
-import type { DeployedSlot, DeployRequest, DeployTarget, ErrorInfo } from '../seams';
+import type { DeployedSlot, DeployRequest, DeployTarget, ErrorInfo, ServiceKeys } from '../seams';
 import {
   AKS_CONTAINER,
   AKS_SERVICE_PORT,
@@ -52,6 +52,9 @@ interface Apis {
 }
 
 const POD_FAILURE = /CrashLoopBackOff|ErrImagePull|ImagePullBackOff|InvalidImageName|CreateContainerConfigError|CreateContainerError/;
+
+/** Pods whose logs `logTail` reads (the newest ones of the slot). */
+export const AKS_LOG_PODS = 5;
 
 type Outcome = { ok: true } | { ok: false; error: ErrorInfo };
 
@@ -114,6 +117,9 @@ export class AksTarget implements DeployTarget {
     if (request.config.authEnabled && !request.keys) {
       throw new AppError('DeployKeysMissing', 'auth_enabled is true but no keys were given for the service.', 400);
     }
+    if (request.config.tokenAuthEnabled && !request.keys?.tokenSecret) {
+      throw new AppError('DeployKeysMissing', 'token_auth_enabled is true but no token secret was given for the service.', 400);
+    }
   }
 
   async deploySlot(request: DeployRequest): Promise<DeployedSlot> {
@@ -122,15 +128,7 @@ export class AksTarget implements DeployTarget {
     const ns = this.ns;
     const name = slotResourceName(request.serviceName, request.slot);
 
-    if (request.config.authEnabled && request.keys) {
-      const secret = keysSecret(request.serviceName, ns, request.keys);
-      await this.apply(
-        `write the keys Secret of ${request.serviceName}`,
-        () => core.readNamespacedSecret({ name: keysSecretName(request.serviceName), namespace: ns }),
-        () => core.createNamespacedSecret({ namespace: ns, body: secret }),
-        (rv) => core.replaceNamespacedSecret({ name: keysSecretName(request.serviceName), namespace: ns, body: withVersion(secret, rv) }),
-      );
-    }
+    if ((request.config.authEnabled || request.config.tokenAuthEnabled) && request.keys) await this.writeKeys(core, request.serviceName, request.keys);
 
     const deployment = slotDeployment(request, ns, this.o.modelDataUrl);
     const previous = await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: ns }));
@@ -185,6 +183,32 @@ export class AksTarget implements DeployTarget {
     };
   }
 
+  private writeKeys(core: K8s.CoreV1Api, serviceName: string, keys: ServiceKeys): Promise<void> {
+    const secret = keysSecret(serviceName, this.ns, keys);
+    return this.apply(
+      `write the keys Secret of ${serviceName}`,
+      () => core.readNamespacedSecret({ name: keysSecretName(serviceName), namespace: this.ns }),
+      () => core.createNamespacedSecret({ namespace: this.ns, body: secret }),
+      (rv) => core.replaceNamespacedSecret({ name: keysSecretName(serviceName), namespace: this.ns, body: withVersion(secret, rv) }),
+    );
+  }
+
+  /**
+   * Regenerated keys reach the running pods without a restart: the Secret they mount is replaced; the kubelet
+   * refreshes the mounted `keys.json` (sync period + cache TTL, about 1–2 min by default) and the runtime reads it
+   * again within 5 s. Only when the Secret exists (a service with auth on).
+   */
+  async updateKeys(serviceName: string, keys: ServiceKeys): Promise<void> {
+    const { core } = await this.apis();
+    const name = keysSecretName(serviceName);
+    const existing = await this.optional(`read the keys Secret of ${serviceName}`, () => core.readNamespacedSecret({ name, namespace: this.ns }));
+    if (!existing) return;
+    const secret = keysSecret(serviceName, this.ns, keys);
+    if (JSON.stringify(existing.data ?? {}) === JSON.stringify(secret.data)) return;
+    await this.k(`write the keys Secret of ${serviceName}`, () => core.replaceNamespacedSecret({ name, namespace: this.ns, body: withVersion(secret, existing.metadata?.resourceVersion) }));
+    this.o.log?.(`keys Secret ${name} updated`);
+  }
+
   async switchTraffic(serviceName: string, slot: string): Promise<{ scoringUri: string; swaggerUri: string }> {
     const { core, apps } = await this.apis();
     const name = slotResourceName(serviceName, slot);
@@ -221,9 +245,10 @@ export class AksTarget implements DeployTarget {
     await this.optional('delete the keys Secret', () => core.deleteNamespacedSecret({ name: keysSecretName(serviceName), namespace: ns }));
   }
 
+  /** The last `lines` lines of the slot's newest pods (up to `AKS_LOG_PODS`), for the logs route and failure reasons. */
   async logTail(serviceName: string, slot: string, lines: number): Promise<string> {
     const { core } = await this.apis();
-    return this.podLogTail(core, serviceName, slot, lines);
+    return this.podLogTail(core, serviceName, slot, lines, AKS_LOG_PODS);
   }
 
   // ------------------------------------------------------------------ helpers
@@ -305,16 +330,28 @@ export class AksTarget implements DeployTarget {
     return { ok: false, error: { code, message: redactSecrets(`${message} Last log lines:\n${tail || '(no output)'}`) } };
   }
 
-  /** Log tail of the slot's most recently started pod (previous container instance when it crashed). */
-  private async podLogTail(core: K8s.CoreV1Api, serviceName: string, slot: string, lines: number): Promise<string> {
+  /**
+   * Log tail of the slot's pods, newest first, at most `maxPods` of them (previous container instance when one
+   * crashed). One pod: its lines as they are; several: each line prefixed `[pod <name>]`, at most `lines` in all.
+   */
+  private async podLogTail(core: K8s.CoreV1Api, serviceName: string, slot: string, lines: number, maxPods = 1): Promise<string> {
     const pods = await this.optional('list pods', () => core.listNamespacedPod({ namespace: this.ns, labelSelector: labelSelector(slotSelector(serviceName, slot)) }));
-    const pod = [...(pods?.items ?? [])].sort((a, b) => String(b.metadata?.creationTimestamp ?? '').localeCompare(String(a.metadata?.creationTimestamp ?? '')))[0];
-    if (!pod?.metadata?.name) return '';
-    const crashed = (pod.status?.containerStatuses?.[0]?.restartCount ?? 0) > 0 && !pod.status?.containerStatuses?.[0]?.ready;
-    const text = await this.optional(`read the log of pod ${pod.metadata.name}`, () =>
-      core.readNamespacedPodLog({ name: pod.metadata!.name!, namespace: this.ns, container: AKS_CONTAINER, tailLines: lines, previous: crashed }),
-    );
-    return redactSecrets(String(text ?? '').replace(/\s+$/, ''));
+    const newest = [...(pods?.items ?? [])]
+      .filter((p) => p.metadata?.name)
+      .sort((a, b) => String(b.metadata?.creationTimestamp ?? '').localeCompare(String(a.metadata?.creationTimestamp ?? '')))
+      .slice(0, Math.max(1, maxPods));
+    const out: string[] = [];
+    for (const pod of newest.reverse()) {
+      const podName = pod.metadata!.name!;
+      const crashed = (pod.status?.containerStatuses?.[0]?.restartCount ?? 0) > 0 && !pod.status?.containerStatuses?.[0]?.ready;
+      const text = await this.optional(`read the log of pod ${podName}`, () =>
+        core.readNamespacedPodLog({ name: podName, namespace: this.ns, container: AKS_CONTAINER, tailLines: lines, previous: crashed }),
+      );
+      const podLines = String(text ?? '').replace(/\s+$/, '');
+      if (!podLines) continue;
+      out.push(...(newest.length > 1 ? podLines.split('\n').map((l) => `[pod ${podName}] ${l}`) : [podLines]));
+    }
+    return redactSecrets(newest.length > 1 ? out.slice(-lines).join('\n') : out.join('\n'));
   }
 
   /** External address (`ip` or hostname) of a LoadBalancer Service, or the cluster IP of a ClusterIP one. */

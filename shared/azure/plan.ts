@@ -12,7 +12,7 @@ import { toErrorInfo } from '../errors';
 import { parseManifest, type DeploymentManifest } from '../manifest';
 import type { DeployRequest, ImageBuildRequest } from '../seams';
 import { containerGroupBody, containerGroupWireBody } from './aci';
-import { aciSlotSpec } from './aci-target';
+import { aciSlotSpec, KEYS_DIGEST_TAG } from './aci-target';
 import { dockerBuildRequest, imageRepository } from './acr-builder';
 import { autoscaled, keysSecretName, kubeService, slotAutoscaler, slotDeployment } from './aks-manifests';
 import { loadAzureConfig, type AzureConfig } from './config';
@@ -104,7 +104,9 @@ export function planDeployment(manifest: DeploymentManifest, config: AzureConfig
 
   if (manifest.target === 'aci') {
     const cg = (name: string) => `${rgScope(config)}/providers/Microsoft.ContainerInstance/containerGroups/${name}`;
-    const spec = aciSlotSpec(request, config);
+    const planned = aciSlotSpec(request, config);
+    // The keys are generated at deployment time: their digest tag is not known yet.
+    const spec = planned.tags[KEYS_DIGEST_TAG] ? { ...planned, tags: { ...planned.tags, [KEYS_DIGEST_TAG]: '<sha256 of the keys>' } } : planned;
     const a = (method: PlannedOperation['method'], path: string, purpose: string, body?: unknown): PlannedOperation => ({
       api: 'arm',
       method,

@@ -109,7 +109,7 @@ export interface DeployServiceInput {
   target: TargetKind;
   image: Pick<ImageRecord, 'id' | 'name' | 'version' | 'imageRef' | 'runtime' | 'contextBlob' | 'models' | 'state'>;
   config: DeployConfig;
-  smokeTest?: { sample?: unknown; expectedOutput?: unknown; tolerance?: number };
+  smokeTest?: { sample?: unknown; sampleBase64?: string; expectedOutput?: unknown; expectedOutputFormat?: 'json' | 'text' | 'base64'; tolerance?: number };
   schema?: { inputSample?: unknown; outputSample?: unknown };
   description?: string;
   tags?: Record<string, string>;

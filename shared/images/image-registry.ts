@@ -6,10 +6,10 @@
 import type { TableEntityResult } from '@azure/data-tables';
 import { AppError, badRequest, conflict, isNotFound, notFound } from '../errors';
 import { checkImageName, checkRelativePath, parseVersion } from '../manifest/names';
-import { environmentKind, type DeploymentManifest, type EnvironmentKind } from '../manifest/schema';
+import { environmentKind, MANIFEST_LIMITS, type DeploymentManifest, type EnvironmentKind } from '../manifest/schema';
 import { ModelRegistry, readFileInput, type ModelFileInput, type ModelRecord } from '../registry/models';
 import { UsageIndex } from '../registry/usage';
-import { allocateVersion, getEntityOrUndefined, listAllVersionRows, listVersionRows, receiptRowKey, versionRowKey } from '../registry/versioned';
+import { allocateVersion, getEntityOrUndefined, listAllVersionRows, listVersionRows, receiptRowKey, updateRowWithEtag, versionRowKey } from '../registry/versioned';
 import type { ErrorInfo, ImageBuilder, RuntimeKind } from '../seams';
 import { CONTAINERS, TABLES, sha256Hex, type StorageClients } from '../storage';
 import { createDeterministicTarGz } from './archive';
@@ -244,6 +244,30 @@ export class ImageRegistry {
     const rows = await listVersionRows<ImageRow>(table, name);
     if (!rows.length) throw notFound('ImageNotFound', `Image "${name}" does not exist.`);
     return toRecord(rows[rows.length - 1]);
+  }
+
+  /** Adds/overwrites and removes tags of a version (tags are mutable; AML `image.update_tags`). ETag-conditioned. */
+  async updateTags(name: string, version: number, change: { add?: Record<string, string>; remove?: string[] }): Promise<ImageRecord> {
+    checkImageName(name, 'image');
+    for (const [k, v] of Object.entries(change.add ?? {})) {
+      if (!k || k.length > 256 || typeof v !== 'string' || v.length > 4096) throw badRequest('InvalidImageUpdate', `tags: keys must be 1–256 characters and values strings of at most 4096 ("${k.slice(0, 40)}").`);
+    }
+    const table = await this.table();
+    const row = await updateRowWithEtag<ImageRow>(
+      table,
+      name,
+      versionRowKey(version),
+      (cur) => {
+        const tags: Record<string, string> = { ...JSON.parse(cur.tags || '{}'), ...(change.add ?? {}) };
+        for (const k of change.remove ?? []) delete tags[k];
+        if (Object.keys(tags).length > MANIFEST_LIMITS.mapEntries || JSON.stringify(tags).length > MANIFEST_LIMITS.mapJson) {
+          throw badRequest('InvalidImageUpdate', `An image has at most ${MANIFEST_LIMITS.mapEntries} tags (${MANIFEST_LIMITS.mapJson} characters as JSON).`);
+        }
+        return { tags: JSON.stringify(tags) };
+      },
+      () => notFound('ImageNotFound', `Image ${name}:${version} does not exist.`),
+    );
+    return toRecord(row);
   }
 
   async resolve(ref: string): Promise<ImageRecord> {

@@ -55,6 +55,8 @@ export interface ServiceRecord {
 
 const PK = 'service';
 const KEYS_PK = 'keys';
+/** Row of a service's token signing secret (token auth), in the keys table. */
+const TOKEN_PK = 'token';
 /** Door claims (same table, own partition: listings never see them). */
 const CLAIM_PK = 'claim';
 
@@ -401,6 +403,7 @@ export class ServiceRegistry {
     for (const [table, pk] of [
       [await this.table(), PK],
       [await this.storage.ensureTable(TABLES.serviceKeys), KEYS_PK],
+      [await this.storage.ensureTable(TABLES.serviceKeys), TOKEN_PK],
     ] as const) {
       try {
         await table.deleteEntity(pk, name);
@@ -457,5 +460,43 @@ export class ServiceRegistry {
       }
     }
     throw conflict('UpdateContended', `Keys of ${name} are changing concurrently; retry.`);
+  }
+
+  /**
+   * Sets keys a manifest supplies (AML `primary_key` / `secondary_key`; the other key is kept or generated).
+   * Called when a run is accepted, before the run starts, so the keys never travel in the run's input.
+   */
+  async setKeys(name: string, given: { primaryKey?: string; secondaryKey?: string }): Promise<ServiceKeys> {
+    checkServiceName(name, 'service');
+    const t = await this.storage.ensureTable(TABLES.serviceKeys);
+    await this.ensureKeys(name);
+    for (let i = 0; i < 20; i++) {
+      const cur = await t.getEntity<ServiceKeys>(KEYS_PK, name);
+      const keys = { primaryKey: given.primaryKey ?? cur.primaryKey, secondaryKey: given.secondaryKey ?? cur.secondaryKey };
+      if (keys.primaryKey === cur.primaryKey && keys.secondaryKey === cur.secondaryKey) return keys;
+      try {
+        await t.updateEntity({ partitionKey: KEYS_PK, rowKey: name, ...keys }, 'Replace', { etag: cur.etag });
+        return keys;
+      } catch (e) {
+        if (statusOf(e) !== 412) throw e;
+      }
+    }
+    throw conflict('UpdateContended', `Keys of ${name} are changing concurrently; retry.`);
+  }
+
+  /** The service's token signing secret (token auth), created on first use. Never returned by any route. */
+  async ensureTokenSecret(name: string): Promise<string> {
+    checkServiceName(name, 'service');
+    const t = await this.storage.ensureTable(TABLES.serviceKeys);
+    const existing = await getEntityOrUndefined<{ secret: string }>(t, TOKEN_PK, name);
+    if (existing) return existing.secret;
+    const secret = newKey();
+    try {
+      await t.createEntity({ partitionKey: TOKEN_PK, rowKey: name, secret });
+      return secret;
+    } catch (e) {
+      if (statusOf(e) !== 409) throw e;
+      return (await t.getEntity<{ secret: string }>(TOKEN_PK, name)).secret;
+    }
   }
 }

@@ -103,6 +103,8 @@ describe('plan (dry run)', () => {
       keys: { primaryKey: 'p', secondaryKey: 's' },
     });
     for (const e of sent.properties.containers[0].properties.environmentVariables) if (e.secureValue) e.secureValue = '***';
-    expect(planned).toEqual(sent);
+    expect(sent.tags['mdf-keys-digest']).toMatch(/^[0-9a-f]{32}$/);
+    expect(planned.tags['mdf-keys-digest']).toBe('<sha256 of the keys>'); // keys are generated at deployment time
+    expect(planned).toEqual({ ...sent, tags: { ...sent.tags, 'mdf-keys-digest': '<sha256 of the keys>' } });
   });
 });

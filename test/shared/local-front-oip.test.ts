@@ -22,7 +22,7 @@ describe('local front → runtime: /v2', () => {
     replica = await start({ modelDir: dir, keys: SLOT_KEY, serviceName: 'iris-svc' });
     front = new LocalFront('iris-svc');
     await front.listen(0);
-    front.setAuth(true, SERVICE_KEYS);
+    front.setAuth({ mode: 'keys', keys: SERVICE_KEYS });
     front.addSlot({ name: 'blue', url: replica.url, key: SLOT_KEY.primaryKey });
     front.switchTo('blue');
   });
