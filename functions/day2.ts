@@ -8,7 +8,6 @@ import * as fsp from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
 import { Readable } from 'stream';
-import type { ReadableStream } from 'stream/web';
 import * as df from 'durable-functions';
 import * as tar from 'tar';
 import { z } from 'zod';
@@ -23,7 +22,7 @@ import { checkImageName, checkModelName, checkRelativePath, checkServiceName, pa
 import { parseJsonBounded } from '../shared/parse';
 import { issueToken } from '../runtime';
 import { getAppServices } from '../shared/services/app';
-import { listRuns, parseRunsQuery, type RunsClient } from '../shared/deploy/runs-list';
+import { listRuns, parseRunsQuery } from '../shared/deploy/runs-list';
 import { blobNameReason, canonicalBlobFolder, canonicalBlobRef, CONTAINERS, sha256Hex } from '../shared/storage';
 import { durableClient } from '../shared/workflow';
 
@@ -149,7 +148,7 @@ app.http('listRuns', {
   extraInputs: [clientInput],
   handler: safe('listRuns', async (request, context) => {
     const filter = parseRunsQuery(request.query);
-    const page = await listRuns(durableClient(context) as unknown as RunsClient, filter);
+    const page = await listRuns(durableClient(context), filter);
     let nextLink: string | undefined;
     if (page.continuationToken) {
       const next = new URL(request.url);
@@ -186,7 +185,7 @@ app.http('downloadModel', {
     }
     stream.once('close', cleanup);
     return {
-      body: Readable.toWeb(stream) as unknown as ReadableStream,
+      body: stream,
       headers: {
         'content-type': 'application/gzip',
         'content-disposition': `attachment; filename="${model.name}-${model.version}.tar.gz"`,
@@ -291,7 +290,7 @@ async function registerFromMultipart(request: HttpRequest, type: string, eventId
     part: (field) => `Part "${field.slice(0, 200)}" is larger than ${limits.maxUploadPartBytes} bytes (MAX_UPLOAD_PART_BYTES). Upload large files to blob storage and reference them.`,
     total: () => `The uploaded files exceed ${limits.maxUploadBytes} bytes (MAX_UPLOAD_BYTES). Upload large files to blob storage and reference them.`,
   });
-  const parts = multipartParts(Readable.fromWeb(request.body as unknown as ReadableStream), type, { maxFieldBytes: MAX_JSON_BODY_BYTES, maxParts: MAX_MODEL_PARTS });
+  const parts = multipartParts(Readable.fromWeb(request.body), type, { maxFieldBytes: MAX_JSON_BODY_BYTES, maxParts: MAX_MODEL_PARTS });
   const staging = `model-${randomUUID()}`;
   let stored = false;
   try {
