@@ -278,9 +278,11 @@ export class AksTarget implements DeployTarget {
       let sum: SlotTraffic = { requests: 0, errors: 0, latency: {} };
       for (const pod of pods.items) {
         const podName = pod.metadata?.name;
-        if (!podName || pod.status?.phase !== 'Running') continue;
+        const cs = pod.status?.containerStatuses?.find((c) => c.name === AKS_CONTAINER);
+        // Only pods that serve (running and ready) are read; one becoming ready or not changes the epoch.
+        if (!podName || pod.status?.phase !== 'Running' || !cs?.ready) continue;
         const port = pod.spec?.containers?.find((c) => c.name === AKS_CONTAINER)?.ports?.[0]?.containerPort ?? scoringPort({});
-        seen.push({ uid: pod.metadata?.uid ?? podName, restarts: pod.status?.containerStatuses?.find((c) => c.name === AKS_CONTAINER)?.restartCount ?? 0 });
+        seen.push({ uid: pod.metadata?.uid ?? podName, restarts: cs.restartCount ?? 0 });
         const text = await this.k(`read /metrics of pod ${podName}`, () => core.connectGetNamespacedPodProxyWithPath({ name: `${podName}:${port}`, namespace: this.ns, path: 'metrics' }));
         const body = String(text ?? '');
         if (body.length > MAX_METRICS_BYTES) throw new AppError('MetricsTooLarge', `Pod ${podName}'s /metrics answer is larger than ${MAX_METRICS_BYTES} bytes.`, 502);

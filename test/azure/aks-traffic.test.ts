@@ -87,6 +87,8 @@ interface Pod {
   name: string;
   uid: string;
   restarts?: number;
+  /** Not ready: listed, but not read (it takes no traffic). */
+  unready?: boolean;
   text: string;
 }
 
@@ -100,10 +102,10 @@ function expectFigures(pods: Record<string, Pod[]>) {
         items: list.map((p) => ({
           metadata: { name: p.name, uid: p.uid },
           spec: { containers: [{ name: 'model', image: 'x', ports: [{ name: 'http', containerPort: 5001 }] }] },
-          status: { phase: 'Running', containerStatuses: [{ name: 'model', image: 'x', imageID: '', ready: true, restartCount: p.restarts ?? 0 }] },
+          status: { phase: 'Running', containerStatuses: [{ name: 'model', image: 'x', imageID: '', ready: !p.unready, restartCount: p.restarts ?? 0 }] },
         })),
       });
-    for (const p of list) kube().get(`${`/api/v1${NS}/pods/${p.name}%3A5001/proxy/metrics`}`).reply(200, p.text, { 'content-type': 'text/plain; version=0.0.4' });
+    for (const p of list.filter((x) => !x.unready)) kube().get(`${`/api/v1${NS}/pods/${p.name}%3A5001/proxy/metrics`}`).reply(200, p.text, { 'content-type': 'text/plain; version=0.0.4' });
   }
 }
 
@@ -201,7 +203,7 @@ describe('AKS progressive delivery (Gateway API HTTPRoute)', () => {
     expect(windowOf(start, end, 'blue')).toMatchObject({ requests: 900, errors: 0 });
   });
 
-  test('a pod that restarts (or a new pod) changes the epoch: the rollout starts its window again', async () => {
+  test('a pod that restarts, or a new pod once ready, changes the epoch: the rollout starts its window again', async () => {
     const { target } = makeTarget();
     const route = { metadata: { name: 'diabetes' }, spec: { rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/services/diabetes' } }], backendRefs: [{ name: 'diabetes-green', port: 80, weight: 100 }] }] } };
     kube().get(`${GW}/httproutes/diabetes`).reply(200, route);
@@ -212,6 +214,17 @@ describe('AKS progressive delivery (Gateway API HTTPRoute)', () => {
     const b = await target.trafficSnapshot('diabetes');
     expect(b.epoch).not.toBe(a.epoch);
     expect(a.epoch).toMatch(/^aks-[0-9a-f]{16}$/);
+    // A second pod that is not ready yet is not read and does not count; once ready, the epoch changes.
+    kube().get(`${GW}/httproutes/diabetes`).reply(200, route);
+    expectFigures({ green: [{ name: 'diabetes-green-a', uid: 'g1', restarts: 1, text: metrics(3, 0) }, { name: 'diabetes-green-b', uid: 'g2', unready: true, text: '' }] });
+    const c = await target.trafficSnapshot('diabetes');
+    expect(c.epoch).toBe(b.epoch);
+    expect(c.slots.green.requests).toBe(3);
+    kube().get(`${GW}/httproutes/diabetes`).reply(200, route);
+    expectFigures({ green: [{ name: 'diabetes-green-a', uid: 'g1', restarts: 1, text: metrics(4, 0) }, { name: 'diabetes-green-b', uid: 'g2', text: metrics(1, 0) }] });
+    const d = await target.trafficSnapshot('diabetes');
+    expect(d.epoch).not.toBe(c.epoch);
+    expect(d.slots.green.requests).toBe(5);
   });
 
   test('refusals before anything is written: mirror, bad weights, a missing slot, key auth, no Gateway', async () => {
