@@ -295,9 +295,23 @@ export class AksTarget implements DeployTarget {
   }
 
   async deleteSlot(serviceName: string, slot: string): Promise<void> {
-    const { core, apps, autoscaling } = await this.apis();
+    const { core, apps, autoscaling, custom } = await this.apis();
     const name = slotResourceName(serviceName, slot);
     const ns = this.ns;
+    // A rollout's HTTPRoute names the slot: take it out first (its weight is 0 by then: rolled back, or retired after
+    // the promotion), so the route never points at a deleted Service.
+    const where = { group: GATEWAY_API.group, version: GATEWAY_API.version, namespace: ns, plural: GATEWAY_API.routes, name: serviceResourceName(serviceName) };
+    const route = (await this.optional(`read HTTPRoute ${where.name}`, () => custom.getNamespacedCustomObject(where))) as Partial<HTTPRouteObject> | undefined;
+    const weights = routeWeights(serviceName, route);
+    if (slot in weights) {
+      const rest = Object.fromEntries(Object.entries(weights).filter(([s]) => s !== slot));
+      if (Object.values(rest).reduce((a, b) => a + b, 0) === 100) {
+        const body = withVersion(httpRoute(serviceName, ns, rest, this.gatewayName), route?.metadata?.resourceVersion);
+        await this.k(`update HTTPRoute ${where.name}`, () => custom.replaceNamespacedCustomObject({ ...where, body }));
+      } else {
+        this.o.log?.(`HTTPRoute ${where.name} still sends ${weights[slot]} % to ${slot}; left as is (the rollout sets the weights)`);
+      }
+    }
     await this.optional(`delete the autoscaler ${name}`, () => autoscaling.deleteNamespacedHorizontalPodAutoscaler({ name, namespace: ns }));
     await this.optional(`delete Service ${name}`, () => core.deleteNamespacedService({ name, namespace: ns }));
     await this.optional(`delete Deployment ${name}`, () => apps.deleteNamespacedDeployment({ name, namespace: ns, propagationPolicy: 'Foreground' }));

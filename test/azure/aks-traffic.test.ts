@@ -178,6 +178,30 @@ describe('AKS progressive delivery (Gateway API HTTPRoute)', () => {
     expect(rolledBack.spec.rules.findIndex((r: any) => !r.matches[0].headers)).toBe(2);
   });
 
+  test('retiring a slot after the rollout takes it out of the route (never a backend without a Service)', async () => {
+    const { target } = makeTarget();
+    const bodies: any[] = [];
+    expectStep(['blue', 'green'], 'create', bodies);
+    expectFigures({ blue: [], green: [] });
+    await target.setTrafficWeights('diabetes', { blue: 0, green: 100 });
+    kube().get(`${GW}/httproutes/diabetes`).reply(200, { ...bodies[0], metadata: { ...bodies[0].metadata, resourceVersion: '9' } });
+    kube().put(`${GW}/httproutes/diabetes`, (b) => (bodies.push(b), true)).reply(200, (_u, b) => b as object);
+    kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-blue`).reply(404, notFound);
+    kube().delete(`/api/v1${NS}/services/diabetes-blue`).reply(200, {});
+    kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-blue`).query(true).reply(200, {});
+    await target.deleteSlot('diabetes', 'blue');
+    expectValidRoute(bodies[1]);
+    expect(bodies[1].metadata.resourceVersion).toBe('9');
+    expect(bodies[1].spec.rules.map((r: any) => r.backendRefs.map((b: any) => `${b.name}=${b.weight}`))).toEqual([['diabetes-green=1'], ['diabetes-green=100']]);
+    // A slot that still has live traffic is left in the route (the rollout owns the weights).
+    kube().get(`${GW}/httproutes/diabetes`).reply(200, bodies[0]);
+    kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-green`).reply(404, notFound);
+    kube().delete(`/api/v1${NS}/services/diabetes-green`).reply(200, {});
+    kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-green`).query(true).reply(200, {});
+    await target.deleteSlot('diabetes', 'green');
+    expect(bodies).toHaveLength(2);
+  });
+
   test('the gate figures: every pod of a slot read through the pod proxy and summed; 5xx are errors; the window gives the rate and p99', async () => {
     const { target } = makeTarget();
     const route = { metadata: { name: 'diabetes', annotations: { 'model-deploy-flow/serving': 'blue' } }, spec: { rules: [
