@@ -306,6 +306,7 @@ describe('AksTarget', () => {
   test('deleteSlot tolerates absent objects; deleteService deletes everything labelled with the service', async () => {
     const { target, credential } = makeTarget();
     expectCluster(credential);
+    kube().get(`/apis/gateway.networking.k8s.io/v1${NS}/httproutes/diabetes`).reply(404, notFound);
     kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-blue`).reply(404, notFound);
     kube().delete(`/api/v1${NS}/services/diabetes-blue`).reply(404, notFound);
     kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-blue`).query(true).reply(404, notFound);
@@ -320,6 +321,7 @@ describe('AksTarget', () => {
     kube().get(`/apis/apps/v1${NS}/deployments`).query(sel).reply(200, { items: [{ metadata: { name: 'diabetes-green' } }] });
     kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-green`).query(true).reply(200, {});
     kube().delete(`/api/v1${NS}/secrets/diabetes-keys`).reply(200, {});
+    kube().delete(`/apis/gateway.networking.k8s.io/v1${NS}/httproutes/diabetes`).reply(404, notFound);
     await target.deleteService('diabetes');
   });
 
