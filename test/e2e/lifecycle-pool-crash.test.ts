@@ -144,7 +144,9 @@ test.each(moments)('kill -9 during pool provisioning ($name): after restart no n
 }, 240_000);
 
 test("a host starting on the same work folder leaves a live host's pool alone (its record is in another account)", async () => {
-  const rows = Array.from({ length: 40 }, (_, i) => ({ id: i, sleep_ms: 300 })); // ~12 s of scoring on one worker
+  // ~30 s of scoring on one worker: the run must still be going once a second Azurite and host have started, even on
+  // a loaded machine.
+  const rows = Array.from({ length: 40 }, (_, i) => ({ id: i, sleep_ms: 750 }));
   await uploadJsonl(fx.storage, 'shared-dir/', [rows]);
   const env = { LOCAL_WORK_DIR: workDir };
   host = await startHostProcess({ connectionString: azurite.connectionString, env, pollMs: 200 });

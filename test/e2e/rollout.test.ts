@@ -61,10 +61,12 @@ test('canary 10 → 50 → 100 under steady load: promoted, 0 failed requests, e
     [50, 'passed'],
     [100, 'passed'],
   ]);
-  // The front's split is exact up to one request in flight at a weight change: within 2 points of each weight.
+  // The front's split is exact up to the requests in flight at the window's two edges (one per client worker at each):
+  // within 2 points of each weight, or 4 requests' share of a small window (a loaded machine sends fewer requests).
   for (const s of steps) {
     expect(s.candidate.requests).toBeGreaterThanOrEqual(5);
-    expect(Math.abs(shareOf(s) * 100 - s.weight)).toBeLessThanOrEqual(2);
+    const total = s.candidate.requests + s.serving.requests;
+    expect(Math.abs(shareOf(s) * 100 - s.weight)).toBeLessThanOrEqual(Math.max(2, (4 * 100) / total));
   }
   // 0 failed requests; answers were v1's or v2's, and v2's only once the rollout began.
   expect(answers.filter((a) => a.status !== 200)).toEqual([]);

@@ -102,7 +102,7 @@ test('the seed-style ModelDataCollector script: inputs, predictions and the requ
 }, 120_000);
 
 test('under load (2,000 requests at concurrency 16) every request is collected exactly once, by the front and by score.js', async () => {
-  const s = await startCollecting('score.js', 'load-svc', { workers: 2, maxConcurrent: 8, maxWaitMs: 60_000, modelDataBatchRecords: 250, modelDataFlushMs: 200 });
+  const s = await startCollecting('score.js', 'load-svc', { workers: 2, maxConcurrent: 8, maxWaitMs: 60_000, modelDataBatchRecords: 250, modelDataFlushMs: 60_000 });
   const TOTAL = 2000;
   const ids = await runConcurrent(TOTAL, 16, async (i) => {
     const res = await post(`${s.url}/score`, { data: [i, 1] });
@@ -133,7 +133,7 @@ test('under load (2,000 requests at concurrency 16) every request is collected e
 test('storage stopped mid-run: the service keeps answering, records beyond the bound are dropped and counted in /metrics', async () => {
   const own = await startAzurite();
   try {
-    const s = await startCollecting('score.js', 'outage-svc', { modelDataMaxRecords: 50, modelDataBatchRecords: 10, modelDataFlushMs: 50, modelDataCloseTimeoutMs: 500 }, own.connectionString);
+    const s = await startCollecting('score.js', 'outage-svc', { workers: 2, maxConcurrent: 8, maxWaitMs: 60_000, modelDataMaxRecords: 50, modelDataBatchRecords: 10, modelDataFlushMs: 50, modelDataCloseTimeoutMs: 500 }, own.connectionString);
     const statuses: number[] = [];
     for (let i = 0; i < 40; i++) statuses.push((await post(`${s.url}/score`, { data: [i] })).status);
     await own.stop(); // storage goes away
