@@ -1,0 +1,174 @@
+/**
+ * `GET /api/runs`: deployment and batch runs, newest first, filtered by type, state, service and model, in pages
+ * with an opaque continuation token (the position after the last run of the page: created time + run id), so a
+ * blob-dropped run can be found without computing its id. Read from the durable task hub's instance list
+ * (orchestrations started in the last `since` window; sub-orchestrations such as batch chunks are not runs).
+ */
+import { badRequest } from '../errors';
+import { checkModelName, checkServiceName } from '../manifest/names';
+import { BATCH_RUN_ORCHESTRATION } from '../batch/contract';
+import { DEPLOY_ORCHESTRATION, type DeployRunInput } from '../deploy/run-status';
+import { runView } from '../deploy/run-status';
+
+export const RUN_TYPES = ['deployment', 'batch'] as const;
+export type RunType = (typeof RUN_TYPES)[number];
+export const RUN_STATES = ['Pending', 'Running', 'Succeeded', 'Failed', 'RolledBack', 'NotPromoted', 'Registered', 'Terminated'] as const;
+export const DEFAULT_RUNS_PAGE = 50;
+export const MAX_RUNS_PAGE = 100;
+/** Runs created in the last this many days are listed unless `since` says otherwise. */
+export const DEFAULT_RUNS_WINDOW_DAYS = 30;
+const MAX_TOKEN_CHARS = 512;
+
+export interface RunSummary {
+  id: string;
+  type: RunType;
+  state: string;
+  createdTime?: string;
+  lastUpdatedTime?: string;
+  serviceName?: string;
+  model?: string;
+  image?: string;
+  currentStep?: string;
+  error?: { code: string; message: string };
+}
+
+export interface RunsFilter {
+  type?: RunType;
+  state?: string;
+  service?: string;
+  model?: string;
+  top: number;
+  since: Date;
+  after?: { createdTime: string; id: string };
+}
+
+/** An instance as the durable client lists it. */
+export interface ListedInstance {
+  name?: string;
+  instanceId: string;
+  runtimeStatus?: unknown;
+  input?: unknown;
+  output?: unknown;
+  customStatus?: unknown;
+  createdTime?: Date | string;
+  lastUpdatedTime?: Date | string;
+}
+
+export interface RunsClient {
+  getStatusBy(filter: { createdTimeFrom?: Date; showInput?: boolean }): Promise<ListedInstance[]>;
+}
+
+const one = <T extends string>(raw: string | null, allowed: readonly T[], code: string, what: string): T | undefined => {
+  if (raw === null || raw === '') return undefined;
+  const hit = allowed.find((a) => a.toLowerCase() === raw.trim().toLowerCase());
+  if (!hit) throw badRequest(code, `${what} must be one of ${allowed.join(', ')}; got "${raw.slice(0, 40)}".`);
+  return hit;
+};
+
+/** The query of `GET /api/runs`, normalised and checked. */
+export function parseRunsQuery(q: { get(name: string): string | null }, now = Date.now()): RunsFilter {
+  const type = one(q.get('type'), RUN_TYPES, 'InvalidRunType', 'type');
+  const state = one(q.get('status'), RUN_STATES, 'InvalidRunStatus', 'status');
+  const rawService = q.get('service');
+  const service = rawService ? checkServiceName(rawService.trim().toLowerCase(), 'service') : undefined;
+  const rawModel = q.get('model');
+  const model = rawModel ? checkModelName(rawModel.trim(), 'model') : undefined;
+  const rawTop = q.get('top');
+  let top = DEFAULT_RUNS_PAGE;
+  if (rawTop !== null && rawTop !== '') {
+    if (!/^\d{1,4}$/.test(rawTop) || Number(rawTop) < 1 || Number(rawTop) > MAX_RUNS_PAGE) throw badRequest('InvalidTop', `top must be a whole number from 1 to ${MAX_RUNS_PAGE}; got "${rawTop.slice(0, 20)}".`);
+    top = Number(rawTop);
+  }
+  const rawSince = q.get('since');
+  let since = new Date(now - DEFAULT_RUNS_WINDOW_DAYS * 86_400_000);
+  if (rawSince !== null && rawSince !== '') {
+    const t = rawSince.length <= 40 && /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(rawSince) ? Date.parse(rawSince) : NaN;
+    if (!Number.isFinite(t)) throw badRequest('InvalidSince', `since must be an ISO 8601 date or time (2026-11-01 or 2026-11-01T08:00:00Z); got "${rawSince.slice(0, 40)}".`);
+    since = new Date(t);
+  }
+  const token = q.get('continuationToken');
+  return { ...(type ? { type } : {}), ...(state ? { state } : {}), ...(service ? { service } : {}), ...(model ? { model } : {}), top, since, ...(token ? { after: decodeToken(token) } : {}) };
+}
+
+function encodeToken(r: { createdTime: string; id: string }): string {
+  return Buffer.from(JSON.stringify([r.createdTime, r.id])).toString('base64url');
+}
+
+function decodeToken(token: string): { createdTime: string; id: string } {
+  const bad = () => badRequest('InvalidContinuationToken', 'continuationToken is not one this API returned; start again without it.');
+  if (token.length > MAX_TOKEN_CHARS || !/^[A-Za-z0-9_-]+$/.test(token)) throw bad();
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    throw bad();
+  }
+  if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'string' || typeof v[1] !== 'string' || !Number.isFinite(Date.parse(v[0]))) throw bad();
+  return { createdTime: v[0], id: v[1] };
+}
+
+const iso = (d: Date | string | undefined) => (d === undefined ? undefined : new Date(d).toISOString());
+
+/** A listed instance as a run summary, or undefined when it is not a run (sub-orchestration, other function). */
+export function summarize(s: ListedInstance): RunSummary | undefined {
+  const created = iso(s.createdTime);
+  const updated = iso(s.lastUpdatedTime);
+  const times = { ...(created ? { createdTime: created } : {}), ...(updated ? { lastUpdatedTime: updated } : {}) };
+  if (s.name === DEPLOY_ORCHESTRATION) {
+    const input = (s.input ?? {}) as Partial<DeployRunInput>;
+    const view = runView({ ...s, runtimeStatus: String(s.runtimeStatus ?? 'Pending') });
+    const result = (view.result ?? {}) as { serviceName?: string; model?: string; image?: string };
+    const service = result.serviceName ?? input.manifest?.service.name;
+    const model = result.model ?? input.model?.name;
+    const image = result.image ?? input.manifest?.image.name;
+    return {
+      id: s.instanceId,
+      type: 'deployment',
+      state: view.state,
+      ...times,
+      ...(service ? { serviceName: service } : {}),
+      ...(model ? { model } : {}),
+      ...(image ? { image } : {}),
+      ...(view.currentStep ? { currentStep: view.currentStep } : {}),
+      ...(view.error ? { error: view.error } : {}),
+    };
+  }
+  if (s.name === BATCH_RUN_ORCHESTRATION) {
+    const job = ((s.input ?? {}) as { job?: { model?: { name: string; version?: number }; image?: { name: string; version: number } } }).job;
+    const rs = String(s.runtimeStatus ?? 'Pending');
+    const state = rs === 'Completed' ? 'Succeeded' : rs === 'Failed' ? 'Failed' : rs === 'Terminated' ? 'Terminated' : rs === 'Pending' ? 'Pending' : 'Running';
+    return {
+      id: s.instanceId,
+      type: 'batch',
+      state,
+      ...times,
+      ...(job?.model ? { model: job.model.version ? `${job.model.name}:${job.model.version}` : job.model.name } : {}),
+      ...(job?.image ? { image: `${job.image.name}:${job.image.version}` } : {}),
+    };
+  }
+  return undefined;
+}
+
+const modelName = (m: string | undefined) => (m === undefined ? undefined : m.includes(':') ? m.slice(0, m.lastIndexOf(':')) : m);
+
+/** Newest first: created time, then id, both descending. */
+const newerFirst = (a: RunSummary, b: RunSummary) => (b.createdTime ?? '').localeCompare(a.createdTime ?? '') || b.id.localeCompare(a.id);
+
+export async function listRuns(client: RunsClient, filter: RunsFilter): Promise<{ value: RunSummary[]; continuationToken?: string }> {
+  const all = await client.getStatusBy({ createdTimeFrom: filter.since, showInput: true });
+  const runs = all
+    .map(summarize)
+    .filter((r): r is RunSummary => !!r)
+    .filter((r) => !filter.type || r.type === filter.type)
+    .filter((r) => !filter.state || r.state === filter.state)
+    .filter((r) => !filter.service || r.serviceName === filter.service)
+    .filter((r) => !filter.model || modelName(r.model) === filter.model)
+    .sort(newerFirst);
+  const after = filter.after;
+  const start = after ? runs.findIndex((r) => newerFirst(r, { id: after.id, type: 'deployment', state: '', createdTime: after.createdTime }) > 0) : 0;
+  const from = start < 0 ? runs.length : start;
+  const page = runs.slice(from, from + filter.top);
+  const last = page[page.length - 1];
+  const more = from + filter.top < runs.length && last;
+  return { value: page, ...(more ? { continuationToken: encodeToken({ createdTime: last.createdTime ?? '', id: last.id }) } : {}) };
+}
