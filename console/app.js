@@ -21,7 +21,7 @@ function el(tag, props = {}, ...children) {
 }
 
 function append(parent, children) {
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     parent.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }

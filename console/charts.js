@@ -74,7 +74,11 @@ export function sparkline(values, { label, unit = '', cls = '' } = {}) {
     if (typeof v !== 'number' || !Number.isFinite(v)) return;
     pts.push(`${((i / (n - 1)) * (width - 2) + 1).toFixed(1)},${(height - 14 - (v / max) * (height - 18) + 2).toFixed(1)}`);
   });
-  if (pts.length) root.append(svg('polyline', { points: pts.join(' '), class: 'line', fill: 'none' }));
+  if (pts.length) {
+    root.append(svg('polyline', { points: pts.join(' '), class: 'line', fill: 'none' }));
+    const [cx, cy] = pts[pts.length - 1].split(',');
+    root.append(svg('circle', { cx, cy, r: 2, class: 'dot' }));
+  }
   root.append(text(1, height - 2, `${label} ${last === null ? '—' : last < 10 ? last.toFixed(2) : last.toFixed(0)} ${unit}`, { class: 'spark-label' }));
   return root;
 }

@@ -1,0 +1,160 @@
+/**
+ * The web console in a real browser (playwright-core driving Debian's Chromium) against the local host with a real
+ * deployment: the runs list updates while the deployment runs, the timeline shows its steps, the live figures
+ * follow scoring requests, keys stay out of the page until revealed, regenerate and delete work through the API,
+ * and tags carrying markup are shown as text (no element, no script). Skipped with a printed reason when
+ * /usr/bin/chromium is missing, except with CI=true (then it fails).
+ *
+ * `MDF_CONSOLE_SCREENSHOT=docs/console.png` saves a screenshot of the console (README's picture).
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type { Browser, Page } from 'playwright-core';
+import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
+import { storageFromConnectionString } from '../../shared/storage';
+import { waitRun } from '../helpers/runs';
+
+const CHROMIUM = '/usr/bin/chromium';
+const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
+const XSS = `<img src=x onerror="document.body.setAttribute('data-xss','img')"><script>document.body.setAttribute('data-xss','script')</script>`;
+const SERVICE = 'console-svc';
+const haveChromium = fs.existsSync(CHROMIUM);
+
+if (!haveChromium && process.env.CI !== 'true') {
+  console.log(`test/console skipped: ${CHROMIUM} is missing (apt-get install chromium; .ci/apt-packages.txt lists it).`);
+}
+
+const suite = haveChromium || process.env.CI === 'true' ? describe : describe.skip;
+
+suite('web console (Chromium)', () => {
+  let env: TestEnvironment;
+  let workDir: string;
+  let browser: Browser;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    if (!haveChromium) throw new Error(`${CHROMIUM} is missing and CI=true: install the chromium package (.ci/apt-packages.txt).`);
+    workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-console-'));
+    env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
+    const storage = storageFromConnectionString(env.connectionString);
+    const staging = await storage.ensureContainer('staging');
+    for (const f of fs.readdirSync(EXAMPLE)) await staging.getBlockBlobClient(`console/${f}`).uploadData(fs.readFileSync(path.join(EXAMPLE, f)));
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+    page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    page.on('dialog', (d) => void d.accept());
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await env?.stop();
+    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+  });
+
+  test('the page and its assets come with a strict CSP; only the console files are served', async () => {
+    const res = await fetch(`${env.baseUrl}/api/console`);
+    expect(res.status).toBe(200);
+    const csp = res.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    const html = await res.text();
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/); // no inline script
+    expect(html).toContain('src="/api/console/app.js"');
+    const js = await fetch(`${env.baseUrl}/api/console/app.js`);
+    expect(js.headers.get('content-type')).toMatch(/^text\/javascript/);
+    for (const p of ['/api/console/..%2Fpackage.json', '/api/console/../package.json', '/api/console/index.html', '/api/console/app.js.map', '/api/console/%2e%2e/host.json']) {
+      const r = await fetch(`${env.baseUrl}${p}`);
+      expect([p, r.status]).toEqual([p, 404]);
+      expect(await r.text()).not.toContain('"version"');
+    }
+  });
+
+  test('a deployment live in the console: runs list, timeline, figures, keys, XSS probe, regenerate, delete', async () => {
+    await page.goto(`${env.baseUrl}/api/console`);
+    await page.waitForSelector('body[data-refreshed]');
+
+    // The deployment starts while the page is open; its tags carry markup.
+    const manifest = JSON.parse(fs.readFileSync(path.join(EXAMPLE, 'deploy.json'), 'utf8'));
+    manifest.model.tags = { ...manifest.model.tags, probe: XSS };
+    manifest.model.description = XSS;
+    manifest.service = { name: SERVICE, tags: { probe: XSS } };
+    const started = await env.request('POST', '/api/deployments?folder=staging/console', manifest, { 'content-type': 'application/json' });
+    expect(started.status).toBe(202);
+    const runId: string = started.body.runId;
+    const row = (state: string) => `#runs-table tr[data-run-id="${runId}"][data-state="${state}"]`;
+
+    // The list shows the run while it runs, then its end — without reloading the page.
+    await page.waitForSelector(row('Running'), { timeout: 120_000 });
+    await page.click(`#runs-table tr[data-run-id="${runId}"]`);
+    await page.waitForSelector(row('Succeeded'), { timeout: 180_000 });
+    const run = await waitRun(env, runId);
+    expect(run.state).toBe('Succeeded');
+
+    // The timeline: one bar per step, coloured by outcome.
+    await page.waitForFunction((n) => document.querySelectorAll('#run-detail svg.timeline g.step[data-state="Succeeded"]').length === n, run.steps.length, { timeout: 30_000 });
+    const steps = await page.$$eval('#run-detail svg.timeline g.step', (gs) => gs.map((g) => `${g.getAttribute('data-step')}:${g.getAttribute('data-state')}:${g.querySelector('rect')?.getAttribute('width')}`));
+    expect(steps.map((s) => s.split(':').slice(0, 2).join(':'))).toEqual(run.steps.map((s: any) => `${s.name}:${s.state}`));
+    for (const s of steps) expect(Number(s.split(':')[2])).toBeGreaterThan(0);
+    const barColour = await page.$eval('#run-detail g.step-Succeeded rect', (r) => getComputedStyle(r).fill);
+    expect(barColour).toBe('rgb(46, 125, 50)');
+
+    // Models, images and services: the markup in tags and descriptions is text, never elements or script.
+    const card = `.service-card[data-service="${SERVICE}"]`;
+    await page.waitForSelector(card);
+    await page.waitForSelector(`#models-table tr[data-model="${run.result.model}"]`);
+    await page.waitForSelector(`#images-table tr[data-image="${run.result.image}"]`);
+    const modelRow = await page.textContent(`#models-table tr[data-model="${run.result.model}"]`);
+    expect(modelRow).toContain(`probe=${XSS}`);
+    expect(await page.textContent(card)).toContain(`probe=${XSS}`);
+    expect(await page.$$('img, main script, iframe, object, embed')).toHaveLength(0);
+    expect(await page.getAttribute('body', 'data-xss')).toBeNull();
+
+    // Live figures: scoring requests show up in the service's counters and its req/s chart.
+    for (let i = 0; i < 5; i++) {
+      const r = await fetch(run.result.scoringUri, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ data: [[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]] }) });
+      expect(r.status).toBe(200);
+    }
+    await page.waitForFunction((sel) => Number(document.querySelector(`${sel} .live`)?.getAttribute('data-requests') ?? -1) >= 6, card, { timeout: 30_000 }); // 5 + the smoke test
+    await page.waitForSelector(`${card} svg.spark.rps polyline`, { state: 'attached', timeout: 30_000 });
+    await page.waitForSelector(`${card} svg.spark.latency circle.dot`, { timeout: 30_000 });
+    expect(await page.textContent(`${card} svg.spark.latency title`)).toMatch(/^latency: \d+\.\d\d ms$/);
+    const direct = await env.request('GET', `/api/services/${SERVICE}/metrics`);
+    expect(direct.status).toBe(200);
+    expect(direct.body.score.requests).toBeGreaterThanOrEqual(6);
+
+    if (process.env.MDF_CONSOLE_SCREENSHOT) await page.screenshot({ path: path.resolve(__dirname, '../..', process.env.MDF_CONSOLE_SCREENSHOT), fullPage: true });
+
+    // Keys: not in the page until revealed; then exactly the API's.
+    const keys = (await env.request('GET', `/api/services/${SERVICE}/keys`)).body;
+    expect(await page.content()).not.toContain(keys.primaryKey);
+    expect(await page.content()).not.toContain(keys.secondaryKey);
+    await page.click(`${card} button[data-action="reveal-keys"]`);
+    await page.waitForSelector(`${card} code[data-key="primary"]`);
+    expect(await page.textContent(`${card} code[data-key="primary"]`)).toBe(keys.primaryKey);
+    await page.click(`${card} button[data-action="reveal-keys"]`); // hide
+    await page.waitForSelector(`${card} code[data-key="primary"]`, { state: 'detached' });
+    expect(await page.content()).not.toContain(keys.primaryKey);
+
+    // Regenerate the primary key from the console: the API has a new one, the page still shows none.
+    await page.click(`${card} button[data-action="regenerate-primary"]`);
+    await page.waitForFunction((sel) => /Primary key regenerated/.test(document.querySelector(`${sel} .message`)?.textContent ?? ''), card);
+    const after = (await env.request('GET', `/api/services/${SERVICE}/keys`)).body;
+    expect(after.primaryKey).not.toBe(keys.primaryKey);
+    expect(after.secondaryKey).toBe(keys.secondaryKey);
+    expect(await page.content()).not.toContain(after.primaryKey);
+
+    // Delete from the console: the card goes, the API has no such service.
+    await page.click(`${card} button[data-action="delete"]`);
+    await page.waitForSelector(card, { state: 'detached', timeout: 60_000 });
+    expect((await env.request('GET', `/api/services/${SERVICE}`)).status).toBe(404);
+
+    expect(await page.getAttribute('body', 'data-xss')).toBeNull();
+    expect(pageErrors).toEqual([]);
+  }, 400_000);
+});
