@@ -184,9 +184,21 @@ function batchDetail(view) {
   const out = [];
   const p = view.progress;
   const c = view.counts;
-  const mb = p ? p.miniBatches : c ? { total: c.miniBatches.total, done: c.miniBatches.total - c.miniBatches.notRun, failed: c.miniBatches.failed } : null;
+  // The final counts (once the run has merged) tell partial from failed mini-batches; live progress counts both as failed.
+  const mb = c
+    ? { total: c.miniBatches.total, done: c.miniBatches.total - c.miniBatches.notRun, failed: c.miniBatches.failed, partial: c.miniBatches.partial }
+    : p
+      ? { ...p.miniBatches, partial: 0 }
+      : null;
   if (mb) {
-    out.push(el('div', { class: 'batch-progress', 'data-done': mb.done, 'data-failed': mb.failed, 'data-total': mb.total }, progressBar(mb.done, mb.failed, mb.total), ` ${mb.done}/${mb.total} mini-batches, ${mb.failed} failed`));
+    out.push(
+      el(
+        'div',
+        { class: 'batch-progress', 'data-done': mb.done, 'data-failed': mb.failed, 'data-partial': mb.partial, 'data-total': mb.total },
+        progressBar(mb.done, mb.failed, mb.total, mb.partial),
+        ` ${mb.done}/${mb.total} mini-batches, ${mb.failed} failed${mb.partial ? `, ${mb.partial} partial` : ''}`,
+      ),
+    );
   }
   if (p) {
     out.push(el('p', {}, `phase ${p.phase}; ${p.items.done}/${p.items.total} inputs (${p.items.failed} failed); ${p.rowsPerSecond.toFixed(1)} inputs/s${p.etaSeconds !== null && p.etaSeconds !== undefined ? `, ETA ${Math.round(p.etaSeconds)} s` : ''}`));

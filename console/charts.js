@@ -83,15 +83,22 @@ export function sparkline(values, { label, unit = '', cls = '' } = {}) {
   return root;
 }
 
-/** A horizontal progress bar: done and failed parts of a total. */
-export function progressBar(done, failed, total) {
+/** A horizontal progress bar: succeeded, partial (some inputs failed) and failed parts of a total. */
+export function progressBar(done, failed, total, partial = 0) {
   const width = 300;
   const root = svg('svg', { class: 'progress', viewBox: `0 0 ${width} 14`, width, height: 14, role: 'img' });
   const t = Math.max(1, total);
-  const okW = (Math.max(0, done - failed) / t) * width;
+  const okW = (Math.max(0, done - failed - partial) / t) * width;
+  const partW = (Math.max(0, partial) / t) * width;
   const failW = (Math.max(0, failed) / t) * width;
   const title = svg('title');
-  title.textContent = `${done} of ${total} mini-batches done, ${failed} failed`;
-  root.append(title, svg('rect', { x: 0, y: 0, width, height: 14, class: 'track' }), svg('rect', { x: 0, y: 0, width: okW.toFixed(1), height: 14, class: 'ok' }), svg('rect', { x: okW.toFixed(1), y: 0, width: failW.toFixed(1), height: 14, class: 'failed' }));
+  title.textContent = `${done} of ${total} mini-batches done, ${failed} failed${partial ? `, ${partial} partial` : ''}`;
+  root.append(
+    title,
+    svg('rect', { x: 0, y: 0, width, height: 14, class: 'track' }),
+    svg('rect', { x: 0, y: 0, width: okW.toFixed(1), height: 14, class: 'ok' }),
+    svg('rect', { x: okW.toFixed(1), y: 0, width: partW.toFixed(1), height: 14, class: 'partial' }),
+    svg('rect', { x: (okW + partW).toFixed(1), y: 0, width: failW.toFixed(1), height: 14, class: 'failed' }),
+  );
   return root;
 }

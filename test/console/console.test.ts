@@ -14,6 +14,7 @@ import type { Browser, Page } from 'playwright-core';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString } from '../../shared/storage';
 import { waitRun } from '../helpers/runs';
+import { faultsJob, prepareFixture, uploadJsonl } from '../e2e/batch-helpers';
 
 const CHROMIUM = '/usr/bin/chromium';
 const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
@@ -128,7 +129,16 @@ suite('web console (Chromium)', () => {
     expect(direct.status).toBe(200);
     expect(direct.body.score.requests).toBeGreaterThanOrEqual(6);
 
-    if (process.env.MDF_CONSOLE_SCREENSHOT) await page.screenshot({ path: path.resolve(__dirname, '../..', process.env.MDF_CONSOLE_SCREENSHOT), fullPage: true });
+    if (process.env.MDF_CONSOLE_SCREENSHOT) {
+      // A picture with some history in the charts: a few seconds of uneven traffic (bounded: 12 rounds).
+      for (let i = 0; i < 12; i++) {
+        await Promise.all(Array.from({ length: 1 + ((i * 7) % 5) }, () => fetch(run.result.scoringUri, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ data: [[0.01 * i, 0, 0, 0, 0, 0, 0, 0, 0, 0]] }) }).then((r) => r.arrayBuffer())));
+        await new Promise((r) => setTimeout(r, 700));
+      }
+      await page.click(`#runs-table tr[data-run-id="${runId}"]`);
+      await page.waitForSelector('#run-detail svg.timeline');
+      await page.screenshot({ path: path.resolve(__dirname, '../..', process.env.MDF_CONSOLE_SCREENSHOT), fullPage: true });
+    }
 
     // Keys: not in the page until revealed; then exactly the API's.
     const keys = (await env.request('GET', `/api/services/${SERVICE}/keys`)).body;
@@ -157,4 +167,27 @@ suite('web console (Chromium)', () => {
     expect(await page.getAttribute('body', 'data-xss')).toBeNull();
     expect(pageErrors).toEqual([]);
   }, 400_000);
+
+  test('a batch run: progress bar with its failed mini-batch', async () => {
+    const fx = await prepareFixture(env.connectionString);
+    // 10 rows in mini-batches of 2: rows 0, 3, 6, 9 are left out of run()'s result, row 5 makes its mini-batch fail.
+    const rows = Array.from({ length: 10 }, (_, i) => ({ id: i, ...(i % 3 === 0 ? { drop: true } : {}), ...(i === 5 ? { fail: true } : {}) }));
+    await uploadJsonl(fx.storage, 'console/', [rows]);
+    const r = await env.request('POST', '/api/batch-runs', faultsJob('console/', { mini_batch_size: '2 rows', error_threshold: -1, allowed_failed_count: -1, run_max_try: 1 }));
+    expect(r.status).toBe(202);
+    const id: string = r.body.id;
+    const row = `#runs-table tr[data-run-id="${id}"]`;
+    await page.waitForSelector(row, { timeout: 60_000 });
+    expect(await page.textContent(`${row} td:nth-child(2)`)).toBe('batch');
+    await page.waitForSelector(`${row}[data-state="Succeeded"]`, { timeout: 120_000 });
+    await page.click(row);
+    const bar = await page.waitForSelector(`#run-detail .batch-progress[data-total="5"][data-done="5"]`, { timeout: 30_000 });
+    expect(await bar.getAttribute('data-failed')).toBe('1');
+    expect(await bar.getAttribute('data-partial')).toBe('4');
+    expect(await bar.textContent()).toContain('5/5 mini-batches, 1 failed, 4 partial');
+    expect(await page.$$('#run-detail svg.progress rect.failed')).toHaveLength(1);
+    expect(Number(await page.getAttribute('#run-detail svg.progress rect.failed', 'width'))).toBeGreaterThan(0);
+    expect(await page.textContent('#run-detail')).toMatch(/1 failed/);
+    expect(pageErrors).toEqual([]);
+  }, 200_000);
 });
