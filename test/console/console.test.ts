@@ -149,6 +149,63 @@ suite('web console (Chromium)', () => {
     expect(pageErrors).toEqual([]);
   }, 400_000);
 
+  test('Azure auth: a 401 asks for the function key; it is sent as x-functions-key and kept out of the page', async () => {
+    // The local host checks no keys (as Core Tools): the Functions front end's 401 is played by the browser's router.
+    const p = await browser.newPage();
+    const sent: string[] = [];
+    let refuse = true;
+    await p.route('**/api/runs?*', (route) => (refuse ? route.fulfill({ status: 401, contentType: 'application/json', body: '' }) : route.continue()));
+    p.on('request', (r) => {
+      if (new URL(r.url()).pathname.startsWith('/api/') && !r.url().includes('/api/console')) sent.push(r.headers()['x-functions-key'] ?? '');
+    });
+    await p.goto(`${env.baseUrl}/api/console`);
+    await p.waitForSelector('#key-form:not([hidden])');
+    expect(await p.textContent('#status')).toMatch(/function key/);
+    expect(sent.every((k) => k === '')).toBe(true);
+    refuse = false;
+    const KEY = 'test-function-key-0123456789';
+    await p.fill('#key-input', KEY);
+    await p.click('#key-form button[type="submit"]');
+    await p.waitForSelector('#key-form', { state: 'hidden' });
+    await p.waitForFunction(() => /updated/.test(document.querySelector('#status')?.textContent ?? ''));
+    expect(sent.filter((k) => k === KEY).length).toBeGreaterThan(0);
+    expect(await p.inputValue('#key-input')).toBe('');
+    expect(await p.content()).not.toContain(KEY);
+    expect(await p.evaluate(() => sessionStorage.getItem('mdf.functionKey'))).toBe(KEY);
+    await p.click('#key-button');
+    await p.click('#key-forget');
+    expect(await p.evaluate(() => sessionStorage.getItem('mdf.functionKey'))).toBeNull();
+    await p.close();
+  }, 60_000);
+
+  test('a rollout waiting for approval shows Approve/Reject; other runs do not', async () => {
+    // POST /api/runs/{id}/approve|reject belongs to progressive delivery: its run view is played by the browser's
+    // router here, and the decision the console sends is captured.
+    const p = await browser.newPage();
+    const id = 'deploy-http-rollout-probe';
+    const decisions: Array<{ url: string; body: string | null }> = [];
+    const steps = [{ name: 'register', state: 'Succeeded', startedTime: '2026-01-01T00:00:00Z', endedTime: '2026-01-01T00:00:01Z' }];
+    await p.route('**/api/runs?*', (route) => route.fulfill({ json: { value: [{ id, type: 'deployment', state: 'Running', createdTime: '2026-01-01T00:00:00Z', serviceName: 'canary-svc' }] } }));
+    await p.route(`**/api/runs/${id}`, (route) => route.fulfill({ json: { id, state: 'Running', steps, rollout: { phase: 'awaitingApproval', weight: 10 } } }));
+    await p.route(`**/api/runs/${id}/*`, (route) => {
+      decisions.push({ url: new URL(route.request().url()).pathname, body: route.request().postData() });
+      return route.fulfill({ status: 202, json: { id } });
+    });
+    p.on('dialog', (d) => void d.accept('error rate too high'));
+    await p.goto(`${env.baseUrl}/api/console`);
+    await p.click(`#runs-table tr[data-run-id="${id}"]`);
+    await p.waitForSelector('#run-detail button[data-action="approve"]');
+    expect(await p.textContent('#run-detail .rollout')).toContain('awaitingApproval, new version at 10 %');
+    await p.click('#run-detail button[data-action="reject"]');
+    for (let i = 0; i < 300 && !decisions.length; i++) await p.waitForTimeout(100);
+    expect(decisions).toEqual([{ url: `/api/runs/${id}/reject`, body: JSON.stringify({ reason: 'error rate too high' }) }]);
+    // The same run without a pending approval: no buttons.
+    await p.route(`**/api/runs/${id}`, (route) => route.fulfill({ json: { id, state: 'Running', steps, rollout: { phase: 'baking', weight: 10 } } }));
+    await p.waitForFunction(() => /baking/.test(document.querySelector('#run-detail .rollout')?.textContent ?? ''));
+    expect(await p.$$('#run-detail button[data-action]')).toHaveLength(0);
+    await p.close();
+  }, 60_000);
+
   test('a batch run: progress bar with its failed mini-batch', async () => {
     const fx = await prepareFixture(env.connectionString);
     // 10 rows in mini-batches of 2: rows 0, 3, 6, 9 are left out of run()'s result, row 5 makes its mini-batch fail.
