@@ -131,7 +131,8 @@ async function refreshRunDetail() {
       const textOf = typeof r === 'string' ? r : r && (r.text ?? (Array.isArray(r.lines) ? r.lines.join('\n') : undefined));
       if (typeof textOf === 'string' && id === selectedRun) logs.replaceChildren(el('h4', {}, 'Log tail'), el('pre', { class: 'log' }, textOf));
     } catch (e) {
-      if (e instanceof ApiError && e.status === 404 && e.code !== 'ServiceNotFound') logsRoute.known = false;
+      // No such route (the host's own 404, or Azure's empty one): stop asking. A 404 of the app (no service, no slot) is not that.
+      if (e instanceof ApiError && e.status === 404 && (e.code === 'NotFound' || e.code === 'Http404')) logsRoute.known = false;
     }
   }
 }

@@ -4,6 +4,8 @@
  * use; `GET /api/services/{name}/metrics` checks the name and refuses a service that does not serve; the metrics
  * parser is bounded before it runs.
  */
+import * as fs from 'fs';
+import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { MAX_METRICS_BYTES, parsePrometheusText, summarizeMetrics } from '../../shared/scoring/metrics';
 
@@ -115,4 +117,18 @@ test('the metrics parser is bounded and sums series; malformed lines are skipped
   const m = summarizeMetrics('svc', parsePrometheusText(text), new Date('2026-01-01T00:00:00Z'), 'blue');
   expect(m).toMatchObject({ service: 'svc', slot: 'blue', sampledTime: '2026-01-01T00:00:00.000Z', requestsTotal: 14, workers: 2, workersReady: 0, inflight: 3 });
   expect(m.score).toEqual({ requests: 10, serverErrors: 2, clientErrors: 1, durationSecondsSum: 0.5, durationCount: 10 });
+});
+
+test('the console\'s files ship in the Azure package (.funcignore leaves them in)', () => {
+  const root = path.resolve(__dirname, '../..');
+  const patterns = fs.readFileSync(path.join(root, '.funcignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#') && !l.startsWith('!'));
+  for (const f of ['index.html', 'app.js', 'api.js', 'charts.js', 'console.css']) {
+    expect(fs.existsSync(path.join(root, 'console', f))).toBe(true);
+    const rel = `console/${f}`;
+    const excluded = patterns.filter((p) => {
+      const re = new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}(/.*)?$`);
+      return re.test(rel) || re.test(f) || re.test('console');
+    });
+    expect([rel, excluded]).toEqual([rel, []]);
+  }
 });
