@@ -20,6 +20,7 @@ import { MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
 import { getAppServices } from '../shared/services/app';
 import { deleteService, regenerateServiceKey } from '../shared/deploy/steps';
 import { runView } from '../shared/deploy/run-status';
+import { rolloutView } from '../shared/rollout/view';
 import { findRun } from '../shared/deploy/start-run';
 import { durableClient } from '../shared/workflow';
 import { readServiceMetrics } from '../shared/scoring/metrics';
@@ -60,7 +61,10 @@ app.http('getRun', {
     if (batch) return { jsonBody: batch };
     const status = await findRun(client, id);
     if (!status) throw notFound('RunNotFound', `Run ${id} does not exist.`);
-    return { jsonBody: runView({ ...status, instanceId: id, runtimeStatus: String(status.runtimeStatus) }) };
+    const view = runView({ ...status, instanceId: id, runtimeStatus: String(status.runtimeStatus) });
+    // A run in (or past) a progressive rollout shows its live figures and verdicts (shared/rollout/view.ts).
+    const rollout = view.steps?.some((s) => s.name === 'rollout') ? await rolloutView(client, id) : undefined;
+    return { jsonBody: rollout ? { ...view, rollout } : view };
   }),
 });
 

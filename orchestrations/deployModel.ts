@@ -10,7 +10,9 @@ import type { DeploymentEventType } from '../shared/events';
 import { checkPromotion } from '../shared/manifest/training';
 import type { ErrorInfo } from '../shared/seams';
 import { StepTracker, runErrorOf } from '../shared/deploy/run-status';
-import { call, inputOf, registerOrchestration } from '../shared/workflow';
+import { call, callSub, inputOf, registerOrchestration } from '../shared/workflow';
+import { ROLLOUT, rolloutInstanceId } from '../shared/rollout/contract';
+import { isProgressive } from '../shared/rollout/spec';
 
 function* deployModel(context: OrchestrationContext): Generator<Task, DeployRunResult, any> {
   const input = inputOf(context, DEPLOY.run);
@@ -120,6 +122,15 @@ function* deployModel(context: OrchestrationContext): Generator<Task, DeployRunR
         logTail = smoke.logTail;
         steps.end('smokeTest', 'Failed', now(), smoke.reason);
       } else steps.end('smokeTest', 'Succeeded', now(), smoke.latencyMs !== undefined ? `${smoke.latencyMs} ms` : 'liveness only');
+    }
+    // 5b. Progressive delivery (manifest `rollout:`): traffic shifts step by step under live gates; a failed rollout is rolled back below.
+    if (!failure && isProgressive(manifest.rollout)) {
+      steps.start('rollout', now());
+      status();
+      const ro = yield* callSub(context, ROLLOUT.run, { runId, serviceName: deploy.serviceName, target: deploy.target, slot: prep.slot, ...(prep.previousSlot ? { previousSlot: prep.previousSlot } : {}), spec: manifest.rollout }, rolloutInstanceId(runId));
+      result.rollout = ro;
+      steps.end('rollout', ro.promoted ? 'Succeeded' : 'Failed', now(), ro.summary);
+      if (!ro.promoted) failure = ro.error ?? { code: 'RolloutFailed', message: ro.summary };
     }
 
     if (failure) {

@@ -23,6 +23,8 @@ export interface ForwardOptions {
   onDone: () => void;
   /** Answer the client when the upstream cannot be reached (only called before any byte was sent). */
   onUnreachable: (res: http.ServerResponse, error: Error) => void;
+  /** Optional: sees the upstream's answer as it is passed on (e.g. to read a copy of its body); must not consume it. */
+  onResponse?: (up: http.IncomingMessage) => void;
 }
 
 /** Connection-level headers of the upstream's answer: they describe the upstream connection, not the client's. */
@@ -67,6 +69,7 @@ export function forwardRequest(req: http.IncomingMessage, res: http.ServerRespon
       // closed after the answer, rather than left open for the rest of a body nobody reads.
       if (/\bclose\b/i.test(String(up.headers.connection ?? '')) && !req.complete) headers.connection = 'close';
       res.writeHead(up.statusCode ?? 502, headers);
+      opts.onResponse?.(up);
       up.pipe(res);
       up.on('end', () => {
         finish();

@@ -10,6 +10,7 @@
  */
 
 import type { RuntimeKind } from '../runtime';
+import type { TrafficSnapshot } from './rollout/traffic';
 
 export type { RuntimeKind };
 export type TargetKind = 'local' | 'aci' | 'aks';
@@ -110,6 +111,16 @@ export interface DeployTarget {
   ensureSlot?(serviceName: string, slot: string): Promise<DeployedSlot>;
   /** Route the service's public URI to `slot`; returns the public scoring URI. */
   switchTraffic(serviceName: string, slot: string): Promise<{ scoringUri: string; swaggerUri: string }>;
+  /**
+   * Optional (targets that can split a service's live traffic between its slots: local; see docs/reference.md,
+   * "Progressive delivery"): `weights` is slot → percent (summing to 100; a slot at 0 takes only requests pinned to
+   * it with the `azureml-model-deployment` header); `mirror` copies a share of requests to a shadow slot whose
+   * answers are compared and discarded. Idempotent; starts the named slots again if the host restarted. Returns the
+   * front's figures after the change.
+   */
+  setTrafficWeights?(serviceName: string, weights: Record<string, number>, options?: { mirror?: { slot: string; percent: number; tolerance: number } }): Promise<TrafficSnapshot>;
+  /** Optional, with `setTrafficWeights`: the service front's cumulative per-slot figures (shared/rollout/traffic.ts). */
+  trafficSnapshot?(serviceName: string): Promise<TrafficSnapshot>;
   /** Remove one slot (rollback or retiring the old version). Absent is not an error. */
   deleteSlot(serviceName: string, slot: string): Promise<void>;
   /** Remove the whole service. Absent is not an error. */

@@ -15,6 +15,7 @@ import type { ModelSource } from '../registry/models';
 import type { SmokeTestResult } from '../scoring/smoke';
 import type { DeployConfig, DeployedSlot, ErrorInfo, TargetKind } from '../seams';
 import { activity, orchestration } from '../workflow';
+import type { RolloutRunResult } from '../rollout/contract';
 
 // ---------------------------------------------------------------- the run
 
@@ -52,6 +53,8 @@ export interface DeployRunResult {
   image?: string;
   smokeTest?: { latencyMs?: number; swagger?: string; checks?: string[] };
   promotion?: { promote: boolean; reasons: string[] };
+  /** Progressive delivery (manifest `rollout:`): phases, figures, verdicts, approval (shared/rollout/contract.ts). */
+  rollout?: RolloutRunResult;
   /** Batch scoring started after the deployment (training messages with a `batch` section). */
   batch?: { runId: string; statusUri: string } | { error: ErrorInfo };
   /** Best-effort steps that did not work (events not published, previous slot not removed); the run's state stands. */

@@ -7,7 +7,7 @@ import { checkSource, defaultOnnxManifest, parseManifest, resolveManifestFiles, 
 import { parseTrainingCompleted } from '../manifest/training';
 import type { ModelSource } from '../registry/models';
 import { parseBlobPath, type StorageClients } from '../storage';
-import { CLAIM_START_GRACE_MS, DEPLOYMENT_LEASE_MS, type ServiceClaim, type ServiceRecord } from '../registry/services';
+import { CLAIM_START_GRACE_MS, DEPLOYMENT_LEASE_MS, leaseAge, type ServiceClaim, type ServiceRecord } from '../registry/services';
 import { DEPLOY_ORCHESTRATION, runIdFor, type DeployRunInput, type RunFiles } from './run-status';
 
 /** The part of the durable client the triggers use. */
@@ -37,7 +37,7 @@ export async function checkServiceHold(client: Pick<RunClient, 'getStatus'>, rec
   if (record?.state === 'Deleting') throw conflict('ServiceDeleting', `Service ${record.name} is being deleted; wait until the delete finishes, then deploy again.`);
   const d = record?.currentDeployment;
   if (!record || !d || d.runId === runId) return undefined;
-  if (now - Date.parse(d.startedTime) >= DEPLOYMENT_LEASE_MS) return d.runId;
+  if (leaseAge(d, now) >= DEPLOYMENT_LEASE_MS) return d.runId;
   const holder = await findRun(client, d.runId);
   if (!holder || holder.runtimeStatus === undefined || holder.runtimeStatus === null || ENDED.has(String(holder.runtimeStatus))) return d.runId;
   throw conflict('DeploymentInProgress', `Service ${record.name} is being deployed by run ${d.runId}; wait for it to finish, then retry.`);

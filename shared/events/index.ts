@@ -17,7 +17,10 @@ export type DeploymentEventType =
   | 'ServiceDeployed'
   | 'ServiceUpdated'
   | 'DeploymentFailed'
-  | 'DeploymentRolledBack';
+  | 'DeploymentRolledBack'
+  /** Progressive delivery (orchestrations/rolloutTraffic.ts): a phase passed its gates / the rollout went back to 0 %. */
+  | 'RolloutStepCompleted'
+  | 'RolloutRolledBack';
 
 export interface DeploymentEvent {
   type: DeploymentEventType;

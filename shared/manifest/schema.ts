@@ -22,6 +22,7 @@ import { parseJsonBounded, parseYamlDocumentBounded, yamlToJs } from '../parse';
 import type { DeployConfig, RuntimeKind, TargetKind } from '../seams';
 import { blobRefString, canonicalBlobRef } from '../storage';
 import { checkImageName, checkModelName, checkRelativePath, checkServiceName } from './names';
+import { resolveRollout, rolloutSchema, type RolloutSpec } from '../rollout/spec';
 
 // ---------------------------------------------------------------- parsed types
 
@@ -66,6 +67,8 @@ export interface DeploymentManifest {
   schema?: { inputSample?: unknown; outputSample?: unknown };
   smokeTest?: { sample?: unknown; expectedOutput?: unknown; tolerance: number };
   promotion?: PromotionPolicy;
+  /** Progressive delivery (shared/rollout/spec.ts); absent = blue/green. */
+  rollout?: RolloutSpec;
 }
 
 // ---------------------------------------------------------------- zod schema (snake_case, AML style)
@@ -178,6 +181,7 @@ export const manifestSchema = z.strictObject({
     .strictObject({ sample: z.unknown().optional(), expected_output: z.unknown().optional(), tolerance: z.number().min(0).optional() })
     .optional(),
   promotion: promotion.optional(),
+  rollout: rolloutSchema.optional(),
 });
 
 export type RawManifest = z.input<typeof manifestSchema>;
@@ -450,6 +454,12 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
   const serviceName =
     m.service?.name !== undefined ? checkServiceName(m.service.name, 'service.name') : derived(checkServiceName, deriveName(nameFrom.value, 32), nameFrom.value, 'service.name', nameFrom.what);
 
+  let rollout: RolloutSpec | undefined;
+  if (m.rollout) {
+    const r = resolveRollout(m.rollout, targetParsed.kind);
+    if (r.problems.length) throw badRequest('InvalidManifest', `${file}: ${r.problems.join('; ')}`);
+    rollout = r.spec;
+  }
   const promo = m.promotion ? { minMetrics: m.promotion.min_metrics ?? {}, maxMetrics: m.promotion.max_metrics ?? {} } : undefined;
   return {
     model: {
@@ -481,6 +491,7 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
       ? { smokeTest: { sample: m.smoke_test.sample, expectedOutput: m.smoke_test.expected_output, tolerance: m.smoke_test.tolerance ?? 1e-6 } }
       : {}),
     ...(promo ? { promotion: promo } : {}),
+    ...(rollout ? { rollout } : {}),
   };
 }
 

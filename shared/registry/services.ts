@@ -20,6 +20,13 @@ export interface ServiceDeployment {
   /** `name:version` of the image being deployed. */
   image: string;
   startedTime: string;
+  /** Set by `renewDeployment` (long rollouts): the lease runs from here instead of `startedTime`. */
+  renewedTime?: string;
+}
+
+/** Milliseconds since a deployment's lease started or was last renewed (compared with `DEPLOYMENT_LEASE_MS`). */
+export function leaseAge(d: Pick<ServiceDeployment, 'startedTime' | 'renewedTime'>, now: number): number {
+  return now - Date.parse(d.renewedTime ?? d.startedTime);
 }
 
 export interface ServiceRecord {
@@ -178,7 +185,7 @@ export class ServiceRegistry {
           result = { service: cur, slot: cur.currentDeployment.slot, previousSlot: cur.activeSlot, previousImage: cur.image, isUpdate: !!cur.activeSlot };
           return undefined;
         }
-        const age = now.getTime() - Date.parse(cur.currentDeployment.startedTime);
+        const age = leaseAge(cur.currentDeployment, now.getTime());
         if (age < DEPLOYMENT_LEASE_MS) {
           throw conflict(
             'DeploymentInProgress',
@@ -253,6 +260,20 @@ export class ServiceRegistry {
       }
     }
     throw conflict('UpdateContended', `Service ${name} is being claimed by several requests at once; retry.`);
+  }
+
+  /**
+   * Renews run `runId`'s hold on the service (a rollout that bakes or waits for an approval longer than the lease).
+   * False when the run does not hold it any more (its lease expired and another deployment took over, or it ended).
+   */
+  async renewDeployment(name: string, runId: string): Promise<boolean> {
+    let held = false;
+    await this.mutate(name, (cur) => {
+      held = cur?.currentDeployment?.runId === runId;
+      if (!cur?.currentDeployment || !held) return undefined;
+      return { ...cur, currentDeployment: { ...cur.currentDeployment, renewedTime: new Date().toISOString() } };
+    });
+    return held;
   }
 
   /** Renews run `runId`'s claim (its request is still receiving files). False when the claim is not this request's any more. */

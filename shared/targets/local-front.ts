@@ -9,6 +9,7 @@
  * limited here (413 before anything reaches a slot), and a client that goes away aborts its request to the slot
  * (runtime/forward.ts), so abandoned requests never pile up behind the front.
  */
+import { randomUUID } from 'crypto';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
 import {
@@ -23,6 +24,22 @@ import {
 } from '../../runtime';
 import { fromRuntime } from '../errors';
 import type { ServiceKeys } from '../seams';
+import {
+  answersAgree,
+  emptyShadowTraffic,
+  emptySlotTraffic,
+  latencyBucket,
+  type ShadowTraffic,
+  type SlotTraffic,
+  type TrafficSnapshot,
+} from '../rollout/traffic';
+
+/** The header that pins a request to one slot (at any weight, 0 % included), as AML v2's online endpoints. */
+export const PIN_HEADER = 'azureml-model-deployment';
+/** Shadow copies in flight at most; beyond, a copy is skipped (mirroring never queues behind the client). */
+export const MAX_SHADOW_INFLIGHT = 64;
+/** Answers larger than this are not compared (the copy counts as mirrored, not compared). */
+export const MAX_COMPARE_BYTES = 1024 * 1024;
 
 /** Paths that stay open without a key (liveness and schema), as in AML. */
 const OPEN_PATHS = new Set(['/', '/swagger.json', '/openapi.json']);
@@ -56,10 +73,24 @@ function sendError(res: http.ServerResponse, status: number, code: string, messa
   res.end(body);
 }
 
+/** Weighted routing state: smooth weighted round-robin (nginx), so each slot's share is exact over any run of requests. */
+interface Split {
+  slot: SlotState;
+  weight: number;
+  current: number;
+}
+
 export class LocalFront {
   private server?: http.Server;
   private readonly slots = new Map<string, SlotState>();
   private active?: SlotState;
+  /** Set by `setWeights`: live traffic split between slots; absent → all to `active`. */
+  private split?: Split[];
+  private mirror?: { slot: string; percent: number; tolerance: number; acc: number; inflight: number };
+  private readonly traffic = new Map<string, SlotTraffic>();
+  private readonly shadow = new Map<string, ShadowTraffic>();
+  /** Counters are comparable only within one epoch (a new front starts from zero). */
+  readonly epoch = randomUUID();
   private authorize: (header: string | undefined) => boolean = () => true;
   private authEnabled = false;
   port = 0;
@@ -129,11 +160,72 @@ export class LocalFront {
     });
   }
 
-  /** Routes new requests to `slot` (must have been added). */
+  /** Routes new requests to `slot` (must have been added); clears any split and mirror (a blue/green switch). */
   switchTo(slot: string): void {
     const s = this.slots.get(slot);
     if (!s) throw new Error(`slot ${slot} is not registered with the front of ${this.serviceName}`);
     this.active = s;
+    this.split = undefined;
+    this.mirror = undefined;
+  }
+
+  /**
+   * Splits live traffic between registered slots (`{ blue: 90, green: 10 }`, percents summing to 100; a slot at 0
+   * gets only pinned requests) and optionally copies `mirror.percent` of requests to a shadow slot. One assignment:
+   * requests in flight finish where they are. `{}` clears the split (all traffic to the active slot).
+   */
+  setWeights(weights: Record<string, number>, mirror?: { slot: string; percent: number; tolerance: number }): void {
+    const entries = Object.entries(weights);
+    for (const [name, w] of entries) {
+      if (!this.slots.has(name)) throw new Error(`slot ${name} is not registered with the front of ${this.serviceName}`);
+      if (!Number.isFinite(w) || w < 0 || w > 100) throw new Error(`weight of ${name} must be 0–100; got ${w}`);
+    }
+    if (mirror && !this.slots.has(mirror.slot)) throw new Error(`slot ${mirror.slot} is not registered with the front of ${this.serviceName}`);
+    const live = entries.filter(([, w]) => w > 0);
+    if (entries.length && Math.round(live.reduce((t, [, w]) => t + w, 0)) !== 100) throw new Error(`weights must sum to 100; got ${JSON.stringify(weights)}`);
+    this.split = live.length > 1 ? live.map(([name, w]) => ({ slot: this.slots.get(name)!, weight: w, current: 0 })) : undefined;
+    if (live.length === 1) this.active = this.slots.get(live[0][0]);
+    this.mirror = mirror && mirror.percent > 0 ? { ...mirror, acc: 0, inflight: this.mirror?.slot === mirror.slot ? this.mirror.inflight : 0 } : undefined;
+  }
+
+  /** The weights in force (slot → percent); `{}` when all traffic goes to the active slot. */
+  get weights(): Record<string, number> {
+    return this.split ? Object.fromEntries(this.split.map((x) => [x.slot.name, x.weight])) : {};
+  }
+
+  /** Cumulative per-slot figures since this front started (see shared/rollout/traffic.ts). */
+  snapshot(): TrafficSnapshot {
+    const copy = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+    return {
+      epoch: this.epoch,
+      weights: this.weights,
+      ...(this.active ? { serving: this.active.name } : {}),
+      ...(this.mirror ? { mirror: { slot: this.mirror.slot, percent: this.mirror.percent } } : {}),
+      slots: copy(Object.fromEntries(this.traffic)),
+      ...(this.shadow.size ? { shadow: copy(Object.fromEntries(this.shadow)) } : {}),
+    };
+  }
+
+  /** The slot of the next live request (smooth weighted round-robin over the split, else the active slot). */
+  private pick(): SlotState | undefined {
+    const split = this.split;
+    if (!split) return this.active;
+    let best: Split | undefined;
+    for (const x of split) {
+      x.current += x.weight;
+      if (!best || x.current > best.current) best = x;
+    }
+    best!.current -= 100;
+    return best!.slot;
+  }
+
+  private count(slot: string, status: number, ms: number): void {
+    let t = this.traffic.get(slot);
+    if (!t) this.traffic.set(slot, (t = emptySlotTraffic()));
+    t.requests++;
+    if (status >= 500) t.errors++;
+    const b = String(latencyBucket(ms));
+    t.latency[b] = (t.latency[b] ?? 0) + 1;
   }
 
   /**
@@ -145,6 +237,13 @@ export class LocalFront {
     if (!s) return;
     if (this.active === s) this.active = undefined;
     this.slots.delete(slot);
+    if (this.split?.some((x) => x.slot === s)) {
+      // The rest of the split takes all traffic (a rollback removes the new slot).
+      const rest = this.split.filter((x) => x.slot !== s);
+      this.split = undefined;
+      if (rest.length && !this.active) this.active = rest[0].slot;
+    }
+    if (this.mirror?.slot === slot) this.mirror = undefined;
     if (s.inflight > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
@@ -158,8 +257,8 @@ export class LocalFront {
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const s = this.active;
-    if (!s) {
+    const started = process.hrtime.bigint();
+    if (!this.active && !this.split) {
       sendError(res, 503, 'ServiceUnavailable', `Service ${this.serviceName} has no active deployment; retry shortly.`, { 'retry-after': '1' });
       dropBody(req);
       return;
@@ -173,28 +272,175 @@ export class LocalFront {
         return;
       }
     }
+    // A pinned request (checked after the key) goes to the named slot, whatever its weight; it is not live traffic.
+    const pinRaw = req.headers[PIN_HEADER];
+    let s: SlotState | undefined;
+    if (pinRaw !== undefined) {
+      const pin = (Array.isArray(pinRaw) ? pinRaw[0] : pinRaw).trim().toLowerCase();
+      s = this.slots.get(pin);
+      if (!s || pin.length > 64) {
+        const names = [...this.slots.keys()].join(', ');
+        sendError(res, 404, 'DeploymentNotFound', `Service ${this.serviceName} has no deployment "${pin.slice(0, 64)}" (${PIN_HEADER}); it has: ${names || 'none'}.`);
+        dropBody(req);
+        return;
+      }
+    } else s = this.pick();
+    if (!s) {
+      sendError(res, 503, 'ServiceUnavailable', `Service ${this.serviceName} has no active deployment; retry shortly.`, { 'retry-after': '1' });
+      dropBody(req);
+      return;
+    }
     delete headers.authorization;
+    delete headers[PIN_HEADER];
     if (s.key) headers.authorization = `Bearer ${s.key}`;
     headers.host = s.target.host;
 
-    s.inflight++;
+    const slot = s;
+    const live = pinRaw === undefined;
+    const copy = live ? this.mirrorCopy(req, slot) : undefined;
+    slot.inflight++;
     forwardRequest(req, res, {
-      target: s.target,
-      agent: s.agent,
+      target: slot.target,
+      agent: slot.agent,
       headers,
       maxBodyBytes: this.limits.maxBodyBytes,
       onDone: () => {
-        s.inflight--;
-        if (s.inflight === 0) for (const w of s.idleWaiters.splice(0)) w();
+        slot.inflight--;
+        if (slot.inflight === 0) for (const w of slot.idleWaiters.splice(0)) w();
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        // Counted when answered (a client that went away before its answer is not the slot's doing).
+        if (live && res.writableFinished) this.count(slot.name, res.statusCode, ms);
+        copy?.primaryDone(res.writableFinished ? res.statusCode : 0, ms);
       },
       onUnreachable: (r, e) => sendError(r, 502, 'SlotUnreachable', `The deployment of ${this.serviceName} did not answer: ${e.message}`),
+      ...(copy ? { onResponse: (up: http.IncomingMessage) => copy.primaryBody(up) } : {}),
     });
+  }
+
+  /**
+   * Shadow traffic: decides whether this request is copied to the mirror slot and, if so, reads a copy of its body
+   * (alongside the forward, never instead of it), sends the copy once the body is complete, and compares both
+   * answers when both are in. The client's answer never waits for the copy.
+   */
+  private mirrorCopy(
+    req: http.IncomingMessage,
+    serving: SlotState,
+  ): { primaryBody: (up: http.IncomingMessage) => void; primaryDone: (status: number, ms: number) => void } | undefined {
+    const m = this.mirror;
+    if (!m || req.method !== 'POST' || serving.name === m.slot) return undefined;
+    m.acc += m.percent;
+    if (m.acc < 100) return undefined;
+    m.acc -= 100;
+    const target = this.slots.get(m.slot);
+    if (!target) return undefined;
+    let st = this.shadow.get(m.slot);
+    if (!st) this.shadow.set(m.slot, (st = emptyShadowTraffic()));
+    const stats = st;
+    if (m.inflight >= MAX_SHADOW_INFLIGHT) {
+      stats.skipped++;
+      return undefined;
+    }
+    stats.mirrored++;
+    m.inflight++;
+    const mirror = m;
+    const bucket = (h: Record<string, number>, ms: number) => {
+      const b = String(latencyBucket(ms));
+      h[b] = (h[b] ?? 0) + 1;
+    };
+    const reqChunks: Buffer[] = [];
+    let reqBytes = 0;
+    let reqOk = true;
+    req.on('data', (c: Buffer) => {
+      reqBytes += c.length;
+      if (reqBytes > MAX_COMPARE_BYTES) reqOk = false;
+      else reqChunks.push(c);
+    });
+    let primary: { status: number; body?: string } | undefined;
+    let primaryChunks: Buffer[] | undefined = [];
+    let primaryBytes = 0;
+    let shadowAnswer: { status: number; body?: string } | undefined;
+    let finished = false;
+    const settle = () => {
+      if (finished || !primary || !shadowAnswer) return;
+      finished = true;
+      mirror.inflight--;
+      if (shadowAnswer.status === 0 || shadowAnswer.status >= 500) stats.errors++;
+      const ok = (x: { status: number }) => x.status >= 200 && x.status < 300;
+      if (ok(primary) && ok(shadowAnswer) && primary.body !== undefined && shadowAnswer.body !== undefined) {
+        stats.compared++;
+        if (!answersAgree(primary.body, shadowAnswer.body, mirror.tolerance)) stats.disagreed++;
+      }
+    };
+    const sendCopy = () => {
+      if (!reqOk) {
+        shadowAnswer = { status: -1 };
+        return settle();
+      }
+      const body = Buffer.concat(reqChunks);
+      const headers: http.OutgoingHttpHeaders = {
+        'content-type': req.headers['content-type'] ?? 'application/json',
+        'content-length': body.length,
+        host: target.target.host,
+        ...(target.key ? { authorization: `Bearer ${target.key}` } : {}),
+      };
+      const t0 = process.hrtime.bigint();
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      const out = http.request({ host: target.target.hostname, port: target.target.port, method: 'POST', path: req.url, headers, agent: target.agent, timeout: 60_000 }, (up) => {
+        up.on('data', (c: Buffer) => {
+          bytes += c.length;
+          if (bytes <= MAX_COMPARE_BYTES) chunks.push(c);
+        });
+        up.on('end', () => {
+          bucket(stats.latency, Number(process.hrtime.bigint() - t0) / 1e6);
+          shadowAnswer = { status: up.statusCode ?? 0, ...(bytes <= MAX_COMPARE_BYTES ? { body: Buffer.concat(chunks).toString('utf8') } : {}) };
+          settle();
+        });
+        up.on('error', () => {
+          shadowAnswer ??= { status: 0 };
+          settle();
+        });
+      });
+      out.on('timeout', () => out.destroy(new Error('shadow timeout')));
+      out.on('error', () => {
+        shadowAnswer ??= { status: 0 };
+        settle();
+      });
+      out.end(body);
+    };
+    req.once('end', sendCopy);
+    // A body that never completes: the copy is abandoned with the request.
+    req.once('close', () => {
+      if (!req.complete && !shadowAnswer) {
+        shadowAnswer = { status: -1 };
+        primary ??= { status: 0 };
+        settle();
+      }
+    });
+    return {
+      primaryBody: (up) => {
+        up.on('data', (c: Buffer) => {
+          if (!primaryChunks) return;
+          primaryBytes += c.length;
+          if (primaryBytes > MAX_COMPARE_BYTES) primaryChunks = undefined;
+          else primaryChunks.push(c);
+        });
+      },
+      primaryDone: (status, ms) => {
+        if (primary) return;
+        bucket(stats.primaryLatency, ms);
+        primary = { status, ...(primaryChunks ? { body: Buffer.concat(primaryChunks).toString('utf8') } : {}) };
+        settle();
+      },
+    };
   }
 
   async close(): Promise<void> {
     for (const s of this.slots.values()) s.agent.destroy();
     this.slots.clear();
     this.active = undefined;
+    this.split = undefined;
+    this.mirror = undefined;
     const server = this.server;
     if (!server) return;
     await new Promise<void>((resolve) => {

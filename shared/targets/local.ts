@@ -30,6 +30,7 @@ import { extractTarGz } from '../images/archive';
 import { IMAGE_METADATA_FILE, type ImageMetadata } from '../images/context';
 import { LocalFront, type FrontLimits } from './local-front';
 import type { DeployConfig, DeployRequest, DeployTarget, DeployedSlot, ErrorInfo, ServiceKeys } from '../seams';
+import type { TrafficSnapshot } from '../rollout/traffic';
 import { downloadBlob, type StorageClients } from '../storage';
 import { findProcesses, isAlive, killGroup, processArgs, processStartTime, terminateGroups } from '../processes';
 
@@ -684,6 +685,39 @@ export class LocalDeployTarget implements DeployTarget {
 
   switchTraffic(serviceName: string, slot: string): Promise<{ scoringUri: string; swaggerUri: string }> {
     return this.serial(serviceName, () => this.switchNow(serviceName, slot));
+  }
+
+  /** `DeployTarget.setTrafficWeights`: the front splits (and mirrors) live traffic between running slots. */
+  setTrafficWeights(serviceName: string, weights: Record<string, number>, options: { mirror?: { slot: string; percent: number; tolerance: number } } = {}): Promise<TrafficSnapshot> {
+    return this.serial(serviceName, async () => {
+      const names = [...new Set([...Object.keys(weights), ...(options.mirror ? [options.mirror.slot] : [])])];
+      const svc = this.service(serviceName);
+      for (const name of names) {
+        const ensured = await this.ensureSlotNow(serviceName, name);
+        if (!svc.slots.has(name) || ensured?.state !== 'Healthy') {
+          const why = ensured?.error ? ` (${ensured.error.message})` : '';
+          throw new AppError('SlotNotFound', `Service ${serviceName} has no healthy slot "${name}" to send traffic to${why}.`, 409);
+        }
+      }
+      const front = await this.ensureFront(serviceName);
+      for (const name of names) {
+        const s = svc.slots.get(name)!;
+        front.addSlot({ name, url: s.router.url, key: s.key });
+      }
+      // The front checks the service's keys (as after a switch); a front this host has not switched yet takes the
+      // auth of the slot with the most traffic.
+      const heaviest = Object.entries(weights).sort((a, b) => b[1] - a[1])[0]?.[0];
+      const authFrom = svc.slots.get(front.activeSlot ?? heaviest ?? '') ?? svc.slots.get(heaviest ?? '');
+      if (authFrom) front.setAuth(authFrom.authEnabled, svc.keys ?? authFrom.keys);
+      front.setWeights(weights, options.mirror);
+      return front.snapshot();
+    });
+  }
+
+  /** `DeployTarget.trafficSnapshot`: the front's per-slot figures (a service without a front has none). */
+  async trafficSnapshot(serviceName: string): Promise<TrafficSnapshot> {
+    const front = this.services.get(serviceName)?.front;
+    return front ? front.snapshot() : { epoch: 'none', weights: {}, slots: {} };
   }
 
   /**

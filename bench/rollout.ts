@@ -1,0 +1,143 @@
+/**
+ * Progressive-delivery benchmark (`npm run bench:rollout`): one JSON object per line.
+ *
+ * What the service front adds per request, and what shadow traffic costs the client:
+ * - `direct`: straight to a slot (a minimal HTTP server answering a small JSON body);
+ * - `front`: through a `LocalFront` with one active slot (today's blue/green path);
+ * - `split`: through a front splitting 90/10 between two slots (weighted routing);
+ * - `mirror`: through a front serving one slot and copying 20 % of requests to the other (shadow), and 100 %.
+ * The serving slot and the fronts run in one child process (this file with `serve`), the shadow slot in another
+ * (`slot`, as a replica is its own process), the closed-loop load generator in this one,
+ * at 1 and 32 connections, measurements interleaved in slices so each configuration sees the same machine load.
+ * Environment: BENCH_SECONDS (per configuration and concurrency, default 4), BENCH_SLICES (default 4).
+ */
+import { spawn } from 'node:child_process';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as readline from 'node:readline';
+import { LocalFront } from '../shared/targets/local-front';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const SLICES = Number(process.env.BENCH_SLICES ?? 4);
+
+async function serve(greenUrl?: string): Promise<void> {
+  const slot = async (): Promise<string> => {
+    const server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.stringify([0.5, 1.5, 2.5]);
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      });
+    });
+    server.keepAliveTimeout = 60_000;
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  };
+  const blue = await slot();
+  if (process.argv[2] === 'slot') {
+    process.stdout.write(JSON.stringify({ url: blue }) + '\n');
+    return new Promise(() => undefined);
+  }
+  // The shadow slot is another process (as a replica is): its work never shares the serving slot's event loop.
+  const green = greenUrl!;
+  const front = async (setup: (f: LocalFront) => void): Promise<number> => {
+    const f = new LocalFront('bench', { keepAliveTimeoutMs: 60_000 });
+    await f.listen(0);
+    f.addSlot({ name: 'blue', url: blue });
+    f.addSlot({ name: 'green', url: green });
+    f.switchTo('blue');
+    setup(f);
+    return f.port;
+  };
+  const ports = {
+    direct: Number(new URL(blue).port),
+    front: await front(() => undefined),
+    split: await front((f) => f.setWeights({ blue: 90, green: 10 })),
+    mirror20: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 })),
+    mirror100: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 1e-6 })),
+  };
+  process.stdout.write(JSON.stringify({ ports }) + '\n');
+  await new Promise(() => undefined);
+}
+
+/** Closed loop: `connections` loops each sending the next request when the last answered, for `ms`. */
+async function load(port: number, connections: number, ms: number, agent: http.Agent, into: number[]): Promise<number> {
+  const body = Buffer.from(JSON.stringify({ data: [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]] }));
+  const end = Date.now() + ms;
+  let errors = 0;
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const t0 = process.hrtime.bigint();
+      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/score', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode !== 200) errors++;
+          into.push(Number(process.hrtime.bigint() - t0) / 1e6);
+          resolve();
+        });
+      });
+      req.on('error', () => {
+        errors++;
+        resolve();
+      });
+      req.end(body);
+    });
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (Date.now() < end) await one();
+    }),
+  );
+  return errors;
+}
+
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+
+function firstLine(child: ReturnType<typeof spawn>): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    readline.createInterface({ input: child.stdout! }).once('line', resolve);
+    child.once('exit', (c) => reject(new Error(`server exited ${c}`)));
+  });
+}
+
+async function main(): Promise<void> {
+  const greenChild = spawn(process.execPath, [__filename, 'slot'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const green = JSON.parse(await firstLine(greenChild)).url as string;
+  const child = spawn(process.execPath, [__filename, 'serve', green], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const ports = JSON.parse(await firstLine(child)).ports as Record<string, number>;
+    const configs = Object.keys(ports);
+    for (const c of [1, 32]) {
+      const agents = Object.fromEntries(configs.map((k) => [k, new http.Agent({ keepAlive: true, maxSockets: c })]));
+      const lat: Record<string, number[]> = Object.fromEntries(configs.map((k) => [k, []]));
+      const errs: Record<string, number> = Object.fromEntries(configs.map((k) => [k, 0]));
+      for (const k of configs) await load(ports[k], c, 300, agents[k], []); // warm-up
+      for (let s = 0; s < SLICES; s++) for (const k of configs) errs[k] += await load(ports[k], c, (SECONDS * 1000) / SLICES, agents[k], lat[k]);
+      const res: Record<string, { p50: number; p99: number; n: number }> = {};
+      for (const k of configs) {
+        const sorted = lat[k].sort((a, b) => a - b);
+        res[k] = { p50: pct(sorted, 50), p99: pct(sorted, 99), n: sorted.length };
+        process.stdout.write(JSON.stringify({ name: `rollout.${k}.c${c}`, p50_ms: +res[k].p50.toFixed(3), p99_ms: +res[k].p99.toFixed(3), req_per_s: Math.round(res[k].n / SECONDS), errors: errs[k] }) + '\n');
+      }
+      const add = (k: string, p: 'p50' | 'p99') => +(res[k][p] - res.direct[p]).toFixed(3);
+      process.stdout.write(JSON.stringify({ name: `rollout.split_added.c${c}`, p50_ms: add('split', 'p50'), p99_ms: add('split', 'p99'), vs: 'direct' }) + '\n');
+      process.stdout.write(JSON.stringify({ name: `rollout.front_added.c${c}`, p50_ms: add('front', 'p50'), p99_ms: add('front', 'p99'), vs: 'direct' }) + '\n');
+      for (const m of ['mirror20', 'mirror100']) {
+        process.stdout.write(JSON.stringify({ name: `rollout.${m}_p99_cost.c${c}`, ratio: +(res[m].p99 / res.front.p99 - 1).toFixed(3), vs: 'front without mirror' }) + '\n');
+      }
+      for (const a of Object.values(agents)) a.destroy();
+    }
+  } finally {
+    child.kill('SIGKILL');
+    greenChild.kill('SIGKILL');
+  }
+}
+
+if (process.argv[2] === 'serve') void serve(process.argv[3]);
+else if (process.argv[2] === 'slot') void serve();
+else
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });

@@ -1,0 +1,148 @@
+/**
+ * Progressive delivery through the real app on the local host (Azurite + host + local target + scoring runtime +
+ * the service front), with a client keeping load on the service's public URI all along:
+ * - canary 10 → 50 → 100 with a healthy new version: promoted, no failed request, each step's share as weighted;
+ * - a new version failing 5 % of requests: rolled back at the first gate, only the first step's share reached it;
+ * - shadow with a new version disagreeing on 30 % of inputs: stopped by max_disagreement, no client saw its answers;
+ * - a pinned request reaches the new version at 0 % of live traffic.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
+import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
+import { waitRun } from '../helpers/runs';
+import { deployVersion, keepLoad } from './rollout-helpers';
+
+let env: TestEnvironment;
+let storage: StorageClients;
+let workDir: string;
+
+beforeAll(async () => {
+  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-rollout-'));
+  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
+  storage = storageFromConnectionString(env.connectionString);
+}, 120_000);
+afterAll(async () => {
+  await env?.stop();
+  fs.rmSync(workDir, { recursive: true, force: true });
+});
+
+/** Deploys v1 (factor 2) of `service` blue/green; its public scoring URI. */
+async function firstVersion(service: string): Promise<string> {
+  const run = await waitRun(env, await deployVersion(env, storage, { service, folder: `${service}-v1`, model: { factor: 2 } }), 120_000);
+  expect(run.state).toBe('Succeeded');
+  return run.result.scoringUri as string;
+}
+
+const shareOf = (step: any) => step.candidate.requests / (step.candidate.requests + step.serving.requests);
+
+test('canary 10 → 50 → 100 under steady load: promoted, 0 failed requests, each step carried its weight', async () => {
+  const uri = await firstVersion('roll-canary');
+  const load = keepLoad(uri, { workers: 2, pauseMs: 5 });
+  const runId = await deployVersion(env, storage, {
+    service: 'roll-canary',
+    folder: 'roll-canary-v2',
+    model: { factor: 3 },
+    rollout: { strategy: 'canary', steps: [10, 50, 100], bake_seconds: 2, gates: { max_error_rate: 0.01, min_requests: 5, max_wait_seconds: 20 } },
+  });
+  const run = await waitRun(env, runId, 180_000);
+  // A few more requests after the promotion, then the client stops.
+  const after = load.answers.length;
+  for (let i = 0; i < 200 && load.answers.length < after + 20; i++) await new Promise((r) => setTimeout(r, 50));
+  const answers = await load.stop();
+  expect(run.error).toBeUndefined();
+  expect(run.state).toBe('Succeeded');
+  expect(run.result.outcome).toBe('Updated');
+  expect(run.steps.map((s: any) => s.name)).toEqual(['register', 'image', 'prepare', 'deploy', 'smokeTest', 'rollout', 'promote', 'retire']);
+  const steps = run.result.rollout.completed;
+  expect(steps.map((s: any) => [s.weight, s.outcome])).toEqual([
+    [10, 'passed'],
+    [50, 'passed'],
+    [100, 'passed'],
+  ]);
+  // The front's split is exact up to one request in flight at a weight change: within 2 points of each weight.
+  for (const s of steps) {
+    expect(s.candidate.requests).toBeGreaterThanOrEqual(5);
+    expect(Math.abs(shareOf(s) * 100 - s.weight)).toBeLessThanOrEqual(2);
+  }
+  // 0 failed requests; answers were v1's or v2's, and v2's only once the rollout began.
+  expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+  for (const a of answers) expect([a.x * 2, a.x * 3]).toContain(a.value);
+  // Final state as a blue/green promotion: v2 serves everything, one slot left.
+  const tail = answers.slice(-10);
+  for (const a of tail) expect(a.value).toBe(a.x * 3);
+  const svc = await env.request('GET', '/api/services/roll-canary');
+  expect(svc.body).toMatchObject({ state: 'Healthy', image: 'roll-canary:2' });
+}, 400_000);
+
+test('a new version failing 5 % of requests is rolled back at the first gate; no more than the first step share reached it', async () => {
+  const uri = await firstVersion('roll-bad');
+  const load = keepLoad(uri, { workers: 2, pauseMs: 5 });
+  const runId = await deployVersion(env, storage, {
+    service: 'roll-bad',
+    folder: 'roll-bad-v2',
+    model: { factor: 3, fail_every: 20 },
+    rollout: { strategy: 'canary', steps: [10, 50, 100], bake_seconds: 2, gates: { max_error_rate: 0.01, min_requests: 40, max_wait_seconds: 60 } },
+  });
+  const run = await waitRun(env, runId, 180_000);
+  const answers = await load.stop();
+  expect(run.state).toBe('RolledBack');
+  expect(run.error.code).toBe('RolloutGateFailed');
+  expect(run.error.message).toMatch(/at 10 %: max_error_rate/);
+  const steps = run.result.rollout.completed;
+  expect(steps).toHaveLength(1);
+  expect(steps[0]).toMatchObject({ weight: 10, outcome: 'failed' });
+  expect(steps[0].candidate.errors).toBeGreaterThan(0);
+  // What reached v2 (its answers and its failures) is within the first step's share of the requests served while it
+  // was live; every failed request is one of those.
+  const v2 = answers.filter((a) => a.value === a.x * 3 || a.status === 500);
+  const failed = answers.filter((a) => a.status !== 200);
+  expect(failed.every((a) => a.status === 500)).toBe(true);
+  expect(v2.length).toBeLessThanOrEqual(Math.ceil(answers.length * 0.1) + 2);
+  expect(steps[0].candidate.requests).toBeLessThanOrEqual(Math.ceil((steps[0].candidate.requests + steps[0].serving.requests) * 0.1) + 1);
+  // v1 serves everything again; v2's slot is gone.
+  const check = await fetch(uri, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ data: [7, 8] }) });
+  expect(await check.json()).toEqual([14, 16]);
+  const svc = await env.request('GET', '/api/services/roll-bad');
+  expect(svc.body).toMatchObject({ state: 'Healthy', image: 'roll-bad:1' });
+}, 400_000);
+
+test('shadow: a new version disagreeing on 30 % of inputs is stopped by max_disagreement; no client ever saw its answers; a pinned request reaches it at 0 %', async () => {
+  const uri = await firstVersion('roll-shadow');
+  const load = keepLoad(uri, { workers: 2, pauseMs: 5 });
+  const runId = await deployVersion(env, storage, {
+    service: 'roll-shadow',
+    folder: 'roll-shadow-v2',
+    model: { factor: 2, wrong_below: 3 },
+    rollout: { strategy: 'canary', steps: [50, 100], bake_seconds: 3, mirror_percent: 100, gates: { max_disagreement: 0.05, min_requests: 30, max_wait_seconds: 60 } },
+  });
+  // While the shadow phase runs, the new version answers a pinned request (x = 1: it adds 1).
+  const during = await (async () => {
+    for (let i = 0; i < 600; i++) {
+      const r = await env.request('GET', `/api/runs/${runId}`);
+      if (r.body.rollout?.phase === 'shadow') {
+        // A first deployment takes slot blue, the next one green.
+        const pinned = await fetch(uri, { method: 'POST', headers: { 'content-type': 'application/json', 'azureml-model-deployment': 'green' }, body: JSON.stringify({ data: [1] }) });
+        return { status: pinned.status, body: await pinned.json() };
+      }
+      if (r.body.state && !['Running', 'Pending'].includes(r.body.state)) return undefined;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    return undefined;
+  })();
+  const run = await waitRun(env, runId, 180_000);
+  const answers = await load.stop();
+  expect(run.state).toBe('RolledBack');
+  expect(run.error.message).toMatch(/shadow phase \(100 % mirrored\): max_disagreement 0\.[23]\d* > 0\.05/);
+  const shadow = run.result.rollout.completed[0];
+  expect(shadow).toMatchObject({ phase: 'shadow', weight: 0, outcome: 'failed' });
+  expect(shadow.shadow.compared).toBeGreaterThanOrEqual(30);
+  expect(shadow.shadow.disagreement).toBeGreaterThan(0.2);
+  expect(shadow.shadow.disagreement).toBeLessThan(0.4);
+  expect(shadow.candidate.requests).toBe(0); // no live traffic reached it
+  // Every client answer is the serving version's (x × 2), never the shadow's x × 2 + 1.
+  expect(answers.length).toBeGreaterThan(60);
+  expect(answers.filter((a) => a.status !== 200 || a.value !== a.x * 2)).toEqual([]);
+  expect(during).toEqual({ status: 200, body: [3] });
+}, 400_000);

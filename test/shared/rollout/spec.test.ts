@@ -1,0 +1,79 @@
+/** The manifest's `rollout:` section: what a user writes, what the run gets, and the 400s that name the field. */
+import { parseManifest } from '../../../shared/manifest';
+import { parseDurationSeconds } from '../../../shared/rollout/spec';
+
+const base = (rollout: unknown, target: unknown = 'local') => JSON.stringify({ model: { name: 'm', files: ['model.json'] }, image: { runtime: 'node', entry_script: 'score.js' }, target, service: { name: 'svc' }, rollout });
+const parse = (rollout: unknown, target?: unknown) => parseManifest(base(rollout, target)).rollout;
+const refused = (rollout: unknown, target?: unknown): string => {
+  try {
+    parseManifest(base(rollout, target));
+  } catch (e) {
+    expect((e as { code: string }).code).toBe('InvalidManifest');
+    expect((e as { httpStatus: number }).httpStatus).toBe(400);
+    return (e as Error).message;
+  }
+  throw new Error('accepted');
+};
+
+test('no rollout section: blue/green (no spec); an explicit blue_green is kept', () => {
+  expect(parseManifest(base(undefined)).rollout).toBeUndefined();
+  expect(parse({ strategy: 'blue_green' })).toMatchObject({ strategy: 'blue_green', steps: [] });
+});
+
+test('canary: the issue example, in YAML, with durations and defaults', () => {
+  const yaml = `
+model: { name: m, files: [model.json] }
+image: { runtime: node, entry_script: score.js }
+target: local
+service: { name: svc }
+rollout:
+  strategy: canary
+  steps: [10, 50, 100]
+  bake_seconds: 300
+  mirror_percent: 20
+  gates: { max_error_rate: 0.01, max_p99_ms: 250, min_requests: 200, max_disagreement: 0.05 }
+  approval: { before_percent: 100, timeout: "24h" }
+`;
+  expect(parseManifest(yaml, { fileName: 'deploy.yaml' }).rollout).toEqual({
+    strategy: 'canary',
+    steps: [10, 50, 100],
+    bakeSeconds: 300,
+    mirrorPercent: 20,
+    gates: { maxErrorRate: 0.01, maxP99Ms: 250, minRequests: 200, maxWaitSeconds: 300, onInsufficientTraffic: 'rollback', maxDisagreement: 0.05, tolerance: 1e-6 },
+    approval: { beforePercent: 100, timeoutSeconds: 86400 },
+  });
+  expect(parse({ strategy: 'canary' })).toMatchObject({ steps: [10, 100], bakeSeconds: 300, gates: { minRequests: 1 } });
+});
+
+test('linear: step_percent + interval make the steps', () => {
+  expect(parse({ strategy: 'linear', step_percent: 25, interval: '2m' })).toMatchObject({ steps: [25, 50, 75, 100], bakeSeconds: 120 });
+  expect(parse({ strategy: 'linear', step_percent: 30 })).toMatchObject({ steps: [30, 60, 90, 100] });
+});
+
+test('bad sections are refused with the field and what to do', () => {
+  expect(refused({ strategy: 'rainbow' })).toMatch(/rollout\.strategy: must be one of blue_green, canary, linear/);
+  expect(refused({ strategy: 'canary', steps: [50, 10, 100] })).toMatch(/rollout\.steps: must increase \(50 then 10\)/);
+  expect(refused({ strategy: 'canary', steps: [10, 50] })).toMatch(/the last step must be 100/);
+  expect(refused({ strategy: 'canary', steps: [0, 100] })).toMatch(/rollout\.steps\.0: must be at least 1/);
+  expect(refused({ strategy: 'canary', steps: [10.5, 100] })).toMatch(/whole percent/);
+  expect(refused({ strategy: 'linear' })).toMatch(/rollout\.step_percent: is required for strategy linear/);
+  expect(refused({ strategy: 'linear', step_percent: 1 })).toMatch(/at most 20 steps are allowed|at most 20/);
+  expect(refused({ strategy: 'blue_green', steps: [10, 100] })).toMatch(/rollout\.steps: only applies to strategy canary or linear/);
+  expect(refused({ strategy: 'canary', bake_seconds: '1 week' })).toMatch(/rollout\.bake_seconds: must be a number of seconds or a duration/);
+  expect(refused({ strategy: 'canary', bake_seconds: 0 })).toMatch(/rollout\.bake_seconds: must be between 1 second/);
+  expect(refused({ strategy: 'canary', gates: { max_error_rate: 5 } })).toMatch(/rollout\.gates\.max_error_rate: must be at most 1/);
+  expect(refused({ strategy: 'canary', gates: { on_insufficient_traffic: 'maybe' } })).toMatch(/must be promote or rollback/);
+  expect(refused({ strategy: 'canary', gates: { max_disagreement: 0.1 } })).toMatch(/max_disagreement: needs mirror_percent/);
+  expect(refused({ strategy: 'canary', steps: [10, 100], approval: { before_percent: 50 } })).toMatch(/approval\.before_percent: 50 is not one of the steps \(10, 100\)/);
+  expect(refused({ strategy: 'canary', gates: { max_p99: 3 } })).toMatch(/rollout\.gates\.max_p99: unknown field/);
+  expect(refused({ strategy: 'canary' }, 'aci')).toMatch(/target aci cannot split or mirror traffic/);
+  expect(refused({ strategy: 'blue_green', mirror_percent: 10 }, 'aks')).toMatch(/target aks cannot split or mirror traffic/);
+});
+
+test('durations', () => {
+  expect(parseDurationSeconds('90s')).toBe(90);
+  expect(parseDurationSeconds('1.5h')).toBe(5400);
+  expect(parseDurationSeconds(12)).toBe(12);
+  expect(parseDurationSeconds('12')).toBeUndefined();
+  expect(parseDurationSeconds('x'.repeat(100))).toBeUndefined();
+});

@@ -1,0 +1,149 @@
+/**
+ * The local front's progressive-delivery routing, through HTTP: weighted split (exact shares, smooth round-robin),
+ * the pin header (after the key), per-slot figures of a window, and shadow copies (the client always gets the
+ * serving slot's answer; agreement and latency recorded). Slots are small loopback HTTP servers.
+ */
+import * as http from 'http';
+import type { AddressInfo } from 'net';
+import { LocalFront, PIN_HEADER } from '../../../shared/targets/local-front';
+import { shadowWindowOf, windowOf } from '../../../shared/rollout/traffic';
+
+interface FakeSlot {
+  url: string;
+  hits: number;
+  server: http.Server;
+}
+
+/** A slot that answers `answer(body, n)` (status, JSON body) to every request. */
+async function fakeSlot(answer: (body: string, n: number) => { status: number; body: unknown }): Promise<FakeSlot> {
+  const slot: FakeSlot = { url: '', hits: 0, server: http.createServer() };
+  slot.server.on('request', (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const a = answer(Buffer.concat(chunks).toString(), ++slot.hits);
+      const text = JSON.stringify(a.body);
+      res.writeHead(a.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    });
+  });
+  await new Promise<void>((r) => slot.server.listen(0, '127.0.0.1', () => r()));
+  slot.url = `http://127.0.0.1:${(slot.server.address() as AddressInfo).port}`;
+  return slot;
+}
+
+const fronts: LocalFront[] = [];
+const servers: http.Server[] = [];
+afterEach(async () => {
+  for (const f of fronts.splice(0)) await f.close();
+  for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
+});
+
+async function setup(blueAnswer: Parameters<typeof fakeSlot>[0], greenAnswer: Parameters<typeof fakeSlot>[0]) {
+  const blue = await fakeSlot(blueAnswer);
+  const green = await fakeSlot(greenAnswer);
+  servers.push(blue.server, green.server);
+  const front = new LocalFront('svc');
+  fronts.push(front);
+  await front.listen(0);
+  front.addSlot({ name: 'blue', url: blue.url });
+  front.addSlot({ name: 'green', url: green.url });
+  front.switchTo('blue');
+  return { blue, green, front };
+}
+
+const score = async (front: LocalFront, body: unknown = { data: [1] }, headers: Record<string, string> = {}) => {
+  const r = await fetch(`${front.url}/score`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  return { status: r.status, body: await r.json() };
+};
+
+test('a 90/10 split sends exactly 10 of every 100 live requests to the new slot; pinned requests go where they say and are not live traffic', async () => {
+  const { blue, green, front } = await setup(() => ({ status: 200, body: 'blue' }), () => ({ status: 200, body: 'green' }));
+  const before = front.snapshot();
+  front.setWeights({ blue: 90, green: 10 });
+  expect(front.weights).toEqual({ blue: 90, green: 10 });
+  const seen: string[] = [];
+  for (let i = 0; i < 100; i++) seen.push((await score(front)).body);
+  expect(seen.filter((s) => s === 'green')).toHaveLength(10);
+  expect(green.hits).toBe(10);
+  expect(blue.hits).toBe(90);
+  // Pinned: to the 0 % slot too (after a switch back), and never counted as live traffic.
+  front.setWeights({ blue: 100, green: 0 });
+  expect((await score(front, {}, { [PIN_HEADER]: 'green' })).body).toBe('green');
+  expect((await score(front, {}, { [PIN_HEADER]: ' GREEN ' })).body).toBe('green');
+  expect((await score(front)).body).toBe('blue');
+  const unknown = await score(front, {}, { [PIN_HEADER]: 'purple' });
+  expect(unknown.status).toBe(404);
+  expect(unknown.body.error).toMatchObject({ code: 'DeploymentNotFound' });
+  expect(unknown.body.error.message).toMatch(/has: blue, green/);
+  const after = front.snapshot();
+  expect(windowOf(before, after, 'green')).toMatchObject({ requests: 10, errors: 0, errorRate: 0 });
+  expect(windowOf(before, after, 'blue').requests).toBe(91);
+  expect(windowOf(before, after, 'green').p99Ms).toBeGreaterThan(0);
+});
+
+test('5xx answers of a slot are counted in its window; switching clears the split', async () => {
+  const { front } = await setup(() => ({ status: 200, body: 1 }), (_b, n) => (n % 2 ? { status: 500, body: { error: 'boom' } } : { status: 200, body: 1 }));
+  front.setWeights({ blue: 50, green: 50 });
+  const start = front.snapshot();
+  const statuses: number[] = [];
+  for (let i = 0; i < 20; i++) statuses.push((await score(front)).status);
+  const w = windowOf(start, front.snapshot(), 'green');
+  expect(w).toMatchObject({ requests: 10, errors: 5, errorRate: 0.5 });
+  expect(statuses.filter((s) => s === 500)).toHaveLength(5);
+  front.switchTo('blue');
+  expect(front.weights).toEqual({});
+  for (let i = 0; i < 5; i++) expect((await score(front)).status).toBe(200);
+});
+
+test('auth is checked before the pin: a pinned request without the key is 401 and reaches no slot', async () => {
+  const { green, front } = await setup(() => ({ status: 200, body: 'blue' }), () => ({ status: 200, body: 'green' }));
+  front.setAuth(true, { primaryKey: 'k1', secondaryKey: 'k2' });
+  expect((await score(front, {}, { [PIN_HEADER]: 'green' })).status).toBe(401);
+  expect(green.hits).toBe(0);
+  expect((await score(front, {}, { [PIN_HEADER]: 'green', authorization: 'Bearer k1' })).body).toBe('green');
+});
+
+test('shadow: 30 % disagreement is measured, the client only ever sees the serving answers, 5xx of the shadow never reach it', async () => {
+  // blue doubles; green doubles except every 3rd request (wrong) and every 10th (500).
+  const { green, front } = await setup(
+    (b) => ({ status: 200, body: JSON.parse(b).data.map((x: number) => x * 2) }),
+    (b, n) => (n % 10 === 0 ? { status: 500, body: 'x' } : { status: 200, body: JSON.parse(b).data.map((x: number) => x * 2 + (n % 3 === 0 ? 1 : 1e-9)) }),
+  );
+  front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 1e-6 });
+  const start = front.snapshot();
+  for (let i = 0; i < 60; i++) {
+    const r = await score(front, { data: [i] });
+    expect(r).toEqual({ status: 200, body: [i * 2] });
+  }
+  // Copies complete after the client's answer: wait (bounded) until all 60 are settled.
+  for (let i = 0; i < 200 && (front.snapshot().shadow?.green.compared ?? 0) + (front.snapshot().shadow?.green.errors ?? 0) < 60; i++) await new Promise((r) => setTimeout(r, 20));
+  const w = shadowWindowOf(start, front.snapshot(), 'green');
+  expect(green.hits).toBe(60);
+  expect(w).toMatchObject({ mirrored: 60, errors: 6, compared: 54, skipped: 0 });
+  // n%3==0 among n=1..60 without n%10==0: 20 - 2 (30, 60) = 18 of 54 compared
+  expect(w.disagreed).toBe(18);
+  expect(w.disagreement).toBeCloseTo(18 / 54);
+  expect(w.shadowP99Ms).toBeGreaterThan(0);
+  expect(w.servingP99Ms).toBeGreaterThan(0);
+  // Live figures of the shadow slot stay empty: copies are not live traffic.
+  expect(windowOf(start, front.snapshot(), 'green').requests).toBe(0);
+});
+
+test('a 20 % mirror copies exactly one request in five', async () => {
+  const { green, front } = await setup(() => ({ status: 200, body: 1 }), () => ({ status: 200, body: 1 }));
+  front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 0 });
+  for (let i = 0; i < 50; i++) await score(front);
+  for (let i = 0; i < 200 && (front.snapshot().shadow?.green.compared ?? 0) < 10; i++) await new Promise((r) => setTimeout(r, 20));
+  expect(green.hits).toBe(10);
+  expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 10, compared: 10, disagreed: 0 });
+});
+
+test('removing the new slot (rollback) sends everything to the other one', async () => {
+  const { front } = await setup(() => ({ status: 200, body: 'blue' }), () => ({ status: 200, body: 'green' }));
+  front.setWeights({ blue: 50, green: 50 });
+  await front.removeSlot('green');
+  for (let i = 0; i < 4; i++) expect((await score(front)).body).toBe('blue');
+  expect(() => front.setWeights({ blue: 50, green: 50 })).toThrow(/not registered/);
+  expect(() => front.setWeights({ blue: 60 })).toThrow(/sum to 100/);
+});
