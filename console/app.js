@@ -246,7 +246,7 @@ function card(name) {
   return c;
 }
 
-function renderServiceInfo(c, s) {
+function renderServiceInfo(c, s, rollout) {
   const facts = [
     ['state', el('span', { class: `state state-${s.state}` }, s.state)],
     ['target', s.target],
@@ -257,10 +257,15 @@ function renderServiceInfo(c, s) {
     ['scoring URI', s.scoringUri],
     ['auth', s.authEnabled ? 'key' : 'none'],
   ];
-  const traffic = s.traffic || s.trafficWeights || s.weights;
-  if (traffic && typeof traffic === 'object') facts.push(['traffic', Object.entries(traffic).map(([slot, w]) => `${slot} ${typeof w === 'object' ? JSON.stringify(w) : w} %`).join(', ')]);
+  // Traffic weights: from the service answer when it has them, else from the rollout of the run deploying it.
+  const traffic = s.traffic || s.trafficWeights;
+  if (traffic && typeof traffic === 'object') facts.push(['traffic', el('span', { class: 'traffic' }, Object.entries(traffic).map(([slot, w]) => `${slot} ${typeof w === 'object' ? JSON.stringify(w) : w} %`).join(', '))]);
+  else if (rollout && s.currentDeployment) {
+    const w = Number(rollout.weight) || 0;
+    facts.push(['traffic', `${s.activeSlot ?? 'serving'} ${100 - w} % · ${s.currentDeployment.slot} ${w} % (${rollout.phase})`]);
+  }
   if (s.tags && Object.keys(s.tags).length) facts.push(['tags', chips(s.tags)]);
-  c.info.replaceChildren(el('dl', {}, facts.filter(([, v]) => v).map(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])));
+  c.info.replaceChildren(el('dl', {}, facts.filter(([, v]) => v).map(([k, v]) => [el('dt', {}, k), el('dd', { class: k.replace(/\W+/g, '-') }, v)])));
   if (s.lastError) c.info.append(el('p', { class: 'error' }, `${s.lastError.code}: ${s.lastError.message}`));
 }
 
@@ -364,11 +369,15 @@ async function refreshServices() {
     }
   }
   const nodes = [];
-  for (const s of value) {
+  // A service being deployed with a progressive rollout: its run says the weights.
+  const rollouts = await Promise.all(
+    value.map((s) => (s.currentDeployment ? api('GET', `/runs/${seg(s.currentDeployment.runId)}`).then((v) => v && v.rollout, () => undefined) : undefined)),
+  );
+  value.forEach((s, i) => {
     const c = card(s.name);
-    renderServiceInfo(c, s);
+    renderServiceInfo(c, s, rollouts[i]);
     nodes.push(c.root);
-  }
+  });
   if (!nodes.length) nodes.push(el('p', { class: 'hint' }, 'No services.'));
   // Move only what is out of place, so a card being clicked stays in the document.
   nodes.forEach((n, i) => {

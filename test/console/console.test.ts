@@ -1,7 +1,8 @@
 /**
  * The web console in a real browser (playwright-core driving Debian's Chromium) against the local host with a real
  * deployment: the runs list updates while the deployment runs, the timeline shows its steps, the live figures
- * follow scoring requests, keys stay out of the page until revealed, regenerate and delete work through the API,
+ * follow scoring requests, keys stay out of the page until revealed, regenerate, approve (a canary update waiting
+ * for approval, with its traffic weights) and delete work through the API,
  * and tags carrying markup are shown as text (no element, no script). Skipped with a printed reason when
  * /usr/bin/chromium is missing, except with CI=true (then it fails).
  *
@@ -140,6 +141,24 @@ suite('web console (Chromium)', () => {
     expect(after.secondaryKey).toBe(keys.secondaryKey);
     expect(await page.content()).not.toContain(after.primaryKey);
 
+    // An update with a rollout that waits for an approval: the console shows the weights and Approve; approving
+    // from the page lets the run finish (POST /api/runs/{id}/approve on the real rollout).
+    const canary = { ...manifest, rollout: { strategy: 'canary', steps: [50, 100], bake_seconds: 1, approval: { before_percent: 100 }, gates: { min_requests: 1, max_wait_seconds: 0, on_insufficient_traffic: 'promote' } } };
+    const update = await env.request('POST', '/api/deployments?folder=staging/console', canary, { 'content-type': 'application/json' });
+    expect(update.status).toBe(202);
+    const updateId: string = update.body.runId;
+    await page.waitForSelector(`#runs-table tr[data-run-id="${updateId}"]`, { timeout: 60_000 });
+    await page.click(`#runs-table tr[data-run-id="${updateId}"]`);
+    const approve = await page.waitForSelector('#run-detail button[data-action="approve"]', { timeout: 120_000 });
+    expect(await page.textContent('#run-detail .rollout')).toContain('awaitingApproval');
+    await page.waitForFunction((sel) => /50 %/.test(document.querySelector(`${sel} dd.traffic`)?.textContent ?? ''), card, { timeout: 30_000 });
+    await approve.click();
+    await page.waitForSelector(`#runs-table tr[data-run-id="${updateId}"][data-state="Succeeded"]`, { timeout: 120_000 });
+    const updated = await waitRun(env, updateId);
+    expect(updated).toMatchObject({ state: 'Succeeded', result: { outcome: 'Updated', rollout: { approval: { decision: 'approved' } } } });
+    expect(updated.steps.map((s: any) => s.name)).toContain('rollout');
+    await page.waitForSelector('#run-detail svg.timeline g.step[data-step="rollout"][data-state="Succeeded"]', { timeout: 30_000 });
+
     // Delete from the console: the card goes, the API has no such service.
     await page.click(`${card} button[data-action="delete"]`);
     await page.waitForSelector(card, { state: 'detached', timeout: 60_000 });
@@ -179,8 +198,8 @@ suite('web console (Chromium)', () => {
   }, 60_000);
 
   test('a rollout waiting for approval shows Approve/Reject; other runs do not', async () => {
-    // POST /api/runs/{id}/approve|reject belongs to progressive delivery: its run view is played by the browser's
-    // router here, and the decision the console sends is captured.
+    // Approving runs for real in the deployment test above; here the reject path (with its reason) and the buttons'
+    // absence outside an approval wait, with the run views played by the browser's router and the decision captured.
     const p = await browser.newPage();
     const id = 'deploy-http-rollout-probe';
     const decisions: Array<{ url: string; body: string | null }> = [];
