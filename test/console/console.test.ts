@@ -50,6 +50,13 @@ suite('web console (Chromium)', () => {
     page.on('dialog', (d) => void d.accept());
   }, 180_000);
 
+  /** The console in the shared page (each test can run alone). */
+  async function openConsole(): Promise<void> {
+    if (page.url().startsWith(`${env.baseUrl}/api/console`)) return;
+    await page.goto(`${env.baseUrl}/api/console`);
+    await page.waitForSelector('body[data-refreshed]');
+  }
+
   afterAll(async () => {
     await browser?.close();
     await env?.stop();
@@ -57,8 +64,7 @@ suite('web console (Chromium)', () => {
   });
 
   test('a deployment live in the console: runs list, timeline, figures, keys, XSS probe, regenerate, delete', async () => {
-    await page.goto(`${env.baseUrl}/api/console`);
-    await page.waitForSelector('body[data-refreshed]');
+    await openConsole();
 
     // The deployment starts while the page is open; its tags carry markup.
     const manifest = JSON.parse(fs.readFileSync(path.join(EXAMPLE, 'deploy.json'), 'utf8'));
@@ -168,6 +174,25 @@ suite('web console (Chromium)', () => {
     expect(pageErrors).toEqual([]);
   }, 400_000);
 
+  test('a failed deployment: its failed step in red, its error and the slot\'s log tail', async () => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(EXAMPLE, 'deploy.json'), 'utf8'));
+    await openConsole();
+    const bad = { ...manifest, service: { name: 'console-bad' }, smoke_test: { ...manifest.smoke_test, expected_output: [1, 2] } };
+    const r = await env.request('POST', '/api/deployments?folder=staging/console', bad, { 'content-type': 'application/json' });
+    expect(r.status).toBe(202);
+    const run = await waitRun(env, r.body.runId);
+    expect(run.error.code).toBe('SmokeTestFailed');
+    const row = `#runs-table tr[data-run-id="${run.id}"][data-state="${run.state}"]`;
+    await page.waitForSelector(row, { timeout: 30_000 });
+    await page.click(row);
+    await page.waitForSelector('#run-detail svg.timeline g.step[data-step="smokeTest"][data-state="Failed"]');
+    expect(await page.$eval('#run-detail g.step-Failed rect', (e) => getComputedStyle(e).fill)).toBe('rgb(198, 40, 40)');
+    expect(await page.textContent('#run-detail .error strong')).toBe('SmokeTestFailed');
+    expect(await page.textContent('#run-detail .error pre.log')).toBe(run.error.message);
+    expect(run.error.message).toContain('Last log lines of slot');
+    await env.request('DELETE', '/api/services/console-bad?force=true');
+  }, 200_000);
+
   test('Azure auth: a 401 asks for the function key; it is sent as x-functions-key and kept out of the page', async () => {
     // The local host checks no keys (as Core Tools): the Functions front end's 401 is played by the browser's router.
     const p = await browser.newPage();
@@ -226,6 +251,7 @@ suite('web console (Chromium)', () => {
   }, 60_000);
 
   test('a batch run: progress bar with its failed mini-batch', async () => {
+    await openConsole();
     const fx = await prepareFixture(env.connectionString);
     // 10 rows in mini-batches of 2: rows 0, 3, 6, 9 are left out of run()'s result, row 5 makes its mini-batch fail.
     const rows = Array.from({ length: 10 }, (_, i) => ({ id: i, ...(i % 3 === 0 ? { drop: true } : {}), ...(i === 5 ? { fail: true } : {}) }));
