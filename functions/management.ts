@@ -5,7 +5,7 @@
  * `GET /api/images[/{name}[/{version}]]`, `DELETE /api/images/{name}[/{version}]`;
  * `GET /api/services[/{name}]`, `DELETE /api/services/{name}`;
  * `GET /api/services/{name}/keys`, `POST /api/services/{name}/keys/regenerate` (`{"keyType": "Primary"|"Secondary"}`).
- * `GET /api/services/{name}/metrics` (the runtime's counters, for the console's charts).
+ * `GET /api/services/{name}/metrics` (the runtime's counters over the serving slot's replicas, for the console's charts).
  * Deletes take `?force=true`. Errors are `{ "error": { "code", "message" } }`. Keys only come from the keys routes.
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
@@ -23,7 +23,7 @@ import { runView } from '../shared/deploy/run-status';
 import { rolloutView } from '../shared/rollout/view';
 import { findRun } from '../shared/deploy/start-run';
 import { durableClient } from '../shared/workflow';
-import { readServiceMetrics } from '../shared/scoring/metrics';
+import { readServiceMetrics, type ReplicaMetricsSource } from '../shared/scoring/metrics';
 
 const clientInput = df.input.durableClient();
 
@@ -220,7 +220,13 @@ app.http('serviceMetrics', {
     const { services } = getAppServices();
     const record = await services.get(request.params.name);
     const keys = record.authEnabled ? await services.getKeys(record.name) : undefined;
-    const metrics = await readServiceMetrics({ service: record.name, ...(record.scoringUri ? { scoringUri: record.scoringUri } : {}), ...(record.activeSlot ? { slot: record.activeSlot } : {}), ...(keys ? { keys } : {}) });
+    let target: ReplicaMetricsSource | undefined;
+    try {
+      target = getAppServices().target(record.target);
+    } catch {
+      target = undefined; // a target that is not available here: read through the public endpoint
+    }
+    const metrics = await readServiceMetrics({ service: record.name, ...(target ? { target } : {}), ...(record.scoringUri ? { scoringUri: record.scoringUri } : {}), ...(record.activeSlot ? { slot: record.activeSlot } : {}), ...(keys ? { keys } : {}) });
     return { jsonBody: metrics, headers: { 'cache-control': 'no-store' } };
   }),
 });

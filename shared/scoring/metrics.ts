@@ -1,7 +1,8 @@
 /**
  * A service's live figures for `GET /api/services/{name}/metrics` (and the web console's req/s and latency
- * chart): the scoring runtime's Prometheus `/metrics`, read through the service's public endpoint with its key
- * (so the same on every target), summed over series and returned as cumulative counters. Rates are the reader's
+ * chart): the scoring runtime's Prometheus `/metrics` of every replica of the serving slot (through the deploy
+ * target), or through the service's public endpoint with its key, summed over series and replicas and returned as
+ * cumulative counters. Rates are the reader's
  * business: two samples' difference over their `sampledTime`s.
  */
 import { AppError } from '../errors';
@@ -101,24 +102,46 @@ async function readBounded(res: Response, limit: number): Promise<string> {
 }
 
 /**
- * GET `<service base>/metrics` with the service's key. `scoringUri` is the public `…/score` URI of the record.
- * Errors: 409 `ServiceNotServing` (no public endpoint yet), 502 `MetricsUnavailable` (no answer, or not 200).
+ * GET `url` (a runtime's `/metrics`) with `key` as a bearer token: its text, bounded in time and size.
+ * Errors: 502 `MetricsUnavailable` (no answer in time, or not 200), 502 `MetricsTooLarge`.
  */
-export async function readServiceMetrics(opts: { service: string; scoringUri?: string; slot?: string; keys?: ServiceKeys; timeoutMs?: number; now?: () => Date }): Promise<ServiceMetrics> {
-  if (!opts.scoringUri) throw new AppError('ServiceNotServing', `Service ${opts.service} has no scoring endpoint yet; its metrics are there once a deployment succeeded.`, 409);
-  const url = new URL(opts.scoringUri);
-  url.pathname = url.pathname.replace(/\/score\/?$/, '') + '/metrics';
-  url.search = '';
+export async function fetchMetricsText(url: URL | string, what: string, key?: string, timeoutMs = METRICS_TIMEOUT_MS): Promise<string> {
   let res: Response;
   try {
-    res = await fetch(url, { headers: opts.keys ? { authorization: `Bearer ${opts.keys.primaryKey}` } : {}, signal: AbortSignal.timeout(opts.timeoutMs ?? METRICS_TIMEOUT_MS), redirect: 'error' });
+    res = await fetch(url, { headers: key ? { authorization: `Bearer ${key}` } : {}, signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
   } catch (e) {
-    throw new AppError('MetricsUnavailable', `Service ${opts.service} did not answer GET /metrics: ${(e as Error).name === 'TimeoutError' ? 'timed out' : (e as Error).message}.`, 502);
+    throw new AppError('MetricsUnavailable', `${what} did not answer GET /metrics: ${(e as Error).name === 'TimeoutError' ? 'timed out' : (e as Error).message}.`, 502);
   }
   if (res.status !== 200) {
     await res.body?.cancel().catch(() => undefined);
-    throw new AppError('MetricsUnavailable', `Service ${opts.service} answered GET /metrics with ${res.status}.`, 502);
+    throw new AppError('MetricsUnavailable', `${what} answered GET /metrics with ${res.status}.`, 502);
   }
-  const text = await readBounded(res, MAX_METRICS_BYTES);
-  return summarizeMetrics(opts.service, parsePrometheusText(text), (opts.now ?? (() => new Date()))(), opts.slot);
+  return readBounded(res, MAX_METRICS_BYTES);
+}
+
+/** What a target can say about its replicas (`DeployTarget.replicaMetrics`). */
+export interface ReplicaMetricsSource {
+  replicaMetrics?(serviceName: string): Promise<{ slot: string; texts: string[] }>;
+}
+
+/**
+ * The service's figures: summed over every replica of the serving slot when the target can reach them
+ * (`replicaMetrics`), else read through the public endpoint (`scoringUri`, the record's `…/score`) with its key —
+ * one replica per read when there are several.
+ * Errors: 409 `ServiceNotServing` (no public endpoint / no replica yet), 502 `MetricsUnavailable`, `MetricsTooLarge`.
+ */
+export async function readServiceMetrics(opts: { service: string; scoringUri?: string; slot?: string; keys?: ServiceKeys; target?: ReplicaMetricsSource; timeoutMs?: number; now?: () => Date }): Promise<ServiceMetrics> {
+  const now = opts.now ?? (() => new Date());
+  const notServing = () => new AppError('ServiceNotServing', `Service ${opts.service} has no scoring endpoint yet; its metrics are there once a deployment succeeded.`, 409);
+  if (!opts.scoringUri) throw notServing();
+  if (opts.target?.replicaMetrics) {
+    const r = await opts.target.replicaMetrics(opts.service);
+    if (!r.texts.length) throw notServing();
+    return summarizeMetrics(opts.service, r.texts.flatMap((t) => parsePrometheusText(t)), now(), r.slot);
+  }
+  const url = new URL(opts.scoringUri);
+  url.pathname = url.pathname.replace(/\/score\/?$/, '') + '/metrics';
+  url.search = '';
+  const text = await fetchMetricsText(url, `Service ${opts.service}`, opts.keys?.primaryKey, opts.timeoutMs);
+  return summarizeMetrics(opts.service, parsePrometheusText(text), now(), opts.slot);
 }

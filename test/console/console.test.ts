@@ -34,6 +34,7 @@ suite('web console (Chromium)', () => {
   let workDir: string;
   let browser: Browser;
   let page: Page;
+  let gate: string;
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
@@ -43,6 +44,15 @@ suite('web console (Chromium)', () => {
     const storage = storageFromConnectionString(env.connectionString);
     const staging = await storage.ensureContainer('staging');
     for (const f of fs.readdirSync(EXAMPLE)) await staging.getBlockBlobClient(`console/${f}`).uploadData(fs.readFileSync(path.join(EXAMPLE, f)));
+    // The same model whose init() waits until the test opens a gate (a file; at most 60 s): a deployment stays
+    // Running until the test has seen it so in the page, whatever the machine's speed.
+    gate = path.join(workDir, 'gate');
+    const gated = fs.readFileSync(path.join(EXAMPLE, 'score.js'), 'utf8').replace(
+      /function init\(\) \{/,
+      `function init() {\n  for (const until = Date.now() + 60000; !require('fs').existsSync(${JSON.stringify(gate)}) && Date.now() < until; ) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);`,
+    );
+    expect(gated).toContain(gate);
+    for (const f of fs.readdirSync(EXAMPLE)) await staging.getBlockBlobClient(`gated/${f}`).uploadData(f === 'score.js' ? Buffer.from(gated) : fs.readFileSync(path.join(EXAMPLE, f)));
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
@@ -71,14 +81,16 @@ suite('web console (Chromium)', () => {
     manifest.model.tags = { ...manifest.model.tags, probe: XSS };
     manifest.model.description = XSS;
     manifest.service = { name: SERVICE, tags: { probe: XSS } };
-    manifest.target = { ...manifest.target, auth_enabled: true }; // the figures are read with the service's key
-    const started = await env.request('POST', '/api/deployments?folder=staging/console', manifest, { 'content-type': 'application/json' });
+    // Key auth (the figures are read with the service's key) and two replicas (the figures are their sum).
+    manifest.target = { ...manifest.target, auth_enabled: true, num_replicas: 2 };
+    const started = await env.request('POST', '/api/deployments?folder=staging/gated', manifest, { 'content-type': 'application/json' });
     expect(started.status).toBe(202);
     const runId: string = started.body.runId;
     const row = (state: string) => `#runs-table tr[data-run-id="${runId}"][data-state="${state}"]`;
 
     // The list shows the run while it runs, then its end — without reloading the page.
     await page.waitForSelector(row('Running'), { timeout: 120_000 });
+    fs.writeFileSync(gate, 'open'); // the replicas finish init(): the run goes on
     await page.click(`#runs-table tr[data-run-id="${runId}"]`);
     await page.waitForSelector(row('Succeeded'), { timeout: 180_000 });
     const run = await waitRun(env, runId);
