@@ -1,5 +1,4 @@
 /** `batchPlanPage`: lists one page of a run's inputs and writes its mini-batch descriptors (idempotent per cursor). */
-import { asActivityResult } from '../shared/batch/activity-io';
 import { BATCH, type PlanPageOutput } from '../shared/batch/contract';
 import { runLayout } from '../shared/batch/layout';
 import { planInputsPage } from '../shared/batch/plan';
@@ -7,11 +6,9 @@ import { readRunJob } from '../shared/batch/run';
 import { getStorage } from '../shared/storage';
 import { registerActivity } from '../shared/workflow';
 
-registerActivity(BATCH.planPage, (input) =>
-  asActivityResult(async (): Promise<PlanPageOutput> => {
-    const storage = getStorage();
-    const job = await readRunJob(storage, input.jobBlob);
-    const r = await planInputsPage(storage.blobService, job, runLayout(job, input.runId), input.cursor);
-    return { done: r.done, cursor: r.cursor, ...(r.plan ? { plan: r.plan } : {}) };
-  }),
-);
+registerActivity(BATCH.planPage, async (input): Promise<PlanPageOutput> => {
+  const storage = getStorage();
+  const job = await readRunJob(storage, input.jobBlob);
+  const r = await planInputsPage(storage.blobService, job, runLayout(job, input.runId), input.cursor);
+  return { done: r.done, cursor: r.cursor, ...(r.plan ? { plan: r.plan } : {}) };
+});

@@ -1,14 +1,11 @@
 /** `batchResolveImage`: the image a batch run's pool runs (a registered image, or one built from model + script). */
-import { asActivityResult } from '../shared/batch/activity-io';
 import { BATCH } from '../shared/batch/contract';
 import { readRunJob, resolveBatchImage } from '../shared/batch/run';
 import { getConfig } from '../shared/config';
 import { getStorage } from '../shared/storage';
 import { registerActivity } from '../shared/workflow';
 
-registerActivity(BATCH.resolveImage, (input) =>
-  asActivityResult(async () => {
-    const storage = getStorage();
-    return resolveBatchImage(getConfig(), storage, await readRunJob(storage, input.jobBlob));
-  }),
-);
+registerActivity(BATCH.resolveImage, async (input) => {
+  const storage = getStorage();
+  return resolveBatchImage(getConfig(), storage, await readRunJob(storage, input.jobBlob));
+});

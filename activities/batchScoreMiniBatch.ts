@@ -4,7 +4,6 @@
  * orchestration never sees it. Scoring failures come back as a `failed` outcome (the orchestrator decides about another try); only storage
  * failures throw (durable retries).
  */
-import { asThrowable } from '../shared/batch/activity-io';
 import { BATCH } from '../shared/batch/contract';
 import { chunkOf, PLAN_CHUNK_SIZE, runLayout, type RunLayout } from '../shared/batch/layout';
 import { readPlanChunk, type MiniBatch } from '../shared/batch/plan';
@@ -36,23 +35,19 @@ function descriptor(layout: RunLayout, index: number): Promise<MiniBatch> {
 }
 
 registerActivity(BATCH.scoreMiniBatch, async (input): Promise<MiniBatchOutcome> => {
-  try {
-    const layout = runLayout({ output: input.output, appendRowFileName: input.appendRowFileName }, input.runId);
-    const storage = getStorage();
-    const [mb, keys] = await Promise.all([descriptor(layout, input.index), input.poolId ? poolKeys(storage, input.poolId) : null]);
-    const outcome = await runMiniBatch(storage.blobService, layout, mb, {
-      nodeUri: input.nodeUri,
-      timeoutMs: input.timeoutMs,
-      requestTimeoutMs: input.requestTimeoutMs,
-      keepRows: input.keepRows,
-      attempt: input.attempt,
-      filesAs: input.filesAs,
-      ...(keys ? { headers: { authorization: `Bearer ${keys.primaryKey}` } } : {}),
-    });
-    // A pool's keys do not change while it lives, but a 401 must not stick to this process: read them again.
-    if (input.poolId && outcome.error?.code === 'Unauthorized') forgetPoolKeys(input.poolId);
-    return outcome;
-  } catch (e) {
-    throw asThrowable(e);
-  }
+  const layout = runLayout({ output: input.output, appendRowFileName: input.appendRowFileName }, input.runId);
+  const storage = getStorage();
+  const [mb, keys] = await Promise.all([descriptor(layout, input.index), input.poolId ? poolKeys(storage, input.poolId) : null]);
+  const outcome = await runMiniBatch(storage.blobService, layout, mb, {
+    nodeUri: input.nodeUri,
+    timeoutMs: input.timeoutMs,
+    requestTimeoutMs: input.requestTimeoutMs,
+    keepRows: input.keepRows,
+    attempt: input.attempt,
+    filesAs: input.filesAs,
+    ...(keys ? { headers: { authorization: `Bearer ${keys.primaryKey}` } } : {}),
+  });
+  // A pool's keys do not change while it lives, but a 401 must not stick to this process: read them again.
+  if (input.poolId && outcome.error?.code === 'Unauthorized') forgetPoolKeys(input.poolId);
+  return outcome;
 });

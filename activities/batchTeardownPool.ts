@@ -1,5 +1,4 @@
 /** `batchTeardownPool`: removes a run's pool and its record (absent is not an error). */
-import { asThrowable } from '../shared/batch/activity-io';
 import { BATCH } from '../shared/batch/contract';
 import { teardownPool } from '../shared/batch/pools';
 import { getConfig } from '../shared/config';
@@ -7,10 +6,6 @@ import { getStorage } from '../shared/storage';
 import { registerActivity } from '../shared/workflow';
 
 registerActivity(BATCH.teardownPool, async (input) => {
-  try {
-    await teardownPool(getConfig(), getStorage(), input.poolId, input.kind);
-    return { poolId: input.poolId };
-  } catch (e) {
-    throw asThrowable(e);
-  }
+  await teardownPool(getConfig(), getStorage(), input.poolId, input.kind);
+  return { poolId: input.poolId };
 });

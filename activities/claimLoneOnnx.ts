@@ -7,7 +7,7 @@
 import * as df from 'durable-functions';
 import type { InvocationContext } from '@azure/functions';
 import { DEPLOY } from '../shared/deploy/contract';
-import { AppError } from '../shared/errors';
+import { asAppError, isAppError, isRetryable } from '../shared/errors';
 import { getAppServices } from '../shared/services/app';
 import { claimService, recordBlobRefusal, runExists } from '../shared/deploy/claim';
 import { durableClient, registerActivity } from '../shared/workflow';
@@ -22,8 +22,9 @@ registerActivity(
     try {
       await claimService(client, service, input.runId);
       return { claimed: true };
-    } catch (e) {
-      if (!(e instanceof AppError) || e.httpStatus >= 500) throw e; // transient (storage): the activity fails
+    } catch (caught) {
+      const e = asAppError(caught);
+      if (isRetryable(e) || !isAppError(e)) throw caught; // transient (storage): the activity fails, durable retries apply
       const eventId = input.run.source.eventId ?? '';
       const etag = eventId.includes('@') ? eventId.slice(eventId.lastIndexOf('@') + 1) : '';
       const error = await recordBlobRefusal(getAppServices().storage, input.folder, input.onnxFile, e, etag, (m) => context.warn(m));

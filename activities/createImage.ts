@@ -1,33 +1,27 @@
 /** Activity: build the run's image (`name:N`, idempotent per run) with the configured builder. */
-import { asThrowable } from '../shared/batch/activity-io';
-import { DEPLOY, type CreateImageOutput, type ImageSummary } from '../shared/deploy/contract';
-import { isAppError, toErrorInfo } from '../shared/errors';
+import { DEPLOY, type BuiltImage, type ImageSummary } from '../shared/deploy/contract';
 import { imageRequestFromManifest } from '../shared/images/image-registry';
 import { getAppServices } from '../shared/services/app';
-import { registerActivity } from '../shared/workflow';
+import { Refusal, registerActivity } from '../shared/workflow';
 
-registerActivity(DEPLOY.createImage, async (input): Promise<CreateImageOutput> => {
-  try {
-    const { images } = getAppServices();
-    const { image } = await images.create(imageRequestFromManifest(input.manifest, input.files, [input.modelId], `${input.runId}/image`));
-    const summary: ImageSummary = {
-      id: image.id,
-      name: image.name,
-      version: image.version,
-      state: image.state,
-      runtime: image.runtime,
-      models: image.models,
-      contextBlob: image.contextBlob,
-      ...(image.imageRef ? { imageRef: image.imageRef } : {}),
-      ...(image.digest ? { digest: image.digest } : {}),
-      ...(image.logBlob ? { logBlob: image.logBlob } : {}),
-    };
-    if (image.state !== 'Succeeded') {
-      return { ok: false, image: summary, error: image.error ?? { code: 'ImageBuildFailed', message: `Image ${image.id} is ${image.state}; see ${image.logBlob ?? 'the build log'}.` } };
-    }
-    return { ok: true, image: summary };
-  } catch (e) {
-    if (isAppError(e) && e.httpStatus < 500) return { ok: false, error: toErrorInfo(e) };
-    throw asThrowable(e);
+/** A failed build is the user's to fix (see its log): it comes back as data, with the image record as `detail`. */
+registerActivity(DEPLOY.createImage, async (input): Promise<BuiltImage> => {
+  const { images } = getAppServices();
+  const { image } = await images.create(imageRequestFromManifest(input.manifest, input.files, [input.modelId], `${input.runId}/image`));
+  const summary: ImageSummary = {
+    id: image.id,
+    name: image.name,
+    version: image.version,
+    state: image.state,
+    runtime: image.runtime,
+    models: image.models,
+    contextBlob: image.contextBlob,
+    ...(image.imageRef ? { imageRef: image.imageRef } : {}),
+    ...(image.digest ? { digest: image.digest } : {}),
+    ...(image.logBlob ? { logBlob: image.logBlob } : {}),
+  };
+  if (image.state !== 'Succeeded') {
+    throw new Refusal(image.error ?? { code: 'ImageBuildFailed', message: `Image ${image.id} is ${image.state}; see ${image.logBlob ?? 'the build log'}.` }, { image: summary });
   }
+  return { image: summary };
 });

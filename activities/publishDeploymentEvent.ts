@@ -1,13 +1,8 @@
 /** Activity: publish an outbound event (Service Bus topic when configured, else the log). */
-import { asThrowable } from '../shared/batch/activity-io';
 import { DEPLOY } from '../shared/deploy/contract';
 import { getAppServices } from '../shared/services/app';
 import { registerActivity } from '../shared/workflow';
 
 registerActivity(DEPLOY.publishEvent, async (event) => {
-  try {
-    return (await getAppServices().events.publish(event)).id;
-  } catch (e) {
-    throw asThrowable(e);
-  }
+  return (await getAppServices().events.publish(event)).id;
 });

@@ -1,16 +1,11 @@
 /** Activity `rolloutReadTraffic`: the service front's cumulative per-slot figures (the end of a step's window). */
-import { asThrowable } from '../shared/batch/activity-io';
 import { AppError } from '../shared/errors';
 import { ROLLOUT } from '../shared/rollout/contract';
 import { getAppServices } from '../shared/services/app';
 import { registerActivity } from '../shared/workflow';
 
 registerActivity(ROLLOUT.readTraffic, async (input) => {
-  try {
-    const target = getAppServices().deployContext(input.target).target;
-    if (!target.trafficSnapshot) throw new AppError('RolloutNotSupported', `Target ${input.target} does not report per-version traffic.`, 400);
-    return await target.trafficSnapshot(input.serviceName);
-  } catch (e) {
-    throw asThrowable(e);
-  }
+  const target = getAppServices().deployContext(input.target).target;
+  if (!target.trafficSnapshot) throw new AppError('RolloutNotSupported', `Target ${input.target} does not report per-version traffic.`, 400);
+  return await target.trafficSnapshot(input.serviceName);
 });

@@ -18,7 +18,8 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { closeTo, loadExample, requestJson, runTimings, score, waitForRun, type Example, type RunTimings } from '../examples/demo/run';
+import { isBatchRun, MdfClient } from '../client/api';
+import { closeTo, loadExample, runTimings, type Example, type RunTimings } from '../examples/demo/run';
 import { startStack, type Stack } from '../examples/demo/stack';
 
 const EXAMPLES: Record<string, string> = { node: 'diabetes-node', onnx: 'diabetes-onnx', python: 'diabetes-python' };
@@ -41,27 +42,24 @@ interface Sample {
 
 async function deployOnce(stack: Stack, example: Example, serviceName: string): Promise<Sample> {
   const manifest = { ...example.manifest, service: { ...(example.manifest.service ?? {}), name: serviceName } };
-  const form = new FormData();
-  form.append('manifest', new Blob([JSON.stringify(manifest)], { type: 'application/json' }), 'deploy.json');
-  for (const [name, data] of Object.entries(example.files)) if (name !== 'deploy.json') form.append(name, new Blob([new Uint8Array(data)]), name);
+  const files = Object.entries(example.files).filter(([name]) => name !== 'deploy.json').map(([name, data]) => ({ path: name, data }));
+  const api = new MdfClient({ baseUrl: stack.baseUrl });
 
   const t0 = performance.now();
-  const res = await fetch(`${stack.baseUrl}/api/deployments`, { method: 'POST', body: form });
+  const accepted = await api.deploy({ text: JSON.stringify(manifest), fileName: 'deploy.json' }, files);
   const acceptMs = performance.now() - t0;
-  const accepted = (await res.json()) as { runId?: string; error?: { code: string; message: string } };
-  if (res.status !== 202 || !accepted.runId) throw new Error(`POST /api/deployments answered ${res.status}: ${JSON.stringify(accepted)}`);
-  const view = await waitForRun(stack.baseUrl, accepted.runId, { pollMs: 25, timeoutMs: 120_000 });
+  const view = await api.waitForRun(accepted.runId, { pollMs: 25, timeoutMs: 120_000 });
   const clientMs = performance.now() - t0;
+  if (isBatchRun(view)) throw new Error(`Run ${view.id} is a batch run`);
   if (view.state !== 'Succeeded') throw new Error(`Run ${view.id} (${serviceName}) ended ${view.state}: ${JSON.stringify(view.error)}\n${stack.hostLogTail(20)}`);
 
   // Untimed: the endpoint really serves the model, then the service goes away.
   const smoke = example.manifest.smoke_test;
-  const scored = await score(view.result!.scoringUri!, smoke.sample);
+  const scored = await MdfClient.scoreUri(view.result!.scoringUri!, smoke.sample);
   if (scored.status !== 200 || !closeTo(scored.body, smoke.expected_output, Number(smoke.tolerance ?? 1e-5))) {
     throw new Error(`${serviceName}: scoring answered ${scored.status} ${JSON.stringify(scored.body)}, expected ${JSON.stringify(smoke.expected_output)}`);
   }
-  const del = await requestJson('DELETE', `${stack.baseUrl}/api/services/${serviceName}`);
-  if (del.status !== 200) throw new Error(`DELETE /api/services/${serviceName} answered ${del.status}: ${JSON.stringify(del.body)}`);
+  await api.deleteService(serviceName);
   return { clientMs, acceptMs, steps: runTimings(view) };
 }
 

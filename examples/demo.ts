@@ -18,20 +18,9 @@ import * as os from 'os';
 import * as path from 'path';
 import { runIdFor } from '../shared/deploy/run-status';
 import { CONTAINERS } from '../shared/storage';
-import {
-  closeTo,
-  formatTable,
-  loadExample,
-  numbersOf,
-  requestJson,
-  runTimings,
-  score,
-  shapeOf,
-  uploadFolder,
-  waitForRun,
-  type Example,
-  type RunView,
-} from './demo/run';
+import { isBatchRun, MdfClient } from '../client/api';
+import { secs, StepProgress } from '../cli/progress';
+import { closeTo, formatTable, loadExample, numbersOf, runTimings, shapeOf, uploadFolder, type Example, type RunView } from './demo/run';
 import { startStack, type Stack } from './demo/stack';
 
 const RUNTIME_EXAMPLES: Record<string, string> = { node: 'diabetes-node', onnx: 'diabetes-onnx', python: 'diabetes-python' };
@@ -83,7 +72,6 @@ function parseArgs(argv: string[]): Options | 'help' {
 // ---------------------------------------------------------------- output
 
 const started = performance.now();
-const secs = (ms: number | undefined) => (ms === undefined ? '-' : (ms / 1000).toFixed(2));
 function say(message = ''): void {
   const t = `${((performance.now() - started) / 1000).toFixed(1)}s`.padStart(6);
   process.stdout.write(message ? `[${t}] ${message}\n` : '\n');
@@ -97,21 +85,10 @@ function show(value: unknown, max = 140): string {
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
-const STEP_LABELS: Record<string, string> = {
-  register: 'register model',
-  promotionCheck: 'promotion check',
-  image: 'build image',
-  prepare: 'prepare',
-  deploy: 'deploy slot',
-  smokeTest: 'smoke test',
-  promote: 'promote',
-  rollback: 'roll back',
-};
-
-/** One line per step change: "started" when seen running, then its end with the step's own duration. */
+/** One line per step change (the same step lines as `mdf deploy --wait`), after a first line naming the run. */
 class Progress {
-  private readonly seen = new Map<number, string>();
   private announced = false;
+  private readonly steps = new StepProgress({ line: (text) => say(text) });
 
   constructor(private readonly runId: string) {}
 
@@ -120,14 +97,7 @@ class Progress {
       this.announced = true;
       say(`run ${this.runId} started by the blob trigger`);
     }
-    view.steps.forEach((s, i) => {
-      if (this.seen.get(i) === s.state) return;
-      this.seen.set(i, s.state);
-      const label = (STEP_LABELS[s.name] ?? s.name).padEnd(15);
-      if (s.state === 'Running') return say(`  ${label} running…`);
-      const ms = s.endedTime ? Date.parse(s.endedTime) - Date.parse(s.startedTime) : undefined;
-      say(`  ${label} ${s.state.padEnd(9)} ${`${secs(ms)} s`.padStart(7)}${s.detail ? `  ${s.detail.length > 90 ? `${s.detail.slice(0, 89)}…` : s.detail}` : ''}`);
-    });
+    this.steps.update(view);
   }
 }
 
@@ -156,7 +126,7 @@ class Traffic {
       while (!this.stopped) {
         this.total++;
         try {
-          const r = await score(uri, body, key);
+          const r = await MdfClient.scoreUri(uri, body, key);
           if (r.status === 200) this.formats.set(shapeOf(r.body), (this.formats.get(shapeOf(r.body)) ?? 0) + 1);
           else {
             this.failed++;
@@ -177,12 +147,11 @@ class Traffic {
   }
 }
 
+/** The demo's client of the management API (the same one `mdf` uses). */
+const api = (stack: Stack) => new MdfClient({ baseUrl: stack.baseUrl });
+
 async function scoringKey(stack: Stack, service: string): Promise<string | undefined> {
-  const svc = await requestJson('GET', `${stack.baseUrl}/api/services/${service}`);
-  if (svc.status !== 200) throw new DemoError(`GET /api/services/${service} answered ${svc.status}: ${show(svc.body, 300)}`);
-  if (!svc.body.authEnabled) return undefined;
-  const keys = await requestJson('GET', `${stack.baseUrl}/api/services/${service}/keys`);
-  return keys.body?.primaryKey as string | undefined;
+  return (await api(stack).scoringTarget(service)).key;
 }
 
 async function deployFolder(stack: Stack, example: Example, folder: string, opts: Options): Promise<{ view: RunView; clientMs: number }> {
@@ -195,12 +164,13 @@ async function deployFolder(stack: Stack, example: Example, folder: string, opts
   const progress = new Progress(runId);
   const errorBlob = stack.storage.container(CONTAINERS.incoming).getBlockBlobClient(`${folder}/deploy.error.json`);
   let lastCheck = 0;
-  const view = await waitForRun(stack.baseUrl, runId, {
+  const ended = await api(stack).waitForRun(runId, {
     timeoutMs: opts.timeoutMs,
     pollMs: 100,
     onPoll: async (v) => {
       const exit = stack.hostExit();
       if (exit) throw new DemoError(`The local Functions host stopped (${exit}).`);
+      if (v && isBatchRun(v)) throw new DemoError(`Run ${runId} is a batch run, not a deployment.`);
       if (v) return progress.update(v);
       if (performance.now() - lastCheck < 1000) return;
       lastCheck = performance.now();
@@ -212,6 +182,8 @@ async function deployFolder(stack: Stack, example: Example, folder: string, opts
     },
   });
   const clientMs = performance.now() - t0;
+  if (isBatchRun(ended)) throw new DemoError(`Run ${runId} is a batch run, not a deployment.`);
+  const view: RunView = ended;
   progress.update(view);
   if (view.state !== 'Succeeded') {
     throw new DemoError(`Run ${runId} ended ${view.state}: ${view.error ? `${view.error.code}: ${view.error.message}` : 'no reason given'}`);
@@ -225,7 +197,7 @@ async function scoreAndCheck(stack: Stack, run: DemoRun): Promise<unknown> {
   const uri = run.view.result?.scoringUri;
   if (!uri) throw new DemoError(`Run ${run.view.id} has no scoring URI.`);
   const key = await scoringKey(stack, SERVICE);
-  const r = await score(uri, smoke.sample, key);
+  const r = await MdfClient.scoreUri(uri, smoke.sample, key);
   if (r.status !== 200) throw new DemoError(`POST ${uri} answered ${r.status}: ${show(r.body, 300)}`);
   say(`POST ${uri}  ${show(smoke.sample, 60)}`);
   say(`prediction: ${show(r.body)}  (${r.ms.toFixed(1)} ms)`);
@@ -276,11 +248,11 @@ async function runDemo(opts: Options, stack: Stack): Promise<DemoRun[]> {
       say(`client during the update: ${traffic.total} requests, ${traffic.failed} failed${parts.length ? `; ${parts.join(', ')}` : ''}`);
       if (traffic.failed) throw new DemoError(`${traffic.failed} scoring request(s) failed during the update (first: ${traffic.firstFailure}).`);
     }
-    const svc = await requestJson('GET', `${stack.baseUrl}/api/services/${SERVICE}`);
-    if (svc.body?.state !== 'Healthy' || svc.body?.image !== run.view.result?.image) {
-      throw new DemoError(`Service ${SERVICE} should be Healthy on ${run.view.result?.image}; it is ${svc.body?.state} on ${svc.body?.image}.`);
+    const svc = await api(stack).service(SERVICE);
+    if (svc.state !== 'Healthy' || svc.image !== run.view.result?.image) {
+      throw new DemoError(`Service ${SERVICE} should be Healthy on ${run.view.result?.image}; it is ${svc.state} on ${svc.image}.`);
     }
-    say(`service "${SERVICE}": ${svc.body.state}, image ${svc.body.image}, model ${(svc.body.models ?? []).join(', ')}, runtime ${svc.body.runtime ?? runtime}`);
+    say(`service "${SERVICE}": ${svc.state}, image ${svc.image}, model ${(svc.models ?? []).join(', ')}, runtime ${svc.runtime ?? runtime}`);
   }
   return runs;
 }

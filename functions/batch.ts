@@ -147,7 +147,7 @@ df.app.client.storageBlob('batchJobBlob', {
       job = parseBatchJob(withSource, { accountUrl: storage.blobService.url });
       await checkInputs(storage, job);
     } catch (e) {
-      if (!(e instanceof AppError) || e.httpStatus >= 500) throw e; // transient: let the trigger retry
+      if (!(e instanceof AppError) || e.retryable) throw e; // transient: let the trigger retry
       const info = e.toInfo();
       context.warn(`batch job ${blobPath} rejected: ${info.code}: ${info.message}`);
       const c = await storage.ensureContainer('incoming');

@@ -31,7 +31,7 @@ import {
   type RunClient,
 } from '../shared/deploy/start-run';
 import { blobNameReason, canonicalBlobFolder, CONTAINERS } from '../shared/storage';
-import { claimAndStart, claimService, recordBlobRefusal, runExists } from '../shared/deploy/claim';
+import { claimAndStart, claimService, recordBlobAcceptance, recordBlobRefusal, runExists } from '../shared/deploy/claim';
 import { CLAIM_RENEW_MS } from '../shared/registry/services';
 import { durableClient } from '../shared/workflow';
 
@@ -92,11 +92,12 @@ async function onManifestBlob(blob: unknown, context: InvocationContext, fileNam
     // 409 when the service is being deleted, deployed or claimed by another accepted run (ServiceBusy).
     r = await claimAndStart(durableClient(context), run.runId, run.input);
   } catch (e) {
-    if (!(e instanceof AppError) || e.httpStatus >= 500) throw e; // transient: the trigger retries
+    if (!(e instanceof AppError) || e.retryable) throw e; // transient: the trigger retries
     // Bad input or a busy service: no retry; the reason goes beside the manifest (and to the log).
     await recordBlobRefusal(storage, name, fileName, e, etag, (m) => context.warn(m));
     return;
   }
+  await recordBlobAcceptance(storage, name, fileName, run.runId, etag, r.started);
   context.log(`incoming/${name}/${fileName}: run ${run.runId} ${r.started ? 'started' : 'already exists'}`);
 }
 
@@ -139,7 +140,7 @@ app.storageBlob('deployLoneOnnxFromBlob', {
     try {
       run = runFromLoneOnnx(name, onnxFile, etag);
     } catch (e) {
-      if (!(e instanceof AppError) || e.httpStatus >= 500) throw e;
+      if (!(e instanceof AppError) || e.retryable) throw e;
       context.warn(`incoming/${name}/${onnxFile} rejected: ${e.code}: ${e.message}`);
       return;
     }
@@ -263,6 +264,8 @@ async function multipartDeployment(request: HttpRequest, context: InvocationCont
 
     const seen = new Set<string>(['manifest']);
     const files: Array<{ path: string; bytes: number; sha256: string }> = [];
+    // The parts the manifest expects: its files without a blob `source` (those are uploaded).
+    const expected = [...manifest.model.files, manifest.image.entryScript, manifest.image.environmentFile].filter((f) => f && !f.source).map((f) => f!.path);
     const nextFile = async (part: MultipartPart) => {
       if (seen.has(part.field)) throw badRequest('DuplicatePart', `The multipart body has more than one "${part.field}" part; send each file (and the manifest) once.`);
       seen.add(part.field);
@@ -270,6 +273,12 @@ async function multipartDeployment(request: HttpRequest, context: InvocationCont
       // The part is stored as uploads/<runId>/<name>: that blob name must be valid too (length, segments).
       const blobWhy = blobNameReason(`${runId}/${part.field}`);
       if (blobWhy) throw badRequest('InvalidPath', `multipart part "${part.field.slice(0, 80)}${part.field.length > 80 ? '…' : ''}" cannot be stored: its blob name ${CONTAINERS.uploads}/${runId}/<part> ${blobWhy}; use a shorter path.`);
+      if (!expected.includes(part.field)) {
+        // The part's stream is never read: it must not raise an unhandled error if the request breaks later.
+        part.stream?.on('error', () => undefined);
+        const list = expected.length ? expected.slice(0, 10).map((p) => `"${p}"`).join(', ') : 'none (every file has a blob source)';
+        throw badRequest('UnexpectedPart', `multipart part "${part.field.slice(0, 200)}" matches no file of the manifest; name each part by a manifest path (expected: ${list}).`);
+      }
       if (part.value !== undefined && part.truncated) {
         throw tooLarge('PartTooLarge', `Part "${part.field}" has no filename and is larger than ${MAX_MANIFEST_BYTES} bytes; send files as file parts (curl -F "${part.field}=@file").`);
       }

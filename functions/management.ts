@@ -10,7 +10,7 @@
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
-import { z } from 'zod';
+import { modelPatch, regenerateKeyBody } from '../shared/api/schemas';
 import { describeIssues } from '../shared/manifest/schema';
 import { parseJsonBounded } from '../shared/parse';
 import { checkRunId, parseVersion } from '../shared/manifest/names';
@@ -76,7 +76,16 @@ app.http('listModels', {
   authLevel: 'function',
   handler: safe('listModels', async (request) => {
     const tags = request.query.getAll('tag');
-    const models = await getAppServices().models.list({ tags, latestOnly: /^(1|true)$/i.test(request.query.get('latest') ?? '') });
+    const properties = request.query.getAll('property');
+    const runId = request.query.get('run_id') ?? undefined;
+    if (tags.length + properties.length > 50) throw badRequest('TooManyFilters', 'Give at most 50 tag/property filters.');
+    if (runId !== undefined && (runId.length < 1 || runId.length > 256)) throw badRequest('InvalidRunId', 'run_id must be 1–256 characters.');
+    const models = await getAppServices().models.list({
+      tags,
+      properties,
+      ...(runId !== undefined ? { trainingRunId: runId } : {}),
+      latestOnly: /^(1|true)$/i.test(request.query.get('latest') ?? ''),
+    });
     return { jsonBody: { value: models } };
   }),
 });
@@ -96,12 +105,6 @@ app.http('modelByName', {
   }),
 });
 
-const modelPatch = z.strictObject({
-  tags: z.record(z.string(), z.string()).optional(),
-  remove_tags: z.array(z.string()).optional(),
-  properties: z.record(z.string(), z.string()).optional(),
-});
-
 /** `PATCH /api/models/{name}/{version}`: tags are mutable (`tags` adds/overwrites, `remove_tags` removes), properties add-only. */
 app.http('updateModel', {
   route: 'models/{name}/{version:int}',
@@ -113,11 +116,12 @@ app.http('updateModel', {
     const body = parseJsonBounded((await readBodyText(request, MAX_JSON_BODY_BYTES)) || '{}', { what: 'The body', malformedCode: 'InvalidJson' });
     const parsed = modelPatch.safeParse(body);
     if (!parsed.success) throw badRequest('InvalidModelUpdate', describeIssues(parsed.error.issues));
-    const { tags, remove_tags, properties } = parsed.data;
-    if (!tags && !remove_tags && !properties) throw badRequest('InvalidModelUpdate', 'Give "tags", "remove_tags" and/or "properties".');
+    const { tags, remove_tags, properties, description } = parsed.data;
+    if (!tags && !remove_tags && !properties && description === undefined) throw badRequest('InvalidModelUpdate', 'Give "tags", "remove_tags", "properties" and/or "description".');
     let record: unknown;
     if (tags || remove_tags) record = await models.updateTags(request.params.name, version, { ...(tags ? { add: tags } : {}), ...(remove_tags ? { remove: remove_tags } : {}) });
     if (properties) record = await models.addProperties(request.params.name, version, properties);
+    if (description !== undefined) record = await models.updateDescription(request.params.name, version, description);
     return { jsonBody: record };
   }),
 });
@@ -200,10 +204,11 @@ app.http('regenerateServiceKey', {
     }
     const keyType = body && typeof body === 'object' && !Array.isArray(body) ? (body as { keyType?: unknown }).keyType : undefined;
     if (keyType === undefined) throw badRequest('InvalidBody', `The body has no "keyType" field. ${usage}`);
-    if (keyType !== 'Primary' && keyType !== 'Secondary') throw badRequest('InvalidKeyType', `keyType ${JSON.stringify(keyType).slice(0, 40)} is not a key type. ${usage}`);
+    const parsed = regenerateKeyBody.shape.keyType.safeParse(keyType);
+    if (!parsed.success) throw badRequest('InvalidKeyType', `keyType ${JSON.stringify(keyType).slice(0, 40)} is not a key type. ${usage}`);
     const svc = getAppServices();
     const record = await svc.services.get(request.params.name);
-    const keys = await regenerateServiceKey({ services: svc.services, target: svc.target(record.target) }, record.name, keyType);
+    const keys = await regenerateServiceKey({ services: svc.services, target: svc.target(record.target) }, record.name, parsed.data);
     return { jsonBody: keys, headers: { 'cache-control': 'no-store' } };
   }),
 });

@@ -9,9 +9,9 @@
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import * as df from 'durable-functions';
 import type { DurableClient } from 'durable-functions';
-import { z } from 'zod';
 import { AppError, badRequest, errorResponse } from '../shared/errors';
 import { readBodyText } from '../shared/http-body';
+import { rolloutDecisionSchema } from '../shared/api/schemas';
 import { checkRunId } from '../shared/manifest/names';
 import { describeIssues } from '../shared/manifest/schema';
 import { parseJsonBounded } from '../shared/parse';
@@ -19,10 +19,6 @@ import { ROLLOUT_EVENTS, rolloutInstanceId, type AbortEvent, type ApprovalEvent,
 import { findRun } from '../shared/deploy/start-run';
 
 const MAX_BODY = 16 * 1024;
-const bodySchema = z.strictObject({
-  reason: z.string().max(500, 'must be at most 500 characters').optional(),
-  by: z.string().min(1).max(128, 'must be at most 128 characters').optional(),
-});
 
 /** The request's `{ reason, by }` (bounded, strict), `by` falling back to the authenticated principal. */
 async function readDecision(request: HttpRequest): Promise<{ reason?: string; by?: string }> {
@@ -30,7 +26,7 @@ async function readDecision(request: HttpRequest): Promise<{ reason?: string; by
   let body: { reason?: string; by?: string } = {};
   if (text) {
     const raw = parseJsonBounded(text, { what: 'The request body', maxBytes: MAX_BODY, maxDepth: 4 });
-    const parsed = bodySchema.safeParse(raw);
+    const parsed = rolloutDecisionSchema.safeParse(raw);
     if (!parsed.success) throw badRequest('InvalidRequest', `The request body: ${describeIssues(parsed.error.issues)} (send {"reason": "...", "by": "..."}).`);
     body = parsed.data;
   }

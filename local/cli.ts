@@ -12,6 +12,10 @@ import * as path from 'path';
 import { AzuriteInstance, connectionStringFor, isListening, startAzurite } from './azurite';
 import { LocalHost } from './host';
 import { HostStorageSettings, storageSettingsFrom } from './storage';
+import { createLogger } from '../runtime';
+
+/** The host's own lines: JSON (event first, level, time), human-readable on a terminal; LOG_LEVEL honoured. */
+const log = createLogger();
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -33,11 +37,11 @@ async function main(): Promise<void> {
     const ports = [10000, 10001, 10002];
     if ((await Promise.all(ports.map(isListening))).every(Boolean)) {
       storage = { kind: 'connectionString', connectionString: connectionStringFor(10000, 10001, 10002) };
-      process.stdout.write('[host] using the Azurite already listening on 10000-10002\n');
+      log({ event: 'host', message: 'using the Azurite already listening on 10000-10002' });
     } else {
       azurite = await startAzurite({ location: path.join(appRoot, '.azurite'), blobPort: 10000, queuePort: 10001, tablePort: 10002, detached: true });
       storage = { kind: 'connectionString', connectionString: azurite.connectionString };
-      process.stdout.write('[host] started Azurite (data in .azurite/) on 10000-10002\n');
+      log({ event: 'host', message: 'started Azurite (data in .azurite/) on 10000-10002' });
     }
   }
   const host = new LocalHost({
@@ -51,7 +55,7 @@ async function main(): Promise<void> {
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    process.stdout.write(`[host] ${signal}: stopping\n`);
+    log({ event: 'stopping', message: `${signal}: stopping`, signal });
     await host.stop().catch(() => undefined);
     await azurite?.stop();
     process.exit(0);
@@ -65,10 +69,10 @@ async function main(): Promise<void> {
     await azurite?.stop();
     throw err;
   }
-  process.stdout.write(`${JSON.stringify({ event: 'ready', url: host.baseUrl })}\n`);
+  log({ event: 'ready', url: host.baseUrl });
 }
 
 main().catch((err) => {
-  process.stderr.write(`[host] failed to start: ${(err as Error).message}\n`);
+  log({ event: 'error', level: 'error', message: `failed to start: ${(err as Error).message}` });
   process.exit(1);
 });

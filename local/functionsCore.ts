@@ -13,6 +13,7 @@
  */
 import Module = require('module');
 import * as path from 'path';
+import { createLogger } from '../runtime';
 
 export interface RpcBindingInfo {
   type?: string | null;
@@ -113,6 +114,9 @@ type GlobalWithCore = typeof globalThis & { [KEY]?: CoreState };
 
 const TRIGGER_SUFFIX = /trigger$/i;
 
+const appLogOut = createLogger();
+const appLogErr = createLogger({ stream: process.stderr });
+
 /** The process-wide core state (created on first use). */
 export function coreState(): CoreState {
   const g = globalThis as GlobalWithCore;
@@ -122,8 +126,9 @@ export function coreState(): CoreState {
     hooks: { preInvocation: [], postInvocation: [], appStart: [], appTerminate: [] },
     logSink: (level, category, message) => {
       if (category === 'system' && (level === 'debug' || level === 'trace')) return;
-      const out = level === 'error' || level === 'critical' || level === 'warning' ? process.stderr : process.stdout;
-      out.write(`[${level}] ${message}\n`);
+      // The app's context.log lines: JSON records like the host's own (runtime/log.ts), errors and warnings on stderr.
+      const lvl = level === 'error' || level === 'critical' ? 'error' : level === 'warning' ? 'warn' : level === 'debug' || level === 'trace' ? 'debug' : 'info';
+      (lvl === 'error' || lvl === 'warn' ? appLogErr : appLogOut)({ event: 'function', level: lvl, category, message });
     },
   };
   const api: CoreApi = {

@@ -15,7 +15,7 @@ import type { ActivityOverride } from './durable/dispatch';
 import { DurableStore } from './durable/store';
 import { clientBindingData, errorBody, handleDurableApi, RPC_PREFIX, WEBHOOK_PREFIX } from './durable/api';
 import { HostStorage, HostStorageSettings } from './storage';
-import { createBoundedServer, DEFAULT_HTTP_LIMITS, resolveHttpLimits, type HttpLimits } from '../runtime';
+import { createBoundedServer, DEFAULT_HTTP_LIMITS, messageLogger, resolveHttpLimits, type HttpLimits } from '../runtime';
 import { BlobTriggerPoller, QueueTriggerPoller, TimerTriggerScheduler } from './triggers';
 
 export interface HostOptions {
@@ -147,7 +147,8 @@ export class LocalHost {
   private readonly log: (message: string) => void;
 
   constructor(private readonly opts: HostOptions) {
-    this.log = opts.log ?? ((m) => process.stdout.write(`[host] ${m}\n`));
+    // JSON lines {"event":"host","level","time","message"} (human-readable on a terminal; LOG_LEVEL honoured).
+    this.log = opts.log ?? messageLogger('host');
   }
 
   get baseUrl(): string {

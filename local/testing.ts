@@ -173,7 +173,7 @@ export function startHostProcess(opts: {
     const timer = setTimeout(() => reject(new Error(`host did not start: ${out.slice(-2000)}`)), 30000);
     proc.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /\{"event":"ready","url":"([^"]+)"\}/.exec(out);
+      const m = /\{"event":"ready",[^\n]*?"url":"([^"]+)"/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve({ url: m[1], proc });

@@ -21,7 +21,7 @@ import type { OrchestrationContext, Task } from 'durable-functions';
 import { BATCH, type BatchChunkResult, type ScoreMiniBatchInput } from '../shared/batch/contract';
 import { computeProgress } from '../shared/batch/progress';
 import { ThresholdTracker, type ThresholdTrip } from '../shared/batch/thresholds';
-import { inputOf, outputOf, registerOrchestration, schedule } from '../shared/workflow';
+import { failureOf, inputOf, outputOf, registerOrchestration, schedule } from '../shared/workflow';
 
 /**
  * Runs of one mini-batch whose activity itself failed (storage unreachable after the SDK's own retries) before the
@@ -71,8 +71,14 @@ registerOrchestration(BATCH.chunk, function* (context: OrchestrationContext): Ge
         lastError: lastError ?? null,
       }),
     );
-  const notRecorded = (e: unknown) =>
-    new Error(`[MiniBatchNotRecorded] A mini-batch could not be scored or recorded: ${(e as Error)?.message ?? 'activity failed'}`);
+  // The run fails: reported as data (the parent reads the code), not as a failed sub-orchestration.
+  const notRecorded = (e: unknown): BatchChunkResult => ({
+    counts: tracker.counts(),
+    trip,
+    ...(lastError ? { lastError } : {}),
+    retries,
+    notRecorded: { code: 'MiniBatchNotRecorded', message: `A mini-batch could not be scored or recorded: ${failureOf(e, 'MiniBatchNotRecorded').message}` },
+  });
 
   publish();
   for (;;) {
@@ -88,7 +94,7 @@ registerOrchestration(BATCH.chunk, function* (context: OrchestrationContext): Ge
       inFlight.splice(k, 1);
       recorded = true;
       if (f.task.isFaulted) {
-        if (f.faults + 1 >= ACTIVITY_MAX_RUNS) throw notRecorded(f.task.result);
+        if (f.faults + 1 >= ACTIVITY_MAX_RUNS) return notRecorded(f.task.result);
         // Same attempt again, ahead of new work (also after a trip: what was started must be recorded).
         retryQueue.unshift({ index: f.index, attempt: f.attempt, faults: f.faults + 1 });
         continue;

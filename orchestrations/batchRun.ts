@@ -15,7 +15,6 @@
  */
 import * as df from 'durable-functions';
 import type { OrchestrationContext, Task } from 'durable-functions';
-import { errorInfoOfTask } from '../shared/batch/activity-io';
 import { BATCH, type ActivityResult, type BatchChunkInput, type BatchRunResult, type FinalizeActivityInput, type FinalizeOutput, type ProvisionPoolInput } from '../shared/batch/contract';
 import { chunkRanges } from '../shared/batch/layout';
 import type { BatchRunStatus as FinalStatus } from '../shared/batch/merge';
@@ -26,7 +25,7 @@ import { chunkInstanceId, type BatchRunCustomStatus } from '../shared/batch/run'
 import type { ThresholdBaseline, ThresholdTrip } from '../shared/batch/thresholds';
 import { recordedPoolFilesAs } from '../shared/platform/compose';
 import type { ErrorInfo } from '../shared/seams';
-import { call, callSub, inputOf, registerOrchestration } from '../shared/workflow';
+import { call, callSub, failureOf, inputOf, registerOrchestration } from '../shared/workflow';
 
 class RunFailure extends Error {
   constructor(readonly info: ErrorInfo) {
@@ -125,6 +124,7 @@ registerOrchestration(BATCH.run, function* (context: OrchestrationContext): Gene
         },
       };
       const r = yield* callSub(context, BATCH.chunk, chunkInput, chunkId);
+      if (r.notRecorded) throw new RunFailure(r.notRecorded);
       baseline = { miniBatchesDone: r.counts.miniBatchesDone, miniBatchesFailed: r.counts.miniBatchesFailed, itemsSucceeded: r.counts.itemsSucceeded, itemsFailed: r.counts.itemsFailed };
       publish('scoring', { progress: progressOf('scoring', baseline, r.trip, r.counts.allScheduled) });
       if (r.trip) {
@@ -142,7 +142,7 @@ registerOrchestration(BATCH.run, function* (context: OrchestrationContext): Gene
     }
   } catch (e) {
     final = 'Failed';
-    error = e instanceof RunFailure ? e.info : errorInfoOfTask(e);
+    error = e instanceof RunFailure ? e.info : failureOf(e, 'InternalError');
     publish('merging', { error });
   }
 
@@ -163,7 +163,7 @@ registerOrchestration(BATCH.run, function* (context: OrchestrationContext): Gene
   } catch (e) {
     if (final === 'Succeeded') {
       final = 'Failed';
-      error = e instanceof RunFailure ? e.info : errorInfoOfTask(e);
+      error = e instanceof RunFailure ? e.info : failureOf(e, 'InternalError');
     }
   }
 
@@ -174,7 +174,7 @@ registerOrchestration(BATCH.run, function* (context: OrchestrationContext): Gene
       yield* call(context, BATCH.teardownPool, { poolId, kind: poolKind }, retry);
     } catch (e) {
       // The pool record stays, so the sweep removes the pool later; the run's own outcome stands.
-      const info = errorInfoOfTask(e);
+      const info = failureOf(e, 'InternalError');
       status.error = status.error ?? { code: 'BatchPoolTeardownFailed', message: `The pool could not be removed yet (it will be swept): ${info.message}` };
     }
   }

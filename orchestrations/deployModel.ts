@@ -1,227 +1,282 @@
 /**
- * `deployModel`: register → (promotion check) → image → deploy slot → smoke test → promote, or roll back.
- * Started by the blob, HTTP and Service Bus triggers with an instance id derived from the event. Deterministic:
- * no I/O here, times from `currentUtcDateTime`; expected failures come back from activities as values.
+ * `deployModel`, the deployment workflow, as a saga:
+ *
+ *   register → (promotion check) → image → prepare (claim the service, pick a slot) → deploy slot → smoke test → promote
+ *
+ * `step()` tracks each step in the custom status (Running, then Succeeded or Failed). `prepare` claims the service
+ * and starts a slot, so it pushes a compensation (release the slot); when a later step fails — a refusal that comes
+ * back as data, an unhealthy slot, a failed smoke test, or an activity that still throws after its retries — the
+ * compensations run in reverse and the run ends Failed or RolledBack. Promote is the pivot: after it the deployment
+ * has worked and nothing is compensated (retiring the previous slot and the events are best effort: notes).
+ *
+ * Started by the blob, HTTP and Service Bus triggers with an instance id derived from the event. Deterministic: no
+ * I/O here, times from `currentUtcDateTime`. The activities it calls (names, order, inputs, retry options) are the
+ * ones recorded in existing histories.
  */
 import * as df from 'durable-functions';
 import type { OrchestrationContext, Task } from 'durable-functions';
-import { DEPLOY, type DeployRunResult, type DeployServiceInput, type StartBatchAfterDeployInput } from '../shared/deploy/contract';
+import { DEPLOY, type DeployRunResult, type DeployServiceInput, type PreparedSlot } from '../shared/deploy/contract';
 import type { DeploymentEventType } from '../shared/events';
 import { checkPromotion } from '../shared/manifest/training';
 import type { ErrorInfo } from '../shared/seams';
-import { StepTracker, runErrorOf } from '../shared/deploy/run-status';
-import { call, callSub, inputOf, registerOrchestration } from '../shared/workflow';
+import { StepTracker, type StepName } from '../shared/deploy/run-status';
+import { call, callSub, failureOf, inputOf, registerOrchestration, type ActivityResult } from '../shared/workflow';
 import { ROLLOUT, rolloutInstanceId } from '../shared/rollout/contract';
 import { isProgressive } from '../shared/rollout/spec';
 
-function* deployModel(context: OrchestrationContext): Generator<Task, DeployRunResult, any> {
+type Gen<T> = Generator<Task, T, any>;
+
+interface RunEvent {
+  type: DeploymentEventType;
+  subject: string;
+  data: Record<string, unknown>;
+}
+
+/** Why the run stops. */
+interface Failure {
+  error: ErrorInfo;
+  /** An activity threw after its retries (rather than a value the workflow judged). */
+  thrown: boolean;
+  /** The failed slot's log tail, for the rollback record. */
+  logTail?: string;
+  /** How the failure is told when no compensation decides otherwise (default: `DeploymentFailed` with the error). */
+  event?: RunEvent;
+}
+
+/** How the run ends once compensated. */
+interface Ending {
+  state: 'Failed' | 'RolledBack';
+  error: ErrorInfo;
+  event: RunEvent;
+}
+
+/** Undoes a step; may decide how the run ends. Given a thrown failure it must not throw (best effort). */
+type Compensation = (failure: Failure) => Gen<Ending | undefined>;
+
+/** A step failed in a way the workflow judged (not a throw): unwinds the saga. */
+class StepFailed extends Error {
+  constructor(readonly failure: Failure) {
+    super(failure.error.message);
+  }
+}
+
+/** What `step()` records for a finished call: failed or not, and a detail for the status. */
+type Verdict = { failed?: boolean; detail?: string };
+
+/** The verdict on an `ActivityResult`: Failed with the refusal's message, or Succeeded with `detail(value)`. */
+const judged =
+  <T, D>(detail: (value: T) => string | undefined) =>
+  (r: ActivityResult<T, D>): Verdict =>
+    r.ok ? { detail: detail(r.value) } : { failed: true, detail: r.error.message };
+
+function* deployModel(context: OrchestrationContext): Gen<DeployRunResult> {
   const input = inputOf(context, DEPLOY.run);
   const runId = context.df.instanceId;
   const now = () => context.df.currentUtcDateTime;
-  const steps = new StepTracker();
-  const status = () => context.df.setCustomStatus(steps.status);
   const retry = new df.RetryOptions(1000, 3);
   retry.backoffCoefficient = 2;
+  const steps = new StepTracker();
+  const status = () => context.df.setCustomStatus(steps.status);
   const notes: string[] = [];
+  const result: Partial<DeployRunResult> = { ...(input.manifest ? { serviceName: input.manifest.service.name } : {}) };
+  const compensations: Compensation[] = [];
+
+  /** Runs one step: Running, then the verdict on its output, or Failed with the error it threw after its retries. */
+  function* step<T>(name: StepName, work: Gen<T>, verdict: (out: T) => Verdict, thrownDetail = (err: unknown) => failureOf(err, 'RunFailed').message): Gen<T> {
+    steps.start(name, now());
+    status();
+    let out: T;
+    try {
+      out = yield* work;
+    } catch (err) {
+      steps.end(name, 'Failed', now(), thrownDetail(err));
+      throw err;
+    }
+    const v = verdict(out);
+    steps.end(name, v.failed ? 'Failed' : 'Succeeded', now(), v.detail);
+    return out;
+  }
+
+  /** A result activity's value; a refusal stops the run, told by `event`. */
+  const valueOf = <T, D>(r: ActivityResult<T, D>, event: (error: ErrorInfo, detail?: D) => RunEvent): T => {
+    if (!r.ok) throw new StepFailed({ error: r.error, thrown: false, event: event(r.error, r.detail) });
+    return r.value;
+  };
+
   // Events are best effort: a publishing failure is noted in the result, never fails or rolls back the run.
-  const publish = function* (type: DeploymentEventType, subject: string, data: Record<string, unknown>): Generator<Task, void, any> {
+  function* publish({ type, subject, data }: RunEvent): Gen<void> {
     try {
       yield* call(context, DEPLOY.publishEvent, { type, subject, runId, time: now().toISOString(), data }, retry);
     } catch (err) {
-      notes.push(`event ${type} was not published: ${runErrorOf(err, 'EventPublishFailed').message}`);
+      notes.push(`event ${type} was not published: ${failureOf(err, 'EventPublishFailed').message}`);
     }
-  };
+  }
 
-  const result: Partial<DeployRunResult> = { ...(input.manifest ? { serviceName: input.manifest.service.name } : {}) };
   const finish = (state: DeployRunResult['state'], error?: ErrorInfo): DeployRunResult => {
     steps.done();
     status();
     return { ...result, state, ...(error ? { error } : {}), ...(notes.length ? { notes: [...notes] } : {}) };
   };
-  let held: { deploy: DeployServiceInput; slot: string } | undefined;
+
+  /** Runs the compensations in reverse. One that throws is run again for that new failure (a thrown one: best effort). */
+  function* unwind(first: Failure): Gen<DeployRunResult> {
+    let failure = first;
+    let ending: Ending | undefined;
+    while (compensations.length > 0) {
+      try {
+        ending = (yield* compensations[compensations.length - 1](failure)) ?? ending;
+        compensations.pop();
+      } catch (err) {
+        failure = { error: failureOf(err, 'RunFailed'), thrown: true };
+        ending = undefined;
+      }
+    }
+    const subject = result.serviceName ? `services/${result.serviceName}` : `models/${input.model.name}`;
+    const end = ending ?? { state: 'Failed', error: failure.error, event: failure.event ?? { type: 'DeploymentFailed', subject, data: { error: failure.error } } };
+    yield* publish(end.event);
+    return finish(end.state, end.error);
+  }
 
   try {
     // 1. Register the model.
-    steps.start('register', now());
-    status();
-    const reg = yield* call(context, DEPLOY.registerModel, { model: input.model, files: input.files.model, source: input.source }, retry);
-    if (!reg.ok) {
-      steps.end('register', 'Failed', now(), reg.error.message);
-      yield* publish('DeploymentFailed', `models/${input.model.name}`, { step: 'register', error: reg.error });
-      return finish('Failed', reg.error);
-    }
-    steps.end('register', 'Succeeded', now(), reg.model.id);
+    const reg = valueOf(
+      yield* step('register', call(context, DEPLOY.registerModel, { model: input.model, files: input.files.model, source: input.source }, retry), judged((v) => v.model.id)),
+      (error) => ({ type: 'DeploymentFailed', subject: `models/${input.model.name}`, data: { step: 'register', error } }),
+    );
     result.model = reg.model.id;
-    yield* publish('ModelRegistered', `models/${reg.model.name}/${reg.model.version}`, { model: reg.model.id, files: reg.model.files, bytes: reg.model.bytes, source: input.source.kind, trainingRunId: input.training?.trainingRunId });
+    yield* publish({ type: 'ModelRegistered', subject: `models/${reg.model.name}/${reg.model.version}`, data: { model: reg.model.id, files: reg.model.files, bytes: reg.model.bytes, source: input.source.kind, trainingRunId: input.training?.trainingRunId } });
 
     // 2. Promotion policy (Service Bus): a failing policy registers but does not deploy.
     if (input.training) {
-      steps.start('promotionCheck', now());
-      const decision = checkPromotion(input.training.promotion, input.training.metrics);
+      const { promotion, metrics } = input.training;
+      const decision = yield* step('promotionCheck', (function* (): Gen<ReturnType<typeof checkPromotion>> { return checkPromotion(promotion, metrics); })(), (d) => ({ failed: !d.promote, detail: d.reasons.join('; ') }));
       result.promotion = decision;
-      steps.end('promotionCheck', decision.promote ? 'Succeeded' : 'Failed', now(), decision.reasons.join('; '));
       if (!decision.promote) return finish('NotPromoted', { code: 'PromotionPolicyNotMet', message: `Model ${reg.model.id} was registered but not deployed: ${decision.reasons.join('; ')}.` });
     }
     const manifest = input.manifest;
     if (!manifest) return finish('Registered');
 
-    // 3. Build the image.
-    steps.start('image', now());
-    status();
-    const img = yield* call(context, DEPLOY.createImage, { manifest, files: input.files, modelId: reg.model.id, runId }, retry);
-    if (img.image) result.image = img.image.id;
-    if (!img.ok) {
-      steps.end('image', 'Failed', now(), img.error.message);
-      yield* publish('DeploymentFailed', img.image ? `images/${img.image.name}/${img.image.version}` : `images/${manifest.image.name}`, { step: 'image', error: img.error, logBlob: img.image?.logBlob });
-      return finish('Failed', img.error);
-    }
-    steps.end('image', 'Succeeded', now(), `${img.image.id} ${img.image.digest ?? ''}`.trim());
-    yield* publish('ImageCreated', `images/${img.image.name}/${img.image.version}`, { image: img.image.id, digest: img.image.digest, models: img.image.models, runtime: img.image.runtime });
+    // 3. Build the image (a failed build comes back with its record: the run shows the image and its log).
+    const built = yield* step('image', call(context, DEPLOY.createImage, { manifest, files: input.files, modelId: reg.model.id, runId }, retry), judged((v) => `${v.image.id} ${v.image.digest ?? ''}`.trim()));
+    const image = valueOf(built, (error, detail) => {
+      const failed = detail?.image;
+      if (failed) result.image = failed.id;
+      return { type: 'DeploymentFailed', subject: failed ? `images/${failed.name}/${failed.version}` : `images/${manifest.image.name}`, data: { step: 'image', error, logBlob: failed?.logBlob } };
+    }).image;
+    result.image = image.id;
+    yield* publish({ type: 'ImageCreated', subject: `images/${image.name}/${image.version}`, data: { image: image.id, digest: image.digest, models: image.models, runtime: image.runtime } });
 
-    // 4. Claim the service (409 when another deployment runs) and start the new slot.
+    // 4. Claim the service (409 when another deployment runs) and pick the slot; from here a failure releases it.
     const deploy: DeployServiceInput = {
       runId,
       serviceName: manifest.service.name,
       target: manifest.target,
-      image: img.image,
+      image,
       config: manifest.deployConfig,
       ...(manifest.smokeTest ? { smokeTest: manifest.smokeTest } : {}),
       ...(manifest.schema ? { schema: manifest.schema } : {}),
       ...(manifest.service.description !== undefined ? { description: manifest.service.description } : {}),
       tags: manifest.service.tags,
     };
-    steps.start('prepare', now());
-    status();
-    const prep = yield* call(context, DEPLOY.prepareDeployment, deploy, retry);
-    if (!prep.ok) {
-      steps.end('prepare', 'Failed', now(), prep.error.message);
-      yield* publish('DeploymentFailed', `services/${deploy.serviceName}`, { step: 'prepare', error: prep.error });
-      return finish('Failed', prep.error);
-    }
-    steps.end('prepare', 'Succeeded', now(), prep.isUpdate ? `update: ${prep.previousImage} → ${img.image.id} in slot ${prep.slot}` : `new service, slot ${prep.slot}`);
-    held = { deploy, slot: prep.slot };
+    const service = `services/${deploy.serviceName}`;
+    const prep = valueOf(
+      yield* step('prepare', call(context, DEPLOY.prepareDeployment, deploy, retry), judged((p) => (p.isUpdate ? `update: ${p.previousImage} → ${image.id} in slot ${p.slot}` : `new service, slot ${p.slot}`))),
+      (error) => ({ type: 'DeploymentFailed', subject: service, data: { step: 'prepare', error } }),
+    );
+    compensations.push(releaseSlot(deploy, prep));
 
-    steps.start('deploy', now());
-    status();
-    const slot = yield* call(context, DEPLOY.deploySlot, { deploy, slot: prep.slot });
-    let failure: ErrorInfo | undefined;
-    let logTail: string | undefined;
-    if (slot.state !== 'Healthy') {
-      failure = slot.error ?? { code: 'DeploymentFailed', message: `Slot ${prep.slot} is ${slot.state}.` };
-      steps.end('deploy', 'Failed', now(), failure.message);
-    } else {
-      steps.end('deploy', 'Succeeded', now(), slot.scoringUri);
-      // 5. Smoke test the new slot before any traffic reaches it.
-      steps.start('smokeTest', now());
-      status();
-      const smoke = yield* call(context, DEPLOY.smokeTest, { deploy, slot });
-      result.smokeTest = { ...(smoke.latencyMs !== undefined ? { latencyMs: smoke.latencyMs } : {}), swagger: smoke.swagger, checks: smoke.checks };
-      if (!smoke.ok) {
-        // `code`: the test stopped for a reason that is not the slot's (e.g. ServiceDeleted: a forced DELETE meanwhile).
-        failure = smoke.code ? { code: smoke.code, message: smoke.reason ?? smoke.code } : { code: 'SmokeTestFailed', message: `Smoke test failed: ${smoke.reason}` };
-        logTail = smoke.logTail;
-        steps.end('smokeTest', 'Failed', now(), smoke.reason);
-      } else steps.end('smokeTest', 'Succeeded', now(), smoke.latencyMs !== undefined ? `${smoke.latencyMs} ms` : 'liveness only');
+    // 5. Start the new slot, then smoke test it before any traffic reaches it.
+    const slot = yield* step('deploy', call(context, DEPLOY.deploySlot, { deploy, slot: prep.slot }), (s) =>
+      s.state === 'Healthy' ? { detail: s.scoringUri } : { failed: true, detail: (s.error ?? slotFailure(prep.slot, s.state)).message },
+    );
+    if (slot.state !== 'Healthy') throw new StepFailed({ error: slot.error ?? slotFailure(prep.slot, slot.state), thrown: false });
+
+    const smoke = yield* step('smokeTest', call(context, DEPLOY.smokeTest, { deploy, slot }), (s) =>
+      s.ok ? { detail: s.latencyMs !== undefined ? `${s.latencyMs} ms` : 'liveness only' } : { failed: true, detail: s.reason },
+    );
+    result.smokeTest = { ...(smoke.latencyMs !== undefined ? { latencyMs: smoke.latencyMs } : {}), swagger: smoke.swagger, checks: smoke.checks };
+    if (!smoke.ok) {
+      // `code`: the test stopped for a reason that is not the slot's (e.g. ServiceDeleted: a forced DELETE meanwhile).
+      const error = smoke.code ? { code: smoke.code, message: smoke.reason ?? smoke.code } : { code: 'SmokeTestFailed', message: `Smoke test failed: ${smoke.reason}` };
+      throw new StepFailed({ error, thrown: false, ...(smoke.logTail !== undefined ? { logTail: smoke.logTail } : {}) });
     }
-    // 5b. Progressive delivery (manifest `rollout:`): traffic shifts step by step under live gates; a failed rollout is rolled back below.
-    if (!failure && isProgressive(manifest.rollout)) {
-      steps.start('rollout', now());
-      status();
-      const ro = yield* callSub(context, ROLLOUT.run, { runId, serviceName: deploy.serviceName, target: deploy.target, slot: prep.slot, ...(prep.previousSlot ? { previousSlot: prep.previousSlot } : {}), spec: manifest.rollout }, rolloutInstanceId(runId));
+    // 5b. Progressive delivery (manifest `rollout:`): traffic shifts step by step under live gates; a rollout that is
+    // not promoted is a judged failure: the new slot is rolled back and the previous version keeps serving.
+    if (isProgressive(manifest.rollout)) {
+      const rolloutInput = { runId, serviceName: deploy.serviceName, target: deploy.target, slot: prep.slot, ...(prep.previousSlot ? { previousSlot: prep.previousSlot } : {}), spec: manifest.rollout };
+      const ro = yield* step('rollout', callSub(context, ROLLOUT.run, rolloutInput, rolloutInstanceId(runId)), (r) => ({ failed: !r.promoted, detail: r.summary }));
       result.rollout = ro;
-      steps.end('rollout', ro.promoted ? 'Succeeded' : 'Failed', now(), ro.summary);
-      if (!ro.promoted) failure = ro.error ?? { code: 'RolloutFailed', message: ro.summary };
+      if (!ro.promoted) throw new StepFailed({ error: ro.error ?? { code: 'RolloutFailed', message: ro.summary }, thrown: false });
     }
 
-    if (failure) {
-      // 6b. Roll back: the previous version (if any) keeps serving.
-      steps.start('rollback', now());
-      status();
-      const rb = yield* call(context, DEPLOY.rollback, { deploy, slot: prep.slot, reason: failure, ...(logTail !== undefined ? { logTail } : {}) }, retry);
-      held = undefined;
-      steps.end('rollback', 'Succeeded', now(), rb.rolledBack ? `${prep.previousImage} keeps serving` : 'service Failed');
-      if (rb.rolledBack) {
-        yield* publish('DeploymentRolledBack', `services/${deploy.serviceName}`, { image: img.image.id, servingImage: prep.previousImage, error: rb.error });
-        return finish('RolledBack', rb.error);
-      }
-      yield* publish('DeploymentFailed', `services/${deploy.serviceName}`, { step: 'deploy', image: img.image.id, error: rb.error });
-      return finish('Failed', rb.error);
-    }
-
-    // 6a. Promote: switch traffic and record the service. From here on the deployment has worked: nothing rolls back.
-    steps.start('promote', now());
-    status();
-    const svc = yield* call(context, DEPLOY.promote, { deploy, slot: prep.slot }, retry);
-    held = undefined;
-    steps.end('promote', 'Succeeded', now(), svc.scoringUri);
+    // 6. Promote: switch traffic and record the service. The pivot: from here on the deployment has worked.
+    const svc = yield* step('promote', call(context, DEPLOY.promote, { deploy, slot: prep.slot }, retry), (s) => ({ detail: s.scoringUri }));
+    compensations.length = 0;
 
     // Retire the previous slot and free its image (best effort: a failure is a note, the new version serves).
     if (prep.previousSlot || prep.previousImage) {
-      steps.start('retire', now());
-      status();
+      const notRetired = (err: unknown) => `the previous slot ${prep.previousSlot ?? ''} was not retired: ${failureOf(err, 'RunFailed').message}`;
       try {
-        const retired = yield* call(
+        const retire = call(
           context,
           DEPLOY.retirePrevious,
-          {
-            deploy,
-            slot: prep.slot,
-            ...(prep.previousSlot ? { previousSlot: prep.previousSlot } : {}),
-            ...(prep.previousImage ? { previousImage: prep.previousImage } : {}),
-          },
+          { deploy, slot: prep.slot, ...(prep.previousSlot ? { previousSlot: prep.previousSlot } : {}), ...(prep.previousImage ? { previousImage: prep.previousImage } : {}) },
           retry,
         );
+        const retired = yield* step('retire', retire, (r) => ({ detail: r.notes.length ? r.notes.join('; ') : `slot ${prep.previousSlot ?? '-'} removed` }), notRetired);
         notes.push(...retired.notes);
-        steps.end('retire', 'Succeeded', now(), retired.notes.length ? retired.notes.join('; ') : `slot ${prep.previousSlot ?? '-'} removed`);
       } catch (err) {
-        const note = `the previous slot ${prep.previousSlot ?? ''} was not retired: ${runErrorOf(err).message}`;
-        notes.push(note);
-        steps.end('retire', 'Failed', now(), note);
+        notes.push(notRetired(err));
       }
     }
     result.scoringUri = svc.scoringUri;
     result.swaggerUri = svc.swaggerUri;
     result.outcome = prep.isUpdate ? 'Updated' : 'Deployed';
-    yield* publish(prep.isUpdate ? 'ServiceUpdated' : 'ServiceDeployed', `services/${deploy.serviceName}`, {
-      image: img.image.id,
-      model: reg.model.id,
-      scoringUri: svc.scoringUri,
-      swaggerUri: svc.swaggerUri,
-      ...(prep.previousImage ? { previousImage: prep.previousImage } : {}),
+    yield* publish({
+      type: prep.isUpdate ? 'ServiceUpdated' : 'ServiceDeployed',
+      subject: service,
+      data: { image: image.id, model: reg.model.id, scoringUri: svc.scoringUri, swaggerUri: svc.swaggerUri, ...(prep.previousImage ? { previousImage: prep.previousImage } : {}) },
     });
 
-    // 7. Batch scoring the training message asked for, now that the model is deployed.
+    // 7. Batch scoring the training message asked for, now that the model is deployed (a refusal is reported, not fatal).
     if (input.training?.batch) {
-      steps.start('batch', now());
-      status();
-      const batchInput: StartBatchAfterDeployInput = { batch: input.training.batch, trainingRunId: input.training.trainingRunId, model: reg.model.id, eventId: input.source.eventId };
-      const b = yield* call(context, DEPLOY.startBatch, batchInput, retry);
-      if (b.ok) {
-        result.batch = { runId: b.runId, statusUri: `/api/runs/${b.runId}` };
-        steps.end('batch', 'Succeeded', now(), `batch run ${b.runId} started`);
-      } else {
-        result.batch = { error: b.error };
-        steps.end('batch', 'Failed', now(), b.error.message);
-      }
+      const batchInput = { batch: input.training.batch, trainingRunId: input.training.trainingRunId, model: reg.model.id, eventId: input.source.eventId };
+      const b = yield* step('batch', call(context, DEPLOY.startBatch, batchInput, retry), judged((v) => `batch run ${v.runId} started`));
+      result.batch = b.ok ? { runId: b.value.runId, statusUri: `/api/runs/${b.value.runId}` } : { error: b.error };
     }
     return finish('Succeeded');
   } catch (err) {
-    // An activity failed after its retries: release the service if this run holds it, then fail the run.
-    const error: ErrorInfo = runErrorOf(err);
-    if (held) {
-      try {
-        yield* call(context, DEPLOY.rollback, { deploy: held.deploy, slot: held.slot, reason: error });
-      } catch {
-        /* best effort */
-      }
-    }
-    try {
-      yield* publish('DeploymentFailed', result.serviceName ? `services/${result.serviceName}` : `models/${input.model.name}`, { error });
-    } catch {
-      /* best effort */
-    }
-    return finish('Failed', error);
+    return yield* unwind(err instanceof StepFailed ? err.failure : { error: failureOf(err, 'RunFailed'), thrown: true });
   }
+
+  /**
+   * Compensation of `prepare` (+ `deploy`): remove the new slot and release the service. After a judged failure it
+   * is the `rollback` step (with retries) and decides the ending: RolledBack when the previous version keeps
+   * serving, else Failed. After a thrown failure: one try, best effort; the run fails with the error that stopped it.
+   */
+  function releaseSlot(deploy: DeployServiceInput, prep: PreparedSlot): Compensation {
+    const subject = `services/${deploy.serviceName}`;
+    return function* (f) {
+      if (f.thrown) {
+        try {
+          yield* call(context, DEPLOY.rollback, { deploy, slot: prep.slot, reason: f.error });
+        } catch {
+          /* best effort */
+        }
+        return undefined;
+      }
+      const rollback = call(context, DEPLOY.rollback, { deploy, slot: prep.slot, reason: f.error, ...(f.logTail !== undefined ? { logTail: f.logTail } : {}) }, retry);
+      const rb = yield* step('rollback', rollback, (r) => ({ detail: r.rolledBack ? `${prep.previousImage} keeps serving` : 'service Failed' }));
+      return rb.rolledBack
+        ? { state: 'RolledBack', error: rb.error, event: { type: 'DeploymentRolledBack', subject, data: { image: deploy.image.id, servingImage: prep.previousImage, error: rb.error } } }
+        : { state: 'Failed', error: rb.error, event: { type: 'DeploymentFailed', subject, data: { step: 'deploy', image: deploy.image.id, error: rb.error } } };
+    };
+  }
+}
+
+/** A slot that did not come up healthy and said nothing more. */
+function slotFailure(slot: string, state: string): ErrorInfo {
+  return { code: 'DeploymentFailed', message: `Slot ${slot} is ${state}.` };
 }
 
 registerOrchestration(DEPLOY.run, deployModel);

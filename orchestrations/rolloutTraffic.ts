@@ -33,8 +33,7 @@ import {
 import type { RolloutGates } from '../shared/rollout/spec';
 import { shadowWindowOf, windowOf, type ShadowFigures, type TrafficSnapshot, type WindowFigures } from '../shared/rollout/traffic';
 import type { ErrorInfo } from '../shared/seams';
-import { runErrorOf } from '../shared/deploy/run-status';
-import { call, inputOf, registerOrchestration } from '../shared/workflow';
+import { call, failureOf, inputOf, registerOrchestration } from '../shared/workflow';
 
 /** Renew the run's hold on the service this often while waiting (a quarter of the 2 h deployment lease). */
 const DEFAULT_LEASE_RENEW_SECONDS = 30 * 60;
@@ -287,7 +286,7 @@ function* rolloutTraffic(context: OrchestrationContext): Generator<Task, Rollout
     return finish('promote', true, `${spec.strategy}: ${path} passed`);
   } catch (err) {
     // An activity failed after its retries: back to 0 % if possible; the caller rolls the slot back.
-    const error = runErrorOf(err, 'RolloutFailed');
+    const error = failureOf(err, 'RolloutFailed');
     try {
       return yield* rollBack('rolledBack', error);
     } catch {

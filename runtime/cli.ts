@@ -6,12 +6,12 @@
  */
 import { toErrorInfo } from './errors';
 import { optionsFromEnv } from './env';
+import { createLogger } from './log';
 import { helpText, parseArgs } from './options';
 import { startScoringServer } from './server';
 
-function line(record: Record<string, unknown>): void {
-  process.stdout.write(JSON.stringify(record) + '\n');
-}
+/** JSON lines (event first, with level and time; ready.ts parses them), human-readable on a terminal; LOG_LEVEL honoured. */
+const line = createLogger();
 
 async function main(): Promise<void> {
   const cli = parseArgs(process.argv.slice(2));
@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   }
   // MDF_* variables (how ACI/AKS configure a container) give defaults; flags win.
   const args = { ...optionsFromEnv(process.env), ...cli };
-  const server = await startScoringServer(args);
+  const server = await startScoringServer({ ...args, log: line });
   line({ event: 'listening', port: server.port, host: server.options.host, url: server.url, runtime: server.kind, pid: process.pid });
   const init = await server.initialized;
   line(init.ok ? { event: 'ready', port: server.port } : { event: 'init_failed', port: server.port, message: init.error });
@@ -38,7 +38,7 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   const info = toErrorInfo(e);
-  line({ event: 'error', code: info.code, message: info.message });
+  line({ event: 'error', level: 'error', code: info.code, message: info.message });
   process.stderr.write(`${info.code}: ${info.message}\n`);
   process.exit(2);
 });

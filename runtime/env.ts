@@ -11,10 +11,36 @@ export const RUNTIME_ENV = {
   mode: 'MDF_MODE',
   primaryKey: 'MDF_PRIMARY_KEY',
   secondaryKey: 'MDF_SECONDARY_KEY',
+  keysFile: 'MDF_KEYS_FILE',
   maxConcurrent: 'MDF_MAX_CONCURRENT_REQUESTS',
   maxWaitMs: 'MDF_MAX_WAIT_MS',
   timeoutMs: 'MDF_SCORING_TIMEOUT_MS',
   workers: 'MDF_WORKERS',
+  serviceName: 'MDF_SERVICE_NAME',
+  slot: 'MDF_SLOT',
+  modelName: 'MDF_MODEL_NAME',
+  modelVersion: 'MDF_MODEL_VERSION',
+  /** `true`: model data collection on (collector.ts). */
+  collectModelData: 'MDF_COLLECT_MODEL_DATA',
+  /** Container URL of collected data: with a SAS (local target: write-only, that container only) or without (managed identity). */
+  modelDataUrl: 'MDF_MODEL_DATA_URL',
+  modelDataConnectionString: 'MDF_MODEL_DATA_CONNECTION_STRING',
+  /** `true`: OpenTelemetry traces (telemetry.ts). */
+  enableAppInsights: 'MDF_ENABLE_APP_INSIGHTS',
+} as const;
+
+const STRING_OPTIONS = {
+  serviceName: RUNTIME_ENV.serviceName,
+  slot: RUNTIME_ENV.slot,
+  modelName: RUNTIME_ENV.modelName,
+  modelVersion: RUNTIME_ENV.modelVersion,
+  modelDataUrl: RUNTIME_ENV.modelDataUrl,
+  modelDataConnectionString: RUNTIME_ENV.modelDataConnectionString,
+} as const;
+
+const FLAG_OPTIONS = {
+  collectModelData: RUNTIME_ENV.collectModelData,
+  enableAppInsights: RUNTIME_ENV.enableAppInsights,
 } as const;
 
 const INT_OPTIONS = {
@@ -34,12 +60,25 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv): ServerOptionsInput {
     if (!/^\d+$/.test(v)) throw new RuntimeError('InvalidArguments', `${name} must be a non-negative integer; got "${v}"`, 400);
     out[key] = Number(v);
   }
+  for (const [key, name] of Object.entries(STRING_OPTIONS) as [keyof typeof STRING_OPTIONS, string][]) {
+    const v = env[name]?.trim();
+    if (v) out[key] = v;
+  }
+  for (const [key, name] of Object.entries(FLAG_OPTIONS) as [keyof typeof FLAG_OPTIONS, string][]) {
+    const v = env[name]?.trim().toLowerCase();
+    if (!v) continue;
+    if (v === 'true' || v === '1') out[key] = true;
+    else if (v === 'false' || v === '0') out[key] = false;
+    else throw new RuntimeError('InvalidArguments', `${name} must be true or false; got "${env[name]!.trim().slice(0, 20)}"`, 400);
+  }
   const mode = env[RUNTIME_ENV.mode]?.trim();
   if (mode) {
     if (mode === 'serve' || mode === 'realtime') out.mode = 'realtime';
     else if (mode === 'batch') out.mode = 'batch';
     else throw new RuntimeError('InvalidArguments', `${RUNTIME_ENV.mode} must be serve (realtime) or batch; got "${mode}"`, 400);
   }
+  const keysFile = env[RUNTIME_ENV.keysFile]?.trim();
+  if (keysFile) out.keysFile = keysFile;
   const primaryKey = env[RUNTIME_ENV.primaryKey];
   const secondaryKey = env[RUNTIME_ENV.secondaryKey];
   if (primaryKey || secondaryKey) {

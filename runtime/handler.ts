@@ -4,7 +4,8 @@
  * so both answer the same bodies and error codes.
  */
 import { RuntimeError } from './errors';
-import { OnnxModel, settle, type ManyResult, type OnnxLoadOptions } from './onnx';
+import { inferResponse, parseInferRequest, type OipOutput, type OipRequest } from './oip-tensor';
+import { OnnxModel, settle, type ManyResult, type OnnxLoadOptions, type OutputFormat } from './onnx';
 import type { RequestInput, WorkerReply } from './pool';
 import type { ScriptSchema } from './protocol';
 
@@ -17,7 +18,7 @@ export interface Handler {
    * Dynamic batching (ONNX models): several `/score` bodies at once, stacked into as few model runs as their
    * shapes allow; one result or error per body, in order.
    */
-  scoreMany?(bodies: Buffer[]): Promise<ManyResult>;
+  scoreMany?(bodies: Buffer[], inputs?: RequestInput[]): Promise<ManyResult>;
   /** Whether `scoreMany` can stack requests of this model at all (else it runs them one by one). */
   batchable?(): boolean;
   close?(): Promise<void>;
@@ -33,13 +34,47 @@ export function parseJson(body: Buffer): unknown {
 
 export async function onnxHandler(file: string, options: OnnxLoadOptions = {}): Promise<Handler> {
   const model = await OnnxModel.load(file, options);
+  const outputNames = new Set(model.outputs.map((o) => o.name));
+  /** An OIP request, its requested outputs checked before the model runs. */
+  const oipRequest = (body: Buffer): OipRequest => {
+    const request = parseInferRequest(body);
+    for (const o of request.outputs ?? []) {
+      if (!outputNames.has(o.name)) throw new RuntimeError('InvalidInput', `Unknown output '${o.name.slice(0, 100)}'; the model's outputs are ${[...outputNames].join(', ')}`, 400);
+    }
+    return request;
+  };
+  const asOutputs = (value: Record<string, unknown>) => Object.values(value) as OipOutput[];
   return {
     rawHttp: false,
     schema: model.schema(),
-    score: (_h, body) => model.run(parseJson(body)),
+    async score(h, body) {
+      if (!h.oip) return model.run(parseJson(body));
+      const request = oipRequest(body);
+      return inferResponse(h.oip, request, asOutputs(await model.runFeeds(model.oipFeeds(request.inputs), 'oip')));
+    },
     batch: (rows) => model.runBatch(rows),
     batchable: () => model.batchable,
-    scoreMany: (bodies) => model.runFeedsMany(bodies.map((b) => settle(() => model.feeds(parseJson(b))))),
+    async scoreMany(bodies, inputs) {
+      // `/score` bodies and OIP `/infer` requests are stacked together: both become feeds of the same tensors.
+      const requests: Array<OipRequest | undefined> = [];
+      const formats: OutputFormat[] = [];
+      const feeds = bodies.map((b, i) => {
+        const target = inputs?.[i]?.oip;
+        formats.push(target ? 'oip' : 'json');
+        return settle(() => {
+          if (!target) return model.feeds(parseJson(b));
+          const request = oipRequest(b);
+          requests[i] = request;
+          return model.oipFeeds(request.inputs);
+        });
+      });
+      const many = await model.runFeedsMany(feeds, formats);
+      many.results.forEach((r, i) => {
+        const target = inputs?.[i]?.oip;
+        if (target && r.error === undefined) many.results[i] = settle((): Record<string, unknown> => ({ ...inferResponse(target, requests[i]!, asOutputs(r.value!)) }));
+      });
+      return many;
+    },
     close: () => model.close(),
   };
 }
@@ -110,12 +145,12 @@ export interface HandledMany {
  */
 export async function handleRequests(handler: Handler, items: RequestItem[], debug: boolean): Promise<HandledMany> {
   const replies = new Array<WorkerReply>(items.length);
-  const score = handler.scoreMany ? items.flatMap((it, i) => (it.input.kind === 'score' ? [i] : [])) : [];
+  const score = handler.scoreMany ? items.flatMap((it, i) => (it.input.kind === 'score' && !it.input.warmup ? [i] : [])) : [];
   let runs: number[] = [];
   let fallbacks = 0;
   if (score.length) {
     try {
-      const many = await handler.scoreMany!(score.map((i) => items[i].body));
+      const many = await handler.scoreMany!(score.map((i) => items[i].body), score.map((i) => items[i].input));
       score.forEach((i, k) => {
         const r = many.results[k];
         replies[i] = r.error === undefined ? toReply(r.value, handler.rawHttp) : errorReply(r.error, 'RunFailed', debug);
@@ -129,7 +164,7 @@ export async function handleRequests(handler: Handler, items: RequestItem[], deb
   for (let i = 0; i < items.length; i++) {
     if (replies[i]) continue;
     replies[i] = await handleRequest(handler, items[i].input, items[i].body, debug);
-    if (items[i].input.kind === 'score') runs.push(1);
+    if (items[i].input.kind === 'score' && !items[i].input.warmup) runs.push(1);
   }
   return { replies, runs, fallbacks };
 }

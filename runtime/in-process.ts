@@ -16,7 +16,7 @@ import { RuntimeError } from './errors';
 import { handleRequest, type Handler } from './handler';
 import { packageRoot } from './launch';
 import { ConcurrencyLimiter, overloadedError } from './limiter';
-import type { OnnxThreadData, ThreadReplies } from './onnx-thread';
+import type { OnnxThreadData, ThreadReplies, ThreadRequest } from './onnx-thread';
 import type { PoolPhase, RequestInput, Scorer, WorkerReply } from './pool';
 import type { ScriptSchema } from './protocol';
 
@@ -41,6 +41,18 @@ interface Thread {
   ready: boolean;
   busy: number;
   pending: Map<number, (reply: WorkerReply) => void>;
+  /** Requests not yet posted: those of one event-loop turn go to the thread in one message. */
+  outbox: ThreadRequest[];
+  transfer: ArrayBuffer[];
+}
+
+/** Posts a thread's outbox as one message (one structured clone and one wake-up of the thread for the lot). */
+function flush(t: Thread): void {
+  const batch = t.outbox;
+  const transfer = t.transfer;
+  t.outbox = [];
+  t.transfer = [];
+  if (batch.length) t.worker.postMessage(batch, transfer);
 }
 
 export const onnxThreadPath = (): string => path.join(packageRoot(), 'dist', 'runtime', 'onnx-thread.js');
@@ -73,7 +85,7 @@ export async function startOnnxThreads(file: string, opts: OnnxThreadsOptions): 
   let nextId = 1;
 
   const spawn = (slot: number): Promise<void> => new Promise<void>((resolve, reject) => {
-    const t: Thread = { worker: new Worker(onnxThreadPath(), { workerData: data }), ready: false, busy: 0, pending: new Map() };
+    const t: Thread = { worker: new Worker(onnxThreadPath(), { workerData: data }), ready: false, busy: 0, pending: new Map(), outbox: [], transfer: [] };
     threads[slot] = t;
     t.worker.on('message', (msg: { t: string; message?: string; schema?: ScriptSchema | null } | ThreadReplies) => {
       if (msg.t === 'replies') {
@@ -123,9 +135,17 @@ export async function startOnnxThreads(file: string, opts: OnnxThreadsOptions): 
       const t = best;
       const id = nextId++;
       t.busy++;
+      // The body goes over in an ArrayBuffer of its own, transferred: a small Buffer is a view into Node's shared
+      // 8 KiB pool, and structured cloning a view copies its whole ArrayBuffer. The model needs no headers.
+      const bytes = new Uint8Array(body.byteLength);
+      bytes.set(body);
+      const request: ThreadRequest = { id, input: { ...input, headers: {} }, body: bytes };
       return new Promise<WorkerReply>((resolve) => {
         t.pending.set(id, resolve);
-        t.worker.postMessage({ id, input, body });
+        // Requests of this event-loop turn (many sockets' data in one poll phase) leave together after it.
+        if (t.outbox.length === 0) setImmediate(() => flush(t));
+        t.outbox.push(request);
+        t.transfer.push(bytes.buffer);
       });
     },
     close,

@@ -22,3 +22,9 @@ export { capText, LineSplitter, MAX_LINE_BYTES, splitLines, truncationMarker } f
 export { parseRuntimeEvent, waitRuntimeReady } from './ready';
 export type { RuntimeEvent, RuntimeStart, WaitRuntimeReadyOptions } from './ready';
 export { jsonNestingDepth } from './json-depth';
+export { isOpenOipPath, parseOipPath } from './oip';
+export type { OipPath } from './oip';
+export { createLogger, formatRecord, logLevelOf, messageLogger } from './log';
+export type { Logger, LoggerOptions, LogLevel } from './log';
+export { issueToken, makeTokenVerifier, TOKEN_LIFETIME_SECONDS, TOKEN_REFRESH_AFTER_SECONDS } from './auth-token';
+export type { IssuedToken } from './auth-token';

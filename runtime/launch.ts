@@ -48,6 +48,8 @@ export function workerLaunch(options: ServerOptions): { kind: RuntimeKind; launc
   const env = (vars: Record<string, string>): NodeJS.ProcessEnv => workerEnv({
     AML_MAX_CONCURRENT: String(options.maxConcurrent),
     AML_DEBUG: options.debug ? '1' : '0',
+    // ModelDataCollector records are sent to the front only when collection is on (collector.ts).
+    AML_COLLECT_MODEL_DATA: options.collectModelData ? '1' : '0',
     ...(modelDir ? { AZUREML_MODEL_DIR: modelDir } : {}),
     ...vars,
   }, options.env);

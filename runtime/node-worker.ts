@@ -16,6 +16,18 @@ import { BatchQueue } from './batcher';
 import { handleRequest, handleRequests, onnxHandler, parseJson, type Handler } from './handler';
 import { encodeFrame, FrameDecoder, type ScriptSchema, type WorkerRequestHeader } from './protocol';
 import { inputSchemaFromSamples, schemaFromSample } from './schema';
+import { setCollectSink, withRequest } from './monitoring';
+
+/** `require('azureml-monitoring')` in an entry script → the runtime's ModelDataCollector (monitoring.ts). */
+function registerMonitoringModule(): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const Module = require('node:module') as { _resolveFilename: (request: string, ...rest: unknown[]) => string };
+  const resolve = Module._resolveFilename;
+  const target = require.resolve('./monitoring');
+  Module._resolveFilename = function (request: string, ...rest: unknown[]) {
+    return request === 'azureml-monitoring' ? target : resolve.call(this, request, ...rest);
+  };
+}
 
 const debug = process.env.AML_DEBUG === '1';
 
@@ -126,6 +138,8 @@ async function main(): Promise<void> {
   const input = new net.Socket({ fd: 3, readable: true, writable: false });
   const output = new net.Socket({ fd: 4, readable: false, writable: true });
   const send = (header: object, body?: Buffer) => output.write(encodeFrame(header, body));
+  registerMonitoringModule();
+  if (process.env.AML_COLLECT_MODEL_DATA === '1') setCollectSink((header, body) => send(header, body));
   let handler: Handler;
   try {
     const script = process.env.AML_ENTRY_SCRIPT;
@@ -144,7 +158,7 @@ async function main(): Promise<void> {
 
   const handle = async (header: WorkerRequestHeader, body: Buffer) => {
     const { id, ...request } = header;
-    const reply = await handleRequest(handler, request, body, debug);
+    const reply = await withRequest(request.requestId, () => handleRequest(handler, request, body, debug));
     send({ t: 'res', id, status: reply.status, contentType: reply.contentType, headers: reply.headers }, reply.body);
   };
   const decoder = new FrameDecoder<WorkerRequestHeader>();
@@ -154,7 +168,7 @@ async function main(): Promise<void> {
     ? new BatchQueue<{ header: WorkerRequestHeader; body: Buffer }>({
         get maxBatchSize() { return handler.batchable?.() ? maxBatchSize : 1; },
         maxBatchDelayMs: Number(process.env.AML_MAX_BATCH_DELAY_MS) || 0,
-        batchable: (f) => f.header.kind === 'score',
+        batchable: (f) => f.header.kind === 'score' && !f.header.warmup,
         process: async (frames) => {
           const done = await handleRequests(handler, frames.map((f) => ({ input: f.header, body: f.body })), debug);
           frames.forEach((f, i) => {

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { RuntimeError } from './errors';
+import { elementCount, forEachElement, invalid, shown, type OipDatatype, type OipInput, type OipOutput, type OipTensorMeta } from './oip-tensor';
 import type { JsonSchema, ScriptSchema } from './protocol';
 
 type Ort = typeof import('onnxruntime-node');
@@ -51,6 +52,45 @@ function itemSchema(type: Tensor.Type): JsonSchema {
 function sampleValue(type: Tensor.Type): unknown {
   return type === 'string' ? '' : type === 'bool' ? false : 0;
 }
+
+const OIP_OF: Partial<Record<Tensor.Type, OipDatatype>> = {
+  bool: 'BOOL', uint8: 'UINT8', uint16: 'UINT16', uint32: 'UINT32', uint64: 'UINT64', int8: 'INT8', int16: 'INT16', int32: 'INT32',
+  int64: 'INT64', float16: 'FP16', float32: 'FP32', float64: 'FP64', string: 'BYTES',
+};
+
+/** The Open Inference Protocol datatype of an ONNX tensor type. */
+export function oipDatatypeOf(type: Tensor.Type): OipDatatype {
+  const d = OIP_OF[type];
+  if (!d) throw new RuntimeError('UnsupportedModel', `The model has a tensor of type ${type}, which the Open Inference Protocol has no datatype for`, 500);
+  return d;
+}
+
+/** OIP metadata of a tensor: dynamic dimensions (symbols, unknown sizes) are -1. */
+function oipMeta(info: TensorInfo): OipTensorMeta {
+  return { name: info.name, datatype: OIP_OF[info.type] ?? 'FP32', shape: info.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)) };
+}
+
+/** A tensor (rows `[from, from + rows)` of it along the first dimension, when given) as an OIP output: flat data. */
+function oipOutputOf(name: string, t: Tensor, from?: number, rows?: number): OipOutput {
+  let shape = [...t.dims];
+  let data: ArrayLike<number | bigint | string | boolean> = t.data;
+  if (from !== undefined && rows !== undefined) {
+    const rowSize = elementCount(t.dims.slice(1));
+    const a = from * rowSize;
+    const b = a + rows * rowSize;
+    data = Array.isArray(t.data) ? t.data.slice(a, b) : t.data.subarray(a, b);
+    shape = [rows, ...t.dims.slice(1)];
+  }
+  const n = data.length;
+  const out = new Array<unknown>(n);
+  if (t.type === 'bool') for (let i = 0; i < n; i++) out[i] = Boolean(data[i]);
+  else if (t.type === 'int64' || t.type === 'uint64') for (let i = 0; i < n; i++) out[i] = Number(data[i]);
+  else for (let i = 0; i < n; i++) out[i] = data[i];
+  return { name, datatype: OIP_OF[t.type] ?? 'FP32', shape, data: out };
+}
+
+/** How a request wants its outputs: `{name: nested array}` (`/score`) or OIP output tensors (`/infer`). */
+export type OutputFormat = 'json' | 'oip';
 
 function tensorSchema(info: TensorInfo): { schema: JsonSchema; example: unknown } {
   let schema = itemSchema(info.type);
@@ -279,7 +319,11 @@ export class OnnxModel {
   }
 
   schema(): ScriptSchema {
-    return { input: objectSchema(this.inputs), output: objectSchema(this.outputs) };
+    return {
+      input: objectSchema(this.inputs),
+      output: objectSchema(this.outputs),
+      oip: { inputs: this.inputs.map(oipMeta), outputs: this.outputs.map(oipMeta) },
+    };
   }
 
   /** `{"data": ...}` or named inputs → feeds. */
@@ -303,14 +347,61 @@ export class OnnxModel {
     return feeds;
   }
 
+  /**
+   * Open Inference Protocol inputs → feeds: each input named by the model, with the model's datatype, its rank and
+   * fixed dimensions; the data (flat or nested) is written straight into the tensor's typed array.
+   */
+  oipFeeds(inputs: OipInput[]): Record<string, Tensor> {
+    const { Tensor } = loadOrt();
+    const feeds: Record<string, Tensor> = {};
+    for (const input of inputs) {
+      const info = this.byName.get(input.name);
+      if (!info) throw invalid(`Unknown input '${shown(input.name)}'; the model's inputs are ${[...this.byName.keys()].join(', ')}`);
+      const datatype = oipDatatypeOf(info.type);
+      if (input.datatype !== datatype) throw invalid(`Input '${info.name}' is ${datatype} in the model; got ${input.datatype}`);
+      const dims = input.shape;
+      if (info.shape.length && dims.length !== info.shape.length) {
+        throw invalid(`Input '${info.name}' must have ${info.shape.length} dimensions (shape [${info.shape.join(', ')}]); got shape [${dims.join(', ')}]`);
+      }
+      info.shape.forEach((d, i) => {
+        if (typeof d === 'number' && d > 0 && dims[i] !== d) throw invalid(`Input '${info.name}' must have size ${d} on dimension ${i}; got shape [${dims.join(', ')}]`);
+      });
+      const size = elementCount(dims);
+      const Numeric = NUMERIC[info.type];
+      if (Numeric) {
+        const data = new Numeric(size);
+        forEachElement(input, (i, x) => { data[i] = x as number; });
+        feeds[info.name] = new Tensor(info.type as 'float32', data as Float32Array, dims);
+      } else if (info.type === 'int64') {
+        const data = new BigInt64Array(size);
+        forEachElement(input, (i, x) => { data[i] = BigInt(x as number); });
+        feeds[info.name] = new Tensor('int64', data, dims);
+      } else if (info.type === 'bool') {
+        const data = new Uint8Array(size);
+        forEachElement(input, (i, x) => { data[i] = x ? 1 : 0; });
+        feeds[info.name] = new Tensor('bool', data, dims);
+      } else if (info.type === 'string') {
+        const data = new Array<string>(size);
+        forEachElement(input, (i, x) => { data[i] = x as string; });
+        feeds[info.name] = new Tensor('string', data, dims);
+      } else {
+        throw new RuntimeError('UnsupportedModel', `Input '${info.name}' has tensor type ${info.type}, which the runtime cannot build from JSON`, 400);
+      }
+    }
+    const missing = this.inputs.filter((i) => !Object.hasOwn(feeds, i.name)).map((i) => i.name);
+    if (missing.length) throw invalid(`Missing input(s): ${missing.join(', ')}`);
+    return feeds;
+  }
+
   async run(payload: unknown): Promise<Record<string, unknown>> {
     return this.runFeeds(this.feeds(payload));
   }
 
-  async runFeeds(feeds: Record<string, Tensor>): Promise<Record<string, unknown>> {
+  /** One run; outputs as `{name: nested array}` (`json`) or as `{name: OIP output}` (`oip`). */
+  async runFeeds(feeds: Record<string, Tensor>, format: OutputFormat = 'json'): Promise<Record<string, unknown>> {
     const results = await this.session.run(feeds);
     const out: Record<string, unknown> = {};
-    for (const name of this.outputNames) out[name] = fromTensor(results[name]);
+    for (const name of this.outputNames) out[name] = format === 'oip' ? oipOutputOf(name, results[name]) : fromTensor(results[name]);
     return out;
   }
 
@@ -347,7 +438,7 @@ export class OnnxModel {
    * splitting the outputs back by row ranges. A batched run that fails (or whose outputs do not have one row per
    * input row) is replaced by one run per request, so each error lands on its own request.
    */
-  async runFeedsMany(feeds: Settled<Record<string, Tensor>>[]): Promise<ManyResult> {
+  async runFeedsMany(feeds: Settled<Record<string, Tensor>>[], formats?: OutputFormat[]): Promise<ManyResult> {
     const results = new Array<Settled<Record<string, unknown>>>(feeds.length);
     const runs: number[] = [];
     let fallbacks = 0;
@@ -364,7 +455,7 @@ export class OnnxModel {
     });
     const runAlone = async (i: number) => {
       try {
-        results[i] = { value: await this.runFeeds(feeds[i].value!) };
+        results[i] = { value: await this.runFeeds(feeds[i].value!, formats?.[i]) };
       } catch (error) {
         results[i] = { error };
       }
@@ -390,7 +481,9 @@ export class OnnxModel {
         for (const i of members) {
           const rows = feeds[i].value![this.inputs[0].name].dims[0];
           const value: Record<string, unknown> = {};
-          for (const name of this.outputNames) value[name] = rowsOf(out[name], from, rows);
+          for (const name of this.outputNames) {
+            value[name] = formats?.[i] === 'oip' ? oipOutputOf(name, out[name], from, rows) : rowsOf(out[name], from, rows);
+          }
           results[i] = { value };
           from += rows;
         }

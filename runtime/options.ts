@@ -31,9 +31,18 @@ export const ServerOptionsSchema = z.object({
   maxConnections: z.number().int().min(1).default(1_000),
   keys: z.object({ primaryKey: z.string().min(1), secondaryKey: z.string().min(1) }).optional(),
   keysFile: z.string().min(1).optional(),
+  /** How often the keys file is read again (runtime/auth-keys.ts). */
+  keysReloadMs: z.number().int().min(50).max(3_600_000).default(5_000),
   python: z.string().min(1).default('python3'),
   mode: z.enum(['realtime', 'batch']).default('realtime'),
   serviceName: z.string().min(1).default('scoring-service'),
+  /**
+   * The model's name and version: in /v2/models/{name}[/versions/{v}] (Open Inference Protocol; name default
+   * serviceName, no version by default) and as labels of collected data and traces (default: from --model-dir
+   * models/<name>/<version>).
+   */
+  modelName: z.string().min(1).max(256).regex(/^[^/\s]+$/, 'no slashes or spaces').optional(),
+  modelVersion: z.string().min(1).max(256).regex(/^[^/\s]+$/, 'no slashes or spaces').optional(),
   debug: z.boolean().default(false),
   accessLog: z.boolean().default(true),
   restartInitialMs: z.number().int().min(0).default(100),
@@ -46,6 +55,22 @@ export const ServerOptionsSchema = z.object({
   maxBatchSize: z.number().int().min(1).max(4096).default(32),
   /** ONNX dynamic batching: how long a partial batch waits for more requests (0 = only what is already queued). */
   maxBatchDelayMs: z.number().int().min(0).max(60_000).default(0),
+  /** Model data collection (collector.ts): capture each /score request and script-collected records to blob storage. */
+  collectModelData: z.boolean().default(false),
+  /** Container URL of the collected data (with a SAS query, else the managed identity is used). */
+  modelDataUrl: z.string().url().optional(),
+  /** Or a storage connection string (programmatic / MDF_MODEL_DATA_CONNECTION_STRING only: never on a command line). */
+  modelDataConnectionString: z.string().min(1).optional(),
+  /** Collector bounds: buffered records at most, records per upload, longest wait before a batch is written. */
+  modelDataMaxRecords: z.number().int().min(1).max(10_000_000).default(10_000),
+  modelDataBatchRecords: z.number().int().min(1).max(100_000).default(1000),
+  modelDataFlushMs: z.number().int().min(10).max(3_600_000).default(5000),
+  /** How long stopping keeps trying to write the collected records left (programmatic only). */
+  modelDataCloseTimeoutMs: z.number().int().min(0).max(600_000).default(20_000),
+  /** Label of collected data and telemetry: the deployment slot (the model: modelName / modelVersion above). */
+  slot: z.string().min(1).max(128).default('default'),
+  /** OpenTelemetry traces (telemetry.ts), exported to Application Insights / OTLP per the environment. */
+  enableAppInsights: z.boolean().default(false),
   /** Extra environment variables for the workers (never logged). */
   env: z.record(z.string(), z.string()).optional(),
 });
@@ -71,16 +96,26 @@ export const CLI_OPTIONS: CliOption[] = [
   { flag: '--request-timeout-ms', key: 'requestTimeoutMs', kind: 'int', help: 'whole request (headers + body) not received within this → 408 RequestTimeout (default 120000)' },
   { flag: '--keep-alive-timeout-ms', key: 'keepAliveTimeoutMs', kind: 'int', help: 'idle kept-alive connections are closed after this (default 65000)' },
   { flag: '--max-connections', key: 'maxConnections', kind: 'int', help: 'open connections at most; more → 503 TooManyConnections (default 1000)' },
-  { flag: '--keys-file', key: 'keysFile', kind: 'string', help: 'JSON {"primaryKey","secondaryKey"}: enables Bearer key auth' },
+  { flag: '--keys-file', key: 'keysFile', kind: 'string', help: 'JSON {"primaryKey","secondaryKey"}: enables Bearer key auth; read again every --keys-reload-ms (new keys apply at once)' },
+  { flag: '--keys-reload-ms', key: 'keysReloadMs', kind: 'int', help: 'how often the keys file is read again (default 5000, at least 50)' },
   { flag: '--python', key: 'python', kind: 'string', help: 'Python interpreter for score.py (default python3)' },
   { flag: '--mode', key: 'mode', kind: 'string', help: 'realtime (default) | batch: batch serves only POST /batch (run(mini_batch))' },
   { flag: '--service-name', key: 'serviceName', kind: 'string', help: 'title of the swagger document (default scoring-service)' },
+  { flag: '--model-name', key: 'modelName', kind: 'string', help: 'the model name: in /v2/models/{name} (default: --service-name) and on collected data and traces (default: from --model-dir)' },
+  { flag: '--model-version', key: 'modelVersion', kind: 'string', help: 'the model version: in /v2/models/{name}/versions/{v} (default: none) and on collected data and traces (default: from --model-dir)' },
   { flag: '--restart-initial-ms', key: 'restartInitialMs', kind: 'int', help: 'first restart delay of a crashed worker, doubled per crash (default 100)' },
   { flag: '--restart-max-ms', key: 'restartMaxMs', kind: 'int', help: 'longest restart delay (default 10000)' },
   { flag: '--onnx-threads', key: 'onnxThreads', kind: 'int', help: 'ONNX: onnxruntime intra-op threads per run (default 0 = cores / workers, at least 1)' },
   { flag: '--max-batch-size', key: 'maxBatchSize', kind: 'int', help: 'ONNX: dynamic batching, /score requests queued at a busy model stacked into one run, at most (default 32; 1 = off)' },
   { flag: '--max-batch-delay-ms', key: 'maxBatchDelayMs', kind: 'int', help: 'ONNX: how long a partial batch waits for more requests (default 0 = batch only what is already queued, no added latency)' },
   { flag: '--onnx-worker-processes', key: 'onnxWorkerProcesses', kind: 'flag', help: 'ONNX: run the model in --workers worker processes instead of inside the server process (models whose single run is long)' },
+  { flag: '--collect-model-data', key: 'collectModelData', kind: 'flag', help: 'collect_model_data: write each /score input and output (and ModelDataCollector records) to blob storage' },
+  { flag: '--model-data-url', key: 'modelDataUrl', kind: 'string', help: 'container URL for collected data (a SAS in the query, else managed identity); or MDF_MODEL_DATA_URL / MDF_MODEL_DATA_CONNECTION_STRING' },
+  { flag: '--model-data-max-records', key: 'modelDataMaxRecords', kind: 'int', help: 'collected records buffered at most; beyond it records are dropped and counted (default 10000)' },
+  { flag: '--model-data-batch-records', key: 'modelDataBatchRecords', kind: 'int', help: 'collected records per upload (default 1000)' },
+  { flag: '--model-data-flush-ms', key: 'modelDataFlushMs', kind: 'int', help: 'longest wait of a collected record before its batch is written (default 5000)' },
+  { flag: '--slot', key: 'slot', kind: 'string', help: 'deployment slot, a label of collected data and traces (default "default")' },
+  { flag: '--enable-app-insights', key: 'enableAppInsights', kind: 'flag', help: 'OpenTelemetry span per request → APPLICATIONINSIGHTS_CONNECTION_STRING, else OTEL_EXPORTER_OTLP_ENDPOINT' },
   { flag: '--env', key: 'env', kind: 'env', help: 'NAME=VALUE: a variable for the workers, repeatable (they inherit only an allow-list; not for secrets: ps shows it)' },
   { flag: '--debug', key: 'debug', kind: 'flag', help: 'include stack traces in 500 responses' },
   { flag: '--no-access-log', key: 'accessLog', kind: 'flag', help: 'do not print access log lines' },
@@ -100,7 +135,10 @@ export function helpText(): string {
     '  --help'.padEnd(width + 4) + 'show this help',
     '',
     'Environment (defaults for containers on ACI/AKS; flags win): MDF_PORT, MDF_MODE (serve|batch), MDF_WORKERS,',
-    'MDF_MAX_CONCURRENT_REQUESTS, MDF_MAX_WAIT_MS, MDF_SCORING_TIMEOUT_MS, MDF_PRIMARY_KEY + MDF_SECONDARY_KEY (key auth).',
+    'MDF_MAX_CONCURRENT_REQUESTS, MDF_MAX_WAIT_MS, MDF_SCORING_TIMEOUT_MS, MDF_PRIMARY_KEY + MDF_SECONDARY_KEY (key auth), MDF_KEYS_FILE (key auth from a file read again while running),',
+    'MDF_SERVICE_NAME, MDF_SLOT, MDF_MODEL_NAME, MDF_MODEL_VERSION, MDF_COLLECT_MODEL_DATA=true + MDF_MODEL_DATA_URL or',
+    'MDF_MODEL_DATA_CONNECTION_STRING, MDF_ENABLE_APP_INSIGHTS=true (+ APPLICATIONINSIGHTS_CONNECTION_STRING or OTEL_EXPORTER_OTLP_ENDPOINT).',
+    'LOG_LEVEL (debug|info|warn|error): log lines below it are not written (JSON lines; human-readable on a terminal).',
   ].join('\n');
 }
 
@@ -150,9 +188,14 @@ export function resolveOptions(input: ServerOptionsInput): ServerOptions {
       const why = (e as NodeJS.ErrnoException).code ? (e as NodeJS.ErrnoException).code : 'not valid JSON';
       throw new RuntimeError('InvalidKeysFile', `Cannot read the keys file ${options.keysFile} (${why})`, 400);
     }
+    // A token-auth file ({"tokenSecret", "service"}: runtime/auth-keys.ts) sets no keys; runtime/auth-keys.ts checks tokens.
+    const t = raw && typeof raw === 'object' ? (raw as { tokenSecret?: unknown; service?: unknown }) : {};
+    const isTokenFile = typeof t.tokenSecret === 'string' && typeof t.service === 'string';
     const keys = ServerOptionsSchema.shape.keys.safeParse(raw);
-    if (!keys.success || !keys.data) throw new RuntimeError('InvalidKeysFile', `The keys file ${options.keysFile} must hold {"primaryKey": "...", "secondaryKey": "..."}`, 400);
-    options.keys = keys.data;
+    if (!isTokenFile && (!keys.success || !keys.data)) {
+      throw new RuntimeError('InvalidKeysFile', `The keys file ${options.keysFile} must hold {"primaryKey": "...", "secondaryKey": "..."} or {"tokenSecret": "...", "service": "..."}`, 400);
+    }
+    if (!isTokenFile) options.keys = keys.data;
   }
   return options;
 }

@@ -36,6 +36,8 @@ export interface PoolOptions {
   onRestart?: () => void;
   /** A worker's dynamic batch (ONNX with --onnx-worker-processes): requests per model run, failed batched runs. */
   onBatch?: (runs: number[], fallbacks: number) => void;
+  /** A record the entry script collected (ModelDataCollector); body = its data as JSON. */
+  onCollect?: (record: Extract<WorkerMessageHeader, { t: 'collect' }>, body: Buffer) => void;
 }
 
 export interface WorkerReply {
@@ -281,6 +283,8 @@ export class WorkerPool implements Scorer {
       this.drain();
     } else if (header.t === 'batch') {
       this.opts.onBatch?.(header.runs, header.fallbacks);
+    } else if (header.t === 'collect') {
+      this.opts.onCollect?.(header, body);
     }
   }
 

@@ -4,6 +4,7 @@
  * The front writes requests on the worker's fd 3 and reads replies on fd 4, so the entry script's own
  * stdout/stderr never mix with the protocol.
  */
+import type { OipTarget, OipTensorMeta } from './oip-tensor';
 
 /** Front → worker. */
 export interface WorkerRequestHeader {
@@ -13,6 +14,12 @@ export interface WorkerRequestHeader {
   path: string;
   query: string;
   headers: Record<string, string>;
+  /** An Open Inference Protocol `/infer` request (ONNX models: the body is the OIP request JSON). */
+  oip?: OipTarget;
+  /** The readiness warm-up run (runtime/oip.ts): never batched with others, not counted in the batch metrics. */
+  warmup?: boolean;
+  /** The front's `x-ms-request-id` (the correlation id of collected model data). */
+  requestId?: string;
 }
 
 /** A JSON schema object as the inference-schema decorators record it (`properties` + `example`). */
@@ -21,6 +28,8 @@ export type JsonSchema = Record<string, unknown>;
 export interface ScriptSchema {
   input: JsonSchema | null;
   output: JsonSchema | null;
+  /** ONNX models: the tensors' Open Inference Protocol metadata (datatype, shape with -1 for dynamic dimensions). */
+  oip?: { inputs: OipTensorMeta[]; outputs: OipTensorMeta[] };
 }
 
 /** Worker → front. */
@@ -29,7 +38,12 @@ export type WorkerMessageHeader =
   | { t: 'init_error'; message: string; stack?: string }
   | { t: 'res'; id: number; status: number; contentType: string; headers?: Record<string, string> }
   /** After the replies of a dynamic batch (ONNX): requests per model run, failed batched runs (metrics only). */
-  | { t: 'batch'; runs: number[]; fallbacks: number };
+  | { t: 'batch'; runs: number[]; fallbacks: number }
+  /**
+   * A record the entry script collected (`ModelDataCollector.collect`, collector.ts); the body is the data as JSON.
+   * Ignored unless model data collection is on.
+   */
+  | { t: 'collect'; designation: string; correlationId: string; requestId?: string; model?: string; modelVersion?: string; featureNames?: string[] };
 
 export function encodeFrame(header: object, body: Buffer = Buffer.alloc(0)): Buffer {
   const h = Buffer.from(JSON.stringify(header), 'utf8');

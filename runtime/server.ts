@@ -14,11 +14,15 @@ import { onnxThreads, workerLaunch } from './launch';
 import { RuntimeMetrics } from './metrics';
 import { resolveOptions, type ServerOptions, type ServerOptionsInput } from './options';
 import { WorkerPool, type Scorer } from './pool';
+import { keyAuth } from './auth-keys';
 import { buildOpenApi3, buildSwagger2 } from './schema';
+import { OipService } from './oip';
+import { createLogger, type LogRecord } from './log';
+import { setupObservability, type ObservabilityOverrides } from './observability';
 
-export type LogRecord = Record<string, unknown> & { event: string };
+export type { LogRecord } from './log';
 
-export interface StartOptions extends ServerOptionsInput {
+export interface StartOptions extends ServerOptionsInput, ObservabilityOverrides {
   /** Where log records go (default: one JSON line each on stdout). */
   log?: (record: LogRecord) => void;
   /** The entry script's own output lines (default: stderr, prefixed with the worker id). */
@@ -33,8 +37,13 @@ export interface ScoringServer {
   /** What runs the model: the worker pool, or the in-process ONNX scorer (`InProcessScorer`). */
   readonly pool: Scorer;
   readonly metrics: RuntimeMetrics;
-  /** Resolves when init() finished in a worker (`ok: true`) or failed everywhere (`ok: false`). */
+  /**
+   * Resolves when init() finished in a worker and the warm-up run (the schema's sample, see oip.ts) was answered
+   * (`ok: true`), or init() failed everywhere (`ok: false`).
+   */
   readonly initialized: Promise<{ ok: boolean; error?: string }>;
+  /** `GET /v2/health/ready`: the model is loaded and has answered once. */
+  readonly oipReady: boolean;
   /** Requests being handled or waiting (used by the autoscale router as "busy"). */
   readonly activeRequests: number;
   stop(): Promise<void>;
@@ -97,7 +106,7 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
 
 const ROUTES: Record<string, string> = { '/': 'health', '/score': 'score', '/batch': 'batch', '/metrics': 'metrics', '/swagger.json': 'swagger', '/openapi.json': 'swagger' };
 /** Metric label of a path (a closed set, so unknown paths cannot blow up the series count). */
-const routeOf = (path: string): string => ROUTES[path] ?? 'other';
+const routeOf = (path: string): string => ROUTES[path] ?? (path === '/v2' || path.startsWith('/v2/') ? (path.endsWith('/infer') ? 'infer' : 'v2') : 'other');
 
 const HOP_BY_HOP = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'x-ms-request-id']);
 
@@ -107,11 +116,15 @@ export function httpLimitsOf(o: Pick<ServerOptions, 'headersTimeoutMs' | 'reques
 }
 
 export async function startScoringServer(input: StartOptions): Promise<ScoringServer> {
-  const { log: logOpt, onWorkerOutput, ...raw } = input;
+  const { log: logOpt, onWorkerOutput, collectorSink, spanExporter, ...raw } = input;
   const options = resolveOptions(raw);
-  const log = logOpt ?? ((r: LogRecord) => process.stdout.write(JSON.stringify(r) + '\n'));
+  const log = logOpt ?? createLogger();
+  // collect_model_data / enable_app_insights (observability.ts): undefined parts when off.
+  const obs = setupObservability(options, log, { collectorSink, spanExporter });
+  const { collector, telemetry } = obs;
   const { kind, launch, onnxModel } = workerLaunch(options);
-  const authorized = makeAuthorizer(options.keys);
+  const keys = keyAuth(options, log);
+  const authorized = (header: string | undefined) => keys.check(header);
 
   let metrics: RuntimeMetrics;
   const onEvent = (e: Record<string, unknown>) => log({ event: 'worker', time: new Date().toISOString(), ...e });
@@ -149,13 +162,15 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
         onQueueWait,
         onRestart: () => metrics.workerRestarts.inc(),
         onBatch,
+        onCollect: obs.onCollect,
       });
   metrics = new RuntimeMetrics(() => ({ workersReady: pool.readyCount, workersTotal: pool.size, queued: pool.queued }));
   let active = 0;
 
-  const swaggerOpts = { serviceName: options.serviceName, authEnabled: !!options.keys };
+  const swaggerOpts = { serviceName: options.serviceName, authEnabled: keys.enabled };
+  const oip = new OipService({ pool, kind, options, authorized, readBody, inflight: (d) => { metrics.inflight += d; }, log });
 
-  async function route(req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string): Promise<void> {
+  async function route(req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string, requestId: string, clientRequestId?: string): Promise<void> {
     const method = req.method ?? 'GET';
     if (path === '/' && (method === 'GET' || method === 'HEAD')) {
       const phase = pool.phase;
@@ -174,15 +189,16 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
       } else sendJson(res, 200, path === '/swagger.json' ? buildSwagger2(schema, swaggerOpts) : buildOpenApi3(schema, swaggerOpts));
       return;
     }
+    if (path === '/v2' || path.startsWith('/v2/')) return oip.handle(req, res, path);
     const isScore = path === '/score';
     const isBatch = path === '/batch';
     const isMetrics = path === '/metrics';
     if (!isScore && !isBatch && !isMetrics) {
-      sendError(res, 404, 'NotFound', `No route ${method} ${path}; the service serves GET /, POST /score, POST /batch, GET /swagger.json, GET /metrics`);
+      sendError(res, 404, 'NotFound', `No route ${method} ${path}; the service serves GET /, POST /score, POST /batch, GET /swagger.json, GET /metrics, /v2 (Open Inference Protocol)`);
       return;
     }
-    if (!authorized(req.headers.authorization)) {
-      sendError(res, 401, 'Unauthorized', 'Send a service key: Authorization: Bearer <primary or secondary key>', { 'www-authenticate': 'Bearer' });
+    if (!(await authorized(req.headers.authorization))) {
+      sendError(res, 401, 'Unauthorized', 'Send a service key or token: Authorization: Bearer <primary or secondary key, or token>', { 'www-authenticate': 'Bearer' });
       return;
     }
     if (isMetrics) {
@@ -191,7 +207,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
         return;
       }
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-      res.end(metrics.render());
+      res.end(metrics.render() + (collector ? collector.metricLines().join('\n') + '\n' : ''));
       return;
     }
     if (isScore && options.mode === 'batch') {
@@ -210,7 +226,11 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     }
     metrics.inflight++;
     try {
-      const reply = await pool.run({ kind: isBatch ? 'batch' : 'score', method, path, query, headers }, body);
+      const reply = await pool.run({ kind: isBatch ? 'batch' : 'score', method, path, query, headers, requestId }, body);
+      oip.noteAnswer(reply.status);
+      if (collector && isScore) {
+        collector.captureRequest({ requestId, clientRequestId, status: reply.status, input: body, inputType: headers['content-type'], output: reply.body, outputType: reply.contentType });
+      }
       const out: Record<string, string | number> = { 'content-type': reply.contentType, 'content-length': reply.body.length };
       for (const [k, v] of Object.entries(reply.headers)) if (!HOP_BY_HOP.has(k.toLowerCase())) out[k] = v;
       res.writeHead(reply.status, out);
@@ -230,9 +250,14 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     if (echo) res.setHeader('x-ms-client-request-id', echo);
     const url = new URL(req.url ?? '/', 'http://localhost');
     const routeName = routeOf(url.pathname);
+    const span = telemetry?.startRequest({
+      method: req.method ?? 'GET', route: routeName === 'other' ? 'other' : url.pathname, requestId, clientRequestId: echo,
+      traceparent: typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined,
+    });
     active++;
     res.on('close', () => {
       active--;
+      if (span) telemetry!.endRequest(span, res.statusCode);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.recordRequest(routeName, res.statusCode, seconds);
       if ([413, 503, 504].includes(res.statusCode)) metrics.rejected.inc({ status: String(res.statusCode) });
@@ -243,7 +268,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
         });
       }
     });
-    route(req, res, url.pathname, url.search.slice(1)).catch((e: unknown) => {
+    route(req, res, url.pathname, url.search.slice(1), requestId, echo).catch((e: unknown) => {
       const info = toErrorInfo(e);
       const status = e instanceof RuntimeError ? e.httpStatus : 500;
       if (res.headersSent) { res.destroy(); return; }
@@ -259,7 +284,10 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     server.listen(options.port, options.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  const initialized = pool.start().then(() => (pool.phase === 'ready' ? { ok: true } : { ok: false, error: pool.unavailableReason }));
+  // Ready = init() done and the warm-up run answered (Open Inference Protocol readiness: loaded and answered once).
+  const initialized = pool.start()
+    .then(() => oip.warmUp())
+    .then(() => (pool.phase === 'ready' ? { ok: true } : { ok: false, error: pool.unavailableReason }));
 
   let stopped: Promise<void> | undefined;
   return {
@@ -270,6 +298,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     pool,
     metrics,
     initialized,
+    get oipReady() { return oip.ready; },
     get activeRequests() { return active; },
     stop() {
       stopped ??= (async () => {
@@ -277,7 +306,10 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
           server.close(() => resolve());
           server.closeAllConnections();
         });
+        keys.close();
         await pool.stop();
+        // After the pool: the records of the last requests are in; a clean stop writes them all.
+        await obs.close();
       })();
       return stopped;
     },

@@ -61,6 +61,8 @@ export interface DeployConfig {
   cpuCores: number;
   memoryGb: number;
   authEnabled: boolean;
+  /** Token auth (AML `token_auth_enabled`): Bearer JWTs instead of keys; exclusive with `authEnabled`. */
+  tokenAuthEnabled?: boolean;
   /** Fixed replica count; when set, autoscale is off. */
   numReplicas?: number;
   autoscaleEnabled: boolean;
@@ -71,6 +73,10 @@ export interface DeployConfig {
   replicaMaxConcurrentRequests: number;
   scoringTimeoutMs: number;
   maxRequestWaitTimeMs: number;
+  /** `collect_model_data`: replicas write scored inputs/outputs to the `modeldata` container (absent = off). */
+  collectModelData?: boolean;
+  /** `enable_app_insights`: replicas export an OpenTelemetry span per request (absent = off). */
+  enableAppInsights?: boolean;
   /** Anything target-specific (ACI dns label, AKS cluster/namespace, local port...). */
   extra?: Record<string, unknown>;
 }
@@ -78,6 +84,8 @@ export interface DeployConfig {
 export interface ServiceKeys {
   primaryKey: string;
   secondaryKey: string;
+  /** With token auth: the service's token signing secret (the target's verifiers need it). Never returned by `/keys`. */
+  tokenSecret?: string;
 }
 
 export interface DeployRequest {

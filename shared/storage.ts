@@ -10,7 +10,7 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { getConfig, type AppConfig, type StorageConfig } from './config';
-import { badRequest, notFound } from './errors';
+import { badRequest, isNotFound, notFound } from './errors';
 import { blobNameReason } from './manifest/names';
 
 export { blobNameReason };
@@ -25,6 +25,8 @@ export const CONTAINERS = {
   images: 'images',
   /** Files uploaded with `POST /api/deployments` (multipart): `uploads/<run id>/<path>`. */
   uploads: 'uploads',
+  /** Collected model data (`collect_model_data`): `modeldata/<service>/<model>/<version>/<designation>/<yyyy>/<mm>/<dd>/*.jsonl`. */
+  modelData: 'modeldata',
 } as const;
 
 /** Azure Tables. */
@@ -308,7 +310,7 @@ export async function downloadBlob(storage: StorageClients, ref: string | BlobRe
   try {
     return await storage.container(container).getBlockBlobClient(blob).downloadToBuffer();
   } catch (e) {
-    if ((e as { statusCode?: number }).statusCode === 404) {
+    if (isNotFound(e)) {
       throw notFound('BlobNotFound', `Blob ${container}/${blob} does not exist; upload it first or fix the reference.`);
     }
     throw e;

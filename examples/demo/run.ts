@@ -1,6 +1,6 @@
 /**
- * Client-side helpers of the demo and `bench:pipeline`: example folders, uploads, following a run through
- * `GET /api/runs/{id}`, step timings, and scoring calls.
+ * Client-side helpers of the demo and `bench:pipeline`: example folders, uploads, step timings, comparing
+ * predictions. Calls to the API (runs, services, keys, scoring) go through the shared client, `client/api.ts`.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -38,51 +38,6 @@ export async function uploadFolder(storage: StorageClients, container: string, p
   await Promise.all(names.map((n) => c.getBlockBlobClient(`${prefix}/${n}`).uploadData(files[n])));
   const r = await c.getBlockBlobClient(`${prefix}/${manifestName}`).uploadData(files[manifestName], { blobHTTPHeaders: { blobContentType: 'application/json' } });
   return String(r.etag ?? '').replace(/"/g, '');
-}
-
-// ---------------------------------------------------------------- HTTP
-
-export async function requestJson(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
-  const init: RequestInit = { method, headers: { ...headers } };
-  if (body !== undefined) {
-    init.body = typeof body === 'string' ? body : JSON.stringify(body);
-    (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
-  }
-  const res = await fetch(url, init);
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    /* not JSON */
-  }
-  return { status: res.status, body: parsed };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export interface WaitOptions {
-  timeoutMs?: number;
-  pollMs?: number;
-  /** Called on every poll with the current view (undefined while the run does not exist yet). */
-  onPoll?: (view: RunView | undefined) => void | Promise<void>;
-}
-
-/** Polls `GET /api/runs/{id}` until the run leaves `Running` (a 404 means "not started yet"). */
-export async function waitForRun(baseUrl: string, runId: string, opts: WaitOptions = {}): Promise<RunView> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
-  let last: RunView | undefined;
-  for (;;) {
-    const r = await requestJson('GET', `${baseUrl}/api/runs/${encodeURIComponent(runId)}`);
-    if (r.status === 200) last = r.body as RunView;
-    else if (r.status !== 404) throw new Error(`GET /api/runs/${runId} answered ${r.status}: ${JSON.stringify(r.body).slice(0, 500)}`);
-    await opts.onPoll?.(last);
-    if (last && last.state !== 'Running') return last;
-    if (Date.now() > deadline) {
-      throw new Error(`Run ${runId} did not finish within ${(opts.timeoutMs ?? 120_000) / 1000} s (${last ? `still at step ${last.currentStep ?? '?'}` : 'it never started'}).`);
-    }
-    await sleep(opts.pollMs ?? 100);
-  }
 }
 
 // ---------------------------------------------------------------- timings
@@ -146,10 +101,4 @@ export function closeTo(actual: unknown, expected: unknown, tolerance: number): 
   const a = numbersOf(actual);
   const e = numbersOf(expected);
   return a.length === e.length && a.every((x, i) => Math.abs(x - e[i]) <= tolerance * Math.max(1, Math.abs(e[i])));
-}
-
-export async function score(scoringUri: string, body: unknown, key?: string): Promise<{ status: number; body: any; ms: number }> {
-  const t0 = performance.now();
-  const r = await requestJson('POST', scoringUri, body, key ? { authorization: `Bearer ${key}` } : {});
-  return { ...r, ms: performance.now() - t0 };
 }

@@ -29,9 +29,9 @@ function tensor(name: string, dims: number[], values: ArrayLike<number>): Buffer
   return cat([...dims.map((d) => int(1, d)), int(2, 1), str(8, name), bytes(9, raw)]);
 }
 
-function valueInfo(name: string, dims: Array<number | string>): Buffer {
+function valueInfo(name: string, dims: Array<number | string>, elemType = 1): Buffer {
   const shape = cat(dims.map((d) => bytes(1, typeof d === 'number' ? int(1, d) : str(2, d))));
-  const tensorType = cat([int(1, 1), bytes(2, shape)]);
+  const tensorType = cat([int(1, elemType), bytes(2, shape)]);
   return cat([str(1, name), bytes(2, bytes(1, tensorType))]);
 }
 
@@ -110,6 +110,22 @@ export function mlpOnnx(sizes: number[], seed = 1): Buffer {
     ...inits,
     bytes(11, valueInfo('input', ['N', sizes[0]])),
     bytes(12, valueInfo('output', ['N', sizes[sizes.length - 1]])),
+  ]);
+}
+
+/** ONNX element types (TensorProto.DataType) of `identityOnnx`'s tensors. */
+export const ONNX_ELEM = { float: 1, uint8: 2, int8: 3, int32: 6, int64: 7, string: 8, bool: 9, double: 11 } as const;
+
+/**
+ * A model that passes each input through unchanged (one Identity node per tensor): input `<name>` → output
+ * `<name>_out`, same element type and shape. For tests of tensor types other than float (int64, bool, string).
+ */
+export function identityOnnx(tensors: Array<{ name: string; elemType: number; dims: Array<number | string> }>): Buffer {
+  return modelProto([
+    ...tensors.map((t) => bytes(1, node('Identity', [t.name], [`${t.name}_out`], `id_${t.name}`))),
+    str(2, 'identity'),
+    ...tensors.map((t) => bytes(11, valueInfo(t.name, t.dims, t.elemType))),
+    ...tensors.map((t) => bytes(12, valueInfo(`${t.name}_out`, t.dims, t.elemType))),
   ]);
 }
 

@@ -4,6 +4,7 @@
  * to the execution that asked for it as a history event, through the engine's `deliver`; a finished
  * sub-orchestration reports to its parent the same way.
  */
+import * as df from 'durable-functions';
 import { fromTypedData, invokeFunction, jsonData } from '../invoke';
 import { EventType, newEvent, parseJson } from './history';
 import { Active, DurableError, functionOf, validateInstanceId, Work } from './instance';
@@ -33,17 +34,43 @@ export interface DispatchContext {
   createInstance(name: string, instanceId: string, inputJson: string | undefined, parent: { instanceId: string; taskId: number; executionId: string }): Promise<InstanceMeta>;
 }
 
+/**
+ * The task's failure details, as the Functions host records them. The durable SDK's activity wrapper serializes a
+ * failure with exception properties (`df.app.setExceptionPropertiesProvider`) into the error's message as JSON
+ * (`errorType`, `errorMessage`, `properties`, …): the host lifts it into the `FailureDetails` the orchestrator reads.
+ * Stack traces are not kept.
+ */
 function failureDetailsOf(err: Error): Record<string, unknown> {
   try {
-    const parsed = JSON.parse(err.message);
-    if (parsed && typeof parsed === 'object' && ('ErrorMessage' in parsed || 'ErrorType' in parsed)) {
-      return { ...parsed, StackTrace: undefined };
+    const parsed: unknown = JSON.parse(err.message);
+    if (parsed && typeof parsed === 'object') {
+      const p = parsed as Record<string, unknown>;
+      if ('ErrorMessage' in p || 'ErrorType' in p) return { ...p, StackTrace: undefined };
+      if (typeof p.errorMessage === 'string' && typeof p.errorType === 'string') {
+        return {
+          ErrorType: p.errorType,
+          ErrorMessage: p.errorMessage,
+          IsNonRetriable: p.isNonRetriable === true,
+          ...(p.properties && typeof p.properties === 'object' ? { Properties: p.properties } : {}),
+        };
+      }
     }
   } catch {
     // not a serialized failure: use the error as it is
   }
   return { ErrorType: err.name || 'Error', ErrorMessage: err.message };
 }
+
+/**
+ * What `df.app.activity` puts around a handler (the SDK's failure serialization); an override stands in for the
+ * app's handler, so its failures travel the same way. Not in the SDK's typings, hence the lookup.
+ */
+type Handler = (input: unknown, context: unknown) => Promise<unknown>;
+const sdkWrap: ((h: Handler) => Handler) | undefined = Reflect.get(df.app, 'wrapActivityHandler');
+const asActivity = (o: ActivityOverride): Handler => {
+  const h: Handler = async (input, context) => o(input, context as { instanceId: string; activityName: string });
+  return sdkWrap ? sdkWrap(h) : h;
+};
 
 export class Dispatcher {
   constructor(private readonly ctx: DispatchContext) {}
@@ -95,7 +122,7 @@ export class Dispatcher {
       if (override) {
         this.ctx.activityRuns.set(name, (this.ctx.activityRuns.get(name) ?? 0) + 1);
         try {
-          const value = await override(parseJson(input), { instanceId, activityName: name });
+          const value = await asActivity(override)(parseJson(input), { instanceId, activityName: name });
           event = newEvent(EventType.TaskCompleted, -1, { TaskScheduledId: id, Result: value === undefined ? 'null' : JSON.stringify(value) });
         } catch (err) {
           const details = failureDetailsOf(err instanceof Error ? err : new Error(String(err)));

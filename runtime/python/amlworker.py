@@ -4,7 +4,8 @@ Started by the Node front (runtime/pool.ts), one process per worker. It imports 
 init() once, then serves requests read from fd 3 and writes responses to fd 4 (stdout and stderr stay free
 for the script's own prints). Frame: 4-byte big-endian header length, 4-byte body length, JSON header, body.
 
-Environment: AML_ENTRY_SCRIPT (path of score.py), AZUREML_MODEL_DIR, AML_MAX_CONCURRENT, AML_DEBUG.
+Environment: AML_ENTRY_SCRIPT (path of score.py), AZUREML_MODEL_DIR, AML_MAX_CONCURRENT, AML_DEBUG,
+AML_COLLECT_MODEL_DATA (1: azureml.monitoring records are sent to the front).
 """
 import importlib.util
 import io
@@ -21,6 +22,7 @@ if HERE not in sys.path:
 
 from azureml.contrib.services.aml_request import AMLRequest  # noqa: E402
 from azureml.contrib.services.aml_response import AMLResponse  # noqa: E402
+from azureml import monitoring as _monitoring  # noqa: E402
 from inference_schema.parameter_types._swagger_from_dtype import to_jsonable  # noqa: E402
 from inference_schema.schema_decorators import InputConversionError  # noqa: E402
 from inference_schema.schema_util import (accepts_kwargs, get_arg_names, get_input_schema,  # noqa: E402
@@ -130,6 +132,14 @@ def to_response(result):
 
 
 def handle(script, header, body):
+    _monitoring._set_current_request(header.get("requestId"))
+    try:
+        _handle(script, header, body)
+    finally:
+        _monitoring._set_current_request(None)
+
+
+def _handle(script, header, body):
     rid = header["id"]
     try:
         if header.get("kind") == "batch":
@@ -158,6 +168,9 @@ def handle(script, header, body):
 
 
 def main():
+    # ModelDataCollector records go to the front on the reply channel, only when collection is on.
+    if os.environ.get("AML_COLLECT_MODEL_DATA") == "1":
+        _monitoring._sink = send
     entry = os.environ.get("AML_ENTRY_SCRIPT")
     max_concurrent = max(1, int(os.environ.get("AML_MAX_CONCURRENT", "1")))
     try:

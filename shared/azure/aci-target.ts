@@ -4,16 +4,29 @@
  * ACI has no router, so "switching traffic" marks the new slot's group as the service's active one (tag) and
  * deletes the previously active group; the service's public URI is the active slot's URI.
  */
-import type { DeployConfig, DeployedSlot, DeployRequest, DeployTarget } from '../seams';
-import { AciGroups, type AciGroupsOptions, type ContainerGroupSpec } from './aci';
+import { createHash } from 'crypto';
+import type { DeployConfig, DeployedSlot, DeployRequest, DeployTarget, ServiceKeys } from '../seams';
+import { ACI_CONTAINER, AciGroups, type AciGroupsOptions, type ContainerGroupSpec } from './aci';
 import type { AzureConfig } from './config';
 import { aciDnsLabel, slotResourceName, TAGS } from './names';
 import { endpointUris, RUNTIME_ENV, runtimeSettings, scoringPort } from './runtime-env';
 import { AppError } from '../errors';
+import { observabilityEnv } from '../targets/observability-env';
 
 export type AciTargetOptions = AciGroupsOptions & {
-  config: AciGroupsOptions['config'] & Pick<AzureConfig, 'subscriptionId'>;
+  config: AciGroupsOptions['config'] & Pick<AzureConfig, 'subscriptionId'> & Partial<Pick<AzureConfig, 'managedIdentityClientId'>>;
+  /** URL of the app's `modeldata` container (no SAS): where replicas with collect_model_data write, with the group's identity. */
+  modelDataUrl?: string;
 };
+
+/**
+ * Tag of a container group naming the keys it was given: a short SHA-256 of both keys (never the keys), so a key
+ * update knows whether the running group already has them (ARM never returns secure values).
+ */
+export const KEYS_DIGEST_TAG = 'mdf-keys-digest';
+export function keysDigestTag(keys: ServiceKeys): string {
+  return createHash('sha256').update(`${keys.primaryKey}\n${keys.secondaryKey}`).digest('hex').slice(0, 32);
+}
 
 /** ACI allows up to 4 cores and 16 GB per container group in most regions. */
 function checkSize(config: DeployConfig): void {
@@ -26,7 +39,7 @@ function checkSize(config: DeployConfig): void {
 }
 
 /** The container group spec of a slot (also printed by `plan`). */
-export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['config']): ContainerGroupSpec {
+export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['config'], modelDataUrl?: string): ContainerGroupSpec {
   checkSize(request.config);
   const name = slotResourceName(request.serviceName, request.slot);
   const label = typeof request.config.extra?.dnsNameLabel === 'string' ? `${request.config.extra.dnsNameLabel}-${request.slot}` : name;
@@ -44,12 +57,18 @@ export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['co
     memoryGb: request.config.memoryGb,
     port: scoringPort(request.config),
     dnsNameLabel: aciDnsLabel(label, `${config.subscriptionId}/${config.resourceGroup}`),
-    env: runtimeSettings(request.config),
+    env: [
+      ...runtimeSettings(request.config),
+      ...observabilityEnv(request.config, { serviceName: request.serviceName, slot: request.slot }, modelDataUrl),
+      // The group's user-assigned identity is the one DefaultAzureCredential picks in the container.
+      ...(request.config.collectModelData && config.managedIdentityClientId ? [['AZURE_CLIENT_ID', config.managedIdentityClientId] as [string, string]] : []),
+    ],
     secureEnv,
     tags: {
       [TAGS.service]: request.serviceName,
       [TAGS.slot]: request.slot,
       [TAGS.image]: `${request.image.name}:${request.image.version}`,
+      ...(secureEnv.length && request.keys ? { [KEYS_DIGEST_TAG]: keysDigestTag(request.keys) } : {}),
     },
     probes: true,
   };
@@ -67,7 +86,7 @@ export class AciTarget implements DeployTarget {
     if (request.config.authEnabled && !request.keys) {
       throw new AppError('DeployKeysMissing', 'auth_enabled is true but no keys were given for the service.', 400);
     }
-    const spec = aciSlotSpec(request, this.o.config);
+    const spec = aciSlotSpec(request, this.o.config, this.o.modelDataUrl);
     const before = await this.groups.get(spec.name);
     let outcome = await this.groups.ensureRunning(spec, { existing: before });
     const previousImage = before?.provisioningState === 'Succeeded' ? before.containers?.[0]?.image : undefined;
@@ -114,5 +133,30 @@ export class AciTarget implements DeployTarget {
 
   logTail(serviceName: string, slot: string, lines: number): Promise<string> {
     return this.groups.logTail(slotResourceName(serviceName, slot), lines);
+  }
+
+  /**
+   * Key rotation on ACI. A running container group's environment cannot change, so the active group of a service
+   * with key auth is updated in place with the new keys (same group, DNS name and scoring URI; its container
+   * restarts, so the service answers 503/connection errors for the restart, typically under a minute and at most
+   * AZURE_DEPLOY_TIMEOUT_SECONDS). A group that already has these keys (digest tag) is left alone, so the call
+   * after each promotion costs one list and one read. The old key is refused as soon as the new container runs.
+   */
+  async updateKeys(serviceName: string, keys: ServiceKeys): Promise<void> {
+    const digest = keysDigestTag(keys);
+    const active = (await this.groups.listTagged(TAGS.service, serviceName)).filter((g) => g.tags?.[TAGS.active] === 'true' && g.name);
+    for (const g of active) {
+      const full = await this.groups.get(g.name!);
+      if (!full || full.tags?.[KEYS_DIGEST_TAG] === digest) continue;
+      const env = full.containers?.find((c) => c.name === ACI_CONTAINER)?.environmentVariables ?? [];
+      if (!env.some((e) => e.name === RUNTIME_ENV.primaryKey)) continue; // no key auth on this group
+      const outcome = await this.groups.updateSecureEnv(g.name!, full, { [RUNTIME_ENV.primaryKey]: keys.primaryKey, [RUNTIME_ENV.secondaryKey]: keys.secondaryKey }, {
+        ...(full.tags ?? {}),
+        [KEYS_DIGEST_TAG]: digest,
+      });
+      if (!outcome.ok) {
+        throw new AppError('KeyRotationFailed', `The new keys were saved but container group ${g.name} did not restart with them: ${outcome.error.message}. Regenerate again or redeploy the service.`, 502);
+      }
+    }
   }
 }

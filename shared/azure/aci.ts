@@ -10,7 +10,8 @@ import type { ErrorInfo } from '../seams';
 import type { AzureClients, AzureTiming } from './clients';
 import { DEFAULT_TIMING } from './clients';
 import type { AzureConfig } from './config';
-import { AZURE_ERROR_CODES, azureCall, azureGetOptional, isNotFound, toAzureError } from './errors';
+import { isNotFound } from '../errors';
+import { AZURE_ERROR_CODES, azureCall, azureGetOptional, toAzureError } from './errors';
 import { MANAGED_BY, TAGS } from './names';
 import { pollUntil } from './poll';
 
@@ -235,6 +236,42 @@ export class AciGroups {
       if (isNotFound(e)) return '';
       throw toAzureError(e, `read the logs of container group ${name}`);
     }
+  }
+
+  /**
+   * Sets secure environment values of a running group in place (key rotation): the same group (same DNS name,
+   * same URI) is PUT again with the new values — ACI cannot change a running container's environment, so its
+   * container restarts — then waited for like a deployment (`deployTimeoutSeconds`). Other values, probes,
+   * identity and ports are the group's own (ARM never returns secure values, so only those given are sent).
+   */
+  async updateSecureEnv(name: string, group: ContainerGroup, values: Record<string, string>, tags: Record<string, string>): Promise<GroupOutcome> {
+    const body: ContainerGroup = {
+      location: group.location,
+      tags,
+      ...(group.identity ? { identity: group.identity } : {}),
+      osType: group.osType,
+      restartPolicy: group.restartPolicy,
+      ...(group.imageRegistryCredentials ? { imageRegistryCredentials: group.imageRegistryCredentials } : {}),
+      ...(group.ipAddress ? { ipAddress: { type: group.ipAddress.type, ports: group.ipAddress.ports, dnsNameLabel: group.ipAddress.dnsNameLabel } } : {}),
+      containers: group.containers.map(({ instanceView: _view, environmentVariables, ...c }) => ({
+        ...c,
+        environmentVariables: (environmentVariables ?? [])
+          .filter((e) => e.value !== undefined || values[e.name] !== undefined)
+          .map((e) => (values[e.name] !== undefined ? { name: e.name, secureValue: values[e.name] } : e)),
+      })),
+    };
+    try {
+      await azureCall(`update container group ${name}`, async () => {
+        const poller = await this.ops.beginCreateOrUpdate(this.rg, name, body, { updateIntervalInMs: this.timing.lroIntervalMs });
+        return poller.pollUntilDone();
+      });
+    } catch (e) {
+      if (isTransient(e)) throw e;
+      const info = toAzureError(e, `update container group ${name}`);
+      return { ok: false, error: { code: info.code, message: info.message } };
+    }
+    this.o.log?.(`container group ${name} updated in place (secure values)`);
+    return this.waitRunning(name);
   }
 
   /** Deletes a group; absent is not an error. */

@@ -15,6 +15,7 @@ import { fromRuntime } from '../errors';
 import type { DeployConfig, DeployRequest } from '../seams';
 import { dnsLabel, MANAGED_BY, serviceResourceName, slotResourceName, TAGS } from './names';
 import { RUNTIME_ENV, runtimeSettings, scoringPort } from './runtime-env';
+import { observabilityEnv } from '../targets/observability-env';
 
 export const AKS_CONTAINER = 'model';
 /** Port the Services listen on (the runtime's port is the target port). */
@@ -71,20 +72,33 @@ export function autoscaled(config: DeployConfig): boolean {
   return config.numReplicas === undefined && config.autoscaleEnabled;
 }
 
-export function keysSecret(serviceName: string, namespace: string, keys: { primaryKey: string; secondaryKey: string }): K8s.V1Secret {
+/** Where the keys Secret is mounted in the scoring container; the runtime reads `keys.json` there again every 5 s. */
+export const AKS_KEYS_MOUNT = '/var/run/secrets/mdf-keys';
+export const AKS_KEYS_FILE = `${AKS_KEYS_MOUNT}/keys.json`;
+
+/**
+ * The keys Secret: `keys.json` (what the runtime reads, `{"primaryKey","secondaryKey"}`) plus each key on its own.
+ * Pods mount it as a volume (never env: env values cannot change in a running pod), so a regenerated key reaches
+ * the running replicas when the kubelet refreshes the mount (its sync period, 1 min by default, plus its cache TTL).
+ */
+export function keysSecret(serviceName: string, namespace: string, keys: { primaryKey: string; secondaryKey: string; tokenSecret?: string }): K8s.V1Secret {
+  // Token auth: the runtime checks tokens signed with the service's token secret (runtime/auth-token.ts).
+  const file = keys.tokenSecret ? { tokenSecret: keys.tokenSecret, service: serviceName } : { primaryKey: keys.primaryKey, secondaryKey: keys.secondaryKey };
+  const b64 = (v: string) => Buffer.from(v, 'utf8').toString('base64');
   return {
     apiVersion: 'v1',
     kind: 'Secret',
     metadata: { name: keysSecretName(serviceName), namespace, labels: serviceLabels(serviceName) },
     type: 'Opaque',
     data: {
-      primaryKey: Buffer.from(keys.primaryKey, 'utf8').toString('base64'),
-      secondaryKey: Buffer.from(keys.secondaryKey, 'utf8').toString('base64'),
+      'keys.json': b64(JSON.stringify(file)),
+      primaryKey: b64(keys.primaryKey),
+      secondaryKey: b64(keys.secondaryKey),
     },
   };
 }
 
-export function slotDeployment(request: DeployRequest, namespace: string): K8s.V1Deployment {
+export function slotDeployment(request: DeployRequest, namespace: string, modelDataUrl?: string): K8s.V1Deployment {
   const { serviceName, slot, config } = request;
   const port = scoringPort(config);
   const labels = { ...serviceLabels(serviceName), ...slotSelector(serviceName, slot), [TAGS.image]: `${request.image.name}-${request.image.version}` };
@@ -95,14 +109,13 @@ export function slotDeployment(request: DeployRequest, namespace: string): K8s.V
     timeoutSeconds: 5,
     failureThreshold: 3,
   });
-  const env: K8s.V1EnvVar[] = runtimeSettings(config).map(([name, value]) => ({ name, value }));
-  if (config.authEnabled) {
-    const secret = keysSecretName(serviceName);
-    env.push(
-      { name: RUNTIME_ENV.primaryKey, valueFrom: { secretKeyRef: { name: secret, key: 'primaryKey' } } },
-      { name: RUNTIME_ENV.secondaryKey, valueFrom: { secretKeyRef: { name: secret, key: 'secondaryKey' } } },
-    );
-  }
+  const env: K8s.V1EnvVar[] = [
+    ...runtimeSettings(config),
+    // collect_model_data writes with the pod's identity (workload identity): the container URL carries no SAS.
+    ...observabilityEnv(config, { serviceName: request.serviceName, slot: request.slot }, modelDataUrl),
+  ].map(([name, value]) => ({ name, value }));
+  const auth = config.authEnabled || !!config.tokenAuthEnabled;
+  if (auth) env.push({ name: RUNTIME_ENV.keysFile, value: AKS_KEYS_FILE });
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -127,8 +140,12 @@ export function slotDeployment(request: DeployRequest, namespace: string): K8s.V
               },
               readinessProbe: probe(5, 5),
               livenessProbe: probe(30, 10),
+              ...(auth ? { volumeMounts: [{ name: 'keys', mountPath: AKS_KEYS_MOUNT, readOnly: true }] } : {}),
             },
           ],
+          ...(auth
+            ? { volumes: [{ name: 'keys', secret: { secretName: keysSecretName(serviceName), items: [{ key: 'keys.json', path: 'keys.json' }], defaultMode: 0o440 } }] }
+            : {}),
         },
       },
     },

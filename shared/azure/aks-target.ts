@@ -7,7 +7,9 @@
  */
 import type * as K8s from '@kubernetes/client-node';
 import { AppError, redactSecrets } from '../errors';
-import type { DeployedSlot, DeployRequest, DeployTarget, ErrorInfo } from '../seams';
+import type { DeployedSlot, DeployRequest, DeployTarget, ErrorInfo, ServiceKeys } from '../seams';
+import type { SlotTraffic, TrafficSnapshot } from '../rollout/traffic';
+import { addSlotTraffic, DEFAULT_GATEWAY_NAME, GATEWAY_API, httpRoute, MAX_METRICS_BYTES, podsEpoch, ROUTE_SERVING_ANNOTATION, routeWeights, slotTrafficFromMetrics, type HTTPRouteObject } from './aks-traffic';
 import {
   AKS_CONTAINER,
   AKS_SERVICE_PORT,
@@ -23,7 +25,8 @@ import {
 import { attachAksCluster, kubeConfigFor, loadKubernetesModule, type AksClusterOptions, type KubernetesModule } from './aks-cluster';
 import { DEFAULT_TIMING, type AzureTiming } from './clients';
 import type { AzureConfig } from './config';
-import { isNotFound, toAzureError } from './errors';
+import { isNotFound } from '../errors';
+import { toAzureError } from './errors';
 import { serviceResourceName, slotResourceName, TAGS } from './names';
 import { pollUntil } from './poll';
 import { endpointUris, scoringPort } from './runtime-env';
@@ -39,16 +42,24 @@ export interface AksTargetOptions extends AksClusterOptions {
   crashLoopRestarts?: number;
   /** How long a cached cluster configuration (its token) is reused. */
   kubeConfigTtlMs?: number;
+  /** The Gateway (Gateway API) the services' HTTPRoutes attach to, in the namespace (progressive delivery). */
+  gatewayName?: string;
   log?: (message: string) => void;
+  /** URL of the app's `modeldata` container (no SAS) for collect_model_data; pods write with their workload identity. */
+  modelDataUrl?: string;
 }
 
 interface Apis {
   core: K8s.CoreV1Api;
   apps: K8s.AppsV1Api;
   autoscaling: K8s.AutoscalingV2Api;
+  custom: K8s.CustomObjectsApi;
 }
 
 const POD_FAILURE = /CrashLoopBackOff|ErrImagePull|ImagePullBackOff|InvalidImageName|CreateContainerConfigError|CreateContainerError/;
+
+/** Pods whose logs `logTail` reads (the newest ones of the slot). */
+export const AKS_LOG_PODS = 5;
 
 type Outcome = { ok: true } | { ok: false; error: ErrorInfo };
 
@@ -77,6 +88,7 @@ export class AksTarget implements DeployTarget {
       core: kc.makeApiClient(this.k8s.CoreV1Api),
       apps: kc.makeApiClient(this.k8s.AppsV1Api),
       autoscaling: kc.makeApiClient(this.k8s.AutoscalingV2Api),
+      custom: kc.makeApiClient(this.k8s.CustomObjectsApi),
     };
     this.cached = { apis, at: now };
     return apis;
@@ -111,6 +123,9 @@ export class AksTarget implements DeployTarget {
     if (request.config.authEnabled && !request.keys) {
       throw new AppError('DeployKeysMissing', 'auth_enabled is true but no keys were given for the service.', 400);
     }
+    if (request.config.tokenAuthEnabled && !request.keys?.tokenSecret) {
+      throw new AppError('DeployKeysMissing', 'token_auth_enabled is true but no token secret was given for the service.', 400);
+    }
   }
 
   async deploySlot(request: DeployRequest): Promise<DeployedSlot> {
@@ -119,17 +134,9 @@ export class AksTarget implements DeployTarget {
     const ns = this.ns;
     const name = slotResourceName(request.serviceName, request.slot);
 
-    if (request.config.authEnabled && request.keys) {
-      const secret = keysSecret(request.serviceName, ns, request.keys);
-      await this.apply(
-        `write the keys Secret of ${request.serviceName}`,
-        () => core.readNamespacedSecret({ name: keysSecretName(request.serviceName), namespace: ns }),
-        () => core.createNamespacedSecret({ namespace: ns, body: secret }),
-        (rv) => core.replaceNamespacedSecret({ name: keysSecretName(request.serviceName), namespace: ns, body: withVersion(secret, rv) }),
-      );
-    }
+    if ((request.config.authEnabled || request.config.tokenAuthEnabled) && request.keys) await this.writeKeys(core, request.serviceName, request.keys);
 
-    const deployment = slotDeployment(request, ns);
+    const deployment = slotDeployment(request, ns, this.o.modelDataUrl);
     const previous = await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: ns }));
     const sameImage = previous?.spec?.template?.spec?.containers?.[0]?.image === request.image.imageRef;
     if (previous) {
@@ -182,6 +189,32 @@ export class AksTarget implements DeployTarget {
     };
   }
 
+  private writeKeys(core: K8s.CoreV1Api, serviceName: string, keys: ServiceKeys): Promise<void> {
+    const secret = keysSecret(serviceName, this.ns, keys);
+    return this.apply(
+      `write the keys Secret of ${serviceName}`,
+      () => core.readNamespacedSecret({ name: keysSecretName(serviceName), namespace: this.ns }),
+      () => core.createNamespacedSecret({ namespace: this.ns, body: secret }),
+      (rv) => core.replaceNamespacedSecret({ name: keysSecretName(serviceName), namespace: this.ns, body: withVersion(secret, rv) }),
+    );
+  }
+
+  /**
+   * Regenerated keys reach the running pods without a restart: the Secret they mount is replaced; the kubelet
+   * refreshes the mounted `keys.json` (sync period + cache TTL, about 1–2 min by default) and the runtime reads it
+   * again within 5 s. Only when the Secret exists (a service with auth on).
+   */
+  async updateKeys(serviceName: string, keys: ServiceKeys): Promise<void> {
+    const { core } = await this.apis();
+    const name = keysSecretName(serviceName);
+    const existing = await this.optional(`read the keys Secret of ${serviceName}`, () => core.readNamespacedSecret({ name, namespace: this.ns }));
+    if (!existing) return;
+    const secret = keysSecret(serviceName, this.ns, keys);
+    if (JSON.stringify(existing.data ?? {}) === JSON.stringify(secret.data)) return;
+    await this.k(`write the keys Secret of ${serviceName}`, () => core.replaceNamespacedSecret({ name, namespace: this.ns, body: withVersion(secret, existing.metadata?.resourceVersion) }));
+    this.o.log?.(`keys Secret ${name} updated`);
+  }
+
   async switchTraffic(serviceName: string, slot: string): Promise<{ scoringUri: string; swaggerUri: string }> {
     const { core, apps } = await this.apis();
     const name = slotResourceName(serviceName, slot);
@@ -196,10 +229,116 @@ export class AksTarget implements DeployTarget {
     return { scoringUri, swaggerUri };
   }
 
+  /**
+   * Progressive delivery (docs/azure.md, "Progressive delivery on AKS"): writes the service's Gateway API HTTPRoute
+   * with `weights` (slot → percent) and a pin rule per slot, then returns the figures. Mirroring is refused (400):
+   * the standard HTTPRoute RequestMirror filter cannot compare answers. Needs the Gateway `mdf-gateway` in the
+   * namespace and services without key auth (the pods' /metrics are read through the API server's pod proxy,
+   * which cannot carry the service key).
+   */
+  async setTrafficWeights(serviceName: string, weights: Record<string, number>, options?: { mirror?: { slot: string; percent: number; tolerance: number } }): Promise<TrafficSnapshot> {
+    if (options?.mirror) {
+      throw new AppError(
+        'MirrorNotSupported',
+        'Shadow traffic (rollout.mirror_percent) is not available on AKS: the Gateway API RequestMirror filter copies requests but discards the answers, so they cannot be compared. Remove mirror_percent, or use target local.',
+        400,
+      );
+    }
+    const route = httpRoute(serviceName, this.ns, weights, this.gatewayName);
+    const { core, apps, custom } = await this.apis();
+    const ns = this.ns;
+    for (const slot of Object.keys(weights)) {
+      const name = slotResourceName(serviceName, slot);
+      const dep = await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: ns }));
+      if (!dep) throw new AppError('SlotNotFound', `Service ${serviceName} has no slot ${slot} on AKS (Deployment ${name} in ${ns}); deploy it first.`, 404);
+    }
+    const keys = await this.optional('read the keys Secret', () => core.readNamespacedSecret({ name: keysSecretName(serviceName), namespace: ns }));
+    if (keys) {
+      throw new AppError(
+        'RolloutNeedsMetrics',
+        `Service ${serviceName} uses key auth: the rollout gates read each pod's /metrics through the Kubernetes API's pod proxy, which cannot carry the service key. Deploy with auth_enabled false behind the Gateway's own authentication, or use strategy blue_green.`,
+        400,
+      );
+    }
+    const gw = this.gatewayName;
+    const gateway = await this.optional(`read Gateway ${gw}`, () => custom.getNamespacedCustomObject({ group: GATEWAY_API.group, version: GATEWAY_API.version, namespace: ns, plural: GATEWAY_API.gateways, name: gw }));
+    if (!gateway) {
+      throw new AppError(
+        'AksGatewayMissing',
+        `Traffic splitting on AKS uses a Gateway API HTTPRoute attached to the Gateway "${gw}" in namespace ${ns}, which does not exist. Install a Gateway controller (e.g. Application Gateway for Containers, Istio, Envoy Gateway) and create the Gateway (docs/azure.md, "Progressive delivery on AKS").`,
+        400,
+      );
+    }
+    const name = route.metadata.name;
+    const where = { group: GATEWAY_API.group, version: GATEWAY_API.version, namespace: ns, plural: GATEWAY_API.routes };
+    const existing = (await this.optional(`read HTTPRoute ${name}`, () => custom.getNamespacedCustomObject({ ...where, name }))) as Partial<HTTPRouteObject> | undefined;
+    if (existing) {
+      await this.k(`update HTTPRoute ${name}`, () => custom.replaceNamespacedCustomObject({ ...where, name, body: withVersion(route, existing.metadata?.resourceVersion) }));
+    } else {
+      await this.k(`create HTTPRoute ${name}`, () => custom.createNamespacedCustomObject({ ...where, body: route }));
+    }
+    this.o.log?.(`traffic of ${serviceName}: ${Object.entries(weights).map(([s, w]) => `${s}=${w}%`).join(', ')}`);
+    return this.snapshot(serviceName, route);
+  }
+
+  /** The per-slot figures (each pod's runtime /metrics, summed per slot) and the weights the route applies. */
+  async trafficSnapshot(serviceName: string): Promise<TrafficSnapshot> {
+    const { custom } = await this.apis();
+    const name = serviceResourceName(serviceName);
+    const route = (await this.optional(`read HTTPRoute ${name}`, () =>
+      custom.getNamespacedCustomObject({ group: GATEWAY_API.group, version: GATEWAY_API.version, namespace: this.ns, plural: GATEWAY_API.routes, name }),
+    )) as Partial<HTTPRouteObject> | undefined;
+    return this.snapshot(serviceName, route);
+  }
+
+  private get gatewayName(): string {
+    return this.o.gatewayName ?? DEFAULT_GATEWAY_NAME;
+  }
+
+  private async snapshot(serviceName: string, route: Partial<HTTPRouteObject> | undefined): Promise<TrafficSnapshot> {
+    const { core } = await this.apis();
+    const weights = routeWeights(serviceName, route);
+    const slots: Record<string, SlotTraffic> = {};
+    const seen: Array<{ uid: string; restarts: number }> = [];
+    for (const slot of Object.keys(weights)) {
+      const pods = await this.k(`list pods of ${serviceName}/${slot}`, () => core.listNamespacedPod({ namespace: this.ns, labelSelector: labelSelector(slotSelector(serviceName, slot)) }));
+      let sum: SlotTraffic = { requests: 0, errors: 0, latency: {} };
+      for (const pod of pods.items) {
+        const podName = pod.metadata?.name;
+        const cs = pod.status?.containerStatuses?.find((c) => c.name === AKS_CONTAINER);
+        // Only pods that serve (running and ready) are read; one becoming ready or not changes the epoch.
+        if (!podName || pod.status?.phase !== 'Running' || !cs?.ready) continue;
+        const port = pod.spec?.containers?.find((c) => c.name === AKS_CONTAINER)?.ports?.[0]?.containerPort ?? scoringPort({});
+        seen.push({ uid: pod.metadata?.uid ?? podName, restarts: cs.restartCount ?? 0 });
+        const text = await this.k(`read /metrics of pod ${podName}`, () => core.connectGetNamespacedPodProxyWithPath({ name: `${podName}:${port}`, namespace: this.ns, path: 'metrics' }));
+        const body = String(text ?? '');
+        if (body.length > MAX_METRICS_BYTES) throw new AppError('MetricsTooLarge', `Pod ${podName}'s /metrics answer is larger than ${MAX_METRICS_BYTES} bytes.`, 502);
+        sum = addSlotTraffic(sum, slotTrafficFromMetrics(body));
+      }
+      slots[slot] = sum;
+    }
+    const serving = route?.metadata?.annotations?.[ROUTE_SERVING_ANNOTATION];
+    return { epoch: podsEpoch(seen), weights, ...(serving ? { serving } : {}), slots };
+  }
+
   async deleteSlot(serviceName: string, slot: string): Promise<void> {
-    const { core, apps, autoscaling } = await this.apis();
+    const { core, apps, autoscaling, custom } = await this.apis();
     const name = slotResourceName(serviceName, slot);
     const ns = this.ns;
+    // A rollout's HTTPRoute names the slot: take it out first (its weight is 0 by then: rolled back, or retired after
+    // the promotion), so the route never points at a deleted Service.
+    const where = { group: GATEWAY_API.group, version: GATEWAY_API.version, namespace: ns, plural: GATEWAY_API.routes, name: serviceResourceName(serviceName) };
+    const route = (await this.optional(`read HTTPRoute ${where.name}`, () => custom.getNamespacedCustomObject(where))) as Partial<HTTPRouteObject> | undefined;
+    const weights = routeWeights(serviceName, route);
+    if (slot in weights) {
+      const rest = Object.fromEntries(Object.entries(weights).filter(([s]) => s !== slot));
+      if (Object.values(rest).reduce((a, b) => a + b, 0) === 100) {
+        const body = withVersion(httpRoute(serviceName, ns, rest, this.gatewayName), route?.metadata?.resourceVersion);
+        await this.k(`update HTTPRoute ${where.name}`, () => custom.replaceNamespacedCustomObject({ ...where, body }));
+      } else {
+        this.o.log?.(`HTTPRoute ${where.name} still sends ${weights[slot]} % to ${slot}; left as is (the rollout sets the weights)`);
+      }
+    }
     await this.optional(`delete the autoscaler ${name}`, () => autoscaling.deleteNamespacedHorizontalPodAutoscaler({ name, namespace: ns }));
     await this.optional(`delete Service ${name}`, () => core.deleteNamespacedService({ name, namespace: ns }));
     await this.optional(`delete Deployment ${name}`, () => apps.deleteNamespacedDeployment({ name, namespace: ns, propagationPolicy: 'Foreground' }));
@@ -216,11 +355,17 @@ export class AksTarget implements DeployTarget {
     const deps = await this.k('list Deployments', () => apps.listNamespacedDeployment({ namespace: ns, labelSelector: selector }));
     for (const d of deps.items) await this.optional('delete a Deployment', () => apps.deleteNamespacedDeployment({ name: d.metadata!.name!, namespace: ns, propagationPolicy: 'Foreground' }));
     await this.optional('delete the keys Secret', () => core.deleteNamespacedSecret({ name: keysSecretName(serviceName), namespace: ns }));
+    // The progressive-delivery route, if a rollout made one (404 too when the cluster has no Gateway API).
+    const { custom } = await this.apis();
+    await this.optional('delete the HTTPRoute', () =>
+      custom.deleteNamespacedCustomObject({ group: GATEWAY_API.group, version: GATEWAY_API.version, namespace: ns, plural: GATEWAY_API.routes, name: serviceResourceName(serviceName) }),
+    );
   }
 
+  /** The last `lines` lines of the slot's newest pods (up to `AKS_LOG_PODS`), for the logs route and failure reasons. */
   async logTail(serviceName: string, slot: string, lines: number): Promise<string> {
     const { core } = await this.apis();
-    return this.podLogTail(core, serviceName, slot, lines);
+    return this.podLogTail(core, serviceName, slot, lines, AKS_LOG_PODS);
   }
 
   // ------------------------------------------------------------------ helpers
@@ -302,16 +447,28 @@ export class AksTarget implements DeployTarget {
     return { ok: false, error: { code, message: redactSecrets(`${message} Last log lines:\n${tail || '(no output)'}`) } };
   }
 
-  /** Log tail of the slot's most recently started pod (previous container instance when it crashed). */
-  private async podLogTail(core: K8s.CoreV1Api, serviceName: string, slot: string, lines: number): Promise<string> {
+  /**
+   * Log tail of the slot's pods, newest first, at most `maxPods` of them (previous container instance when one
+   * crashed). One pod: its lines as they are; several: each line prefixed `[pod <name>]`, at most `lines` in all.
+   */
+  private async podLogTail(core: K8s.CoreV1Api, serviceName: string, slot: string, lines: number, maxPods = 1): Promise<string> {
     const pods = await this.optional('list pods', () => core.listNamespacedPod({ namespace: this.ns, labelSelector: labelSelector(slotSelector(serviceName, slot)) }));
-    const pod = [...(pods?.items ?? [])].sort((a, b) => String(b.metadata?.creationTimestamp ?? '').localeCompare(String(a.metadata?.creationTimestamp ?? '')))[0];
-    if (!pod?.metadata?.name) return '';
-    const crashed = (pod.status?.containerStatuses?.[0]?.restartCount ?? 0) > 0 && !pod.status?.containerStatuses?.[0]?.ready;
-    const text = await this.optional(`read the log of pod ${pod.metadata.name}`, () =>
-      core.readNamespacedPodLog({ name: pod.metadata!.name!, namespace: this.ns, container: AKS_CONTAINER, tailLines: lines, previous: crashed }),
-    );
-    return redactSecrets(String(text ?? '').replace(/\s+$/, ''));
+    const newest = [...(pods?.items ?? [])]
+      .filter((p) => p.metadata?.name)
+      .sort((a, b) => String(b.metadata?.creationTimestamp ?? '').localeCompare(String(a.metadata?.creationTimestamp ?? '')))
+      .slice(0, Math.max(1, maxPods));
+    const out: string[] = [];
+    for (const pod of newest.reverse()) {
+      const podName = pod.metadata!.name!;
+      const crashed = (pod.status?.containerStatuses?.[0]?.restartCount ?? 0) > 0 && !pod.status?.containerStatuses?.[0]?.ready;
+      const text = await this.optional(`read the log of pod ${podName}`, () =>
+        core.readNamespacedPodLog({ name: podName, namespace: this.ns, container: AKS_CONTAINER, tailLines: lines, previous: crashed }),
+      );
+      const podLines = String(text ?? '').replace(/\s+$/, '');
+      if (!podLines) continue;
+      out.push(...(newest.length > 1 ? podLines.split('\n').map((l) => `[pod ${podName}] ${l}`) : [podLines]));
+    }
+    return redactSecrets(newest.length > 1 ? out.slice(-lines).join('\n') : out.join('\n'));
   }
 
   /** External address (`ip` or hostname) of a LoadBalancer Service, or the cluster IP of a ClusterIP one. */

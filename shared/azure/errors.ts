@@ -2,7 +2,7 @@
  * Azure (ARM, ACR data, Kubernetes API) failures → the project's errors: a stable code, and a message that keeps
  * the service's own error code and text (so "QuotaExceeded: ..." reaches the user) without any secret.
  */
-import { AppError, redactSecrets } from '../errors';
+import { AppError, isNotFound, redactSecrets, statusOf } from '../errors';
 
 /** The project codes an Azure failure maps to. */
 export const AZURE_ERROR_CODES = {
@@ -57,19 +57,6 @@ function safeJson(s: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-/** The HTTP status of an SDK error: RestError `statusCode`, Kubernetes ApiException `code`. */
-export function statusOf(e: unknown): number | undefined {
-  if (!e || typeof e !== 'object') return undefined;
-  const x = e as ErrorLike;
-  if (typeof x.statusCode === 'number') return x.statusCode;
-  if (typeof x.code === 'number') return x.code;
-  return undefined;
-}
-
-export function isNotFound(e: unknown): boolean {
-  return statusOf(e) === 404;
 }
 
 /**

@@ -6,7 +6,8 @@
  */
 import type { TokenCredential } from '@azure/core-auth';
 import type { BatchPoolProvider, DeployTarget, ImageBuilder } from '../seams';
-import { downloadBlob, parseBlobPath, type StorageClients } from '../storage';
+import { isNotFound } from '../errors';
+import { CONTAINERS, downloadBlob, parseBlobPath, type StorageClients } from '../storage';
 import { AciBatchPoolProvider } from './aci-batch';
 import { AciTarget } from './aci-target';
 import { AcrTaskImageBuilder, type BlobIO } from './acr-builder';
@@ -35,7 +36,7 @@ export function blobIoFromStorage(storage: StorageClients): BlobIO {
       try {
         return await blob(p).downloadToBuffer();
       } catch (e) {
-        if ((e as { statusCode?: number }).statusCode === 404) return undefined;
+        if (isNotFound(e)) return undefined;
         throw e;
       }
     },
@@ -78,7 +79,11 @@ export function azureSeams(storage: StorageClients, options: AzureSeamsOptions =
   let pools: BatchPoolProvider | undefined;
   return {
     imageBuilder: () => (builder ??= new AcrTaskImageBuilder({ ...setup(['acr']), blobs: blobIoFromStorage(storage) })),
-    target: (kind) => (kind === 'aci' ? (aci ??= new AciTarget(setup(['aci']))) : (aks ??= new AksTarget(setup(['aks'])))),
+    target: (kind) => {
+      // collect_model_data: replicas write to the app's own storage account, with their identity.
+      const modelDataUrl = storage.container(CONTAINERS.modelData).url;
+      return kind === 'aci' ? (aci ??= new AciTarget({ ...setup(['aci']), modelDataUrl })) : (aks ??= new AksTarget({ ...setup(['aks']), modelDataUrl }));
+    },
     batchPools: () => (pools ??= new AciBatchPoolProvider(setup(['aci']))),
   };
 }

@@ -12,9 +12,11 @@ import { toErrorInfo } from '../errors';
 import { parseManifest, type DeploymentManifest } from '../manifest';
 import type { DeployRequest, ImageBuildRequest } from '../seams';
 import { containerGroupBody, containerGroupWireBody } from './aci';
-import { aciSlotSpec } from './aci-target';
+import { aciSlotSpec, KEYS_DIGEST_TAG } from './aci-target';
 import { dockerBuildRequest, imageRepository } from './acr-builder';
 import { autoscaled, keysSecretName, kubeService, slotAutoscaler, slotDeployment } from './aks-manifests';
+import { DEFAULT_GATEWAY_NAME, GATEWAY_API, httpRoute } from './aks-traffic';
+import { isProgressive } from '../rollout/spec';
 import { loadAzureConfig, type AzureConfig } from './config';
 import { serviceResourceName, slotResourceName } from './names';
 import { scoringPort } from './runtime-env';
@@ -104,7 +106,9 @@ export function planDeployment(manifest: DeploymentManifest, config: AzureConfig
 
   if (manifest.target === 'aci') {
     const cg = (name: string) => `${rgScope(config)}/providers/Microsoft.ContainerInstance/containerGroups/${name}`;
-    const spec = aciSlotSpec(request, config);
+    const planned = aciSlotSpec(request, config);
+    // The keys are generated at deployment time: their digest tag is not known yet.
+    const spec = planned.tags[KEYS_DIGEST_TAG] ? { ...planned, tags: { ...planned.tags, [KEYS_DIGEST_TAG]: '<sha256 of the keys>' } } : planned;
     const a = (method: PlannedOperation['method'], path: string, purpose: string, body?: unknown): PlannedOperation => ({
       api: 'arm',
       method,
@@ -145,6 +149,17 @@ export function planDeployment(manifest: DeploymentManifest, config: AzureConfig
     const port = scoringPort(manifest.deployConfig);
     ops.push(k('PUT', `/api/v1${ns}/services/${name}`, 'slot Service (smoke test URI)', kubeService(request.serviceName, config.aks.namespace, slot, { public: false, port })));
     ops.push(k('GET', `/apis/apps/v1${ns}/deployments/${name}`, 'poll the rollout; on failure restore the previous template (rollback)'));
+    const rollout = manifest.rollout;
+    if (isProgressive(rollout)) {
+      // Progressive delivery (aks-traffic.ts): one HTTPRoute write per step, the gate figures read after each bake.
+      const previous = slot === 'blue' ? 'green' : 'blue';
+      const gw = `/apis/${GATEWAY_API.group}/${GATEWAY_API.version}${ns}`;
+      ops.push(k('GET', `${gw}/gateways/${DEFAULT_GATEWAY_NAME}`, 'rollout: the Gateway the route attaches to must exist (AksGatewayMissing)'));
+      for (const w of rollout.steps) {
+        ops.push(k('PUT', `${gw}/httproutes/${serviceResourceName(request.serviceName)}`, `rollout step ${w} %: HTTPRoute weights and pin rules (create if absent, else replace); bake ${rollout.bakeSeconds} s`, httpRoute(request.serviceName, config.aks.namespace, { [previous]: 100 - w, [slot]: w })));
+        ops.push(k('GET', `/api/v1${ns}/pods/<pod>:${port}/proxy/metrics`, `rollout step ${w} %: gate figures, each running pod of ${previous} and ${slot}`));
+      }
+    }
     ops.push(k('PUT', `/api/v1${ns}/services/${serviceResourceName(request.serviceName)}`, 'switch traffic: public Service selector → this slot', kubeService(request.serviceName, config.aks.namespace, slot, { public: true, port })));
   }
   return ops;

@@ -1,5 +1,6 @@
 /** Small blob helpers used by the batch modules (JSON documents, streams, bounded concurrency). */
 import type { ContainerClient } from '@azure/storage-blob';
+import { isNotFound } from '../errors';
 
 export async function putJson(container: ContainerClient, name: string, value: unknown): Promise<void> {
   const body = Buffer.from(JSON.stringify(value));
@@ -26,10 +27,6 @@ export async function readAll(stream: NodeJS.ReadableStream | undefined): Promis
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
   return Buffer.concat(chunks);
-}
-
-export function isNotFound(e: unknown): boolean {
-  return !!e && typeof e === 'object' && (e as { statusCode?: number }).statusCode === 404;
 }
 
 export function isConditionFailed(e: unknown): boolean {

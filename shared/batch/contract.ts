@@ -4,11 +4,12 @@
  * replay by name) and the types of what goes in and comes out. Orchestrators call through
  * `call(context, BATCH.x, …)`, activities register with `registerActivity(BATCH.x, …)` (shared/workflow.ts).
  *
- * How the activities report errors (activity-io.ts): a problem the user must fix comes back as
- * `ActivityResult` `{ ok: false, error }`; anything else is thrown as `[Code] message` so durable retries apply.
+ * How the activities report errors (`registerActivity`, shared/workflow.ts, as for the deploy activities): a problem
+ * the user must fix comes back as `ActivityResult` `{ ok: false, error }`; anything retryable is thrown (its code in
+ * the failure details) so durable retries apply.
  */
 import type { BatchPool, ErrorInfo, FilesAs, RuntimeKind } from '../seams';
-import { activity, orchestration } from '../workflow';
+import { activity, orchestration, resultActivity, type ActivityResult } from '../workflow';
 import type { BatchInputs, BatchJob } from './job';
 import type { BatchCounts, BatchRunStatus, BatchSummary } from './merge';
 import type { PlanCursor, PlanSummary } from './plan';
@@ -16,7 +17,7 @@ import type { BatchPoolKind } from './pools';
 import type { MiniBatchOutcome } from './results';
 import type { ThresholdBaseline, ThresholdCounts, ThresholdLimits, ThresholdTrip } from './thresholds';
 
-export type ActivityResult<T> = { ok: true; value: T } | { ok: false; error: ErrorInfo };
+export type { ActivityResult };
 
 // ---------------------------------------------------------------- the run
 
@@ -162,6 +163,8 @@ export interface BatchChunkResult {
   lastError?: ErrorInfo & { miniBatch: number };
   /** Mini-batch re-runs (attempts after the first). */
   retries: number;
+  /** A mini-batch's activity kept failing (`MiniBatchNotRecorded`): the run fails with this error. */
+  notRecorded?: ErrorInfo;
 }
 
 // ---------------------------------------------------------------- names
@@ -172,11 +175,11 @@ export const BATCH = {
   /** One plan chunk of a run (orchestrations/batchChunk.ts). */
   chunk: orchestration<BatchChunkInput, BatchChunkResult>('batchChunk'),
 
-  resolveImage: activity<ResolveImageInput, ActivityResult<BatchImage>>('batchResolveImage'),
-  provisionPool: activity<ProvisionPoolInput, ActivityResult<ProvisionPoolOutput>>('batchProvisionPool'),
-  planPage: activity<PlanPageInput, ActivityResult<PlanPageOutput>>('batchPlanPage'),
+  resolveImage: resultActivity<ResolveImageInput, BatchImage>('batchResolveImage'),
+  provisionPool: resultActivity<ProvisionPoolInput, ProvisionPoolOutput>('batchProvisionPool'),
+  planPage: resultActivity<PlanPageInput, PlanPageOutput>('batchPlanPage'),
   scoreMiniBatch: activity<ScoreMiniBatchInput, MiniBatchOutcome>('batchScoreMiniBatch'),
-  finalize: activity<FinalizeActivityInput, ActivityResult<FinalizeOutput>>('batchFinalize'),
+  finalize: resultActivity<FinalizeActivityInput, FinalizeOutput>('batchFinalize'),
   teardownPool: activity<TeardownPoolInput, { poolId: string }>('batchTeardownPool'),
 } as const;
 

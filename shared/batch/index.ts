@@ -16,5 +16,4 @@ export * from './progress';
 export * from './pool-local';
 export * from './pools';
 export * from './run';
-export * from './activity-io';
 export * from './contract';

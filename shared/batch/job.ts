@@ -206,6 +206,8 @@ const rawSchema = z
   });
 
 export type RawBatchJob = z.input<typeof rawSchema>;
+/** The job definition's schema (what `POST /api/batch-runs` and `batch.json` are validated with; the OpenAPI document shows it). */
+export const batchJobSchema = rawSchema;
 
 export interface ParseOptions {
   /** Cores of one node: the default process_count_per_node (AML: "the number of cores" for CPU compute). */

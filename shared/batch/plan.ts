@@ -13,9 +13,9 @@
  * re-running a page with the same cursor rewrites the same chunks (idempotent).
  */
 import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
-import { AppError } from '../errors';
+import { AppError, isNotFound } from '../errors';
 import { blobNameReason } from '../manifest/names';
-import { getJson, isConditionFailed, isNotFound, mapLimit, putJson } from './blobs';
+import { getJson, isConditionFailed, mapLimit, putJson } from './blobs';
 import type { BatchJob, TabularFormat } from './job';
 import { chunkOf, PLAN_CHUNK_SIZE, RunLayout } from './layout';
 import { formatOf, RangeLimit, TabularPartitioner } from './tabular';

@@ -12,11 +12,11 @@
 import { createHash, randomBytes } from 'crypto';
 import type { DurableClient } from 'durable-functions';
 import type { AppConfig } from '../config';
-import { toErrorInfo } from '../errors';
+import { isNotFound, toErrorInfo } from '../errors';
 import { batchPoolKind, getBatchPoolProvider, type BatchPoolKind } from '../platform/compose';
 import type { ErrorInfo, ServiceKeys } from '../seams';
 import type { StorageClients } from '../storage';
-import { getJson, isNotFound, putJson } from './blobs';
+import { getJson, putJson } from './blobs';
 
 export { batchPoolKind, getBatchPoolProvider, type BatchPoolKind };
 
@@ -130,7 +130,7 @@ export async function statusOrUndefined<T extends Pick<DurableClient, 'getStatus
   try {
     return await client.getStatus(instanceId, options);
   } catch (e) {
-    if (/\b404\b/.test(String((e as Error)?.message))) return undefined;
+    if (isNotFound(e)) return undefined;
     throw e;
   }
 }

@@ -10,14 +10,14 @@
 import { createHash, randomUUID } from 'crypto';
 import type { DurableClient } from 'durable-functions';
 import type { AppConfig } from '../config';
-import { AppError } from '../errors';
+import { AppError, isNotFound } from '../errors';
 import { getImageBuilder } from '../platform/compose';
 import { ImageRegistry } from '../images/image-registry';
 import { IMAGE_NAME_RE } from '../manifest/names';
 import { ModelRegistry } from '../registry/models';
 import type { ErrorInfo, RuntimeKind } from '../seams';
 import { downloadBlob, parseBlobPath, sha256Hex, type StorageClients } from '../storage';
-import { getJson, isNotFound, putJson } from './blobs';
+import { getJson, putJson } from './blobs';
 import { parseBatchJob, type BatchInputs, type BatchJob } from './job';
 import { runLayout, type RunLayout } from './layout';
 import type { BatchCounts, BatchSummary } from './merge';
@@ -313,7 +313,7 @@ export async function resolveBatchImage(config: AppConfig, storage: StorageClien
     try {
       data = await downloadBlob(storage, scriptBlob);
     } catch (e) {
-      if (e instanceof AppError && e.code === 'BlobNotFound') throw new AppError('EntryScriptNotFound', `entry_script ${scriptBlob} does not exist: upload it or fix entry_script / source_directory.`, 400);
+      if (isNotFound(e)) throw new AppError('EntryScriptNotFound', `entry_script ${scriptBlob} does not exist: upload it or fix entry_script / source_directory.`, 400);
       throw e;
     }
     const ext = script.slice(script.lastIndexOf('.'));

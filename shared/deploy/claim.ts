@@ -48,6 +48,26 @@ export async function claimAndStart(client: RunClient, runId: string, input: Dep
   }
 }
 
+/** The status URI of run `runId` on this app (`WEBSITE_HOSTNAME`, set by Azure and by the local host), else relative. */
+export function runStatusUri(runId: string, hostname = process.env.WEBSITE_HOSTNAME): string {
+  const path = `/api/runs/${encodeURIComponent(runId)}`;
+  if (!hostname || !/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(hostname)) return path;
+  const local = /^(127\.0\.0\.1|localhost)(:|$)/.test(hostname);
+  return `${local ? 'http' : 'https'}://${hostname}${path}`;
+}
+
+/**
+ * A blob-dropped manifest accepted: `incoming/<folder>/deploy.status.json` (`{ runId, statusUri, manifest, etag,
+ * started }`) beside it says which run deploys it, and a `deploy.error.json` left by an earlier refused version is
+ * removed (it no longer describes the folder).
+ */
+export async function recordBlobAcceptance(storage: StorageClients, folder: string, fileName: string, runId: string, etag: string, started: boolean): Promise<void> {
+  const container = storage.container(CONTAINERS.incoming);
+  const status = { runId, statusUri: runStatusUri(runId), manifest: `incoming/${folder}/${fileName}`, etag, started, acceptedTime: new Date().toISOString() };
+  await container.getBlockBlobClient(`${folder}/deploy.status.json`).uploadData(Buffer.from(JSON.stringify(status, null, 2)), { blobHTTPHeaders: { blobContentType: 'application/json' } });
+  await container.getBlockBlobClient(`${folder}/deploy.error.json`).deleteIfExists();
+}
+
 /**
  * A blob-triggered deployment refused for good (bad input, busy service): the reason goes beside the blob, in
  * `incoming/<folder>/deploy.error.json` (`{ error, manifest, etag }`), and to the log. `folder` is the trigger's

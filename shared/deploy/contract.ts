@@ -5,8 +5,10 @@
  * what goes in and comes out. Orchestrators call through `call(context, DEPLOY.x, …)`, activities register with
  * `registerActivity(DEPLOY.x, …)` (shared/workflow.ts).
  *
- * Expected failures (bad input, a refused claim, a failed build) come back as values (`{ ok: false, error }`);
- * anything else is thrown as `[Code] message` so durable retries apply.
+ * Expected failures (bad input, a refused claim, a failed build) come back as data: the `resultActivity`s return an
+ * `ActivityResult` (`{ ok: true, value }` / `{ ok: false, error }`, the same shape as the batch activities); anything
+ * retryable is thrown (an `ActivityFailure`, its code in the failure details) so durable retries apply — one mapping,
+ * in `registerActivity` (shared/workflow.ts).
  */
 import type { DeploymentEvent } from '../events';
 import type { ImageRecord } from '../images/image-registry';
@@ -14,7 +16,7 @@ import type { DeploymentManifest, PromotionPolicy } from '../manifest/schema';
 import type { ModelSource } from '../registry/models';
 import type { SmokeTestResult } from '../scoring/smoke';
 import type { DeployConfig, DeployedSlot, ErrorInfo, TargetKind } from '../seams';
-import { activity, orchestration } from '../workflow';
+import { activity, orchestration, resultActivity, type ActivityResult } from '../workflow';
 import type { RolloutRunResult } from '../rollout/contract';
 
 // ---------------------------------------------------------------- the run
@@ -80,9 +82,11 @@ export interface RegisterModelInput {
   source: ModelSource;
 }
 
-export type RegisterModelOutput =
-  | { ok: true; created: boolean; model: { id: string; name: string; version: number; files: number; bytes: number } }
-  | { ok: false; error: ErrorInfo };
+export interface RegisteredModel {
+  created: boolean;
+  model: { id: string; name: string; version: number; files: number; bytes: number };
+}
+export type RegisterModelOutput = ActivityResult<RegisteredModel>;
 
 export interface CreateImageInput {
   manifest: DeploymentManifest;
@@ -92,7 +96,11 @@ export interface CreateImageInput {
 }
 
 export type ImageSummary = Pick<ImageRecord, 'id' | 'name' | 'version' | 'state' | 'runtime' | 'models' | 'imageRef' | 'contextBlob' | 'digest' | 'logBlob'>;
-export type CreateImageOutput = { ok: true; image: ImageSummary } | { ok: false; error: ErrorInfo; image?: ImageSummary };
+/** The built image; a failed build's `detail` is its record (state, log blob). */
+export interface BuiltImage {
+  image: ImageSummary;
+}
+export type CreateImageOutput = ActivityResult<BuiltImage, Partial<BuiltImage>>;
 
 /** What every deploy step of one service gets (JSON: it is in the run's history). */
 export interface DeployServiceInput {
@@ -101,15 +109,19 @@ export interface DeployServiceInput {
   target: TargetKind;
   image: Pick<ImageRecord, 'id' | 'name' | 'version' | 'imageRef' | 'runtime' | 'contextBlob' | 'models' | 'state'>;
   config: DeployConfig;
-  smokeTest?: { sample?: unknown; expectedOutput?: unknown; tolerance?: number };
+  smokeTest?: { sample?: unknown; sampleBase64?: string; expectedOutput?: unknown; expectedOutputFormat?: 'json' | 'text' | 'base64'; tolerance?: number };
   schema?: { inputSample?: unknown; outputSample?: unknown };
   description?: string;
   tags?: Record<string, string>;
 }
 
-export type PrepareDeploymentOutput =
-  | { ok: true; slot: string; previousSlot?: string; previousImage?: string; isUpdate: boolean }
-  | { ok: false; error: ErrorInfo };
+export interface PreparedSlot {
+  slot: string;
+  previousSlot?: string;
+  previousImage?: string;
+  isUpdate: boolean;
+}
+export type PrepareDeploymentOutput = ActivityResult<PreparedSlot>;
 
 export interface SlotInput {
   deploy: DeployServiceInput;
@@ -152,7 +164,7 @@ export interface StartBatchAfterDeployInput {
   eventId: string;
 }
 
-export type StartBatchAfterDeployOutput = { ok: true; runId: string } | { ok: false; error: ErrorInfo };
+export type StartBatchAfterDeployOutput = ActivityResult<{ runId: string }>;
 
 export interface CheckLoneOnnxInput {
   folder: string;
@@ -177,16 +189,16 @@ export const DEPLOY = {
   /** The wait before a lone `incoming/<name>/<file>.onnx` deploys (orchestrations/deployLoneOnnx.ts). */
   loneOnnx: orchestration<DeployLoneOnnxInput, DeployLoneOnnxResult>('deployLoneOnnx'),
 
-  registerModel: activity<RegisterModelInput, RegisterModelOutput>('registerModel'),
-  createImage: activity<CreateImageInput, CreateImageOutput>('createImage'),
-  prepareDeployment: activity<DeployServiceInput, PrepareDeploymentOutput>('prepareDeployment'),
+  registerModel: resultActivity<RegisterModelInput, RegisteredModel>('registerModel'),
+  createImage: resultActivity<CreateImageInput, BuiltImage, Partial<BuiltImage>>('createImage'),
+  prepareDeployment: resultActivity<DeployServiceInput, PreparedSlot>('prepareDeployment'),
   deploySlot: activity<SlotInput, DeployedSlot>('deploySlot'),
   smokeTest: activity<SmokeTestInput, SmokeTestResult>('smokeTest'),
   rollback: activity<RollbackInput, RollbackOutput>('rollbackDeployment'),
   promote: activity<SlotInput, PromoteOutput>('promoteDeployment'),
   retirePrevious: activity<RetirePreviousInput, { notes: string[] }>('retirePreviousSlot'),
   publishEvent: activity<DeploymentEvent, string>('publishDeploymentEvent'),
-  startBatch: activity<StartBatchAfterDeployInput, StartBatchAfterDeployOutput>('startBatchAfterDeploy'),
+  startBatch: resultActivity<StartBatchAfterDeployInput, { runId: string }>('startBatchAfterDeploy'),
   checkLoneOnnx: activity<CheckLoneOnnxInput, CheckLoneOnnxOutput>('checkLoneOnnx'),
   /** A settled lone model claims its service at the door (activities/claimLoneOnnx.ts). */
   claimLoneOnnx: activity<ClaimLoneOnnxInput, ClaimLoneOnnxOutput>('claimLoneOnnx'),

@@ -13,6 +13,7 @@ import { toErrorInfo } from '../errors';
 import type { ImageRegistry } from '../images/image-registry';
 import type { DeployTarget } from '../seams';
 import type { LocalDeployTarget, RestorePlan } from '../targets/local';
+import { serviceAuth } from './steps';
 import type { ServiceRecord, ServiceRegistry } from '../registry/services';
 
 export interface RestoreResult {
@@ -58,10 +59,10 @@ async function restoreAll(ctx: { services: ServiceRegistry; images: ImageRegistr
           return {
             keep: [rec.activeSlot, rec.currentDeployment?.slot].filter((s): s is string => !!s),
             ...(serve ? { serve } : {}),
-            ...(rec.authEnabled ? { keys: await ctx.services.ensureKeys(name) } : {}),
+            ...(rec.authEnabled || rec.config.tokenAuthEnabled ? { keys: await serviceAuth(ctx.services, name, rec.config) } : {}),
             request: async () => {
               const image = await ctx.images.resolve(svc.image!);
-              const keys = svc.authEnabled ? await ctx.services.ensureKeys(name) : undefined;
+              const keys = await serviceAuth(ctx.services, name, svc.config);
               return {
                 serviceName: name,
                 slot: serve!,

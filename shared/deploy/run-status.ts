@@ -5,8 +5,6 @@
  */
 import { createHash } from 'crypto';
 import type { ModelSource } from '../registry/models';
-import { errorInfoOfTask } from '../batch/activity-io';
-import { redactSecrets } from '../errors';
 import type { DeployRunResult, RunState } from './contract';
 import type { ErrorInfo } from '../seams';
 
@@ -44,26 +42,6 @@ export interface RunStep {
 export interface RunCustomStatus {
   step: StepName | 'done';
   steps: RunStep[];
-}
-
-/**
- * `{ code, message }` of a failed activity as the orchestrator sees it (pure: usable in orchestrators). Uses the
- * task's `failureDetails` when present (durable-functions `TaskFailedError`), else its message; keeps the reason
- * of a "Reason \n Details" message, drops stack frames, reads the `[Code] message` form activities throw
- * (`asThrowable`), removes secrets and caps the length.
- */
-export function runErrorOf(err: unknown, fallbackCode = 'RunFailed'): ErrorInfo {
-  const details = (err as { failureDetails?: { errorMessage?: unknown } } | undefined)?.failureDetails;
-  let text = typeof details?.errorMessage === 'string' ? details.errorMessage : err instanceof Error ? err.message : String(err);
-  const cut = text.indexOf(' \n ');
-  if (cut >= 0) text = text.slice(0, cut);
-  text = text
-    .split('\n')
-    .filter((line) => !/^\s*at\s+\S/.test(line))
-    .join('\n')
-    .trim();
-  const info = errorInfoOfTask(new Error(text || 'The run failed.'), fallbackCode);
-  return { code: info.code, message: redactSecrets(info.message).slice(0, 1000) };
 }
 
 /** Deterministic instance id from a triggering event (same event → same run). */

@@ -2,11 +2,12 @@
  * What the three triggers share: turning a blob folder, an HTTP manifest or a training message into a
  * `DeployRunInput`, and starting the `deployModel` orchestration once per event.
  */
-import { AppError, conflict, notFound } from '../errors';
+import { AppError, conflict, isNotFound, notFound } from '../errors';
 import { checkSource, defaultOnnxManifest, parseManifest, resolveManifestFiles, type DeploymentManifest } from '../manifest/schema';
 import { parseTrainingCompleted } from '../manifest/training';
 import type { ModelSource } from '../registry/models';
 import { parseBlobPath, type StorageClients } from '../storage';
+import { getAppServices } from '../services/app';
 import { CLAIM_START_GRACE_MS, DEPLOYMENT_LEASE_MS, leaseAge, type ServiceClaim, type ServiceRecord } from '../registry/services';
 import { DEPLOY_ORCHESTRATION, runIdFor, type DeployRunInput, type RunFiles } from './run-status';
 
@@ -21,7 +22,7 @@ export async function findRun(client: Pick<RunClient, 'getStatus'>, instanceId: 
   try {
     return await client.getStatus(instanceId);
   } catch (e) {
-    if (/404/.test((e as Error).message ?? '')) return undefined;
+    if (isNotFound(e)) return undefined;
     throw e;
   }
 }
@@ -59,8 +60,20 @@ export async function isClaimStale(client: Pick<RunClient, 'getStatus'>, holder:
 export async function startDeployRun(client: RunClient, instanceId: string, input: DeployRunInput): Promise<{ runId: string; started: boolean }> {
   const existing = await findRun(client, instanceId);
   if (existing && existing.runtimeStatus !== undefined && existing.runtimeStatus !== null) return { runId: instanceId, started: false };
-  await client.startNew(DEPLOY_ORCHESTRATION, { instanceId, input });
+  await client.startNew(DEPLOY_ORCHESTRATION, { instanceId, input: await withUserKeysStored(input) });
   return { runId: instanceId, started: true };
+}
+
+/**
+ * Keys a manifest supplies (`target.primary_key` / `secondary_key`) are stored with the service's keys when its run
+ * starts, and removed from the run's input: they never reach the run's history, status or events.
+ */
+async function withUserKeysStored(input: DeployRunInput): Promise<DeployRunInput> {
+  const userKeys = input.manifest?.userKeys;
+  if (!input.manifest || !userKeys) return input;
+  const { userKeys: _secret, ...manifest } = input.manifest;
+  await getAppServices().services.setKeys(manifest.service.name, userKeys);
+  return { ...input, manifest };
 }
 
 function runInput(manifest: DeploymentManifest, files: RunFiles, source: ModelSource): DeployRunInput {
@@ -88,7 +101,7 @@ export async function isLoneOnnx(storage: StorageClients, folderName: string, on
   const container = storage.container('incoming');
   const names: string[] = [];
   for await (const b of container.listBlobsFlat({ prefix: `${folderName}/` })) names.push(b.name.slice(folderName.length + 1));
-  const others = names.filter((n) => !n.endsWith('.onnx') && !n.startsWith('deploy.error'));
+  const others = names.filter((n) => !n.endsWith('.onnx') && !n.startsWith('deploy.error') && !n.startsWith('deploy.status'));
   if (others.length) return { lone: false, why: `the folder also holds ${others.slice(0, 3).join(', ')} (a deploy.json deploys it)` };
   const onnx = names.filter((n) => n.endsWith('.onnx'));
   if (onnx.length !== 1 || onnx[0] !== onnxFile) return { lone: false, why: `the folder holds ${onnx.length} .onnx files; add a deploy.json naming the model files` };

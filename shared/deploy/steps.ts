@@ -9,7 +9,8 @@
 import { AppError, redactSecrets, toErrorInfo } from '../errors';
 import type { ImageRegistry } from '../images/image-registry';
 import { runSmokeTest, type SmokeTestResult } from '../scoring/smoke';
-import type { DeployTarget, DeployedSlot, ErrorInfo } from '../seams';
+import { issueToken } from '../../runtime';
+import type { DeployConfig, DeployTarget, DeployedSlot, ErrorInfo, ServiceKeys } from '../seams';
 import type { DeployServiceInput } from './contract';
 import type { BeginDeploymentResult, ServiceRecord, ServiceRegistry } from '../registry/services';
 
@@ -69,7 +70,7 @@ export async function deploySlotStep(ctx: DeployContext, input: DeployServiceInp
   const failed = (error: ErrorInfo): DeployedSlot => ({ serviceName: input.serviceName, slot, scoringUri: '', swaggerUri: '', healthUri: '', state: 'Failed', error });
   const deletedBefore = await serviceDeletedError(ctx, input);
   if (deletedBefore) return failed(deletedBefore);
-  const keys = input.config.authEnabled ? await requireKeys(ctx, input.serviceName) : undefined;
+  const keys = await authFor(ctx, input);
   const deployed = await ctx.target.deploySlot({
     serviceName: input.serviceName,
     slot,
@@ -86,7 +87,7 @@ export async function deploySlotStep(ctx: DeployContext, input: DeployServiceInp
 export async function smokeTestStep(ctx: DeployContext, input: DeployServiceInput, deployed: DeployedSlot): Promise<SmokeTestResult> {
   const deleted = await serviceDeletedError(ctx, input);
   if (deleted) return { ok: false, code: deleted.code, reason: deleted.message, swagger: 'skipped', checks: [] };
-  const keys = input.config.authEnabled ? await requireKeys(ctx, input.serviceName) : undefined;
+  const keys = await authFor(ctx, input);
   // After a host restart the slot's URIs in the run's history may name processes that are gone: ensure it first.
   if (ctx.target.ensureSlot) {
     const live = await ctx.target.ensureSlot(input.serviceName, deployed.slot);
@@ -105,7 +106,7 @@ export async function smokeTestStep(ctx: DeployContext, input: DeployServiceInpu
     healthUri: deployed.healthUri,
     scoringUri: deployed.scoringUri,
     swaggerUri: deployed.swaggerUri,
-    ...(keys ? { key: keys.primaryKey } : {}),
+    ...(keys ? { key: keys.tokenSecret ? (await issueToken(input.serviceName, keys.tokenSecret)).accessToken : keys.primaryKey } : {}),
     ...(input.smokeTest ?? {}),
     ...(input.schema ?? {}),
     ...(ctx.livenessTimeoutMs ? { livenessTimeoutMs: ctx.livenessTimeoutMs } : {}),
@@ -126,7 +127,7 @@ export async function promoteStep(ctx: DeployContext, input: DeployServiceInput,
   if (deleted) throw new AppError(deleted.code, deleted.message, 409);
   // Usage first: a failure here (retried, then rolled back) happens before any traffic reaches the new slot.
   await ctx.images.addServiceUsage(input.image.name, input.image.version, input.serviceName);
-  const keys = input.config.authEnabled ? await requireKeys(ctx, input.serviceName) : undefined;
+  const keys = await authFor(ctx, input);
   const uris = await ctx.target.switchTraffic(input.serviceName, slot);
   if (keys && ctx.target.updateKeys) await ctx.target.updateKeys(input.serviceName, keys);
   return ctx.services.completeDeployment(input.serviceName, input.runId, {
@@ -165,6 +166,21 @@ export async function retirePreviousStep(ctx: DeployContext, input: DeployServic
     }
   }
   return { notes };
+}
+
+/**
+ * What the target needs to check callers of a service with this configuration: its keys (key auth), its keys and
+ * token secret (token auth: the keys stay for a later switch back), nothing without auth.
+ */
+export async function serviceAuth(services: Pick<ServiceRegistry, 'ensureKeys' | 'ensureTokenSecret'>, name: string, config: Pick<DeployConfig, 'authEnabled' | 'tokenAuthEnabled'>): Promise<ServiceKeys | undefined> {
+  if (config.tokenAuthEnabled) return { ...(await services.ensureKeys(name)), tokenSecret: await services.ensureTokenSecret(name) };
+  return config.authEnabled ? services.ensureKeys(name) : undefined;
+}
+
+async function authFor(ctx: DeployContext, input: DeployServiceInput): Promise<ServiceKeys | undefined> {
+  if (!input.config.authEnabled && !input.config.tokenAuthEnabled) return undefined;
+  await requireKeys(ctx, input.serviceName);
+  return serviceAuth(ctx.services, input.serviceName, input.config);
 }
 
 /** The keys of a service whose record exists (a deleted service's keys are never recreated). */
@@ -265,6 +281,9 @@ export async function deleteService(ctx: DeployContext, name: string, opts: { fo
 /** Regenerates a key and applies it to the running endpoint when the target supports it. */
 export async function regenerateServiceKey(ctx: Pick<DeployContext, 'services' | 'target'>, name: string, which: 'Primary' | 'Secondary') {
   const keys = await ctx.services.regenerateKey(name, which);
-  if (ctx.target.updateKeys) await ctx.target.updateKeys(name, keys);
+  const rec = await ctx.services.find(name);
+  if (ctx.target.updateKeys && rec && (rec.config.authEnabled || rec.config.tokenAuthEnabled)) {
+    await ctx.target.updateKeys(name, (await serviceAuth(ctx.services, name, rec.config)) ?? keys);
+  }
   return keys;
 }

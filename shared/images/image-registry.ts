@@ -4,12 +4,12 @@
  * content-addressed build context in blob `images/<name>/<version>.tar.gz`, built by the configured `ImageBuilder`.
  */
 import type { TableEntityResult } from '@azure/data-tables';
-import { AppError, badRequest, conflict, notFound } from '../errors';
+import { AppError, badRequest, conflict, isNotFound, notFound } from '../errors';
 import { checkImageName, checkRelativePath, parseVersion } from '../manifest/names';
-import { environmentKind, type DeploymentManifest, type EnvironmentKind } from '../manifest/schema';
+import { environmentKind, MANIFEST_LIMITS, type DeploymentManifest, type EnvironmentKind } from '../manifest/schema';
 import { ModelRegistry, readFileInput, type ModelFileInput, type ModelRecord } from '../registry/models';
 import { UsageIndex } from '../registry/usage';
-import { allocateVersion, getEntityOrUndefined, listAllVersionRows, listVersionRows, receiptRowKey, statusOf, versionRowKey } from '../registry/versioned';
+import { allocateVersion, getEntityOrUndefined, listAllVersionRows, listVersionRows, receiptRowKey, updateRowWithEtag, versionRowKey } from '../registry/versioned';
 import type { ErrorInfo, ImageBuilder, RuntimeKind } from '../seams';
 import { CONTAINERS, TABLES, sha256Hex, type StorageClients } from '../storage';
 import { createDeterministicTarGz } from './archive';
@@ -217,10 +217,9 @@ export class ImageRegistry {
     try {
       return await readFileInput(this.storage, f);
     } catch (e) {
-      if (e instanceof AppError && e.code === 'BlobNotFound') {
-        throw notFound('ManifestFileMissing', `${field} "${f.path}" was not found (${e.message}) — upload it beside deploy.json or fix the reference.`);
+      if (isNotFound(e)) {
+        throw notFound('ManifestFileMissing', e instanceof AppError ? `${field} "${f.path}" was not found (${e.message}) — upload it beside deploy.json or fix the reference.` : `${field} "${f.path}" was not found.`);
       }
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound('ManifestFileMissing', `${field} "${f.path}" was not found.`);
       throw e;
     }
   }
@@ -245,6 +244,30 @@ export class ImageRegistry {
     const rows = await listVersionRows<ImageRow>(table, name);
     if (!rows.length) throw notFound('ImageNotFound', `Image "${name}" does not exist.`);
     return toRecord(rows[rows.length - 1]);
+  }
+
+  /** Adds/overwrites and removes tags of a version (tags are mutable; AML `image.update_tags`). ETag-conditioned. */
+  async updateTags(name: string, version: number, change: { add?: Record<string, string>; remove?: string[] }): Promise<ImageRecord> {
+    checkImageName(name, 'image');
+    for (const [k, v] of Object.entries(change.add ?? {})) {
+      if (!k || k.length > 256 || typeof v !== 'string' || v.length > 4096) throw badRequest('InvalidImageUpdate', `tags: keys must be 1–256 characters and values strings of at most 4096 ("${k.slice(0, 40)}").`);
+    }
+    const table = await this.table();
+    const row = await updateRowWithEtag<ImageRow>(
+      table,
+      name,
+      versionRowKey(version),
+      (cur) => {
+        const tags: Record<string, string> = { ...JSON.parse(cur.tags || '{}'), ...(change.add ?? {}) };
+        for (const k of change.remove ?? []) delete tags[k];
+        if (Object.keys(tags).length > MANIFEST_LIMITS.mapEntries || JSON.stringify(tags).length > MANIFEST_LIMITS.mapJson) {
+          throw badRequest('InvalidImageUpdate', `An image has at most ${MANIFEST_LIMITS.mapEntries} tags (${MANIFEST_LIMITS.mapJson} characters as JSON).`);
+        }
+        return { tags: JSON.stringify(tags) };
+      },
+      () => notFound('ImageNotFound', `Image ${name}:${version} does not exist.`),
+    );
+    return toRecord(row);
   }
 
   async resolve(ref: string): Promise<ImageRecord> {
@@ -302,7 +325,7 @@ export class ImageRegistry {
       try {
         await table.deleteEntity(img.name, versionRowKey(img.version));
       } catch (e) {
-        if (statusOf(e) !== 404) throw e;
+        if (!isNotFound(e)) throw e;
       }
       deleted.push(img.id);
     }

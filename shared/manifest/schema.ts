@@ -63,9 +63,14 @@ export interface DeploymentManifest {
   };
   target: TargetKind;
   deployConfig: DeployConfig;
+  /**
+   * Keys the manifest sets (AML `primary_key` / `secondary_key`). Secrets: stored with the service's keys when the
+   * run is accepted and removed from the run's input (shared/services/start.ts), so never in history or statuses.
+   */
+  userKeys?: { primaryKey?: string; secondaryKey?: string };
   service: { name: string; description?: string; tags: Record<string, string> };
   schema?: { inputSample?: unknown; outputSample?: unknown };
-  smokeTest?: { sample?: unknown; expectedOutput?: unknown; tolerance: number };
+  smokeTest?: { sample?: unknown; sampleBase64?: string; expectedOutput?: unknown; expectedOutputFormat?: 'json' | 'text' | 'base64'; tolerance: number };
   promotion?: PromotionPolicy;
   /** Progressive delivery (shared/rollout/spec.ts); absent = blue/green. */
   rollout?: RolloutSpec;
@@ -108,10 +113,21 @@ export const stringMap = boundedMap(z.string().max(MANIFEST_LIMITS.mapValue, `va
 const fileRef = z.union([z.string(), z.strictObject({ path: z.string(), source: z.string().optional() })], { error: FILE_REF_RULE });
 export const metricMap = boundedMap(z.number(), 'numbers ("metric": 0.5)');
 
+/** A user-supplied service key (AML `primary_key` / `secondary_key`): sent as `Bearer <key>`, so no spaces. Never echoed. */
+const userKey = z.string().regex(/^[\x21-\x7e]{16,256}$/, 'must be 16–256 printable ASCII characters without spaces (the value is not shown)');
+
 const common = {
   cpu_cores: z.number().positive().max(64).optional(),
   memory_gb: z.number().positive().max(256).optional(),
   auth_enabled: z.boolean().optional(),
+  /** AML `collect_model_data`: the replicas write each scored request's input and output to blob storage (runtime/collector.ts). */
+  collect_model_data: z.boolean().optional(),
+  /** AML `enable_app_insights`: the replicas emit an OpenTelemetry span per request (runtime/telemetry.ts). */
+  enable_app_insights: z.boolean().optional(),
+  /** AML `token_auth_enabled`: Bearer JWTs from `GET /api/services/{name}/token`; exclusive with `auth_enabled`. */
+  token_auth_enabled: z.boolean().optional(),
+  primary_key: userKey.optional(),
+  secondary_key: userKey.optional(),
   description: description.optional(),
   tags: stringMap.optional(),
 };
@@ -178,7 +194,15 @@ export const manifestSchema = z.strictObject({
   service: z.strictObject({ name: shortText.optional(), description: description.optional(), tags: stringMap.optional() }).optional(),
   schema: z.strictObject({ input_sample: z.unknown().optional(), output_sample: z.unknown().optional() }).optional(),
   smoke_test: z
-    .strictObject({ sample: z.unknown().optional(), expected_output: z.unknown().optional(), tolerance: z.number().min(0).optional() })
+    .strictObject({
+      sample: z.unknown().optional(),
+      /** Raw bytes to send (base64), as `application/octet-stream`: for `@rawhttp` scripts that read bytes. */
+      sample_base64: z.string().max(1_000_000).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64').optional(),
+      expected_output: z.unknown().optional(),
+      /** How the answer is compared: `json` (default), `text` (the body as UTF-8 text) or `base64` (the body's bytes). */
+      expected_output_format: z.enum(['json', 'text', 'base64']).optional(),
+      tolerance: z.number().min(0).optional(),
+    })
     .optional(),
   promotion: promotion.optional(),
   rollout: rolloutSchema.optional(),
@@ -290,7 +314,20 @@ export function deployConfigFor(t: ParsedTarget | { kind: TargetKind }, field = 
     Omit<Partial<z.output<typeof localTarget>>, 'kind'> & { kind: TargetKind };
   const v = t as AnyTarget;
   const extra: Record<string, unknown> = {};
+  // Only when on, so configurations without them stay as they were.
+  const observability = {
+    ...(v.collect_model_data ? { collectModelData: true } : {}),
+    ...(v.enable_app_insights ? { enableAppInsights: true } : {}),
+  };
+  if (v.auth_enabled === true && v.token_auth_enabled === true) {
+    throw badRequest('AuthModesExclusive', `${field}: auth_enabled and token_auth_enabled cannot both be true (as in AML): a service takes keys or tokens. Keep one.`);
+  }
+  if (v.token_auth_enabled && (v.primary_key !== undefined || v.secondary_key !== undefined)) {
+    throw badRequest('AuthModesExclusive', `${field}: primary_key/secondary_key are keys; token_auth_enabled turns keys off. Remove the keys or token_auth_enabled.`);
+  }
+  const token = v.token_auth_enabled === true ? { tokenAuthEnabled: true } : {};
   if (v.kind === 'aci') {
+    if (v.token_auth_enabled) throw badRequest('TokenAuthNotSupported', `${field}: ACI services support key auth only (as in AML); use AKS or local for token_auth_enabled.`);
     if (v.dns_name_label) extra.dnsNameLabel = v.dns_name_label;
     if (v.location) extra.location = v.location;
     return {
@@ -306,6 +343,7 @@ export function deployConfigFor(t: ParsedTarget | { kind: TargetKind }, field = 
       replicaMaxConcurrentRequests: 1,
       scoringTimeoutMs: 60_000,
       maxRequestWaitTimeMs: 500,
+      ...observability,
       ...(Object.keys(extra).length ? { extra } : {}),
     };
   }
@@ -326,7 +364,8 @@ export function deployConfigFor(t: ParsedTarget | { kind: TargetKind }, field = 
   return {
     cpuCores: v.cpu_cores ?? 0.1,
     memoryGb: v.memory_gb ?? 0.5,
-    authEnabled: v.auth_enabled ?? isAks,
+    authEnabled: v.auth_enabled ?? (isAks && !v.token_auth_enabled),
+    ...token,
     ...(v.num_replicas !== undefined ? { numReplicas: v.num_replicas } : autoscale ? {} : { numReplicas: 1 }),
     autoscaleEnabled: autoscale,
     autoscaleMinReplicas: min,
@@ -336,6 +375,7 @@ export function deployConfigFor(t: ParsedTarget | { kind: TargetKind }, field = 
     replicaMaxConcurrentRequests: v.replica_max_concurrent_requests ?? 1,
     scoringTimeoutMs: v.scoring_timeout_ms ?? 60_000,
     maxRequestWaitTimeMs: v.max_request_wait_time ?? 500,
+    ...observability,
     ...(Object.keys(extra).length ? { extra } : {}),
   };
 }
@@ -481,6 +521,7 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
     },
     target: targetParsed.kind,
     deployConfig,
+    ...userKeysOf(targetParsed),
     service: {
       name: serviceName,
       ...(m.service?.description !== undefined ? { description: m.service.description } : {}),
@@ -488,11 +529,38 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
     },
     ...(m.schema ? { schema: { inputSample: m.schema.input_sample, outputSample: m.schema.output_sample } } : {}),
     ...(m.smoke_test
-      ? { smokeTest: { sample: m.smoke_test.sample, expectedOutput: m.smoke_test.expected_output, tolerance: m.smoke_test.tolerance ?? 1e-6 } }
+      ? { smokeTest: smokeTestOf(m.smoke_test) }
       : {}),
     ...(promo ? { promotion: promo } : {}),
     ...(rollout ? { rollout } : {}),
   };
+}
+
+/** The smoke test of a manifest; a raw (`text` / `base64`) expected output must be a string, and one sample at most. */
+function smokeTestOf(t: { sample?: unknown; sample_base64?: string; expected_output?: unknown; expected_output_format?: 'json' | 'text' | 'base64'; tolerance?: number }): NonNullable<DeploymentManifest['smokeTest']> {
+  const format = t.expected_output_format;
+  if (format && format !== 'json' && t.expected_output !== undefined && typeof t.expected_output !== 'string') {
+    throw badRequest('InvalidManifest', `smoke_test.expected_output must be a string when expected_output_format is ${format}.`);
+  }
+  if (format === 'base64' && typeof t.expected_output === 'string' && !/^[A-Za-z0-9+/]*={0,2}$/.test(t.expected_output)) {
+    throw badRequest('InvalidManifest', 'smoke_test.expected_output is not base64 (expected_output_format is base64).');
+  }
+  if (t.sample !== undefined && t.sample_base64 !== undefined) throw badRequest('InvalidManifest', 'smoke_test: give sample or sample_base64, not both.');
+  return {
+    ...(t.sample !== undefined ? { sample: t.sample } : {}),
+    ...(t.sample_base64 !== undefined ? { sampleBase64: t.sample_base64 } : {}),
+    ...(t.expected_output !== undefined ? { expectedOutput: t.expected_output } : {}),
+    ...(format ? { expectedOutputFormat: format } : {}),
+    tolerance: t.tolerance ?? 1e-6,
+  };
+}
+
+/** `primary_key` / `secondary_key` of a target, as `userKeys` (absent when neither is set). */
+function userKeysOf(t: ParsedTarget): Pick<DeploymentManifest, 'userKeys'> {
+  const v = t as { primary_key?: string; secondary_key?: string };
+  if (v.primary_key === undefined && v.secondary_key === undefined) return {};
+  if (v.primary_key !== undefined && v.primary_key === v.secondary_key) throw badRequest('InvalidManifest', 'target: primary_key and secondary_key must differ.');
+  return { userKeys: { ...(v.primary_key !== undefined ? { primaryKey: v.primary_key } : {}), ...(v.secondary_key !== undefined ? { secondaryKey: v.secondary_key } : {}) } };
 }
 
 /** Text → validated manifest (JSON or YAML). */

@@ -7,7 +7,7 @@ import * as fs from 'fs/promises';
 import * as path from 'path';
 import { randomUUID } from 'crypto';
 import type { TableEntityResult } from '@azure/data-tables';
-import { AppError, badRequest, conflict, notFound } from '../errors';
+import { AppError, badRequest, conflict, isNotFound, notFound } from '../errors';
 import { checkModelName, checkRelativePath, parseVersion } from '../manifest/names';
 import { CONTAINERS, TABLES, downloadBlob, parseBlobPath, sha256Hex, type StorageClients } from '../storage';
 import { UsageIndex } from './usage';
@@ -17,7 +17,6 @@ import {
   listAllVersionRows,
   listVersionRows,
   receiptRowKey,
-  statusOf,
   updateRowWithEtag,
   versionRowKey,
 } from './versioned';
@@ -258,7 +257,7 @@ export class ModelRegistry {
    * Lists models (every version; newest first per name). `tags` filters like AML's `Model.list(tags=[...])`:
    * `"key"` matches any value, `"key=value"` an exact value; all must match. `latestOnly` keeps one per name.
    */
-  async list(filter: { name?: string; tags?: string[]; latestOnly?: boolean } = {}): Promise<ModelRecord[]> {
+  async list(filter: { name?: string; tags?: string[]; properties?: string[]; trainingRunId?: string; latestOnly?: boolean } = {}): Promise<ModelRecord[]> {
     const table = await this.table();
     const rows = filter.name ? await listVersionRows<ModelRow>(table, checkModelName(filter.name, 'name')) : await listAllVersionRows<ModelRow>(table);
     let models = rows.map(toRecord).filter((m) => m.state === 'Registered');
@@ -268,6 +267,14 @@ export class ModelRegistry {
       const value = eq < 0 ? undefined : t.slice(eq + 1);
       models = models.filter((m) => key in m.tags && (value === undefined || m.tags[key] === value));
     }
+    // `properties` like `tags` (AML `Model.list(properties=[...])`); `trainingRunId` the run that produced it (AML `run_id`).
+    for (const p of filter.properties ?? []) {
+      const eq = p.indexOf('=');
+      const key = eq < 0 ? p : p.slice(0, eq);
+      const value = eq < 0 ? undefined : p.slice(eq + 1);
+      models = models.filter((m) => key in m.properties && (value === undefined || m.properties[key] === value));
+    }
+    if (filter.trainingRunId !== undefined) models = models.filter((m) => m.source.trainingRunId === filter.trainingRunId);
     models.sort((a, b) => (a.name === b.name ? b.version - a.version : a.name < b.name ? -1 : 1));
     if (filter.latestOnly) models = models.filter((m, i) => i === 0 || models[i - 1].name !== m.name);
     return models;
@@ -281,6 +288,12 @@ export class ModelRegistry {
       for (const k of change.remove ?? []) delete tags[k];
       return { tags: JSON.stringify(tags) };
     });
+  }
+
+  /** Sets (or, with '', clears) a version's description (AML `model.update(description=...)`). At most 8192 characters. */
+  async updateDescription(name: string, version: number, description: string): Promise<ModelRecord> {
+    if (typeof description !== 'string' || description.length > 8192) throw badRequest('InvalidModelUpdate', 'description must be a string of at most 8192 characters.');
+    return this.patchVersion(name, version, () => ({ description }));
   }
 
   /** Adds properties; properties are add-only, so changing an existing key's value is 409 `PropertyImmutable`. */
@@ -349,7 +362,7 @@ export class ModelRegistry {
       try {
         await table.deleteEntity(name, versionRowKey(m.version));
       } catch (e) {
-        if (statusOf(e) !== 404) throw e;
+        if (!isNotFound(e)) throw e;
       }
       deleted.push(m.id);
     }

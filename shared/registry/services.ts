@@ -6,9 +6,9 @@
  */
 import { randomBytes } from 'crypto';
 import type { TableClient } from '@azure/data-tables';
-import { AppError, conflict, notFound } from '../errors';
+import { AppError, conflict, isNotFound, notFound, statusOf } from '../errors';
 import { checkServiceName } from '../manifest/names';
-import { getEntityOrUndefined, statusOf } from './versioned';
+import { getEntityOrUndefined } from './versioned';
 import type { DeployConfig, ErrorInfo, ServiceKeys, TargetKind } from '../seams';
 import { TABLES, type StorageClients } from '../storage';
 
@@ -55,6 +55,8 @@ export interface ServiceRecord {
 
 const PK = 'service';
 const KEYS_PK = 'keys';
+/** Row of a service's token signing secret (token auth), in the keys table. */
+const TOKEN_PK = 'token';
 /** Door claims (same table, own partition: listings never see them). */
 const CLAIM_PK = 'claim';
 
@@ -256,7 +258,7 @@ export class ServiceRegistry {
       try {
         await t.deleteEntity(CLAIM_PK, name, { etag: cur.etag });
       } catch (e) {
-        if (statusOf(e) !== 404 && statusOf(e) !== 412) throw e;
+        if (!isNotFound(e) && statusOf(e) !== 412) throw e;
       }
     }
     throw conflict('UpdateContended', `Service ${name} is being claimed by several requests at once; retry.`);
@@ -285,7 +287,7 @@ export class ServiceRegistry {
       await t.updateEntity({ partitionKey: CLAIM_PK, rowKey: name, claimedTime: new Date().toISOString() }, 'Merge', { etag: cur.etag });
       return true;
     } catch (e) {
-      if (statusOf(e) === 404 || statusOf(e) === 412) return false;
+      if (isNotFound(e) || statusOf(e) === 412) return false;
       throw e;
     }
   }
@@ -298,7 +300,7 @@ export class ServiceRegistry {
     try {
       await t.deleteEntity(CLAIM_PK, name, { etag: cur.etag });
     } catch (e) {
-      if (statusOf(e) !== 404 && statusOf(e) !== 412) throw e;
+      if (!isNotFound(e) && statusOf(e) !== 412) throw e;
     }
   }
 
@@ -401,11 +403,12 @@ export class ServiceRegistry {
     for (const [table, pk] of [
       [await this.table(), PK],
       [await this.storage.ensureTable(TABLES.serviceKeys), KEYS_PK],
+      [await this.storage.ensureTable(TABLES.serviceKeys), TOKEN_PK],
     ] as const) {
       try {
         await table.deleteEntity(pk, name);
       } catch (e) {
-        if (statusOf(e) !== 404) throw e;
+        if (!isNotFound(e)) throw e;
       }
     }
   }
@@ -457,5 +460,43 @@ export class ServiceRegistry {
       }
     }
     throw conflict('UpdateContended', `Keys of ${name} are changing concurrently; retry.`);
+  }
+
+  /**
+   * Sets keys a manifest supplies (AML `primary_key` / `secondary_key`; the other key is kept or generated).
+   * Called when a run is accepted, before the run starts, so the keys never travel in the run's input.
+   */
+  async setKeys(name: string, given: { primaryKey?: string; secondaryKey?: string }): Promise<ServiceKeys> {
+    checkServiceName(name, 'service');
+    const t = await this.storage.ensureTable(TABLES.serviceKeys);
+    await this.ensureKeys(name);
+    for (let i = 0; i < 20; i++) {
+      const cur = await t.getEntity<ServiceKeys>(KEYS_PK, name);
+      const keys = { primaryKey: given.primaryKey ?? cur.primaryKey, secondaryKey: given.secondaryKey ?? cur.secondaryKey };
+      if (keys.primaryKey === cur.primaryKey && keys.secondaryKey === cur.secondaryKey) return keys;
+      try {
+        await t.updateEntity({ partitionKey: KEYS_PK, rowKey: name, ...keys }, 'Replace', { etag: cur.etag });
+        return keys;
+      } catch (e) {
+        if (statusOf(e) !== 412) throw e;
+      }
+    }
+    throw conflict('UpdateContended', `Keys of ${name} are changing concurrently; retry.`);
+  }
+
+  /** The service's token signing secret (token auth), created on first use. Never returned by any route. */
+  async ensureTokenSecret(name: string): Promise<string> {
+    checkServiceName(name, 'service');
+    const t = await this.storage.ensureTable(TABLES.serviceKeys);
+    const existing = await getEntityOrUndefined<{ secret: string }>(t, TOKEN_PK, name);
+    if (existing) return existing.secret;
+    const secret = newKey();
+    try {
+      await t.createEntity({ partitionKey: TOKEN_PK, rowKey: name, secret });
+      return secret;
+    } catch (e) {
+      if (statusOf(e) !== 409) throw e;
+      return (await t.getEntity<{ secret: string }>(TOKEN_PK, name)).secret;
+    }
   }
 }

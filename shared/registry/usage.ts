@@ -4,7 +4,8 @@
  * Users: `image:<name>:<version>` for models, `service:<name>` for images.
  */
 import { TABLES, type StorageClients } from '../storage';
-import { statusOf, versionRowKey } from './versioned';
+import { isNotFound } from '../errors';
+import { versionRowKey } from './versioned';
 
 export type UsedKind = 'model' | 'image';
 
@@ -33,7 +34,7 @@ export class UsageIndex {
     try {
       await t.deleteEntity(this.pk(name), this.rk(version, user));
     } catch (e) {
-      if (statusOf(e) !== 404) throw e;
+      if (!isNotFound(e)) throw e;
     }
   }
 

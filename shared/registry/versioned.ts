@@ -12,7 +12,7 @@
  * event twice collides on the receipt and returns the version the first delivery got. No gaps, no duplicates.
  */
 import type { TableClient, TableEntityResult } from '@azure/data-tables';
-import { conflict } from '../errors';
+import { conflict, isNotFound, statusOf } from '../errors';
 import { sha256Hex } from '../storage';
 
 export const COUNTER_ROW = '~counter';
@@ -30,10 +30,6 @@ export function isVersionRow(rowKey: string): boolean {
   return /^\d{10}$/.test(rowKey);
 }
 
-export function statusOf(e: unknown): number | undefined {
-  return (e as { statusCode?: number })?.statusCode;
-}
-
 /** Reads an entity or returns undefined on 404. */
 export async function getEntityOrUndefined<T extends object>(
   table: TableClient,
@@ -43,7 +39,7 @@ export async function getEntityOrUndefined<T extends object>(
   try {
     return await table.getEntity<T>(partitionKey, rowKey);
   } catch (e) {
-    if (statusOf(e) === 404) return undefined;
+    if (isNotFound(e)) return undefined;
     throw e;
   }
 }

@@ -18,7 +18,14 @@ export interface SmokeTestRequest {
   key?: string;
   /** Request body: any JSON value (a string is sent as raw text). */
   sample?: unknown;
+  /** Raw request bytes (base64), sent as `application/octet-stream` instead of `sample`. */
+  sampleBase64?: string;
   expectedOutput?: unknown;
+  /**
+   * `json` (default): the body must be JSON, compared with tolerance; `text`: the body as UTF-8 text must equal
+   * `expectedOutput`; `base64`: the body's bytes must equal the bytes `expectedOutput` encodes (raw `@rawhttp` services).
+   */
+  expectedOutputFormat?: 'json' | 'text' | 'base64';
   /** Absolute/relative tolerance for numbers in `expectedOutput` (default 1e-6). */
   tolerance?: number;
   inputSample?: unknown;
@@ -187,28 +194,32 @@ export async function runSmokeTest(req: SmokeTestRequest): Promise<SmokeTestResu
   }
 
   // 3. Scoring call.
-  const sample = req.sample !== undefined ? req.sample : req.inputSample !== undefined ? req.inputSample : swaggerInput;
+  const raw = req.sampleBase64 !== undefined ? Buffer.from(req.sampleBase64, 'base64') : undefined;
+  const sample = raw ?? (req.sample !== undefined ? req.sample : req.inputSample !== undefined ? req.inputSample : swaggerInput);
   if (sample === undefined) {
     checks.push('no test sample, input sample or swagger example: liveness only');
     result.ok = true;
     return result;
   }
-  const body = typeof sample === 'string' ? sample : JSON.stringify(sample);
+  const body: string | Buffer = raw ?? (typeof sample === 'string' ? sample : JSON.stringify(sample));
+  const contentType = raw ? 'application/octet-stream' : typeof sample === 'string' ? 'text/plain' : 'application/json';
   // A 503 with Retry-After (every worker busy, e.g. with a call a killed host abandoned) is retried within the
   // request timeout; any other answer counts.
   const scoreDeadline = Date.now() + requestTimeout;
   let t0: number;
   let res: Response;
   let text: string;
+  let bytes: Buffer;
   for (let retryDelay = 250; ; retryDelay = Math.min(retryDelay * 2, 2_000)) {
     t0 = performance.now();
     try {
       res = await fetchWithTimeout(
         req.scoringUri,
-        { method: 'POST', headers: { 'content-type': typeof sample === 'string' ? 'text/plain' : 'application/json', ...auth }, body },
+        { method: 'POST', headers: { 'content-type': contentType, ...auth }, body: typeof body === 'string' ? body : new Uint8Array(body) },
         Math.max(1, scoreDeadline - Date.now()),
       );
-      text = await res.text();
+      bytes = Buffer.from(await res.arrayBuffer());
+      text = bytes.toString('utf8');
     } catch (e) {
       return fail(`POST /score failed: ${(e as Error).name === 'AbortError' ? `no answer within ${requestTimeout} ms` : (e as Error).message}`);
     }
@@ -229,6 +240,21 @@ export async function runSmokeTest(req: SmokeTestRequest): Promise<SmokeTestResu
     return fail(`POST /score answered ${res.status}: ${detail}`);
   }
   checks.push(`POST /score 200 in ${result.latencyMs} ms`);
+  // Raw services (`@rawhttp`): the body is text or bytes, compared as such.
+  const format = req.expectedOutputFormat ?? 'json';
+  if (format !== 'json') {
+    result.output = format === 'text' ? truncate(text) : truncate(bytes.toString('base64'));
+    if (req.expectedOutput !== undefined) {
+      const same = format === 'text' ? text === req.expectedOutput : bytes.equals(Buffer.from(String(req.expectedOutput), 'base64'));
+      if (!same) {
+        const shown = format === 'text' ? JSON.stringify(text.slice(0, 200)) : `${bytes.length} bytes (base64 ${bytes.toString('base64').slice(0, 120)})`;
+        return fail(`The ${format} output ${shown} differs from the expected ${format} output.`);
+      }
+      checks.push(`output matches the expected ${format} output`);
+    }
+    result.ok = true;
+    return result;
+  }
   let output: unknown;
   try {
     output = JSON.parse(text);

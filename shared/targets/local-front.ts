@@ -18,7 +18,9 @@ import {
   DEFAULT_MAX_BODY_BYTES,
   dropBody,
   forwardRequest,
+  isOpenOipPath,
   makeAuthorizer,
+  makeTokenVerifier,
   resolveHttpLimits,
   type HttpLimits,
 } from '../../runtime';
@@ -44,6 +46,23 @@ export const MAX_COMPARE_BYTES = 1024 * 1024;
 /** Paths that stay open without a key (liveness and schema), as in AML. */
 const OPEN_PATHS = new Set(['/', '/swagger.json', '/openapi.json']);
 
+/**
+ * Whether a request path is open: one of OPEN_PATHS, or an Open Inference Protocol health / metadata path
+ * (`isOpenOipPath`; `/infer` needs the key). Only a path already in normal form counts (no `.`/`..` segments,
+ * `%2e`, backslashes): the path forwarded is the one checked, so `/v2/health/ready/../../../score` is no way past
+ * the key.
+ */
+function isOpenPath(pathOnly: string): boolean {
+  if (OPEN_PATHS.has(pathOnly)) return true;
+  let normal: string;
+  try {
+    normal = new URL(pathOnly, 'http://front.invalid').pathname;
+  } catch {
+    return false;
+  }
+  return normal === pathOnly && isOpenOipPath(pathOnly);
+}
+
 export interface FrontSlot {
   name: string;
   /** Base URL of the slot's router (`http://127.0.0.1:N`). */
@@ -51,6 +70,9 @@ export interface FrontSlot {
   /** Key the slot's replicas accept (absent: slot runs without auth). */
   key?: string;
 }
+
+/** What the front checks: nothing, the service's keys, or tokens signed with the service's token secret. */
+export type FrontAuth = { mode: 'none' } | { mode: 'keys'; keys: ServiceKeys } | { mode: 'token'; serviceName: string; secret: string };
 
 /** The front's bounds (the local target's `LOCAL_SCORING_*` settings). */
 export interface FrontLimits extends HttpLimits {
@@ -91,8 +113,8 @@ export class LocalFront {
   private readonly shadow = new Map<string, ShadowTraffic>();
   /** Counters are comparable only within one epoch (a new front starts from zero). */
   readonly epoch = randomUUID();
-  private authorize: (header: string | undefined) => boolean = () => true;
-  private authEnabled = false;
+  private authorize: (header: string | undefined) => boolean | Promise<boolean> = () => true;
+  private authMode: FrontAuth['mode'] = 'none';
   port = 0;
 
   readonly limits: FrontLimits;
@@ -137,10 +159,10 @@ export class LocalFront {
     return this.port;
   }
 
-  /** Sets the service keys the front checks (`authEnabled` false → open). */
-  setAuth(authEnabled: boolean, keys?: ServiceKeys): void {
-    this.authEnabled = authEnabled && !!keys;
-    this.authorize = this.authEnabled ? makeAuthorizer(keys) : () => true;
+  /** Sets what the front checks: the service's current keys, tokens of the service, or nothing (open). */
+  setAuth(auth: FrontAuth): void {
+    this.authMode = auth.mode;
+    this.authorize = auth.mode === 'keys' ? makeAuthorizer(auth.keys) : auth.mode === 'token' ? makeTokenVerifier(auth.serviceName, auth.secret) : () => true;
   }
 
   addSlot(slot: FrontSlot): void {
@@ -258,20 +280,36 @@ export class LocalFront {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const started = process.hrtime.bigint();
+    // Every answer of the front carries a request id (401, 503, 502 included); a replica's own id replaces it.
+    res.setHeader('x-ms-request-id', randomUUID());
     if (!this.active && !this.split) {
       sendError(res, 503, 'ServiceUnavailable', `Service ${this.serviceName} has no active deployment; retry shortly.`, { 'retry-after': '1' });
       dropBody(req);
       return;
     }
     const pathOnly = (req.url ?? '/').split('?')[0];
-    const headers = { ...req.headers };
-    if (this.authEnabled && !OPEN_PATHS.has(pathOnly)) {
-      if (!this.authorize(req.headers.authorization)) {
-        sendError(res, 401, 'Unauthorized', 'Send "Authorization: Bearer <key>" with the primary or secondary key of the service.', { 'www-authenticate': 'Bearer' });
-        dropBody(req);
-        return;
-      }
+    if (this.authMode === 'none' || isOpenPath(pathOnly)) {
+      this.route(req, res, started);
+      return;
     }
+    const mode = this.authMode;
+    const refuse = () => {
+      const what = mode === 'token' ? 'a valid token of the service (GET /api/services/{name}/token)' : 'the primary or secondary key of the service';
+      sendError(res, 401, 'Unauthorized', `Send "Authorization: Bearer <token>" with ${what}.`, { 'www-authenticate': 'Bearer' });
+      dropBody(req);
+    };
+    const verdict = this.authorize(req.headers.authorization);
+    if (verdict === true) this.route(req, res, started);
+    else if (verdict === false) refuse();
+    else verdict.then((ok) => (ok ? this.route(req, res, started) : refuse()), refuse);
+  }
+
+  /**
+   * After auth: the pinned slot or the weighted pick, then the request goes on with the slot's own key (key auth) or
+   * the caller's verified token (token auth).
+   */
+  private route(req: http.IncomingMessage, res: http.ServerResponse, started: bigint): void {
+    const headers = { ...req.headers };
     // A pinned request (checked after the key) goes to the named slot, whatever its weight; it is not live traffic.
     const pinRaw = req.headers[PIN_HEADER];
     let s: SlotState | undefined;
@@ -290,7 +328,7 @@ export class LocalFront {
       dropBody(req);
       return;
     }
-    delete headers.authorization;
+    if (this.authMode !== 'token') delete headers.authorization;
     delete headers[PIN_HEADER];
     if (s.key) headers.authorization = `Bearer ${s.key}`;
     headers.host = s.target.host;

@@ -28,12 +28,13 @@ import { AutoscaleRouter, packageRoot, runtimeProcessEnv, waitRuntimeReady, type
 import { AppError, fromRuntime, toErrorInfo } from '../errors';
 import { extractTarGz } from '../images/archive';
 import { IMAGE_METADATA_FILE, type ImageMetadata } from '../images/context';
-import { LocalFront, type FrontLimits } from './local-front';
+import { LocalFront, type FrontAuth, type FrontLimits } from './local-front';
 import { fetchMetricsText } from '../scoring/metrics';
 import type { DeployConfig, DeployRequest, DeployTarget, DeployedSlot, ErrorInfo, ServiceKeys } from '../seams';
 import type { TrafficSnapshot } from '../rollout/traffic';
 import { downloadBlob, type StorageClients } from '../storage';
 import { findProcesses, isAlive, killGroup, processArgs, processStartTime, terminateGroups } from '../processes';
+import { modelDataSasUrl, observabilityEnv } from './observability-env';
 
 export interface LocalTargetOptions {
   workDir: string;
@@ -106,6 +107,7 @@ interface Slot {
   router: AutoscaleRouter;
   key?: string;
   authEnabled: boolean;
+  tokenAuth: boolean;
   keys?: ServiceKeys;
   result: DeployedSlot;
 }
@@ -147,6 +149,14 @@ export async function readTail(file: string, lines: number): Promise<string> {
   }
 }
 
+/** What the front checks for a serving slot: the service's current keys (or token secret), or nothing. */
+function frontAuth(serviceName: string, s: Pick<Slot, 'authEnabled' | 'tokenAuth' | 'keys'>, current: ServiceKeys | undefined): FrontAuth {
+  const keys = current ?? s.keys;
+  if (s.tokenAuth && keys?.tokenSecret) return { mode: 'token', serviceName, secret: keys.tokenSecret };
+  if (s.authEnabled && keys) return { mode: 'keys', keys };
+  return { mode: 'none' };
+}
+
 /** JSON with sorted object keys (records compare configurations read back from disk). */
 function stableJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
@@ -161,12 +171,19 @@ function stableJson(v: unknown): string {
 }
 
 function keysDigest(keys: ServiceKeys | undefined): string {
-  return keys ? createHash('sha256').update(`${keys.primaryKey}\n${keys.secondaryKey}`).digest('hex') : '';
+  return keys ? createHash('sha256').update(`${keys.primaryKey}\n${keys.secondaryKey}${keys.tokenSecret ? `\n${keys.tokenSecret}` : ''}`).digest('hex') : '';
 }
 
-/** The keys a slot's replicas accept, when the request enables auth. */
+/** The keys (and, with token auth, the token secret) a slot's replicas check, when the request enables auth. */
 function slotKeys(request: DeployRequest): ServiceKeys | undefined {
-  return request.config.authEnabled && request.keys ? request.keys : undefined;
+  if (!request.keys) return undefined;
+  if (request.config.tokenAuthEnabled) return request.keys.tokenSecret ? request.keys : undefined;
+  return request.config.authEnabled ? request.keys : undefined;
+}
+
+/** The replicas' keys file: the keys, plus the service name with token auth (the runtime then checks tokens). */
+function keysFileContent(serviceName: string, keys: ServiceKeys): string {
+  return JSON.stringify(keys.tokenSecret ? { ...keys, service: serviceName } : keys);
 }
 
 /** True when the record describes what `request` asks for (same image, configuration and keys). */
@@ -465,7 +482,7 @@ export class LocalDeployTarget implements DeployTarget {
       let keysFile: string | undefined;
       if (keys) {
         keysFile = path.join(dir, 'keys.json');
-        await fsp.writeFile(keysFile, JSON.stringify(keys), { mode: 0o600 });
+        await fsp.writeFile(keysFile, keysFileContent(request.serviceName, keys), { mode: 0o600 });
       }
       return await this.startSlot({ record, dir, ctxDir, meta, keysFile, save }, [], keys);
     } catch (e) {
@@ -556,8 +573,10 @@ export class LocalDeployTarget implements DeployTarget {
       dir: ctx.dir,
       record,
       router,
-      key: keys?.primaryKey,
+      // Token auth: the front passes the caller's (verified) token on; key auth: the front sends the slot's key.
+      key: cfg.tokenAuthEnabled ? undefined : keys?.primaryKey,
       authEnabled: cfg.authEnabled,
+      tokenAuth: !!cfg.tokenAuthEnabled,
       keys,
       result,
     });
@@ -601,6 +620,8 @@ export class LocalDeployTarget implements DeployTarget {
       ...(this.opts.extraRuntimeArgs ?? []),
     ];
     const nodeModules = path.join(packageRoot(), 'node_modules');
+    // collect_model_data / enable_app_insights: labels, a write-only SAS of the modeldata container, telemetry settings.
+    const obsEnv = observabilityEnv(cfg, { serviceName: record.serviceName, slot: record.slot }, cfg.collectModelData ? await modelDataSasUrl(this.storage) : undefined);
     const logPath = path.join(ctx.dir, `replica-${index}.log`);
     // A file, never a pipe: the replica must outlive a killed host (no EPIPE) so the next host can adopt it.
     const fd = fs.openSync(logPath, 'a');
@@ -611,7 +632,7 @@ export class LocalDeployTarget implements DeployTarget {
         cwd: ctxDir,
         detached: true,
         stdio: ['ignore', fd, fd],
-        env: runtimeProcessEnv(nodeModules),
+        env: { ...runtimeProcessEnv(nodeModules), ...Object.fromEntries(obsEnv) },
       });
     } finally {
       fs.closeSync(fd);
@@ -679,7 +700,7 @@ export class LocalDeployTarget implements DeployTarget {
     }
     const front = await this.ensureFront(serviceName);
     front.addSlot({ name: slot, url: s.router.url, key: s.key });
-    front.setAuth(s.authEnabled, svc.keys ?? s.keys);
+    front.setAuth(frontAuth(serviceName, s, svc.keys));
     front.switchTo(slot);
     return { scoringUri: `${front.url}/score`, swaggerUri: `${front.url}/swagger.json` };
   }
@@ -709,7 +730,7 @@ export class LocalDeployTarget implements DeployTarget {
       // auth of the slot with the most traffic.
       const heaviest = Object.entries(weights).sort((a, b) => b[1] - a[1])[0]?.[0];
       const authFrom = svc.slots.get(front.activeSlot ?? heaviest ?? '') ?? svc.slots.get(heaviest ?? '');
-      if (authFrom) front.setAuth(authFrom.authEnabled, svc.keys ?? authFrom.keys);
+      if (authFrom) front.setAuth(frontAuth(serviceName, authFrom, svc.keys));
       front.setWeights(weights, options.mirror);
       return front.snapshot();
     });
@@ -747,7 +768,7 @@ export class LocalDeployTarget implements DeployTarget {
       const active = svc.front?.activeSlot;
       if (svc.front && active && svc.slots.has(active)) {
         const s = svc.slots.get(active)!;
-        svc.front.setAuth(s.authEnabled, svc.keys ?? s.keys);
+        svc.front.setAuth(frontAuth(serviceName, s, svc.keys));
         return { state: 'running', uris: { scoringUri: `${svc.front.url}/score`, swaggerUri: `${svc.front.url}/swagger.json` } };
       }
       let ensured = await this.ensureSlotNow(serviceName, plan.serve);
@@ -764,7 +785,7 @@ export class LocalDeployTarget implements DeployTarget {
     const svc = this.service(serviceName);
     svc.keys = keys;
     const active = svc.front?.activeSlot ? svc.slots.get(svc.front.activeSlot) : undefined;
-    if (svc.front && active) svc.front.setAuth(active.authEnabled, keys);
+    if (svc.front && active) svc.front.setAuth(frontAuth(serviceName, active, keys));
   }
 
   private async deleteSlotNow(serviceName: string, slot: string): Promise<void> {

@@ -3,7 +3,7 @@
  * body (image, identity pull, cpu/memory, port, DNS label, secure keys, probes), LRO polling to success, failure
  * and cancellation, crash loop and image pull failures reported with logs, throttling, traffic switch, deletes.
  */
-import { AciTarget } from '../../shared/azure/aci-target';
+import { AciTarget, keysDigestTag } from '../../shared/azure/aci-target';
 import type { DeployConfig, DeployRequest } from '../../shared/seams';
 import { ARM, FAST, TEST_ENV, arm, captureLog, q, rgPath, setupNock, steppingClock, testClients, testConfig, nock } from './helpers';
 
@@ -107,7 +107,8 @@ describe('AciTarget', () => {
     const identityId = TEST_ENV.MANAGED_IDENTITY_RESOURCE_ID;
     expect(b.location).toBe('westeurope');
     expect(b.identity).toEqual({ type: 'UserAssigned', userAssignedIdentities: { [identityId]: {} } });
-    expect(b.tags).toMatchObject({ 'mdf-service': 'diabetes', 'mdf-slot': 'blue', 'mdf-image': 'diabetesimage:3' });
+    expect(b.tags).toMatchObject({ 'mdf-service': 'diabetes', 'mdf-slot': 'blue', 'mdf-image': 'diabetesimage:3', 'mdf-keys-digest': keysDigestTag(KEYS) });
+    expect(b.tags['mdf-keys-digest']).toMatch(/^[0-9a-f]{32}$/);
     const p = b.properties;
     expect(p.osType).toBe('Linux');
     expect(p.restartPolicy).toBe('Always');
@@ -247,6 +248,57 @@ describe('AciTarget', () => {
       scoringUri: 'http://diabetes-green-lbl.westeurope.azurecontainer.io:5001/score',
       swaggerUri: 'http://diabetes-green-lbl.westeurope.azurecontainer.io:5001/swagger.json',
     });
+  });
+
+  test('updateKeys (key regeneration) re-PUTs the active group in place with the new secure keys and waits for it; same keys → no PUT', async () => {
+    const { target, logs } = makeTarget();
+    const NEW = { primaryKey: 'PRIMARY-SECRET-KEY-NEW', secondaryKey: KEYS.secondaryKey };
+    const tags = { 'mdf-managed-by': 'model-deploy-flow', 'mdf-service': 'diabetes', 'mdf-slot': 'green', 'mdf-active': 'true', 'mdf-keys-digest': keysDigestTag(KEYS) };
+    const active = group('diabetes-green', { tags });
+    const withEnv = (g: any) => {
+      const c = g.properties.containers[0].properties;
+      c.environmentVariables = [{ name: 'MDF_PORT', value: '5001' }, { name: 'MDF_PRIMARY_KEY' }, { name: 'MDF_SECONDARY_KEY' }];
+      c.livenessProbe = { httpGet: { path: '/', port: 5001, scheme: 'http' }, periodSeconds: 10 };
+      g.identity = { type: 'UserAssigned', userAssignedIdentities: { [TEST_ENV.MANAGED_IDENTITY_RESOURCE_ID]: { principalId: 'p', clientId: 'c' } } };
+      return g;
+    };
+    const blue = group('diabetes-blue', { tags: { 'mdf-managed-by': 'model-deploy-flow', 'mdf-service': 'diabetes', 'mdf-slot': 'blue' } });
+    arm().get(LIST).query(q(API)).reply(200, { value: [blue, active] });
+    arm().get(CG('diabetes-green')).query(q(API)).reply(200, withEnv(group('diabetes-green', { tags })));
+    const seen = expectCreate('diabetes-green');
+    arm().get(CG('diabetes-green')).query(q(API)).reply(200, group('diabetes-green')); // LRO final GET
+    arm().get(CG('diabetes-green')).query(q(API)).reply(200, group('diabetes-green')); // running
+    await target.updateKeys('diabetes', NEW);
+    const b = seen.body;
+    expect(b.tags).toEqual({ ...tags, 'mdf-keys-digest': keysDigestTag(NEW) });
+    expect(b.properties.ipAddress).toEqual({ type: 'Public', ports: [{ port: 5001, protocol: 'TCP' }], dnsNameLabel: 'diabetes-green-lbl' }); // same DNS name: same URI
+    const c = b.properties.containers[0].properties;
+    expect(c.image).toBe(request.image.imageRef);
+    expect(c.livenessProbe.httpGet.path).toBe('/');
+    expect(c.instanceView).toBeUndefined();
+    expect(c.environmentVariables).toEqual([
+      { name: 'MDF_PORT', value: '5001' },
+      { name: 'MDF_PRIMARY_KEY', secureValue: NEW.primaryKey },
+      { name: 'MDF_SECONDARY_KEY', secureValue: NEW.secondaryKey },
+    ]);
+    expect(JSON.stringify(logs.lines)).not.toContain('SECRET-KEY');
+
+    // The group already has these keys: one list, one read, no PUT (nock fails on an unexpected call).
+    const current = { ...tags, 'mdf-keys-digest': keysDigestTag(NEW) };
+    arm().get(LIST).query(q(API)).reply(200, { value: [group('diabetes-green', { tags: current })] });
+    arm().get(CG('diabetes-green')).query(q(API)).reply(200, withEnv(group('diabetes-green', { tags: current })));
+    await target.updateKeys('diabetes', NEW);
+  });
+
+  test('updateKeys: a group that does not restart with the new keys is KeyRotationFailed (502)', async () => {
+    const { target } = makeTarget();
+    const tags = { 'mdf-managed-by': 'model-deploy-flow', 'mdf-service': 'diabetes', 'mdf-slot': 'green', 'mdf-active': 'true', 'mdf-keys-digest': 'old' };
+    const g = group('diabetes-green', { tags }) as any;
+    g.properties.containers[0].properties.environmentVariables = [{ name: 'MDF_PRIMARY_KEY' }, { name: 'MDF_SECONDARY_KEY' }];
+    arm().get(LIST).query(q(API)).reply(200, { value: [g] });
+    arm().get(CG('diabetes-green')).query(q(API)).reply(200, g);
+    arm().put(CG('diabetes-green')).query(q(API)).reply(400, { error: { code: 'InvalidContainerGroupUpdate', message: 'The updates on container group are invalid.' } });
+    await expect(target.updateKeys('diabetes', KEYS)).rejects.toMatchObject({ code: 'KeyRotationFailed', httpStatus: 502, message: expect.stringContaining('invalid') });
   });
 
   test('switchTraffic to a slot that does not exist is SlotNotFound', async () => {

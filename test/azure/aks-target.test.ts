@@ -138,7 +138,11 @@ describe('AksTarget', () => {
       state: 'Healthy',
     });
     expect(credential.scopes).toContain('6dae42f8-4368-4678-94ff-3960e28e3630/.default');
-    expect(bodies.secret.data).toEqual({ primaryKey: Buffer.from(KEYS.primaryKey).toString('base64'), secondaryKey: Buffer.from(KEYS.secondaryKey).toString('base64') });
+    expect(bodies.secret.data).toEqual({
+      'keys.json': Buffer.from(JSON.stringify(KEYS)).toString('base64'),
+      primaryKey: Buffer.from(KEYS.primaryKey).toString('base64'),
+      secondaryKey: Buffer.from(KEYS.secondaryKey).toString('base64'),
+    });
     const d = bodies.deployment;
     expect(d.spec.replicas).toBe(1);
     expect(d.spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
@@ -148,7 +152,11 @@ describe('AksTarget', () => {
     expect(c.resources).toEqual({ requests: { cpu: '500m', memory: '1024Mi' }, limits: { memory: '1024Mi' } });
     expect(c.readinessProbe.httpGet).toEqual({ path: '/', port: 5001 });
     expect(c.livenessProbe.httpGet).toEqual({ path: '/', port: 5001 });
-    expect(c.env).toContainEqual({ name: 'MDF_PRIMARY_KEY', valueFrom: { secretKeyRef: { name: 'diabetes-keys', key: 'primaryKey' } } });
+    // Keys reach the runtime as a mounted Secret file it reads again (rotation without restart), never as env values.
+    expect(c.env).toContainEqual({ name: 'MDF_KEYS_FILE', value: '/var/run/secrets/mdf-keys/keys.json' });
+    expect(c.env.map((e: any) => e.name)).not.toContain('MDF_PRIMARY_KEY');
+    expect(c.volumeMounts).toEqual([{ name: 'keys', mountPath: '/var/run/secrets/mdf-keys', readOnly: true }]);
+    expect(d.spec.template.spec.volumes).toEqual([{ name: 'keys', secret: { secretName: 'diabetes-keys', items: [{ key: 'keys.json', path: 'keys.json' }], defaultMode: 0o440 } }]);
     expect(JSON.stringify(d)).not.toContain('SECRET-KEY');
     expect(bodies.hpa.spec).toMatchObject({
       scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'diabetes-green' },
@@ -228,9 +236,77 @@ describe('AksTarget', () => {
     expect(body.metadata.labels['mdf-active']).toBe('blue');
   });
 
+  test('logTail (GET …/logs) reads the newest pods of the slot with tailLines, prefixes each line with its pod, redacts secrets', async () => {
+    const { target, credential } = makeTarget();
+    expectCluster(credential);
+    const pod = (name: string, created: string, restarts = 0, ready = true) => ({
+      metadata: { name, creationTimestamp: created },
+      status: { containerStatuses: [{ name: 'model', image: 'x', imageID: '', ready, restartCount: restarts, state: { running: {} } }] },
+    });
+    kube()
+      .get(`/api/v1${NS}/pods`)
+      .query({ labelSelector: 'mdf-service=diabetes,mdf-slot=green' })
+      .reply(200, { apiVersion: 'v1', kind: 'PodList', metadata: {}, items: [pod('diabetes-green-b', '2026-11-24T09:00:00Z', 2, false), pod('diabetes-green-a', '2026-11-24T08:00:00Z')] });
+    kube().get(`/api/v1${NS}/pods/diabetes-green-a/log`).query({ container: 'model', tailLines: '3', previous: 'false' }).reply(200, 'a1\na2\n', { 'Content-Type': 'text/plain' });
+    kube().get(`/api/v1${NS}/pods/diabetes-green-b/log`).query({ container: 'model', tailLines: '3', previous: 'true' }).reply(200, 'b1\nAuthorization: Bearer abc.def\nb3\n', { 'Content-Type': 'text/plain' });
+    const text = await target.logTail('diabetes', 'green', 3);
+    expect(text.split('\n')).toEqual(['[pod diabetes-green-a] a2', '[pod diabetes-green-b] b1', '[pod diabetes-green-b] Authorization: Bearer ***', '[pod diabetes-green-b] b3'].slice(-3));
+    // No pods: empty, not an error.
+    kube().get(`/api/v1${NS}/pods`).query(true).reply(200, { apiVersion: 'v1', kind: 'PodList', metadata: {}, items: [] });
+    expect(await target.logTail('diabetes', 'green', 3)).toBe('');
+  });
+
+  test('updateKeys (key regeneration) replaces the keys Secret the pods mount; unchanged keys or no Secret → no write', async () => {
+    const { target, credential, logs } = makeTarget();
+    expectCluster(credential);
+    const NEW = { primaryKey: 'PRIMARY-SECRET-KEY-NEW', secondaryKey: KEYS.secondaryKey };
+    const data = (k: typeof KEYS) => ({
+      'keys.json': Buffer.from(JSON.stringify(k)).toString('base64'),
+      primaryKey: Buffer.from(k.primaryKey).toString('base64'),
+      secondaryKey: Buffer.from(k.secondaryKey).toString('base64'),
+    });
+    kube().get(`/api/v1${NS}/secrets/diabetes-keys`).reply(200, { metadata: { name: 'diabetes-keys', resourceVersion: '4' }, data: data(KEYS) });
+    let body: any;
+    kube().put(`/api/v1${NS}/secrets/diabetes-keys`, (b) => ((body = b), true)).reply(echo(200));
+    await target.updateKeys('diabetes', NEW);
+    expect(body.metadata.resourceVersion).toBe('4');
+    expect(JSON.parse(Buffer.from(body.data['keys.json'], 'base64').toString())).toEqual(NEW);
+    // Same keys again: read only (nock fails on an unexpected PUT).
+    kube().get(`/api/v1${NS}/secrets/diabetes-keys`).reply(200, { metadata: { name: 'diabetes-keys', resourceVersion: '5' }, data: data(NEW) });
+    await target.updateKeys('diabetes', NEW);
+    // A service without auth has no Secret: nothing is created.
+    kube().get(`/api/v1${NS}/secrets/diabetes-keys`).reply(404, notFound);
+    await target.updateKeys('diabetes', NEW);
+    expect(JSON.stringify(logs)).not.toContain('SECRET-KEY');
+  });
+
+  test('token auth: the Secret holds {tokenSecret, service} for the runtime, pods mount it (validated against the Kubernetes schema)', async () => {
+    const { slotDeployment, keysSecret } = await import('../../shared/azure/aks-manifests');
+    const { Deployment } = await import('kubernetes-models/apps/v1');
+    const { Secret } = await import('kubernetes-models/v1');
+    const tokenKeys = { ...KEYS, tokenSecret: 'TOKEN-SECRET-0123456789' };
+    const d = slotDeployment({ ...request, config: { ...config, authEnabled: false, tokenAuthEnabled: true }, keys: tokenKeys }, 'models');
+    new Deployment(d as any).validate();
+    const c = d.spec!.template.spec!.containers[0];
+    expect(c.env).toContainEqual({ name: 'MDF_KEYS_FILE', value: '/var/run/secrets/mdf-keys/keys.json' });
+    expect(c.volumeMounts).toEqual([{ name: 'keys', mountPath: '/var/run/secrets/mdf-keys', readOnly: true }]);
+    const secret = keysSecret('diabetes', 'models', tokenKeys);
+    new Secret(secret as any).validate();
+    expect(JSON.parse(Buffer.from(secret.data!['keys.json'], 'base64').toString())).toEqual({ tokenSecret: tokenKeys.tokenSecret, service: 'diabetes' });
+    // Without auth: no mount, no keys file.
+    const open = slotDeployment({ ...request, config: { ...config, authEnabled: false } }, 'models');
+    new Deployment(open as any).validate();
+    expect(open.spec!.template.spec!.volumes).toBeUndefined();
+    expect(JSON.stringify(open)).not.toContain('MDF_KEYS_FILE');
+    // A token-auth slot without its secret is refused before any call.
+    const { target } = makeTarget();
+    await expect(target.deploySlot({ ...request, config: { ...config, authEnabled: false, tokenAuthEnabled: true } })).rejects.toMatchObject({ code: 'DeployKeysMissing' });
+  });
+
   test('deleteSlot tolerates absent objects; deleteService deletes everything labelled with the service', async () => {
     const { target, credential } = makeTarget();
     expectCluster(credential);
+    kube().get(`/apis/gateway.networking.k8s.io/v1${NS}/httproutes/diabetes`).reply(404, notFound);
     kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-blue`).reply(404, notFound);
     kube().delete(`/api/v1${NS}/services/diabetes-blue`).reply(404, notFound);
     kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-blue`).query(true).reply(404, notFound);
@@ -245,6 +321,7 @@ describe('AksTarget', () => {
     kube().get(`/apis/apps/v1${NS}/deployments`).query(sel).reply(200, { items: [{ metadata: { name: 'diabetes-green' } }] });
     kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-green`).query(true).reply(200, {});
     kube().delete(`/api/v1${NS}/secrets/diabetes-keys`).reply(200, {});
+    kube().delete(`/apis/gateway.networking.k8s.io/v1${NS}/httproutes/diabetes`).reply(404, notFound);
     await target.deleteService('diabetes');
   });
 

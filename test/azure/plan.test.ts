@@ -68,6 +68,28 @@ describe('plan (dry run)', () => {
     expect(ops.find((o) => o.path.endsWith('/services/diabetes'))?.body.spec.selector).toEqual({ 'mdf-service': 'diabetes', 'mdf-slot': 'blue' });
   });
 
+  test('AKS with a canary rollout: the Gateway check, one HTTPRoute per step (weights of the previous and new slot), the gate reads', () => {
+    const file = path.join(dir, 'aks-canary.json');
+    const m = JSON.parse(manifest({ kind: 'aks', auth_enabled: false, num_replicas: 2 }));
+    fs.writeFileSync(file, JSON.stringify({ ...m, rollout: { strategy: 'canary', steps: [10, 50, 100], bake_seconds: 60 } }));
+    const { code, out } = run([file, '--json', '--slot', 'green']);
+    expect(code).toBe(0);
+    const ops = JSON.parse(out) as Array<{ api: string; method: string; path: string; body?: any }>;
+    const k8s = ops.filter((o) => o.api === 'kubernetes').map((o) => `${o.method} ${o.path}`);
+    expect(k8s.slice(-8)).toEqual([
+      'GET /apis/gateway.networking.k8s.io/v1/namespaces/models/gateways/mdf-gateway',
+      'PUT /apis/gateway.networking.k8s.io/v1/namespaces/models/httproutes/diabetes',
+      'GET /api/v1/namespaces/models/pods/<pod>:5001/proxy/metrics',
+      'PUT /apis/gateway.networking.k8s.io/v1/namespaces/models/httproutes/diabetes',
+      'GET /api/v1/namespaces/models/pods/<pod>:5001/proxy/metrics',
+      'PUT /apis/gateway.networking.k8s.io/v1/namespaces/models/httproutes/diabetes',
+      'GET /api/v1/namespaces/models/pods/<pod>:5001/proxy/metrics',
+      'PUT /api/v1/namespaces/models/services/diabetes',
+    ]);
+    const routes = ops.filter((o) => o.path.includes('/httproutes/')).map((o) => o.body.spec.rules[2].backendRefs.map((b: any) => `${b.name}=${b.weight}`));
+    expect(routes).toEqual([['diabetes-blue=90', 'diabetes-green=10'], ['diabetes-blue=50', 'diabetes-green=50'], ['diabetes-blue=0', 'diabetes-green=100']]);
+  });
+
   test('missing settings become placeholders; an invalid manifest is an error with a code', () => {
     const file = path.join(dir, 'aci2.json');
     fs.writeFileSync(file, manifest('aci'));
@@ -103,6 +125,8 @@ describe('plan (dry run)', () => {
       keys: { primaryKey: 'p', secondaryKey: 's' },
     });
     for (const e of sent.properties.containers[0].properties.environmentVariables) if (e.secureValue) e.secureValue = '***';
-    expect(planned).toEqual(sent);
+    expect(sent.tags['mdf-keys-digest']).toMatch(/^[0-9a-f]{32}$/);
+    expect(planned.tags['mdf-keys-digest']).toBe('<sha256 of the keys>'); // keys are generated at deployment time
+    expect(planned).toEqual({ ...sent, tags: { ...sent.tags, 'mdf-keys-digest': '<sha256 of the keys>' } });
   });
 });

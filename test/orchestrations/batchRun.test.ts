@@ -13,6 +13,7 @@ import { BATCH, type ActivityResult, type BatchImage, type BatchRunInput, type F
 import type { PlanCursor } from '../../shared/batch/plan';
 import type { MiniBatchOutcome } from '../../shared/batch/results';
 import type { BatchRunCustomStatus } from '../../shared/batch/run';
+import { ActivityFailure } from '../../shared/workflow';
 
 const scenarios = new Map<string, Scenario>();
 const ACTIVITIES = [BATCH.resolveImage, BATCH.provisionPool, BATCH.planPage, BATCH.scoreMiniBatch, BATCH.finalize, BATCH.teardownPool].map((a) => a.name);
@@ -149,11 +150,11 @@ test('provisioning throws once → retried, the run Completes; teardown keeps fa
   const { status, custom, calls } = await runBatch({
     ...real,
     [BATCH.provisionPool.name]: (i, n) => {
-      if (n === 1) throw new Error('[PoolStartFailed] the node did not start');
+      if (n === 1) throw new ActivityFailure({ code: 'PoolStartFailed', message: 'the node did not start' });
       return real[BATCH.provisionPool.name](i, n);
     },
     [BATCH.teardownPool.name]: () => {
-      throw new Error('[PoolBusy] cannot remove the pool');
+      throw new ActivityFailure({ code: 'PoolBusy', message: 'cannot remove the pool' });
     },
   });
   expect(status.runtimeStatus).toBe('Completed');

@@ -19,11 +19,13 @@ import {
   type RegisterModelOutput,
   type RollbackInput,
   type RollbackOutput,
+  type StartBatchAfterDeployOutput,
 } from '../../shared/deploy/contract';
 import type { SmokeTestResult } from '../../shared/scoring/smoke';
 import type { DeployedSlot } from '../../shared/seams';
 import type { RunView } from '../../shared/deploy/run-status';
 import { runIdFor } from '../../shared/deploy/run-status';
+import { ActivityFailure } from '../../shared/workflow';
 
 /** One host for the file; each run answers from its own scenario (found by the run's instance id). */
 const scenarios = new Map<string, Scenario>();
@@ -58,9 +60,9 @@ const image: ImageSummary = { id: 'img:2', name: 'img', version: 2, state: 'Succ
 /** Activities of a successful update of `svc-a` (image img:1 in slot blue → img:2 in slot green). */
 function happy(): Record<string, Answer> {
   return {
-    [DEPLOY.registerModel.name]: (): RegisterModelOutput => ({ ok: true, created: true, model: { id: 'm:2', name: 'm', version: 2, files: 1, bytes: 10 } }),
-    [DEPLOY.createImage.name]: (): CreateImageOutput => ({ ok: true, image }),
-    [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, slot: 'green', previousSlot: 'blue', previousImage: 'img:1', isUpdate: true }),
+    [DEPLOY.registerModel.name]: (): RegisterModelOutput => ({ ok: true, value: { created: true, model: { id: 'm:2', name: 'm', version: 2, files: 1, bytes: 10 } } }),
+    [DEPLOY.createImage.name]: (): CreateImageOutput => ({ ok: true, value: { image } }),
+    [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, value: { slot: 'green', previousSlot: 'blue', previousImage: 'img:1', isUpdate: true } }),
     [DEPLOY.deploySlot.name]: (): DeployedSlot => ({ serviceName: 'svc-a', slot: 'green', state: 'Healthy', scoringUri: 'http://127.0.0.1:1/green/score', swaggerUri: '', healthUri: '' }),
     [DEPLOY.smokeTest.name]: (): SmokeTestResult => ({ ok: true, checks: ['output matches'], latencyMs: 3, swagger: 'absent' }),
     [DEPLOY.promote.name]: (): PromoteOutput => ({ name: 'svc-a', state: 'Healthy', image: 'img:2', scoringUri: 'http://127.0.0.1:2/score', swaggerUri: 'http://127.0.0.1:2/swagger.json' }),
@@ -70,19 +72,20 @@ function happy(): Record<string, Answer> {
 }
 
 let seq = 0;
-function runInput(): DeployRunInput {
+function runInput(extra: Record<string, unknown> = {}): DeployRunInput {
   const input: unknown = {
     source: { kind: 'http', eventId: `e-${++seq}` },
     model: { name: 'm', files: [{ path: 'model.json' }], tags: {}, properties: {} },
     files: { model: [{ path: 'model.json', blob: 'staging/m/model.json' }] },
     manifest: { service: { name: 'svc-a', tags: {} }, image: { name: 'img' }, target: 'local', deployConfig: { authEnabled: false } },
+    ...extra,
   };
   return input as DeployRunInput;
 }
 
 /** Start the real orchestrator with these activity answers; wait for it to end; return the run as a user sees it. */
-async function deploy(answers: Record<string, Answer>): Promise<{ run: RunView; calls: Scenario['calls']; names: string[]; events: string[] }> {
-  const input = runInput();
+async function deploy(answers: Record<string, Answer>, extra: Record<string, unknown> = {}): Promise<{ run: RunView; calls: Scenario['calls']; names: string[]; events: string[] }> {
+  const input = runInput(extra);
   const runId = runIdFor('http', `orch-test|${input.source.eventId}|${Date.now()}`);
   const scenario: Scenario = { answers, calls: [] };
   scenarios.set(runId, scenario);
@@ -116,7 +119,7 @@ test('happy path: register → image → prepare → deploy → smoke test → p
 }, 60_000);
 
 test('a first deployment (nothing to retire) ends Deployed and never calls retire', async () => {
-  const { run, names, events } = await deploy({ ...happy(), [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, slot: 'blue', isUpdate: false }) });
+  const { run, names, events } = await deploy({ ...happy(), [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, value: { slot: 'blue', isUpdate: false } }) });
   expect(run.state).toBe('Succeeded');
   expect(run.result?.outcome).toBe('Deployed');
   expect(names).not.toContain(DEPLOY.retirePrevious.name);
@@ -142,7 +145,7 @@ test('smoke test fails → rollback with the smoke failure as reason; the previo
 test('smoke test fails on a first deployment (nothing to fall back to) → rollback reports not rolled back → Failed', async () => {
   const { run, names, events } = await deploy({
     ...happy(),
-    [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, slot: 'blue', isUpdate: false }),
+    [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, value: { slot: 'blue', isUpdate: false } }),
     [DEPLOY.smokeTest.name]: (): SmokeTestResult => ({ ok: false, reason: 'no answer', checks: [], swagger: 'absent' }),
     [DEPLOY.rollback.name]: (i: RollbackInput): RollbackOutput => ({ rolledBack: false, state: 'Failed', error: i.reason }),
   });
@@ -157,7 +160,7 @@ test('retiring the previous slot fails (after its retries) → best effort: the 
   const { run, names, events } = await deploy({
     ...happy(),
     [DEPLOY.retirePrevious.name]: () => {
-      throw new Error('[SlotBusy] cannot stop slot blue');
+      throw new ActivityFailure({ code: 'SlotBusy', message: 'cannot stop slot blue' });
     },
   });
   expect(run.state).toBe('Succeeded');
@@ -175,7 +178,7 @@ test('an activity that throws once is retried (retry options) and the run goes o
   const { run, names } = await deploy({
     ...real,
     [DEPLOY.createImage.name]: (input, attempt) => {
-      if (attempt === 1) throw new Error('[RegistryUnavailable] the registry did not answer');
+      if (attempt === 1) throw new ActivityFailure({ code: 'RegistryUnavailable', message: 'the registry did not answer' });
       return real[DEPLOY.createImage.name](input, attempt);
     },
   });
@@ -188,7 +191,7 @@ test('promote keeps failing → after its retries the run releases the service (
   const { run, names, calls, events } = await deploy({
     ...happy(),
     [DEPLOY.promote.name]: () => {
-      throw new Error('[TrafficSwitchFailed] the front did not switch');
+      throw new ActivityFailure({ code: 'TrafficSwitchFailed', message: 'the front did not switch' });
     },
     [DEPLOY.rollback.name]: (i: RollbackInput): RollbackOutput => ({ rolledBack: true, state: 'Healthy', error: i.reason }),
   });
@@ -204,7 +207,7 @@ test('deploying the slot throws (no retry on that step) → the held service is 
   const { run, names } = await deploy({
     ...happy(),
     [DEPLOY.deploySlot.name]: () => {
-      throw new Error('[ContainerStartFailed] the container exited');
+      throw new ActivityFailure({ code: 'ContainerStartFailed', message: 'the container exited' });
     },
     [DEPLOY.rollback.name]: (i: RollbackInput): RollbackOutput => ({ rolledBack: true, state: 'Healthy', error: i.reason }),
   });
@@ -224,4 +227,78 @@ test('a refused registration (a value, not a throw) ends the run Failed at the f
   expect(names).toEqual([DEPLOY.registerModel.name]);
   expect(stepStates(run)).toEqual(['register:Failed']);
   expect(events).toEqual(['DeploymentFailed']);
+}, 60_000);
+
+test('deploying the slot throws with a secret in its message → the run error keeps the code, never the secret', async () => {
+  const sas = 'https://acct.blob.core.windows.net/c/b?sv=2022&sig=SECRETSIG';
+  const { run, calls } = await deploy({
+    ...happy(),
+    [DEPLOY.deploySlot.name]: () => {
+      throw new ActivityFailure({ code: 'TargetUnavailable', message: `could not reach ${sas}` });
+    },
+    [DEPLOY.rollback.name]: (i: RollbackInput): RollbackOutput => ({ rolledBack: true, state: 'Healthy', error: i.reason }),
+  });
+  expect(run.state).toBe('Failed');
+  expect(run.error).toEqual({ code: 'TargetUnavailable', message: expect.stringContaining('could not reach https://acct.blob.core.windows.net/c/b?sv=') });
+  expect(JSON.stringify(run)).not.toMatch(/SECRETSIG|\n\s+at /);
+  expect(calls.find((c) => c.name === DEPLOY.rollback.name)!.input.reason).toEqual(run.error);
+  expect(run.steps.find((s) => s.name === 'deploy')).toMatchObject({ state: 'Failed' });
+}, 60_000);
+
+test('event publishing keeps failing → never fails the run: Succeeded with a note per lost event', async () => {
+  const { run, names } = await deploy({
+    ...happy(),
+    [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, value: { slot: 'blue', isUpdate: false } }),
+    [DEPLOY.publishEvent.name]: () => {
+      throw new ActivityFailure({ code: 'ServiceBusError', message: 'topic unreachable' });
+    },
+  });
+  expect(run.state).toBe('Succeeded');
+  expect(names).not.toContain(DEPLOY.rollback.name);
+  expect(run.result?.notes).toEqual([
+    'event ModelRegistered was not published: topic unreachable',
+    'event ImageCreated was not published: topic unreachable',
+    'event ServiceDeployed was not published: topic unreachable',
+  ]);
+}, 90_000);
+
+// ---------------------------------------------------------------- the training-message path (Service Bus)
+
+const training = (extra: Record<string, unknown> = {}) => ({ training: { trainingRunId: 'train-7', metrics: { accuracy: 0.93 }, promotion: { minMetrics: { accuracy: 0.9 }, maxMetrics: {} }, ...extra } });
+
+test('training message below its promotion policy → registered, NotPromoted: nothing is built or deployed', async () => {
+  const { run, names, events } = await deploy(happy(), { ...training({ metrics: { accuracy: 0.5 } }), source: { kind: 'servicebus', eventId: `m-${Date.now()}` } });
+  expect(run.state).toBe('NotPromoted');
+  expect(run.error).toEqual({ code: 'PromotionPolicyNotMet', message: 'Model m:2 was registered but not deployed: metric accuracy = 0.5 is below the minimum 0.9.' });
+  expect(run.result?.promotion).toEqual({ promote: false, reasons: ['metric accuracy = 0.5 is below the minimum 0.9'] });
+  expect(names).toEqual([DEPLOY.registerModel.name]);
+  expect(stepStates(run)).toEqual(['register:Succeeded', 'promotionCheck:Failed']);
+  expect(events).toEqual(['ModelRegistered']);
+}, 60_000);
+
+test('training message without deploy settings → Registered after the registration step', async () => {
+  const { run, names } = await deploy(happy(), { ...training(), manifest: undefined });
+  expect(run.state).toBe('Registered');
+  expect(run.error).toBeUndefined();
+  expect(names).toEqual([DEPLOY.registerModel.name]);
+  expect(stepStates(run)).toEqual(['register:Succeeded', 'promotionCheck:Succeeded']);
+}, 60_000);
+
+test('training message with a batch section → deployed, then the batch run starts with the registered model', async () => {
+  const batch = { inputs: { container: 'in', prefix: 'x/' } };
+  const { run, names, calls } = await deploy({ ...happy(), [DEPLOY.startBatch.name]: (): StartBatchAfterDeployOutput => ({ ok: true, value: { runId: 'batch-train-7' } }) }, training({ batch }));
+  expect(run.state).toBe('Succeeded');
+  expect(names[names.length - 1]).toBe(DEPLOY.startBatch.name);
+  expect(calls.find((c) => c.name === DEPLOY.startBatch.name)!.input).toMatchObject({ batch, trainingRunId: 'train-7', model: 'm:2' });
+  expect(run.result?.batch).toEqual({ runId: 'batch-train-7', statusUri: '/api/runs/batch-train-7' });
+  expect(stepStates(run)).toEqual(['register:Succeeded', 'promotionCheck:Succeeded', 'image:Succeeded', 'prepare:Succeeded', 'deploy:Succeeded', 'smokeTest:Succeeded', 'promote:Succeeded', 'retire:Succeeded', 'batch:Succeeded']);
+}, 60_000);
+
+test('training message whose batch section is refused → the deployment stands (Succeeded), the refusal is in the result', async () => {
+  const error = { code: 'InvalidJobDefinition', message: 'inputs: container is required' };
+  const { run, names } = await deploy({ ...happy(), [DEPLOY.startBatch.name]: (): StartBatchAfterDeployOutput => ({ ok: false, error }) }, training({ batch: { inputs: {} } }));
+  expect(run.state).toBe('Succeeded');
+  expect(run.result?.batch).toEqual({ error });
+  expect(names.filter((n) => n === DEPLOY.startBatch.name)).toHaveLength(1); // a refusal is not retried
+  expect(run.steps.find((s) => s.name === 'batch')).toMatchObject({ state: 'Failed', detail: error.message });
 }, 60_000);

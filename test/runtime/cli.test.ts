@@ -59,7 +59,7 @@ describe('runtime CLI', () => {
       expect(listening).toMatchObject({ runtime: 'python', host: '127.0.0.1' });
       const port = listening.port as number;
       expect(port).toBeGreaterThan(0);
-      expect(await nextEvent(out, 'ready')).toEqual({ event: 'ready', port });
+      expect(await nextEvent(out, 'ready')).toMatchObject({ event: 'ready', level: 'info', port });
       const url = `http://127.0.0.1:${port}`;
       expect((await fetch(`${url}/`)).status).toBe(200);
       expect((await fetch(`${url}/score`, { method: 'POST', body: '{"data":[[1,1,1]]}' })).status).toBe(401);

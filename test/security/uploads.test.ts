@@ -38,7 +38,12 @@ afterAll(async () => {
 });
 
 const files = Object.fromEntries(fs.readdirSync(EXAMPLE).map((f) => [f, fs.readFileSync(path.join(EXAMPLE, f))]));
-const manifestFor = (service: string) => JSON.stringify({ ...JSON.parse(files['deploy.json'].toString()), service: { name: service } });
+/** The example's manifest for `service`; `extraFiles` are more model files (every uploaded part must be a manifest file). */
+const manifestFor = (service: string, extraFiles: string[] = []) => {
+  const m = { ...JSON.parse(files['deploy.json'].toString()), service: { name: service } };
+  if (extraFiles.length) m.model = { ...m.model, files: [...m.model.files, ...extraFiles] };
+  return JSON.stringify(m);
+};
 
 type Part = { name: string; data: string | Buffer; filename?: string };
 const BOUNDARY = 'mdf-test-boundary-7f3a';
@@ -56,8 +61,8 @@ function multipart(parts: Part[]): Buffer {
   return Buffer.concat(chunks);
 }
 
-const exampleParts = (service: string): Part[] => [
-  { name: 'manifest', data: manifestFor(service), filename: 'deploy.json' },
+const exampleParts = (service: string, extraFiles: string[] = []): Part[] => [
+  { name: 'manifest', data: manifestFor(service, extraFiles), filename: 'deploy.json' },
   ...['model.json', 'score.js', 'package.json'].map((f) => ({ name: f, data: files[f], filename: f })),
 ];
 
@@ -143,7 +148,7 @@ test('duplicate parts, a manifest that is not first, malformed bodies → 400 wi
 }, 60_000);
 
 test('a part over MAX_UPLOAD_PART_BYTES, files over MAX_UPLOAD_BYTES, a manifest part over 1 MB → 413; uploads removed', async () => {
-  const base = exampleParts('big-svc');
+  const base = exampleParts('big-svc', ['big.bin', 'chunk1.bin', 'chunk2.bin', 'chunk3.bin']);
   const cases: Array<{ key: string; parts: Part[]; code: string; message: RegExp }> = [
     { key: 'part', parts: [...base.slice(0, 2), { name: 'big.bin', data: Buffer.alloc(MAX_PART + 1, 7), filename: 'big.bin' }, ...base.slice(2)], code: 'PartTooLarge', message: /Part "big\.bin" is larger than 153600 bytes \(MAX_UPLOAD_PART_BYTES\)/ },
     {
@@ -161,7 +166,7 @@ test('a part over MAX_UPLOAD_PART_BYTES, files over MAX_UPLOAD_BYTES, a manifest
     expect(await uploadsOf(runIdFor('http', `sec-big-${c.key}`))).toEqual([]);
   }
   // The service was claimed for the refused requests only while they ran: a good request for it is accepted.
-  const ok = await post(multipart(base), { 'idempotency-key': 'sec-big-ok' });
+  const ok = await post(multipart(exampleParts('big-svc')), { 'idempotency-key': 'sec-big-ok' });
   expect(ok.status).toBe(202);
   await waitRun(ok.body.runId);
   expect((await env.request('DELETE', '/api/services/big-svc')).status).toBe(200);
@@ -215,7 +220,7 @@ test('a blob manifest for a service another accepted deployment holds → deploy
 }, 60_000);
 
 test('the same request sent twice at once (a client retry): one run, its files intact; the other answer is the same run or 409 RequestInProgress', async () => {
-  const body = multipart([...exampleParts('twice-svc'), { name: 'weights.bin', data: Buffer.alloc(MAX_PART - 1, 9), filename: 'weights.bin' }]);
+  const body = multipart([...exampleParts('twice-svc', ['weights.bin']), { name: 'weights.bin', data: Buffer.alloc(MAX_PART - 1, 9), filename: 'weights.bin' }]);
   const answers = await Promise.all([post(body, { 'idempotency-key': 'sec-twice' }), post(body, { 'idempotency-key': 'sec-twice' })]);
   const runId = runIdFor('http', 'sec-twice');
   expect(answers.filter((a) => a.status === 202 && a.body.started === true)).toHaveLength(1);
@@ -231,7 +236,7 @@ test('the same request sent twice at once (a client retry): one run, its files i
 
 test('a client that goes away mid-upload leaves no uploads and no claim: the service takes the next deployment', async () => {
   const http = await import('http');
-  const body = multipart([...exampleParts('gone-svc'), { name: 'weights.bin', data: Buffer.alloc(MAX_PART - 1, 3), filename: 'weights.bin' }]);
+  const body = multipart([...exampleParts('gone-svc', ['weights.bin']), { name: 'weights.bin', data: Buffer.alloc(MAX_PART - 1, 3), filename: 'weights.bin' }]);
   await new Promise<void>((resolve) => {
     const req = http.request(`${env.baseUrl}/api/deployments`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'content-length': body.length, 'idempotency-key': 'sec-gone' } });
     req.on('error', () => resolve());

@@ -1,7 +1,7 @@
 /** Pure pieces behind the review fixes: stale holds, run error messages, source checks, training batch sections. */
 import { checkServiceHold, type RunClient } from '../../../shared/deploy/start-run';
 import { DEPLOYMENT_LEASE_MS, type ServiceRecord } from '../../../shared/registry/services';
-import { runErrorOf } from '../../../shared/deploy/run-status';
+import { failureOf } from '../../../shared/workflow';
 import { assertUserContainer, parseBlobPath, storageFromConnectionString } from '../../../shared/storage';
 import { parseTrainingCompleted } from '../../../shared/manifest/training';
 import { validateManifest } from '../../../shared/manifest/schema';
@@ -34,20 +34,25 @@ describe('checkServiceHold', () => {
   });
 });
 
-describe('runErrorOf', () => {
-  test('TaskFailedError: code and message from failureDetails, no stack, secrets removed', () => {
-    const e = Object.assign(new Error('Error: [ImageBuildFailed] pip failed for https://a.blob.core.windows.net/c/x?sv=1&sig=TOPSECRET'), {
-      failureDetails: { errorType: 'Error', errorMessage: '[ImageBuildFailed] pip failed for https://a.blob.core.windows.net/c/x?sv=1&sig=TOPSECRET', stackTrace: 'Error\n    at build (/x.js:1:1)' },
+describe('failureOf', () => {
+  test('TaskFailedError: code and message from the failure details\' properties, secrets removed', () => {
+    const e = Object.assign(new Error('ActivityFailure: pip failed'), {
+      failureDetails: {
+        errorType: 'ActivityFailure',
+        errorMessage: 'pip failed',
+        stackTrace: 'Error\n    at build (/x.js:1:1)',
+        properties: { code: 'ImageBuildFailed', message: 'pip failed for https://a.blob.core.windows.net/c/x?sv=1&sig=TOPSECRET' },
+      },
     });
-    const info = runErrorOf(e);
+    const info = failureOf(e, 'RunFailed');
     expect(info.code).toBe('ImageBuildFailed');
     expect(info.message).toMatch(/^pip failed for https:\/\/a\.blob\.core\.windows\.net\/c\/x\?sv=/);
     expect(info.message).not.toContain('TOPSECRET');
   });
-  test('"Reason \\n Details" (no failureDetails): the reason only, stack frames dropped', () => {
-    const info = runErrorOf(new Error('Activity failed: [TargetUnavailable] ACI is down \n Error: x\n    at a (/b.js:1:1)\n    at c (/d.js:2:2)'));
-    expect(info).toEqual({ code: 'TargetUnavailable', message: 'ACI is down' });
-    expect(runErrorOf(new Error('boom\n    at a (/b.js:1:1)'))).toEqual({ code: 'RunFailed', message: 'boom' });
+  test('"Reason \\n Details" (no failure details): the fallback code and the reason only, stack frames dropped, secrets removed', () => {
+    const info = failureOf(new Error('Activity failed: ACI is down for ?sig=TOPSECRET \n Error: x\n    at a (/b.js:1:1)\n    at c (/d.js:2:2)'), 'RunFailed');
+    expect(info).toEqual({ code: 'RunFailed', message: 'Activity failed: ACI is down for ?sig=***' });
+    expect(failureOf(new Error('boom\n    at a (/b.js:1:1)'), 'RunFailed')).toEqual({ code: 'RunFailed', message: 'boom' });
   });
 });
 

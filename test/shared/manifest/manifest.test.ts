@@ -144,3 +144,23 @@ describe('training-completed messages', () => {
     expect(() => parseTrainingCompleted({ ...msg, deploy: { ...msg.deploy, target: { kind: 'aci', num_replicas: 2 } } })).toThrow(/target\.num_replicas: unknown field/);
   });
 });
+
+test('smoke_test for raw services: sample_base64, expected_output_format text/base64 (a string), exclusive samples', () => {
+  const { parseManifest } = require('../../../shared/manifest/schema');
+  const base = { model: { name: 'raw-model', files: ['m.bin'] }, image: { runtime: 'python', entry_script: 'score.py' } };
+  const m = parseManifest(JSON.stringify({ ...base, smoke_test: { sample_base64: 'AAEC', expected_output: 'AQID', expected_output_format: 'base64' } }));
+  expect(m.smokeTest).toEqual({ sampleBase64: 'AAEC', expectedOutput: 'AQID', expectedOutputFormat: 'base64', tolerance: 1e-6 });
+  const bad = (smoke_test: unknown) => {
+    try {
+      parseManifest(JSON.stringify({ ...base, smoke_test }));
+    } catch (e) {
+      return (e as { code: string }).code;
+    }
+    return 'accepted';
+  };
+  expect(bad({ expected_output: [1], expected_output_format: 'text' })).toBe('InvalidManifest');
+  expect(bad({ expected_output: 'not base64!', expected_output_format: 'base64' })).toBe('InvalidManifest');
+  expect(bad({ sample: 'x', sample_base64: 'AA==' })).toBe('InvalidManifest');
+  expect(bad({ sample_base64: '@@@' })).toBe('InvalidManifest');
+  expect(bad({ expected_output_format: 'xml' })).toBe('InvalidManifest');
+});

@@ -67,7 +67,12 @@ test('bad sections are refused with the field and what to do', () => {
   expect(refused({ strategy: 'canary', steps: [10, 100], approval: { before_percent: 50 } })).toMatch(/approval\.before_percent: 50 is not one of the steps \(10, 100\)/);
   expect(refused({ strategy: 'canary', gates: { max_p99: 3 } })).toMatch(/rollout\.gates\.max_p99: unknown field/);
   expect(refused({ strategy: 'canary' }, 'aci')).toMatch(/target aci cannot split or mirror traffic/);
-  expect(refused({ strategy: 'blue_green', mirror_percent: 10 }, 'aks')).toMatch(/target aks cannot split or mirror traffic/);
+  expect(refused({ strategy: 'blue_green', mirror_percent: 10 }, 'aci')).toMatch(/target aci cannot split or mirror traffic/);
+  expect(refused({ strategy: 'blue_green', mirror_percent: 10 }, 'aks')).toMatch(/rollout\.mirror_percent: target aks cannot run a shadow phase/);
+  expect(refused({ strategy: 'canary', mirror_percent: 10 }, 'aks')).toMatch(/target aks cannot run a shadow phase/);
+  // AKS splits with a Gateway API HTTPRoute (shared/azure/aks-traffic.ts): canary and linear pass validation.
+  expect(parse({ strategy: 'canary', steps: [10, 50, 100] }, 'aks')).toMatchObject({ strategy: 'canary', steps: [10, 50, 100] });
+  expect(parse({ strategy: 'linear', step_percent: 50 }, 'aks')).toMatchObject({ strategy: 'linear', steps: [50, 100] });
 });
 
 test('durations', () => {

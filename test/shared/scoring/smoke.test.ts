@@ -135,3 +135,55 @@ describe('against a fake service', () => {
     expect(r.reason).toMatch(/differs from the expected \[3\]/);
   });
 });
+
+describe('a raw (@rawhttp) service: text and bytes compared as such', () => {
+  let server: http.Server;
+  let base: string;
+  const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0xff]);
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      if (req.url === '/') return res.end('Healthy');
+      if (req.url === '/swagger.json') {
+        res.writeHead(404);
+        return res.end();
+      }
+      const chunks: Buffer[] = [];
+      req.on('data', (d: Buffer) => chunks.push(d));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (req.url === '/text') {
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          return res.end(`got ${body.length} bytes of ${req.headers['content-type']}`);
+        }
+        res.writeHead(200, { 'content-type': 'image/png' });
+        res.end(Buffer.concat([PNG, body]));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  test('text: a non-JSON body equal to the expected text passes; another text fails naming both formats', async () => {
+    const common = { healthUri: `${base}/`, scoringUri: `${base}/text`, swaggerUri: `${base}/swagger.json`, sampleBase64: Buffer.from('abc').toString('base64'), expectedOutputFormat: 'text' as const };
+    const ok = await runSmokeTest({ ...common, expectedOutput: 'got 3 bytes of application/octet-stream' });
+    expect(ok.ok).toBe(true);
+    expect(ok.checks).toContain('output matches the expected text output');
+    expect(ok.output).toBe('got 3 bytes of application/octet-stream');
+    const bad = await runSmokeTest({ ...common, expectedOutput: 'something else' });
+    expect(bad.ok).toBe(false);
+    expect(bad.reason).toContain('The text output "got 3 bytes of application/octet-stream" differs from the expected text output');
+    // Without a format the same body is "not JSON", as before.
+    const json = await runSmokeTest({ ...common, expectedOutputFormat: undefined, expectedOutput: 'x' });
+    expect(json.reason).toMatch(/not JSON/);
+  });
+
+  test('base64: the body bytes equal the expected bytes', async () => {
+    const common = { healthUri: `${base}/`, scoringUri: `${base}/bytes`, swaggerUri: `${base}/swagger.json`, sampleBase64: Buffer.from([1, 2]).toString('base64'), expectedOutputFormat: 'base64' as const };
+    const ok = await runSmokeTest({ ...common, expectedOutput: Buffer.concat([PNG, Buffer.from([1, 2])]).toString('base64') });
+    expect(ok.ok).toBe(true);
+    const bad = await runSmokeTest({ ...common, expectedOutput: PNG.toString('base64') });
+    expect(bad.ok).toBe(false);
+    expect(bad.reason).toContain('The base64 output 8 bytes');
+  });
+});

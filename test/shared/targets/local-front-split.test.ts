@@ -98,7 +98,7 @@ test('5xx answers of a slot are counted in its window; switching clears the spli
 
 test('auth is checked before the pin: a pinned request without the key is 401 and reaches no slot', async () => {
   const { green, front } = await setup(() => ({ status: 200, body: 'blue' }), () => ({ status: 200, body: 'green' }));
-  front.setAuth(true, { primaryKey: 'k1', secondaryKey: 'k2' });
+  front.setAuth({ mode: 'keys', keys: { primaryKey: 'k1', secondaryKey: 'k2' } });
   expect((await score(front, {}, { [PIN_HEADER]: 'green' })).status).toBe(401);
   expect(green.hits).toBe(0);
   expect((await score(front, {}, { [PIN_HEADER]: 'green', authorization: 'Bearer k1' })).body).toBe('green');

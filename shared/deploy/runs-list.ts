@@ -7,8 +7,8 @@
 import { badRequest } from '../errors';
 import { checkModelName, checkServiceName } from '../manifest/names';
 import { BATCH_RUN_ORCHESTRATION } from '../batch/contract';
-import { DEPLOY_ORCHESTRATION, type DeployRunInput } from '../deploy/run-status';
-import { runView } from '../deploy/run-status';
+import { DEPLOY_ORCHESTRATION, type DeployRunInput } from './run-status';
+import { runView } from './run-status';
 
 export const RUN_TYPES = ['deployment', 'batch'] as const;
 export type RunType = (typeof RUN_TYPES)[number];

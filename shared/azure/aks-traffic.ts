@@ -1,0 +1,172 @@
+/**
+ * Progressive delivery on AKS with standard parts (docs/azure.md, "Progressive delivery on AKS"):
+ * - the split is a Gateway API `HTTPRoute` (gateway.networking.k8s.io/v1) named after the service, attached to the
+ *   Gateway `mdf-gateway` of the service's namespace (the cluster's Gateway controller — e.g. Application Gateway for
+ *   Containers, Istio, Envoy Gateway — is a prerequisite). Requests under `/services/<service>/` are rewritten to
+ *   `/` and split between the slots' Services by `backendRefs` weights; a request with the header
+ *   `azureml-model-deployment: <slot>` goes to that slot (a header match rule, so a slot at 0 % can be tested);
+ * - the gate figures are each slot's runtime `/metrics` (Prometheus text), read from every pod of the slot through
+ *   the Kubernetes API's pod proxy and summed. The epoch is the set of pods (uid and restart count): when a pod of
+ *   a weighted slot starts, stops or restarts, counters are not comparable and the rollout starts its window again.
+ * Pure code (objects and parsing); the calls are in aks-target.ts.
+ */
+import { createHash } from 'node:crypto';
+import { AppError } from '../errors';
+import { emptySlotTraffic, latencyBucket, type SlotTraffic } from '../rollout/traffic';
+import { AKS_SERVICE_PORT, serviceLabels } from './aks-manifests';
+import { serviceResourceName, slotResourceName } from './names';
+
+export const GATEWAY_API = { group: 'gateway.networking.k8s.io', version: 'v1', routes: 'httproutes', gateways: 'gateways' } as const;
+/** The Gateway the services' routes attach to (in the service's namespace). */
+export const DEFAULT_GATEWAY_NAME = 'mdf-gateway';
+/** The header that pins a request to a slot (as AML v2's managed endpoints). */
+export const PIN_HEADER = 'azureml-model-deployment';
+/** Slot label on the route, so the serving slot can be read back. */
+export const ROUTE_SERVING_ANNOTATION = 'model-deploy-flow/serving';
+/** Bound on one pod's `/metrics` text before it is parsed. */
+export const MAX_METRICS_BYTES = 1024 * 1024;
+
+export interface HTTPRouteObject {
+  apiVersion: string;
+  kind: 'HTTPRoute';
+  metadata: { name: string; namespace: string; labels: Record<string, string>; annotations?: Record<string, string>; resourceVersion?: string };
+  spec: {
+    parentRefs: Array<{ group: string; kind: string; name: string; namespace: string }>;
+    rules: Array<{
+      matches: Array<{ path: { type: 'PathPrefix'; value: string }; headers?: Array<{ type: 'Exact'; name: string; value: string }> }>;
+      filters: Array<{ type: 'URLRewrite'; urlRewrite: { path: { type: 'ReplacePrefixMatch'; replacePrefixMatch: string } } }>;
+      backendRefs: Array<{ group: ''; kind: 'Service'; name: string; port: number; weight: number }>;
+    }>;
+  };
+}
+
+/** The path prefix of a service on the Gateway: `/services/<service>`. */
+export function routePathPrefix(serviceName: string): string {
+  return `/services/${serviceResourceName(serviceName)}`;
+}
+
+/**
+ * Checks a weight map (slot → whole percent, summing to 100) for the AKS route; throws a 400 naming the problem.
+ * Slots are checked by their Kubernetes names, which must be distinct.
+ */
+export function checkWeights(serviceName: string, weights: Record<string, number>): Array<[string, number]> {
+  const entries = Object.entries(weights);
+  if (!entries.length || entries.length > 8) throw new AppError('InvalidTrafficWeights', `Give between 1 and 8 slots with weights (got ${entries.length}).`, 400);
+  const seen = new Set<string>();
+  let sum = 0;
+  for (const [slot, w] of entries) {
+    if (!Number.isInteger(w) || w < 0 || w > 100) throw new AppError('InvalidTrafficWeights', `The weight of slot ${slot} must be a whole percent between 0 and 100 (got ${w}).`, 400);
+    const name = slotResourceName(serviceName, slot);
+    if (seen.has(name)) throw new AppError('InvalidTrafficWeights', `Slots ${entries.map(([s]) => s).join(', ')} map to the same Kubernetes Service ${name}.`, 400);
+    seen.add(name);
+    sum += w;
+  }
+  if (sum !== 100) throw new AppError('InvalidTrafficWeights', `Weights must sum to 100 (got ${sum}: ${entries.map(([s, w]) => `${s}=${w}`).join(', ')}).`, 400);
+  return entries;
+}
+
+/**
+ * The service's HTTPRoute for `weights`: one rule per slot for requests pinned with the header (more specific:
+ * Gateway API gives it precedence over the header-less rule), then the weighted rule. A slot at 0 keeps its pin
+ * rule and a `weight: 0` backend (no live traffic).
+ */
+export function httpRoute(serviceName: string, namespace: string, weights: Record<string, number>, gatewayName = DEFAULT_GATEWAY_NAME): HTTPRouteObject {
+  const entries = checkWeights(serviceName, weights);
+  const prefix = routePathPrefix(serviceName);
+  const backend = (slot: string, weight: number) => ({ group: '' as const, kind: 'Service' as const, name: slotResourceName(serviceName, slot), port: AKS_SERVICE_PORT, weight });
+  const rewrite = [{ type: 'URLRewrite' as const, urlRewrite: { path: { type: 'ReplacePrefixMatch' as const, replacePrefixMatch: '/' } } }];
+  const serving = [...entries].sort((a, b) => b[1] - a[1])[0][0];
+  return {
+    apiVersion: `${GATEWAY_API.group}/${GATEWAY_API.version}`,
+    kind: 'HTTPRoute',
+    metadata: { name: serviceResourceName(serviceName), namespace, labels: serviceLabels(serviceName), annotations: { [ROUTE_SERVING_ANNOTATION]: serving } },
+    spec: {
+      parentRefs: [{ group: GATEWAY_API.group, kind: 'Gateway', name: gatewayName, namespace }],
+      rules: [
+        ...entries.map(([slot]) => ({
+          matches: [{ path: { type: 'PathPrefix' as const, value: prefix }, headers: [{ type: 'Exact' as const, name: PIN_HEADER, value: slot }] }],
+          filters: rewrite,
+          backendRefs: [backend(slot, 1)],
+        })),
+        { matches: [{ path: { type: 'PathPrefix' as const, value: prefix } }], filters: rewrite, backendRefs: entries.map(([slot, w]) => backend(slot, w)) },
+      ],
+    },
+  };
+}
+
+/** The weights (slot → percent) a route applies, read back from its header-less rule and pin rules. */
+export function routeWeights(serviceName: string, route: Partial<HTTPRouteObject> | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  const rules = route?.spec?.rules ?? [];
+  const bySvc = new Map<string, string>();
+  for (const r of rules) {
+    const pin = r.matches?.[0]?.headers?.find((h) => h.name === PIN_HEADER)?.value;
+    const svc = r.backendRefs?.[0]?.name;
+    if (pin && svc) bySvc.set(svc, pin);
+  }
+  const split = rules.find((r) => !r.matches?.some((m) => m.headers?.length));
+  for (const b of split?.backendRefs ?? []) {
+    const slot = bySvc.get(b.name) ?? b.name.slice(serviceResourceName(serviceName).length + 1);
+    out[slot] = b.weight ?? 1;
+  }
+  return out;
+}
+
+/** Epoch of a set of pods: changes when a pod starts, goes or restarts (their counters are then not comparable). */
+export function podsEpoch(pods: Array<{ uid: string; restarts: number }>): string {
+  const key = pods
+    .map((p) => `${p.uid}:${p.restarts}`)
+    .sort()
+    .join(',');
+  return `aks-${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
+}
+
+const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)(?:\s+\S+)?$/;
+const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+/**
+ * One pod's `/metrics` (the runtime's Prometheus text, runtime/metrics.ts) → its `/score` figures: requests by
+ * status (5xx = errors) and the latency histogram, re-bucketed onto `LATENCY_BOUNDS_MS` at each runtime bucket's
+ * upper bound (so a quantile read from it is never below the true one). Bounded in size before it is parsed.
+ */
+export function slotTrafficFromMetrics(text: string): SlotTraffic {
+  if (text.length > MAX_METRICS_BYTES) throw new AppError('MetricsTooLarge', `A pod's /metrics answer is larger than ${MAX_METRICS_BYTES} bytes.`, 502);
+  const out = emptySlotTraffic();
+  const cumulative: Array<[number, number]> = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = SAMPLE.exec(line.trim());
+    if (!m) continue;
+    const [, name, labelText = '', raw] = m;
+    if (name !== 'scoring_requests_total' && name !== 'scoring_request_duration_seconds_bucket') continue;
+    const labels: Record<string, string> = {};
+    for (const l of labelText.matchAll(LABEL)) labels[l[1]] = l[2];
+    if (labels.route !== 'score') continue;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < 0) continue;
+    if (name === 'scoring_requests_total') {
+      out.requests += value;
+      if (/^5\d\d$/.test(labels.status ?? '')) out.errors += value;
+    } else {
+      const le = labels.le === '+Inf' ? Infinity : Number(labels.le);
+      if (!Number.isNaN(le)) cumulative.push([le, value]);
+    }
+  }
+  cumulative.sort((a, b) => a[0] - b[0]);
+  let below = 0;
+  for (const [le, count] of cumulative) {
+    const n = count - below;
+    below = Math.max(below, count);
+    if (n <= 0) continue;
+    const i = latencyBucket(le === Infinity ? Infinity : le * 1000);
+    out.latency[String(i)] = (out.latency[String(i)] ?? 0) + n;
+  }
+  return out;
+}
+
+/** Sum of pods' figures. */
+export function addSlotTraffic(a: SlotTraffic, b: SlotTraffic): SlotTraffic {
+  const latency = { ...a.latency };
+  for (const [k, v] of Object.entries(b.latency)) latency[k] = (latency[k] ?? 0) + v;
+  return { requests: a.requests + b.requests, errors: a.errors + b.errors, latency };
+}

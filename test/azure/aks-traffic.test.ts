@@ -1,0 +1,312 @@
+/**
+ * Progressive delivery on AKS at the wire: the Gateway API HTTPRoute the target writes at each step (weights,
+ * the `azureml-model-deployment` pin rules, rollback to 0 %), checked against the HTTPRoute schema of the Gateway
+ * API CRDs (vendored excerpt, test/azure/schemas/httproute-v1.schema.json); the gate figures read from every pod's
+ * runtime /metrics through the API server's pod proxy; and the refusals (mirror, key auth, no Gateway, bad weights)
+ * before anything is written.
+ */
+import Ajv from 'ajv';
+import type { KubernetesModule } from '../../shared/azure/aks-cluster';
+import { AksTarget } from '../../shared/azure/aks-target';
+import { slotTrafficFromMetrics } from '../../shared/azure/aks-traffic';
+import { LATENCY_BOUNDS_MS, windowOf, type TrafficSnapshot } from '../../shared/rollout/traffic';
+import { FAST, FakeCredential, TOKEN, arm, q, rgPath, setupNock, testClients, testConfig, nock } from './helpers';
+import routeSchema from './schemas/httproute-v1.schema.json';
+
+const k8s: KubernetesModule = (process as unknown as { getBuiltinModule(m: string): typeof import('module') })
+  .getBuiltinModule('module')
+  .createRequire(__filename)('@kubernetes/client-node');
+
+const AKS_API = '2026-04-01';
+const MC = rgPath('Microsoft.ContainerService', 'managedClusters/aks-mdf');
+const KUBE = 'https://aks-mdf-dns-1a2b.hcp.westeurope.azmk8s.io:443';
+const NS = '/namespaces/models';
+const GW = `/apis/gateway.networking.k8s.io/v1${NS}`;
+const notFound = { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404, message: 'not found' };
+
+const kubeconfig = `apiVersion: v1
+kind: Config
+clusters:
+- name: aks-mdf
+  cluster: { server: ${KUBE} }
+contexts:
+- name: aks-mdf
+  context: { cluster: aks-mdf, user: u }
+current-context: aks-mdf
+users:
+- name: u
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: kubelogin
+      args: [get-token, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630]
+`;
+
+const validateRoute = new Ajv({ allErrors: true, strict: false }).compile(routeSchema);
+const expectValidRoute = (body: unknown) => {
+  const ok = validateRoute(body);
+  expect(validateRoute.errors ?? []).toEqual([]);
+  expect(ok).toBe(true);
+};
+
+const kube = () => nock(KUBE, { reqheaders: { authorization: `Bearer ${TOKEN}` } });
+
+function makeTarget() {
+  const credential = new FakeCredential();
+  arm().get(MC).query(q(AKS_API)).reply(200, { id: MC, name: 'aks-mdf', location: 'westeurope', properties: { provisioningState: 'Succeeded', agentPoolProfiles: [{ name: 'system', count: 3, vmSize: 'Standard_D3_v2' }] } });
+  arm()
+    .post(`${MC}/listClusterUserCredential`)
+    .query(q(AKS_API))
+    .reply(200, { kubeconfigs: [{ name: 'clusterUser', value: Buffer.from(kubeconfig).toString('base64') }] });
+  const logs: string[] = [];
+  const target = new AksTarget({ clients: testClients(testConfig(), credential), config: testConfig(), timing: FAST, k8s, log: (m) => logs.push(m) });
+  return { target, logs };
+}
+
+/** The runtime's /metrics text (runtime/metrics.ts) for `ok` 200s and `failed` 500s on /score, all within `le` s. */
+function metrics(ok: number, failed: number, le = 0.025): string {
+  const total = ok + failed;
+  const buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+  return [
+    '# HELP scoring_requests_total HTTP requests handled, by route and status.',
+    '# TYPE scoring_requests_total counter',
+    `scoring_requests_total{route="score",status="200"} ${ok}`,
+    ...(failed ? [`scoring_requests_total{route="score",status="500"} ${failed}`] : []),
+    'scoring_requests_total{route="health",status="200"} 999',
+    '# TYPE scoring_request_duration_seconds histogram',
+    ...buckets.map((b) => `scoring_request_duration_seconds_bucket{route="score",le="${b}"} ${b >= le ? total : 0}`),
+    `scoring_request_duration_seconds_bucket{route="score",le="+Inf"} ${total}`,
+    `scoring_request_duration_seconds_sum{route="score"} ${total * le}`,
+    `scoring_request_duration_seconds_count{route="score"} ${total}`,
+    'scoring_request_duration_seconds_bucket{route="health",le="+Inf"} 999',
+    '',
+  ].join('\n');
+}
+
+interface Pod {
+  name: string;
+  uid: string;
+  restarts?: number;
+  /** Not ready: listed, but not read (it takes no traffic). */
+  unready?: boolean;
+  text: string;
+}
+
+/** The slots' pods and their /metrics (one list call per slot, one proxy call per running pod). */
+function expectFigures(pods: Record<string, Pod[]>) {
+  for (const [slot, list] of Object.entries(pods)) {
+    kube()
+      .get(`/api/v1${NS}/pods`)
+      .query({ labelSelector: `mdf-service=diabetes,mdf-slot=${slot}` })
+      .reply(200, {
+        items: list.map((p) => ({
+          metadata: { name: p.name, uid: p.uid },
+          spec: { containers: [{ name: 'model', image: 'x', ports: [{ name: 'http', containerPort: 5001 }] }] },
+          status: { phase: 'Running', containerStatuses: [{ name: 'model', image: 'x', imageID: '', ready: !p.unready, restartCount: p.restarts ?? 0 }] },
+        })),
+      });
+    for (const p of list.filter((x) => !x.unready)) kube().get(`${`/api/v1${NS}/pods/${p.name}%3A5001/proxy/metrics`}`).reply(200, p.text, { 'content-type': 'text/plain; version=0.0.4' });
+  }
+}
+
+/** One setTrafficWeights: the slots exist, no keys Secret, the Gateway exists, the route is read then written. */
+function expectStep(slots: string[], route: 'create' | 'replace', bodies: unknown[]) {
+  for (const s of slots) kube().get(`/apis/apps/v1${NS}/deployments/diabetes-${s}`).reply(200, { metadata: { name: `diabetes-${s}` } });
+  kube().get(`/api/v1${NS}/secrets/diabetes-keys`).reply(404, notFound);
+  kube().get(`${GW}/gateways/mdf-gateway`).reply(200, { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'mdf-gateway' } });
+  const record = (b: unknown) => (bodies.push(b), true);
+  if (route === 'create') {
+    kube().get(`${GW}/httproutes/diabetes`).reply(404, notFound);
+    kube().post(`${GW}/httproutes`, record).reply(201, (_u, b) => b as object);
+  } else {
+    kube().get(`${GW}/httproutes/diabetes`).reply(200, { ...(bodies[bodies.length - 1] as object), metadata: { ...(bodies[bodies.length - 1] as any).metadata, resourceVersion: String(bodies.length) } });
+    kube().put(`${GW}/httproutes/diabetes`, record).reply(200, (_u, b) => b as object);
+  }
+}
+
+const split = (route: any) => route.spec.rules.find((r: any) => !r.matches[0].headers);
+const pins = (route: any) => route.spec.rules.filter((r: any) => r.matches[0].headers).map((r: any) => [r.matches[0].headers[0].name, r.matches[0].headers[0].value, r.backendRefs[0].name]);
+
+describe('AKS progressive delivery (Gateway API HTTPRoute)', () => {
+  setupNock();
+
+  test('canary 10 → 50 → 100: one route per step with the weights and the pin rules, each valid against the HTTPRoute schema', async () => {
+    const { target, logs } = makeTarget();
+    const bodies: any[] = [];
+    const figures = { blue: [{ name: 'diabetes-blue-a', uid: 'u-b1', text: metrics(0, 0) }], green: [{ name: 'diabetes-green-a', uid: 'u-g1', text: metrics(0, 0) }] };
+    for (const [i, w] of [10, 50, 100].entries()) {
+      expectStep(['blue', 'green'], i === 0 ? 'create' : 'replace', bodies);
+      expectFigures(figures);
+      const snap = await target.setTrafficWeights('diabetes', { blue: 100 - w, green: w });
+      expect(snap.weights).toEqual({ blue: 100 - w, green: w });
+      expect(snap.serving).toBe(w > 50 ? 'green' : 'blue');
+    }
+    expect(bodies).toHaveLength(3);
+    bodies.forEach(expectValidRoute);
+    expect(bodies.map((b) => split(b).backendRefs.map((r: any) => [r.name, r.weight]))).toEqual([
+      [['diabetes-blue', 90], ['diabetes-green', 10]],
+      [['diabetes-blue', 50], ['diabetes-green', 50]],
+      [['diabetes-blue', 0], ['diabetes-green', 100]],
+    ]);
+    const route = bodies[0];
+    expect(route.spec.parentRefs).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'mdf-gateway', namespace: 'models' }]);
+    expect(split(route).matches).toEqual([{ path: { type: 'PathPrefix', value: '/services/diabetes' } }]);
+    expect(split(route).filters).toEqual([{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }]);
+    expect(bodies[1].metadata.resourceVersion).toBe('1');
+    expect(logs).toContain('traffic of diabetes: blue=90%, green=10%');
+  });
+
+  test('a pinned request reaches its slot at 0 %: a header match rule per slot; rollback puts the new slot back to 0', async () => {
+    const { target } = makeTarget();
+    const bodies: any[] = [];
+    const figures = { blue: [{ name: 'diabetes-blue-a', uid: 'u-b1', text: metrics(5, 0) }], green: [{ name: 'diabetes-green-a', uid: 'u-g1', text: metrics(1, 0) }] };
+    expectStep(['blue', 'green'], 'create', bodies);
+    expectFigures(figures);
+    await target.setTrafficWeights('diabetes', { blue: 90, green: 10 });
+    expectStep(['blue', 'green'], 'replace', bodies);
+    expectFigures(figures);
+    const back = await target.setTrafficWeights('diabetes', { blue: 100, green: 0 });
+    expect(back.weights).toEqual({ blue: 100, green: 0 });
+    bodies.forEach(expectValidRoute);
+    const rolledBack = bodies[1];
+    expect(split(rolledBack).backendRefs.map((r: any) => [r.name, r.weight])).toEqual([['diabetes-blue', 100], ['diabetes-green', 0]]);
+    expect(pins(rolledBack)).toEqual([
+      ['azureml-model-deployment', 'blue', 'diabetes-blue'],
+      ['azureml-model-deployment', 'green', 'diabetes-green'],
+    ]);
+    // Pin rules come first and have the same path plus a header: Gateway API gives them precedence.
+    expect(rolledBack.spec.rules.findIndex((r: any) => !r.matches[0].headers)).toBe(2);
+  });
+
+  test('retiring a slot after the rollout takes it out of the route (never a backend without a Service)', async () => {
+    const { target } = makeTarget();
+    const bodies: any[] = [];
+    expectStep(['blue', 'green'], 'create', bodies);
+    expectFigures({ blue: [], green: [] });
+    await target.setTrafficWeights('diabetes', { blue: 0, green: 100 });
+    kube().get(`${GW}/httproutes/diabetes`).reply(200, { ...bodies[0], metadata: { ...bodies[0].metadata, resourceVersion: '9' } });
+    kube().put(`${GW}/httproutes/diabetes`, (b) => (bodies.push(b), true)).reply(200, (_u, b) => b as object);
+    kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-blue`).reply(404, notFound);
+    kube().delete(`/api/v1${NS}/services/diabetes-blue`).reply(200, {});
+    kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-blue`).query(true).reply(200, {});
+    await target.deleteSlot('diabetes', 'blue');
+    expectValidRoute(bodies[1]);
+    expect(bodies[1].metadata.resourceVersion).toBe('9');
+    expect(bodies[1].spec.rules.map((r: any) => r.backendRefs.map((b: any) => `${b.name}=${b.weight}`))).toEqual([['diabetes-green=1'], ['diabetes-green=100']]);
+    // A slot that still has live traffic is left in the route (the rollout owns the weights).
+    kube().get(`${GW}/httproutes/diabetes`).reply(200, bodies[0]);
+    kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-green`).reply(404, notFound);
+    kube().delete(`/api/v1${NS}/services/diabetes-green`).reply(200, {});
+    kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-green`).query(true).reply(200, {});
+    await target.deleteSlot('diabetes', 'green');
+    expect(bodies).toHaveLength(2);
+  });
+
+  test('the gate figures: every pod of a slot read through the pod proxy and summed; 5xx are errors; the window gives the rate and p99', async () => {
+    const { target } = makeTarget();
+    const route = { metadata: { name: 'diabetes', annotations: { 'model-deploy-flow/serving': 'blue' } }, spec: { rules: [
+      { matches: [{ path: { type: 'PathPrefix', value: '/services/diabetes' }, headers: [{ type: 'Exact', name: 'azureml-model-deployment', value: 'blue' }] }], backendRefs: [{ name: 'diabetes-blue', port: 80, weight: 1 }] },
+      { matches: [{ path: { type: 'PathPrefix', value: '/services/diabetes' }, headers: [{ type: 'Exact', name: 'azureml-model-deployment', value: 'green' }] }], backendRefs: [{ name: 'diabetes-green', port: 80, weight: 1 }] },
+      { matches: [{ path: { type: 'PathPrefix', value: '/services/diabetes' } }], backendRefs: [{ name: 'diabetes-blue', port: 80, weight: 90 }, { name: 'diabetes-green', port: 80, weight: 10 }] },
+    ] } };
+    kube().get(`${GW}/httproutes/diabetes`).reply(200, route);
+    expectFigures({ blue: [{ name: 'diabetes-blue-a', uid: 'b1', text: metrics(100, 0) }], green: [{ name: 'diabetes-green-a', uid: 'g1', text: metrics(10, 0) }, { name: 'diabetes-green-b', uid: 'g2', text: metrics(10, 0) }] });
+    const start = await target.trafficSnapshot('diabetes');
+    kube().get(`${GW}/httproutes/diabetes`).reply(200, route);
+    expectFigures({ blue: [{ name: 'diabetes-blue-a', uid: 'b1', text: metrics(1000, 0) }], green: [{ name: 'diabetes-green-a', uid: 'g1', text: metrics(60, 3, 0.25) }, { name: 'diabetes-green-b', uid: 'g2', text: metrics(60, 2, 0.25) }] });
+    const end: TrafficSnapshot = await target.trafficSnapshot('diabetes');
+    expect(end.epoch).toBe(start.epoch);
+    expect(end.weights).toEqual({ blue: 90, green: 10 });
+    expect(end.serving).toBe('blue');
+    expect(end.slots.green).toMatchObject({ requests: 125, errors: 5 });
+    const g = windowOf(start, end, 'green');
+    expect(g).toMatchObject({ requests: 105, errors: 5, errorRate: 5 / 105 });
+    // Re-bucketed at the runtime's bucket bound (250 ms): never below the true p99.
+    expect(g.p99Ms).toBeGreaterThanOrEqual(250);
+    expect(g.p99Ms).toBeLessThan(250 * 1.25);
+    expect(windowOf(start, end, 'blue')).toMatchObject({ requests: 900, errors: 0 });
+  });
+
+  test('a pod that restarts, or a new pod once ready, changes the epoch: the rollout starts its window again', async () => {
+    const { target } = makeTarget();
+    const route = { metadata: { name: 'diabetes' }, spec: { rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/services/diabetes' } }], backendRefs: [{ name: 'diabetes-green', port: 80, weight: 100 }] }] } };
+    kube().get(`${GW}/httproutes/diabetes`).reply(200, route);
+    expectFigures({ green: [{ name: 'diabetes-green-a', uid: 'g1', text: metrics(10, 0) }] });
+    const a = await target.trafficSnapshot('diabetes');
+    kube().get(`${GW}/httproutes/diabetes`).reply(200, route);
+    expectFigures({ green: [{ name: 'diabetes-green-a', uid: 'g1', restarts: 1, text: metrics(1, 0) }] });
+    const b = await target.trafficSnapshot('diabetes');
+    expect(b.epoch).not.toBe(a.epoch);
+    expect(a.epoch).toMatch(/^aks-[0-9a-f]{16}$/);
+    // A second pod that is not ready yet is not read and does not count; once ready, the epoch changes.
+    kube().get(`${GW}/httproutes/diabetes`).reply(200, route);
+    expectFigures({ green: [{ name: 'diabetes-green-a', uid: 'g1', restarts: 1, text: metrics(3, 0) }, { name: 'diabetes-green-b', uid: 'g2', unready: true, text: '' }] });
+    const c = await target.trafficSnapshot('diabetes');
+    expect(c.epoch).toBe(b.epoch);
+    expect(c.slots.green.requests).toBe(3);
+    kube().get(`${GW}/httproutes/diabetes`).reply(200, route);
+    expectFigures({ green: [{ name: 'diabetes-green-a', uid: 'g1', restarts: 1, text: metrics(4, 0) }, { name: 'diabetes-green-b', uid: 'g2', text: metrics(1, 0) }] });
+    const d = await target.trafficSnapshot('diabetes');
+    expect(d.epoch).not.toBe(c.epoch);
+    expect(d.slots.green.requests).toBe(5);
+  });
+
+  test('refusals before anything is written: mirror, bad weights, a missing slot, key auth, no Gateway', async () => {
+    const { target } = makeTarget();
+    // No Kubernetes call is expected for these two (nock refuses any).
+    await expect(target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: { slot: 'green', percent: 20, tolerance: 0 } })).rejects.toMatchObject({
+      code: 'MirrorNotSupported',
+      httpStatus: 400,
+      message: expect.stringContaining('RequestMirror'),
+    });
+    await expect(target.setTrafficWeights('diabetes', { blue: 80, green: 10 })).rejects.toMatchObject({ code: 'InvalidTrafficWeights', httpStatus: 400, message: expect.stringContaining('sum to 100 (got 90') });
+    await expect(target.setTrafficWeights('diabetes', { blue: 90.5, green: 9.5 })).rejects.toMatchObject({ code: 'InvalidTrafficWeights' });
+
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-blue`).reply(200, { metadata: { name: 'diabetes-blue' } });
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(404, notFound);
+    await expect(target.setTrafficWeights('diabetes', { blue: 90, green: 10 })).rejects.toMatchObject({ code: 'SlotNotFound', httpStatus: 404 });
+
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-blue`).reply(200, { metadata: { name: 'diabetes-blue' } });
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(200, { metadata: { name: 'diabetes-green' } });
+    kube().get(`/api/v1${NS}/secrets/diabetes-keys`).reply(200, { metadata: { name: 'diabetes-keys' }, data: { primaryKey: 'eA==' } });
+    const auth = target.setTrafficWeights('diabetes', { blue: 90, green: 10 });
+    await expect(auth).rejects.toMatchObject({ code: 'RolloutNeedsMetrics', httpStatus: 400 });
+    await expect(auth).rejects.not.toMatchObject({ message: expect.stringContaining('eA==') });
+
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-blue`).reply(200, { metadata: { name: 'diabetes-blue' } });
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(200, { metadata: { name: 'diabetes-green' } });
+    kube().get(`/api/v1${NS}/secrets/diabetes-keys`).reply(404, notFound);
+    kube().get(`${GW}/gateways/mdf-gateway`).reply(404, { ...notFound, message: 'the server could not find the requested resource' });
+    await expect(target.setTrafficWeights('diabetes', { blue: 90, green: 10 })).rejects.toMatchObject({ code: 'AksGatewayMissing', httpStatus: 400, message: expect.stringContaining('mdf-gateway') });
+  });
+});
+
+test('the vendored HTTPRoute schema refuses what the API server would (so the checks above can fail)', () => {
+  const good = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'd', namespace: 'models' }, spec: { rules: [{ backendRefs: [{ name: 'd-blue', port: 80, weight: 10 }] }] } };
+  expect(validateRoute(good)).toBe(true);
+  const bad = (rule: object) => validateRoute({ ...good, spec: { rules: [rule] } });
+  expect(bad({ backendRefs: [{ name: 'd-blue', port: 80, weight: -1 }] })).toBe(false);
+  expect(bad({ backendRefs: [{ name: 'd-blue', port: 80, weight: 1.5 }] })).toBe(false);
+  expect(bad({ matches: [{ headers: [{ type: 'Exact', name: 'bad header', value: 'x' }] }] })).toBe(false);
+  expect(bad({ matches: [{ path: { type: 'PathPrefix', value: 'no-slash' } }] })).toBe(false);
+});
+
+describe('runtime /metrics → slot figures', () => {
+  test('only /score counts; statuses 5xx are errors; the histogram is re-bucketed at the upper bound', () => {
+    const t = slotTrafficFromMetrics(metrics(90, 10, 0.005));
+    expect(t.requests).toBe(100);
+    expect(t.errors).toBe(10);
+    const buckets = Object.entries(t.latency);
+    expect(buckets).toHaveLength(1);
+    expect(buckets[0][1]).toBe(100);
+    expect(LATENCY_BOUNDS_MS[Number(buckets[0][0])]).toBeGreaterThanOrEqual(5);
+  });
+
+  test('garbage lines and negative or non-numeric values are ignored; an oversized answer is refused', () => {
+    const t = slotTrafficFromMetrics('scoring_requests_total{route="score",status="200"} NaN\nscoring_requests_total{route="score",status="503"} -4\nnot a metric line at all\n{}\n');
+    expect(t).toEqual({ requests: 0, errors: 0, latency: {} });
+    expect(() => slotTrafficFromMetrics('#'.repeat(1024 * 1024 + 1))).toThrow(expect.objectContaining({ code: 'MetricsTooLarge' }));
+  });
+});
+
+

@@ -1,0 +1,103 @@
+/**
+ * Keys that rotate on a running replica: `--keys-file` is read again (`--keys-reload-ms`), new keys apply at once and
+ * the old ones are refused; a broken file keeps the last good keys. MDF_KEYS_FILE sets the file in containers.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { optionsFromEnv } from '../../runtime/env';
+import { EX, post, start, tempDir, waitFor, type Started } from './helpers';
+
+const OLD = { primaryKey: 'old-primary-0123456789', secondaryKey: 'old-secondary-0123456789' };
+const NEW = { primaryKey: 'new-primary-9876543210', secondaryKey: 'old-secondary-0123456789' };
+
+/** Replaces the file the way the kubelet updates a mounted Secret: a new file renamed over the old one. */
+function writeAtomically(file: string, content: string) {
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, content);
+  fs.renameSync(tmp, file);
+}
+
+describe('keys file reload', () => {
+  let s: Started;
+  let dir: string;
+  let file: string;
+  const status = async (key: string) => (await post(`${s.url}/score`, { data: [[1, 2]] }, { authorization: `Bearer ${key}` })).status;
+
+  beforeAll(async () => {
+    dir = tempDir('keys');
+    file = path.join(dir, 'keys.json');
+    fs.writeFileSync(file, JSON.stringify(OLD));
+    s = await start({ entryScript: path.join(EX, 'node/score.js'), keysFile: file, keysReloadMs: 50 });
+  });
+  afterAll(async () => {
+    await s?.server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a changed file is picked up: the new key is accepted, the old one refused; a broken file keeps the last keys', async () => {
+    expect(await status(OLD.primaryKey)).toBe(200);
+    expect(await status(NEW.primaryKey)).toBe(401);
+
+    writeAtomically(file, '{"primaryKey": "half');
+    await waitFor(() => s.logs.some((l) => l.event === 'keys_reload_failed'));
+    expect(await status(OLD.primaryKey)).toBe(200); // never opened, never locked out
+    expect(JSON.stringify(s.logs)).not.toContain('half');
+
+    writeAtomically(file, JSON.stringify(NEW));
+    await waitFor(async () => (await status(NEW.primaryKey)) === 200);
+    expect(await status(OLD.primaryKey)).toBe(401);
+    expect(await status(NEW.secondaryKey)).toBe(200);
+    expect(s.logs.filter((l) => l.event === 'keys_reloaded')).toHaveLength(1);
+    expect(JSON.stringify(s.logs)).not.toMatch(/new-primary|old-primary/);
+
+    fs.rmSync(file);
+    await waitFor(() => s.logs.filter((l) => l.event === 'keys_reload_failed').length >= 2);
+    expect(await status(NEW.primaryKey)).toBe(200);
+    expect(await status('')).toBe(401);
+  });
+
+  it('MDF_KEYS_FILE gives the keys file to a container runtime', () => {
+    expect(optionsFromEnv({ MDF_KEYS_FILE: '/var/run/secrets/mdf-keys/keys.json' })).toEqual({ keysFile: '/var/run/secrets/mdf-keys/keys.json' });
+  });
+});
+
+describe('token auth from the keys file (AKS: the mounted Secret holds the token secret)', () => {
+  let s: Started;
+  let dir: string;
+  const SECRET = 'token-secret-0123456789abcdef';
+  const status = async (auth: string) => (await post(`${s.url}/score`, { data: [[1, 2]] }, { authorization: auth })).status;
+
+  beforeAll(async () => {
+    dir = tempDir('token');
+    const file = path.join(dir, 'keys.json');
+    fs.writeFileSync(file, JSON.stringify({ tokenSecret: SECRET, service: 'svc-a' }));
+    s = await start({ entryScript: path.join(EX, 'node/score.js'), keysFile: file, keysReloadMs: 50 });
+  });
+  afterAll(async () => {
+    await s?.server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('accepts a valid token of its service; refuses forged, expired, other-service, alg=none and key values', async () => {
+    const { issueToken } = await import('../../runtime/auth-token');
+    const now = Math.floor(Date.now() / 1000);
+    const good = await issueToken('svc-a', SECRET);
+    expect(good.expiryOn - now).toBeGreaterThanOrEqual(3599);
+    expect(good.refreshAfter).toBeLessThan(good.expiryOn);
+    expect(await status(`Bearer ${good.accessToken}`)).toBe(200);
+    expect(await status(`Bearer ${(await issueToken('svc-a', 'another-secret-0123456789')).accessToken}`)).toBe(401);
+    expect(await status(`Bearer ${(await issueToken('svc-a', SECRET, now - 2 * 3600)).accessToken}`)).toBe(401);
+    expect(await status(`Bearer ${(await issueToken('svc-b', SECRET)).accessToken}`)).toBe(401);
+    const [, payload] = good.accessToken.split('.');
+    const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${payload}.`;
+    expect(await status(`Bearer ${none}`)).toBe(401);
+    const [h, , sig] = good.accessToken.split('.');
+    const tampered = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), sub: 'x' })).toString('base64url');
+    expect(await status(`Bearer ${h}.${tampered}.${sig}`)).toBe(401);
+    expect(await status(`Bearer ${SECRET}`)).toBe(401);
+    expect(await status('')).toBe(401);
+    expect(await status(`Bearer ${'a'.repeat(5000)}`)).toBe(401);
+    const doc = await (await fetch(`${s.url}/swagger.json`)).json();
+    expect(doc.paths['/score'].post.security).toEqual([{ Bearer: [] }]);
+  });
+});
