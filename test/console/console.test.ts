@@ -103,6 +103,9 @@ suite('web console (Chromium)', () => {
     for (const s of steps) expect(Number(s.split(':')[2])).toBeGreaterThan(0);
     const barColour = await page.$eval('#run-detail g.step-Succeeded rect', (r) => getComputedStyle(r).fill);
     expect(barColour).toBe('rgb(46, 125, 50)');
+    // The service's log tail (GET /api/services/{name}/logs) under the run.
+    const logs = await page.waitForSelector('#run-detail .logs pre.log', { timeout: 30_000 });
+    expect(await logs.textContent()).toMatch(/\[replica \d+\]/);
 
     // Models, images and services: the markup in tags and descriptions is text, never elements or script.
     const card = `.service-card[data-service="${SERVICE}"]`;
