@@ -5,6 +5,7 @@
  * `GET /api/images[/{name}[/{version}]]`, `DELETE /api/images/{name}[/{version}]`;
  * `GET /api/services[/{name}]`, `DELETE /api/services/{name}`;
  * `GET /api/services/{name}/keys`, `POST /api/services/{name}/keys/regenerate` (`{"keyType": "Primary"|"Secondary"}`).
+ * `GET /api/services/{name}/metrics` (the runtime's counters over the serving slot's replicas, for the console's charts).
  * Deletes take `?force=true`. Errors are `{ "error": { "code", "message" } }`. Keys only come from the keys routes.
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
@@ -22,6 +23,7 @@ import { runView } from '../shared/deploy/run-status';
 import { rolloutView } from '../shared/rollout/view';
 import { findRun } from '../shared/deploy/start-run';
 import { durableClient } from '../shared/workflow';
+import { readServiceMetrics, type ReplicaMetricsSource } from '../shared/scoring/metrics';
 
 const clientInput = df.input.durableClient();
 
@@ -208,5 +210,28 @@ app.http('regenerateServiceKey', {
     const record = await svc.services.get(request.params.name);
     const keys = await regenerateServiceKey({ services: svc.services, target: svc.target(record.target) }, record.name, parsed.data);
     return { jsonBody: keys, headers: { 'cache-control': 'no-store' } };
+  }),
+});
+
+/**
+ * `GET /api/services/{name}/metrics`: the serving runtime's counters (shared/scoring/metrics.ts), read through the
+ * service's public endpoint with its key; never the key itself. Cumulative: rates come from two samples.
+ */
+app.http('serviceMetrics', {
+  route: 'services/{name}/metrics',
+  methods: ['GET'],
+  authLevel: 'function',
+  handler: safe('serviceMetrics', async (request) => {
+    const { services } = getAppServices();
+    const record = await services.get(request.params.name);
+    const keys = record.authEnabled ? await services.getKeys(record.name) : undefined;
+    let target: ReplicaMetricsSource | undefined;
+    try {
+      target = getAppServices().target(record.target);
+    } catch {
+      target = undefined; // a target that is not available here: read through the public endpoint
+    }
+    const metrics = await readServiceMetrics({ service: record.name, ...(target ? { target } : {}), ...(record.scoringUri ? { scoringUri: record.scoringUri } : {}), ...(record.activeSlot ? { slot: record.activeSlot } : {}), ...(keys ? { keys } : {}) });
+    return { jsonBody: metrics, headers: { 'cache-control': 'no-store' } };
   }),
 });

@@ -136,6 +136,11 @@ export interface DeployTarget {
   /** The last lines of a slot's log, for failure reasons. Never contains keys. */
   logTail(serviceName: string, slot: string, lines: number): Promise<string>;
   /**
+   * Optional (targets that can reach each replica, i.e. local): the runtime's `/metrics` text of every replica of the
+   * slot serving the service (`[]` when none runs). Without it the figures are read through the public endpoint.
+   */
+  replicaMetrics?(serviceName: string): Promise<{ slot: string; texts: string[] }>;
+  /**
    * Optional: make the public endpoint accept new keys (after regeneration) without redeploying.
    * Targets without it pick new keys up at the next deployment.
    */

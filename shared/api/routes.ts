@@ -54,6 +54,7 @@ export const COMPONENTS = {
   Service: s.serviceRecord,
   ServiceList: s.listOf(s.serviceRecord),
   ServiceKeys: s.serviceKeys,
+  ServiceMetrics: s.serviceMetrics,
   Deleted: s.deleted,
   Health: s.health,
   OpenApiDocument: s.openApiDocument,
@@ -94,5 +95,8 @@ export const ROUTES: ApiRoute[] = [
   { fn: 'serviceByName', method: 'get', path: '/services/{name}', summary: 'A service: state, image, target, config, scoring and swagger URIs (never keys)', ok: [200, 'Service'], errors: [400, 404] },
   { fn: 'serviceByName', method: 'delete', path: '/services/{name}', summary: 'Delete a service (during a deployment: 409 unless force, which stops it)', ok: [200, 'Deleted'], errors: [400, 404, 409], query: { force: '`true`: also during a deployment (stops it)' } },
   { fn: 'serviceKeys', method: 'get', path: '/services/{name}/keys', summary: 'The service\'s keys', ok: [200, 'ServiceKeys'], errors: [400, 404] },
+  { fn: 'serviceMetrics', method: 'get', path: '/services/{name}/metrics', summary: 'The serving runtime\'s cumulative counters (requests, 5xx/4xx, latency sum and count, workers), summed over the serving slot\'s replicas', ok: [200, 'ServiceMetrics'], errors: [400, 404, 409, 502] },
+  { fn: 'console', method: 'get', path: '/console', summary: 'The web console (an HTML page; it reads this API from the browser)', ok: [200, 'Text', 'text/html'], errors: [], auth: 'anonymous' },
+  { fn: 'console', method: 'get', path: '/console/{asset}', summary: 'The console\'s files: app.js, api.js, charts.js, console.css (anything else 404 AssetNotFound)', ok: [200, 'Text', 'text/javascript'], errors: [404], auth: 'anonymous' },
   { fn: 'regenerateServiceKey', method: 'post', path: '/services/{name}/keys/regenerate', summary: 'Regenerate the primary or secondary key', ok: [200, 'ServiceKeys'], errors: [400, 404, 413], body: { component: 'RegenerateKey', contentTypes: json, required: true } },
 ];

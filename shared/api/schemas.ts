@@ -259,3 +259,20 @@ export const rolloutDecisionSchema = z.strictObject({
   reason: z.string().max(500, 'must be at most 500 characters').optional(),
   by: z.string().min(1).max(128, 'must be at most 128 characters').optional(),
 });
+
+/** `GET /api/services/{name}/metrics` (shared/scoring/metrics.ts: `ServiceMetrics`). */
+export const serviceMetrics = z
+  .object({
+    service: text,
+    slot: text.optional(),
+    sampledTime: text,
+    score: z.object({ requests: z.number(), serverErrors: z.number(), clientErrors: z.number(), durationSecondsSum: z.number(), durationCount: z.number() }),
+    requestsTotal: z.number(),
+    inflight: z.number(),
+    queued: z.number(),
+    workersReady: z.number(),
+    workers: z.number(),
+    workerRestarts: z.number(),
+    rejected: z.number(),
+  })
+  .meta({ description: 'Cumulative counters of the serving slot\'s replicas: rates are the difference of two samples over their sampledTime.' });

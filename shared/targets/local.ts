@@ -29,6 +29,7 @@ import { AppError, fromRuntime, toErrorInfo } from '../errors';
 import { extractTarGz } from '../images/archive';
 import { IMAGE_METADATA_FILE, type ImageMetadata } from '../images/context';
 import { LocalFront, type FrontAuth, type FrontLimits } from './local-front';
+import { fetchMetricsText } from '../scoring/metrics';
 import type { DeployConfig, DeployRequest, DeployTarget, DeployedSlot, ErrorInfo, ServiceKeys } from '../seams';
 import type { TrafficSnapshot } from '../rollout/traffic';
 import { downloadBlob, type StorageClients } from '../storage';
@@ -850,6 +851,17 @@ export class LocalDeployTarget implements DeployTarget {
     const own = await readTail(path.join(dir, 'slot.log'), lines);
     if (own) out.push(...own.split('\n'));
     return out.slice(-lines).join('\n');
+  }
+
+  /** `/metrics` of every ready replica of the slot the front serves (read with the slot's key), for the service's figures. */
+  async replicaMetrics(serviceName: string): Promise<{ slot: string; texts: string[] }> {
+    const svc = this.services.get(serviceName);
+    const slotName = svc?.front?.activeSlot;
+    const slot = slotName ? svc?.slots.get(slotName) : undefined;
+    if (!slotName || !slot) return { slot: slotName ?? '', texts: [] };
+    const ports = slot.record.replicas.map((r) => r.port).filter((p): p is number => typeof p === 'number');
+    const texts = await Promise.all(ports.map((port) => fetchMetricsText(`http://127.0.0.1:${port}/metrics`, `Replica on port ${port} of ${serviceName}`, slot.key)));
+    return { slot: slotName, texts };
   }
 
   /** The public base URL of a service, when traffic has been switched to a slot. */

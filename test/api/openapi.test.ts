@@ -38,7 +38,8 @@ afterAll(async () => {
 
 /** `models/{name}/{version?}` → `/models/{name}`, `/models/{name}/{version}`; `{version:int}` → `{version}`. */
 function pathsOf(route: string): string[] {
-  const clean = route.replace(/\{(\w+):[^}]+\}/g, '{$1}');
+  // A catch-all `{*name}` is optional too (Functions routing): listed as the path without it and with `{name}`.
+  const clean = route.replace(/\{(\w+):[^}]+\}/g, '{$1}').replace(/\{\*(\w+)\}/g, '{$1?}');
   const optional = /\/\{(\w+)\?\}/.exec(clean);
   if (!optional) return [`/${clean}`];
   return [`/${clean.replace(optional[0], '')}`, `/${clean.replace(optional[0], `/{${optional[1]}}`)}`];

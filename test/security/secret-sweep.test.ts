@@ -112,6 +112,9 @@ test('no account key, service or pool key, or SAS signature anywhere a person re
   expect((await score(keys.secondaryKey)).status).toBe(401);
   await api('GET', '/api/services');
   await api('GET', '/api/services/sweep-node');
+  expect((await api('GET', '/api/services/sweep-node/metrics')).status).toBe(200); // read with the service's key
+  await api('GET', '/api/runs');
+  await api('GET', '/api/console');
 
   // 4. A batch run (its pool's keys are read from the pool record while it lives).
   await prepareFixture(env.connectionString);
