@@ -34,6 +34,11 @@ export interface ImageBuildRequest {
   contextDigest: string;
   /** Custom base image, if the manifest set one (`registry/repo:tag`). */
   baseImage?: string;
+  /**
+   * The base image's registry (manifest `base_image_registry`): pulled with the app's identity, or with a user name
+   * and a password kept in Key Vault (`passwordSecret` is the secret's URI, never the password).
+   */
+  baseImageRegistry?: { address: string; username?: string; passwordSecret?: string };
 }
 
 export interface ImageBuildResult {
@@ -77,6 +82,14 @@ export interface DeployConfig {
   collectModelData?: boolean;
   /** `enable_app_insights`: replicas export an OpenTelemetry span per request (absent = off). */
   enableAppInsights?: boolean;
+  /** AKS `cpu_cores_limit` / `memory_gb_limit`: the container's limits (absent: no cpu limit, memory limit = memoryGb). */
+  cpuCoresLimit?: number;
+  memoryGbLimit?: number;
+  /**
+   * AKS probe settings (AML `period_seconds`, `initial_delay_seconds`, `timeout_seconds`, `failure_threshold` for the
+   * liveness probe; `success_threshold` for the readiness probe, since Kubernetes requires 1 on liveness probes).
+   */
+  probe?: { periodSeconds?: number; initialDelaySeconds?: number; timeoutSeconds?: number; successThreshold?: number; failureThreshold?: number };
   /** Anything target-specific (ACI dns label, AKS cluster/namespace, local port...). */
   extra?: Record<string, unknown>;
 }

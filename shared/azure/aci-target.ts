@@ -38,6 +38,18 @@ function checkSize(config: DeployConfig): void {
   }
 }
 
+/**
+ * The manifest's ACI `location` (AML `AciWebservice.deploy_configuration(location=…)`), normalised as ARM writes
+ * region names (`West Europe` → `westeurope`); absent → the app's AZURE_LOCATION.
+ */
+export function aciLocation(config: DeployConfig): string | undefined {
+  const raw = config.extra?.location;
+  if (typeof raw !== 'string') return undefined;
+  const loc = raw.toLowerCase().replace(/\s+/g, '');
+  if (!/^[a-z][a-z0-9]{2,40}$/.test(loc)) throw new AppError('DeployConfigInvalid', `location "${raw.slice(0, 60)}" is not an Azure region name (e.g. westeurope).`, 400);
+  return loc;
+}
+
 /** The container group spec of a slot (also printed by `plan`). */
 export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['config'], modelDataUrl?: string): ContainerGroupSpec {
   checkSize(request.config);
@@ -50,8 +62,10 @@ export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['co
           [RUNTIME_ENV.secondaryKey, request.keys.secondaryKey],
         ]
       : [];
+  const location = aciLocation(request.config);
   return {
     name,
+    ...(location ? { location } : {}),
     image: request.image.imageRef,
     cpu: request.config.cpuCores,
     memoryGb: request.config.memoryGb,
@@ -96,7 +110,7 @@ export class AciTarget implements DeployTarget {
       this.o.log?.(`container group ${spec.name} rolled back to ${previousImage}: ${restored.ok ? 'running' : 'failed'}`);
       outcome = { ok: false, error: { ...outcome.error, message: `${outcome.error.message}\nRolled back ${spec.name} to ${previousImage}${restored.ok ? '' : ' (which did not start either)'}.` } };
     }
-    const base = outcome.ok ? `http://${outcome.fqdn}:${spec.port}` : `http://${spec.dnsNameLabel}.${this.o.config.location}.azurecontainer.io:${spec.port}`;
+    const base = outcome.ok ? `http://${outcome.fqdn}:${spec.port}` : `http://${spec.dnsNameLabel}.${spec.location ?? this.o.config.location}.azurecontainer.io:${spec.port}`;
     return {
       serviceName: request.serviceName,
       slot: request.slot,
@@ -118,7 +132,7 @@ export class AciTarget implements DeployTarget {
     await this.groups.setTags(name, { ...(target.tags ?? {}), [TAGS.active]: 'true' });
     for (const g of previous) if (g.name) await this.groups.delete(g.name);
     const port = target.ipAddress?.ports?.[0]?.port ?? scoringPort({});
-    const fqdn = target.ipAddress?.fqdn ?? `${target.ipAddress?.dnsNameLabel}.${this.o.config.location}.azurecontainer.io`;
+    const fqdn = target.ipAddress?.fqdn ?? `${target.ipAddress?.dnsNameLabel}.${target.location ?? this.o.config.location}.azurecontainer.io`;
     const { scoringUri, swaggerUri } = endpointUris(`http://${fqdn}:${port}`);
     return { scoringUri, swaggerUri };
   }

@@ -25,6 +25,8 @@ export interface ContainerGroupSpec {
   memoryGb: number;
   port: number;
   dnsNameLabel: string;
+  /** Azure region of the group (manifest `location`); absent → AZURE_LOCATION. */
+  location?: string;
   /** Plain settings. */
   env: Array<[string, string]>;
   /** Secure settings (keys): `secureValue`, never returned by ARM. */
@@ -58,7 +60,7 @@ export function containerGroupBody(
       : {}),
   };
   return {
-    location: config.location,
+    location: spec.location ?? config.location,
     tags: { [TAGS.managedBy]: MANAGED_BY, ...spec.tags },
     identity: { type: 'UserAssigned', userAssignedIdentities: { [config.managedIdentityResourceId]: {} } },
     osType: 'Linux',
@@ -210,7 +212,7 @@ export class AciGroups {
           };
         }
         if (state === 'Running' && g.provisioningState === 'Succeeded') {
-          return { done: true, value: { ok: true, fqdn: g.ipAddress?.fqdn ?? `${g.ipAddress?.dnsNameLabel}.${this.o.config.location}.azurecontainer.io` } };
+          return { done: true, value: { ok: true, fqdn: g.ipAddress?.fqdn ?? `${g.ipAddress?.dnsNameLabel}.${g.location ?? this.o.config.location}.azurecontainer.io` } };
         }
         return { done: false };
       },
