@@ -130,8 +130,11 @@ export interface DeployTarget {
    * `deploySlot` made, if the host restarted since, and returns its current direct URIs.
    */
   ensureSlot?(serviceName: string, slot: string): Promise<DeployedSlot>;
-  /** Route the service's public URI to `slot`; returns the public scoring URI. */
-  switchTraffic(serviceName: string, slot: string): Promise<{ scoringUri: string; swaggerUri: string }>;
+  /**
+   * Route the service's public URI to `slot`; returns the public scoring URI. `keys` (the service's, when it has key
+   * auth): for targets that must re-create the slot's endpoint to move the public name onto it (ACI).
+   */
+  switchTraffic(serviceName: string, slot: string, keys?: ServiceKeys): Promise<{ scoringUri: string; swaggerUri: string }>;
   /**
    * Optional (targets that can split a service's live traffic between its slots: local; see docs/reference.md,
    * "Progressive delivery"): `weights` is slot → percent (summing to 100; a slot at 0 takes only requests pinned to

@@ -246,7 +246,7 @@ export class AciGroups {
    * container restarts — then waited for like a deployment (`deployTimeoutSeconds`). Other values, probes,
    * identity and ports are the group's own (ARM never returns secure values, so only those given are sent).
    */
-  async updateSecureEnv(name: string, group: ContainerGroup, values: Record<string, string>, tags: Record<string, string>): Promise<GroupOutcome> {
+  async updateSecureEnv(name: string, group: ContainerGroup, values: Record<string, string>, tags: Record<string, string>, opts: { dnsNameLabel?: string } = {}): Promise<GroupOutcome> {
     const body: ContainerGroup = {
       location: group.location,
       tags,
@@ -254,7 +254,7 @@ export class AciGroups {
       osType: group.osType,
       restartPolicy: group.restartPolicy,
       ...(group.imageRegistryCredentials ? { imageRegistryCredentials: group.imageRegistryCredentials } : {}),
-      ...(group.ipAddress ? { ipAddress: { type: group.ipAddress.type, ports: group.ipAddress.ports, dnsNameLabel: group.ipAddress.dnsNameLabel } } : {}),
+      ...(group.ipAddress ? { ipAddress: { type: group.ipAddress.type, ports: group.ipAddress.ports, dnsNameLabel: opts.dnsNameLabel ?? group.ipAddress.dnsNameLabel } } : {}),
       containers: group.containers.map(({ instanceView: _view, environmentVariables, ...c }) => ({
         ...c,
         environmentVariables: (environmentVariables ?? [])
