@@ -300,6 +300,22 @@ describe('AciTarget', () => {
     expect(aciSlotSpec({ ...request, config: { ...config, extra: { dnsNameLabel: 'my-scorer' } } }, cfg).tags['mdf-stable-label']).toMatch(/^my-scorer-[0-9a-f]{6}$/);
   });
 
+  test('re-deploying the active slot in place keeps the service\'s stable DNS name and its active tag', async () => {
+    const { target } = makeTarget();
+    const activeTags = { 'mdf-managed-by': 'model-deploy-flow', 'mdf-service': 'diabetes', 'mdf-slot': 'blue', 'mdf-active': 'true' };
+    const live = group('diabetes-blue', { tags: activeTags, image: 'mdfregistry.azurecr.io/diabetesimage:2' });
+    live.properties.ipAddress = { ...live.properties.ipAddress, dnsNameLabel: 'diabetes-1a2b3c', fqdn: 'diabetes-1a2b3c.westeurope.azurecontainer.io' };
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(200, live);
+    const seen = expectCreate('diabetes-blue');
+    const after = group('diabetes-blue', { tags: activeTags });
+    after.properties.ipAddress = live.properties.ipAddress;
+    arm().get(CG('diabetes-blue')).query(q(API)).times(2).reply(200, after);
+    const slot = await target.deploySlot(request);
+    expect(seen.body.properties.ipAddress.dnsNameLabel).toBe('diabetes-1a2b3c');
+    expect(seen.body.tags).toMatchObject({ 'mdf-active': 'true' });
+    expect(slot.scoringUri).toBe('http://diabetes-1a2b3c.westeurope.azurecontainer.io:5001/score');
+  });
+
   test('updateKeys (key regeneration) re-PUTs the active group in place with the new secure keys and waits for it; same keys → no PUT', async () => {
     const { target, logs } = makeTarget();
     const NEW = { primaryKey: 'PRIMARY-SECRET-KEY-NEW', secondaryKey: KEYS.secondaryKey };
