@@ -77,7 +77,9 @@ export function buildSwagger2(schema: ScriptSchema, opts: SwaggerOptions): Recor
       description: `API specification for the Azure Machine Learning service ${opts.serviceName}`,
       version: '1.0',
     },
-    schemes: ['https', 'http'],
+    // The truth: every target serves the scoring endpoint over plain HTTP today (no TLS termination yet, see
+    // docs/reference.md); the swagger must not advertise https.
+    schemes: ['http'],
     consumes: ['application/json'],
     produces: ['application/json'],
     securityDefinitions: {

@@ -34,6 +34,11 @@ export interface ImageBuildRequest {
   contextDigest: string;
   /** Custom base image, if the manifest set one (`registry/repo:tag`). */
   baseImage?: string;
+  /**
+   * The base image's registry (manifest `base_image_registry`): pulled with the app's identity, or with a user name
+   * and a password kept in Key Vault (`passwordSecret` is the secret's URI, never the password).
+   */
+  baseImageRegistry?: { address: string; username?: string; passwordSecret?: string };
 }
 
 export interface ImageBuildResult {
@@ -77,6 +82,14 @@ export interface DeployConfig {
   collectModelData?: boolean;
   /** `enable_app_insights`: replicas export an OpenTelemetry span per request (absent = off). */
   enableAppInsights?: boolean;
+  /** AKS `cpu_cores_limit` / `memory_gb_limit`: the container's limits (absent: no cpu limit, memory limit = memoryGb). */
+  cpuCoresLimit?: number;
+  memoryGbLimit?: number;
+  /**
+   * AKS probe settings (AML `period_seconds`, `initial_delay_seconds`, `timeout_seconds`, `failure_threshold` for the
+   * liveness probe; `success_threshold` for the readiness probe, since Kubernetes requires 1 on liveness probes).
+   */
+  probe?: { periodSeconds?: number; initialDelaySeconds?: number; timeoutSeconds?: number; successThreshold?: number; failureThreshold?: number };
   /** Anything target-specific (ACI dns label, AKS cluster/namespace, local port...). */
   extra?: Record<string, unknown>;
 }
@@ -117,8 +130,11 @@ export interface DeployTarget {
    * `deploySlot` made, if the host restarted since, and returns its current direct URIs.
    */
   ensureSlot?(serviceName: string, slot: string): Promise<DeployedSlot>;
-  /** Route the service's public URI to `slot`; returns the public scoring URI. */
-  switchTraffic(serviceName: string, slot: string): Promise<{ scoringUri: string; swaggerUri: string }>;
+  /**
+   * Route the service's public URI to `slot`; returns the public scoring URI. `keys` (the service's, when it has key
+   * auth): for targets that must re-create the slot's endpoint to move the public name onto it (ACI).
+   */
+  switchTraffic(serviceName: string, slot: string, keys?: ServiceKeys): Promise<{ scoringUri: string; swaggerUri: string }>;
   /**
    * Optional (targets that can split a service's live traffic between its slots: local; see docs/reference.md,
    * "Progressive delivery"): `weights` is slot → percent (summing to 100; a slot at 0 takes only requests pinned to

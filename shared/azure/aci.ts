@@ -25,6 +25,8 @@ export interface ContainerGroupSpec {
   memoryGb: number;
   port: number;
   dnsNameLabel: string;
+  /** Azure region of the group (manifest `location`); absent → AZURE_LOCATION. */
+  location?: string;
   /** Plain settings. */
   env: Array<[string, string]>;
   /** Secure settings (keys): `secureValue`, never returned by ARM. */
@@ -58,7 +60,7 @@ export function containerGroupBody(
       : {}),
   };
   return {
-    location: config.location,
+    location: spec.location ?? config.location,
     tags: { [TAGS.managedBy]: MANAGED_BY, ...spec.tags },
     identity: { type: 'UserAssigned', userAssignedIdentities: { [config.managedIdentityResourceId]: {} } },
     osType: 'Linux',
@@ -210,7 +212,7 @@ export class AciGroups {
           };
         }
         if (state === 'Running' && g.provisioningState === 'Succeeded') {
-          return { done: true, value: { ok: true, fqdn: g.ipAddress?.fqdn ?? `${g.ipAddress?.dnsNameLabel}.${this.o.config.location}.azurecontainer.io` } };
+          return { done: true, value: { ok: true, fqdn: g.ipAddress?.fqdn ?? `${g.ipAddress?.dnsNameLabel}.${g.location ?? this.o.config.location}.azurecontainer.io` } };
         }
         return { done: false };
       },
@@ -244,7 +246,7 @@ export class AciGroups {
    * container restarts — then waited for like a deployment (`deployTimeoutSeconds`). Other values, probes,
    * identity and ports are the group's own (ARM never returns secure values, so only those given are sent).
    */
-  async updateSecureEnv(name: string, group: ContainerGroup, values: Record<string, string>, tags: Record<string, string>): Promise<GroupOutcome> {
+  async updateSecureEnv(name: string, group: ContainerGroup, values: Record<string, string>, tags: Record<string, string>, opts: { dnsNameLabel?: string } = {}): Promise<GroupOutcome> {
     const body: ContainerGroup = {
       location: group.location,
       tags,
@@ -252,7 +254,7 @@ export class AciGroups {
       osType: group.osType,
       restartPolicy: group.restartPolicy,
       ...(group.imageRegistryCredentials ? { imageRegistryCredentials: group.imageRegistryCredentials } : {}),
-      ...(group.ipAddress ? { ipAddress: { type: group.ipAddress.type, ports: group.ipAddress.ports, dnsNameLabel: group.ipAddress.dnsNameLabel } } : {}),
+      ...(group.ipAddress ? { ipAddress: { type: group.ipAddress.type, ports: group.ipAddress.ports, dnsNameLabel: opts.dnsNameLabel ?? group.ipAddress.dnsNameLabel } } : {}),
       containers: group.containers.map(({ instanceView: _view, environmentVariables, ...c }) => ({
         ...c,
         environmentVariables: (environmentVariables ?? [])

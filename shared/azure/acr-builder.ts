@@ -29,7 +29,7 @@ export interface BlobIO {
 
 export interface AcrTaskImageBuilderOptions {
   clients: Pick<AzureClients, 'registry'>;
-  config: Pick<AzureConfig, 'resourceGroup' | 'acrName' | 'acrLoginServer' | 'acrBuildTimeoutSeconds'>;
+  config: Pick<AzureConfig, 'resourceGroup' | 'acrName' | 'acrLoginServer' | 'acrBuildTimeoutSeconds'> & Partial<Pick<AzureConfig, 'managedIdentityClientId'>>;
   blobs: BlobIO;
   /** PUT the archive to the SAS upload URL ACR returned (default: a block-blob upload). */
   uploadToSas?: (sasUrl: string, data: Buffer) => Promise<void>;
@@ -77,14 +77,31 @@ async function defaultDownload(sasUrl: string): Promise<string> {
 
 /**
  * The DockerBuildRequest ACR runs for an image (also printed by `plan`). The context's generated Dockerfile already
- * names the base image (custom or default), so no build arguments are passed.
+ * names the base image (custom or default), so no build arguments are passed. A base image from another registry
+ * (`base_image_registry`) is pulled with the app's user-assigned identity (AZURE_CLIENT_ID; `system` = the
+ * registry's own identity when none is configured), which must be assigned to the registry and hold AcrPull there;
+ * with a user name, the password is read by ACR from the Key Vault secret (`Vaultsecret`) with that identity.
  */
 export function dockerBuildRequest(
   request: ImageBuildRequest,
   sourceLocation: string,
-  o: { config: Pick<AzureConfig, 'acrBuildTimeoutSeconds'>; dockerfilePath?: string },
+  o: { config: Pick<AzureConfig, 'acrBuildTimeoutSeconds'> & Partial<Pick<AzureConfig, 'managedIdentityClientId'>>; dockerfilePath?: string },
 ): RunRequestUnion {
+  const reg = request.baseImageRegistry;
+  const credentials = reg
+    ? {
+        customRegistries: {
+          [reg.address]: {
+            identity: o.config.managedIdentityClientId ?? 'system',
+            ...(reg.username && reg.passwordSecret
+              ? { userName: { type: 'Opaque', value: reg.username }, password: { type: 'Vaultsecret', value: reg.passwordSecret } }
+              : {}),
+          },
+        },
+      }
+    : undefined;
   return {
+    ...(credentials ? { credentials } : {}),
     type: 'DockerBuildRequest',
     imageNames: [`${imageRepository(request.name)}:${request.version}`],
     isPushEnabled: true,

@@ -1,7 +1,8 @@
 /**
  * Kubernetes objects of an AKS service, mapped from the AML AKS deploy configuration:
  * - Secret `<service>-keys` (primary/secondary key; referenced by the pods, never inlined);
- * - Deployment `<service>-<slot>` per slot: image, cpu/memory requests, readiness/liveness on `GET /`,
+ * - Deployment `<service>-<slot>` per slot: image, cpu/memory requests and limits (`cpu_cores_limit`,
+ *   `memory_gb_limit`), readiness/liveness on `GET /` (AML probe settings: `period_seconds`, …),
  *   rolling update (maxUnavailable 0), replicas = num_replicas, or autoscale_min_replicas (raised by the seed's
  *   formula when the configuration gives a target rate);
  * - HorizontalPodAutoscaler (autoscaling/v2) per slot when autoscale is on: min/max replicas and target
@@ -109,6 +110,15 @@ export function slotDeployment(request: DeployRequest, namespace: string, modelD
     timeoutSeconds: 5,
     failureThreshold: 3,
   });
+  // AML probe settings: the liveness probe's timing and failure threshold; success_threshold goes to the readiness
+  // probe (Kubernetes refuses any value but 1 on a liveness probe).
+  const p = config.probe ?? {};
+  const liveness: K8s.V1Probe = {
+    ...probe(p.initialDelaySeconds ?? 30, p.periodSeconds ?? 10),
+    ...(p.timeoutSeconds !== undefined ? { timeoutSeconds: p.timeoutSeconds } : {}),
+    ...(p.failureThreshold !== undefined ? { failureThreshold: p.failureThreshold } : {}),
+  };
+  const readiness: K8s.V1Probe = { ...probe(5, 5), ...(p.successThreshold !== undefined ? { successThreshold: p.successThreshold } : {}) };
   const env: K8s.V1EnvVar[] = [
     ...runtimeSettings(config),
     // collect_model_data writes with the pod's identity (workload identity): the container URL carries no SAS.
@@ -136,10 +146,14 @@ export function slotDeployment(request: DeployRequest, namespace: string, modelD
               env,
               resources: {
                 requests: { cpu: cpuQuantity(config.cpuCores), memory: memoryQuantity(config.memoryGb) },
-                limits: { memory: memoryQuantity(config.memoryGb) },
+                // cpu_cores_limit / memory_gb_limit (AML); without them no cpu limit and memory limited to the request.
+                limits: {
+                  ...(config.cpuCoresLimit !== undefined ? { cpu: cpuQuantity(config.cpuCoresLimit) } : {}),
+                  memory: memoryQuantity(config.memoryGbLimit ?? config.memoryGb),
+                },
               },
-              readinessProbe: probe(5, 5),
-              livenessProbe: probe(30, 10),
+              readinessProbe: readiness,
+              livenessProbe: liveness,
               ...(auth ? { volumeMounts: [{ name: 'keys', mountPath: AKS_KEYS_MOUNT, readOnly: true }] } : {}),
             },
           ],

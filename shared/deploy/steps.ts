@@ -128,7 +128,7 @@ export async function promoteStep(ctx: DeployContext, input: DeployServiceInput,
   // Usage first: a failure here (retried, then rolled back) happens before any traffic reaches the new slot.
   await ctx.images.addServiceUsage(input.image.name, input.image.version, input.serviceName);
   const keys = await authFor(ctx, input);
-  const uris = await ctx.target.switchTraffic(input.serviceName, slot);
+  const uris = await ctx.target.switchTraffic(input.serviceName, slot, keys);
   if (keys && ctx.target.updateKeys) await ctx.target.updateKeys(input.serviceName, keys);
   return ctx.services.completeDeployment(input.serviceName, input.runId, {
     slot,

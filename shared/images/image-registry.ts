@@ -6,7 +6,7 @@
 import type { TableEntityResult } from '@azure/data-tables';
 import { AppError, badRequest, conflict, isNotFound, notFound } from '../errors';
 import { checkImageName, checkRelativePath, parseVersion } from '../manifest/names';
-import { environmentKind, MANIFEST_LIMITS, type DeploymentManifest, type EnvironmentKind } from '../manifest/schema';
+import { environmentKind, MANIFEST_LIMITS, type DeploymentManifest, type EnvironmentKind, type RegistryAuth } from '../manifest/schema';
 import { ModelRegistry, readFileInput, type ModelFileInput, type ModelRecord } from '../registry/models';
 import { UsageIndex } from '../registry/usage';
 import { allocateVersion, getEntityOrUndefined, listAllVersionRows, listVersionRows, receiptRowKey, updateRowWithEtag, versionRowKey } from '../registry/versioned';
@@ -55,6 +55,8 @@ export interface CreateImageRequest {
   environmentFile?: ModelFileInput;
   baseImage?: string;
   baseImageRegistry?: string;
+  /** Credentials of `baseImageRegistry` (a user name and a Key Vault secret URI); passed to the builder, not stored. */
+  baseImageRegistryAuth?: RegistryAuth;
   description?: string;
   tags?: Record<string, string>;
   /** The triggering event (run id + step): the same event → the same image version. */
@@ -196,6 +198,9 @@ export class ImageRegistry {
       contextBlob: current.contextBlob,
       contextDigest: digest,
       ...(req.baseImage ? { baseImage: req.baseImage } : {}),
+      ...(req.baseImageRegistry
+        ? { baseImageRegistry: { address: req.baseImageRegistry, ...(req.baseImageRegistryAuth ? { username: req.baseImageRegistryAuth.username, passwordSecret: req.baseImageRegistryAuth.passwordSecret } : {}) } }
+        : {}),
     });
     await table.updateEntity(
       {
@@ -348,6 +353,7 @@ export function imageRequestFromManifest(
     ...(files.environmentFile ? { environmentFile: files.environmentFile } : {}),
     ...(manifest.image.baseImage ? { baseImage: manifest.image.baseImage } : {}),
     ...(manifest.image.baseImageRegistry ? { baseImageRegistry: manifest.image.baseImageRegistry } : {}),
+    ...(manifest.image.baseImageRegistryAuth ? { baseImageRegistryAuth: manifest.image.baseImageRegistryAuth } : {}),
     ...(manifest.image.description !== undefined ? { description: manifest.image.description } : {}),
     tags: manifest.image.tags,
     eventId,

@@ -35,6 +35,13 @@ export interface FileRef {
 
 export type EnvironmentKind = 'conda' | 'requirements' | 'npm';
 
+/** Credentials of a base image registry: a user name and the password's Key Vault secret URI. */
+export interface RegistryAuth {
+  username: string;
+  /** `https://<vault>.vault.azure.net/secrets/<name>[/<version>]`. */
+  passwordSecret: string;
+}
+
 export interface PromotionPolicy {
   /** metric → minimum value (inclusive). */
   minMetrics: Record<string, number>;
@@ -57,7 +64,10 @@ export interface DeploymentManifest {
     entryScript?: FileRef;
     environmentFile?: FileRef & { kind: EnvironmentKind };
     baseImage?: string;
+    /** The registry of `baseImage` (its host), pulled with the app's identity unless `baseImageRegistryAuth` is set. */
     baseImageRegistry?: string;
+    /** A user name and the Key Vault secret URI of the password (never the password itself). */
+    baseImageRegistryAuth?: RegistryAuth;
     description?: string;
     tags: Record<string, string>;
   };
@@ -151,16 +161,48 @@ const aciTarget = z.strictObject({
   dns_name_label: z.string().regex(/^[a-z][a-z0-9-]{1,61}[a-z0-9]$/).optional(),
   location: shortText.optional(),
 });
+/** AML `AksWebservice.deploy_configuration` liveness probe settings (seconds / counts). */
+const probeSettings = {
+  period_seconds: z.number().int().min(1).max(3600).optional(),
+  initial_delay_seconds: z.number().int().min(0).max(3600).optional(),
+  timeout_seconds: z.number().int().min(1).max(3600).optional(),
+  success_threshold: z.number().int().min(1).max(100).optional(),
+  failure_threshold: z.number().int().min(1).max(100).optional(),
+};
+
 const aksTarget = z.strictObject({
   kind: z.literal('aks'),
   ...common,
   ...scaling,
+  ...probeSettings,
+  /** AML `cpu_cores_limit` / `memory_gb_limit`: the container's Kubernetes limits (requests are cpu_cores / memory_gb). */
+  cpu_cores_limit: z.number().positive().max(64).optional(),
+  memory_gb_limit: z.number().positive().max(256).optional(),
   compute_target_name: shortText.optional(),
   namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).optional(),
 });
 const target = z.preprocess(
   (v) => (typeof v === 'string' ? { kind: v } : v),
   z.discriminatedUnion('kind', [localTarget, aciTarget, aksTarget]),
+);
+
+/**
+ * `image.base_image_registry`: the registry of `base_image`, as its address (pulled with the app's identity) or
+ * `{ address, username, password_secret }` where `password_secret` is a Key Vault secret URI. A password itself is
+ * never accepted in a manifest (manifests reach blobs, run inputs and history).
+ */
+const baseImageRegistry = z.union(
+  [
+    shortText.min(1),
+    z.strictObject({
+      address: shortText.min(1),
+      username: shortText.min(1).optional(),
+      password_secret: shortText.min(1).optional(),
+      // Declared only to refuse it with its own message (validateManifest): never a password in a manifest.
+      password: z.unknown().optional(),
+    }),
+  ],
+  { error: 'must be a registry address ("myregistry.azurecr.io") or { address, username, password_secret }' },
 );
 
 const promotion = z.strictObject({ min_metrics: metricMap.optional(), max_metrics: metricMap.optional() });
@@ -186,7 +228,7 @@ export const manifestSchema = z.strictObject({
       entry_script: fileRef.optional(),
       environment_file: fileRef.optional(),
       base_image: shortText.min(1).optional(),
-      base_image_registry: shortText.min(1).optional(),
+      base_image_registry: baseImageRegistry.optional(),
       description: description.optional(),
       tags: stringMap.optional(),
     }),
@@ -357,9 +399,28 @@ export function deployConfigFor(t: ParsedTarget | { kind: TargetKind }, field = 
   if (min > max) {
     throw badRequest('InvalidDeployConfig', `${field}: autoscale_min_replicas (${min}) is greater than autoscale_max_replicas (${max}).`);
   }
+  const aks: Pick<DeployConfig, 'cpuCoresLimit' | 'memoryGbLimit' | 'probe'> = {};
   if (isAks) {
     if (v.compute_target_name) extra.computeTargetName = v.compute_target_name;
     if (v.namespace) extra.namespace = v.namespace;
+    const cores = v.cpu_cores ?? 0.1;
+    const memory = v.memory_gb ?? 0.5;
+    if (v.cpu_cores_limit !== undefined) {
+      if (v.cpu_cores_limit < cores) throw badRequest('InvalidDeployConfig', `${field}: cpu_cores_limit (${v.cpu_cores_limit}) is less than cpu_cores (${cores}); the limit must be at least the request.`);
+      aks.cpuCoresLimit = v.cpu_cores_limit;
+    }
+    if (v.memory_gb_limit !== undefined) {
+      if (v.memory_gb_limit < memory) throw badRequest('InvalidDeployConfig', `${field}: memory_gb_limit (${v.memory_gb_limit}) is less than memory_gb (${memory}); the limit must be at least the request.`);
+      aks.memoryGbLimit = v.memory_gb_limit;
+    }
+    const probe = {
+      ...(v.period_seconds !== undefined ? { periodSeconds: v.period_seconds } : {}),
+      ...(v.initial_delay_seconds !== undefined ? { initialDelaySeconds: v.initial_delay_seconds } : {}),
+      ...(v.timeout_seconds !== undefined ? { timeoutSeconds: v.timeout_seconds } : {}),
+      ...(v.success_threshold !== undefined ? { successThreshold: v.success_threshold } : {}),
+      ...(v.failure_threshold !== undefined ? { failureThreshold: v.failure_threshold } : {}),
+    };
+    if (Object.keys(probe).length) aks.probe = probe;
   } else if (v.port !== undefined) extra.port = v.port;
   return {
     cpuCores: v.cpu_cores ?? 0.1,
@@ -376,6 +437,7 @@ export function deployConfigFor(t: ParsedTarget | { kind: TargetKind }, field = 
     scoringTimeoutMs: v.scoring_timeout_ms ?? 60_000,
     maxRequestWaitTimeMs: v.max_request_wait_time ?? 500,
     ...observability,
+    ...aks,
     ...(Object.keys(extra).length ? { extra } : {}),
   };
 }
@@ -488,9 +550,11 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
   if (m.image.base_image !== undefined && !/^[a-z0-9][a-z0-9._\-/:@]*$/i.test(m.image.base_image)) {
     throw badRequest('InvalidManifest', `${file}: image.base_image "${m.image.base_image}" is not an image reference (registry/repo:tag).`);
   }
+  const registry = m.image.base_image_registry !== undefined ? baseImageRegistryOf(m.image.base_image_registry, m.image.base_image, file) : undefined;
 
   const targetParsed: ParsedTarget = m.target ?? { kind: defaults.target ?? 'local' };
   const deployConfig = deployConfigFor(targetParsed, 'target');
+  const service = serviceMetadata(targetParsed, m.service, file);
   const serviceName =
     m.service?.name !== undefined ? checkServiceName(m.service.name, 'service.name') : derived(checkServiceName, deriveName(nameFrom.value, 32), nameFrom.value, 'service.name', nameFrom.what);
 
@@ -515,18 +579,15 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
       ...(entryScript ? { entryScript } : {}),
       ...(environmentFile ? { environmentFile } : {}),
       ...(m.image.base_image ? { baseImage: m.image.base_image } : {}),
-      ...(m.image.base_image_registry ? { baseImageRegistry: m.image.base_image_registry } : {}),
+      ...(registry ? { baseImageRegistry: registry.address } : {}),
+      ...(registry?.auth ? { baseImageRegistryAuth: registry.auth } : {}),
       ...(m.image.description !== undefined ? { description: m.image.description } : {}),
       tags: m.image.tags ?? {},
     },
     target: targetParsed.kind,
     deployConfig,
     ...userKeysOf(targetParsed),
-    service: {
-      name: serviceName,
-      ...(m.service?.description !== undefined ? { description: m.service.description } : {}),
-      tags: m.service?.tags ?? {},
-    },
+    service: { name: serviceName, ...service },
     ...(m.schema ? { schema: { inputSample: m.schema.input_sample, outputSample: m.schema.output_sample } } : {}),
     ...(m.smoke_test
       ? { smokeTest: smokeTestOf(m.smoke_test) }
@@ -534,6 +595,69 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
     ...(promo ? { promotion: promo } : {}),
     ...(rollout ? { rollout } : {}),
   };
+}
+
+/**
+ * The service's description and tags: `service.*` and the AML deploy-configuration fields `target.description` /
+ * `target.tags` (the webservice's own, as in AML) are the same thing, merged; a conflict (two descriptions, or one
+ * tag with two values) is refused rather than one silently winning.
+ */
+function serviceMetadata(t: ParsedTarget, s: { description?: string; tags?: Record<string, string> } | undefined, file: string): { description?: string; tags: Record<string, string> } {
+  const tt = t as { description?: string; tags?: Record<string, string> };
+  if (tt.description !== undefined && s?.description !== undefined && tt.description !== s.description) {
+    throw badRequest('InvalidManifest', `${file}: target.description and service.description differ; both describe the service. Keep one.`);
+  }
+  const tags = { ...(tt.tags ?? {}) };
+  for (const [k, v] of Object.entries(s?.tags ?? {})) {
+    if (k in tags && tags[k] !== v) throw badRequest('InvalidManifest', `${file}: tag "${k.slice(0, 40)}" has different values in target.tags and service.tags; both tag the service. Keep one.`);
+    tags[k] = v;
+  }
+  const n = Object.keys(tags).length;
+  if (n > MANIFEST_LIMITS.mapEntries) throw badRequest('InvalidManifest', `${file}: target.tags and service.tags have ${n} entries together; at most ${MANIFEST_LIMITS.mapEntries} are allowed.`);
+  const description = s?.description ?? tt.description;
+  return { ...(description !== undefined ? { description } : {}), tags };
+}
+
+/** A Key Vault secret URI (`https://<vault>.vault.azure.net/secrets/<name>[/<version>]`, public or sovereign clouds). */
+const KEY_VAULT_SECRET = /^https:\/\/[a-z0-9-]{3,24}\.vault\.(azure\.net|azure\.cn|usgovcloudapi\.net)\/secrets\/[A-Za-z0-9-]{1,127}(\/[0-9a-f]{32})?$/;
+
+/**
+ * `image.base_image_registry` → its address (normalised: lowercase host[:port], no scheme, no trailing slash) and
+ * credentials. Refused (400): a `password` (`SecretInManifest`: a manifest is stored and travels in run inputs), a
+ * user name without its Key Vault secret or the reverse, a `password_secret` that is not a Key Vault secret URI,
+ * and an address that is not the registry `base_image` is pulled from.
+ */
+function baseImageRegistryOf(
+  r: string | { address: string; username?: string; password_secret?: string; password?: unknown },
+  baseImage: string | undefined,
+  file: string,
+): { address: string; auth?: RegistryAuth } {
+  const field = 'image.base_image_registry';
+  const o = typeof r === 'string' ? { address: r } : r;
+  if ('password' in o && o.password !== undefined) {
+    throw badRequest(
+      'SecretInManifest',
+      `${file}: ${field}.password: a password is never accepted in a manifest (manifests are stored and travel in run inputs). Store it in Key Vault and give the secret's URI as password_secret (https://<vault>.vault.azure.net/secrets/<name>), or give the address alone to pull with the app's identity.`,
+    );
+  }
+  const address = o.address.trim().toLowerCase().replace(/^https?:\/\//, '').replace(/\/+$/, '');
+  if (!/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$/.test(address)) {
+    throw badRequest('InvalidManifest', `${file}: ${field} "${o.address.slice(0, 100)}" is not a registry address (host or host:port, e.g. myregistry.azurecr.io).`);
+  }
+  if (baseImage === undefined) throw badRequest('InvalidManifest', `${file}: ${field} is set but image.base_image is not; name the base image pulled from that registry.`);
+  const first = baseImage.toLowerCase().split('/')[0];
+  const host = baseImage.includes('/') && /[.:]|^localhost$/.test(first) ? first : 'docker.io';
+  if (host !== address) {
+    throw badRequest('InvalidManifest', `${file}: ${field} is "${address}" but image.base_image "${baseImage}" is pulled from "${host}"; write the base image as ${address}/<repository>:<tag>.`);
+  }
+  const { username, password_secret: secret } = o as { username?: string; password_secret?: string };
+  if ((username === undefined) !== (secret === undefined)) {
+    throw badRequest('InvalidManifest', `${file}: ${field}: give username and password_secret together (or neither, to pull with the app's identity).`);
+  }
+  if (secret !== undefined && !KEY_VAULT_SECRET.test(secret)) {
+    throw badRequest('InvalidManifest', `${file}: ${field}.password_secret must be a Key Vault secret URI (https://<vault>.vault.azure.net/secrets/<name>[/<version>]).`);
+  }
+  return { address, ...(username !== undefined && secret !== undefined ? { auth: { username, passwordSecret: secret } } : {}) };
 }
 
 /** The smoke test of a manifest; a raw (`text` / `base64`) expected output must be a string, and one sample at most. */

@@ -250,6 +250,72 @@ describe('AciTarget', () => {
     });
   });
 
+  test('switchTraffic keeps a stable scoring URI: the old group is deleted (releasing the label), then the new one takes the service label with its keys', async () => {
+    const { target, logs } = makeTarget();
+    const tags = { 'mdf-managed-by': 'model-deploy-flow', 'mdf-service': 'diabetes', 'mdf-slot': 'green', 'mdf-stable-label': 'diabetes-1a2b3c' };
+    const green = group('diabetes-green', { tags });
+    const c = (green.properties.containers[0].properties as any);
+    c.environmentVariables = [{ name: 'MDF_PORT', value: '5001' }, { name: 'MDF_PRIMARY_KEY' }, { name: 'MDF_SECONDARY_KEY' }];
+    const blue = group('diabetes-blue', { tags: { 'mdf-managed-by': 'model-deploy-flow', 'mdf-service': 'diabetes', 'mdf-slot': 'blue', 'mdf-active': 'true', 'mdf-stable-label': 'diabetes-1a2b3c' } });
+    const order: string[] = [];
+    arm().get(CG('diabetes-green')).query(q(API)).reply(200, green);
+    arm().get(LIST).query(q(API)).reply(200, { value: [blue, green] });
+    arm().patch(CG('diabetes-green')).query(q(API)).reply(200, () => (order.push('tag green active'), green));
+    arm().delete(CG('diabetes-blue')).query(q(API)).reply(200, () => (order.push('delete blue'), blue));
+    const seen = expectCreate('diabetes-green');
+    const moved = () => {
+      const g = group('diabetes-green', { tags: { ...tags, 'mdf-active': 'true' } });
+      g.properties.ipAddress = { ...g.properties.ipAddress, dnsNameLabel: 'diabetes-1a2b3c', fqdn: 'diabetes-1a2b3c.westeurope.azurecontainer.io' };
+      return g;
+    };
+    arm().get(CG('diabetes-green')).query(q(API)).reply(200, () => (order.push('put green'), moved())); // LRO final GET
+    arm().get(CG('diabetes-green')).query(q(API)).reply(200, moved()); // running
+    const r = await target.switchTraffic('diabetes', 'green', KEYS);
+    expect(order).toEqual(['tag green active', 'delete blue', 'put green']);
+    const b = seen.body;
+    expect(b.properties.ipAddress.dnsNameLabel).toBe('diabetes-1a2b3c');
+    expect(b.tags).toMatchObject({ 'mdf-active': 'true', 'mdf-keys-digest': keysDigestTag(KEYS) });
+    expect(b.properties.containers[0].properties.environmentVariables).toEqual([
+      { name: 'MDF_PORT', value: '5001' },
+      { name: 'MDF_PRIMARY_KEY', secureValue: KEYS.primaryKey },
+      { name: 'MDF_SECONDARY_KEY', secureValue: KEYS.secondaryKey },
+    ]);
+    expect(r).toEqual({ scoringUri: 'http://diabetes-1a2b3c.westeurope.azurecontainer.io:5001/score', swaggerUri: 'http://diabetes-1a2b3c.westeurope.azurecontainer.io:5001/swagger.json' });
+    expect(logs.lines.join('\n')).not.toContain('SECRET-KEY');
+    // A key-auth group without its keys is not re-created without them (that would drop auth).
+    arm().get(CG('diabetes-green')).query(q(API)).reply(200, green);
+    arm().get(LIST).query(q(API)).reply(200, { value: [green] });
+    arm().patch(CG('diabetes-green')).query(q(API)).reply(200, green);
+    await expect(target.switchTraffic('diabetes', 'green')).rejects.toMatchObject({ code: 'DeployKeysMissing' });
+  });
+
+  test('aciSlotSpec names the stable label (dns_name_label, else the service) in a tag, the same for every slot of the service', async () => {
+    const { aciSlotSpec } = await import('../../shared/azure/aci-target');
+    const cfg = { ...testConfig(), subscriptionId: TEST_ENV.AZURE_SUBSCRIPTION_ID };
+    const a = aciSlotSpec(request, cfg);
+    const b = aciSlotSpec({ ...request, slot: 'green' }, cfg);
+    expect(a.tags['mdf-stable-label']).toMatch(/^diabetes-[0-9a-f]{6}$/);
+    expect(b.tags['mdf-stable-label']).toBe(a.tags['mdf-stable-label']);
+    expect(a.dnsNameLabel).not.toBe(a.tags['mdf-stable-label']);
+    expect(aciSlotSpec({ ...request, config: { ...config, extra: { dnsNameLabel: 'my-scorer' } } }, cfg).tags['mdf-stable-label']).toMatch(/^my-scorer-[0-9a-f]{6}$/);
+  });
+
+  test('re-deploying the active slot in place keeps the service\'s stable DNS name and its active tag', async () => {
+    const { target } = makeTarget();
+    const activeTags = { 'mdf-managed-by': 'model-deploy-flow', 'mdf-service': 'diabetes', 'mdf-slot': 'blue', 'mdf-active': 'true' };
+    const live = group('diabetes-blue', { tags: activeTags, image: 'mdfregistry.azurecr.io/diabetesimage:2' });
+    live.properties.ipAddress = { ...live.properties.ipAddress, dnsNameLabel: 'diabetes-1a2b3c', fqdn: 'diabetes-1a2b3c.westeurope.azurecontainer.io' };
+    arm().get(CG('diabetes-blue')).query(q(API)).reply(200, live);
+    const seen = expectCreate('diabetes-blue');
+    const after = group('diabetes-blue', { tags: activeTags });
+    after.properties.ipAddress = live.properties.ipAddress;
+    arm().get(CG('diabetes-blue')).query(q(API)).times(2).reply(200, after);
+    const slot = await target.deploySlot(request);
+    expect(seen.body.properties.ipAddress.dnsNameLabel).toBe('diabetes-1a2b3c');
+    expect(seen.body.tags).toMatchObject({ 'mdf-active': 'true' });
+    expect(slot.scoringUri).toBe('http://diabetes-1a2b3c.westeurope.azurecontainer.io:5001/score');
+  });
+
   test('updateKeys (key regeneration) re-PUTs the active group in place with the new secure keys and waits for it; same keys → no PUT', async () => {
     const { target, logs } = makeTarget();
     const NEW = { primaryKey: 'PRIMARY-SECRET-KEY-NEW', secondaryKey: KEYS.secondaryKey };

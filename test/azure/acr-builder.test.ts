@@ -115,6 +115,26 @@ describe('AcrTaskImageBuilder', () => {
     expect(logs.lines.join('\n')).toContain('cb1');
   });
 
+  test('base_image_registry: the run pulls the base image with the app identity, or a user name and a Key Vault password reference', async () => {
+    const { builder } = makeBuilder();
+    const kv = 'https://kv-mdf.vault.azure.net/secrets/base-registry-password';
+    const seen = expectSchedule();
+    arm().get(`${REG}/runs/cb1`).query(q(TASKS_API)).reply(200, runBody('Succeeded'));
+    expectLog('ok');
+    await builder.build({ ...request, baseImage: 'other.example.io/base/python:3.11', baseImageRegistry: { address: 'other.example.io', username: 'puller', passwordSecret: kv } });
+    expect(seen.body!.credentials).toEqual({
+      customRegistries: {
+        'other.example.io': { identity: testConfig().managedIdentityClientId, userName: { type: 'Opaque', value: 'puller' }, password: { type: 'Vaultsecret', value: kv } },
+      },
+    });
+    // Address only: the app identity alone (no user name, no password object).
+    const seen2 = expectSchedule();
+    arm().get(`${REG}/runs/cb1`).query(q(TASKS_API)).reply(200, runBody('Succeeded'));
+    expectLog('ok');
+    await builder.build({ ...request, version: 4, contextBlob: request.contextBlob, baseImageRegistry: { address: 'mdfregistry.azurecr.io' } });
+    expect(seen2.body!.credentials).toEqual({ customRegistries: { 'mdfregistry.azurecr.io': { identity: testConfig().managedIdentityClientId } } });
+  });
+
   test('building the same name:version again returns the recorded result without calling Azure', async () => {
     const { builder } = makeBuilder();
     expectSchedule();

@@ -7,7 +7,7 @@ import { createAksCluster, attachAksCluster, checkAksCapacity } from '../../shar
 import { AksTarget } from '../../shared/azure/aks-target';
 import type { KubernetesModule } from '../../shared/azure/aks-cluster';
 import type { DeployConfig, DeployRequest } from '../../shared/seams';
-import { ARM, FAST, FakeCredential, TOKEN, arm, q, rgPath, setupNock, testClients, testConfig, nock } from './helpers';
+import { ARM, FAST, FakeCredential, TOKEN, arm, q, rgPath, setupNock, testClients, testConfig, nock, validateK8s } from './helpers';
 
 // @kubernetes/client-node is ESM-only: load it with Node's own require (Jest's module system cannot).
 const k8s: KubernetesModule = (process as unknown as { getBuiltinModule(m: string): typeof import('module') })
@@ -112,7 +112,7 @@ describe('AksTarget', () => {
     const { target, credential, logs } = makeTarget();
     expectCluster(credential);
     const bodies: Record<string, any> = {};
-    const record = (k: string) => (b: any) => ((bodies[k] = b), true);
+    const record = (k: string) => (b: any) => ((bodies[k] = validateK8s(b)), true);
     kube().get(`/api/v1${NS}/secrets/diabetes-keys`).reply(404, notFound);
     kube().post(`/api/v1${NS}/secrets`, record('secret')).reply(echo());
     kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(404, notFound);
@@ -174,10 +174,10 @@ describe('AksTarget', () => {
     expectCluster(credential);
     let dep: any;
     kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(404, notFound);
-    kube().post(`/apis/apps/v1${NS}/deployments`, (b) => ((dep = b), true)).reply(echo());
+    kube().post(`/apis/apps/v1${NS}/deployments`, (b) => ((dep = validateK8s(b)), true)).reply(echo());
     kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-green`).reply(404, notFound);
     kube().get(`/api/v1${NS}/services/diabetes-green`).reply(404, notFound);
-    kube().post(`/api/v1${NS}/services`).reply(echo());
+    kube().post(`/api/v1${NS}/services`, (b) => !!validateK8s(b)).reply(echo());
     kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(200, { ...deploymentStatus(true), spec: { replicas: 3 }, status: { observedGeneration: 2, updatedReplicas: 3, availableReplicas: 3 } });
     kube().get(`/api/v1${NS}/services/diabetes-green`).reply(200, { metadata: {}, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress: [{ ip: '20.1.2.4' }] } } });
     const slot = await target.deploySlot({ ...request, keys: undefined, config: { ...config, authEnabled: false, numReplicas: 3, autoscaleEnabled: false } });
@@ -192,14 +192,14 @@ describe('AksTarget', () => {
     const oldTemplate = { metadata: { labels: { 'mdf-slot': 'green' } }, spec: { containers: [{ name: 'model', image: 'mdfregistry.azurecr.io/img:1' }] } };
     const replaced: any[] = [];
     kube().get(`/api/v1${NS}/secrets/diabetes-keys`).reply(200, { metadata: { name: 'diabetes-keys', resourceVersion: '3' } });
-    kube().put(`/api/v1${NS}/secrets/diabetes-keys`, (b) => b.metadata.resourceVersion === '3').reply(echo(200));
+    kube().put(`/api/v1${NS}/secrets/diabetes-keys`, (b) => validateK8s(b).metadata.resourceVersion === '3').reply(echo(200));
     kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(200, deploymentStatus(true, oldTemplate));
-    kube().put(`/apis/apps/v1${NS}/deployments/diabetes-green`, (b) => (replaced.push(b), true)).times(2).reply(echo(200));
+    kube().put(`/apis/apps/v1${NS}/deployments/diabetes-green`, (b) => (replaced.push(validateK8s(b)), true)).times(2).reply(echo(200));
     kube().get(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-green`).reply(200, { metadata: { resourceVersion: '5' } });
-    kube().put(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-green`).reply(echo(200));
+    kube().put(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-green`, (b) => !!validateK8s(b)).reply(echo(200));
     kube().get(`/api/v1${NS}/services/diabetes-green`).reply(200, { metadata: { resourceVersion: '9' }, spec: { type: 'LoadBalancer', clusterIP: '10.0.0.7', clusterIPs: ['10.0.0.7'] } });
     let svcBody: any;
-    kube().put(`/api/v1${NS}/services/diabetes-green`, (b) => ((svcBody = b), true)).reply(echo(200));
+    kube().put(`/api/v1${NS}/services/diabetes-green`, (b) => ((svcBody = validateK8s(b)), true)).reply(echo(200));
     kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(200, deploymentStatus(false));
     kube().get(`/api/v1${NS}/pods`).query(true).reply(200, pods(4, 'CrashLoopBackOff'));
     kube().get(`/api/v1${NS}/pods`).query(true).reply(200, pods(4, 'CrashLoopBackOff'));
@@ -227,7 +227,7 @@ describe('AksTarget', () => {
     kube().get(`/apis/apps/v1${NS}/deployments/diabetes-blue`).reply(200, { metadata: { name: 'diabetes-blue' }, spec: { selector: {}, template: { spec: { containers: [{ name: 'model', ports: [{ containerPort: 5001 }] }] } } } });
     kube().get(`/api/v1${NS}/services/diabetes`).reply(200, { metadata: { name: 'diabetes', resourceVersion: '11' }, spec: { type: 'LoadBalancer', clusterIP: '10.0.0.9', selector: { 'mdf-service': 'diabetes', 'mdf-slot': 'green' } } });
     let body: any;
-    kube().put(`/api/v1${NS}/services/diabetes`, (b) => ((body = b), true)).reply(echo(200));
+    kube().put(`/api/v1${NS}/services/diabetes`, (b) => ((body = validateK8s(b)), true)).reply(echo(200));
     kube().get(`/api/v1${NS}/services/diabetes`).reply(200, { metadata: {}, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress: [{ ip: '20.9.9.9' }] } } });
     const r = await target.switchTraffic('diabetes', 'blue');
     expect(r).toEqual({ scoringUri: 'http://20.9.9.9/score', swaggerUri: 'http://20.9.9.9/swagger.json' });
@@ -267,7 +267,7 @@ describe('AksTarget', () => {
     });
     kube().get(`/api/v1${NS}/secrets/diabetes-keys`).reply(200, { metadata: { name: 'diabetes-keys', resourceVersion: '4' }, data: data(KEYS) });
     let body: any;
-    kube().put(`/api/v1${NS}/secrets/diabetes-keys`, (b) => ((body = b), true)).reply(echo(200));
+    kube().put(`/api/v1${NS}/secrets/diabetes-keys`, (b) => ((body = validateK8s(b)), true)).reply(echo(200));
     await target.updateKeys('diabetes', NEW);
     expect(body.metadata.resourceVersion).toBe('4');
     expect(JSON.parse(Buffer.from(body.data['keys.json'], 'base64').toString())).toEqual(NEW);

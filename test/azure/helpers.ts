@@ -5,6 +5,18 @@ import type { BlobIO } from '../../shared/azure/acr-builder';
 import { createAzureClients } from '../../shared/azure/clients';
 import type { AzureConfig } from '../../shared/azure/config';
 import { loadAzureConfig } from '../../shared/azure/config';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import { Ingress } from 'kubernetes-models/networking.k8s.io/v1';
+import { Secret, Service } from 'kubernetes-models/v1';
+
+const K8S_MODELS: Record<string, new (data: never) => { validate(): void }> = {
+  'apps/v1/Deployment': Deployment,
+  'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
+  'networking.k8s.io/v1/Ingress': Ingress,
+  'v1/Secret': Secret,
+  'v1/Service': Service,
+};
 
 /**
  * One nock for the whole process, loaded with Node's own require: Jest gives every test file its own module
@@ -116,4 +128,18 @@ export function setupNock(): void {
     nock.enableNetConnect();
     nock.restore();
   });
+}
+
+/**
+ * Validates a Kubernetes object the AKS target sends against the Kubernetes schema (kubernetes-models), by its
+ * apiVersion and kind; throws on a schema violation or on a kind this helper does not know (add it here).
+ * Returns the object, so it can wrap a nock body matcher: `(b) => ((body = validateK8s(b)), true)`.
+ */
+export function validateK8s<T>(obj: T): T {
+  const o = obj as { apiVersion?: string; kind?: string };
+  const key = `${o.apiVersion}/${o.kind}`;
+  const model = K8S_MODELS[key];
+  if (!model) throw new Error(`validateK8s: no Kubernetes schema for ${key}`);
+  new model(obj as never).validate();
+  return obj;
 }

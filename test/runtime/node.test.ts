@@ -26,6 +26,8 @@ describe('score.js', () => {
       type: 'object', properties: { data: { type: 'array', items: { type: 'integer', format: 'int64' } } }, required: ['data'], example: { data: [1, 2, 3] },
     });
     expect(doc.definitions.ServiceOutput.example).toEqual({ result: [3, 6, 9] });
+    // The service is plain HTTP: the swagger says so (it said https before).
+    expect(doc.schemes).toEqual(['http']);
   });
 
   it('answers 400 for a body that is not JSON, 500 for a run() error', async () => {
