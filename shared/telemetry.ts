@@ -32,12 +32,6 @@ export function runTraceIds(runId: string): { traceId: string; spanId: string } 
   return { traceId: h.slice(0, 32), spanId: h.slice(32, 48) };
 }
 
-/** The W3C `traceparent` of a run's root span. */
-export function runTraceparent(runId: string): string {
-  const { traceId, spanId } = runTraceIds(runId);
-  return `00-${traceId}-${spanId}-01`;
-}
-
 /** Random ids, except for the one span being started with ids given (a run's root span). */
 class RunIdGenerator implements IdGenerator {
   forced?: { traceId: string; spanId: string };

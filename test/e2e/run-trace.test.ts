@@ -164,7 +164,7 @@ test('a deployment is one trace: root span from the trigger, a step span per act
   expectNoSecrets([keys.primaryKey, keys.secondaryKey]);
 }, 300_000);
 
-test('a failed smoke test is a Failed step span with its code; the rollback is in the same trace', async () => {
+test('a failed smoke test is a Failed step span (status ERROR); the rollback is in the same trace, under the root', async () => {
   const NAME = 'traced-bad';
   const manifest = JSON.parse(fs.readFileSync(path.join(EXAMPLE, 'deploy.json'), 'utf8'));
   manifest.service = { name: NAME };
