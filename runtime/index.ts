@@ -28,3 +28,4 @@ export { createLogger, formatRecord, logLevelOf, messageLogger } from './log';
 export type { Logger, LoggerOptions, LogLevel } from './log';
 export { issueToken, makeTokenVerifier, TOKEN_LIFETIME_SECONDS, TOKEN_REFRESH_AFTER_SECONDS } from './auth-token';
 export type { IssuedToken } from './auth-token';
+export { exporterFromEnv, parentFromTraceparent } from './telemetry';

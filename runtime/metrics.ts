@@ -1,7 +1,7 @@
 /** Prometheus text exposition (format 0.0.4) for the scoring runtime: counters, gauges, histograms. */
 
 /** Seconds. */
-const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+export const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 type Labels = Record<string, string>;
 
@@ -11,9 +11,11 @@ function labelText(labels: Labels): string {
 }
 
 /** Requests per model run (dynamic batching). */
-const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+export const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
-class Histogram {
+export class Histogram {
+  /** Told of each observation (OpenTelemetry metrics, otel-metrics.ts). */
+  tap?: (labels: Labels, value: number) => void;
   readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
   constructor(private readonly buckets: readonly number[] = BUCKETS) {}
   observe(labels: Labels, value: number): void {
@@ -23,6 +25,7 @@ class Histogram {
     for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]) s.counts[i]++;
     s.sum += value;
     s.count++;
+    this.tap?.(labels, value);
   }
   render(name: string, help: string): string[] {
     const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`];
@@ -36,7 +39,7 @@ class Histogram {
   }
 }
 
-class Counter {
+export class Counter {
   readonly series = new Map<string, { labels: Labels; value: number }>();
   inc(labels: Labels = {}, by = 1): void {
     const key = labelText(labels);
@@ -66,7 +69,7 @@ export class RuntimeMetrics {
   readonly batchFallbacks = new Counter();
   inflight = 0;
 
-  constructor(private readonly gauges: () => { workersReady: number; workersTotal: number; queued: number }) {}
+  constructor(readonly gauges: () => { workersReady: number; workersTotal: number; queued: number }) {}
 
   recordRequest(route: string, status: number, seconds: number): void {
     this.requests.inc({ route, status: String(status) });

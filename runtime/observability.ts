@@ -5,6 +5,9 @@
  */
 import * as path from 'node:path';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { PushMetricExporter } from '@opentelemetry/sdk-metrics';
+import type { RuntimeMetrics } from './metrics';
+import { startOtelMetrics, type OtelMetrics } from './otel-metrics';
 import { blobSink, ModelDataCollector, type CollectorSink } from './collector';
 import type { LogRecord } from './log';
 import type { ServerOptions } from './options';
@@ -16,6 +19,9 @@ export interface ObservabilityOverrides {
   collectorSink?: CollectorSink;
   /** Span exporter instead of the environment's (tests: InMemorySpanExporter); spans are exported as they end. */
   spanExporter?: SpanExporter;
+  /** Metric exporter instead of the environment's (tests: InMemoryMetricExporter), and its export interval. */
+  metricExporter?: PushMetricExporter;
+  metricIntervalMs?: number;
 }
 
 export interface Observability {
@@ -23,6 +29,8 @@ export interface Observability {
   telemetry?: RuntimeTelemetry;
   /** A record collected by the entry script (worker protocol). */
   onCollect(record: Extract<WorkerMessageHeader, { t: 'collect' }>, body: Buffer): void;
+  /** With `enable_app_insights`: exports the `/metrics` families as OpenTelemetry metrics (otel-metrics.ts). */
+  attachMetrics(metrics: RuntimeMetrics): void;
   close(): Promise<void>;
 }
 
@@ -60,9 +68,15 @@ export function setupObservability(options: ServerOptions, log: (r: LogRecord) =
   const telemetry = options.enableAppInsights
     ? createTelemetry({ ...labels, exporter: overrides.spanExporter, simple: !!overrides.spanExporter, onLog: (r) => log({ time: new Date().toISOString(), ...r }) })
     : undefined;
+  let otelMetrics: OtelMetrics | undefined;
   return {
     collector,
     telemetry,
+    attachMetrics(metrics) {
+      if (!options.enableAppInsights || otelMetrics) return;
+      otelMetrics = startOtelMetrics(metrics, { labels, exporter: overrides.metricExporter, intervalMs: overrides.metricIntervalMs });
+      if (otelMetrics) log({ event: 'telemetry', time: new Date().toISOString(), message: `metrics exported to ${otelMetrics.exporterName}` });
+    },
     onCollect(record, body) {
       if (!collector) return;
       const str = (v: unknown, max: number) => (typeof v === 'string' && v ? v.slice(0, max) : undefined);
@@ -77,7 +91,7 @@ export function setupObservability(options: ServerOptions, log: (r: LogRecord) =
       });
     },
     async close() {
-      await Promise.all([collector?.close(), telemetry?.shutdown()]);
+      await Promise.all([collector?.close(), telemetry?.shutdown(), otelMetrics?.shutdown()]);
     },
   };
 }

@@ -116,11 +116,11 @@ export function httpLimitsOf(o: Pick<ServerOptions, 'headersTimeoutMs' | 'reques
 }
 
 export async function startScoringServer(input: StartOptions): Promise<ScoringServer> {
-  const { log: logOpt, onWorkerOutput, collectorSink, spanExporter, ...raw } = input;
+  const { log: logOpt, onWorkerOutput, collectorSink, spanExporter, metricExporter, metricIntervalMs, ...raw } = input;
   const options = resolveOptions(raw);
   const log = logOpt ?? createLogger();
   // collect_model_data / enable_app_insights (observability.ts): undefined parts when off.
-  const obs = setupObservability(options, log, { collectorSink, spanExporter });
+  const obs = setupObservability(options, log, { collectorSink, spanExporter, metricExporter, metricIntervalMs });
   const { collector, telemetry } = obs;
   const { kind, launch, onnxModel } = workerLaunch(options);
   const keys = keyAuth(options, log);
@@ -165,6 +165,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
         onCollect: obs.onCollect,
       });
   metrics = new RuntimeMetrics(() => ({ workersReady: pool.readyCount, workersTotal: pool.size, queued: pool.queued }));
+  obs.attachMetrics(metrics);
   let active = 0;
 
   const swaggerOpts = { serviceName: options.serviceName, authEnabled: keys.enabled };

@@ -61,18 +61,21 @@ export function parentFromTraceparent(header: string | undefined): Context | und
   });
 }
 
+/** With `MDF_APPINSIGHTS_AAD=true`: the managed identity (DefaultAzureCredential) Application Insights' exporters authenticate with. */
+export function appInsightsCredential(env: NodeJS.ProcessEnv): import('@azure/core-auth').TokenCredential | undefined {
+  if (!/^(1|true|yes)$/i.test(env.MDF_APPINSIGHTS_AAD ?? '')) return undefined;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { DefaultAzureCredential } = require('@azure/identity') as typeof import('@azure/identity');
+  return new DefaultAzureCredential(env.AZURE_CLIENT_ID ? { managedIdentityClientId: env.AZURE_CLIENT_ID } : {});
+}
+
 /** The exporter the environment selects, and its name (see the file comment). */
 export function exporterFromEnv(env: NodeJS.ProcessEnv): { exporter?: SpanExporter; name: string } {
   const cs = env.APPLICATIONINSIGHTS_CONNECTION_STRING?.trim();
   if (cs) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { AzureMonitorTraceExporter } = require('@azure/monitor-opentelemetry-exporter') as typeof import('@azure/monitor-opentelemetry-exporter');
-    let credential: import('@azure/core-auth').TokenCredential | undefined;
-    if (/^(1|true|yes)$/i.test(env.MDF_APPINSIGHTS_AAD ?? '')) {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { DefaultAzureCredential } = require('@azure/identity') as typeof import('@azure/identity');
-      credential = new DefaultAzureCredential(env.AZURE_CLIENT_ID ? { managedIdentityClientId: env.AZURE_CLIENT_ID } : {});
-    }
+    const credential = appInsightsCredential(env);
     // No offline retry files: a replica's disk is not the place for telemetry (spans are dropped when ingestion is down).
     return { exporter: new AzureMonitorTraceExporter({ connectionString: cs, disableOfflineStorage: true, ...(credential ? { credential } : {}) }), name: 'application-insights' };
   }

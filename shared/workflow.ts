@@ -22,6 +22,7 @@ import type { FunctionInput, InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 import type { DurableClient, OrchestrationContext, RetryOptions, Task } from 'durable-functions';
 import { isRetryable, redactSecrets, toErrorInfo } from './errors';
+import { runIdOfActivityInput, withStepSpan, type StepOutcome } from './telemetry';
 import type { ErrorInfo } from './seams';
 
 /** What an activity declared with `resultActivity` returns: its value, or a failure the user must fix, as data. */
@@ -210,17 +211,40 @@ export function registerActivity<D extends ActivityDef<never, unknown>>(
   const results = isResultDef(def);
   df.app.activity(def.name, {
     ...options,
-    handler: async (input: InputOf<D>, context: InvocationContext) => {
-      try {
-        const value = await handler(input, context);
-        return results ? { ok: true, value } : value;
-      } catch (e) {
-        if (results && e instanceof Refusal) return { ok: false, error: { code: e.error.code, message: redactSecrets(e.error.message) }, ...(e.detail !== undefined ? { detail: e.detail } : {}) };
-        if (results && !isRetryable(e)) return { ok: false, error: toErrorInfo(e) };
-        throw ActivityFailure.of(e);
-      }
-    },
+    handler: (input: InputOf<D>, context: InvocationContext) =>
+      withStepSpan(
+        def.name,
+        runIdOfActivityInput(input, runIdOfSource),
+        async () => {
+          try {
+            const value = await handler(input, context);
+            return results ? { ok: true, value } : value;
+          } catch (e) {
+            if (results && e instanceof Refusal) return { ok: false, error: { code: e.error.code, message: redactSecrets(e.error.message) }, ...(e.detail !== undefined ? { detail: e.detail } : {}) };
+            if (results && !isRetryable(e)) return { ok: false, error: toErrorInfo(e) };
+            throw ActivityFailure.of(e);
+          }
+        },
+        (value) => stepOutcome(value, results),
+        (e) => (e instanceof ActivityFailure ? e.code : toErrorInfo(e).code),
+      ),
   });
+}
+
+/** A step span's outcome: `{ ok: false }` is a refusal of a result activity, or a failure another activity reports as data (a smoke test). */
+function stepOutcome(value: unknown, results: boolean): StepOutcome {
+  if (!value || typeof value !== 'object' || (value as { ok?: unknown }).ok !== false) return { outcome: 'Succeeded' };
+  const v = value as { code?: unknown; error?: { code?: unknown } };
+  const code = typeof v.error?.code === 'string' ? v.error.code : typeof v.code === 'string' ? v.code : undefined;
+  return { outcome: results ? 'Refused' : 'Failed', ...(code ? { code } : {}) };
+}
+
+/** The deployment run started by an event (registerModel's input names the event, not the run). Loaded late: run-status imports the contracts, which import this file. */
+function runIdOfSource(source: { kind: string; eventId: string }): string {
+  if (source.kind === 'http') return source.eventId;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { runIdFor } = require('./deploy/run-status') as typeof import('./deploy/run-status');
+  return runIdFor(source.kind as Parameters<typeof runIdFor>[0], source.eventId);
 }
 
 /** Registers an orchestrator under its contract name; its return value is checked against the contract. */

@@ -28,6 +28,7 @@ import { parseJsonBounded } from '../parse';
 import { BATCH_RUN_ORCHESTRATION, type BatchImage, type BatchJobSettings, type BatchRunInput, type BatchRunSource } from './contract';
 import { MAX_MESSAGE_BYTES } from '../manifest/training';
 import type { ThresholdTrip } from './thresholds';
+import { recordRunStart } from '../telemetry';
 
 export {
   BATCH_CHUNK_ORCHESTRATION,
@@ -147,6 +148,7 @@ export async function startBatchRun(client: Pick<DurableClient, 'getStatus' | 's
     ...(opts.requestDigest ? { requestDigest: opts.requestDigest } : {}),
   };
   await client.startNew(BATCH_RUN_ORCHESTRATION, { instanceId: opts.runId, input });
+  recordRunStart({ kind: 'batch', runId: opts.runId, eventKind: opts.source.kind, eventId: opts.source.eventId });
   return { runId: opts.runId, created: true };
 }
 

@@ -8,6 +8,7 @@ import { parseTrainingCompleted } from '../manifest/training';
 import type { ModelSource } from '../registry/models';
 import { parseBlobPath, type StorageClients } from '../storage';
 import { getAppServices } from '../services/app';
+import { recordRunStart } from '../telemetry';
 import { CLAIM_START_GRACE_MS, DEPLOYMENT_LEASE_MS, leaseAge, type ServiceClaim, type ServiceRecord } from '../registry/services';
 import { DEPLOY_ORCHESTRATION, runIdFor, type DeployRunInput, type RunFiles } from './run-status';
 
@@ -61,6 +62,7 @@ export async function startDeployRun(client: RunClient, instanceId: string, inpu
   const existing = await findRun(client, instanceId);
   if (existing && existing.runtimeStatus !== undefined && existing.runtimeStatus !== null) return { runId: instanceId, started: false };
   await client.startNew(DEPLOY_ORCHESTRATION, { instanceId, input: await withUserKeysStored(input) });
+  recordRunStart({ kind: 'deployment', runId: instanceId, eventKind: input.source.kind, eventId: input.source.eventId, service: input.manifest?.service.name, model: input.model.name });
   return { runId: instanceId, started: true };
 }
 

@@ -9,6 +9,7 @@
  * deleted meanwhile), the test ends at once with that code instead of waiting out the liveness window.
  */
 import { redactSecrets } from '../errors';
+import { currentTraceparent } from '../telemetry';
 
 export interface SmokeTestRequest {
   healthUri: string;
@@ -52,6 +53,12 @@ export interface SmokeTestResult {
   output?: unknown;
   checks: string[];
   logTail?: string;
+}
+
+/** The run's trace context for the scoring call (inside the smoke test step): the replica's request span joins the run's trace. */
+function traceHeader(): Record<string, string> {
+  const tp = currentTraceparent();
+  return tp ? { traceparent: tp } : {};
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -215,7 +222,7 @@ export async function runSmokeTest(req: SmokeTestRequest): Promise<SmokeTestResu
     try {
       res = await fetchWithTimeout(
         req.scoringUri,
-        { method: 'POST', headers: { 'content-type': contentType, ...auth }, body: typeof body === 'string' ? body : new Uint8Array(body) },
+        { method: 'POST', headers: { 'content-type': contentType, ...auth, ...traceHeader() }, body: typeof body === 'string' ? body : new Uint8Array(body) },
         Math.max(1, scoreDeadline - Date.now()),
       );
       bytes = Buffer.from(await res.arrayBuffer());

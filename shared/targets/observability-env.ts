@@ -23,6 +23,8 @@ export const TELEMETRY_ENV_NAMES = [
   'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
   'OTEL_EXPORTER_OTLP_HEADERS',
   'OTEL_EXPORTER_OTLP_TRACES_HEADERS',
+  'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_METRICS_HEADERS',
 ] as const;
 
 /** A write-only SAS URL of the model data container (created if missing). */
