@@ -5,7 +5,8 @@
  * - a new version failing 5 % of requests: rolled back at the first gate, only the first step's share reached it;
  * - shadow with a new version disagreeing on 30 % of inputs: stopped by max_disagreement, no client saw its answers;
  * - a pinned request reaches the new version at 0 % of live traffic;
- * - approval: the run waits before the approved step until POST /api/runs/{id}/approve, then promotes;
+ * - approval: the run waits before the approved step until POST /api/runs/{id}/approve, then promotes; reject (with
+ *   a reason) and a timeout roll back;
  * - abort during a long bake: POST /api/runs/{id}/abort rolls back at once.
  */
 import * as fs from 'fs';
@@ -216,4 +217,31 @@ test('abort under load during a long bake: POST /api/runs/{id}/abort rolls back 
   const svc = await env.request('GET', '/api/services/roll-abort');
   expect(svc.body).toMatchObject({ state: 'Healthy', image: 'roll-abort:1' });
   expect((await env.request('POST', `/api/runs/${runId}/abort`, {})).status).toBe(409);
+}, 400_000);
+
+test('approval under load: POST /api/runs/{id}/reject with a reason rolls back; a later rollout nobody approves times out and rolls back', async () => {
+  const uri = await firstVersion('roll-reject');
+  const load = keepLoad(uri, { workers: 2, pauseMs: 5 });
+  const rollout = (timeout: string) => ({ strategy: 'canary', steps: [50, 100], bake_seconds: 1, gates: { max_error_rate: 0.01, min_requests: 5, max_wait_seconds: 30 }, approval: { before_percent: 100, timeout } });
+  const rejectId = await deployVersion(env, storage, { service: 'roll-reject', folder: 'roll-reject-v2', model: { factor: 3 }, rollout: rollout('1h') });
+  await waitPhase(rejectId, (r) => r.phase === 'awaitingApproval');
+  expect((await env.request('POST', `/api/runs/${rejectId}/reject`, { by: 'bob' })).body.error?.code).toBe('ReasonRequired');
+  expect((await env.request('POST', `/api/runs/${rejectId}/reject`, { by: 'bob', reason: 'p99 too high' })).status).toBe(202);
+  const rejected = await waitRun(env, rejectId, 180_000);
+  expect(rejected.state).toBe('RolledBack');
+  expect(rejected.error.code).toBe('RolloutRejected');
+  expect(rejected.error.message).toMatch(/^The step to 100 % was rejected by bob: p99 too high\./);
+  expect(rejected.result.rollout.approval).toMatchObject({ decision: 'rejected', by: 'bob', reason: 'p99 too high', beforePercent: 100 });
+
+  const timeoutId = await deployVersion(env, storage, { service: 'roll-reject', folder: 'roll-reject-v3', model: { factor: 3 }, rollout: rollout('2s') });
+  const timedOut = await waitRun(env, timeoutId, 180_000);
+  const answers = await load.stop();
+  expect(timedOut.state).toBe('RolledBack');
+  expect(timedOut.error.code).toBe('RolloutApprovalTimedOut');
+  expect(timedOut.result.rollout.approval).toMatchObject({ decision: 'timedOut', beforePercent: 100 });
+  // No client request failed; v1 serves everything again.
+  expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+  const check = await fetch(uri, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ data: [7] }) });
+  expect(await check.json()).toEqual([14]);
+  expect((await env.request('GET', '/api/services/roll-reject')).body).toMatchObject({ state: 'Healthy', image: 'roll-reject:1' });
 }, 400_000);
