@@ -7,7 +7,8 @@
  * - a pinned request reaches the new version at 0 % of live traffic;
  * - approval: the run waits before the approved step until POST /api/runs/{id}/approve, then promotes; reject (with
  *   a reason) and a timeout roll back;
- * - abort during a long bake: POST /api/runs/{id}/abort rolls back at once.
+ * - abort during a long bake: POST /api/runs/{id}/abort rolls back at once;
+ * - too little traffic: after max_wait_seconds, the default decision (rollback).
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -244,4 +245,26 @@ test('approval under load: POST /api/runs/{id}/reject with a reason rolls back; 
   const check = await fetch(uri, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ data: [7] }) });
   expect(await check.json()).toEqual([14]);
   expect((await env.request('GET', '/api/services/roll-reject')).body).toMatchObject({ state: 'Healthy', image: 'roll-reject:1' });
+}, 400_000);
+
+test('too little traffic: with a trickle below min_requests, the gate waits max_wait_seconds and then rolls back (the default decision)', async () => {
+  const uri = await firstVersion('roll-quiet');
+  // A trickle: one client, a pause between requests; far fewer than min_requests reach the 10 % step in the wait.
+  const load = keepLoad(uri, { workers: 1, pauseMs: 200 });
+  const runId = await deployVersion(env, storage, {
+    service: 'roll-quiet',
+    folder: 'roll-quiet-v2',
+    model: { factor: 3 },
+    rollout: { strategy: 'canary', steps: [10, 100], bake_seconds: 1, gates: { max_error_rate: 0.01, min_requests: 1000, max_wait_seconds: 3 } },
+  });
+  const run = await waitRun(env, runId, 180_000);
+  const answers = await load.stop();
+  expect(run.state).toBe('RolledBack');
+  expect(run.error.code).toBe('RolloutInsufficientTraffic');
+  const steps = run.result.rollout.completed;
+  expect(steps).toHaveLength(1);
+  expect(steps[0]).toMatchObject({ weight: 10, outcome: 'insufficientTraffic' });
+  expect(steps[0].candidate.requests).toBeLessThan(1000);
+  expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+  expect((await env.request('GET', '/api/services/roll-quiet')).body).toMatchObject({ state: 'Healthy', image: 'roll-quiet:1' });
 }, 400_000);
