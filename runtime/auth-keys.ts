@@ -13,6 +13,7 @@ import type { ServerOptions } from './options';
 import { ServerOptionsSchema } from './options';
 import { makeAuthorizer } from './server';
 import { makeTokenVerifier } from './auth-token';
+import { makeMetricsCheck, metricsSecretsOf } from './auth-metrics';
 
 /** A keys file larger than this is invalid (it holds two keys). */
 export const MAX_KEYS_FILE_BYTES = 64 * 1024;
@@ -21,6 +22,8 @@ export const DEFAULT_KEYS_RELOAD_MS = 5_000;
 export interface KeyAuth {
   /** True when the `Authorization` header carries the primary or secondary key, or a valid token (always true without auth). */
   check(header: string | undefined): boolean | Promise<boolean>;
+  /** True when the `x-mdf-metrics-key` header carries a metrics key derived from the current keys (runtime/auth-metrics.ts). */
+  checkMetrics(header: string | string[] | undefined): boolean;
   /** False when the replica runs without auth. */
   readonly enabled: boolean;
   /** Stops the reload timer. */
@@ -29,6 +32,7 @@ export interface KeyAuth {
 
 type Keys = NonNullable<ServerOptions['keys']>;
 type Check = (header: string | undefined) => boolean | Promise<boolean>;
+type MetricsCheck = KeyAuth['checkMetrics'];
 
 /** The token secret and service of a token-auth file, when `raw` is one. */
 export function tokenFileContent(raw: unknown): { tokenSecret: string; service: string } | undefined {
@@ -38,7 +42,7 @@ export function tokenFileContent(raw: unknown): { tokenSecret: string; service: 
 }
 
 /** The check a valid file asks for, or why there is none (never the content: it is secret). */
-export function readKeysFile(file: string): { check: Check; digest: string } | { error: string } {
+export function readKeysFile(file: string): { check: Check; metrics: MetricsCheck; digest: string } | { error: string } {
   let buf: Buffer;
   try {
     const st = fs.statSync(file);
@@ -56,10 +60,11 @@ export function readKeysFile(file: string): { check: Check; digest: string } | {
   }
   const digest = createHash('sha256').update(buf).digest('hex');
   const token = tokenFileContent(raw);
-  if (token) return { check: makeTokenVerifier(token.service, token.tokenSecret), digest };
+  const metrics = makeMetricsCheck(metricsSecretsOf(raw));
+  if (token) return { check: makeTokenVerifier(token.service, token.tokenSecret), metrics, digest };
   const keys = ServerOptionsSchema.shape.keys.safeParse(raw);
   if (!keys.success || !keys.data) return { error: 'must hold {"primaryKey": "...", "secondaryKey": "..."} or {"tokenSecret": "...", "service": "..."}' };
-  return { check: makeAuthorizer(keys.data as Keys), digest };
+  return { check: makeAuthorizer(keys.data as Keys), metrics, digest };
 }
 
 export function keyAuth(
@@ -67,10 +72,14 @@ export function keyAuth(
   log: (record: Record<string, unknown> & { event: string }) => void,
 ): KeyAuth {
   const file = options.keysFile;
-  if (!file) return { check: makeAuthorizer(options.keys), enabled: !!options.keys, close: () => undefined };
+  if (!file) {
+    const metrics = makeMetricsCheck(options.keys ? [options.keys.primaryKey, options.keys.secondaryKey] : []);
+    return { check: makeAuthorizer(options.keys), checkMetrics: metrics, enabled: !!options.keys, close: () => undefined };
+  }
   const first = readKeysFile(file);
   // resolveOptions already refused an invalid file at start; should it have changed since, nothing is accepted.
   let authorize: Check = 'check' in first ? first.check : () => false;
+  let metrics: MetricsCheck = 'metrics' in first ? first.metrics : () => false;
   let digest = 'digest' in first ? first.digest : '';
   let lastError = '';
   const timer = setInterval(() => {
@@ -84,8 +93,9 @@ export function keyAuth(
     if (r.digest === digest) return;
     digest = r.digest;
     authorize = r.check;
+    metrics = r.metrics;
     log({ event: 'keys_reloaded', time: new Date().toISOString(), file });
   }, Math.max(50, options.keysReloadMs ?? DEFAULT_KEYS_RELOAD_MS));
   timer.unref();
-  return { check: (h) => authorize(h), enabled: true, close: () => clearInterval(timer) };
+  return { check: (h) => authorize(h), checkMetrics: (h) => metrics(h), enabled: true, close: () => clearInterval(timer) };
 }

@@ -26,6 +26,7 @@ export { isOpenOipPath, parseOipPath } from './oip';
 export type { OipPath } from './oip';
 export { createLogger, formatRecord, logLevelOf, messageLogger } from './log';
 export type { Logger, LoggerOptions, LogLevel } from './log';
+export { METRICS_KEY_HEADER, metricsHeaderValue } from './auth-metrics';
 export { issueToken, makeTokenVerifier, TOKEN_LIFETIME_SECONDS, TOKEN_REFRESH_AFTER_SECONDS } from './auth-token';
 export type { IssuedToken } from './auth-token';
 export { exporterFromEnv, parentFromTraceparent } from './telemetry';

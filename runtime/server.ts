@@ -15,6 +15,7 @@ import { RuntimeMetrics } from './metrics';
 import { resolveOptions, type ServerOptions, type ServerOptionsInput } from './options';
 import { WorkerPool, type Scorer } from './pool';
 import { keyAuth } from './auth-keys';
+import { METRICS_KEY_HEADER } from './auth-metrics';
 import { buildOpenApi3, buildSwagger2 } from './schema';
 import { OipService } from './oip';
 import { createLogger, type LogRecord } from './log';
@@ -198,7 +199,9 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
       sendError(res, 404, 'NotFound', `No route ${method} ${path}; the service serves GET /, POST /score, POST /batch, GET /swagger.json, GET /metrics, /v2 (Open Inference Protocol)`);
       return;
     }
-    if (!(await authorized(req.headers.authorization))) {
+    // GET /metrics also accepts the metrics key (x-mdf-metrics-key, runtime/auth-metrics.ts): the AKS pod proxy drops Authorization.
+    const metricsKeyOk = isMetrics && keys.enabled && keys.checkMetrics(req.headers[METRICS_KEY_HEADER]);
+    if (!metricsKeyOk && !(await authorized(req.headers.authorization))) {
       sendError(res, 401, 'Unauthorized', 'Send a service key or token: Authorization: Bearer <primary or secondary key, or token>', { 'www-authenticate': 'Bearer' });
       return;
     }

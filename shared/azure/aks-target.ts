@@ -27,8 +27,12 @@ import { DEFAULT_TIMING, type AzureTiming } from './clients';
 import type { AzureConfig } from './config';
 import { isNotFound } from '../errors';
 import { toAzureError } from './errors';
+import { METRICS_KEY_HEADER, metricsHeaderValue } from '../../runtime';
 import { serviceResourceName, slotResourceName, TAGS } from './names';
 import { pollUntil } from './poll';
+
+/** Bound on the keys Secret's base64 keys.json before it is parsed (the runtime's keys file bound, in base64). */
+const MAX_KEYS_SECRET_CHARS = 88 * 1024;
 import { endpointUris, scoringPort } from './runtime-env';
 
 export interface AksTargetOptions extends AksClusterOptions {
@@ -233,8 +237,8 @@ export class AksTarget implements DeployTarget {
    * Progressive delivery (docs/azure.md, "Progressive delivery on AKS"): writes the service's Gateway API HTTPRoute
    * with `weights` (slot → percent) and a pin rule per slot, then returns the figures. Mirroring is refused (400):
    * the standard HTTPRoute RequestMirror filter cannot compare answers. Needs the Gateway `mdf-gateway` in the
-   * namespace and services without key auth (the pods' /metrics are read through the API server's pod proxy,
-   * which cannot carry the service key).
+   * namespace. With key or token auth, the pods' /metrics are read with the metrics key (x-mdf-metrics-key, derived
+   * from the keys Secret: runtime/auth-metrics.ts), since the API server's pod proxy drops the Authorization header.
    */
   async setTrafficWeights(serviceName: string, weights: Record<string, number>, options?: { mirror?: { slot: string; percent: number; tolerance: number } }): Promise<TrafficSnapshot> {
     if (options?.mirror) {
@@ -251,14 +255,6 @@ export class AksTarget implements DeployTarget {
       const name = slotResourceName(serviceName, slot);
       const dep = await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: ns }));
       if (!dep) throw new AppError('SlotNotFound', `Service ${serviceName} has no slot ${slot} on AKS (Deployment ${name} in ${ns}); deploy it first.`, 404);
-    }
-    const keys = await this.optional('read the keys Secret', () => core.readNamespacedSecret({ name: keysSecretName(serviceName), namespace: ns }));
-    if (keys) {
-      throw new AppError(
-        'RolloutNeedsMetrics',
-        `Service ${serviceName} uses key auth: the rollout gates read each pod's /metrics through the Kubernetes API's pod proxy, which cannot carry the service key. Deploy with auth_enabled false behind the Gateway's own authentication, or use strategy blue_green.`,
-        400,
-      );
     }
     const gw = this.gatewayName;
     const gateway = await this.optional(`read Gateway ${gw}`, () => custom.getNamespacedCustomObject({ group: GATEWAY_API.group, version: GATEWAY_API.version, namespace: ns, plural: GATEWAY_API.gateways, name: gw }));
@@ -300,6 +296,7 @@ export class AksTarget implements DeployTarget {
     const weights = routeWeights(serviceName, route);
     const slots: Record<string, SlotTraffic> = {};
     const seen: Array<{ uid: string; restarts: number }> = [];
+    const proxyOptions = await this.metricsProxyOptions(core, serviceName);
     for (const slot of Object.keys(weights)) {
       const pods = await this.k(`list pods of ${serviceName}/${slot}`, () => core.listNamespacedPod({ namespace: this.ns, labelSelector: labelSelector(slotSelector(serviceName, slot)) }));
       let sum: SlotTraffic = { requests: 0, errors: 0, latency: {} };
@@ -310,7 +307,7 @@ export class AksTarget implements DeployTarget {
         if (!podName || pod.status?.phase !== 'Running' || !cs?.ready) continue;
         const port = pod.spec?.containers?.find((c) => c.name === AKS_CONTAINER)?.ports?.[0]?.containerPort ?? scoringPort({});
         seen.push({ uid: pod.metadata?.uid ?? podName, restarts: cs.restartCount ?? 0 });
-        const text = await this.k(`read /metrics of pod ${podName}`, () => core.connectGetNamespacedPodProxyWithPath({ name: `${podName}:${port}`, namespace: this.ns, path: 'metrics' }));
+        const text = await this.k(`read /metrics of pod ${podName}`, () => core.connectGetNamespacedPodProxyWithPath({ name: `${podName}:${port}`, namespace: this.ns, path: 'metrics' }, proxyOptions));
         const body = String(text ?? '');
         if (body.length > MAX_METRICS_BYTES) throw new AppError('MetricsTooLarge', `Pod ${podName}'s /metrics answer is larger than ${MAX_METRICS_BYTES} bytes.`, 502);
         sum = addSlotTraffic(sum, slotTrafficFromMetrics(body));
@@ -319,6 +316,27 @@ export class AksTarget implements DeployTarget {
     }
     const serving = route?.metadata?.annotations?.[ROUTE_SERVING_ANNOTATION];
     return { epoch: podsEpoch(seen), weights, ...(serving ? { serving } : {}), slots };
+  }
+
+  /**
+   * A service with key or token auth: the metrics key header (runtime/auth-metrics.ts) on each pod proxy call, derived
+   * from the keys Secret the pods mount (one value per key, so a rotation of either key never locks the gates out).
+   */
+  private async metricsProxyOptions(core: K8s.CoreV1Api, serviceName: string): Promise<K8s.ConfigurationOptions | undefined> {
+    const secret = await this.optional('read the keys Secret', () => core.readNamespacedSecret({ name: keysSecretName(serviceName), namespace: this.ns }));
+    const file = secret?.data?.['keys.json'];
+    if (!secret) return undefined;
+    let value: string | undefined;
+    try {
+      value = file && file.length <= MAX_KEYS_SECRET_CHARS ? metricsHeaderValue(JSON.parse(Buffer.from(file, 'base64').toString('utf8'))) : undefined;
+    } catch {
+      value = undefined;
+    }
+    if (!value) throw new AppError('RolloutNeedsMetrics', `The keys Secret ${keysSecretName(serviceName)} of ${serviceName} holds no valid keys.json: the gates cannot read the pods' /metrics. Regenerate the service's keys.`, 502);
+    const header = value;
+    const { Observable } = this.k8s;
+    const pass = <T>(v: T) => new Observable(Promise.resolve(v));
+    return { middleware: [{ pre: (ctx) => (ctx.setHeaderParam(METRICS_KEY_HEADER, header), pass(ctx)), post: pass }], middlewareMergeStrategy: 'append' };
   }
 
   async deleteSlot(serviceName: string, slot: string): Promise<void> {

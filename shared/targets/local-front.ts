@@ -42,6 +42,44 @@ export const PIN_HEADER = 'azureml-model-deployment';
 export const MAX_SHADOW_INFLIGHT = 64;
 /** Answers larger than this are not compared (the copy counts as mirrored, not compared). */
 export const MAX_COMPARE_BYTES = 1024 * 1024;
+/** Connections the front opens to the shadow slot for copies at most; more copies wait for one (bounded above). */
+export const MAX_SHADOW_SOCKETS = 8;
+/** Time per event-loop turn the deferred shadow work (sending copies, comparing answers) may take at most. */
+const SHADOW_TURN_BUDGET_MS = 1;
+
+/**
+ * Shadow work that may wait (sending a copy, comparing two answers): run with setImmediate, i.e. after the turn's
+ * pending I/O (clients' requests and answers go first), at most SHADOW_TURN_BUDGET_MS per turn (at least one item),
+ * the rest on the next turn. Bounded: each item belongs to one of at most MAX_SHADOW_INFLIGHT copies.
+ */
+class ShadowWork {
+  private queue: Array<() => void> = [];
+  private head = 0;
+  private scheduled?: NodeJS.Immediate;
+
+  push(fn: () => void): void {
+    this.queue.push(fn);
+    this.scheduled ??= setImmediate(() => this.run());
+  }
+
+  clear(): void {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    this.queue = [];
+    this.head = 0;
+  }
+
+  private run(): void {
+    this.scheduled = undefined;
+    const end = performance.now() + SHADOW_TURN_BUDGET_MS;
+    do this.queue[this.head++]();
+    while (this.head < this.queue.length && performance.now() < end);
+    if (this.head >= this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else this.scheduled = setImmediate(() => this.run());
+  }
+}
 
 /** Paths that stay open without a key (liveness and schema), as in AML. */
 const OPEN_PATHS = new Set(['/', '/swagger.json', '/openapi.json']);
@@ -111,6 +149,9 @@ export class LocalFront {
   private mirror?: { slot: string; percent: number; tolerance: number; acc: number; inflight: number };
   private readonly traffic = new Map<string, SlotTraffic>();
   private readonly shadow = new Map<string, ShadowTraffic>();
+  /** Shadow copies go through their own agent (created with the first copy), never the slot's. */
+  private mirrorAgent?: http.Agent;
+  private readonly shadowWork = new ShadowWork();
   /** Counters are comparable only within one epoch (a new front starts from zero). */
   readonly epoch = randomUUID();
   private authorize: (header: string | undefined) => boolean | Promise<boolean> = () => true;
@@ -356,9 +397,12 @@ export class LocalFront {
   }
 
   /**
-   * Shadow traffic: decides whether this request is copied to the mirror slot and, if so, reads a copy of its body
-   * (alongside the forward, never instead of it), sends the copy once the body is complete, and compares both
-   * answers when both are in. The client's answer never waits for the copy.
+   * Shadow traffic: decides whether this request is copied to the mirror slot and, if so, keeps the body's chunks
+   * (references, read alongside the forward, never instead of it). Everything else waits until the client has its
+   * answer: the copy is sent once the serving slot's answer was passed on (and the body is complete), through the
+   * front's own mirror agent (at most MAX_SHADOW_SOCKETS connections, so copies never take the slot's sockets and
+   * the shadow replica sees a bounded concurrency), and both answers are compared later still, off the client's
+   * path (`ShadowWork`: after pending I/O, within a budget per event-loop turn; byte-equal answers skip the parse).
    */
   private mirrorCopy(
     req: http.IncomingMessage,
@@ -381,75 +425,102 @@ export class LocalFront {
     stats.mirrored++;
     m.inflight++;
     const mirror = m;
+    const work = this.shadowWork;
+    const agent = (this.mirrorAgent ??= new http.Agent({ keepAlive: true, maxSockets: MAX_SHADOW_SOCKETS }));
     const bucket = (h: Record<string, number>, ms: number) => {
       const b = String(latencyBucket(ms));
       h[b] = (h[b] ?? 0) + 1;
     };
-    const reqChunks: Buffer[] = [];
+    type Answer = { status: number; body?: Buffer };
+    let reqChunks: Buffer[] | undefined = [];
     let reqBytes = 0;
-    let reqOk = true;
-    req.on('data', (c: Buffer) => {
+    const onReqData = (c: Buffer) => {
       reqBytes += c.length;
-      if (reqBytes > MAX_COMPARE_BYTES) reqOk = false;
-      else reqChunks.push(c);
-    });
-    let primary: { status: number; body?: string } | undefined;
+      if (reqBytes <= MAX_COMPARE_BYTES) reqChunks?.push(c);
+      else {
+        reqChunks = undefined; // too large to copy: released at once
+        req.off('data', onReqData);
+      }
+    };
+    req.on('data', onReqData);
+    let primary: Answer | undefined;
     let primaryChunks: Buffer[] | undefined = [];
     let primaryBytes = 0;
-    let shadowAnswer: { status: number; body?: string } | undefined;
+    let shadowAnswer: Answer | undefined;
     let finished = false;
+    let sent = false;
     const settle = () => {
       if (finished || !primary || !shadowAnswer) return;
       finished = true;
       mirror.inflight--;
       if (shadowAnswer.status === 0 || shadowAnswer.status >= 500) stats.errors++;
-      const ok = (x: { status: number }) => x.status >= 200 && x.status < 300;
-      if (ok(primary) && ok(shadowAnswer) && primary.body !== undefined && shadowAnswer.body !== undefined) {
-        stats.compared++;
-        if (!answersAgree(primary.body, shadowAnswer.body, mirror.tolerance)) stats.disagreed++;
+      const ok = (x: Answer) => x.status >= 200 && x.status < 300;
+      const a = primary.body;
+      const b = shadowAnswer.body;
+      if (ok(primary) && ok(shadowAnswer) && a !== undefined && b !== undefined) {
+        // Counted together when compared, so a snapshot never holds a comparison without its verdict.
+        work.push(() => {
+          stats.compared++;
+          if (!a.equals(b) && !answersAgree(a.toString('utf8'), b.toString('utf8'), mirror.tolerance)) stats.disagreed++;
+        });
       }
     };
     const sendCopy = () => {
-      if (!reqOk) {
+      if (sent || shadowAnswer) return;
+      sent = true;
+      const chunks = reqChunks;
+      reqChunks = undefined;
+      if (!chunks) {
         shadowAnswer = { status: -1 };
         return settle();
       }
-      const body = Buffer.concat(reqChunks);
       const headers: http.OutgoingHttpHeaders = {
         'content-type': req.headers['content-type'] ?? 'application/json',
-        'content-length': body.length,
+        'content-length': reqBytes,
         host: target.target.host,
         ...(target.key ? { authorization: `Bearer ${target.key}` } : {}),
       };
-      const t0 = process.hrtime.bigint();
-      const chunks: Buffer[] = [];
+      // The shadow's latency starts when its connection is free (not while queued behind the mirror agent's cap).
+      let t0 = process.hrtime.bigint();
+      const answer: Buffer[] = [];
       let bytes = 0;
-      const out = http.request({ host: target.target.hostname, port: target.target.port, method: 'POST', path: req.url, headers, agent: target.agent, timeout: 60_000 }, (up) => {
-        up.on('data', (c: Buffer) => {
-          bytes += c.length;
-          if (bytes <= MAX_COMPARE_BYTES) chunks.push(c);
+      let out: http.ClientRequest;
+      try {
+        out = http.request({ host: target.target.hostname, port: target.target.port, method: 'POST', path: req.url, headers, agent, timeout: 60_000 }, (up) => {
+          up.on('data', (c: Buffer) => {
+            bytes += c.length;
+            if (bytes <= MAX_COMPARE_BYTES) answer.push(c);
+          });
+          up.on('end', () => {
+            bucket(stats.latency, Number(process.hrtime.bigint() - t0) / 1e6);
+            shadowAnswer = { status: up.statusCode ?? 0, ...(bytes <= MAX_COMPARE_BYTES ? { body: answer.length === 1 ? answer[0] : Buffer.concat(answer) } : {}) };
+            settle();
+          });
+          up.on('error', () => {
+            shadowAnswer ??= { status: 0 };
+            settle();
+          });
         });
-        up.on('end', () => {
-          bucket(stats.latency, Number(process.hrtime.bigint() - t0) / 1e6);
-          shadowAnswer = { status: up.statusCode ?? 0, ...(bytes <= MAX_COMPARE_BYTES ? { body: Buffer.concat(chunks).toString('utf8') } : {}) };
-          settle();
-        });
-        up.on('error', () => {
-          shadowAnswer ??= { status: 0 };
-          settle();
-        });
+      } catch {
+        // A copy the HTTP client refuses (e.g. a header it will not send) is a failed copy, never the client's problem.
+        shadowAnswer = { status: 0 };
+        return settle();
+      }
+      out.once('socket', () => {
+        t0 = process.hrtime.bigint();
       });
       out.on('timeout', () => out.destroy(new Error('shadow timeout')));
       out.on('error', () => {
         shadowAnswer ??= { status: 0 };
         settle();
       });
-      out.end(body);
+      for (const c of chunks) out.write(c);
+      out.end();
     };
-    req.once('end', sendCopy);
     // A body that never completes: the copy is abandoned with the request.
     req.once('close', () => {
       if (!req.complete && !shadowAnswer) {
+        reqChunks = undefined;
         shadowAnswer = { status: -1 };
         primary ??= { status: 0 };
         settle();
@@ -467,7 +538,12 @@ export class LocalFront {
       primaryDone: (status, ms) => {
         if (primary) return;
         bucket(stats.primaryLatency, ms);
-        primary = { status, ...(primaryChunks ? { body: Buffer.concat(primaryChunks).toString('utf8') } : {}) };
+        const chunks = primaryChunks;
+        primaryChunks = undefined;
+        primary = { status, ...(chunks ? { body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) } : {}) };
+        // The client has its answer: only now is the copy sent (once the body is complete), as deferred work.
+        if (req.complete) work.push(sendCopy);
+        else req.once('end', () => work.push(sendCopy));
         settle();
       },
     };
@@ -475,6 +551,9 @@ export class LocalFront {
 
   async close(): Promise<void> {
     for (const s of this.slots.values()) s.agent.destroy();
+    this.mirrorAgent?.destroy();
+    this.mirrorAgent = undefined;
+    this.shadowWork.clear();
     this.slots.clear();
     this.active = undefined;
     this.split = undefined;

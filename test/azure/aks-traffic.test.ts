@@ -10,6 +10,7 @@ import type { KubernetesModule } from '../../shared/azure/aks-cluster';
 import { AksTarget } from '../../shared/azure/aks-target';
 import { slotTrafficFromMetrics } from '../../shared/azure/aks-traffic';
 import { LATENCY_BOUNDS_MS, windowOf, type TrafficSnapshot } from '../../shared/rollout/traffic';
+import { createHmac } from 'node:crypto';
 import { FAST, FakeCredential, TOKEN, arm, q, rgPath, setupNock, testClients, testConfig, nock } from './helpers';
 import routeSchema from './schemas/httproute-v1.schema.json';
 
@@ -92,8 +93,13 @@ interface Pod {
   text: string;
 }
 
-/** The slots' pods and their /metrics (one list call per slot, one proxy call per running pod). */
-function expectFigures(pods: Record<string, Pod[]>) {
+/**
+ * The keys Secret (absent: no auth) then the slots' pods and their /metrics (one list call per slot, one proxy call
+ * per running pod; with `metricsKey`, only a proxy call carrying that x-mdf-metrics-key header is answered).
+ */
+function expectFigures(pods: Record<string, Pod[]>, keysJson?: object, metricsKey?: string) {
+  if (keysJson) kube().get(`/api/v1${NS}/secrets/diabetes-keys`).reply(200, { metadata: { name: 'diabetes-keys' }, data: { 'keys.json': Buffer.from(JSON.stringify(keysJson)).toString('base64') } });
+  else kube().get(`/api/v1${NS}/secrets/diabetes-keys`).reply(404, notFound);
   for (const [slot, list] of Object.entries(pods)) {
     kube()
       .get(`/api/v1${NS}/pods`)
@@ -105,14 +111,16 @@ function expectFigures(pods: Record<string, Pod[]>) {
           status: { phase: 'Running', containerStatuses: [{ name: 'model', image: 'x', imageID: '', ready: !p.unready, restartCount: p.restarts ?? 0 }] },
         })),
       });
-    for (const p of list.filter((x) => !x.unready)) kube().get(`${`/api/v1${NS}/pods/${p.name}%3A5001/proxy/metrics`}`).reply(200, p.text, { 'content-type': 'text/plain; version=0.0.4' });
+    for (const p of list.filter((x) => !x.unready)) {
+      const scope = metricsKey ? nock(KUBE, { reqheaders: { authorization: `Bearer ${TOKEN}`, 'x-mdf-metrics-key': metricsKey } }) : kube();
+      scope.get(`/api/v1${NS}/pods/${p.name}%3A5001/proxy/metrics`).reply(200, p.text, { 'content-type': 'text/plain; version=0.0.4' });
+    }
   }
 }
 
-/** One setTrafficWeights: the slots exist, no keys Secret, the Gateway exists, the route is read then written. */
+/** One setTrafficWeights: the slots exist, the Gateway exists, the route is read then written (then expectFigures). */
 function expectStep(slots: string[], route: 'create' | 'replace', bodies: unknown[]) {
   for (const s of slots) kube().get(`/apis/apps/v1${NS}/deployments/diabetes-${s}`).reply(200, { metadata: { name: `diabetes-${s}` } });
-  kube().get(`/api/v1${NS}/secrets/diabetes-keys`).reply(404, notFound);
   kube().get(`${GW}/gateways/mdf-gateway`).reply(200, { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'mdf-gateway' } });
   const record = (b: unknown) => (bodies.push(b), true);
   if (route === 'create') {
@@ -251,7 +259,31 @@ describe('AKS progressive delivery (Gateway API HTTPRoute)', () => {
     expect(d.slots.green.requests).toBe(5);
   });
 
-  test('refusals before anything is written: mirror, bad weights, a missing slot, key auth, no Gateway', async () => {
+  test('a service with key or token auth: each pod proxy call carries the metrics key derived from the mounted keys (the proxy drops Authorization)', async () => {
+    const { target } = makeTarget();
+    const route = { metadata: { name: 'diabetes' }, spec: { rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/services/diabetes' } }], backendRefs: [{ name: 'diabetes-green', port: 80, weight: 100 }] }] } };
+    // Computed here independently of runtime/auth-metrics.ts: HMAC-SHA256(secret, "mdf-metrics-v1"), base64url.
+    const derive = (secret: string) => createHmac('sha256', secret).update('mdf-metrics-v1').digest('base64url');
+    const keys = { primaryKey: 'primary-0123456789abcdef', secondaryKey: 'secondary-0123456789abcdef' };
+    kube().get(`${GW}/httproutes/diabetes`).reply(200, route);
+    expectFigures({ green: [{ name: 'diabetes-green-a', uid: 'g1', text: metrics(7, 1) }, { name: 'diabetes-green-b', uid: 'g2', text: metrics(3, 0) }] }, keys, `${derive(keys.primaryKey)}, ${derive(keys.secondaryKey)}`);
+    const snap = await target.trafficSnapshot('diabetes');
+    expect(snap.slots.green).toMatchObject({ requests: 11, errors: 1 });
+
+    const token = { tokenSecret: 'token-secret-0123456789abcdef', service: 'diabetes' };
+    kube().get(`${GW}/httproutes/diabetes`).reply(200, route);
+    expectFigures({ green: [{ name: 'diabetes-green-a', uid: 'g1', text: metrics(2, 0) }] }, token, derive(token.tokenSecret));
+    expect((await target.trafficSnapshot('diabetes')).slots.green.requests).toBe(2);
+
+    // A keys Secret without a usable keys.json: a clear error, never its content.
+    kube().get(`${GW}/httproutes/diabetes`).reply(200, route);
+    kube().get(`/api/v1${NS}/secrets/diabetes-keys`).reply(200, { metadata: { name: 'diabetes-keys' }, data: { 'keys.json': Buffer.from('{"primaryKey": "half-secret').toString('base64') } });
+    const broken = target.trafficSnapshot('diabetes');
+    await expect(broken).rejects.toMatchObject({ code: 'RolloutNeedsMetrics' });
+    await expect(broken).rejects.not.toMatchObject({ message: expect.stringContaining('half-secret') });
+  });
+
+  test('refusals before anything is written: mirror, bad weights, a missing slot, no Gateway', async () => {
     const { target } = makeTarget();
     // No Kubernetes call is expected for these two (nock refuses any).
     await expect(target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: { slot: 'green', percent: 20, tolerance: 0 } })).rejects.toMatchObject({
@@ -268,14 +300,6 @@ describe('AKS progressive delivery (Gateway API HTTPRoute)', () => {
 
     kube().get(`/apis/apps/v1${NS}/deployments/diabetes-blue`).reply(200, { metadata: { name: 'diabetes-blue' } });
     kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(200, { metadata: { name: 'diabetes-green' } });
-    kube().get(`/api/v1${NS}/secrets/diabetes-keys`).reply(200, { metadata: { name: 'diabetes-keys' }, data: { primaryKey: 'eA==' } });
-    const auth = target.setTrafficWeights('diabetes', { blue: 90, green: 10 });
-    await expect(auth).rejects.toMatchObject({ code: 'RolloutNeedsMetrics', httpStatus: 400 });
-    await expect(auth).rejects.not.toMatchObject({ message: expect.stringContaining('eA==') });
-
-    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-blue`).reply(200, { metadata: { name: 'diabetes-blue' } });
-    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(200, { metadata: { name: 'diabetes-green' } });
-    kube().get(`/api/v1${NS}/secrets/diabetes-keys`).reply(404, notFound);
     kube().get(`${GW}/gateways/mdf-gateway`).reply(404, { ...notFound, message: 'the server could not find the requested resource' });
     await expect(target.setTrafficWeights('diabetes', { blue: 90, green: 10 })).rejects.toMatchObject({ code: 'AksGatewayMissing', httpStatus: 400, message: expect.stringContaining('mdf-gateway') });
   });

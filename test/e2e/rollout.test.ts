@@ -4,7 +4,11 @@
  * - canary 10 → 50 → 100 with a healthy new version: promoted, no failed request, each step's share as weighted;
  * - a new version failing 5 % of requests: rolled back at the first gate, only the first step's share reached it;
  * - shadow with a new version disagreeing on 30 % of inputs: stopped by max_disagreement, no client saw its answers;
- * - a pinned request reaches the new version at 0 % of live traffic.
+ * - a pinned request reaches the new version at 0 % of live traffic;
+ * - approval: the run waits before the approved step until POST /api/runs/{id}/approve, then promotes; reject (with
+ *   a reason) and a timeout roll back;
+ * - abort during a long bake: POST /api/runs/{id}/abort rolls back at once;
+ * - too little traffic: after max_wait_seconds, the default decision (rollback).
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -147,4 +151,122 @@ test('shadow: a new version disagreeing on 30 % of inputs is stopped by max_disa
   expect(answers.length).toBeGreaterThan(60);
   expect(answers.filter((a) => a.status !== 200 || a.value !== a.x * 2)).toEqual([]);
   expect(during).toEqual({ status: 200, body: [3] });
+}, 400_000);
+
+/** Polls the run's status (bounded) until its rollout is in `phase` (and `pred`); that status. */
+async function waitPhase(runId: string, pred: (rollout: any) => boolean): Promise<any> {
+  for (let i = 0; i < 1500; i++) {
+    const r = await env.request('GET', `/api/runs/${runId}`);
+    if (r.body.rollout && pred(r.body.rollout)) return r.body;
+    if (r.body.state && !['Running', 'Pending'].includes(r.body.state)) throw new Error(`run ended (${r.body.state}) before the awaited phase: ${JSON.stringify(r.body.error)}`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  throw new Error('the awaited rollout phase never came');
+}
+
+test('approval under load: the run waits before 100 %, POST /api/runs/{id}/approve lets it promote; who and when are in the result', async () => {
+  const uri = await firstVersion('roll-approve');
+  const load = keepLoad(uri, { workers: 2, pauseMs: 5 });
+  const runId = await deployVersion(env, storage, {
+    service: 'roll-approve',
+    folder: 'roll-approve-v2',
+    model: { factor: 3 },
+    rollout: { strategy: 'canary', steps: [50, 100], bake_seconds: 1, gates: { max_error_rate: 0.01, min_requests: 5, max_wait_seconds: 30 }, approval: { before_percent: 100, timeout: '1h' } },
+  });
+  const waiting = await waitPhase(runId, (r) => r.phase === 'awaitingApproval');
+  expect(waiting.rollout).toMatchObject({ weight: 50, approval: { decision: 'pending', beforePercent: 100 } });
+  const ok = await env.request('POST', `/api/runs/${runId}/approve`, { by: 'alice', reason: 'dashboards look fine' });
+  expect(ok.status).toBe(202);
+  const run = await waitRun(env, runId, 180_000);
+  const after = load.answers.length;
+  for (let i = 0; i < 200 && load.answers.length < after + 20; i++) await new Promise((r) => setTimeout(r, 50));
+  const answers = await load.stop();
+  expect(run.error).toBeUndefined();
+  expect(run.state).toBe('Succeeded');
+  expect(run.result.rollout.completed.map((s: any) => [s.weight, s.outcome])).toEqual([
+    [50, 'passed'],
+    [100, 'passed'],
+  ]);
+  expect(run.result.rollout.approval).toEqual({ decision: 'approved', by: 'alice', reason: 'dashboards look fine', at: ok.body.at, beforePercent: 100 });
+  expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+  for (const a of answers.slice(-10)) expect(a.value).toBe(a.x * 3);
+}, 400_000);
+
+test('abort under load during a long bake: POST /api/runs/{id}/abort rolls back at once; no failed request; v1 serves again', async () => {
+  const uri = await firstVersion('roll-abort');
+  const load = keepLoad(uri, { workers: 2, pauseMs: 5 });
+  const runId = await deployVersion(env, storage, {
+    service: 'roll-abort',
+    folder: 'roll-abort-v2',
+    model: { factor: 3 },
+    // A bake far longer than the test's bound: only the abort can end this run in time.
+    rollout: { strategy: 'canary', steps: [10, 100], bake_seconds: 3600, gates: { max_error_rate: 0.01, min_requests: 5 } },
+  });
+  await waitPhase(runId, (r) => r.phase === 'step' && r.weight === 10 && !!r.bakeUntil);
+  const r = await env.request('POST', `/api/runs/${runId}/abort`, { by: 'carol', reason: 'wrong model' });
+  expect(r.status).toBe(202);
+  const run = await waitRun(env, runId, 180_000);
+  const answers = await load.stop();
+  expect(run.state).toBe('RolledBack');
+  expect(run.error.code).toBe('RolloutAborted');
+  // (The deploy saga appends the new slot's last log lines to a rollout's error, an abort's included.)
+  expect(run.error.message).toMatch(/^Aborted by carol: wrong model\./);
+  expect(run.result.rollout).toMatchObject({ decision: 'aborted', abort: { by: 'carol', reason: 'wrong model' } });
+  expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+  // v2 had at most the first step's share while it was live; v1 serves everything again and v2's slot is gone.
+  expect(answers.filter((a) => a.value === a.x * 3).length).toBeLessThanOrEqual(Math.ceil(answers.length * 0.1) + 2);
+  const check = await fetch(uri, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ data: [7] }) });
+  expect(await check.json()).toEqual([14]);
+  const svc = await env.request('GET', '/api/services/roll-abort');
+  expect(svc.body).toMatchObject({ state: 'Healthy', image: 'roll-abort:1' });
+  expect((await env.request('POST', `/api/runs/${runId}/abort`, {})).status).toBe(409);
+}, 400_000);
+
+test('approval under load: POST /api/runs/{id}/reject with a reason rolls back; a later rollout nobody approves times out and rolls back', async () => {
+  const uri = await firstVersion('roll-reject');
+  const load = keepLoad(uri, { workers: 2, pauseMs: 5 });
+  const rollout = (timeout: string) => ({ strategy: 'canary', steps: [50, 100], bake_seconds: 1, gates: { max_error_rate: 0.01, min_requests: 5, max_wait_seconds: 30 }, approval: { before_percent: 100, timeout } });
+  const rejectId = await deployVersion(env, storage, { service: 'roll-reject', folder: 'roll-reject-v2', model: { factor: 3 }, rollout: rollout('1h') });
+  await waitPhase(rejectId, (r) => r.phase === 'awaitingApproval');
+  expect((await env.request('POST', `/api/runs/${rejectId}/reject`, { by: 'bob' })).body.error?.code).toBe('ReasonRequired');
+  expect((await env.request('POST', `/api/runs/${rejectId}/reject`, { by: 'bob', reason: 'p99 too high' })).status).toBe(202);
+  const rejected = await waitRun(env, rejectId, 180_000);
+  expect(rejected.state).toBe('RolledBack');
+  expect(rejected.error.code).toBe('RolloutRejected');
+  expect(rejected.error.message).toMatch(/^The step to 100 % was rejected by bob: p99 too high\./);
+  expect(rejected.result.rollout.approval).toMatchObject({ decision: 'rejected', by: 'bob', reason: 'p99 too high', beforePercent: 100 });
+
+  const timeoutId = await deployVersion(env, storage, { service: 'roll-reject', folder: 'roll-reject-v3', model: { factor: 3 }, rollout: rollout('2s') });
+  const timedOut = await waitRun(env, timeoutId, 180_000);
+  const answers = await load.stop();
+  expect(timedOut.state).toBe('RolledBack');
+  expect(timedOut.error.code).toBe('RolloutApprovalTimedOut');
+  expect(timedOut.result.rollout.approval).toMatchObject({ decision: 'timedOut', beforePercent: 100 });
+  // No client request failed; v1 serves everything again.
+  expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+  const check = await fetch(uri, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ data: [7] }) });
+  expect(await check.json()).toEqual([14]);
+  expect((await env.request('GET', '/api/services/roll-reject')).body).toMatchObject({ state: 'Healthy', image: 'roll-reject:1' });
+}, 400_000);
+
+test('too little traffic: with a trickle below min_requests, the gate waits max_wait_seconds and then rolls back (the default decision)', async () => {
+  const uri = await firstVersion('roll-quiet');
+  // A trickle: one client, a pause between requests; far fewer than min_requests reach the 10 % step in the wait.
+  const load = keepLoad(uri, { workers: 1, pauseMs: 200 });
+  const runId = await deployVersion(env, storage, {
+    service: 'roll-quiet',
+    folder: 'roll-quiet-v2',
+    model: { factor: 3 },
+    rollout: { strategy: 'canary', steps: [10, 100], bake_seconds: 1, gates: { max_error_rate: 0.01, min_requests: 1000, max_wait_seconds: 3 } },
+  });
+  const run = await waitRun(env, runId, 180_000);
+  const answers = await load.stop();
+  expect(run.state).toBe('RolledBack');
+  expect(run.error.code).toBe('RolloutInsufficientTraffic');
+  const steps = run.result.rollout.completed;
+  expect(steps).toHaveLength(1);
+  expect(steps[0]).toMatchObject({ weight: 10, outcome: 'insufficientTraffic' });
+  expect(steps[0].candidate.requests).toBeLessThan(1000);
+  expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+  expect((await env.request('GET', '/api/services/roll-quiet')).body).toMatchObject({ state: 'Healthy', image: 'roll-quiet:1' });
 }, 400_000);

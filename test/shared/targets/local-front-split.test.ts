@@ -5,7 +5,7 @@
  */
 import * as http from 'http';
 import type { AddressInfo } from 'net';
-import { LocalFront, PIN_HEADER } from '../../../shared/targets/local-front';
+import { LocalFront, MAX_SHADOW_SOCKETS, PIN_HEADER } from '../../../shared/targets/local-front';
 import { shadowWindowOf, windowOf } from '../../../shared/rollout/traffic';
 
 interface FakeSlot {
@@ -137,6 +137,73 @@ test('a 20 % mirror copies exactly one request in five', async () => {
   for (let i = 0; i < 200 && (front.snapshot().shadow?.green.compared ?? 0) < 10; i++) await new Promise((r) => setTimeout(r, 20));
   expect(green.hits).toBe(10);
   expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 10, compared: 10, disagreed: 0 });
+});
+
+/** A slot that holds every request until `release()` answers the held ones; counts the most it held at once. */
+async function heldSlot() {
+  const held: http.ServerResponse[] = [];
+  const slot = { url: '', hits: 0, most: 0, server: http.createServer(), held, release: () => {
+    for (const res of held.splice(0)) res.end(JSON.stringify([1]));
+  } };
+  slot.server.on('request', (req, res) => {
+    req.resume();
+    req.on('end', () => {
+      slot.hits++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      held.push(res);
+      slot.most = Math.max(slot.most, held.length);
+    });
+  });
+  await new Promise<void>((r) => slot.server.listen(0, '127.0.0.1', () => r()));
+  slot.url = `http://127.0.0.1:${(slot.server.address() as AddressInfo).port}`;
+  servers.push(slot.server);
+  return slot;
+}
+
+test('a copy is sent only once the client has its answer (never alongside the serving request)', async () => {
+  const blue = await heldSlot();
+  const green = await fakeSlot(() => ({ status: 200, body: [1] }));
+  servers.push(green.server);
+  const front = new LocalFront('svc');
+  fronts.push(front);
+  await front.listen(0);
+  front.addSlot({ name: 'blue', url: blue.url });
+  front.addSlot({ name: 'green', url: green.url });
+  front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
+  const answered = score(front);
+  for (let i = 0; i < 500 && blue.hits < 1; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(blue.hits).toBe(1);
+  expect(green.hits).toBe(0); // the serving slot has the request, the copy waits for its answer
+  blue.release();
+  expect(await answered).toEqual({ status: 200, body: [1] });
+  for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < 1; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(green.hits).toBe(1);
+  expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 1, compared: 1, disagreed: 0 });
+});
+
+test(`copies reach the shadow slot over at most ${MAX_SHADOW_SOCKETS} connections at once; the clients never wait for them`, async () => {
+  const blue = await fakeSlot(() => ({ status: 200, body: [1] }));
+  servers.push(blue.server);
+  const green = await heldSlot();
+  const front = new LocalFront('svc');
+  fronts.push(front);
+  await front.listen(0);
+  front.addSlot({ name: 'blue', url: blue.url });
+  front.addSlot({ name: 'green', url: green.url });
+  front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
+  const n = 3 * MAX_SHADOW_SOCKETS;
+  // Every client is answered while the shadow slot holds every copy it got.
+  const answers = await Promise.all(Array.from({ length: n }, () => score(front)));
+  expect(answers.every((a) => a.status === 200)).toBe(true);
+  for (let i = 0; i < 500 && green.held.length < MAX_SHADOW_SOCKETS; i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 1000 && green.hits < n; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    green.release();
+  }
+  expect(green.hits).toBe(n);
+  expect(green.most).toBe(MAX_SHADOW_SOCKETS);
+  for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < n; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: n, compared: n, skipped: 0 });
 });
 
 test('removing the new slot (rollback) sends everything to the other one', async () => {
