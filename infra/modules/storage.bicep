@@ -5,7 +5,7 @@ param name string
 param location string
 param tags object
 
-var blobContainers = ['incoming', 'models', 'images', 'uploads', 'app-package']
+var blobContainers = ['incoming', 'models', 'images', 'uploads', 'app-package', 'modeldata']
 var tables = ['models', 'usage', 'images', 'services', 'servicekeys']
 var queues = ['training-completed']
 
