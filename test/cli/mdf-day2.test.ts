@@ -116,17 +116,33 @@ test('token, logs (tail, --json, --follow ended by Ctrl-C), runs list, approve a
   expect(logs).toMatchObject({ service: 'cli-roll', slot: expect.stringMatching(/^(blue|green)$/), tail: 5 });
   expect(logs.lines.length).toBeLessThanOrEqual(5);
   expect((await ok(['logs', 'cli-roll', '--tail', '5'])).split('\n').filter(Boolean)).toEqual(logs.lines.slice(-5));
+  // --follow: a request scored while it runs shows up as a new line (its access log line, by request id); Ctrl-C ends it.
+  let requestId: string | undefined;
   let interrupted = false;
+  let printed = '';
+  let follower: ReturnType<typeof spawn> | undefined;
+  const seen = () => {
+    if (requestId && !interrupted && printed.includes(requestId)) {
+      interrupted = true;
+      follower!.kill('SIGINT');
+    }
+  };
   const followed = await mdf(['logs', 'cli-roll', '--follow', '--interval', '0.2'], {
-    onStdout: (_s, child) => {
-      if (!interrupted) {
-        interrupted = true;
-        setTimeout(() => child.kill('SIGINT'), 500);
-      }
+    onStdout: (soFar, child) => {
+      printed = soFar;
+      if (follower === undefined) {
+        follower = child;
+        void fetch(scoringUri, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ data: [5] }) }).then((r) => {
+          requestId = r.headers.get('x-ms-request-id') ?? 'none';
+          seen();
+        });
+      } else seen();
     },
+    timeoutMs: 60_000,
   });
   expect(interrupted).toBe(true);
   expect(followed.code).toBe(0);
+  expect(followed.stdout.split(requestId!).length).toBe(2); // printed once, not again on later polls
   // A follow bounded by --timeout ends by itself with exit 0.
   expect((await mdf(['logs', 'cli-roll', '--follow', '--interval', '0.2', '--timeout', '1'])).code).toBe(0);
 
