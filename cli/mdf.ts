@@ -402,7 +402,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
 
   // -------------------------------------------------------------- models / images / services
   const registry = (noun: 'models' | 'images') => {
-    const c = program.command(noun).description(noun === 'models' ? 'registered models (list, show, delete)' : 'images (list, show, delete)');
+    const c = program.command(noun).description(noun === 'models' ? 'registered models (list, show, delete, register, download)' : 'images (list, show, delete, tag)');
     const list = c
       .command('list', { isDefault: true })
       .description(`list ${noun}`)
