@@ -4,7 +4,9 @@
  * shared client (`client/api.ts`) — no back door: everything goes through `/api/...`.
  *
  *   mdf deploy <folder|deploy.json> [--service name] [--target local|aci|aks] [--wait]
- *   mdf models|images|services [list|show|delete]      mdf runs show|watch|abort <id>
+ *   mdf models|images|services [list|show|delete]      mdf runs [list] | show|watch|approve|reject|abort <id>
+ *   mdf models register <files…> --name n | download <name:version>   mdf images tag <name:version> --tag k=v
+ *   mdf logs <service> [--tail N] [--follow]            mdf token <service>
  *   mdf keys <service> [--regenerate primary|secondary] mdf score <service> --data @file.json|-|'<json>'
  *   mdf batch <batch.json|folder> [--wait]              mdf health
  *
@@ -14,7 +16,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ApiError, ConnectionError, isBatchRun, MdfClient, WaitTimeout, type AnyRunView, type BatchRunView, type RunView, type UploadFile } from '../client/api';
+import { ApiError, ConnectionError, isBatchRun, TooLarge, MdfClient, WaitTimeout, type AnyRunView, type BatchRunView, type RunView, type UploadFile } from '../client/api';
 import { checkSiteId, resolveAzureApp } from '../client/azure';
 import { parseYamlBounded } from '../shared/parse';
 import { BatchProgressView, secs, StepProgress, type Out } from './progress';
@@ -42,6 +44,12 @@ const MAX_JOB_BYTES = 16 * 1024 * 1024;
 const MAX_DATA_BYTES = 100 * 1024 * 1024;
 const MAX_UPLOAD_FILES = 999;
 const MAX_FOLDER_DEPTH = 16;
+/** `models download`: the largest archive kept in memory and written. */
+const MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024;
+/** `runs list --all`: pages followed at most. */
+const MAX_RUN_PAGES = 100;
+/** `logs --follow` polls the widest tail the API gives. */
+const MAX_LOG_TAIL = 1000;
 const MANIFEST_NAMES = ['deploy.json', 'deploy.yaml', 'deploy.yml'];
 const BATCH_NAMES = ['batch.json', 'batch.yaml', 'batch.yml'];
 
@@ -94,6 +102,36 @@ function nameVersion(ref: string): { name: string; version?: number } {
   return { name: ref.slice(0, i), version: Number(v) };
 }
 
+/** `--tag k=v` (repeatable) → a map; `k` alone is an empty value when `bare` allows it. */
+function pairs(flag: string, bare = false) {
+  return (v: string, prev: Record<string, string> = {}): Record<string, string> => {
+    const i = v.indexOf('=');
+    if (i === 0 || (i < 0 && !bare)) throw new UsageError(`--${flag} "${v.slice(0, 80)}": write key=value.`);
+    return { ...prev, [i < 0 ? v : v.slice(0, i)]: i < 0 ? '' : v.slice(i + 1) };
+  };
+}
+
+/** A whole number from `min` to `max` (an option's value). */
+function wholeNumber(flag: string, min: number, max: number) {
+  return (v: string): number => {
+    if (!/^\d{1,9}$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`--${flag} must be a whole number from ${min} to ${max}; got "${v.slice(0, 20)}".`);
+    return Number(v);
+  };
+}
+
+/**
+ * The lines of `now` after those already printed (`seen`): the longest suffix of `seen` that starts `now` marks
+ * where new output begins; with no overlap (the output moved on by more than a window, or restarted) all of `now`.
+ */
+export function newLines(seen: string[], now: string[]): string[] {
+  for (let k = Math.min(seen.length, now.length); k > 0; k--) {
+    let same = true;
+    for (let i = 0; i < k && same; i++) same = seen[seen.length - k + i] === now[i];
+    if (same) return now.slice(k);
+  }
+  return now;
+}
+
 /** Reads a local file with a size bound (checked before reading). */
 function readBounded(file: string, max: number, what: string): Buffer {
   let st: fs.Stats;
@@ -144,25 +182,34 @@ export function readDeployFolder(target: string): DeployFolder {
     manifestName = path.basename(abs);
   }
   const manifestText = readBounded(path.join(folder, manifestName), MAX_MANIFEST_BYTES, 'The manifest').toString('utf8');
-  const files: UploadFile[] = [];
+  const files = readFolderFiles(folder, (name) => MANIFEST_NAMES.includes(name) || name === 'deploy.error.json');
+  return { folder, manifestName, manifestText, files };
+}
+
+/**
+ * Every file below `folder` (sub-folders included, paths relative to it with "/"), without hidden files, installed
+ * packages and the top-level files `skipTop` names; at most MAX_UPLOAD_FILES files, MAX_FOLDER_DEPTH levels.
+ */
+function readFolderFiles(folder: string, skipTop: (name: string) => boolean = () => false, files: UploadFile[] = [], prefix = ''): UploadFile[] {
   const walk = (dir: string, rel: string, depth: number) => {
     if (depth > MAX_FOLDER_DEPTH) throw new UsageError(`${dir} is nested more than ${MAX_FOLDER_DEPTH} folders deep below ${folder}.`);
     for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       // Hidden files and folders, installed packages and the manifests/error reports themselves are not model files.
       if (entry.name.startsWith('.') || entry.name === 'node_modules' || entry.name === '__pycache__') continue;
       const relPath = rel ? `${rel}/${entry.name}` : entry.name;
-      if (!rel && (MANIFEST_NAMES.includes(entry.name) || entry.name === 'deploy.error.json')) continue;
+      if (!rel && skipTop(entry.name)) continue;
       const full = path.join(dir, entry.name);
       if (entry.isDirectory()) walk(full, relPath, depth + 1);
       else if (entry.isFile()) {
-        if (files.length >= MAX_UPLOAD_FILES) throw new UsageError(`${folder} holds more than ${MAX_UPLOAD_FILES} files; reference large folders from blob storage in the manifest.`);
+        if (files.length >= MAX_UPLOAD_FILES) throw new UsageError(`${folder} holds more than ${MAX_UPLOAD_FILES} files; reference large folders from blob storage.`);
         files.push({ path: relPath, data: fs.readFileSync(full) });
       }
     }
   };
-  walk(folder, '', 0);
-  return { folder, manifestName, manifestText, files };
+  walk(folder, prefix, 0);
+  return files;
 }
+
 
 /** The manifest with `--service` / `--target` applied (sent as JSON then), or unchanged. */
 export function withOverrides(text: string, fileName: string, o: { service?: string; target?: string }): { text: string; fileName: string } {
@@ -265,7 +312,7 @@ function reportFailure(io: Io, view: AnyRunView): void {
 
 function positiveSeconds(v: string): number {
   const n = Number(v);
-  if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`--timeout takes a positive number of seconds (got "${v}").`);
+  if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`a positive number of seconds is needed (got "${v}").`);
   return n;
 }
 
@@ -355,7 +402,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
 
   // -------------------------------------------------------------- models / images / services
   const registry = (noun: 'models' | 'images') => {
-    const c = program.command(noun).description(noun === 'models' ? 'registered models (list, show, delete)' : 'images (list, show, delete)');
+    const c = program.command(noun).description(noun === 'models' ? 'registered models (list, show, delete, register, download)' : 'images (list, show, delete, tag)');
     const list = c
       .command('list', { isDefault: true })
       .description(`list ${noun}`)
@@ -398,6 +445,68 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
   registry('models');
   registry('images');
 
+  const models = program.commands.find((c) => c.name() === 'models')!;
+  models
+    .command('register')
+    .description('register a model version from local files (multipart POST /api/models); a folder adds its files by relative path')
+    .argument('<files...>', 'files or folders')
+    .requiredOption('--name <name>', 'model name')
+    .option('--tag <k=v>', 'a tag (repeatable)', pairs('tag', true))
+    .option('--property <k=v>', 'a property (repeatable)', pairs('property'))
+    .option('--description <text>', 'description')
+    .option('--idempotency-key <key>', 'makes a retried request safe (the same key answers the same version)')
+    .action(async (targets: string[], o: { name: string; tag?: Record<string, string>; property?: Record<string, string>; description?: string; idempotencyKey?: string }, cmd: Command) => {
+      const { g, api } = await ctx(cmd);
+      const files: UploadFile[] = [];
+      for (const t of targets) {
+        const abs = path.resolve(t);
+        if (fs.existsSync(abs) && fs.statSync(abs).isDirectory()) readFolderFiles(abs, () => false, files);
+        else {
+          if (files.length >= MAX_UPLOAD_FILES) throw new UsageError(`More than ${MAX_UPLOAD_FILES} files; reference large folders from blob storage.`);
+          files.push({ path: path.basename(abs), data: readBounded(abs, MAX_DATA_BYTES, 'The file') });
+        }
+      }
+      const dup = files.find((f, i) => files.findIndex((x) => x.path === f.path) !== i);
+      if (dup) throw new UsageError(`Two files would be registered as "${dup.path}"; give their folder instead.`);
+      if (!files.length) throw new UsageError('No files to register (the folders given are empty).');
+      const meta = { name: o.name, ...(o.description !== undefined ? { description: o.description } : {}), ...(o.tag ? { tags: o.tag } : {}), ...(o.property ? { properties: o.property } : {}) };
+      const m = await api.registerModel(meta, files, o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : {});
+      if (g.json) return printJson(io, m);
+      io.stdout.write(`registered ${m.id} (${m.files.length} files: ${m.files.map((f) => f.path).join(', ')})\n`);
+    });
+  models
+    .command('download')
+    .description('download a model version\'s files as a tar.gz')
+    .argument('<name:version>')
+    .option('-o, --output <file>', 'where to write it (default <name>-<version>.tar.gz)')
+    .action(async (ref: string, o: { output?: string }, cmd: Command) => {
+      const { g, api } = await ctx(cmd);
+      const { name, version } = nameVersion(ref);
+      if (version === undefined) throw new UsageError(`"${ref}": give the version (name:version).`);
+      const r = await api.downloadModel(name, version, MAX_DOWNLOAD_BYTES);
+      const file = path.resolve(o.output ?? r.fileName ?? `${name}-${version}.tar.gz`);
+      fs.writeFileSync(file, r.data);
+      if (g.json) printJson(io, { model: `${name}:${version}`, file, bytes: r.data.length });
+      else io.stdout.write(`wrote ${path.relative(process.cwd(), file) || file} (${r.data.length} bytes)\n`);
+    });
+
+  const images = program.commands.find((c) => c.name() === 'images')!;
+  images
+    .command('tag')
+    .description('add or overwrite tags of an image version (--remove removes one)')
+    .argument('<name:version>')
+    .option('--tag <k=v>', 'a tag to set (repeatable)', pairs('tag', true))
+    .option('--remove <k>', 'a tag to remove (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .action(async (ref: string, o: { tag?: Record<string, string>; remove?: string[] }, cmd: Command) => {
+      const { g, api } = await ctx(cmd);
+      const { name, version } = nameVersion(ref);
+      if (version === undefined) throw new UsageError(`"${ref}": give the version (name:version).`);
+      if (!o.tag && !o.remove) throw new UsageError('Give --tag k=v and/or --remove k.');
+      const img = await api.updateImage(name, version, { ...(o.tag ? { tags: o.tag } : {}), ...(o.remove ? { remove_tags: o.remove } : {}) });
+      if (g.json) return printJson(io, img);
+      io.stdout.write(`${img.id} tags: ${tagsText(img.tags) || '-'}\n`);
+    });
+
   const services = program.command('services').description('deployed services (list, show, delete)');
   services
     .command('list', { isDefault: true })
@@ -426,7 +535,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
     });
 
   // -------------------------------------------------------------- runs
-  const runs = program.command('runs').description('deployment and batch runs (show, watch, abort)');
+  const runs = program.command('runs').description('deployment and batch runs (list, show, watch, approve, reject, abort)');
   runs
     .command('show')
     .description('a run: state, steps and times, result (deployment) or progress and counts (batch)')
@@ -443,17 +552,120 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
       finish(io, g, await follow(api, io, g, id, { timeoutS: o.timeout }));
     });
   runs
+    .command('list', { isDefault: true })
+    .description('runs, newest first (one page; --all follows the pages)')
+    .addOption(new Option('--type <type>', 'deployment or batch').choices(['deployment', 'batch']))
+    .option('--status <state>', 'Pending, Running, Succeeded, Failed, RolledBack, NotPromoted, Registered or Terminated')
+    .option('--service <name>', 'only runs of this service')
+    .option('--model <name>', 'only runs of this model')
+    .option('--since <date>', 'ISO 8601 date or time (the API\'s default: 30 days ago)')
+    .option('--top <n>', 'runs per page (1–100)', wholeNumber('top', 1, 100))
+    .option('--all', `follow the pages to the end (at most ${MAX_RUN_PAGES} pages)`)
+    .action(async (o: { type?: 'deployment' | 'batch'; status?: string; service?: string; model?: string; since?: string; top?: number; all?: boolean }, cmd: Command) => {
+      const { g, api } = await ctx(cmd);
+      const q = { ...(o.type ? { type: o.type } : {}), ...(o.status ? { status: o.status } : {}), ...(o.service ? { service: o.service } : {}), ...(o.model ? { model: o.model } : {}), ...(o.since ? { since: o.since } : {}), ...(o.top ? { top: o.top } : {}) };
+      let page = await api.listRuns(q);
+      const value = [...page.value];
+      for (let n = 1; o.all && page.continuationToken && n < MAX_RUN_PAGES; n++) {
+        page = await api.listRuns({ ...q, continuationToken: page.continuationToken });
+        value.push(...page.value);
+      }
+      const more = page.continuationToken;
+      if (g.json) return printJson(io, { value, ...(more ? { continuationToken: more } : {}) });
+      const when = (t?: string) => (t ? t.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
+      io.stdout.write(`${table(['RUN', 'TYPE', 'STATE', 'CREATED', 'SERVICE', 'MODEL', 'STEP / ERROR'], value.map((r) => [r.id, r.type, r.state, when(r.createdTime), r.serviceName ?? '-', r.model ?? '-', r.error ? `${r.error.code}` : (r.currentStep ?? '')]))}\n`);
+      if (more && !o.all) io.stderr.write(`more runs: mdf runs list --all (or a narrower --since / --status)\n`);
+    });
+  for (const action of ['approve', 'reject'] as const) {
+    runs
+      .command(action)
+      .description(`${action} a rollout waiting at its approval gate${action === 'reject' ? ' (it rolls back; --reason is required)' : ''}`)
+      .argument('<id>')
+      [action === 'reject' ? 'requiredOption' : 'option']('--reason <text>', 'why (recorded with the decision)')
+      .option('--by <name>', 'who (defaults to the authenticated principal in Azure)')
+      .action(async (id: string, o: { reason?: string; by?: string }, cmd: Command) => {
+        const { g, api } = await ctx(cmd);
+        const r = await api.decideRollout(id, action, o);
+        if (g.json) return printJson(io, r);
+        io.stdout.write(`run ${id}: ${action === 'approve' ? 'approved' : 'rejected'}${r.by ? ` by ${r.by}` : ''} at ${r.at}; follow: mdf runs watch ${id}\n`);
+      });
+  }
+  runs
     .command('abort')
-    .description('stop a batch run and tear its pool down (the API has no abort for deployment runs)')
+    .description('abort a run: a deployment\'s rollout (traffic goes back to the serving version) or a batch run (its pool torn down)')
     .argument('<id>')
-    .option('--reason <text>', 'recorded as the termination reason')
-    .action(async (id: string, o: { reason?: string }, cmd: Command) => {
+    .option('--reason <text>', 'recorded with the abort')
+    .option('--by <name>', 'who (deployment runs; defaults to the authenticated principal in Azure)')
+    .action(async (id: string, o: { reason?: string; by?: string }, cmd: Command) => {
       const { g, api } = await ctx(cmd);
       const view = await api.run(id);
-      if (!isBatchRun(view)) throw new UsageError(`Run ${id} is a deployment run; only batch runs can be aborted (to stop a deployment, delete its service with --force).`);
+      if (!isBatchRun(view)) {
+        const r = await api.decideRollout(id, 'abort', o);
+        if (g.json) return printJson(io, r);
+        return void io.stdout.write(`run ${id}: rollout aborted at ${r.at}; follow: mdf runs watch ${id}\n`);
+      }
       const r = await api.terminateBatch(id, o.reason);
       if (g.json) printJson(io, r);
       else io.stdout.write(`batch run ${id}: ${r.terminated ? 'terminated' : 'had already ended'}; pool ${r.pool.poolId} removed\n`);
+    });
+
+  // -------------------------------------------------------------- logs and token
+  program
+    .command('logs')
+    .description("a service's scoring replicas' recent output (--follow: keep printing new lines; Ctrl-C ends)")
+    .argument('<service>')
+    .option('--tail <n>', 'lines (1–1000, default 100)', wholeNumber('tail', 1, 1000))
+    .addOption(new Option('--slot <slot>', 'blue or green (default: the active slot)').choices(['blue', 'green']))
+    .option('--follow', 'poll and print new lines until Ctrl-C or --timeout')
+    .option('--interval <seconds>', 'with --follow: seconds between polls', positiveSeconds, 2)
+    .option('--timeout <seconds>', 'with --follow: stop after this long (exit 0)', positiveSeconds, 3600)
+    .action(async (service: string, o: { tail?: number; slot?: string; follow?: boolean; interval: number; timeout: number }, cmd: Command) => {
+      const { g, api } = await ctx(cmd);
+      const q = { ...(o.tail ? { tail: o.tail } : {}), ...(o.slot ? { slot: o.slot } : {}) };
+      const first = await api.logs(service, q);
+      if (g.json && !o.follow) return printJson(io, first);
+      const print = (lines: string[]) => {
+        for (const line of lines) io.stdout.write(g.json ? `${JSON.stringify({ line })}\n` : `${line}\n`);
+      };
+      print(first.lines);
+      if (!o.follow) return;
+      // Polls the tail (the widest window) and prints what follows the lines already seen; bounded in time.
+      let seen = first.lines;
+      let stop = false;
+      let wake: (() => void) | undefined;
+      const onInt = () => {
+        stop = true;
+        wake?.();
+      };
+      process.once('SIGINT', onInt);
+      process.once('SIGTERM', onInt);
+      const deadline = Date.now() + o.timeout * 1000;
+      try {
+        while (!stop && Date.now() < deadline) {
+          await new Promise<void>((r) => {
+            wake = r;
+            setTimeout(r, Math.min(o.interval * 1000, Math.max(0, deadline - Date.now())));
+          });
+          if (stop) break;
+          const now = await api.logs(service, { ...q, tail: MAX_LOG_TAIL });
+          print(newLines(seen, now.lines));
+          seen = now.lines;
+        }
+      } finally {
+        process.removeListener('SIGINT', onInt);
+        process.removeListener('SIGTERM', onInt);
+      }
+    });
+
+  program
+    .command('token')
+    .description('a Bearer token for a service with token auth (prints the token; --json: with its expiry)')
+    .argument('<service>')
+    .action(async (service: string, _o, cmd: Command) => {
+      const { g, api } = await ctx(cmd);
+      const t = await api.token(service);
+      if (g.json) return printJson(io, t);
+      io.stdout.write(`${t.accessToken}\n`);
     });
 
   // -------------------------------------------------------------- keys and scoring
@@ -542,6 +754,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       return EXIT.failed;
     }
     if (e instanceof ApiError) return fail(EXIT.api, `mdf: ${e.code}: ${e.message} (${e.request} → ${e.status})`, { code: e.code, message: e.message });
+    if (e instanceof TooLarge) return fail(EXIT.failed, `mdf: ${e.message}`, { code: 'TooLarge', message: e.message });
     if (e instanceof ConnectionError) return fail(EXIT.unreachable, `mdf: ${e.message} Is the host running (npm start), and is --url / MDF_URL right?`, { code: 'Unreachable', message: e.message });
     if (e instanceof WaitTimeout) return fail(EXIT.timeout, `mdf: ${e.message} It goes on: mdf runs watch ${e.runId}`, { code: 'WaitTimeout', message: e.message });
     return fail(EXIT.failed, `mdf: ${(e as Error).stack ?? String(e)}`);

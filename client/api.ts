@@ -10,7 +10,10 @@ import type { ModelRecord } from '../shared/registry/models';
 import type { ErrorInfo, ServiceKeys } from '../shared/seams';
 import type { ServiceRecord } from '../shared/registry/services';
 import type { RunStep, RunView } from '../shared/deploy/run-status';
+import type { RunSummary } from '../shared/deploy/runs-list';
+import type { IssuedToken } from '../runtime/auth-token';
 
+export type { IssuedToken, RunSummary };
 export type { BatchRunView, ErrorInfo, ImageRecord, ModelRecord, RunStep, RunView, ServiceKeys, ServiceRecord };
 
 /** The API answered with an error (`status` ≥ 400): its `{ code, message }`. */
@@ -24,6 +27,14 @@ export class ApiError extends Error {
   ) {
     super(message);
     this.name = 'ApiError';
+  }
+}
+
+/** A download was larger than the caller's bound (nothing kept). */
+export class TooLarge extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TooLarge';
   }
 }
 
@@ -87,6 +98,46 @@ export interface Versions<T> {
 }
 
 export type AnyRunView = RunView | BatchRunView;
+
+/** `GET /api/runs`: a page of runs, newest first. */
+export interface RunsPage {
+  value: RunSummary[];
+  continuationToken?: string;
+  nextLink?: string;
+}
+
+export interface RunsQuery {
+  type?: 'deployment' | 'batch';
+  status?: string;
+  service?: string;
+  model?: string;
+  top?: number;
+  since?: string;
+  continuationToken?: string;
+}
+
+export interface ServiceLogs {
+  service: string;
+  slot: string;
+  tail: number;
+  lines: string[];
+}
+
+export interface RolloutDecision {
+  runId: string;
+  action: 'approve' | 'reject' | 'abort';
+  at: string;
+  reason?: string;
+  by?: string;
+}
+
+export interface ModelRegistration {
+  name: string;
+  description?: string;
+  tags?: Record<string, string>;
+  properties?: Record<string, string>;
+  training_run_id?: string;
+}
 
 export const isBatchRun = (v: AnyRunView): v is BatchRunView => (v as BatchRunView).kind === 'batch';
 
@@ -159,6 +210,27 @@ export class MdfClient {
 
   /** One request to `/api/<path>`; the parsed body. Errors: `ApiError` (an error answer), `ConnectionError` (none). */
   async request<T>(method: string, path: string, o: RequestOptions = {}): Promise<{ status: number; body: T; headers: Headers }> {
+    const r = await this.send(method, path, o, (res) => res.text());
+    return { status: r.status, body: parseBody(r.data) as T, headers: r.headers };
+  }
+
+  /** Like `request`, the body as bytes (a download), bounded by `maxBytes` (checked while reading). */
+  async requestBytes(method: string, path: string, maxBytes: number, o: RequestOptions = {}): Promise<{ status: number; body: Buffer; headers: Headers }> {
+    const r = await this.send(method, path, { ...o, headers: { accept: '*/*', ...(o.headers ?? {}) } }, async (res) => {
+      if (!res.ok || !res.body) return Buffer.from(await res.text());
+      const chunks: Buffer[] = [];
+      let n = 0;
+      for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
+        n += c.length;
+        if (n > maxBytes) throw new TooLarge(`${method} /api/${path}: the answer is larger than ${maxBytes} bytes.`);
+        chunks.push(Buffer.from(c));
+      }
+      return Buffer.concat(chunks);
+    });
+    return { status: r.status, body: r.data, headers: r.headers };
+  }
+
+  private async send<D extends string | Buffer>(method: string, path: string, o: RequestOptions, read: (res: Response) => Promise<D>): Promise<{ status: number; data: D; headers: Headers }> {
     const url = new URL(`${this.baseUrl}/api/${path.replace(/^\/+/, '')}`);
     for (const [k, v] of Object.entries(o.query ?? {})) {
       if (v === undefined || v === false) continue;
@@ -169,21 +241,21 @@ export class MdfClient {
     if (o.contentType) headers['content-type'] = o.contentType;
     const label = `${method} /api/${path.replace(/^\/+/, '').split('?')[0]}`;
     let res: Response;
-    let text: string;
+    let data: D;
     try {
       res = await fetch(url, { method, headers, ...(o.body !== undefined ? { body: o.body } : {}), signal: AbortSignal.timeout(o.timeoutMs ?? this.opts.timeoutMs ?? 120_000) });
-      text = await res.text();
+      data = await read(res);
     } catch (e) {
+      if (e instanceof TooLarge) throw e;
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
       const why = (e as Error).name === 'TimeoutError' ? 'no answer in time' : (cause?.code ?? cause?.message ?? (e as Error).message);
       throw new ConnectionError(url.origin, `${label}: cannot reach ${url.origin} (${why}).`);
     }
-    const body = parseBody(text);
     if (res.status >= 400 && !(o.accept ?? []).includes(res.status)) {
-      const err = errorOf(res.status, body);
+      const err = errorOf(res.status, parseBody(data.toString()));
       throw new ApiError(res.status, err.code, err.message, label);
     }
-    return { status: res.status, body: body as T, headers: res.headers };
+    return { status: res.status, data, headers: res.headers };
   }
 
   private async get<T>(path: string, query?: RequestOptions['query']): Promise<T> {
@@ -221,6 +293,16 @@ export class MdfClient {
   async deployManifest(text: string, o: { yaml?: boolean; folder?: string; idempotencyKey?: string } = {}): Promise<DeploymentAccepted> {
     const headers: Record<string, string> = o.idempotencyKey ? { 'idempotency-key': o.idempotencyKey } : {};
     return (await this.request<DeploymentAccepted>('POST', 'deployments', { body: text, contentType: o.yaml ? 'application/yaml' : 'application/json', headers, query: { folder: o.folder } })).body;
+  }
+
+  /** `GET /api/runs`: one page of runs, newest first (pass `continuationToken` back for the next). */
+  listRuns(q: RunsQuery = {}): Promise<RunsPage> {
+    return this.get('runs', { type: q.type, status: q.status, service: q.service, model: q.model, top: q.top === undefined ? undefined : String(q.top), since: q.since, continuationToken: q.continuationToken });
+  }
+
+  /** `POST /api/runs/{id}/approve|reject|abort`: a decision for a run's rollout (`reject` needs a reason). */
+  decideRollout(id: string, action: 'approve' | 'reject' | 'abort', o: { reason?: string; by?: string } = {}): Promise<RolloutDecision> {
+    return this.json('POST', `runs/${seg(id)}/${action}`, { ...(o.reason ? { reason: o.reason } : {}), ...(o.by ? { by: o.by } : {}) });
   }
 
   /** `GET /api/runs/{id}`: a deployment or a batch run. */
@@ -267,6 +349,21 @@ export class MdfClient {
     return this.json('PATCH', `models/${versioned(name, version)}`, patch);
   }
 
+  /** `POST /api/models` as multipart: the "model" part (metadata) first, then one part per file (named by its path). */
+  async registerModel(meta: ModelRegistration, files: UploadFile[], o: { idempotencyKey?: string; timeoutMs?: number } = {}): Promise<ModelRecord> {
+    const form = new FormData();
+    form.append('model', new Blob([JSON.stringify(meta)], { type: 'application/json' }), 'model.json');
+    for (const f of files) form.append(f.path, blobOf(f.data), f.path);
+    const headers: Record<string, string> = o.idempotencyKey ? { 'idempotency-key': o.idempotencyKey } : {};
+    return (await this.request<ModelRecord>('POST', 'models', { body: form, headers, timeoutMs: o.timeoutMs ?? 600_000 })).body;
+  }
+  /** `GET /api/models/{name}/{version}/download`: the files as a tar.gz, at most `maxBytes`. */
+  async downloadModel(name: string, version: number, maxBytes: number): Promise<{ data: Buffer; fileName?: string }> {
+    const r = await this.requestBytes('GET', `models/${versioned(name, version)}/download`, maxBytes, { timeoutMs: 600_000 });
+    const m = /filename="([^"/\\]+)"/.exec(r.headers.get('content-disposition') ?? '');
+    return { data: r.body, ...(m ? { fileName: m[1] } : {}) };
+  }
+
   listImages(o: { model?: string } = {}): Promise<Listing<ImageRecord>> {
     return this.get('images', { model: o.model });
   }
@@ -277,6 +374,11 @@ export class MdfClient {
   }
   deleteImage(name: string, version?: number, o: { force?: boolean } = {}): Promise<unknown> {
     return this.request('DELETE', `images/${versioned(name, version)}`, { query: { force: o.force } }).then((r) => r.body);
+  }
+
+  /** `PATCH /api/images/{name}/{version}`: add/overwrite tags, remove tags. */
+  updateImage(name: string, version: number, patch: { tags?: Record<string, string>; remove_tags?: string[] }): Promise<ImageRecord> {
+    return this.json('PATCH', `images/${versioned(name, version)}`, patch);
   }
 
   listServices(): Promise<Listing<ServiceRecord>> {
@@ -290,6 +392,14 @@ export class MdfClient {
   }
   keys(service: string): Promise<ServiceKeys> {
     return this.get(`services/${seg(service)}/keys`);
+  }
+  /** `GET /api/services/{name}/logs`: the last `tail` lines of the (active or given) slot's replicas. */
+  logs(service: string, o: { tail?: number; slot?: string } = {}): Promise<ServiceLogs> {
+    return this.get(`services/${seg(service)}/logs`, { tail: o.tail === undefined ? undefined : String(o.tail), slot: o.slot });
+  }
+  /** `GET /api/services/{name}/token`: a Bearer token (services with token auth). */
+  token(service: string): Promise<IssuedToken> {
+    return this.get(`services/${seg(service)}/token`);
   }
   regenerateKey(service: string, keyType: 'Primary' | 'Secondary'): Promise<ServiceKeys> {
     return this.json('POST', `services/${seg(service)}/keys/regenerate`, { keyType });

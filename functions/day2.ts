@@ -10,16 +10,16 @@ import * as path from 'path';
 import { Readable } from 'stream';
 import * as df from 'durable-functions';
 import * as tar from 'tar';
-import { z } from 'zod';
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { AppError, badRequest, errorResponse, notFound, redactSecrets, toErrorInfo, tooLarge } from '../shared/errors';
 import { FIXED_MTIME } from '../shared/images/archive';
 import { getConfig } from '../shared/config';
 import { checkDeclaredLength, MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
 import { ByteBudget, multipartParts, partStream, readPart } from '../shared/multipart';
-import { checkSource, describeIssues, stringMap } from '../shared/manifest/schema';
+import { checkSource, describeIssues } from '../shared/manifest/schema';
 import { checkImageName, checkModelName, checkRelativePath, checkServiceName, parseVersion } from '../shared/manifest/names';
 import { parseJsonBounded } from '../shared/parse';
+import { imagePatch, registerModelBody as registerBody } from '../shared/api/schemas';
 import { issueToken } from '../runtime';
 import { getAppServices } from '../shared/services/app';
 import { listRuns, parseRunsQuery } from '../shared/deploy/runs-list';
@@ -195,11 +195,6 @@ app.http('downloadModel', {
   }),
 });
 
-const imagePatch = z.strictObject({
-  tags: z.record(z.string(), z.string()).optional(),
-  remove_tags: z.array(z.string()).max(100).optional(),
-});
-
 /** `PATCH /api/images/{name}/{version}`: `{"tags": {...}, "remove_tags": [...]}` (AML `image.update_tags`). */
 app.http('updateImage', {
   route: 'images/{name}/{version:int}',
@@ -215,17 +210,6 @@ app.http('updateImage', {
     if (!tags && !remove_tags) throw badRequest('InvalidImageUpdate', 'Give "tags" and/or "remove_tags".');
     return { jsonBody: await getAppServices().images.updateTags(name, version, { ...(tags ? { add: tags } : {}), ...(remove_tags ? { remove: remove_tags } : {}) }) };
   }),
-});
-
-const registerBody = z.strictObject({
-  name: z.string(),
-  /** Paths relative to `folder`, or `{ path, source }` blob references. */
-  files: z.array(z.union([z.string(), z.strictObject({ path: z.string(), source: z.string().optional() })])).min(1).max(200),
-  folder: z.string().max(1024).optional(),
-  description: z.string().max(8192).optional(),
-  tags: stringMap.optional(),
-  properties: stringMap.optional(),
-  training_run_id: z.string().min(1).max(256).optional(),
 });
 
 /**

@@ -47,7 +47,9 @@ function operation(r: ApiRoute, operationId: string): JsonObject {
     tags: [r.path.split('/')[1].replace(/\.json$/, '')],
     ...(params.length || query.length ? { parameters: [...params, ...query] } : {}),
     responses: {
-      [String(r.ok[0])]: { description: r.ok[0] === 202 ? 'Accepted' : 'OK', content: { [r.ok[2] ?? 'application/json']: { schema: ref(r.ok[1]) } } },
+      ...Object.fromEntries(
+        [r.ok[0], ...(r.alsoOk ?? [])].map((st) => [String(st), { description: st === 202 ? 'Accepted' : st === 201 ? 'Created' : 'OK', content: { [r.ok[2] ?? 'application/json']: { schema: ref(r.ok[1]) } } }]),
+      ),
       ...Object.fromEntries(r.errors.map((status) => [String(status), { $ref: `#/components/responses/Error${status}` }])),
     },
     ...(r.auth === 'anonymous' ? { security: [] } : {}),
@@ -60,9 +62,9 @@ function operation(r: ApiRoute, operationId: string): JsonObject {
           ? {
               schema: {
                 type: 'object',
-                description: 'A "manifest" part first (deploy.json or YAML), then one part per file, named by its path in the model folder.',
-                properties: { manifest: { type: 'string', format: 'binary' } },
-                required: ['manifest'],
+                description: r.body.multipart?.description ?? 'A "manifest" part first (deploy.json or YAML), then one part per file, named by its path in the model folder.',
+                properties: { [r.body.multipart?.first ?? 'manifest']: { type: 'string', format: 'binary' } },
+                required: [r.body.multipart?.first ?? 'manifest'],
                 additionalProperties: { type: 'string', format: 'binary' },
               },
             }

@@ -23,9 +23,17 @@ export interface ApiRoute {
    * whose answer has no schema yet) and, when not JSON, its content type (`Text` with `text/plain`).
    */
   ok: [status: number, component: keyof typeof COMPONENTS, contentType?: string];
+  /** Other success statuses with the same body (e.g. 200 when an Idempotency-Key had already created it). */
+  alsoOk?: number[];
   /** Error statuses it answers (always with the `Error` body). */
   errors: number[];
-  body?: { component: keyof typeof COMPONENTS; contentTypes: string[]; required?: boolean };
+  body?: {
+    component: keyof typeof COMPONENTS;
+    contentTypes: string[];
+    required?: boolean;
+    /** With `multipart/form-data`: the part that comes first (its JSON/YAML text) and what the other parts are. */
+    multipart?: { first: string; description: string };
+  };
   query?: Record<string, string>;
   /** `anonymous` routes need no function key in Azure. Default: function. */
   auth?: 'anonymous';
@@ -59,6 +67,13 @@ export const COMPONENTS = {
   Health: s.health,
   OpenApiDocument: s.openApiDocument,
   RolloutDecision: s.rolloutDecisionSchema,
+  RolloutDecisionAccepted: s.rolloutDecisionAccepted,
+  ImagePatch: s.imagePatch,
+  ModelRegistration: s.registerModelBody,
+  RunList: s.runsPage,
+  ServiceLogs: s.serviceLogs,
+  ServiceToken: s.serviceToken,
+  Binary: z.string().meta({ format: 'binary' }),
   Json: z.unknown().meta({ description: 'A JSON answer (not described in detail yet).' }),
   Text: z.string(),
 } satisfies Record<string, z.ZodType>;
@@ -73,10 +88,11 @@ export const ROUTES: ApiRoute[] = [
   { fn: 'health', method: 'get', path: '/health', summary: 'The app is loaded and its storage answers (503 Unhealthy otherwise, naming what is wrong)', ok: [200, 'Health'], errors: [503], auth: 'anonymous' },
   { fn: 'openApi', method: 'get', path: '/openapi.json', summary: 'This document', ok: [200, 'OpenApiDocument'], errors: [], auth: 'anonymous' },
   { fn: 'startDeployment', method: 'post', path: '/deployments', summary: 'Start a deployment: a manifest (JSON/YAML, files as blob references or relative to ?folder=), or multipart with a "manifest" part first and one part per file', ok: [202, 'DeploymentAccepted'], errors: [400, 404, 409, 413, 422], body: { component: 'DeploymentManifest', contentTypes: [...doc, multipart], required: true }, query: { folder: 'container/path the manifest\'s relative file paths are in' } },
+  { fn: 'listRuns', method: 'get', path: '/runs', summary: 'Deployment and batch runs, newest first, a page at a time (follow continuationToken / nextLink)', ok: [200, 'RunList'], errors: [400], query: { type: '`deployment` or `batch`', status: 'Pending, Running, Succeeded, Failed, RolledBack, NotPromoted, Registered or Terminated', service: 'only runs of this service', model: 'only runs of this model', top: 'page size, 1–100 (default 50)', since: 'ISO 8601 date or time (default: 30 days ago)', continuationToken: 'the previous page\'s continuationToken' } },
   { fn: 'getRun', method: 'get', path: '/runs/{id}', summary: 'A deployment run (state, steps with times, result) or a batch run (progress, counts)', ok: [200, 'Run'], errors: [400, 404] },
-  { fn: 'rolloutApprove', method: 'post', path: '/runs/{id}/approve', summary: 'Approve a rollout waiting at its approval gate (who and when are recorded)', ok: [202, 'Json'], errors: [400, 404, 409, 413], body: { component: 'RolloutDecision', contentTypes: json } },
-  { fn: 'rolloutReject', method: 'post', path: '/runs/{id}/reject', summary: 'Reject a rollout waiting at its approval gate (a reason is required): it rolls back', ok: [202, 'Json'], errors: [400, 404, 409, 413], body: { component: 'RolloutDecision', contentTypes: json, required: true } },
-  { fn: 'rolloutAbort', method: 'post', path: '/runs/{id}/abort', summary: 'Abort a rollout in progress: traffic goes back to the serving version at once', ok: [202, 'Json'], errors: [400, 404, 409, 413], body: { component: 'RolloutDecision', contentTypes: json } },
+  { fn: 'rolloutApprove', method: 'post', path: '/runs/{id}/approve', summary: 'Approve a rollout waiting at its approval gate (who and when are recorded)', ok: [202, 'RolloutDecisionAccepted'], errors: [400, 404, 409, 413], body: { component: 'RolloutDecision', contentTypes: json } },
+  { fn: 'rolloutReject', method: 'post', path: '/runs/{id}/reject', summary: 'Reject a rollout waiting at its approval gate (a reason is required): it rolls back', ok: [202, 'RolloutDecisionAccepted'], errors: [400, 404, 409, 413], body: { component: 'RolloutDecision', contentTypes: json, required: true } },
+  { fn: 'rolloutAbort', method: 'post', path: '/runs/{id}/abort', summary: 'Abort a rollout in progress: traffic goes back to the serving version at once', ok: [202, 'RolloutDecisionAccepted'], errors: [400, 404, 409, 413], body: { component: 'RolloutDecision', contentTypes: json } },
   { fn: 'batchRunsStart', method: 'post', path: '/batch-runs', summary: 'Start a batch scoring run', ok: [202, 'BatchAccepted'], errors: [400, 404, 422], body: { component: 'BatchJob', contentTypes: doc, required: true } },
   { fn: 'batchRunsGet', method: 'get', path: '/batch-runs/{id}', summary: 'A batch run', ok: [200, 'BatchRun'], errors: [400, 404] },
   { fn: 'batchRunsTerminate', method: 'post', path: '/batch-runs/{id}/terminate', summary: 'Terminate a batch run and tear its pool down (the body, if any, is the reason)', ok: [202, 'BatchTerminated'], errors: [400, 404] },
@@ -86,11 +102,15 @@ export const ROUTES: ApiRoute[] = [
   { fn: 'modelByName', method: 'get', path: '/models/{name}/{version}', summary: 'One model version', ok: [200, 'Model'], errors: [400, 404] },
   { fn: 'modelByName', method: 'delete', path: '/models/{name}/{version}', summary: 'Delete one model version', ok: [200, 'Deleted'], errors: [400, 404, 409], query: force },
   { fn: 'updateModel', method: 'patch', path: '/models/{name}/{version}', summary: 'Update tags (mutable) and properties (add-only)', ok: [200, 'Model'], errors: [400, 404, 409, 413], body: { component: 'ModelPatch', contentTypes: json, required: true } },
+  { fn: 'registerModelHttp', method: 'post', path: '/models', summary: 'Register a model version without deploying it: JSON with blob references, or multipart with a "model" part (metadata) first and one part per file. 201 (200 when the Idempotency-Key had registered it)', ok: [201, 'Model'], alsoOk: [200], errors: [400, 404, 413], body: { component: 'ModelRegistration', contentTypes: [...json, multipart], required: true, multipart: { first: 'model', description: 'A "model" part first (JSON: name, description, tags, properties, training_run_id), then one part per file, named by its path in the model folder.' } } },
+  { fn: 'downloadModel', method: 'get', path: '/models/{name}/{version}/download', summary: 'The version\'s files as a tar.gz (paths as registered, checked against their sha256)', ok: [200, 'Binary', 'application/gzip'], errors: [400, 404] },
   { fn: 'listImages', method: 'get', path: '/images', summary: 'Images', ok: [200, 'ImageList'], errors: [400], query: { model: 'only images embedding this model (name[:version])' } },
   { fn: 'imageByName', method: 'get', path: '/images/{name}', summary: 'Every version of an image', ok: [200, 'ImageVersions'], errors: [400, 404] },
   { fn: 'imageByName', method: 'delete', path: '/images/{name}', summary: 'Delete every version of an image', ok: [200, 'Deleted'], errors: [400, 404, 409], query: force },
   { fn: 'imageByName', method: 'get', path: '/images/{name}/{version}', summary: 'One image version (state, digest, models, build log blob)', ok: [200, 'Image'], errors: [400, 404] },
   { fn: 'imageByName', method: 'delete', path: '/images/{name}/{version}', summary: 'Delete one image version', ok: [200, 'Deleted'], errors: [400, 404, 409], query: force },
+  { fn: 'updateImage', method: 'patch', path: '/images/{name}/{version}', summary: 'Update an image\'s tags', ok: [200, 'Image'], errors: [400, 404, 413], body: { component: 'ImagePatch', contentTypes: json, required: true } },
+  { fn: 'imageBuildLog', method: 'get', path: '/images/{name}/{version}/log', summary: 'The image\'s build log (its last 1 MB; x-mdf-log-truncated says whether it was cut)', ok: [200, 'Text', 'text/plain'], errors: [400, 404] },
   { fn: 'listServices', method: 'get', path: '/services', summary: 'Services (never keys)', ok: [200, 'ServiceList'], errors: [] },
   { fn: 'serviceByName', method: 'get', path: '/services/{name}', summary: 'A service: state, image, target, config, scoring and swagger URIs (never keys)', ok: [200, 'Service'], errors: [400, 404] },
   { fn: 'serviceByName', method: 'delete', path: '/services/{name}', summary: 'Delete a service (during a deployment: 409 unless force, which stops it)', ok: [200, 'Deleted'], errors: [400, 404, 409], query: { force: '`true`: also during a deployment (stops it)' } },
@@ -98,5 +118,7 @@ export const ROUTES: ApiRoute[] = [
   { fn: 'serviceMetrics', method: 'get', path: '/services/{name}/metrics', summary: 'The serving runtime\'s cumulative counters (requests, 5xx/4xx, latency sum and count, workers), summed over the serving slot\'s replicas', ok: [200, 'ServiceMetrics'], errors: [400, 404, 409, 502] },
   { fn: 'console', method: 'get', path: '/console', summary: 'The web console (an HTML page; it reads this API from the browser)', ok: [200, 'Text', 'text/html'], errors: [], auth: 'anonymous' },
   { fn: 'console', method: 'get', path: '/console/{asset}', summary: 'The console\'s files: app.js, api.js, charts.js, console.css (anything else 404 AssetNotFound)', ok: [200, 'Text', 'text/javascript'], errors: [404], auth: 'anonymous' },
+  { fn: 'serviceLogs', method: 'get', path: '/services/{name}/logs', summary: 'The last lines of the scoring replicas\' output (secrets redacted)', ok: [200, 'ServiceLogs'], errors: [400, 404], query: { tail: 'lines, 1–1000 (default 100)', slot: '`blue` or `green` (default: the active slot)' } },
+  { fn: 'serviceToken', method: 'get', path: '/services/{name}/token', summary: 'A Bearer token for a service with token auth (400 TokenAuthNotEnabled otherwise)', ok: [200, 'ServiceToken'], errors: [400, 404] },
   { fn: 'regenerateServiceKey', method: 'post', path: '/services/{name}/keys/regenerate', summary: 'Regenerate the primary or secondary key', ok: [200, 'ServiceKeys'], errors: [400, 404, 413], body: { component: 'RegenerateKey', contentTypes: json, required: true } },
 ];

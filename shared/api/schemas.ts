@@ -15,6 +15,9 @@ import type { ModelRecord } from '../registry/models';
 import type { ErrorInfo, ServiceKeys } from '../seams';
 import type { ServiceRecord } from '../registry/services';
 import type { RunView } from '../deploy/run-status';
+import type { RunSummary } from '../deploy/runs-list';
+import type { IssuedToken } from '../../runtime/auth-token';
+import { stringMap as boundedStringMap } from '../manifest/schema';
 
 const text = z.string();
 const iso = z.string().meta({ description: 'ISO 8601 date and time', examples: ['2026-11-29T10:00:00.000Z'] });
@@ -41,6 +44,31 @@ export const modelPatch = z
 
 /** `POST /api/services/{name}/keys/regenerate`. */
 export const regenerateKeyBody = z.strictObject({ keyType: z.enum(['Primary', 'Secondary']) }).meta({ examples: [{ keyType: 'Primary' }] });
+
+/** `PATCH /api/images/{name}/{version}` (AML `image.update_tags`). */
+export const imagePatch = z
+  .strictObject({
+    tags: z.record(z.string(), z.string()).optional(),
+    remove_tags: z.array(z.string()).max(100).optional(),
+  })
+  .meta({ description: '`tags` adds or overwrites, `remove_tags` removes (at least one of them).', examples: [{ tags: { stage: 'prod' } }] });
+
+/**
+ * `POST /api/models` as JSON (AML `Model.register`): files as blob references (`{path, source}`) or paths relative to
+ * `folder`. As multipart, the "model" part holds the same fields without `files`/`folder`, then one part per file.
+ */
+export const registerModelBody = z
+  .strictObject({
+    name: z.string(),
+    /** Paths relative to `folder`, or `{ path, source }` blob references. */
+    files: z.array(z.union([z.string(), z.strictObject({ path: z.string(), source: z.string().optional() })])).min(1).max(200),
+    folder: z.string().max(1024).optional(),
+    description: z.string().max(8192).optional(),
+    tags: boundedStringMap.optional(),
+    properties: boundedStringMap.optional(),
+    training_run_id: z.string().min(1).max(256).optional(),
+  })
+  .meta({ examples: [{ name: 'diabetes-linear', folder: 'models/diabetes', files: ['model.json'], tags: { stage: 'dev' } }] });
 
 // ---------------------------------------------------------------- answers
 
@@ -233,6 +261,40 @@ export const deploymentAccepted = z
 export const batchAccepted = z.object({ id: text, started: z.boolean(), statusUri: text, terminateUri: text });
 export const batchTerminated = z.object({ id: text, terminated: z.boolean(), pool: z.object({ poolId: text, removed: z.boolean() }) });
 
+/** `GET /api/runs`: one line per run, newest first. */
+export const runSummary = z.object({
+  id: text,
+  type: z.enum(['deployment', 'batch']),
+  state: text.meta({ description: 'Pending, Running, Succeeded, Failed, RolledBack, NotPromoted, Registered, Terminated' }),
+  createdTime: iso.optional(),
+  lastUpdatedTime: iso.optional(),
+  serviceName: text.optional(),
+  model: text.optional(),
+  image: text.optional(),
+  currentStep: text.optional(),
+  error: errorInfo.optional(),
+});
+export const runsPage = z
+  .object({
+    value: z.array(runSummary),
+    continuationToken: text.optional().meta({ description: 'Pass it back as ?continuationToken= for the next page' }),
+    nextLink: text.optional().meta({ description: 'The next page: path and query (the function key is never echoed)' }),
+  })
+  .meta({ examples: [{ value: [{ id: 'deploy-http-4f1c…', type: 'deployment', state: 'Succeeded', createdTime: '2026-11-29T10:00:00.000Z', serviceName: 'diabetes' }] }] });
+
+/** `GET /api/services/{name}/logs`: the last lines of the slot's scoring replicas' output (secrets redacted). */
+export const serviceLogs = z
+  .object({ service: text, slot: text, tail: z.number().int(), lines: z.array(text) })
+  .meta({ examples: [{ service: 'diabetes', slot: 'blue', tail: 100, lines: ['listening on 127.0.0.1:40123'] }] });
+
+/** `GET /api/services/{name}/token` (AML `service.get_token()`): times in Unix seconds. */
+export const serviceToken = z.object({ accessToken: text, tokenType: z.literal('Bearer'), expiryOn: z.number().int(), refreshAfter: z.number().int() });
+
+/** `POST /api/runs/{id}/approve|reject|abort`: the decision as sent to the rollout. */
+export const rolloutDecisionAccepted = z
+  .object({ runId: text, action: z.enum(['approve', 'reject', 'abort']), at: iso, reason: text.optional(), by: text.optional() })
+  .meta({ examples: [{ runId: 'deploy-http-4f1c…', action: 'approve', at: '2026-11-29T10:05:00.000Z', by: 'alice' }] });
+
 /** The OpenAPI document itself (`GET /api/openapi.json`). */
 export const openApiDocument = z.object({ openapi: text, info: z.object({ title: text, version: text }), paths: z.record(z.string(), z.unknown()) });
 
@@ -252,7 +314,9 @@ export const SCHEMA_CHECKS: [
   // `tokenSecret` (token auth's signing secret) is never in an answer: `/keys` returns the two keys only.
   Covers<z.infer<typeof serviceKeys>, Omit<ServiceKeys, 'tokenSecret'>>,
   Covers<z.infer<typeof errorInfo>, ErrorInfo>,
-] = [true, true, true, true, true, true, true];
+  Covers<z.infer<typeof runSummary>, RunSummary>,
+  Covers<z.infer<typeof serviceToken>, IssuedToken>,
+] = [true, true, true, true, true, true, true, true, true];
 
 /** The body of `POST /api/runs/{id}/approve|reject|abort`: why, and who (defaults to the authenticated principal). */
 export const rolloutDecisionSchema = z.strictObject({

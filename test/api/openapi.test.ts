@@ -94,7 +94,10 @@ test('answers of a deployment, a batch run and the management routes validate ag
 
   // A deployment (multipart), followed to its end.
   const form = new FormData();
-  form.append('manifest', new Blob([fs.readFileSync(path.join(EXAMPLE, 'deploy.json'))]), 'deploy.json');
+  // With token auth: GET /services/{name}/token answers a real token (keys still answer).
+  const manifest = JSON.parse(fs.readFileSync(path.join(EXAMPLE, 'deploy.json'), 'utf8'));
+  manifest.target = { ...manifest.target, token_auth_enabled: true };
+  form.append('manifest', new Blob([JSON.stringify(manifest)]), 'deploy.json');
   for (const f of ['model.json', 'score.js', 'package.json']) form.append(f, new Blob([fs.readFileSync(path.join(EXAMPLE, f))]), f);
   const res = await fetch(`${env.baseUrl}/api/deployments`, { method: 'POST', body: form });
   const accepted = { status: res.status, body: await res.json() };
@@ -118,6 +121,34 @@ test('answers of a deployment, a batch run and the management routes validate ag
   await get('/services/{name}/keys', '/api/services/diabetes-node/keys');
   check('post', '/services/{name}/keys/regenerate', await env.request('POST', '/api/services/diabetes-node/keys/regenerate', { keyType: 'Secondary' }));
   check('post', '/services/{name}/keys/regenerate', await env.request('POST', '/api/services/diabetes-node/keys/regenerate', { keyType: 'Tertiary' }));
+  // Day 2: runs list, logs, build log, token (never printed), tags of an image, a model registered and downloaded.
+  const runs = await get('/runs', '/api/runs?type=deployment&top=5');
+  expect(runs.body.value.map((r: { id: string }) => r.id)).toContain(accepted.body.runId);
+  await get('/runs', '/api/runs?status=Exploded');
+  await get('/services/{name}/logs', '/api/services/diabetes-node/logs?tail=20');
+  await get('/services/{name}/logs', '/api/services/diabetes-node/logs?tail=0');
+  const token = await get('/services/{name}/token', '/api/services/diabetes-node/token');
+  expect(token.body.tokenType).toBe('Bearer');
+  await get('/services/{name}/token', '/api/services/no-such-service/token');
+  const buildLog = await env.request('GET', '/api/images/diabetes-node/1/log');
+  expect(buildLog.headers.get('content-type')).toMatch(/^text\/plain/);
+  expect(doc.paths['/images/{name}/{version}/log'].get.responses['200'].content['text/plain']).toBeDefined();
+  check('get', '/images/{name}/{version}/log', buildLog);
+  check('patch', '/images/{name}/{version}', await env.request('PATCH', '/api/images/diabetes-node/1', { tags: { stage: 'test' } }));
+  check('patch', '/images/{name}/{version}', await env.request('PATCH', '/api/images/diabetes-node/1', { tags: { stage: 'test' }, colour: 'blue' }));
+  const reg = new FormData();
+  reg.append('model', new Blob([JSON.stringify({ name: 'openapi-model', tags: { k: 'v' } })]), 'model');
+  reg.append('model.json', new Blob([fs.readFileSync(path.join(EXAMPLE, 'model.json'))]), 'model.json');
+  const regRes = await fetch(`${env.baseUrl}/api/models`, { method: 'POST', body: reg });
+  check('post', '/models', { status: regRes.status, body: await regRes.json() });
+  check('post', '/models', await env.request('POST', '/api/models', { name: 'openapi-model' }));
+  const dl = await fetch(`${env.baseUrl}/api/models/openapi-model/1/download`);
+  expect(dl.status).toBe(200);
+  expect(dl.headers.get('content-type')).toBe('application/gzip');
+  expect(Object.keys(doc.paths['/models/{name}/{version}/download'].get.responses['200'].content)).toEqual(['application/gzip']);
+  expect(Buffer.from(await dl.arrayBuffer()).subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
+  check('get', '/models/{name}/{version}/download', await env.request('GET', '/api/models/openapi-model/9/download'));
+
   // Errors: the Error body.
   await get('/services/{name}', '/api/services/no-such-service');
   await get('/models/{name}/{version}', '/api/models/diabetes-linear/0');
@@ -139,7 +170,7 @@ test('answers of a deployment, a batch run and the management routes validate ag
 
   check('delete', '/services/{name}', await env.request('DELETE', '/api/services/diabetes-node'));
   check('delete', '/models/{name}', await env.request('DELETE', '/api/models/diabetes-linear?force=true'));
-  expect(checked.size).toBeGreaterThanOrEqual(25);
+  expect(checked.size).toBeGreaterThanOrEqual(38);
 }, 240_000);
 
 test('the document carries the error shape, examples and the request schemas the handlers validate with', () => {

@@ -143,10 +143,10 @@ test('deploy --wait (plain lines), list/show, score, keys --regenerate, runs sho
   const onnx = JSON.parse(await ok(['score', 'cli-diabetes', '--data', `@${dataFile}`])) as { output: number[][] };
   onnx.output.forEach((row, i) => expect(row[0]).toBeCloseTo(expected[i], 3));
 
-  // A deployment run cannot be aborted: a usage error, nothing sent but the lookup.
+  // A deployment run is aborted through its rollout: this one has none (the API's 409, exit 3).
   const abort = await mdf(['runs', 'abort', runId]);
-  expect(abort.code).toBe(2);
-  expect(abort.stderr).toMatch(/is a deployment run; only batch runs can be aborted/);
+  expect(abort.code).toBe(3);
+  expect(abort.stderr).toMatch(/^mdf: NoRolloutInProgress: .*→ 409\)\n$/);
 
   expect(await ok(['services', 'delete', 'cli-diabetes'])).toBe('deleted cli-diabetes\n');
   expect((await env.request('GET', '/api/services/cli-diabetes')).status).toBe(404);
