@@ -93,6 +93,7 @@ export const ROUTES: ApiRoute[] = [
   { fn: 'listServices', method: 'get', path: '/services', summary: 'Services (never keys)', ok: [200, 'ServiceList'], errors: [] },
   { fn: 'serviceByName', method: 'get', path: '/services/{name}', summary: 'A service: state, image, target, config, scoring and swagger URIs (never keys)', ok: [200, 'Service'], errors: [400, 404] },
   { fn: 'serviceByName', method: 'delete', path: '/services/{name}', summary: 'Delete a service (during a deployment: 409 unless force, which stops it)', ok: [200, 'Deleted'], errors: [400, 404, 409], query: { force: '`true`: also during a deployment (stops it)' } },
+  { fn: 'updateService', method: 'patch', path: '/services/{name}', summary: 'Update a service (AML service.update): deploy-configuration fields and/or another built image; a deployment run of its image with the new configuration (202 + run)', ok: [202, 'DeploymentAccepted'], errors: [400, 404, 409, 413], body: { component: 'Json', contentTypes: json, required: true } },
   { fn: 'serviceKeys', method: 'get', path: '/services/{name}/keys', summary: 'The service\'s keys', ok: [200, 'ServiceKeys'], errors: [400, 404] },
   { fn: 'regenerateServiceKey', method: 'post', path: '/services/{name}/keys/regenerate', summary: 'Regenerate the primary or secondary key', ok: [200, 'ServiceKeys'], errors: [400, 404, 413], body: { component: 'RegenerateKey', contentTypes: json, required: true } },
 ];

@@ -124,7 +124,7 @@ export const metricMap = boundedMap(z.number(), 'numbers ("metric": 0.5)');
 /** A user-supplied service key (AML `primary_key` / `secondary_key`): sent as `Bearer <key>`, so no spaces. Never echoed. */
 const userKey = z.string().regex(/^[\x21-\x7e]{16,256}$/, 'must be 16–256 printable ASCII characters without spaces (the value is not shown)');
 
-const common = {
+export const targetCommonFields = {
   cpu_cores: z.number().positive().max(64).optional(),
   memory_gb: z.number().positive().max(256).optional(),
   auth_enabled: z.boolean().optional(),
@@ -140,7 +140,7 @@ const common = {
   tags: stringMap.optional(),
 };
 
-const scaling = {
+export const targetScalingFields = {
   num_replicas: z.number().int().min(1).max(100).optional(),
   autoscale_enabled: z.boolean().optional(),
   autoscale_min_replicas: z.number().int().min(1).max(100).optional(),
@@ -152,17 +152,17 @@ const scaling = {
   max_request_wait_time: z.number().int().min(0).max(300_000).optional(),
 };
 
-const localTarget = z.strictObject({ kind: z.literal('local'), ...common, ...scaling, port: z.number().int().min(0).max(65535).optional() });
+const localTarget = z.strictObject({ kind: z.literal('local'), ...targetCommonFields, ...targetScalingFields, port: z.number().int().min(0).max(65535).optional() });
 const aciTarget = z.strictObject({
   kind: z.literal('aci'),
-  ...common,
+  ...targetCommonFields,
   dns_name_label: z.string().regex(/^[a-z][a-z0-9-]{1,61}[a-z0-9]$/).optional(),
   location: shortText.optional(),
 });
 const aksTarget = z.strictObject({
   kind: z.literal('aks'),
-  ...common,
-  ...scaling,
+  ...targetCommonFields,
+  ...targetScalingFields,
   compute_target_name: shortText.optional(),
   namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).optional(),
 });

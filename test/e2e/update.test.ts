@@ -127,3 +127,43 @@ test('the seed @rawhttp script (no model) deploys without a model file and answe
   const onnx = await post({ image: { name: 'x', runtime: 'onnx' }, service: { name: 'upd-onnx' } });
   expect([onnx.status, onnx.body.error?.code]).toEqual([400, 'ModelFilesMissing']);
 }, 240_000);
+
+test('PATCH /api/services/{name}: replicas → a run of the same image in the other slot; tags and description recorded; bad input, missing service, busy service', async () => {
+  const m = manifest();
+  m.service = { name: 'upd-patch' };
+  const first = await deploy(m);
+  const before = (await env.request('GET', '/api/services/upd-patch')).body;
+  const patch = (body: unknown, name = 'upd-patch') => env.request('PATCH', `/api/services/${name}`, body, { 'content-type': 'application/json' });
+
+  const r = await patch({ num_replicas: 2, tags: { stage: 'blue-green' }, description: 'two replicas' });
+  expect(r.status).toBe(202);
+  expect(r.body).toMatchObject({ serviceName: 'upd-patch', image: first.result.image, started: true });
+  // While it runs the service is held: another update is refused at the door.
+  const busy = await patch({ num_replicas: 3 });
+  expect([busy.status, busy.body.error?.code]).toEqual([409, expect.stringMatching(/ServiceBusy|DeploymentInProgress/)]);
+  const run = await waitRun(env, r.body.runId, 120_000);
+  expect([run.state, run.error]).toEqual(['Succeeded', undefined]);
+  expect(run.result).toMatchObject({ outcome: 'Updated', image: first.result.image });
+  expect(run.steps.find((s: any) => s.name === 'image').detail).toBe(`existing ${first.result.image}`);
+  const after = (await env.request('GET', '/api/services/upd-patch')).body;
+  expect(after.activeSlot).not.toBe(before.activeSlot);
+  expect(after).toMatchObject({ image: first.result.image, tags: { stage: 'blue-green' }, description: 'two replicas', config: { numReplicas: 2, autoscaleEnabled: false } });
+  expect((await score(after.scoringUri)).status).toBe(200);
+  const logs = (await env.request('GET', '/api/services/upd-patch/logs?tail=200')).body.lines.join('\n');
+  expect(logs).toContain('[replica 1]');
+
+  for (const [body, code] of [
+    [{}, 'InvalidServiceUpdate'],
+    [{ replicas: 2 }, 'InvalidServiceUpdate'],
+    [{ num_replicas: 0 }, 'InvalidServiceUpdate'],
+    [{ num_replicas: 2, autoscale_enabled: true }, 'InvalidServiceUpdate'],
+    [{ auth_enabled: true, token_auth_enabled: true }, 'AuthModesExclusive'],
+    [[1], 'InvalidServiceUpdate'],
+  ] as const) {
+    const b = await patch(body);
+    expect([JSON.stringify(body), b.status, b.body.error?.code]).toEqual([JSON.stringify(body), 400, code]);
+  }
+  expect((await patch({ image: 'diabetes-node:999' })).body.error?.code).toBe('ImageNotFound');
+  const missing = await patch({ num_replicas: 2 }, 'upd-nobody');
+  expect([missing.status, missing.body.error?.code]).toEqual([404, 'ServiceNotFound']);
+}, 300_000);
