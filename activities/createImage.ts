@@ -7,7 +7,7 @@ import { Refusal, registerActivity } from '../shared/workflow';
 /** A failed build is the user's to fix (see its log): it comes back as data, with the image record as `detail`. */
 registerActivity(DEPLOY.createImage, async (input): Promise<BuiltImage> => {
   const { images } = getAppServices();
-  const { image } = await images.create(imageRequestFromManifest(input.manifest, input.files, [input.modelId], `${input.runId}/image`));
+  const { image } = await images.create(imageRequestFromManifest(input.manifest, input.files, input.modelId ? [input.modelId] : [], `${input.runId}/image`));
   const summary: ImageSummary = {
     id: image.id,
     name: image.name,

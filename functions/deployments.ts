@@ -32,6 +32,7 @@ import {
 } from '../shared/deploy/start-run';
 import { blobNameReason, canonicalBlobFolder, CONTAINERS } from '../shared/storage';
 import { claimAndStart, claimService, recordBlobAcceptance, recordBlobRefusal, runExists } from '../shared/deploy/claim';
+import { resolveRegistered } from '../shared/deploy/registered';
 import { CLAIM_RENEW_MS } from '../shared/registry/services';
 import { durableClient } from '../shared/workflow';
 
@@ -297,6 +298,8 @@ async function multipartDeployment(request: HttpRequest, context: InvocationCont
       if (again) return again;
     }
 
+    // A registered model or image the manifest names: 404 / 400 before the service is claimed or a file stored.
+    run.input = await resolveRegistered(run.input);
     await claimService(client, manifest.service.name, runId, context.invocationId);
     claimed = manifest.service.name;
     // While files arrive the claim is renewed: a request that died stops blocking the service soon after.

@@ -15,7 +15,7 @@
  */
 import * as df from 'durable-functions';
 import type { OrchestrationContext, Task } from 'durable-functions';
-import { DEPLOY, type DeployRunResult, type DeployServiceInput, type PreparedSlot } from '../shared/deploy/contract';
+import { DEPLOY, type DeployRunResult, type DeployServiceInput, type ImageSummary, type PreparedSlot } from '../shared/deploy/contract';
 import type { DeploymentEventType } from '../shared/events';
 import { checkPromotion } from '../shared/manifest/training';
 import type { ErrorInfo } from '../shared/seams';
@@ -138,33 +138,47 @@ function* deployModel(context: OrchestrationContext): Gen<DeployRunResult> {
   }
 
   try {
-    // 1. Register the model.
-    const reg = valueOf(
-      yield* step('register', call(context, DEPLOY.registerModel, { model: input.model, files: input.files.model, source: input.source }, retry), judged((v) => v.model.id)),
-      (error) => ({ type: 'DeploymentFailed', subject: `models/${input.model.name}`, data: { step: 'register', error } }),
-    );
-    result.model = reg.model.id;
-    yield* publish({ type: 'ModelRegistered', subject: `models/${reg.model.name}/${reg.model.version}`, data: { model: reg.model.id, files: reg.model.files, bytes: reg.model.bytes, source: input.source.kind, trainingRunId: input.training?.trainingRunId } });
+    // 1. Register the model — or use the registered version the manifest names, or none (resolved at the door).
+    const known = input.registered;
+    let modelId: string | undefined;
+    if (known?.model) {
+      const m = known.model;
+      yield* step('register', resolved(m), (v) => ({ detail: v === 'none' ? 'no model (the script needs none)' : `existing ${v.id}` }));
+      if (m !== 'none') modelId = result.model = m.id;
+    } else {
+      const reg = valueOf(
+        yield* step('register', call(context, DEPLOY.registerModel, { model: input.model, files: input.files.model, source: input.source }, retry), judged((v) => v.model.id)),
+        (error) => ({ type: 'DeploymentFailed', subject: `models/${input.model.name}`, data: { step: 'register', error } }),
+      );
+      modelId = result.model = reg.model.id;
+      yield* publish({ type: 'ModelRegistered', subject: `models/${reg.model.name}/${reg.model.version}`, data: { model: reg.model.id, files: reg.model.files, bytes: reg.model.bytes, source: input.source.kind, trainingRunId: input.training?.trainingRunId } });
+    }
 
     // 2. Promotion policy (Service Bus): a failing policy registers but does not deploy.
     if (input.training) {
       const { promotion, metrics } = input.training;
       const decision = yield* step('promotionCheck', (function* (): Gen<ReturnType<typeof checkPromotion>> { return checkPromotion(promotion, metrics); })(), (d) => ({ failed: !d.promote, detail: d.reasons.join('; ') }));
       result.promotion = decision;
-      if (!decision.promote) return finish('NotPromoted', { code: 'PromotionPolicyNotMet', message: `Model ${reg.model.id} was registered but not deployed: ${decision.reasons.join('; ')}.` });
+      if (!decision.promote) return finish('NotPromoted', { code: 'PromotionPolicyNotMet', message: `Model ${modelId ?? input.model.name} was registered but not deployed: ${decision.reasons.join('; ')}.` });
     }
     const manifest = input.manifest;
     if (!manifest) return finish('Registered');
 
-    // 3. Build the image (a failed build comes back with its record: the run shows the image and its log).
-    const built = yield* step('image', call(context, DEPLOY.createImage, { manifest, files: input.files, modelId: reg.model.id, runId }, retry), judged((v) => `${v.image.id} ${v.image.digest ?? ''}`.trim()));
-    const image = valueOf(built, (error, detail) => {
-      const failed = detail?.image;
-      if (failed) result.image = failed.id;
-      return { type: 'DeploymentFailed', subject: failed ? `images/${failed.name}/${failed.version}` : `images/${manifest.image.name}`, data: { step: 'image', error, logBlob: failed?.logBlob } };
-    }).image;
+    // 3. Build the image (a failed build comes back with its record: the run shows the image and its log) — or use
+    // the built image the manifest names.
+    let image: ImageSummary;
+    if (known?.image) {
+      image = yield* step('image', resolved(known.image), (v) => ({ detail: `existing ${v.id}` }));
+    } else {
+      const built = yield* step('image', call(context, DEPLOY.createImage, { manifest, files: input.files, modelId: modelId ?? '', runId }, retry), judged((v) => `${v.image.id} ${v.image.digest ?? ''}`.trim()));
+      image = valueOf(built, (error, detail) => {
+        const failed = detail?.image;
+        if (failed) result.image = failed.id;
+        return { type: 'DeploymentFailed', subject: failed ? `images/${failed.name}/${failed.version}` : `images/${manifest.image.name}`, data: { step: 'image', error, logBlob: failed?.logBlob } };
+      }).image;
+      yield* publish({ type: 'ImageCreated', subject: `images/${image.name}/${image.version}`, data: { image: image.id, digest: image.digest, models: image.models, runtime: image.runtime } });
+    }
     result.image = image.id;
-    yield* publish({ type: 'ImageCreated', subject: `images/${image.name}/${image.version}`, data: { image: image.id, digest: image.digest, models: image.models, runtime: image.runtime } });
 
     // 4. Claim the service (409 when another deployment runs) and pick the slot; from here a failure releases it.
     const deploy: DeployServiceInput = {
@@ -235,12 +249,12 @@ function* deployModel(context: OrchestrationContext): Gen<DeployRunResult> {
     yield* publish({
       type: prep.isUpdate ? 'ServiceUpdated' : 'ServiceDeployed',
       subject: service,
-      data: { image: image.id, model: reg.model.id, scoringUri: svc.scoringUri, swaggerUri: svc.swaggerUri, ...(prep.previousImage ? { previousImage: prep.previousImage } : {}) },
+      data: { image: image.id, model: modelId, scoringUri: svc.scoringUri, swaggerUri: svc.swaggerUri, ...(prep.previousImage ? { previousImage: prep.previousImage } : {}) },
     });
 
     // 7. Batch scoring the training message asked for, now that the model is deployed (a refusal is reported, not fatal).
-    if (input.training?.batch) {
-      const batchInput = { batch: input.training.batch, trainingRunId: input.training.trainingRunId, model: reg.model.id, eventId: input.source.eventId };
+    if (input.training?.batch && modelId) {
+      const batchInput = { batch: input.training.batch, trainingRunId: input.training.trainingRunId, model: modelId, eventId: input.source.eventId };
       const b = yield* step('batch', call(context, DEPLOY.startBatch, batchInput, retry), judged((v) => `batch run ${v.runId} started`));
       result.batch = b.ok ? { runId: b.value.runId, statusUri: `/api/runs/${b.value.runId}` } : { error: b.error };
     }
@@ -272,6 +286,11 @@ function* deployModel(context: OrchestrationContext): Gen<DeployRunResult> {
         : { state: 'Failed', error: rb.error, event: { type: 'DeploymentFailed', subject, data: { step: 'deploy', image: deploy.image.id, error: rb.error } } };
     };
   }
+}
+
+/** A step whose value is already known (resolved at the door): no activity, shown in the status like the others. */
+function* resolved<T>(value: T): Gen<T> {
+  return value;
 }
 
 /** A slot that did not come up healthy and said nothing more. */

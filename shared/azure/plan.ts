@@ -8,7 +8,7 @@
  * shown as `<SETTING>` placeholders. Secrets (keys, SAS URLs) are never printed.
  */
 import * as fs from 'fs';
-import { toErrorInfo } from '../errors';
+import { badRequest, toErrorInfo } from '../errors';
 import { parseManifest, type DeploymentManifest } from '../manifest';
 import type { DeployRequest, ImageBuildRequest } from '../seams';
 import { containerGroupBody, containerGroupWireBody } from './aci';
@@ -74,10 +74,13 @@ export function planDeployment(manifest: DeploymentManifest, config: AzureConfig
   const ops: PlannedOperation[] = [];
   const registry = `${rgScope(config)}/providers/Microsoft.ContainerRegistry/registries/${config.acrName}`;
   const contextBlob = `images/${manifest.image.name}/${version}.tar.gz`;
+  // A manifest naming a built image (`image: "name:version"`) is planned once the door has resolved its runtime.
+  const runtime = manifest.image.runtime;
+  if (!runtime) throw badRequest('ImageNotResolved', `The plan needs the image's runtime; image ${manifest.image.existing ?? manifest.image.name} is a reference to a built image: plan a manifest that builds one.`);
   const build: ImageBuildRequest = {
     name: manifest.image.name,
     version,
-    runtime: manifest.image.runtime,
+    runtime,
     contextBlob,
     contextDigest: '<sha256 of the context archive>',
     ...(manifest.image.baseImage ? { baseImage: manifest.image.baseImage } : {}),

@@ -9,6 +9,7 @@ import { CONTAINERS, type StorageClients } from '../storage';
 import { getAppServices } from '../services/app';
 import { releaseStaleDeployment } from './steps';
 import type { DeployRunInput } from './run-status';
+import { resolveRegistered } from './registered';
 import { checkServiceHold, findRun, isClaimStale, startDeployRun, type RunClient } from './start-run';
 
 /**
@@ -36,8 +37,10 @@ export async function runExists(client: RunClient, runId: string): Promise<boole
 }
 
 /** Starts a deployment run: claims its service first (when it deploys one), unless the run exists already. */
-export async function claimAndStart(client: RunClient, runId: string, input: DeployRunInput, requestId?: string): Promise<{ runId: string; started: boolean }> {
+export async function claimAndStart(client: RunClient, runId: string, given: DeployRunInput, requestId?: string): Promise<{ runId: string; started: boolean }> {
   if (await runExists(client, runId)) return { runId, started: false };
+  // A registered model or image the manifest names: 404 / 400 here, before the service is claimed.
+  const input = await resolveRegistered(given);
   const service = input.manifest?.service.name;
   if (service) await claimService(client, service, runId, requestId);
   try {

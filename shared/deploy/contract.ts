@@ -39,6 +39,12 @@ export interface DeployRunInput {
   training?: { trainingRunId: string; metrics: Record<string, number>; promotion?: PromotionPolicy; batch?: Record<string, unknown> };
   /** HTTP: digest of the request (`requestDigest`), compared when the same Idempotency-Key comes again. */
   requestDigest?: string;
+  /**
+   * What the manifest names as already registered, resolved at the door (shared/deploy/registered.ts): the model
+   * version deployed (`model`, no new version registered) or `'none'` (a script without a model), and the built
+   * image (`image`, nothing built). Absent: the run registers and builds, as always.
+   */
+  registered?: { model?: RegisteredModel['model'] | 'none'; image?: ImageSummary };
 }
 
 export type RunState = 'Running' | 'Succeeded' | 'Failed' | 'RolledBack' | 'NotPromoted' | 'Registered';
@@ -91,6 +97,7 @@ export type RegisterModelOutput = ActivityResult<RegisteredModel>;
 export interface CreateImageInput {
   manifest: DeploymentManifest;
   files: RunFiles;
+  /** The model the image embeds; empty for a script that needs no model. */
   modelId: string;
   runId: string;
 }

@@ -160,7 +160,7 @@ export function generateDockerfile(meta: ImageMetadata): string {
 
 /** All entries of a build context (not yet archived). */
 export function buildContextEntries(input: ContextInput, runtimeRoot?: string): { entries: ArchiveEntry[]; metadata: ImageMetadata } {
-  if (input.models.length === 0) throw new AppError('ImageModelsMissing', 'An image needs at least one model.', 400);
+  if (input.models.length === 0 && input.runtime === 'onnx') throw new AppError('ImageModelsMissing', 'An onnx image needs a model.', 400);
   const runtime = collectRuntimeFiles(runtimeRoot);
   const entries: ArchiveEntry[] = [...runtime.entries];
   entries.push({
@@ -172,6 +172,8 @@ export function buildContextEntries(input: ContextInput, runtimeRoot?: string): 
       entries.push({ path: `models/${m.name}/${m.version}/${p}`, data });
     }
   }
+  // A script without a model still gets its (empty) model folder: AZUREML_MODEL_DIR always names a folder.
+  if (input.models.length === 0) entries.push({ path: 'models/NO_MODEL.txt', data: Buffer.from('This image embeds no model: its entry script needs none.\n') });
   if (input.entryScript) entries.push({ path: `app/code/${input.entryScript.path}`, data: input.entryScript.data });
   if (input.environmentFile) {
     const p = `app/code/${input.environmentFile.path}`;

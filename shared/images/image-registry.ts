@@ -136,7 +136,8 @@ export class ImageRegistry {
     if (req.entryScript) checkRelativePath(req.entryScript.path, 'image.entry_script');
     if (req.environmentFile) checkRelativePath(req.environmentFile.path, 'image.environment_file');
     if (!req.eventId) throw badRequest('EventIdMissing', 'Creating an image needs an event id (run id) so retries are idempotent.');
-    if (!req.models.length) throw badRequest('ImageModelsMissing', 'An image needs at least one model.');
+    // A script may need no model (the seed's @rawhttp example); the onnx runtime serves one.
+    if (!req.models.length && req.runtime === 'onnx') throw badRequest('ImageModelsMissing', 'An onnx image needs a model.');
 
     const table = await this.table();
     const existing = await this.findByEvent(name, req.eventId);
@@ -345,9 +346,11 @@ export function imageRequestFromManifest(
   modelIds: string[],
   eventId: string,
 ): CreateImageRequest {
+  const runtime = manifest.image.runtime;
+  if (!runtime) throw badRequest('InvalidManifest', `image ${manifest.image.existing ?? manifest.image.name} names a built image: nothing to build.`);
   return {
     name: manifest.image.name,
-    runtime: manifest.image.runtime,
+    runtime,
     models: modelIds,
     ...(files.entryScript ? { entryScript: files.entryScript } : {}),
     ...(files.environmentFile ? { environmentFile: files.environmentFile } : {}),

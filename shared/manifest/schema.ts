@@ -21,7 +21,7 @@ import { AppError, badRequest } from '../errors';
 import { parseJsonBounded, parseYamlDocumentBounded, yamlToJs } from '../parse';
 import type { DeployConfig, RuntimeKind, TargetKind } from '../seams';
 import { blobRefString, canonicalBlobRef } from '../storage';
-import { checkImageName, checkModelName, checkRelativePath, checkServiceName } from './names';
+import { checkImageName, checkModelName, checkRelativePath, checkServiceName, parseVersion } from './names';
 import { resolveRollout, rolloutSchema, type RolloutSpec } from '../rollout/spec';
 
 // ---------------------------------------------------------------- parsed types
@@ -52,14 +52,22 @@ export interface PromotionPolicy {
 export interface DeploymentManifest {
   model: {
     name: string;
+    /** Files to register as a new version; empty when `id` names a registered version, or when there is no model. */
     files: FileRef[];
+    /** `model: { id: "name:version" }`: deploy a registered version; nothing is registered. */
+    id?: string;
+    /** The manifest has no `model` section: a script that needs no model (no version registered, none in the image). */
+    none?: true;
     tags: Record<string, string>;
     properties: Record<string, string>;
     description?: string;
   };
   image: {
     name: string;
-    runtime: RuntimeKind;
+    /** Known once the image is resolved when `existing` is set (the door fills it from the image's record). */
+    runtime?: RuntimeKind;
+    /** `image: "name:version"`: deploy a built image; nothing is built (its models are the ones deployed). */
+    existing?: string;
     /** Required for python/node; optional for onnx (served with no script). */
     entryScript?: FileRef;
     environmentFile?: FileRef & { kind: EnvironmentKind };
@@ -126,7 +134,7 @@ export const metricMap = boundedMap(z.number(), 'numbers ("metric": 0.5)');
 /** A user-supplied service key (AML `primary_key` / `secondary_key`): sent as `Bearer <key>`, so no spaces. Never echoed. */
 const userKey = z.string().regex(/^[\x21-\x7e]{16,256}$/, 'must be 16–256 printable ASCII characters without spaces (the value is not shown)');
 
-const common = {
+export const targetCommonFields = {
   cpu_cores: z.number().positive().max(64).optional(),
   memory_gb: z.number().positive().max(256).optional(),
   auth_enabled: z.boolean().optional(),
@@ -142,7 +150,7 @@ const common = {
   tags: stringMap.optional(),
 };
 
-const scaling = {
+export const targetScalingFields = {
   num_replicas: z.number().int().min(1).max(100).optional(),
   autoscale_enabled: z.boolean().optional(),
   autoscale_min_replicas: z.number().int().min(1).max(100).optional(),
@@ -154,10 +162,10 @@ const scaling = {
   max_request_wait_time: z.number().int().min(0).max(300_000).optional(),
 };
 
-const localTarget = z.strictObject({ kind: z.literal('local'), ...common, ...scaling, port: z.number().int().min(0).max(65535).optional() });
+const localTarget = z.strictObject({ kind: z.literal('local'), ...targetCommonFields, ...targetScalingFields, port: z.number().int().min(0).max(65535).optional() });
 const aciTarget = z.strictObject({
   kind: z.literal('aci'),
-  ...common,
+  ...targetCommonFields,
   dns_name_label: z.string().regex(/^[a-z][a-z0-9-]{1,61}[a-z0-9]$/).optional(),
   location: shortText.optional(),
 });
@@ -172,8 +180,8 @@ const probeSettings = {
 
 const aksTarget = z.strictObject({
   kind: z.literal('aks'),
-  ...common,
-  ...scaling,
+  ...targetCommonFields,
+  ...targetScalingFields,
   ...probeSettings,
   /** AML `cpu_cores_limit` / `memory_gb_limit`: the container's Kubernetes limits (requests are cpu_cores / memory_gb). */
   cpu_cores_limit: z.number().positive().max(64).optional(),
@@ -210,19 +218,23 @@ const promotion = z.strictObject({ min_metrics: metricMap.optional(), max_metric
 export const manifestSchema = z.strictObject({
   model: z.strictObject({
     name: shortText.optional(),
+    /** A registered version, `name:version` (or `name` for the latest): deployed as it is, nothing registered. */
+    id: shortText.optional(),
     // One file or a list: a single one is a list of one.
     files: z.preprocess(
       (v) => (v !== undefined && v !== null && !Array.isArray(v) && (typeof v === 'string' || typeof v === 'object') ? [v] : v),
       z
         .array(fileRef, { error: (i) => (i.code === 'invalid_type' ? `${FILE_REF_RULE}, or a list of them` : undefined) })
         .max(MANIFEST_LIMITS.modelFiles, `must list at most ${MANIFEST_LIMITS.modelFiles} files (zip a folder of many files)`),
-    ),
+    ).optional(),
     tags: stringMap.optional(),
     properties: stringMap.optional(),
     description: description.optional(),
-  }),
-  image: z
-    .strictObject({
+  }).optional(),
+  // A built image, `name:version`, or what to build.
+  image: z.union([
+    shortText.min(1),
+    z.strictObject({
       name: shortText.optional(),
       runtime: z.enum(['python', 'node', 'onnx'], { error: 'must be one of python, node, onnx' }),
       entry_script: fileRef.optional(),
@@ -232,6 +244,7 @@ export const manifestSchema = z.strictObject({
       description: description.optional(),
       tags: stringMap.optional(),
     }),
+  ]),
   target: target.optional(),
   service: z.strictObject({ name: shortText.optional(), description: description.optional(), tags: stringMap.optional() }).optional(),
   schema: z.strictObject({ input_sample: z.unknown().optional(), output_sample: z.unknown().optional() }).optional(),
@@ -507,6 +520,37 @@ export function deriveName(from: string, maxLength: number): string {
     .replace(/-+$/, '');
 }
 
+/** `name`, `name:version` or `name:latest` (the registries' reference form) → parts. */
+function parseRegisteredRef(ref: string, check: (name: string, field: string) => string, field: string, code: string): { name: string; version?: number } {
+  const m = /^([^:]+)(?::(\d+|latest))?$/.exec(ref);
+  if (!m) throw badRequest(code, `${field} "${ref}" is not a reference; use "name:version".`);
+  return { name: check(m[1], field), ...(m[2] && m[2] !== 'latest' ? { version: parseVersion(m[2], `the version in ${field}`) } : {}) };
+}
+
+type RawModel = NonNullable<z.output<typeof manifestSchema>['model']>;
+
+/**
+ * The manifest's model: files to register, a registered version (`id`), or none (no `model` section: a script that
+ * needs no model). An existing image embeds its models, so with one the model is named by `id` or left out.
+ */
+function modelOf(raw: RawModel | undefined, existingImage: boolean, file: string, from: { value: string; what: string } | undefined): DeploymentManifest['model'] {
+  if (!raw) return { name: '', files: [], tags: {}, properties: {}, none: true };
+  const meta = { tags: raw.tags ?? {}, properties: raw.properties ?? {}, ...(raw.description !== undefined ? { description: raw.description } : {}) };
+  if (raw.id !== undefined) {
+    if (raw.files !== undefined) throw badRequest('InvalidManifest', `${file}: model.id names a registered version; remove model.files (or remove model.id to register the files as a new version).`);
+    if (raw.name !== undefined || raw.tags !== undefined || raw.properties !== undefined || raw.description !== undefined) {
+      throw badRequest('InvalidManifest', `${file}: model.id names a registered version, whose name, tags, properties and description are already set; give only model.id.`);
+    }
+    const ref = parseRegisteredRef(raw.id, checkModelName, 'model.id', 'InvalidModelReference');
+    return { name: ref.name, files: [], tags: {}, properties: {}, id: `${ref.name}${ref.version !== undefined ? `:${ref.version}` : ''}` };
+  }
+  if (existingImage) throw badRequest('InvalidManifest', `${file}: image names a built image, which embeds its models; name the model with model.id (or leave model out) instead of model.files.`);
+  const files = (raw.files ?? []).map((f, i) => toFileRef(f, `model.files[${i}]`));
+  if (files.length === 0) throw badRequest('ModelFilesMissing', `${file}: model.files is empty; list at least one file (or model.id for a registered version, or leave model out for a script that needs no model).`);
+  const name = raw.name !== undefined || !from ? checkModelName(raw.name ?? '', 'model.name') : derived(checkModelName, from.value, from.value, 'model.name', from.what);
+  return { name, files, ...meta };
+}
+
 /**
  * Validates a parsed manifest: structure (strict), names, paths, runtime rules, AML defaults.
  * Errors: 400 `InvalidManifest` (every bad or unknown field named), `UnknownTarget`, `InvalidModelName`,
@@ -527,15 +571,22 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
   const m = parsed.data;
 
   const from = defaults.name !== undefined ? { value: defaults.name, what: defaults.nameSource ?? 'folder name' } : undefined;
-  const modelName = m.model.name !== undefined || !from ? checkModelName(m.model.name ?? '', 'model.name') : derived(checkModelName, from.value, from.value, 'model.name', from.what);
-  const files = (Array.isArray(m.model.files) ? m.model.files : [m.model.files]).map((f, i) => toFileRef(f, `model.files[${i}]`));
-  if (files.length === 0) throw badRequest('ModelFilesMissing', `${file}: model.files is empty; list at least one file.`);
+  const existingImage = typeof m.image === 'string' ? parseRegisteredRef(m.image, checkImageName, 'image', 'InvalidImageReference') : undefined;
+  const build = typeof m.image === 'string' ? undefined : m.image;
+  const model = modelOf(m.model, existingImage !== undefined, file, from);
 
-  const runtime = m.image.runtime;
-  const nameFrom = from ?? { value: modelName, what: 'model name' };
-  const imageName = m.image.name !== undefined ? checkImageName(m.image.name, 'image.name') : derived(checkImageName, deriveName(nameFrom.value, 63), nameFrom.value, 'image.name', nameFrom.what);
-  const entryScript = m.image.entry_script !== undefined ? toFileRef(m.image.entry_script, 'image.entry_script') : undefined;
-  if (!entryScript && runtime !== 'onnx') {
+  const nameFrom = from ?? (model.none ? (m.service?.name !== undefined ? { value: m.service.name, what: 'service name' } : undefined) : { value: model.name, what: 'model name' });
+  if (!nameFrom) throw badRequest('InvalidManifest', `${file}: a manifest without a model needs service.name (nothing else to name the service and image after).`);
+  const modelName = model.none ? checkModelName(deriveName(nameFrom.value, 63) || 'none', 'model.name') : model.name;
+  const imageName = existingImage
+    ? existingImage.name
+    : build?.name !== undefined
+      ? checkImageName(build.name, 'image.name')
+      : derived(checkImageName, deriveName(nameFrom.value, 63), nameFrom.value, 'image.name', nameFrom.what);
+  const runtime = build?.runtime;
+  if (build && model.none && runtime === 'onnx') throw badRequest('ModelFilesMissing', `${file}: the onnx runtime serves a model: add a model section (files or id).`);
+  const entryScript = build?.entry_script !== undefined ? toFileRef(build.entry_script, 'image.entry_script') : undefined;
+  if (build && !entryScript && runtime !== 'onnx') {
     throw badRequest('InvalidManifest', `${file}: image.entry_script is required for the ${runtime} runtime (e.g. ${runtime === 'python' ? 'score.py' : 'score.js'}).`);
   }
   if (entryScript) {
@@ -543,14 +594,14 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
     if (!ok) throw badRequest('InvalidManifest', `${file}: image.entry_script "${entryScript.path}" does not fit the ${runtime} runtime.`);
   }
   let environmentFile: DeploymentManifest['image']['environmentFile'];
-  if (m.image.environment_file !== undefined) {
-    const ref = toFileRef(m.image.environment_file, 'image.environment_file');
+  if (build?.environment_file !== undefined) {
+    const ref = toFileRef(build.environment_file, 'image.environment_file');
     environmentFile = { ...ref, kind: environmentKind(ref.path) };
   }
-  if (m.image.base_image !== undefined && !/^[a-z0-9][a-z0-9._\-/:@]*$/i.test(m.image.base_image)) {
-    throw badRequest('InvalidManifest', `${file}: image.base_image "${m.image.base_image}" is not an image reference (registry/repo:tag).`);
+  if (build?.base_image !== undefined && !/^[a-z0-9][a-z0-9._\-/:@]*$/i.test(build.base_image)) {
+    throw badRequest('InvalidManifest', `${file}: image.base_image "${build.base_image}" is not an image reference (registry/repo:tag).`);
   }
-  const registry = m.image.base_image_registry !== undefined ? baseImageRegistryOf(m.image.base_image_registry, m.image.base_image, file) : undefined;
+  const registry = build?.base_image_registry !== undefined ? baseImageRegistryOf(build.base_image_registry, build.base_image, file) : undefined;
 
   const targetParsed: ParsedTarget = m.target ?? { kind: defaults.target ?? 'local' };
   const deployConfig = deployConfigFor(targetParsed, 'target');
@@ -566,23 +617,18 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
   }
   const promo = m.promotion ? { minMetrics: m.promotion.min_metrics ?? {}, maxMetrics: m.promotion.max_metrics ?? {} } : undefined;
   return {
-    model: {
-      name: modelName,
-      files,
-      tags: m.model.tags ?? {},
-      properties: m.model.properties ?? {},
-      ...(m.model.description !== undefined ? { description: m.model.description } : {}),
-    },
+    model: { ...model, name: modelName },
     image: {
       name: imageName,
-      runtime,
+      ...(runtime ? { runtime } : {}),
+      ...(existingImage ? { existing: `${existingImage.name}${existingImage.version !== undefined ? `:${existingImage.version}` : ''}` } : {}),
       ...(entryScript ? { entryScript } : {}),
       ...(environmentFile ? { environmentFile } : {}),
-      ...(m.image.base_image ? { baseImage: m.image.base_image } : {}),
+      ...(build?.base_image ? { baseImage: build.base_image } : {}),
       ...(registry ? { baseImageRegistry: registry.address } : {}),
       ...(registry?.auth ? { baseImageRegistryAuth: registry.auth } : {}),
-      ...(m.image.description !== undefined ? { description: m.image.description } : {}),
-      tags: m.image.tags ?? {},
+      ...(build?.description !== undefined ? { description: build.description } : {}),
+      tags: build?.tags ?? {},
     },
     target: targetParsed.kind,
     deployConfig,

@@ -177,7 +177,7 @@ test('the document carries the error shape, examples and the request schemas the
   expect(doc.components.schemas.Error).toMatchObject({ type: 'object', required: ['error'], properties: { error: { $ref: '#/components/schemas/ErrorInfo' } } });
   expect(doc.components.schemas.Error.examples[0].error.code).toBe('InvalidVersion');
   // The manifest schema is the one deployments are parsed with: strict objects, the fields of deploy.json.
-  expect(doc.components.schemas.DeploymentManifest).toMatchObject({ type: 'object', additionalProperties: false, properties: { model: { type: 'object' }, image: { type: 'object' } } });
+  expect(doc.components.schemas.DeploymentManifest).toMatchObject({ type: 'object', additionalProperties: false, properties: { model: { type: 'object' }, image: { anyOf: [{ type: 'string' }, { type: 'object' }] } } });
   const validManifest = ajv.getSchema('openapi#/components/schemas/DeploymentManifest')!;
   expect(validManifest(JSON.parse(fs.readFileSync(path.join(EXAMPLE, 'deploy.json'), 'utf8')))).toBe(true);
   expect(validManifest({ model: { files: ['m'] }, colour: 'blue' })).toBe(false);

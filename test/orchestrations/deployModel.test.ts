@@ -302,3 +302,51 @@ test('training message whose batch section is refused → the deployment stands 
   expect(names.filter((n) => n === DEPLOY.startBatch.name)).toHaveLength(1); // a refusal is not retried
   expect(run.steps.find((s) => s.name === 'batch')).toMatchObject({ state: 'Failed', detail: error.message });
 }, 60_000);
+
+// ---------------------------------------------------------------- what is registered already (resolved at the door)
+
+const existingModel = { id: 'm:7', name: 'm', version: 7, files: 1, bytes: 10 };
+
+test('an existing model version: the register step shows it, no model is registered, the image embeds it', async () => {
+  const { run, names, events, calls } = await deploy(happy(), { registered: { model: existingModel } });
+  expect(run.state).toBe('Succeeded');
+  expect(names).toEqual([DEPLOY.createImage, DEPLOY.prepareDeployment, DEPLOY.deploySlot, DEPLOY.smokeTest, DEPLOY.promote, DEPLOY.retirePrevious].map((a) => a.name));
+  expect(run.steps.find((s) => s.name === 'register')).toMatchObject({ state: 'Succeeded', detail: 'existing m:7' });
+  expect(calls.find((c) => c.name === DEPLOY.createImage.name)!.input.modelId).toBe('m:7');
+  expect(run.result).toMatchObject({ model: 'm:7', image: 'img:2' });
+  expect(events).toEqual(['ImageCreated', 'ServiceUpdated']);
+}, 60_000);
+
+test('an existing image: neither register nor build runs; both steps show what is deployed; it goes through prepare → promote', async () => {
+  const { run, names, events, calls } = await deploy(happy(), { registered: { model: existingModel, image } });
+  expect(run.state).toBe('Succeeded');
+  expect(names).toEqual([DEPLOY.prepareDeployment, DEPLOY.deploySlot, DEPLOY.smokeTest, DEPLOY.promote, DEPLOY.retirePrevious].map((a) => a.name));
+  expect(stepStates(run)).toEqual(['register:Succeeded', 'image:Succeeded', 'prepare:Succeeded', 'deploy:Succeeded', 'smokeTest:Succeeded', 'promote:Succeeded', 'retire:Succeeded']);
+  expect(run.steps.find((s) => s.name === 'image')!.detail).toBe('existing img:2');
+  expect(calls.find((c) => c.name === DEPLOY.deploySlot.name)!.input.deploy.image).toMatchObject({ id: 'img:2', imageRef: 'local/img:2' });
+  expect(events).toEqual(['ServiceUpdated']);
+}, 60_000);
+
+test('an existing image whose smoke test fails rolls back like any deployment (the previous version keeps serving)', async () => {
+  const { run, names, events } = await deploy(
+    {
+      ...happy(),
+      [DEPLOY.smokeTest.name]: (): SmokeTestResult => ({ ok: false, reason: 'expected [1] got [2]', checks: [], swagger: 'absent' }),
+      [DEPLOY.rollback.name]: (i: RollbackInput): RollbackOutput => ({ rolledBack: true, state: 'Healthy', error: i.reason }),
+    },
+    { registered: { model: existingModel, image } },
+  );
+  expect(run.state).toBe('RolledBack');
+  expect(run.error?.code).toBe('SmokeTestFailed');
+  expect(names).toEqual([DEPLOY.prepareDeployment, DEPLOY.deploySlot, DEPLOY.smokeTest, DEPLOY.rollback].map((a) => a.name));
+  expect(events).toEqual(['DeploymentRolledBack']);
+}, 60_000);
+
+test('a script without a model: the register step says so, the image is built with no model, the result names none', async () => {
+  const { run, names, calls } = await deploy(happy(), { registered: { model: 'none' }, files: { model: [] }, model: { name: 'svc-a', files: [], tags: {}, properties: {}, none: true } });
+  expect(run.state).toBe('Succeeded');
+  expect(names[0]).toBe(DEPLOY.createImage.name);
+  expect(run.steps.find((s) => s.name === 'register')).toMatchObject({ state: 'Succeeded', detail: 'no model (the script needs none)' });
+  expect(calls.find((c) => c.name === DEPLOY.createImage.name)!.input.modelId).toBe('');
+  expect(run.result?.model).toBeUndefined();
+}, 60_000);

@@ -1,0 +1,88 @@
+/**
+ * `PATCH /api/services/{name}` (AML `service.update(...)`): deploy-configuration fields and/or another built image,
+ * turned into a deployment run of the service's current (or the given) image with the changed configuration — the
+ * same run as any deployment (claim at the door, blue/green slot, smoke test, promote or roll back), with nothing
+ * registered or built (`DeployRunInput.registered`).
+ */
+import { z } from 'zod';
+import { badRequest } from '../errors';
+import { describeIssues, targetCommonFields, targetScalingFields, type DeploymentManifest } from '../manifest/schema';
+import type { ServiceRecord } from '../registry/services';
+import type { DeployConfig } from '../seams';
+import type { DeployRunInput } from './contract';
+import { resolveRegistered } from './registered';
+
+const { primary_key: _p, secondary_key: _s, ...common } = targetCommonFields;
+/** The fields a PATCH may carry (the manifest's `target` fields, keys excepted: they rotate through `/keys`). */
+export const servicePatchSchema = z.strictObject({ ...common, ...targetScalingFields, image: z.string().min(1).max(512).optional() });
+export type ServicePatch = z.output<typeof servicePatchSchema>;
+
+const SCALING = Object.keys(targetScalingFields);
+
+/** Validates a PATCH body: 400 `InvalidServiceUpdate` naming each bad or unknown field, or when it changes nothing. */
+export function parseServicePatch(body: unknown): ServicePatch {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('InvalidServiceUpdate', 'The body must be a JSON object of deploy-configuration fields (e.g. {"num_replicas": 2}) and/or "image".');
+  const parsed = servicePatchSchema.safeParse(body);
+  if (!parsed.success) throw badRequest('InvalidServiceUpdate', describeIssues(parsed.error.issues));
+  if (Object.keys(parsed.data).length === 0) {
+    throw badRequest('InvalidServiceUpdate', `The body changes nothing; give one or more of ${Object.keys(servicePatchSchema.shape).join(', ')}.`);
+  }
+  return parsed.data;
+}
+
+/** The service's configuration with the patch applied (the manifest's rules: num_replicas turns autoscale off, …). */
+export function patchedConfig(record: ServiceRecord, p: ServicePatch): DeployConfig {
+  if (record.target === 'aci') {
+    const scaling = Object.keys(p).filter((k) => SCALING.includes(k));
+    if (scaling.length) throw badRequest('InvalidServiceUpdate', `${scaling.join(', ')}: an ACI service has one container group with no scaling settings.`);
+  }
+  if (p.num_replicas !== undefined && p.autoscale_enabled === true) throw badRequest('InvalidServiceUpdate', 'num_replicas and autoscale_enabled=true are exclusive (num_replicas disables autoscale).');
+  const c: DeployConfig = { ...record.config };
+  if (p.cpu_cores !== undefined) c.cpuCores = p.cpu_cores;
+  if (p.memory_gb !== undefined) c.memoryGb = p.memory_gb;
+  if (p.auth_enabled !== undefined) c.authEnabled = p.auth_enabled;
+  if (p.token_auth_enabled !== undefined) c.tokenAuthEnabled = p.token_auth_enabled;
+  if (p.token_auth_enabled === true && p.auth_enabled === undefined) c.authEnabled = false;
+  if (p.auth_enabled === true && p.token_auth_enabled === undefined) c.tokenAuthEnabled = false;
+  if (c.authEnabled && c.tokenAuthEnabled) throw badRequest('AuthModesExclusive', 'auth_enabled and token_auth_enabled cannot both be true (as in AML): a service takes keys or tokens.');
+  if (c.tokenAuthEnabled && record.target === 'aci') throw badRequest('TokenAuthNotSupported', 'ACI services support key auth only (as in AML).');
+  if (p.collect_model_data !== undefined) c.collectModelData = p.collect_model_data;
+  if (p.enable_app_insights !== undefined) c.enableAppInsights = p.enable_app_insights;
+  if (p.num_replicas !== undefined) {
+    c.numReplicas = p.num_replicas;
+    c.autoscaleEnabled = false;
+  }
+  if (p.autoscale_enabled !== undefined) c.autoscaleEnabled = p.autoscale_enabled;
+  if (c.autoscaleEnabled) delete c.numReplicas;
+  else if (c.numReplicas === undefined) c.numReplicas = 1;
+  if (p.autoscale_min_replicas !== undefined) c.autoscaleMinReplicas = p.autoscale_min_replicas;
+  if (p.autoscale_max_replicas !== undefined) c.autoscaleMaxReplicas = p.autoscale_max_replicas;
+  if (c.autoscaleMinReplicas > c.autoscaleMaxReplicas) throw badRequest('InvalidServiceUpdate', `autoscale_min_replicas (${c.autoscaleMinReplicas}) is greater than autoscale_max_replicas (${c.autoscaleMaxReplicas}).`);
+  if (p.autoscale_target_utilization !== undefined) c.autoscaleTargetUtilization = p.autoscale_target_utilization;
+  if (p.autoscale_refresh_seconds !== undefined) c.autoscaleRefreshSeconds = p.autoscale_refresh_seconds;
+  if (p.replica_max_concurrent_requests !== undefined) c.replicaMaxConcurrentRequests = p.replica_max_concurrent_requests;
+  if (p.scoring_timeout_ms !== undefined) c.scoringTimeoutMs = p.scoring_timeout_ms;
+  if (p.max_request_wait_time !== undefined) c.maxRequestWaitTimeMs = p.max_request_wait_time;
+  return c;
+}
+
+/**
+ * The run input of an update of `record`: its serving image (or `patch.image`) with the patched configuration,
+ * tags and description. 409 `ServiceNotDeployed` when nothing serves yet (no image to keep).
+ */
+export async function updateRunInput(record: ServiceRecord, patch: ServicePatch, runId: string): Promise<DeployRunInput> {
+  const image = patch.image ?? record.image;
+  if (!image) throw badRequest('ServiceNotDeployed', `Service ${record.name} has no serving image yet; deploy it first (POST /api/deployments) or give "image".`);
+  const manifest: DeploymentManifest = {
+    model: { name: record.models[0]?.split(':')[0] ?? record.name, files: [], tags: {}, properties: {}, none: true },
+    image: { name: image.split(':')[0], existing: image, tags: {} },
+    target: record.target,
+    deployConfig: patchedConfig(record, patch),
+    service: {
+      name: record.name,
+      ...((patch.description ?? record.description) !== undefined ? { description: patch.description ?? record.description } : {}),
+      tags: patch.tags ?? record.tags,
+    },
+  };
+  return resolveRegistered({ source: { kind: 'http', eventId: runId }, model: manifest.model, files: { model: [] }, manifest });
+}
