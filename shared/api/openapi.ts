@@ -87,8 +87,11 @@ function build(): JsonObject {
   const paths: Record<string, Record<string, JsonObject>> = {};
   for (const r of ROUTES) {
     // operationId: the function name, made unique per method and path for functions answering several.
+    // A function answering one method on two paths (a name, and a name + version or asset) adds the last parameter.
     const sameFn = ROUTES.filter((x) => x.fn === r.fn).length > 1;
-    const id = sameFn ? `${r.fn}_${r.method}${r.path.includes('{version}') ? '_version' : ''}` : r.fn;
+    const sameMethod = ROUTES.filter((x) => x.fn === r.fn && x.method === r.method).length > 1;
+    const last = /\{(\w+)\}$/.exec(r.path)?.[1];
+    const id = sameFn ? `${r.fn}_${r.method}${sameMethod && last && last !== 'name' ? `_${last}` : ''}` : r.fn;
     (paths[r.path] ??= {})[r.method] = operation(r, id);
   }
   const statuses = [...new Set(ROUTES.flatMap((r) => r.errors))].sort();
