@@ -28,6 +28,8 @@
  * Each run's merged output is read back and must hold exactly one line per input row, in input order (line i starts
  * with row id i); if not, the bench exits non-zero.
  *
+ * BENCH_BATCH_ONLY=overhead runs only point 3 (e.g. under `node --cpu-prof`).
+ *
  * Environment: BENCH_BATCH_FILES / BENCH_BATCH_ROWS (default 200 / 10000), BENCH_BATCH_WORKERS (2),
  * BENCH_BATCH_TIMEOUT_S (per run, default 1800: a run that takes longer fails the bench).
  */
@@ -39,7 +41,7 @@ import { parseCsvHeader, parseRows } from '../shared/batch/tabular';
 import type { MiniBatchResult } from '../shared/batch/results';
 import { ModelRegistry } from '../shared/registry/models';
 import { storageFromConnectionString, type StorageClients } from '../shared/storage';
-import { generateBatchData } from './batch-data';
+import { generateBatchData, type BatchDataResult } from './batch-data';
 
 const FILES = Number(process.env.BENCH_BATCH_FILES ?? 200);
 const ROWS = Number(process.env.BENCH_BATCH_ROWS ?? 10_000);
@@ -145,6 +147,9 @@ async function scalePoint(env: TestEnvironment, storage: StorageClients): Promis
     fs.writeFileSync('/proc/self/clear_refs', '5'); // resets VmHWM to the current RSS
     const r = await runJob(env, job(prefix, script, { output: { container: 'batch-output', prefix: `scale/${p.label}/` } }));
     const peakKb = procStatusKb('VmHWM');
+    // With --expose-gc: what stays live after the run (retention vs. a heap that was merely allowed to grow).
+    if (global.gc) global.gc();
+    const heapAfterMb = Math.round(process.memoryUsage().heapUsed / 1024 / 1024);
     seconds[p.label] = r.seconds;
     const items = r.view.counts.items;
     const problem = items.succeeded !== data.rows ? `service scored ${items.succeeded} of ${data.rows} rows` : await checkMergedOutput(storage, r.view, data.rows);
@@ -158,7 +163,7 @@ async function scalePoint(env: TestEnvironment, storage: StorageClients): Promis
       rowsPerS: Math.round(data.rows / r.seconds),
       outputCheck: problem ?? 'ok: one line per input row, in order',
     });
-    emit(`batch.scale.${p.label}.peak_rss_mb`, peakKb / 1024, 'MB', { rssBeforeMb: Math.round(rssBefore / 1024), growthMb: Math.round((peakKb - rssBefore) / 1024), target: '<= 400', what: 'VmHWM of the bench process (in-process host; Azurite and pool workers are child processes)' });
+    emit(`batch.scale.${p.label}.peak_rss_mb`, peakKb / 1024, 'MB', { rssBeforeMb: Math.round(rssBefore / 1024), growthMb: Math.round((peakKb - rssBefore) / 1024), ...(global.gc ? { heapAfterGcMb: heapAfterMb } : {}), target: '<= 400', what: 'VmHWM of the bench process (in-process host; Azurite and pool workers are child processes)' });
   }
   emit('batch.scale.time_ratio', seconds['100k'] / seconds['10k'], 'ratio', { target: '<= 11', rowsRatio: 10 });
   if (failed) throw new Error('the merged output check failed (see outputCheck above)');
@@ -178,6 +183,42 @@ function job(prefix: string, script: string, extra: Record<string, unknown> = {}
     output: { container: 'batch-output', prefix: `bench/${script}/` },
     ...extra,
   };
+}
+
+/** Points 1 and 2: the MLP in this process over the same blobs, then through the service. */
+async function compareWithSingleProcess(env: TestEnvironment, storage: StorageClients, data: BatchDataResult): Promise<void> {
+  process.env.AZUREML_MODEL_DIR = path.join(examples, 'mlp');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const script = require(path.join(examples, 'mlp/score.js')) as { init(): void; run(rows: unknown[]): string[] };
+  script.init();
+  const input = storage.container('batch-data');
+  const t0 = process.hrtime.bigint();
+  let scored = 0;
+  for (const name of data.blobs) {
+    const buf = await input.getBlobClient(name).downloadToBuffer();
+    const headerEnd = buf.indexOf(0x0a) + 1;
+    const rows = parseRows(buf.subarray(headerEnd), 'csv', parseCsvHeader(buf.subarray(0, headerEnd)));
+    scored += script.run(rows).length;
+  }
+  const singleS = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (scored !== data.rows) throw new Error(`single-process loop scored ${scored} of ${data.rows} rows`);
+  emit('batch.single_process.rows_per_s', data.rows / singleS, 'rows/s', { seconds: singleS, rows: data.rows, files: data.files });
+
+  // 2. Through the service.
+  const svc = await runJob(env, job('bench/', 'mlp.js'));
+  const items = svc.view.counts.items;
+  if (items.succeeded !== data.rows) throw new Error(`service scored ${items.succeeded} of ${data.rows} rows`);
+  const span = await scoringSpan(storage, svc.view);
+  emit('batch.rows_per_s', data.rows / svc.seconds, 'rows/s', {
+    seconds: svc.seconds,
+    rows: data.rows,
+    miniBatches: svc.view.counts.miniBatches.total,
+    workers: WORKERS,
+    scoringPhaseSeconds: span.spanMs / 1000,
+    scoringPhaseRowsPerS: Math.round(data.rows / (span.spanMs / 1000)),
+  });
+  emit('batch.vs_single_process.ratio', singleS / svc.seconds, 'ratio', { target: '>= 1.6', scoringPhaseRatio: Number((singleS / (span.spanMs / 1000)).toFixed(3)) });
+
 }
 
 /** The warm-up inputs, the two models and their scripts (`code/bench/<script>`). */
@@ -207,42 +248,12 @@ async function main(): Promise<void> {
     const data = await generateBatchData(storage.container('batch-data'), { files: FILES, rows: ROWS, prefix: 'bench/' });
     await registerBenchModels(storage);
     // Warm-up: builds the two images (reused by the measured runs) and loads every code path once.
-    await runJob(env, job('warmup/', 'mlp.js'));
+    const overheadOnly = process.env.BENCH_BATCH_ONLY === 'overhead';
+    if (!overheadOnly) await runJob(env, job('warmup/', 'mlp.js'));
     await runJob(env, job('warmup/', 'iris.js'));
 
-    // 1. The same run() in one process over the same blobs.
-    process.env.AZUREML_MODEL_DIR = path.join(examples, 'mlp');
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const script = require(path.join(examples, 'mlp/score.js')) as { init(): void; run(rows: unknown[]): string[] };
-    script.init();
-    const input = storage.container('batch-data');
-    const t0 = process.hrtime.bigint();
-    let scored = 0;
-    for (const name of data.blobs) {
-      const buf = await input.getBlobClient(name).downloadToBuffer();
-      const headerEnd = buf.indexOf(0x0a) + 1;
-      const rows = parseRows(buf.subarray(headerEnd), 'csv', parseCsvHeader(buf.subarray(0, headerEnd)));
-      scored += script.run(rows).length;
-    }
-    const singleS = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (scored !== data.rows) throw new Error(`single-process loop scored ${scored} of ${data.rows} rows`);
-    emit('batch.single_process.rows_per_s', data.rows / singleS, 'rows/s', { seconds: singleS, rows: data.rows, files: data.files });
-
-    // 2. Through the service.
-    const svc = await runJob(env, job('bench/', 'mlp.js'));
-    const items = svc.view.counts.items;
-    if (items.succeeded !== data.rows) throw new Error(`service scored ${items.succeeded} of ${data.rows} rows`);
-    const span = await scoringSpan(storage, svc.view);
-    emit('batch.rows_per_s', data.rows / svc.seconds, 'rows/s', {
-      seconds: svc.seconds,
-      rows: data.rows,
-      miniBatches: svc.view.counts.miniBatches.total,
-      workers: WORKERS,
-      scoringPhaseSeconds: span.spanMs / 1000,
-      scoringPhaseRowsPerS: Math.round(data.rows / (span.spanMs / 1000)),
-    });
-    emit('batch.vs_single_process.ratio', singleS / svc.seconds, 'ratio', { target: '>= 1.6', scoringPhaseRatio: Number((singleS / (span.spanMs / 1000)).toFixed(3)) });
-
+    // 1. The same run() in one process over the same blobs, 2. through the service.
+    if (!overheadOnly) await compareWithSingleProcess(env, storage, data);
     // 3. Orchestration overhead per mini-batch: the same 200 mini-batches, trivial run().
     const triv = await runJob(env, job('bench/', 'iris.js'));
     const tspan = await scoringSpan(storage, triv.view);
