@@ -57,6 +57,8 @@ export function batchDataFiles(opts: BatchDataOptions = {}): Array<{ name: strin
   const rand = prng(opts.seed ?? 1);
   const out: Array<{ name: string; text: string; rows: number }> = [];
   let id = 0;
+  // Names sort in file order (the plan lists inputs by name): 3 digits up to 1,000 files, more beyond.
+  const width = Math.max(3, String(files - 1).length);
   for (let f = 0; f < files; f++) {
     const n = Math.floor(rows / files) + (f < rows % files ? 1 : 0);
     const lines = [BATCH_DATA_HEADER];
@@ -65,7 +67,7 @@ export function batchDataFiles(opts: BatchDataOptions = {}): Array<{ name: strin
       const v = c.map((x) => (x + (rand() - 0.5) * 0.6).toFixed(2));
       lines.push(`${id++},${v.join(',')}`);
     }
-    out.push({ name: `${prefix}part-${String(f).padStart(3, '0')}.csv`, text: lines.join('\n') + '\n', rows: n });
+    out.push({ name: `${prefix}part-${String(f).padStart(width, '0')}.csv`, text: lines.join('\n') + '\n', rows: n });
   }
   return out;
 }

@@ -65,7 +65,7 @@ export async function runEpisode(a: Active, items: InboxItem[]): Promise<Episode
   } else {
     takeEvents(a, items, added, work);
 
-    const state = await callOrchestrator(a, a.history.concat(added));
+    const state = await callOrchestrator(a, added);
     const actions = (state.actions ?? []).flat(Infinity) as Record<string, unknown>[];
     const fresh = actions.slice(engine.actionsProcessed);
     engine.actionsProcessed = actions.length;
@@ -184,14 +184,41 @@ function scheduleActions(
   return { continueAsNew, unsupported };
 }
 
+/**
+ * The JSON text of an instance's persisted history (its events joined by commas), by history array. A history only
+ * grows (`push` after each commit) or is replaced by a new array (a new generation, a reload), so the text of the
+ * events already serialized is kept and only the new ones are serialized: each episode would otherwise serialize
+ * the whole history again (the episodes of a 500-mini-batch chunk carry up to ~2,000 events).
+ */
+const historyTexts = new WeakMap<HistoryEvent[], { count: number; text: string }>();
+
+function historyText(history: HistoryEvent[]): string {
+  let cached = historyTexts.get(history);
+  if (!cached || cached.count > history.length) cached = { count: 0, text: '' };
+  if (cached.count < history.length) {
+    const tail = history.slice(cached.count).map((e) => JSON.stringify(e)).join(',');
+    cached = { count: history.length, text: cached.text ? `${cached.text},${tail}` : tail };
+    historyTexts.set(history, cached);
+  }
+  return cached.text;
+}
+
+/** The orchestration trigger's binding data, as one JSON text: the history is `a.history` followed by `added`. */
+export function orchestrationBindingJson(a: Active, added: HistoryEvent[], rest: Record<string, unknown>): string {
+  const persisted = historyText(a.history);
+  const fresh = added.map((e) => JSON.stringify(e)).join(',');
+  const events = persisted && fresh ? `${persisted},${fresh}` : persisted || fresh;
+  const others = JSON.stringify(rest);
+  return `{"history":[${events}]${others === '{}' ? '' : `,${others.slice(1, -1)}`}}`;
+}
+
 async function callOrchestrator(
   a: Active,
-  history: HistoryEvent[],
+  added: HistoryEvent[],
 ): Promise<{ isDone: boolean; actions?: unknown[]; output?: unknown; customStatus?: unknown; failure?: { message: string; details?: unknown } }> {
   const fn = functionOf(a.meta.name, 'orchestrationTrigger');
   if (!fn) return { isDone: false, failure: { message: `No orchestrator function named '${a.meta.name}' is registered.` } };
   const bindingInfo = {
-    history,
     input: parseJson(a.meta.input),
     instanceId: a.meta.instanceId,
     isReplaying: false,
@@ -201,7 +228,7 @@ async function callOrchestrator(
     maximumShortTimerDuration: '6.00:00:00',
     defaultHttpAsyncRequestSleepTimeMillseconds: 30000,
   };
-  const res = await invokeFunction(fn, { trigger: { string: JSON.stringify(bindingInfo) } });
+  const res = await invokeFunction(fn, { trigger: { string: orchestrationBindingJson(a, added, bindingInfo) } });
   if (res.error) {
     const marker = '\n\n$OutOfProcData$:';
     const idx = res.error.message.indexOf(marker);
