@@ -507,7 +507,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
       io.stdout.write(`${img.id} tags: ${tagsText(img.tags) || '-'}\n`);
     });
 
-  const services = program.command('services').description('deployed services (list, show, delete)');
+  const services = program.command('services').description('deployed services (list, show, update, delete)');
   services
     .command('list', { isDefault: true })
     .description('list services')
@@ -522,6 +522,33 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
     .description('one service (state, image, target, config, scoring URI; never keys)')
     .argument('<name>')
     .action(async (name: string, _o, cmd: Command) => printJson(io, await (await ctx(cmd)).api.service(name)));
+  services
+    .command('update')
+    .description('update a service (AML service.update): deploy-configuration fields and/or another image; a deployment run (blue/green, smoke test, rollback)')
+    .argument('<name>')
+    .option('--set <field=value>', 'a deploy-configuration field of the manifest\'s target, e.g. num_replicas=2, autoscale_enabled=false (repeatable; numbers and true/false are typed)', pairs('set'))
+    .option('--tag <k=v>', 'a service tag to set (repeatable)', pairs('tag', true))
+    .option('--description <text>', 'the service\'s description')
+    .option('--image <name:version>', 'another built image to serve')
+    .option('--wait', 'follow the run until it ends; exit 1 if it fails')
+    .option('--timeout <seconds>', 'with --wait: give up after this long (exit 5)', positiveSeconds, 600)
+    .action(async (name: string, o: { set?: Record<string, string>; tag?: Record<string, string>; description?: string; image?: string; wait?: boolean; timeout: number }, cmd: Command) => {
+      const { g, api } = await ctx(cmd);
+      const patch: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(o.set ?? {})) patch[k] = v === 'true' ? true : v === 'false' ? false : v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v;
+      if (o.tag) patch.tags = o.tag;
+      if (o.description !== undefined) patch.description = o.description;
+      if (o.image) patch.image = o.image;
+      if (!Object.keys(patch).length) throw new UsageError('Give what to change: --set field=value, --tag k=v, --description or --image.');
+      const accepted = await api.updateService(name, patch);
+      if (!o.wait) {
+        if (g.json) printJson(io, accepted);
+        else io.stdout.write(`run ${accepted.runId} ${accepted.started ? 'started' : 'already exists'}: update of service ${name}\n  status: ${accepted.statusUri}\n  follow: mdf runs watch ${accepted.runId}\n`);
+        return;
+      }
+      if (!g.json) io.stdout.write(`updating service ${name}: run ${accepted.runId}\n`);
+      finish(io, g, await follow(api, io, g, accepted.runId, { timeoutS: o.timeout }));
+    });
   services
     .command('delete')
     .description('delete a service (during a deployment → 409 unless --force, which stops it)')

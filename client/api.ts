@@ -387,6 +387,10 @@ export class MdfClient {
   service(name: string): Promise<ServiceRecord> {
     return this.get(`services/${seg(name)}`);
   }
+  /** `PATCH /api/services/{name}` (AML `service.update`): deploy-configuration fields and/or `image`; a deployment run. */
+  updateService(name: string, patch: Record<string, unknown>): Promise<DeploymentAccepted> {
+    return this.json<DeploymentAccepted>('PATCH', `services/${seg(name)}`, patch);
+  }
   deleteService(name: string, o: { force?: boolean } = {}): Promise<{ deleted: string[] }> {
     return this.request<{ deleted: string[] }>('DELETE', `services/${seg(name)}`, { query: { force: o.force } }).then((r) => r.body);
   }

@@ -143,6 +143,16 @@ test('deploy --wait (plain lines), list/show, score, keys --regenerate, runs sho
   const onnx = JSON.parse(await ok(['score', 'cli-diabetes', '--data', `@${dataFile}`])) as { output: number[][] };
   onnx.output.forEach((row, i) => expect(row[0]).toBeCloseTo(expected[i], 3));
 
+  // services update (AML service.update): a deployment run of the serving image with the new configuration.
+  expect((await mdf(['services', 'update', 'cli-diabetes'])).code).toBe(2); // nothing to change: usage
+  const updated = await ok(['services', 'update', 'cli-diabetes', '--set', 'num_replicas=2', '--tag', 'stage=prod', '--wait']);
+  expect(updated).toMatch(/^updating service cli-diabetes: run deploy-\S+\n/);
+  expect(updated).toMatch(/ Succeeded \(Updated\) in /);
+  const after = JSON.parse(await ok(['services', 'show', 'cli-diabetes']));
+  expect(after).toMatchObject({ image: 'diabetes-onnx:1', config: { numReplicas: 2, autoscaleEnabled: false }, tags: expect.objectContaining({ stage: 'prod' }) });
+  const stillServing = JSON.parse(await ok(['score', 'cli-diabetes', '--data', `@${dataFile}`])) as { output: number[][] };
+  stillServing.output.forEach((row, i) => expect(row[0]).toBeCloseTo(expected[i], 3));
+
   // A deployment run is aborted through its rollout: this one has none (the API's 409, exit 3).
   const abort = await mdf(['runs', 'abort', runId]);
   expect(abort.code).toBe(3);
