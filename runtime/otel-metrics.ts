@@ -11,7 +11,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import { BUCKETS, BATCH_BUCKETS, type Counter, type RuntimeMetrics } from './metrics';
-import { appInsightsCredential } from './telemetry';
+import { appInsightsCredential, buildExporter, type SelectedExporter } from './telemetry';
 
 export interface OtelMetrics {
   readonly exporterName: string;
@@ -19,19 +19,23 @@ export interface OtelMetrics {
 }
 
 /** The metric exporter the environment selects (see the file comment). */
-export function metricExporterFromEnv(env: NodeJS.ProcessEnv): { exporter?: PushMetricExporter; name: string } {
+export function metricExporterFromEnv(env: NodeJS.ProcessEnv): SelectedExporter<PushMetricExporter> {
   const cs = env.APPLICATIONINSIGHTS_CONNECTION_STRING?.trim();
   if (cs) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { AzureMonitorMetricExporter } = require('@azure/monitor-opentelemetry-exporter') as typeof import('@azure/monitor-opentelemetry-exporter');
-    const credential = appInsightsCredential(env);
-    return { exporter: new AzureMonitorMetricExporter({ connectionString: cs, disableOfflineStorage: true, ...(credential ? { credential } : {}) }), name: 'application-insights' };
+    return buildExporter<PushMetricExporter>('application-insights', () => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { AzureMonitorMetricExporter } = require('@azure/monitor-opentelemetry-exporter') as typeof import('@azure/monitor-opentelemetry-exporter');
+      const credential = appInsightsCredential(env);
+      return new AzureMonitorMetricExporter({ connectionString: cs, disableOfflineStorage: true, ...(credential ? { credential } : {}) });
+    });
   }
   const otlp = (env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT)?.trim();
   if (otlp) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http');
-    return { exporter: new OTLPMetricExporter(), name: 'otlp' };
+    return buildExporter<PushMetricExporter>('otlp', () => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http');
+      return new OTLPMetricExporter();
+    });
   }
   return { name: 'none' };
 }

@@ -14,6 +14,7 @@
  */
 import { SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { redactSecrets } from './errors';
 
 export interface TelemetryOptions {
   service: string;
@@ -69,31 +70,55 @@ export function appInsightsCredential(env: NodeJS.ProcessEnv): import('@azure/co
   return new DefaultAzureCredential(env.AZURE_CLIENT_ID ? { managedIdentityClientId: env.AZURE_CLIENT_ID } : {});
 }
 
+/** An exporter the environment selects: its name, or `none` with the `problem` when its settings were refused. */
+export interface SelectedExporter<T> {
+  exporter?: T;
+  name: string;
+  problem?: string;
+}
+
+/**
+ * Builds the selected exporter. Telemetry never fails its host: settings the exporter refuses (say, a malformed
+ * connection string) turn it off, with the reason (secrets removed) for the caller to log.
+ */
+export function buildExporter<T>(name: string, make: () => T): SelectedExporter<T> {
+  try {
+    return { exporter: make(), name };
+  } catch (e) {
+    return { name: 'none', problem: `the ${name} exporter was not started: ${redactSecrets(e instanceof Error ? e.message : String(e))}` };
+  }
+}
+
 /** The exporter the environment selects, and its name (see the file comment). */
-export function exporterFromEnv(env: NodeJS.ProcessEnv): { exporter?: SpanExporter; name: string } {
+export function exporterFromEnv(env: NodeJS.ProcessEnv): SelectedExporter<SpanExporter> {
   const cs = env.APPLICATIONINSIGHTS_CONNECTION_STRING?.trim();
   if (cs) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { AzureMonitorTraceExporter } = require('@azure/monitor-opentelemetry-exporter') as typeof import('@azure/monitor-opentelemetry-exporter');
-    const credential = appInsightsCredential(env);
-    // No offline retry files: a replica's disk is not the place for telemetry (spans are dropped when ingestion is down).
-    return { exporter: new AzureMonitorTraceExporter({ connectionString: cs, disableOfflineStorage: true, ...(credential ? { credential } : {}) }), name: 'application-insights' };
+    return buildExporter<SpanExporter>('application-insights', () => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { AzureMonitorTraceExporter } = require('@azure/monitor-opentelemetry-exporter') as typeof import('@azure/monitor-opentelemetry-exporter');
+      const credential = appInsightsCredential(env);
+      // No offline retry files: a replica's disk is not the place for telemetry (spans are dropped when ingestion is down).
+      return new AzureMonitorTraceExporter({ connectionString: cs, disableOfflineStorage: true, ...(credential ? { credential } : {}) });
+    });
   }
   const otlp = (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT)?.trim();
   if (otlp) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
     // The exporter reads OTEL_EXPORTER_OTLP_* itself (a base endpoint gets /v1/traces appended).
-    return { exporter: new OTLPTraceExporter(), name: 'otlp' };
+    return buildExporter<SpanExporter>('otlp', () => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
+      return new OTLPTraceExporter();
+    });
   }
   return { name: 'none' };
 }
 
 /** The runtime's tracer and request spans; undefined when no exporter applies (nothing is recorded then). */
 export function createTelemetry(o: TelemetryOptions): RuntimeTelemetry | undefined {
-  const selected = o.exporter ? { exporter: o.exporter, name: 'custom' } : exporterFromEnv(o.env ?? process.env);
+  const selected: SelectedExporter<SpanExporter> = o.exporter ? { exporter: o.exporter, name: 'custom' } : exporterFromEnv(o.env ?? process.env);
   if (!selected.exporter) {
-    o.onLog?.({ event: 'telemetry', level: 'warn', message: 'enable_app_insights is on but neither APPLICATIONINSIGHTS_CONNECTION_STRING nor OTEL_EXPORTER_OTLP_ENDPOINT is set: no traces are exported' });
+    const why = selected.problem ?? 'neither APPLICATIONINSIGHTS_CONNECTION_STRING nor OTEL_EXPORTER_OTLP_ENDPOINT is set';
+    o.onLog?.({ event: 'telemetry', level: 'warn', message: `enable_app_insights is on but ${why}: no traces are exported` });
     return undefined;
   }
   // eslint-disable-next-line @typescript-eslint/no-require-imports

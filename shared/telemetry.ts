@@ -67,6 +67,8 @@ function buildTracing(exporter: SpanExporter, delayMs: number): AppTracing {
 function appTracing(): AppTracing | null {
   if (tracing === undefined) {
     const selected = exporterFromEnv(process.env);
+    // Telemetry never fails a run or a request: refused exporter settings turn it off, said once on the host's log.
+    if (selected.problem) console.warn(JSON.stringify({ event: 'telemetry', level: 'warn', message: `${selected.problem}; no run traces are exported` }));
     tracing = selected.exporter ? buildTracing(selected.exporter, 1000) : null;
   }
   return tracing;

@@ -102,6 +102,16 @@ test('exporter selection: Application Insights connection string, else OTLP endp
   expect(exporterFromEnv({})).toEqual({ name: 'none' });
 });
 
+test('a connection string the exporter refuses turns tracing off with the reason (no key in it), never an error to the caller', async () => {
+  const bad = exporterFromEnv({ APPLICATIONINSIGHTS_CONNECTION_STRING: 'InstrumentationKey=sekrit-ai-key-0c3e' });
+  expect(bad.exporter).toBeUndefined();
+  expect(bad.name).toBe('none');
+  expect(bad.problem).toMatch(/^the application-insights exporter was not started: /);
+  expect(bad.problem).not.toContain('sekrit-ai-key');
+  const { metricExporterFromEnv } = await import('../../runtime/otel-metrics');
+  expect(metricExporterFromEnv({ APPLICATIONINSIGHTS_CONNECTION_STRING: 'InstrumentationKey=sekrit-ai-key-0c3e' })).toMatchObject({ name: 'none', problem: expect.any(String) });
+});
+
 test('Application Insights (the CLI with MDF_* env as on ACI/AKS): spans reach the ingestion endpoint of APPLICATIONINSIGHTS_CONNECTION_STRING, without keys or bodies; the log is JSON lines', async () => {
   // The exporter speaks HTTPS only: a local ingestion endpoint with a throw-away certificate the runtime process trusts.
   const key = path.join(dir, 'ingest.key');
