@@ -16,7 +16,7 @@ import type { ErrorInfo, ServiceKeys } from '../seams';
 import type { ServiceRecord } from '../registry/services';
 import type { RunView } from '../deploy/run-status';
 import type { RunSummary } from '../deploy/runs-list';
-import type { IssuedToken } from '../../runtime/auth-token';
+import type { IssuedToken } from '../../runtime';
 import { stringMap as boundedStringMap } from '../manifest/schema';
 
 const text = z.string();
