@@ -458,7 +458,8 @@ export class LocalDeployTarget implements DeployTarget {
   private async createSlot(request: DeployRequest): Promise<DeployedSlot> {
     const dir = this.slotDir(request.serviceName, request.slot);
     await this.stopSlotProcesses(dir, await readRecord(dir));
-    await fsp.rm(dir, { recursive: true, force: true });
+    // Retried: a replica that was just stopped may still be closing its log file in the folder (ENOTEMPTY).
+    await fsp.rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     await fsp.mkdir(dir, { recursive: true });
     const keys = slotKeys(request);
     const record: SlotRecord = {
@@ -819,7 +820,8 @@ export class LocalDeployTarget implements DeployTarget {
       const dir = this.slotDir(serviceName, slot);
       await this.stopSlotProcesses(dir, await readRecord(dir));
     }
-    await fsp.rm(this.serviceDir(serviceName), { recursive: true, force: true });
+    // Retried: a replica that was just stopped may still be closing its log file in the folder (ENOTEMPTY).
+    await fsp.rm(this.serviceDir(serviceName), { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
 
   deleteService(serviceName: string): Promise<void> {
