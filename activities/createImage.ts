@@ -1,5 +1,6 @@
 /** Activity: build the run's image (`name:N`, idempotent per run) with the configured builder. */
-import { DEPLOY, type BuiltImage, type ImageSummary } from '../shared/deploy/contract';
+import { DEPLOY, type BuiltImage } from '../shared/deploy/contract';
+import { imageSummary } from '../shared/deploy/registered';
 import { imageRequestFromManifest } from '../shared/images/image-registry';
 import { getAppServices } from '../shared/services/app';
 import { Refusal, registerActivity } from '../shared/workflow';
@@ -8,18 +9,7 @@ import { Refusal, registerActivity } from '../shared/workflow';
 registerActivity(DEPLOY.createImage, async (input): Promise<BuiltImage> => {
   const { images } = getAppServices();
   const { image } = await images.create(imageRequestFromManifest(input.manifest, input.files, input.modelId ? [input.modelId] : [], `${input.runId}/image`));
-  const summary: ImageSummary = {
-    id: image.id,
-    name: image.name,
-    version: image.version,
-    state: image.state,
-    runtime: image.runtime,
-    models: image.models,
-    contextBlob: image.contextBlob,
-    ...(image.imageRef ? { imageRef: image.imageRef } : {}),
-    ...(image.digest ? { digest: image.digest } : {}),
-    ...(image.logBlob ? { logBlob: image.logBlob } : {}),
-  };
+  const summary = imageSummary(image);
   if (image.state !== 'Succeeded') {
     throw new Refusal(image.error ?? { code: 'ImageBuildFailed', message: `Image ${image.id} is ${image.state}; see ${image.logBlob ?? 'the build log'}.` }, { image: summary });
   }

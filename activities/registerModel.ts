@@ -1,5 +1,6 @@
 /** Activity: register the run's model version (idempotent per event: the same run gets the same version). */
 import { DEPLOY, type RegisteredModel } from '../shared/deploy/contract';
+import { modelSummary } from '../shared/deploy/registered';
 import { getAppServices } from '../shared/services/app';
 import { registerActivity } from '../shared/workflow';
 
@@ -13,5 +14,5 @@ registerActivity(DEPLOY.registerModel, async (input): Promise<RegisteredModel> =
     ...(input.model.description !== undefined ? { description: input.model.description } : {}),
     source: input.source,
   });
-  return { created, model: { id: model.id, name: model.name, version: model.version, files: model.files.length, bytes: model.files.reduce((s, f) => s + f.size, 0) } };
+  return { created, model: modelSummary(model) };
 });
