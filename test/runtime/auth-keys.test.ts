@@ -3,36 +3,22 @@
  * the old ones are refused; a broken file keeps the last good keys. MDF_KEYS_FILE sets the file in containers.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { optionsFromEnv } from '../../runtime/env';
-import { EX, post, start, tempDir, waitFor, type Started } from './helpers';
+import { post, startWithKeysFile, waitFor, writeAtomically, type KeysFileServer } from './helpers';
 
 const OLD = { primaryKey: 'old-primary-0123456789', secondaryKey: 'old-secondary-0123456789' };
 const NEW = { primaryKey: 'new-primary-9876543210', secondaryKey: 'old-secondary-0123456789' };
 
-/** Replaces the file the way the kubelet updates a mounted Secret: a new file renamed over the old one. */
-function writeAtomically(file: string, content: string) {
-  const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, content);
-  fs.renameSync(tmp, file);
-}
-
 describe('keys file reload', () => {
-  let s: Started;
-  let dir: string;
+  let s: KeysFileServer;
   let file: string;
   const status = async (key: string) => (await post(`${s.url}/score`, { data: [[1, 2]] }, { authorization: `Bearer ${key}` })).status;
 
   beforeAll(async () => {
-    dir = tempDir('keys');
-    file = path.join(dir, 'keys.json');
-    fs.writeFileSync(file, JSON.stringify(OLD));
-    s = await start({ entryScript: path.join(EX, 'node/score.js'), keysFile: file, keysReloadMs: 50 });
+    s = await startWithKeysFile('keys', OLD);
+    file = s.keysFile;
   });
-  afterAll(async () => {
-    await s?.server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(async () => s?.close());
 
   it('a changed file is picked up: the new key is accepted, the old one refused; a broken file keeps the last keys', async () => {
     expect(await status(OLD.primaryKey)).toBe(200);
@@ -62,21 +48,14 @@ describe('keys file reload', () => {
 });
 
 describe('token auth from the keys file (AKS: the mounted Secret holds the token secret)', () => {
-  let s: Started;
-  let dir: string;
+  let s: KeysFileServer;
   const SECRET = 'token-secret-0123456789abcdef';
   const status = async (auth: string) => (await post(`${s.url}/score`, { data: [[1, 2]] }, { authorization: auth })).status;
 
   beforeAll(async () => {
-    dir = tempDir('token');
-    const file = path.join(dir, 'keys.json');
-    fs.writeFileSync(file, JSON.stringify({ tokenSecret: SECRET, service: 'svc-a' }));
-    s = await start({ entryScript: path.join(EX, 'node/score.js'), keysFile: file, keysReloadMs: 50 });
+    s = await startWithKeysFile('token', { tokenSecret: SECRET, service: 'svc-a' });
   });
-  afterAll(async () => {
-    await s?.server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(async () => s?.close());
 
   it('accepts a valid token of its service; refuses forged, expired, other-service, alg=none and key values', async () => {
     const { issueToken } = await import('../../runtime/auth-token');

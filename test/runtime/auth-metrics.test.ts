@@ -4,36 +4,23 @@
  * /metrics only, follows a key rotation, is refused when wrong or missing, and is never logged.
  */
 import { createHmac } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { EX, post, start, tempDir, waitFor, type Started } from './helpers';
+import { post, startWithKeysFile, waitFor, writeAtomically, type KeysFileServer } from './helpers';
 
 // Derived here independently of the runtime's code: HMAC-SHA256(secret, "mdf-metrics-v1"), base64url.
 const derive = (secret: string) => createHmac('sha256', secret).update('mdf-metrics-v1').digest('base64url');
 const OLD = { primaryKey: 'metrics-old-primary-0123456789', secondaryKey: 'metrics-old-secondary-0123456789' };
 const NEW = { primaryKey: 'metrics-new-primary-9876543210', secondaryKey: OLD.secondaryKey };
 
-function writeAtomically(file: string, content: string) {
-  fs.writeFileSync(`${file}.tmp`, content);
-  fs.renameSync(`${file}.tmp`, file);
-}
-
 describe('x-mdf-metrics-key on GET /metrics', () => {
-  let s: Started;
-  let dir: string;
+  let s: KeysFileServer;
   let file: string;
   const metricsStatus = async (headers: Record<string, string>) => (await fetch(`${s.url}/metrics`, { headers })).status;
 
   beforeAll(async () => {
-    dir = tempDir('metrics-key');
-    file = path.join(dir, 'keys.json');
-    fs.writeFileSync(file, JSON.stringify(OLD));
-    s = await start({ entryScript: path.join(EX, 'node/score.js'), keysFile: file, keysReloadMs: 50 });
+    s = await startWithKeysFile('metrics-key', OLD);
+    file = s.keysFile;
   });
-  afterAll(async () => {
-    await s?.server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(async () => s?.close());
 
   it('the derived key of either service key opens /metrics; a wrong, missing, oversized or raw key is refused', async () => {
     const res = await fetch(`${s.url}/metrics`, { headers: { 'x-mdf-metrics-key': derive(OLD.primaryKey) } });
@@ -75,20 +62,13 @@ describe('x-mdf-metrics-key on GET /metrics', () => {
 });
 
 describe('x-mdf-metrics-key with token auth (the keys file holds the token secret)', () => {
-  let s: Started;
-  let dir: string;
+  let s: KeysFileServer;
   const SECRET = 'metrics-token-secret-0123456789';
 
   beforeAll(async () => {
-    dir = tempDir('metrics-token');
-    const file = path.join(dir, 'keys.json');
-    fs.writeFileSync(file, JSON.stringify({ tokenSecret: SECRET, service: 'svc-a' }));
-    s = await start({ entryScript: path.join(EX, 'node/score.js'), keysFile: file, keysReloadMs: 50 });
+    s = await startWithKeysFile('metrics-token', { tokenSecret: SECRET, service: 'svc-a' });
   });
-  afterAll(async () => {
-    await s?.server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(async () => s?.close());
 
   it('the key derived from the token secret opens /metrics; another is refused', async () => {
     expect((await fetch(`${s.url}/metrics`, { headers: { 'x-mdf-metrics-key': derive(SECRET) } })).status).toBe(200);

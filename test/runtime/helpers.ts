@@ -72,3 +72,37 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs 
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }
+
+/** Replaces a file the way the kubelet updates a mounted Secret: a new file renamed over the old one. */
+export function writeAtomically(file: string, content: string): void {
+  fs.writeFileSync(`${file}.tmp`, content);
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+export interface KeysFileServer extends Started {
+  /** The keys file the server re-reads every 50 ms (a mounted Secret's stand-in). */
+  keysFile: string;
+  /** Stops the server and removes the file's folder. */
+  close(): Promise<void>;
+}
+
+/** The Node example scoring server with `--keys-file` holding `content` (keys or a token secret), reloaded every 50 ms. */
+export async function startWithKeysFile(label: string, content: object): Promise<KeysFileServer> {
+  const dir = tempDir(label);
+  const keysFile = path.join(dir, 'keys.json');
+  fs.writeFileSync(keysFile, JSON.stringify(content));
+  try {
+    const s = await start({ entryScript: path.join(EX, 'node/score.js'), keysFile, keysReloadMs: 50 });
+    return {
+      ...s,
+      keysFile,
+      close: async () => {
+        await s.server.stop();
+        fs.rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
