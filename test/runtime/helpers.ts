@@ -106,3 +106,37 @@ export async function startWithKeysFile(label: string, content: object): Promise
     throw e;
   }
 }
+
+/** A trivial `score.js` (answers `{n: rows}`) and an AML-style model folder `models/<model>/<version>` in a temp dir. */
+export interface ScriptFixture {
+  dir: string;
+  scorePath: string;
+  modelDir: string;
+  /** Starts a server and remembers it for `close()`. */
+  start(options: Omit<StartOptions, 'entryScript' | 'modelDir'>): Promise<Started>;
+  /** Stops every server started here and removes the folder. */
+  close(): Promise<void>;
+}
+
+export function trivialScriptFixture(label: string, model: string, version: string): ScriptFixture {
+  const dir = tempDir(label);
+  const modelDir = path.join(dir, 'models', model, version);
+  fs.mkdirSync(modelDir, { recursive: true });
+  const scorePath = path.join(dir, 'score.js');
+  fs.writeFileSync(scorePath, "'use strict';\nfunction run(input) { return { n: input.data.length }; }\nmodule.exports = { run };\n");
+  const started: Started[] = [];
+  return {
+    dir,
+    scorePath,
+    modelDir,
+    start: async (options) => {
+      const s = await start({ entryScript: scorePath, modelDir, ...options });
+      started.push(s);
+      return s;
+    },
+    close: async () => {
+      for (const s of started) await s.server.stop().catch(() => undefined);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

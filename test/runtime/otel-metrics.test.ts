@@ -7,29 +7,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AggregationTemporality, InMemoryMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { metricExporterFromEnv } from '../../runtime/otel-metrics';
-import { post, start, tempDir, type Started } from './helpers';
+import { post, trivialScriptFixture, type ScriptFixture } from './helpers';
 
 const KEYS = { primaryKey: 'PRIMARY-SECRET-KEY-metrics1', secondaryKey: 'SECONDARY-SECRET-KEY-metrics2' };
-const SCORE = `'use strict';
-function run(input) { return { n: input.data.length }; }
-module.exports = { run };
-`;
-
+let fx: ScriptFixture;
 let dir: string;
 let modelDir: string;
-const started: Started[] = [];
 
 beforeAll(() => {
-  dir = tempDir('otel-metrics');
-  modelDir = path.join(dir, 'models', 'diabetes', '7');
-  fs.mkdirSync(modelDir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'score.js'), SCORE);
+  fx = trivialScriptFixture('otel-metrics', 'diabetes', '7');
+  ({ dir, modelDir } = fx);
 });
 
-afterAll(async () => {
-  for (const s of started) await s.server.stop().catch(() => undefined);
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+afterAll(async () => fx?.close());
 
 /** The last exported data point set of each metric, by name. */
 function lastByName(batches: ResourceMetrics[]): Map<string, { dataPoints: Array<{ attributes: Record<string, unknown>; value: unknown }> }> {
@@ -40,8 +30,7 @@ function lastByName(batches: ResourceMetrics[]): Map<string, { dataPoints: Array
 
 test('the /metrics families as OpenTelemetry metrics: requests by route and status, durations as a histogram, worker gauges; labelled with service, slot, model version; no key', async () => {
   const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
-  const s = await start({ entryScript: path.join(dir, 'score.js'), modelDir, serviceName: 'metrics-svc', slot: 'blue', keys: KEYS, enableAppInsights: true, metricExporter: exporter, metricIntervalMs: 60_000 });
-  started.push(s);
+  const s = await fx.start({ serviceName: 'metrics-svc', slot: 'blue', keys: KEYS, enableAppInsights: true, metricExporter: exporter, metricIntervalMs: 60_000 });
   for (let i = 0; i < 3; i++) expect((await post(`${s.url}/score`, { data: [[i]] }, { authorization: `Bearer ${KEYS.primaryKey}` })).status).toBe(200);
   expect((await post(`${s.url}/score`, { data: [[1]] }, { authorization: `Bearer ${KEYS.secondaryKey}x` })).status).toBe(401);
   await s.server.stop(); // a clean stop exports what was not yet exported
@@ -64,8 +53,7 @@ test('the /metrics families as OpenTelemetry metrics: requests by route and stat
 
 test('without enable_app_insights no metric is exported', async () => {
   const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
-  const s = await start({ entryScript: path.join(dir, 'score.js'), modelDir, metricExporter: exporter });
-  started.push(s);
+  const s = await fx.start({ metricExporter: exporter });
   expect((await post(`${s.url}/score`, { data: [[1]] })).status).toBe(200);
   await s.server.stop();
   expect(exporter.getMetrics()).toEqual([]);

@@ -16,31 +16,21 @@ import { SpanKind } from '@opentelemetry/api';
 import { inheritedEnv } from '../../runtime/child-env';
 import { waitRuntimeReady } from '../../runtime/ready';
 import { exporterFromEnv } from '../../runtime/telemetry';
-import { post, ROOT, start, tempDir, waitFor, type Started } from './helpers';
+import { post, ROOT, trivialScriptFixture, waitFor, type ScriptFixture } from './helpers';
 
 const KEYS = { primaryKey: 'PRIMARY-SECRET-KEY-abc123', secondaryKey: 'SECONDARY-SECRET-KEY-def456' };
 const SECRET_BODY = 'BODY-SECRET-VALUE-789';
 const TOKEN_HEADER = 'TOKEN-SECRET-xyz';
-const SCORE = `'use strict';
-function run(input) { return { n: input.data.length }; }
-module.exports = { run };
-`;
-
+let fx: ScriptFixture;
 let dir: string;
 let modelDir: string;
-const started: Started[] = [];
 
 beforeAll(() => {
-  dir = tempDir('otel');
-  modelDir = path.join(dir, 'models', 'diabetes', '4');
-  fs.mkdirSync(modelDir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'score.js'), SCORE);
+  fx = trivialScriptFixture('otel', 'diabetes', '4');
+  ({ dir, modelDir } = fx);
 });
 
-afterAll(async () => {
-  for (const s of started) await s.server.stop().catch(() => undefined);
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+afterAll(async () => fx?.close());
 
 /** Every attribute value of every span, as text. */
 function attributeText(spans: { attributes: Record<string, unknown>; name: string }[]): string {
@@ -49,8 +39,7 @@ function attributeText(spans: { attributes: Record<string, unknown>; name: strin
 
 test('one span per request with route, status, model version, slot and request id; the caller\'s traceparent is its parent; no secret in any attribute', async () => {
   const exporter = new InMemorySpanExporter();
-  const s = await start({ entryScript: path.join(dir, 'score.js'), modelDir, serviceName: 'otel-svc', slot: 'green', keys: KEYS, enableAppInsights: true, spanExporter: exporter });
-  started.push(s);
+  const s = await fx.start({ serviceName: 'otel-svc', slot: 'green', keys: KEYS, enableAppInsights: true, spanExporter: exporter });
   const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
   const parentId = '00f067aa0ba902b7';
   const ok = await post(`${s.url}/score`, { data: [[1], [2]], secret: SECRET_BODY }, {
@@ -87,8 +76,7 @@ test('one span per request with route, status, model version, slot and request i
 
 test('without enable_app_insights no span is made', async () => {
   const exporter = new InMemorySpanExporter();
-  const s = await start({ entryScript: path.join(dir, 'score.js'), modelDir, spanExporter: exporter });
-  started.push(s);
+  const s = await fx.start({ spanExporter: exporter });
   expect((await post(`${s.url}/score`, { data: [[1]] })).status).toBe(200);
   await s.server.stop();
   expect(exporter.getFinishedSpans()).toEqual([]);
@@ -133,7 +121,7 @@ test('Application Insights (the CLI with MDF_* env as on ACI/AKS): spans reach t
   const port = (ingestion.address() as AddressInfo).port;
   const logPath = path.join(dir, 'cli.log');
   const fd = fs.openSync(logPath, 'w');
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/runtime/cli.js'), '--entry-script', path.join(dir, 'score.js'), '--model-dir', modelDir, '--port', '0'], {
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist/runtime/cli.js'), '--entry-script', fx.scorePath, '--model-dir', modelDir, '--port', '0'], {
     stdio: ['ignore', fd, fd],
     env: {
       ...inheritedEnv(),
@@ -186,7 +174,7 @@ test('OTLP (no Application Insights): spans reach OTEL_EXPORTER_OTLP_ENDPOINT/v1
   const port = (collector.address() as AddressInfo).port;
   const logPath = path.join(dir, 'otlp.log');
   const fd = fs.openSync(logPath, 'w');
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/runtime/cli.js'), '--entry-script', path.join(dir, 'score.js'), '--model-dir', modelDir, '--port', '0', '--enable-app-insights', '--slot', 'green'], {
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist/runtime/cli.js'), '--entry-script', fx.scorePath, '--model-dir', modelDir, '--port', '0', '--enable-app-insights', '--slot', 'green'], {
     stdio: ['ignore', fd, fd],
     env: { ...inheritedEnv(), OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` },
   });
