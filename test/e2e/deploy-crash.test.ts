@@ -13,9 +13,10 @@ import * as path from 'path';
 import type { ChildProcess } from 'child_process';
 import { startAzurite, type AzuriteInstance } from '../../local/azurite';
 import { kill9, startHostProcess } from '../../local/testing';
-import { findProcesses, terminateGroups } from '../../shared/processes';
+import { terminateGroups } from '../../shared/processes';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
 import { faultsJob, isAlive, killPools, poolDirs, poolPids, prepareFixture, readText, uploadJsonl } from './batch-helpers';
+import { runtimesUnder, slotRuntimes } from '../helpers/replicas';
 
 /** factor × x for each x; `delay_ms` in the body makes the call slow (a window to kill the host in the smoke test). */
 const SCRIPT = `
@@ -62,13 +63,7 @@ async function restartHost(): Promise<void> {
 }
 
 /** Every runtime process serving from somewhere under the work dir. */
-function allReplicas(): number[] {
-  const root = path.resolve(workDir);
-  return findProcesses((args) => {
-    const i = args.indexOf('--model-dir');
-    return i >= 0 && (args[i + 1] ?? '').startsWith(root + path.sep);
-  }).map((p) => p.pid);
-}
+const allReplicas = () => runtimesUnder(workDir);
 
 beforeAll(async () => {
   azurite = await startAzurite();
@@ -158,13 +153,7 @@ async function firstAnswer(uri: string): Promise<number> {
   return r.factor!;
 }
 
-function slotProcesses(service: string, slot: string): number[] {
-  const ctxDir = path.resolve(workDir, 'services', service, slot, 'context');
-  return findProcesses((args) => {
-    const i = args.indexOf('--model-dir');
-    return i >= 0 && (args[i + 1] ?? '').startsWith(ctxDir + path.sep);
-  }).map((p) => p.pid).sort((a, b) => a - b);
-}
+const slotProcesses = (service: string, slot: string) => slotRuntimes(workDir, service, slot);
 
 /**
  * No process outlives its record, no second copy: for every slot folder, the runtimes serving from it are exactly

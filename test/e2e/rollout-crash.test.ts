@@ -10,9 +10,10 @@ import * as path from 'path';
 import type { ChildProcess } from 'child_process';
 import { startAzurite, type AzuriteInstance } from '../../local/azurite';
 import { kill9, startHostProcess } from '../../local/testing';
-import { findProcesses, terminateGroups } from '../../shared/processes';
+import { terminateGroups } from '../../shared/processes';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
 import { deployVersion, keepLoad } from './rollout-helpers';
+import { runtimesUnder } from '../helpers/replicas';
 
 let azurite: AzuriteInstance;
 let storage: StorageClients;
@@ -23,13 +24,7 @@ const startHost = async () => {
   host = await startHostProcess({ connectionString: azurite.connectionString, env: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollMs: 100 });
 };
 
-function allReplicas(): number[] {
-  const root = path.resolve(workDir);
-  return findProcesses((args) => {
-    const i = args.indexOf('--model-dir');
-    return i >= 0 && (args[i + 1] ?? '').startsWith(root + path.sep);
-  }).map((p) => p.pid);
-}
+const allReplicas = () => runtimesUnder(workDir);
 
 beforeAll(async () => {
   azurite = await startAzurite();

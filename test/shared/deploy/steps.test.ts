@@ -7,6 +7,7 @@ import { deploySlotStep, promoteStep, rollbackStep, smokeTestStep } from '../../
 import { TABLES } from '../../../shared/storage';
 import type { ImageRecord } from '../../../shared/images';
 import { startEnv, makeImage, MULTIPLY_JS, type Env } from '../fixtures';
+import { slotRuntimes } from '../../helpers/replicas';
 
 let env: Env;
 let target: LocalDeployTarget;
@@ -213,13 +214,9 @@ test('a service being deleted blocks deployments (409 ServiceDeleting); deploy s
 
 test('restore after a restart: serves the active slot while an update holds the service, keeps the held slot, stops what nothing refers to; the run then resumes on the new host', async () => {
   const { restoreLocalServices } = await import('../../../shared/deploy/restore');
-  const { findProcesses } = await import('../../../shared/processes');
-  const path = await import('path');
   const fs = await import('fs');
-  const procs = (svc: string, slot: string) => {
-    const ctxDir = path.resolve(env.workDir, 'services', svc, slot, 'context');
-    return findProcesses((a) => a.indexOf('--model-dir') >= 0 && (a[a.indexOf('--model-dir') + 1] ?? '').startsWith(ctxDir)).map((p) => p.pid).sort();
-  };
+  const path = await import('path');
+  const procs = (svc: string, slot: string) => slotRuntimes(env.workDir, svc, slot);
   const name = 'held-svc';
   await deployService(ctx, { ...input('run-held-1', img2, [2, 4]), serviceName: name });
   const upd = { ...input('run-held-2', img3, [3, 6]), serviceName: name };

@@ -4,8 +4,8 @@ import { LocalDeployTarget } from '../../../shared/targets';
 import { deployConfigFor } from '../../../shared/manifest';
 import type { DeployRequest } from '../../../shared/seams';
 import type { ImageRecord } from '../../../shared/images';
-import { findProcesses } from '../../../shared/processes';
 import { startEnv, makeImage, MULTIPLY_JS, isAlive, type Env } from '../fixtures';
+import { slotRuntimes } from '../../helpers/replicas';
 
 let env: Env;
 let target: LocalDeployTarget;
@@ -33,13 +33,7 @@ function recordedPids(service: string, slot: string): number[] {
 }
 
 /** Live runtime processes serving from the slot's context (by command line, whatever the record says). */
-function slotProcesses(service: string, slot: string): number[] {
-  const ctxDir = path.resolve(env.workDir, 'services', service, slot, 'context');
-  return findProcesses((args) => {
-    const i = args.indexOf('--model-dir');
-    return i >= 0 && (args[i + 1] ?? '').startsWith(ctxDir);
-  }).map((p) => p.pid).sort((a, b) => a - b);
-}
+const slotProcesses = (service: string, slot: string) => slotRuntimes(env.workDir, service, slot);
 
 const request = (service: string, slot: string, image: ImageRecord, target: 'local' | 'aks' = 'local', extra: Record<string, unknown> = {}): DeployRequest => ({
   serviceName: service,
