@@ -30,7 +30,7 @@ import { IMAGE_METADATA_FILE, type ImageMetadata } from '../images/context';
 import type { BatchPool, BatchPoolProvider, BatchPoolRequest, ServiceKeys } from '../seams';
 import { downloadBlob, type StorageClients } from '../storage';
 import { nodeQueueWaitMs } from './score';
-import { findProcesses, isAlive, killGroup, processArgs, type FoundProcess } from '../processes';
+import { findProcesses, isAlive, processArgs, terminateGroups, type FoundProcess } from '../processes';
 
 export interface LocalBatchPoolOptions {
   /** Root folder; pools live in `<workDir>/batch-pools/<poolId>/`. */
@@ -78,17 +78,6 @@ function poolProcesses(dir: string): FoundProcess[] {
   return findProcesses((argv) => argv.some((a) => a.startsWith(dir + path.sep)));
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** SIGTERM the process groups (a pid that leads none: the process), SIGKILL what is left after 5 s; waits for them. */
-async function stopGroups(pids: number[]): Promise<void> {
-  const all = [...new Set(pids)];
-  for (const pid of all) killGroup(pid, 'SIGTERM');
-  const deadline = Date.now() + 5000;
-  while (all.some(isAlive) && Date.now() < deadline) await sleep(50);
-  for (const pid of all) if (isAlive(pid)) killGroup(pid, 'SIGKILL');
-  while (all.some(isAlive) && Date.now() < deadline + 2000) await sleep(20);
-}
 
 /** Write via a temporary file and rename: a crash never leaves a half-written pool.json. */
 async function writeFileAtomic(file: string, text: string): Promise<void> {
@@ -196,7 +185,7 @@ export class LocalBatchPoolProvider implements BatchPoolProvider {
     // Also what no record names (a node started just before a crash): found by its token.
     const found = poolProcesses(dir);
     for (const p of found) groups.add(groups.has(p.pgid) || runsPool(p.pgid, poolId, dir) ? p.pgid : p.pid);
-    await stopGroups([...groups, ...found.map((p) => p.pid)]);
+    await terminateGroups([...new Set([...groups, ...found.map((p) => p.pid)])]);
     await fsp.rm(dir, { recursive: true, force: true });
   }
 
@@ -232,7 +221,7 @@ export class LocalBatchPoolProvider implements BatchPoolProvider {
       return poolId !== undefined && !busy.has(poolId);
     }).filter((p) => !recorded.has(p.pgid) && !recorded.has(p.pid));
     const leaders = new Set(strays.map((p) => p.pid));
-    await stopGroups(strays.map((p) => (leaders.has(p.pgid) ? p.pgid : p.pid)));
+    await terminateGroups([...new Set(strays.map((p) => (leaders.has(p.pgid) ? p.pgid : p.pid)))]);
     return { removed, strays: strays.length };
   }
 
