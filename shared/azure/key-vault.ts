@@ -6,6 +6,7 @@
  * and never logged or put in an error.
  */
 import type { TokenCredential } from '@azure/core-auth';
+import * as https from 'node:https';
 import { AppError, badRequest, notFound } from '../errors';
 import { KEY_VAULT_SECRET, type SecretReader } from '../tls';
 
@@ -26,36 +27,23 @@ export class KeyVaultSecretReader implements SecretReader {
     const audience = `https://${url.host.split('.').slice(1).join('.')}/.default`;
     const token = await this.credential.getToken(audience);
     if (!token) throw new AppError('KeyVaultAuthFailed', `No token for Key Vault (${audience}): check the app's managed identity.`, 502, { retryable: true });
-    let res: Response;
+    let res: { status: number; body: string };
     try {
-      res = await fetch(`${secretUri}?api-version=${KEY_VAULT_API_VERSION}`, {
-        headers: { authorization: `Bearer ${token.token}`, accept: 'application/json' },
-        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 30_000),
-      });
+      res = await getBounded(`${secretUri}?api-version=${KEY_VAULT_API_VERSION}`, { authorization: `Bearer ${token.token}`, accept: 'application/json' }, MAX_KEY_VAULT_ANSWER_BYTES, this.opts.timeoutMs ?? 30_000);
     } catch (e) {
+      if (e instanceof AppError) throw e;
       throw new AppError('KeyVaultUnreachable', `Key Vault did not answer for ${secretUri}: ${(e as Error).message}`, 502, { retryable: true });
     }
-    if (res.status === 404) {
-      await res.body?.cancel();
-      throw notFound('KeyVaultSecretNotFound', `The Key Vault secret ${secretUri} does not exist; check the name (and version).`);
-    }
+    if (res.status === 404) throw notFound('KeyVaultSecretNotFound', `The Key Vault secret ${secretUri} does not exist; check the name (and version).`);
     if (res.status === 401 || res.status === 403) {
-      await res.body?.cancel();
       throw badRequest('KeyVaultForbidden', `The app's identity may not read ${secretUri}: grant it "Key Vault Secrets User" on the vault (or the secret).`);
     }
-    if (!res.ok) {
-      await res.body?.cancel();
+    if (res.status < 200 || res.status >= 300) {
       throw new AppError('KeyVaultError', `Key Vault answered ${res.status} for ${secretUri}.`, 502, { retryable: res.status === 429 || res.status >= 500 });
     }
-    const declared = Number(res.headers.get('content-length') ?? '0');
-    if (declared > MAX_KEY_VAULT_ANSWER_BYTES) {
-      await res.body?.cancel();
-      throw badRequest('TlsMaterialTooLarge', `The Key Vault secret ${secretUri} is larger than ${MAX_KEY_VAULT_ANSWER_BYTES} bytes.`);
-    }
-    const text = await boundedText(res, MAX_KEY_VAULT_ANSWER_BYTES, secretUri);
     let value: unknown;
     try {
-      value = (JSON.parse(text) as { value?: unknown }).value;
+      value = (JSON.parse(res.body) as { value?: unknown }).value;
     } catch {
       throw new AppError('KeyVaultError', `Key Vault's answer for ${secretUri} is not JSON.`, 502);
     }
@@ -64,21 +52,29 @@ export class KeyVaultSecretReader implements SecretReader {
   }
 }
 
-/** The body as text, refused past `max` bytes while it streams. */
-async function boundedText(res: Response, max: number, what: string): Promise<string> {
-  const reader = res.body?.getReader();
-  if (!reader) return '';
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel();
-      throw badRequest('TlsMaterialTooLarge', `The Key Vault secret ${what} is larger than ${max} bytes.`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+/** GET over HTTPS; the answer is refused past `max` bytes (declared or streamed) and bounded in time. */
+function getBounded(url: string, headers: Record<string, string>, max: number, timeoutMs: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { headers, timeout: timeoutMs }, (res) => {
+      const tooLarge = () => badRequest('TlsMaterialTooLarge', `The Key Vault answer for ${url.split('?')[0]} is larger than ${max} bytes.`);
+      if (Number(res.headers['content-length'] ?? 0) > max) {
+        res.destroy();
+        reject(tooLarge());
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > max) {
+          res.destroy();
+          reject(tooLarge());
+        } else chunks.push(c);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
 }
