@@ -78,7 +78,7 @@ function makeTarget() {
 }
 
 /** PUT (201 + async operation that succeeds); returns the body sent. */
-function expectPut(name: string, reply: unknown) {
+function expectPut(name: string, reply: object) {
   const seen: { body?: any } = {};
   const op = `/subscriptions/${TEST_ENV.AZURE_SUBSCRIPTION_ID}/providers/Microsoft.ContainerInstance/locations/westeurope/operations/op-${name}`;
   arm()
