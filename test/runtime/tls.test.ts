@@ -1,6 +1,8 @@
 /** The runtime's HTTPS (`--tls-cert-file` / `--tls-key-file`, how ACI/AKS containers serve ssl_enabled services). */
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
+import * as tls from 'node:tls';
 import { checkTlsMaterial, MAX_TLS_CERT_BYTES } from '../../runtime/tls';
 import { optionsFromEnv } from '../../runtime/env';
 import { startScoringServer } from '../../runtime/server';
@@ -50,6 +52,47 @@ describe('runtime over HTTPS', () => {
     const text = JSON.stringify(s.logs);
     expect(text).not.toContain('PRIVATE KEY');
     expect(text).not.toContain(pair.key.split('\n')[1]);
+  });
+});
+
+describe('connection bounds over TLS', () => {
+  const pair = makeCert(['localhost', 'IP:127.0.0.1']);
+  const dir = tempDir('tls-slow');
+  let s: Started;
+  let port: number;
+  beforeAll(async () => {
+    fs.writeFileSync(path.join(dir, 'c.crt'), pair.cert);
+    fs.writeFileSync(path.join(dir, 'k.key'), pair.key);
+    s = await start({ entryScript: script, tlsCertFile: path.join(dir, 'c.crt'), tlsKeyFile: path.join(dir, 'k.key'), headersTimeoutMs: 300, requestTimeoutMs: 600 }, false);
+    port = s.server.port;
+  });
+  afterAll(async () => {
+    await s.server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const closed = (socket: net.Socket) => new Promise<boolean>((resolve) => {
+    socket.on('error', () => undefined);
+    socket.once('close', () => resolve(true));
+  });
+
+  it('closes a connection that never starts the TLS handshake', async () => {
+    const socket = net.connect(port, '127.0.0.1');
+    expect(await closed(socket)).toBe(true);
+  });
+
+  it('closes a TLS connection that never sends a request, and one whose request headers never end', async () => {
+    const silent = tls.connect({ port, host: '127.0.0.1', ca: pair.cert, servername: 'localhost' });
+    await new Promise((r) => silent.once('secureConnect', r));
+    expect(await closed(silent)).toBe(true);
+
+    const slow = tls.connect({ port, host: '127.0.0.1', ca: pair.cert, servername: 'localhost' });
+    await new Promise((r) => slow.once('secureConnect', r));
+    let answer = '';
+    slow.on('data', (c: Buffer) => (answer += c.toString()));
+    slow.write('GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ');
+    expect(await closed(slow)).toBe(true);
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
   });
 });
 
