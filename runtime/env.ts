@@ -27,6 +27,11 @@ export const RUNTIME_ENV = {
   modelDataConnectionString: 'MDF_MODEL_DATA_CONNECTION_STRING',
   /** `true`: OpenTelemetry traces (telemetry.ts). */
   enableAppInsights: 'MDF_ENABLE_APP_INSIGHTS',
+  /** HTTPS: paths of the PEM certificate chain and key (a secret volume on ACI/AKS; never the PEM itself). */
+  tlsCertFile: 'MDF_TLS_CERT_FILE',
+  tlsKeyFile: 'MDF_TLS_KEY_FILE',
+  /** `http` / `https`: the scheme the swagger advertises (runtime/options.ts `publicScheme`). */
+  publicScheme: 'MDF_PUBLIC_SCHEME',
 } as const;
 
 const STRING_OPTIONS = {
@@ -36,6 +41,8 @@ const STRING_OPTIONS = {
   modelVersion: RUNTIME_ENV.modelVersion,
   modelDataUrl: RUNTIME_ENV.modelDataUrl,
   modelDataConnectionString: RUNTIME_ENV.modelDataConnectionString,
+  tlsCertFile: RUNTIME_ENV.tlsCertFile,
+  tlsKeyFile: RUNTIME_ENV.tlsKeyFile,
 } as const;
 
 const FLAG_OPTIONS = {
@@ -76,6 +83,11 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv): ServerOptionsInput {
     if (mode === 'serve' || mode === 'realtime') out.mode = 'realtime';
     else if (mode === 'batch') out.mode = 'batch';
     else throw new RuntimeError('InvalidArguments', `${RUNTIME_ENV.mode} must be serve (realtime) or batch; got "${mode}"`, 400);
+  }
+  const scheme = env[RUNTIME_ENV.publicScheme]?.trim();
+  if (scheme) {
+    if (scheme !== 'http' && scheme !== 'https') throw new RuntimeError('InvalidArguments', `${RUNTIME_ENV.publicScheme} must be http or https; got "${scheme.slice(0, 20)}"`, 400);
+    out.publicScheme = scheme;
   }
   const keysFile = env[RUNTIME_ENV.keysFile]?.trim();
   if (keysFile) out.keysFile = keysFile;

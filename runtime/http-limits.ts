@@ -14,7 +14,9 @@
  * Errors are the project's JSON shape `{"error": {"code", "message"}}`.
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { Socket } from 'node:net';
+import type { TlsMaterial } from './tls';
 import type { Readable } from 'stream';
 import { RuntimeError } from './errors';
 
@@ -55,19 +57,29 @@ function rawError(status: number, code: string, message: string): string {
   return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
 }
 
-/** An `http.Server` with `limits` applied (see the file comment). */
-export function createBoundedServer(limits: HttpLimits, handler: http.RequestListener): http.Server {
+/** An HTTP or HTTPS server of the project (both have the same bounds). */
+export type BoundedServer = http.Server | https.Server;
+
+/**
+ * An `http.Server` with `limits` applied (see the file comment); with `tls` (a checked certificate and key:
+ * runtime/tls.ts) an `https.Server` with the same bounds, whose TLS handshake must also finish within
+ * `headersTimeoutMs`. A client speaking plain HTTP (or a failed handshake) to a TLS server is refused: its
+ * connection is closed without an answer (nothing is served in clear text on a TLS port).
+ */
+export function createBoundedServer(limits: HttpLimits, handler: http.RequestListener, tls?: TlsMaterial): BoundedServer {
   const l = resolveHttpLimits(limits);
-  const server = http.createServer(
-    {
-      headersTimeout: l.headersTimeoutMs,
-      requestTimeout: l.requestTimeoutMs,
-      keepAliveTimeout: l.keepAliveTimeoutMs,
-      // How often node:http looks for expired requests (its default, 30 s, would stretch short timeouts).
-      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(l.headersTimeoutMs / 2))),
-    },
-    handler,
-  );
+  const options: http.ServerOptions = {
+    headersTimeout: l.headersTimeoutMs,
+    requestTimeout: l.requestTimeoutMs,
+    keepAliveTimeout: l.keepAliveTimeoutMs,
+    // How often node:http looks for expired requests (its default, 30 s, would stretch short timeouts).
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(l.headersTimeoutMs / 2))),
+  };
+  const server: BoundedServer = tls
+    ? https.createServer({ ...options, cert: tls.cert, key: tls.key, handshakeTimeout: l.headersTimeoutMs, minVersion: 'TLSv1.2' }, handler)
+    : http.createServer(options, handler);
+  // A failed handshake (plain HTTP on the TLS port, a client that refuses the certificate): the socket is closed.
+  if (tls) server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
   server.keepAliveTimeout = l.keepAliveTimeoutMs;
   // The latest request of each connection, so the bounds below can tell a silent connection from one being answered.
   const current = new WeakMap<Socket, { req: http.IncomingMessage; res: http.ServerResponse }>();

@@ -71,6 +71,17 @@ export const ServerOptionsSchema = z.object({
   slot: z.string().min(1).max(128).default('default'),
   /** OpenTelemetry traces (telemetry.ts), exported to Application Insights / OTLP per the environment. */
   enableAppInsights: z.boolean().default(false),
+  /**
+   * HTTPS: a PEM certificate chain and its unencrypted private key (files; read and checked at start, runtime/tls.ts).
+   * Both or neither. How ACI and AKS containers serve `ssl_enabled` services (a secret volume holds the files).
+   */
+  tlsCertFile: z.string().min(1).optional(),
+  tlsKeyFile: z.string().min(1).optional(),
+  /**
+   * The scheme clients reach this service with, written in the swagger's `schemes` (and OpenAPI `servers`): default
+   * `https` with the TLS files above, else `http`. `https` behind a front that terminates TLS (the local front).
+   */
+  publicScheme: z.enum(['http', 'https']).optional(),
   /** Extra environment variables for the workers (never logged). */
   env: z.record(z.string(), z.string()).optional(),
 });
@@ -98,6 +109,9 @@ export const CLI_OPTIONS: CliOption[] = [
   { flag: '--max-connections', key: 'maxConnections', kind: 'int', help: 'open connections at most; more → 503 TooManyConnections (default 1000)' },
   { flag: '--keys-file', key: 'keysFile', kind: 'string', help: 'JSON {"primaryKey","secondaryKey"}: enables Bearer key auth; read again every --keys-reload-ms (new keys apply at once)' },
   { flag: '--keys-reload-ms', key: 'keysReloadMs', kind: 'int', help: 'how often the keys file is read again (default 5000, at least 50)' },
+  { flag: '--tls-cert-file', key: 'tlsCertFile', kind: 'string', help: 'HTTPS: PEM certificate chain (leaf first); with --tls-key-file the server speaks only TLS (plain HTTP connections are closed)' },
+  { flag: '--tls-key-file', key: 'tlsKeyFile', kind: 'string', help: 'HTTPS: the unencrypted PEM private key of the certificate (checked to match it at start)' },
+  { flag: '--public-scheme', key: 'publicScheme', kind: 'string', help: 'http | https: the scheme in the swagger (default https with --tls-cert-file, else http; https behind a TLS front)' },
   { flag: '--python', key: 'python', kind: 'string', help: 'Python interpreter for score.py (default python3)' },
   { flag: '--mode', key: 'mode', kind: 'string', help: 'realtime (default) | batch: batch serves only POST /batch (run(mini_batch))' },
   { flag: '--service-name', key: 'serviceName', kind: 'string', help: 'title of the swagger document (default scoring-service)' },
@@ -136,7 +150,7 @@ export function helpText(): string {
     '',
     'Environment (defaults for containers on ACI/AKS; flags win): MDF_PORT, MDF_MODE (serve|batch), MDF_WORKERS,',
     'MDF_MAX_CONCURRENT_REQUESTS, MDF_MAX_WAIT_MS, MDF_SCORING_TIMEOUT_MS, MDF_PRIMARY_KEY + MDF_SECONDARY_KEY (key auth), MDF_KEYS_FILE (key auth from a file read again while running),',
-    'MDF_SERVICE_NAME, MDF_SLOT, MDF_MODEL_NAME, MDF_MODEL_VERSION, MDF_COLLECT_MODEL_DATA=true + MDF_MODEL_DATA_URL or',
+    'MDF_TLS_CERT_FILE + MDF_TLS_KEY_FILE (HTTPS), MDF_PUBLIC_SCHEME, MDF_SERVICE_NAME, MDF_SLOT, MDF_MODEL_NAME, MDF_MODEL_VERSION, MDF_COLLECT_MODEL_DATA=true + MDF_MODEL_DATA_URL or',
     'MDF_MODEL_DATA_CONNECTION_STRING, MDF_ENABLE_APP_INSIGHTS=true (+ APPLICATIONINSIGHTS_CONNECTION_STRING or OTEL_EXPORTER_OTLP_ENDPOINT).',
     'LOG_LEVEL (debug|info|warn|error): log lines below it are not written (JSON lines; human-readable on a terminal).',
   ].join('\n');
@@ -179,6 +193,9 @@ export function resolveOptions(input: ServerOptionsInput): ServerOptions {
     throw new RuntimeError('InvalidOptions', `Invalid scoring runtime options: ${msg}`, 400);
   }
   const options = parsed.data;
+  if ((options.tlsCertFile === undefined) !== (options.tlsKeyFile === undefined)) {
+    throw new RuntimeError('InvalidOptions', 'Give --tls-cert-file and --tls-key-file together (HTTPS needs the certificate and its key).', 400);
+  }
   if (options.keysFile && !options.keys) {
     let raw: unknown;
     try {

@@ -63,6 +63,8 @@ export interface SwaggerOptions {
   serviceName: string;
   authEnabled: boolean;
   batchMode?: boolean;
+  /** The scheme clients reach the service with (default http). */
+  scheme?: 'http' | 'https';
 }
 
 /** Swagger 2.0 (`/swagger.json`), the layout of the AML inference server. */
@@ -77,9 +79,9 @@ export function buildSwagger2(schema: ScriptSchema, opts: SwaggerOptions): Recor
       description: `API specification for the Azure Machine Learning service ${opts.serviceName}`,
       version: '1.0',
     },
-    // The truth: every target serves the scoring endpoint over plain HTTP today (no TLS termination yet, see
-    // docs/reference.md); the swagger must not advertise https.
-    schemes: ['http'],
+    // The truth: https only for a service clients reach over TLS (ssl_enabled: the runtime's own TLS, or the local
+    // front's), http otherwise (docs/reference.md, "TLS").
+    schemes: [opts.scheme ?? 'http'],
     consumes: ['application/json'],
     produces: ['application/json'],
     securityDefinitions: {

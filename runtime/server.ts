@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { RuntimeError, toErrorInfo } from './errors';
 import type { RuntimeKind } from './launch';
 import { createBoundedServer, dropBody, type HttpLimits } from './http-limits';
+import { loadTlsFiles } from './tls';
 import { InProcessScorer, startOnnxThreads } from './in-process';
 import { onnxThreads, workerLaunch } from './launch';
 import { RuntimeMetrics } from './metrics';
@@ -119,6 +120,8 @@ export function httpLimitsOf(o: Pick<ServerOptions, 'headersTimeoutMs' | 'reques
 export async function startScoringServer(input: StartOptions): Promise<ScoringServer> {
   const { log: logOpt, onWorkerOutput, collectorSink, spanExporter, metricExporter, metricIntervalMs, ...raw } = input;
   const options = resolveOptions(raw);
+  // HTTPS: the files are read and checked before anything starts (a bad pair fails here, with its code).
+  const tls = options.tlsCertFile && options.tlsKeyFile ? loadTlsFiles(options.tlsCertFile, options.tlsKeyFile) : undefined;
   const log = logOpt ?? createLogger();
   // collect_model_data / enable_app_insights (observability.ts): undefined parts when off.
   const obs = setupObservability(options, log, { collectorSink, spanExporter, metricExporter, metricIntervalMs });
@@ -169,7 +172,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
   obs.attachMetrics(metrics);
   let active = 0;
 
-  const swaggerOpts = { serviceName: options.serviceName, authEnabled: keys.enabled };
+  const swaggerOpts = { serviceName: options.serviceName, authEnabled: keys.enabled, scheme: options.publicScheme ?? (tls ? 'https' : 'http') } as const;
   const oip = new OipService({ pool, kind, options, authorized, readBody, inflight: (d) => { metrics.inflight += d; }, log });
 
   async function route(req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string, requestId: string, clientRequestId?: string): Promise<void> {
@@ -280,7 +283,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
       sendError(res, status, info.code, info.message, extra);
       if (status === 413) dropBody(req);
     });
-  });
+  }, tls);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
@@ -296,7 +299,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
   let stopped: Promise<void> | undefined;
   return {
     port,
-    url: `http://${options.host.includes(':') ? `[${options.host}]` : options.host === '0.0.0.0' ? '127.0.0.1' : options.host}:${port}`,
+    url: `${tls ? 'https' : 'http'}://${options.host.includes(':') ? `[${options.host}]` : options.host === '0.0.0.0' ? '127.0.0.1' : options.host}:${port}`,
     kind,
     options,
     pool,

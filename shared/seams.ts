@@ -6,11 +6,13 @@
  * Orchestrations never see these: activities call them through `shared/`.
  *
  * Everything passed across a seam is a plain JSON-serialisable value (activities return them).
- * Secrets (keys) travel only inside `DeployRequest.keys` and are never part of a result.
+ * Secrets (keys, TLS private keys) travel only inside `DeployRequest.keys` / `.tls` (and the `keys` / `tls` arguments
+ * of `switchTraffic` / `updateKeys`) and are never part of a result.
  */
 
 import type { RuntimeKind } from '../runtime';
 import type { TrafficSnapshot } from './rollout/traffic';
+import type { TlsMaterial, TlsSettings } from './tls';
 
 export type { RuntimeKind };
 export type TargetKind = 'local' | 'aci' | 'aks';
@@ -90,6 +92,11 @@ export interface DeployConfig {
    * liveness probe; `success_threshold` for the readiness probe, since Kubernetes requires 1 on liveness probes).
    */
   probe?: { periodSeconds?: number; initialDelaySeconds?: number; timeoutSeconds?: number; successThreshold?: number; failureThreshold?: number };
+  /**
+   * `ssl_enabled`: the service serves HTTPS with this certificate and key, given as references (Key Vault secret URIs
+   * or blobs: shared/tls.ts), never PEM; `cname` (`ssl_cname`) is the host name of its scoring URI.
+   */
+  tls?: TlsSettings;
   /** Anything target-specific (ACI dns label, AKS cluster/namespace, local port...). */
   extra?: Record<string, unknown>;
 }
@@ -108,6 +115,8 @@ export interface DeployRequest {
   image: { name: string; version: number; imageRef: string; runtime: RuntimeKind; contextBlob: string };
   config: DeployConfig;
   keys?: ServiceKeys;
+  /** With `config.tls`: the certificate and key read and checked by the deploy step (secrets, like `keys`). */
+  tls?: TlsMaterial;
 }
 
 export interface DeployedSlot {
@@ -134,7 +143,7 @@ export interface DeployTarget {
    * Route the service's public URI to `slot`; returns the public scoring URI. `keys` (the service's, when it has key
    * auth): for targets that must re-create the slot's endpoint to move the public name onto it (ACI).
    */
-  switchTraffic(serviceName: string, slot: string, keys?: ServiceKeys): Promise<{ scoringUri: string; swaggerUri: string }>;
+  switchTraffic(serviceName: string, slot: string, keys?: ServiceKeys, tls?: TlsMaterial): Promise<{ scoringUri: string; swaggerUri: string }>;
   /**
    * Optional (targets that can split a service's live traffic between its slots: local; see docs/reference.md,
    * "Progressive delivery"): `weights` is slot → percent (summing to 100; a slot at 0 takes only requests pinned to
@@ -160,7 +169,7 @@ export interface DeployTarget {
    * Optional: make the public endpoint accept new keys (after regeneration) without redeploying.
    * Targets without it pick new keys up at the next deployment.
    */
-  updateKeys?(serviceName: string, keys: ServiceKeys): Promise<void>;
+  updateKeys?(serviceName: string, keys: ServiceKeys, tls?: TlsMaterial): Promise<void>;
   /** Optional (targets that own processes, i.e. local): stop everything this instance started (host shutdown). */
   dispose?(): Promise<void>;
 }

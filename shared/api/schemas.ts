@@ -228,6 +228,10 @@ export const serviceRecord = z
       replicaMaxConcurrentRequests: z.number(),
       scoringTimeoutMs: z.number(),
       maxRequestWaitTimeMs: z.number(),
+      tls: z
+        .object({ cert: z.record(z.string(), text), key: z.record(z.string(), text), cname: text.optional() })
+        .optional()
+        .meta({ description: 'ssl_enabled: where the certificate and key are read (a Key Vault secret URI or a blob), never the PEM' }),
       extra: z.record(z.string(), z.unknown()).optional(),
     }),
     scoringUri: text.optional(),

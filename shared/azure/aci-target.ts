@@ -6,7 +6,8 @@
  */
 import { createHash } from 'crypto';
 import type { DeployConfig, DeployedSlot, DeployRequest, DeployTarget, ServiceKeys } from '../seams';
-import { ACI_CONTAINER, AciGroups, type AciGroupsOptions, type ContainerGroupSpec } from './aci';
+import { ACI_CONTAINER, ACI_TLS, AciGroups, type AciGroupsOptions, type ContainerGroupSpec } from './aci';
+import type { TlsMaterial } from '../tls';
 import type { AzureConfig } from './config';
 import { aciDnsLabel, serviceResourceName, slotResourceName, TAGS } from './names';
 import { endpointUris, RUNTIME_ENV, runtimeSettings, scoringPort } from './runtime-env';
@@ -26,6 +27,25 @@ export type AciTargetOptions = AciGroupsOptions & {
 export const KEYS_DIGEST_TAG = 'mdf-keys-digest';
 /** Tag of a container group naming the service's stable DNS name label (moved to the active group at each switch). */
 export const STABLE_LABEL_TAG = 'mdf-stable-label';
+/** Tag of a container group that serves HTTPS: its public host name (`ssl_cname`, else its FQDN: `fqdn`). */
+export const TLS_HOST_TAG = 'mdf-tls-host';
+/** Port of a container group that serves HTTPS (AML's ACI TLS: https://<host>/score). */
+export const ACI_TLS_PORT = 443;
+
+/** Base URL of a group: `https://<ssl_cname or fqdn>` when it serves HTTPS (tag), else `http://<fqdn>:<port>`. */
+function baseUrl(fqdn: string, port: number, tlsHost: string | undefined): string {
+  if (!tlsHost) return `http://${fqdn}:${port}`;
+  const host = tlsHost === 'fqdn' ? fqdn : tlsHost;
+  return port === ACI_TLS_PORT ? `https://${host}` : `https://${host}:${port}`;
+}
+
+/** The TLS volume of a slot: the PEM when the deploy step read it, else (`plan`) where it is read from. */
+function tlsVolume(tls: TlsMaterial | undefined, config?: DeployConfig): NonNullable<ContainerGroupSpec['tls']> {
+  const shown = (r: object | undefined) => `(read from ${r ? Object.values(r)[0] : '?'} at deploy time)`;
+  const files = tls ? { [ACI_TLS.cert]: tls.cert, [ACI_TLS.key]: tls.key } : { [ACI_TLS.cert]: shown(config?.tls?.cert), [ACI_TLS.key]: shown(config?.tls?.key) };
+  return { volume: ACI_TLS.volume, mountPath: ACI_TLS.mountPath, files };
+}
+
 export function keysDigestTag(keys: ServiceKeys): string {
   return createHash('sha256').update(`${keys.primaryKey}\n${keys.secondaryKey}`).digest('hex').slice(0, 32);
 }
@@ -68,16 +88,25 @@ export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['co
         ]
       : [];
   const location = aciLocation(request.config);
+  const tls = request.config.tls;
+  const port = tls ? ACI_TLS_PORT : scoringPort(request.config);
   return {
     name,
     ...(location ? { location } : {}),
     image: request.image.imageRef,
     cpu: request.config.cpuCores,
     memoryGb: request.config.memoryGb,
-    port: scoringPort(request.config),
+    port,
     dnsNameLabel: aciDnsLabel(label, scope),
     env: [
-      ...runtimeSettings(request.config),
+      ...runtimeSettings(request.config).map(([k, v]): [string, string] => (k === RUNTIME_ENV.port ? [k, String(port)] : [k, v])),
+      // ssl_enabled: the runtime serves HTTPS with the files of the secret volume (the variables name files, never PEM).
+      ...(tls
+        ? ([
+            [RUNTIME_ENV.tlsCertFile, `${ACI_TLS.mountPath}/${ACI_TLS.cert}`],
+            [RUNTIME_ENV.tlsKeyFile, `${ACI_TLS.mountPath}/${ACI_TLS.key}`],
+          ] as Array<[string, string]>)
+        : []),
       ...observabilityEnv(request.config, { serviceName: request.serviceName, slot: request.slot }, modelDataUrl),
       // The group's user-assigned identity is the one DefaultAzureCredential picks in the container.
       ...(request.config.collectModelData && config.managedIdentityClientId ? [['AZURE_CLIENT_ID', config.managedIdentityClientId] as [string, string]] : []),
@@ -89,8 +118,10 @@ export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['co
       [TAGS.image]: `${request.image.name}:${request.image.version}`,
       [STABLE_LABEL_TAG]: stable,
       ...(secureEnv.length && request.keys ? { [KEYS_DIGEST_TAG]: keysDigestTag(request.keys) } : {}),
+      ...(tls ? { [TLS_HOST_TAG]: tls.cname ?? 'fqdn' } : {}),
     },
     probes: true,
+    ...(tls ? { tls: tlsVolume(request.tls, request.config) } : {}),
   };
 }
 
@@ -105,6 +136,9 @@ export class AciTarget implements DeployTarget {
   async deploySlot(request: DeployRequest): Promise<DeployedSlot> {
     if (request.config.authEnabled && !request.keys) {
       throw new AppError('DeployKeysMissing', 'auth_enabled is true but no keys were given for the service.', 400);
+    }
+    if (request.config.tls && !request.tls) {
+      throw new AppError('TlsMaterialMissing', `ssl_enabled is set but no certificate and key were given for ${request.serviceName}.`, 400);
     }
     const spec = aciSlotSpec(request, this.o.config, this.o.modelDataUrl);
     const before = await this.groups.get(spec.name);
@@ -122,7 +156,9 @@ export class AciTarget implements DeployTarget {
       this.o.log?.(`container group ${spec.name} rolled back to ${previousImage}: ${restored.ok ? 'running' : 'failed'}`);
       outcome = { ok: false, error: { ...outcome.error, message: `${outcome.error.message}\nRolled back ${spec.name} to ${previousImage}${restored.ok ? '' : ' (which did not start either)'}.` } };
     }
-    const base = outcome.ok ? `http://${outcome.fqdn}:${spec.port}` : `http://${spec.dnsNameLabel}.${spec.location ?? this.o.config.location}.azurecontainer.io:${spec.port}`;
+    const fqdn = outcome.ok ? outcome.fqdn : `${spec.dnsNameLabel}.${spec.location ?? this.o.config.location}.azurecontainer.io`;
+    // The slot's direct URI (smoke test) is its own FQDN; the ssl_cname names the public endpoint only.
+    const base = baseUrl(fqdn, spec.port, spec.tls ? 'fqdn' : undefined);
     return {
       serviceName: request.serviceName,
       slot: request.slot,
@@ -140,7 +176,7 @@ export class AciTarget implements DeployTarget {
    * returns them). Between the two the public name does not answer: a gap of the restart plus DNS propagation,
    * typically under a minute (docs/azure.md). The slot's own label (used by the smoke test) is given up.
    */
-  async switchTraffic(serviceName: string, slot: string, keys?: ServiceKeys): Promise<{ scoringUri: string; swaggerUri: string }> {
+  async switchTraffic(serviceName: string, slot: string, keys?: ServiceKeys, tls?: TlsMaterial): Promise<{ scoringUri: string; swaggerUri: string }> {
     const name = slotResourceName(serviceName, slot);
     const target = await this.groups.get(name);
     if (!target) {
@@ -164,15 +200,21 @@ export class AciTarget implements DeployTarget {
         values[RUNTIME_ENV.secondaryKey] = keys.secondaryKey;
         tags[KEYS_DIGEST_TAG] = keysDigestTag(keys);
       }
-      const outcome = await this.groups.updateSecureEnv(name, target, values, tags, { dnsNameLabel: stable });
+      const outcome = await this.groups.updateSecureEnv(name, target, values, tags, { dnsNameLabel: stable, ...this.tlsOf(target.tags, tls) });
       if (!outcome.ok) {
         throw new AppError('TrafficSwitchFailed', `Container group ${name} did not restart with the service's DNS name ${stable}: ${outcome.error.message}`, 502, { retryable: true });
       }
       fqdn = outcome.fqdn;
       this.o.log?.(`DNS name ${stable} moved to ${name}`);
     }
-    const { scoringUri, swaggerUri } = endpointUris(`http://${fqdn}:${port}`);
+    const { scoringUri, swaggerUri } = endpointUris(baseUrl(fqdn, port, target.tags?.[TLS_HOST_TAG]));
     return { scoringUri, swaggerUri };
+  }
+
+  /** The TLS volume to give again when a group that serves HTTPS (tag) is updated in place; none for a plain one. */
+  private tlsOf(tags: Record<string, string> | undefined, tls: TlsMaterial | undefined): { tls?: ContainerGroupSpec['tls'] } {
+    if (!tags?.[TLS_HOST_TAG] || !tls) return {};
+    return { tls: tlsVolume(tls) };
   }
 
   deleteSlot(serviceName: string, slot: string): Promise<void> {
@@ -194,7 +236,7 @@ export class AciTarget implements DeployTarget {
    * AZURE_DEPLOY_TIMEOUT_SECONDS). A group that already has these keys (digest tag) is left alone, so the call
    * after each promotion costs one list and one read. The old key is refused as soon as the new container runs.
    */
-  async updateKeys(serviceName: string, keys: ServiceKeys): Promise<void> {
+  async updateKeys(serviceName: string, keys: ServiceKeys, tls?: TlsMaterial): Promise<void> {
     const digest = keysDigestTag(keys);
     const active = (await this.groups.listTagged(TAGS.service, serviceName)).filter((g) => g.tags?.[TAGS.active] === 'true' && g.name);
     for (const g of active) {
@@ -205,7 +247,7 @@ export class AciTarget implements DeployTarget {
       const outcome = await this.groups.updateSecureEnv(g.name!, full, { [RUNTIME_ENV.primaryKey]: keys.primaryKey, [RUNTIME_ENV.secondaryKey]: keys.secondaryKey }, {
         ...(full.tags ?? {}),
         [KEYS_DIGEST_TAG]: digest,
-      });
+      }, this.tlsOf(full.tags, tls));
       if (!outcome.ok) {
         throw new AppError('KeyRotationFailed', `The new keys were saved but container group ${g.name} did not restart with them: ${outcome.error.message}. Regenerate again or redeploy the service.`, 502);
       }

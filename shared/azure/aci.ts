@@ -4,8 +4,8 @@
  * create-and-wait with crash-loop / image-pull detection (reported with the container's log, not as a
  * timeout), deletion, listing by tag and log tails.
  */
-import type { Container, ContainerGroup, EnvironmentVariable } from '@azure/arm-containerinstance';
-import { redactSecrets } from '../errors';
+import type { Container, ContainerGroup, EnvironmentVariable, Volume } from '@azure/arm-containerinstance';
+import { AppError, redactSecrets } from '../errors';
 import type { ErrorInfo } from '../seams';
 import type { AzureClients, AzureTiming } from './clients';
 import { DEFAULT_TIMING } from './clients';
@@ -34,6 +34,20 @@ export interface ContainerGroupSpec {
   tags: Record<string, string>;
   /** Probes on `GET /` (the runtime's liveness route). */
   probes: boolean;
+  /**
+   * `ssl_enabled`: the runtime serves HTTPS itself (ACI has no TLS termination of its own). The certificate and key
+   * are files of a `secret` volume (their content goes only in the volume's secret values, never returned by ARM;
+   * the environment names the files, never the PEM); the probes use https.
+   */
+  tls?: { volume: string; mountPath: string; files: Record<string, string> };
+}
+
+/** Where the TLS secret volume is mounted in the scoring container, and its files (runtime `MDF_TLS_*_FILE`). */
+export const ACI_TLS = { volume: 'tls', mountPath: '/mnt/mdf-tls', cert: 'tls.crt', key: 'tls.key' } as const;
+
+/** A secret volume's values as ARM wants them (base64). */
+function secretVolume(tls: NonNullable<ContainerGroupSpec['tls']>): Volume {
+  return { name: tls.volume, secret: Object.fromEntries(Object.entries(tls.files).map(([f, text]) => [f, Buffer.from(text, 'utf8').toString('base64')])) };
 }
 
 /** The ARM container group for a spec (SDK model; the SDK nests it under `properties` on the wire). */
@@ -45,13 +59,14 @@ export function containerGroupBody(
     ...spec.env.map(([name, value]) => ({ name, value })),
     ...spec.secureEnv.map(([name, secureValue]) => ({ name, secureValue })),
   ];
-  const probe = { httpGet: { path: '/', port: spec.port, scheme: 'http' }, periodSeconds: 10, timeoutSeconds: 5 };
+  const probe = { httpGet: { path: '/', port: spec.port, scheme: spec.tls ? 'https' : 'http' }, periodSeconds: 10, timeoutSeconds: 5 };
   const container: Container = {
     name: ACI_CONTAINER,
     image: spec.image,
     ports: [{ port: spec.port, protocol: 'TCP' }],
     resources: { requests: { cpu: spec.cpu, memoryInGB: spec.memoryGb } },
     environmentVariables,
+    ...(spec.tls ? { volumeMounts: [{ name: spec.tls.volume, mountPath: spec.tls.mountPath, readOnly: true }] } : {}),
     ...(spec.probes
       ? {
           livenessProbe: { ...probe, initialDelaySeconds: 30, failureThreshold: 3 },
@@ -68,6 +83,7 @@ export function containerGroupBody(
     imageRegistryCredentials: [{ server: config.acrLoginServer, identity: config.managedIdentityResourceId }],
     ipAddress: { type: 'Public', dnsNameLabel: spec.dnsNameLabel, ports: [{ port: spec.port, protocol: 'TCP' }] },
     containers: [container],
+    ...(spec.tls ? { volumes: [secretVolume(spec.tls)] } : {}),
   };
 }
 
@@ -76,7 +92,12 @@ export function containerGroupBody(
  * container's under its own `properties`. Secure values are masked unless `revealSecrets`. Used by `plan`.
  */
 export function containerGroupWireBody(group: ContainerGroup, revealSecrets = false): Record<string, unknown> {
-  const { location, tags, identity, zones, containers, ...properties } = group as ContainerGroup & { zones?: string[] };
+  const { location, tags, identity, zones, containers, volumes, ...props } = group as ContainerGroup & { zones?: string[] };
+  // Secret volume values (TLS keys) are masked like secure environment values.
+  const properties = {
+    ...props,
+    ...(volumes ? { volumes: volumes.map((v) => (v.secret && !revealSecrets ? { ...v, secret: Object.fromEntries(Object.keys(v.secret).map((k) => [k, '***'])) } : v)) } : {}),
+  };
   const wireContainers = containers.map(({ name, environmentVariables, ...rest }) => ({
     name,
     properties: {
@@ -246,7 +267,19 @@ export class AciGroups {
    * container restarts — then waited for like a deployment (`deployTimeoutSeconds`). Other values, probes,
    * identity and ports are the group's own (ARM never returns secure values, so only those given are sent).
    */
-  async updateSecureEnv(name: string, group: ContainerGroup, values: Record<string, string>, tags: Record<string, string>, opts: { dnsNameLabel?: string } = {}): Promise<GroupOutcome> {
+  async updateSecureEnv(
+    name: string,
+    group: ContainerGroup,
+    values: Record<string, string>,
+    tags: Record<string, string>,
+    opts: { dnsNameLabel?: string; tls?: ContainerGroupSpec['tls'] } = {},
+  ): Promise<GroupOutcome> {
+    // A secret volume's content is never returned by ARM either: the TLS volume is given again (or the update refused).
+    const volumes = (group.volumes ?? []).map((v) => {
+      if (!v.secret) return v;
+      if (v.name === ACI_TLS.volume && opts.tls) return secretVolume(opts.tls);
+      throw new AppError('TlsMaterialMissing', `Container group ${name} serves HTTPS; its certificate and key are needed to update it in place.`, 500);
+    });
     const body: ContainerGroup = {
       location: group.location,
       tags,
@@ -261,6 +294,7 @@ export class AciGroups {
           .filter((e) => e.value !== undefined || values[e.name] !== undefined)
           .map((e) => (values[e.name] !== undefined ? { name: e.name, secureValue: values[e.name] } : e)),
       })),
+      ...(volumes.length ? { volumes } : {}),
     };
     try {
       await azureCall(`update container group ${name}`, async () => {

@@ -13,7 +13,9 @@
 import type * as K8s from '@kubernetes/client-node';
 import { planReplicas } from '../../runtime';
 import { fromRuntime } from '../errors';
+import { createHash } from 'node:crypto';
 import type { DeployConfig, DeployRequest } from '../seams';
+import type { TlsMaterial } from '../tls';
 import { dnsLabel, MANAGED_BY, serviceResourceName, slotResourceName, TAGS } from './names';
 import { RUNTIME_ENV, runtimeSettings, scoringPort } from './runtime-env';
 import { observabilityEnv } from '../targets/observability-env';
@@ -24,6 +26,37 @@ export const AKS_SERVICE_PORT = 80;
 
 export function keysSecretName(serviceName: string): string {
   return `${serviceResourceName(serviceName).slice(0, 58)}-keys`;
+}
+
+/** The service's TLS Secret (`kubernetes.io/tls`: `tls.crt`, `tls.key`), mounted by its pods when `ssl_enabled`. */
+export function tlsSecretName(serviceName: string): string {
+  return `${serviceResourceName(serviceName).slice(0, 58)}-tls`;
+}
+
+/** Where the TLS Secret is mounted in the scoring container (the runtime's `MDF_TLS_CERT_FILE` / `MDF_TLS_KEY_FILE`). */
+export const AKS_TLS_MOUNT = '/var/run/secrets/mdf-tls';
+/** Port of the Services of a service with `ssl_enabled` (https://<address>/score). */
+export const AKS_TLS_SERVICE_PORT = 443;
+/**
+ * Pod template annotations of a TLS slot: the certificate's digest (a new certificate rolls the pods, which read it
+ * at start) and the public host name (`ssl_cname`, else the Service's address: `address`), read back at the switch.
+ */
+export const TLS_DIGEST_ANNOTATION = 'model-deploy-flow/tls-digest';
+export const TLS_HOST_ANNOTATION = 'model-deploy-flow/tls-host';
+
+/**
+ * The TLS Secret of a service: the certificate chain and key the deploy step read and checked (shared/tls.ts),
+ * type `kubernetes.io/tls`; referenced by the pods as a volume, never inlined in the Deployment.
+ */
+export function tlsSecret(serviceName: string, namespace: string, tls: TlsMaterial): K8s.V1Secret {
+  const b64 = (v: string) => Buffer.from(v, 'utf8').toString('base64');
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: tlsSecretName(serviceName), namespace, labels: serviceLabels(serviceName) },
+    type: 'kubernetes.io/tls',
+    data: { 'tls.crt': b64(tls.cert), 'tls.key': b64(tls.key) },
+  };
 }
 
 export function serviceLabels(serviceName: string): Record<string, string> {
@@ -103,8 +136,9 @@ export function slotDeployment(request: DeployRequest, namespace: string, modelD
   const { serviceName, slot, config } = request;
   const port = scoringPort(config);
   const labels = { ...serviceLabels(serviceName), ...slotSelector(serviceName, slot), [TAGS.image]: `${request.image.name}-${request.image.version}` };
+  const tls = config.tls;
   const probe = (initialDelaySeconds: number, periodSeconds: number): K8s.V1Probe => ({
-    httpGet: { path: '/', port },
+    httpGet: { path: '/', port, ...(tls ? { scheme: 'HTTPS' } : {}) },
     initialDelaySeconds,
     periodSeconds,
     timeoutSeconds: 5,
@@ -126,6 +160,23 @@ export function slotDeployment(request: DeployRequest, namespace: string, modelD
   ].map(([name, value]) => ({ name, value }));
   const auth = config.authEnabled || !!config.tokenAuthEnabled;
   if (auth) env.push({ name: RUNTIME_ENV.keysFile, value: AKS_KEYS_FILE });
+  // ssl_enabled: the pods terminate TLS with the service's TLS Secret (the variables name the files, never the PEM).
+  if (tls) env.push({ name: RUNTIME_ENV.tlsCertFile, value: `${AKS_TLS_MOUNT}/tls.crt` }, { name: RUNTIME_ENV.tlsKeyFile, value: `${AKS_TLS_MOUNT}/tls.key` });
+  const mounts: K8s.V1VolumeMount[] = [
+    ...(auth ? [{ name: 'keys', mountPath: AKS_KEYS_MOUNT, readOnly: true }] : []),
+    ...(tls ? [{ name: 'tls', mountPath: AKS_TLS_MOUNT, readOnly: true }] : []),
+  ];
+  const volumes: K8s.V1Volume[] = [
+    ...(auth ? [{ name: 'keys', secret: { secretName: keysSecretName(serviceName), items: [{ key: 'keys.json', path: 'keys.json' }], defaultMode: 0o440 } }] : []),
+    ...(tls ? [{ name: 'tls', secret: { secretName: tlsSecretName(serviceName), defaultMode: 0o440 } }] : []),
+  ];
+  const annotations: Record<string, string> = tls
+    ? {
+        [TLS_HOST_ANNOTATION]: tls.cname ?? 'address',
+        // What the pods were started with (the PEM read by the deploy step; `plan` has none: the references then).
+        [TLS_DIGEST_ANNOTATION]: createHash('sha256').update(request.tls ? request.tls.cert : JSON.stringify(tls)).digest('hex').slice(0, 32),
+      }
+    : {};
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -136,13 +187,13 @@ export function slotDeployment(request: DeployRequest, namespace: string, modelD
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
       progressDeadlineSeconds: 600,
       template: {
-        metadata: { labels },
+        metadata: { labels, ...(tls ? { annotations } : {}) },
         spec: {
           containers: [
             {
               name: AKS_CONTAINER,
               image: request.image.imageRef,
-              ports: [{ name: 'http', containerPort: port }],
+              ports: [{ name: tls ? 'https' : 'http', containerPort: port }],
               env,
               resources: {
                 requests: { cpu: cpuQuantity(config.cpuCores), memory: memoryQuantity(config.memoryGb) },
@@ -154,12 +205,10 @@ export function slotDeployment(request: DeployRequest, namespace: string, modelD
               },
               readinessProbe: readiness,
               livenessProbe: liveness,
-              ...(auth ? { volumeMounts: [{ name: 'keys', mountPath: AKS_KEYS_MOUNT, readOnly: true }] } : {}),
+              ...(mounts.length ? { volumeMounts: mounts } : {}),
             },
           ],
-          ...(auth
-            ? { volumes: [{ name: 'keys', secret: { secretName: keysSecretName(serviceName), items: [{ key: 'keys.json', path: 'keys.json' }], defaultMode: 0o440 } }] }
-            : {}),
+          ...(volumes.length ? { volumes } : {}),
         },
       },
     },
@@ -191,7 +240,7 @@ export function kubeService(
   serviceName: string,
   namespace: string,
   selectSlot: string,
-  opts: { public: boolean; port: number; type?: 'LoadBalancer' | 'ClusterIP' },
+  opts: { public: boolean; port: number; type?: 'LoadBalancer' | 'ClusterIP'; tls?: boolean },
 ): K8s.V1Service {
   const name = opts.public ? serviceResourceName(serviceName) : slotResourceName(serviceName, selectSlot);
   return {
@@ -205,7 +254,8 @@ export function kubeService(
     spec: {
       type: opts.type ?? 'LoadBalancer',
       selector: slotSelector(serviceName, selectSlot),
-      ports: [{ name: 'http', port: AKS_SERVICE_PORT, targetPort: opts.port, protocol: 'TCP' }],
+      // ssl_enabled: 443 passed through to the pods, which terminate TLS (an L4 load balancer does not).
+      ports: [opts.tls ? { name: 'https', port: AKS_TLS_SERVICE_PORT, targetPort: opts.port, protocol: 'TCP' } : { name: 'http', port: AKS_SERVICE_PORT, targetPort: opts.port, protocol: 'TCP' }],
     },
   };
 }

@@ -17,6 +17,9 @@ import {
   keysSecret,
   keysSecretName,
   kubeService,
+  TLS_HOST_ANNOTATION,
+  tlsSecret,
+  tlsSecretName,
   labelSelector,
   slotAutoscaler,
   slotDeployment,
@@ -139,6 +142,16 @@ export class AksTarget implements DeployTarget {
     const name = slotResourceName(request.serviceName, request.slot);
 
     if ((request.config.authEnabled || request.config.tokenAuthEnabled) && request.keys) await this.writeKeys(core, request.serviceName, request.keys);
+    if (request.config.tls) {
+      if (!request.tls) throw new AppError('TlsMaterialMissing', `ssl_enabled is set but no certificate and key were given for ${request.serviceName}.`, 400);
+      const secret = tlsSecret(request.serviceName, ns, request.tls);
+      await this.apply(
+        `write the TLS Secret of ${request.serviceName}`,
+        () => core.readNamespacedSecret({ name: tlsSecretName(request.serviceName), namespace: ns }),
+        () => core.createNamespacedSecret({ namespace: ns, body: secret }),
+        (rv) => core.replaceNamespacedSecret({ name: tlsSecretName(request.serviceName), namespace: ns, body: withVersion(secret, rv) }),
+      );
+    }
 
     const deployment = slotDeployment(request, ns, this.o.modelDataUrl);
     const previous = await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: ns }));
@@ -164,7 +177,7 @@ export class AksTarget implements DeployTarget {
     }
 
     const port = scoringPort(request.config);
-    const svc = kubeService(request.serviceName, ns, request.slot, { public: false, port, type: this.o.slotServiceType });
+    const svc = kubeService(request.serviceName, ns, request.slot, { public: false, port, type: this.o.slotServiceType, tls: !!request.config.tls });
     await this.applyService(core, svc);
 
     let outcome = await this.waitRollout(apps, core, request.serviceName, request.slot);
@@ -183,7 +196,8 @@ export class AksTarget implements DeployTarget {
     if (!error && !address) {
       error = { code: 'DeployTimeout', message: `Service ${svcName} got no external address within ${this.o.config.deployTimeoutSeconds} s.` };
     }
-    const base = address ? `http://${address}` : `http://${svcName}.${ns}.svc.cluster.local`;
+    const scheme = request.config.tls ? 'https' : 'http';
+    const base = address ? `${scheme}://${address}` : `${scheme}://${svcName}.${ns}.svc.cluster.local`;
     return {
       serviceName: request.serviceName,
       slot: request.slot,
@@ -225,11 +239,13 @@ export class AksTarget implements DeployTarget {
     const dep = await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: this.ns }));
     if (!dep) throw new AppError('SlotNotFound', `Service ${serviceName} has no slot ${slot} on AKS (Deployment ${name} in ${this.ns}); deploy it first.`, 404);
     const port = dep.spec?.template?.spec?.containers?.[0]?.ports?.[0]?.containerPort ?? scoringPort({});
-    const svc = kubeService(serviceName, this.ns, slot, { public: true, port });
+    // ssl_enabled (the slot's pods serve TLS): the public Service on 443, the URI https://<ssl_cname or address>.
+    const tlsHost = dep.spec?.template?.metadata?.annotations?.[TLS_HOST_ANNOTATION];
+    const svc = kubeService(serviceName, this.ns, slot, { public: true, port, tls: !!tlsHost });
     await this.applyService(core, svc);
     const address = await this.waitAddress(core, svc.metadata!.name!);
     if (!address) throw new AppError('DeployTimeout', `Service ${svc.metadata!.name} got no external address within ${this.o.config.deployTimeoutSeconds} s.`, 504);
-    const { scoringUri, swaggerUri } = endpointUris(`http://${address}`);
+    const { scoringUri, swaggerUri } = endpointUris(tlsHost ? `https://${tlsHost === 'address' ? address : tlsHost}` : `http://${address}`);
     return { scoringUri, swaggerUri };
   }
 
@@ -373,6 +389,7 @@ export class AksTarget implements DeployTarget {
     const deps = await this.k('list Deployments', () => apps.listNamespacedDeployment({ namespace: ns, labelSelector: selector }));
     for (const d of deps.items) await this.optional('delete a Deployment', () => apps.deleteNamespacedDeployment({ name: d.metadata!.name!, namespace: ns, propagationPolicy: 'Foreground' }));
     await this.optional('delete the keys Secret', () => core.deleteNamespacedSecret({ name: keysSecretName(serviceName), namespace: ns }));
+    await this.optional('delete the TLS Secret', () => core.deleteNamespacedSecret({ name: tlsSecretName(serviceName), namespace: ns }));
     // The progressive-delivery route, if a rollout made one (404 too when the cluster has no Gateway API).
     const { custom } = await this.apis();
     await this.optional('delete the HTTPRoute', () =>

@@ -13,7 +13,7 @@ import { toErrorInfo } from '../errors';
 import type { ImageRegistry } from '../images/image-registry';
 import type { DeployTarget } from '../seams';
 import type { LocalDeployTarget, RestorePlan } from '../targets/local';
-import { serviceAuth } from './steps';
+import { serviceAuth, tlsFor, type DeployContext } from './steps';
 import type { ServiceRecord, ServiceRegistry } from '../registry/services';
 
 export interface RestoreResult {
@@ -30,7 +30,7 @@ function canRestore(t: DeployTarget): t is DeployTarget & RestoringTarget {
 }
 
 /** Call without awaiting anything first: the restore gates go up before the host dispatches work. */
-export async function restoreLocalServices(ctx: { services: ServiceRegistry; images: ImageRegistry; target: DeployTarget }): Promise<RestoreResult> {
+export async function restoreLocalServices(ctx: { services: ServiceRegistry; images: ImageRegistry; target: DeployTarget } & Pick<DeployContext, 'tls'>): Promise<RestoreResult> {
   const out: RestoreResult = { restored: [], failed: [] };
   const target = ctx.target;
   if (!canRestore(target)) return out;
@@ -44,7 +44,7 @@ export async function restoreLocalServices(ctx: { services: ServiceRegistry; ima
   return out;
 }
 
-async function restoreAll(ctx: { services: ServiceRegistry; images: ImageRegistry }, target: RestoringTarget, out: RestoreResult): Promise<void> {
+async function restoreAll(ctx: { services: ServiceRegistry; images: ImageRegistry } & Pick<DeployContext, 'tls'>, target: RestoringTarget, out: RestoreResult): Promise<void> {
   const names = new Set([...(await ctx.services.list({ target: target.kind })).map((s) => s.name), ...(await target.serviceNames())]);
   await Promise.all(
     [...names].sort().map(async (name) => {
@@ -63,12 +63,15 @@ async function restoreAll(ctx: { services: ServiceRegistry; images: ImageRegistr
             request: async () => {
               const image = await ctx.images.resolve(svc.image!);
               const keys = await serviceAuth(ctx.services, name, svc.config);
+              // ssl_enabled: the certificate and key are read again (the slot's own copy is gone with its record).
+              const tls = await tlsFor(ctx, svc.config);
               return {
                 serviceName: name,
                 slot: serve!,
                 image: { name: image.name, version: image.version, imageRef: image.imageRef ?? '', runtime: image.runtime, contextBlob: image.contextBlob },
                 config: svc.config,
                 ...(keys ? { keys } : {}),
+                ...(tls ? { tls } : {}),
               };
             },
           };

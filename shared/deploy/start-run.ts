@@ -9,6 +9,7 @@ import type { ModelSource } from '../registry/models';
 import { parseBlobPath, type StorageClients } from '../storage';
 import { getAppServices } from '../services/app';
 import { recordRunStart } from '../telemetry';
+import { loadTlsMaterial, resolveTlsRefs } from '../tls';
 import { CLAIM_START_GRACE_MS, DEPLOYMENT_LEASE_MS, leaseAge, type ServiceClaim, type ServiceRecord } from '../registry/services';
 import { DEPLOY_ORCHESTRATION, runIdFor, type DeployRunInput, type RunFiles } from './run-status';
 
@@ -82,9 +83,15 @@ function runInput(manifest: DeploymentManifest, files: RunFiles, source: ModelSo
   return { source, model: manifest.model, files, manifest };
 }
 
+/** The manifest with its TLS references resolved against its folder (shared/tls.ts); unchanged without TLS. */
+function withTlsResolved(manifest: DeploymentManifest, base: string | undefined, accountUrl?: string): DeploymentManifest {
+  const tls = manifest.deployConfig.tls;
+  return tls ? { ...manifest, deployConfig: { ...manifest.deployConfig, tls: resolveTlsRefs(tls, base, accountUrl) } } : manifest;
+}
+
 /** Blob trigger on `incoming/<name>/deploy.json` (or .yaml/.yml): the run for that manifest version. */
 export function runFromBlobManifest(folderName: string, fileName: string, text: string, etag: string, accountUrl?: string): { runId: string; input: DeployRunInput } {
-  const manifest = parseManifest(text, { name: folderName, fileName: `incoming/${folderName}/${fileName}` });
+  const manifest = withTlsResolved(parseManifest(text, { name: folderName, fileName: `incoming/${folderName}/${fileName}` }), `incoming/${folderName}`, accountUrl);
   const files = resolveManifestFiles(manifest, `incoming/${folderName}`, accountUrl);
   const eventId = `incoming/${folderName}/${fileName}@${etag}`;
   return { runId: runIdFor('blob', eventId), input: runInput(manifest, files, { kind: 'blob', eventId, location: `incoming/${folderName}/` }) };
@@ -114,7 +121,7 @@ export async function isLoneOnnx(storage: StorageClients, folderName: string, on
 export function runFromHttpManifest(manifest: DeploymentManifest, eventKey: string, baseFolder?: string, accountUrl?: string): { runId: string; input: DeployRunInput } {
   const files = resolveManifestFiles(manifest, baseFolder, accountUrl);
   const runId = runIdFor('http', eventKey);
-  return { runId, input: runInput(manifest, files, { kind: 'http', eventId: runId }) };
+  return { runId, input: runInput(withTlsResolved(manifest, baseFolder, accountUrl), files, { kind: 'http', eventId: runId }) };
 }
 
 /** Every blob the run input references, for an up-front existence check (400/404 before starting a run). */
@@ -135,10 +142,16 @@ export async function missingFiles(storage: StorageClients, input: DeployRunInpu
   return missing.sort();
 }
 
-/** Throws 404 `ManifestFileMissing` naming every missing file. */
+/**
+ * Throws 404 `ManifestFileMissing` naming every missing file; then, for `ssl_enabled`, reads and checks the
+ * certificate and key (shared/tls.ts: 400/404 `Tls*`, `KeyVaultUnavailable`) so a bad pair is refused at the door.
+ * The PEM read here is dropped: the deploy step reads it again (it never enters the run's input).
+ */
 export async function assertFilesExist(storage: StorageClients, input: DeployRunInput): Promise<void> {
   const missing = await missingFiles(storage, input);
   if (missing.length) throw notFound('ManifestFileMissing', `The manifest references files that do not exist: ${missing.join(', ')}. Upload them first or fix the references.`);
+  const tls = input.manifest?.deployConfig.tls;
+  if (tls) await loadTlsMaterial(tls, { storage, secrets: getAppServices().secrets });
 }
 
 /** Service Bus `training-completed`: one run per training run and model (re-deliveries and duplicates → one run). */
@@ -155,7 +168,7 @@ export function runFromTrainingMessage(body: unknown, opts: { accountUrl?: strin
       source: { kind: 'servicebus', eventId, trainingRunId: t.trainingRunId, location: t.model.files[0]?.source?.replace(/[?#].*$/, '') },
       model: t.model,
       files,
-      ...(t.manifest ? { manifest: t.manifest } : {}),
+      ...(t.manifest ? { manifest: withTlsResolved(t.manifest, undefined, opts.accountUrl) } : {}),
       training: { trainingRunId: t.trainingRunId, metrics: t.metrics, ...(t.promotion ? { promotion: t.promotion } : {}), ...(t.batch ? { batch: t.batch } : {}) },
     },
   };

@@ -13,6 +13,8 @@ import { issueToken } from '../../runtime';
 import type { DeployConfig, DeployTarget, DeployedSlot, ErrorInfo, ServiceKeys } from '../seams';
 import type { DeployServiceInput } from './contract';
 import type { BeginDeploymentResult, ServiceRecord, ServiceRegistry } from '../registry/services';
+import type { StorageClients } from '../storage';
+import { loadTlsMaterial, type SecretReader, type TlsMaterial } from '../tls';
 
 export interface DeployContext {
   services: ServiceRegistry;
@@ -22,6 +24,18 @@ export interface DeployContext {
   requestTimeoutMs?: number;
   /** Log lines added to failure reasons (default 20). */
   logLines?: number;
+  /** Where `ssl_enabled` services' certificates and keys are read from (shared/tls.ts); absent: TLS is refused. */
+  tls?: { storage: StorageClients; secrets: SecretReader };
+}
+
+/**
+ * The certificate and key of a service with `ssl_enabled`, read and checked (undefined without TLS). Read in the
+ * step that needs them, never returned from it: the run's history holds only the references.
+ */
+export async function tlsFor(ctx: Pick<DeployContext, 'tls'>, config: Pick<DeployConfig, 'tls'>): Promise<TlsMaterial | undefined> {
+  if (!config.tls) return undefined;
+  if (!ctx.tls) throw new AppError('TlsUnavailable', 'This deployment of the app cannot read TLS certificates (no storage or Key Vault access configured).', 500);
+  return loadTlsMaterial(config.tls, ctx.tls);
 }
 
 export type { DeployServiceInput } from './contract';
@@ -71,12 +85,21 @@ export async function deploySlotStep(ctx: DeployContext, input: DeployServiceInp
   const deletedBefore = await serviceDeletedError(ctx, input);
   if (deletedBefore) return failed(deletedBefore);
   const keys = await authFor(ctx, input);
+  // ssl_enabled: the certificate and key are read and checked before anything starts (a bad pair fails the slot).
+  let tls: TlsMaterial | undefined;
+  try {
+    tls = await tlsFor(ctx, input.config);
+  } catch (e) {
+    if (e instanceof AppError && !e.retryable && e.httpStatus < 500) return failed(toErrorInfo(e));
+    throw e;
+  }
   const deployed = await ctx.target.deploySlot({
     serviceName: input.serviceName,
     slot,
     image: { name: input.image.name, version: input.image.version, imageRef: input.image.imageRef, runtime: input.image.runtime, contextBlob: input.image.contextBlob },
     config: input.config,
     ...(keys ? { keys } : {}),
+    ...(tls ? { tls } : {}),
   });
   // Deleted while the slot started (its start may have failed because of it): report the deletion (the rollback removes the slot).
   const deletedDuring = await serviceDeletedError(ctx, input);
@@ -128,8 +151,9 @@ export async function promoteStep(ctx: DeployContext, input: DeployServiceInput,
   // Usage first: a failure here (retried, then rolled back) happens before any traffic reaches the new slot.
   await ctx.images.addServiceUsage(input.image.name, input.image.version, input.serviceName);
   const keys = await authFor(ctx, input);
-  const uris = await ctx.target.switchTraffic(input.serviceName, slot, keys);
-  if (keys && ctx.target.updateKeys) await ctx.target.updateKeys(input.serviceName, keys);
+  const tls = await tlsFor(ctx, input.config);
+  const uris = await ctx.target.switchTraffic(input.serviceName, slot, keys, tls);
+  if (keys && ctx.target.updateKeys) await ctx.target.updateKeys(input.serviceName, keys, tls);
   return ctx.services.completeDeployment(input.serviceName, input.runId, {
     slot,
     image: input.image.id,
@@ -279,11 +303,12 @@ export async function deleteService(ctx: DeployContext, name: string, opts: { fo
 }
 
 /** Regenerates a key and applies it to the running endpoint when the target supports it. */
-export async function regenerateServiceKey(ctx: Pick<DeployContext, 'services' | 'target'>, name: string, which: 'Primary' | 'Secondary') {
+export async function regenerateServiceKey(ctx: Pick<DeployContext, 'services' | 'target' | 'tls'>, name: string, which: 'Primary' | 'Secondary') {
   const keys = await ctx.services.regenerateKey(name, which);
   const rec = await ctx.services.find(name);
   if (ctx.target.updateKeys && rec && (rec.config.authEnabled || rec.config.tokenAuthEnabled)) {
-    await ctx.target.updateKeys(name, (await serviceAuth(ctx.services, name, rec.config)) ?? keys);
+    // A target that restarts the endpoint with the new keys (ACI) needs its certificate again (never kept by Azure).
+    await ctx.target.updateKeys(name, (await serviceAuth(ctx.services, name, rec.config)) ?? keys, await tlsFor(ctx, rec.config));
   }
   return keys;
 }

@@ -12,8 +12,12 @@ import type { DeployConfig } from '../seams';
 import type { DeployRunInput } from './contract';
 import { resolveRegistered } from './registered';
 
-const { primary_key: _p, secondary_key: _s, ...common } = targetCommonFields;
-/** The fields a PATCH may carry (the manifest's `target` fields, keys excepted: they rotate through `/keys`). */
+const { primary_key: _p, secondary_key: _s, ssl_enabled: _t, ssl_cert_pem_file: _c, ssl_key_pem_file: _k, ssl_cname: _n, ...common } = targetCommonFields;
+/**
+ * The fields a PATCH may carry (the manifest's `target` fields, keys excepted: they rotate through `/keys`; TLS
+ * excepted: its references are resolved against a manifest's folder, so it changes with a new deployment — a PATCH
+ * keeps the service's TLS settings as they are).
+ */
 export const servicePatchSchema = z.strictObject({ ...common, ...targetScalingFields, image: z.string().min(1).max(512).optional() });
 export type ServicePatch = z.output<typeof servicePatchSchema>;
 

@@ -23,6 +23,7 @@ import type { DeployConfig, RuntimeKind, TargetKind } from '../seams';
 import { blobRefString, canonicalBlobRef } from '../storage';
 import { checkImageName, checkModelName, checkRelativePath, checkServiceName, parseVersion } from './names';
 import { resolveRollout, rolloutSchema, type RolloutSpec } from '../rollout/spec';
+import { checkCname, KEY_VAULT_SECRET, parseTlsRef, type TlsSettings } from '../tls';
 
 // ---------------------------------------------------------------- parsed types
 
@@ -134,6 +135,10 @@ export const metricMap = boundedMap(z.number(), 'numbers ("metric": 0.5)');
 /** A user-supplied service key (AML `primary_key` / `secondary_key`): sent as `Bearer <key>`, so no spaces. Never echoed. */
 const userKey = z.string().regex(/^[\x21-\x7e]{16,256}$/, 'must be 16–256 printable ASCII characters without spaces (the value is not shown)');
 
+const tlsRefField = z.union([z.string().min(1), z.strictObject({ source: z.string().min(1) })], {
+  error: 'must be a Key Vault secret URI, a path beside the manifest, a blob URL, or { "source": "container/path" } (never PEM text)',
+});
+
 export const targetCommonFields = {
   cpu_cores: z.number().positive().max(64).optional(),
   memory_gb: z.number().positive().max(256).optional(),
@@ -148,6 +153,15 @@ export const targetCommonFields = {
   secondary_key: userKey.optional(),
   description: description.optional(),
   tags: stringMap.optional(),
+  /**
+   * AML TLS: `ssl_enabled` with the certificate and key as references (a Key Vault secret URI, a path beside the
+   * manifest, a blob URL or `{ source: "container/path" }`); PEM text is refused (shared/tls.ts). Bounded by the
+   * manifest's size only, so that PEM pasted here gets its own error (`SecretInManifest`) rather than a length one.
+   */
+  ssl_enabled: z.boolean().optional(),
+  ssl_cert_pem_file: tlsRefField.optional(),
+  ssl_key_pem_file: tlsRefField.optional(),
+  ssl_cname: shortText.optional(),
 };
 
 export const targetScalingFields = {
@@ -381,6 +395,7 @@ export function deployConfigFor(t: ParsedTarget | { kind: TargetKind }, field = 
     throw badRequest('AuthModesExclusive', `${field}: primary_key/secondary_key are keys; token_auth_enabled turns keys off. Remove the keys or token_auth_enabled.`);
   }
   const token = v.token_auth_enabled === true ? { tokenAuthEnabled: true } : {};
+  const tls = tlsOf(v, field);
   if (v.kind === 'aci') {
     if (v.token_auth_enabled) throw badRequest('TokenAuthNotSupported', `${field}: ACI services support key auth only (as in AML); use AKS or local for token_auth_enabled.`);
     if (v.dns_name_label) extra.dnsNameLabel = v.dns_name_label;
@@ -399,6 +414,7 @@ export function deployConfigFor(t: ParsedTarget | { kind: TargetKind }, field = 
       scoringTimeoutMs: 60_000,
       maxRequestWaitTimeMs: 500,
       ...observability,
+      ...(tls ? { tls } : {}),
       ...(Object.keys(extra).length ? { extra } : {}),
     };
   }
@@ -451,8 +467,28 @@ export function deployConfigFor(t: ParsedTarget | { kind: TargetKind }, field = 
     maxRequestWaitTimeMs: v.max_request_wait_time ?? 500,
     ...observability,
     ...aks,
+    ...(tls ? { tls } : {}),
     ...(Object.keys(extra).length ? { extra } : {}),
   };
+}
+
+/**
+ * AML's TLS fields → `DeployConfig.tls` (references only). `ssl_enabled: true` needs the certificate and the key;
+ * the other fields without it are refused rather than ignored. PEM text in a manifest is 400 `SecretInManifest`.
+ */
+function tlsOf(v: { ssl_enabled?: boolean; ssl_cert_pem_file?: string | { source: string }; ssl_key_pem_file?: string | { source: string }; ssl_cname?: string }, field: string): TlsSettings | undefined {
+  // References are parsed first: PEM pasted into a manifest is refused as such whatever else is wrong.
+  const cert = v.ssl_cert_pem_file !== undefined ? parseTlsRef(v.ssl_cert_pem_file, `${field}.ssl_cert_pem_file`) : undefined;
+  const key = v.ssl_key_pem_file !== undefined ? parseTlsRef(v.ssl_key_pem_file, `${field}.ssl_key_pem_file`) : undefined;
+  const cname = v.ssl_cname !== undefined ? checkCname(v.ssl_cname, `${field}.ssl_cname`) : undefined;
+  if (v.ssl_enabled !== true) {
+    if (cert || key || cname) throw badRequest('InvalidManifest', `${field}: ssl_cert_pem_file, ssl_key_pem_file and ssl_cname need ssl_enabled: true (or remove them).`);
+    return undefined;
+  }
+  if (!cert || !key) {
+    throw badRequest('InvalidManifest', `${field}: ssl_enabled needs ssl_cert_pem_file and ssl_key_pem_file (references to the PEM certificate and key: a Key Vault secret URI, a path beside the manifest or { "source": "container/path" }).`);
+  }
+  return { cert, key, ...(cname ? { cname } : {}) };
 }
 
 // ---------------------------------------------------------------- validation
@@ -613,6 +649,9 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
   if (m.rollout) {
     const r = resolveRollout(m.rollout, targetParsed.kind);
     if (r.problems.length) throw badRequest('InvalidManifest', `${file}: ${r.problems.join('; ')}`);
+    if (deployConfig.tls && targetParsed.kind === 'aks') {
+      throw badRequest('TlsNotSupported', `${file}: rollout with ssl_enabled is not available on AKS: the pods terminate TLS themselves and the Gateway API route that splits traffic would need a backend TLS policy. Deploy blue/green (remove rollout), or use target local.`);
+    }
     rollout = r.spec;
   }
   const promo = m.promotion ? { minMetrics: m.promotion.min_metrics ?? {}, maxMetrics: m.promotion.max_metrics ?? {} } : undefined;
@@ -664,8 +703,6 @@ function serviceMetadata(t: ParsedTarget, s: { description?: string; tags?: Reco
   return { ...(description !== undefined ? { description } : {}), tags };
 }
 
-/** A Key Vault secret URI (`https://<vault>.vault.azure.net/secrets/<name>[/<version>]`, public or sovereign clouds). */
-const KEY_VAULT_SECRET = /^https:\/\/[a-z0-9-]{3,24}\.vault\.(azure\.net|azure\.cn|usgovcloudapi\.net)\/secrets\/[A-Za-z0-9-]{1,127}(\/[0-9a-f]{32})?$/;
 
 /**
  * `image.base_image_registry` → its address (normalised: lowercase host[:port], no scheme, no trailing slash) and

@@ -17,6 +17,7 @@ import type { AppConfig } from '../config';
 import { AppError } from '../errors';
 import type { BatchPool, BatchPoolProvider, BatchPoolRequest, DeployTarget, FilesAs, ImageBuilder, TargetKind } from '../seams';
 import type { StorageClients } from '../storage';
+import { noKeyVault, type SecretReader } from '../tls';
 import { LocalBatchPoolProvider } from '../batch/pool-local';
 import { LocalImageBuilder } from '../images/local-builder';
 import { LocalDeployTarget } from '../targets/local';
@@ -142,6 +143,21 @@ export function getBatchPoolProvider(kind: BatchPoolKind, config: AppConfig, sto
  */
 export function recordedPoolFilesAs(kind: BatchPoolKind): FilesAs {
   return kind === 'local' ? 'paths' : 'content';
+}
+
+/**
+ * Where Key Vault secrets (TLS certificates and keys) are read: with the app's identity when the app runs with Azure
+ * settings (`AZURE_SUBSCRIPTION_ID`), else nowhere (400 `KeyVaultUnavailable`: locally, keep the PEM in a blob).
+ */
+export function getSecretReader(env: Record<string, string | undefined> = process.env): SecretReader {
+  if (!azureEnabled || !env.AZURE_SUBSCRIPTION_ID) return noKeyVault;
+  let reader: SecretReader | undefined;
+  return {
+    read: (uri) => {
+      const a = azure();
+      return (reader ??= new a.KeyVaultSecretReader(a.createAzureCredential(a.loadAzureConfig(env, [])))).read(uri);
+    },
+  };
 }
 
 /** Releases every deploy target of this process (stops local scoring processes): host shutdown, tests. */

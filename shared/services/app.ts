@@ -8,7 +8,8 @@ import { closeEventPublisher, getEventPublisher, type EventPublisher } from '../
 import { ImageRegistry } from '../images';
 import { ModelRegistry } from '../registry/models';
 import type { DeployTarget, ImageBuilder, TargetKind } from '../seams';
-import { disposeAll, getDeployTarget, getImageBuilder } from '../platform/compose';
+import { disposeAll, getDeployTarget, getImageBuilder, getSecretReader } from '../platform/compose';
+import type { SecretReader } from '../tls';
 import { getStorage, type StorageClients } from '../storage';
 import type { DeployContext } from '../deploy/steps';
 import { ServiceRegistry } from '../registry/services';
@@ -21,6 +22,8 @@ export interface AppServices {
   images: ImageRegistry;
   services: ServiceRegistry;
   events: EventPublisher;
+  /** Key Vault secrets, read with the app's identity (TLS certificates and keys); refuses without Azure settings. */
+  secrets: SecretReader;
   target(kind: TargetKind): DeployTarget;
   /** The context of the deploy steps for one target kind. */
   deployContext(kind: TargetKind): DeployContext;
@@ -36,6 +39,7 @@ export function getAppServices(config: AppConfig = getConfig()): AppServices {
   const images = new ImageRegistry(storage, models, builder);
   const services = new ServiceRegistry(storage);
   const target = (kind: TargetKind) => getDeployTarget(kind, config, storage);
+  const secrets = getSecretReader();
   cached = {
     config,
     storage,
@@ -46,11 +50,13 @@ export function getAppServices(config: AppConfig = getConfig()): AppServices {
     get events() {
       return getEventPublisher(config);
     },
+    secrets,
     target,
     deployContext: (kind) => ({
       services,
       images,
       target: target(kind),
+      tls: { storage, secrets },
       livenessTimeoutMs: config.smokeTest.livenessTimeoutMs,
       requestTimeoutMs: config.smokeTest.requestTimeoutMs,
     }),

@@ -11,6 +11,7 @@
  */
 import { randomUUID } from 'crypto';
 import * as http from 'http';
+import * as https from 'https';
 import type { AddressInfo } from 'net';
 import {
   createBoundedServer,
@@ -22,7 +23,9 @@ import {
   makeAuthorizer,
   makeTokenVerifier,
   resolveHttpLimits,
+  type BoundedServer,
   type HttpLimits,
+  type TlsMaterial,
 } from '../../runtime';
 import { fromRuntime } from '../errors';
 import type { ServiceKeys } from '../seams';
@@ -120,6 +123,14 @@ export interface FrontLimits extends HttpLimits {
 
 export const DEFAULT_FRONT_LIMITS: FrontLimits = { ...DEFAULT_HTTP_LIMITS, maxBodyBytes: DEFAULT_MAX_BODY_BYTES };
 
+/**
+ * HTTPS of the front (`ssl_enabled`): a checked certificate and key (shared/tls.ts) and the host name of the public
+ * URI (`ssl_cname`; default 127.0.0.1). With it the front speaks only TLS: plain HTTP connections are closed.
+ */
+export interface FrontTls extends TlsMaterial {
+  cname?: string;
+}
+
 interface SlotState extends FrontSlot {
   target: URL;
   agent: http.Agent;
@@ -141,7 +152,8 @@ interface Split {
 }
 
 export class LocalFront {
-  private server?: http.Server;
+  private server?: BoundedServer;
+  private tls?: FrontTls;
   private readonly slots = new Map<string, SlotState>();
   private active?: SlotState;
   /** Set by `setWeights`: live traffic split between slots; absent → all to `active`. */
@@ -169,17 +181,47 @@ export class LocalFront {
     this.limits = { ...fromRuntime(() => resolveHttpLimits(limits)), maxBodyBytes };
   }
 
+  /** The public base URL: `https://<ssl_cname or 127.0.0.1>:<port>` with TLS, else `http://127.0.0.1:<port>`. */
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return this.tls ? `https://${this.tls.cname ?? '127.0.0.1'}:${this.port}` : `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Whether the front serves HTTPS. */
+  get secure(): boolean {
+    return !!this.tls;
+  }
+
+  /**
+   * Serves HTTPS with `tls` (or plain HTTP without). A new certificate for a front that already speaks TLS takes
+   * effect for new connections at once (the listener's secure context is replaced); turning TLS on or off restarts
+   * the listener on the same port (open connections are closed).
+   */
+  async setTls(tls: FrontTls | undefined): Promise<void> {
+    const before = this.tls;
+    this.tls = tls;
+    const server = this.server;
+    if (!server) return;
+    if (before && tls && server instanceof https.Server) {
+      if (before.cert !== tls.cert || before.key !== tls.key) server.setSecureContext({ cert: tls.cert, key: tls.key });
+      return;
+    }
+    if (!before && !tls) return;
+    const port = this.port;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    this.server = undefined;
+    await this.listen(port);
   }
 
   get activeSlot(): string | undefined {
     return this.active?.name;
   }
 
-  /** Listens on `port` (0 = any free port; a taken preferred port falls back to a free one). */
+  /** Listens on `port` (0 = any free port; a taken preferred port falls back to a free one); HTTPS after `setTls`. */
   async listen(port = 0): Promise<number> {
-    const server = createBoundedServer(this.limits, (req, res) => this.handle(req, res));
+    const server = createBoundedServer(this.limits, (req, res) => this.handle(req, res), this.tls);
     const tryListen = (p: number) =>
       new Promise<void>((resolve, reject) => {
         const onError = (e: Error) => reject(e);

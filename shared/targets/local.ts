@@ -24,11 +24,11 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
-import { AutoscaleRouter, packageRoot, runtimeProcessEnv, waitRuntimeReady, type ReplicaHandle } from '../../runtime';
+import { AutoscaleRouter, packageRoot, runtimeProcessEnv, waitRuntimeReady, type ReplicaHandle, type TlsMaterial } from '../../runtime';
 import { AppError, fromRuntime, toErrorInfo } from '../errors';
 import { extractTarGz } from '../images/archive';
 import { IMAGE_METADATA_FILE, type ImageMetadata } from '../images/context';
-import { LocalFront, type FrontAuth, type FrontLimits } from './local-front';
+import { LocalFront, type FrontAuth, type FrontLimits, type FrontTls } from './local-front';
 import { fetchMetricsText } from '../scoring/metrics';
 import type { DeployConfig, DeployRequest, DeployTarget, DeployedSlot, ErrorInfo, ServiceKeys } from '../seams';
 import type { TrafficSnapshot } from '../rollout/traffic';
@@ -73,6 +73,8 @@ export interface SlotRecord {
   config: DeployConfig;
   /** SHA-256 of the keys the replicas accept ('' without auth); never the keys. */
   keysDigest: string;
+  /** `ssl_enabled`: SHA-256 of the certificate and key the front serves (in `tls.crt` / `tls.key`, mode 0600); never the PEM. */
+  tlsDigest?: string;
   /** Port of the slot's router (its direct URIs), taken again after a host restart when free. */
   routerPort?: number;
   nextIndex: number;
@@ -109,6 +111,8 @@ interface Slot {
   authEnabled: boolean;
   tokenAuth: boolean;
   keys?: ServiceKeys;
+  /** `ssl_enabled`: what the front serves while this slot is active. */
+  tls?: FrontTls;
   result: DeployedSlot;
 }
 
@@ -128,6 +132,8 @@ interface SlotContext {
   ctxDir: string;
   meta: ImageMetadata;
   keysFile?: string;
+  /** `ssl_enabled`: the certificate and key (from the request, or read back from the slot's files). */
+  tls?: TlsMaterial;
   save: () => Promise<void>;
 }
 
@@ -186,14 +192,22 @@ function keysFileContent(serviceName: string, keys: ServiceKeys): string {
   return JSON.stringify(keys.tokenSecret ? { ...keys, service: serviceName } : keys);
 }
 
-/** True when the record describes what `request` asks for (same image, configuration and keys). */
+function tlsDigest(tls: TlsMaterial | undefined): string | undefined {
+  return tls ? createHash('sha256').update(`${tls.cert}\n${tls.key}`).digest('hex') : undefined;
+}
+
+/** True when the record describes what `request` asks for (same image, configuration, keys and certificate). */
 function recordMatches(rec: SlotRecord, request: DeployRequest): boolean {
   return (
     stableJson(rec.image) === stableJson(request.image) &&
     stableJson(rec.config) === stableJson(request.config) &&
-    rec.keysDigest === keysDigest(slotKeys(request))
+    rec.keysDigest === keysDigest(slotKeys(request)) &&
+    rec.tlsDigest === tlsDigest(request.config.tls ? request.tls : undefined)
   );
 }
+
+/** The slot's TLS files (the front reads them again after a host restart). */
+const TLS_FILES = { cert: 'tls.crt', key: 'tls.key' } as const;
 
 /** True when the command line is a runtime serving a model from under `ctxDir` (a replica of that slot). */
 function servesFrom(args: string[], ctxDir: string): boolean {
@@ -462,6 +476,10 @@ export class LocalDeployTarget implements DeployTarget {
     await fsp.rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     await fsp.mkdir(dir, { recursive: true });
     const keys = slotKeys(request);
+    const tls = request.config.tls ? request.tls : undefined;
+    if (request.config.tls && !tls) {
+      return this.failed(request.serviceName, request.slot, { code: 'TlsMaterialMissing', message: `ssl_enabled is set but no certificate and key were given for ${request.serviceName}.` });
+    }
     const record: SlotRecord = {
       version: 2,
       serviceName: request.serviceName,
@@ -471,6 +489,7 @@ export class LocalDeployTarget implements DeployTarget {
       image: request.image,
       config: request.config,
       keysDigest: keysDigest(keys),
+      ...(tls ? { tlsDigest: tlsDigest(tls) } : {}),
       nextIndex: 0,
       replicas: [],
     };
@@ -485,7 +504,11 @@ export class LocalDeployTarget implements DeployTarget {
         keysFile = path.join(dir, 'keys.json');
         await fsp.writeFile(keysFile, keysFileContent(request.serviceName, keys), { mode: 0o600 });
       }
-      return await this.startSlot({ record, dir, ctxDir, meta, keysFile, save }, [], keys);
+      if (tls) {
+        await fsp.writeFile(path.join(dir, TLS_FILES.cert), tls.cert, { mode: 0o600 });
+        await fsp.writeFile(path.join(dir, TLS_FILES.key), tls.key, { mode: 0o600 });
+      }
+      return await this.startSlot({ record, dir, ctxDir, meta, keysFile, ...(tls ? { tls } : {}), save }, [], keys);
     } catch (e) {
       const info = toErrorInfo(e, 'DeploymentFailed');
       await this.targetLog(dir, `slot failed: ${info.code}: ${info.message}`);
@@ -508,6 +531,11 @@ export class LocalDeployTarget implements DeployTarget {
       keys = JSON.parse(await fsp.readFile(keysFile, 'utf8')) as ServiceKeys;
       if (keysDigest(keys) !== record.keysDigest) throw new AppError('SlotRecordInvalid', `The keys file of slot ${record.slot} does not match its record.`, 500);
     }
+    let tls: TlsMaterial | undefined;
+    if (record.tlsDigest) {
+      tls = { cert: await fsp.readFile(path.join(dir, TLS_FILES.cert), 'utf8'), key: await fsp.readFile(path.join(dir, TLS_FILES.key), 'utf8') };
+      if (tlsDigest(tls) !== record.tlsDigest) throw new AppError('SlotRecordInvalid', `The TLS files of slot ${record.slot} do not match its record.`, 500);
+    }
     const adopted: ReplicaRecord[] = [];
     for (const r of record.replicas) {
       if (r.port !== undefined && isReplicaOf(r, ctxDir) && (await answers(`http://127.0.0.1:${r.port}`))) adopted.push(r);
@@ -520,7 +548,7 @@ export class LocalDeployTarget implements DeployTarget {
     record.replicas = adopted;
     await save();
     if (adopted.length) await this.targetLog(dir, `adopted ${adopted.length} running replica(s) after a host restart (pids ${adopted.map((r) => r.pid).join(', ')})`);
-    return this.startSlot({ record, dir, ctxDir, meta, ...(keys ? { keysFile } : {}), save }, adopted, keys);
+    return this.startSlot({ record, dir, ctxDir, meta, ...(keys ? { keysFile } : {}), ...(tls ? { tls } : {}), save }, adopted, keys);
   }
 
   /** Router + replicas (adopted ones first, then new ones) for a slot whose record is saved; marks it ready. */
@@ -579,6 +607,7 @@ export class LocalDeployTarget implements DeployTarget {
       authEnabled: cfg.authEnabled,
       tokenAuth: !!cfg.tokenAuthEnabled,
       keys,
+      ...(ctx.tls && cfg.tls ? { tls: { ...ctx.tls, ...(cfg.tls.cname ? { cname: cfg.tls.cname } : {}) } } : {}),
       result,
     });
     return result;
@@ -617,6 +646,8 @@ export class LocalDeployTarget implements DeployTarget {
       '--service-name', record.serviceName,
       ...(meta.entryScript ? ['--entry-script', path.join(ctxDir, meta.entryScript)] : []),
       ...(keysFile ? ['--keys-file', keysFile] : []),
+      // The replicas are plain HTTP behind the front, which terminates TLS: their swagger says what clients use.
+      ...(cfg.tls ? ['--public-scheme', 'https'] : []),
       ...scoringArgs(this.opts.scoring),
       ...(this.opts.extraRuntimeArgs ?? []),
     ];
@@ -673,10 +704,12 @@ export class LocalDeployTarget implements DeployTarget {
     }
   }
 
-  private async ensureFront(serviceName: string): Promise<LocalFront> {
+  /** The service's front, started (with `tls`: HTTPS) on its recorded port if it has none yet. */
+  private async ensureFront(serviceName: string, tls?: FrontTls): Promise<LocalFront> {
     const svc = this.service(serviceName);
     if (svc.front) return svc.front;
     const front = new LocalFront(serviceName, this.opts.scoring);
+    await front.setTls(tls);
     const portFile = path.join(this.serviceDir(serviceName), 'front.json');
     let preferred = 0;
     try {
@@ -699,7 +732,8 @@ export class LocalDeployTarget implements DeployTarget {
       const why = ensured?.error ? ` (${ensured.error.message})` : '';
       throw new AppError('SlotNotFound', `Service ${serviceName} has no healthy slot "${slot}" to switch traffic to${why}.`, 409);
     }
-    const front = await this.ensureFront(serviceName);
+    const front = await this.ensureFront(serviceName, s.tls);
+    await front.setTls(s.tls);
     front.addSlot({ name: slot, url: s.router.url, key: s.key });
     front.setAuth(frontAuth(serviceName, s, svc.keys));
     front.switchTo(slot);
@@ -731,7 +765,11 @@ export class LocalDeployTarget implements DeployTarget {
       // auth of the slot with the most traffic.
       const heaviest = Object.entries(weights).sort((a, b) => b[1] - a[1])[0]?.[0];
       const authFrom = svc.slots.get(front.activeSlot ?? heaviest ?? '') ?? svc.slots.get(heaviest ?? '');
-      if (authFrom) front.setAuth(frontAuth(serviceName, authFrom, svc.keys));
+      if (authFrom) {
+        front.setAuth(frontAuth(serviceName, authFrom, svc.keys));
+        // The front serves the certificate of the slot it serves (a rollout does not change TLS mid-way).
+        await front.setTls(authFrom.tls);
+      }
       front.setWeights(weights, options.mirror);
       return front.snapshot();
     });
