@@ -105,6 +105,8 @@ export interface RunsPage {
   value: RunSummary[];
   continuationToken?: string;
   nextLink?: string;
+  /** When the runs were read: pass it back as `changedSince` to get only what changed since. */
+  asOf: string;
 }
 
 export interface RunsQuery {
@@ -115,6 +117,8 @@ export interface RunsQuery {
   top?: number;
   since?: string;
   continuationToken?: string;
+  /** The `asOf` of a previous answer: only runs created since then and runs not ended yet. */
+  changedSince?: string;
 }
 
 export interface ServiceLogs {
@@ -298,7 +302,7 @@ export class MdfClient {
 
   /** `GET /api/runs`: one page of runs, newest first (pass `continuationToken` back for the next). */
   listRuns(q: RunsQuery = {}): Promise<RunsPage> {
-    return this.get('runs', { type: q.type, status: q.status, service: q.service, model: q.model, top: q.top === undefined ? undefined : String(q.top), since: q.since, continuationToken: q.continuationToken });
+    return this.get('runs', { type: q.type, status: q.status, service: q.service, model: q.model, top: q.top === undefined ? undefined : String(q.top), since: q.since, continuationToken: q.continuationToken, changedSince: q.changedSince });
   }
 
   /** `POST /api/runs/{id}/approve|reject|abort`: a decision for a run's rollout (`reject` needs a reason). */
