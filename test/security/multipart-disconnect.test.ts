@@ -11,6 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { PassThrough } from 'stream';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
+import { tooLarge } from '../../shared/errors';
 import { multipartParts, readPart } from '../../shared/multipart';
 
 const BOUNDARY = 'mdf-disconnect-boundary';
@@ -47,7 +48,7 @@ describe('the parser', () => {
       source.write(Buffer.concat([part('manifest', '{"a":1}', 'deploy.json'), Buffer.from(head('model.json', 'model.json')), Buffer.alloc(1000, 7)]));
       const first = await parts.next();
       expect(first.value).toMatchObject({ field: 'manifest' });
-      expect((await readPart(first.value!, 1024, () => new Error('too large'))).toString()).toBe('{"a":1}');
+      expect((await readPart(first.value!, 1024, () => tooLarge('TooLarge', 'too large'))).toString()).toBe('{"a":1}');
       // While the caller is busy (a storage call), the next part is queued, unread — and the client goes away.
       await new Promise((r) => setImmediate(r));
       source.destroy(new Error('aborted'));
@@ -55,7 +56,7 @@ describe('the parser', () => {
       // The caller comes back: the part's bytes are incomplete (400), the body's failure is next.
       const second = await parts.next();
       expect(second.value).toMatchObject({ field: 'model.json' });
-      await expect(readPart(second.value!, 1_000_000, () => new Error('too large'))).rejects.toMatchObject({ code: 'InvalidMultipart' });
+      await expect(readPart(second.value!, 1_000_000, () => tooLarge('TooLarge', 'too large'))).rejects.toMatchObject({ code: 'InvalidMultipart' });
       await expect(parts.next()).rejects.toMatchObject({ code: 'InvalidMultipart' });
     });
     expect(seen.map((e) => e.message)).toEqual([]);
