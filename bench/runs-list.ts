@@ -1,7 +1,7 @@
 /**
  * `npm run bench:runs`: what one poll of the runs list costs when the task hub holds many runs. The real app on the
  * local host (in-process, Azurite on disk); BENCH_RUNS ended deployment runs (default 300: orchestrations started
- * with an empty input, which end Failed at once) and one running. Prints one JSON object per line:
+ * with an empty input, which end Failed at once). Prints one JSON object per line:
  *
  *   runs.list_window.ms          GET /api/runs?top=50 (reads the whole 30-day window), p50 of the rounds
  *   runs.list_changed.ms         GET /api/runs?changedSince=<asOf> (runs created since + runs not ended), p50
@@ -29,8 +29,7 @@ async function main(): Promise<void> {
   const azurite = await startAzurite({ location: dir });
   const env = await startTestEnvironment({ azurite, verbose: false, settings: { LOCAL_WORK_DIR: path.join(dir, 'work') } });
   try {
-    // Ended runs, in batches (bounded concurrency), then one that keeps running (a long durable wait is not needed:
-    // the changed list holds whatever is new or not ended, which here is nothing but the running one at most).
+    // Ended runs, in batches (bounded concurrency).
     for (let i = 0; i < RUNS; i += 50) {
       const ids = await Promise.all(Array.from({ length: Math.min(50, RUNS - i) }, () => env.startOrchestration('deployModel', {})));
       for (const id of ids) await env.waitFor(id, { timeoutMs: 120_000 });
