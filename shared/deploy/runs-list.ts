@@ -186,8 +186,13 @@ async function instancesOf(client: RunsClient, filter: RunsFilter): Promise<List
     client.getStatusBy({ createdTimeFrom: from, showInput: true }),
     client.getStatusBy({ createdTimeFrom: filter.since, runtimeStatus: NOT_ENDED, showInput: true }),
   ]);
+  // An instance in both answers (read a moment apart): the later of its two states.
+  const updated = (s: ListedInstance) => (s.lastUpdatedTime === undefined ? 0 : new Date(s.lastUpdatedTime).getTime());
   const byId = new Map<string, ListedInstance>();
-  for (const s of [...created, ...running]) byId.set(s.instanceId, s);
+  for (const s of [...created, ...running]) {
+    const seen = byId.get(s.instanceId);
+    if (!seen || updated(s) > updated(seen)) byId.set(s.instanceId, s);
+  }
   return [...byId.values()];
 }
 
