@@ -110,7 +110,11 @@ async function refreshRuns() {
   ended.forEach((x, i) => {
     const v = views[i];
     if (!v) byId.delete(x.id); // purged
-    else byId.set(x.id, { ...x, state: v.state, currentStep: v.currentStep, error: v.error, lastUpdatedTime: v.lastUpdatedTime });
+    else {
+      // A deployment's result names the versions it registered and built (the summary had the names asked for).
+      const r = v.result || {};
+      byId.set(x.id, { ...x, state: v.state, currentStep: v.currentStep, error: v.error, lastUpdatedTime: v.lastUpdatedTime, serviceName: r.serviceName || x.serviceName, model: r.model || x.model, image: r.image || x.image });
+    }
   });
   runs = { list: [...byId.values()].sort(newestFirst).slice(0, RUNS_SHOWN), asOf: r.asOf || null };
   renderRuns(runs.list);
@@ -367,9 +371,8 @@ async function refreshLogs(c, name) {
   let text;
   try {
     const r = await api('GET', `/services/${seg(name)}/logs?tail=${LOG_LINES}`);
-    text = r.lines.join('\n');
+    text = r.lines.join('\n') || '(no output yet)';
   } catch (e) {
-    text = undefined;
     if (c.logsShown) c.logs.replaceChildren(el('p', { class: 'hint' }, `logs: ${e instanceof ApiError ? `${e.code}: ${e.message}` : e.message}`));
     return;
   }
@@ -377,7 +380,7 @@ async function refreshLogs(c, name) {
   const pre = c.logs.querySelector('pre.log');
   // Redrawn only when it changed, so that a reader's scroll position stays.
   if (pre && pre.textContent === text) return;
-  c.logs.replaceChildren(el('h4', {}, `Log (last ${LOG_LINES} lines)`), el('pre', { class: 'log' }, text || '(no output yet)'));
+  c.logs.replaceChildren(el('h4', {}, `Log (last ${LOG_LINES} lines)`), el('pre', { class: 'log' }, text));
   const shown = c.logs.querySelector('pre.log');
   shown.scrollTop = shown.scrollHeight;
 }

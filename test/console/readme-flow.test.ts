@@ -99,6 +99,8 @@ suite('the README flow in the console (Chromium)', () => {
     await page.waitForFunction((n) => document.querySelectorAll('#run-detail svg.timeline g.step[data-state="Succeeded"]').length === n, run.steps.length, { timeout: 30_000 });
     expect(await page.$$eval('#run-detail svg.timeline g.step', (gs) => gs.map((g) => g.getAttribute('data-step')))).toEqual(run.steps.map((s: { name: string }) => s.name));
     expect(await page.textContent('#run-detail dl')).toContain(run.result.scoringUri);
+    // The row, updated when the run ended, names the versions it registered.
+    await page.waitForFunction((sel) => /diabetes-linear:1/.test(document.querySelector(`${sel} td:nth-child(5)`)?.textContent ?? ''), row, { timeout: 30_000 });
     // The list was polled with changedSince (only what changed), not the whole window every time.
     expect(runsQueries[0]).toBe('?top=50');
     expect(runsQueries.slice(1).length).toBeGreaterThan(0);
