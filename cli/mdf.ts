@@ -5,7 +5,8 @@
  *
  *   mdf deploy <folder|deploy.json> [--service name] [--target local|aci|aks] [--wait]
  *   mdf models|images|services [list|show|delete]      mdf runs [list] | show|watch|approve|reject|abort <id>
- *   mdf models register <files…> --name n | download <name:version>   mdf images tag <name:version> --tag k=v
+ *   mdf models register <files…> --name n | download <name:version> [-o file|-] | update <name:version> --tag k=v
+ *   mdf images tag <name:version> --tag k=v | log <name:version>     mdf services metrics <name> [--interval s]
  *   mdf logs <service> [--tail N] [--follow]            mdf token <service>
  *   mdf keys <service> [--regenerate primary|secondary] mdf score <service> --data @file.json|-|'<json>'
  *   mdf batch <batch.json|folder> [--wait]              mdf health
@@ -93,13 +94,26 @@ const tagsText = (tags: Record<string, string> | undefined) =>
     .map(([k, v]) => (v ? `${k}=${v}` : k))
     .join(',');
 
-/** `name` or `name:version` → its parts (the version a whole number). */
-function nameVersion(ref: string): { name: string; version?: number } {
+/** `name`, `name:version` or `name` `version` (two arguments) → its parts (the version a whole number). */
+function nameVersion(ref: string, separate?: string): { name: string; version?: number } {
+  const whole = (v: string, how: string) => {
+    if (!/^\d{1,9}$/.test(v) || Number(v) < 1) throw new UsageError(`"${ref}${separate !== undefined ? ` ${separate}` : ''}": ${how} must be a whole number from 1 (name:version or name version).`);
+    return Number(v);
+  };
   const i = ref.lastIndexOf(':');
+  if (separate !== undefined) {
+    if (i >= 0) throw new UsageError(`"${ref} ${separate}": give the version once (name:version or name version).`);
+    return { name: ref, version: whole(separate, 'the version') };
+  }
   if (i < 0) return { name: ref };
-  const v = ref.slice(i + 1);
-  if (!/^\d{1,9}$/.test(v) || Number(v) < 1) throw new UsageError(`"${ref}": the version after ":" must be a whole number from 1 (name:version).`);
-  return { name: ref.slice(0, i), version: Number(v) };
+  return { name: ref.slice(0, i), version: whole(ref.slice(i + 1), 'the version after ":"') };
+}
+
+/** `nameVersion` where the version is required. */
+function nameAndVersion(ref: string, separate?: string): { name: string; version: number } {
+  const r = nameVersion(ref, separate);
+  if (r.version === undefined) throw new UsageError(`"${ref}": give the version (name:version or name version).`);
+  return { name: r.name, version: r.version };
 }
 
 /** `--tag k=v` (repeatable) → a map; `k` alone is an empty value when `bare` allows it. */
@@ -143,6 +157,18 @@ function readBounded(file: string, max: number, what: string): Buffer {
   if (!st.isFile()) throw new UsageError(`${what} ${file} is not a file.`);
   if (st.size > max) throw new UsageError(`${what} ${file} is ${st.size} bytes; at most ${max} are accepted.`);
   return fs.readFileSync(file);
+}
+
+/** Writes bytes to stdout (or a test's stream) and waits until they are handed on. */
+function writeOut(out: Out, data: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const w = out as Out & { write(b: Buffer, cb?: (e?: Error | null) => void): unknown };
+    try {
+      w.write(data, (e?: Error | null) => (e ? reject(e) : resolve()));
+    } catch (e) {
+      reject(e);
+    }
+  });
 }
 
 async function readStdin(stream: NodeJS.ReadableStream, max: number): Promise<Buffer> {
@@ -422,21 +448,23 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
       list.option('--tag <k[=v]>', 'only models with this tag (repeatable)', (v: string, prev: string[] = []) => [...prev, v]).option('--latest', 'only the latest version of each model');
     } else list.option('--model <name[:version]>', 'only images embedding this model');
     c.command('show')
-      .description(`one ${noun.slice(0, -1)} (name: every version; name:version: that one)`)
+      .description(`one ${noun.slice(0, -1)} (name: every version; name:version or name version: that one)`)
       .argument('<name[:version]>')
-      .action(async (ref: string, _o, cmd: Command) => {
+      .argument('[version]')
+      .action(async (ref: string, v: string | undefined, _o, cmd: Command) => {
         const { api } = await ctx(cmd);
-        const { name, version } = nameVersion(ref);
+        const { name, version } = nameVersion(ref, v);
         const r = noun === 'models' ? (version === undefined ? await api.model(name) : await api.model(name, version)) : version === undefined ? await api.image(name) : await api.image(name, version);
         printJson(io, r);
       });
     c.command('delete')
       .description(`delete a ${noun.slice(0, -1)} (every version without :version); in use → 409 unless --force`)
       .argument('<name[:version]>')
+      .argument('[version]')
       .option('--force', 'delete even when in use')
-      .action(async (ref: string, o: { force?: boolean }, cmd: Command) => {
+      .action(async (ref: string, v: string | undefined, o: { force?: boolean }, cmd: Command) => {
         const { g, api } = await ctx(cmd);
-        const { name, version } = nameVersion(ref);
+        const { name, version } = nameVersion(ref, v);
         const r = noun === 'models' ? await api.deleteModel(name, version, { force: !!o.force }) : await api.deleteImage(name, version, { force: !!o.force });
         if (g.json) printJson(io, r);
         else io.stdout.write(`deleted ${ref}: ${JSON.stringify(r)}\n`);
@@ -476,35 +504,74 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
     });
   models
     .command('download')
-    .description('download a model version\'s files as a tar.gz')
-    .argument('<name:version>')
-    .option('-o, --output <file>', 'where to write it (default <name>-<version>.tar.gz)')
-    .action(async (ref: string, o: { output?: string }, cmd: Command) => {
+    .description('download a model version\'s files as a tar.gz (-o - writes it to stdout)')
+    .argument('<name[:version]>', 'name:version, or the name followed by the version')
+    .argument('[version]')
+    .option('-o, --output <file>', 'where to write it (default <name>-<version>.tar.gz; - for stdout)')
+    .action(async (ref: string, v: string | undefined, o: { output?: string }, cmd: Command) => {
       const { g, api } = await ctx(cmd);
-      const { name, version } = nameVersion(ref);
-      if (version === undefined) throw new UsageError(`"${ref}": give the version (name:version).`);
+      const { name, version } = nameAndVersion(ref, v);
+      if (o.output === '-' && io.stdout.isTTY) throw new UsageError('-o - writes a binary archive to stdout, which is a terminal: redirect it (> model.tar.gz, | tar -xz) or give a file.');
       const r = await api.downloadModel(name, version, MAX_DOWNLOAD_BYTES);
+      if (o.output === '-') {
+        // The archive alone on stdout (for a pipe); what was written goes to stderr.
+        await writeOut(io.stdout, r.data);
+        if (!g.json) io.stderr.write(`wrote ${name}:${version} to stdout (${r.data.length} bytes)\n`);
+        return;
+      }
       const file = path.resolve(o.output ?? r.fileName ?? `${name}-${version}.tar.gz`);
       fs.writeFileSync(file, r.data);
       if (g.json) printJson(io, { model: `${name}:${version}`, file, bytes: r.data.length });
       else io.stdout.write(`wrote ${path.relative(process.cwd(), file) || file} (${r.data.length} bytes)\n`);
+    });
+  models
+    .command('update')
+    .description('tags, properties (add-only) and description of a model version (PATCH /api/models/{name}/{version})')
+    .argument('<name[:version]>')
+    .argument('[version]')
+    .option('--tag <k=v>', 'a tag to set (repeatable)', pairs('tag', true))
+    .option('--remove <k>', 'a tag to remove (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--property <k=v>', 'a property to add (repeatable; existing ones cannot change)', pairs('property'))
+    .option('--description <text>', 'the description')
+    .action(async (ref: string, v: string | undefined, o: { tag?: Record<string, string>; remove?: string[]; property?: Record<string, string>; description?: string }, cmd: Command) => {
+      const { g, api } = await ctx(cmd);
+      const { name, version } = nameAndVersion(ref, v);
+      if (!o.tag && !o.remove && !o.property && o.description === undefined) throw new UsageError('Give --tag k=v, --remove k, --property k=v and/or --description.');
+      const m = await api.updateModel(name, version, { ...(o.tag ? { tags: o.tag } : {}), ...(o.remove ? { remove_tags: o.remove } : {}), ...(o.property ? { properties: o.property } : {}), ...(o.description !== undefined ? { description: o.description } : {}) });
+      if (g.json) return printJson(io, m);
+      io.stdout.write(`${m.id} tags: ${tagsText(m.tags) || '-'}; properties: ${tagsText(m.properties) || '-'}${m.description !== undefined ? `; description: ${m.description}` : ''}\n`);
     });
 
   const images = program.commands.find((c) => c.name() === 'images')!;
   images
     .command('tag')
     .description('add or overwrite tags of an image version (--remove removes one)')
-    .argument('<name:version>')
+    .argument('<name[:version]>')
+    .argument('[version]')
     .option('--tag <k=v>', 'a tag to set (repeatable)', pairs('tag', true))
     .option('--remove <k>', 'a tag to remove (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
-    .action(async (ref: string, o: { tag?: Record<string, string>; remove?: string[] }, cmd: Command) => {
+    .action(async (ref: string, v: string | undefined, o: { tag?: Record<string, string>; remove?: string[] }, cmd: Command) => {
       const { g, api } = await ctx(cmd);
-      const { name, version } = nameVersion(ref);
-      if (version === undefined) throw new UsageError(`"${ref}": give the version (name:version).`);
+      const { name, version } = nameAndVersion(ref, v);
       if (!o.tag && !o.remove) throw new UsageError('Give --tag k=v and/or --remove k.');
       const img = await api.updateImage(name, version, { ...(o.tag ? { tags: o.tag } : {}), ...(o.remove ? { remove_tags: o.remove } : {}) });
       if (g.json) return printJson(io, img);
       io.stdout.write(`${img.id} tags: ${tagsText(img.tags) || '-'}\n`);
+    });
+
+  images
+    .command('log')
+    .description("an image version's build log (GET /api/images/{name}/{version}/log: its last MiB, secrets redacted)")
+    .argument('<name[:version]>')
+    .argument('[version]')
+    .action(async (ref: string, v: string | undefined, _o, cmd: Command) => {
+      const { g, api } = await ctx(cmd);
+      const { name, version } = nameAndVersion(ref, v);
+      const log = await api.imageLog(name, version);
+      if (g.json) return printJson(io, { image: `${name}:${version}`, ...(log.state ? { state: log.state } : {}), truncated: log.truncated, lines: log.text.split('\n').filter((l, i, all) => l !== '' || i < all.length - 1) });
+      if (log.truncated) io.stderr.write(`(the log is longer: its last 1 MiB follows)\n`);
+      io.stdout.write(log.text.endsWith('\n') || !log.text ? log.text : `${log.text}\n`);
+      if (log.state && log.state !== 'Succeeded') io.stderr.write(`image ${name}:${version} is ${log.state}\n`);
     });
 
   const services = program.command('services').description('deployed services (list, show, update, delete)');
@@ -522,6 +589,30 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
     .description('one service (state, image, target, config, scoring URI; never keys)')
     .argument('<name>')
     .action(async (name: string, _o, cmd: Command) => printJson(io, await (await ctx(cmd)).api.service(name)));
+  services
+    .command('metrics')
+    .description("a service's scoring counters (GET /api/services/{name}/metrics); --interval: req/s, errors and mean latency between two samples")
+    .argument('<name>')
+    .option('--interval <seconds>', 'take two samples this far apart and print the rates', positiveSeconds)
+    .action(async (name: string, o: { interval?: number }, cmd: Command) => {
+      const { g, api } = await ctx(cmd);
+      const a = await api.metrics(name);
+      if (o.interval === undefined) {
+        if (g.json) return printJson(io, a);
+        return void io.stdout.write(`${a.service} slot ${a.slot ?? '-'}: ${a.score.requests} scored, ${a.score.serverErrors} server errors, ${a.score.clientErrors} client errors, ${a.workersReady}/${a.workers} workers, ${a.inflight} in flight\n`);
+      }
+      await new Promise((r) => setTimeout(r, o.interval! * 1000));
+      const b = await api.metrics(name);
+      const dt = (Date.parse(b.sampledTime) - Date.parse(a.sampledTime)) / 1000;
+      const dReq = b.score.requests - a.score.requests;
+      const dErr = b.score.serverErrors - a.score.serverErrors;
+      const dCount = b.score.durationCount - a.score.durationCount;
+      // A counter that went down (a replica restarted) gives no rate.
+      const ok = dt > 0 && dReq >= 0 && dErr >= 0 && dCount >= 0;
+      const rates = ok ? { requestsPerSecond: dReq / dt, errorRate: dReq > 0 ? dErr / dReq : 0, meanLatencyMs: dCount > 0 ? (1000 * (b.score.durationSecondsSum - a.score.durationSecondsSum)) / dCount : null } : null;
+      if (g.json) return printJson(io, { ...b, interval: { seconds: dt, ...(rates ? { rates } : { rates: null }) } });
+      io.stdout.write(rates ? `${b.service}: ${rates.requestsPerSecond.toFixed(2)} req/s, errors ${(100 * rates.errorRate).toFixed(1)} %, mean latency ${rates.meanLatencyMs === null ? '-' : `${rates.meanLatencyMs.toFixed(1)} ms`} over ${dt.toFixed(1)} s\n` : `${b.service}: no rate over these ${dt.toFixed(1)} s (the counters restarted); ${b.score.requests} scored\n`);
+    });
   services
     .command('update')
     .description('update a service (AML service.update): deploy-configuration fields and/or another image; a deployment run (blue/green, smoke test, rollback)')

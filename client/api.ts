@@ -12,8 +12,9 @@ import type { ServiceRecord } from '../shared/registry/services';
 import type { RunStep, RunView } from '../shared/deploy/run-status';
 import type { RunSummary } from '../shared/deploy/runs-list';
 import type { IssuedToken } from '../runtime/auth-token';
+import type { ServiceMetrics } from '../shared/scoring/metrics';
 
-export type { IssuedToken, RunSummary };
+export type { IssuedToken, RunSummary, ServiceMetrics };
 export type { BatchRunView, ErrorInfo, ImageRecord, ModelRecord, RunStep, RunView, ServiceKeys, ServiceRecord };
 
 /** The API answered with an error (`status` ≥ 400): its `{ code, message }`. */
@@ -104,6 +105,8 @@ export interface RunsPage {
   value: RunSummary[];
   continuationToken?: string;
   nextLink?: string;
+  /** When the runs were read: pass it back as `changedSince` to get only what changed since. */
+  asOf: string;
 }
 
 export interface RunsQuery {
@@ -114,6 +117,8 @@ export interface RunsQuery {
   top?: number;
   since?: string;
   continuationToken?: string;
+  /** The `asOf` of a previous answer: only runs created since then and runs not ended yet. */
+  changedSince?: string;
 }
 
 export interface ServiceLogs {
@@ -297,7 +302,7 @@ export class MdfClient {
 
   /** `GET /api/runs`: one page of runs, newest first (pass `continuationToken` back for the next). */
   listRuns(q: RunsQuery = {}): Promise<RunsPage> {
-    return this.get('runs', { type: q.type, status: q.status, service: q.service, model: q.model, top: q.top === undefined ? undefined : String(q.top), since: q.since, continuationToken: q.continuationToken });
+    return this.get('runs', { type: q.type, status: q.status, service: q.service, model: q.model, top: q.top === undefined ? undefined : String(q.top), since: q.since, continuationToken: q.continuationToken, changedSince: q.changedSince });
   }
 
   /** `POST /api/runs/{id}/approve|reject|abort`: a decision for a run's rollout (`reject` needs a reason). */
@@ -345,7 +350,7 @@ export class MdfClient {
   deleteModel(name: string, version?: number, o: { force?: boolean } = {}): Promise<unknown> {
     return this.request('DELETE', `models/${versioned(name, version)}`, { query: { force: o.force } }).then((r) => r.body);
   }
-  updateModel(name: string, version: number, patch: { tags?: Record<string, string>; remove_tags?: string[]; properties?: Record<string, string> }): Promise<ModelRecord> {
+  updateModel(name: string, version: number, patch: { tags?: Record<string, string>; remove_tags?: string[]; properties?: Record<string, string>; description?: string }): Promise<ModelRecord> {
     return this.json('PATCH', `models/${versioned(name, version)}`, patch);
   }
 
@@ -362,6 +367,16 @@ export class MdfClient {
     const r = await this.requestBytes('GET', `models/${versioned(name, version)}/download`, maxBytes, { timeoutMs: 600_000 });
     const m = /filename="([^"/\\]+)"/.exec(r.headers.get('content-disposition') ?? '');
     return { data: r.body, ...(m ? { fileName: m[1] } : {}) };
+  }
+
+  /**
+   * `GET /api/images/{name}/{version}/log`: the image's build log (its last MiB, secrets redacted), whether it was cut
+   * to that and the image's state (a build still running has a partial log).
+   */
+  async imageLog(name: string, version: number): Promise<{ text: string; truncated: boolean; state?: string }> {
+    const r = await this.requestBytes('GET', `images/${versioned(name, version)}/log`, 2 * 1024 * 1024, { headers: { accept: 'text/plain' } });
+    const state = r.headers.get('x-mdf-image-state');
+    return { text: r.body.toString('utf8'), truncated: r.headers.get('x-mdf-log-truncated') === 'true', ...(state ? { state } : {}) };
   }
 
   listImages(o: { model?: string } = {}): Promise<Listing<ImageRecord>> {
@@ -393,6 +408,10 @@ export class MdfClient {
   }
   deleteService(name: string, o: { force?: boolean } = {}): Promise<{ deleted: string[] }> {
     return this.request<{ deleted: string[] }>('DELETE', `services/${seg(name)}`, { query: { force: o.force } }).then((r) => r.body);
+  }
+  /** `GET /api/services/{name}/metrics`: the serving runtime's cumulative counters (never the key). */
+  metrics(service: string): Promise<ServiceMetrics> {
+    return this.get(`services/${seg(service)}/metrics`);
   }
   keys(service: string): Promise<ServiceKeys> {
     return this.get(`services/${seg(service)}/keys`);

@@ -6,6 +6,10 @@ import { progressBar, sparkline, stepTimeline } from './charts.js';
 
 const POLL_MS = 2000;
 const SAMPLES = 30;
+/** Runs shown in the list (the newest). */
+const RUNS_SHOWN = 50;
+/** Lines of a service's log shown on its card. */
+const LOG_LINES = 100;
 
 /** An element with attributes and children; strings become text nodes. `on*` props are listeners. */
 function el(tag, props = {}, ...children) {
@@ -78,6 +82,43 @@ function report(e, what) {
 let selectedRun = null;
 let detailFor = null;
 const logsRoute = { known: true };
+
+/**
+ * The runs shown, newest first, and the `asOf` of the answer they came from. The first read lists the newest runs;
+ * every later poll asks only for what changed since (`?changedSince=<asOf>`: runs created since, runs not ended —
+ * a few, not the whole 30-day window), merges it by id, and reads once by id each run that was running and is no
+ * longer among the running ones (it has ended since).
+ */
+let runs = { list: [], asOf: null };
+
+const isRunning = (r) => r.state === 'Running' || r.state === 'Pending';
+const newestFirst = (a, b) => (b.createdTime || '').localeCompare(a.createdTime || '') || b.id.localeCompare(a.id);
+
+async function refreshRuns() {
+  if (!runs.asOf) {
+    const r = await api('GET', `/runs?top=${RUNS_SHOWN}`);
+    runs = { list: r.value, asOf: r.asOf || null };
+    renderRuns(runs.list);
+    return;
+  }
+  const r = await api('GET', `/runs?top=100&changedSince=${encodeURIComponent(runs.asOf)}`);
+  const byId = new Map(runs.list.map((x) => [x.id, x]));
+  const changed = new Set(r.value.map((x) => x.id));
+  for (const x of r.value) byId.set(x.id, x);
+  const ended = [...byId.values()].filter((x) => isRunning(x) && !changed.has(x.id));
+  const views = await Promise.all(ended.map((x) => api('GET', `/runs/${seg(x.id)}`).catch((e) => (e instanceof ApiError && e.status === 404 ? null : Promise.reject(e)))));
+  ended.forEach((x, i) => {
+    const v = views[i];
+    if (!v) byId.delete(x.id); // purged
+    else {
+      // A deployment's result names the versions it registered and built (the summary had the names asked for).
+      const r = v.result || {};
+      byId.set(x.id, { ...x, state: v.state, currentStep: v.currentStep, error: v.error, lastUpdatedTime: v.lastUpdatedTime, serviceName: r.serviceName || x.serviceName, model: r.model || x.model, image: r.image || x.image });
+    }
+  });
+  runs = { list: [...byId.values()].sort(newestFirst).slice(0, RUNS_SHOWN), asOf: r.asOf || null };
+  renderRuns(runs.list);
+}
 
 function renderRuns(runs) {
   const body = $('#runs-table tbody');
@@ -223,6 +264,7 @@ function card(name) {
   const info = el('div', { class: 'info' });
   const figures = el('div', { class: 'figures' });
   const keys = el('div', { class: 'keys' });
+  const logs = el('div', { class: 'logs' });
   const message = el('p', { class: 'message', role: 'status' });
   const root = el(
     'article',
@@ -233,29 +275,44 @@ function card(name) {
     el(
       'div',
       { class: 'actions' },
+      el('button', { type: 'button', 'data-action': 'show-logs', onClick: () => toggleLogs(name) }, 'Show logs'),
       el('button', { type: 'button', 'data-action': 'reveal-keys', onClick: () => toggleKeys(name) }, 'Reveal keys'),
       el('button', { type: 'button', 'data-action': 'regenerate-primary', onClick: () => regenerate(name, 'Primary') }, 'Regenerate primary key'),
       el('button', { type: 'button', 'data-action': 'regenerate-secondary', onClick: () => regenerate(name, 'Secondary') }, 'Regenerate secondary key'),
       el('button', { type: 'button', 'data-action': 'delete', class: 'danger', onClick: () => removeService(name) }, 'Delete service'),
     ),
     keys,
+    logs,
     message,
   );
-  c = { root, info, figures, keys, message, last: null, rps: [], latency: [], errors: [], revealed: false };
+  c = { root, info, figures, keys, logs, message, last: null, rps: [], latency: [], errors: [], revealed: false, logsShown: false };
   cards.set(name, c);
   return c;
 }
 
+/** The service's slots: the one serving (its image) and the one a deployment is filling, with their traffic. */
+function slotList(s, rollout) {
+  const items = [];
+  const w = rollout && s.currentDeployment ? Number(rollout.weight) || 0 : 0;
+  if (s.activeSlot) items.push(el('li', { 'data-slot': s.activeSlot, 'data-role': 'serving' }, `${s.activeSlot}: serving ${s.image || ''} (${100 - w} % of traffic)`));
+  const d = s.currentDeployment;
+  if (d && d.slot && d.slot !== s.activeSlot) items.push(el('li', { 'data-slot': d.slot, 'data-role': 'deploying' }, `${d.slot}: deploying (run ${d.runId}${rollout ? `, ${w} % of traffic, ${rollout.phase}` : ''})`));
+  return items.length ? el('ul', { class: 'slots' }, items) : undefined;
+}
+
 function renderServiceInfo(c, s, rollout) {
+  const cfg = s.config || {};
   const facts = [
     ['state', el('span', { class: `state state-${s.state}` }, s.state)],
     ['target', s.target],
     ['image', s.image],
     ['models', (s.models || []).join(', ')],
-    ['active slot', s.activeSlot],
+    ['slots', slotList(s, rollout)],
+    ['replicas', cfg.autoscaleEnabled ? `autoscale ${cfg.autoscaleMinReplicas ?? '?'}–${cfg.autoscaleMaxReplicas ?? '?'}` : cfg.numReplicas],
     ['deploying', s.currentDeployment && s.currentDeployment.runId],
     ['scoring URI', s.scoringUri],
-    ['auth', s.authEnabled ? 'key' : 'none'],
+    ['auth', s.authEnabled ? 'key' : s.config && s.config.tokenAuthEnabled ? 'token' : 'none'],
+    ['updated', s.updatedTime && new Date(s.updatedTime).toLocaleString()],
   ];
   // Traffic weights: from the service answer when it has them, else from the rollout of the run deploying it.
   const traffic = s.traffic || s.trafficWeights;
@@ -307,6 +364,35 @@ async function refreshMetrics(c, s) {
       `${rps === undefined ? '—' : rps.toFixed(2)} req/s · errors ${err === undefined ? '—' : `${err.toFixed(1)} %`} · ${m.score.requests} scored · ${m.workersReady}/${m.workers} workers · ${m.inflight} in flight`,
     ),
   );
+}
+
+async function refreshLogs(c, name) {
+  if (!c.logsShown) return;
+  let text;
+  try {
+    const r = await api('GET', `/services/${seg(name)}/logs?tail=${LOG_LINES}`);
+    text = r.lines.join('\n') || '(no output yet)';
+  } catch (e) {
+    if (c.logsShown) c.logs.replaceChildren(el('p', { class: 'hint' }, `logs: ${e instanceof ApiError ? `${e.code}: ${e.message}` : e.message}`));
+    return;
+  }
+  if (!c.logsShown) return;
+  const pre = c.logs.querySelector('pre.log');
+  // Redrawn only when it changed, so that a reader's scroll position stays.
+  if (pre && pre.textContent === text) return;
+  c.logs.replaceChildren(el('h4', {}, `Log (last ${LOG_LINES} lines)`), el('pre', { class: 'log' }, text));
+  const shown = c.logs.querySelector('pre.log');
+  shown.scrollTop = shown.scrollHeight;
+}
+
+async function toggleLogs(name) {
+  const c = card(name);
+  const button = c.root.querySelector('[data-action="show-logs"]');
+  c.logsShown = !c.logsShown;
+  button.textContent = c.logsShown ? 'Hide logs' : 'Show logs';
+  if (!c.logsShown) return c.logs.replaceChildren();
+  c.logs.replaceChildren(el('p', { class: 'hint' }, 'Loading the log…'));
+  await refreshLogs(c, name);
 }
 
 function showKeys(c, keys) {
@@ -384,7 +470,7 @@ async function refreshServices() {
     if (list.children[i] !== n) list.insertBefore(n, list.children[i] ?? null);
   });
   while (list.children.length > nodes.length) list.lastElementChild.remove();
-  await Promise.all(value.map((s) => refreshMetrics(card(s.name), s)));
+  await Promise.all(value.map((s) => Promise.all([refreshMetrics(card(s.name), s), refreshLogs(card(s.name), s.name)])));
 }
 
 // ---------------------------------------------------------------- models and images
@@ -414,7 +500,7 @@ async function refresh() {
   busy = true;
   try {
     const results = await Promise.allSettled([
-      api('GET', '/runs?top=50').then((r) => renderRuns(r.value)),
+      refreshRuns(),
       refreshRunDetail(),
       refreshServices(),
       refreshModels(),

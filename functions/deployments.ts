@@ -275,8 +275,6 @@ async function multipartDeployment(request: HttpRequest, context: InvocationCont
       const blobWhy = blobNameReason(`${runId}/${part.field}`);
       if (blobWhy) throw badRequest('InvalidPath', `multipart part "${part.field.slice(0, 80)}${part.field.length > 80 ? '…' : ''}" cannot be stored: its blob name ${CONTAINERS.uploads}/${runId}/<part> ${blobWhy}; use a shorter path.`);
       if (!expected.includes(part.field)) {
-        // The part's stream is never read: it must not raise an unhandled error if the request breaks later.
-        part.stream?.on('error', () => undefined);
         const list = expected.length ? expected.slice(0, 10).map((p) => `"${p}"`).join(', ') : 'none (every file has a blob source)';
         throw badRequest('UnexpectedPart', `multipart part "${part.field.slice(0, 200)}" matches no file of the manifest; name each part by a manifest path (expected: ${list}).`);
       }

@@ -64,6 +64,11 @@ export async function* multipartParts(source: Readable, contentType: string, lim
   // RFC 7578: every part is named (Content-Disposition: form-data; name="…"); busboy gives a nameless one as undefined.
   const nameless = () => fail(invalid('a part has no name (each part needs Content-Disposition: form-data; name="<path>")'));
   parser.on('file', (field, stream, info) => {
+    // A part's stream fails when the request breaks (the client went away, the parser stopped): its consumer hears of
+    // it through its own listener (for await, ByteBudget.count), but a part not read yet — still queued, refused by
+    // the caller, or left behind when the caller stopped early — has none, and an 'error' without a listener would
+    // be an uncaught exception of the whole host. The failure is the request's; every part keeps this listener.
+    stream.on('error', () => undefined);
     if (typeof field !== 'string') {
       stream.resume();
       return nameless();
@@ -107,6 +112,8 @@ export async function* multipartParts(source: Readable, contentType: string, lim
       parser.removeAllListeners('file');
       parser.on('error', () => undefined);
       source.off('error', onSourceError);
+      // Parts parsed but never handed out: their bytes are dropped (nobody will read them).
+      for (const p of queue.splice(0)) p.stream?.resume();
       discardRest(source);
     }
   }

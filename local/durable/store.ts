@@ -256,7 +256,13 @@ export class DurableStore {
   /** All instance records matching a status filter (a scan: fine for one host's task hub). */
   async listMetas(filter: { statuses?: RuntimeStatus[]; createdFrom?: Date; createdTo?: Date } = {}): Promise<InstanceMeta[]> {
     const out: InstanceMeta[] = [];
-    for await (const row of this.table.listEntities({ queryOptions: { filter: odata`RowKey eq ${META}` } })) {
+    // The filter goes to the table (as the Azure Storage provider's instance query does): only matching rows come back.
+    // createdTime is an ISO 8601 UTC string, so its order is the string order.
+    const conditions = [odata`RowKey eq ${META}`];
+    if (filter.createdFrom) conditions.push(odata`createdTime ge ${filter.createdFrom.toISOString()}`);
+    if (filter.createdTo) conditions.push(odata`createdTime le ${filter.createdTo.toISOString()}`);
+    if (filter.statuses && filter.statuses.length) conditions.push(`(${filter.statuses.map((st) => odata`status eq ${st}`).join(' or ')})`);
+    for await (const row of this.table.listEntities({ queryOptions: { filter: conditions.join(' and ') } })) {
       const status = row.status as RuntimeStatus;
       if (filter.statuses && filter.statuses.length && !filter.statuses.includes(status)) continue;
       const created = new Date(String(row.createdTime));

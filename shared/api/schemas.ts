@@ -283,8 +283,9 @@ export const runsPage = z
     value: z.array(runSummary),
     continuationToken: text.optional().meta({ description: 'Pass it back as ?continuationToken= for the next page' }),
     nextLink: text.optional().meta({ description: 'The next page: path and query (the function key is never echoed)' }),
+    asOf: iso.meta({ description: 'When the runs were read: pass it back as ?changedSince= to get only what changed since (new runs and runs not ended)' }),
   })
-  .meta({ examples: [{ value: [{ id: 'deploy-http-4f1c…', type: 'deployment', state: 'Succeeded', createdTime: '2026-11-29T10:00:00.000Z', serviceName: 'diabetes' }] }] });
+  .meta({ examples: [{ value: [{ id: 'deploy-http-4f1c…', type: 'deployment', state: 'Succeeded', createdTime: '2026-11-29T10:00:00.000Z', serviceName: 'diabetes' }], asOf: '2026-11-29T10:00:02.000Z' }] });
 
 /** `GET /api/services/{name}/logs`: the last lines of the slot's scoring replicas' output (secrets redacted). */
 export const serviceLogs = z

@@ -3,7 +3,14 @@
  * with an opaque continuation token (the position after the last run of the page: created time + run id), so a
  * blob-dropped run can be found without computing its id. Read from the durable task hub's instance list
  * (orchestrations started in the last `since` window; sub-orchestrations such as batch chunks are not runs).
+ *
+ * A poller (the console) does not read the window again every few seconds: `changedSince=<asOf of its previous
+ * answer>` reads only the runs created since then and the runs not ended yet (two narrow instance queries: created
+ * after a time; runtime status Pending/Running), so a poll costs O(new + running runs), whatever the window holds.
+ * A run that ended since the previous answer is no longer among them: the poller reads it once by id
+ * (`GET /api/runs/{id}`) — it knows which of its runs were running.
  */
+import * as df from 'durable-functions';
 import { badRequest } from '../errors';
 import { checkModelName, checkServiceName } from '../manifest/names';
 import { BATCH_RUN_ORCHESTRATION } from '../batch/contract';
@@ -18,6 +25,14 @@ export const MAX_RUNS_PAGE = 100;
 /** Runs created in the last this many days are listed unless `since` says otherwise. */
 export const DEFAULT_RUNS_WINDOW_DAYS = 30;
 const MAX_TOKEN_CHARS = 512;
+/**
+ * `changedSince` reads runs created from this long before the time given: the clocks of the instance that started a
+ * run and of the one that answered the previous poll may differ a little, and an instance is listed a moment after
+ * its created time. A run read twice is merged by id on the client.
+ */
+export const CHANGED_SINCE_MARGIN_MS = 5_000;
+/** Runtime statuses of instances that have not ended (a run still changing). */
+const NOT_ENDED = [df.OrchestrationRuntimeStatus.Pending, df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.ContinuedAsNew];
 
 export interface RunSummary {
   id: string;
@@ -40,6 +55,8 @@ export interface RunsFilter {
   top: number;
   since: Date;
   after?: { createdTime: string; id: string };
+  /** Only runs created at or after this time (less CHANGED_SINCE_MARGIN_MS) and runs not ended yet. */
+  changedSince?: Date;
 }
 
 /** An instance as the durable client lists it. */
@@ -55,7 +72,7 @@ export interface ListedInstance {
 }
 
 export interface RunsClient {
-  getStatusBy(filter: { createdTimeFrom?: Date; showInput?: boolean }): Promise<ListedInstance[]>;
+  getStatusBy(filter: { createdTimeFrom?: Date; showInput?: boolean; runtimeStatus?: df.OrchestrationRuntimeStatus[] }): Promise<ListedInstance[]>;
 }
 
 const one = <T extends string>(raw: string | null, allowed: readonly T[], code: string, what: string): T | undefined => {
@@ -86,8 +103,15 @@ export function parseRunsQuery(q: { get(name: string): string | null }, now = Da
     if (!Number.isFinite(t)) throw badRequest('InvalidSince', `since must be an ISO 8601 date or time (2026-11-01 or 2026-11-01T08:00:00Z); got "${rawSince.slice(0, 40)}".`);
     since = new Date(t);
   }
+  const rawChanged = q.get('changedSince');
+  let changedSince: Date | undefined;
+  if (rawChanged !== null && rawChanged !== '') {
+    const t = rawChanged.length <= 40 && /^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:?\d{2})$/.test(rawChanged) ? Date.parse(rawChanged) : NaN;
+    if (!Number.isFinite(t)) throw badRequest('InvalidChangedSince', `changedSince must be an ISO 8601 time with its zone, as the "asOf" of a previous answer (2026-11-01T08:00:00.000Z); got "${rawChanged.slice(0, 40)}".`);
+    changedSince = new Date(t);
+  }
   const token = q.get('continuationToken');
-  return { ...(type ? { type } : {}), ...(state ? { state } : {}), ...(service ? { service } : {}), ...(model ? { model } : {}), top, since, ...(token ? { after: decodeToken(token) } : {}) };
+  return { ...(type ? { type } : {}), ...(state ? { state } : {}), ...(service ? { service } : {}), ...(model ? { model } : {}), top, since, ...(token ? { after: decodeToken(token) } : {}), ...(changedSince ? { changedSince } : {}) };
 }
 
 function encodeToken(r: { createdTime: string; id: string }): string {
@@ -154,8 +178,28 @@ const modelName = (m: string | undefined) => (m === undefined ? undefined : m.in
 /** Newest first: created time, then id, both descending. */
 const newerFirst = (a: RunSummary, b: RunSummary) => (b.createdTime ?? '').localeCompare(a.createdTime ?? '') || b.id.localeCompare(a.id);
 
-export async function listRuns(client: RunsClient, filter: RunsFilter): Promise<{ value: RunSummary[]; continuationToken?: string }> {
-  const all = await client.getStatusBy({ createdTimeFrom: filter.since, showInput: true });
+/** The instances `filter` asks for: the whole window, or (`changedSince`) the new ones and those not ended. */
+async function instancesOf(client: RunsClient, filter: RunsFilter): Promise<ListedInstance[]> {
+  if (!filter.changedSince) return client.getStatusBy({ createdTimeFrom: filter.since, showInput: true });
+  const from = new Date(Math.max(filter.since.getTime(), filter.changedSince.getTime() - CHANGED_SINCE_MARGIN_MS));
+  const [created, running] = await Promise.all([
+    client.getStatusBy({ createdTimeFrom: from, showInput: true }),
+    client.getStatusBy({ createdTimeFrom: filter.since, runtimeStatus: NOT_ENDED, showInput: true }),
+  ]);
+  // An instance in both answers (read a moment apart): the later of its two states.
+  const updated = (s: ListedInstance) => (s.lastUpdatedTime === undefined ? 0 : new Date(s.lastUpdatedTime).getTime());
+  const byId = new Map<string, ListedInstance>();
+  for (const s of [...created, ...running]) {
+    const seen = byId.get(s.instanceId);
+    if (!seen || updated(s) > updated(seen)) byId.set(s.instanceId, s);
+  }
+  return [...byId.values()];
+}
+
+export async function listRuns(client: RunsClient, filter: RunsFilter): Promise<{ value: RunSummary[]; continuationToken?: string; asOf: string }> {
+  // Taken before reading: a run that changes while the instances are read is in the next changedSince answer too.
+  const asOf = new Date().toISOString();
+  const all = await instancesOf(client, filter);
   const runs = all
     .map(summarize)
     .filter((r): r is RunSummary => !!r)
@@ -170,5 +214,5 @@ export async function listRuns(client: RunsClient, filter: RunsFilter): Promise<
   const page = runs.slice(from, from + filter.top);
   const last = page[page.length - 1];
   const more = from + filter.top < runs.length && last;
-  return { value: page, ...(more ? { continuationToken: encodeToken({ createdTime: last.createdTime ?? '', id: last.id }) } : {}) };
+  return { value: page, ...(more ? { continuationToken: encodeToken({ createdTime: last.createdTime ?? '', id: last.id }) } : {}), asOf };
 }

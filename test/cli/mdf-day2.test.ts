@@ -3,16 +3,15 @@
  * runs list, logs (tail, follow ended by Ctrl-C), token, models register + download, images tag, a rollout
  * approved and one rejected at their approval gate, and the API's errors with exit 3.
  */
-import { execFileSync, spawn } from 'child_process';
+import { execFileSync, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { ROLL_SCRIPT } from '../e2e/rollout-helpers';
 import { tempWorkDir } from '../e2e/batch-helpers';
+import { mdfRunner, ROOT } from '../helpers/mdf';
 
-const ROOT = path.resolve(__dirname, '../..');
-const BIN = path.join(ROOT, 'bin/mdf.js');
 const EXAMPLE = path.join(ROOT, 'examples/models/diabetes-node');
 
 let env: TestEnvironment;
@@ -32,40 +31,7 @@ afterAll(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `mdf <args>` with MDF_URL pointing at the test host (stdout a pipe). `onStdout` sees output as it comes. */
-function mdf(args: string[], o: { timeoutMs?: number; onStdout?: (soFar: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Result> {
-  const { MDF_FUNCTION_KEY: _k, ...inherited } = process.env;
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...inherited, MDF_URL: env.baseUrl }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => {
-    stdout += d;
-    o.onStdout?.(stdout, child);
-  });
-  child.stderr!.on('data', (d) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`mdf ${args.join(' ')} did not end within ${o.timeoutMs ?? 120_000} ms\n${stdout}\n${stderr}`));
-    }, o.timeoutMs ?? 120_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-async function ok(args: string[], o: Parameters<typeof mdf>[1] = {}): Promise<string> {
-  const r = await mdf(args, o);
-  if (r.code !== 0) throw new Error(`mdf ${args.join(' ')} exited ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}\nhost log tail:\n${env.logs.slice(-15).join('\n')}`);
-  return r.stdout;
-}
+const { mdf, ok } = mdfRunner(() => env);
 
 /** A folder with the tiny x → x × factor model, its script and a deploy.json (service cli-roll, token auth). */
 function rollFolder(name: string, factor: number, rollout?: Record<string, unknown>): string {
@@ -120,7 +86,7 @@ test('token, logs (tail, --json, --follow ended by Ctrl-C), runs list, approve a
   let requestId: string | undefined;
   let interrupted = false;
   let printed = '';
-  let follower: ReturnType<typeof spawn> | undefined;
+  let follower: ChildProcess | undefined;
   const seen = () => {
     if (requestId && !interrupted && printed.includes(requestId)) {
       interrupted = true;
@@ -194,7 +160,7 @@ test('token, logs (tail, --json, --follow ended by Ctrl-C), runs list, approve a
   expect((await mdf(['runs', 'list', '--top', '1000'])).code).toBe(2);
 }, 600_000);
 
-test('models register (files and a folder) + download, images tag', async () => {
+test('models register (files and a folder), download (to a file and to stdout), update; images tag and log', async () => {
   const folder = path.join(tmp, 'reg');
   fs.mkdirSync(path.join(folder, 'weights'), { recursive: true });
   fs.writeFileSync(path.join(folder, 'weights', 'w.bin'), Buffer.from([0, 1, 2, 255]));
@@ -209,6 +175,30 @@ test('models register (files and a folder) + download, images tag', async () => 
   execFileSync('tar', ['-xzf', archive, '-C', unpacked]);
   expect(fs.readFileSync(path.join(unpacked, 'model.json'))).toEqual(fs.readFileSync(path.join(EXAMPLE, 'model.json')));
   expect(fs.readFileSync(path.join(unpacked, 'weights', 'w.bin'))).toEqual(Buffer.from([0, 1, 2, 255]));
+
+  // -o -: the archive alone on stdout (for a pipe), what was written on stderr; "name version" is "name:version".
+  const piped = await mdf(['models', 'download', 'cli-reg', '1', '-o', '-']);
+  expect(piped.code).toBe(0);
+  expect(piped.stdoutBytes.equals(fs.readFileSync(archive))).toBe(true);
+  expect(piped.stderr).toMatch(/^wrote cli-reg:1 to stdout \(\d+ bytes\)\n$/);
+  const fromPipe = path.join(tmp, 'from-pipe');
+  fs.mkdirSync(fromPipe);
+  execFileSync('tar', ['-xz', '-C', fromPipe], { input: piped.stdoutBytes });
+  expect(fs.readFileSync(path.join(fromPipe, 'weights', 'w.bin'))).toEqual(Buffer.from([0, 1, 2, 255]));
+  // A binary archive is not written to a terminal (exit 2, nothing downloaded).
+  const toTerminal = await mdf(['models', 'download', 'cli-reg:1', '-o', '-'], { tty: true });
+  expect(toTerminal.code).toBe(2);
+  expect(toTerminal.stdout).toMatch(/-o - writes a binary archive to stdout, which is a terminal/);
+  expect((await mdf(['models', 'download', 'cli-reg:1', '2'])).code).toBe(2); // the version twice
+  expect((await mdf(['models', 'download', 'cli-reg'])).code).toBe(2); // no version
+
+  // models update: tags set and removed, a property added, the description replaced.
+  expect(await ok(['models', 'update', 'cli-reg', '1', '--tag', 'stage=prod', '--remove', 'draft', '--property', 'auc=0.9', '--description', 'reviewed'])).toBe('cli-reg:1 tags: stage=prod; properties: r2=0.33,auc=0.9; description: reviewed\n');
+  expect(JSON.parse(await ok(['models', 'show', 'cli-reg', '1']))).toMatchObject({ tags: { stage: 'prod' }, properties: { r2: '0.33', auc: '0.9' }, description: 'reviewed' });
+  expect((await mdf(['models', 'update', 'cli-reg:1'])).code).toBe(2); // nothing to change
+  const changed = await mdf(['models', 'update', 'cli-reg:1', '--property', 'r2=0.5']);
+  expect(changed.code).toBe(3); // properties are add-only: the API's refusal
+  expect(changed.stderr).toMatch(/^mdf: \w+: .*r2/);
 
   // Errors: no such version (exit 3), two files with one name and a bad --property (exit 2, nothing sent).
   const missing = await mdf(['models', 'download', 'cli-reg:7', '-o', path.join(tmp, 'x.tgz')]);
@@ -225,4 +215,15 @@ test('models register (files and a folder) + download, images tag', async () => 
   expect(await ok(['images', 'tag', 'cli-roll:1', '--remove', 'team'])).toMatch(/^cli-roll:1 tags: stage=prod\n$/);
   expect((await mdf(['images', 'tag', 'cli-roll:1'])).code).toBe(2);
   expect((await mdf(['images', 'tag', 'cli-roll:99', '--tag', 'a=b'])).code).toBe(3);
+
+  // images log: the build log as the API has it (plain text on stdout; --json: lines), name:version or name version.
+  const apiLog = await (await fetch(`${env.baseUrl}/api/images/cli-roll/1/log`)).text();
+  expect(apiLog.length).toBeGreaterThan(0);
+  const log = await ok(['images', 'log', 'cli-roll:1']);
+  expect(log).toBe(apiLog.endsWith('\n') ? apiLog : `${apiLog}\n`);
+  expect(JSON.parse(await ok(['--json', 'images', 'log', 'cli-roll', '1']))).toEqual({ image: 'cli-roll:1', state: 'Succeeded', truncated: false, lines: apiLog.replace(/\n$/, '').split('\n') });
+  const noImage = await mdf(['images', 'log', 'cli-roll:99']);
+  expect(noImage.code).toBe(3);
+  expect(noImage.stderr).toMatch(/^mdf: ImageNotFound: .*\(GET \/api\/images\/cli-roll\/99\/log → 404\)\n$/);
+  expect((await mdf(['images', 'log', 'cli-roll'])).code).toBe(2);
 }, 300_000);

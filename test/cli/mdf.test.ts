@@ -3,7 +3,6 @@
  * local host (Azurite + in-process host + local target), as a user runs it. Plain output (stdout a pipe) and
  * terminal output (under a pseudo-terminal from util-linux `script`), exit codes, the API's errors.
  */
-import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
 import * as net from 'net';
@@ -11,9 +10,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { killPools, prepareFixture, tempWorkDir, uploadIris, uploadJsonl, type Fixture } from '../e2e/batch-helpers';
+import { MDF_BIN as BIN, mdfRunner, ROOT } from '../helpers/mdf';
 
-const ROOT = path.resolve(__dirname, '../..');
-const BIN = path.join(ROOT, 'bin/mdf.js');
 const EXAMPLE = path.join(ROOT, 'examples/models/diabetes-node');
 const SAMPLE = JSON.parse(fs.readFileSync(path.join(EXAMPLE, 'deploy.json'), 'utf8')).smoke_test.sample;
 
@@ -37,47 +35,7 @@ afterAll(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-
-/**
- * Runs `mdf <args>` (MDF_URL pointing at the test host). `tty`: under a pseudo-terminal (`script -qfec`), so
- * stdout is a terminal; its output then comes back through the pty (stdout and stderr together, \r\n line ends).
- */
-function mdf(args: string[], o: { input?: string; tty?: boolean; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<Result> {
-  const { MDF_FUNCTION_KEY: _callersKey, ...inherited } = process.env;
-  const childEnv: NodeJS.ProcessEnv = { ...inherited, MDF_URL: env.baseUrl, ...(o.env ?? {}) };
-  const child = o.tty
-    ? spawn('script', ['-qfec', [process.execPath, BIN, ...args].map(quote).join(' '), '/dev/null'], { env: { ...childEnv, TERM: 'xterm', COLUMNS: '160' }, stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(process.execPath, [BIN, ...args], { env: childEnv, stdio: [o.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-  if (o.input !== undefined) child.stdin!.end(o.input);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`mdf ${args.join(' ')} did not end within ${o.timeoutMs ?? 120_000} ms\n${stdout}\n${stderr}\nhost log tail:\n${env.logs.slice(-15).join('\n')}`));
-    }, o.timeoutMs ?? 120_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** `mdf` that must exit 0; its stdout. */
-async function ok(args: string[], o: Parameters<typeof mdf>[1] = {}): Promise<string> {
-  const r = await mdf(args, o);
-  if (r.code !== 0) throw new Error(`mdf ${args.join(' ')} exited ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}\nhost log tail:\n${env.logs.slice(-15).join('\n')}`);
-  return r.stdout;
-}
+const { mdf, ok } = mdfRunner(() => env);
 
 /** A port nothing listens on. */
 async function closedPort(): Promise<number> {
@@ -88,7 +46,7 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-test('deploy --wait (plain lines), list/show, score, keys --regenerate, runs show/watch, delete', async () => {
+test('deploy --wait (plain lines), list/show, score, metrics, keys --regenerate, runs show/watch, delete', async () => {
   expect(await ok(['health'])).toMatch(/^Healthy \(storage \d+ ms\)\n$/);
 
   const out = await ok(['deploy', EXAMPLE, '--service', 'cli-diabetes', '--wait']);
@@ -126,6 +84,13 @@ test('deploy --wait (plain lines), list/show, score, keys --regenerate, runs sho
     expect(predictions).toHaveLength(2);
     predictions.forEach((p, i) => expect(p).toBeCloseTo(expected[i], 4));
   }
+
+  // services metrics: the runtime's counters (the smoke test and the three scorings above at least); --interval: rates.
+  const metrics = JSON.parse(await ok(['--json', 'services', 'metrics', 'cli-diabetes']));
+  expect(metrics).toMatchObject({ service: 'cli-diabetes', score: { requests: expect.any(Number) } });
+  expect(metrics.score.requests).toBeGreaterThanOrEqual(4);
+  expect(await ok(['services', 'metrics', 'cli-diabetes'])).toMatch(/^cli-diabetes slot (blue|green): \d+ scored, 0 server errors, \d+ client errors, \d+\/\d+ workers, \d+ in flight\n$/);
+  expect(await ok(['services', 'metrics', 'cli-diabetes', '--interval', '0.3'])).toMatch(/^cli-diabetes: \d+\.\d\d req\/s, errors \d+\.\d %, mean latency (-|\d+\.\d ms) over \d+\.\d s\n$/);
 
   // keys: shown, then the primary one regenerated (the API then has the new one; the secondary is kept).
   const before = JSON.parse(await ok(['keys', 'cli-diabetes', '--json']));

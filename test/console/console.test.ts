@@ -14,6 +14,7 @@ import * as path from 'path';
 import type { Browser, Page } from 'playwright-core';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString } from '../../shared/storage';
+import { uploadExample } from '../helpers/gated';
 import { waitRun } from '../helpers/runs';
 import { faultsJob, prepareFixture, uploadJsonl } from '../e2e/batch-helpers';
 
@@ -43,16 +44,11 @@ suite('web console (Chromium)', () => {
     env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
     const storage = storageFromConnectionString(env.connectionString);
     const staging = await storage.ensureContainer('staging');
-    for (const f of fs.readdirSync(EXAMPLE)) await staging.getBlockBlobClient(`console/${f}`).uploadData(fs.readFileSync(path.join(EXAMPLE, f)));
-    // The same model whose init() waits until the test opens a gate (a file; at most 60 s): a deployment stays
-    // Running until the test has seen it so in the page, whatever the machine's speed.
+    await uploadExample(staging, 'console');
+    // The same model whose init() waits until the test opens a gate: a deployment stays Running until the test has
+    // seen it so in the page, whatever the machine's speed.
     gate = path.join(workDir, 'gate');
-    const gated = fs.readFileSync(path.join(EXAMPLE, 'score.js'), 'utf8').replace(
-      /function init\(\) \{/,
-      `function init() {\n  for (const until = Date.now() + 60000; !require('fs').existsSync(${JSON.stringify(gate)}) && Date.now() < until; ) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);`,
-    );
-    expect(gated).toContain(gate);
-    for (const f of fs.readdirSync(EXAMPLE)) await staging.getBlockBlobClient(`gated/${f}`).uploadData(f === 'score.js' ? Buffer.from(gated) : fs.readFileSync(path.join(EXAMPLE, f)));
+    await uploadExample(staging, 'gated', gate);
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });

@@ -73,7 +73,7 @@ test('paths outside the console\'s file list are 404, encoded or not', async () 
 test('GET /api/runs checks its query before use', async () => {
   const ok = await env.request('GET', '/api/runs');
   expect(ok.status).toBe(200);
-  expect(ok.body).toEqual({ value: [] });
+  expect(ok.body).toEqual({ value: [], asOf: expect.stringMatching(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/) });
   const cases: Array<[string, string]> = [
     ['top=0', 'InvalidTop'],
     ['top=101', 'InvalidTop'],
@@ -81,6 +81,8 @@ test('GET /api/runs checks its query before use', async () => {
     ['type=cron', 'InvalidRunType'],
     ['status=Exploded', 'InvalidRunStatus'],
     ['since=yesterday', 'InvalidSince'],
+    ['changedSince=yesterday', 'InvalidChangedSince'],
+    [`changedSince=2026-11-20T10:00:00Z${'0'.repeat(40)}`, 'InvalidChangedSince'],
     ['continuationToken=not%20a%20token', 'InvalidContinuationToken'],
     [`continuationToken=${'A'.repeat(600)}`, 'InvalidContinuationToken'],
     ['service=Bad_Name', 'InvalidServiceName'],
