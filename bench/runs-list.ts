@@ -14,6 +14,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { startAzurite } from '../local/azurite';
 import { startTestEnvironment } from '../local/testing';
+import { DEPLOY } from '../shared/deploy/contract';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 300);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
@@ -31,7 +32,7 @@ async function main(): Promise<void> {
   try {
     // Ended runs, in batches (bounded concurrency).
     for (let i = 0; i < RUNS; i += 50) {
-      const ids = await Promise.all(Array.from({ length: Math.min(50, RUNS - i) }, () => env.startOrchestration('deployModel', {})));
+      const ids = await Promise.all(Array.from({ length: Math.min(50, RUNS - i) }, () => env.startOrchestration(DEPLOY.run.name, {})));
       for (const id of ids) await env.waitFor(id, { timeoutMs: 120_000 });
     }
     const first = await env.request('GET', '/api/runs?top=50');
