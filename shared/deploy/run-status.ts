@@ -28,7 +28,7 @@ export function requestDigest(manifest: string | Buffer, opts: { folder?: string
   return createHash('sha256').update(JSON.stringify({ manifest: manifestSha, folder: opts.folder ?? null, files })).digest('hex');
 }
 
-export type StepName = 'register' | 'promotionCheck' | 'image' | 'prepare' | 'deploy' | 'smokeTest' | 'rollout' | 'promote' | 'retire' | 'rollback' | 'batch';
+export type StepName = 'register' | 'promotionCheck' | 'image' | 'prepare' | 'deploy' | 'inPlace' | 'smokeTest' | 'rollout' | 'promote' | 'retire' | 'rollback' | 'batch';
 export type StepState = 'Running' | 'Succeeded' | 'Failed' | 'Skipped';
 
 export interface RunStep {

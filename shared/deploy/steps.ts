@@ -51,7 +51,35 @@ export function prepareDeployment(ctx: DeployContext, input: DeployServiceInput)
     config: input.config,
     ...(input.description !== undefined ? { description: input.description } : {}),
     ...(input.tags ? { tags: input.tags } : {}),
+    ...(input.inPlace ? { inPlace: true } : {}),
   });
+}
+
+/**
+ * Step 2 of an in-place update (instead of `deploySlotStep`): the change touches no replica (record-only fields,
+ * shared/deploy/update.ts), so nothing starts or stops; the serving slot is checked (on targets whose slots can lose
+ * their host, brought back as `ensureSlot` does) and its URIs returned for the smoke test. On ACI/AKS, whose serving
+ * slot is reached through the service's public URI, those are the public URIs. `Failed` when the run does not hold
+ * the serving slot (another run took it over) or the service was deleted meanwhile.
+ */
+export async function updateInPlaceStep(ctx: DeployContext, input: DeployServiceInput, slot: string): Promise<DeployedSlot> {
+  const failed = (error: ErrorInfo): DeployedSlot => ({ serviceName: input.serviceName, slot, scoringUri: '', swaggerUri: '', healthUri: '', state: 'Failed', error });
+  const deleted = await serviceDeletedError(ctx, input);
+  if (deleted) return failed(deleted);
+  const rec = await ctx.services.get(input.serviceName);
+  if (rec.activeSlot !== slot || rec.currentDeployment?.runId !== input.runId || !rec.scoringUri) {
+    return failed({ code: 'DeploymentNotHeld', message: `Run ${input.runId} does not hold the serving slot ${slot} of ${input.serviceName} (serving: ${rec.activeSlot ?? 'none'}).` });
+  }
+  if (ctx.target.ensureSlot) return ctx.target.ensureSlot(input.serviceName, slot);
+  const base = new URL(rec.scoringUri);
+  return {
+    serviceName: input.serviceName,
+    slot,
+    scoringUri: rec.scoringUri,
+    swaggerUri: rec.swaggerUri ?? new URL('swagger.json', base).toString(),
+    healthUri: new URL('/', base).toString(),
+    state: 'Healthy',
+  };
 }
 
 /** Step 2: start the slot (idempotent per service + slot). Keys go to the target only when auth is on. */
@@ -127,9 +155,16 @@ export async function promoteStep(ctx: DeployContext, input: DeployServiceInput,
   if (deleted) throw new AppError(deleted.code, deleted.message, 409);
   // Usage first: a failure here (retried, then rolled back) happens before any traffic reaches the new slot.
   await ctx.images.addServiceUsage(input.image.name, input.image.version, input.serviceName);
-  const keys = await authFor(ctx, input);
-  const uris = await ctx.target.switchTraffic(input.serviceName, slot, keys);
-  if (keys && ctx.target.updateKeys) await ctx.target.updateKeys(input.serviceName, keys);
+  let uris: { scoringUri: string; swaggerUri: string };
+  const serving = input.inPlace ? await ctx.services.get(input.serviceName) : undefined;
+  if (serving?.scoringUri && serving.swaggerUri && serving.activeSlot === slot) {
+    // In place: traffic already goes to this slot with these keys; only the record changes.
+    uris = { scoringUri: serving.scoringUri, swaggerUri: serving.swaggerUri };
+  } else {
+    const keys = await authFor(ctx, input);
+    uris = await ctx.target.switchTraffic(input.serviceName, slot, keys);
+    if (keys && ctx.target.updateKeys) await ctx.target.updateKeys(input.serviceName, keys);
+  }
   return ctx.services.completeDeployment(input.serviceName, input.runId, {
     slot,
     image: input.image.id,

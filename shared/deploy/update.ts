@@ -1,8 +1,18 @@
 /**
  * `PATCH /api/services/{name}` (AML `service.update(...)`): deploy-configuration fields and/or another built image,
  * turned into a deployment run of the service's current (or the given) image with the changed configuration — the
- * same run as any deployment (claim at the door, blue/green slot, smoke test, promote or roll back), with nothing
- * registered or built (`DeployRunInput.registered`).
+ * same run as any deployment (claim at the door, smoke test, promote or roll back), with nothing registered or built
+ * (`DeployRunInput.registered`).
+ *
+ * How it runs (`DeployRunInput.update`): in place when every changed field is one no replica reads
+ * (`IN_PLACE_FIELDS`: the service's tags and description, and `image` naming the serving image) — the serving slot
+ * stays, no replica starts or stops, the smoke test runs on it and only the record changes at promote; blue/green
+ * otherwise — a new slot with the new configuration, smoke-tested before traffic switches, as a deployment.
+ * Every other field is read by the replicas when they start (runtime arguments and environment, container
+ * resources, ACI's secure environment, the AKS keys mount, the local pool's size), so it needs new replicas.
+ *
+ * The smoke test is the deployment's: the sample, expected output and schema of the run that put the serving
+ * version in place (`ServiceRecord.servingRunId`; an update passes them on), or liveness only when that run is gone.
  */
 import { z } from 'zod';
 import { badRequest } from '../errors';
@@ -11,6 +21,7 @@ import type { ServiceRecord } from '../registry/services';
 import type { DeployConfig } from '../seams';
 import type { DeployRunInput } from './contract';
 import { resolveRegistered } from './registered';
+import { findRun, type RunClient } from './start-run';
 
 const { primary_key: _p, secondary_key: _s, ...common } = targetCommonFields;
 /** The fields a PATCH may carry (the manifest's `target` fields, keys excepted: they rotate through `/keys`). */
@@ -66,11 +77,25 @@ export function patchedConfig(record: ServiceRecord, p: ServicePatch): DeployCon
   return c;
 }
 
+/** Fields an update applies in place (no replica reads them); any other field, or another image, is blue/green. */
+export const IN_PLACE_FIELDS: readonly string[] = ['tags', 'description'];
+
+/** The smoke test (and schema) of the run that put the serving version in place; none when that run is gone. */
+export async function servingChecks(client: Pick<RunClient, 'getStatus'>, record: ServiceRecord): Promise<Pick<DeploymentManifest, 'smokeTest' | 'schema'>> {
+  if (!record.servingRunId) return {};
+  const run = await findRun(client, record.servingRunId);
+  const input = run?.input as Partial<DeployRunInput> | undefined;
+  const m = input && typeof input === 'object' ? input.manifest : undefined;
+  if (!m || typeof m !== 'object' || m.service?.name !== record.name) return {};
+  return { ...(m.smokeTest && typeof m.smokeTest === 'object' ? { smokeTest: m.smokeTest } : {}), ...(m.schema && typeof m.schema === 'object' ? { schema: m.schema } : {}) };
+}
+
 /**
  * The run input of an update of `record`: its serving image (or `patch.image`) with the patched configuration,
- * tags and description. 409 `ServiceNotDeployed` when nothing serves yet (no image to keep).
+ * tags and description, the serving version's smoke test (`checks`), and how it runs (in place or blue/green).
+ * 409 `ServiceNotDeployed` when nothing serves yet (no image to keep).
  */
-export async function updateRunInput(record: ServiceRecord, patch: ServicePatch, runId: string): Promise<DeployRunInput> {
+export async function updateRunInput(record: ServiceRecord, patch: ServicePatch, runId: string, checks: Pick<DeploymentManifest, 'smokeTest' | 'schema'> = {}): Promise<DeployRunInput> {
   const image = patch.image ?? record.image;
   if (!image) throw badRequest('ServiceNotDeployed', `Service ${record.name} has no serving image yet; deploy it first (POST /api/deployments) or give "image".`);
   const manifest: DeploymentManifest = {
@@ -83,6 +108,11 @@ export async function updateRunInput(record: ServiceRecord, patch: ServicePatch,
       ...((patch.description ?? record.description) !== undefined ? { description: patch.description ?? record.description } : {}),
       tags: patch.tags ?? record.tags,
     },
+    ...checks,
   };
-  return resolveRegistered({ source: { kind: 'http', eventId: runId }, model: manifest.model, files: { model: [] }, manifest });
+  const input = await resolveRegistered({ source: { kind: 'http', eventId: runId }, model: manifest.model, files: { model: [] }, manifest });
+  const fields = Object.keys(patch).sort();
+  const sameImage = input.manifest?.image.existing === record.image && !!record.activeSlot;
+  const inPlace = sameImage && fields.every((f) => IN_PLACE_FIELDS.includes(f) || f === 'image');
+  return { ...input, update: { mode: inPlace ? 'inPlace' : 'blueGreen', fields } };
 }
