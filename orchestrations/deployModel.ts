@@ -24,7 +24,7 @@ import { DEPLOY, type DeployRunResult, type DeployServiceInput, type ImageSummar
 import type { DeploymentEventType } from '../shared/events';
 import { checkPromotion } from '../shared/manifest/training';
 import type { DeployedSlot, ErrorInfo } from '../shared/seams';
-import { StepTracker, type StepName } from '../shared/deploy/run-status';
+import { deployServiceInput, StepTracker, type StepName } from '../shared/deploy/run-status';
 import { call, callSub, failureOf, inputOf, registerOrchestration, type ActivityResult } from '../shared/workflow';
 import { ROLLOUT, rolloutInstanceId } from '../shared/rollout/contract';
 import { isProgressive } from '../shared/rollout/spec';
@@ -186,18 +186,7 @@ function* deployModel(context: OrchestrationContext): Gen<DeployRunResult> {
     result.image = image.id;
 
     // 4. Claim the service (409 when another deployment runs) and pick the slot; from here a failure releases it.
-    const deploy: DeployServiceInput = {
-      runId,
-      serviceName: manifest.service.name,
-      target: manifest.target,
-      image,
-      config: manifest.deployConfig,
-      ...(manifest.smokeTest ? { smokeTest: manifest.smokeTest } : {}),
-      ...(manifest.schema ? { schema: manifest.schema } : {}),
-      ...(manifest.service.description !== undefined ? { description: manifest.service.description } : {}),
-      tags: manifest.service.tags,
-      ...(input.update?.mode === 'inPlace' ? { inPlace: true } : {}),
-    };
+    const deploy = deployServiceInput(runId, manifest, image, input.update?.mode === 'inPlace');
     const service = `services/${deploy.serviceName}`;
     const prepared = (p: PreparedSlot) =>
       deploy.inPlace ? `in place: slot ${p.slot} keeps serving ${image.id}` : p.isUpdate ? `update: ${p.previousImage} → ${image.id} in slot ${p.slot}` : `new service, slot ${p.slot}`;

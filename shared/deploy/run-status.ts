@@ -5,7 +5,8 @@
  */
 import { createHash } from 'crypto';
 import type { ModelSource } from '../registry/models';
-import type { DeployRunResult, RunState } from './contract';
+import type { DeployRunResult, DeployServiceInput, ImageSummary, RunState } from './contract';
+import type { DeploymentManifest } from '../manifest/schema';
 import type { ErrorInfo } from '../seams';
 
 export {
@@ -42,6 +43,25 @@ export interface RunStep {
 export interface RunCustomStatus {
   step: StepName | 'done';
   steps: RunStep[];
+}
+
+/**
+ * What every deploy step of the run's service gets: the manifest's service, target, configuration and checks, the
+ * image to deploy, and (an in-place update, `DeployRunInput.update`) that the serving slot is updated in place.
+ */
+export function deployServiceInput(runId: string, manifest: DeploymentManifest, image: ImageSummary, inPlace = false): DeployServiceInput {
+  return {
+    runId,
+    serviceName: manifest.service.name,
+    target: manifest.target,
+    image,
+    config: manifest.deployConfig,
+    ...(manifest.smokeTest ? { smokeTest: manifest.smokeTest } : {}),
+    ...(manifest.schema ? { schema: manifest.schema } : {}),
+    ...(manifest.service.description !== undefined ? { description: manifest.service.description } : {}),
+    tags: manifest.service.tags,
+    ...(inPlace ? { inPlace: true } : {}),
+  };
 }
 
 /** Deterministic instance id from a triggering event (same event → same run). */
