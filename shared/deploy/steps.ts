@@ -70,6 +70,13 @@ export async function updateInPlaceStep(ctx: DeployContext, input: DeployService
   if (rec.activeSlot !== slot || rec.currentDeployment?.runId !== input.runId || !rec.scoringUri) {
     return failed({ code: 'DeploymentNotHeld', message: `Run ${input.runId} does not hold the serving slot ${slot} of ${input.serviceName} (serving: ${rec.activeSlot ?? 'none'}).` });
   }
+  if (stableConfig(input.config) !== stableConfig(rec.config)) {
+    // The replica count or autoscale settings (the door allows no other change in place): resized where it runs.
+    if (stableConfig(input.config, POOL_FIELDS) !== stableConfig(rec.config, POOL_FIELDS) || !ctx.target.resizeSlot) {
+      return failed({ code: 'NotUpdatableInPlace', message: `This change of ${input.serviceName}'s configuration needs new replicas on ${input.target}; update it blue/green.` });
+    }
+    return ctx.target.resizeSlot(input.serviceName, slot, input.config);
+  }
   if (ctx.target.ensureSlot) return ctx.target.ensureSlot(input.serviceName, slot);
   const base = new URL(rec.scoringUri);
   return {
@@ -80,6 +87,15 @@ export async function updateInPlaceStep(ctx: DeployContext, input: DeployService
     healthUri: new URL('/', base).toString(),
     state: 'Healthy',
   };
+}
+
+/** The `DeployConfig` fields of the replica pool's size (what `DeployTarget.resizeSlot` changes in place). */
+export const POOL_FIELDS: ReadonlyArray<keyof DeployConfig> = ['numReplicas', 'autoscaleEnabled', 'autoscaleMinReplicas', 'autoscaleMaxReplicas', 'autoscaleTargetUtilization', 'autoscaleRefreshSeconds'];
+
+/** A configuration as comparable JSON (sorted keys), without the `omit` fields. */
+function stableConfig(c: DeployConfig, omit: ReadonlyArray<keyof DeployConfig> = []): string {
+  const o = Object.fromEntries(Object.entries(c).filter(([k, v]) => v !== undefined && !omit.includes(k as keyof DeployConfig)));
+  return JSON.stringify(o, Object.keys(o).sort());
 }
 
 /** Step 2: start the slot (idempotent per service + slot). Keys go to the target only when auth is on. */
@@ -260,6 +276,11 @@ export async function rollbackStep(
   if (rec?.activeSlot === slot) {
     // The slot serves traffic (this run's promotion completed, or another run's): leave it running.
     if (rec.currentDeployment?.runId !== input.runId) return { service: rec, rolledBack: false, error };
+    // An in-place update that resized the pool: back to the size the record (not promoted) still says.
+    if (input.inPlace && ctx.target.resizeSlot && stableConfig(input.config) !== stableConfig(rec.config)) {
+      const back = await ctx.target.resizeSlot(input.serviceName, slot, rec.config).catch((e: unknown) => ({ state: 'Failed' as const, error: toErrorInfo(e) }));
+      if (back.state !== 'Healthy') error.message += `\nThe replica pool of slot ${slot} could not be resized back: ${redactSecrets(back.error?.message ?? back.state)}`;
+    }
   } else {
     if (rec?.activeSlot) {
       // Traffic back on the serving slot, which the target starts again if a host restart stopped it.

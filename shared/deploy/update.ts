@@ -5,11 +5,12 @@
  * (`DeployRunInput.registered`).
  *
  * How it runs (`DeployRunInput.update`): in place when every changed field is one no replica reads
- * (`IN_PLACE_FIELDS`: the service's tags and description, and `image` naming the serving image) — the serving slot
- * stays, no replica starts or stops, the smoke test runs on it and only the record changes at promote; blue/green
- * otherwise — a new slot with the new configuration, smoke-tested before traffic switches, as a deployment.
- * Every other field is read by the replicas when they start (runtime arguments and environment, container
- * resources, ACI's secure environment, the AKS keys mount, the local pool's size), so it needs new replicas.
+ * (`IN_PLACE_FIELDS`: the service's tags and description, and `image` naming the serving image) or, on a target that
+ * resizes a running pool (local), the pool's size (`POOL_SIZE_FIELDS`) — the serving slot stays, no replica restarts
+ * (a resize starts the missing ones or stops the extra ones), the smoke test runs on it and the record changes at
+ * promote; blue/green otherwise — a new slot with the new configuration, smoke-tested before traffic switches, as a
+ * deployment. Every other field is read by the replicas when they start (runtime arguments and environment,
+ * container resources, ACI's secure environment, the AKS keys mount), so it needs new replicas.
  *
  * The smoke test is the deployment's: the sample, expected output and schema of the run that put the serving
  * version in place (`ServiceRecord.servingRunId`; an update passes them on), or liveness only when that run is gone.
@@ -77,8 +78,18 @@ export function patchedConfig(record: ServiceRecord, p: ServicePatch): DeployCon
   return c;
 }
 
-/** Fields an update applies in place (no replica reads them); any other field, or another image, is blue/green. */
+/** Fields an update applies in place on every target (no replica reads them). */
 export const IN_PLACE_FIELDS: readonly string[] = ['tags', 'description'];
+/**
+ * The replica pool's size, applied in place where the target resizes a running pool without restarting a replica
+ * (`DeployTarget.resizeSlot`: local). On AKS and ACI these are blue/green.
+ */
+export const POOL_SIZE_FIELDS: readonly string[] = ['num_replicas', 'autoscale_enabled', 'autoscale_min_replicas', 'autoscale_max_replicas', 'autoscale_target_utilization', 'autoscale_refresh_seconds'];
+
+/** The PATCH fields applied in place on a service of `target`; any other field, or another image, is blue/green. */
+export function inPlaceFields(target: ServiceRecord['target']): readonly string[] {
+  return target === 'local' ? [...IN_PLACE_FIELDS, ...POOL_SIZE_FIELDS] : IN_PLACE_FIELDS;
+}
 
 /** The smoke test (and schema) of the run that put the serving version in place; none when that run is gone. */
 export async function servingChecks(client: Pick<RunClient, 'getStatus'>, record: ServiceRecord): Promise<Pick<DeploymentManifest, 'smokeTest' | 'schema'>> {
@@ -113,6 +124,6 @@ export async function updateRunInput(record: ServiceRecord, patch: ServicePatch,
   const input = await resolveRegistered({ source: { kind: 'http', eventId: runId }, model: manifest.model, files: { model: [] }, manifest });
   const fields = Object.keys(patch).sort();
   const sameImage = input.manifest?.image.existing === record.image && !!record.activeSlot;
-  const inPlace = sameImage && fields.every((f) => IN_PLACE_FIELDS.includes(f) || f === 'image');
+  const inPlace = sameImage && fields.every((f) => inPlaceFields(record.target).includes(f) || f === 'image');
   return { ...input, update: { mode: inPlace ? 'inPlace' : 'blueGreen', fields } };
 }

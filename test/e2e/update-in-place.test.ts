@@ -1,8 +1,8 @@
 /**
  * `PATCH /api/services/{name}` through the HTTP API on the local host (Azurite + host + local target + runtime):
- * tags and description are applied in place (same slot, the same replica processes, the run's steps say so), other
- * fields blue/green; both run the deployment's own smoke test (sample + expected output), and a failed in-place run
- * is rolled back (the record keeps its tags and description).
+ * tags, description and the pool's size are applied in place (same slot, the replica processes that run keep
+ * running, the run's steps say so), other fields blue/green; both run the deployment's own smoke test (sample +
+ * expected output), and a failed in-place run is rolled back (the record keeps its values, the pool its size).
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -75,22 +75,65 @@ test('tags and description in place: same slot and replica processes, the deploy
   const scored = await score(after.scoringUri);
   expect([scored.status, (scored.body as number[]).length]).toEqual([200, 2]);
 
-  // Naming the serving image is in place too; another field is blue/green: a new slot, the same smoke test, retired old slot.
+  // Naming the serving image is in place too.
   const same = await patch('inp-a', { image: first.result.image, description: 'v1 model' });
   expect(same.body.update).toEqual({ mode: 'inPlace', fields: ['description', 'image'] });
   expect((await waitRun(env, same.body.runId, 120_000)).state).toBe('Succeeded');
-  const bg = await patch('inp-a', { num_replicas: 1 });
-  expect(bg.body.update).toEqual({ mode: 'blueGreen', fields: ['num_replicas'] });
+
+  // The local pool is resized in place: the replicas that run keep running, one more starts.
+  const up = await patch('inp-a', { num_replicas: 3 });
+  expect(up.body.update).toEqual({ mode: 'inPlace', fields: ['num_replicas'] });
+  const upRun = await waitRun(env, up.body.runId, 120_000);
+  expect([upRun.state, upRun.error]).toEqual(['Succeeded', undefined]);
+  expect(stepNames(upRun)).toEqual(['register', 'image', 'prepare', 'inPlace', 'smokeTest', 'promote']);
+  const three = replicaPids('inp-a', before.activeSlot);
+  expect(three).toHaveLength(3);
+  expect(three).toEqual(expect.arrayContaining(pids));
+  expect(three.every((p) => isAlive(p))).toBe(true);
+  expect(await service('inp-a')).toMatchObject({ activeSlot: before.activeSlot, config: { numReplicas: 3, autoscaleEnabled: false } });
+
+  // Another field is blue/green: a new slot (with the pool's new size), the same smoke test, the old slot retired.
+  const bg = await patch('inp-a', { replica_max_concurrent_requests: 2 });
+  expect(bg.body.update).toEqual({ mode: 'blueGreen', fields: ['replica_max_concurrent_requests'] });
   const bgRun = await waitRun(env, bg.body.runId, 120_000);
   expect([bgRun.state, bgRun.error]).toEqual(['Succeeded', undefined]);
   expect(stepNames(bgRun)).toEqual(['register', 'image', 'prepare', 'deploy', 'smokeTest', 'promote', 'retire']);
   expect(bgRun.result.smokeTest.checks).toContain('output matches the expected output');
-  expect(bgRun.result.update).toEqual({ mode: 'blueGreen', fields: ['num_replicas'] });
+  expect(bgRun.result.update).toEqual({ mode: 'blueGreen', fields: ['replica_max_concurrent_requests'] });
   const moved = await service('inp-a');
-  expect(moved).toMatchObject({ activeSlot: before.activeSlot === 'blue' ? 'green' : 'blue', config: { numReplicas: 1 }, tags: { team: 'risk', stage: 'prod' }, description: 'v1 model', scoringUri: before.scoringUri });
-  expect(replicaPids('inp-a', moved.activeSlot)).toHaveLength(1);
-  expect(pids.some((p) => isAlive(p))).toBe(false);
+  expect(moved).toMatchObject({ activeSlot: before.activeSlot === 'blue' ? 'green' : 'blue', config: { numReplicas: 3, replicaMaxConcurrentRequests: 2 }, tags: { team: 'risk', stage: 'prod' }, description: 'v1 model', scoringUri: before.scoringUri });
+  expect(replicaPids('inp-a', moved.activeSlot)).toHaveLength(3);
+  expect(three.some((p) => isAlive(p))).toBe(false);
 }, 420_000);
+
+/** Polls the slot record until it names `n` replicas (a replica leaving the pool is stopped once idle). Bounded. */
+async function untilReplicas(name: string, slot: string, n: number): Promise<number[]> {
+  for (let i = 0; i < 100; i++) {
+    const pids = replicaPids(name, slot);
+    if (pids.length === n) return pids;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return replicaPids(name, slot);
+}
+
+test('the local pool shrinks in place: the extra replicas stop, the record keeps the new size', async () => {
+  const m = manifest();
+  m.service = { name: 'inp-c' };
+  m.target = { kind: 'local', num_replicas: 2 };
+  const d = await env.request('POST', '/api/deployments?folder=staging/inp', m, { 'content-type': 'application/json' });
+  expect((await waitRun(env, d.body.runId, 120_000)).state).toBe('Succeeded');
+  const { activeSlot } = await service('inp-c');
+  const two = replicaPids('inp-c', activeSlot);
+  const r = await patch('inp-c', { num_replicas: 1 });
+  expect(r.body.update).toEqual({ mode: 'inPlace', fields: ['num_replicas'] });
+  expect((await waitRun(env, r.body.runId, 120_000)).state).toBe('Succeeded');
+  const one = await untilReplicas('inp-c', activeSlot, 1);
+  expect(one).toHaveLength(1);
+  expect(two).toContain(one[0]);
+  expect(JSON.parse(fs.readFileSync(path.join(workDir, 'services', 'inp-c', activeSlot, 'slot.json'), 'utf8')).config.numReplicas).toBe(1);
+  expect(await service('inp-c')).toMatchObject({ activeSlot, config: { numReplicas: 1 } });
+  expect((await score((await service('inp-c')).scoringUri)).status).toBe(200);
+}, 240_000);
 
 test('an in-place update whose smoke test fails is rolled back: the record keeps its tags and description, the slot stays', async () => {
   const m = manifest();
@@ -100,14 +143,17 @@ test('an in-place update whose smoke test fails is rolled back: the record keeps
   const before = await service('inp-b');
   // The serving replica dies (nothing restarts it): the smoke test of the update fails.
   for (const pid of replicaPids('inp-b', before.activeSlot)) process.kill(-pid, 'SIGKILL');
-  const r = await patch('inp-b', { description: 'second', tags: { x: '1' } });
-  expect(r.body.update).toEqual({ mode: 'inPlace', fields: ['description', 'tags'] });
+  const r = await patch('inp-b', { description: 'second', tags: { x: '1' }, num_replicas: 2 });
+  expect(r.body.update).toEqual({ mode: 'inPlace', fields: ['description', 'num_replicas', 'tags'] });
   const run = await waitRun(env, r.body.runId, 120_000);
   expect(run.state).toBe('RolledBack');
   expect(run.error.code).toBe('SmokeTestFailed');
   expect(stepNames(run)).toEqual(['register', 'image', 'prepare', 'inPlace', 'smokeTest', 'rollback']);
   const after = await service('inp-b');
-  expect(after).toMatchObject({ activeSlot: before.activeSlot, description: 'first', tags: {}, servingRunId: d.body.runId, lastError: { code: 'SmokeTestFailed' } });
+  expect(after).toMatchObject({ activeSlot: before.activeSlot, description: 'first', tags: {}, config: { numReplicas: 1 }, servingRunId: d.body.runId, lastError: { code: 'SmokeTestFailed' } });
+  // The pool went back to the size the record says (the run had started a second replica).
+  expect(await untilReplicas('inp-b', before.activeSlot, 1)).toHaveLength(1);
+  expect(JSON.parse(fs.readFileSync(path.join(workDir, 'services', 'inp-b', before.activeSlot, 'slot.json'), 'utf8')).config.numReplicas).toBe(1);
   expect(after.currentDeployment).toBeUndefined();
   expect(fs.existsSync(path.join(workDir, 'services', 'inp-b', before.activeSlot, 'slot.json'))).toBe(true);
   // Not deployed yet: nothing to update in place or otherwise.
