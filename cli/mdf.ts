@@ -524,7 +524,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
     .action(async (name: string, _o, cmd: Command) => printJson(io, await (await ctx(cmd)).api.service(name)));
   services
     .command('update')
-    .description('update a service (AML service.update): deploy-configuration fields and/or another image; a deployment run (smoke test, rollback) — in place for tags and description, and the size of a local pool (same slot, no replica restarted), blue/green otherwise')
+    .description('update a service (AML service.update): deploy-configuration fields and/or another image; a deployment run (smoke test, rollback) — in place for tags and description, and the replica count on local/AKS (same slot, no replica restarted), blue/green otherwise')
     .argument('<name>')
     .option('--set <field=value>', 'a deploy-configuration field of the manifest\'s target, e.g. num_replicas=2, autoscale_enabled=false (repeatable; numbers and true/false are typed)', pairs('set'))
     .option('--tag <k=v>', 'a service tag to set (repeatable)', pairs('tag', true))

@@ -1,7 +1,7 @@
 /**
  * `PATCH /api/services/{name}` (AML `service.update(...)`): deploy-configuration fields (replicas, autoscale, cpu,
  * memory, auth, timeouts, tags, description) and/or another built image. Starts a deployment run of the service's
- * image with the changed configuration — in place (tags, description, a local pool's size: same slot, no replica restarted) or blue/green
+ * image with the changed configuration — in place (tags, description, the replica count on local/AKS: same slot, no replica restarted) or blue/green
  * (shared/deploy/update.ts) — and answers 202 with the run id, status URI and how it runs, like
  * `POST /api/deployments`; the same claim rules (409 while another run holds the service).
  */

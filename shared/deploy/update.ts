@@ -6,7 +6,7 @@
  *
  * How it runs (`DeployRunInput.update`): in place when every changed field is one no replica reads
  * (`IN_PLACE_FIELDS`: the service's tags and description, and `image` naming the serving image) or, on a target that
- * resizes a running pool (local), the pool's size (`POOL_SIZE_FIELDS`) — the serving slot stays, no replica restarts
+ * resizes a running pool (local, AKS), the pool's size (`POOL_SIZE_FIELDS`) — the serving slot stays, no replica restarts
  * (a resize starts the missing ones or stops the extra ones), the smoke test runs on it and the record changes at
  * promote; blue/green otherwise — a new slot with the new configuration, smoke-tested before traffic switches, as a
  * deployment. Every other field is read by the replicas when they start (runtime arguments and environment,
@@ -82,13 +82,13 @@ export function patchedConfig(record: ServiceRecord, p: ServicePatch): DeployCon
 export const IN_PLACE_FIELDS: readonly string[] = ['tags', 'description'];
 /**
  * The replica pool's size, applied in place where the target resizes a running pool without restarting a replica
- * (`DeployTarget.resizeSlot`: local). On AKS and ACI these are blue/green.
+ * (`DeployTarget.resizeSlot`: the local pool, an AKS Deployment's replicas and autoscaler). ACI has no scaling fields.
  */
 export const POOL_SIZE_FIELDS: readonly string[] = ['num_replicas', 'autoscale_enabled', 'autoscale_min_replicas', 'autoscale_max_replicas', 'autoscale_target_utilization', 'autoscale_refresh_seconds'];
 
 /** The PATCH fields applied in place on a service of `target`; any other field, or another image, is blue/green. */
 export function inPlaceFields(target: ServiceRecord['target']): readonly string[] {
-  return target === 'local' ? [...IN_PLACE_FIELDS, ...POOL_SIZE_FIELDS] : IN_PLACE_FIELDS;
+  return target === 'aci' ? IN_PLACE_FIELDS : [...IN_PLACE_FIELDS, ...POOL_SIZE_FIELDS];
 }
 
 /** The smoke test (and schema) of the run that put the serving version in place; none when that run is gone. */

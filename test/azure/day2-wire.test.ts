@@ -6,7 +6,8 @@
  * - a registered image (`image: "name:version"`) deploys with that image's reference and no build call;
  * - a registered model (`model: {id}`) registers no model version; the new image embedding it is built by ACR Tasks;
  * - `PATCH` of tags/description runs in place: no call to Azure at all, the serving endpoint smoke-tested with the
- *   deployment's sample; any other field is blue/green: a new slot with the same image, the switch, the old slot removed.
+ *   deployment's sample; of the replica count on AKS: the serving Deployment scaled, its pod template untouched; any
+ *   other field is blue/green: a new slot with the same image, the switch, the old slot removed.
  */
 import { randomUUID } from 'crypto';
 import { startAzurite, type AzuriteInstance } from '../../local/azurite';
@@ -354,6 +355,8 @@ describe('AKS', () => {
   const credential = new FakeCredential();
   const target = new AksTarget({ clients: testClients(testConfig(), credential), config: testConfig(), timing: FAST, k8s });
   const aks = () => ctxFor(target);
+  /** The blue slot's Deployment as the first deployment sent it. */
+  let blue: any;
 
   test('a registered image deploys with its own image reference (a Deployment that passes the Kubernetes schema), no build', async () => {
     arm().get(MC).query(q(AKS_API)).reply(200, { id: MC, name: 'aks-mdf', location: 'westeurope', properties: { provisioningState: 'Succeeded', agentPoolProfiles: [{ name: 'system', count: 3, vmSize: 'Standard_D4s_v3' }] } });
@@ -364,6 +367,7 @@ describe('AKS', () => {
     const { out } = await deployManifest(aks(), { image: builtImage.id, target: { kind: 'aks', num_replicas: 1 }, service: { name: 'wire-aks' }, smoke_test: { sample: SAMPLE, expected_output: EXPECTED } });
     expect(out.outcome).toBe('Deployed');
     expect(slot.deployment.spec.template.spec.containers[0].image).toBe('mdfregistry.azurecr.io/wireimage:1');
+    blue = slot.deployment;
     expect(smoke.body).toEqual(SAMPLE);
     const keys = await services.getKeys('wire-aks');
     expect(smoke.authorization).toBe(`Bearer ${keys.primaryKey}`);
@@ -382,7 +386,27 @@ describe('AKS', () => {
     expect(await services.get('wire-aks')).toMatchObject({ activeSlot: 'blue', description: 'scorer', tags: { tier: 'gold' } });
   });
 
-  test('PATCH num_replicas blue/green: a green Deployment of the same image with 2 replicas, the selector switch, blue deleted', async () => {
+  test('PATCH num_replicas in place: the serving Deployment scaled (same pod template: no pod restarted), no new slot', async () => {
+    let scaled: any;
+    kube().get(`/apis/apps/v1${NS}/deployments/wire-aks-blue`).reply(200, { ...blue, metadata: { ...blue.metadata, resourceVersion: '4', generation: 1 } });
+    kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/wire-aks-blue`).reply(404, notFound);
+    kube().put(`/apis/apps/v1${NS}/deployments/wire-aks-blue`, (b) => ((scaled = validateK8s(b)), true)).reply(echo(200));
+    kube()
+      .get(`/apis/apps/v1${NS}/deployments/wire-aks-blue`)
+      .reply(200, () => ({ ...scaled, metadata: { ...scaled.metadata, generation: 2 }, status: { observedGeneration: 2, updatedReplicas: 3, availableReplicas: 3 } }));
+    kube().get(`/api/v1${NS}/services/wire-aks-blue`).reply(200, { metadata: { name: 'wire-aks-blue' }, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress: [{ ip: '20.0.0.2' }] } } });
+    const smoke = expectSmokeTest('http://20.0.0.2');
+    const { input, out } = await patchService(aks(), 'wire-aks', { num_replicas: 3 });
+    expect(input.update).toEqual({ mode: 'inPlace', fields: ['num_replicas'] });
+    expect(out.outcome).toBe('Updated');
+    expect(scaled.spec.replicas).toBe(3);
+    expect(scaled.metadata.resourceVersion).toBe('4');
+    expect(scaled.spec.template).toEqual(blue.spec.template);
+    expect(smoke.body).toEqual(SAMPLE);
+    expect(await services.get('wire-aks')).toMatchObject({ activeSlot: 'blue', config: { numReplicas: 3 } });
+  });
+
+  test('PATCH cpu_cores blue/green: a green Deployment of the same image with the new request, the selector switch, blue deleted', async () => {
     const slot = expectAksSlot('green', '20.0.0.3');
     const smoke = expectSmokeTest('http://20.0.0.3');
     const sw = expectAksSwitch('green', true);
@@ -390,13 +414,13 @@ describe('AKS', () => {
     kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/wire-aks-blue`).reply(404, notFound);
     kube().delete(`/api/v1${NS}/services/wire-aks-blue`).reply(200, {});
     kube().delete(`/apis/apps/v1${NS}/deployments/wire-aks-blue`).query(true).reply(200, {});
-    const { input, out } = await patchService(aks(), 'wire-aks', { num_replicas: 2 });
-    expect(input.update).toEqual({ mode: 'blueGreen', fields: ['num_replicas'] });
+    const { input, out } = await patchService(aks(), 'wire-aks', { cpu_cores: 1 });
+    expect(input.update).toEqual({ mode: 'blueGreen', fields: ['cpu_cores'] });
     expect(out.outcome).toBe('Updated');
-    const d = slot.deployment;
-    expect([d.spec.replicas, d.spec.template.spec.containers[0].image]).toEqual([2, 'mdfregistry.azurecr.io/wireimage:1']);
+    const c = slot.deployment.spec.template.spec.containers[0];
+    expect([slot.deployment.spec.replicas, c.image, c.resources.requests.cpu]).toEqual([3, 'mdfregistry.azurecr.io/wireimage:1', '1000m']);
     expect(smoke.body).toEqual(SAMPLE);
     expect(sw.selector).toEqual({ 'mdf-service': 'wire-aks', 'mdf-slot': 'green' });
-    expect(await services.get('wire-aks')).toMatchObject({ activeSlot: 'green', description: 'scorer', config: { numReplicas: 2 } });
+    expect(await services.get('wire-aks')).toMatchObject({ activeSlot: 'green', description: 'scorer', config: { numReplicas: 3, cpuCores: 1 } });
   });
 });
