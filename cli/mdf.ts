@@ -615,7 +615,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
     });
   services
     .command('update')
-    .description('update a service (AML service.update): deploy-configuration fields and/or another image; a deployment run (blue/green, smoke test, rollback)')
+    .description('update a service (AML service.update): deploy-configuration fields and/or another image; a deployment run (smoke test, rollback) — in place for tags and description, and the replica count on local/AKS (same slot, no replica restarted), blue/green otherwise')
     .argument('<name>')
     .option('--set <field=value>', 'a deploy-configuration field of the manifest\'s target, e.g. num_replicas=2, autoscale_enabled=false (repeatable; numbers and true/false are typed)', pairs('set'))
     .option('--tag <k=v>', 'a service tag to set (repeatable)', pairs('tag', true))
@@ -632,12 +632,15 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
       if (o.image) patch.image = o.image;
       if (!Object.keys(patch).length) throw new UsageError('Give what to change: --set field=value, --tag k=v, --description or --image.');
       const accepted = await api.updateService(name, patch);
+      const how = accepted.update
+        ? `  ${accepted.update.mode === 'inPlace' ? 'in place: same slot, no replica restarted' : 'blue/green: a new slot, then the switch'} (${accepted.update.fields.join(', ')})\n`
+        : '';
       if (!o.wait) {
         if (g.json) printJson(io, accepted);
-        else io.stdout.write(`run ${accepted.runId} ${accepted.started ? 'started' : 'already exists'}: update of service ${name}\n  status: ${accepted.statusUri}\n  follow: mdf runs watch ${accepted.runId}\n`);
+        else io.stdout.write(`run ${accepted.runId} ${accepted.started ? 'started' : 'already exists'}: update of service ${name}\n${how}  status: ${accepted.statusUri}\n  follow: mdf runs watch ${accepted.runId}\n`);
         return;
       }
-      if (!g.json) io.stdout.write(`updating service ${name}: run ${accepted.runId}\n`);
+      if (!g.json) io.stdout.write(`updating service ${name}: run ${accepted.runId}\n${how}`);
       finish(io, g, await follow(api, io, g, accepted.runId, { timeoutS: o.timeout }));
     });
   services

@@ -74,6 +74,8 @@ export interface DeploymentAccepted {
   model?: string;
   image?: string;
   target?: unknown;
+  /** `PATCH /api/services/{name}`: in place (same slot, no replica restarted) or blue/green, and the fields changed. */
+  update?: { mode: 'inPlace' | 'blueGreen'; fields: string[] };
 }
 
 export interface BatchAccepted {

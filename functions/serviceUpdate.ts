@@ -1,8 +1,9 @@
 /**
  * `PATCH /api/services/{name}` (AML `service.update(...)`): deploy-configuration fields (replicas, autoscale, cpu,
  * memory, auth, timeouts, tags, description) and/or another built image. Starts a deployment run of the service's
- * image with the changed configuration (shared/deploy/update.ts) and answers 202 with the run id and status URI,
- * like `POST /api/deployments`; the same claim rules (409 while another run holds the service).
+ * image with the changed configuration — in place (tags, description, the replica count on local/AKS: same slot, no replica restarted) or blue/green
+ * (shared/deploy/update.ts) — and answers 202 with the run id, status URI and how it runs, like
+ * `POST /api/deployments`; the same claim rules (409 while another run holds the service).
  */
 import { randomUUID } from 'crypto';
 import * as df from 'durable-functions';
@@ -14,7 +15,7 @@ import { parseJsonBounded } from '../shared/parse';
 import { getAppServices } from '../shared/services/app';
 import { claimAndStart } from '../shared/deploy/claim';
 import { runIdFor } from '../shared/deploy/run-status';
-import { parseServicePatch, updateRunInput } from '../shared/deploy/update';
+import { parseServicePatch, servingChecks, updateRunInput } from '../shared/deploy/update';
 import { durableClient } from '../shared/workflow';
 
 const clientInput = df.input.durableClient();
@@ -32,13 +33,14 @@ app.http('updateService', {
       const record = await getAppServices().services.get(name);
       const eventKey = request.headers.get('idempotency-key') ?? request.headers.get('x-ms-client-request-id') ?? randomUUID();
       const runId = runIdFor('http', `update:${name}:${eventKey}`);
-      const input = await updateRunInput(record, patch, runId);
-      const r = await claimAndStart(durableClient(context), runId, input, context.invocationId);
+      const client = durableClient(context);
+      const input = await updateRunInput(record, patch, runId, await servingChecks(client, record));
+      const r = await claimAndStart(client, runId, input, context.invocationId);
       const statusUri = `${new URL(request.url).origin}/api/runs/${runId}`;
       return {
         status: 202,
         headers: { location: statusUri, 'retry-after': '1' },
-        jsonBody: { runId, started: r.started, statusUri, serviceName: name, image: input.manifest?.image.existing, target: record.target },
+        jsonBody: { runId, started: r.started, statusUri, serviceName: name, image: input.manifest?.image.existing, target: record.target, update: input.update },
       };
     } catch (e) {
       if (!(e instanceof AppError)) context.error(`PATCH /api/services failed: ${toErrorInfo(e).message}`);

@@ -3,6 +3,11 @@
  *
  *   register → (promotion check) → image → prepare (claim the service, pick a slot) → deploy slot → smoke test → promote
  *
+ * An in-place update (`PATCH /api/services/{name}` of fields no replica reads: `input.update.mode` `inPlace`)
+ * claims the serving slot itself and runs `inPlace` (check the serving slot, start nothing) instead of `deploy`;
+ * the smoke test, promote (which records the change, no traffic switch) and rollback are the same, and nothing is
+ * retired.
+ *
  * `step()` tracks each step in the custom status (Running, then Succeeded or Failed). `prepare` claims the service
  * and starts a slot, so it pushes a compensation (release the slot); when a later step fails — a refusal that comes
  * back as data, an unhealthy slot, a failed smoke test, or an activity that still throws after its retries — the
@@ -18,8 +23,8 @@ import type { OrchestrationContext, Task } from 'durable-functions';
 import { DEPLOY, type DeployRunResult, type DeployServiceInput, type ImageSummary, type PreparedSlot } from '../shared/deploy/contract';
 import type { DeploymentEventType } from '../shared/events';
 import { checkPromotion } from '../shared/manifest/training';
-import type { ErrorInfo } from '../shared/seams';
-import { StepTracker, type StepName } from '../shared/deploy/run-status';
+import type { DeployedSlot, ErrorInfo } from '../shared/seams';
+import { deployServiceInput, StepTracker, type StepName } from '../shared/deploy/run-status';
 import { call, callSub, failureOf, inputOf, registerOrchestration, type ActivityResult } from '../shared/workflow';
 import { ROLLOUT, rolloutInstanceId } from '../shared/rollout/contract';
 import { isProgressive } from '../shared/rollout/spec';
@@ -78,7 +83,7 @@ function* deployModel(context: OrchestrationContext): Gen<DeployRunResult> {
   const steps = new StepTracker();
   const status = () => context.df.setCustomStatus(steps.status);
   const notes: string[] = [];
-  const result: Partial<DeployRunResult> = { ...(input.manifest ? { serviceName: input.manifest.service.name } : {}) };
+  const result: Partial<DeployRunResult> = { ...(input.manifest ? { serviceName: input.manifest.service.name } : {}), ...(input.update ? { update: input.update } : {}) };
   const compensations: Compensation[] = [];
 
   /** Runs one step: Running, then the verdict on its output, or Failed with the error it threw after its retries. */
@@ -181,28 +186,24 @@ function* deployModel(context: OrchestrationContext): Gen<DeployRunResult> {
     result.image = image.id;
 
     // 4. Claim the service (409 when another deployment runs) and pick the slot; from here a failure releases it.
-    const deploy: DeployServiceInput = {
-      runId,
-      serviceName: manifest.service.name,
-      target: manifest.target,
-      image,
-      config: manifest.deployConfig,
-      ...(manifest.smokeTest ? { smokeTest: manifest.smokeTest } : {}),
-      ...(manifest.schema ? { schema: manifest.schema } : {}),
-      ...(manifest.service.description !== undefined ? { description: manifest.service.description } : {}),
-      tags: manifest.service.tags,
-    };
+    const deploy = deployServiceInput(runId, manifest, image, input.update?.mode === 'inPlace');
     const service = `services/${deploy.serviceName}`;
-    const prep = valueOf(
-      yield* step('prepare', call(context, DEPLOY.prepareDeployment, deploy, retry), judged((p) => (p.isUpdate ? `update: ${p.previousImage} → ${image.id} in slot ${p.slot}` : `new service, slot ${p.slot}`))),
-      (error) => ({ type: 'DeploymentFailed', subject: service, data: { step: 'prepare', error } }),
-    );
+    const prepared = (p: PreparedSlot) =>
+      deploy.inPlace ? `in place: slot ${p.slot} keeps serving ${image.id}` : p.isUpdate ? `update: ${p.previousImage} → ${image.id} in slot ${p.slot}` : `new service, slot ${p.slot}`;
+    const prep = valueOf(yield* step('prepare', call(context, DEPLOY.prepareDeployment, deploy, retry), judged(prepared)), (error) => ({
+      type: 'DeploymentFailed',
+      subject: service,
+      data: { step: 'prepare', error },
+    }));
     compensations.push(releaseSlot(deploy, prep));
 
-    // 5. Start the new slot, then smoke test it before any traffic reaches it.
-    const slot = yield* step('deploy', call(context, DEPLOY.deploySlot, { deploy, slot: prep.slot }), (s) =>
-      s.state === 'Healthy' ? { detail: s.scoringUri } : { failed: true, detail: (s.error ?? slotFailure(prep.slot, s.state)).message },
-    );
+    // 5. Start the new slot (in place: check the serving one, start nothing), then smoke test it before any traffic
+    // reaches it (in place: the serving slot, with the change that touches no replica).
+    const slotVerdict = (s: DeployedSlot): Verdict =>
+      s.state === 'Healthy' ? { detail: deploy.inPlace ? `slot ${s.slot}, no replica restarted (${input.update?.fields.join(', ')})` : s.scoringUri } : { failed: true, detail: (s.error ?? slotFailure(prep.slot, s.state)).message };
+    const slot = deploy.inPlace
+      ? yield* step('inPlace', call(context, DEPLOY.updateInPlace, { deploy, slot: prep.slot }), slotVerdict)
+      : yield* step('deploy', call(context, DEPLOY.deploySlot, { deploy, slot: prep.slot }), slotVerdict);
     if (slot.state !== 'Healthy') throw new StepFailed({ error: slot.error ?? slotFailure(prep.slot, slot.state), thrown: false });
 
     const smoke = yield* step('smokeTest', call(context, DEPLOY.smokeTest, { deploy, slot }), (s) =>
@@ -228,7 +229,7 @@ function* deployModel(context: OrchestrationContext): Gen<DeployRunResult> {
     compensations.length = 0;
 
     // Retire the previous slot and free its image (best effort: a failure is a note, the new version serves).
-    if (prep.previousSlot || prep.previousImage) {
+    if (!deploy.inPlace && (prep.previousSlot || prep.previousImage)) {
       const notRetired = (err: unknown) => `the previous slot ${prep.previousSlot ?? ''} was not retired: ${failureOf(err, 'RunFailed').message}`;
       try {
         const retire = call(

@@ -123,7 +123,7 @@ export class AutoscaleRouter {
       throw new RuntimeError('InvalidReplicaRange', `Need 1 ≤ minReplicas ≤ maxReplicas; got ${opts.minReplicas}..${opts.maxReplicas}`, 400);
     }
     utilizationFraction(opts.targetUtilization ?? 0.7);
-    const router = new AutoscaleRouter(opts);
+    const router = new AutoscaleRouter({ ...opts });
     try {
       await router.addReplicas(clamp(opts.initialReplicas ?? opts.minReplicas, opts.minReplicas, opts.maxReplicas));
       await router.listen();
@@ -268,6 +268,40 @@ export class AutoscaleRouter {
       if (!this.opts.portFallback || port === 0 || e.code !== 'EADDRINUSE') throw e;
       return tryListen(0);
     });
+  }
+
+  /**
+   * Resizes the pool in place (an update of the replica count or autoscale settings): the new bounds and settings
+   * apply from the next evaluation; a fixed pool (`autoscale: false`) gets exactly `replicas` (default `minReplicas`),
+   * an autoscaled one at least `minReplicas` and at most `maxReplicas`. Missing replicas are started (awaited: a
+   * replica that fails to start fails the call, the others stay); extra ones leave the rotation at once and stop when
+   * their requests are done. The replicas that stay are never restarted.
+   */
+  async resize(o: { minReplicas: number; maxReplicas: number; autoscale: boolean; replicas?: number; targetUtilization?: number; refreshMs?: number }): Promise<void> {
+    if (this.stopped) throw new RuntimeError('RouterStopped', 'The router is stopped.', 409);
+    if (o.minReplicas < 1 || o.maxReplicas < o.minReplicas) {
+      throw new RuntimeError('InvalidReplicaRange', `Need 1 ≤ minReplicas ≤ maxReplicas; got ${o.minReplicas}..${o.maxReplicas}`, 400);
+    }
+    utilizationFraction(o.targetUtilization ?? this.opts.targetUtilization ?? 0.7);
+    Object.assign(this.opts, { minReplicas: o.minReplicas, maxReplicas: o.maxReplicas, autoscale: o.autoscale }, o.targetUtilization !== undefined ? { targetUtilization: o.targetUtilization } : {}, o.refreshMs !== undefined ? { refreshMs: o.refreshMs } : {});
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.upSince = this.downSince = undefined;
+    const want = clamp(o.autoscale ? this.replicaCount : (o.replicas ?? o.minReplicas), o.minReplicas, o.maxReplicas);
+    const current = this.replicaCount;
+    this.scaling = true;
+    try {
+      if (want > current) await this.addReplicas(want - current);
+      else if (want < current) {
+        for (const v of this.replicas.filter((r) => !r.draining).sort((a, b) => a.inflight - b.inflight).slice(0, current - want)) {
+          v.draining = true;
+          this.retireWhenIdle(v);
+        }
+      }
+    } finally {
+      this.scaling = false;
+      if (o.autoscale && !this.stopped) this.timer = setInterval(() => this.evaluate(), this.opts.refreshMs ?? 1000);
+    }
   }
 
   async stop(): Promise<void> {

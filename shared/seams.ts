@@ -154,6 +154,13 @@ export interface DeployTarget {
   setTrafficWeights?(serviceName: string, weights: Record<string, number>, options?: { mirror?: { slot: string; percent: number; tolerance: number } }): Promise<TrafficSnapshot>;
   /** Optional, with `setTrafficWeights`: the service front's cumulative per-slot figures (shared/rollout/traffic.ts). */
   trafficSnapshot?(serviceName: string): Promise<TrafficSnapshot>;
+  /**
+   * Optional (targets whose pool can be resized without restarting a replica: local): applies `config`'s replica
+   * count and autoscale settings to a running slot in place — missing replicas start, extra ones stop once idle, the
+   * others keep running — and records it, so a restart of the host restores that size. Every other field of
+   * `config` must be the slot's own (the caller checks). Returns the slot's direct URIs.
+   */
+  resizeSlot?(serviceName: string, slot: string, config: DeployConfig): Promise<DeployedSlot>;
   /** Remove one slot (rollback or retiring the old version). Absent is not an error. */
   deleteSlot(serviceName: string, slot: string): Promise<void>;
   /** Remove the whole service. Absent is not an error. */

@@ -73,7 +73,7 @@ export const registerModelBody = z
 // ---------------------------------------------------------------- answers
 
 export const runStep = z.object({
-  name: text.meta({ description: 'register, promotionCheck, image, prepare, deploy, smokeTest, promote, retire, rollback, batch' }),
+  name: text.meta({ description: 'register, promotionCheck, image, prepare, deploy (blue/green: a new slot) or inPlace (an update of the serving slot), smokeTest, rollout, promote, retire, rollback, batch' }),
   state: z.enum(['Running', 'Succeeded', 'Failed', 'Skipped']),
   startedTime: iso,
   endedTime: iso.optional(),
@@ -101,6 +101,10 @@ export const runView = z
         promotion: z.object({ promote: z.boolean(), reasons: z.array(text) }).optional(),
         batch: z.union([z.object({ runId: text, statusUri: text }), z.object({ error: errorInfo })]).optional(),
         notes: z.array(text).optional(),
+        update: z
+          .object({ mode: z.enum(['inPlace', 'blueGreen']), fields: z.array(text) })
+          .optional()
+          .meta({ description: 'PATCH /api/services/{name} runs: in place (same slot, no replica restarted) or blue/green, and the fields changed' }),
       })
       .optional(),
   })
@@ -245,6 +249,7 @@ export const serviceRecord = z
     lastError: errorInfo.optional(),
     currentDeployment: z.object({ runId: text, slot: text, image: text, startedTime: iso }).optional(),
     lastRunId: text.optional(),
+    servingRunId: text.optional().meta({ description: 'the run that put the serving version (or its last in-place update) in place' }),
   })
   .meta({ description: 'Never carries keys (GET /api/services/{name}/keys).' });
 
@@ -259,7 +264,16 @@ export const health = z
   .meta({ examples: [{ status: 'Healthy', storage: { reachable: true, latencyMs: 3 } }] });
 
 export const deploymentAccepted = z
-  .object({ runId: text, started: z.boolean(), statusUri: text, serviceName: text.optional(), model: text.optional(), image: text.optional(), target: text.optional() })
+  .object({
+    runId: text,
+    started: z.boolean(),
+    statusUri: text,
+    serviceName: text.optional(),
+    model: text.optional(),
+    image: text.optional(),
+    target: text.optional(),
+    update: z.object({ mode: z.enum(['inPlace', 'blueGreen']), fields: z.array(text) }).optional().meta({ description: 'PATCH /api/services/{name}: how the update runs' }),
+  })
   .meta({ examples: [{ runId: 'deploy-http-4f1c…', started: true, statusUri: 'http://127.0.0.1:7071/api/runs/deploy-http-4f1c…', serviceName: 'diabetes', model: 'diabetes-linear', image: 'diabetes-node', target: 'local' }] });
 
 export const batchAccepted = z.object({ id: text, started: z.boolean(), statusUri: text, terminateUri: text });

@@ -215,7 +215,7 @@ export function slotDeployment(request: DeployRequest, namespace: string, modelD
   };
 }
 
-export function slotAutoscaler(request: DeployRequest, namespace: string): K8s.V2HorizontalPodAutoscaler {
+export function slotAutoscaler(request: Pick<DeployRequest, 'serviceName' | 'slot' | 'config'>, namespace: string): K8s.V2HorizontalPodAutoscaler {
   const { serviceName, slot, config } = request;
   const name = slotResourceName(serviceName, slot);
   return {

@@ -7,13 +7,14 @@
  */
 import type * as K8s from '@kubernetes/client-node';
 import { AppError, redactSecrets } from '../errors';
-import type { DeployedSlot, DeployRequest, DeployTarget, ErrorInfo, ServiceKeys } from '../seams';
+import type { DeployConfig, DeployedSlot, DeployRequest, DeployTarget, ErrorInfo, ServiceKeys } from '../seams';
 import type { SlotTraffic, TrafficSnapshot } from '../rollout/traffic';
 import { addSlotTraffic, DEFAULT_GATEWAY_NAME, GATEWAY_API, httpRoute, MAX_METRICS_BYTES, podsEpoch, ROUTE_SERVING_ANNOTATION, routeWeights, slotTrafficFromMetrics, type HTTPRouteObject } from './aks-traffic';
 import {
   AKS_CONTAINER,
   AKS_SERVICE_PORT,
   autoscaled,
+  initialReplicas,
   keysSecret,
   keysSecretName,
   kubeService,
@@ -205,6 +206,44 @@ export class AksTarget implements DeployTarget {
       state: error ? 'Failed' : 'Healthy',
       ...(error ? { error } : {}),
     };
+  }
+
+  /**
+   * `DeployTarget.resizeSlot` on AKS: the running slot's Deployment gets the new replica count (its pod template is
+   * untouched, so no pod restarts: Kubernetes adds or removes pods) and its autoscaler is written or removed; then
+   * the rollout is awaited as for a deployment. Returns the slot's direct URIs.
+   */
+  async resizeSlot(serviceName: string, slot: string, config: DeployConfig): Promise<DeployedSlot> {
+    const { core, apps, autoscaling } = await this.apis();
+    const ns = this.ns;
+    const name = slotResourceName(serviceName, slot);
+    const failed = (error: ErrorInfo): DeployedSlot => ({ serviceName, slot, scoringUri: '', swaggerUri: '', healthUri: '', state: 'Failed', error });
+    const dep = await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: ns }));
+    if (!dep) return failed({ code: 'SlotNotFound', message: `Service ${serviceName} has no slot ${slot} on AKS (Deployment ${name} in ${ns}).` });
+    if (autoscaled(config)) {
+      const hpa = slotAutoscaler({ serviceName, slot, config }, ns);
+      await this.apply(
+        `write the autoscaler of ${name}`,
+        () => autoscaling.readNamespacedHorizontalPodAutoscaler({ name, namespace: ns }),
+        () => autoscaling.createNamespacedHorizontalPodAutoscaler({ namespace: ns, body: hpa }),
+        (rv) => autoscaling.replaceNamespacedHorizontalPodAutoscaler({ name, namespace: ns, body: withVersion(hpa, rv) }),
+      );
+    } else {
+      await this.optional(`delete the autoscaler of ${name}`, () => autoscaling.deleteNamespacedHorizontalPodAutoscaler({ name, namespace: ns }));
+    }
+    const current = dep.spec?.replicas ?? 1;
+    const want = autoscaled(config) ? Math.min(config.autoscaleMaxReplicas, Math.max(config.autoscaleMinReplicas, current)) : initialReplicas(config);
+    if (want !== current) {
+      const body: K8s.V1Deployment = { ...dep, spec: { ...dep.spec!, replicas: want } };
+      await this.k(`scale Deployment ${name}`, () => apps.replaceNamespacedDeployment({ name, namespace: ns, body }));
+    }
+    const outcome = await this.waitRollout(apps, core, serviceName, slot);
+    if (!outcome.ok) return failed(outcome.error);
+    const svcName = slotResourceName(serviceName, slot);
+    const address = await this.waitAddress(core, svcName);
+    if (!address) return failed({ code: 'DeployTimeout', message: `Service ${svcName} got no address within ${this.o.config.deployTimeoutSeconds} s.` });
+    this.o.log?.(`Deployment ${name} resized in place: ${current} → ${want} replica(s)${autoscaled(config) ? ` (autoscale ${config.autoscaleMinReplicas}..${config.autoscaleMaxReplicas})` : ''}`);
+    return { serviceName, slot, ...endpointUris(`http://${address}`), state: 'Healthy' };
   }
 
   private writeKeys(core: K8s.CoreV1Api, serviceName: string, keys: ServiceKeys): Promise<void> {

@@ -45,6 +45,17 @@ export interface DeployRunInput {
    * image (`image`, nothing built). Absent: the run registers and builds, as always.
    */
   registered?: { model?: RegisteredModel['model'] | 'none'; image?: ImageSummary };
+  /**
+   * `PATCH /api/services/{name}` (shared/deploy/update.ts): the fields it changes and how it runs — `inPlace` (only
+   * fields no replica reads: the serving slot stays, nothing restarts) or `blueGreen` (a new slot, as any deployment).
+   */
+  update?: ServiceUpdateMode;
+}
+
+export interface ServiceUpdateMode {
+  mode: 'inPlace' | 'blueGreen';
+  /** The PATCH body's field names, sorted. */
+  fields: string[];
 }
 
 export type RunState = 'Running' | 'Succeeded' | 'Failed' | 'RolledBack' | 'NotPromoted' | 'Registered';
@@ -67,6 +78,8 @@ export interface DeployRunResult {
   batch?: { runId: string; statusUri: string } | { error: ErrorInfo };
   /** Best-effort steps that did not work (events not published, previous slot not removed); the run's state stands. */
   notes?: string[];
+  /** A `PATCH /api/services/{name}` run: in place or blue/green, and the fields it changed. */
+  update?: ServiceUpdateMode;
 }
 
 export interface DeployLoneOnnxInput {
@@ -120,6 +133,11 @@ export interface DeployServiceInput {
   schema?: { inputSample?: unknown; outputSample?: unknown };
   description?: string;
   tags?: Record<string, string>;
+  /**
+   * An update that starts no replica (`PATCH` of record-only fields): `prepare` claims the serving slot itself,
+   * `updateServiceInPlace` replaces `deploySlot`, `promote` records the change without switching traffic.
+   */
+  inPlace?: boolean;
 }
 
 export interface PreparedSlot {
@@ -200,6 +218,8 @@ export const DEPLOY = {
   createImage: resultActivity<CreateImageInput, BuiltImage, Partial<BuiltImage>>('createImage'),
   prepareDeployment: resultActivity<DeployServiceInput, PreparedSlot>('prepareDeployment'),
   deploySlot: activity<SlotInput, DeployedSlot>('deploySlot'),
+  /** An in-place update: checks the serving slot (no replica starts or stops) and returns its URIs for the smoke test. */
+  updateInPlace: activity<SlotInput, DeployedSlot>('updateServiceInPlace'),
   smokeTest: activity<SmokeTestInput, SmokeTestResult>('smokeTest'),
   rollback: activity<RollbackInput, RollbackOutput>('rollbackDeployment'),
   promote: activity<SlotInput, PromoteOutput>('promoteDeployment'),

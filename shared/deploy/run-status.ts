@@ -5,7 +5,8 @@
  */
 import { createHash } from 'crypto';
 import type { ModelSource } from '../registry/models';
-import type { DeployRunResult, RunState } from './contract';
+import type { DeployRunResult, DeployServiceInput, ImageSummary, RunState } from './contract';
+import type { DeploymentManifest } from '../manifest/schema';
 import type { ErrorInfo } from '../seams';
 
 export {
@@ -28,7 +29,7 @@ export function requestDigest(manifest: string | Buffer, opts: { folder?: string
   return createHash('sha256').update(JSON.stringify({ manifest: manifestSha, folder: opts.folder ?? null, files })).digest('hex');
 }
 
-export type StepName = 'register' | 'promotionCheck' | 'image' | 'prepare' | 'deploy' | 'smokeTest' | 'rollout' | 'promote' | 'retire' | 'rollback' | 'batch';
+export type StepName = 'register' | 'promotionCheck' | 'image' | 'prepare' | 'deploy' | 'inPlace' | 'smokeTest' | 'rollout' | 'promote' | 'retire' | 'rollback' | 'batch';
 export type StepState = 'Running' | 'Succeeded' | 'Failed' | 'Skipped';
 
 export interface RunStep {
@@ -42,6 +43,25 @@ export interface RunStep {
 export interface RunCustomStatus {
   step: StepName | 'done';
   steps: RunStep[];
+}
+
+/**
+ * What every deploy step of the run's service gets: the manifest's service, target, configuration and checks, the
+ * image to deploy, and (an in-place update, `DeployRunInput.update`) that the serving slot is updated in place.
+ */
+export function deployServiceInput(runId: string, manifest: DeploymentManifest, image: ImageSummary, inPlace = false): DeployServiceInput {
+  return {
+    runId,
+    serviceName: manifest.service.name,
+    target: manifest.target,
+    image,
+    config: manifest.deployConfig,
+    ...(manifest.smokeTest ? { smokeTest: manifest.smokeTest } : {}),
+    ...(manifest.schema ? { schema: manifest.schema } : {}),
+    ...(manifest.service.description !== undefined ? { description: manifest.service.description } : {}),
+    tags: manifest.service.tags,
+    ...(inPlace ? { inPlace: true } : {}),
+  };
 }
 
 /** Deterministic instance id from a triggering event (same event → same run). */

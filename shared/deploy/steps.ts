@@ -65,7 +65,51 @@ export function prepareDeployment(ctx: DeployContext, input: DeployServiceInput)
     config: input.config,
     ...(input.description !== undefined ? { description: input.description } : {}),
     ...(input.tags ? { tags: input.tags } : {}),
+    ...(input.inPlace ? { inPlace: true } : {}),
   });
+}
+
+/**
+ * Step 2 of an in-place update (instead of `deploySlotStep`): the change touches no replica (record-only fields,
+ * shared/deploy/update.ts), so nothing starts or stops; the serving slot is checked (on targets whose slots can lose
+ * their host, brought back as `ensureSlot` does) and its URIs returned for the smoke test. On ACI/AKS, whose serving
+ * slot is reached through the service's public URI, those are the public URIs. `Failed` when the run does not hold
+ * the serving slot (another run took it over) or the service was deleted meanwhile.
+ */
+export async function updateInPlaceStep(ctx: DeployContext, input: DeployServiceInput, slot: string): Promise<DeployedSlot> {
+  const failed = (error: ErrorInfo): DeployedSlot => ({ serviceName: input.serviceName, slot, scoringUri: '', swaggerUri: '', healthUri: '', state: 'Failed', error });
+  const deleted = await serviceDeletedError(ctx, input);
+  if (deleted) return failed(deleted);
+  const rec = await ctx.services.get(input.serviceName);
+  if (rec.activeSlot !== slot || rec.currentDeployment?.runId !== input.runId || !rec.scoringUri) {
+    return failed({ code: 'DeploymentNotHeld', message: `Run ${input.runId} does not hold the serving slot ${slot} of ${input.serviceName} (serving: ${rec.activeSlot ?? 'none'}).` });
+  }
+  if (stableConfig(input.config) !== stableConfig(rec.config)) {
+    // The replica count or autoscale settings (the door allows no other change in place): resized where it runs.
+    if (stableConfig(input.config, POOL_FIELDS) !== stableConfig(rec.config, POOL_FIELDS) || !ctx.target.resizeSlot) {
+      return failed({ code: 'NotUpdatableInPlace', message: `This change of ${input.serviceName}'s configuration needs new replicas on ${input.target}; update it blue/green.` });
+    }
+    return ctx.target.resizeSlot(input.serviceName, slot, input.config);
+  }
+  if (ctx.target.ensureSlot) return ctx.target.ensureSlot(input.serviceName, slot);
+  const base = new URL(rec.scoringUri);
+  return {
+    serviceName: input.serviceName,
+    slot,
+    scoringUri: rec.scoringUri,
+    swaggerUri: rec.swaggerUri ?? new URL('swagger.json', base).toString(),
+    healthUri: new URL('/', base).toString(),
+    state: 'Healthy',
+  };
+}
+
+/** The `DeployConfig` fields of the replica pool's size (what `DeployTarget.resizeSlot` changes in place). */
+export const POOL_FIELDS: ReadonlyArray<keyof DeployConfig> = ['numReplicas', 'autoscaleEnabled', 'autoscaleMinReplicas', 'autoscaleMaxReplicas', 'autoscaleTargetUtilization', 'autoscaleRefreshSeconds'];
+
+/** A configuration as comparable JSON (sorted keys), without the `omit` fields. */
+function stableConfig(c: DeployConfig, omit: ReadonlyArray<keyof DeployConfig> = []): string {
+  const o = Object.fromEntries(Object.entries(c).filter(([k, v]) => v !== undefined && !omit.includes(k as keyof DeployConfig)));
+  return JSON.stringify(o, Object.keys(o).sort());
 }
 
 /** Step 2: start the slot (idempotent per service + slot). Keys go to the target only when auth is on. */
@@ -150,10 +194,17 @@ export async function promoteStep(ctx: DeployContext, input: DeployServiceInput,
   if (deleted) throw new AppError(deleted.code, deleted.message, 409);
   // Usage first: a failure here (retried, then rolled back) happens before any traffic reaches the new slot.
   await ctx.images.addServiceUsage(input.image.name, input.image.version, input.serviceName);
-  const keys = await authFor(ctx, input);
-  const tls = await tlsFor(ctx, input.config);
-  const uris = await ctx.target.switchTraffic(input.serviceName, slot, keys, tls);
-  if (keys && ctx.target.updateKeys) await ctx.target.updateKeys(input.serviceName, keys, tls);
+  let uris: { scoringUri: string; swaggerUri: string };
+  const serving = input.inPlace ? await ctx.services.get(input.serviceName) : undefined;
+  if (serving?.scoringUri && serving.swaggerUri && serving.activeSlot === slot) {
+    // In place: traffic already goes to this slot with these keys; only the record changes.
+    uris = { scoringUri: serving.scoringUri, swaggerUri: serving.swaggerUri };
+  } else {
+    const keys = await authFor(ctx, input);
+    const tls = await tlsFor(ctx, input.config);
+    uris = await ctx.target.switchTraffic(input.serviceName, slot, keys, tls);
+    if (keys && ctx.target.updateKeys) await ctx.target.updateKeys(input.serviceName, keys, tls);
+  }
   return ctx.services.completeDeployment(input.serviceName, input.runId, {
     slot,
     image: input.image.id,
@@ -249,6 +300,11 @@ export async function rollbackStep(
   if (rec?.activeSlot === slot) {
     // The slot serves traffic (this run's promotion completed, or another run's): leave it running.
     if (rec.currentDeployment?.runId !== input.runId) return { service: rec, rolledBack: false, error };
+    // An in-place update that resized the pool: back to the size the record (not promoted) still says.
+    if (input.inPlace && ctx.target.resizeSlot && stableConfig(input.config) !== stableConfig(rec.config)) {
+      const back = await ctx.target.resizeSlot(input.serviceName, slot, rec.config).catch((e: unknown) => ({ state: 'Failed' as const, error: toErrorInfo(e) }));
+      if (back.state !== 'Healthy') error.message += `\nThe replica pool of slot ${slot} could not be resized back: ${redactSecrets(back.error?.message ?? back.state)}`;
+    }
   } else {
     if (rec?.activeSlot) {
       // Traffic back on the serving slot, which the target starts again if a host restart stopped it.

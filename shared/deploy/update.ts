@@ -1,8 +1,19 @@
 /**
  * `PATCH /api/services/{name}` (AML `service.update(...)`): deploy-configuration fields and/or another built image,
  * turned into a deployment run of the service's current (or the given) image with the changed configuration — the
- * same run as any deployment (claim at the door, blue/green slot, smoke test, promote or roll back), with nothing
- * registered or built (`DeployRunInput.registered`).
+ * same run as any deployment (claim at the door, smoke test, promote or roll back), with nothing registered or built
+ * (`DeployRunInput.registered`).
+ *
+ * How it runs (`DeployRunInput.update`): in place when every changed field is one no replica reads
+ * (`IN_PLACE_FIELDS`: the service's tags and description, and `image` naming the serving image) or, on a target that
+ * resizes a running pool (local, AKS), the pool's size (`POOL_SIZE_FIELDS`) — the serving slot stays, no replica restarts
+ * (a resize starts the missing ones or stops the extra ones), the smoke test runs on it and the record changes at
+ * promote; blue/green otherwise — a new slot with the new configuration, smoke-tested before traffic switches, as a
+ * deployment. Every other field is read by the replicas when they start (runtime arguments and environment,
+ * container resources, ACI's secure environment, the AKS keys mount), so it needs new replicas.
+ *
+ * The smoke test is the deployment's: the sample, expected output and schema of the run that put the serving
+ * version in place (`ServiceRecord.servingRunId`; an update passes them on), or liveness only when that run is gone.
  */
 import { z } from 'zod';
 import { badRequest } from '../errors';
@@ -11,6 +22,7 @@ import type { ServiceRecord } from '../registry/services';
 import type { DeployConfig } from '../seams';
 import type { DeployRunInput } from './contract';
 import { resolveRegistered } from './registered';
+import { findRun, type RunClient } from './start-run';
 
 const { primary_key: _p, secondary_key: _s, ssl_enabled: _t, ssl_cert_pem_file: _c, ssl_key_pem_file: _k, ssl_cname: _n, ...common } = targetCommonFields;
 /**
@@ -70,11 +82,35 @@ export function patchedConfig(record: ServiceRecord, p: ServicePatch): DeployCon
   return c;
 }
 
+/** Fields an update applies in place on every target (no replica reads them). */
+export const IN_PLACE_FIELDS: readonly string[] = ['tags', 'description'];
+/**
+ * The replica pool's size, applied in place where the target resizes a running pool without restarting a replica
+ * (`DeployTarget.resizeSlot`: the local pool, an AKS Deployment's replicas and autoscaler). ACI has no scaling fields.
+ */
+export const POOL_SIZE_FIELDS: readonly string[] = ['num_replicas', 'autoscale_enabled', 'autoscale_min_replicas', 'autoscale_max_replicas', 'autoscale_target_utilization', 'autoscale_refresh_seconds'];
+
+/** The PATCH fields applied in place on a service of `target`; any other field, or another image, is blue/green. */
+export function inPlaceFields(target: ServiceRecord['target']): readonly string[] {
+  return target === 'aci' ? IN_PLACE_FIELDS : [...IN_PLACE_FIELDS, ...POOL_SIZE_FIELDS];
+}
+
+/** The smoke test (and schema) of the run that put the serving version in place; none when that run is gone. */
+export async function servingChecks(client: Pick<RunClient, 'getStatus'>, record: ServiceRecord): Promise<Pick<DeploymentManifest, 'smokeTest' | 'schema'>> {
+  if (!record.servingRunId) return {};
+  const run = await findRun(client, record.servingRunId);
+  const input = run?.input as Partial<DeployRunInput> | undefined;
+  const m = input && typeof input === 'object' ? input.manifest : undefined;
+  if (!m || typeof m !== 'object' || m.service?.name !== record.name) return {};
+  return { ...(m.smokeTest && typeof m.smokeTest === 'object' ? { smokeTest: m.smokeTest } : {}), ...(m.schema && typeof m.schema === 'object' ? { schema: m.schema } : {}) };
+}
+
 /**
  * The run input of an update of `record`: its serving image (or `patch.image`) with the patched configuration,
- * tags and description. 409 `ServiceNotDeployed` when nothing serves yet (no image to keep).
+ * tags and description, the serving version's smoke test (`checks`), and how it runs (in place or blue/green).
+ * 409 `ServiceNotDeployed` when nothing serves yet (no image to keep).
  */
-export async function updateRunInput(record: ServiceRecord, patch: ServicePatch, runId: string): Promise<DeployRunInput> {
+export async function updateRunInput(record: ServiceRecord, patch: ServicePatch, runId: string, checks: Pick<DeploymentManifest, 'smokeTest' | 'schema'> = {}): Promise<DeployRunInput> {
   const image = patch.image ?? record.image;
   if (!image) throw badRequest('ServiceNotDeployed', `Service ${record.name} has no serving image yet; deploy it first (POST /api/deployments) or give "image".`);
   const manifest: DeploymentManifest = {
@@ -87,6 +123,11 @@ export async function updateRunInput(record: ServiceRecord, patch: ServicePatch,
       ...((patch.description ?? record.description) !== undefined ? { description: patch.description ?? record.description } : {}),
       tags: patch.tags ?? record.tags,
     },
+    ...checks,
   };
-  return resolveRegistered({ source: { kind: 'http', eventId: runId }, model: manifest.model, files: { model: [] }, manifest });
+  const input = await resolveRegistered({ source: { kind: 'http', eventId: runId }, model: manifest.model, files: { model: [] }, manifest });
+  const fields = Object.keys(patch).sort();
+  const sameImage = input.manifest?.image.existing === record.image && !!record.activeSlot;
+  const inPlace = sameImage && fields.every((f) => inPlaceFields(record.target).includes(f) || f === 'image');
+  return { ...input, update: { mode: inPlace ? 'inPlace' : 'blueGreen', fields } };
 }

@@ -51,6 +51,11 @@ export interface ServiceRecord {
   currentDeployment?: ServiceDeployment;
   /** Run id of the last deployment that finished (succeeded, failed or rolled back). */
   lastRunId?: string;
+  /**
+   * Run id of the deployment (or update) that put the serving version in place: its input holds the smoke test an
+   * update of the service runs again (shared/deploy/update.ts).
+   */
+  servingRunId?: string;
 }
 
 const PK = 'service';
@@ -94,6 +99,8 @@ export interface BeginDeploymentRequest {
   config: DeployConfig;
   description?: string;
   tags?: Record<string, string>;
+  /** An in-place update: the run holds the serving slot itself (409 `ServiceNotDeployed` when nothing serves). */
+  inPlace?: boolean;
 }
 
 export interface BeginDeploymentResult {
@@ -201,7 +208,10 @@ export class ServiceRegistry {
       if (cur && cur.target !== req.target && cur.activeSlot) {
         throw conflict('TargetMismatch', `Service ${req.name} runs on ${cur.target}; delete it before deploying it to ${req.target}.`);
       }
-      const slot = cur?.activeSlot === 'blue' ? 'green' : 'blue';
+      if (req.inPlace && !cur?.activeSlot) {
+        throw conflict('ServiceNotDeployed', `Service ${req.name} has no serving slot to update in place; deploy it first (POST /api/deployments).`);
+      }
+      const slot = req.inPlace ? cur!.activeSlot! : cur?.activeSlot === 'blue' ? 'green' : 'blue';
       const deployment: ServiceDeployment = { runId: req.runId, slot, image: req.image, startedTime: now.toISOString() };
       const next: ServiceRecord = cur
         ? { ...cur, state: 'Transitioning', currentDeployment: deployment, updatedTime: now.toISOString() }
@@ -336,6 +346,7 @@ export class ServiceRegistry {
         ...(done.tags ? { tags: done.tags } : {}),
         updatedTime: new Date().toISOString(),
         lastRunId: runId,
+        servingRunId: runId,
       };
       delete next.currentDeployment;
       delete next.lastError;

@@ -106,6 +106,8 @@ interface Slot {
   slot: string;
   dir: string;
   record: SlotRecord;
+  /** Saves `record` (the slot's one saver: writes never interleave). */
+  save: () => Promise<void>;
   router: AutoscaleRouter;
   key?: string;
   authEnabled: boolean;
@@ -194,6 +196,13 @@ function keysFileContent(serviceName: string, keys: ServiceKeys): string {
 
 function tlsDigest(tls: TlsMaterial | undefined): string | undefined {
   return tls ? createHash('sha256').update(`${tls.cert}\n${tls.key}`).digest('hex') : undefined;
+}
+
+/** The replica pool a configuration asks for: a fixed count, or autoscale between min and max. */
+function poolShape(cfg: DeployConfig): { fixed: boolean; initial: number; min: number; max: number } {
+  const fixed = cfg.numReplicas !== undefined || !cfg.autoscaleEnabled;
+  const initial = cfg.numReplicas ?? cfg.autoscaleMinReplicas;
+  return { fixed, initial, min: fixed ? initial : cfg.autoscaleMinReplicas, max: fixed ? initial : cfg.autoscaleMaxReplicas };
 }
 
 /** True when the record describes what `request` asks for (same image, configuration, keys and certificate). */
@@ -555,10 +564,7 @@ export class LocalDeployTarget implements DeployTarget {
   private async startSlot(ctx: SlotContext, adopt: ReplicaRecord[], keys: ServiceKeys | undefined): Promise<DeployedSlot> {
     const { record } = ctx;
     const cfg = record.config;
-    const fixed = cfg.numReplicas !== undefined || !cfg.autoscaleEnabled;
-    const initial = cfg.numReplicas ?? cfg.autoscaleMinReplicas;
-    const min = fixed ? initial : cfg.autoscaleMinReplicas;
-    const max = fixed ? initial : cfg.autoscaleMaxReplicas;
+    const { fixed, initial, min, max } = poolShape(cfg);
     const queue = adopt.slice(0, max);
     for (const extra of adopt.slice(max)) await this.replicaHandle(ctx, extra).stop();
     const factory = async (): Promise<ReplicaHandle> => {
@@ -601,6 +607,7 @@ export class LocalDeployTarget implements DeployTarget {
       slot: record.slot,
       dir: ctx.dir,
       record,
+      save: ctx.save,
       router,
       // Token auth: the front passes the caller's (verified) token on; key auth: the front sends the slot's key.
       key: cfg.tokenAuthEnabled ? undefined : keys?.primaryKey,
@@ -817,6 +824,40 @@ export class LocalDeployTarget implements DeployTarget {
       }
       return { state: 'started', uris: await this.switchNow(serviceName, plan.serve) };
     })();
+  }
+
+  /**
+   * `DeployTarget.resizeSlot`: the slot's router resizes its pool (replicas that stay keep running), then the slot
+   * record takes the new configuration (a host restart restores that size).
+   */
+  resizeSlot(serviceName: string, slot: string, config: DeployConfig): Promise<DeployedSlot> {
+    return this.serial(serviceName, async () => {
+      const ensured = await this.ensureSlotNow(serviceName, slot);
+      const s = this.services.get(serviceName)?.slots.get(slot);
+      if (!s || ensured?.state !== 'Healthy') return ensured ?? this.failed(serviceName, slot, { code: 'SlotNotFound', message: `Service ${serviceName} has no slot "${slot}".` });
+      const shape = poolShape(config);
+      const before = s.router.replicaCount;
+      try {
+        await fromRuntime(() =>
+          s.router.resize({
+            minReplicas: shape.min,
+            maxReplicas: shape.max,
+            autoscale: !shape.fixed,
+            replicas: shape.initial,
+            targetUtilization: config.autoscaleTargetUtilization,
+            refreshMs: config.autoscaleRefreshSeconds * 1000,
+          }),
+        );
+      } catch (e) {
+        const info = toErrorInfo(e, 'SlotResizeFailed');
+        await this.targetLog(s.dir, `pool not resized: ${info.code}: ${info.message}`);
+        return this.failed(serviceName, slot, info);
+      }
+      s.record.config = config;
+      await s.save();
+      await this.targetLog(s.dir, `pool resized in place: ${before} → ${s.router.replicaCount} replica(s)${shape.fixed ? '' : ` (autoscale ${shape.min}..${shape.max})`}`);
+      return s.result;
+    });
   }
 
   /** Sets the keys the public endpoint accepts (regenerated keys take effect at once). Not part of the seam. */

@@ -110,11 +110,18 @@ test('deploy --wait (plain lines), list/show, score, metrics, keys --regenerate,
 
   // services update (AML service.update): a deployment run of the serving image with the new configuration.
   expect((await mdf(['services', 'update', 'cli-diabetes'])).code).toBe(2); // nothing to change: usage
-  const updated = await ok(['services', 'update', 'cli-diabetes', '--set', 'num_replicas=2', '--tag', 'stage=prod', '--wait']);
-  expect(updated).toMatch(/^updating service cli-diabetes: run deploy-\S+\n/);
+  const updated = await ok(['services', 'update', 'cli-diabetes', '--set', 'num_replicas=2', '--set', 'scoring_timeout_ms=30000', '--tag', 'stage=prod', '--wait']);
+  expect(updated).toMatch(/^updating service cli-diabetes: run deploy-\S+\n  blue\/green: a new slot, then the switch \(num_replicas, scoring_timeout_ms, tags\)\n/);
   expect(updated).toMatch(/ Succeeded \(Updated\) in /);
+  const bgDone = JSON.parse(await ok(['services', 'show', 'cli-diabetes']));
+  expect(bgDone).toMatchObject({ config: { numReplicas: 2 } });
+  const slotBefore = bgDone.activeSlot;
+  const inPlace = await ok(['services', 'update', 'cli-diabetes', '--description', 'diabetes scorer', '--set', 'num_replicas=1', '--wait']);
+  expect(inPlace).toMatch(/^updating service cli-diabetes: run deploy-\S+\n  in place: same slot, no replica restarted \(description, num_replicas\)\n/);
+  expect(inPlace).toMatch(/ Succeeded \(Updated\) in /);
+  expect(JSON.parse(await ok(['services', 'show', 'cli-diabetes']))).toMatchObject({ activeSlot: slotBefore, description: 'diabetes scorer', config: { numReplicas: 1 } });
   const after = JSON.parse(await ok(['services', 'show', 'cli-diabetes']));
-  expect(after).toMatchObject({ image: 'diabetes-onnx:1', config: { numReplicas: 2, autoscaleEnabled: false }, tags: expect.objectContaining({ stage: 'prod' }) });
+  expect(after).toMatchObject({ image: 'diabetes-onnx:1', config: { numReplicas: 1, autoscaleEnabled: false, scoringTimeoutMs: 30000 }, tags: expect.objectContaining({ stage: 'prod' }) });
   const stillServing = JSON.parse(await ok(['score', 'cli-diabetes', '--data', `@${dataFile}`])) as { output: number[][] };
   stillServing.output.forEach((row, i) => expect(row[0]).toBeCloseTo(expected[i], 3));
 

@@ -128,14 +128,14 @@ test('the seed @rawhttp script (no model) deploys without a model file and answe
   expect([onnx.status, onnx.body.error?.code]).toEqual([400, 'ModelFilesMissing']);
 }, 240_000);
 
-test('PATCH /api/services/{name}: replicas → a run of the same image in the other slot; tags and description recorded; bad input, missing service, busy service', async () => {
+test('PATCH /api/services/{name}: replicas and concurrency → a run of the same image in the other slot; tags and description recorded; bad input, missing service, busy service', async () => {
   const m = manifest();
   m.service = { name: 'upd-patch' };
   const first = await deploy(m);
   const before = (await env.request('GET', '/api/services/upd-patch')).body;
   const patch = (body: unknown, name = 'upd-patch') => env.request('PATCH', `/api/services/${name}`, body, { 'content-type': 'application/json' });
 
-  const r = await patch({ num_replicas: 2, tags: { stage: 'blue-green' }, description: 'two replicas' });
+  const r = await patch({ num_replicas: 2, replica_max_concurrent_requests: 2, tags: { stage: 'blue-green' }, description: 'two replicas' });
   expect(r.status).toBe(202);
   expect(r.body).toMatchObject({ serviceName: 'upd-patch', image: first.result.image, started: true });
   // While it runs the service is held: another update is refused at the door.
@@ -147,7 +147,7 @@ test('PATCH /api/services/{name}: replicas → a run of the same image in the ot
   expect(run.steps.find((s: any) => s.name === 'image').detail).toBe(`existing ${first.result.image}`);
   const after = (await env.request('GET', '/api/services/upd-patch')).body;
   expect(after.activeSlot).not.toBe(before.activeSlot);
-  expect(after).toMatchObject({ image: first.result.image, tags: { stage: 'blue-green' }, description: 'two replicas', config: { numReplicas: 2, autoscaleEnabled: false } });
+  expect(after).toMatchObject({ image: first.result.image, tags: { stage: 'blue-green' }, description: 'two replicas', config: { numReplicas: 2, autoscaleEnabled: false, replicaMaxConcurrentRequests: 2 } });
   expect((await score(after.scoringUri)).status).toBe(200);
   const logs = (await env.request('GET', '/api/services/upd-patch/logs?tail=200')).body.lines.join('\n');
   expect(logs).toContain('[replica 1]');

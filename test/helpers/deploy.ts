@@ -7,7 +7,7 @@ import { AppError, toErrorInfo } from '../../shared/errors';
 import type { DeployServiceInput } from '../../shared/deploy/contract';
 import type { SmokeTestResult } from '../../shared/scoring/smoke';
 import type { ErrorInfo } from '../../shared/seams';
-import { deploySlotStep, prepareDeployment, promoteStep, retirePreviousStep, rollbackStep, smokeTestStep, type DeployContext } from '../../shared/deploy/steps';
+import { deploySlotStep, prepareDeployment, promoteStep, retirePreviousStep, rollbackStep, smokeTestStep, updateInPlaceStep, type DeployContext } from '../../shared/deploy/steps';
 import type { ServiceRecord } from '../../shared/registry/services';
 
 export type DeployOutcome = 'Deployed' | 'Updated' | 'Failed' | 'RolledBack';
@@ -20,7 +20,10 @@ export interface DeployServiceResult {
   error?: ErrorInfo;
 }
 
-/** All steps in sequence. Throws only for `DeploymentInProgress`-style refusals (before anything started). */
+/**
+ * All steps in sequence (an in-place update, `input.inPlace`: `updateInPlaceStep` instead of `deploySlotStep`, and
+ * nothing retired). Throws only for `DeploymentInProgress`-style refusals (before anything started).
+ */
 export async function deployService(ctx: DeployContext, input: DeployServiceInput): Promise<DeployServiceResult> {
   const begin = await prepareDeployment(ctx, input);
   const slot = begin.slot;
@@ -28,7 +31,7 @@ export async function deployService(ctx: DeployContext, input: DeployServiceInpu
   let failure: ErrorInfo | undefined;
   let tail: string | undefined;
   try {
-    const deployed = await deploySlotStep(ctx, input, slot);
+    const deployed = input.inPlace ? await updateInPlaceStep(ctx, input, slot) : await deploySlotStep(ctx, input, slot);
     if (deployed.state !== 'Healthy') {
       failure = deployed.error ?? { code: 'DeploymentFailed', message: `Slot ${slot} of ${input.serviceName} is ${deployed.state}.` };
     } else {
@@ -47,6 +50,6 @@ export async function deployService(ctx: DeployContext, input: DeployServiceInpu
     return { outcome: rb.rolledBack ? 'RolledBack' : 'Failed', service: rb.service, slot, ...(smoke ? { smokeTest: smoke } : {}), error: rb.error };
   }
   const service = await promoteStep(ctx, input, slot);
-  await retirePreviousStep(ctx, input, slot, { slot: begin.previousSlot, image: begin.previousImage });
+  if (!input.inPlace) await retirePreviousStep(ctx, input, slot, { slot: begin.previousSlot, image: begin.previousImage });
   return { outcome: begin.isUpdate ? 'Updated' : 'Deployed', service, slot, ...(smoke ? { smokeTest: smoke } : {}) };
 }

@@ -34,6 +34,7 @@ const ACTIVITIES = [
   DEPLOY.createImage,
   DEPLOY.prepareDeployment,
   DEPLOY.deploySlot,
+  DEPLOY.updateInPlace,
   DEPLOY.smokeTest,
   DEPLOY.rollback,
   DEPLOY.promote,
@@ -116,6 +117,44 @@ test('happy path: register → image → prepare → deploy → smoke test → p
   expect(calls.find((c) => c.name === DEPLOY.promote.name)!.input).toMatchObject({ slot: 'green' });
   expect(calls.find((c) => c.name === DEPLOY.promote.name)!.input.previousSlot).toBeUndefined(); // the old slot goes only after the promotion
   expect(calls.find((c) => c.name === DEPLOY.retirePrevious.name)!.input).toMatchObject({ slot: 'green', previousSlot: 'blue', previousImage: 'img:1' });
+}, 60_000);
+
+/** A PATCH of tags (resolved at the door: the serving image, in place): the answers of its activities. */
+function inPlace(): Record<string, Answer> {
+  return {
+    ...happy(),
+    [DEPLOY.prepareDeployment.name]: (): PrepareDeploymentOutput => ({ ok: true, value: { slot: 'blue', previousSlot: 'blue', previousImage: 'img:2', isUpdate: true } }),
+    [DEPLOY.updateInPlace.name]: (): DeployedSlot => ({ serviceName: 'svc-a', slot: 'blue', state: 'Healthy', scoringUri: 'http://127.0.0.1:1/blue/score', swaggerUri: '', healthUri: '' }),
+  };
+}
+const inPlaceInput = { registered: { model: { id: 'm:2', name: 'm', version: 2, files: 1, bytes: 10 }, image }, update: { mode: 'inPlace', fields: ['description', 'tags'] } };
+
+test('in place (PATCH of tags/description): prepare → inPlace → smoke test → promote on the serving slot; no deploySlot, nothing retired', async () => {
+  const { run, names, events, calls } = await deploy(inPlace(), inPlaceInput);
+  expect([run.state, run.error]).toEqual(['Succeeded', undefined]);
+  expect(run.result).toMatchObject({ outcome: 'Updated', image: 'img:2', update: { mode: 'inPlace', fields: ['description', 'tags'] } });
+  expect(names).toEqual([DEPLOY.prepareDeployment, DEPLOY.updateInPlace, DEPLOY.smokeTest, DEPLOY.promote].map((a) => a.name));
+  expect(stepStates(run)).toEqual(['register:Succeeded', 'image:Succeeded', 'prepare:Succeeded', 'inPlace:Succeeded', 'smokeTest:Succeeded', 'promote:Succeeded']);
+  expect(run.steps.find((s) => s.name === 'prepare')!.detail).toBe('in place: slot blue keeps serving img:2');
+  expect(run.steps.find((s) => s.name === 'inPlace')!.detail).toBe('slot blue, no replica restarted (description, tags)');
+  expect(calls.find((c) => c.name === DEPLOY.prepareDeployment.name)!.input).toMatchObject({ inPlace: true, image: { id: 'img:2' } });
+  expect(calls.find((c) => c.name === DEPLOY.promote.name)!.input).toMatchObject({ slot: 'blue', deploy: { inPlace: true } });
+  expect(events).toEqual(['ServiceUpdated']);
+}, 60_000);
+
+test('in place, smoke test fails → rollback of the serving slot (the record keeps its values) → RolledBack', async () => {
+  const { run, names, calls } = await deploy(
+    {
+      ...inPlace(),
+      [DEPLOY.smokeTest.name]: (): SmokeTestResult => ({ ok: false, reason: 'no answer', checks: [], swagger: 'absent' }),
+      [DEPLOY.rollback.name]: (i: RollbackInput): RollbackOutput => ({ rolledBack: true, state: 'Healthy', error: i.reason }),
+    },
+    inPlaceInput,
+  );
+  expect(run.state).toBe('RolledBack');
+  expect(run.result?.update).toEqual({ mode: 'inPlace', fields: ['description', 'tags'] });
+  expect(names).toEqual([DEPLOY.prepareDeployment, DEPLOY.updateInPlace, DEPLOY.smokeTest, DEPLOY.rollback].map((a) => a.name));
+  expect(calls.find((c) => c.name === DEPLOY.rollback.name)!.input).toMatchObject({ slot: 'blue', deploy: { inPlace: true }, reason: { code: 'SmokeTestFailed' } });
 }, 60_000);
 
 test('a first deployment (nothing to retire) ends Deployed and never calls retire', async () => {

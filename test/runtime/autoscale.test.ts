@@ -76,6 +76,29 @@ describe('AutoscaleRouter over local replicas', () => {
     expect(router.events).toEqual([expect.objectContaining({ event: 'scale_down', from: 2, to: 1 })]);
   });
 
+  it('resize: the pool grows and shrinks in place (the replicas that stay are the same servers; idle ones leave first, a request in flight is answered)', async () => {
+    router = await startLocalReplicas(
+      { entryScript: script, workers: 1, maxConcurrent: 2, maxWaitMs: 2000, accessLog: false, log: () => undefined },
+      { minReplicas: 1, maxReplicas: 1, autoscale: false },
+    );
+    const first = router.replicaUrls[0];
+    await router.resize({ minReplicas: 3, maxReplicas: 3, autoscale: false, replicas: 3 });
+    expect(router.replicaCount).toBe(3);
+    expect(router.replicaUrls[0]).toBe(first);
+    // Shrink while one replica is busy: the idle ones leave; the busy one stays and answers.
+    const busy = post(`${router.url}/score`, { action: 'sleep', ms: 600 });
+    await waitFor(() => router!.busyReplicas === 1);
+    await router.resize({ minReplicas: 1, maxReplicas: 1, autoscale: false });
+    expect(router.replicaCount).toBe(1);
+    expect((await busy).status).toBe(200);
+    expect((await post(`${router.url}/score`, { text: 'one' })).status).toBe(200);
+    // Autoscale bounds: at least the new minimum now, scaled by load from there.
+    await router.resize({ minReplicas: 2, maxReplicas: 3, autoscale: true, targetUtilization: 0.7, refreshMs: 50 });
+    expect(router.replicaCount).toBe(2);
+    await expect(router.resize({ minReplicas: 2, maxReplicas: 1, autoscale: false })).rejects.toMatchObject({ code: 'InvalidReplicaRange' });
+    expect(router.replicaCount).toBe(2);
+  });
+
   it('spreads requests over fixed replicas (autoscale off)', async () => {
     router = await startLocalReplicas(
       { entryScript: script, workers: 1, maxConcurrent: 1, maxWaitMs: 2000, accessLog: false, log: () => undefined },

@@ -19,6 +19,7 @@ test('activity and orchestration names are the ones existing histories use', () 
     createImage: 'activity:createImage',
     prepareDeployment: 'activity:prepareDeployment',
     deploySlot: 'activity:deploySlot',
+    updateInPlace: 'activity:updateServiceInPlace',
     smokeTest: 'activity:smokeTest',
     rollback: 'activity:rollbackDeployment',
     promote: 'activity:promoteDeployment',
