@@ -34,7 +34,14 @@ export interface ContainerGroupSpec {
   tags: Record<string, string>;
   /** Probes on `GET /` (the runtime's liveness route). */
   probes: boolean;
+  /** Overrides the image's entrypoint (the service front runs the runtime's front-cli.js from a scoring image). */
+  command?: string[];
+  /** An emptyDir volume mounted at this path: kept across container restarts of the group (the front's state). */
+  emptyDirPath?: string;
 }
+
+/** Name of the emptyDir volume of `ContainerGroupSpec.emptyDirPath`. */
+export const ACI_STATE_VOLUME = 'state';
 
 /** The ARM container group for a spec (SDK model; the SDK nests it under `properties` on the wire). */
 export function containerGroupBody(
@@ -52,6 +59,8 @@ export function containerGroupBody(
     ports: [{ port: spec.port, protocol: 'TCP' }],
     resources: { requests: { cpu: spec.cpu, memoryInGB: spec.memoryGb } },
     environmentVariables,
+    ...(spec.command ? { command: spec.command } : {}),
+    ...(spec.emptyDirPath ? { volumeMounts: [{ name: ACI_STATE_VOLUME, mountPath: spec.emptyDirPath }] } : {}),
     ...(spec.probes
       ? {
           livenessProbe: { ...probe, initialDelaySeconds: 30, failureThreshold: 3 },
@@ -68,6 +77,7 @@ export function containerGroupBody(
     imageRegistryCredentials: [{ server: config.acrLoginServer, identity: config.managedIdentityResourceId }],
     ipAddress: { type: 'Public', dnsNameLabel: spec.dnsNameLabel, ports: [{ port: spec.port, protocol: 'TCP' }] },
     containers: [container],
+    ...(spec.emptyDirPath ? { volumes: [{ name: ACI_STATE_VOLUME, emptyDir: {} }] } : {}),
   };
 }
 
@@ -255,6 +265,7 @@ export class AciGroups {
       restartPolicy: group.restartPolicy,
       ...(group.imageRegistryCredentials ? { imageRegistryCredentials: group.imageRegistryCredentials } : {}),
       ...(group.ipAddress ? { ipAddress: { type: group.ipAddress.type, ports: group.ipAddress.ports, dnsNameLabel: opts.dnsNameLabel ?? group.ipAddress.dnsNameLabel } } : {}),
+      ...(group.volumes ? { volumes: group.volumes } : {}),
       containers: group.containers.map(({ instanceView: _view, environmentVariables, ...c }) => ({
         ...c,
         environmentVariables: (environmentVariables ?? [])
