@@ -61,6 +61,15 @@ export function groupBaseUrl(g: ContainerGroup, location: string): string {
   return `http://${fqdn}:${g.ipAddress?.ports?.[0]?.port ?? 5001}`;
 }
 
+/**
+ * Where the app itself calls a group (the front's admin routes, a slot's /metrics): its public IP when ARM reports
+ * one — a DNS name label just moved or created may take a while to resolve, its IP answers at once — else its name.
+ * The front forwards to the slots by name (`groupBaseUrl`), which outlives a restart's new IP.
+ */
+export function groupCallUrl(g: ContainerGroup, location: string): string {
+  return g.ipAddress?.ip ? `http://${g.ipAddress.ip}:${g.ipAddress.ports?.[0]?.port ?? 5001}` : groupBaseUrl(g, location);
+}
+
 /** The front's secure settings: the admin key, the state to start with and the service's keys (when it has key auth). */
 export function frontSecureEnv(adminKey: string, state: FrontState, keys: ServiceKeys | undefined): Record<string, string> {
   return {

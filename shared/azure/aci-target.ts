@@ -18,6 +18,7 @@ import {
   frontKeysDigest,
   frontSecureEnv,
   groupBaseUrl,
+  groupCallUrl,
   httpCall,
   hasKeyAuth,
   isFrontGroup,
@@ -210,7 +211,7 @@ export class AciTarget implements DeployTarget {
     const front = await this.liveFront(serviceName);
     if (front) {
       const key = await this.secrets().frontKey(serviceName);
-      const cur = await callFront(groupBaseUrl(front, this.o.config.location), key, 'GET');
+      const cur = await callFront(groupCallUrl(front, this.o.config.location), key, 'GET');
       const st = cur.state;
       if (Object.prototype.hasOwnProperty.call(st.slots, slot)) {
         if ((st.weights[slot] ?? 0) > 0 || (st.serving === slot && !Object.keys(st.weights).length)) {
@@ -330,13 +331,13 @@ export class AciTarget implements DeployTarget {
     if (!front) {
       throw new AppError('FrontNotFound', `Service ${serviceName} has no service front on ACI (container group ${frontGroupName(serviceName)}): its traffic is not split.`, 404);
     }
-    const answer = await callFront(groupBaseUrl(front, this.o.config.location), await this.secrets().frontKey(serviceName), 'GET');
+    const answer = await callFront(groupCallUrl(front, this.o.config.location), await this.secrets().frontKey(serviceName), 'GET');
     return this.snapshotOf(serviceName, answer);
   }
 
   /** Writes the front's routing when it differs from what the front has (generation + 1). */
   private async putFrontState(serviceName: string, front: ContainerGroup, key: string, routing: FrontRouting, current?: FrontAnswer): Promise<FrontAnswer> {
-    const base = groupBaseUrl(front, this.o.config.location);
+    const base = groupCallUrl(front, this.o.config.location);
     const cur = current ?? (await callFront(base, key, 'GET'));
     if (sameRouting(cur.state, routing)) return cur;
     return callFront(base, key, 'PUT', { ...routing, generation: cur.state.generation + 1 });
@@ -361,7 +362,7 @@ export class AciTarget implements DeployTarget {
       const g = groups[slot];
       const view = (g.containers?.find((c) => c.name === ACI_CONTAINER) ?? g.containers?.[0])?.instanceView;
       parts.push(`${slot}:${g.name}:${String(view?.currentState?.startTime ?? '')}:${view?.restartCount ?? 0}`);
-      const url = `${st.slots[slot] ?? groupBaseUrl(g, this.o.config.location)}/metrics`;
+      const url = `${groupCallUrl(g, this.o.config.location)}/metrics`;
       let res: { status: number; text: string };
       try {
         res = await httpCall(url, { headers: header ? { [METRICS_KEY_HEADER]: header } : {}, what: `Slot ${slot}'s /metrics` });
@@ -462,7 +463,7 @@ export class AciTarget implements DeployTarget {
     const full = await this.groups.get(name);
     if (!full || !hasKeyAuth(full)) return;
     const adminKey = await this.secrets().frontKey(serviceName);
-    const cur = await callFront(groupBaseUrl(full, this.o.config.location), adminKey, 'GET');
+    const cur = await callFront(groupCallUrl(full, this.o.config.location), adminKey, 'GET');
     const outcome = await this.groups.updateSecureEnv(name, full, frontSecureEnv(adminKey, cur.state, keys), { ...(full.tags ?? {}), [KEYS_DIGEST_TAG]: frontKeysDigest(keys) });
     if (!outcome.ok) {
       throw new AppError('KeyRotationFailed', `The new keys were saved but the service front ${name} did not restart with them: ${outcome.error.message}. Regenerate again or redeploy the service.`, 502);

@@ -25,7 +25,10 @@ const ADMIN = frontAdminKey('diabetes', 'token-secret-of-diabetes-0123456789');
 const SCOPE = `${TEST_ENV.AZURE_SUBSCRIPTION_ID}/${RG}`;
 const STABLE = aciDnsLabel('diabetes', SCOPE);
 /** The public addresses in play: the service's stable name (the front's), the slots' own names. */
-const HOSTS = [STABLE, aciDnsLabel('diabetes-blue', SCOPE), 'diabetes-green-own'].map((l) => `http://${l}.westeurope.azurecontainer.io:5001`);
+const HOSTS = [
+  ...[STABLE, aciDnsLabel('diabetes-blue', SCOPE), 'diabetes-green-own'].map((l) => `http://${l}.westeurope.azurecontainer.io:5001`),
+  ...Array.from({ length: 30 }, (_, i) => `http://20.0.0.${i + 1}:5001`),
+];
 const IMAGE = (v: number) => `mdfregistry.azurecr.io/diabetesimage:${v}`;
 
 type Wire = Record<string, any>;
@@ -36,6 +39,7 @@ class FakeArm {
   log: string[] = [];
   puts = new Map<string, Wire[]>();
   private clock = 0;
+  private ips = 0;
 
   /** A group as ARM returns it (secure values without their value, fqdn from the label, running). */
   add(name: string, o: { slot?: string; image?: string; label?: string; tags?: Record<string, string>; keyAuth?: boolean }): void {
@@ -80,7 +84,8 @@ class FakeArm {
             instanceView: { restartCount: 0, currentState: { state: 'Running', startTime: `2026-11-30T01:00:${String(++this.clock).padStart(2, '0')}Z` }, events: [] },
           },
         })),
-        ipAddress: { ...p.ipAddress, fqdn: `${p.ipAddress.dnsNameLabel}.westeurope.azurecontainer.io` },
+        // A new public IP at each PUT (as ACI gives): the app calls groups by IP, the front forwards by name.
+        ipAddress: { ...p.ipAddress, ip: `20.0.0.${++this.ips}`, fqdn: `${p.ipAddress.dnsNameLabel}.westeurope.azurecontainer.io` },
         instanceView: { state: 'Running', events: [] },
       },
     };
@@ -90,6 +95,11 @@ class FakeArm {
 
   fqdn(name: string): string {
     return this.groups.get(name)!.properties.ipAddress.fqdn;
+  }
+
+  /** The group answering at `host` (its DNS name or its current IP). */
+  at(host: string): string | undefined {
+    return [...this.groups.keys()].find((n) => this.groups.get(n)!.properties.ipAddress.fqdn === host || this.groups.get(n)!.properties.ipAddress.ip === host);
   }
 
   install(): void {
@@ -159,6 +169,8 @@ describe('ACI progressive delivery through the service front', () => {
   /** Live figures each slot's runtime reports on /metrics (by slot group name). */
   let counters: Record<string, { ok: number; failed: number; le?: number }>;
   const calls: string[] = [];
+  /** Host headers of the app's calls to groups (admin, /metrics). */
+  const hostsSeen: string[] = [];
 
   beforeAll(() => {
     nock.enableNetConnect(/127\.0\.0\.1/);
@@ -194,15 +206,19 @@ describe('ACI progressive delivery through the service front', () => {
       .get('/metrics')
       .reply(function () {
         const host = String(this.req.headers.host).split(':')[0];
-        const name = [...arm0.groups.keys()].find((n) => arm0.fqdn(n) === host) ?? '?';
+        hostsSeen.push(String(this.req.headers.host));
+        const name = arm0.at(host) ?? '?';
         calls.push(`metrics ${name} key=${this.req.headers[METRICS_KEY_HEADER] === metricsHeaderValue(KEYS)}`);
         const c = counters[name];
         return c ? [200, metrics(c.ok, c.failed, c.le)] : [404, 'no such group'];
       });
     const toFront = (method: 'GET' | 'PUT') =>
       async function (this: { req: { headers: Record<string, string | string[]> } }, uri: string, body: unknown): Promise<[number, string]> {
+        hostsSeen.push(String(this.req.headers.host));
         if (!front && arm0.puts.has(frontGroupName('diabetes'))) await startRealFront();
         if (!front) return [503, 'front not started'];
+        const host = String(this.req.headers.host).split(':')[0];
+        if (arm0.at(host) !== frontGroupName('diabetes')) return [404, 'not the front'];
         const text = typeof body === 'string' ? body : body ? JSON.stringify(body) : '';
         calls.push(`front ${method}${method === 'PUT' ? ` ${JSON.stringify(JSON.parse(text).weights)} g${JSON.parse(text).generation}` : ''}`);
         const r = await fetch(`http://127.0.0.1:${front.port}${uri}`, {
@@ -223,6 +239,7 @@ describe('ACI progressive delivery through the service front', () => {
     arm0.install();
     counters = { 'diabetes-blue': { ok: 1000, failed: 0 }, 'diabetes-green': { ok: 0, failed: 0 } };
     calls.length = 0;
+    hostsSeen.length = 0;
     installHosts();
     const logs = captureLog();
     const secretsAsked: string[] = [];
@@ -326,6 +343,9 @@ describe('ACI progressive delivery through the service front', () => {
     expect(arm0.log.at(-1)).toBe('DELETE diabetes-blue');
     expect(arm0.groups.has('diabetes-front')).toBe(true);
     expect(secretsAsked.every((s) => s.endsWith(' diabetes'))).toBe(true);
+    // The app calls the front and the slots by their current IP (a just-moved DNS name may not resolve yet).
+    expect(hostsSeen.length).toBeGreaterThan(10);
+    expect(hostsSeen.filter((h) => !/^20\.0\.0\.\d+:5001$/.test(h))).toEqual([]);
     expect(logs.lines.join('\n')).not.toMatch(/SECRET-KEY|token-secret/);
     expect(logs.lines.join('\n')).not.toContain(ADMIN);
   });
