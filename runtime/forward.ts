@@ -1,6 +1,6 @@
 /**
  * Forwarding one HTTP request to an upstream and streaming the answer back — what the replica router
- * (runtime/autoscale.ts) and the local service front (shared/targets/local-front.ts) both do.
+ * (runtime/autoscale.ts) and the service front (front.ts) both do.
  *
  * - The body limit is the forwarder's own: a `Content-Length` over `maxBodyBytes` is answered 413 before anything
  *   is forwarded, a chunked body as soon as its count passes the limit (the upstream exchange is then aborted).

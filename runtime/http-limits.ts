@@ -1,6 +1,6 @@
 /**
  * The bounds every HTTP server of the project puts on slow and abandoned connections: the scoring runtime
- * (server.ts), the replica router (autoscale.ts), the local service front (shared/targets/local-front.ts) and the
+ * (server.ts), the replica router (autoscale.ts), the service front (front.ts) and the
  * local Functions host (local/host.ts) all listen through `createBoundedServer`.
  *
  * - headers not received within `headersTimeoutMs` (slowloris) → 408 `RequestTimeout`, connection closed;

@@ -145,8 +145,8 @@ export interface DeployTarget {
    */
   switchTraffic(serviceName: string, slot: string, keys?: ServiceKeys, tls?: TlsMaterial): Promise<{ scoringUri: string; swaggerUri: string }>;
   /**
-   * Optional (targets that can split a service's live traffic between its slots: local; see docs/reference.md,
-   * "Progressive delivery"): `weights` is slot → percent (summing to 100; a slot at 0 takes only requests pinned to
+   * Optional (targets that can split a service's live traffic between its slots: local and aci through the service
+   * front, aks through a Gateway API HTTPRoute; see docs/reference.md, "Progressive delivery"): `weights` is slot → percent (summing to 100; a slot at 0 takes only requests pinned to
    * it with the `azureml-model-deployment` header); `mirror` copies a share of requests to a shadow slot whose
    * answers are compared and discarded. Idempotent; starts the named slots again if the host restarted. Returns the
    * front's figures after the change.

@@ -5,9 +5,28 @@
  * deletes the previously active group; the service's public URI is the active slot's URI.
  */
 import { createHash } from 'crypto';
+import type { ContainerGroup } from '@azure/arm-containerinstance';
 import type { DeployConfig, DeployedSlot, DeployRequest, DeployTarget, ServiceKeys } from '../seams';
+import type { SlotTraffic, TrafficSnapshot } from '../rollout/traffic';
+import { METRICS_KEY_HEADER, metricsHeaderValue, type FrontState } from '../../runtime';
 import { ACI_CONTAINER, ACI_TLS, AciGroups, type AciGroupsOptions, type ContainerGroupSpec } from './aci';
 import type { TlsMaterial } from '../tls';
+import {
+  aciFrontSpec,
+  callFront,
+  causeOf,
+  frontGroupName,
+  frontKeysDigest,
+  frontSecureEnv,
+  groupBaseUrl,
+  groupCallUrl,
+  httpCall,
+  hasKeyAuth,
+  isFrontGroup,
+  sameRouting,
+  type FrontAnswer,
+} from './aci-front';
+import { checkWeights, slotTrafficFromMetrics } from './aks-traffic';
 import type { AzureConfig } from './config';
 import { aciDnsLabel, serviceResourceName, slotResourceName, TAGS } from './names';
 import { endpointUris, RUNTIME_ENV, runtimeSettings, scoringPort } from './runtime-env';
@@ -18,7 +37,14 @@ export type AciTargetOptions = AciGroupsOptions & {
   config: AciGroupsOptions['config'] & Pick<AzureConfig, 'subscriptionId'> & Partial<Pick<AzureConfig, 'managedIdentityClientId'>>;
   /** URL of the app's `modeldata` container (no SAS): where replicas with collect_model_data write, with the group's identity. */
   modelDataUrl?: string;
+  /**
+   * The service's secrets the service front needs (progressive delivery, aci-front.ts): the service's keys (for a
+   * service with key auth) and the front's admin signing key. Wired to the service registry in shared/azure/index.ts.
+   */
+  secrets?: { keys(serviceName: string): Promise<ServiceKeys>; frontKey(serviceName: string): Promise<string> };
 };
+
+type FrontRouting = Omit<FrontState, 'generation'>;
 
 /**
  * Tag of a container group naming the keys it was given: a short SHA-256 of both keys (never the keys), so a key
@@ -182,9 +208,10 @@ export class AciTarget implements DeployTarget {
     if (!target) {
       throw new AppError('SlotNotFound', `Service ${serviceName} has no slot ${slot} on ACI (container group ${name}); deploy it first.`, 404);
     }
-    const previous = (await this.groups.listTagged(TAGS.service, serviceName)).filter(
-      (g) => g.name !== name && g.tags?.[TAGS.active] === 'true',
-    );
+    const all = await this.groups.listTagged(TAGS.service, serviceName);
+    const front = all.find((g) => isFrontGroup(g) && g.provisioningState !== 'Failed' && g.provisioningState !== 'Deleting');
+    if (front) return this.switchThroughFront(serviceName, slot, target, front, all);
+    const previous = all.filter((g) => g.name !== name && g.tags?.[TAGS.active] === 'true' && !isFrontGroup(g));
     const tags: Record<string, string> = { ...(target.tags ?? {}), [TAGS.active]: 'true' };
     await this.groups.setTags(name, tags);
     for (const g of previous) if (g.name) await this.groups.delete(g.name);
@@ -217,8 +244,30 @@ export class AciTarget implements DeployTarget {
     return { tls: tlsVolume(tls) };
   }
 
-  deleteSlot(serviceName: string, slot: string): Promise<void> {
-    return this.groups.delete(slotResourceName(serviceName, slot));
+  /**
+   * Removes a slot's group. With a service front, the slot is first taken out of the front's state when no live
+   * traffic goes to it (weight 0 or absent: rolled back, or retired after the promotion), so the front never
+   * forwards to a deleted group.
+   */
+  async deleteSlot(serviceName: string, slot: string): Promise<void> {
+    const front = await this.liveFront(serviceName);
+    if (front) {
+      const key = await this.secrets().frontKey(serviceName);
+      const cur = await callFront(groupCallUrl(front, this.o.config.location), key, 'GET');
+      const st = cur.state;
+      if (Object.prototype.hasOwnProperty.call(st.slots, slot)) {
+        if ((st.weights[slot] ?? 0) > 0 || (st.serving === slot && !Object.keys(st.weights).length)) {
+          this.o.log?.(`the front of ${serviceName} still sends traffic to ${slot}; its state is left as is (the rollout sets the weights)`);
+        } else {
+          const slots = Object.fromEntries(Object.entries(st.slots).filter(([s]) => s !== slot));
+          const weights = Object.fromEntries(Object.entries(st.weights).filter(([s]) => s !== slot));
+          const live = Object.keys(weights).length > 1 ? weights : {};
+          const serving = st.serving !== slot ? st.serving : Object.keys(weights)[0];
+          await this.putFrontState(serviceName, front, key, { slots, weights: live, ...(serving ? { serving } : {}), ...(st.mirror && st.mirror.slot !== slot ? { mirror: st.mirror } : {}) }, cur);
+        }
+      }
+    }
+    await this.groups.delete(slotResourceName(serviceName, slot));
   }
 
   async deleteService(serviceName: string): Promise<void> {
@@ -238,7 +287,10 @@ export class AciTarget implements DeployTarget {
    */
   async updateKeys(serviceName: string, keys: ServiceKeys, tls?: TlsMaterial): Promise<void> {
     const digest = keysDigestTag(keys);
-    const active = (await this.groups.listTagged(TAGS.service, serviceName)).filter((g) => g.tags?.[TAGS.active] === 'true' && g.name);
+    const groups = await this.groups.listTagged(TAGS.service, serviceName);
+    const active = groups.filter((g) => g.tags?.[TAGS.active] === 'true' && g.name && !isFrontGroup(g));
+    const front = groups.find((g) => isFrontGroup(g) && g.name);
+    if (front && front.tags?.[KEYS_DIGEST_TAG] !== frontKeysDigest(keys)) await this.updateFrontKeys(serviceName, front.name!, keys);
     for (const g of active) {
       const full = await this.groups.get(g.name!);
       if (!full || full.tags?.[KEYS_DIGEST_TAG] === digest) continue;
@@ -251,6 +303,212 @@ export class AciTarget implements DeployTarget {
       if (!outcome.ok) {
         throw new AppError('KeyRotationFailed', `The new keys were saved but container group ${g.name} did not restart with them: ${outcome.error.message}. Regenerate again or redeploy the service.`, 502);
       }
+    }
+  }
+
+  // ------------------------------------------------------------------ service front (progressive delivery)
+
+  private secrets(): NonNullable<AciTargetOptions['secrets']> {
+    if (!this.o.secrets) throw new AppError('FrontSecretsMissing', 'This ACI target was built without access to the services\' secrets; the service front cannot be controlled.', 500);
+    return this.o.secrets;
+  }
+
+  private get scope(): string {
+    return `${this.o.config.subscriptionId}/${this.o.config.resourceGroup}`;
+  }
+
+  /** The service's front group, when it has one that did not fail. */
+  private async liveFront(serviceName: string): Promise<ContainerGroup | undefined> {
+    const g = await this.groups.get(frontGroupName(serviceName));
+    return g && g.provisioningState !== 'Failed' && g.provisioningState !== 'Deleting' ? g : undefined;
+  }
+
+  private async slotGroup(serviceName: string, slot: string): Promise<ContainerGroup> {
+    const name = slotResourceName(serviceName, slot);
+    const g = await this.groups.get(name);
+    if (!g) throw new AppError('SlotNotFound', `Service ${serviceName} has no slot ${slot} on ACI (container group ${name}); deploy it first.`, 404);
+    return g;
+  }
+
+  /** The service's keys when `g` runs with key auth (the front forwards with them, the gates read /metrics with them). */
+  private async keysFor(serviceName: string, groups: ContainerGroup[]): Promise<ServiceKeys | undefined> {
+    return groups.some(hasKeyAuth) ? this.secrets().keys(serviceName) : undefined;
+  }
+
+  /**
+   * Progressive delivery on ACI (docs/azure.md, "Progressive delivery on ACI"): the service front (aci-front.ts)
+   * splits live traffic by `weights` (slot → percent) and copies `mirror.percent` of requests to the shadow slot,
+   * comparing its answers. The first call of a service creates the front: the service's stable DNS name moves from
+   * the serving group to it (the serving group restarts under its own name: a gap like a blue/green switch's, once
+   * per service). Idempotent: the state is only written when it differs. Returns the figures after the change.
+   */
+  async setTrafficWeights(serviceName: string, weights: Record<string, number>, options?: { mirror?: { slot: string; percent: number; tolerance: number } }): Promise<TrafficSnapshot> {
+    const entries = checkWeights(serviceName, weights);
+    const mirror = options?.mirror;
+    const names = [...new Set([...Object.keys(weights), ...(mirror ? [mirror.slot] : [])])];
+    const serving = [...entries].sort((a, b) => b[1] - a[1])[0][0];
+    let groups: Record<string, ContainerGroup> = {};
+    for (const slot of names) groups[slot] = await this.slotGroup(serviceName, slot);
+    let front = await this.liveFront(serviceName);
+    if (!front) {
+      front = await this.createFront(serviceName, groups, serving);
+      groups = {};
+      for (const slot of names) groups[slot] = await this.slotGroup(serviceName, slot);
+    }
+    const key = await this.secrets().frontKey(serviceName);
+    const routing: FrontRouting = {
+      slots: Object.fromEntries(names.map((s) => [s, groupBaseUrl(groups[s], this.o.config.location)])),
+      serving,
+      weights,
+      ...(mirror ? { mirror } : {}),
+    };
+    const answer = await this.putFrontState(serviceName, front, key, routing);
+    this.o.log?.(`traffic of ${serviceName}: ${entries.map(([s, w]) => `${s}=${w}%`).join(', ')}${mirror ? `, ${mirror.percent}% mirrored to ${mirror.slot}` : ''}`);
+    return this.snapshotOf(serviceName, answer, groups);
+  }
+
+  /** The front's figures (weights, shadow comparison) and each weighted slot's runtime /metrics (gate figures). */
+  async trafficSnapshot(serviceName: string): Promise<TrafficSnapshot> {
+    const front = await this.liveFront(serviceName);
+    if (!front) {
+      throw new AppError('FrontNotFound', `Service ${serviceName} has no service front on ACI (container group ${frontGroupName(serviceName)}): its traffic is not split.`, 404);
+    }
+    const answer = await callFront(groupCallUrl(front, this.o.config.location), await this.secrets().frontKey(serviceName), 'GET');
+    return this.snapshotOf(serviceName, answer);
+  }
+
+  /** Writes the front's routing when it differs from what the front has (generation + 1). */
+  private async putFrontState(serviceName: string, front: ContainerGroup, key: string, routing: FrontRouting, current?: FrontAnswer): Promise<FrontAnswer> {
+    const base = groupCallUrl(front, this.o.config.location);
+    const cur = current ?? (await callFront(base, key, 'GET'));
+    if (sameRouting(cur.state, routing)) return cur;
+    return callFront(base, key, 'PUT', { ...routing, generation: cur.state.generation + 1 });
+  }
+
+  /**
+   * A snapshot from the front's answer: weights and shadow figures are the front's; each slot's figures are its
+   * runtime's /metrics (read directly from the slot's group, with the metrics key when it has key auth). The epoch
+   * changes when the front or a slot's container restarts (counters start again): the rollout restarts its window.
+   */
+  private async snapshotOf(serviceName: string, answer: FrontAnswer, known: Record<string, ContainerGroup> = {}): Promise<TrafficSnapshot> {
+    const st = answer.state;
+    const weighted = Object.keys(st.weights).length ? Object.keys(st.weights) : st.serving ? [st.serving] : [];
+    const names = [...new Set([...weighted, ...(st.mirror ? [st.mirror.slot] : [])])];
+    const groups: Record<string, ContainerGroup> = {};
+    for (const slot of names) groups[slot] = known[slot] ?? (await this.slotGroup(serviceName, slot));
+    const keys = await this.keysFor(serviceName, Object.values(groups));
+    const header = keys ? metricsHeaderValue(keys) : undefined;
+    const slots: Record<string, SlotTraffic> = {};
+    const parts: string[] = [`front:${answer.snapshot.epoch}`];
+    for (const slot of names) {
+      const g = groups[slot];
+      const view = (g.containers?.find((c) => c.name === ACI_CONTAINER) ?? g.containers?.[0])?.instanceView;
+      parts.push(`${slot}:${g.name}:${String(view?.currentState?.startTime ?? '')}:${view?.restartCount ?? 0}`);
+      const url = `${groupCallUrl(g, this.o.config.location)}/metrics`;
+      let res: { status: number; text: string };
+      try {
+        res = await httpCall(url, { headers: header ? { [METRICS_KEY_HEADER]: header } : {}, what: `Slot ${slot}'s /metrics` });
+      } catch (e) {
+        if (e instanceof AppError) throw e;
+        throw new AppError('MetricsUnreachable', `Slot ${slot} of ${serviceName} did not answer GET /metrics: ${causeOf(e)}`, 502, { retryable: true });
+      }
+      const text = res.text;
+      if (res.status !== 200) {
+        throw new AppError('RolloutNeedsMetrics', `Slot ${slot} of ${serviceName} answered ${res.status} to GET /metrics; the gates cannot read its figures.`, 502, { retryable: res.status >= 500 });
+      }
+      slots[slot] = slotTrafficFromMetrics(text);
+    }
+    const epoch = `aci-${createHash('sha256').update(parts.sort().join(',')).digest('hex').slice(0, 16)}`;
+    return {
+      epoch,
+      weights: st.weights,
+      ...(answer.snapshot.serving ? { serving: answer.snapshot.serving } : st.serving ? { serving: st.serving } : {}),
+      ...(st.mirror ? { mirror: { slot: st.mirror.slot, percent: st.mirror.percent } } : {}),
+      slots,
+      ...(answer.snapshot.shadow ? { shadow: answer.snapshot.shadow } : {}),
+    };
+  }
+
+  /**
+   * Creates the service front: the service's stable DNS name is taken off the group that holds it (that group is
+   * updated in place under its own name: it restarts), then the front group is created with it, serving the
+   * serving slot. If the front does not start, the name goes back to the serving group (the service answers at its
+   * URI again) and the rollout fails with the reason.
+   */
+  private async createFront(serviceName: string, groups: Record<string, ContainerGroup>, serving: string): Promise<ContainerGroup> {
+    const s = groups[serving];
+    const stable = s.tags?.[STABLE_LABEL_TAG] ?? aciDnsLabel(serviceResourceName(serviceName), this.scope);
+    const keys = await this.keysFor(serviceName, Object.values(groups));
+    const adminKey = await this.secrets().frontKey(serviceName);
+    const holder = Object.values(groups).find((g) => g.ipAddress?.dnsNameLabel === stable);
+    const keyValues = (g: ContainerGroup): Record<string, string> =>
+      hasKeyAuth(g) && keys ? { [RUNTIME_ENV.primaryKey]: keys.primaryKey, [RUNTIME_ENV.secondaryKey]: keys.secondaryKey } : {};
+    if (holder?.name) {
+      const own = aciDnsLabel(holder.name, this.scope);
+      const moved = await this.groups.updateSecureEnv(holder.name, holder, keyValues(holder), holder.tags ?? {}, { dnsNameLabel: own });
+      if (!moved.ok) throw new AppError('FrontSetupFailed', `Container group ${holder.name} did not restart under its own DNS name ${own}: ${moved.error.message}`, 502, { retryable: true });
+      this.o.log?.(`DNS name ${stable} taken off ${holder.name} (now ${own}) for the service front`);
+    }
+    const servingNow = await this.slotGroup(serviceName, serving);
+    const candidate = Object.entries(groups).find(([slot]) => slot !== serving)?.[1] ?? servingNow;
+    const image = candidate.containers?.[0]?.image ?? servingNow.containers?.[0]?.image;
+    if (!image) throw new AppError('FrontSetupFailed', `Container group ${candidate.name} names no image for the service front.`, 500);
+    const port = servingNow.ipAddress?.ports?.[0]?.port ?? scoringPort({});
+    const spec = aciFrontSpec({
+      serviceName,
+      image,
+      port,
+      dnsNameLabel: stable,
+      ...(servingNow.location ? { location: servingNow.location } : {}),
+      state: { generation: 1, serving, slots: { [serving]: groupBaseUrl(servingNow, this.o.config.location) }, weights: {} },
+      adminKey,
+      ...(keys ? { keys } : {}),
+      tags: { [STABLE_LABEL_TAG]: stable, [KEYS_DIGEST_TAG]: frontKeysDigest(keys) },
+    });
+    const outcome = await this.groups.ensureRunning(spec, { existing: undefined });
+    if (!outcome.ok) {
+      await this.groups.delete(spec.name);
+      let back = '';
+      if (holder?.name) {
+        const restored = await this.groups.updateSecureEnv(holder.name, servingNow, keyValues(servingNow), servingNow.tags ?? {}, { dnsNameLabel: stable });
+        back = restored.ok ? ` The DNS name ${stable} is back on ${holder.name}.` : ` The DNS name ${stable} could not be put back on ${holder.name}: ${restored.error.message}`;
+      }
+      throw new AppError('FrontStartFailed', `The service front of ${serviceName} (container group ${spec.name}, image ${image}) did not start: ${outcome.error.message}.${back}`, 502);
+    }
+    this.o.log?.(`service front ${spec.name} of ${serviceName} runs with DNS name ${stable}`);
+    const created = await this.groups.get(spec.name);
+    if (!created) throw new AppError('FrontSetupFailed', `Container group ${spec.name} vanished after it started.`, 502, { retryable: true });
+    return created;
+  }
+
+  /** Blue/green switch of a service with a front: the front serves `slot` (one state change: no gap), tags follow. */
+  private async switchThroughFront(serviceName: string, slot: string, target: ContainerGroup, front: ContainerGroup, all: ContainerGroup[]): Promise<{ scoringUri: string; swaggerUri: string }> {
+    const name = slotResourceName(serviceName, slot);
+    await this.putFrontState(serviceName, front, await this.secrets().frontKey(serviceName), {
+      slots: { [slot]: groupBaseUrl(target, this.o.config.location) },
+      serving: slot,
+      weights: {},
+    });
+    if (target.tags?.[TAGS.active] !== 'true') await this.groups.setTags(name, { ...(target.tags ?? {}), [TAGS.active]: 'true' });
+    for (const g of all) {
+      if (g.name && g.name !== name && !isFrontGroup(g) && g.tags?.[TAGS.active] === 'true') {
+        const { [TAGS.active]: _was, ...rest } = g.tags;
+        await this.groups.setTags(g.name, rest);
+      }
+    }
+    const { scoringUri, swaggerUri } = endpointUris(groupBaseUrl(front, this.o.config.location));
+    return { scoringUri, swaggerUri };
+  }
+
+  /** New keys for the front: its group is updated in place (it restarts with its current state and the new keys). */
+  private async updateFrontKeys(serviceName: string, name: string, keys: ServiceKeys): Promise<void> {
+    const full = await this.groups.get(name);
+    if (!full || !hasKeyAuth(full)) return;
+    const adminKey = await this.secrets().frontKey(serviceName);
+    const cur = await callFront(groupCallUrl(full, this.o.config.location), adminKey, 'GET');
+    const outcome = await this.groups.updateSecureEnv(name, full, frontSecureEnv(adminKey, cur.state, keys), { ...(full.tags ?? {}), [KEYS_DIGEST_TAG]: frontKeysDigest(keys) });
+    if (!outcome.ok) {
+      throw new AppError('KeyRotationFailed', `The new keys were saved but the service front ${name} did not restart with them: ${outcome.error.message}. Regenerate again or redeploy the service.`, 502);
     }
   }
 }

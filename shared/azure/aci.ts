@@ -40,6 +40,10 @@ export interface ContainerGroupSpec {
    * the environment names the files, never the PEM); the probes use https.
    */
   tls?: { volume: string; mountPath: string; files: Record<string, string> };
+  /** Overrides the image's entrypoint (the service front runs the runtime's front-cli.js from a scoring image). */
+  command?: string[];
+  /** An emptyDir volume mounted at this path: kept across container restarts of the group (the front's state). */
+  emptyDirPath?: string;
 }
 
 /** Where the TLS secret volume is mounted in the scoring container, and its files (runtime `MDF_TLS_*_FILE`). */
@@ -49,6 +53,9 @@ export const ACI_TLS = { volume: 'tls', mountPath: '/mnt/mdf-tls', cert: 'tls.cr
 function secretVolume(tls: NonNullable<ContainerGroupSpec['tls']>): Volume {
   return { name: tls.volume, secret: Object.fromEntries(Object.entries(tls.files).map(([f, text]) => [f, Buffer.from(text, 'utf8').toString('base64')])) };
 }
+
+/** Name of the emptyDir volume of `ContainerGroupSpec.emptyDirPath`. */
+export const ACI_STATE_VOLUME = 'state';
 
 /** The ARM container group for a spec (SDK model; the SDK nests it under `properties` on the wire). */
 export function containerGroupBody(
@@ -66,7 +73,15 @@ export function containerGroupBody(
     ports: [{ port: spec.port, protocol: 'TCP' }],
     resources: { requests: { cpu: spec.cpu, memoryInGB: spec.memoryGb } },
     environmentVariables,
-    ...(spec.tls ? { volumeMounts: [{ name: spec.tls.volume, mountPath: spec.tls.mountPath, readOnly: true }] } : {}),
+    ...(spec.command ? { command: spec.command } : {}),
+    ...(spec.tls || spec.emptyDirPath
+      ? {
+          volumeMounts: [
+            ...(spec.tls ? [{ name: spec.tls.volume, mountPath: spec.tls.mountPath, readOnly: true }] : []),
+            ...(spec.emptyDirPath ? [{ name: ACI_STATE_VOLUME, mountPath: spec.emptyDirPath }] : []),
+          ],
+        }
+      : {}),
     ...(spec.probes
       ? {
           livenessProbe: { ...probe, initialDelaySeconds: 30, failureThreshold: 3 },
@@ -83,7 +98,9 @@ export function containerGroupBody(
     imageRegistryCredentials: [{ server: config.acrLoginServer, identity: config.managedIdentityResourceId }],
     ipAddress: { type: 'Public', dnsNameLabel: spec.dnsNameLabel, ports: [{ port: spec.port, protocol: 'TCP' }] },
     containers: [container],
-    ...(spec.tls ? { volumes: [secretVolume(spec.tls)] } : {}),
+    ...(spec.tls || spec.emptyDirPath
+      ? { volumes: [...(spec.tls ? [secretVolume(spec.tls)] : []), ...(spec.emptyDirPath ? [{ name: ACI_STATE_VOLUME, emptyDir: {} }] : [])] }
+      : {}),
   };
 }
 
@@ -288,6 +305,7 @@ export class AciGroups {
       restartPolicy: group.restartPolicy,
       ...(group.imageRegistryCredentials ? { imageRegistryCredentials: group.imageRegistryCredentials } : {}),
       ...(group.ipAddress ? { ipAddress: { type: group.ipAddress.type, ports: group.ipAddress.ports, dnsNameLabel: opts.dnsNameLabel ?? group.ipAddress.dnsNameLabel } } : {}),
+      ...(group.volumes ? { volumes: group.volumes } : {}),
       containers: group.containers.map(({ instanceView: _view, environmentVariables, ...c }) => ({
         ...c,
         environmentVariables: (environmentVariables ?? [])

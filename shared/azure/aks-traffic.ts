@@ -46,7 +46,7 @@ export function routePathPrefix(serviceName: string): string {
 }
 
 /**
- * Checks a weight map (slot → whole percent, summing to 100) for the AKS route; throws a 400 naming the problem.
+ * Checks a weight map (slot → whole percent, summing to 100) for the AKS route or the ACI front; throws a 400 naming the problem.
  * Slots are checked by their Kubernetes names, which must be distinct.
  */
 export function checkWeights(serviceName: string, weights: Record<string, number>): Array<[string, number]> {
@@ -57,7 +57,7 @@ export function checkWeights(serviceName: string, weights: Record<string, number
   for (const [slot, w] of entries) {
     if (!Number.isInteger(w) || w < 0 || w > 100) throw new AppError('InvalidTrafficWeights', `The weight of slot ${slot} must be a whole percent between 0 and 100 (got ${w}).`, 400);
     const name = slotResourceName(serviceName, slot);
-    if (seen.has(name)) throw new AppError('InvalidTrafficWeights', `Slots ${entries.map(([s]) => s).join(', ')} map to the same Kubernetes Service ${name}.`, 400);
+    if (seen.has(name)) throw new AppError('InvalidTrafficWeights', `Slots ${entries.map(([s]) => s).join(', ')} map to the same resource name ${name} (Kubernetes Service, ACI container group).`, 400);
     seen.add(name);
     sum += w;
   }

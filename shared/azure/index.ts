@@ -10,6 +10,8 @@ import { isNotFound } from '../errors';
 import { CONTAINERS, downloadBlob, parseBlobPath, type StorageClients } from '../storage';
 import { AciBatchPoolProvider } from './aci-batch';
 import { AciTarget } from './aci-target';
+import { frontAdminKey } from './aci-front';
+import { ServiceRegistry } from '../registry/services';
 import { AcrTaskImageBuilder, type BlobIO } from './acr-builder';
 import { AksTarget } from './aks-target';
 import { createAzureClients, type AzureClientOptions, type AzureTiming } from './clients';
@@ -83,7 +85,13 @@ export function azureSeams(storage: StorageClients, options: AzureSeamsOptions =
     target: (kind) => {
       // collect_model_data: replicas write to the app's own storage account, with their identity.
       const modelDataUrl = storage.container(CONTAINERS.modelData).url;
-      return kind === 'aci' ? (aci ??= new AciTarget({ ...setup(['aci']), modelDataUrl })) : (aks ??= new AksTarget({ ...setup(['aks']), modelDataUrl }));
+      // The service front (progressive delivery on ACI) needs the service's keys and its admin key (from the token secret).
+      const registry = new ServiceRegistry(storage);
+      const secrets = {
+        keys: (name: string) => registry.ensureKeys(name),
+        frontKey: async (name: string) => frontAdminKey(name, await registry.ensureTokenSecret(name)),
+      };
+      return kind === 'aci' ? (aci ??= new AciTarget({ ...setup(['aci']), modelDataUrl, secrets })) : (aks ??= new AksTarget({ ...setup(['aks']), modelDataUrl }));
     },
     batchPools: () => (pools ??= new AciBatchPoolProvider(setup(['aci']))),
   };

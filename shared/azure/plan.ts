@@ -12,7 +12,9 @@ import { badRequest, toErrorInfo } from '../errors';
 import { parseManifest, type DeploymentManifest } from '../manifest';
 import type { DeployRequest, ImageBuildRequest } from '../seams';
 import { containerGroupBody, containerGroupWireBody } from './aci';
-import { aciSlotSpec, KEYS_DIGEST_TAG } from './aci-target';
+import { aciSlotSpec, KEYS_DIGEST_TAG, STABLE_LABEL_TAG } from './aci-target';
+import { aciFrontSpec, frontGroupName } from './aci-front';
+import { FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH } from '../../runtime';
 import { dockerBuildRequest, imageRepository } from './acr-builder';
 import { autoscaled, keysSecretName, kubeService, slotAutoscaler, slotDeployment } from './aks-manifests';
 import { DEFAULT_GATEWAY_NAME, GATEWAY_API, httpRoute } from './aks-traffic';
@@ -29,7 +31,7 @@ export const API_VERSIONS = {
 } as const;
 
 export interface PlannedOperation {
-  api: 'arm' | 'kubernetes' | 'blob';
+  api: 'arm' | 'kubernetes' | 'blob' | 'front';
   method: 'GET' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
   path: string;
   apiVersion?: string;
@@ -124,9 +126,54 @@ export function planDeployment(manifest: DeploymentManifest, config: AzureConfig
     ops.push(a('PUT', cg(spec.name), 'create the slot container group (long-running; Azure-AsyncOperation polled)', containerGroupWireBody(containerGroupBody(spec, config))));
     ops.push(a('GET', cg(spec.name), 'poll until the container runs (crash loop / image pull failures end it)'));
     ops.push(a('GET', `${cg(spec.name)}/containers/model/logs`, 'log tail on failure (tail=30)'));
-    ops.push(a('GET', `${rgScope(config)}/providers/Microsoft.ContainerInstance/containerGroups`, 'switch traffic: find the active slot (tags)'));
-    ops.push(a('PATCH', cg(spec.name), 'switch traffic: tag this slot active', { tags: { ...spec.tags, 'mdf-active': 'true' } }));
-    ops.push(a('DELETE', cg('<previous active slot>'), 'switch traffic: delete the previously active slot'));
+    const rollout = manifest.rollout;
+    if (isProgressive(rollout)) {
+      // Progressive delivery (aci-front.ts): the service front, created at the first step, then one signed state
+      // write per phase; the gate figures from each slot's /metrics.
+      const previous = slot === 'blue' ? 'green' : 'blue';
+      const prevName = slotResourceName(request.serviceName, previous);
+      const stable = spec.tags[STABLE_LABEL_TAG];
+      const frontUrl = `http://${stable}.${spec.location ?? config.location}.azurecontainer.io:${spec.port}`;
+      const slotUrl = (n: string) => `http://<label of ${n}>.${spec.location ?? config.location}.azurecontainer.io:${spec.port}`;
+      const f = (method: PlannedOperation['method'], path: string, purpose: string, body?: unknown): PlannedOperation => ({ api: 'front', method, path, purpose, ...(body !== undefined ? { body } : {}) });
+      const front = aciFrontSpec({
+        serviceName: request.serviceName,
+        image: spec.image,
+        port: spec.port,
+        dnsNameLabel: stable,
+        ...(spec.location ? { location: spec.location } : {}),
+        state: { generation: 1, serving: previous, slots: { [previous]: slotUrl(prevName) }, weights: {} },
+        adminKey: '<derived from the service token secret>',
+        ...(request.keys ? { keys: request.keys } : {}),
+        tags: { [STABLE_LABEL_TAG]: stable, [KEYS_DIGEST_TAG]: '<sha256 of the keys>' },
+      });
+      ops.push(a('GET', cg(frontGroupName(request.serviceName)), 'rollout: the service front (created at the first progressive rollout of the service)'));
+      ops.push(a('PUT', cg(prevName), 'first progressive rollout only: the serving group updated in place under its own DNS name (releases the stable name; it restarts)'));
+      ops.push(a('PUT', cg(front.name), 'first progressive rollout only: the service front (front-cli.js from the image, stable DNS name, emptyDir for its state)', containerGroupWireBody(containerGroupBody(front, config))));
+      const phases: Array<[string, Record<string, number>, Record<string, unknown>]> = [
+        ...(rollout.mirrorPercent ? [[`shadow ${rollout.mirrorPercent} %`, { [previous]: 100, [slot]: 0 }, { mirror: { slot, percent: rollout.mirrorPercent, tolerance: rollout.gates.tolerance } }] as [string, Record<string, number>, Record<string, unknown>]] : []),
+        ...rollout.steps.map((w) => [`step ${w} %`, { [previous]: 100 - w, [slot]: w }, {}] as [string, Record<string, number>, Record<string, unknown>]),
+      ];
+      for (const [what, weights, extra] of phases) {
+        ops.push(
+          f('PUT', `${frontUrl}${FRONT_STATE_PATH}`, `rollout ${what}: signed state write (${FRONT_SIGNATURE_HEADER}; only when it changes); bake ${rollout.bakeSeconds} s`, {
+            generation: '<current + 1>',
+            serving: previous,
+            slots: { [previous]: slotUrl(prevName), [slot]: slotUrl(spec.name) },
+            weights,
+            ...extra,
+          }),
+        );
+        ops.push(f('GET', `${slotUrl(prevName)}/metrics, ${slotUrl(spec.name)}/metrics`, `rollout ${what}: gate figures (x-mdf-metrics-key); shadow figures from GET ${FRONT_STATE_PATH}`));
+      }
+      ops.push(f('PUT', `${frontUrl}${FRONT_STATE_PATH}`, 'switch traffic: the front serves this slot alone (no gap)', { generation: '<current + 1>', serving: slot, slots: { [slot]: slotUrl(spec.name) }, weights: {} }));
+      ops.push(a('PATCH', cg(spec.name), 'switch traffic: tag this slot active', { tags: { ...spec.tags, 'mdf-active': 'true' } }));
+      ops.push(a('DELETE', cg(prevName), 'retire: the previous slot (taken out of the front first)'));
+    } else {
+      ops.push(a('GET', `${rgScope(config)}/providers/Microsoft.ContainerInstance/containerGroups`, 'switch traffic: find the active slot (tags)'));
+      ops.push(a('PATCH', cg(spec.name), 'switch traffic: tag this slot active', { tags: { ...spec.tags, 'mdf-active': 'true' } }));
+      ops.push(a('DELETE', cg('<previous active slot>'), 'switch traffic: delete the previously active slot'));
+    }
   } else if (manifest.target === 'aks') {
     const mc = `${rgScope(config, config.aks.resourceGroup)}/providers/Microsoft.ContainerService/managedClusters/${config.aks.clusterName}`;
     ops.push({ api: 'arm', method: 'GET', path: mc, apiVersion: API_VERSIONS.containerService, purpose: 'attach the cluster (provisioned, ≥ 12 vCPUs)' });

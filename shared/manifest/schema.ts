@@ -652,6 +652,9 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
     if (deployConfig.tls && targetParsed.kind === 'aks') {
       throw badRequest('TlsNotSupported', `${file}: rollout with ssl_enabled is not available on AKS: the pods terminate TLS themselves and the Gateway API route that splits traffic would need a backend TLS policy. Deploy blue/green (remove rollout), or use target local.`);
     }
+    if (deployConfig.tls && targetParsed.kind === 'aci' && r.spec && r.spec.strategy !== 'blue_green') {
+      throw badRequest('TlsNotSupported', `${file}: a ${r.spec.strategy} rollout with ssl_enabled is not available on ACI: the service front's container group serves plain HTTP (each slot's group terminates TLS itself). Deploy blue/green (remove rollout), or use target local.`);
+    }
     rollout = r.spec;
   }
   const promo = m.promotion ? { minMetrics: m.promotion.min_metrics ?? {}, maxMetrics: m.promotion.max_metrics ?? {} } : undefined;

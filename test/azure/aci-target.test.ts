@@ -375,6 +375,8 @@ describe('AciTarget', () => {
 
   test('deleteSlot of an absent group is not an error; deleteService removes every group of the service', async () => {
     const { target } = makeTarget();
+    // No service front (test/azure/aci-rollout.test.ts has the fronted case): only the group goes.
+    arm().get(CG('diabetes-front')).query(q(API)).reply(404, { error: { code: 'ResourceNotFound', message: 'not found' } });
     arm().delete(CG('diabetes-blue')).query(q(API)).reply(204);
     await target.deleteSlot('diabetes', 'blue');
     arm().get(LIST).query(q(API)).reply(200, {

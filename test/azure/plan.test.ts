@@ -46,6 +46,43 @@ describe('plan (dry run)', () => {
     expect(out).toContain('DELETE');
   });
 
+  test('ACI with a canary and a shadow phase: the service front (its group, masked secrets), one signed state write and one gate read per phase, the switch through the front', () => {
+    const file = path.join(dir, 'aci-rollout.json');
+    const m = JSON.parse(manifest({ kind: 'aci', cpu_cores: 1, memory_gb: 1, auth_enabled: true }));
+    m.rollout = { strategy: 'canary', steps: [10, 100], mirror_percent: 20, gates: { max_disagreement: 0.05 } };
+    fs.writeFileSync(file, JSON.stringify(m));
+    const { code, out } = run([file, '--json', '--slot', 'green']);
+    expect(code).toBe(0);
+    const ops = JSON.parse(out) as Array<{ api: string; method: string; path: string; purpose: string; body?: any }>;
+    const aci = ops.filter((o) => o.api === 'arm' || o.api === 'front').map((o) => `${o.api} ${o.method} ${o.path.replace(/^.*containerGroups\//, 'cg/').replace(/\?.*$/, '')}`);
+    expect(aci.slice(-12)).toEqual([
+      'arm GET cg/diabetes-front',
+      'arm PUT cg/diabetes-blue',
+      'arm PUT cg/diabetes-front',
+      expect.stringMatching(/^front PUT http:\/\/diabetes-[0-9a-f]{6}\.westeurope\.azurecontainer\.io:5001\/\.mdf\/front\/state$/),
+      expect.stringMatching(/^front GET .*\/metrics$/),
+      expect.stringMatching(/^front PUT .*\/\.mdf\/front\/state$/),
+      expect.stringMatching(/^front GET .*\/metrics$/),
+      expect.stringMatching(/^front PUT .*\/\.mdf\/front\/state$/),
+      expect.stringMatching(/^front GET .*\/metrics$/),
+      expect.stringMatching(/^front PUT .*\/\.mdf\/front\/state$/),
+      'arm PATCH cg/diabetes-green',
+      'arm DELETE cg/diabetes-blue',
+    ]);
+    const frontPut = ops.find((o) => o.method === 'PUT' && o.path.endsWith('/containerGroups/diabetes-front'))!;
+    const c = frontPut.body.properties.containers[0].properties;
+    expect(c.command).toEqual(['node', '/var/azureml-app/app/dist/runtime/front-cli.js']);
+    expect(c.environmentVariables.filter((e: any) => e.secureValue !== undefined).map((e: any) => [e.name, e.secureValue])).toEqual([
+      ['MDF_FRONT_ADMIN_KEY', '***'],
+      ['MDF_FRONT_STATE', '***'],
+      ['MDF_PRIMARY_KEY', '***'],
+      ['MDF_SECONDARY_KEY', '***'],
+    ]);
+    const shadow = ops.find((o) => o.api === 'front' && o.purpose.startsWith('rollout shadow'))!;
+    expect(shadow.body).toMatchObject({ serving: 'blue', weights: { blue: 100, green: 0 }, mirror: { slot: 'green', percent: 20 } });
+    expect(out).not.toContain('<generated>');
+  });
+
   test('AKS --json: cluster credentials, then Secret, Deployment, HPA, slot and public Services', () => {
     const file = path.join(dir, 'aks.json');
     fs.writeFileSync(file, manifest({ kind: 'aks', autoscale_min_replicas: 2, autoscale_max_replicas: 5, autoscale_target_utilization: 30 }));

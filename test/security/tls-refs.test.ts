@@ -121,6 +121,7 @@ test('incomplete or inconsistent TLS settings are refused, not ignored', async (
     [tls('good.crt', 'good.key', { ssl_cname: 'white space' }), 'InvalidManifest'],
     [tls('good.crt', 42), 'InvalidManifest'],
     [{ kind: 'aks', ...tls('good.crt', 'good.key') }, 'TlsNotSupported', { rollout: { strategy: 'canary', steps: [10, 100] } }],
+    [{ kind: 'aci', ...tls('good.crt', 'good.key') }, 'TlsNotSupported', { rollout: { strategy: 'canary', steps: [10, 100] } }],
   ];
   for (const [target, code, extra] of cases) {
     const r = await deploy(target, extra);

@@ -61,7 +61,7 @@ test('node image: versions, identical digest for identical inputs, idempotent pe
   const archive = await storage.container(CONTAINERS.images).getBlockBlobClient('lin-node/1.tar.gz').downloadToBuffer();
   expect(`sha256:${sha256Hex(archive)}`).toBe(first.image.digest);
   const entries = await listTarGz(archive);
-  for (const e of ['Dockerfile', 'image.json', 'app/package.json', 'app/dist/runtime/cli.js', 'app/dist/runtime/errors.js', 'app/code/score.js', 'app/code/package.json', 'models/lin/1/model.json']) {
+  for (const e of ['Dockerfile', 'image.json', 'app/package.json', 'app/dist/runtime/cli.js', 'app/dist/runtime/errors.js', 'app/dist/runtime/front-cli.js', 'app/code/score.js', 'app/code/package.json', 'models/lin/1/model.json']) {
     expect(entries).toContain(e);
   }
   expect(entries.some((e) => e.startsWith('app/runtime/python/'))).toBe(true);

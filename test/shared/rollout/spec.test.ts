@@ -66,8 +66,9 @@ test('bad sections are refused with the field and what to do', () => {
   expect(refused({ strategy: 'canary', gates: { max_disagreement: 0.1 } })).toMatch(/max_disagreement: needs mirror_percent/);
   expect(refused({ strategy: 'canary', steps: [10, 100], approval: { before_percent: 50 } })).toMatch(/approval\.before_percent: 50 is not one of the steps \(10, 100\)/);
   expect(refused({ strategy: 'canary', gates: { max_p99: 3 } })).toMatch(/rollout\.gates\.max_p99: unknown field/);
-  expect(refused({ strategy: 'canary' }, 'aci')).toMatch(/target aci cannot split or mirror traffic/);
-  expect(refused({ strategy: 'blue_green', mirror_percent: 10 }, 'aci')).toMatch(/target aci cannot split or mirror traffic/);
+  // ACI splits and mirrors through the service front (shared/azure/aci-front.ts): canary, linear and shadow pass.
+  expect(parse({ strategy: 'canary', steps: [10, 50, 100], mirror_percent: 20, gates: { max_disagreement: 0.05 } }, 'aci')).toMatchObject({ strategy: 'canary', steps: [10, 50, 100], mirrorPercent: 20 });
+  expect(parse({ strategy: 'blue_green', mirror_percent: 10 }, 'aci')).toMatchObject({ strategy: 'blue_green', steps: [], mirrorPercent: 10 });
   expect(refused({ strategy: 'blue_green', mirror_percent: 10 }, 'aks')).toMatch(/rollout\.mirror_percent: target aks cannot run a shadow phase/);
   expect(refused({ strategy: 'canary', mirror_percent: 10 }, 'aks')).toMatch(/target aks cannot run a shadow phase/);
   // AKS splits with a Gateway API HTTPRoute (shared/azure/aks-traffic.ts): canary and linear pass validation.

@@ -1,0 +1,624 @@
+/**
+ * The service front: the stable public endpoint of a service, a small HTTP proxy in front of the service's slots.
+ * The local target runs one per service in the host (shared/targets/local.ts); on ACI it runs as its own container
+ * group (front-cli.ts, controlled through the signed admin routes of front-admin.ts; docs/azure.md). One piece of
+ * routing code for both. `switchTo(slot)` changes the target atomically (one assignment): requests already in flight finish on
+ * the old slot, new ones go to the new slot, so no request fails during a blue/green switch. The front also
+ * enforces key auth with the service's *current* keys (regenerated keys work at once) and forwards to the slot
+ * with the slot's own key.
+ *
+ * Connections are bounded (runtime/http-limits.ts: header and body time, keep-alive, open connections), bodies are
+ * limited here (413 before anything reaches a slot), and a client that goes away aborts its request to the slot
+ * (runtime/forward.ts), so abandoned requests never pile up behind the front.
+ */
+import { randomUUID } from 'node:crypto';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { makeTokenVerifier } from './auth-token';
+import { forwardRequest } from './forward';
+import { createBoundedServer, DEFAULT_HTTP_LIMITS, dropBody, resolveHttpLimits, type BoundedServer, type HttpLimits } from './http-limits';
+import { isOpenOipPath } from './oip';
+import { DEFAULT_MAX_BODY_BYTES } from './options';
+import { makeAuthorizer } from './server';
+import type { TlsMaterial } from './tls';
+import {
+  answersAgree,
+  emptyShadowTraffic,
+  emptySlotTraffic,
+  latencyBucket,
+  type ShadowTraffic,
+  type SlotTraffic,
+  type TrafficSnapshot,
+} from './traffic-counters';
+
+/** The header that pins a request to one slot (at any weight, 0 % included), as AML v2's online endpoints. */
+export const PIN_HEADER = 'azureml-model-deployment';
+/** Shadow copies in flight at most; beyond, a copy is skipped (mirroring never queues behind the client). */
+export const MAX_SHADOW_INFLIGHT = 64;
+/** Answers larger than this are not compared (the copy counts as mirrored, not compared). */
+export const MAX_COMPARE_BYTES = 1024 * 1024;
+/** Connections the front opens to the shadow slot for copies at most; more copies wait for one (bounded above). */
+export const MAX_SHADOW_SOCKETS = 8;
+/** Time per event-loop turn the deferred shadow work (sending copies, comparing answers) may take at most. */
+const SHADOW_TURN_BUDGET_MS = 1;
+
+/**
+ * Shadow work that may wait (sending a copy, comparing two answers): run with setImmediate, i.e. after the turn's
+ * pending I/O (clients' requests and answers go first), at most SHADOW_TURN_BUDGET_MS per turn (at least one item),
+ * the rest on the next turn. Bounded: each item belongs to one of at most MAX_SHADOW_INFLIGHT copies.
+ */
+class ShadowWork {
+  private queue: Array<() => void> = [];
+  private head = 0;
+  private scheduled?: NodeJS.Immediate;
+
+  push(fn: () => void): void {
+    this.queue.push(fn);
+    this.scheduled ??= setImmediate(() => this.run());
+  }
+
+  clear(): void {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    this.queue = [];
+    this.head = 0;
+  }
+
+  private run(): void {
+    this.scheduled = undefined;
+    const end = performance.now() + SHADOW_TURN_BUDGET_MS;
+    do this.queue[this.head++]();
+    while (this.head < this.queue.length && performance.now() < end);
+    if (this.head >= this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else this.scheduled = setImmediate(() => this.run());
+  }
+}
+
+/** Paths that stay open without a key (liveness and schema), as in AML. */
+const OPEN_PATHS = new Set(['/', '/swagger.json', '/openapi.json']);
+
+/**
+ * Whether a request path is open: one of OPEN_PATHS, or an Open Inference Protocol health / metadata path
+ * (`isOpenOipPath`; `/infer` needs the key). Only a path already in normal form counts (no `.`/`..` segments,
+ * `%2e`, backslashes): the path forwarded is the one checked, so `/v2/health/ready/../../../score` is no way past
+ * the key.
+ */
+function isOpenPath(pathOnly: string): boolean {
+  if (OPEN_PATHS.has(pathOnly)) return true;
+  let normal: string;
+  try {
+    normal = new URL(pathOnly, 'http://front.invalid').pathname;
+  } catch {
+    return false;
+  }
+  return normal === pathOnly && isOpenOipPath(pathOnly);
+}
+
+export interface FrontSlot {
+  name: string;
+  /** Base URL of the slot's router (`http://127.0.0.1:N`). */
+  url: string;
+  /** Key the slot's replicas accept (absent: slot runs without auth). */
+  key?: string;
+}
+
+/** What the front checks: nothing, the service's keys, or tokens signed with the service's token secret. */
+export type FrontAuth = { mode: 'none' } | { mode: 'keys'; keys: { primaryKey: string; secondaryKey: string } } | { mode: 'token'; serviceName: string; secret: string };
+
+/** The front's bounds (the local target's `LOCAL_SCORING_*` settings). */
+export interface FrontLimits extends HttpLimits {
+  /** Request bodies over this are answered 413 `PayloadTooLarge` by the front. */
+  maxBodyBytes: number;
+}
+
+export const DEFAULT_FRONT_LIMITS: FrontLimits = { ...DEFAULT_HTTP_LIMITS, maxBodyBytes: DEFAULT_MAX_BODY_BYTES };
+
+/**
+ * HTTPS of the front (`ssl_enabled`): a checked certificate and key (runtime/tls.ts) and the host name of the public
+ * URI (`ssl_cname`; default 127.0.0.1). With it the front speaks only TLS: plain HTTP connections are closed.
+ */
+export interface FrontTls extends TlsMaterial {
+  cname?: string;
+}
+
+interface SlotState extends FrontSlot {
+  target: URL;
+  agent: http.Agent;
+  inflight: number;
+  idleWaiters: Array<() => void>;
+}
+
+function sendError(res: http.ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}) {
+  const body = JSON.stringify({ error: { code, message } });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+/** Weighted routing state: smooth weighted round-robin (nginx), so each slot's share is exact over any run of requests. */
+interface Split {
+  slot: SlotState;
+  weight: number;
+  current: number;
+}
+
+/**
+ * A handler the front consults before anything else (auth, routing): answers `true` when it took the request (the
+ * ACI front's admin routes, front-admin.ts). Never forwarded to a slot.
+ */
+export type FrontIntercept = (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+
+export class ServiceFront {
+  private server?: BoundedServer;
+  private tls?: FrontTls;
+  private host = '127.0.0.1';
+  private readonly slots = new Map<string, SlotState>();
+  private active?: SlotState;
+  /** Set by `setWeights`: live traffic split between slots; absent → all to `active`. */
+  private split?: Split[];
+  private mirror?: { slot: string; percent: number; tolerance: number; acc: number; inflight: number };
+  private readonly traffic = new Map<string, SlotTraffic>();
+  private readonly shadow = new Map<string, ShadowTraffic>();
+  /** Shadow copies go through their own agent (created with the first copy), never the slot's. */
+  private mirrorAgent?: http.Agent;
+  private readonly shadowWork = new ShadowWork();
+  /** Counters are comparable only within one epoch (a new front starts from zero). */
+  readonly epoch = randomUUID();
+  private authorize: (header: string | undefined) => boolean | Promise<boolean> = () => true;
+  private authMode: FrontAuth['mode'] = 'none';
+  port = 0;
+
+  readonly limits: FrontLimits;
+
+  constructor(
+    readonly serviceName: string,
+    limits: Partial<FrontLimits> = {},
+  ) {
+    const maxBodyBytes = limits.maxBodyBytes ?? DEFAULT_FRONT_LIMITS.maxBodyBytes;
+    if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) throw new Error(`maxBodyBytes must be a positive integer; got ${maxBodyBytes}`);
+    this.limits = { ...resolveHttpLimits(limits), maxBodyBytes };
+  }
+
+  /** The public base URL: `https://<ssl_cname or 127.0.0.1>:<port>` with TLS, else `http://127.0.0.1:<port>`. */
+  get url(): string {
+    return this.tls ? `https://${this.tls.cname ?? '127.0.0.1'}:${this.port}` : `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Whether the front serves HTTPS. */
+  get secure(): boolean {
+    return !!this.tls;
+  }
+
+  /**
+   * Serves HTTPS with `tls` (or plain HTTP without). A new certificate for a front that already speaks TLS takes
+   * effect for new connections at once (the listener's secure context is replaced); turning TLS on or off restarts
+   * the listener on the same port (open connections are closed).
+   */
+  async setTls(tls: FrontTls | undefined): Promise<void> {
+    const before = this.tls;
+    this.tls = tls;
+    const server = this.server;
+    if (!server) return;
+    if (before && tls && server instanceof https.Server) {
+      if (before.cert !== tls.cert || before.key !== tls.key) server.setSecureContext({ cert: tls.cert, key: tls.key });
+      return;
+    }
+    if (!before && !tls) return;
+    const port = this.port;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    this.server = undefined;
+    await this.listen(port, this.host);
+  }
+
+  get activeSlot(): string | undefined {
+    return this.active?.name;
+  }
+
+  /** The registered slots. */
+  get slotNames(): string[] {
+    return [...this.slots.keys()];
+  }
+
+  /** Set by the owner (ACI front: the admin routes); see `FrontIntercept`. */
+  intercept?: FrontIntercept;
+
+  /**
+   * Listens on `port` (0 = any free port; a taken preferred port falls back to a free one) and `host` (loopback);
+   * HTTPS after `setTls`.
+   */
+  async listen(port = 0, host = '127.0.0.1'): Promise<number> {
+    this.host = host;
+    const server = createBoundedServer(this.limits, (req, res) => this.handle(req, res), this.tls);
+    const tryListen = (p: number) =>
+      new Promise<void>((resolve, reject) => {
+        const onError = (e: Error) => reject(e);
+        server.once('error', onError);
+        server.listen(p, host, () => {
+          server.off('error', onError);
+          resolve();
+        });
+      });
+    try {
+      await tryListen(port);
+    } catch (e) {
+      if (port === 0 || (e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+      await tryListen(0);
+    }
+    this.server = server;
+    this.port = (server.address() as AddressInfo).port;
+    return this.port;
+  }
+
+  /** Sets what the front checks: the service's current keys, tokens of the service, or nothing (open). */
+  setAuth(auth: FrontAuth): void {
+    this.authMode = auth.mode;
+    this.authorize = auth.mode === 'keys' ? makeAuthorizer(auth.keys) : auth.mode === 'token' ? makeTokenVerifier(auth.serviceName, auth.secret) : () => true;
+  }
+
+  addSlot(slot: FrontSlot): void {
+    const existing = this.slots.get(slot.name);
+    if (existing) {
+      existing.url = slot.url;
+      existing.target = new URL(slot.url);
+      existing.key = slot.key;
+      return;
+    }
+    this.slots.set(slot.name, {
+      ...slot,
+      target: new URL(slot.url),
+      agent: new http.Agent({ keepAlive: true, maxSockets: 256 }),
+      inflight: 0,
+      idleWaiters: [],
+    });
+  }
+
+  /** Routes new requests to `slot` (must have been added); clears any split and mirror (a blue/green switch). */
+  switchTo(slot: string): void {
+    const s = this.slots.get(slot);
+    if (!s) throw new Error(`slot ${slot} is not registered with the front of ${this.serviceName}`);
+    this.active = s;
+    this.split = undefined;
+    this.mirror = undefined;
+  }
+
+  /**
+   * Splits live traffic between registered slots (`{ blue: 90, green: 10 }`, percents summing to 100; a slot at 0
+   * gets only pinned requests) and optionally copies `mirror.percent` of requests to a shadow slot. One assignment:
+   * requests in flight finish where they are. `{}` clears the split (all traffic to the active slot).
+   */
+  setWeights(weights: Record<string, number>, mirror?: { slot: string; percent: number; tolerance: number }): void {
+    const entries = Object.entries(weights);
+    for (const [name, w] of entries) {
+      if (!this.slots.has(name)) throw new Error(`slot ${name} is not registered with the front of ${this.serviceName}`);
+      if (!Number.isFinite(w) || w < 0 || w > 100) throw new Error(`weight of ${name} must be 0–100; got ${w}`);
+    }
+    if (mirror && !this.slots.has(mirror.slot)) throw new Error(`slot ${mirror.slot} is not registered with the front of ${this.serviceName}`);
+    const live = entries.filter(([, w]) => w > 0);
+    if (entries.length && Math.round(live.reduce((t, [, w]) => t + w, 0)) !== 100) throw new Error(`weights must sum to 100; got ${JSON.stringify(weights)}`);
+    this.split = live.length > 1 ? live.map(([name, w]) => ({ slot: this.slots.get(name)!, weight: w, current: 0 })) : undefined;
+    if (live.length === 1) this.active = this.slots.get(live[0][0]);
+    this.mirror = mirror && mirror.percent > 0 ? { ...mirror, acc: 0, inflight: this.mirror?.slot === mirror.slot ? this.mirror.inflight : 0 } : undefined;
+  }
+
+  /** The weights in force (slot → percent); `{}` when all traffic goes to the active slot. */
+  get weights(): Record<string, number> {
+    return this.split ? Object.fromEntries(this.split.map((x) => [x.slot.name, x.weight])) : {};
+  }
+
+  /** Cumulative per-slot figures since this front started (see shared/rollout/traffic.ts). */
+  snapshot(): TrafficSnapshot {
+    const copy = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+    return {
+      epoch: this.epoch,
+      weights: this.weights,
+      ...(this.active ? { serving: this.active.name } : {}),
+      ...(this.mirror ? { mirror: { slot: this.mirror.slot, percent: this.mirror.percent } } : {}),
+      slots: copy(Object.fromEntries(this.traffic)),
+      ...(this.shadow.size ? { shadow: copy(Object.fromEntries(this.shadow)) } : {}),
+    };
+  }
+
+  /** The slot of the next live request (smooth weighted round-robin over the split, else the active slot). */
+  private pick(): SlotState | undefined {
+    const split = this.split;
+    if (!split) return this.active;
+    let best: Split | undefined;
+    for (const x of split) {
+      x.current += x.weight;
+      if (!best || x.current > best.current) best = x;
+    }
+    best!.current -= 100;
+    return best!.slot;
+  }
+
+  private count(slot: string, status: number, ms: number): void {
+    let t = this.traffic.get(slot);
+    if (!t) this.traffic.set(slot, (t = emptySlotTraffic()));
+    t.requests++;
+    if (status >= 500) t.errors++;
+    const b = String(latencyBucket(ms));
+    t.latency[b] = (t.latency[b] ?? 0) + 1;
+  }
+
+  /**
+   * Detaches a slot: no new requests reach it; resolves once its in-flight requests are done (bounded by
+   * `timeoutMs`). If it was active, the service has no slot until the next switch (503).
+   */
+  async removeSlot(slot: string, timeoutMs = 30_000): Promise<void> {
+    const s = this.slots.get(slot);
+    if (!s) return;
+    if (this.active === s) this.active = undefined;
+    this.slots.delete(slot);
+    if (this.split?.some((x) => x.slot === s)) {
+      // The rest of the split takes all traffic (a rollback removes the new slot).
+      const rest = this.split.filter((x) => x.slot !== s);
+      this.split = undefined;
+      if (rest.length && !this.active) this.active = rest[0].slot;
+    }
+    if (this.mirror?.slot === slot) this.mirror = undefined;
+    if (s.inflight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        s.idleWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    s.agent.destroy();
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const started = process.hrtime.bigint();
+    if (this.intercept?.(req, res)) return;
+    // Every answer of the front carries a request id (401, 503, 502 included); a replica's own id replaces it.
+    res.setHeader('x-ms-request-id', randomUUID());
+    if (!this.active && !this.split) {
+      sendError(res, 503, 'ServiceUnavailable', `Service ${this.serviceName} has no active deployment; retry shortly.`, { 'retry-after': '1' });
+      dropBody(req);
+      return;
+    }
+    const pathOnly = (req.url ?? '/').split('?')[0];
+    if (this.authMode === 'none' || isOpenPath(pathOnly)) {
+      this.route(req, res, started);
+      return;
+    }
+    const mode = this.authMode;
+    const refuse = () => {
+      const what = mode === 'token' ? 'a valid token of the service (GET /api/services/{name}/token)' : 'the primary or secondary key of the service';
+      sendError(res, 401, 'Unauthorized', `Send "Authorization: Bearer <token>" with ${what}.`, { 'www-authenticate': 'Bearer' });
+      dropBody(req);
+    };
+    const verdict = this.authorize(req.headers.authorization);
+    if (verdict === true) this.route(req, res, started);
+    else if (verdict === false) refuse();
+    else verdict.then((ok) => (ok ? this.route(req, res, started) : refuse()), refuse);
+  }
+
+  /**
+   * After auth: the pinned slot or the weighted pick, then the request goes on with the slot's own key (key auth) or
+   * the caller's verified token (token auth).
+   */
+  private route(req: http.IncomingMessage, res: http.ServerResponse, started: bigint): void {
+    const headers = { ...req.headers };
+    // A pinned request (checked after the key) goes to the named slot, whatever its weight; it is not live traffic.
+    const pinRaw = req.headers[PIN_HEADER];
+    let s: SlotState | undefined;
+    if (pinRaw !== undefined) {
+      const pin = (Array.isArray(pinRaw) ? pinRaw[0] : pinRaw).trim().toLowerCase();
+      s = this.slots.get(pin);
+      if (!s || pin.length > 64) {
+        const names = [...this.slots.keys()].join(', ');
+        sendError(res, 404, 'DeploymentNotFound', `Service ${this.serviceName} has no deployment "${pin.slice(0, 64)}" (${PIN_HEADER}); it has: ${names || 'none'}.`);
+        dropBody(req);
+        return;
+      }
+    } else s = this.pick();
+    if (!s) {
+      sendError(res, 503, 'ServiceUnavailable', `Service ${this.serviceName} has no active deployment; retry shortly.`, { 'retry-after': '1' });
+      dropBody(req);
+      return;
+    }
+    if (this.authMode !== 'token') delete headers.authorization;
+    delete headers[PIN_HEADER];
+    if (s.key) headers.authorization = `Bearer ${s.key}`;
+    headers.host = s.target.host;
+
+    const slot = s;
+    const live = pinRaw === undefined;
+    const copy = live ? this.mirrorCopy(req, slot) : undefined;
+    slot.inflight++;
+    forwardRequest(req, res, {
+      target: slot.target,
+      agent: slot.agent,
+      headers,
+      maxBodyBytes: this.limits.maxBodyBytes,
+      onDone: () => {
+        slot.inflight--;
+        if (slot.inflight === 0) for (const w of slot.idleWaiters.splice(0)) w();
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        // Counted when answered (a client that went away before its answer is not the slot's doing).
+        if (live && res.writableFinished) this.count(slot.name, res.statusCode, ms);
+        copy?.primaryDone(res.writableFinished ? res.statusCode : 0, ms);
+      },
+      onUnreachable: (r, e) => sendError(r, 502, 'SlotUnreachable', `The deployment of ${this.serviceName} did not answer: ${e.message}`),
+      ...(copy ? { onResponse: (up: http.IncomingMessage) => copy.primaryBody(up) } : {}),
+    });
+  }
+
+  /**
+   * Shadow traffic: decides whether this request is copied to the mirror slot and, if so, keeps the body's chunks
+   * (references, read alongside the forward, never instead of it). Everything else waits until the client has its
+   * answer: the copy is sent once the serving slot's answer was passed on (and the body is complete), through the
+   * front's own mirror agent (at most MAX_SHADOW_SOCKETS connections, so copies never take the slot's sockets and
+   * the shadow replica sees a bounded concurrency), and both answers are compared later still, off the client's
+   * path (`ShadowWork`: after pending I/O, within a budget per event-loop turn; byte-equal answers skip the parse).
+   */
+  private mirrorCopy(
+    req: http.IncomingMessage,
+    serving: SlotState,
+  ): { primaryBody: (up: http.IncomingMessage) => void; primaryDone: (status: number, ms: number) => void } | undefined {
+    const m = this.mirror;
+    if (!m || req.method !== 'POST' || serving.name === m.slot) return undefined;
+    m.acc += m.percent;
+    if (m.acc < 100) return undefined;
+    m.acc -= 100;
+    const target = this.slots.get(m.slot);
+    if (!target) return undefined;
+    let st = this.shadow.get(m.slot);
+    if (!st) this.shadow.set(m.slot, (st = emptyShadowTraffic()));
+    const stats = st;
+    if (m.inflight >= MAX_SHADOW_INFLIGHT) {
+      stats.skipped++;
+      return undefined;
+    }
+    stats.mirrored++;
+    m.inflight++;
+    const mirror = m;
+    const work = this.shadowWork;
+    const agent = (this.mirrorAgent ??= new http.Agent({ keepAlive: true, maxSockets: MAX_SHADOW_SOCKETS }));
+    const bucket = (h: Record<string, number>, ms: number) => {
+      const b = String(latencyBucket(ms));
+      h[b] = (h[b] ?? 0) + 1;
+    };
+    type Answer = { status: number; body?: Buffer };
+    let reqChunks: Buffer[] | undefined = [];
+    let reqBytes = 0;
+    const onReqData = (c: Buffer) => {
+      reqBytes += c.length;
+      if (reqBytes <= MAX_COMPARE_BYTES) reqChunks?.push(c);
+      else {
+        reqChunks = undefined; // too large to copy: released at once
+        req.off('data', onReqData);
+      }
+    };
+    req.on('data', onReqData);
+    let primary: Answer | undefined;
+    let primaryChunks: Buffer[] | undefined = [];
+    let primaryBytes = 0;
+    let shadowAnswer: Answer | undefined;
+    let finished = false;
+    let sent = false;
+    const settle = () => {
+      if (finished || !primary || !shadowAnswer) return;
+      finished = true;
+      mirror.inflight--;
+      if (shadowAnswer.status === 0 || shadowAnswer.status >= 500) stats.errors++;
+      const ok = (x: Answer) => x.status >= 200 && x.status < 300;
+      const a = primary.body;
+      const b = shadowAnswer.body;
+      if (ok(primary) && ok(shadowAnswer) && a !== undefined && b !== undefined) {
+        // Counted together when compared, so a snapshot never holds a comparison without its verdict.
+        work.push(() => {
+          stats.compared++;
+          if (!a.equals(b) && !answersAgree(a.toString('utf8'), b.toString('utf8'), mirror.tolerance)) stats.disagreed++;
+        });
+      }
+    };
+    const sendCopy = () => {
+      if (sent || shadowAnswer) return;
+      sent = true;
+      const chunks = reqChunks;
+      reqChunks = undefined;
+      if (!chunks) {
+        shadowAnswer = { status: -1 };
+        return settle();
+      }
+      const headers: http.OutgoingHttpHeaders = {
+        'content-type': req.headers['content-type'] ?? 'application/json',
+        'content-length': reqBytes,
+        host: target.target.host,
+        ...(target.key ? { authorization: `Bearer ${target.key}` } : {}),
+      };
+      // The shadow's latency starts when its connection is free (not while queued behind the mirror agent's cap).
+      let t0 = process.hrtime.bigint();
+      const answer: Buffer[] = [];
+      let bytes = 0;
+      let out: http.ClientRequest;
+      try {
+        out = http.request({ host: target.target.hostname, port: target.target.port, method: 'POST', path: req.url, headers, agent, timeout: 60_000 }, (up) => {
+          up.on('data', (c: Buffer) => {
+            bytes += c.length;
+            if (bytes <= MAX_COMPARE_BYTES) answer.push(c);
+          });
+          up.on('end', () => {
+            bucket(stats.latency, Number(process.hrtime.bigint() - t0) / 1e6);
+            shadowAnswer = { status: up.statusCode ?? 0, ...(bytes <= MAX_COMPARE_BYTES ? { body: answer.length === 1 ? answer[0] : Buffer.concat(answer) } : {}) };
+            settle();
+          });
+          up.on('error', () => {
+            shadowAnswer ??= { status: 0 };
+            settle();
+          });
+        });
+      } catch {
+        // A copy the HTTP client refuses (e.g. a header it will not send) is a failed copy, never the client's problem.
+        shadowAnswer = { status: 0 };
+        return settle();
+      }
+      out.once('socket', () => {
+        t0 = process.hrtime.bigint();
+      });
+      out.on('timeout', () => out.destroy(new Error('shadow timeout')));
+      out.on('error', () => {
+        shadowAnswer ??= { status: 0 };
+        settle();
+      });
+      for (const c of chunks) out.write(c);
+      out.end();
+    };
+    // A body that never completes: the copy is abandoned with the request.
+    req.once('close', () => {
+      if (!req.complete && !shadowAnswer) {
+        reqChunks = undefined;
+        shadowAnswer = { status: -1 };
+        primary ??= { status: 0 };
+        settle();
+      }
+    });
+    return {
+      primaryBody: (up) => {
+        up.on('data', (c: Buffer) => {
+          if (!primaryChunks) return;
+          primaryBytes += c.length;
+          if (primaryBytes > MAX_COMPARE_BYTES) primaryChunks = undefined;
+          else primaryChunks.push(c);
+        });
+      },
+      primaryDone: (status, ms) => {
+        if (primary) return;
+        bucket(stats.primaryLatency, ms);
+        const chunks = primaryChunks;
+        primaryChunks = undefined;
+        primary = { status, ...(chunks ? { body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) } : {}) };
+        // The client has its answer: only now is the copy sent (once the body is complete), as deferred work.
+        if (req.complete) work.push(sendCopy);
+        else req.once('end', () => work.push(sendCopy));
+        settle();
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.slots.values()) s.agent.destroy();
+    this.mirrorAgent?.destroy();
+    this.mirrorAgent = undefined;
+    this.shadowWork.clear();
+    this.slots.clear();
+    this.active = undefined;
+    this.split = undefined;
+    this.mirror = undefined;
+    const server = this.server;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    this.server = undefined;
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * An ACI world for the service front's tests (test/azure/aci-rollout.test.ts, test/orchestrations/rolloutAci.test.ts):
+ * ARM as a small in-memory model answering through nock (container groups, an ordered request log, the PUT bodies),
+ * each slot's runtime /metrics from counters, and the front's public address answered by a REAL front
+ * (runtime/front-cli.ts `startFrontFromEnv`) started on loopback from the settings the target PUT in the front's
+ * container group — so the signed calls are checked by the front's own code. Needs `setupNock()` in the test file
+ * and `nock.enableNetConnect(/127\.0\.0\.1/)` (the forwarding to the real front).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { AciTarget } from '../../shared/azure/aci-target';
+import { frontAdminKey, frontGroupName } from '../../shared/azure/aci-front';
+import { aciDnsLabel } from '../../shared/azure/names';
+import { METRICS_KEY_HEADER, metricsHeaderValue, startFrontFromEnv, type RunningFront } from '../../runtime';
+import { FAST, RG, TEST_ENV, arm, captureLog, nock, testClients, testConfig } from './helpers';
+
+export const KEYS = { primaryKey: 'PRIMARY-SECRET-KEY-1', secondaryKey: 'SECONDARY-SECRET-KEY-2' };
+export const ADMIN = frontAdminKey('diabetes', 'token-secret-of-diabetes-0123456789');
+export const SCOPE = `${TEST_ENV.AZURE_SUBSCRIPTION_ID}/${RG}`;
+export const STABLE = aciDnsLabel('diabetes', SCOPE);
+/** The public addresses in play: the service's stable name (the front's), the slots' own names. */
+const HOSTS = [
+  ...[STABLE, aciDnsLabel('diabetes-blue', SCOPE), 'diabetes-green-own'].map((l) => `http://${l}.westeurope.azurecontainer.io:5001`),
+  ...Array.from({ length: 30 }, (_, i) => `http://20.0.0.${i + 1}:5001`),
+];
+export const IMAGE = (v: number) => `mdfregistry.azurecr.io/diabetesimage:${v}`;
+
+export type Wire = Record<string, any>;
+
+/** The ARM side: container groups in memory, every request logged (`PUT name`, `PATCH name`, …). */
+export class FakeArm {
+  groups = new Map<string, Wire>();
+  log: string[] = [];
+  puts = new Map<string, Wire[]>();
+  private clock = 0;
+  private ips = 0;
+
+  /** A group as ARM returns it (secure values without their value, fqdn from the label, running). */
+  add(name: string, o: { slot?: string; image?: string; label?: string; tags?: Record<string, string>; keyAuth?: boolean }): void {
+    this.store(name, {
+      location: 'westeurope',
+      tags: { 'mdf-managed-by': 'model-deploy-flow', 'mdf-service': 'diabetes', ...(o.slot ? { 'mdf-slot': o.slot } : {}), ...(o.tags ?? {}) },
+      properties: {
+        osType: 'Linux',
+        restartPolicy: 'Always',
+        containers: [
+          {
+            name: 'model',
+            properties: {
+              image: o.image ?? IMAGE(3),
+              ports: [{ port: 5001, protocol: 'TCP' }],
+              resources: { requests: { cpu: 1, memoryInGB: 1.5 } },
+              environmentVariables: [{ name: 'MDF_PORT', value: '5001' }, ...(o.keyAuth === false ? [] : [{ name: 'MDF_PRIMARY_KEY', secureValue: 'x' }, { name: 'MDF_SECONDARY_KEY', secureValue: 'x' }])],
+            },
+          },
+        ],
+        ipAddress: { type: 'Public', ports: [{ port: 5001, protocol: 'TCP' }], dnsNameLabel: o.label ?? `${name}-own` },
+      },
+    });
+  }
+
+  private store(name: string, body: Wire): Wire {
+    const p = body.properties;
+    const g: Wire = {
+      id: `/subscriptions/${TEST_ENV.AZURE_SUBSCRIPTION_ID}/resourceGroups/${RG}/providers/Microsoft.ContainerInstance/containerGroups/${name}`,
+      name,
+      location: body.location,
+      tags: body.tags,
+      ...(body.identity ? { identity: body.identity } : {}),
+      properties: {
+        ...p,
+        provisioningState: 'Succeeded',
+        containers: p.containers.map((c: Wire) => ({
+          name: c.name,
+          properties: {
+            ...c.properties,
+            environmentVariables: (c.properties.environmentVariables ?? []).map((e: Wire) => (e.secureValue !== undefined ? { name: e.name } : e)),
+            instanceView: { restartCount: 0, currentState: { state: 'Running', startTime: `2026-11-30T01:00:${String(++this.clock).padStart(2, '0')}Z` }, events: [] },
+          },
+        })),
+        // A new public IP at each PUT (as ACI gives): the app calls groups by IP, the front forwards by name.
+        ipAddress: { ...p.ipAddress, ip: `20.0.0.${++this.ips}`, fqdn: `${p.ipAddress.dnsNameLabel}.westeurope.azurecontainer.io` },
+        instanceView: { state: 'Running', events: [] },
+      },
+    };
+    this.groups.set(name, g);
+    return g;
+  }
+
+  fqdn(name: string): string {
+    return this.groups.get(name)!.properties.ipAddress.fqdn;
+  }
+
+  /** The group answering at `host` (its DNS name or its current IP). */
+  at(host: string): string | undefined {
+    return [...this.groups.keys()].find((n) => this.groups.get(n)!.properties.ipAddress.fqdn === host || this.groups.get(n)!.properties.ipAddress.ip === host);
+  }
+
+  install(): void {
+    const nameOf = (uri: string) => /containerGroups\/([^/?]+)/.exec(uri)?.[1] ?? '';
+    const isGroup = (uri: string) => /\/containerGroups\/[^/?]+\?/.test(uri);
+    const notFound = [404, { error: { code: 'ResourceNotFound', message: 'not found' } }] as const;
+    arm()
+      .persist()
+      .get((uri) => /\/containerGroups\?/.test(uri))
+      .reply(() => (this.log.push('LIST'), [200, { value: [...this.groups.values()] }]));
+    arm()
+      .persist()
+      .get(isGroup)
+      .reply((uri) => {
+        const g = this.groups.get(nameOf(uri));
+        return g ? [200, g] : [...notFound];
+      });
+    arm()
+      .persist()
+      .put(isGroup)
+      .reply((uri, body) => {
+        const name = nameOf(uri);
+        this.log.push(`PUT ${name}`);
+        this.puts.set(name, [...(this.puts.get(name) ?? []), body as Wire]);
+        return [200, this.store(name, body as Wire)];
+      });
+    arm()
+      .persist()
+      .patch(isGroup)
+      .reply((uri, body) => {
+        const name = nameOf(uri);
+        this.log.push(`PATCH ${name} ${JSON.stringify((body as Wire).tags)}`);
+        const g = this.groups.get(name)!;
+        g.tags = (body as Wire).tags;
+        return [200, g];
+      });
+    arm()
+      .persist()
+      .delete(isGroup)
+      .reply((uri) => {
+        const name = nameOf(uri);
+        this.log.push(`DELETE ${name}`);
+        this.groups.delete(name);
+        return [200, {}];
+      });
+  }
+}
+
+/** The runtime's /metrics text for `ok` 200s and `failed` 500s on /score, all within `le` s. */
+export function metrics(ok: number, failed: number, le = 0.025): string {
+  const total = ok + failed;
+  return [
+    `scoring_requests_total{route="score",status="200"} ${ok}`,
+    ...(failed ? [`scoring_requests_total{route="score",status="500"} ${failed}`] : []),
+    'scoring_requests_total{route="health",status="200"} 999',
+    ...[0.005, 0.025, 0.1, 1].map((b) => `scoring_request_duration_seconds_bucket{route="score",le="${b}"} ${b >= le ? total : 0}`),
+    `scoring_request_duration_seconds_bucket{route="score",le="+Inf"} ${total}`,
+  ].join('\n');
+}
+
+export class AciWorld {
+  arm!: FakeArm;
+  front: RunningFront | undefined;
+  /** Live figures each slot's runtime reports on /metrics (by slot group name). */
+  counters: Record<string, { ok: number; failed: number; le?: number }> = {};
+  /** The app's calls to the front and the slots, in order (`front GET`, `front PUT <weights> g<generation>`, `metrics <group> key=<ok>`). */
+  readonly calls: string[] = [];
+  /** Host headers of the app's calls to groups (admin, /metrics). */
+  readonly hostsSeen: string[] = [];
+  readonly logs = captureLog();
+  readonly secretsAsked: string[] = [];
+  private readonly workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-aci-front-'));
+
+  /** Fresh ARM (blue serving with the stable name, green new), hosts and a target; call once per test. */
+  setup(): AciTarget {
+    this.arm = new FakeArm();
+    this.arm.add('diabetes-blue', { slot: 'blue', image: IMAGE(3), label: STABLE, tags: { 'mdf-active': 'true', 'mdf-stable-label': STABLE } });
+    this.arm.add('diabetes-green', { slot: 'green', image: IMAGE(4), tags: { 'mdf-stable-label': STABLE } });
+    this.arm.install();
+    this.counters = { 'diabetes-blue': { ok: 1000, failed: 0 }, 'diabetes-green': { ok: 0, failed: 0 } };
+    this.calls.length = 0;
+    this.hostsSeen.length = 0;
+    this.logs.lines.length = 0;
+    this.secretsAsked.length = 0;
+    for (const host of HOSTS) this.installHost(host);
+    return new AciTarget({
+      clients: testClients(),
+      config: testConfig(),
+      timing: FAST,
+      log: this.logs.log,
+      secrets: {
+        keys: async (n) => (this.secretsAsked.push(`keys ${n}`), KEYS),
+        frontKey: async (n) => (this.secretsAsked.push(`front ${n}`), ADMIN),
+      },
+    });
+  }
+
+  /** Stops the real front and removes every interceptor (after each test). */
+  async reset(): Promise<void> {
+    await this.front?.close();
+    this.front = undefined;
+    nock.cleanAll();
+  }
+
+  dispose(): void {
+    fs.rmSync(this.workDir, { recursive: true, force: true });
+  }
+
+  /** Starts the real front from the settings of the front group's last PUT (as ACI would start its container). */
+  async startRealFront(): Promise<RunningFront> {
+    const put = this.arm.puts.get(frontGroupName('diabetes'))!.at(-1)!;
+    const env: NodeJS.ProcessEnv = { MDF_FRONT_HOST: '127.0.0.1' };
+    for (const e of put.properties.containers[0].properties.environmentVariables) env[e.name] = e.value ?? e.secureValue;
+    env.MDF_PORT = '0';
+    env.MDF_FRONT_STATE_FILE = path.join(this.workDir, `state-${Date.now()}.json`);
+    await this.front?.close();
+    this.front = await startFrontFromEnv(env, () => undefined);
+    return this.front;
+  }
+
+  private installHost(host: string): void {
+    const w = this;
+    nock(host)
+      .persist()
+      .get('/metrics')
+      .reply(function () {
+        const h = String(this.req.headers.host).split(':')[0];
+        w.hostsSeen.push(String(this.req.headers.host));
+        const name = w.arm.at(h) ?? '?';
+        w.calls.push(`metrics ${name} key=${this.req.headers[METRICS_KEY_HEADER] === metricsHeaderValue(KEYS)}`);
+        const c = w.counters[name];
+        return c ? [200, metrics(c.ok, c.failed, c.le)] : [404, 'no such group'];
+      });
+    const toFront = (method: 'GET' | 'PUT') =>
+      async function (this: { req: { headers: Record<string, string | string[]> } }, uri: string, body: unknown): Promise<[number, string]> {
+        w.hostsSeen.push(String(this.req.headers.host));
+        if (!w.front && w.arm.puts.has(frontGroupName('diabetes'))) await w.startRealFront();
+        if (!w.front) return [503, 'front not started'];
+        const h = String(this.req.headers.host).split(':')[0];
+        if (w.arm.at(h) !== frontGroupName('diabetes')) return [404, 'not the front'];
+        const text = typeof body === 'string' ? body : body ? JSON.stringify(body) : '';
+        w.calls.push(`front ${method}${method === 'PUT' ? ` ${JSON.stringify(JSON.parse(text).weights)} g${JSON.parse(text).generation}` : ''}`);
+        const r = await fetch(`http://127.0.0.1:${w.front.port}${uri}`, {
+          method,
+          headers: { 'x-mdf-front-signature': String(this.req.headers['x-mdf-front-signature'] ?? '') },
+          ...(method === 'PUT' ? { body: text } : {}),
+        });
+        return [r.status, await r.text()];
+      };
+    nock(host).persist().get('/.mdf/front/state').reply(toFront('GET') as any);
+    nock(host).persist().put('/.mdf/front/state').reply(toFront('PUT') as any);
+  }
+}
