@@ -68,12 +68,13 @@ export type BoundedServer = http.Server | https.Server;
  */
 export function createBoundedServer(limits: HttpLimits, handler: http.RequestListener, tls?: TlsMaterial): BoundedServer {
   const l = resolveHttpLimits(limits);
+  // How often node:http looks for expired requests (its default, 30 s, would stretch short timeouts).
+  const checkEveryMs = Math.max(50, Math.min(1_000, Math.floor(l.headersTimeoutMs / 2)));
   const options: http.ServerOptions = {
     headersTimeout: l.headersTimeoutMs,
     requestTimeout: l.requestTimeoutMs,
     keepAliveTimeout: l.keepAliveTimeoutMs,
-    // How often node:http looks for expired requests (its default, 30 s, would stretch short timeouts).
-    connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(l.headersTimeoutMs / 2))),
+    connectionsCheckingInterval: checkEveryMs,
   };
   const server: BoundedServer = tls
     ? https.createServer({ ...options, cert: tls.cert, key: tls.key, handshakeTimeout: l.headersTimeoutMs, minVersion: 'TLSv1.2' }, handler)
@@ -91,7 +92,9 @@ export function createBoundedServer(limits: HttpLimits, handler: http.RequestLis
 
   // Socket silence: a connection that sent nothing yet (no parser timer covers it) or an idle kept-alive one is closed.
   // A request being answered (a long scoring run) is not a silent connection: it is left alone.
-  server.timeout = l.headersTimeoutMs;
+  // Two checking periods later than the headers timeout: a request whose headers never end is answered 408 by that
+  // check (clientError below) before this silence timer, which would close it without a word, can fire.
+  server.timeout = l.headersTimeoutMs + 2 * checkEveryMs;
   server.on('timeout', (socket: Socket) => {
     // node:net emits 'timeout' only after a whole period in which nothing moved (a write making progress postpones
     // it): an answer under way whose bytes still wait in the socket is a client that stopped reading (slow read).
