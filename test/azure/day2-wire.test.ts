@@ -253,7 +253,9 @@ describe('ACI', () => {
     const put = expectAciCreate('wire-aci-green', 'green');
     const smoke = expectSmokeTest('http://wire-aci-green-lbl.westeurope.azurecontainer.io:5001');
     expectAciSwitch('wire-aci-green', 'green', aciGroup('wire-aci-blue', { slot: 'blue', active: true }));
-    arm().delete(CG('wire-aci-blue')).query(q(ACI_API)).reply(204); // retire: already gone
+    // Retire: no service front (test/azure/aci-rollout.test.ts has the fronted case), then the group goes.
+    arm().get(CG('wire-aci-front')).query(q(ACI_API)).reply(404, { error: { code: 'ResourceNotFound', message: 'not found' } });
+    arm().delete(CG('wire-aci-blue')).query(q(ACI_API)).reply(204);
     const { input, out } = await patchService(aci(), 'wire-aci', { cpu_cores: 0.5 });
     expect(input.update).toEqual({ mode: 'blueGreen', fields: ['cpu_cores'] });
     expect(out.outcome).toBe('Updated');
