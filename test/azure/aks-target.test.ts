@@ -307,6 +307,7 @@ describe('AksTarget', () => {
     const { target, credential } = makeTarget();
     expectCluster(credential);
     kube().get(`/apis/gateway.networking.k8s.io/v1${NS}/httproutes/diabetes`).reply(404, notFound);
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-blue`).reply(404, notFound);
     kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-blue`).reply(404, notFound);
     kube().delete(`/api/v1${NS}/services/diabetes-blue`).reply(404, notFound);
     kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-blue`).query(true).reply(404, notFound);
