@@ -1,0 +1,147 @@
+/**
+ * Bad-input class: key material given where a TLS *reference* is expected, through the real entry points (HTTP
+ * deployments and the blob trigger on the local host). A private key pasted without its PEM markers — one base64
+ * line, or the whole DER key on one line — is not a file or secret name: it is refused (400 `SecretInManifest`)
+ * before it is resolved or read, and never echoed in the answer or in `deploy.error.json`. Also: the referenced PEM
+ * is read within the size checked first, whatever the blob becomes after the check (an empty blob is not read again
+ * "to its end").
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { createPrivateKey } from 'crypto';
+import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
+import { loadTlsMaterial, noKeyVault } from '../../shared/tls';
+import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
+import { waitUntil } from '../e2e/batch-helpers';
+import { makeCert } from '../helpers/tls';
+
+const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
+let env: TestEnvironment;
+let storage: StorageClients;
+let workDir: string;
+const good = makeCert(['localhost']);
+const pemLines = good.key.split('\n').filter((l) => l && !l.startsWith('-----'));
+/** The whole key as DER in base64 on one line (what `openssl pkey -outform DER | base64 -w0` gives). */
+const derLine = createPrivateKey(good.key).export({ type: 'pkcs8', format: 'der' }).toString('base64');
+/** Pieces that must never appear anywhere a user or a log can see. */
+const secretPieces = [...pemLines.map((l) => l.slice(8, 40)), derLine.slice(10, 50)];
+
+beforeAll(async () => {
+  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-tlskm-'));
+  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir }, pollIntervalMs: 100 });
+  storage = storageFromConnectionString(env.connectionString);
+  const up = await storage.ensureContainer('staging');
+  for (const f of fs.readdirSync(EXAMPLE)) await up.getBlockBlobClient(`km/${f}`).uploadData(fs.readFileSync(path.join(EXAMPLE, f)));
+  await up.getBlockBlobClient('km/tls.crt').uploadData(Buffer.from(good.cert));
+  await up.getBlockBlobClient('km/tls.key').uploadData(Buffer.from(good.key));
+}, 120_000);
+afterAll(async () => {
+  await env?.stop();
+  fs.rmSync(workDir, { recursive: true, force: true });
+});
+
+let n = 0;
+function manifest(key: unknown, cert: unknown = 'tls.crt') {
+  const m = JSON.parse(fs.readFileSync(path.join(EXAMPLE, 'deploy.json'), 'utf8'));
+  m.service = { name: `tls-km-${++n}` };
+  m.target = { kind: 'local', ssl_enabled: true, ssl_cert_pem_file: cert, ssl_key_pem_file: key };
+  return m;
+}
+
+function expectNoKeyMaterial(text: string) {
+  for (const piece of secretPieces) expect(text).not.toContain(piece);
+}
+
+test('a key pasted without PEM markers (a base64 line, the DER key on one line, inside a blob or Key Vault reference) is 400 SecretInManifest, never echoed', async () => {
+  const account = storage.blobService.url.replace(/\/+$/, '');
+  const line = pemLines[1];
+  const alnum = line.replace(/[^A-Za-z0-9]/g, '');
+  const cases: unknown[] = [
+    line, // one line of the PEM body, as a "path beside the manifest"
+    pemLines.join(''), // the whole body, joined
+    derLine,
+    `certs/${line}`,
+    { source: `staging/km/${line}` },
+    `${account}/staging/km/${line}`,
+    alnum.slice(0, 40), // letters and digits only (no "+", "/" or "=")
+    `https://myvault.vault.azure.net/secrets/${alnum.slice(0, 60)}`,
+  ];
+  for (const key of cases) {
+    const r = await env.request('POST', '/api/deployments?folder=staging/km', manifest(key), { 'content-type': 'application/json' });
+    expect([JSON.stringify(key).slice(0, 30), r.status, r.body.error?.code]).toEqual([JSON.stringify(key).slice(0, 30), 400, 'SecretInManifest']);
+    expectNoKeyMaterial(r.text);
+    expect(r.text).not.toContain(alnum.slice(0, 24));
+  }
+  // The same in ssl_cert_pem_file is refused too (a key pasted in the wrong field).
+  const wrongField = await env.request('POST', '/api/deployments?folder=staging/km', manifest('tls.key', line), { 'content-type': 'application/json' });
+  expect([wrongField.status, wrongField.body.error?.code]).toEqual([400, 'SecretInManifest']);
+  expectNoKeyMaterial(wrongField.text);
+});
+
+test('ordinary references still work: names with dots, dashes, underscores and folders', async () => {
+  // The key references pass; the (missing) certificate is what is refused, so no run starts.
+  for (const key of ['tls.key', 'keys/scoring_tls-2024.key', { source: 'staging/km/tls.key' }, `${storage.blobService.url.replace(/\/+$/, '')}/staging/km/tls.key`]) {
+    const r = await env.request('POST', '/api/deployments?folder=staging/km', manifest(key, 'missing.crt'), { 'content-type': 'application/json' });
+    expect([JSON.stringify(key), r.status, r.body.error?.code]).toEqual([JSON.stringify(key), 404, 'TlsFileMissing']);
+    expect(r.body.error.message).toContain('staging/km/missing.crt');
+  }
+  // A plausible name that does not exist: 404 naming it (the name is not key material, so it may be shown).
+  const missing = await env.request('POST', '/api/deployments?folder=staging/km', manifest('certs/scoring-2024_prod.key'), { 'content-type': 'application/json' });
+  expect([missing.status, missing.body.error?.code]).toEqual([404, 'TlsFileMissing']);
+  expect(missing.body.error.message).toContain('certs/scoring-2024_prod.key');
+});
+
+test('through the blob trigger: the refusal in deploy.error.json does not hold the key', async () => {
+  const incoming = await storage.ensureContainer('incoming');
+  const m = manifest(pemLines[2]);
+  await incoming.getBlockBlobClient('tls-km-blob/deploy.json').uploadData(Buffer.from(JSON.stringify(m)));
+  const errorBlob = incoming.getBlobClient('tls-km-blob/deploy.error.json');
+  await waitUntil(() => errorBlob.exists(), 60_000, 'the error blob');
+  const text = (await errorBlob.downloadToBuffer()).toString('utf8');
+  expect(text).toContain('SecretInManifest');
+  expectNoKeyMaterial(text);
+});
+
+test('the PEM is read within the size checked first: a blob empty at the check and large at the read is not read to its end', async () => {
+  // A storage whose blob changes between the size check and the read (the race a user can run by re-uploading).
+  const big = Buffer.alloc(8 * 1024 * 1024, 0x41);
+  const container = await storage.ensureContainer('staging');
+  const keyBlob = container.getBlockBlobClient('km/race.key');
+  await keyBlob.uploadData(Buffer.alloc(0));
+  let swapped = false;
+  const racing: StorageClients = new Proxy(storage, {
+    get(target, prop, receiver) {
+      if (prop !== 'container') return Reflect.get(target, prop, receiver);
+      return (name: string) => {
+        const c = target.container(name);
+        return new Proxy(c, {
+          get(ct, p, r) {
+            if (p !== 'getBlockBlobClient') return Reflect.get(ct, p, r);
+            return (blobName: string) => {
+              const b = ct.getBlockBlobClient(blobName);
+              if (blobName !== 'km/race.key') return b;
+              return new Proxy(b, {
+                get(bt, q, rr) {
+                  if (q !== 'getProperties') return Reflect.get(bt, q, rr);
+                  return async (...args: unknown[]) => {
+                    const props = await bt.getProperties(...(args as []));
+                    if (!swapped) {
+                      swapped = true;
+                      await bt.uploadData(big);
+                    }
+                    return props;
+                  };
+                },
+              });
+            };
+          },
+        });
+      };
+    },
+  });
+  await expect(loadTlsMaterial({ cert: { blob: 'staging/km/tls.crt' }, key: { blob: 'staging/km/race.key' } }, { storage: racing, secrets: noKeyVault })).rejects.toMatchObject({ code: 'TlsKeyInvalid' });
+  expect(swapped).toBe(true);
+  // The blob did grow: read "to its end" it would have been 8 MB held in memory and parsed.
+  expect((await keyBlob.getProperties()).contentLength).toBe(big.length);
+});
