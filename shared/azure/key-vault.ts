@@ -17,7 +17,8 @@ export const MAX_KEY_VAULT_ANSWER_BYTES = 256 * 1024;
 export class KeyVaultSecretReader implements SecretReader {
   constructor(
     private readonly credential: TokenCredential,
-    private readonly opts: { timeoutMs?: number } = {},
+    /** `timeoutMs`: the whole read (token, connection, answer), default 30 s; `agent`: the HTTPS agent (tests). */
+    private readonly opts: { timeoutMs?: number; agent?: https.Agent } = {},
   ) {}
 
   async read(secretUri: string): Promise<string> {
@@ -25,11 +26,16 @@ export class KeyVaultSecretReader implements SecretReader {
     const url = new URL(secretUri);
     // The vault's audience: https://vault.azure.net (or the sovereign cloud's), from the host without the vault name.
     const audience = `https://${url.host.split('.').slice(1).join('.')}/.default`;
-    const token = await this.credential.getToken(audience);
+    // One deadline for the whole read (token, then the answer): a request waiting on it is held no longer.
+    const timeoutMs = this.opts.timeoutMs ?? 30_000;
+    const started = Date.now();
+    const token = await withDeadline(this.credential.getToken(audience, { abortSignal: AbortSignal.timeout(timeoutMs) }), timeoutMs, () =>
+      new AppError('KeyVaultAuthFailed', `No token for Key Vault (${audience}) within ${timeoutMs} ms: check the app's managed identity.`, 502, { retryable: true }),
+    );
     if (!token) throw new AppError('KeyVaultAuthFailed', `No token for Key Vault (${audience}): check the app's managed identity.`, 502, { retryable: true });
     let res: { status: number; body: string };
     try {
-      res = await getBounded(`${secretUri}?api-version=${KEY_VAULT_API_VERSION}`, { authorization: `Bearer ${token.token}`, accept: 'application/json' }, MAX_KEY_VAULT_ANSWER_BYTES, this.opts.timeoutMs ?? 30_000);
+      res = await getBounded(`${secretUri}?api-version=${KEY_VAULT_API_VERSION}`, { authorization: `Bearer ${token.token}`, accept: 'application/json' }, MAX_KEY_VAULT_ANSWER_BYTES, Math.max(1, timeoutMs - (Date.now() - started)), this.opts.agent);
     } catch (e) {
       if (e instanceof AppError) throw e;
       throw new AppError('KeyVaultUnreachable', `Key Vault did not answer for ${secretUri}: ${(e as Error).message}`, 502, { retryable: true });
@@ -52,14 +58,27 @@ export class KeyVaultSecretReader implements SecretReader {
   }
 }
 
-/** GET over HTTPS; the answer is refused past `max` bytes (declared or streamed) and bounded in time. */
-function getBounded(url: string, headers: Record<string, string>, max: number, timeoutMs: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = https.get(url, { headers, timeout: timeoutMs }, (res) => {
+/**
+ * GET over HTTPS; the answer is refused past `max` bytes (declared or streamed), and the whole exchange past
+ * `timeoutMs` (a deadline, not only an idle timeout: an answer dripping a byte at a time is cut too).
+ */
+function getBounded(url: string, headers: Record<string, string>, max: number, timeoutMs: number, agent?: https.Agent): Promise<{ status: number; body: string }> {
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const deadline = setTimeout(() => {
+      reject(new Error(`no complete answer within ${timeoutMs} ms`));
+      req.destroy();
+    }, timeoutMs);
+    const done = <T>(f: (v: T) => void) => (v: T) => {
+      clearTimeout(deadline);
+      f(v);
+    };
+    resolve = done(resolve);
+    reject = done(reject);
+    const req = https.get(url, { headers, timeout: timeoutMs, ...(agent ? { agent } : {}) }, (res) => {
       const tooLarge = () => badRequest('TlsMaterialTooLarge', `The Key Vault answer for ${url.split('?')[0]} is larger than ${max} bytes.`);
       if (Number(res.headers['content-length'] ?? 0) > max) {
+        reject(tooLarge()); // first: destroying emits 'aborted' at once
         res.destroy();
-        reject(tooLarge());
         return;
       }
       const chunks: Buffer[] = [];
@@ -67,14 +86,26 @@ function getBounded(url: string, headers: Record<string, string>, max: number, t
       res.on('data', (c: Buffer) => {
         size += c.length;
         if (size > max) {
-          res.destroy();
           reject(tooLarge());
+          res.destroy();
         } else chunks.push(c);
       });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', reject);
+      res.on('aborted', () => reject(new Error('the answer was cut')));
+      res.on('close', () => reject(new Error('the connection closed before the answer ended')));
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', reject);
   });
+}
+
+/** `p`, or the error of `timeout()` once `ms` have passed (the timer never keeps the process alive). */
+function withDeadline<T>(p: Promise<T>, ms: number, timeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timeout()), ms);
+    timer.unref?.();
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
