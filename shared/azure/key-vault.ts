@@ -17,13 +17,28 @@ export const MAX_KEY_VAULT_ANSWER_BYTES = 256 * 1024;
 export class KeyVaultSecretReader implements SecretReader {
   constructor(
     private readonly credential: TokenCredential,
-    /** `timeoutMs`: the whole read (token, connection, answer), default 30 s; `agent`: the HTTPS agent (tests). */
-    private readonly opts: { timeoutMs?: number; agent?: https.Agent } = {},
+    /**
+     * `timeoutMs`: the whole read (token, connection, answer), default 30 s; `allowedVaults`: the vault names a
+     * manifest may reference (`keyVaultAllowList`; the app composes it from `ALLOWED_KEY_VAULTS`), any when absent;
+     * `agent`: the HTTPS agent (tests).
+     */
+    private readonly opts: { timeoutMs?: number; allowedVaults?: readonly string[]; agent?: https.Agent } = {},
   ) {}
 
   async read(secretUri: string): Promise<string> {
     if (!KEY_VAULT_SECRET.test(secretUri)) throw badRequest('InvalidKeyVaultReference', `${secretUri.slice(0, 200)} is not a Key Vault secret URI (https://<vault>.vault.azure.net/secrets/<name>[/<version>]).`);
     const url = new URL(secretUri);
+    // The app's identity reads only the vaults the operator named: a manifest naming another vault (another team's
+    // certificates and keys, which the pods would then hold) is refused before any token is asked for.
+    const vault = url.host.split('.')[0].toLowerCase();
+    if (this.opts.allowedVaults && !this.opts.allowedVaults.includes(vault)) {
+      throw badRequest(
+        'KeyVaultNotAllowed',
+        this.opts.allowedVaults.length
+          ? `${secretUri} is in vault "${vault}", which this app does not read TLS material from (ALLOWED_KEY_VAULTS: ${this.opts.allowedVaults.join(', ')}); store the secret in one of those vaults.`
+          : `${secretUri} is a Key Vault reference, but this app reads no vault (ALLOWED_KEY_VAULTS is not set): the operator names the vaults deployments may reference, or store the PEM in a blob of the app's storage.`,
+      );
+    }
     // The vault's audience: https://vault.azure.net (or the sovereign cloud's), from the host without the vault name.
     const audience = `https://${url.host.split('.').slice(1).join('.')}/.default`;
     // One deadline for the whole read (token, then the answer): a request waiting on it is held no longer.
@@ -56,6 +71,14 @@ export class KeyVaultSecretReader implements SecretReader {
     if (typeof value !== 'string') throw new AppError('KeyVaultError', `Key Vault's answer for ${secretUri} has no secret value.`, 502);
     return value;
   }
+}
+
+/** `ALLOWED_KEY_VAULTS` (comma- or space-separated vault names, e.g. `mdf-certs,team-kv`) → the reader's allow-list (empty: none). */
+export function keyVaultAllowList(env: Record<string, string | undefined>): string[] {
+  return (env.ALLOWED_KEY_VAULTS ?? '')
+    .split(/[\s,]+/)
+    .map((v) => v.trim().toLowerCase())
+    .filter((v) => v.length > 0);
 }
 
 /**

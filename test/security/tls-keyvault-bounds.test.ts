@@ -12,7 +12,7 @@ import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
-import { KeyVaultSecretReader, MAX_KEY_VAULT_ANSWER_BYTES } from '../../shared/azure/key-vault';
+import { KeyVaultSecretReader, keyVaultAllowList, MAX_KEY_VAULT_ANSWER_BYTES } from '../../shared/azure/key-vault';
 import { makeCert } from '../helpers/tls';
 
 const VAULT_HOST = 'mdfvault.vault.azure.net';
@@ -126,4 +126,32 @@ test('a token request that hangs is cut at the same deadline', async () => {
   const hanging: TokenCredential = { getToken: () => new Promise<AccessToken | null>(() => undefined) };
   const r = new KeyVaultSecretReader(hanging, { timeoutMs: 500, agent: new LoopbackAgent() });
   await expect(r.read(uri('ok'))).rejects.toMatchObject({ code: 'KeyVaultAuthFailed', httpStatus: 502 });
+});
+
+test('only the vaults the operator allows (ALLOWED_KEY_VAULTS) are read: another vault is refused before any token or connection', async () => {
+  let tokens = 0;
+  const counting: TokenCredential = { getToken: async () => (tokens++, { token: 'test-token', expiresOnTimestamp: Date.now() + 3600_000 }) };
+  let requests = 0;
+  const count = () => requests++;
+  server.on('request', count);
+  try {
+    const allowList = keyVaultAllowList({ ALLOWED_KEY_VAULTS: 'MdfVault, team-kv' });
+    expect(allowList).toEqual(['mdfvault', 'team-kv']);
+    const r = new KeyVaultSecretReader(counting, { timeoutMs: 5_000, allowedVaults: allowList, agent: new LoopbackAgent() });
+    await expect(r.read('https://corp-prod.vault.azure.net/secrets/api-tls-key')).rejects.toMatchObject({ code: 'KeyVaultNotAllowed', httpStatus: 400 });
+    expect([tokens, requests]).toEqual([0, 0]);
+    expect(await r.read(uri('ok'))).toBe('the-secret-value');
+    expect([tokens, requests]).toEqual([1, 1]);
+    // Without the setting no vault is read.
+    const none = new KeyVaultSecretReader(counting, { allowedVaults: keyVaultAllowList({}), agent: new LoopbackAgent() });
+    await expect(none.read(uri('ok'))).rejects.toMatchObject({ code: 'KeyVaultNotAllowed', message: expect.stringContaining('ALLOWED_KEY_VAULTS') });
+    expect([tokens, requests]).toEqual([1, 1]);
+  } finally {
+    server.off('request', count);
+  }
+  // The app's composition applies the setting (Azure settings, no ALLOWED_KEY_VAULTS → refused before any call).
+  const { enableAzure, getSecretReader } = await import('../../shared/platform/compose');
+  const { TEST_ENV } = await import('../azure/helpers');
+  enableAzure();
+  await expect(getSecretReader({ ...TEST_ENV }).read('https://corp-prod.vault.azure.net/secrets/api-tls-key')).rejects.toMatchObject({ code: 'KeyVaultNotAllowed' });
 });
