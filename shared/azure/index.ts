@@ -19,7 +19,7 @@ export { loadAzureConfig, createAzureCredential, validateAzureStartup, azureFeat
 export type { AzureConfig, AzureFeature } from './config';
 export { AcrTaskImageBuilder } from './acr-builder';
 export { AciTarget } from './aci-target';
-export { KeyVaultSecretReader, keyVaultAllowList } from './key-vault';
+export { KeyVaultSecretReader } from './key-vault';
 export { AksTarget } from './aks-target';
 export { AciBatchPoolProvider } from './aci-batch';
 export { generateEdgeManifest } from './iot-edge';

@@ -9,6 +9,9 @@ import type { TokenCredential } from '@azure/core-auth';
 import * as https from 'node:https';
 import { AppError, badRequest, notFound } from '../errors';
 import { KEY_VAULT_SECRET, type SecretReader } from '../tls';
+import { assertVaultAllowed } from './vaults';
+
+export { keyVaultAllowList } from './vaults';
 
 export const KEY_VAULT_API_VERSION = '7.4';
 /** Largest answer read from Key Vault (a secret value is at most 25 KB; the JSON around it is small). */
@@ -30,15 +33,7 @@ export class KeyVaultSecretReader implements SecretReader {
     const url = new URL(secretUri);
     // The app's identity reads only the vaults the operator named: a manifest naming another vault (another team's
     // certificates and keys, which the pods would then hold) is refused before any token is asked for.
-    const vault = url.host.split('.')[0].toLowerCase();
-    if (this.opts.allowedVaults && !this.opts.allowedVaults.includes(vault)) {
-      throw badRequest(
-        'KeyVaultNotAllowed',
-        this.opts.allowedVaults.length
-          ? `${secretUri} is in vault "${vault}", which this app does not read TLS material from (ALLOWED_KEY_VAULTS: ${this.opts.allowedVaults.join(', ')}); store the secret in one of those vaults.`
-          : `${secretUri} is a Key Vault reference, but this app reads no vault (ALLOWED_KEY_VAULTS is not set): the operator names the vaults deployments may reference, or store the PEM in a blob of the app's storage.`,
-      );
-    }
+    if (this.opts.allowedVaults) assertVaultAllowed(secretUri, this.opts.allowedVaults, 'The TLS reference');
     // The vault's audience: https://vault.azure.net (or the sovereign cloud's), from the host without the vault name.
     const audience = `https://${url.host.split('.').slice(1).join('.')}/.default`;
     // One deadline for the whole read (token, then the answer): a request waiting on it is held no longer.
@@ -71,14 +66,6 @@ export class KeyVaultSecretReader implements SecretReader {
     if (typeof value !== 'string') throw new AppError('KeyVaultError', `Key Vault's answer for ${secretUri} has no secret value.`, 502);
     return value;
   }
-}
-
-/** `ALLOWED_KEY_VAULTS` (comma- or space-separated vault names, e.g. `mdf-certs,team-kv`) → the reader's allow-list (empty: none). */
-export function keyVaultAllowList(env: Record<string, string | undefined>): string[] {
-  return (env.ALLOWED_KEY_VAULTS ?? '')
-    .split(/[\s,]+/)
-    .map((v) => v.trim().toLowerCase())
-    .filter((v) => v.length > 0);
 }
 
 /**

@@ -156,7 +156,8 @@ export function getSecretReader(env: Record<string, string | undefined> = proces
   return {
     read: (uri) => {
       const a = azure();
-      return (reader ??= new a.KeyVaultSecretReader(a.createAzureCredential(a.loadAzureConfig(env, [])), { allowedVaults: a.keyVaultAllowList(env) })).read(uri);
+      const config = a.loadAzureConfig(env, []);
+      return (reader ??= new a.KeyVaultSecretReader(a.createAzureCredential(config), { allowedVaults: config.allowedKeyVaults })).read(uri);
     },
   };
 }
