@@ -4,11 +4,13 @@
  * line, or the whole DER key on one line — is not a file or secret name: it is refused (400 `SecretInManifest`)
  * before it is resolved or read, and never echoed in the answer or in `deploy.error.json`. Also: the referenced PEM
  * is read within the size checked first, whatever the blob becomes after the check (an empty blob is not read again
- * "to its end").
+ * "to its end"). And a key whose every TLS handshake would stall the process serving it (RSA far over 4096 bits),
+ * or a weak or exotic one, is refused at the door (`TlsKeyUnsupported`).
  */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { execFileSync } from 'child_process';
 import { createPrivateKey } from 'crypto';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { loadTlsMaterial, noKeyVault } from '../../shared/tls';
@@ -145,3 +147,37 @@ test('the PEM is read within the size checked first: a blob empty at the check a
   // The blob did grow: read "to its end" it would have been 8 MB held in memory and parsed.
   expect((await keyBlob.getProperties()).contentLength).toBe(big.length);
 });
+
+/** A self-signed certificate for localhost on a key made by `openssl genpkey` with `args`. */
+function certWithKey(args: string[]): { cert: string; key: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-tlsks-'));
+  try {
+    execFileSync('openssl', ['genpkey', ...args, '-out', path.join(dir, 'k.pem')], { stdio: 'ignore', timeout: 120_000 });
+    execFileSync('openssl', ['req', '-x509', '-key', path.join(dir, 'k.pem'), '-out', path.join(dir, 'c.pem'), '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-days', '2'], { stdio: 'ignore', timeout: 60_000 });
+    return { cert: fs.readFileSync(path.join(dir, 'c.pem'), 'utf8'), key: fs.readFileSync(path.join(dir, 'k.pem'), 'utf8') };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('keys whose handshakes would stall the server (RSA over 4096 bits), weak or exotic keys are 400 TlsKeyUnsupported at the door', async () => {
+  const container = await storage.ensureContainer('staging');
+  const cases: Array<[string, string[], string]> = [
+    ['rsa4608', ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:4608'], 'TlsKeyUnsupported'],
+    ['rsa1024', ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:1024'], 'TlsKeyUnsupported'],
+    ['secp256k1', ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:secp256k1'], 'TlsKeyUnsupported'],
+    // Accepted key kinds get past the key check (then refused for the host name: no run is started).
+    ['rsa2048', ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048'], 'TlsHostMismatch'],
+    ['ed25519', ['-algorithm', 'ED25519'], 'TlsHostMismatch'],
+  ];
+  for (const [name, args, code] of cases) {
+    const m = certWithKey(args);
+    await container.getBlockBlobClient(`km/${name}.crt`).uploadData(Buffer.from(m.cert));
+    await container.getBlockBlobClient(`km/${name}.key`).uploadData(Buffer.from(m.key));
+    const body = manifest(`${name}.key`, `${name}.crt`);
+    body.target.ssl_cname = 'scoring.example.com';
+    const r = await env.request('POST', '/api/deployments?folder=staging/km', body, { 'content-type': 'application/json' });
+    expect([name, r.status, r.body.error?.code]).toEqual([name, 400, code]);
+    expect(r.text).not.toContain(m.key.split('\n')[1]);
+  }
+}, 180_000);
