@@ -68,6 +68,12 @@ const POD_FAILURE = /CrashLoopBackOff|ErrImagePull|ImagePullBackOff|InvalidImage
 
 /** Pods whose logs `logTail` reads (the newest ones of the slot). */
 export const AKS_LOG_PODS = 5;
+/**
+ * Bytes of one pod's log read at most (the API server's `limitBytes`): `tailLines` alone does not bound a tail whose
+ * lines are huge (the scoring code writes what it likes, and the runtime reassembles long lines), and the app holds
+ * the answer in memory.
+ */
+export const MAX_POD_LOG_BYTES = 256 * 1024;
 
 type Outcome = { ok: true } | { ok: false; error: ErrorInfo };
 
@@ -506,9 +512,10 @@ export class AksTarget implements DeployTarget {
       const podName = pod.metadata!.name!;
       const crashed = (pod.status?.containerStatuses?.[0]?.restartCount ?? 0) > 0 && !pod.status?.containerStatuses?.[0]?.ready;
       const text = await this.optional(`read the log of pod ${podName}`, () =>
-        core.readNamespacedPodLog({ name: podName, namespace: this.ns, container: AKS_CONTAINER, tailLines: lines, previous: crashed }),
+        core.readNamespacedPodLog({ name: podName, namespace: this.ns, container: AKS_CONTAINER, tailLines: lines, previous: crashed, limitBytes: MAX_POD_LOG_BYTES }),
       );
-      const podLines = String(text ?? '').replace(/\s+$/, '');
+      const raw = String(text ?? '');
+      const podLines = (raw.length > MAX_POD_LOG_BYTES ? raw.slice(-MAX_POD_LOG_BYTES) : raw).replace(/\s+$/, '');
       if (!podLines) continue;
       out.push(...(newest.length > 1 ? podLines.split('\n').map((l) => `[pod ${podName}] ${l}`) : [podLines]));
     }
