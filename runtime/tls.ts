@@ -78,6 +78,8 @@ export function checkTlsMaterial(m: TlsMaterial, opts: { now?: Date; host?: stri
   try {
     key = createPrivateKey({ key: m.key, format: 'pem' });
   } catch {
+    // A traditional PEM key with a passphrase ("Proc-Type: 4,ENCRYPTED") has the plain markers: say what is wrong.
+    if (/Proc-Type: 4,ENCRYPTED/.test(m.key)) throw new RuntimeError('TlsKeyInvalid', 'The TLS private key is encrypted (a passphrase); give it unencrypted (it is kept as a secret: Key Vault or a private blob).', 400);
     throw new RuntimeError('TlsKeyInvalid', 'The TLS private key could not be parsed.', 400);
   }
   // The key's algorithm and size: every TLS handshake signs with it on the server's main thread, so an RSA key far

@@ -181,3 +181,20 @@ test('keys whose handshakes would stall the server (RSA over 4096 bits), weak or
     expect(r.text).not.toContain(m.key.split('\n')[1]);
   }
 }, 180_000);
+
+test('a key with a passphrase (PKCS#8 or traditional PEM with Proc-Type) is 400 TlsKeyInvalid saying it is encrypted', async () => {
+  const container = await storage.ensureContainer('staging');
+  const m = certWithKey(['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256']);
+  const keys = {
+    pkcs8: execFileSync('openssl', ['pkcs8', '-topk8', '-v2', 'aes-128-cbc', '-passout', 'pass:secret'], { input: m.key, timeout: 30_000 }).toString(),
+    traditional: execFileSync('openssl', ['ec', '-aes128', '-passout', 'pass:secret'], { input: m.key, stdio: ['pipe', 'pipe', 'ignore'], timeout: 30_000 }).toString(),
+  };
+  expect(keys.traditional).toContain('Proc-Type: 4,ENCRYPTED');
+  await container.getBlockBlobClient('km/pass.crt').uploadData(Buffer.from(m.cert));
+  for (const [kind, key] of Object.entries(keys)) {
+    await container.getBlockBlobClient(`km/pass-${kind}.key`).uploadData(Buffer.from(key));
+    const r = await env.request('POST', '/api/deployments?folder=staging/km', manifest(`pass-${kind}.key`, 'pass.crt'), { 'content-type': 'application/json' });
+    expect([kind, r.status, r.body.error?.code]).toEqual([kind, 400, 'TlsKeyInvalid']);
+    expect(r.body.error.message).toContain('encrypted');
+  }
+});
