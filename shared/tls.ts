@@ -43,14 +43,23 @@ const LOOKS_LIKE_PEM = /-----BEGIN|PRIVATE KEY|CERTIFICATE-----|[\r\n]/;
 /**
  * Whether a reference could be key material rather than a name: a run of base64 (or base64url) text — a PEM body
  * line, or a DER key encoded on one line — pasted without its PEM markers. File and secret names are words joined by
- * ".", "-", "_" or "/"; base64 is a long run of letters and digits mixing cases and digits, or carries "+" / "=".
+ * ".", "-", "_" or "/" (camelCase at most); base64 is a long run of letters and digits switching case and digits
+ * all the time, or carries "+" / "=".
  * Such a value is refused before it is used, and never echoed (it would reach errors, deploy.error.json and logs).
  */
 export function looksLikeKeyMaterial(text: string): boolean {
   // The host of a URL is not the user's text to judge (a vault or account name); the rest is.
   const rest = text.replace(/^https?:\/\/[^/]*/i, '').replace(/[?#].*$/s, '');
   if (/[+=]/.test(rest)) return true;
-  return rest.split(/[/._-]+/).some((word) => word.length >= 20 && /[A-Z]/.test(word) && /[a-z]/.test(word) && /[0-9]/.test(word));
+  return rest.split(/[/._-]+/).some((word) => word.length >= 16 && /[A-Z]/.test(word) && /[a-z]/.test(word) && classChanges(word) >= word.length / 3);
+}
+
+/** How often a word switches between upper case, lower case and digits: random base64 often, camelCase names rarely. */
+function classChanges(word: string): number {
+  const cls = (c: string) => (c >= 'A' && c <= 'Z' ? 0 : c >= 'a' && c <= 'z' ? 1 : 2);
+  let n = 0;
+  for (let i = 1; i < word.length; i++) if (cls(word[i]) !== cls(word[i - 1])) n++;
+  return n;
 }
 
 /**

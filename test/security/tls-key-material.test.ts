@@ -66,7 +66,7 @@ test('a key pasted without PEM markers (a base64 line, the DER key on one line, 
     `certs/${line}`,
     { source: `staging/km/${line}` },
     `${account}/staging/km/${line}`,
-    alnum.slice(0, 40), // letters and digits only (no "+", "/" or "=")
+    alnum.slice(0, 48), // letters and digits only (no "+", "/" or "=")
     `https://myvault.vault.azure.net/secrets/${alnum.slice(0, 60)}`,
   ];
   for (const key of cases) {
@@ -83,7 +83,7 @@ test('a key pasted without PEM markers (a base64 line, the DER key on one line, 
 
 test('ordinary references still work: names with dots, dashes, underscores and folders', async () => {
   // The key references pass; the (missing) certificate is what is refused, so no run starts.
-  for (const key of ['tls.key', 'keys/scoring_tls-2024.key', { source: 'staging/km/tls.key' }, `${storage.blobService.url.replace(/\/+$/, '')}/staging/km/tls.key`]) {
+  for (const key of ['tls.key', 'keys/scoring_tls-2024.key', 'DiabetesScoringModelV2Certificate2024.key', 'AutoML_1a2b3c4d5e6f7a8b9c0d/tls.key', { source: 'staging/km/tls.key' }, `${storage.blobService.url.replace(/\/+$/, '')}/staging/km/tls.key`]) {
     const r = await env.request('POST', '/api/deployments?folder=staging/km', manifest(key, 'missing.crt'), { 'content-type': 'application/json' });
     expect([JSON.stringify(key), r.status, r.body.error?.code]).toEqual([JSON.stringify(key), 404, 'TlsFileMissing']);
     expect(r.body.error.message).toContain('staging/km/missing.crt');
