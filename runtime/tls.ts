@@ -19,6 +19,11 @@ export const MAX_TLS_CERT_BYTES = 64 * 1024;
 export const MAX_TLS_KEY_BYTES = 16 * 1024;
 /** Certificates in one chain at most. */
 export const MAX_TLS_CHAIN = 10;
+/** RSA key sizes accepted (bits): what Key Vault and public CAs issue; larger keys make every handshake costly. */
+export const MIN_TLS_RSA_BITS = 2048;
+export const MAX_TLS_RSA_BITS = 4096;
+/** EC curves accepted (OpenSSL names of P-256, P-384, P-521). */
+const TLS_EC_CURVES = ['prime256v1', 'secp384r1', 'secp521r1'];
 
 export interface TlsMaterial {
   /** PEM certificate chain, leaf first. */
@@ -42,7 +47,8 @@ const PEM_KEY = /-----BEGIN (?:RSA |EC |)PRIVATE KEY-----[\s\S]*?-----END (?:RSA
 
 /**
  * Checks a certificate chain and key (see the file comment); `now` for the validity check. Throws a `RuntimeError`:
- * `TlsMaterialTooLarge`, `TlsCertificateInvalid`, `TlsKeyInvalid` (also an encrypted key), `TlsKeyMismatch`,
+ * `TlsMaterialTooLarge`, `TlsCertificateInvalid`, `TlsKeyInvalid` (also an encrypted key), `TlsKeyUnsupported`
+ * (algorithm or size: see MAX_TLS_RSA_BITS), `TlsKeyMismatch`,
  * `TlsCertificateExpired`, `TlsCertificateNotYetValid`, `TlsHostMismatch` (with `host`: the leaf is not valid for it).
  */
 export function checkTlsMaterial(m: TlsMaterial, opts: { now?: Date; host?: string; skipValidity?: boolean } = {}): TlsCertificateInfo {
@@ -72,7 +78,28 @@ export function checkTlsMaterial(m: TlsMaterial, opts: { now?: Date; host?: stri
   try {
     key = createPrivateKey({ key: m.key, format: 'pem' });
   } catch {
+    // A traditional PEM key with a passphrase ("Proc-Type: 4,ENCRYPTED") has the plain markers: say what is wrong.
+    if (/Proc-Type: 4,ENCRYPTED/.test(m.key)) throw new RuntimeError('TlsKeyInvalid', 'The TLS private key is encrypted (a passphrase); give it unencrypted (it is kept as a secret: Key Vault or a private blob).', 400);
     throw new RuntimeError('TlsKeyInvalid', 'The TLS private key could not be parsed.', 400);
+  }
+  // The key's algorithm and size: every TLS handshake signs with it on the server's main thread, so an RSA key far
+  // larger than 4096 bits (16 KB of PEM holds ~12000 bits) would let handshakes stall the process serving it (the
+  // local front runs in the host). Weak keys are refused too.
+  const d = key.asymmetricKeyDetails ?? {};
+  const kind = key.asymmetricKeyType ?? 'unknown';
+  const ok =
+    kind === 'rsa' || kind === 'rsa-pss'
+      ? (d.modulusLength ?? 0) >= MIN_TLS_RSA_BITS && (d.modulusLength ?? 0) <= MAX_TLS_RSA_BITS
+      : kind === 'ec'
+        ? TLS_EC_CURVES.includes(d.namedCurve ?? '')
+        : kind === 'ed25519' || kind === 'ed448';
+  if (!ok) {
+    const what = kind === 'ec' ? `EC ${d.namedCurve ?? '?'}` : d.modulusLength ? `${kind.toUpperCase()} ${d.modulusLength} bits` : kind;
+    throw new RuntimeError(
+      'TlsKeyUnsupported',
+      `The TLS private key is ${what}; give an RSA key of ${MIN_TLS_RSA_BITS}–${MAX_TLS_RSA_BITS} bits, an EC key on P-256, P-384 or P-521, or Ed25519/Ed448.`,
+      400,
+    );
   }
   if (!leaf.checkPrivateKey(key)) {
     throw new RuntimeError('TlsKeyMismatch', `The TLS private key does not belong to the certificate (subject ${leaf.subject.replace(/\n/g, ', ')}): give the key the certificate was issued for.`, 400);

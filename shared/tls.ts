@@ -41,6 +41,28 @@ export interface SecretReader {
 const LOOKS_LIKE_PEM = /-----BEGIN|PRIVATE KEY|CERTIFICATE-----|[\r\n]/;
 
 /**
+ * Whether a reference could be key material rather than a name: a run of base64 (or base64url) text — a PEM body
+ * line, or a DER key encoded on one line — pasted without its PEM markers. File and secret names are words joined by
+ * ".", "-", "_" or "/" (camelCase at most); base64 is a long run of letters and digits switching case and digits
+ * all the time, or carries "+" / "=".
+ * Such a value is refused before it is used, and never echoed (it would reach errors, deploy.error.json and logs).
+ */
+export function looksLikeKeyMaterial(text: string): boolean {
+  // The host of a URL is not the user's text to judge (a vault or account name); the rest is.
+  const rest = text.replace(/^https?:\/\/[^/]*/i, '').replace(/[?#].*$/s, '');
+  if (/[+=]/.test(rest)) return true;
+  return rest.split(/[/._-]+/).some((word) => word.length >= 16 && /[A-Z]/.test(word) && /[a-z]/.test(word) && classChanges(word) >= word.length / 3);
+}
+
+/** How often a word switches between upper case, lower case and digits: random base64 often, camelCase names rarely. */
+function classChanges(word: string): number {
+  const cls = (c: string) => (c >= 'A' && c <= 'Z' ? 0 : c >= 'a' && c <= 'z' ? 1 : 2);
+  let n = 0;
+  for (let i = 1; i < word.length; i++) if (cls(word[i]) !== cls(word[i - 1])) n++;
+  return n;
+}
+
+/**
  * One `ssl_cert_pem_file` / `ssl_key_pem_file` value → its reference. PEM text (or anything multi-line) is refused
  * with 400 `SecretInManifest`, the value never echoed (for the key field no value is ever echoed).
  */
@@ -51,6 +73,12 @@ export function parseTlsRef(value: string | { source: string }, field: string): 
     throw badRequest(
       'SecretInManifest',
       `${field}: PEM text is never accepted in a manifest (manifests are stored and travel in run inputs). Store the ${isKey ? 'key' : 'certificate'} in Key Vault (give the secret URI https://<vault>.vault.azure.net/secrets/<name>) or in a blob of the app's storage (give its path beside the manifest, or { "source": "container/path" }).`,
+    );
+  }
+  if (looksLikeKeyMaterial(text)) {
+    throw badRequest(
+      'SecretInManifest',
+      `${field} looks like key material (base64 text), not a reference; the value is not shown. Give the ${isKey ? 'key' : 'certificate'}'s Key Vault secret URI (https://<vault>.vault.azure.net/secrets/<name>), its path beside the manifest (e.g. tls.key) or { "source": "container/path" }: names are words joined by ".", "-", "_" or "/", without "+" or "=".`,
     );
   }
   const shown = isKey ? '' : ` "${text.slice(0, 200)}"`;
@@ -89,7 +117,7 @@ export function resolveTlsRefs(tls: TlsSettings, base: string | undefined, accou
     if ('blob' in r) return { blob: checkBlob(r.blob, field, accountUrl) };
     const folder = base?.replace(/\/+$/, '');
     if (!folder) {
-      throw new AppError('ManifestFileMissing', `${field} "${r.path}" is a path beside the manifest, but this deployment has no folder; give a Key Vault secret URI or { "source": "container/path" }.`, 400);
+      throw new AppError('ManifestFileMissing', `${field} "${shownRef(r.path)}" is a path beside the manifest, but this deployment has no folder; give a Key Vault secret URI or { "source": "container/path" }.`, 400);
     }
     return { blob: checkBlob(`${folder}/${r.path}`, field, accountUrl) };
   };
@@ -98,12 +126,17 @@ export function resolveTlsRefs(tls: TlsSettings, base: string | undefined, accou
 
 /** Where the PEM of a reference is read from, for messages (never the PEM). */
 function where(r: TlsRefInput): string {
-  return 'keyVault' in r ? r.keyVault : 'blob' in r ? r.blob : r.path;
+  return shownRef('keyVault' in r ? r.keyVault : 'blob' in r ? r.blob : r.path);
+}
+
+/** A reference as shown in a message: hidden when it could be key material (a record older than that check). */
+function shownRef(text: string): string {
+  return looksLikeKeyMaterial(text) ? '(a reference that looks like key material; not shown)' : text;
 }
 
 /** Reads one PEM, bounded before it is read (the blob's size; a Key Vault value's length). */
 async function readPem(r: TlsRefInput, max: number, what: string, deps: { storage: StorageClients; secrets: SecretReader }): Promise<string> {
-  if ('path' in r) throw new AppError('ManifestFileMissing', `The TLS ${what} reference "${r.path}" was never resolved against the manifest's folder.`, 400);
+  if ('path' in r) throw new AppError('ManifestFileMissing', `The TLS ${what} reference "${shownRef(r.path)}" was never resolved against the manifest's folder.`, 400);
   if ('keyVault' in r) {
     const v = await deps.secrets.read(r.keyVault);
     if (Buffer.byteLength(v) > max) throw badRequest('TlsMaterialTooLarge', `The TLS ${what} in ${r.keyVault} is larger than ${max} bytes.`);
@@ -113,10 +146,13 @@ async function readPem(r: TlsRefInput, max: number, what: string, deps: { storag
   const client = deps.storage.container(container).getBlockBlobClient(blob);
   try {
     const size = (await client.getProperties()).contentLength ?? 0;
-    if (size > max) throw badRequest('TlsMaterialTooLarge', `The TLS ${what} ${container}/${blob} is ${size} bytes; at most ${max} are accepted.`);
+    if (size > max) throw badRequest('TlsMaterialTooLarge', `The TLS ${what} ${shownRef(`${container}/${blob}`)} is ${size} bytes; at most ${max} are accepted.`);
+    // Exactly the checked size, and nothing for an empty blob: `downloadToBuffer(0, 0)` would read the whole blob as it
+    // is by then (replaced after the size check, it could be of any size).
+    if (size === 0) return '';
     return (await client.downloadToBuffer(0, size)).toString('utf8');
   } catch (e) {
-    if (isNotFound(e)) throw notFound('TlsFileMissing', `The TLS ${what} ${container}/${blob} does not exist; upload it first or fix ssl_${what === 'key' ? 'key' : 'cert'}_pem_file.`);
+    if (isNotFound(e)) throw notFound('TlsFileMissing', `The TLS ${what} ${shownRef(`${container}/${blob}`)} does not exist; upload it first or fix ssl_${what === 'key' ? 'key' : 'cert'}_pem_file.`);
     throw e;
   }
 }

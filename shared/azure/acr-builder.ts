@@ -8,6 +8,7 @@
  * polling, so a retry resumes the same run, and the final result is recorded there too.
  * SAS URLs (upload, log) are used and dropped: never logged, stored or put into an error.
  */
+import { assertVaultAllowed } from './vaults';
 import { BlobClient, BlockBlobClient } from '@azure/storage-blob';
 import type { Run, RunRequestUnion } from '@azure/arm-containerregistry';
 import { AppError, redactSecrets } from '../errors';
@@ -29,7 +30,7 @@ export interface BlobIO {
 
 export interface AcrTaskImageBuilderOptions {
   clients: Pick<AzureClients, 'registry'>;
-  config: Pick<AzureConfig, 'resourceGroup' | 'acrName' | 'acrLoginServer' | 'acrBuildTimeoutSeconds'> & Partial<Pick<AzureConfig, 'managedIdentityClientId'>>;
+  config: Pick<AzureConfig, 'resourceGroup' | 'acrName' | 'acrLoginServer' | 'acrBuildTimeoutSeconds' | 'allowedKeyVaults'> & Partial<Pick<AzureConfig, 'managedIdentityClientId'>>;
   blobs: BlobIO;
   /** PUT the archive to the SAS upload URL ACR returned (default: a block-blob upload). */
   uploadToSas?: (sasUrl: string, data: Buffer) => Promise<void>;
@@ -160,6 +161,10 @@ export class AcrTaskImageBuilder implements ImageBuilder {
 
     let runId = record.runId;
     if (!runId) {
+      // ACR reads the registry password with the app's identity and sends it to the registry the manifest names:
+      // only from a vault the operator allows (else any secret the identity can read could be sent anywhere).
+      const secret = request.baseImageRegistry?.passwordSecret;
+      if (secret) assertVaultAllowed(secret, this.o.config.allowedKeyVaults, 'image.base_image_registry.password_secret');
       const archive = await this.o.blobs.read(request.contextBlob);
       const source = await azureCall('get a build source upload URL from the registry', () =>
         this.o.clients.registry.registries.getBuildSourceUploadUrl(this.rg, this.registry),

@@ -15,7 +15,7 @@ import { planReplicas } from '../../runtime';
 import { fromRuntime } from '../errors';
 import { createHash } from 'node:crypto';
 import type { DeployConfig, DeployRequest } from '../seams';
-import type { TlsMaterial } from '../tls';
+import type { TlsMaterial, TlsSettings } from '../tls';
 import { dnsLabel, MANAGED_BY, serviceResourceName, slotResourceName, TAGS } from './names';
 import { RUNTIME_ENV, runtimeSettings, scoringPort } from './runtime-env';
 import { observabilityEnv } from '../targets/observability-env';
@@ -28,9 +28,26 @@ export function keysSecretName(serviceName: string): string {
   return `${serviceResourceName(serviceName).slice(0, 58)}-keys`;
 }
 
-/** The service's TLS Secret (`kubernetes.io/tls`: `tls.crt`, `tls.key`), mounted by its pods when `ssl_enabled`. */
-export function tlsSecretName(serviceName: string): string {
+/**
+ * The TLS Secret (`kubernetes.io/tls`: `tls.crt`, `tls.key`) of one certificate and key of a service, mounted by the
+ * pods of the slots that serve them: named by the digest of its content (`<service>-tls-<16 hex>`) and immutable, so
+ * the slots of a blue/green with a new certificate each keep theirs (an old-slot pod that restarts loads the old
+ * certificate, a rollback's pod template still names its Secret). Secrets no Deployment names any more are deleted
+ * when a slot is retired and with the service (AksTarget). Without material (`plan`): the digest of the references.
+ */
+export function tlsSecretName(serviceName: string, tls: TlsMaterial | TlsSettings): string {
+  const content = 'cert' in tls && typeof tls.cert === 'string' ? `${tls.cert}\n${(tls as TlsMaterial).key}` : JSON.stringify(tls);
+  return `${serviceResourceName(serviceName).slice(0, 42)}-tls-${createHash('sha256').update(content).digest('hex').slice(0, 16)}`;
+}
+
+/** The name of the TLS Secret of releases before Secrets were named by content (one per service); deleted with it. */
+export function legacyTlsSecretName(serviceName: string): string {
   return `${serviceResourceName(serviceName).slice(0, 58)}-tls`;
+}
+
+/** The TLS Secret a Deployment's pods mount (undefined without TLS). */
+export function mountedTlsSecret(d: K8s.V1Deployment | undefined): string | undefined {
+  return d?.spec?.template?.spec?.volumes?.find((v) => v.name === 'tls')?.secret?.secretName;
 }
 
 /** Where the TLS Secret is mounted in the scoring container (the runtime's `MDF_TLS_CERT_FILE` / `MDF_TLS_KEY_FILE`). */
@@ -53,8 +70,9 @@ export function tlsSecret(serviceName: string, namespace: string, tls: TlsMateri
   return {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name: tlsSecretName(serviceName), namespace, labels: serviceLabels(serviceName) },
+    metadata: { name: tlsSecretName(serviceName, tls), namespace, labels: serviceLabels(serviceName) },
     type: 'kubernetes.io/tls',
+    immutable: true,
     data: { 'tls.crt': b64(tls.cert), 'tls.key': b64(tls.key) },
   };
 }
@@ -168,7 +186,7 @@ export function slotDeployment(request: DeployRequest, namespace: string, modelD
   ];
   const volumes: K8s.V1Volume[] = [
     ...(auth ? [{ name: 'keys', secret: { secretName: keysSecretName(serviceName), items: [{ key: 'keys.json', path: 'keys.json' }], defaultMode: 0o440 } }] : []),
-    ...(tls ? [{ name: 'tls', secret: { secretName: tlsSecretName(serviceName), defaultMode: 0o440 } }] : []),
+    ...(tls ? [{ name: 'tls', secret: { secretName: tlsSecretName(serviceName, request.tls ?? tls), defaultMode: 0o440 } }] : []),
   ];
   const annotations: Record<string, string> = tls
     ? {

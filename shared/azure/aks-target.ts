@@ -19,8 +19,9 @@ import {
   keysSecretName,
   kubeService,
   TLS_HOST_ANNOTATION,
+  legacyTlsSecretName,
+  mountedTlsSecret,
   tlsSecret,
-  tlsSecretName,
   labelSelector,
   slotAutoscaler,
   slotDeployment,
@@ -32,7 +33,7 @@ import type { AzureConfig } from './config';
 import { isNotFound } from '../errors';
 import { toAzureError } from './errors';
 import { METRICS_KEY_HEADER, metricsHeaderValue } from '../../runtime';
-import { serviceResourceName, slotResourceName, TAGS } from './names';
+import { MANAGED_BY, serviceResourceName, slotResourceName, TAGS } from './names';
 import { pollUntil } from './poll';
 
 /** Bound on the keys Secret's base64 keys.json before it is parsed (the runtime's keys file bound, in base64). */
@@ -68,6 +69,12 @@ const POD_FAILURE = /CrashLoopBackOff|ErrImagePull|ImagePullBackOff|InvalidImage
 
 /** Pods whose logs `logTail` reads (the newest ones of the slot). */
 export const AKS_LOG_PODS = 5;
+/**
+ * Bytes of one pod's log read at most (the API server's `limitBytes`): `tailLines` alone does not bound a tail whose
+ * lines are huge (the scoring code writes what it likes, and the runtime reassembles long lines), and the app holds
+ * the answer in memory.
+ */
+export const MAX_POD_LOG_BYTES = 256 * 1024;
 
 type Outcome = { ok: true } | { ok: false; error: ErrorInfo };
 
@@ -145,13 +152,11 @@ export class AksTarget implements DeployTarget {
     if ((request.config.authEnabled || request.config.tokenAuthEnabled) && request.keys) await this.writeKeys(core, request.serviceName, request.keys);
     if (request.config.tls) {
       if (!request.tls) throw new AppError('TlsMaterialMissing', `ssl_enabled is set but no certificate and key were given for ${request.serviceName}.`, 400);
+      // Named by its content and immutable: an existing one already holds this certificate and key.
       const secret = tlsSecret(request.serviceName, ns, request.tls);
-      await this.apply(
-        `write the TLS Secret of ${request.serviceName}`,
-        () => core.readNamespacedSecret({ name: tlsSecretName(request.serviceName), namespace: ns }),
-        () => core.createNamespacedSecret({ namespace: ns, body: secret }),
-        (rv) => core.replaceNamespacedSecret({ name: tlsSecretName(request.serviceName), namespace: ns, body: withVersion(secret, rv) }),
-      );
+      const secretName = secret.metadata!.name!;
+      const existing = await this.optional(`read the TLS Secret of ${request.serviceName}`, () => core.readNamespacedSecret({ name: secretName, namespace: ns }));
+      if (!existing) await this.k(`write the TLS Secret of ${request.serviceName}`, () => core.createNamespacedSecret({ namespace: ns, body: secret }));
     }
 
     const deployment = slotDeployment(request, ns, this.o.modelDataUrl);
@@ -412,9 +417,17 @@ export class AksTarget implements DeployTarget {
         this.o.log?.(`HTTPRoute ${where.name} still sends ${weights[slot]} % to ${slot}; left as is (the rollout sets the weights)`);
       }
     }
+    const tlsSecretOfSlot = mountedTlsSecret(await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: ns })));
     await this.optional(`delete the autoscaler ${name}`, () => autoscaling.deleteNamespacedHorizontalPodAutoscaler({ name, namespace: ns }));
     await this.optional(`delete Service ${name}`, () => core.deleteNamespacedService({ name, namespace: ns }));
     await this.optional(`delete Deployment ${name}`, () => apps.deleteNamespacedDeployment({ name, namespace: ns, propagationPolicy: 'Foreground' }));
+    if (tlsSecretOfSlot) {
+      // The slot's TLS Secret, unless another slot (not being deleted) mounts the same certificate.
+      const selector = labelSelector({ [TAGS.service]: serviceResourceName(serviceName), [TAGS.managedBy]: MANAGED_BY });
+      const others = await this.k('list Deployments', () => apps.listNamespacedDeployment({ namespace: ns, labelSelector: selector }));
+      const inUse = others.items.some((d) => d.metadata?.name !== name && !d.metadata?.deletionTimestamp && mountedTlsSecret(d) === tlsSecretOfSlot);
+      if (!inUse) await this.optional('delete the TLS Secret', () => core.deleteNamespacedSecret({ name: tlsSecretOfSlot, namespace: ns }));
+    }
   }
 
   async deleteService(serviceName: string): Promise<void> {
@@ -428,7 +441,9 @@ export class AksTarget implements DeployTarget {
     const deps = await this.k('list Deployments', () => apps.listNamespacedDeployment({ namespace: ns, labelSelector: selector }));
     for (const d of deps.items) await this.optional('delete a Deployment', () => apps.deleteNamespacedDeployment({ name: d.metadata!.name!, namespace: ns, propagationPolicy: 'Foreground' }));
     await this.optional('delete the keys Secret', () => core.deleteNamespacedSecret({ name: keysSecretName(serviceName), namespace: ns }));
-    await this.optional('delete the TLS Secret', () => core.deleteNamespacedSecret({ name: tlsSecretName(serviceName), namespace: ns }));
+    // The TLS Secrets its slots mounted, and the one Secret of earlier releases.
+    const tlsSecrets = new Set([...deps.items.map(mountedTlsSecret).filter((n): n is string => !!n), legacyTlsSecretName(serviceName)]);
+    for (const s of tlsSecrets) await this.optional('delete a TLS Secret', () => core.deleteNamespacedSecret({ name: s, namespace: ns }));
     // The progressive-delivery route, if a rollout made one (404 too when the cluster has no Gateway API).
     const { custom } = await this.apis();
     await this.optional('delete the HTTPRoute', () =>
@@ -536,9 +551,10 @@ export class AksTarget implements DeployTarget {
       const podName = pod.metadata!.name!;
       const crashed = (pod.status?.containerStatuses?.[0]?.restartCount ?? 0) > 0 && !pod.status?.containerStatuses?.[0]?.ready;
       const text = await this.optional(`read the log of pod ${podName}`, () =>
-        core.readNamespacedPodLog({ name: podName, namespace: this.ns, container: AKS_CONTAINER, tailLines: lines, previous: crashed }),
+        core.readNamespacedPodLog({ name: podName, namespace: this.ns, container: AKS_CONTAINER, tailLines: lines, previous: crashed, limitBytes: MAX_POD_LOG_BYTES }),
       );
-      const podLines = String(text ?? '').replace(/\s+$/, '');
+      const raw = String(text ?? '');
+      const podLines = (raw.length > MAX_POD_LOG_BYTES ? raw.slice(-MAX_POD_LOG_BYTES) : raw).replace(/\s+$/, '');
       if (!podLines) continue;
       out.push(...(newest.length > 1 ? podLines.split('\n').map((l) => `[pod ${podName}] ${l}`) : [podLines]));
     }

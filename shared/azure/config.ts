@@ -13,6 +13,7 @@ import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { z } from 'zod';
 import { intSetting, optionalText } from '../config';
 import { AppError } from '../errors';
+import { keyVaultAllowList } from './vaults';
 
 /** What a caller is about to use; each needs a different subset of the settings. */
 export type AzureFeature = 'acr' | 'aci' | 'aks' | 'aksCreate';
@@ -26,6 +27,8 @@ export interface AzureConfig {
   acrLoginServer: string;
   /** Client id of the user-assigned identity (DefaultAzureCredential in Azure). */
   managedIdentityClientId?: string;
+  /** `ALLOWED_KEY_VAULTS`: the vaults manifests may reference (TLS material, registry passwords); empty: none (shared/azure/vaults.ts). */
+  allowedKeyVaults: string[];
   /** Resource id of the same identity: ACI pulls images with it. */
   managedIdentityResourceId: string;
   aks: {
@@ -57,6 +60,7 @@ const text = optionalText;
 const seconds = intSetting;
 
 const envSchema = z.object({
+  ALLOWED_KEY_VAULTS: optionalText,
   AZURE_SUBSCRIPTION_ID: text.pipe(
     z.string().regex(/^[0-9a-f-]{36}$/i, 'must be a subscription GUID').optional(),
   ),
@@ -131,6 +135,7 @@ export function loadAzureConfig(
     acrName,
     acrLoginServer: acr.includes('.') ? acr.toLowerCase() : acr ? `${acr.toLowerCase()}.azurecr.io` : '',
     managedIdentityClientId: env.AZURE_CLIENT_ID,
+    allowedKeyVaults: keyVaultAllowList({ ALLOWED_KEY_VAULTS: env.ALLOWED_KEY_VAULTS }),
     managedIdentityResourceId: env.MANAGED_IDENTITY_RESOURCE_ID ?? '',
     aks: {
       clusterName: env.AKS_CLUSTER_NAME ?? '',

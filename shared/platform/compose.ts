@@ -147,7 +147,8 @@ export function recordedPoolFilesAs(kind: BatchPoolKind): FilesAs {
 
 /**
  * Where Key Vault secrets (TLS certificates and keys) are read: with the app's identity when the app runs with Azure
- * settings (`AZURE_SUBSCRIPTION_ID`), else nowhere (400 `KeyVaultUnavailable`: locally, keep the PEM in a blob).
+ * settings (`AZURE_SUBSCRIPTION_ID`) and only in the vaults `ALLOWED_KEY_VAULTS` names (else 400 `KeyVaultNotAllowed`),
+ * else nowhere (400 `KeyVaultUnavailable`: locally, keep the PEM in a blob).
  */
 export function getSecretReader(env: Record<string, string | undefined> = process.env): SecretReader {
   if (!azureEnabled || !env.AZURE_SUBSCRIPTION_ID) return noKeyVault;
@@ -155,7 +156,8 @@ export function getSecretReader(env: Record<string, string | undefined> = proces
   return {
     read: (uri) => {
       const a = azure();
-      return (reader ??= new a.KeyVaultSecretReader(a.createAzureCredential(a.loadAzureConfig(env, [])))).read(uri);
+      const config = a.loadAzureConfig(env, []);
+      return (reader ??= new a.KeyVaultSecretReader(a.createAzureCredential(config), { allowedVaults: config.allowedKeyVaults })).read(uri);
     },
   };
 }

@@ -205,7 +205,7 @@ describe('AksTarget', () => {
     kube().get(`/api/v1${NS}/pods`).query(true).reply(200, pods(4, 'CrashLoopBackOff'));
     kube()
       .get(`/api/v1${NS}/pods/diabetes-green-abc/log`)
-      .query({ container: 'model', tailLines: '30', previous: 'true' })
+      .query({ container: 'model', tailLines: '30', previous: 'true', limitBytes: String(256 * 1024) })
       .reply(200, 'Traceback...\nValueError: model file missing\nBearer abc.def.ghi\n', { 'Content-Type': 'text/plain' });
     kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(200, deploymentStatus(false));
 
@@ -247,8 +247,8 @@ describe('AksTarget', () => {
       .get(`/api/v1${NS}/pods`)
       .query({ labelSelector: 'mdf-service=diabetes,mdf-slot=green' })
       .reply(200, { apiVersion: 'v1', kind: 'PodList', metadata: {}, items: [pod('diabetes-green-b', '2026-11-24T09:00:00Z', 2, false), pod('diabetes-green-a', '2026-11-24T08:00:00Z')] });
-    kube().get(`/api/v1${NS}/pods/diabetes-green-a/log`).query({ container: 'model', tailLines: '3', previous: 'false' }).reply(200, 'a1\na2\n', { 'Content-Type': 'text/plain' });
-    kube().get(`/api/v1${NS}/pods/diabetes-green-b/log`).query({ container: 'model', tailLines: '3', previous: 'true' }).reply(200, 'b1\nAuthorization: Bearer abc.def\nb3\n', { 'Content-Type': 'text/plain' });
+    kube().get(`/api/v1${NS}/pods/diabetes-green-a/log`).query({ container: 'model', tailLines: '3', previous: 'false', limitBytes: String(256 * 1024) }).reply(200, 'a1\na2\n', { 'Content-Type': 'text/plain' });
+    kube().get(`/api/v1${NS}/pods/diabetes-green-b/log`).query({ container: 'model', tailLines: '3', previous: 'true', limitBytes: String(256 * 1024) }).reply(200, 'b1\nAuthorization: Bearer abc.def\nb3\n', { 'Content-Type': 'text/plain' });
     const text = await target.logTail('diabetes', 'green', 3);
     expect(text.split('\n')).toEqual(['[pod diabetes-green-a] a2', '[pod diabetes-green-b] b1', '[pod diabetes-green-b] Authorization: Bearer ***', '[pod diabetes-green-b] b3'].slice(-3));
     // No pods: empty, not an error.
@@ -307,6 +307,7 @@ describe('AksTarget', () => {
     const { target, credential } = makeTarget();
     expectCluster(credential);
     kube().get(`/apis/gateway.networking.k8s.io/v1${NS}/httproutes/diabetes`).reply(404, notFound);
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-blue`).reply(404, notFound);
     kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-blue`).reply(404, notFound);
     kube().delete(`/api/v1${NS}/services/diabetes-blue`).reply(404, notFound);
     kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-blue`).query(true).reply(404, notFound);

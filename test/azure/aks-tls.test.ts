@@ -6,6 +6,7 @@
  */
 import { AksTarget } from '../../shared/azure/aks-target';
 import type { KubernetesModule } from '../../shared/azure/aks-cluster';
+import { tlsSecretName } from '../../shared/azure/aks-manifests';
 import type { DeployConfig, DeployRequest } from '../../shared/seams';
 import { makeCert } from '../helpers/tls';
 import { FakeCredential, FAST, TOKEN, arm, nock, q, rgPath, setupNock, testClients, testConfig, validateK8s } from './helpers';
@@ -79,7 +80,7 @@ describe('AKS with ssl_enabled', () => {
     const { target, logs } = makeTarget();
     const bodies: Record<string, any> = {};
     const record = (k: string) => (b: any) => ((bodies[k] = validateK8s(b)), true);
-    kube().get(`/api/v1${NS}/secrets/diabetes-tls`).reply(404, notFound);
+    kube().get(`/api/v1${NS}/secrets/${tlsSecretName('diabetes', PEM)}`).reply(404, notFound);
     kube().post(`/api/v1${NS}/secrets`, record('secret')).reply(echo());
     kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(404, notFound);
     kube().post(`/apis/apps/v1${NS}/deployments`, record('deployment')).reply(echo());
@@ -96,7 +97,8 @@ describe('AKS with ssl_enabled', () => {
 
     const secret = bodies.secret;
     expect(secret.type).toBe('kubernetes.io/tls');
-    expect(secret.metadata.name).toBe('diabetes-tls');
+    expect(secret.metadata.name).toMatch(/^diabetes-tls-[0-9a-f]{16}$/);
+    expect(secret.immutable).toBe(true);
     expect(Buffer.from(secret.data['tls.crt'], 'base64').toString()).toBe(PEM.cert);
     expect(Buffer.from(secret.data['tls.key'], 'base64').toString()).toBe(PEM.key);
 
@@ -107,7 +109,7 @@ describe('AKS with ssl_enabled', () => {
     expect(c.readinessProbe.httpGet).toEqual({ path: '/', port: 5001, scheme: 'HTTPS' });
     expect(c.env).toEqual(expect.arrayContaining([{ name: 'MDF_TLS_CERT_FILE', value: '/var/run/secrets/mdf-tls/tls.crt' }, { name: 'MDF_TLS_KEY_FILE', value: '/var/run/secrets/mdf-tls/tls.key' }]));
     expect(c.volumeMounts).toEqual([{ name: 'tls', mountPath: '/var/run/secrets/mdf-tls', readOnly: true }]);
-    expect(pod.spec.volumes).toEqual([{ name: 'tls', secret: { secretName: 'diabetes-tls', defaultMode: 0o440 } }]);
+    expect(pod.spec.volumes).toEqual([{ name: 'tls', secret: { secretName: secret.metadata.name, defaultMode: 0o440 } }]);
     expect(pod.metadata.annotations['model-deploy-flow/tls-host']).toBe('scoring.contoso.test');
     expect(pod.metadata.annotations['model-deploy-flow/tls-digest']).toMatch(/^[0-9a-f]{32}$/);
     // The PEM is only in the Secret: not in the Deployment (env or otherwise), the Service, logs or the result.
@@ -129,6 +131,95 @@ describe('AKS with ssl_enabled', () => {
     const { tls: _tls, ...bare } = request;
     await expect(target.deploySlot(bare)).rejects.toMatchObject({ code: 'TlsMaterialMissing' });
     nock.cleanAll(); // the cluster reads of makeTarget are not reached
+  });
+
+  test('blue/green with a new certificate: each slot mounts its own immutable Secret; the old one is never rewritten, and is deleted with the slot that mounted it', async () => {
+    const { slotDeployment } = await import('../../shared/azure/aks-manifests');
+    const NEW = makeCert(['scoring.contoso.test']);
+    const mounted = (d: any) => d.spec.template.spec.volumes[0].secret.secretName;
+    const blue = slotDeployment({ ...request, slot: 'blue' }, 'models');
+    const oldSecret = mounted(blue);
+    const { target } = makeTarget();
+    const bodies: Record<string, any> = {};
+    const record = (k: string) => (b: any) => ((bodies[k] = validateK8s(b)), true);
+    // The old certificate's Secret exists (blue mounts it); green gets a new Secret beside it. No replace of any
+    // Secret is expected: nock fails the call if one is made.
+    kube().get(`/api/v1${NS}/secrets/${tlsSecretName('diabetes', NEW)}`).reply(404, notFound);
+    kube().post(`/api/v1${NS}/secrets`, record('secret')).reply(echo());
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(404, notFound);
+    kube().post(`/apis/apps/v1${NS}/deployments`, record('deployment')).reply(echo());
+    kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-green`).reply(404, notFound);
+    kube().get(`/api/v1${NS}/services/diabetes-green`).reply(404, notFound);
+    kube().post(`/api/v1${NS}/services`).reply(echo());
+    kube()
+      .get(`/apis/apps/v1${NS}/deployments/diabetes-green`)
+      .reply(200, { metadata: { name: 'diabetes-green', generation: 1 }, spec: { replicas: 2, selector: {}, template: { spec: { containers: [{ name: 'model' }] } } }, status: { observedGeneration: 1, replicas: 2, updatedReplicas: 2, availableReplicas: 2, readyReplicas: 2 } });
+    kube().get(`/api/v1${NS}/services/diabetes-green`).reply(200, { metadata: { name: 'diabetes-green' }, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress: [{ ip: '20.1.2.3' }] } } });
+    await target.deploySlot({ ...request, tls: NEW });
+    const newSecret = bodies.secret.metadata.name;
+    expect(newSecret).not.toBe(oldSecret);
+    expect(mounted(bodies.deployment)).toBe(newSecret);
+    expect(Buffer.from(bodies.secret.data['tls.crt'], 'base64').toString()).toBe(NEW.cert);
+
+    // The same certificate again (a redeploy): the Secret exists, nothing is written.
+    kube().get(`/api/v1${NS}/secrets/${newSecret}`).reply(200, { ...bodies.secret, metadata: { ...bodies.secret.metadata, resourceVersion: '3' } });
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(200, { ...bodies.deployment, metadata: { ...bodies.deployment.metadata, resourceVersion: '4' } });
+    kube().put(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(200, (_u, b) => b as object);
+    kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-green`).reply(404, notFound);
+    kube().get(`/api/v1${NS}/services/diabetes-green`).reply(200, { metadata: { name: 'diabetes-green', resourceVersion: '5' }, spec: { type: 'LoadBalancer', clusterIP: '10.0.0.9' } });
+    kube().put(`/api/v1${NS}/services/diabetes-green`).reply(200, (_u, b) => b as object);
+    kube()
+      .get(`/apis/apps/v1${NS}/deployments/diabetes-green`)
+      .reply(200, { metadata: { name: 'diabetes-green', generation: 2 }, spec: { replicas: 2, selector: {}, template: { spec: { containers: [{ name: 'model' }] } } }, status: { observedGeneration: 2, replicas: 2, updatedReplicas: 2, availableReplicas: 2, readyReplicas: 2 } });
+    kube().get(`/api/v1${NS}/services/diabetes-green`).reply(200, { metadata: { name: 'diabetes-green' }, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress: [{ ip: '20.1.2.3' }] } } });
+    await target.deploySlot({ ...request, tls: NEW });
+
+    // Blue retired after the promotion: its Secret goes with it (green mounts another one); green's stays.
+    const green = { ...bodies.deployment, metadata: { ...bodies.deployment.metadata, name: 'diabetes-green' } };
+    const deleted: string[] = [];
+    kube().get(`/apis/gateway.networking.k8s.io/v1${NS}/httproutes/diabetes`).reply(404, notFound);
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-blue`).reply(200, blue);
+    kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-blue`).reply(404, notFound);
+    kube().delete(`/api/v1${NS}/services/diabetes-blue`).reply(200, {});
+    kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-blue`).query(true).reply(200, {});
+    kube()
+      .get(`/apis/apps/v1${NS}/deployments`)
+      .query(true)
+      .reply(200, { items: [green, { ...blue, metadata: { ...blue.metadata, deletionTimestamp: '2026-01-01T00:00:00Z' } }] });
+    kube().delete(`/api/v1${NS}/secrets/${oldSecret}`).reply(function (uri) {
+      deleted.push(uri.split('/').pop()!);
+      return [200, {}];
+    });
+    await target.deleteSlot('diabetes', 'blue');
+    expect(deleted).toEqual([oldSecret]);
+
+    // A slot retired while the other slot mounts the same certificate keeps the Secret.
+    const sameAsGreen = { ...green, metadata: { ...green.metadata, name: 'diabetes-blue' } };
+    kube().get(`/apis/gateway.networking.k8s.io/v1${NS}/httproutes/diabetes`).reply(404, notFound);
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-blue`).reply(200, sameAsGreen);
+    kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-blue`).reply(404, notFound);
+    kube().delete(`/api/v1${NS}/services/diabetes-blue`).reply(200, {});
+    kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-blue`).query(true).reply(200, {});
+    kube().get(`/apis/apps/v1${NS}/deployments`).query(true).reply(200, { items: [green] });
+    await target.deleteSlot('diabetes', 'blue');
+    expect(deleted).toEqual([oldSecret]);
+
+    // Deleting the service deletes the Secrets its slots mount, and the single Secret of earlier releases.
+    const sel = { labelSelector: 'mdf-service=diabetes,mdf-managed-by=model-deploy-flow' };
+    kube().get(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers`).query(sel).reply(200, { items: [] });
+    kube().get(`/api/v1${NS}/services`).query(sel).reply(200, { items: [] });
+    kube().get(`/apis/apps/v1${NS}/deployments`).query(sel).reply(200, { items: [green] });
+    kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-green`).query(true).reply(200, {});
+    kube().delete(`/api/v1${NS}/secrets/diabetes-keys`).reply(404, notFound);
+    for (const name of [newSecret, 'diabetes-tls']) {
+      kube().delete(`/api/v1${NS}/secrets/${name}`).reply(function (uri) {
+        deleted.push(uri.split('/').pop()!);
+        return [200, {}];
+      });
+    }
+    kube().delete(`/apis/gateway.networking.k8s.io/v1${NS}/httproutes/diabetes`).reply(404, notFound);
+    await target.deleteService('diabetes');
+    expect(deleted.slice(1).sort()).toEqual([newSecret, 'diabetes-tls'].sort());
   });
 
   test('switchTraffic: the public Service on 443 to the TLS pods; the URI names ssl_cname over https', async () => {

@@ -194,6 +194,7 @@ describe('AKS progressive delivery (Gateway API HTTPRoute)', () => {
     await target.setTrafficWeights('diabetes', { blue: 0, green: 100 });
     kube().get(`${GW}/httproutes/diabetes`).reply(200, { ...bodies[0], metadata: { ...bodies[0].metadata, resourceVersion: '9' } });
     kube().put(`${GW}/httproutes/diabetes`, (b) => (bodies.push(b), true)).reply(200, (_u, b) => b as object);
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-blue`).reply(404, notFound);
     kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-blue`).reply(404, notFound);
     kube().delete(`/api/v1${NS}/services/diabetes-blue`).reply(200, {});
     kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-blue`).query(true).reply(200, {});
@@ -203,6 +204,7 @@ describe('AKS progressive delivery (Gateway API HTTPRoute)', () => {
     expect(bodies[1].spec.rules.map((r: any) => r.backendRefs.map((b: any) => `${b.name}=${b.weight}`))).toEqual([['diabetes-green=1'], ['diabetes-green=100']]);
     // A slot that still has live traffic is left in the route (the rollout owns the weights).
     kube().get(`${GW}/httproutes/diabetes`).reply(200, bodies[0]);
+    kube().get(`/apis/apps/v1${NS}/deployments/diabetes-green`).reply(404, notFound);
     kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-green`).reply(404, notFound);
     kube().delete(`/api/v1${NS}/services/diabetes-green`).reply(200, {});
     kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-green`).query(true).reply(200, {});

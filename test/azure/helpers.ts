@@ -44,6 +44,8 @@ export class FakeCredential implements TokenCredential {
 
 export const TEST_ENV: Record<string, string> = {
   AZURE_SUBSCRIPTION_ID: SUB,
+  // The vaults the wire tests' manifests reference (TLS material, registry passwords): shared/azure/vaults.ts.
+  ALLOWED_KEY_VAULTS: 'kv-mdf,mdfvault',
   AZURE_RESOURCE_GROUP: RG,
   AZURE_LOCATION: 'westeurope',
   ACR_NAME: 'mdfregistry',
