@@ -29,4 +29,4 @@ export type { Logger, LoggerOptions, LogLevel } from './log';
 export { METRICS_KEY_HEADER, metricsHeaderValue } from './auth-metrics';
 export { issueToken, makeTokenVerifier, TOKEN_LIFETIME_SECONDS, TOKEN_REFRESH_AFTER_SECONDS } from './auth-token';
 export type { IssuedToken } from './auth-token';
-export { exporterFromEnv, parentFromTraceparent } from './telemetry';
+export { checkedTraceparent, exporterFromEnv, parentFromTraceparent } from './telemetry';

@@ -45,6 +45,12 @@ export interface DeployRunInput {
    * image (`image`, nothing built). Absent: the run registers and builds, as always.
    */
   registered?: { model?: RegisteredModel['model'] | 'none'; image?: ImageSummary };
+  /**
+   * The caller's W3C `traceparent` (HTTP header; Service Bus message's `Diagnostic-Id` / `traceparent` property),
+   * checked (`checkedTraceparent`: a malformed one is dropped, never an error): the run's root span links to it
+   * (shared/telemetry.ts). Absent for blob-triggered runs and runs started before it existed.
+   */
+  traceparent?: string;
 }
 
 export type RunState = 'Running' | 'Succeeded' | 'Failed' | 'RolledBack' | 'NotPromoted' | 'Registered';
@@ -169,6 +175,11 @@ export interface StartBatchAfterDeployInput {
   /** The registered model, `name:version`. */
   model: string;
   eventId: string;
+  /**
+   * The deployment run this step belongs to: its span joins that run's trace, and the batch run it starts links to it.
+   * Telemetry only — an activity scheduled before the field existed (an in-flight run's history) has none and works the same.
+   */
+  runId?: string;
 }
 
 export type StartBatchAfterDeployOutput = ActivityResult<{ runId: string }>;
@@ -176,6 +187,11 @@ export type StartBatchAfterDeployOutput = ActivityResult<{ runId: string }>;
 export interface CheckLoneOnnxInput {
   folder: string;
   onnxFile: string;
+  /**
+   * The deployment run the lone model would start (`DeployLoneOnnxInput.runId`): the check's span is in that run's
+   * trace. Telemetry only — an activity scheduled before the field existed has none and works the same, traced on its own.
+   */
+  runId?: string;
 }
 export interface CheckLoneOnnxOutput {
   lone: boolean;
