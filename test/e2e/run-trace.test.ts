@@ -209,7 +209,7 @@ test('a failed smoke test is a Failed step span (status ERROR); the rollback is 
   expect(rollback.parentSpanId).toBe(root.spanId);
 }, 300_000);
 
-test('a batch run is one trace: root span, then each step (image, pool, plan, mini-batches, finalize, pool teardown) as its child; the caller's traceparent is linked', async () => {
+test('a batch run is one trace: root span, then each step (image, pool, plan, mini-batches, finalize, pool teardown) as its child; the caller traceparent is linked', async () => {
   const fx = await prepareFixture(env.connectionString);
   await uploadIris(fx.storage, 'traced/', 2, 8);
   const r = await env.request('POST', '/api/batch-runs', {
