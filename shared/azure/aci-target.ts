@@ -14,7 +14,7 @@ import { AppError } from '../errors';
 import { observabilityEnv } from '../targets/observability-env';
 
 export type AciTargetOptions = AciGroupsOptions & {
-  config: AciGroupsOptions['config'] & Pick<AzureConfig, 'subscriptionId'> & Partial<Pick<AzureConfig, 'managedIdentityClientId'>>;
+  config: AciGroupsOptions['config'] & Pick<AzureConfig, 'subscriptionId'> & Partial<Pick<AzureConfig, 'managedIdentityClientId' | 'replicaIdentity'>>;
   /** URL of the app's `modeldata` container (no SAS): where replicas with collect_model_data write, with the group's identity. */
   modelDataUrl?: string;
 };
@@ -68,6 +68,7 @@ export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['co
         ]
       : [];
   const location = aciLocation(request.config);
+  const replicaClientId = config.replicaIdentity?.clientId ?? config.managedIdentityClientId;
   return {
     name,
     ...(location ? { location } : {}),
@@ -79,8 +80,8 @@ export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['co
     env: [
       ...runtimeSettings(request.config),
       ...observabilityEnv(request.config, { serviceName: request.serviceName, slot: request.slot }, modelDataUrl),
-      // The group's user-assigned identity is the one DefaultAzureCredential picks in the container.
-      ...(request.config.collectModelData && config.managedIdentityClientId ? [['AZURE_CLIENT_ID', config.managedIdentityClientId] as [string, string]] : []),
+      // The group's user-assigned identity (the replicas' own when configured) is the one DefaultAzureCredential picks in the container.
+      ...(request.config.collectModelData && replicaClientId ? [['AZURE_CLIENT_ID', replicaClientId] as [string, string]] : []),
     ],
     secureEnv,
     tags: {
@@ -91,6 +92,7 @@ export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['co
       ...(secureEnv.length && request.keys ? { [KEYS_DIGEST_TAG]: keysDigestTag(request.keys) } : {}),
     },
     probes: true,
+    ...(config.replicaIdentity ? { identityResourceId: config.replicaIdentity.resourceId } : {}),
   };
 }
 

@@ -34,6 +34,8 @@ export interface ContainerGroupSpec {
   tags: Record<string, string>;
   /** Probes on `GET /` (the runtime's liveness route). */
   probes: boolean;
+  /** The group's user-assigned identity (image pulls, `DefaultAzureCredential` inside); absent → the app's. */
+  identityResourceId?: string;
 }
 
 /** The ARM container group for a spec (SDK model; the SDK nests it under `properties` on the wire). */
@@ -59,13 +61,14 @@ export function containerGroupBody(
         }
       : {}),
   };
+  const identity = spec.identityResourceId ?? config.managedIdentityResourceId;
   return {
     location: spec.location ?? config.location,
     tags: { [TAGS.managedBy]: MANAGED_BY, ...spec.tags },
-    identity: { type: 'UserAssigned', userAssignedIdentities: { [config.managedIdentityResourceId]: {} } },
+    identity: { type: 'UserAssigned', userAssignedIdentities: { [identity]: {} } },
     osType: 'Linux',
     restartPolicy: 'Always',
-    imageRegistryCredentials: [{ server: config.acrLoginServer, identity: config.managedIdentityResourceId }],
+    imageRegistryCredentials: [{ server: config.acrLoginServer, identity }],
     ipAddress: { type: 'Public', dnsNameLabel: spec.dnsNameLabel, ports: [{ port: spec.port, protocol: 'TCP' }] },
     containers: [container],
   };
