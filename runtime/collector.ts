@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 
 /** Where batches go: one blob per call (overwritten when called again with the same name). */
 export interface CollectorSink {
+  /** `data` is the collector's until the returned promise settles (it reuses the memory afterwards): copy it to keep it. */
   upload(blobName: string, data: Buffer, signal: AbortSignal): Promise<void>;
   /** Human-readable target for logs (never a secret). */
   readonly describe: string;
@@ -456,15 +457,29 @@ export class ModelDataCollector {
 
   /** The JSON-lines body of entries, built `LINES_PER_TURN` at a time (yielding to requests in between). */
   private async build(entries: Entry[]): Promise<Buffer> {
-    const lines: string[] = [];
+    // Each line is written into one reused buffer as soon as it is made: no joined copy of the batch (a large
+    // string, straight to the old generation) and no new buffer per batch. Its view is only the blob being
+    // uploaded or retried (one at a time); the next blob is built once that one is written.
+    let buf = this.scratch;
+    let at = 0;
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i];
-      lines.push(e.line ?? this.requestLine(e));
+      const line = e.line ?? this.requestLine(e);
+      const worst = line.length * 3 + 1;
+      if (at + worst > buf.length) {
+        const grown = Buffer.allocUnsafeSlow(Math.max(buf.length * 2, at + worst));
+        buf.copy(grown, 0, 0, at);
+        buf = this.scratch = grown;
+      }
+      at += buf.write(line, at, 'utf8');
+      buf[at++] = 0x0a;
       if ((i + 1) % LINES_PER_TURN === 0 && !this.closing) await new Promise((r) => setImmediate(r));
     }
-    lines.push('');
-    return Buffer.from(lines.join('\n'), 'utf8');
+    return buf.subarray(0, at);
   }
+
+  /** The buffer batches are built in (grown as needed, kept). */
+  private scratch: Buffer = Buffer.allocUnsafeSlow(64 * 1024);
 
   private async uploadOne(name: string, data: Buffer): Promise<void> {
     const ac = new AbortController();
