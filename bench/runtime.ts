@@ -574,7 +574,7 @@ async function benchCollect(): Promise<void> {
     // CPU seconds of each side (front + workers) and of Azurite (the bench's other children), over the measurement.
     const tree = (pid: number) => [pid, ...descendants(pid)];
     const others = () => descendants(process.pid).filter((p) => ![on, off, down].some((c) => tree(c.proc.pid!).includes(p)));
-    const cpu0 = { on: cpuSeconds(tree(on.proc.pid!)), off: cpuSeconds(tree(off.proc.pid!)), storage: cpuSeconds(others()), onFront: cpuSeconds([on.proc.pid!]), offFront: cpuSeconds([off.proc.pid!]) };
+    const cpu0 = { on: cpuSeconds(tree(on.proc.pid!)), off: cpuSeconds(tree(off.proc.pid!)), storage: cpuSeconds(others()), onFront: cpuSeconds([on.proc.pid!]), offFront: cpuSeconds([off.proc.pid!]), downFront: cpuSeconds([down.proc.pid!]) };
     for (let t = 0; t < SECONDS * 2; t += slice) {
       await lOff.slice(slice);
       await lOn.slice(slice);
@@ -582,7 +582,7 @@ async function benchCollect(): Promise<void> {
     }
     const cpu = {
       on: cpuSeconds(tree(on.proc.pid!)) - cpu0.on, off: cpuSeconds(tree(off.proc.pid!)) - cpu0.off, storage: cpuSeconds(others()) - cpu0.storage,
-      onFront: cpuSeconds([on.proc.pid!]) - cpu0.onFront, offFront: cpuSeconds([off.proc.pid!]) - cpu0.offFront,
+      onFront: cpuSeconds([on.proc.pid!]) - cpu0.onFront, offFront: cpuSeconds([off.proc.pid!]) - cpu0.offFront, downFront: cpuSeconds([down.proc.pid!]) - cpu0.downFront,
     };
     const rOn = lOn.result();
     const rOff = lOff.result();
@@ -607,6 +607,7 @@ async function benchCollect(): Promise<void> {
     emit('runtime.collect_storage_down.p99.ratio', rDown.p99 / rOff.p99, 'ratio', {
       note: 'collection on, storage refusing connections, vs collection off (same interleaved run)', errors: rDown.errors,
       req_per_s_ratio: Math.round((rDown.reqPerS / rOff.reqPerS) * 1000) / 1000, collected: downCount('collected'), dropped: downCount('dropped'), written: downCount('written'),
+      front_cpu_us_per_request: { down: Math.round((cpu.downFront / rDown.requests) * 1e6), off: Math.round((cpu.offFront / rOff.requests) * 1e6) },
     });
   } finally {
     lOn.close();
