@@ -10,6 +10,7 @@ import { DEPLOY } from '../shared/deploy/contract';
 import { asAppError, isAppError, isRetryable } from '../shared/errors';
 import { getAppServices } from '../shared/services/app';
 import { claimService, recordBlobRefusal, runExists } from '../shared/deploy/claim';
+import { recordDeployRunStart } from '../shared/deploy/start-run';
 import { durableClient, registerActivity } from '../shared/workflow';
 
 registerActivity(
@@ -21,6 +22,8 @@ registerActivity(
     if (!service || (await runExists(client, input.runId))) return { claimed: true };
     try {
       await claimService(client, service, input.runId);
+      // The deployment run starts next (a sub-orchestration of the wait): its root span is recorded here, as a trigger would.
+      recordDeployRunStart(input.runId, input.run);
       return { claimed: true };
     } catch (caught) {
       const e = asAppError(caught);

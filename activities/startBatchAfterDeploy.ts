@@ -8,6 +8,7 @@ import { startBatchFromTrainingMessage } from '../shared/batch/run';
 import { DEPLOY } from '../shared/deploy/contract';
 import { badRequest } from '../shared/errors';
 import { getAppServices } from '../shared/services/app';
+import { currentTraceparent } from '../shared/telemetry';
 import { durableClient, registerActivity } from '../shared/workflow';
 
 registerActivity(
@@ -19,7 +20,8 @@ registerActivity(
       durableClient(context),
       { batch: input.batch, training_run_id: input.trainingRunId },
       { model: input.model },
-      { config, storage, messageId: input.eventId },
+      // The batch run's root span links to this step (the deployment run's trace).
+      { config, storage, messageId: input.eventId, traceparent: currentTraceparent() },
     );
     if (!started) throw badRequest('InvalidJobDefinition', 'The message has no batch section.');
     return { runId: started.runId };

@@ -17,7 +17,8 @@
  * cores / workers; the raw loop uses the same), BENCH_ONNX_WORKER_PROCESSES=1 (`--onnx-worker-processes`),
  * BENCH_MAX_BATCH_SIZE (`--max-batch-size` of the batching ONNX server; default the runtime's), BENCH_RAW_BATCH
  * (requests per run of the raw batched loop, default 16), BENCH_BASELINE_ROOT (another build's root: its ONNX server
- * is measured in the same interleaved slices, `…vs_baseline.ratio`).
+ * is measured in the same interleaved slices, `…vs_baseline.ratio`), BENCH_NODE_OPTIONS (NODE_OPTIONS of the servers and
+ * their workers), BENCH_NODE_ARGS (Node flags of the front process only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  * Every point is measured in slices of 0.5 s and reports, besides its rate and latencies, the spread of the
  * slices' rates (min, max, coefficient of variation) and the machine's 1-minute load average over its slices.
  */
@@ -201,7 +202,9 @@ const BASELINE_ROOT = process.env.BENCH_BASELINE_ROOT;
 
 /** Starts the runtime CLI (of `root`, default this build; with `env`, that environment) and waits for its "ready" line. */
 async function startRuntime(args: string[], root = ROOT, env?: NodeJS.ProcessEnv): Promise<Child> {
-  const proc = spawn(process.execPath, [path.join(root, 'dist/runtime/cli.js'), '--port', '0', '--no-access-log', ...args], { stdio: ['ignore', 'pipe', 'inherit'], ...(env ? { env } : {}) });
+  // BENCH_NODE_ARGS: Node flags of the front process itself (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof, which NODE_OPTIONS refuses).
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, path.join(root, 'dist/runtime/cli.js'), '--port', '0', '--no-access-log', ...args], { stdio: ['ignore', 'pipe', 'inherit'], ...(env ? { env } : {}) });
   const rl = readline.createInterface({ input: proc.stdout! });
   let port = 0;
   for await (const line of rl) {
@@ -571,7 +574,7 @@ async function benchCollect(): Promise<void> {
     // CPU seconds of each side (front + workers) and of Azurite (the bench's other children), over the measurement.
     const tree = (pid: number) => [pid, ...descendants(pid)];
     const others = () => descendants(process.pid).filter((p) => ![on, off, down].some((c) => tree(c.proc.pid!).includes(p)));
-    const cpu0 = { on: cpuSeconds(tree(on.proc.pid!)), off: cpuSeconds(tree(off.proc.pid!)), storage: cpuSeconds(others()) };
+    const cpu0 = { on: cpuSeconds(tree(on.proc.pid!)), off: cpuSeconds(tree(off.proc.pid!)), storage: cpuSeconds(others()), onFront: cpuSeconds([on.proc.pid!]), offFront: cpuSeconds([off.proc.pid!]), downFront: cpuSeconds([down.proc.pid!]) };
     for (let t = 0; t < SECONDS * 2; t += slice) {
       await lOff.slice(slice);
       await lOn.slice(slice);
@@ -579,6 +582,7 @@ async function benchCollect(): Promise<void> {
     }
     const cpu = {
       on: cpuSeconds(tree(on.proc.pid!)) - cpu0.on, off: cpuSeconds(tree(off.proc.pid!)) - cpu0.off, storage: cpuSeconds(others()) - cpu0.storage,
+      onFront: cpuSeconds([on.proc.pid!]) - cpu0.onFront, offFront: cpuSeconds([off.proc.pid!]) - cpu0.offFront, downFront: cpuSeconds([down.proc.pid!]) - cpu0.downFront,
     };
     const rOn = lOn.result();
     const rOff = lOff.result();
@@ -590,6 +594,9 @@ async function benchCollect(): Promise<void> {
       connections: 32, workers: WORKERS, interleaved_slices_s: slice, loadavg_1m: [load0, os.loadavg()[0]], collected: count('collected'), written: count('written'), dropped: count('dropped'),
       cpu_s: { on: Math.round(cpu.on * 100) / 100, off: Math.round(cpu.off * 100) / 100, azurite: Math.round(cpu.storage * 100) / 100 },
       cpu_us_per_request: { on: Math.round((cpu.on / rOn.requests) * 1e6), off: Math.round((cpu.off / rOff.requests) * 1e6) },
+      // The front process alone (the collector runs there; workers run the same script either way).
+      front_cpu_us_per_request: { on: Math.round((cpu.onFront / rOn.requests) * 1e6), off: Math.round((cpu.offFront / rOff.requests) * 1e6) },
+      requests: { on: rOn.requests, off: rOff.requests },
     };
     emit('runtime.collect.req_per_s.ratio', rOn.reqPerS / rOff.reqPerS, 'ratio', { target: '>= 0.9', ...common });
     emit('runtime.collect.p99.ratio', rOn.p99 / rOff.p99, 'ratio', { target: '<= 1.2', ...common });
@@ -600,6 +607,7 @@ async function benchCollect(): Promise<void> {
     emit('runtime.collect_storage_down.p99.ratio', rDown.p99 / rOff.p99, 'ratio', {
       note: 'collection on, storage refusing connections, vs collection off (same interleaved run)', errors: rDown.errors,
       req_per_s_ratio: Math.round((rDown.reqPerS / rOff.reqPerS) * 1000) / 1000, collected: downCount('collected'), dropped: downCount('dropped'), written: downCount('written'),
+      front_cpu_us_per_request: { down: Math.round((cpu.downFront / rDown.requests) * 1e6), off: Math.round((cpu.offFront / rOff.requests) * 1e6) },
     });
   } finally {
     lOn.close();

@@ -65,7 +65,7 @@ df.app.client.http('batchRunsStart', {
       const idempotencyKey = request.headers.get('idempotency-key') ?? undefined;
       const runId = runIds.http(idempotencyKey);
       const requestDigest = createHash('sha256').update(`${yaml ? 'yaml' : 'json'}\n${text}`).digest('hex');
-      const { created } = await startBatchRun(client, job, { runId, source: { kind: 'http', eventId: idempotencyKey ?? context.invocationId }, config: getConfig(), storage, requestDigest });
+      const { created } = await startBatchRun(client, job, { runId, source: { kind: 'http', eventId: idempotencyKey ?? context.invocationId }, config: getConfig(), storage, requestDigest, traceparent: request.headers.get('traceparent') ?? undefined });
       void sweepSoon(client, context);
       const uris = statusUris(request, runId);
       return { status: 202, headers: { Location: uris.statusUri }, jsonBody: { id: runId, started: created, ...uris } };

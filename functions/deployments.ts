@@ -34,6 +34,7 @@ import { blobNameReason, canonicalBlobFolder, CONTAINERS } from '../shared/stora
 import { claimAndStart, claimService, recordBlobAcceptance, recordBlobRefusal, runExists } from '../shared/deploy/claim';
 import { resolveRegistered } from '../shared/deploy/registered';
 import { CLAIM_RENEW_MS } from '../shared/registry/services';
+import { checkedTraceparent, messageTraceparent } from '../shared/telemetry';
 import { durableClient } from '../shared/workflow';
 
 const clientInput = df.input.durableClient();
@@ -161,6 +162,12 @@ app.storageBlob('deployLoneOnnxFromBlob', {
 
 // ---------------------------------------------------------------- HTTP
 
+/** The caller's `traceparent` into the run's input when it is well-formed (the root span links to it); else nothing. */
+function withCallerTrace(input: DeployRunInput, traceparent: string | null | undefined): void {
+  const checked = checkedTraceparent(traceparent);
+  if (checked) input.traceparent = checked;
+}
+
 function accepted(request: HttpRequest, runId: string, started: boolean, input: DeployRunInput): HttpResponseInit {
   const base = new URL(request.url);
   const statusUri = `${base.origin}/api/runs/${runId}`;
@@ -202,6 +209,7 @@ app.http('startDeployment', {
       const folder = rawFolder ? canonicalBlobFolder(rawFolder, 'folder') : undefined;
       const run = runFromHttpManifest(manifest, eventKey, folder, getAppServices().storage.blobService.url);
       run.input.requestDigest = requestDigest(text, { folder });
+      withCallerTrace(run.input, request.headers.get('traceparent'));
       const again = await replay(request, client, run.runId, run.input);
       if (again) return again;
       await assertFilesExist(getAppServices().storage, run.input);
@@ -262,6 +270,7 @@ async function multipartDeployment(request: HttpRequest, context: InvocationCont
     const manifestBytes = await readPart(first.value, MAX_MANIFEST_BYTES, () => tooLarge('ManifestTooLarge', `The "manifest" part is larger than ${MAX_MANIFEST_BYTES} bytes.`));
     const manifest = parseManifest(manifestBytes.toString('utf8'), { fileName: first.value.fileName || 'deploy.json' });
     const run = runFromHttpManifest(manifest, eventKey, `${CONTAINERS.uploads}/${runId}`, getAppServices().storage.blobService.url);
+    withCallerTrace(run.input, request.headers.get('traceparent'));
 
     const seen = new Set<string>(['manifest']);
     const files: Array<{ path: string; bytes: number; sha256: string }> = [];
@@ -354,6 +363,7 @@ app.serviceBusQueue('trainingCompleted', {
     // Not JSON / wrong shape → throw: after the delivery limit the message is dead-lettered with this reason.
     // Its service busy (409 ServiceBusy): thrown too, so the message is delivered again later.
     const run = runFromTrainingMessage(message, { accountUrl: getAppServices().storage.blobService.url });
+    withCallerTrace(run.input, messageTraceparent(context.triggerMetadata));
     const r = await claimAndStart(durableClient(context), run.runId, run.input);
     context.log(`training-completed ${run.input.training?.trainingRunId}: run ${run.runId} ${r.started ? 'started' : 'already exists'}`);
   },

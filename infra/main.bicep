@@ -43,6 +43,13 @@ module identity 'modules/identity.bicep' = {
   params: { name: 'id-mdf-${token}', location: location, tags: tags }
 }
 
+// The scoring replicas' own identity (ACI slots): image pulls and model data collection only (roles.bicep).
+module replicaIdentity 'modules/identity.bicep' = {
+  name: 'replica-identity'
+  scope: rg
+  params: { name: 'id-mdf-replica-${token}', location: location, tags: tags }
+}
+
 module monitoring 'modules/monitoring.bicep' = {
   name: 'monitoring'
   scope: rg
@@ -83,6 +90,8 @@ module functionApp 'modules/functionapp.bicep' = {
     tags: tags
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
+    replicaIdentityId: replicaIdentity.outputs.id
+    replicaIdentityClientId: replicaIdentity.outputs.clientId
     storageAccountName: storage.outputs.name
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     appInsightsConnectionString: monitoring.outputs.connectionString
@@ -102,6 +111,7 @@ module roles 'modules/roles.bicep' = {
   scope: rg
   params: {
     principalId: identity.outputs.principalId
+    replicaPrincipalId: replicaIdentity.outputs.principalId
     developerPrincipalId: principalId
     storageAccountName: storage.outputs.name
     registryName: registry.outputs.name
@@ -125,3 +135,5 @@ output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
 output AZURE_SERVICE_BUS_NAMESPACE string = serviceBus.outputs.name
 output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output MANAGED_IDENTITY_RESOURCE_ID string = identity.outputs.id
+output REPLICA_IDENTITY_CLIENT_ID string = replicaIdentity.outputs.clientId
+output REPLICA_IDENTITY_RESOURCE_ID string = replicaIdentity.outputs.id

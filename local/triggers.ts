@@ -7,13 +7,32 @@
  *  - Service Bus queue trigger (`app.serviceBusQueue`) is bound to a Storage queue of the same name
  *    (Storage queue triggers too); the dequeue count is the delivery count; after 10 failed deliveries
  *    the message moves to `<queue>-deadletter` with the reason. In Azure the real Service Bus trigger
- *    runs unchanged.
+ *    runs unchanged. A Storage queue message has no properties: a message written by `serviceBusEnvelope`
+ *    (`{"$serviceBus": {"body", "applicationProperties"}}`) stands for a Service Bus message with application
+ *    properties (e.g. `Diagnostic-Id`): the function gets `body` and `triggerMetadata.applicationProperties`.
  */
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import type { HostStorage } from './storage';
 import { RegisteredFunction, RpcTypedData } from './functionsCore';
 import { invokeFunction, stringData } from './invoke';
+
+/** A local stand-in for a Service Bus message with application properties (see the header), as queue message text. */
+export function serviceBusEnvelope(body: string, applicationProperties: Record<string, string | number | boolean>): string {
+  return JSON.stringify({ $serviceBus: { body, applicationProperties } });
+}
+
+/** The body and application properties of a queue message written by `serviceBusEnvelope`; undefined for any other text. */
+function fromEnvelope(text: string): { body: string; applicationProperties: Record<string, unknown> } | undefined {
+  if (!text.startsWith('{"$serviceBus":')) return undefined;
+  try {
+    const e = (JSON.parse(text) as { $serviceBus?: { body?: unknown; applicationProperties?: unknown } }).$serviceBus;
+    if (typeof e?.body !== 'string' || !e.applicationProperties || typeof e.applicationProperties !== 'object') return undefined;
+    return { body: e.body, applicationProperties: e.applicationProperties as Record<string, unknown> };
+  } catch {
+    return undefined;
+  }
+}
 
 export const BLOB_MAX_TRIES = 5;
 export const QUEUE_MAX_DELIVERIES = 10;
@@ -257,11 +276,13 @@ export class QueueTriggerPoller {
           return;
         }
         const isServiceBus = String(fn.trigger.type) === 'serviceBusTrigger';
+        const envelope = isServiceBus ? fromEnvelope(msg.messageText) : undefined;
         const triggerMetadata: Record<string, RpcTypedData> = isServiceBus
           ? {
               DeliveryCount: { int: deliveryCount },
               MessageId: stringData(msg.messageId),
               EnqueuedTimeUtc: stringData(msg.insertedOn.toISOString()),
+              ...(envelope ? { ApplicationProperties: { json: JSON.stringify(envelope.applicationProperties) } } : {}),
             }
           : {
               DequeueCount: { int: deliveryCount },
@@ -269,7 +290,7 @@ export class QueueTriggerPoller {
               InsertionTime: stringData(msg.insertedOn.toISOString()),
             };
         const res = await invokeFunction(fn, {
-          trigger: stringData(msg.messageText),
+          trigger: stringData(envelope ? envelope.body : msg.messageText),
           triggerMetadata,
           retryContext: { retryCount: deliveryCount - 1, maxRetryCount: QUEUE_MAX_DELIVERIES - 1 },
         });

@@ -171,7 +171,7 @@ registerOrchestration(BATCH.run, function* (context: OrchestrationContext): Gene
   if (provisioning) {
     publish('tearing_down', error ? { error } : {});
     try {
-      yield* call(context, BATCH.teardownPool, { poolId, kind: poolKind }, retry);
+      yield* call(context, BATCH.teardownPool, { poolId, kind: poolKind, runId }, retry);
     } catch (e) {
       // The pool record stays, so the sweep removes the pool later; the run's own outcome stands.
       const info = failureOf(e, 'InternalError');

@@ -15,7 +15,7 @@ registerOrchestration(DEPLOY.loneOnnx, function* (context: OrchestrationContext)
   if (input.settleSeconds > 0) {
     yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + input.settleSeconds * 1000));
   }
-  const check = yield* call(context, DEPLOY.checkLoneOnnx, { folder: input.folder, onnxFile: input.onnxFile });
+  const check = yield* call(context, DEPLOY.checkLoneOnnx, { folder: input.folder, onnxFile: input.onnxFile, runId: input.runId });
   if (!check.lone) {
     context.df.setCustomStatus({ step: 'skipped', why: check.why });
     return { deployed: false, why: check.why };

@@ -255,7 +255,7 @@ function* deployModel(context: OrchestrationContext): Gen<DeployRunResult> {
 
     // 7. Batch scoring the training message asked for, now that the model is deployed (a refusal is reported, not fatal).
     if (input.training?.batch && modelId) {
-      const batchInput = { batch: input.training.batch, trainingRunId: input.training.trainingRunId, model: modelId, eventId: input.source.eventId };
+      const batchInput = { batch: input.training.batch, trainingRunId: input.training.trainingRunId, model: modelId, eventId: input.source.eventId, runId };
       const b = yield* step('batch', call(context, DEPLOY.startBatch, batchInput, retry), judged((v) => `batch run ${v.runId} started`));
       result.batch = b.ok ? { runId: b.value.runId, statusUri: `/api/runs/${b.value.runId}` } : { error: b.error };
     }

@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 
 /** Where batches go: one blob per call (overwritten when called again with the same name). */
 export interface CollectorSink {
+  /** `data` is the collector's until the returned promise settles (it reuses the memory afterwards): copy it to keep it. */
   upload(blobName: string, data: Buffer, signal: AbortSignal): Promise<void>;
   /** Human-readable target for logs (never a secret). */
   readonly describe: string;
@@ -69,25 +70,27 @@ export interface ScriptRecord {
   data: Buffer;
 }
 
-/** A payload kept until its line is built: its text (JSON or text bodies), or its JSON already made (others). */
-type Kept = { text: string; type?: string } | { json: string };
-
-/** What a captured request keeps: strings only, never the request's buffers (small ones share 8 KiB pool slabs). */
-interface KeptRequest {
-  requestId: string;
-  clientRequestId?: string;
-  status: number;
-  input: Kept;
-  output: Kept;
-}
-
+/**
+ * One buffered record. A script's record is its JSON line (`line`). A captured request keeps what makes its line,
+ * flat (one object per record: less garbage-collector work per request), strings only, never the request's buffers
+ * (small ones share 8 KiB pool slabs); the line is built when its batch is written, off the request's path. A kept
+ * payload is its text (`…Type` = its content type: judged JSON or text then) or, when `…Json`, its JSON already made.
+ */
 interface Entry {
+  /** The same string object for every record of a blob prefix and day (cheap grouping when a batch is cut). */
   prefix: string;
-  /** The JSON line, or what makes it (a captured request's line is built when its batch is cut, off the request's path). */
-  line?: string;
-  request?: KeptRequest;
-  at?: number;
   bytes: number;
+  line: string | undefined;
+  at: number;
+  requestId: string;
+  clientRequestId: string | undefined;
+  status: number;
+  input: string;
+  inputType: string | undefined;
+  inputJson: boolean;
+  output: string;
+  outputType: string | undefined;
+  outputJson: boolean;
 }
 
 /** Lines built per event-loop turn when a batch's blob is made (long batches never stall requests). */
@@ -153,33 +156,40 @@ export function payloadJson(buf: Buffer, contentType: string | undefined, max: n
   return JSON.stringify(payloadValue(buf, contentType, max)) ?? 'null';
 }
 
-/** The JSON text of a kept payload. */
-function keptJson(k: Kept): string {
-  if ('json' in k) return k.json;
-  if (!k.text.includes('\n') && !k.text.includes('\r')) {
+/** The JSON text of a kept payload's text (`type`: its content type). */
+function keptJson(text: string, type: string | undefined): string {
+  if (!text.includes('\n') && !text.includes('\r')) {
     try {
-      JSON.parse(k.text);
-      return k.text;
+      JSON.parse(text);
+      return text;
     } catch {
       /* not JSON */
     }
   }
-  if (k.type && /json/i.test(k.type)) {
+  if (type && /json/i.test(type)) {
     try {
-      return JSON.stringify(JSON.parse(k.text));
+      return JSON.stringify(JSON.parse(text));
     } catch {
       /* below */
     }
   }
-  return JSON.stringify(k.text);
+  return JSON.stringify(text);
 }
 
-function keep(buf: Buffer, contentType: string | undefined, max: number): Kept {
-  if (buf.length > 0 && buf.length <= max && (!contentType || /json|^text\/|^application\/(x-www-form-urlencoded|xml)/i.test(contentType))) {
-    return { text: buf.toString('utf8'), type: contentType };
+/** Whether a body of this content type is kept as text until its line is built (the last answer cached: one type per service, mostly). */
+const textTypes = { type: undefined as string | undefined, text: true };
+function keptAsText(contentType: string | undefined): boolean {
+  if (contentType === undefined) return true;
+  if (contentType !== textTypes.type) {
+    textTypes.type = contentType;
+    textTypes.text = /json|^text\/|^application\/(x-www-form-urlencoded|xml)/i.test(contentType);
   }
-  return { json: payloadJson(buf, contentType, max) };
+  return textTypes.text;
 }
+
+/** A JSON string of `s`: quoted as it is when it needs no escape (request ids), else `JSON.stringify`. */
+const plainId = /^[A-Za-z0-9._:-]*$/;
+const quoted = (s: string): string => (plainId.test(s) ? `"${s}"` : JSON.stringify(s));
 
 export class ModelDataCollector {
   private readonly o: Required<Omit<CollectorOptions, 'onLog' | 'now' | 'replicaId'>> & Pick<CollectorOptions, 'onLog'>;
@@ -208,6 +218,8 @@ export class ModelDataCollector {
       ...options,
     };
     this.now = options.now ?? (() => new Date());
+    const given = options.now;
+    this.nowMs = given ? () => given().getTime() : Date.now;
     this.replicaId = segment(options.replicaId ?? randomUUID().slice(0, 8));
     this.timer = setInterval(() => this.tick(true), Math.max(50, Math.min(this.o.flushMs, 1000)));
     this.timer.unref();
@@ -216,23 +228,50 @@ export class ModelDataCollector {
   private oldestAt = 0;
 
   private dayCache = { until: 0, from: 0, day: '' };
-  private readonly prefixCache = new Map<string, string>();
+  /** Per model/version/designation: its blob path head, and its whole prefix for the current day (one string object). */
+  private readonly prefixCache = new Map<string, { head: string; day: string; prefix: string }>();
+  /** The same for the front's records (designation `requests`). */
+  private requestsPrefix?: { head: string; day: string; prefix: string };
 
-  /** `<service>/<model>/<version>/<designation>/<yyyy>/<mm>/<dd>` of a record made at `t`. */
-  private prefix(model: string, version: string, designation: string, t: Date): string {
-    const ms = t.getTime();
+  /** `<service>/<model>/<version>/<designation>/<yyyy>/<mm>/<dd>` of a record made at `ms`. */
+  private prefix(model: string, version: string, designation: string, ms: number, cached?: { head: string; day: string; prefix: string }): { head: string; day: string; prefix: string } {
     const d = this.dayCache;
     if (ms < d.from || ms >= d.until) {
+      const t = new Date(ms);
       const start = Date.UTC(t.getUTCFullYear(), t.getUTCMonth(), t.getUTCDate());
       this.dayCache = { from: start, until: start + 86_400_000, day: `${t.getUTCFullYear()}/${pad(t.getUTCMonth() + 1)}/${pad(t.getUTCDate())}` };
     }
-    const key = `${model}\n${version}\n${designation}`;
-    let head = this.prefixCache.get(key);
-    if (head === undefined) {
-      head = [this.o.service, model, version, designation].map(segment).join('/');
-      if (this.prefixCache.size < 1000) this.prefixCache.set(key, head);
+    const day = this.dayCache.day;
+    let p = cached;
+    if (!p) {
+      const key = `${model}\n${version}\n${designation}`;
+      p = this.prefixCache.get(key);
+      if (!p) {
+        const head = [this.o.service, model, version, designation].map(segment).join('/');
+        p = { head, day, prefix: `${head}/${day}` };
+        if (this.prefixCache.size < 1000) this.prefixCache.set(key, p);
+      }
     }
-    return `${head}/${this.dayCache.day}`;
+    if (p.day !== day) {
+      p.day = day;
+      p.prefix = `${p.head}/${day}`;
+    }
+    return p;
+  }
+
+  /** `YYYY-MM-DDTHH:MM:SS.` of the last second a line was built for (the ISO time of a line, without a `Date` each). */
+  private isoSecond = NaN;
+  private isoHead = '';
+
+  private iso(at: number): string {
+    const ms = at % 1000;
+    const second = at - ms;
+    if (second !== this.isoSecond || ms < 0) {
+      if (ms < 0) return new Date(at).toISOString();
+      this.isoSecond = second;
+      this.isoHead = new Date(second).toISOString().slice(0, -4);
+    }
+    return `${this.isoHead}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
   }
 
   /** Whether one more record of about `size` bytes fits; counts it as collected, and as dropped when it does not. */
@@ -281,30 +320,37 @@ export class ModelDataCollector {
     const max = this.o.maxPayloadBytes;
     const size = Math.min(c.input.length, max) + Math.min(c.output.length, max) + 320;
     if (!this.admit(size)) return false;
-    const t = this.now();
-    const request: KeptRequest = {
-      requestId: c.requestId, clientRequestId: c.clientRequestId, status: c.status,
-      input: keep(c.input, c.inputType, max), output: keep(c.output, c.outputType, max),
-    };
-    this.push({ prefix: this.prefix(this.o.model, this.o.modelVersion, 'requests', t), request, at: t.getTime(), bytes: size });
+    const at = this.nowMs();
+    const p = (this.requestsPrefix = this.prefix(this.o.model, this.o.modelVersion, 'requests', at, this.requestsPrefix));
+    const inText = c.input.length > 0 && c.input.length <= max && keptAsText(c.inputType);
+    const outText = c.output.length > 0 && c.output.length <= max && keptAsText(c.outputType);
+    this.push({
+      prefix: p.prefix, bytes: size, line: undefined, at, requestId: c.requestId, clientRequestId: c.clientRequestId, status: c.status,
+      input: inText ? c.input.toString('utf8') : payloadJson(c.input, c.inputType, max), inputType: c.inputType, inputJson: !inText,
+      output: outText ? c.output.toString('utf8') : payloadJson(c.output, c.outputType, max), outputType: c.outputType, outputJson: !outText,
+    });
     return true;
   }
+
+  /** The clock in ms (`now` when a test gave one). */
+  private readonly nowMs: () => number;
 
   /** The constant fields of the front's records (service, slot, model, version, designation), as JSON. */
   private requestConst?: string;
 
   /** The JSON line of a captured request (concatenated: this runs once per scored request). */
-  private requestLine(c: KeptRequest, at: number): string {
+  private requestLine(e: Entry): string {
     this.requestConst ??= JSON.stringify({ service: this.o.service, slot: this.o.slot, model: this.o.model, modelVersion: this.o.modelVersion, designation: 'requests' }).slice(1, -1);
-    const id = JSON.stringify(c.requestId);
-    const client = c.clientRequestId ? `"clientRequestId":${JSON.stringify(c.clientRequestId)},` : '';
-    return `{"correlationId":${id},"requestId":${id},${client}"time":"${new Date(at).toISOString()}",${this.requestConst},"status":${c.status | 0},` +
-      `"input":${keptJson(c.input)},"output":${keptJson(c.output)}}`;
+    const id = quoted(e.requestId);
+    const client = e.clientRequestId ? `"clientRequestId":${quoted(e.clientRequestId)},` : '';
+    return `{"correlationId":${id},"requestId":${id},${client}"time":"${this.iso(e.at)}",${this.requestConst},"status":${e.status | 0},` +
+      `"input":${e.inputJson ? e.input : keptJson(e.input, e.inputType)},"output":${e.outputJson ? e.output : keptJson(e.output, e.outputType)}}`;
   }
 
   /** A record of the entry script's `ModelDataCollector.collect(data)`. */
   collectScriptRecord(r: ScriptRecord): boolean {
-    const t = this.now();
+    const at = this.nowMs();
+    const t = new Date(at);
     const model = r.model || this.o.model;
     const version = r.modelVersion || (r.model && r.model !== this.o.model ? '0' : this.o.modelVersion);
     const designation = r.designation || 'inputs';
@@ -328,7 +374,10 @@ export class ModelDataCollector {
       this.stats.dropped++;
       return false;
     }
-    this.push({ prefix: this.prefix(model, version, designation, t), line, bytes: size });
+    this.push({
+      prefix: this.prefix(model, version, designation, at).prefix, bytes: size, line, at, requestId: '', clientRequestId: undefined, status: 0,
+      input: '', inputType: undefined, inputJson: true, output: '', outputType: undefined, outputJson: true,
+    });
     return true;
   }
 
@@ -338,10 +387,16 @@ export class ModelDataCollector {
     const take = this.entries.splice(0, max);
     let bytes = 0;
     const groups = new Map<string, Entry[]>();
+    let last: string | undefined;
+    let g: Entry[] = [];
     for (const e of take) {
       bytes += e.bytes;
-      let g = groups.get(e.prefix);
-      if (!g) groups.set(e.prefix, (g = []));
+      if (e.prefix !== last) {
+        last = e.prefix;
+        let found = groups.get(last);
+        if (!found) groups.set(last, (found = []));
+        g = found;
+      }
       g.push(e);
     }
     this.entriesBytes -= bytes;
@@ -402,15 +457,29 @@ export class ModelDataCollector {
 
   /** The JSON-lines body of entries, built `LINES_PER_TURN` at a time (yielding to requests in between). */
   private async build(entries: Entry[]): Promise<Buffer> {
-    const lines: string[] = [];
+    // Each line is written into one reused buffer as soon as it is made: no joined copy of the batch (a large
+    // string, straight to the old generation) and no new buffer per batch. Its view is only the blob being
+    // uploaded or retried (one at a time); the next blob is built once that one is written.
+    let buf = this.scratch;
+    let at = 0;
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i];
-      lines.push(e.line ?? this.requestLine(e.request!, e.at!));
+      const line = e.line ?? this.requestLine(e);
+      const worst = line.length * 3 + 1;
+      if (at + worst > buf.length) {
+        const grown = Buffer.allocUnsafeSlow(Math.max(buf.length * 2, at + worst));
+        buf.copy(grown, 0, 0, at);
+        buf = this.scratch = grown;
+      }
+      at += buf.write(line, at, 'utf8');
+      buf[at++] = 0x0a;
       if ((i + 1) % LINES_PER_TURN === 0 && !this.closing) await new Promise((r) => setImmediate(r));
     }
-    lines.push('');
-    return Buffer.from(lines.join('\n'), 'utf8');
+    return buf.subarray(0, at);
   }
+
+  /** The buffer batches are built in (grown as needed, kept). */
+  private scratch: Buffer = Buffer.allocUnsafeSlow(64 * 1024);
 
   private async uploadOne(name: string, data: Buffer): Promise<void> {
     const ac = new AbortController();

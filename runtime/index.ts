@@ -31,7 +31,7 @@ export type { Logger, LoggerOptions, LogLevel } from './log';
 export { METRICS_KEY_HEADER, metricsHeaderValue } from './auth-metrics';
 export { issueToken, makeTokenVerifier, TOKEN_LIFETIME_SECONDS, TOKEN_REFRESH_AFTER_SECONDS } from './auth-token';
 export type { IssuedToken } from './auth-token';
-export { exporterFromEnv, parentFromTraceparent } from './telemetry';
+export { checkedTraceparent, exporterFromEnv, parentFromTraceparent } from './telemetry';
 export { answersAgree, emptyShadowTraffic, emptySlotTraffic, LATENCY_BOUNDS_MS, latencyBucket } from './traffic-counters';
 export type { ShadowTraffic, SlotTraffic, TrafficSnapshot } from './traffic-counters';
 export { ServiceFront, DEFAULT_FRONT_LIMITS, MAX_COMPARE_BYTES, MAX_SHADOW_INFLIGHT, MAX_SHADOW_SOCKETS, PIN_HEADER } from './front';

@@ -176,6 +176,12 @@ export class WorkerPool implements Scorer {
       }, this.opts.timeoutMs);
       worker.inflight.set(id, { resolve, reject, timer });
       const stdin = worker.child!.stdio[3] as Writable;
+      // Frames sent in one turn of the event loop go to the worker in one write (one wake-up of the worker, not one
+      // per request): the pipe is corked until the loop's check phase.
+      if (!stdin.writableCorked) {
+        stdin.cork();
+        setImmediate(() => stdin.uncork());
+      }
       stdin.write(encodeFrame({ ...input, id }, body));
     });
   }

@@ -47,11 +47,23 @@ export interface RuntimeTelemetry {
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
+/**
+ * A W3C `traceparent` (version 00: `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, neither id all zeros),
+ * trimmed and lower-cased; undefined for anything else — absent, not a string, longer than 64 characters (checked
+ * before any parsing), malformed. A caller's malformed `traceparent` is ignored, never an error.
+ */
+export function checkedTraceparent(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value.length > 64) return undefined;
+  const v = value.trim().toLowerCase();
+  const m = TRACEPARENT.exec(v);
+  return m && !/^0+$/.test(m[1]) && !/^0+$/.test(m[2]) ? v : undefined;
+}
+
 /** The remote parent of a W3C `traceparent` header (version 00), or undefined when absent or malformed. */
 export function parentFromTraceparent(header: string | undefined): Context | undefined {
-  if (!header || header.length > 55) return undefined;
-  const m = TRACEPARENT.exec(header.trim().toLowerCase());
-  if (!m || /^0+$/.test(m[1]) || /^0+$/.test(m[2])) return undefined;
+  const checked = checkedTraceparent(header);
+  const m = checked ? TRACEPARENT.exec(checked) : null;
+  if (!m) return undefined;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const api = require('@opentelemetry/api') as typeof import('@opentelemetry/api');
   return trace.setSpanContext(api.ROOT_CONTEXT, {

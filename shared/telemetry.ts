@@ -6,7 +6,8 @@
  * - the run's trace id and root span id are derived from the run id (`runTraceIds`): anyone who knows the run id
  *   knows its trace, without carrying anything in the run's input or history;
  * - the trigger that starts the run records the root span (`recordRunStart`: "deployment run" / "batch run", with
- *   the triggering event's kind and id, and a span link to the caller's `traceparent` when it sent one);
+ *   the triggering event's kind and id, and a span link to the caller's `traceparent` when it sent one — carried in
+ *   the run's input, so a root span recorded later, by the claim of a settled lone model, has it too);
  * - each activity execution records one step span, child of the root (`withStepSpan`, wrapped around every activity
  *   by `registerActivity`): name = the activity, attributes = run id, step, outcome (`Succeeded` / `Refused` /
  *   `Failed`) and error code. A retried activity gives one span per attempt. Never inputs, outputs or messages
@@ -22,7 +23,9 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomBytes } from 'node:crypto';
 import { SpanKind, SpanStatusCode, TraceFlags, trace, ROOT_CONTEXT, type Attributes, type Link, type Span, type Tracer } from '@opentelemetry/api';
 import { BasicTracerProvider, BatchSpanProcessor, type IdGenerator, type SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { exporterFromEnv, parentFromTraceparent } from '../runtime';
+import { checkedTraceparent, exporterFromEnv, parentFromTraceparent } from '../runtime';
+
+export { checkedTraceparent };
 
 export type RunKind = 'deployment' | 'batch';
 
@@ -97,6 +100,31 @@ export interface RunStartInfo {
   model?: string;
   /** The caller's W3C `traceparent` (HTTP header, message property): linked, not the parent (the run has its own trace). */
   traceparent?: string;
+}
+
+/** Most message properties looked at for a trace context (a message may carry many). */
+const MAX_PROPERTIES = 64;
+
+/**
+ * The W3C `traceparent` a Service Bus message carries, from its trigger metadata: the application property
+ * `traceparent`, else `Diagnostic-Id` (what the Azure SDKs set when they send with tracing on; key case ignored: the
+ * Functions library camel-cases metadata keys), checked (`checkedTraceparent`); undefined when there is none or it
+ * is malformed — never an error. At most MAX_PROPERTIES properties are looked at.
+ */
+export function messageTraceparent(triggerMetadata: unknown): string | undefined {
+  if (!triggerMetadata || typeof triggerMetadata !== 'object') return undefined;
+  const md = triggerMetadata as Record<string, unknown>;
+  const found: Record<string, unknown> = {};
+  for (const bag of [md.applicationProperties, md.userProperties]) {
+    if (!bag || typeof bag !== 'object' || Array.isArray(bag)) continue;
+    let n = 0;
+    for (const key in bag) {
+      if (++n > MAX_PROPERTIES) break;
+      const k = key.toLowerCase();
+      if ((k === 'traceparent' || k === 'diagnostic-id') && !(k in found)) found[k] = (bag as Record<string, unknown>)[key];
+    }
+  }
+  return checkedTraceparent(found.traceparent) ?? checkedTraceparent(found['diagnostic-id']);
 }
 
 const clip = (s: string, max = 256): string => s.replace(/[?#].*$/, '').slice(0, max);

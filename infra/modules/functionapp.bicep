@@ -9,6 +9,8 @@ param location string
 param tags object
 param identityId string
 param identityClientId string
+param replicaIdentityId string
+param replicaIdentityClientId string
 param storageAccountName string
 param deploymentContainerUrl string
 param appInsightsConnectionString string
@@ -43,6 +45,9 @@ var baseSettings = [
   { name: 'ACR_NAME', value: acrName }
   { name: 'AZURE_CLIENT_ID', value: identityClientId }
   { name: 'MANAGED_IDENTITY_RESOURCE_ID', value: identityId }
+  // The scoring replicas' own identity (ACI slots run with it, not with the app's).
+  { name: 'REPLICA_IDENTITY_RESOURCE_ID', value: replicaIdentityId }
+  { name: 'REPLICA_IDENTITY_CLIENT_ID', value: replicaIdentityClientId }
   { name: 'AKS_CLUSTER_NAME', value: aksClusterName }
   { name: 'AKS_NAMESPACE', value: aksNamespace }
 ]

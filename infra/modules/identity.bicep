@@ -1,5 +1,6 @@
-// The app's one user-assigned identity: Functions host and triggers, the Azure seams (ARM, ACR Tasks, ACI, AKS),
-// and ACI image pulls all use it (AZURE_CLIENT_ID / MANAGED_IDENTITY_RESOURCE_ID).
+// A user-assigned identity. main.bicep makes two: the app's (Functions host and triggers, the Azure seams — ARM,
+// ACR Tasks, ACI, AKS; AZURE_CLIENT_ID / MANAGED_IDENTITY_RESOURCE_ID) and the scoring replicas' (ACI slots: image
+// pulls and model data collection only; REPLICA_IDENTITY_CLIENT_ID / REPLICA_IDENTITY_RESOURCE_ID).
 param name string
 param location string
 param tags object

@@ -10,7 +10,11 @@
 //   Monitoring Metrics Publisher  Application Insights  telemetry with Entra ID auth
 //   AKS Cluster User + AKS RBAC Writer  cluster (only when aksClusterName is set)
 //   Durable Task Data Contributor  scheduler (only with the Durable Task Scheduler)
+// and of the scoring replicas' identity (ACI slots run with it, never with the app's):
+//   AcrPull                    registry ACI pulls the slot's image with it
+//   Storage Blob Data Contributor  the `modeldata` container only  collect_model_data writes its batches
 param principalId string
+param replicaPrincipalId string
 param developerPrincipalId string
 param storageAccountName string
 param registryName string
@@ -21,6 +25,7 @@ param durableTaskSchedulerName string
 
 var ids = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d'
@@ -38,6 +43,8 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = { nam
 resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = { name: registryName }
 resource sb 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' existing = { name: serviceBusNamespace }
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = { name: appInsightsName }
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = { parent: storage, name: 'default' }
+resource modelData 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = { parent: blobService, name: 'modeldata' }
 
 var storageRoles = [ids.storageBlobDataOwner, ids.storageQueueDataContributor, ids.storageTableDataContributor]
 var sbRoles = [ids.serviceBusDataReceiver, ids.serviceBusDataSender]
@@ -67,6 +74,18 @@ resource appMetrics 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(appInsights.id, principalId, ids.monitoringMetricsPublisher)
   scope: appInsights
   properties: { principalId: principalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', ids.monitoringMetricsPublisher) }
+}
+
+// The scoring replicas' identity: pull the slot's image; write collected model data, in the `modeldata` container only.
+resource replicaAcr 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(registry.id, replicaPrincipalId, ids.acrPull)
+  scope: registry
+  properties: { principalId: replicaPrincipalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', ids.acrPull) }
+}
+resource replicaModelData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(modelData.id, replicaPrincipalId, ids.storageBlobDataContributor)
+  scope: modelData
+  properties: { principalId: replicaPrincipalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', ids.storageBlobDataContributor) }
 }
 
 module aks 'roles-aks.bicep' = if (!empty(aksClusterName)) {

@@ -34,7 +34,7 @@ import { AppError } from '../errors';
 import { observabilityEnv } from '../targets/observability-env';
 
 export type AciTargetOptions = AciGroupsOptions & {
-  config: AciGroupsOptions['config'] & Pick<AzureConfig, 'subscriptionId'> & Partial<Pick<AzureConfig, 'managedIdentityClientId'>>;
+  config: AciGroupsOptions['config'] & Pick<AzureConfig, 'subscriptionId'> & Partial<Pick<AzureConfig, 'managedIdentityClientId' | 'replicaIdentity'>>;
   /** URL of the app's `modeldata` container (no SAS): where replicas with collect_model_data write, with the group's identity. */
   modelDataUrl?: string;
   /**
@@ -116,6 +116,7 @@ export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['co
   const location = aciLocation(request.config);
   const tls = request.config.tls;
   const port = tls ? ACI_TLS_PORT : scoringPort(request.config);
+  const replicaClientId = config.replicaIdentity?.clientId ?? config.managedIdentityClientId;
   return {
     name,
     ...(location ? { location } : {}),
@@ -134,8 +135,8 @@ export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['co
           ] as Array<[string, string]>)
         : []),
       ...observabilityEnv(request.config, { serviceName: request.serviceName, slot: request.slot }, modelDataUrl),
-      // The group's user-assigned identity is the one DefaultAzureCredential picks in the container.
-      ...(request.config.collectModelData && config.managedIdentityClientId ? [['AZURE_CLIENT_ID', config.managedIdentityClientId] as [string, string]] : []),
+      // The group's user-assigned identity (the replicas' own when configured) is the one DefaultAzureCredential picks in the container.
+      ...(request.config.collectModelData && replicaClientId ? [['AZURE_CLIENT_ID', replicaClientId] as [string, string]] : []),
     ],
     secureEnv,
     tags: {
@@ -148,6 +149,7 @@ export function aciSlotSpec(request: DeployRequest, config: AciTargetOptions['co
     },
     probes: true,
     ...(tls ? { tls: tlsVolume(request.tls, request.config) } : {}),
+    ...(config.replicaIdentity ? { identityResourceId: config.replicaIdentity.resourceId } : {}),
   };
 }
 

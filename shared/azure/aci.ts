@@ -44,6 +44,8 @@ export interface ContainerGroupSpec {
   command?: string[];
   /** An emptyDir volume mounted at this path: kept across container restarts of the group (the front's state). */
   emptyDirPath?: string;
+  /** The group's user-assigned identity (image pulls, `DefaultAzureCredential` inside); absent → the app's. */
+  identityResourceId?: string;
 }
 
 /** Where the TLS secret volume is mounted in the scoring container, and its files (runtime `MDF_TLS_*_FILE`). */
@@ -89,13 +91,14 @@ export function containerGroupBody(
         }
       : {}),
   };
+  const identity = spec.identityResourceId ?? config.managedIdentityResourceId;
   return {
     location: spec.location ?? config.location,
     tags: { [TAGS.managedBy]: MANAGED_BY, ...spec.tags },
-    identity: { type: 'UserAssigned', userAssignedIdentities: { [config.managedIdentityResourceId]: {} } },
+    identity: { type: 'UserAssigned', userAssignedIdentities: { [identity]: {} } },
     osType: 'Linux',
     restartPolicy: 'Always',
-    imageRegistryCredentials: [{ server: config.acrLoginServer, identity: config.managedIdentityResourceId }],
+    imageRegistryCredentials: [{ server: config.acrLoginServer, identity }],
     ipAddress: { type: 'Public', dnsNameLabel: spec.dnsNameLabel, ports: [{ port: spec.port, protocol: 'TCP' }] },
     containers: [container],
     ...(spec.tls || spec.emptyDirPath

@@ -31,6 +31,12 @@ export interface AzureConfig {
   allowedKeyVaults: string[];
   /** Resource id of the same identity: ACI pulls images with it. */
   managedIdentityResourceId: string;
+  /**
+   * The scoring replicas' own user-assigned identity (REPLICA_IDENTITY_RESOURCE_ID + REPLICA_IDENTITY_CLIENT_ID,
+   * provisioned by infra/ with only AcrPull and Storage Blob Data Contributor on the `modeldata` container): an ACI
+   * slot runs with it instead of the app's identity. Absent: slots run with the app's identity (as before).
+   */
+  replicaIdentity?: { resourceId: string; clientId: string };
   aks: {
     clusterName: string;
     /** Resource group of the cluster (defaults to AZURE_RESOURCE_GROUP). */
@@ -54,10 +60,22 @@ export const AZURE_ONLY_SETTINGS = [
   'AZURE_RESOURCE_MANAGER_ENDPOINT',
   'ACR_BUILD_TIMEOUT_SECONDS',
   'AZURE_DEPLOY_TIMEOUT_SECONDS',
+  'REPLICA_IDENTITY_RESOURCE_ID',
+  'REPLICA_IDENTITY_CLIENT_ID',
 ] as const;
 
 const text = optionalText;
 const seconds = intSetting;
+
+const identityResourceId = text.pipe(
+  z
+    .string()
+    .regex(
+      /^\/subscriptions\/[^/]+\/resourcegroups\/[^/]+\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/[^/]+$/i,
+      'must be the resource id of a user-assigned identity (/subscriptions/…/providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME)',
+    )
+    .optional(),
+);
 
 const envSchema = z.object({
   ALLOWED_KEY_VAULTS: optionalText,
@@ -73,15 +91,9 @@ const envSchema = z.object({
       .optional(),
   ),
   AZURE_CLIENT_ID: text,
-  MANAGED_IDENTITY_RESOURCE_ID: text.pipe(
-    z
-      .string()
-      .regex(
-        /^\/subscriptions\/[^/]+\/resourcegroups\/[^/]+\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/[^/]+$/i,
-        'must be the resource id of a user-assigned identity (/subscriptions/…/providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME)',
-      )
-      .optional(),
-  ),
+  MANAGED_IDENTITY_RESOURCE_ID: identityResourceId,
+  REPLICA_IDENTITY_RESOURCE_ID: identityResourceId,
+  REPLICA_IDENTITY_CLIENT_ID: text.pipe(z.string().regex(/^[0-9a-f-]{36}$/i, 'must be the client id (a GUID) of the replicas\' identity').optional()),
   AKS_CLUSTER_NAME: text,
   AKS_RESOURCE_GROUP: text,
   AKS_NAMESPACE: text,
@@ -117,6 +129,9 @@ export function loadAzureConfig(
     throw new AppError('AzureConfigInvalid', `Azure settings are invalid: ${msg}.`, 500);
   }
   const env = parsed.data;
+  if ((env.REPLICA_IDENTITY_RESOURCE_ID === undefined) !== (env.REPLICA_IDENTITY_CLIENT_ID === undefined)) {
+    throw new AppError('AzureConfigInvalid', 'Azure settings are invalid: REPLICA_IDENTITY_RESOURCE_ID and REPLICA_IDENTITY_CLIENT_ID name one identity: set both or neither.', 500);
+  }
   const missing = [...new Set(features.flatMap((f) => REQUIRED[f]))].filter((k) => env[k] === undefined);
   if (missing.length > 0) {
     throw new AppError(
@@ -137,6 +152,9 @@ export function loadAzureConfig(
     managedIdentityClientId: env.AZURE_CLIENT_ID,
     allowedKeyVaults: keyVaultAllowList({ ALLOWED_KEY_VAULTS: env.ALLOWED_KEY_VAULTS }),
     managedIdentityResourceId: env.MANAGED_IDENTITY_RESOURCE_ID ?? '',
+    ...(env.REPLICA_IDENTITY_RESOURCE_ID && env.REPLICA_IDENTITY_CLIENT_ID
+      ? { replicaIdentity: { resourceId: env.REPLICA_IDENTITY_RESOURCE_ID, clientId: env.REPLICA_IDENTITY_CLIENT_ID } }
+      : {}),
     aks: {
       clusterName: env.AKS_CLUSTER_NAME ?? '',
       resourceGroup: env.AKS_RESOURCE_GROUP ?? env.AZURE_RESOURCE_GROUP ?? '',

@@ -42,6 +42,12 @@ export interface BatchRunInput {
   source: BatchRunSource;
   /** HTTP: SHA-256 of the request body, compared when the same Idempotency-Key comes again. */
   requestDigest?: string;
+  /**
+   * The caller's W3C `traceparent` (HTTP header; Service Bus message's `Diagnostic-Id` / `traceparent` property),
+   * checked (`checkedTraceparent`: a malformed one is dropped, never an error): the run's root span links to it
+   * (shared/telemetry.ts). A run started by a deployment (training message) links to that deployment's step. Absent for blob-triggered runs and runs started before it existed.
+   */
+  traceparent?: string;
 }
 
 /** `batchRun`'s output (Completed runs). */
@@ -136,6 +142,11 @@ export interface FinalizeOutput {
 export interface TeardownPoolInput {
   poolId: string;
   kind: BatchPoolKind;
+  /**
+   * The run this step belongs to: its span joins the run's trace (shared/telemetry.ts). Telemetry only — an
+   * activity scheduled before the field existed (an in-flight run's history) has none and works the same, traced on its own.
+   */
+  runId?: string;
 }
 
 // ---------------------------------------------------------------- the chunk sub-orchestration

@@ -28,6 +28,7 @@ import { parseJsonBounded } from '../parse';
 import { BATCH_RUN_ORCHESTRATION, type BatchImage, type BatchJobSettings, type BatchRunInput, type BatchRunSource } from './contract';
 import { MAX_MESSAGE_BYTES } from '../manifest/training';
 import type { ThresholdTrip } from './thresholds';
+import { checkedTraceparent } from '../../runtime';
 import { recordRunStart } from '../telemetry';
 
 export {
@@ -102,6 +103,8 @@ export interface StartOptions {
   storage: StorageClients;
   /** Digest of the request that asks for the run: another request for an existing run is 422 `IdempotencyKeyReused`. */
   requestDigest?: string;
+  /** The caller's W3C `traceparent` (checked here: a malformed one is dropped): the run's root span links to it. */
+  traceparent?: string;
 }
 
 /**
@@ -135,6 +138,7 @@ export async function startBatchRun(client: Pick<DurableClient, 'getStatus' | 's
     }
     return { runId: opts.runId, created: false };
   }
+  const traceparent = checkedTraceparent(opts.traceparent);
   const layout = runLayout(job, opts.runId);
   const out = await opts.storage.ensureContainer(layout.container);
   await putJson(out, `${layout.root}job.json`, job);
@@ -146,9 +150,10 @@ export async function startBatchRun(client: Pick<DurableClient, 'getStatus' | 's
     poolId: poolIdFor(opts.runId),
     source: opts.source,
     ...(opts.requestDigest ? { requestDigest: opts.requestDigest } : {}),
+    ...(traceparent ? { traceparent } : {}),
   };
   await client.startNew(BATCH_RUN_ORCHESTRATION, { instanceId: opts.runId, input });
-  recordRunStart({ kind: 'batch', runId: opts.runId, eventKind: opts.source.kind, eventId: opts.source.eventId });
+  recordRunStart({ kind: 'batch', runId: opts.runId, eventKind: opts.source.kind, eventId: opts.source.eventId, traceparent });
   return { runId: opts.runId, created: true };
 }
 
@@ -167,7 +172,7 @@ export async function startBatchFromTrainingMessage(
   client: Pick<DurableClient, 'getStatus' | 'startNew'>,
   message: unknown,
   deployed: { model: string; image?: string },
-  opts: { config: AppConfig; storage: StorageClients; messageId?: string },
+  opts: { config: AppConfig; storage: StorageClients; messageId?: string; traceparent?: string },
 ): Promise<{ runId: string; created: boolean } | null> {
   const body = (typeof message === 'string' ? safeJson(message) : Buffer.isBuffer(message) ? safeJson(message.toString('utf8')) : message) as
     | { batch?: unknown; training_run_id?: unknown }
@@ -178,7 +183,7 @@ export async function startBatchFromTrainingMessage(
   if (raw.model === undefined && raw.image === undefined) raw.model = deployed.model;
   const job = parseBatchJob(raw, { accountUrl: opts.storage.blobService.url });
   const runId = runIds.training(String(body.training_run_id ?? opts.messageId ?? ''), deployed.model);
-  return startBatchRun(client, job, { runId, source: { kind: 'servicebus', eventId: opts.messageId ?? runId }, config: opts.config, storage: opts.storage });
+  return startBatchRun(client, job, { runId, source: { kind: 'servicebus', eventId: opts.messageId ?? runId }, config: opts.config, storage: opts.storage, traceparent: opts.traceparent });
 }
 
 function safeJson(s: string): unknown {

@@ -50,6 +50,12 @@ export interface DeployRunInput {
    * fields no replica reads: the serving slot stays, nothing restarts) or `blueGreen` (a new slot, as any deployment).
    */
   update?: ServiceUpdateMode;
+  /**
+   * The caller's W3C `traceparent` (HTTP header; Service Bus message's `Diagnostic-Id` / `traceparent` property),
+   * checked (`checkedTraceparent`: a malformed one is dropped, never an error): the run's root span links to it
+   * (shared/telemetry.ts). Absent for blob-triggered runs and runs started before it existed.
+   */
+  traceparent?: string;
 }
 
 export interface ServiceUpdateMode {
@@ -187,6 +193,11 @@ export interface StartBatchAfterDeployInput {
   /** The registered model, `name:version`. */
   model: string;
   eventId: string;
+  /**
+   * The deployment run this step belongs to: its span joins that run's trace, and the batch run it starts links to it.
+   * Telemetry only — an activity scheduled before the field existed (an in-flight run's history) has none and works the same.
+   */
+  runId?: string;
 }
 
 export type StartBatchAfterDeployOutput = ActivityResult<{ runId: string }>;
@@ -194,6 +205,11 @@ export type StartBatchAfterDeployOutput = ActivityResult<{ runId: string }>;
 export interface CheckLoneOnnxInput {
   folder: string;
   onnxFile: string;
+  /**
+   * The deployment run the lone model would start (`DeployLoneOnnxInput.runId`): the check's span is in that run's
+   * trace. Telemetry only — an activity scheduled before the field existed has none and works the same, traced on its own.
+   */
+  runId?: string;
 }
 export interface CheckLoneOnnxOutput {
   lone: boolean;

@@ -63,8 +63,16 @@ export async function startDeployRun(client: RunClient, instanceId: string, inpu
   const existing = await findRun(client, instanceId);
   if (existing && existing.runtimeStatus !== undefined && existing.runtimeStatus !== null) return { runId: instanceId, started: false };
   await client.startNew(DEPLOY_ORCHESTRATION, { instanceId, input: await withUserKeysStored(input) });
-  recordRunStart({ kind: 'deployment', runId: instanceId, eventKind: input.source.kind, eventId: input.source.eventId, service: input.manifest?.service.name, model: input.model.name });
+  recordDeployRunStart(instanceId, input);
   return { runId: instanceId, started: true };
+}
+
+/** The root span of deployment run `runId` (its trigger, or the claim of a settled lone model, started it). */
+export function recordDeployRunStart(runId: string, input: DeployRunInput): void {
+  recordRunStart({
+    kind: 'deployment', runId, eventKind: input.source.kind, eventId: input.source.eventId, service: input.manifest?.service.name, model: input.model.name,
+    traceparent: input.traceparent,
+  });
 }
 
 /**

@@ -51,6 +51,16 @@ function resourceTypes(text: string): string[] {
 const functionApp = read('modules/functionapp.bicep');
 const appSettingNames = [...bicepAppSettings(functionApp).keys()];
 
+/** The Bicep's app settings with well-formed stand-in values (what Azure would resolve them to). */
+const STAND_INS: Record<string, string> = {
+  AZURE_SUBSCRIPTION_ID: '00000000-0000-0000-0000-000000000000',
+  MANAGED_IDENTITY_RESOURCE_ID: '/subscriptions/s/resourceGroups/r/providers/Microsoft.ManagedIdentity/userAssignedIdentities/i',
+  REPLICA_IDENTITY_RESOURCE_ID: '/subscriptions/s/resourceGroups/r/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-mdf-replica-x',
+  REPLICA_IDENTITY_CLIENT_ID: '11111111-2222-3333-4444-555555555555',
+  ACR_NAME: 'crmdfabcde',
+};
+const bicepEnv = (): Record<string, string> => Object.fromEntries(appSettingNames.map((n) => [n, STAND_INS[n] ?? 'x']));
+
 describe('infra/*.bicep', () => {
   test('every Bicep file has balanced braces/brackets and every module path exists with its required params passed', () => {
     for (const f of bicepFiles) {
@@ -120,8 +130,7 @@ describe('infra/*.bicep', () => {
     expect(appSettingNames.filter((n) => ['AzureWebJobsStorage', 'ServiceBusConnection'].includes(n))).toEqual([]);
   });
   test('the Bicep app settings satisfy the Azure seams (ACR builder, ACI, AKS)', () => {
-    const env = Object.fromEntries(appSettingNames.map((n) => [n, n === 'AZURE_SUBSCRIPTION_ID' ? '00000000-0000-0000-0000-000000000000' : n === 'MANAGED_IDENTITY_RESOURCE_ID' ? '/subscriptions/s/resourceGroups/r/providers/Microsoft.ManagedIdentity/userAssignedIdentities/i' : n === 'ACR_NAME' ? 'crmdfabcde' : 'x']));
-    expect(() => loadAzureConfig(env, ['acr', 'aci', 'aks'])).not.toThrow();
+    expect(() => loadAzureConfig(bicepEnv(), ['acr', 'aci', 'aks'])).not.toThrow();
     expect(functionApp).toContain("{ name: 'IMAGE_BUILDER', value: 'acr' }");
   });
 
@@ -164,6 +173,38 @@ describe('infra/*.bicep', () => {
     // Contributor only at resource-group scope (no `scope:` line on that assignment), never Owner.
     expect(block(roles, roles.indexOf("resource appContributor"))).not.toContain('scope:');
     expect(roles).not.toContain('8e3af657-a8ff-443c-a75c-2fe8c4bcb635');
+  });
+
+  test("the scoring replicas' identity: its own, with AcrPull on the registry and Storage Blob Data Contributor on the modeldata container only; the app runs ACI slots with it", () => {
+    const roles = read('modules/roles.bicep');
+    expect(roles).toContain("storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'");
+    // Every assignment to the replicas' principal, with its role and scope.
+    const assignments = [...roles.matchAll(/^resource (\w+) 'Microsoft\.Authorization\/roleAssignments@[^']+' = /gm)]
+      .map((m) => ({ name: m[1], body: block(roles, m.index!) }))
+      .filter((a) => a.body.includes('principalId: replicaPrincipalId'))
+      .map((a) => ({ role: /roleDefinitions', ids\.(\w+)\)/.exec(a.body)?.[1], scope: /^\s*scope: (\w+)$/m.exec(a.body)?.[1] }));
+    expect(assignments.sort((a, b) => String(a.role).localeCompare(String(b.role)))).toEqual([
+      { role: 'acrPull', scope: 'registry' },
+      { role: 'storageBlobDataContributor', scope: 'modelData' },
+    ]);
+    // `modelData` is the modeldata container of the app's account (the narrowest scope a data role takes).
+    expect(roles).toMatch(/^resource blobService '[^']+' existing = \{ parent: storage, name: 'default' \}$/m);
+    expect(roles).toMatch(/^resource modelData 'Microsoft\.Storage\/storageAccounts\/blobServices\/containers@[^']+' existing = \{ parent: blobService, name: 'modeldata' \}$/m);
+    expect(read('modules/storage.bicep')).toContain("'modeldata'");
+    expect(CONTAINERS.modelData).toBe('modeldata');
+    // Its own identity (not the app's), wired to the role module and to the app's settings, which the ACI seam reads.
+    const main = read('main.bicep');
+    expect(main).toMatch(/module replicaIdentity 'modules\/identity\.bicep'/);
+    expect(main).toContain('replicaPrincipalId: replicaIdentity.outputs.principalId');
+    expect(main).toContain('replicaIdentityId: replicaIdentity.outputs.id');
+    expect(main).toContain('replicaIdentityClientId: replicaIdentity.outputs.clientId');
+    const settings = bicepAppSettings(functionApp);
+    expect(settings.get('REPLICA_IDENTITY_RESOURCE_ID')).toBe('replicaIdentityId');
+    expect(settings.get('REPLICA_IDENTITY_CLIENT_ID')).toBe('replicaIdentityClientId');
+    expect(loadAzureConfig(bicepEnv(), ['aci']).replicaIdentity).toEqual({ resourceId: STAND_INS.REPLICA_IDENTITY_RESOURCE_ID, clientId: STAND_INS.REPLICA_IDENTITY_CLIENT_ID });
+    // One without the other is a configuration error, named.
+    const { REPLICA_IDENTITY_CLIENT_ID: _omitted, ...half } = bicepEnv();
+    expect(() => loadAzureConfig(half, ['aci'])).toThrow(/REPLICA_IDENTITY_RESOURCE_ID and REPLICA_IDENTITY_CLIENT_ID/);
   });
 });
 

@@ -5,6 +5,7 @@
  */
 import { blobSink, ModelDataCollector } from '../../runtime/collector';
 import { aciSlotSpec } from '../../shared/azure/aci-target';
+import { containerGroupBody } from '../../shared/azure/aci';
 import { slotDeployment } from '../../shared/azure/aks-manifests';
 import { deployConfigFor } from '../../shared/manifest/schema';
 import type { DeployRequest } from '../../shared/seams';
@@ -31,6 +32,18 @@ describe('replica environment', () => {
     });
     const off = Object.fromEntries(aciSlotSpec(request(deployConfigFor({ kind: 'aci' } as never)), testConfig(), CONTAINER_URL).env);
     expect(Object.keys(off).filter((k) => /MODEL_DATA|APP_INSIGHTS|SLOT|AZURE_CLIENT_ID/.test(k))).toEqual([]);
+  });
+
+  test('ACI with the replicas\' own identity (REPLICA_IDENTITY_*, infra/): the group runs, pulls and collects with it, never with the app\'s', () => {
+    const replica = { resourceId: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-mdf-replica-x', clientId: '11111111-2222-3333-4444-555555555555' };
+    const config = { ...testConfig(), replicaIdentity: replica };
+    const spec = aciSlotSpec(request(), config, CONTAINER_URL);
+    expect(Object.fromEntries(spec.env).AZURE_CLIENT_ID).toBe(replica.clientId);
+    const group = containerGroupBody(spec, config);
+    expect(group.identity).toEqual({ type: 'UserAssigned', userAssignedIdentities: { [replica.resourceId]: {} } });
+    expect(group.imageRegistryCredentials).toEqual([{ server: config.acrLoginServer, identity: replica.resourceId }]);
+    expect(JSON.stringify(group)).not.toContain(config.managedIdentityResourceId);
+    expect(JSON.stringify(group)).not.toContain(String(config.managedIdentityClientId));
   });
 
   test('AKS: the Deployment\'s container gets the same variables', () => {

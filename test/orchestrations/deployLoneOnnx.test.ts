@@ -76,6 +76,8 @@ test('still alone and claimed → the deployment run starts under the run id the
   expect(result).toEqual({ deployed: true, runId });
   expect(custom.step).toBe('deploying');
   expect(names).toEqual([DEPLOY.checkLoneOnnx, DEPLOY.claimLoneOnnx, DEPLOY.registerModel, DEPLOY.createImage, DEPLOY.prepareDeployment, DEPLOY.deploySlot, DEPLOY.smokeTest, DEPLOY.promote].map((a) => a.name));
+  // The folder check carries the run id (its step span is in the run's trace).
+  expect(calls.find((c) => c.name === DEPLOY.checkLoneOnnx.name)!.input).toEqual({ folder: 'iris', onnxFile: 'model.onnx', runId });
   const claim = calls.find((c) => c.name === DEPLOY.claimLoneOnnx.name)!.input as ClaimLoneOnnxInput;
   expect(claim).toMatchObject({ folder: 'iris', onnxFile: 'model.onnx', runId, run: { manifest: { service: { name: 'iris' } } } });
   const r = await env.request('GET', `/api/runs/${runId}`);
