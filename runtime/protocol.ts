@@ -22,6 +22,15 @@ export interface WorkerRequestHeader {
   requestId?: string;
 }
 
+/**
+ * Front → worker: the request `id` (queued at a pipelined worker, pool.ts) was answered 503 by the front; the worker
+ * skips it if it has not started it (and answers `skipped`).
+ */
+export interface WorkerCancelHeader {
+  id: number;
+  kind: 'cancel';
+}
+
 /** A JSON schema object as the inference-schema decorators record it (`properties` + `example`). */
 export type JsonSchema = Record<string, unknown>;
 
@@ -37,6 +46,8 @@ export type WorkerMessageHeader =
   | { t: 'ready'; pid: number; rawHttp: boolean; schema: ScriptSchema | null }
   | { t: 'init_error'; message: string; stack?: string }
   | { t: 'res'; id: number; status: number; contentType: string; headers?: Record<string, string> }
+  /** A cancelled request (WorkerCancelHeader) the worker did not run. */
+  | { t: 'skipped'; id: number }
   /** After the replies of a dynamic batch (ONNX): requests per model run, failed batched runs (metrics only). */
   | { t: 'batch'; runs: number[]; fallbacks: number }
   /**

@@ -52,6 +52,7 @@ export interface ScoringServer {
 
 const CLIENT_ID = /^[\w.:@-]{1,128}$/;
 
+
 function keyDigest(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
 }
@@ -164,6 +165,9 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
         onRestart: () => metrics.workerRestarts.inc(),
         onBatch,
         onCollect: obs.onCollect,
+        // Python workers run their frames one at a time, in order: short runs are pipelined (pool.ts).
+        pipeline: kind === 'python' ? options.pipelineDepth : 0,
+        pipelineMaxRunMs: options.pipelineMaxRunMs,
       });
   metrics = new RuntimeMetrics(() => ({ workersReady: pool.readyCount, workersTotal: pool.size, queued: pool.queued }));
   obs.attachMetrics(metrics);
@@ -223,17 +227,21 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
       return;
     }
     const body = await readBody(req, options.maxBodyBytes);
+    // The request's headers reach the script only through @rawhttp (AMLRequest / the raw request object): other
+    // scripts get none (until the workers are ready, whether the script is raw is not known yet).
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) {
-      if (k === 'authorization' || v === undefined) continue;
-      headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    if (pool.rawHttp || pool.phase !== 'ready') {
+      for (const [k, v] of Object.entries(req.headers)) {
+        if (k === 'authorization' || v === undefined) continue;
+        headers[k] = Array.isArray(v) ? v.join(', ') : v;
+      }
     }
     metrics.inflight++;
     try {
       const reply = await pool.run({ kind: isBatch ? 'batch' : 'score', method, path, query, headers, requestId }, body);
       oip.noteAnswer(reply.status);
       if (collector && isScore) {
-        collector.captureRequest({ requestId, clientRequestId, status: reply.status, input: body, inputType: headers['content-type'], output: reply.body, outputType: reply.contentType });
+        collector.captureRequest({ requestId, clientRequestId, status: reply.status, input: body, inputType: req.headers['content-type'], output: reply.body, outputType: reply.contentType });
       }
       const out: Record<string, string | number> = { 'content-type': reply.contentType, 'content-length': reply.body.length };
       for (const [k, v] of Object.entries(reply.headers)) if (!HOP_BY_HOP.has(k.toLowerCase())) out[k] = v;
