@@ -246,7 +246,17 @@ export class WorkerPool implements Scorer {
     w.inflight.set(job.id, job);
     if (w.inflight.size <= this.opts.maxConcurrent) this.begin(w, job);
     else if (!job.waitTimer) this.armWait(job, this.opts.maxWaitMs);
-    (w.child!.stdio[3] as Writable).write(encodeFrame({ ...job.input, id: job.id }, job.body));
+    this.send(w, encodeFrame({ ...job.input, id: job.id }, job.body));
+  }
+
+  /** Frames sent to a worker in one callback of the event loop go out in one write (corked until the next tick). */
+  private send(w: Worker, frame: Buffer): void {
+    const pipe = w.child!.stdio[3] as Writable;
+    if (!pipe.writableCorked) {
+      pipe.cork();
+      process.nextTick(() => pipe.uncork());
+    }
+    pipe.write(frame);
   }
 
   private begin(w: Worker, job: Job): void {

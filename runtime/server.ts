@@ -110,6 +110,15 @@ const ROUTES: Record<string, string> = { '/': 'health', '/score': 'score', '/bat
 /** Metric label of a path (a closed set, so unknown paths cannot blow up the series count). */
 const routeOf = (path: string): string => ROUTES[path] ?? (path === '/v2' || path.startsWith('/v2/') ? (path.endsWith('/infer') ? 'infer' : 'v2') : 'other');
 
+/** The request target's path and query, as the WHATWG URL parser reads them (most requests: a bare route, parsed once). */
+const BARE_ROUTES = new Map(Object.keys(ROUTES).map((p) => [p, { pathname: p, search: '' }]));
+function parseTarget(target: string | undefined): { pathname: string; search: string } {
+  const bare = BARE_ROUTES.get(target ?? '/');
+  if (bare) return bare;
+  const url = new URL(target ?? '/', 'http://localhost');
+  return { pathname: url.pathname, search: url.search };
+}
+
 const HOP_BY_HOP = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'x-ms-request-id']);
 
 /** The runtime's connection bounds (also what a router in front of its replicas uses). */
@@ -260,7 +269,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     const clientId = req.headers['x-ms-client-request-id'];
     const echo = typeof clientId === 'string' && CLIENT_ID.test(clientId) ? clientId : undefined;
     if (echo) res.setHeader('x-ms-client-request-id', echo);
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = parseTarget(req.url);
     const routeName = routeOf(url.pathname);
     const span = telemetry?.startRequest({
       method: req.method ?? 'GET', route: routeName === 'other' ? 'other' : url.pathname, requestId, clientRequestId: echo,
