@@ -214,7 +214,9 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     }
     // GET /metrics also accepts the metrics key (x-mdf-metrics-key, runtime/auth-metrics.ts): the AKS pod proxy drops Authorization.
     const metricsKeyOk = isMetrics && keys.enabled && keys.checkMetrics(req.headers[METRICS_KEY_HEADER]);
-    if (!metricsKeyOk && !(await authorized(req.headers.authorization))) {
+    let allowed = metricsKeyOk || authorized(req.headers.authorization);
+    if (typeof allowed !== 'boolean') allowed = await allowed;
+    if (!allowed) {
       sendError(res, 401, 'Unauthorized', 'Send a service key or token: Authorization: Bearer <primary or secondary key, or token>', { 'www-authenticate': 'Bearer' });
       return;
     }
