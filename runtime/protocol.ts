@@ -56,12 +56,18 @@ export type WorkerMessageHeader =
    */
   | { t: 'collect'; designation: string; correlationId: string; requestId?: string; model?: string; modelVersion?: string; featureNames?: string[] };
 
-export function encodeFrame(header: object, body: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.from(JSON.stringify(header), 'utf8');
-  const prefix = Buffer.allocUnsafe(8);
-  prefix.writeUInt32BE(h.length, 0);
-  prefix.writeUInt32BE(body.length, 4);
-  return Buffer.concat([prefix, h, body]);
+const EMPTY = Buffer.alloc(0);
+
+export function encodeFrame(header: object, body: Buffer = EMPTY): Buffer {
+  const h = JSON.stringify(header);
+  const hlen = Buffer.byteLength(h, 'utf8');
+  // One buffer, written in place (no separate prefix and header buffers to concatenate).
+  const frame = Buffer.allocUnsafe(8 + hlen + body.length);
+  frame.writeUInt32BE(hlen, 0);
+  frame.writeUInt32BE(body.length, 4);
+  frame.write(h, 8, 'utf8');
+  body.copy(frame, 8 + hlen);
+  return frame;
 }
 
 /**
