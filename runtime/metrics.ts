@@ -103,7 +103,7 @@ export class RuntimeMetrics {
       '# HELP scoring_inflight_requests Requests currently being handled by a worker.',
       '# TYPE scoring_inflight_requests gauge',
       `scoring_inflight_requests ${this.inflight}`,
-      '# HELP scoring_queued_requests Requests waiting for a worker slot.',
+      '# HELP scoring_queued_requests Requests waiting for their run() to start (in the queue, or queued at a pipelined worker).',
       '# TYPE scoring_queued_requests gauge',
       `scoring_queued_requests ${g.queued}`,
       '# HELP scoring_workers_ready Worker processes that finished init() and serve requests.',
