@@ -101,7 +101,8 @@ class Load {
   private cpu = 0;
   private served = 0;
 
-  constructor(private readonly port: number, private readonly pathName: string, private readonly body: Buffer, readonly connections: number, private readonly pid?: number) {
+  /** `tree`: the CPU time counted is that of `pid` and all its descendants (a server's front and workers). */
+  constructor(private readonly port: number, private readonly pathName: string, private readonly body: Buffer, readonly connections: number, private readonly pid?: number, private readonly tree = false) {
     this.agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   }
 
@@ -125,7 +126,7 @@ class Load {
   async slice(seconds: number): Promise<void> {
     const start = process.hrtime.bigint();
     const end = Date.now() + seconds * 1000;
-    const cpu0 = this.pid ? cpuMs(this.pid) : undefined;
+    const cpu0 = this.serverCpuMs();
     let ok = 0;
     await Promise.all(Array.from({ length: this.connections }, async () => {
       while (Date.now() < end) {
@@ -140,11 +141,27 @@ class Load {
     this.elapsed += took;
     this.rates.push(ok / took);
     this.loads.push(os.loadavg()[0]);
-    const cpu1 = this.pid ? cpuMs(this.pid) : undefined;
+    const cpu1 = this.serverCpuMs();
     if (cpu0 !== undefined && cpu1 !== undefined) {
       this.cpu += cpu1 - cpu0;
       this.served += ok;
     }
+  }
+
+  private serverCpuMs(): number | undefined {
+    if (!this.pid) return undefined;
+    if (!this.tree) return cpuMs(this.pid);
+    let total = 0;
+    try {
+      for (const p of [this.pid, ...descendants(this.pid)]) {
+        const ms = cpuMs(p);
+        if (ms === undefined) return undefined;
+        total += ms;
+      }
+    } catch {
+      return undefined; // a process of the tree went away while it was read
+    }
+    return total;
   }
 
   result(): LoadResult {
@@ -482,20 +499,22 @@ async function benchPython(): Promise<void> {
   const scorePy = path.join(ROOT, 'examples/runtime/python/json-model/score.py');
   const modelDir = path.join(ROOT, 'examples/runtime/python/json-model/model');
   const body = Buffer.from(JSON.stringify({ data: [[1, 2, 3], [4, 5, 6]] }));
-  const servers: Array<{ prefix: string; stop(): Promise<void>; dir?: string; port: number }> = [];
+  const servers: Array<{ prefix: string; stop(): Promise<void>; dir?: string; port: number; pid?: number }> = [];
   const skipped: Record<string, string> = {};
   try {
     const rt = await startRuntime(['--entry-script', scorePy, '--model-dir', modelDir, '--workers', String(WORKERS), '--python', PYTHON, '--max-wait-ms', '10000']);
-    servers.push({ prefix: 'runtime.python', port: rt.port, stop: rt.stop });
+    servers.push({ prefix: 'runtime.python', port: rt.port, stop: rt.stop, pid: rt.proc.pid });
     for (const kind of ['flask_gunicorn', 'fastapi_uvicorn'] as const) {
       try {
         const peer = await startPeer(kind, scorePy, modelDir, WORKERS);
-        servers.push({ prefix: `${kind}.python`, port: peer.port, dir: peer.dir, stop: peer.stop });
+        servers.push({ prefix: `${kind}.python`, port: peer.port, dir: peer.dir, stop: peer.stop, pid: peer.proc.pid });
       } catch (e) {
         skipped[kind] = `${kind} not available: ${(e as Error).message}`;
       }
     }
-    const loads = servers.map((sv) => ({ sv, c1: new Load(sv.port, '/score', body, 1), c32: new Load(sv.port, '/score', body, 32) }));
+    // c32 also reports each server's CPU time per request (its process and all its workers): what it costs, far
+    // less disturbed by the machine's load than req/s.
+    const loads = servers.map((sv) => ({ sv, c1: new Load(sv.port, '/score', body, 1), c32: new Load(sv.port, '/score', body, 32, sv.pid, true) }));
     try {
       for (const l of loads) {
         await l.c1.warm();

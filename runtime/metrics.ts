@@ -19,7 +19,10 @@ export class Histogram {
   readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
   constructor(private readonly buckets: readonly number[] = BUCKETS) {}
   observe(labels: Labels, value: number): void {
-    const key = labelText(labels);
+    this.observeSeries(labelText(labels), labels, value);
+  }
+  /** `observe` with the series' label text already built (labelText(labels)). */
+  observeSeries(key: string, labels: Labels, value: number): void {
     let s = this.series.get(key);
     if (!s) this.series.set(key, (s = { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 }));
     for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]) s.counts[i]++;
@@ -42,7 +45,10 @@ export class Histogram {
 export class Counter {
   readonly series = new Map<string, { labels: Labels; value: number }>();
   inc(labels: Labels = {}, by = 1): void {
-    const key = labelText(labels);
+    this.incSeries(labelText(labels), labels, by);
+  }
+  /** `inc` with the series' label text already built (labelText(labels)). */
+  incSeries(key: string, labels: Labels, by = 1): void {
     const s = this.series.get(key);
     if (s) s.value += by;
     else this.series.set(key, { labels, value: by });
@@ -71,9 +77,20 @@ export class RuntimeMetrics {
 
   constructor(readonly gauges: () => { workersReady: number; workersTotal: number; queued: number }) {}
 
+  /** Label sets of recordRequest by route and status (a closed set: routes are a fixed list, statuses HTTP codes). */
+  private readonly requestSeries = new Map<string, { requests: [string, Labels]; duration: [string, Labels] }>();
+
   recordRequest(route: string, status: number, seconds: number): void {
-    this.requests.inc({ route, status: String(status) });
-    this.duration.observe({ route }, seconds);
+    const k = `${route} ${status}`;
+    let s = this.requestSeries.get(k);
+    if (!s) {
+      const requests = { route, status: String(status) };
+      const duration = { route };
+      s = { requests: [labelText(requests), requests], duration: [labelText(duration), duration] };
+      this.requestSeries.set(k, s);
+    }
+    this.requests.incSeries(s.requests[0], s.requests[1]);
+    this.duration.observeSeries(s.duration[0], s.duration[1], seconds);
   }
 
   render(): string {
@@ -86,7 +103,7 @@ export class RuntimeMetrics {
       '# HELP scoring_inflight_requests Requests currently being handled by a worker.',
       '# TYPE scoring_inflight_requests gauge',
       `scoring_inflight_requests ${this.inflight}`,
-      '# HELP scoring_queued_requests Requests waiting for a worker slot.',
+      '# HELP scoring_queued_requests Requests waiting for their run() to start (in the queue, or queued at a pipelined worker).',
       '# TYPE scoring_queued_requests gauge',
       `scoring_queued_requests ${g.queued}`,
       '# HELP scoring_workers_ready Worker processes that finished init() and serve requests.',

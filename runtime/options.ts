@@ -45,6 +45,13 @@ export const ServerOptionsSchema = z.object({
   modelVersion: z.string().min(1).max(256).regex(/^[^/\s]+$/, 'no slashes or spaces').optional(),
   debug: z.boolean().default(false),
   accessLog: z.boolean().default(true),
+  /**
+   * Python workers with one run() at a time: requests a worker may hold queued behind its current run() when its
+   * runs are short (pool.ts, "Pipelining"; 0 = off).
+   */
+  pipelineDepth: z.number().int().min(0).max(64).default(4),
+  /** Pipelining applies only behind a run() that started less than this ago, on a worker whose runs average less. */
+  pipelineMaxRunMs: z.number().int().min(0).max(60_000).default(5),
   restartInitialMs: z.number().int().min(0).default(100),
   restartMaxMs: z.number().int().min(0).default(10_000),
   /** ONNX: serve from worker processes instead of inside the front process. */
@@ -117,6 +124,8 @@ export const CLI_OPTIONS: CliOption[] = [
   { flag: '--service-name', key: 'serviceName', kind: 'string', help: 'title of the swagger document (default scoring-service)' },
   { flag: '--model-name', key: 'modelName', kind: 'string', help: 'the model name: in /v2/models/{name} (default: --service-name) and on collected data and traces (default: from --model-dir)' },
   { flag: '--model-version', key: 'modelVersion', kind: 'string', help: 'the model version: in /v2/models/{name}/versions/{v} (default: none) and on collected data and traces (default: from --model-dir)' },
+  { flag: '--pipeline-depth', key: 'pipelineDepth', kind: 'int', help: 'Python, --max-concurrent 1: requests queued at a worker behind a short run() (default 4; 0 = off)' },
+  { flag: '--pipeline-max-run-ms', key: 'pipelineMaxRunMs', kind: 'int', help: 'queue behind a run() only if it started less than this ago and the worker\'s runs average less (default 5)' },
   { flag: '--restart-initial-ms', key: 'restartInitialMs', kind: 'int', help: 'first restart delay of a crashed worker, doubled per crash (default 100)' },
   { flag: '--restart-max-ms', key: 'restartMaxMs', kind: 'int', help: 'longest restart delay (default 10000)' },
   { flag: '--onnx-threads', key: 'onnxThreads', kind: 'int', help: 'ONNX: onnxruntime intra-op threads per run (default 0 = cores / workers, at least 1)' },

@@ -71,7 +71,7 @@ export function startOtelMetrics(
   }
   const gauges: Array<[string, string, () => number]> = [
     ['scoring_inflight_requests', 'Requests currently being handled by a worker.', () => metrics.inflight],
-    ['scoring_queued_requests', 'Requests waiting for a worker slot.', () => metrics.gauges().queued],
+    ['scoring_queued_requests', 'Requests waiting for their run() to start (in the queue, or queued at a pipelined worker).', () => metrics.gauges().queued],
     ['scoring_workers_ready', 'Worker processes that finished init() and serve requests.', () => metrics.gauges().workersReady],
     ['scoring_workers', 'Worker processes configured.', () => metrics.gauges().workersTotal],
   ];

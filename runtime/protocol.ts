@@ -22,6 +22,15 @@ export interface WorkerRequestHeader {
   requestId?: string;
 }
 
+/**
+ * Front → worker: the request `id` (queued at a pipelined worker, pool.ts) was answered 503 by the front; the worker
+ * skips it if it has not started it (and answers `skipped`).
+ */
+export interface WorkerCancelHeader {
+  id: number;
+  kind: 'cancel';
+}
+
 /** A JSON schema object as the inference-schema decorators record it (`properties` + `example`). */
 export type JsonSchema = Record<string, unknown>;
 
@@ -37,6 +46,8 @@ export type WorkerMessageHeader =
   | { t: 'ready'; pid: number; rawHttp: boolean; schema: ScriptSchema | null }
   | { t: 'init_error'; message: string; stack?: string }
   | { t: 'res'; id: number; status: number; contentType: string; headers?: Record<string, string> }
+  /** A cancelled request (WorkerCancelHeader) the worker did not run. */
+  | { t: 'skipped'; id: number }
   /** After the replies of a dynamic batch (ONNX): requests per model run, failed batched runs (metrics only). */
   | { t: 'batch'; runs: number[]; fallbacks: number }
   /**
@@ -45,12 +56,18 @@ export type WorkerMessageHeader =
    */
   | { t: 'collect'; designation: string; correlationId: string; requestId?: string; model?: string; modelVersion?: string; featureNames?: string[] };
 
-export function encodeFrame(header: object, body: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.from(JSON.stringify(header), 'utf8');
-  const prefix = Buffer.allocUnsafe(8);
-  prefix.writeUInt32BE(h.length, 0);
-  prefix.writeUInt32BE(body.length, 4);
-  return Buffer.concat([prefix, h, body]);
+const EMPTY = Buffer.alloc(0);
+
+export function encodeFrame(header: object, body: Buffer = EMPTY): Buffer {
+  const h = JSON.stringify(header);
+  const hlen = Buffer.byteLength(h, 'utf8');
+  // One buffer, written in place (no separate prefix and header buffers to concatenate).
+  const frame = Buffer.allocUnsafe(8 + hlen + body.length);
+  frame.writeUInt32BE(hlen, 0);
+  frame.writeUInt32BE(body.length, 4);
+  frame.write(h, 8, 'utf8');
+  body.copy(frame, 8 + hlen);
+  return frame;
 }
 
 /**

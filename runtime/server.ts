@@ -53,6 +53,7 @@ export interface ScoringServer {
 
 const CLIENT_ID = /^[\w.:@-]{1,128}$/;
 
+
 function keyDigest(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
 }
@@ -109,6 +110,15 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
 const ROUTES: Record<string, string> = { '/': 'health', '/score': 'score', '/batch': 'batch', '/metrics': 'metrics', '/swagger.json': 'swagger', '/openapi.json': 'swagger' };
 /** Metric label of a path (a closed set, so unknown paths cannot blow up the series count). */
 const routeOf = (path: string): string => ROUTES[path] ?? (path === '/v2' || path.startsWith('/v2/') ? (path.endsWith('/infer') ? 'infer' : 'v2') : 'other');
+
+/** The request target's path and query, as the WHATWG URL parser reads them (most requests: a bare route, parsed once). */
+const BARE_ROUTES = new Map(Object.keys(ROUTES).map((p) => [p, { pathname: p, search: '' }]));
+function parseTarget(target: string | undefined): { pathname: string; search: string } {
+  const bare = BARE_ROUTES.get(target ?? '/');
+  if (bare) return bare;
+  const url = new URL(target ?? '/', 'http://localhost');
+  return { pathname: url.pathname, search: url.search };
+}
 
 const HOP_BY_HOP = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'x-ms-request-id']);
 
@@ -167,6 +177,9 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
         onRestart: () => metrics.workerRestarts.inc(),
         onBatch,
         onCollect: obs.onCollect,
+        // Python workers run their frames one at a time, in order: short runs are pipelined (pool.ts).
+        pipeline: kind === 'python' ? options.pipelineDepth : 0,
+        pipelineMaxRunMs: options.pipelineMaxRunMs,
       });
   metrics = new RuntimeMetrics(() => ({ workersReady: pool.readyCount, workersTotal: pool.size, queued: pool.queued }));
   obs.attachMetrics(metrics);
@@ -204,7 +217,9 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     }
     // GET /metrics also accepts the metrics key (x-mdf-metrics-key, runtime/auth-metrics.ts): the AKS pod proxy drops Authorization.
     const metricsKeyOk = isMetrics && keys.enabled && keys.checkMetrics(req.headers[METRICS_KEY_HEADER]);
-    if (!metricsKeyOk && !(await authorized(req.headers.authorization))) {
+    let allowed = metricsKeyOk || authorized(req.headers.authorization);
+    if (typeof allowed !== 'boolean') allowed = await allowed;
+    if (!allowed) {
       sendError(res, 401, 'Unauthorized', 'Send a service key or token: Authorization: Bearer <primary or secondary key, or token>', { 'www-authenticate': 'Bearer' });
       return;
     }
@@ -226,17 +241,21 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
       return;
     }
     const body = await readBody(req, options.maxBodyBytes);
+    // The request's headers reach the script only through @rawhttp (AMLRequest / the raw request object): other
+    // scripts get none (until the workers are ready, whether the script is raw is not known yet).
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) {
-      if (k === 'authorization' || v === undefined) continue;
-      headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    if (pool.rawHttp || pool.phase !== 'ready') {
+      for (const [k, v] of Object.entries(req.headers)) {
+        if (k === 'authorization' || v === undefined) continue;
+        headers[k] = Array.isArray(v) ? v.join(', ') : v;
+      }
     }
     metrics.inflight++;
     try {
       const reply = await pool.run({ kind: isBatch ? 'batch' : 'score', method, path, query, headers, requestId }, body);
       oip.noteAnswer(reply.status);
       if (collector && isScore) {
-        collector.captureRequest({ requestId, clientRequestId, status: reply.status, input: body, inputType: headers['content-type'], output: reply.body, outputType: reply.contentType });
+        collector.captureRequest({ requestId, clientRequestId, status: reply.status, input: body, inputType: req.headers['content-type'], output: reply.body, outputType: reply.contentType });
       }
       const out: Record<string, string | number> = { 'content-type': reply.contentType, 'content-length': reply.body.length };
       for (const [k, v] of Object.entries(reply.headers)) if (!HOP_BY_HOP.has(k.toLowerCase())) out[k] = v;
@@ -255,7 +274,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     const clientId = req.headers['x-ms-client-request-id'];
     const echo = typeof clientId === 'string' && CLIENT_ID.test(clientId) ? clientId : undefined;
     if (echo) res.setHeader('x-ms-client-request-id', echo);
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = parseTarget(req.url);
     const routeName = routeOf(url.pathname);
     const span = telemetry?.startRequest({
       method: req.method ?? 'GET', route: routeName === 'other' ? 'other' : url.pathname, requestId, clientRequestId: echo,

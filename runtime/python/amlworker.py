@@ -3,18 +3,22 @@
 Started by the Node front (runtime/pool.ts), one process per worker. It imports the entry script, calls its
 init() once, then serves requests read from fd 3 and writes responses to fd 4 (stdout and stderr stay free
 for the script's own prints). Frame: 4-byte big-endian header length, 4-byte body length, JSON header, body.
+With one run() at a time (AML_MAX_CONCURRENT=1) requests run in the order they come; the front may queue a few
+behind the one running (pipelining) and cancel one of those before it starts.
 
 Environment: AML_ENTRY_SCRIPT (path of score.py), AZUREML_MODEL_DIR, AML_MAX_CONCURRENT, AML_DEBUG,
 AML_COLLECT_MODEL_DATA (1: azureml.monitoring records are sent to the front).
 """
 import importlib.util
-import io
 import json
 import os
+import select
 import struct
 import sys
 import threading
+import time
 import traceback
+from collections import deque
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
@@ -29,14 +33,18 @@ from inference_schema.schema_util import (accepts_kwargs, get_arg_names, get_inp
                                           get_output_schema)
 
 DEBUG = os.environ.get("AML_DEBUG") == "1"
-_in = io.open(3, "rb", buffering=1 << 16)
+_in_fd = 3
 _out_fd = 4
 _write_lock = threading.Lock()
+_prefix = struct.Struct(">II")
 
 
 def send(header, body=b""):
-    h = json.dumps(header).encode("utf-8")
-    data = struct.pack(">II", len(h), len(body)) + h + body
+    send_encoded(json.dumps(header).encode("utf-8"), body)
+
+
+def send_encoded(h, body):
+    data = _prefix.pack(len(h), len(body)) + h + body
     with _write_lock:
         view = memoryview(data)
         while view:
@@ -44,14 +52,110 @@ def send(header, body=b""):
             view = view[n:]
 
 
-def read_frame():
-    prefix = _in.read(8)
-    if len(prefix) < 8:
-        return None, None
-    hlen, blen = struct.unpack(">II", prefix)
-    header = json.loads(_in.read(hlen).decode("utf-8"))
-    body = _in.read(blen) if blen else b""
-    return header, body
+class FrameReader(object):
+    """The request frames of fd 3, read as they come: one read() returns every frame the front has written so far
+    (a pipelined worker, runtime/pool.ts, gets several at once). Cancel frames (the front answered that request
+    503 while it was queued here) mark the request to be skipped."""
+
+    # A frame larger than this is read straight into a buffer of its own size.
+    BIG = 1 << 20
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.buf = bytearray()
+        self.frames = deque()
+        self.cancelled = set()
+        self.last_started = 0
+        self.last_read = time.monotonic()
+        self.eof = False
+
+    def fill(self, block=True):
+        """Reads what is there (waits for something if block); False at the end of the stream."""
+        if not block and not select.select([self.fd], [], [], 0)[0]:
+            self.last_read = time.monotonic()
+            return True
+        chunk = os.read(self.fd, 1 << 16)
+        self.last_read = time.monotonic()
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf += chunk
+        self._parse()
+        return True
+
+    def _parse(self):
+        buf = self.buf
+        pos = 0
+        while len(buf) - pos >= 8:
+            hlen, blen = _prefix.unpack_from(buf, pos)
+            end = pos + 8 + hlen + blen
+            if end > len(buf):
+                if end - pos > self.BIG:
+                    self._read_big(pos, hlen, blen)
+                    pos = 0
+                    buf = self.buf
+                    continue
+                break
+            header = json.loads(buf[pos + 8:pos + 8 + hlen].decode("utf-8"))
+            body = bytes(buf[pos + 8 + hlen:end]) if blen else b""
+            pos = end
+            if header.get("kind") == "cancel":
+                if header["id"] > self.last_started:
+                    self.cancelled.add(header["id"])
+            else:
+                self.frames.append((header, body))
+        if pos:
+            del buf[:pos]
+
+    def _read_big(self, pos, hlen, blen):
+        """A large frame: its bytes are read into one buffer of the frame's size (not grown chunk by chunk)."""
+        size = 8 + hlen + blen
+        frame = bytearray(size)
+        have = len(self.buf) - pos
+        frame[:have] = self.buf[pos:]
+        view = memoryview(frame)
+        while have < size:
+            n = os.readv(self.fd, [view[have:]])
+            if n == 0:
+                raise EOFError("the front closed the pipe in the middle of a frame")
+            have += n
+        view.release()
+        self.buf = frame
+
+    def next(self):
+        """The next request to run (skipping cancelled ones), or None when none is buffered."""
+        # Cancels for queued requests arrive while a run is under way: looked for before starting the next one
+        # when the last read is more than 5 ms old (a cancel comes max_request_wait_time after its request).
+        if self.frames and time.monotonic() - self.last_read > 0.005:
+            self.fill(block=False)
+        while self.frames:
+            header, body = self.frames.popleft()
+            rid = header.get("id", 0)
+            self.last_started = max(self.last_started, rid)
+            if rid in self.cancelled:
+                self.cancelled.discard(rid)
+                send({"t": "skipped", "id": rid})
+                continue
+            return header, body
+        return None
+
+
+_content_types = {}
+
+
+def send_reply(rid, status, ctype, headers, body):
+    """A `res` frame; its header is built by hand for the usual types (json.dumps of the dict costs ~10x more)."""
+    if type(rid) is not int or type(status) is not int or type(ctype) is not str:
+        send({"t": "res", "id": rid, "status": status, "contentType": ctype, "headers": headers}, body)
+        return
+    encoded = _content_types.get(ctype)
+    if encoded is None:
+        encoded = json.dumps(ctype)
+        if len(_content_types) < 64:
+            _content_types[ctype] = encoded
+    h = '{"t":"res","id":%d,"status":%d,"contentType":%s,"headers":%s}' % (
+        rid, status, encoded, json.dumps(headers) if headers else "{}")
+    send_encoded(h.encode("utf-8"), body)
 
 
 def parse_json_body(text):
@@ -159,7 +263,7 @@ def _handle(script, header, body):
             send({"t": "res", "id": rid, "status": 200, "contentType": "application/json"}, out)
             return
         status, ctype, headers, out = to_response(script.call_score(header, body))
-        send({"t": "res", "id": rid, "status": status, "contentType": ctype, "headers": headers}, out)
+        send_reply(rid, status, ctype, headers, out)
     except InputConversionError as e:
         send({"t": "res", "id": rid, "status": 400, "contentType": "application/json"},
              error_body("InvalidInput", str(e)))
@@ -196,10 +300,14 @@ def main():
     if max_concurrent > 1:
         from concurrent.futures import ThreadPoolExecutor
         executor = ThreadPoolExecutor(max_workers=max_concurrent)
+    reader = FrameReader(_in_fd)
     while True:
-        header, body = read_frame()
-        if header is None:
-            break
+        frame = reader.next()
+        if frame is None:
+            if reader.eof or not reader.fill():
+                break
+            continue
+        header, body = frame
         if executor is None:
             handle(script, header, body)
         else:

@@ -33,8 +33,13 @@ def nest_array(item, dims):
     return schema
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
 def to_jsonable(value):
     """numpy / pandas values → plain JSON values (used for swagger examples and run() results)."""
+    if type(value) in _PLAIN:
+        return value
     if hasattr(value, "to_dict") and hasattr(value, "columns"):
         return [to_jsonable(r) for r in value.to_dict(orient="records")]
     if hasattr(value, "tolist"):
