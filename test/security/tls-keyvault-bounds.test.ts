@@ -9,6 +9,7 @@
  * 127.0.0.1 instead of resolving the vault): the same code path as against Azure, minus DNS.
  */
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
+import type * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
@@ -78,8 +79,9 @@ afterAll(async () => {
 
 /** An agent that connects to the loopback server whatever the vault's host (TLS still checks the vault's name). */
 class LoopbackAgent extends https.Agent {
-  override createConnection(options: tls.ConnectionOptions, cb?: () => void) {
-    return tls.connect({ ...options, host: '127.0.0.1', port, servername: VAULT_HOST, ca: pem.cert }, cb);
+  // Returns the socket at once (node:http then needs no callback).
+  override createConnection(options: http.RequestOptions): tls.TLSSocket {
+    return tls.connect({ ...(options as tls.ConnectionOptions), host: '127.0.0.1', port, servername: VAULT_HOST, ca: pem.cert });
   }
 }
 const reader = (timeoutMs: number) => new KeyVaultSecretReader(credential, { timeoutMs, agent: new LoopbackAgent({ keepAlive: false }) });
