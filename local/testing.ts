@@ -5,6 +5,7 @@
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { AzuriteInstance, startAzurite } from './azurite';
 import type { ActivityOverride } from './durable/dispatch';
@@ -27,6 +28,11 @@ export interface TestEnvironmentOptions {
    * `DEPLOY.x.name`): the real orchestrator runs on the real durable engine, only these activities are replaced.
    */
   activityOverrides?: Readonly<Record<string, ActivityOverride>>;
+  /**
+   * A fresh temporary `LOCAL_WORK_DIR` for the host, named `<tmp>/<tempWorkDir>XXXXXX` (e.g. `'mdf-e2e-'`): exposed as
+   * `env.workDir` and removed by `stop()` (or when the host fails to start). A `LOCAL_WORK_DIR` in `settings` wins.
+   */
+  tempWorkDir?: string;
 }
 
 export interface OrchestrationStatus {
@@ -47,6 +53,8 @@ export interface TestEnvironment {
   host: LocalHost;
   azurite: AzuriteInstance;
   logs: string[];
+  /** The host's `LOCAL_WORK_DIR` (the temporary one of `tempWorkDir`, else the one in `settings`; '' when neither). */
+  workDir: string;
   /** fetch() relative to the host (`/api/...`, `/runtime/webhooks/...`). */
   request(method: string, urlPath: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; headers: Headers; body: any; text: string }>;
   startOrchestration(name: string, input?: unknown, instanceId?: string): Promise<string>;
@@ -59,15 +67,25 @@ export interface TestEnvironment {
 }
 
 export async function startTestEnvironment(opts: TestEnvironmentOptions = {}): Promise<TestEnvironment> {
+  const ownDir = opts.tempWorkDir !== undefined && opts.settings?.LOCAL_WORK_DIR === undefined ? fs.mkdtempSync(path.join(os.tmpdir(), opts.tempWorkDir)) : undefined;
+  const workDir = ownDir ?? opts.settings?.LOCAL_WORK_DIR ?? '';
+  // Retried: a replica that was just stopped may still be closing its log file in the folder (ENOTEMPTY).
+  const removeDir = () => ownDir && fs.rmSync(ownDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   const ownAzurite = !opts.azurite;
-  const azurite = opts.azurite ?? (await startAzurite());
+  let azurite: AzuriteInstance;
+  try {
+    azurite = opts.azurite ?? (await startAzurite());
+  } catch (err) {
+    removeDir();
+    throw err;
+  }
   const logs: string[] = [];
   const verbose = opts.verbose ?? process.env.MDF_TEST_LOGS === '1';
   const host = new LocalHost({
     appRoot: opts.appRoot ?? repoRoot(),
     storage: azurite.connectionString,
     port: 0,
-    settings: opts.settings,
+    settings: ownDir ? { ...opts.settings, LOCAL_WORK_DIR: ownDir } : opts.settings,
     hostJson: opts.hostJson,
     pollIntervalMs: opts.pollIntervalMs ?? 200,
     ...(opts.activityOverrides ? { activityOverrides: opts.activityOverrides } : {}),
@@ -81,6 +99,7 @@ export async function startTestEnvironment(opts: TestEnvironmentOptions = {}): P
   } catch (err) {
     await host.stop().catch(() => undefined);
     if (ownAzurite) await azurite.stop();
+    removeDir();
     throw err;
   }
   const baseUrl = host.baseUrl;
@@ -112,6 +131,7 @@ export async function startTestEnvironment(opts: TestEnvironmentOptions = {}): P
     host,
     azurite,
     logs,
+    workDir,
     request,
     async startOrchestration(name, input, instanceId) {
       const r = await request('POST', `/runtime/webhooks/durabletask/orchestrators/${name}${instanceId ? `/${encodeURIComponent(instanceId)}` : ''}`, input === undefined ? '' : input);
@@ -140,6 +160,7 @@ export async function startTestEnvironment(opts: TestEnvironmentOptions = {}): P
     async stop() {
       await env.stopHost();
       if (ownAzurite) await azurite.stop();
+      removeDir();
     },
   };
   return env;

@@ -101,6 +101,9 @@ export interface DeployConfig {
   extra?: Record<string, unknown>;
 }
 
+/** The `DeployConfig` fields of the replica pool's size (what `DeployTarget.resizeSlot` changes in place). */
+export const POOL_FIELDS: ReadonlyArray<keyof DeployConfig> = ['numReplicas', 'autoscaleEnabled', 'autoscaleMinReplicas', 'autoscaleMaxReplicas', 'autoscaleTargetUtilization', 'autoscaleRefreshSeconds'];
+
 export interface ServiceKeys {
   primaryKey: string;
   secondaryKey: string;
@@ -161,6 +164,14 @@ export interface DeployTarget {
    * `config` must be the slot's own (the caller checks). Returns the slot's direct URIs.
    */
   resizeSlot?(serviceName: string, slot: string, config: DeployConfig): Promise<DeployedSlot>;
+  /**
+   * Optional, with `resizeSlot` (local): the serving slot's pool goes back to `config`'s replica count and autoscale
+   * settings (the service record's) when an abandoned in-place update left it another size — called when a later
+   * request takes the service over. Returns at once: the resize is queued before any later operation on the service
+   * (so a run started after the takeover sees the record's size) and runs without holding up the request. A no-op
+   * when the pool already has that size.
+   */
+  resetSlotPool?(serviceName: string, slot: string, config: DeployConfig): void;
   /** Remove one slot (rollback or retiring the old version). Absent is not an error. */
   deleteSlot(serviceName: string, slot: string): Promise<void>;
   /** Remove the whole service. Absent is not an error. */

@@ -4,7 +4,9 @@
  * deployment never race — reads the service record and
  * - serves the record's active slot, whatever the service's state (an interrupted update keeps the old version
  *   serving): replicas a killed host left running are adopted, missing ones started again, on the previous router
- *   and public ports when free; with no usable slot record the slot is started from the recorded image;
+ *   and public ports when free; with no usable slot record the slot is started from the recorded image; the pool
+ *   has the record's size (an in-place update that resized it and never finished is undone), unless an in-place
+ *   update still holds the slot;
  * - keeps the slot a deployment holds (its run resumes it), stops and removes every other slot;
  * - removes the folders and processes of services that no longer exist.
  * A service that cannot start keeps its record with `lastError` `RestoreFailed` (cleared once it serves again).
@@ -59,6 +61,9 @@ async function restoreAll(ctx: { services: ServiceRegistry; images: ImageRegistr
           return {
             keep: [rec.activeSlot, rec.currentDeployment?.slot].filter((s): s is string => !!s),
             ...(serve ? { serve } : {}),
+            // The serving pool has the record's size, unless an in-place update holds the slot (its run resumes and
+            // promotes or rolls back that size); one abandoned after resizing it is put back at takeover.
+            ...(serve && rec.currentDeployment?.slot !== serve ? { pool: rec.config } : {}),
             ...(rec.authEnabled || rec.config.tokenAuthEnabled ? { keys: await serviceAuth(ctx.services, name, rec.config) } : {}),
             request: async () => {
               const image = await ctx.images.resolve(svc.image!);

@@ -10,7 +10,7 @@ import { AppError, redactSecrets, toErrorInfo } from '../errors';
 import type { ImageRegistry } from '../images/image-registry';
 import { runSmokeTest, type SmokeTestResult } from '../scoring/smoke';
 import { issueToken } from '../../runtime';
-import type { DeployConfig, DeployTarget, DeployedSlot, ErrorInfo, ServiceKeys } from '../seams';
+import { POOL_FIELDS, type DeployConfig, type DeployTarget, type DeployedSlot, type ErrorInfo, type ServiceKeys } from '../seams';
 import type { DeployServiceInput } from './contract';
 import type { BeginDeploymentResult, ServiceRecord, ServiceRegistry } from '../registry/services';
 import type { StorageClients } from '../storage';
@@ -102,9 +102,6 @@ export async function updateInPlaceStep(ctx: DeployContext, input: DeployService
     state: 'Healthy',
   };
 }
-
-/** The `DeployConfig` fields of the replica pool's size (what `DeployTarget.resizeSlot` changes in place). */
-export const POOL_FIELDS: ReadonlyArray<keyof DeployConfig> = ['numReplicas', 'autoscaleEnabled', 'autoscaleMinReplicas', 'autoscaleMaxReplicas', 'autoscaleTargetUtilization', 'autoscaleRefreshSeconds'];
 
 /** A configuration as comparable JSON (sorted keys), without the `omit` fields. */
 function stableConfig(c: DeployConfig, omit: ReadonlyArray<keyof DeployConfig> = []): string {
@@ -322,7 +319,8 @@ export async function rollbackStep(
 
 /**
  * Releases a hold whose run has ended without releasing it (crashed host, terminated or purged run): removes the
- * slot that run was starting (never the serving one) and records the failure, so a new deployment can start.
+ * slot that run was starting (never the serving one; an in-place run's resized serving pool goes back to the
+ * record's size, `DeployTarget.resetSlotPool`) and records the failure, so a new deployment can start.
  * A no-op when `runId` no longer holds the service.
  */
 export async function releaseStaleDeployment(ctx: DeployContext, name: string, runId: string, reason: ErrorInfo): Promise<void> {
@@ -335,6 +333,10 @@ export async function releaseStaleDeployment(ctx: DeployContext, name: string, r
     } catch {
       /* the next deployment into this slot replaces it */
     }
+  } else {
+    // An in-place update held the serving slot and may have resized its pool: the pool follows the record again
+    // (queued on the target, not awaited: the caller is the request taking the service over).
+    ctx.target.resetSlotPool?.(name, held.slot, rec.config);
   }
   try {
     await ctx.services.failDeployment(name, runId, reason);

@@ -30,7 +30,7 @@ import { extractTarGz } from '../images/archive';
 import { IMAGE_METADATA_FILE, type ImageMetadata } from '../images/context';
 import { LocalFront, type FrontAuth, type FrontLimits, type FrontTls } from './local-front';
 import { fetchMetricsText } from '../scoring/metrics';
-import type { DeployConfig, DeployRequest, DeployTarget, DeployedSlot, ErrorInfo, ServiceKeys } from '../seams';
+import { POOL_FIELDS, type DeployConfig, type DeployRequest, type DeployTarget, type DeployedSlot, type ErrorInfo, type ServiceKeys } from '../seams';
 import type { TrafficSnapshot } from '../rollout/traffic';
 import { downloadBlob, type StorageClients } from '../storage';
 import { findProcesses, isAlive, killGroup, processArgs, processStartTime, terminateGroups } from '../processes';
@@ -93,6 +93,11 @@ export interface RestorePlan {
   keys?: ServiceKeys;
   /** How to start the serving slot again when it has no usable record. */
   request?: () => Promise<DeployRequest>;
+  /**
+   * The serving slot's pool size (the record's configuration) when no in-place update holds the slot: a slot record
+   * of another size (an abandoned in-place run resized it) takes this size before the slot starts again.
+   */
+  pool?: DeployConfig;
 }
 
 export interface RestoreOutcome {
@@ -203,6 +208,12 @@ function poolShape(cfg: DeployConfig): { fixed: boolean; initial: number; min: n
   const fixed = cfg.numReplicas !== undefined || !cfg.autoscaleEnabled;
   const initial = cfg.numReplicas ?? cfg.autoscaleMinReplicas;
   return { fixed, initial, min: fixed ? initial : cfg.autoscaleMinReplicas, max: fixed ? initial : cfg.autoscaleMaxReplicas };
+}
+
+/** `base` with the replica pool's size (`POOL_FIELDS`) of `pool`; undefined when `base` has that size already. */
+function withPoolOf(base: DeployConfig, pool: DeployConfig): DeployConfig | undefined {
+  const out: DeployConfig = { ...base, ...Object.fromEntries(POOL_FIELDS.map((f) => [f, pool[f]])) };
+  return stableJson(out) === stableJson(base) ? undefined : out;
 }
 
 /** True when the record describes what `request` asks for (same image, configuration, keys and certificate). */
@@ -811,6 +822,7 @@ export class LocalDeployTarget implements DeployTarget {
       const svc = this.service(serviceName);
       if (plan.keys) svc.keys = plan.keys;
       if (!plan.serve) return { state: 'idle' };
+      if (plan.pool) await this.recordPoolNow(serviceName, plan.serve, plan.pool);
       const active = svc.front?.activeSlot;
       if (svc.front && active && svc.slots.has(active)) {
         const s = svc.slots.get(active)!;
@@ -831,33 +843,63 @@ export class LocalDeployTarget implements DeployTarget {
    * record takes the new configuration (a host restart restores that size).
    */
   resizeSlot(serviceName: string, slot: string, config: DeployConfig): Promise<DeployedSlot> {
-    return this.serial(serviceName, async () => {
-      const ensured = await this.ensureSlotNow(serviceName, slot);
+    return this.serial(serviceName, () => this.resizeNow(serviceName, slot, config));
+  }
+
+  private async resizeNow(serviceName: string, slot: string, config: DeployConfig): Promise<DeployedSlot> {
+    const ensured = await this.ensureSlotNow(serviceName, slot);
+    const s = this.services.get(serviceName)?.slots.get(slot);
+    if (!s || ensured?.state !== 'Healthy') return ensured ?? this.failed(serviceName, slot, { code: 'SlotNotFound', message: `Service ${serviceName} has no slot "${slot}".` });
+    const shape = poolShape(config);
+    const before = s.router.replicaCount;
+    try {
+      await fromRuntime(() =>
+        s.router.resize({
+          minReplicas: shape.min,
+          maxReplicas: shape.max,
+          autoscale: !shape.fixed,
+          replicas: shape.initial,
+          targetUtilization: config.autoscaleTargetUtilization,
+          refreshMs: config.autoscaleRefreshSeconds * 1000,
+        }),
+      );
+    } catch (e) {
+      const info = toErrorInfo(e, 'SlotResizeFailed');
+      await this.targetLog(s.dir, `pool not resized: ${info.code}: ${info.message}`);
+      return this.failed(serviceName, slot, info);
+    }
+    s.record.config = config;
+    await s.save();
+    await this.targetLog(s.dir, `pool resized in place: ${before} → ${s.router.replicaCount} replica(s)${shape.fixed ? '' : ` (autoscale ${shape.min}..${shape.max})`}`);
+    return s.result;
+  }
+
+  /**
+   * `DeployTarget.resetSlotPool`: queued behind the service's operations and not awaited (starting replicas takes
+   * seconds; the caller is a request taking the service over). A running slot is resized in place; a slot that is not
+   * running (its host restarted and the restore failed) gets the size in its record, so its next start uses it.
+   */
+  resetSlotPool(serviceName: string, slot: string, config: DeployConfig): void {
+    void this.serial(serviceName, async () => {
       const s = this.services.get(serviceName)?.slots.get(slot);
-      if (!s || ensured?.state !== 'Healthy') return ensured ?? this.failed(serviceName, slot, { code: 'SlotNotFound', message: `Service ${serviceName} has no slot "${slot}".` });
-      const shape = poolShape(config);
-      const before = s.router.replicaCount;
-      try {
-        await fromRuntime(() =>
-          s.router.resize({
-            minReplicas: shape.min,
-            maxReplicas: shape.max,
-            autoscale: !shape.fixed,
-            replicas: shape.initial,
-            targetUtilization: config.autoscaleTargetUtilization,
-            refreshMs: config.autoscaleRefreshSeconds * 1000,
-          }),
-        );
-      } catch (e) {
-        const info = toErrorInfo(e, 'SlotResizeFailed');
-        await this.targetLog(s.dir, `pool not resized: ${info.code}: ${info.message}`);
-        return this.failed(serviceName, slot, info);
-      }
-      s.record.config = config;
-      await s.save();
-      await this.targetLog(s.dir, `pool resized in place: ${before} → ${s.router.replicaCount} replica(s)${shape.fixed ? '' : ` (autoscale ${shape.min}..${shape.max})`}`);
-      return s.result;
-    });
+      if (!s) return this.recordPoolNow(serviceName, slot, config);
+      const next = withPoolOf(s.record.config, config);
+      if (!next) return;
+      await this.targetLog(s.dir, 'an abandoned in-place update left the pool another size than the service record: resizing it back');
+      await this.resizeNow(serviceName, slot, next);
+    }).catch(() => undefined); // resizeNow reports its failures in the slot log; the next update resizes again
+  }
+
+  /** A slot not running: its record takes `pool`'s size (used when it starts again). */
+  private async recordPoolNow(serviceName: string, slot: string, pool: DeployConfig): Promise<void> {
+    if (this.services.get(serviceName)?.slots.has(slot)) return;
+    const dir = this.slotDir(serviceName, slot);
+    const rec = await readRecord(dir);
+    const next = rec && withPoolOf(rec.config, pool);
+    if (!rec || !next) return;
+    rec.config = next;
+    await recordSaver(dir, rec)();
+    await this.targetLog(dir, `pool size set back to the service record's (${poolShape(next).fixed ? `${poolShape(next).initial} replica(s)` : `autoscale ${poolShape(next).min}..${poolShape(next).max}`}): an in-place update that resized it did not finish`);
   }
 
   /** Sets the keys the public endpoint accepts (regenerated keys take effect at once). Not part of the seam. */

@@ -10,19 +10,17 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { loadRegistrations } from '../azure/app-bindings';
-import { killPools, prepareFixture, tempWorkDir, uploadIris } from '../e2e/batch-helpers';
+import { killPools, prepareFixture, uploadIris } from '../e2e/batch-helpers';
 import { waitRun } from '../helpers/runs';
 
 const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
 
 let env: TestEnvironment;
-let workDir: string;
 let doc: any;
 let ajv: Ajv2020;
 
 beforeAll(async () => {
-  workDir = tempWorkDir();
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-openapi-', settings: { SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
   const r = await env.request('GET', '/api/openapi.json');
   expect(r.status).toBe(200);
   doc = r.body;
@@ -31,9 +29,8 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  killPools(workDir);
+  if (env) killPools(env.workDir);
   await env?.stop();
-  fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 /** `models/{name}/{version?}` → `/models/{name}`, `/models/{name}/{version}`; `{version:int}` → `{version}`. */

@@ -5,7 +5,6 @@
  */
 import { execFileSync, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { ROLL_SCRIPT } from '../e2e/rollout-helpers';
@@ -15,20 +14,16 @@ import { mdfRunner, ROOT } from '../helpers/mdf';
 const EXAMPLE = path.join(ROOT, 'examples/models/diabetes-node');
 
 let env: TestEnvironment;
-let workDir: string;
 let tmp: string;
 
 beforeAll(async () => {
-  if (!fs.existsSync(path.join(ROOT, 'dist/cli/mdf.js'))) throw new Error('dist/cli/mdf.js is missing: run "npm run build" first.');
-  workDir = tempWorkDir();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-day2-test-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-cli-day2-', settings: { SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
+  // The CLI's scratch files, removed with the host's work dir.
+  tmp = fs.mkdtempSync(path.join(env.workDir, 'cli-'));
 }, 120_000);
 
 afterAll(async () => {
   await env?.stop();
-  fs.rmSync(workDir, { recursive: true, force: true });
-  fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 const { mdf, ok } = mdfRunner(() => env);

@@ -6,10 +6,9 @@
 import * as fs from 'fs';
 import * as http from 'http';
 import * as net from 'net';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
-import { killPools, prepareFixture, tempWorkDir, uploadIris, uploadJsonl, type Fixture } from '../e2e/batch-helpers';
+import { killPools, prepareFixture, uploadIris, uploadJsonl, type Fixture } from '../e2e/batch-helpers';
 import { MDF_BIN as BIN, mdfRunner, ROOT } from '../helpers/mdf';
 
 const EXAMPLE = path.join(ROOT, 'examples/models/diabetes-node');
@@ -17,22 +16,18 @@ const SAMPLE = JSON.parse(fs.readFileSync(path.join(EXAMPLE, 'deploy.json'), 'ut
 
 let env: TestEnvironment;
 let fx: Fixture;
-let workDir: string;
 let tmp: string;
 
 beforeAll(async () => {
-  if (!fs.existsSync(path.join(ROOT, 'dist/cli/mdf.js'))) throw new Error('dist/cli/mdf.js is missing: run "npm run build" first.');
-  workDir = tempWorkDir();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-cli-test-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-cli-', settings: { SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
+  // The CLI's scratch files, removed with the host's work dir.
+  tmp = fs.mkdtempSync(path.join(env.workDir, 'cli-'));
   fx = await prepareFixture(env.connectionString);
 }, 120_000);
 
 afterAll(async () => {
-  killPools(workDir);
+  if (env) killPools(env.workDir);
   await env?.stop();
-  fs.rmSync(workDir, { recursive: true, force: true });
-  fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 const { mdf, ok } = mdfRunner(() => env);

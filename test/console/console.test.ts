@@ -9,48 +9,39 @@
  * `MDF_CONSOLE_SCREENSHOT=docs/console.png` saves a screenshot of the console (README's picture).
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import type { Browser, Page } from 'playwright-core';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString } from '../../shared/storage';
 import { uploadExample } from '../helpers/gated';
 import { waitRun } from '../helpers/runs';
+import { chromiumSuite, launchChromium } from '../helpers/chromium';
 import { faultsJob, prepareFixture, uploadJsonl } from '../e2e/batch-helpers';
 
-const CHROMIUM = '/usr/bin/chromium';
 const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
 const XSS = `<img src=x onerror="document.body.setAttribute('data-xss','img')"><script>document.body.setAttribute('data-xss','script')</script>`;
 const SERVICE = 'console-svc';
-const haveChromium = fs.existsSync(CHROMIUM);
 
-if (!haveChromium && process.env.CI !== 'true') {
-  console.log(`test/console skipped: ${CHROMIUM} is missing (apt-get install chromium; .ci/apt-packages.txt lists it).`);
-}
 
-const suite = haveChromium || process.env.CI === 'true' ? describe : describe.skip;
+const suite = chromiumSuite();
 
 suite('web console (Chromium)', () => {
   let env: TestEnvironment;
-  let workDir: string;
   let browser: Browser;
   let page: Page;
   let gate: string;
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    if (!haveChromium) throw new Error(`${CHROMIUM} is missing and CI=true: install the chromium package (.ci/apt-packages.txt).`);
-    workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-console-'));
-    env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
+    env = await startTestEnvironment({ tempWorkDir: 'mdf-console-', settings: { SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
     const storage = storageFromConnectionString(env.connectionString);
     const staging = await storage.ensureContainer('staging');
     await uploadExample(staging, 'console');
     // The same model whose init() waits until the test opens a gate: a deployment stays Running until the test has
     // seen it so in the page, whatever the machine's speed.
-    gate = path.join(workDir, 'gate');
+    gate = path.join(env.workDir, 'gate');
     await uploadExample(staging, 'gated', gate);
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     page.on('pageerror', (e) => pageErrors.push(e.message));
     page.on('dialog', (d) => void d.accept());
@@ -66,7 +57,6 @@ suite('web console (Chromium)', () => {
   afterAll(async () => {
     await browser?.close();
     await env?.stop();
-    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   });
 
   test('a deployment live in the console: runs list, timeline, figures, keys, XSS probe, regenerate, delete', async () => {

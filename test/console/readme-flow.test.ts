@@ -7,19 +7,16 @@
  * Debian's /usr/bin/chromium); skipped with a printed reason when it is missing, except with CI=true.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { prepareFixture, uploadJsonl } from '../e2e/batch-helpers';
 import { EXAMPLE, gatedScript } from '../helpers/gated';
 import { waitRun } from '../helpers/runs';
+import { chromiumSuite, launchChromium } from '../helpers/chromium';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SERVICE = 'readme-flow';
-const haveChromium = fs.existsSync(CHROMIUM);
-if (!haveChromium && process.env.CI !== 'true') console.log(`test/console skipped: ${CHROMIUM} is missing (apt-get install chromium; .ci/apt-packages.txt lists it).`);
-const suite = haveChromium || process.env.CI === 'true' ? describe : describe.skip;
+const suite = chromiumSuite();
 
 /** A batch entry script: a row with `gate` waits (at most 60 s) until that file exists. */
 const GATED_ROWS = `'use strict';
@@ -38,7 +35,6 @@ module.exports = { init, run };
 
 suite('the README flow in the console (Chromium)', () => {
   let env: TestEnvironment;
-  let workDir: string;
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
@@ -46,11 +42,8 @@ suite('the README flow in the console (Chromium)', () => {
   const runsQueries: string[] = [];
 
   beforeAll(async () => {
-    if (!haveChromium) throw new Error(`${CHROMIUM} is missing and CI=true: install the chromium package (.ci/apt-packages.txt).`);
-    workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-readme-flow-'));
-    env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+    env = await startTestEnvironment({ tempWorkDir: 'mdf-readme-flow-', settings: { SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
+    browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
     page = await context.newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -64,7 +57,6 @@ suite('the README flow in the console (Chromium)', () => {
   afterAll(async () => {
     await browser?.close();
     await env?.stop();
-    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   });
 
   test('deploy, watch, open the service, keys, logs, a batch with its progress bar, delete', async () => {
@@ -77,7 +69,7 @@ suite('the README flow in the console (Chromium)', () => {
 
     // The README's multipart deployment (manifest first, then the files); its replicas wait for a gate in init(),
     // so the run is seen Running in the page whatever the machine's speed.
-    const gate = path.join(workDir, 'deploy-gate');
+    const gate = path.join(env.workDir, 'deploy-gate');
     const manifest = { ...JSON.parse(fs.readFileSync(path.join(EXAMPLE, 'deploy.json'), 'utf8')), service: { name: SERVICE } };
     manifest.target = { ...manifest.target, auth_enabled: true };
     const form = new FormData();
@@ -160,7 +152,7 @@ suite('the README flow in the console (Chromium)', () => {
     const fx = await prepareFixture(env.connectionString);
     const code = await fx.storage.ensureContainer('code');
     await code.getBlockBlobClient('scripts/gated-rows.js').upload(GATED_ROWS, Buffer.byteLength(GATED_ROWS));
-    const batchGate = path.join(workDir, 'batch-gate');
+    const batchGate = path.join(env.workDir, 'batch-gate');
     await uploadJsonl(fx.storage, 'readme/', [Array.from({ length: 6 }, (_, i) => ({ id: i, ...(i === 5 ? { gate: batchGate } : {}) }))]);
     const job = { name: 'readme-batch', model: 'iris-linear', entry_script: 'gated-rows.js', source_directory: 'code/scripts', inputs: { container: 'batch-data', prefix: 'readme/' }, input_kind: 'tabular', mini_batch_size: '1 rows', process_count_per_node: 2, output: { container: 'batch-output', prefix: 'readme/' } };
     const b = await env.request('POST', '/api/batch-runs', job);

@@ -3,7 +3,6 @@
  * blob trigger, HTTP API, Service Bus substitute queue, management API, bad input.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
@@ -15,16 +14,13 @@ import { waitRun as waitRunOf } from '../helpers/runs';
 const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
 let env: TestEnvironment;
 let storage: StorageClients;
-let workDir: string;
 
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-e2e-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000', MAX_UPLOAD_BYTES: String(256 * 1024), LONE_ONNX_SETTLE_SECONDS: '1' }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-e2e-', settings: { SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000', MAX_UPLOAD_BYTES: String(256 * 1024), LONE_ONNX_SETTLE_SECONDS: '1' }, pollIntervalMs: 100 });
   storage = storageFromConnectionString(env.connectionString);
 }, 120_000);
 afterAll(async () => {
   await env?.stop();
-  fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 const waitRun = (runId: string, timeoutMs = 60_000): Promise<any> => waitRunOf(env, runId, timeoutMs);

@@ -13,18 +13,15 @@ const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
 const ROW = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 let env: TestEnvironment;
 let storage: StorageClients;
-let workDir: string;
 
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-day2-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-day2-', settings: { SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
   storage = storageFromConnectionString(env.connectionString);
   const up = await storage.ensureContainer('staging');
   for (const f of fs.readdirSync(EXAMPLE)) await up.getBlockBlobClient(`day2/${f}`).uploadData(fs.readFileSync(path.join(EXAMPLE, f)));
 }, 120_000);
 afterAll(async () => {
   await env?.stop();
-  fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 const manifest = (): any => JSON.parse(fs.readFileSync(path.join(EXAMPLE, 'deploy.json'), 'utf8'));

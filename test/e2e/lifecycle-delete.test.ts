@@ -5,7 +5,6 @@
  * slot is left.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { findProcesses } from '../../shared/processes';
@@ -15,7 +14,6 @@ const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
 const LIVENESS_MS = 60_000;
 let env: TestEnvironment;
 let storage: StorageClients;
-let workDir: string;
 
 /** init() sleeps 2 minutes: longer than the liveness window, so only seeing the deletion can end the run early. */
 const SLOW_SCORE = `'use strict';
@@ -25,9 +23,9 @@ module.exports = { init, run };
 `;
 
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-lifecycle-'));
   env = await startTestEnvironment({
-    settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: String(LIVENESS_MS), LOCAL_START_TIMEOUT_MS: '180000' },
+    tempWorkDir: 'mdf-lifecycle-',
+    settings: { SMOKE_TEST_LIVENESS_TIMEOUT_MS: String(LIVENESS_MS), LOCAL_START_TIMEOUT_MS: '180000' },
     pollIntervalMs: 100,
   });
   storage = storageFromConnectionString(env.connectionString);
@@ -35,13 +33,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await env?.stop();
-  for (const name of ['slow-init', 'relapse']) for (const p of workDir ? slotProcesses(name) : []) process.kill(p, 'SIGKILL');
-  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+  for (const name of ['slow-init', 'relapse']) for (const p of env ? slotProcesses(name) : []) process.kill(p, 'SIGKILL');
 });
 
 /** Processes of a service's slots, by their token: the slot folder their command line names. */
 function slotProcesses(service: string): number[] {
-  const dir = path.join(workDir, 'services', service) + path.sep;
+  const dir = path.join(env.workDir, 'services', service) + path.sep;
   return findProcesses((argv) => argv.some((a) => a.startsWith(dir))).map((p) => p.pid);
 }
 
@@ -92,7 +89,7 @@ async function deleteAndExpectPromptEnd(name: string, runId: string): Promise<vo
   // The service is gone and none of its processes is left.
   expect((await env.request('GET', `/api/services/${name}`)).status).toBe(404);
   await until('the slot processes to exit', async () => slotProcesses(name).length === 0, 15_000);
-  expect(fs.existsSync(path.join(workDir, 'services', name))).toBe(false);
+  expect(fs.existsSync(path.join(env.workDir, 'services', name))).toBe(false);
 }
 
 test('forced DELETE while the run waits for the new slot → the run ends promptly with ServiceDeleted; nothing left running', async () => {
@@ -115,7 +112,7 @@ test('forced DELETE while the smoke test waits for liveness → the run ends pro
   const name = 'relapse';
   // The first init() is quick (the slot starts), then the worker dies; its restart's init() sleeps 2 minutes, so
   // GET / answers 503 and the smoke test keeps probing.
-  const marker = path.join(workDir, 'relapse-marker');
+  const marker = path.join(env.workDir, 'relapse-marker');
   const script = `'use strict';
 const fs = require('fs');
 function init() {

@@ -5,7 +5,6 @@
  * Once the service is free, the same folder deploys. Run `npm run build` first (the host loads the app from dist/).
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
@@ -16,17 +15,14 @@ import { waitRun as waitRunOf } from '../helpers/runs';
 const ONNX = fs.readFileSync(path.join(__dirname, '../../examples/models/diabetes-onnx/model.onnx'));
 let env: TestEnvironment;
 let storage: StorageClients;
-let workDir: string;
 
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-lone-claim-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, LONE_ONNX_SETTLE_SECONDS: '1' }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-lone-claim-', settings: { LONE_ONNX_SETTLE_SECONDS: '1' }, pollIntervalMs: 100 });
   storage = storageFromConnectionString(env.connectionString);
 }, 120_000);
 
 afterAll(async () => {
   await env?.stop();
-  fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 const waitRun = (runId: string, timeoutMs = 120_000): Promise<any> => waitRunOf(env, runId, timeoutMs);

@@ -5,7 +5,6 @@
  * Run `npm run build` first.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString } from '../../shared/storage';
@@ -44,20 +43,17 @@ test('changedSince reads two narrow instance queries (created since, not ended),
 
 describe('through the local host', () => {
   let env: TestEnvironment;
-  let workDir: string;
   let gate: string;
 
   beforeAll(async () => {
-    workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-runs-changed-'));
-    gate = path.join(workDir, 'gate');
-    env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
+    env = await startTestEnvironment({ tempWorkDir: 'mdf-runs-changed-', settings: { SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
+    gate = path.join(env.workDir, 'gate');
     const staging = await storageFromConnectionString(env.connectionString).ensureContainer('staging');
     await uploadExample(staging, 'plain');
     await uploadExample(staging, 'gated', gate);
   }, 120_000);
   afterAll(async () => {
     await env?.stop();
-    fs.rmSync(workDir, { recursive: true, force: true });
   });
 
   const manifest = (service: string) => ({ ...JSON.parse(fs.readFileSync(path.join(EXAMPLE, 'deploy.json'), 'utf8')), service: { name: service } });

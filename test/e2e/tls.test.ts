@@ -5,7 +5,6 @@
  * PEM reaches the service record, the run's status or the logs.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
@@ -16,13 +15,11 @@ const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
 const ROW = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 let env: TestEnvironment;
 let storage: StorageClients;
-let workDir: string;
 const local = makeCert(['localhost', 'IP:127.0.0.1']);
 const named = makeCert(['scoring.mdf.test']);
 
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-tls-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-tls-', settings: { SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
   storage = storageFromConnectionString(env.connectionString);
   const up = await storage.ensureContainer('staging');
   for (const f of fs.readdirSync(EXAMPLE)) await up.getBlockBlobClient(`tls/${f}`).uploadData(fs.readFileSync(path.join(EXAMPLE, f)));
@@ -34,7 +31,6 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await env?.stop();
-  fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 const manifest = (target: Record<string, unknown>): any => {

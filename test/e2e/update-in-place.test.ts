@@ -5,7 +5,6 @@
  * expected output), and a failed in-place run is rolled back (the record keeps its values, the pool its size).
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { isAlive } from '../../shared/processes';
@@ -14,17 +13,36 @@ import { waitRun } from '../helpers/runs';
 
 const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
 let env: TestEnvironment;
-let workDir: string;
 
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-inplace-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '8000' }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-inplace-', settings: { SMOKE_TEST_LIVENESS_TIMEOUT_MS: '8000' }, pollIntervalMs: 100 });
   const up = await storageFromConnectionString(env.connectionString).ensureContainer('staging');
   for (const f of fs.readdirSync(EXAMPLE)) await up.getBlockBlobClient(`inp/${f}`).uploadData(fs.readFileSync(path.join(EXAMPLE, f)));
+  await up.getBlockBlobClient('hold/score.js').uploadData(Buffer.from(HOLD_SCRIPT));
 }, 120_000);
 afterAll(async () => {
   await env?.stop();
-  fs.rmSync(workDir, { recursive: true, force: true });
+});
+
+/**
+ * A model-less script with no samples (so no swagger example: a smoke test without the deployment's sample is
+ * liveness only) that echoes its input; a call whose input names a `hold` file waits while that file exists
+ * (bounded), so a test can keep a run in its smoke test.
+ */
+const HOLD_SCRIPT = `const fs = require('fs');
+module.exports = {
+  init() {},
+  async run(input) {
+    for (let i = 0; i < 250 && input && input.hold && fs.existsSync(input.hold); i++) await new Promise((r) => setTimeout(r, 200));
+    return { echo: input };
+  },
+};
+`;
+const holdManifest = (name: string, hold: string): any => ({
+  image: { name: 'inp-hold', runtime: 'node', entry_script: 'score.js' },
+  target: { kind: 'local', num_replicas: 1 },
+  service: { name },
+  smoke_test: { sample: { hold }, expected_output: { echo: { hold } } },
 });
 
 const manifest = (): any => JSON.parse(fs.readFileSync(path.join(EXAMPLE, 'deploy.json'), 'utf8'));
@@ -34,7 +52,7 @@ const stepNames = (run: any) => (run.steps as Array<{ name: string }>).map((s) =
 const step = (run: any, name: string) => (run.steps as Array<{ name: string; detail?: string }>).find((s) => s.name === name);
 /** The replica processes of a slot, as the local target records them (`<work dir>/services/<service>/<slot>/slot.json`). */
 const replicaPids = (name: string, slot: string): number[] =>
-  (JSON.parse(fs.readFileSync(path.join(workDir, 'services', name, slot, 'slot.json'), 'utf8')).replicas as Array<{ pid: number }>).map((r) => r.pid).sort();
+  (JSON.parse(fs.readFileSync(path.join(env.workDir, 'services', name, slot, 'slot.json'), 'utf8')).replicas as Array<{ pid: number }>).map((r) => r.pid).sort();
 const score = async (uri: string) => {
   const r = await fetch(uri, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ data: manifest().smoke_test.sample.data }) });
   return { status: r.status, body: (await r.json()) as unknown };
@@ -71,7 +89,7 @@ test('tags and description in place: same slot and replica processes, the deploy
   expect(after.lastError).toBeUndefined();
   expect(replicaPids('inp-a', before.activeSlot)).toEqual(pids);
   expect(pids.every((p) => isAlive(p))).toBe(true);
-  expect(fs.existsSync(path.join(workDir, 'services', 'inp-a', before.activeSlot === 'blue' ? 'green' : 'blue', 'slot.json'))).toBe(false);
+  expect(fs.existsSync(path.join(env.workDir, 'services', 'inp-a', before.activeSlot === 'blue' ? 'green' : 'blue', 'slot.json'))).toBe(false);
   const scored = await score(after.scoringUri);
   expect([scored.status, (scored.body as number[]).length]).toEqual([200, 2]);
 
@@ -130,7 +148,7 @@ test('the local pool shrinks in place: the extra replicas stop, the record keeps
   const one = await untilReplicas('inp-c', activeSlot, 1);
   expect(one).toHaveLength(1);
   expect(two).toContain(one[0]);
-  expect(JSON.parse(fs.readFileSync(path.join(workDir, 'services', 'inp-c', activeSlot, 'slot.json'), 'utf8')).config.numReplicas).toBe(1);
+  expect(JSON.parse(fs.readFileSync(path.join(env.workDir, 'services', 'inp-c', activeSlot, 'slot.json'), 'utf8')).config.numReplicas).toBe(1);
   expect(await service('inp-c')).toMatchObject({ activeSlot, config: { numReplicas: 1 } });
   expect((await score((await service('inp-c')).scoringUri)).status).toBe(200);
 }, 240_000);
@@ -153,10 +171,70 @@ test('an in-place update whose smoke test fails is rolled back: the record keeps
   expect(after).toMatchObject({ activeSlot: before.activeSlot, description: 'first', tags: {}, config: { numReplicas: 1 }, servingRunId: d.body.runId, lastError: { code: 'SmokeTestFailed' } });
   // The pool went back to the size the record says (the run had started a second replica).
   expect(await untilReplicas('inp-b', before.activeSlot, 1)).toHaveLength(1);
-  expect(JSON.parse(fs.readFileSync(path.join(workDir, 'services', 'inp-b', before.activeSlot, 'slot.json'), 'utf8')).config.numReplicas).toBe(1);
+  expect(JSON.parse(fs.readFileSync(path.join(env.workDir, 'services', 'inp-b', before.activeSlot, 'slot.json'), 'utf8')).config.numReplicas).toBe(1);
   expect(after.currentDeployment).toBeUndefined();
-  expect(fs.existsSync(path.join(workDir, 'services', 'inp-b', before.activeSlot, 'slot.json'))).toBe(true);
+  expect(fs.existsSync(path.join(env.workDir, 'services', 'inp-b', before.activeSlot, 'slot.json'))).toBe(true);
   // Not deployed yet: nothing to update in place or otherwise.
   const none = await patch('inp-none', { description: 'x' });
   expect([none.status, none.body.error?.code]).toEqual([404, 'ServiceNotFound']);
+}, 300_000);
+
+test('with the run that put the serving version in place purged, an in-place update is smoke-tested for liveness only and succeeds', async () => {
+  const hold = path.join(env.workDir, 'hold-e');
+  const d = await env.request('POST', '/api/deployments?folder=staging/hold', holdManifest('inp-e', hold), { 'content-type': 'application/json' });
+  expect(d.status).toBe(202);
+  const first = await waitRun(env, d.body.runId, 120_000);
+  expect([first.state, first.error]).toEqual(['Succeeded', undefined]);
+  expect(first.result.smokeTest.checks).toContain('output matches the expected output');
+  // The durable purge of the local host (the Durable Functions webhook): the run's record is gone.
+  const purged = await env.request('DELETE', `/runtime/webhooks/durabletask/instances/${d.body.runId}`);
+  expect([purged.status, purged.body]).toEqual([200, { instancesDeleted: 1 }]);
+  expect((await env.request('GET', `/api/runs/${d.body.runId}`)).status).toBe(404);
+  expect((await service('inp-e')).servingRunId).toBe(d.body.runId);
+
+  const r = await patch('inp-e', { tags: { stage: 'prod' } });
+  expect(r.body.update).toEqual({ mode: 'inPlace', fields: ['tags'] });
+  const run = await waitRun(env, r.body.runId, 120_000);
+  expect([run.state, run.error]).toEqual(['Succeeded', undefined]);
+  expect(step(run, 'smokeTest')!.detail).toBe('liveness only');
+  expect(run.result.smokeTest.checks).toContain('no test sample, input sample or swagger example: liveness only');
+  expect(run.result.smokeTest.checks).not.toContain('output matches the expected output');
+  expect(await service('inp-e')).toMatchObject({ state: 'Healthy', tags: { stage: 'prod' }, servingRunId: r.body.runId });
+}, 240_000);
+
+test('an in-place run abandoned after resizing the pool: the request that takes the service over puts the pool back to the record', async () => {
+  const hold = path.join(env.workDir, 'hold-d');
+  const d = await env.request('POST', '/api/deployments?folder=staging/hold', holdManifest('inp-d', hold), { 'content-type': 'application/json' });
+  expect((await waitRun(env, d.body.runId, 120_000)).state).toBe('Succeeded');
+  const { activeSlot } = await service('inp-d');
+  const slotRecord = () => JSON.parse(fs.readFileSync(path.join(env.workDir, 'services', 'inp-d', activeSlot, 'slot.json'), 'utf8'));
+  const one = replicaPids('inp-d', activeSlot);
+  expect(one).toHaveLength(1);
+
+  // The update's smoke test waits on the hold file: the pool has grown, the run has not promoted yet.
+  fs.writeFileSync(hold, '');
+  const r = await patch('inp-d', { num_replicas: 3 });
+  expect(r.body.update).toEqual({ mode: 'inPlace', fields: ['num_replicas'] });
+  const three = await untilReplicas('inp-d', activeSlot, 3);
+  expect(three).toHaveLength(3);
+  expect(three).toEqual(expect.arrayContaining(one));
+  for (let i = 0; i < 100 && step(await env.request('GET', `/api/runs/${r.body.runId}`).then((x) => x.body), 'smokeTest') === undefined; i++) await new Promise((res) => setTimeout(res, 200));
+  // The run is abandoned there (terminated through the durable webhook): the record keeps 1 replica, the slot 3.
+  expect((await env.request('POST', `/runtime/webhooks/durabletask/instances/${r.body.runId}/terminate?reason=abandoned`)).status).toBe(202);
+  fs.rmSync(hold);
+  expect((await waitRun(env, r.body.runId, 60_000)).state).not.toBe('Succeeded');
+  expect(await service('inp-d')).toMatchObject({ config: { numReplicas: 1 }, currentDeployment: { runId: r.body.runId } });
+  expect(slotRecord().config.numReplicas).toBe(3);
+
+  // A later update takes the service over: its answer is not held up, and the pool follows the record again.
+  const next = await patch('inp-d', { description: 'after the takeover' });
+  expect([next.status, next.body.update]).toEqual([202, { mode: 'inPlace', fields: ['description'] }]);
+  const nextRun = await waitRun(env, next.body.runId, 120_000);
+  expect([nextRun.state, nextRun.error]).toEqual(['Succeeded', undefined]);
+  const left = await untilReplicas('inp-d', activeSlot, 1);
+  expect(left).toHaveLength(1);
+  expect(three).toContain(left[0]); // one of those that ran: shrunk in place, nothing restarted
+  expect(slotRecord().config.numReplicas).toBe(1);
+  expect(await service('inp-d')).toMatchObject({ state: 'Healthy', activeSlot, config: { numReplicas: 1 }, description: 'after the takeover' });
+  expect((await service('inp-d')).currentDeployment).toBeUndefined();
 }, 300_000);

@@ -4,7 +4,6 @@
  * needs no model (the seed's @rawhttp example, unmodified) deployed without a placeholder model file.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
@@ -15,11 +14,9 @@ const RAWHTTP = path.join(__dirname, '../../examples/runtime/python/rawhttp/scor
 const ROW = [0.038076, 0.05068, 0.061696, 0.021872, -0.044223, -0.034821, -0.043401, -0.002592, 0.019907, -0.017646];
 let env: TestEnvironment;
 let storage: StorageClients;
-let workDir: string;
 
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-update-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-update-', settings: { SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
   storage = storageFromConnectionString(env.connectionString);
   const up = await storage.ensureContainer('staging');
   for (const f of fs.readdirSync(EXAMPLE)) await up.getBlockBlobClient(`upd/${f}`).uploadData(fs.readFileSync(path.join(EXAMPLE, f)));
@@ -27,7 +24,6 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await env?.stop();
-  fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 const manifest = (): any => JSON.parse(fs.readFileSync(path.join(EXAMPLE, 'deploy.json'), 'utf8'));

@@ -5,7 +5,6 @@
  * output, custom status) plus which activities ran, with what.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type OrchestrationStatus, type TestEnvironment } from '../../local/testing';
 import { scriptedActivities, type Answer, type Scenario } from '../helpers/scenarios';
@@ -26,14 +25,11 @@ const overrides = scriptedActivities(ACTIVITIES, (input) => {
 });
 
 let env: TestEnvironment;
-let workDir: string;
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-orch-batch-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir }, pollIntervalMs: 100, activityOverrides: overrides });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-orch-batch-', pollIntervalMs: 100, activityOverrides: overrides });
 }, 120_000);
 afterAll(async () => {
   await env?.stop();
-  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 const MINI_BATCHES = 4;

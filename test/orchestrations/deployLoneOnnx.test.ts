@@ -4,7 +4,6 @@
  * without a deployment run, a claimed one starts `deployModel` under the run id the event gave it.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { scriptedActivities, type Answer, type Scenario } from '../helpers/scenarios';
@@ -20,14 +19,11 @@ const overrides = scriptedActivities(
 );
 
 let env: TestEnvironment;
-let workDir: string;
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-orch-onnx-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir }, pollIntervalMs: 100, activityOverrides: overrides });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-orch-onnx-', pollIntervalMs: 100, activityOverrides: overrides });
 }, 120_000);
 afterAll(async () => {
   await env?.stop();
-  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 const image: ImageSummary = { id: 'iris:1', name: 'iris', version: 1, state: 'Succeeded', runtime: 'onnx', models: ['iris:1'], imageRef: 'local/iris:1', contextBlob: 'images/iris/1.tar.gz' };

@@ -5,7 +5,6 @@
  * notes) and the events the run published; plus which activities ran, with what, and how often.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { scriptedActivities, type Answer, type Scenario } from '../helpers/scenarios';
@@ -46,14 +45,11 @@ const ACTIVITIES = [
 const overrides = scriptedActivities(ACTIVITIES, (_input, ctx) => scenarios.get(ctx.instanceId));
 
 let env: TestEnvironment;
-let workDir: string;
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-orch-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir }, pollIntervalMs: 100, activityOverrides: overrides });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-orch-', pollIntervalMs: 100, activityOverrides: overrides });
 }, 120_000);
 afterAll(async () => {
   await env?.stop();
-  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 const image: ImageSummary = { id: 'img:2', name: 'img', version: 2, state: 'Succeeded', runtime: 'node', models: ['m:2'], imageRef: 'local/img:2', contextBlob: 'images/img/2.tar.gz', digest: 'sha256:abc', logBlob: 'images/img/2.log' };

@@ -6,7 +6,6 @@
  * `POST /api/runs/{id}/approve | reject | abort`.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { scriptedActivities, type Answer, type Scenario } from '../helpers/scenarios';
@@ -36,14 +35,11 @@ const ACTIVITIES = [
 const overrides = scriptedActivities(ACTIVITIES, (_input, ctx) => scenarios.get(ctx.instanceId.replace(/:rollout$/, '')));
 
 let env: TestEnvironment;
-let workDir: string;
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-rollout-orch-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir }, pollIntervalMs: 100, activityOverrides: overrides });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-rollout-orch-', pollIntervalMs: 100, activityOverrides: overrides });
 }, 120_000);
 afterAll(async () => {
   await env?.stop();
-  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 /** A service front: `perRead` live requests between two reads, split by the weights; `green` is the new version. */

@@ -14,7 +14,6 @@
  */
 import * as fs from 'fs';
 import * as net from 'net';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString } from '../../shared/storage';
@@ -24,17 +23,14 @@ const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
 const HANG_MS = 30_000;
 
 let env: TestEnvironment;
-let workDir: string;
 
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-attack-host-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, MAX_UPLOAD_PART_BYTES: String(1024 * 1024) }, pollIntervalMs: 200 });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-attack-host-', settings: { MAX_UPLOAD_PART_BYTES: String(1024 * 1024) }, pollIntervalMs: 200 });
   expect(env.logs.join('\n')).toContain('HTTP streamed to the app');
 }, 120_000);
 
 afterAll(async () => {
   await env?.stop();
-  fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 interface Answer {

@@ -13,7 +13,6 @@
  *   path parameters — an Event Grid event can carry them.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { coreState } from '../../local/functionsCore';
@@ -22,13 +21,11 @@ import { storageFromConnectionString, type StorageClients } from '../../shared/s
 
 let env: TestEnvironment;
 let storage: StorageClients;
-let workDir: string;
 /** What the app logged (the functions' `context.warn` goes to the host's log sink, not the host log). */
 const appLogs: string[] = [];
 
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-sec-trigger-names-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, LONE_ONNX_SETTLE_SECONDS: '1' }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-sec-trigger-names-', settings: { LONE_ONNX_SETTLE_SECONDS: '1' }, pollIntervalMs: 100 });
   storage = storageFromConnectionString(env.connectionString);
   const state = coreState();
   const sink = state.logSink;
@@ -49,7 +46,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await env?.stop();
-  fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 async function incomingNames(): Promise<string[]> {

@@ -10,7 +10,6 @@
  */
 import * as fs from 'fs';
 import * as net from 'net';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { startLocalReplicas, type AutoscaleRouter } from '../../runtime/autoscale';
@@ -168,7 +167,6 @@ function expectError(a: RawAnswer, status: number, code: string): void {
 
 describe('a local deployment (front → router → replica) through the local host', () => {
   let env: TestEnvironment;
-  let workDir: string;
   let open: string;
   let secured: string;
   let key: string;
@@ -194,10 +192,9 @@ describe('a local deployment (front → router → replica) through the local ho
   }
 
   beforeAll(async () => {
-    workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-conn-'));
     env = await startTestEnvironment({
+    tempWorkDir: 'mdf-conn-',
       settings: {
-        LOCAL_WORK_DIR: workDir,
         SMOKE_TEST_LIVENESS_TIMEOUT_MS: '60000',
         // Short header time so slowloris is cut fast; the body time stays at its default (120 s), so the service
         // staying healthy after abandoned bodies is the abort on close, not a timeout.
@@ -218,7 +215,6 @@ describe('a local deployment (front → router → replica) through the local ho
 
   afterAll(async () => {
     await env?.stop();
-    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   });
 
   test('300 requests abandoned mid-body leave the service answering normally (auth off, no key)', async () => {

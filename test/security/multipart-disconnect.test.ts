@@ -7,7 +7,6 @@
  */
 import * as fs from 'fs';
 import * as http from 'http';
-import * as os from 'os';
 import * as path from 'path';
 import { PassThrough } from 'stream';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
@@ -80,15 +79,12 @@ describe('the parser', () => {
 
 describe('through the local host', () => {
   let env: TestEnvironment;
-  let workDir: string;
 
   beforeAll(async () => {
-    workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-multipart-gone-'));
-    env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir }, pollIntervalMs: 100 });
+    env = await startTestEnvironment({ tempWorkDir: 'mdf-multipart-gone-', pollIntervalMs: 100 });
   }, 120_000);
   afterAll(async () => {
     await env?.stop();
-    fs.rmSync(workDir, { recursive: true, force: true });
   });
 
   /** Sends `first`, then (after `delayMs`) the start of a part that never ends, then drops the connection. */

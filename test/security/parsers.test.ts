@@ -6,7 +6,6 @@
  * Also the messages of a few bad inputs that used to be unclear.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
@@ -14,17 +13,14 @@ import { storageFromConnectionString, type StorageClients } from '../../shared/s
 const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
 let env: TestEnvironment;
 let storage: StorageClients;
-let workDir: string;
 
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-sec-parse-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, LONE_ONNX_SETTLE_SECONDS: '1' }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-sec-parse-', settings: { LONE_ONNX_SETTLE_SECONDS: '1' }, pollIntervalMs: 100 });
   storage = storageFromConnectionString(env.connectionString);
 }, 120_000);
 
 afterAll(async () => {
   await env?.stop();
-  fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 const manifest = () => JSON.parse(fs.readFileSync(path.join(EXAMPLE, 'deploy.json'), 'utf8'));

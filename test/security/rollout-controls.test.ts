@@ -5,19 +5,15 @@
  * unknown or overlong names answered 404 without reaching a slot).
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 
 let env: TestEnvironment;
-let workDir: string;
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-rollout-sec-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-rollout-sec-', pollIntervalMs: 100 });
 }, 120_000);
 afterAll(async () => {
   await env?.stop();
-  fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 const raw = async (urlPath: string, body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) => {

@@ -8,7 +8,6 @@
  * Self-contained: it runs its own chain (Jest's file order is not relied on).
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { format } from 'util';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
@@ -23,7 +22,6 @@ const SIG_RE = /(^|[?&;"'\s\\]|%26)sig(=|%3D)[A-Za-z0-9%+/_-]{8,}/i;
 
 let env: TestEnvironment;
 let storage: StorageClients;
-let workDir: string;
 /** Everything a person could read, by where it came from. */
 const corpus: Array<{ where: string; text: string }> = [];
 const output: string[] = [];
@@ -64,16 +62,14 @@ beforeAll(async () => {
     }) as typeof stream.write;
     restore.push(() => (stream.write = original));
   }
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-sweep-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-sweep-', settings: { SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
   storage = storageFromConnectionString(env.connectionString);
 }, 120_000);
 
 afterAll(async () => {
-  killPools(workDir);
+  if (env) killPools(env.workDir);
   await env?.stop();
   restore.splice(0).reverse().forEach((r) => r());
-  fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 test('no account key, service or pool key, or SAS signature anywhere a person reads', async () => {
@@ -189,7 +185,7 @@ test('no account key, service or pool key, or SAS signature anywhere a person re
   // Slot and batch node logs.
   const logs = (dir: string): string[] => fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
     e.isDirectory() ? logs(path.join(dir, e.name)) : e.name.endsWith('.log') ? [path.join(dir, e.name)] : []);
-  for (const file of logs(workDir)) corpus.push({ where: `log file ${path.relative(workDir, file)}`, text: fs.readFileSync(file, 'utf8') });
+  for (const file of logs(env.workDir)) corpus.push({ where: `log file ${path.relative(env.workDir, file)}`, text: fs.readFileSync(file, 'utf8') });
   // The host log and the process output.
   expect(env.logs.length).toBeGreaterThan(0);
   corpus.push({ where: 'host log', text: env.logs.join('\n') });

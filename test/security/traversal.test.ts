@@ -7,7 +7,6 @@
  * report and blob the app wrote.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { randomUUID } from 'crypto';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
@@ -19,14 +18,12 @@ const SECRETS = 'azure-webjobs-secrets';
 
 let env: TestEnvironment;
 let storage: StorageClients;
-let workDir: string;
 let account: string;
 /** Every answer and report the tests saw, searched for the secret at the end. */
 const seen: string[] = [];
 
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-sec-trav-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, LONE_ONNX_SETTLE_SECONDS: '1' }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-sec-trav-', settings: { LONE_ONNX_SETTLE_SECONDS: '1' }, pollIntervalMs: 100 });
   storage = storageFromConnectionString(env.connectionString);
   account = storage.blobService.url.replace(/\/+$/, '');
   const secrets = await storage.ensureContainer(SECRETS);
@@ -39,7 +36,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await env?.stop();
-  fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 const manifest = () => JSON.parse(fs.readFileSync(path.join(EXAMPLE, 'deploy.json'), 'utf8'));

@@ -6,7 +6,6 @@
  * Run `npm run build` first (the host loads the app from dist/).
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
@@ -20,12 +19,11 @@ const MAX_UPLOAD = 400 * 1024;
 const MAX_PART = 150 * 1024;
 let env: TestEnvironment;
 let storage: StorageClients;
-let workDir: string;
 
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-uploads-'));
   env = await startTestEnvironment({
-    settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000', MAX_UPLOAD_BYTES: String(MAX_UPLOAD), MAX_UPLOAD_PART_BYTES: String(MAX_PART) },
+    tempWorkDir: 'mdf-uploads-',
+    settings: { SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000', MAX_UPLOAD_BYTES: String(MAX_UPLOAD), MAX_UPLOAD_PART_BYTES: String(MAX_PART) },
     pollIntervalMs: 100,
   });
   storage = storageFromConnectionString(env.connectionString);
@@ -34,7 +32,6 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await env?.stop();
-  fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 const files = Object.fromEntries(fs.readdirSync(EXAMPLE).map((f) => [f, fs.readFileSync(path.join(EXAMPLE, f))]));

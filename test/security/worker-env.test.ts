@@ -6,7 +6,6 @@
  * the scoring runtime process that the host starts (the worker's parent) gets the allow-list too.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { inheritedEnv, isInheritedEnvName, workerEnv } from '../../runtime/child-env';
@@ -60,13 +59,12 @@ const BATCH_JS = SCORE_JS.replace('exports.run = () => ({', 'exports.run = (rows
 
 let env: TestEnvironment;
 let storage: StorageClients;
-let workDir: string;
 let accountKey: string;
 
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-worker-env-'));
   env = await startTestEnvironment({
-    settings: { ...PLANTED, LOCAL_WORK_DIR: workDir, LOCAL_PYTHON: '/usr/bin/python3', SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' },
+    tempWorkDir: 'mdf-worker-env-',
+    settings: { ...PLANTED, LOCAL_PYTHON: '/usr/bin/python3', SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' },
     pollIntervalMs: 100,
   });
   storage = storageFromConnectionString(env.connectionString);
@@ -75,10 +73,9 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  killPools(workDir);
+  if (env) killPools(env.workDir);
   await env?.stop();
   for (const name of Object.keys(PLANTED)) delete process.env[name];
-  fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 /** Secrets a worker must not see: planted values, the account key, the given service keys. */

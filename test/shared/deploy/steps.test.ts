@@ -278,3 +278,55 @@ test('restore with a slot record of the previous format (an upgrade): the slot s
   await deleteService({ ...ctx, target: fresh }, name);
   await fresh.stopAll();
 });
+
+test('a serving pool an in-place run resized: kept while the run holds the slot (restore), put back to the record’s size at takeover and by the restore once nothing holds it', async () => {
+  const { restoreLocalServices } = await import('../../../shared/deploy/restore');
+  const { releaseStaleDeployment } = await import('../../../shared/deploy/steps');
+  const fs = await import('fs');
+  const path = await import('path');
+  const name = 'pool-svc';
+  const first = await deployService(ctx, { ...input('run-pool-1', img2, [2, 4]), serviceName: name });
+  const slot = first.service.activeSlot!;
+  const procs = () => slotRuntimes(env.workDir, name, slot);
+  /** Polls until the slot runs `n` runtimes (a replica leaving the pool stops once idle). Bounded. */
+  const untilProcs = async (n: number) => {
+    for (let i = 0; i < 150 && procs().length !== n; i++) await new Promise((r) => setTimeout(r, 200));
+    return procs();
+  };
+  const slotConfig = () => JSON.parse(fs.readFileSync(path.join(env.workDir, 'services', name, slot, 'slot.json'), 'utf8')).config;
+  expect(procs()).toHaveLength(1);
+  const grown = { ...first.service.config, numReplicas: 3, autoscaleEnabled: false };
+
+  // An in-place run holds the serving slot and has resized it (its inPlace step); then the host stops.
+  const upd = { ...input('run-pool-2', img2, [2, 4]), serviceName: name, config: grown, inPlace: true };
+  await prepareDeployment(ctx, upd);
+  expect((await target.resizeSlot(name, slot, grown)).state).toBe('Healthy');
+  expect(await untilProcs(3)).toHaveLength(3);
+  await target.stopAll();
+  const second = new LocalDeployTarget(env.storage, { workDir: env.workDir, startTimeoutMs: 30_000 });
+  const secondCtx = { ...ctx, target: second };
+  expect((await restoreLocalServices(secondCtx)).restored).toContain(name);
+  expect(await untilProcs(3)).toHaveLength(3); // the run may resume and promote that size
+  expect(slotConfig().numReplicas).toBe(3);
+
+  // The run never comes back: the request taking the service over releases its hold; the pool follows the record.
+  await releaseStaleDeployment(secondCtx, name, 'run-pool-2', { code: 'DeploymentAbandoned', message: 'gone' });
+  expect(await untilProcs(1)).toHaveLength(1);
+  expect(slotConfig().numReplicas).toBe(1);
+  const rec = await ctx.services.get(name);
+  expect(rec).toMatchObject({ config: { numReplicas: 1 }, lastError: { code: 'DeploymentAbandoned' } });
+  expect(rec.currentDeployment).toBeUndefined();
+
+  // A slot left another size with no run holding it (the host stopped before the takeover's resize): the restore
+  // starts it with the record's size.
+  expect((await second.resizeSlot(name, slot, grown)).state).toBe('Healthy');
+  expect(await untilProcs(3)).toHaveLength(3);
+  await second.stopAll();
+  const third = new LocalDeployTarget(env.storage, { workDir: env.workDir, startTimeoutMs: 30_000 });
+  expect((await restoreLocalServices({ ...ctx, target: third })).restored).toContain(name);
+  expect(await untilProcs(1)).toHaveLength(1);
+  expect(slotConfig().numReplicas).toBe(1);
+  expect(await post((await ctx.services.get(name)).scoringUri!, [4])).toEqual({ status: 200, body: [8] });
+  await deleteService({ ...ctx, target: third }, name);
+  await third.stopAll();
+});
