@@ -19,7 +19,7 @@ import { randomUUID } from 'crypto';
 import { ActivityOverride, Dispatcher } from './dispatch';
 import { runEpisode } from './episode';
 import { completedIds, completionId, EventType, newEvent, outstandingWork } from './history';
-import { Active, DurableError, EngineState, freshEngineState, functionOf, InboxItem, PARK_FLUSH_TIMER, COALESCE_TIMER, validateInstanceId } from './instance';
+import { Active, DurableError, EngineState, freshEngineState, functionOf, InboxItem, PARK_FLUSH_TIMER, validateInstanceId } from './instance';
 import { Semaphore } from './semaphore';
 import { DurableStore, HistoryEvent, InstanceMeta, RuntimeStatus, TERMINAL } from './store';
 
@@ -29,11 +29,6 @@ import { DurableStore, HistoryEvent, InstanceMeta, RuntimeStatus, TERMINAL } fro
  */
 export const PARK_MAX_MS = 100;
 
-/**
- * While completions are parked (the orchestrator waits for something else), the next episode waits this long for
- * more completions to take together, instead of replaying the whole history for each one as it arrives.
- */
-export const COALESCE_MS = 10;
 
 export interface EngineOptions {
   store: DurableStore;
@@ -273,25 +268,8 @@ export class DurableEngine {
     const p = wait
       ? new Promise<void>((resolve, reject) => a.waiters.push({ resolve, reject }))
       : Promise.resolve();
-    if (wait) this.schedule(a);
-    else this.wake(a);
+    this.schedule(a);
     return p;
-  }
-
-  /** Schedule an episode for new completions: at once, or COALESCE_MS later while completions are parked. */
-  private wake(a: Active): void {
-    if (a.parked.length === 0 || a.kick || a.waiters.length > 0 || a.inbox.some((i) => i.kind !== 'event')) {
-      this.schedule(a);
-      return;
-    }
-    if (a.timers.has(COALESCE_TIMER)) return;
-    a.timers.set(
-      COALESCE_TIMER,
-      setTimeout(() => {
-        a.timers.delete(COALESCE_TIMER);
-        if (!this.stopped && this.active.get(a.meta.instanceId) === a) this.schedule(a);
-      }, COALESCE_MS),
-    );
   }
 
   private schedule(a: Active): void {
@@ -315,7 +293,7 @@ export class DurableEngine {
         } finally {
           a.running = false;
         }
-        if ((a.inbox.length || a.kick) && this.active.get(a.meta.instanceId) === a) this.wake(a);
+        if ((a.inbox.length || a.kick) && this.active.get(a.meta.instanceId) === a) this.schedule(a);
       }),
     );
   }
@@ -347,8 +325,6 @@ export class DurableEngine {
 
   private async episode(a: Active): Promise<void> {
     a.kick = false;
-    clearTimeout(a.timers.get(COALESCE_TIMER));
-    a.timers.delete(COALESCE_TIMER);
     const items = [...a.parked.splice(0), ...a.inbox.splice(0)];
     const flush = a.flush;
     a.flush = false;

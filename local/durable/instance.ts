@@ -46,14 +46,12 @@ export interface Active {
   kick: boolean;
   /** Task/timer ids whose completion is in the history (a re-run activity's second result is dropped). */
   completed: Set<number>;
-  /** Durable timers by timer id; and the engine's own `PARK_FLUSH_TIMER` and `COALESCE_TIMER`. */
+  /** Durable timers by timer id; and the engine's own `PARK_FLUSH_TIMER`. */
   timers: Map<number, NodeJS.Timeout>;
 }
 
 /** Key of the parked-completions flush in `Active.timers` (task and timer ids are ≥ 0). */
 export const PARK_FLUSH_TIMER = -1;
-/** Key of the deferred episode while completions are parked (engine.ts, `wake`). */
-export const COALESCE_TIMER = -2;
 
 export type Work =
   | { kind: 'activity'; id: number; name: string; input: string }
