@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type OrchestrationStatus, type TestEnvironment } from '../../local/testing';
 import { scriptedActivities, type Answer, type Scenario } from '../helpers/scenarios';
-import { BATCH, type ActivityResult, type BatchImage, type BatchRunInput, type FinalizeActivityInput, type FinalizeOutput, type PlanPageOutput, type ProvisionPoolOutput, type ScoreMiniBatchesInput, type ScoreMiniBatchInput } from '../../shared/batch/contract';
+import { BATCH, type ActivityResult, type BatchChunkInput, type BatchChunkResult, type BatchImage, type BatchRunInput, type FinalizeActivityInput, type FinalizeOutput, type PlanPageOutput, type ProvisionPoolOutput, type ScoreMiniBatchesInput, type ScoreMiniBatchInput } from '../../shared/batch/contract';
 import type { PlanCursor } from '../../shared/batch/plan';
 import type { MiniBatchOutcome } from '../../shared/batch/results';
 import type { BatchRunCustomStatus } from '../../shared/batch/run';
@@ -172,4 +172,31 @@ test('provisioning throws once → retried, the run Completes; teardown keeps fa
   expect(calls.filter((c) => c.name === BATCH.teardownPool.name)).toHaveLength(3);
   expect(custom.error?.code).toBe('BatchPoolTeardownFailed');
   expect(custom.error?.message).toMatch(/cannot remove the pool/);
+}, 60_000);
+
+test('a chunk started before grouped scoring calls (no perCall in its input) scores one batchScoreMiniBatch per mini-batch, as then', async () => {
+  const runId = `batch-orch-test-${++seq}-${Date.now()}`;
+  const scenario: Scenario = { answers: happy(), calls: [] };
+  scenarios.set(runId, scenario);
+  const chunkInput: BatchChunkInput = {
+    runId,
+    chunk: 0,
+    from: 0,
+    to: 5,
+    isLast: true,
+    totals: { miniBatchCount: 5, itemCount: 10 },
+    limits: { errorThreshold: -1, allowedFailedCount: -1, allowedFailedPercent: 100 },
+    baseline: { miniBatchesDone: 0, miniBatchesFailed: 0, itemsSucceeded: 0, itemsFailed: 0 },
+    nodeUris: ['http://127.0.0.1:9/node0'],
+    window: 2,
+    runMaxTry: 1,
+    scoringStartedAt: new Date().toISOString(),
+    score: { poolId: `pool-${runId}`, output: { container: 'out', prefix: `${runId}/` }, appendRowFileName: 'p.txt', timeoutMs: 30_000, requestTimeoutMs: 60_000, keepRows: true, filesAs: 'paths' },
+  };
+  await env.startOrchestration(BATCH.chunk.name, chunkInput, runId);
+  const status = await env.waitFor(runId, { timeoutMs: 45_000 });
+  expect(status.runtimeStatus).toBe('Completed');
+  expect((status.output as BatchChunkResult).counts).toMatchObject({ miniBatchesDone: 5, itemsSucceeded: 10 });
+  expect([...new Set(scenario.calls.map((c) => c.name))]).toEqual([BATCH.scoreMiniBatch.name]);
+  expect(scenario.calls.map((c) => (c.input as ScoreMiniBatchInput).index)).toEqual([0, 1, 2, 3, 4]);
 }, 60_000);
