@@ -1,10 +1,10 @@
 /**
- * `batchScoreMiniBatch`: scores one mini-batch on a pool node and writes `results/<index>.json` (a re-run overwrites
+ * `batchScoreMiniBatch` / `batchScoreMiniBatches`: scores one mini-batch (or several, concurrently) on a pool node and writes `results/<index>.json` (a re-run overwrites
  * it). The call carries the pool's key (`Authorization: Bearer`), read from the pool record by pool id — the
  * orchestration never sees it. Scoring failures come back as a `failed` outcome (the orchestrator decides about another try); only storage
  * failures throw (durable retries).
  */
-import { BATCH } from '../shared/batch/contract';
+import { BATCH, type ScoreMiniBatchInput } from '../shared/batch/contract';
 import { chunkOf, PLAN_CHUNK_SIZE, runLayout, type RunLayout } from '../shared/batch/layout';
 import { readPlanChunk, type MiniBatch } from '../shared/batch/plan';
 import type { MiniBatchOutcome } from '../shared/batch/results';
@@ -34,7 +34,7 @@ function descriptor(layout: RunLayout, index: number): Promise<MiniBatch> {
   });
 }
 
-registerActivity(BATCH.scoreMiniBatch, async (input): Promise<MiniBatchOutcome> => {
+async function scoreOne(input: ScoreMiniBatchInput): Promise<MiniBatchOutcome> {
   const layout = runLayout({ output: input.output, appendRowFileName: input.appendRowFileName }, input.runId);
   const storage = getStorage();
   const [mb, keys] = await Promise.all([descriptor(layout, input.index), input.poolId ? poolKeys(storage, input.poolId) : null]);
@@ -50,4 +50,18 @@ registerActivity(BATCH.scoreMiniBatch, async (input): Promise<MiniBatchOutcome> 
   // A pool's keys do not change while it lives, but a 401 must not stick to this process: read them again.
   if (input.poolId && outcome.error?.code === 'Unauthorized') forgetPoolKeys(input.poolId);
   return outcome;
+}
+
+registerActivity(BATCH.scoreMiniBatch, scoreOne);
+
+/**
+ * Several mini-batches in one call, scored concurrently (each queued on its node); outcomes in input order. A storage
+ * failure of any of them fails the call once all have settled (none still writing its result when the orchestrator
+ * runs the call again).
+ */
+registerActivity(BATCH.scoreMiniBatches, async ({ items, ...common }): Promise<MiniBatchOutcome[]> => {
+  const settled = await Promise.allSettled(items.map((item) => scoreOne({ ...common, ...item })));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<MiniBatchOutcome>).value);
 });

@@ -1,7 +1,7 @@
 /**
  * `npm start`: the local Functions host with embedded Azurite.
  *
- *   node dist/local/cli.js [--port 7071] [--app <folder>] [--poll-ms 1000]
+ *   node dist/local/cli.js [--port 7071] [--app <folder>] [--poll-ms 1000] [--poll-max-ms 4000]
  *
  * Settings come from local.settings.json ("Values") and the environment. Azurite is started from the
  * `azurite` npm package (data under .azurite/) unless AzureWebJobsStorage names another account or
@@ -24,7 +24,7 @@ function arg(name: string): string | undefined {
 
 async function main(): Promise<void> {
   if (process.argv.includes('--help')) {
-    process.stdout.write('Usage: node dist/local/cli.js [--port 7071] [--app <folder>] [--poll-ms 1000]\n');
+    process.stdout.write('Usage: node dist/local/cli.js [--port 7071] [--app <folder>] [--poll-ms 1000] [--poll-max-ms 4000]\n');
     return;
   }
   const appRoot = path.resolve(arg('app') ?? process.cwd());
@@ -50,6 +50,7 @@ async function main(): Promise<void> {
     port: Number(arg('port') ?? process.env.PORT ?? 7071),
     settings: storage.kind === 'connectionString' ? { ...settings, AzureWebJobsStorage: storage.connectionString } : settings,
     pollIntervalMs: Number(arg('poll-ms') ?? 1000),
+    ...(arg('poll-max-ms') !== undefined ? { pollIdleMaxMs: Number(arg('poll-max-ms')) } : {}),
   });
   let stopping = false;
   const shutdown = async (signal: string) => {

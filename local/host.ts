@@ -29,6 +29,8 @@ export interface HostOptions {
   settings?: Record<string, string>;
   /** Poll interval of blob/queue triggers. Default 1000 ms. */
   pollIntervalMs?: number;
+  /** Longest poll interval while the triggers find nothing (idle back-off, local/triggers.ts). Default 4 × pollIntervalMs. */
+  pollIdleMaxMs?: number;
   /** host.json overrides (merged over the file). */
   hostJson?: HostJson;
   /** Test-only: activities answered by the test instead of the app's functions, by activity name (local/testing.ts). */
@@ -231,7 +233,13 @@ export class LocalHost {
       .sort((a, b) => b.route.specificity - a.route.specificity);
 
     // 5. Storage-polling triggers.
-    const triggerOpts = { storage, hostId: this.hostId, pollIntervalMs: this.opts.pollIntervalMs ?? 1000, log: this.log };
+    const triggerOpts = {
+      storage,
+      hostId: this.hostId,
+      pollIntervalMs: this.opts.pollIntervalMs ?? 1000,
+      ...(this.opts.pollIdleMaxMs !== undefined ? { idleMaxMs: this.opts.pollIdleMaxMs } : {}),
+      log: this.log,
+    };
     this.blobPoller = new BlobTriggerPoller(this.functions.filter((f) => String(f.trigger.type) === 'blobTrigger'), triggerOpts);
     this.queuePoller = new QueueTriggerPoller(
       this.functions.filter((f) => ['serviceBusTrigger', 'queueTrigger'].includes(String(f.trigger.type))),

@@ -19,6 +19,8 @@ export interface TestEnvironmentOptions {
   settings?: Record<string, string>;
   hostJson?: HostJson;
   pollIntervalMs?: number;
+  /** Longest trigger poll interval while idle (default 4 × pollIntervalMs). */
+  pollIdleMaxMs?: number;
   /** Reuse a running Azurite (e.g. to restart the host on the same state). */
   azurite?: AzuriteInstance;
   /** Print host logs (default: only when MDF_TEST_LOGS=1). */
@@ -88,6 +90,7 @@ export async function startTestEnvironment(opts: TestEnvironmentOptions = {}): P
     settings: ownDir ? { ...opts.settings, LOCAL_WORK_DIR: ownDir } : opts.settings,
     hostJson: opts.hostJson,
     pollIntervalMs: opts.pollIntervalMs ?? 200,
+    ...(opts.pollIdleMaxMs !== undefined ? { pollIdleMaxMs: opts.pollIdleMaxMs } : {}),
     ...(opts.activityOverrides ? { activityOverrides: opts.activityOverrides } : {}),
     log: (m) => {
       logs.push(m);

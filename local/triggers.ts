@@ -10,7 +10,14 @@
  *    runs unchanged. A Storage queue message has no properties: a message written by `serviceBusEnvelope`
  *    (`{"$serviceBus": {"body", "applicationProperties"}}`) stands for a Service Bus message with application
  *    properties (e.g. `Diagnostic-Id`): the function gets `body` and `triggerMetadata.applicationProperties`.
+ *  - Polling backs off while idle: after each poll that finds nothing the next one waits twice as long, up to
+ *    `idleMaxMs` (default 4 × the poll interval), and one that finds work resets it. Writes this process makes itself
+ *    (the app, or a test, uploading a blob into a watched container or sending a message to a watched queue)
+ *    wake the poller at once: they are seen on Node's `http.client.response.finish` diagnostics channel, so the app
+ *    keeps using its storage SDK unchanged. Work that other processes enqueue is seen within `idleMaxMs`.
  */
+import * as diagnostics from 'diagnostics_channel';
+import type { ClientRequest, IncomingMessage } from 'http';
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import type { HostStorage } from './storage';
@@ -43,7 +50,96 @@ export interface TriggerOptions {
   storage: HostStorage;
   hostId: string;
   pollIntervalMs: number;
+  /** Longest wait between two polls while nothing comes (idle back-off). Default 4 × pollIntervalMs. */
+  idleMaxMs?: number;
   log: (message: string) => void;
+}
+
+/**
+ * The poll schedule of one trigger source: `pollIntervalMs` after a poll that found work, doubling while idle up to
+ * `idleMaxMs`; `wake()` runs the next poll at once (a poll running now is followed by another one straight away).
+ */
+export class PollSchedule {
+  private delay: number;
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private again = false;
+  private stopped = false;
+
+  constructor(
+    private readonly poll: () => Promise<boolean>,
+    private readonly baseMs: number,
+    private readonly maxMs: number,
+  ) {
+    this.delay = baseMs;
+  }
+
+  start(): void {
+    void this.run();
+  }
+
+  wake(): void {
+    if (this.stopped) return;
+    this.delay = this.baseMs;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    void this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  private async run(): Promise<void> {
+    if (this.stopped || this.running) return;
+    this.timer = undefined;
+    this.again = false;
+    let found = false;
+    this.running = this.poll().then((f) => void (found = f));
+    await this.running;
+    this.running = undefined;
+    if (this.stopped) return;
+    this.delay = found ? this.baseMs : Math.min(this.maxMs, Math.max(this.baseMs, this.delay * 2));
+    if (found || this.again) void this.run();
+    else this.timer = setTimeout(() => void this.run(), this.delay);
+  }
+}
+
+/** The idle back-off bound for these options. */
+function idleMaxOf(opts: TriggerOptions): number {
+  return Math.max(opts.pollIntervalMs, opts.idleMaxMs ?? 4 * opts.pollIntervalMs);
+}
+
+/**
+ * Calls `onWrite(name)` after every successful write request this process sends to the storage service at
+ * `serviceUrl` (a blob upload or block list, a queue message): `name` is the container or queue. Returns the
+ * unsubscribe function.
+ */
+export function watchOwnWrites(serviceUrl: string, isWrite: (method: string, pathAfterName: string) => boolean, onWrite: (name: string) => void): () => void {
+  const service = new URL(serviceUrl);
+  const host = service.host.toLowerCase();
+  // Path-style endpoints (Azurite: http://127.0.0.1:10000/devstoreaccount1) put the account before the name.
+  const base = service.pathname.replace(/\/+$/, '');
+  const listener = (message: unknown) => {
+    const { request, response } = message as { request: ClientRequest; response: IncomingMessage };
+    const status = response.statusCode ?? 0;
+    if (status < 200 || status >= 300) return;
+    if (String(request.getHeader('host') ?? request.host ?? '').toLowerCase() !== host) return;
+    const p = request.path.split('?')[0];
+    if (!p.startsWith(`${base}/`)) return;
+    const rest = p.slice(base.length + 1);
+    const slash = rest.indexOf('/');
+    const name = decodeURIComponent(slash < 0 ? rest : rest.slice(0, slash));
+    if (name && isWrite(request.method, slash < 0 ? '' : rest.slice(slash) + (request.path.includes('?') ? `?${request.path.split('?')[1]}` : ''))) onWrite(name);
+  };
+  diagnostics.subscribe('http.client.response.finish', listener);
+  return () => diagnostics.unsubscribe('http.client.response.finish', listener);
 }
 
 /** `incoming/{name}/deploy.json` → container, prefix before the first parameter, matcher returning the parameters. */
@@ -92,11 +188,13 @@ export class BlobTriggerPoller {
   private readonly blobs: BlobServiceClient;
   private readonly receipts: ContainerClient;
   private readonly poison: QueueClient;
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
+  private schedule?: PollSchedule;
+  private unwatch?: () => void;
   private stopped = false;
   /** Scans never overlap (a scan started while one runs waits for it). */
-  private chain: Promise<void> = Promise.resolve();
+  private chain: Promise<boolean> = Promise.resolve(false);
+  /** The functions by watched container: each container is listed once per scan, whatever its number of functions. */
+  private readonly byContainer = new Map<string, { prefix: string; functions: { fn: RegisteredFunction; pattern: ReturnType<typeof compileBlobPath> }[] }>();
 
   constructor(
     private readonly functions: RegisteredFunction[],
@@ -105,60 +203,81 @@ export class BlobTriggerPoller {
     this.blobs = opts.storage.blobService;
     this.receipts = this.blobs.getContainerClient(RECEIPTS_CONTAINER);
     this.poison = opts.storage.queueService.getQueueClient(POISON_QUEUE);
+    for (const fn of functions) {
+      const pattern = compileBlobPath(String(fn.trigger.path ?? ''));
+      const group = this.byContainer.get(pattern.container);
+      if (!group) this.byContainer.set(pattern.container, { prefix: pattern.prefix, functions: [{ fn, pattern }] });
+      else {
+        group.functions.push({ fn, pattern });
+        let common = 0;
+        while (common < group.prefix.length && group.prefix[common] === pattern.prefix[common]) common++;
+        group.prefix = group.prefix.slice(0, common);
+      }
+    }
   }
 
   async start(): Promise<void> {
     if (!this.functions.length) return;
     await this.receipts.createIfNotExists();
     await this.poison.createIfNotExists();
-    const loop = async () => {
-      if (this.stopped) return;
-      this.running = this.pollOnce().catch((err) => this.opts.log(`blob trigger poll failed: ${(err as Error).message}`));
-      await this.running;
-      if (!this.stopped) this.timer = setTimeout(loop, this.opts.pollIntervalMs);
-    };
-    void loop();
+    const scan = () => this.pollOnce().catch((err) => {
+      this.opts.log(`blob trigger poll failed: ${(err as Error).message}`);
+      return false;
+    });
+    this.schedule = new PollSchedule(scan, this.opts.pollIntervalMs, idleMaxOf(this.opts));
+    // A blob written into a watched container (Put Blob, Put Block List, Copy): scan now.
+    this.unwatch = watchOwnWrites(this.blobs.url, (method, rest) => method === 'PUT' && rest !== '' && !/[?&]comp=(block|metadata|properties|lease|tier|snapshot|tags)\b/.test(rest), (container) => {
+      if (this.byContainer.has(container)) this.schedule?.wake();
+    });
+    this.schedule.start();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running;
+    this.unwatch?.();
+    await this.schedule?.stop();
   }
 
   private receiptName(fn: RegisteredFunction, container: string, blobName: string, etag: string): string {
     return `blobreceipts/${this.opts.hostId}/${fn.metadata.name}/${unquote(etag)}/${container}/${blobName}`;
   }
 
-  /** One scan of every blob-triggered function's container. */
-  pollOnce(): Promise<void> {
+  /** One scan of every watched container; true when it invoked a function. */
+  pollOnce(): Promise<boolean> {
     const next = this.chain.then(() => this.scan());
-    this.chain = next.catch(() => undefined);
+    this.chain = next.catch(() => false);
     return next;
   }
 
-  private async scan(): Promise<void> {
-    for (const fn of this.functions) {
-      const pattern = compileBlobPath(String(fn.trigger.path ?? ''));
-      const container = this.blobs.getContainerClient(pattern.container);
-      if (!(await container.exists())) continue;
-      for await (const blob of container.listBlobsFlat({ prefix: pattern.prefix, includeMetadata: true })) {
-        if (this.stopped) return;
-        const params = pattern.match(blob.name);
-        if (!params) continue;
-        const etag = String(blob.properties.etag ?? '');
-        const receipt = this.receipts.getBlockBlobClient(this.receiptName(fn, pattern.container, blob.name, etag));
-        let attempts = 0;
-        try {
-          const props = await receipt.getProperties();
-          if (props.metadata?.status !== 'failing') continue; // done or poisoned
-          attempts = Number(props.metadata?.attempts ?? '0');
-        } catch (err) {
-          if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+  private async scan(): Promise<boolean> {
+    let fired = false;
+    for (const [name, group] of this.byContainer) {
+      const container = this.blobs.getContainerClient(name);
+      try {
+        for await (const blob of container.listBlobsFlat({ prefix: group.prefix, includeMetadata: true })) {
+          if (this.stopped) return fired;
+          for (const { fn, pattern } of group.functions) {
+            const params = pattern.match(blob.name);
+            if (!params) continue;
+            const etag = String(blob.properties.etag ?? '');
+            const receipt = this.receipts.getBlockBlobClient(this.receiptName(fn, pattern.container, blob.name, etag));
+            let attempts = 0;
+            try {
+              const props = await receipt.getProperties();
+              if (props.metadata?.status !== 'failing') continue; // done or poisoned
+              attempts = Number(props.metadata?.attempts ?? '0');
+            } catch (err) {
+              if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+            }
+            await this.fire(fn, container, blob.name, etag, params, receipt, attempts);
+            fired = true;
+          }
         }
-        await this.fire(fn, container, blob.name, etag, params, receipt, attempts);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'ContainerNotFound') throw err; // no such container (yet): nothing to do
       }
     }
+    return fired;
   }
 
   private async fire(
@@ -222,10 +341,9 @@ export class BlobTriggerPoller {
 
 export class QueueTriggerPoller {
   private readonly queues: QueueServiceClient;
-  /** The next poll of each queue (one timer per queue at any time). */
-  private timers = new Map<string, NodeJS.Timeout>();
-  private running = new Set<Promise<void>>();
-  private stopped = false;
+  /** The poll schedule of each queue. */
+  private schedules = new Map<string, PollSchedule>();
+  private unwatch?: () => void;
 
   constructor(
     private readonly functions: RegisteredFunction[],
@@ -245,25 +363,26 @@ export class QueueTriggerPoller {
       const dead = this.queues.getQueueClient(`${name}-deadletter`);
       await queue.createIfNotExists();
       await dead.createIfNotExists();
-      const loop = async () => {
-        if (this.stopped) return;
-        let got = 0;
-        const p = this.pollOnce(fn, queue, dead)
-          .then((n) => void (got = n))
-          .catch((err) => this.opts.log(`queue trigger poll failed for ${name}: ${(err as Error).message}`));
-        this.running.add(p);
-        await p;
-        this.running.delete(p);
-        if (!this.stopped) this.timers.set(name, setTimeout(loop, got > 0 ? 0 : this.opts.pollIntervalMs));
-      };
-      void loop();
+      const poll = () =>
+        this.pollOnce(fn, queue, dead)
+          .then((n) => n > 0)
+          .catch((err) => {
+            this.opts.log(`queue trigger poll failed for ${name}: ${(err as Error).message}`);
+            return false;
+          });
+      const schedule = new PollSchedule(poll, this.opts.pollIntervalMs, idleMaxOf(this.opts));
+      this.schedules.set(name, schedule);
+      schedule.start();
+    }
+    // A message this process sends to a watched queue (Put Message): poll that queue now.
+    if (this.schedules.size) {
+      this.unwatch = watchOwnWrites(this.queues.url, (method, rest) => method === 'POST' && /^\/messages(\?|$)/.test(rest), (queue) => this.schedules.get(queue.toLowerCase())?.wake());
     }
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    for (const t of this.timers.values()) clearTimeout(t);
-    await Promise.allSettled([...this.running]);
+    this.unwatch?.();
+    await Promise.allSettled([...this.schedules.values()].map((s) => s.stop()));
   }
 
   private async pollOnce(fn: RegisteredFunction, queue: QueueClient, dead: QueueClient): Promise<number> {

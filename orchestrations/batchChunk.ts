@@ -1,8 +1,10 @@
 /**
  * `batchChunk`: scores the mini-batches [from, to) of one plan chunk (at most 500, so its history stays small).
  *
- * Each mini-batch is the `batchScoreMiniBatch` activity, re-run up to run_max_try times when it failed in a
- * retryable way (run() raised, timed out, the node was unreachable). At most `window` are in flight (a few per pool
+ * Mini-batches are scored by the `batchScoreMiniBatches` activity, `perCall` at a time (one call, one completion
+ * and one share of an episode for several mini-batches; chunks started before it existed use one
+ * `batchScoreMiniBatch` call per mini-batch), each mini-batch re-run up to run_max_try times when it failed in a
+ * retryable way (run() raised, timed out, the node was unreachable). The window counts mini-batches. At most `window` are in flight (a few per pool
  * worker, queued on its node), as a sliding window refilled in halves: whenever half the window is free, the
  * next mini-batches (re-tries first) are scheduled, while the other half keeps the nodes busy during the
  * orchestrator's turn-around. The durable SDK constrains how: a task that was already yielded must never go into a
@@ -18,7 +20,7 @@
  * Deterministic: no I/O, no clock but `currentUtcDateTime`.
  */
 import type { OrchestrationContext, Task } from 'durable-functions';
-import { BATCH, type BatchChunkResult, type ScoreMiniBatchInput } from '../shared/batch/contract';
+import { BATCH, type BatchChunkResult, type ScoreMiniBatchesInput, type ScoreMiniBatchInput } from '../shared/batch/contract';
 import { computeProgress } from '../shared/batch/progress';
 import { ThresholdTracker, type ThresholdTrip } from '../shared/batch/thresholds';
 import { failureOf, inputOf, outputOf, registerOrchestration, schedule } from '../shared/workflow';
@@ -31,11 +33,16 @@ import { failureOf, inputOf, outputOf, registerOrchestration, schedule } from '.
  */
 const ACTIVITY_MAX_RUNS = 3;
 
-interface InFlight {
+interface Slot {
   index: number;
   attempt: number;
   /** Runs of this attempt whose activity failed (see ACTIVITY_MAX_RUNS). */
   faults: number;
+}
+
+/** One scoring call in flight: one mini-batch (`batchScoreMiniBatch`) or several (`batchScoreMiniBatches`). */
+interface InFlight {
+  slots: Slot[];
   task: Task;
 }
 
@@ -50,10 +57,14 @@ export function refillThreshold(window: number): number {
 registerOrchestration(BATCH.chunk, function* (context: OrchestrationContext): Generator<Task, BatchChunkResult, any> {
   const input = inputOf(context, BATCH.chunk);
   const tracker = new ThresholdTracker(input.limits, input.totals, input.baseline);
-  const retryQueue: Array<{ index: number; attempt: number; faults: number }> = [];
+  const retryQueue: Slot[] = [];
   /** Scheduled and not yet recorded, in scheduling order. */
   const inFlight: InFlight[] = [];
+  let inFlightCount = 0;
   const refillAt = refillThreshold(input.window);
+  // Chunks started before grouped calls existed have no perCall: one batchScoreMiniBatch per mini-batch, as then.
+  const perCall = input.perCall !== undefined && input.perCall > 1 ? input.perCall : 0;
+  const nodeUriOf = (index: number, attempt: number) => input.nodeUris[(index + attempt - 1) % input.nodeUris.length];
   let next = input.from;
   let trip: ThresholdTrip | null = null;
   let lastError: BatchChunkResult['lastError'];
@@ -92,38 +103,55 @@ registerOrchestration(BATCH.chunk, function* (context: OrchestrationContext): Ge
         continue;
       }
       inFlight.splice(k, 1);
+      inFlightCount -= f.slots.length;
       recorded = true;
       if (f.task.isFaulted) {
-        if (f.faults + 1 >= ACTIVITY_MAX_RUNS) return notRecorded(f.task.result);
-        // Same attempt again, ahead of new work (also after a trip: what was started must be recorded).
-        retryQueue.unshift({ index: f.index, attempt: f.attempt, faults: f.faults + 1 });
+        if (f.slots.some((x) => x.faults + 1 >= ACTIVITY_MAX_RUNS)) return notRecorded(f.task.result);
+        // Same attempts again, ahead of new work (also after a trip: what was started must be recorded).
+        retryQueue.unshift(...f.slots.map((x) => ({ index: x.index, attempt: x.attempt, faults: x.faults + 1 })));
         continue;
       }
-      const o = outputOf(BATCH.scoreMiniBatch, f.task);
-      if (o.status === 'failed' && o.retryable && f.attempt < input.runMaxTry && !trip) {
-        retries++;
-        retryQueue.push({ index: o.index, attempt: f.attempt + 1, faults: 0 });
-        continue;
+      const outcomes = perCall ? outputOf(BATCH.scoreMiniBatches, f.task) : [outputOf(BATCH.scoreMiniBatch, f.task)];
+      for (let j = 0; j < f.slots.length; j++) {
+        const x = f.slots[j];
+        const o = outcomes[j];
+        if (o?.index !== x.index) return notRecorded(new Error(`the scoring call returned no outcome for mini-batch ${x.index}`));
+        if (o.status === 'failed' && o.retryable && x.attempt < input.runMaxTry && !trip) {
+          retries++;
+          retryQueue.push({ index: o.index, attempt: x.attempt + 1, faults: 0 });
+          continue;
+        }
+        if (o.status !== 'succeeded' && o.error) lastError = { ...o.error, miniBatch: o.index };
+        const t = tracker.record(o);
+        if (t && !trip) trip = t;
       }
-      if (o.status !== 'succeeded' && o.error) lastError = { ...o.error, miniBatch: o.index };
-      const t = tracker.record(o);
-      if (t && !trip) trip = t;
     }
     if (recorded) publish();
 
     // 2. Refill the window (re-tries first) once at least `refillAt` slots are free, or with whatever is left.
     // After a trip only activity re-runs (faults) are still scheduled.
     const pending = trip ? retryQueue.filter((r) => r.faults > 0).length : retryQueue.length + (input.to - next);
-    const free = input.window - inFlight.length;
+    const free = input.window - inFlightCount;
     if (pending > 0 && free >= Math.min(refillAt, pending)) {
+      const picked: Slot[] = [];
+      while (picked.length < free && picked.length < pending) {
+        picked.push(retryQueue.length > 0 ? retryQueue.shift()! : { index: next++, attempt: 1, faults: 0 });
+      }
       const fresh: InFlight[] = [];
-      while (fresh.length < free && fresh.length < pending) {
-        const { index, attempt, faults } = retryQueue.length > 0 ? retryQueue.shift()! : { index: next++, attempt: 1, faults: 0 };
-        const nodeUri = input.nodeUris[(index + attempt - 1) % input.nodeUris.length];
-        const activityInput: ScoreMiniBatchInput = { ...input.score, runId: input.runId, index, attempt, nodeUri };
-        fresh.push({ index, attempt, faults, task: schedule(context, BATCH.scoreMiniBatch, activityInput) });
+      for (let g = 0; g < picked.length; g += perCall || 1) {
+        const slots = picked.slice(g, g + (perCall || 1));
+        if (perCall) {
+          const items = slots.map((x) => ({ index: x.index, attempt: x.attempt, nodeUri: nodeUriOf(x.index, x.attempt) }));
+          const callInput: ScoreMiniBatchesInput = { ...input.score, runId: input.runId, items };
+          fresh.push({ slots, task: schedule(context, BATCH.scoreMiniBatches, callInput) });
+        } else {
+          const { index, attempt } = slots[0];
+          const activityInput: ScoreMiniBatchInput = { ...input.score, runId: input.runId, index, attempt, nodeUri: nodeUriOf(index, attempt) };
+          fresh.push({ slots, task: schedule(context, BATCH.scoreMiniBatch, activityInput) });
+        }
       }
       inFlight.push(...fresh);
+      inFlightCount += picked.length;
       if (input.isLast && next >= input.to && !allScheduledMarked) {
         allScheduledMarked = true;
         const t = tracker.markAllScheduled();

@@ -20,7 +20,7 @@ import { chunkRanges } from '../shared/batch/layout';
 import type { BatchRunStatus as FinalStatus } from '../shared/batch/merge';
 import type { PlanCursor, PlanSummary } from '../shared/batch/plan';
 import { computeProgress, type BatchPhase } from '../shared/batch/progress';
-import { IN_FLIGHT_PER_WORKER, scoringCallTimeoutMs } from '../shared/batch/score';
+import { IN_FLIGHT_PER_WORKER, MINI_BATCHES_PER_CALL, scoringCallTimeoutMs } from '../shared/batch/score';
 import { chunkInstanceId, type BatchRunCustomStatus } from '../shared/batch/run';
 import type { ThresholdBaseline, ThresholdTrip } from '../shared/batch/thresholds';
 import { recordedPoolFilesAs } from '../shared/platform/compose';
@@ -122,6 +122,7 @@ registerOrchestration(BATCH.run, function* (context: OrchestrationContext): Gene
           keepRows: job.outputAction === 'append_row',
           filesAs: pool.filesAs ?? recordedPoolFilesAs(poolKind), // the pool says how it wants files (a recorded value: replay-safe)
         },
+        perCall: MINI_BATCHES_PER_CALL,
       };
       const r = yield* callSub(context, BATCH.chunk, chunkInput, chunkId);
       if (r.notRecorded) throw new RunFailure(r.notRecorded);

@@ -18,10 +18,17 @@
 import { randomUUID } from 'crypto';
 import { ActivityOverride, Dispatcher } from './dispatch';
 import { runEpisode } from './episode';
-import { completedIds, EventType, newEvent, outstandingWork } from './history';
-import { Active, DurableError, EngineState, freshEngineState, functionOf, InboxItem, validateInstanceId } from './instance';
+import { completedIds, completionId, EventType, newEvent, outstandingWork } from './history';
+import { Active, DurableError, EngineState, freshEngineState, functionOf, InboxItem, PARK_FLUSH_TIMER, validateInstanceId } from './instance';
 import { Semaphore } from './semaphore';
 import { DurableStore, HistoryEvent, InstanceMeta, RuntimeStatus, TERMINAL } from './store';
+
+/**
+ * How long a parked completion may stay unpersisted (see `park`): then an episode commits it even if the
+ * orchestrator still does nothing with it. Bounds what a crash can lose to re-run activities of this long.
+ */
+export const PARK_MAX_MS = 100;
+
 
 export interface EngineOptions {
   store: DurableStore;
@@ -213,6 +220,8 @@ export class DurableEngine {
         engine: { ...freshEngineState(), ...(JSON.parse(meta.engine || '{}') as Partial<EngineState>) },
         history,
         inbox: [],
+        parked: [],
+        flush: false,
         waiters: [],
         running: false,
         queued: false,
@@ -316,7 +325,9 @@ export class DurableEngine {
 
   private async episode(a: Active): Promise<void> {
     a.kick = false;
-    const items = a.inbox.splice(0);
+    const items = [...a.parked.splice(0), ...a.inbox.splice(0)];
+    const flush = a.flush;
+    a.flush = false;
     // Callers waiting for these items (raise, terminate) are answered once the episode is persisted; on a
     // failure the schedule() catch rejects them all, so no request is left hanging.
     const waiterCount = a.waiters.length;
@@ -326,7 +337,14 @@ export class DurableEngine {
     const meta = a.meta;
     const engine = a.engine;
     const fromSeq = a.history.length;
+    // What a no-op episode leaves unchanged (see park): only checked when nothing forces a commit.
+    const before = flush || waiterCount > 0 || fromSeq === 0 || meta.status !== 'Running' || items.some((i) => i.kind !== 'event')
+      ? undefined
+      : { customStatus: meta.customStatus, engine: JSON.stringify(engine) };
     const { added, work, notifyParent, continueAsNew } = await runEpisode(a, items);
+    if (before && !continueAsNew && this.park(a, items, added, work, before)) return;
+    clearTimeout(a.timers.get(PARK_FLUSH_TIMER));
+    a.timers.delete(PARK_FLUSH_TIMER);
     if (continueAsNew) {
       await this.continueAsNew(a, continueAsNew.input, continueAsNew.customStatus, fromSeq, added);
       answerWaiters();
@@ -350,6 +368,47 @@ export class DurableEngine {
       return;
     }
     await this.dispatcher.dispatch(a, work, false);
+  }
+
+  /**
+   * An episode that only consumed completions — the orchestrator scheduled nothing, and its status, custom status
+   * and the engine's bookkeeping are unchanged (it is still waiting for something else, e.g. the first of a newer
+   * batch of tasks) — is not persisted: its completions are parked and handed to the next episode together with
+   * whatever arrives then, as if they had arrived at that moment. Replay makes that equivalent (an orchestrator is a
+   * function of its history), it saves a storage commit per such completion, and the history holds fewer episodes.
+   * A crash loses parked completions like ones still in flight: the activities run again (they are idempotent). A
+   * parked completion waits at most PARK_MAX_MS: then an episode commits it anyway.
+   */
+  private park(a: Active, items: InboxItem[], added: HistoryEvent[], work: unknown[], before: { customStatus?: string; engine: string }): boolean {
+    const meta = a.meta;
+    if (work.length > 0 || meta.status !== 'Running' || meta.customStatus !== before.customStatus) return false;
+    const delivered = new Set<HistoryEvent>();
+    for (const i of items) if (i.kind === 'event') delivered.add(i.event);
+    // Nothing but the episode's start and end and the delivered events (no TaskScheduled, TimerCreated, …).
+    for (const e of added) {
+      if (e.EventType !== EventType.OrchestratorStarted && e.EventType !== EventType.OrchestratorCompleted && !delivered.has(e)) return false;
+    }
+    if (JSON.stringify(a.engine) !== before.engine) return false;
+    const kept = new Set(added);
+    for (const e of added) {
+      const id = completionId(e);
+      if (id !== undefined) a.completed.delete(id);
+    }
+    // Events the episode dropped (another execution's, a second result of a re-run task) stay dropped.
+    a.parked = items.filter((i) => i.kind === 'event' && kept.has(i.event));
+    if (a.parked.length > 0 && !a.timers.has(PARK_FLUSH_TIMER)) {
+      a.timers.set(
+        PARK_FLUSH_TIMER,
+        setTimeout(() => {
+          a.timers.delete(PARK_FLUSH_TIMER);
+          if (this.stopped || this.active.get(meta.instanceId) !== a || a.parked.length === 0) return;
+          a.flush = true;
+          a.kick = true;
+          this.schedule(a);
+        }, PARK_MAX_MS),
+      );
+    }
+    return true;
   }
 
   private async continueAsNew(a: Active, inputJson: string, customStatus: string | undefined, fromSeq: number, added: HistoryEvent[]): Promise<void> {
@@ -385,6 +444,7 @@ export class DurableEngine {
     meta.engine = JSON.stringify(a.engine);
     a.history = [];
     a.completed = new Set();
+    a.parked = [];
     await this.opts.store.commit(meta, [], 0);
     a.published = { ...meta };
     // External events that arrived during the last episode carry over to the new execution.

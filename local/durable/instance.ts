@@ -32,6 +32,13 @@ export interface Active {
   engine: EngineState;
   history: HistoryEvent[];
   inbox: InboxItem[];
+  /**
+   * Completions an episode consumed without the orchestrator doing anything with them (no new action, no status
+   * change): not persisted, handed to the next episode with what arrives then (engine.ts, `park`).
+   */
+  parked: InboxItem[];
+  /** The next episode commits even if it changes nothing (a parked completion has waited long enough). */
+  flush: boolean;
   waiters: { resolve: () => void; reject: (e: Error) => void }[];
   running: boolean;
   queued: boolean;
@@ -39,8 +46,12 @@ export interface Active {
   kick: boolean;
   /** Task/timer ids whose completion is in the history (a re-run activity's second result is dropped). */
   completed: Set<number>;
+  /** Durable timers by timer id; and the engine's own `PARK_FLUSH_TIMER`. */
   timers: Map<number, NodeJS.Timeout>;
 }
+
+/** Key of the parked-completions flush in `Active.timers` (task and timer ids are ≥ 0). */
+export const PARK_FLUSH_TIMER = -1;
 
 export type Work =
   | { kind: 'activity'; id: number; name: string; input: string }

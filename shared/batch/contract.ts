@@ -122,6 +122,11 @@ export interface ScoreMiniBatchInput {
   filesAs: FilesAs;
 }
 
+/** Several mini-batches in one activity call (`batchScoreMiniBatches`): scored concurrently, outcomes in this order. */
+export interface ScoreMiniBatchesInput extends Omit<ScoreMiniBatchInput, 'index' | 'attempt' | 'nodeUri'> {
+  items: Array<Pick<ScoreMiniBatchInput, 'index' | 'attempt' | 'nodeUri'>>;
+}
+
 export interface FinalizeActivityInput {
   runId: string;
   jobBlob: string;
@@ -166,6 +171,11 @@ export interface BatchChunkInput {
   runMaxTry: number;
   scoringStartedAt: string;
   score: Omit<ScoreMiniBatchInput, 'runId' | 'index' | 'attempt' | 'nodeUri'>;
+  /**
+   * Mini-batches per scoring activity call (`batchScoreMiniBatches`). Absent in chunks started before it existed:
+   * one `batchScoreMiniBatch` call per mini-batch, so their histories replay unchanged.
+   */
+  perCall?: number;
 }
 
 export interface BatchChunkResult {
@@ -190,6 +200,7 @@ export const BATCH = {
   provisionPool: resultActivity<ProvisionPoolInput, ProvisionPoolOutput>('batchProvisionPool'),
   planPage: resultActivity<PlanPageInput, PlanPageOutput>('batchPlanPage'),
   scoreMiniBatch: activity<ScoreMiniBatchInput, MiniBatchOutcome>('batchScoreMiniBatch'),
+  scoreMiniBatches: activity<ScoreMiniBatchesInput, MiniBatchOutcome[]>('batchScoreMiniBatches'),
   finalize: resultActivity<FinalizeActivityInput, FinalizeOutput>('batchFinalize'),
   teardownPool: activity<TeardownPoolInput, { poolId: string }>('batchTeardownPool'),
 } as const;

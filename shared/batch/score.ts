@@ -59,6 +59,14 @@ export interface ScoreOptions {
 export const IN_FLIGHT_PER_WORKER = 8;
 
 /**
+ * Mini-batches per scoring activity call (`batchScoreMiniBatches`): each call scores them concurrently, each queued
+ * on its node, and returns their outcomes together — one activity invocation, one completion, two history events
+ * and a share of an orchestrator episode per this many mini-batches instead of per mini-batch (bench:batch,
+ * docs/benchmarks.md). Small against the window (`workers × IN_FLIGHT_PER_WORKER`), so it still refills in halves.
+ */
+export const MINI_BATCHES_PER_CALL = 4;
+
+/**
  * How long a mini-batch may wait on its node for a free worker: everything queued ahead of it on that worker, each
  * at most run_invocation_timeout (the pool nodes' `--max-wait-ms`).
  */

@@ -72,7 +72,7 @@ function watchPids(): { pids: Set<number>; stop: () => void } {
 test('happy path, tabular CSV: every row once, in input order; summary; pool torn down', async () => {
   await uploadIris(fx.storage, 'happy-tab/', 6, 90); // 15 rows per file
   const w = watchPids();
-  const runs = () => env.host.durable.activityRuns.get('batchScoreMiniBatch') ?? 0;
+  const runs = () => env.host.durable.activityRuns.get('batchScoreMiniBatches') ?? 0;
   const runsBefore = runs();
   const id = await submit({
     name: 'happy-tabular',
@@ -92,8 +92,14 @@ test('happy path, tabular CSV: every row once, in input order; summary; pool tor
   expect(view).toMatchObject({ id, kind: 'batch', state: 'Succeeded', runtimeStatus: 'Completed', phase: 'completed' });
   expect(view.counts.items).toEqual({ total: 90, succeeded: 90, failed: 0, notRun: 0 });
   expect(view.counts.miniBatches).toMatchObject({ total: 24, succeeded: 24, failed: 0, partial: 0, notRun: 0 });
-  // The sliding window (2 workers → 16 in flight, refilled 8 at a time) scheduled each mini-batch exactly once.
-  expect(runs() - runsBefore).toBe(24);
+  // The sliding window (2 workers → 16 in flight, refilled 8 at a time, several per scoring call) scheduled each
+  // mini-batch exactly once, and each scheduled call ran once.
+  const { chunkInstanceId } = await import('../../shared/batch/run');
+  const scheduled = (await env.host.durable.getHistory(chunkInstanceId(id, 0))).filter((e) => e.EventType === 4 && e.Name === 'batchScoreMiniBatches');
+  const indices = scheduled.flatMap((e) => (JSON.parse(String(e.Input)) as { items: { index: number }[] }).items.map((x) => x.index));
+  expect(indices.sort((a, b) => a - b)).toEqual(Array.from({ length: 24 }, (_, i) => i));
+  expect(scheduled.length).toBeLessThan(24);
+  expect(runs() - runsBefore).toBe(scheduled.length);
   expect(view.progress).toMatchObject({ miniBatches: { total: 24, done: 24, failed: 0 }, items: { total: 90, done: 90 } });
   expect(view.output).toBe(`batch-output/happy-tab/${id}/predictions.txt`);
   const lines = (await readText(fx.storage, view.output)).trim().split('\n');

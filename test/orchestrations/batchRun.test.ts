@@ -8,14 +8,16 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { startTestEnvironment, type OrchestrationStatus, type TestEnvironment } from '../../local/testing';
 import { scriptedActivities, type Answer, type Scenario } from '../helpers/scenarios';
-import { BATCH, type ActivityResult, type BatchImage, type BatchRunInput, type FinalizeActivityInput, type FinalizeOutput, type PlanPageOutput, type ProvisionPoolOutput, type ScoreMiniBatchInput } from '../../shared/batch/contract';
+import { BATCH, type ActivityResult, type BatchChunkInput, type BatchChunkResult, type BatchImage, type BatchRunInput, type FinalizeActivityInput, type FinalizeOutput, type PlanPageOutput, type ProvisionPoolOutput, type ScoreMiniBatchesInput, type ScoreMiniBatchInput } from '../../shared/batch/contract';
 import type { PlanCursor } from '../../shared/batch/plan';
 import type { MiniBatchOutcome } from '../../shared/batch/results';
 import type { BatchRunCustomStatus } from '../../shared/batch/run';
 import { ActivityFailure } from '../../shared/workflow';
 
 const scenarios = new Map<string, Scenario>();
-const ACTIVITIES = [BATCH.resolveImage, BATCH.provisionPool, BATCH.planPage, BATCH.scoreMiniBatch, BATCH.finalize, BATCH.teardownPool].map((a) => a.name);
+/** The activities a run calls, in order (mini-batches are scored several per call: `batchScoreMiniBatches`). */
+const CALLED = [BATCH.resolveImage, BATCH.provisionPool, BATCH.planPage, BATCH.scoreMiniBatches, BATCH.finalize, BATCH.teardownPool].map((a) => a.name);
+const ACTIVITIES = [...CALLED, BATCH.scoreMiniBatch.name];
 
 /** Scenario of an activity call: the run's own id is in every batch activity input (the teardown has its pool id). */
 const overrides = scriptedActivities(ACTIVITIES, (input) => {
@@ -87,7 +89,12 @@ function runInput(runId: string, limits: Partial<{ errorThreshold: number; allow
 
 async function runBatch(answers: Record<string, Answer>, limits?: Parameters<typeof runInput>[1]): Promise<{ status: OrchestrationStatus; custom: BatchRunCustomStatus; calls: Scenario['calls']; names: string[] }> {
   const runId = `batch-orch-test-${++seq}-${Date.now()}`;
-  const scenario: Scenario = { answers, calls: [] };
+  // A scenario answers per mini-batch (scoreMiniBatch); a grouped call is answered item by item from that.
+  const perItem = answers[BATCH.scoreMiniBatch.name];
+  const grouped: Answer | undefined = perItem
+    ? (i: ScoreMiniBatchesInput, n: number) => i.items.map((item) => perItem({ ...i, items: undefined, ...item }, n))
+    : undefined;
+  const scenario: Scenario = { answers: { ...(grouped ? { [BATCH.scoreMiniBatches.name]: grouped } : {}), ...answers }, calls: [] };
   scenarios.set(runId, scenario);
   await env.startOrchestration(BATCH.run.name, runInput(runId, limits), runId);
   const status = await env.waitFor(runId, { timeoutMs: 45_000 });
@@ -102,9 +109,11 @@ test('happy path: image → pool → plan (two pages) → every mini-batch score
   expect(out.counts.miniBatches.succeeded).toBe(MINI_BATCHES);
   expect(out.summary).toEqual({ container: 'out', blob: expect.stringMatching(/summary\.json$/) });
   expect(custom.phase).toBe('completed');
-  expect(names).toEqual(ACTIVITIES);
+  expect(names).toEqual(CALLED);
   expect(calls.filter((c) => c.name === BATCH.planPage.name)).toHaveLength(2);
-  const scored = calls.filter((c) => c.name === BATCH.scoreMiniBatch.name).map((c) => c.input as ScoreMiniBatchInput);
+  const scored = calls
+    .filter((c) => c.name === BATCH.scoreMiniBatches.name)
+    .flatMap((c) => (c.input as ScoreMiniBatchesInput).items.map((item): ScoreMiniBatchInput => ({ ...(c.input as ScoreMiniBatchesInput), ...item })));
   expect(scored.map((s) => s.index).sort()).toEqual([0, 1, 2, 3]);
   expect(scored.every((s) => s.nodeUri === 'http://127.0.0.1:9/node0' && s.filesAs === 'paths' && s.attempt === 1)).toBe(true);
   expect(calls.find((c) => c.name === BATCH.finalize.name)!.input).toMatchObject({ status: 'Succeeded', plan: { miniBatchCount: MINI_BATCHES } });
@@ -159,4 +168,31 @@ test('provisioning throws once → retried, the run Completes; teardown keeps fa
   expect(calls.filter((c) => c.name === BATCH.teardownPool.name)).toHaveLength(3);
   expect(custom.error?.code).toBe('BatchPoolTeardownFailed');
   expect(custom.error?.message).toMatch(/cannot remove the pool/);
+}, 60_000);
+
+test('a chunk started before grouped scoring calls (no perCall in its input) scores one batchScoreMiniBatch per mini-batch, as then', async () => {
+  const runId = `batch-orch-test-${++seq}-${Date.now()}`;
+  const scenario: Scenario = { answers: happy(), calls: [] };
+  scenarios.set(runId, scenario);
+  const chunkInput: BatchChunkInput = {
+    runId,
+    chunk: 0,
+    from: 0,
+    to: 5,
+    isLast: true,
+    totals: { miniBatchCount: 5, itemCount: 10 },
+    limits: { errorThreshold: -1, allowedFailedCount: -1, allowedFailedPercent: 100 },
+    baseline: { miniBatchesDone: 0, miniBatchesFailed: 0, itemsSucceeded: 0, itemsFailed: 0 },
+    nodeUris: ['http://127.0.0.1:9/node0'],
+    window: 2,
+    runMaxTry: 1,
+    scoringStartedAt: new Date().toISOString(),
+    score: { poolId: `pool-${runId}`, output: { container: 'out', prefix: `${runId}/` }, appendRowFileName: 'p.txt', timeoutMs: 30_000, requestTimeoutMs: 60_000, keepRows: true, filesAs: 'paths' },
+  };
+  await env.startOrchestration(BATCH.chunk.name, chunkInput, runId);
+  const status = await env.waitFor(runId, { timeoutMs: 45_000 });
+  expect(status.runtimeStatus).toBe('Completed');
+  expect((status.output as BatchChunkResult).counts).toMatchObject({ miniBatchesDone: 5, itemsSucceeded: 10 });
+  expect([...new Set(scenario.calls.map((c) => c.name))]).toEqual([BATCH.scoreMiniBatch.name]);
+  expect(scenario.calls.map((c) => (c.input as ScoreMiniBatchInput).index)).toEqual([0, 1, 2, 3, 4]);
 }, 60_000);

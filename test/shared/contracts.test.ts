@@ -36,6 +36,7 @@ test('activity and orchestration names are the ones existing histories use', () 
     provisionPool: 'activity:batchProvisionPool',
     planPage: 'activity:batchPlanPage',
     scoreMiniBatch: 'activity:batchScoreMiniBatch',
+    scoreMiniBatches: 'activity:batchScoreMiniBatches',
     finalize: 'activity:batchFinalize',
     teardownPool: 'activity:batchTeardownPool',
   });
