@@ -413,6 +413,7 @@ describe('AKS', () => {
     const smoke = expectSmokeTest('http://20.0.0.3');
     const sw = expectAksSwitch('green', true);
     kube().get(`/apis/gateway.networking.k8s.io/v1${NS}/httproutes/wire-aks`).reply(404, notFound);
+    kube().get(`/apis/apps/v1${NS}/deployments/wire-aks-blue`).reply(404, notFound); // read for its TLS Secret (none)
     kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/wire-aks-blue`).reply(404, notFound);
     kube().delete(`/api/v1${NS}/services/wire-aks-blue`).reply(200, {});
     kube().delete(`/apis/apps/v1${NS}/deployments/wire-aks-blue`).query(true).reply(200, {});
