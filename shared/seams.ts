@@ -158,18 +158,18 @@ export interface DeployTarget {
   /** Optional, with `setTrafficWeights`: the service front's cumulative per-slot figures (shared/rollout/traffic.ts). */
   trafficSnapshot?(serviceName: string): Promise<TrafficSnapshot>;
   /**
-   * Optional (targets whose pool can be resized without restarting a replica: local): applies `config`'s replica
+   * Optional (targets whose pool can be resized without restarting a replica: local, AKS): applies `config`'s replica
    * count and autoscale settings to a running slot in place — missing replicas start, extra ones stop once idle, the
    * others keep running — and records it, so a restart of the host restores that size. Every other field of
    * `config` must be the slot's own (the caller checks). Returns the slot's direct URIs.
    */
   resizeSlot?(serviceName: string, slot: string, config: DeployConfig): Promise<DeployedSlot>;
   /**
-   * Optional, with `resizeSlot` (local): the serving slot's pool goes back to `config`'s replica count and autoscale
+   * Optional, with `resizeSlot` (local, AKS): the serving slot's pool goes back to `config`'s replica count and autoscale
    * settings (the service record's) when an abandoned in-place update left it another size — called when a later
-   * request takes the service over. Returns at once: the resize is queued before any later operation on the service
-   * (so a run started after the takeover sees the record's size) and runs without holding up the request. A no-op
-   * when the pool already has that size.
+   * request takes the service over. Returns at once and runs without holding up the request (local: queued before
+   * any later operation on the service, so a run started after the takeover sees the record's size; AKS: the
+   * Deployment and autoscaler writes of `resizeSlot`, failures logged). A no-op when the pool already has that size.
    */
   resetSlotPool?(serviceName: string, slot: string, config: DeployConfig): void;
   /** Remove one slot (rollback or retiring the old version). Absent is not an error. */

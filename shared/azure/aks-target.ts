@@ -251,6 +251,22 @@ export class AksTarget implements DeployTarget {
     return { serviceName, slot, ...endpointUris(`http://${address}`), state: 'Healthy' };
   }
 
+  /**
+   * `DeployTarget.resetSlotPool` on AKS: an abandoned in-place update may have scaled the serving Deployment (or
+   * rewritten its autoscaler); they go back to `config` (the record's) with the same writes as `resizeSlot`. Not
+   * awaited by the caller (the request taking the service over): a failure is logged, and the next deployment or
+   * update of the service writes the pool again.
+   */
+  resetSlotPool(serviceName: string, slot: string, config: DeployConfig): void {
+    const name = slotResourceName(serviceName, slot);
+    this.resizeSlot(serviceName, slot, config).then(
+      (r) => {
+        if (r.state === 'Failed') this.o.log?.(`the pool of ${name} was not put back to the service's size: ${r.error?.message ?? 'failed'}`);
+      },
+      (e: unknown) => this.o.log?.(`the pool of ${name} was not put back to the service's size: ${e instanceof Error ? e.message : String(e)}`),
+    );
+  }
+
   private writeKeys(core: K8s.CoreV1Api, serviceName: string, keys: ServiceKeys): Promise<void> {
     const secret = keysSecret(serviceName, this.ns, keys);
     return this.apply(

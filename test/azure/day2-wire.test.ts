@@ -408,6 +408,25 @@ describe('AKS', () => {
     expect(await services.get('wire-aks')).toMatchObject({ activeSlot: 'blue', config: { numReplicas: 3 } });
   });
 
+  test('an abandoned in-place resize is put back at takeover (resetSlotPool): the serving Deployment scaled to the record\'s size, same pod template', async () => {
+    const rec = await services.get('wire-aks');
+    let scaled: any;
+    kube().get(`/apis/apps/v1${NS}/deployments/wire-aks-blue`).reply(200, { ...blue, spec: { ...blue.spec, replicas: 3 }, metadata: { ...blue.metadata, resourceVersion: '7', generation: 2 } });
+    kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/wire-aks-blue`).reply(404, notFound);
+    kube().put(`/apis/apps/v1${NS}/deployments/wire-aks-blue`, (b) => ((scaled = validateK8s(b)), true)).reply(echo(200));
+    kube()
+      .get(`/apis/apps/v1${NS}/deployments/wire-aks-blue`)
+      .reply(200, () => ({ ...scaled, metadata: { ...scaled.metadata, generation: 3 }, status: { observedGeneration: 3, updatedReplicas: 1, availableReplicas: 1 } }));
+    kube().get(`/api/v1${NS}/services/wire-aks-blue`).reply(200, { metadata: { name: 'wire-aks-blue' }, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress: [{ ip: '20.0.0.2' }] } } });
+    // Returns at once (the caller is the request taking the service over); the writes follow.
+    expect(target.resetSlotPool('wire-aks', 'blue', { ...rec.config, numReplicas: 1 })).toBeUndefined();
+    for (let i = 0; i < 400 && nock.pendingMocks().length > 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(nock.pendingMocks()).toEqual([]);
+    expect(scaled.spec.replicas).toBe(1);
+    expect(scaled.metadata.resourceVersion).toBe('7');
+    expect(scaled.spec.template).toEqual(blue.spec.template);
+  });
+
   test('PATCH cpu_cores blue/green: a green Deployment of the same image with the new request, the selector switch, blue deleted', async () => {
     const slot = expectAksSlot('green', '20.0.0.3');
     const smoke = expectSmokeTest('http://20.0.0.3');
