@@ -5,19 +5,11 @@
  */
 import { createAksCluster, attachAksCluster, checkAksCapacity } from '../../shared/azure/aks-cluster';
 import { AksTarget } from '../../shared/azure/aks-target';
-import type { KubernetesModule } from '../../shared/azure/aks-cluster';
 import type { DeployConfig, DeployRequest } from '../../shared/seams';
-import { ARM, FAST, FakeCredential, TOKEN, arm, q, rgPath, setupNock, testClients, testConfig, nock, validateK8s } from './helpers';
+import { ARM, FAST, FakeCredential, TOKEN, arm, q, setupNock, testClients, testConfig, nock, validateK8s } from './helpers';
+import { k8s, AKS_API, MC, KUBE, NS, kube, notFound } from './aks-world';
 
-// @kubernetes/client-node is ESM-only: load it with Node's own require (Jest's module system cannot).
-const k8s: KubernetesModule = (process as unknown as { getBuiltinModule(m: string): typeof import('module') })
-  .getBuiltinModule('module')
-  .createRequire(__filename)('@kubernetes/client-node');
 
-const AKS_API = '2026-04-01';
-const MC = rgPath('Microsoft.ContainerService', 'managedClusters/aks-mdf');
-const KUBE = 'https://aks-mdf-dns-1a2b.hcp.westeurope.azmk8s.io:443';
-const NS = '/namespaces/models';
 const KEYS = { primaryKey: 'PRIMARY-SECRET-KEY-1', secondaryKey: 'SECONDARY-SECRET-KEY-2' };
 
 const aadKubeconfig = `apiVersion: v1
@@ -70,7 +62,6 @@ function expectCluster(credential: FakeCredential) {
 }
 
 /** Kubernetes API scope: every call must carry the Entra token obtained for the AKS server app. */
-const kube = () => nock(KUBE, { reqheaders: { authorization: `Bearer ${TOKEN}` } });
 
 function makeTarget() {
   const credential = new FakeCredential();
@@ -103,7 +94,6 @@ const pods = (restarts: number, reason?: string) => ({
   ],
 });
 
-const notFound = { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404, message: 'not found' };
 
 describe('AksTarget', () => {
   setupNock();

@@ -5,36 +5,15 @@
  * and https scoring URIs naming `ssl_cname`. Every object is validated against the Kubernetes schema.
  */
 import { AksTarget } from '../../shared/azure/aks-target';
-import type { KubernetesModule } from '../../shared/azure/aks-cluster';
 import { tlsSecretName } from '../../shared/azure/aks-manifests';
 import type { DeployConfig, DeployRequest } from '../../shared/seams';
 import { makeCert } from '../helpers/tls';
-import { FakeCredential, FAST, TOKEN, arm, nock, q, rgPath, setupNock, testClients, testConfig, validateK8s } from './helpers';
+import { FakeCredential, FAST, arm, nock, q, setupNock, testClients, testConfig, validateK8s } from './helpers';
+import { k8s, AKS_API, MC, NS, kube, notFound, kubeconfig } from './aks-world';
 
-const k8s: KubernetesModule = (process as unknown as { getBuiltinModule(m: string): typeof import('module') })
-  .getBuiltinModule('module')
-  .createRequire(__filename)('@kubernetes/client-node');
 
-const AKS_API = '2026-04-01';
-const MC = rgPath('Microsoft.ContainerService', 'managedClusters/aks-mdf');
-const KUBE = 'https://aks-mdf-dns-1a2b.hcp.westeurope.azmk8s.io:443';
-const NS = '/namespaces/models';
 const PEM = makeCert(['scoring.contoso.test']);
 const KEY_LINE = PEM.key.split('\n')[1];
-const kubeconfig = `apiVersion: v1
-kind: Config
-clusters:
-- name: aks-mdf
-  cluster: { server: ${KUBE}, certificate-authority-data: ${Buffer.from('not a real CA').toString('base64')} }
-contexts:
-- name: aks-mdf
-  context: { cluster: aks-mdf, user: u }
-current-context: aks-mdf
-users:
-- name: u
-  user:
-    exec: { apiVersion: client.authentication.k8s.io/v1beta1, command: kubelogin, args: [get-token, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630] }
-`;
 
 const config: DeployConfig = {
   cpuCores: 0.5,
@@ -58,8 +37,6 @@ const request: DeployRequest = {
   config,
   tls: PEM,
 };
-const kube = () => nock(KUBE, { reqheaders: { authorization: `Bearer ${TOKEN}` } });
-const notFound = { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404, message: 'not found' };
 const echo = (status = 201) => (_uri: string, body: unknown) => [status, { ...(body as object), metadata: { ...(body as any).metadata, resourceVersion: '1', generation: 1 } }] as [number, object];
 
 function makeTarget() {

@@ -6,42 +6,17 @@
  * before anything is written.
  */
 import Ajv from 'ajv';
-import type { KubernetesModule } from '../../shared/azure/aks-cluster';
 import { AksTarget } from '../../shared/azure/aks-target';
 import { slotTrafficFromMetrics } from '../../shared/azure/aks-traffic';
 import { LATENCY_BOUNDS_MS, windowOf, type TrafficSnapshot } from '../../shared/rollout/traffic';
 import { createHmac } from 'node:crypto';
-import { FAST, FakeCredential, TOKEN, arm, q, rgPath, setupNock, testClients, testConfig, nock } from './helpers';
+import { FAST, FakeCredential, TOKEN, arm, q, setupNock, testClients, testConfig, nock } from './helpers';
 import routeSchema from './schemas/httproute-v1.schema.json';
+import { k8s, AKS_API, MC, KUBE, NS, kube, notFound, kubeconfig } from './aks-world';
 
-const k8s: KubernetesModule = (process as unknown as { getBuiltinModule(m: string): typeof import('module') })
-  .getBuiltinModule('module')
-  .createRequire(__filename)('@kubernetes/client-node');
 
-const AKS_API = '2026-04-01';
-const MC = rgPath('Microsoft.ContainerService', 'managedClusters/aks-mdf');
-const KUBE = 'https://aks-mdf-dns-1a2b.hcp.westeurope.azmk8s.io:443';
-const NS = '/namespaces/models';
 const GW = `/apis/gateway.networking.k8s.io/v1${NS}`;
-const notFound = { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404, message: 'not found' };
 
-const kubeconfig = `apiVersion: v1
-kind: Config
-clusters:
-- name: aks-mdf
-  cluster: { server: ${KUBE} }
-contexts:
-- name: aks-mdf
-  context: { cluster: aks-mdf, user: u }
-current-context: aks-mdf
-users:
-- name: u
-  user:
-    exec:
-      apiVersion: client.authentication.k8s.io/v1beta1
-      command: kubelogin
-      args: [get-token, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630]
-`;
 
 const validateRoute = new Ajv({ allErrors: true, strict: false }).compile(routeSchema);
 const expectValidRoute = (body: unknown) => {
@@ -50,7 +25,6 @@ const expectValidRoute = (body: unknown) => {
   expect(ok).toBe(true);
 };
 
-const kube = () => nock(KUBE, { reqheaders: { authorization: `Bearer ${TOKEN}` } });
 
 function makeTarget() {
   const credential = new FakeCredential();

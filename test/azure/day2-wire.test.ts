@@ -13,7 +13,6 @@ import { randomUUID } from 'crypto';
 import { startAzurite, type AzuriteInstance } from '../../local/azurite';
 import { AciTarget } from '../../shared/azure/aci-target';
 import { AksTarget } from '../../shared/azure/aks-target';
-import type { KubernetesModule } from '../../shared/azure/aks-cluster';
 import { AcrTaskImageBuilder, blobIoFromStorage } from '../../shared/azure';
 import type { DeployRunInput, ImageSummary } from '../../shared/deploy/contract';
 import { imageSummary, resolveRegistered } from '../../shared/deploy/registered';
@@ -26,23 +25,17 @@ import { ModelRegistry } from '../../shared/registry/models';
 import { ServiceRegistry } from '../../shared/registry/services';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
 import { deployService } from '../helpers/deploy';
-import { ARM, FAST, FakeCredential, TEST_ENV, TOKEN, arm, nock, q, rgPath, testClients, testConfig, validateK8s } from './helpers';
+import { ARM, FAST, FakeCredential, TEST_ENV, arm, nock, q, rgPath, testClients, testConfig, validateK8s } from './helpers';
+import { k8s, AKS_API, MC, NS, kube, notFound, kubeconfig } from './aks-world';
 
-const k8s: KubernetesModule = (process as unknown as { getBuiltinModule(m: string): typeof import('module') })
-  .getBuiltinModule('module')
-  .createRequire(__filename)('@kubernetes/client-node');
 
 const SAMPLE = { data: [[1, 2, 3]] };
 const EXPECTED = [6];
 const ACI_API = '2023-05-01';
 const TASKS_API = '2019-06-01-preview';
-const AKS_API = '2026-04-01';
 const CG = (name: string) => rgPath('Microsoft.ContainerInstance', `containerGroups/${name}`);
 const CG_LIST = rgPath('Microsoft.ContainerInstance', 'containerGroups');
 const REG = rgPath('Microsoft.ContainerRegistry', 'registries/mdfregistry');
-const MC = rgPath('Microsoft.ContainerService', 'managedClusters/aks-mdf');
-const KUBE = 'https://aks-mdf-dns-1a2b.hcp.westeurope.azmk8s.io:443';
-const NS = '/namespaces/models';
 
 let azurite: AzuriteInstance;
 let storage: StorageClients;
@@ -287,28 +280,7 @@ describe('ACI', () => {
 
 // ---------------------------------------------------------------- AKS
 
-const kube = () => nock(KUBE, { reqheaders: { authorization: `Bearer ${TOKEN}` } });
-const notFound = { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404, message: 'not found' };
 const echo = (status = 201) => (_uri: string, body: unknown) => [status, { ...(body as object), metadata: { ...(body as any).metadata, resourceVersion: '1', generation: 1 } }] as [number, object];
-const kubeconfig = `apiVersion: v1
-kind: Config
-clusters:
-- name: aks-mdf
-  cluster:
-    server: ${KUBE}
-    certificate-authority-data: ${Buffer.from('not a real CA').toString('base64')}
-contexts:
-- name: aks-mdf
-  context: { cluster: aks-mdf, user: clusterUser }
-current-context: aks-mdf
-users:
-- name: clusterUser
-  user:
-    exec:
-      apiVersion: client.authentication.k8s.io/v1beta1
-      command: kubelogin
-      args: [get-token, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630]
-`;
 
 /** A slot's Deployment (recorded), no autoscaler (num_replicas), its Service, the rollout done, its address. */
 function expectAksSlot(slot: string, ip: string): { deployment?: any } {

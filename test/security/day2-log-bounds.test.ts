@@ -5,31 +5,9 @@
  * memory does not follow what the user's code prints. At the wire (nock).
  */
 import { AKS_LOG_PODS, AksTarget, MAX_POD_LOG_BYTES } from '../../shared/azure/aks-target';
-import type { KubernetesModule } from '../../shared/azure/aks-cluster';
-import { FakeCredential, FAST, TOKEN, arm, nock, q, rgPath, setupNock, testClients, testConfig } from '../azure/helpers';
+import { FakeCredential, FAST, arm, nock, q, setupNock, testClients, testConfig } from '../azure/helpers';
+import { k8s, AKS_API, MC, NS, kube, kubeconfig } from '../azure/aks-world';
 
-const k8s: KubernetesModule = (process as unknown as { getBuiltinModule(m: string): typeof import('module') })
-  .getBuiltinModule('module')
-  .createRequire(__filename)('@kubernetes/client-node');
-const AKS_API = '2026-04-01';
-const MC = rgPath('Microsoft.ContainerService', 'managedClusters/aks-mdf');
-const KUBE = 'https://aks-mdf-dns-1a2b.hcp.westeurope.azmk8s.io:443';
-const NS = '/namespaces/models';
-const kubeconfig = `apiVersion: v1
-kind: Config
-clusters:
-- name: aks-mdf
-  cluster: { server: ${KUBE}, certificate-authority-data: ${Buffer.from('not a real CA').toString('base64')} }
-contexts:
-- name: aks-mdf
-  context: { cluster: aks-mdf, user: u }
-current-context: aks-mdf
-users:
-- name: u
-  user:
-    exec: { apiVersion: client.authentication.k8s.io/v1beta1, command: kubelogin, args: [get-token, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630] }
-`;
-const kube = () => nock(KUBE, { reqheaders: { authorization: `Bearer ${TOKEN}` } });
 
 describe('AKS service logs', () => {
   setupNock();
