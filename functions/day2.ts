@@ -10,36 +10,26 @@ import * as path from 'path';
 import { Readable } from 'stream';
 import * as df from 'durable-functions';
 import * as tar from 'tar';
-import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { AppError, badRequest, errorResponse, notFound, redactSecrets, toErrorInfo, tooLarge } from '../shared/errors';
+import type { z } from 'zod';
+import { app, type HttpRequest } from '@azure/functions';
+import { badRequest, notFound, redactSecrets, tooLarge } from '../shared/errors';
 import { FIXED_MTIME } from '../shared/images/archive';
 import { getConfig } from '../shared/config';
-import { checkDeclaredLength, MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
+import { checkDeclaredLength, MAX_JSON_BODY_BYTES } from '../shared/http-body';
 import { ByteBudget, multipartParts, partStream, readPart } from '../shared/multipart';
 import { checkSource, describeIssues } from '../shared/manifest/schema';
-import { checkImageName, checkModelName, checkRelativePath, checkServiceName, parseVersion } from '../shared/manifest/names';
+import { checkImageName, checkModelName, checkRelativePath, checkServiceName } from '../shared/manifest/names';
+import { nameParam, noStore, readJsonBody, safe, tagChange, versionParam } from '../shared/api/handlers';
 import { parseJsonBounded } from '../shared/parse';
 import { imagePatch, registerModelBody as registerBody } from '../shared/api/schemas';
 import { issueToken } from '../runtime';
 import { getAppServices } from '../shared/services/app';
+import type { RegisterModelRequest } from '../shared/registry/models';
 import { listRuns, parseRunsQuery } from '../shared/deploy/runs-list';
 import { blobNameReason, canonicalBlobFolder, canonicalBlobRef, CONTAINERS, sha256Hex } from '../shared/storage';
 import { durableClient } from '../shared/workflow';
 
 const clientInput = df.input.durableClient();
-
-type Handler = (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
-
-function safe(name: string, fn: Handler): Handler {
-  return async (request, context) => {
-    try {
-      return await fn(request, context);
-    } catch (e) {
-      if (!(e instanceof AppError)) context.error(`${name} failed: ${toErrorInfo(e).message}`);
-      return errorResponse(e);
-    }
-  };
-}
 
 /** `tail` of the logs route: default and maximum number of lines. */
 export const DEFAULT_LOG_TAIL_LINES = 100;
@@ -62,7 +52,7 @@ app.http('serviceLogs', {
   methods: ['GET'],
   authLevel: 'function',
   handler: safe('serviceLogs', async (request) => {
-    const name = checkServiceName(String(request.params.name ?? '').trim(), 'service');
+    const name = nameParam(request, checkServiceName, 'service');
     const tail = tailParam(request.query.get('tail'));
     const slotParam = request.query.get('slot');
     const svc = getAppServices();
@@ -78,7 +68,7 @@ app.http('serviceLogs', {
     if (!slot) throw notFound('NoActiveSlot', `Service ${name} has no running slot yet; its first deployment has not started a slot.`);
     const text = await svc.target(record.target).logTail(name, slot, tail);
     const lines = text ? redactSecrets(text).split('\n').slice(-tail) : [];
-    return { jsonBody: { service: name, slot, tail, lines }, headers: { 'cache-control': 'no-store' } };
+    return noStore({ service: name, slot, tail, lines });
   }),
 });
 
@@ -87,8 +77,8 @@ app.http('imageBuildLog', {
   methods: ['GET'],
   authLevel: 'function',
   handler: safe('imageBuildLog', async (request) => {
-    const name = checkImageName(String(request.params.name ?? '').trim(), 'image');
-    const version = parseVersion(String(request.params.version ?? ''), 'Version');
+    const name = nameParam(request, checkImageName, 'image');
+    const version = versionParam(request);
     const svc = getAppServices();
     const record = await svc.images.get(name, version);
     if (!record.logBlob) throw notFound('ImageLogNotFound', `Image ${record.id} has no build log (${record.state}); its build has not produced one yet.`);
@@ -123,7 +113,7 @@ app.http('serviceToken', {
   methods: ['GET'],
   authLevel: 'function',
   handler: safe('serviceToken', async (request) => {
-    const name = checkServiceName(String(request.params.name ?? '').trim(), 'service');
+    const name = nameParam(request, checkServiceName, 'service');
     const { services } = getAppServices();
     const record = await services.get(name);
     if (!record.config.tokenAuthEnabled) {
@@ -133,7 +123,7 @@ app.http('serviceToken', {
       );
     }
     const token = await issueToken(name, await services.ensureTokenSecret(name));
-    return { jsonBody: token, headers: { 'cache-control': 'no-store' } };
+    return noStore(token);
   }),
 });
 
@@ -169,8 +159,8 @@ app.http('downloadModel', {
   methods: ['GET'],
   authLevel: 'function',
   handler: safe('downloadModel', async (request) => {
-    const name = checkModelName(String(request.params.name ?? '').trim(), 'model');
-    const version = parseVersion(String(request.params.version ?? ''), 'Version');
+    const name = nameParam(request, checkModelName, 'model');
+    const version = versionParam(request);
     const { models } = getAppServices();
     const model = await models.get(name, version);
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'mdf-model-'));
@@ -201,14 +191,13 @@ app.http('updateImage', {
   methods: ['PATCH'],
   authLevel: 'function',
   handler: safe('updateImage', async (request) => {
-    const name = checkImageName(String(request.params.name ?? '').trim(), 'image');
-    const version = parseVersion(String(request.params.version ?? ''), 'Version');
-    const body = parseJsonBounded((await readBodyText(request, MAX_JSON_BODY_BYTES)) || '{}', { what: 'The body', malformedCode: 'InvalidJson' });
-    const parsed = imagePatch.safeParse(body);
+    const name = nameParam(request, checkImageName, 'image');
+    const version = versionParam(request);
+    const parsed = imagePatch.safeParse(await readJsonBody(request));
     if (!parsed.success) throw badRequest('InvalidImageUpdate', describeIssues(parsed.error.issues));
     const { tags, remove_tags } = parsed.data;
     if (!tags && !remove_tags) throw badRequest('InvalidImageUpdate', 'Give "tags" and/or "remove_tags".');
-    return { jsonBody: await getAppServices().images.updateTags(name, version, { ...(tags ? { add: tags } : {}), ...(remove_tags ? { remove: remove_tags } : {}) }) };
+    return { jsonBody: await getAppServices().images.updateTags(name, version, tagChange(tags, remove_tags)) };
   }),
 });
 
@@ -229,8 +218,7 @@ app.http('registerModelHttp', {
       const r = await registerFromMultipart(request, type, eventId);
       return { status: r.created ? 201 : 200, jsonBody: r.model };
     }
-    const body = parseJsonBounded((await readBodyText(request, MAX_JSON_BODY_BYTES)) || '{}', { what: 'The body', malformedCode: 'InvalidJson' });
-    const parsed = registerBody.safeParse(body);
+    const parsed = registerBody.safeParse(await readJsonBody(request));
     if (!parsed.success) throw badRequest('InvalidModelRegistration', describeIssues(parsed.error.issues));
     const b = parsed.data;
     const name = checkModelName(b.name.trim(), 'name');
@@ -245,17 +233,28 @@ app.http('registerModelHttp', {
       if (!folder) throw badRequest('FileSourceMissing', `${field} "${p}" has no source; give "folder" or { "path", "source" }.`);
       return { path: p, blob: checkSource(`${folder}/${p}`, field, accountUrl) };
     });
-    const r = await models.register({
-      name,
-      files,
-      ...(b.tags ? { tags: b.tags } : {}),
-      ...(b.properties ? { properties: b.properties } : {}),
-      ...(b.description !== undefined ? { description: b.description } : {}),
-      source: { kind: 'api', eventId, ...(b.training_run_id ? { trainingRunId: b.training_run_id } : {}), ...(folder ? { location: `${folder}/` } : {}) },
-    });
+    const r = await models.register(registration(b, name, files, eventId, folder ? `${folder}/` : undefined));
     return { status: r.created ? 201 : 200, jsonBody: r.model };
   }),
 });
+
+/** A model registration through the API (JSON or multipart): the metadata of the body, the checked name and files. */
+function registration(
+  meta: Pick<z.infer<typeof registerBody>, 'tags' | 'properties' | 'description' | 'training_run_id'>,
+  name: string,
+  files: Array<{ path: string; blob: string }>,
+  eventId: string,
+  location?: string,
+): RegisterModelRequest {
+  return {
+    name,
+    files,
+    ...(meta.tags ? { tags: meta.tags } : {}),
+    ...(meta.properties ? { properties: meta.properties } : {}),
+    ...(meta.description !== undefined ? { description: meta.description } : {}),
+    source: { kind: 'api', eventId, ...(meta.training_run_id ? { trainingRunId: meta.training_run_id } : {}), ...(location ? { location } : {}) },
+  };
+}
 
 const MULTIPART_MODEL_HELP = 'Send a "model" part first (JSON: {"name", "description", "tags", "properties", "training_run_id"}), then one part per file named by its path (curl -F model=\'{"name":"m"}\' -F model.pkl=@model.pkl).';
 /** 1 metadata part + MAX_MODEL_FILES files. */
@@ -308,14 +307,7 @@ async function registerFromMultipart(request: HttpRequest, type: string, eventId
       files.push({ path: p, blob: `${CONTAINERS.uploads}/${staging}/${p}` });
     }
     if (!files.length) throw badRequest('ModelFilesMissing', `The request has no file parts. ${MULTIPART_MODEL_HELP}`);
-    return await models.register({
-      name,
-      files,
-      ...(meta.tags ? { tags: meta.tags } : {}),
-      ...(meta.properties ? { properties: meta.properties } : {}),
-      ...(meta.description !== undefined ? { description: meta.description } : {}),
-      source: { kind: 'api', eventId, ...(meta.training_run_id ? { trainingRunId: meta.training_run_id } : {}) },
-    });
+    return await models.register(registration(meta, name, files, eventId));
   } finally {
     await parts.return(undefined);
     if (stored) {

@@ -8,13 +8,14 @@
  * `GET /api/services/{name}/metrics` (the runtime's counters over the serving slot's replicas, for the console's charts).
  * Deletes take `?force=true`. Errors are `{ "error": { "code", "message" } }`. Keys only come from the keys routes.
  */
-import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { app } from '@azure/functions';
 import * as df from 'durable-functions';
 import { modelPatch, regenerateKeyBody } from '../shared/api/schemas';
+import { byNameHandler, forceParam, noStore, readJsonBody, safe, tagChange, versionParam } from '../shared/api/handlers';
 import { describeIssues } from '../shared/manifest/schema';
 import { parseJsonBounded } from '../shared/parse';
-import { checkRunId, parseVersion } from '../shared/manifest/names';
-import { AppError, badRequest, errorResponse, notFound, toErrorInfo } from '../shared/errors';
+import { checkRunId } from '../shared/manifest/names';
+import { AppError, badRequest, notFound } from '../shared/errors';
 import { getBatchRunView } from '../shared/batch/run';
 import { MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
 import { getAppServices } from '../shared/services/app';
@@ -26,27 +27,6 @@ import { durableClient } from '../shared/workflow';
 import { readServiceMetrics, type ReplicaMetricsSource } from '../shared/scoring/metrics';
 
 const clientInput = df.input.durableClient();
-
-type Handler = (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
-
-function safe(name: string, fn: Handler): Handler {
-  return async (request, context) => {
-    try {
-      return await fn(request, context);
-    } catch (e) {
-      if (!(e instanceof AppError)) context.error(`${name} failed: ${toErrorInfo(e).message}`);
-      return errorResponse(e);
-    }
-  };
-}
-
-function versionParam(request: HttpRequest): number | undefined {
-  const v = request.params.version;
-  if (v === undefined || v === '') return undefined;
-  return parseVersion(v, 'Version');
-}
-
-const force = (request: HttpRequest) => /^(1|true|yes)$/i.test(request.query.get('force') ?? '');
 
 app.http('getRun', {
   route: 'runs/{id}',
@@ -94,15 +74,7 @@ app.http('modelByName', {
   route: 'models/{name}/{version?}',
   methods: ['GET', 'DELETE'],
   authLevel: 'function',
-  handler: safe('modelByName', async (request) => {
-    const { models } = getAppServices();
-    const version = versionParam(request);
-    if (request.method === 'DELETE') return { jsonBody: await models.delete(request.params.name, version, { force: force(request) }) };
-    if (version !== undefined) return { jsonBody: await models.get(request.params.name, version) };
-    const all = await models.list({ name: request.params.name });
-    if (!all.length) throw notFound('ModelNotFound', `Model "${request.params.name}" does not exist.`);
-    return { jsonBody: { latest: all[0], value: all } };
-  }),
+  handler: byNameHandler('modelByName', () => getAppServices().models, 'ModelNotFound', 'Model'),
 });
 
 /** `PATCH /api/models/{name}/{version}`: tags are mutable (`tags` adds/overwrites, `remove_tags` removes), properties add-only. */
@@ -112,14 +84,13 @@ app.http('updateModel', {
   authLevel: 'function',
   handler: safe('updateModel', async (request) => {
     const { models } = getAppServices();
-    const version = parseVersion(request.params.version, 'Version');
-    const body = parseJsonBounded((await readBodyText(request, MAX_JSON_BODY_BYTES)) || '{}', { what: 'The body', malformedCode: 'InvalidJson' });
-    const parsed = modelPatch.safeParse(body);
+    const version = versionParam(request);
+    const parsed = modelPatch.safeParse(await readJsonBody(request));
     if (!parsed.success) throw badRequest('InvalidModelUpdate', describeIssues(parsed.error.issues));
     const { tags, remove_tags, properties, description } = parsed.data;
     if (!tags && !remove_tags && !properties && description === undefined) throw badRequest('InvalidModelUpdate', 'Give "tags", "remove_tags", "properties" and/or "description".');
     let record: unknown;
-    if (tags || remove_tags) record = await models.updateTags(request.params.name, version, { ...(tags ? { add: tags } : {}), ...(remove_tags ? { remove: remove_tags } : {}) });
+    if (tags || remove_tags) record = await models.updateTags(request.params.name, version, tagChange(tags, remove_tags));
     if (properties) record = await models.addProperties(request.params.name, version, properties);
     if (description !== undefined) record = await models.updateDescription(request.params.name, version, description);
     return { jsonBody: record };
@@ -142,15 +113,7 @@ app.http('imageByName', {
   route: 'images/{name}/{version?}',
   methods: ['GET', 'DELETE'],
   authLevel: 'function',
-  handler: safe('imageByName', async (request) => {
-    const { images } = getAppServices();
-    const version = versionParam(request);
-    if (request.method === 'DELETE') return { jsonBody: await images.delete(request.params.name, version, { force: force(request) }) };
-    if (version !== undefined) return { jsonBody: await images.get(request.params.name, version) };
-    const all = await images.list({ name: request.params.name });
-    if (!all.length) throw notFound('ImageNotFound', `Image "${request.params.name}" does not exist.`);
-    return { jsonBody: { latest: all[0], value: all } };
-  }),
+  handler: byNameHandler('imageByName', () => getAppServices().images, 'ImageNotFound', 'Image'),
 });
 
 // ---------------------------------------------------------------- services
@@ -170,7 +133,7 @@ app.http('serviceByName', {
     const svc = getAppServices();
     const record = await svc.services.get(request.params.name);
     if (request.method === 'DELETE') {
-      await deleteService(svc.deployContext(record.target), record.name, { force: force(request) });
+      await deleteService(svc.deployContext(record.target), record.name, { force: forceParam(request) });
       return { jsonBody: { deleted: [record.name] } };
     }
     return { jsonBody: record };
@@ -183,7 +146,7 @@ app.http('serviceKeys', {
   authLevel: 'function', // returns secrets: a function key is required in Azure
   handler: safe('serviceKeys', async (request) => {
     const keys = await getAppServices().services.getKeys(request.params.name);
-    return { jsonBody: keys, headers: { 'cache-control': 'no-store' } };
+    return noStore(keys);
   }),
 });
 
@@ -209,7 +172,7 @@ app.http('regenerateServiceKey', {
     const svc = getAppServices();
     const record = await svc.services.get(request.params.name);
     const keys = await regenerateServiceKey({ services: svc.services, target: svc.target(record.target) }, record.name, parsed.data);
-    return { jsonBody: keys, headers: { 'cache-control': 'no-store' } };
+    return noStore(keys);
   }),
 });
 
@@ -232,6 +195,6 @@ app.http('serviceMetrics', {
       target = undefined; // a target that is not available here: read through the public endpoint
     }
     const metrics = await readServiceMetrics({ service: record.name, ...(target ? { target } : {}), ...(record.scoringUri ? { scoringUri: record.scoringUri } : {}), ...(record.activeSlot ? { slot: record.activeSlot } : {}), ...(keys ? { keys } : {}) });
-    return { jsonBody: metrics, headers: { 'cache-control': 'no-store' } };
+    return noStore(metrics);
   }),
 });
