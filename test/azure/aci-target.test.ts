@@ -3,83 +3,13 @@
  * body (image, identity pull, cpu/memory, port, DNS label, secure keys, probes), LRO polling to success, failure
  * and cancellation, crash loop and image pull failures reported with logs, throttling, traffic switch, deletes.
  */
-import { AciTarget, keysDigestTag } from '../../shared/azure/aci-target';
-import type { DeployConfig, DeployRequest } from '../../shared/seams';
-import { ARM, FAST, TEST_ENV, arm, captureLog, q, rgPath, setupNock, steppingClock, testClients, testConfig, nock } from './helpers';
-
-const API = '2023-05-01';
-const CG = (name: string) => rgPath('Microsoft.ContainerInstance', `containerGroups/${name}`);
-const LIST = rgPath('Microsoft.ContainerInstance', 'containerGroups');
-const KEYS = { primaryKey: 'PRIMARY-SECRET-KEY-1', secondaryKey: 'SECONDARY-SECRET-KEY-2' };
-
-const config: DeployConfig = {
-  cpuCores: 1,
-  memoryGb: 1.5,
-  authEnabled: true,
-  autoscaleEnabled: false,
-  autoscaleMinReplicas: 1,
-  autoscaleMaxReplicas: 1,
-  autoscaleTargetUtilization: 70,
-  autoscaleRefreshSeconds: 1,
-  replicaMaxConcurrentRequests: 1,
-  scoringTimeoutMs: 60000,
-  maxRequestWaitTimeMs: 500,
-};
-const request: DeployRequest = {
-  serviceName: 'diabetes',
-  slot: 'blue',
-  image: { name: 'diabetesimage', version: 3, imageRef: 'mdfregistry.azurecr.io/diabetesimage:3', runtime: 'python', contextBlob: 'images/diabetesimage/3.tar.gz' },
-  config,
-  keys: KEYS,
-};
-
-function group(name: string, opts: { state?: string; restarts?: number; detail?: string; provisioning?: string; events?: unknown[]; tags?: Record<string, string>; image?: string } = {}) {
-  return {
-    id: CG(name),
-    name,
-    location: 'westeurope',
-    tags: opts.tags ?? { 'mdf-managed-by': 'model-deploy-flow', 'mdf-service': 'diabetes', 'mdf-slot': 'blue' },
-    properties: {
-      provisioningState: opts.provisioning ?? 'Succeeded',
-      osType: 'Linux',
-      containers: [
-        {
-          name: 'model',
-          properties: {
-            image: opts.image ?? request.image.imageRef,
-            resources: { requests: { cpu: 1, memoryInGB: 1.5 } },
-            instanceView: {
-              restartCount: opts.restarts ?? 0,
-              currentState: { state: opts.state ?? 'Running', detailStatus: opts.detail ?? '' },
-              events: opts.events ?? [],
-            },
-          },
-        },
-      ],
-      ipAddress: { type: 'Public', ports: [{ port: 5001, protocol: 'TCP' }], dnsNameLabel: `${name}-lbl`, fqdn: `${name}-lbl.westeurope.azurecontainer.io` },
-      instanceView: { state: opts.state ?? 'Running', events: [] },
-    },
-  };
-}
-
-function makeTarget(opts: { now?: () => number } = {}) {
-  const logs = captureLog();
-  const target = new AciTarget({ clients: testClients(), config: testConfig(), timing: { ...FAST, now: opts.now }, log: logs.log });
-  return { target, logs };
-}
+import { keysDigestTag } from '../../shared/azure/aci-target';
+import { ARM, TEST_ENV, arm, q, setupNock, steppingClock, testConfig } from './helpers';
+import { ACI_API as API, CG, CG_LIST as LIST, KEYS, SLOT_CONFIG as config, SLOT_REQUEST as request, armGroup as group, expectGroupPut, wireTarget as makeTarget } from './aci-world';
 
 /** PUT answered 201 + Azure-AsyncOperation; the operation goes InProgress → `final`. Returns the PUT body. */
 function expectCreate(name: string, final: Record<string, unknown> = { status: 'Succeeded' }) {
-  const seen: { body?: any } = {};
-  const op = `${ARM}/subscriptions/${TEST_ENV.AZURE_SUBSCRIPTION_ID}/providers/Microsoft.ContainerInstance/locations/westeurope/operations/op-${name}?api-version=${API}`;
-  arm()
-    .put(CG(name), (b) => ((seen.body = b), true))
-    .query(q(API))
-    .reply(201, group(name, { provisioning: 'Creating', state: 'Waiting' }), { 'Azure-AsyncOperation': op });
-  const opPath = `/subscriptions/${TEST_ENV.AZURE_SUBSCRIPTION_ID}/providers/Microsoft.ContainerInstance/locations/westeurope/operations/op-${name}`;
-  arm().get(opPath).query(q(API)).reply(200, { status: 'InProgress' });
-  arm().get(opPath).query(q(API)).reply(200, final);
-  return seen;
+  return expectGroupPut(name, group(name, { provisioning: 'Creating', state: 'Waiting' }), [{ status: 'InProgress' }, final]);
 }
 
 describe('AciTarget', () => {

@@ -5,6 +5,8 @@
  * (runtime/front-cli.ts `startFrontFromEnv`) started on loopback from the settings the target PUT in the front's
  * container group — so the signed calls are checked by the front's own code. Needs `setupNock()` in the test file
  * and `nock.enableNetConnect(/127\.0\.0\.1/)` (the forwarding to the real front).
+ * Its last part serves the scripted wire tests of `AciTarget` (test/azure/aci-target.test.ts, tls-wire.test.ts):
+ * the ARM paths, a slot's deploy request, a container group as ARM returns it, a target, a PUT with its operation.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -13,7 +15,8 @@ import { AciTarget } from '../../shared/azure/aci-target';
 import { frontAdminKey, frontGroupName } from '../../shared/azure/aci-front';
 import { aciDnsLabel } from '../../shared/azure/names';
 import { METRICS_KEY_HEADER, metricsHeaderValue, startFrontFromEnv, type RunningFront } from '../../runtime';
-import { FAST, RG, TEST_ENV, arm, captureLog, nock, testClients, testConfig } from './helpers';
+import type { DeployConfig, DeployRequest } from '../../shared/seams';
+import { ARM, FAST, RG, TEST_ENV, arm, captureLog, nock, q, rgPath, testClients, testConfig } from './helpers';
 
 export const KEYS = { primaryKey: 'PRIMARY-SECRET-KEY-1', secondaryKey: 'SECONDARY-SECRET-KEY-2' };
 export const ADMIN = frontAdminKey('diabetes', 'token-secret-of-diabetes-0123456789');
@@ -247,4 +250,115 @@ export class AciWorld {
     nock(host).persist().get('/.mdf/front/state').reply(toFront('GET') as any);
     nock(host).persist().put('/.mdf/front/state').reply(toFront('PUT') as any);
   }
+}
+
+// ---------------------------------------------------------------- scripted ARM (the wire tests of AciTarget)
+
+export const ACI_API = '2023-05-01';
+/** The ARM path of a container group, and of the resource group's list of them. */
+export const CG = (name: string) => rgPath('Microsoft.ContainerInstance', `containerGroups/${name}`);
+export const CG_LIST = rgPath('Microsoft.ContainerInstance', 'containerGroups');
+
+/** A slot's deploy settings: 1 CPU, 1.5 GB, key auth, one replica, no autoscale. */
+export const SLOT_CONFIG: DeployConfig = {
+  cpuCores: 1,
+  memoryGb: 1.5,
+  authEnabled: true,
+  autoscaleEnabled: false,
+  autoscaleMinReplicas: 1,
+  autoscaleMaxReplicas: 1,
+  autoscaleTargetUtilization: 70,
+  autoscaleRefreshSeconds: 1,
+  replicaMaxConcurrentRequests: 1,
+  scoringTimeoutMs: 60000,
+  maxRequestWaitTimeMs: 500,
+};
+/** Slot blue of `diabetes` with image diabetesimage:3, SLOT_CONFIG and KEYS. */
+export const SLOT_REQUEST: DeployRequest = {
+  serviceName: 'diabetes',
+  slot: 'blue',
+  image: { name: 'diabetesimage', version: 3, imageRef: IMAGE(3), runtime: 'python', contextBlob: 'images/diabetesimage/3.tar.gz' },
+  config: SLOT_CONFIG,
+  keys: KEYS,
+};
+
+export interface ArmGroupOptions {
+  state?: string;
+  restarts?: number;
+  detail?: string;
+  provisioning?: string;
+  events?: unknown[];
+  /** Default: managed by the app, service diabetes, slot blue. */
+  tags?: Record<string, string>;
+  image?: string;
+  /** DNS label and FQDN (default `<name>-lbl`). */
+  label?: string;
+  fqdn?: string;
+  /**
+   * A slot serving HTTPS as the TLS slot spec makes it: port 443, the runtime told the PEM files, the `tls` secret
+   * volume mounted (as ARM returns them: secure values and secret volume contents are never returned).
+   */
+  tls?: boolean;
+}
+
+/** A container group of the service as ARM returns it (running and provisioned unless told otherwise). */
+export function armGroup(name: string, o: ArmGroupOptions = {}): Wire {
+  const port = o.tls ? 443 : 5001;
+  const label = o.label ?? `${name}-lbl`;
+  return {
+    id: CG(name),
+    name,
+    location: 'westeurope',
+    tags: o.tags ?? { 'mdf-managed-by': 'model-deploy-flow', 'mdf-service': 'diabetes', 'mdf-slot': 'blue' },
+    properties: {
+      provisioningState: o.provisioning ?? 'Succeeded',
+      osType: 'Linux',
+      ...(o.tls ? { restartPolicy: 'Always' } : {}),
+      containers: [
+        {
+          name: 'model',
+          properties: {
+            image: o.image ?? SLOT_REQUEST.image.imageRef,
+            resources: { requests: { cpu: 1, memoryInGB: 1.5 } },
+            ...(o.tls
+              ? {
+                  ports: [{ port, protocol: 'TCP' }],
+                  environmentVariables: [{ name: 'MDF_PORT', value: '443' }, { name: 'MDF_TLS_CERT_FILE', value: '/mnt/mdf-tls/tls.crt' }, { name: 'MDF_TLS_KEY_FILE', value: '/mnt/mdf-tls/tls.key' }, { name: 'MDF_PRIMARY_KEY' }, { name: 'MDF_SECONDARY_KEY' }],
+                  volumeMounts: [{ name: 'tls', mountPath: '/mnt/mdf-tls', readOnly: true }],
+                }
+              : {}),
+            instanceView: {
+              restartCount: o.restarts ?? 0,
+              currentState: { state: o.state ?? 'Running', detailStatus: o.detail ?? '' },
+              events: o.events ?? [],
+            },
+          },
+        },
+      ],
+      ...(o.tls ? { volumes: [{ name: 'tls', secret: {} }] } : {}),
+      ipAddress: { type: 'Public', ports: [{ port, protocol: 'TCP' }], dnsNameLabel: label, fqdn: o.fqdn ?? `${label}.westeurope.azurecontainer.io` },
+      instanceView: { state: o.state ?? 'Running', events: [] },
+    },
+  };
+}
+
+/** An AciTarget on the scripted ARM, its log captured (`now`: the clock of its deadlines). */
+export function wireTarget(opts: { now?: () => number } = {}): { target: AciTarget; logs: ReturnType<typeof captureLog> } {
+  const logs = captureLog();
+  return { target: new AciTarget({ clients: testClients(), config: testConfig(), timing: { ...FAST, now: opts.now }, log: logs.log }), logs };
+}
+
+/**
+ * The PUT of group `name`, answered 201 with `reply` and an Azure-AsyncOperation whose polls answer `polls` in turn
+ * (default: Succeeded at once). Returns the PUT body once sent.
+ */
+export function expectGroupPut(name: string, reply: Wire, polls: Array<Record<string, unknown>> = [{ status: 'Succeeded' }]): { body?: any } {
+  const seen: { body?: any } = {};
+  const op = `/subscriptions/${TEST_ENV.AZURE_SUBSCRIPTION_ID}/providers/Microsoft.ContainerInstance/locations/westeurope/operations/op-${name}`;
+  arm()
+    .put(CG(name), (b) => ((seen.body = b), true))
+    .query(q(ACI_API))
+    .reply(201, reply, { 'Azure-AsyncOperation': `${ARM}${op}?api-version=${ACI_API}` });
+  for (const poll of polls) arm().get(op).query(q(ACI_API)).reply(200, poll);
+  return seen;
 }

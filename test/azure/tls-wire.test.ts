@@ -3,91 +3,26 @@
  * port 443, https probes; the PEM only in the volume's secret values, never in environment variables, logs or
  * results; given again when the group is updated in place) and Key Vault references read with the app's identity.
  */
-import { AciTarget, ACI_TLS_PORT } from '../../shared/azure/aci-target';
+import { ACI_TLS_PORT } from '../../shared/azure/aci-target';
 import { containerGroupBody, containerGroupWireBody } from '../../shared/azure/aci';
 import { KeyVaultSecretReader } from '../../shared/azure/key-vault';
 import type { DeployConfig, DeployRequest } from '../../shared/seams';
 import { makeCert } from '../helpers/tls';
-import { ARM, FAST, FakeCredential, TEST_ENV, arm, captureLog, nock, q, rgPath, setupNock, testClients, testConfig } from './helpers';
+import { FakeCredential, TEST_ENV, arm, nock, q, setupNock, testConfig } from './helpers';
+import { ACI_API as API, CG, CG_LIST as LIST, KEYS, SLOT_CONFIG, SLOT_REQUEST, armGroup, expectGroupPut as expectPut, wireTarget as makeTarget } from './aci-world';
 
-const API = '2023-05-01';
-const CG = (name: string) => rgPath('Microsoft.ContainerInstance', `containerGroups/${name}`);
-const LIST = rgPath('Microsoft.ContainerInstance', 'containerGroups');
-const KEYS = { primaryKey: 'PRIMARY-SECRET-KEY-1', secondaryKey: 'SECONDARY-SECRET-KEY-2' };
 const PEM = makeCert(['scoring.contoso.test']);
 const KEY_LINE = PEM.key.split('\n')[1];
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 const config: DeployConfig = {
-  cpuCores: 1,
-  memoryGb: 1.5,
-  authEnabled: true,
-  autoscaleEnabled: false,
-  autoscaleMinReplicas: 1,
-  autoscaleMaxReplicas: 1,
-  autoscaleTargetUtilization: 70,
-  autoscaleRefreshSeconds: 1,
-  replicaMaxConcurrentRequests: 1,
-  scoringTimeoutMs: 60000,
-  maxRequestWaitTimeMs: 500,
+  ...SLOT_CONFIG,
   tls: { cert: { keyVault: 'https://mdfvault.vault.azure.net/secrets/tls' }, key: { keyVault: 'https://mdfvault.vault.azure.net/secrets/tls' }, cname: 'scoring.contoso.test' },
 };
-const request: DeployRequest = {
-  serviceName: 'diabetes',
-  slot: 'blue',
-  image: { name: 'diabetesimage', version: 3, imageRef: 'mdfregistry.azurecr.io/diabetesimage:3', runtime: 'python', contextBlob: 'images/diabetesimage/3.tar.gz' },
-  config,
-  keys: KEYS,
-  tls: PEM,
-};
+const request: DeployRequest = { ...SLOT_REQUEST, config, tls: PEM };
 
-function group(name: string, tags: Record<string, string>, opts: { fqdn?: string; label?: string } = {}) {
-  return {
-    id: CG(name),
-    name,
-    location: 'westeurope',
-    tags,
-    properties: {
-      provisioningState: 'Succeeded',
-      osType: 'Linux',
-      restartPolicy: 'Always',
-      containers: [
-        {
-          name: 'model',
-          properties: {
-            image: request.image.imageRef,
-            resources: { requests: { cpu: 1, memoryInGB: 1.5 } },
-            ports: [{ port: 443, protocol: 'TCP' }],
-            // As ARM returns them: secure values and secret volume contents are never returned.
-            environmentVariables: [{ name: 'MDF_PORT', value: '443' }, { name: 'MDF_TLS_CERT_FILE', value: '/mnt/mdf-tls/tls.crt' }, { name: 'MDF_TLS_KEY_FILE', value: '/mnt/mdf-tls/tls.key' }, { name: 'MDF_PRIMARY_KEY' }, { name: 'MDF_SECONDARY_KEY' }],
-            volumeMounts: [{ name: 'tls', mountPath: '/mnt/mdf-tls', readOnly: true }],
-            instanceView: { restartCount: 0, currentState: { state: 'Running', detailStatus: '' }, events: [] },
-          },
-        },
-      ],
-      volumes: [{ name: 'tls', secret: {} }],
-      ipAddress: { type: 'Public', ports: [{ port: 443, protocol: 'TCP' }], dnsNameLabel: opts.label ?? `${name}-lbl`, fqdn: opts.fqdn ?? `${name}-lbl.westeurope.azurecontainer.io` },
-      instanceView: { state: 'Running', events: [] },
-    },
-  };
-}
-
-function makeTarget() {
-  const logs = captureLog();
-  return { target: new AciTarget({ clients: testClients(), config: testConfig(), timing: FAST, log: logs.log }), logs };
-}
-
-/** PUT (201 + async operation that succeeds); returns the body sent. */
-function expectPut(name: string, reply: object) {
-  const seen: { body?: any } = {};
-  const op = `/subscriptions/${TEST_ENV.AZURE_SUBSCRIPTION_ID}/providers/Microsoft.ContainerInstance/locations/westeurope/operations/op-${name}`;
-  arm()
-    .put(CG(name), (b) => ((seen.body = b), true))
-    .query(q(API))
-    .reply(201, reply, { 'Azure-AsyncOperation': `${ARM}${op}?api-version=${API}` });
-  arm().get(op).query(q(API)).reply(200, { status: 'Succeeded' });
-  return seen;
-}
+/** A group serving HTTPS, as ARM returns it. */
+const group = (name: string, tags: Record<string, string>, opts: { fqdn?: string; label?: string } = {}) => armGroup(name, { tags, tls: true, ...opts });
 
 describe('ACI with ssl_enabled', () => {
   setupNock();
