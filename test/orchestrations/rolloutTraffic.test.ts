@@ -5,34 +5,18 @@
  * API: `GET /api/runs/{id}` (state, error, `result.rollout`, live `rollout` status) and
  * `POST /api/runs/{id}/approve | reject | abort`.
  */
-import * as fs from 'fs';
-import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
-import { scriptedActivities, type Answer, type Scenario } from '../helpers/scenarios';
-import { DEPLOY, type DeployRunInput, type RollbackInput, type RollbackOutput } from '../../shared/deploy/contract';
+import type { Answer, Scenario } from '../helpers/scenarios';
+import { rolloutRunActivities, rolloutSpec, startRolloutRun } from '../helpers/rollout-runs';
+import { DEPLOY, type RollbackInput, type RollbackOutput } from '../../shared/deploy/contract';
 import { ROLLOUT, type RolloutRunInput, type SetWeightsInput } from '../../shared/rollout/contract';
 import type { RolloutSpec } from '../../shared/rollout/spec';
 import { emptyShadowTraffic, emptySlotTraffic, latencyBucket, type TrafficSnapshot } from '../../shared/rollout/traffic';
 import { runIdFor } from '../../shared/deploy/run-status';
-import { waitRun } from '../helpers/runs';
+import { waitRollout, waitRun } from '../helpers/runs';
 
 const scenarios = new Map<string, Scenario>();
-const ACTIVITIES = [
-  DEPLOY.registerModel,
-  DEPLOY.createImage,
-  DEPLOY.prepareDeployment,
-  DEPLOY.deploySlot,
-  DEPLOY.smokeTest,
-  DEPLOY.rollback,
-  DEPLOY.promote,
-  DEPLOY.retirePrevious,
-  DEPLOY.publishEvent,
-  ROLLOUT.setWeights,
-  ROLLOUT.readTraffic,
-  ROLLOUT.renewLease,
-].map((a) => a.name);
-// The rollout's activities run in its sub-orchestration (`<runId>:rollout`): same scenario as the run.
-const overrides = scriptedActivities(ACTIVITIES, (_input, ctx) => scenarios.get(ctx.instanceId.replace(/:rollout$/, '')));
+const overrides = rolloutRunActivities(scenarios);
 
 let env: TestEnvironment;
 beforeAll(async () => {
@@ -99,42 +83,13 @@ function answers(front: FakeFront): Record<string, Answer> {
   };
 }
 
-const spec = (s: Partial<Omit<RolloutSpec, 'gates'>> & { gates?: Partial<RolloutSpec['gates']> }): RolloutSpec => ({
-  strategy: 'canary',
-  steps: [10, 50, 100],
-  bakeSeconds: 1,
-  ...s,
-  gates: { minRequests: 10, maxWaitSeconds: 1, onInsufficientTraffic: 'rollback', tolerance: 1e-6, ...s.gates },
-});
-
+const spec = rolloutSpec;
 let seq = 0;
-async function start(rollout: RolloutSpec, front: FakeFront, extra: Record<string, Answer> = {}): Promise<{ runId: string; scenario: Scenario }> {
-  const input: unknown = {
-    source: { kind: 'http', eventId: `r-${++seq}` },
-    model: { name: 'm', files: [{ path: 'model.json' }], tags: {}, properties: {} },
-    files: { model: [{ path: 'model.json', blob: 'staging/m/model.json' }] },
-    manifest: { service: { name: 'svc-r', tags: {} }, image: { name: 'img' }, target: 'local', deployConfig: { authEnabled: false }, rollout },
-  };
-  const runId = runIdFor('http', `rollout-test|${seq}|${Date.now()}`);
-  const scenario: Scenario = { answers: { ...answers(front), ...extra }, calls: [] };
-  scenarios.set(runId, scenario);
-  await env.startOrchestration(DEPLOY.run.name, input as DeployRunInput, runId);
-  return { runId, scenario };
-}
+const start = (rollout: RolloutSpec, front: FakeFront, extra: Record<string, Answer> = {}) =>
+  startRolloutRun(env, scenarios, { rollout, answers: { ...answers(front), ...extra }, service: 'svc-r', image: 'img', target: 'local', authEnabled: false, tag: 'rollout' });
 
 const names = (s: Scenario) => s.calls.map((c) => c.name).filter((n) => n !== DEPLOY.publishEvent.name);
 const events = (s: Scenario) => s.calls.filter((c) => c.name === DEPLOY.publishEvent.name).map((c) => c.input.type as string);
-
-/** Polls the run until its rollout status satisfies `until` (bounded). */
-async function waitRollout(runId: string, until: (r: any) => boolean, timeoutMs = 30_000): Promise<any> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await env.request('GET', `/api/runs/${runId}`);
-    if (r.status === 200 && r.body.rollout && until(r.body.rollout)) return r.body;
-    if (Date.now() > deadline) throw new Error(`rollout of ${runId} never got there: ${JSON.stringify(r.body).slice(0, 2000)}`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
-}
 
 test('canary 10 → 50 → 100, healthy: each step passes its gates, then the usual promotion; status and events carry each step', async () => {
   const front = new FakeFront(100);
@@ -235,7 +190,7 @@ test('approval: approve (who and when in the result) → continues; reject with 
   const early = await env.request('POST', `/api/runs/${a.runId}/approve`, {});
   expect(early.status).toBe(409);
   expect(['NotAwaitingApproval', 'NoRolloutInProgress']).toContain(early.body.error.code);
-  const waiting = await waitRollout(a.runId, (r) => r.phase === 'awaitingApproval');
+  const waiting = await waitRollout(env, a.runId, (r) => r.phase === 'awaitingApproval', { timeoutMs: 30_000 });
   expect(waiting.rollout).toMatchObject({ weight: 10, approval: { decision: 'pending', beforePercent: 100 } });
   const ok = await env.request('POST', `/api/runs/${a.runId}/approve`, { by: 'alice', reason: 'dashboards look fine' });
   expect(ok.status).toBe(202);
@@ -246,7 +201,7 @@ test('approval: approve (who and when in the result) → continues; reject with 
   // Reject: a reason is required.
   const f2 = new FakeFront(100);
   const b = await start(approvalSpec, f2);
-  await waitRollout(b.runId, (r) => r.phase === 'awaitingApproval');
+  await waitRollout(env, b.runId, (r) => r.phase === 'awaitingApproval', { timeoutMs: 30_000 });
   const noReason = await env.request('POST', `/api/runs/${b.runId}/reject`, { by: 'bob' });
   expect(noReason.status).toBe(400);
   expect(noReason.body.error.code).toBe('ReasonRequired');
@@ -272,7 +227,7 @@ test('approval: approve (who and when in the result) → continues; reject with 
 test('abort during a bake rolls back at once; controls on unknown runs / ended rollouts are refused', async () => {
   const front = new FakeFront(100);
   const { runId, scenario } = await start(spec({ steps: [10, 100], bakeSeconds: 3600 }), front);
-  await waitRollout(runId, (r) => r.phase === 'step' && r.weight === 10 && !!r.bakeUntil);
+  await waitRollout(env, runId, (r) => r.phase === 'step' && r.weight === 10 && !!r.bakeUntil, { timeoutMs: 30_000 });
   const r = await env.request('POST', `/api/runs/${runId}/abort`, { reason: 'wrong model', by: 'carol' });
   expect(r.status).toBe(202);
   const run = await waitRun(env, runId, 60_000);
