@@ -12,7 +12,8 @@ import { startAzurite, type AzuriteInstance } from '../../local/azurite';
 import { kill9, startHostProcess } from '../../local/testing';
 import { terminateGroups } from '../../shared/processes';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
-import { deployVersion, keepLoad } from './rollout-helpers';
+import { rolloutUnderLoad, stopAfterMore } from './rollout-helpers';
+import { waitRunView } from '../helpers/runs';
 import { runtimesUnder } from '../helpers/replicas';
 
 let azurite: AzuriteInstance;
@@ -50,29 +51,16 @@ async function request(method: string, urlPath: string, body?: unknown): Promise
   }
 }
 
-/** Polls the run (bounded) until `until` holds for its view. */
-async function waitView(runId: string, until: (v: any) => boolean, what: string, timeoutMs = 180_000): Promise<any> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await request('GET', `/api/runs/${runId}`).catch(() => undefined);
-    if (r?.status === 200 && until(r.body)) return r.body;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(r?.body).slice(0, 1500)}`);
-    await new Promise((res) => setTimeout(res, 150));
-  }
-}
+/** Polls the run (bounded, through host restarts) until `until` holds for its view. */
+const waitView = (runId: string, until: (v: any) => boolean, what: string) => waitRunView({ request }, runId, until, { what });
 const ended = (v: any) => !['Running', 'Pending'].includes(v.state);
 
 test('kill -9 of the host mid-bake: the rollout resumes, bakes a fresh window and promotes the new version', async () => {
-  const env = { request };
-  const first = await waitView(await deployVersion(env, storage, { service: 'roll-crash', folder: 'roll-crash-v1', model: { factor: 2 } }), ended, 'v1');
-  expect(first.state).toBe('Succeeded');
-  const uri = first.result.scoringUri as string;
-  const load = keepLoad(uri, { workers: 2, pauseMs: 20, maxRequests: 20_000, maxMs: 240_000 });
-  const runId = await deployVersion(env, storage, {
+  const { uri, load, runId } = await rolloutUnderLoad({ request }, storage, {
     service: 'roll-crash',
-    folder: 'roll-crash-v2',
     model: { factor: 3 },
     rollout: { strategy: 'canary', steps: [20, 100], bake_seconds: 6, gates: { max_error_rate: 0.01, min_requests: 3, max_wait_seconds: 30 } },
+    load: { workers: 2, pauseMs: 20, maxRequests: 20_000, maxMs: 240_000 },
   });
   // Mid-bake of the 20 % step: the new version already takes its share.
   await waitView(runId, (v) => v.rollout?.phase === 'step' && v.rollout.weight === 20 && !!v.rollout.bakeUntil, 'the 20 % bake');
@@ -82,9 +70,7 @@ test('kill -9 of the host mid-bake: the rollout resumes, bakes a fresh window an
   await startHost();
 
   const run = await waitView(runId, ended, 'the rollout to end');
-  const afterRun = load.answers.length;
-  for (let i = 0; i < 200 && load.answers.length < afterRun + 20; i++) await new Promise((r) => setTimeout(r, 50));
-  const answers = await load.stop();
+  const answers = await stopAfterMore(load);
   expect(run.error).toBeUndefined();
   expect(run.state).toBe('Succeeded');
   const steps = run.result.rollout.completed;

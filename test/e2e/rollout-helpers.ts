@@ -1,9 +1,11 @@
 /**
  * Helpers of the progressive-delivery end-to-end tests: a tiny scoring script whose behaviour is set by its
  * model.json (factor, injected failures, wrong answers on a share of inputs), deploying a version through
- * `POST /api/deployments`, and a client keeping a bounded load on a scoring URI.
+ * `POST /api/deployments`, a client keeping a bounded load on a scoring URI, and the cases' common start (v1
+ * serving, load on its public URI, v2 rolling out).
  */
 import type { StorageClients } from '../../shared/storage';
+import { waitRun } from '../helpers/runs';
 
 /** x → x × factor; `fail_every` n: every n-th call throws (a 500); `wrong_below` k: inputs with x mod 10 < k get +1. */
 export const ROLL_SCRIPT = `
@@ -28,9 +30,15 @@ export interface RollModel {
   wrong_below?: number;
 }
 
+/** The app as the tests reach it: its HTTP API (and the host's log, when in-process). */
+export interface RollEnv {
+  request: (m: string, p: string, b?: unknown, h?: Record<string, string>) => Promise<{ status: number; body: any }>;
+  logs?: string[];
+}
+
 /** Uploads a version's files to `staging/<folder>/` and starts its deployment; the run id. */
 export async function deployVersion(
-  env: { request: (m: string, p: string, b?: unknown, h?: Record<string, string>) => Promise<{ status: number; body: any }> },
+  env: RollEnv,
   storage: StorageClients,
   opts: { service: string; folder: string; model: RollModel; rollout?: Record<string, unknown> },
 ): Promise<string> {
@@ -91,4 +99,39 @@ export function keepLoad(url: string, opts: { workers?: number; pauseMs?: number
       return answers;
     },
   };
+}
+
+/** Deploys v1 (factor 2) of `service` blue/green (folder `<service>-v1`) and waits for it; its public scoring URI. */
+export async function firstVersion(env: RollEnv, storage: StorageClients, service: string): Promise<string> {
+  const run = await waitRun(env, await deployVersion(env, storage, { service, folder: `${service}-v1`, model: { factor: 2 } }), 120_000);
+  expect(run.state).toBe('Succeeded');
+  return run.result.scoringUri as string;
+}
+
+/**
+ * The start of a rollout case: v1 of `service` serving, a client keeping `load` on its public URI (2 workers, 5 ms
+ * pauses unless told), then v2 (folder `<service>-v2`, `model`) deploying with `rollout`.
+ */
+export async function rolloutUnderLoad(
+  env: RollEnv,
+  storage: StorageClients,
+  o: { service: string; model: RollModel; rollout: Record<string, unknown>; load?: Parameters<typeof keepLoad>[1] },
+): Promise<{ uri: string; load: ReturnType<typeof keepLoad>; runId: string }> {
+  const uri = await firstVersion(env, storage, o.service);
+  const load = keepLoad(uri, o.load ?? { workers: 2, pauseMs: 5 });
+  const runId = await deployVersion(env, storage, { service: o.service, folder: `${o.service}-v2`, model: o.model, rollout: o.rollout });
+  return { uri, load, runId };
+}
+
+/** A few more answers (`more`, within 10 s) after the run ended, then the client stops; every answer. */
+export async function stopAfterMore(load: ReturnType<typeof keepLoad>, more = 20): Promise<Answer[]> {
+  const after = load.answers.length;
+  for (let i = 0; i < 200 && load.answers.length < after + more; i++) await new Promise((r) => setTimeout(r, 50));
+  return load.stop();
+}
+
+/** POSTs `{ data }` to a scoring URI; the status and the parsed answer. */
+export async function score(uri: string, data: number[], headers: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
+  const r = await fetch(uri, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ data }) });
+  return { status: r.status, body: await r.json() };
 }

@@ -10,51 +10,32 @@
  * - abort during a long bake: POST /api/runs/{id}/abort rolls back at once;
  * - too little traffic: after max_wait_seconds, the default decision (rollback).
  */
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
-import { waitRun } from '../helpers/runs';
-import { deployVersion, keepLoad } from './rollout-helpers';
+import { waitRollout, waitRun } from '../helpers/runs';
+import { deployVersion, rolloutUnderLoad, score, stopAfterMore, type RollModel } from './rollout-helpers';
 
 let env: TestEnvironment;
 let storage: StorageClients;
-let workDir: string;
 
 beforeAll(async () => {
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-rollout-'));
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-rollout-', settings: { SMOKE_TEST_LIVENESS_TIMEOUT_MS: '30000' }, pollIntervalMs: 100 });
   storage = storageFromConnectionString(env.connectionString);
 }, 120_000);
 afterAll(async () => {
   await env?.stop();
-  fs.rmSync(workDir, { recursive: true, force: true });
 });
 
-/** Deploys v1 (factor 2) of `service` blue/green; its public scoring URI. */
-async function firstVersion(service: string): Promise<string> {
-  const run = await waitRun(env, await deployVersion(env, storage, { service, folder: `${service}-v1`, model: { factor: 2 } }), 120_000);
-  expect(run.state).toBe('Succeeded');
-  return run.result.scoringUri as string;
-}
+/** v1 of `service` serving under load, v2 rolling out with `rollout` (rollout-helpers.ts). */
+const start = (service: string, model: RollModel, rollout: Record<string, unknown>) => rolloutUnderLoad(env, storage, { service, model, rollout });
 
 const shareOf = (step: any) => step.candidate.requests / (step.candidate.requests + step.serving.requests);
 
 test('canary 10 → 50 → 100 under steady load: promoted, 0 failed requests, each step carried its weight', async () => {
-  const uri = await firstVersion('roll-canary');
-  const load = keepLoad(uri, { workers: 2, pauseMs: 5 });
-  const runId = await deployVersion(env, storage, {
-    service: 'roll-canary',
-    folder: 'roll-canary-v2',
-    model: { factor: 3 },
-    rollout: { strategy: 'canary', steps: [10, 50, 100], bake_seconds: 2, gates: { max_error_rate: 0.01, min_requests: 5, max_wait_seconds: 20 } },
-  });
+  const { uri, load, runId } = await start('roll-canary', { factor: 3 }, { strategy: 'canary', steps: [10, 50, 100], bake_seconds: 2, gates: { max_error_rate: 0.01, min_requests: 5, max_wait_seconds: 20 } });
   const run = await waitRun(env, runId, 180_000);
   // A few more requests after the promotion, then the client stops.
-  const after = load.answers.length;
-  for (let i = 0; i < 200 && load.answers.length < after + 20; i++) await new Promise((r) => setTimeout(r, 50));
-  const answers = await load.stop();
+  const answers = await stopAfterMore(load);
   expect(run.error).toBeUndefined();
   expect(run.state).toBe('Succeeded');
   expect(run.result.outcome).toBe('Updated');
@@ -83,14 +64,7 @@ test('canary 10 → 50 → 100 under steady load: promoted, 0 failed requests, e
 }, 400_000);
 
 test('a new version failing 5 % of requests is rolled back at the first gate; no more than the first step share reached it', async () => {
-  const uri = await firstVersion('roll-bad');
-  const load = keepLoad(uri, { workers: 2, pauseMs: 5 });
-  const runId = await deployVersion(env, storage, {
-    service: 'roll-bad',
-    folder: 'roll-bad-v2',
-    model: { factor: 3, fail_every: 20 },
-    rollout: { strategy: 'canary', steps: [10, 50, 100], bake_seconds: 2, gates: { max_error_rate: 0.01, min_requests: 40, max_wait_seconds: 60 } },
-  });
+  const { uri, load, runId } = await start('roll-bad', { factor: 3, fail_every: 20 }, { strategy: 'canary', steps: [10, 50, 100], bake_seconds: 2, gates: { max_error_rate: 0.01, min_requests: 40, max_wait_seconds: 60 } });
   const run = await waitRun(env, runId, 180_000);
   const answers = await load.stop();
   expect(run.state).toBe('RolledBack');
@@ -108,35 +82,17 @@ test('a new version failing 5 % of requests is rolled back at the first gate; no
   expect(v2.length).toBeLessThanOrEqual(Math.ceil(answers.length * 0.1) + 2);
   expect(steps[0].candidate.requests).toBeLessThanOrEqual(Math.ceil((steps[0].candidate.requests + steps[0].serving.requests) * 0.1) + 1);
   // v1 serves everything again; v2's slot is gone.
-  const check = await fetch(uri, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ data: [7, 8] }) });
-  expect(await check.json()).toEqual([14, 16]);
+  expect((await score(uri, [7, 8])).body).toEqual([14, 16]);
   const svc = await env.request('GET', '/api/services/roll-bad');
   expect(svc.body).toMatchObject({ state: 'Healthy', image: 'roll-bad:1' });
 }, 400_000);
 
 test('shadow: a new version disagreeing on 30 % of inputs is stopped by max_disagreement; no client ever saw its answers; a pinned request reaches it at 0 %', async () => {
-  const uri = await firstVersion('roll-shadow');
-  const load = keepLoad(uri, { workers: 2, pauseMs: 5 });
-  const runId = await deployVersion(env, storage, {
-    service: 'roll-shadow',
-    folder: 'roll-shadow-v2',
-    model: { factor: 2, wrong_below: 3 },
-    rollout: { strategy: 'canary', steps: [50, 100], bake_seconds: 3, mirror_percent: 100, gates: { max_disagreement: 0.05, min_requests: 30, max_wait_seconds: 60 } },
-  });
+  const { uri, load, runId } = await start('roll-shadow', { factor: 2, wrong_below: 3 }, { strategy: 'canary', steps: [50, 100], bake_seconds: 3, mirror_percent: 100, gates: { max_disagreement: 0.05, min_requests: 30, max_wait_seconds: 60 } });
   // While the shadow phase runs, the new version answers a pinned request (x = 1: it adds 1).
-  const during = await (async () => {
-    for (let i = 0; i < 600; i++) {
-      const r = await env.request('GET', `/api/runs/${runId}`);
-      if (r.body.rollout?.phase === 'shadow') {
-        // A first deployment takes slot blue, the next one green.
-        const pinned = await fetch(uri, { method: 'POST', headers: { 'content-type': 'application/json', 'azureml-model-deployment': 'green' }, body: JSON.stringify({ data: [1] }) });
-        return { status: pinned.status, body: await pinned.json() };
-      }
-      if (r.body.state && !['Running', 'Pending'].includes(r.body.state)) return undefined;
-      await new Promise((res) => setTimeout(res, 100));
-    }
-    return undefined;
-  })();
+  await waitRollout(env, runId, (r) => r.phase === 'shadow', { failIfEnded: true, timeoutMs: 60_000 });
+  // A first deployment takes slot blue, the next one green.
+  const during = await score(uri, [1], { 'azureml-model-deployment': 'green' });
   const run = await waitRun(env, runId, 180_000);
   const answers = await load.stop();
   expect(run.state).toBe('RolledBack');
@@ -153,34 +109,17 @@ test('shadow: a new version disagreeing on 30 % of inputs is stopped by max_disa
   expect(during).toEqual({ status: 200, body: [3] });
 }, 400_000);
 
-/** Polls the run's status (bounded) until its rollout is in `phase` (and `pred`); that status. */
-async function waitPhase(runId: string, pred: (rollout: any) => boolean): Promise<any> {
-  for (let i = 0; i < 1500; i++) {
-    const r = await env.request('GET', `/api/runs/${runId}`);
-    if (r.body.rollout && pred(r.body.rollout)) return r.body;
-    if (r.body.state && !['Running', 'Pending'].includes(r.body.state)) throw new Error(`run ended (${r.body.state}) before the awaited phase: ${JSON.stringify(r.body.error)}`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  throw new Error('the awaited rollout phase never came');
-}
+/** Polls the run's status (bounded) until its rollout satisfies `pred`; that status (fails if the run ends first). */
+const waitPhase = (runId: string, pred: (rollout: any) => boolean) => waitRollout(env, runId, pred, { failIfEnded: true, timeoutMs: 150_000 });
 
 test('approval under load: the run waits before 100 %, POST /api/runs/{id}/approve lets it promote; who and when are in the result', async () => {
-  const uri = await firstVersion('roll-approve');
-  const load = keepLoad(uri, { workers: 2, pauseMs: 5 });
-  const runId = await deployVersion(env, storage, {
-    service: 'roll-approve',
-    folder: 'roll-approve-v2',
-    model: { factor: 3 },
-    rollout: { strategy: 'canary', steps: [50, 100], bake_seconds: 1, gates: { max_error_rate: 0.01, min_requests: 5, max_wait_seconds: 30 }, approval: { before_percent: 100, timeout: '1h' } },
-  });
+  const { uri, load, runId } = await start('roll-approve', { factor: 3 }, { strategy: 'canary', steps: [50, 100], bake_seconds: 1, gates: { max_error_rate: 0.01, min_requests: 5, max_wait_seconds: 30 }, approval: { before_percent: 100, timeout: '1h' } });
   const waiting = await waitPhase(runId, (r) => r.phase === 'awaitingApproval');
   expect(waiting.rollout).toMatchObject({ weight: 50, approval: { decision: 'pending', beforePercent: 100 } });
   const ok = await env.request('POST', `/api/runs/${runId}/approve`, { by: 'alice', reason: 'dashboards look fine' });
   expect(ok.status).toBe(202);
   const run = await waitRun(env, runId, 180_000);
-  const after = load.answers.length;
-  for (let i = 0; i < 200 && load.answers.length < after + 20; i++) await new Promise((r) => setTimeout(r, 50));
-  const answers = await load.stop();
+  const answers = await stopAfterMore(load);
   expect(run.error).toBeUndefined();
   expect(run.state).toBe('Succeeded');
   expect(run.result.rollout.completed.map((s: any) => [s.weight, s.outcome])).toEqual([
@@ -193,15 +132,8 @@ test('approval under load: the run waits before 100 %, POST /api/runs/{id}/appro
 }, 400_000);
 
 test('abort under load during a long bake: POST /api/runs/{id}/abort rolls back at once; no failed request; v1 serves again', async () => {
-  const uri = await firstVersion('roll-abort');
-  const load = keepLoad(uri, { workers: 2, pauseMs: 5 });
-  const runId = await deployVersion(env, storage, {
-    service: 'roll-abort',
-    folder: 'roll-abort-v2',
-    model: { factor: 3 },
-    // A bake far longer than the test's bound: only the abort can end this run in time.
-    rollout: { strategy: 'canary', steps: [10, 100], bake_seconds: 3600, gates: { max_error_rate: 0.01, min_requests: 5 } },
-  });
+  // A bake far longer than the test's bound: only the abort can end this run in time.
+  const { uri, load, runId } = await start('roll-abort', { factor: 3 }, { strategy: 'canary', steps: [10, 100], bake_seconds: 3600, gates: { max_error_rate: 0.01, min_requests: 5 } });
   await waitPhase(runId, (r) => r.phase === 'step' && r.weight === 10 && !!r.bakeUntil);
   const r = await env.request('POST', `/api/runs/${runId}/abort`, { by: 'carol', reason: 'wrong model' });
   expect(r.status).toBe(202);
@@ -215,18 +147,15 @@ test('abort under load during a long bake: POST /api/runs/{id}/abort rolls back 
   expect(answers.filter((a) => a.status !== 200)).toEqual([]);
   // v2 had at most the first step's share while it was live; v1 serves everything again and v2's slot is gone.
   expect(answers.filter((a) => a.value === a.x * 3).length).toBeLessThanOrEqual(Math.ceil(answers.length * 0.1) + 2);
-  const check = await fetch(uri, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ data: [7] }) });
-  expect(await check.json()).toEqual([14]);
+  expect((await score(uri, [7])).body).toEqual([14]);
   const svc = await env.request('GET', '/api/services/roll-abort');
   expect(svc.body).toMatchObject({ state: 'Healthy', image: 'roll-abort:1' });
   expect((await env.request('POST', `/api/runs/${runId}/abort`, {})).status).toBe(409);
 }, 400_000);
 
 test('approval under load: POST /api/runs/{id}/reject with a reason rolls back; a later rollout nobody approves times out and rolls back', async () => {
-  const uri = await firstVersion('roll-reject');
-  const load = keepLoad(uri, { workers: 2, pauseMs: 5 });
   const rollout = (timeout: string) => ({ strategy: 'canary', steps: [50, 100], bake_seconds: 1, gates: { max_error_rate: 0.01, min_requests: 5, max_wait_seconds: 30 }, approval: { before_percent: 100, timeout } });
-  const rejectId = await deployVersion(env, storage, { service: 'roll-reject', folder: 'roll-reject-v2', model: { factor: 3 }, rollout: rollout('1h') });
+  const { uri, load, runId: rejectId } = await start('roll-reject', { factor: 3 }, rollout('1h'));
   await waitPhase(rejectId, (r) => r.phase === 'awaitingApproval');
   expect((await env.request('POST', `/api/runs/${rejectId}/reject`, { by: 'bob' })).body.error?.code).toBe('ReasonRequired');
   expect((await env.request('POST', `/api/runs/${rejectId}/reject`, { by: 'bob', reason: 'p99 too high' })).status).toBe(202);
@@ -244,20 +173,17 @@ test('approval under load: POST /api/runs/{id}/reject with a reason rolls back; 
   expect(timedOut.result.rollout.approval).toMatchObject({ decision: 'timedOut', beforePercent: 100 });
   // No client request failed; v1 serves everything again.
   expect(answers.filter((a) => a.status !== 200)).toEqual([]);
-  const check = await fetch(uri, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ data: [7] }) });
-  expect(await check.json()).toEqual([14]);
+  expect((await score(uri, [7])).body).toEqual([14]);
   expect((await env.request('GET', '/api/services/roll-reject')).body).toMatchObject({ state: 'Healthy', image: 'roll-reject:1' });
 }, 400_000);
 
 test('too little traffic: with a trickle below min_requests, the gate waits max_wait_seconds and then rolls back (the default decision)', async () => {
-  const uri = await firstVersion('roll-quiet');
   // A trickle: one client, a pause between requests; far fewer than min_requests reach the 10 % step in the wait.
-  const load = keepLoad(uri, { workers: 1, pauseMs: 200 });
-  const runId = await deployVersion(env, storage, {
+  const { load, runId } = await rolloutUnderLoad(env, storage, {
     service: 'roll-quiet',
-    folder: 'roll-quiet-v2',
     model: { factor: 3 },
     rollout: { strategy: 'canary', steps: [10, 100], bake_seconds: 1, gates: { max_error_rate: 0.01, min_requests: 1000, max_wait_seconds: 3 } },
+    load: { workers: 1, pauseMs: 200 },
   });
   const run = await waitRun(env, runId, 180_000);
   const answers = await load.stop();
