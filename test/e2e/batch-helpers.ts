@@ -152,6 +152,10 @@ export function killPools(workDir: string): void {
   }
 }
 
+/**
+ * A fresh `LOCAL_WORK_DIR` for a host in a child process (`startHostProcess`), which the test removes; an in-process
+ * host takes `startTestEnvironment({ tempWorkDir: 'mdf-batch-e2e-' })` instead (its `env.workDir`, removed by `stop()`).
+ */
 export function tempWorkDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-batch-e2e-'));
 }

@@ -16,7 +16,6 @@ import {
   readJson,
   readText,
   root,
-  tempWorkDir,
   uploadIris,
   uploadJsonl,
   waitUntil,
@@ -28,15 +27,14 @@ let fx: Fixture;
 let workDir: string;
 
 beforeAll(async () => {
-  workDir = tempWorkDir();
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir } });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-batch-e2e-' });
+  workDir = env.workDir;
   fx = await prepareFixture(env.connectionString);
 }, 60_000);
 
 afterAll(async () => {
-  killPools(workDir);
+  if (workDir) killPools(workDir);
   await env?.stop();
-  fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 async function submit(job: unknown): Promise<string> {

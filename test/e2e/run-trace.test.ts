@@ -20,7 +20,7 @@ import { serviceBusEnvelope } from '../../local/triggers';
 import { runIdFor } from '../../shared/deploy/run-status';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
 import { waitRun } from '../helpers/runs';
-import { killPools, prepareFixture, tempWorkDir, uploadIris, waitUntil } from './batch-helpers';
+import { killPools, prepareFixture, uploadIris, waitUntil } from './batch-helpers';
 
 const EXAMPLE = path.join(__dirname, '../../examples/models/diabetes-node');
 const AZURITE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq';
@@ -96,13 +96,13 @@ beforeAll(async () => {
   delete process.env.APPLICATIONINSIGHTS_CONNECTION_STRING;
   process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
   await appTelemetry.useAppSpanExporter(memory);
-  workDir = tempWorkDir();
-  env = await startTestEnvironment({ settings: { LOCAL_WORK_DIR: workDir, LONE_ONNX_SETTLE_SECONDS: '1' }, pollIntervalMs: 100 });
+  env = await startTestEnvironment({ tempWorkDir: 'mdf-batch-e2e-', settings: { LONE_ONNX_SETTLE_SECONDS: '1' }, pollIntervalMs: 100 });
+  workDir = env.workDir;
   storage = storageFromConnectionString(env.connectionString);
 }, 120_000);
 
 afterAll(async () => {
-  killPools(workDir);
+  if (workDir) killPools(workDir);
   await env?.stop();
   await appTelemetry.useAppSpanExporter(undefined);
   for (const [k, v] of Object.entries(saved)) {
@@ -110,7 +110,6 @@ afterAll(async () => {
     else process.env[k] = v;
   }
   await new Promise<void>((r) => receiver?.close(() => r()));
-  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
 });
 
 /** No key, SAS signature or storage account key anywhere in what was exported (names, attributes, statuses). */
