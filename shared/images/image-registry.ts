@@ -9,7 +9,7 @@ import { checkImageName, checkRelativePath, parseVersion } from '../manifest/nam
 import { environmentKind, MANIFEST_LIMITS, type DeploymentManifest, type EnvironmentKind, type RegistryAuth } from '../manifest/schema';
 import { ModelRegistry, readFileInput, type ModelFileInput, type ModelRecord } from '../registry/models';
 import { UsageIndex } from '../registry/usage';
-import { allocateVersion, getEntityOrUndefined, listAllVersionRows, listVersionRows, receiptRowKey, updateRowWithEtag, versionRowKey } from '../registry/versioned';
+import { allocateVersion, getEntityOrUndefined, listAllVersionRows, listVersionRows, updateRowWithEtag, versionRowKey, versionRowOfEvent } from '../registry/versioned';
 import type { ErrorInfo, ImageBuilder, RuntimeKind } from '../seams';
 import { CONTAINERS, TABLES, sha256Hex, type StorageClients } from '../storage';
 import { createDeterministicTarGz } from './archive';
@@ -231,10 +231,7 @@ export class ImageRegistry {
   }
 
   private async findByEvent(name: string, eventId: string): Promise<ImageRecord | undefined> {
-    const table = await this.table();
-    const receipt = await getEntityOrUndefined<{ version: number }>(table, name, receiptRowKey(eventId));
-    if (!receipt) return undefined;
-    const row = await getEntityOrUndefined<ImageRow>(table, name, versionRowKey(Number(receipt.version)));
+    const row = await versionRowOfEvent<ImageRow>(await this.table(), name, eventId);
     return row ? toRecord(row) : undefined;
   }
 

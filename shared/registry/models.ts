@@ -16,7 +16,7 @@ import {
   getEntityOrUndefined,
   listAllVersionRows,
   listVersionRows,
-  receiptRowKey,
+  versionRowOfEvent,
   updateRowWithEtag,
   versionRowKey,
 } from './versioned';
@@ -226,10 +226,7 @@ export class ModelRegistry {
   }
 
   private async findByEvent(name: string, eventId: string): Promise<ModelRecord | undefined> {
-    const table = await this.table();
-    const receipt = await getEntityOrUndefined<{ version: number }>(table, name, receiptRowKey(eventId));
-    if (!receipt) return undefined;
-    const row = await getEntityOrUndefined<ModelRow>(table, name, versionRowKey(Number(receipt.version)));
+    const row = await versionRowOfEvent<ModelRow>(await this.table(), name, eventId);
     return row ? toRecord(row) : undefined;
   }
 

@@ -44,6 +44,12 @@ export async function getEntityOrUndefined<T extends object>(
   }
 }
 
+/** The version row an event allocated (through its receipt); undefined when the event allocated none. */
+export async function versionRowOfEvent<T extends object>(table: TableClient, partitionKey: string, eventId: string): Promise<TableEntityResult<T> | undefined> {
+  const receipt = await getEntityOrUndefined<{ version: number }>(table, partitionKey, receiptRowKey(eventId));
+  return receipt ? getEntityOrUndefined<T>(table, partitionKey, versionRowKey(Number(receipt.version))) : undefined;
+}
+
 export interface Allocation {
   version: number;
   /** False when the event had already allocated this version (re-delivery). */
