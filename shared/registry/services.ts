@@ -455,22 +455,10 @@ export class ServiceRegistry {
       throw new AppError('InvalidKeyType', `Key type "${String(which)}" is invalid; use Primary or Secondary.`, 400);
     }
     await this.get(name);
-    const t = await this.storage.ensureTable(TABLES.serviceKeys);
-    await this.ensureKeys(name);
-    for (let i = 0; i < 20; i++) {
-      const cur = await t.getEntity<ServiceKeys>(KEYS_PK, name);
-      const keys = {
-        primaryKey: which === 'Primary' ? newKey() : cur.primaryKey,
-        secondaryKey: which === 'Secondary' ? newKey() : cur.secondaryKey,
-      };
-      try {
-        await t.updateEntity({ partitionKey: KEYS_PK, rowKey: name, ...keys }, 'Replace', { etag: cur.etag });
-        return keys;
-      } catch (e) {
-        if (statusOf(e) !== 412) throw e;
-      }
-    }
-    throw conflict('UpdateContended', `Keys of ${name} are changing concurrently; retry.`);
+    return this.changeKeys(name, (cur) => ({
+      primaryKey: which === 'Primary' ? newKey() : cur.primaryKey,
+      secondaryKey: which === 'Secondary' ? newKey() : cur.secondaryKey,
+    }));
   }
 
   /**
@@ -479,11 +467,19 @@ export class ServiceRegistry {
    */
   async setKeys(name: string, given: { primaryKey?: string; secondaryKey?: string }): Promise<ServiceKeys> {
     checkServiceName(name, 'service');
+    return this.changeKeys(name, (cur) => ({ primaryKey: given.primaryKey ?? cur.primaryKey, secondaryKey: given.secondaryKey ?? cur.secondaryKey }));
+  }
+
+  /**
+   * Replaces the keys of `name` (created first if missing) by `next(current)`, conditioned on the row's ETag and tried
+   * again when another writer came first (at most 20 times: 409 `UpdateContended`). Keys that do not change are not written.
+   */
+  private async changeKeys(name: string, next: (cur: ServiceKeys) => ServiceKeys): Promise<ServiceKeys> {
     const t = await this.storage.ensureTable(TABLES.serviceKeys);
     await this.ensureKeys(name);
     for (let i = 0; i < 20; i++) {
       const cur = await t.getEntity<ServiceKeys>(KEYS_PK, name);
-      const keys = { primaryKey: given.primaryKey ?? cur.primaryKey, secondaryKey: given.secondaryKey ?? cur.secondaryKey };
+      const keys = next(cur);
       if (keys.primaryKey === cur.primaryKey && keys.secondaryKey === cur.secondaryKey) return keys;
       try {
         await t.updateEntity({ partitionKey: KEYS_PK, rowKey: name, ...keys }, 'Replace', { etag: cur.etag });
