@@ -190,14 +190,13 @@ export class AcrTaskImageBuilder implements ImageBuilder {
 
     const finished = await this.waitForRun(runId, this.o.config.acrBuildTimeoutSeconds * 1000 + 60_000);
     const logBlob = await this.copyLog(runId, this.logPath(name, version));
+    const built = { imageRef: this.imageRef(name, version), digest: request.contextDigest, logBlob: logBlob?.path };
     let result: ImageBuildResult;
     if (!finished) {
       await this.cancelRun(runId);
       result = {
         state: 'Failed',
-        imageRef: this.imageRef(name, version),
-        digest: request.contextDigest,
-        logBlob: logBlob?.path,
+        ...built,
         error: {
           code: 'ImageBuildTimeout',
           message:
@@ -206,14 +205,12 @@ export class AcrTaskImageBuilder implements ImageBuilder {
         },
       };
     } else if (finished.status === 'Succeeded') {
-      result = { state: 'Succeeded', imageRef: this.imageRef(name, version), digest: request.contextDigest, logBlob: logBlob?.path };
+      result = { state: 'Succeeded', ...built };
     } else {
       const why = finished.runErrorMessage ? `: ${finished.runErrorMessage}` : '';
       result = {
         state: 'Failed',
-        imageRef: this.imageRef(name, version),
-        digest: request.contextDigest,
-        logBlob: logBlob?.path,
+        ...built,
         error: {
           code: 'ImageBuildFailed',
           message: redactSecrets(
