@@ -15,7 +15,7 @@
 import type { ManagedCluster } from '@azure/arm-containerservice';
 import { createDefaultHttpClient, createPipelineRequest, type HttpClient } from '@azure/core-rest-pipeline';
 import type * as K8s from '@kubernetes/client-node';
-import { AppError, isNotFound } from '../errors';
+import { AppError, isNotFound, statusOf } from '../errors';
 import type { AzureClients } from './clients';
 import type { AzureConfig } from './config';
 import { azureCall, toAzureError } from './errors';
@@ -214,29 +214,45 @@ export async function ensureReplicaIdentity(o: ReplicaIdentityOptions): Promise<
     const { resourceGroup, clusterName } = config.aks;
     const cluster = await azureCall(`read AKS cluster ${clusterName}`, () => o.clients.containerService.managedClusters.get(resourceGroup, clusterName));
     const issuer = workloadIdentityIssuer(cluster, config);
+    const name = federatedCredentialName(clusterName, ns);
     const id = federatedCredentialId(config.replicaIdentity, clusterName, ns);
     const want = federatedCredentialBody(issuer, ns);
     const http = o.http ?? createDefaultHttpClient();
-    const operation = `read the federated credential ${federatedCredentialName(clusterName, ns)} of the replicas' identity`;
-    const have = (await azureCall(operation, () => armRequest(o.clients, config, http, 'GET', id))) as { properties?: Partial<FederatedCredentialProperties> } | undefined;
-    if (!sameFederatedCredential(have?.properties, want.properties)) {
-      await azureCall(
-        `write the federated credential ${federatedCredentialName(clusterName, ns)} of the replicas' identity (the app identity needs Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write on it: docs/azure.md)`,
-        () => armRequest(o.clients, config, http, 'PUT', id, want),
-      );
-      wrote.push(`federated credential ${federatedCredentialName(clusterName, ns)}`);
+    const inPlace = async () => {
+      const have = (await azureCall(`read the federated credential ${name} of the replicas' identity`, () => armRequest(o.clients, config, http, 'GET', id))) as { properties?: Partial<FederatedCredentialProperties> } | undefined;
+      return sameFederatedCredential(have?.properties, want.properties);
+    };
+    if (!(await inPlace())) {
+      try {
+        await armRequest(o.clients, config, http, 'PUT', id, want);
+        wrote.push(`federated credential ${name}`);
+      } catch (e) {
+        // ARM refuses concurrent writes of credentials on one identity (409): another deployment wrote it at the same
+        // moment; what it wrote is what this one wants, or the write is reported.
+        if (statusOf(e) !== 409 || !(await inPlace())) {
+          throw toAzureError(e, `write the federated credential ${name} of the replicas' identity (the app identity needs Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write on it: docs/azure.md)`);
+        }
+      }
     }
   }
 
   const sa = replicaServiceAccount(ns, config.replicaIdentity);
-  const existing = await k8s(`read ServiceAccount ${REPLICA_SERVICE_ACCOUNT}`, () => core.readNamespacedServiceAccount({ name: REPLICA_SERVICE_ACCOUNT, namespace: ns }), true);
+  const readSa = () => k8s(`read ServiceAccount ${REPLICA_SERVICE_ACCOUNT}`, () => core.readNamespacedServiceAccount({ name: REPLICA_SERVICE_ACCOUNT, namespace: ns }), true);
+  const saInPlace = (a: K8s.V1ServiceAccount | undefined) =>
+    !!a && a.metadata?.annotations?.[WORKLOAD_IDENTITY_CLIENT_ID_ANNOTATION] === config.replicaIdentity.clientId && a.automountServiceAccountToken === false;
+  /** A write another deployment raced (409: created meanwhile, or changed since read) is fine when the result is ours. */
+  const write = async (operation: string, fn: () => Promise<unknown>) => {
+    try {
+      await fn();
+      wrote.push(`ServiceAccount ${REPLICA_SERVICE_ACCOUNT}`);
+    } catch (e) {
+      if (statusOf(e) !== 409 || !saInPlace(await readSa())) throw toAzureError(e, operation);
+    }
+  };
+  const existing = await readSa();
   if (!existing) {
-    await k8s(`create ServiceAccount ${REPLICA_SERVICE_ACCOUNT}`, () => core.createNamespacedServiceAccount({ namespace: ns, body: sa }));
-    wrote.push(`ServiceAccount ${REPLICA_SERVICE_ACCOUNT}`);
-  } else if (
-    existing.metadata?.annotations?.[WORKLOAD_IDENTITY_CLIENT_ID_ANNOTATION] !== config.replicaIdentity.clientId ||
-    existing.automountServiceAccountToken !== false
-  ) {
+    await write(`create ServiceAccount ${REPLICA_SERVICE_ACCOUNT}`, () => core.createNamespacedServiceAccount({ namespace: ns, body: sa }));
+  } else if (!saInPlace(existing)) {
     // Keep what others put on it (labels, annotations, image pull secrets); set ours.
     const body: K8s.V1ServiceAccount = {
       ...existing,
@@ -247,8 +263,7 @@ export async function ensureReplicaIdentity(o: ReplicaIdentityOptions): Promise<
       },
       automountServiceAccountToken: false,
     };
-    await k8s(`update ServiceAccount ${REPLICA_SERVICE_ACCOUNT}`, () => core.replaceNamespacedServiceAccount({ name: REPLICA_SERVICE_ACCOUNT, namespace: ns, body }));
-    wrote.push(`ServiceAccount ${REPLICA_SERVICE_ACCOUNT}`);
+    await write(`update ServiceAccount ${REPLICA_SERVICE_ACCOUNT}`, () => core.replaceNamespacedServiceAccount({ name: REPLICA_SERVICE_ACCOUNT, namespace: ns, body }));
   }
   if (wrote.length) o.log?.(`replicas' identity on AKS: wrote ${wrote.join(', ')}`);
   return wrote;

@@ -173,6 +173,31 @@ describe('replicas\' identity on AKS (workload identity)', () => {
     expect(saBody.automountServiceAccountToken).toBe(false);
   });
 
+  test('two first deployments at once: the credential and ServiceAccount the other one wrote (409) are taken as they are; a 409 leaving something else is an error', async () => {
+    const { target, logs } = makeTarget();
+    expectAttach();
+    arm().get(MC).query(q(AKS_API)).reply(200, cluster());
+    arm().get(FIC).query(q(FIC_API)).reply(404, { error: { code: 'NotFound', message: 'not found' } });
+    arm().put(FIC).query(q(FIC_API)).reply(409, { error: { code: 'ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity', message: 'Too many Federated Identity Credentials are written concurrently' } });
+    arm().get(FIC).query(q(FIC_API)).reply(200, { id: FIC, ...WANT_FIC });
+    kube().get(`${SA}/mdf-replica`).reply(404, notFound);
+    kube().post(SA).reply(409, { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'AlreadyExists', code: 409, message: 'serviceaccounts "mdf-replica" already exists' });
+    const ours = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'mdf-replica', namespace: 'models', resourceVersion: '2', annotations: { 'azure.workload.identity/client-id': REPLICA.REPLICA_IDENTITY_CLIENT_ID } }, automountServiceAccountToken: false };
+    kube().get(`${SA}/mdf-replica`).reply(200, ours);
+    expectSlotWorkload('green', () => undefined);
+    expect((await target.deploySlot(request())).state).toBe('Healthy');
+    expect(logs.filter((l) => l.includes('replicas\' identity'))).toEqual([]);
+
+    // The other deployment left a credential with another issuer: the conflict is reported, nothing else is written.
+    const second = makeTarget();
+    expectAttach();
+    arm().get(MC).query(q(AKS_API)).reply(200, cluster());
+    arm().get(FIC).query(q(FIC_API)).reply(404, { error: { code: 'NotFound', message: 'not found' } });
+    arm().put(FIC).query(q(FIC_API)).reply(409, { error: { code: 'ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity', message: 'written concurrently' } });
+    arm().get(FIC).query(q(FIC_API)).reply(200, { id: FIC, properties: { ...WANT_FIC.properties, issuer: 'https://other-cluster.example/' } });
+    await expect(second.target.deploySlot(request())).rejects.toMatchObject({ code: 'AzureConflict', httpStatus: 409, message: expect.stringContaining('ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity') });
+  });
+
   test.each([
     ['no OIDC issuer', { oidc: false }, 'AksOidcIssuerDisabled'],
     ['workload identity off', { workloadIdentity: false }, 'AksWorkloadIdentityDisabled'],
