@@ -43,7 +43,8 @@ module identity 'modules/identity.bicep' = {
   params: { name: 'id-mdf-${token}', location: location, tags: tags }
 }
 
-// The scoring replicas' own identity (ACI slots): image pulls and model data collection only (roles.bicep).
+// The scoring replicas' own identity (ACI slots; AKS pods through workload identity, shared/azure/aks-identity.ts):
+// image pulls and model data collection only (roles.bicep).
 module replicaIdentity 'modules/identity.bicep' = {
   name: 'replica-identity'
   scope: rg

@@ -12,7 +12,8 @@ import { aciDnsLabel, poolNodeName, TAGS } from './names';
 import { DEFAULT_SCORING_PORT, RUNTIME_ENV } from './runtime-env';
 
 export type AciBatchPoolOptions = AciGroupsOptions & {
-  config: AciGroupsOptions['config'] & Pick<AzureConfig, 'subscriptionId'>;
+  /** `replicaIdentity`: the nodes (which run the user's entry script) run and pull with it, never with the app's identity. */
+  config: AciGroupsOptions['config'] & Pick<AzureConfig, 'subscriptionId'> & Partial<Pick<AzureConfig, 'replicaIdentity'>>;
   /** Cores per node (default: processCountPerNode, at most 4) and memory per core. */
   cpuPerNode?: number;
   memoryGbPerCore?: number;
@@ -49,6 +50,8 @@ export function aciPoolNodeSpec(request: BatchPoolRequest, i: number, o: Pick<Ac
       : [],
     tags: { [TAGS.pool]: request.poolId, [TAGS.image]: `${request.image.name}:${request.image.version}` },
     probes: true,
+    // As the scoring slots: the replicas' identity (AcrPull and model data only), so user code holds none of the app's rights.
+    ...(o.config.replicaIdentity ? { identityResourceId: o.config.replicaIdentity.resourceId } : {}),
   };
 }
 

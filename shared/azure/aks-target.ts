@@ -35,13 +35,15 @@ import { toAzureError } from './errors';
 import { METRICS_KEY_HEADER, metricsHeaderValue } from '../../runtime';
 import { MANAGED_BY, serviceResourceName, slotResourceName, TAGS } from './names';
 import { pollUntil } from './poll';
+import { ensureReplicaIdentity, withReplicaIdentity } from './aks-identity';
 
 /** Bound on the keys Secret's base64 keys.json before it is parsed (the runtime's keys file bound, in base64). */
 const MAX_KEYS_SECRET_CHARS = 88 * 1024;
 import { endpointUris, scoringPort } from './runtime-env';
 
 export interface AksTargetOptions extends AksClusterOptions {
-  config: AksClusterOptions['config'] & Pick<AzureConfig, 'deployTimeoutSeconds'>;
+  /** `replicaIdentity`: the slot pods run with the replicas' own identity (workload identity, aks-identity.ts). */
+  config: AksClusterOptions['config'] & Pick<AzureConfig, 'deployTimeoutSeconds' | 'armEndpoint'> & Partial<Pick<AzureConfig, 'replicaIdentity'>>;
   timing?: AzureTiming;
   /** The Kubernetes client module (tests pass the one they loaded). */
   k8s?: KubernetesModule;
@@ -159,7 +161,13 @@ export class AksTarget implements DeployTarget {
       if (!existing) await this.k(`write the TLS Secret of ${request.serviceName}`, () => core.createNamespacedSecret({ namespace: ns, body: secret }));
     }
 
-    const deployment = slotDeployment(request, ns, this.o.modelDataUrl);
+    let deployment = slotDeployment(request, ns, this.o.modelDataUrl);
+    const identity = this.o.config.replicaIdentity;
+    if (identity) {
+      const workloadIdentity = !!request.config.collectModelData;
+      await ensureReplicaIdentity({ clients: this.o.clients, config: { ...this.o.config, replicaIdentity: identity }, core, workloadIdentity, log: this.o.log });
+      deployment = withReplicaIdentity(deployment, workloadIdentity);
+    }
     const previous = await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: ns }));
     const sameImage = previous?.spec?.template?.spec?.containers?.[0]?.image === request.image.imageRef;
     if (previous) {

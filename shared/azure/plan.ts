@@ -18,6 +18,7 @@ import { FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH } from '../../runtime';
 import { dockerBuildRequest, imageRepository } from './acr-builder';
 import { autoscaled, keysSecretName, kubeService, slotAutoscaler, slotDeployment } from './aks-manifests';
 import { DEFAULT_GATEWAY_NAME, GATEWAY_API, httpRoute } from './aks-traffic';
+import { FEDERATED_CREDENTIAL_API_VERSION, federatedCredentialBody, federatedCredentialId, REPLICA_SERVICE_ACCOUNT, replicaServiceAccount, withReplicaIdentity } from './aks-identity';
 import { isProgressive } from '../rollout/spec';
 import { loadAzureConfig, type AzureConfig } from './config';
 import { serviceResourceName, slotResourceName } from './names';
@@ -190,7 +191,19 @@ export function planDeployment(manifest: DeploymentManifest, config: AzureConfig
     if (manifest.deployConfig.authEnabled) {
       ops.push(k('PUT', `/api/v1${ns}/secrets/${keysSecretName(request.serviceName)}`, 'keys Secret (create if absent, else replace)', { data: { primaryKey: '***', secondaryKey: '***' } }));
     }
-    ops.push(k('PUT', `/apis/apps/v1${ns}/deployments/${name}`, 'slot Deployment (create, or rolling update of an existing slot)', slotDeployment(request, config.aks.namespace)));
+    const identity = config.replicaIdentity;
+    const workloadIdentity = !!identity && !!manifest.deployConfig.collectModelData;
+    if (identity && workloadIdentity) {
+      // aks-identity.ts: the cluster's OIDC issuer federated with the pods' ServiceAccount (read first, written when it differs).
+      const fic = federatedCredentialId(identity, config.aks.clusterName, config.aks.namespace);
+      ops.push({ api: 'arm', method: 'GET', path: mc, apiVersion: API_VERSIONS.containerService, purpose: 'replicas\' identity: the cluster\'s OIDC issuer and workload identity (AksOidcIssuerDisabled / AksWorkloadIdentityDisabled)' });
+      ops.push({ api: 'arm', method: 'PUT', path: fic, apiVersion: FEDERATED_CREDENTIAL_API_VERSION, purpose: 'replicas\' identity: federated credential for the pods\' ServiceAccount (when absent or different)', body: federatedCredentialBody('<the cluster\'s oidcIssuerProfile.issuerURL>', config.aks.namespace) });
+    }
+    if (identity) {
+      ops.push(k('PUT', `/api/v1${ns}/serviceaccounts/${REPLICA_SERVICE_ACCOUNT}`, 'replicas\' identity: the pods\' ServiceAccount (create if absent, update when it differs)', replicaServiceAccount(config.aks.namespace, identity)));
+    }
+    const deployment = slotDeployment(request, config.aks.namespace);
+    ops.push(k('PUT', `/apis/apps/v1${ns}/deployments/${name}`, 'slot Deployment (create, or rolling update of an existing slot)', identity ? withReplicaIdentity(deployment, workloadIdentity) : deployment));
     if (autoscaled(manifest.deployConfig)) {
       ops.push(k('PUT', `/apis/autoscaling/v2${ns}/horizontalpodautoscalers/${name}`, 'autoscaler', slotAutoscaler(request, config.aks.namespace)));
     } else {

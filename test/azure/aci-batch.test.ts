@@ -59,6 +59,27 @@ describe('AciBatchPoolProvider', () => {
     expect(env).toMatchObject({ MDF_MODE: 'batch', MDF_WORKERS: '2', MDF_SCORING_TIMEOUT_MS: '60000' });
   });
 
+  test('with the replicas\' own identity (REPLICA_IDENTITY_*) every node runs and pulls with it, never with the app\'s identity', async () => {
+    const replica = `/subscriptions/${testConfig().subscriptionId}/resourceGroups/rg-mdf/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-mdf-replica-x`;
+    const config = testConfig({ REPLICA_IDENTITY_RESOURCE_ID: replica, REPLICA_IDENTITY_CLIENT_ID: '11111111-2222-3333-4444-555555555555' });
+    const bodies: Record<string, any> = {};
+    for (const n of ['batch-run-42-n0', 'batch-run-42-n1']) {
+      arm().get(CG(n)).query(q(API)).reply(404, { error: { code: 'ResourceNotFound', message: 'x' } });
+      arm()
+        .put(CG(n), (b) => ((bodies[n] = b), true))
+        .query(q(API))
+        .reply(200, node(n));
+      arm().get(CG(n)).query(q(API)).reply(200, node(n));
+    }
+    await new AciBatchPoolProvider({ clients: testClients(config), config, timing: FAST }).provision(request);
+    for (const n of ['batch-run-42-n0', 'batch-run-42-n1']) {
+      expect(bodies[n].identity).toEqual({ type: 'UserAssigned', userAssignedIdentities: { [replica]: {} } });
+      expect(bodies[n].properties.imageRegistryCredentials).toEqual([{ server: config.acrLoginServer, identity: replica }]);
+      // The app's identity id (a prefix of the replicas' here) appears nowhere as a whole value.
+      expect(JSON.stringify(bodies[n])).not.toContain(`"${config.managedIdentityResourceId}"`);
+    }
+  });
+
   test('pool keys go to every node as secure environment values only', async () => {
     const keys = { primaryKey: 'pk-batch-secret-1', secondaryKey: 'sk-batch-secret-2' };
     const bodies: Record<string, any> = {};

@@ -8,7 +8,7 @@ import { loadAzureConfig } from '../../shared/azure/config';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { Ingress } from 'kubernetes-models/networking.k8s.io/v1';
-import { Secret, Service } from 'kubernetes-models/v1';
+import { Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 
 const K8S_MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'apps/v1/Deployment': Deployment,
@@ -16,6 +16,7 @@ const K8S_MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'networking.k8s.io/v1/Ingress': Ingress,
   'v1/Secret': Secret,
   'v1/Service': Service,
+  'v1/ServiceAccount': ServiceAccount,
 };
 
 /**
