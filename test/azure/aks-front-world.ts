@@ -148,6 +148,49 @@ export class AksFrontWorld {
     };
   }
 
+  /**
+   * Local stand-ins of the slots' Services (the front's forwards reach them: `routeClusterDns`): each answers
+   * `answer(slot, x, n)` to `{"x": …}` (n: its own count of requests, from 1), counts the request on the slot's
+   * /metrics and records the Authorization it got. Returns the hits and a closer.
+   */
+  async standIns(answer: (slot: string, x: number, n: number) => unknown): Promise<{ hits: Record<string, Array<string | undefined>>; close: () => Promise<void> }> {
+    const hits: Record<string, Array<string | undefined>> = { blue: [], green: [] };
+    const servers = ['blue', 'green'].map((slot) =>
+      http.createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          hits[slot].push(req.headers.authorization);
+          const x = Number((JSON.parse(Buffer.concat(chunks).toString() || '{"x":0}') as { x: number }).x);
+          (this.counters[slot] ??= { ok: 0, failed: 0 }).ok++;
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(answer(slot, x, hits[slot].length)));
+        });
+      }),
+    );
+    for (const s of servers) await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    this.routeClusterDns({ 'diabetes-blue': (servers[0].address() as net.AddressInfo).port, 'diabetes-green': (servers[1].address() as net.AddressInfo).port });
+    return { hits, close: async () => void (await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))) };
+  }
+
+  /**
+   * Live requests through the real front, as the Gateway sends them (with the service key): `{"x": from + i}`; waits
+   * until the front has settled every copy it made (compared, failed or skipped). Returns the answers.
+   */
+  async traffic(n: number, from = 0): Promise<unknown[]> {
+    const out: unknown[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = await fetch(`http://127.0.0.1:${this.front!.port}/score`, { method: 'POST', body: JSON.stringify({ x: from + i }), headers: { authorization: `Bearer ${KEYS.secondaryKey}`, 'content-type': 'application/json' } });
+      out.push(await r.json());
+    }
+    const settled = () => {
+      const sh = this.front!.front.snapshot().shadow?.green;
+      return !sh || sh.compared + sh.errors + sh.skipped >= sh.mirrored;
+    };
+    for (let i = 0; i < 400 && !settled(); i++) await new Promise((r) => setTimeout(r, 25));
+    return out;
+  }
+
   private put(kind: string, obj: Wire): Wire {
     const name = obj.metadata.name;
     const prev = this.objects.get(`${kind}/${name}`);

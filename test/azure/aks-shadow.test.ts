@@ -7,8 +7,6 @@
  * the front during the shadow phase and back on the slots' weights after, a retried step writing nothing, and the
  * front removed at promotion, rollback, retirement and deleteService, never while the route still points at it.
  */
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { makeFrontVerifier, FRONT_STATE_PATH } from '../../runtime/front-admin';
 import { shadowWindowOf } from '../../shared/rollout/traffic';
 import { AksFrontWorld, ADMIN, IMAGE, KEYS, type Wire } from './aks-front-world';
@@ -24,28 +22,16 @@ describe('AKS shadow phase through the service front', () => {
     const w = new AksFrontWorld();
     /** Local stand-ins of the slots' Services: blue answers y = 2x, green too except for inputs ≥ `greenWrongFrom`. */
     let greenWrongFrom = Infinity;
-    const hits: Record<string, Array<string | undefined>> = { blue: [], green: [] };
-    const stand = (slot: 'blue' | 'green') =>
-      http.createServer((req, res) => {
-        const chunks: Buffer[] = [];
-        req.on('data', (c: Buffer) => chunks.push(c));
-        req.on('end', () => {
-          hits[slot].push(req.headers.authorization);
-          const x = Number((JSON.parse(Buffer.concat(chunks).toString() || '{"x":0}') as { x: number }).x);
-          w.counters[slot].ok++;
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ y: slot === 'green' && x >= greenWrongFrom ? -1 : 2 * x }));
-        });
-      });
-    const servers = { blue: stand('blue'), green: stand('green') };
+    let stands: Awaited<ReturnType<AksFrontWorld['standIns']>>;
+    let hits: Record<string, Array<string | undefined>>;
     beforeAll(async () => {
-      for (const s of Object.values(servers)) await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-      w.routeClusterDns(Object.fromEntries(Object.entries(servers).map(([slot, s]) => [`diabetes-${slot}`, (s.address() as AddressInfo).port])));
-      nock.enableNetConnect((host) => host.startsWith('127.0.0.1') || host.endsWith('.svc.cluster.local') || host.includes('.svc.cluster.local:'));
+      stands = await w.standIns((slot, x) => ({ y: slot === 'green' && x >= greenWrongFrom ? -1 : 2 * x }));
+      hits = stands.hits;
+      nock.enableNetConnect((host) => host.startsWith('127.0.0.1') || host.includes('.svc.cluster.local'));
     });
     afterAll(async () => {
       w.dispose();
-      for (const s of Object.values(servers)) await new Promise((r) => s.close(r));
+      await stands.close();
     });
     afterEach(async () => {
       greenWrongFrom = Infinity;
@@ -54,15 +40,10 @@ describe('AKS shadow phase through the service front', () => {
       await w.reset();
     });
 
-    /** Live requests through the real front (as the Gateway sends them), with the service key. */
-    async function traffic(n: number, from = 0): Promise<number[]> {
-      const statuses: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const r = await fetch(`http://127.0.0.1:${w.front!.port}/score`, { method: 'POST', body: JSON.stringify({ x: from + i }), headers: { authorization: `Bearer ${KEYS.secondaryKey}`, 'content-type': 'application/json' } });
-        expect(await r.json()).toEqual({ y: 2 * (from + i) }); // the client always gets the serving slot's answer
-        statuses.push(r.status);
-      }
-      return statuses;
+    /** Live requests through the real front; the client always gets the serving slot's answer. */
+    async function traffic(n: number): Promise<void> {
+      const answers = await w.traffic(n);
+      expect(answers).toEqual(answers.map((_a, x) => ({ y: 2 * x })));
     }
 
     test('the shadow step: front Secret, Deployment and Service (schema-valid), a signed state write through the service proxy, then the route on the front; a retried step writes nothing', async () => {
@@ -147,7 +128,6 @@ describe('AKS shadow phase through the service front', () => {
       await traffic(50);
       // The front forwards with the primary key; the client's own key never reaches a slot.
       expect(new Set(hits.blue)).toEqual(new Set([`Bearer ${KEYS.primaryKey}`]));
-      for (let i = 0; i < 200 && (await target.trafficSnapshot('diabetes')).shadow?.green?.compared !== 10; i++) await new Promise((r) => setTimeout(r, 25));
       const end = await target.trafficSnapshot('diabetes');
       expect(end.epoch).toBe(start.epoch);
       const shadow = shadowWindowOf(start, end, 'green');
