@@ -1,5 +1,5 @@
 /**
- * The control surface of a service front that runs on its own (the ACI front: front-cli.ts): its routing state
+ * The control surface of a service front that runs on its own (the ACI and AKS fronts: front-cli.ts): its routing state
  * (slots, serving slot, weights, mirror) is read and replaced through `GET|PUT /.mdf/front/state`, and every such
  * request is signed by the controller (the app's rollout activities) with the front's admin key:
  *

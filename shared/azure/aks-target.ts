@@ -3,7 +3,9 @@
  * reached with its user credentials; the workload is managed with `@kubernetes/client-node`:
  * a Deployment (+ HPA) and a direct Service per slot, one public Service whose selector is switched to the
  * active slot, and the keys in a Secret. Re-deploying a slot with a new image is a rolling update; when that
- * rollout fails, the previous pod template is restored (rollback) and the slot is reported Failed.
+ * rollout fails, the previous pod template is restored (rollback) and the slot is reported Failed. Progressive
+ * delivery: a Gateway API HTTPRoute per service (aks-traffic.ts) and, for a shadow phase, the service front as a
+ * Deployment behind it (aks-front.ts), controlled through the API server's service proxy.
  */
 import type * as https from 'node:https';
 import type * as K8s from '@kubernetes/client-node';
