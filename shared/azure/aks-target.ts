@@ -368,6 +368,9 @@ export class AksTarget implements DeployTarget {
   async setTrafficWeights(serviceName: string, weights: Record<string, number>, options?: { mirror?: { slot: string; percent: number; tolerance: number } }): Promise<TrafficSnapshot> {
     const mirror = options?.mirror;
     const entries = checkWeights(serviceName, weights);
+    if (mirror && (!(mirror.slot in weights) || !Number.isInteger(mirror.percent) || mirror.percent < 1 || mirror.percent > 100 || !(mirror.tolerance >= 0))) {
+      throw new AppError('InvalidTrafficWeights', `The shadow slot must be one of the weighted slots (${Object.keys(weights).join(', ')}), with a whole percent 1–100 and a tolerance ≥ 0 (got ${JSON.stringify(mirror).slice(0, 200)}).`, 400);
+    }
     const plain = httpRoute(serviceName, this.ns, weights, this.gatewayName);
     const { core, apps, custom } = await this.apis();
     const ns = this.ns;

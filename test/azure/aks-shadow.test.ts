@@ -215,6 +215,14 @@ describe('AKS shadow phase through the service front', () => {
       await expect(target.trafficSnapshot('diabetes')).rejects.toMatchObject({ code: 'FrontImageUnavailable', retryable: false, message: expect.stringContaining('rolls back') });
     });
 
+    test('a shadow step with a mirror outside the weighted slots or a bad share is refused before any call', async () => {
+      const target = w.setup();
+      for (const mirror of [{ ...MIRROR, slot: 'purple' }, { ...MIRROR, percent: 0 }, { ...MIRROR, percent: 101 }, { ...MIRROR, percent: 2.5 }, { ...MIRROR, tolerance: -1 }]) {
+        await expect(target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror })).rejects.toMatchObject({ code: 'InvalidTrafficWeights', httpStatus: 400 });
+      }
+      expect(w.log).toEqual([]);
+    });
+
     test('a serving image whose runtime predates the AKS front is refused before any traffic moves; a service without auth gets a front without keys', async () => {
       let target = w.setup();
       w.legacyFront = true;
