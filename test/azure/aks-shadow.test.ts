@@ -138,6 +138,20 @@ describe('AKS shadow phase through the service front', () => {
       expect(w.changes).toHaveLength(4); // reading figures writes nothing
     });
 
+    test('a restarted front (new pod, no saved state) counts from zero: the epoch changes, the step set again finds the shadow state already in force (from the Deployment) and writes nothing', async () => {
+      const target = w.setup();
+      const first = await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR });
+      await w.front!.close();
+      w.front = undefined; // the kubelet starts a new pod from the Deployment
+      const after = await target.trafficSnapshot('diabetes');
+      expect(after.epoch).not.toBe(first.epoch);
+      const n = w.changes.length;
+      const again = await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR });
+      expect(w.changes.slice(n)).toEqual([]);
+      expect(again).toMatchObject({ epoch: after.epoch, mirror: { slot: 'green', percent: 20 } });
+      expect(w.front!.state()).toMatchObject({ generation: 1, serving: 'blue', mirror: MIRROR });
+    });
+
     test('after the shadow phase the steps go back to weights on the route; promotion then retirement remove the front (route first)', async () => {
       const target = w.setup();
       await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR });
