@@ -41,8 +41,11 @@ export function tokenFileContent(raw: unknown): { tokenSecret: string; service: 
   return typeof tokenSecret === 'string' && tokenSecret.length >= 16 && typeof service === 'string' && service.length > 0 ? { tokenSecret, service } : undefined;
 }
 
-/** The check a valid file asks for, or why there is none (never the content: it is secret). */
-export function readKeysFile(file: string): { check: Check; metrics: MetricsCheck; digest: string } | { error: string } {
+/**
+ * What a keys file holds: the keys, or the token secret and service (bounded in size, parsed, checked), and the
+ * digest of its bytes (to see a change); or why it is not usable (never the content: it is secret).
+ */
+export function readKeysFileContent(file: string): { keys: Keys; digest: string; raw: unknown } | { token: { tokenSecret: string; service: string }; digest: string; raw: unknown } | { error: string } {
   let buf: Buffer;
   try {
     const st = fs.statSync(file);
@@ -60,11 +63,19 @@ export function readKeysFile(file: string): { check: Check; metrics: MetricsChec
   }
   const digest = createHash('sha256').update(buf).digest('hex');
   const token = tokenFileContent(raw);
-  const metrics = makeMetricsCheck(metricsSecretsOf(raw));
-  if (token) return { check: makeTokenVerifier(token.service, token.tokenSecret), metrics, digest };
+  if (token) return { token, digest, raw };
   const keys = ServerOptionsSchema.shape.keys.safeParse(raw);
   if (!keys.success || !keys.data) return { error: 'must hold {"primaryKey": "...", "secondaryKey": "..."} or {"tokenSecret": "...", "service": "..."}' };
-  return { check: makeAuthorizer(keys.data as Keys), metrics, digest };
+  return { keys: keys.data as Keys, digest, raw };
+}
+
+/** The check a valid file asks for, or why there is none (never the content: it is secret). */
+export function readKeysFile(file: string): { check: Check; metrics: MetricsCheck; digest: string } | { error: string } {
+  const r = readKeysFileContent(file);
+  if ('error' in r) return r;
+  const metrics = makeMetricsCheck(metricsSecretsOf(r.raw));
+  if ('token' in r) return { check: makeTokenVerifier(r.token.service, r.token.tokenSecret), metrics, digest: r.digest };
+  return { check: makeAuthorizer(r.keys), metrics, digest: r.digest };
 }
 
 export function keyAuth(

@@ -1,5 +1,5 @@
 /**
- * The control surface of a service front that runs on its own (the ACI front: front-cli.ts): its routing state
+ * The control surface of a service front that runs on its own (the ACI and AKS fronts: front-cli.ts): its routing state
  * (slots, serving slot, weights, mirror) is read and replaced through `GET|PUT /.mdf/front/state`, and every such
  * request is signed by the controller (the app's rollout activities) with the front's admin key:
  *
@@ -152,13 +152,15 @@ export interface FrontAdminOptions {
 
 /**
  * Installs the admin routes on `front` (its `intercept`) and puts `initial` in force. Returns the current state's
- * getter. `GET` answers `{ state, snapshot }` (the front's counters: shared/rollout/traffic.ts), `PUT` takes a state
- * and answers the same after it is in force.
+ * getter and a setter of the slots' key. `GET` answers `{ state, snapshot, auth }` (the front's counters:
+ * shared/rollout/traffic.ts; what it checks of callers: `none`, `keys` or `token`), `PUT` takes a state and answers
+ * the same after it is in force.
  */
-export function installFrontAdmin(front: ServiceFront, o: FrontAdminOptions): { state: () => FrontState } {
+export function installFrontAdmin(front: ServiceFront, o: FrontAdminOptions): { state: () => FrontState; setSlotKey: (key: string | undefined) => void } {
   const verify = makeFrontVerifier(o.key, o.now);
   let state = o.initial;
-  applyFrontState(front, state, o.slotKey);
+  let slotKey = o.slotKey;
+  applyFrontState(front, state, slotKey);
   const save = (st: FrontState) => {
     if (!o.stateFile) return;
     const tmp = `${o.stateFile}.${process.pid}.tmp`;
@@ -187,7 +189,7 @@ export function installFrontAdmin(front: ServiceFront, o: FrontAdminOptions): { 
         return sendError(res, 401, 'Unauthorized', `The front's admin routes need a valid, fresh ${FRONT_SIGNATURE_HEADER} signed with the front's admin key.`);
       }
       if (path !== FRONT_STATE_PATH) return sendError(res, 404, 'NotFound', `No admin route ${path}; the front has ${FRONT_STATE_PATH}.`);
-      if (method === 'GET') return send(res, 200, { state, snapshot: front.snapshot() });
+      if (method === 'GET') return send(res, 200, { state, snapshot: front.snapshot(), auth: front.auth });
       if (method !== 'PUT') return sendError(res, 405, 'MethodNotAllowed', `Use GET or PUT ${FRONT_STATE_PATH}.`);
       let next: FrontState;
       try {
@@ -199,17 +201,24 @@ export function installFrontAdmin(front: ServiceFront, o: FrontAdminOptions): { 
         return sendError(res, 409, 'StaleFrontState', `The front is at generation ${state.generation}; generation ${next.generation} is older and was not applied.`);
       }
       try {
-        applyFrontState(front, next, o.slotKey);
+        applyFrontState(front, next, slotKey);
         save(next);
       } catch (e) {
-        applyFrontState(front, state, o.slotKey);
+        applyFrontState(front, state, slotKey);
         return sendError(res, 500, 'FrontStateNotApplied', (e as Error).message);
       }
       state = next;
       o.onState?.(state);
-      send(res, 200, { state, snapshot: front.snapshot() });
+      send(res, 200, { state, snapshot: front.snapshot(), auth: front.auth });
     });
     return true;
   };
-  return { state: () => state };
+  return {
+    state: () => state,
+    // New keys (a reloaded keys file): the slots are registered again with the new primary key.
+    setSlotKey: (key) => {
+      slotKey = key;
+      applyFrontState(front, state, slotKey);
+    },
+  };
 }

@@ -12,12 +12,14 @@
  * | `MDF_FRONT_STATE_FILE` | where each new state is saved and read back at start when newer than `MDF_FRONT_STATE` |
  * | `MDF_FRONT_ADMIN_KEY` | secure: the admin routes' signing key (required) |
  * | `MDF_PRIMARY_KEY` / `MDF_SECONDARY_KEY` | secure: the service's keys; set → callers need one, slots get the primary |
+ * | `MDF_KEYS_FILE` | instead of the two keys: the slots' keys file (`{"primaryKey","secondaryKey"}`, or `{"tokenSecret","service"}` for token auth), read again every `MDF_FRONT_KEYS_RELOAD_MS` (5 s) as the replicas do (the AKS front mounts the service's keys Secret) |
  *
  * Nothing secret is ever logged: the log lines carry the port, the generation, the serving slot and weights.
  */
 import * as fs from 'node:fs';
+import { DEFAULT_KEYS_RELOAD_MS, readKeysFileContent } from './auth-keys';
 import { RUNTIME_ENV } from './env';
-import { ServiceFront } from './front';
+import { ServiceFront, type FrontAuth } from './front';
 import { installFrontAdmin, parseFrontState, type FrontState } from './front-admin';
 import { createLogger, type LogRecord } from './log';
 
@@ -27,6 +29,7 @@ export const FRONT_ENV = {
   state: 'MDF_FRONT_STATE',
   stateFile: 'MDF_FRONT_STATE_FILE',
   adminKey: 'MDF_FRONT_ADMIN_KEY',
+  keysReloadMs: 'MDF_FRONT_KEYS_RELOAD_MS',
 } as const;
 
 export interface RunningFront {
@@ -37,6 +40,14 @@ export interface RunningFront {
 }
 
 class FrontConfigError extends Error {}
+
+/** What a keys file asks the front to check, and the key it forwards to the slots with (key auth). */
+function keysFileAuth(file: string): { auth: FrontAuth; slotKey?: string; digest: string } | { error: string } {
+  const r = readKeysFileContent(file);
+  if ('error' in r) return r;
+  if ('token' in r) return { auth: { mode: 'token', serviceName: r.token.service, secret: r.token.tokenSecret }, digest: r.digest };
+  return { auth: { mode: 'keys', keys: r.keys }, slotKey: r.keys.primaryKey, digest: r.digest };
+}
 
 /** The state to start with: the saved one when it parses and is at least as new as the environment's. */
 function startState(env: NodeJS.ProcessEnv, log: (r: LogRecord) => void): FrontState {
@@ -74,19 +85,58 @@ export async function startFrontFromEnv(env: NodeJS.ProcessEnv = process.env, lo
   const portText = env[RUNTIME_ENV.port] ?? '5001';
   const port = Number(portText);
   if (!/^\d{1,5}$/.test(portText) || port > 65535) throw new FrontConfigError(`${RUNTIME_ENV.port} must be a port number; got ${portText.slice(0, 20)}`);
+  const keysFile = env[RUNTIME_ENV.keysFile]?.trim();
+  if (keysFile && primary) throw new FrontConfigError(`give ${RUNTIME_ENV.keysFile} or the two keys, not both`);
+  const reloadText = env[FRONT_ENV.keysReloadMs] ?? String(DEFAULT_KEYS_RELOAD_MS);
+  if (!/^\d{1,7}$/.test(reloadText) || Number(reloadText) < 50) throw new FrontConfigError(`${FRONT_ENV.keysReloadMs} must be a number of milliseconds ≥ 50; got ${reloadText.slice(0, 20)}`);
+  // A keys file that cannot be used at start is an error: the front never runs open in front of slots with auth.
+  const fromFile = keysFile ? keysFileAuth(keysFile) : undefined;
+  if (fromFile && 'error' in fromFile) throw new FrontConfigError(`${RUNTIME_ENV.keysFile} ${keysFile}: ${fromFile.error}`);
   const initial = startState(env, log);
   const front = new ServiceFront(env[FRONT_ENV.service] || 'service');
   if (primary && secondary) front.setAuth({ mode: 'keys', keys: { primaryKey: primary, secondaryKey: secondary } });
+  if (fromFile) front.setAuth(fromFile.auth);
+  const slotKey = primary ?? fromFile?.slotKey;
   const admin = installFrontAdmin(front, {
     key: adminKey,
     initial,
-    ...(primary ? { slotKey: primary } : {}),
+    ...(slotKey ? { slotKey } : {}),
     ...(env[FRONT_ENV.stateFile] ? { stateFile: env[FRONT_ENV.stateFile] } : {}),
     onState: (st) => log({ event: 'front_state', level: 'info', generation: st.generation, serving: st.serving, weights: st.weights, mirror: st.mirror?.percent }),
   });
+  // The keys file is read again as the replicas read theirs: new keys apply at once (callers and slots); an unusable
+  // file keeps the last good keys and is logged without its content.
+  let timer: NodeJS.Timeout | undefined;
+  if (keysFile && fromFile && !('error' in fromFile)) {
+    let digest = fromFile.digest;
+    let lastError = '';
+    timer = setInterval(() => {
+      const r = keysFileAuth(keysFile);
+      if ('error' in r) {
+        if (r.error !== lastError) log({ event: 'keys_reload_failed', level: 'warn', reason: r.error, keeping: 'the last valid keys' });
+        lastError = r.error;
+        return;
+      }
+      lastError = '';
+      if (r.digest === digest) return;
+      digest = r.digest;
+      front.setAuth(r.auth);
+      admin.setSlotKey(r.slotKey);
+      log({ event: 'keys_reloaded', level: 'info', auth: r.auth.mode });
+    }, Number(reloadText));
+    timer.unref();
+  }
   const bound = await front.listen(port, env[FRONT_ENV.host] || '0.0.0.0');
-  log({ event: 'listening', level: 'info', port: bound, role: 'front', generation: initial.generation, serving: initial.serving, weights: initial.weights });
-  return { front, port: bound, state: admin.state, close: () => front.close() };
+  log({ event: 'listening', level: 'info', port: bound, role: 'front', auth: front.auth, generation: initial.generation, serving: initial.serving, weights: initial.weights });
+  return {
+    front,
+    port: bound,
+    state: admin.state,
+    close: () => {
+      if (timer) clearInterval(timer);
+      return front.close();
+    },
+  };
 }
 
 async function main(): Promise<void> {

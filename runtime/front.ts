@@ -260,6 +260,11 @@ export class ServiceFront {
     this.authorize = auth.mode === 'keys' ? makeAuthorizer(auth.keys) : auth.mode === 'token' ? makeTokenVerifier(auth.serviceName, auth.secret) : () => true;
   }
 
+  /** What the front checks now (`none`, `keys` or `token`): the controller checks it before sending traffic. */
+  get auth(): FrontAuth['mode'] {
+    return this.authMode;
+  }
+
   addSlot(slot: FrontSlot): void {
     const existing = this.slots.get(slot.name);
     if (existing) {

@@ -124,7 +124,7 @@ export function aciFrontSpec(o: {
  */
 export function httpCall(
   url: string,
-  o: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number; max?: number; what: string },
+  o: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number; max?: number; what: string; requestOptions?: https.RequestOptions },
 ): Promise<{ status: number; text: string }> {
   const max = o.max ?? MAX_FRONT_ANSWER_BYTES;
   return new Promise((resolve, reject) => {
@@ -132,7 +132,13 @@ export function httpCall(
     const mod = u.protocol === 'https:' ? https : http;
     const req = mod.request(
       u,
-      { method: o.method ?? 'GET', headers: { ...(o.headers ?? {}), ...(o.body !== undefined ? { 'content-length': String(Buffer.byteLength(o.body)) } : {}) }, timeout: o.timeoutMs ?? FRONT_CALL_TIMEOUT_MS },
+      {
+        // `requestOptions`: TLS and credentials of a Kubernetes API server (the AKS front through its service proxy).
+        ...(o.requestOptions ?? {}),
+        method: o.method ?? 'GET',
+        headers: { ...((o.requestOptions?.headers as Record<string, string> | undefined) ?? {}), ...(o.headers ?? {}), ...(o.body !== undefined ? { 'content-length': String(Buffer.byteLength(o.body)) } : {}) },
+        timeout: o.timeoutMs ?? FRONT_CALL_TIMEOUT_MS,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         let n = 0;
@@ -162,12 +168,25 @@ export function causeOf(e: unknown): string {
 export interface FrontAnswer {
   state: FrontState;
   snapshot: TrafficSnapshot;
+  /** What the front checks of callers (`none`, `keys`, `token`); absent from fronts of earlier releases. */
+  auth?: string;
 }
 
-/** One signed admin call to the front (`GET` or `PUT` of its state). */
-export async function callFront(base: string, adminKey: string, method: 'GET' | 'PUT', state?: FrontState, now = Date.now): Promise<FrontAnswer> {
+/**
+ * One signed admin call to the front (`GET` or `PUT` of its state) at `base` (its address, or a Kubernetes API
+ * server's service proxy path with `via.requestOptions` carrying the cluster's TLS and credentials; the signature
+ * covers the front's own path, which the proxy forwards with the signature header).
+ */
+export async function callFront(
+  base: string,
+  adminKey: string,
+  method: 'GET' | 'PUT',
+  state?: FrontState,
+  now = Date.now,
+  via?: { requestOptions: https.RequestOptions; what: string },
+): Promise<FrontAnswer> {
   const body = state ? JSON.stringify(state) : '';
-  const what = `The service front at ${base}`;
+  const what = via?.what ?? `The service front at ${base}`;
   let res: { status: number; text: string };
   try {
     res = await httpCall(`${base}${FRONT_STATE_PATH}`, {
@@ -175,16 +194,20 @@ export async function callFront(base: string, adminKey: string, method: 'GET' | 
       headers: { [FRONT_SIGNATURE_HEADER]: signFrontRequest(adminKey, method, FRONT_STATE_PATH, body, now()), ...(state ? { 'content-type': 'application/json' } : {}) },
       ...(state ? { body } : {}),
       what,
+      ...(via ? { requestOptions: via.requestOptions } : {}),
     });
   } catch (e) {
     if (e instanceof AppError) throw e;
     throw new AppError('FrontUnreachable', `${what} did not answer: ${causeOf(e)}`, 502, { retryable: true });
   }
   const text = res.text;
+  if (via && res.status === 403) {
+    throw new AppError('AzureAuthorizationFailed', `${what}: the Kubernetes API server refused the app identity (403): it needs get, create and update on services/proxy in the namespace (docs/azure.md). ${text.slice(0, 300)}`, 502);
+  }
   if (res.status === 401) throw new AppError('FrontAuthFailed', `${what} refused the app's signed call (401): its admin key differs from the service's; redeploy the service to re-create the front.`, 502);
   if (res.status >= 500) throw new AppError('FrontFailed', `${what} answered ${res.status}: ${text.slice(0, 300)}`, 502, { retryable: true });
   if (res.status !== 200) throw new AppError('FrontRefused', `${what} refused the state (${res.status}): ${text.slice(0, 300)}`, 502);
-  let parsed: { state?: unknown; snapshot?: TrafficSnapshot };
+  let parsed: { state?: unknown; snapshot?: TrafficSnapshot; auth?: unknown };
   try {
     parsed = JSON.parse(text) as typeof parsed;
   } catch {
@@ -192,7 +215,7 @@ export async function callFront(base: string, adminKey: string, method: 'GET' | 
   }
   if (!parsed.snapshot || typeof parsed.snapshot !== 'object') throw new AppError('FrontFailed', `${what} answered without its figures.`, 502, { retryable: true });
   try {
-    return { state: parseFrontState(JSON.stringify(parsed.state ?? null)), snapshot: parsed.snapshot };
+    return { state: parseFrontState(JSON.stringify(parsed.state ?? null)), snapshot: parsed.snapshot, ...(typeof parsed.auth === 'string' ? { auth: parsed.auth } : {}) };
   } catch (e) {
     throw new AppError('FrontFailed', `${what} answered a state the app cannot read: ${(e as Error).message}`, 502, { retryable: true });
   }

@@ -3,13 +3,34 @@
  * reached with its user credentials; the workload is managed with `@kubernetes/client-node`:
  * a Deployment (+ HPA) and a direct Service per slot, one public Service whose selector is switched to the
  * active slot, and the keys in a Secret. Re-deploying a slot with a new image is a rolling update; when that
- * rollout fails, the previous pod template is restored (rollback) and the slot is reported Failed.
+ * rollout fails, the previous pod template is restored (rollback) and the slot is reported Failed. Progressive
+ * delivery: a Gateway API HTTPRoute per service (aks-traffic.ts) and, for a shadow phase, the service front as a
+ * Deployment behind it (aks-front.ts), controlled through the API server's service proxy.
  */
+import type * as https from 'node:https';
 import type * as K8s from '@kubernetes/client-node';
 import { AppError, redactSecrets } from '../errors';
 import type { DeployConfig, DeployedSlot, DeployRequest, DeployTarget, ErrorInfo, ServiceKeys } from '../seams';
 import type { SlotTraffic, TrafficSnapshot } from '../rollout/traffic';
-import { addSlotTraffic, DEFAULT_GATEWAY_NAME, GATEWAY_API, httpRoute, MAX_METRICS_BYTES, podsEpoch, ROUTE_SERVING_ANNOTATION, routeWeights, slotTrafficFromMetrics, type HTTPRouteObject } from './aks-traffic';
+import {
+  addSlotTraffic,
+  checkWeights,
+  DEFAULT_GATEWAY_NAME,
+  frontRoute,
+  GATEWAY_API,
+  httpRoute,
+  MAX_METRICS_BYTES,
+  podsEpoch,
+  ROUTE_SERVING_ANNOTATION,
+  routesToFront,
+  routeWeights,
+  sameRoute,
+  slotTrafficFromMetrics,
+  type HTTPRouteObject,
+} from './aks-traffic';
+import { AKS_FRONT_CONTAINER, frontAdminSecret, frontDeployment, frontDigestOf, frontProxyPath, frontResourceName, frontSelector, frontService, FRONT_ADMIN_SECRET_KEY, slotServiceUrl } from './aks-front';
+import { callFront, sameRouting, type FrontAnswer } from './aci-front';
+import type { FrontState } from '../../runtime';
 import {
   AKS_CONTAINER,
   AKS_SERVICE_PORT,
@@ -58,9 +79,15 @@ export interface AksTargetOptions extends AksClusterOptions {
   log?: (message: string) => void;
   /** URL of the app's `modeldata` container (no SAS) for collect_model_data; pods write with their workload identity. */
   modelDataUrl?: string;
+  /**
+   * The service front's admin signing key (a rollout's shadow phase, aks-front.ts): derived from the service's token
+   * secret (aci-front.ts `frontAdminKey`). Wired to the service registry in shared/azure/index.ts.
+   */
+  secrets?: { frontKey(serviceName: string): Promise<string> };
 }
 
 interface Apis {
+  kc: K8s.KubeConfig;
   core: K8s.CoreV1Api;
   apps: K8s.AppsV1Api;
   autoscaling: K8s.AutoscalingV2Api;
@@ -79,6 +106,20 @@ export const AKS_LOG_PODS = 5;
 export const MAX_POD_LOG_BYTES = 256 * 1024;
 
 type Outcome = { ok: true } | { ok: false; error: ErrorInfo };
+type FrontRouting = Omit<FrontState, 'generation'>;
+
+/** What `waitRollout` and the log tails look at: a slot's Deployment and pods, or the service front's. */
+interface Workload {
+  name: string;
+  selector: Record<string, string>;
+  container: string;
+  what: string;
+}
+const slotWorkload = (serviceName: string, slot: string): Workload => ({ name: slotResourceName(serviceName, slot), selector: slotSelector(serviceName, slot), container: AKS_CONTAINER, what: `${serviceName}/${slot}` });
+const frontWorkload = (serviceName: string): Workload => ({ name: frontResourceName(serviceName), selector: frontSelector(serviceName), container: AKS_FRONT_CONTAINER, what: `the service front of ${serviceName}` });
+const IMAGE_PULL = /ErrImagePull|ImagePullBackOff|InvalidImageName/;
+/** The front (or the API server's proxy to it) did not answer, or answered 5xx: it may not be up yet. */
+const notAnsweringYet = (e: unknown): boolean => e instanceof AppError && (e.code === 'FrontUnreachable' || e.code === 'FrontFailed');
 
 export class AksTarget implements DeployTarget {
   readonly kind = 'aks' as const;
@@ -102,6 +143,7 @@ export class AksTarget implements DeployTarget {
     await attachAksCluster(this.o);
     const kc = await kubeConfigFor(this.o, this.k8s);
     const apis = {
+      kc,
       core: kc.makeApiClient(this.k8s.CoreV1Api),
       apps: kc.makeApiClient(this.k8s.AppsV1Api),
       autoscaling: kc.makeApiClient(this.k8s.AutoscalingV2Api),
@@ -194,7 +236,7 @@ export class AksTarget implements DeployTarget {
     const svc = kubeService(request.serviceName, ns, request.slot, { public: false, port, type: this.o.slotServiceType, tls: !!request.config.tls });
     await this.applyService(core, svc);
 
-    let outcome = await this.waitRollout(apps, core, request.serviceName, request.slot);
+    let outcome = await this.waitRollout(apps, core, slotWorkload(request.serviceName, request.slot));
     if (!outcome.ok && previous && !sameImage) {
       // Rollback: restore the previous pod template (what `kubectl rollout undo` does).
       const current = await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: ns }));
@@ -250,7 +292,7 @@ export class AksTarget implements DeployTarget {
       const body: K8s.V1Deployment = { ...dep, spec: { ...dep.spec!, replicas: want } };
       await this.k(`scale Deployment ${name}`, () => apps.replaceNamespacedDeployment({ name, namespace: ns, body }));
     }
-    const outcome = await this.waitRollout(apps, core, serviceName, slot);
+    const outcome = await this.waitRollout(apps, core, slotWorkload(serviceName, slot));
     if (!outcome.ok) return failed(outcome.error);
     const svcName = slotResourceName(serviceName, slot);
     const address = await this.waitAddress(core, svcName);
@@ -314,31 +356,38 @@ export class AksTarget implements DeployTarget {
     const address = await this.waitAddress(core, svc.metadata!.name!);
     if (!address) throw new AppError('DeployTimeout', `Service ${svc.metadata!.name} got no external address within ${this.o.config.deployTimeoutSeconds} s.`, 504);
     const { scoringUri, swaggerUri } = endpointUris(tlsHost ? `https://${tlsHost === 'address' ? address : tlsHost}` : `http://${address}`);
+    // Promotion (or the switch back at a rollback): a service front left from a shadow phase is removed once the
+    // route no longer sends traffic to it.
+    const route = await this.readRoute(serviceName);
+    if (route && !routesToFront(route)) await this.removeFront(serviceName);
     return { scoringUri, swaggerUri };
   }
 
   /**
    * Progressive delivery (docs/azure.md, "Progressive delivery on AKS"): writes the service's Gateway API HTTPRoute
-   * with `weights` (slot → percent) and a pin rule per slot, then returns the figures. Mirroring is refused (400):
-   * the standard HTTPRoute RequestMirror filter cannot compare answers. Needs the Gateway `mdf-gateway` in the
-   * namespace. With key or token auth, the pods' /metrics are read with the metrics key (x-mdf-metrics-key, derived
-   * from the keys Secret: runtime/auth-metrics.ts), since the API server's pod proxy drops the Authorization header.
+   * with `weights` (slot → percent) and a pin rule per slot, then returns the figures. With `mirror` (a shadow phase)
+   * the route sends all live traffic to the service front (aks-front.ts), started first from the serving slot's image
+   * and given its routing by a signed state write through the API server's service proxy: it serves from the serving
+   * slot and copies `mirror.percent` of requests to `mirror.slot`, comparing the answers. Needs the Gateway
+   * `mdf-gateway` in the namespace. Idempotent: the route and the front's state are written only when they differ.
+   * With key or token auth, the pods' /metrics are read with the metrics key (x-mdf-metrics-key, derived from the
+   * keys Secret: runtime/auth-metrics.ts), since the API server's pod proxy drops the Authorization header.
    */
   async setTrafficWeights(serviceName: string, weights: Record<string, number>, options?: { mirror?: { slot: string; percent: number; tolerance: number } }): Promise<TrafficSnapshot> {
-    if (options?.mirror) {
-      throw new AppError(
-        'MirrorNotSupported',
-        'Shadow traffic (rollout.mirror_percent) is not available on AKS: the Gateway API RequestMirror filter copies requests but discards the answers, so they cannot be compared. Remove mirror_percent, or use target local.',
-        400,
-      );
+    const mirror = options?.mirror;
+    const entries = checkWeights(serviceName, weights);
+    if (mirror && (!(mirror.slot in weights) || !Number.isInteger(mirror.percent) || mirror.percent < 1 || mirror.percent > 100 || !(mirror.tolerance >= 0))) {
+      throw new AppError('InvalidTrafficWeights', `The shadow slot must be one of the weighted slots (${Object.keys(weights).join(', ')}), with a whole percent 1–100 and a tolerance ≥ 0 (got ${JSON.stringify(mirror).slice(0, 200)}).`, 400);
     }
-    const route = httpRoute(serviceName, this.ns, weights, this.gatewayName);
+    const plain = httpRoute(serviceName, this.ns, weights, this.gatewayName);
     const { core, apps, custom } = await this.apis();
     const ns = this.ns;
-    for (const slot of Object.keys(weights)) {
+    const deps: Record<string, K8s.V1Deployment> = {};
+    for (const slot of new Set([...Object.keys(weights), ...(mirror ? [mirror.slot] : [])])) {
       const name = slotResourceName(serviceName, slot);
       const dep = await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: ns }));
       if (!dep) throw new AppError('SlotNotFound', `Service ${serviceName} has no slot ${slot} on AKS (Deployment ${name} in ${ns}); deploy it first.`, 404);
+      deps[slot] = dep;
     }
     const gw = this.gatewayName;
     const gateway = await this.optional(`read Gateway ${gw}`, () => custom.getNamespacedCustomObject({ group: GATEWAY_API.group, version: GATEWAY_API.version, namespace: ns, plural: GATEWAY_API.gateways, name: gw }));
@@ -349,39 +398,206 @@ export class AksTarget implements DeployTarget {
         400,
       );
     }
+    const existing = await this.readRoute(serviceName);
+    const shown = `${entries.map(([s, w]) => `${s}=${w}%`).join(', ')}${mirror ? `, ${mirror.percent}% mirrored to ${mirror.slot} through the service front` : ''}`;
+    if (!mirror) {
+      if (!sameRoute(existing, plain)) await this.writeRoute(existing, plain);
+      this.o.log?.(`traffic of ${serviceName}: ${shown}`);
+      return this.snapshot(serviceName, plain);
+    }
+    const serving = [...entries].sort((x, y) => y[1] - x[1])[0][0];
+    const routing: FrontRouting = {
+      slots: Object.fromEntries(Object.keys(deps).map((slot) => [slot, slotServiceUrl(serviceName, ns, slot)])),
+      serving,
+      weights,
+      mirror,
+    };
+    const answer = await this.ensureFront(serviceName, deps[serving], routing, existing, plain);
+    const route = frontRoute(serviceName, ns, weights, frontResourceName(serviceName), gw);
+    if (!sameRoute(existing, route)) await this.writeRoute(existing, route);
+    this.o.log?.(`traffic of ${serviceName}: ${shown}`);
+    return this.snapshot(serviceName, route, answer);
+  }
+
+  private async readRoute(serviceName: string): Promise<Partial<HTTPRouteObject> | undefined> {
+    const { custom } = await this.apis();
+    const name = serviceResourceName(serviceName);
+    return (await this.optional(`read HTTPRoute ${name}`, () =>
+      custom.getNamespacedCustomObject({ group: GATEWAY_API.group, version: GATEWAY_API.version, namespace: this.ns, plural: GATEWAY_API.routes, name }),
+    )) as Partial<HTTPRouteObject> | undefined;
+  }
+
+  /** Creates the route, or replaces `existing` (its resourceVersion: a concurrent change is a 409, not lost). */
+  private async writeRoute(existing: Partial<HTTPRouteObject> | undefined, route: HTTPRouteObject): Promise<void> {
+    const { custom } = await this.apis();
     const name = route.metadata.name;
-    const where = { group: GATEWAY_API.group, version: GATEWAY_API.version, namespace: ns, plural: GATEWAY_API.routes };
-    const existing = (await this.optional(`read HTTPRoute ${name}`, () => custom.getNamespacedCustomObject({ ...where, name }))) as Partial<HTTPRouteObject> | undefined;
+    const where = { group: GATEWAY_API.group, version: GATEWAY_API.version, namespace: this.ns, plural: GATEWAY_API.routes };
     if (existing) {
       await this.k(`update HTTPRoute ${name}`, () => custom.replaceNamespacedCustomObject({ ...where, name, body: withVersion(route, existing.metadata?.resourceVersion) }));
     } else {
       await this.k(`create HTTPRoute ${name}`, () => custom.createNamespacedCustomObject({ ...where, body: route }));
     }
-    this.o.log?.(`traffic of ${serviceName}: ${Object.entries(weights).map(([s, w]) => `${s}=${w}%`).join(', ')}`);
-    return this.snapshot(serviceName, route);
   }
 
-  /** The per-slot figures (each pod's runtime /metrics, summed per slot) and the weights the route applies. */
+  // ------------------------------------------------------------------ service front (shadow phase)
+
+  private frontSecrets(): NonNullable<AksTargetOptions['secrets']> {
+    if (!this.o.secrets) throw new AppError('FrontSecretsMissing', "This AKS target was built without access to the services' secrets; the service front cannot be controlled.", 500);
+    return this.o.secrets;
+  }
+
+  /** One signed admin call to the front, through the API server's service proxy (which forwards the signature header). */
+  private async frontCall(serviceName: string, method: 'GET' | 'PUT', state?: FrontState): Promise<FrontAnswer> {
+    const { kc } = await this.apis();
+    const server = kc.getCurrentCluster()?.server?.replace(/\/+$/, '');
+    if (!server) throw new AppError('AksCredentialsMissing', `The kubeconfig of ${this.o.config.aks.clusterName} names no API server.`, 502);
+    const requestOptions: https.RequestOptions = {};
+    await kc.applyToHTTPSOptions(requestOptions);
+    const key = await this.frontSecrets().frontKey(serviceName);
+    const what = `The service front of ${serviceName} (Service ${frontResourceName(serviceName)} in ${this.ns}, through the API server's service proxy)`;
+    return callFront(`${server}${frontProxyPath(serviceName, this.ns)}`, key, method, state, Date.now, { requestOptions, what });
+  }
+
+  /**
+   * The front's answer once its pod listens: the API server answers 503 while the Service has no ready endpoint yet
+   * (retryable errors are tried again until the deploy timeout).
+   */
+  private async firstFrontAnswer(serviceName: string): Promise<FrontAnswer> {
+    let last: unknown;
+    const r = await pollUntil<FrontAnswer>(
+      async () => {
+        try {
+          return { done: true, value: await this.frontCall(serviceName, 'GET') };
+        } catch (e) {
+          if (!notAnsweringYet(e)) throw e;
+          last = e;
+          return { done: false };
+        }
+      },
+      { intervalMs: Math.max(this.timing.pollIntervalMs, 0), timeoutMs: this.o.config.deployTimeoutSeconds * 1000, now: this.timing.now },
+    );
+    if (r.timedOut) throw last instanceof Error ? last : new AppError('FrontUnreachable', `The service front of ${serviceName} did not answer within ${this.o.config.deployTimeoutSeconds} s.`, 502, { retryable: true });
+    return r.value;
+  }
+
+  /**
+   * Starts the service front if needed (Secret, Deployment, Service; each written only when it differs, in that order,
+   * and removed in the reverse order), waits for it, checks that its runtime has the AKS front (it reports what it
+   * checks of callers: the serving slot's auth), and writes `routing` when the front's differs (generation + 1).
+   * If the front cannot serve, the route is put back on the slots (`plain`) when it pointed at the front, the front is
+   * removed, and the step fails with the reason: live traffic never goes to a front that does not work.
+   */
+  private async ensureFront(serviceName: string, servingDep: K8s.V1Deployment, routing: FrontRouting, route: Partial<HTTPRouteObject> | undefined, plain: HTTPRouteObject): Promise<FrontAnswer> {
+    const { core, apps } = await this.apis();
+    const ns = this.ns;
+    const name = frontResourceName(serviceName);
+    const image = servingDep.spec?.template?.spec?.containers?.[0]?.image;
+    if (!image) throw new AppError('FrontSetupFailed', `Deployment ${servingDep.metadata?.name} names no image for the service front.`, 500);
+    const auth = !!servingDep.spec?.template?.spec?.volumes?.some((v) => v.name === 'keys');
+    const adminKey = await this.frontSecrets().frontKey(serviceName);
+
+    const secret = frontAdminSecret(serviceName, ns, adminKey);
+    const curSecret = await this.optional(`read Secret ${name}`, () => core.readNamespacedSecret({ name, namespace: ns }));
+    if (!curSecret) await this.k(`create Secret ${name}`, () => core.createNamespacedSecret({ namespace: ns, body: secret }));
+    else if (curSecret.data?.[FRONT_ADMIN_SECRET_KEY] !== secret.data![FRONT_ADMIN_SECRET_KEY]) {
+      await this.k(`update Secret ${name}`, () => core.replaceNamespacedSecret({ name, namespace: ns, body: withVersion(secret, curSecret.metadata?.resourceVersion) }));
+    }
+    const dep = frontDeployment({ serviceName, namespace: ns, image, state: { ...routing, generation: 1 }, auth, adminKey });
+    const curDep = await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: ns }));
+    if (!curDep) await this.k(`create Deployment ${name}`, () => apps.createNamespacedDeployment({ namespace: ns, body: dep }));
+    else if (frontDigestOf(curDep) !== frontDigestOf(dep)) {
+      await this.k(`update Deployment ${name}`, () => apps.replaceNamespacedDeployment({ name, namespace: ns, body: withVersion(dep, curDep.metadata?.resourceVersion) }));
+    }
+    const curSvc = await this.optional(`read Service ${name}`, () => core.readNamespacedService({ name, namespace: ns }));
+    if (!curSvc) await this.k(`create Service ${name}`, () => core.createNamespacedService({ namespace: ns, body: frontService(serviceName, ns) }));
+
+    const giveUp = async (why: string): Promise<never> => {
+      if (routesToFront(route)) await this.writeRoute(route, plain);
+      await this.removeFront(serviceName);
+      throw new AppError('FrontStartFailed', `The service front of ${serviceName} (Deployment ${name}, image ${image}) cannot serve the shadow phase: ${why} It was removed; the serving version keeps serving.`, 502, { retryable: false });
+    };
+    const outcome = await this.waitRollout(apps, core, frontWorkload(serviceName));
+    if (!outcome.ok) return giveUp(`${outcome.error.code}: ${outcome.error.message}`);
+    const cur = await this.firstFrontAnswer(serviceName);
+    const expected = auth ? ['keys', 'token'] : ['none'];
+    if (!cur.auth || !expected.includes(cur.auth)) {
+      return giveUp(
+        cur.auth
+          ? `it checks ${cur.auth} where the serving slot checks ${auth ? 'keys or tokens' : 'nothing'}.`
+          : `the image's runtime predates the AKS front (its front reads no keys file). Promote a version built by this release first (blue_green or canary without mirror_percent), then use mirror_percent.`,
+      );
+    }
+    if (sameRouting(cur.state, routing)) return cur;
+    return this.frontCall(serviceName, 'PUT', { ...routing, generation: cur.state.generation + 1 });
+  }
+
+  /**
+   * The front's figures for a snapshot; when the front does not answer because its pod cannot pull its image (deleted
+   * from the registry, say) the error says so and what to do (the rollout then rolls back: its route leaves the front).
+   */
+  private async frontFigures(serviceName: string): Promise<FrontAnswer> {
+    try {
+      return await this.frontCall(serviceName, 'GET');
+    } catch (e) {
+      if (!notAnsweringYet(e)) throw e;
+      const { core } = await this.apis();
+      const pods = await this.optional('list pods of the service front', () => core.listNamespacedPod({ namespace: this.ns, labelSelector: labelSelector(frontSelector(serviceName)) }));
+      for (const pod of pods?.items ?? []) {
+        for (const cs of pod.status?.containerStatuses ?? []) {
+          const reason = cs.state?.waiting?.reason ?? '';
+          if (IMAGE_PULL.test(reason)) {
+            throw new AppError(
+              'FrontImageUnavailable',
+              redactSecrets(
+                `The service front of ${serviceName} cannot start: pod ${pod.metadata?.name} cannot pull ${cs.image} (${reason}: ${cs.state?.waiting?.message ?? ''}). The rollout rolls back (its route goes back to the slots, the front is removed). Make the serving version's image pullable again (it was deleted with force, or the cluster lost AcrPull), then deploy again.`,
+              ),
+              502,
+              { retryable: false },
+            );
+          }
+        }
+      }
+      throw e;
+    }
+  }
+
+  /** Removes the service front (Service, Deployment, then Secret: the Secret, created first, marks a front). */
+  private async removeFront(serviceName: string): Promise<void> {
+    const { core, apps } = await this.apis();
+    const name = frontResourceName(serviceName);
+    const ns = this.ns;
+    const secret = await this.optional(`read Secret ${name}`, () => core.readNamespacedSecret({ name, namespace: ns }));
+    if (!secret) return;
+    await this.optional(`delete Service ${name}`, () => core.deleteNamespacedService({ name, namespace: ns }));
+    await this.optional(`delete Deployment ${name}`, () => apps.deleteNamespacedDeployment({ name, namespace: ns, propagationPolicy: 'Foreground' }));
+    await this.optional(`delete Secret ${name}`, () => core.deleteNamespacedSecret({ name, namespace: ns }));
+    this.o.log?.(`service front ${name} of ${serviceName} removed`);
+  }
+
+  /** The per-slot figures (each pod's runtime /metrics, summed per slot), the weights in force and, in a shadow phase, the front's comparison. */
   async trafficSnapshot(serviceName: string): Promise<TrafficSnapshot> {
-    const { custom } = await this.apis();
-    const name = serviceResourceName(serviceName);
-    const route = (await this.optional(`read HTTPRoute ${name}`, () =>
-      custom.getNamespacedCustomObject({ group: GATEWAY_API.group, version: GATEWAY_API.version, namespace: this.ns, plural: GATEWAY_API.routes, name }),
-    )) as Partial<HTTPRouteObject> | undefined;
-    return this.snapshot(serviceName, route);
+    return this.snapshot(serviceName, await this.readRoute(serviceName));
   }
 
   private get gatewayName(): string {
     return this.o.gatewayName ?? DEFAULT_GATEWAY_NAME;
   }
 
-  private async snapshot(serviceName: string, route: Partial<HTTPRouteObject> | undefined): Promise<TrafficSnapshot> {
+  /**
+   * Figures: the weights the route applies (or, when it sends live traffic to the service front, the front's state,
+   * mirror and shadow comparison), and each weighted (or mirrored) slot's pods' /metrics. The epoch is the set of
+   * pods read, and the front's own epoch (a restarted front counts from zero).
+   */
+  private async snapshot(serviceName: string, route: Partial<HTTPRouteObject> | undefined, front?: FrontAnswer): Promise<TrafficSnapshot> {
     const { core } = await this.apis();
-    const weights = routeWeights(serviceName, route);
+    const answer = routesToFront(route) ? (front ?? (await this.frontFigures(serviceName))) : undefined;
+    const st = answer?.state;
+    const weights = st ? st.weights : routeWeights(serviceName, route);
+    const names = [...new Set([...Object.keys(weights), ...(st?.mirror ? [st.mirror.slot] : [])])];
     const slots: Record<string, SlotTraffic> = {};
-    const seen: Array<{ uid: string; restarts: number }> = [];
+    const seen: Array<{ uid: string; restarts: number }> = answer ? [{ uid: `front:${answer.snapshot.epoch}`, restarts: 0 }] : [];
     const proxyOptions = await this.metricsProxyOptions(core, serviceName);
-    for (const slot of Object.keys(weights)) {
+    for (const slot of names) {
       const pods = await this.k(`list pods of ${serviceName}/${slot}`, () => core.listNamespacedPod({ namespace: this.ns, labelSelector: labelSelector(slotSelector(serviceName, slot)) }));
       let sum: SlotTraffic = { requests: 0, errors: 0, latency: {} };
       for (const pod of pods.items) {
@@ -398,8 +614,15 @@ export class AksTarget implements DeployTarget {
       }
       slots[slot] = sum;
     }
-    const serving = route?.metadata?.annotations?.[ROUTE_SERVING_ANNOTATION];
-    return { epoch: podsEpoch(seen), weights, ...(serving ? { serving } : {}), slots };
+    const serving = st?.serving ?? route?.metadata?.annotations?.[ROUTE_SERVING_ANNOTATION];
+    return {
+      epoch: podsEpoch(seen),
+      weights,
+      ...(serving ? { serving } : {}),
+      ...(st?.mirror ? { mirror: { slot: st.mirror.slot, percent: st.mirror.percent } } : {}),
+      slots,
+      ...(answer?.snapshot.shadow ? { shadow: answer.snapshot.shadow } : {}),
+    };
   }
 
   /**
@@ -424,23 +647,25 @@ export class AksTarget implements DeployTarget {
   }
 
   async deleteSlot(serviceName: string, slot: string): Promise<void> {
-    const { core, apps, autoscaling, custom } = await this.apis();
+    const { core, apps, autoscaling } = await this.apis();
     const name = slotResourceName(serviceName, slot);
     const ns = this.ns;
     // A rollout's HTTPRoute names the slot: take it out first (its weight is 0 by then: rolled back, or retired after
-    // the promotion), so the route never points at a deleted Service.
-    const where = { group: GATEWAY_API.group, version: GATEWAY_API.version, namespace: ns, plural: GATEWAY_API.routes, name: serviceResourceName(serviceName) };
-    const route = (await this.optional(`read HTTPRoute ${where.name}`, () => custom.getNamespacedCustomObject(where))) as Partial<HTTPRouteObject> | undefined;
+    // the promotion), so the route never points at a deleted Service. A route still on the service front (a shadow
+    // phase whose rollback did not reach the route) goes back to the slots, then the front is removed.
+    const route = await this.readRoute(serviceName);
     const weights = routeWeights(serviceName, route);
+    let viaFront = routesToFront(route);
     if (slot in weights) {
       const rest = Object.fromEntries(Object.entries(weights).filter(([s]) => s !== slot));
       if (Object.values(rest).reduce((a, b) => a + b, 0) === 100) {
-        const body = withVersion(httpRoute(serviceName, ns, rest, this.gatewayName), route?.metadata?.resourceVersion);
-        await this.k(`update HTTPRoute ${where.name}`, () => custom.replaceNamespacedCustomObject({ ...where, body }));
+        await this.writeRoute(route, httpRoute(serviceName, ns, rest, this.gatewayName));
+        viaFront = false;
       } else {
-        this.o.log?.(`HTTPRoute ${where.name} still sends ${weights[slot]} % to ${slot}; left as is (the rollout sets the weights)`);
+        this.o.log?.(`HTTPRoute ${serviceResourceName(serviceName)} still sends ${weights[slot]} % to ${slot}; left as is (the rollout sets the weights)`);
       }
     }
+    if (route && !viaFront) await this.removeFront(serviceName);
     const tlsSecretOfSlot = mountedTlsSecret(await this.optional(`read Deployment ${name}`, () => apps.readNamespacedDeployment({ name, namespace: ns })));
     await this.optional(`delete the autoscaler ${name}`, () => autoscaling.deleteNamespacedHorizontalPodAutoscaler({ name, namespace: ns }));
     await this.optional(`delete Service ${name}`, () => core.deleteNamespacedService({ name, namespace: ns }));
@@ -465,6 +690,8 @@ export class AksTarget implements DeployTarget {
     const deps = await this.k('list Deployments', () => apps.listNamespacedDeployment({ namespace: ns, labelSelector: selector }));
     for (const d of deps.items) await this.optional('delete a Deployment', () => apps.deleteNamespacedDeployment({ name: d.metadata!.name!, namespace: ns, propagationPolicy: 'Foreground' }));
     await this.optional('delete the keys Secret', () => core.deleteNamespacedSecret({ name: keysSecretName(serviceName), namespace: ns }));
+    // The service front's Secret (its Deployment and Service carry the service's label: deleted above).
+    await this.optional('delete the Secret of the service front', () => core.deleteNamespacedSecret({ name: frontResourceName(serviceName), namespace: ns }));
     // The TLS Secrets its slots mounted, and the one Secret of earlier releases.
     const tlsSecrets = new Set([...deps.items.map(mountedTlsSecret).filter((n): n is string => !!n), legacyTlsSecretName(serviceName)]);
     for (const s of tlsSecrets) await this.optional('delete a TLS Secret', () => core.deleteNamespacedSecret({ name: s, namespace: ns }));
@@ -478,7 +705,7 @@ export class AksTarget implements DeployTarget {
   /** The last `lines` lines of the slot's newest pods (up to `AKS_LOG_PODS`), for the logs route and failure reasons. */
   async logTail(serviceName: string, slot: string, lines: number): Promise<string> {
     const { core } = await this.apis();
-    return this.podLogTail(core, serviceName, slot, lines, AKS_LOG_PODS);
+    return this.podLogTail(core, slotWorkload(serviceName, slot), lines, AKS_LOG_PODS);
   }
 
   // ------------------------------------------------------------------ helpers
@@ -509,9 +736,9 @@ export class AksTarget implements DeployTarget {
     await this.k(`update Service ${name}`, () => core.replaceNamespacedService({ name, namespace: this.ns, body }));
   }
 
-  /** Waits for the slot's rollout: all replicas updated and available, or a pod failure, or the deadline. */
-  private async waitRollout(apps: K8s.AppsV1Api, core: K8s.CoreV1Api, serviceName: string, slot: string): Promise<Outcome> {
-    const name = slotResourceName(serviceName, slot);
+  /** Waits for a rollout (a slot's or the front's): all replicas updated and available, or a pod failure, or the deadline. */
+  private async waitRollout(apps: K8s.AppsV1Api, core: K8s.CoreV1Api, w: Workload): Promise<Outcome> {
+    const name = w.name;
     const crashAfter = this.o.crashLoopRestarts ?? 3;
     const r = await pollUntil<Outcome>(
       async () => {
@@ -520,16 +747,16 @@ export class AksTarget implements DeployTarget {
         const st = d.status ?? {};
         const progressing = st.conditions?.find((c) => c.type === 'Progressing');
         if (progressing?.status === 'False' && progressing.reason === 'ProgressDeadlineExceeded') {
-          return { done: true, value: await this.failure('DeployTimeout', `Deployment ${name} exceeded its progress deadline.`, core, serviceName, slot) };
+          return { done: true, value: await this.failure('DeployTimeout', `Deployment ${name} exceeded its progress deadline.`, core, w) };
         }
         if ((st.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0) && (st.updatedReplicas ?? 0) >= want && (st.availableReplicas ?? 0) >= want && (st.unavailableReplicas ?? 0) === 0) {
           return { done: true, value: { ok: true } };
         }
-        const pods = await this.k(`list pods of ${name}`, () => core.listNamespacedPod({ namespace: this.ns, labelSelector: labelSelector(slotSelector(serviceName, slot)) }));
+        const pods = await this.k(`list pods of ${name}`, () => core.listNamespacedPod({ namespace: this.ns, labelSelector: labelSelector(w.selector) }));
         for (const pod of pods.items) {
           for (const cs of pod.status?.containerStatuses ?? []) {
             const reason = cs.state?.waiting?.reason ?? '';
-            if (/ErrImagePull|ImagePullBackOff|InvalidImageName/.test(reason)) {
+            if (IMAGE_PULL.test(reason)) {
               return {
                 done: true,
                 value: { ok: false, error: { code: 'ImagePullFailed', message: redactSecrets(`Pod ${pod.metadata?.name} cannot pull ${cs.image}: ${cs.state?.waiting?.message ?? reason}. Check the image and that the cluster's kubelet identity has AcrPull.`) } },
@@ -539,7 +766,7 @@ export class AksTarget implements DeployTarget {
               const exit = cs.lastState?.terminated?.exitCode;
               return {
                 done: true,
-                value: await this.failure('ContainerCrashLoop', `Pod ${pod.metadata?.name} keeps crashing (${cs.restartCount ?? 0} restarts${exit !== undefined ? `, exit code ${exit}` : ''}${reason ? `, ${reason}` : ''}).`, core, serviceName, slot),
+                value: await this.failure('ContainerCrashLoop', `Pod ${pod.metadata?.name} keeps crashing (${cs.restartCount ?? 0} restarts${exit !== undefined ? `, exit code ${exit}` : ''}${reason ? `, ${reason}` : ''}).`, core, w),
               };
             }
           }
@@ -549,12 +776,12 @@ export class AksTarget implements DeployTarget {
       { intervalMs: this.timing.pollIntervalMs, timeoutMs: this.o.config.deployTimeoutSeconds * 1000, now: this.timing.now },
     );
     if (!r.timedOut) return r.value;
-    return this.failure('DeployTimeout', `Deployment ${name} did not become available within ${this.o.config.deployTimeoutSeconds} s.`, core, serviceName, slot);
+    return this.failure('DeployTimeout', `Deployment ${name} did not become available within ${this.o.config.deployTimeoutSeconds} s.`, core, w);
   }
 
-  private async failure(code: string, message: string, core: K8s.CoreV1Api, serviceName: string, slot: string): Promise<Outcome> {
-    const tail = await this.podLogTail(core, serviceName, slot, 30).catch((e) => {
-      this.o.log?.(`log of ${serviceName}/${slot} unavailable: ${(e as Error).message}`);
+  private async failure(code: string, message: string, core: K8s.CoreV1Api, w: Workload): Promise<Outcome> {
+    const tail = await this.podLogTail(core, w, 30).catch((e) => {
+      this.o.log?.(`log of ${w.what} unavailable: ${(e as Error).message}`);
       return '';
     });
     return { ok: false, error: { code, message: redactSecrets(`${message} Last log lines:\n${tail || '(no output)'}`) } };
@@ -564,8 +791,8 @@ export class AksTarget implements DeployTarget {
    * Log tail of the slot's pods, newest first, at most `maxPods` of them (previous container instance when one
    * crashed). One pod: its lines as they are; several: each line prefixed `[pod <name>]`, at most `lines` in all.
    */
-  private async podLogTail(core: K8s.CoreV1Api, serviceName: string, slot: string, lines: number, maxPods = 1): Promise<string> {
-    const pods = await this.optional('list pods', () => core.listNamespacedPod({ namespace: this.ns, labelSelector: labelSelector(slotSelector(serviceName, slot)) }));
+  private async podLogTail(core: K8s.CoreV1Api, w: Workload, lines: number, maxPods = 1): Promise<string> {
+    const pods = await this.optional('list pods', () => core.listNamespacedPod({ namespace: this.ns, labelSelector: labelSelector(w.selector) }));
     const newest = [...(pods?.items ?? [])]
       .filter((p) => p.metadata?.name)
       .sort((a, b) => String(b.metadata?.creationTimestamp ?? '').localeCompare(String(a.metadata?.creationTimestamp ?? '')))
@@ -575,7 +802,7 @@ export class AksTarget implements DeployTarget {
       const podName = pod.metadata!.name!;
       const crashed = (pod.status?.containerStatuses?.[0]?.restartCount ?? 0) > 0 && !pod.status?.containerStatuses?.[0]?.ready;
       const text = await this.optional(`read the log of pod ${podName}`, () =>
-        core.readNamespacedPodLog({ name: podName, namespace: this.ns, container: AKS_CONTAINER, tailLines: lines, previous: crashed, limitBytes: MAX_POD_LOG_BYTES }),
+        core.readNamespacedPodLog({ name: podName, namespace: this.ns, container: w.container, tailLines: lines, previous: crashed, limitBytes: MAX_POD_LOG_BYTES }),
       );
       const raw = String(text ?? '');
       const podLines = (raw.length > MAX_POD_LOG_BYTES ? raw.slice(-MAX_POD_LOG_BYTES) : raw).replace(/\s+$/, '');

@@ -23,6 +23,11 @@ export const DEFAULT_GATEWAY_NAME = 'mdf-gateway';
 export const PIN_HEADER = 'azureml-model-deployment';
 /** Slot label on the route, so the serving slot can be read back. */
 export const ROUTE_SERVING_ANNOTATION = 'model-deploy-flow/serving';
+/**
+ * On a route that sends live traffic to the service front (shadow phase): the weights the front applies
+ * (`blue=100,green=0`), so they can be read back from the route alone.
+ */
+export const ROUTE_FRONT_ANNOTATION = 'model-deploy-flow/front-weights';
 /** Bound on one pod's `/metrics` text before it is parsed. */
 export const MAX_METRICS_BYTES = 1024 * 1024;
 
@@ -94,9 +99,62 @@ export function httpRoute(serviceName: string, namespace: string, weights: Recor
   };
 }
 
+/**
+ * The service's HTTPRoute during a shadow phase: the header-less rule sends all live traffic to the service front's
+ * Service `frontService` (which serves from the serving slot and copies to the shadow slot), the pin rules still go
+ * to each slot; the front's weights are kept in an annotation (`ROUTE_FRONT_ANNOTATION`).
+ */
+export function frontRoute(serviceName: string, namespace: string, weights: Record<string, number>, frontService: string, gatewayName = DEFAULT_GATEWAY_NAME): HTTPRouteObject {
+  const route = httpRoute(serviceName, namespace, weights, gatewayName);
+  const split = route.spec.rules[route.spec.rules.length - 1];
+  split.backendRefs = [{ group: '', kind: 'Service', name: frontService, port: AKS_SERVICE_PORT, weight: 1 }];
+  route.metadata.annotations = {
+    ...route.metadata.annotations,
+    [ROUTE_FRONT_ANNOTATION]: Object.entries(weights)
+      .map(([slot, w]) => `${slot}=${w}`)
+      .join(','),
+  };
+  return route;
+}
+
+/** Whether a route sends its live traffic to the service front (a shadow phase). */
+export function routesToFront(route: Partial<HTTPRouteObject> | undefined): boolean {
+  return typeof route?.metadata?.annotations?.[ROUTE_FRONT_ANNOTATION] === 'string';
+}
+
+/** JSON with object keys sorted (the API server returns objects in its own key order). */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v ?? null);
+}
+
+/**
+ * Same route as far as this app writes it (rules, parents, its annotations)? A retried step then writes nothing. A
+ * route the API server returns with defaults filled in counts as different (one more write, never a wrong one).
+ */
+export function sameRoute(a: Partial<HTTPRouteObject> | undefined, b: HTTPRouteObject): boolean {
+  const mine = (x: Partial<HTTPRouteObject>) => Object.fromEntries(Object.entries(x.metadata?.annotations ?? {}).filter(([k]) => k.startsWith('model-deploy-flow/')));
+  return !!a && canonical(a.spec) === canonical(b.spec) && canonical(mine(a)) === canonical(mine(b));
+}
+
 /** The weights (slot → percent) a route applies, read back from its header-less rule and pin rules. */
 export function routeWeights(serviceName: string, route: Partial<HTTPRouteObject> | undefined): Record<string, number> {
   const out: Record<string, number> = {};
+  const viaFront = route?.metadata?.annotations?.[ROUTE_FRONT_ANNOTATION];
+  if (typeof viaFront === 'string') {
+    // Written by `frontRoute`; read with bounds (at most 8 slots, whole percents).
+    for (const part of viaFront.slice(0, 1024).split(',').slice(0, 8)) {
+      const m = /^([a-z0-9][a-z0-9-]{0,62})=(\d{1,3})$/.exec(part);
+      if (m && Number(m[2]) <= 100) out[m[1]] = Number(m[2]);
+    }
+    return out;
+  }
   const rules = route?.spec?.rules ?? [];
   const bySvc = new Map<string, string>();
   for (const r of rules) {

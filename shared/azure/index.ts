@@ -85,13 +85,14 @@ export function azureSeams(storage: StorageClients, options: AzureSeamsOptions =
     target: (kind) => {
       // collect_model_data: replicas write to the app's own storage account, with their identity.
       const modelDataUrl = storage.container(CONTAINERS.modelData).url;
-      // The service front (progressive delivery on ACI) needs the service's keys and its admin key (from the token secret).
+      // The service front (progressive delivery on ACI; the shadow phase on AKS) needs its admin key (from the
+      // service's token secret) and, on ACI, the service's keys (AKS mounts the keys Secret).
       const registry = new ServiceRegistry(storage);
       const secrets = {
         keys: (name: string) => registry.ensureKeys(name),
         frontKey: async (name: string) => frontAdminKey(name, await registry.ensureTokenSecret(name)),
       };
-      return kind === 'aci' ? (aci ??= new AciTarget({ ...setup(['aci']), modelDataUrl, secrets })) : (aks ??= new AksTarget({ ...setup(['aks']), modelDataUrl }));
+      return kind === 'aci' ? (aci ??= new AciTarget({ ...setup(['aci']), modelDataUrl, secrets })) : (aks ??= new AksTarget({ ...setup(['aks']), modelDataUrl, secrets }));
     },
     batchPools: () => (pools ??= new AciBatchPoolProvider(setup(['aci']))),
   };

@@ -17,8 +17,9 @@ import { aciFrontSpec, frontGroupName } from './aci-front';
 import { FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH } from '../../runtime';
 import { dockerBuildRequest, imageRepository } from './acr-builder';
 import { autoscaled, keysSecretName, kubeService, slotAutoscaler, slotDeployment } from './aks-manifests';
-import { DEFAULT_GATEWAY_NAME, GATEWAY_API, httpRoute } from './aks-traffic';
+import { DEFAULT_GATEWAY_NAME, frontRoute, GATEWAY_API, httpRoute } from './aks-traffic';
 import { FEDERATED_CREDENTIAL_API_VERSION, federatedCredentialBody, federatedCredentialId, REPLICA_SERVICE_ACCOUNT, replicaServiceAccount, withReplicaIdentity } from './aks-identity';
+import { frontAdminSecret, frontDeployment, frontProxyPath, frontResourceName, frontService, slotServiceUrl } from './aks-front';
 import { isProgressive } from '../rollout/spec';
 import { loadAzureConfig, type AzureConfig } from './config';
 import { serviceResourceName, slotResourceName } from './names';
@@ -218,12 +219,40 @@ export function planDeployment(manifest: DeploymentManifest, config: AzureConfig
       const previous = slot === 'blue' ? 'green' : 'blue';
       const gw = `/apis/${GATEWAY_API.group}/${GATEWAY_API.version}${ns}`;
       ops.push(k('GET', `${gw}/gateways/${DEFAULT_GATEWAY_NAME}`, 'rollout: the Gateway the route attaches to must exist (AksGatewayMissing)'));
+      const svc = request.serviceName;
+      const front = frontResourceName(svc);
+      if (rollout.mirrorPercent) {
+        // Shadow phase (aks-front.ts): the service front behind the route, controlled through the service proxy.
+        const nsName = config.aks.namespace;
+        const weights = { [previous]: 100, [slot]: 0 };
+        const state = {
+          serving: previous,
+          slots: { [previous]: slotServiceUrl(svc, nsName, previous), [slot]: slotServiceUrl(svc, nsName, slot) },
+          weights,
+          mirror: { slot, percent: rollout.mirrorPercent, tolerance: rollout.gates.tolerance },
+        };
+        const secret = frontAdminSecret(svc, nsName, '***');
+        ops.push(k('PUT', `/api/v1${ns}/secrets/${front}`, 'shadow phase: the front\'s admin key (derived from the service token secret; create if absent)', { ...secret, data: { adminKey: '***' } }));
+        const dep = frontDeployment({ serviceName: svc, namespace: nsName, image: `<the serving slot ${previous}'s image>`, state: { ...state, generation: 1 }, auth: !!(manifest.deployConfig.authEnabled || manifest.deployConfig.tokenAuthEnabled), adminKey: '***' });
+        ops.push(k('PUT', `/apis/apps/v1${ns}/deployments/${front}`, 'shadow phase: the service front (front-cli.js from the serving slot\'s image, one replica; written only when its digest changes); wait until available', dep));
+        ops.push(k('PUT', `/api/v1${ns}/services/${front}`, 'shadow phase: the front\'s ClusterIP Service (create if absent)', frontService(svc, nsName)));
+        ops.push(k('GET', `${frontProxyPath(svc, nsName)}${FRONT_STATE_PATH}`, `shadow phase: the front's state and what it checks (${FRONT_SIGNATURE_HEADER}, through the API server's service proxy)`));
+        ops.push(k('PUT', `${frontProxyPath(svc, nsName)}${FRONT_STATE_PATH}`, 'shadow phase: signed state write, only when the routing differs (generation + 1)', { generation: '<current + 1>', ...state }));
+        ops.push(k('PUT', `${gw}/httproutes/${serviceResourceName(svc)}`, `shadow ${rollout.mirrorPercent} %: HTTPRoute with all live traffic to ${front} (pin rules to each slot); bake ${rollout.bakeSeconds} s`, frontRoute(svc, nsName, weights, front)));
+        ops.push(k('GET', `${frontProxyPath(svc, nsName)}${FRONT_STATE_PATH}`, 'shadow phase: the comparison figures (gate max_disagreement); gate figures of each running pod as below'));
+      }
       for (const w of rollout.steps) {
         ops.push(k('PUT', `${gw}/httproutes/${serviceResourceName(request.serviceName)}`, `rollout step ${w} %: HTTPRoute weights and pin rules (create if absent, else replace); bake ${rollout.bakeSeconds} s`, httpRoute(request.serviceName, config.aks.namespace, { [previous]: 100 - w, [slot]: w })));
         ops.push(k('GET', `/api/v1${ns}/pods/<pod>:${port}/proxy/metrics`, `rollout step ${w} %: gate figures, each running pod of ${previous} and ${slot}`));
       }
     }
     ops.push(k('PUT', `/api/v1${ns}/services/${serviceResourceName(request.serviceName)}`, 'switch traffic: public Service selector → this slot', kubeService(request.serviceName, config.aks.namespace, slot, { public: true, port })));
+    if (rollout?.mirrorPercent) {
+      const front = frontResourceName(request.serviceName);
+      ops.push(k('DELETE', `/api/v1${ns}/services/${front}`, 'switch traffic: the route no longer uses the service front: its Service, Deployment and Secret are removed'));
+      ops.push(k('DELETE', `/apis/apps/v1${ns}/deployments/${front}`, 'switch traffic: the service front\'s Deployment'));
+      ops.push(k('DELETE', `/api/v1${ns}/secrets/${front}`, 'switch traffic: the service front\'s Secret'));
+    }
   }
   return ops;
 }

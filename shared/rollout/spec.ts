@@ -8,7 +8,7 @@
  *   steps: [10, 50, 100]        # canary: percent of live traffic on the new version, increasing, ending at 100
  *   step_percent: 25            # linear: steps of this size (25 → 25, 50, 75, 100); `interval` = bake per step
  *   bake_seconds: 300           # time each step runs before its gate is checked
- *   mirror_percent: 20          # optional shadow phase first (targets local and aci)
+ *   mirror_percent: 20          # optional shadow phase first (every target: local, aci, aks)
  *   gates: { max_error_rate: 0.01, max_p99_ms: 250, min_requests: 200, max_wait_seconds: 600,
  *            on_insufficient_traffic: rollback, max_disagreement: 0.05, tolerance: 1e-6 }
  *   approval: { before_percent: 100, timeout: 24h }
@@ -148,12 +148,7 @@ export function resolveRollout(r: RolloutInput, target: TargetKind, field = 'rol
   if (g.max_disagreement !== undefined && r.mirror_percent === undefined) problems.push(`${field}.gates.max_disagreement: needs mirror_percent (the shadow phase whose answers are compared)`);
   // Where each target splits traffic (docs/reference.md, "Progressive delivery"): local — the service front in the
   // host; aci — the service front as its own container group (split, pin, mirror); aks — a Gateway API HTTPRoute
-  // (split, pin; no mirror: its copies' answers cannot be compared).
-  if (target === 'aks' && r.mirror_percent !== undefined) {
-    problems.push(
-      `${field}.mirror_percent: target aks cannot run a shadow phase (the Gateway API RequestMirror filter discards the copies' answers, so they cannot be compared; see docs/azure.md, "Progressive delivery on AKS"); remove mirror_percent, or use target aci or local`,
-    );
-  }
+  // (split, pin), and for a shadow phase the service front as a Deployment behind the route (mirror).
   if (problems.length) return { problems };
   const bakeSeconds = r.interval ?? r.bake_seconds ?? ROLLOUT_DEFAULTS.bakeSeconds;
   return {

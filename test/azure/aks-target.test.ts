@@ -219,6 +219,8 @@ describe('AksTarget', () => {
     let body: any;
     kube().put(`/api/v1${NS}/services/diabetes`, (b) => ((body = validateK8s(b)), true)).reply(echo(200));
     kube().get(`/api/v1${NS}/services/diabetes`).reply(200, { metadata: {}, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress: [{ ip: '20.9.9.9' }] } } });
+    // No rollout route: no service front to remove.
+    kube().get(`/apis/gateway.networking.k8s.io/v1${NS}/httproutes/diabetes`).reply(404, notFound);
     const r = await target.switchTraffic('diabetes', 'blue');
     expect(r).toEqual({ scoringUri: 'http://20.9.9.9/score', swaggerUri: 'http://20.9.9.9/swagger.json' });
     expect(body.spec.selector).toEqual({ 'mdf-service': 'diabetes', 'mdf-slot': 'blue' });
@@ -312,6 +314,7 @@ describe('AksTarget', () => {
     kube().get(`/apis/apps/v1${NS}/deployments`).query(sel).reply(200, { items: [{ metadata: { name: 'diabetes-green' } }] });
     kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-green`).query(true).reply(200, {});
     kube().delete(`/api/v1${NS}/secrets/diabetes-keys`).reply(200, {});
+    kube().delete(`/api/v1${NS}/secrets/diabetes-front`).reply(404, notFound);
     kube().delete(`/api/v1${NS}/secrets/diabetes-tls`).reply(404, { kind: 'Status', code: 404 });
     kube().delete(`/apis/gateway.networking.k8s.io/v1${NS}/httproutes/diabetes`).reply(404, notFound);
     await target.deleteService('diabetes');

@@ -188,6 +188,7 @@ describe('AKS with ssl_enabled', () => {
     kube().get(`/apis/apps/v1${NS}/deployments`).query(sel).reply(200, { items: [green] });
     kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-green`).query(true).reply(200, {});
     kube().delete(`/api/v1${NS}/secrets/diabetes-keys`).reply(404, notFound);
+    kube().delete(`/api/v1${NS}/secrets/diabetes-front`).reply(404, notFound);
     for (const name of [newSecret, 'diabetes-tls']) {
       kube().delete(`/api/v1${NS}/secrets/${name}`).reply(function (uri) {
         deleted.push(uri.split('/').pop()!);
@@ -211,6 +212,7 @@ describe('AKS with ssl_enabled', () => {
     let body: any;
     kube().post(`/api/v1${NS}/services`, (b) => ((body = validateK8s(b)), true)).reply(echo());
     kube().get(`/api/v1${NS}/services/diabetes`).reply(200, { metadata: {}, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress: [{ ip: '20.9.9.9' }] } } });
+    kube().get(`/apis/gateway.networking.k8s.io/v1${NS}/httproutes/diabetes`).reply(404, notFound);
     const r = await target.switchTraffic('diabetes', 'blue');
     expect(r).toEqual({ scoringUri: 'https://scoring.contoso.test/score', swaggerUri: 'https://scoring.contoso.test/swagger.json' });
     expect(body.spec.ports).toEqual([{ name: 'https', port: 443, targetPort: 5001, protocol: 'TCP' }]);

@@ -2,8 +2,8 @@
  * Progressive delivery on AKS at the wire: the Gateway API HTTPRoute the target writes at each step (weights,
  * the `azureml-model-deployment` pin rules, rollback to 0 %), checked against the HTTPRoute schema of the Gateway
  * API CRDs (vendored excerpt, test/azure/schemas/httproute-v1.schema.json); the gate figures read from every pod's
- * runtime /metrics through the API server's pod proxy; and the refusals (mirror, key auth, no Gateway, bad weights)
- * before anything is written.
+ * runtime /metrics through the API server's pod proxy; and the refusals (no Gateway, bad weights, a missing slot)
+ * before anything is written. The shadow phase (the service front behind the route) is in aks-shadow.test.ts.
  */
 import Ajv from 'ajv';
 import { AksTarget } from '../../shared/azure/aks-target';
@@ -172,6 +172,7 @@ describe('AKS progressive delivery (Gateway API HTTPRoute)', () => {
     kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-blue`).reply(404, notFound);
     kube().delete(`/api/v1${NS}/services/diabetes-blue`).reply(200, {});
     kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-blue`).query(true).reply(200, {});
+    kube().get(`/api/v1${NS}/secrets/diabetes-front`).reply(404, notFound); // no service front to remove
     await target.deleteSlot('diabetes', 'blue');
     expectValidRoute(bodies[1]);
     expect(bodies[1].metadata.resourceVersion).toBe('9');
@@ -182,6 +183,7 @@ describe('AKS progressive delivery (Gateway API HTTPRoute)', () => {
     kube().delete(`/apis/autoscaling/v2${NS}/horizontalpodautoscalers/diabetes-green`).reply(404, notFound);
     kube().delete(`/api/v1${NS}/services/diabetes-green`).reply(200, {});
     kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-green`).query(true).reply(200, {});
+    kube().get(`/api/v1${NS}/secrets/diabetes-front`).reply(404, notFound);
     await target.deleteSlot('diabetes', 'green');
     expect(bodies).toHaveLength(2);
   });
@@ -259,14 +261,9 @@ describe('AKS progressive delivery (Gateway API HTTPRoute)', () => {
     await expect(broken).rejects.not.toMatchObject({ message: expect.stringContaining('half-secret') });
   });
 
-  test('refusals before anything is written: mirror, bad weights, a missing slot, no Gateway', async () => {
+  test('refusals before anything is written: bad weights, a missing slot, no Gateway', async () => {
     const { target } = makeTarget();
     // No Kubernetes call is expected for these two (nock refuses any).
-    await expect(target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: { slot: 'green', percent: 20, tolerance: 0 } })).rejects.toMatchObject({
-      code: 'MirrorNotSupported',
-      httpStatus: 400,
-      message: expect.stringContaining('RequestMirror'),
-    });
     await expect(target.setTrafficWeights('diabetes', { blue: 80, green: 10 })).rejects.toMatchObject({ code: 'InvalidTrafficWeights', httpStatus: 400, message: expect.stringContaining('sum to 100 (got 90') });
     await expect(target.setTrafficWeights('diabetes', { blue: 90.5, green: 9.5 })).rejects.toMatchObject({ code: 'InvalidTrafficWeights' });
 

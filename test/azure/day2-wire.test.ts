@@ -321,6 +321,7 @@ function expectAksSwitch(slot: string, exists: boolean): { selector?: any } {
     kube().post(`/api/v1${NS}/services`, (b) => ((seen.selector = validateK8s(b).spec.selector), true)).reply(echo());
   }
   kube().get(`/api/v1${NS}/services/wire-aks`).reply(200, { metadata: {}, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress: [{ ip: '20.0.0.1' }] } } });
+  kube().get(`/apis/gateway.networking.k8s.io/v1${NS}/httproutes/wire-aks`).reply(404, notFound); // no rollout route: no service front
   kube().get(`/api/v1${NS}/secrets/wire-aks-keys`).reply(200, () => secret);
   return seen;
 }

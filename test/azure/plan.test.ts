@@ -8,7 +8,7 @@ import * as path from 'path';
 import { AciTarget } from '../../shared/azure/aci-target';
 import { main, planConfig, planDeployment, API_VERSIONS } from '../../shared/azure/plan';
 import { parseManifest } from '../../shared/manifest';
-import { FAST, TEST_ENV, arm, q, rgPath, setupNock, testClients, testConfig } from './helpers';
+import { FAST, TEST_ENV, arm, q, rgPath, setupNock, testClients, testConfig, validateK8s } from './helpers';
 
 const manifest = (target: unknown) =>
   JSON.stringify({
@@ -125,6 +125,40 @@ describe('plan (dry run)', () => {
     ]);
     const routes = ops.filter((o) => o.path.includes('/httproutes/')).map((o) => o.body.spec.rules[2].backendRefs.map((b: any) => `${b.name}=${b.weight}`));
     expect(routes).toEqual([['diabetes-blue=90', 'diabetes-green=10'], ['diabetes-blue=50', 'diabetes-green=50'], ['diabetes-blue=0', 'diabetes-green=100']]);
+  });
+
+  test('AKS with a shadow phase: the front\'s Secret, Deployment (schema-valid) and Service, its state through the service proxy, the route on the front, then the steps; the front removed at the switch', () => {
+    const file = path.join(dir, 'aks-shadow.json');
+    const m = JSON.parse(manifest({ kind: 'aks', auth_enabled: true, num_replicas: 2 }));
+    fs.writeFileSync(file, JSON.stringify({ ...m, rollout: { strategy: 'canary', steps: [50, 100], mirror_percent: 20, gates: { max_disagreement: 0.05 } } }));
+    const { code, out } = run([file, '--json', '--slot', 'green']);
+    expect(code).toBe(0);
+    const ops = JSON.parse(out) as Array<{ api: string; method: string; path: string; body?: any }>;
+    const k8s = ops.filter((o) => o.api === 'kubernetes').map((o) => `${o.method} ${o.path}`);
+    const from = k8s.indexOf('GET /apis/gateway.networking.k8s.io/v1/namespaces/models/gateways/mdf-gateway');
+    expect(k8s.slice(from + 1, from + 8)).toEqual([
+      'PUT /api/v1/namespaces/models/secrets/diabetes-front',
+      'PUT /apis/apps/v1/namespaces/models/deployments/diabetes-front',
+      'PUT /api/v1/namespaces/models/services/diabetes-front',
+      'GET /api/v1/namespaces/models/services/diabetes-front:80/proxy/.mdf/front/state',
+      'PUT /api/v1/namespaces/models/services/diabetes-front:80/proxy/.mdf/front/state',
+      'PUT /apis/gateway.networking.k8s.io/v1/namespaces/models/httproutes/diabetes',
+      'GET /api/v1/namespaces/models/services/diabetes-front:80/proxy/.mdf/front/state',
+    ]);
+    expect(k8s.slice(-4)).toEqual([
+      'PUT /api/v1/namespaces/models/services/diabetes',
+      'DELETE /api/v1/namespaces/models/services/diabetes-front',
+      'DELETE /apis/apps/v1/namespaces/models/deployments/diabetes-front',
+      'DELETE /api/v1/namespaces/models/secrets/diabetes-front',
+    ]);
+    const dep = ops.find((o) => o.path.endsWith('/deployments/diabetes-front'))!.body;
+    validateK8s(dep);
+    validateK8s(ops.find((o) => o.path.endsWith('/services/diabetes-front'))!.body);
+    expect(dep.spec.template.spec.containers[0].env.map((e: any) => e.name)).toContain('MDF_KEYS_FILE');
+    expect(ops.find((o) => o.method === 'PUT' && o.path.endsWith('/proxy/.mdf/front/state'))!.body).toMatchObject({ serving: 'blue', weights: { blue: 100, green: 0 }, mirror: { slot: 'green', percent: 20 } });
+    const routes = ops.filter((o) => o.path.includes('/httproutes/')).map((o) => o.body.spec.rules[2].backendRefs.map((b: any) => `${b.name}=${b.weight}`));
+    expect(routes).toEqual([['diabetes-front=1'], ['diabetes-blue=50', 'diabetes-green=50'], ['diabetes-blue=0', 'diabetes-green=100']]);
+    expect(out).not.toMatch(/PRIMARY|SECRET-KEY/);
   });
 
   test('missing settings become placeholders; an invalid manifest is an error with a code', () => {

@@ -1,0 +1,256 @@
+/**
+ * The shadow phase on AKS at the wire (docs/azure.md, "Progressive delivery on AKS"): the service front as a
+ * Deployment + ClusterIP Service behind the HTTPRoute (shared/azure/aks-front.ts) — its manifests checked against the
+ * Kubernetes schema, the signed state writes through the API server's service proxy checked by a REAL front started
+ * from the Deployment the target wrote (test/azure/aks-front-world.ts) and by the front's verifier, the shadow figures
+ * read back for the gate after real requests went through that front to local stand-ins of the slots, the route on
+ * the front during the shadow phase and back on the slots' weights after, a retried step writing nothing, and the
+ * front removed at promotion, rollback, retirement and deleteService, never while the route still points at it.
+ */
+import { makeFrontVerifier, FRONT_STATE_PATH } from '../../runtime/front-admin';
+import { shadowWindowOf } from '../../shared/rollout/traffic';
+import { AksFrontWorld, ADMIN, IMAGE, KEYS, type Wire } from './aks-front-world';
+import { nock, setupNock } from './helpers';
+
+const MIRROR = { slot: 'green', percent: 20, tolerance: 1e-6 };
+const split = (route: Wire) => route.spec.rules.find((r: Wire) => !r.matches[0].headers);
+const pins = (route: Wire) => route.spec.rules.filter((r: Wire) => r.matches[0].headers).map((r: Wire) => [r.matches[0].headers[0].value, r.backendRefs[0].name]);
+
+describe('AKS shadow phase through the service front', () => {
+  setupNock();
+  describe('', () => {
+    const w = new AksFrontWorld();
+    /** Local stand-ins of the slots' Services: blue answers y = 2x, green too except for inputs ≥ `greenWrongFrom`. */
+    let greenWrongFrom = Infinity;
+    let stands: Awaited<ReturnType<AksFrontWorld['standIns']>>;
+    let hits: Record<string, Array<string | undefined>>;
+    beforeAll(async () => {
+      stands = await w.standIns((slot, x) => ({ y: slot === 'green' && x >= greenWrongFrom ? -1 : 2 * x }));
+      hits = stands.hits;
+      nock.enableNetConnect((host) => host.startsWith('127.0.0.1') || host.includes('.svc.cluster.local'));
+    });
+    afterAll(async () => {
+      w.dispose();
+      await stands.close();
+    });
+    afterEach(async () => {
+      greenWrongFrom = Infinity;
+      hits.blue.length = 0;
+      hits.green.length = 0;
+      await w.reset();
+    });
+
+    /** Live requests through the real front; the client always gets the serving slot's answer. */
+    async function traffic(n: number): Promise<void> {
+      const answers = await w.traffic(n);
+      expect(answers).toEqual(answers.map((_a, x) => ({ y: 2 * x })));
+    }
+
+    test('the shadow step: front Secret, Deployment and Service (schema-valid), a signed state write through the service proxy, then the route on the front; a retried step writes nothing', async () => {
+      const target = w.setup();
+      const snap = await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR });
+      expect(w.log).toEqual([
+        'POST secrets diabetes-front',
+        'POST deployments diabetes-front',
+        'POST services diabetes-front',
+        'front GET', // signed, through the service proxy: the front runs and checks keys; its state (from creation) is already right
+        'POST httproutes diabetes',
+      ]);
+      // The Secret: the admin key only (derived from the service's token secret, never the token secret itself).
+      expect(w.get('secrets', 'diabetes-front')!.data).toEqual({ adminKey: Buffer.from(ADMIN).toString('base64') });
+      // The Deployment: one replica of the serving slot's image running front-cli.js, the keys Secret mounted as the slots do.
+      const dep = w.get('deployments', 'diabetes-front')!;
+      expect(dep.metadata.labels).toMatchObject({ 'mdf-service': 'diabetes', 'mdf-role': 'front', 'mdf-managed-by': 'model-deploy-flow' });
+      expect(dep.spec.replicas).toBe(1);
+      expect(dep.spec.selector.matchLabels).toEqual({ 'mdf-service': 'diabetes', 'mdf-role': 'front' });
+      const pod = dep.spec.template.spec;
+      expect(pod.automountServiceAccountToken).toBe(false);
+      const c = pod.containers[0];
+      expect([c.name, c.image, c.command]).toEqual(['front', IMAGE(3), ['node', '/var/azureml-app/app/dist/runtime/front-cli.js']]);
+      expect(c.readinessProbe).toEqual({ tcpSocket: { port: 5001 }, periodSeconds: 2, failureThreshold: 3 });
+      expect(c.livenessProbe).toBeUndefined();
+      const env = Object.fromEntries(c.env.map((e: Wire) => [e.name, e.value ?? e.valueFrom]));
+      expect(env.MDF_FRONT_ADMIN_KEY).toEqual({ secretKeyRef: { name: 'diabetes-front', key: 'adminKey' } });
+      expect(env.MDF_KEYS_FILE).toBe('/var/run/secrets/mdf-keys/keys.json');
+      expect(env.MDF_PRIMARY_KEY).toBeUndefined();
+      expect(JSON.parse(env.MDF_FRONT_STATE)).toMatchObject({ generation: 1, serving: 'blue', mirror: MIRROR });
+      expect(JSON.stringify(dep)).not.toContain(ADMIN);
+      expect(JSON.stringify(dep)).not.toContain(KEYS.primaryKey);
+      expect(pod.volumes).toEqual([{ name: 'state', emptyDir: {} }, { name: 'keys', secret: { secretName: 'diabetes-keys', items: [{ key: 'keys.json', path: 'keys.json' }], defaultMode: 0o440 } }]);
+      // The Service: ClusterIP, port 80 to the front's 5001.
+      expect(w.get('services', 'diabetes-front')!.spec).toEqual({ type: 'ClusterIP', selector: { 'mdf-service': 'diabetes', 'mdf-role': 'front' }, ports: [{ name: 'http', port: 80, targetPort: 5001, protocol: 'TCP' }] });
+      // The state the real front holds: the slots by their Services' cluster names, all live traffic on blue, 20 % copied.
+      expect(w.front!.state()).toEqual({
+        generation: 1,
+        serving: 'blue',
+        slots: { blue: 'http://diabetes-blue.models.svc.cluster.local', green: 'http://diabetes-green.models.svc.cluster.local' },
+        weights: { blue: 100, green: 0 },
+        mirror: MIRROR,
+      });
+      // Signed with the admin key over the front's own path (the proxy forwards it): the verifier accepts it, a
+      // verifier with another key does not.
+      const get = w.signed[0];
+      expect([get.method, get.path, get.body]).toEqual(['GET', FRONT_STATE_PATH, '']);
+      expect(makeFrontVerifier(ADMIN)('GET', get.path, get.body, get.header)).toBe(true);
+      expect(makeFrontVerifier('another-admin-key-0123456789')('GET', get.path, get.body, get.header)).toBe(false);
+      // The route: all live traffic to the front; pinned requests still straight to each slot.
+      const route = w.get('httproutes', 'diabetes')!;
+      expect(split(route).backendRefs).toEqual([{ group: '', kind: 'Service', name: 'diabetes-front', port: 80, weight: 1 }]);
+      expect(pins(route)).toEqual([['blue', 'diabetes-blue'], ['green', 'diabetes-green']]);
+      expect(route.metadata.annotations).toEqual({ 'model-deploy-flow/serving': 'blue', 'model-deploy-flow/front-weights': 'blue=100,green=0' });
+      // The figures: the front's weights and mirror, each slot's /metrics.
+      expect(snap).toMatchObject({ weights: { blue: 100, green: 0 }, serving: 'blue', mirror: { slot: 'green', percent: 20 }, slots: { blue: { requests: 1000 }, green: { requests: 0 } } });
+      expect(snap.epoch).toMatch(/^aks-[0-9a-f]{16}$/);
+      expect(w.logs.lines).toContain('traffic of diabetes: blue=100%, green=0%, 20% mirrored to green through the service front');
+      expect(w.logs.lines.join('\n')).not.toContain(ADMIN);
+
+      // The activity retried (the same step again): nothing written, the same epoch.
+      const again = await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR });
+      expect(w.log.slice(5)).toEqual(['front GET']);
+      expect(again.epoch).toBe(snap.epoch);
+
+      // Another routing for the same front (here a larger share): one signed PUT, generation + 1, nothing else written
+      // (the Deployment's digest leaves the state at creation out: the front is not restarted).
+      await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: { ...MIRROR, percent: 50 } });
+      expect(w.log.slice(6)).toEqual(['front GET', 'front PUT g2 {"blue":100,"green":0} mirror green 50%']);
+      expect(w.front!.state()).toMatchObject({ generation: 2, mirror: { slot: 'green', percent: 50 } });
+      const put = w.signed.find((x) => x.method === 'PUT')!;
+      expect(put.path).toBe(FRONT_STATE_PATH);
+      expect(makeFrontVerifier(ADMIN)('PUT', put.path, put.body, put.header)).toBe(true);
+      expect(makeFrontVerifier(ADMIN)('PUT', put.path, put.body.replace('"percent":50', '"percent":90'), put.header)).toBe(false);
+      expect(makeFrontVerifier('another-admin-key-0123456789')('PUT', put.path, put.body, put.header)).toBe(false);
+    });
+
+    test('the shadow figures for the gate: live requests through the front, 20 % copied to green and compared off the client path; read back through the proxy', async () => {
+      const target = w.setup();
+      const start = await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR });
+      greenWrongFrom = 20; // green answers wrong for x ≥ 20
+      await traffic(50);
+      // The front forwards with the primary key; the client's own key never reaches a slot.
+      expect(new Set(hits.blue)).toEqual(new Set([`Bearer ${KEYS.primaryKey}`]));
+      const end = await target.trafficSnapshot('diabetes');
+      expect(end.epoch).toBe(start.epoch);
+      const shadow = shadowWindowOf(start, end, 'green');
+      // Copies of requests 4, 9, …, 49: those from 24 on disagree.
+      expect(shadow).toMatchObject({ mirrored: 10, compared: 10, disagreed: 6, disagreement: 0.6, errors: 0 });
+      expect(hits.green).toHaveLength(10);
+      expect(end.slots.blue.requests - start.slots.blue.requests).toBe(50);
+      expect(w.changes).toHaveLength(4); // reading figures writes nothing
+    });
+
+    test('a restarted front (new pod, no saved state) counts from zero: the epoch changes, the step set again finds the shadow state already in force (from the Deployment) and writes nothing', async () => {
+      const target = w.setup();
+      const first = await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR });
+      await w.front!.close();
+      w.front = undefined; // the kubelet starts a new pod from the Deployment
+      const after = await target.trafficSnapshot('diabetes');
+      expect(after.epoch).not.toBe(first.epoch);
+      const n = w.changes.length;
+      const again = await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR });
+      expect(w.changes.slice(n)).toEqual([]);
+      expect(again).toMatchObject({ epoch: after.epoch, mirror: { slot: 'green', percent: 20 } });
+      expect(w.front!.state()).toMatchObject({ generation: 1, serving: 'blue', mirror: MIRROR });
+    });
+
+    test('after the shadow phase the steps go back to weights on the route; promotion then retirement remove the front (route first)', async () => {
+      const target = w.setup();
+      await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR });
+      const n = w.changes.length;
+      const step = await target.setTrafficWeights('diabetes', { blue: 90, green: 10 });
+      expect(w.changes.slice(n)).toEqual(['PUT httproutes diabetes']);
+      const route = w.get('httproutes', 'diabetes')!;
+      expect(split(route).backendRefs.map((b: Wire) => [b.name, b.weight])).toEqual([['diabetes-blue', 90], ['diabetes-green', 10]]);
+      expect(route.metadata.annotations).toEqual({ 'model-deploy-flow/serving': 'blue' });
+      expect(step.mirror).toBeUndefined();
+      expect(step.shadow).toBeUndefined();
+      // The front stays (idle) until the rollout ends: the Gateway may still send a request there for a moment.
+      expect(w.get('deployments', 'diabetes-front')).toBeDefined();
+      await target.setTrafficWeights('diabetes', { blue: 0, green: 100 });
+      const m = w.changes.length;
+      await target.switchTraffic('diabetes', 'green');
+      expect(w.changes.slice(m)).toEqual(['PUT services diabetes', 'DELETE services diabetes-front', 'DELETE deployments diabetes-front', 'DELETE secrets diabetes-front']);
+      await target.deleteSlot('diabetes', 'blue');
+      expect(w.changes.slice(m + 4)).toEqual(['PUT httproutes diabetes', 'DELETE services diabetes-blue', 'DELETE deployments diabetes-blue']);
+      expect(split(w.get('httproutes', 'diabetes')!).backendRefs.map((b: Wire) => b.name)).toEqual(['diabetes-green']);
+    });
+
+    test('rollback from the shadow phase: the weights back on the slots (the route leaves the front), then the switch back removes the front and the new slot goes', async () => {
+      const target = w.setup();
+      await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR });
+      const n = w.changes.length;
+      await target.setTrafficWeights('diabetes', { blue: 100, green: 0 });
+      await target.switchTraffic('diabetes', 'blue');
+      await target.deleteSlot('diabetes', 'green');
+      expect(w.changes.slice(n)).toEqual([
+        'PUT httproutes diabetes',
+        'PUT services diabetes',
+        'DELETE services diabetes-front',
+        'DELETE deployments diabetes-front',
+        'DELETE secrets diabetes-front',
+        'PUT httproutes diabetes',
+        'DELETE services diabetes-green',
+        'DELETE deployments diabetes-green',
+      ]);
+      expect(split(w.get('httproutes', 'diabetes')!).backendRefs.map((b: Wire) => [b.name, b.weight])).toEqual([['diabetes-blue', 100]]);
+    });
+
+    test('a rollback whose weights never reached the route: deleting the new slot puts the route on the serving slot before the front goes', async () => {
+      const target = w.setup();
+      await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR });
+      const n = w.changes.length;
+      await target.deleteSlot('diabetes', 'green');
+      expect(w.changes.slice(n)).toEqual(['PUT httproutes diabetes', 'DELETE services diabetes-front', 'DELETE deployments diabetes-front', 'DELETE secrets diabetes-front', 'DELETE services diabetes-green', 'DELETE deployments diabetes-green']);
+      const route = w.get('httproutes', 'diabetes')!;
+      expect(split(route).backendRefs.map((b: Wire) => [b.name, b.weight])).toEqual([['diabetes-blue', 100]]);
+      expect(route.metadata.annotations['model-deploy-flow/front-weights']).toBeUndefined();
+    });
+
+    test('deleteService during a shadow phase removes the front (Deployment and Service by the service label, its Secret by name) and the route', async () => {
+      const target = w.setup();
+      await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR });
+      await target.deleteService('diabetes');
+      expect([...w.objects.keys()].filter((k) => k.includes('diabetes-front') || k === 'httproutes/diabetes')).toEqual([]);
+    });
+
+    test('a front that cannot pull its image never gets traffic: FrontStartFailed, the front removed, no route written; one that stops pulling later fails the gate read with FrontImageUnavailable', async () => {
+      const target = w.setup();
+      w.frontPullFails = true;
+      await expect(target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR })).rejects.toMatchObject({
+        code: 'FrontStartFailed',
+        retryable: false,
+        message: expect.stringMatching(/image mdfregistry\.azurecr\.io\/diabetesimage:3.*ImagePullFailed.*cannot pull.*the serving version keeps serving/s),
+      });
+      expect(w.changes).toEqual(['POST secrets diabetes-front', 'POST deployments diabetes-front', 'POST services diabetes-front', 'DELETE services diabetes-front', 'DELETE deployments diabetes-front', 'DELETE secrets diabetes-front']);
+      expect(w.get('httproutes', 'diabetes')).toBeUndefined();
+
+      w.frontPullFails = false;
+      await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR });
+      w.frontPullFails = true; // the pod rescheduled, its image gone from the registry (forced deletion)
+      await expect(target.trafficSnapshot('diabetes')).rejects.toMatchObject({ code: 'FrontImageUnavailable', retryable: false, message: expect.stringContaining('rolls back') });
+    });
+
+    test('a shadow step with a mirror outside the weighted slots or a bad share is refused before any call', async () => {
+      const target = w.setup();
+      for (const mirror of [{ ...MIRROR, slot: 'purple' }, { ...MIRROR, percent: 0 }, { ...MIRROR, percent: 101 }, { ...MIRROR, percent: 2.5 }, { ...MIRROR, tolerance: -1 }]) {
+        await expect(target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror })).rejects.toMatchObject({ code: 'InvalidTrafficWeights', httpStatus: 400 });
+      }
+      expect(w.log).toEqual([]);
+    });
+
+    test('a serving image whose runtime predates the AKS front is refused before any traffic moves; a service without auth gets a front without keys', async () => {
+      let target = w.setup();
+      w.legacyFront = true;
+      await expect(target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR })).rejects.toMatchObject({ code: 'FrontStartFailed', message: expect.stringContaining('predates the AKS front') });
+      expect(w.get('deployments', 'diabetes-front')).toBeUndefined();
+      expect(w.get('httproutes', 'diabetes')).toBeUndefined();
+      await w.reset();
+
+      target = w.setup({ auth: false });
+      await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR });
+      const dep = w.get('deployments', 'diabetes-front')!;
+      expect(dep.spec.template.spec.volumes).toEqual([{ name: 'state', emptyDir: {} }]);
+      expect(dep.spec.template.spec.containers[0].env.map((e: Wire) => e.name)).not.toContain('MDF_KEYS_FILE');
+      expect(w.front!.front.auth).toBe('none');
+    });
+  });
+});
