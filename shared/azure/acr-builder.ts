@@ -57,6 +57,15 @@ export function imageRepository(name: string): string {
   return name.toLowerCase();
 }
 
+/**
+ * The repository part of an `acr purge --filter` for exactly `repo`: acr purge reads it as a regular expression
+ * (anchored), so a `.` in an image name would also match other repositories (`a.b` → `a/b`, the service front's
+ * `mdf-system/front` for an image `mdf-system.front`); escaped, it names `repo` alone.
+ */
+export function purgeRepositoryPattern(repo: string): string {
+  return repo.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
 /** Last `lines` non-empty lines of a log, secrets removed. */
 export function logTail(text: string, lines: number): string {
   const all = text.replace(/\r\n/g, '\n').split('\n');
@@ -281,7 +290,7 @@ export class AcrTaskImageBuilder implements ImageBuilder {
     const task = [
       'version: v1.1.0',
       'steps:',
-      `  - cmd: acr purge --filter '${repo}:^${version}$' --ago 0d --untagged`,
+      `  - cmd: acr purge --filter '${purgeRepositoryPattern(repo)}:^${version}$' --ago 0d --untagged`,
       '    disableWorkingDirectoryOverride: true',
       '    timeout: 600',
       '',

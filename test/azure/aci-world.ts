@@ -26,6 +26,8 @@ const HOSTS = [
   ...Array.from({ length: 30 }, (_, i) => `http://20.0.0.${i + 1}:5001`),
 ];
 export const IMAGE = (v: number) => `mdfregistry.azurecr.io/diabetesimage:${v}`;
+/** The service front's own image as the worlds' targets get it (test/azure/aci-front-image.test.ts builds it for real through ACR). */
+export const FRONT_IMAGE = 'mdfregistry.azurecr.io/mdf-system/front:123456789';
 
 export type Wire = Record<string, any>;
 
@@ -180,12 +182,13 @@ export function metrics(ok: number, failed: number, le = 0.025): string {
 }
 
 /** The real ACI target of the worlds: test clients and config, fast polling, the service's keys and the front's admin key. */
-function worldTarget(log: (m: string) => void, secretsAsked: string[]): AciTarget {
+function worldTarget(log: (m: string) => void, secretsAsked: string[], frontImage: () => Promise<string> = async () => FRONT_IMAGE): AciTarget {
   return new AciTarget({
     clients: testClients(),
     config: testConfig(),
     timing: FAST,
     log,
+    frontImage,
     secrets: {
       keys: async (n) => (secretsAsked.push(`keys ${n}`), KEYS),
       frontKey: async (n) => (secretsAsked.push(`front ${n}`), ADMIN),
@@ -206,8 +209,8 @@ export class AciWorld {
   readonly secretsAsked: string[] = [];
   private readonly workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-aci-front-'));
 
-  /** Fresh ARM (blue serving with the stable name, green new), hosts and a target; call once per test. */
-  setup(): AciTarget {
+  /** Fresh ARM (blue serving with the stable name, green new), hosts and a target (`frontImage`: how it gets the front's image); call once per test. */
+  setup(o: { frontImage?: () => Promise<string> } = {}): AciTarget {
     this.arm = new FakeArm();
     this.arm.add('diabetes-blue', { slot: 'blue', image: IMAGE(3), label: STABLE, tags: { 'mdf-active': 'true', 'mdf-stable-label': STABLE } });
     this.arm.add('diabetes-green', { slot: 'green', image: IMAGE(4), tags: { 'mdf-stable-label': STABLE } });
@@ -218,7 +221,7 @@ export class AciWorld {
     this.logs.lines.length = 0;
     this.secretsAsked.length = 0;
     for (const host of HOSTS) this.installHost(host);
-    return worldTarget(this.logs.log, this.secretsAsked);
+    return worldTarget(this.logs.log, this.secretsAsked, o.frontImage);
   }
 
   /** Stops the real front and removes every interceptor (after each test). */
