@@ -343,7 +343,7 @@ export class LoopbackAciWorld implements LiveGroups {
     env.MDF_FRONT_HOST = '127.0.0.1';
     // The emptyDir volume: one per group, kept across restarts of its container.
     env.MDF_FRONT_STATE_FILE = path.join(this.dir, `front-state-${this.seq}.json`);
-    this.processes.set(name, await startFrontProcess(env));
+    this.processes.set(name, await startFrontProcess(env, 60_000));
   }
 
   async deleted(name: string): Promise<void> {

@@ -73,7 +73,7 @@ function serve(perRead: number, greenFailure: number): void {
 }
 
 /** The activities: the deploy steps answered, the ACI ones (promotion, retirement, rollback, weights, reads) by the real target; `beforeRead` runs before each read. */
-function answers(target: AciTarget, beforeRead: () => void, weightsSet: Array<Record<string, number>>): Record<string, Answer> {
+function answers(target: AciTarget, beforeRead: () => void | Promise<void>, weightsSet: Array<Record<string, number>>): Record<string, Answer> {
   return {
     [DEPLOY.registerModel.name]: () => ({ ok: true, created: true, model: { id: 'm:2', name: 'm', version: 2, files: 1, bytes: 10 } }),
     [DEPLOY.createImage.name]: () => ({ ok: true, image: { id: 'img:4', name: 'diabetesimage', version: 4, state: 'Succeeded', runtime: 'python', models: ['m:2'], imageRef: 'mdfregistry.azurecr.io/diabetesimage:4', contextBlob: 'images/diabetesimage/4.tar.gz' } }),
@@ -92,7 +92,7 @@ function answers(target: AciTarget, beforeRead: () => void, weightsSet: Array<Re
     },
     [DEPLOY.publishEvent.name]: (e: { type: string }) => `event-${e.type}`,
     [ROLLOUT.setWeights.name]: (i: SetWeightsInput) => (weightsSet.push(i.weights), target.setTrafficWeights(i.serviceName, i.weights, i.mirror ? { mirror: i.mirror } : {})),
-    [ROLLOUT.readTraffic.name]: () => (beforeRead(), target.trafficSnapshot('diabetes')),
+    [ROLLOUT.readTraffic.name]: async () => (await beforeRead(), target.trafficSnapshot('diabetes')),
     [ROLLOUT.renewLease.name]: () => ({ held: true }),
   };
 }
@@ -110,7 +110,7 @@ async function start(rollout: RolloutSpec, perRead: number, greenFailure = 0): P
   return startWith(w.setup(), rollout, () => serve(perRead, greenFailure));
 }
 
-async function startWith(target: AciTarget, rollout: RolloutSpec, beforeRead: () => void): Promise<{ runId: string; scenario: Scenario; weightsSet: Array<Record<string, number>> }> {
+async function startWith(target: AciTarget, rollout: RolloutSpec, beforeRead: () => void | Promise<void>): Promise<{ runId: string; scenario: Scenario; weightsSet: Array<Record<string, number>> }> {
   const weightsSet: Array<Record<string, number>> = [];
   const input: unknown = {
     source: { kind: 'http', eventId: `aci-${++seq}` },
@@ -196,7 +196,20 @@ function keepLoad(url: () => string | undefined, connections = 2, maxRequests = 
     }
   };
   const done = Promise.all(Array.from({ length: connections }, loop));
-  return { seen, stop: async () => ((stopped = true), await done, seen) };
+  let paced = 0;
+  return {
+    seen,
+    stop: async () => ((stopped = true), await done, seen),
+    /**
+     * Before each read of the figures: waits (at most 60 s) until the client got `n` more answers since the last
+     * read, so each window holds live traffic however slow the machine is (the durable bake only sets the earliest read).
+     */
+    pace: (n: number) => async () => {
+      const until = Date.now() + 60_000;
+      while (seen.answers.length < paced + n && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      paced = seen.answers.length;
+    },
+  };
 }
 
 /**
@@ -229,8 +242,8 @@ describe('ACI shadow phase end to end: real front and runtimes on loopback, ARM 
 
   test('shadow: a new version disagreeing on ~30 % of inputs is stopped by max_disagreement and rolled back; the client, loading the front all along, never sees its answers', async () => {
     const target = await lw.setup({ blue: scripts.blue, green: scripts['green-disagrees'] });
-    const { runId, weightsSet } = await startWith(target, spec({ mirrorPercent: 50, gates: { maxDisagreement: 0.05, minRequests: 40, maxWaitSeconds: 60 } }), () => undefined);
     const client = keepLoad(() => lw.frontUrl());
+    const { runId, weightsSet } = await startWith(target, spec({ mirrorPercent: 50, gates: { maxDisagreement: 0.05, minRequests: 30, maxWaitSeconds: 60 } }), client.pace(100));
     const run = await waitRun(env, runId, 180_000).finally(() => client.stop());
     const seen = await client.stop();
 
@@ -239,8 +252,8 @@ describe('ACI shadow phase end to end: real front and runtimes on loopback, ARM 
     expect(run.error.message).toMatch(/failed its gates at the shadow phase \(50 % mirrored\): max_disagreement 0\.\d+ > 0\.05/);
     const shadowStep = run.result.rollout.completed[0];
     expect(shadowStep).toMatchObject({ phase: 'shadow', weight: 0, mirrorPercent: 50, outcome: 'failed' });
-    // The front's own comparison of real answers: about 30 % of the copies disagreed.
-    expect(shadowStep.shadow.compared).toBeGreaterThanOrEqual(40);
+    // The front's own comparison of real answers (about half of the 100+ requests copied): about 30 % disagreed.
+    expect(shadowStep.shadow.compared).toBeGreaterThanOrEqual(30);
     expect(shadowStep.shadow.disagreement).toBeGreaterThan(0.15);
     expect(shadowStep.shadow.disagreement).toBeLessThan(0.45);
     // No live traffic ever went to green: the shadow phase, then back to blue.
@@ -250,7 +263,7 @@ describe('ACI shadow phase end to end: real front and runtimes on loopback, ARM 
     ]);
     // The client: no failed request, every answer blue's (green's -1 never reached it), though green answered copies.
     expect(seen.failed).toEqual([]);
-    expect(seen.answers.length).toBeGreaterThan(80);
+    expect(seen.answers.length).toBeGreaterThanOrEqual(100);
     expect(seen.answers.filter((a) => !blueAnswered(a))).toEqual([]);
     // ACI: the front created once and back on blue alone, the green group deleted and its runtime gone.
     expect(lw.arm.log.filter((l) => !l.startsWith('LIST'))).toEqual(['PUT diabetes-blue', 'PUT diabetes-front', 'DELETE diabetes-green']);
@@ -265,8 +278,8 @@ describe('ACI shadow phase end to end: real front and runtimes on loopback, ARM 
   test('shadow: a new version that agrees passes the shadow phase, then canary 10 → 50 → 100 on real traffic and promotion; the client never fails', async () => {
     const target = await lw.setup({ blue: scripts.blue, green: scripts['green-agrees'] });
     const rollout = spec({ mirrorPercent: 50, gates: { maxDisagreement: 0.05, maxErrorRate: 0.01, minRequests: 10, maxWaitSeconds: 60 } });
-    const { runId, weightsSet } = await startWith(target, rollout, () => undefined);
     const client = keepLoad(() => lw.frontUrl());
+    const { runId, weightsSet } = await startWith(target, rollout, client.pace(100));
     const run = await waitRun(env, runId, 180_000).finally(() => client.stop());
     const seen = await client.stop();
 
@@ -293,7 +306,7 @@ describe('ACI shadow phase end to end: real front and runtimes on loopback, ARM 
       { blue: 0, green: 100 },
     ]);
     expect(seen.failed).toEqual([]);
-    expect(seen.answers.length).toBeGreaterThan(100);
+    expect(seen.answers.length).toBeGreaterThanOrEqual(400);
     expect(seen.answers.filter((a) => !blueAnswered(a))).toEqual([]);
     // ACI: promoted through the front (no restart of anything), the blue group retired and its runtime gone.
     expect(lw.arm.log.filter((l) => !l.startsWith('LIST'))).toEqual(['PUT diabetes-blue', 'PUT diabetes-front', expect.stringMatching(/^PATCH diabetes-green /), expect.stringMatching(/^PATCH diabetes-blue /), 'DELETE diabetes-blue']);
