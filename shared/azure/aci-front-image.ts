@@ -19,7 +19,7 @@ import type { ImageBuilder } from '../seams';
 import { CONTAINERS } from '../storage';
 import { createDeterministicTarGz, type ArchiveEntry } from '../images/archive';
 import { collectRuntimeFiles } from '../images/context';
-import type { BlobIO } from './acr-builder';
+import type { AcrTaskImageBuilder, BlobIO } from './acr-builder';
 import { FRONT_COMMAND } from './aci-front';
 
 /** The front image's repository in the app's registry (outside the user's image names: they have no `/`). */
@@ -58,8 +58,16 @@ export function frontImageVersion(contextSha256Hex: string): number {
   return parseInt(contextSha256Hex.slice(0, 12), 16);
 }
 
+/** Where the ACI target gets the front's image (aci-target.ts `AciTargetOptions.frontImage`). */
+export interface FrontImageSource {
+  /** The front image's reference, built first when this runtime version has none (may take minutes). */
+  ref(): Promise<string>;
+  /** The reference when this runtime version's image is already built, else undefined (never starts a build). */
+  ready(): Promise<string | undefined>;
+}
+
 export interface AciFrontImageOptions {
-  builder: ImageBuilder;
+  builder: Pick<ImageBuilder, 'build'> & Pick<AcrTaskImageBuilder, 'recorded'>;
   blobs: Pick<BlobIO, 'write'>;
   /** Where the runtime's compiled files are (default: this package). */
   runtimeRoot?: string;
@@ -71,10 +79,25 @@ export interface AciFrontImageOptions {
  * builder returns its recorded result for a version it built (or resumes its run), so concurrent or repeated calls
  * cost at most one build per runtime version; one call per process computes the context.
  */
-export class AciFrontImage {
+export class AciFrontImage implements FrontImageSource {
   private pending?: Promise<string>;
+  private context?: Promise<{ archive: Buffer; hex: string; version: number }>;
 
   constructor(private readonly o: AciFrontImageOptions) {}
+
+  /** The build context of this runtime (computed once per process). */
+  private contextOf(): Promise<{ archive: Buffer; hex: string; version: number }> {
+    return (this.context ??= createDeterministicTarGz(frontImageEntries(this.o.runtimeRoot)).then((archive) => {
+      const hex = createHash('sha256').update(archive).digest('hex');
+      return { archive, hex, version: frontImageVersion(hex) };
+    }));
+  }
+
+  async ready(): Promise<string | undefined> {
+    const { version } = await this.contextOf();
+    const result = await this.o.builder.recorded(FRONT_IMAGE_REPOSITORY, version);
+    return result?.state === 'Succeeded' ? result.imageRef : undefined;
+  }
 
   ref(): Promise<string> {
     const p = (this.pending ??= this.ensure());
@@ -86,9 +109,7 @@ export class AciFrontImage {
   }
 
   private async ensure(): Promise<string> {
-    const archive = await createDeterministicTarGz(frontImageEntries(this.o.runtimeRoot));
-    const hex = createHash('sha256').update(archive).digest('hex');
-    const version = frontImageVersion(hex);
+    const { archive, hex, version } = await this.contextOf();
     const contextBlob = `${CONTAINERS.images}/${FRONT_IMAGE_REPOSITORY}/${version}.tar.gz`;
     await this.o.blobs.write(contextBlob, archive);
     const result = await this.o.builder.build({ name: FRONT_IMAGE_REPOSITORY, version, runtime: 'node', contextBlob, contextDigest: `sha256:${hex}` });

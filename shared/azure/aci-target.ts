@@ -28,6 +28,7 @@ import {
 } from './aci-front';
 import { checkWeights, slotTrafficFromMetrics } from './aks-traffic';
 import type { AzureConfig } from './config';
+import type { FrontImageSource } from './aci-front-image';
 import { aciDnsLabel, serviceResourceName, slotResourceName, TAGS } from './names';
 import { endpointUris, RUNTIME_ENV, runtimeSettings, scoringPort } from './runtime-env';
 import { AppError } from '../errors';
@@ -47,7 +48,7 @@ export type AciTargetOptions = AciGroupsOptions & {
    * model's image, so no image deletion can leave a front Azure cannot restart). Wired to the ACR builder in
    * shared/azure/index.ts.
    */
-  frontImage?: () => Promise<string>;
+  frontImage?: FrontImageSource;
 };
 
 type FrontRouting = Omit<FrontState, 'generation'>;
@@ -321,9 +322,9 @@ export class AciTarget implements DeployTarget {
     return this.o.secrets;
   }
 
-  private frontImage(): Promise<string> {
+  private frontImage(): FrontImageSource {
     if (!this.o.frontImage) throw new AppError('FrontImageUnavailable', 'This ACI target was built without the service front\'s image builder; the service front cannot be created.', 500);
-    return this.o.frontImage();
+    return this.o.frontImage;
   }
 
   private get scope(): string {
@@ -454,7 +455,7 @@ export class AciTarget implements DeployTarget {
     const keys = await this.keysFor(serviceName, Object.values(groups));
     const adminKey = await this.secrets().frontKey(serviceName);
     // The front's own image first (built at the first front of this runtime version): nothing has moved yet if it fails.
-    const image = await this.frontImage();
+    const image = await this.frontImage().ref();
     const holder = Object.values(groups).find((g) => g.ipAddress?.dnsNameLabel === stable);
     const keyValues = (g: ContainerGroup): Record<string, string> =>
       hasKeyAuth(g) && keys ? { [RUNTIME_ENV.primaryKey]: keys.primaryKey, [RUNTIME_ENV.secondaryKey]: keys.secondaryKey } : {};
@@ -515,7 +516,8 @@ export class AciTarget implements DeployTarget {
   /**
    * New keys for the front: its group is updated in place (it restarts with its current state and the new keys). A
    * front created before the front had its own image (it ran a model's scoring image) moves to the front image in the
-   * same restart — no restart of its own; if that image cannot be had now, the front keeps its image (logged).
+   * same restart — no restart of its own — when that image is already built (a key regeneration never waits for a
+   * build); else it keeps its image (logged) until a later rotation.
    */
   private async updateFrontKeys(serviceName: string, name: string, keys: ServiceKeys): Promise<void> {
     const full = await this.groups.get(name);
@@ -524,7 +526,8 @@ export class AciTarget implements DeployTarget {
     const cur = await callFront(groupCallUrl(full, this.o.config.location), adminKey, 'GET');
     let group = full;
     const running = full.containers?.[0]?.image;
-    const image = await this.frontImage().catch((e: unknown) => (this.o.log?.(`service front ${name} keeps its image ${running}: ${(e as Error).message}`), undefined));
+    const image = this.o.frontImage ? await this.o.frontImage.ready().catch((e: unknown) => (this.o.log?.(`service front ${name}: its own image is not known: ${(e as Error).message}`), undefined)) : undefined;
+    if (!image && running) this.o.log?.(`service front ${name} keeps its image ${running} (its own image is not built yet)`);
     if (image && running !== image) {
       group = { ...full, containers: full.containers.map((c) => (c.name === ACI_CONTAINER ? { ...c, image } : c)) };
       this.o.log?.(`service front ${name} moves from ${running} to its own image ${image} with the new keys`);

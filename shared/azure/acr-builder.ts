@@ -163,6 +163,11 @@ export class AcrTaskImageBuilder implements ImageBuilder {
     await this.o.blobs.write(this.recordPath(name, version), JSON.stringify(record));
   }
 
+  /** The recorded result of `name:version`'s build, when one finished (no call to ACR). */
+  async recorded(name: string, version: number): Promise<ImageBuildResult | undefined> {
+    return (await this.readRecord(name, version)).result;
+  }
+
   async build(request: ImageBuildRequest): Promise<ImageBuildResult> {
     const { name, version } = request;
     const record = await this.readRecord(name, version);

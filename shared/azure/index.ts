@@ -77,14 +77,14 @@ export function azureSeams(storage: StorageClients, options: AzureSeamsOptions =
     const clients = createAzureClients(config, options.credential ?? createAzureCredential(config), options.clientOptions);
     return { config, clients, timing: options.timing, log: options.log };
   };
-  let builder: ImageBuilder | undefined;
-  const builderOf = (): ImageBuilder => (builder ??= new AcrTaskImageBuilder({ ...setup(['acr']), blobs: blobIoFromStorage(storage) }));
+  let builder: AcrTaskImageBuilder | undefined;
+  const acrBuilder = (): AcrTaskImageBuilder => (builder ??= new AcrTaskImageBuilder({ ...setup(['acr']), blobs: blobIoFromStorage(storage) }));
   let aci: DeployTarget | undefined;
   let frontImages: AciFrontImage | undefined;
   let aks: DeployTarget | undefined;
   let pools: BatchPoolProvider | undefined;
   return {
-    imageBuilder: builderOf,
+    imageBuilder: acrBuilder,
     target: (kind) => {
       // collect_model_data: replicas write to the app's own storage account, with their identity.
       const modelDataUrl = storage.container(CONTAINERS.modelData).url;
@@ -96,7 +96,8 @@ export function azureSeams(storage: StorageClients, options: AzureSeamsOptions =
       };
       if (kind === 'aci') {
         // The service front's own image, built with the app's ACR builder when a first front needs it.
-        const frontImage = () => (frontImages ??= new AciFrontImage({ builder: builderOf(), blobs: blobIoFromStorage(storage), ...(options.log ? { log: options.log } : {}) })).ref();
+        const images = () => (frontImages ??= new AciFrontImage({ builder: acrBuilder(), blobs: blobIoFromStorage(storage), ...(options.log ? { log: options.log } : {}) }));
+        const frontImage = { ref: () => images().ref(), ready: () => images().ready() };
         return (aci ??= new AciTarget({ ...setup(['aci']), modelDataUrl, secrets, frontImage }));
       }
       return (aks ??= new AksTarget({ ...setup(['aks']), modelDataUrl }));

@@ -14,7 +14,7 @@ import { AcrTaskImageBuilder, purgeRepositoryPattern } from '../../shared/azure/
 import { extractTarGz } from '../../shared/images/archive';
 import { checkImageName } from '../../shared/manifest/names';
 import { sha256Hex } from '../../shared/storage';
-import { AciWorld, IMAGE, KEYS, type Wire } from './aci-world';
+import { ADMIN, AciWorld, IMAGE, KEYS, type Wire } from './aci-world';
 import { FAST, arm, captureLog, memoryBlobs, nock, q, rgPath, setupNock, testClients, testConfig } from './helpers';
 
 const TASKS_API = '2019-06-01-preview';
@@ -74,7 +74,7 @@ describe('the ACI service front runs its own image', () => {
       const blobs = memoryBlobs();
       const seen = expectBuild('cf1', 'Succeeded');
       const images = frontImageSource(blobs);
-      const target = w.setup({ frontImage: () => images.ref() });
+      const target = w.setup({ frontImage: images });
       await target.setTrafficWeights('diabetes', { blue: 90, green: 10 });
 
       // The context: stored once, uploaded as is, named by its digest.
@@ -112,7 +112,7 @@ describe('the ACI service front runs its own image', () => {
       // Another process of the app (a fresh source, the same storage): the build's record answers, ACR is not called.
       await w.reset();
       const again = frontImageSource(blobs);
-      const target2 = w.setup({ frontImage: () => again.ref() });
+      const target2 = w.setup({ frontImage: again });
       await target2.setTrafficWeights('diabetes', { blue: 90, green: 10 });
       expect(w.arm.puts.get('diabetes-front')![0].properties.containers[0].properties.image).toBe(`mdfregistry.azurecr.io/mdf-system/front:${version}`);
     });
@@ -121,7 +121,7 @@ describe('the ACI service front runs its own image', () => {
       const blobs = memoryBlobs();
       expectBuild('cf2', 'Failed');
       const images = frontImageSource(blobs);
-      const target = w.setup({ frontImage: () => images.ref() });
+      const target = w.setup({ frontImage: images });
       const failure = await target.setTrafficWeights('diabetes', { blue: 90, green: 10 }).catch((e) => e);
       expect(failure.code).toBe('FrontImageBuildFailed');
       expect(failure.message).toMatch(/mdf-system\/front:\d+ did not build: ACR run cf2 [^]*npm ERR! network unreachable/);
@@ -130,19 +130,34 @@ describe('the ACI service front runs its own image', () => {
       expect(w.arm.log.filter((l) => !l.startsWith('LIST'))).toEqual([]);
     });
 
-    test('a front created on a model image (before fronts had their own) moves to its own image in the restart of a key rotation', async () => {
-      const target = w.setup();
-      await target.setTrafficWeights('diabetes', { blue: 50, green: 50 });
+    test('a front created on a model image (before fronts had their own) moves to its own image in the restart of a key rotation, once that image is built (a rotation never waits for a build)', async () => {
+      const blobs = memoryBlobs();
+      const images = frontImageSource(blobs);
+      const target = w.setup({ frontImage: images });
       // As an older version of the app created it: the front group on the new version's scoring image.
-      const g = w.arm.groups.get('diabetes-front')!;
-      g.properties.containers[0].properties.image = IMAGE(4);
-      w.arm.log.length = 0;
-      await target.updateKeys('diabetes', { primaryKey: 'PRIMARY-SECRET-KEY-NEW', secondaryKey: KEYS.secondaryKey });
-      expect(w.arm.log).toEqual(['LIST', 'PUT diabetes-front', 'PUT diabetes-blue']);
-      const put = w.arm.puts.get('diabetes-front')!.at(-1)! as Wire;
-      expect(put.properties.containers[0].properties.image).toBe('mdfregistry.azurecr.io/mdf-system/front:123456789');
-      expect(put.properties.containers[0].properties.command).toEqual(['node', '/var/azureml-app/app/dist/runtime/front-cli.js']);
-      expect(w.logs.lines.join('\n')).toContain(`moves from ${IMAGE(4)} to its own image`);
+      const old = { generation: 2, serving: 'blue', slots: { blue: 'http://diabetes-blue-own.westeurope.azurecontainer.io:5001' }, weights: {} };
+      w.arm.add('diabetes-front', { image: IMAGE(4), label: 'diabetes-front-own', tags: { 'mdf-role': 'front', 'mdf-keys-digest': 'old' } });
+      const fg = w.arm.groups.get('diabetes-front')!;
+      fg.properties.containers[0].properties.command = ['node', '/var/azureml-app/app/dist/runtime/front-cli.js'];
+      fg.properties.containers[0].properties.environmentVariables.push({ name: 'MDF_FRONT_ADMIN_KEY' }, { name: 'MDF_FRONT_STATE' });
+      w.arm.puts.set('diabetes-front', [{ properties: { containers: [{ properties: { environmentVariables: [{ name: 'MDF_FRONT_SERVICE', value: 'diabetes' }, { name: 'MDF_FRONT_ADMIN_KEY', secureValue: ADMIN }, { name: 'MDF_FRONT_STATE', secureValue: JSON.stringify(old) }, { name: 'MDF_PRIMARY_KEY', secureValue: KEYS.primaryKey }, { name: 'MDF_SECONDARY_KEY', secureValue: KEYS.secondaryKey }] } }] } }]);
+      const rotate = async (primaryKey: string) => {
+        w.arm.log.length = 0;
+        await target.updateKeys('diabetes', { primaryKey, secondaryKey: KEYS.secondaryKey });
+        expect(w.arm.log).toEqual(['LIST', 'PUT diabetes-front', 'PUT diabetes-blue']);
+        const put = w.arm.puts.get('diabetes-front')!.at(-1)! as Wire;
+        expect(put.properties.containers[0].properties.command).toEqual(['node', '/var/azureml-app/app/dist/runtime/front-cli.js']);
+        return put.properties.containers[0].properties.image as string;
+      };
+      // Not built yet: the rotation restarts the front on the image it has (and calls no ACR: nock would refuse it).
+      expect(await rotate('PRIMARY-SECRET-KEY-NEW1')).toBe(IMAGE(4));
+      expect(w.logs.lines.join('\n')).toContain('keeps its image');
+      // Once a first front of this version built it, the next rotation moves the front onto it in the same restart.
+      expectBuild('cf3', 'Succeeded');
+      const ref = await images.ref();
+      expect(ref).toMatch(/^mdfregistry\.azurecr\.io\/mdf-system\/front:\d+$/);
+      expect(await rotate('PRIMARY-SECRET-KEY-NEW2')).toBe(ref);
+      expect(w.logs.lines.join('\n')).toContain(`moves from ${IMAGE(4)} to its own image ${ref}`);
     });
 
     test('no image deletion reaches the front image: it has no valid image name, and a purge names exactly one repository', async () => {

@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { AciTarget } from '../../shared/azure/aci-target';
 import { frontAdminKey, frontGroupName } from '../../shared/azure/aci-front';
+import type { FrontImageSource } from '../../shared/azure/aci-front-image';
 import { aciDnsLabel } from '../../shared/azure/names';
 import { METRICS_KEY_HEADER, metricsHeaderValue, startFrontFromEnv, type RunningFront } from '../../runtime';
 import { FAST, RG, TEST_ENV, arm, captureLog, nock, testClients, testConfig } from './helpers';
@@ -182,7 +183,7 @@ export function metrics(ok: number, failed: number, le = 0.025): string {
 }
 
 /** The real ACI target of the worlds: test clients and config, fast polling, the service's keys and the front's admin key. */
-function worldTarget(log: (m: string) => void, secretsAsked: string[], frontImage: () => Promise<string> = async () => FRONT_IMAGE): AciTarget {
+function worldTarget(log: (m: string) => void, secretsAsked: string[], frontImage: FrontImageSource = { ref: async () => FRONT_IMAGE, ready: async () => FRONT_IMAGE }): AciTarget {
   return new AciTarget({
     clients: testClients(),
     config: testConfig(),
@@ -210,7 +211,7 @@ export class AciWorld {
   private readonly workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-aci-front-'));
 
   /** Fresh ARM (blue serving with the stable name, green new), hosts and a target (`frontImage`: how it gets the front's image); call once per test. */
-  setup(o: { frontImage?: () => Promise<string> } = {}): AciTarget {
+  setup(o: { frontImage?: FrontImageSource } = {}): AciTarget {
     this.arm = new FakeArm();
     this.arm.add('diabetes-blue', { slot: 'blue', image: IMAGE(3), label: STABLE, tags: { 'mdf-active': 'true', 'mdf-stable-label': STABLE } });
     this.arm.add('diabetes-green', { slot: 'green', image: IMAGE(4), tags: { 'mdf-stable-label': STABLE } });
