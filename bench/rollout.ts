@@ -9,16 +9,24 @@
  * The serving slot and the fronts run in one child process (this file with `serve`), the shadow slot in another
  * (`slot`, as a replica is its own process), the closed-loop load generator in this one,
  * at 1 and 32 connections, measurements interleaved in slices so each configuration sees the same machine load.
- * Environment: BENCH_SECONDS (per configuration and concurrency, default 4), BENCH_SLICES (default 4).
+ *
+ * The front as it runs on ACI (`rollout.aci.*`): real scoring runtimes (`dist/runtime/cli.js`, the trivial Node
+ * example, key auth, one worker) behind standalone front processes (`dist/runtime/front-cli.js`, each started with
+ * its state as the ACI target gives it): `direct` = the serving runtime itself; `front` = a front serving it alone;
+ * `mirror20` = a front serving it and copying 20 % of requests to a second runtime. Every request carries the key.
+ * Environment: BENCH_SECONDS (per configuration and concurrency, default 4), BENCH_SLICES (default 4),
+ * BENCH_PARTS (`local,aci` by default: which of the two sets to measure).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { LocalFront } from '../shared/targets/local-front';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const SLICES = Number(process.env.BENCH_SLICES ?? 4);
+const PARTS = (process.env.BENCH_PARTS ?? 'local,aci').split(',');
 
 async function serve(greenUrl?: string): Promise<void> {
   const slot = async (): Promise<string> => {
@@ -63,14 +71,14 @@ async function serve(greenUrl?: string): Promise<void> {
 }
 
 /** Closed loop: `connections` loops each sending the next request when the last answered, for `ms`. */
-async function load(port: number, connections: number, ms: number, agent: http.Agent, into: number[]): Promise<number> {
+async function load(port: number, connections: number, ms: number, agent: http.Agent, into: number[], headers: Record<string, string> = {}): Promise<number> {
   const body = Buffer.from(JSON.stringify({ data: [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]] }));
   const end = Date.now() + ms;
   let errors = 0;
   const one = () =>
     new Promise<void>((resolve) => {
       const t0 = process.hrtime.bigint();
-      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/score', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
+      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/score', agent, headers: { ...headers, 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
         res.resume();
         res.on('end', () => {
           if (res.statusCode !== 200) errors++;
@@ -101,32 +109,97 @@ function firstLine(child: ReturnType<typeof spawn>): Promise<string> {
   });
 }
 
+/**
+ * Measures `ports` (configuration → port) at 1 and 32 connections in interleaved slices; prints one line per
+ * configuration (`<prefix>.<config>.c<n>`) and returns the percentiles per concurrency.
+ */
+async function measure(prefix: string, ports: Record<string, number>, headers: Record<string, string> = {}): Promise<Record<number, Record<string, { p50: number; p99: number; n: number }>>> {
+  const configs = Object.keys(ports);
+  const out: Record<number, Record<string, { p50: number; p99: number; n: number }>> = {};
+  for (const c of [1, 32]) {
+    const agents = Object.fromEntries(configs.map((k) => [k, new http.Agent({ keepAlive: true, maxSockets: c })]));
+    const lat: Record<string, number[]> = Object.fromEntries(configs.map((k) => [k, []]));
+    const errs: Record<string, number> = Object.fromEntries(configs.map((k) => [k, 0]));
+    for (const k of configs) await load(ports[k], c, 300, agents[k], [], headers); // warm-up
+    for (let s = 0; s < SLICES; s++) for (const k of configs) errs[k] += await load(ports[k], c, (SECONDS * 1000) / SLICES, agents[k], lat[k], headers);
+    const res: Record<string, { p50: number; p99: number; n: number }> = {};
+    for (const k of configs) {
+      const sorted = lat[k].sort((a, b) => a - b);
+      res[k] = { p50: pct(sorted, 50), p99: pct(sorted, 99), n: sorted.length };
+      process.stdout.write(JSON.stringify({ name: `${prefix}.${k}.c${c}`, p50_ms: +res[k].p50.toFixed(3), p99_ms: +res[k].p99.toFixed(3), req_per_s: Math.round(res[k].n / SECONDS), errors: errs[k] }) + '\n');
+    }
+    for (const a of Object.values(agents)) a.destroy();
+    out[c] = res;
+  }
+  return out;
+}
+
+const KEY = 'bench-PRIMARY-key-0123456789abcdef';
+
+/** A process printing JSON lines; resolves with the port of its first `listening` event. */
+function listening(child: ChildProcess): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+      const m = /"event":"(listening|ready)".*?"port":(\d+)/.exec(line);
+      if (m && m[1] === (child.spawnargs.some((a) => a.endsWith('front-cli.js')) ? 'listening' : 'ready')) resolve(Number(m[2]));
+    });
+    child.once('exit', (c) => reject(new Error(`process exited ${c}`)));
+  });
+}
+
+/** The front as it runs on ACI: standalone front-cli processes in front of real runtime processes. */
+async function aciPart(): Promise<void> {
+  const dist = path.resolve(__dirname, '..');
+  const script = path.resolve(dist, '..', 'examples/runtime/node/trivial.js');
+  const keys = { MDF_PRIMARY_KEY: KEY, MDF_SECONDARY_KEY: `${KEY}-2` };
+  const children: ChildProcess[] = [];
+  const run = (args: string[], env: NodeJS.ProcessEnv) => {
+    const c = spawn(process.execPath, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(c);
+    return listening(c);
+  };
+  try {
+    const runtime = () => run([path.join(dist, 'runtime/cli.js'), '--entry-script', script, '--host', '127.0.0.1', '--port', '0', '--workers', '1'], keys);
+    const [blue, green] = await Promise.all([runtime(), runtime()]);
+    const slots = { blue: `http://127.0.0.1:${blue}`, green: `http://127.0.0.1:${green}` };
+    const front = (state: object) =>
+      run([path.join(dist, 'runtime/front-cli.js')], { ...keys, MDF_PORT: '0', MDF_FRONT_HOST: '127.0.0.1', MDF_FRONT_SERVICE: 'bench', MDF_FRONT_ADMIN_KEY: 'bench-admin-key-0123456789', MDF_FRONT_STATE: JSON.stringify(state) });
+    const ports = {
+      direct: blue,
+      front: await front({ generation: 1, serving: 'blue', slots: { blue: slots.blue }, weights: {} }),
+      mirror20: await front({ generation: 1, serving: 'blue', slots, weights: { blue: 100, green: 0 }, mirror: { slot: 'green', percent: 20, tolerance: 1e-6 } }),
+    };
+    const res = await measure('rollout.aci', ports, { authorization: `Bearer ${KEY}` });
+    for (const c of [1, 32]) {
+      const r = res[c];
+      process.stdout.write(JSON.stringify({ name: `rollout.aci.front_added.c${c}`, p50_ms: +(r.front.p50 - r.direct.p50).toFixed(3), p99_ms: +(r.front.p99 - r.direct.p99).toFixed(3), vs: 'direct' }) + '\n');
+      process.stdout.write(JSON.stringify({ name: `rollout.aci.mirror20_p99_cost.c${c}`, ratio: +(r.mirror20.p99 / r.front.p99 - 1).toFixed(3), vs: 'front without mirror' }) + '\n');
+    }
+  } finally {
+    for (const c of children) c.kill('SIGKILL');
+  }
+}
+
 async function main(): Promise<void> {
+  if (PARTS.includes('local')) await localPart();
+  if (PARTS.includes('aci')) await aciPart();
+}
+
+async function localPart(): Promise<void> {
   const greenChild = spawn(process.execPath, [__filename, 'slot'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const green = JSON.parse(await firstLine(greenChild)).url as string;
   const child = spawn(process.execPath, [__filename, 'serve', green], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const ports = JSON.parse(await firstLine(child)).ports as Record<string, number>;
-    const configs = Object.keys(ports);
+    const all = await measure('rollout', ports);
     for (const c of [1, 32]) {
-      const agents = Object.fromEntries(configs.map((k) => [k, new http.Agent({ keepAlive: true, maxSockets: c })]));
-      const lat: Record<string, number[]> = Object.fromEntries(configs.map((k) => [k, []]));
-      const errs: Record<string, number> = Object.fromEntries(configs.map((k) => [k, 0]));
-      for (const k of configs) await load(ports[k], c, 300, agents[k], []); // warm-up
-      for (let s = 0; s < SLICES; s++) for (const k of configs) errs[k] += await load(ports[k], c, (SECONDS * 1000) / SLICES, agents[k], lat[k]);
-      const res: Record<string, { p50: number; p99: number; n: number }> = {};
-      for (const k of configs) {
-        const sorted = lat[k].sort((a, b) => a - b);
-        res[k] = { p50: pct(sorted, 50), p99: pct(sorted, 99), n: sorted.length };
-        process.stdout.write(JSON.stringify({ name: `rollout.${k}.c${c}`, p50_ms: +res[k].p50.toFixed(3), p99_ms: +res[k].p99.toFixed(3), req_per_s: Math.round(res[k].n / SECONDS), errors: errs[k] }) + '\n');
-      }
+      const res = all[c];
       const add = (k: string, p: 'p50' | 'p99') => +(res[k][p] - res.direct[p]).toFixed(3);
       process.stdout.write(JSON.stringify({ name: `rollout.split_added.c${c}`, p50_ms: add('split', 'p50'), p99_ms: add('split', 'p99'), vs: 'direct' }) + '\n');
       process.stdout.write(JSON.stringify({ name: `rollout.front_added.c${c}`, p50_ms: add('front', 'p50'), p99_ms: add('front', 'p99'), vs: 'direct' }) + '\n');
       for (const m of ['mirror20', 'mirror100']) {
         process.stdout.write(JSON.stringify({ name: `rollout.${m}_p99_cost.c${c}`, ratio: +(res[m].p99 / res.front.p99 - 1).toFixed(3), vs: 'front without mirror' }) + '\n');
       }
-      for (const a of Object.values(agents)) a.destroy();
     }
   } finally {
     child.kill('SIGKILL');

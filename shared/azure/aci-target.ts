@@ -28,6 +28,7 @@ import {
 } from './aci-front';
 import { checkWeights, slotTrafficFromMetrics } from './aks-traffic';
 import type { AzureConfig } from './config';
+import type { FrontImageSource } from './aci-front-image';
 import { aciDnsLabel, serviceResourceName, slotResourceName, TAGS } from './names';
 import { endpointUris, RUNTIME_ENV, runtimeSettings, scoringPort } from './runtime-env';
 import { AppError } from '../errors';
@@ -42,6 +43,12 @@ export type AciTargetOptions = AciGroupsOptions & {
    * service with key auth) and the front's admin signing key. Wired to the service registry in shared/azure/index.ts.
    */
   secrets?: { keys(serviceName: string): Promise<ServiceKeys>; frontKey(serviceName: string): Promise<string> };
+  /**
+   * The service front's own image (aci-front-image.ts: the runtime alone, built once per runtime version, never a
+   * model's image, so no image deletion can leave a front Azure cannot restart). Wired to the ACR builder in
+   * shared/azure/index.ts.
+   */
+  frontImage?: FrontImageSource;
 };
 
 type FrontRouting = Omit<FrontState, 'generation'>;
@@ -315,6 +322,11 @@ export class AciTarget implements DeployTarget {
     return this.o.secrets;
   }
 
+  private frontImage(): FrontImageSource {
+    if (!this.o.frontImage) throw new AppError('FrontImageUnavailable', 'This ACI target was built without the service front\'s image builder; the service front cannot be created.', 500);
+    return this.o.frontImage;
+  }
+
   private get scope(): string {
     return `${this.o.config.subscriptionId}/${this.o.config.resourceGroup}`;
   }
@@ -442,6 +454,8 @@ export class AciTarget implements DeployTarget {
     const stable = s.tags?.[STABLE_LABEL_TAG] ?? aciDnsLabel(serviceResourceName(serviceName), this.scope);
     const keys = await this.keysFor(serviceName, Object.values(groups));
     const adminKey = await this.secrets().frontKey(serviceName);
+    // The front's own image first (built at the first front of this runtime version): nothing has moved yet if it fails.
+    const image = await this.frontImage().ref();
     const holder = Object.values(groups).find((g) => g.ipAddress?.dnsNameLabel === stable);
     const keyValues = (g: ContainerGroup): Record<string, string> =>
       hasKeyAuth(g) && keys ? { [RUNTIME_ENV.primaryKey]: keys.primaryKey, [RUNTIME_ENV.secondaryKey]: keys.secondaryKey } : {};
@@ -452,9 +466,6 @@ export class AciTarget implements DeployTarget {
       this.o.log?.(`DNS name ${stable} taken off ${holder.name} (now ${own}) for the service front`);
     }
     const servingNow = await this.slotGroup(serviceName, serving);
-    const candidate = Object.entries(groups).find(([slot]) => slot !== serving)?.[1] ?? servingNow;
-    const image = candidate.containers?.[0]?.image ?? servingNow.containers?.[0]?.image;
-    if (!image) throw new AppError('FrontSetupFailed', `Container group ${candidate.name} names no image for the service front.`, 500);
     const port = servingNow.ipAddress?.ports?.[0]?.port ?? scoringPort({});
     const spec = aciFrontSpec({
       serviceName,
@@ -502,13 +513,26 @@ export class AciTarget implements DeployTarget {
     return { scoringUri, swaggerUri };
   }
 
-  /** New keys for the front: its group is updated in place (it restarts with its current state and the new keys). */
+  /**
+   * New keys for the front: its group is updated in place (it restarts with its current state and the new keys). A
+   * front created before the front had its own image (it ran a model's scoring image) moves to the front image in the
+   * same restart — no restart of its own — when that image is already built (a key regeneration never waits for a
+   * build); else it keeps its image (logged) until a later rotation.
+   */
   private async updateFrontKeys(serviceName: string, name: string, keys: ServiceKeys): Promise<void> {
     const full = await this.groups.get(name);
     if (!full || !hasKeyAuth(full)) return;
     const adminKey = await this.secrets().frontKey(serviceName);
     const cur = await callFront(groupCallUrl(full, this.o.config.location), adminKey, 'GET');
-    const outcome = await this.groups.updateSecureEnv(name, full, frontSecureEnv(adminKey, cur.state, keys), { ...(full.tags ?? {}), [KEYS_DIGEST_TAG]: frontKeysDigest(keys) });
+    let group = full;
+    const running = full.containers?.[0]?.image;
+    const image = this.o.frontImage ? await this.o.frontImage.ready().catch((e: unknown) => (this.o.log?.(`service front ${name}: its own image is not known: ${(e as Error).message}`), undefined)) : undefined;
+    if (!image && running) this.o.log?.(`service front ${name} keeps its image ${running} (its own image is not built yet)`);
+    if (image && running !== image) {
+      group = { ...full, containers: full.containers.map((c) => (c.name === ACI_CONTAINER ? { ...c, image } : c)) };
+      this.o.log?.(`service front ${name} moves from ${running} to its own image ${image} with the new keys`);
+    }
+    const outcome = await this.groups.updateSecureEnv(name, group, frontSecureEnv(adminKey, cur.state, keys), { ...(full.tags ?? {}), [KEYS_DIGEST_TAG]: frontKeysDigest(keys) });
     if (!outcome.ok) {
       throw new AppError('KeyRotationFailed', `The new keys were saved but the service front ${name} did not restart with them: ${outcome.error.message}. Regenerate again or redeploy the service.`, 502);
     }

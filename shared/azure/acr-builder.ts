@@ -57,6 +57,15 @@ export function imageRepository(name: string): string {
   return name.toLowerCase();
 }
 
+/**
+ * The repository part of an `acr purge --filter` for exactly `repo`: acr purge reads it as a regular expression
+ * (anchored), so a `.` in an image name would also match other repositories (`a.b` → `a/b`, the service front's
+ * `mdf-system/front` for an image `mdf-system.front`); escaped, it names `repo` alone.
+ */
+export function purgeRepositoryPattern(repo: string): string {
+  return repo.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
 /** Last `lines` non-empty lines of a log, secrets removed. */
 export function logTail(text: string, lines: number): string {
   const all = text.replace(/\r\n/g, '\n').split('\n');
@@ -152,6 +161,11 @@ export class AcrTaskImageBuilder implements ImageBuilder {
 
   private async writeRecord(name: string, version: number, record: BuildRecord): Promise<void> {
     await this.o.blobs.write(this.recordPath(name, version), JSON.stringify(record));
+  }
+
+  /** The recorded result of `name:version`'s build, when one finished (no call to ACR). */
+  async recorded(name: string, version: number): Promise<ImageBuildResult | undefined> {
+    return (await this.readRecord(name, version)).result;
   }
 
   async build(request: ImageBuildRequest): Promise<ImageBuildResult> {
@@ -278,7 +292,7 @@ export class AcrTaskImageBuilder implements ImageBuilder {
     const task = [
       'version: v1.1.0',
       'steps:',
-      `  - cmd: acr purge --filter '${repo}:^${version}$' --ago 0d --untagged`,
+      `  - cmd: acr purge --filter '${purgeRepositoryPattern(repo)}:^${version}$' --ago 0d --untagged`,
       '    disableWorkingDirectoryOverride: true',
       '    timeout: 600',
       '',

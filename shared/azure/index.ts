@@ -11,6 +11,7 @@ import { CONTAINERS, downloadBlob, parseBlobPath, type StorageClients } from '..
 import { AciBatchPoolProvider } from './aci-batch';
 import { AciTarget } from './aci-target';
 import { frontAdminKey } from './aci-front';
+import { AciFrontImage } from './aci-front-image';
 import { ServiceRegistry } from '../registry/services';
 import { AcrTaskImageBuilder, type BlobIO } from './acr-builder';
 import { AksTarget } from './aks-target';
@@ -76,12 +77,14 @@ export function azureSeams(storage: StorageClients, options: AzureSeamsOptions =
     const clients = createAzureClients(config, options.credential ?? createAzureCredential(config), options.clientOptions);
     return { config, clients, timing: options.timing, log: options.log };
   };
-  let builder: ImageBuilder | undefined;
+  let builder: AcrTaskImageBuilder | undefined;
+  const acrBuilder = (): AcrTaskImageBuilder => (builder ??= new AcrTaskImageBuilder({ ...setup(['acr']), blobs: blobIoFromStorage(storage) }));
   let aci: DeployTarget | undefined;
+  let frontImages: AciFrontImage | undefined;
   let aks: DeployTarget | undefined;
   let pools: BatchPoolProvider | undefined;
   return {
-    imageBuilder: () => (builder ??= new AcrTaskImageBuilder({ ...setup(['acr']), blobs: blobIoFromStorage(storage) })),
+    imageBuilder: acrBuilder,
     target: (kind) => {
       // collect_model_data: replicas write to the app's own storage account, with their identity.
       const modelDataUrl = storage.container(CONTAINERS.modelData).url;
@@ -92,7 +95,13 @@ export function azureSeams(storage: StorageClients, options: AzureSeamsOptions =
         keys: (name: string) => registry.ensureKeys(name),
         frontKey: async (name: string) => frontAdminKey(name, await registry.ensureTokenSecret(name)),
       };
-      return kind === 'aci' ? (aci ??= new AciTarget({ ...setup(['aci']), modelDataUrl, secrets })) : (aks ??= new AksTarget({ ...setup(['aks']), modelDataUrl, secrets }));
+      if (kind === 'aci') {
+        // The service front's own image, built with the app's ACR builder when a first front needs it.
+        const images = () => (frontImages ??= new AciFrontImage({ builder: acrBuilder(), blobs: blobIoFromStorage(storage), ...(options.log ? { log: options.log } : {}) }));
+        const frontImage = { ref: () => images().ref(), ready: () => images().ready() };
+        return (aci ??= new AciTarget({ ...setup(['aci']), modelDataUrl, secrets, frontImage }));
+      }
+      return (aks ??= new AksTarget({ ...setup(['aks']), modelDataUrl, secrets }));
     },
     batchPools: () => (pools ??= new AciBatchPoolProvider(setup(['aci']))),
   };

@@ -14,6 +14,7 @@ import type { DeployRequest, ImageBuildRequest } from '../seams';
 import { containerGroupBody, containerGroupWireBody } from './aci';
 import { aciSlotSpec, KEYS_DIGEST_TAG, STABLE_LABEL_TAG } from './aci-target';
 import { aciFrontSpec, frontGroupName } from './aci-front';
+import { FRONT_IMAGE_REPOSITORY } from './aci-front-image';
 import { FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH } from '../../runtime';
 import { dockerBuildRequest, imageRepository } from './acr-builder';
 import { autoscaled, keysSecretName, kubeService, slotAutoscaler, slotDeployment } from './aks-manifests';
@@ -138,9 +139,10 @@ export function planDeployment(manifest: DeploymentManifest, config: AzureConfig
       const frontUrl = `http://${stable}.${spec.location ?? config.location}.azurecontainer.io:${spec.port}`;
       const slotUrl = (n: string) => `http://<label of ${n}>.${spec.location ?? config.location}.azurecontainer.io:${spec.port}`;
       const f = (method: PlannedOperation['method'], path: string, purpose: string, body?: unknown): PlannedOperation => ({ api: 'front', method, path, purpose, ...(body !== undefined ? { body } : {}) });
+      const frontImage = `${FRONT_IMAGE_REPOSITORY}:<runtime version>`;
       const front = aciFrontSpec({
         serviceName: request.serviceName,
-        image: spec.image,
+        image: `${config.acrLoginServer}/${frontImage}`,
         port: spec.port,
         dnsNameLabel: stable,
         ...(spec.location ? { location: spec.location } : {}),
@@ -150,8 +152,9 @@ export function planDeployment(manifest: DeploymentManifest, config: AzureConfig
         tags: { [STABLE_LABEL_TAG]: stable, [KEYS_DIGEST_TAG]: '<sha256 of the keys>' },
       });
       ops.push(a('GET', cg(frontGroupName(request.serviceName)), 'rollout: the service front (created at the first progressive rollout of the service)'));
+      ops.push(acr('POST', '/scheduleRun', `first front of this app version only: build and push the front's own image ${frontImage} (the runtime alone, no model; upload and polling as above)`));
       ops.push(a('PUT', cg(prevName), 'first progressive rollout only: the serving group updated in place under its own DNS name (releases the stable name; it restarts)'));
-      ops.push(a('PUT', cg(front.name), 'first progressive rollout only: the service front (front-cli.js from the image, stable DNS name, emptyDir for its state)', containerGroupWireBody(containerGroupBody(front, config))));
+      ops.push(a('PUT', cg(front.name), 'first progressive rollout only: the service front (front-cli.js from its own image, stable DNS name, emptyDir for its state)', containerGroupWireBody(containerGroupBody(front, config))));
       const phases: Array<[string, Record<string, number>, Record<string, unknown>]> = [
         ...(rollout.mirrorPercent ? [[`shadow ${rollout.mirrorPercent} %`, { [previous]: 100, [slot]: 0 }, { mirror: { slot, percent: rollout.mirrorPercent, tolerance: rollout.gates.tolerance } }] as [string, Record<string, number>, Record<string, unknown>]] : []),
         ...rollout.steps.map((w) => [`step ${w} %`, { [previous]: 100 - w, [slot]: w }, {}] as [string, Record<string, number>, Record<string, unknown>]),

@@ -1,6 +1,6 @@
 /**
  * Progressive delivery on ACI at the wire: the service front (shared/azure/aci-front.ts) as ARM sees it — the
- * stable DNS name taken off the serving group, the front's container group (front-cli.js from the scoring image,
+ * stable DNS name taken off the serving group, the front's container group (front-cli.js from its own image,
  * secure admin key / state / keys, an emptyDir for its saved state, no probes) — and the rollout's calls: a signed
  * state write per step (only when it changes), the gate figures read from each slot's own runtime /metrics with
  * the metrics key, the shadow figures from the front, the promotion as a front switch (no gap, no DNS move), the
@@ -12,7 +12,7 @@
 import type { AciTarget } from '../../shared/azure/aci-target';
 import { aciDnsLabel } from '../../shared/azure/names';
 import { shadowWindowOf, windowOf } from '../../shared/rollout/traffic';
-import { AciWorld, ADMIN, IMAGE, KEYS, SCOPE, STABLE, type Wire } from './aci-world';
+import { AciWorld, ADMIN, FRONT_IMAGE, IMAGE, KEYS, SCOPE, STABLE, type Wire } from './aci-world';
 import { TEST_ENV, arm, nock, setupNock } from './helpers';
 
 describe('ACI progressive delivery through the service front', () => {
@@ -47,10 +47,10 @@ describe('ACI progressive delivery through the service front', () => {
       { name: 'MDF_PRIMARY_KEY', secureValue: KEYS.primaryKey },
       { name: 'MDF_SECONDARY_KEY', secureValue: KEYS.secondaryKey },
     ]);
-    // 2. The front: the new version's image running front-cli.js, on the stable name and the service's port.
+    // 2. The front: its own image (the runtime alone: test/azure/aci-front-image.test.ts) running front-cli.js, on the stable name and the service's port.
     const fp = w.arm.puts.get('diabetes-front')![0];
     const c = fp.properties.containers[0].properties;
-    expect(c.image).toBe(IMAGE(4));
+    expect(c.image).toBe(FRONT_IMAGE);
     expect(c.command).toEqual(['node', '/var/azureml-app/app/dist/runtime/front-cli.js']);
     expect(c.livenessProbe).toBeUndefined();
     expect(c.volumeMounts).toEqual([{ name: 'state', mountPath: '/var/mdf-front' }]);

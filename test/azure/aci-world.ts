@@ -13,10 +13,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { AciTarget } from '../../shared/azure/aci-target';
 import { frontAdminKey, frontGroupName } from '../../shared/azure/aci-front';
+import type { FrontImageSource } from '../../shared/azure/aci-front-image';
 import { aciDnsLabel } from '../../shared/azure/names';
 import { METRICS_KEY_HEADER, metricsHeaderValue, startFrontFromEnv, type RunningFront } from '../../runtime';
 import type { DeployConfig, DeployRequest } from '../../shared/seams';
 import { ARM, FAST, RG, TEST_ENV, arm, captureLog, nock, q, rgPath, testClients, testConfig } from './helpers';
+import { startFrontProcess, startRuntimeProcess, type ProcessServer } from '../runtime/helpers';
 
 export const KEYS = { primaryKey: 'PRIMARY-SECRET-KEY-1', secondaryKey: 'SECONDARY-SECRET-KEY-2' };
 export const ADMIN = frontAdminKey('diabetes', 'token-secret-of-diabetes-0123456789');
@@ -28,11 +30,27 @@ const HOSTS = [
   ...Array.from({ length: 30 }, (_, i) => `http://20.0.0.${i + 1}:5001`),
 ];
 export const IMAGE = (v: number) => `mdfregistry.azurecr.io/diabetesimage:${v}`;
+/** The service front's own image as the worlds' targets get it (test/azure/aci-front-image.test.ts builds it for real through ACR). */
+export const FRONT_IMAGE = 'mdfregistry.azurecr.io/mdf-system/front:123456789';
 
 export type Wire = Record<string, any>;
 
 /** The ARM side: container groups in memory, every request logged (`PUT name`, `PATCH name`, …). */
+/**
+ * Live groups (the loopback world): a group ARM knows a process for is reported at that process's loopback address
+ * and port (its IP, FQDN and port), so the target's calls and the front's forwarding reach the real process.
+ */
+export interface LiveGroups {
+  /** The port of the process behind group `name`, if any. */
+  port(name: string): number | undefined;
+  /** ARM received a PUT of group `name` (before it answers): start (or restart) its process. */
+  put(name: string, body: Wire): Promise<void>;
+  /** ARM deleted group `name`: stop its process. */
+  deleted(name: string): Promise<void>;
+}
+
 export class FakeArm {
+  constructor(private readonly live?: LiveGroups) {}
   groups = new Map<string, Wire>();
   log: string[] = [];
   puts = new Map<string, Wire[]>();
@@ -83,12 +101,19 @@ export class FakeArm {
           },
         })),
         // A new public IP at each PUT (as ACI gives): the app calls groups by IP, the front forwards by name.
-        ipAddress: { ...p.ipAddress, ip: `20.0.0.${++this.ips}`, fqdn: `${p.ipAddress.dnsNameLabel}.westeurope.azurecontainer.io` },
+        ipAddress: this.address(name, p.ipAddress),
         instanceView: { state: 'Running', events: [] },
       },
     };
     this.groups.set(name, g);
     return g;
+  }
+
+  /** A group's address: its live process's loopback address and port, else a new public IP and its label's FQDN. */
+  private address(name: string, ip: Wire): Wire {
+    const port = this.live?.port(name);
+    if (port !== undefined) return { ...ip, ports: [{ port, protocol: 'TCP' }], ip: '127.0.0.1', fqdn: '127.0.0.1' };
+    return { ...ip, ip: `20.0.0.${++this.ips}`, fqdn: `${ip.dnsNameLabel}.westeurope.azurecontainer.io` };
   }
 
   fqdn(name: string): string {
@@ -118,10 +143,11 @@ export class FakeArm {
     arm()
       .persist()
       .put(isGroup)
-      .reply((uri, body) => {
+      .reply(async (uri, body) => {
         const name = nameOf(uri);
         this.log.push(`PUT ${name}`);
         this.puts.set(name, [...(this.puts.get(name) ?? []), body as Wire]);
+        await this.live?.put(name, body as Wire);
         return [200, this.store(name, body as Wire)];
       });
     arm()
@@ -137,10 +163,11 @@ export class FakeArm {
     arm()
       .persist()
       .delete(isGroup)
-      .reply((uri) => {
+      .reply(async (uri) => {
         const name = nameOf(uri);
         this.log.push(`DELETE ${name}`);
         this.groups.delete(name);
+        await this.live?.deleted(name);
         return [200, {}];
       });
   }
@@ -158,6 +185,21 @@ export function metrics(ok: number, failed: number, le = 0.025): string {
   ].join('\n');
 }
 
+/** The real ACI target of the worlds: test clients and config, fast polling, the service's keys and the front's admin key. */
+function worldTarget(log: (m: string) => void, secretsAsked: string[], frontImage: FrontImageSource = { ref: async () => FRONT_IMAGE, ready: async () => FRONT_IMAGE }): AciTarget {
+  return new AciTarget({
+    clients: testClients(),
+    config: testConfig(),
+    timing: FAST,
+    log,
+    frontImage,
+    secrets: {
+      keys: async (n) => (secretsAsked.push(`keys ${n}`), KEYS),
+      frontKey: async (n) => (secretsAsked.push(`front ${n}`), ADMIN),
+    },
+  });
+}
+
 export class AciWorld {
   arm!: FakeArm;
   front: RunningFront | undefined;
@@ -171,8 +213,8 @@ export class AciWorld {
   readonly secretsAsked: string[] = [];
   private readonly workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-aci-front-'));
 
-  /** Fresh ARM (blue serving with the stable name, green new), hosts and a target; call once per test. */
-  setup(): AciTarget {
+  /** Fresh ARM (blue serving with the stable name, green new), hosts and a target (`frontImage`: how it gets the front's image); call once per test. */
+  setup(o: { frontImage?: FrontImageSource } = {}): AciTarget {
     this.arm = new FakeArm();
     this.arm.add('diabetes-blue', { slot: 'blue', image: IMAGE(3), label: STABLE, tags: { 'mdf-active': 'true', 'mdf-stable-label': STABLE } });
     this.arm.add('diabetes-green', { slot: 'green', image: IMAGE(4), tags: { 'mdf-stable-label': STABLE } });
@@ -183,16 +225,7 @@ export class AciWorld {
     this.logs.lines.length = 0;
     this.secretsAsked.length = 0;
     for (const host of HOSTS) this.installHost(host);
-    return new AciTarget({
-      clients: testClients(),
-      config: testConfig(),
-      timing: FAST,
-      log: this.logs.log,
-      secrets: {
-        keys: async (n) => (this.secretsAsked.push(`keys ${n}`), KEYS),
-        frontKey: async (n) => (this.secretsAsked.push(`front ${n}`), ADMIN),
-      },
-    });
+    return worldTarget(this.logs.log, this.secretsAsked, o.frontImage);
   }
 
   /** Stops the real front and removes every interceptor (after each test). */
@@ -361,4 +394,83 @@ export function expectGroupPut(name: string, reply: Wire, polls: Array<Record<st
     .reply(201, reply, { 'Azure-AsyncOperation': `${ARM}${op}?api-version=${ACI_API}` });
   for (const poll of polls) arm().get(op).query(q(ACI_API)).reply(200, poll);
   return seen;
+}
+
+/**
+ * The ACI world on loopback, for rollouts end to end (test/orchestrations/rolloutAci.test.ts): the same ARM model,
+ * but each slot group is a REAL scoring runtime process (`dist/runtime/cli.js`, the service's keys) and the front
+ * group a REAL front process (`dist/runtime/front-cli.js`) started from the settings of the front's PUT, as ACI starts
+ * its container (restarted at each PUT of the front, stopped when a group is deleted). ARM reports each group at
+ * its process's loopback address and port, so the target's admin calls and /metrics reads and the front's forwarding
+ * and mirroring all go to the real processes; nothing but ARM is mocked. Needs `setupNock()` and
+ * `nock.enableNetConnect(/127\.0\.0\.1/)` in the test file, and `npm run build`.
+ */
+export class LoopbackAciWorld implements LiveGroups {
+  arm!: FakeArm;
+  readonly logs = captureLog();
+  readonly secretsAsked: string[] = [];
+  /** The process behind each group (by group name). */
+  readonly processes = new Map<string, ProcessServer>();
+  private seq = 0;
+
+  constructor(readonly dir: string) {}
+
+  /**
+   * Blue (serving, the stable name) and green (new) as runtime processes running `scripts` (entry script paths),
+   * each with its own model folder `<dir>/<group>/model` (so test/helpers/replicas.ts finds them); a target.
+   */
+  async setup(scripts: { blue: string; green: string }): Promise<AciTarget> {
+    this.arm = new FakeArm(this);
+    for (const [slot, script] of Object.entries(scripts)) {
+      const group = `diabetes-${slot}`;
+      const modelDir = path.join(this.dir, group, 'model');
+      fs.mkdirSync(modelDir, { recursive: true });
+      this.processes.set(
+        group,
+        await startRuntimeProcess(['--entry-script', script, '--model-dir', modelDir], {
+          env: { MDF_PRIMARY_KEY: KEYS.primaryKey, MDF_SECONDARY_KEY: KEYS.secondaryKey },
+          logPath: path.join(this.dir, `${group}.log`),
+        }),
+      );
+    }
+    this.arm.add('diabetes-blue', { slot: 'blue', image: IMAGE(3), label: STABLE, tags: { 'mdf-active': 'true', 'mdf-stable-label': STABLE } });
+    this.arm.add('diabetes-green', { slot: 'green', image: IMAGE(4), tags: { 'mdf-stable-label': STABLE } });
+    this.arm.install();
+    return worldTarget(this.logs.log, this.secretsAsked);
+  }
+
+  /** The front's URL once its group was created (where the service's stable name points). */
+  frontUrl(): string | undefined {
+    return this.processes.get(frontGroupName('diabetes'))?.url;
+  }
+
+  port(name: string): number | undefined {
+    return this.processes.get(name)?.port;
+  }
+
+  /** A slot group's PUT (its DNS name moved) keeps its process; the front's PUT (re)starts the front from its settings. */
+  async put(name: string, body: Wire): Promise<void> {
+    if (name !== frontGroupName('diabetes')) return;
+    await this.processes.get(name)?.stop();
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH };
+    for (const e of body.properties.containers[0].properties.environmentVariables) env[e.name] = e.value ?? e.secureValue;
+    env.MDF_PORT = '0';
+    env.MDF_FRONT_HOST = '127.0.0.1';
+    // The emptyDir volume: one per group, kept across restarts of its container.
+    env.MDF_FRONT_STATE_FILE = path.join(this.dir, `front-state-${this.seq}.json`);
+    this.processes.set(name, await startFrontProcess(env, 60_000));
+  }
+
+  async deleted(name: string): Promise<void> {
+    const p = this.processes.get(name);
+    this.processes.delete(name);
+    if (name === frontGroupName('diabetes')) this.seq++;
+    await p?.stop();
+  }
+
+  /** Stops every process and removes the interceptors. */
+  async reset(): Promise<void> {
+    for (const name of [...this.processes.keys()]) await this.deleted(name);
+    nock.cleanAll();
+  }
 }

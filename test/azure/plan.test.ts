@@ -55,8 +55,9 @@ describe('plan (dry run)', () => {
     expect(code).toBe(0);
     const ops = JSON.parse(out) as Array<{ api: string; method: string; path: string; purpose: string; body?: any }>;
     const aci = ops.filter((o) => o.api === 'arm' || o.api === 'front').map((o) => `${o.api} ${o.method} ${o.path.replace(/^.*containerGroups\//, 'cg/').replace(/\?.*$/, '')}`);
-    expect(aci.slice(-12)).toEqual([
+    expect(aci.slice(-13)).toEqual([
       'arm GET cg/diabetes-front',
+      expect.stringMatching(/^arm POST .*\/registries\/mdfregistry\/scheduleRun$/),
       'arm PUT cg/diabetes-blue',
       'arm PUT cg/diabetes-front',
       expect.stringMatching(/^front PUT http:\/\/diabetes-[0-9a-f]{6}\.westeurope\.azurecontainer\.io:5001\/\.mdf\/front\/state$/),
@@ -72,6 +73,8 @@ describe('plan (dry run)', () => {
     const frontPut = ops.find((o) => o.method === 'PUT' && o.path.endsWith('/containerGroups/diabetes-front'))!;
     const c = frontPut.body.properties.containers[0].properties;
     expect(c.command).toEqual(['node', '/var/azureml-app/app/dist/runtime/front-cli.js']);
+    // The front runs its own image (the runtime alone), never the model's.
+    expect(c.image).toBe('mdfregistry.azurecr.io/mdf-system/front:<runtime version>');
     expect(c.environmentVariables.filter((e: any) => e.secureValue !== undefined).map((e: any) => [e.name, e.secureValue])).toEqual([
       ['MDF_FRONT_ADMIN_KEY', '***'],
       ['MDF_FRONT_STATE', '***'],

@@ -8,13 +8,13 @@
  * state (saved file), not its creation's; no secret reaches the log. Bad input to the control surface:
  * test/security/front-control.test.ts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { callFront } from '../../shared/azure/aci-front';
 import { slotTrafficFromMetrics } from '../../shared/azure/aks-traffic';
 import { FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH, METRICS_KEY_HEADER, metricsHeaderValue, signFrontRequest, type FrontState } from '../../runtime';
-import { post, ROOT, start, tempDir, waitFor, type Started } from './helpers';
+import { post, start, startFrontProcess, tempDir, waitFor, type Started } from './helpers';
 
 const KEYS = { primaryKey: 'front-test-PRIMARY-key-0123456789', secondaryKey: 'front-test-SECONDARY-key-0123456789' };
 const ADMIN = 'front-test-ADMIN-key-abcdefghijklmnop';
@@ -53,23 +53,11 @@ function frontEnv(stateFile: string, state: FrontState): NodeJS.ProcessEnv {
   };
 }
 
-/** Starts `node dist/runtime/front-cli.js` and waits for its `listening` line; returns its URL and its output. */
-async function startFrontProcess(env: NodeJS.ProcessEnv): Promise<{ url: string; child: ChildProcess; out: string[] }> {
-  const cli = path.join(ROOT, 'dist/runtime/front-cli.js');
-  if (!fs.existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first`);
-  const child = spawn(process.execPath, [cli], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  const out: string[] = [];
-  let port = 0;
-  child.stdout!.setEncoding('utf8').on('data', (t: string) => {
-    out.push(t);
-    const m = /"event":"listening".*?"port":(\d+)/.exec(t);
-    if (m) port = Number(m[1]);
-  });
-  child.stderr!.setEncoding('utf8').on('data', (t: string) => out.push(t));
-  await waitFor(() => port > 0 || child.exitCode !== null, 20_000);
-  if (!port) throw new Error(`front did not start: ${out.join('')}`);
-  return { url: `http://127.0.0.1:${port}`, child, out };
+/** Starts the front process (test/runtime/helpers.ts) and remembers it for the clean-up. */
+async function startFront(env: NodeJS.ProcessEnv): Promise<{ url: string; child: ChildProcess; out: string[] }> {
+  const f = await startFrontProcess(env);
+  children.push(f.child);
+  return f;
 }
 
 const stopped = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null ? r() : c.once('exit', () => r())));
@@ -83,7 +71,7 @@ const slotFigures = async (url: string) => {
 test('front-cli as on ACI: signed control only, key auth, weights, shadow comparison, stale generations, restart from the saved state, no secrets logged', async () => {
   const stateFile = path.join(dir, 'state.json');
   const initial: FrontState = { generation: 1, serving: 'blue', slots: { blue: blue.url }, weights: {} };
-  const { url, child, out } = await startFrontProcess(frontEnv(stateFile, initial));
+  const { url, child, out } = await startFront(frontEnv(stateFile, initial));
 
   // Callers need the service key; the front forwards with the slot's key.
   expect((await post(`${url}/score`, { data: [1] })).status).toBe(401);
@@ -135,7 +123,7 @@ test('front-cli as on ACI: signed control only, key auth, weights, shadow compar
   await callFront(url, ADMIN, 'PUT', { generation: 4, serving: 'green', slots: { green: green.url }, weights: {} });
   child.kill('SIGKILL');
   await stopped(child);
-  const again = await startFrontProcess(frontEnv(stateFile, initial));
+  const again = await startFront(frontEnv(stateFile, initial));
   const restored = await callFront(again.url, ADMIN, 'GET');
   expect(restored.state).toEqual({ generation: 4, serving: 'green', slots: { green: green.url }, weights: {} });
   expect(restored.snapshot.epoch).not.toBe(answer.snapshot.epoch);

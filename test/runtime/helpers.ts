@@ -1,9 +1,10 @@
 /** Shared helpers of the runtime tests: start a server with a log collector, temp dirs, paths. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startScoringServer, type LogRecord, type ScoringServer, type StartOptions } from '../../runtime/server';
+import { waitRuntimeReady } from '../../runtime/ready';
 
 export const ROOT = path.resolve(__dirname, '../..');
 export const EX = path.join(ROOT, 'examples/runtime');
@@ -139,4 +140,70 @@ export function trivialScriptFixture(label: string, model: string, version: stri
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A runtime or front run as its own process (as a container runs it): its URL, the child, what it printed. */
+export interface ProcessServer {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  out: string[];
+  /** SIGTERM, then SIGKILL after 5 s; resolves when the process is gone. */
+  stop(): Promise<void>;
+}
+
+function stopper(child: ChildProcess): () => Promise<void> {
+  return () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const kill = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      child.once('exit', () => (clearTimeout(kill), resolve()));
+      child.kill('SIGTERM');
+    });
+}
+
+/**
+ * `node dist/runtime/front-cli.js` (the ACI front's process) with `env` only; waits for its `listening` line.
+ * Needs `npm run build`.
+ */
+export async function startFrontProcess(env: NodeJS.ProcessEnv, timeoutMs = 20_000): Promise<ProcessServer> {
+  const cli = path.join(ROOT, 'dist/runtime/front-cli.js');
+  if (!fs.existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first`);
+  const child = spawn(process.execPath, [cli], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out: string[] = [];
+  let port = 0;
+  child.stdout!.setEncoding('utf8').on('data', (t: string) => {
+    out.push(t);
+    const m = /"event":"listening".*?"port":(\d+)/.exec(t);
+    if (m) port = Number(m[1]);
+  });
+  child.stderr!.setEncoding('utf8').on('data', (t: string) => out.push(t));
+  try {
+    await waitFor(() => port > 0 || child.exitCode !== null, timeoutMs);
+  } catch {
+    /* reported below */
+  }
+  if (!port) {
+    child.kill('SIGKILL');
+    throw new Error(`front did not start: ${out.join('').slice(-2000)}`);
+  }
+  return { url: `http://127.0.0.1:${port}`, port, child, out, stop: stopper(child) };
+}
+
+/**
+ * `node dist/runtime/cli.js` (a scoring container's entrypoint) on loopback with `args` and `env` (MDF_* settings:
+ * keys, ...); its output goes to `logPath`, and its start is read there by the runtime's own `waitRuntimeReady`.
+ */
+export async function startRuntimeProcess(args: string[], o: { env?: NodeJS.ProcessEnv; logPath: string; timeoutMs?: number }): Promise<ProcessServer> {
+  const cli = path.join(ROOT, 'dist/runtime/cli.js');
+  if (!fs.existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first`);
+  const fd = fs.openSync(o.logPath, 'a');
+  const child = spawn(process.execPath, [cli, '--host', '127.0.0.1', '--port', '0', ...args], { env: { PATH: process.env.PATH, ...(o.env ?? {}) }, stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  const started = await waitRuntimeReady({ logPath: o.logPath, alive: () => child.exitCode === null && child.signalCode === null, timeoutMs: o.timeoutMs ?? 60_000 });
+  if (!started.ok) {
+    child.kill('SIGKILL');
+    throw new Error(`runtime did not start (${started.reason}): ${started.message}`);
+  }
+  return { url: `http://127.0.0.1:${started.port}`, port: started.port, child, out: [], stop: stopper(child) };
 }
