@@ -38,7 +38,8 @@ async function scoreOne(input: ScoreMiniBatchInput): Promise<MiniBatchOutcome> {
   const layout = runLayout({ output: input.output, appendRowFileName: input.appendRowFileName }, input.runId);
   const storage = getStorage();
   const [mb, keys] = await Promise.all([descriptor(layout, input.index), input.poolId ? poolKeys(storage, input.poolId) : null]);
-  const outcome = await runMiniBatch(storage.blobService, layout, mb, {
+  // Container clients from the storage's cache (one per container, not one per mini-batch).
+  const outcome = await runMiniBatch({ getContainerClient: (name) => storage.container(name) }, layout, mb, {
     nodeUri: input.nodeUri,
     timeoutMs: input.timeoutMs,
     requestTimeoutMs: input.requestTimeoutMs,
