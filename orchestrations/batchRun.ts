@@ -123,6 +123,7 @@ registerOrchestration(BATCH.run, function* (context: OrchestrationContext): Gene
           filesAs: pool.filesAs ?? recordedPoolFilesAs(poolKind), // the pool says how it wants files (a recorded value: replay-safe)
         },
         perCall: MINI_BATCHES_PER_CALL,
+        groupedResults: true,
       };
       const r = yield* callSub(context, BATCH.chunk, chunkInput, chunkId);
       if (r.notRecorded) throw new RunFailure(r.notRecorded);

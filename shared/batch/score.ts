@@ -24,7 +24,7 @@ import { isConditionFailed, mapLimit, readAll } from './blobs';
 import type { BatchJob } from './job';
 import type { RunLayout } from './layout';
 import { BlobInput, inputChanged, MiniBatch } from './plan';
-import { countReturn, describeInputs, failedResult, MiniBatchOutcome, MiniBatchResult, writeMiniBatchResult } from './results';
+import { countReturn, describeInputs, failedResult, MiniBatchOutcome, MiniBatchResult, writeMiniBatchResult, writeResultGroup } from './results';
 import { parseCsvHeader, parseRows } from './tabular';
 
 export interface ScoreOptions {
@@ -152,6 +152,21 @@ export async function runMiniBatch(
 ): Promise<MiniBatchOutcome> {
   const result = await scoreMiniBatch(service, mb, opts);
   return writeMiniBatchResult(service.getContainerClient(layout.container), layout, result);
+}
+
+/**
+ * Scores several mini-batches concurrently (each queued on its node) and writes their results as one blob
+ * (`layout.resultGroup`, results/…a<attempt>r<run>.json); returns the compact outcomes in order. Scoring failures are
+ * outcomes; only the write throws.
+ */
+export async function runMiniBatchGroup(
+  service: Pick<BlobServiceClient, 'getContainerClient'>,
+  layout: RunLayout,
+  items: ReadonlyArray<{ mb: MiniBatch; opts: ScoreOptions; run: number }>,
+): Promise<MiniBatchOutcome[]> {
+  const results = await Promise.all(items.map((x) => scoreMiniBatch(service, x.mb, x.opts)));
+  const keys = items.map((x) => ({ index: x.mb.index, attempt: x.opts.attempt ?? 1, run: x.run }));
+  return writeResultGroup(service.getContainerClient(layout.container), layout, keys, results);
 }
 
 // ---------------------------------------------------------------- inputs
