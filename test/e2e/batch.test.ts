@@ -93,7 +93,7 @@ test('happy path, tabular CSV: every row once, in input order; summary; pool tor
   expect(view).toMatchObject({ id, kind: 'batch', state: 'Succeeded', runtimeStatus: 'Completed', phase: 'completed' });
   expect(view.counts.items).toEqual({ total: 90, succeeded: 90, failed: 0, notRun: 0 });
   expect(view.counts.miniBatches).toMatchObject({ total: 24, succeeded: 24, failed: 0, partial: 0, notRun: 0 });
-  // The sliding window (2 workers → 16 in flight, refilled 8 at a time, several per scoring call) scheduled each
+  // The sliding window (2 workers → 32 in flight, refilled 16 at a time, 8 per scoring call) scheduled each
   // mini-batch exactly once, and each scheduled call ran once.
   const { chunkInstanceId } = await import('../../shared/batch/run');
   const scheduled = (await env.host.durable.getHistory(chunkInstanceId(id, 0))).filter((e) => e.EventType === 4 && e.Name === 'batchScoreMiniBatchGroup');

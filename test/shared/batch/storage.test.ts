@@ -11,7 +11,7 @@ import { runLayout, chunkRanges, parseResultBlobName, resultGroupName, PLAN_CHUN
 import { failedResult, writeMiniBatchResult } from '../../../shared/batch/results';
 import { planInputs } from '../../helpers/plan';
 import { planInputsPage, readMiniBatch, readPlanChunk, readPlanSummary, type MiniBatch } from '../../../shared/batch/plan';
-import { nodeFor, runMiniBatch, runMiniBatchGroup, scoreMiniBatch } from '../../../shared/batch/score';
+import { MAX_MINI_BATCHES_PER_CALL, miniBatchesPerCall, nodeFor, runMiniBatch, runMiniBatchGroup, scoreMiniBatch } from '../../../shared/batch/score';
 import { finalizeRun, readSummary } from '../../../shared/batch/merge';
 import { ThresholdTracker } from '../../../shared/batch/thresholds';
 
@@ -259,6 +259,11 @@ describe('scoring one mini-batch', () => {
   test('nodeFor: round-robin', () => {
     expect([0, 1, 2, 3].map((i) => nodeFor(['a', 'b', 'c'], i))).toEqual(['a', 'b', 'c', 'a']);
     expect(() => nodeFor([], 0)).toThrow();
+  });
+
+  test('miniBatchesPerCall: a quarter of the window (a refill schedules at least two calls), at most MAX_MINI_BATCHES_PER_CALL', () => {
+    expect([1, 4, 7, 8, 16, 32, 64, 500].map(miniBatchesPerCall)).toEqual([1, 1, 1, 2, 4, 8, 8, 8]);
+    expect(MAX_MINI_BATCHES_PER_CALL).toBe(8);
   });
 });
 
