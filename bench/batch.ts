@@ -38,7 +38,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../local/testing';
 import { parseCsvHeader, parseRows } from '../shared/batch/tabular';
-import type { MiniBatchResult } from '../shared/batch/results';
+import { runLayout } from '../shared/batch/layout';
+import { readResultsInOrder } from '../shared/batch/results';
 import { ModelRegistry } from '../shared/registry/models';
 import { storageFromConnectionString, type StorageClients } from '../shared/storage';
 import { generateBatchData, type BatchDataResult } from './batch-data';
@@ -76,17 +77,18 @@ async function runJob(env: TestEnvironment, job: Record<string, unknown>): Promi
   }
 }
 
-/** Scoring-phase span (first mini-batch start → last finish) and summed run time, from the result blobs. */
+/** Scoring-phase span (first mini-batch start → last finish) and summed run time, from the result blobs (each mini-batch's latest result). */
 async function scoringSpan(storage: StorageClients, view: any): Promise<{ spanMs: number; sumMs: number; count: number }> {
   const [container, ...rest] = String(view.summary).split('/');
-  const resultsPrefix = rest.slice(0, -1).join('/') + '/results/';
-  const c = storage.container(container);
+  const root = rest.slice(0, -1).join('/') + '/';
+  const layout = runLayout({ output: { container, prefix: root.slice(0, root.length - `${view.id}/`.length) }, appendRowFileName: 'parallel_run_step.txt' }, String(view.id));
+  if (layout.root !== root) throw new Error(`unexpected run layout: ${root} vs ${layout.root}`);
   let first = Infinity;
   let last = 0;
   let sum = 0;
   let count = 0;
-  for await (const b of c.listBlobsFlat({ prefix: resultsPrefix })) {
-    const r = JSON.parse((await c.getBlobClient(b.name).downloadToBuffer()).toString()) as MiniBatchResult;
+  for await (const r of readResultsInOrder(storage.container(container), layout, Number(view.counts.miniBatches.total))) {
+    if (!r) continue;
     first = Math.min(first, Date.parse(r.startedAt));
     last = Math.max(last, Date.parse(r.finishedAt));
     sum += r.durationMs;

@@ -1,9 +1,10 @@
 /**
  * `batchChunk`: scores the mini-batches [from, to) of one plan chunk (at most 500, so its history stays small).
  *
- * Mini-batches are scored by the `batchScoreMiniBatches` activity, `perCall` at a time (one call, one completion
- * and one share of an episode for several mini-batches; chunks started before it existed use one
- * `batchScoreMiniBatch` call per mini-batch), each mini-batch re-run up to run_max_try times when it failed in a
+ * Mini-batches are scored by the `batchScoreMiniBatchGroup` activity, `perCall` at a time (one call, one completion,
+ * one share of an episode and one result blob for several mini-batches; chunks started before it existed use
+ * `batchScoreMiniBatches` — one result blob per mini-batch — or, older still, one `batchScoreMiniBatch` call per
+ * mini-batch), each mini-batch re-run up to run_max_try times when it failed in a
  * retryable way (run() raised, timed out, the node was unreachable). The window counts mini-batches. At most `window` are in flight (a few per pool
  * worker, queued on its node), as a sliding window refilled in halves: whenever half the window is free, the
  * next mini-batches (re-tries first) are scheduled, while the other half keeps the nodes busy during the
@@ -20,7 +21,7 @@
  * Deterministic: no I/O, no clock but `currentUtcDateTime`.
  */
 import type { OrchestrationContext, Task } from 'durable-functions';
-import { BATCH, type BatchChunkResult, type ScoreMiniBatchesInput, type ScoreMiniBatchInput } from '../shared/batch/contract';
+import { BATCH, type BatchChunkResult, type ScoreMiniBatchesInput, type ScoreMiniBatchGroupInput, type ScoreMiniBatchInput } from '../shared/batch/contract';
 import { computeProgress } from '../shared/batch/progress';
 import { ThresholdTracker, type ThresholdTrip } from '../shared/batch/thresholds';
 import { failureOf, inputOf, outputOf, registerOrchestration, schedule } from '../shared/workflow';
@@ -64,6 +65,8 @@ registerOrchestration(BATCH.chunk, function* (context: OrchestrationContext): Ge
   const refillAt = refillThreshold(input.window);
   // Chunks started before grouped calls existed have no perCall: one batchScoreMiniBatch per mini-batch, as then.
   const perCall = input.perCall !== undefined && input.perCall > 1 ? input.perCall : 0;
+  // Chunks started before grouped results call batchScoreMiniBatches (one result blob per mini-batch), as then.
+  const grouped = input.groupedResults === true;
   const nodeUriOf = (index: number, attempt: number) => input.nodeUris[(index + attempt - 1) % input.nodeUris.length];
   let next = input.from;
   let trip: ThresholdTrip | null = null;
@@ -111,7 +114,7 @@ registerOrchestration(BATCH.chunk, function* (context: OrchestrationContext): Ge
         retryQueue.unshift(...f.slots.map((x) => ({ index: x.index, attempt: x.attempt, faults: x.faults + 1 })));
         continue;
       }
-      const outcomes = perCall ? outputOf(BATCH.scoreMiniBatches, f.task) : [outputOf(BATCH.scoreMiniBatch, f.task)];
+      const outcomes = !perCall ? [outputOf(BATCH.scoreMiniBatch, f.task)] : grouped ? outputOf(BATCH.scoreMiniBatchGroup, f.task) : outputOf(BATCH.scoreMiniBatches, f.task);
       for (let j = 0; j < f.slots.length; j++) {
         const x = f.slots[j];
         const o = outcomes[j];
@@ -140,7 +143,12 @@ registerOrchestration(BATCH.chunk, function* (context: OrchestrationContext): Ge
       const fresh: InFlight[] = [];
       for (let g = 0; g < picked.length; g += perCall || 1) {
         const slots = picked.slice(g, g + (perCall || 1));
-        if (perCall) {
+        if (perCall && grouped) {
+          // The run number (activity faults of this attempt so far) names a newer result blob when a call runs again.
+          const items = slots.map((x) => ({ index: x.index, attempt: x.attempt, nodeUri: nodeUriOf(x.index, x.attempt), run: x.faults }));
+          const callInput: ScoreMiniBatchGroupInput = { ...input.score, runId: input.runId, items };
+          fresh.push({ slots, task: schedule(context, BATCH.scoreMiniBatchGroup, callInput) });
+        } else if (perCall) {
           const items = slots.map((x) => ({ index: x.index, attempt: x.attempt, nodeUri: nodeUriOf(x.index, x.attempt) }));
           const callInput: ScoreMiniBatchesInput = { ...input.score, runId: input.runId, items };
           fresh.push({ slots, task: schedule(context, BATCH.scoreMiniBatches, callInput) });

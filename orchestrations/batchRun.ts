@@ -20,7 +20,7 @@ import { chunkRanges } from '../shared/batch/layout';
 import type { BatchRunStatus as FinalStatus } from '../shared/batch/merge';
 import type { PlanCursor, PlanSummary } from '../shared/batch/plan';
 import { computeProgress, type BatchPhase } from '../shared/batch/progress';
-import { IN_FLIGHT_PER_WORKER, MINI_BATCHES_PER_CALL, scoringCallTimeoutMs } from '../shared/batch/score';
+import { IN_FLIGHT_PER_WORKER, miniBatchesPerCall, scoringCallTimeoutMs } from '../shared/batch/score';
 import { chunkInstanceId, type BatchRunCustomStatus } from '../shared/batch/run';
 import type { ThresholdBaseline, ThresholdTrip } from '../shared/batch/thresholds';
 import { recordedPoolFilesAs } from '../shared/platform/compose';
@@ -96,6 +96,7 @@ registerOrchestration(BATCH.run, function* (context: OrchestrationContext): Gene
       });
     const workers = job.nodeCount * job.processCountPerNode;
     const chunks = chunkRanges(plan.miniBatchCount);
+    const window = Math.max(1, Math.min(500, workers * IN_FLIGHT_PER_WORKER));
     for (const c of chunks) {
       const chunkId = chunkInstanceId(runId, c.chunk);
       publish('scoring', { progress: progressOf('scoring', baseline, null, false), chunk: { index: c.chunk, count: chunks.length, instanceId: chunkId } });
@@ -109,7 +110,7 @@ registerOrchestration(BATCH.run, function* (context: OrchestrationContext): Gene
         limits: { errorThreshold: job.errorThreshold, allowedFailedCount: job.allowedFailedCount, allowedFailedPercent: job.allowedFailedPercent },
         baseline,
         nodeUris: pool.nodeUris,
-        window: Math.max(1, Math.min(500, workers * IN_FLIGHT_PER_WORKER)),
+        window,
         runMaxTry: job.runMaxTry,
         scoringStartedAt,
         score: {
@@ -122,7 +123,8 @@ registerOrchestration(BATCH.run, function* (context: OrchestrationContext): Gene
           keepRows: job.outputAction === 'append_row',
           filesAs: pool.filesAs ?? recordedPoolFilesAs(poolKind), // the pool says how it wants files (a recorded value: replay-safe)
         },
-        perCall: MINI_BATCHES_PER_CALL,
+        perCall: miniBatchesPerCall(window),
+        groupedResults: true,
       };
       const r = yield* callSub(context, BATCH.chunk, chunkInput, chunkId);
       if (r.notRecorded) throw new RunFailure(r.notRecorded);

@@ -76,12 +76,20 @@ function expandDevelopmentStorage(cs: string): string {
   );
 }
 
+/** Container clients kept per `StorageClients` (the oldest is dropped beyond this). */
+const MAX_CACHED_CONTAINERS = 256;
+
 class Clients implements StorageClients {
   readonly blobService: BlobServiceClient;
   private readonly tableFactory: (name: string) => TableClient;
   private readonly tableService: TableServiceClient;
   readonly queueService: QueueServiceClient;
   private readonly ensured = new Map<string, Promise<unknown>>();
+  /**
+   * Container clients by name: building one costs a service client (≈ 0.2 ms under load, bench:batch profile in
+   * docs/benchmarks.md) and they hold no per-call state, so the hot paths (batch scoring) reuse them. Bounded.
+   */
+  private readonly containers = new Map<string, ContainerClient>();
 
   constructor(cfg: StorageConfig, credential?: TokenCredential) {
     if (cfg.kind === 'connectionString') {
@@ -101,7 +109,13 @@ class Clients implements StorageClients {
   }
 
   container(name: string): ContainerClient {
-    return this.blobService.getContainerClient(name);
+    let c = this.containers.get(name);
+    if (!c) {
+      if (this.containers.size >= MAX_CACHED_CONTAINERS) this.containers.delete(this.containers.keys().next().value as string);
+      c = this.blobService.getContainerClient(name);
+      this.containers.set(name, c);
+    }
+    return c;
   }
   table(name: string): TableClient {
     return this.tableFactory(name);

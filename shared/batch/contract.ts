@@ -127,6 +127,17 @@ export interface ScoreMiniBatchesInput extends Omit<ScoreMiniBatchInput, 'index'
   items: Array<Pick<ScoreMiniBatchInput, 'index' | 'attempt' | 'nodeUri'>>;
 }
 
+/**
+ * `batchScoreMiniBatchGroup`: several mini-batches in one activity call, scored concurrently, their results written as
+ * one blob (`RunLayout.resultGroup`: the name lists each item's index, attempt and run), outcomes in this order.
+ */
+export interface ScoreMiniBatchGroupInput extends Omit<ScoreMiniBatchInput, 'index' | 'attempt' | 'nodeUri'> {
+  items: Array<Pick<ScoreMiniBatchInput, 'index' | 'attempt' | 'nodeUri'> & {
+    /** 0-based: runs of this attempt whose call failed as a whole before this one (a re-run writes a newer blob). */
+    run: number;
+  }>;
+}
+
 export interface FinalizeActivityInput {
   runId: string;
   jobBlob: string;
@@ -176,6 +187,11 @@ export interface BatchChunkInput {
    * one `batchScoreMiniBatch` call per mini-batch, so their histories replay unchanged.
    */
   perCall?: number;
+  /**
+   * The calls are `batchScoreMiniBatchGroup` (one result blob per call). Absent in chunks started before it existed:
+   * `batchScoreMiniBatches` (one result blob per mini-batch), so their histories replay unchanged.
+   */
+  groupedResults?: boolean;
 }
 
 export interface BatchChunkResult {
@@ -201,6 +217,7 @@ export const BATCH = {
   planPage: resultActivity<PlanPageInput, PlanPageOutput>('batchPlanPage'),
   scoreMiniBatch: activity<ScoreMiniBatchInput, MiniBatchOutcome>('batchScoreMiniBatch'),
   scoreMiniBatches: activity<ScoreMiniBatchesInput, MiniBatchOutcome[]>('batchScoreMiniBatches'),
+  scoreMiniBatchGroup: activity<ScoreMiniBatchGroupInput, MiniBatchOutcome[]>('batchScoreMiniBatchGroup'),
   finalize: resultActivity<FinalizeActivityInput, FinalizeOutput>('batchFinalize'),
   teardownPool: activity<TeardownPoolInput, { poolId: string }>('batchTeardownPool'),
 } as const;

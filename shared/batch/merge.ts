@@ -1,7 +1,8 @@
 /**
- * The end of a batch run: merge the per-index result blobs in input order into one append_row output file and
- * write the summary blob. Each index is read exactly once, so a mini-batch that ran twice (retries, a host
- * restart) contributes its rows once; re-running the merge rewrites the same output (same blocks, same order).
+ * The end of a batch run: merge the mini-batch results (`readResultsInOrder`: the latest result of each index, grouped
+ * or per-index blobs) in input order into one append_row output file and write the summary blob. Each index is handed
+ * out exactly once, so a mini-batch that ran twice (retries, a host restart) contributes its rows once; re-running the
+ * merge rewrites the same output (same blocks, same order).
  *
  * ParallelRunConfig.output_action: "'append_row' – All values output by run() method invocations will be
  * aggregated into one unique file which is created in the output location. 'summary_only' – User script is
@@ -15,7 +16,7 @@ import { getJson, putJson } from './blobs';
 import type { BatchJob } from './job';
 import type { RunLayout } from './layout';
 import type { PlanSummary } from './plan';
-import { capError, MiniBatchResult } from './results';
+import { capError, readResultsInOrder } from './results';
 import type { ThresholdTrip } from './thresholds';
 
 /** Failure entries kept in the summary (the rest are counted in `failuresOmitted`). */
@@ -127,41 +128,35 @@ export async function finalizeRun(service: Pick<BlobServiceClient, 'getContainer
     failures.push({ ...f, inputs, ...(f.inputs.length > inputs.length ? { inputsOmitted: f.inputs.length - inputs.length } : {}), error: capError(f.error) });
   };
 
-  const window = Math.max(1, input.concurrency ?? 16);
-  for (let from = 0; from < plan.miniBatchCount; from += window) {
-    const indexes = Array.from({ length: Math.min(window, plan.miniBatchCount - from) }, (_, k) => from + k);
-    const results = await Promise.all(indexes.map((i) => getJson<MiniBatchResult>(container, layout.result(i))));
-    for (let k = 0; k < indexes.length; k++) {
-      const r = results[k];
-      if (!r) {
-        counts.miniBatches.notRun++;
-        continue; // item counts of not-run mini-batches are derived below from the plan total
-      }
-      counts.miniBatches[r.status]++;
-      counts.items.succeeded += r.succeeded;
-      counts.items.failed += r.failed;
-      counts.returned += r.returned;
-      scoringMs += r.durationMs;
-      minMs = Math.min(minMs, r.durationMs);
-      maxMs = Math.max(maxMs, r.durationMs);
-      timed++;
-      if (r.status !== 'succeeded') {
-        addFailure({
-          miniBatch: r.index,
-          status: r.status,
-          failedItems: r.failed,
-          inputs: r.failedInputs ?? [],
-          error: r.error ?? { code: 'RunFailed', message: 'mini-batch failed' },
-        });
-      }
-      if (appendRow && r.rows && r.rows.length > 0) {
-        const chunk = Buffer.from(r.rows.join('\n') + '\n');
-        pending.push(chunk);
-        pendingBytes += chunk.length;
-        rows += r.rows.length;
-        bytes += chunk.length;
-        if (pendingBytes >= BLOCK_BYTES) await flush();
-      }
+  for await (const r of readResultsInOrder(container, layout, plan.miniBatchCount, input.concurrency ?? 16)) {
+    if (!r) {
+      counts.miniBatches.notRun++;
+      continue; // item counts of not-run mini-batches are derived below from the plan total
+    }
+    counts.miniBatches[r.status]++;
+    counts.items.succeeded += r.succeeded;
+    counts.items.failed += r.failed;
+    counts.returned += r.returned;
+    scoringMs += r.durationMs;
+    minMs = Math.min(minMs, r.durationMs);
+    maxMs = Math.max(maxMs, r.durationMs);
+    timed++;
+    if (r.status !== 'succeeded') {
+      addFailure({
+        miniBatch: r.index,
+        status: r.status,
+        failedItems: r.failed,
+        inputs: r.failedInputs ?? [],
+        error: r.error ?? { code: 'RunFailed', message: 'mini-batch failed' },
+      });
+    }
+    if (appendRow && r.rows && r.rows.length > 0) {
+      const chunk = Buffer.from(r.rows.join('\n') + '\n');
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      rows += r.rows.length;
+      bytes += chunk.length;
+      if (pendingBytes >= BLOCK_BYTES) await flush();
     }
   }
   counts.items.notRun = Math.max(0, plan.itemCount - counts.items.succeeded - counts.items.failed);

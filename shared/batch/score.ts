@@ -24,7 +24,7 @@ import { isConditionFailed, mapLimit, readAll } from './blobs';
 import type { BatchJob } from './job';
 import type { RunLayout } from './layout';
 import { BlobInput, inputChanged, MiniBatch } from './plan';
-import { countReturn, describeInputs, failedResult, MiniBatchOutcome, MiniBatchResult, writeMiniBatchResult } from './results';
+import { countReturn, describeInputs, failedResult, MiniBatchOutcome, MiniBatchResult, writeMiniBatchResult, writeResultGroup } from './results';
 import { parseCsvHeader, parseRows } from './tabular';
 
 export interface ScoreOptions {
@@ -54,17 +54,27 @@ export interface ScoreOptions {
 /**
  * Mini-batches in flight per pool worker (orchestrations/batchChunk.ts keeps `workers × this` scheduled, refilled
  * in halves): the workers always have the next ones queued on their node while the orchestrator turns around
- * (bench:batch, docs/benchmarks.md: 8 left fewer idle gaps than 4 and much fewer than waves).
+ * (bench:batch, docs/benchmarks.md: 8 left fewer idle gaps than 4 and much fewer than waves; 16 lets a refill hold
+ * two calls of `MAX_MINI_BATCHES_PER_CALL` with 2 workers).
  */
-export const IN_FLIGHT_PER_WORKER = 8;
+export const IN_FLIGHT_PER_WORKER = 16;
 
 /**
- * Mini-batches per scoring activity call (`batchScoreMiniBatches`): each call scores them concurrently, each queued
- * on its node, and returns their outcomes together — one activity invocation, one completion, two history events
- * and a share of an orchestrator episode per this many mini-batches instead of per mini-batch (bench:batch,
- * docs/benchmarks.md). Small against the window (`workers × IN_FLIGHT_PER_WORKER`), so it still refills in halves.
+ * Most mini-batches per scoring activity call (`batchScoreMiniBatchGroup`): each call scores them concurrently, each
+ * queued on its node, and writes their results as one blob — one activity invocation, one completion, two history
+ * events, one result write and a share of an orchestrator episode per call instead of per mini-batch (bench:batch,
+ * docs/benchmarks.md).
  */
-export const MINI_BATCHES_PER_CALL = 4;
+export const MAX_MINI_BATCHES_PER_CALL = 8;
+
+/**
+ * Mini-batches per scoring call for a chunk's window: at most a quarter of it, so that a refill (half the window)
+ * schedules at least two calls. The orchestrator waits for the first of the calls it just scheduled; with a single
+ * call per refill that would be the newest, and the window would drain before the next refill.
+ */
+export function miniBatchesPerCall(window: number): number {
+  return Math.max(1, Math.min(MAX_MINI_BATCHES_PER_CALL, Math.floor(window / 4)));
+}
 
 /**
  * How long a mini-batch may wait on its node for a free worker: everything queued ahead of it on that worker, each
@@ -152,6 +162,21 @@ export async function runMiniBatch(
 ): Promise<MiniBatchOutcome> {
   const result = await scoreMiniBatch(service, mb, opts);
   return writeMiniBatchResult(service.getContainerClient(layout.container), layout, result);
+}
+
+/**
+ * Scores several mini-batches concurrently (each queued on its node) and writes their results as one blob
+ * (`layout.resultGroup`, results/…a<attempt>r<run>.json); returns the compact outcomes in order. Scoring failures are
+ * outcomes; only the write throws.
+ */
+export async function runMiniBatchGroup(
+  service: Pick<BlobServiceClient, 'getContainerClient'>,
+  layout: RunLayout,
+  items: ReadonlyArray<{ mb: MiniBatch; opts: ScoreOptions; run: number }>,
+): Promise<MiniBatchOutcome[]> {
+  const results = await Promise.all(items.map((x) => scoreMiniBatch(service, x.mb, x.opts)));
+  const keys = items.map((x) => ({ index: x.mb.index, attempt: x.opts.attempt ?? 1, run: x.run }));
+  return writeResultGroup(service.getContainerClient(layout.container), layout, keys, results);
 }
 
 // ---------------------------------------------------------------- inputs

@@ -15,6 +15,7 @@ import {
   poolPids,
   prepareFixture,
   readText,
+  resultCount,
   tempWorkDir,
   uploadJsonl,
   waitUntil,
@@ -58,12 +59,7 @@ test('SIGKILL of the host mid-job, restart: completes, every row exactly once, i
   const id = ((await res.json()) as { id: string }).id;
 
   // Let some mini-batches finish, then kill the host while others are in flight.
-  const results = fx.storage.container('batch-output');
-  const countResults = async () => {
-    let n = 0;
-    for await (const _ of results.listBlobsFlat({ prefix: `out/crash/${id}/results/` })) n++;
-    return n;
-  };
+  const countResults = () => resultCount(fx.storage, { container: 'batch-output', prefix: 'out/crash/' }, id);
   await waitUntil(async () => (await countResults()) >= 8, 60_000, '8 mini-batch results');
   const pidsBefore = poolPids(workDir);
   expect(pidsBefore).toHaveLength(1);

@@ -6,6 +6,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { generateBatchData } from '../../bench/batch-data';
+import { parseResultBlobName, runLayout } from '../../shared/batch/layout';
+import { readResultsInOrder } from '../../shared/batch/results';
+import type { MiniBatchResult } from '../../shared/batch/results';
 import { ModelRegistry } from '../../shared/registry/models';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
 
@@ -100,6 +103,24 @@ export async function readText(storage: StorageClients, ref: string): Promise<st
 
 export async function readJson<T = any>(storage: StorageClients, ref: string): Promise<T> {
   return JSON.parse(await readText(storage, ref)) as T;
+}
+
+/** The latest result of mini-batch `index` of a run (`count` mini-batches), read as the merge reads it. */
+export async function readResult(storage: StorageClients, output: { container: string; prefix: string }, runId: string, index: number, count: number): Promise<MiniBatchResult | null> {
+  const layout = runLayout({ output, appendRowFileName: 'parallel_run_step.txt' }, runId);
+  let i = 0;
+  for await (const r of readResultsInOrder(storage.container(output.container), layout, count)) if (i++ === index) return r;
+  return null;
+}
+
+/** Mini-batches of a run that have a result blob so far (grouped blobs name theirs). */
+export async function resultCount(storage: StorageClients, output: { container: string; prefix: string }, runId: string): Promise<number> {
+  const prefix = `${output.prefix}${runId}/results/`;
+  const indexes = new Set<number>();
+  for await (const b of storage.container(output.container).listBlobsFlat({ prefix })) {
+    for (const k of parseResultBlobName(b.name.slice(prefix.length)) ?? []) indexes.add(k.index);
+  }
+  return indexes.size;
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

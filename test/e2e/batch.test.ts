@@ -14,6 +14,7 @@ import {
   poolPids,
   prepareFixture,
   readJson,
+  readResult,
   readText,
   root,
   uploadIris,
@@ -70,7 +71,7 @@ function watchPids(): { pids: Set<number>; stop: () => void } {
 test('happy path, tabular CSV: every row once, in input order; summary; pool torn down', async () => {
   await uploadIris(fx.storage, 'happy-tab/', 6, 90); // 15 rows per file
   const w = watchPids();
-  const runs = () => env.host.durable.activityRuns.get('batchScoreMiniBatches') ?? 0;
+  const runs = () => env.host.durable.activityRuns.get('batchScoreMiniBatchGroup') ?? 0;
   const runsBefore = runs();
   const id = await submit({
     name: 'happy-tabular',
@@ -90,10 +91,10 @@ test('happy path, tabular CSV: every row once, in input order; summary; pool tor
   expect(view).toMatchObject({ id, kind: 'batch', state: 'Succeeded', runtimeStatus: 'Completed', phase: 'completed' });
   expect(view.counts.items).toEqual({ total: 90, succeeded: 90, failed: 0, notRun: 0 });
   expect(view.counts.miniBatches).toMatchObject({ total: 24, succeeded: 24, failed: 0, partial: 0, notRun: 0 });
-  // The sliding window (2 workers → 16 in flight, refilled 8 at a time, several per scoring call) scheduled each
+  // The sliding window (2 workers → 32 in flight, refilled 16 at a time, 8 per scoring call) scheduled each
   // mini-batch exactly once, and each scheduled call ran once.
   const { chunkInstanceId } = await import('../../shared/batch/run');
-  const scheduled = (await env.host.durable.getHistory(chunkInstanceId(id, 0))).filter((e) => e.EventType === 4 && e.Name === 'batchScoreMiniBatches');
+  const scheduled = (await env.host.durable.getHistory(chunkInstanceId(id, 0))).filter((e) => e.EventType === 4 && e.Name === 'batchScoreMiniBatchGroup');
   const indices = scheduled.flatMap((e) => (JSON.parse(String(e.Input)) as { items: { index: number }[] }).items.map((x) => x.index));
   expect(indices.sort((a, b) => a - b)).toEqual(Array.from({ length: 24 }, (_, i) => i));
   expect(scheduled.length).toBeLessThan(24);
@@ -164,8 +165,9 @@ test('a mini-batch that fails twice then succeeds (run_max_try 3): the run succe
   expect(view.counts.items).toEqual({ total: 3, succeeded: 3, failed: 0, notRun: 0 });
   expect(fs.readFileSync(state, 'utf8')).toBe('3');
   expect((await readText(fx.storage, view.output)).trim().split('\n')).toEqual(['row-0', 'row-1', 'row-2']);
-  const result = await readJson(fx.storage, `batch-output/out/flaky/${id}/results/00000001.json`);
-  expect(result).toMatchObject({ status: 'succeeded', attempt: 3 });
+  // Each attempt wrote its own result blob; the latest (attempt 3) is the one read.
+  const result = await readResult(fx.storage, { container: 'batch-output', prefix: 'out/flaky/' }, id, 1, 3);
+  expect(result).toMatchObject({ index: 1, status: 'succeeded', attempt: 3 });
 }, 60_000);
 
 test('pool nodes require the pool key: 401 without it, the run succeeds, the key is in no history, status or log', async () => {
@@ -242,23 +244,23 @@ test('POST /api/batch-runs with an Idempotency-Key: a retried request finds the 
 describe('a scoring activity that throws (storage unreachable) is run again, at most 3 times', () => {
   // The host runs the app from dist/ in this process: wrap the scoring step the activity calls.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const score = require(path.join(root, 'dist/shared/batch/score.js')) as { runMiniBatch: (...a: any[]) => Promise<unknown> };
-  const original = score.runMiniBatch;
+  const score = require(path.join(root, 'dist/shared/batch/score.js')) as { runMiniBatchGroup: (...a: any[]) => Promise<unknown> };
+  const original = score.runMiniBatchGroup;
   const calls = new Map<string, number>();
   /** Mini-batch 1 of runs writing under `out/<prefix>` throws its first `times` calls. */
   const failFirst = (prefix: string, times: number, delayMs = 0) => {
-    score.runMiniBatch = async (service: unknown, layout: { root: string }, mb: { index: number }, opts: unknown) => {
-      if (layout.root.startsWith(`out/${prefix}`) && mb.index === 1) {
+    score.runMiniBatchGroup = async (service: unknown, layout: { root: string }, items: Array<{ mb: { index: number } }>) => {
+      if (layout.root.startsWith(`out/${prefix}`) && items.some((x) => x.mb.index === 1)) {
         const n = (calls.get(prefix) ?? 0) + 1;
         calls.set(prefix, n);
         if (delayMs && n <= times) await new Promise((r) => setTimeout(r, delayMs));
         if (n <= times) throw Object.assign(new Error('storage is down'), { code: 'StorageUnavailable' });
       }
-      return original(service, layout, mb, opts);
+      return original(service, layout, items);
     };
   };
   afterEach(() => {
-    score.runMiniBatch = original;
+    score.runMiniBatchGroup = original;
   });
   const rows = Array.from({ length: 4 }, (_, i) => ({ id: i }));
 

@@ -232,7 +232,7 @@ test('a batch run is one trace: root span, then each step (image, pool, plan, mi
     120_000,
     `batch run ${id}`,
   );
-  const steps = ['batchResolveImage', 'batchProvisionPool', 'batchPlanPage', 'batchScoreMiniBatches', 'batchFinalize', 'batchTeardownPool'];
+  const steps = ['batchResolveImage', 'batchProvisionPool', 'batchPlanPage', 'batchScoreMiniBatchGroup', 'batchFinalize', 'batchTeardownPool'];
   const { root, mine } = await waitUntil(
     async () => {
       const all = spans();
@@ -250,7 +250,7 @@ test('a batch run is one trace: root span, then each step (image, pool, plan, mi
     expect(s.attributes['mdf.run.id']).toBe(id);
   }
   // 2 files of 4 rows in 2-row mini-batches, scored several per call: one span per scoring call, each Succeeded.
-  const scored = mine.filter((s) => s.name === 'batchScoreMiniBatches');
+  const scored = mine.filter((s) => s.name === 'batchScoreMiniBatchGroup');
   expect(scored.length).toBeGreaterThanOrEqual(1);
   expect(scored.every((s) => s.attributes['mdf.outcome'] === 'Succeeded')).toBe(true);
   expectNoSecrets([]);

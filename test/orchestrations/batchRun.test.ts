@@ -8,16 +8,17 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { startTestEnvironment, type OrchestrationStatus, type TestEnvironment } from '../../local/testing';
 import { scriptedActivities, type Answer, type Scenario } from '../helpers/scenarios';
-import { BATCH, type ActivityResult, type BatchChunkInput, type BatchChunkResult, type BatchImage, type BatchRunInput, type FinalizeActivityInput, type FinalizeOutput, type PlanPageOutput, type ProvisionPoolOutput, type ScoreMiniBatchesInput, type ScoreMiniBatchInput } from '../../shared/batch/contract';
+import { BATCH, type ActivityResult, type BatchChunkInput, type BatchChunkResult, type BatchImage, type BatchRunInput, type FinalizeActivityInput, type FinalizeOutput, type PlanPageOutput, type ProvisionPoolOutput, type ScoreMiniBatchesInput, type ScoreMiniBatchGroupInput, type ScoreMiniBatchInput } from '../../shared/batch/contract';
 import type { PlanCursor } from '../../shared/batch/plan';
 import type { MiniBatchOutcome } from '../../shared/batch/results';
 import type { BatchRunCustomStatus } from '../../shared/batch/run';
 import { ActivityFailure } from '../../shared/workflow';
 
 const scenarios = new Map<string, Scenario>();
-/** The activities a run calls, in order (mini-batches are scored several per call: `batchScoreMiniBatches`). */
-const CALLED = [BATCH.resolveImage, BATCH.provisionPool, BATCH.planPage, BATCH.scoreMiniBatches, BATCH.finalize, BATCH.teardownPool].map((a) => a.name);
-const ACTIVITIES = [...CALLED, BATCH.scoreMiniBatch.name];
+/** The activities a run calls, in order (mini-batches are scored several per call: `batchScoreMiniBatchGroup`). */
+const CALLED = [BATCH.resolveImage, BATCH.provisionPool, BATCH.planPage, BATCH.scoreMiniBatchGroup, BATCH.finalize, BATCH.teardownPool].map((a) => a.name);
+/** Older chunks' scoring activities (histories started before grouped calls / grouped results). */
+const ACTIVITIES = [...CALLED, BATCH.scoreMiniBatch.name, BATCH.scoreMiniBatches.name];
 
 /** Scenario of an activity call: the run's own id is in every batch activity input (the teardown has its pool id). */
 const overrides = scriptedActivities(ACTIVITIES, (input) => {
@@ -92,9 +93,9 @@ async function runBatch(answers: Record<string, Answer>, limits?: Parameters<typ
   // A scenario answers per mini-batch (scoreMiniBatch); a grouped call is answered item by item from that.
   const perItem = answers[BATCH.scoreMiniBatch.name];
   const grouped: Answer | undefined = perItem
-    ? (i: ScoreMiniBatchesInput, n: number) => i.items.map((item) => perItem({ ...i, items: undefined, ...item }, n))
+    ? (i: ScoreMiniBatchGroupInput, n: number) => i.items.map((item) => perItem({ ...i, items: undefined, ...item }, n))
     : undefined;
-  const scenario: Scenario = { answers: { ...(grouped ? { [BATCH.scoreMiniBatches.name]: grouped } : {}), ...answers }, calls: [] };
+  const scenario: Scenario = { answers: { ...(grouped ? { [BATCH.scoreMiniBatchGroup.name]: grouped } : {}), ...answers }, calls: [] };
   scenarios.set(runId, scenario);
   await env.startOrchestration(BATCH.run.name, runInput(runId, limits), runId);
   const status = await env.waitFor(runId, { timeoutMs: 45_000 });
@@ -112,10 +113,10 @@ test('happy path: image → pool → plan (two pages) → every mini-batch score
   expect(names).toEqual(CALLED);
   expect(calls.filter((c) => c.name === BATCH.planPage.name)).toHaveLength(2);
   const scored = calls
-    .filter((c) => c.name === BATCH.scoreMiniBatches.name)
-    .flatMap((c) => (c.input as ScoreMiniBatchesInput).items.map((item): ScoreMiniBatchInput => ({ ...(c.input as ScoreMiniBatchesInput), ...item })));
+    .filter((c) => c.name === BATCH.scoreMiniBatchGroup.name)
+    .flatMap((c) => (c.input as ScoreMiniBatchGroupInput).items.map((item) => ({ ...(c.input as ScoreMiniBatchGroupInput), ...item })));
   expect(scored.map((s) => s.index).sort()).toEqual([0, 1, 2, 3]);
-  expect(scored.every((s) => s.nodeUri === 'http://127.0.0.1:9/node0' && s.filesAs === 'paths' && s.attempt === 1)).toBe(true);
+  expect(scored.every((s) => s.nodeUri === 'http://127.0.0.1:9/node0' && s.filesAs === 'paths' && s.attempt === 1 && s.run === 0)).toBe(true);
   expect(calls.find((c) => c.name === BATCH.finalize.name)!.input).toMatchObject({ status: 'Succeeded', plan: { miniBatchCount: MINI_BATCHES } });
   expect(calls.filter((c) => c.name === BATCH.teardownPool.name)).toHaveLength(1);
 }, 60_000);
@@ -195,4 +196,56 @@ test('a chunk started before grouped scoring calls (no perCall in its input) sco
   expect((status.output as BatchChunkResult).counts).toMatchObject({ miniBatchesDone: 5, itemsSucceeded: 10 });
   expect([...new Set(scenario.calls.map((c) => c.name))]).toEqual([BATCH.scoreMiniBatch.name]);
   expect(scenario.calls.map((c) => (c.input as ScoreMiniBatchInput).index)).toEqual([0, 1, 2, 3, 4]);
+}, 60_000);
+
+test('a chunk started before grouped results (perCall, no groupedResults in its input) scores with batchScoreMiniBatches, as then', async () => {
+  const runId = `batch-orch-test-${++seq}-${Date.now()}`;
+  const perItem = happy()[BATCH.scoreMiniBatch.name];
+  const scenario: Scenario = {
+    answers: { ...happy(), [BATCH.scoreMiniBatches.name]: (i: ScoreMiniBatchesInput, n: number) => i.items.map((item) => perItem({ ...i, items: undefined, ...item }, n)) },
+    calls: [],
+  };
+  scenarios.set(runId, scenario);
+  const chunkInput: BatchChunkInput = {
+    runId,
+    chunk: 0,
+    from: 0,
+    to: 5,
+    isLast: true,
+    totals: { miniBatchCount: 5, itemCount: 10 },
+    limits: { errorThreshold: -1, allowedFailedCount: -1, allowedFailedPercent: 100 },
+    baseline: { miniBatchesDone: 0, miniBatchesFailed: 0, itemsSucceeded: 0, itemsFailed: 0 },
+    nodeUris: ['http://127.0.0.1:9/node0'],
+    window: 4,
+    runMaxTry: 1,
+    scoringStartedAt: new Date().toISOString(),
+    score: { poolId: `pool-${runId}`, output: { container: 'out', prefix: `${runId}/` }, appendRowFileName: 'p.txt', timeoutMs: 30_000, requestTimeoutMs: 60_000, keepRows: true, filesAs: 'paths' },
+    perCall: 2,
+  };
+  await env.startOrchestration(BATCH.chunk.name, chunkInput, runId);
+  const status = await env.waitFor(runId, { timeoutMs: 45_000 });
+  expect(status.runtimeStatus).toBe('Completed');
+  expect((status.output as BatchChunkResult).counts).toMatchObject({ miniBatchesDone: 5, itemsSucceeded: 10 });
+  expect([...new Set(scenario.calls.map((c) => c.name))]).toEqual([BATCH.scoreMiniBatches.name]);
+  expect(scenario.calls.flatMap((c) => (c.input as ScoreMiniBatchesInput).items.map((x) => x.index)).sort()).toEqual([0, 1, 2, 3, 4]);
+}, 60_000);
+
+test('a grouped call that throws is run again as a whole, with the next run number (a newer result blob)', async () => {
+  const real = happy();
+  let thrown = 0;
+  const { status, calls } = await runBatch({
+    ...real,
+    [BATCH.scoreMiniBatchGroup.name]: (i: ScoreMiniBatchGroupInput, n: number) => {
+      if (i.items.some((x) => x.index === 1) && thrown++ === 0) throw new ActivityFailure({ code: 'StorageUnavailable', message: 'storage is down' });
+      return i.items.map((item) => real[BATCH.scoreMiniBatch.name]({ ...i, items: undefined, ...item }, n));
+    },
+  });
+  expect(status.runtimeStatus).toBe('Completed');
+  expect((status.output as { status: string }).status).toBe('Succeeded');
+  const items = calls.filter((c) => c.name === BATCH.scoreMiniBatchGroup.name).flatMap((c) => (c.input as ScoreMiniBatchGroupInput).items);
+  // Mini-batch 1's call ran twice: run 0, then run 1 (with whatever shared its call); no (index, run) twice.
+  expect(items.filter((x) => x.index === 1).map((x) => x.run)).toEqual([0, 1]);
+  expect(new Set(items.map((x) => `${x.index}:${x.run}`)).size).toBe(items.length);
+  expect([...new Set(items.map((x) => x.index))].sort()).toEqual([0, 1, 2, 3]);
+  expect(items.every((x) => x.attempt === 1)).toBe(true);
 }, 60_000);

@@ -37,6 +37,7 @@ test('activity and orchestration names are the ones existing histories use', () 
     planPage: 'activity:batchPlanPage',
     scoreMiniBatch: 'activity:batchScoreMiniBatch',
     scoreMiniBatches: 'activity:batchScoreMiniBatches',
+    scoreMiniBatchGroup: 'activity:batchScoreMiniBatchGroup',
     finalize: 'activity:batchFinalize',
     teardownPool: 'activity:batchTeardownPool',
   });

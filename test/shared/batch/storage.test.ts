@@ -7,11 +7,11 @@ import type { AddressInfo } from 'net';
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { startAzurite, type AzuriteInstance } from '../../../local/azurite';
 import { parseBatchJob, type BatchJob } from '../../../shared/batch/job';
-import { runLayout, chunkRanges, PLAN_CHUNK_SIZE } from '../../../shared/batch/layout';
+import { runLayout, chunkRanges, parseResultBlobName, resultGroupName, PLAN_CHUNK_SIZE } from '../../../shared/batch/layout';
 import { failedResult, writeMiniBatchResult } from '../../../shared/batch/results';
 import { planInputs } from '../../helpers/plan';
 import { planInputsPage, readMiniBatch, readPlanChunk, readPlanSummary, type MiniBatch } from '../../../shared/batch/plan';
-import { nodeFor, runMiniBatch, scoreMiniBatch } from '../../../shared/batch/score';
+import { MAX_MINI_BATCHES_PER_CALL, miniBatchesPerCall, nodeFor, runMiniBatch, runMiniBatchGroup, scoreMiniBatch } from '../../../shared/batch/score';
 import { finalizeRun, readSummary } from '../../../shared/batch/merge';
 import { ThresholdTracker } from '../../../shared/batch/thresholds';
 
@@ -260,6 +260,11 @@ describe('scoring one mini-batch', () => {
     expect([0, 1, 2, 3].map((i) => nodeFor(['a', 'b', 'c'], i))).toEqual(['a', 'b', 'c', 'a']);
     expect(() => nodeFor([], 0)).toThrow();
   });
+
+  test('miniBatchesPerCall: a quarter of the window (a refill schedules at least two calls), at most MAX_MINI_BATCHES_PER_CALL', () => {
+    expect([1, 4, 7, 8, 16, 32, 64, 500].map(miniBatchesPerCall)).toEqual([1, 1, 1, 2, 4, 8, 8, 8]);
+    expect(MAX_MINI_BATCHES_PER_CALL).toBe(8);
+  });
 });
 
 describe('results, merge and summary', () => {
@@ -331,6 +336,61 @@ describe('results, merge and summary', () => {
     await finalizeRun(service, layout, { runId: 'run-1', job: j, plan, status: 'Succeeded', startedAt: s1.timings.startedAt, finishedAt: s1.timings.finishedAt });
     const again = (await service.getContainerClient('out').getBlobClient('runs/run-1/parallel_run_step.txt').downloadToBuffer()).toString();
     expect(again).toBe(out);
+  });
+
+  test('grouped results: one blob per call; the merge takes each index\'s latest (attempt, run) — a call run again, a retry grouped out of order — in input order, once', async () => {
+    for (let f = 0; f < 3; f++) await put(`group/g${f}.csv`, 'id\n' + Array.from({ length: 5 }, (_, i) => `${f * 5 + i}\n`).join(''));
+    const j = job({ inputs: { container: 'data', prefix: 'group/' }, input_kind: 'tabular', mini_batch_size: '2 rows', run_max_try: 2 });
+    const layout = runLayout(j, 'run-g');
+    const plan = await planInputs(service, j, layout);
+    expect(plan).toMatchObject({ miniBatchCount: 9, itemCount: 15 });
+    const mbs = await allMiniBatches(j, 'run-g');
+    // Each answer says which call of its mini-batch it was (#n), so the output shows which result the merge took.
+    const seen = new Map<number, number>();
+    handler = async (rows) => {
+      const ids = (rows as Array<{ id: number }>).map((r) => r.id);
+      const n = (seen.get(ids[0]) ?? 0) + 1;
+      seen.set(ids[0], n);
+      if (ids[0] === 10 && n === 1) return { status: 500, body: { error: { code: 'RunFailed', message: 'flaky' } } }; // mini-batch 6 (g2.csv rows 1-2)
+      return { body: { results: ids.map((id) => `row ${id} #${n}`) } };
+    };
+    const call = (keys: Array<[number, number, number]>) =>
+      runMiniBatchGroup(service, layout, keys.map(([i, attempt, run]) => ({ mb: mbs[i], opts: { nodeUri, timeoutMs: 5000, keepRows: true, attempt }, run })));
+
+    // 0-3: the call ran, then ran again as a whole (its activity failed after the write): run 1 is the newer result.
+    expect((await call([[0, 1, 0], [1, 1, 0], [2, 1, 0], [3, 1, 0]])).map((o) => o.status)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+    await call([[0, 1, 1], [1, 1, 1], [2, 1, 1], [3, 1, 1]]);
+    // 4-7: mini-batch 6 fails (retryable) and its attempt 2 is grouped with 8, out of order.
+    const o = await call([[4, 1, 0], [5, 1, 0], [6, 1, 0], [7, 1, 0]]);
+    expect(o.map((x) => [x.index, x.status, x.retryable])).toEqual([[4, 'succeeded', false], [5, 'succeeded', false], [6, 'failed', true], [7, 'succeeded', false]]);
+    await call([[6, 2, 0], [8, 1, 0]]);
+
+    const names: string[] = [];
+    for await (const b of service.getContainerClient('out').listBlobsFlat({ prefix: layout.resultsPrefix })) names.push(b.name.slice(layout.resultsPrefix.length));
+    expect(names.sort()).toEqual(['00000000-00000003a1r0.json', '00000000-00000003a1r1.json', '00000004-00000007a1r0.json', '00000006a2r0_00000008a1r0.json']);
+
+    const s = await finalizeRun(service, layout, { runId: 'run-g', job: j, plan, status: 'Succeeded', startedAt: '2024-01-01T00:00:00.000Z', finishedAt: '2024-01-01T00:00:01.000Z', concurrency: 2 });
+    const out = (await service.getContainerClient('out').getBlobClient(layout.output).downloadToBuffer()).toString().trim().split('\n');
+    // 2-row ranges of 5-row files: mini-batches 0-3 = ids 0-6 (their second run, #2), 4-5 = ids 7-9, 6 = ids 10-11
+    // (attempt 2: #2), 7-8 = ids 12-14.
+    expect(out).toEqual([
+      ...[0, 1, 2, 3, 4, 5, 6].map((id) => `row ${id} #2`),
+      ...[7, 8, 9].map((id) => `row ${id} #1`),
+      ...[10, 11].map((id) => `row ${id} #2`),
+      ...[12, 13, 14].map((id) => `row ${id} #1`),
+    ]);
+    expect(s.counts).toEqual({ miniBatches: { total: 9, succeeded: 9, partial: 0, failed: 0, notRun: 0 }, items: { total: 15, succeeded: 15, failed: 0, notRun: 0 }, returned: 15 });
+    expect(s.failures).toEqual([]);
+  });
+
+  test('result group names: ranges of consecutive indexes with one attempt and run, parsed back; per-index names; anything else ignored', () => {
+    const k = (index: number, attempt = 1, run = 0) => ({ index, attempt, run });
+    expect(resultGroupName([k(40), k(41), k(42), k(43)])).toBe('00000040-00000043a1r0');
+    expect(resultGroupName([k(17, 2), k(40), k(41), k(43, 1, 1)])).toBe('00000017a2r0_00000040-00000041a1r0_00000043a1r1');
+    expect(parseResultBlobName('00000017a2r0_00000040-00000041a1r0_00000043a1r1.json')).toEqual([k(17, 2), k(40), k(41), k(43, 1, 1)]);
+    expect(parseResultBlobName('00000042.json')).toEqual([{ index: 42, attempt: 0, run: 0 }]);
+    for (const bad of ['x.json', '00000042', '00000043-00000040a1r0.json', '00000040a1.json', '00000040a1r0_.json', 'sub/00000040a1r0.json']) expect(parseResultBlobName(bad)).toBeNull();
+    expect(() => resultGroupName([])).toThrow();
   });
 
   test('a stopped run: not-run mini-batches counted, the threshold recorded; summary_only writes no output', async () => {
