@@ -36,7 +36,10 @@ export interface CollectorOptions {
   /** Bound of the buffer, records (default 10000) and bytes (default 64 MiB). */
   maxRecords?: number;
   maxBytes?: number;
-  /** Records per upload (default 1000). */
+  /**
+   * Records per upload (default 4000; at most half of `maxRecords`). A batch is also cut at 4 MiB (at most half of
+   * `maxBytes`). Larger uploads cost less per record, on the replica (one SDK call, one request) and in storage.
+   */
   batchRecords?: number;
   /** Longest time a record waits before its batch is cut (default 5000 ms). */
   flushMs?: number;
@@ -105,6 +108,8 @@ interface Batch {
 
 /** Size of the chunks records are written into (pooled); a longer line gets a chunk of its own. */
 const CHUNK = 1024 * 1024;
+/** Bytes of a batch (cut when a blob reaches it): one upload of a few MiB. */
+const BATCH_BYTES = 4 * 1024 * 1024;
 /** Free chunks kept for reuse. */
 const POOL = 4;
 
@@ -195,7 +200,7 @@ export class ModelDataCollector {
     this.o = {
       maxRecords: 10_000,
       maxBytes: 64 * 1024 * 1024,
-      batchRecords: 1000,
+      batchRecords: 4000,
       flushMs: 5000,
       uploadTimeoutMs: 30_000,
       maxPayloadBytes: 1024 * 1024,
@@ -206,9 +211,15 @@ export class ModelDataCollector {
     const given = options.now;
     this.nowMs = given ? () => given().getTime() : Date.now;
     this.replicaId = segment(options.replicaId ?? randomUUID().slice(0, 8));
+    // A batch leaves room in the buffer for the next one while it is written.
+    this.batchRecords = Math.max(1, Math.min(this.o.batchRecords, Math.floor(this.o.maxRecords / 2)));
+    this.batchBytes = Math.max(1, Math.min(BATCH_BYTES, Math.floor(this.o.maxBytes / 2)));
     this.timer = setInterval(() => this.tick(true), Math.max(50, Math.min(this.o.flushMs, 1000)));
     this.timer.unref();
   }
+
+  private readonly batchRecords: number;
+  private readonly batchBytes: number;
 
   private dayCache = { until: 0, from: 0, day: '' };
   /** Per model/version/designation: its blob path head, and its whole prefix for the current day (one string object). */
@@ -319,7 +330,9 @@ export class ModelDataCollector {
     blob.bytes += n;
     this.stats.buffered++;
     this.stats.bufferedBytes += n;
-    if (blob.records >= this.o.batchRecords && !this.tickScheduled) {
+    this.openRecords++;
+    this.openBytes += n;
+    if ((this.openRecords >= this.batchRecords || this.openBytes >= this.batchBytes) && !this.tickScheduled) {
       // Not in the request's call stack: the next turn of the event loop.
       this.tickScheduled = true;
       setImmediate(() => {
@@ -330,6 +343,9 @@ export class ModelDataCollector {
   }
 
   private tickScheduled = false;
+  /** Records and bytes in the open blobs (all prefixes: together they make the next batch). */
+  private openRecords = 0;
+  private openBytes = 0;
 
   /** The clock in ms (`now` when a test gave one). */
   private readonly nowMs: () => number;
@@ -408,6 +424,8 @@ export class ModelDataCollector {
   /** Turns an open blob into a batch (its name fixed now). A small blob is copied out, so its chunk is reused at once. */
   private cut(blob: OpenBlob): void {
     this.open.delete(blob.prefix);
+    this.openRecords -= blob.records;
+    this.openBytes -= blob.bytes;
     if (blob.records === 0) {
       this.release(blob.owned);
       return;
@@ -429,8 +447,10 @@ export class ModelDataCollector {
     // Once closing, close() alone cuts and uploads (never two uploads of the same batch at once).
     if (this.closing) return;
     const t = Date.now();
+    // A batch is due: every open blob is cut (one blob per prefix, as one batch would hold).
+    const due = this.openRecords >= this.batchRecords || this.openBytes >= this.batchBytes;
     for (const blob of this.open.values()) {
-      if (blob.records >= this.o.batchRecords || (byTime && t - blob.since >= this.o.flushMs)) this.cut(blob);
+      if (due || (byTime && t - blob.since >= this.o.flushMs)) this.cut(blob);
     }
     if (!this.uploading && this.batches.length && t >= this.retryAt) {
       this.uploading = this.uploadNext().finally(() => {
