@@ -268,7 +268,7 @@ export class ModelDataCollector {
     return `${this.isoHead}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
   }
 
-  /** Whether one more record of at most `size` bytes fits; counts it as collected, and as dropped when it does not. */
+  /** Whether one more record of about `size` bytes fits; counts it as collected, and as dropped when it does not. */
   private admit(size: number): boolean {
     this.stats.collected++;
     if (this.closing || this.stats.buffered >= this.o.maxRecords || this.stats.bufferedBytes + size > this.o.maxBytes) {
@@ -360,6 +360,8 @@ export class ModelDataCollector {
    */
   captureRequest(c: CapturedRequest): boolean {
     const max = this.o.maxPayloadBytes;
+    // Admitted on its bodies' sizes before anything is made (a full buffer drops at once).
+    if (!this.admit(Math.min(c.input.length, max) + Math.min(c.output.length, max) + 320)) return false;
     const inp = payload(c.input, c.inputType, max);
     const out = payload(c.output, c.outputType, max, this.outScratch);
     this.requestConst ??= JSON.stringify({ service: this.o.service, slot: this.o.slot, model: this.o.model, modelVersion: this.o.modelVersion, designation: 'requests' }).slice(1, -1);
@@ -368,7 +370,6 @@ export class ModelDataCollector {
     const client = c.clientRequestId ? `"clientRequestId":${quoted(c.clientRequestId)},` : '';
     const head = `{"correlationId":${id},"requestId":${id},${client}"time":"${this.iso(at)}",${this.requestConst},"status":${c.status | 0},"input":`;
     const size = (head.length + (inp.raw ? inp.raw.length : inp.text.length) + (out.raw ? out.raw.length : out.text.length)) * 3 + 16;
-    if (!this.admit(size)) return false;
     const p = (this.requestsPrefix = this.prefix(this.o.model, this.o.modelVersion, 'requests', at, this.requestsPrefix));
     const blob = this.blobFor(p.prefix, size);
     const b = blob.cur;
@@ -389,6 +390,7 @@ export class ModelDataCollector {
     const model = r.model || this.o.model;
     const version = r.modelVersion || (r.model && r.model !== this.o.model ? '0' : this.o.modelVersion);
     const designation = r.designation || 'inputs';
+    if (!this.admit(Math.min(r.data.length, this.o.maxPayloadBytes) + 320)) return false;
     let head: string;
     try {
       head = JSON.stringify({
@@ -403,13 +405,11 @@ export class ModelDataCollector {
         ...(r.featureNames?.length ? { featureNames: r.featureNames.slice(0, 10_000) } : {}),
       }).slice(0, -1) + ',"data":';
     } catch {
-      this.stats.collected++;
       this.stats.dropped++;
       return false;
     }
     const data = payload(r.data, 'application/json', this.o.maxPayloadBytes);
     const size = (head.length + (data.raw ? data.raw.length : data.text.length)) * 3 + 8;
-    if (!this.admit(size)) return false;
     const blob = this.blobFor(this.prefix(model, version, designation, at).prefix, size);
     const b = blob.cur;
     const from = blob.at;
