@@ -19,7 +19,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { startAzurite } from '../local/azurite';
-import type * as Collector from '../runtime/collector';
+import { blobSink, ModelDataCollector } from '../runtime';
+
+/** The collector of a build: this one, or another tree's `dist/runtime/collector` (BENCH_BASELINE_ROOT). */
+interface CollectorModule {
+  ModelDataCollector: typeof ModelDataCollector;
+  blobSink: typeof blobSink;
+}
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 60_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -47,7 +53,7 @@ new PerformanceObserver((list) => {
 const body = Buffer.from(JSON.stringify({ data: [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]] }));
 
 /** CPU of capturing `n` records (or only making what the front makes per request anyway, when `c` is undefined). */
-async function loop(n: number, azurite: number, c?: Collector.ModelDataCollector): Promise<{ front: number; azurite: number; gc: number }> {
+async function loop(n: number, azurite: number, c?: ModelDataCollector): Promise<{ front: number; azurite: number; gc: number }> {
   const g0 = gcMs;
   const a0 = cpuMs(azurite);
   const s0 = process.cpuUsage();
@@ -69,9 +75,10 @@ async function main(): Promise<void> {
   const azurite = await startAzurite();
   try {
     const pid = children(process.pid)[0];
-    const trees: Array<{ label: string; mod: typeof Collector }> = [{ label: 'collector', mod: require('../runtime/collector') as typeof Collector }];
+    const trees: Array<{ label: string; mod: CollectorModule }> = [{ label: 'collector', mod: { ModelDataCollector, blobSink } }];
     const base = process.env.BENCH_BASELINE_ROOT;
-    if (base) trees.unshift({ label: 'collector_baseline', mod: require(path.resolve(base, 'dist/runtime/collector')) as typeof Collector });
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    if (base) trees.unshift({ label: 'collector_baseline', mod: require(path.resolve(base, 'dist/runtime/collector')) as CollectorModule });
     const results = new Map<string, Array<{ front: number; azurite: number; gc: number }>>();
     for (let round = 0; round < ROUNDS; round++) {
       for (const t of trees) {

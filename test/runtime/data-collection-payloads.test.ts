@@ -97,7 +97,7 @@ test('every kind of body is recorded as one JSON line with its value: JSON as it
     ];
     const ids: string[] = [];
     for (const c of cases) {
-      const res = await fetch(`${s.url}/score`, { method: 'POST', headers: { 'content-type': c.type, 'x-answer-type': c.type }, body: c.body });
+      const res = await fetch(`${s.url}/score`, { method: 'POST', headers: { 'content-type': c.type, 'x-answer-type': c.type }, body: typeof c.body === 'string' ? c.body : new Uint8Array(c.body) });
       expect(res.status).toBe(201);
       await res.arrayBuffer();
       ids.push(res.headers.get('x-ms-request-id')!);
