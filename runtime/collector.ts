@@ -4,14 +4,17 @@
  * entry script collects itself, written to blob storage as JSON lines in AML's layout
  * `modeldata/<service>/<model>/<version>/<designation>/<yyyy>/<mm>/<dd>/<replica>-<n>.jsonl`.
  *
- * It never slows nor fails scoring: `collect` only appends to a bounded in-memory buffer (records and bytes);
- * a background loop uploads it in batches (by size, or every `flushMs`), one upload at a time. A batch is cut
- * once, with its blob names, and retried as it is (backoff) until it is written, so a retried upload overwrites
+ * It never slows nor fails scoring: `collect` only appends the record's JSON line to a bounded in-memory buffer
+ * (records and bytes; one blob being filled per prefix, in pooled chunks, bodies that are JSON copied as they are:
+ * nothing per record for the garbage collector); a background loop uploads it in batches (by size, or every
+ * `flushMs`), one upload at a time. A batch is cut once, with its blob name, and retried as it is (backoff) until it is written, so a retried upload overwrites
  * the same blobs rather than duplicating records. While storage is slow or down the buffer fills; records beyond
  * its bound are dropped and counted (`scoring_model_data_records_total{outcome="dropped"}`). `close()` writes
  * what is left (a clean stop loses nothing while storage answers).
  */
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
+import { jsonBytes, JSON_NON_ASCII, JSON_RAW_LINE_BREAK } from './json-bytes';
 
 /** Where batches go: one blob per call (overwritten when called again with the same name). */
 export interface CollectorSink {
@@ -33,7 +36,10 @@ export interface CollectorOptions {
   /** Bound of the buffer, records (default 10000) and bytes (default 64 MiB). */
   maxRecords?: number;
   maxBytes?: number;
-  /** Records per upload (default 1000). */
+  /**
+   * Records per upload (default 4000; at most half of `maxRecords`). A batch is also cut at 4 MiB (at most half of
+   * `maxBytes`). Larger uploads cost less per record, on the replica (one SDK call, one request) and in storage.
+   */
   batchRecords?: number;
   /** Longest time a record waits before its batch is cut (default 5000 ms). */
   flushMs?: number;
@@ -71,38 +77,41 @@ export interface ScriptRecord {
 }
 
 /**
- * One buffered record. A script's record is its JSON line (`line`). A captured request keeps what makes its line,
- * flat (one object per record: less garbage-collector work per request), strings only, never the request's buffers
- * (small ones share 8 KiB pool slabs); the line is built when its batch is written, off the request's path. A kept
- * payload is its text (`…Type` = its content type: judged JSON or text then) or, when `…Json`, its JSON already made.
+ * A blob being filled: its records' JSON lines, written straight into chunks of memory as they are collected (one
+ * line never spans two chunks). No object, string or request buffer is kept per record: the garbage collector
+ * never sees the buffered records, and the blob's body is its chunks (joined once, when it is written).
  */
-interface Entry {
-  /** The same string object for every record of a blob prefix and day (cheap grouping when a batch is cut). */
+interface OpenBlob {
   prefix: string;
-  bytes: number;
-  line: string | undefined;
+  /** Filled chunks (the used part of each) and the whole chunks they are views of (returned to the pool once written). */
+  parts: Buffer[];
+  owned: Buffer[];
+  cur: Buffer;
   at: number;
-  requestId: string;
-  clientRequestId: string | undefined;
-  status: number;
-  input: string;
-  inputType: string | undefined;
-  inputJson: boolean;
-  output: string;
-  outputType: string | undefined;
-  outputJson: boolean;
+  records: number;
+  bytes: number;
+  /** When its first record came (`Date.now()`): cut by time `flushMs` later. */
+  since: number;
 }
 
-/** Lines built per event-loop turn when a batch's blob is made (long batches never stall requests). */
-const LINES_PER_TURN = 200;
-
+/** One blob to write: cut once, with its name, and retried as it is (a retry overwrites the same blob). */
 interface Batch {
-  /** One blob per prefix; `body` is built (in slices) before the first upload and reused by retries. */
-  blobs: Array<{ name: string; entries: Entry[]; body?: Buffer }>;
+  name: string;
+  parts: Buffer[];
+  owned: Buffer[];
+  /** The body, joined from `parts` before the first try and kept for retries. */
+  body?: Buffer;
   records: number;
   bytes: number;
   tries: number;
 }
+
+/** Size of the chunks records are written into (pooled); a longer line gets a chunk of its own. */
+const CHUNK = 1024 * 1024;
+/** Bytes of a batch (cut when a blob reaches it): one upload of a few MiB. */
+const BATCH_BYTES = 4 * 1024 * 1024;
+/** Free chunks kept for reuse. */
+const POOL = 4;
 
 export interface CollectorStats {
   collected: number;
@@ -121,83 +130,64 @@ function segment(s: string): string {
 
 const pad = (n: number) => String(n).padStart(2, '0');
 
-/** A payload as JSON: parsed JSON when it is JSON, else text, else a marker when over the bound. */
-export function payloadValue(buf: Buffer, contentType: string | undefined, max: number): unknown {
-  if (buf.length > max) return { truncated: true, bytes: buf.length };
-  if (buf.length === 0) return null;
-  const text = buf.toString('utf8');
-  if (!contentType || /json/i.test(contentType)) {
-    try {
-      return JSON.parse(text);
-    } catch {
-      /* not JSON: kept as text */
-    }
+/** Content types whose bodies are recorded as JSON (when they are JSON) or text; others as `{ "base64": … }`. */
+const TEXT_TYPE = /json|^text\/|^application\/(x-www-form-urlencoded|xml)/i;
+/** Whether a body of this content type is JSON or text (the last answer cached: one type per service, mostly). */
+const textTypes = { type: undefined as string | undefined, text: true, json: true };
+function typeOf(contentType: string | undefined): { text: boolean; json: boolean } {
+  if (contentType === undefined) return { text: true, json: true };
+  if (contentType !== textTypes.type) {
+    textTypes.type = contentType;
+    textTypes.text = TEXT_TYPE.test(contentType);
+    textTypes.json = /json/i.test(contentType);
   }
-  if (contentType && !/^(text\/|application\/(json|x-www-form-urlencoded|xml))/i.test(contentType) && !/json/i.test(contentType)) {
-    return { base64: buf.toString('base64') };
-  }
-  return text;
+  return textTypes;
 }
 
 /**
- * A payload as JSON text for a line: JSON bodies as they are when they hold no raw line break (checked to be JSON
- * first), else `JSON.stringify(payloadValue(...))`.
+ * How a payload goes into its record's line: its bytes as they are (`raw`: checked to be JSON in place, with `lf`
+ * when raw line breaks must become spaces), or `text`, the JSON of a string or marker. Empty = `null`; over `max`
+ * bytes = `{ "truncated": true, "bytes": n }`; JSON (any type allowing text; with a JSON type also across line
+ * breaks) = itself; other text = a string; other types = `{ "base64": … }`.
  */
-export function payloadJson(buf: Buffer, contentType: string | undefined, max: number): string {
-  if (buf.length > 0 && buf.length <= max && (!contentType || /json/i.test(contentType)) && !buf.includes(0x0a) && !buf.includes(0x0d)) {
-    const text = buf.toString('utf8');
-    try {
-      JSON.parse(text);
-      return text;
-    } catch {
-      /* not JSON: below */
+interface Payload { raw?: Uint8Array; lf: boolean; text: string }
+const payloadScratch: Payload = { raw: undefined, lf: false, text: '' };
+function payload(buf: Buffer, contentType: string | undefined, max: number, into: Payload = payloadScratch): Payload {
+  into.raw = undefined;
+  into.lf = false;
+  if (buf.length === 0) into.text = 'null';
+  else if (buf.length > max) into.text = `{"truncated":true,"bytes":${buf.length}}`;
+  else {
+    const t = typeOf(contentType);
+    if (!t.text) into.text = `{"base64":"${buf.toString('base64')}"}`;
+    else {
+      const f = jsonBytes(buf);
+      if (f >= 0 && (t.json || !(f & JSON_RAW_LINE_BREAK))) {
+        into.lf = (f & JSON_RAW_LINE_BREAK) !== 0;
+        // Valid JSON whose strings are not UTF-8: as text (replacement characters), still that JSON.
+        if (!(f & JSON_NON_ASCII) || isUtf8(buf)) into.raw = buf;
+        else into.text = buf.toString('utf8');
+      } else into.text = JSON.stringify(buf.toString('utf8'));
     }
   }
-  return JSON.stringify(payloadValue(buf, contentType, max)) ?? 'null';
-}
-
-/** The JSON text of a kept payload's text (`type`: its content type). */
-function keptJson(text: string, type: string | undefined): string {
-  if (!text.includes('\n') && !text.includes('\r')) {
-    try {
-      JSON.parse(text);
-      return text;
-    } catch {
-      /* not JSON */
-    }
-  }
-  if (type && /json/i.test(type)) {
-    try {
-      return JSON.stringify(JSON.parse(text));
-    } catch {
-      /* below */
-    }
-  }
-  return JSON.stringify(text);
-}
-
-/** Whether a body of this content type is kept as text until its line is built (the last answer cached: one type per service, mostly). */
-const textTypes = { type: undefined as string | undefined, text: true };
-function keptAsText(contentType: string | undefined): boolean {
-  if (contentType === undefined) return true;
-  if (contentType !== textTypes.type) {
-    textTypes.type = contentType;
-    textTypes.text = /json|^text\/|^application\/(x-www-form-urlencoded|xml)/i.test(contentType);
-  }
-  return textTypes.text;
+  return into;
 }
 
 /** A JSON string of `s`: quoted as it is when it needs no escape (request ids), else `JSON.stringify`. */
 const plainId = /^[A-Za-z0-9._:-]*$/;
 const quoted = (s: string): string => (plainId.test(s) ? `"${s}"` : JSON.stringify(s));
 
+const OUTPUT_KEY = Buffer.from(',"output":');
+const LINE_END = Buffer.from('}\n');
+
 export class ModelDataCollector {
   private readonly o: Required<Omit<CollectorOptions, 'onLog' | 'now' | 'replicaId'>> & Pick<CollectorOptions, 'onLog'>;
   private readonly now: () => Date;
   private readonly replicaId: string;
-  private entries: Entry[] = [];
-  private entriesBytes = 0;
+  /** Blobs being filled, by prefix (one per service/model/version/designation/day). */
+  private readonly open = new Map<string, OpenBlob>();
   private readonly batches: Batch[] = [];
+  private readonly pool: Buffer[] = [];
   private seq = 0;
   private timer?: NodeJS.Timeout;
   private uploading?: Promise<void>;
@@ -210,7 +200,7 @@ export class ModelDataCollector {
     this.o = {
       maxRecords: 10_000,
       maxBytes: 64 * 1024 * 1024,
-      batchRecords: 1000,
+      batchRecords: 4000,
       flushMs: 5000,
       uploadTimeoutMs: 30_000,
       maxPayloadBytes: 1024 * 1024,
@@ -221,11 +211,15 @@ export class ModelDataCollector {
     const given = options.now;
     this.nowMs = given ? () => given().getTime() : Date.now;
     this.replicaId = segment(options.replicaId ?? randomUUID().slice(0, 8));
+    // A batch leaves room in the buffer for the next one while it is written.
+    this.batchRecords = Math.max(1, Math.min(this.o.batchRecords, Math.floor(this.o.maxRecords / 2)));
+    this.batchBytes = Math.max(1, Math.min(BATCH_BYTES, Math.floor(this.o.maxBytes / 2)));
     this.timer = setInterval(() => this.tick(true), Math.max(50, Math.min(this.o.flushMs, 1000)));
     this.timer.unref();
   }
 
-  private oldestAt = 0;
+  private readonly batchRecords: number;
+  private readonly batchBytes: number;
 
   private dayCache = { until: 0, from: 0, day: '' };
   /** Per model/version/designation: its blob path head, and its whole prefix for the current day (one string object). */
@@ -259,7 +253,7 @@ export class ModelDataCollector {
     return p;
   }
 
-  /** `YYYY-MM-DDTHH:MM:SS.` of the last second a line was built for (the ISO time of a line, without a `Date` each). */
+  /** `YYYY-MM-DDTHH:MM:SS.` of the last second a line was made for (the ISO time of a line, without a `Date` each). */
   private isoSecond = NaN;
   private isoHead = '';
 
@@ -284,14 +278,61 @@ export class ModelDataCollector {
     return true;
   }
 
-  private push(entry: Entry): void {
-    const bytes = entry.bytes;
-    if (this.entries.length === 0) this.oldestAt = Date.now();
-    this.entries.push(entry);
-    this.entriesBytes += bytes;
+  private drop(n: number): void {
+    this.stats.dropped += n;
+    const t = Date.now();
+    if (t - this.lastDropLog > 10_000) {
+      this.lastDropLog = t;
+      this.o.onLog?.({ event: 'model_data_dropped', level: 'warn', message: `model data collection buffer full or storage unavailable: ${this.stats.dropped} record(s) dropped so far`, dropped: this.stats.dropped });
+    }
+  }
+
+  private chunk(size: number): Buffer {
+    if (size <= CHUNK) return this.pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  private release(owned: Buffer[]): void {
+    for (const b of owned) if (b.length === CHUNK && this.pool.length < POOL) this.pool.push(b);
+    owned.length = 0;
+  }
+
+  /** The open blob of `prefix` with room for `size` more bytes. */
+  private blobFor(prefix: string, size: number): OpenBlob {
+    let blob = this.open.get(prefix);
+    if (!blob) {
+      const cur = this.chunk(size);
+      blob = { prefix, parts: [], owned: [cur], cur, at: 0, records: 0, bytes: 0, since: Date.now() };
+      this.open.set(prefix, blob);
+    } else if (blob.at + size > blob.cur.length) {
+      blob.parts.push(blob.cur.subarray(0, blob.at));
+      const cur = this.chunk(size);
+      blob.owned.push(cur);
+      blob.cur = cur;
+      blob.at = 0;
+    }
+    return blob;
+  }
+
+  /** Writes a payload at `at` of `b`; the index after it. */
+  private static put(b: Buffer, at: number, p: Payload): number {
+    if (!p.raw) return at + b.write(p.text, at);
+    b.set(p.raw, at);
+    const end = at + p.raw.length;
+    if (p.lf) for (let k = at; k < end; k++) if (b[k] === 0x0a || b[k] === 0x0d) b[k] = 0x20;
+    return end;
+  }
+
+  /** Counts a line of `blob` just written (from `from` to `blob.at`); cuts the blob when it holds a batch. */
+  private wrote(blob: OpenBlob, from: number): void {
+    const n = blob.at - from;
+    blob.records++;
+    blob.bytes += n;
     this.stats.buffered++;
-    this.stats.bufferedBytes += bytes;
-    if (this.entries.length >= this.o.batchRecords && !this.tickScheduled) {
+    this.stats.bufferedBytes += n;
+    this.openRecords++;
+    this.openBytes += n;
+    if ((this.openRecords >= this.batchRecords || this.openBytes >= this.batchBytes) && !this.tickScheduled) {
       // Not in the request's call stack: the next turn of the event loop.
       this.tickScheduled = true;
       setImmediate(() => {
@@ -302,125 +343,116 @@ export class ModelDataCollector {
   }
 
   private tickScheduled = false;
-
-  private drop(n: number): void {
-    this.stats.dropped += n;
-    const t = Date.now();
-    if (t - this.lastDropLog > 10_000) {
-      this.lastDropLog = t;
-      this.o.onLog?.({ event: 'model_data_dropped', level: 'warn', message: `model data collection buffer full or storage unavailable: ${this.stats.dropped} record(s) dropped so far`, dropped: this.stats.dropped });
-    }
-  }
-
-  /**
-   * The front's record of one answered `/score` request (designation `requests`). Only references the bodies here:
-   * the line is built when its batch is cut (collector.ts `cut`), so the request's own answer never waits for it.
-   */
-  captureRequest(c: CapturedRequest): boolean {
-    const max = this.o.maxPayloadBytes;
-    const size = Math.min(c.input.length, max) + Math.min(c.output.length, max) + 320;
-    if (!this.admit(size)) return false;
-    const at = this.nowMs();
-    const p = (this.requestsPrefix = this.prefix(this.o.model, this.o.modelVersion, 'requests', at, this.requestsPrefix));
-    const inText = c.input.length > 0 && c.input.length <= max && keptAsText(c.inputType);
-    const outText = c.output.length > 0 && c.output.length <= max && keptAsText(c.outputType);
-    this.push({
-      prefix: p.prefix, bytes: size, line: undefined, at, requestId: c.requestId, clientRequestId: c.clientRequestId, status: c.status,
-      input: inText ? c.input.toString('utf8') : payloadJson(c.input, c.inputType, max), inputType: c.inputType, inputJson: !inText,
-      output: outText ? c.output.toString('utf8') : payloadJson(c.output, c.outputType, max), outputType: c.outputType, outputJson: !outText,
-    });
-    return true;
-  }
+  /** Records and bytes in the open blobs (all prefixes: together they make the next batch). */
+  private openRecords = 0;
+  private openBytes = 0;
 
   /** The clock in ms (`now` when a test gave one). */
   private readonly nowMs: () => number;
 
   /** The constant fields of the front's records (service, slot, model, version, designation), as JSON. */
   private requestConst?: string;
+  private readonly outScratch: Payload = { raw: undefined, lf: false, text: '' };
 
-  /** The JSON line of a captured request (concatenated: this runs once per scored request). */
-  private requestLine(e: Entry): string {
+  /**
+   * The front's record of one answered `/score` request (designation `requests`): its JSON line is written into
+   * the buffer at once (bodies that are JSON copied as they are), so nothing of the request is kept.
+   */
+  captureRequest(c: CapturedRequest): boolean {
+    const max = this.o.maxPayloadBytes;
+    // Admitted on its bodies' sizes before anything is made (a full buffer drops at once).
+    if (!this.admit(Math.min(c.input.length, max) + Math.min(c.output.length, max) + 320)) return false;
+    const inp = payload(c.input, c.inputType, max);
+    const out = payload(c.output, c.outputType, max, this.outScratch);
     this.requestConst ??= JSON.stringify({ service: this.o.service, slot: this.o.slot, model: this.o.model, modelVersion: this.o.modelVersion, designation: 'requests' }).slice(1, -1);
-    const id = quoted(e.requestId);
-    const client = e.clientRequestId ? `"clientRequestId":${quoted(e.clientRequestId)},` : '';
-    return `{"correlationId":${id},"requestId":${id},${client}"time":"${this.iso(e.at)}",${this.requestConst},"status":${e.status | 0},` +
-      `"input":${e.inputJson ? e.input : keptJson(e.input, e.inputType)},"output":${e.outputJson ? e.output : keptJson(e.output, e.outputType)}}`;
+    const at = this.nowMs();
+    const id = quoted(c.requestId);
+    const client = c.clientRequestId ? `"clientRequestId":${quoted(c.clientRequestId)},` : '';
+    const head = `{"correlationId":${id},"requestId":${id},${client}"time":"${this.iso(at)}",${this.requestConst},"status":${c.status | 0},"input":`;
+    const size = (head.length + (inp.raw ? inp.raw.length : inp.text.length) + (out.raw ? out.raw.length : out.text.length)) * 3 + 16;
+    const p = (this.requestsPrefix = this.prefix(this.o.model, this.o.modelVersion, 'requests', at, this.requestsPrefix));
+    const blob = this.blobFor(p.prefix, size);
+    const b = blob.cur;
+    const from = blob.at;
+    let i = from + b.write(head, from);
+    i = ModelDataCollector.put(b, i, inp);
+    b.set(OUTPUT_KEY, i);
+    i = ModelDataCollector.put(b, i + OUTPUT_KEY.length, out);
+    b.set(LINE_END, i);
+    blob.at = i + LINE_END.length;
+    this.wrote(blob, from);
+    return true;
   }
 
   /** A record of the entry script's `ModelDataCollector.collect(data)`. */
   collectScriptRecord(r: ScriptRecord): boolean {
     const at = this.nowMs();
-    const t = new Date(at);
     const model = r.model || this.o.model;
     const version = r.modelVersion || (r.model && r.model !== this.o.model ? '0' : this.o.modelVersion);
     const designation = r.designation || 'inputs';
-    const size = Math.min(r.data.length, this.o.maxPayloadBytes) + 320;
-    if (!this.admit(size)) return false;
-    let line: string;
+    if (!this.admit(Math.min(r.data.length, this.o.maxPayloadBytes) + 320)) return false;
+    let head: string;
     try {
-      line = JSON.stringify({
-      correlationId: r.correlationId,
-      ...(r.requestId ? { requestId: r.requestId } : {}),
-      time: t.toISOString(),
-      service: this.o.service,
-      slot: this.o.slot,
-      model,
-      modelVersion: version,
-      designation,
-      ...(r.featureNames?.length ? { featureNames: r.featureNames.slice(0, 10_000) } : {}),
-      data: payloadValue(r.data, 'application/json', this.o.maxPayloadBytes),
-      });
+      head = JSON.stringify({
+        correlationId: r.correlationId,
+        ...(r.requestId ? { requestId: r.requestId } : {}),
+        time: this.iso(at),
+        service: this.o.service,
+        slot: this.o.slot,
+        model,
+        modelVersion: version,
+        designation,
+        ...(r.featureNames?.length ? { featureNames: r.featureNames.slice(0, 10_000) } : {}),
+      }).slice(0, -1) + ',"data":';
     } catch {
       this.stats.dropped++;
       return false;
     }
-    this.push({
-      prefix: this.prefix(model, version, designation, at).prefix, bytes: size, line, at, requestId: '', clientRequestId: undefined, status: 0,
-      input: '', inputType: undefined, inputJson: true, output: '', outputType: undefined, outputJson: true,
-    });
+    const data = payload(r.data, 'application/json', this.o.maxPayloadBytes);
+    const size = (head.length + (data.raw ? data.raw.length : data.text.length)) * 3 + 8;
+    const blob = this.blobFor(this.prefix(model, version, designation, at).prefix, size);
+    const b = blob.cur;
+    const from = blob.at;
+    let i = from + b.write(head, from);
+    i = ModelDataCollector.put(b, i, data);
+    b.set(LINE_END, i);
+    blob.at = i + LINE_END.length;
+    this.wrote(blob, from);
     return true;
   }
 
-  /** Cuts the buffered records into a batch: one blob per prefix (service/model/version/designation/day). */
-  private cut(max: number): void {
-    if (this.entries.length === 0) return;
-    const take = this.entries.splice(0, max);
-    let bytes = 0;
-    const groups = new Map<string, Entry[]>();
-    let last: string | undefined;
-    let g: Entry[] = [];
-    for (const e of take) {
-      bytes += e.bytes;
-      if (e.prefix !== last) {
-        last = e.prefix;
-        let found = groups.get(last);
-        if (!found) groups.set(last, (found = []));
-        g = found;
-      }
-      g.push(e);
+  /** Turns an open blob into a batch (its name fixed now). A small blob is copied out, so its chunk is reused at once. */
+  private cut(blob: OpenBlob): void {
+    this.open.delete(blob.prefix);
+    this.openRecords -= blob.records;
+    this.openBytes -= blob.bytes;
+    if (blob.records === 0) {
+      this.release(blob.owned);
+      return;
     }
-    this.entriesBytes -= bytes;
-    if (this.entries.length) this.oldestAt = Date.now();
+    let parts = [...blob.parts, blob.cur.subarray(0, blob.at)];
+    let owned = blob.owned;
+    if (blob.bytes < CHUNK / 4) {
+      parts = [Buffer.concat(parts, blob.bytes)];
+      this.release(owned);
+      owned = [];
+    }
     const n = this.seq++;
     const stamp = this.now().toISOString().replace(/[-:.]/g, '');
-    this.batches.push({
-      blobs: [...groups].map(([prefix, entries]) => ({ name: `${prefix}/${this.replicaId}-${stamp}-${String(n).padStart(6, '0')}.jsonl`, entries })),
-      records: take.length,
-      bytes,
-      tries: 0,
-    });
+    this.batches.push({ name: `${blob.prefix}/${this.replicaId}-${stamp}-${String(n).padStart(6, '0')}.jsonl`, parts, owned, records: blob.records, bytes: blob.bytes, tries: 0 });
   }
 
-  /** Cuts a batch when enough records or time passed, and starts an upload when none runs. */
+  /** Cuts the blobs that hold a batch or whose time came, and starts an upload when none runs. */
   private tick(byTime: boolean): void {
     // Once closing, close() alone cuts and uploads (never two uploads of the same batch at once).
     if (this.closing) return;
-    if (this.entries.length >= this.o.batchRecords || (byTime && this.entries.length && Date.now() - this.oldestAt >= this.o.flushMs)) {
-      // Cut everything that is due now: full batches, plus the rest when its time came.
-      while (this.entries.length >= this.o.batchRecords) this.cut(this.o.batchRecords);
-      if (byTime && this.entries.length) this.cut(this.o.batchRecords);
+    const t = Date.now();
+    // A batch is due: every open blob is cut (one blob per prefix, as one batch would hold).
+    const due = this.openRecords >= this.batchRecords || this.openBytes >= this.batchBytes;
+    for (const blob of this.open.values()) {
+      if (due || (byTime && t - blob.since >= this.o.flushMs)) this.cut(blob);
     }
-    if (!this.uploading && this.batches.length && Date.now() >= this.retryAt) {
+    if (!this.uploading && this.batches.length && t >= this.retryAt) {
       this.uploading = this.uploadNext().finally(() => {
         this.uploading = undefined;
         if (this.batches.length && Date.now() >= this.retryAt) this.tick(false);
@@ -432,15 +464,18 @@ export class ModelDataCollector {
     const batch = this.batches[0];
     if (!batch) return;
     try {
-      for (const blob of batch.blobs.slice()) {
-        blob.body ??= await this.build(blob.entries);
-        await this.uploadOne(blob.name, blob.body);
-        // Written: never uploaded again (a retry of the batch only retries the blobs not written yet).
-        batch.blobs.shift();
-        this.stats.written += blob.entries.length;
-        this.stats.buffered -= blob.entries.length;
+      if (!batch.body) {
+        batch.body = batch.parts.length === 1 ? batch.parts[0] : Buffer.concat(batch.parts, batch.bytes);
+        if (batch.parts.length > 1) this.release(batch.owned);
+        batch.parts = [];
       }
+      await this.uploadOne(batch.name, batch.body);
+      // Written: never uploaded again.
       this.batches.shift();
+      this.release(batch.owned);
+      batch.body = undefined;
+      this.stats.written += batch.records;
+      this.stats.buffered -= batch.records;
       this.stats.bufferedBytes -= batch.bytes;
       batch.tries = 0;
       this.retryAt = 0;
@@ -454,32 +489,6 @@ export class ModelDataCollector {
       }
     }
   }
-
-  /** The JSON-lines body of entries, built `LINES_PER_TURN` at a time (yielding to requests in between). */
-  private async build(entries: Entry[]): Promise<Buffer> {
-    // Each line is written into one reused buffer as soon as it is made: no joined copy of the batch (a large
-    // string, straight to the old generation) and no new buffer per batch. Its view is only the blob being
-    // uploaded or retried (one at a time); the next blob is built once that one is written.
-    let buf = this.scratch;
-    let at = 0;
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i];
-      const line = e.line ?? this.requestLine(e);
-      const worst = line.length * 3 + 1;
-      if (at + worst > buf.length) {
-        const grown = Buffer.allocUnsafeSlow(Math.max(buf.length * 2, at + worst));
-        buf.copy(grown, 0, 0, at);
-        buf = this.scratch = grown;
-      }
-      at += buf.write(line, at, 'utf8');
-      buf[at++] = 0x0a;
-      if ((i + 1) % LINES_PER_TURN === 0 && !this.closing) await new Promise((r) => setImmediate(r));
-    }
-    return buf.subarray(0, at);
-  }
-
-  /** The buffer batches are built in (grown as needed, kept). */
-  private scratch: Buffer = Buffer.allocUnsafeSlow(64 * 1024);
 
   private async uploadOne(name: string, data: Buffer): Promise<void> {
     const ac = new AbortController();
@@ -499,7 +508,7 @@ export class ModelDataCollector {
     if (this.closing) return;
     this.closing = true;
     if (this.timer) clearInterval(this.timer);
-    while (this.entries.length) this.cut(this.o.batchRecords);
+    for (const blob of [...this.open.values()]) this.cut(blob);
     const deadline = Date.now() + this.o.closeTimeoutMs;
     while (this.batches.length && Date.now() < deadline) {
       if (this.uploading) {
@@ -513,7 +522,7 @@ export class ModelDataCollector {
       this.uploading = this.uploadNext().finally(() => { this.uploading = undefined; });
       await this.uploading;
     }
-    const left = this.batches.reduce((n, b) => n + b.blobs.reduce((k, x) => k + x.entries.length, 0), 0);
+    const left = this.batches.reduce((n, b) => n + b.records, 0);
     if (left) {
       this.stats.dropped += left;
       this.stats.buffered -= left;

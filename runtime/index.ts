@@ -24,6 +24,8 @@ export { capText, LineSplitter, MAX_LINE_BYTES, splitLines, truncationMarker } f
 export { parseRuntimeEvent, waitRuntimeReady } from './ready';
 export type { RuntimeEvent, RuntimeStart, WaitRuntimeReadyOptions } from './ready';
 export { jsonNestingDepth } from './json-depth';
+export { blobSink, ModelDataCollector } from './collector';
+export type { CollectorSink, CollectorStats } from './collector';
 export { isOpenOipPath, parseOipPath } from './oip';
 export type { OipPath } from './oip';
 export { createLogger, formatRecord, logLevelOf, messageLogger } from './log';

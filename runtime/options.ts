@@ -70,7 +70,7 @@ export const ServerOptionsSchema = z.object({
   modelDataConnectionString: z.string().min(1).optional(),
   /** Collector bounds: buffered records at most, records per upload, longest wait before a batch is written. */
   modelDataMaxRecords: z.number().int().min(1).max(10_000_000).default(10_000),
-  modelDataBatchRecords: z.number().int().min(1).max(100_000).default(1000),
+  modelDataBatchRecords: z.number().int().min(1).max(100_000).default(4000),
   modelDataFlushMs: z.number().int().min(10).max(3_600_000).default(5000),
   /** How long stopping keeps trying to write the collected records left (programmatic only). */
   modelDataCloseTimeoutMs: z.number().int().min(0).max(600_000).default(20_000),
@@ -135,7 +135,7 @@ export const CLI_OPTIONS: CliOption[] = [
   { flag: '--collect-model-data', key: 'collectModelData', kind: 'flag', help: 'collect_model_data: write each /score input and output (and ModelDataCollector records) to blob storage' },
   { flag: '--model-data-url', key: 'modelDataUrl', kind: 'string', help: 'container URL for collected data (a SAS in the query, else managed identity); or MDF_MODEL_DATA_URL / MDF_MODEL_DATA_CONNECTION_STRING' },
   { flag: '--model-data-max-records', key: 'modelDataMaxRecords', kind: 'int', help: 'collected records buffered at most; beyond it records are dropped and counted (default 10000)' },
-  { flag: '--model-data-batch-records', key: 'modelDataBatchRecords', kind: 'int', help: 'collected records per upload (default 1000)' },
+  { flag: '--model-data-batch-records', key: 'modelDataBatchRecords', kind: 'int', help: 'collected records per upload (default 4000; at most half the buffer bound; a batch is also cut at 4 MiB)' },
   { flag: '--model-data-flush-ms', key: 'modelDataFlushMs', kind: 'int', help: 'longest wait of a collected record before its batch is written (default 5000)' },
   { flag: '--slot', key: 'slot', kind: 'string', help: 'deployment slot, a label of collected data and traces (default "default")' },
   { flag: '--enable-app-insights', key: 'enableAppInsights', kind: 'flag', help: 'OpenTelemetry span per request → APPLICATIONINSIGHTS_CONNECTION_STRING, else OTEL_EXPORTER_OTLP_ENDPOINT' },

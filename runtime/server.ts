@@ -254,13 +254,14 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     try {
       const reply = await pool.run({ kind: isBatch ? 'batch' : 'score', method, path, query, headers, requestId }, body);
       oip.noteAnswer(reply.status);
-      if (collector && isScore) {
-        collector.captureRequest({ requestId, clientRequestId, status: reply.status, input: body, inputType: req.headers['content-type'], output: reply.body, outputType: reply.contentType });
-      }
       const out: Record<string, string | number> = { 'content-type': reply.contentType, 'content-length': reply.body.length };
       for (const [k, v] of Object.entries(reply.headers)) if (!HOP_BY_HOP.has(k.toLowerCase())) out[k] = v;
       res.writeHead(reply.status, out);
       res.end(reply.body);
+      // Recorded once the answer is on its way (the record is a copy of both bodies: they are not kept).
+      if (collector && isScore) {
+        collector.captureRequest({ requestId, clientRequestId, status: reply.status, input: body, inputType: req.headers['content-type'], output: reply.body, outputType: reply.contentType });
+      }
     } finally {
       metrics.inflight--;
     }

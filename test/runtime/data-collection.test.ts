@@ -174,3 +174,31 @@ test('a retried batch overwrites its own blobs: an upload that reached storage b
   expect(c.stats.uploadFailures).toBeGreaterThan(0);
   expect([...stored.keys()].every((k) => /^s\/m\/1\/requests\/\d{4}\/\d{2}\/\d{2}\/[\w-]+-\w+-\d{6}\.jsonl$/.test(k))).toBe(true);
 }, 60_000);
+
+test('a batch is at most half the buffer bound (records and bytes): a small bound with the default batch size still writes everything while storage answers', async () => {
+  const blobs = new Map<string, string>();
+  const sink: CollectorSink = { describe: 'memory', async upload(name, data) { blobs.set(name, data.toString('utf8')); } };
+  const s = await startCollecting('score.js', 'small-bound-svc', { workers: 2, maxConcurrent: 8, maxWaitMs: 60_000, modelDataMaxRecords: 40, modelDataFlushMs: 60_000, collectorSink: sink });
+  await runConcurrent(300, 4, async (i) => {
+    expect((await post(`${s.url}/score`, { data: [i] })).status).toBe(200);
+  });
+  const metrics = await (await fetch(`${s.url}/metrics`)).text();
+  expect(metrics).toContain('scoring_model_data_records_total{outcome="dropped"} 0');
+  await s.server.stop();
+  const requests = [...blobs].filter(([name]) => name.includes('/requests/')).map(([, text]) => text.split('\n').filter(Boolean));
+  expect(requests.flat()).toHaveLength(300);
+  for (const lines of requests) expect(lines.length).toBeLessThanOrEqual(20);
+
+  // Bytes: a 64 KiB bound cuts batches at 32 KiB.
+  const sized = new Map<string, number>();
+  const c = new ModelDataCollector({ sink: { describe: 'memory', async upload(name, data) { sized.set(name, data.length); } }, service: 's', slot: 'blue', model: 'm', modelVersion: '1', maxBytes: 64 * 1024, flushMs: 60_000 });
+  const input = Buffer.from(JSON.stringify({ data: 'x'.repeat(1000) }));
+  for (let i = 0; i < 200; i++) {
+    expect(c.captureRequest({ requestId: `r${i}`, status: 200, input, output: Buffer.from('1') })).toBe(true);
+    await new Promise((r) => setImmediate(r));
+  }
+  await c.close();
+  expect(c.stats).toMatchObject({ collected: 200, written: 200, dropped: 0 });
+  expect(sized.size).toBeGreaterThan(1);
+  for (const bytes of sized.values()) expect(bytes).toBeLessThanOrEqual(32 * 1024 + 1200);
+}, 120_000);
