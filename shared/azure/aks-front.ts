@@ -3,14 +3,14 @@
  * Gateway API cannot compare a mirrored request's answer (its RequestMirror filter discards it), so during the
  * shadow phase the service's HTTPRoute sends all live traffic to the service's own front — the runtime's
  * `ServiceFront` (runtime/front.ts, the same code as the local and ACI fronts) run by `dist/runtime/front-cli.js`
- * from the serving slot's image — which serves every request from the serving slot's Service and copies
+ * from the front's own image (front-image.ts, `mdf-system/front:<n>`, the same as the ACI front's) — which serves every request from the serving slot's Service and copies
  * `mirror.percent` of them to the new slot's Service, comparing the answers off the client's path.
  *
  * Objects (all labelled with the service, so `deleteService` finds them):
  * - Secret `<service>-front`: the front's admin signing key (derived from the service's token secret, aci-front.ts
  *   `frontAdminKey`), given to the container as an env value from the Secret;
  * - Deployment `<service>-front`: one replica (its routing state lives in the process: one pod, one state), the
- *   serving slot's image with the command `node /var/azureml-app/app/dist/runtime/front-cli.js`, the keys Secret
+ *   front's own image with the command `node /var/azureml-app/app/dist/runtime/front-cli.js`, the keys Secret
  *   mounted as the slots mount it (`MDF_KEYS_FILE`: key or token auth, reloaded), an emptyDir for its saved state, a
  *   TCP readiness probe (its `GET /` is the serving slot's liveness), no service account token;
  * - Service `<service>-front` (ClusterIP, port 80 → 5001), the route's backend during the shadow phase and the

@@ -30,6 +30,7 @@ import {
 } from './aks-traffic';
 import { AKS_FRONT_CONTAINER, frontAdminSecret, frontDeployment, frontDigestOf, frontProxyPath, frontResourceName, frontSelector, frontService, FRONT_ADMIN_SECRET_KEY, slotServiceUrl } from './aks-front';
 import { callFront, sameRouting, type FrontAnswer } from './aci-front';
+import { FRONT_IMAGE_REPOSITORY, type FrontImageSource } from './front-image';
 import type { FrontState } from '../../runtime';
 import {
   AKS_CONTAINER,
@@ -84,6 +85,12 @@ export interface AksTargetOptions extends AksClusterOptions {
    * secret (aci-front.ts `frontAdminKey`). Wired to the service registry in shared/azure/index.ts.
    */
   secrets?: { frontKey(serviceName: string): Promise<string> };
+  /**
+   * The service front's own image (front-image.ts: the runtime alone, built once per runtime version, the same image
+   * as the ACI front's), never a model's: no image deletion can break a running front, and a serving image built by
+   * an earlier release needs no front of its own. Wired to the ACR builder in shared/azure/index.ts.
+   */
+  frontImage?: FrontImageSource;
 }
 
 interface Apis {
@@ -366,8 +373,8 @@ export class AksTarget implements DeployTarget {
   /**
    * Progressive delivery (docs/azure.md, "Progressive delivery on AKS"): writes the service's Gateway API HTTPRoute
    * with `weights` (slot → percent) and a pin rule per slot, then returns the figures. With `mirror` (a shadow phase)
-   * the route sends all live traffic to the service front (aks-front.ts), started first from the serving slot's image
-   * and given its routing by a signed state write through the API server's service proxy: it serves from the serving
+   * the route sends all live traffic to the service front (aks-front.ts), started first from the front's own image
+   * (front-image.ts, built first when this runtime version has none) and given its routing by a signed state write through the API server's service proxy: it serves from the serving
    * slot and copies `mirror.percent` of requests to `mirror.slot`, comparing the answers. Needs the Gateway
    * `mdf-gateway` in the namespace. Idempotent: the route and the front's state are written only when they differ.
    * With key or token auth, the pods' /metrics are read with the metrics key (x-mdf-metrics-key, derived from the
@@ -446,6 +453,11 @@ export class AksTarget implements DeployTarget {
     return this.o.secrets;
   }
 
+  private frontImage(): FrontImageSource {
+    if (!this.o.frontImage) throw new AppError('FrontImageUnavailable', "This AKS target was built without the service front's image builder; the service front cannot be created.", 500);
+    return this.o.frontImage;
+  }
+
   /** One signed admin call to the front, through the API server's service proxy (which forwards the signature header). */
   private async frontCall(serviceName: string, method: 'GET' | 'PUT', state?: FrontState): Promise<FrontAnswer> {
     const { kc } = await this.apis();
@@ -481,9 +493,10 @@ export class AksTarget implements DeployTarget {
   }
 
   /**
-   * Starts the service front if needed (Secret, Deployment, Service; each written only when it differs, in that order,
-   * and removed in the reverse order), waits for it, checks that its runtime has the AKS front (it reports what it
-   * checks of callers: the serving slot's auth), and writes `routing` when the front's differs (generation + 1).
+   * Starts the service front if needed: its own image first (built when this runtime version has none: a failed build
+   * leaves everything as it was, `FrontImageBuildFailed`), then Secret, Deployment, Service (each written only when it
+   * differs, in that order, and removed in the reverse order); waits for it, checks that it checks callers as the
+   * serving slot does, and writes `routing` when the front's differs (generation + 1).
    * If the front cannot serve, the route is put back on the slots (`plain`) when it pointed at the front, the front is
    * removed, and the step fails with the reason: live traffic never goes to a front that does not work.
    */
@@ -491,8 +504,8 @@ export class AksTarget implements DeployTarget {
     const { core, apps } = await this.apis();
     const ns = this.ns;
     const name = frontResourceName(serviceName);
-    const image = servingDep.spec?.template?.spec?.containers?.[0]?.image;
-    if (!image) throw new AppError('FrontSetupFailed', `Deployment ${servingDep.metadata?.name} names no image for the service front.`, 500);
+    // The front's own image before anything is written: nothing has moved if its build fails.
+    const image = await this.frontImage().ref();
     const auth = !!servingDep.spec?.template?.spec?.volumes?.some((v) => v.name === 'keys');
     const adminKey = await this.frontSecrets().frontKey(serviceName);
 
@@ -524,7 +537,7 @@ export class AksTarget implements DeployTarget {
       return giveUp(
         cur.auth
           ? `it checks ${cur.auth} where the serving slot checks ${auth ? 'keys or tokens' : 'nothing'}.`
-          : `the image's runtime predates the AKS front (its front reads no keys file). Promote a version built by this release first (blue_green or canary without mirror_percent), then use mirror_percent.`,
+          : `it does not say what it checks of callers: the image does not hold this release's front (was ${FRONT_IMAGE_REPOSITORY} overwritten in the registry outside the app?).`,
       );
     }
     if (sameRouting(cur.state, routing)) return cur;
@@ -549,7 +562,7 @@ export class AksTarget implements DeployTarget {
             throw new AppError(
               'FrontImageUnavailable',
               redactSecrets(
-                `The service front of ${serviceName} cannot start: pod ${pod.metadata?.name} cannot pull ${cs.image} (${reason}: ${cs.state?.waiting?.message ?? ''}). The rollout rolls back (its route goes back to the slots, the front is removed). Make the serving version's image pullable again (it was deleted with force, or the cluster lost AcrPull), then deploy again.`,
+                `The service front of ${serviceName} cannot start: pod ${pod.metadata?.name} cannot pull ${cs.image} (${reason}: ${cs.state?.waiting?.message ?? ''}). The rollout rolls back (its route goes back to the slots, the front is removed). The front runs its own image (${FRONT_IMAGE_REPOSITORY}, which no image deletion of the app reaches): check that the cluster's kubelet identity still has AcrPull on the registry and that the image was not removed from the registry by hand, then deploy again.`,
               ),
               502,
               { retryable: false },

@@ -14,7 +14,7 @@ import type { DeployRequest, ImageBuildRequest } from '../seams';
 import { containerGroupBody, containerGroupWireBody } from './aci';
 import { aciSlotSpec, KEYS_DIGEST_TAG, STABLE_LABEL_TAG } from './aci-target';
 import { aciFrontSpec, frontGroupName } from './aci-front';
-import { FRONT_IMAGE_REPOSITORY } from './aci-front-image';
+import { FRONT_IMAGE_REPOSITORY } from './front-image';
 import { FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH } from '../../runtime';
 import { dockerBuildRequest, imageRepository } from './acr-builder';
 import { autoscaled, keysSecretName, kubeService, slotAutoscaler, slotDeployment } from './aks-manifests';
@@ -234,10 +234,12 @@ export function planDeployment(manifest: DeploymentManifest, config: AzureConfig
           weights,
           mirror: { slot, percent: rollout.mirrorPercent, tolerance: rollout.gates.tolerance },
         };
+        const frontImage = `${FRONT_IMAGE_REPOSITORY}:<runtime version>`;
+        ops.push(acr('POST', '/scheduleRun', `first front of this app version only (before anything is written): build and push the front's own image ${frontImage} (the runtime alone, no model; the same image as the ACI front's; upload and polling as above)`));
         const secret = frontAdminSecret(svc, nsName, '***');
         ops.push(k('PUT', `/api/v1${ns}/secrets/${front}`, 'shadow phase: the front\'s admin key (derived from the service token secret; create if absent)', { ...secret, data: { adminKey: '***' } }));
-        const dep = frontDeployment({ serviceName: svc, namespace: nsName, image: `<the serving slot ${previous}'s image>`, state: { ...state, generation: 1 }, auth: !!(manifest.deployConfig.authEnabled || manifest.deployConfig.tokenAuthEnabled), adminKey: '***' });
-        ops.push(k('PUT', `/apis/apps/v1${ns}/deployments/${front}`, 'shadow phase: the service front (front-cli.js from the serving slot\'s image, one replica; written only when its digest changes); wait until available', dep));
+        const dep = frontDeployment({ serviceName: svc, namespace: nsName, image: `${config.acrLoginServer}/${frontImage}`, state: { ...state, generation: 1 }, auth: !!(manifest.deployConfig.authEnabled || manifest.deployConfig.tokenAuthEnabled), adminKey: '***' });
+        ops.push(k('PUT', `/apis/apps/v1${ns}/deployments/${front}`, 'shadow phase: the service front (front-cli.js from its own image, one replica; written only when its digest changes); wait until available', dep));
         ops.push(k('PUT', `/api/v1${ns}/services/${front}`, 'shadow phase: the front\'s ClusterIP Service (create if absent)', frontService(svc, nsName)));
         ops.push(k('GET', `${frontProxyPath(svc, nsName)}${FRONT_STATE_PATH}`, `shadow phase: the front's state and what it checks (${FRONT_SIGNATURE_HEADER}, through the API server's service proxy)`));
         ops.push(k('PUT', `${frontProxyPath(svc, nsName)}${FRONT_STATE_PATH}`, 'shadow phase: signed state write, only when the routing differs (generation + 1)', { generation: '<current + 1>', ...state }));

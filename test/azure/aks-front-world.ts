@@ -18,7 +18,8 @@ import * as path from 'node:path';
 import { AksTarget } from '../../shared/azure/aks-target';
 import { frontAdminKey } from '../../shared/azure/aci-front';
 import { startFrontFromEnv, type RunningFront } from '../../runtime';
-import { metrics } from './aci-world';
+import { FRONT_IMAGE, metrics } from './aci-world';
+import type { FrontImageSource } from '../../shared/azure/front-image';
 import { k8s, AKS_API, MC, KUBE, kubeconfig, notFound } from './aks-world';
 import { FAST, FakeCredential, TOKEN, arm, captureLog, nock, q, testClients, testConfig, validateK8s } from './helpers';
 import routeSchema from './schemas/httproute-v1.schema.json';
@@ -68,6 +69,8 @@ export class AksFrontWorld {
   readonly signed: Array<{ method: string; path: string; body: string; header: string }> = [];
   /** Answer as a front of an earlier release would (no `auth` in its admin answers). */
   legacyFront = false;
+  /** For each time the target asked for the front's image: how many writes (and front calls) the log held then. */
+  readonly frontImageAsked: number[] = [];
   /** Which Deployment generation the running front was started from. */
   private frontGeneration = -1;
   private rv = 0;
@@ -75,8 +78,11 @@ export class AksFrontWorld {
   private readonly workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-aks-front-'));
   private restoreDns?: () => void;
 
-  /** Fresh cluster: blue serving (image 3), green new (image 4), both with key auth unless `auth: false`; a target. */
-  setup(o: { auth?: boolean } = {}): AksTarget {
+  /**
+   * Fresh cluster: blue serving (image 3), green new (image 4), both with key auth unless `auth: false`; a target
+   * (`frontImage`: how it gets the front's own image; by default the built FRONT_IMAGE of test/azure/aci-world.ts).
+   */
+  setup(o: { auth?: boolean; frontImage?: FrontImageSource } = {}): AksTarget {
     const auth = o.auth ?? true;
     this.objects.clear();
     this.log.length = 0;
@@ -85,6 +91,7 @@ export class AksFrontWorld {
     this.frontPullFails = false;
     this.legacyFront = false;
     this.signed.length = 0;
+    this.frontImageAsked.length = 0;
     this.counters = { blue: { ok: 1000, failed: 0 }, green: { ok: 0, failed: 0 } };
     this.put('deployments', slotDeployment('blue', IMAGE(3), auth));
     this.put('deployments', slotDeployment('green', IMAGE(4), auth));
@@ -107,6 +114,10 @@ export class AksFrontWorld {
       k8s,
       log: this.logs.log,
       secrets: { frontKey: async () => ADMIN },
+      frontImage: {
+        ref: async () => (this.frontImageAsked.push(this.log.length), o.frontImage ? o.frontImage.ref() : FRONT_IMAGE),
+        ready: async () => (o.frontImage ? o.frontImage.ready() : FRONT_IMAGE),
+      },
     });
   }
 

@@ -1,6 +1,7 @@
 /**
  * The shadow phase on AKS at the wire (docs/azure.md, "Progressive delivery on AKS"): the service front as a
- * Deployment + ClusterIP Service behind the HTTPRoute (shared/azure/aks-front.ts) — its manifests checked against the
+ * Deployment + ClusterIP Service behind the HTTPRoute (shared/azure/aks-front.ts), running the front's own image
+ * (shared/azure/front-image.ts, built through ACR before anything is written) — its manifests checked against the
  * Kubernetes schema, the signed state writes through the API server's service proxy checked by a REAL front started
  * from the Deployment the target wrote (test/azure/aks-front-world.ts) and by the front's verifier, the shadow figures
  * read back for the gate after real requests went through that front to local stand-ins of the slots, the route on
@@ -9,8 +10,13 @@
  */
 import { makeFrontVerifier, FRONT_STATE_PATH } from '../../runtime/front-admin';
 import { shadowWindowOf } from '../../shared/rollout/traffic';
-import { AksFrontWorld, ADMIN, IMAGE, KEYS, type Wire } from './aks-front-world';
-import { nock, setupNock } from './helpers';
+import { FrontImage, frontImageVersion } from '../../shared/azure/front-image';
+import { AcrTaskImageBuilder } from '../../shared/azure/acr-builder';
+import { sha256Hex } from '../../shared/storage';
+import { FRONT_IMAGE } from './aci-world';
+import { AksFrontWorld, ADMIN, KEYS, type Wire } from './aks-front-world';
+import { expectFrontBuild } from './front-image-build';
+import { FAST, captureLog, memoryBlobs, nock, setupNock, testClients, testConfig } from './helpers';
 
 const MIRROR = { slot: 'green', percent: 20, tolerance: 1e-6 };
 const split = (route: Wire) => route.spec.rules.find((r: Wire) => !r.matches[0].headers);
@@ -49,6 +55,8 @@ describe('AKS shadow phase through the service front', () => {
     test('the shadow step: front Secret, Deployment and Service (schema-valid), a signed state write through the service proxy, then the route on the front; a retried step writes nothing', async () => {
       const target = w.setup();
       const snap = await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR });
+      // The front's own image was asked for before anything was written.
+      expect(w.frontImageAsked).toEqual([0]);
       expect(w.log).toEqual([
         'POST secrets diabetes-front',
         'POST deployments diabetes-front',
@@ -58,7 +66,7 @@ describe('AKS shadow phase through the service front', () => {
       ]);
       // The Secret: the admin key only (derived from the service's token secret, never the token secret itself).
       expect(w.get('secrets', 'diabetes-front')!.data).toEqual({ adminKey: Buffer.from(ADMIN).toString('base64') });
-      // The Deployment: one replica of the serving slot's image running front-cli.js, the keys Secret mounted as the slots do.
+      // The Deployment: one replica of the front's own image (neither blue's nor green's) running front-cli.js, the keys Secret mounted as the slots do.
       const dep = w.get('deployments', 'diabetes-front')!;
       expect(dep.metadata.labels).toMatchObject({ 'mdf-service': 'diabetes', 'mdf-role': 'front', 'mdf-managed-by': 'model-deploy-flow' });
       expect(dep.spec.replicas).toBe(1);
@@ -66,7 +74,7 @@ describe('AKS shadow phase through the service front', () => {
       const pod = dep.spec.template.spec;
       expect(pod.automountServiceAccountToken).toBe(false);
       const c = pod.containers[0];
-      expect([c.name, c.image, c.command]).toEqual(['front', IMAGE(3), ['node', '/var/azureml-app/app/dist/runtime/front-cli.js']]);
+      expect([c.name, c.image, c.command]).toEqual(['front', FRONT_IMAGE, ['node', '/var/azureml-app/app/dist/runtime/front-cli.js']]);
       expect(c.readinessProbe).toEqual({ tcpSocket: { port: 5001 }, periodSeconds: 2, failureThreshold: 3 });
       expect(c.livenessProbe).toBeUndefined();
       const env = Object.fromEntries(c.env.map((e: Wire) => [e.name, e.value ?? e.valueFrom]));
@@ -218,7 +226,7 @@ describe('AKS shadow phase through the service front', () => {
       await expect(target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR })).rejects.toMatchObject({
         code: 'FrontStartFailed',
         retryable: false,
-        message: expect.stringMatching(/image mdfregistry\.azurecr\.io\/diabetesimage:3.*ImagePullFailed.*cannot pull.*the serving version keeps serving/s),
+        message: expect.stringMatching(/image mdfregistry\.azurecr\.io\/mdf-system\/front:123456789.*ImagePullFailed.*cannot pull.*the serving version keeps serving/s),
       });
       expect(w.changes).toEqual(['POST secrets diabetes-front', 'POST deployments diabetes-front', 'POST services diabetes-front', 'DELETE services diabetes-front', 'DELETE deployments diabetes-front', 'DELETE secrets diabetes-front']);
       expect(w.get('httproutes', 'diabetes')).toBeUndefined();
@@ -226,7 +234,33 @@ describe('AKS shadow phase through the service front', () => {
       w.frontPullFails = false;
       await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR });
       w.frontPullFails = true; // the pod rescheduled, its image gone from the registry (forced deletion)
-      await expect(target.trafficSnapshot('diabetes')).rejects.toMatchObject({ code: 'FrontImageUnavailable', retryable: false, message: expect.stringContaining('rolls back') });
+      await expect(target.trafficSnapshot('diabetes')).rejects.toMatchObject({ code: 'FrontImageUnavailable', retryable: false, message: expect.stringMatching(/rolls back.*mdf-system\/front.*AcrPull/s) });
+    });
+
+    test('the first front of a runtime version builds mdf-system/front:<n> through ACR before anything is written, whatever image the serving slot runs; a failed build leaves the service as it was', async () => {
+      const blobs = memoryBlobs();
+      const images = () => new FrontImage({ builder: new AcrTaskImageBuilder({ clients: testClients(), config: testConfig(), blobs, timing: FAST, log: captureLog().log }), blobs });
+      // A failed build: FrontImageBuildFailed with the build's log, nothing written to the cluster, no route.
+      expectFrontBuild('ak1', 'Failed');
+      let target = w.setup({ frontImage: images() });
+      const failure = await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR }).catch((e) => e);
+      expect(failure.code).toBe('FrontImageBuildFailed');
+      expect(failure.message).toMatch(/mdf-system\/front:\d+ did not build: ACR run ak1 [^]*npm ERR! network unreachable/);
+      expect(w.log).toEqual([]);
+      expect([...w.objects.keys()].filter((k) => k.includes('diabetes-front') || k.startsWith('httproutes/'))).toEqual([]);
+      await w.reset();
+
+      // A build that succeeds (a fresh record: another build's context blob): the front's Deployment runs that image.
+      const ok = memoryBlobs();
+      const seen = expectFrontBuild('ak2', 'Succeeded');
+      target = w.setup({ frontImage: new FrontImage({ builder: new AcrTaskImageBuilder({ clients: testClients(), config: testConfig(), blobs: ok, timing: FAST, log: captureLog().log }), blobs: ok }) });
+      await target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR });
+      const version = frontImageVersion(sha256Hex(seen.uploaded!));
+      expect(seen.run?.imageNames).toEqual([`mdf-system/front:${version}`]);
+      expect(w.frontImageAsked).toEqual([0]);
+      expect(w.get('deployments', 'diabetes-front')!.spec.template.spec.containers[0].image).toBe(`mdfregistry.azurecr.io/mdf-system/front:${version}`);
+      expect(w.front!.state()).toMatchObject({ serving: 'blue', mirror: MIRROR });
+      expect(split(w.get('httproutes', 'diabetes')!).backendRefs.map((b: Wire) => b.name)).toEqual(['diabetes-front']);
     });
 
     test('a shadow step with a mirror outside the weighted slots or a bad share is refused before any call', async () => {
@@ -237,10 +271,10 @@ describe('AKS shadow phase through the service front', () => {
       expect(w.log).toEqual([]);
     });
 
-    test('a serving image whose runtime predates the AKS front is refused before any traffic moves; a service without auth gets a front without keys', async () => {
+    test('a front that does not say what it checks of callers is refused before any traffic moves; a service without auth gets a front without keys', async () => {
       let target = w.setup();
       w.legacyFront = true;
-      await expect(target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR })).rejects.toMatchObject({ code: 'FrontStartFailed', message: expect.stringContaining('predates the AKS front') });
+      await expect(target.setTrafficWeights('diabetes', { blue: 100, green: 0 }, { mirror: MIRROR })).rejects.toMatchObject({ code: 'FrontStartFailed', message: expect.stringContaining('does not say what it checks of callers') });
       expect(w.get('deployments', 'diabetes-front')).toBeUndefined();
       expect(w.get('httproutes', 'diabetes')).toBeUndefined();
       await w.reset();

@@ -157,6 +157,11 @@ describe('plan (dry run)', () => {
     const dep = ops.find((o) => o.path.endsWith('/deployments/diabetes-front'))!.body;
     validateK8s(dep);
     validateK8s(ops.find((o) => o.path.endsWith('/services/diabetes-front'))!.body);
+    // The front runs its own image (the ACI front's), built before anything of the front is written.
+    expect(dep.spec.template.spec.containers[0].image).toBe('mdfregistry.azurecr.io/mdf-system/front:<runtime version>');
+    const frontBuild = ops.findIndex((o) => o.path.endsWith('/scheduleRun') && (o as { purpose?: string }).purpose!.includes('mdf-system/front'));
+    expect(frontBuild).toBeGreaterThan(-1);
+    expect(frontBuild).toBeLessThan(ops.findIndex((o) => o.path.endsWith('/secrets/diabetes-front')));
     expect(dep.spec.template.spec.containers[0].env.map((e: any) => e.name)).toContain('MDF_KEYS_FILE');
     expect(ops.find((o) => o.method === 'PUT' && o.path.endsWith('/proxy/.mdf/front/state'))!.body).toMatchObject({ serving: 'blue', weights: { blue: 100, green: 0 }, mirror: { slot: 'green', percent: 20 } });
     const routes = ops.filter((o) => o.path.includes('/httproutes/')).map((o) => o.body.spec.rules[2].backendRefs.map((b: any) => `${b.name}=${b.weight}`));
