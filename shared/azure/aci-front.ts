@@ -133,7 +133,7 @@ export function httpCall(
     const req = mod.request(
       u,
       {
-        // `requestOptions`: TLS and credentials of a Kubernetes API server (the AKS front through its service proxy).
+        // `requestOptions`: TLS and credentials of a Kubernetes API server (an AKS front pod through its pod proxy).
         ...(o.requestOptions ?? {}),
         method: o.method ?? 'GET',
         headers: { ...((o.requestOptions?.headers as Record<string, string> | undefined) ?? {}), ...(o.headers ?? {}), ...(o.body !== undefined ? { 'content-length': String(Buffer.byteLength(o.body)) } : {}) },
@@ -174,7 +174,7 @@ export interface FrontAnswer {
 
 /**
  * One signed admin call to the front (`GET` or `PUT` of its state) at `base` (its address, or a Kubernetes API
- * server's service proxy path with `via.requestOptions` carrying the cluster's TLS and credentials; the signature
+ * server's pod proxy path with `via.requestOptions` carrying the cluster's TLS and credentials; the signature
  * covers the front's own path, which the proxy forwards with the signature header).
  */
 export async function callFront(
@@ -202,7 +202,7 @@ export async function callFront(
   }
   const text = res.text;
   if (via && res.status === 403) {
-    throw new AppError('AzureAuthorizationFailed', `${what}: the Kubernetes API server refused the app identity (403): it needs get, create and update on services/proxy in the namespace (docs/azure.md). ${text.slice(0, 300)}`, 502);
+    throw new AppError('AzureAuthorizationFailed', `${what}: the Kubernetes API server refused the app identity (403): it needs get, create and update on pods/proxy in the namespace (docs/azure.md). ${text.slice(0, 300)}`, 502);
   }
   if (res.status === 401) throw new AppError('FrontAuthFailed', `${what} refused the app's signed call (401): its admin key differs from the service's; redeploy the service to re-create the front.`, 502);
   if (res.status >= 500) throw new AppError('FrontFailed', `${what} answered ${res.status}: ${text.slice(0, 300)}`, 502, { retryable: true });

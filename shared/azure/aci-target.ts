@@ -28,7 +28,7 @@ import {
 } from './aci-front';
 import { checkWeights, slotTrafficFromMetrics } from './aks-traffic';
 import type { AzureConfig } from './config';
-import type { FrontImageSource } from './aci-front-image';
+import type { FrontImageSource } from './front-image';
 import { aciDnsLabel, serviceResourceName, slotResourceName, TAGS } from './names';
 import { endpointUris, RUNTIME_ENV, runtimeSettings, scoringPort } from './runtime-env';
 import { AppError } from '../errors';
@@ -44,7 +44,7 @@ export type AciTargetOptions = AciGroupsOptions & {
    */
   secrets?: { keys(serviceName: string): Promise<ServiceKeys>; frontKey(serviceName: string): Promise<string> };
   /**
-   * The service front's own image (aci-front-image.ts: the runtime alone, built once per runtime version, never a
+   * The service front's own image (front-image.ts: the runtime alone, built once per runtime version, never a
    * model's image, so no image deletion can leave a front Azure cannot restart). Wired to the ACR builder in
    * shared/azure/index.ts.
    */

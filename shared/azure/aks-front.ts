@@ -3,18 +3,22 @@
  * Gateway API cannot compare a mirrored request's answer (its RequestMirror filter discards it), so during the
  * shadow phase the service's HTTPRoute sends all live traffic to the service's own front — the runtime's
  * `ServiceFront` (runtime/front.ts, the same code as the local and ACI fronts) run by `dist/runtime/front-cli.js`
- * from the serving slot's image — which serves every request from the serving slot's Service and copies
+ * from the front's own image (front-image.ts, `mdf-system/front:<n>`, the same as the ACI front's) — which serves every request from the serving slot's Service and copies
  * `mirror.percent` of them to the new slot's Service, comparing the answers off the client's path.
  *
  * Objects (all labelled with the service, so `deleteService` finds them):
  * - Secret `<service>-front`: the front's admin signing key (derived from the service's token secret, aci-front.ts
  *   `frontAdminKey`), given to the container as an env value from the Secret;
- * - Deployment `<service>-front`: one replica (its routing state lives in the process: one pod, one state), the
- *   serving slot's image with the command `node /var/azureml-app/app/dist/runtime/front-cli.js`, the keys Secret
+ * - Deployment `<service>-front`: two replicas spread over nodes (a node drain never takes both: with the
+ *   PodDisruptionBudget below), the front's own image with the command `node /var/azureml-app/app/dist/runtime/front-cli.js`, the keys Secret
  *   mounted as the slots mount it (`MDF_KEYS_FILE`: key or token auth, reloaded), an emptyDir for its saved state, a
  *   TCP readiness probe (its `GET /` is the serving slot's liveness), no service account token;
- * - Service `<service>-front` (ClusterIP, port 80 → 5001), the route's backend during the shadow phase and the
- *   target of the app's signed state writes through the API server's service proxy.
+ * - PodDisruptionBudget `<service>-front`: minAvailable 1, so a voluntary eviction (a node drain, an upgrade) waits
+ *   until the other pod serves;
+ * - Service `<service>-front` (ClusterIP, port 80 → 5001), the route's backend during the shadow phase.
+ * Each pod holds its routing state and counters in its own process: the app writes the state to EACH pod and reads
+ * each pod's figures through the API server's pod proxy (`…/pods/<pod>:5001/proxy`, as the gates read /metrics),
+ * summing them; a pod that starts later (with the state at creation) gets the current state at the next call.
  * Pure code (objects); the calls are in aks-target.ts.
  */
 import { createHash } from 'node:crypto';
@@ -26,6 +30,8 @@ import { serviceResourceName, slotResourceName, TAGS } from './names';
 import { DEFAULT_SCORING_PORT, RUNTIME_ENV } from './runtime-env';
 
 export const AKS_FRONT_CONTAINER = 'front';
+/** Replicas of the front: two, so one serves while the other is evicted or rescheduled (see the PodDisruptionBudget). */
+export const FRONT_REPLICAS = 2;
 /** The key of the admin signing key in the front's Secret. */
 export const FRONT_ADMIN_SECRET_KEY = 'adminKey';
 /**
@@ -48,9 +54,9 @@ export function slotServiceUrl(serviceName: string, namespace: string, slot: str
   return `http://${slotResourceName(serviceName, slot)}.${namespace}.svc.cluster.local`;
 }
 
-/** The path of the front's Service through the API server's service proxy (`…/services/<name>:80/proxy`). */
-export function frontProxyPath(serviceName: string, namespace: string): string {
-  return `/api/v1/namespaces/${encodeURIComponent(namespace)}/services/${frontResourceName(serviceName)}:${AKS_SERVICE_PORT}/proxy`;
+/** The path of one front pod through the API server's pod proxy (`…/pods/<pod>:5001/proxy`): each pod has its own state. */
+export function frontPodProxyPath(namespace: string, podName: string): string {
+  return `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(podName)}:${DEFAULT_SCORING_PORT}/proxy`;
 }
 
 export function frontAdminSecret(serviceName: string, namespace: string, adminKey: string): K8s.V1Secret {
@@ -79,6 +85,12 @@ export function frontDeployment(o: { serviceName: string; namespace: string; ima
   ];
   const spec: K8s.V1PodSpec = {
     automountServiceAccountToken: false,
+    // The two replicas on different nodes when the cluster has them (a node's loss or drain leaves one serving).
+    affinity: {
+      podAntiAffinity: {
+        preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: frontSelector(o.serviceName) } } }],
+      },
+    },
     containers: [
       {
         name: AKS_FRONT_CONTAINER,
@@ -105,7 +117,7 @@ export function frontDeployment(o: { serviceName: string; namespace: string; ima
     kind: 'Deployment',
     metadata: { name, namespace: o.namespace, labels },
     spec: {
-      replicas: 1,
+      replicas: FRONT_REPLICAS,
       selector: { matchLabels: frontSelector(o.serviceName) },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
       progressDeadlineSeconds: 600,
@@ -117,6 +129,16 @@ export function frontDeployment(o: { serviceName: string; namespace: string; ima
 /** The front's digest as a Deployment (read back) carries it. */
 export function frontDigestOf(d: K8s.V1Deployment | undefined): string | undefined {
   return d?.spec?.template?.metadata?.annotations?.[FRONT_DIGEST_ANNOTATION];
+}
+
+/** The front's PodDisruptionBudget: one pod always available through voluntary evictions (node drains, upgrades). */
+export function frontDisruptionBudget(serviceName: string, namespace: string): K8s.V1PodDisruptionBudget {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: { name: frontResourceName(serviceName), namespace, labels: { ...serviceLabels(serviceName), [ROLE_TAG]: FRONT_ROLE } },
+    spec: { minAvailable: 1, selector: { matchLabels: frontSelector(serviceName) } },
+  };
 }
 
 /** The front's ClusterIP Service: port 80 → the front's 5001. */

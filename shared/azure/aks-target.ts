@@ -5,7 +5,7 @@
  * active slot, and the keys in a Secret. Re-deploying a slot with a new image is a rolling update; when that
  * rollout fails, the previous pod template is restored (rollback) and the slot is reported Failed. Progressive
  * delivery: a Gateway API HTTPRoute per service (aks-traffic.ts) and, for a shadow phase, the service front as a
- * Deployment behind it (aks-front.ts), controlled through the API server's service proxy.
+ * Deployment behind it (aks-front.ts), controlled through the API server's pod proxy (each of its pods).
  */
 import type * as https from 'node:https';
 import type * as K8s from '@kubernetes/client-node';
@@ -13,6 +13,7 @@ import { AppError, redactSecrets } from '../errors';
 import type { DeployConfig, DeployedSlot, DeployRequest, DeployTarget, ErrorInfo, ServiceKeys } from '../seams';
 import type { SlotTraffic, TrafficSnapshot } from '../rollout/traffic';
 import {
+  addShadowTraffic,
   addSlotTraffic,
   checkWeights,
   DEFAULT_GATEWAY_NAME,
@@ -28,9 +29,22 @@ import {
   slotTrafficFromMetrics,
   type HTTPRouteObject,
 } from './aks-traffic';
-import { AKS_FRONT_CONTAINER, frontAdminSecret, frontDeployment, frontDigestOf, frontProxyPath, frontResourceName, frontSelector, frontService, FRONT_ADMIN_SECRET_KEY, slotServiceUrl } from './aks-front';
+import {
+  AKS_FRONT_CONTAINER,
+  frontAdminSecret,
+  frontDeployment,
+  frontDigestOf,
+  frontDisruptionBudget,
+  frontPodProxyPath,
+  frontResourceName,
+  frontSelector,
+  frontService,
+  FRONT_ADMIN_SECRET_KEY,
+  slotServiceUrl,
+} from './aks-front';
 import { callFront, sameRouting, type FrontAnswer } from './aci-front';
-import type { FrontState } from '../../runtime';
+import { FRONT_IMAGE_REPOSITORY, type FrontImageSource } from './front-image';
+import type { FrontState, ShadowTraffic } from '../../runtime';
 import {
   AKS_CONTAINER,
   AKS_SERVICE_PORT,
@@ -84,6 +98,12 @@ export interface AksTargetOptions extends AksClusterOptions {
    * secret (aci-front.ts `frontAdminKey`). Wired to the service registry in shared/azure/index.ts.
    */
   secrets?: { frontKey(serviceName: string): Promise<string> };
+  /**
+   * The service front's own image (front-image.ts: the runtime alone, built once per runtime version, the same image
+   * as the ACI front's), never a model's: no image deletion can break a running front, and a serving image built by
+   * an earlier release needs no front of its own. Wired to the ACR builder in shared/azure/index.ts.
+   */
+  frontImage?: FrontImageSource;
 }
 
 interface Apis {
@@ -91,6 +111,7 @@ interface Apis {
   core: K8s.CoreV1Api;
   apps: K8s.AppsV1Api;
   autoscaling: K8s.AutoscalingV2Api;
+  policy: K8s.PolicyV1Api;
   custom: K8s.CustomObjectsApi;
 }
 
@@ -107,6 +128,11 @@ export const MAX_POD_LOG_BYTES = 256 * 1024;
 
 type Outcome = { ok: true } | { ok: false; error: ErrorInfo };
 type FrontRouting = Omit<FrontState, 'generation'>;
+/** One serving pod of the service front and its answer (its state after the call). */
+type FrontPodAnswer = { pod: string; uid: string; restarts: number; answer: FrontAnswer };
+/** The service front as its pods answered: the state they hold, their shadow figures summed, who answered. */
+type FrontView = { state: FrontState; shadow?: Record<string, ShadowTraffic>; pods: FrontPodAnswer[] };
+const routingOf = ({ generation: _g, ...routing }: FrontState): FrontRouting => routing;
 
 /** What `waitRollout` and the log tails look at: a slot's Deployment and pods, or the service front's. */
 interface Workload {
@@ -147,6 +173,7 @@ export class AksTarget implements DeployTarget {
       core: kc.makeApiClient(this.k8s.CoreV1Api),
       apps: kc.makeApiClient(this.k8s.AppsV1Api),
       autoscaling: kc.makeApiClient(this.k8s.AutoscalingV2Api),
+      policy: kc.makeApiClient(this.k8s.PolicyV1Api),
       custom: kc.makeApiClient(this.k8s.CustomObjectsApi),
     };
     this.cached = { apis, at: now };
@@ -366,8 +393,8 @@ export class AksTarget implements DeployTarget {
   /**
    * Progressive delivery (docs/azure.md, "Progressive delivery on AKS"): writes the service's Gateway API HTTPRoute
    * with `weights` (slot → percent) and a pin rule per slot, then returns the figures. With `mirror` (a shadow phase)
-   * the route sends all live traffic to the service front (aks-front.ts), started first from the serving slot's image
-   * and given its routing by a signed state write through the API server's service proxy: it serves from the serving
+   * the route sends all live traffic to the service front (aks-front.ts), started first from the front's own image
+   * (front-image.ts, built first when this runtime version has none) and given its routing by a signed state write to each of its pods through the API server's pod proxy: it serves from the serving
    * slot and copies `mirror.percent` of requests to `mirror.slot`, comparing the answers. Needs the Gateway
    * `mdf-gateway` in the namespace. Idempotent: the route and the front's state are written only when they differ.
    * With key or token auth, the pods' /metrics are read with the metrics key (x-mdf-metrics-key, derived from the
@@ -446,28 +473,77 @@ export class AksTarget implements DeployTarget {
     return this.o.secrets;
   }
 
-  /** One signed admin call to the front, through the API server's service proxy (which forwards the signature header). */
-  private async frontCall(serviceName: string, method: 'GET' | 'PUT', state?: FrontState): Promise<FrontAnswer> {
+  private frontImage(): FrontImageSource {
+    if (!this.o.frontImage) throw new AppError('FrontImageUnavailable', "This AKS target was built without the service front's image builder; the service front cannot be created.", 500);
+    return this.o.frontImage;
+  }
+
+  /** One signed admin call to one pod of the front, through the API server's pod proxy (which forwards the signature header). */
+  private async frontCall(serviceName: string, pod: string, method: 'GET' | 'PUT', state?: FrontState): Promise<FrontAnswer> {
     const { kc } = await this.apis();
     const server = kc.getCurrentCluster()?.server?.replace(/\/+$/, '');
     if (!server) throw new AppError('AksCredentialsMissing', `The kubeconfig of ${this.o.config.aks.clusterName} names no API server.`, 502);
     const requestOptions: https.RequestOptions = {};
     await kc.applyToHTTPSOptions(requestOptions);
     const key = await this.frontSecrets().frontKey(serviceName);
-    const what = `The service front of ${serviceName} (Service ${frontResourceName(serviceName)} in ${this.ns}, through the API server's service proxy)`;
-    return callFront(`${server}${frontProxyPath(serviceName, this.ns)}`, key, method, state, Date.now, { requestOptions, what });
+    const what = `The service front of ${serviceName} (pod ${pod} in ${this.ns}, through the API server's pod proxy)`;
+    return callFront(`${server}${frontPodProxyPath(this.ns, pod)}`, key, method, state, Date.now, { requestOptions, what });
+  }
+
+  /** The front's pods that serve (running, container ready), by name. */
+  private async frontPods(serviceName: string): Promise<Array<{ pod: string; uid: string; restarts: number }>> {
+    const { core } = await this.apis();
+    const pods = await this.k('list pods of the service front', () => core.listNamespacedPod({ namespace: this.ns, labelSelector: labelSelector(frontSelector(serviceName)) }));
+    const out: Array<{ pod: string; uid: string; restarts: number }> = [];
+    for (const p of pods.items) {
+      const cs = p.status?.containerStatuses?.find((c) => c.name === AKS_FRONT_CONTAINER);
+      const pod = p.metadata?.name;
+      if (!pod || p.metadata?.deletionTimestamp || p.status?.phase !== 'Running' || !cs?.ready) continue;
+      out.push({ pod, uid: p.metadata?.uid ?? pod, restarts: cs.restartCount ?? 0 });
+    }
+    return out.sort((a, b) => a.pod.localeCompare(b.pod));
   }
 
   /**
-   * The front's answer once its pod listens: the API server answers 503 while the Service has no ready endpoint yet
-   * (retryable errors are tried again until the deploy timeout).
+   * Each serving pod of the front, its state brought to `routing` where it differs (a signed PUT, that pod's
+   * generation + 1). Without `routing` (a read of the figures), the pods are brought to the newest state among them
+   * (the highest generation): a pod started later (a drain, a reschedule) holds the state at creation until then.
+   * Idempotent: a pod already right is only read. No serving pod: `FrontUnreachable` (retryable). `check` sees the
+   * pods' answers before anything is written to them.
    */
-  private async firstFrontAnswer(serviceName: string): Promise<FrontAnswer> {
+  private async syncFront(serviceName: string, routing?: FrontRouting, check?: (answers: FrontPodAnswer[]) => Promise<void>): Promise<FrontView> {
+    const pods = await this.frontPods(serviceName);
+    if (!pods.length) throw new AppError('FrontUnreachable', `The service front of ${serviceName} (Deployment ${frontResourceName(serviceName)} in ${this.ns}) has no serving pod.`, 502, { retryable: true });
+    const answers: FrontPodAnswer[] = [];
+    for (const p of pods) answers.push({ ...p, answer: await this.frontCall(serviceName, p.pod, 'GET') });
+    await check?.(answers);
+    const newest = answers.reduce((a, b) => (b.answer.state.generation > a.answer.state.generation ? b : a));
+    const target = routing ?? routingOf(newest.answer.state);
+    for (const a of answers) {
+      if (sameRouting(a.answer.state, target)) continue;
+      a.answer = await this.frontCall(serviceName, a.pod, 'PUT', { ...target, generation: a.answer.state.generation + 1 });
+      this.o.log?.(`service front of ${serviceName}: pod ${a.pod} given the current state`);
+    }
+    let shadow: Record<string, ShadowTraffic> | undefined;
+    for (const a of answers) {
+      for (const [slot, figures] of Object.entries(a.answer.snapshot.shadow ?? {})) {
+        shadow ??= {};
+        shadow[slot] = shadow[slot] ? addShadowTraffic(shadow[slot], figures) : figures;
+      }
+    }
+    return { state: answers[0].answer.state, ...(shadow ? { shadow } : {}), pods: answers };
+  }
+
+  /**
+   * The front's pods' answers once they listen (retryable errors — no serving pod yet, a pod not answering yet — are
+   * tried again until the deploy timeout), each brought to `routing`.
+   */
+  private async firstFrontAnswers(serviceName: string, routing: FrontRouting, check: (answers: FrontPodAnswer[]) => Promise<void>): Promise<FrontView> {
     let last: unknown;
-    const r = await pollUntil<FrontAnswer>(
+    const r = await pollUntil<FrontView>(
       async () => {
         try {
-          return { done: true, value: await this.frontCall(serviceName, 'GET') };
+          return { done: true, value: await this.syncFront(serviceName, routing, check) };
         } catch (e) {
           if (!notAnsweringYet(e)) throw e;
           last = e;
@@ -481,18 +557,19 @@ export class AksTarget implements DeployTarget {
   }
 
   /**
-   * Starts the service front if needed (Secret, Deployment, Service; each written only when it differs, in that order,
-   * and removed in the reverse order), waits for it, checks that its runtime has the AKS front (it reports what it
-   * checks of callers: the serving slot's auth), and writes `routing` when the front's differs (generation + 1).
+   * Starts the service front if needed: its own image first (built when this runtime version has none: a failed build
+   * leaves everything as it was, `FrontImageBuildFailed`), then Secret, Deployment, PodDisruptionBudget, Service (each written only when it
+   * differs, in that order, and removed in the reverse order); waits for it, checks that it checks callers as the
+   * serving slot does, and writes `routing` when the front's differs (generation + 1).
    * If the front cannot serve, the route is put back on the slots (`plain`) when it pointed at the front, the front is
    * removed, and the step fails with the reason: live traffic never goes to a front that does not work.
    */
-  private async ensureFront(serviceName: string, servingDep: K8s.V1Deployment, routing: FrontRouting, route: Partial<HTTPRouteObject> | undefined, plain: HTTPRouteObject): Promise<FrontAnswer> {
-    const { core, apps } = await this.apis();
+  private async ensureFront(serviceName: string, servingDep: K8s.V1Deployment, routing: FrontRouting, route: Partial<HTTPRouteObject> | undefined, plain: HTTPRouteObject): Promise<FrontView> {
+    const { core, apps, policy } = await this.apis();
     const ns = this.ns;
     const name = frontResourceName(serviceName);
-    const image = servingDep.spec?.template?.spec?.containers?.[0]?.image;
-    if (!image) throw new AppError('FrontSetupFailed', `Deployment ${servingDep.metadata?.name} names no image for the service front.`, 500);
+    // The front's own image before anything is written: nothing has moved if its build fails.
+    const image = await this.frontImage().ref();
     const auth = !!servingDep.spec?.template?.spec?.volumes?.some((v) => v.name === 'keys');
     const adminKey = await this.frontSecrets().frontKey(serviceName);
 
@@ -508,6 +585,8 @@ export class AksTarget implements DeployTarget {
     else if (frontDigestOf(curDep) !== frontDigestOf(dep)) {
       await this.k(`update Deployment ${name}`, () => apps.replaceNamespacedDeployment({ name, namespace: ns, body: withVersion(dep, curDep.metadata?.resourceVersion) }));
     }
+    const curPdb = await this.optional(`read PodDisruptionBudget ${name}`, () => policy.readNamespacedPodDisruptionBudget({ name, namespace: ns }));
+    if (!curPdb) await this.k(`create PodDisruptionBudget ${name}`, () => policy.createNamespacedPodDisruptionBudget({ namespace: ns, body: frontDisruptionBudget(serviceName, ns) }));
     const curSvc = await this.optional(`read Service ${name}`, () => core.readNamespacedService({ name, namespace: ns }));
     if (!curSvc) await this.k(`create Service ${name}`, () => core.createNamespacedService({ namespace: ns, body: frontService(serviceName, ns) }));
 
@@ -518,26 +597,26 @@ export class AksTarget implements DeployTarget {
     };
     const outcome = await this.waitRollout(apps, core, frontWorkload(serviceName));
     if (!outcome.ok) return giveUp(`${outcome.error.code}: ${outcome.error.message}`);
-    const cur = await this.firstFrontAnswer(serviceName);
     const expected = auth ? ['keys', 'token'] : ['none'];
-    if (!cur.auth || !expected.includes(cur.auth)) {
-      return giveUp(
-        cur.auth
-          ? `it checks ${cur.auth} where the serving slot checks ${auth ? 'keys or tokens' : 'nothing'}.`
-          : `the image's runtime predates the AKS front (its front reads no keys file). Promote a version built by this release first (blue_green or canary without mirror_percent), then use mirror_percent.`,
-      );
-    }
-    if (sameRouting(cur.state, routing)) return cur;
-    return this.frontCall(serviceName, 'PUT', { ...routing, generation: cur.state.generation + 1 });
+    return this.firstFrontAnswers(serviceName, routing, async (answers) => {
+      for (const { pod, answer } of answers) {
+        if (answer.auth && expected.includes(answer.auth)) continue;
+        await giveUp(
+          answer.auth
+            ? `its pod ${pod} checks ${answer.auth} where the serving slot checks ${auth ? 'keys or tokens' : 'nothing'}.`
+            : `its pod ${pod} does not say what it checks of callers: the image does not hold this release's front (was ${FRONT_IMAGE_REPOSITORY} overwritten in the registry outside the app?).`,
+        );
+      }
+    });
   }
 
   /**
    * The front's figures for a snapshot; when the front does not answer because its pod cannot pull its image (deleted
    * from the registry, say) the error says so and what to do (the rollout then rolls back: its route leaves the front).
    */
-  private async frontFigures(serviceName: string): Promise<FrontAnswer> {
+  private async frontFigures(serviceName: string): Promise<FrontView> {
     try {
-      return await this.frontCall(serviceName, 'GET');
+      return await this.syncFront(serviceName);
     } catch (e) {
       if (!notAnsweringYet(e)) throw e;
       const { core } = await this.apis();
@@ -549,7 +628,7 @@ export class AksTarget implements DeployTarget {
             throw new AppError(
               'FrontImageUnavailable',
               redactSecrets(
-                `The service front of ${serviceName} cannot start: pod ${pod.metadata?.name} cannot pull ${cs.image} (${reason}: ${cs.state?.waiting?.message ?? ''}). The rollout rolls back (its route goes back to the slots, the front is removed). Make the serving version's image pullable again (it was deleted with force, or the cluster lost AcrPull), then deploy again.`,
+                `The service front of ${serviceName} cannot start: pod ${pod.metadata?.name} cannot pull ${cs.image} (${reason}: ${cs.state?.waiting?.message ?? ''}). The rollout rolls back (its route goes back to the slots, the front is removed). The front runs its own image (${FRONT_IMAGE_REPOSITORY}, which no image deletion of the app reaches): check that the cluster's kubelet identity still has AcrPull on the registry and that the image was not removed from the registry by hand, then deploy again.`,
               ),
               502,
               { retryable: false },
@@ -561,15 +640,16 @@ export class AksTarget implements DeployTarget {
     }
   }
 
-  /** Removes the service front (Service, Deployment, then Secret: the Secret, created first, marks a front). */
+  /** Removes the service front (Service, Deployment, PodDisruptionBudget, then Secret: the Secret, created first, marks a front). */
   private async removeFront(serviceName: string): Promise<void> {
-    const { core, apps } = await this.apis();
+    const { core, apps, policy } = await this.apis();
     const name = frontResourceName(serviceName);
     const ns = this.ns;
     const secret = await this.optional(`read Secret ${name}`, () => core.readNamespacedSecret({ name, namespace: ns }));
     if (!secret) return;
     await this.optional(`delete Service ${name}`, () => core.deleteNamespacedService({ name, namespace: ns }));
     await this.optional(`delete Deployment ${name}`, () => apps.deleteNamespacedDeployment({ name, namespace: ns, propagationPolicy: 'Foreground' }));
+    await this.optional(`delete PodDisruptionBudget ${name}`, () => policy.deleteNamespacedPodDisruptionBudget({ name, namespace: ns }));
     await this.optional(`delete Secret ${name}`, () => core.deleteNamespacedSecret({ name, namespace: ns }));
     this.o.log?.(`service front ${name} of ${serviceName} removed`);
   }
@@ -586,16 +666,16 @@ export class AksTarget implements DeployTarget {
   /**
    * Figures: the weights the route applies (or, when it sends live traffic to the service front, the front's state,
    * mirror and shadow comparison), and each weighted (or mirrored) slot's pods' /metrics. The epoch is the set of
-   * pods read, and the front's own epoch (a restarted front counts from zero).
+   * pods read, and each front pod's identity, restarts and own epoch (a restarted or replaced front pod counts from zero).
    */
-  private async snapshot(serviceName: string, route: Partial<HTTPRouteObject> | undefined, front?: FrontAnswer): Promise<TrafficSnapshot> {
+  private async snapshot(serviceName: string, route: Partial<HTTPRouteObject> | undefined, front?: FrontView): Promise<TrafficSnapshot> {
     const { core } = await this.apis();
     const answer = routesToFront(route) ? (front ?? (await this.frontFigures(serviceName))) : undefined;
     const st = answer?.state;
     const weights = st ? st.weights : routeWeights(serviceName, route);
     const names = [...new Set([...Object.keys(weights), ...(st?.mirror ? [st.mirror.slot] : [])])];
     const slots: Record<string, SlotTraffic> = {};
-    const seen: Array<{ uid: string; restarts: number }> = answer ? [{ uid: `front:${answer.snapshot.epoch}`, restarts: 0 }] : [];
+    const seen: Array<{ uid: string; restarts: number }> = (answer?.pods ?? []).map((p) => ({ uid: `front:${p.uid}:${p.answer.snapshot.epoch}`, restarts: p.restarts }));
     const proxyOptions = await this.metricsProxyOptions(core, serviceName);
     for (const slot of names) {
       const pods = await this.k(`list pods of ${serviceName}/${slot}`, () => core.listNamespacedPod({ namespace: this.ns, labelSelector: labelSelector(slotSelector(serviceName, slot)) }));
@@ -621,7 +701,7 @@ export class AksTarget implements DeployTarget {
       ...(serving ? { serving } : {}),
       ...(st?.mirror ? { mirror: { slot: st.mirror.slot, percent: st.mirror.percent } } : {}),
       slots,
-      ...(answer?.snapshot.shadow ? { shadow: answer.snapshot.shadow } : {}),
+      ...(answer?.shadow ? { shadow: answer.shadow } : {}),
     };
   }
 
@@ -690,7 +770,9 @@ export class AksTarget implements DeployTarget {
     const deps = await this.k('list Deployments', () => apps.listNamespacedDeployment({ namespace: ns, labelSelector: selector }));
     for (const d of deps.items) await this.optional('delete a Deployment', () => apps.deleteNamespacedDeployment({ name: d.metadata!.name!, namespace: ns, propagationPolicy: 'Foreground' }));
     await this.optional('delete the keys Secret', () => core.deleteNamespacedSecret({ name: keysSecretName(serviceName), namespace: ns }));
-    // The service front's Secret (its Deployment and Service carry the service's label: deleted above).
+    // The service front's PodDisruptionBudget and Secret (its Deployment and Service carry the service's label: deleted above).
+    const { policy } = await this.apis();
+    await this.optional('delete the PodDisruptionBudget of the service front', () => policy.deleteNamespacedPodDisruptionBudget({ name: frontResourceName(serviceName), namespace: ns }));
     await this.optional('delete the Secret of the service front', () => core.deleteNamespacedSecret({ name: frontResourceName(serviceName), namespace: ns }));
     // The TLS Secrets its slots mounted, and the one Secret of earlier releases.
     const tlsSecrets = new Set([...deps.items.map(mountedTlsSecret).filter((n): n is string => !!n), legacyTlsSecretName(serviceName)]);

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { AppError } from '../errors';
-import { emptySlotTraffic, latencyBucket, type SlotTraffic } from '../rollout/traffic';
+import { emptySlotTraffic, latencyBucket, type ShadowTraffic, type SlotTraffic } from '../rollout/traffic';
 import { AKS_SERVICE_PORT, serviceLabels } from './aks-manifests';
 import { serviceResourceName, slotResourceName } from './names';
 
@@ -223,6 +223,24 @@ export function slotTrafficFromMetrics(text: string): SlotTraffic {
 }
 
 /** Sum of pods' figures. */
+/** `a + b` of one shadow slot's comparison counts (the service front's pods, summed). */
+export function addShadowTraffic(a: ShadowTraffic, b: ShadowTraffic): ShadowTraffic {
+  const add = (x: Record<string, number>, y: Record<string, number>) => {
+    const out = { ...x };
+    for (const [k, v] of Object.entries(y)) out[k] = (out[k] ?? 0) + v;
+    return out;
+  };
+  return {
+    mirrored: a.mirrored + b.mirrored,
+    compared: a.compared + b.compared,
+    disagreed: a.disagreed + b.disagreed,
+    errors: a.errors + b.errors,
+    skipped: a.skipped + b.skipped,
+    latency: add(a.latency, b.latency),
+    primaryLatency: add(a.primaryLatency, b.primaryLatency),
+  };
+}
+
 export function addSlotTraffic(a: SlotTraffic, b: SlotTraffic): SlotTraffic {
   const latency = { ...a.latency };
   for (const [k, v] of Object.entries(b.latency)) latency[k] = (latency[k] ?? 0) + v;

@@ -11,7 +11,7 @@ import { CONTAINERS, downloadBlob, parseBlobPath, type StorageClients } from '..
 import { AciBatchPoolProvider } from './aci-batch';
 import { AciTarget } from './aci-target';
 import { frontAdminKey } from './aci-front';
-import { AciFrontImage } from './aci-front-image';
+import { FrontImage } from './front-image';
 import { ServiceRegistry } from '../registry/services';
 import { AcrTaskImageBuilder, type BlobIO } from './acr-builder';
 import { AksTarget } from './aks-target';
@@ -80,7 +80,7 @@ export function azureSeams(storage: StorageClients, options: AzureSeamsOptions =
   let builder: AcrTaskImageBuilder | undefined;
   const acrBuilder = (): AcrTaskImageBuilder => (builder ??= new AcrTaskImageBuilder({ ...setup(['acr']), blobs: blobIoFromStorage(storage) }));
   let aci: DeployTarget | undefined;
-  let frontImages: AciFrontImage | undefined;
+  let frontImages: FrontImage | undefined;
   let aks: DeployTarget | undefined;
   let pools: BatchPoolProvider | undefined;
   return {
@@ -95,13 +95,12 @@ export function azureSeams(storage: StorageClients, options: AzureSeamsOptions =
         keys: (name: string) => registry.ensureKeys(name),
         frontKey: async (name: string) => frontAdminKey(name, await registry.ensureTokenSecret(name)),
       };
-      if (kind === 'aci') {
-        // The service front's own image, built with the app's ACR builder when a first front needs it.
-        const images = () => (frontImages ??= new AciFrontImage({ builder: acrBuilder(), blobs: blobIoFromStorage(storage), ...(options.log ? { log: options.log } : {}) }));
-        const frontImage = { ref: () => images().ref(), ready: () => images().ready() };
-        return (aci ??= new AciTarget({ ...setup(['aci']), modelDataUrl, secrets, frontImage }));
-      }
-      return (aks ??= new AksTarget({ ...setup(['aks']), modelDataUrl, secrets }));
+      // The service front's own image (both targets run the same one), built with the app's ACR builder when a
+      // first front needs it (the ACR settings are checked then, not when the target is made).
+      const images = () => (frontImages ??= new FrontImage({ builder: acrBuilder(), blobs: blobIoFromStorage(storage), ...(options.log ? { log: options.log } : {}) }));
+      const frontImage = { ref: () => images().ref(), ready: () => images().ready() };
+      if (kind === 'aci') return (aci ??= new AciTarget({ ...setup(['aci']), modelDataUrl, secrets, frontImage }));
+      return (aks ??= new AksTarget({ ...setup(['aks']), modelDataUrl, secrets, frontImage }));
     },
     batchPools: () => (pools ??= new AciBatchPoolProvider(setup(['aci']))),
   };

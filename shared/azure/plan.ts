@@ -14,13 +14,13 @@ import type { DeployRequest, ImageBuildRequest } from '../seams';
 import { containerGroupBody, containerGroupWireBody } from './aci';
 import { aciSlotSpec, KEYS_DIGEST_TAG, STABLE_LABEL_TAG } from './aci-target';
 import { aciFrontSpec, frontGroupName } from './aci-front';
-import { FRONT_IMAGE_REPOSITORY } from './aci-front-image';
+import { FRONT_IMAGE_REPOSITORY } from './front-image';
 import { FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH } from '../../runtime';
 import { dockerBuildRequest, imageRepository } from './acr-builder';
 import { autoscaled, keysSecretName, kubeService, slotAutoscaler, slotDeployment } from './aks-manifests';
 import { DEFAULT_GATEWAY_NAME, frontRoute, GATEWAY_API, httpRoute } from './aks-traffic';
 import { FEDERATED_CREDENTIAL_API_VERSION, federatedCredentialBody, federatedCredentialId, REPLICA_SERVICE_ACCOUNT, replicaServiceAccount, withReplicaIdentity } from './aks-identity';
-import { frontAdminSecret, frontDeployment, frontProxyPath, frontResourceName, frontService, slotServiceUrl } from './aks-front';
+import { frontAdminSecret, frontDeployment, frontDisruptionBudget, frontPodProxyPath, frontResourceName, frontService, slotServiceUrl } from './aks-front';
 import { isProgressive } from '../rollout/spec';
 import { loadAzureConfig, type AzureConfig } from './config';
 import { serviceResourceName, slotResourceName } from './names';
@@ -225,7 +225,7 @@ export function planDeployment(manifest: DeploymentManifest, config: AzureConfig
       const svc = request.serviceName;
       const front = frontResourceName(svc);
       if (rollout.mirrorPercent) {
-        // Shadow phase (aks-front.ts): the service front behind the route, controlled through the service proxy.
+        // Shadow phase (aks-front.ts): the service front behind the route, controlled through the pod proxy (each pod).
         const nsName = config.aks.namespace;
         const weights = { [previous]: 100, [slot]: 0 };
         const state = {
@@ -234,15 +234,19 @@ export function planDeployment(manifest: DeploymentManifest, config: AzureConfig
           weights,
           mirror: { slot, percent: rollout.mirrorPercent, tolerance: rollout.gates.tolerance },
         };
+        const frontImage = `${FRONT_IMAGE_REPOSITORY}:<runtime version>`;
+        const frontStatePath = `${frontPodProxyPath(nsName, '<pod>').replace('%3Cpod%3E', '<pod>')}${FRONT_STATE_PATH}`;
+        ops.push(acr('POST', '/scheduleRun', `first front of this app version only (before anything is written): build and push the front's own image ${frontImage} (the runtime alone, no model; the same image as the ACI front's; upload and polling as above)`));
         const secret = frontAdminSecret(svc, nsName, '***');
         ops.push(k('PUT', `/api/v1${ns}/secrets/${front}`, 'shadow phase: the front\'s admin key (derived from the service token secret; create if absent)', { ...secret, data: { adminKey: '***' } }));
-        const dep = frontDeployment({ serviceName: svc, namespace: nsName, image: `<the serving slot ${previous}'s image>`, state: { ...state, generation: 1 }, auth: !!(manifest.deployConfig.authEnabled || manifest.deployConfig.tokenAuthEnabled), adminKey: '***' });
-        ops.push(k('PUT', `/apis/apps/v1${ns}/deployments/${front}`, 'shadow phase: the service front (front-cli.js from the serving slot\'s image, one replica; written only when its digest changes); wait until available', dep));
+        const dep = frontDeployment({ serviceName: svc, namespace: nsName, image: `${config.acrLoginServer}/${frontImage}`, state: { ...state, generation: 1 }, auth: !!(manifest.deployConfig.authEnabled || manifest.deployConfig.tokenAuthEnabled), adminKey: '***' });
+        ops.push(k('PUT', `/apis/apps/v1${ns}/deployments/${front}`, 'shadow phase: the service front (front-cli.js from its own image, two replicas; written only when its digest changes); wait until available', dep));
+        ops.push(k('PUT', `/apis/policy/v1${ns}/poddisruptionbudgets/${front}`, 'shadow phase: the front\'s PodDisruptionBudget, minAvailable 1 (create if absent): a node drain leaves one pod serving', frontDisruptionBudget(svc, nsName)));
         ops.push(k('PUT', `/api/v1${ns}/services/${front}`, 'shadow phase: the front\'s ClusterIP Service (create if absent)', frontService(svc, nsName)));
-        ops.push(k('GET', `${frontProxyPath(svc, nsName)}${FRONT_STATE_PATH}`, `shadow phase: the front's state and what it checks (${FRONT_SIGNATURE_HEADER}, through the API server's service proxy)`));
-        ops.push(k('PUT', `${frontProxyPath(svc, nsName)}${FRONT_STATE_PATH}`, 'shadow phase: signed state write, only when the routing differs (generation + 1)', { generation: '<current + 1>', ...state }));
+        ops.push(k('GET', frontStatePath, `shadow phase: each front pod's state and what it checks (${FRONT_SIGNATURE_HEADER}, through the API server's pod proxy)`));
+        ops.push(k('PUT', frontStatePath, 'shadow phase: signed state write to each front pod whose routing differs (its generation + 1)', { generation: '<current + 1>', ...state }));
         ops.push(k('PUT', `${gw}/httproutes/${serviceResourceName(svc)}`, `shadow ${rollout.mirrorPercent} %: HTTPRoute with all live traffic to ${front} (pin rules to each slot); bake ${rollout.bakeSeconds} s`, frontRoute(svc, nsName, weights, front)));
-        ops.push(k('GET', `${frontProxyPath(svc, nsName)}${FRONT_STATE_PATH}`, 'shadow phase: the comparison figures (gate max_disagreement); gate figures of each running pod as below'));
+        ops.push(k('GET', frontStatePath, 'shadow phase: each front pod\'s comparison figures, summed (gate max_disagreement; a pod started later gets the current state first); gate figures of each running pod as below'));
       }
       for (const w of rollout.steps) {
         ops.push(k('PUT', `${gw}/httproutes/${serviceResourceName(request.serviceName)}`, `rollout step ${w} %: HTTPRoute weights and pin rules (create if absent, else replace); bake ${rollout.bakeSeconds} s`, httpRoute(request.serviceName, config.aks.namespace, { [previous]: 100 - w, [slot]: w })));
@@ -252,8 +256,9 @@ export function planDeployment(manifest: DeploymentManifest, config: AzureConfig
     ops.push(k('PUT', `/api/v1${ns}/services/${serviceResourceName(request.serviceName)}`, 'switch traffic: public Service selector → this slot', kubeService(request.serviceName, config.aks.namespace, slot, { public: true, port })));
     if (rollout?.mirrorPercent) {
       const front = frontResourceName(request.serviceName);
-      ops.push(k('DELETE', `/api/v1${ns}/services/${front}`, 'switch traffic: the route no longer uses the service front: its Service, Deployment and Secret are removed'));
+      ops.push(k('DELETE', `/api/v1${ns}/services/${front}`, 'switch traffic: the route no longer uses the service front: its Service, Deployment, PodDisruptionBudget and Secret are removed'));
       ops.push(k('DELETE', `/apis/apps/v1${ns}/deployments/${front}`, 'switch traffic: the service front\'s Deployment'));
+      ops.push(k('DELETE', `/apis/policy/v1${ns}/poddisruptionbudgets/${front}`, 'switch traffic: the service front\'s PodDisruptionBudget'));
       ops.push(k('DELETE', `/api/v1${ns}/secrets/${front}`, 'switch traffic: the service front\'s Secret'));
     }
   }

@@ -1,5 +1,5 @@
 /**
- * The ACI service front's own image at the wire (shared/azure/aci-front-image.ts): the first front of a runtime
+ * The ACI service front's own image at the wire (shared/azure/front-image.ts, the same image as the AKS front's): the first front of a runtime
  * version builds `mdf-system/front:<n>` through the app's ACR builder (upload of the runtime-only context,
  * scheduleRun body, polling, log), the front's container group runs that image (never a model's), a second front of
  * the same runtime builds nothing, a failed build fails the step before anything moved, a front created on a
@@ -9,45 +9,14 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { AciFrontImage, FRONT_IMAGE_REPOSITORY, frontImageVersion } from '../../shared/azure/aci-front-image';
+import { FrontImage, FRONT_IMAGE_REPOSITORY, frontImageVersion } from '../../shared/azure/front-image';
 import { AcrTaskImageBuilder, purgeRepositoryPattern } from '../../shared/azure/acr-builder';
 import { extractTarGz } from '../../shared/images/archive';
 import { checkImageName } from '../../shared/manifest/names';
 import { sha256Hex } from '../../shared/storage';
 import { ADMIN, AciWorld, IMAGE, KEYS, type Wire } from './aci-world';
-import { FAST, arm, captureLog, memoryBlobs, nock, q, rgPath, setupNock, testClients, testConfig } from './helpers';
-
-const TASKS_API = '2019-06-01-preview';
-const REG = rgPath('Microsoft.ContainerRegistry', 'registries/mdfregistry');
-const UPLOAD_HOST = 'https://acrtaskprodweu.blob.core.windows.net';
-const UPLOAD_PATH = '/container-abc/source/202611/front.tar.gz';
-const LOG_HOST = 'https://acrtasklogs.blob.core.windows.net';
-
-function runBody(id: string, status: string) {
-  return { id: `${REG}/runs/${id}`, name: id, type: 'Microsoft.ContainerRegistry/registries/runs', properties: { runId: id, status } };
-}
-
-/** ACR answering one build: upload URL, the context's upload, scheduleRun, one poll (`status`), the log. */
-function expectBuild(id: string, status: 'Succeeded' | 'Failed') {
-  const seen: { uploaded?: Buffer; run?: Record<string, any> } = {};
-  arm().post(`${REG}/listBuildSourceUploadUrl`).query(q(TASKS_API)).reply(200, { uploadUrl: `${UPLOAD_HOST}${UPLOAD_PATH}?sv=2019-02-02&sr=b&sig=UPLOADSIG`, relativePath: 'source/202611/front.tar.gz' });
-  nock(UPLOAD_HOST)
-    .put(UPLOAD_PATH)
-    .query(true)
-    .reply(201, function (_uri, body) {
-      seen.uploaded = Buffer.from(body as string, 'hex');
-      return '';
-    });
-  arm()
-    .post(`${REG}/scheduleRun`, (b) => ((seen.run = b), true))
-    .query(q(TASKS_API))
-    .reply(200, runBody(id, 'Queued'));
-  arm().get(`${REG}/runs/${id}`).query(q(TASKS_API)).reply(200, runBody(id, status));
-  arm().post(`${REG}/runs/${id}/listLogSasUrl`).query(q(TASKS_API)).reply(200, { logLink: `${LOG_HOST}/logs/${id}.log?sv=2019-02-02&sr=b&sig=LOGSIG` });
-  const log = status === 'Succeeded' ? 'Successfully pushed mdf-system/front\n' : 'npm ERR! network unreachable\n';
-  nock(LOG_HOST).get(`/logs/${id}.log`).query(true).reply(200, log, { 'Content-Length': String(log.length), 'Content-Type': 'text/plain', ETag: '"0x1"', 'x-ms-blob-type': 'AppendBlob' });
-  return seen;
-}
+import { FAST, arm, captureLog, memoryBlobs, nock, q, setupNock, testClients, testConfig } from './helpers';
+import { expectFrontBuild as expectBuild, REG, runBody, TASKS_API } from './front-image-build';
 
 describe('the ACI service front runs its own image', () => {
   setupNock();
@@ -67,7 +36,7 @@ describe('the ACI service front runs its own image', () => {
     /** The app's real front image source: the ACR builder over (shared) blob storage. */
     function frontImageSource(blobs: ReturnType<typeof memoryBlobs>) {
       const builder = new AcrTaskImageBuilder({ clients: testClients(), config: testConfig(), blobs, timing: FAST, log: captureLog().log });
-      return new AciFrontImage({ builder, blobs });
+      return new FrontImage({ builder, blobs });
     }
 
     test('the first front builds mdf-system/front:<n> (runtime only, front-cli.js as entrypoint) and runs it; a second front of the same runtime builds nothing', async () => {

@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { AciTarget } from '../../shared/azure/aci-target';
 import { frontAdminKey, frontGroupName } from '../../shared/azure/aci-front';
-import type { FrontImageSource } from '../../shared/azure/aci-front-image';
+import type { FrontImageSource } from '../../shared/azure/front-image';
 import { aciDnsLabel } from '../../shared/azure/names';
 import { METRICS_KEY_HEADER, metricsHeaderValue, startFrontFromEnv, type RunningFront } from '../../runtime';
 import type { DeployConfig, DeployRequest } from '../../shared/seams';

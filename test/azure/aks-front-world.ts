@@ -1,11 +1,11 @@
 /**
  * An AKS world for the shadow phase's tests (test/azure/aks-shadow.test.ts, test/orchestrations/rolloutAks.test.ts):
  * the cluster's API server as a small in-memory model answering through nock — Deployments (reported available),
- * Services, Secrets, HTTPRoutes, the Gateway, each slot's pods and their /metrics through the pod proxy, every
- * write logged and validated against the Kubernetes schema (kubernetes-models) or the HTTPRoute schema — and the
- * service proxy of the front's Service answered by a REAL front (runtime/front-cli.ts `startFrontFromEnv`) started on
- * loopback from the Deployment the target wrote (its env, the admin key from the Secret it names, the keys Secret as
- * the mounted keys file), so the signed calls are checked by the front's own code. The front reaches the slots by
+ * Services, Secrets, PodDisruptionBudgets, HTTPRoutes, the Gateway, each slot's pods and their /metrics through the
+ * pod proxy, every write logged and validated against the Kubernetes schema (kubernetes-models) or the HTTPRoute
+ * schema — and the pod proxy of each of the front's pods answered by a REAL front per pod (runtime/front-cli.ts
+ * `startFrontFromEnv`) started on loopback from the Deployment the target wrote (its env, the admin key from the
+ * Secret it names, the keys Secret as the mounted keys file), so the signed calls are checked by the front's own code. The front reaches the slots by
  * their cluster DNS names: `routeClusterDns()` sends connections for `*.svc.cluster.local` to local stand-ins.
  * Needs `setupNock()` in the test file and `nock.enableNetConnect(...)` for loopback (and the cluster names).
  */
@@ -18,7 +18,8 @@ import * as path from 'node:path';
 import { AksTarget } from '../../shared/azure/aks-target';
 import { frontAdminKey } from '../../shared/azure/aci-front';
 import { startFrontFromEnv, type RunningFront } from '../../runtime';
-import { metrics } from './aci-world';
+import { FRONT_IMAGE, metrics } from './aci-world';
+import type { FrontImageSource } from '../../shared/azure/front-image';
 import { k8s, AKS_API, MC, KUBE, kubeconfig, notFound } from './aks-world';
 import { FAST, FakeCredential, TOKEN, arm, captureLog, nock, q, testClients, testConfig, validateK8s } from './helpers';
 import routeSchema from './schemas/httproute-v1.schema.json';
@@ -53,9 +54,9 @@ function slotDeployment(slot: string, image: string, auth: boolean): Wire {
 }
 
 export class AksFrontWorld {
-  /** Objects by `<kind>/<name>` (kinds: deployments, services, secrets, httproutes). */
+  /** Objects by `<kind>/<name>` (kinds: deployments, services, secrets, poddisruptionbudgets, httproutes). */
   objects = new Map<string, Wire>();
-  /** Writes and front calls, in order: `POST deployments diabetes-front`, `PUT httproutes diabetes`, `front PUT g2 …`. */
+  /** Writes and front calls, in order: `POST deployments diabetes-front`, `PUT httproutes diabetes`, `front a PUT g2 …` (a: pod diabetes-front-a). */
   readonly log: string[] = [];
   /** Bodies written, by `<kind>/<name>`, in order. */
   readonly writes = new Map<string, Wire[]>();
@@ -63,20 +64,26 @@ export class AksFrontWorld {
   counters: Record<string, { ok: number; failed: number }> = {};
   /** The front's pod cannot pull its image (ImagePullBackOff; the service proxy answers 503: no endpoints). */
   frontPullFails = false;
-  front: RunningFront | undefined;
+  /** The front's pods (as the kubelet runs them): their names, and the real front each runs once started. */
+  frontPodNames: string[] = [];
+  readonly fronts = new Map<string, { front: RunningFront; generation: number }>();
+  private started = 0;
   /** The front's admin calls as the front received them (method, path, body, signature header). */
   readonly signed: Array<{ method: string; path: string; body: string; header: string }> = [];
   /** Answer as a front of an earlier release would (no `auth` in its admin answers). */
   legacyFront = false;
-  /** Which Deployment generation the running front was started from. */
-  private frontGeneration = -1;
+  /** For each time the target asked for the front's image: how many writes (and front calls) the log held then. */
+  readonly frontImageAsked: number[] = [];
   private rv = 0;
   readonly logs = captureLog();
   private readonly workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-aks-front-'));
   private restoreDns?: () => void;
 
-  /** Fresh cluster: blue serving (image 3), green new (image 4), both with key auth unless `auth: false`; a target. */
-  setup(o: { auth?: boolean } = {}): AksTarget {
+  /**
+   * Fresh cluster: blue serving (image 3), green new (image 4), both with key auth unless `auth: false`; a target
+   * (`frontImage`: how it gets the front's own image; by default the built FRONT_IMAGE of test/azure/aci-world.ts).
+   */
+  setup(o: { auth?: boolean; frontImage?: FrontImageSource } = {}): AksTarget {
     const auth = o.auth ?? true;
     this.objects.clear();
     this.log.length = 0;
@@ -85,6 +92,8 @@ export class AksFrontWorld {
     this.frontPullFails = false;
     this.legacyFront = false;
     this.signed.length = 0;
+    this.frontImageAsked.length = 0;
+    this.frontPodNames = ['diabetes-front-a', 'diabetes-front-b'];
     this.counters = { blue: { ok: 1000, failed: 0 }, green: { ok: 0, failed: 0 } };
     this.put('deployments', slotDeployment('blue', IMAGE(3), auth));
     this.put('deployments', slotDeployment('green', IMAGE(4), auth));
@@ -107,6 +116,10 @@ export class AksFrontWorld {
       k8s,
       log: this.logs.log,
       secrets: { frontKey: async () => ADMIN },
+      frontImage: {
+        ref: async () => (this.frontImageAsked.push(this.log.length), o.frontImage ? o.frontImage.ref() : FRONT_IMAGE),
+        ready: async () => (o.frontImage ? o.frontImage.ready() : FRONT_IMAGE),
+      },
     });
   }
 
@@ -116,13 +129,29 @@ export class AksFrontWorld {
 
   /** The writes of the log (everything but the front's reads). */
   get changes(): string[] {
-    return this.log.filter((l) => !l.startsWith('front GET'));
+    return this.log.filter((l) => !/^front \S+ GET$/.test(l));
+  }
+
+  /** The real front of the first front pod (started once the target called it). */
+  get front(): RunningFront | undefined {
+    return this.fronts.get(this.frontPodNames[0])?.front;
+  }
+
+  /** The real fronts running now, in pod order. */
+  get runningFronts(): RunningFront[] {
+    return this.frontPodNames.map((n) => this.fronts.get(n)?.front).filter((f): f is RunningFront => !!f);
+  }
+
+  /** A front pod replaced by a new one (a node drain, a reschedule): its process and state gone, the new pod starts from the Deployment. */
+  async replaceFrontPod(name: string, by: string): Promise<void> {
+    await this.fronts.get(name)?.front.close();
+    this.fronts.delete(name);
+    this.frontPodNames = this.frontPodNames.map((n) => (n === name ? by : n));
   }
 
   async reset(): Promise<void> {
-    await this.front?.close();
-    this.front = undefined;
-    this.frontGeneration = -1;
+    for (const f of this.fronts.values()) await f.front.close();
+    this.fronts.clear();
     nock.cleanAll();
   }
 
@@ -179,14 +208,17 @@ export class AksFrontWorld {
    */
   async traffic(n: number, from = 0): Promise<unknown[]> {
     const out: unknown[] = [];
+    const fronts = this.runningFronts;
     for (let i = 0; i < n; i++) {
-      const r = await fetch(`http://127.0.0.1:${this.front!.port}/score`, { method: 'POST', body: JSON.stringify({ x: from + i }), headers: { authorization: `Bearer ${KEYS.secondaryKey}`, 'content-type': 'application/json' } });
+      // The front's Service spreads requests over its pods (here in turn).
+      const r = await fetch(`http://127.0.0.1:${fronts[i % fronts.length].port}/score`, { method: 'POST', body: JSON.stringify({ x: from + i }), headers: { authorization: `Bearer ${KEYS.secondaryKey}`, 'content-type': 'application/json' } });
       out.push(await r.json());
     }
-    const settled = () => {
-      const sh = this.front!.front.snapshot().shadow?.green;
-      return !sh || sh.compared + sh.errors + sh.skipped >= sh.mirrored;
-    };
+    const settled = () =>
+      fronts.every((f) => {
+        const sh = f.front.snapshot().shadow?.green;
+        return !sh || sh.compared + sh.errors + sh.skipped >= sh.mirrored;
+      });
     for (let i = 0; i < 400 && !settled(); i++) await new Promise((r) => setTimeout(r, 25));
     return out;
   }
@@ -217,7 +249,10 @@ export class AksFrontWorld {
       if (!this.get('deployments', 'diabetes-front')) return [];
       const image = this.get('deployments', 'diabetes-front')!.spec.template.spec.containers[0].image;
       const state = this.frontPullFails ? { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${image}"` } } : { running: {} };
-      return [{ metadata: { name: 'diabetes-front-a', uid: 'u-front' }, status: { phase: this.frontPullFails ? 'Pending' : 'Running', containerStatuses: [{ name: 'front', image, imageID: '', ready: !this.frontPullFails, restartCount: 0, state }] } }];
+      return this.frontPodNames.map((name) => ({
+        metadata: { name, uid: `u-${name}` },
+        status: { phase: this.frontPullFails ? 'Pending' : 'Running', containerStatuses: [{ name: 'front', image, imageID: '', ready: !this.frontPullFails, restartCount: 0, state }] },
+      }));
     }
     const slot = labels['mdf-slot'];
     if (!this.get('deployments', `diabetes-${slot}`)) return [];
@@ -230,11 +265,12 @@ export class AksFrontWorld {
     ];
   }
 
-  /** Starts the real front from the front Deployment as written (as the kubelet would), once per generation. */
-  private async ensureRealFront(): Promise<RunningFront | undefined> {
+  /** Starts pod `pod`'s real front from the front Deployment as written (as the kubelet would), once per generation. */
+  private async ensureRealFront(pod: string): Promise<RunningFront | undefined> {
     const dep = this.get('deployments', 'diabetes-front');
-    if (!dep || this.frontPullFails) return undefined;
-    if (this.front && this.frontGeneration === dep.metadata.generation) return this.front;
+    if (!dep || this.frontPullFails || !this.frontPodNames.includes(pod)) return undefined;
+    const cur = this.fronts.get(pod);
+    if (cur && cur.generation === dep.metadata.generation) return cur.front;
     const env: NodeJS.ProcessEnv = {};
     for (const e of dep.spec.template.spec.containers[0].env) {
       if (e.value !== undefined) env[e.name] = e.value;
@@ -248,26 +284,27 @@ export class AksFrontWorld {
       fs.writeFileSync(file, Buffer.from(this.get('secrets', 'diabetes-keys')!.data['keys.json'], 'base64'));
       env.MDF_KEYS_FILE = file;
     }
-    Object.assign(env, { MDF_PORT: '0', MDF_FRONT_HOST: '127.0.0.1', MDF_FRONT_STATE_FILE: path.join(this.workDir, `state-${Date.now()}.json`) });
-    await this.front?.close();
-    this.front = await startFrontFromEnv(env, () => undefined);
-    this.frontGeneration = dep.metadata.generation;
-    return this.front;
+    Object.assign(env, { MDF_PORT: '0', MDF_FRONT_HOST: '127.0.0.1', MDF_FRONT_STATE_FILE: path.join(this.workDir, `state-${pod}-${++this.started}.json`) });
+    await cur?.front.close();
+    const front = await startFrontFromEnv(env, () => undefined);
+    this.fronts.set(pod, { front, generation: dep.metadata.generation });
+    return front;
   }
 
   private async serve(method: string, uri: string, body: unknown, headers: Record<string, string | string[] | undefined>): Promise<[number, any, Record<string, string>?]> {
     const u = new URL(uri, KUBE);
     const p = u.pathname;
     const text = typeof body === 'string' ? body : body ? JSON.stringify(body) : '';
-    // The front's Service through the API server's service proxy: Authorization is dropped, other headers pass.
-    const proxy = /^\/api\/v1\/namespaces\/models\/services\/diabetes-front:80\/proxy(\/.*)$/.exec(p);
+    // A front pod through the API server's pod proxy: Authorization is dropped, other headers pass.
+    const proxy = /^\/api\/v1\/namespaces\/models\/pods\/(diabetes-front-[a-z0-9]+)(?::|%3A)5001\/proxy(\/.*)$/.exec(p);
     if (proxy) {
-      const front = await this.ensureRealFront();
-      if (!front) return [503, { kind: 'Status', code: 503, message: 'no endpoints available for service "diabetes-front"' }];
+      const [, pod, frontPath] = proxy;
+      const front = await this.ensureRealFront(pod);
+      if (!front) return [503, { kind: 'Status', code: 503, message: `error trying to reach service: pod ${pod} is not running` }];
       const st = text ? JSON.parse(text) : undefined;
-      this.log.push(`front ${method}${st ? ` g${st.generation} ${JSON.stringify(st.weights)}${st.mirror ? ` mirror ${st.mirror.slot} ${st.mirror.percent}%` : ''}` : ''}`);
-      this.signed.push({ method, path: proxy[1], body: text, header: String(headers['x-mdf-front-signature'] ?? '') });
-      const r = await fetch(`http://127.0.0.1:${front.port}${proxy[1]}`, {
+      this.log.push(`front ${pod.slice('diabetes-front-'.length)} ${method}${st ? ` g${st.generation} ${JSON.stringify(st.weights)}${st.mirror ? ` mirror ${st.mirror.slot} ${st.mirror.percent}%` : ''}` : ''}`);
+      this.signed.push({ method, path: frontPath, body: text, header: String(headers['x-mdf-front-signature'] ?? '') });
+      const r = await fetch(`http://127.0.0.1:${front.port}${frontPath}`, {
         method,
         headers: { 'x-mdf-front-signature': String(headers['x-mdf-front-signature'] ?? ''), ...(text ? { 'content-type': 'application/json' } : {}) },
         ...(method === 'PUT' ? { body: text } : {}),
@@ -287,7 +324,7 @@ export class AksFrontWorld {
     if (p === `/api/v1${NSP}/pods`) return [200, { apiVersion: 'v1', kind: 'PodList', metadata: {}, items: this.pods(u.searchParams.get('labelSelector') ?? '') }];
     if (/\/pods\/[^/]+\/log$/.test(p)) return [200, '', { 'content-type': 'text/plain' }];
     if (p === `/apis/gateway.networking.k8s.io/v1${NSP}/gateways/mdf-gateway`) return [200, { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'mdf-gateway' } }];
-    const m = /^\/(?:api\/v1|apis\/apps\/v1|apis\/autoscaling\/v2|apis\/gateway\.networking\.k8s\.io\/v1)\/namespaces\/models\/([a-z]+)(?:\/([^/]+))?$/.exec(p);
+    const m = /^\/(?:api\/v1|apis\/apps\/v1|apis\/autoscaling\/v2|apis\/policy\/v1|apis\/gateway\.networking\.k8s\.io\/v1)\/namespaces\/models\/([a-z]+)(?:\/([^/]+))?$/.exec(p);
     if (!m) return [404, notFound];
     const [, kind, name] = m;
     if (kind === 'horizontalpodautoscalers') return method === 'GET' && !name ? [200, { items: [] }] : [404, notFound];

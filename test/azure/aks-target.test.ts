@@ -314,6 +314,7 @@ describe('AksTarget', () => {
     kube().get(`/apis/apps/v1${NS}/deployments`).query(sel).reply(200, { items: [{ metadata: { name: 'diabetes-green' } }] });
     kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-green`).query(true).reply(200, {});
     kube().delete(`/api/v1${NS}/secrets/diabetes-keys`).reply(200, {});
+    kube().delete(`/apis/policy/v1${NS}/poddisruptionbudgets/diabetes-front`).reply(404, notFound);
     kube().delete(`/api/v1${NS}/secrets/diabetes-front`).reply(404, notFound);
     kube().delete(`/api/v1${NS}/secrets/diabetes-tls`).reply(404, { kind: 'Status', code: 404 });
     kube().delete(`/apis/gateway.networking.k8s.io/v1${NS}/httproutes/diabetes`).reply(404, notFound);

@@ -188,6 +188,7 @@ describe('AKS with ssl_enabled', () => {
     kube().get(`/apis/apps/v1${NS}/deployments`).query(sel).reply(200, { items: [green] });
     kube().delete(`/apis/apps/v1${NS}/deployments/diabetes-green`).query(true).reply(200, {});
     kube().delete(`/api/v1${NS}/secrets/diabetes-keys`).reply(404, notFound);
+    kube().delete(`/apis/policy/v1${NS}/poddisruptionbudgets/diabetes-front`).reply(404, notFound);
     kube().delete(`/api/v1${NS}/secrets/diabetes-front`).reply(404, notFound);
     for (const name of [newSecret, 'diabetes-tls']) {
       kube().delete(`/api/v1${NS}/secrets/${name}`).reply(function (uri) {

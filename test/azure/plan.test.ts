@@ -139,24 +139,33 @@ describe('plan (dry run)', () => {
     const ops = JSON.parse(out) as Array<{ api: string; method: string; path: string; body?: any }>;
     const k8s = ops.filter((o) => o.api === 'kubernetes').map((o) => `${o.method} ${o.path}`);
     const from = k8s.indexOf('GET /apis/gateway.networking.k8s.io/v1/namespaces/models/gateways/mdf-gateway');
-    expect(k8s.slice(from + 1, from + 8)).toEqual([
+    expect(k8s.slice(from + 1, from + 9)).toEqual([
       'PUT /api/v1/namespaces/models/secrets/diabetes-front',
       'PUT /apis/apps/v1/namespaces/models/deployments/diabetes-front',
+      'PUT /apis/policy/v1/namespaces/models/poddisruptionbudgets/diabetes-front',
       'PUT /api/v1/namespaces/models/services/diabetes-front',
-      'GET /api/v1/namespaces/models/services/diabetes-front:80/proxy/.mdf/front/state',
-      'PUT /api/v1/namespaces/models/services/diabetes-front:80/proxy/.mdf/front/state',
+      // Each front pod through the pod proxy (each holds its own state).
+      'GET /api/v1/namespaces/models/pods/<pod>:5001/proxy/.mdf/front/state',
+      'PUT /api/v1/namespaces/models/pods/<pod>:5001/proxy/.mdf/front/state',
       'PUT /apis/gateway.networking.k8s.io/v1/namespaces/models/httproutes/diabetes',
-      'GET /api/v1/namespaces/models/services/diabetes-front:80/proxy/.mdf/front/state',
+      'GET /api/v1/namespaces/models/pods/<pod>:5001/proxy/.mdf/front/state',
     ]);
-    expect(k8s.slice(-4)).toEqual([
+    expect(k8s.slice(-5)).toEqual([
       'PUT /api/v1/namespaces/models/services/diabetes',
       'DELETE /api/v1/namespaces/models/services/diabetes-front',
       'DELETE /apis/apps/v1/namespaces/models/deployments/diabetes-front',
+      'DELETE /apis/policy/v1/namespaces/models/poddisruptionbudgets/diabetes-front',
       'DELETE /api/v1/namespaces/models/secrets/diabetes-front',
     ]);
+    validateK8s(ops.find((o) => o.path.endsWith('/poddisruptionbudgets/diabetes-front') && o.method === 'PUT')!.body);
     const dep = ops.find((o) => o.path.endsWith('/deployments/diabetes-front'))!.body;
     validateK8s(dep);
     validateK8s(ops.find((o) => o.path.endsWith('/services/diabetes-front'))!.body);
+    // The front runs its own image (the ACI front's), built before anything of the front is written.
+    expect(dep.spec.template.spec.containers[0].image).toBe('mdfregistry.azurecr.io/mdf-system/front:<runtime version>');
+    const frontBuild = ops.findIndex((o) => o.path.endsWith('/scheduleRun') && (o as { purpose?: string }).purpose!.includes('mdf-system/front'));
+    expect(frontBuild).toBeGreaterThan(-1);
+    expect(frontBuild).toBeLessThan(ops.findIndex((o) => o.path.endsWith('/secrets/diabetes-front')));
     expect(dep.spec.template.spec.containers[0].env.map((e: any) => e.name)).toContain('MDF_KEYS_FILE');
     expect(ops.find((o) => o.method === 'PUT' && o.path.endsWith('/proxy/.mdf/front/state'))!.body).toMatchObject({ serving: 'blue', weights: { blue: 100, green: 0 }, mirror: { slot: 'green', percent: 20 } });
     const routes = ops.filter((o) => o.path.includes('/httproutes/')).map((o) => o.body.spec.rules[2].backendRefs.map((b: any) => `${b.name}=${b.weight}`));

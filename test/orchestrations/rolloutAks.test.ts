@@ -170,9 +170,11 @@ describe('AKS shadow phase driven by the orchestrators', () => {
     expect(w.changes.filter((c) => c.includes('diabetes-front'))).toEqual([
       'POST secrets diabetes-front',
       'POST deployments diabetes-front',
+      'POST poddisruptionbudgets diabetes-front',
       'POST services diabetes-front',
       'DELETE services diabetes-front',
       'DELETE deployments diabetes-front',
+      'DELETE poddisruptionbudgets diabetes-front',
       'DELETE secrets diabetes-front',
     ]);
     expect(routeWeights('diabetes', w.get('httproutes', 'diabetes') as Wire)).toEqual({ green: 100 });
