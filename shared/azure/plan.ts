@@ -232,7 +232,7 @@ export function planDeployment(manifest: DeploymentManifest, config: AzureConfig
           mirror: { slot, percent: rollout.mirrorPercent, tolerance: rollout.gates.tolerance },
         };
         const secret = frontAdminSecret(svc, nsName, '***');
-        ops.push(k('PUT', `/api/v1${ns}/secrets/${front}`, 'shadow phase: the front\'s admin key (derived from the service token secret; create if absent)', { ...secret, data: { adminKey: '***' } }));
+        ops.push(k('PUT', `/api/v1${ns}/secrets/${front}`, 'shadow phase: the front\'s admin key (derived from the service\'s front secret; create if absent)', { ...secret, data: { adminKey: '***' } }));
         const dep = frontDeployment({ serviceName: svc, namespace: nsName, image: `<the serving slot ${previous}'s image>`, state: { ...state, generation: 1 }, auth: !!(manifest.deployConfig.authEnabled || manifest.deployConfig.tokenAuthEnabled), adminKey: '***' });
         ops.push(k('PUT', `/apis/apps/v1${ns}/deployments/${front}`, 'shadow phase: the service front (front-cli.js from the serving slot\'s image, one replica; written only when its digest changes); wait until available', dep));
         ops.push(k('PUT', `/api/v1${ns}/services/${front}`, 'shadow phase: the front\'s ClusterIP Service (create if absent)', frontService(svc, nsName)));
