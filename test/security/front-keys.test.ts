@@ -7,10 +7,13 @@
  * gets; ACI keeps the token-secret derivation its running fronts were created with (ACI slots never hold it: key auth
  * only). Real storage (Azurite), the real registry, the keys Secret a slot mounts, and a real front process.
  */
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { startAzurite, type AzuriteInstance } from '../../local/azurite';
-import { FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH, signFrontRequest, startFrontFromEnv, type FrontState, type RunningFront } from '../../runtime';
+import { FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH, PIN_HEADER, signFrontRequest, startFrontFromEnv, type FrontState, type RunningFront } from '../../runtime';
 import { frontSecrets } from '../../shared/azure';
 import { frontAdminKey } from '../../shared/azure/aci-front';
 import { keysSecret } from '../../shared/azure/aks-manifests';
@@ -88,5 +91,52 @@ test('a front keyed as on AKS refuses admin writes signed with what a token-auth
   } finally {
     await front?.close();
     await new Promise((r) => slot.close(r));
+  }
+});
+
+test('keys-file mode (the AKS front): a pin to a slot at 0 % needs a valid key or token like any request', async () => {
+  const hits: Record<string, number> = { blue: 0, green: 0 };
+  const slots = await Promise.all(
+    (['blue', 'green'] as const).map(async (name) => {
+      const server = http.createServer((req, res) => {
+        hits[name]++;
+        req.resume();
+        res.end(JSON.stringify({ from: name }));
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      return { name, server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+    }),
+  );
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-front-pin-'));
+  const fronts: RunningFront[] = [];
+  try {
+    const state: FrontState = { generation: 1, slots: { blue: slots[0].url, green: slots[1].url }, weights: { blue: 100, green: 0 } };
+    const start = async (content: object) => {
+      const file = path.join(dir, `keys-${fronts.length}.json`);
+      fs.writeFileSync(file, JSON.stringify(content), { mode: 0o600 });
+      const f = await startFrontFromEnv(
+        { MDF_FRONT_SERVICE: SERVICE, MDF_PORT: '0', MDF_FRONT_HOST: '127.0.0.1', MDF_FRONT_STATE: JSON.stringify(state), MDF_FRONT_ADMIN_KEY: 'pin-admin-key-0123456789abcdef', MDF_KEYS_FILE: file },
+        () => undefined,
+      );
+      fronts.push(f);
+      return `http://127.0.0.1:${f.port}/score`;
+    };
+    const keysUrl = await start({ primaryKey: 'pin-primary-key-0123456789', secondaryKey: 'pin-secondary-key-0123456789' });
+    const tokenUrl = await start({ tokenSecret: 'pin-token-secret-0123456789abcdef', service: SERVICE });
+    const score = (url: string, headers: Record<string, string>) => fetch(url, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', ...headers } });
+    for (const url of [keysUrl, tokenUrl]) {
+      for (const auth of [{}, { authorization: 'Bearer wrong-key-0123456789' }, { authorization: 'Basic cGluOnBpbg==' }]) {
+        expect((await score(url, { [PIN_HEADER]: 'green', ...auth })).status).toBe(401);
+        expect((await score(url, { [PIN_HEADER]: 'GREEN ', ...auth })).status).toBe(401);
+      }
+    }
+    expect(hits.green).toBe(0);
+    // With the key, the pin reaches the slot at 0 %.
+    const ok = await score(keysUrl, { [PIN_HEADER]: 'green', authorization: 'Bearer pin-secondary-key-0123456789' });
+    expect([ok.status, await ok.json()]).toEqual([200, { from: 'green' }]);
+  } finally {
+    for (const f of fronts) await f.close();
+    for (const s of slots) await new Promise((r) => s.server.close(r));
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
