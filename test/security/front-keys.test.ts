@@ -125,7 +125,7 @@ test('keys-file mode (the AKS front): a pin to a slot at 0 % needs a valid key o
     const tokenUrl = await start({ tokenSecret: 'pin-token-secret-0123456789abcdef', service: SERVICE });
     const score = (url: string, headers: Record<string, string>) => fetch(url, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', ...headers } });
     for (const url of [keysUrl, tokenUrl]) {
-      for (const auth of [{}, { authorization: 'Bearer wrong-key-0123456789' }, { authorization: 'Basic cGluOnBpbg==' }]) {
+      for (const auth of [{}, { authorization: 'Bearer wrong-key-0123456789' }, { authorization: 'Basic cGluOnBpbg==' }] as Array<Record<string, string>>) {
         expect((await score(url, { [PIN_HEADER]: 'green', ...auth })).status).toBe(401);
         expect((await score(url, { [PIN_HEADER]: 'GREEN ', ...auth })).status).toBe(401);
       }
