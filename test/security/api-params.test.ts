@@ -6,7 +6,9 @@
  * - a rejected name or version is quoted in the error at most 64 characters (the whole parameter was echoed: a
  *   route parameter can be kilobytes);
  * - `?force=` is true/1/yes or false/0/no (or absent); anything else is 400 `InvalidForce` and nothing is deleted (a
- *   typo was silently a delete without force).
+ *   typo was silently a delete without force);
+ * - a malformed JSON body is 400 without any piece of it: V8's syntax error quotes the text around the fault
+ *   (`..."ary_key": supersecre"...`), which the error used to pass on (shared/parse.ts `jsonSyntaxMessage`).
  */
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString } from '../../shared/storage';
@@ -72,4 +74,26 @@ test('?force= is a boolean or 400 InvalidForce, with nothing deleted', async () 
   expect(del.status).toBe(200);
   expect(del.body.deleted).toEqual([`${MODEL}:1`]);
   expect((await env.request('GET', `/api/models/${MODEL}/1`)).status).toBe(404);
+}, 60_000);
+
+test('a malformed JSON body is refused without quoting any of it', async () => {
+  const SECRET = 'supersecretkey0123456789';
+  const manifest = `{"model": {"name": "m", "files": ["model.json"]}, "image": {"name": "i", "runtime": "node", "entry_script": "score.js"}, "target": {"kind": "local", "auth_enabled": true, "primary_key": ${SECRET}}}`;
+  const cases: Array<[string, string, string]> = [
+    ['POST', '/api/deployments?folder=staging/params', manifest],
+    ['POST', '/api/deployments?folder=staging/params', SECRET],
+    ['POST', '/api/services/no-such-svc/keys/regenerate', SECRET],
+    ['POST', '/api/services/no-such-svc/keys/regenerate', `{"keyType": ${SECRET}}`],
+    ['PATCH', '/api/services/no-such-svc', `{"primary_key": ${SECRET}}`],
+    ['POST', '/api/models', `{"name": "x", "description": ${SECRET}}`],
+    ['PATCH', `/api/models/${MODEL}/1`, `{"tags": {"k": ${SECRET}}}`],
+    ['PATCH', `/api/models/${MODEL}/1`, `"${SECRET}`],
+  ];
+  for (const [method, url, body] of cases) {
+    const res = await fetch(`${env.baseUrl}${url}`, { method, body, headers: { 'content-type': 'application/json' } });
+    const text = await res.text();
+    expect({ url, body: body.slice(0, 30), status: res.status }).toEqual({ url, body: body.slice(0, 30), status: 400 });
+    expect(text).not.toMatch(/supersecre|secretkey|0123456789/);
+    expect(JSON.parse(text).error.message).toMatch(/JSON/);
+  }
 }, 60_000);
