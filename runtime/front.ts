@@ -84,6 +84,8 @@ class ShadowWork {
  * first): any `.mdf` segment counts, so no spelling of the front's paths is ever forwarded to a slot.
  */
 export function isFrontOwnPath(target: string): boolean {
+  // Most requests (`/score`, `/v2/...`): no `mdf`, no escape, no backslash — not the front's, at no cost.
+  if (!/mdf|%|\\/i.test(target)) return false;
   let p = target.split('?')[0];
   for (let i = 0; i < 4; i++) {
     const decoded = p.replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
