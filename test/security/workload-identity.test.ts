@@ -7,8 +7,11 @@
  * - only a slot with collect_model_data gets the workload identity label (the projected token);
  * - no slot pod gets a Kubernetes API token (`automountServiceAccountToken: false`), whatever service account it runs
  *   as — before, without REPLICA_IDENTITY_* the pods ran as the namespace's default account with its token mounted;
- * - the plan shows no key the manifest gave.
+ * - the plan shows no key the manifest gave;
+ * - two installations sharing the replicas' identity never share a federated credential name (one would overwrite
+ *   the other's issuer): `a-b` + `c` and `a` + `b-c` were both `mdf-a-b-c`.
  */
+import { federatedCredentialName } from '../../shared/azure/aks-identity';
 import { AksTarget } from '../../shared/azure/aks-target';
 import { AppError } from '../../shared/errors';
 import { planConfig, planDeployment } from '../../shared/azure/plan';
@@ -118,4 +121,20 @@ test('the plan never shows a key the manifest gave', () => {
     expect(text).not.toContain(SECONDARY);
     expect(text).not.toContain(Buffer.from(PRIMARY).toString('base64'));
   }
+});
+
+test('federated credential names: distinct per (cluster, namespace), ARM-valid, stable', () => {
+  const pairs: Array<[string, string]> = [
+    ['a-b', 'c'],
+    ['a', 'b-c'],
+    ['aks.mdf', 'models'],
+    ['aks_mdf', 'models'],
+    ['aks-mdf', 'models'],
+    [`${'x'.repeat(100)}`, `${'n'.repeat(40)}-one`],
+    [`${'x'.repeat(100)}`, `${'n'.repeat(40)}-two`],
+  ];
+  const names = pairs.map(([c, n]) => federatedCredentialName(c, n));
+  expect(new Set(names).size).toBe(pairs.length);
+  for (const n of names) expect(n).toMatch(/^[A-Za-z0-9][A-Za-z0-9_-]{2,119}$/);
+  expect(federatedCredentialName('a-b', 'c')).toBe(names[0]);
 });
