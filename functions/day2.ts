@@ -97,6 +97,7 @@ app.http('imageBuildLog', {
       body: redactSecrets(body.toString('utf8')),
       headers: {
         'content-type': 'text/plain; charset=utf-8',
+        'cache-control': 'no-store',
         'x-mdf-log-truncated': offset > 0 ? 'true' : 'false',
         'x-mdf-image-state': record.state,
       },

@@ -11,10 +11,10 @@
 import { app } from '@azure/functions';
 import * as df from 'durable-functions';
 import { modelPatch, regenerateKeyBody } from '../shared/api/schemas';
-import { byNameHandler, forceParam, noStore, readJsonBody, safe, tagChange, versionParam } from '../shared/api/handlers';
+import { byNameHandler, forceParam, nameParam, noStore, readJsonBody, safe, tagChange, versionParam } from '../shared/api/handlers';
 import { describeIssues } from '../shared/manifest/schema';
 import { parseJsonBounded } from '../shared/parse';
-import { checkRunId } from '../shared/manifest/names';
+import { checkImageName, checkModelName, checkRunId, checkServiceName } from '../shared/manifest/names';
 import { AppError, badRequest, notFound } from '../shared/errors';
 import { getBatchRunView } from '../shared/batch/run';
 import { MAX_JSON_BODY_BYTES, readBodyText } from '../shared/http-body';
@@ -74,7 +74,7 @@ app.http('modelByName', {
   route: 'models/{name}/{version?}',
   methods: ['GET', 'DELETE'],
   authLevel: 'function',
-  handler: byNameHandler('modelByName', () => getAppServices().models, 'ModelNotFound', 'Model'),
+  handler: byNameHandler('modelByName', () => getAppServices().models, checkModelName, 'ModelNotFound', 'Model'),
 });
 
 /** `PATCH /api/models/{name}/{version}`: tags are mutable (`tags` adds/overwrites, `remove_tags` removes), properties add-only. */
@@ -84,15 +84,16 @@ app.http('updateModel', {
   authLevel: 'function',
   handler: safe('updateModel', async (request) => {
     const { models } = getAppServices();
+    const name = nameParam(request, checkModelName, 'model');
     const version = versionParam(request);
     const parsed = modelPatch.safeParse(await readJsonBody(request));
     if (!parsed.success) throw badRequest('InvalidModelUpdate', describeIssues(parsed.error.issues));
     const { tags, remove_tags, properties, description } = parsed.data;
     if (!tags && !remove_tags && !properties && description === undefined) throw badRequest('InvalidModelUpdate', 'Give "tags", "remove_tags", "properties" and/or "description".');
     let record: unknown;
-    if (tags || remove_tags) record = await models.updateTags(request.params.name, version, tagChange(tags, remove_tags));
-    if (properties) record = await models.addProperties(request.params.name, version, properties);
-    if (description !== undefined) record = await models.updateDescription(request.params.name, version, description);
+    if (tags || remove_tags) record = await models.updateTags(name, version, tagChange(tags, remove_tags));
+    if (properties) record = await models.addProperties(name, version, properties);
+    if (description !== undefined) record = await models.updateDescription(name, version, description);
     return { jsonBody: record };
   }),
 });
@@ -113,7 +114,7 @@ app.http('imageByName', {
   route: 'images/{name}/{version?}',
   methods: ['GET', 'DELETE'],
   authLevel: 'function',
-  handler: byNameHandler('imageByName', () => getAppServices().images, 'ImageNotFound', 'Image'),
+  handler: byNameHandler('imageByName', () => getAppServices().images, checkImageName, 'ImageNotFound', 'Image'),
 });
 
 // ---------------------------------------------------------------- services
@@ -131,7 +132,7 @@ app.http('serviceByName', {
   authLevel: 'function',
   handler: safe('serviceByName', async (request) => {
     const svc = getAppServices();
-    const record = await svc.services.get(request.params.name);
+    const record = await svc.services.get(nameParam(request, checkServiceName, 'service'));
     if (request.method === 'DELETE') {
       await deleteService(svc.deployContext(record.target), record.name, { force: forceParam(request) });
       return { jsonBody: { deleted: [record.name] } };
@@ -145,7 +146,7 @@ app.http('serviceKeys', {
   methods: ['GET'],
   authLevel: 'function', // returns secrets: a function key is required in Azure
   handler: safe('serviceKeys', async (request) => {
-    const keys = await getAppServices().services.getKeys(request.params.name);
+    const keys = await getAppServices().services.getKeys(nameParam(request, checkServiceName, 'service'));
     return noStore(keys);
   }),
 });
@@ -155,6 +156,7 @@ app.http('regenerateServiceKey', {
   methods: ['POST'],
   authLevel: 'function', // returns secrets: a function key is required in Azure
   handler: safe('regenerateServiceKey', async (request) => {
+    const name = nameParam(request, checkServiceName, 'service');
     const usage = 'Send {"keyType": "Primary"} or {"keyType": "Secondary"} as the JSON body.';
     const text = await readBodyText(request, MAX_JSON_BODY_BYTES);
     if (!text.trim()) throw badRequest('InvalidBody', `The body is empty: say which key to regenerate. ${usage}`);
@@ -170,7 +172,7 @@ app.http('regenerateServiceKey', {
     const parsed = regenerateKeyBody.shape.keyType.safeParse(keyType);
     if (!parsed.success) throw badRequest('InvalidKeyType', `keyType ${JSON.stringify(keyType).slice(0, 40)} is not a key type. ${usage}`);
     const svc = getAppServices();
-    const record = await svc.services.get(request.params.name);
+    const record = await svc.services.get(name);
     const keys = await regenerateServiceKey({ services: svc.services, target: svc.target(record.target) }, record.name, parsed.data);
     return noStore(keys);
   }),
@@ -186,7 +188,7 @@ app.http('serviceMetrics', {
   authLevel: 'function',
   handler: safe('serviceMetrics', async (request) => {
     const { services } = getAppServices();
-    const record = await services.get(request.params.name);
+    const record = await services.get(nameParam(request, checkServiceName, 'service'));
     const keys = record.authEnabled ? await services.getKeys(record.name) : undefined;
     let target: ReplicaMetricsSource | undefined;
     try {

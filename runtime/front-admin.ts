@@ -19,7 +19,7 @@ import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto
 import * as fs from 'node:fs';
 import type * as http from 'node:http';
 import { z } from 'zod';
-import type { ServiceFront } from './front';
+import { isFrontOwnPath, type ServiceFront } from './front';
 import { jsonNestingDepth } from './json-depth';
 
 export const FRONT_ADMIN_PREFIX = '/.mdf/';
@@ -168,8 +168,10 @@ export function installFrontAdmin(front: ServiceFront, o: FrontAdminOptions): { 
     fs.renameSync(tmp, o.stateFile);
   };
   front.intercept = (req, res) => {
+    // Any spelling of the admin prefix (`/.MDF/`, `/%2emdf/`, `//.mdf/`, `/x/../.mdf/`, …) is taken here, so it is
+    // signed or refused, never forwarded; only the exact path of a route is served.
+    if (!isFrontOwnPath(req.url ?? '/')) return false;
     const path = (req.url ?? '/').split('?')[0];
-    if (!path.startsWith(FRONT_ADMIN_PREFIX)) return false;
     res.setHeader('x-ms-request-id', randomUUID());
     const method = req.method ?? 'GET';
     const chunks: Buffer[] = [];

@@ -77,6 +77,24 @@ class ShadowWork {
   }
 }
 
+/**
+ * Whether a request target names the front's own surface (`/.mdf/…`, front-admin.ts) in any spelling a slot could
+ * read as one: percent-encoding (`%2e`, `%2f`, `%5c`, encoded more than once), upper case, backslashes, doubled
+ * slashes, dot segments, the absolute form. Checked on a decoded, lower-cased copy of the path (the query cut off
+ * first): any `.mdf` segment counts, so no spelling of the front's paths is ever forwarded to a slot.
+ */
+export function isFrontOwnPath(target: string): boolean {
+  // Most requests (`/score`, `/v2/...`): no `mdf`, no escape, no backslash — not the front's, at no cost.
+  if (!/mdf|%|\\/i.test(target)) return false;
+  let p = target.split('?')[0];
+  for (let i = 0; i < 4; i++) {
+    const decoded = p.replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+    if (decoded === p) break;
+    p = decoded;
+  }
+  return p.toLowerCase().split(/[/\\]/).some((segment) => segment === '.mdf');
+}
+
 /** Paths that stay open without a key (liveness and schema), as in AML. */
 const OPEN_PATHS = new Set(['/', '/swagger.json', '/openapi.json']);
 
@@ -383,6 +401,12 @@ export class ServiceFront {
     if (this.intercept?.(req, res)) return;
     // Every answer of the front carries a request id (401, 503, 502 included); a replica's own id replaces it.
     res.setHeader('x-ms-request-id', randomUUID());
+    // The front's own paths (its admin routes when it has them) are never a slot's, however spelled.
+    if (isFrontOwnPath(req.url ?? '/')) {
+      sendError(res, 404, 'NotFound', `Paths under /.mdf/ are the service front's own; ${this.serviceName} has none here.`);
+      dropBody(req);
+      return;
+    }
     if (!this.active && !this.split) {
       sendError(res, 503, 'ServiceUnavailable', `Service ${this.serviceName} has no active deployment; retry shortly.`, { 'retry-after': '1' });
       dropBody(req);

@@ -133,8 +133,20 @@ function parseFailure(e: unknown, bounds: ParseBounds, kind: string): never {
 }
 
 /**
+ * V8's JSON syntax error without the piece of the input it quotes (`Unexpected token 's', ..."ary_key": supersecre"...
+ * is not valid JSON`): the input may hold a key or a password, and an error never echoes it. The position stays.
+ */
+export function jsonSyntaxMessage(e: SyntaxError): string {
+  const m = e.message.split('\n')[0];
+  const quoting = /^(Unexpected (?:token|non-whitespace character after JSON))\b.*?,\s*(?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s.exec(m);
+  if (quoting) return `${quoting[1]} (the text is not shown)`;
+  // Other messages name a position, not the text ("Unterminated string in JSON at position 21"); a quote is cut anyway.
+  return m.replace(/"[^]*$/, '(the text is not shown)').slice(0, 200);
+}
+
+/**
  * JSON text → value, bounded (size, depth before parsing, nodes after). A syntax error throws 400 with code
- * `malformedCode` (default `Malformed`) and the parser's message.
+ * `malformedCode` (default `Malformed`) and the parser's message, without any piece of the input (`jsonSyntaxMessage`).
  */
 export function parseJsonBounded(text: string, bounds: ParseBounds & { malformedCode?: string }): unknown {
   checkInputSize(text, bounds);
@@ -144,7 +156,7 @@ export function parseJsonBounded(text: string, bounds: ParseBounds & { malformed
   try {
     value = JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (e) {
-    if (e instanceof SyntaxError) throw badRequest(bounds.malformedCode ?? 'Malformed', `${bounds.what} is not valid JSON: ${e.message.slice(0, 500)}`);
+    if (e instanceof SyntaxError) throw badRequest(bounds.malformedCode ?? 'Malformed', `${bounds.what} is not valid JSON: ${jsonSyntaxMessage(e)}`);
     parseFailure(e, bounds, 'JSON');
   }
   assertValueBounds(value, bounds);

@@ -5,7 +5,7 @@
  * answers that must not be cached (keys, tokens, logs, metrics).
  */
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
-import { AppError, errorResponse, notFound, toErrorInfo } from '../errors';
+import { AppError, badRequest, errorResponse, notFound, toErrorInfo } from '../errors';
 import { MAX_JSON_BODY_BYTES, readBodyText } from '../http-body';
 import { parseVersion } from '../manifest/names';
 import { parseJsonBounded } from '../parse';
@@ -41,8 +41,16 @@ export function optionalVersionParam(request: HttpRequest): number | undefined {
   return parseVersion(v, 'Version');
 }
 
-/** `?force=true` (or 1, yes) of the delete routes. */
-export const forceParam = (request: HttpRequest): boolean => /^(1|true|yes)$/i.test(request.query.get('force') ?? '');
+/**
+ * `?force=` of the delete routes: true, 1 or yes; false, 0, no or absent/empty. Anything else is 400 `InvalidForce`
+ * (a typo such as `?force=ture` is not silently a delete without force).
+ */
+export function forceParam(request: HttpRequest): boolean {
+  const raw = (request.query.get('force') ?? '').trim();
+  if (/^(1|true|yes)$/i.test(raw)) return true;
+  if (raw === '' || /^(0|false|no)$/i.test(raw)) return false;
+  throw badRequest('InvalidForce', `force must be true or false; got "${raw.slice(0, 20)}${raw.length > 20 ? '…' : ''}".`);
+}
 
 /** A small JSON body (at most MAX_JSON_BODY_BYTES; an empty body is `{}`); 400 `InvalidJson` when it is not JSON. */
 export async function readJsonBody(request: HttpRequest): Promise<unknown> {
@@ -70,14 +78,15 @@ export interface VersionedRegistry {
  * `GET|DELETE /api/<kind>s/{name}/{version?}`: DELETE removes the version (or every version, `?force=true` for those
  * in use); GET answers the version, or `{ latest, value }` of every version (404 `notFoundCode` when there is none).
  */
-export function byNameHandler(name: string, registry: () => VersionedRegistry, notFoundCode: string, kind: string): Handler {
+export function byNameHandler(name: string, registry: () => VersionedRegistry, check: (name: string, field: string) => string, notFoundCode: string, kind: string): Handler {
   return safe(name, async (request) => {
     const reg = registry();
+    const itemName = nameParam(request, check, kind.toLowerCase());
     const version = optionalVersionParam(request);
-    if (request.method === 'DELETE') return { jsonBody: await reg.delete(request.params.name, version, { force: forceParam(request) }) };
-    if (version !== undefined) return { jsonBody: await reg.get(request.params.name, version) };
-    const all = await reg.list({ name: request.params.name });
-    if (!all.length) throw notFound(notFoundCode, `${kind} "${request.params.name}" does not exist.`);
+    if (request.method === 'DELETE') return { jsonBody: await reg.delete(itemName, version, { force: forceParam(request) }) };
+    if (version !== undefined) return { jsonBody: await reg.get(itemName, version) };
+    const all = await reg.list({ name: itemName });
+    if (!all.length) throw notFound(notFoundCode, `${kind} "${itemName}" does not exist.`);
     return { jsonBody: { latest: all[0], value: all } };
   });
 }

@@ -7,8 +7,8 @@
  * `mirror.percent` of them to the new slot's Service, comparing the answers off the client's path.
  *
  * Objects (all labelled with the service, so `deleteService` finds them):
- * - Secret `<service>-front`: the front's admin signing key (derived from the service's token secret, aci-front.ts
- *   `frontAdminKey`), given to the container as an env value from the Secret;
+ * - Secret `<service>-front`: the front's admin signing key (derived from the service's own front secret, never
+ *   the token secret that token-auth slots hold: shared/azure/index.ts `frontSecrets`), given to the container as an env value from the Secret;
  * - Deployment `<service>-front`: two replicas spread over nodes (a node drain never takes both: with the
  *   PodDisruptionBudget below), the front's own image with the command `node /var/azureml-app/app/dist/runtime/front-cli.js`, the keys Secret
  *   mounted as the slots mount it (`MDF_KEYS_FILE`: key or token auth, reloaded), an emptyDir for its saved state, a

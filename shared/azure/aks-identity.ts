@@ -12,6 +12,7 @@
  * Everything is read first and written only when it differs, so a deployment that finds it in place writes nothing.
  * A cluster without an OIDC issuer or with workload identity off is refused with the `az aks update` that fixes it.
  */
+import { createHash } from 'node:crypto';
 import type { ManagedCluster } from '@azure/arm-containerservice';
 import { createDefaultHttpClient, createPipelineRequest, type HttpClient } from '@azure/core-rest-pipeline';
 import type * as K8s from '@kubernetes/client-node';
@@ -42,12 +43,14 @@ export function serviceAccountSubject(namespace: string, serviceAccount = REPLIC
 }
 
 /**
- * The credential's name: one per cluster and namespace (`mdf-<cluster>-<namespace>`, the characters ARM allows,
- * at most 120), so an identity federated with several clusters or namespaces keeps one credential for each.
+ * The credential's name: one per cluster and namespace (`mdf-<cluster>-<namespace>-<8 hex of their SHA-256>`, the
+ * characters ARM allows, at most 120), so an identity federated with several clusters or namespaces keeps one
+ * credential for each. The digest keeps apart pairs the readable part cannot (`a-b` + `c` and `a` + `b-c`, names cut
+ * at 120): with one name, each installation's deployment would overwrite the other's issuer and cut its pods off.
  */
 export function federatedCredentialName(clusterName: string, namespace: string): string {
-  const clean = `mdf-${clusterName}-${namespace}`.replace(/[^A-Za-z0-9_-]/g, '-');
-  return clean.slice(0, 120);
+  const digest = createHash('sha256').update(`${clusterName}\n${namespace}`).digest('hex').slice(0, 8);
+  return `${`mdf-${clusterName}-${namespace}`.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 111)}-${digest}`;
 }
 
 /** The ARM resource id of the federated credential on the replicas' identity. */

@@ -207,6 +207,9 @@ export function slotDeployment(request: DeployRequest, namespace: string, modelD
       template: {
         metadata: { labels, ...(tls ? { annotations } : {}) },
         spec: {
+          // The runtime never calls the Kubernetes API: no service account token in the pods that run user code,
+          // whichever service account they run as (the namespace's default one without REPLICA_IDENTITY_*).
+          automountServiceAccountToken: false,
           containers: [
             {
               name: AKS_CONTAINER,

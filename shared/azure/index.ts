@@ -70,6 +70,22 @@ export interface AzureSeams {
   batchPools(): BatchPoolProvider;
 }
 
+/**
+ * What the service front (progressive delivery on ACI; the shadow phase on AKS) needs of the services' secrets: its
+ * admin signing key and, on ACI, the service's keys (AKS mounts the keys Secret).
+ * - AKS: the admin key comes from the service's own front secret (`ensureFrontSecret`), never from the token secret:
+ *   a token-auth slot holds the token secret (its keys file), so the scoring script could otherwise sign admin writes
+ *   to the front (point live traffic at any URL, take all of it) from inside the cluster.
+ * - ACI: from the token secret, as the fronts already running were created with; ACI slots never hold it (ACI has
+ *   key auth only: `TokenAuthNotSupported`).
+ */
+export function frontSecrets(registry: ServiceRegistry, kind: 'aci' | 'aks'): { keys(name: string): Promise<{ primaryKey: string; secondaryKey: string }>; frontKey(name: string): Promise<string> } {
+  return {
+    keys: (name) => registry.ensureKeys(name),
+    frontKey: async (name) => frontAdminKey(name, kind === 'aks' ? await registry.ensureFrontSecret(name) : await registry.ensureTokenSecret(name)),
+  };
+}
+
 export function azureSeams(storage: StorageClients, options: AzureSeamsOptions = {}): AzureSeams {
   const env = options.env ?? process.env;
   const setup = (features: AzureFeature[]) => {
@@ -88,13 +104,9 @@ export function azureSeams(storage: StorageClients, options: AzureSeamsOptions =
     target: (kind) => {
       // collect_model_data: replicas write to the app's own storage account, with their identity.
       const modelDataUrl = storage.container(CONTAINERS.modelData).url;
-      // The service front (progressive delivery on ACI; the shadow phase on AKS) needs its admin key (from the
-      // service's token secret) and, on ACI, the service's keys (AKS mounts the keys Secret).
-      const registry = new ServiceRegistry(storage);
-      const secrets = {
-        keys: (name: string) => registry.ensureKeys(name),
-        frontKey: async (name: string) => frontAdminKey(name, await registry.ensureTokenSecret(name)),
-      };
+      // The service front (progressive delivery on ACI; the shadow phase on AKS): its admin key and, on ACI, the
+      // service's keys (AKS mounts the keys Secret).
+      const secrets = frontSecrets(new ServiceRegistry(storage), kind);
       // The service front's own image (both targets run the same one), built with the app's ACR builder when a
       // first front needs it (the ACR settings are checked then, not when the target is made).
       const images = () => (frontImages ??= new FrontImage({ builder: acrBuilder(), blobs: blobIoFromStorage(storage), ...(options.log ? { log: options.log } : {}) }));

@@ -238,7 +238,7 @@ export function planDeployment(manifest: DeploymentManifest, config: AzureConfig
         const frontStatePath = `${frontPodProxyPath(nsName, '<pod>').replace('%3Cpod%3E', '<pod>')}${FRONT_STATE_PATH}`;
         ops.push(acr('POST', '/scheduleRun', `first front of this app version only (before anything is written): build and push the front's own image ${frontImage} (the runtime alone, no model; the same image as the ACI front's; upload and polling as above)`));
         const secret = frontAdminSecret(svc, nsName, '***');
-        ops.push(k('PUT', `/api/v1${ns}/secrets/${front}`, 'shadow phase: the front\'s admin key (derived from the service token secret; create if absent)', { ...secret, data: { adminKey: '***' } }));
+        ops.push(k('PUT', `/api/v1${ns}/secrets/${front}`, 'shadow phase: the front\'s admin key (derived from the service\'s front secret; create if absent)', { ...secret, data: { adminKey: '***' } }));
         const dep = frontDeployment({ serviceName: svc, namespace: nsName, image: `${config.acrLoginServer}/${frontImage}`, state: { ...state, generation: 1 }, auth: !!(manifest.deployConfig.authEnabled || manifest.deployConfig.tokenAuthEnabled), adminKey: '***' });
         ops.push(k('PUT', `/apis/apps/v1${ns}/deployments/${front}`, 'shadow phase: the service front (front-cli.js from its own image, two replicas; written only when its digest changes); wait until available', dep));
         ops.push(k('PUT', `/apis/policy/v1${ns}/poddisruptionbudgets/${front}`, 'shadow phase: the front\'s PodDisruptionBudget, minAvailable 1 (create if absent): a node drain leaves one pod serving', frontDisruptionBudget(svc, nsName)));

@@ -13,25 +13,31 @@ export const SERVICE_NAME_RE = /^[a-z][a-z0-9-]{1,30}[a-z0-9]$/;
 
 export const MODEL_NAME_RULE = '1–255 characters: letters, digits, "-", "_", ".", starting with a letter or digit';
 export const IMAGE_NAME_RULE = '1–63 characters: lowercase letters, digits, "-", "_", ".", starting with a letter or digit';
+/** A rejected value as an error message quotes it: its first 64 characters (a route parameter can be kilobytes). */
+function quoted(v: unknown): string {
+  const text = String(v);
+  return `"${text.slice(0, 64)}${text.length > 64 ? '…' : ''}"`;
+}
+
 export const SERVICE_NAME_RULE = '3–32 characters: lowercase letters, digits and "-", starting with a letter and not ending with "-"';
 
 export function checkModelName(name: string, field = 'model.name'): string {
   if (typeof name !== 'string' || !MODEL_NAME_RE.test(name)) {
-    throw badRequest('InvalidModelName', `${field} "${String(name)}" is not a valid model name (${MODEL_NAME_RULE}).`);
+    throw badRequest('InvalidModelName', `${field} ${quoted(name)} is not a valid model name (${MODEL_NAME_RULE}).`);
   }
   return name;
 }
 
 export function checkImageName(name: string, field = 'image.name'): string {
   if (typeof name !== 'string' || !IMAGE_NAME_RE.test(name)) {
-    throw badRequest('InvalidImageName', `${field} "${String(name)}" is not a valid image name (${IMAGE_NAME_RULE}).`);
+    throw badRequest('InvalidImageName', `${field} ${quoted(name)} is not a valid image name (${IMAGE_NAME_RULE}).`);
   }
   return name;
 }
 
 export function checkServiceName(name: string, field = 'service.name'): string {
   if (typeof name !== 'string' || !SERVICE_NAME_RE.test(name)) {
-    throw badRequest('InvalidServiceName', `${field} "${String(name)}" is not a valid service name (${SERVICE_NAME_RULE}).`);
+    throw badRequest('InvalidServiceName', `${field} ${quoted(name)} is not a valid service name (${SERVICE_NAME_RULE}).`);
   }
   return name;
 }
@@ -80,7 +86,7 @@ export const MAX_VERSION = 999_999_999;
 /** A version given as text (`"3"`): a whole number 1…MAX_VERSION, else 400 `InvalidVersion` naming `field`. */
 export function parseVersion(v: string, field = 'version'): number {
   if (!/^[0-9]{1,9}$/.test(v) || Number(v) < 1) {
-    throw badRequest('InvalidVersion', `${field} "${String(v).slice(0, 40)}${String(v).length > 40 ? '…' : ''}" must be a whole number from 1 to ${MAX_VERSION}.`);
+    throw badRequest('InvalidVersion', `${field} ${quoted(v)} must be a whole number from 1 to ${MAX_VERSION}.`);
   }
   return Number(v);
 }

@@ -62,6 +62,12 @@ const PK = 'service';
 const KEYS_PK = 'keys';
 /** Row of a service's token signing secret (token auth), in the keys table. */
 const TOKEN_PK = 'token';
+/**
+ * Row of the secret the service front's admin key is derived from on AKS (shared/azure/index.ts `frontSecrets`). Its
+ * own secret, never the token secret: token-auth slots hold that one (their keys file), so user code could sign
+ * admin writes to the front with it.
+ */
+const FRONT_PK = 'front';
 /** Door claims (same table, own partition: listings never see them). */
 const CLAIM_PK = 'claim';
 
@@ -415,6 +421,7 @@ export class ServiceRegistry {
       [await this.table(), PK],
       [await this.storage.ensureTable(TABLES.serviceKeys), KEYS_PK],
       [await this.storage.ensureTable(TABLES.serviceKeys), TOKEN_PK],
+      [await this.storage.ensureTable(TABLES.serviceKeys), FRONT_PK],
     ] as const) {
       try {
         await table.deleteEntity(pk, name);
@@ -493,17 +500,31 @@ export class ServiceRegistry {
 
   /** The service's token signing secret (token auth), created on first use. Never returned by any route. */
   async ensureTokenSecret(name: string): Promise<string> {
+    return this.ensureSecret(TOKEN_PK, name);
+  }
+
+  /**
+   * The secret of the service front's admin key (AKS shadow phase), created on first use. Never returned by any
+   * route and never given to a slot (unlike the token secret, which token-auth slots hold).
+   */
+  async ensureFrontSecret(name: string): Promise<string> {
+    return this.ensureSecret(FRONT_PK, name);
+  }
+
+  /** One random secret per service in partition `pk` of the keys table, created on first use (a racing create wins). */
+  private async ensureSecret(pk: string, name: string): Promise<string> {
     checkServiceName(name, 'service');
     const t = await this.storage.ensureTable(TABLES.serviceKeys);
-    const existing = await getEntityOrUndefined<{ secret: string }>(t, TOKEN_PK, name);
+    const existing = await getEntityOrUndefined<{ secret: string }>(t, pk, name);
     if (existing) return existing.secret;
     const secret = newKey();
     try {
-      await t.createEntity({ partitionKey: TOKEN_PK, rowKey: name, secret });
+      await t.createEntity({ partitionKey: pk, rowKey: name, secret });
       return secret;
     } catch (e) {
       if (statusOf(e) !== 409) throw e;
-      return (await t.getEntity<{ secret: string }>(TOKEN_PK, name)).secret;
+      return (await t.getEntity<{ secret: string }>(pk, name)).secret;
     }
   }
+
 }

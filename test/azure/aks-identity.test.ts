@@ -6,6 +6,7 @@
  * label; a second deployment that finds all of it in place writes none of it; a cluster without OIDC issuer or
  * workload identity is refused before anything is written, with the command that fixes it.
  */
+import { federatedCredentialName } from '../../shared/azure/aks-identity';
 import { AksTarget } from '../../shared/azure/aks-target';
 import { planDeployment, planConfig } from '../../shared/azure/plan';
 import { parseManifest } from '../../shared/manifest';
@@ -19,7 +20,8 @@ const REPLICA = {
   REPLICA_IDENTITY_RESOURCE_ID: `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-mdf-replica-x`,
   REPLICA_IDENTITY_CLIENT_ID: '11111111-2222-3333-4444-555555555555',
 };
-const FIC = `${REPLICA.REPLICA_IDENTITY_RESOURCE_ID}/federatedIdentityCredentials/mdf-aks-mdf-models`;
+const FIC_NAME = federatedCredentialName('aks-mdf', 'models'); // mdf-aks-mdf-models-<digest>
+const FIC = `${REPLICA.REPLICA_IDENTITY_RESOURCE_ID}/federatedIdentityCredentials/${FIC_NAME}`;
 const FIC_API = '2023-01-31';
 const ISSUER = 'https://westeurope.oic.prod-aks.azure.com/00000000-aaaa-bbbb-cccc-000000000000/11111111-dddd-eeee-ffff-000000000000/';
 const SA = `/api/v1${NS}/serviceaccounts`;
@@ -96,7 +98,7 @@ describe('replicas\' identity on AKS (workload identity)', () => {
       .query(q(FIC_API))
       .reply(function () {
         ficType = String(this.req.headers['content-type']);
-        return [201, { id: FIC, name: 'mdf-aks-mdf-models', ...WANT_FIC }];
+        return [201, { id: FIC, name: FIC_NAME, ...WANT_FIC }];
       });
     let saBody: any;
     kube().get(`${SA}/mdf-replica`).reply(404, notFound);
@@ -125,14 +127,14 @@ describe('replicas\' identity on AKS (workload identity)', () => {
     const env = pod.spec.containers[0].env.map((e: any) => e.name);
     expect(env).toContain('MDF_COLLECT_MODEL_DATA');
     expect(env.filter((n: string) => n.startsWith('AZURE_'))).toEqual([]);
-    expect(logs).toContain('replicas\' identity on AKS: wrote federated credential mdf-aks-mdf-models, ServiceAccount mdf-replica');
+    expect(logs).toContain(`replicas' identity on AKS: wrote federated credential ${FIC_NAME}, ServiceAccount mdf-replica`);
   });
 
   test('a re-run that finds the credential and the ServiceAccount as they should be writes neither', async () => {
     const { target, logs } = makeTarget();
     expectAttach();
     arm().get(MC).query(q(AKS_API)).reply(200, cluster());
-    arm().get(FIC).query(q(FIC_API)).reply(200, { id: FIC, name: 'mdf-aks-mdf-models', properties: { ...WANT_FIC.properties } });
+    arm().get(FIC).query(q(FIC_API)).reply(200, { id: FIC, name: FIC_NAME, properties: { ...WANT_FIC.properties } });
     kube()
       .get(`${SA}/mdf-replica`)
       .reply(200, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'mdf-replica', namespace: 'models', resourceVersion: '4', annotations: { 'azure.workload.identity/client-id': REPLICA.REPLICA_IDENTITY_CLIENT_ID } }, automountServiceAccountToken: false });

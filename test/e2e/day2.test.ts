@@ -78,6 +78,7 @@ test('logs: the replicas output of the serving slot, bounded tail, slot choice, 
   const log = await env.request('GET', `/api/images/${iname}/${iversion}/log`);
   expect(log.status).toBe(200);
   expect(log.headers.get('content-type')).toMatch(/^text\/plain/);
+  expect(log.headers.get('cache-control')).toBe('no-store'); // a build log is no cache's to keep
   expect(log.text).toContain(`build ${image}`);
   expect(log.text).toContain('Succeeded');
   expect((await env.request('GET', `/api/images/${iname}/999/log`)).body.error.code).toBe('ImageNotFound');
