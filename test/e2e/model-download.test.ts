@@ -38,7 +38,7 @@ const files = (): Record<string, Buffer> => ({
 async function register(name: string, content: Record<string, Buffer>): Promise<any> {
   const form = new FormData();
   form.append('model', JSON.stringify({ name }));
-  for (const [p, data] of Object.entries(content)) form.append(p, new Blob([data]), path.posix.basename(p));
+  for (const [p, data] of Object.entries(content)) form.append(p, new Blob([new Uint8Array(data)]), path.posix.basename(p));
   const r = await fetch(`${env.baseUrl}/api/models`, { method: 'POST', body: form });
   const body = (await r.json()) as any;
   expect(r.status).toBe(201);
