@@ -4,16 +4,11 @@
  * `GET /api/images/{name}/{version}/log` (the image's build log). Errors are `{ "error": { "code", "message" } }`.
  */
 import { randomUUID } from 'crypto';
-import * as fsp from 'fs/promises';
-import * as os from 'os';
-import * as path from 'path';
 import { Readable } from 'stream';
 import * as df from 'durable-functions';
-import * as tar from 'tar';
 import type { z } from 'zod';
 import { app, type HttpRequest } from '@azure/functions';
 import { badRequest, notFound, redactSecrets, tooLarge } from '../shared/errors';
-import { FIXED_MTIME } from '../shared/images/archive';
 import { getConfig } from '../shared/config';
 import { checkDeclaredLength, MAX_JSON_BODY_BYTES } from '../shared/http-body';
 import { ByteBudget, multipartParts, partStream, readPart } from '../shared/multipart';
@@ -25,6 +20,7 @@ import { imagePatch, registerModelBody as registerBody } from '../shared/api/sch
 import { issueToken } from '../runtime';
 import { getAppServices } from '../shared/services/app';
 import type { RegisterModelRequest } from '../shared/registry/models';
+import { modelArchiveStream } from '../shared/registry/model-archive';
 import { listRuns, parseRunsQuery } from '../shared/deploy/runs-list';
 import { blobNameReason, canonicalBlobFolder, canonicalBlobRef, CONTAINERS, sha256Hex } from '../shared/storage';
 import { durableClient } from '../shared/workflow';
@@ -152,8 +148,9 @@ app.http('listRuns', {
 });
 
 /**
- * `GET /api/models/{name}/{version}/download`: the version's files as a tar.gz (paths as registered), streamed.
- * Files are verified against their sha256 and staged in a temporary folder, removed when the response ends.
+ * `GET /api/models/{name}/{version}/download`: the version's files as a tar.gz (paths as registered), streamed as it is
+ * built from the blobs, each verified against its sha256 on the way (shared/registry/model-archive.ts): a file that
+ * does not match fails the download.
  */
 app.http('downloadModel', {
   route: 'models/{name}/{version}/download',
@@ -162,21 +159,14 @@ app.http('downloadModel', {
   handler: safe('downloadModel', async (request) => {
     const name = nameParam(request, checkModelName, 'model');
     const version = versionParam(request);
-    const { models } = getAppServices();
+    const { models, storage } = getAppServices();
     const model = await models.get(name, version);
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'mdf-model-'));
-    const cleanup = () => void fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
-    let stream: Readable;
-    try {
-      await models.downloadTo(model, dir);
-      stream = Readable.from(tar.c({ cwd: dir, gzip: true, portable: true, mtime: FIXED_MTIME, noDirRecurse: true }, model.files.map((f) => f.path)));
-    } catch (e) {
-      cleanup();
-      throw e;
-    }
-    stream.once('close', cleanup);
+    // Said on the host's own log: the invocation has answered (its context logs no more) while the body streams.
+    const body = await modelArchiveStream(storage, model, (file) =>
+      console.error(JSON.stringify({ event: 'downloadModel', level: 'error', message: `file ${file.path} of ${model.id} does not match its recorded sha256 or size; the download was aborted` })),
+    );
     return {
-      body: stream,
+      body,
       headers: {
         'content-type': 'application/gzip',
         'content-disposition': `attachment; filename="${model.name}-${model.version}.tar.gz"`,

@@ -2,7 +2,10 @@
  * `GET /api/runs`: deployment and batch runs, newest first, filtered by type, state, service and model, in pages
  * with an opaque continuation token (the position after the last run of the page: created time + run id), so a
  * blob-dropped run can be found without computing its id. Read from the durable task hub's instance list
- * (orchestrations started in the last `since` window; sub-orchestrations such as batch chunks are not runs).
+ * (orchestrations started in the last `since` window; sub-orchestrations such as batch chunks are not runs), newest
+ * first in adaptive time slices from the continuation point back, until a page (+1) is found: the durable client's
+ * instance query has no page size (it follows every continuation token), so a query of the whole window would hold
+ * every instance of it, with its input, at once.
  *
  * A poller (the console) does not read the window again every few seconds: `changedSince=<asOf of its previous
  * answer>` reads only the runs created since then and the runs not ended yet (two narrow instance queries: created
@@ -72,8 +75,20 @@ export interface ListedInstance {
 }
 
 export interface RunsClient {
-  getStatusBy(filter: { createdTimeFrom?: Date; showInput?: boolean; runtimeStatus?: df.OrchestrationRuntimeStatus[] }): Promise<ListedInstance[]>;
+  getStatusBy(filter: { createdTimeFrom?: Date; createdTimeTo?: Date; showInput?: boolean; runtimeStatus?: df.OrchestrationRuntimeStatus[] }): Promise<ListedInstance[]>;
 }
+
+/**
+ * The window is read newest first in time slices, so no instance query holds more than about a page of instances
+ * (the durable client's instance query has no page size: it follows every continuation token). The first slice is
+ * this wide; each next one aims at one page (+1) of instances at the density the previous slice found (over the part
+ * its instances span), widened × RUNS_SLICE_WIDEN at most (so while slices come back empty) and narrowed
+ * ÷ RUNS_SLICE_NARROW at most. A burst of runs far older than the newest ones can still land in one slice: the
+ * widening after empty slices is what bounds that slice (twice the empty stretch before it).
+ */
+export const FIRST_RUNS_SLICE_MS = 100;
+export const RUNS_SLICE_WIDEN = 2;
+export const RUNS_SLICE_NARROW = 8;
 
 const one = <T extends string>(raw: string | null, allowed: readonly T[], code: string, what: string): T | undefined => {
   if (raw === null || raw === '') return undefined;
@@ -178,9 +193,8 @@ const modelName = (m: string | undefined) => (m === undefined ? undefined : m.in
 /** Newest first: created time, then id, both descending. */
 const newerFirst = (a: RunSummary, b: RunSummary) => (b.createdTime ?? '').localeCompare(a.createdTime ?? '') || b.id.localeCompare(a.id);
 
-/** The instances `filter` asks for: the whole window, or (`changedSince`) the new ones and those not ended. */
-async function instancesOf(client: RunsClient, filter: RunsFilter): Promise<ListedInstance[]> {
-  if (!filter.changedSince) return client.getStatusBy({ createdTimeFrom: filter.since, showInput: true });
+/** The instances of a `changedSince` poll: the runs created since (less the margin) and those not ended. */
+async function changedInstances(client: RunsClient, filter: RunsFilter & { changedSince: Date }): Promise<ListedInstance[]> {
   const from = new Date(Math.max(filter.since.getTime(), filter.changedSince.getTime() - CHANGED_SINCE_MARGIN_MS));
   const [created, running] = await Promise.all([
     client.getStatusBy({ createdTimeFrom: from, showInput: true }),
@@ -196,23 +210,74 @@ async function instancesOf(client: RunsClient, filter: RunsFilter): Promise<List
   return [...byId.values()];
 }
 
-export async function listRuns(client: RunsClient, filter: RunsFilter): Promise<{ value: RunSummary[]; continuationToken?: string; asOf: string }> {
-  // Taken before reading: a run that changes while the instances are read is in the next changedSince answer too.
-  const asOf = new Date().toISOString();
-  const all = await instancesOf(client, filter);
-  const runs = all
+/** The runs among `instances` that `filter` asks for (type, state, service, model; after the cursor), newest first. */
+function matching(instances: ListedInstance[], filter: RunsFilter, keep: (r: RunSummary) => boolean = () => true): RunSummary[] {
+  const after = filter.after;
+  const cursor: RunSummary | undefined = after ? { id: after.id, type: 'deployment', state: '', createdTime: after.createdTime } : undefined;
+  return instances
     .map(summarize)
     .filter((r): r is RunSummary => !!r)
+    .filter(keep)
     .filter((r) => !filter.type || r.type === filter.type)
     .filter((r) => !filter.state || r.state === filter.state)
     .filter((r) => !filter.service || r.serviceName === filter.service)
     .filter((r) => !filter.model || modelName(r.model) === filter.model)
+    .filter((r) => !cursor || newerFirst(r, cursor) > 0)
     .sort(newerFirst);
-  const after = filter.after;
-  const start = after ? runs.findIndex((r) => newerFirst(r, { id: after.id, type: 'deployment', state: '', createdTime: after.createdTime }) > 0) : 0;
-  const from = start < 0 ? runs.length : start;
-  const page = runs.slice(from, from + filter.top);
+}
+
+/**
+ * The first `want` runs of the window after the cursor, newest first, read in time slices [lo, hi) going back from
+ * the cursor (or from now, the first slice then open upward as the whole-window query was) to `since`. Slices are
+ * disjoint and read in order, so their runs, each slice sorted, are in order; the scan stops once `want` are found.
+ */
+async function firstRuns(client: RunsClient, filter: RunsFilter, want: number, now: number): Promise<RunSummary[]> {
+  const since = filter.since.getTime();
+  const found: RunSummary[] = [];
+  // Exclusive upper bound of the next slice; undefined: none (the first slice of a read without a cursor).
+  let hi: number | undefined = filter.after ? Date.parse(filter.after.createdTime) + 1 : undefined;
+  let upper = hi ?? now;
+  let width = FIRST_RUNS_SLICE_MS;
+  // Without a cursor the first slice is read even when `since` is ahead of this clock (it is open upward).
+  for (let first = hi === undefined; first || upper > since; first = false) {
+    const lo = Math.max(since, upper - width);
+    const top = hi;
+    const listed = await client.getStatusBy({ createdTimeFrom: new Date(lo), ...(top !== undefined ? { createdTimeTo: new Date(top) } : {}), showInput: true });
+    // Exactly this slice's runs (a bound the store applies inclusively, or to finer times, is applied here again).
+    const inSlice = (r: RunSummary) => {
+      const t = r.createdTime === undefined ? NaN : Date.parse(r.createdTime);
+      return t >= lo && (top === undefined || t < top);
+    };
+    found.push(...matching(listed, filter, inSlice));
+    if (found.length >= want) break;
+    // The density of the slice, over the part its instances span (a slice that only reaches the edge of a burst
+    // must not count the burst as sparse): the next slice aims at `want` instances at that density.
+    // Only the instances inside the slice count (a store's inclusive bound may add a few at its edge).
+    let n = 0;
+    let newest = lo;
+    for (const i of listed) {
+      const t = i.createdTime === undefined ? NaN : new Date(i.createdTime).getTime();
+      if (!(t >= lo && (top === undefined || t < top))) continue;
+      n++;
+      newest = Math.max(newest, t);
+    }
+    const aim = n === 0 ? Infinity : (want * (newest - lo + 1)) / n;
+    width = Math.max(1, Math.round(Math.min(width * RUNS_SLICE_WIDEN, Math.max(width / RUNS_SLICE_NARROW, aim))));
+    hi = lo;
+    upper = lo;
+  }
+  return found.slice(0, want);
+}
+
+export async function listRuns(client: RunsClient, filter: RunsFilter): Promise<{ value: RunSummary[]; continuationToken?: string; asOf: string }> {
+  // Taken before reading: a run that changes while the instances are read is in the next changedSince answer too.
+  const asOf = new Date().toISOString();
+  // One more than a page: whether there is a next page.
+  const runs = filter.changedSince
+    ? matching(await changedInstances(client, { ...filter, changedSince: filter.changedSince }), filter).slice(0, filter.top + 1)
+    : await firstRuns(client, filter, filter.top + 1, Date.parse(asOf));
+  const page = runs.slice(0, filter.top);
   const last = page[page.length - 1];
-  const more = from + filter.top < runs.length && last;
+  const more = runs.length > filter.top && last;
   return { value: page, ...(more ? { continuationToken: encodeToken({ createdTime: last.createdTime ?? '', id: last.id }) } : {}), asOf };
 }

@@ -366,19 +366,6 @@ export class ModelRegistry {
     return { deleted };
   }
 
-  /** Downloads a version's files into `dir` (as `<dir>/<path>`), verifying each sha256. */
-  async downloadTo(model: ModelRecord, dir: string): Promise<void> {
-    for (const f of model.files) {
-      const data = await downloadBlob(this.storage, f.blob);
-      if (sha256Hex(data) !== f.sha256) {
-        throw conflict('ModelFileCorrupt', `File ${f.path} of ${model.id} does not match its recorded sha256; re-register the model.`);
-      }
-      const dest = path.join(dir, ...f.path.split('/'));
-      await fs.mkdir(path.dirname(dest), { recursive: true });
-      await fs.writeFile(dest, data);
-    }
-  }
-
   /** Reads a version's files into memory (path → bytes), verifying each sha256. */
   async readFiles(model: ModelRecord): Promise<Map<string, Buffer>> {
     const out = new Map<string, Buffer>();

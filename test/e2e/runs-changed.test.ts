@@ -32,10 +32,13 @@ test('changedSince reads two narrow instance queries (created since, not ended),
   // Merged by id, newest first.
   expect(page.value.map((r) => r.id)).toEqual(['new-one', 'new-done', 'running-old']);
   expect(page.asOf).toEqual(expect.stringMatching(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/));
-  // Without changedSince: one read of the whole window, as before.
+  // Without changedSince: the window, read newest first in time slices down to `since` (runs-list.test.ts).
   asked.length = 0;
-  await listRuns(client, parseRunsQuery(new URLSearchParams()));
-  expect(asked).toEqual([{ createdTimeFrom: expect.any(Date), showInput: true }]);
+  const window = parseRunsQuery(new URLSearchParams());
+  await listRuns(client, window);
+  expect(asked[0]).toEqual({ createdTimeFrom: expect.any(Date), showInput: true });
+  for (const a of asked.slice(1)) expect(a).toEqual({ createdTimeFrom: expect.any(Date), createdTimeTo: expect.any(Date), showInput: true });
+  expect(asked[asked.length - 1].createdTimeFrom).toEqual(window.since);
   for (const bad of ['yesterday', '2026-11-20', '2026-11-20T10:00:00', `2026-11-20T10:00:00.000Z${'0'.repeat(40)}`]) {
     expect(() => parseRunsQuery(new URLSearchParams({ changedSince: bad }))).toThrow(expect.objectContaining({ code: 'InvalidChangedSince' }));
   }
