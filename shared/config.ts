@@ -151,7 +151,7 @@ const envSchema = z.object({
  * Settings only the Azure side reads, with defaults (validated by `shared/azure/config.ts`, which keeps the same
  * list as `AZURE_ONLY_SETTINGS`; test/azure/config.test.ts checks the two agree).
  */
-const AZURE_ONLY_SETTING_NAMES = ['AKS_RESOURCE_GROUP', 'ALLOWED_KEY_VAULTS', 'ACR_BUILD_TIMEOUT_SECONDS', 'AZURE_DEPLOY_TIMEOUT_SECONDS', 'AZURE_RESOURCE_MANAGER_ENDPOINT', 'REPLICA_IDENTITY_RESOURCE_ID', 'REPLICA_IDENTITY_CLIENT_ID'];
+const AZURE_ONLY_SETTING_NAMES = ['AKS_RESOURCE_GROUP', 'ALLOWED_KEY_VAULTS', 'ACR_BUILD_TIMEOUT_SECONDS', 'AZURE_DEPLOY_TIMEOUT_SECONDS', 'AZURE_RESOURCE_MANAGER_ENDPOINT', 'REPLICA_IDENTITY_RESOURCE_ID', 'REPLICA_IDENTITY_CLIENT_ID', 'REPLICAS_USE_APP_IDENTITY'];
 
 /** Every setting name the app reads (kept in sync with `local.settings.example.json` by a test). */
 export const SETTING_NAMES = [...Object.keys(envSchema.shape), ...AZURE_ONLY_SETTING_NAMES];

@@ -34,7 +34,8 @@ export interface AzureConfig {
   /**
    * The scoring replicas' own user-assigned identity (REPLICA_IDENTITY_RESOURCE_ID + REPLICA_IDENTITY_CLIENT_ID,
    * provisioned by infra/ with only AcrPull and Storage Blob Data Contributor on the `modeldata` container): an ACI
-   * slot runs with it instead of the app's identity. Absent: slots run with the app's identity (as before).
+   * slot or batch node runs with it instead of the app's identity. Required for ACI (user code in a group can get a
+   * token for the group's identity from IMDS), unless `REPLICAS_USE_APP_IDENTITY=true` opts an older install out.
    */
   replicaIdentity?: { resourceId: string; clientId: string };
   aks: {
@@ -62,6 +63,7 @@ export const AZURE_ONLY_SETTINGS = [
   'AZURE_DEPLOY_TIMEOUT_SECONDS',
   'REPLICA_IDENTITY_RESOURCE_ID',
   'REPLICA_IDENTITY_CLIENT_ID',
+  'REPLICAS_USE_APP_IDENTITY',
 ] as const;
 
 const text = optionalText;
@@ -94,6 +96,7 @@ const envSchema = z.object({
   MANAGED_IDENTITY_RESOURCE_ID: identityResourceId,
   REPLICA_IDENTITY_RESOURCE_ID: identityResourceId,
   REPLICA_IDENTITY_CLIENT_ID: text.pipe(z.string().regex(/^[0-9a-f-]{36}$/i, 'must be the client id (a GUID) of the replicas\' identity').optional()),
+  REPLICAS_USE_APP_IDENTITY: text.pipe(z.enum(['true', 'false'], { message: "must be 'true' or 'false'" }).optional()),
   AKS_CLUSTER_NAME: text,
   AKS_RESOURCE_GROUP: text,
   AKS_NAMESPACE: text,
@@ -138,6 +141,19 @@ export function loadAzureConfig(
       'AzureConfigMissing',
       `Missing Azure settings for ${features.join(', ')}: ${missing.join(', ')}. Set them as app settings ` +
         '(azd sets them from infra/main.bicep outputs) or in local.settings.json.',
+      500,
+    );
+  }
+  // ACI runs user code (score.py, batch scripts) in a group that holds a user-assigned identity, whose token any code
+  // in the group can get from IMDS: that identity must be the replicas' own (AcrPull + model data), never the app's
+  // (Contributor on the resource group). An install without one opts out explicitly, knowing what it gives away.
+  if (features.includes('aci') && !env.REPLICA_IDENTITY_RESOURCE_ID && env.REPLICAS_USE_APP_IDENTITY !== 'true') {
+    throw new AppError(
+      'AzureConfigMissing',
+      'Missing Azure settings for aci: REPLICA_IDENTITY_RESOURCE_ID, REPLICA_IDENTITY_CLIENT_ID (the scoring replicas\' own ' +
+        'identity: user code on ACI can get a token for its group\'s identity, which must not be the app\'s). `azd provision` ' +
+        'creates it (infra/modules/identity.bicep) and sets both; an install that accepts running user code with the app\'s ' +
+        'identity sets REPLICAS_USE_APP_IDENTITY=true instead.',
       500,
     );
   }

@@ -62,6 +62,9 @@ export function planConfig(env: Record<string, string | undefined>): AzureConfig
   };
   const merged: Record<string, string | undefined> = { ...env };
   for (const [k, v] of Object.entries(placeholders)) if (!merged[k]) merged[k] = v;
+  // The plan shows what the settings give; without the replicas' identity an ACI deployment itself is refused
+  // (AzureConfigMissing, also reported by GET /api/health), the plan still shows its operations.
+  if (!merged.REPLICA_IDENTITY_RESOURCE_ID && !merged.REPLICA_IDENTITY_CLIENT_ID) merged.REPLICAS_USE_APP_IDENTITY = 'true';
   const config = loadAzureConfig(merged, ['acr', 'aci', 'aks']);
   if (!env.AZURE_SUBSCRIPTION_ID) config.subscriptionId = '<AZURE_SUBSCRIPTION_ID>';
   if (!env.ACR_NAME) {

@@ -41,6 +41,25 @@ describe('loadAzureConfig', () => {
     expect(() => loadAzureConfig({ ...TEST_ENV, ACR_BUILD_TIMEOUT_SECONDS: '5' })).toThrow(/ACR_BUILD_TIMEOUT_SECONDS/);
   });
 
+  test("ACI needs the replicas' own identity, or an explicit opt-in to the app's (user code can get its group's token)", () => {
+    const { REPLICAS_USE_APP_IDENTITY, ...noOptIn } = TEST_ENV;
+    expect(REPLICAS_USE_APP_IDENTITY).toBe('true');
+    expect(() => loadAzureConfig(noOptIn, ['aci'])).toThrow(
+      expect.objectContaining({ code: 'AzureConfigMissing', message: expect.stringMatching(/REPLICA_IDENTITY_RESOURCE_ID, REPLICA_IDENTITY_CLIENT_ID.*REPLICAS_USE_APP_IDENTITY=true/) }),
+    );
+    // ACR and AKS never put the app's identity where user code runs: they load without it.
+    expect(loadAzureConfig(noOptIn, ['acr', 'aks']).acrName).toBe('mdfregistry');
+    const replica = { REPLICA_IDENTITY_RESOURCE_ID: `${TEST_ENV.MANAGED_IDENTITY_RESOURCE_ID}-replica`, REPLICA_IDENTITY_CLIENT_ID: '11111111-2222-3333-4444-555555555555' };
+    expect(loadAzureConfig({ ...noOptIn, ...replica }, ['aci']).replicaIdentity).toEqual({ resourceId: replica.REPLICA_IDENTITY_RESOURCE_ID, clientId: replica.REPLICA_IDENTITY_CLIENT_ID });
+    expect(() => loadAzureConfig({ ...noOptIn, REPLICAS_USE_APP_IDENTITY: 'false' }, ['aci'])).toThrow(expect.objectContaining({ code: 'AzureConfigMissing' }));
+    expect(() => loadAzureConfig({ ...noOptIn, REPLICAS_USE_APP_IDENTITY: 'yes' }, ['aci'])).toThrow(
+      expect.objectContaining({ code: 'AzureConfigInvalid', message: expect.stringContaining('REPLICAS_USE_APP_IDENTITY') }),
+    );
+    // The app's start-up check (GET /api/health reports it) names the settings too.
+    const { validateAzureStartup } = require('../../shared/azure/config') as typeof import('../../shared/azure/config');
+    expect(() => validateAzureStartup({ ...noOptIn, IMAGE_BUILDER: 'acr', DEFAULT_TARGET: 'aci' })).toThrow(/REPLICA_IDENTITY_RESOURCE_ID/);
+  });
+
   test('every setting the Azure side reads is one of the app settings (SETTING_NAMES, local.settings.example.json)', () => {
     const example = Object.keys(JSON.parse(fs.readFileSync(path.join(__dirname, '../../local.settings.example.json'), 'utf8')).Values);
     expect(AZURE_SETTING_NAMES).toEqual(expect.arrayContaining([...AZURE_ONLY_SETTINGS, 'AZURE_SUBSCRIPTION_ID', 'ACR_NAME', 'AKS_CLUSTER_NAME']));

@@ -56,6 +56,9 @@ export const TEST_ENV: Record<string, string> = {
   MANAGED_IDENTITY_RESOURCE_ID: `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-mdf`,
   AKS_CLUSTER_NAME: 'aks-mdf',
   AKS_NAMESPACE: 'models',
+  // The wire tests' ACI bodies carry the app's identity (an install without REPLICA_IDENTITY_*, opted in): the replicas'
+  // own identity is asserted where a test sets REPLICA_IDENTITY_* (aci-batch, aks-identity, config tests).
+  REPLICAS_USE_APP_IDENTITY: 'true',
 };
 
 export function testConfig(extra: Record<string, string> = {}): AzureConfig {
