@@ -168,6 +168,18 @@ export class AcrTaskImageBuilder implements ImageBuilder {
     return (await this.readRecord(name, version)).result;
   }
 
+  /**
+   * Forgets a FAILED build of `name:version` (its record), so the next `build` of the same version schedules a new run.
+   * For images whose version is fixed by their content (the service front's): a transient failure must not stay the
+   * answer. A successful or unfinished build is kept. Returns whether a failure was forgotten.
+   */
+  async forgetFailure(name: string, version: number): Promise<boolean> {
+    const result = (await this.readRecord(name, version)).result;
+    if (!result || result.state === 'Succeeded') return false;
+    await this.o.blobs.delete(this.recordPath(name, version));
+    return true;
+  }
+
   async build(request: ImageBuildRequest): Promise<ImageBuildResult> {
     const { name, version } = request;
     const record = await this.readRecord(name, version);

@@ -70,7 +70,7 @@ export interface FrontImageSource {
 }
 
 export interface FrontImageOptions {
-  builder: Pick<ImageBuilder, 'build'> & Pick<AcrTaskImageBuilder, 'recorded'>;
+  builder: Pick<ImageBuilder, 'build'> & Pick<AcrTaskImageBuilder, 'recorded' | 'forgetFailure'>;
   blobs: Pick<BlobIO, 'write'>;
   /** Where the runtime's compiled files are (default: this package). */
   runtimeRoot?: string;
@@ -115,6 +115,9 @@ export class FrontImage implements FrontImageSource {
     const { archive, hex, version } = await this.contextOf();
     const contextBlob = `${CONTAINERS.images}/${FRONT_IMAGE_REPOSITORY}/${version}.tar.gz`;
     await this.o.blobs.write(contextBlob, archive);
+    // Its version is its content's: a failed build (recorded as the version's result) would otherwise be the answer
+    // for good. A new front creation tries again.
+    if (await this.o.builder.forgetFailure(FRONT_IMAGE_REPOSITORY, version)) this.o.log?.(`service front image ${FRONT_IMAGE_REPOSITORY}:${version}: building again after a failed build`);
     const result = await this.o.builder.build({ name: FRONT_IMAGE_REPOSITORY, version, runtime: 'node', contextBlob, contextDigest: `sha256:${hex}` });
     if (result.state !== 'Succeeded') {
       throw new AppError(

@@ -97,6 +97,15 @@ describe('the ACI service front runs its own image', () => {
       expect(failure.message).not.toMatch(/SIG/);
       // Nothing written to ACI: blue still holds the service's name and answers.
       expect(w.arm.log.filter((l) => !l.startsWith('LIST'))).toEqual([]);
+
+      // The failure is not the version's answer for good: the next front creation (another process, the same storage)
+      // schedules a new run, which builds, and the front runs its image.
+      await w.reset();
+      const retried = expectBuild('cf3', 'Succeeded');
+      const target2 = w.setup({ frontImage: frontImageSource(blobs) });
+      await target2.setTrafficWeights('diabetes', { blue: 90, green: 10 });
+      expect(retried.run).toBeDefined();
+      expect(w.arm.puts.get('diabetes-front')![0].properties.containers[0].properties.image).toMatch(/^mdfregistry\.azurecr\.io\/mdf-system\/front:\d+$/);
     });
 
     test('a front created on a model image (before fronts had their own) moves to its own image in the restart of a key rotation, once that image is built (a rotation never waits for a build)', async () => {
