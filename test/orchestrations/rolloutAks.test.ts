@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
-import { scriptedActivities, type Answer, type Scenario } from '../helpers/scenarios';
+import type { Answer, Scenario } from '../helpers/scenarios';
 import { DEPLOY, type DeployRunInput, type RollbackInput, type RollbackOutput } from '../../shared/deploy/contract';
 import { ROLLOUT, type SetWeightsInput } from '../../shared/rollout/contract';
 import type { RolloutSpec } from '../../shared/rollout/spec';
@@ -21,23 +21,10 @@ import { routeWeights } from '../../shared/azure/aks-traffic';
 import { waitRun } from '../helpers/runs';
 import { AksFrontWorld, type Wire } from '../azure/aks-front-world';
 import { nock, setupNock } from '../azure/helpers';
+import { rolloutRunActivities } from '../helpers/rollout-runs';
 
 const scenarios = new Map<string, Scenario>();
-const ACTIVITIES = [
-  DEPLOY.registerModel,
-  DEPLOY.createImage,
-  DEPLOY.prepareDeployment,
-  DEPLOY.deploySlot,
-  DEPLOY.smokeTest,
-  DEPLOY.rollback,
-  DEPLOY.promote,
-  DEPLOY.retirePrevious,
-  DEPLOY.publishEvent,
-  ROLLOUT.setWeights,
-  ROLLOUT.readTraffic,
-  ROLLOUT.renewLease,
-].map((a) => a.name);
-const overrides = scriptedActivities(ACTIVITIES, (_input, ctx) => scenarios.get(ctx.instanceId.replace(/:rollout$/, '')));
+const overrides = rolloutRunActivities(scenarios);
 
 setupNock();
 const w = new AksFrontWorld();
