@@ -311,7 +311,10 @@ test('a serving pool an in-place run resized: kept while the run holds the slot 
 
   // The run never comes back: the request taking the service over releases its hold; the pool follows the record.
   await releaseStaleDeployment(secondCtx, name, 'run-pool-2', { code: 'DeploymentAbandoned', message: 'gone' });
+  // The resize back runs in the background (the takeover does not wait for it): its replicas stop, then its slot
+  // record is saved. Bounded wait for both.
   expect(await untilProcs(1)).toHaveLength(1);
+  for (let i = 0; i < 150 && slotConfig().numReplicas !== 1; i++) await new Promise((r) => setTimeout(r, 200));
   expect(slotConfig().numReplicas).toBe(1);
   const rec = await ctx.services.get(name);
   expect(rec).toMatchObject({ config: { numReplicas: 1 }, lastError: { code: 'DeploymentAbandoned' } });
