@@ -207,3 +207,29 @@ export async function startRuntimeProcess(args: string[], o: { env?: NodeJS.Proc
   }
   return { url: `http://127.0.0.1:${started.port}`, port: started.port, child, out: [], stop: stopper(child) };
 }
+
+/**
+ * Scoring scripts (Node, Python) that answer with their whole environment and their parent's (`/proc/<ppid>/environ`,
+ * or null when unreadable): the env allow-list tests (test/security/worker-env.test.ts,
+ * test/runtime/workload-identity.test.ts).
+ */
+export const ENV_DUMP_SCORE_JS = `'use strict';
+const fs = require('fs');
+const parentEnv = () => {
+  try { return fs.readFileSync('/proc/' + process.ppid + '/environ', 'utf8').split('\\0').filter(Boolean); } catch { return null; }
+};
+exports.init = () => {};
+exports.run = () => ({ env: { ...process.env }, parent: parentEnv() });
+`;
+export const ENV_DUMP_SCORE_PY = `import os
+def init():
+    pass
+def parent_env():
+    try:
+        with open("/proc/%d/environ" % os.getppid(), "rb") as f:
+            return [e.decode("utf-8", "replace") for e in f.read().split(b"\\0") if e]
+    except OSError:
+        return None
+def run(raw_data):
+    return {"env": dict(os.environ), "parent": parent_env()}
+`;

@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { inheritedEnv } from '../../runtime/child-env';
 import { waitRuntimeReady } from '../../runtime/ready';
-import { post, ROOT, SYSTEM_PYTHON, tempDir } from './helpers';
+import { ENV_DUMP_SCORE_JS, ENV_DUMP_SCORE_PY, post, ROOT, SYSTEM_PYTHON, tempDir } from './helpers';
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const CLIENT_ID = '11111111-2222-3333-4444-555555555555';
@@ -30,24 +30,8 @@ const PROJECTED = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6
 const STORAGE_TOKEN = 'sekrit-storage-access-token-7c1e';
 const IDENTITY_VARS = ['AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'AZURE_FEDERATED_TOKEN_FILE', 'AZURE_AUTHORITY_HOST'];
 
-const SCORE_JS = `'use strict';
-const fs = require('fs');
-const parent = () => { try { return fs.readFileSync('/proc/' + process.ppid + '/environ', 'utf8').split('\\0').filter(Boolean); } catch { return null; } };
-exports.init = () => {};
-exports.run = () => ({ env: { ...process.env }, parent: parent() });
-`;
-const SCORE_PY = `import os
-def init():
-    pass
-def parent_env():
-    try:
-        with open("/proc/%d/environ" % os.getppid(), "rb") as f:
-            return [e.decode("utf-8", "replace") for e in f.read().split(b"\\0") if e]
-    except OSError:
-        return None
-def run(raw_data):
-    return {"env": dict(os.environ), "parent": parent_env()}
-`;
+const SCORE_JS = ENV_DUMP_SCORE_JS;
+const SCORE_PY = ENV_DUMP_SCORE_PY;
 
 interface Seen {
   connects: string[];

@@ -13,6 +13,7 @@ import { parseArgs } from '../../runtime/options';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
 import { killPools, prepareFixture, readText, uploadJsonl, waitUntil } from '../e2e/batch-helpers';
 import { waitRun as waitRunOf } from '../helpers/runs';
+import { ENV_DUMP_SCORE_JS, ENV_DUMP_SCORE_PY } from '../runtime/helpers';
 
 /** Planted in the host's environment (as app settings), each with a value that must never reach user code. */
 const PLANTED: Record<string, string> = {
@@ -35,26 +36,8 @@ const RUNTIME_SET = /^(AML_[A-Z_]+|AZUREML_MODEL_DIR|PYTHONUNBUFFERED|PYTHONDONT
 
 const MODEL = path.join(__dirname, '../../examples/models/diabetes-node/model.json');
 
-const SCORE_JS = `'use strict';
-const fs = require('fs');
-const parentEnv = () => {
-  try { return fs.readFileSync('/proc/' + process.ppid + '/environ', 'utf8').split('\\0').filter(Boolean); } catch { return null; }
-};
-exports.init = () => {};
-exports.run = () => ({ env: { ...process.env }, parent: parentEnv() });
-`;
-const SCORE_PY = `import os
-def init():
-    pass
-def parent_env():
-    try:
-        with open("/proc/%d/environ" % os.getppid(), "rb") as f:
-            return [e.decode("utf-8", "replace") for e in f.read().split(b"\\0") if e]
-    except OSError:
-        return None
-def run(raw_data):
-    return {"env": dict(os.environ), "parent": parent_env()}
-`;
+const SCORE_JS = ENV_DUMP_SCORE_JS;
+const SCORE_PY = ENV_DUMP_SCORE_PY;
 const BATCH_JS = SCORE_JS.replace('exports.run = () => ({', 'exports.run = (rows) => rows.map(() => JSON.stringify({').replace('parentEnv() });', 'parentEnv() }));');
 
 let env: TestEnvironment;
