@@ -171,11 +171,9 @@ test('provisioning throws once → retried, the run Completes; teardown keeps fa
   expect(custom.error?.message).toMatch(/cannot remove the pool/);
 }, 60_000);
 
-test('a chunk started before grouped scoring calls (no perCall in its input) scores one batchScoreMiniBatch per mini-batch, as then', async () => {
-  const runId = `batch-orch-test-${++seq}-${Date.now()}`;
-  const scenario: Scenario = { answers: happy(), calls: [] };
-  scenarios.set(runId, scenario);
-  const chunkInput: BatchChunkInput = {
+/** A one-chunk input of 5 mini-batches (10 items) on one node, no failure limits; `window` mini-batches in flight. */
+function chunkOf(runId: string, window: number): BatchChunkInput {
+  return {
     runId,
     chunk: 0,
     from: 0,
@@ -185,11 +183,18 @@ test('a chunk started before grouped scoring calls (no perCall in its input) sco
     limits: { errorThreshold: -1, allowedFailedCount: -1, allowedFailedPercent: 100 },
     baseline: { miniBatchesDone: 0, miniBatchesFailed: 0, itemsSucceeded: 0, itemsFailed: 0 },
     nodeUris: ['http://127.0.0.1:9/node0'],
-    window: 2,
+    window,
     runMaxTry: 1,
     scoringStartedAt: new Date().toISOString(),
     score: { poolId: `pool-${runId}`, output: { container: 'out', prefix: `${runId}/` }, appendRowFileName: 'p.txt', timeoutMs: 30_000, requestTimeoutMs: 60_000, keepRows: true, filesAs: 'paths' },
   };
+}
+
+test('a chunk started before grouped scoring calls (no perCall in its input) scores one batchScoreMiniBatch per mini-batch, as then', async () => {
+  const runId = `batch-orch-test-${++seq}-${Date.now()}`;
+  const scenario: Scenario = { answers: happy(), calls: [] };
+  scenarios.set(runId, scenario);
+  const chunkInput = chunkOf(runId, 2);
   await env.startOrchestration(BATCH.chunk.name, chunkInput, runId);
   const status = await env.waitFor(runId, { timeoutMs: 45_000 });
   expect(status.runtimeStatus).toBe('Completed');
@@ -207,19 +212,7 @@ test('a chunk started before grouped results (perCall, no groupedResults in its 
   };
   scenarios.set(runId, scenario);
   const chunkInput: BatchChunkInput = {
-    runId,
-    chunk: 0,
-    from: 0,
-    to: 5,
-    isLast: true,
-    totals: { miniBatchCount: 5, itemCount: 10 },
-    limits: { errorThreshold: -1, allowedFailedCount: -1, allowedFailedPercent: 100 },
-    baseline: { miniBatchesDone: 0, miniBatchesFailed: 0, itemsSucceeded: 0, itemsFailed: 0 },
-    nodeUris: ['http://127.0.0.1:9/node0'],
-    window: 4,
-    runMaxTry: 1,
-    scoringStartedAt: new Date().toISOString(),
-    score: { poolId: `pool-${runId}`, output: { container: 'out', prefix: `${runId}/` }, appendRowFileName: 'p.txt', timeoutMs: 30_000, requestTimeoutMs: 60_000, keepRows: true, filesAs: 'paths' },
+    ...chunkOf(runId, 4),
     perCall: 2,
   };
   await env.startOrchestration(BATCH.chunk.name, chunkInput, runId);
