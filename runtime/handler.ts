@@ -8,6 +8,7 @@ import { inferResponse, parseInferRequest, type OipOutput, type OipRequest } fro
 import { OnnxModel, settle, type ManyResult, type OnnxLoadOptions, type OutputFormat } from './onnx';
 import type { RequestInput, WorkerReply } from './pool';
 import type { ScriptSchema } from './protocol';
+import { jsonSyntaxMessage } from './json-depth';
 
 export interface Handler {
   rawHttp: boolean;
@@ -28,7 +29,7 @@ export function parseJson(body: Buffer): unknown {
   try {
     return JSON.parse(body.toString('utf8'));
   } catch (e) {
-    throw new RuntimeError('InvalidInput', `The request body is not valid JSON: ${(e as Error).message}`, 400);
+    throw new RuntimeError('InvalidInput', `The request body is not valid JSON: ${jsonSyntaxMessage(e)}`, 400);
   }
 }
 

@@ -23,7 +23,7 @@ export type { RuntimeErrorInfo } from './errors';
 export { capText, LineSplitter, MAX_LINE_BYTES, splitLines, truncationMarker } from './lines';
 export { parseRuntimeEvent, waitRuntimeReady } from './ready';
 export type { RuntimeEvent, RuntimeStart, WaitRuntimeReadyOptions } from './ready';
-export { jsonNestingDepth } from './json-depth';
+export { jsonNestingDepth, jsonSyntaxMessage } from './json-depth';
 export { blobSink, ModelDataCollector } from './collector';
 export type { CollectorSink, CollectorStats } from './collector';
 export { isOpenOipPath, parseOipPath } from './oip';

@@ -11,7 +11,7 @@
  * Every violation is a 400 `InvalidInput` with a message naming the tensor.
  */
 import { RuntimeError } from './errors';
-import { jsonNestingDepth } from './json-depth';
+import { jsonNestingDepth, jsonSyntaxMessage } from './json-depth';
 
 export const OIP_DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] as const;
 export type OipDatatype = (typeof OIP_DATATYPES)[number];
@@ -100,7 +100,7 @@ export function parseInferRequest(body: Buffer): OipRequest {
   try {
     v = JSON.parse(text);
   } catch (e) {
-    throw invalid(`The request body is not valid JSON: ${(e as Error).message}`);
+    throw invalid(`The request body is not valid JSON: ${jsonSyntaxMessage(e)}`);
   }
   if (!isObject(v)) throw invalid('Send an inference request: {"inputs": [{"name", "shape", "datatype", "data"}, ...]}');
   if (v.id !== undefined && typeof v.id !== 'string') throw invalid('"id" must be a string');

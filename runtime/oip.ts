@@ -17,7 +17,7 @@ import type * as http from 'node:http';
 import * as path from 'node:path';
 import { RuntimeError, toErrorInfo } from './errors';
 import { dropBody } from './http-limits';
-import { jsonNestingDepth } from './json-depth';
+import { jsonNestingDepth, jsonSyntaxMessage } from './json-depth';
 import { packageRoot, type RuntimeKind } from './launch';
 import {
   elementCount,
@@ -453,7 +453,7 @@ export class OipService {
     try {
       result = JSON.parse(text);
     } catch (e) {
-      throw notTensor(`its JSON does not parse (${(e as Error).message})`);
+      throw notTensor(`its JSON does not parse (${jsonSyntaxMessage(e)})`);
     }
     send(res, 200, inferResponse(target, request!, scriptOutputs(result, sig!)));
   }

@@ -6,7 +6,7 @@
  * `maxAliasCount` against alias bombs), then an iterative walk of the result bounding depth and node count (aliases
  * and merges can deepen or grow a document). Errors are 400 `InputTooLarge` / `InputTooDeep`, naming what was parsed.
  */
-import { jsonNestingDepth } from '../runtime';
+import { jsonNestingDepth, jsonSyntaxMessage } from '../runtime';
 import YAML from 'yaml';
 import { AppError, badRequest } from './errors';
 
@@ -27,7 +27,7 @@ export interface ParseBounds {
   maxNodes?: number;
 }
 
-export { jsonNestingDepth };
+export { jsonNestingDepth, jsonSyntaxMessage };
 
 export function tooDeep(what: string, maxDepth: number): AppError {
   return badRequest('InputTooDeep', `${what} is nested more than ${maxDepth} levels deep; flatten it (at most ${maxDepth} levels of objects/arrays are accepted).`);
@@ -130,18 +130,6 @@ function parseFailure(e: unknown, bounds: ParseBounds, kind: string): never {
   if (e instanceof AppError) throw e;
   if (e instanceof RangeError) throw tooDeep(bounds.what, bounds.maxDepth ?? MAX_INPUT_DEPTH); // belt and braces: a stack overflow
   throw badRequest('Malformed', `${bounds.what} is not valid ${kind}: ${String((e as Error)?.message ?? e).split('\n')[0].slice(0, 500)}`);
-}
-
-/**
- * V8's JSON syntax error without the piece of the input it quotes (`Unexpected token 's', ..."ary_key": supersecre"...
- * is not valid JSON`): the input may hold a key or a password, and an error never echoes it. The position stays.
- */
-export function jsonSyntaxMessage(e: SyntaxError): string {
-  const m = e.message.split('\n')[0];
-  const quoting = /^(Unexpected (?:token|non-whitespace character after JSON))\b.*?,\s*(?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s.exec(m);
-  if (quoting) return `${quoting[1]} (the text is not shown)`;
-  // Other messages name a position, not the text ("Unterminated string in JSON at position 21"); a quote is cut anyway.
-  return m.replace(/"[^]*$/, '(the text is not shown)').slice(0, 200);
 }
 
 /**
