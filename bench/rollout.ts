@@ -1,5 +1,6 @@
 /**
- * Progressive-delivery benchmark (`npm run bench:rollout`): one JSON object per line.
+ * Progressive-delivery benchmark (`npm run bench:rollout`): one JSON object per line (`name`, `value`, `unit`, details):
+ * per configuration `value` = its p99 (ms); `*_added` = the p50 added vs direct (ms); `*_p99_cost` = the ratio − 1.
  *
  * What the service front adds per request, and what shadow traffic costs the client:
  * - `direct`: straight to a slot (a minimal HTTP server answering a small JSON body);
@@ -126,12 +127,24 @@ async function measure(prefix: string, ports: Record<string, number>, headers: R
     for (const k of configs) {
       const sorted = lat[k].sort((a, b) => a - b);
       res[k] = { p50: pct(sorted, 50), p99: pct(sorted, 99), n: sorted.length };
-      process.stdout.write(JSON.stringify({ name: `${prefix}.${k}.c${c}`, p50_ms: +res[k].p50.toFixed(3), p99_ms: +res[k].p99.toFixed(3), req_per_s: Math.round(res[k].n / SECONDS), errors: errs[k] }) + '\n');
+      const p99 = +res[k].p99.toFixed(3);
+      process.stdout.write(JSON.stringify({ name: `${prefix}.${k}.c${c}`, value: p99, unit: 'ms', p50_ms: +res[k].p50.toFixed(3), p99_ms: p99, req_per_s: Math.round(res[k].n / SECONDS), errors: errs[k] }) + '\n');
     }
     for (const a of Object.values(agents)) a.destroy();
     out[c] = res;
   }
   return out;
+}
+
+/** What the front adds vs direct: value = the p50 difference (ms; the issue's target is on p50), with the p99's. */
+function added(name: string, p50: number, p99: number): void {
+  process.stdout.write(JSON.stringify({ name, value: p50, unit: 'ms', p50_ms: p50, p99_ms: p99, vs: 'direct' }) + '\n');
+}
+
+/** What mirroring costs the client: value = p99 with mirroring / p99 without − 1 (the issue's target: ≤ 0.05). */
+function cost(name: string, withMirror: number, without: number): void {
+  const ratio = +(withMirror / without - 1).toFixed(3);
+  process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, p99_ms: +withMirror.toFixed(3), p99_ms_without: +without.toFixed(3), vs: 'front without mirror' }) + '\n');
 }
 
 const KEY = 'bench-PRIMARY-key-0123456789abcdef';
@@ -172,8 +185,8 @@ async function aciPart(): Promise<void> {
     const res = await measure('rollout.aci', ports, { authorization: `Bearer ${KEY}` });
     for (const c of [1, 32]) {
       const r = res[c];
-      process.stdout.write(JSON.stringify({ name: `rollout.aci.front_added.c${c}`, p50_ms: +(r.front.p50 - r.direct.p50).toFixed(3), p99_ms: +(r.front.p99 - r.direct.p99).toFixed(3), vs: 'direct' }) + '\n');
-      process.stdout.write(JSON.stringify({ name: `rollout.aci.mirror20_p99_cost.c${c}`, ratio: +(r.mirror20.p99 / r.front.p99 - 1).toFixed(3), vs: 'front without mirror' }) + '\n');
+      added(`rollout.aci.front_added.c${c}`, +(r.front.p50 - r.direct.p50).toFixed(3), +(r.front.p99 - r.direct.p99).toFixed(3));
+      cost(`rollout.aci.mirror20_p99_cost.c${c}`, r.mirror20.p99, r.front.p99);
     }
   } finally {
     for (const c of children) c.kill('SIGKILL');
@@ -195,11 +208,9 @@ async function localPart(): Promise<void> {
     for (const c of [1, 32]) {
       const res = all[c];
       const add = (k: string, p: 'p50' | 'p99') => +(res[k][p] - res.direct[p]).toFixed(3);
-      process.stdout.write(JSON.stringify({ name: `rollout.split_added.c${c}`, p50_ms: add('split', 'p50'), p99_ms: add('split', 'p99'), vs: 'direct' }) + '\n');
-      process.stdout.write(JSON.stringify({ name: `rollout.front_added.c${c}`, p50_ms: add('front', 'p50'), p99_ms: add('front', 'p99'), vs: 'direct' }) + '\n');
-      for (const m of ['mirror20', 'mirror100']) {
-        process.stdout.write(JSON.stringify({ name: `rollout.${m}_p99_cost.c${c}`, ratio: +(res[m].p99 / res.front.p99 - 1).toFixed(3), vs: 'front without mirror' }) + '\n');
-      }
+      added(`rollout.split_added.c${c}`, add('split', 'p50'), add('split', 'p99'));
+      added(`rollout.front_added.c${c}`, add('front', 'p50'), add('front', 'p99'));
+      for (const m of ['mirror20', 'mirror100']) cost(`rollout.${m}_p99_cost.c${c}`, res[m].p99, res.front.p99);
     }
   } finally {
     child.kill('SIGKILL');
