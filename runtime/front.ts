@@ -15,16 +15,15 @@ import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { Worker } from 'node:worker_threads';
 import { makeTokenVerifier } from './auth-token';
 import { forwardRequest } from './forward';
 import { createBoundedServer, DEFAULT_HTTP_LIMITS, dropBody, resolveHttpLimits, type BoundedServer, type HttpLimits } from './http-limits';
 import { isOpenOipPath } from './oip';
 import { DEFAULT_MAX_BODY_BYTES } from './options';
 import { makeAuthorizer } from './server';
-import { MAX_COMPARE_BYTES, MAX_SHADOW_SOCKETS, ShadowThread, VERDICT } from './shadow-thread';
 import type { TlsMaterial } from './tls';
 import {
+  answersAgree,
   emptyShadowTraffic,
   emptySlotTraffic,
   latencyBucket,
@@ -37,7 +36,46 @@ import {
 export const PIN_HEADER = 'azureml-model-deployment';
 /** Shadow copies in flight at most; beyond, a copy is skipped (mirroring never queues behind the client). */
 export const MAX_SHADOW_INFLIGHT = 64;
-export { MAX_COMPARE_BYTES, MAX_SHADOW_SOCKETS };
+/** Answers larger than this are not compared (the copy counts as mirrored, not compared). */
+export const MAX_COMPARE_BYTES = 1024 * 1024;
+/** Connections the front opens to the shadow slot for copies at most; more copies wait for one (bounded above). */
+export const MAX_SHADOW_SOCKETS = 8;
+/** Time per event-loop turn the deferred shadow work (sending copies, comparing answers) may take at most. */
+const SHADOW_TURN_BUDGET_MS = 1;
+
+/**
+ * Shadow work that may wait (sending a copy, comparing two answers): run with setImmediate, i.e. after the turn's
+ * pending I/O (clients' requests and answers go first), at most SHADOW_TURN_BUDGET_MS per turn (at least one item),
+ * the rest on the next turn. Bounded: each item belongs to one of at most MAX_SHADOW_INFLIGHT copies.
+ */
+class ShadowWork {
+  private queue: Array<() => void> = [];
+  private head = 0;
+  private scheduled?: NodeJS.Immediate;
+
+  push(fn: () => void): void {
+    this.queue.push(fn);
+    this.scheduled ??= setImmediate(() => this.run());
+  }
+
+  clear(): void {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    this.queue = [];
+    this.head = 0;
+  }
+
+  private run(): void {
+    this.scheduled = undefined;
+    const end = performance.now() + SHADOW_TURN_BUDGET_MS;
+    do this.queue[this.head++]();
+    while (this.head < this.queue.length && performance.now() < end);
+    if (this.head >= this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else this.scheduled = setImmediate(() => this.run());
+  }
+}
 
 /**
  * Whether a request target names the front's own surface (`/.mdf/…`, front-admin.ts) in any spelling a slot could
@@ -138,12 +176,12 @@ export class ServiceFront {
   private active?: SlotState;
   /** Set by `setWeights`: live traffic split between slots; absent → all to `active`. */
   private split?: Split[];
-  /** `inflight` is shared by the mirrors of one shadow slot (a new percent keeps counting the copies still out). */
-  private mirror?: { slot: string; percent: number; tolerance: number; acc: number; inflight: { n: number } };
+  private mirror?: { slot: string; percent: number; tolerance: number; acc: number; inflight: number };
   private readonly traffic = new Map<string, SlotTraffic>();
   private readonly shadow = new Map<string, ShadowTraffic>();
-  /** Shadow copies are sent, answered and compared on their own thread (started with the first copy). */
-  private readonly shadowThread = new ShadowThread();
+  /** Shadow copies go through their own agent (created with the first copy), never the slot's. */
+  private mirrorAgent?: http.Agent;
+  private readonly shadowWork = new ShadowWork();
   /** Counters are comparable only within one epoch (a new front starts from zero). */
   readonly epoch = randomUUID();
   private authorize: (header: string | undefined) => boolean | Promise<boolean> = () => true;
@@ -268,19 +306,7 @@ export class ServiceFront {
     if (!s) throw new Error(`slot ${slot} is not registered with the front of ${this.serviceName}`);
     this.active = s;
     this.split = undefined;
-    this.setMirror(undefined);
-  }
-
-  /** The mirror in force from now on; without one the shadow thread ends once its copies are answered. */
-  private setMirror(mirror: { slot: string; percent: number; tolerance: number } | undefined): void {
-    const inflight = mirror && this.mirror?.slot === mirror.slot ? this.mirror.inflight : { n: 0 };
-    this.mirror = mirror && mirror.percent > 0 ? { ...mirror, acc: 0, inflight } : undefined;
-    if (!this.mirror) this.shadowThread.stopWhenIdle();
-  }
-
-  /** The thread sending the shadow copies, while there is one (diagnostics; a test stops it to check a crash). */
-  get shadowWorker(): Worker | undefined {
-    return this.shadowThread.thread;
+    this.mirror = undefined;
   }
 
   /**
@@ -299,7 +325,7 @@ export class ServiceFront {
     if (entries.length && Math.round(live.reduce((t, [, w]) => t + w, 0)) !== 100) throw new Error(`weights must sum to 100; got ${JSON.stringify(weights)}`);
     this.split = live.length > 1 ? live.map(([name, w]) => ({ slot: this.slots.get(name)!, weight: w, current: 0 })) : undefined;
     if (live.length === 1) this.active = this.slots.get(live[0][0]);
-    this.setMirror(mirror);
+    this.mirror = mirror && mirror.percent > 0 ? { ...mirror, acc: 0, inflight: this.mirror?.slot === mirror.slot ? this.mirror.inflight : 0 } : undefined;
   }
 
   /** The weights in force (slot → percent); `{}` when all traffic goes to the active slot. */
@@ -357,7 +383,7 @@ export class ServiceFront {
       this.split = undefined;
       if (rest.length && !this.active) this.active = rest[0].slot;
     }
-    if (this.mirror?.slot === slot) this.setMirror(undefined);
+    if (this.mirror?.slot === slot) this.mirror = undefined;
     if (s.inflight > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
@@ -457,10 +483,10 @@ export class ServiceFront {
   /**
    * Shadow traffic: decides whether this request is copied to the mirror slot and, if so, keeps the body's chunks
    * (references, read alongside the forward, never instead of it). Everything else waits until the client has its
-   * answer: once the serving slot's answer was passed on (and the body is complete), the copy goes to the front's
-   * shadow thread (shadow-thread.ts), which sends it (at most MAX_SHADOW_SOCKETS connections to the shadow slot, so
-   * copies never take the slot's sockets and the shadow replica sees a bounded concurrency), reads the shadow's answer
-   * and compares both, off the front's event loop; the counters are kept here, a copy's all at once.
+   * answer: the copy is sent once the serving slot's answer was passed on (and the body is complete), through the
+   * front's own mirror agent (at most MAX_SHADOW_SOCKETS connections, so copies never take the slot's sockets and
+   * the shadow replica sees a bounded concurrency), and both answers are compared later still, off the client's
+   * path (`ShadowWork`: after pending I/O, within a budget per event-loop turn; byte-equal answers skip the parse).
    */
   private mirrorCopy(
     req: http.IncomingMessage,
@@ -476,19 +502,20 @@ export class ServiceFront {
     let st = this.shadow.get(m.slot);
     if (!st) this.shadow.set(m.slot, (st = emptyShadowTraffic()));
     const stats = st;
-    const inflight = m.inflight;
-    if (inflight.n >= MAX_SHADOW_INFLIGHT) {
+    if (m.inflight >= MAX_SHADOW_INFLIGHT) {
       stats.skipped++;
       return undefined;
     }
     stats.mirrored++;
-    inflight.n++;
-    const tolerance = m.tolerance;
-    const thread = this.shadowThread;
+    m.inflight++;
+    const mirror = m;
+    const work = this.shadowWork;
+    const agent = (this.mirrorAgent ??= new http.Agent({ keepAlive: true, maxSockets: MAX_SHADOW_SOCKETS }));
     const bucket = (h: Record<string, number>, ms: number) => {
       const b = String(latencyBucket(ms));
       h[b] = (h[b] ?? 0) + 1;
     };
+    type Answer = { status: number; body?: Buffer };
     let reqChunks: Buffer[] | undefined = [];
     let reqBytes = 0;
     const onReqData = (c: Buffer) => {
@@ -500,57 +527,87 @@ export class ServiceFront {
       }
     };
     req.on('data', onReqData);
+    let primary: Answer | undefined;
     let primaryChunks: Buffer[] | undefined = [];
     let primaryBytes = 0;
-    let primary: { status: number; body?: Buffer } | undefined;
+    let shadowAnswer: Answer | undefined;
     let finished = false;
-    /** The copy is over (answered, failed, lost or never sent): it leaves the in-flight count. */
-    const finish = () => {
-      if (finished) return false;
+    let sent = false;
+    const settle = () => {
+      if (finished || !primary || !shadowAnswer) return;
       finished = true;
-      inflight.n--;
-      return true;
+      mirror.inflight--;
+      if (shadowAnswer.status === 0 || shadowAnswer.status >= 500) stats.errors++;
+      const ok = (x: Answer) => x.status >= 200 && x.status < 300;
+      const a = primary.body;
+      const b = shadowAnswer.body;
+      if (ok(primary) && ok(shadowAnswer) && a !== undefined && b !== undefined) {
+        // Counted together when compared, so a snapshot never holds a comparison without its verdict.
+        work.push(() => {
+          stats.compared++;
+          if (!a.equals(b) && !answersAgree(a.toString('utf8'), b.toString('utf8'), mirror.tolerance)) stats.disagreed++;
+        });
+      }
     };
-    const handOver = () => {
-      if (finished || !primary) return;
+    const sendCopy = () => {
+      if (sent || shadowAnswer) return;
+      sent = true;
       const chunks = reqChunks;
       reqChunks = undefined;
-      if (!chunks) return void finish(); // a body too large to copy: not sent
-      const ok = primary.status >= 200 && primary.status < 300;
-      thread.send(
-        {
-          hostname: target.target.hostname,
-          port: target.target.port,
-          host: target.target.host,
-          path: req.url ?? '/',
-          contentType: req.headers['content-type'] ?? 'application/json',
-          ...(target.key ? { authorization: `Bearer ${target.key}` } : {}),
-          body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, reqBytes),
-          primaryStatus: primary.status,
-          ...(ok && primary.body ? { primaryBody: primary.body } : {}),
-          tolerance,
-        },
-        (r) => {
-          if (!finish()) return;
-          // Counted together, so a snapshot never holds a comparison without its verdict.
-          if (!r) {
-            stats.lost = (stats.lost ?? 0) + 1;
-            return;
-          }
-          if (r.latencyMs !== undefined) bucket(stats.latency, r.latencyMs);
-          if (r.status === 0 || r.status >= 500) stats.errors++;
-          if (r.verdict !== VERDICT.none) {
-            stats.compared++;
-            if (r.verdict === VERDICT.disagreed) stats.disagreed++;
-          }
-        },
-      );
+      if (!chunks) {
+        shadowAnswer = { status: -1 };
+        return settle();
+      }
+      const headers: http.OutgoingHttpHeaders = {
+        'content-type': req.headers['content-type'] ?? 'application/json',
+        'content-length': reqBytes,
+        host: target.target.host,
+        ...(target.key ? { authorization: `Bearer ${target.key}` } : {}),
+      };
+      // The shadow's latency starts when its connection is free (not while queued behind the mirror agent's cap).
+      let t0 = process.hrtime.bigint();
+      const answer: Buffer[] = [];
+      let bytes = 0;
+      let out: http.ClientRequest;
+      try {
+        out = http.request({ host: target.target.hostname, port: target.target.port, method: 'POST', path: req.url, headers, agent, timeout: 60_000 }, (up) => {
+          up.on('data', (c: Buffer) => {
+            bytes += c.length;
+            if (bytes <= MAX_COMPARE_BYTES) answer.push(c);
+          });
+          up.on('end', () => {
+            bucket(stats.latency, Number(process.hrtime.bigint() - t0) / 1e6);
+            shadowAnswer = { status: up.statusCode ?? 0, ...(bytes <= MAX_COMPARE_BYTES ? { body: answer.length === 1 ? answer[0] : Buffer.concat(answer) } : {}) };
+            settle();
+          });
+          up.on('error', () => {
+            shadowAnswer ??= { status: 0 };
+            settle();
+          });
+        });
+      } catch {
+        // A copy the HTTP client refuses (e.g. a header it will not send) is a failed copy, never the client's problem.
+        shadowAnswer = { status: 0 };
+        return settle();
+      }
+      out.once('socket', () => {
+        t0 = process.hrtime.bigint();
+      });
+      out.on('timeout', () => out.destroy(new Error('shadow timeout')));
+      out.on('error', () => {
+        shadowAnswer ??= { status: 0 };
+        settle();
+      });
+      for (const c of chunks) out.write(c);
+      out.end();
     };
     // A body that never completes: the copy is abandoned with the request.
     req.once('close', () => {
-      if (!req.complete) {
+      if (!req.complete && !shadowAnswer) {
         reqChunks = undefined;
-        finish();
+        shadowAnswer = { status: -1 };
+        primary ??= { status: 0 };
+        settle();
       }
     });
     return {
@@ -568,16 +625,19 @@ export class ServiceFront {
         const chunks = primaryChunks;
         primaryChunks = undefined;
         primary = { status, ...(chunks ? { body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) } : {}) };
-        // The client has its answer: only now does the copy go to the shadow thread (once the body is complete).
-        if (req.complete) handOver();
-        else req.once('end', handOver);
+        // The client has its answer: only now is the copy sent (once the body is complete), as deferred work.
+        if (req.complete) work.push(sendCopy);
+        else req.once('end', () => work.push(sendCopy));
+        settle();
       },
     };
   }
 
   async close(): Promise<void> {
     for (const s of this.slots.values()) s.agent.destroy();
-    this.shadowThread.close();
+    this.mirrorAgent?.destroy();
+    this.mirrorAgent = undefined;
+    this.shadowWork.clear();
     this.slots.clear();
     this.active = undefined;
     this.split = undefined;

@@ -43,11 +43,6 @@ export interface ShadowTraffic {
   errors: number;
   /** Copies not sent because too many were in flight (mirroring never queues behind the client). */
   skipped: number;
-  /**
-   * Copies lost with the front's shadow thread (it died while they were out: sent or not, their answers are unknown;
-   * counted neither as the shadow's errors nor compared). Absent until a copy was lost.
-   */
-  lost?: number;
   /** Latency of the shadow slot's answers (buckets as `SlotTraffic.latency`). */
   latency: Record<string, number>;
   /** Latency of the serving slot's answers to the same (mirrored) requests. */

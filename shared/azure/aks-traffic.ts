@@ -236,7 +236,6 @@ export function addShadowTraffic(a: ShadowTraffic, b: ShadowTraffic): ShadowTraf
     disagreed: a.disagreed + b.disagreed,
     errors: a.errors + b.errors,
     skipped: a.skipped + b.skipped,
-    ...(a.lost || b.lost ? { lost: (a.lost ?? 0) + (b.lost ?? 0) } : {}),
     latency: add(a.latency, b.latency),
     primaryLatency: add(a.primaryLatency, b.primaryLatency),
   };

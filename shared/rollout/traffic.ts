@@ -70,8 +70,6 @@ export interface ShadowFigures {
   disagreement?: number;
   errors: number;
   skipped: number;
-  /** Copies lost with the front's shadow thread (absent: none). */
-  lost?: number;
   shadowP99Ms?: number;
   servingP99Ms?: number;
 }
@@ -98,7 +96,6 @@ export function shadowWindowOf(start: TrafficSnapshot | undefined, end: TrafficS
   const d = (k: 'mirrored' | 'compared' | 'disagreed' | 'errors' | 'skipped') => Math.max(0, b[k] - a[k]);
   const compared = d('compared');
   const disagreed = d('disagreed');
-  const lost = Math.max(0, (b.lost ?? 0) - (a.lost ?? 0));
   const shadowP99 = finite(quantileMs(diffHist(a.latency, b.latency), 0.99));
   const servingP99 = finite(quantileMs(diffHist(a.primaryLatency, b.primaryLatency), 0.99));
   return {
@@ -108,7 +105,6 @@ export function shadowWindowOf(start: TrafficSnapshot | undefined, end: TrafficS
     ...(compared ? { disagreement: disagreed / compared } : {}),
     errors: d('errors'),
     skipped: d('skipped'),
-    ...(lost ? { lost } : {}),
     ...(shadowP99 !== undefined ? { shadowP99Ms: shadowP99 } : {}),
     ...(servingP99 !== undefined ? { servingP99Ms: servingP99 } : {}),
   };
