@@ -1,5 +1,6 @@
 /**
- * Progressive-delivery benchmark (`npm run bench:rollout`): one JSON object per line.
+ * Progressive-delivery benchmark (`npm run bench:rollout`): one JSON object per line (`name`, `value`, `unit`, details):
+ * per configuration `value` = its p99 (ms); `*_added` = the p50 added vs direct (ms); `*_p99_cost` = the ratio − 1.
  *
  * What the service front adds per request, and what shadow traffic costs the client:
  * - `direct`: straight to a slot (a minimal HTTP server answering a small JSON body);
@@ -15,9 +16,12 @@
  * its state as the ACI target gives it): `direct` = the serving runtime itself; `front` = a front serving it alone;
  * `mirror20` = a front serving it and copying 20 % of requests to a second runtime. Every request carries the key.
  * Environment: BENCH_SECONDS (per configuration and concurrency, default 4), BENCH_SLICES (default 4),
- * BENCH_PARTS (`local,aci` by default: which of the two sets to measure).
+ * BENCH_PARTS (`local,aci` by default: which of the two sets to measure). Where /proc exists, each configuration's line
+ * also carries the CPU time per request of the serving side (`cpu_us_per_req`: the child with the serving slot and
+ * the fronts; on the ACI part the front process) and, with mirroring, of the shadow slot (`shadow_cpu_us_per_req`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
@@ -109,29 +113,73 @@ function firstLine(child: ReturnType<typeof spawn>): Promise<string> {
   });
 }
 
+/** Per configuration, the process whose CPU the line reports (`cpu_us_per_req`), and the shadow slot's process. */
+interface CpuOf {
+  serving?: Record<string, number>;
+  shadow?: Record<string, number>;
+}
+
+/** CPU time (user + system, ms) a process used so far, from /proc (0 where there is none: not Linux, no pid). */
+function cpuMs(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+/** USER_HZ of /proc/<pid>/stat (100 on Linux). */
+const CLOCK_TICKS = 100;
+
 /**
  * Measures `ports` (configuration → port) at 1 and 32 connections in interleaved slices; prints one line per
  * configuration (`<prefix>.<config>.c<n>`) and returns the percentiles per concurrency.
  */
-async function measure(prefix: string, ports: Record<string, number>, headers: Record<string, string> = {}): Promise<Record<number, Record<string, { p50: number; p99: number; n: number }>>> {
+async function measure(prefix: string, ports: Record<string, number>, headers: Record<string, string> = {}, cpu: CpuOf = {}): Promise<Record<number, Record<string, { p50: number; p99: number; n: number }>>> {
   const configs = Object.keys(ports);
   const out: Record<number, Record<string, { p50: number; p99: number; n: number }>> = {};
   for (const c of [1, 32]) {
     const agents = Object.fromEntries(configs.map((k) => [k, new http.Agent({ keepAlive: true, maxSockets: c })]));
     const lat: Record<string, number[]> = Object.fromEntries(configs.map((k) => [k, []]));
     const errs: Record<string, number> = Object.fromEntries(configs.map((k) => [k, 0]));
+    const used: Record<string, { serving: number; shadow: number }> = Object.fromEntries(configs.map((k) => [k, { serving: 0, shadow: 0 }]));
     for (const k of configs) await load(ports[k], c, 300, agents[k], [], headers); // warm-up
-    for (let s = 0; s < SLICES; s++) for (const k of configs) errs[k] += await load(ports[k], c, (SECONDS * 1000) / SLICES, agents[k], lat[k], headers);
+    for (let s = 0; s < SLICES; s++) {
+      for (const k of configs) {
+        const before = { serving: cpuMs(cpu.serving?.[k]), shadow: cpuMs(cpu.shadow?.[k]) };
+        errs[k] += await load(ports[k], c, (SECONDS * 1000) / SLICES, agents[k], lat[k], headers);
+        used[k].serving += cpuMs(cpu.serving?.[k]) - before.serving;
+        used[k].shadow += cpuMs(cpu.shadow?.[k]) - before.shadow;
+      }
+    }
     const res: Record<string, { p50: number; p99: number; n: number }> = {};
     for (const k of configs) {
       const sorted = lat[k].sort((a, b) => a - b);
       res[k] = { p50: pct(sorted, 50), p99: pct(sorted, 99), n: sorted.length };
-      process.stdout.write(JSON.stringify({ name: `${prefix}.${k}.c${c}`, p50_ms: +res[k].p50.toFixed(3), p99_ms: +res[k].p99.toFixed(3), req_per_s: Math.round(res[k].n / SECONDS), errors: errs[k] }) + '\n');
+      const p99 = +res[k].p99.toFixed(3);
+      const perReq = (ms: number) => +((ms * 1000) / Math.max(1, res[k].n)).toFixed(1);
+      const cpuFields = {
+        ...(cpu.serving?.[k] ? { cpu_us_per_req: perReq(used[k].serving) } : {}),
+        ...(cpu.shadow?.[k] ? { shadow_cpu_us_per_req: perReq(used[k].shadow) } : {}),
+      };
+      process.stdout.write(JSON.stringify({ name: `${prefix}.${k}.c${c}`, value: p99, unit: 'ms', p50_ms: +res[k].p50.toFixed(3), p99_ms: p99, req_per_s: Math.round(res[k].n / SECONDS), errors: errs[k], ...cpuFields }) + '\n');
     }
     for (const a of Object.values(agents)) a.destroy();
     out[c] = res;
   }
   return out;
+}
+
+/** What the front adds vs direct: value = the p50 difference (ms; the issue's target is on p50), with the p99's. */
+function added(name: string, p50: number, p99: number): void {
+  process.stdout.write(JSON.stringify({ name, value: p50, unit: 'ms', p50_ms: p50, p99_ms: p99, vs: 'direct' }) + '\n');
+}
+
+/** What mirroring costs the client: value = p99 with mirroring / p99 without − 1 (the issue's target: ≤ 0.05). */
+function cost(name: string, withMirror: number, without: number): void {
+  const ratio = +(withMirror / without - 1).toFixed(3);
+  process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, p99_ms: +withMirror.toFixed(3), p99_ms_without: +without.toFixed(3), vs: 'front without mirror' }) + '\n');
 }
 
 const KEY = 'bench-PRIMARY-key-0123456789abcdef';
@@ -153,10 +201,13 @@ async function aciPart(): Promise<void> {
   const script = path.resolve(dist, '..', 'examples/runtime/node/trivial.js');
   const keys = { MDF_PRIMARY_KEY: KEY, MDF_SECONDARY_KEY: `${KEY}-2` };
   const children: ChildProcess[] = [];
-  const run = (args: string[], env: NodeJS.ProcessEnv) => {
+  const pids: Record<number, number> = {};
+  const run = async (args: string[], env: NodeJS.ProcessEnv) => {
     const c = spawn(process.execPath, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(c);
-    return listening(c);
+    const port = await listening(c);
+    pids[port] = c.pid!;
+    return port;
   };
   try {
     const runtime = () => run([path.join(dist, 'runtime/cli.js'), '--entry-script', script, '--host', '127.0.0.1', '--port', '0', '--workers', '1'], keys);
@@ -169,11 +220,12 @@ async function aciPart(): Promise<void> {
       front: await front({ generation: 1, serving: 'blue', slots: { blue: slots.blue }, weights: {} }),
       mirror20: await front({ generation: 1, serving: 'blue', slots, weights: { blue: 100, green: 0 }, mirror: { slot: 'green', percent: 20, tolerance: 1e-6 } }),
     };
-    const res = await measure('rollout.aci', ports, { authorization: `Bearer ${KEY}` });
+    // CPU per request of the front processes (the runtimes' own workers are other processes: not reported).
+    const res = await measure('rollout.aci', ports, { authorization: `Bearer ${KEY}` }, { serving: { front: pids[ports.front], mirror20: pids[ports.mirror20] } });
     for (const c of [1, 32]) {
       const r = res[c];
-      process.stdout.write(JSON.stringify({ name: `rollout.aci.front_added.c${c}`, p50_ms: +(r.front.p50 - r.direct.p50).toFixed(3), p99_ms: +(r.front.p99 - r.direct.p99).toFixed(3), vs: 'direct' }) + '\n');
-      process.stdout.write(JSON.stringify({ name: `rollout.aci.mirror20_p99_cost.c${c}`, ratio: +(r.mirror20.p99 / r.front.p99 - 1).toFixed(3), vs: 'front without mirror' }) + '\n');
+      added(`rollout.aci.front_added.c${c}`, +(r.front.p50 - r.direct.p50).toFixed(3), +(r.front.p99 - r.direct.p99).toFixed(3));
+      cost(`rollout.aci.mirror20_p99_cost.c${c}`, r.mirror20.p99, r.front.p99);
     }
   } finally {
     for (const c of children) c.kill('SIGKILL');
@@ -191,15 +243,17 @@ async function localPart(): Promise<void> {
   const child = spawn(process.execPath, [__filename, 'serve', green], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const ports = JSON.parse(await firstLine(child)).ports as Record<string, number>;
-    const all = await measure('rollout', ports);
+    // CPU per request of the serving side (the child with the serving slot and the fronts) and of the shadow slot.
+    const all = await measure('rollout', ports, {}, {
+      serving: Object.fromEntries(Object.keys(ports).map((k) => [k, child.pid!])),
+      shadow: { mirror20: greenChild.pid!, mirror100: greenChild.pid! },
+    });
     for (const c of [1, 32]) {
       const res = all[c];
       const add = (k: string, p: 'p50' | 'p99') => +(res[k][p] - res.direct[p]).toFixed(3);
-      process.stdout.write(JSON.stringify({ name: `rollout.split_added.c${c}`, p50_ms: add('split', 'p50'), p99_ms: add('split', 'p99'), vs: 'direct' }) + '\n');
-      process.stdout.write(JSON.stringify({ name: `rollout.front_added.c${c}`, p50_ms: add('front', 'p50'), p99_ms: add('front', 'p99'), vs: 'direct' }) + '\n');
-      for (const m of ['mirror20', 'mirror100']) {
-        process.stdout.write(JSON.stringify({ name: `rollout.${m}_p99_cost.c${c}`, ratio: +(res[m].p99 / res.front.p99 - 1).toFixed(3), vs: 'front without mirror' }) + '\n');
-      }
+      added(`rollout.split_added.c${c}`, add('split', 'p50'), add('split', 'p99'));
+      added(`rollout.front_added.c${c}`, add('front', 'p50'), add('front', 'p99'));
+      for (const m of ['mirror20', 'mirror100']) cost(`rollout.${m}_p99_cost.c${c}`, res[m].p99, res.front.p99);
     }
   } finally {
     child.kill('SIGKILL');

@@ -176,7 +176,12 @@ export class ServiceFront {
   private active?: SlotState;
   /** Set by `setWeights`: live traffic split between slots; absent → all to `active`. */
   private split?: Split[];
-  private mirror?: { slot: string; percent: number; tolerance: number; acc: number; inflight: number };
+  private mirror?: { slot: string; percent: number; tolerance: number; acc: number };
+  /**
+   * Copies in flight per shadow slot, kept across mirror changes (a new percent, a step of the rollout): the cap
+   * counts every copy still out, and each copy leaves the count it entered.
+   */
+  private readonly shadowInflight = new Map<string, { n: number }>();
   private readonly traffic = new Map<string, SlotTraffic>();
   private readonly shadow = new Map<string, ShadowTraffic>();
   /** Shadow copies go through their own agent (created with the first copy), never the slot's. */
@@ -325,7 +330,7 @@ export class ServiceFront {
     if (entries.length && Math.round(live.reduce((t, [, w]) => t + w, 0)) !== 100) throw new Error(`weights must sum to 100; got ${JSON.stringify(weights)}`);
     this.split = live.length > 1 ? live.map(([name, w]) => ({ slot: this.slots.get(name)!, weight: w, current: 0 })) : undefined;
     if (live.length === 1) this.active = this.slots.get(live[0][0]);
-    this.mirror = mirror && mirror.percent > 0 ? { ...mirror, acc: 0, inflight: this.mirror?.slot === mirror.slot ? this.mirror.inflight : 0 } : undefined;
+    this.mirror = mirror && mirror.percent > 0 ? { ...mirror, acc: 0 } : undefined;
   }
 
   /** The weights in force (slot → percent); `{}` when all traffic goes to the active slot. */
@@ -502,12 +507,15 @@ export class ServiceFront {
     let st = this.shadow.get(m.slot);
     if (!st) this.shadow.set(m.slot, (st = emptyShadowTraffic()));
     const stats = st;
-    if (m.inflight >= MAX_SHADOW_INFLIGHT) {
+    let inflight = this.shadowInflight.get(m.slot);
+    if (!inflight) this.shadowInflight.set(m.slot, (inflight = { n: 0 }));
+    const out = inflight;
+    if (out.n >= MAX_SHADOW_INFLIGHT) {
       stats.skipped++;
       return undefined;
     }
     stats.mirrored++;
-    m.inflight++;
+    out.n++;
     const mirror = m;
     const work = this.shadowWork;
     const agent = (this.mirrorAgent ??= new http.Agent({ keepAlive: true, maxSockets: MAX_SHADOW_SOCKETS }));
@@ -536,7 +544,7 @@ export class ServiceFront {
     const settle = () => {
       if (finished || !primary || !shadowAnswer) return;
       finished = true;
-      mirror.inflight--;
+      out.n--;
       if (shadowAnswer.status === 0 || shadowAnswer.status >= 500) stats.errors++;
       const ok = (x: Answer) => x.status >= 200 && x.status < 300;
       const a = primary.body;

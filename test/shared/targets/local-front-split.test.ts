@@ -5,7 +5,7 @@
  */
 import * as http from 'http';
 import type { AddressInfo } from 'net';
-import { LocalFront, MAX_SHADOW_SOCKETS, PIN_HEADER } from '../../../shared/targets/local-front';
+import { LocalFront, MAX_SHADOW_INFLIGHT, MAX_SHADOW_SOCKETS, PIN_HEADER } from '../../../shared/targets/local-front';
 import { shadowWindowOf, windowOf } from '../../../shared/rollout/traffic';
 
 interface FakeSlot {
@@ -204,6 +204,36 @@ test(`copies reach the shadow slot over at most ${MAX_SHADOW_SOCKETS} connection
   expect(green.most).toBe(MAX_SHADOW_SOCKETS);
   for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < n; i++) await new Promise((r) => setTimeout(r, 10));
   expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: n, compared: n, skipped: 0 });
+});
+
+test(`copies still out when the mirror is set again (a new rollout step) count against the cap of ${MAX_SHADOW_INFLIGHT} until answered, then free it`, async () => {
+  const blue = await fakeSlot(() => ({ status: 200, body: [1] }));
+  servers.push(blue.server);
+  const green = await heldSlot();
+  const front = new LocalFront('svc');
+  fronts.push(front);
+  await front.listen(0);
+  front.addSlot({ name: 'blue', url: blue.url });
+  front.addSlot({ name: 'green', url: green.url });
+  const mirror = { slot: 'green', percent: 100, tolerance: 0 };
+  front.setWeights({ blue: 100, green: 0 }, mirror);
+  for (let i = 0; i < 5; i++) expect((await score(front)).status).toBe(200);
+  for (let i = 0; i < 500 && green.held.length < 5; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(green.held.length).toBe(5);
+  // The same mirror again while 5 copies are out; then they are answered.
+  front.setWeights({ blue: 100, green: 0 }, mirror);
+  green.release();
+  for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < 5; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 5, compared: 5, skipped: 0 });
+  // The whole cap is free again: as many copies as it allows are all sent while the shadow slot holds them.
+  const answers = await Promise.all(Array.from({ length: MAX_SHADOW_INFLIGHT }, () => score(front)));
+  expect(answers.every((a) => a.status === 200)).toBe(true);
+  for (let i = 0; i < 1000 && green.hits < 5 + MAX_SHADOW_INFLIGHT; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    green.release();
+  }
+  for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < 5 + MAX_SHADOW_INFLIGHT; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 5 + MAX_SHADOW_INFLIGHT, compared: 5 + MAX_SHADOW_INFLIGHT, skipped: 0 });
 });
 
 test('removing the new slot (rollback) sends everything to the other one', async () => {
