@@ -91,6 +91,8 @@ function percentile(sorted: number[], p: number): number {
 class Load {
   private readonly agent: http.Agent;
   private readonly latencies: number[] = [];
+  /** BENCH_TRACE_DIR: each request's completion time (epoch ms) and latency, for correlating slow requests. */
+  readonly trace: number[] | undefined = process.env.BENCH_TRACE_DIR ? [] : undefined;
   private errors = 0;
   private elapsed = 0;
   /** Successful requests per second of each slice, and the 1-minute load average at its end. */
@@ -132,7 +134,9 @@ class Load {
       while (Date.now() < end) {
         const t0 = process.hrtime.bigint();
         const status = await this.once();
-        this.latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        this.latencies.push(ms);
+        this.trace?.push(performance.timeOrigin + performance.now(), ms);
         if (status !== 200) this.errors++;
         else ok++;
       }
@@ -605,6 +609,11 @@ async function benchCollect(): Promise<void> {
     };
     const rOn = lOn.result();
     const rOff = lOff.result();
+    if (process.env.BENCH_TRACE_DIR) {
+      for (const [k, l, c] of [['on', lOn, on], ['off', lOff, off], ['down', lDown, down]] as const) {
+        fs.writeFileSync(path.join(process.env.BENCH_TRACE_DIR, `load-${k}.json`), JSON.stringify({ pid: c.proc.pid, trace: l.trace }));
+      }
+    }
     const metrics = await (await fetch(`http://127.0.0.1:${on.port}/metrics`)).text();
     const count = (outcome: string) => Number(new RegExp(`scoring_model_data_records_total\\{outcome="${outcome}"\\} (\\d+)`).exec(metrics)?.[1] ?? NaN);
     report('runtime.collect_on', 32, rOn);
