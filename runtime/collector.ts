@@ -25,8 +25,6 @@ export interface CollectorSink {
    * wait for before the next piece, or undefined to go on at once (see `ModelDataCollector.pace`).
    */
   upload(blobName: string, data: Buffer, signal: AbortSignal, pace?: () => Promise<void> | undefined): Promise<void>;
-  /** Optional, called once at start (in the background, errors ignored): readies the target (client, connection, container) so the first batch does not pay for it. */
-  prepare?(signal: AbortSignal): Promise<void>;
   /** Human-readable target for logs (never a secret). */
   readonly describe: string;
 }
@@ -230,12 +228,6 @@ export class ModelDataCollector {
     this.batchBytes = Math.max(1, Math.min(BATCH_BYTES, Math.floor(this.o.maxBytes / 2)));
     this.timer = setInterval(() => this.tick(true), Math.max(50, Math.min(this.o.flushMs, 1000)));
     this.timer.unref();
-    if (this.o.sink.prepare) {
-      const ac = new AbortController();
-      const t = setTimeout(() => ac.abort(), this.o.uploadTimeoutMs);
-      t.unref();
-      this.o.sink.prepare(ac.signal).catch(() => undefined).finally(() => clearTimeout(t));
-    }
   }
 
   /**
@@ -633,13 +625,6 @@ export function blobSink(settings: BlobSinkSettings): CollectorSink {
   let created = false;
   return {
     describe,
-    async prepare(signal) {
-      // The container (when the credential may create it), the client's pipeline and a kept-alive connection, at start.
-      if (!created) {
-        await container.createIfNotExists({ abortSignal: signal });
-        created = true;
-      }
-    },
     async upload(name, data, signal, pace) {
       const client = container.getBlockBlobClient(name);
       const body = pace && data.length > PIECE_BYTES ? pacedBody(data, pace) : data;
