@@ -14,17 +14,12 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { jsonBytes, JSON_NON_ASCII, JSON_RAW_LINE_BREAK } from './json-bytes';
 
 /** Where batches go: one blob per call (overwritten when called again with the same name). */
 export interface CollectorSink {
-  /**
-   * `data` is the collector's until the returned promise settles (it reuses the memory afterwards): copy it to keep it.
-   * `pace`, when given, is called between pieces of a large body a sink sends as a stream: it returns a promise to
-   * wait for before the next piece, or undefined to go on at once (see `ModelDataCollector.pace`).
-   */
-  upload(blobName: string, data: Buffer, signal: AbortSignal, pace?: () => Promise<void> | undefined): Promise<void>;
+  /** `data` is the collector's until the returned promise settles (it reuses the memory afterwards): copy it to keep it. */
+  upload(blobName: string, data: Buffer, signal: AbortSignal): Promise<void>;
   /** Human-readable target for logs (never a secret). */
   readonly describe: string;
 }
@@ -117,13 +112,6 @@ const CHUNK = 1024 * 1024;
 const BATCH_BYTES = 4 * 1024 * 1024;
 /** Free chunks kept for reuse. */
 const POOL = 4;
-/**
- * An upload's body goes out in pieces of this size, `PACE_MS` apart while the next batch is less than half full
- * (`ModelDataCollector.pace`): the write on the replica and the storage's work (receiving, hashing) are spread over
- * tens of ms instead of one burst that takes a core from scoring for as long.
- */
-export const PIECE_BYTES = 64 * 1024;
-const PACE_MS = 3;
 
 export interface CollectorStats {
   collected: number;
@@ -229,15 +217,6 @@ export class ModelDataCollector {
     this.timer = setInterval(() => this.tick(true), Math.max(50, Math.min(this.o.flushMs, 1000)));
     this.timer.unref();
   }
-
-  /**
-   * Between two pieces of an upload's body: a short wait while the next batch is less than half full and the
-   * collector is not closing, so an upload never falls behind the records coming in; undefined (no wait) otherwise.
-   */
-  private readonly pace = (): Promise<void> | undefined => {
-    if (this.closing || this.openRecords * 2 >= this.batchRecords || this.openBytes * 2 >= this.batchBytes) return undefined;
-    return new Promise((r) => setTimeout(r, PACE_MS));
-  };
 
   private readonly batchRecords: number;
   private readonly batchBytes: number;
@@ -515,7 +494,7 @@ export class ModelDataCollector {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), this.o.uploadTimeoutMs);
     try {
-      await this.o.sink.upload(name, data, ac.signal, this.pace);
+      await this.o.sink.upload(name, data, ac.signal);
     } finally {
       clearTimeout(timer);
     }
@@ -625,34 +604,20 @@ export function blobSink(settings: BlobSinkSettings): CollectorSink {
   let created = false;
   return {
     describe,
-    async upload(name, data, signal, pace) {
+    async upload(name, data, signal) {
       const client = container.getBlockBlobClient(name);
-      const body = pace && data.length > PIECE_BYTES ? pacedBody(data, pace) : data;
       try {
-        await client.upload(body, data.length, { abortSignal: signal, blobHTTPHeaders: { blobContentType: 'application/x-ndjson' } });
+        await client.upload(data, data.length, { abortSignal: signal, blobHTTPHeaders: { blobContentType: 'application/x-ndjson' } });
       } catch (e) {
         const err = e as { code?: string; details?: { errorCode?: string } };
         if (!created && (err.code ?? err.details?.errorCode) === 'ContainerNotFound') {
           created = true;
           await container.createIfNotExists({ abortSignal: signal });
-          await client.upload(body, data.length, { abortSignal: signal, blobHTTPHeaders: { blobContentType: 'application/x-ndjson' } });
+          await client.upload(data, data.length, { abortSignal: signal, blobHTTPHeaders: { blobContentType: 'application/x-ndjson' } });
           return;
         }
         throw e;
       }
     },
   };
-}
-
-/** A body sent as a stream of `PIECE_BYTES` pieces of `data`, waiting for `pace` between them (a new stream per try). */
-export function pacedBody(data: Buffer, pace: () => Promise<void> | undefined): () => NodeJS.ReadableStream {
-  return () => Readable.from((async function* pieces() {
-    for (let at = 0; at < data.length; at += PIECE_BYTES) {
-      if (at) {
-        const wait = pace();
-        if (wait) await wait;
-      }
-      yield data.subarray(at, Math.min(data.length, at + PIECE_BYTES));
-    }
-  })(), { objectMode: false });
 }
