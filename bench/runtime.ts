@@ -19,6 +19,8 @@
  * (requests per run of the raw batched loop, default 16), BENCH_BASELINE_ROOT (another build's root: its ONNX server
  * is measured in the same interleaved slices, `…vs_baseline.ratio`), BENCH_NODE_OPTIONS (NODE_OPTIONS of the servers and
  * their workers), BENCH_NODE_ARGS (Node flags of the front process only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * BENCH_TRACE_DIR (collect row: writes `load-{on,off,down}.json` there, each request's completion time in epoch ms and
+ * its latency, to line slow requests up with the servers' own events, e.g. GC or uploads, recorded by a `--require` preload).
  * Every point is measured in slices of 0.5 s and reports, besides its rate and latencies, the spread of the
  * slices' rates (min, max, coefficient of variation) and the machine's 1-minute load average over its slices.
  */
