@@ -19,6 +19,8 @@
  * (requests per run of the raw batched loop, default 16), BENCH_BASELINE_ROOT (another build's root: its ONNX server
  * is measured in the same interleaved slices, `…vs_baseline.ratio`), BENCH_NODE_OPTIONS (NODE_OPTIONS of the servers and
  * their workers), BENCH_NODE_ARGS (Node flags of the front process only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * BENCH_TRACE_DIR (collect row: writes `load-{on,off,down}.json` there, each request's completion time in epoch ms and
+ * its latency, to line slow requests up with the servers' own events, e.g. GC or uploads, recorded by a `--require` preload).
  * Every point is measured in slices of 0.5 s and reports, besides its rate and latencies, the spread of the
  * slices' rates (min, max, coefficient of variation) and the machine's 1-minute load average over its slices.
  */
@@ -91,6 +93,8 @@ function percentile(sorted: number[], p: number): number {
 class Load {
   private readonly agent: http.Agent;
   private readonly latencies: number[] = [];
+  /** BENCH_TRACE_DIR: each request's completion time (epoch ms) and latency, for correlating slow requests. */
+  readonly trace: number[] | undefined = process.env.BENCH_TRACE_DIR ? [] : undefined;
   private errors = 0;
   private elapsed = 0;
   /** Successful requests per second of each slice, and the 1-minute load average at its end. */
@@ -132,7 +136,9 @@ class Load {
       while (Date.now() < end) {
         const t0 = process.hrtime.bigint();
         const status = await this.once();
-        this.latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        this.latencies.push(ms);
+        this.trace?.push(performance.timeOrigin + performance.now(), ms);
         if (status !== 200) this.errors++;
         else ok++;
       }
@@ -605,6 +611,11 @@ async function benchCollect(): Promise<void> {
     };
     const rOn = lOn.result();
     const rOff = lOff.result();
+    if (process.env.BENCH_TRACE_DIR) {
+      for (const [k, l, c] of [['on', lOn, on], ['off', lOff, off], ['down', lDown, down]] as const) {
+        fs.writeFileSync(path.join(process.env.BENCH_TRACE_DIR, `load-${k}.json`), JSON.stringify({ pid: c.proc.pid, trace: l.trace }));
+      }
+    }
     const metrics = await (await fetch(`http://127.0.0.1:${on.port}/metrics`)).text();
     const count = (outcome: string) => Number(new RegExp(`scoring_model_data_records_total\\{outcome="${outcome}"\\} (\\d+)`).exec(metrics)?.[1] ?? NaN);
     report('runtime.collect_on', 32, rOn);
