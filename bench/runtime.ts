@@ -19,7 +19,8 @@
  * (requests per run of the raw batched loop, default 16), BENCH_BASELINE_ROOT (another build's root: its ONNX server
  * is measured in the same interleaved slices, `…vs_baseline.ratio`), BENCH_NODE_OPTIONS (NODE_OPTIONS of the servers and
  * their workers), BENCH_NODE_ARGS (Node flags of the front process only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
- * BENCH_TRACE_DIR (collect row: writes `load-{on,off,down}.json` there, each request's completion time in epoch ms and
+ * BENCH_STORAGE_NICE (collect row: the storage emulator's CPU priority, e.g. 19: Azure Storage does not share a replica's
+ * cores, Azurite here does; default unchanged). BENCH_TRACE_DIR (collect row: writes `load-{on,off,down}.json` there, each request's completion time in epoch ms and
  * its latency, to line slow requests up with the servers' own events, e.g. GC or uploads, recorded by a `--require` preload).
  * Every point is measured in slices of 0.5 s and reports, besides its rate and latencies, the spread of the
  * slices' rates (min, max, coefficient of variation) and the machine's 1-minute load average over its slices.
@@ -595,6 +596,17 @@ async function benchCollect(): Promise<void> {
     await lOn.warm();
     await lOff.warm();
     await lDown.warm();
+    // Steady state before measuring: the collecting server has written a batch (its first upload creates the
+    // container and JITs the upload path: once per process, not per record) and the storage-down one drops records
+    // (its buffer is full). Bounded: at most 40 more warm-ups of 0.5 s each.
+    const outcomeCount = async (port: number, outcome: string) => Number(new RegExp(`scoring_model_data_records_total\\{outcome="${outcome}"\\} (\\d+)`).exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1] ?? 0);
+    for (let i = 0; i < 40 && (await outcomeCount(on.port, 'written')) === 0; i++) await lOn.warm();
+    for (let i = 0; i < 40 && (await outcomeCount(down.port, 'dropped')) === 0; i++) await lDown.warm();
+    const warmed = { written: await outcomeCount(on.port, 'written'), dropped: await outcomeCount(down.port, 'dropped') };
+    // BENCH_STORAGE_NICE: the storage emulator's CPU priority (e.g. 19). Azurite shares this machine's cores with the
+    // servers; Azure Storage does not run on a replica's cores. Default: unchanged (same priority as the servers).
+    const storageNice = process.env.BENCH_STORAGE_NICE === undefined ? undefined : Number(process.env.BENCH_STORAGE_NICE);
+    if (storageNice !== undefined) for (const pid of descendants(process.pid).filter((p) => ![on, off, down].some((c) => [c.proc.pid!, ...descendants(c.proc.pid!)].includes(p)))) os.setPriority(pid, storageNice);
     const load0 = os.loadavg()[0];
     // CPU seconds of each side (front + workers) and of Azurite (the bench's other children), over the measurement.
     const tree = (pid: number) => [pid, ...descendants(pid)];
@@ -621,7 +633,7 @@ async function benchCollect(): Promise<void> {
     report('runtime.collect_on', 32, rOn);
     report('runtime.collect_off', 32, rOff);
     const common = {
-      connections: 32, workers: WORKERS, interleaved_slices_s: slice, loadavg_1m: [load0, os.loadavg()[0]], collected: count('collected'), written: count('written'), dropped: count('dropped'),
+      connections: 32, workers: WORKERS, interleaved_slices_s: slice, loadavg_1m: [load0, os.loadavg()[0]], warmed_until: warmed, storage_nice: storageNice ?? 0, collected: count('collected'), written: count('written'), dropped: count('dropped'),
       cpu_s: { on: Math.round(cpu.on * 100) / 100, off: Math.round(cpu.off * 100) / 100, azurite: Math.round(cpu.storage * 100) / 100 },
       cpu_us_per_request: { on: Math.round((cpu.on / rOn.requests) * 1e6), off: Math.round((cpu.off / rOff.requests) * 1e6) },
       // The front process alone (the collector runs there; workers run the same script either way).
