@@ -15,7 +15,6 @@ import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { Pool, type Dispatcher } from 'undici';
 import { makeTokenVerifier } from './auth-token';
 import { forwardRequest } from './forward';
 import { createBoundedServer, DEFAULT_HTTP_LIMITS, dropBody, resolveHttpLimits, type BoundedServer, type HttpLimits } from './http-limits';
@@ -41,10 +40,6 @@ export const MAX_SHADOW_INFLIGHT = 64;
 export const MAX_COMPARE_BYTES = 1024 * 1024;
 /** Connections the front opens to the shadow slot for copies at most; more copies wait for one (bounded above). */
 export const MAX_SHADOW_SOCKETS = 8;
-/** Copies sent on one shadow connection before its first answer arrived (HTTP/1.1 pipelining; 1 = none). */
-const SHADOW_PIPELINING = 1;
-/** A copy's answer must start, and then keep arriving, within this time; else the copy counts as an error. */
-const SHADOW_TIMEOUT_MS = 60_000;
 /** Time per event-loop turn the deferred shadow work (sending copies, comparing answers) may take at most. */
 const SHADOW_TURN_BUDGET_MS = 1;
 
@@ -189,12 +184,8 @@ export class ServiceFront {
   private readonly shadowInflight = new Map<string, { n: number }>();
   private readonly traffic = new Map<string, SlotTraffic>();
   private readonly shadow = new Map<string, ShadowTraffic>();
-  /**
-   * Shadow copies go through their own connection pool per shadow slot (undici, created with the slot's first copy,
-   * at most MAX_SHADOW_SOCKETS connections), never the slot's agent; closed once the slot is no longer mirrored and
-   * its last copy is settled, and when the front closes.
-   */
-  private readonly shadowPools = new Map<string, { origin: string; pool: Pool }>();
+  /** Shadow copies go through their own agent (created with the first copy), never the slot's. */
+  private mirrorAgent?: http.Agent;
   private readonly shadowWork = new ShadowWork();
   /** Counters are comparable only within one epoch (a new front starts from zero). */
   readonly epoch = randomUUID();
@@ -321,7 +312,6 @@ export class ServiceFront {
     this.active = s;
     this.split = undefined;
     this.mirror = undefined;
-    this.releaseShadowPools();
   }
 
   /**
@@ -341,33 +331,6 @@ export class ServiceFront {
     this.split = live.length > 1 ? live.map(([name, w]) => ({ slot: this.slots.get(name)!, weight: w, current: 0 })) : undefined;
     if (live.length === 1) this.active = this.slots.get(live[0][0]);
     this.mirror = mirror && mirror.percent > 0 ? { ...mirror, acc: 0 } : undefined;
-    this.releaseShadowPools();
-  }
-
-  /** The copy pool of a shadow slot (a new one when the slot's URL changed; the old one finishes its copies). */
-  private shadowPool(slot: SlotState): Pool {
-    const origin = slot.target.origin;
-    const have = this.shadowPools.get(slot.name);
-    if (have?.origin === origin) return have.pool;
-    if (have) have.pool.close().catch(() => undefined);
-    const pool = new Pool(origin, {
-      connections: MAX_SHADOW_SOCKETS,
-      pipelining: SHADOW_PIPELINING,
-      headersTimeout: SHADOW_TIMEOUT_MS,
-      bodyTimeout: SHADOW_TIMEOUT_MS,
-    });
-    this.shadowPools.set(slot.name, { origin, pool });
-    return pool;
-  }
-
-  /** Closes the copy pools of slots no longer mirrored (or removed) that have no copy left in flight. */
-  private releaseShadowPools(): void {
-    for (const [name, p] of this.shadowPools) {
-      if (this.mirror?.slot === name && this.slots.has(name)) continue;
-      if ((this.shadowInflight.get(name)?.n ?? 0) > 0) continue;
-      this.shadowPools.delete(name);
-      p.pool.close().catch(() => undefined);
-    }
   }
 
   /** The weights in force (slot → percent); `{}` when all traffic goes to the active slot. */
@@ -426,7 +389,6 @@ export class ServiceFront {
       if (rest.length && !this.active) this.active = rest[0].slot;
     }
     if (this.mirror?.slot === slot) this.mirror = undefined;
-    this.releaseShadowPools();
     if (s.inflight > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
@@ -556,6 +518,7 @@ export class ServiceFront {
     out.n++;
     const mirror = m;
     const work = this.shadowWork;
+    const agent = (this.mirrorAgent ??= new http.Agent({ keepAlive: true, maxSockets: MAX_SHADOW_SOCKETS }));
     const bucket = (h: Record<string, number>, ms: number) => {
       const b = String(latencyBucket(ms));
       h[b] = (h[b] ?? 0) + 1;
@@ -582,7 +545,6 @@ export class ServiceFront {
       if (finished || !primary || !shadowAnswer) return;
       finished = true;
       out.n--;
-      if (out.n === 0 && this.mirror?.slot !== mirror.slot) this.releaseShadowPools();
       if (shadowAnswer.status === 0 || shadowAnswer.status >= 500) stats.errors++;
       const ok = (x: Answer) => x.status >= 200 && x.status < 300;
       const a = primary.body;
@@ -604,48 +566,48 @@ export class ServiceFront {
         shadowAnswer = { status: -1 };
         return settle();
       }
-      const headers: Record<string, string> = {
-        'content-type': String(req.headers['content-type'] ?? 'application/json'),
+      const headers: http.OutgoingHttpHeaders = {
+        'content-type': req.headers['content-type'] ?? 'application/json',
+        'content-length': reqBytes,
+        host: target.target.host,
         ...(target.key ? { authorization: `Bearer ${target.key}` } : {}),
       };
-      // The shadow's latency starts when its connection is free (not while queued behind the pool's cap).
+      // The shadow's latency starts when its connection is free (not while queued behind the mirror agent's cap).
       let t0 = process.hrtime.bigint();
       const answer: Buffer[] = [];
       let bytes = 0;
-      let status = 0;
-      const failed = () => {
+      let out: http.ClientRequest;
+      try {
+        out = http.request({ host: target.target.hostname, port: target.target.port, method: 'POST', path: req.url, headers, agent, timeout: 60_000 }, (up) => {
+          up.on('data', (c: Buffer) => {
+            bytes += c.length;
+            if (bytes <= MAX_COMPARE_BYTES) answer.push(c);
+          });
+          up.on('end', () => {
+            bucket(stats.latency, Number(process.hrtime.bigint() - t0) / 1e6);
+            shadowAnswer = { status: up.statusCode ?? 0, ...(bytes <= MAX_COMPARE_BYTES ? { body: answer.length === 1 ? answer[0] : Buffer.concat(answer) } : {}) };
+            settle();
+          });
+          up.on('error', () => {
+            shadowAnswer ??= { status: 0 };
+            settle();
+          });
+        });
+      } catch {
+        // A copy the HTTP client refuses (e.g. a header it will not send) is a failed copy, never the client's problem.
+        shadowAnswer = { status: 0 };
+        return settle();
+      }
+      out.once('socket', () => {
+        t0 = process.hrtime.bigint();
+      });
+      out.on('timeout', () => out.destroy(new Error('shadow timeout')));
+      out.on('error', () => {
         shadowAnswer ??= { status: 0 };
         settle();
-      };
-      const handler: Dispatcher.DispatchHandlers = {
-        onConnect: () => {
-          t0 = process.hrtime.bigint();
-        },
-        onHeaders: (statusCode) => {
-          status = statusCode;
-          return true;
-        },
-        onData: (c: Buffer) => {
-          bytes += c.length;
-          if (bytes <= MAX_COMPARE_BYTES) answer.push(c);
-          return true;
-        },
-        onComplete: () => {
-          bucket(stats.latency, Number(process.hrtime.bigint() - t0) / 1e6);
-          shadowAnswer ??= { status, ...(bytes <= MAX_COMPARE_BYTES ? { body: answer.length === 1 ? answer[0] : Buffer.concat(answer) } : {}) };
-          settle();
-        },
-        // Refused (e.g. a header the client will not send), unreachable, reset, timed out: a failed copy, never the client's problem.
-        onError: failed,
-      };
-      try {
-        this.shadowPool(target).dispatch(
-          { origin: target.target.origin, method: 'POST', path: req.url ?? '/', headers, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), idempotent: SHADOW_PIPELINING > 1 },
-          handler,
-        );
-      } catch {
-        failed();
-      }
+      });
+      for (const c of chunks) out.write(c);
+      out.end();
     };
     // A body that never completes: the copy is abandoned with the request.
     req.once('close', () => {
@@ -681,8 +643,8 @@ export class ServiceFront {
 
   async close(): Promise<void> {
     for (const s of this.slots.values()) s.agent.destroy();
-    for (const p of this.shadowPools.values()) p.pool.destroy().catch(() => undefined);
-    this.shadowPools.clear();
+    this.mirrorAgent?.destroy();
+    this.mirrorAgent = undefined;
     this.shadowWork.clear();
     this.slots.clear();
     this.active = undefined;
