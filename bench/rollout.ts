@@ -54,8 +54,10 @@ async function serve(greenUrl?: string): Promise<void> {
   }
   // The shadow slot is another process (as a replica is): its work never shares the serving slot's event loop.
   const green = greenUrl!;
-  const front = async (setup: (f: LocalFront) => void): Promise<number> => {
+  const mirrorFronts: Record<string, LocalFront> = {};
+  const front = async (setup: (f: LocalFront) => void, name?: string): Promise<number> => {
     const f = new LocalFront('bench', { keepAliveTimeoutMs: 60_000 });
+    if (name) mirrorFronts[name] = f;
     await f.listen(0);
     f.addSlot({ name: 'blue', url: blue });
     f.addSlot({ name: 'green', url: green });
@@ -67,10 +69,18 @@ async function serve(greenUrl?: string): Promise<void> {
     direct: Number(new URL(blue).port),
     front: await front(() => undefined),
     split: await front((f) => f.setWeights({ blue: 90, green: 10 })),
-    mirror20: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 })),
-    mirror100: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 1e-6 })),
+    mirror20: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'mirror20'),
+    mirror100: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 1e-6 }), 'mirror100'),
   };
   process.stdout.write(JSON.stringify({ ports }) + '\n');
+  // Each line on stdin asks for the mirroring fronts' copy counts (cumulative): copies sent, skipped, failed.
+  readline.createInterface({ input: process.stdin }).on('line', () => {
+    const of = (f: LocalFront) => {
+      const s = f.snapshot().shadow?.green;
+      return { mirrored: s?.mirrored ?? 0, skipped: s?.skipped ?? 0, errors: s?.errors ?? 0 };
+    };
+    process.stdout.write(JSON.stringify({ copies: { mirror20: of(mirrorFronts.mirror20), mirror100: of(mirrorFronts.mirror100) } }) + '\n');
+  });
   await new Promise(() => undefined);
 }
 
@@ -136,7 +146,9 @@ const CLOCK_TICKS = 100;
  * Measures `ports` (configuration → port) at 1 and 32 connections in interleaved slices; prints one line per
  * configuration (`<prefix>.<config>.c<n>`) and returns the percentiles per concurrency.
  */
-async function measure(prefix: string, ports: Record<string, number>, headers: Record<string, string> = {}, cpu: CpuOf = {}): Promise<Record<number, Record<string, { p50: number; p99: number; n: number }>>> {
+type Copies = Record<string, { mirrored: number; skipped: number; errors: number }>;
+
+async function measure(prefix: string, ports: Record<string, number>, headers: Record<string, string> = {}, cpu: CpuOf = {}, copies?: () => Promise<Copies>): Promise<Record<number, Record<string, { p50: number; p99: number; n: number }>>> {
   const configs = Object.keys(ports);
   const out: Record<number, Record<string, { p50: number; p99: number; n: number }>> = {};
   for (const c of [1, 32]) {
@@ -145,6 +157,7 @@ async function measure(prefix: string, ports: Record<string, number>, headers: R
     const errs: Record<string, number> = Object.fromEntries(configs.map((k) => [k, 0]));
     const used: Record<string, { serving: number; shadow: number }> = Object.fromEntries(configs.map((k) => [k, { serving: 0, shadow: 0 }]));
     for (const k of configs) await load(ports[k], c, 300, agents[k], [], headers); // warm-up
+    const copiesBefore = await copies?.();
     for (let s = 0; s < SLICES; s++) {
       for (const k of configs) {
         const before = { serving: cpuMs(cpu.serving?.[k]), shadow: cpuMs(cpu.shadow?.[k]) };
@@ -153,8 +166,13 @@ async function measure(prefix: string, ports: Record<string, number>, headers: R
         used[k].shadow += cpuMs(cpu.shadow?.[k]) - before.shadow;
       }
     }
+    const copiesAfter = await copies?.();
     const res: Record<string, { p50: number; p99: number; n: number }> = {};
     for (const k of configs) {
+      // Copies of this concurrency's slices (warm-up excluded): sent, skipped by the in-flight cap, failed.
+      const b = copiesBefore?.[k];
+      const a = copiesAfter?.[k];
+      const copyFields = a && b ? { copies_sent: a.mirrored - b.mirrored, copies_skipped: a.skipped - b.skipped, copy_errors: a.errors - b.errors } : {};
       const sorted = lat[k].sort((a, b) => a - b);
       res[k] = { p50: pct(sorted, 50), p99: pct(sorted, 99), n: sorted.length };
       const p99 = +res[k].p99.toFixed(3);
@@ -163,7 +181,7 @@ async function measure(prefix: string, ports: Record<string, number>, headers: R
         ...(cpu.serving?.[k] ? { cpu_us_per_req: perReq(used[k].serving) } : {}),
         ...(cpu.shadow?.[k] ? { shadow_cpu_us_per_req: perReq(used[k].shadow) } : {}),
       };
-      process.stdout.write(JSON.stringify({ name: `${prefix}.${k}.c${c}`, value: p99, unit: 'ms', p50_ms: +res[k].p50.toFixed(3), p99_ms: p99, req_per_s: Math.round(res[k].n / SECONDS), errors: errs[k], ...cpuFields }) + '\n');
+      process.stdout.write(JSON.stringify({ name: `${prefix}.${k}.c${c}`, value: p99, unit: 'ms', p50_ms: +res[k].p50.toFixed(3), p99_ms: p99, req_per_s: Math.round(res[k].n / SECONDS), errors: errs[k], ...cpuFields, ...copyFields }) + '\n');
     }
     for (const a of Object.values(agents)) a.destroy();
     out[c] = res;
@@ -240,14 +258,25 @@ async function main(): Promise<void> {
 async function localPart(): Promise<void> {
   const greenChild = spawn(process.execPath, [__filename, 'slot'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const green = JSON.parse(await firstLine(greenChild)).url as string;
-  const child = spawn(process.execPath, [__filename, 'serve', green], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [__filename, 'serve', green], { stdio: ['pipe', 'pipe', 'inherit'] });
   try {
-    const ports = JSON.parse(await firstLine(child)).ports as Record<string, number>;
+    const lines = readline.createInterface({ input: child.stdout! });
+    const next = () =>
+      new Promise<string>((resolve, reject) => {
+        lines.once('line', resolve);
+        child.once('exit', (c) => reject(new Error(`server exited ${c}`)));
+      });
+    const ports = JSON.parse(await next()).ports as Record<string, number>;
+    const copies = async (): Promise<Copies> => {
+      const line = next();
+      child.stdin!.write('copies\n');
+      return JSON.parse(await line).copies as Copies;
+    };
     // CPU per request of the serving side (the child with the serving slot and the fronts) and of the shadow slot.
     const all = await measure('rollout', ports, {}, {
       serving: Object.fromEntries(Object.keys(ports).map((k) => [k, child.pid!])),
       shadow: { mirror20: greenChild.pid!, mirror100: greenChild.pid! },
-    });
+    }, copies);
     for (const c of [1, 32]) {
       const res = all[c];
       const add = (k: string, p: 'p50' | 'p99') => +(res[k][p] - res.direct[p]).toFixed(3);
