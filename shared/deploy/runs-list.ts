@@ -9,12 +9,13 @@
  *
  * A poller (the console) does not read the window again every few seconds: `changedSince=<asOf of its previous
  * answer>` reads only the runs created since then and the runs not ended yet (two narrow instance queries: created
- * after a time; runtime status Pending/Running), so a poll costs O(new + running runs), whatever the window holds.
+ * after a time; runtime status Pending/Running, listed without inputs, the inputs of the running runs then read by id
+ * only until a page is full), so a poll costs O(new + running runs), whatever the window holds.
  * A run that ended since the previous answer is no longer among them: the poller reads it once by id
  * (`GET /api/runs/{id}`) — it knows which of its runs were running.
  */
 import * as df from 'durable-functions';
-import { badRequest } from '../errors';
+import { badRequest, isNotFound } from '../errors';
 import { checkModelName, checkServiceName } from '../manifest/names';
 import { BATCH_RUN_ORCHESTRATION } from '../batch/contract';
 import { DEPLOY_ORCHESTRATION, type DeployRunInput } from './run-status';
@@ -76,7 +77,12 @@ export interface ListedInstance {
 
 export interface RunsClient {
   getStatusBy(filter: { createdTimeFrom?: Date; createdTimeTo?: Date; showInput?: boolean; runtimeStatus?: df.OrchestrationRuntimeStatus[] }): Promise<ListedInstance[]>;
+  /** One instance (the durable client's `getStatus`, which throws on 404). */
+  getStatus(instanceId: string, options?: { showInput?: boolean }): Promise<ListedInstance>;
 }
+
+/** Instances read by id at once when a `changedSince` poll needs the inputs of runs not ended. */
+const INPUT_READS_IN_FLIGHT = 8;
 
 /**
  * The window is read newest first in time slices, so no instance query holds more than about a page of instances
@@ -193,21 +199,50 @@ const modelName = (m: string | undefined) => (m === undefined ? undefined : m.in
 /** Newest first: created time, then id, both descending. */
 const newerFirst = (a: RunSummary, b: RunSummary) => (b.createdTime ?? '').localeCompare(a.createdTime ?? '') || b.id.localeCompare(a.id);
 
-/** The instances of a `changedSince` poll: the runs created since (less the margin) and those not ended. */
-async function changedInstances(client: RunsClient, filter: RunsFilter & { changedSince: Date }): Promise<ListedInstance[]> {
+/**
+ * The runs of a `changedSince` poll, newest first, at most `want`: the runs created since (less the margin) and
+ * those not ended. The not-ended query lists the whole window, so it is read without inputs (a batch run's chunks
+ * are instances too, each with its files); the inputs (service, model) are then read by id, newest first, only until
+ * `want` runs match.
+ */
+async function changedRuns(client: RunsClient, filter: RunsFilter & { changedSince: Date }, want: number): Promise<RunSummary[]> {
   const from = new Date(Math.max(filter.since.getTime(), filter.changedSince.getTime() - CHANGED_SINCE_MARGIN_MS));
   const [created, running] = await Promise.all([
     client.getStatusBy({ createdTimeFrom: from, showInput: true }),
-    client.getStatusBy({ createdTimeFrom: filter.since, runtimeStatus: NOT_ENDED, showInput: true }),
+    client.getStatusBy({ createdTimeFrom: filter.since, runtimeStatus: NOT_ENDED, showInput: false }),
   ]);
-  // An instance in both answers (read a moment apart): the later of its two states.
+  // An instance in both answers (read a moment apart): the later of its two states, with the input read here.
   const updated = (s: ListedInstance) => (s.lastUpdatedTime === undefined ? 0 : new Date(s.lastUpdatedTime).getTime());
-  const byId = new Map<string, ListedInstance>();
-  for (const s of [...created, ...running]) {
+  const byId = new Map<string, ListedInstance>(created.map((s) => [s.instanceId, s]));
+  const toRead: ListedInstance[] = [];
+  for (const s of running) {
     const seen = byId.get(s.instanceId);
-    if (!seen || updated(s) > updated(seen)) byId.set(s.instanceId, s);
+    if (seen) {
+      if (updated(s) > updated(seen)) byId.set(s.instanceId, { ...s, input: seen.input });
+    } else toRead.push(s);
   }
-  return [...byId.values()];
+  const runs = matching([...byId.values()], filter);
+  // Runs only the not-ended query answered: type and state need no input; service and model do.
+  const { service, model, ...withoutInputs } = filter;
+  void service;
+  void model;
+  const candidates = matching(toRead, withoutInputs).map((r) => r.id);
+  const listed = new Map(toRead.map((s) => [s.instanceId, s]));
+  const fromRunning: RunSummary[] = [];
+  for (let i = 0; i < candidates.length && fromRunning.length < want; i += INPUT_READS_IN_FLIGHT) {
+    const read = await Promise.all(
+      candidates.slice(i, i + INPUT_READS_IN_FLIGHT).map(async (id) => {
+        const full = await client.getStatus(id, { showInput: true }).catch((e: unknown) => {
+          if (isNotFound(e)) return undefined;
+          throw e;
+        });
+        // Gone since it was listed (purged): the listed state, without an input.
+        return full ? { ...listed.get(id)!, ...full, instanceId: id } : listed.get(id)!;
+      }),
+    );
+    fromRunning.push(...matching(read, filter));
+  }
+  return [...runs, ...fromRunning].sort(newerFirst).slice(0, want);
 }
 
 /** The runs among `instances` that `filter` asks for (type, state, service, model; after the cursor), newest first. */
@@ -274,7 +309,7 @@ export async function listRuns(client: RunsClient, filter: RunsFilter): Promise<
   const asOf = new Date().toISOString();
   // One more than a page: whether there is a next page.
   const runs = filter.changedSince
-    ? matching(await changedInstances(client, { ...filter, changedSince: filter.changedSince }), filter).slice(0, filter.top + 1)
+    ? await changedRuns(client, { ...filter, changedSince: filter.changedSince }, filter.top + 1)
     : await firstRuns(client, filter, filter.top + 1, Date.parse(asOf));
   const page = runs.slice(0, filter.top);
   const last = page[page.length - 1];

@@ -16,9 +16,13 @@ test('changedSince reads two narrow instance queries (created since, not ended),
   const asked: Array<Record<string, unknown>> = [];
   const instance = (id: string, status: string, created: string): ListedInstance => ({ name: 'deployModel', instanceId: id, runtimeStatus: status, createdTime: created, lastUpdatedTime: created, input: { manifest: { service: { name: 's' }, image: { name: 'i' } } } });
   const client: RunsClient = {
+    async getStatus(id, options) {
+      asked.push({ id, ...options });
+      return instance(id, 'Running', '2026-11-01T00:00:00.000Z');
+    },
     async getStatusBy(filter) {
       asked.push({ ...filter });
-      if (filter.runtimeStatus) return [instance('running-old', 'Running', '2026-11-01T00:00:00.000Z'), instance('new-one', 'Running', '2026-11-20T10:00:01.000Z')];
+      if (filter.runtimeStatus) return [{ ...instance('running-old', 'Running', '2026-11-01T00:00:00.000Z'), input: undefined }, { ...instance('new-one', 'Running', '2026-11-20T10:00:01.000Z'), input: undefined }];
       return [instance('new-one', 'Running', '2026-11-20T10:00:01.000Z'), instance('new-done', 'Completed', '2026-11-20T10:00:00.500Z')];
     },
   };
@@ -27,7 +31,9 @@ test('changedSince reads two narrow instance queries (created since, not ended),
   const page = await listRuns(client, filter);
   expect(asked).toEqual([
     { createdTimeFrom: new Date(Date.parse('2026-11-20T10:00:00.000Z') - CHANGED_SINCE_MARGIN_MS), showInput: true },
-    { createdTimeFrom: filter.since, runtimeStatus: ['Pending', 'Running', 'ContinuedAsNew'], showInput: true },
+    { createdTimeFrom: filter.since, runtimeStatus: ['Pending', 'Running', 'ContinuedAsNew'], showInput: false },
+    // Only the running run the created-since query did not answer is read by id, with its input.
+    { id: 'running-old', showInput: true },
   ]);
   // Merged by id, newest first.
   expect(page.value.map((r) => r.id)).toEqual(['new-one', 'new-done', 'running-old']);

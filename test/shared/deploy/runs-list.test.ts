@@ -53,10 +53,21 @@ function taskHub(NOW: number): ListedInstance[] {
 }
 
 /** The durable client's instance query (inclusive bounds), counting what each call answers. */
-function fakeClient(hub: ListedInstance[]): RunsClient & { answered: number[] } {
+function fakeClient(hub: ListedInstance[]): RunsClient & { answered: number[]; withInputs: number[]; readById: string[] } {
   const answered: number[] = [];
+  const withInputs: number[] = [];
+  const readById: string[] = [];
+  const strip = (s: ListedInstance, showInput?: boolean) => (showInput ? structuredClone(s) : structuredClone({ ...s, input: undefined }));
   return {
     answered,
+    withInputs,
+    readById,
+    async getStatus(id, options) {
+      readById.push(id);
+      const s = hub.find((x) => x.instanceId === id);
+      if (!s) throw Object.assign(new Error(`instance ${id} not found`), { statusCode: 404 });
+      return strip(s, options?.showInput);
+    },
     async getStatusBy(f) {
       const hit = hub.filter((s) => {
         const t = new Date(s.createdTime!).getTime();
@@ -66,7 +77,8 @@ function fakeClient(hub: ListedInstance[]): RunsClient & { answered: number[] } 
         return true;
       });
       answered.push(hit.length);
-      return hit.map((s) => structuredClone(s));
+      if (f.showInput) withInputs.push(hit.length);
+      return hit.map((s) => strip(s, f.showInput));
     },
   };
 }
@@ -144,6 +156,44 @@ test('changedSince polls are unchanged: the new runs and those not ended', async
   const expected = naive(hub, new URLSearchParams({ top: '100' }), NOW).filter((r) => Date.parse(r.createdTime!) >= NOW - 3_500 - 5_000 || notEnded.has(r.id));
   expect(page.value).toEqual(expected.slice(0, 100));
   expect(client.answered).toHaveLength(2);
+});
+
+test('changedSince reads the runs not ended without inputs, then only as many inputs by id as a page needs', async () => {
+  const NOW = Date.now();
+  const hub = taskHub(NOW);
+  // A batch run still going, with 300 chunk sub-orchestrations running, each holding its files.
+  const t = new Date(NOW - 5 * DAY).toISOString();
+  for (let k = 0; k < 300; k++) hub.push({ name: 'batchChunk', instanceId: `big:chunk-${k}`, runtimeStatus: 'Running', input: { files: Array.from({ length: 100 }, (_, f) => `in/${k}/${f}.csv`) }, createdTime: t, lastUpdatedTime: t });
+  const notEnded = new Set(hub.filter((s) => ['Running', 'Pending'].includes(String(s.runtimeStatus))).map((s) => s.instanceId));
+  const pages: Record<string, string>[] = [{ top: '5' }, { top: '100' }, { service: 'svc-1', top: '3' }, { model: 'm2', top: '4' }, { type: 'batch', top: '2' }];
+  for (const params of pages) {
+    const client = fakeClient(hub);
+    const changedSince = new Date(NOW - 3_500).toISOString();
+    const page = await listRuns(client, parseRunsQuery(new URLSearchParams({ ...params, changedSince }), NOW));
+    const expected = naive(hub, new URLSearchParams(params), NOW).filter((r) => Date.parse(r.createdTime!) >= NOW - 3_500 - 5_000 || notEnded.has(r.id));
+    const top = Number(params.top);
+    expect({ params, ids: page.value.map((r) => r.id) }).toEqual({ params, ids: expected.slice(0, top).map((r) => r.id) });
+    expect(page.value).toEqual(expected.slice(0, top));
+    // One query with inputs (the runs created since), the not-ended one without; no chunk is read by id.
+    expect(client.withInputs).toHaveLength(1);
+    expect(client.readById.filter((id) => id.includes(':chunk'))).toEqual([]);
+    // Inputs read by id: those a page (+1) needed, in groups of 8 — not every run still going.
+    expect(client.readById.length).toBeLessThan(notEnded.size / 2);
+  }
+});
+
+test('changedSince: a run purged between the listing and the read by id is answered from the listing', async () => {
+  const NOW = Date.now();
+  const t = new Date(NOW - DAY).toISOString();
+  const hub: ListedInstance[] = [{ name: DEPLOY_ORCHESTRATION, instanceId: 'gone', runtimeStatus: 'Running', input: { manifest: { service: { name: 's' }, image: { name: 'i' } } }, createdTime: t, lastUpdatedTime: t }];
+  const client = fakeClient(hub);
+  client.getStatus = async (id) => {
+    client.readById.push(id);
+    throw Object.assign(new Error('not found'), { statusCode: 404 });
+  };
+  const page = await listRuns(client, parseRunsQuery(new URLSearchParams({ changedSince: new Date(NOW - 1000).toISOString() }), NOW));
+  expect(page.value).toEqual([{ id: 'gone', type: 'deployment', state: 'Running', createdTime: t, lastUpdatedTime: t }]);
+  expect(client.readById).toEqual(['gone']);
 });
 
 test('a continuation point older than the window answers an empty page without an instance query', async () => {
