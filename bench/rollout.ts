@@ -19,6 +19,8 @@
  * BENCH_PARTS (`local,aci` by default: which of the two sets to measure). Where /proc exists, each configuration's line
  * also carries the CPU time per request of the serving side (`cpu_us_per_req`: the child with the serving slot and
  * the fronts; on the ACI part the front process) and, with mirroring, of the shadow slot (`shadow_cpu_us_per_req`).
+ * The local mirroring lines also carry the copies of their slices: `copies_sent`, `copies_skipped` (the in-flight
+ * cap) and `copy_errors`, so a change that saves CPU by shedding copies shows.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
