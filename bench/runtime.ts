@@ -598,10 +598,14 @@ async function benchCollect(): Promise<void> {
     await lDown.warm();
     // Steady state before measuring: the collecting server has written a batch (its first upload creates the
     // container and JITs the upload path: once per process, not per record) and the storage-down one drops records
-    // (its buffer is full). Bounded: at most 40 more warm-ups of 0.5 s each.
+    // (its buffer is full). All three servers get the same warm-up (so none is JIT-warmer than another), in rounds of
+    // 0.5 s each, at most 40.
     const outcomeCount = async (port: number, outcome: string) => Number(new RegExp(`scoring_model_data_records_total\\{outcome="${outcome}"\\} (\\d+)`).exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1] ?? 0);
-    for (let i = 0; i < 40 && (await outcomeCount(on.port, 'written')) === 0; i++) await lOn.warm();
-    for (let i = 0; i < 40 && (await outcomeCount(down.port, 'dropped')) === 0; i++) await lDown.warm();
+    for (let i = 0; i < 40 && ((await outcomeCount(on.port, 'written')) === 0 || (await outcomeCount(down.port, 'dropped')) === 0); i++) {
+      await lOn.warm();
+      await lOff.warm();
+      await lDown.warm();
+    }
     const warmed = { written: await outcomeCount(on.port, 'written'), dropped: await outcomeCount(down.port, 'dropped') };
     // BENCH_STORAGE_NICE: the storage emulator's CPU priority (e.g. 19). Azurite shares this machine's cores with the
     // servers; Azure Storage does not run on a replica's cores. Default: unchanged (same priority as the servers).
