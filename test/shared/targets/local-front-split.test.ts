@@ -181,7 +181,8 @@ test('a copy is sent only once the client has its answer (never alongside the se
   expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 1, compared: 1, disagreed: 0 });
 });
 
-test(`copies reach the shadow slot over at most ${MAX_SHADOW_SOCKETS} connections at once; the clients never wait for them`, async () => {
+/** A front serving `blue` (answers at once) with a `green` slot that holds every request until released. */
+async function heldShadowFront() {
   const blue = await fakeSlot(() => ({ status: 200, body: [1] }));
   servers.push(blue.server);
   const green = await heldSlot();
@@ -190,6 +191,11 @@ test(`copies reach the shadow slot over at most ${MAX_SHADOW_SOCKETS} connection
   await front.listen(0);
   front.addSlot({ name: 'blue', url: blue.url });
   front.addSlot({ name: 'green', url: green.url });
+  return { green, front };
+}
+
+test(`copies reach the shadow slot over at most ${MAX_SHADOW_SOCKETS} connections at once; the clients never wait for them`, async () => {
+  const { green, front } = await heldShadowFront();
   front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
   const n = 3 * MAX_SHADOW_SOCKETS;
   // Every client is answered while the shadow slot holds every copy it got.
@@ -207,14 +213,7 @@ test(`copies reach the shadow slot over at most ${MAX_SHADOW_SOCKETS} connection
 });
 
 test(`copies still out when the mirror is set again (a new rollout step) count against the cap of ${MAX_SHADOW_INFLIGHT} until answered, then free it`, async () => {
-  const blue = await fakeSlot(() => ({ status: 200, body: [1] }));
-  servers.push(blue.server);
-  const green = await heldSlot();
-  const front = new LocalFront('svc');
-  fronts.push(front);
-  await front.listen(0);
-  front.addSlot({ name: 'blue', url: blue.url });
-  front.addSlot({ name: 'green', url: green.url });
+  const { green, front } = await heldShadowFront();
   const mirror = { slot: 'green', percent: 100, tolerance: 0 };
   front.setWeights({ blue: 100, green: 0 }, mirror);
   for (let i = 0; i < 5; i++) expect((await score(front)).status).toBe(200);
