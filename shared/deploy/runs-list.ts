@@ -223,10 +223,7 @@ async function changedRuns(client: RunsClient, filter: RunsFilter & { changedSin
   }
   const runs = matching([...byId.values()], filter);
   // Runs only the not-ended query answered: type and state need no input; service and model do.
-  const { service, model, ...withoutInputs } = filter;
-  void service;
-  void model;
-  const candidates = matching(toRead, withoutInputs).map((r) => r.id);
+  const candidates = matching(toRead, { ...filter, service: undefined, model: undefined }).map((r) => r.id);
   const listed = new Map(toRead.map((s) => [s.instanceId, s]));
   const fromRunning: RunSummary[] = [];
   for (let i = 0; i < candidates.length && fromRunning.length < want; i += INPUT_READS_IN_FLIGHT) {
