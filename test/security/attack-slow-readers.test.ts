@@ -19,21 +19,34 @@ const DEADLINE_MS = 60_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let dir: string;
-let router: AutoscaleRouter;
+const routers: AutoscaleRouter[] = [];
 
-beforeAll(async () => {
+beforeAll(() => {
   dir = tempDir('slow-read');
   fs.writeFileSync(path.join(dir, 'score.js'), `exports.init = () => {};\nexports.run = () => 'R'.repeat(${REPLY_CHARS});\n`);
-  router = await startLocalReplicas(
-    { entryScript: path.join(dir, 'score.js'), runtime: 'node', accessLog: false, log: () => undefined, onWorkerOutput: () => undefined, headersTimeoutMs: 1000, requestTimeoutMs: 2000, maxConnections: CAP, maxWaitMs: 30_000 },
-    { minReplicas: 1, maxReplicas: 1, autoscale: false },
-  );
-}, 60_000);
+});
 
-afterAll(async () => {
-  await router?.stop();
+afterEach(async () => {
+  await Promise.all(routers.splice(0).map((r) => r.stop()));
+});
+
+afterAll(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+/**
+ * A router and its one replica, fresh for each case: no case meets another's cut connections or queued answers
+ * (the replica's connection cap counts them). A stalled answer is cut after `headersTimeoutMs` plus two checking
+ * periods of no progress.
+ */
+async function startService(headersTimeoutMs: number): Promise<AutoscaleRouter> {
+  const router = await startLocalReplicas(
+    { entryScript: path.join(dir, 'score.js'), runtime: 'node', accessLog: false, log: () => undefined, onWorkerOutput: () => undefined, headersTimeoutMs, requestTimeoutMs: 2 * headersTimeoutMs, maxConnections: CAP, maxWaitMs: 30_000 },
+    { minReplicas: 1, maxReplicas: 1, autoscale: false },
+  );
+  routers.push(router);
+  return router;
+}
 
 interface Reader {
   socket: net.Socket;
@@ -41,14 +54,18 @@ interface Reader {
   ended: Promise<void>;
 }
 
-/** A client that sends one scoring request and then reads nothing. */
+/**
+ * A client that sends one scoring request and then reads nothing. It asks for `Connection: close`: one whose whole
+ * answer got out before the cut reads it all when it resumes, and its connection then ends at once instead of idling
+ * for the runtime's keep-alive timeout (65 s by default).
+ */
 function stalledReader(base: string): Reader {
   const url = new URL(base);
   const socket = net.connect(Number(url.port), url.hostname);
   const r: Reader = { socket, bytes: 0, ended: new Promise((resolve) => socket.once('close', () => resolve())) };
   socket.on('error', () => undefined);
   socket.on('data', (d: Buffer) => (r.bytes += d.length));
-  socket.write('POST /score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
+  socket.write('POST /score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}');
   socket.pause();
   return r;
 }
@@ -65,20 +82,25 @@ async function healthWhenAdmitted(base: string): Promise<number> {
 }
 
 test.each([['router'], ['replica']])('%s: clients that never read their answers are cut; new clients are served again', async (which) => {
+  const router = await startService(1000);
   const base = which === 'router' ? router.url : router.replicaUrls[0];
   const readers = Array.from({ length: CAP }, () => stalledReader(base));
   // While they hold every connection the service refuses others; once they are cut it serves again.
   expect(await healthWhenAdmitted(base)).toBe(200);
   // Their connections end; the ones cut (what let the new client in) got part of their answer only. (One whose
   // whole answer was already buffered ahead of the cut may read it all once it reads again.)
-  for (const r of readers) {
+  for (const [i, r] of readers.entries()) {
     r.socket.resume();
-    await Promise.race([r.ended, sleep(DEADLINE_MS).then(() => Promise.reject(new Error('a stalled reader was never disconnected')))]);
+    await Promise.race([r.ended, sleep(DEADLINE_MS).then(() => Promise.reject(new Error(`stalled reader ${i + 1} of ${CAP} was never disconnected (it read ${r.bytes} bytes)`)))]);
   }
   expect(Math.min(...readers.map((r) => r.bytes))).toBeLessThan(REPLY_CHARS);
+  for (const r of readers) r.socket.destroy();
 }, 150_000);
 
 test('a client that reads slowly but steadily gets the whole answer', async () => {
+  // The bound between reads (5 s + two 1 s checks) is ~45 times the reader's 155 ms cycle, so a loaded machine's
+  // stalls of the test process (it hosts the router and the reader) do not look like a reader that stopped.
+  const router = await startService(5000);
   const url = new URL(router.url);
   const socket = net.connect(Number(url.port), url.hostname);
   let bytes = 0;
@@ -91,7 +113,7 @@ test('a client that reads slowly but steadily gets the whole answer', async () =
   });
   socket.write('POST /score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}');
   socket.pause();
-  // Short reads, well within the 1 s bound between them (bounded in count).
+  // Short reads, well within the bound between them (bounded in count).
   for (let i = 0; i < 2000 && !socket.destroyed && bytes <= REPLY_CHARS; i++) {
     socket.resume();
     await sleep(5);
