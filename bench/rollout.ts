@@ -9,7 +9,8 @@
  * - `mirror`: through a front serving one slot and copying 20 % of requests to the other (shadow), and 100 %.
  * The serving slot and the fronts run in one child process (this file with `serve`), the shadow slot in another
  * (`slot`, as a replica is its own process), the closed-loop load generator in this one,
- * at 1 and 32 connections, measurements interleaved in slices so each configuration sees the same machine load.
+ * at 1 and 32 connections (closed loops) and at a fixed rate, half what `front` answered at 32 connections (`rate50`,
+ * an open loop), measurements interleaved in slices so each configuration sees the same machine load.
  *
  * The front as it runs on ACI (`rollout.aci.*`): real scoring runtimes (`dist/runtime/cli.js`, the trivial Node
  * example, key auth, one worker) behind standalone front processes (`dist/runtime/front-cli.js`, each started with
@@ -86,14 +87,22 @@ async function serve(greenUrl?: string): Promise<void> {
   await new Promise(() => undefined);
 }
 
-/** Closed loop: `connections` loops each sending the next request when the last answered, for `ms`. */
-async function load(port: number, connections: number, ms: number, agent: http.Agent, into: number[], headers: Record<string, string> = {}): Promise<number> {
+/** How a slice loads a configuration: a closed loop of `connections`, or an open loop at a fixed rate. */
+type Mode = { connections: number } | { perSecond: number };
+
+/**
+ * Loads `port` for `ms`; each answer's latency goes into `into`, returns the errors.
+ * - closed loop: `connections` loops each sending the next request when the last answered (saturates the machine at
+ *   32: the figure then measures capacity as much as latency);
+ * - open loop: requests sent on a fixed schedule, `perSecond`, whatever the answers, each timed from its scheduled
+ *   send (a late answer delays no later request's clock: no coordinated omission); connections as many as needed.
+ */
+async function load(port: number, mode: Mode, ms: number, agent: http.Agent, into: number[], headers: Record<string, string> = {}): Promise<number> {
   const body = Buffer.from(JSON.stringify({ data: [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]] }));
   const end = Date.now() + ms;
   let errors = 0;
-  const one = () =>
+  const one = (t0 = process.hrtime.bigint()) =>
     new Promise<void>((resolve) => {
-      const t0 = process.hrtime.bigint();
       const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/score', agent, headers: { ...headers, 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
         res.resume();
         res.on('end', () => {
@@ -108,11 +117,31 @@ async function load(port: number, connections: number, ms: number, agent: http.A
       });
       req.end(body);
     });
-  await Promise.all(
-    Array.from({ length: connections }, async () => {
-      while (Date.now() < end) await one();
-    }),
-  );
+  if ('connections' in mode) {
+    await Promise.all(
+      Array.from({ length: mode.connections }, async () => {
+        while (Date.now() < end) await one();
+      }),
+    );
+    return errors;
+  }
+  const start = process.hrtime.bigint();
+  const total = Math.floor((mode.perSecond * ms) / 1000);
+  const gap = 1e9 / mode.perSecond;
+  const pending: Promise<void>[] = [];
+  let sent = 0;
+  await new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      const now = process.hrtime.bigint();
+      // Every request whose scheduled time has come, each timed from that time.
+      while (sent < total && start + BigInt(Math.round(sent * gap)) <= now) pending.push(one(start + BigInt(Math.round(sent++ * gap))));
+      if (sent >= total) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 1);
+  });
+  await Promise.all(pending);
   return errors;
 }
 
@@ -145,31 +174,36 @@ function cpuMs(pid: number | undefined): number {
 const CLOCK_TICKS = 100;
 
 /**
- * Measures `ports` (configuration → port) at 1 and 32 connections in interleaved slices; prints one line per
- * configuration (`<prefix>.<config>.c<n>`) and returns the percentiles per concurrency.
+ * Measures `ports` (configuration → port) at 1 and 32 connections (closed loops), then in an open loop at half the
+ * rate `front` answered at 32 connections (`rate50`: a service at half its capacity, where latency is latency rather
+ * than queueing behind saturated cores), each in interleaved slices; prints one line per configuration
+ * (`<prefix>.<config>.<c1|c32|rate50>`) and returns the percentiles per load.
  */
 type Copies = Record<string, { mirrored: number; skipped: number; errors: number }>;
 
-async function measure(prefix: string, ports: Record<string, number>, headers: Record<string, string> = {}, cpu: CpuOf = {}, copies?: () => Promise<Copies>): Promise<Record<number, Record<string, { p50: number; p99: number; n: number }>>> {
+type Figures = Record<string, { p50: number; p99: number; n: number }>;
+
+async function measure(prefix: string, ports: Record<string, number>, headers: Record<string, string> = {}, cpu: CpuOf = {}, copies?: () => Promise<Copies>): Promise<Record<'c1' | 'c32' | 'rate50', Figures>> {
   const configs = Object.keys(ports);
-  const out: Record<number, Record<string, { p50: number; p99: number; n: number }>> = {};
-  for (const c of [1, 32]) {
-    const agents = Object.fromEntries(configs.map((k) => [k, new http.Agent({ keepAlive: true, maxSockets: c })]));
+  const out = {} as Record<'c1' | 'c32' | 'rate50', Figures>;
+  for (const label of ['c1', 'c32', 'rate50'] as const) {
+    const mode: Mode = label === 'rate50' ? { perSecond: Math.max(1, Math.round(out.c32.front.n / SECONDS / 2)) } : { connections: label === 'c1' ? 1 : 32 };
+    const agents = Object.fromEntries(configs.map((k) => [k, new http.Agent({ keepAlive: true, maxSockets: 'connections' in mode ? mode.connections : 256 })]));
     const lat: Record<string, number[]> = Object.fromEntries(configs.map((k) => [k, []]));
     const errs: Record<string, number> = Object.fromEntries(configs.map((k) => [k, 0]));
     const used: Record<string, { serving: number; shadow: number }> = Object.fromEntries(configs.map((k) => [k, { serving: 0, shadow: 0 }]));
-    for (const k of configs) await load(ports[k], c, 300, agents[k], [], headers); // warm-up
+    for (const k of configs) await load(ports[k], mode, 300, agents[k], [], headers); // warm-up
     const copiesBefore = await copies?.();
     for (let s = 0; s < SLICES; s++) {
       for (const k of configs) {
         const before = { serving: cpuMs(cpu.serving?.[k]), shadow: cpuMs(cpu.shadow?.[k]) };
-        errs[k] += await load(ports[k], c, (SECONDS * 1000) / SLICES, agents[k], lat[k], headers);
+        errs[k] += await load(ports[k], mode, (SECONDS * 1000) / SLICES, agents[k], lat[k], headers);
         used[k].serving += cpuMs(cpu.serving?.[k]) - before.serving;
         used[k].shadow += cpuMs(cpu.shadow?.[k]) - before.shadow;
       }
     }
     const copiesAfter = await copies?.();
-    const res: Record<string, { p50: number; p99: number; n: number }> = {};
+    const res: Figures = {};
     for (const k of configs) {
       // Copies of this concurrency's slices (warm-up excluded): sent, skipped by the in-flight cap, failed.
       const b = copiesBefore?.[k];
@@ -183,10 +217,10 @@ async function measure(prefix: string, ports: Record<string, number>, headers: R
         ...(cpu.serving?.[k] ? { cpu_us_per_req: perReq(used[k].serving) } : {}),
         ...(cpu.shadow?.[k] ? { shadow_cpu_us_per_req: perReq(used[k].shadow) } : {}),
       };
-      process.stdout.write(JSON.stringify({ name: `${prefix}.${k}.c${c}`, value: p99, unit: 'ms', p50_ms: +res[k].p50.toFixed(3), p99_ms: p99, req_per_s: Math.round(res[k].n / SECONDS), errors: errs[k], ...cpuFields, ...copyFields }) + '\n');
+      process.stdout.write(JSON.stringify({ name: `${prefix}.${k}.${label}`, value: p99, unit: 'ms', p50_ms: +res[k].p50.toFixed(3), p99_ms: p99, req_per_s: Math.round(res[k].n / SECONDS), errors: errs[k], ...('perSecond' in mode ? { offered_per_s: mode.perSecond } : {}), ...cpuFields, ...copyFields }) + '\n');
     }
     for (const a of Object.values(agents)) a.destroy();
-    out[c] = res;
+    out[label] = res;
   }
   return out;
 }
@@ -242,10 +276,10 @@ async function aciPart(): Promise<void> {
     };
     // CPU per request of the front processes (the runtimes' own workers are other processes: not reported).
     const res = await measure('rollout.aci', ports, { authorization: `Bearer ${KEY}` }, { serving: { front: pids[ports.front], mirror20: pids[ports.mirror20] } });
-    for (const c of [1, 32]) {
-      const r = res[c];
-      added(`rollout.aci.front_added.c${c}`, +(r.front.p50 - r.direct.p50).toFixed(3), +(r.front.p99 - r.direct.p99).toFixed(3));
-      cost(`rollout.aci.mirror20_p99_cost.c${c}`, r.mirror20.p99, r.front.p99);
+    for (const label of ['c1', 'c32', 'rate50'] as const) {
+      const r = res[label];
+      added(`rollout.aci.front_added.${label}`, +(r.front.p50 - r.direct.p50).toFixed(3), +(r.front.p99 - r.direct.p99).toFixed(3));
+      cost(`rollout.aci.mirror20_p99_cost.${label}`, r.mirror20.p99, r.front.p99);
     }
   } finally {
     for (const c of children) c.kill('SIGKILL');
@@ -279,12 +313,12 @@ async function localPart(): Promise<void> {
       serving: Object.fromEntries(Object.keys(ports).map((k) => [k, child.pid!])),
       shadow: { mirror20: greenChild.pid!, mirror100: greenChild.pid! },
     }, copies);
-    for (const c of [1, 32]) {
-      const res = all[c];
+    for (const label of ['c1', 'c32', 'rate50'] as const) {
+      const res = all[label];
       const add = (k: string, p: 'p50' | 'p99') => +(res[k][p] - res.direct[p]).toFixed(3);
-      added(`rollout.split_added.c${c}`, add('split', 'p50'), add('split', 'p99'));
-      added(`rollout.front_added.c${c}`, add('front', 'p50'), add('front', 'p99'));
-      for (const m of ['mirror20', 'mirror100']) cost(`rollout.${m}_p99_cost.c${c}`, res[m].p99, res.front.p99);
+      added(`rollout.split_added.${label}`, add('split', 'p50'), add('split', 'p99'));
+      added(`rollout.front_added.${label}`, add('front', 'p50'), add('front', 'p99'));
+      for (const m of ['mirror20', 'mirror100']) cost(`rollout.${m}_p99_cost.${label}`, res[m].p99, res.front.p99);
     }
   } finally {
     child.kill('SIGKILL');

@@ -19,6 +19,9 @@
  * (requests per run of the raw batched loop, default 16), BENCH_BASELINE_ROOT (another build's root: its ONNX server
  * is measured in the same interleaved slices, `…vs_baseline.ratio`), BENCH_NODE_OPTIONS (NODE_OPTIONS of the servers and
  * their workers), BENCH_NODE_ARGS (Node flags of the front process only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * BENCH_COLLECT_SECONDS (collect row: measured seconds per server, default 20: the collecting server uploads once per
+ * 4,000 records, so its p99 is decided by a few dozen uploads; at BENCH_SECONDS' 3 s a run holds about 7 of them and
+ * the ratio swings by ±0.1 from run to run on noise alone).
  * BENCH_STORAGE_NICE (collect row: the storage emulator's CPU priority, e.g. 19: Azure Storage does not share a replica's
  * cores, Azurite here does; default unchanged). BENCH_TRACE_DIR (collect row: writes `load-{on,off,down}.json` there, each request's completion time in epoch ms and
  * its latency, to line slow requests up with the servers' own events, e.g. GC or uploads, recorded by a `--require` preload).
@@ -39,6 +42,7 @@ import { OnnxModel, onnxThreads, packageRoot, settle } from '../runtime';
 const ROOT = packageRoot();
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
+const COLLECT_SECONDS = Number(process.env.BENCH_COLLECT_SECONDS ?? 20);
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'node,onnx,python,collect').split(',').map((x) => x.trim()).filter(Boolean));
 /** `--onnx-threads` of the ONNX runs (0 = the runtime's default, cores / workers). */
 const ONNX_THREADS = Number(process.env.BENCH_ONNX_THREADS ?? 0);
@@ -616,7 +620,7 @@ async function benchCollect(): Promise<void> {
     const tree = (pid: number) => [pid, ...descendants(pid)];
     const others = () => descendants(process.pid).filter((p) => ![on, off, down].some((c) => tree(c.proc.pid!).includes(p)));
     const cpu0 = { on: cpuSeconds(tree(on.proc.pid!)), off: cpuSeconds(tree(off.proc.pid!)), storage: cpuSeconds(others()), onFront: cpuSeconds([on.proc.pid!]), offFront: cpuSeconds([off.proc.pid!]), downFront: cpuSeconds([down.proc.pid!]) };
-    for (let t = 0; t < SECONDS * 2; t += slice) {
+    for (let t = 0; t < COLLECT_SECONDS; t += slice) {
       await lOff.slice(slice);
       await lOn.slice(slice);
       await lDown.slice(slice);
@@ -637,7 +641,7 @@ async function benchCollect(): Promise<void> {
     report('runtime.collect_on', 32, rOn);
     report('runtime.collect_off', 32, rOff);
     const common = {
-      connections: 32, workers: WORKERS, interleaved_slices_s: slice, loadavg_1m: [load0, os.loadavg()[0]], warmed_until: warmed, storage_nice: storageNice ?? 0, collected: count('collected'), written: count('written'), dropped: count('dropped'),
+      connections: 32, workers: WORKERS, interleaved_slices_s: slice, seconds_per_server: COLLECT_SECONDS, loadavg_1m: [load0, os.loadavg()[0]], warmed_until: warmed, storage_nice: storageNice ?? 0, collected: count('collected'), written: count('written'), dropped: count('dropped'),
       cpu_s: { on: Math.round(cpu.on * 100) / 100, off: Math.round(cpu.off * 100) / 100, azurite: Math.round(cpu.storage * 100) / 100 },
       cpu_us_per_request: { on: Math.round((cpu.on / rOn.requests) * 1e6), off: Math.round((cpu.off / rOff.requests) * 1e6) },
       // The front process alone (the collector runs there; workers run the same script either way).
