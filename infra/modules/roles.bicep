@@ -8,7 +8,10 @@
 //   Contributor                resource group  create/delete ACI container groups, schedule ACR Tasks runs,
 //                                       assign the identity to container groups
 //   Monitoring Metrics Publisher  Application Insights  telemetry with Entra ID auth
-//   AKS Cluster User + AKS RBAC Writer  cluster (only when aksClusterName is set)
+//   AKS Cluster User + AKS RBAC Writer  cluster (only when aksClusterName is set); RBAC Writer also covers pods/proxy
+//                                       and PodDisruptionBudgets (roles-aks.bicep)
+//   mdf Gateway API routes (custom role)  cluster (same), with an ABAC condition: gateway.networking.k8s.io
+//                                       httproutes read/write/delete, gateways read (roles-aks.bicep)
 //   Durable Task Data Contributor  scheduler (only with the Durable Task Scheduler)
 // and of the scoring replicas' identity (ACI slots run with it, never with the app's):
 //   AcrPull                    registry ACI pulls the slot's image with it
@@ -34,8 +37,8 @@ var ids = {
   serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2552ae39'
   contributor: 'b24988ac-6180-42a0-ab88-20f7382dd24c'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
-  aksClusterUser: '4abbcc35-e782-43d8-92c5-2d3473bafb85'
-  aksRbacWriter: 'a7ffa36f-339e-4fbd-9ac6-6c2a6a2e8b54'
+  aksClusterUser: '4abbcc35-e782-43d8-92c5-2d3f1bd2253f'
+  aksRbacWriter: 'a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb'
   durableTaskDataContributor: '0ad04412-c4d5-4796-b79c-f76d14c8d402'
 }
 

@@ -11,6 +11,11 @@ import { loadAzureConfig } from '../../shared/azure/config';
 import { SETTING_NAMES } from '../../shared/config';
 import { CONTAINERS, QUEUES, TABLES } from '../../shared/storage';
 import { bicepAppSettings, block, checkAppBindings, loadInfraFacts, loadRegistrations, runPostdeploy } from './app-bindings';
+import { planConfig, planDeployment } from '../../shared/azure/plan';
+import { GATEWAY_API } from '../../shared/azure/aks-traffic';
+import { parseManifest } from '../../shared/manifest';
+import { allowedBy, dataActions, kubeRequest, RBAC_WRITER_DATA_ACTIONS, type AssignedRole, type KubeRequest } from './aks-authz';
+import { TEST_ENV } from './helpers';
 
 const root = path.resolve(__dirname, '../..');
 const infra = path.join(root, 'infra');
@@ -165,8 +170,9 @@ describe('infra/*.bicep', () => {
       serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2552ae39',
       contributor: 'b24988ac-6180-42a0-ab88-20f7382dd24c',
       monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb',
-      aksClusterUser: '4abbcc35-e782-43d8-92c5-2d3473bafb85',
-      aksRbacWriter: 'a7ffa36f-339e-4fbd-9ac6-6c2a6a2e8b54',
+      // https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/containers
+      aksClusterUser: '4abbcc35-e782-43d8-92c5-2d3f1bd2253f',
+      aksRbacWriter: 'a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb',
       durableTaskDataContributor: '0ad04412-c4d5-4796-b79c-f76d14c8d402',
     };
     for (const [name, id] of Object.entries(expected)) expect(roles).toContain(`${name}: '${id}'`);
@@ -205,6 +211,156 @@ describe('infra/*.bicep', () => {
     // One without the other is a configuration error, named.
     const { REPLICA_IDENTITY_CLIENT_ID: _omitted, ...half } = bicepEnv();
     expect(() => loadAzureConfig(half, ['aci'])).toThrow(/REPLICA_IDENTITY_RESOURCE_ID and REPLICA_IDENTITY_CLIENT_ID/);
+  });
+});
+
+describe("infra/modules/roles-aks.bicep: the app identity's rights on an attached AKS cluster cover every call of the AKS target", () => {
+  const rolesAks = read('modules/roles-aks.bicep');
+  const roles = read('modules/roles.bicep');
+  /** A `var <name> = '''…'''` (multi-line string) or `var <name> = [ … ]` (array) of a Bicep file. */
+  const bicepVar = (text: string, name: string): string => {
+    const m = new RegExp(`^var ${name} = ('''[\\s\\S]*?'''|\\[[\\s\\S]*?^\\])`, 'm').exec(text);
+    if (!m) throw new Error(`no var ${name}`);
+    return m[1];
+  };
+  const strings = (list: string) => [...list.matchAll(/'([^']*)'/g)].map((m) => m[1]);
+  /** Built-in roles by id, with their data actions (built-in-roles/containers). */
+  const builtIn: Record<string, AssignedRole> = {
+    '4abbcc35-e782-43d8-92c5-2d3f1bd2253f': { name: 'Azure Kubernetes Service Cluster User Role', dataActions: [] },
+    'a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb': { name: 'Azure Kubernetes Service RBAC Writer', dataActions: RBAC_WRITER_DATA_ACTIONS },
+  };
+  /** Every role the Bicep assigns on the cluster: the built-in ones roles.bicep passes, and each custom role with its assignment's condition. */
+  function assignedRoles(): AssignedRole[] {
+    const ids = Object.fromEntries([...roles.matchAll(/^\s+(\w+): '([0-9a-f-]{36})'$/gm)].map((m) => [m[1], m[2]]));
+    const passed = /^module aks 'roles-aks\.bicep' = if \(!empty\(aksClusterName\)\) \{[\s\S]*?roleIds: \[([^\]]*)\]/m.exec(roles);
+    if (!passed) throw new Error('roles.bicep does not pass roleIds to roles-aks.bicep only when a cluster is attached');
+    const result = passed[1].split(',').map((r) => {
+      const id = ids[r.trim().replace(/^ids\./, '')];
+      if (!builtIn[id]) throw new Error(`roles-aks.bicep is given a role this check does not know: ${r.trim()} = ${id}`);
+      return builtIn[id];
+    });
+    for (const m of rolesAks.matchAll(/^resource (\w+) 'Microsoft\.Authorization\/roleDefinitions@[^']+' = \{/gm)) {
+      const def = block(rolesAks, m.index!);
+      const actions = /dataActions: (\w+)/.exec(def)?.[1];
+      const assignment = [...rolesAks.matchAll(/^resource \w+ 'Microsoft\.Authorization\/roleAssignments@[^']+' = \{/gm)]
+        .map((a) => block(rolesAks, a.index!))
+        .find((b) => b.includes(`roleDefinitionId: ${m[1]}.id`));
+      if (!actions || !assignment) throw new Error(`custom role ${m[1]}: no dataActions variable or no assignment`);
+      expect([m[1], /^\s*scope: (\w+)$/m.exec(assignment)?.[1]]).toEqual([m[1], 'cluster']);
+      const conditionVar = /condition: (\w+)/.exec(assignment)?.[1];
+      if (conditionVar) expect([m[1], /conditionVersion: '([^']+)'/.exec(assignment)?.[1]]).toEqual([m[1], '2.0']);
+      result.push({ name: m[1], dataActions: strings(bicepVar(rolesAks, actions)), ...(conditionVar ? { condition: bicepVar(rolesAks, conditionVar).slice(3, -3) } : {}) });
+    }
+    return result;
+  }
+  /** Gateway API is a CRD: the webhook finds no resource-provider operation for it and checks it as a custom resource. */
+  const isCustom = (group: string) => group === GATEWAY_API.group;
+
+  /** Every Kubernetes call of an AKS deployment with everything on (keys, autoscale, collected data, canary with a shadow phase), per the plan. */
+  function plannedRequests(): Array<{ call: string; req: KubeRequest }> {
+    const manifest = parseManifest(
+      JSON.stringify({
+        model: { name: 'diabetes', files: 'model.pkl' },
+        image: { name: 'diabetesimage', runtime: 'python', entry_script: 'score.py' },
+        target: { kind: 'aks', auth_enabled: true, autoscale_min_replicas: 2, autoscale_max_replicas: 5, collect_model_data: true },
+        service: { name: 'diabetes' },
+        rollout: { strategy: 'canary', steps: [50, 100], mirror_percent: 20, gates: { max_disagreement: 0.05 } },
+      }),
+    );
+    const env = {
+      ...TEST_ENV,
+      REPLICAS_USE_APP_IDENTITY: '',
+      REPLICA_IDENTITY_RESOURCE_ID: `/subscriptions/${TEST_ENV.AZURE_SUBSCRIPTION_ID}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-mdf-replica-x`,
+      REPLICA_IDENTITY_CLIENT_ID: '11111111-2222-3333-4444-555555555555',
+    };
+    return planDeployment(manifest, planConfig(env), { slot: 'green' })
+      .filter((o) => o.api === 'kubernetes')
+      .map((o) => ({ call: `${o.method} ${o.path}`, req: kubeRequest(o.method, o.path) }));
+  }
+
+  /** The target's Gateway API calls, read from its code (the custom-objects client, by plural). */
+  function gatewayApiCalls(): Array<{ call: string; req: KubeRequest }> {
+    const code = fs.readFileSync(path.join(root, 'shared/azure/aks-target.ts'), 'utf8');
+    const where = /const where = \{[^}]*plural: GATEWAY_API\.(\w+)/.exec(code)?.[1];
+    const verbs: Record<string, KubeRequest['verb']> = { get: 'get', list: 'list', create: 'create', replace: 'update', patch: 'patch', delete: 'delete' };
+    return [...code.matchAll(/custom\.(\w+?)(?:Namespaced|Cluster)CustomObject\(\{([^}]*)\}/g)].map((m) => {
+      const key = (/plural: GATEWAY_API\.(\w+)/.exec(m[2])?.[1] ?? (m[2].includes('...where') ? where : undefined)) as 'routes' | 'gateways' | undefined;
+      const verb = verbs[m[1]];
+      if (!key || !verb || !GATEWAY_API[key]) throw new Error(`aks-target.ts: a custom-object call this check cannot read: custom.${m[1]}…(${m[2].trim()})`);
+      return { call: `custom.${m[1]} ${GATEWAY_API[key]}`, req: { verb, group: GATEWAY_API.group, resource: GATEWAY_API[key], subresource: '' } };
+    });
+  }
+
+  test('built-in roles: Cluster User and RBAC Writer, by their documented ids; RBAC Writer covers pods/proxy and PodDisruptionBudgets', () => {
+    expect(assignedRoles().slice(0, 2).map((r) => r.name)).toEqual(['Azure Kubernetes Service Cluster User Role', 'Azure Kubernetes Service RBAC Writer']);
+    const writer = [builtIn['a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb']];
+    for (const [method, p] of [
+      ['GET', '/api/v1/namespaces/models/pods/p:5001/proxy/metrics'],
+      ['PUT', '/api/v1/namespaces/models/pods/p:5001/proxy/.mdf/front/state'],
+      ['POST', '/api/v1/namespaces/models/pods/p:5001/proxy/.mdf/front/state'],
+      ['PUT', '/apis/policy/v1/namespaces/models/poddisruptionbudgets/f'],
+      ['DELETE', '/apis/policy/v1/namespaces/models/poddisruptionbudgets/f'],
+    ]) {
+      for (const d of dataActions(kubeRequest(method, p), isCustom)) expect([method, p, d.action, allowedBy(writer, d)]).toEqual([method, p, d.action, ['Azure Kubernetes Service RBAC Writer']]);
+    }
+    // Nothing of the Gateway API: that is the custom role's.
+    expect(allowedBy(writer, dataActions(kubeRequest('PUT', `/apis/${GATEWAY_API.group}/v1/namespaces/models/${GATEWAY_API.routes}/r`), isCustom)[0])).toEqual([]);
+  });
+
+  test('every Kubernetes call of an AKS deployment (plan) and every Gateway API call of the target is allowed by a role infra/ assigns', () => {
+    const assigned = assignedRoles();
+    const calls = [...plannedRequests(), ...gatewayApiCalls()];
+    // The check reads what it is about: pod proxy calls, the front's PodDisruptionBudget, routes written and deleted, the Gateway read.
+    const seen = new Set(calls.map((c) => `${c.req.verb} ${c.req.group}/${c.req.resource}${c.req.subresource ? `/${c.req.subresource}` : ''}`));
+    for (const s of [
+      'get /pods/proxy',
+      'update /pods/proxy',
+      'update policy/poddisruptionbudgets',
+      'delete policy/poddisruptionbudgets',
+      `get ${GATEWAY_API.group}/${GATEWAY_API.gateways}`,
+      `update ${GATEWAY_API.group}/${GATEWAY_API.routes}`,
+      `create ${GATEWAY_API.group}/${GATEWAY_API.routes}`,
+      `delete ${GATEWAY_API.group}/${GATEWAY_API.routes}`,
+    ]) {
+      expect(seen).toContain(s);
+    }
+    const denied = calls.flatMap((c) =>
+      dataActions(c.req, isCustom)
+        .filter((d) => allowedBy(assigned, d).length === 0)
+        .map((d) => `${c.call} → ${d.action} ${JSON.stringify(d.attributes)}`),
+    );
+    expect(denied).toEqual([]);
+  });
+
+  test('the Gateway API role is least privilege: custom-resource data actions only, narrowed by its condition to the routes (read, write, delete) and Gateways (read) of the app', () => {
+    const custom = assignedRoles().slice(2);
+    expect(custom.map((r) => r.name)).toEqual(['gatewayApiRole']);
+    const [role] = custom;
+    expect(role.dataActions.length).toBeGreaterThan(0);
+    expect(role.dataActions.filter((a) => !a.startsWith('Microsoft.ContainerService/managedClusters/customresources/') || a.includes('*'))).toEqual([]);
+    expect(block(rolesAks, rolesAks.indexOf('resource gatewayApiRole'))).toMatch(/permissions: \[\{ actions: \[\], notActions: \[\], dataActions: \w+, notDataActions: \[\] \}\]/);
+    expect(role.condition).toBeDefined();
+    const req = (method: string, group: string, resource: string) => dataActions(kubeRequest(method, `/apis/${group}/v1/namespaces/models/${resource}/x`), () => true)[0];
+    const unconditioned = { ...role, condition: undefined };
+    // Allowed: what the target does.
+    for (const [method, resource] of [['GET', GATEWAY_API.routes], ['PUT', GATEWAY_API.routes], ['POST', GATEWAY_API.routes], ['DELETE', GATEWAY_API.routes], ['GET', GATEWAY_API.gateways]]) {
+      expect([method, resource, allowedBy([role], req(method, GATEWAY_API.group, resource))]).toEqual([method, resource, ['gatewayApiRole']]);
+    }
+    // Denied by the condition (the role alone would allow them): writing the shared Gateway, other kinds, other groups.
+    for (const [method, group, resource] of [
+      ['PUT', GATEWAY_API.group, GATEWAY_API.gateways],
+      ['DELETE', GATEWAY_API.group, GATEWAY_API.gateways],
+      ['PUT', GATEWAY_API.group, 'grpcroutes'],
+      ['GET', GATEWAY_API.group, 'referencegrants'],
+      ['GET', 'security.istio.io', 'authorizationpolicies'],
+      ['PUT', 'secrets-store.csi.x-k8s.io', GATEWAY_API.routes],
+    ]) {
+      const d = req(method, group, resource);
+      expect([method, group, resource, allowedBy([role], d), allowedBy([unconditioned], d)]).toEqual([method, group, resource, [], ['gatewayApiRole']]);
+    }
+    // A built-in resource's request passes the condition untouched (the role's own data actions decide).
+    const services = { ...role, dataActions: ['Microsoft.ContainerService/managedClusters/services/*'] };
+    expect(allowedBy([services], dataActions(kubeRequest('PUT', '/api/v1/namespaces/models/services/s'), isCustom)[0])).toEqual(['gatewayApiRole']);
   });
 });
 
