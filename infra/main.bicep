@@ -22,6 +22,9 @@ param defaultTarget string = 'aci'
 @description('Existing AKS cluster (in this resource group) to attach for target "aks"; empty: AKS not used.')
 param aksClusterName string = ''
 
+@description('With an AKS cluster: also grant the app identity the Gateway API routes (HTTPRoutes read/write/delete, Gateways read) through a custom role with an ABAC condition (a preview of AKS; docs/azure.md). Off: grant them by hand, as docs/azure.md shows.')
+param aksGatewayApiRole bool = false
+
 @description('Kubernetes namespace for AKS services.')
 param aksNamespace string = 'default'
 
@@ -119,6 +122,7 @@ module roles 'modules/roles.bicep' = {
     serviceBusNamespace: serviceBus.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
     aksClusterName: aksClusterName
+    aksGatewayApiRole: aksGatewayApiRole
     durableTaskSchedulerName: enableDurableTaskScheduler ? dts.outputs.name : ''
   }
 }

@@ -11,6 +11,8 @@
 param principalId string
 param clusterName string
 param roleIds array
+@description('Grant the Gateway API custom role below (MDF_AKS_GATEWAY_API_ROLE=true). Off by default: ABAC conditions on custom resources are a preview, and the write/delete data actions come from the webhook\'s source (Azure/guard), not from published docs, so a tenant may refuse the role definition; docs/azure.md shows the grant by hand.')
+param gatewayApiRole bool = false
 
 resource cluster 'Microsoft.ContainerService/managedClusters@2024-09-01' existing = { name: clusterName }
 
@@ -70,7 +72,7 @@ AND
 )
 '''
 
-resource gatewayApiRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+resource gatewayApiRoleDef 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (gatewayApiRole) {
   name: guid(resourceGroup().id, cluster.id, 'mdf-gateway-api-routes')
   properties: {
     roleName: 'mdf Gateway API routes (${resourceGroup().name}/${clusterName})'
@@ -81,13 +83,13 @@ resource gatewayApiRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   }
 }
 
-resource gatewayApiAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(cluster.id, principalId, gatewayApiRole.name)
+resource gatewayApiAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (gatewayApiRole) {
+  name: guid(cluster.id, principalId, gatewayApiRoleDef.name)
   scope: cluster
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: gatewayApiRole.id
+    roleDefinitionId: gatewayApiRoleDef.id
     condition: gatewayApiCondition
     conditionVersion: '2.0'
     description: 'Progressive delivery on AKS: the HTTPRoute of each service and the Gateway it attaches to.'

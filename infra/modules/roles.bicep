@@ -10,7 +10,7 @@
 //   Monitoring Metrics Publisher  Application Insights  telemetry with Entra ID auth
 //   AKS Cluster User + AKS RBAC Writer  cluster (only when aksClusterName is set); RBAC Writer also covers pods/proxy
 //                                       and PodDisruptionBudgets (roles-aks.bicep)
-//   mdf Gateway API routes (custom role)  cluster (same), with an ABAC condition: gateway.networking.k8s.io
+//   mdf Gateway API routes (custom role)  cluster (same, and only with aksGatewayApiRole), with an ABAC condition: gateway.networking.k8s.io
 //                                       httproutes read/write/delete, gateways read (roles-aks.bicep)
 //   Durable Task Data Contributor  scheduler (only with the Durable Task Scheduler)
 // and of the scoring replicas' identity (ACI slots run with it, never with the app's):
@@ -24,6 +24,7 @@ param registryName string
 param serviceBusNamespace string
 param appInsightsName string
 param aksClusterName string
+param aksGatewayApiRole bool
 param durableTaskSchedulerName string
 
 var ids = {
@@ -93,7 +94,7 @@ resource replicaModelData 'Microsoft.Authorization/roleAssignments@2022-04-01' =
 
 module aks 'roles-aks.bicep' = if (!empty(aksClusterName)) {
   name: 'roles-aks'
-  params: { principalId: principalId, clusterName: aksClusterName, roleIds: [ids.aksClusterUser, ids.aksRbacWriter] }
+  params: { principalId: principalId, clusterName: aksClusterName, roleIds: [ids.aksClusterUser, ids.aksRbacWriter], gatewayApiRole: aksGatewayApiRole }
 }
 
 module dts 'roles-dts.bicep' = if (!empty(durableTaskSchedulerName)) {

@@ -232,17 +232,18 @@ describe("infra/modules/roles-aks.bicep: the app identity's rights on an attache
   /** Every role the Bicep assigns on the cluster: the built-in ones roles.bicep passes, and each custom role with its assignment's condition. */
   function assignedRoles(): AssignedRole[] {
     const ids = Object.fromEntries([...roles.matchAll(/^\s+(\w+): '([0-9a-f-]{36})'$/gm)].map((m) => [m[1], m[2]]));
-    const passed = /^module aks 'roles-aks\.bicep' = if \(!empty\(aksClusterName\)\) \{[\s\S]*?roleIds: \[([^\]]*)\]/m.exec(roles);
+    const passed = /^module aks 'roles-aks\.bicep' = if \(!empty\(aksClusterName\)\) \{[\s\S]*?roleIds: \[([^\]]*)\], gatewayApiRole: aksGatewayApiRole \}/m.exec(roles);
     if (!passed) throw new Error('roles.bicep does not pass roleIds to roles-aks.bicep only when a cluster is attached');
     const result = passed[1].split(',').map((r) => {
       const id = ids[r.trim().replace(/^ids\./, '')];
       if (!builtIn[id]) throw new Error(`roles-aks.bicep is given a role this check does not know: ${r.trim()} = ${id}`);
       return builtIn[id];
     });
-    for (const m of rolesAks.matchAll(/^resource (\w+) 'Microsoft\.Authorization\/roleDefinitions@[^']+' = \{/gm)) {
+    // With the Gateway API grant switched on (aksGatewayApiRole, off by default): its definition and assignment exist only then.
+    for (const m of rolesAks.matchAll(/^resource (\w+) 'Microsoft\.Authorization\/roleDefinitions@[^']+' = if \(gatewayApiRole\) \{/gm)) {
       const def = block(rolesAks, m.index!);
       const actions = /dataActions: (\w+)/.exec(def)?.[1];
-      const assignment = [...rolesAks.matchAll(/^resource \w+ 'Microsoft\.Authorization\/roleAssignments@[^']+' = \{/gm)]
+      const assignment = [...rolesAks.matchAll(/^resource \w+ 'Microsoft\.Authorization\/roleAssignments@[^']+' = if \(gatewayApiRole\) \{/gm)]
         .map((a) => block(rolesAks, a.index!))
         .find((b) => b.includes(`roleDefinitionId: ${m[1]}.id`));
       if (!actions || !assignment) throw new Error(`custom role ${m[1]}: no dataActions variable or no assignment`);
@@ -332,19 +333,32 @@ describe("infra/modules/roles-aks.bicep: the app identity's rights on an attache
     expect(denied).toEqual([]);
   });
 
+  test('the Gateway API grant is a switch, off by default: MDF_AKS_GATEWAY_API_ROLE → main.bicep → roles.bicep → roles-aks.bicep', () => {
+    const params = JSON.parse(read('main.parameters.json')).parameters;
+    expect(params.aksGatewayApiRole).toEqual({ value: '${MDF_AKS_GATEWAY_API_ROLE=false}' });
+    const main = read('main.bicep');
+    expect(main).toMatch(/^param aksGatewayApiRole bool = false$/m);
+    expect(block(main, main.indexOf("module roles 'modules/roles.bicep'"))).toMatch(/^\s+aksGatewayApiRole: aksGatewayApiRole$/m);
+    expect(roles).toMatch(/^param aksGatewayApiRole bool$/m);
+    expect(rolesAks).toMatch(/^param gatewayApiRole bool = false$/m);
+    // Nothing of the custom role is created with the switch off.
+    const custom = [...rolesAks.matchAll(/^resource \w+ 'Microsoft\.Authorization\/role(Definitions|Assignments)@[^']+' = (.*)\{/gm)].map((m) => `${m[1]} ${m[2].trim()}`);
+    expect(custom).toEqual(['Assignments [for r in roleIds:', 'Definitions if (gatewayApiRole)', 'Assignments if (gatewayApiRole)']);
+  });
+
   test('the Gateway API role is least privilege: custom-resource data actions only, narrowed by its condition to the routes (read, write, delete) and Gateways (read) of the app', () => {
     const custom = assignedRoles().slice(2);
-    expect(custom.map((r) => r.name)).toEqual(['gatewayApiRole']);
+    expect(custom.map((r) => r.name)).toEqual(['gatewayApiRoleDef']);
     const [role] = custom;
     expect(role.dataActions.length).toBeGreaterThan(0);
     expect(role.dataActions.filter((a) => !a.startsWith('Microsoft.ContainerService/managedClusters/customresources/') || a.includes('*'))).toEqual([]);
-    expect(block(rolesAks, rolesAks.indexOf('resource gatewayApiRole'))).toMatch(/permissions: \[\{ actions: \[\], notActions: \[\], dataActions: \w+, notDataActions: \[\] \}\]/);
+    expect(block(rolesAks, rolesAks.indexOf('resource gatewayApiRoleDef'))).toMatch(/permissions: \[\{ actions: \[\], notActions: \[\], dataActions: \w+, notDataActions: \[\] \}\]/);
     expect(role.condition).toBeDefined();
     const req = (method: string, group: string, resource: string) => dataActions(kubeRequest(method, `/apis/${group}/v1/namespaces/models/${resource}/x`), () => true)[0];
     const unconditioned = { ...role, condition: undefined };
     // Allowed: what the target does.
     for (const [method, resource] of [['GET', GATEWAY_API.routes], ['PUT', GATEWAY_API.routes], ['POST', GATEWAY_API.routes], ['DELETE', GATEWAY_API.routes], ['GET', GATEWAY_API.gateways]]) {
-      expect([method, resource, allowedBy([role], req(method, GATEWAY_API.group, resource))]).toEqual([method, resource, ['gatewayApiRole']]);
+      expect([method, resource, allowedBy([role], req(method, GATEWAY_API.group, resource))]).toEqual([method, resource, ['gatewayApiRoleDef']]);
     }
     // Denied by the condition (the role alone would allow them): writing the shared Gateway, other kinds, other groups.
     for (const [method, group, resource] of [
@@ -356,11 +370,11 @@ describe("infra/modules/roles-aks.bicep: the app identity's rights on an attache
       ['PUT', 'secrets-store.csi.x-k8s.io', GATEWAY_API.routes],
     ]) {
       const d = req(method, group, resource);
-      expect([method, group, resource, allowedBy([role], d), allowedBy([unconditioned], d)]).toEqual([method, group, resource, [], ['gatewayApiRole']]);
+      expect([method, group, resource, allowedBy([role], d), allowedBy([unconditioned], d)]).toEqual([method, group, resource, [], ['gatewayApiRoleDef']]);
     }
     // A built-in resource's request passes the condition untouched (the role's own data actions decide).
     const services = { ...role, dataActions: ['Microsoft.ContainerService/managedClusters/services/*'] };
-    expect(allowedBy([services], dataActions(kubeRequest('PUT', '/api/v1/namespaces/models/services/s'), isCustom)[0])).toEqual(['gatewayApiRole']);
+    expect(allowedBy([services], dataActions(kubeRequest('PUT', '/api/v1/namespaces/models/services/s'), isCustom)[0])).toEqual(['gatewayApiRoleDef']);
   });
 });
 
