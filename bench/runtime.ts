@@ -20,8 +20,8 @@
  * is measured in the same interleaved slices, `…vs_baseline.ratio`), BENCH_NODE_OPTIONS (NODE_OPTIONS of the servers and
  * their workers), BENCH_NODE_ARGS (Node flags of the front process only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  * BENCH_COLLECT_SECONDS (collect row: measured seconds per server, default 20: the collecting server uploads once per
- * 4,000 records, so its p99 is decided by a few dozen uploads; at BENCH_SECONDS' 3 s a run holds about 7 of them and
- * the ratio swings by ±0.1 from run to run on noise alone).
+ * 4,000 records, so its p99 is decided by its uploads: 6 s per server held about 15 of them and the p99 ratio swung
+ * from 1.19 to 1.41 between two consecutive runs; docs/benchmarks.md, "Longer collect runs").
  * BENCH_STORAGE_NICE (collect row: the storage emulator's CPU priority, e.g. 19: Azure Storage does not share a replica's
  * cores, Azurite here does; default unchanged). BENCH_TRACE_DIR (collect row: writes `load-{on,off,down}.json` there, each request's completion time in epoch ms and
  * its latency, to line slow requests up with the servers' own events, e.g. GC or uploads, recorded by a `--require` preload).
