@@ -75,7 +75,7 @@ AND
 resource gatewayApiRoleDef 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (gatewayApiRole) {
   name: guid(resourceGroup().id, cluster.id, 'mdf-gateway-api-routes')
   properties: {
-    roleName: 'mdf Gateway API routes (${resourceGroup().name}/${clusterName})'
+    roleName: 'mdf Gateway API routes (${uniqueString(resourceGroup().id, clusterName)})'
     description: 'Model Deploy Flow: custom resources of an AKS cluster; its assignment\'s condition narrows it to gateway.networking.k8s.io httproutes (read, write, delete) and gateways (read).'
     type: 'CustomRole'
     permissions: [{ actions: [], notActions: [], dataActions: gatewayApiDataActions, notDataActions: [] }]
@@ -89,7 +89,7 @@ resource gatewayApiAssignment 'Microsoft.Authorization/roleAssignments@2022-04-0
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: gatewayApiRoleDef.id
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', gatewayApiRoleDef.name)
     condition: gatewayApiCondition
     conditionVersion: '2.0'
     description: 'Progressive delivery on AKS: the HTTPRoute of each service and the Gateway it attaches to.'

@@ -15,7 +15,9 @@
 //   Durable Task Data Contributor  scheduler (only with the Durable Task Scheduler)
 // and of the scoring replicas' identity (ACI slots run with it, never with the app's):
 //   AcrPull                    registry ACI pulls the slot's image with it
-//   Storage Blob Data Contributor  the `modeldata` container only  collect_model_data writes its batches
+//   mdf model data writer (custom role: blobs/write + blobs/add/action only)  the `modeldata` container only
+//                                       collect_model_data writes its batches; it can read, list and delete nothing, so
+//                                       one service's entry script cannot read another's collected data with it
 param principalId string
 param replicaPrincipalId string
 param developerPrincipalId string
@@ -29,7 +31,6 @@ param durableTaskSchedulerName string
 
 var ids = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d'
@@ -86,10 +87,29 @@ resource replicaAcr 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: registry
   properties: { principalId: replicaPrincipalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', ids.acrPull) }
 }
+// Write-only on the modeldata container: Put Blob needs blobs/add/action (a new blob) or blobs/write (a retried batch
+// overwriting its own blob). No read, list or delete: all services' replicas share this identity, and a user's entry
+// script can get its tokens, so it must not open other services' captured requests.
+//   https://learn.microsoft.com/rest/api/storageservices/put-blob (Authorization: permissions)
+//   https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/storage (Storage Blob Data Contributor's data actions)
+var modelDataWriterDataActions = [
+  'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'
+  'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action'
+]
+resource modelDataWriter 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(resourceGroup().id, 'mdf-model-data-writer')
+  properties: {
+    roleName: 'mdf model data writer (${uniqueString(resourceGroup().id)})'
+    description: 'Model Deploy Flow: the scoring replicas write collected model data batches (create or overwrite blobs); nothing else.'
+    type: 'CustomRole'
+    permissions: [{ actions: [], notActions: [], dataActions: modelDataWriterDataActions, notDataActions: [] }]
+    assignableScopes: [resourceGroup().id]
+  }
+}
 resource replicaModelData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(modelData.id, replicaPrincipalId, ids.storageBlobDataContributor)
+  name: guid(modelData.id, replicaPrincipalId, modelDataWriter.name)
   scope: modelData
-  properties: { principalId: replicaPrincipalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', ids.storageBlobDataContributor) }
+  properties: { principalId: replicaPrincipalId, principalType: 'ServicePrincipal', roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', modelDataWriter.name) }
 }
 
 module aks 'roles-aks.bicep' = if (!empty(aksClusterName)) {

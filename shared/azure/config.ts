@@ -33,7 +33,7 @@ export interface AzureConfig {
   managedIdentityResourceId: string;
   /**
    * The scoring replicas' own user-assigned identity (REPLICA_IDENTITY_RESOURCE_ID + REPLICA_IDENTITY_CLIENT_ID,
-   * provisioned by infra/ with only AcrPull and Storage Blob Data Contributor on the `modeldata` container): an ACI
+   * provisioned by infra/ with only AcrPull and write-only blob access to the `modeldata` container): an ACI
    * slot or batch node runs with it instead of the app's identity. Required for ACI (user code in a group can get a
    * token for the group's identity from IMDS), unless `REPLICAS_USE_APP_IDENTITY=true` opts an older install out.
    */

@@ -181,18 +181,29 @@ describe('infra/*.bicep', () => {
     expect(roles).not.toContain('8e3af657-a8ff-443c-a75c-2fe8c4bcb635');
   });
 
-  test("the scoring replicas' identity: its own, with AcrPull on the registry and Storage Blob Data Contributor on the modeldata container only; the app runs ACI slots with it", () => {
+  test("the scoring replicas' identity: its own, with AcrPull on the registry and write-only access to the modeldata container; the app runs ACI slots with it", () => {
     const roles = read('modules/roles.bicep');
-    expect(roles).toContain("storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'");
     // Every assignment to the replicas' principal, with its role and scope.
     const assignments = [...roles.matchAll(/^resource (\w+) 'Microsoft\.Authorization\/roleAssignments@[^']+' = /gm)]
       .map((m) => ({ name: m[1], body: block(roles, m.index!) }))
       .filter((a) => a.body.includes('principalId: replicaPrincipalId'))
-      .map((a) => ({ role: /roleDefinitions', ids\.(\w+)\)/.exec(a.body)?.[1], scope: /^\s*scope: (\w+)$/m.exec(a.body)?.[1] }));
+      .map((a) => ({ role: /roleDefinitions', (?:ids\.(\w+)|(\w+)\.name)\)/.exec(a.body)?.slice(1).find(Boolean), scope: /^\s*scope: (\w+)$/m.exec(a.body)?.[1] }));
     expect(assignments.sort((a, b) => String(a.role).localeCompare(String(b.role)))).toEqual([
       { role: 'acrPull', scope: 'registry' },
-      { role: 'storageBlobDataContributor', scope: 'modelData' },
+      { role: 'modelDataWriter', scope: 'modelData' },
     ]);
+    // Write-only: all services' replicas share this identity and a user's entry script can get its tokens, so it may
+    // create or overwrite blobs in modeldata (Put Blob) and nothing else — no read, list or delete of any service's data.
+    const writer = block(roles, roles.indexOf("resource modelDataWriter 'Microsoft.Authorization/roleDefinitions@"));
+    expect(writer).toMatch(/permissions: \[\{ actions: \[\], notActions: \[\], dataActions: modelDataWriterDataActions, notDataActions: \[\] \}\]/);
+    expect(writer).toMatch(/assignableScopes: \[resourceGroup\(\)\.id\]/);
+    const actions = [...(/^var modelDataWriterDataActions = \[([\s\S]*?)^\]/m.exec(roles)?.[1] ?? '').matchAll(/'([^']+)'/g)].map((m) => m[1]);
+    expect(actions.sort()).toEqual([
+      'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action',
+      'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write',
+    ]);
+    // The upload path needs no more: Put Blob only (the container is provisioned; runtime/collector.ts creates it only where it is missing, never in Azure).
+    expect(roles).not.toMatch(/storageBlobDataContributor/);
     // `modelData` is the modeldata container of the app's account (the narrowest scope a data role takes).
     expect(roles).toMatch(/^resource blobService '[^']+' existing = \{ parent: storage, name: 'default' \}$/m);
     expect(roles).toMatch(/^resource modelData 'Microsoft\.Storage\/storageAccounts\/blobServices\/containers@[^']+' existing = \{ parent: blobService, name: 'modeldata' \}$/m);
@@ -245,7 +256,7 @@ describe("infra/modules/roles-aks.bicep: the app identity's rights on an attache
       const actions = /dataActions: (\w+)/.exec(def)?.[1];
       const assignment = [...rolesAks.matchAll(/^resource \w+ 'Microsoft\.Authorization\/roleAssignments@[^']+' = if \(gatewayApiRole\) \{/gm)]
         .map((a) => block(rolesAks, a.index!))
-        .find((b) => b.includes(`roleDefinitionId: ${m[1]}.id`));
+        .find((b) => b.includes(`roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', ${m[1]}.name)`));
       if (!actions || !assignment) throw new Error(`custom role ${m[1]}: no dataActions variable or no assignment`);
       expect([m[1], /^\s*scope: (\w+)$/m.exec(assignment)?.[1]]).toEqual([m[1], 'cluster']);
       const conditionVar = /condition: (\w+)/.exec(assignment)?.[1];
