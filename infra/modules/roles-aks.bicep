@@ -6,7 +6,7 @@
 //       calls) and managedClusters/policy/poddisruptionbudgets/* (the front's PodDisruptionBudget), so no other role
 //       is needed for those:
 //       https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/containers#azure-kubernetes-service-rbac-writer
-//   mdf Gateway API routes (custom role, below)  HTTPRoutes (read/write/delete) and Gateways (read) of
+//   mdf Gateway API routes (custom role, below; only with gatewayApiRole)  HTTPRoutes (read/write/delete) and Gateways (read) of
 //       gateway.networking.k8s.io, which RBAC Writer does not cover (a CRD, not a built-in API group)
 param principalId string
 param clusterName string
