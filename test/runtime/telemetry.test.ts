@@ -25,12 +25,20 @@ let fx: ScriptFixture;
 let dir: string;
 let modelDir: string;
 
+// An Application Insights exporter built in this process (the selection tests) would start the SDK's own usage
+// telemetry (statsbeat): timers that outlive the test and call Microsoft's endpoint. Off for this file.
+const savedNoStatsbeat = process.env.APPLICATION_INSIGHTS_NO_STATSBEAT;
 beforeAll(() => {
+  process.env.APPLICATION_INSIGHTS_NO_STATSBEAT = 'true';
   fx = trivialScriptFixture('otel', 'diabetes', '4');
   ({ dir, modelDir } = fx);
 });
 
-afterAll(async () => fx?.close());
+afterAll(async () => {
+  if (savedNoStatsbeat === undefined) delete process.env.APPLICATION_INSIGHTS_NO_STATSBEAT;
+  else process.env.APPLICATION_INSIGHTS_NO_STATSBEAT = savedNoStatsbeat;
+  await fx?.close();
+});
 
 /** Every attribute value of every span, as text. */
 function attributeText(spans: { attributes: Record<string, unknown>; name: string }[]): string {
