@@ -17,23 +17,33 @@
  * its state as the ACI target gives it): `direct` = the serving runtime itself; `front` = a front serving it alone;
  * `mirror20` = a front serving it and copying 20 % of requests to a second runtime. Every request carries the key.
  * Environment: BENCH_SECONDS (per configuration and concurrency, default 4), BENCH_SLICES (default 4),
- * BENCH_PARTS (`local,aci` by default: which of the two sets to measure). Where /proc exists, each configuration's line
+ * BENCH_PARTS (`local,aci` by default: which of the two sets to measure), BENCH_SHADOW_CPUS (e.g. `1`: the shadow slot's
+ * processes on these CPUs only, everything else on the others; default every core shared). Where /proc exists, each configuration's line
  * also carries the CPU time per request of the serving side (`cpu_us_per_req`: the child with the serving slot and
  * the fronts; on the ACI part the front process) and, with mirroring, of the shadow slot (`shadow_cpu_us_per_req`).
  * The local mirroring lines also carry the copies of their slices: `copies_sent`, `copies_skipped` (the in-flight
  * cap) and `copy_errors`, so a change that saves CPU by shedding copies shows.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { LocalFront } from '../shared/targets/local-front';
+import { cpuList, onCpus, otherCpus, pin } from './cpus';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const SLICES = Number(process.env.BENCH_SLICES ?? 4);
 const PARTS = (process.env.BENCH_PARTS ?? 'local,aci').split(',');
+/**
+ * BENCH_SHADOW_CPUS (e.g. `1`): the shadow slot's processes run on these CPUs only and everything else (the load
+ * generator, the fronts, the serving slot) on the others, as on a real target where the shadow deployment has its
+ * own replicas (its own container group or pods); unset = every process shares every core.
+ */
+const SHADOW_CPUS = process.env.BENCH_SHADOW_CPUS ? cpuList(process.env.BENCH_SHADOW_CPUS, 'BENCH_SHADOW_CPUS') : undefined;
+const spawnShadow = (args: string[], options: SpawnOptions): ChildProcess => spawn(...onCpus(SHADOW_CPUS, process.execPath, args), options);
 
 async function serve(greenUrl?: string): Promise<void> {
   const slot = async (): Promise<string> => {
@@ -233,7 +243,7 @@ function added(name: string, p50: number, p99: number): void {
 /** What mirroring costs the client: value = p99 with mirroring / p99 without − 1 (the issue's target: ≤ 0.05). */
 function cost(name: string, withMirror: number, without: number): void {
   const ratio = +(withMirror / without - 1).toFixed(3);
-  process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, p99_ms: +withMirror.toFixed(3), p99_ms_without: +without.toFixed(3), vs: 'front without mirror' }) + '\n');
+  process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, p99_ms: +withMirror.toFixed(3), p99_ms_without: +without.toFixed(3), vs: 'front without mirror', shadow_cpus: SHADOW_CPUS?.join(',') ?? 'shared', loadavg_1m: +os.loadavg()[0].toFixed(2) }) + '\n');
 }
 
 const KEY = 'bench-PRIMARY-key-0123456789abcdef';
@@ -256,16 +266,17 @@ async function aciPart(): Promise<void> {
   const keys = { MDF_PRIMARY_KEY: KEY, MDF_SECONDARY_KEY: `${KEY}-2` };
   const children: ChildProcess[] = [];
   const pids: Record<number, number> = {};
-  const run = async (args: string[], env: NodeJS.ProcessEnv) => {
-    const c = spawn(process.execPath, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const run = async (args: string[], env: NodeJS.ProcessEnv, shadow = false) => {
+    const options: SpawnOptions = { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'inherit'] };
+    const c = shadow ? spawnShadow(args, options) : spawn(process.execPath, args, options);
     children.push(c);
     const port = await listening(c);
     pids[port] = c.pid!;
     return port;
   };
   try {
-    const runtime = () => run([path.join(dist, 'runtime/cli.js'), '--entry-script', script, '--host', '127.0.0.1', '--port', '0', '--workers', '1'], keys);
-    const [blue, green] = await Promise.all([runtime(), runtime()]);
+    const runtime = (shadow = false) => run([path.join(dist, 'runtime/cli.js'), '--entry-script', script, '--host', '127.0.0.1', '--port', '0', '--workers', '1'], keys, shadow);
+    const [blue, green] = await Promise.all([runtime(), runtime(true)]);
     const slots = { blue: `http://127.0.0.1:${blue}`, green: `http://127.0.0.1:${green}` };
     const front = (state: object) =>
       run([path.join(dist, 'runtime/front-cli.js')], { ...keys, MDF_PORT: '0', MDF_FRONT_HOST: '127.0.0.1', MDF_FRONT_SERVICE: 'bench', MDF_FRONT_ADMIN_KEY: 'bench-admin-key-0123456789', MDF_FRONT_STATE: JSON.stringify(state) });
@@ -287,12 +298,14 @@ async function aciPart(): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  // The serving side (this process and what it starts, but the shadow) off the shadow's CPUs.
+  if (SHADOW_CPUS) pin([process.pid], otherCpus(SHADOW_CPUS));
   if (PARTS.includes('local')) await localPart();
   if (PARTS.includes('aci')) await aciPart();
 }
 
 async function localPart(): Promise<void> {
-  const greenChild = spawn(process.execPath, [__filename, 'slot'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const greenChild = spawnShadow([__filename, 'slot'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const green = JSON.parse(await firstLine(greenChild)).url as string;
   const child = spawn(process.execPath, [__filename, 'serve', green], { stdio: ['pipe', 'pipe', 'inherit'] });
   try {

@@ -22,6 +22,10 @@
  * BENCH_COLLECT_SECONDS (collect row: measured seconds per server, default 20: the collecting server uploads once per
  * 4,000 records, so its p99 is decided by its uploads: 6 s per server held about 15 of them and the p99 ratio swung
  * from 1.19 to 1.41 between two consecutive runs; docs/benchmarks.md, "Longer collect runs").
+ * BENCH_STORAGE_CPUS (collect row: e.g. `1`, the storage emulator on these CPUs only, the servers and the load generator
+ * on the others, from the end of the warm-up; as in Azure, where the storage account never runs on a replica's cores).
+ * BENCH_COLLECT_BATCH / BENCH_COLLECT_MAX_RECORDS (collect row: the collecting server's `--model-data-batch-records` /
+ * `--model-data-max-records`; default the runtime's).
  * BENCH_STORAGE_NICE (collect row: the storage emulator's CPU priority, e.g. 19: Azure Storage does not share a replica's
  * cores, Azurite here does; default unchanged). BENCH_TRACE_DIR (collect row: writes `load-{on,off,down}.json` there, each request's completion time in epoch ms and
  * its latency, to line slow requests up with the servers' own events, e.g. GC or uploads, recorded by a `--require` preload).
@@ -38,6 +42,7 @@ import * as readline from 'node:readline';
 import { mlpOnnx, writeLinearOnnx } from '../examples/runtime/onnx-model';
 import { startAzurite } from '../local/azurite';
 import { OnnxModel, onnxThreads, packageRoot, settle } from '../runtime';
+import { cpuList, otherCpus, pin } from './cpus';
 
 const ROOT = packageRoot();
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -587,7 +592,7 @@ async function benchCollect(): Promise<void> {
   // BENCH_NODE_OPTIONS: Node flags for both servers (e.g. a larger young generation, --max-semi-space-size=32).
   const nodeEnv = process.env.BENCH_NODE_OPTIONS ? { ...process.env, NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : process.env;
   const off = await startRuntime(args, ROOT, nodeEnv);
-  const on = await startRuntime([...args, '--collect-model-data', '--service-name', 'bench', '--model-name', 'trivial', '--model-version', '1', ...(process.env.BENCH_COLLECT_BATCH ? ['--model-data-batch-records', process.env.BENCH_COLLECT_BATCH] : [])], ROOT, { ...nodeEnv, MDF_MODEL_DATA_CONNECTION_STRING: azurite.connectionString });
+  const on = await startRuntime([...args, '--collect-model-data', '--service-name', 'bench', '--model-name', 'trivial', '--model-version', '1', ...(process.env.BENCH_COLLECT_BATCH ? ['--model-data-batch-records', process.env.BENCH_COLLECT_BATCH] : []), ...(process.env.BENCH_COLLECT_MAX_RECORDS ? ['--model-data-max-records', process.env.BENCH_COLLECT_MAX_RECORDS] : [])], ROOT, { ...nodeEnv, MDF_MODEL_DATA_CONNECTION_STRING: azurite.connectionString });
   // Storage down: a collecting server whose container URL refuses connections (buffer fills, records are dropped).
   const closed = await freePort();
   const down = await startRuntime([...args, '--collect-model-data', '--model-data-url', `http://127.0.0.1:${closed}/devstoreaccount1/modeldata?sv=2025-01-05&sig=bench`], ROOT, nodeEnv);
@@ -614,11 +619,18 @@ async function benchCollect(): Promise<void> {
     // BENCH_STORAGE_NICE: the storage emulator's CPU priority (e.g. 19). Azurite shares this machine's cores with the
     // servers; Azure Storage does not run on a replica's cores. Default: unchanged (same priority as the servers).
     const storageNice = process.env.BENCH_STORAGE_NICE === undefined ? undefined : Number(process.env.BENCH_STORAGE_NICE);
-    if (storageNice !== undefined) for (const pid of descendants(process.pid).filter((p) => ![on, off, down].some((c) => [c.proc.pid!, ...descendants(c.proc.pid!)].includes(p)))) os.setPriority(pid, storageNice);
-    const load0 = os.loadavg()[0];
     // CPU seconds of each side (front + workers) and of Azurite (the bench's other children), over the measurement.
     const tree = (pid: number) => [pid, ...descendants(pid)];
     const others = () => descendants(process.pid).filter((p) => ![on, off, down].some((c) => tree(c.proc.pid!).includes(p)));
+    if (storageNice !== undefined) for (const pid of others()) os.setPriority(pid, storageNice);
+    // BENCH_STORAGE_CPUS (e.g. 1): the storage emulator on these CPUs only, the servers and the load generator on the
+    // others (as in Azure, where the storage account never runs on a replica's cores). Default: every core shared.
+    const storageCpus = process.env.BENCH_STORAGE_CPUS ? cpuList(process.env.BENCH_STORAGE_CPUS, 'BENCH_STORAGE_CPUS') : undefined;
+    if (storageCpus) {
+      pin(others(), storageCpus);
+      pin([process.pid, ...[on, off, down].flatMap((c) => tree(c.proc.pid!))], otherCpus(storageCpus));
+    }
+    const load0 = os.loadavg()[0];
     const cpu0 = { on: cpuSeconds(tree(on.proc.pid!)), off: cpuSeconds(tree(off.proc.pid!)), storage: cpuSeconds(others()), onFront: cpuSeconds([on.proc.pid!]), offFront: cpuSeconds([off.proc.pid!]), downFront: cpuSeconds([down.proc.pid!]) };
     for (let t = 0; t < COLLECT_SECONDS; t += slice) {
       await lOff.slice(slice);
@@ -641,7 +653,7 @@ async function benchCollect(): Promise<void> {
     report('runtime.collect_on', 32, rOn);
     report('runtime.collect_off', 32, rOff);
     const common = {
-      connections: 32, workers: WORKERS, interleaved_slices_s: slice, seconds_per_server: COLLECT_SECONDS, loadavg_1m: [load0, os.loadavg()[0]], warmed_until: warmed, storage_nice: storageNice ?? 0, collected: count('collected'), written: count('written'), dropped: count('dropped'),
+      connections: 32, workers: WORKERS, interleaved_slices_s: slice, seconds_per_server: COLLECT_SECONDS, loadavg_1m: [load0, os.loadavg()[0]], warmed_until: warmed, storage_nice: storageNice ?? 0, storage_cpus: storageCpus?.join(',') ?? 'shared', collected: count('collected'), written: count('written'), dropped: count('dropped'),
       cpu_s: { on: Math.round(cpu.on * 100) / 100, off: Math.round(cpu.off * 100) / 100, azurite: Math.round(cpu.storage * 100) / 100 },
       cpu_us_per_request: { on: Math.round((cpu.on / rOn.requests) * 1e6), off: Math.round((cpu.off / rOff.requests) * 1e6) },
       // The front process alone (the collector runs there; workers run the same script either way).
