@@ -1,8 +1,8 @@
 /**
  * CPU placement for benches whose parts run on separate machines in Azure (the storage account, a shadow
  * deployment's replicas) but share this machine's cores here: `pin(pids, cpus)` restricts processes (every thread)
- * to some CPUs (Linux `taskset`), `otherCpus(cpus)` is the rest. Used only when a bench's environment asks for it
- * (BENCH_STORAGE_CPUS, BENCH_SHADOW_CPUS); the default leaves every process on every core.
+ * to some CPUs (Linux `taskset`), `otherCpus(cpus)` is the rest. Used by the rollout bench when asked
+ * (BENCH_SHADOW_CPUS) and by the runtime bench's collect row by default (BENCH_STORAGE_CPUS; `shared` turns it off).
  */
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
@@ -29,4 +29,15 @@ export function pin(pids: number[], cpus: number[]): void {
 /** `spawn` arguments that start `command` on `cpus` only (it and everything it starts), or as is without `cpus`. */
 export function onCpus(cpus: number[] | undefined, command: string, args: string[]): [string, string[]] {
   return cpus ? ['taskset', ['-c', cpus.join(','), command, ...args]] : [command, args];
+}
+
+/** Whether processes can be placed here: at least 2 CPUs and Linux `taskset`. */
+export function canPin(): boolean {
+  if (os.cpus().length < 2) return false;
+  try {
+    execFileSync('taskset', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -22,8 +22,9 @@
  * BENCH_COLLECT_SECONDS (collect row: measured seconds per server, default 20: the collecting server uploads once per
  * 4,000 records, so its p99 is decided by its uploads: 6 s per server held about 15 of them and the p99 ratio swung
  * from 1.19 to 1.41 between two consecutive runs; docs/benchmarks.md, "Longer collect runs").
- * BENCH_STORAGE_CPUS (collect row: e.g. `1`, the storage emulator on these CPUs only, the servers and the load generator
- * on the others, from the end of the warm-up; as in Azure, where the storage account never runs on a replica's cores).
+ * BENCH_STORAGE_CPUS (collect row: the storage emulator on these CPUs only, the servers and the load generator on the
+ * others, from the end of the warm-up, as in Azure, where the storage account never runs on a replica's cores; default
+ * the last CPU where there are 2+ and `taskset`; `shared` = every process on every core, as before 2026-11-30).
  * BENCH_COLLECT_BATCH / BENCH_COLLECT_MAX_RECORDS (collect row: the collecting server's `--model-data-batch-records` /
  * `--model-data-max-records`; default the runtime's).
  * BENCH_STORAGE_NICE (collect row: the storage emulator's CPU priority, e.g. 19: Azure Storage does not share a replica's
@@ -42,7 +43,7 @@ import * as readline from 'node:readline';
 import { mlpOnnx, writeLinearOnnx } from '../examples/runtime/onnx-model';
 import { startAzurite } from '../local/azurite';
 import { OnnxModel, onnxThreads, packageRoot, settle } from '../runtime';
-import { cpuList, otherCpus, pin } from './cpus';
+import { canPin, cpuList, otherCpus, pin } from './cpus';
 
 const ROOT = packageRoot();
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
@@ -623,9 +624,11 @@ async function benchCollect(): Promise<void> {
     const tree = (pid: number) => [pid, ...descendants(pid)];
     const others = () => descendants(process.pid).filter((p) => ![on, off, down].some((c) => tree(c.proc.pid!).includes(p)));
     if (storageNice !== undefined) for (const pid of others()) os.setPriority(pid, storageNice);
-    // BENCH_STORAGE_CPUS (e.g. 1): the storage emulator on these CPUs only, the servers and the load generator on the
-    // others (as in Azure, where the storage account never runs on a replica's cores). Default: every core shared.
-    const storageCpus = process.env.BENCH_STORAGE_CPUS ? cpuList(process.env.BENCH_STORAGE_CPUS, 'BENCH_STORAGE_CPUS') : undefined;
+    // BENCH_STORAGE_CPUS: the storage emulator on these CPUs only, the servers and the load generator on the others, as
+    // in Azure, where the storage account never runs on a replica's cores. Default: the last CPU (where there are 2+
+    // and taskset); `shared` = every process on every core.
+    const storageSpec = process.env.BENCH_STORAGE_CPUS ?? (canPin() ? String(os.cpus().length - 1) : 'shared');
+    const storageCpus = storageSpec === 'shared' ? undefined : cpuList(storageSpec, 'BENCH_STORAGE_CPUS');
     if (storageCpus) {
       pin(others(), storageCpus);
       pin([process.pid, ...[on, off, down].flatMap((c) => tree(c.proc.pid!))], otherCpus(storageCpus));
