@@ -10,8 +10,9 @@ import * as os from 'node:os';
 /** Parses a CPU list such as `1` or `2,3`; refuses CPUs this machine does not have and a list that takes them all. */
 export function cpuList(spec: string, what: string): number[] {
   const n = os.cpus().length;
-  const cpus = spec.split(',').map((x) => Number(x.trim()));
-  if (!cpus.length || cpus.some((c) => !Number.isInteger(c) || c < 0 || c >= n)) throw new Error(`${what}=${spec}: CPUs are 0–${n - 1}, comma-separated`);
+  const parts = spec.split(',').map((x) => x.trim());
+  const cpus = parts.map(Number);
+  if (parts.some((x) => x === '') || cpus.some((c) => !Number.isInteger(c) || c < 0 || c >= n)) throw new Error(`${what}=${spec}: CPUs are 0–${n - 1}, comma-separated`);
   if (otherCpus(cpus).length === 0) throw new Error(`${what}=${spec} leaves no CPU for the rest of the bench`);
   return cpus;
 }

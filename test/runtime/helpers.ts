@@ -108,6 +108,21 @@ export async function startWithKeysFile(label: string, content: object): Promise
   }
 }
 
+/**
+ * For the whole test file: the Application Insights exporter's own usage telemetry (statsbeat) off. An exporter built
+ * in the test process would otherwise start its timers, which outlive the file and call Microsoft's endpoint.
+ */
+export function withoutStatsbeat(): void {
+  const saved = process.env.APPLICATION_INSIGHTS_NO_STATSBEAT;
+  beforeAll(() => {
+    process.env.APPLICATION_INSIGHTS_NO_STATSBEAT = 'true';
+  });
+  afterAll(() => {
+    if (saved === undefined) delete process.env.APPLICATION_INSIGHTS_NO_STATSBEAT;
+    else process.env.APPLICATION_INSIGHTS_NO_STATSBEAT = saved;
+  });
+}
+
 /** A trivial `score.js` (answers `{n: rows}`) and an AML-style model folder `models/<model>/<version>` in a temp dir. */
 export interface ScriptFixture {
   dir: string;

@@ -7,27 +7,20 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AggregationTemporality, InMemoryMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { metricExporterFromEnv } from '../../runtime/otel-metrics';
-import { post, trivialScriptFixture, type ScriptFixture } from './helpers';
+import { post, trivialScriptFixture, withoutStatsbeat, type ScriptFixture } from './helpers';
 
 const KEYS = { primaryKey: 'PRIMARY-SECRET-KEY-metrics1', secondaryKey: 'SECONDARY-SECRET-KEY-metrics2' };
 let fx: ScriptFixture;
 let dir: string;
 let modelDir: string;
 
-// An Application Insights exporter built in this process (the selection test) would start the SDK's own usage
-// telemetry (statsbeat): timers that outlive the test and call Microsoft's endpoint. Off for this file.
-const savedNoStatsbeat = process.env.APPLICATION_INSIGHTS_NO_STATSBEAT;
+withoutStatsbeat();
 beforeAll(() => {
-  process.env.APPLICATION_INSIGHTS_NO_STATSBEAT = 'true';
   fx = trivialScriptFixture('otel-metrics', 'diabetes', '7');
   ({ dir, modelDir } = fx);
 });
 
-afterAll(async () => {
-  if (savedNoStatsbeat === undefined) delete process.env.APPLICATION_INSIGHTS_NO_STATSBEAT;
-  else process.env.APPLICATION_INSIGHTS_NO_STATSBEAT = savedNoStatsbeat;
-  await fx?.close();
-});
+afterAll(async () => fx?.close());
 
 /** The last exported data point set of each metric, by name. */
 function lastByName(batches: ResourceMetrics[]): Map<string, { dataPoints: Array<{ attributes: Record<string, unknown>; value: unknown }> }> {

@@ -16,7 +16,7 @@ import { SpanKind } from '@opentelemetry/api';
 import { inheritedEnv } from '../../runtime/child-env';
 import { waitRuntimeReady } from '../../runtime/ready';
 import { exporterFromEnv } from '../../runtime/telemetry';
-import { post, ROOT, trivialScriptFixture, waitFor, type ScriptFixture } from './helpers';
+import { post, ROOT, trivialScriptFixture, withoutStatsbeat, waitFor, type ScriptFixture } from './helpers';
 
 const KEYS = { primaryKey: 'PRIMARY-SECRET-KEY-abc123', secondaryKey: 'SECONDARY-SECRET-KEY-def456' };
 const SECRET_BODY = 'BODY-SECRET-VALUE-789';
@@ -25,20 +25,13 @@ let fx: ScriptFixture;
 let dir: string;
 let modelDir: string;
 
-// An Application Insights exporter built in this process (the selection tests) would start the SDK's own usage
-// telemetry (statsbeat): timers that outlive the test and call Microsoft's endpoint. Off for this file.
-const savedNoStatsbeat = process.env.APPLICATION_INSIGHTS_NO_STATSBEAT;
+withoutStatsbeat();
 beforeAll(() => {
-  process.env.APPLICATION_INSIGHTS_NO_STATSBEAT = 'true';
   fx = trivialScriptFixture('otel', 'diabetes', '4');
   ({ dir, modelDir } = fx);
 });
 
-afterAll(async () => {
-  if (savedNoStatsbeat === undefined) delete process.env.APPLICATION_INSIGHTS_NO_STATSBEAT;
-  else process.env.APPLICATION_INSIGHTS_NO_STATSBEAT = savedNoStatsbeat;
-  await fx?.close();
-});
+afterAll(async () => fx?.close());
 
 /** Every attribute value of every span, as text. */
 function attributeText(spans: { attributes: Record<string, unknown>; name: string }[]): string {
