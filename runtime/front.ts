@@ -18,6 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { makeTokenVerifier } from './auth-token';
 import { forwardRequest } from './forward';
 import { createBoundedServer, DEFAULT_HTTP_LIMITS, dropBody, resolveHttpLimits, type BoundedServer, type HttpLimits } from './http-limits';
+import { decodeMirrorResponse, encodeMirrorRequest, MAX_BATCH_INDEX_BYTES, MAX_BATCH_ITEMS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from './mirror-batch';
 import { isOpenOipPath } from './oip';
 import { DEFAULT_MAX_BODY_BYTES } from './options';
 import { makeAuthorizer } from './server';
@@ -42,6 +43,62 @@ export const MAX_COMPARE_BYTES = 1024 * 1024;
 export const MAX_SHADOW_SOCKETS = 8;
 /** Time per event-loop turn the deferred shadow work (sending copies, comparing answers) may take at most. */
 const SHADOW_TURN_BUDGET_MS = 1;
+/** A batch of shadow copies (mirror-batch.ts) leaves at most this long after its first copy was ready. */
+export const MIRROR_BATCH_DELAY_MS = 20;
+/** A batch leaves at once when its bodies reach this size; a larger body is copied on its own. */
+const MIRROR_BATCH_BODY_BYTES = 256 * 1024;
+/** Answer bytes a batch may bring back (beyond, the replica leaves answers out: those copies are not compared). */
+const MIRROR_BATCH_ANSWER_BYTES = 4 * 1024 * 1024;
+/** Copies the front may send in a batch: `POST /score` (any query) with a short content type and a body within the bound. */
+const BATCHABLE_PATH = /^\/score(\?[^\s#]*)?$/;
+
+/** One shadow copy, ready to go: where, what, and what to do with the shadow's answer (`ms`: the shadow's latency). */
+interface ShadowCopy {
+  path: string;
+  contentType: string;
+  body: Buffer;
+  done: (answer: { status: number; body?: Buffer; ms: number }) => void;
+}
+
+/**
+ * The copies for one shadow slot that wait for the next batch: it leaves when MAX_BATCH_ITEMS copies or
+ * MIRROR_BATCH_BODY_BYTES of bodies are in, or MIRROR_BATCH_DELAY_MS after its first copy.
+ */
+class MirrorBatcher {
+  private pending: ShadowCopy[] = [];
+  private bytes = 0;
+  private timer?: NodeJS.Timeout;
+  /** The slot answered the batch path with 404/405 or something else than a batch (an older replica): copies go one by one. */
+  unsupported = false;
+
+  constructor(private readonly send: (copies: ShadowCopy[]) => void) {}
+
+  add(copy: ShadowCopy): void {
+    this.pending.push(copy);
+    this.bytes += copy.body.length;
+    if (this.pending.length >= MAX_BATCH_ITEMS || this.bytes >= MIRROR_BATCH_BODY_BYTES) this.flush();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => this.flush(), MIRROR_BATCH_DELAY_MS);
+      this.timer.unref();
+    }
+  }
+
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const copies = this.pending;
+    this.pending = [];
+    this.bytes = 0;
+    if (copies.length) this.send(copies);
+  }
+
+  clear(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.pending = [];
+    this.bytes = 0;
+  }
+}
 
 /**
  * Shadow work that may wait (sending a copy, comparing two answers): run with setImmediate, i.e. after the turn's
@@ -147,6 +204,8 @@ interface SlotState extends FrontSlot {
   agent: http.Agent;
   inflight: number;
   idleWaiters: Array<() => void>;
+  /** Shadow copies waiting to be sent to this slot in one batch (created with the first copy). */
+  batcher?: MirrorBatcher;
 }
 
 function sendError(res: http.ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}) {
@@ -518,7 +577,6 @@ export class ServiceFront {
     out.n++;
     const mirror = m;
     const work = this.shadowWork;
-    const agent = (this.mirrorAgent ??= new http.Agent({ keepAlive: true, maxSockets: MAX_SHADOW_SOCKETS }));
     const bucket = (h: Record<string, number>, ms: number) => {
       const b = String(latencyBucket(ms));
       h[b] = (h[b] ?? 0) + 1;
@@ -566,48 +624,17 @@ export class ServiceFront {
         shadowAnswer = { status: -1 };
         return settle();
       }
-      const headers: http.OutgoingHttpHeaders = {
-        'content-type': req.headers['content-type'] ?? 'application/json',
-        'content-length': reqBytes,
-        host: target.target.host,
-        ...(target.key ? { authorization: `Bearer ${target.key}` } : {}),
-      };
-      // The shadow's latency starts when its connection is free (not while queued behind the mirror agent's cap).
-      let t0 = process.hrtime.bigint();
-      const answer: Buffer[] = [];
-      let bytes = 0;
-      let out: http.ClientRequest;
-      try {
-        out = http.request({ host: target.target.hostname, port: target.target.port, method: 'POST', path: req.url, headers, agent, timeout: 60_000 }, (up) => {
-          up.on('data', (c: Buffer) => {
-            bytes += c.length;
-            if (bytes <= MAX_COMPARE_BYTES) answer.push(c);
-          });
-          up.on('end', () => {
-            bucket(stats.latency, Number(process.hrtime.bigint() - t0) / 1e6);
-            shadowAnswer = { status: up.statusCode ?? 0, ...(bytes <= MAX_COMPARE_BYTES ? { body: answer.length === 1 ? answer[0] : Buffer.concat(answer) } : {}) };
-            settle();
-          });
-          up.on('error', () => {
-            shadowAnswer ??= { status: 0 };
-            settle();
-          });
-        });
-      } catch {
-        // A copy the HTTP client refuses (e.g. a header it will not send) is a failed copy, never the client's problem.
-        shadowAnswer = { status: 0 };
-        return settle();
-      }
-      out.once('socket', () => {
-        t0 = process.hrtime.bigint();
+      this.sendCopy(target, {
+        path: req.url ?? '/',
+        contentType: req.headers['content-type'] ?? 'application/json',
+        body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, reqBytes),
+        done: (a) => {
+          if (shadowAnswer) return;
+          bucket(stats.latency, a.ms);
+          shadowAnswer = { status: a.status, ...(a.body && a.body.length <= MAX_COMPARE_BYTES ? { body: a.body } : {}) };
+          settle();
+        },
       });
-      out.on('timeout', () => out.destroy(new Error('shadow timeout')));
-      out.on('error', () => {
-        shadowAnswer ??= { status: 0 };
-        settle();
-      });
-      for (const c of chunks) out.write(c);
-      out.end();
     };
     // A body that never completes: the copy is abandoned with the request.
     req.once('close', () => {
@@ -641,8 +668,122 @@ export class ServiceFront {
     };
   }
 
+  /** Sends one shadow copy: in the slot's next batch when it can travel in one, else on its own. */
+  private sendCopy(target: SlotState, copy: ShadowCopy): void {
+    const batchable = !target.batcher?.unsupported && BATCHABLE_PATH.test(copy.path) && copy.contentType.length <= 256 && copy.body.length < MIRROR_BATCH_BODY_BYTES;
+    if (!batchable) return this.sendSingle(target, copy);
+    (target.batcher ??= new MirrorBatcher((copies) => this.sendBatch(target, copies))).add(copy);
+  }
+
+  /** The mirror agent: copies never take the slot's sockets, and the shadow sees at most MAX_SHADOW_SOCKETS connections. */
+  private get shadowAgent(): http.Agent {
+    return (this.mirrorAgent ??= new http.Agent({ keepAlive: true, maxSockets: MAX_SHADOW_SOCKETS }));
+  }
+
+  /** A copy as its own request to the slot (latency: from a free connection to the end of the shadow's answer). */
+  private sendSingle(target: SlotState, copy: ShadowCopy): void {
+    const headers: http.OutgoingHttpHeaders = {
+      'content-type': copy.contentType,
+      'content-length': copy.body.length,
+      host: target.target.host,
+      ...(target.key ? { authorization: `Bearer ${target.key}` } : {}),
+    };
+    // The shadow's latency starts when its connection is free (not while queued behind the mirror agent's cap).
+    let t0 = process.hrtime.bigint();
+    const since = () => Number(process.hrtime.bigint() - t0) / 1e6;
+    const answer: Buffer[] = [];
+    let bytes = 0;
+    let out: http.ClientRequest;
+    try {
+      out = http.request({ host: target.target.hostname, port: target.target.port, method: 'POST', path: copy.path, headers, agent: this.shadowAgent, timeout: 60_000 }, (up) => {
+        up.on('data', (c: Buffer) => {
+          bytes += c.length;
+          if (bytes <= MAX_COMPARE_BYTES) answer.push(c);
+        });
+        up.on('end', () => copy.done({ status: up.statusCode ?? 0, ...(bytes <= MAX_COMPARE_BYTES ? { body: answer.length === 1 ? answer[0] : Buffer.concat(answer) } : {}), ms: since() }));
+        up.on('error', () => copy.done({ status: 0, ms: since() }));
+      });
+    } catch {
+      // A copy the HTTP client refuses (e.g. a header it will not send) is a failed copy, never the client's problem.
+      return copy.done({ status: 0, ms: 0 });
+    }
+    out.once('socket', () => {
+      t0 = process.hrtime.bigint();
+    });
+    out.on('timeout', () => out.destroy(new Error('shadow timeout')));
+    out.on('error', () => copy.done({ status: 0, ms: since() }));
+    out.end(copy.body);
+  }
+
+  /**
+   * Copies in one `POST /.mdf/mirror` (mirror-batch.ts): one round trip for all of them. Each copy's latency is the
+   * shadow replica's own scoring time (a copy has no round trip of its own). A slot that does not know the batch
+   * path (404/405, or an answer that is not a batch: a replica of an older runtime) gets these copies and all later
+   * ones one by one; a batch that fails (no answer, 5xx, a bad frame) fails each of its copies.
+   */
+  private sendBatch(target: SlotState, copies: ShadowCopy[]): void {
+    let over = false;
+    const fail = (status: number) => {
+      if (over) return;
+      over = true;
+      for (const c of copies) c.done({ status, ms: 0 });
+    };
+    const chunks = encodeMirrorRequest(copies, MIRROR_BATCH_ANSWER_BYTES);
+    const headers: http.OutgoingHttpHeaders = {
+      'content-type': MIRROR_BATCH_TYPE,
+      'content-length': chunks.reduce((t, c) => t + c.length, 0),
+      host: target.target.host,
+      ...(target.key ? { authorization: `Bearer ${target.key}` } : {}),
+    };
+    const limit = 4 + MAX_BATCH_INDEX_BYTES + MIRROR_BATCH_ANSWER_BYTES;
+    let out: http.ClientRequest;
+    try {
+      out = http.request({ host: target.target.hostname, port: target.target.port, method: 'POST', path: MIRROR_BATCH_PATH, headers, agent: this.shadowAgent, timeout: 60_000 }, (up) => {
+        const status = up.statusCode ?? 0;
+        if (status !== 200 || up.headers['content-type'] !== MIRROR_BATCH_TYPE) {
+          up.resume();
+          if (status === 404 || status === 405 || (status >= 200 && status < 300)) {
+            over = true;
+            if (target.batcher) target.batcher.unsupported = true;
+            for (const c of copies) this.sendSingle(target, c);
+          } else fail(status);
+          return;
+        }
+        const answer: Buffer[] = [];
+        let bytes = 0;
+        up.on('data', (c: Buffer) => {
+          bytes += c.length;
+          if (bytes <= limit) answer.push(c);
+          else up.destroy();
+        });
+        up.on('end', () => {
+          if (over) return;
+          let items;
+          try {
+            items = decodeMirrorResponse(answer.length === 1 ? answer[0] : Buffer.concat(answer, bytes), copies.length);
+          } catch {
+            return fail(0);
+          }
+          over = true;
+          items.forEach((a, i) => copies[i].done({ status: a.s, ...(a.body ? { body: a.body } : {}), ms: a.ms }));
+        });
+        up.on('error', () => fail(0));
+        up.on('close', () => fail(0));
+      });
+    } catch {
+      return fail(0);
+    }
+    out.on('timeout', () => out.destroy(new Error('shadow timeout')));
+    out.on('error', () => fail(0));
+    for (const c of chunks) out.write(c);
+    out.end();
+  }
+
   async close(): Promise<void> {
-    for (const s of this.slots.values()) s.agent.destroy();
+    for (const s of this.slots.values()) {
+      s.batcher?.clear();
+      s.agent.destroy();
+    }
     this.mirrorAgent?.destroy();
     this.mirrorAgent = undefined;
     this.shadowWork.clear();

@@ -21,6 +21,7 @@ import { buildOpenApi3, buildSwagger2 } from './schema';
 import { OipService } from './oip';
 import { createLogger, type LogRecord } from './log';
 import { setupObservability, type ObservabilityOverrides } from './observability';
+import { decodeMirrorRequest, encodeMirrorResponse, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from './mirror-batch';
 
 export type { LogRecord } from './log';
 
@@ -107,7 +108,11 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-const ROUTES: Record<string, string> = { '/': 'health', '/score': 'score', '/batch': 'batch', '/metrics': 'metrics', '/swagger.json': 'swagger', '/openapi.json': 'swagger' };
+const ROUTES: Record<string, string> = {
+  '/': 'health', '/score': 'score', '/batch': 'batch', '/metrics': 'metrics', '/swagger.json': 'swagger', '/openapi.json': 'swagger', [MIRROR_BATCH_PATH]: 'mirror',
+};
+/** Copies of one shadow batch (mirror-batch.ts) scored at the same time at most: a front's copies never flood the pool. */
+const MIRROR_CONCURRENCY = 8;
 /** Metric label of a path (a closed set, so unknown paths cannot blow up the series count). */
 const routeOf = (path: string): string => ROUTES[path] ?? (path === '/v2' || path.startsWith('/v2/') ? (path.endsWith('/infer') ? 'infer' : 'v2') : 'other');
 
@@ -211,7 +216,8 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     const isScore = path === '/score';
     const isBatch = path === '/batch';
     const isMetrics = path === '/metrics';
-    if (!isScore && !isBatch && !isMetrics) {
+    const isMirror = path === MIRROR_BATCH_PATH;
+    if (!isScore && !isBatch && !isMetrics && !isMirror) {
       sendError(res, 404, 'NotFound', `No route ${method} ${path}; the service serves GET /, POST /score, POST /batch, GET /swagger.json, GET /metrics, /v2 (Open Inference Protocol)`);
       return;
     }
@@ -232,28 +238,25 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
       res.end(metrics.render() + (collector ? collector.metricLines().join('\n') + '\n' : ''));
       return;
     }
-    if (isScore && options.mode === 'batch') {
+    if ((isScore || isMirror) && options.mode === 'batch') {
       sendError(res, 404, 'NotFound', 'This service runs in batch mode: POST /batch with {"mini_batch": [...]}');
       return;
+    }
+    if (isMirror) {
+      if (method !== 'POST') {
+        sendError(res, 405, 'MethodNotAllowed', `Use POST ${MIRROR_BATCH_PATH}`, { allow: 'POST' });
+        return;
+      }
+      return mirrorBatch(await readBody(req, options.maxBodyBytes), requestId, res);
     }
     if (method !== 'POST' && !(isScore && pool.rawHttp)) {
       sendError(res, 405, 'MethodNotAllowed', `Use POST ${path}`, { allow: 'POST' });
       return;
     }
     const body = await readBody(req, options.maxBodyBytes);
-    // The request's headers reach the script only through @rawhttp (AMLRequest / the raw request object): other
-    // scripts get none (until the workers are ready, whether the script is raw is not known yet).
-    const headers: Record<string, string> = {};
-    if (pool.rawHttp || pool.phase !== 'ready') {
-      for (const [k, v] of Object.entries(req.headers)) {
-        if (k === 'authorization' || v === undefined) continue;
-        headers[k] = Array.isArray(v) ? v.join(', ') : v;
-      }
-    }
     metrics.inflight++;
     try {
-      const reply = await pool.run({ kind: isBatch ? 'batch' : 'score', method, path, query, headers, requestId }, body);
-      oip.noteAnswer(reply.status);
+      const reply = await score(method, query, isBatch, requestHeaders(req), requestId, body);
       const out: Record<string, string | number> = { 'content-type': reply.contentType, 'content-length': reply.body.length };
       for (const [k, v] of Object.entries(reply.headers)) if (!HOP_BY_HOP.has(k.toLowerCase())) out[k] = v;
       res.writeHead(reply.status, out);
@@ -265,7 +268,70 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
     } finally {
       metrics.inflight--;
     }
-    return;
+  }
+
+  /** One run of the entry script (`POST /score` or `/batch`): what `run()` answered (rejects with the pool's error). */
+  function score(method: string, query: string, isBatch: boolean, headers: Record<string, string>, requestId: string, body: Buffer) {
+    return pool.run({ kind: isBatch ? 'batch' : 'score', method, path: isBatch ? '/batch' : '/score', query, headers, requestId }, body).then((reply) => {
+      oip.noteAnswer(reply.status);
+      return reply;
+    });
+  }
+
+  /**
+   * `POST /.mdf/mirror` (a front's shadow copies, mirror-batch.ts): each copy is scored as its own `POST /score` —
+   * the same scorer, counted in the metrics as a `score` request with its own status and duration, collected as one
+   * — at most MIRROR_CONCURRENCY at a time; all answers go back in one frame, with each copy's scoring time.
+   */
+  async function mirrorBatch(frame: Buffer, requestId: string, res: http.ServerResponse): Promise<void> {
+    const batch = decodeMirrorRequest(frame);
+    const answers: Array<{ status: number; contentType: string; body: Buffer; ms: number }> = new Array(batch.items.length);
+    let next = 0;
+    const one = async (i: number) => {
+      const item = batch.items[i];
+      const itemId = `${requestId}.${i}`;
+      const q = item.p.indexOf('?');
+      const started = process.hrtime.bigint();
+      let answer: { status: number; contentType: string; body: Buffer };
+      metrics.inflight++;
+      try {
+        // Headers reach only a @rawhttp script, as for a direct request (the copy carries its content type).
+        const headers: Record<string, string> = pool.rawHttp || pool.phase !== 'ready' ? { 'content-type': item.t } : {};
+        answer = await score('POST', q < 0 ? '' : item.p.slice(q + 1), false, headers, itemId, item.body);
+      } catch (e) {
+        const info = toErrorInfo(e);
+        answer = { status: e instanceof RuntimeError ? e.httpStatus : 500, contentType: 'application/json', body: Buffer.from(JSON.stringify({ error: info })) };
+      } finally {
+        metrics.inflight--;
+      }
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics.recordRequest('score', answer.status, seconds);
+      answers[i] = { ...answer, ms: seconds * 1000 };
+      collector?.captureRequest({ requestId: itemId, status: answer.status, input: item.body, inputType: item.t, output: answer.body, outputType: answer.contentType });
+    };
+    const runner = async () => {
+      while (next < batch.items.length) await one(next++);
+    };
+    await Promise.all(Array.from({ length: Math.min(MIRROR_CONCURRENCY, batch.items.length) }, runner));
+    const chunks = encodeMirrorResponse(answers, batch.answerBytes);
+    res.writeHead(200, { 'content-type': MIRROR_BATCH_TYPE, 'content-length': chunks.reduce((t, c) => t + c.length, 0) });
+    for (const c of chunks) res.write(c);
+    res.end();
+  }
+
+  /**
+   * The request's headers reach the script only through @rawhttp (AMLRequest / the raw request object): other
+   * scripts get none (until the workers are ready, whether the script is raw is not known yet).
+   */
+  function requestHeaders(req: http.IncomingMessage): Record<string, string> {
+    const headers: Record<string, string> = {};
+    if (pool.rawHttp || pool.phase !== 'ready') {
+      for (const [k, v] of Object.entries(req.headers)) {
+        if (k === 'authorization' || v === undefined) continue;
+        headers[k] = Array.isArray(v) ? v.join(', ') : v;
+      }
+    }
+    return headers;
   }
 
   const server = createBoundedServer(httpLimitsOf(options), (req, res) => {

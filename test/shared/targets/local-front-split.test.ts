@@ -7,20 +7,50 @@ import * as http from 'http';
 import type { AddressInfo } from 'net';
 import { LocalFront, MAX_SHADOW_INFLIGHT, MAX_SHADOW_SOCKETS, PIN_HEADER } from '../../../shared/targets/local-front';
 import { shadowWindowOf, windowOf } from '../../../shared/rollout/traffic';
+import { decodeMirrorRequest, encodeMirrorResponse, MAX_BATCH_ITEMS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from '../../../runtime/mirror-batch';
 
 interface FakeSlot {
   url: string;
+  /** Scoring requests answered (each copy of a batch counts as one). */
   hits: number;
+  /** Batches of shadow copies received (`POST /.mdf/mirror`). */
+  batches: number[];
   server: http.Server;
 }
 
+/**
+ * How a fake slot treats `POST /.mdf/mirror`: `older` answers 404 as a replica of a runtime without the batch path
+ * (the front then sends copies one by one, which the held-slot tests below count), `batch` answers each copy of the
+ * batch as the runtime does, `fails` answers 500.
+ */
+type MirrorMode = 'older' | 'batch' | 'fails';
+let mirrorMode: MirrorMode = 'older';
+
 /** A slot that answers `answer(body, n)` (status, JSON body) to every request. */
 async function fakeSlot(answer: (body: string, n: number) => { status: number; body: unknown }): Promise<FakeSlot> {
-  const slot: FakeSlot = { url: '', hits: 0, server: http.createServer() };
+  const slot: FakeSlot = { url: '', hits: 0, batches: [], server: http.createServer() };
+  const mode = mirrorMode;
   slot.server.on('request', (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
+      if (req.url === MIRROR_BATCH_PATH && mode !== 'batch') {
+        res.writeHead(mode === 'older' ? 404 : 500, { 'content-type': 'application/json' });
+        res.end('{"error":{"code":"NotFound","message":"no such route"}}');
+        return;
+      }
+      if (req.url === MIRROR_BATCH_PATH) {
+        const batch = decodeMirrorRequest(Buffer.concat(chunks));
+        slot.batches.push(batch.items.length);
+        const answers = batch.items.map((item) => {
+          const a = answer(item.body.toString(), ++slot.hits);
+          return { status: a.status, contentType: 'application/json', body: Buffer.from(JSON.stringify(a.body)), ms: 0.5 };
+        });
+        const frame = Buffer.concat(encodeMirrorResponse(answers, batch.answerBytes));
+        res.writeHead(200, { 'content-type': MIRROR_BATCH_TYPE, 'content-length': frame.length });
+        res.end(frame);
+        return;
+      }
       const a = answer(Buffer.concat(chunks).toString(), ++slot.hits);
       const text = JSON.stringify(a.body);
       res.writeHead(a.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
@@ -104,39 +134,104 @@ test('auth is checked before the pin: a pinned request without the key is 401 an
   expect((await score(front, {}, { [PIN_HEADER]: 'green', authorization: 'Bearer k1' })).body).toBe('green');
 });
 
-test('shadow: 30 % disagreement is measured, the client only ever sees the serving answers, 5xx of the shadow never reach it', async () => {
-  // blue doubles; green doubles except every 3rd request (wrong) and every 10th (500).
-  const { green, front } = await setup(
-    (b) => ({ status: 200, body: JSON.parse(b).data.map((x: number) => x * 2) }),
-    (b, n) => (n % 10 === 0 ? { status: 500, body: 'x' } : { status: 200, body: JSON.parse(b).data.map((x: number) => x * 2 + (n % 3 === 0 ? 1 : 1e-9)) }),
-  );
-  front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 1e-6 });
-  const start = front.snapshot();
-  for (let i = 0; i < 60; i++) {
-    const r = await score(front, { data: [i] });
-    expect(r).toEqual({ status: 200, body: [i * 2] });
-  }
-  // Copies complete after the client's answer: wait (bounded) until all 60 are settled.
-  for (let i = 0; i < 200 && (front.snapshot().shadow?.green.compared ?? 0) + (front.snapshot().shadow?.green.errors ?? 0) < 60; i++) await new Promise((r) => setTimeout(r, 20));
-  const w = shadowWindowOf(start, front.snapshot(), 'green');
-  expect(green.hits).toBe(60);
-  expect(w).toMatchObject({ mirrored: 60, errors: 6, compared: 54, skipped: 0 });
-  // n%3==0 among n=1..60 without n%10==0: 20 - 2 (30, 60) = 18 of 54 compared
-  expect(w.disagreed).toBe(18);
-  expect(w.disagreement).toBeCloseTo(18 / 54);
-  expect(w.shadowP99Ms).toBeGreaterThan(0);
-  expect(w.servingP99Ms).toBeGreaterThan(0);
-  // Live figures of the shadow slot stay empty: copies are not live traffic.
-  expect(windowOf(start, front.snapshot(), 'green').requests).toBe(0);
+describe.each([
+  ['older', 'has no batch path (one request per copy)'],
+  ['batch', 'takes copies in batches'],
+] as const)('shadow copies, to a replica that %s: %s', (mode, _what) => {
+  beforeEach(() => {
+    mirrorMode = mode;
+  });
+  afterEach(() => {
+    mirrorMode = 'older';
+  });
+
+  test(`${mode}: 30 % disagreement is measured, the client only ever sees the serving answers, 5xx of the shadow never reach it`, async () => {
+    // blue doubles; green doubles except every 3rd request (wrong) and every 10th (500).
+    const { green, front } = await setup(
+      (b) => ({ status: 200, body: JSON.parse(b).data.map((x: number) => x * 2) }),
+      (b, n) => (n % 10 === 0 ? { status: 500, body: 'x' } : { status: 200, body: JSON.parse(b).data.map((x: number) => x * 2 + (n % 3 === 0 ? 1 : 1e-9)) }),
+    );
+    front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 1e-6 });
+    const start = front.snapshot();
+    for (let i = 0; i < 60; i++) {
+      const r = await score(front, { data: [i] });
+      expect(r).toEqual({ status: 200, body: [i * 2] });
+    }
+    // Copies complete after the client's answer: wait (bounded) until all 60 are settled.
+    for (let i = 0; i < 200 && (front.snapshot().shadow?.green.compared ?? 0) + (front.snapshot().shadow?.green.errors ?? 0) < 60; i++) await new Promise((r) => setTimeout(r, 20));
+    const w = shadowWindowOf(start, front.snapshot(), 'green');
+    expect(green.hits).toBe(60);
+    expect(w).toMatchObject({ mirrored: 60, errors: 6, compared: 54, skipped: 0 });
+    // n%3==0 among n=1..60 without n%10==0: 20 - 2 (30, 60) = 18 of 54 compared
+    expect(w.disagreed).toBe(18);
+    expect(w.disagreement).toBeCloseTo(18 / 54);
+    expect(w.shadowP99Ms).toBeGreaterThan(0);
+    expect(w.servingP99Ms).toBeGreaterThan(0);
+    // Live figures of the shadow slot stay empty: copies are not live traffic.
+    expect(windowOf(start, front.snapshot(), 'green').requests).toBe(0);
+    if (mode === 'batch') expect(green.batches.reduce((t, n) => t + n, 0)).toBe(60);
+    else expect(green.batches).toEqual([]);
+  });
+
+  test(`${mode}: a 20 % mirror copies exactly one request in five`, async () => {
+    const { green, front } = await setup(() => ({ status: 200, body: 1 }), () => ({ status: 200, body: 1 }));
+    front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 0 });
+    for (let i = 0; i < 50; i++) await score(front);
+    for (let i = 0; i < 200 && (front.snapshot().shadow?.green.compared ?? 0) < 10; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(green.hits).toBe(10);
+    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 10, compared: 10, disagreed: 0 });
+  });
 });
 
-test('a 20 % mirror copies exactly one request in five', async () => {
-  const { green, front } = await setup(() => ({ status: 200, body: 1 }), () => ({ status: 200, body: 1 }));
-  front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 0 });
-  for (let i = 0; i < 50; i++) await score(front);
-  for (let i = 0; i < 200 && (front.snapshot().shadow?.green.compared ?? 0) < 10; i++) await new Promise((r) => setTimeout(r, 20));
-  expect(green.hits).toBe(10);
-  expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 10, compared: 10, disagreed: 0 });
+describe('shadow copies in batches (POST /.mdf/mirror)', () => {
+  beforeEach(() => {
+    mirrorMode = 'batch';
+  });
+  afterEach(() => {
+    mirrorMode = 'older';
+  });
+
+  test(`copies of concurrent requests travel together, at most ${MAX_BATCH_ITEMS} per batch; each is compared`, async () => {
+    const { green, front } = await setup((b) => ({ status: 200, body: JSON.parse(b).data }), (b, n) => ({ status: 200, body: n % 4 ? JSON.parse(b).data : [-1] }));
+    front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
+    const n = 2 * MAX_BATCH_ITEMS + 5;
+    const answers = await Promise.all(Array.from({ length: n }, (_, i) => score(front, { data: [i] })));
+    expect(answers.map((a) => a.body)).toEqual(Array.from({ length: n }, (_, i) => [i]));
+    for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < n; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: n, compared: n, disagreed: Math.floor(n / 4), errors: 0, skipped: 0 });
+    expect(green.hits).toBe(n);
+    expect(green.batches.reduce((t, k) => t + k, 0)).toBe(n);
+    expect(Math.max(...green.batches)).toBeLessThanOrEqual(MAX_BATCH_ITEMS);
+    expect(green.batches.length).toBeLessThan(n);
+    // The shadow's latency is the replica's own scoring time of each copy (0.5 ms here).
+    const latency = front.snapshot().shadow!.green.latency;
+    expect(Object.values(latency).reduce((t, k) => t + k, 0)).toBe(n);
+  });
+
+  test('a batch the shadow fails (500) counts each of its copies as a shadow error; clients never see it', async () => {
+    mirrorMode = 'fails';
+    const { green, front } = await setup(() => ({ status: 200, body: 1 }), () => ({ status: 200, body: 1 }));
+    front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
+    const answers = await Promise.all(Array.from({ length: 10 }, () => score(front)));
+    expect(answers.every((a) => a.status === 200 && a.body === 1)).toBe(true);
+    for (let i = 0; i < 500 && (front.snapshot().shadow?.green.errors ?? 0) < 10; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 10, errors: 10, compared: 0 });
+    expect(green.hits).toBe(0);
+  });
+
+  test('copies of other routes (Open Inference Protocol) go one by one, batching or not', async () => {
+    const { green, front } = await setup(() => ({ status: 200, body: 1 }), () => ({ status: 200, body: 1 }));
+    front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
+    for (let i = 0; i < 3; i++) {
+      const r = await fetch(`${front.url}/v2/models/m/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"inputs":[]}' });
+      expect(r.status).toBe(200);
+      await r.arrayBuffer();
+    }
+    for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 3, compared: 3 });
+    expect(green.hits).toBe(3);
+    expect(green.batches).toEqual([]);
+  });
 });
 
 /** A slot that holds every request until `release()` answers the held ones; counts the most it held at once. */
@@ -148,6 +243,12 @@ async function heldSlot() {
   slot.server.on('request', (req, res) => {
     req.resume();
     req.on('end', () => {
+      if (req.url === MIRROR_BATCH_PATH) {
+        // A replica of a runtime without the batch path: the front falls back to one request per copy.
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end('{}');
+        return;
+      }
       slot.hits++;
       res.writeHead(200, { 'content-type': 'application/json' });
       held.push(res);
