@@ -3,7 +3,8 @@
  * per configuration `value` = its p99 (ms); `*_added` = the p50 added vs direct (ms); `*_p99_cost` = the ratio − 1.
  *
  * What the service front adds per request, and what shadow traffic costs the client:
- * - `direct`: straight to a slot (a minimal HTTP server answering a small JSON body);
+ * - `direct`: straight to a slot (a minimal HTTP server answering a small JSON body, and batches of shadow copies
+ *   as a replica does: runtime/mirror-batch.ts);
  * - `front`: through a `LocalFront` with one active slot (today's blue/green path);
  * - `split`: through a front splitting 90/10 between two slots (weighted routing);
  * - `mirror`: through a front serving one slot and copying 20 % of requests to the other (shadow), and 100 %.
@@ -32,6 +33,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { LocalFront } from '../shared/targets/local-front';
+import { answerMirrorBatch, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from '../runtime/mirror-batch';
 import { cpuList, onCpus, otherCpus, pin } from './cpus';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -51,8 +53,15 @@ async function serve(greenUrl?: string): Promise<void> {
       const chunks: Buffer[] = [];
       req.on('data', (c) => chunks.push(c));
       req.on('end', () => {
-        const body = JSON.stringify([0.5, 1.5, 2.5]);
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        const body = Buffer.from(JSON.stringify([0.5, 1.5, 2.5]));
+        if (req.url === MIRROR_BATCH_PATH) {
+          // Shadow copies in a batch, answered as the runtime does (runtime/mirror-batch.ts): each its own answer.
+          const frame = answerMirrorBatch(Buffer.concat(chunks), () => ({ status: 200, body }));
+          res.writeHead(200, { 'content-type': MIRROR_BATCH_TYPE, 'content-length': frame.length });
+          res.end(frame);
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
         res.end(body);
       });
     });

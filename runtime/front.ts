@@ -43,9 +43,9 @@ export const MAX_COMPARE_BYTES = 1024 * 1024;
 export const MAX_SHADOW_SOCKETS = 8;
 /** Time per event-loop turn the deferred shadow work (sending copies, comparing answers) may take at most. */
 const SHADOW_TURN_BUDGET_MS = 1;
-/** A batch of shadow copies (mirror-batch.ts) leaves at most this long after its first copy was ready. */
-export const MIRROR_BATCH_DELAY_MS = 20;
-/** A batch leaves at once when its bodies reach this size; a larger body is copied on its own. */
+/** Batches of shadow copies (mirror-batch.ts) out to one shadow slot at once at most; more copies wait for one. */
+export const MIRROR_BATCHES_IN_FLIGHT = 2;
+/** Bodies of one batch at most; a larger body is copied on its own. */
 const MIRROR_BATCH_BODY_BYTES = 256 * 1024;
 /** Answer bytes a batch may bring back (beyond, the replica leaves answers out: those copies are not compared). */
 const MIRROR_BATCH_ANSWER_BYTES = 4 * 1024 * 1024;
@@ -61,42 +61,60 @@ interface ShadowCopy {
 }
 
 /**
- * The copies for one shadow slot that wait for the next batch: it leaves when MAX_BATCH_ITEMS copies or
- * MIRROR_BATCH_BODY_BYTES of bodies are in, or MIRROR_BATCH_DELAY_MS after its first copy.
+ * The copies for one shadow slot, sent in batches without waiting on a clock: a copy leaves at once (on the next
+ * event-loop turn, with the others of its turn) when fewer than MIRROR_BATCHES_IN_FLIGHT batches are out; otherwise
+ * it waits for one of them to come back and leaves with the copies gathered meanwhile (at most MAX_BATCH_ITEMS and
+ * MIRROR_BATCH_BODY_BYTES per batch). A light load sends copies one by one, as soon as they are ready; a heavy one
+ * sends them in batches as large as the shadow's round trip lets gather — no timer, so no periodic burst.
  */
 class MirrorBatcher {
   private pending: ShadowCopy[] = [];
-  private bytes = 0;
-  private timer?: NodeJS.Timeout;
+  private head = 0;
+  private out = 0;
+  private scheduled?: NodeJS.Immediate;
   /** The slot answered the batch path with 404/405 or something else than a batch (an older replica): copies go one by one. */
   unsupported = false;
 
-  constructor(private readonly send: (copies: ShadowCopy[]) => void) {}
+  constructor(private readonly send: (copies: ShadowCopy[], sent: () => void) => void) {}
 
   add(copy: ShadowCopy): void {
     this.pending.push(copy);
-    this.bytes += copy.body.length;
-    if (this.pending.length >= MAX_BATCH_ITEMS || this.bytes >= MIRROR_BATCH_BODY_BYTES) this.flush();
-    else if (!this.timer) {
-      this.timer = setTimeout(() => this.flush(), MIRROR_BATCH_DELAY_MS);
-      this.timer.unref();
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.out < MIRROR_BATCHES_IN_FLIGHT && this.head < this.pending.length) this.scheduled ??= setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.scheduled = undefined;
+    while (this.out < MIRROR_BATCHES_IN_FLIGHT && this.head < this.pending.length) {
+      const copies: ShadowCopy[] = [];
+      let bytes = 0;
+      while (this.head < this.pending.length && copies.length < MAX_BATCH_ITEMS && (copies.length === 0 || bytes + this.pending[this.head].body.length <= MIRROR_BATCH_BODY_BYTES)) {
+        bytes += this.pending[this.head].body.length;
+        copies.push(this.pending[this.head++]);
+      }
+      if (this.head >= this.pending.length) {
+        this.pending = [];
+        this.head = 0;
+      }
+      this.out++;
+      let back = false;
+      this.send(copies, () => {
+        if (back) return;
+        back = true;
+        this.out--;
+        this.schedule();
+      });
     }
   }
 
-  flush(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    const copies = this.pending;
-    this.pending = [];
-    this.bytes = 0;
-    if (copies.length) this.send(copies);
-  }
-
   clear(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
     this.pending = [];
-    this.bytes = 0;
+    this.head = 0;
   }
 }
 
@@ -672,7 +690,7 @@ export class ServiceFront {
   private sendCopy(target: SlotState, copy: ShadowCopy): void {
     const batchable = !target.batcher?.unsupported && BATCHABLE_PATH.test(copy.path) && copy.contentType.length <= 256 && copy.body.length < MIRROR_BATCH_BODY_BYTES;
     if (!batchable) return this.sendSingle(target, copy);
-    (target.batcher ??= new MirrorBatcher((copies) => this.sendBatch(target, copies))).add(copy);
+    (target.batcher ??= new MirrorBatcher((copies, sent) => this.sendBatch(target, copies, sent))).add(copy);
   }
 
   /** The mirror agent: copies never take the slot's sockets, and the shadow sees at most MAX_SHADOW_SOCKETS connections. */
@@ -721,17 +739,18 @@ export class ServiceFront {
    * path (404/405, or an answer that is not a batch: a replica of an older runtime) gets these copies and all later
    * ones one by one; a batch that fails (no answer, 5xx, a bad frame) fails each of its copies.
    */
-  private sendBatch(target: SlotState, copies: ShadowCopy[]): void {
+  private sendBatch(target: SlotState, copies: ShadowCopy[], sent: () => void): void {
     let over = false;
     const fail = (status: number) => {
+      sent();
       if (over) return;
       over = true;
       for (const c of copies) c.done({ status, ms: 0 });
     };
-    const chunks = encodeMirrorRequest(copies, MIRROR_BATCH_ANSWER_BYTES);
+    const frame = encodeMirrorRequest(copies, MIRROR_BATCH_ANSWER_BYTES);
     const headers: http.OutgoingHttpHeaders = {
       'content-type': MIRROR_BATCH_TYPE,
-      'content-length': chunks.reduce((t, c) => t + c.length, 0),
+      'content-length': frame.length,
       host: target.target.host,
       ...(target.key ? { authorization: `Bearer ${target.key}` } : {}),
     };
@@ -743,6 +762,7 @@ export class ServiceFront {
         if (status !== 200 || up.headers['content-type'] !== MIRROR_BATCH_TYPE) {
           up.resume();
           if (status === 404 || status === 405 || (status >= 200 && status < 300)) {
+            sent();
             over = true;
             if (target.batcher) target.batcher.unsupported = true;
             for (const c of copies) this.sendSingle(target, c);
@@ -764,6 +784,7 @@ export class ServiceFront {
           } catch {
             return fail(0);
           }
+          sent();
           over = true;
           items.forEach((a, i) => copies[i].done({ status: a.s, ...(a.body ? { body: a.body } : {}), ms: a.ms }));
         });
@@ -775,8 +796,7 @@ export class ServiceFront {
     }
     out.on('timeout', () => out.destroy(new Error('shadow timeout')));
     out.on('error', () => fail(0));
-    for (const c of chunks) out.write(c);
-    out.end();
+    out.end(frame);
   }
 
   async close(): Promise<void> {

@@ -1,8 +1,8 @@
 /**
  * Shadow copies in batches: the wire format between a service front (front.ts) and a replica (server.ts) for
- * `POST /.mdf/mirror`. A front that mirrors traffic gathers the copies of a few milliseconds and sends them in one
- * request; the replica scores each as its own `POST /score` (same scorer, metrics, collection) and answers all of
- * them in one response. One round trip per batch instead of one per copy: the copy's cost on the serving side was
+ * `POST /.mdf/mirror`. A front that mirrors traffic sends the copies that gathered while its previous batches were
+ * out in one request (front.ts, `MirrorBatcher`); the replica scores each as its own `POST /score` (same scorer,
+ * metrics, collection) and answers all of them in one response. One round trip per batch instead of one per copy: the copy's cost on the serving side was
  * the HTTP round trip itself (docs/benchmarks.md, "Where a shadow copy's cost goes").
  *
  * Frame (request and response alike): a 4-byte big-endian length L, L bytes of a JSON index, then the items' bodies
@@ -48,12 +48,17 @@ const ResponseIndex = z.object({
 export type MirrorRequestItem = z.infer<typeof RequestIndex>['items'][number] & { body: Buffer };
 export type MirrorAnswerItem = z.infer<typeof ResponseIndex>['items'][number] & { body?: Buffer };
 
-/** The frame as chunks (to write one after the other): the length, the index, the bodies. */
-function encode(index: object, bodies: Buffer[]): Buffer[] {
-  const json = Buffer.from(JSON.stringify(index));
-  const len = Buffer.allocUnsafe(4);
-  len.writeUInt32BE(json.length, 0);
-  return [len, json, ...bodies];
+/** The frame in one buffer (written with one call: one syscall, where a write per body would cost one each). */
+function encode(index: object, bodies: Buffer[]): Buffer {
+  const json = JSON.stringify(index);
+  const jsonBytes = Buffer.byteLength(json);
+  let size = 4 + jsonBytes;
+  for (const b of bodies) size += b.length;
+  const frame = Buffer.allocUnsafe(size);
+  frame.writeUInt32BE(jsonBytes, 0);
+  let at = 4 + frame.write(json, 4);
+  for (const b of bodies) at += b.copy(frame, at);
+  return frame;
 }
 
 function decode<T extends { items: Array<{ n: number }> }>(frame: Buffer, schema: z.ZodType<T>, what: string): { index: T; bodies: Buffer[] } {
@@ -81,7 +86,7 @@ function decode<T extends { items: Array<{ n: number }> }>(frame: Buffer, schema
 }
 
 /** The front's request: the copies' targets, content types and bodies, and the answer bytes it will read. */
-export function encodeMirrorRequest(items: Array<{ path: string; contentType: string; body: Buffer }>, answerBytes: number): Buffer[] {
+export function encodeMirrorRequest(items: Array<{ path: string; contentType: string; body: Buffer }>, answerBytes: number): Buffer {
   return encode(
     { v: 1, answerBytes, items: items.map((i) => ({ p: i.path, t: i.contentType, n: i.body.length })) },
     items.map((i) => i.body),
@@ -98,7 +103,7 @@ export function decodeMirrorRequest(frame: Buffer): { answerBytes: number; items
  * The replica's answer: one entry per request item, in order; answers are left out (`over`) once their total would
  * pass `answerBytes`.
  */
-export function encodeMirrorResponse(answers: Array<{ status: number; contentType: string; body: Buffer; ms: number }>, answerBytes: number): Buffer[] {
+export function encodeMirrorResponse(answers: Array<{ status: number; contentType: string; body: Buffer; ms: number }>, answerBytes: number): Buffer {
   let budget = answerBytes;
   const bodies: Buffer[] = [];
   const items = answers.map((a) => {
@@ -117,4 +122,18 @@ export function decodeMirrorResponse(frame: Buffer, expected: number): MirrorAns
   const { index, bodies } = decode(frame, ResponseIndex, 'answer');
   if (index.items.length !== expected) throw new RuntimeError('BadMirrorBatch', `The answer has ${index.items.length} items for ${expected} copies`, 400);
   return index.items.map((x, i) => (x.over ? x : { ...x, body: bodies[i] }));
+}
+
+/**
+ * A whole batch answered at once by `score` (each copy's status, content type and body): what a stand-in replica
+ * needs (the benchmark's minimal slot, tests' fake slots). The runtime itself scores copies concurrently (server.ts).
+ */
+export function answerMirrorBatch(frame: Buffer, score: (body: Buffer, path: string) => { status: number; contentType?: string; body: Buffer }): Buffer {
+  const batch = decodeMirrorRequest(frame);
+  const answers = batch.items.map((item) => {
+    const started = process.hrtime.bigint();
+    const a = score(item.body, item.p);
+    return { status: a.status, contentType: a.contentType ?? 'application/json', body: a.body, ms: Number(process.hrtime.bigint() - started) / 1e6 };
+  });
+  return encodeMirrorResponse(answers, batch.answerBytes);
 }

@@ -111,8 +111,8 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
 const ROUTES: Record<string, string> = {
   '/': 'health', '/score': 'score', '/batch': 'batch', '/metrics': 'metrics', '/swagger.json': 'swagger', '/openapi.json': 'swagger', [MIRROR_BATCH_PATH]: 'mirror',
 };
-/** Copies of one shadow batch (mirror-batch.ts) scored at the same time at most: a front's copies never flood the pool. */
-const MIRROR_CONCURRENCY = 8;
+/** Copies of one shadow batch (mirror-batch.ts) scored at the same time at most: with the front's 2 batches out, 8 copies at once, as over its 8 connections one by one. */
+const MIRROR_CONCURRENCY = 4;
 /** Metric label of a path (a closed set, so unknown paths cannot blow up the series count). */
 const routeOf = (path: string): string => ROUTES[path] ?? (path === '/v2' || path.startsWith('/v2/') ? (path.endsWith('/infer') ? 'infer' : 'v2') : 'other');
 
@@ -313,10 +313,9 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
       while (next < batch.items.length) await one(next++);
     };
     await Promise.all(Array.from({ length: Math.min(MIRROR_CONCURRENCY, batch.items.length) }, runner));
-    const chunks = encodeMirrorResponse(answers, batch.answerBytes);
-    res.writeHead(200, { 'content-type': MIRROR_BATCH_TYPE, 'content-length': chunks.reduce((t, c) => t + c.length, 0) });
-    for (const c of chunks) res.write(c);
-    res.end();
+    const answer = encodeMirrorResponse(answers, batch.answerBytes);
+    res.writeHead(200, { 'content-type': MIRROR_BATCH_TYPE, 'content-length': answer.length });
+    res.end(answer);
   }
 
   /**

@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { AksTarget } from '../../shared/azure/aks-target';
 import { frontAdminKey } from '../../shared/azure/aci-front';
 import { startFrontFromEnv, type RunningFront } from '../../runtime';
+import { answerMirrorBatch, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from '../../runtime/mirror-batch';
 import { FRONT_IMAGE, metrics } from './aci-world';
 import type { FrontImageSource } from '../../shared/azure/front-image';
 import { k8s, AKS_API, MC, KUBE, kubeconfig, notFound } from './aks-world';
@@ -179,7 +180,8 @@ export class AksFrontWorld {
 
   /**
    * Local stand-ins of the slots' Services (the front's forwards reach them: `routeClusterDns`): each answers
-   * `answer(slot, x, n)` to `{"x": …}` (n: its own count of requests, from 1), counts the request on the slot's
+   * `answer(slot, x, n)` to `{"x": …}` (n: its own count of requests, from 1; shadow copies in batches as the
+   * runtime takes them, each copy one request), counts the request on the slot's
    * /metrics and records the Authorization it got. Returns the hits and a closer.
    */
   async standIns(answer: (slot: string, x: number, n: number) => unknown): Promise<{ hits: Record<string, Array<string | undefined>>; close: () => Promise<void> }> {
@@ -189,11 +191,21 @@ export class AksFrontWorld {
         const chunks: Buffer[] = [];
         req.on('data', (c: Buffer) => chunks.push(c));
         req.on('end', () => {
-          hits[slot].push(req.headers.authorization);
-          const x = Number((JSON.parse(Buffer.concat(chunks).toString() || '{"x":0}') as { x: number }).x);
-          (this.counters[slot] ??= { ok: 0, failed: 0 }).ok++;
+          const one = (body: Buffer) => {
+            hits[slot].push(req.headers.authorization);
+            const x = Number((JSON.parse(body.toString() || '{"x":0}') as { x: number }).x);
+            (this.counters[slot] ??= { ok: 0, failed: 0 }).ok++;
+            return Buffer.from(JSON.stringify(answer(slot, x, hits[slot].length)));
+          };
+          if (req.url === MIRROR_BATCH_PATH) {
+            // Shadow copies in a batch, as the runtime takes them: each one a scoring request.
+            const frame = answerMirrorBatch(Buffer.concat(chunks), (body) => ({ status: 200, body: one(body) }));
+            res.writeHead(200, { 'content-type': MIRROR_BATCH_TYPE });
+            res.end(frame);
+            return;
+          }
           res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify(answer(slot, x, hits[slot].length)));
+          res.end(one(Buffer.concat(chunks)));
         });
       }),
     );

@@ -17,7 +17,7 @@ beforeAll(async () => {
 });
 afterAll(() => s.server.stop());
 
-const frame = (items: Array<{ path: string; contentType: string; body: Buffer }>, answerBytes = 1 << 20) => Buffer.concat(encodeMirrorRequest(items, answerBytes));
+const frame = (items: Array<{ path: string; contentType: string; body: Buffer }>, answerBytes = 1 << 20) => encodeMirrorRequest(items, answerBytes);
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
 const sendBatch = (body: Buffer, headers: Record<string, string> = auth) =>
   fetch(`${s.url}${MIRROR_BATCH_PATH}`, { method: 'POST', headers: { 'content-type': MIRROR_BATCH_TYPE, ...headers }, body: new Uint8Array(body) });

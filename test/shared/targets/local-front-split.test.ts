@@ -7,7 +7,7 @@ import * as http from 'http';
 import type { AddressInfo } from 'net';
 import { LocalFront, MAX_SHADOW_INFLIGHT, MAX_SHADOW_SOCKETS, PIN_HEADER } from '../../../shared/targets/local-front';
 import { shadowWindowOf, windowOf } from '../../../shared/rollout/traffic';
-import { decodeMirrorRequest, encodeMirrorResponse, MAX_BATCH_ITEMS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from '../../../runtime/mirror-batch';
+import { answerMirrorBatch, MAX_BATCH_ITEMS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from '../../../runtime/mirror-batch';
 
 interface FakeSlot {
   url: string;
@@ -40,13 +40,13 @@ async function fakeSlot(answer: (body: string, n: number) => { status: number; b
         return;
       }
       if (req.url === MIRROR_BATCH_PATH) {
-        const batch = decodeMirrorRequest(Buffer.concat(chunks));
-        slot.batches.push(batch.items.length);
-        const answers = batch.items.map((item) => {
-          const a = answer(item.body.toString(), ++slot.hits);
-          return { status: a.status, contentType: 'application/json', body: Buffer.from(JSON.stringify(a.body)), ms: 0.5 };
+        let copies = 0;
+        const frame = answerMirrorBatch(Buffer.concat(chunks), (body) => {
+          copies++;
+          const a = answer(body.toString(), ++slot.hits);
+          return { status: a.status, body: Buffer.from(JSON.stringify(a.body)) };
         });
-        const frame = Buffer.concat(encodeMirrorResponse(answers, batch.answerBytes));
+        slot.batches.push(copies);
         res.writeHead(200, { 'content-type': MIRROR_BATCH_TYPE, 'content-length': frame.length });
         res.end(frame);
         return;
@@ -206,6 +206,59 @@ describe('shadow copies in batches (POST /.mdf/mirror)', () => {
     // The shadow's latency is the replica's own scoring time of each copy (0.5 ms here).
     const latency = front.snapshot().shadow!.green.latency;
     expect(Object.values(latency).reduce((t, k) => t + k, 0)).toBe(n);
+  });
+
+  test('no clock: a copy leaves at once while fewer than 2 batches are out; the copies ready meanwhile leave together when one comes back', async () => {
+    const blue = await fakeSlot(() => ({ status: 200, body: [1] }));
+    servers.push(blue.server);
+    // A replica that holds each batch until released, then answers every copy of it.
+    const held: Array<() => void> = [];
+    const sizes: number[] = [];
+    const green = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        let copies = 0;
+        const frame = answerMirrorBatch(Buffer.concat(chunks), () => (copies++, { status: 200, body: Buffer.from('[1]') }));
+        sizes.push(copies);
+        held.push(() => {
+          res.writeHead(200, { 'content-type': MIRROR_BATCH_TYPE });
+          res.end(frame);
+        });
+      });
+    });
+    await new Promise<void>((r) => green.listen(0, '127.0.0.1', () => r()));
+    servers.push(green);
+    const front = new LocalFront('svc');
+    fronts.push(front);
+    await front.listen(0);
+    front.addSlot({ name: 'blue', url: blue.url });
+    front.addSlot({ name: 'green', url: `http://127.0.0.1:${(green.address() as AddressInfo).port}` });
+    front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
+    const until = async (cond: () => boolean) => {
+      for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+    };
+    // One client request at a time: the first two copies leave at once, each alone.
+    for (let i = 0; i < 2; i++) {
+      expect((await score(front)).status).toBe(200);
+      await until(() => sizes.length === i + 1);
+    }
+    expect(sizes).toEqual([1, 1]);
+    // Two batches out: the next 10 copies wait (the clients do not).
+    for (let i = 0; i < 10; i++) expect((await score(front)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(sizes).toEqual([1, 1]);
+    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 12, compared: 0 });
+    // One comes back: the 10 leave together.
+    held.shift()!();
+    await until(() => sizes.length === 3);
+    expect(sizes).toEqual([1, 1, 10]);
+    while (held.length || sizes.length < 3) {
+      await until(() => held.length > 0);
+      held.shift()!();
+    }
+    await until(() => (front.snapshot().shadow?.green.compared ?? 0) === 12);
+    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 12, compared: 12, disagreed: 0, errors: 0, skipped: 0 });
   });
 
   test('a batch the shadow fails (500) counts each of its copies as a shadow error; clients never see it', async () => {
