@@ -74,6 +74,8 @@ class MirrorBatcher {
   private scheduled?: NodeJS.Immediate;
   /** The slot answered the batch path with 404/405 or something else than a batch (an older replica): copies go one by one. */
   unsupported = false;
+  /** The slot answered a batch: from now on a batch of one goes as a plain copy (cheaper), larger ones as batches. */
+  supported = false;
 
   constructor(private readonly send: (copies: ShadowCopy[], sent: () => void) => void) {}
 
@@ -734,12 +736,25 @@ export class ServiceFront {
   }
 
   /**
-   * Copies in one `POST /.mdf/mirror` (mirror-batch.ts): one round trip for all of them. Each copy's latency is the
-   * shadow replica's own scoring time (a copy has no round trip of its own). A slot that does not know the batch
+   * Copies in one `POST /.mdf/mirror` (mirror-batch.ts): one round trip for all of them (a batch of one goes as the
+   * plain copy it is). Each copy's latency is the shadow replica's own scoring time (a copy has no round trip of its
+   * own). A slot that does not know the batch
    * path (404/405, or an answer that is not a batch: a replica of an older runtime) gets these copies and all later
    * ones one by one; a batch that fails (no answer, 5xx, a bad frame) fails each of its copies.
    */
   private sendBatch(target: SlotState, copies: ShadowCopy[], sent: () => void): void {
+    const batcher = target.batcher;
+    if (batcher?.unsupported) {
+      // Gathered before the slot was found not to take batches: one by one, as all later copies.
+      sent();
+      for (const c of copies) this.sendSingle(target, c);
+      return;
+    }
+    if (copies.length === 1 && batcher?.supported) {
+      // A batch of one is a plain copy (once the slot is known to take batches): no frame to build or read.
+      const [copy] = copies;
+      return this.sendSingle(target, { ...copy, done: (a) => (sent(), copy.done(a)) });
+    }
     let over = false;
     const fail = (status: number) => {
       sent();
@@ -762,9 +777,9 @@ export class ServiceFront {
         if (status !== 200 || up.headers['content-type'] !== MIRROR_BATCH_TYPE) {
           up.resume();
           if (status === 404 || status === 405 || (status >= 200 && status < 300)) {
+            if (batcher) batcher.unsupported = true;
             sent();
             over = true;
-            if (target.batcher) target.batcher.unsupported = true;
             for (const c of copies) this.sendSingle(target, c);
           } else fail(status);
           return;
@@ -784,6 +799,7 @@ export class ServiceFront {
           } catch {
             return fail(0);
           }
+          if (batcher) batcher.supported = true;
           sent();
           over = true;
           items.forEach((a, i) => copies[i].done({ status: a.s, ...(a.body ? { body: a.body } : {}), ms: a.ms }));

@@ -169,7 +169,9 @@ describe.each([
     expect(w.servingP99Ms).toBeGreaterThan(0);
     // Live figures of the shadow slot stay empty: copies are not live traffic.
     expect(windowOf(start, front.snapshot(), 'green').requests).toBe(0);
-    if (mode === 'batch') expect(green.batches.reduce((t, n) => t + n, 0)).toBe(60);
+    // One client at a time: the first copy finds out that the replica takes batches (a batch of one); each later one
+    // is alone when it is ready, so it goes as a plain copy.
+    if (mode === 'batch') expect(green.batches).toEqual([1]);
     else expect(green.batches).toEqual([]);
   });
 
@@ -200,10 +202,10 @@ describe('shadow copies in batches (POST /.mdf/mirror)', () => {
     for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < n; i++) await new Promise((r) => setTimeout(r, 10));
     expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: n, compared: n, disagreed: Math.floor(n / 4), errors: 0, skipped: 0 });
     expect(green.hits).toBe(n);
-    expect(green.batches.reduce((t, k) => t + k, 0)).toBe(n);
+    // Batches (and plain copies, for a copy alone when it was ready): fewer requests than copies.
+    const batched = green.batches.reduce((t, k) => t + k, 0);
     expect(Math.max(...green.batches)).toBeLessThanOrEqual(MAX_BATCH_ITEMS);
-    expect(green.batches.length).toBeLessThan(n);
-    // The shadow's latency is the replica's own scoring time of each copy (0.5 ms here).
+    expect(green.batches.length + (n - batched)).toBeLessThan(n);
     const latency = front.snapshot().shadow!.green.latency;
     expect(Object.values(latency).reduce((t, k) => t + k, 0)).toBe(n);
   });
