@@ -43,7 +43,7 @@ export const MAX_COMPARE_BYTES = 1024 * 1024;
 export const MAX_SHADOW_SOCKETS = 8;
 /** Time per event-loop turn the deferred shadow work (sending copies, comparing answers) may take at most. */
 const SHADOW_TURN_BUDGET_MS = 1;
-/** Batches of shadow copies (mirror-batch.ts) out to one shadow slot at once at most; more copies wait for one. */
+/** Requests of shadow copies (batches, mirror-batch.ts, or a copy alone) out to one shadow slot at once at most; more copies wait for one. */
 export const MIRROR_BATCHES_IN_FLIGHT = 2;
 /** Bodies of one batch at most; a larger body is copied on its own. */
 const MIRROR_BATCH_BODY_BYTES = 256 * 1024;
@@ -62,7 +62,7 @@ interface ShadowCopy {
 
 /**
  * The copies for one shadow slot, sent in batches without waiting on a clock: a copy leaves at once (on the next
- * event-loop turn, with the others of its turn) when fewer than MIRROR_BATCHES_IN_FLIGHT batches are out; otherwise
+ * event-loop turn, with the others of its turn) when fewer than MIRROR_BATCHES_IN_FLIGHT requests are out; otherwise
  * it waits for one of them to come back and leaves with the copies gathered meanwhile (at most MAX_BATCH_ITEMS and
  * MIRROR_BATCH_BODY_BYTES per batch). A light load sends copies one by one, as soon as they are ready; a heavy one
  * sends them in batches as large as the shadow's round trip lets gather — no timer, so no periodic burst.
@@ -567,9 +567,10 @@ export class ServiceFront {
   /**
    * Shadow traffic: decides whether this request is copied to the mirror slot and, if so, keeps the body's chunks
    * (references, read alongside the forward, never instead of it). Everything else waits until the client has its
-   * answer: the copy is sent once the serving slot's answer was passed on (and the body is complete), through the
-   * front's own mirror agent (at most MAX_SHADOW_SOCKETS connections, so copies never take the slot's sockets and
-   * the shadow replica sees a bounded concurrency), and both answers are compared later still, off the client's
+   * answer: the copy is sent once the serving slot's answer was passed on (and the body is complete), in the slot's
+   * next batch when it can travel in one (`sendCopy`, `MirrorBatcher`), through the front's own mirror agent (at
+   * most MAX_SHADOW_SOCKETS connections, so copies never take the slot's sockets and the shadow replica sees a
+   * bounded concurrency), and both answers are compared later still, off the client's
    * path (`ShadowWork`: after pending I/O, within a budget per event-loop turn; byte-equal answers skip the parse).
    */
   private mirrorCopy(

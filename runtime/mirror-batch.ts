@@ -12,10 +12,12 @@
  * - response index: `{ "v": 1, "items": [{ "s": <status>, "t": "<content-type>", "n": <bytes>, "ms": <scoring ms>, "over"?: true }] }`
  *   (`over`: the answer was left out because the batch's answers would exceed `answerBytes`; the copy counts as
  *   mirrored, not compared, as a single copy whose answer is over the compare bound).
- * Bounded before anything is parsed: the index length, the item count, each body's and the total length.
+ * Bounded before anything is parsed: the index length and nesting, then the item count, each body's and the total
+ * length.
  */
 import { z } from 'zod';
 import { RuntimeError } from './errors';
+import { jsonNestingDepth } from './json-depth';
 
 /** The replica's path for batched shadow copies (under the service's own `/.mdf/`, never a scoring script's). */
 export const MIRROR_BATCH_PATH = '/.mdf/mirror';
@@ -25,6 +27,8 @@ export const MIRROR_BATCH_TYPE = 'application/x-mdf-mirror-batch';
 export const MAX_BATCH_ITEMS = 32;
 /** Index bytes at most. */
 export const MAX_BATCH_INDEX_BYTES = 64 * 1024;
+/** Nesting of an index at most (it has 3: the object, its items, an item). */
+const MAX_INDEX_DEPTH = 3;
 
 const ItemPath = z
   .string()
@@ -66,9 +70,12 @@ function decode<T extends { items: Array<{ n: number }> }>(frame: Buffer, schema
   if (frame.length < 4) throw bad('shorter than its 4-byte header');
   const len = frame.readUInt32BE(0);
   if (len > MAX_BATCH_INDEX_BYTES || 4 + len > frame.length) throw bad(`its index length (${len} bytes) is over ${MAX_BATCH_INDEX_BYTES} or past the end`);
+  const text = frame.toString('utf8', 4, 4 + len);
+  // An index nests 3 deep (object, items, item): anything deeper is refused before the parser sees it.
+  if (jsonNestingDepth(text, MAX_INDEX_DEPTH) > MAX_INDEX_DEPTH) throw bad(`its index nests deeper than ${MAX_INDEX_DEPTH} levels`);
   let raw: unknown;
   try {
-    raw = JSON.parse(frame.toString('utf8', 4, 4 + len));
+    raw = JSON.parse(text);
   } catch {
     throw bad('its index is not JSON');
   }

@@ -87,6 +87,8 @@ test('the batch path needs the service key, POST, and a well-formed frame; a bad
   await bad(header({ v: 1, answerBytes: 10, items: [{ p: '/score', t: 'a', n: 5 }] }, Buffer.from('ab')), /past the end/);
   await bad(header({ v: 1, answerBytes: 10, items: [{ p: '/score', t: 'a', n: 1 }] }, Buffer.from('abc')), /2 bytes follow/);
   await bad(header({ v: 2, answerBytes: 10, items: [] }), /invalid/);
+  await bad(header('['.repeat(60_000)), /nests deeper than 3/);
+  await bad(header({ v: 1, answerBytes: 10, items: [{ p: '/score', t: 'a', n: 0, x: [[1]] }] }), /nests deeper than 3/);
   // The service still answers.
   const r = await post(`${s.url}/score`, { data: [2] }, auth);
   expect((await r.json()).result).toEqual([20]);
