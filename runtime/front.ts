@@ -45,6 +45,11 @@ export const MAX_SHADOW_SOCKETS = 8;
 const SHADOW_TURN_BUDGET_MS = 1;
 /** Requests of shadow copies (batches, mirror-batch.ts, or a copy alone) out to one shadow slot at once at most; more copies wait for one. */
 export const MIRROR_BATCHES_IN_FLIGHT = 2;
+/**
+ * While the front has client requests in flight, a copy waits at most this long for a lull (a moment with none) to
+ * leave with the others gathered meanwhile; a full batch leaves at once. An idle front sends each copy at once.
+ */
+export const MIRROR_LINGER_MS = 10;
 /** Bodies of one batch at most; a larger body is copied on its own. */
 const MIRROR_BATCH_BODY_BYTES = 256 * 1024;
 /** Answer bytes a batch may bring back (beyond, the replica leaves answers out: those copies are not compared). */
@@ -77,18 +82,40 @@ class MirrorBatcher {
   /** The slot answered a batch: from now on a batch of one goes as a plain copy (cheaper), larger ones as batches. */
   supported = false;
 
-  constructor(private readonly send: (copies: ShadowCopy[], sent: () => void) => void) {}
+  private linger?: NodeJS.Timeout;
+
+  constructor(
+    private readonly send: (copies: ShadowCopy[], sent: () => void) => void,
+    /** Whether the front has client requests in flight: copies then wait for a lull (or a full batch, or the linger). */
+    private readonly busy: () => boolean,
+  ) {}
 
   add(copy: ShadowCopy): void {
     this.pending.push(copy);
     this.schedule();
   }
 
+  /** The front has no client request in flight: copies waiting for a lull may leave. */
+  lull(): void {
+    if (this.head < this.pending.length) this.schedule();
+  }
+
   private schedule(): void {
-    if (this.out < MIRROR_BATCHES_IN_FLIGHT && this.head < this.pending.length) this.scheduled ??= setImmediate(() => this.flush());
+    if (this.out >= MIRROR_BATCHES_IN_FLIGHT || this.head >= this.pending.length) return;
+    if (!this.busy() || this.pending.length - this.head >= MAX_BATCH_ITEMS) this.scheduled ??= setImmediate(() => this.flush());
+    else if (!this.linger) {
+      this.linger = setTimeout(() => {
+        this.linger = undefined;
+        this.flush();
+      }, MIRROR_LINGER_MS);
+      this.linger.unref();
+    }
   }
 
   private flush(): void {
+    if (this.linger) clearTimeout(this.linger);
+    this.linger = undefined;
+    if (this.scheduled) clearImmediate(this.scheduled);
     this.scheduled = undefined;
     while (this.out < MIRROR_BATCHES_IN_FLIGHT && this.head < this.pending.length) {
       const copies: ShadowCopy[] = [];
@@ -115,6 +142,8 @@ class MirrorBatcher {
   clear(): void {
     if (this.scheduled) clearImmediate(this.scheduled);
     this.scheduled = undefined;
+    if (this.linger) clearTimeout(this.linger);
+    this.linger = undefined;
     this.pending = [];
     this.head = 0;
   }
@@ -266,6 +295,9 @@ export class ServiceFront {
   /** Shadow copies go through their own agent (created with the first copy), never the slot's. */
   private mirrorAgent?: http.Agent;
   private readonly shadowWork = new ShadowWork();
+  /** Client requests being answered (all slots): shadow copies wait for a moment with none (`MirrorBatcher`). */
+  private clientsInFlight = 0;
+  private readonly batchers = new Set<MirrorBatcher>();
   /** Counters are comparable only within one epoch (a new front starts from zero). */
   readonly epoch = randomUUID();
   private authorize: (header: string | undefined) => boolean | Promise<boolean> = () => true;
@@ -468,6 +500,8 @@ export class ServiceFront {
       if (rest.length && !this.active) this.active = rest[0].slot;
     }
     if (this.mirror?.slot === slot) this.mirror = undefined;
+    // Its copies still waiting leave with the linger; no lull needs to reach it any more.
+    if (s.batcher) this.batchers.delete(s.batcher);
     if (s.inflight > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
@@ -546,6 +580,7 @@ export class ServiceFront {
     const live = pinRaw === undefined;
     const copy = live ? this.mirrorCopy(req, slot) : undefined;
     slot.inflight++;
+    this.clientsInFlight++;
     forwardRequest(req, res, {
       target: slot.target,
       agent: slot.agent,
@@ -553,6 +588,7 @@ export class ServiceFront {
       maxBodyBytes: this.limits.maxBodyBytes,
       onDone: () => {
         slot.inflight--;
+        if (--this.clientsInFlight === 0) for (const b of this.batchers) b.lull();
         if (slot.inflight === 0) for (const w of slot.idleWaiters.splice(0)) w();
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         // Counted when answered (a client that went away before its answer is not the slot's doing).
@@ -693,7 +729,11 @@ export class ServiceFront {
   private sendCopy(target: SlotState, copy: ShadowCopy): void {
     const batchable = !target.batcher?.unsupported && BATCHABLE_PATH.test(copy.path) && copy.contentType.length <= 256 && copy.body.length < MIRROR_BATCH_BODY_BYTES;
     if (!batchable) return this.sendSingle(target, copy);
-    (target.batcher ??= new MirrorBatcher((copies, sent) => this.sendBatch(target, copies, sent))).add(copy);
+    if (!target.batcher) {
+      target.batcher = new MirrorBatcher((copies, sent) => this.sendBatch(target, copies, sent), () => this.clientsInFlight > 0);
+      this.batchers.add(target.batcher);
+    }
+    target.batcher.add(copy);
   }
 
   /** The mirror agent: copies never take the slot's sockets, and the shadow sees at most MAX_SHADOW_SOCKETS connections. */
@@ -817,10 +857,9 @@ export class ServiceFront {
   }
 
   async close(): Promise<void> {
-    for (const s of this.slots.values()) {
-      s.batcher?.clear();
-      s.agent.destroy();
-    }
+    for (const b of this.batchers) b.clear();
+    this.batchers.clear();
+    for (const s of this.slots.values()) s.agent.destroy();
     this.mirrorAgent?.destroy();
     this.mirrorAgent = undefined;
     this.shadowWork.clear();

@@ -263,6 +263,30 @@ describe('shadow copies in batches (POST /.mdf/mirror)', () => {
     expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 12, compared: 12, disagreed: 0, errors: 0, skipped: 0 });
   });
 
+  test('while clients are in flight, copies wait for a lull or the linger and leave together', async () => {
+    const blue = await heldSlot();
+    const green = await fakeSlot(() => ({ status: 200, body: [1] }));
+    servers.push(green.server);
+    const front = new LocalFront('svc');
+    fronts.push(front);
+    await front.listen(0);
+    front.addSlot({ name: 'blue', url: blue.url });
+    front.addSlot({ name: 'green', url: green.url });
+    front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
+    const answers = Array.from({ length: 5 }, () => score(front));
+    for (let i = 0; i < 500 && blue.held.length < 5; i++) await new Promise((r) => setTimeout(r, 10));
+    // 3 clients answered while 2 are still in flight: their copies wait, then leave in one batch (the linger).
+    for (const res of blue.held.splice(0, 3)) res.end('[1]');
+    for (let i = 0; i < 500 && green.hits < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(green.batches).toEqual([3]);
+    // The last 2 answered: the front is idle, their copies leave at once.
+    blue.release();
+    expect((await Promise.all(answers)).every((a) => a.status === 200)).toBe(true);
+    for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < 5; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 5, compared: 5, errors: 0, skipped: 0 });
+    expect(green.hits).toBe(5);
+  });
+
   test('a batch the shadow fails (500) counts each of its copies as a shadow error; clients never see it', async () => {
     mirrorMode = 'fails';
     const { green, front } = await setup(() => ({ status: 200, body: 1 }), () => ({ status: 200, body: 1 }));
