@@ -36,6 +36,7 @@ export type { IssuedToken } from './auth-token';
 export { checkedTraceparent, exporterFromEnv, parentFromTraceparent } from './telemetry';
 export { answersAgree, emptyShadowTraffic, emptySlotTraffic, LATENCY_BOUNDS_MS, latencyBucket } from './traffic-counters';
 export type { ShadowTraffic, SlotTraffic, TrafficSnapshot } from './traffic-counters';
+export { answerMirrorBatch, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from './mirror-batch';
 export { ServiceFront, DEFAULT_FRONT_LIMITS, MAX_COMPARE_BYTES, MAX_SHADOW_INFLIGHT, MAX_SHADOW_SOCKETS, PIN_HEADER } from './front';
 export type { FrontAuth, FrontIntercept, FrontLimits, FrontSlot, FrontTls } from './front';
 export { FRONT_ADMIN_PREFIX, FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH, parseFrontState, signFrontRequest } from './front-admin';
