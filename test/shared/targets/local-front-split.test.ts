@@ -264,15 +264,7 @@ describe('shadow copies in batches (POST /.mdf/mirror)', () => {
   });
 
   test('while clients are in flight, copies wait for a lull or the linger and leave together', async () => {
-    const blue = await heldSlot();
-    const green = await fakeSlot(() => ({ status: 200, body: [1] }));
-    servers.push(green.server);
-    const front = new LocalFront('svc');
-    fronts.push(front);
-    await front.listen(0);
-    front.addSlot({ name: 'blue', url: blue.url });
-    front.addSlot({ name: 'green', url: green.url });
-    front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
+    const { blue, green, front } = await heldServingFront();
     const answers = Array.from({ length: 5 }, () => score(front));
     for (let i = 0; i < 500 && blue.held.length < 5; i++) await new Promise((r) => setTimeout(r, 10));
     // 3 clients answered while 2 are still in flight: their copies wait, then leave in one batch (the linger).
@@ -340,7 +332,8 @@ async function heldSlot() {
   return slot;
 }
 
-test('a copy is sent only once the client has its answer (never alongside the serving request)', async () => {
+/** A front whose serving slot `blue` holds every request until released, copying all of them to `green` (answers at once). */
+async function heldServingFront() {
   const blue = await heldSlot();
   const green = await fakeSlot(() => ({ status: 200, body: [1] }));
   servers.push(green.server);
@@ -350,6 +343,11 @@ test('a copy is sent only once the client has its answer (never alongside the se
   front.addSlot({ name: 'blue', url: blue.url });
   front.addSlot({ name: 'green', url: green.url });
   front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
+  return { blue, green, front };
+}
+
+test('a copy is sent only once the client has its answer (never alongside the serving request)', async () => {
+  const { blue, green, front } = await heldServingFront();
   const answered = score(front);
   for (let i = 0; i < 500 && blue.hits < 1; i++) await new Promise((r) => setTimeout(r, 10));
   expect(blue.hits).toBe(1);
