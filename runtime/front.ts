@@ -47,9 +47,14 @@ const SHADOW_TURN_BUDGET_MS = 1;
 export const MIRROR_BATCHES_IN_FLIGHT = 2;
 /**
  * While the front has client requests in flight, a copy waits at most this long for a lull (a moment with none) to
- * leave with the others gathered meanwhile; a full batch leaves at once. An idle front sends each copy at once.
+ * leave with the others gathered meanwhile; MIRROR_BUSY_BATCH copies leave at once. An idle front sends each copy at once.
  */
 export const MIRROR_LINGER_MS = 10;
+/**
+ * Copies that leave without waiting longer, busy or not: half a batch, so that the copies waiting and the 2 requests
+ * out stay within MAX_SHADOW_INFLIGHT under heavy mirroring (waiting copies count against it).
+ */
+const MIRROR_BUSY_BATCH = MAX_BATCH_ITEMS / 2;
 /** Bodies of one batch at most; a larger body is copied on its own. */
 const MIRROR_BATCH_BODY_BYTES = 256 * 1024;
 /** Answer bytes a batch may bring back (beyond, the replica leaves answers out: those copies are not compared). */
@@ -102,7 +107,7 @@ class MirrorBatcher {
 
   private schedule(): void {
     if (this.out >= MIRROR_BATCHES_IN_FLIGHT || this.head >= this.pending.length) return;
-    if (!this.busy() || this.pending.length - this.head >= MAX_BATCH_ITEMS) this.scheduled ??= setImmediate(() => this.flush());
+    if (!this.busy() || this.pending.length - this.head >= MIRROR_BUSY_BATCH) this.scheduled ??= setImmediate(() => this.flush());
     else if (!this.linger) {
       this.linger = setTimeout(() => {
         this.linger = undefined;
