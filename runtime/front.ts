@@ -18,7 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { makeTokenVerifier } from './auth-token';
 import { forwardRequest } from './forward';
 import { createBoundedServer, DEFAULT_HTTP_LIMITS, dropBody, resolveHttpLimits, type BoundedServer, type HttpLimits } from './http-limits';
-import { decodeMirrorResponse, encodeMirrorRequest, MAX_BATCH_INDEX_BYTES, MAX_BATCH_ITEMS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from './mirror-batch';
+import { BATCHABLE_PATH, decodeMirrorResponse, encodeMirrorRequest, MAX_BATCH_INDEX_BYTES, MAX_BATCH_ITEMS, MAX_BATCH_TYPE_CHARS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from './mirror-batch';
 import { isOpenOipPath } from './oip';
 import { DEFAULT_MAX_BODY_BYTES } from './options';
 import { makeAuthorizer } from './server';
@@ -59,8 +59,6 @@ const MIRROR_BUSY_BATCH = MAX_BATCH_ITEMS / 2;
 const MIRROR_BATCH_BODY_BYTES = 256 * 1024;
 /** Answer bytes a batch may bring back (beyond, the replica leaves answers out: those copies are not compared). */
 const MIRROR_BATCH_ANSWER_BYTES = 4 * 1024 * 1024;
-/** Copies the front may send in a batch: `POST /score` (any query) with a short content type and a body within the bound. */
-const BATCHABLE_PATH = /^\/score(\?[^\s#]*)?$/;
 
 /** One shadow copy, ready to go: where, what, and what to do with the shadow's answer (`ms`: the shadow's latency). */
 interface ShadowCopy {
@@ -71,21 +69,23 @@ interface ShadowCopy {
 }
 
 /**
- * The copies for one shadow slot, sent in batches without waiting on a clock: a copy leaves at once (on the next
- * event-loop turn, with the others of its turn) when fewer than MIRROR_BATCHES_IN_FLIGHT requests are out; otherwise
- * it waits for one of them to come back and leaves with the copies gathered meanwhile (at most MAX_BATCH_ITEMS and
- * MIRROR_BATCH_BODY_BYTES per batch). A light load sends copies one by one, as soon as they are ready; a heavy one
- * sends them in batches as large as the shadow's round trip lets gather — no timer, so no periodic burst.
+ * The copies for one shadow slot, sent in batches. While the front has no client request in flight, a copy leaves at
+ * once (on the next event-loop turn, with the others of its turn); while it has some, copies wait for a lull, for
+ * MIRROR_BUSY_BATCH of them, or MIRROR_LINGER_MS, then leave together — so an idle front never wakes for a batch (a
+ * fixed window stalled the client's request at c1: docs/benchmarks.md, "Shadow copies in batches"). At most
+ * MIRROR_BATCHES_IN_FLIGHT requests are out; more copies wait for one to come back (at most MAX_BATCH_ITEMS and
+ * MIRROR_BATCH_BODY_BYTES per batch).
  */
 class MirrorBatcher {
   private pending: ShadowCopy[] = [];
   private head = 0;
   private out = 0;
   private scheduled?: NodeJS.Immediate;
-  /** The slot answered the batch path with 404/405 or something else than a batch (an older replica): copies go one by one. */
-  unsupported = false;
-  /** The slot answered a batch: from now on a batch of one goes as a plain copy (cheaper), larger ones as batches. */
-  supported = false;
+  /**
+   * Whether the slot takes batches: unknown until it answers one; `true` → a batch of one goes as a plain copy
+   * (cheaper); `false` (404/405 or an answer that is not a batch: an older replica) → every copy goes one by one.
+   */
+  takesBatches?: boolean;
 
   private linger?: NodeJS.Timeout;
 
@@ -732,7 +732,7 @@ export class ServiceFront {
 
   /** Sends one shadow copy: in the slot's next batch when it can travel in one, else on its own. */
   private sendCopy(target: SlotState, copy: ShadowCopy): void {
-    const batchable = !target.batcher?.unsupported && BATCHABLE_PATH.test(copy.path) && copy.contentType.length <= 256 && copy.body.length < MIRROR_BATCH_BODY_BYTES;
+    const batchable = target.batcher?.takesBatches !== false && BATCHABLE_PATH.test(copy.path) && copy.contentType.length <= MAX_BATCH_TYPE_CHARS && copy.body.length < MIRROR_BATCH_BODY_BYTES;
     if (!batchable) return this.sendSingle(target, copy);
     if (!target.batcher) {
       target.batcher = new MirrorBatcher((copies, sent) => this.sendBatch(target, copies, sent), () => this.clientsInFlight > 0);
@@ -746,14 +746,21 @@ export class ServiceFront {
     return (this.mirrorAgent ??= new http.Agent({ keepAlive: true, maxSockets: MAX_SHADOW_SOCKETS }));
   }
 
-  /** A copy as its own request to the slot (latency: from a free connection to the end of the shadow's answer). */
-  private sendSingle(target: SlotState, copy: ShadowCopy): void {
+  /** A POST of copies to the shadow slot, with its key, through the mirror agent (60 s without progress: destroyed). */
+  private postToShadow(target: SlotState, path: string, contentType: string, length: number, onResponse: (up: http.IncomingMessage) => void): http.ClientRequest {
     const headers: http.OutgoingHttpHeaders = {
-      'content-type': copy.contentType,
-      'content-length': copy.body.length,
+      'content-type': contentType,
+      'content-length': length,
       host: target.target.host,
       ...(target.key ? { authorization: `Bearer ${target.key}` } : {}),
     };
+    const out = http.request({ host: target.target.hostname, port: target.target.port, method: 'POST', path, headers, agent: this.shadowAgent, timeout: 60_000 }, onResponse);
+    out.on('timeout', () => out.destroy(new Error('shadow timeout')));
+    return out;
+  }
+
+  /** A copy as its own request to the slot (latency: from a free connection to the end of the shadow's answer). */
+  private sendSingle(target: SlotState, copy: ShadowCopy): void {
     // The shadow's latency starts when its connection is free (not while queued behind the mirror agent's cap).
     let t0 = process.hrtime.bigint();
     const since = () => Number(process.hrtime.bigint() - t0) / 1e6;
@@ -761,7 +768,7 @@ export class ServiceFront {
     let bytes = 0;
     let out: http.ClientRequest;
     try {
-      out = http.request({ host: target.target.hostname, port: target.target.port, method: 'POST', path: copy.path, headers, agent: this.shadowAgent, timeout: 60_000 }, (up) => {
+      out = this.postToShadow(target, copy.path, copy.contentType, copy.body.length, (up) => {
         up.on('data', (c: Buffer) => {
           bytes += c.length;
           if (bytes <= MAX_COMPARE_BYTES) answer.push(c);
@@ -776,7 +783,6 @@ export class ServiceFront {
     out.once('socket', () => {
       t0 = process.hrtime.bigint();
     });
-    out.on('timeout', () => out.destroy(new Error('shadow timeout')));
     out.on('error', () => copy.done({ status: 0, ms: since() }));
     out.end(copy.body);
   }
@@ -790,13 +796,13 @@ export class ServiceFront {
    */
   private sendBatch(target: SlotState, copies: ShadowCopy[], sent: () => void): void {
     const batcher = target.batcher;
-    if (batcher?.unsupported) {
+    if (batcher?.takesBatches === false) {
       // Gathered before the slot was found not to take batches: one by one, as all later copies.
       sent();
       for (const c of copies) this.sendSingle(target, c);
       return;
     }
-    if (copies.length === 1 && batcher?.supported) {
+    if (copies.length === 1 && batcher?.takesBatches) {
       // A batch of one is a plain copy (once the slot is known to take batches): no frame to build or read.
       const [copy] = copies;
       return this.sendSingle(target, { ...copy, done: (a) => (sent(), copy.done(a)) });
@@ -809,21 +815,15 @@ export class ServiceFront {
       for (const c of copies) c.done({ status, ms: 0 });
     };
     const frame = encodeMirrorRequest(copies, MIRROR_BATCH_ANSWER_BYTES);
-    const headers: http.OutgoingHttpHeaders = {
-      'content-type': MIRROR_BATCH_TYPE,
-      'content-length': frame.length,
-      host: target.target.host,
-      ...(target.key ? { authorization: `Bearer ${target.key}` } : {}),
-    };
     const limit = 4 + MAX_BATCH_INDEX_BYTES + MIRROR_BATCH_ANSWER_BYTES;
     let out: http.ClientRequest;
     try {
-      out = http.request({ host: target.target.hostname, port: target.target.port, method: 'POST', path: MIRROR_BATCH_PATH, headers, agent: this.shadowAgent, timeout: 60_000 }, (up) => {
+      out = this.postToShadow(target, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE, frame.length, (up) => {
         const status = up.statusCode ?? 0;
         if (status !== 200 || up.headers['content-type'] !== MIRROR_BATCH_TYPE) {
           up.resume();
           if (status === 404 || status === 405 || (status >= 200 && status < 300)) {
-            if (batcher) batcher.unsupported = true;
+            if (batcher) batcher.takesBatches = false;
             sent();
             over = true;
             for (const c of copies) this.sendSingle(target, c);
@@ -845,7 +845,7 @@ export class ServiceFront {
           } catch {
             return fail(0);
           }
-          if (batcher) batcher.supported = true;
+          if (batcher) batcher.takesBatches = true;
           sent();
           over = true;
           items.forEach((a, i) => copies[i].done({ status: a.s, ...(a.body ? { body: a.body } : {}), ms: a.ms }));
@@ -856,7 +856,6 @@ export class ServiceFront {
     } catch {
       return fail(0);
     }
-    out.on('timeout', () => out.destroy(new Error('shadow timeout')));
     out.on('error', () => fail(0));
     out.end(frame);
   }

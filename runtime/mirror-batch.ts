@@ -1,7 +1,7 @@
 /**
  * Shadow copies in batches: the wire format between a service front (front.ts) and a replica (server.ts) for
- * `POST /.mdf/mirror`. A front that mirrors traffic sends the copies that gathered while its previous batches were
- * out in one request (front.ts, `MirrorBatcher`); the replica scores each as its own `POST /score` (same scorer,
+ * `POST /.mdf/mirror`. A front that mirrors traffic sends the copies gathered while it was busy in one request
+ * (front.ts, `MirrorBatcher`); the replica scores each as its own `POST /score` (same scorer,
  * metrics, collection) and answers all of them in one response. One round trip per batch instead of one per copy: the copy's cost on the serving side was
  * the HTTP round trip itself (docs/benchmarks.md, "Where a shadow copy's cost goes").
  *
@@ -30,22 +30,24 @@ export const MAX_BATCH_INDEX_BYTES = 64 * 1024;
 /** Nesting of an index at most (it has 3: the object, its items, an item). */
 const MAX_INDEX_DEPTH = 3;
 
-const ItemPath = z
-  .string()
-  .max(2048)
-  .regex(/^\/score(\?[^\s#]*)?$/, 'only POST /score copies are batched');
+/** Targets a batch may carry: `/score` with any query (the front sends other copies one by one). */
+export const BATCHABLE_PATH = /^\/score(\?[^\s#]*)?$/;
+/** Content type of a copy at most (characters); a copy with a longer one goes on its own. */
+export const MAX_BATCH_TYPE_CHARS = 256;
+
+const ItemPath = z.string().max(2048).regex(BATCHABLE_PATH, 'only POST /score copies are batched');
 const RequestIndex = z.object({
   v: z.literal(1),
   answerBytes: z.number().int().min(0).max(64 * 1024 * 1024),
   items: z
-    .array(z.object({ p: ItemPath, t: z.string().max(256), n: z.number().int().min(0) }).strict())
+    .array(z.object({ p: ItemPath, t: z.string().max(MAX_BATCH_TYPE_CHARS), n: z.number().int().min(0) }).strict())
     .min(1)
     .max(MAX_BATCH_ITEMS),
 }).strict();
 const ResponseIndex = z.object({
   v: z.literal(1),
   items: z
-    .array(z.object({ s: z.number().int().min(0).max(999), t: z.string().max(256), n: z.number().int().min(0), ms: z.number().min(0), over: z.literal(true).optional() }).strict())
+    .array(z.object({ s: z.number().int().min(0).max(999), t: z.string().max(MAX_BATCH_TYPE_CHARS), n: z.number().int().min(0), ms: z.number().min(0), over: z.literal(true).optional() }).strict())
     .max(MAX_BATCH_ITEMS),
 }).strict();
 
@@ -119,7 +121,7 @@ export function encodeMirrorResponse(answers: Array<{ status: number; contentTyp
       budget -= a.body.length;
       bodies.push(a.body);
     }
-    return { s: a.status, t: a.contentType.slice(0, 256), n: fits ? a.body.length : 0, ms: Math.round(a.ms * 1000) / 1000, ...(fits ? {} : { over: true as const }) };
+    return { s: a.status, t: a.contentType.slice(0, MAX_BATCH_TYPE_CHARS), n: fits ? a.body.length : 0, ms: Math.round(a.ms * 1000) / 1000, ...(fits ? {} : { over: true as const }) };
   });
   return encode({ v: 1, items }, bodies);
 }
