@@ -35,26 +35,31 @@ import {
 
 /** The header that pins a request to one slot (at any weight, 0 % included), as AML v2's online endpoints. */
 export const PIN_HEADER = 'azureml-model-deployment';
-/** Shadow copies in flight at most; beyond, a copy is skipped (mirroring never queues behind the client). */
-export const MAX_SHADOW_INFLIGHT = 64;
+/** Requests of shadow copies (batches, mirror-batch.ts, or a copy alone) out to one shadow slot at once at most; more copies wait for one. */
+export const MIRROR_BATCHES_IN_FLIGHT = 2;
+/**
+ * Shadow copies in flight at most (sent and waiting for a batch): two full batches out and one gathering. Beyond, a
+ * copy is skipped (mirroring never queues behind the client): only when the shadow answers slower than copies come.
+ */
+export const MAX_SHADOW_INFLIGHT = (MIRROR_BATCHES_IN_FLIGHT + 1) * MAX_BATCH_ITEMS;
 /** Answers larger than this are not compared (the copy counts as mirrored, not compared). */
 export const MAX_COMPARE_BYTES = 1024 * 1024;
 /** Connections the front opens to the shadow slot for copies at most; more copies wait for one (bounded above). */
 export const MAX_SHADOW_SOCKETS = 8;
 /** Time per event-loop turn the deferred shadow work (sending copies, comparing answers) may take at most. */
 const SHADOW_TURN_BUDGET_MS = 1;
-/** Requests of shadow copies (batches, mirror-batch.ts, or a copy alone) out to one shadow slot at once at most; more copies wait for one. */
-export const MIRROR_BATCHES_IN_FLIGHT = 2;
 /**
- * While the front has client requests in flight, a copy waits at most this long for a lull (a moment with none) to
- * leave with the others gathered meanwhile; MIRROR_BUSY_BATCH copies leave at once. An idle front sends each copy at once.
+ * While the front is busy (`ServiceFront.busy`), a copy waits at most this long for a lull (a moment with no client
+ * request in flight) to leave with the others gathered meanwhile; a full batch (MAX_BATCH_ITEMS) leaves at once. An
+ * idle front sends each copy at once.
  */
-export const MIRROR_LINGER_MS = 10;
+export const MIRROR_LINGER_MS = 25;
 /**
- * Copies that leave without waiting longer, busy or not: half a batch, so that the copies waiting and the 2 requests
- * out stay within MAX_SHADOW_INFLIGHT under heavy mirroring (waiting copies count against it).
+ * Concurrency (clients in flight, averaged over the last arrivals) from which a front counts as under heavy traffic:
+ * a moment without a client request is then a gap between two of them, not a lull, and copies wait for a full batch
+ * or the linger. Each small batch sent at such gaps cost a round trip, and the replica a wake-up.
  */
-const MIRROR_BUSY_BATCH = MAX_BATCH_ITEMS / 2;
+export const MIRROR_HEAVY_CONCURRENCY = 4;
 /** Bodies of one batch at most; a larger body is copied on its own. */
 const MIRROR_BATCH_BODY_BYTES = 256 * 1024;
 /** Answer bytes a batch may bring back (beyond, the replica leaves answers out: those copies are not compared). */
@@ -69,10 +74,10 @@ interface ShadowCopy {
 }
 
 /**
- * The copies for one shadow slot, sent in batches. While the front has no client request in flight, a copy leaves at
- * once (on the next event-loop turn, with the others of its turn); while it has some, copies wait for a lull, for
- * MIRROR_BUSY_BATCH of them, or MIRROR_LINGER_MS, then leave together — so an idle front never wakes for a batch (a
- * fixed window stalled the client's request at c1: docs/benchmarks.md, "Shadow copies in batches"). At most
+ * The copies for one shadow slot, sent in batches. While the front is idle (no client request in flight, light
+ * traffic), a copy leaves at once (on the next event-loop turn, with the others of its turn); while it is busy, copies
+ * wait for a lull, for a full batch, or MIRROR_LINGER_MS, then leave together — so an idle front never wakes for a
+ * batch (a fixed window stalled the client's request at c1: docs/benchmarks.md, "Shadow copies in batches"). At most
  * MIRROR_BATCHES_IN_FLIGHT requests are out; more copies wait for one to come back (at most MAX_BATCH_ITEMS and
  * MIRROR_BATCH_BODY_BYTES per batch).
  */
@@ -91,7 +96,7 @@ class MirrorBatcher {
 
   constructor(
     private readonly send: (copies: ShadowCopy[], sent: () => void) => void,
-    /** Whether the front has client requests in flight: copies then wait for a lull (or a full batch, or the linger). */
+    /** Whether the front is busy (`ServiceFront.busy`): copies then wait for a lull, a full batch or the linger. */
     private readonly busy: () => boolean,
   ) {}
 
@@ -107,7 +112,7 @@ class MirrorBatcher {
 
   private schedule(): void {
     if (this.out >= MIRROR_BATCHES_IN_FLIGHT || this.head >= this.pending.length) return;
-    if (!this.busy() || this.pending.length - this.head >= MIRROR_BUSY_BATCH) this.scheduled ??= setImmediate(() => this.flush());
+    if (!this.busy() || this.pending.length - this.head >= MAX_BATCH_ITEMS) this.scheduled ??= setImmediate(() => this.flush());
     else if (!this.linger) {
       this.linger = setTimeout(() => {
         this.linger = undefined;
@@ -302,6 +307,8 @@ export class ServiceFront {
   private readonly shadowWork = new ShadowWork();
   /** Client requests being answered (all slots): shadow copies wait for a moment with none (`MirrorBatcher`). */
   private clientsInFlight = 0;
+  /** Clients in flight as each request arrives, averaged over about the last 32 (an exponential moving average). */
+  private recentConcurrency = 0;
   private readonly batchers = new Set<MirrorBatcher>();
   /** Counters are comparable only within one epoch (a new front starts from zero). */
   readonly epoch = randomUUID();
@@ -586,6 +593,7 @@ export class ServiceFront {
     const copy = live ? this.mirrorCopy(req, slot) : undefined;
     slot.inflight++;
     this.clientsInFlight++;
+    this.recentConcurrency += (this.clientsInFlight - this.recentConcurrency) / 32;
     forwardRequest(req, res, {
       target: slot.target,
       agent: slot.agent,
@@ -730,12 +738,20 @@ export class ServiceFront {
     };
   }
 
+  /**
+   * Whether shadow copies should wait rather than leave at once: while client requests are in flight, and under heavy
+   * traffic (MIRROR_HEAVY_CONCURRENCY) also in the gaps between them.
+   */
+  private get busy(): boolean {
+    return this.clientsInFlight > 0 || this.recentConcurrency >= MIRROR_HEAVY_CONCURRENCY;
+  }
+
   /** Sends one shadow copy: in the slot's next batch when it can travel in one, else on its own. */
   private sendCopy(target: SlotState, copy: ShadowCopy): void {
     const batchable = target.batcher?.takesBatches !== false && BATCHABLE_PATH.test(copy.path) && copy.contentType.length <= MAX_BATCH_TYPE_CHARS && copy.body.length < MIRROR_BATCH_BODY_BYTES;
     if (!batchable) return this.sendSingle(target, copy);
     if (!target.batcher) {
-      target.batcher = new MirrorBatcher((copies, sent) => this.sendBatch(target, copies, sent), () => this.clientsInFlight > 0);
+      target.batcher = new MirrorBatcher((copies, sent) => this.sendBatch(target, copies, sent), () => this.busy);
       this.batchers.add(target.batcher);
     }
     target.batcher.add(copy);

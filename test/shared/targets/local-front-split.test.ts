@@ -8,6 +8,7 @@ import type { AddressInfo } from 'net';
 import { LocalFront, MAX_SHADOW_INFLIGHT, MAX_SHADOW_SOCKETS, PIN_HEADER } from '../../../shared/targets/local-front';
 import { shadowWindowOf, windowOf } from '../../../shared/rollout/traffic';
 import { answerMirrorBatch, MAX_BATCH_ITEMS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from '../../../runtime/mirror-batch';
+import { MIRROR_HEAVY_CONCURRENCY, MIRROR_LINGER_MS } from '../../../runtime/front';
 
 interface FakeSlot {
   url: string;
@@ -277,6 +278,29 @@ describe('shadow copies in batches (POST /.mdf/mirror)', () => {
     for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < 5; i++) await new Promise((r) => setTimeout(r, 10));
     expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 5, compared: 5, errors: 0, skipped: 0 });
     expect(green.hits).toBe(5);
+  });
+
+  test(`after heavy traffic (${MIRROR_HEAVY_CONCURRENCY}+ clients in flight on average) a moment without one is no lull: a copy waits for a full batch or the linger`, async () => {
+    const { blue, green, front } = await heldServingFront();
+    const n = MAX_BATCH_ITEMS - 4;
+    const answers = Array.from({ length: n }, () => score(front));
+    for (let i = 0; i < 500 && blue.held.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+    blue.release();
+    expect((await Promise.all(answers)).every((a) => a.status === 200)).toBe(true);
+    for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < n; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(green.hits).toBe(n);
+    // One more request, alone: the front is idle before and after it, but its recent concurrency is still high, so
+    // the copy waits for the linger rather than leaving at once (as it would on a front with light traffic).
+    const one = score(front);
+    for (let i = 0; i < 500 && blue.held.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    blue.release();
+    expect((await one).status).toBe(200);
+    const answered = performance.now();
+    for (let i = 0; i < 2000 && green.hits < n + 1; i++) await new Promise((r) => setTimeout(r, 1));
+    expect(performance.now() - answered).toBeGreaterThanOrEqual(MIRROR_LINGER_MS - 5);
+    expect(green.hits).toBe(n + 1);
+    for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < n + 1; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: n + 1, compared: n + 1, errors: 0, skipped: 0 });
   });
 
   test('a batch the shadow fails (500) counts each of its copies as a shadow error; clients never see it', async () => {
