@@ -94,6 +94,36 @@ test('the batch path needs the service key, POST, and a well-formed frame; a bad
   expect((await r.json()).result).toEqual([20]);
 });
 
+test('a front reads only a well-formed answer frame: exact fields, types and bounds, as many items as copies', () => {
+  const answer = (index: unknown, tail = Buffer.alloc(0)) => {
+    const j = Buffer.from(JSON.stringify(index));
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(j.length);
+    return Buffer.concat([len, j, tail]);
+  };
+  const item = { s: 200, t: 'application/json', n: 2, ms: 0.5 };
+  expect(decodeMirrorResponse(answer({ v: 1, items: [item] }, Buffer.from('[]')), 1)).toEqual([{ ...item, body: Buffer.from('[]') }]);
+  expect(decodeMirrorResponse(answer({ v: 1, items: [{ ...item, n: 0, over: true }] }), 1)).toEqual([{ ...item, n: 0, over: true }]);
+  const bad = (index: unknown, why: RegExp, expected = 1) => {
+    let e: unknown;
+    try {
+      decodeMirrorResponse(answer(index, Buffer.from('[]')), expected);
+    } catch (x) {
+      e = x;
+    }
+    expect(e).toMatchObject({ code: 'BadMirrorBatch', message: expect.stringMatching(why) });
+  };
+  bad({ v: 1, items: [item] }, /1 items for 2 copies/, 2);
+  bad({ v: 1, items: [item], extra: 1 }, /index: an object with v and items only/);
+  bad({ v: 1, items: [{ ...item, s: 1000 }] }, /items\.0\.s: an HTTP status/);
+  bad({ v: 1, items: [{ ...item, ms: -1 }] }, /items\.0\.ms: a duration/);
+  bad({ v: 1, items: [{ ...item, over: false }] }, /items\.0\.over: true or absent/);
+  bad({ v: 1, items: [{ ...item, t: 'x'.repeat(300) }] }, /items\.0\.t: a string of at most 256/);
+  bad({ v: 1, items: [{ ...item, who: 'x' }] }, /items\.0: an object with s, t, n, ms, over only/);
+  bad({ v: 1, items: [{ ...item, n: 1.5 }] }, /items\.0\.n: a byte count/);
+  bad({ v: 1, items: 'x' }, /items: 0 to 32 copies/);
+});
+
 test('a front mirroring to this replica sends its copies in batches; every copy is compared, the client gets the serving answers', async () => {
   const trivial = () => start({ entryScript: path.join(EX, 'node', 'trivial.js'), workers: 1, keys });
   const [serving, shadow] = await Promise.all([trivial(), trivial()]);
