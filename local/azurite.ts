@@ -44,16 +44,30 @@ export function connectionStringFor(blobPort: number, queuePort: number, tablePo
 }
 
 /** A free TCP port on 127.0.0.1 (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
+export async function freePort(): Promise<number> {
+  return (await freePorts(1))[0];
+}
+
+/**
+ * `n` distinct free TCP ports on 127.0.0.1: all held open at once while the OS picks them, so two are never the same
+ * (one port picked, released and picked again was: Azurite then failed with EADDRINUSE on its own second service).
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = Array.from({ length: n }, () => net.createServer());
+  try {
+    return await Promise.all(
+      servers.map(
+        (srv) =>
+          new Promise<number>((resolve, reject) => {
+            srv.unref();
+            srv.on('error', reject);
+            srv.listen(0, '127.0.0.1', () => resolve((srv.address() as net.AddressInfo).port));
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(servers.map((srv) => new Promise<void>((resolve) => (srv.listening ? srv.close(() => resolve()) : resolve()))));
+  }
 }
 
 /** True when something accepts TCP connections on 127.0.0.1:port. */
@@ -74,9 +88,22 @@ function azuriteScript(): string {
 }
 
 export async function startAzurite(opts: AzuriteOptions = {}): Promise<AzuriteInstance> {
-  const blobPort = opts.blobPort ?? (await freePort());
-  const queuePort = opts.queuePort ?? (await freePort());
-  const tablePort = opts.tablePort ?? (await freePort());
+  // Ports picked here can be taken by another process before Azurite listens: then it is started again on new ones.
+  const picked = opts.blobPort === undefined && opts.queuePort === undefined && opts.tablePort === undefined;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startAzuriteOnce(opts);
+    } catch (e) {
+      if (!picked || attempt >= 3 || !/EADDRINUSE/.test(String((e as Error).message))) throw e;
+    }
+  }
+}
+
+async function startAzuriteOnce(opts: AzuriteOptions): Promise<AzuriteInstance> {
+  const [p1, p2, p3] = await freePorts(3);
+  const blobPort = opts.blobPort ?? p1;
+  const queuePort = opts.queuePort ?? p2;
+  const tablePort = opts.tablePort ?? p3;
   const args = [
     azuriteScript(),
     '--silent',
