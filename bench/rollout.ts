@@ -7,7 +7,9 @@
  *   as a replica does: runtime/mirror-batch.ts);
  * - `front`: through a `LocalFront` with one active slot (today's blue/green path);
  * - `split`: through a front splitting 90/10 between two slots (weighted routing);
- * - `mirror`: through a front serving one slot and copying 20 % of requests to the other (shadow), and 100 %.
+ * - `mirror`: through a front serving one slot and copying 20 % of requests to the other (shadow), and 100 %;
+ * - `front2`: a second front like `front`: `*.aa_p99_diff.*` (an A/A comparison) is how far two identical
+ *   configurations' p99s differ in the same run, the noise floor under the `*_p99_cost.*` figures.
  * The serving slot and the fronts run in one child process (this file with `serve`), the shadow slot in another
  * (`slot`, as a replica is its own process), the closed-loop load generator in this one,
  * at 1 and 32 connections (closed loops) and at a fixed rate, half what `front` answered at 32 connections (`rate50`,
@@ -91,6 +93,8 @@ async function serve(greenUrl?: string): Promise<void> {
     direct: Number(new URL(blue).port),
     front: await front(() => undefined),
     split: await front((f) => f.setWeights({ blue: 90, green: 10 })),
+    // The same as `front`, measured as another configuration: how far two identical ones differ (the noise floor).
+    front2: await front(() => undefined),
     mirror20: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'mirror20'),
     mirror100: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 1e-6 }), 'mirror100'),
   };
@@ -200,7 +204,8 @@ const CLOCK_TICKS = 100;
  */
 type Copies = Record<string, { mirrored: number; skipped: number; errors: number }>;
 
-type Figures = Record<string, { p50: number; p99: number; n: number }>;
+/** Per configuration: percentiles of all its requests, and the p99 of each slice (in slice order). */
+type Figures = Record<string, { p50: number; p99: number; n: number; sliceP99: number[] }>;
 
 async function measure(prefix: string, ports: Record<string, number>, headers: Record<string, string> = {}, cpu: CpuOf = {}, copies?: () => Promise<Copies>): Promise<Record<'c1' | 'c32' | 'rate50', Figures>> {
   const configs = Object.keys(ports);
@@ -211,12 +216,16 @@ async function measure(prefix: string, ports: Record<string, number>, headers: R
     const lat: Record<string, number[]> = Object.fromEntries(configs.map((k) => [k, []]));
     const errs: Record<string, number> = Object.fromEntries(configs.map((k) => [k, 0]));
     const used: Record<string, { serving: number; shadow: number }> = Object.fromEntries(configs.map((k) => [k, { serving: 0, shadow: 0 }]));
+    const sliceP99: Record<string, number[]> = Object.fromEntries(configs.map((k) => [k, []]));
     for (const k of configs) await load(ports[k], mode, 300, agents[k], [], headers); // warm-up
     const copiesBefore = await copies?.();
     for (let s = 0; s < SLICES; s++) {
       for (const k of configs) {
         const before = { serving: cpuMs(cpu.serving?.[k]), shadow: cpuMs(cpu.shadow?.[k]) };
-        errs[k] += await load(ports[k], mode, (SECONDS * 1000) / SLICES, agents[k], lat[k], headers);
+        const slice: number[] = [];
+        errs[k] += await load(ports[k], mode, (SECONDS * 1000) / SLICES, agents[k], slice, headers);
+        for (const v of slice) lat[k].push(v);
+        sliceP99[k].push(pct(slice.sort((a, b) => a - b), 99));
         used[k].serving += cpuMs(cpu.serving?.[k]) - before.serving;
         used[k].shadow += cpuMs(cpu.shadow?.[k]) - before.shadow;
       }
@@ -229,7 +238,7 @@ async function measure(prefix: string, ports: Record<string, number>, headers: R
       const a = copiesAfter?.[k];
       const copyFields = a && b ? { copies_sent: a.mirrored - b.mirrored, copies_skipped: a.skipped - b.skipped, copy_errors: a.errors - b.errors } : {};
       const sorted = lat[k].sort((a, b) => a - b);
-      res[k] = { p50: pct(sorted, 50), p99: pct(sorted, 99), n: sorted.length };
+      res[k] = { p50: pct(sorted, 50), p99: pct(sorted, 99), n: sorted.length, sliceP99: sliceP99[k] };
       const p99 = +res[k].p99.toFixed(3);
       const perReq = (ms: number) => +((ms * 1000) / Math.max(1, res[k].n)).toFixed(1);
       const cpuFields = {
@@ -249,10 +258,17 @@ function added(name: string, p50: number, p99: number): void {
   process.stdout.write(JSON.stringify({ name, value: p50, unit: 'ms', p50_ms: p50, p99_ms: p99, vs: 'direct' }) + '\n');
 }
 
-/** What mirroring costs the client: value = p99 with mirroring / p99 without − 1 (the issue's target: ≤ 0.05). */
-function cost(name: string, withMirror: number, without: number): void {
-  const ratio = +(withMirror / without - 1).toFixed(3);
-  process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, p99_ms: +withMirror.toFixed(3), p99_ms_without: +without.toFixed(3), vs: 'front without mirror', shadow_cpus: SHADOW_CPUS?.join(',') ?? 'shared', loadavg_1m: +os.loadavg()[0].toFixed(2) }) + '\n');
+/**
+ * What mirroring costs the client: value = p99 with mirroring / p99 without − 1 (the issue's target: ≤ 0.05), over
+ * all the requests of each; `slice_median` = the median over slices of the same ratio between the two configurations'
+ * slices of one round (adjacent in time, so a disturbance of one round weighs on one ratio, not on the whole figure).
+ * `*.aa_p99_diff.*` compares two identical fronts the same way: the noise floor the mirroring figures stand on.
+ */
+function cost(name: string, withMirror: Figures[string], without: Figures[string], vs = 'front without mirror'): void {
+  const ratio = +(withMirror.p99 / without.p99 - 1).toFixed(3);
+  const perSlice = withMirror.sliceP99.map((p, i) => p / without.sliceP99[i] - 1).sort((a, b) => a - b);
+  const mid = perSlice.length % 2 ? perSlice[(perSlice.length - 1) / 2] : (perSlice[perSlice.length / 2 - 1] + perSlice[perSlice.length / 2]) / 2;
+  process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, slice_median: +mid.toFixed(3), p99_ms: +withMirror.p99.toFixed(3), p99_ms_without: +without.p99.toFixed(3), vs, shadow_cpus: SHADOW_CPUS?.join(',') ?? 'shared', loadavg_1m: +os.loadavg()[0].toFixed(2) }) + '\n');
 }
 
 const KEY = 'bench-PRIMARY-key-0123456789abcdef';
@@ -292,14 +308,16 @@ async function aciPart(): Promise<void> {
     const ports = {
       direct: blue,
       front: await front({ generation: 1, serving: 'blue', slots: { blue: slots.blue }, weights: {} }),
+      front2: await front({ generation: 1, serving: 'blue', slots: { blue: slots.blue }, weights: {} }),
       mirror20: await front({ generation: 1, serving: 'blue', slots, weights: { blue: 100, green: 0 }, mirror: { slot: 'green', percent: 20, tolerance: 1e-6 } }),
     };
     // CPU per request of the front processes (the runtimes' own workers are other processes: not reported).
-    const res = await measure('rollout.aci', ports, { authorization: `Bearer ${KEY}` }, { serving: { front: pids[ports.front], mirror20: pids[ports.mirror20] } });
+    const res = await measure('rollout.aci', ports, { authorization: `Bearer ${KEY}` }, { serving: { front: pids[ports.front], front2: pids[ports.front2], mirror20: pids[ports.mirror20] } });
     for (const label of ['c1', 'c32', 'rate50'] as const) {
       const r = res[label];
       added(`rollout.aci.front_added.${label}`, +(r.front.p50 - r.direct.p50).toFixed(3), +(r.front.p99 - r.direct.p99).toFixed(3));
-      cost(`rollout.aci.mirror20_p99_cost.${label}`, r.mirror20.p99, r.front.p99);
+      cost(`rollout.aci.mirror20_p99_cost.${label}`, r.mirror20, r.front);
+      cost(`rollout.aci.aa_p99_diff.${label}`, r.front2, r.front, 'the same front, measured again');
     }
   } finally {
     for (const c of children) c.kill('SIGKILL');
@@ -340,7 +358,8 @@ async function localPart(): Promise<void> {
       const add = (k: string, p: 'p50' | 'p99') => +(res[k][p] - res.direct[p]).toFixed(3);
       added(`rollout.split_added.${label}`, add('split', 'p50'), add('split', 'p99'));
       added(`rollout.front_added.${label}`, add('front', 'p50'), add('front', 'p99'));
-      for (const m of ['mirror20', 'mirror100']) cost(`rollout.${m}_p99_cost.${label}`, res[m].p99, res.front.p99);
+      for (const m of ['mirror20', 'mirror100']) cost(`rollout.${m}_p99_cost.${label}`, res[m], res.front);
+      cost(`rollout.aa_p99_diff.${label}`, res.front2, res.front, 'the same front, measured again');
     }
   } finally {
     child.kill('SIGKILL');
