@@ -67,6 +67,10 @@ function route(action: 'approve' | 'reject' | 'abort') {
         if (status?.phase !== 'awaitingApproval') {
           throw new AppError('NotAwaitingApproval', `Run ${id} is not waiting for an approval (rollout phase: ${status?.phase ?? 'starting'}); approve or reject when GET /api/runs/${id} shows rollout.phase "awaitingApproval".`, 409);
         }
+        if (status.approval && status.approval.decision !== 'pending') {
+          const by = 'by' in status.approval && status.approval.by ? ` by ${status.approval.by}` : '';
+          throw new AppError('AlreadyDecided', `Run ${id}'s step to ${status.approval.beforePercent} % was already ${status.approval.decision}${by} at ${status.approval.at}; a decision is final.`, 409);
+        }
         const event: ApprovalEvent = { approved: action === 'approve', ...decision, at };
         await client.raiseEvent(instanceId, ROLLOUT_EVENTS.approval, event);
       }

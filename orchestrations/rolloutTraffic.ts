@@ -125,16 +125,34 @@ function* rolloutTraffic(context: OrchestrationContext): Generator<Task, Rollout
     message: `Run ${input.runId} no longer holds service ${input.serviceName} (another deployment took it over); the rollout stopped.`,
   });
 
-  /** Sleeps until `fireAt`; an `abort` event ends the sleep at once (a new waiter per wait: never a yielded task again). */
+  /**
+   * Every listener for `abort` (one per wait, never a yielded task again) and for `approval`. A listener whose wait
+   * ended on its timer stays open, and durable-functions gives a raised event to the newest open listener: an abort
+   * (or an approval) raised while an activity runs completes such an older listener, not the next wait's. So each
+   * wait, and each decision after an activity, first looks at all of them (`arrived`).
+   */
+  const abortListeners: Task[] = [];
+  const approvalListeners: Task[] = [];
+  const arrived = (listeners: Task[]): Task | undefined => listeners.find((t) => t.isCompleted);
+  const abortOf = (t: Task): AbortEvent => (t.result ?? { at: now().toISOString() }) as AbortEvent;
+  const abortedMeanwhile = (): AbortEvent | undefined => {
+    const t = arrived(abortListeners);
+    return t && abortOf(t);
+  };
+
+  /** Sleeps until `fireAt`; an `abort` event ends the sleep at once (also one raised before, while an activity ran). */
   function* sleepUntil(fireAt: Date): Generator<Task, AbortEvent | typeof LEASE_LOST | undefined, any> {
     for (;;) {
+      const meanwhile = abortedMeanwhile();
+      if (meanwhile) return meanwhile;
       const end = waitEnd(fireAt);
       const timer: TimerTask = context.df.createTimer(end);
       const aborted = context.df.waitForExternalEvent(ROLLOUT_EVENTS.abort);
+      abortListeners.push(aborted);
       const winner = yield context.df.Task.any([timer, aborted]);
       if (winner !== timer) {
         timer.cancel();
-        return (aborted.result ?? { at: now().toISOString() }) as AbortEvent;
+        return abortOf(aborted);
       }
       if (end.getTime() >= fireAt.getTime()) return undefined;
       if (!(yield* renew())) return LEASE_LOST;
@@ -149,13 +167,22 @@ function* rolloutTraffic(context: OrchestrationContext): Generator<Task, Rollout
     show();
     let decided: Task;
     for (;;) {
+      const meanwhile = abortedMeanwhile();
+      if (meanwhile) return { abort: meanwhile };
+      const early = arrived(approvalListeners);
+      if (early) {
+        decided = early;
+        break;
+      }
       const end = waitEnd(timeoutAt);
       const timer: TimerTask = context.df.createTimer(end);
       decided = context.df.waitForExternalEvent(ROLLOUT_EVENTS.approval);
       const aborted = context.df.waitForExternalEvent(ROLLOUT_EVENTS.abort);
+      approvalListeners.push(decided);
+      abortListeners.push(aborted);
       const winner = yield context.df.Task.any([decided, timer, aborted]);
       if (winner !== timer) timer.cancel();
-      if (winner === aborted) return { abort: (aborted.result ?? { at: now().toISOString() }) as AbortEvent };
+      if (winner === aborted) return { abort: abortOf(aborted) };
       if (winner === decided) break;
       if (end.getTime() >= timeoutAt.getTime()) return { approval: { decision: 'timedOut', at: timeoutAt.toISOString(), beforePercent } };
       if (!(yield* renew())) return { leaseLost: true };
@@ -193,6 +220,8 @@ function* rolloutTraffic(context: OrchestrationContext): Generator<Task, Rollout
       if (abort === LEASE_LOST) return { error: leaseLostError() };
       if (abort) return { abort };
       const snap: TrafficSnapshot = yield* call(context, ROLLOUT.readTraffic, where, retry);
+      const meanwhile = abortedMeanwhile();
+      if (meanwhile) return { abort: meanwhile };
       if (snap.epoch !== start.epoch) {
         // The host restarted during the bake: its front counts from zero (and may have lost the weights).
         if (++restarts > MAX_RESTARTS) return { error: { code: 'RolloutInterrupted', message: `The service front restarted ${restarts} times during the ${kind === 'shadow' ? 'shadow phase' : `${weight} % step`}; rolled back.` } };
@@ -244,6 +273,8 @@ function* rolloutTraffic(context: OrchestrationContext): Generator<Task, Rollout
     }
   }
 
+  const abortedError = (e: AbortEvent): ErrorInfo => ({ code: 'RolloutAborted', message: `Aborted${e.by ? ` by ${e.by}` : ''}${e.reason ? `: ${e.reason}` : ''}.` });
+
   /** Back to 0 %: all live traffic to the serving version (the caller then removes the new slot). */
   function* rollBack(decision: RolloutDecision, error: ErrorInfo, abort?: AbortEvent, failed?: RolloutStepRecord): Generator<Task, RolloutRunResult, any> {
     st.phase = 'rollingBack';
@@ -258,7 +289,7 @@ function* rolloutTraffic(context: OrchestrationContext): Generator<Task, Rollout
   try {
     if (spec.mirrorPercent) {
       const r = yield* phase('shadow', 0);
-      if (r.abort) return yield* rollBack('aborted', { code: 'RolloutAborted', message: `Aborted${r.abort.by ? ` by ${r.abort.by}` : ''}${r.abort.reason ? `: ${r.abort.reason}` : ''}.` }, r.abort);
+      if (r.abort) return yield* rollBack('aborted', abortedError(r.abort), r.abort);
       if (r.error) return yield* rollBack('rolledBack', r.error, undefined, r.record);
       if (r.record) yield* publish('RolloutStepCompleted', { ...r.record }, r.record.phase === 'shadow' ? 'shadow' : `step-${r.record.weight}`);
     }
@@ -266,9 +297,11 @@ function* rolloutTraffic(context: OrchestrationContext): Generator<Task, Rollout
       if (spec.approval && spec.approval.beforePercent === weight) {
         const a = yield* awaitApproval(weight, spec.approval.timeoutSeconds);
         if (a.leaseLost) return yield* rollBack('rolledBack', leaseLostError());
-        if (a.abort) return yield* rollBack('aborted', { code: 'RolloutAborted', message: `Aborted${a.abort.by ? ` by ${a.abort.by}` : ''}${a.abort.reason ? `: ${a.abort.reason}` : ''}.` }, a.abort);
+        if (a.abort) return yield* rollBack('aborted', abortedError(a.abort), a.abort);
         approval = a.approval!;
         st.approval = approval;
+        // Shown at once (before the next activity): a second approve or reject is refused, not silently ignored.
+        show();
         if (approval.decision !== 'approved') {
           const why =
             approval.decision === 'timedOut'
@@ -278,11 +311,14 @@ function* rolloutTraffic(context: OrchestrationContext): Generator<Task, Rollout
         }
       }
       const r = yield* phase('step', weight);
-      if (r.abort) return yield* rollBack('aborted', { code: 'RolloutAborted', message: `Aborted${r.abort.by ? ` by ${r.abort.by}` : ''}${r.abort.reason ? `: ${r.abort.reason}` : ''}.` }, r.abort);
+      if (r.abort) return yield* rollBack('aborted', abortedError(r.abort), r.abort);
       if (r.error) return yield* rollBack('rolledBack', r.error, undefined, r.record);
       if (r.record) yield* publish('RolloutStepCompleted', { ...r.record }, r.record.phase === 'shadow' ? 'shadow' : `step-${r.record.weight}`);
     }
     const path = [...(spec.mirrorPercent ? [`shadow ${spec.mirrorPercent} %`] : []), ...spec.steps.map((w) => `${w} %`)].join(' → ');
+    // An abort raised during the last step's activities (its window read, its event) still wins over the promotion.
+    const late = abortedMeanwhile();
+    if (late) return yield* rollBack('aborted', abortedError(late), late);
     return finish('promote', true, `${spec.strategy}: ${path} passed`);
   } catch (err) {
     // An activity failed after its retries: back to 0 % if possible; the caller rolls the slot back.

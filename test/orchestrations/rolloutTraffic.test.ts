@@ -9,7 +9,7 @@ import { startTestEnvironment, type TestEnvironment } from '../../local/testing'
 import type { Answer, Scenario } from '../helpers/scenarios';
 import { rolloutRunActivities, rolloutSpec, startRolloutRun } from '../helpers/rollout-runs';
 import { DEPLOY, type RollbackInput, type RollbackOutput } from '../../shared/deploy/contract';
-import { ROLLOUT, type RolloutRunInput, type SetWeightsInput } from '../../shared/rollout/contract';
+import { ROLLOUT, ROLLOUT_EVENTS, type RolloutRunInput, type SetWeightsInput } from '../../shared/rollout/contract';
 import type { RolloutSpec } from '../../shared/rollout/spec';
 import { emptyShadowTraffic, emptySlotTraffic, latencyBucket, type TrafficSnapshot } from '../../shared/rollout/traffic';
 import { runIdFor } from '../../shared/deploy/run-status';
@@ -246,6 +246,60 @@ test('abort during a bake rolls back at once; controls on unknown runs / ended r
   expect((await env.request('POST', `/api/runs/${encodeURIComponent('../x')}/abort`, {})).status).toBe(400);
 }, 90_000);
 
+/** An activity answer that waits until the test releases it (`started` resolves when it was called). */
+function gate<T>(answer: () => T) {
+  let release!: () => void;
+  let started!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  const called = new Promise<void>((r) => (started = r));
+  return { answer: async () => (started(), await released, answer()), called, release };
+}
+
+test('an abort raised while an activity runs (after a bake ended on its timer) is not lost: rolled back, never the next step', async () => {
+  const front = new FakeFront(100);
+  const read = gate(() => front.serve());
+  const { runId, scenario } = await start(spec({ steps: [10, 100], bakeSeconds: 1 }), front, { [ROLLOUT.readTraffic.name]: read.answer });
+  await read.called;
+  // The bake's abort listener ended with its timer; the window read is running.
+  const r = await env.request('POST', `/api/runs/${runId}/abort`, { by: 'dave', reason: 'stop now' });
+  expect(r.status).toBe(202);
+  await new Promise((res) => setTimeout(res, 500));
+  read.release();
+  const run = await waitRun(env, runId, 60_000);
+  expect(run.state).toBe('RolledBack');
+  expect(run.error).toEqual({ code: 'RolloutAborted', message: 'Aborted by dave: stop now.' });
+  expect(front.weightsSet).toEqual([
+    { blue: 90, green: 10 },
+    { blue: 100, green: 0 },
+  ]);
+  expect(scenario.calls.filter((c) => c.name === ROLLOUT.readTraffic.name)).toHaveLength(1);
+}, 90_000);
+
+test('a decision is final: a second approve or reject while the approved step starts is refused (AlreadyDecided)', async () => {
+  const front = new FakeFront(100);
+  let sets = 0;
+  const step = gate(() => front.set(lastSet!));
+  let lastSet: SetWeightsInput | undefined;
+  const setWeights = (i: SetWeightsInput) => {
+    if (++sets !== 2) return front.set(i);
+    lastSet = i;
+    return step.answer();
+  };
+  const { runId } = await start(spec({ steps: [10, 100], approval: { beforePercent: 100, timeoutSeconds: 3600 } }), front, { [ROLLOUT.setWeights.name]: setWeights });
+  await waitRollout(env, runId, (r) => r.phase === 'awaitingApproval', { timeoutMs: 30_000 });
+  expect((await env.request('POST', `/api/runs/${runId}/approve`, { by: 'erin' })).status).toBe(202);
+  await step.called;
+  await waitRollout(env, runId, (r) => r.approval?.decision === 'approved', { timeoutMs: 30_000 });
+  const again = await env.request('POST', `/api/runs/${runId}/reject`, { by: 'frank', reason: 'changed my mind' });
+  expect(again.status).toBe(409);
+  expect(again.body.error.code).toBe('AlreadyDecided');
+  expect(again.body.error.message).toMatch(/already approved by erin/);
+  step.release();
+  const run = await waitRun(env, runId, 60_000);
+  expect(run.state).toBe('Succeeded');
+  expect(run.result.rollout.approval).toMatchObject({ decision: 'approved', by: 'erin' });
+}, 90_000);
+
 test('the host front restarted during a bake (new epoch): weights set again and the window starts over', async () => {
   const front = new FakeFront(100);
   let reads = 0;
@@ -314,3 +368,29 @@ test('waits longer than the renewal interval renew the run\'s hold on the servic
   expect(lost.done.output).toMatchObject({ promoted: false, decision: 'rolledBack', error: { code: 'RolloutLeaseLost' } });
   expect(lost.front.weightsSet[lost.front.weightsSet.length - 1]).toEqual({ blue: 100, green: 0 });
 }, 120_000);
+
+test('an approval raised while the hold on the service is renewed (between two waits) is not lost', async () => {
+  const front = new FakeFront(100);
+  const id = runIdFor('http', `lease-approval|${++seq}|${Date.now()}`);
+  const renewing = gate(() => ({ held: true }));
+  // The renewal to hold is one made while the approval is awaited (after an approval wait ended on its timer).
+  let armed = false;
+  let held = false;
+  const scenario: Scenario = {
+    answers: { ...answers(front), [ROLLOUT.renewLease.name]: () => (armed && !held ? ((held = true), renewing.answer()) : { held: true }) },
+    calls: [],
+  };
+  scenarios.set(id, scenario);
+  const input: RolloutRunInput = { runId: id, serviceName: 'svc-r', target: 'local', slot: 'green', previousSlot: 'blue', spec: spec({ steps: [10, 100], approval: { beforePercent: 100, timeoutSeconds: 8 } }), leaseRenewSeconds: 1 };
+  const instance = `${id}:rollout`;
+  await env.startOrchestration(ROLLOUT.run.name, input, instance);
+  for (let i = 0; i < 300 && ((await env.status(instance))?.customStatus as { phase?: string } | undefined)?.phase !== 'awaitingApproval'; i++) await new Promise((res) => setTimeout(res, 100));
+  armed = true;
+  await renewing.called;
+  const raised = await env.request('POST', `/runtime/webhooks/durabletask/instances/${encodeURIComponent(instance)}/raiseEvent/${ROLLOUT_EVENTS.approval}`, { approved: true, by: 'gina', at: new Date().toISOString() });
+  expect(raised.status).toBe(202);
+  await new Promise((res) => setTimeout(res, 500));
+  renewing.release();
+  const done = await env.waitFor(instance, { timeoutMs: 60_000 });
+  expect(done.output).toMatchObject({ promoted: true, decision: 'promote', approval: { decision: 'approved', by: 'gina' } });
+}, 90_000);
