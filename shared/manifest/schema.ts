@@ -22,7 +22,7 @@ import { parseJsonBounded, parseYamlDocumentBounded, yamlToJs } from '../parse';
 import type { DeployConfig, RuntimeKind, TargetKind } from '../seams';
 import { blobRefString, canonicalBlobRef } from '../storage';
 import { checkImageName, checkModelName, checkRelativePath, checkServiceName, parseVersion } from './names';
-import { resolveRollout, rolloutSchema, type RolloutSpec } from '../rollout/spec';
+import { isProgressive, resolveRollout, rolloutSchema, type RolloutSpec } from '../rollout/spec';
 import { checkCname, KEY_VAULT_SECRET, parseTlsRef, type TlsSettings } from '../tls';
 
 // ---------------------------------------------------------------- parsed types
@@ -652,8 +652,9 @@ export function validateManifest(raw: unknown, defaults: ManifestDefaults = {}):
     if (deployConfig.tls && targetParsed.kind === 'aks') {
       throw badRequest('TlsNotSupported', `${file}: rollout with ssl_enabled is not available on AKS: the pods terminate TLS themselves and the Gateway API route that splits traffic would need a backend TLS policy. Deploy blue/green (remove rollout), or use target local.`);
     }
-    if (deployConfig.tls && targetParsed.kind === 'aci' && r.spec && r.spec.strategy !== 'blue_green') {
-      throw badRequest('TlsNotSupported', `${file}: a ${r.spec.strategy} rollout with ssl_enabled is not available on ACI: the service front's container group serves plain HTTP (each slot's group terminates TLS itself). Deploy blue/green (remove rollout), or use target local.`);
+    if (deployConfig.tls && targetParsed.kind === 'aci' && isProgressive(r.spec)) {
+      const what = r.spec.strategy !== 'blue_green' ? `a ${r.spec.strategy} rollout` : 'a shadow phase (rollout.mirror_percent)';
+      throw badRequest('TlsNotSupported', `${file}: ${what} with ssl_enabled is not available on ACI: the service front's container group serves plain HTTP (each slot's group terminates TLS itself). Deploy blue/green without mirror_percent (or remove rollout), or use target local.`);
     }
     rollout = r.spec;
   }

@@ -122,6 +122,8 @@ test('incomplete or inconsistent TLS settings are refused, not ignored', async (
     [tls('good.crt', 42), 'InvalidManifest'],
     [{ kind: 'aks', ...tls('good.crt', 'good.key') }, 'TlsNotSupported', { rollout: { strategy: 'canary', steps: [10, 100] } }],
     [{ kind: 'aci', ...tls('good.crt', 'good.key') }, 'TlsNotSupported', { rollout: { strategy: 'canary', steps: [10, 100] } }],
+    // A shadow phase alone (blue/green by default) also puts the plain-HTTP front in front of the service.
+    [{ kind: 'aci', ...tls('good.crt', 'good.key') }, 'TlsNotSupported', { rollout: { mirror_percent: 20 } }],
   ];
   for (const [target, code, extra] of cases) {
     const r = await deploy(target, extra);
