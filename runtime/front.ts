@@ -70,6 +70,8 @@ interface ShadowCopy {
   path: string;
   contentType: string;
   body: Buffer;
+  /** Token auth: the caller's (verified) `Authorization`, which the copy carries as the request did; else none. */
+  auth?: string;
   done: (answer: { status: number; body?: Buffer; ms: number }) => void;
 }
 
@@ -590,7 +592,7 @@ export class ServiceFront {
 
     const slot = s;
     const live = pinRaw === undefined;
-    const copy = live ? this.mirrorCopy(req, slot) : undefined;
+    const copy = live ? this.mirrorCopy(req, slot, this.authMode === 'token' ? headers.authorization : undefined) : undefined;
     slot.inflight++;
     this.clientsInFlight++;
     this.recentConcurrency += (this.clientsInFlight - this.recentConcurrency) / 32;
@@ -625,6 +627,7 @@ export class ServiceFront {
   private mirrorCopy(
     req: http.IncomingMessage,
     serving: SlotState,
+    auth: string | undefined,
   ): { primaryBody: (up: http.IncomingMessage) => void; primaryDone: (status: number, ms: number) => void } | undefined {
     const m = this.mirror;
     if (!m || req.method !== 'POST' || serving.name === m.slot) return undefined;
@@ -683,6 +686,11 @@ export class ServiceFront {
           stats.compared++;
           if (!a.equals(b) && !answersAgree(a.toString('utf8'), b.toString('utf8'), mirror.tolerance)) stats.disagreed++;
         });
+      } else if (primary.status > 0 && shadowAnswer.status > 0 && shadowAnswer.status < 500 && shadowAnswer.status !== 429 && shadowAnswer.status !== 408 && ok(primary) !== ok(shadowAnswer)) {
+        // One version answered and the other refused the same request (e.g. 200 against 400 or 401): they disagree.
+        // (A shadow that sheds load, 429/408/5xx, is not a disagreement; 5xx counts as an error above.)
+        stats.compared++;
+        stats.disagreed++;
       }
     };
     const sendCopy = () => {
@@ -697,6 +705,7 @@ export class ServiceFront {
       this.sendCopy(target, {
         path: req.url ?? '/',
         contentType: req.headers['content-type'] ?? 'application/json',
+        ...(auth ? { auth } : {}),
         body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, reqBytes),
         done: (a) => {
           if (shadowAnswer) return;
@@ -763,12 +772,14 @@ export class ServiceFront {
   }
 
   /** A POST of copies to the shadow slot, with its key, through the mirror agent (60 s without progress: destroyed). */
-  private postToShadow(target: SlotState, path: string, contentType: string, length: number, onResponse: (up: http.IncomingMessage) => void): http.ClientRequest {
+  private postToShadow(target: SlotState, path: string, contentType: string, length: number, auth: string | undefined, onResponse: (up: http.IncomingMessage) => void): http.ClientRequest {
+    // Key auth: the slot's own key; token auth: the caller's token (a batch: its latest copy's, as verified by the front).
+    const authorization = target.key ? `Bearer ${target.key}` : auth;
     const headers: http.OutgoingHttpHeaders = {
       'content-type': contentType,
       'content-length': length,
       host: target.target.host,
-      ...(target.key ? { authorization: `Bearer ${target.key}` } : {}),
+      ...(authorization ? { authorization } : {}),
     };
     const out = http.request({ host: target.target.hostname, port: target.target.port, method: 'POST', path, headers, agent: this.shadowAgent, timeout: 60_000 }, onResponse);
     out.on('timeout', () => out.destroy(new Error('shadow timeout')));
@@ -784,7 +795,7 @@ export class ServiceFront {
     let bytes = 0;
     let out: http.ClientRequest;
     try {
-      out = this.postToShadow(target, copy.path, copy.contentType, copy.body.length, (up) => {
+      out = this.postToShadow(target, copy.path, copy.contentType, copy.body.length, copy.auth, (up) => {
         up.on('data', (c: Buffer) => {
           bytes += c.length;
           if (bytes <= MAX_COMPARE_BYTES) answer.push(c);
@@ -834,7 +845,7 @@ export class ServiceFront {
     const limit = 4 + MAX_BATCH_INDEX_BYTES + MIRROR_BATCH_ANSWER_BYTES;
     let out: http.ClientRequest;
     try {
-      out = this.postToShadow(target, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE, frame.length, (up) => {
+      out = this.postToShadow(target, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE, frame.length, [...copies].reverse().find((c) => c.auth)?.auth, (up) => {
         const status = up.statusCode ?? 0;
         if (status !== 200 || up.headers['content-type'] !== MIRROR_BATCH_TYPE) {
           up.resume();

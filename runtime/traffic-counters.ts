@@ -35,7 +35,10 @@ export interface SlotTraffic {
 export interface ShadowTraffic {
   /** Requests copied to the shadow slot. */
   mirrored: number;
-  /** Copies whose answers were compared (both 2xx, both bodies within the compare bound). */
+  /**
+   * Copies whose answers were compared: both 2xx (both bodies within the compare bound), or one 2xx and the other a
+   * refusal (4xx but 408/429), which counts as a disagreement.
+   */
   compared: number;
   /** Of which the answers differed beyond the tolerance. */
   disagreed: number;

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH, signFrontRequest, startFrontFromEnv, type RunningFront } from '../../runtime';
+import { answerMirrorBatch, FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE, signFrontRequest, startFrontFromEnv, type RunningFront } from '../../runtime';
 import { issueToken } from '../../runtime/auth-token';
 import { tempDir, waitFor, writeAtomically } from './helpers';
 
@@ -96,6 +96,48 @@ test('token auth from the file: a token of the service passes and reaches the sl
   expect(await score(`Bearer ${K1.primaryKey}`)).toBe(401);
   expect(await score(`Bearer ${good.accessToken}`)).toBe(200);
   expect(seen).toEqual([`Bearer ${good.accessToken}`]);
+});
+
+test('token auth with shadow traffic: copies carry the caller\'s token, so the new version scores them; one that refuses them disagrees', async () => {
+  const secret = 'token-secret-of-diabetes-0123456789';
+  writeAtomically(keysFile, JSON.stringify({ tokenSecret: secret, service: 'diabetes' }));
+  const good = await issueToken('diabetes', secret);
+  // The new version checks the token as a token-auth replica does; `refuse` makes it answer 400 to every copy.
+  let refuse = false;
+  const greenSeen: string[] = [];
+  const green = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      greenSeen.push(`${req.url} ${req.headers.authorization === `Bearer ${good.accessToken}` ? 'token' : String(req.headers.authorization)}`);
+      if (req.headers.authorization !== `Bearer ${good.accessToken}`) return res.writeHead(401).end('{"error":"token"}');
+      const answer = () => (refuse ? { status: 400, body: Buffer.from('{"error":"bad input"}') } : { status: 200, body: Buffer.from('{"ok":true}') });
+      if (req.url === MIRROR_BATCH_PATH) {
+        const frame = answerMirrorBatch(Buffer.concat(chunks), answer);
+        return res.writeHead(200, { 'content-type': MIRROR_BATCH_TYPE, 'content-length': frame.length }).end(frame);
+      }
+      const a = answer();
+      res.writeHead(a.status, { 'content-type': 'application/json' }).end(a.body);
+    });
+  });
+  await new Promise<void>((r) => green.listen(0, '127.0.0.1', () => r()));
+  try {
+    const greenUrl = `http://127.0.0.1:${(green.address() as AddressInfo).port}`;
+    const state = { generation: 1, serving: 'blue', slots: { blue: slotUrl, green: greenUrl }, weights: { blue: 100, green: 0 }, mirror: { slot: 'green', percent: 100, tolerance: 1e-6 } };
+    const { front, score } = await start({ MDF_FRONT_STATE: JSON.stringify(state) });
+    const shadow = () => front.front.snapshot().shadow?.green;
+    for (let i = 0; i < 6; i++) expect(await score(`Bearer ${good.accessToken}`)).toBe(200);
+    await waitFor(async () => shadow()?.compared === 6);
+    expect(shadow()).toMatchObject({ mirrored: 6, compared: 6, disagreed: 0, errors: 0 });
+    expect(greenSeen.every((s) => s.endsWith(' token'))).toBe(true);
+
+    refuse = true;
+    for (let i = 0; i < 4; i++) expect(await score(`Bearer ${good.accessToken}`)).toBe(200);
+    await waitFor(async () => shadow()?.compared === 10);
+    expect(shadow()).toMatchObject({ mirrored: 10, compared: 10, disagreed: 4, errors: 0 });
+  } finally {
+    await new Promise((r) => green.close(r));
+  }
 });
 
 test('a keys file that cannot be used at start, or both a file and keys, is refused (the front never runs open)', async () => {
