@@ -606,9 +606,21 @@ export class ServiceFront {
         if (--this.clientsInFlight === 0) for (const b of this.batchers) b.lull();
         if (slot.inflight === 0) for (const w of slot.idleWaiters.splice(0)) w();
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        // Counted when answered (a client that went away before its answer is not the slot's doing).
-        if (live && res.writableFinished) this.count(slot.name, res.statusCode, ms);
-        copy?.primaryDone(res.writableFinished ? res.statusCode : 0, ms);
+        // Counted when answered (a client that went away before its answer is not the slot's doing). An answer
+        // still flushing to the client (large, or a slow reader) is counted once it is out ('finish'), not dropped.
+        const record = () => {
+          if (live && res.writableFinished) this.count(slot.name, res.statusCode, ms);
+          copy?.primaryDone(res.writableFinished ? res.statusCode : 0, ms);
+        };
+        if (res.writableFinished || res.destroyed || !res.writableEnded) return record();
+        let recorded = false;
+        const once = () => {
+          if (recorded) return;
+          recorded = true;
+          record();
+        };
+        res.once('finish', once);
+        res.once('close', once);
       },
       onUnreachable: (r, e) => sendError(r, 502, 'SlotUnreachable', `The deployment of ${this.serviceName} did not answer: ${e.message}`),
       ...(copy ? { onResponse: (up: http.IncomingMessage) => copy.primaryBody(up) } : {}),
