@@ -866,6 +866,12 @@ export class ServiceFront {
             sent();
             over = true;
             for (const c of copies) this.sendSingle(target, c);
+          } else if (status === 413) {
+            // The replica's body limit is under this batch's size: these copies go one by one (each fits, as its
+            // request did); later batches are tried again (a smaller one may fit).
+            sent();
+            over = true;
+            for (const c of copies) this.sendSingle(target, c);
           } else fail(status);
           return;
         }

@@ -3,6 +3,7 @@
  * counts) and the answer comparison of shadow traffic. Shared by the front (front.ts) and the rollout controller of
  * the app (shared/rollout/traffic.ts re-exports them, with the window arithmetic). Pure code: no I/O, no clock.
  */
+import { jsonNestingDepth } from './json-depth';
 
 /** Upper bounds (ms) of the latency histogram: 0.25 ms × 1.25^i up to ~2 min, then +Inf. */
 export const LATENCY_BOUNDS_MS: readonly number[] = (() => {
@@ -74,6 +75,8 @@ export const emptyShadowTraffic = (): ShadowTraffic => ({ mirrored: 0, compared:
  */
 export function answersAgree(a: string, b: string, tolerance: number): boolean {
   if (a === b) return true;
+  // Bounded before parsing: deeper answers than the comparison goes are not parsed at all.
+  if (jsonNestingDepth(a, MAX_COMPARE_DEPTH) > MAX_COMPARE_DEPTH || jsonNestingDepth(b, MAX_COMPARE_DEPTH) > MAX_COMPARE_DEPTH) return false;
   let x: unknown;
   let y: unknown;
   try {
@@ -85,8 +88,11 @@ export function answersAgree(a: string, b: string, tolerance: number): boolean {
   return valuesAgree(x, y, tolerance, 0);
 }
 
+/** How deep two answers are compared at most (a deeper answer counts as a disagreement). */
+const MAX_COMPARE_DEPTH = 64;
+
 function valuesAgree(x: unknown, y: unknown, tol: number, depth: number): boolean {
-  if (depth > 64) return false;
+  if (depth > MAX_COMPARE_DEPTH) return false;
   if (typeof x === 'number' && typeof y === 'number') return x === y || Math.abs(x - y) <= tol;
   if (x === null || y === null || typeof x !== 'object' || typeof y !== 'object') return x === y;
   if (Array.isArray(x) !== Array.isArray(y)) return false;

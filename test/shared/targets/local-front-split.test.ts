@@ -22,9 +22,9 @@ interface FakeSlot {
 /**
  * How a fake slot treats `POST /.mdf/mirror`: `older` answers 404 as a replica of a runtime without the batch path
  * (the front then sends copies one by one, which the held-slot tests below count), `batch` answers each copy of the
- * batch as the runtime does, `fails` answers 500.
+ * batch as the runtime does, `fails` answers 500, `small` answers 413 (a replica whose body limit is under a batch's size).
  */
-type MirrorMode = 'older' | 'batch' | 'fails';
+type MirrorMode = 'older' | 'batch' | 'fails' | 'small';
 let mirrorMode: MirrorMode = 'older';
 
 /** A slot that answers `answer(body, n)` (status, JSON body) to every request. */
@@ -36,7 +36,7 @@ async function fakeSlot(answer: (body: string, n: number) => { status: number; b
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       if (req.url === MIRROR_BATCH_PATH && mode !== 'batch') {
-        res.writeHead(mode === 'older' ? 404 : 500, { 'content-type': 'application/json' });
+        res.writeHead(mode === 'older' ? 404 : mode === 'small' ? 413 : 500, { 'content-type': 'application/json' });
         res.end('{"error":{"code":"NotFound","message":"no such route"}}');
         return;
       }
@@ -312,6 +312,17 @@ describe('shadow copies in batches (POST /.mdf/mirror)', () => {
     for (let i = 0; i < 500 && (front.snapshot().shadow?.green.errors ?? 0) < 10; i++) await new Promise((r) => setTimeout(r, 10));
     expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 10, errors: 10, compared: 0 });
     expect(green.hits).toBe(0);
+  });
+
+  test('a batch the shadow finds too large (413: its body limit is lower) goes again one copy at a time; all are compared', async () => {
+    mirrorMode = 'small';
+    const { green, front } = await setup(() => ({ status: 200, body: 1 }), () => ({ status: 200, body: 1 }));
+    front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
+    const answers = await Promise.all(Array.from({ length: 10 }, () => score(front)));
+    expect(answers.every((a) => a.status === 200 && a.body === 1)).toBe(true);
+    for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < 10; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 10, compared: 10, disagreed: 0, errors: 0 });
+    expect(green.hits).toBe(10);
   });
 
   test('copies of other routes (Open Inference Protocol) go one by one, batching or not', async () => {
