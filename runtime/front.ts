@@ -14,7 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { makeTokenVerifier } from './auth-token';
 import { forwardRequest } from './forward';
 import { createBoundedServer, DEFAULT_HTTP_LIMITS, dropBody, resolveHttpLimits, type BoundedServer, type HttpLimits } from './http-limits';
@@ -312,13 +312,6 @@ export class ServiceFront {
   /** Clients in flight as each request arrives, averaged over about the last 32 (an exponential moving average). */
   private recentConcurrency = 0;
   private readonly batchers = new Set<MirrorBatcher>();
-  /**
-   * Connections to shadow slots whose answers wait to be read (paused: the socket is out of the event loop's poll, so
-   * an answer that arrives while the front is idle does not wake it). Read at the next moment without a client request
-   * in flight, right after a client's answer went out (the front is awake then anyway), or after MIRROR_LINGER_MS.
-   */
-  private readonly heldSockets = new Set<Socket>();
-  private holdTimer?: NodeJS.Timeout;
   /** Counters are comparable only within one epoch (a new front starts from zero). */
   readonly epoch = randomUUID();
   private authorize: (header: string | undefined) => boolean | Promise<boolean> = () => true;
@@ -610,10 +603,7 @@ export class ServiceFront {
       maxBodyBytes: this.limits.maxBodyBytes,
       onDone: () => {
         slot.inflight--;
-        if (--this.clientsInFlight === 0) {
-          for (const b of this.batchers) b.lull();
-          this.readHeldAnswers();
-        }
+        if (--this.clientsInFlight === 0) for (const b of this.batchers) b.lull();
         if (slot.inflight === 0) for (const w of slot.idleWaiters.splice(0)) w();
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         // Counted when answered (a client that went away before its answer is not the slot's doing). An answer
@@ -794,7 +784,7 @@ export class ServiceFront {
   }
 
   /** A POST of copies to the shadow slot, with its key, through the mirror agent (60 s without progress: destroyed). */
-  private postToShadow(target: SlotState, path: string, contentType: string, length: number, auth: string | undefined, onResponse: (up: http.IncomingMessage) => void, hold = false): http.ClientRequest {
+  private postToShadow(target: SlotState, path: string, contentType: string, length: number, auth: string | undefined, onResponse: (up: http.IncomingMessage) => void): http.ClientRequest {
     // Key auth: the slot's own key; token auth: the caller's token (a batch: its latest copy's, as verified by the front).
     const authorization = target.key ? `Bearer ${target.key}` : auth;
     const headers: http.OutgoingHttpHeaders = {
@@ -805,30 +795,7 @@ export class ServiceFront {
     };
     const out = http.request({ host: target.target.hostname, port: target.target.port, method: 'POST', path, headers, agent: this.shadowAgent, timeout: 60_000 }, onResponse);
     out.on('timeout', () => out.destroy(new Error('shadow timeout')));
-    if (hold) out.once('socket', (socket) => this.holdAnswer(socket));
     return out;
-  }
-
-  /**
-   * Leaves the shadow's answer on `socket` unread until `readHeldAnswers` (at the latest after MIRROR_LINGER_MS): the
-   * socket is paused, i.e. out of the event loop's poll, so an answer arriving while the front is idle does not wake
-   * it; it is read right after the front's next client answer, when it is awake anyway. Only for batches under light
-   * traffic: their copies' latencies come from the frame (the replica's own times), not from when the answer is read.
-   */
-  private holdAnswer(socket: Socket): void {
-    socket.pause();
-    this.heldSockets.add(socket);
-    if (!this.holdTimer) {
-      this.holdTimer = setTimeout(() => this.readHeldAnswers(), MIRROR_LINGER_MS);
-      this.holdTimer.unref();
-    }
-  }
-
-  private readHeldAnswers(): void {
-    if (this.holdTimer) clearTimeout(this.holdTimer);
-    this.holdTimer = undefined;
-    for (const socket of this.heldSockets) if (!socket.destroyed) socket.resume();
-    this.heldSockets.clear();
   }
 
   /** A copy as its own request to the slot (latency: from a free connection to the end of the shadow's answer). */
@@ -874,11 +841,8 @@ export class ServiceFront {
       for (const c of copies) this.sendSingle(target, c);
       return;
     }
-    // Light traffic (an idle front between client requests): the batch's answer waits until the front is awake anyway
-    // (`holdAnswer`), which saves the front a wake-up per batch — on a shared VM the largest part of a copy's cost.
-    const light = this.recentConcurrency < MIRROR_HEAVY_CONCURRENCY;
-    if (copies.length === 1 && batcher?.takesBatches && !light) {
-      // Heavy traffic: a batch of one is a plain copy (once the slot is known to take batches): no frame to build or read.
+    if (copies.length === 1 && batcher?.takesBatches) {
+      // A batch of one is a plain copy (once the slot is known to take batches): no frame to build or read.
       const [copy] = copies;
       return this.sendSingle(target, { ...copy, done: (a) => (sent(), copy.done(a)) });
     }
@@ -933,7 +897,7 @@ export class ServiceFront {
         });
         up.on('error', () => fail(0));
         up.on('close', () => fail(0));
-      }, light);
+      });
     } catch {
       return fail(0);
     }
@@ -944,7 +908,6 @@ export class ServiceFront {
   async close(): Promise<void> {
     for (const b of this.batchers) b.clear();
     this.batchers.clear();
-    this.readHeldAnswers();
     for (const s of this.slots.values()) s.agent.destroy();
     this.mirrorAgent?.destroy();
     this.mirrorAgent = undefined;
