@@ -17,7 +17,8 @@ describe('Model.get_model_path + JSON scoring (seed example 1)', () => {
     expect(res.status).toBe(200);
     expect(await res.text()).toBe('Healthy');
     // Each worker ran init(); their prints arrive on their own stdout pipes.
-    await waitFor(() => s.output.includes('1:model loaded from model.json') && s.output.includes('2:model loaded from model.json'));
+    // A worker's print can arrive before its ready message: wait for both, then check.
+    await waitFor(() => s.output.includes('1:model loaded from model.json') && s.output.includes('2:model loaded from model.json') && s.server.pool.readyCount === 2);
     expect(s.server.pool.readyCount).toBe(2);
   });
 
