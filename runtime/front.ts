@@ -861,14 +861,10 @@ export class ServiceFront {
         const status = up.statusCode ?? 0;
         if (status !== 200 || up.headers['content-type'] !== MIRROR_BATCH_TYPE) {
           up.resume();
-          if (status === 404 || status === 405 || (status >= 200 && status < 300)) {
-            if (batcher) batcher.takesBatches = false;
-            sent();
-            over = true;
-            for (const c of copies) this.sendSingle(target, c);
-          } else if (status === 413) {
-            // The replica's body limit is under this batch's size: these copies go one by one (each fits, as its
-            // request did); later batches are tried again (a smaller one may fit).
+          // 413: the replica's body limit is under this batch's size: these copies go one by one (each fits, as its
+          // request did) and later batches are tried again (a smaller one may fit).
+          if (status === 404 || status === 405 || status === 413 || (status >= 200 && status < 300)) {
+            if (batcher && status !== 413) batcher.takesBatches = false;
             sent();
             over = true;
             for (const c of copies) this.sendSingle(target, c);
