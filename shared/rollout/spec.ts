@@ -61,7 +61,8 @@ export function parseDurationSeconds(v: unknown): number | undefined {
   return m ? Number(m[1]) * UNIT_SECONDS[m[2]] : undefined;
 }
 
-const duration = (max: number) =>
+/** A duration between `min` (1 s unless said) and `max` seconds, as a number of seconds or "90s", "5m", "24h", "2d". */
+const duration = (max: number, min = 1) =>
   z
     .union([z.number(), z.string()])
     .transform((v, ctx) => {
@@ -70,8 +71,8 @@ const duration = (max: number) =>
         ctx.addIssue({ code: 'custom', message: 'must be a number of seconds or a duration such as "90s", "5m", "24h", "2d"' });
         return z.NEVER;
       }
-      if (s < 1 || s > max) {
-        ctx.addIssue({ code: 'custom', message: `must be between 1 second and ${max} seconds` });
+      if (s < min || s > max) {
+        ctx.addIssue({ code: 'custom', message: `must be between ${min} and ${max} seconds` });
         return z.NEVER;
       }
       return Math.round(s);
@@ -91,8 +92,10 @@ export const rolloutSchema = z.strictObject({
     .strictObject({
       max_error_rate: share.optional(),
       max_p99_ms: z.number().positive().max(3_600_000).optional(),
-      min_requests: z.number().int().min(0).max(1_000_000_000).optional(),
-      max_wait_seconds: z.union([z.literal(0), duration(ROLLOUT_LIMITS.maxWaitSeconds)]).optional(),
+      // At least 1: a window without a request measured nothing, so its gates cannot pass (to go on when traffic is
+      // short, say so: on_insufficient_traffic: promote).
+      min_requests: z.number().int().min(1, 'must be at least 1: a window without a request measured nothing (on_insufficient_traffic: promote goes on when traffic is short)').max(1_000_000_000).optional(),
+      max_wait_seconds: duration(ROLLOUT_LIMITS.maxWaitSeconds, 0).optional(),
       on_insufficient_traffic: z.enum(['promote', 'rollback'], { error: 'must be promote or rollback' }).optional(),
       max_disagreement: share.optional(),
       tolerance: z.number().min(0).max(1e12).optional(),
@@ -117,6 +120,12 @@ export function resolveRollout(r: RolloutInput, target: TargetKind, field = 'rol
   if (strategy === 'blue_green') {
     for (const f of ['steps', 'step_percent', 'interval', 'approval'] as const) {
       if (r[f] !== undefined) problems.push(`${field}.${f}: only applies to strategy canary or linear (strategy is blue_green)`);
+    }
+    // A plain blue/green switch has no step to bake or gate: settings it would ignore are refused, not dropped.
+    if (r.mirror_percent === undefined) {
+      for (const f of ['bake_seconds', 'gates'] as const) {
+        if (r[f] !== undefined) problems.push(`${field}.${f}: a blue_green switch without mirror_percent has no step to bake or gate; use strategy canary or linear, or add mirror_percent for a shadow phase`);
+      }
     }
   } else if (strategy === 'canary') {
     if (r.step_percent !== undefined || r.interval !== undefined) problems.push(`${field}.step_percent/interval: only apply to strategy linear; canary takes steps (e.g. [10, 50, 100])`);

@@ -60,7 +60,7 @@ test('bad sections are refused with the field and what to do', () => {
   expect(refused({ strategy: 'linear', step_percent: 1 })).toMatch(/at most 20 steps are allowed|at most 20/);
   expect(refused({ strategy: 'blue_green', steps: [10, 100] })).toMatch(/rollout\.steps: only applies to strategy canary or linear/);
   expect(refused({ strategy: 'canary', bake_seconds: '1 week' })).toMatch(/rollout\.bake_seconds: must be a number of seconds or a duration/);
-  expect(refused({ strategy: 'canary', bake_seconds: 0 })).toMatch(/rollout\.bake_seconds: must be between 1 second/);
+  expect(refused({ strategy: 'canary', bake_seconds: 0 })).toMatch(/rollout\.bake_seconds: must be between 1 and 604800 seconds/);
   expect(refused({ strategy: 'canary', gates: { max_error_rate: 5 } })).toMatch(/rollout\.gates\.max_error_rate: must be at most 1/);
   expect(refused({ strategy: 'canary', gates: { on_insufficient_traffic: 'maybe' } })).toMatch(/must be promote or rollback/);
   expect(refused({ strategy: 'canary', gates: { max_disagreement: 0.1 } })).toMatch(/max_disagreement: needs mirror_percent/);
@@ -75,6 +75,22 @@ test('bad sections are refused with the field and what to do', () => {
   // AKS splits with a Gateway API HTTPRoute (shared/azure/aks-traffic.ts): canary and linear pass validation.
   expect(parse({ strategy: 'canary', steps: [10, 50, 100] }, 'aks')).toMatchObject({ strategy: 'canary', steps: [10, 50, 100] });
   expect(parse({ strategy: 'linear', step_percent: 50 }, 'aks')).toMatchObject({ strategy: 'linear', steps: [50, 100] });
+});
+
+test('settings a rollout would ignore or could not measure are refused; 0 means none in any spelling', () => {
+  // blue_green without a shadow phase: nothing bakes, nothing is gated.
+  expect(refused({ strategy: 'blue_green', bake_seconds: 60 })).toMatch(/rollout\.bake_seconds: a blue_green switch without mirror_percent has no step to bake or gate/);
+  expect(refused({ gates: { max_error_rate: 0.01 } })).toMatch(/rollout\.gates: a blue_green switch without mirror_percent/);
+  expect(parse({ strategy: 'blue_green', mirror_percent: 10, bake_seconds: 60, gates: { max_disagreement: 0.1 } })).toMatchObject({ bakeSeconds: 60, mirrorPercent: 10 });
+  // A gate over an empty window measured nothing.
+  expect(refused({ strategy: 'canary', gates: { min_requests: 0 } })).toMatch(/rollout\.gates\.min_requests: must be at least 1/);
+  expect(parse({ strategy: 'canary', gates: { min_requests: 1 } })?.gates.minRequests).toBe(1);
+  // No extra wait: 0 as a number or as a duration.
+  expect(parse({ strategy: 'canary', gates: { max_wait_seconds: 0 } })?.gates.maxWaitSeconds).toBe(0);
+  expect(parse({ strategy: 'canary', gates: { max_wait_seconds: '0s' } })?.gates.maxWaitSeconds).toBe(0);
+  expect(parse({ strategy: 'canary', gates: { max_wait_seconds: '10m' } })?.gates.maxWaitSeconds).toBe(600);
+  expect(refused({ strategy: 'canary', gates: { max_wait_seconds: -1 } })).toMatch(/max_wait_seconds: must be between 0 and/);
+  expect(refused({ strategy: 'canary', bake_seconds: '0s' })).toMatch(/bake_seconds: must be between 1 and/);
 });
 
 test('durations', () => {
