@@ -35,6 +35,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { LocalFront } from '../shared/targets/local-front';
+import { DEFAULT_MIRROR_BOUNDS } from '../runtime/front';
 import { answerMirrorBatch, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from '../runtime';
 import { cpuList, onCpus, otherCpus, pin } from './cpus';
 
@@ -99,8 +100,13 @@ async function serve(greenUrl?: string): Promise<void> {
     mirror100: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 1e-6 }), 'mirror100'),
   };
   process.stdout.write(JSON.stringify({ ports }) + '\n');
-  // Each line on stdin asks for the mirroring fronts' copy counts (cumulative): copies sent, skipped, failed.
-  readline.createInterface({ input: process.stdin }).on('line', () => {
+  // Each line on stdin asks for the mirroring fronts' copy counts (cumulative): copies sent, skipped, failed; `drain`
+  // first waits (at most 10 s) until no copy is pending (gathering or out).
+  readline.createInterface({ input: process.stdin }).on('line', async (line) => {
+    if (line === 'drain') {
+      const end = Date.now() + 10_000;
+      while (Date.now() < end && Object.values(mirrorFronts).some((f) => f.pendingCopies > 0)) await new Promise((r) => setTimeout(r, 5));
+    }
     const of = (f: LocalFront) => {
       const s = f.snapshot().shadow?.green;
       return { mirrored: s?.mirrored ?? 0, skipped: s?.skipped ?? 0, errors: s?.errors ?? 0 };
@@ -120,24 +126,33 @@ type Mode = { connections: number } | { perSecond: number };
  * - open loop: requests sent on a fixed schedule, `perSecond`, whatever the answers, each timed from its scheduled
  *   send (a late answer delays no later request's clock: no coordinated omission); connections as many as needed.
  */
-async function load(port: number, mode: Mode, ms: number, agent: http.Agent, into: number[], headers: Record<string, string> = {}): Promise<number> {
+async function load(port: number, mode: Mode, ms: number, agent: http.Agent, into: number[], headers: Record<string, string> = {}, leadIn?: { ms: number; then: () => void }): Promise<number> {
   const body = Buffer.from(JSON.stringify({ data: [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]] }));
-  const end = Date.now() + ms;
+  // The first `leadIn.ms` are load, not measured (`then` runs when measuring starts): see LEAD_IN_MS.
+  const recordFrom = process.hrtime.bigint() + BigInt(Math.round((leadIn?.ms ?? 0) * 1e6));
+  let started = !leadIn;
+  const end = Date.now() + ms + (leadIn?.ms ?? 0);
   let errors = 0;
   const one = (t0 = process.hrtime.bigint()) =>
     new Promise<void>((resolve) => {
       const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/score', agent, headers: { ...headers, 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
         res.resume();
         res.on('end', () => {
-          if (res.statusCode !== 200) errors++;
-          into.push(Number(process.hrtime.bigint() - t0) / 1e6);
+          if (t0 >= recordFrom) {
+            if (res.statusCode !== 200) errors++;
+            into.push(Number(process.hrtime.bigint() - t0) / 1e6);
+          }
           resolve();
         });
       });
       req.on('error', () => {
-        errors++;
+        if (t0 >= recordFrom) errors++;
         resolve();
       });
+      if (!started && t0 >= recordFrom) {
+        started = true;
+        leadIn!.then();
+      }
       req.end(body);
     });
   if ('connections' in mode) {
@@ -167,6 +182,14 @@ async function load(port: number, mode: Mode, ms: number, agent: http.Agent, int
   await Promise.all(pending);
   return errors;
 }
+
+/**
+ * Each slice runs this long before it is measured, and a slice of a mirroring configuration ends with its copies
+ * drained: copies wait up to the linger (DEFAULT_MIRROR_BOUNDS.lingerMs) for a batch, so without both a
+ * configuration's batches would land in the next configuration's slice, and its slice would start without the
+ * batches a steady state has in flight.
+ */
+const LEAD_IN_MS = DEFAULT_MIRROR_BOUNDS.lingerMs + 50;
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
@@ -207,7 +230,7 @@ type Copies = Record<string, { mirrored: number; skipped: number; errors: number
 /** Per configuration: percentiles of all its requests, and the p99 of each slice (in slice order). */
 type Figures = Record<string, { p50: number; p99: number; p999: number; n: number; sliceP99: number[] }>;
 
-async function measure(prefix: string, ports: Record<string, number>, headers: Record<string, string> = {}, cpu: CpuOf = {}, copies?: () => Promise<Copies>): Promise<Record<'c1' | 'c32' | 'rate50', Figures>> {
+async function measure(prefix: string, ports: Record<string, number>, headers: Record<string, string> = {}, cpu: CpuOf = {}, copies?: (drain?: boolean) => Promise<Copies>): Promise<Record<'c1' | 'c32' | 'rate50', Figures>> {
   const configs = Object.keys(ports);
   const out = {} as Record<'c1' | 'c32' | 'rate50', Figures>;
   for (const label of ['c1', 'c32', 'rate50'] as const) {
@@ -223,13 +246,18 @@ async function measure(prefix: string, ports: Record<string, number>, headers: R
       // Each slice starts with another configuration: none is always measured right after the same one (`direct`
       // at 32 connections leaves the machine busier for whatever comes next: a fixed order biased `front`).
       for (const k of configs.map((_, i) => configs[(i + s) % configs.length])) {
-        const before = { serving: cpuMs(cpu.serving?.[k]), shadow: cpuMs(cpu.shadow?.[k]) };
+        let before = { serving: 0, shadow: 0 };
         const slice: number[] = [];
-        errs[k] += await load(ports[k], mode, (SECONDS * 1000) / SLICES, agents[k], slice, headers);
+        const sample = () => (before = { serving: cpuMs(cpu.serving?.[k]), shadow: cpuMs(cpu.shadow?.[k]) });
+        errs[k] += await load(ports[k], mode, (SECONDS * 1000) / SLICES, agents[k], slice, headers, { ms: LEAD_IN_MS, then: sample });
         for (const v of slice) lat[k].push(v);
         sliceP99[k].push(pct(slice.sort((a, b) => a - b), 99));
         used[k].serving += cpuMs(cpu.serving?.[k]) - before.serving;
         used[k].shadow += cpuMs(cpu.shadow?.[k]) - before.shadow;
+        if (k.startsWith('mirror')) {
+          if (copies) await copies(true);
+          else await new Promise((r) => setTimeout(r, LEAD_IN_MS + 100)); // the ACI front: its batches leave and come back
+        }
       }
     }
     const copiesAfter = await copies?.();
@@ -345,9 +373,9 @@ async function localPart(): Promise<void> {
         child.once('exit', (c) => reject(new Error(`server exited ${c}`)));
       });
     const ports = JSON.parse(await next()).ports as Record<string, number>;
-    const copies = async (): Promise<Copies> => {
+    const copies = async (drain = false): Promise<Copies> => {
       const line = next();
-      child.stdin!.write('copies\n');
+      child.stdin!.write(drain ? 'drain\n' : 'copies\n');
       return JSON.parse(await line).copies as Copies;
     };
     // CPU per request of the serving side (the child with the serving slot and the fronts) and of the shadow slot.

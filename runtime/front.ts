@@ -21,6 +21,7 @@ import { createBoundedServer, DEFAULT_HTTP_LIMITS, dropBody, resolveHttpLimits, 
 import { BATCHABLE_PATH, decodeMirrorResponse, encodeMirrorRequest, MAX_BATCH_INDEX_BYTES, MAX_BATCH_ITEMS, MAX_BATCH_TYPE_CHARS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from './mirror-batch';
 import { isOpenOipPath } from './oip';
 import { DEFAULT_MAX_BODY_BYTES } from './options';
+import { PINNED_HEADER } from './metrics';
 import { makeAuthorizer } from './server';
 import type { TlsMaterial } from './tls';
 import {
@@ -35,6 +36,7 @@ import {
 
 /** The header that pins a request to one slot (at any weight, 0 % included), as AML v2's online endpoints. */
 export const PIN_HEADER = 'azureml-model-deployment';
+
 /** Requests of shadow copies (batches, mirror-batch.ts, or a copy alone) out to one shadow slot at once at most; more copies wait for one. */
 export const MIRROR_BATCHES_IN_FLIGHT = 2;
 /**
@@ -467,6 +469,13 @@ export class ServiceFront {
   }
 
   /** Cumulative per-slot figures since this front started (see shared/rollout/traffic.ts). */
+  /** Shadow copies not settled yet (gathering for a batch, or out to the shadow slot), all slots. */
+  get pendingCopies(): number {
+    let n = 0;
+    for (const o of this.shadowInflight.values()) n += o.n;
+    return n;
+  }
+
   snapshot(): TrafficSnapshot {
     const copy = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
     return {
@@ -590,6 +599,8 @@ export class ServiceFront {
     }
     if (this.authMode !== 'token') delete headers.authorization;
     delete headers[PIN_HEADER];
+    if (pinRaw !== undefined) headers[PINNED_HEADER] = '1';
+    else delete headers[PINNED_HEADER];
     if (s.key) headers.authorization = `Bearer ${s.key}`;
     headers.host = s.target.host;
 

@@ -5,6 +5,13 @@ export const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 
 type Labels = Record<string, string>;
 
+/**
+ * What a pinned request carries to its slot (set by the service front, or on AKS by the route's pin rule; taken off
+ * every other request): the runtime counts it apart in /metrics (`pinned="true"`), so a test of a version at 0 %
+ * never weighs in a rollout's gates.
+ */
+export const PINNED_HEADER = 'x-mdf-pinned';
+
 function labelText(labels: Labels): string {
   const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
   return parts.length ? `{${parts.join(',')}}` : '';
@@ -80,12 +87,16 @@ export class RuntimeMetrics {
   /** Label sets of recordRequest by route and status (a closed set: routes are a fixed list, statuses HTTP codes). */
   private readonly requestSeries = new Map<string, { requests: [string, Labels]; duration: [string, Labels] }>();
 
-  recordRequest(route: string, status: number, seconds: number): void {
-    const k = `${route} ${status}`;
+  /**
+   * One request handled. `pinned`: a request a service front or route sent to this version by name (PINNED_HEADER,
+   * runtime/front.ts): a test, not live traffic. Its series carry `pinned="true"`, which a rollout's gates leave out.
+   */
+  recordRequest(route: string, status: number, seconds: number, pinned = false): void {
+    const k = `${route} ${status}${pinned ? ' pinned' : ''}`;
     let s = this.requestSeries.get(k);
     if (!s) {
-      const requests = { route, status: String(status) };
-      const duration = { route };
+      const requests: Labels = { route, status: String(status), ...(pinned ? { pinned: 'true' } : {}) };
+      const duration: Labels = { route, ...(pinned ? { pinned: 'true' } : {}) };
       s = { requests: [labelText(requests), requests], duration: [labelText(duration), duration] };
       this.requestSeries.set(k, s);
     }

@@ -12,7 +12,7 @@ import { createBoundedServer, dropBody, type HttpLimits } from './http-limits';
 import { loadTlsFiles } from './tls';
 import { InProcessScorer, startOnnxThreads } from './in-process';
 import { onnxThreads, workerLaunch } from './launch';
-import { RuntimeMetrics } from './metrics';
+import { PINNED_HEADER, RuntimeMetrics } from './metrics';
 import { resolveOptions, type ServerOptions, type ServerOptionsInput } from './options';
 import { WorkerPool, type Scorer } from './pool';
 import { keyAuth } from './auth-keys';
@@ -351,7 +351,7 @@ export async function startScoringServer(input: StartOptions): Promise<ScoringSe
       active--;
       if (span) telemetry!.endRequest(span, res.statusCode);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      metrics.recordRequest(routeName, res.statusCode, seconds);
+      metrics.recordRequest(routeName, res.statusCode, seconds, req.headers[PINNED_HEADER] === '1');
       if ([413, 503, 504].includes(res.statusCode)) metrics.rejected.inc({ status: String(res.statusCode) });
       if (options.accessLog) {
         log({

@@ -63,6 +63,13 @@ export interface TrafficSnapshot {
   mirror?: { slot: string; percent: number };
   slots: Record<string, SlotTraffic>;
   shadow?: Record<string, ShadowTraffic>;
+  /**
+   * Where a slot's figures are the sum of sources that start, stop and restart on their own (AKS pods): each source's
+   * own counters, by an id that changes when its counters start over (pod uid and restart count). A window then takes
+   * each source's difference — a new source counted from zero, one gone leaving out what it did since the last read —
+   * so a pod that is added, removed or restarted (an autoscaler) does not start the window over (`epoch` unchanged).
+   */
+  parts?: Record<string, { slot: string; traffic: SlotTraffic }>;
 }
 
 export const emptySlotTraffic = (): SlotTraffic => ({ requests: 0, errors: 0, latency: {} });

@@ -675,7 +675,9 @@ export class AksTarget implements DeployTarget {
     const weights = st ? st.weights : routeWeights(serviceName, route);
     const names = [...new Set([...Object.keys(weights), ...(st?.mirror ? [st.mirror.slot] : [])])];
     const slots: Record<string, SlotTraffic> = {};
+    // The epoch is the front pods' (their shadow counters are summed); slot pods are parts, each diffed on its own.
     const seen: Array<{ uid: string; restarts: number }> = (answer?.pods ?? []).map((p) => ({ uid: `front:${p.uid}:${p.answer.snapshot.epoch}`, restarts: p.restarts }));
+    const parts: NonNullable<TrafficSnapshot['parts']> = {};
     const proxyOptions = await this.metricsProxyOptions(core, serviceName);
     for (const slot of names) {
       const pods = await this.k(`list pods of ${serviceName}/${slot}`, () => core.listNamespacedPod({ namespace: this.ns, labelSelector: labelSelector(slotSelector(serviceName, slot)) }));
@@ -683,14 +685,15 @@ export class AksTarget implements DeployTarget {
       for (const pod of pods.items) {
         const podName = pod.metadata?.name;
         const cs = pod.status?.containerStatuses?.find((c) => c.name === AKS_CONTAINER);
-        // Only pods that serve (running and ready) are read; one becoming ready or not changes the epoch.
+        // Only pods that serve (running and ready) are read; each is a part whose counters start over with a restart.
         if (!podName || pod.status?.phase !== 'Running' || !cs?.ready) continue;
         const port = pod.spec?.containers?.find((c) => c.name === AKS_CONTAINER)?.ports?.[0]?.containerPort ?? scoringPort({});
-        seen.push({ uid: pod.metadata?.uid ?? podName, restarts: cs.restartCount ?? 0 });
         const text = await this.k(`read /metrics of pod ${podName}`, () => core.connectGetNamespacedPodProxyWithPath({ name: `${podName}:${port}`, namespace: this.ns, path: 'metrics' }, proxyOptions));
         const body = String(text ?? '');
         if (body.length > MAX_METRICS_BYTES) throw new AppError('MetricsTooLarge', `Pod ${podName}'s /metrics answer is larger than ${MAX_METRICS_BYTES} bytes.`, 502);
-        sum = addSlotTraffic(sum, slotTrafficFromMetrics(body));
+        const traffic = slotTrafficFromMetrics(body);
+        parts[`${pod.metadata?.uid ?? podName}:${cs.restartCount ?? 0}`] = { slot, traffic };
+        sum = addSlotTraffic(sum, traffic);
       }
       slots[slot] = sum;
     }
@@ -701,6 +704,7 @@ export class AksTarget implements DeployTarget {
       ...(serving ? { serving } : {}),
       ...(st?.mirror ? { mirror: { slot: st.mirror.slot, percent: st.mirror.percent } } : {}),
       slots,
+      parts,
       ...(answer?.shadow ? { shadow: answer.shadow } : {}),
     };
   }

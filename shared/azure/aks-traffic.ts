@@ -6,13 +6,14 @@
  *   `/` and split between the slots' Services by `backendRefs` weights; a request with the header
  *   `azureml-model-deployment: <slot>` goes to that slot (a header match rule, so a slot at 0 % can be tested);
  * - the gate figures are each slot's runtime `/metrics` (Prometheus text), read from every pod of the slot through
- *   the Kubernetes API's pod proxy and summed. The epoch is the set of pods (uid and restart count): when a pod of
- *   a weighted slot starts, stops or restarts, counters are not comparable and the rollout starts its window again.
+ *   the Kubernetes API's pod proxy and summed; each pod is also a part of the snapshot (by uid and restart count), so a
+ *   window diffs each pod's own counters and a pod that starts, stops or restarts (an autoscaler) keeps the window.
  * Pure code (objects and parsing); the calls are in aks-target.ts.
  */
 import { createHash } from 'node:crypto';
 import { AppError } from '../errors';
 import { emptySlotTraffic, latencyBucket, type ShadowTraffic, type SlotTraffic } from '../rollout/traffic';
+import { PINNED_HEADER } from '../../runtime';
 import { AKS_SERVICE_PORT, serviceLabels } from './aks-manifests';
 import { serviceResourceName, slotResourceName } from './names';
 
@@ -39,7 +40,10 @@ export interface HTTPRouteObject {
     parentRefs: Array<{ group: string; kind: string; name: string; namespace: string }>;
     rules: Array<{
       matches: Array<{ path: { type: 'PathPrefix'; value: string }; headers?: Array<{ type: 'Exact'; name: string; value: string }> }>;
-      filters: Array<{ type: 'URLRewrite'; urlRewrite: { path: { type: 'ReplacePrefixMatch'; replacePrefixMatch: string } } }>;
+      filters: Array<
+        | { type: 'URLRewrite'; urlRewrite: { path: { type: 'ReplacePrefixMatch'; replacePrefixMatch: string } } }
+        | { type: 'RequestHeaderModifier'; requestHeaderModifier: { set?: Array<{ name: string; value: string }>; remove?: string[] } }
+      >;
       backendRefs: Array<{ group: ''; kind: 'Service'; name: string; port: number; weight: number }>;
     }>;
   };
@@ -79,7 +83,11 @@ export function httpRoute(serviceName: string, namespace: string, weights: Recor
   const entries = checkWeights(serviceName, weights);
   const prefix = routePathPrefix(serviceName);
   const backend = (slot: string, weight: number) => ({ group: '' as const, kind: 'Service' as const, name: slotResourceName(serviceName, slot), port: AKS_SERVICE_PORT, weight });
-  const rewrite = [{ type: 'URLRewrite' as const, urlRewrite: { path: { type: 'ReplacePrefixMatch' as const, replacePrefixMatch: '/' } } }];
+  const rewrite = { type: 'URLRewrite' as const, urlRewrite: { path: { type: 'ReplacePrefixMatch' as const, replacePrefixMatch: '/' } } };
+  // A pinned request reaches its slot marked (the runtime counts it apart: not live traffic for the gates); any other
+  // request has the mark taken off, so no client can hide its requests from the gates.
+  const marked = { type: 'RequestHeaderModifier' as const, requestHeaderModifier: { set: [{ name: PINNED_HEADER, value: '1' }] } };
+  const unmarked = { type: 'RequestHeaderModifier' as const, requestHeaderModifier: { remove: [PINNED_HEADER] } };
   const serving = [...entries].sort((a, b) => b[1] - a[1])[0][0];
   return {
     apiVersion: `${GATEWAY_API.group}/${GATEWAY_API.version}`,
@@ -90,10 +98,10 @@ export function httpRoute(serviceName: string, namespace: string, weights: Recor
       rules: [
         ...entries.map(([slot]) => ({
           matches: [{ path: { type: 'PathPrefix' as const, value: prefix }, headers: [{ type: 'Exact' as const, name: PIN_HEADER, value: slot }] }],
-          filters: rewrite,
+          filters: [rewrite, marked],
           backendRefs: [backend(slot, 1)],
         })),
-        { matches: [{ path: { type: 'PathPrefix' as const, value: prefix } }], filters: rewrite, backendRefs: entries.map(([slot, w]) => backend(slot, w)) },
+        { matches: [{ path: { type: 'PathPrefix' as const, value: prefix } }], filters: [rewrite, unmarked], backendRefs: entries.map(([slot, w]) => backend(slot, w)) },
       ],
     },
   };
@@ -170,7 +178,7 @@ export function routeWeights(serviceName: string, route: Partial<HTTPRouteObject
   return out;
 }
 
-/** Epoch of a set of pods: changes when a pod starts, goes or restarts (their counters are then not comparable). */
+/** Epoch of a set of (front) pods: changes when a pod starts, goes or restarts (their summed counters are then not comparable). */
 export function podsEpoch(pods: Array<{ uid: string; restarts: number }>): string {
   const key = pods
     .map((p) => `${p.uid}:${p.restarts}`)
@@ -199,7 +207,8 @@ export function slotTrafficFromMetrics(text: string): SlotTraffic {
     if (name !== 'scoring_requests_total' && name !== 'scoring_request_duration_seconds_bucket') continue;
     const labels: Record<string, string> = {};
     for (const l of labelText.matchAll(LABEL)) labels[l[1]] = l[2];
-    if (labels.route !== 'score') continue;
+    // Live traffic only: requests pinned to this version (tests, PINNED_HEADER) are counted apart and left out.
+    if (labels.route !== 'score' || labels.pinned === 'true') continue;
     const value = Number(raw);
     if (!Number.isFinite(value) || value < 0) continue;
     if (name === 'scoring_requests_total') {

@@ -79,11 +79,21 @@ const finite = (v: number | undefined): number | undefined => (v === undefined ?
 
 /** `end - start` for one slot (start absent: counted from zero). */
 export function windowOf(start: TrafficSnapshot | undefined, end: TrafficSnapshot, slot: string): WindowFigures {
-  const a = start?.slots[slot];
-  const b = end.slots[slot] ?? emptySlotTraffic();
-  const requests = Math.max(0, b.requests - (a?.requests ?? 0));
-  const errors = Math.max(0, b.errors - (a?.errors ?? 0));
-  const hist = diffHist(a?.latency, b.latency);
+  // Per source when both snapshots have them (`parts`: AKS pods), else the slot's sums.
+  const pairs: Array<[SlotTraffic | undefined, SlotTraffic]> =
+    start?.parts && end.parts
+      ? Object.entries(end.parts)
+          .filter(([, p]) => p.slot === slot)
+          .map(([id, p]) => [start.parts![id]?.slot === slot ? start.parts![id].traffic : undefined, p.traffic])
+      : [[start?.slots[slot], end.slots[slot] ?? emptySlotTraffic()]];
+  let requests = 0;
+  let errors = 0;
+  const hist: Record<string, number> = {};
+  for (const [a, b] of pairs) {
+    requests += Math.max(0, b.requests - (a?.requests ?? 0));
+    errors += Math.max(0, b.errors - (a?.errors ?? 0));
+    for (const [k, v] of Object.entries(diffHist(a?.latency, b.latency))) hist[k] = (hist[k] ?? 0) + v;
+  }
   const p50 = finite(quantileMs(hist, 0.5));
   const p99 = finite(quantileMs(hist, 0.99));
   return { requests, errors, ...(requests ? { errorRate: errors / requests } : {}), ...(p50 !== undefined ? { p50Ms: p50 } : {}), ...(p99 !== undefined ? { p99Ms: p99 } : {}) };

@@ -133,7 +133,13 @@ describe('AKS progressive delivery (Gateway API HTTPRoute)', () => {
     const route = bodies[0];
     expect(route.spec.parentRefs).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'mdf-gateway', namespace: 'models' }]);
     expect(split(route).matches).toEqual([{ path: { type: 'PathPrefix', value: '/services/diabetes' } }]);
-    expect(split(route).filters).toEqual([{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }]);
+    // Live requests lose any pinned mark (no caller hides its requests from the gates); pinned ones get it (the runtime
+    // counts them apart: a test of the 0 % version never weighs in a gate).
+    expect(split(route).filters).toEqual([
+      { type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } },
+      { type: 'RequestHeaderModifier', requestHeaderModifier: { remove: ['x-mdf-pinned'] } },
+    ]);
+    for (const rule of route.spec.rules.filter((r: any) => r.matches[0].headers)) expect(rule.filters[1]).toEqual({ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x-mdf-pinned', value: '1' }] } });
     expect(bodies[1].metadata.resourceVersion).toBe('1');
     expect(logs).toContain('traffic of diabetes: blue=90%, green=10%');
   });
@@ -213,28 +219,33 @@ describe('AKS progressive delivery (Gateway API HTTPRoute)', () => {
     expect(windowOf(start, end, 'blue')).toMatchObject({ requests: 900, errors: 0 });
   });
 
-  test('a pod that restarts, or a new pod once ready, changes the epoch: the rollout starts its window again', async () => {
+  test('a pod that restarts, a new pod once ready or a pod gone keeps the window: each pod is diffed on its own (an autoscaler never restarts a step)', async () => {
     const { target } = makeTarget();
     const route = { metadata: { name: 'diabetes' }, spec: { rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/services/diabetes' } }], backendRefs: [{ name: 'diabetes-green', port: 80, weight: 100 }] }] } };
-    kube().get(`${GW}/httproutes/diabetes`).reply(200, route);
-    expectFigures({ green: [{ name: 'diabetes-green-a', uid: 'g1', text: metrics(10, 0) }] });
-    const a = await target.trafficSnapshot('diabetes');
-    kube().get(`${GW}/httproutes/diabetes`).reply(200, route);
-    expectFigures({ green: [{ name: 'diabetes-green-a', uid: 'g1', restarts: 1, text: metrics(1, 0) }] });
-    const b = await target.trafficSnapshot('diabetes');
-    expect(b.epoch).not.toBe(a.epoch);
+    const read = async (pods: Parameters<typeof expectFigures>[0]['green']) => {
+      kube().get(`${GW}/httproutes/diabetes`).reply(200, route);
+      expectFigures({ green: pods });
+      return target.trafficSnapshot('diabetes');
+    };
+    const a = await read([{ name: 'diabetes-green-a', uid: 'g1', text: metrics(10, 0) }]);
     expect(a.epoch).toMatch(/^aks-[0-9a-f]{16}$/);
-    // A second pod that is not ready yet is not read and does not count; once ready, the epoch changes.
-    kube().get(`${GW}/httproutes/diabetes`).reply(200, route);
-    expectFigures({ green: [{ name: 'diabetes-green-a', uid: 'g1', restarts: 1, text: metrics(3, 0) }, { name: 'diabetes-green-b', uid: 'g2', unready: true, text: '' }] });
-    const c = await target.trafficSnapshot('diabetes');
-    expect(c.epoch).toBe(b.epoch);
-    expect(c.slots.green.requests).toBe(3);
-    kube().get(`${GW}/httproutes/diabetes`).reply(200, route);
-    expectFigures({ green: [{ name: 'diabetes-green-a', uid: 'g1', restarts: 1, text: metrics(4, 0) }, { name: 'diabetes-green-b', uid: 'g2', text: metrics(1, 0) }] });
-    const d = await target.trafficSnapshot('diabetes');
-    expect(d.epoch).not.toBe(c.epoch);
-    expect(d.slots.green.requests).toBe(5);
+    // g1 restarted (its counters start over): counted from zero, not as 1 − 10.
+    const b = await read([{ name: 'diabetes-green-a', uid: 'g1', restarts: 1, text: metrics(1, 1) }]);
+    expect(b.epoch).toBe(a.epoch);
+    expect(windowOf(a, b, 'green')).toMatchObject({ requests: 2, errors: 1 });
+    // A second pod that is not ready yet is not read and does not count.
+    const c = await read([{ name: 'diabetes-green-a', uid: 'g1', restarts: 1, text: metrics(3, 1) }, { name: 'diabetes-green-b', uid: 'g2', unready: true, text: '' }]);
+    expect(c.slots.green.requests).toBe(4);
+    expect(windowOf(a, c, 'green')).toMatchObject({ requests: 4, errors: 1 });
+    // Once ready it counts from zero; the window goes on.
+    const d = await read([{ name: 'diabetes-green-a', uid: 'g1', restarts: 1, text: metrics(4, 1) }, { name: 'diabetes-green-b', uid: 'g2', text: metrics(1, 0) }]);
+    expect(d.epoch).toBe(a.epoch);
+    expect(windowOf(a, d, 'green')).toMatchObject({ requests: 6, errors: 1 });
+    expect(windowOf(c, d, 'green')).toMatchObject({ requests: 2, errors: 0 });
+    // Scaled down: g2 is gone; g1's own difference is the window (no negative count from the sum falling).
+    const e = await read([{ name: 'diabetes-green-a', uid: 'g1', restarts: 1, text: metrics(6, 1) }]);
+    expect(e.slots.green.requests).toBe(7);
+    expect(windowOf(d, e, 'green')).toMatchObject({ requests: 2, errors: 0 });
   });
 
   test('a service with key or token auth: each pod proxy call carries the metrics key derived from the mounted keys (the proxy drops Authorization)', async () => {
@@ -297,6 +308,15 @@ describe('runtime /metrics → slot figures', () => {
     expect(buckets).toHaveLength(1);
     expect(buckets[0][1]).toBe(100);
     expect(LATENCY_BOUNDS_MS[Number(buckets[0][0])]).toBeGreaterThanOrEqual(5);
+  });
+
+  test('requests pinned to the version (tests, pinned="true") are left out of its figures', () => {
+    const text = [
+      metrics(10, 0, 0.005),
+      'scoring_requests_total{route="score",status="500",pinned="true"} 7',
+      'scoring_request_duration_seconds_bucket{route="score",pinned="true",le="+Inf"} 7',
+    ].join('\n');
+    expect(slotTrafficFromMetrics(text)).toEqual(slotTrafficFromMetrics(metrics(10, 0, 0.005)));
   });
 
   test('garbage lines and negative or non-numeric values are ignored; an oversized answer is refused', () => {

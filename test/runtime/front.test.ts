@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { callFront } from '../../shared/azure/aci-front';
 import { slotTrafficFromMetrics } from '../../shared/azure/aks-traffic';
-import { FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH, METRICS_KEY_HEADER, metricsHeaderValue, signFrontRequest, type FrontState } from '../../runtime';
+import { FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH, METRICS_KEY_HEADER, metricsHeaderValue, PIN_HEADER, PINNED_HEADER, signFrontRequest, type FrontState } from '../../runtime';
 import { post, start, startFrontProcess, tempDir, waitFor, type Started } from './helpers';
 
 const KEYS = { primaryKey: 'front-test-PRIMARY-key-0123456789', secondaryKey: 'front-test-SECONDARY-key-0123456789' };
@@ -136,3 +136,21 @@ test('front-cli as on ACI: signed control only, key auth, weights, shadow compar
   expect(log).toContain('"event":"front_state_restored"');
   for (const secret of [KEYS.primaryKey, KEYS.secondaryKey, ADMIN]) expect(log).not.toContain(secret);
 }, 120_000);
+
+test('pinned test requests reach their version marked and stay out of its gate figures; a caller cannot mark its own requests', async () => {
+  const state: FrontState = { generation: 1, serving: 'blue', slots: { blue: blue.url, green: green.url }, weights: { blue: 100, green: 0 } };
+  const { url } = await startFront(frontEnv(path.join(dir, 'state-pinned.json'), state));
+  const before = { blue: await slotFigures(blue.url), green: await slotFigures(green.url) };
+  const rawBefore = await (await fetch(`${green.url}/metrics`, { headers: { [METRICS_KEY_HEADER]: metricsHeaderValue(KEYS)! } })).text();
+  // 5 requests pinned to the 0 % version (as a tester would), 3 live ones that try to pass as pinned.
+  for (let i = 0; i < 5; i++) expect((await post(`${url}/score`, { data: [7] }, { ...auth, [PIN_HEADER]: 'green' })).status).toBe(200);
+  for (let i = 0; i < 3; i++) expect((await post(`${url}/score`, { data: [1] }, { ...auth, [PINNED_HEADER]: '1' })).status).toBe(200);
+  const after = { blue: await slotFigures(blue.url), green: await slotFigures(green.url) };
+  // The gates' figures: the live requests count (the caller's mark was taken off), the pinned ones do not.
+  expect(after.green.requests - before.green.requests).toBe(0);
+  expect(after.blue.requests - before.blue.requests).toBe(3);
+  // The runtime still shows the pinned requests, apart.
+  const pinnedOf = (text: string) => Number(/scoring_requests_total\{route="score",status="200",pinned="true"\} (\d+)/.exec(text)?.[1] ?? 0);
+  const rawAfter = await (await fetch(`${green.url}/metrics`, { headers: { [METRICS_KEY_HEADER]: metricsHeaderValue(KEYS)! } })).text();
+  expect(pinnedOf(rawAfter) - pinnedOf(rawBefore)).toBe(5);
+});
