@@ -51,12 +51,20 @@ export const MAX_SHADOW_SOCKETS = 8;
 /** Time per event-loop turn the deferred shadow work (sending copies, comparing answers) may take at most. */
 const SHADOW_TURN_BUDGET_MS = 1;
 /**
- * How shadow copies are gathered and held (`ServiceFront`'s third argument; the defaults are DEFAULT_MIRROR_BOUNDS).
- * - `lingerMs`: a copy waits at most this long for its batch to fill (MAX_BATCH_ITEMS), then leaves with the copies
- *   gathered meanwhile. Each batch costs both processes a wake-up and a round trip, and whatever client request is in
- *   flight at that moment waits for it: a few batches a second keep that to a few requests in a thousand, past the
- *   client's p99 (docs/benchmarks.md, "Copies gathered for 250 ms"). The gate figures are read per bake window
- *   (minutes), so a copy's verdict a quarter of a second later changes no decision.
+ * While the front is busy (`ServiceFront.busy`), a copy waits at most this long for a lull (a moment with no client
+ * request in flight) to leave with the others gathered meanwhile; a full batch (MAX_BATCH_ITEMS) leaves at once. An
+ * idle front sends each copy at once.
+ */
+export const MIRROR_LINGER_MS = 25;
+/**
+ * Concurrency (clients in flight, averaged over the last arrivals) from which a front counts as under heavy traffic:
+ * a moment without a client request is then a gap between two of them, not a lull, and copies wait for a full batch
+ * or the linger. Each small batch sent at such gaps cost a round trip, and the replica a wake-up.
+ */
+export const MIRROR_HEAVY_CONCURRENCY = 4;
+/**
+ * How shadow copies are held (`ServiceFront`'s third argument; defaults DEFAULT_MIRROR_BOUNDS):
+ * - `lingerMs`: while the front is busy, how long a copy waits at most for a lull (MIRROR_LINGER_MS);
  * - `heldBytes`: request bodies and serving answers held for copies not yet compared, per shadow slot at most; a copy
  *   whose bytes would go over is released at once and counted as mirrored, not compared.
  */
@@ -64,7 +72,7 @@ export interface MirrorBounds {
   lingerMs: number;
   heldBytes: number;
 }
-export const DEFAULT_MIRROR_BOUNDS: MirrorBounds = { lingerMs: 250, heldBytes: 64 * 1024 * 1024 };
+export const DEFAULT_MIRROR_BOUNDS: MirrorBounds = { lingerMs: MIRROR_LINGER_MS, heldBytes: 64 * 1024 * 1024 };
 /** Bodies of one batch at most; a larger body is copied on its own. */
 const MIRROR_BATCH_BODY_BYTES = 256 * 1024;
 /** Answer bytes a batch may bring back (beyond, the replica leaves answers out: those copies are not compared). */
@@ -81,17 +89,15 @@ interface ShadowCopy {
 }
 
 /**
- * The copies for one shadow slot, sent in batches: a copy waits for a full batch (MAX_BATCH_ITEMS) or until it has
- * waited `lingerMs` (MirrorBounds), then leaves with the others gathered meanwhile. At most MIRROR_BATCHES_IN_FLIGHT
- * requests are out; more copies wait for one to come back, and those that waited their linger leave as soon as one
- * does (at most MAX_BATCH_ITEMS and MIRROR_BATCH_BODY_BYTES per batch). Copies ready one at a time, each sent at once,
- * cost each client request of a busy front a wake-up of the shadow and a loopback write: docs/benchmarks.md, "Copies
- * gathered for 250 ms".
+ * The copies for one shadow slot, sent in batches. While the front is idle (no client request in flight, light
+ * traffic), a copy leaves at once (on the next event-loop turn, with the others of its turn); while it is busy, copies
+ * wait for a lull, for a full batch, or MIRROR_LINGER_MS, then leave together — so an idle front never wakes for a
+ * batch (a fixed window stalled the client's request at c1: docs/benchmarks.md, "Shadow copies in batches"). At most
+ * MIRROR_BATCHES_IN_FLIGHT requests are out; more copies wait for one to come back (at most MAX_BATCH_ITEMS and
+ * MIRROR_BATCH_BODY_BYTES per batch).
  */
 class MirrorBatcher {
   private pending: ShadowCopy[] = [];
-  /** When each pending copy was added (performance.now()), in the same order. */
-  private since: number[] = [];
   private head = 0;
   private out = 0;
   private scheduled?: NodeJS.Immediate;
@@ -105,24 +111,29 @@ class MirrorBatcher {
 
   constructor(
     private readonly send: (copies: ShadowCopy[], sent: () => void) => void,
+    /** Whether the front is busy (`ServiceFront.busy`): copies then wait for a lull, a full batch or the linger. */
+    private readonly busy: () => boolean,
     private readonly lingerMs: number,
   ) {}
 
   add(copy: ShadowCopy): void {
     this.pending.push(copy);
-    this.since.push(performance.now());
     this.schedule();
+  }
+
+  /** The front has no client request in flight: copies waiting for a lull may leave. */
+  lull(): void {
+    if (this.head < this.pending.length) this.schedule();
   }
 
   private schedule(): void {
     if (this.out >= MIRROR_BATCHES_IN_FLIGHT || this.head >= this.pending.length) return;
-    const wait = this.since[this.head] + this.lingerMs - performance.now();
-    if (this.pending.length - this.head >= MAX_BATCH_ITEMS || wait <= 0) this.scheduled ??= setImmediate(() => this.flush());
+    if (!this.busy() || this.pending.length - this.head >= MAX_BATCH_ITEMS) this.scheduled ??= setImmediate(() => this.flush());
     else if (!this.linger) {
       this.linger = setTimeout(() => {
         this.linger = undefined;
         this.flush();
-      }, wait);
+      }, this.lingerMs);
       this.linger.unref();
     }
   }
@@ -141,7 +152,6 @@ class MirrorBatcher {
       }
       if (this.head >= this.pending.length) {
         this.pending = [];
-        this.since = [];
         this.head = 0;
       }
       this.out++;
@@ -161,7 +171,6 @@ class MirrorBatcher {
     if (this.linger) clearTimeout(this.linger);
     this.linger = undefined;
     this.pending = [];
-    this.since = [];
     this.head = 0;
   }
 }
@@ -312,6 +321,10 @@ export class ServiceFront {
   /** Shadow copies go through their own agent (created with the first copy), never the slot's. */
   private mirrorAgent?: http.Agent;
   private readonly shadowWork = new ShadowWork();
+  /** Client requests being answered (all slots): shadow copies wait for a moment with none (`MirrorBatcher`). */
+  private clientsInFlight = 0;
+  /** Clients in flight as each request arrives, averaged over about the last 32 (an exponential moving average). */
+  private recentConcurrency = 0;
   private readonly batchers = new Set<MirrorBatcher>();
   /** Counters are comparable only within one epoch (a new front starts from zero). */
   readonly epoch = randomUUID();
@@ -526,7 +539,7 @@ export class ServiceFront {
       if (rest.length && !this.active) this.active = rest[0].slot;
     }
     if (this.mirror?.slot === slot) this.mirror = undefined;
-    // Its copies still waiting leave with the linger.
+    // Its copies still waiting leave with the linger; no lull needs to reach it any more.
     if (s.batcher) this.batchers.delete(s.batcher);
     if (s.inflight > 0) {
       await new Promise<void>((resolve) => {
@@ -608,6 +621,8 @@ export class ServiceFront {
     const live = pinRaw === undefined;
     const copy = live ? this.mirrorCopy(req, slot, this.authMode === 'token' ? headers.authorization : undefined) : undefined;
     slot.inflight++;
+    this.clientsInFlight++;
+    this.recentConcurrency += (this.clientsInFlight - this.recentConcurrency) / 32;
     forwardRequest(req, res, {
       target: slot.target,
       agent: slot.agent,
@@ -615,6 +630,7 @@ export class ServiceFront {
       maxBodyBytes: this.limits.maxBodyBytes,
       onDone: () => {
         slot.inflight--;
+        if (--this.clientsInFlight === 0) for (const b of this.batchers) b.lull();
         if (slot.inflight === 0) for (const w of slot.idleWaiters.splice(0)) w();
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         // Counted when answered (a client that went away before its answer is not the slot's doing). An answer
@@ -780,12 +796,20 @@ export class ServiceFront {
     };
   }
 
+  /**
+   * Whether shadow copies should wait rather than leave at once: while client requests are in flight, and under heavy
+   * traffic (MIRROR_HEAVY_CONCURRENCY) also in the gaps between them.
+   */
+  private get busy(): boolean {
+    return this.clientsInFlight > 0 || this.recentConcurrency >= MIRROR_HEAVY_CONCURRENCY;
+  }
+
   /** Sends one shadow copy: in the slot's next batch when it can travel in one, else on its own. */
   private sendCopy(target: SlotState, copy: ShadowCopy): void {
     const batchable = target.batcher?.takesBatches !== false && BATCHABLE_PATH.test(copy.path) && copy.contentType.length <= MAX_BATCH_TYPE_CHARS && copy.body.length < MIRROR_BATCH_BODY_BYTES;
     if (!batchable) return this.sendSingle(target, copy);
     if (!target.batcher) {
-      target.batcher = new MirrorBatcher((copies, sent) => this.sendBatch(target, copies, sent), this.mirrorBounds.lingerMs);
+      target.batcher = new MirrorBatcher((copies, sent) => this.sendBatch(target, copies, sent), () => this.busy, this.mirrorBounds.lingerMs);
       this.batchers.add(target.batcher);
     }
     target.batcher.add(copy);

@@ -23,7 +23,7 @@ export const MIRROR_BATCH_PATH = '/.mdf/mirror';
 /** Content type of both frames. */
 export const MIRROR_BATCH_TYPE = 'application/x-mdf-mirror-batch';
 /** Copies per batch at most. */
-export const MAX_BATCH_ITEMS = 128;
+export const MAX_BATCH_ITEMS = 32;
 /** Index bytes at most. */
 export const MAX_BATCH_INDEX_BYTES = 64 * 1024;
 /** Nesting of an index at most (it has 3: the object, its items, an item). */

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'net';
 import { LocalFront, MAX_SHADOW_INFLIGHT, MAX_SHADOW_SOCKETS, PIN_HEADER } from '../../../shared/targets/local-front';
 import { shadowWindowOf, windowOf } from '../../../shared/rollout/traffic';
 import { answerMirrorBatch, MAX_BATCH_ITEMS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from '../../../runtime/mirror-batch';
-import { DEFAULT_MIRROR_BOUNDS } from '../../../runtime/front';
+import { MIRROR_HEAVY_CONCURRENCY, MIRROR_LINGER_MS } from '../../../runtime/front';
 
 interface FakeSlot {
   url: string;
@@ -71,11 +71,11 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
 });
 
-async function setup(blueAnswer: Parameters<typeof fakeSlot>[0], greenAnswer: Parameters<typeof fakeSlot>[0], mirrorBounds: ConstructorParameters<typeof LocalFront>[2] = {}) {
+async function setup(blueAnswer: Parameters<typeof fakeSlot>[0], greenAnswer: Parameters<typeof fakeSlot>[0]) {
   const blue = await fakeSlot(blueAnswer);
   const green = await fakeSlot(greenAnswer);
   servers.push(blue.server, green.server);
-  const front = new LocalFront('svc', {}, mirrorBounds);
+  const front = new LocalFront('svc');
   fronts.push(front);
   await front.listen(0);
   front.addSlot({ name: 'blue', url: blue.url });
@@ -171,9 +171,9 @@ describe.each([
     expect(w.servingP99Ms).toBeGreaterThan(0);
     // Live figures of the shadow slot stay empty: copies are not live traffic.
     expect(windowOf(start, front.snapshot(), 'green').requests).toBe(0);
-    // One client at a time: copies still gather (each waits up to the linger for others), so the replica gets fewer
-    // requests than copies; a replica without the batch path gets each copy on its own.
-    if (mode === 'batch') expect(green.batches.length + (60 - green.batches.reduce((t, k) => t + k, 0))).toBeLessThan(60);
+    // One client at a time: the first copy finds out that the replica takes batches (a batch of one); each later one
+    // is alone when it is ready, so it goes as a plain copy.
+    if (mode === 'batch') expect(green.batches).toEqual([1]);
     else expect(green.batches).toEqual([]);
   });
 
@@ -212,13 +212,12 @@ describe('shadow copies in batches (POST /.mdf/mirror)', () => {
     expect(Object.values(latency).reduce((t, k) => t + k, 0)).toBe(n);
   });
 
-  test('a copy waits for the linger and leaves with the copies gathered meanwhile; at most 2 batches are out, and copies that waited leave as soon as one comes back', async () => {
+  test('no clock: a copy leaves at once while fewer than 2 batches are out; the copies ready meanwhile leave together when one comes back', async () => {
     const blue = await fakeSlot(() => ({ status: 200, body: [1] }));
     servers.push(blue.server);
     // A replica that holds each batch until released, then answers every copy of it.
     const held: Array<() => void> = [];
     const sizes: number[] = [];
-    const arrived: number[] = [];
     const green = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c) => chunks.push(c));
@@ -226,7 +225,6 @@ describe('shadow copies in batches (POST /.mdf/mirror)', () => {
         let copies = 0;
         const frame = answerMirrorBatch(Buffer.concat(chunks), () => (copies++, { status: 200, body: Buffer.from('[1]') }));
         sizes.push(copies);
-        arrived.push(performance.now());
         held.push(() => {
           res.writeHead(200, { 'content-type': MIRROR_BATCH_TYPE });
           res.end(frame);
@@ -235,8 +233,7 @@ describe('shadow copies in batches (POST /.mdf/mirror)', () => {
     });
     await new Promise<void>((r) => green.listen(0, '127.0.0.1', () => r()));
     servers.push(green);
-    const lingerMs = 400;
-    const front = new LocalFront('svc', {}, { lingerMs });
+    const front = new LocalFront('svc');
     fronts.push(front);
     await front.listen(0);
     front.addSlot({ name: 'blue', url: blue.url });
@@ -245,62 +242,66 @@ describe('shadow copies in batches (POST /.mdf/mirror)', () => {
     const until = async (cond: () => boolean) => {
       for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
     };
-    // Three clients one after the other: their copies leave together, once the first has waited the linger.
-    expect((await score(front)).status).toBe(200);
-    const firstAnswered = performance.now();
-    for (let i = 0; i < 2; i++) expect((await score(front)).status).toBe(200);
-    await until(() => sizes.length === 1);
-    expect(sizes).toEqual([3]);
-    expect(arrived[0] - firstAnswered).toBeGreaterThanOrEqual(lingerMs - 50);
-    // A second batch out; the next 10 copies wait (the clients do not), past their linger.
-    expect((await score(front)).status).toBe(200);
-    await until(() => sizes.length === 2);
+    // One client request at a time: the first two copies leave at once, each alone.
+    for (let i = 0; i < 2; i++) {
+      expect((await score(front)).status).toBe(200);
+      await until(() => sizes.length === i + 1);
+    }
+    expect(sizes).toEqual([1, 1]);
+    // Two batches out: the next 10 copies wait (the clients do not).
     for (let i = 0; i < 10; i++) expect((await score(front)).status).toBe(200);
-    await new Promise((r) => setTimeout(r, lingerMs + 100));
-    expect(sizes).toEqual([3, 1]);
-    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 14, compared: 0 });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(sizes).toEqual([1, 1]);
+    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 12, compared: 0 });
     // One comes back: the 10 leave together.
     held.shift()!();
     await until(() => sizes.length === 3);
-    expect(sizes).toEqual([3, 1, 10]);
-    while (held.length) held.shift()!();
-    await until(() => (front.snapshot().shadow?.green.compared ?? 0) === 14);
-    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 14, compared: 14, disagreed: 0, errors: 0, skipped: 0 });
+    expect(sizes).toEqual([1, 1, 10]);
+    while (held.length || sizes.length < 3) {
+      await until(() => held.length > 0);
+      held.shift()!();
+    }
+    await until(() => (front.snapshot().shadow?.green.compared ?? 0) === 12);
+    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 12, compared: 12, disagreed: 0, errors: 0, skipped: 0 });
   });
 
-  test(`a full batch (${MAX_BATCH_ITEMS} copies) leaves at once, without waiting for the linger`, async () => {
-    const { green, front } = await setup(() => ({ status: 200, body: 1 }), () => ({ status: 200, body: 1 }), { lingerMs: 600_000 });
-    front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
-    const n = MAX_BATCH_ITEMS + 3;
-    const answers = await Promise.all(Array.from({ length: n }, () => score(front)));
-    expect(answers.every((a) => a.status === 200)).toBe(true);
-    for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < MAX_BATCH_ITEMS; i++) await new Promise((r) => setTimeout(r, 10));
-    await new Promise((r) => setTimeout(r, 100));
-    // The last 3 wait for more copies or their linger (ten minutes here).
-    expect(green.batches).toEqual([MAX_BATCH_ITEMS]);
-    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: n, compared: MAX_BATCH_ITEMS, errors: 0, skipped: 0 });
+  test('while clients are in flight, copies wait for a lull or the linger and leave together', async () => {
+    const { blue, green, front } = await heldServingFront();
+    const answers = Array.from({ length: 5 }, () => score(front));
+    for (let i = 0; i < 500 && blue.held.length < 5; i++) await new Promise((r) => setTimeout(r, 10));
+    // 3 clients answered while 2 are still in flight: their copies wait, then leave in one batch (the linger).
+    for (const res of blue.held.splice(0, 3)) res.end('[1]');
+    for (let i = 0; i < 500 && green.hits < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(green.batches).toEqual([3]);
+    // The last 2 answered: the front is idle, their copies leave at once.
+    blue.release();
+    expect((await Promise.all(answers)).every((a) => a.status === 200)).toBe(true);
+    for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < 5; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 5, compared: 5, errors: 0, skipped: 0 });
+    expect(green.hits).toBe(5);
   });
 
-  test(`by default a copy waits at most ${DEFAULT_MIRROR_BOUNDS.lingerMs} ms for others`, async () => {
-    const { green, front } = await setup(() => ({ status: 200, body: 1 }), () => ({ status: 200, body: 1 }));
-    front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
-    expect((await score(front)).status).toBe(200);
+  test(`after heavy traffic (${MIRROR_HEAVY_CONCURRENCY}+ clients in flight on average) a moment without one is no lull: a copy waits for a full batch or the linger`, async () => {
+    const { blue, green, front } = await heldServingFront();
+    const n = MAX_BATCH_ITEMS - 4;
+    const answers = Array.from({ length: n }, () => score(front));
+    for (let i = 0; i < 500 && blue.held.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+    blue.release();
+    expect((await Promise.all(answers)).every((a) => a.status === 200)).toBe(true);
+    for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < n; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(green.hits).toBe(n);
+    // One more request, alone: the front is idle before and after it, but its recent concurrency is still high, so
+    // the copy waits for the linger rather than leaving at once (as it would on a front with light traffic).
+    const one = score(front);
+    for (let i = 0; i < 500 && blue.held.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    blue.release();
+    expect((await one).status).toBe(200);
     const answered = performance.now();
-    for (let i = 0; i < 2000 && green.hits < 1; i++) await new Promise((r) => setTimeout(r, 1));
-    expect(green.hits).toBe(1);
-    expect(performance.now() - answered).toBeGreaterThanOrEqual(DEFAULT_MIRROR_BOUNDS.lingerMs - 50);
-    expect(green.batches).toEqual([1]);
-  });
-
-  test('a batch the shadow refuses as a frame (400) counts its copies as shadow errors, not as disagreements', async () => {
-    mirrorMode = 'refuses';
-    const { green, front } = await setup(() => ({ status: 200, body: 1 }), () => ({ status: 200, body: 1 }));
-    front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
-    const answers = await Promise.all(Array.from({ length: 10 }, () => score(front)));
-    expect(answers.every((a) => a.status === 200 && a.body === 1)).toBe(true);
-    for (let i = 0; i < 500 && (front.snapshot().shadow?.green.errors ?? 0) < 10; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 10, errors: 10, compared: 0, disagreed: 0 });
-    expect(green.hits).toBe(0);
+    for (let i = 0; i < 2000 && green.hits < n + 1; i++) await new Promise((r) => setTimeout(r, 1));
+    expect(performance.now() - answered).toBeGreaterThanOrEqual(MIRROR_LINGER_MS - 5);
+    expect(green.hits).toBe(n + 1);
+    for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < n + 1; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: n + 1, compared: n + 1, errors: 0, skipped: 0 });
   });
 
   test('a batch the shadow fails (500) counts each of its copies as a shadow error; clients never see it', async () => {
@@ -311,6 +312,17 @@ describe('shadow copies in batches (POST /.mdf/mirror)', () => {
     expect(answers.every((a) => a.status === 200 && a.body === 1)).toBe(true);
     for (let i = 0; i < 500 && (front.snapshot().shadow?.green.errors ?? 0) < 10; i++) await new Promise((r) => setTimeout(r, 10));
     expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 10, errors: 10, compared: 0 });
+    expect(green.hits).toBe(0);
+  });
+
+  test('a batch the shadow refuses as a frame (400) counts its copies as shadow errors, not as disagreements', async () => {
+    mirrorMode = 'refuses';
+    const { green, front } = await setup(() => ({ status: 200, body: 1 }), () => ({ status: 200, body: 1 }));
+    front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
+    const answers = await Promise.all(Array.from({ length: 10 }, () => score(front)));
+    expect(answers.every((a) => a.status === 200 && a.body === 1)).toBe(true);
+    for (let i = 0; i < 500 && (front.snapshot().shadow?.green.errors ?? 0) < 10; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 10, errors: 10, compared: 0, disagreed: 0 });
     expect(green.hits).toBe(0);
   });
 
@@ -453,20 +465,18 @@ test('the bytes held for copies not yet compared are bounded: a copy over the bo
   front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
   const big = { data: Array.from({ length: 1500 }, () => 1) }; // ≈ 3 KB: three fit, the fourth and fifth do not
   for (let i = 0; i < 5; i++) expect((await score(front, big)).status).toBe(200);
-  for (let i = 0; i < 1000 && green.hits < 3; i++) {
+  for (let i = 0; i < 1000 && (front.snapshot().shadow?.green.compared ?? 0) < 3; i++) {
     await new Promise((r) => setTimeout(r, 10));
     green.release();
   }
-  for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < 3; i++) await new Promise((r) => setTimeout(r, 10));
   expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 5, compared: 3, errors: 0, skipped: 0 });
   expect(green.hits).toBe(3);
   // Compared copies give their bytes back: the next copy is held and compared again.
   expect((await score(front, big)).status).toBe(200);
-  for (let i = 0; i < 1000 && green.hits < 4; i++) {
+  for (let i = 0; i < 1000 && (front.snapshot().shadow?.green.compared ?? 0) < 4; i++) {
     await new Promise((r) => setTimeout(r, 10));
     green.release();
   }
-  for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < 4; i++) await new Promise((r) => setTimeout(r, 10));
   expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 6, compared: 4 });
 });
 
