@@ -36,7 +36,6 @@ import {
 
 /** The header that pins a request to one slot (at any weight, 0 % included), as AML v2's online endpoints. */
 export const PIN_HEADER = 'azureml-model-deployment';
-
 /** Requests of shadow copies (batches, mirror-batch.ts, or a copy alone) out to one shadow slot at once at most; more copies wait for one. */
 export const MIRROR_BATCHES_IN_FLIGHT = 2;
 /**
@@ -481,7 +480,6 @@ export class ServiceFront {
     return this.split ? Object.fromEntries(this.split.map((x) => [x.slot.name, x.weight])) : {};
   }
 
-  /** Cumulative per-slot figures since this front started (see shared/rollout/traffic.ts). */
   /** Shadow copies not settled yet (gathering for a batch, or out to the shadow slot), all slots. */
   get pendingCopies(): number {
     let n = 0;
@@ -489,6 +487,7 @@ export class ServiceFront {
     return n;
   }
 
+  /** Cumulative per-slot figures since this front started (see shared/rollout/traffic.ts). */
   snapshot(): TrafficSnapshot {
     const copy = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
     return {
