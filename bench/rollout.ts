@@ -35,8 +35,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { LocalFront } from '../shared/targets/local-front';
-import { DEFAULT_MIRROR_BOUNDS } from '../runtime/front';
-import { answerMirrorBatch, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from '../runtime';
+import { answerMirrorBatch, DEFAULT_MIRROR_BOUNDS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from '../runtime';
 import { cpuList, onCpus, otherCpus, pin } from './cpus';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
