@@ -13,15 +13,15 @@
 import { createHash } from 'node:crypto';
 import { AppError } from '../errors';
 import { emptySlotTraffic, latencyBucket, type ShadowTraffic, type SlotTraffic } from '../rollout/traffic';
-import { PINNED_HEADER } from '../../runtime';
+import { PIN_HEADER, PINNED_HEADER } from '../../runtime';
 import { AKS_SERVICE_PORT, serviceLabels } from './aks-manifests';
 import { serviceResourceName, slotResourceName } from './names';
 
 export const GATEWAY_API = { group: 'gateway.networking.k8s.io', version: 'v1', routes: 'httproutes', gateways: 'gateways' } as const;
 /** The Gateway the services' routes attach to (in the service's namespace). */
 export const DEFAULT_GATEWAY_NAME = 'mdf-gateway';
-/** The header that pins a request to a slot (as AML v2's managed endpoints). */
-export const PIN_HEADER = 'azureml-model-deployment';
+/** The header that pins a request to a slot (as AML v2's managed endpoints): the service front's own (runtime/front.ts). */
+export { PIN_HEADER };
 /** Slot label on the route, so the serving slot can be read back. */
 export const ROUTE_SERVING_ANNOTATION = 'model-deploy-flow/serving';
 /**
