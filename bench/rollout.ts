@@ -8,6 +8,8 @@
  * - `front`: through a `LocalFront` with one active slot (today's blue/green path);
  * - `split`: through a front splitting 90/10 between two slots (weighted routing);
  * - `mirror`: through a front serving one slot and copying 20 % of requests to the other (shadow), and 100 %;
+ *   `mirror20g`: 20 % with copies gathered for a batch (`MirrorBounds.gatherMs` = GATHER_MS, as the ACI/AKS front
+ *   process does by default: front-cli.ts);
  * - `front2`: a second front like `front`: `*.aa_p99_diff.*` (an A/A comparison) is how far two identical
  *   configurations' p99s differ in the same run, the noise floor under the `*_p99_cost.*` figures.
  * The serving slot and the fronts run in one child process (this file with `serve`), the shadow slot in another
@@ -18,10 +20,16 @@
  * The front as it runs on ACI (`rollout.aci.*`): real scoring runtimes (`dist/runtime/cli.js`, the trivial Node
  * example, key auth, one worker) behind standalone front processes (`dist/runtime/front-cli.js`, each started with
  * its state as the ACI target gives it): `direct` = the serving runtime itself; `front` = a front serving it alone;
- * `mirror20` = a front serving it and copying 20 % of requests to a second runtime. Every request carries the key.
+ * `mirror20` = a front serving it and copying 20 % of requests to a second runtime, each copy sent at once while the
+ * front is idle (`MDF_FRONT_MIRROR_GATHER_MS=0`); `mirror20g` = the same with the front process's default gathering.
+ * Every request carries the key.
  * Environment: BENCH_SECONDS (per configuration and concurrency, default 4), BENCH_SLICES (default 4),
  * BENCH_PARTS (`local,aci` by default: which of the two sets to measure), BENCH_SHADOW_CPUS (e.g. `1`: the shadow slot's
- * processes on these CPUs only, everything else on the others; default every core shared). Where /proc exists, each configuration's line
+ * processes on these CPUs only, everything else on the others; default every core shared), BENCH_CONFIGS (e.g.
+ * `front,front2,mirror20,mirror20g`: only these configurations; `front` is always measured), BENCH_LOADS (e.g. `c1,c32`;
+ * default `c1,c32,rate50`; `rate50` needs `c32`). Every cost line carries `ci90`: a 90 % interval of its ratio from
+ * 1,000 resamplings of the rounds (a round = one slice of each configuration, adjacent in time; both configurations
+ * resampled with the same rounds). Where /proc exists, each configuration's line
  * also carries the CPU time per request of the serving side (`cpu_us_per_req`: the child with the serving slot and
  * the fronts; on the ACI part the front process) and, with mirroring, of the shadow slot (`shadow_cpu_us_per_req`).
  * The local mirroring lines also carry the copies of their slices: `copies_sent`, `copies_skipped` (the in-flight
@@ -35,12 +43,18 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { LocalFront } from '../shared/targets/local-front';
-import { answerMirrorBatch, DEFAULT_MIRROR_BOUNDS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from '../runtime';
+import { answerMirrorBatch, DEFAULT_FRONT_GATHER_MS, DEFAULT_MIRROR_BOUNDS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from '../runtime';
 import { cpuList, onCpus, otherCpus, pin } from './cpus';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const SLICES = Number(process.env.BENCH_SLICES ?? 4);
 const PARTS = (process.env.BENCH_PARTS ?? 'local,aci').split(',');
+const CONFIGS = process.env.BENCH_CONFIGS ? new Set(['front', ...process.env.BENCH_CONFIGS.split(',')]) : undefined;
+const LOADS = (process.env.BENCH_LOADS ?? 'c1,c32,rate50').split(',') as Array<'c1' | 'c32' | 'rate50'>;
+/** How long `mirror20g`'s copies gather (the ACI/AKS front process's default). */
+const GATHER_MS = DEFAULT_FRONT_GATHER_MS;
+/** Only the configurations BENCH_CONFIGS names (all by default). */
+const chosen = (ports: Record<string, number>) => Object.fromEntries(Object.entries(ports).filter(([k]) => !CONFIGS || CONFIGS.has(k)));
 /**
  * BENCH_SHADOW_CPUS (e.g. `1`): the shadow slot's processes run on these CPUs only and everything else (the load
  * generator, the fronts, the serving slot) on the others, as on a real target where the shadow deployment has its
@@ -79,8 +93,8 @@ async function serve(greenUrl?: string): Promise<void> {
   // The shadow slot is another process (as a replica is): its work never shares the serving slot's event loop.
   const green = greenUrl!;
   const mirrorFronts: Record<string, LocalFront> = {};
-  const front = async (setup: (f: LocalFront) => void, name?: string): Promise<number> => {
-    const f = new LocalFront('bench', { keepAliveTimeoutMs: 60_000 });
+  const front = async (setup: (f: LocalFront) => void, name?: string, gatherMs = 0): Promise<number> => {
+    const f = new LocalFront('bench', { keepAliveTimeoutMs: 60_000 }, { gatherMs });
     if (name) mirrorFronts[name] = f;
     await f.listen(0);
     f.addSlot({ name: 'blue', url: blue });
@@ -96,6 +110,7 @@ async function serve(greenUrl?: string): Promise<void> {
     // The same as `front`, measured as another configuration: how far two identical ones differ (the noise floor).
     front2: await front(() => undefined),
     mirror20: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'mirror20'),
+    mirror20g: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'mirror20g', GATHER_MS),
     mirror100: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 1e-6 }), 'mirror100'),
   };
   process.stdout.write(JSON.stringify({ ports }) + '\n');
@@ -110,7 +125,7 @@ async function serve(greenUrl?: string): Promise<void> {
       const s = f.snapshot().shadow?.green;
       return { mirrored: s?.mirrored ?? 0, skipped: s?.skipped ?? 0, errors: s?.errors ?? 0 };
     };
-    process.stdout.write(JSON.stringify({ copies: { mirror20: of(mirrorFronts.mirror20), mirror100: of(mirrorFronts.mirror100) } }) + '\n');
+    process.stdout.write(JSON.stringify({ copies: Object.fromEntries(Object.entries(mirrorFronts).map(([k, f]) => [k, of(f)])) }) + '\n');
   });
   await new Promise(() => undefined);
 }
@@ -189,6 +204,51 @@ async function load(port: number, mode: Mode, ms: number, agent: http.Agent, int
  * batches a steady state has in flight.
  */
 const LEAD_IN_MS = DEFAULT_MIRROR_BOUNDS.lingerMs + 50;
+/** A configuration's lead-in: a gathering one's copies wait up to GATHER_MS. */
+const leadInOf = (config: string) => (config.endsWith('g') ? GATHER_MS + 50 : LEAD_IN_MS);
+
+/**
+ * Latencies as counts in bins 0.5 % wide (from 5 µs to 1,000 ms), so that a pooled percentile over any set of slices
+ * is a sum of counts: what the resampling behind `ci90` needs to be fast.
+ */
+const BIN_BASE_MS = 0.005;
+const BIN_GROWTH = Math.log(1.005);
+const BINS = Math.ceil(Math.log(1000 / BIN_BASE_MS) / BIN_GROWTH) + 1;
+function histogram(latencies: number[]): Uint32Array {
+  const h = new Uint32Array(BINS);
+  for (const v of latencies) h[Math.max(0, Math.min(BINS - 1, Math.floor(Math.log(v / BIN_BASE_MS) / BIN_GROWTH)))]++;
+  return h;
+}
+/** The `p`th percentile of summed histograms (the bin's geometric middle). */
+function pooledPct(hists: Uint32Array[], p: number): number {
+  const sum = new Float64Array(BINS);
+  let n = 0;
+  for (const h of hists) for (let i = 0; i < BINS; i++) ((sum[i] += h[i]), (n += h[i]));
+  let seen = 0;
+  for (let i = 0; i < BINS; i++) if ((seen += sum[i]) > (p / 100) * n) return BIN_BASE_MS * Math.exp((i + 0.5) * BIN_GROWTH);
+  return NaN;
+}
+/** A seeded generator of numbers in [0, 1) (mulberry32): the bench's random choices are the same from run to run. */
+function seeded(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+/** A 90 % interval of p99(a)/p99(b) − 1 by resampling rounds (paired: the same rounds for both); seeded, reproducible. */
+function ratioInterval(a: Uint32Array[], b: Uint32Array[], resamples = 1000): [number, number] {
+  const rand = seeded(0x9e3779b9);
+  const rounds = Math.min(a.length, b.length);
+  const ratios: number[] = [];
+  for (let r = 0; r < resamples; r++) {
+    const pick = Array.from({ length: rounds }, () => Math.floor(rand() * rounds));
+    ratios.push(pooledPct(pick.map((i) => a[i]), 99) / pooledPct(pick.map((i) => b[i]), 99) - 1);
+  }
+  ratios.sort((x, y) => x - y);
+  return [+ratios[Math.floor(0.05 * resamples)].toFixed(3), +ratios[Math.floor(0.95 * resamples)].toFixed(3)];
+}
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
@@ -227,35 +287,44 @@ const CLOCK_TICKS = 100;
 type Copies = Record<string, { mirrored: number; skipped: number; errors: number }>;
 
 /** Per configuration: percentiles of all its requests, and the p99 of each slice (in slice order). */
-type Figures = Record<string, { p50: number; p99: number; p999: number; n: number; sliceP99: number[] }>;
+type Figures = Record<string, { p50: number; p99: number; p999: number; n: number; sliceP99: number[]; sliceHist: Uint32Array[] }>;
 
-async function measure(prefix: string, ports: Record<string, number>, headers: Record<string, string> = {}, cpu: CpuOf = {}, copies?: (drain?: boolean) => Promise<Copies>): Promise<Record<'c1' | 'c32' | 'rate50', Figures>> {
+async function measure(prefix: string, ports: Record<string, number>, headers: Record<string, string> = {}, cpu: CpuOf = {}, copies?: (drain?: boolean) => Promise<Copies>): Promise<Partial<Record<'c1' | 'c32' | 'rate50', Figures>>> {
   const configs = Object.keys(ports);
   const out = {} as Record<'c1' | 'c32' | 'rate50', Figures>;
-  for (const label of ['c1', 'c32', 'rate50'] as const) {
+  for (const label of LOADS) {
     const mode: Mode = label === 'rate50' ? { perSecond: Math.max(1, Math.round(out.c32.front.n / SECONDS / 2)) } : { connections: label === 'c1' ? 1 : 32 };
     const agents = Object.fromEntries(configs.map((k) => [k, new http.Agent({ keepAlive: true, maxSockets: 'connections' in mode ? mode.connections : 256 })]));
     const lat: Record<string, number[]> = Object.fromEntries(configs.map((k) => [k, []]));
     const errs: Record<string, number> = Object.fromEntries(configs.map((k) => [k, 0]));
     const used: Record<string, { serving: number; shadow: number }> = Object.fromEntries(configs.map((k) => [k, { serving: 0, shadow: 0 }]));
     const sliceP99: Record<string, number[]> = Object.fromEntries(configs.map((k) => [k, []]));
+    const sliceHist: Record<string, Uint32Array[]> = Object.fromEntries(configs.map((k) => [k, []]));
     for (const k of configs) await load(ports[k], mode, 300, agents[k], [], headers); // warm-up
     const copiesBefore = await copies?.();
+    const rand = seeded(0x5eed);
     for (let s = 0; s < SLICES; s++) {
-      // Each slice starts with another configuration: none is always measured right after the same one (`direct`
-      // at 32 connections leaves the machine busier for whatever comes next: a fixed order biased `front`).
-      for (const k of configs.map((_, i) => configs[(i + s) % configs.length])) {
+      // Each round in its own order (shuffled): no configuration always runs first, nor always right after the same
+      // one (`direct` at 32 connections leaves the machine busier for whatever comes next, a gathering front's last
+      // batch is answered just before; a fixed order, or one rotated per round, biased `front`).
+      const order = [...configs];
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = Math.floor(rand() * (i + 1));
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+      for (const k of order) {
         let before = { serving: 0, shadow: 0 };
         const slice: number[] = [];
         const sample = () => (before = { serving: cpuMs(cpu.serving?.[k]), shadow: cpuMs(cpu.shadow?.[k]) });
-        errs[k] += await load(ports[k], mode, (SECONDS * 1000) / SLICES, agents[k], slice, headers, { ms: LEAD_IN_MS, then: sample });
+        errs[k] += await load(ports[k], mode, (SECONDS * 1000) / SLICES, agents[k], slice, headers, { ms: leadInOf(k), then: sample });
         for (const v of slice) lat[k].push(v);
         sliceP99[k].push(pct(slice.sort((a, b) => a - b), 99));
+        sliceHist[k].push(histogram(slice));
         used[k].serving += cpuMs(cpu.serving?.[k]) - before.serving;
         used[k].shadow += cpuMs(cpu.shadow?.[k]) - before.shadow;
         if (k.startsWith('mirror')) {
           if (copies) await copies(true);
-          else await new Promise((r) => setTimeout(r, LEAD_IN_MS + 100)); // the ACI front: its batches leave and come back
+          else await new Promise((r) => setTimeout(r, leadInOf(k) + 100)); // the ACI front: its batches leave and come back
         }
       }
     }
@@ -267,7 +336,7 @@ async function measure(prefix: string, ports: Record<string, number>, headers: R
       const a = copiesAfter?.[k];
       const copyFields = a && b ? { copies_sent: a.mirrored - b.mirrored, copies_skipped: a.skipped - b.skipped, copy_errors: a.errors - b.errors } : {};
       const sorted = lat[k].sort((a, b) => a - b);
-      res[k] = { p50: pct(sorted, 50), p99: pct(sorted, 99), p999: pct(sorted, 99.9), n: sorted.length, sliceP99: sliceP99[k] };
+      res[k] = { p50: pct(sorted, 50), p99: pct(sorted, 99), p999: pct(sorted, 99.9), n: sorted.length, sliceP99: sliceP99[k], sliceHist: sliceHist[k] };
       const p99 = +res[k].p99.toFixed(3);
       const perReq = (ms: number) => +((ms * 1000) / Math.max(1, res[k].n)).toFixed(1);
       const cpuFields = {
@@ -297,7 +366,18 @@ function cost(name: string, withMirror: Figures[string], without: Figures[string
   const ratio = +(withMirror.p99 / without.p99 - 1).toFixed(3);
   const perSlice = withMirror.sliceP99.map((p, i) => p / without.sliceP99[i] - 1).sort((a, b) => a - b);
   const mid = perSlice.length % 2 ? perSlice[(perSlice.length - 1) / 2] : (perSlice[perSlice.length / 2 - 1] + perSlice[perSlice.length / 2]) / 2;
-  process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, slice_median: +mid.toFixed(3), p99_ms: +withMirror.p99.toFixed(3), p99_ms_without: +without.p99.toFixed(3), p999_ratio: +(withMirror.p999 / without.p999 - 1).toFixed(3), vs, shadow_cpus: SHADOW_CPUS?.join(',') ?? 'shared', loadavg_1m: +os.loadavg()[0].toFixed(2) }) + '\n');
+  process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, ci90: ratioInterval(withMirror.sliceHist, without.sliceHist), slice_median: +mid.toFixed(3), p99_ms: +withMirror.p99.toFixed(3), p99_ms_without: +without.p99.toFixed(3), p999_ratio: +(withMirror.p999 / without.p999 - 1).toFixed(3), vs, shadow_cpus: SHADOW_CPUS?.join(',') ?? 'shared', loadavg_1m: +os.loadavg()[0].toFixed(2) }) + '\n');
+}
+
+/** The derived lines of a part, for the configurations and loads measured: what the front adds, what mirroring costs. */
+function report(prefix: string, all: Partial<Record<'c1' | 'c32' | 'rate50', Figures>>): void {
+  for (const [label, res] of Object.entries(all)) {
+    if (!res) continue;
+    const add = (k: string, p: 'p50' | 'p99') => +(res[k][p] - res.direct[p]).toFixed(3);
+    if (res.direct) for (const k of ['split', 'front'].filter((c) => res[c])) added(`${prefix}.${k}_added.${label}`, add(k, 'p50'), add(k, 'p99'));
+    for (const m of Object.keys(res).filter((c) => c.startsWith('mirror'))) cost(`${prefix}.${m}_p99_cost.${label}`, res[m], res.front);
+    if (res.front2) cost(`${prefix}.aa_p99_diff.${label}`, res.front2, res.front, 'the same front, measured again');
+  }
 }
 
 const KEY = 'bench-PRIMARY-key-0123456789abcdef';
@@ -332,22 +412,21 @@ async function aciPart(): Promise<void> {
     const runtime = (shadow = false) => run([path.join(dist, 'runtime/cli.js'), '--entry-script', script, '--host', '127.0.0.1', '--port', '0', '--workers', '1'], keys, shadow);
     const [blue, green] = await Promise.all([runtime(), runtime(true)]);
     const slots = { blue: `http://127.0.0.1:${blue}`, green: `http://127.0.0.1:${green}` };
-    const front = (state: object) =>
-      run([path.join(dist, 'runtime/front-cli.js')], { ...keys, MDF_PORT: '0', MDF_FRONT_HOST: '127.0.0.1', MDF_FRONT_SERVICE: 'bench', MDF_FRONT_ADMIN_KEY: 'bench-admin-key-0123456789', MDF_FRONT_STATE: JSON.stringify(state) });
-    const ports = {
+    const front = (state: object, gatherMs?: number) =>
+      run([path.join(dist, 'runtime/front-cli.js')], { ...keys, MDF_PORT: '0', MDF_FRONT_HOST: '127.0.0.1', MDF_FRONT_SERVICE: 'bench', MDF_FRONT_ADMIN_KEY: 'bench-admin-key-0123456789', MDF_FRONT_STATE: JSON.stringify(state), ...(gatherMs === undefined ? {} : { MDF_FRONT_MIRROR_GATHER_MS: String(gatherMs) }) });
+    const mirrored = { generation: 1, serving: 'blue', slots, weights: { blue: 100, green: 0 }, mirror: { slot: 'green', percent: 20, tolerance: 1e-6 } };
+    const single = { generation: 1, serving: 'blue', slots: { blue: slots.blue }, weights: {} };
+    const ports = chosen({
       direct: blue,
-      front: await front({ generation: 1, serving: 'blue', slots: { blue: slots.blue }, weights: {} }),
-      front2: await front({ generation: 1, serving: 'blue', slots: { blue: slots.blue }, weights: {} }),
-      mirror20: await front({ generation: 1, serving: 'blue', slots, weights: { blue: 100, green: 0 }, mirror: { slot: 'green', percent: 20, tolerance: 1e-6 } }),
-    };
-    // CPU per request of the front processes (the runtimes' own workers are other processes: not reported).
-    const res = await measure('rollout.aci', ports, { authorization: `Bearer ${KEY}` }, { serving: { front: pids[ports.front], front2: pids[ports.front2], mirror20: pids[ports.mirror20] } });
-    for (const label of ['c1', 'c32', 'rate50'] as const) {
-      const r = res[label];
-      added(`rollout.aci.front_added.${label}`, +(r.front.p50 - r.direct.p50).toFixed(3), +(r.front.p99 - r.direct.p99).toFixed(3));
-      cost(`rollout.aci.mirror20_p99_cost.${label}`, r.mirror20, r.front);
-      cost(`rollout.aci.aa_p99_diff.${label}`, r.front2, r.front, 'the same front, measured again');
-    }
+      front: await front(single),
+      front2: await front(single),
+      mirror20: await front(mirrored, 0),
+      mirror20g: await front(mirrored),
+    });
+    // CPU per request of the front processes and of the shadow runtime's main process (its worker is another process).
+    const fronts = Object.fromEntries(Object.entries(ports).filter(([k]) => k !== 'direct').map(([k, port]) => [k, pids[port]]));
+    const res = await measure('rollout.aci', ports, { authorization: `Bearer ${KEY}` }, { serving: fronts, shadow: { mirror20: pids[green], mirror20g: pids[green] } });
+    report('rollout.aci', res);
   } finally {
     for (const c of children) c.kill('SIGKILL');
   }
@@ -378,18 +457,12 @@ async function localPart(): Promise<void> {
       return JSON.parse(await line).copies as Copies;
     };
     // CPU per request of the serving side (the child with the serving slot and the fronts) and of the shadow slot.
-    const all = await measure('rollout', ports, {}, {
-      serving: Object.fromEntries(Object.keys(ports).map((k) => [k, child.pid!])),
-      shadow: { mirror20: greenChild.pid!, mirror100: greenChild.pid! },
+    const measured = chosen(ports);
+    const all = await measure('rollout', measured, {}, {
+      serving: Object.fromEntries(Object.keys(measured).map((k) => [k, child.pid!])),
+      shadow: { mirror20: greenChild.pid!, mirror20g: greenChild.pid!, mirror100: greenChild.pid! },
     }, copies);
-    for (const label of ['c1', 'c32', 'rate50'] as const) {
-      const res = all[label];
-      const add = (k: string, p: 'p50' | 'p99') => +(res[k][p] - res.direct[p]).toFixed(3);
-      added(`rollout.split_added.${label}`, add('split', 'p50'), add('split', 'p99'));
-      added(`rollout.front_added.${label}`, add('front', 'p50'), add('front', 'p99'));
-      for (const m of ['mirror20', 'mirror100']) cost(`rollout.${m}_p99_cost.${label}`, res[m], res.front);
-      cost(`rollout.aa_p99_diff.${label}`, res.front2, res.front, 'the same front, measured again');
-    }
+    report('rollout', all);
   } finally {
     child.kill('SIGKILL');
     greenChild.kill('SIGKILL');

@@ -13,6 +13,7 @@
  * | `MDF_FRONT_ADMIN_KEY` | secure: the admin routes' signing key (required) |
  * | `MDF_PRIMARY_KEY` / `MDF_SECONDARY_KEY` | secure: the service's keys; set → callers need one, slots get the primary |
  * | `MDF_KEYS_FILE` | instead of the two keys: the slots' keys file (`{"primaryKey","secondaryKey"}`, or `{"tokenSecret","service"}` for token auth), read again every `MDF_FRONT_KEYS_RELOAD_MS` (5 s) as the replicas do (the AKS front mounts the service's keys Secret) |
+ * | `MDF_FRONT_MIRROR_GATHER_MS` | shadow copies wait for a full batch or this many milliseconds (`MirrorBounds.gatherMs`; default DEFAULT_FRONT_GATHER_MS: this front's shadow replicas have their own cores); 0 = an idle front sends each copy at once |
  *
  * Nothing secret is ever logged: the log lines carry the port, the generation, the serving slot and weights.
  */
@@ -30,7 +31,15 @@ export const FRONT_ENV = {
   stateFile: 'MDF_FRONT_STATE_FILE',
   adminKey: 'MDF_FRONT_ADMIN_KEY',
   keysReloadMs: 'MDF_FRONT_KEYS_RELOAD_MS',
+  mirrorGatherMs: 'MDF_FRONT_MIRROR_GATHER_MS',
 } as const;
+
+/**
+ * How long this front's shadow copies gather for a batch (MirrorBounds.gatherMs). The process runs on ACI and AKS,
+ * where the new version's replicas are their own container group or pods: gathered copies cost them a fraction of
+ * the CPU, and each batch's burst lands on their cores, not on the serving side's (docs/benchmarks.md).
+ */
+export const DEFAULT_FRONT_GATHER_MS = 250;
 
 export interface RunningFront {
   front: ServiceFront;
@@ -92,8 +101,10 @@ export async function startFrontFromEnv(env: NodeJS.ProcessEnv = process.env, lo
   // A keys file that cannot be used at start is an error: the front never runs open in front of slots with auth.
   const fromFile = keysFile ? keysFileAuth(keysFile) : undefined;
   if (fromFile && 'error' in fromFile) throw new FrontConfigError(`${RUNTIME_ENV.keysFile} ${keysFile}: ${fromFile.error}`);
+  const gatherText = env[FRONT_ENV.mirrorGatherMs] ?? String(DEFAULT_FRONT_GATHER_MS);
+  if (!/^\d{1,4}$/.test(gatherText) || Number(gatherText) > 5000) throw new FrontConfigError(`${FRONT_ENV.mirrorGatherMs} must be a number of milliseconds from 0 to 5000; got ${gatherText.slice(0, 20)}`);
   const initial = startState(env, log);
-  const front = new ServiceFront(env[FRONT_ENV.service] || 'service');
+  const front = new ServiceFront(env[FRONT_ENV.service] || 'service', {}, { gatherMs: Number(gatherText) });
   if (primary && secondary) front.setAuth({ mode: 'keys', keys: { primaryKey: primary, secondaryKey: secondary } });
   if (fromFile) front.setAuth(fromFile.auth);
   const slotKey = primary ?? fromFile?.slotKey;

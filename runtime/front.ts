@@ -64,14 +64,20 @@ export const MIRROR_HEAVY_CONCURRENCY = 4;
 /**
  * How shadow copies are held (`ServiceFront`'s third argument; defaults DEFAULT_MIRROR_BOUNDS):
  * - `lingerMs`: while the front is busy, how long a copy waits at most for a lull (MIRROR_LINGER_MS);
+ * - `gatherMs`: 0 (the default) = the rule above (an idle front sends a copy at once); > 0 = every copy waits for a
+ *   full batch (MAX_BATCH_ITEMS) or until it has waited this long, at any traffic. For a front whose shadow replicas
+ *   have their own cores (ACI, AKS: front-cli.ts): a few batches a second cost the shadow a fraction of the CPU and
+ *   the front a fraction of the round trips of copies sent one by one. Not for a shadow on the serving side's cores
+ *   (the local target): there each batch's burst lands on the client (docs/benchmarks.md, "Copies gathered for 250 ms").
  * - `heldBytes`: request bodies and serving answers held for copies not yet compared, per shadow slot at most; a copy
  *   whose bytes would go over is released at once and counted as mirrored, not compared.
  */
 export interface MirrorBounds {
   lingerMs: number;
+  gatherMs: number;
   heldBytes: number;
 }
-export const DEFAULT_MIRROR_BOUNDS: MirrorBounds = { lingerMs: MIRROR_LINGER_MS, heldBytes: 64 * 1024 * 1024 };
+export const DEFAULT_MIRROR_BOUNDS: MirrorBounds = { lingerMs: MIRROR_LINGER_MS, gatherMs: 0, heldBytes: 64 * 1024 * 1024 };
 /** Bodies of one batch at most; a larger body is copied on its own. */
 const MIRROR_BATCH_BODY_BYTES = 256 * 1024;
 /** Answer bytes a batch may bring back (beyond, the replica leaves answers out: those copies are not compared). */
@@ -97,6 +103,8 @@ interface ShadowCopy {
  */
 class MirrorBatcher {
   private pending: ShadowCopy[] = [];
+  /** With `gatherMs`: when each pending copy was added (performance.now()), in the same order. */
+  private since: number[] = [];
   private head = 0;
   private out = 0;
   private scheduled?: NodeJS.Immediate;
@@ -113,10 +121,13 @@ class MirrorBatcher {
     /** Whether the front is busy (`ServiceFront.busy`): copies then wait for a lull, a full batch or the linger. */
     private readonly busy: () => boolean,
     private readonly lingerMs: number,
+    /** MirrorBounds.gatherMs: > 0 = copies wait for a full batch or this long, whatever the traffic. */
+    private readonly gatherMs: number,
   ) {}
 
   add(copy: ShadowCopy): void {
     this.pending.push(copy);
+    if (this.gatherMs > 0) this.since.push(performance.now());
     this.schedule();
   }
 
@@ -127,12 +138,15 @@ class MirrorBatcher {
 
   private schedule(): void {
     if (this.out >= MIRROR_BATCHES_IN_FLIGHT || this.head >= this.pending.length) return;
-    if (!this.busy() || this.pending.length - this.head >= MAX_BATCH_ITEMS) this.scheduled ??= setImmediate(() => this.flush());
+    const full = this.pending.length - this.head >= MAX_BATCH_ITEMS;
+    // Gathering: the oldest copy's wait left; else: an idle front sends at once, a busy one waits for a lull or the linger.
+    const wait = this.gatherMs > 0 ? this.since[this.head] + this.gatherMs - performance.now() : this.busy() ? this.lingerMs : 0;
+    if (full || wait <= 0) this.scheduled ??= setImmediate(() => this.flush());
     else if (!this.linger) {
       this.linger = setTimeout(() => {
         this.linger = undefined;
         this.flush();
-      }, this.lingerMs);
+      }, wait);
       this.linger.unref();
     }
   }
@@ -151,6 +165,7 @@ class MirrorBatcher {
       }
       if (this.head >= this.pending.length) {
         this.pending = [];
+        this.since = [];
         this.head = 0;
       }
       this.out++;
@@ -170,6 +185,7 @@ class MirrorBatcher {
     if (this.linger) clearTimeout(this.linger);
     this.linger = undefined;
     this.pending = [];
+    this.since = [];
     this.head = 0;
   }
 }
@@ -808,7 +824,7 @@ export class ServiceFront {
     const batchable = target.batcher?.takesBatches !== false && BATCHABLE_PATH.test(copy.path) && copy.contentType.length <= MAX_BATCH_TYPE_CHARS && copy.body.length < MIRROR_BATCH_BODY_BYTES;
     if (!batchable) return this.sendSingle(target, copy);
     if (!target.batcher) {
-      target.batcher = new MirrorBatcher((copies, sent) => this.sendBatch(target, copies, sent), () => this.busy, this.mirrorBounds.lingerMs);
+      target.batcher = new MirrorBatcher((copies, sent) => this.sendBatch(target, copies, sent), () => this.busy, this.mirrorBounds.lingerMs, this.mirrorBounds.gatherMs);
       this.batchers.add(target.batcher);
     }
     target.batcher.add(copy);

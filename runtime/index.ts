@@ -42,5 +42,5 @@ export { PINNED_HEADER } from './metrics';
 export type { FrontAuth, FrontIntercept, FrontLimits, FrontSlot, FrontTls, MirrorBounds } from './front';
 export { FRONT_ADMIN_PREFIX, FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH, parseFrontState, signFrontRequest } from './front-admin';
 export type { FrontState } from './front-admin';
-export { FRONT_ENV, startFrontFromEnv } from './front-cli';
+export { DEFAULT_FRONT_GATHER_MS, FRONT_ENV, startFrontFromEnv } from './front-cli';
 export type { RunningFront } from './front-cli';

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { answerMirrorBatch, FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE, signFrontRequest, startFrontFromEnv, type RunningFront } from '../../runtime';
+import { answerMirrorBatch, DEFAULT_FRONT_GATHER_MS, FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE, signFrontRequest, startFrontFromEnv, type RunningFront } from '../../runtime';
 import { issueToken } from '../../runtime/auth-token';
 import { tempDir, waitFor, writeAtomically } from './helpers';
 
@@ -147,4 +147,13 @@ test('a keys file that cannot be used at start, or both a file and keys, is refu
   writeAtomically(keysFile, JSON.stringify(K1));
   await expect(startFrontFromEnv(env({ MDF_PRIMARY_KEY: K1.primaryKey, MDF_SECONDARY_KEY: K1.secondaryKey }), () => undefined)).rejects.toThrow(/not both/);
   await expect(startFrontFromEnv(env({ MDF_FRONT_KEYS_RELOAD_MS: 'soon' }), () => undefined)).rejects.toThrow(/MDF_FRONT_KEYS_RELOAD_MS/);
+});
+
+test('shadow copies gather for a batch by default (the shadow replicas have their own cores); MDF_FRONT_MIRROR_GATHER_MS sets how long, 0 = at once', async () => {
+  writeAtomically(keysFile, JSON.stringify(K1));
+  const byDefault = await start();
+  expect(byDefault.front.front.mirrorBounds.gatherMs).toBe(DEFAULT_FRONT_GATHER_MS);
+  expect((await start({ MDF_FRONT_MIRROR_GATHER_MS: '0' })).front.front.mirrorBounds.gatherMs).toBe(0);
+  for (const bad of ['-1', '5001', '1e3', 'soon', ' 250'])
+    await expect(startFrontFromEnv(env({ MDF_FRONT_MIRROR_GATHER_MS: bad }), () => undefined)).rejects.toThrow(/MDF_FRONT_MIRROR_GATHER_MS must be a number of milliseconds from 0 to 5000/);
 });

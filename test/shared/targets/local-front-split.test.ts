@@ -71,11 +71,11 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
 });
 
-async function setup(blueAnswer: Parameters<typeof fakeSlot>[0], greenAnswer: Parameters<typeof fakeSlot>[0]) {
+async function setup(blueAnswer: Parameters<typeof fakeSlot>[0], greenAnswer: Parameters<typeof fakeSlot>[0], mirrorBounds: ConstructorParameters<typeof LocalFront>[2] = {}) {
   const blue = await fakeSlot(blueAnswer);
   const green = await fakeSlot(greenAnswer);
   servers.push(blue.server, green.server);
-  const front = new LocalFront('svc');
+  const front = new LocalFront('svc', {}, mirrorBounds);
   fronts.push(front);
   await front.listen(0);
   front.addSlot({ name: 'blue', url: blue.url });
@@ -302,6 +302,30 @@ describe('shadow copies in batches (POST /.mdf/mirror)', () => {
     expect(green.hits).toBe(n + 1);
     for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < n + 1; i++) await new Promise((r) => setTimeout(r, 10));
     expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: n + 1, compared: n + 1, errors: 0, skipped: 0 });
+  });
+
+  test('gathering (`gatherMs`, the ACI/AKS front process): copies wait for a full batch or the gather time, even on an idle front', async () => {
+    const gatherMs = 1500;
+    const { green, front } = await setup((b) => ({ status: 200, body: JSON.parse(b).data }), (b) => ({ status: 200, body: JSON.parse(b).data }), { gatherMs });
+    front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
+    // One client at a time: the front is idle between them, yet no copy leaves before the first has waited gatherMs.
+    const first = performance.now();
+    for (let i = 0; i < 5; i++) expect((await score(front, { data: [i] })).body).toEqual([i]);
+    await new Promise((r) => setTimeout(r, 100));
+    const early = performance.now() - first < gatherMs - 200;
+    if (early) expect(green.batches).toEqual([]);
+    for (let i = 0; i < 500 && green.hits < 5; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(performance.now() - first).toBeGreaterThanOrEqual(gatherMs - 5);
+    expect(green.batches).toEqual([5]);
+    // A full batch leaves as soon as it is full, long before the gather time.
+    const burst = performance.now();
+    const answers = await Promise.all(Array.from({ length: MAX_BATCH_ITEMS }, (_, i) => score(front, { data: [i] })));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    for (let i = 0; i < 500 && green.hits < 5 + MAX_BATCH_ITEMS; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(green.batches).toEqual([5, MAX_BATCH_ITEMS]);
+    expect(performance.now() - burst).toBeLessThan(gatherMs);
+    for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < 5 + MAX_BATCH_ITEMS; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 5 + MAX_BATCH_ITEMS, compared: 5 + MAX_BATCH_ITEMS, disagreed: 0, errors: 0, skipped: 0 });
   });
 
   test.each([
