@@ -401,8 +401,10 @@ export class AciTarget implements DeployTarget {
 
   /**
    * A snapshot from the front's answer: weights and shadow figures are the front's; each slot's figures are its
-   * runtime's /metrics (read directly from the slot's group, with the metrics key when it has key auth). The epoch
-   * changes when the front or a slot's container restarts (counters start again): the rollout restarts its window.
+   * runtime's /metrics (read directly from the slot's group, with the metrics key when it has key auth). The epoch is
+   * the front's (its shadow counters start again when it restarts: the rollout restarts its window); each slot's
+   * container is a part, keyed by group, start time and restart count, so a slot that restarts counts from zero in
+   * the window rather than restarting it (as AKS pods: shared/rollout/traffic.ts `windowOf`).
    */
   private async snapshotOf(serviceName: string, answer: FrontAnswer, known: Record<string, ContainerGroup> = {}): Promise<TrafficSnapshot> {
     const st = answer.state;
@@ -413,11 +415,11 @@ export class AciTarget implements DeployTarget {
     const keys = await this.keysFor(serviceName, Object.values(groups));
     const header = keys ? metricsHeaderValue(keys) : undefined;
     const slots: Record<string, SlotTraffic> = {};
-    const parts: string[] = [`front:${answer.snapshot.epoch}`];
+    const parts: NonNullable<TrafficSnapshot['parts']> = {};
     for (const slot of names) {
       const g = groups[slot];
       const view = (g.containers?.find((c) => c.name === ACI_CONTAINER) ?? g.containers?.[0])?.instanceView;
-      parts.push(`${slot}:${g.name}:${String(view?.currentState?.startTime ?? '')}:${view?.restartCount ?? 0}`);
+      const part = `${g.name}:${String(view?.currentState?.startTime ?? '')}:${view?.restartCount ?? 0}`;
       const url = `${groupCallUrl(g, this.o.config.location)}/metrics`;
       let res: { status: number; text: string };
       try {
@@ -431,14 +433,15 @@ export class AciTarget implements DeployTarget {
         throw new AppError('RolloutNeedsMetrics', `Slot ${slot} of ${serviceName} answered ${res.status} to GET /metrics; the gates cannot read its figures.`, 502, { retryable: res.status >= 500 });
       }
       slots[slot] = slotTrafficFromMetrics(text);
+      parts[part] = { slot, traffic: slots[slot] };
     }
-    const epoch = `aci-${createHash('sha256').update(parts.sort().join(',')).digest('hex').slice(0, 16)}`;
     return {
-      epoch,
+      epoch: `aci-${answer.snapshot.epoch}`,
       weights: st.weights,
       ...(answer.snapshot.serving ? { serving: answer.snapshot.serving } : st.serving ? { serving: st.serving } : {}),
       ...(st.mirror ? { mirror: { slot: st.mirror.slot, percent: st.mirror.percent } } : {}),
       slots,
+      parts,
       ...(answer.snapshot.shadow ? { shadow: answer.snapshot.shadow } : {}),
     };
   }

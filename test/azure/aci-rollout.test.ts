@@ -69,7 +69,9 @@ describe('ACI progressive delivery through the service front', () => {
     // 3. The state of the shadow phase, signed; the figures: both slots' /metrics with the metrics key.
     expect(w.calls).toEqual(['front GET', 'front PUT {"blue":100,"green":0} g2', 'metrics diabetes-blue key=true', 'metrics diabetes-green key=true']);
     expect(s0).toMatchObject({ weights: { blue: 100, green: 0 }, serving: 'blue', mirror: { slot: 'green', percent: 20 }, slots: { blue: { requests: 1000, errors: 0 }, green: { requests: 0 } } });
-    expect(s0.epoch).toMatch(/^aci-[0-9a-f]{16}$/);
+    // The epoch is the front's (a new front starts its counters again); each slot's container is a part.
+    expect(s0.epoch).toBe(`aci-${w.front!.front.epoch}`);
+    expect(Object.values(s0.parts ?? {}).map((p) => p.slot).sort()).toEqual(['blue', 'green']);
     expect(w.front!.state().slots).toEqual({ blue: `http://${blueOwn}.westeurope.azurecontainer.io:5001`, green: `http://${w.arm.fqdn('diabetes-green')}:5001` });
 
     // End of the bake: the window's figures (green saw the copies on its /metrics; the front has the comparison).
@@ -146,9 +148,12 @@ describe('ACI progressive delivery through the service front', () => {
     expect(w.arm.groups.get('diabetes-blue')!.tags['mdf-active']).toBe('true');
   });
 
-  test('a slot still weighted is never taken out of the front; a restarted slot changes the epoch; key rotation restarts the front with its current state', async () => {
+  test('a slot still weighted is never taken out of the front; a restarted slot counts from zero in the window, which goes on; key rotation restarts the front with its current state', async () => {
     const { target } = setup();
     const start = await firstStep(target, { blue: 50, green: 50 });
+    w.counters['diabetes-green'].ok = 40;
+    const mid = await target.trafficSnapshot('diabetes');
+    expect(windowOf(start, mid, 'green')).toMatchObject({ requests: 40 });
     w.calls.length = 0;
     await target.deleteSlot('diabetes', 'green');
     expect(w.calls.filter((x) => x.startsWith('front PUT'))).toEqual([]);
@@ -156,8 +161,15 @@ describe('ACI progressive delivery through the service front', () => {
     // (the group itself was deleted: ACI's own answer now; put it back for the rest)
     w.arm.add('diabetes-green', { slot: 'green', image: IMAGE(4) });
     w.arm.groups.get('diabetes-green')!.properties.containers[0].properties.instanceView.restartCount = 1;
+    // Its runtime started again: its counters too (7 requests since). The epoch is the front's: the window goes on,
+    // the restarted container is a new part that counts from zero (not 7 − 40), the other slot as before.
+    w.counters['diabetes-green'] = { ok: 7, failed: 0 };
+    w.counters['diabetes-blue'].ok += 25;
     const after = await target.trafficSnapshot('diabetes');
-    expect(after.epoch).not.toBe(start.epoch);
+    expect(after.epoch).toBe(start.epoch);
+    expect(windowOf(mid, after, 'green')).toMatchObject({ requests: 7, errors: 0 });
+    expect(windowOf(mid, after, 'blue')).toMatchObject({ requests: 25 });
+    expect(windowOf(start, after, 'green')).toMatchObject({ requests: 7 });
 
     // New keys: the front group is PUT again in place with them, its admin key and the state in force.
     const NEW = { primaryKey: 'PRIMARY-SECRET-KEY-NEW', secondaryKey: KEYS.secondaryKey };
