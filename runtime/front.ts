@@ -67,8 +67,8 @@ export const MIRROR_HEAVY_CONCURRENCY = 4;
  * - `gatherMs`: 0 (the default) = the rule above (an idle front sends a copy at once); > 0 = every copy waits for a
  *   full batch (MAX_BATCH_ITEMS) or until it has waited this long, at any traffic. For a front whose shadow replicas
  *   have their own cores (ACI, AKS: front-cli.ts): a few batches a second cost the shadow a fraction of the CPU and
- *   the front a fraction of the round trips of copies sent one by one. Not for a shadow on the serving side's cores
- *   (the local target): there each batch's burst lands on the client (docs/benchmarks.md, "Copies gathered for 250 ms").
+ *   the front a fraction of the round trips of copies sent one by one. The local target's front keeps 0 for now, though
+ *   the latest figures show gathering costing its clients less there too (docs/benchmarks.md, "Gathering on the ACI/AKS front").
  * - `heldBytes`: request bodies and serving answers held for copies not yet compared, per shadow slot at most; a copy
  *   whose bytes would go over is released at once and counted as mirrored, not compared.
  */
