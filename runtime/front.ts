@@ -25,8 +25,8 @@ import { isOpenOipPath } from './oip';
 import { DEFAULT_MAX_BODY_BYTES } from './options';
 import { PINNED_HEADER } from './metrics';
 import { makeAuthorizer } from './server';
-import { MAX_BATCH_ITEMS } from './mirror-batch';
 import { MAX_COMPARE_BYTES, MAX_SHADOW_INFLIGHT, type ShadowCopyMessage, type ShadowReport } from './shadow-sender';
+import type { ShadowThreadData } from './shadow-thread';
 import type { TlsMaterial } from './tls';
 import {
   emptyShadowTraffic,
@@ -41,11 +41,11 @@ import {
 export const PIN_HEADER = 'azureml-model-deployment';
 /**
  * How shadow copies are held (`ServiceFront`'s third argument; defaults DEFAULT_MIRROR_BOUNDS):
- * - `gatherMs`: 0 (the default) = a copy goes to the shadow thread, and from there to the shadow slot, on the next
- *   event-loop turn (with the others of its turn); > 0 = copies wait for a full batch (MAX_BATCH_ITEMS) or until the
- *   oldest has waited this long (`post`). The front processes (ACI, AKS: front-cli.ts) and the local target gather
- *   (DEFAULT_FRONT_GATHER_MS): a few batches a second cost the shadow replica, the thread and the front a fraction of
- *   the CPU and wake-ups of copies sent one by one (docs/benchmarks.md, "Shadow work on its own thread").
+ * - `gatherMs`: 0 (the default) = a copy leaves as soon as the shadow thread has it (with the others of its turn);
+ *   > 0 = copies wait for a full batch (MAX_BATCH_ITEMS) or until the oldest has waited this long. The front
+ *   processes (ACI, AKS: front-cli.ts) and the local target gather (DEFAULT_FRONT_GATHER_MS): a few batches a second
+ *   cost the shadow replica a fraction of the CPU of copies sent one by one (docs/benchmarks.md, "Gathering on the
+ *   ACI/AKS front").
  * - `heldBytes`: request bodies and serving answers held for copies not yet compared, per shadow slot at most; a copy
  *   whose bytes would go over is released at once and counted as mirrored, not compared.
  */
@@ -185,14 +185,9 @@ export class ServiceFront {
   private readonly shadow = new Map<string, ShadowTraffic>();
   /** The shadow thread (shadow-thread.ts), started with the first copy: it sends the copies and compares the answers. */
   private shadowThread?: { worker: Worker; posted: Map<string, { n: number; bytes: number }> };
-  /**
-   * Copies ready to be handed to the shadow thread (`post`), with when each was queued (performance.now()): they go in
-   * one message once MAX_BATCH_ITEMS are ready or the oldest has waited `gatherMs` (0: on the next turn).
-   */
+  /** Copies ready to be handed to the shadow thread, all in one message on the next event-loop turn. */
   private outbox: Array<() => ShadowCopyMessage | undefined> = [];
-  private outboxSince = 0;
   private posting?: NodeJS.Immediate;
-  private gathering?: NodeJS.Timeout;
   /** Counters are comparable only within one epoch (a new front starts from zero). */
   readonly epoch = randomUUID();
   private authorize: (header: string | undefined) => boolean | Promise<boolean> = () => true;
@@ -634,47 +629,38 @@ export class ServiceFront {
   }
 
   /**
-   * Queues a copy for the shadow thread. The copies go together, in one message, once MAX_BATCH_ITEMS are ready or the
-   * oldest has waited `gatherMs` (with 0, on the next event-loop turn): a message wakes the thread, and a batch
-   * (mirror-batch.ts) wakes the shadow replica, a few times a second rather than once per copy. `make` copies the
-   * bytes into buffers of their own then, which the message moves to the thread without another copy. Each copy counts
-   * as posted to this thread until it reports it settled.
+   * Queues a copy for the shadow thread (built on the next turn: `make` copies the bytes into buffers of their own, which
+   * the message moves to the thread without another copy). Each copy is counted as posted to this thread until it
+   * reports it settled.
    */
   private post(make: () => ShadowCopyMessage | undefined): void {
-    if (!this.outbox.length) this.outboxSince = performance.now();
     this.outbox.push(make);
-    const wait = this.outboxSince + this.mirrorBounds.gatherMs - performance.now();
-    if (this.outbox.length >= MAX_BATCH_ITEMS || wait <= 0) this.posting ??= setImmediate(() => this.flushOutbox());
-    else this.gathering ??= setTimeout(() => this.flushOutbox(), wait);
-  }
-
-  private flushOutbox(): void {
-    if (this.posting) clearImmediate(this.posting);
-    if (this.gathering) clearTimeout(this.gathering);
-    this.posting = this.gathering = undefined;
-    const makers = this.outbox;
-    this.outbox = [];
-    const thread = this.thread();
-    const copies: ShadowCopyMessage[] = [];
-    const transfer: ArrayBuffer[] = [];
-    for (const f of makers) {
-      const c = f();
-      if (!c) continue;
-      copies.push(c);
-      transfer.push(c.body.buffer as ArrayBuffer);
-      if (c.primary.body) transfer.push(c.primary.body.buffer as ArrayBuffer);
-      const p = thread.posted.get(c.slot) ?? { n: 0, bytes: 0 };
-      p.n++;
-      p.bytes += c.held;
-      thread.posted.set(c.slot, p);
-    }
-    if (copies.length) thread.worker.postMessage({ copies }, transfer);
+    this.posting ??= setImmediate(() => {
+      this.posting = undefined;
+      const makers = this.outbox;
+      this.outbox = [];
+      const thread = this.thread();
+      const copies: ShadowCopyMessage[] = [];
+      const transfer: ArrayBuffer[] = [];
+      for (const f of makers) {
+        const c = f();
+        if (!c) continue;
+        copies.push(c);
+        transfer.push(c.body.buffer as ArrayBuffer);
+        if (c.primary.body) transfer.push(c.primary.body.buffer as ArrayBuffer);
+        const p = thread.posted.get(c.slot) ?? { n: 0, bytes: 0 };
+        p.n++;
+        p.bytes += c.held;
+        thread.posted.set(c.slot, p);
+      }
+      if (copies.length) thread.worker.postMessage({ copies }, transfer);
+    });
   }
 
   /** The shadow thread, started on first use; one that stopped (it should not) fails the copies it had and is replaced. */
   private thread(): { worker: Worker; posted: Map<string, { n: number; bytes: number }> } {
     if (this.shadowThread) return this.shadowThread;
-    const worker = new Worker(shadowThreadPath());
+    const worker = new Worker(shadowThreadPath(), { workerData: { gatherMs: this.mirrorBounds.gatherMs } satisfies ShadowThreadData });
     const thread = { worker, posted: new Map<string, { n: number; bytes: number }>() };
     this.shadowThread = thread;
     worker.unref();
@@ -724,8 +710,7 @@ export class ServiceFront {
   async close(): Promise<void> {
     for (const s of this.slots.values()) s.agent.destroy();
     if (this.posting) clearImmediate(this.posting);
-    if (this.gathering) clearTimeout(this.gathering);
-    this.posting = this.gathering = undefined;
+    this.posting = undefined;
     this.outbox = [];
     const thread = this.shadowThread;
     this.shadowThread = undefined;

@@ -75,33 +75,54 @@ interface SlotTarget {
 }
 
 /**
- * The copies for one shadow slot, sent in batches: a copy leaves at once (on the next event-loop turn, with the others
- * of its turn: the front hands them over gathered, `ServiceFront.post`). At most MIRROR_BATCHES_IN_FLIGHT requests are
- * out; more copies wait for one to come back (at most MAX_BATCH_ITEMS and MIRROR_BATCH_BODY_BYTES per batch).
+ * The copies for one shadow slot, sent in batches: with `gatherMs` 0, a copy leaves at once (on the next event-loop
+ * turn, with the others of its turn); with `gatherMs` > 0, copies wait for a full batch (MAX_BATCH_ITEMS) or until the
+ * oldest has waited `gatherMs`, whatever the traffic (a few batches a second cost the shadow replica a fraction of the
+ * CPU of copies sent one by one). At most MIRROR_BATCHES_IN_FLIGHT requests are out; more copies wait for one to come
+ * back (at most MAX_BATCH_ITEMS and MIRROR_BATCH_BODY_BYTES per batch).
  */
 class MirrorBatcher {
   private pending: ShadowCopy[] = [];
+  /** When each pending copy was added (performance.now()), in the same order. */
+  private since: number[] = [];
   private head = 0;
   private out = 0;
   private scheduled?: NodeJS.Immediate;
+  private timer?: NodeJS.Timeout;
   /**
    * Whether the slot takes batches: unknown until it answers one; `true` → a batch of one goes as a plain copy
    * (cheaper); `false` (404/405 or an answer that is not a batch: an older replica) → every copy goes one by one.
    */
   takesBatches?: boolean;
 
-  constructor(private readonly send: (copies: ShadowCopy[], sent: () => void) => void) {}
+  constructor(
+    private readonly send: (copies: ShadowCopy[], sent: () => void) => void,
+    private readonly gatherMs: number,
+  ) {}
 
   add(copy: ShadowCopy): void {
     this.pending.push(copy);
+    this.since.push(performance.now());
     this.schedule();
   }
 
   private schedule(): void {
-    if (this.out < MIRROR_BATCHES_IN_FLIGHT && this.head < this.pending.length) this.scheduled ??= setImmediate(() => this.flush());
+    if (this.out >= MIRROR_BATCHES_IN_FLIGHT || this.head >= this.pending.length) return;
+    const full = this.pending.length - this.head >= MAX_BATCH_ITEMS;
+    const wait = this.since[this.head] + this.gatherMs - performance.now();
+    if (full || wait <= 0) this.scheduled ??= setImmediate(() => this.flush());
+    else if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.flush();
+      }, wait);
+    }
   }
 
   private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.scheduled) clearImmediate(this.scheduled);
     this.scheduled = undefined;
     while (this.out < MIRROR_BATCHES_IN_FLIGHT && this.head < this.pending.length) {
       const copies: ShadowCopy[] = [];
@@ -112,6 +133,7 @@ class MirrorBatcher {
       }
       if (this.head >= this.pending.length) {
         this.pending = [];
+        this.since = [];
         this.head = 0;
       }
       this.out++;
@@ -140,7 +162,10 @@ export class ShadowSender {
   private delta: ShadowReport = {};
   private reporting?: NodeJS.Immediate;
 
-  constructor(private readonly report: (delta: ShadowReport) => void) {}
+  constructor(
+    private readonly gatherMs: number,
+    private readonly report: (delta: ShadowReport) => void,
+  ) {}
 
   /** Sends one copy: in the slot's next batch when it can travel in one, else on its own; settles it when answered. */
   add(m: ShadowCopyMessage): void {
@@ -189,7 +214,7 @@ export class ShadowSender {
     let s = this.slots.get(m.slot);
     if (!s) {
       const created: SlotTarget = { name: m.slot, target: new URL(m.url), key: m.key, batcher: undefined as unknown as MirrorBatcher };
-      created.batcher = new MirrorBatcher((copies, sent) => this.sendBatch(created, copies, sent));
+      created.batcher = new MirrorBatcher((copies, sent) => this.sendBatch(created, copies, sent), this.gatherMs);
       this.slots.set(m.slot, (s = created));
     } else if (s.target.href !== new URL(m.url).href || s.key !== m.key) {
       s.target = new URL(m.url);
