@@ -43,7 +43,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { LocalFront } from '../shared/targets/local-front';
-import { answerMirrorBatch, DEFAULT_FRONT_GATHER_MS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from '../runtime';
+import { answerMirrorBatch, DEFAULT_FRONT_GATHER_MS, DEFAULT_MIRROR_BOUNDS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from '../runtime';
 import { cpuList, onCpus, otherCpus, pin } from './cpus';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -199,11 +199,11 @@ async function load(port: number, mode: Mode, ms: number, agent: http.Agent, int
 
 /**
  * Each slice runs this long before it is measured, and a slice of a mirroring configuration ends with its copies
- * drained: without both, a configuration's batches would land in the next configuration's slice, and its slice would
- * start without the batches a steady state has in flight (copies sent at once: a batch's round trip; gathered: up to
- * GATHER_MS more).
+ * drained: copies wait up to the linger (DEFAULT_MIRROR_BOUNDS.lingerMs) for a batch, so without both a
+ * configuration's batches would land in the next configuration's slice, and its slice would start without the
+ * batches a steady state has in flight.
  */
-const LEAD_IN_MS = 50;
+const LEAD_IN_MS = DEFAULT_MIRROR_BOUNDS.lingerMs + 50;
 /** A configuration's lead-in: a gathering one's copies wait up to GATHER_MS. */
 const leadInOf = (config: string) => (config.endsWith('g') ? GATHER_MS + 50 : LEAD_IN_MS);
 

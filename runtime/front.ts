@@ -15,20 +15,17 @@ import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { makeTokenVerifier } from './auth-token';
 import { forwardRequest } from './forward';
 import { createBoundedServer, DEFAULT_HTTP_LIMITS, dropBody, resolveHttpLimits, type BoundedServer, type HttpLimits } from './http-limits';
-import { packageRoot } from './launch';
+import { BATCHABLE_PATH, decodeMirrorResponse, encodeMirrorRequest, MAX_BATCH_INDEX_BYTES, MAX_BATCH_ITEMS, MAX_BATCH_TYPE_CHARS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from './mirror-batch';
 import { isOpenOipPath } from './oip';
 import { DEFAULT_MAX_BODY_BYTES } from './options';
 import { PINNED_HEADER } from './metrics';
 import { makeAuthorizer } from './server';
-import { MAX_COMPARE_BYTES, MAX_SHADOW_INFLIGHT, type ShadowCopyMessage, type ShadowReport } from './shadow-sender';
-import type { ShadowThreadData } from './shadow-thread';
 import type { TlsMaterial } from './tls';
 import {
+  answersAgree,
   emptyShadowTraffic,
   emptySlotTraffic,
   latencyBucket,
@@ -39,41 +36,192 @@ import {
 
 /** The header that pins a request to one slot (at any weight, 0 % included), as AML v2's online endpoints. */
 export const PIN_HEADER = 'azureml-model-deployment';
+/** Requests of shadow copies (batches, mirror-batch.ts, or a copy alone) out to one shadow slot at once at most; more copies wait for one. */
+export const MIRROR_BATCHES_IN_FLIGHT = 2;
+/**
+ * Shadow copies in flight at most (sent and waiting for a batch): two full batches out and one gathering. Beyond, a
+ * copy is skipped (mirroring never queues behind the client): only when the shadow answers slower than copies come.
+ */
+export const MAX_SHADOW_INFLIGHT = (MIRROR_BATCHES_IN_FLIGHT + 1) * MAX_BATCH_ITEMS;
+/** Answers larger than this are not compared (the copy counts as mirrored, not compared). */
+export const MAX_COMPARE_BYTES = 1024 * 1024;
+/** Connections the front opens to the shadow slot for copies at most; more copies wait for one (bounded above). */
+export const MAX_SHADOW_SOCKETS = 8;
+/** Time per event-loop turn the deferred shadow work (sending copies, comparing answers) may take at most. */
+const SHADOW_TURN_BUDGET_MS = 1;
+/**
+ * While the front is busy (`ServiceFront.busy`), a copy waits at most this long for a lull (a moment with no client
+ * request in flight) to leave with the others gathered meanwhile; a full batch (MAX_BATCH_ITEMS) leaves at once. An
+ * idle front sends each copy at once.
+ */
+export const MIRROR_LINGER_MS = 25;
+/**
+ * Concurrency (clients in flight, averaged over the last arrivals) from which a front counts as under heavy traffic:
+ * a moment without a client request is then a gap between two of them, not a lull, and copies wait for a full batch
+ * or the linger. Each small batch sent at such gaps cost a round trip, and the replica a wake-up.
+ */
+export const MIRROR_HEAVY_CONCURRENCY = 4;
 /**
  * How shadow copies are held (`ServiceFront`'s third argument; defaults DEFAULT_MIRROR_BOUNDS):
- * - `gatherMs`: 0 (the default) = a copy leaves as soon as the shadow thread has it (with the others of its turn);
- *   > 0 = copies wait for a full batch (MAX_BATCH_ITEMS) or until the oldest has waited this long. The front
- *   processes (ACI, AKS: front-cli.ts) and the local target gather (DEFAULT_FRONT_GATHER_MS): a few batches a second
- *   cost the shadow replica a fraction of the CPU of copies sent one by one (docs/benchmarks.md, "Gathering on the
- *   ACI/AKS front").
+ * - `lingerMs`: while the front is busy, how long a copy waits at most for a lull (MIRROR_LINGER_MS);
+ * - `gatherMs`: 0 (the default) = the rule above (an idle front sends a copy at once); > 0 = every copy waits for a
+ *   full batch (MAX_BATCH_ITEMS) or until it has waited this long, at any traffic. For a front whose shadow replicas
+ *   have their own cores (ACI, AKS: front-cli.ts): a few batches a second cost the shadow a fraction of the CPU and
+ *   the front a fraction of the round trips of copies sent one by one. The local target's front keeps 0 for now, though
+ *   the latest figures show gathering costing its clients less there too (docs/benchmarks.md, "Gathering on the ACI/AKS front").
  * - `heldBytes`: request bodies and serving answers held for copies not yet compared, per shadow slot at most; a copy
  *   whose bytes would go over is released at once and counted as mirrored, not compared.
  */
 export interface MirrorBounds {
+  lingerMs: number;
   gatherMs: number;
   heldBytes: number;
 }
-export const DEFAULT_MIRROR_BOUNDS: MirrorBounds = { gatherMs: 0, heldBytes: 64 * 1024 * 1024 };
+export const DEFAULT_MIRROR_BOUNDS: MirrorBounds = { lingerMs: MIRROR_LINGER_MS, gatherMs: 0, heldBytes: 64 * 1024 * 1024 };
+/** Bodies of one batch at most; a larger body is copied on its own. */
+const MIRROR_BATCH_BODY_BYTES = 256 * 1024;
+/** Answer bytes a batch may bring back (beyond, the replica leaves answers out: those copies are not compared). */
+const MIRROR_BATCH_ANSWER_BYTES = 4 * 1024 * 1024;
+
+/** One shadow copy, ready to go: where, what, and what to do with the shadow's answer (`ms`: the shadow's latency). */
+interface ShadowCopy {
+  path: string;
+  contentType: string;
+  body: Buffer;
+  /** Token auth: the caller's (verified) `Authorization`, which the copy carries as the request did; else none. */
+  auth?: string;
+  done: (answer: { status: number; body?: Buffer; ms: number }) => void;
+}
+
 /**
- * How long copies gather for a batch on a front that serves real traffic (the ACI/AKS front process, front-cli.ts,
- * and the local target's fronts); `ServiceFront` alone defaults to 0 (at once).
+ * The copies for one shadow slot, sent in batches. While the front is idle (no client request in flight, light
+ * traffic), a copy leaves at once (on the next event-loop turn, with the others of its turn); while it is busy, copies
+ * wait for a lull, for a full batch, or MIRROR_LINGER_MS, then leave together — so an idle front never wakes for a
+ * batch (a fixed window stalled the client's request at c1: docs/benchmarks.md, "Shadow copies in batches"). At most
+ * MIRROR_BATCHES_IN_FLIGHT requests are out; more copies wait for one to come back (at most MAX_BATCH_ITEMS and
+ * MIRROR_BATCH_BODY_BYTES per batch).
  */
-export const DEFAULT_FRONT_GATHER_MS = 250;
+class MirrorBatcher {
+  private pending: ShadowCopy[] = [];
+  /** With `gatherMs`: when each pending copy was added (performance.now()), in the same order. */
+  private since: number[] = [];
+  private head = 0;
+  private out = 0;
+  private scheduled?: NodeJS.Immediate;
+  /**
+   * Whether the slot takes batches: unknown until it answers one; `true` → a batch of one goes as a plain copy
+   * (cheaper); `false` (404/405 or an answer that is not a batch: an older replica) → every copy goes one by one.
+   */
+  takesBatches?: boolean;
 
-/** Where the shadow thread's code is (the compiled file, as for the ONNX threads). */
-const shadowThreadPath = (): string => path.join(packageRoot(), 'dist', 'runtime', 'shadow-thread.js');
+  private linger?: NodeJS.Timeout;
 
-export { MAX_COMPARE_BYTES, MAX_SHADOW_INFLIGHT, MAX_SHADOW_SOCKETS, MIRROR_BATCHES_IN_FLIGHT } from './shadow-sender';
+  constructor(
+    private readonly send: (copies: ShadowCopy[], sent: () => void) => void,
+    /** Whether the front is busy (`ServiceFront.busy`): copies then wait for a lull, a full batch or the linger. */
+    private readonly busy: () => boolean,
+    private readonly lingerMs: number,
+    /** MirrorBounds.gatherMs: > 0 = copies wait for a full batch or this long, whatever the traffic. */
+    private readonly gatherMs: number,
+  ) {}
 
-/** `chunks` (`length` bytes) in a buffer of their own, not a slice of Node's shared pool: a message can move it to the shadow thread. */
-function ownBytes(chunks: Buffer[], length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
+  add(copy: ShadowCopy): void {
+    this.pending.push(copy);
+    if (this.gatherMs > 0) this.since.push(performance.now());
+    this.schedule();
   }
-  return out;
+
+  /** The front has no client request in flight: copies waiting for a lull may leave. */
+  lull(): void {
+    if (this.head < this.pending.length) this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.out >= MIRROR_BATCHES_IN_FLIGHT || this.head >= this.pending.length) return;
+    const full = this.pending.length - this.head >= MAX_BATCH_ITEMS;
+    // Gathering: the oldest copy's wait left; else: an idle front sends at once, a busy one waits for a lull or the linger.
+    const wait = this.gatherMs > 0 ? this.since[this.head] + this.gatherMs - performance.now() : this.busy() ? this.lingerMs : 0;
+    if (full || wait <= 0) this.scheduled ??= setImmediate(() => this.flush());
+    else if (!this.linger) {
+      this.linger = setTimeout(() => {
+        this.linger = undefined;
+        this.flush();
+      }, wait);
+      this.linger.unref();
+    }
+  }
+
+  private flush(): void {
+    if (this.linger) clearTimeout(this.linger);
+    this.linger = undefined;
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    while (this.out < MIRROR_BATCHES_IN_FLIGHT && this.head < this.pending.length) {
+      const copies: ShadowCopy[] = [];
+      let bytes = 0;
+      while (this.head < this.pending.length && copies.length < MAX_BATCH_ITEMS && (copies.length === 0 || bytes + this.pending[this.head].body.length <= MIRROR_BATCH_BODY_BYTES)) {
+        bytes += this.pending[this.head].body.length;
+        copies.push(this.pending[this.head++]);
+      }
+      if (this.head >= this.pending.length) {
+        this.pending = [];
+        this.since = [];
+        this.head = 0;
+      }
+      this.out++;
+      let back = false;
+      this.send(copies, () => {
+        if (back) return;
+        back = true;
+        this.out--;
+        this.schedule();
+      });
+    }
+  }
+
+  clear(): void {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    if (this.linger) clearTimeout(this.linger);
+    this.linger = undefined;
+    this.pending = [];
+    this.since = [];
+    this.head = 0;
+  }
+}
+
+/**
+ * Shadow work that may wait (sending a copy, comparing two answers): run with setImmediate, i.e. after the turn's
+ * pending I/O (clients' requests and answers go first), at most SHADOW_TURN_BUDGET_MS per turn (at least one item),
+ * the rest on the next turn. Bounded: each item belongs to one of at most MAX_SHADOW_INFLIGHT copies.
+ */
+class ShadowWork {
+  private queue: Array<() => void> = [];
+  private head = 0;
+  private scheduled?: NodeJS.Immediate;
+
+  push(fn: () => void): void {
+    this.queue.push(fn);
+    this.scheduled ??= setImmediate(() => this.run());
+  }
+
+  clear(): void {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    this.queue = [];
+    this.head = 0;
+  }
+
+  private run(): void {
+    this.scheduled = undefined;
+    const end = performance.now() + SHADOW_TURN_BUDGET_MS;
+    do this.queue[this.head++]();
+    while (this.head < this.queue.length && performance.now() < end);
+    if (this.head >= this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else this.scheduled = setImmediate(() => this.run());
+  }
 }
 
 /**
@@ -146,6 +294,8 @@ interface SlotState extends FrontSlot {
   agent: http.Agent;
   inflight: number;
   idleWaiters: Array<() => void>;
+  /** Shadow copies waiting to be sent to this slot in one batch (created with the first copy). */
+  batcher?: MirrorBatcher;
 }
 
 function sendError(res: http.ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}) {
@@ -183,11 +333,14 @@ export class ServiceFront {
   private readonly shadowInflight = new Map<string, { n: number; bytes: number }>();
   private readonly traffic = new Map<string, SlotTraffic>();
   private readonly shadow = new Map<string, ShadowTraffic>();
-  /** The shadow thread (shadow-thread.ts), started with the first copy: it sends the copies and compares the answers. */
-  private shadowThread?: { worker: Worker; posted: Map<string, { n: number; bytes: number }> };
-  /** Copies ready to be handed to the shadow thread, all in one message on the next event-loop turn. */
-  private outbox: Array<() => ShadowCopyMessage | undefined> = [];
-  private posting?: NodeJS.Immediate;
+  /** Shadow copies go through their own agent (created with the first copy), never the slot's. */
+  private mirrorAgent?: http.Agent;
+  private readonly shadowWork = new ShadowWork();
+  /** Client requests being answered (all slots): shadow copies wait for a moment with none (`MirrorBatcher`). */
+  private clientsInFlight = 0;
+  /** Clients in flight as each request arrives, averaged over about the last 32 (an exponential moving average). */
+  private recentConcurrency = 0;
+  private readonly batchers = new Set<MirrorBatcher>();
   /** Counters are comparable only within one epoch (a new front starts from zero). */
   readonly epoch = randomUUID();
   private authorize: (header: string | undefined) => boolean | Promise<boolean> = () => true;
@@ -401,6 +554,8 @@ export class ServiceFront {
       if (rest.length && !this.active) this.active = rest[0].slot;
     }
     if (this.mirror?.slot === slot) this.mirror = undefined;
+    // Its copies still waiting leave with the linger; no lull needs to reach it any more.
+    if (s.batcher) this.batchers.delete(s.batcher);
     if (s.inflight > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
@@ -481,6 +636,8 @@ export class ServiceFront {
     const live = pinRaw === undefined;
     const copy = live ? this.mirrorCopy(req, slot, this.authMode === 'token' ? headers.authorization : undefined) : undefined;
     slot.inflight++;
+    this.clientsInFlight++;
+    this.recentConcurrency += (this.clientsInFlight - this.recentConcurrency) / 32;
     forwardRequest(req, res, {
       target: slot.target,
       agent: slot.agent,
@@ -488,6 +645,7 @@ export class ServiceFront {
       maxBodyBytes: this.limits.maxBodyBytes,
       onDone: () => {
         slot.inflight--;
+        if (--this.clientsInFlight === 0) for (const b of this.batchers) b.lull();
         if (slot.inflight === 0) for (const w of slot.idleWaiters.splice(0)) w();
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         // Counted when answered (a client that went away before its answer is not the slot's doing). An answer
@@ -513,12 +671,12 @@ export class ServiceFront {
 
   /**
    * Shadow traffic: decides whether this request is copied to the mirror slot and, if so, keeps the body's chunks
-   * (references, read alongside the forward, never instead of it) and the serving slot's answer. Everything else
-   * happens once the client has its answer, and off the front's event loop: the copy (body and serving answer in
-   * buffers of their own) is handed to the shadow thread on the next turn, with the other copies of that turn, in one
-   * message (`post`); the thread sends it to the shadow slot (in a batch when it can travel in one, through its own
-   * connections, at most MAX_SHADOW_SOCKETS, so copies never take the slot's sockets), compares the answers and sends
-   * back the counts (`settle`).
+   * (references, read alongside the forward, never instead of it). Everything else waits until the client has its
+   * answer: the copy is sent once the serving slot's answer was passed on (and the body is complete), in the slot's
+   * next batch when it can travel in one (`sendCopy`, `MirrorBatcher`), through the front's own mirror agent (at
+   * most MAX_SHADOW_SOCKETS connections, so copies never take the slot's sockets and the shadow replica sees a
+   * bounded concurrency), and both answers are compared later still, off the client's
+   * path (`ShadowWork`: after pending I/O, within a budget per event-loop turn; byte-equal answers skip the parse).
    */
   private mirrorCopy(
     req: http.IncomingMessage,
@@ -544,7 +702,13 @@ export class ServiceFront {
     }
     stats.mirrored++;
     out.n++;
-    const { slot: slotName, tolerance } = m;
+    const mirror = m;
+    const work = this.shadowWork;
+    const bucket = (h: Record<string, number>, ms: number) => {
+      const b = String(latencyBucket(ms));
+      h[b] = (h[b] ?? 0) + 1;
+    };
+    type Answer = { status: number; body?: Buffer };
     const heldBytes = this.mirrorBounds.heldBytes;
     // Bytes this copy holds (its request body, the serving answer) against the slot's `heldBytes`, released once settled.
     let held = 0;
@@ -565,45 +729,63 @@ export class ServiceFront {
       }
     };
     req.on('data', onReqData);
-    let primary: { status: number; chunks?: Buffer[]; bytes: number } | undefined;
+    let primary: Answer | undefined;
     let primaryChunks: Buffer[] | undefined = [];
     let primaryBytes = 0;
-    // Over: handed to the shadow thread, or released here (mirrored, not compared).
-    let over = false;
-    const release = () => {
-      if (over) return;
-      over = true;
+    let shadowAnswer: Answer | undefined;
+    let finished = false;
+    let sent = false;
+    const settle = () => {
+      if (finished || !primary || !shadowAnswer) return;
+      finished = true;
       out.n--;
       out.bytes -= held;
+      if (shadowAnswer.status === 0 || shadowAnswer.status >= 500) stats.errors++;
+      const ok = (x: Answer) => x.status >= 200 && x.status < 300;
+      const a = primary.body;
+      const b = shadowAnswer.body;
+      if (ok(primary) && ok(shadowAnswer) && a !== undefined && b !== undefined) {
+        // Counted together when compared, so a snapshot never holds a comparison without its verdict.
+        work.push(() => {
+          stats.compared++;
+          if (!a.equals(b) && !answersAgree(a.toString('utf8'), b.toString('utf8'), mirror.tolerance)) stats.disagreed++;
+        });
+      } else if (primary.status > 0 && shadowAnswer.status > 0 && shadowAnswer.status < 500 && shadowAnswer.status !== 429 && shadowAnswer.status !== 408 && ok(primary) !== ok(shadowAnswer)) {
+        // One version answered and the other refused the same request (e.g. 200 against 400 or 401): they disagree.
+        // (A shadow that sheds load, 429/408/5xx, is not a disagreement; 5xx counts as an error above.)
+        stats.compared++;
+        stats.disagreed++;
+      }
     };
-    const handOver = () => {
-      if (over) return;
+    const sendCopy = () => {
+      if (sent || shadowAnswer) return;
+      sent = true;
       const chunks = reqChunks;
       reqChunks = undefined;
-      if (!chunks || !primary) return release();
-      const p = primary;
-      over = true;
-      this.post(() => {
-        const slot = this.slots.get(slotName) ?? target;
-        return {
-          slot: slotName,
-          url: slot.url,
-          ...(slot.key ? { key: slot.key } : {}),
-          ...(auth ? { auth } : {}),
-          path: req.url ?? '/',
-          contentType: req.headers['content-type'] ?? 'application/json',
-          tolerance,
-          body: ownBytes(chunks, reqBytes),
-          primary: { status: p.status, ...(p.chunks ? { body: ownBytes(p.chunks, p.bytes) } : {}) },
-          held,
-        };
+      if (!chunks) {
+        shadowAnswer = { status: -1 };
+        return settle();
+      }
+      this.sendCopy(target, {
+        path: req.url ?? '/',
+        contentType: req.headers['content-type'] ?? 'application/json',
+        ...(auth ? { auth } : {}),
+        body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, reqBytes),
+        done: (a) => {
+          if (shadowAnswer) return;
+          bucket(stats.latency, a.ms);
+          shadowAnswer = { status: a.status, ...(a.body && a.body.length <= MAX_COMPARE_BYTES ? { body: a.body } : {}) };
+          settle();
+        },
       });
     };
     // A body that never completes: the copy is abandoned with the request.
     req.once('close', () => {
-      if (!req.complete) {
+      if (!req.complete && !shadowAnswer) {
         reqChunks = undefined;
-        release();
+        shadowAnswer = { status: -1 };
+        primary ??= { status: 0 };
+        settle();
       }
     });
     return {
@@ -617,104 +799,167 @@ export class ServiceFront {
       },
       primaryDone: (status, ms) => {
         if (primary) return;
-        const b = String(latencyBucket(ms));
-        stats.primaryLatency[b] = (stats.primaryLatency[b] ?? 0) + 1;
-        primary = { status, ...(primaryChunks ? { chunks: primaryChunks } : {}), bytes: primaryBytes };
+        bucket(stats.primaryLatency, ms);
+        const chunks = primaryChunks;
         primaryChunks = undefined;
-        // The client has its answer: only now does the copy go (once the body is complete).
-        if (req.complete) handOver();
-        else req.once('end', handOver);
+        primary = { status, ...(chunks ? { body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) } : {}) };
+        // The client has its answer: only now is the copy sent (once the body is complete), as deferred work.
+        if (req.complete) work.push(sendCopy);
+        else req.once('end', () => work.push(sendCopy));
+        settle();
       },
     };
   }
 
   /**
-   * Queues a copy for the shadow thread (built on the next turn: `make` copies the bytes into buffers of their own, which
-   * the message moves to the thread without another copy). Each copy is counted as posted to this thread until it
-   * reports it settled.
+   * Whether shadow copies should wait rather than leave at once: while client requests are in flight, and under heavy
+   * traffic (MIRROR_HEAVY_CONCURRENCY) also in the gaps between them.
    */
-  private post(make: () => ShadowCopyMessage | undefined): void {
-    this.outbox.push(make);
-    this.posting ??= setImmediate(() => {
-      this.posting = undefined;
-      const makers = this.outbox;
-      this.outbox = [];
-      const thread = this.thread();
-      const copies: ShadowCopyMessage[] = [];
-      const transfer: ArrayBuffer[] = [];
-      for (const f of makers) {
-        const c = f();
-        if (!c) continue;
-        copies.push(c);
-        transfer.push(c.body.buffer as ArrayBuffer);
-        if (c.primary.body) transfer.push(c.primary.body.buffer as ArrayBuffer);
-        const p = thread.posted.get(c.slot) ?? { n: 0, bytes: 0 };
-        p.n++;
-        p.bytes += c.held;
-        thread.posted.set(c.slot, p);
-      }
-      if (copies.length) thread.worker.postMessage({ copies }, transfer);
-    });
+  private get busy(): boolean {
+    return this.clientsInFlight > 0 || this.recentConcurrency >= MIRROR_HEAVY_CONCURRENCY;
   }
 
-  /** The shadow thread, started on first use; one that stopped (it should not) fails the copies it had and is replaced. */
-  private thread(): { worker: Worker; posted: Map<string, { n: number; bytes: number }> } {
-    if (this.shadowThread) return this.shadowThread;
-    const worker = new Worker(shadowThreadPath(), { workerData: { gatherMs: this.mirrorBounds.gatherMs } satisfies ShadowThreadData });
-    const thread = { worker, posted: new Map<string, { n: number; bytes: number }>() };
-    this.shadowThread = thread;
-    worker.unref();
-    worker.on('message', (report: ShadowReport) => this.settle(thread, report));
-    worker.on('error', () => undefined); // followed by 'exit'
-    worker.on('exit', () => {
-      if (this.shadowThread === thread) this.shadowThread = undefined;
-      // Its copies are lost: each counts as a failed copy (an error, not compared) and leaves the in-flight counts.
-      for (const [slot, p] of thread.posted) {
-        if (p.n === 0) continue;
-        const stats = this.shadow.get(slot);
-        if (stats) stats.errors += p.n;
-        const o = this.shadowInflight.get(slot);
-        if (o) {
-          o.n -= p.n;
-          o.bytes -= p.bytes;
-        }
-      }
-      thread.posted.clear();
-    });
-    return thread;
-  }
-
-  /** The shadow thread's counts of the copies it settled: into the shadow counters; the copies leave the in-flight counts. */
-  private settle(thread: { posted: Map<string, { n: number; bytes: number }> }, report: ShadowReport): void {
-    for (const [slot, d] of Object.entries(report)) {
-      const p = thread.posted.get(slot);
-      if (p) {
-        p.n -= d.settled;
-        p.bytes -= d.held;
-      }
-      const o = this.shadowInflight.get(slot);
-      if (o) {
-        o.n -= d.settled;
-        o.bytes -= d.held;
-      }
-      const stats = this.shadow.get(slot);
-      if (!stats) continue;
-      // Counted together, so a snapshot never holds a comparison without its verdict.
-      stats.compared += d.compared;
-      stats.disagreed += d.disagreed;
-      stats.errors += d.errors;
-      for (const [b, n] of Object.entries(d.latency)) stats.latency[b] = (stats.latency[b] ?? 0) + n;
+  /** Sends one shadow copy: in the slot's next batch when it can travel in one, else on its own. */
+  private sendCopy(target: SlotState, copy: ShadowCopy): void {
+    const batchable = target.batcher?.takesBatches !== false && BATCHABLE_PATH.test(copy.path) && copy.contentType.length <= MAX_BATCH_TYPE_CHARS && copy.body.length < MIRROR_BATCH_BODY_BYTES;
+    if (!batchable) return this.sendSingle(target, copy);
+    if (!target.batcher) {
+      target.batcher = new MirrorBatcher((copies, sent) => this.sendBatch(target, copies, sent), () => this.busy, this.mirrorBounds.lingerMs, this.mirrorBounds.gatherMs);
+      this.batchers.add(target.batcher);
     }
+    target.batcher.add(copy);
+  }
+
+  /** The mirror agent: copies never take the slot's sockets, and the shadow sees at most MAX_SHADOW_SOCKETS connections. */
+  private get shadowAgent(): http.Agent {
+    return (this.mirrorAgent ??= new http.Agent({ keepAlive: true, maxSockets: MAX_SHADOW_SOCKETS }));
+  }
+
+  /** A POST of copies to the shadow slot, with its key, through the mirror agent (60 s without progress: destroyed). */
+  private postToShadow(target: SlotState, path: string, contentType: string, length: number, auth: string | undefined, onResponse: (up: http.IncomingMessage) => void): http.ClientRequest {
+    // Key auth: the slot's own key; token auth: the caller's token (a batch: its latest copy's, as verified by the front).
+    const authorization = target.key ? `Bearer ${target.key}` : auth;
+    const headers: http.OutgoingHttpHeaders = {
+      'content-type': contentType,
+      'content-length': length,
+      host: target.target.host,
+      ...(authorization ? { authorization } : {}),
+    };
+    const out = http.request({ host: target.target.hostname, port: target.target.port, method: 'POST', path, headers, agent: this.shadowAgent, timeout: 60_000 }, onResponse);
+    out.on('timeout', () => out.destroy(new Error('shadow timeout')));
+    return out;
+  }
+
+  /** A copy as its own request to the slot (latency: from a free connection to the end of the shadow's answer). */
+  private sendSingle(target: SlotState, copy: ShadowCopy): void {
+    // The shadow's latency starts when its connection is free (not while queued behind the mirror agent's cap).
+    let t0 = process.hrtime.bigint();
+    const since = () => Number(process.hrtime.bigint() - t0) / 1e6;
+    const answer: Buffer[] = [];
+    let bytes = 0;
+    let out: http.ClientRequest;
+    try {
+      out = this.postToShadow(target, copy.path, copy.contentType, copy.body.length, copy.auth, (up) => {
+        up.on('data', (c: Buffer) => {
+          bytes += c.length;
+          if (bytes <= MAX_COMPARE_BYTES) answer.push(c);
+        });
+        up.on('end', () => copy.done({ status: up.statusCode ?? 0, ...(bytes <= MAX_COMPARE_BYTES ? { body: answer.length === 1 ? answer[0] : Buffer.concat(answer) } : {}), ms: since() }));
+        up.on('error', () => copy.done({ status: 0, ms: since() }));
+      });
+    } catch {
+      // A copy the HTTP client refuses (e.g. a header it will not send) is a failed copy, never the client's problem.
+      return copy.done({ status: 0, ms: 0 });
+    }
+    out.once('socket', () => {
+      t0 = process.hrtime.bigint();
+    });
+    out.on('error', () => copy.done({ status: 0, ms: since() }));
+    out.end(copy.body);
+  }
+
+  /**
+   * Copies in one `POST /.mdf/mirror` (mirror-batch.ts): one round trip for all of them (a batch of one goes as the
+   * plain copy it is). Each copy's latency is the shadow replica's own scoring time (a copy has no round trip of its
+   * own). A slot that does not know the batch
+   * path (404/405, or an answer that is not a batch: a replica of an older runtime) gets these copies and all later
+   * ones one by one; a batch that fails (no answer, 5xx, a bad frame) fails each of its copies.
+   */
+  private sendBatch(target: SlotState, copies: ShadowCopy[], sent: () => void): void {
+    const batcher = target.batcher;
+    if (batcher?.takesBatches === false) {
+      // Gathered before the slot was found not to take batches: one by one, as all later copies.
+      sent();
+      for (const c of copies) this.sendSingle(target, c);
+      return;
+    }
+    if (copies.length === 1 && batcher?.takesBatches) {
+      // A batch of one is a plain copy (once the slot is known to take batches): no frame to build or read.
+      const [copy] = copies;
+      return this.sendSingle(target, { ...copy, done: (a) => (sent(), copy.done(a)) });
+    }
+    let over = false;
+    const fail = (status: number) => {
+      sent();
+      if (over) return;
+      over = true;
+      for (const c of copies) c.done({ status, ms: 0 });
+    };
+    const frame = encodeMirrorRequest(copies, MIRROR_BATCH_ANSWER_BYTES);
+    const limit = 4 + MAX_BATCH_INDEX_BYTES + MIRROR_BATCH_ANSWER_BYTES;
+    let out: http.ClientRequest;
+    try {
+      out = this.postToShadow(target, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE, frame.length, [...copies].reverse().find((c) => c.auth)?.auth, (up) => {
+        const status = up.statusCode ?? 0;
+        if (status !== 200 || up.headers['content-type'] !== MIRROR_BATCH_TYPE) {
+          up.resume();
+          // 413: the replica's body limit is under this batch's size: these copies go one by one (each fits, as its
+          // request did) and later batches are tried again (a smaller one may fit).
+          if (status === 404 || status === 405 || status === 413 || (status >= 200 && status < 300)) {
+            if (batcher && status !== 413) batcher.takesBatches = false;
+            sent();
+            over = true;
+            for (const c of copies) this.sendSingle(target, c);
+          } else fail(status === 400 ? 0 : status); // 400: the frame itself was refused (BadMirrorBatch), not a copy
+          return;
+        }
+        const answer: Buffer[] = [];
+        let bytes = 0;
+        up.on('data', (c: Buffer) => {
+          bytes += c.length;
+          if (bytes <= limit) answer.push(c);
+          else up.destroy();
+        });
+        up.on('end', () => {
+          if (over) return;
+          let items;
+          try {
+            items = decodeMirrorResponse(answer.length === 1 ? answer[0] : Buffer.concat(answer, bytes), copies.length);
+          } catch {
+            return fail(0);
+          }
+          if (batcher) batcher.takesBatches = true;
+          sent();
+          over = true;
+          items.forEach((a, i) => copies[i].done({ status: a.s, ...(a.body ? { body: a.body } : {}), ms: a.ms }));
+        });
+        up.on('error', () => fail(0));
+        up.on('close', () => fail(0));
+      });
+    } catch {
+      return fail(0);
+    }
+    out.on('error', () => fail(0));
+    out.end(frame);
   }
 
   async close(): Promise<void> {
+    for (const b of this.batchers) b.clear();
+    this.batchers.clear();
     for (const s of this.slots.values()) s.agent.destroy();
-    if (this.posting) clearImmediate(this.posting);
-    this.posting = undefined;
-    this.outbox = [];
-    const thread = this.shadowThread;
-    this.shadowThread = undefined;
-    if (thread) await thread.worker.terminate();
+    this.mirrorAgent?.destroy();
+    this.mirrorAgent = undefined;
+    this.shadowWork.clear();
     this.slots.clear();
     this.active = undefined;
     this.split = undefined;
