@@ -27,7 +27,8 @@
  * BENCH_PARTS (`local,aci` by default: which of the two sets to measure), BENCH_SHADOW_CPUS (e.g. `1`: the shadow slot's
  * processes on these CPUs only, everything else on the others; default every core shared), BENCH_CONFIGS (e.g.
  * `front,front2,mirror20,mirror20g`: only these configurations; `front` is always measured), BENCH_LOADS (e.g. `c1,c32`;
- * default `c1,c32,rate50`; `rate50` needs `c32`). Every cost line carries `ci90`: a 90 % interval of its ratio from
+ * default `c1,c32,rate50`; `rate50` needs `c32`), BENCH_ALT_FRONT (another build's `dist`: `alt20`, `alt20g` through its
+ * front, in the same rounds; see ALT_FRONT). Every cost line carries `ci90`: a 90 % interval of its ratio from
  * 1,000 resamplings of the rounds (a round = one slice of each configuration, adjacent in time; both configurations
  * resampled with the same rounds). Where /proc exists, each configuration's line
  * also carries the CPU time per request of the serving side (`cpu_us_per_req`: the child with the serving slot and
@@ -53,6 +54,19 @@ const CONFIGS = process.env.BENCH_CONFIGS ? new Set(['front', ...process.env.BEN
 const LOADS = (process.env.BENCH_LOADS ?? 'c1,c32,rate50').split(',') as Array<'c1' | 'c32' | 'rate50'>;
 /** How long `mirror20g`'s copies gather (the ACI/AKS front process's default). */
 const GATHER_MS = DEFAULT_FRONT_GATHER_MS;
+/**
+ * BENCH_ALT_FRONT: the `dist` folder of another build of this repository (e.g. a `git worktree` of another commit,
+ * built): its `LocalFront` serves two more configurations, `alt20` and `alt20g` (as `mirror20` and `mirror20g`),
+ * measured in the same rounds as this build's, so a change to the front is judged against the one before it in one
+ * run (two runs minutes apart differ by more than a run's own interval: docs/benchmarks.md, "The shadow work on a
+ * thread and in slices").
+ */
+const ALT_FRONT = process.env.BENCH_ALT_FRONT
+  ? // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (require(path.resolve(process.env.BENCH_ALT_FRONT, 'shared', 'targets', 'local-front.js')) as { LocalFront: typeof LocalFront }).LocalFront
+  : undefined;
+/** Configurations that mirror (their copies are drained after each slice; a cost line each). */
+const isMirror = (k: string) => k.startsWith('mirror') || k.startsWith('alt');
 /** Only the configurations BENCH_CONFIGS names (all by default). */
 const chosen = (ports: Record<string, number>) => Object.fromEntries(Object.entries(ports).filter(([k]) => !CONFIGS || CONFIGS.has(k)));
 /**
@@ -93,8 +107,8 @@ async function serve(greenUrl?: string): Promise<void> {
   // The shadow slot is another process (as a replica is): its work never shares the serving slot's event loop.
   const green = greenUrl!;
   const mirrorFronts: Record<string, LocalFront> = {};
-  const front = async (setup: (f: LocalFront) => void, name?: string, gatherMs = 0): Promise<number> => {
-    const f = new LocalFront('bench', { keepAliveTimeoutMs: 60_000 }, { gatherMs });
+  const front = async (setup: (f: LocalFront) => void, name?: string, gatherMs = 0, Front: typeof LocalFront = LocalFront): Promise<number> => {
+    const f = new Front('bench', { keepAliveTimeoutMs: 60_000 }, { gatherMs });
     if (name) mirrorFronts[name] = f;
     await f.listen(0);
     f.addSlot({ name: 'blue', url: blue });
@@ -112,6 +126,13 @@ async function serve(greenUrl?: string): Promise<void> {
     mirror20: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'mirror20'),
     mirror20g: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'mirror20g', GATHER_MS),
     mirror100: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 1e-6 }), 'mirror100'),
+    // BENCH_ALT_FRONT: the same 20 % mirrors through another build's front, copies sent at once and gathered.
+    ...(ALT_FRONT
+      ? {
+          alt20: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'alt20', 0, ALT_FRONT),
+          alt20g: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'alt20g', GATHER_MS, ALT_FRONT),
+        }
+      : {}),
   };
   process.stdout.write(JSON.stringify({ ports }) + '\n');
   // Each line on stdin asks for the mirroring fronts' copy counts (cumulative): copies sent, skipped, failed; `drain`
@@ -322,7 +343,7 @@ async function measure(prefix: string, ports: Record<string, number>, headers: R
         sliceHist[k].push(histogram(slice));
         used[k].serving += cpuMs(cpu.serving?.[k]) - before.serving;
         used[k].shadow += cpuMs(cpu.shadow?.[k]) - before.shadow;
-        if (k.startsWith('mirror')) {
+        if (isMirror(k)) {
           if (copies) await copies(true);
           else await new Promise((r) => setTimeout(r, leadInOf(k) + 100)); // the ACI front: its batches leave and come back
         }
@@ -375,7 +396,7 @@ function report(prefix: string, all: Partial<Record<'c1' | 'c32' | 'rate50', Fig
     if (!res) continue;
     const add = (k: string, p: 'p50' | 'p99') => +(res[k][p] - res.direct[p]).toFixed(3);
     if (res.direct) for (const k of ['split', 'front'].filter((c) => res[c])) added(`${prefix}.${k}_added.${label}`, add(k, 'p50'), add(k, 'p99'));
-    for (const m of Object.keys(res).filter((c) => c.startsWith('mirror'))) cost(`${prefix}.${m}_p99_cost.${label}`, res[m], res.front);
+    for (const m of Object.keys(res).filter(isMirror)) cost(`${prefix}.${m}_p99_cost.${label}`, res[m], res.front);
     if (res.front2) cost(`${prefix}.aa_p99_diff.${label}`, res.front2, res.front, 'the same front, measured again');
   }
 }
@@ -460,7 +481,7 @@ async function localPart(): Promise<void> {
     const measured = chosen(ports);
     const all = await measure('rollout', measured, {}, {
       serving: Object.fromEntries(Object.keys(measured).map((k) => [k, child.pid!])),
-      shadow: { mirror20: greenChild.pid!, mirror20g: greenChild.pid!, mirror100: greenChild.pid! },
+      shadow: Object.fromEntries(Object.keys(measured).filter(isMirror).map((k) => [k, greenChild.pid!])),
     }, copies);
     report('rollout', all);
   } finally {
