@@ -28,7 +28,8 @@
  * processes on these CPUs only, everything else on the others; default every core shared), BENCH_CONFIGS (e.g.
  * `front,front2,mirror20,mirror20g`: only these configurations; `front` is always measured), BENCH_LOADS (e.g. `c1,c32`;
  * default `c1,c32,rate50`; `rate50` needs `c32`), BENCH_ALT_FRONT (another build's `dist`: `alt20`, `alt20g` through its
- * front, in the same rounds; see ALT_FRONT). Every cost line carries `ci90`: a 90 % interval of its ratio from
+ * front, in the same rounds; see ALT_FRONT), BENCH_SCORE_MS (ACI part: CPU per request of the runtimes; see SCORE_MS).
+ * Every cost line carries `ci90`: a 90 % interval of its ratio from
  * 1,000 resamplings of the rounds (a round = one slice of each configuration, adjacent in time; both configurations
  * resampled with the same rounds). Where /proc exists, each configuration's line
  * also carries the CPU time per request of the serving side (`cpu_us_per_req`: the child with the serving slot and
@@ -403,6 +404,24 @@ function report(prefix: string, all: Partial<Record<'c1' | 'c32' | 'rate50', Fig
 
 const KEY = 'bench-PRIMARY-key-0123456789abcdef';
 
+/**
+ * BENCH_SCORE_MS (ACI part; default 0 = the trivial example, which answers at once): each request costs the runtime
+ * this much CPU (a busy loop), as a small model's scoring does; the lines are then named `rollout.aci_<ms>ms.*`.
+ * Mirroring's cost is a fixed amount of the front's and the machine's work per copy: against an answer of a few
+ * hundred microseconds it is a larger share than against a real model's.
+ */
+const SCORE_MS = Number(process.env.BENCH_SCORE_MS ?? 0);
+if (!(SCORE_MS >= 0 && SCORE_MS <= 100)) throw new Error(`BENCH_SCORE_MS must be 0 to 100 (ms); got ${process.env.BENCH_SCORE_MS}`);
+
+/** A scoring script (`init`, `run`) spending `ms` of CPU per request, in a temporary folder removed on exit. */
+function busyScript(ms: number): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdf-bench-score-'));
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'busy.js');
+  fs.writeFileSync(file, `const NS = ${Math.round(ms * 1e6)}n;\nexports.init = () => {};\nexports.run = (input) => {\n  const end = process.hrtime.bigint() + NS;\n  while (process.hrtime.bigint() < end);\n  return input;\n};\n`);
+  return file;
+}
+
 /** A process printing JSON lines; resolves with the port of its first `listening` event. */
 function listening(child: ChildProcess): Promise<number> {
   return new Promise<number>((resolve, reject) => {
@@ -417,7 +436,8 @@ function listening(child: ChildProcess): Promise<number> {
 /** The front as it runs on ACI: standalone front-cli processes in front of real runtime processes. */
 async function aciPart(): Promise<void> {
   const dist = path.resolve(__dirname, '..');
-  const script = path.resolve(dist, '..', 'examples/runtime/node/trivial.js');
+  const script = SCORE_MS > 0 ? busyScript(SCORE_MS) : path.resolve(dist, '..', 'examples/runtime/node/trivial.js');
+  const prefix = SCORE_MS > 0 ? `rollout.aci_${SCORE_MS}ms` : 'rollout.aci';
   const keys = { MDF_PRIMARY_KEY: KEY, MDF_SECONDARY_KEY: `${KEY}-2` };
   const children: ChildProcess[] = [];
   const pids: Record<number, number> = {};
@@ -446,8 +466,8 @@ async function aciPart(): Promise<void> {
     });
     // CPU per request of the front processes and of the shadow runtime's main process (its worker is another process).
     const fronts = Object.fromEntries(Object.entries(ports).filter(([k]) => k !== 'direct').map(([k, port]) => [k, pids[port]]));
-    const res = await measure('rollout.aci', ports, { authorization: `Bearer ${KEY}` }, { serving: fronts, shadow: { mirror20: pids[green], mirror20g: pids[green] } });
-    report('rollout.aci', res);
+    const res = await measure(prefix, ports, { authorization: `Bearer ${KEY}` }, { serving: fronts, shadow: { mirror20: pids[green], mirror20g: pids[green] } });
+    report(prefix, res);
   } finally {
     for (const c of children) c.kill('SIGKILL');
   }
