@@ -29,7 +29,7 @@
  * `front,front2,mirror20,mirror20g`: only these configurations; `front` is always measured), BENCH_LOADS (e.g. `c1,c32`;
  * default `c1,c32,rate50`; `rate50` needs `c32`), BENCH_ALT_FRONT (another build's `dist`: `alt20`, `alt20g` through its
  * front, in the same rounds; see ALT_FRONT), BENCH_SCORE_MS (ACI part: CPU per request of the runtimes; see SCORE_MS).
- * Every cost line carries `ci90`: a 90 % interval of its ratio from
+ * BENCH_FRONT_CPUS (ACI part: the front processes' CPUs; see FRONT_CPUS). Every cost line carries `ci90`: a 90 % interval of its ratio from
  * 1,000 resamplings of the rounds (a round = one slice of each configuration, adjacent in time; both configurations
  * resampled with the same rounds). Where /proc exists, each configuration's line
  * also carries the CPU time per request of the serving side (`cpu_us_per_req`: the child with the serving slot and
@@ -77,6 +77,14 @@ const chosen = (ports: Record<string, number>) => Object.fromEntries(Object.entr
  */
 const SHADOW_CPUS = process.env.BENCH_SHADOW_CPUS ? cpuList(process.env.BENCH_SHADOW_CPUS, 'BENCH_SHADOW_CPUS') : undefined;
 const spawnShadow = (args: string[], options: SpawnOptions): ChildProcess => spawn(...onCpus(SHADOW_CPUS, process.execPath, args), options);
+/**
+ * BENCH_FRONT_CPUS (ACI part, e.g. `1`): the front processes run on these CPUs only (default: with the load generator
+ * and the serving runtime). On ACI the front is its own container group, with its own cores: with BENCH_SHADOW_CPUS=1
+ * as well, the fronts share core 1 with the shadow runtime (a pessimistic stand-in for cores of their own) and the
+ * serving runtime has core 0 with the load generator, so at 32 connections the front is not the saturated core's
+ * third tenant.
+ */
+const FRONT_CPUS = process.env.BENCH_FRONT_CPUS ? cpuList(process.env.BENCH_FRONT_CPUS, 'BENCH_FRONT_CPUS') : undefined;
 
 async function serve(greenUrl?: string): Promise<void> {
   const slot = async (): Promise<string> => {
@@ -388,7 +396,7 @@ function cost(name: string, withMirror: Figures[string], without: Figures[string
   const ratio = +(withMirror.p99 / without.p99 - 1).toFixed(3);
   const perSlice = withMirror.sliceP99.map((p, i) => p / without.sliceP99[i] - 1).sort((a, b) => a - b);
   const mid = perSlice.length % 2 ? perSlice[(perSlice.length - 1) / 2] : (perSlice[perSlice.length / 2 - 1] + perSlice[perSlice.length / 2]) / 2;
-  process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, ci90: ratioInterval(withMirror.sliceHist, without.sliceHist), slice_median: +mid.toFixed(3), p99_ms: +withMirror.p99.toFixed(3), p99_ms_without: +without.p99.toFixed(3), p999_ratio: +(withMirror.p999 / without.p999 - 1).toFixed(3), vs, shadow_cpus: SHADOW_CPUS?.join(',') ?? 'shared', loadavg_1m: +os.loadavg()[0].toFixed(2) }) + '\n');
+  process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, ci90: ratioInterval(withMirror.sliceHist, without.sliceHist), slice_median: +mid.toFixed(3), p99_ms: +withMirror.p99.toFixed(3), p99_ms_without: +without.p99.toFixed(3), p999_ratio: +(withMirror.p999 / without.p999 - 1).toFixed(3), vs, shadow_cpus: SHADOW_CPUS?.join(',') ?? 'shared', ...(FRONT_CPUS ? { front_cpus: FRONT_CPUS.join(',') } : {}), loadavg_1m: +os.loadavg()[0].toFixed(2) }) + '\n');
 }
 
 /** The derived lines of a part, for the configurations and loads measured: what the front adds, what mirroring costs. */
@@ -441,9 +449,9 @@ async function aciPart(): Promise<void> {
   const keys = { MDF_PRIMARY_KEY: KEY, MDF_SECONDARY_KEY: `${KEY}-2` };
   const children: ChildProcess[] = [];
   const pids: Record<number, number> = {};
-  const run = async (args: string[], env: NodeJS.ProcessEnv, shadow = false) => {
+  const run = async (args: string[], env: NodeJS.ProcessEnv, shadow = false, cpus?: number[]) => {
     const options: SpawnOptions = { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'inherit'] };
-    const c = shadow ? spawnShadow(args, options) : spawn(process.execPath, args, options);
+    const c = shadow ? spawnShadow(args, options) : spawn(...onCpus(cpus, process.execPath, args), options);
     children.push(c);
     const port = await listening(c);
     pids[port] = c.pid!;
@@ -454,7 +462,7 @@ async function aciPart(): Promise<void> {
     const [blue, green] = await Promise.all([runtime(), runtime(true)]);
     const slots = { blue: `http://127.0.0.1:${blue}`, green: `http://127.0.0.1:${green}` };
     const front = (state: object, gatherMs?: number) =>
-      run([path.join(dist, 'runtime/front-cli.js')], { ...keys, MDF_PORT: '0', MDF_FRONT_HOST: '127.0.0.1', MDF_FRONT_SERVICE: 'bench', MDF_FRONT_ADMIN_KEY: 'bench-admin-key-0123456789', MDF_FRONT_STATE: JSON.stringify(state), ...(gatherMs === undefined ? {} : { MDF_FRONT_MIRROR_GATHER_MS: String(gatherMs) }) });
+      run([path.join(dist, 'runtime/front-cli.js')], { ...keys, MDF_PORT: '0', MDF_FRONT_HOST: '127.0.0.1', MDF_FRONT_SERVICE: 'bench', MDF_FRONT_ADMIN_KEY: 'bench-admin-key-0123456789', MDF_FRONT_STATE: JSON.stringify(state), ...(gatherMs === undefined ? {} : { MDF_FRONT_MIRROR_GATHER_MS: String(gatherMs) }) }, false, FRONT_CPUS);
     const mirrored = { generation: 1, serving: 'blue', slots, weights: { blue: 100, green: 0 }, mirror: { slot: 'green', percent: 20, tolerance: 1e-6 } };
     const single = { generation: 1, serving: 'blue', slots: { blue: slots.blue }, weights: {} };
     const ports = chosen({
