@@ -13,7 +13,7 @@
  * | `MDF_FRONT_ADMIN_KEY` | secure: the admin routes' signing key (required) |
  * | `MDF_PRIMARY_KEY` / `MDF_SECONDARY_KEY` | secure: the service's keys; set → callers need one, slots get the primary |
  * | `MDF_KEYS_FILE` | instead of the two keys: the slots' keys file (`{"primaryKey","secondaryKey"}`, or `{"tokenSecret","service"}` for token auth), read again every `MDF_FRONT_KEYS_RELOAD_MS` (5 s) as the replicas do (the AKS front mounts the service's keys Secret) |
- * | `MDF_FRONT_MIRROR_GATHER_MS` | shadow copies wait for a full batch or this many milliseconds (`MirrorBounds.gatherMs`; default DEFAULT_FRONT_GATHER_MS: this front's shadow replicas have their own cores); 0 = an idle front sends each copy at once |
+ * | `MDF_FRONT_MIRROR_GATHER_MS` | shadow copies wait for a full batch or this many milliseconds (`MirrorBounds.gatherMs`; default DEFAULT_FRONT_GATHER_MS, as the local target's fronts); 0 = an idle front sends each copy at once |
  *
  * Nothing secret is ever logged: the log lines carry the port, the generation, the serving slot and weights.
  */
@@ -37,7 +37,8 @@ export const FRONT_ENV = {
 /**
  * How long this front's shadow copies gather for a batch (MirrorBounds.gatherMs). The process runs on ACI and AKS,
  * where the new version's replicas are their own container group or pods: gathered copies cost them a fraction of
- * the CPU, and each batch's burst lands on their cores, not on the serving side's (docs/benchmarks.md).
+ * the CPU, and each batch's burst lands on their cores, not on the serving side's (docs/benchmarks.md). The local
+ * target's fronts gather as long.
  */
 export const DEFAULT_FRONT_GATHER_MS = 250;
 

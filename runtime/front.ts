@@ -65,10 +65,11 @@ export const MIRROR_HEAVY_CONCURRENCY = 4;
  * How shadow copies are held (`ServiceFront`'s third argument; defaults DEFAULT_MIRROR_BOUNDS):
  * - `lingerMs`: while the front is busy, how long a copy waits at most for a lull (MIRROR_LINGER_MS);
  * - `gatherMs`: 0 (the default) = the rule above (an idle front sends a copy at once); > 0 = every copy waits for a
- *   full batch (MAX_BATCH_ITEMS) or until it has waited this long, at any traffic. For a front whose shadow replicas
- *   have their own cores (ACI, AKS: front-cli.ts): a few batches a second cost the shadow a fraction of the CPU and
- *   the front a fraction of the round trips of copies sent one by one. The local target's front keeps 0 for now, though
- *   the latest figures show gathering costing its clients less there too (docs/benchmarks.md, "Gathering on the ACI/AKS front").
+ *   full batch (MAX_BATCH_ITEMS) or until it has waited this long, at any traffic: a few batches a second cost the
+ *   shadow a fraction of the CPU and the front a fraction of the round trips of copies sent one by one. The ACI/AKS
+ *   front process (front-cli.ts) and the local target's fronts gather (DEFAULT_FRONT_GATHER_MS); on the local target,
+ *   where the new version shares the machine's cores, gathering cost the clients no more than copies sent at once
+ *   (docs/benchmarks.md, "Gathering on the ACI/AKS front" and "The shadow work on a thread and in slices").
  * - `heldBytes`: request bodies and serving answers held for copies not yet compared, per shadow slot at most; a copy
  *   whose bytes would go over is released at once and counted as mirrored, not compared.
  */

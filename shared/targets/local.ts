@@ -24,7 +24,7 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as fsp from 'fs/promises';
 import * as path from 'path';
-import { AutoscaleRouter, packageRoot, runtimeProcessEnv, waitRuntimeReady, type ReplicaHandle, type TlsMaterial } from '../../runtime';
+import { AutoscaleRouter, DEFAULT_FRONT_GATHER_MS, packageRoot, runtimeProcessEnv, waitRuntimeReady, type ReplicaHandle, type TlsMaterial } from '../../runtime';
 import { AppError, fromRuntime, toErrorInfo } from '../errors';
 import { extractTarGz } from '../images/archive';
 import { IMAGE_METADATA_FILE, type ImageMetadata } from '../images/context';
@@ -726,7 +726,9 @@ export class LocalDeployTarget implements DeployTarget {
   private async ensureFront(serviceName: string, tls?: FrontTls): Promise<LocalFront> {
     const svc = this.service(serviceName);
     if (svc.front) return svc.front;
-    const front = new LocalFront(serviceName, this.opts.scoring);
+    // Shadow copies gathered for a batch, as on the ACI/AKS fronts: the new version's replica, which shares this
+    // machine's cores, scores a few batches a second rather than a request per copy (docs/benchmarks.md).
+    const front = new LocalFront(serviceName, this.opts.scoring, { gatherMs: DEFAULT_FRONT_GATHER_MS });
     await front.setTls(tls);
     const portFile = path.join(this.serviceDir(serviceName), 'front.json');
     let preferred = 0;

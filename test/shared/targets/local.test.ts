@@ -273,3 +273,26 @@ test('while the start-up restore of a service is pending, other operations on it
   expect(slotProcesses('gate-svc', 'green')).toEqual([]);
   await target.deleteService('gate-svc');
 });
+
+test('the service front gathers shadow copies (a full batch or 250 ms, as the ACI/AKS fronts): none reaches the new version at once, all are compared', async () => {
+  await target.deploySlot(request('gather-svc', 'blue', img2));
+  await target.deploySlot(request('gather-svc', 'green', img2));
+  const pub = await target.switchTraffic('gather-svc', 'blue');
+  await target.setTrafficWeights('gather-svc', { blue: 100, green: 0 }, { mirror: { slot: 'green', percent: 100, tolerance: 0 } });
+  // Copies the new version scored (its live `/score` count: copies are not pinned requests).
+  const copiesSeen = async () => {
+    const text = await (await fetch(pub.scoringUri.replace(/score$/, 'metrics'), { headers: { 'azureml-model-deployment': 'green' } })).text();
+    return Number(/^scoring_requests_total\{route="score",status="200"\} (\d+)/m.exec(text)?.[1] ?? 0);
+  };
+  const first = performance.now();
+  for (let i = 0; i < 3; i++) expect(await score(pub.scoringUri, [i])).toEqual({ status: 200, body: [2 * i] });
+  // 150 ms after the first request: copies sent at once would all be there by now; gathered ones leave at 250 ms.
+  await new Promise((r) => setTimeout(r, Math.max(0, first + 150 - performance.now())));
+  const early = await copiesSeen();
+  if (performance.now() - first < 240) expect(early).toBe(0);
+  for (let i = 0; i < 100 && (await copiesSeen()) < 3; i++) await new Promise((r) => setTimeout(r, 20));
+  expect(await copiesSeen()).toBe(3);
+  for (let i = 0; i < 100 && ((await target.trafficSnapshot('gather-svc')).shadow?.green.compared ?? 0) < 3; i++) await new Promise((r) => setTimeout(r, 20));
+  expect((await target.trafficSnapshot('gather-svc')).shadow?.green).toMatchObject({ mirrored: 3, compared: 3, disagreed: 0, errors: 0 });
+  await target.deleteService('gather-svc');
+});
