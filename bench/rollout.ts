@@ -7,9 +7,9 @@
  *   as a replica does: runtime/mirror-batch.ts);
  * - `front`: through a `LocalFront` with one active slot (today's blue/green path);
  * - `split`: through a front splitting 90/10 between two slots (weighted routing);
- * - `mirror`: through a front serving one slot and copying 20 % of requests to the other (shadow), and 100 %;
- *   `mirror20g`: 20 % with copies gathered for a batch (`MirrorBounds.gatherMs` = GATHER_MS, as the ACI/AKS front
- *   process does by default: front-cli.ts);
+ * - `mirror`: through a front serving one slot and copying 20 % of requests to the other (shadow), copies sent at once
+ *   (`MirrorBounds.gatherMs` 0), and 100 %; `mirror20g`: 20 % with copies gathered for a batch (`gatherMs` =
+ *   GATHER_MS, as the local target's fronts and the ACI/AKS front process do by default);
  * - `front2`: a second front like `front`: `*.aa_p99_diff.*` (an A/A comparison) is how far two identical
  *   configurations' p99s differ in the same run, the noise floor under the `*_p99_cost.*` figures.
  * The serving slot and the fronts run in one child process (this file with `serve`), the shadow slot in another
@@ -53,7 +53,7 @@ const SLICES = Number(process.env.BENCH_SLICES ?? 4);
 const PARTS = (process.env.BENCH_PARTS ?? 'local,aci').split(',');
 const CONFIGS = process.env.BENCH_CONFIGS ? new Set(['front', ...process.env.BENCH_CONFIGS.split(',')]) : undefined;
 const LOADS = (process.env.BENCH_LOADS ?? 'c1,c32,rate50').split(',') as Array<'c1' | 'c32' | 'rate50'>;
-/** How long `mirror20g`'s copies gather (the ACI/AKS front process's default). */
+/** How long `mirror20g`'s copies gather (the local target's and the ACI/AKS front process's default). */
 const GATHER_MS = DEFAULT_FRONT_GATHER_MS;
 /**
  * BENCH_ALT_FRONT: the `dist` folder of another build of this repository (e.g. a `git worktree` of another commit,
