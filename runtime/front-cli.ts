@@ -20,7 +20,7 @@
 import * as fs from 'node:fs';
 import { DEFAULT_KEYS_RELOAD_MS, readKeysFileContent } from './auth-keys';
 import { RUNTIME_ENV } from './env';
-import { ServiceFront, type FrontAuth } from './front';
+import { DEFAULT_FRONT_GATHER_MS, ServiceFront, type FrontAuth } from './front';
 import { installFrontAdmin, parseFrontState, type FrontState } from './front-admin';
 import { createLogger, type LogRecord } from './log';
 
@@ -34,13 +34,6 @@ export const FRONT_ENV = {
   mirrorGatherMs: 'MDF_FRONT_MIRROR_GATHER_MS',
 } as const;
 
-/**
- * How long this front's shadow copies gather for a batch (MirrorBounds.gatherMs). The process runs on ACI and AKS,
- * where the new version's replicas are their own container group or pods: gathered copies cost them a fraction of
- * the CPU, and each batch's burst lands on their cores, not on the serving side's (docs/benchmarks.md). The local
- * target's fronts gather as long.
- */
-export const DEFAULT_FRONT_GATHER_MS = 250;
 
 export interface RunningFront {
   front: ServiceFront;

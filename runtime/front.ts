@@ -78,6 +78,12 @@ export interface MirrorBounds {
   gatherMs: number;
   heldBytes: number;
 }
+/**
+ * How long the shadow copies of a front serving real traffic gather for a batch (MirrorBounds.gatherMs): the ACI/AKS
+ * front process (front-cli.ts, `MDF_FRONT_MIRROR_GATHER_MS`) and the local target's fronts. Gathered copies cost the
+ * new version's replicas a fraction of the CPU (docs/benchmarks.md).
+ */
+export const DEFAULT_FRONT_GATHER_MS = 250;
 export const DEFAULT_MIRROR_BOUNDS: MirrorBounds = { lingerMs: MIRROR_LINGER_MS, gatherMs: 0, heldBytes: 64 * 1024 * 1024 };
 /** Bodies of one batch at most; a larger body is copied on its own. */
 const MIRROR_BATCH_BODY_BYTES = 256 * 1024;
