@@ -9,7 +9,9 @@
  * - `split`: through a front splitting 90/10 between two slots (weighted routing);
  * - `mirror`: through a front serving one slot and copying 20 % of requests to the other (shadow), copies sent at once
  *   (`MirrorBounds.gatherMs` 0), and 100 %; `mirror20g`: 20 % with copies gathered for a batch (`gatherMs` =
- *   GATHER_MS, as the local target's fronts and the ACI/AKS front process do by default);
+ *   GATHER_MS, as the local target's fronts and the ACI/AKS front process do by default). The shadow slot runs at
+ *   idle CPU priority (SCHED_IDLE), as the local target runs a shadow phase's new version; `mirror20gn` = `mirror20g`
+ *   with a shadow slot at normal priority (LOCAL_SHADOW_CPU_PRIORITY=normal);
  * - `front2`: a second front like `front`: `*.aa_p99_diff.*` (an A/A comparison) is how far two identical
  *   configurations' p99s differ in the same run, the noise floor under the `*_p99_cost.*` figures.
  * The serving slot and the fronts run in one child process (this file with `serve`), the shadow slot in another
@@ -86,7 +88,7 @@ const spawnShadow = (args: string[], options: SpawnOptions): ChildProcess => spa
  */
 const FRONT_CPUS = process.env.BENCH_FRONT_CPUS ? cpuList(process.env.BENCH_FRONT_CPUS, 'BENCH_FRONT_CPUS') : undefined;
 
-async function serve(greenUrl?: string): Promise<void> {
+async function serve(greenUrl?: string, normalGreenUrl?: string): Promise<void> {
   const slot = async (): Promise<string> => {
     const server = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
@@ -116,12 +118,12 @@ async function serve(greenUrl?: string): Promise<void> {
   // The shadow slot is another process (as a replica is): its work never shares the serving slot's event loop.
   const green = greenUrl!;
   const mirrorFronts: Record<string, LocalFront> = {};
-  const front = async (setup: (f: LocalFront) => void, name?: string, gatherMs = 0, Front: typeof LocalFront = LocalFront): Promise<number> => {
+  const front = async (setup: (f: LocalFront) => void, name?: string, gatherMs = 0, Front: typeof LocalFront = LocalFront, greenAt = green): Promise<number> => {
     const f = new Front('bench', { keepAliveTimeoutMs: 60_000 }, { gatherMs });
     if (name) mirrorFronts[name] = f;
     await f.listen(0);
     f.addSlot({ name: 'blue', url: blue });
-    f.addSlot({ name: 'green', url: green });
+    f.addSlot({ name: 'green', url: greenAt });
     f.switchTo('blue');
     setup(f);
     return f.port;
@@ -134,6 +136,10 @@ async function serve(greenUrl?: string): Promise<void> {
     front2: await front(() => undefined),
     mirror20: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'mirror20'),
     mirror20g: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'mirror20g', GATHER_MS),
+    // The same as mirror20g with a shadow slot at normal CPU priority (LOCAL_SHADOW_CPU_PRIORITY=normal).
+    ...(normalGreenUrl
+      ? { mirror20gn: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'mirror20gn', GATHER_MS, LocalFront, normalGreenUrl) }
+      : {}),
     mirror100: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 1e-6 }), 'mirror100'),
     // BENCH_ALT_FRONT: the same 20 % mirrors through another build's front, copies sent at once and gathered.
     ...(ALT_FRONT
@@ -235,7 +241,7 @@ async function load(port: number, mode: Mode, ms: number, agent: http.Agent, int
  */
 const LEAD_IN_MS = DEFAULT_MIRROR_BOUNDS.lingerMs + 50;
 /** A configuration's lead-in: a gathering one's copies wait up to GATHER_MS. */
-const leadInOf = (config: string) => (config.endsWith('g') ? GATHER_MS + 50 : LEAD_IN_MS);
+const leadInOf = (config: string) => (config.includes('20g') ? GATHER_MS + 50 : LEAD_IN_MS);
 
 /**
  * Latencies as counts in bins 0.5 % wide (from 5 µs to 1,000 ms), so that a pooled percentile over any set of slices
@@ -489,9 +495,13 @@ async function main(): Promise<void> {
 }
 
 async function localPart(): Promise<void> {
-  const greenChild = spawnShadow([__filename, 'slot'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // The shadow slot at idle CPU priority, as the local target runs a shadow phase's new version (Linux SCHED_IDLE,
+  // LOCAL_SHADOW_CPU_PRIORITY=idle, the default); a second one at normal priority for `mirror20gn`.
+  const greenChild = spawn('chrt', ['--idle', '0', ...onCpus(SHADOW_CPUS, process.execPath, [__filename, 'slot']).flat()], { stdio: ['ignore', 'pipe', 'inherit'] });
   const green = JSON.parse(await firstLine(greenChild)).url as string;
-  const child = spawn(process.execPath, [__filename, 'serve', green], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const normalChild = !CONFIGS || CONFIGS.has('mirror20gn') ? spawnShadow([__filename, 'slot'], { stdio: ['ignore', 'pipe', 'inherit'] }) : undefined;
+  const normalGreen = normalChild ? (JSON.parse(await firstLine(normalChild)).url as string) : undefined;
+  const child = spawn(process.execPath, [__filename, 'serve', green, ...(normalGreen ? [normalGreen] : [])], { stdio: ['pipe', 'pipe', 'inherit'] });
   try {
     const lines = readline.createInterface({ input: child.stdout! });
     const next = () =>
@@ -509,16 +519,17 @@ async function localPart(): Promise<void> {
     const measured = chosen(ports);
     const all = await measure('rollout', measured, {}, {
       serving: Object.fromEntries(Object.keys(measured).map((k) => [k, child.pid!])),
-      shadow: Object.fromEntries(Object.keys(measured).filter(isMirror).map((k) => [k, greenChild.pid!])),
+      shadow: Object.fromEntries(Object.keys(measured).filter(isMirror).map((k) => [k, k === 'mirror20gn' ? normalChild!.pid! : greenChild.pid!])),
     }, copies);
     report('rollout', all);
   } finally {
     child.kill('SIGKILL');
     greenChild.kill('SIGKILL');
+    normalChild?.kill('SIGKILL');
   }
 }
 
-if (process.argv[2] === 'serve') void serve(process.argv[3]);
+if (process.argv[2] === 'serve') void serve(process.argv[3], process.argv[4]);
 else if (process.argv[2] === 'slot') void serve();
 else
   main().catch((e) => {

@@ -40,6 +40,8 @@ export interface AppConfig {
     workersPerReplica: number;
     /** How long a local slot may take to print its ready line. */
     startTimeoutMs: number;
+    /** A shadow phase's new version: at idle CPU priority (only cores the serving version leaves free) or normal. */
+    shadowCpuPriority: 'idle' | 'normal';
     /** Bounds of the local scoring endpoints (service front, slot router, replicas). */
     scoring: {
       /** Request bodies over this → 413 `PayloadTooLarge`. */
@@ -126,6 +128,7 @@ const envSchema = z.object({
   LOCAL_PYTHON: optionalText,
   LOCAL_WORKERS_PER_REPLICA: positiveInt(1),
   LOCAL_START_TIMEOUT_MS: positiveInt(60_000),
+  LOCAL_SHADOW_CPU_PRIORITY: z.enum(['idle', 'normal']).default('idle'),
   LOCAL_SCORING_MAX_BODY_BYTES: positiveInt(100 * 1024 * 1024),
   LOCAL_SCORING_HEADERS_TIMEOUT_MS: positiveInt(30_000),
   LOCAL_SCORING_REQUEST_TIMEOUT_MS: positiveInt(120_000),
@@ -229,6 +232,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       python: env.LOCAL_PYTHON ?? 'python3',
       workersPerReplica: env.LOCAL_WORKERS_PER_REPLICA,
       startTimeoutMs: env.LOCAL_START_TIMEOUT_MS,
+      shadowCpuPriority: env.LOCAL_SHADOW_CPU_PRIORITY,
       scoring: {
         maxBodyBytes: env.LOCAL_SCORING_MAX_BODY_BYTES,
         headersTimeoutMs: env.LOCAL_SCORING_HEADERS_TIMEOUT_MS,

@@ -2,6 +2,7 @@
  * Process helpers for the local target and local batch pools (processes started in their own groups).
  * Waiting for a scoring runtime process to be ready is the runtime's own `waitRuntimeReady` (runtime/ready.ts).
  */
+import { execFile } from 'child_process';
 import * as fs from 'fs';
 
 /** Running (a zombie — exited, not yet reaped by an adoptive parent — counts as gone). */
@@ -102,4 +103,75 @@ export async function terminateGroups(pids: number[], graceMs = 5_000): Promise<
   for (const pid of live()) killGroup(pid, 'SIGKILL');
   const hard = Date.now() + 2_000;
   while (live().length && Date.now() < hard) await sleep(20);
+}
+
+/**
+ * A process's CPU priority: `idle` = Linux `SCHED_IDLE` (it runs only on a core nothing else of normal priority
+ * wants, and gives it up at once when something does), `normal` = `SCHED_OTHER` at its nice value.
+ */
+export type CpuPriority = 'idle' | 'normal';
+
+/** The live members of the process groups (each thread group once), read from /proc (Linux only: elsewhere none). */
+export function groupMembers(pgids: number[]): number[] {
+  const groups = new Set(pgids);
+  let entries: string[];
+  try {
+    entries = fs.readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // state ppid pgrp ...
+      if (fields[0] !== 'Z' && groups.has(Number(fields[2]))) out.push(Number(e));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out;
+}
+
+const chrt = (args: string[]) =>
+  new Promise<boolean>((resolve) => {
+    try {
+      execFile('chrt', args, { timeout: 5_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } }, (err) => resolve(!err));
+    } catch {
+      resolve(false);
+    }
+  });
+
+let settable: Promise<boolean> | undefined;
+/**
+ * Whether this host can both lower a process to `idle` and bring it back to `normal`: Linux with util-linux's `chrt`,
+ * and the right to raise a process's priority again (root or `CAP_SYS_NICE`; an unprivileged user can lower a
+ * process, never raise it back). Probed once: a `chrt` started at `idle` sets itself back to `normal`.
+ */
+export function canSetCpuPriority(): Promise<boolean> {
+  return (settable ??= process.platform === 'linux' ? chrt(['--idle', '0', 'chrt', '--other', '0', 'true']) : Promise.resolve(false));
+}
+
+/**
+ * Sets the CPU priority of every thread of every member of the process groups (children started later inherit it).
+ * Returns the members it could not set (gone meanwhile, or refused).
+ */
+export async function setGroupsCpuPriority(pgids: number[], priority: CpuPriority): Promise<number[]> {
+  const failed: number[] = [];
+  for (const pid of groupMembers(pgids)) {
+    if (!(await chrt(['--all-tasks', '--pid', priority === 'idle' ? '--idle' : '--other', '0', String(pid)]))) failed.push(pid);
+  }
+  return failed;
+}
+
+/** A process's scheduling policy as /proc says (`idle`, `normal`; anything else as its number), or undefined when gone. */
+export function cpuPriorityOf(pid: number): CpuPriority | string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const policy = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]; // field 41: policy
+    return policy === '5' ? 'idle' : policy === '0' ? 'normal' : policy;
+  } catch {
+    return undefined;
+  }
 }

@@ -56,6 +56,7 @@ const TARGETS: Record<TargetKind, Choice<DeployTarget>> = {
         python: config.local.python,
         workersPerReplica: config.local.workersPerReplica,
         startTimeoutMs: config.local.startTimeoutMs,
+        shadowCpuPriority: config.local.shadowCpuPriority,
         scoring: config.local.scoring,
       }),
   },

@@ -33,7 +33,7 @@ import { fetchMetricsText } from '../scoring/metrics';
 import { POOL_FIELDS, type DeployConfig, type DeployRequest, type DeployTarget, type DeployedSlot, type ErrorInfo, type ServiceKeys } from '../seams';
 import type { TrafficSnapshot } from '../rollout/traffic';
 import { downloadBlob, type StorageClients } from '../storage';
-import { findProcesses, isAlive, killGroup, processArgs, processStartTime, terminateGroups } from '../processes';
+import { canSetCpuPriority, findProcesses, isAlive, killGroup, processArgs, processStartTime, setGroupsCpuPriority, terminateGroups, type CpuPriority } from '../processes';
 import { modelDataSasUrl, observabilityEnv } from './observability-env';
 
 export interface LocalTargetOptions {
@@ -47,6 +47,12 @@ export interface LocalTargetOptions {
   scaleDownDelayMs?: number;
   /** Body limit and connection bounds of the front, the slot routers and the replicas (defaults: DEFAULT_FRONT_LIMITS). */
   scoring?: Partial<FrontLimits>;
+  /**
+   * The CPU priority of a shadow phase's new version (LOCAL_SHADOW_CPU_PRIORITY): `idle` (the default) = its replicas
+   * run at Linux `SCHED_IDLE` while they only receive copies, so they take no core the serving version wants;
+   * `normal` = as any replica. `idle` needs a host that can raise them back (see `setSlotCpuPriority`).
+   */
+  shadowCpuPriority?: CpuPriority;
 }
 
 /** One replica in a slot record. */
@@ -79,6 +85,8 @@ export interface SlotRecord {
   routerPort?: number;
   nextIndex: number;
   replicas: ReplicaRecord[];
+  /** `idle`: the replicas run at idle CPU priority (a shadow phase's new version); replicas started later get it too. */
+  cpuPriority?: 'idle';
 }
 
 /** What the start-up restore wants for one service (read under the service's lock). */
@@ -379,6 +387,36 @@ export class LocalDeployTarget implements DeployTarget {
 
   private targetLog(dir: string, line: string): Promise<void> {
     return fsp.appendFile(path.join(dir, 'slot.log'), `[target] ${line}\n`).catch(() => undefined);
+  }
+
+  /**
+   * A slot's replicas (every process and thread of their groups) to `idle` or back to `normal` CPU priority, recorded
+   * in the slot record so that replicas started or adopted later are set the same way. Lowered only on a host that can
+   * raise them back (canSetCpuPriority: root or CAP_SYS_NICE, Linux `chrt`); elsewhere, and with
+   * `shadowCpuPriority: 'normal'`, the slot stays as it is. Never fails a caller: what it could not set is logged.
+   * Recorded before lowering and after raising, so a crash between leaves the record saying `idle` at worst, and the
+   * next call raises the replicas again.
+   */
+  private async setSlotCpuPriority(s: Slot, priority: CpuPriority): Promise<void> {
+    if ((s.record.cpuPriority ?? 'normal') === priority) return;
+    if (priority === 'idle') {
+      if ((this.opts.shadowCpuPriority ?? 'idle') !== 'idle') return;
+      if (!(await canSetCpuPriority())) {
+        await this.targetLog(s.dir, 'shadow phase: the new version runs at normal CPU priority (this host cannot raise a process back from idle: not root, no CAP_SYS_NICE, or no chrt)');
+        return;
+      }
+      s.record.cpuPriority = 'idle';
+      await s.save();
+    }
+    // Only groups still led by one of the slot's replicas (a recorded pid may have been reused by another process).
+    const pids = s.record.replicas.filter((r) => isReplicaOf(r, path.join(s.dir, 'context'))).map((r) => r.pid);
+    const failed = await setGroupsCpuPriority(pids, priority);
+    if (priority === 'normal') {
+      delete s.record.cpuPriority;
+      await s.save();
+    }
+    const how = priority === 'idle' ? 'idle CPU priority (shadow phase: it only gets cores the serving version leaves free)' : 'normal CPU priority';
+    await this.targetLog(s.dir, `replicas (pids ${pids.join(', ')}) now at ${how}${failed.length ? `; could not set pids ${failed.join(', ')}` : ''}`);
   }
 
   /** Names of the services that have a folder under the work dir. */
@@ -706,6 +744,8 @@ export class LocalDeployTarget implements DeployTarget {
     if (started.ok) {
       entry.port = started.port;
       await ctx.save();
+      // A replica started while its slot is a shadow at idle priority (autoscale, a replacement) joins it there.
+      if (record.cpuPriority === 'idle') await setGroupsCpuPriority([pid], 'idle');
       return { ...handle, url: `http://127.0.0.1:${started.port}` };
     }
     await handle.stop();
@@ -752,6 +792,8 @@ export class LocalDeployTarget implements DeployTarget {
       const why = ensured?.error ? ` (${ensured.error.message})` : '';
       throw new AppError('SlotNotFound', `Service ${serviceName} has no healthy slot "${slot}" to switch traffic to${why}.`, 409);
     }
+    // The version that serves runs at normal priority (a blue/green switch right after a shadow phase, a restore).
+    await this.setSlotCpuPriority(s, 'normal');
     const front = await this.ensureFront(serviceName, s.tls);
     await front.setTls(s.tls);
     front.addSlot({ name: slot, url: s.router.url, key: s.key });
@@ -790,7 +832,11 @@ export class LocalDeployTarget implements DeployTarget {
         // The front serves the certificate of the slot it serves (a rollout does not change TLS mid-way).
         await front.setTls(authFrom.tls);
       }
+      // Live traffic first goes where it is sent at normal priority; a version that only gets copies goes to idle after.
+      const shadowOnly = (name: string) => options.mirror?.slot === name && !((weights[name] ?? 0) > 0);
+      for (const [name, s] of svc.slots) if (!shadowOnly(name)) await this.setSlotCpuPriority(s, 'normal');
       front.setWeights(weights, options.mirror);
+      for (const [name, s] of svc.slots) if (shadowOnly(name)) await this.setSlotCpuPriority(s, 'idle');
       return front.snapshot();
     });
   }

@@ -13,6 +13,7 @@
 import { startTestEnvironment, type TestEnvironment } from '../../local/testing';
 import { storageFromConnectionString, type StorageClients } from '../../shared/storage';
 import { waitRollout, waitRun } from '../helpers/runs';
+import { canSetCpuPriority } from '../../shared/processes';
 import { deployVersion, rolloutUnderLoad, score, stopAfterMore, type RollModel } from './rollout-helpers';
 
 let env: TestEnvironment;
@@ -93,6 +94,9 @@ test('shadow: a new version disagreeing on 30 % of inputs is stopped by max_disa
   await waitRollout(env, runId, (r) => r.phase === 'shadow', { failIfEnded: true, timeoutMs: 60_000 });
   // A first deployment takes slot blue, the next one green.
   const during = await score(uri, [1], { 'azureml-model-deployment': 'green' });
+  // The new version's log says it runs at idle CPU priority while it only gets copies (or why it could not).
+  const logs = await env.request('GET', '/api/services/roll-shadow/logs?slot=green&tail=200');
+  expect(logs.body.lines.join('\n')).toMatch((await canSetCpuPriority()) ? /now at idle CPU priority \(shadow phase/ : /runs at normal CPU priority \(this host cannot raise/);
   const run = await waitRun(env, runId, 180_000);
   const answers = await load.stop();
   expect(run.state).toBe('RolledBack');

@@ -6,6 +6,7 @@ import type { DeployRequest } from '../../../shared/seams';
 import type { ImageRecord } from '../../../shared/images';
 import { startEnv, makeImage, MULTIPLY_JS, isAlive, type Env } from '../fixtures';
 import { slotRuntimes } from '../../helpers/replicas';
+import { canSetCpuPriority, cpuPriorityOf, groupMembers } from '../../../shared/processes';
 
 let env: Env;
 let target: LocalDeployTarget;
@@ -272,6 +273,47 @@ test('while the start-up restore of a service is pending, other operations on it
   expect(slotProcesses('gate-svc', 'blue')).toEqual([]);
   expect(slotProcesses('gate-svc', 'green')).toEqual([]);
   await target.deleteService('gate-svc');
+});
+
+test('a shadow phase runs the new version at idle CPU priority, and it is back at normal once it gets live traffic', async () => {
+  await target.deploySlot(request('prio-svc', 'blue', img2));
+  await target.deploySlot(request('prio-svc', 'green', img3));
+  const pub = await target.switchTraffic('prio-svc', 'blue');
+  // Every process of a slot's replica groups (the runtime and its workers), with its scheduling policy.
+  const policies = (slot: string) => groupMembers(recordedPids('prio-svc', slot)).map(cpuPriorityOf);
+  const log = () => fs.readFileSync(path.join(env.workDir, 'services', 'prio-svc', 'green', 'slot.log'), 'utf8');
+  expect(policies('green').length).toBeGreaterThanOrEqual(2);
+  expect(new Set(policies('green'))).toEqual(new Set(['normal']));
+
+  await target.setTrafficWeights('prio-svc', { blue: 100, green: 0 }, { mirror: { slot: 'green', percent: 100, tolerance: 0 } });
+  const settable = await canSetCpuPriority();
+  if (settable) {
+    expect(new Set(policies('green'))).toEqual(new Set(['idle']));
+    expect(log()).toMatch(/now at idle CPU priority/);
+  } else {
+    // A host that could not raise it back leaves it as it is, and says why.
+    expect(new Set(policies('green'))).toEqual(new Set(['normal']));
+    expect(log()).toMatch(/runs at normal CPU priority \(this host cannot raise/);
+  }
+  expect(new Set(policies('blue'))).toEqual(new Set(['normal']));
+  // The idle version still scores its copies (this machine has free cores between requests).
+  for (let i = 1; i <= 3; i++) expect(await score(pub.scoringUri, [i])).toEqual({ status: 200, body: [2 * i] });
+  for (let i = 0; i < 150 && ((await target.trafficSnapshot('prio-svc')).shadow?.green.compared ?? 0) < 3; i++) await new Promise((r) => setTimeout(r, 20));
+  expect((await target.trafficSnapshot('prio-svc')).shadow?.green).toMatchObject({ mirrored: 3, compared: 3, disagreed: 3, errors: 0 });
+
+  // The first step: the new version serves live traffic, at normal priority again (and its record says so).
+  await target.setTrafficWeights('prio-svc', { blue: 90, green: 10 });
+  expect(new Set(policies('green'))).toEqual(new Set(['normal']));
+  expect(JSON.parse(fs.readFileSync(path.join(env.workDir, 'services', 'prio-svc', 'green', 'slot.json'), 'utf8')).cpuPriority).toBeUndefined();
+  if (settable) expect(log()).toMatch(/now at normal CPU priority/);
+
+  // Shadow again, then a blue/green switch to it: the serving version is never left idle.
+  await target.setTrafficWeights('prio-svc', { blue: 100, green: 0 }, { mirror: { slot: 'green', percent: 100, tolerance: 0 } });
+  if (settable) expect(new Set(policies('green'))).toEqual(new Set(['idle']));
+  await target.switchTraffic('prio-svc', 'green');
+  expect(new Set(policies('green'))).toEqual(new Set(['normal']));
+  expect(await score(pub.scoringUri, [2])).toEqual({ status: 200, body: [6] });
+  await target.deleteService('prio-svc');
 });
 
 test('the service front gathers shadow copies (a full batch or 250 ms, as the ACI/AKS fronts): none reaches the new version at once, all are compared', async () => {
