@@ -10,6 +10,8 @@ test('connection string storage with defaults', () => {
   expect(c.defaultTarget).toBe('local');
   expect(c.events.topicName).toBeUndefined();
   expect(c.local.workersPerReplica).toBe(1);
+  expect(c.local.shadowCpuPriority).toBe('idle');
+  expect(loadConfig({ AzureWebJobsStorage: 'x', LOCAL_SHADOW_CPU_PRIORITY: 'normal' }).local.shadowCpuPriority).toBe('normal');
 });
 
 test('identity-based storage derives endpoints from the account name', () => {
@@ -30,6 +32,7 @@ test('missing settings are named', () => {
   expect(() => loadConfig({ AzureWebJobsStorage: 'x', IMAGE_BUILDER: 'acr' })).toThrow(/AZURE_SUBSCRIPTION_ID/);
   expect(() => loadConfig({ AzureWebJobsStorage: 'x', IMAGE_BUILDER: 'docker' })).toThrow(/IMAGE_BUILDER/);
   expect(() => loadConfig({ AzureWebJobsStorage: 'x', LOCAL_WORKERS_PER_REPLICA: 'two' })).toThrow(/LOCAL_WORKERS_PER_REPLICA: must be a positive integer/);
+  expect(() => loadConfig({ AzureWebJobsStorage: 'x', LOCAL_SHADOW_CPU_PRIORITY: 'low' })).toThrow(/LOCAL_SHADOW_CPU_PRIORITY: Invalid option: expected one of "idle"\|"normal"/);
   expect(() => loadConfig({ AzureWebJobsStorage: 'x', LOCAL_SCORING_MAX_BODY_BYTES: '0' })).toThrow(/LOCAL_SCORING_MAX_BODY_BYTES: must be a positive integer/);
   expect(() => loadConfig({ AzureWebJobsStorage: 'x', LOCAL_SCORING_HEADERS_TIMEOUT_MS: '5000', LOCAL_SCORING_REQUEST_TIMEOUT_MS: '1000' })).toThrow(/LOCAL_SCORING_HEADERS_TIMEOUT_MS: must not exceed LOCAL_SCORING_REQUEST_TIMEOUT_MS/);
   expect(loadConfig({ AzureWebJobsStorage: 'x', LOCAL_SCORING_MAX_BODY_BYTES: '1024' }).local.scoring).toEqual({
