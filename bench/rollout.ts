@@ -31,7 +31,8 @@
  * `front,front2,mirror20,mirror20g`: only these configurations; `front` is always measured), BENCH_LOADS (e.g. `c1,c32`;
  * default `c1,c32,rate50`; `rate50` needs `c32`), BENCH_ALT_FRONT (another build's `dist`: `alt20`, `alt20g` through its
  * front, in the same rounds; see ALT_FRONT), BENCH_SCORE_MS (ACI part: CPU per request of the runtimes; see SCORE_MS).
- * BENCH_FRONT_CPUS (ACI part: the front processes' CPUs; see FRONT_CPUS). Every cost line carries `ci90`: a 90 % interval of its ratio from
+ * BENCH_FRONT_CPUS (ACI part: the front processes' CPUs; see FRONT_CPUS), BENCH_SERVING_PROCESS (local part: `1` = the
+ * serving slot in a process of its own; see SERVING_PROCESS). Every cost line carries `ci90`: a 90 % interval of its ratio from
  * 1,000 resamplings of the rounds (a round = one slice of each configuration, adjacent in time; both configurations
  * resampled with the same rounds). Where /proc exists, each configuration's line
  * also carries the CPU time per request of the serving side (`cpu_us_per_req`: the child with the serving slot and
@@ -86,6 +87,12 @@ const spawnShadow = (args: string[], options: SpawnOptions): ChildProcess => spa
  * serving runtime has core 0 with the load generator, so at 32 connections the front is not the saturated core's
  * third tenant.
  */
+/**
+ * BENCH_SERVING_PROCESS=1 (local part): the serving slot runs in a process of its own, as the local target's replicas
+ * do (the fronts' process then holds only the fronts, as the host holds the service front and the slot routers); by
+ * default it runs in the fronts' process. `cpu_us_per_req` is the fronts' process either way.
+ */
+const SERVING_PROCESS = process.env.BENCH_SERVING_PROCESS === '1';
 const FRONT_CPUS = process.env.BENCH_FRONT_CPUS ? cpuList(process.env.BENCH_FRONT_CPUS, 'BENCH_FRONT_CPUS') : undefined;
 
 async function serve(greenUrl?: string, normalGreenUrl?: string): Promise<void> {
@@ -110,7 +117,9 @@ async function serve(greenUrl?: string, normalGreenUrl?: string): Promise<void> 
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   };
-  const blue = await slot();
+  // BENCH_SERVING_PROCESS=1: the serving slot is a process of its own (BENCH_BLUE_URL), as the local target's replicas
+  // are; by default it shares the fronts' process and event loop.
+  const blue = process.argv[2] === 'serve' && process.env.BENCH_BLUE_URL ? process.env.BENCH_BLUE_URL : await slot();
   if (process.argv[2] === 'slot') {
     process.stdout.write(JSON.stringify({ url: blue }) + '\n');
     return new Promise(() => undefined);
@@ -501,7 +510,9 @@ async function localPart(): Promise<void> {
   const green = JSON.parse(await firstLine(greenChild)).url as string;
   const normalChild = !CONFIGS || CONFIGS.has('mirror20gn') ? spawnShadow([__filename, 'slot'], { stdio: ['ignore', 'pipe', 'inherit'] }) : undefined;
   const normalGreen = normalChild ? (JSON.parse(await firstLine(normalChild)).url as string) : undefined;
-  const child = spawn(process.execPath, [__filename, 'serve', green, ...(normalGreen ? [normalGreen] : [])], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const blueChild = SERVING_PROCESS ? spawn(process.execPath, [__filename, 'slot'], { stdio: ['ignore', 'pipe', 'inherit'] }) : undefined;
+  const blueUrl = blueChild ? (JSON.parse(await firstLine(blueChild)).url as string) : undefined;
+  const child = spawn(process.execPath, [__filename, 'serve', green, ...(normalGreen ? [normalGreen] : [])], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...(blueUrl ? { BENCH_BLUE_URL: blueUrl } : {}) } });
   try {
     const lines = readline.createInterface({ input: child.stdout! });
     const next = () =>
@@ -526,6 +537,7 @@ async function localPart(): Promise<void> {
     child.kill('SIGKILL');
     greenChild.kill('SIGKILL');
     normalChild?.kill('SIGKILL');
+    blueChild?.kill('SIGKILL');
   }
 }
 

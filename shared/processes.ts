@@ -134,44 +134,70 @@ export function groupMembers(pgids: number[]): number[] {
   return out;
 }
 
+/** `chrt` with `args`: done, refused (or not installed), or killed at its time limit (a starved idle process). */
 const chrt = (args: string[]) =>
-  new Promise<boolean>((resolve) => {
+  new Promise<'ok' | 'failed' | 'timeout'>((resolve) => {
     try {
-      execFile('chrt', args, { timeout: 5_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } }, (err) => resolve(!err));
+      execFile('chrt', args, { timeout: 5_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } }, (err) => resolve(!err ? 'ok' : err.killed ? 'timeout' : 'failed'));
     } catch {
-      resolve(false);
+      resolve('failed');
     }
   });
 
 let settable: Promise<boolean> | undefined;
 /**
  * Whether this host can both lower a process to `idle` and bring it back to `normal`: Linux with util-linux's `chrt`,
- * and the right to raise a process's priority again (root or `CAP_SYS_NICE`; an unprivileged user can lower a
- * process, never raise it back). Probed once: a `chrt` started at `idle` sets itself back to `normal`.
+ * and the right to raise a process's priority again (root, `CAP_SYS_NICE` in the host's effective and ambient sets,
+ * or an `RLIMIT_NICE` that allows nice 0; an unprivileged user can lower a process, never raise it back). Probed with
+ * a `chrt` started at `idle` that sets itself back to `normal`; the answer is kept, but for a probe that timed out
+ * (starved on a busy host), which is asked again next time.
  */
 export function canSetCpuPriority(): Promise<boolean> {
-  return (settable ??= process.platform === 'linux' ? chrt(['--idle', '0', 'chrt', '--other', '0', 'true']) : Promise.resolve(false));
+  if (process.platform !== 'linux') return Promise.resolve(false);
+  return (settable ??= chrt(['--idle', '0', 'chrt', '--other', '0', 'true']).then((r) => {
+    if (r === 'timeout') settable = undefined;
+    return r === 'ok';
+  }));
+}
+
+/** One thread of a process: its process, its thread id and its scheduling policy (`idle`, `normal`, else the number). */
+export interface TaskPriority {
+  pid: number;
+  tid: number;
+  priority: CpuPriority | string;
+}
+
+/** Every thread of every live member of the process groups, with its scheduling policy (/proc; elsewhere none). */
+export function groupTasks(pgids: number[]): TaskPriority[] {
+  const out: TaskPriority[] = [];
+  for (const pid of groupMembers(pgids)) {
+    let tids: string[];
+    try {
+      tids = fs.readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // exited meanwhile
+    }
+    for (const tid of tids) {
+      try {
+        const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const policy = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]; // field 41: policy
+        out.push({ pid, tid: Number(tid), priority: policy === '5' ? 'idle' : policy === '0' ? 'normal' : policy });
+      } catch {
+        /* exited meanwhile */
+      }
+    }
+  }
+  return out;
 }
 
 /**
- * Sets the CPU priority of every thread of every member of the process groups (children started later inherit it).
- * Returns the members it could not set (gone meanwhile, or refused).
+ * Sets the CPU priority of every thread of every member of the process groups (children and threads started later
+ * inherit it), then reads it back. Returns the threads still not at `priority` (those that exited are not counted).
  */
 export async function setGroupsCpuPriority(pgids: number[], priority: CpuPriority): Promise<number[]> {
-  const failed: number[] = [];
-  for (const pid of groupMembers(pgids)) {
-    if (!(await chrt(['--all-tasks', '--pid', priority === 'idle' ? '--idle' : '--other', '0', String(pid)]))) failed.push(pid);
-  }
-  return failed;
-}
-
-/** A process's scheduling policy as /proc says (`idle`, `normal`; anything else as its number), or undefined when gone. */
-export function cpuPriorityOf(pid: number): CpuPriority | string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const policy = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]; // field 41: policy
-    return policy === '5' ? 'idle' : policy === '0' ? 'normal' : policy;
-  } catch {
-    return undefined;
-  }
+  const flag = priority === 'idle' ? '--idle' : '--other';
+  for (const pid of groupMembers(pgids)) await chrt(['--all-tasks', '--pid', flag, '0', String(pid)]);
+  // `chrt --all-tasks` stops at the first thread it cannot set (one that exited meanwhile): any left is set alone.
+  for (const t of groupTasks(pgids).filter((t) => t.priority !== priority)) await chrt(['--pid', flag, '0', String(t.tid)]);
+  return [...new Set(groupTasks(pgids).filter((t) => t.priority !== priority).map((t) => t.tid))];
 }

@@ -312,6 +312,8 @@ export class LocalDeployTarget implements DeployTarget {
   readonly kind = 'local' as const;
   private readonly services = new Map<string, Service>();
   private readonly children = new Set<ChildProcess>();
+  /** Slots whose log already says this host cannot lower them (said once per slot and host). */
+  private readonly priorityRefused = new Set<string>();
   /** Replica processes not ready yet, with their service (a delete stops them rather than waiting for their init). */
   private readonly starting = new Map<ChildProcess, string>();
   private readonly restoreGates = new Map<string, { promise: Promise<void>; release: () => void }>();
@@ -392,31 +394,39 @@ export class LocalDeployTarget implements DeployTarget {
   /**
    * A slot's replicas (every process and thread of their groups) to `idle` or back to `normal` CPU priority, recorded
    * in the slot record so that replicas started or adopted later are set the same way. Lowered only on a host that can
-   * raise them back (canSetCpuPriority: root or CAP_SYS_NICE, Linux `chrt`); elsewhere, and with
-   * `shadowCpuPriority: 'normal'`, the slot stays as it is. Never fails a caller: what it could not set is logged.
-   * Recorded before lowering and after raising, so a crash between leaves the record saying `idle` at worst, and the
-   * next call raises the replicas again.
+   * raise them back (canSetCpuPriority); elsewhere, and with `shadowCpuPriority: 'normal'`, the slot stays as it is.
+   * Recorded before lowering, and `normal` recorded only once every thread reads back as normal: a crash, or a thread
+   * that could not be raised, leaves the record saying `idle`, and the next call raises again. Never fails a caller:
+   * what it could not do is logged in the slot's log.
    */
   private async setSlotCpuPriority(s: Slot, priority: CpuPriority): Promise<void> {
     if ((s.record.cpuPriority ?? 'normal') === priority) return;
-    if (priority === 'idle') {
-      if ((this.opts.shadowCpuPriority ?? 'idle') !== 'idle') return;
-      if (!(await canSetCpuPriority())) {
-        await this.targetLog(s.dir, 'shadow phase: the new version runs at normal CPU priority (this host cannot raise a process back from idle: not root, no CAP_SYS_NICE, or no chrt)');
-        return;
+    try {
+      if (priority === 'idle') {
+        if ((this.opts.shadowCpuPriority ?? 'idle') !== 'idle') return;
+        if (!(await canSetCpuPriority())) {
+          if (!this.priorityRefused.has(s.dir)) {
+            this.priorityRefused.add(s.dir);
+            await this.targetLog(s.dir, 'shadow phase: the new version stays at normal CPU priority (this host cannot raise a process back from idle: no chrt, or not root and no CAP_SYS_NICE)');
+          }
+          return;
+        }
+        s.record.cpuPriority = 'idle';
+        await s.save();
       }
-      s.record.cpuPriority = 'idle';
-      await s.save();
+      // Only groups still led by one of the slot's replicas (a recorded pid may have been reused by another process).
+      const pids = s.record.replicas.filter((r) => isReplicaOf(r, path.join(s.dir, 'context'))).map((r) => r.pid);
+      const left = await setGroupsCpuPriority(pids, priority);
+      if (priority === 'normal' && !left.length) {
+        delete s.record.cpuPriority;
+        await s.save();
+      }
+      const how = priority === 'idle' ? 'idle CPU priority (shadow phase: it scores on cores the serving version leaves free)' : 'normal CPU priority';
+      const which = pids.length ? `replicas (pids ${pids.join(', ')})` : 'replicas (none running)';
+      await this.targetLog(s.dir, left.length ? `${which}: could not set ${left.length} thread(s) (${left.join(', ')}) to ${how}; tried again at the next change` : `${which} now at ${how}`);
+    } catch (e) {
+      await this.targetLog(s.dir, `CPU priority not changed to ${priority}: ${e instanceof Error ? e.message : String(e)}`);
     }
-    // Only groups still led by one of the slot's replicas (a recorded pid may have been reused by another process).
-    const pids = s.record.replicas.filter((r) => isReplicaOf(r, path.join(s.dir, 'context'))).map((r) => r.pid);
-    const failed = await setGroupsCpuPriority(pids, priority);
-    if (priority === 'normal') {
-      delete s.record.cpuPriority;
-      await s.save();
-    }
-    const how = priority === 'idle' ? 'idle CPU priority (shadow phase: it only gets cores the serving version leaves free)' : 'normal CPU priority';
-    await this.targetLog(s.dir, `replicas (pids ${pids.join(', ')}) now at ${how}${failed.length ? `; could not set pids ${failed.join(', ')}` : ''}`);
   }
 
   /** Names of the services that have a folder under the work dir. */
@@ -737,6 +747,10 @@ export class LocalDeployTarget implements DeployTarget {
     const entry: ReplicaRecord = { index, pid, ...(processStartTime(pid) ? { startTime: processStartTime(pid) } : {}) };
     record.replicas.push(entry);
     await ctx.save();
+    // A replica started while its slot is a shadow at idle priority (autoscale, a replacement) joins it there from
+    // the start (its workers inherit it).
+    const lowered = record.cpuPriority === 'idle';
+    if (lowered) await this.replicaCpuPriority(ctx, pid, 'idle');
     const handle = this.replicaHandle(ctx, entry);
     const timeoutMs = this.opts.startTimeoutMs ?? 60_000;
     this.starting.set(child, record.serviceName);
@@ -744,8 +758,8 @@ export class LocalDeployTarget implements DeployTarget {
     if (started.ok) {
       entry.port = started.port;
       await ctx.save();
-      // A replica started while its slot is a shadow at idle priority (autoscale, a replacement) joins it there.
-      if (record.cpuPriority === 'idle') await setGroupsCpuPriority([pid], 'idle');
+      // Set again once ready (its workers are running now): a raise of the slot may have come while it started.
+      if (lowered || record.cpuPriority === 'idle') await this.replicaCpuPriority(ctx, pid, record.cpuPriority === 'idle' ? 'idle' : 'normal');
       return { ...handle, url: `http://127.0.0.1:${started.port}` };
     }
     await handle.stop();
@@ -760,6 +774,12 @@ export class LocalDeployTarget implements DeployTarget {
       default:
         throw new AppError('SlotStartFailed', `The scoring runtime of ${where} exited before it was ready (see the slot log).`, 500);
     }
+  }
+
+  /** One new replica's group to `priority` (setSlotCpuPriority's rule for the slot), logged. */
+  private async replicaCpuPriority(ctx: SlotContext, pid: number, priority: CpuPriority): Promise<void> {
+    const left = await setGroupsCpuPriority([pid], priority).catch(() => [pid]);
+    await this.targetLog(ctx.dir, left.length ? `new replica (pid ${pid}): could not set ${left.length} thread(s) to ${priority} CPU priority` : `new replica (pid ${pid}) at ${priority} CPU priority, as its slot`);
   }
 
   /** The service's front, started (with `tls`: HTTPS) on its recorded port if it has none yet. */

@@ -96,7 +96,7 @@ test('shadow: a new version disagreeing on 30 % of inputs is stopped by max_disa
   const during = await score(uri, [1], { 'azureml-model-deployment': 'green' });
   // The new version's log says it runs at idle CPU priority while it only gets copies (or why it could not).
   const logs = await env.request('GET', '/api/services/roll-shadow/logs?slot=green&tail=200');
-  expect(logs.body.lines.join('\n')).toMatch((await canSetCpuPriority()) ? /now at idle CPU priority \(shadow phase/ : /runs at normal CPU priority \(this host cannot raise/);
+  expect(logs.body.lines.join('\n')).toMatch((await canSetCpuPriority()) ? /now at idle CPU priority \(shadow phase/ : /stays at normal CPU priority \(this host cannot raise/);
   const run = await waitRun(env, runId, 180_000);
   const answers = await load.stop();
   expect(run.state).toBe('RolledBack');

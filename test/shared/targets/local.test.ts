@@ -6,7 +6,7 @@ import type { DeployRequest } from '../../../shared/seams';
 import type { ImageRecord } from '../../../shared/images';
 import { startEnv, makeImage, MULTIPLY_JS, isAlive, type Env } from '../fixtures';
 import { slotRuntimes } from '../../helpers/replicas';
-import { canSetCpuPriority, cpuPriorityOf, groupMembers } from '../../../shared/processes';
+import { canSetCpuPriority, groupTasks } from '../../../shared/processes';
 
 let env: Env;
 let target: LocalDeployTarget;
@@ -279,8 +279,8 @@ test('a shadow phase runs the new version at idle CPU priority, and it is back a
   await target.deploySlot(request('prio-svc', 'blue', img2));
   await target.deploySlot(request('prio-svc', 'green', img3));
   const pub = await target.switchTraffic('prio-svc', 'blue');
-  // Every process of a slot's replica groups (the runtime and its workers), with its scheduling policy.
-  const policies = (slot: string) => groupMembers(recordedPids('prio-svc', slot)).map(cpuPriorityOf);
+  // Every thread of every process of a slot's replica groups (the runtime and its workers): its scheduling policy.
+  const policies = (slot: string) => groupTasks(recordedPids('prio-svc', slot)).map((t) => t.priority);
   const log = () => fs.readFileSync(path.join(env.workDir, 'services', 'prio-svc', 'green', 'slot.log'), 'utf8');
   expect(policies('green').length).toBeGreaterThanOrEqual(2);
   expect(new Set(policies('green'))).toEqual(new Set(['normal']));
@@ -293,12 +293,16 @@ test('a shadow phase runs the new version at idle CPU priority, and it is back a
   } else {
     // A host that could not raise it back leaves it as it is, and says why.
     expect(new Set(policies('green'))).toEqual(new Set(['normal']));
-    expect(log()).toMatch(/runs at normal CPU priority \(this host cannot raise/);
+    expect(log()).toMatch(/stays at normal CPU priority \(this host cannot raise/);
   }
   expect(new Set(policies('blue'))).toEqual(new Set(['normal']));
+  // A replica added while the slot is a shadow (here a resize; autoscale alike) joins it at idle.
+  await target.resizeSlot('prio-svc', 'green', { ...request('prio-svc', 'green', img3).config, numReplicas: 2 });
+  expect(recordedPids('prio-svc', 'green')).toHaveLength(2);
+  expect(new Set(policies('green'))).toEqual(new Set([settable ? 'idle' : 'normal']));
   // The idle version still scores its copies (this machine has free cores between requests).
   for (let i = 1; i <= 3; i++) expect(await score(pub.scoringUri, [i])).toEqual({ status: 200, body: [2 * i] });
-  for (let i = 0; i < 150 && ((await target.trafficSnapshot('prio-svc')).shadow?.green.compared ?? 0) < 3; i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 500 && ((await target.trafficSnapshot('prio-svc')).shadow?.green.compared ?? 0) < 3; i++) await new Promise((r) => setTimeout(r, 20));
   expect((await target.trafficSnapshot('prio-svc')).shadow?.green).toMatchObject({ mirrored: 3, compared: 3, disagreed: 3, errors: 0 });
 
   // The first step: the new version serves live traffic, at normal priority again (and its record says so).
@@ -332,9 +336,9 @@ test('the service front gathers shadow copies (a full batch or 250 ms, as the AC
   await new Promise((r) => setTimeout(r, Math.max(0, first + 150 - performance.now())));
   const early = await copiesSeen();
   if (performance.now() - first < 240) expect(early).toBe(0);
-  for (let i = 0; i < 100 && (await copiesSeen()) < 3; i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 500 && (await copiesSeen()) < 3; i++) await new Promise((r) => setTimeout(r, 20));
   expect(await copiesSeen()).toBe(3);
-  for (let i = 0; i < 100 && ((await target.trafficSnapshot('gather-svc')).shadow?.green.compared ?? 0) < 3; i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 500 && ((await target.trafficSnapshot('gather-svc')).shadow?.green.compared ?? 0) < 3; i++) await new Promise((r) => setTimeout(r, 20));
   expect((await target.trafficSnapshot('gather-svc')).shadow?.green).toMatchObject({ mirrored: 3, compared: 3, disagreed: 0, errors: 0 });
   await target.deleteService('gather-svc');
 });
