@@ -5,6 +5,19 @@
 import { execFile } from 'child_process';
 import * as fs from 'fs';
 
+/**
+ * The fields of `/proc/<path>/stat` after the command name (field 3, the state, first: field n is at index n − 3), or
+ * undefined when it cannot be read (gone; not Linux).
+ */
+function statFields(procPath: string): string[] | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${procPath}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
 /** Running (a zombie — exited, not yet reaped by an adoptive parent — counts as gone). */
 export function isAlive(pid: number): boolean {
   try {
@@ -12,12 +25,8 @@ export function isAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return process.platform !== 'linux';
-  }
+  const fields = statFields(String(pid));
+  return fields ? fields[0] !== 'Z' : process.platform !== 'linux';
 }
 
 /** Signal a process group (the process and its workers), or the process alone when it has no group. */
@@ -38,12 +47,7 @@ export function killGroup(pid: number, signal: NodeJS.Signals): void {
  * A pid plus its start time names one process: a reused pid has another start time.
  */
 export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
+  return statFields(String(pid))?.[19];
 }
 
 /** The command line of a process (argv), or undefined when it is gone or unreadable. */
@@ -81,14 +85,8 @@ export function findProcesses(match: (argv: string[]) => boolean): FoundProcess[
     if (pid === process.pid) continue;
     const argv = processArgs(pid);
     if (!argv || !match(argv)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // state ppid pgrp ...
-      if (fields[0] === 'Z') continue;
-      out.push({ pid, pgid: Number(fields[2]) });
-    } catch {
-      /* exited meanwhile */
-    }
+    const fields = statFields(String(pid)); // state ppid pgrp ...; undefined: exited meanwhile
+    if (fields && fields[0] !== 'Z') out.push({ pid, pgid: Number(fields[2]) });
   }
   return out;
 }
@@ -123,13 +121,8 @@ export function groupMembers(pgids: number[]): number[] {
   const out: number[] = [];
   for (const e of entries) {
     if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // state ppid pgrp ...
-      if (fields[0] !== 'Z' && groups.has(Number(fields[2]))) out.push(Number(e));
-    } catch {
-      /* exited meanwhile */
-    }
+    const fields = statFields(e); // state ppid pgrp ...; undefined: exited meanwhile
+    if (fields && fields[0] !== 'Z' && groups.has(Number(fields[2]))) out.push(Number(e));
   }
   return out;
 }
@@ -178,13 +171,8 @@ export function groupTasks(pgids: number[]): TaskPriority[] {
       continue; // exited meanwhile
     }
     for (const tid of tids) {
-      try {
-        const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-        const policy = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]; // field 41: policy
-        out.push({ pid, tid: Number(tid), priority: policy === '5' ? 'idle' : policy === '0' ? 'normal' : policy });
-      } catch {
-        /* exited meanwhile */
-      }
+      const policy = statFields(`${pid}/task/${tid}`)?.[38]; // field 41: policy; undefined: exited meanwhile
+      if (policy !== undefined) out.push({ pid, tid: Number(tid), priority: policy === '5' ? 'idle' : policy === '0' ? 'normal' : policy });
     }
   }
   return out;
