@@ -223,7 +223,8 @@ async function load(port: number, mode: Mode, ms: number, agent: http.Agent, int
     return errors;
   }
   const start = process.hrtime.bigint();
-  const total = Math.floor((mode.perSecond * ms) / 1000);
+  // As the closed loop, the lead-in comes on top of the measured time (a gathering slice would else measure less).
+  const total = Math.floor((mode.perSecond * (ms + (leadIn?.ms ?? 0))) / 1000);
   const gap = 1e9 / mode.perSecond;
   const pending: Promise<void>[] = [];
   let sent = 0;
