@@ -72,23 +72,30 @@ export interface FoundProcess {
  * elsewhere the list is empty.
  */
 export function findProcesses(match: (argv: string[]) => boolean): FoundProcess[] {
-  let entries: string[];
-  try {
-    entries = fs.readdirSync('/proc');
-  } catch {
-    return [];
-  }
   const out: FoundProcess[] = [];
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    const pid = Number(e);
+  for (const pid of processIds()) {
     if (pid === process.pid) continue;
     const argv = processArgs(pid);
     if (!argv || !match(argv)) continue;
-    const fields = statFields(String(pid)); // state ppid pgrp ...; undefined: exited meanwhile
-    if (fields && fields[0] !== 'Z') out.push({ pid, pgid: Number(fields[2]) });
+    const pgid = liveGroupOf(pid);
+    if (pgid !== undefined) out.push({ pid, pgid });
   }
   return out;
+}
+
+/** The ids of the processes /proc lists (Linux only: elsewhere none). */
+function processIds(): number[] {
+  try {
+    return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** A process's group, or undefined when it is gone or a zombie. */
+function liveGroupOf(pid: number): number | undefined {
+  const fields = statFields(String(pid)); // state ppid pgrp ...
+  return fields && fields[0] !== 'Z' ? Number(fields[2]) : undefined;
 }
 
 /** SIGTERM the process groups, SIGKILL what still runs after `graceMs`; resolves once all are gone (bounded). */
@@ -112,19 +119,7 @@ export type CpuPriority = 'idle' | 'normal';
 /** The live members of the process groups (each thread group once), read from /proc (Linux only: elsewhere none). */
 export function groupMembers(pgids: number[]): number[] {
   const groups = new Set(pgids);
-  let entries: string[];
-  try {
-    entries = fs.readdirSync('/proc');
-  } catch {
-    return [];
-  }
-  const out: number[] = [];
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    const fields = statFields(e); // state ppid pgrp ...; undefined: exited meanwhile
-    if (fields && fields[0] !== 'Z' && groups.has(Number(fields[2]))) out.push(Number(e));
-  }
-  return out;
+  return processIds().filter((pid) => groups.has(liveGroupOf(pid) ?? -1));
 }
 
 /** `chrt` with `args`: done, refused (or not installed), or killed at its time limit (a starved idle process). */
