@@ -11,7 +11,9 @@
  *   (`MirrorBounds.gatherMs` 0), and 100 %; `mirror20g`: 20 % with copies gathered for a batch (`gatherMs` =
  *   GATHER_MS, as the local target's fronts and the ACI/AKS front process do by default). The shadow slot runs at
  *   idle CPU priority (SCHED_IDLE), as the local target runs a shadow phase's new version; `mirror20gn` = `mirror20g`
- *   with a shadow slot at normal priority (LOCAL_SHADOW_CPU_PRIORITY=normal);
+ *   with a shadow slot at normal priority (LOCAL_SHADOW_CPU_PRIORITY=normal). The mirroring fronts send their copies
+ *   from their shadow thread at idle priority (`MirrorBounds.thread`, the default); `mirror20gl` = `mirror20g` with
+ *   copies sent and judged on the front's own loop;
  * - `front2`: a second front like `front`: `*.aa_p99_diff.*` (an A/A comparison) is how far two identical
  *   configurations' p99s differ in the same run, the noise floor under the `*_p99_cost.*` figures.
  * The serving slot and the fronts run in one child process (this file with `serve`), the shadow slot in another
@@ -127,8 +129,8 @@ async function serve(greenUrl?: string, normalGreenUrl?: string): Promise<void> 
   // The shadow slot is another process (as a replica is): its work never shares the serving slot's event loop.
   const green = greenUrl!;
   const mirrorFronts: Record<string, LocalFront> = {};
-  const front = async (setup: (f: LocalFront) => void, name?: string, gatherMs = 0, Front: typeof LocalFront = LocalFront, greenAt = green): Promise<number> => {
-    const f = new Front('bench', { keepAliveTimeoutMs: 60_000 }, { gatherMs });
+  const front = async (setup: (f: LocalFront) => void, name?: string, gatherMs = 0, Front: typeof LocalFront = LocalFront, greenAt = green, thread = true): Promise<number> => {
+    const f = new Front('bench', { keepAliveTimeoutMs: 60_000 }, { gatherMs, thread });
     if (name) mirrorFronts[name] = f;
     await f.listen(0);
     f.addSlot({ name: 'blue', url: blue });
@@ -148,6 +150,10 @@ async function serve(greenUrl?: string, normalGreenUrl?: string): Promise<void> 
     // The same as mirror20g with a shadow slot at normal CPU priority (LOCAL_SHADOW_CPU_PRIORITY=normal).
     ...(normalGreenUrl
       ? { mirror20gn: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'mirror20gn', GATHER_MS, LocalFront, normalGreenUrl) }
+      : {}),
+    // The same as mirror20g with the copies sent and judged on the front's own loop (`MirrorBounds.thread` false).
+    ...(!CONFIGS || CONFIGS.has('mirror20gl')
+      ? { mirror20gl: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'mirror20gl', GATHER_MS, LocalFront, green, false) }
       : {}),
     mirror100: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 1e-6 }), 'mirror100'),
     // BENCH_ALT_FRONT: the same 20 % mirrors through another build's front, copies sent at once and gathered.

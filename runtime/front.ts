@@ -18,14 +18,15 @@ import type { AddressInfo } from 'node:net';
 import { makeTokenVerifier } from './auth-token';
 import { forwardRequest } from './forward';
 import { createBoundedServer, DEFAULT_HTTP_LIMITS, dropBody, resolveHttpLimits, type BoundedServer, type HttpLimits } from './http-limits';
-import { BATCHABLE_PATH, decodeMirrorResponse, encodeMirrorRequest, MAX_BATCH_INDEX_BYTES, MAX_BATCH_ITEMS, MAX_BATCH_TYPE_CHARS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from './mirror-batch';
+import { BATCHABLE_PATH, MAX_BATCH_ITEMS, MAX_BATCH_TYPE_CHARS } from './mirror-batch';
 import { isOpenOipPath } from './oip';
 import { DEFAULT_MAX_BODY_BYTES } from './options';
 import { PINNED_HEADER } from './metrics';
 import { makeAuthorizer } from './server';
 import type { TlsMaterial } from './tls';
+import { MAX_COMPARE_BYTES, ShadowSender, type CopyResult, type ShadowTarget, type WireCopy } from './shadow-sender';
+import { ShadowThread } from './shadow-thread';
 import {
-  answersAgree,
   emptyShadowTraffic,
   emptySlotTraffic,
   latencyBucket,
@@ -43,10 +44,7 @@ export const MIRROR_BATCHES_IN_FLIGHT = 2;
  * copy is skipped (mirroring never queues behind the client): only when the shadow answers slower than copies come.
  */
 export const MAX_SHADOW_INFLIGHT = (MIRROR_BATCHES_IN_FLIGHT + 1) * MAX_BATCH_ITEMS;
-/** Answers larger than this are not compared (the copy counts as mirrored, not compared). */
-export const MAX_COMPARE_BYTES = 1024 * 1024;
-/** Connections the front opens to the shadow slot for copies at most; more copies wait for one (bounded above). */
-export const MAX_SHADOW_SOCKETS = 8;
+export { MAX_COMPARE_BYTES, MAX_SHADOW_SOCKETS } from './shadow-sender';
 /** Time per event-loop turn the deferred shadow work (sending copies, comparing answers) may take at most. */
 const SHADOW_TURN_BUDGET_MS = 1;
 /**
@@ -72,11 +70,15 @@ export const MIRROR_HEAVY_CONCURRENCY = 4;
  *   (docs/benchmarks.md, "Gathering on the ACI/AKS front" and "The shadow work on a thread and in slices").
  * - `heldBytes`: request bodies and serving answers held for copies not yet compared, per shadow slot at most; a copy
  *   whose bytes would go over is released at once and counted as mirrored, not compared.
+ * - `thread`: true (the default) = copies travel, and their answers are judged, on a thread of the front's at idle CPU
+ *   priority (shadow-thread.ts), where the host lets a thread lower itself (Linux, util-linux's `chrt`); elsewhere, and
+ *   with false, on the front's own event loop (deferred, within a budget per turn).
  */
 export interface MirrorBounds {
   lingerMs: number;
   gatherMs: number;
   heldBytes: number;
+  thread: boolean;
 }
 /**
  * How long the shadow copies of a front serving real traffic gather for a batch (MirrorBounds.gatherMs): the ACI/AKS
@@ -84,20 +86,13 @@ export interface MirrorBounds {
  * new version's replicas a fraction of the CPU (docs/benchmarks.md).
  */
 export const DEFAULT_FRONT_GATHER_MS = 250;
-export const DEFAULT_MIRROR_BOUNDS: MirrorBounds = { lingerMs: MIRROR_LINGER_MS, gatherMs: 0, heldBytes: 64 * 1024 * 1024 };
+export const DEFAULT_MIRROR_BOUNDS: MirrorBounds = { lingerMs: MIRROR_LINGER_MS, gatherMs: 0, heldBytes: 64 * 1024 * 1024, thread: true };
 /** Bodies of one batch at most; a larger body is copied on its own. */
 const MIRROR_BATCH_BODY_BYTES = 256 * 1024;
-/** Answer bytes a batch may bring back (beyond, the replica leaves answers out: those copies are not compared). */
-const MIRROR_BATCH_ANSWER_BYTES = 4 * 1024 * 1024;
 
-/** One shadow copy, ready to go: where, what, and what to do with the shadow's answer (`ms`: the shadow's latency). */
-interface ShadowCopy {
-  path: string;
-  contentType: string;
-  body: Buffer;
-  /** Token auth: the caller's (verified) `Authorization`, which the copy carries as the request did; else none. */
-  auth?: string;
-  done: (answer: { status: number; body?: Buffer; ms: number }) => void;
+/** One shadow copy, ready to go (shadow-sender.ts), and what to do with its result. */
+interface ShadowCopy extends WireCopy {
+  done: (result: CopyResult) => void;
 }
 
 /**
@@ -115,10 +110,7 @@ class MirrorBatcher {
   private head = 0;
   private out = 0;
   private scheduled?: NodeJS.Immediate;
-  /**
-   * Whether the slot takes batches: unknown until it answers one; `true` → a batch of one goes as a plain copy
-   * (cheaper); `false` (404/405 or an answer that is not a batch: an older replica) → every copy goes one by one.
-   */
+  /** Whether the slot takes batches (unknown until it answered one); `false` (an older replica): copies go at once, one by one. */
   takesBatches?: boolean;
 
   private linger?: NodeJS.Timeout;
@@ -340,8 +332,9 @@ export class ServiceFront {
   private readonly shadowInflight = new Map<string, { n: number; bytes: number }>();
   private readonly traffic = new Map<string, SlotTraffic>();
   private readonly shadow = new Map<string, ShadowTraffic>();
-  /** Shadow copies go through their own agent (created with the first copy), never the slot's. */
-  private mirrorAgent?: http.Agent;
+  /** Shadow copies travel (and are judged) on the front's loop through this, or on the thread (`MirrorBounds.thread`). */
+  private shadowSender?: ShadowSender;
+  private shadowThread?: ShadowThread;
   private readonly shadowWork = new ShadowWork();
   /** Client requests being answered (all slots): shadow copies wait for a moment with none (`MirrorBatcher`). */
   private clientsInFlight = 0;
@@ -715,7 +708,7 @@ export class ServiceFront {
       const b = String(latencyBucket(ms));
       h[b] = (h[b] ?? 0) + 1;
     };
-    type Answer = { status: number; body?: Buffer };
+    type Answer = WireCopy['primary'];
     const heldBytes = this.mirrorBounds.heldBytes;
     // Bytes this copy holds (its request body, the serving answer) against the slot's `heldBytes`, released once settled.
     let held = 0;
@@ -739,60 +732,44 @@ export class ServiceFront {
     let primary: Answer | undefined;
     let primaryChunks: Buffer[] | undefined = [];
     let primaryBytes = 0;
-    let shadowAnswer: Answer | undefined;
     let finished = false;
     let sent = false;
-    const settle = () => {
-      if (finished || !primary || !shadowAnswer) return;
+    // The copy leaves the bounds it entered (settled, or never sent).
+    const release = () => {
+      if (finished) return false;
       finished = true;
       out.n--;
       out.bytes -= held;
-      if (shadowAnswer.status === 0 || shadowAnswer.status >= 500) stats.errors++;
-      const ok = (x: Answer) => x.status >= 200 && x.status < 300;
-      const a = primary.body;
-      const b = shadowAnswer.body;
-      if (ok(primary) && ok(shadowAnswer) && a !== undefined && b !== undefined) {
-        // Counted together when compared, so a snapshot never holds a comparison without its verdict.
-        work.push(() => {
-          stats.compared++;
-          if (!a.equals(b) && !answersAgree(a.toString('utf8'), b.toString('utf8'), mirror.tolerance)) stats.disagreed++;
-        });
-      } else if (primary.status > 0 && shadowAnswer.status > 0 && shadowAnswer.status < 500 && shadowAnswer.status !== 429 && shadowAnswer.status !== 408 && ok(primary) !== ok(shadowAnswer)) {
-        // One version answered and the other refused the same request (e.g. 200 against 400 or 401): they disagree.
-        // (A shadow that sheds load, 429/408/5xx, is not a disagreement; 5xx counts as an error above.)
-        stats.compared++;
-        stats.disagreed++;
-      }
+      return true;
     };
     const sendCopy = () => {
-      if (sent || shadowAnswer) return;
+      if (sent || finished) return;
       sent = true;
       const chunks = reqChunks;
       reqChunks = undefined;
-      if (!chunks) {
-        shadowAnswer = { status: -1 };
-        return settle();
-      }
+      if (!chunks || !primary) return void release();
       this.sendCopy(target, {
         path: req.url ?? '/',
         contentType: req.headers['content-type'] ?? 'application/json',
         ...(auth ? { auth } : {}),
         body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, reqBytes),
-        done: (a) => {
-          if (shadowAnswer) return;
-          bucket(stats.latency, a.ms);
-          shadowAnswer = { status: a.status, ...(a.body && a.body.length <= MAX_COMPARE_BYTES ? { body: a.body } : {}) };
-          settle();
+        primary,
+        tolerance: mirror.tolerance,
+        // Counted together (the verdict with its comparison), so a snapshot never holds a comparison without its verdict.
+        done: (r) => {
+          if (!release()) return;
+          bucket(stats.latency, r.ms);
+          if (r.error) stats.errors++;
+          if (r.compared) stats.compared++;
+          if (r.disagreed) stats.disagreed++;
         },
       });
     };
     // A body that never completes: the copy is abandoned with the request.
     req.once('close', () => {
-      if (!req.complete && !shadowAnswer) {
+      if (!req.complete && !sent) {
         reqChunks = undefined;
-        shadowAnswer = { status: -1 };
-        primary ??= { status: 0 };
-        settle();
+        release();
       }
     });
     return {
@@ -813,7 +790,6 @@ export class ServiceFront {
         // The client has its answer: only now is the copy sent (once the body is complete), as deferred work.
         if (req.complete) work.push(sendCopy);
         else req.once('end', () => work.push(sendCopy));
-        settle();
       },
     };
   }
@@ -829,7 +805,7 @@ export class ServiceFront {
   /** Sends one shadow copy: in the slot's next batch when it can travel in one, else on its own. */
   private sendCopy(target: SlotState, copy: ShadowCopy): void {
     const batchable = target.batcher?.takesBatches !== false && BATCHABLE_PATH.test(copy.path) && copy.contentType.length <= MAX_BATCH_TYPE_CHARS && copy.body.length < MIRROR_BATCH_BODY_BYTES;
-    if (!batchable) return this.sendSingle(target, copy);
+    if (!batchable) return this.sendBatch(target, [copy], () => undefined);
     if (!target.batcher) {
       target.batcher = new MirrorBatcher((copies, sent) => this.sendBatch(target, copies, sent), () => this.busy, this.mirrorBounds.lingerMs, this.mirrorBounds.gatherMs);
       this.batchers.add(target.batcher);
@@ -837,135 +813,44 @@ export class ServiceFront {
     target.batcher.add(copy);
   }
 
-  /** The mirror agent: copies never take the slot's sockets, and the shadow sees at most MAX_SHADOW_SOCKETS connections. */
-  private get shadowAgent(): http.Agent {
-    return (this.mirrorAgent ??= new http.Agent({ keepAlive: true, maxSockets: MAX_SHADOW_SOCKETS }));
-  }
-
-  /** A POST of copies to the shadow slot, with its key, through the mirror agent (60 s without progress: destroyed). */
-  private postToShadow(target: SlotState, path: string, contentType: string, length: number, auth: string | undefined, onResponse: (up: http.IncomingMessage) => void): http.ClientRequest {
-    // Key auth: the slot's own key; token auth: the caller's token (a batch: its latest copy's, as verified by the front).
-    const authorization = target.key ? `Bearer ${target.key}` : auth;
-    const headers: http.OutgoingHttpHeaders = {
-      'content-type': contentType,
-      'content-length': length,
-      host: target.target.host,
-      ...(authorization ? { authorization } : {}),
-    };
-    const out = http.request({ host: target.target.hostname, port: target.target.port, method: 'POST', path, headers, agent: this.shadowAgent, timeout: 60_000 }, onResponse);
-    out.on('timeout', () => out.destroy(new Error('shadow timeout')));
-    return out;
-  }
-
-  /** A copy as its own request to the slot (latency: from a free connection to the end of the shadow's answer). */
-  private sendSingle(target: SlotState, copy: ShadowCopy): void {
-    // The shadow's latency starts when its connection is free (not while queued behind the mirror agent's cap).
-    let t0 = process.hrtime.bigint();
-    const since = () => Number(process.hrtime.bigint() - t0) / 1e6;
-    const answer: Buffer[] = [];
-    let bytes = 0;
-    let out: http.ClientRequest;
-    try {
-      out = this.postToShadow(target, copy.path, copy.contentType, copy.body.length, copy.auth, (up) => {
-        up.on('data', (c: Buffer) => {
-          bytes += c.length;
-          if (bytes <= MAX_COMPARE_BYTES) answer.push(c);
-        });
-        up.on('end', () => copy.done({ status: up.statusCode ?? 0, ...(bytes <= MAX_COMPARE_BYTES ? { body: answer.length === 1 ? answer[0] : Buffer.concat(answer) } : {}), ms: since() }));
-        up.on('error', () => copy.done({ status: 0, ms: since() }));
-      });
-    } catch {
-      // A copy the HTTP client refuses (e.g. a header it will not send) is a failed copy, never the client's problem.
-      return copy.done({ status: 0, ms: 0 });
-    }
-    out.once('socket', () => {
-      t0 = process.hrtime.bigint();
-    });
-    out.on('error', () => copy.done({ status: 0, ms: since() }));
-    out.end(copy.body);
-  }
-
   /**
-   * Copies in one `POST /.mdf/mirror` (mirror-batch.ts): one round trip for all of them (a batch of one goes as the
-   * plain copy it is). Each copy's latency is the shadow replica's own scoring time (a copy has no round trip of its
-   * own). A slot that does not know the batch
-   * path (404/405, or an answer that is not a batch: a replica of an older runtime) gets these copies and all later
-   * ones one by one; a batch that fails (no answer, 5xx, a bad frame) fails each of its copies.
+   * Where copies travel and are judged: the thread at idle priority (`MirrorBounds.thread`), unless it said it cannot
+   * run there; else this loop, judging answers as deferred work (`ShadowWork`).
    */
+  private get shadowTransport(): ShadowSender | ShadowThread {
+    if (this.mirrorBounds.thread && (this.shadowThread ??= new ShadowThread()).usable) return this.shadowThread;
+    return (this.shadowSender ??= new ShadowSender((fn) => this.shadowWork.push(fn)));
+  }
+
+  /** Where copies go now (`loop`, or the thread and its priority; `thread` until it said which). */
+  get shadowPath(): 'loop' | 'thread' | 'thread-idle' {
+    if (!this.mirrorBounds.thread || this.shadowThread?.usable === false) return 'loop';
+    return this.shadowThread?.priority === 'idle' ? 'thread-idle' : 'thread';
+  }
+
+  /** Copies to the shadow slot (a batch, or one alone: shadow-sender.ts); `sent` once all of them are settled. */
   private sendBatch(target: SlotState, copies: ShadowCopy[], sent: () => void): void {
-    const batcher = target.batcher;
-    if (batcher?.takesBatches === false) {
-      // Gathered before the slot was found not to take batches: one by one, as all later copies.
-      sent();
-      for (const c of copies) this.sendSingle(target, c);
-      return;
-    }
-    if (copies.length === 1 && batcher?.takesBatches) {
-      // A batch of one is a plain copy (once the slot is known to take batches): no frame to build or read.
-      const [copy] = copies;
-      return this.sendSingle(target, { ...copy, done: (a) => (sent(), copy.done(a)) });
-    }
+    const to: ShadowTarget = { hostname: target.target.hostname, port: Number(target.target.port) || 80, host: target.target.host, ...(target.key ? { key: target.key } : {}) };
     let over = false;
-    const fail = (status: number) => {
-      sent();
-      if (over) return;
-      over = true;
-      for (const c of copies) c.done({ status, ms: 0 });
-    };
-    const frame = encodeMirrorRequest(copies, MIRROR_BATCH_ANSWER_BYTES);
-    const limit = 4 + MAX_BATCH_INDEX_BYTES + MIRROR_BATCH_ANSWER_BYTES;
-    let out: http.ClientRequest;
-    try {
-      out = this.postToShadow(target, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE, frame.length, [...copies].reverse().find((c) => c.auth)?.auth, (up) => {
-        const status = up.statusCode ?? 0;
-        if (status !== 200 || up.headers['content-type'] !== MIRROR_BATCH_TYPE) {
-          up.resume();
-          // 413: the replica's body limit is under this batch's size: these copies go one by one (each fits, as its
-          // request did) and later batches are tried again (a smaller one may fit).
-          if (status === 404 || status === 405 || status === 413 || (status >= 200 && status < 300)) {
-            if (batcher && status !== 413) batcher.takesBatches = false;
-            sent();
-            over = true;
-            for (const c of copies) this.sendSingle(target, c);
-          } else fail(status === 400 ? 0 : status); // 400: the frame itself was refused (BadMirrorBatch), not a copy
-          return;
-        }
-        const answer: Buffer[] = [];
-        let bytes = 0;
-        up.on('data', (c: Buffer) => {
-          bytes += c.length;
-          if (bytes <= limit) answer.push(c);
-          else up.destroy();
-        });
-        up.on('end', () => {
-          if (over) return;
-          let items;
-          try {
-            items = decodeMirrorResponse(answer.length === 1 ? answer[0] : Buffer.concat(answer, bytes), copies.length);
-          } catch {
-            return fail(0);
-          }
-          if (batcher) batcher.takesBatches = true;
-          sent();
-          over = true;
-          items.forEach((a, i) => copies[i].done({ status: a.s, ...(a.body ? { body: a.body } : {}), ms: a.ms }));
-        });
-        up.on('error', () => fail(0));
-        up.on('close', () => fail(0));
-      });
-    } catch {
-      return fail(0);
-    }
-    out.on('error', () => fail(0));
-    out.end(frame);
+    this.shadowTransport.send(to, copies, {
+      sent: (takesBatches) => {
+        if (over) return;
+        over = true;
+        if (target.batcher && takesBatches !== undefined) target.batcher.takesBatches = takesBatches;
+        sent();
+      },
+      done: (results) => results.forEach((r, i) => copies[i].done(r)),
+    });
   }
 
   async close(): Promise<void> {
     for (const b of this.batchers) b.clear();
     this.batchers.clear();
     for (const s of this.slots.values()) s.agent.destroy();
-    this.mirrorAgent?.destroy();
-    this.mirrorAgent = undefined;
+    this.shadowSender?.close();
+    this.shadowSender = undefined;
+    void this.shadowThread?.close();
+    this.shadowThread = undefined;
     this.shadowWork.clear();
     this.slots.clear();
     this.active = undefined;

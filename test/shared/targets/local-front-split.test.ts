@@ -171,10 +171,26 @@ describe.each([
     expect(w.servingP99Ms).toBeGreaterThan(0);
     // Live figures of the shadow slot stay empty: copies are not live traffic.
     expect(windowOf(start, front.snapshot(), 'green').requests).toBe(0);
-    // One client at a time: the first copy finds out that the replica takes batches (a batch of one); each later one
-    // is alone when it is ready, so it goes as a plain copy.
-    if (mode === 'batch') expect(green.batches).toEqual([1]);
-    else expect(green.batches).toEqual([]);
+    // One client at a time: the first copy finds out that the replica takes batches (a batch of one). Later ones go
+    // as plain copies when they leave alone, or together when they were ready while two batches were out.
+    if (mode === 'batch') {
+      expect(green.batches[0]).toBe(1);
+      expect(green.batches.reduce((x, y) => x + y, 0)).toBeLessThanOrEqual(60);
+    } else expect(green.batches).toEqual([]);
+  });
+
+  test(`${mode}: on the front's own loop (\`thread: false\`), one client at a time: after the first, each copy leaves alone, as a plain copy`, async () => {
+    const { green, front } = await setup(
+      (b) => ({ status: 200, body: JSON.parse(b).data }),
+      (b) => ({ status: 200, body: JSON.parse(b).data }),
+      { thread: false },
+    );
+    front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
+    for (let i = 0; i < 20; i++) expect(await score(front, { data: [i] })).toEqual({ status: 200, body: [i] });
+    for (let i = 0; i < 200 && (front.snapshot().shadow?.green.compared ?? 0) < 20; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(front.shadowPath).toBe('loop');
+    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 20, compared: 20, disagreed: 0, errors: 0 });
+    expect(green.batches).toEqual(mode === 'batch' ? [1] : []);
   });
 
   test(`${mode}: a 20 % mirror copies exactly one request in five`, async () => {
@@ -503,4 +519,58 @@ test('removing the new slot (rollback) sends everything to the other one', async
   for (let i = 0; i < 4; i++) expect((await score(front)).body).toBe('blue');
   expect(() => front.setWeights({ blue: 50, green: 50 })).toThrow(/not registered/);
   expect(() => front.setWeights({ blue: 60 })).toThrow(/sum to 100/);
+});
+
+/** Scheduling policies of this process's threads (`/proc/self/task/<tid>/stat`, field 41; 5 = SCHED_IDLE). */
+function threadPolicies(): number[] {
+  const fs = require('fs') as typeof import('fs');
+  return fs.readdirSync('/proc/self/task').flatMap((tid) => {
+    try {
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'latin1');
+      return [Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38])];
+    } catch {
+      return [];
+    }
+  });
+}
+
+const linux = process.platform === 'linux';
+(linux ? test : test.skip)('copies travel, and are judged, on a thread of the front at idle CPU priority; the front loop only counts', async () => {
+  const before = threadPolicies().filter((p) => p === 5).length;
+  mirrorMode = 'batch';
+  const { green, front } = await setup(
+    (b) => ({ status: 200, body: JSON.parse(b).data }),
+    (b, n) => ({ status: 200, body: n % 4 === 0 ? [-1] : JSON.parse(b).data }),
+  );
+  front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
+  const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => score(front, { data: [i] })));
+  expect(answers.map((a) => a.body)).toEqual(Array.from({ length: 40 }, (_, i) => [i]));
+  for (let i = 0; i < 300 && (front.snapshot().shadow?.green.compared ?? 0) < 40; i++) await new Promise((r) => setTimeout(r, 20));
+  expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 40, compared: 40, disagreed: 10, errors: 0, skipped: 0 });
+  expect(green.hits).toBe(40);
+  expect(front.shadowPath).toBe('thread-idle');
+  // One more thread of this process runs at SCHED_IDLE: the front's shadow thread.
+  expect(threadPolicies().filter((p) => p === 5).length).toBe(before + 1);
+  await front.close();
+  for (let i = 0; i < 100 && threadPolicies().filter((p) => p === 5).length > before; i++) await new Promise((r) => setTimeout(r, 20));
+  expect(threadPolicies().filter((p) => p === 5).length).toBe(before);
+});
+
+test('a shadow thread that dies fails the copies it held (shadow errors, never disagreements); the next copies start another', async () => {
+  const { green, front } = await heldShadowFront();
+  front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
+  for (let i = 0; i < 3; i++) expect((await score(front)).status).toBe(200);
+  for (let i = 0; i < 500 && green.held.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(green.held.length).toBe(3);
+  // The thread goes away with 3 copies out (as if it crashed).
+  await (front as unknown as { shadowThread: { worker: { terminate(): Promise<number> } } }).shadowThread.worker.terminate();
+  for (let i = 0; i < 200 && (front.snapshot().shadow?.green.errors ?? 0) < 3; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 3, errors: 3, compared: 0, disagreed: 0 });
+  expect(front.pendingCopies).toBe(0);
+  green.release();
+  expect((await score(front)).status).toBe(200);
+  for (let i = 0; i < 500 && green.held.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
+  green.release();
+  for (let i = 0; i < 200 && (front.snapshot().shadow?.green.compared ?? 0) < 1; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 4, errors: 3, compared: 1 });
 });

@@ -1,0 +1,191 @@
+/**
+ * A service front's shadow copies on a thread of their own at idle CPU priority (Linux `SCHED_IDLE`): the thread sends
+ * each batch to the shadow slot, reads the answers and judges them (shadow-sender.ts, the same code the front's own
+ * loop runs otherwise), and hands back one small array of verdicts per batch. The front's loop keeps what decides and
+ * counts, and posts a batch at most a few times a second (copies gather, front.ts), so the thread wakes that often; at
+ * idle priority it runs only on a core nothing else wants, and gives it up at once when the front's clients need it.
+ * Copies' kernel work (the loopback writes, reading the answers) is then done by this thread, not on the clients' path.
+ *
+ * The thread lowers its own priority with util-linux's `chrt` (a thread may always lower itself; only raising needs a
+ * privilege). Where it cannot (not Linux, no `chrt`), it says so in its first message, and the front sends its later
+ * copies from its own loop instead: at normal priority the thread's wake-ups cost the clients more than the copies
+ * do on the loop (docs/benchmarks.md, "The shadow work on a thread and in slices").
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { packageRoot } from './launch';
+import { ShadowSender, type CopyResult, type ShadowHandlers, type ShadowTarget, type WireCopy } from './shadow-sender';
+
+/** A batch for the thread: the copies' metadata, and their bodies and serving answers in one transferred buffer. */
+interface BatchMessage {
+  id: number;
+  target: ShadowTarget;
+  /** Per copy: path, content type, auth, body length, serving status, serving answer's length (-1: none), tolerance. */
+  items: Array<{ p: string; t: string; a?: string; n: number; s: number; m: number; tol: number }>;
+  buf: ArrayBuffer;
+}
+/** The thread's answer to a batch: RESULT_FIELDS numbers per copy (status, ms, error, compared, disagreed). */
+interface DoneMessage {
+  kind: 'done';
+  id: number;
+  r: Float64Array;
+  /** Whether the slot takes batches (ShadowSender.send), when known. */
+  b?: boolean;
+}
+/** The thread's word that a batch's request is over (ShadowHandlers.sent), before its copies are all settled. */
+interface SentMessage {
+  kind: 'sent';
+  id: number;
+  b?: boolean;
+}
+/** The thread's first message: the priority it runs at, and why not idle when it could not lower it. */
+interface ReadyMessage {
+  kind: 'ready';
+  priority: 'idle' | 'normal';
+  why?: string;
+}
+const RESULT_FIELDS = 5;
+const THREAD_MARK = 'mdf-shadow-thread';
+
+export const shadowThreadPath = (): string => path.join(packageRoot(), 'dist', 'runtime', 'shadow-thread.js');
+
+/** The scheduling policy of the calling thread (`/proc/thread-self/stat`, field 41; 5 = SCHED_IDLE). */
+function ownPolicy(): number {
+  const stat = fs.readFileSync('/proc/thread-self/stat', 'latin1');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+}
+
+/** Lowers the calling thread to SCHED_IDLE; says whether it runs there now, and why not. */
+function lowerOwnPriority(): ReadyMessage {
+  if (process.platform !== 'linux') return { kind: 'ready', priority: 'normal', why: `not Linux (${process.platform})` };
+  try {
+    const tid = fs.readlinkSync('/proc/thread-self').split('/').pop() ?? '';
+    if (!/^\d+$/.test(tid)) return { kind: 'ready', priority: 'normal', why: 'no thread id in /proc/thread-self' };
+    const r = spawnSync('chrt', ['--idle', '-p', '0', tid], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, stdio: 'ignore', timeout: 5000 });
+    if (ownPolicy() === 5) return { kind: 'ready', priority: 'idle' };
+    return { kind: 'ready', priority: 'normal', why: r.error ? `chrt: ${r.error.message}` : `chrt exited with ${r.status ?? r.signal}` };
+  } catch (e) {
+    return { kind: 'ready', priority: 'normal', why: (e as Error).message };
+  }
+}
+
+/**
+ * The front's side of the thread: `send` as ShadowSender's. The thread starts with the first batch; a thread that
+ * dies fails the copies it held (status 0, as a shadow that did not answer) and the next batch starts another.
+ */
+export class ShadowThread {
+  private worker?: Worker;
+  private nextId = 1;
+  private readonly pending = new Map<number, { n: number; to: ShadowHandlers }>();
+  /** The thread's priority, once it said (undefined until then). */
+  priority?: 'idle' | 'normal';
+  /** Why the thread could not run at idle priority (with `priority` 'normal'). */
+  why?: string;
+
+  /** Whether later batches should come here: not once the thread said it runs at normal priority. */
+  get usable(): boolean {
+    return this.priority !== 'normal';
+  }
+
+  send(target: ShadowTarget, copies: WireCopy[], to: ShadowHandlers): void {
+    const worker = (this.worker ??= this.start());
+    let total = 0;
+    for (const c of copies) total += c.body.length + (c.primary.body?.length ?? 0);
+    const buf = new ArrayBuffer(total);
+    const view = Buffer.from(buf);
+    let at = 0;
+    const items = copies.map((c) => {
+      c.body.copy(view, at);
+      at += c.body.length;
+      if (c.primary.body) {
+        c.primary.body.copy(view, at);
+        at += c.primary.body.length;
+      }
+      return { p: c.path, t: c.contentType, ...(c.auth ? { a: c.auth } : {}), n: c.body.length, s: c.primary.status, m: c.primary.body ? c.primary.body.length : -1, tol: c.tolerance };
+    });
+    const id = this.nextId++;
+    this.pending.set(id, { n: copies.length, to });
+    worker.postMessage({ id, target, items, buf } satisfies BatchMessage, [buf]);
+  }
+
+  /** Batches out on the thread. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  async close(): Promise<void> {
+    const w = this.worker;
+    this.worker = undefined;
+    this.pending.clear();
+    if (w) await w.terminate();
+  }
+
+  private start(): Worker {
+    const worker = new Worker(shadowThreadPath(), { workerData: { mark: THREAD_MARK }, env: { PATH: process.env.PATH ?? '' }, stdout: false, stderr: false });
+    worker.unref();
+    worker.on('message', (m: DoneMessage | SentMessage | ReadyMessage) => {
+      if (m.kind === 'ready') {
+        this.priority = m.priority;
+        if (m.why) this.why = m.why;
+        return;
+      }
+      const batch = this.pending.get(m.id);
+      if (!batch) return;
+      if (m.kind === 'sent') return batch.to.sent(m.b);
+      this.pending.delete(m.id);
+      const results: CopyResult[] = [];
+      for (let i = 0; i < m.r.length; i += RESULT_FIELDS) results.push({ status: m.r[i], ms: m.r[i + 1], error: m.r[i + 2] === 1, compared: m.r[i + 3] === 1, disagreed: m.r[i + 4] === 1 });
+      batch.to.sent(m.b);
+      batch.to.done(results);
+    });
+    const lost = () => {
+      if (this.worker !== worker) return;
+      this.worker = undefined;
+      const held = [...this.pending.values()];
+      this.pending.clear();
+      // Each copy it held fails as a copy the shadow did not answer.
+      for (const b of held) {
+        b.to.sent(undefined);
+        b.to.done(Array.from({ length: b.n }, () => ({ status: 0, ms: 0, error: true, compared: false, disagreed: false })));
+      }
+    };
+    worker.on('error', lost);
+    worker.on('exit', lost);
+    return worker;
+  }
+}
+
+/** The thread's side: lower its priority, then send and judge each batch the front posts. */
+function runThread(): void {
+  const port = parentPort!;
+  const sender = new ShadowSender();
+  port.postMessage(lowerOwnPriority());
+  port.on('message', (m: BatchMessage) => {
+    const view = Buffer.from(m.buf);
+    let at = 0;
+    const copies: WireCopy[] = m.items.map((x) => {
+      const body = view.subarray(at, (at += x.n));
+      const primaryBody = x.m >= 0 ? view.subarray(at, (at += x.m)) : undefined;
+      return { path: x.p, contentType: x.t, body, ...(x.a ? { auth: x.a } : {}), primary: { status: x.s, ...(primaryBody ? { body: primaryBody } : {}) }, tolerance: x.tol };
+    });
+    let b: boolean | undefined;
+    let settled = false;
+    sender.send(m.target, copies, {
+      // Said at once only when the copies then go one by one (their answers may take long); else with the results.
+      sent: (takesBatches) => {
+        b = takesBatches;
+        if (!settled && takesBatches === false) port.postMessage({ kind: 'sent', id: m.id, b: false } satisfies SentMessage);
+      },
+      done: (results) => {
+        settled = true;
+        const r = new Float64Array(results.length * RESULT_FIELDS);
+        results.forEach((x, i) => r.set([x.status, x.ms, x.error ? 1 : 0, x.compared ? 1 : 0, x.disagreed ? 1 : 0], i * RESULT_FIELDS));
+        port.postMessage({ kind: 'done', id: m.id, r, ...(b === undefined ? {} : { b }) } satisfies DoneMessage, [r.buffer]);
+      },
+    });
+  });
+}
+
+if (!isMainThread && (workerData as { mark?: string } | null)?.mark === THREAD_MARK) runThread();
