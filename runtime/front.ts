@@ -673,10 +673,11 @@ export class ServiceFront {
    * Shadow traffic: decides whether this request is copied to the mirror slot and, if so, keeps the body's chunks
    * (references, read alongside the forward, never instead of it). Everything else waits until the client has its
    * answer: the copy is sent once the serving slot's answer was passed on (and the body is complete), in the slot's
-   * next batch when it can travel in one (`sendCopy`, `MirrorBatcher`), through the front's own mirror agent (at
+   * next batch when it can travel in one (`sendCopy`, `MirrorBatcher`), through the front's own agent for copies (at
    * most MAX_SHADOW_SOCKETS connections, so copies never take the slot's sockets and the shadow replica sees a
-   * bounded concurrency), and both answers are compared later still, off the client's
-   * path (`ShadowWork`: after pending I/O, within a budget per event-loop turn; byte-equal answers skip the parse).
+   * bounded concurrency), and both answers are compared later still, off the client's path: on the front's shadow
+   * thread at idle CPU priority (shadow-thread.ts), else on this loop (`ShadowWork`: after pending I/O, within a
+   * budget per event-loop turn; byte-equal answers skip the parse). This loop only counts the verdicts.
    */
   private mirrorCopy(
     req: http.IncomingMessage,

@@ -73,9 +73,13 @@ function lowerOwnPriority(): ReadyMessage {
 
 /**
  * The front's side of the thread: `send` as ShadowSender's. The thread starts with the first batch; a thread that
- * dies fails the copies it held (status 0, as a shadow that did not answer) and the next batch starts another.
+ * dies fails the copies it held (status 0, as a shadow that did not answer) and the next batch starts another. One
+ * that did not start at all, or runs at normal priority, makes `usable` false: the front then sends later copies
+ * from its own loop.
  */
 export class ShadowThread {
+  constructor(private readonly file = shadowThreadPath()) {}
+
   private worker?: Worker;
   private nextId = 1;
   private readonly pending = new Map<number, { n: number; to: ShadowHandlers }>();
@@ -123,7 +127,7 @@ export class ShadowThread {
   }
 
   private start(): Worker {
-    const worker = new Worker(shadowThreadPath(), { workerData: { mark: THREAD_MARK }, env: { PATH: process.env.PATH ?? '' }, stdout: false, stderr: false });
+    const worker = new Worker(this.file, { workerData: { mark: THREAD_MARK }, env: { PATH: process.env.PATH ?? '' }, stdout: false, stderr: false });
     worker.unref();
     worker.on('message', (m: DoneMessage | SentMessage | ReadyMessage) => {
       if (m.kind === 'ready') {
@@ -140,9 +144,14 @@ export class ShadowThread {
       batch.to.sent(m.b);
       batch.to.done(results);
     });
-    const lost = () => {
+    const lost = (e?: unknown) => {
       if (this.worker !== worker) return;
       this.worker = undefined;
+      // A thread that could not start (its file missing, a bad install): later copies go on the front's loop.
+      if (this.priority === undefined) {
+        this.priority = 'normal';
+        this.why = `the shadow thread did not start: ${e instanceof Error ? e.message : `it exited (${String(e)})`}`;
+      }
       const held = [...this.pending.values()];
       this.pending.clear();
       // Each copy it held fails as a copy the shadow did not answer.
