@@ -38,7 +38,8 @@
  * 1,000 resamplings of the rounds (a round = one slice of each configuration, adjacent in time; both configurations
  * resampled with the same rounds). Where /proc exists, each configuration's line
  * also carries the CPU time per request of the serving side (`cpu_us_per_req`: the child with the serving slot and
- * the fronts; on the ACI part the front process) and, with mirroring, of the shadow slot (`shadow_cpu_us_per_req`).
+ * the fronts; on the ACI part the front process; `loop_cpu_us_per_req`: that process's main thread alone, without the
+ * fronts' shadow threads) and, with mirroring, of the shadow slot (`shadow_cpu_us_per_req`).
  * The local mirroring lines also carry the copies of their slices: `copies_sent`, `copies_skipped` (the in-flight
  * cap) and `copy_errors`, so a change that saves CPU by shedding copies shows.
  */
@@ -317,11 +318,14 @@ interface CpuOf {
   shadow?: Record<string, number>;
 }
 
-/** CPU time (user + system, ms) a process used so far, from /proc (0 where there is none: not Linux, no pid). */
-function cpuMs(pid: number | undefined): number {
+/**
+ * CPU time (user + system, ms) a process used so far, from /proc (0 where there is none: not Linux, no pid); with
+ * `mainThread`, only its main thread's (the event loop's: not the front's shadow thread, nor Node's helper threads).
+ */
+function cpuMs(pid: number | undefined, mainThread = false): number {
   if (!pid) return 0;
   try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const fields = fs.readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
   } catch {
     return 0;
@@ -349,7 +353,7 @@ async function measure(prefix: string, ports: Record<string, number>, headers: R
     const agents = Object.fromEntries(configs.map((k) => [k, new http.Agent({ keepAlive: true, maxSockets: 'connections' in mode ? mode.connections : 256 })]));
     const lat: Record<string, number[]> = Object.fromEntries(configs.map((k) => [k, []]));
     const errs: Record<string, number> = Object.fromEntries(configs.map((k) => [k, 0]));
-    const used: Record<string, { serving: number; shadow: number }> = Object.fromEntries(configs.map((k) => [k, { serving: 0, shadow: 0 }]));
+    const used: Record<string, { serving: number; shadow: number; loop: number }> = Object.fromEntries(configs.map((k) => [k, { serving: 0, shadow: 0, loop: 0 }]));
     const sliceP99: Record<string, number[]> = Object.fromEntries(configs.map((k) => [k, []]));
     const sliceHist: Record<string, Uint32Array[]> = Object.fromEntries(configs.map((k) => [k, []]));
     for (const k of configs) await load(ports[k], mode, 300, agents[k], [], headers); // warm-up
@@ -365,15 +369,16 @@ async function measure(prefix: string, ports: Record<string, number>, headers: R
         [order[i], order[j]] = [order[j], order[i]];
       }
       for (const k of order) {
-        let before = { serving: 0, shadow: 0 };
+        let before = { serving: 0, shadow: 0, loop: 0 };
         const slice: number[] = [];
-        const sample = () => (before = { serving: cpuMs(cpu.serving?.[k]), shadow: cpuMs(cpu.shadow?.[k]) });
+        const sample = () => (before = { serving: cpuMs(cpu.serving?.[k]), shadow: cpuMs(cpu.shadow?.[k]), loop: cpuMs(cpu.serving?.[k], true) });
         errs[k] += await load(ports[k], mode, (SECONDS * 1000) / SLICES, agents[k], slice, headers, { ms: leadInOf(k), then: sample });
         for (const v of slice) lat[k].push(v);
         sliceP99[k].push(pct(slice.sort((a, b) => a - b), 99));
         sliceHist[k].push(histogram(slice));
         used[k].serving += cpuMs(cpu.serving?.[k]) - before.serving;
         used[k].shadow += cpuMs(cpu.shadow?.[k]) - before.shadow;
+        used[k].loop += cpuMs(cpu.serving?.[k], true) - before.loop;
         if (isMirror(k)) {
           if (copies) await copies(true);
           else await new Promise((r) => setTimeout(r, leadInOf(k) + 100)); // the ACI front: its batches leave and come back
@@ -392,7 +397,7 @@ async function measure(prefix: string, ports: Record<string, number>, headers: R
       const p99 = +res[k].p99.toFixed(3);
       const perReq = (ms: number) => +((ms * 1000) / Math.max(1, res[k].n)).toFixed(1);
       const cpuFields = {
-        ...(cpu.serving?.[k] ? { cpu_us_per_req: perReq(used[k].serving) } : {}),
+        ...(cpu.serving?.[k] ? { cpu_us_per_req: perReq(used[k].serving), loop_cpu_us_per_req: perReq(used[k].loop) } : {}),
         ...(cpu.shadow?.[k] ? { shadow_cpu_us_per_req: perReq(used[k].shadow) } : {}),
       };
       process.stdout.write(JSON.stringify({ name: `${prefix}.${k}.${label}`, value: p99, unit: 'ms', p50_ms: +res[k].p50.toFixed(3), p99_ms: p99, p999_ms: +res[k].p999.toFixed(3), req_per_s: Math.round(res[k].n / SECONDS), errors: errs[k], ...('perSecond' in mode ? { offered_per_s: mode.perSecond } : {}), ...cpuFields, ...copyFields }) + '\n');

@@ -70,9 +70,10 @@ export const MIRROR_HEAVY_CONCURRENCY = 4;
  *   (docs/benchmarks.md, "Gathering on the ACI/AKS front" and "The shadow work on a thread and in slices").
  * - `heldBytes`: request bodies and serving answers held for copies not yet compared, per shadow slot at most; a copy
  *   whose bytes would go over is released at once and counted as mirrored, not compared.
- * - `thread`: true (the default) = copies travel, and their answers are judged, on a thread of the front's at idle CPU
- *   priority (shadow-thread.ts), where the host lets a thread lower itself (Linux, util-linux's `chrt`); elsewhere, and
- *   with false, on the front's own event loop (deferred, within a budget per turn).
+ * - `thread`: true (the default) = under light traffic, copies travel, and their answers are judged, on a thread of
+ *   the front's at idle CPU priority (shadow-thread.ts), where the host lets a thread lower itself (Linux, util-linux's
+ *   `chrt`); under heavy traffic, elsewhere, and with false, on the front's own event loop (deferred, within a budget
+ *   per turn; `shadowTransport`).
  */
 export interface MirrorBounds {
   lingerMs: number;
@@ -815,17 +816,21 @@ export class ServiceFront {
   }
 
   /**
-   * Where copies travel and are judged: the thread at idle priority (`MirrorBounds.thread`), unless it said it cannot
-   * run there; else this loop, judging answers as deferred work (`ShadowWork`).
+   * Where the next batch travels and is judged: the thread at idle priority (`MirrorBounds.thread`), unless it said it
+   * cannot run there, or the front is under heavy traffic (MIRROR_HEAVY_CONCURRENCY); else this loop, judging answers
+   * as deferred work (`ShadowWork`). Under light traffic a batch sent and read on the loop lands on a client's request
+   * in flight, which the thread avoids; under heavy traffic batches are full, so the loop's share per copy is small,
+   * and handing them to a thread cost a saturated host more CPU than it saved (docs/benchmarks.md, "The front's shadow
+   * work on a thread at idle priority").
    */
   private get shadowTransport(): ShadowSender | ShadowThread {
-    if (this.mirrorBounds.thread && (this.shadowThread ??= new ShadowThread()).usable) return this.shadowThread;
+    if (this.shadowPath !== 'loop') return (this.shadowThread ??= new ShadowThread());
     return (this.shadowSender ??= new ShadowSender((fn) => this.shadowWork.push(fn)));
   }
 
-  /** Where copies go now (`loop`, or the thread and its priority; `thread` until it said which). */
+  /** Where the next batch of copies goes (`loop`, or the thread and its priority; `thread` until it said which). */
   get shadowPath(): 'loop' | 'thread' | 'thread-idle' {
-    if (!this.mirrorBounds.thread || this.shadowThread?.usable === false) return 'loop';
+    if (!this.mirrorBounds.thread || this.shadowThread?.usable === false || this.recentConcurrency >= MIRROR_HEAVY_CONCURRENCY) return 'loop';
     return this.shadowThread?.priority === 'idle' ? 'thread-idle' : 'thread';
   }
 
