@@ -760,6 +760,7 @@ export class ServiceFront {
         // Counted together (the verdict with its comparison), so a snapshot never holds a comparison without its verdict.
         done: (r) => {
           if (!release()) return;
+          if (r.lost) return void stats.skipped++;
           bucket(stats.latency, r.ms);
           if (r.error) stats.errors++;
           if (r.compared) stats.compared++;
@@ -807,7 +808,7 @@ export class ServiceFront {
   /** Sends one shadow copy: in the slot's next batch when it can travel in one, else on its own. */
   private sendCopy(target: SlotState, copy: ShadowCopy): void {
     const batchable = target.batcher?.takesBatches !== false && BATCHABLE_PATH.test(copy.path) && copy.contentType.length <= MAX_BATCH_TYPE_CHARS && copy.body.length < MIRROR_BATCH_BODY_BYTES;
-    if (!batchable) return this.sendBatch(target, [copy], () => undefined);
+    if (!batchable) return this.sendBatch(target, [copy], () => undefined, true);
     if (!target.batcher) {
       target.batcher = new MirrorBatcher((copies, sent) => this.sendBatch(target, copies, sent), () => this.busy, this.mirrorBounds.lingerMs, this.mirrorBounds.gatherMs);
       this.batchers.add(target.batcher);
@@ -825,6 +826,10 @@ export class ServiceFront {
    */
   private get shadowTransport(): ShadowSender | ShadowThread {
     if (this.shadowPath !== 'loop') return (this.shadowThread ??= new ShadowThread());
+    return this.loopSender;
+  }
+
+  private get loopSender(): ShadowSender {
     return (this.shadowSender ??= new ShadowSender((fn) => this.shadowWork.push(fn)));
   }
 
@@ -834,19 +839,30 @@ export class ServiceFront {
     return this.shadowThread?.priority === 'idle' ? 'thread-idle' : 'thread';
   }
 
-  /** Copies to the shadow slot (a batch, or one alone: shadow-sender.ts); `sent` once all of them are settled. */
-  private sendBatch(target: SlotState, copies: ShadowCopy[], sent: () => void): void {
+  /**
+   * Copies to the shadow slot (a batch, or one `alone`: shadow-sender.ts); `sent` once the batch's request is over.
+   * Copies that go one by one (`alone`, or to a slot that takes no batches) go from this loop: the thread only sends
+   * frames, whose latencies are the replica's own.
+   */
+  private sendBatch(target: SlotState, copies: ShadowCopy[], sent: () => void, alone = false): void {
     const to: ShadowTarget = { hostname: target.target.hostname, port: Number(target.target.port) || 80, host: target.target.host, ...(target.key ? { key: target.key } : {}) };
     let over = false;
-    this.shadowTransport.send(to, copies, {
+    const takesBatches = target.batcher?.takesBatches;
+    const transport = alone || takesBatches === false ? this.loopSender : this.shadowTransport;
+    transport.send(to, copies, {
       sent: (takesBatches) => {
         if (over) return;
         over = true;
         if (target.batcher && takesBatches !== undefined) target.batcher.takesBatches = takesBatches;
         sent();
       },
-      done: (results) => results.forEach((r, i) => copies[i].done(r)),
-    });
+      done: (results) => {
+        // Refused as a batch by the slot (the thread sends frames only): these copies go one by one from this loop.
+        const refused = copies.filter((_, i) => results[i].refused);
+        if (refused.length) this.sendBatch(target, refused, () => undefined, true);
+        results.forEach((r, i) => r.refused || copies[i].done(r));
+      },
+    }, { alone, ...(takesBatches === undefined ? {} : { takesBatches }) });
   }
 
   async close(): Promise<void> {
@@ -855,9 +871,12 @@ export class ServiceFront {
     for (const s of this.slots.values()) s.agent.destroy();
     this.shadowSender?.close();
     this.shadowSender = undefined;
-    void this.shadowThread?.close();
+    const thread = this.shadowThread;
     this.shadowThread = undefined;
+    await thread?.close();
     this.shadowWork.clear();
+    // Copies still out (or waiting to be judged) are gone with the front.
+    this.shadowInflight.clear();
     this.slots.clear();
     this.active = undefined;
     this.split = undefined;

@@ -51,6 +51,10 @@ export interface CopyResult {
   /** Both answers were compared (both 2xx and within bounds, or one answered and the other refused). */
   compared: boolean;
   disagreed: boolean;
+  /** The copy was lost by the front itself (its shadow thread died or did not start): counted as skipped, not against the new version. */
+  lost?: boolean;
+  /** Not sent: its batch was refused as a batch (an older replica, or over its body limit), and this sender sends no copy alone. */
+  refused?: boolean;
 }
 
 /**
@@ -93,15 +97,24 @@ export class ShadowSender {
   /** Per slot (`host`): whether it takes batches (unknown until it answers one). */
   private readonly takesBatches = new Map<string, boolean>();
 
-  /** `defer`: where judging runs (the front's budgeted deferred work on its loop; at once on the shadow thread). */
-  constructor(private readonly defer: (fn: () => void) => void = (fn) => fn()) {}
+  /**
+   * `defer`: where judging runs (the front's budgeted deferred work on its loop; at once on the shadow thread).
+   * `framesOnly` (the shadow thread, which may read an answer late at idle priority): every batch goes as a frame,
+   * a batch of one too, so that each copy's latency is the replica's own scoring time, never measured here; a batch
+   * the slot refuses as a batch comes back `refused` (the front sends those copies one by one from its loop, through
+   * its one agent for single copies).
+   */
+  constructor(
+    private readonly defer: (fn: () => void) => void = (fn) => fn(),
+    private readonly framesOnly = false,
+  ) {}
 
   /**
    * Sends `copies` (one batch) to `target`. `to.sent` is called once the batch's request is over (or, for copies sent
    * one by one, once all are answered), with whether the slot takes batches (`false`: an older replica; later copies
    * may go one by one at once); `to.done` gets one result per copy, in order, once all are settled.
    */
-  send(target: ShadowTarget, copies: WireCopy[], to: ShadowHandlers): void {
+  send(target: ShadowTarget, copies: WireCopy[], to: ShadowHandlers, how: { alone?: boolean; takesBatches?: boolean } = {}): void {
     const results: CopyResult[] = new Array<CopyResult>(copies.length);
     let left = copies.length;
     let over = false;
@@ -110,17 +123,19 @@ export class ShadowSender {
       over = true;
       to.sent(this.takesBatches.get(target.host));
     };
-    const settle = (i: number, answer: Answer & { ms: number }) => {
+    const settle = (i: number, answer: Answer & { ms: number; refused?: boolean }) => {
       this.defer(() => {
-        results[i] = judge(copies[i].primary, answer, copies[i].tolerance);
+        results[i] = answer.refused ? { status: 0, ms: 0, error: false, compared: false, disagreed: false, refused: true } : judge(copies[i].primary, answer, copies[i].tolerance);
         if (--left > 0) return;
         sent();
         to.done(results);
       });
     };
+    // What the caller learned (from another sender) counts until this one learns for itself.
+    if (how.takesBatches !== undefined && !this.takesBatches.has(target.host)) this.takesBatches.set(target.host, how.takesBatches);
     const known = this.takesBatches.get(target.host);
     // A batch of one goes as the plain copy it is once the slot is known to take batches (no frame to build or read).
-    const framed = known !== false && (copies.length > 1 || known === undefined) && copies.every((c) => BATCHABLE_PATH.test(c.path));
+    const framed = !how.alone && known !== false && (copies.length > 1 || known === undefined || this.framesOnly) && copies.every((c) => BATCHABLE_PATH.test(c.path));
     if (!framed) copies.forEach((c, i) => this.single(target, c, (a) => settle(i, a)));
     else this.batch(target, copies, settle, sent);
   }
@@ -185,7 +200,7 @@ export class ShadowSender {
    * scoring time (a copy has no round trip of its own). A batch that fails (no answer, 5xx, a bad frame) fails each of
    * its copies; one refused as a frame (400) counts its copies as errors (status 0), not disagreements.
    */
-  private batch(target: ShadowTarget, copies: WireCopy[], settle: (i: number, a: Answer & { ms: number }) => void, sent: () => void): void {
+  private batch(target: ShadowTarget, copies: WireCopy[], settle: (i: number, a: Answer & { ms: number; refused?: boolean }) => void, sent: () => void): void {
     let over = false;
     const fail = (status: number) => {
       if (over) return;
@@ -195,7 +210,8 @@ export class ShadowSender {
     const oneByOne = () => {
       over = true;
       sent();
-      copies.forEach((c, i) => this.single(target, c, (a) => settle(i, a)));
+      if (this.framesOnly) copies.forEach((_, i) => settle(i, { status: 0, ms: 0, refused: true }));
+      else copies.forEach((c, i) => this.single(target, c, (a) => settle(i, a)));
     };
     const frame = encodeMirrorRequest(copies, MIRROR_BATCH_ANSWER_BYTES);
     const limit = 4 + MAX_BATCH_INDEX_BYTES + MIRROR_BATCH_ANSWER_BYTES;

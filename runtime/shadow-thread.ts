@@ -25,8 +25,10 @@ interface BatchMessage {
   /** Per copy: path, content type, auth, body length, serving status, serving answer's length (-1: none), tolerance. */
   items: Array<{ p: string; t: string; a?: string; n: number; s: number; m: number; tol: number }>;
   buf: ArrayBuffer;
+  /** Whether the slot takes batches, as far as the front knows. */
+  b?: boolean;
 }
-/** The thread's answer to a batch: RESULT_FIELDS numbers per copy (status, ms, error, compared, disagreed). */
+/** The thread's answer to a batch: RESULT_FIELDS numbers per copy (status, ms, flags: 1 error, 2 compared, 4 disagreed, 8 refused). */
 interface DoneMessage {
   kind: 'done';
   id: number;
@@ -46,7 +48,9 @@ interface ReadyMessage {
   priority: 'idle' | 'normal';
   why?: string;
 }
-const RESULT_FIELDS = 5;
+const RESULT_FIELDS = 3;
+/** Shadow threads that may die before a front sends its copies from its own loop instead. */
+const MAX_THREAD_DEATHS = 3;
 const THREAD_MARK = 'mdf-shadow-thread';
 
 export const shadowThreadPath = (): string => path.join(packageRoot(), 'dist', 'runtime', 'shadow-thread.js');
@@ -88,12 +92,20 @@ export class ShadowThread {
   /** Why the thread could not run at idle priority (with `priority` 'normal'). */
   why?: string;
 
-  /** Whether later batches should come here: not once the thread said it runs at normal priority. */
+  /** Threads that died so far; after MAX_THREAD_DEATHS the front sends its copies from its own loop. */
+  private deaths = 0;
+
+  /** Whether later batches should come here: not once the thread said it runs at normal priority (or could not run). */
   get usable(): boolean {
     return this.priority !== 'normal';
   }
 
-  send(target: ShadowTarget, copies: WireCopy[], to: ShadowHandlers): void {
+  /**
+   * Posts one batch to the thread (ShadowSender.send's contract, frames only: a batch the slot refuses as a batch
+   * comes back `refused`). Each copy's body and serving answer are copied into the transferred buffer; the caller
+   * keeps its own until the batch is settled (to send refused copies itself): at most the batches in flight, twice.
+   */
+  send(target: ShadowTarget, copies: WireCopy[], to: ShadowHandlers, how: { takesBatches?: boolean } = {}): void {
     const worker = (this.worker ??= this.start());
     let total = 0;
     for (const c of copies) total += c.body.length + (c.primary.body?.length ?? 0);
@@ -107,11 +119,12 @@ export class ShadowThread {
         c.primary.body.copy(view, at);
         at += c.primary.body.length;
       }
-      return { p: c.path, t: c.contentType, ...(c.auth ? { a: c.auth } : {}), n: c.body.length, s: c.primary.status, m: c.primary.body ? c.primary.body.length : -1, tol: c.tolerance };
+      const item = { p: c.path, t: c.contentType, ...(c.auth ? { a: c.auth } : {}), n: c.body.length, s: c.primary.status, m: c.primary.body ? c.primary.body.length : -1, tol: c.tolerance };
+      return item;
     });
     const id = this.nextId++;
     this.pending.set(id, { n: copies.length, to });
-    worker.postMessage({ id, target, items, buf } satisfies BatchMessage, [buf]);
+    worker.postMessage({ id, target, items, buf, ...(how.takesBatches === undefined ? {} : { b: how.takesBatches }) } satisfies BatchMessage, [buf]);
   }
 
   /** Batches out on the thread. */
@@ -119,11 +132,22 @@ export class ShadowThread {
     return this.pending.size;
   }
 
+  /** Ends the thread; the copies it held are lost (ShadowHandlers get them as `lost`). */
   async close(): Promise<void> {
     const w = this.worker;
     this.worker = undefined;
-    this.pending.clear();
+    this.fail();
     if (w) await w.terminate();
+  }
+
+  /** The copies of every batch out are lost: counted as skipped by the front, never against the new version. */
+  private fail(): void {
+    const held = [...this.pending.values()];
+    this.pending.clear();
+    for (const b of held) {
+      b.to.sent(undefined);
+      b.to.done(Array.from({ length: b.n }, () => ({ status: 0, ms: 0, error: false, compared: false, disagreed: false, lost: true })));
+    }
   }
 
   private start(): Worker {
@@ -139,26 +163,32 @@ export class ShadowThread {
       if (!batch) return;
       if (m.kind === 'sent') return batch.to.sent(m.b);
       this.pending.delete(m.id);
+      // A thread that said it runs at normal priority gets no more batches: it ends once it has none.
+      if (!this.usable && this.pending.size === 0 && this.worker === worker) {
+        this.worker = undefined;
+        void worker.terminate();
+      }
       const results: CopyResult[] = [];
-      for (let i = 0; i < m.r.length; i += RESULT_FIELDS) results.push({ status: m.r[i], ms: m.r[i + 1], error: m.r[i + 2] === 1, compared: m.r[i + 3] === 1, disagreed: m.r[i + 4] === 1 });
+      for (let i = 0; i < m.r.length; i += RESULT_FIELDS) {
+        const flags = m.r[i + 2];
+        results.push({ status: m.r[i], ms: m.r[i + 1], error: (flags & 1) !== 0, compared: (flags & 2) !== 0, disagreed: (flags & 4) !== 0, ...(flags & 8 ? { refused: true } : {}) });
+      }
       batch.to.sent(m.b);
       batch.to.done(results);
     });
     const lost = (e?: unknown) => {
       if (this.worker !== worker) return;
       this.worker = undefined;
-      // A thread that could not start (its file missing, a bad install): later copies go on the front's loop.
+      // A thread that could not start (its file missing, a bad install), or died too often: later copies go on the
+      // front's loop.
       if (this.priority === undefined) {
         this.priority = 'normal';
         this.why = `the shadow thread did not start: ${e instanceof Error ? e.message : `it exited (${String(e)})`}`;
+      } else if (++this.deaths >= MAX_THREAD_DEATHS) {
+        this.priority = 'normal';
+        this.why = `the shadow thread ended ${this.deaths} times`;
       }
-      const held = [...this.pending.values()];
-      this.pending.clear();
-      // Each copy it held fails as a copy the shadow did not answer.
-      for (const b of held) {
-        b.to.sent(undefined);
-        b.to.done(Array.from({ length: b.n }, () => ({ status: 0, ms: 0, error: true, compared: false, disagreed: false })));
-      }
+      this.fail();
     };
     worker.on('error', lost);
     worker.on('exit', lost);
@@ -169,7 +199,8 @@ export class ShadowThread {
 /** The thread's side: lower its priority, then send and judge each batch the front posts. */
 function runThread(): void {
   const port = parentPort!;
-  const sender = new ShadowSender();
+  // A batch of one is framed too: its latency is then the replica's own, not this idle thread's reading of it.
+  const sender = new ShadowSender(undefined, true);
   port.postMessage(lowerOwnPriority());
   port.on('message', (m: BatchMessage) => {
     const view = Buffer.from(m.buf);
@@ -182,18 +213,21 @@ function runThread(): void {
     let b: boolean | undefined;
     let settled = false;
     sender.send(m.target, copies, {
-      // Said at once only when the copies then go one by one (their answers may take long); else with the results.
+      // Said at once when the batch's request is over before its copies are all settled (they then go one by one).
       sent: (takesBatches) => {
         b = takesBatches;
-        if (!settled && takesBatches === false) port.postMessage({ kind: 'sent', id: m.id, b: false } satisfies SentMessage);
+        // (`done` follows at once when the copies are all settled: then no message of its own.)
+        queueMicrotask(() => {
+          if (!settled) port.postMessage({ kind: 'sent', id: m.id, ...(takesBatches === undefined ? {} : { b: takesBatches }) } satisfies SentMessage);
+        });
       },
       done: (results) => {
         settled = true;
         const r = new Float64Array(results.length * RESULT_FIELDS);
-        results.forEach((x, i) => r.set([x.status, x.ms, x.error ? 1 : 0, x.compared ? 1 : 0, x.disagreed ? 1 : 0], i * RESULT_FIELDS));
+        results.forEach((x, i) => r.set([x.status, x.ms, (x.error ? 1 : 0) | (x.compared ? 2 : 0) | (x.disagreed ? 4 : 0) | (x.refused ? 8 : 0)], i * RESULT_FIELDS));
         port.postMessage({ kind: 'done', id: m.id, r, ...(b === undefined ? {} : { b }) } satisfies DoneMessage, [r.buffer]);
       },
-    });
+    }, m.b === undefined ? {} : { takesBatches: m.b });
   });
 }
 

@@ -173,10 +173,8 @@ describe.each([
     expect(windowOf(start, front.snapshot(), 'green').requests).toBe(0);
     // One client at a time: the first copy finds out that the replica takes batches (a batch of one). Later ones go
     // as plain copies when they leave alone, or together when they were ready while two batches were out.
-    if (mode === 'batch') {
-      expect(green.batches[0]).toBe(1);
-      expect(green.batches.reduce((x, y) => x + y, 0)).toBeLessThanOrEqual(60);
-    } else expect(green.batches).toEqual([]);
+    if (mode === 'batch') expect(green.batches[0]).toBe(1);
+    else expect(green.batches).toEqual([]);
   });
 
   test(`${mode}: on the front's own loop (\`thread: false\`), one client at a time: after the first, each copy leaves alone, as a plain copy`, async () => {
@@ -556,21 +554,46 @@ const linux = process.platform === 'linux';
   expect(threadPolicies().filter((p) => p === 5).length).toBe(before);
 });
 
-test('a shadow thread that dies fails the copies it held (shadow errors, never disagreements); the next copies start another', async () => {
-  const { green, front } = await heldShadowFront();
+(linux ? test : test.skip)('a shadow thread that dies loses the copies it held (skipped: never errors or disagreements of the new version); the next copies start another', async () => {
+  // A shadow slot that takes batches and holds them until released.
+  const held: Array<() => void> = [];
+  const slot = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () =>
+      held.push(() => {
+        const frame = answerMirrorBatch(Buffer.concat(chunks), () => ({ status: 200, body: Buffer.from('[1]') }));
+        res.writeHead(200, { 'content-type': MIRROR_BATCH_TYPE, 'content-length': frame.length });
+        res.end(frame);
+      }),
+    );
+  });
+  servers.push(slot);
+  await new Promise<void>((r) => slot.listen(0, '127.0.0.1', () => r()));
+  const blue = await fakeSlot(() => ({ status: 200, body: [1] }));
+  servers.push(blue.server);
+  const front = new LocalFront('svc');
+  fronts.push(front);
+  await front.listen(0);
+  front.addSlot({ name: 'blue', url: blue.url });
+  front.addSlot({ name: 'green', url: `http://127.0.0.1:${(slot.address() as AddressInfo).port}` });
+  front.switchTo('blue');
   front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
-  for (let i = 0; i < 3; i++) expect((await score(front)).status).toBe(200);
-  for (let i = 0; i < 500 && green.held.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
-  expect(green.held.length).toBe(3);
-  // The thread goes away with 3 copies out (as if it crashed).
+  // Two copies, one client at a time: two batches of one, both held by the slot.
+  for (let i = 0; i < 2; i++) expect((await score(front)).status).toBe(200);
+  for (let i = 0; i < 500 && held.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(held.length).toBe(2);
+  expect(front.shadowPath).toBe('thread-idle');
+  // The thread goes away with both copies out (as if it crashed).
   await (front as unknown as { shadowThread: { worker: { terminate(): Promise<number> } } }).shadowThread.worker.terminate();
-  for (let i = 0; i < 200 && (front.snapshot().shadow?.green.errors ?? 0) < 3; i++) await new Promise((r) => setTimeout(r, 10));
-  expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 3, errors: 3, compared: 0, disagreed: 0 });
+  for (let i = 0; i < 200 && (front.snapshot().shadow?.green.skipped ?? 0) < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 2, skipped: 2, errors: 0, compared: 0, disagreed: 0 });
   expect(front.pendingCopies).toBe(0);
-  green.release();
+  for (const r of held.splice(0)) r();
+  // The next copy starts another thread, and is compared.
   expect((await score(front)).status).toBe(200);
-  for (let i = 0; i < 500 && green.held.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
-  green.release();
+  for (let i = 0; i < 500 && held.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
+  for (const r of held.splice(0)) r();
   for (let i = 0; i < 200 && (front.snapshot().shadow?.green.compared ?? 0) < 1; i++) await new Promise((r) => setTimeout(r, 10));
-  expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 4, errors: 3, compared: 1 });
+  expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 3, skipped: 2, errors: 0, compared: 1, disagreed: 0 });
 });
