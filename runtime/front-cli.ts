@@ -14,6 +14,7 @@
  * | `MDF_PRIMARY_KEY` / `MDF_SECONDARY_KEY` | secure: the service's keys; set → callers need one, slots get the primary |
  * | `MDF_KEYS_FILE` | instead of the two keys: the slots' keys file (`{"primaryKey","secondaryKey"}`, or `{"tokenSecret","service"}` for token auth), read again every `MDF_FRONT_KEYS_RELOAD_MS` (5 s) as the replicas do (the AKS front mounts the service's keys Secret) |
  * | `MDF_FRONT_MIRROR_GATHER_MS` | shadow copies wait for a full batch or this many milliseconds (`MirrorBounds.gatherMs`; default DEFAULT_FRONT_GATHER_MS, as the local target's fronts); 0 = an idle front sends each copy at once |
+ * | `MDF_FRONT_MIRROR_THREAD` | `1` (default): under light traffic, shadow copies travel and are judged on a thread of the front at idle CPU priority (`MirrorBounds.thread`); `0`: always on the front's loop |
  *
  * Nothing secret is ever logged: the log lines carry the port, the generation, the serving slot and weights.
  */
@@ -32,6 +33,7 @@ export const FRONT_ENV = {
   adminKey: 'MDF_FRONT_ADMIN_KEY',
   keysReloadMs: 'MDF_FRONT_KEYS_RELOAD_MS',
   mirrorGatherMs: 'MDF_FRONT_MIRROR_GATHER_MS',
+  mirrorThread: 'MDF_FRONT_MIRROR_THREAD',
 } as const;
 
 
@@ -97,8 +99,10 @@ export async function startFrontFromEnv(env: NodeJS.ProcessEnv = process.env, lo
   if (fromFile && 'error' in fromFile) throw new FrontConfigError(`${RUNTIME_ENV.keysFile} ${keysFile}: ${fromFile.error}`);
   const gatherText = env[FRONT_ENV.mirrorGatherMs] ?? String(DEFAULT_FRONT_GATHER_MS);
   if (!/^\d{1,4}$/.test(gatherText) || Number(gatherText) > 5000) throw new FrontConfigError(`${FRONT_ENV.mirrorGatherMs} must be a number of milliseconds from 0 to 5000; got ${gatherText.slice(0, 20)}`);
+  const threadText = env[FRONT_ENV.mirrorThread] ?? '1';
+  if (threadText !== '0' && threadText !== '1') throw new FrontConfigError(`${FRONT_ENV.mirrorThread} must be 0 or 1; got ${threadText.slice(0, 20)}`);
   const initial = startState(env, log);
-  const front = new ServiceFront(env[FRONT_ENV.service] || 'service', {}, { gatherMs: Number(gatherText) });
+  const front = new ServiceFront(env[FRONT_ENV.service] || 'service', {}, { gatherMs: Number(gatherText), thread: threadText === '1' });
   if (primary && secondary) front.setAuth({ mode: 'keys', keys: { primaryKey: primary, secondaryKey: secondary } });
   if (fromFile) front.setAuth(fromFile.auth);
   const slotKey = primary ?? fromFile?.slotKey;

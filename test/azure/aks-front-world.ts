@@ -296,7 +296,9 @@ export class AksFrontWorld {
       fs.writeFileSync(file, Buffer.from(this.get('secrets', 'diabetes-keys')!.data['keys.json'], 'base64'));
       env.MDF_KEYS_FILE = file;
     }
-    Object.assign(env, { MDF_PORT: '0', MDF_FRONT_HOST: '127.0.0.1', MDF_FRONT_STATE_FILE: path.join(this.workDir, `state-${pod}-${++this.started}.json`) });
+    // MDF_FRONT_MIRROR_THREAD=0: copies go from the front's loop, whose connections `routeClusterDns` reroutes (a
+    // shadow thread has its own module instances; the thread is tested in local-front-split.test.ts).
+    Object.assign(env, { MDF_PORT: '0', MDF_FRONT_HOST: '127.0.0.1', MDF_FRONT_STATE_FILE: path.join(this.workDir, `state-${pod}-${++this.started}.json`), MDF_FRONT_MIRROR_THREAD: '0' });
     await cur?.front.close();
     const front = await startFrontFromEnv(env, () => undefined);
     this.fronts.set(pod, { front, generation: dep.metadata.generation });

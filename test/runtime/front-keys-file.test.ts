@@ -157,3 +157,13 @@ test('shadow copies gather for a batch by default (the shadow replicas have thei
   for (const bad of ['-1', '5001', '1e3', 'soon', ' 250'])
     await expect(startFrontFromEnv(env({ MDF_FRONT_MIRROR_GATHER_MS: bad }), () => undefined)).rejects.toThrow(/MDF_FRONT_MIRROR_GATHER_MS must be a number of milliseconds from 0 to 5000/);
 });
+
+test('the shadow thread by default; MDF_FRONT_MIRROR_THREAD=0 keeps shadow copies on the front\'s loop; another value is refused', async () => {
+  writeAtomically(keysFile, JSON.stringify(K1));
+  expect((await start()).front.front.mirrorBounds.thread).toBe(true);
+  const off = (await start({ MDF_FRONT_MIRROR_THREAD: '0' })).front.front;
+  expect(off.mirrorBounds.thread).toBe(false);
+  expect(off.shadowPath).toBe('loop');
+  for (const bad of ['yes', 'true', '2', ''])
+    await expect(startFrontFromEnv(env({ MDF_FRONT_MIRROR_THREAD: bad }), () => undefined)).rejects.toThrow(/MDF_FRONT_MIRROR_THREAD must be 0 or 1/);
+});
