@@ -25,7 +25,8 @@
  * example, key auth, one worker) behind standalone front processes (`dist/runtime/front-cli.js`, each started with
  * its state as the ACI target gives it): `direct` = the serving runtime itself; `front` = a front serving it alone;
  * `mirror20` = a front serving it and copying 20 % of requests to a second runtime, each copy sent at once while the
- * front is idle (`MDF_FRONT_MIRROR_GATHER_MS=0`); `mirror20g` = the same with the front process's default gathering.
+ * front is idle (`MDF_FRONT_MIRROR_GATHER_MS=0`); `mirror20g` = the same with the front process's default gathering;
+ * `mirror20gl` (only when BENCH_CONFIGS names it) = `mirror20g` with `MDF_FRONT_MIRROR_THREAD=0`.
  * Every request carries the key.
  * Environment: BENCH_SECONDS (per configuration and concurrency, default 4), BENCH_SLICES (default 4),
  * BENCH_PARTS (`local,aci` by default: which of the two sets to measure), BENCH_SHADOW_CPUS (e.g. `1`: the shadow slot's
@@ -488,8 +489,8 @@ async function aciPart(): Promise<void> {
     const runtime = (shadow = false) => run([path.join(dist, 'runtime/cli.js'), '--entry-script', script, '--host', '127.0.0.1', '--port', '0', '--workers', '1'], keys, shadow);
     const [blue, green] = await Promise.all([runtime(), runtime(true)]);
     const slots = { blue: `http://127.0.0.1:${blue}`, green: `http://127.0.0.1:${green}` };
-    const front = (state: object, gatherMs?: number) =>
-      run([path.join(dist, 'runtime/front-cli.js')], { ...keys, MDF_PORT: '0', MDF_FRONT_HOST: '127.0.0.1', MDF_FRONT_SERVICE: 'bench', MDF_FRONT_ADMIN_KEY: 'bench-admin-key-0123456789', MDF_FRONT_STATE: JSON.stringify(state), ...(gatherMs === undefined ? {} : { MDF_FRONT_MIRROR_GATHER_MS: String(gatherMs) }) }, false, FRONT_CPUS);
+    const front = (state: object, gatherMs?: number, thread = true) =>
+      run([path.join(dist, 'runtime/front-cli.js')], { ...keys, MDF_PORT: '0', MDF_FRONT_HOST: '127.0.0.1', MDF_FRONT_SERVICE: 'bench', MDF_FRONT_ADMIN_KEY: 'bench-admin-key-0123456789', MDF_FRONT_STATE: JSON.stringify(state), ...(gatherMs === undefined ? {} : { MDF_FRONT_MIRROR_GATHER_MS: String(gatherMs) }), ...(thread ? {} : { MDF_FRONT_MIRROR_THREAD: '0' }) }, false, FRONT_CPUS);
     const mirrored = { generation: 1, serving: 'blue', slots, weights: { blue: 100, green: 0 }, mirror: { slot: 'green', percent: 20, tolerance: 1e-6 } };
     const single = { generation: 1, serving: 'blue', slots: { blue: slots.blue }, weights: {} };
     const ports = chosen({
@@ -498,10 +499,12 @@ async function aciPart(): Promise<void> {
       front2: await front(single),
       mirror20: await front(mirrored, 0),
       mirror20g: await front(mirrored),
+      // The same with the shadow work on the front's loop (MDF_FRONT_MIRROR_THREAD=0), only when asked for.
+      ...(CONFIGS?.has('mirror20gl') ? { mirror20gl: await front(mirrored, undefined, false) } : {}),
     });
     // CPU per request of the front processes and of the shadow runtime's main process (its worker is another process).
     const fronts = Object.fromEntries(Object.entries(ports).filter(([k]) => k !== 'direct').map(([k, port]) => [k, pids[port]]));
-    const res = await measure(prefix, ports, { authorization: `Bearer ${KEY}` }, { serving: fronts, shadow: { mirror20: pids[green], mirror20g: pids[green] } });
+    const res = await measure(prefix, ports, { authorization: `Bearer ${KEY}` }, { serving: fronts, shadow: { mirror20: pids[green], mirror20g: pids[green], mirror20gl: pids[green] } });
     report(prefix, res);
   } finally {
     for (const c of children) c.kill('SIGKILL');
