@@ -802,7 +802,12 @@ export class ServiceFront {
    * traffic (MIRROR_HEAVY_CONCURRENCY) also in the gaps between them.
    */
   private get busy(): boolean {
-    return this.clientsInFlight > 0 || this.recentConcurrency >= MIRROR_HEAVY_CONCURRENCY;
+    return this.clientsInFlight > 0 || this.heavy;
+  }
+
+  /** Under heavy traffic: on average MIRROR_HEAVY_CONCURRENCY or more clients in flight as requests arrive. */
+  private get heavy(): boolean {
+    return this.recentConcurrency >= MIRROR_HEAVY_CONCURRENCY;
   }
 
   /** Sends one shadow copy: in the slot's next batch when it can travel in one, else on its own. */
@@ -835,7 +840,7 @@ export class ServiceFront {
 
   /** Where the next batch of copies goes (`loop`, or the thread and its priority; `thread` until it said which). */
   get shadowPath(): 'loop' | 'thread' | 'thread-idle' {
-    if (!this.mirrorBounds.thread || this.shadowThread?.usable === false || this.recentConcurrency >= MIRROR_HEAVY_CONCURRENCY) return 'loop';
+    if (!this.mirrorBounds.thread || this.shadowThread?.usable === false || this.heavy) return 'loop';
     return this.shadowThread?.priority === 'idle' ? 'thread-idle' : 'thread';
   }
 

@@ -127,11 +127,6 @@ export class ShadowThread {
     worker.postMessage({ id, target, items, buf, ...(how.takesBatches === undefined ? {} : { b: how.takesBatches }) } satisfies BatchMessage, [buf]);
   }
 
-  /** Batches out on the thread. */
-  get inFlight(): number {
-    return this.pending.size;
-  }
-
   /** Ends the thread; the copies it held are lost (ShadowHandlers get them as `lost`). */
   async close(): Promise<void> {
     const w = this.worker;

@@ -157,18 +157,21 @@ export interface TaskPriority {
 
 /** Every thread of every live member of the process groups, with its scheduling policy (/proc; elsewhere none). */
 export function groupTasks(pgids: number[]): TaskPriority[] {
+  return groupMembers(pgids).flatMap(processTasks);
+}
+
+/** Every thread of one process, with its scheduling policy (/proc; none when it is gone, or elsewhere). */
+export function processTasks(pid: number): TaskPriority[] {
+  let tids: string[];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return []; // exited meanwhile
+  }
   const out: TaskPriority[] = [];
-  for (const pid of groupMembers(pgids)) {
-    let tids: string[];
-    try {
-      tids = fs.readdirSync(`/proc/${pid}/task`);
-    } catch {
-      continue; // exited meanwhile
-    }
-    for (const tid of tids) {
-      const policy = statFields(`${pid}/task/${tid}`)?.[38]; // field 41: policy; undefined: exited meanwhile
-      if (policy !== undefined) out.push({ pid, tid: Number(tid), priority: policy === '5' ? 'idle' : policy === '0' ? 'normal' : policy });
-    }
+  for (const tid of tids) {
+    const policy = statFields(`${pid}/task/${tid}`)?.[38]; // field 41: policy; undefined: exited meanwhile
+    if (policy !== undefined) out.push({ pid, tid: Number(tid), priority: policy === '5' ? 'idle' : policy === '0' ? 'normal' : policy });
   }
   return out;
 }

@@ -9,6 +9,7 @@ import { LocalFront, MAX_SHADOW_INFLIGHT, MAX_SHADOW_SOCKETS, PIN_HEADER } from 
 import { shadowWindowOf, windowOf } from '../../../shared/rollout/traffic';
 import { answerMirrorBatch, MAX_BATCH_ITEMS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from '../../../runtime/mirror-batch';
 import { MIRROR_HEAVY_CONCURRENCY, MIRROR_LINGER_MS } from '../../../runtime/front';
+import { processTasks } from '../../../shared/processes';
 
 interface FakeSlot {
   url: string;
@@ -71,15 +72,21 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
 });
 
+/** A listening front (closed after the test) with the slots `blue` and `green` at these URLs. */
+async function frontWith(blueUrl: string, greenUrl: string, mirrorBounds: ConstructorParameters<typeof LocalFront>[2] = {}) {
+  const front = new LocalFront('svc', {}, mirrorBounds);
+  fronts.push(front);
+  await front.listen(0);
+  front.addSlot({ name: 'blue', url: blueUrl });
+  front.addSlot({ name: 'green', url: greenUrl });
+  return front;
+}
+
 async function setup(blueAnswer: Parameters<typeof fakeSlot>[0], greenAnswer: Parameters<typeof fakeSlot>[0], mirrorBounds: ConstructorParameters<typeof LocalFront>[2] = {}) {
   const blue = await fakeSlot(blueAnswer);
   const green = await fakeSlot(greenAnswer);
   servers.push(blue.server, green.server);
-  const front = new LocalFront('svc', {}, mirrorBounds);
-  fronts.push(front);
-  await front.listen(0);
-  front.addSlot({ name: 'blue', url: blue.url });
-  front.addSlot({ name: 'green', url: green.url });
+  const front = await frontWith(blue.url, green.url, mirrorBounds);
   front.switchTo('blue');
   return { blue, green, front };
 }
@@ -414,11 +421,7 @@ async function heldServingFront() {
   const blue = await heldSlot();
   const green = await fakeSlot(() => ({ status: 200, body: [1] }));
   servers.push(green.server);
-  const front = new LocalFront('svc');
-  fronts.push(front);
-  await front.listen(0);
-  front.addSlot({ name: 'blue', url: blue.url });
-  front.addSlot({ name: 'green', url: green.url });
+  const front = await frontWith(blue.url, green.url);
   front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
   return { blue, green, front };
 }
@@ -441,11 +444,7 @@ async function heldShadowFront(mirrorBounds: ConstructorParameters<typeof LocalF
   const blue = await fakeSlot(() => ({ status: 200, body: [1] }));
   servers.push(blue.server);
   const green = await heldSlot();
-  const front = new LocalFront('svc', {}, mirrorBounds);
-  fronts.push(front);
-  await front.listen(0);
-  front.addSlot({ name: 'blue', url: blue.url });
-  front.addSlot({ name: 'green', url: green.url });
+  const front = await frontWith(blue.url, green.url, mirrorBounds);
   return { green, front };
 }
 
@@ -519,22 +518,12 @@ test('removing the new slot (rollback) sends everything to the other one', async
   expect(() => front.setWeights({ blue: 60 })).toThrow(/sum to 100/);
 });
 
-/** Scheduling policies of this process's threads (`/proc/self/task/<tid>/stat`, field 41; 5 = SCHED_IDLE). */
-function threadPolicies(): number[] {
-  const fs = require('fs') as typeof import('fs');
-  return fs.readdirSync('/proc/self/task').flatMap((tid) => {
-    try {
-      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'latin1');
-      return [Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38])];
-    } catch {
-      return [];
-    }
-  });
-}
+/** Threads of this process at SCHED_IDLE. */
+const idleThreads = () => processTasks(process.pid).filter((t) => t.priority === 'idle').length;
 
 const linux = process.platform === 'linux';
 (linux ? test : test.skip)('under light traffic copies travel, and are judged, on a thread of the front at idle CPU priority; the front loop only counts', async () => {
-  const before = threadPolicies().filter((p) => p === 5).length;
+  const before = idleThreads();
   mirrorMode = 'batch';
   const { green, front } = await setup(
     (b) => ({ status: 200, body: JSON.parse(b).data }),
@@ -548,10 +537,10 @@ const linux = process.platform === 'linux';
   expect(green.hits).toBe(40);
   expect(front.shadowPath).toBe('thread-idle');
   // One more thread of this process runs at SCHED_IDLE: the front's shadow thread.
-  expect(threadPolicies().filter((p) => p === 5).length).toBe(before + 1);
+  expect(idleThreads()).toBe(before + 1);
   await front.close();
-  for (let i = 0; i < 100 && threadPolicies().filter((p) => p === 5).length > before; i++) await new Promise((r) => setTimeout(r, 20));
-  expect(threadPolicies().filter((p) => p === 5).length).toBe(before);
+  for (let i = 0; i < 100 && idleThreads() > before; i++) await new Promise((r) => setTimeout(r, 20));
+  expect(idleThreads()).toBe(before);
 });
 
 (linux ? test : test.skip)('a shadow thread that dies loses the copies it held (skipped: never errors or disagreements of the new version); the next copies start another', async () => {
@@ -572,11 +561,7 @@ const linux = process.platform === 'linux';
   await new Promise<void>((r) => slot.listen(0, '127.0.0.1', () => r()));
   const blue = await fakeSlot(() => ({ status: 200, body: [1] }));
   servers.push(blue.server);
-  const front = new LocalFront('svc');
-  fronts.push(front);
-  await front.listen(0);
-  front.addSlot({ name: 'blue', url: blue.url });
-  front.addSlot({ name: 'green', url: `http://127.0.0.1:${(slot.address() as AddressInfo).port}` });
+  const front = await frontWith(blue.url, `http://127.0.0.1:${(slot.address() as AddressInfo).port}`);
   front.switchTo('blue');
   front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
   // Two copies, one client at a time: two batches of one, both held by the slot.
