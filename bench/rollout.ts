@@ -13,7 +13,10 @@
  *   idle CPU priority (SCHED_IDLE), as the local target runs a shadow phase's new version; `mirror20gn` = `mirror20g`
  *   with a shadow slot at normal priority (LOCAL_SHADOW_CPU_PRIORITY=normal). The mirroring fronts send their copies
  *   from their shadow thread at idle priority (`MirrorBounds.thread`, the default); `mirror20gl` = `mirror20g` with
- *   copies sent and judged on the front's own loop;
+ *   copies sent and judged on the front's own loop; `mirror5g` (only when BENCH_CONFIGS names it) = `mirror20g` at 5 %;
+ * - `idlespin`, `idlespin4` (only when BENCH_CONFIGS names them): `front`, measured while a busy loop runs at idle CPU
+ *   priority all the time, or 1 ms in every 25 (about the shadow slot's CPU at 20 % mirroring): `*_p99_cost` is what
+ *   work that takes only idle CPU costs the clients on this machine, with no copy at all;
  * - `front2`: a second front like `front`: `*.aa_p99_diff.*` (an A/A comparison) is how far two identical
  *   configurations' p99s differ in the same run, the noise floor under the `*_p99_cost.*` figures.
  * The serving slot and the fronts run in one child process (this file with `serve`), the shadow slot in another
@@ -147,6 +150,10 @@ async function serve(greenUrl?: string, normalGreenUrl?: string): Promise<void> 
     split: await front((f) => f.setWeights({ blue: 90, green: 10 })),
     // The same as `front`, measured as another configuration: how far two identical ones differ (the noise floor).
     front2: await front(() => undefined),
+    // The same as `front`, measured while a busy loop runs at idle CPU priority (`idlespin`: all the time; `idlespin4`:
+    // 1 ms in every 25, about the shadow slot's CPU at 20 % mirroring): what work that only takes idle CPU costs.
+    ...(CONFIGS?.has('idlespin') ? { idlespin: await front(() => undefined) } : {}),
+    ...(CONFIGS?.has('idlespin4') ? { idlespin4: await front(() => undefined) } : {}),
     mirror20: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'mirror20'),
     mirror20g: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'mirror20g', GATHER_MS),
     // The same as mirror20g with a shadow slot at normal CPU priority (LOCAL_SHADOW_CPU_PRIORITY=normal).
@@ -158,6 +165,7 @@ async function serve(greenUrl?: string, normalGreenUrl?: string): Promise<void> 
       ? { mirror20gl: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'mirror20gl', GATHER_MS, LocalFront, green, false) }
       : {}),
     mirror100: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 1e-6 }), 'mirror100'),
+    ...(CONFIGS?.has('mirror5g') ? { mirror5g: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 5, tolerance: 1e-6 }), 'mirror5g', GATHER_MS) } : {}),
     // BENCH_ALT_FRONT: the same 20 % mirrors through another build's front, copies sent at once and gathered.
     ...(ALT_FRONT
       ? {
@@ -346,7 +354,10 @@ type Copies = Record<string, { mirrored: number; skipped: number; errors: number
 /** Per configuration: percentiles of all its requests, and the p99 of each slice (in slice order). */
 type Figures = Record<string, { p50: number; p99: number; p999: number; n: number; sliceP99: number[]; sliceHist: Uint32Array[] }>;
 
-async function measure(prefix: string, ports: Record<string, number>, headers: Record<string, string> = {}, cpu: CpuOf = {}, copies?: (drain?: boolean) => Promise<Copies>): Promise<Partial<Record<'c1' | 'c32' | 'rate50', Figures>>> {
+/** What runs alongside one configuration's slices only (`on` before its warm-up and each slice, `off` after). */
+type Alongside = Record<string, { on(): void; off(): void }>;
+
+async function measure(prefix: string, ports: Record<string, number>, headers: Record<string, string> = {}, cpu: CpuOf = {}, copies?: (drain?: boolean) => Promise<Copies>, alongside: Alongside = {}): Promise<Partial<Record<'c1' | 'c32' | 'rate50', Figures>>> {
   const configs = Object.keys(ports);
   const out = {} as Record<'c1' | 'c32' | 'rate50', Figures>;
   for (const label of LOADS) {
@@ -357,7 +368,11 @@ async function measure(prefix: string, ports: Record<string, number>, headers: R
     const used: Record<string, { serving: number; shadow: number; loop: number }> = Object.fromEntries(configs.map((k) => [k, { serving: 0, shadow: 0, loop: 0 }]));
     const sliceP99: Record<string, number[]> = Object.fromEntries(configs.map((k) => [k, []]));
     const sliceHist: Record<string, Uint32Array[]> = Object.fromEntries(configs.map((k) => [k, []]));
-    for (const k of configs) await load(ports[k], mode, 300, agents[k], [], headers); // warm-up
+    for (const k of configs) {
+      alongside[k]?.on();
+      await load(ports[k], mode, 300, agents[k], [], headers); // warm-up
+      alongside[k]?.off();
+    }
     const copiesBefore = await copies?.();
     const rand = seeded(0x5eed);
     for (let s = 0; s < SLICES; s++) {
@@ -373,7 +388,9 @@ async function measure(prefix: string, ports: Record<string, number>, headers: R
         let before = { serving: 0, shadow: 0, loop: 0 };
         const slice: number[] = [];
         const sample = () => (before = { serving: cpuMs(cpu.serving?.[k]), shadow: cpuMs(cpu.shadow?.[k]), loop: cpuMs(cpu.serving?.[k], true) });
+        alongside[k]?.on();
         errs[k] += await load(ports[k], mode, (SECONDS * 1000) / SLICES, agents[k], slice, headers, { ms: leadInOf(k), then: sample });
+        alongside[k]?.off();
         for (const v of slice) lat[k].push(v);
         sliceP99[k].push(pct(slice.sort((a, b) => a - b), 99));
         sliceHist[k].push(histogram(slice));
@@ -435,6 +452,7 @@ function report(prefix: string, all: Partial<Record<'c1' | 'c32' | 'rate50', Fig
     if (res.direct) for (const k of ['split', 'front'].filter((c) => res[c])) added(`${prefix}.${k}_added.${label}`, add(k, 'p50'), add(k, 'p99'));
     for (const m of Object.keys(res).filter(isMirror)) cost(`${prefix}.${m}_p99_cost.${label}`, res[m], res.front);
     if (res.front2) cost(`${prefix}.aa_p99_diff.${label}`, res.front2, res.front, 'the same front, measured again');
+    for (const k of ['idlespin', 'idlespin4'].filter((c) => res[c])) cost(`${prefix}.${k}_p99_cost.${label}`, res[k], res.front, 'the same front, with a busy loop at idle CPU priority');
   }
 }
 
@@ -518,6 +536,15 @@ async function main(): Promise<void> {
   if (PARTS.includes('aci')) await aciPart();
 }
 
+/**
+ * A process at idle CPU priority (SCHED_IDLE, as the shadow slot) that busy-loops `busyMs` in every `periodMs`
+ * (all the time when they are equal), started stopped (SIGSTOP; SIGCONT lets it run).
+ */
+function idleSpinner(busyMs: number, periodMs: number): ChildProcess {
+  const code = `const b = ${busyMs}, p = ${periodMs}; const tick = () => { const e = performance.now() + b; while (performance.now() < e); setTimeout(tick, Math.max(0, p - b)); }; process.kill(process.pid, 'SIGSTOP'); tick();`;
+  return spawn('chrt', ['--idle', '0', process.execPath, '-e', code], { stdio: 'ignore' });
+}
+
 async function localPart(): Promise<void> {
   // The shadow slot at idle CPU priority, as the local target runs a shadow phase's new version (Linux SCHED_IDLE,
   // LOCAL_SHADOW_CPU_PRIORITY=idle, the default); a second one at normal priority for `mirror20gn`.
@@ -527,6 +554,7 @@ async function localPart(): Promise<void> {
   const normalGreen = normalChild ? (JSON.parse(await firstLine(normalChild)).url as string) : undefined;
   const blueChild = SERVING_PROCESS ? spawn(process.execPath, [__filename, 'slot'], { stdio: ['ignore', 'pipe', 'inherit'] }) : undefined;
   const blueUrl = blueChild ? (JSON.parse(await firstLine(blueChild)).url as string) : undefined;
+  const spinners: ChildProcess[] = [];
   const child = spawn(process.execPath, [__filename, 'serve', green, ...(normalGreen ? [normalGreen] : [])], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...(blueUrl ? { BENCH_BLUE_URL: blueUrl } : {}) } });
   try {
     const lines = readline.createInterface({ input: child.stdout! });
@@ -543,12 +571,22 @@ async function localPart(): Promise<void> {
     };
     // CPU per request of the serving side (the child with the serving slot and the fronts) and of the shadow slot.
     const measured = chosen(ports);
+    const alongside: Alongside = {};
+    for (const [k, busyMs] of [['idlespin', 25], ['idlespin4', 1]] as const) {
+      if (!measured[k]) continue;
+      const spinner = idleSpinner(busyMs, 25);
+      spinners.push(spinner);
+      // Running only once it has stopped itself (else a SIGCONT before that would be lost).
+      for (let i = 0; i < 500 && !/^\d+ \(.*\) T/.test(fs.readFileSync(`/proc/${spinner.pid}/stat`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 10));
+      alongside[k] = { on: () => spinner.kill('SIGCONT'), off: () => spinner.kill('SIGSTOP') };
+    }
     const all = await measure('rollout', measured, {}, {
       serving: Object.fromEntries(Object.keys(measured).map((k) => [k, child.pid!])),
       shadow: Object.fromEntries(Object.keys(measured).filter(isMirror).map((k) => [k, k === 'mirror20gn' ? normalChild!.pid! : greenChild.pid!])),
-    }, copies);
+    }, copies, alongside);
     report('rollout', all);
   } finally {
+    for (const spinner of spinners) spinner.kill('SIGKILL');
     child.kill('SIGKILL');
     greenChild.kill('SIGKILL');
     normalChild?.kill('SIGKILL');
