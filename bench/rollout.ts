@@ -577,7 +577,9 @@ async function localPart(): Promise<void> {
       const spinner = idleSpinner(busyMs, 25);
       spinners.push(spinner);
       // Running only once it has stopped itself (else a SIGCONT before that would be lost).
-      for (let i = 0; i < 500 && !/^\d+ \(.*\) T/.test(fs.readFileSync(`/proc/${spinner.pid}/stat`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 10));
+      const stopped = () => /^\d+ \(.*\) T/.test(fs.existsSync(`/proc/${spinner.pid}/stat`) ? fs.readFileSync(`/proc/${spinner.pid}/stat`, 'utf8') : '');
+      for (let i = 0; i < 500 && !stopped(); i++) await new Promise((r) => setTimeout(r, 10));
+      if (!stopped()) throw new Error(`${k}: the busy loop at idle priority did not start (it needs Linux and util-linux's chrt)`);
       alongside[k] = { on: () => spinner.kill('SIGCONT'), off: () => spinner.kill('SIGSTOP') };
     }
     const all = await measure('rollout', measured, {}, {
