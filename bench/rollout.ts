@@ -150,10 +150,8 @@ async function serve(greenUrl?: string, normalGreenUrl?: string): Promise<void> 
     split: await front((f) => f.setWeights({ blue: 90, green: 10 })),
     // The same as `front`, measured as another configuration: how far two identical ones differ (the noise floor).
     front2: await front(() => undefined),
-    // The same as `front`, measured while a busy loop runs at idle CPU priority (`idlespin`: all the time; `idlespin4`:
-    // 1 ms in every 25, about the shadow slot's CPU at 20 % mirroring): what work that only takes idle CPU costs.
-    ...(CONFIGS?.has('idlespin') ? { idlespin: await front(() => undefined) } : {}),
-    ...(CONFIGS?.has('idlespin4') ? { idlespin4: await front(() => undefined) } : {}),
+    // The same as `front`, measured while a busy loop runs at idle CPU priority (IDLE_SPINS).
+    ...Object.fromEntries(await Promise.all(Object.keys(IDLE_SPINS).filter((k) => CONFIGS?.has(k)).map(async (k) => [k, await front(() => undefined)]))),
     mirror20: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'mirror20'),
     mirror20g: await front((f) => f.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 20, tolerance: 1e-6 }), 'mirror20g', GATHER_MS),
     // The same as mirror20g with a shadow slot at normal CPU priority (LOCAL_SHADOW_CPU_PRIORITY=normal).
@@ -452,7 +450,7 @@ function report(prefix: string, all: Partial<Record<'c1' | 'c32' | 'rate50', Fig
     if (res.direct) for (const k of ['split', 'front'].filter((c) => res[c])) added(`${prefix}.${k}_added.${label}`, add(k, 'p50'), add(k, 'p99'));
     for (const m of Object.keys(res).filter(isMirror)) cost(`${prefix}.${m}_p99_cost.${label}`, res[m], res.front);
     if (res.front2) cost(`${prefix}.aa_p99_diff.${label}`, res.front2, res.front, 'the same front, measured again');
-    for (const k of ['idlespin', 'idlespin4'].filter((c) => res[c])) cost(`${prefix}.${k}_p99_cost.${label}`, res[k], res.front, 'the same front, with a busy loop at idle CPU priority');
+    for (const k of Object.keys(IDLE_SPINS).filter((c) => res[c])) cost(`${prefix}.${k}_p99_cost.${label}`, res[k], res.front, 'the same front, with a busy loop at idle CPU priority');
   }
 }
 
@@ -537,6 +535,14 @@ async function main(): Promise<void> {
 }
 
 /**
+ * The `idlespin*` configurations: `front`, measured while a busy loop runs at idle CPU priority this many ms in every
+ * IDLE_SPIN_PERIOD_MS (`idlespin`: all the time; `idlespin4`: 1 ms in 25, about the shadow slot's CPU at 20 %
+ * mirroring): what work that takes only idle CPU costs the clients.
+ */
+const IDLE_SPIN_PERIOD_MS = 25;
+const IDLE_SPINS: Record<string, number> = { idlespin: IDLE_SPIN_PERIOD_MS, idlespin4: 1 };
+
+/**
  * A process at idle CPU priority (SCHED_IDLE, as the shadow slot) that busy-loops `busyMs` in every `periodMs`
  * (all the time when they are equal), started stopped (SIGSTOP; SIGCONT lets it run).
  */
@@ -572,12 +578,18 @@ async function localPart(): Promise<void> {
     // CPU per request of the serving side (the child with the serving slot and the fronts) and of the shadow slot.
     const measured = chosen(ports);
     const alongside: Alongside = {};
-    for (const [k, busyMs] of [['idlespin', 25], ['idlespin4', 1]] as const) {
+    for (const [k, busyMs] of Object.entries(IDLE_SPINS)) {
       if (!measured[k]) continue;
-      const spinner = idleSpinner(busyMs, 25);
+      const spinner = idleSpinner(busyMs, IDLE_SPIN_PERIOD_MS);
       spinners.push(spinner);
       // Running only once it has stopped itself (else a SIGCONT before that would be lost).
-      const stopped = () => /^\d+ \(.*\) T/.test(fs.existsSync(`/proc/${spinner.pid}/stat`) ? fs.readFileSync(`/proc/${spinner.pid}/stat`, 'utf8') : '');
+      const stopped = () => {
+        try {
+          return /^\d+ \(.*\) T/.test(fs.readFileSync(`/proc/${spinner.pid}/stat`, 'utf8'));
+        } catch {
+          return false; // gone (no chrt, or it exited)
+        }
+      };
       for (let i = 0; i < 500 && !stopped(); i++) await new Promise((r) => setTimeout(r, 10));
       if (!stopped()) throw new Error(`${k}: the busy loop at idle priority did not start (it needs Linux and util-linux's chrt)`);
       alongside[k] = { on: () => spinner.kill('SIGCONT'), off: () => spinner.kill('SIGSTOP') };
