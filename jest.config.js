@@ -5,5 +5,7 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: { module: 'commonjs', target: 'ES2022', esModuleInterop: true, resolveJsonModule: true } }] },
   testTimeout: 60000,
+  // Names what still holds the process open after the last suite, if anything does (Jest's "did not exit" line).
+  globalTeardown: '<rootDir>/test/helpers/report-open-handles.js',
   moduleNameMapper: { '^@azure/functions-core$': '<rootDir>/local/functionsCoreModule.ts' },
 };
