@@ -103,6 +103,7 @@ export async function startFrontFromEnv(env: NodeJS.ProcessEnv = process.env, lo
   if (threadText !== '0' && threadText !== '1') throw new FrontConfigError(`${FRONT_ENV.mirrorThread} must be 0 or 1; got ${threadText.slice(0, 20)}`);
   const initial = startState(env, log);
   const front = new ServiceFront(env[FRONT_ENV.service] || 'service', {}, { gatherMs: Number(gatherText), thread: threadText === '1' });
+  front.onNotice = (n) => log({ event: 'front_notice', level: 'warn', code: n.code, message: n.message, ...(n.slot ? { slot: n.slot } : {}) });
   if (primary && secondary) front.setAuth({ mode: 'keys', keys: { primaryKey: primary, secondaryKey: secondary } });
   if (fromFile) front.setAuth(fromFile.auth);
   const slotKey = primary ?? fromFile?.slotKey;

@@ -88,6 +88,18 @@ export interface MirrorBounds {
  */
 export const DEFAULT_FRONT_GATHER_MS = 250;
 export const DEFAULT_MIRROR_BOUNDS: MirrorBounds = { lingerMs: MIRROR_LINGER_MS, gatherMs: 0, heldBytes: 64 * 1024 * 1024, thread: true };
+/**
+ * Something about how the front runs that its operator should know, though no request failed (`ServiceFront.onNotice`;
+ * the ACI/AKS front process logs it, the local target writes it to the slot's log):
+ * - `ShadowCopiesOnLoop`: the front's shadow thread cannot run at idle CPU priority (or did not start, or ended too
+ *   often), so shadow copies are sent and compared on the front's own event loop, next to the clients' requests.
+ */
+export interface FrontNotice {
+  code: 'ShadowCopiesOnLoop';
+  message: string;
+  /** The shadow slot of the mirror in force, if any. */
+  slot?: string;
+}
 /** Bodies of one batch at most; a larger body is copied on its own. */
 const MIRROR_BATCH_BODY_BYTES = 256 * 1024;
 
@@ -351,6 +363,9 @@ export class ServiceFront {
   readonly limits: FrontLimits;
 
   readonly mirrorBounds: MirrorBounds;
+
+  /** Told what the operator should know (FrontNotice); never a secret. */
+  onNotice?: (notice: FrontNotice) => void;
 
   constructor(
     readonly serviceName: string,
@@ -830,8 +845,17 @@ export class ServiceFront {
    * work on a thread at idle priority").
    */
   private get shadowTransport(): ShadowSender | ShadowThread {
-    if (this.shadowPath !== 'loop') return (this.shadowThread ??= new ShadowThread());
+    if (this.shadowPath !== 'loop') return (this.shadowThread ??= new ShadowThread(undefined, (why) => this.shadowThreadUnusable(why)));
     return this.loopSender;
+  }
+
+  private shadowThreadUnusable(why: string): void {
+    const hint = /chrt|not Linux/.test(why) ? " (on Linux, util-linux's `chrt` lets the thread lower its own priority)" : '';
+    this.onNotice?.({
+      code: 'ShadowCopiesOnLoop',
+      message: `shadow copies are sent and compared on the front's own event loop from now on, next to the clients' requests, not on its thread at idle CPU priority: ${why}${hint}`,
+      ...(this.mirror ? { slot: this.mirror.slot } : {}),
+    });
   }
 
   private get loopSender(): ShadowSender {

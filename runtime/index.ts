@@ -39,7 +39,7 @@ export type { ShadowTraffic, SlotTraffic, TrafficSnapshot } from './traffic-coun
 export { answerMirrorBatch, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from './mirror-batch';
 export { ServiceFront, DEFAULT_FRONT_GATHER_MS, DEFAULT_FRONT_LIMITS, DEFAULT_MIRROR_BOUNDS, MAX_COMPARE_BYTES, MAX_SHADOW_INFLIGHT, MAX_SHADOW_SOCKETS, PIN_HEADER } from './front';
 export { PINNED_HEADER } from './metrics';
-export type { FrontAuth, FrontIntercept, FrontLimits, FrontSlot, FrontTls, MirrorBounds } from './front';
+export type { FrontAuth, FrontIntercept, FrontLimits, FrontSlot, FrontTls, MirrorBounds, FrontNotice } from './front';
 export { FRONT_ADMIN_PREFIX, FRONT_SIGNATURE_HEADER, FRONT_STATE_PATH, parseFrontState, signFrontRequest } from './front-admin';
 export type { FrontState } from './front-admin';
 export { FRONT_ENV, startFrontFromEnv } from './front-cli';

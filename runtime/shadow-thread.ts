@@ -82,7 +82,11 @@ function lowerOwnPriority(): ReadyMessage {
  * from its own loop.
  */
 export class ShadowThread {
-  constructor(private readonly file = shadowThreadPath()) {}
+  constructor(
+    private readonly file = shadowThreadPath(),
+    /** Called once, with `why`, when later batches should go elsewhere (`usable` turns false). */
+    private readonly onUnusable?: (why: string) => void,
+  ) {}
 
   private worker?: Worker;
   private nextId = 1;
@@ -145,13 +149,21 @@ export class ShadowThread {
     }
   }
 
+  /** Later batches go elsewhere (the front's loop), for `why`; said once to `onUnusable`. */
+  private unusable(why: string): void {
+    if (this.priority === 'normal') return;
+    this.priority = 'normal';
+    this.why = why;
+    this.onUnusable?.(why);
+  }
+
   private start(): Worker {
     const worker = new Worker(this.file, { workerData: { mark: THREAD_MARK }, env: { PATH: process.env.PATH ?? '' }, stdout: false, stderr: false });
     worker.unref();
     worker.on('message', (m: DoneMessage | SentMessage | ReadyMessage) => {
       if (m.kind === 'ready') {
-        this.priority = m.priority;
-        if (m.why) this.why = m.why;
+        if (m.priority === 'normal') this.unusable(m.why ?? 'the shadow thread runs at normal CPU priority');
+        else this.priority = m.priority;
         return;
       }
       const batch = this.pending.get(m.id);
@@ -176,13 +188,8 @@ export class ShadowThread {
       this.worker = undefined;
       // A thread that could not start (its file missing, a bad install), or died too often: later copies go on the
       // front's loop.
-      if (this.priority === undefined) {
-        this.priority = 'normal';
-        this.why = `the shadow thread did not start: ${e instanceof Error ? e.message : `it exited (${String(e)})`}`;
-      } else if (++this.deaths >= MAX_THREAD_DEATHS) {
-        this.priority = 'normal';
-        this.why = `the shadow thread ended ${this.deaths} times`;
-      }
+      if (this.priority === undefined) this.unusable(`the shadow thread did not start: ${e instanceof Error ? e.message : `it exited (${String(e)})`}`);
+      else if (++this.deaths >= MAX_THREAD_DEATHS) this.unusable(`the shadow thread ended ${this.deaths} times`);
       this.fail();
     };
     worker.on('error', lost);

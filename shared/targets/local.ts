@@ -789,6 +789,11 @@ export class LocalDeployTarget implements DeployTarget {
     // Shadow copies gathered for a batch, as on the ACI/AKS fronts: the new version's replica, which shares this
     // machine's cores, scores a few batches a second rather than a request per copy (docs/benchmarks.md).
     const front = new LocalFront(serviceName, this.opts.scoring, { gatherMs: DEFAULT_FRONT_GATHER_MS });
+    // What the front says of a slot (its shadow copies, say) goes to that slot's log (`mdf logs`).
+    front.onNotice = (n) => {
+      const s = n.slot ? svc.slots.get(n.slot) : undefined;
+      if (s) void this.targetLog(s.dir, `front: ${n.message}`);
+    };
     await front.setTls(tls);
     const portFile = path.join(this.serviceDir(serviceName), 'front.json');
     let preferred = 0;

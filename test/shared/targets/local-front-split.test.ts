@@ -3,12 +3,15 @@
  * the pin header (after the key), per-slot figures of a window, and shadow copies (the client always gets the
  * serving slot's answer; agreement and latency recorded). Slots are small loopback HTTP servers.
  */
+import * as fs from 'fs';
 import * as http from 'http';
+import * as os from 'os';
+import * as path from 'path';
 import type { AddressInfo } from 'net';
 import { LocalFront, MAX_SHADOW_INFLIGHT, MAX_SHADOW_SOCKETS, PIN_HEADER } from '../../../shared/targets/local-front';
 import { shadowWindowOf, windowOf } from '../../../shared/rollout/traffic';
 import { answerMirrorBatch, MAX_BATCH_ITEMS, MIRROR_BATCH_PATH, MIRROR_BATCH_TYPE } from '../../../runtime/mirror-batch';
-import { MIRROR_HEAVY_CONCURRENCY, MIRROR_LINGER_MS } from '../../../runtime/front';
+import { MIRROR_HEAVY_CONCURRENCY, MIRROR_LINGER_MS, type FrontNotice } from '../../../runtime/front';
 import { processTasks } from '../../../shared/processes';
 
 interface FakeSlot {
@@ -581,4 +584,36 @@ const linux = process.platform === 'linux';
   for (const r of held.splice(0)) r();
   for (let i = 0; i < 200 && (front.snapshot().shadow?.green.compared ?? 0) < 1; i++) await new Promise((r) => setTimeout(r, 10));
   expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 3, skipped: 2, errors: 0, compared: 1, disagreed: 0 });
+});
+
+(linux ? test : test.skip)('a shadow thread that cannot lower its priority (no `chrt`) is named once, with why; later copies go on the front loop and are still judged', async () => {
+  mirrorMode = 'batch';
+  const { green, front } = await setup(
+    (b) => ({ status: 200, body: JSON.parse(b).data }),
+    (b, n) => ({ status: 200, body: n % 2 === 0 ? [-1] : JSON.parse(b).data }),
+  );
+  const notices: FrontNotice[] = [];
+  front.onNotice = (n) => notices.push(n);
+  front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
+  // The thread starts with the first copy, with this process's PATH: one without `chrt`.
+  const emptyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'no-chrt-'));
+  const savedPath = process.env.PATH;
+  process.env.PATH = emptyDir;
+  try {
+    expect((await score(front, { data: [0] })).body).toEqual([0]);
+    for (let i = 0; i < 300 && !notices.length; i++) await new Promise((r) => setTimeout(r, 20));
+  } finally {
+    process.env.PATH = savedPath;
+    fs.rmSync(emptyDir, { recursive: true, force: true });
+  }
+  expect(notices).toEqual([
+    { code: 'ShadowCopiesOnLoop', slot: 'green', message: expect.stringMatching(/on the front's own event loop .*: chrt: spawnSync chrt ENOENT \(on Linux, util-linux's `chrt` lets the thread lower its own priority\)$/) },
+  ]);
+  expect(front.shadowPath).toBe('loop');
+  for (let i = 1; i < 10; i++) expect((await score(front, { data: [i] })).body).toEqual([i]);
+  for (let i = 0; i < 300 && (front.snapshot().shadow?.green.compared ?? 0) < 10; i++) await new Promise((r) => setTimeout(r, 20));
+  expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 10, compared: 10, disagreed: 5, errors: 0, skipped: 0 });
+  expect(green.hits).toBe(10);
+  // Said once, not per batch.
+  expect(notices).toHaveLength(1);
 });

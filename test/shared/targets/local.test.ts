@@ -320,6 +320,29 @@ test('a shadow phase runs the new version at idle CPU priority, and it is back a
   await target.deleteService('prio-svc');
 });
 
+(process.platform === 'linux' ? test : test.skip)('a front whose shadow thread cannot lower its priority says why in the shadow slot\'s log (`mdf logs`); the copies are still compared', async () => {
+  await target.deploySlot(request('nochrt-svc', 'blue', img2));
+  await target.deploySlot(request('nochrt-svc', 'green', img2));
+  const pub = await target.switchTraffic('nochrt-svc', 'blue');
+  await target.setTrafficWeights('nochrt-svc', { blue: 100, green: 0 }, { mirror: { slot: 'green', percent: 100, tolerance: 0 } });
+  const log = () => fs.readFileSync(path.join(env.workDir, 'services', 'nochrt-svc', 'green', 'slot.log'), 'utf8');
+  // The front's shadow thread starts with the first batch (after the gathering), with this process's PATH: no `chrt`.
+  const savedPath = process.env.PATH;
+  process.env.PATH = path.join(env.workDir, 'no-such-bin');
+  try {
+    expect(await score(pub.scoringUri, [1])).toEqual({ status: 200, body: [2] });
+    for (let i = 0; i < 250 && !/front: shadow copies/.test(log()); i++) await new Promise((r) => setTimeout(r, 20));
+  } finally {
+    process.env.PATH = savedPath;
+  }
+  expect(log()).toMatch(/\[target\] front: shadow copies are sent and compared on the front's own event loop from now on.*: chrt: spawnSync chrt ENOENT \(on Linux, util-linux's `chrt` lets the thread lower its own priority\)\n/);
+  for (let i = 2; i <= 3; i++) expect(await score(pub.scoringUri, [i])).toEqual({ status: 200, body: [2 * i] });
+  for (let i = 0; i < 500 && ((await target.trafficSnapshot('nochrt-svc')).shadow?.green.compared ?? 0) < 3; i++) await new Promise((r) => setTimeout(r, 20));
+  expect((await target.trafficSnapshot('nochrt-svc')).shadow?.green).toMatchObject({ mirrored: 3, compared: 3, disagreed: 0, errors: 0 });
+  expect(log().match(/front: shadow copies/g)).toHaveLength(1);
+  await target.deleteService('nochrt-svc');
+});
+
 test('the service front gathers shadow copies (a full batch or 250 ms, as the ACI/AKS fronts): none reaches the new version at once, all are compared', async () => {
   await target.deploySlot(request('gather-svc', 'blue', img2));
   await target.deploySlot(request('gather-svc', 'green', img2));
