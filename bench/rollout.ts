@@ -18,7 +18,8 @@
  *   priority all the time, or 1 ms in every 25 (about the shadow slot's CPU at 20 % mirroring): `*_p99_cost` is what
  *   work that takes only idle CPU costs the clients on this machine, with no copy at all;
  * - `front2`: a second front like `front`: `*.aa_p99_diff.*` (an A/A comparison) is how far two identical
- *   configurations' p99s differ in the same run, the noise floor under the `*_p99_cost.*` figures.
+ *   configurations' p99s differ in the same run, the noise floor under the `*_p99_cost.*` figures; with it each
+ *   mirroring configuration also gets `*_p99_cost_pooled`, its cost against `front` and `front2` pooled (pooledCost).
  * The serving slot and the fronts run in one child process (this file with `serve`), the shadow slot in another
  * (`slot`, as a replica is its own process), the closed-loop load generator in this one,
  * at 1 and 32 connections (closed loops) and at a fixed rate, half what `front` answered at 32 connections (`rate50`,
@@ -312,12 +313,23 @@ function ratioInterval(a: Uint32Array[], b: Uint32Array[], resamples = 1000): [n
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
-function firstLine(child: ReturnType<typeof spawn>): Promise<string> {
+/** The next line `lines` reads from `child`'s output; rejected if the child exits first (no listener left behind). */
+function nextLine(lines: readline.Interface, child: ChildProcess): Promise<string> {
   return new Promise<string>((resolve, reject) => {
-    readline.createInterface({ input: child.stdout! }).once('line', resolve);
-    child.once('exit', (c) => reject(new Error(`server exited ${c}`)));
+    const exited = (c: number | null) => {
+      lines.off('line', got);
+      reject(new Error(`server exited ${c}`));
+    };
+    const got = (line: string) => {
+      child.off('exit', exited);
+      resolve(line);
+    };
+    lines.once('line', got);
+    child.once('exit', exited);
   });
 }
+
+const firstLine = (child: ChildProcess): Promise<string> => nextLine(readline.createInterface({ input: child.stdout! }), child);
 
 /** Per configuration, the process whose CPU the line reports (`cpu_us_per_req`), and the shadow slot's process. */
 interface CpuOf {
@@ -442,6 +454,21 @@ function cost(name: string, withMirror: Figures[string], without: Figures[string
   process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, ci90: ratioInterval(withMirror.sliceHist, without.sliceHist), slice_median: +mid.toFixed(3), p99_ms: +withMirror.p99.toFixed(3), p99_ms_without: +without.p99.toFixed(3), p999_ratio: +(withMirror.p999 / without.p999 - 1).toFixed(3), vs, shadow_cpus: SHADOW_CPUS?.join(',') ?? 'shared', ...(FRONT_CPUS ? { front_cpus: FRONT_CPUS.join(',') } : {}), loadavg_1m: +os.loadavg()[0].toFixed(2) }) + '\n');
 }
 
+/**
+ * `*_p99_cost_pooled`: the same cost against both fronts without mirror (`front` and `front2`, identical), their rounds'
+ * requests pooled: twice the baseline's requests, and neither front's own luck (the A/A line) decides the figure.
+ * p99s from the rounds' histograms on both sides (bins of BIN_GROWTH), so `p99_ms` may differ slightly from the
+ * configuration's own line.
+ */
+function pooledCost(name: string, withMirror: Figures[string], a: Figures[string], b: Figures[string]): void {
+  const base = a.sliceHist.map((h, i) => h.map((v, j) => v + (b.sliceHist[i]?.[j] ?? 0)));
+  const p = (hists: Uint32Array[], q: number) => pooledPct(hists, q);
+  const ratio = +(p(withMirror.sliceHist, 99) / p(base, 99) - 1).toFixed(3);
+  const perSlice = withMirror.sliceHist.map((h, i) => p([h], 99) / p([base[i]], 99) - 1).sort((x, y) => x - y);
+  const mid = perSlice.length % 2 ? perSlice[(perSlice.length - 1) / 2] : (perSlice[perSlice.length / 2 - 1] + perSlice[perSlice.length / 2]) / 2;
+  process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, ci90: ratioInterval(withMirror.sliceHist, base), slice_median: +mid.toFixed(3), p99_ms: +p(withMirror.sliceHist, 99).toFixed(3), p99_ms_without: +p(base, 99).toFixed(3), p999_ratio: +(p(withMirror.sliceHist, 99.9) / p(base, 99.9) - 1).toFixed(3), vs: 'both fronts without mirror (front and front2), pooled', loadavg_1m: +os.loadavg()[0].toFixed(2) }) + '\n');
+}
+
 /** The derived lines of a part, for the configurations and loads measured: what the front adds, what mirroring costs. */
 function report(prefix: string, all: Partial<Record<'c1' | 'c32' | 'rate50', Figures>>): void {
   for (const [label, res] of Object.entries(all)) {
@@ -449,6 +476,7 @@ function report(prefix: string, all: Partial<Record<'c1' | 'c32' | 'rate50', Fig
     const add = (k: string, p: 'p50' | 'p99') => +(res[k][p] - res.direct[p]).toFixed(3);
     if (res.direct) for (const k of ['split', 'front'].filter((c) => res[c])) added(`${prefix}.${k}_added.${label}`, add(k, 'p50'), add(k, 'p99'));
     for (const m of Object.keys(res).filter(isMirror)) cost(`${prefix}.${m}_p99_cost.${label}`, res[m], res.front);
+    if (res.front2) for (const m of Object.keys(res).filter(isMirror)) pooledCost(`${prefix}.${m}_p99_cost_pooled.${label}`, res[m], res.front, res.front2);
     if (res.front2) cost(`${prefix}.aa_p99_diff.${label}`, res.front2, res.front, 'the same front, measured again');
     for (const k of Object.keys(IDLE_SPINS).filter((c) => res[c])) cost(`${prefix}.${k}_p99_cost.${label}`, res[k], res.front, 'the same front, with a busy loop at idle CPU priority');
   }
@@ -564,11 +592,7 @@ async function localPart(): Promise<void> {
   const child = spawn(process.execPath, [__filename, 'serve', green, ...(normalGreen ? [normalGreen] : [])], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...(blueUrl ? { BENCH_BLUE_URL: blueUrl } : {}) } });
   try {
     const lines = readline.createInterface({ input: child.stdout! });
-    const next = () =>
-      new Promise<string>((resolve, reject) => {
-        lines.once('line', resolve);
-        child.once('exit', (c) => reject(new Error(`server exited ${c}`)));
-      });
+    const next = () => nextLine(lines, child);
     const ports = JSON.parse(await next()).ports as Record<string, number>;
     const copies = async (drain = false): Promise<Copies> => {
       const line = next();
