@@ -441,6 +441,12 @@ function added(name: string, p50: number, p99: number): void {
   process.stdout.write(JSON.stringify({ name, value: p50, unit: 'ms', p50_ms: p50, p99_ms: p99, vs: 'direct' }) + '\n');
 }
 
+/** The median of `xs` (sorted here). */
+function median(xs: number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+}
+
 /**
  * What mirroring costs the client: value = p99 with mirroring / p99 without − 1 (the issue's target: ≤ 0.05), over
  * all the requests of each; `slice_median` = the median over slices of the same ratio between the two configurations'
@@ -449,8 +455,7 @@ function added(name: string, p50: number, p99: number): void {
  */
 function cost(name: string, withMirror: Figures[string], without: Figures[string], vs = 'front without mirror'): void {
   const ratio = +(withMirror.p99 / without.p99 - 1).toFixed(3);
-  const perSlice = withMirror.sliceP99.map((p, i) => p / without.sliceP99[i] - 1).sort((a, b) => a - b);
-  const mid = perSlice.length % 2 ? perSlice[(perSlice.length - 1) / 2] : (perSlice[perSlice.length / 2 - 1] + perSlice[perSlice.length / 2]) / 2;
+  const mid = median(withMirror.sliceP99.map((p, i) => p / without.sliceP99[i] - 1));
   process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, ci90: ratioInterval(withMirror.sliceHist, without.sliceHist), slice_median: +mid.toFixed(3), p99_ms: +withMirror.p99.toFixed(3), p99_ms_without: +without.p99.toFixed(3), p999_ratio: +(withMirror.p999 / without.p999 - 1).toFixed(3), vs, shadow_cpus: SHADOW_CPUS?.join(',') ?? 'shared', ...(FRONT_CPUS ? { front_cpus: FRONT_CPUS.join(',') } : {}), loadavg_1m: +os.loadavg()[0].toFixed(2) }) + '\n');
 }
 
@@ -462,11 +467,9 @@ function cost(name: string, withMirror: Figures[string], without: Figures[string
  */
 function pooledCost(name: string, withMirror: Figures[string], a: Figures[string], b: Figures[string]): void {
   const base = a.sliceHist.map((h, i) => h.map((v, j) => v + (b.sliceHist[i]?.[j] ?? 0)));
-  const p = (hists: Uint32Array[], q: number) => pooledPct(hists, q);
-  const ratio = +(p(withMirror.sliceHist, 99) / p(base, 99) - 1).toFixed(3);
-  const perSlice = withMirror.sliceHist.map((h, i) => p([h], 99) / p([base[i]], 99) - 1).sort((x, y) => x - y);
-  const mid = perSlice.length % 2 ? perSlice[(perSlice.length - 1) / 2] : (perSlice[perSlice.length / 2 - 1] + perSlice[perSlice.length / 2]) / 2;
-  process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, ci90: ratioInterval(withMirror.sliceHist, base), slice_median: +mid.toFixed(3), p99_ms: +p(withMirror.sliceHist, 99).toFixed(3), p99_ms_without: +p(base, 99).toFixed(3), p999_ratio: +(p(withMirror.sliceHist, 99.9) / p(base, 99.9) - 1).toFixed(3), vs: 'both fronts without mirror (front and front2), pooled', loadavg_1m: +os.loadavg()[0].toFixed(2) }) + '\n');
+  const ratio = +(pooledPct(withMirror.sliceHist, 99) / pooledPct(base, 99) - 1).toFixed(3);
+  const mid = median(withMirror.sliceHist.map((h, i) => pooledPct([h], 99) / pooledPct([base[i]], 99) - 1));
+  process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, ci90: ratioInterval(withMirror.sliceHist, base), slice_median: +mid.toFixed(3), p99_ms: +pooledPct(withMirror.sliceHist, 99).toFixed(3), p99_ms_without: +pooledPct(base, 99).toFixed(3), p999_ratio: +(pooledPct(withMirror.sliceHist, 99.9) / pooledPct(base, 99.9) - 1).toFixed(3), vs: 'both fronts without mirror (front and front2), pooled', loadavg_1m: +os.loadavg()[0].toFixed(2) }) + '\n');
 }
 
 /** The derived lines of a part, for the configurations and loads measured: what the front adds, what mirroring costs. */
