@@ -316,6 +316,7 @@ const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, 
 /** The next line `lines` reads from `child`'s output; rejected if the child exits first (no listener left behind). */
 function nextLine(lines: readline.Interface, child: ChildProcess): Promise<string> {
   return new Promise<string>((resolve, reject) => {
+    if (child.exitCode !== null || child.signalCode !== null) return reject(new Error(`server exited ${child.exitCode ?? child.signalCode}`));
     const exited = (c: number | null) => {
       lines.off('line', got);
       reject(new Error(`server exited ${c}`));
@@ -466,7 +467,8 @@ function cost(name: string, withMirror: Figures[string], without: Figures[string
  * configuration's own line.
  */
 function pooledCost(name: string, withMirror: Figures[string], a: Figures[string], b: Figures[string]): void {
-  const base = a.sliceHist.map((h, i) => h.map((v, j) => v + (b.sliceHist[i]?.[j] ?? 0)));
+  if (a.sliceHist.length !== b.sliceHist.length || a.sliceHist.length !== withMirror.sliceHist.length) throw new Error(`${name}: the configurations were measured in different rounds`);
+  const base = a.sliceHist.map((h, i) => h.map((v, j) => v + b.sliceHist[i][j]));
   const ratio = +(pooledPct(withMirror.sliceHist, 99) / pooledPct(base, 99) - 1).toFixed(3);
   const mid = median(withMirror.sliceHist.map((h, i) => pooledPct([h], 99) / pooledPct([base[i]], 99) - 1));
   process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, ci90: ratioInterval(withMirror.sliceHist, base), slice_median: +mid.toFixed(3), p99_ms: +pooledPct(withMirror.sliceHist, 99).toFixed(3), p99_ms_without: +pooledPct(base, 99).toFixed(3), p999_ratio: +(pooledPct(withMirror.sliceHist, 99.9) / pooledPct(base, 99.9) - 1).toFixed(3), vs: 'both fronts without mirror (front and front2), pooled', loadavg_1m: +os.loadavg()[0].toFixed(2) }) + '\n');

@@ -97,7 +97,7 @@ export const DEFAULT_MIRROR_BOUNDS: MirrorBounds = { lingerMs: MIRROR_LINGER_MS,
 export interface FrontNotice {
   code: 'ShadowCopiesOnLoop';
   message: string;
-  /** The shadow slot of the mirror in force, if any. */
+  /** The shadow slot of the mirror in force (else of the latest mirror), if any. */
   slot?: string;
 }
 /** Bodies of one batch at most; a larger body is copied on its own. */
@@ -366,6 +366,9 @@ export class ServiceFront {
 
   /** Told what the operator should know (FrontNotice); never a secret. */
   onNotice?: (notice: FrontNotice) => void;
+  /** The shadow slot of the latest mirror, and the one the latest ShadowCopiesOnLoop notice named. */
+  private lastMirrorSlot?: string;
+  private noticedSlot?: string;
 
   constructor(
     readonly serviceName: string,
@@ -505,6 +508,12 @@ export class ServiceFront {
     this.split = live.length > 1 ? live.map(([name, w]) => ({ slot: this.slots.get(name)!, weight: w, current: 0 })) : undefined;
     if (live.length === 1) this.active = this.slots.get(live[0][0]);
     this.mirror = mirror && mirror.percent > 0 ? { ...mirror, acc: 0 } : undefined;
+    if (this.mirror) {
+      this.lastMirrorSlot = this.mirror.slot;
+      // A thread already found unusable: the new shadow slot is told too.
+      const thread = this.shadowThread;
+      if (thread?.usable === false && this.mirrorBounds.thread && this.noticedSlot !== this.mirror.slot) this.shadowThreadUnusable(thread.why ?? 'the shadow thread is not used');
+    }
   }
 
   /** The weights in force (slot → percent); `{}` when all traffic goes to the active slot. */
@@ -849,12 +858,18 @@ export class ServiceFront {
     return this.loopSender;
   }
 
+  /**
+   * Tells `onNotice` that shadow copies go on this loop, for `why`: when the thread says so, and again for each later
+   * mirror to another slot (a new rollout's new version), so that each shadow slot's log has it.
+   */
   private shadowThreadUnusable(why: string): void {
-    const hint = /chrt|not Linux/.test(why) ? " (on Linux, util-linux's `chrt` lets the thread lower its own priority)" : '';
+    const slot = this.mirror?.slot ?? this.lastMirrorSlot;
+    this.noticedSlot = slot;
+    const hint = /ENOENT|not Linux/.test(why) ? " (on Linux, util-linux's `chrt` lets the thread lower its own priority)" : '';
     this.onNotice?.({
       code: 'ShadowCopiesOnLoop',
       message: `shadow copies are sent and compared on the front's own event loop from now on, next to the clients' requests, not on its thread at idle CPU priority: ${why}${hint}`,
-      ...(this.mirror ? { slot: this.mirror.slot } : {}),
+      ...(slot ? { slot } : {}),
     });
   }
 

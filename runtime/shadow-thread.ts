@@ -149,12 +149,21 @@ export class ShadowThread {
     }
   }
 
-  /** Later batches go elsewhere (the front's loop), for `why`; said once to `onUnusable`. */
-  private unusable(why: string): void {
-    if (this.priority === 'normal') return;
+  /**
+   * Later batches go elsewhere (the front's loop), for `why`. Returns what tells `onUnusable`, once (undefined when
+   * already said), for the caller to call after its own clean-up; a callback that throws never breaks the copies.
+   */
+  private unusable(why: string): (() => void) | undefined {
+    if (this.priority === 'normal') return undefined;
     this.priority = 'normal';
     this.why = why;
-    this.onUnusable?.(why);
+    return () => {
+      try {
+        this.onUnusable?.(why);
+      } catch {
+        /* a notice that fails changes nothing here */
+      }
+    };
   }
 
   private start(): Worker {
@@ -162,7 +171,7 @@ export class ShadowThread {
     worker.unref();
     worker.on('message', (m: DoneMessage | SentMessage | ReadyMessage) => {
       if (m.kind === 'ready') {
-        if (m.priority === 'normal') this.unusable(m.why ?? 'the shadow thread runs at normal CPU priority');
+        if (m.priority === 'normal') this.unusable(m.why ?? 'the shadow thread runs at normal CPU priority')?.();
         else this.priority = m.priority;
         return;
       }
@@ -188,9 +197,14 @@ export class ShadowThread {
       this.worker = undefined;
       // A thread that could not start (its file missing, a bad install), or died too often: later copies go on the
       // front's loop.
-      if (this.priority === undefined) this.unusable(`the shadow thread did not start: ${e instanceof Error ? e.message : `it exited (${String(e)})`}`);
-      else if (++this.deaths >= MAX_THREAD_DEATHS) this.unusable(`the shadow thread ended ${this.deaths} times`);
+      const tell =
+        this.priority === undefined
+          ? this.unusable(`the shadow thread did not start: ${e instanceof Error ? e.message : `it exited (${String(e)})`}`)
+          : ++this.deaths >= MAX_THREAD_DEATHS
+            ? this.unusable(`the shadow thread ended ${this.deaths} times`)
+            : undefined;
       this.fail();
+      tell?.();
     };
     worker.on('error', lost);
     worker.on('exit', lost);

@@ -21,6 +21,9 @@ const describe = (h) => {
 };
 
 module.exports = async () => {
+  // Only where the tests ran in this process (`npm test`: --runInBand), and never in watch mode (which stays open).
+  const args = process.argv.slice(2);
+  if (!args.some((a) => a === '--runInBand' || a === '-i') || args.some((a) => a.startsWith('--watch'))) return;
   setTimeout(() => {
     const std = new Set([process.stdin, process.stdout, process.stderr]);
     const handles = process._getActiveHandles().filter((h) => !std.has(h));

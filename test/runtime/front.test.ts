@@ -141,17 +141,20 @@ test('front-cli as on ACI: signed control only, key auth, weights, shadow compar
   const noChrt = tempDir('no-chrt');
   const initial: FrontState = { generation: 1, serving: 'blue', slots: { blue: blue.url, green: green.url }, weights: { blue: 100, green: 0 }, mirror: { slot: 'green', percent: 100, tolerance: 0 } };
   const { url, child, out } = await startFront({ ...frontEnv(path.join(dir, 'state-no-chrt.json'), initial), PATH: noChrt, MDF_FRONT_MIRROR_GATHER_MS: '0' });
-  for (let i = 0; i < 20; i++) expect(await (await post(`${url}/score`, { data: [i] }, auth)).json()).toEqual({ result: [i * 3], version: 'v' });
-  await waitFor(async () => (await callFront(url, ADMIN, 'GET')).snapshot.shadow?.green?.compared === 20);
-  expect((await callFront(url, ADMIN, 'GET')).snapshot.shadow!.green).toMatchObject({ mirrored: 20, compared: 20, disagreed: 2, errors: 0 });
-  child.kill('SIGTERM');
-  await stopped(child);
+  try {
+    for (let i = 0; i < 20; i++) expect(await (await post(`${url}/score`, { data: [i] }, auth)).json()).toEqual({ result: [i * 3], version: 'v' });
+    await waitFor(async () => (await callFront(url, ADMIN, 'GET')).snapshot.shadow?.green?.compared === 20);
+    expect((await callFront(url, ADMIN, 'GET')).snapshot.shadow!.green).toMatchObject({ mirrored: 20, compared: 20, disagreed: 2, errors: 0 });
+  } finally {
+    child.kill('SIGTERM');
+    await stopped(child);
+    fs.rmSync(noChrt, { recursive: true, force: true });
+  }
   const notices = out.join('').split('\n').filter((l) => l.includes('"event":"front_notice"')).map((l) => JSON.parse(l));
   expect(notices).toEqual([
     expect.objectContaining({ event: 'front_notice', level: 'warn', code: 'ShadowCopiesOnLoop', slot: 'green', message: expect.stringContaining("chrt: spawnSync chrt ENOENT (on Linux, util-linux's `chrt` lets the thread lower its own priority)") }),
   ]);
   for (const secret of [KEYS.primaryKey, KEYS.secondaryKey, ADMIN]) expect(out.join('')).not.toContain(secret);
-  fs.rmSync(noChrt, { recursive: true, force: true });
 }, 60_000);
 
 test('pinned test requests reach their version marked and stay out of its gate figures; a caller cannot mark its own requests', async () => {

@@ -603,7 +603,8 @@ const linux = process.platform === 'linux';
     expect((await score(front, { data: [0] })).body).toEqual([0]);
     for (let i = 0; i < 300 && !notices.length; i++) await new Promise((r) => setTimeout(r, 20));
   } finally {
-    process.env.PATH = savedPath;
+    if (savedPath === undefined) delete process.env.PATH;
+    else process.env.PATH = savedPath;
     fs.rmSync(emptyDir, { recursive: true, force: true });
   }
   expect(notices).toEqual([
@@ -614,6 +615,13 @@ const linux = process.platform === 'linux';
   for (let i = 0; i < 300 && (front.snapshot().shadow?.green.compared ?? 0) < 10; i++) await new Promise((r) => setTimeout(r, 20));
   expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 10, compared: 10, disagreed: 5, errors: 0, skipped: 0 });
   expect(green.hits).toBe(10);
-  // Said once, not per batch.
+  // Said once, not per batch, nor for the same shadow slot again.
+  front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 50, tolerance: 0 });
+  expect((await score(front, { data: [10] })).body).toEqual([10]);
   expect(notices).toHaveLength(1);
+  // A later mirror to another slot (the next rollout's new version) is told too, naming that slot.
+  front.switchTo('green');
+  front.setWeights({ blue: 0, green: 100 }, { slot: 'blue', percent: 100, tolerance: 0 });
+  expect(notices).toHaveLength(2);
+  expect(notices[1]).toEqual({ code: 'ShadowCopiesOnLoop', slot: 'blue', message: notices[0].message });
 });

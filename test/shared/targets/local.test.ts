@@ -333,7 +333,8 @@ test('a shadow phase runs the new version at idle CPU priority, and it is back a
     expect(await score(pub.scoringUri, [1])).toEqual({ status: 200, body: [2] });
     for (let i = 0; i < 250 && !/front: shadow copies/.test(log()); i++) await new Promise((r) => setTimeout(r, 20));
   } finally {
-    process.env.PATH = savedPath;
+    if (savedPath === undefined) delete process.env.PATH;
+    else process.env.PATH = savedPath;
   }
   expect(log()).toMatch(/\[target\] front: shadow copies are sent and compared on the front's own event loop from now on.*: chrt: spawnSync chrt ENOENT \(on Linux, util-linux's `chrt` lets the thread lower its own priority\)\n/);
   for (let i = 2; i <= 3; i++) expect(await score(pub.scoringUri, [i])).toEqual({ status: 200, body: [2 * i] });
