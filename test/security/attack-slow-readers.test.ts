@@ -17,6 +17,19 @@ const REPLY_CHARS = 16 * 1024 * 1024;
 const CAP = 3;
 const DEADLINE_MS = 60_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * `p`, or once `ms` have passed, `late()`'s error (without it: undefined). The deadline's timer ends with the race: a
+ * timer left running held Jest's process open for up to a minute after the last suite ("did not exit"), and its
+ * rejection, made after the test was over, was never handled.
+ */
+async function within<T>(p: Promise<T>, ms: number, late?: () => Error): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<undefined>((resolve, reject) => (timer = setTimeout(() => (late ? reject(late()) : resolve(undefined)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 let dir: string;
 const routers: AutoscaleRouter[] = [];
@@ -91,7 +104,7 @@ test.each([['router'], ['replica']])('%s: clients that never read their answers 
   // whole answer was already buffered ahead of the cut may read it all once it reads again.)
   for (const [i, r] of readers.entries()) {
     r.socket.resume();
-    await Promise.race([r.ended, sleep(DEADLINE_MS).then(() => Promise.reject(new Error(`stalled reader ${i + 1} of ${CAP} was never disconnected (it read ${r.bytes} bytes)`)))]);
+    await within(r.ended, DEADLINE_MS, () => new Error(`stalled reader ${i + 1} of ${CAP} was never disconnected (it read ${r.bytes} bytes)`));
   }
   expect(Math.min(...readers.map((r) => r.bytes))).toBeLessThan(REPLY_CHARS);
   for (const r of readers) r.socket.destroy();
@@ -121,7 +134,7 @@ test('a client that reads slowly but steadily gets the whole answer', async () =
     await sleep(150);
   }
   socket.resume();
-  await Promise.race([ended, sleep(DEADLINE_MS)]);
+  await within(ended, DEADLINE_MS);
   expect(head).toBe('HTTP/1.1 200 OK');
   expect(bytes).toBeGreaterThan(REPLY_CHARS);
 }, 600_000);
