@@ -455,9 +455,20 @@ function median(xs: number[]): number {
  * `*.aa_p99_diff.*` compares two identical fronts the same way: the noise floor the mirroring figures stand on.
  */
 function cost(name: string, withMirror: Figures[string], without: Figures[string], vs = 'front without mirror'): void {
-  const ratio = +(withMirror.p99 / without.p99 - 1).toFixed(3);
-  const mid = median(withMirror.sliceP99.map((p, i) => p / without.sliceP99[i] - 1));
-  process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, ci90: ratioInterval(withMirror.sliceHist, without.sliceHist), slice_median: +mid.toFixed(3), p99_ms: +withMirror.p99.toFixed(3), p99_ms_without: +without.p99.toFixed(3), p999_ratio: +(withMirror.p999 / without.p999 - 1).toFixed(3), vs, shadow_cpus: SHADOW_CPUS?.join(',') ?? 'shared', ...(FRONT_CPUS ? { front_cpus: FRONT_CPUS.join(',') } : {}), loadavg_1m: +os.loadavg()[0].toFixed(2) }) + '\n');
+  costLine(name, {
+    p99: withMirror.p99,
+    p99Without: without.p99,
+    p999Ratio: withMirror.p999 / without.p999 - 1,
+    perSlice: withMirror.sliceP99.map((p, i) => p / without.sliceP99[i] - 1),
+    hist: withMirror.sliceHist,
+    histWithout: without.sliceHist,
+  }, vs, { shadow_cpus: SHADOW_CPUS?.join(',') ?? 'shared', ...(FRONT_CPUS ? { front_cpus: FRONT_CPUS.join(',') } : {}) });
+}
+
+/** One cost line (cost, pooledCost): the p99 ratio − 1, its 90 % interval over rounds, the slices' median. */
+function costLine(name: string, f: { p99: number; p99Without: number; p999Ratio: number; perSlice: number[]; hist: Uint32Array[]; histWithout: Uint32Array[] }, vs: string, extra: object = {}): void {
+  const ratio = +(f.p99 / f.p99Without - 1).toFixed(3);
+  process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, ci90: ratioInterval(f.hist, f.histWithout), slice_median: +median(f.perSlice).toFixed(3), p99_ms: +f.p99.toFixed(3), p99_ms_without: +f.p99Without.toFixed(3), p999_ratio: +f.p999Ratio.toFixed(3), vs, ...extra, loadavg_1m: +os.loadavg()[0].toFixed(2) }) + '\n');
 }
 
 /**
@@ -469,9 +480,14 @@ function cost(name: string, withMirror: Figures[string], without: Figures[string
 function pooledCost(name: string, withMirror: Figures[string], a: Figures[string], b: Figures[string]): void {
   if (a.sliceHist.length !== b.sliceHist.length || a.sliceHist.length !== withMirror.sliceHist.length) throw new Error(`${name}: the configurations were measured in different rounds`);
   const base = a.sliceHist.map((h, i) => h.map((v, j) => v + b.sliceHist[i][j]));
-  const ratio = +(pooledPct(withMirror.sliceHist, 99) / pooledPct(base, 99) - 1).toFixed(3);
-  const mid = median(withMirror.sliceHist.map((h, i) => pooledPct([h], 99) / pooledPct([base[i]], 99) - 1));
-  process.stdout.write(JSON.stringify({ name, value: ratio, unit: 'ratio', ratio, ci90: ratioInterval(withMirror.sliceHist, base), slice_median: +mid.toFixed(3), p99_ms: +pooledPct(withMirror.sliceHist, 99).toFixed(3), p99_ms_without: +pooledPct(base, 99).toFixed(3), p999_ratio: +(pooledPct(withMirror.sliceHist, 99.9) / pooledPct(base, 99.9) - 1).toFixed(3), vs: 'both fronts without mirror (front and front2), pooled', loadavg_1m: +os.loadavg()[0].toFixed(2) }) + '\n');
+  costLine(name, {
+    p99: pooledPct(withMirror.sliceHist, 99),
+    p99Without: pooledPct(base, 99),
+    p999Ratio: pooledPct(withMirror.sliceHist, 99.9) / pooledPct(base, 99.9) - 1,
+    perSlice: withMirror.sliceHist.map((h, i) => pooledPct([h], 99) / pooledPct([base[i]], 99) - 1),
+    hist: withMirror.sliceHist,
+    histWithout: base,
+  }, 'both fronts without mirror (front and front2), pooled');
 }
 
 /** The derived lines of a part, for the configurations and loads measured: what the front adds, what mirroring costs. */

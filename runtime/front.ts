@@ -512,7 +512,7 @@ export class ServiceFront {
       this.lastMirrorSlot = this.mirror.slot;
       // A thread already found unusable: the new shadow slot is told too.
       const thread = this.shadowThread;
-      if (thread?.usable === false && this.mirrorBounds.thread && this.noticedSlot !== this.mirror.slot) this.shadowThreadUnusable(thread.why ?? 'the shadow thread is not used');
+      if (thread?.usable === false && this.noticedSlot !== this.mirror.slot) this.shadowThreadUnusable(thread.why ?? 'the shadow thread is not used');
     }
   }
 
