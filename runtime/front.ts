@@ -105,7 +105,71 @@ const MIRROR_BATCH_BODY_BYTES = 256 * 1024;
 
 /** One shadow copy, ready to go (shadow-sender.ts), and what to do with its result. */
 interface ShadowCopy extends WireCopy {
-  done: (result: CopyResult) => void;
+  done(result: CopyResult): void;
+}
+
+/** Counts one latency into a histogram of `latencyBucket`s. */
+function countLatency(h: Record<string, number>, ms: number): void {
+  const b = String(latencyBucket(ms));
+  h[b] = (h[b] ?? 0) + 1;
+}
+
+/** A shadow copy's share of its slot's bounds (copies in flight, bytes held), from its decision until it is settled. */
+class CopyHold {
+  private held = 0;
+  private finished = false;
+  constructor(
+    private readonly out: { n: number; bytes: number },
+    private readonly limit: number,
+  ) {
+    out.n++;
+  }
+
+  /** Holds `n` more bytes; false (nothing held) when the slot's bound would be passed. */
+  take(n: number): boolean {
+    if (this.out.bytes + n > this.limit) return false;
+    this.out.bytes += n;
+    this.held += n;
+    return true;
+  }
+
+  /** Leaves the bounds, once (false: already left). */
+  release(): boolean {
+    if (this.finished) return false;
+    this.finished = true;
+    this.out.n--;
+    this.out.bytes -= this.held;
+    return true;
+  }
+}
+
+/**
+ * A copy on its way, and where its verdict is counted: an object of one shape, holding only what travels and what
+ * counts, never the client's request. A copy waits for its batch (up to MirrorBounds.gatherMs) and for the shadow's
+ * answer; a closure of the request's handling would keep the request's objects alive all that time.
+ */
+class PendingCopy implements ShadowCopy {
+  constructor(
+    readonly path: string,
+    readonly contentType: string,
+    readonly auth: string | undefined,
+    readonly body: Buffer,
+    readonly primary: WireCopy['primary'],
+    readonly tolerance: number,
+    private readonly hold: CopyHold,
+    private readonly stats: ShadowTraffic,
+  ) {}
+
+  // Counted together (the verdict with its comparison), so a snapshot never holds a comparison without its verdict.
+  done(r: CopyResult): void {
+    if (!this.hold.release()) return;
+    const stats = this.stats;
+    if (r.lost) return void stats.skipped++;
+    countLatency(stats.latency, r.ms);
+    if (r.error) stats.errors++;
+    if (r.compared) stats.compared++;
+    if (r.disagreed) stats.disagreed++;
+  }
 }
 
 /**
@@ -727,76 +791,38 @@ export class ServiceFront {
       return undefined;
     }
     stats.mirrored++;
-    out.n++;
-    const mirror = m;
+    const hold = new CopyHold(inflight, this.mirrorBounds.heldBytes);
     const work = this.shadowWork;
-    const bucket = (h: Record<string, number>, ms: number) => {
-      const b = String(latencyBucket(ms));
-      h[b] = (h[b] ?? 0) + 1;
-    };
-    type Answer = WireCopy['primary'];
-    const heldBytes = this.mirrorBounds.heldBytes;
-    // Bytes this copy holds (its request body, the serving answer) against the slot's `heldBytes`, released once settled.
-    let held = 0;
-    const hold = (n: number) => {
-      if (out.bytes + n > heldBytes) return false;
-      out.bytes += n;
-      held += n;
-      return true;
-    };
+    const tolerance = m.tolerance;
     let reqChunks: Buffer[] | undefined = [];
     let reqBytes = 0;
     const onReqData = (c: Buffer) => {
       reqBytes += c.length;
-      if (reqBytes <= MAX_COMPARE_BYTES && hold(c.length)) reqChunks?.push(c);
+      if (reqBytes <= MAX_COMPARE_BYTES && hold.take(c.length)) reqChunks?.push(c);
       else {
         reqChunks = undefined; // too large to copy, or over the bytes held for copies: released at once
         req.off('data', onReqData);
       }
     };
     req.on('data', onReqData);
-    let primary: Answer | undefined;
+    let primary: WireCopy['primary'] | undefined;
     let primaryChunks: Buffer[] | undefined = [];
     let primaryBytes = 0;
-    let finished = false;
     let sent = false;
-    // The copy leaves the bounds it entered (settled, or never sent).
-    const release = () => {
-      if (finished) return false;
-      finished = true;
-      out.n--;
-      out.bytes -= held;
-      return true;
-    };
     const sendCopy = () => {
-      if (sent || finished) return;
+      if (sent) return;
       sent = true;
       const chunks = reqChunks;
       reqChunks = undefined;
-      if (!chunks || !primary) return void release();
-      this.sendCopy(target, {
-        path: req.url ?? '/',
-        contentType: req.headers['content-type'] ?? 'application/json',
-        ...(auth ? { auth } : {}),
-        body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, reqBytes),
-        primary,
-        tolerance: mirror.tolerance,
-        // Counted together (the verdict with its comparison), so a snapshot never holds a comparison without its verdict.
-        done: (r) => {
-          if (!release()) return;
-          if (r.lost) return void stats.skipped++;
-          bucket(stats.latency, r.ms);
-          if (r.error) stats.errors++;
-          if (r.compared) stats.compared++;
-          if (r.disagreed) stats.disagreed++;
-        },
-      });
+      if (!chunks || !primary) return void hold.release();
+      const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, reqBytes);
+      this.sendCopy(target, new PendingCopy(req.url ?? '/', req.headers['content-type'] ?? 'application/json', auth, body, primary, tolerance, hold, stats));
     };
     // A body that never completes: the copy is abandoned with the request.
     req.once('close', () => {
       if (!req.complete && !sent) {
         reqChunks = undefined;
-        release();
+        hold.release();
       }
     });
     return {
@@ -804,13 +830,13 @@ export class ServiceFront {
         up.on('data', (c: Buffer) => {
           if (!primaryChunks) return;
           primaryBytes += c.length;
-          if (primaryBytes > MAX_COMPARE_BYTES || !hold(c.length)) primaryChunks = undefined;
+          if (primaryBytes > MAX_COMPARE_BYTES || !hold.take(c.length)) primaryChunks = undefined;
           else primaryChunks.push(c);
         });
       },
       primaryDone: (status, ms) => {
         if (primary) return;
-        bucket(stats.primaryLatency, ms);
+        countLatency(stats.primaryLatency, ms);
         const chunks = primaryChunks;
         primaryChunks = undefined;
         primary = { status, ...(chunks ? { body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) } : {}) };
