@@ -81,11 +81,12 @@ function checkRequestIndex(raw: unknown): RequestIndex | string {
   const { v, answerBytes } = raw;
   if (v !== 1) return 'v: must be 1';
   if (!isCount(answerBytes, MAX_ANSWER_BYTES)) return `answerBytes: an integer from 0 to ${MAX_ANSWER_BYTES}`;
-  const items = checkItems(raw.items, 1, ['p', 't', 'n'], ({ p, t, n }) => {
+  const items = checkItems(raw.items, 1, ['p', 't', 'n'], (x) => {
+    const { p, t, n } = x;
     if (typeof p !== 'string' || p.length > 2048 || !BATCHABLE_PATH.test(p)) return 'p: only POST /score copies are batched';
     if (!isType(t)) return `t: a string of at most ${MAX_BATCH_TYPE_CHARS} characters`;
     if (!isCount(n)) return 'n: a byte count';
-    return { p, t, n };
+    return x as RequestIndex['items'][number]; // exactly these fields, checked: the parsed object itself
   });
   return typeof items === 'string' ? items : { v, answerBytes, items };
 }
@@ -94,13 +95,14 @@ function checkResponseIndex(raw: unknown): ResponseIndex | string {
   if (!isRecord(raw) || hasOtherKeys(raw, ['v', 'items'])) return 'index: an object with v and items only';
   const { v } = raw;
   if (v !== 1) return 'v: must be 1';
-  const items = checkItems(raw.items, 0, ['s', 't', 'n', 'ms', 'over'], ({ s, t, n, ms, over }) => {
+  const items = checkItems(raw.items, 0, ['s', 't', 'n', 'ms', 'over'], (x) => {
+    const { s, t, n, ms, over } = x;
     if (!isCount(s, 999)) return 's: an HTTP status';
     if (!isType(t)) return `t: a string of at most ${MAX_BATCH_TYPE_CHARS} characters`;
     if (!isCount(n)) return 'n: a byte count';
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) return 'ms: a duration';
     if (over !== undefined && over !== true) return 'over: true or absent';
-    return { s, t, n, ms, ...(over === true ? { over: true as const } : {}) };
+    return x as ResponseIndex['items'][number]; // exactly these fields, checked: the parsed object itself
   });
   return typeof items === 'string' ? items : { v, items };
 }
@@ -156,7 +158,9 @@ export function encodeMirrorRequest(items: Array<{ path: string; contentType: st
 /** The replica's reading of a request frame (400 `BadMirrorBatch` for anything else). */
 export function decodeMirrorRequest(frame: Buffer): { answerBytes: number; items: MirrorRequestItem[] } {
   const { index, bodies } = decode(frame, checkRequestIndex, 'request');
-  return { answerBytes: index.answerBytes, items: index.items.map((x, i) => ({ ...x, body: bodies[i] })) };
+  const items = index.items as MirrorRequestItem[];
+  for (let i = 0; i < items.length; i++) items[i].body = bodies[i];
+  return { answerBytes: index.answerBytes, items };
 }
 
 /**
@@ -181,7 +185,9 @@ export function encodeMirrorResponse(answers: Array<{ status: number; contentTyp
 export function decodeMirrorResponse(frame: Buffer, expected: number): MirrorAnswerItem[] {
   const { index, bodies } = decode(frame, checkResponseIndex, 'answer');
   if (index.items.length !== expected) throw new RuntimeError('BadMirrorBatch', `The answer has ${index.items.length} items for ${expected} copies`, 400);
-  return index.items.map((x, i) => (x.over ? x : { ...x, body: bodies[i] }));
+  const items = index.items as MirrorAnswerItem[];
+  for (let i = 0; i < items.length; i++) if (!items[i].over) items[i].body = bodies[i];
+  return items;
 }
 
 /**

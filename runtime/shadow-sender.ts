@@ -247,7 +247,7 @@ export class ShadowSender {
           }
           this.takesBatches.set(target.host, true);
           over = true;
-          items.forEach((a, i) => settle(i, { status: a.s, ...(a.body ? { body: a.body } : {}), ms: a.ms }));
+          items.forEach((a, i) => settle(i, { status: a.s, body: a.body, ms: a.ms }));
         });
         up.on('error', () => fail(0));
         up.on('close', () => fail(0));
