@@ -352,6 +352,27 @@ describe('shadow copies in batches (POST /.mdf/mirror)', () => {
     expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 5 + MAX_BATCH_ITEMS, compared: 5 + MAX_BATCH_ITEMS, disagreed: 0, errors: 0, skipped: 0 });
   });
 
+  test('gathering: the copies left over after a full batch wait for their own gather time, not following it as a small batch', async () => {
+    const gatherMs = 1500;
+    const { blue, green, front } = await heldServingFront({ gatherMs });
+    const more = 3;
+    const n = MAX_BATCH_ITEMS + more;
+    const answers = Array.from({ length: n }, (_, i) => score(front, { data: [i] }));
+    for (let i = 0; i < 500 && blue.held.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+    // All answered at once: every copy is gathered before the full batch leaves.
+    const released = performance.now();
+    blue.release();
+    expect((await Promise.all(answers)).every((a) => a.status === 200)).toBe(true);
+    for (let i = 0; i < 500 && green.batches.length < 1; i++) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 100));
+    if (performance.now() - released < gatherMs - 200) expect(green.batches).toEqual([MAX_BATCH_ITEMS]);
+    for (let i = 0; i < 500 && green.batches.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(green.batches).toEqual([MAX_BATCH_ITEMS, more]);
+    expect(performance.now() - released).toBeGreaterThanOrEqual(gatherMs - 5);
+    for (let i = 0; i < 500 && (front.snapshot().shadow?.green.compared ?? 0) < n; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: n, compared: n, disagreed: 0, errors: 0, skipped: 0 });
+  });
+
   test.each([
     ['fails', '500: its replica failed'],
     ['refuses', '400: the frame itself was refused, not a copy'],
@@ -420,11 +441,11 @@ async function heldSlot() {
 }
 
 /** A front whose serving slot `blue` holds every request until released, copying all of them to `green` (answers at once). */
-async function heldServingFront() {
+async function heldServingFront(mirrorBounds: ConstructorParameters<typeof LocalFront>[2] = {}) {
   const blue = await heldSlot();
   const green = await fakeSlot(() => ({ status: 200, body: [1] }));
   servers.push(green.server);
-  const front = await frontWith(blue.url, green.url);
+  const front = await frontWith(blue.url, green.url, mirrorBounds);
   front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
   return { blue, green, front };
 }
