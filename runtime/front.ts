@@ -178,7 +178,8 @@ class PendingCopy implements ShadowCopy {
  * wait for a lull, for a full batch, or MIRROR_LINGER_MS, then leave together — so an idle front never wakes for a
  * batch (a fixed window stalled the client's request at c1: docs/benchmarks.md, "Shadow copies in batches"). At most
  * MIRROR_BATCHES_IN_FLIGHT requests are out; more copies wait for one to come back (at most MAX_BATCH_ITEMS and
- * MIRROR_BATCH_BODY_BYTES per batch).
+ * MIRROR_BATCH_BODY_BYTES per batch). Gathering (`gatherMs`), only a full batch or a due one leaves: the copies left
+ * after a full batch wait for their own time.
  */
 class MirrorBatcher {
   private pending: ShadowCopy[] = [];
