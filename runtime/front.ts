@@ -127,7 +127,7 @@ class CopyHold {
 
   /** Holds `n` more bytes; false (nothing held) when the slot's bound would be passed. */
   take(n: number): boolean {
-    if (this.out.bytes + n > this.limit) return false;
+    if (this.finished || this.out.bytes + n > this.limit) return false;
     this.out.bytes += n;
     this.held += n;
     return true;
@@ -181,7 +181,7 @@ class PendingCopy implements ShadowCopy {
  * MIRROR_BATCH_BODY_BYTES per batch). Gathering (`gatherMs`), only a full batch or a due one leaves: the copies left
  * after a full batch wait for their own time.
  */
-class MirrorBatcher {
+export class MirrorBatcher {
   private pending: ShadowCopy[] = [];
   /** With `gatherMs`: when each pending copy was added (performance.now()), in the same order. */
   private since: number[] = [];
@@ -243,7 +243,8 @@ class MirrorBatcher {
       // Gathering: the copies left after a full batch wait for their own time (or to fill a batch) rather than leave at
       // once as a small one: 40 % of the batches at c32 were such leftovers of 1-4 copies, each costing the shadow a
       // round trip (docs/benchmarks.md, "What a copy costs the front's loop").
-      if (this.gatherMs > 0 && end === this.pending.length && end - this.head < MAX_BATCH_ITEMS && this.waitLeft() > 0) break;
+      // (Due within 1 ms counts as due: a timer may fire that much before its time.)
+      if (this.gatherMs > 0 && end === this.pending.length && end - this.head < MAX_BATCH_ITEMS && this.waitLeft() > 1) break;
       const copies = this.pending.slice(this.head, end);
       this.head = end;
       this.out++;
@@ -423,6 +424,8 @@ export class ServiceFront {
   private shadowSender?: ShadowSender;
   private shadowThread?: ShadowThread;
   private readonly shadowWork = new ShadowWork();
+  /** Set by `close`: no shadow copy is sent any more. */
+  private closed = false;
   /** Client requests being answered (all slots): shadow copies wait for a moment with none (`MirrorBatcher`). */
   private clientsInFlight = 0;
   /** Clients in flight as each request arrives, averaged over about the last 32 (an exponential moving average). */
@@ -925,6 +928,12 @@ export class ServiceFront {
    * frames, whose latencies are the replica's own.
    */
   private sendBatch(target: SlotState, copies: ShadowCopy[], sent: () => void, alone = false): void {
+    // A closed front sends nothing (the batcher of a slot removed before the close may still have copies waiting).
+    if (this.closed) {
+      sent();
+      for (const c of copies) c.done({ status: 0, ms: 0, error: false, compared: false, disagreed: false, lost: true });
+      return;
+    }
     const to: ShadowTarget = { hostname: target.target.hostname, port: Number(target.target.port) || 80, host: target.target.host, ...(target.key ? { key: target.key } : {}) };
     let over = false;
     const takesBatches = target.batcher?.takesBatches;
@@ -946,6 +955,7 @@ export class ServiceFront {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     for (const b of this.batchers) b.clear();
     this.batchers.clear();
     for (const s of this.slots.values()) s.agent.destroy();

@@ -352,6 +352,19 @@ describe('shadow copies in batches (POST /.mdf/mirror)', () => {
     expect(front.snapshot().shadow?.green).toMatchObject({ mirrored: 5 + MAX_BATCH_ITEMS, compared: 5 + MAX_BATCH_ITEMS, disagreed: 0, errors: 0, skipped: 0 });
   });
 
+  test('a closed front sends nothing more: the copies still waiting for a slot removed before the close are dropped', async () => {
+    const gatherMs = 300;
+    const { green, front } = await setup(() => ({ status: 200, body: 1 }), () => ({ status: 200, body: 1 }), { gatherMs });
+    front.setWeights({ blue: 100, green: 0 }, { slot: 'green', percent: 100, tolerance: 0 });
+    expect((await score(front)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 50)); // the copy waits for its batch (gatherMs)
+    await front.removeSlot('green');
+    await front.close();
+    await new Promise((r) => setTimeout(r, gatherMs + 700));
+    expect(green.batches).toEqual([]);
+    expect(green.hits).toBe(0);
+  });
+
   test('gathering: the copies left over after a full batch wait for their own gather time, not following it as a small batch', async () => {
     const gatherMs = 1500;
     const { blue, green, front } = await heldServingFront({ gatherMs });
