@@ -88,5 +88,6 @@ test('a deployment with collect_model_data: true writes every scored request to 
   expect(byInput.get(0)).toBeCloseTo(model.intercept, 6);
 
   const del = await env.request('DELETE', `/api/services/${NAME}?force=true`);
-  expect(del.status).toBe(200);
+  // On failure: what the host answered and logged (an intermittent 500 here was seen once in CI, with nothing else).
+  if (del.status !== 200) throw new Error(`DELETE answered ${del.status}: ${del.text}\nHost log tail:\n${env.logs.slice(-30).join('\n')}`);
 }, 300_000);
