@@ -24,7 +24,7 @@ import { DEFAULT_MAX_BODY_BYTES } from './options';
 import { PINNED_HEADER } from './metrics';
 import { makeAuthorizer } from './server';
 import type { TlsMaterial } from './tls';
-import { MAX_COMPARE_BYTES, ShadowSender, type CopyResult, type ShadowTarget, type WireCopy } from './shadow-sender';
+import { LOST_COPY, MAX_COMPARE_BYTES, ShadowSender, type CopyResult, type ShadowTarget, type WireCopy } from './shadow-sender';
 import { ShadowThread } from './shadow-thread';
 import {
   emptyShadowTraffic,
@@ -185,7 +185,6 @@ export class MirrorBatcher {
   private pending: ShadowCopy[] = [];
   /** With `gatherMs`: when each pending copy was added (performance.now()), in the same order. */
   private since: number[] = [];
-  private head = 0;
   private out = 0;
   private scheduled?: NodeJS.Immediate;
   /** Whether the slot takes batches (unknown until it answered one); `false` (an older replica): copies go at once, one by one. */
@@ -210,17 +209,17 @@ export class MirrorBatcher {
 
   /** The front has no client request in flight: copies waiting for a lull may leave. */
   lull(): void {
-    if (this.head < this.pending.length) this.schedule();
+    if (this.pending.length) this.schedule();
   }
 
   /** Gathering: the oldest copy's wait left; else: an idle front sends at once, a busy one waits for a lull or the linger. */
   private waitLeft(): number {
-    return this.gatherMs > 0 ? this.since[this.head] + this.gatherMs - performance.now() : this.busy() ? this.lingerMs : 0;
+    return this.gatherMs > 0 ? this.since[0] + this.gatherMs - performance.now() : this.busy() ? this.lingerMs : 0;
   }
 
   private schedule(): void {
-    if (this.out >= MIRROR_BATCHES_IN_FLIGHT || this.head >= this.pending.length) return;
-    const full = this.pending.length - this.head >= MAX_BATCH_ITEMS;
+    if (this.out >= MIRROR_BATCHES_IN_FLIGHT || !this.pending.length) return;
+    const full = this.pending.length >= MAX_BATCH_ITEMS;
     if (full || this.waitLeft() <= 0) this.scheduled ??= setImmediate(() => this.flush());
     else if (!this.linger) {
       this.linger = setTimeout(() => {
@@ -236,17 +235,17 @@ export class MirrorBatcher {
     this.linger = undefined;
     if (this.scheduled) clearImmediate(this.scheduled);
     this.scheduled = undefined;
-    while (this.out < MIRROR_BATCHES_IN_FLIGHT && this.head < this.pending.length) {
-      let end = this.head;
+    while (this.out < MIRROR_BATCHES_IN_FLIGHT && this.pending.length) {
+      let end = 0;
       let bytes = 0;
-      while (end < this.pending.length && end - this.head < MAX_BATCH_ITEMS && (end === this.head || bytes + this.pending[end].body.length <= MIRROR_BATCH_BODY_BYTES)) bytes += this.pending[end++].body.length;
+      while (end < this.pending.length && end < MAX_BATCH_ITEMS && (end === 0 || bytes + this.pending[end].body.length <= MIRROR_BATCH_BODY_BYTES)) bytes += this.pending[end++].body.length;
       // Gathering: the copies left after a full batch wait for their own time (or to fill a batch) rather than leave at
       // once as a small one: 40 % of the batches at c32 were such leftovers of 1-4 copies, each costing the shadow a
       // round trip (docs/benchmarks.md, "What a copy costs the front's loop").
       // (Due within 1 ms counts as due: a timer may fire that much before its time.)
-      if (this.gatherMs > 0 && end === this.pending.length && end - this.head < MAX_BATCH_ITEMS && this.waitLeft() > 1) break;
-      const copies = this.pending.slice(this.head, end);
-      this.head = end;
+      if (this.gatherMs > 0 && end === this.pending.length && end < MAX_BATCH_ITEMS && this.waitLeft() > 1) break;
+      const copies = this.pending.splice(0, end);
+      this.since.splice(0, end);
       this.out++;
       let back = false;
       this.send(copies, () => {
@@ -256,13 +255,7 @@ export class MirrorBatcher {
         this.schedule();
       });
     }
-    // Copies left waiting move to the front of the list (else, with some always left, it would only grow), and their
-    // time is armed again.
-    if (this.head > 0) {
-      this.pending = this.pending.slice(this.head);
-      this.since = this.since.slice(this.head);
-      this.head = 0;
-    }
+    // Copies left waiting: their time is armed again.
     this.schedule();
   }
 
@@ -273,7 +266,6 @@ export class MirrorBatcher {
     this.linger = undefined;
     this.pending = [];
     this.since = [];
-    this.head = 0;
   }
 }
 
@@ -931,7 +923,7 @@ export class ServiceFront {
     // A closed front sends nothing (the batcher of a slot removed before the close may still have copies waiting).
     if (this.closed) {
       sent();
-      for (const c of copies) c.done({ status: 0, ms: 0, error: false, compared: false, disagreed: false, lost: true });
+      for (const c of copies) c.done(LOST_COPY);
       return;
     }
     const to: ShadowTarget = { hostname: target.target.hostname, port: Number(target.target.port) || 80, host: target.target.host, ...(target.key ? { key: target.key } : {}) };

@@ -57,6 +57,9 @@ export interface CopyResult {
   refused?: boolean;
 }
 
+/** What became of a copy the front itself lost (its shadow thread died, or the front closed): skipped, never a verdict. */
+export const LOST_COPY: Readonly<CopyResult> = Object.freeze({ status: 0, ms: 0, error: false, compared: false, disagreed: false, lost: true });
+
 /**
  * The verdict on one copy. Both 2xx: compared (byte-equal, else within `tolerance` for numbers, exact otherwise). One
  * version answered and the other refused the same request (e.g. 200 against 400 or 401): they disagree. A shadow that

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { packageRoot } from './launch';
-import { ShadowSender, type CopyResult, type ShadowHandlers, type ShadowTarget, type WireCopy } from './shadow-sender';
+import { LOST_COPY, ShadowSender, type CopyResult, type ShadowHandlers, type ShadowTarget, type WireCopy } from './shadow-sender';
 
 /** A batch for the thread: the copies' metadata, and their bodies and serving answers in one transferred buffer. */
 interface BatchMessage {
@@ -145,7 +145,7 @@ export class ShadowThread {
     this.pending.clear();
     for (const b of held) {
       b.to.sent(undefined);
-      b.to.done(Array.from({ length: b.n }, () => ({ status: 0, ms: 0, error: false, compared: false, disagreed: false, lost: true })));
+      b.to.done(Array.from({ length: b.n }, () => LOST_COPY));
     }
   }
 
